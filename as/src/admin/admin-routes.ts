@@ -1,0 +1,49 @@
+import { timingSafeEqual } from 'node:crypto';
+import Router from 'koa-router';
+import { jsonBody } from '../http/json-body.js';
+import { UserError, type UserDirectory } from '../users/user-directory.js';
+
+/**
+ * Admin API for provisioning while the AS runs (the embedded store belongs to one process,
+ * so the CLI goes through here). Bearer token; off when no token is configured.
+ */
+export function adminRoutes(deps: { users: UserDirectory; token: string }): Router {
+  const router = new Router({ prefix: '/admin' });
+  const expected = Buffer.from(`Bearer ${deps.token}`);
+  router.use(async (ctx, next) => {
+    const given = Buffer.from(ctx.get('authorization'));
+    if (!deps.token || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      ctx.status = 401;
+      ctx.body = { error: 'admin token required' };
+      return;
+    }
+    try {
+      await next();
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      ctx.status = err.code === 'exists' ? 409 : err.code === 'missing' ? 404 : 400;
+      ctx.body = { error: err.message };
+    }
+  });
+  router.get('/users', async (ctx) => {
+    ctx.body = (await deps.users.list()).map((u) => ({ uri: `sip:${u.user}@${u.domain}`, createdAt: u.createdAt }));
+  });
+  router.post('/users', async (ctx) => {
+    const b = await jsonBody<{ user?: string; password?: string }>(ctx, 4096);
+    if (!b) return;
+    const rec = await deps.users.add(b.user ?? '', b.password ?? '');
+    ctx.status = 201;
+    ctx.body = { uri: `sip:${rec.user}@${rec.domain}` };
+  });
+  router.put('/users/:user/password', async (ctx) => {
+    const b = await jsonBody<{ password?: string }>(ctx, 4096);
+    if (!b) return;
+    await deps.users.setPassword(ctx.params.user ?? '', b.password ?? '');
+    ctx.status = 204;
+  });
+  router.delete('/users/:user', async (ctx) => {
+    await deps.users.remove(ctx.params.user ?? '');
+    ctx.status = 204;
+  });
+  return router;
+}

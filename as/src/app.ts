@@ -1,0 +1,141 @@
+import type { Server } from 'node:http';
+import Koa from 'koa';
+import { adminRoutes } from './admin/admin-routes.js';
+import { Charging } from './charging/charging.js';
+import type { AsConfig } from './config/config.js';
+import { PagerService } from './im/pager.js';
+import { IscDispatcher } from './isc/dispatcher.js';
+import { iscRoutes } from './isc/isc-routes.js';
+import { KamailioRpc } from './isc/kamailio-rpc.js';
+import { UacClient } from './isc/uac.js';
+import type { Logger } from './log/logger.js';
+import { Metrics } from './ops/metrics.js';
+import { opsRoutes } from './ops/ops-routes.js';
+import { Registrations } from './registrations/registrations.js';
+import { openStore } from './store/open-store.js';
+import type { Store } from './store/port.js';
+import { LocalDomain } from './users/local-domain.js';
+import { UserDirectory } from './users/user-directory.js';
+import { VERSION } from './version.js';
+
+/** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
+const DECISION_DEADLINE_MS = 1500;
+/** Largest ISC request: a SIP message of 64 KiB, JSON-escaped, with room to spare. */
+const ISC_BODY_LIMIT = 512 * 1024;
+
+/**
+ * The application server: owns the store, the services and the HTTP endpoint, and their
+ * start and stop order. Everything is built here and handed down; no module reaches for
+ * globals.
+ */
+export class ApplicationServer {
+  private constructor(
+    readonly config: AsConfig,
+    readonly log: Logger,
+    readonly store: Store,
+    readonly charging: Charging,
+    readonly users: UserDirectory,
+    readonly registrations: Registrations,
+    readonly kamailio: KamailioRpc,
+    readonly uac: UacClient,
+    readonly metrics: Metrics,
+    private readonly http: Server,
+  ) {}
+
+  static async start(config: AsConfig, log: Logger): Promise<ApplicationServer> {
+    const startedAt = new Date();
+    const metrics = new Metrics();
+    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
+    log.info({ engine: store.engine }, 'store open');
+    try {
+      const charging = new Charging({
+        store,
+        nodeId: config.node.id,
+        nodeAddress: config.node.address,
+        cdrDir: config.charging.cdrDir,
+        rotateBytes: config.charging.rotateBytes,
+        rotateSeconds: config.charging.rotateSeconds,
+        retentionDays: config.charging.storeRetentionDays,
+        fsync: config.charging.fsync,
+        log: log.child({ svc: 'charging' }),
+      });
+      const report = await charging.start();
+      log.info({ report }, 'charging ready');
+
+      const kamailio = new KamailioRpc({ httpUrl: config.kamailio.httpUrl, secret: config.isc.secret });
+      const users = new UserDirectory(store, config.sip.domain, async (user) => {
+        // Kamailio caches HA1s for a minute; drop the entry now so the change applies at once
+        await kamailio.htableDelete('cred', user).catch(() => undefined);
+      });
+      const domain = new LocalDomain(config.sip.domain, config.sip.domainAliases);
+      const registrations = new Registrations(store, log.child({ svc: 'registrations' }));
+      const uac = new UacClient({
+        httpUrl: config.kamailio.httpUrl,
+        secret: config.isc.secret,
+        coreUri: config.kamailio.sipUri,
+        domain: config.sip.domain,
+        transactionTimeoutMs: config.kamailio.transactionTimeoutMs,
+        log: log.child({ svc: 'uac' }),
+        metrics,
+      });
+
+      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
+        .register(new PagerService({ users, domain, charging, nodeAddress: config.node.address, log: log.child({ svc: 'im' }) }))
+        .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
+        .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
+        .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
+
+      metrics
+        .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
+        .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten);
+
+      const app = new Koa();
+      app.proxy = false;
+      app.use(async (ctx, next) => {
+        try {
+          await next();
+        } catch (err) {
+          log.error({ err, path: ctx.path }, 'HTTP handler failed');
+          ctx.status = 500;
+          ctx.body = { error: 'internal error' };
+        }
+      });
+      const checks = [
+        { name: 'store', check: async () => { await store.ping(); return store.engine; } },
+        { name: 'kamailio', check: async () => kamailio.version() },
+      ];
+      for (const r of [
+        opsRoutes({ checks, metrics, version: VERSION, startedAt }),
+        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
+        adminRoutes({ users, token: config.admin.token }),
+      ]) {
+        app.use(r.routes()).use(r.allowedMethods());
+      }
+
+      const http = await new Promise<Server>((resolve, reject) => {
+        const s = app.listen(config.isc.port, config.isc.host, () => resolve(s));
+        s.once('error', (err: NodeJS.ErrnoException) =>
+          reject(new Error(`cannot listen on ${config.isc.host}:${config.isc.port} (isc.host/isc.port): ${err.code ?? err.message}`)));
+      });
+      // Kamailio keeps its connections open; never let Node close them under it mid-request
+      http.keepAliveTimeout = 65_000;
+      log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, http);
+    } catch (err) {
+      await store.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.log.info('stopping');
+    await new Promise<void>((resolve) => {
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+    this.uac.close();
+    await this.charging.stop();
+    await this.store.close();
+    this.log.info('stopped');
+  }
+}

@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+/**
+ * One typed configuration for the AS. Sources, later ones winning:
+ *   built-in defaults < JSON file (AS_CONFIG or --config) < environment variables.
+ * Every setting has one dotted name (used in the file and in error messages) and one
+ * environment variable. `loadConfig` validates everything and reports every bad setting
+ * at once, naming both, so an operator fixes the whole file in one go.
+ */
+export interface AsConfig {
+  sip: {
+    /** The SIP domain we serve; users are sip:user@domain. */
+    domain: string;
+    /** Other host parts accepted as the same domain (e.g. 127.0.0.1). */
+    domainAliases: string[];
+  };
+  isc: {
+    host: string;
+    port: number;
+    /** Shared secret with Kamailio (HTTP basic password one way, X-ISC-Secret the other). */
+    secret: string;
+    /** Source addresses allowed to call the ISC endpoint (Kamailio's). */
+    trustedAddresses: string[];
+  };
+  kamailio: {
+    /** Base URL of Kamailio's HTTP listener (jsonrpcs at /RPC, AS-originated requests at /uac). */
+    httpUrl: string;
+    /** Kamailio's own SIP address: next hop for requests the AS originates to an AoR. */
+    sipUri: string;
+    /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
+    transactionTimeoutMs: number;
+  };
+  store: {
+    /** MongoDB connection string; when empty the embedded store in dataDir is used. */
+    mongodbUri: string;
+    dataDir: string;
+  };
+  charging: {
+    cdrDir: string;
+    rotateBytes: number;
+    rotateSeconds: number;
+    /** Days CDRs stay queryable in the store (files are the archive); 0 keeps them forever. */
+    storeRetentionDays: number;
+    fsync: boolean;
+  };
+  node: {
+    /** Identifies this AS instance in CDRs and logs; unique per instance sharing a store. */
+    id: string;
+    /** Address written in CDRs as the node address. */
+    address: string;
+  };
+  admin: {
+    /** Token for the admin API (provisioning CLI); empty disables the API. */
+    token: string;
+  };
+  log: {
+    level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  };
+}
+
+type Kind = 'string' | 'port' | 'int' | 'bool' | 'list' | 'url' | 'level';
+
+interface Setting {
+  path: string;
+  env: string;
+  kind: Kind;
+  def: unknown;
+  help: string;
+  /** Extra check beyond the kind; returns an error text or undefined. */
+  check?: (value: unknown) => string | undefined;
+}
+
+const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** The settings table: the single place where names, defaults and help live. */
+export const SETTINGS: readonly Setting[] = [
+  { path: 'sip.domain', env: 'SIP_DOMAIN', kind: 'string', def: 'example.com', help: 'SIP domain served',
+    check: (v) => (/^[a-z0-9.-]+$/i.test(String(v)) ? undefined : 'must be a host name') },
+  { path: 'sip.domainAliases', env: 'SIP_DOMAIN_ALIASES', kind: 'list', def: ['127.0.0.1'], help: 'other host parts accepted as the domain (comma-separated)' },
+  { path: 'isc.host', env: 'ISC_HOST', kind: 'string', def: '127.0.0.1', help: 'address the ISC HTTP endpoint listens on' },
+  { path: 'isc.port', env: 'ISC_PORT', kind: 'port', def: 7080, help: 'port of the ISC HTTP endpoint' },
+  { path: 'isc.secret', env: 'ISC_SECRET', kind: 'string', def: '', help: 'shared secret with Kamailio (required)',
+    check: (v) => (String(v).length >= 16 ? undefined : 'must be set, at least 16 characters (scripts/start.sh generates one)') },
+  { path: 'isc.trustedAddresses', env: 'ISC_TRUSTED_ADDRESSES', kind: 'list', def: ['127.0.0.1'], help: 'Kamailio addresses allowed on the ISC endpoint' },
+  { path: 'kamailio.httpUrl', env: 'KAMAILIO_HTTP_URL', kind: 'url', def: 'http://127.0.0.1:5071', help: "Kamailio's HTTP listener (jsonrpcs /RPC, /uac)" },
+  { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
+    check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
+  { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },
+  { path: 'store.mongodbUri', env: 'MONGODB_URI', kind: 'string', def: '', help: 'MongoDB connection string (empty: embedded store)',
+    check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
+  { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },
+  { path: 'charging.cdrDir', env: 'CDR_DIR', kind: 'string', def: 'run/cdr', help: 'directory of the CDR files' },
+  { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a CDR file above this size' },
+  { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a CDR file after this many seconds' },
+  { path: 'charging.storeRetentionDays', env: 'CDR_STORE_RETENTION_DAYS', kind: 'int', def: 30, help: 'days CDRs stay in the store (0: forever)' },
+  { path: 'charging.fsync', env: 'CDR_FSYNC', kind: 'bool', def: false, help: 'fsync CDR files after each batch' },
+  { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
+    check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },
+  { path: 'node.address', env: 'AS_NODE_ADDRESS', kind: 'string', def: '127.0.0.1', help: 'address written in CDRs' },
+  { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
+  { path: 'log.level', env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
+];
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function coerce(kind: Kind, raw: unknown): { value?: unknown; error?: string } {
+  switch (kind) {
+    case 'string':
+      return typeof raw === 'string' ? { value: raw } : { error: 'must be a string' };
+    case 'url':
+      if (typeof raw !== 'string') return { error: 'must be a URL string' };
+      try {
+        const u = new URL(raw);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:') return { error: 'must be an http(s) URL' };
+        return { value: raw.replace(/\/+$/, '') };
+      } catch {
+        return { error: `must be a URL, got '${raw}'` };
+      }
+    case 'port':
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < 0) return { error: `must be a non-negative integer, got '${String(raw)}'` };
+      if (kind === 'port' && (n < 1 || n > 65535)) return { error: `must be a port 1-65535, got ${n}` };
+      return { value: n };
+    }
+    case 'bool':
+      if (typeof raw === 'boolean') return { value: raw };
+      if (typeof raw === 'string' && /^(1|true|yes|on)$/i.test(raw)) return { value: true };
+      if (typeof raw === 'string' && /^(0|false|no|off)$/i.test(raw)) return { value: false };
+      return { error: `must be true or false, got '${String(raw)}'` };
+    case 'list':
+      if (Array.isArray(raw) && raw.every((x) => typeof x === 'string')) return { value: raw };
+      if (typeof raw === 'string') return { value: raw.split(',').map((s) => s.trim()).filter(Boolean) };
+      return { error: 'must be a list of strings' };
+    case 'level':
+      return typeof raw === 'string' && LEVELS.includes(raw) ? { value: raw } : { error: `must be one of ${LEVELS.join(', ')}` };
+  }
+}
+
+function getPath(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur = obj;
+  for (const part of parts.slice(0, -1)) {
+    cur[part] ??= {};
+    cur = cur[part] as Record<string, unknown>;
+  }
+  cur[parts[parts.length - 1]!] = value;
+}
+
+/** Every dotted path a file may contain, to report unknown keys (typos) as errors. */
+function fileKeys(obj: unknown, prefix = ''): string[] {
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) return [prefix];
+  return Object.entries(obj).flatMap(([k, v]) => fileKeys(v, prefix ? `${prefix}.${k}` : k));
+}
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Path of a JSON config file; defaults to env AS_CONFIG. */
+  file?: string;
+}
+
+export function loadConfig(opts: LoadOptions = {}): AsConfig {
+  const env = opts.env ?? process.env;
+  const problems: string[] = [];
+  const filePath = opts.file ?? env.AS_CONFIG;
+  let fromFile: unknown = {};
+  if (filePath) {
+    try {
+      fromFile = JSON.parse(readFileSync(filePath, 'utf8'));
+    } catch (err) {
+      throw new ConfigError([`config file ${filePath}: ${(err as Error).message}`]);
+    }
+    const known = new Set(SETTINGS.map((s) => s.path));
+    for (const key of fileKeys(fromFile)) {
+      if (key && !known.has(key)) problems.push(`${key} (in ${filePath}): unknown setting`);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const s of SETTINGS) {
+    const envRaw = env[s.env];
+    const fileRaw = getPath(fromFile, s.path);
+    const source = envRaw !== undefined && envRaw !== '' ? `environment ${s.env}` : fileRaw !== undefined ? `file ${filePath}` : 'default';
+    const raw = envRaw !== undefined && envRaw !== '' ? envRaw : fileRaw !== undefined ? fileRaw : s.def;
+    const { value, error } = coerce(s.kind, raw);
+    const problem = error ?? s.check?.(value);
+    if (problem) {
+      problems.push(`${s.path} (${s.env}, from ${source}): ${problem}`);
+      continue;
+    }
+    setPath(out, s.path, value);
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const cfg = out as unknown as AsConfig;
+  if (!cfg.node.id) cfg.node.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${cfg.isc.port}`;
+  return cfg;
+}
+
+/** The settings as help text for --help. */
+export function settingsHelp(): string {
+  return SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.path.padEnd(30)} ${s.help} [default: ${JSON.stringify(s.def)}]`).join('\n');
+}

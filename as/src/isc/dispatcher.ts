@@ -1,0 +1,113 @@
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
+import {
+  kamailioTime, reply,
+  type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
+} from './types.js';
+
+/** One initial request handed to a service, parsed once. */
+export interface IscCall {
+  req: IscRequest;
+  sip: SipRequest;
+  /** When Kamailio received the request. */
+  receivedAt: Date;
+  log: Logger;
+}
+
+/** A service behind the ISC interface (presence, im ...). */
+export interface IscService {
+  readonly name: IscRequest['service'];
+  handle(call: IscCall): Promise<IscDecision>;
+  /** Final outcome of a request this service let continue with `ctx`. */
+  onOutcome?(ctx: string, code: number, at: Date): Promise<void>;
+}
+
+/** Receives the non-request events (registrations, AS-originated replies). */
+export type EventSink = (event: IscEvent) => Promise<void>;
+
+/**
+ * Routes ISC requests to services and events to their consumers. A service that does not
+ * decide within `deadlineMs` gets the client a 503 now rather than Kamailio's timeout later.
+ */
+export class IscDispatcher {
+  private readonly services = new Map<string, IscService>();
+  private readonly sinks = new Map<IscEvent['type'], EventSink>();
+
+  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number }) {}
+
+  register(service: IscService): this {
+    this.services.set(service.name, service);
+    return this;
+  }
+
+  on(type: Exclude<IscEvent['type'], 'outcome'>, sink: EventSink): this {
+    this.sinks.set(type, sink);
+    return this;
+  }
+
+  async request(req: IscRequest): Promise<IscDecision> {
+    const { metrics } = this.opts;
+    const started = process.hrtime.bigint();
+    let sip: SipRequest;
+    try {
+      const parsed = parseSipMessage(req.msg);
+      if (parsed.kind !== 'request') return reply(400, 'Not A Request');
+      sip = parsed;
+    } catch (err) {
+      if (err instanceof SipParseError) return reply(400, err.reason);
+      throw err;
+    }
+    const service = this.services.get(req.service);
+    if (!service) return reply(501, 'Not Implemented');
+    const log = this.opts.log.child({ svc: service.name, callId: sip.headers.get('Call-ID'), method: req.method });
+    const call: IscCall = { req, sip, receivedAt: kamailioTime(req.ts), log };
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<IscDecision>((resolve) => {
+      timer = setTimeout(() => {
+        log.error({ deadlineMs: this.opts.deadlineMs }, 'service did not decide in time: 503');
+        resolve(reply(503, 'Service Unavailable', { hdrs: 'Retry-After: 5\r\n' }));
+      }, this.opts.deadlineMs);
+    });
+    try {
+      const decision = await Promise.race([service.handle(call), deadline]);
+      const label = decision.action === 'reply' ? String(decision.code) : 'continue';
+      metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: label });
+      metrics.observe('isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
+      return decision;
+    } catch (err) {
+      log.error({ err }, 'service failed: 500');
+      metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });
+      return reply(500, 'Server Internal Error');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async event(ev: IscEvent): Promise<void> {
+    this.opts.metrics.count('isc_events_total', { type: ev.type });
+    if (ev.type === 'outcome') return this.outcome(ev);
+    const sink = this.sinks.get(ev.type);
+    if (!sink) {
+      this.opts.log.warn({ type: ev.type }, 'event with no consumer dropped');
+      return;
+    }
+    await sink(ev);
+  }
+
+  /** Outcome contexts are "<service>:<service payload>", as encodeContext built them. */
+  private async outcome(ev: OutcomeEvent): Promise<void> {
+    const colon = ev.ctx.indexOf(':');
+    const service = colon > 0 ? this.services.get(ev.ctx.slice(0, colon) as IscRequest['service']) : undefined;
+    if (!service?.onOutcome) {
+      this.opts.log.warn({ ctx: ev.ctx }, 'outcome for no service dropped');
+      return;
+    }
+    await service.onOutcome(ev.ctx.slice(colon + 1), ev.code, kamailioTime(ev.ts));
+  }
+}
+
+/** Context string for a continue decision, routed back to `service` with the outcome. */
+export function encodeContext(service: IscService['name'], payload: string): string {
+  return `${service}:${payload}`;
+}

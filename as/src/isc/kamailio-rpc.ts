@@ -1,0 +1,73 @@
+/**
+ * A small typed JSON-RPC 2.0 client for Kamailio's jsonrpcs module over HTTP (xhttp),
+ * as exposed by kamailio-cfg/kamailio.cfg on /RPC. (There is no maintained npm package.)
+ */
+export class KamailioRpcError extends Error {
+  constructor(message: string, readonly code: number | undefined, readonly method: string) {
+    super(message);
+    this.name = 'KamailioRpcError';
+  }
+}
+
+export interface UlContact {
+  address: string;
+  /** Seconds left, as usrloc reports it. */
+  expires: number;
+}
+
+interface RpcResponse<T> {
+  result?: T;
+  error?: { code: number; message: string };
+}
+
+export class KamailioRpc {
+  private nextId = 1;
+
+  constructor(private readonly opts: { httpUrl: string; secret: string; timeoutMs?: number }) {}
+
+  async call<T = unknown>(method: string, params: unknown[] = []): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.opts.httpUrl}/RPC`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-isc-secret': this.opts.secret },
+        body: JSON.stringify({ jsonrpc: '2.0', method, params, id: this.nextId++ }),
+        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 3000),
+      });
+    } catch (err) {
+      throw new KamailioRpcError(`Kamailio RPC ${method} unreachable at ${this.opts.httpUrl}: ${(err as Error).message}`, undefined, method);
+    }
+    if (res.status === 403) throw new KamailioRpcError(`Kamailio refused RPC ${method}: wrong secret or address`, 403, method);
+    const text = await res.text();
+    let parsed: RpcResponse<T>;
+    try {
+      parsed = JSON.parse(text) as RpcResponse<T>;
+    } catch {
+      throw new KamailioRpcError(`Kamailio RPC ${method}: not JSON (HTTP ${res.status})`, res.status, method);
+    }
+    if (parsed.error) throw new KamailioRpcError(`Kamailio RPC ${method}: ${parsed.error.message}`, parsed.error.code, method);
+    return parsed.result as T;
+  }
+
+  async version(): Promise<string> {
+    const r = await this.call<string | string[] | { version?: string }>('core.version');
+    return typeof r === 'string' ? r : Array.isArray(r) ? r.join(' ') : String(r.version ?? JSON.stringify(r));
+  }
+
+  /** Registered contacts of a user (usrloc with use_domain=0: the bare user part), [] if none. */
+  async lookupContacts(user: string): Promise<UlContact[]> {
+    try {
+      const r = await this.call<{ Contacts?: Array<{ Contact?: { Address?: string; Expires?: number | string } }> }>('ul.lookup', ['location', user]);
+      return (r.Contacts ?? []).flatMap((c) =>
+        c.Contact?.Address ? [{ address: c.Contact.Address, expires: Number(c.Contact.Expires) || 0 }] : []);
+    } catch (err) {
+      if (err instanceof KamailioRpcError && /not found/i.test(err.message)) return [];
+      throw err;
+    }
+  }
+
+  /** Drops a cached entry (e.g. a user's HA1 after a password change). */
+  async htableDelete(table: string, key: string): Promise<void> {
+    await this.call('htable.delete', [table, key]);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The ISC-like interface between Kamailio and the AS, as JSON. These shapes are what
+ * kamailio-cfg/kamailio.cfg builds (route ISC_REQUEST, REG_EVENT, REPORT_OUTCOME, reply_route)
+ * and reads back (AS_REPLY, AS_CONTINUE); schemas/isc-*.schema.json describe them for admins.
+ */
+
+/** An initial request Kamailio's filter criteria handed to the AS. */
+export interface IscRequest {
+  v: 1;
+  /** Which AS service the filter criteria matched. */
+  service: 'presence' | 'im';
+  method: string;
+  ruri: string;
+  /** Originating session case: the request comes from one of our authenticated users. */
+  orig?: true;
+  /** Terminating session case: the Request-URI is one of our users or service URIs. */
+  term?: true;
+  /** Terminating case only: the Request-URI's user has at least one registered contact. */
+  registered?: true;
+  /** Identity Kamailio authenticated (sip:user@domain); absent when unauthenticated. */
+  asserted?: string;
+  srcIp: string;
+  srcPort: number;
+  proto: string;
+  /** The To-tag Kamailio will put in its reply (for dialogs the AS creates). */
+  toTag: string;
+  /** When Kamailio received it: seconds.microseconds since the epoch ($TV(Sn)). */
+  ts: string;
+  /** The whole SIP message as received. */
+  msg: string;
+}
+
+export interface ReplyDecision {
+  action: 'reply';
+  code: number;
+  reason: string;
+  /** Extra headers, each terminated by CRLF. */
+  hdrs?: string;
+  body?: string;
+  ctype?: string;
+}
+
+export interface ContinueDecision {
+  action: 'continue';
+  /** Headers to add to the request before it goes on, each terminated by CRLF. */
+  hdrs?: string;
+  /** Opaque context Kamailio hands back with the final outcome (see OutcomeEvent). */
+  ctx?: string;
+}
+
+export type IscDecision = ReplyDecision | ContinueDecision;
+
+/** The AoR's contacts after a REGISTER (the AS works out what changed). */
+export interface RegistrationEvent {
+  type: 'registration';
+  aor: string;
+  ts: string;
+  contacts: Array<{ uri: string; expires: number; received?: string }>;
+}
+
+export interface ContactExpiredEvent {
+  type: 'contact-expired';
+  aor: string;
+  uri: string;
+  ts: string;
+}
+
+/** Final outcome of a request the AS let continue. */
+export interface OutcomeEvent {
+  type: 'outcome';
+  ctx: string;
+  code: number;
+  ts: string;
+}
+
+/** Final reply to a request the AS originated through /uac. */
+export interface UacReplyEvent {
+  type: 'uac-reply';
+  callId: string;
+  cseq: string;
+  code: number;
+  reason: string;
+  ts: string;
+}
+
+export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent;
+
+/** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */
+export function kamailioTime(ts: string | undefined): Date {
+  const seconds = Number(ts);
+  return Number.isFinite(seconds) && seconds > 0 ? new Date(Math.floor(seconds * 1000)) : new Date();
+}
+
+export function reply(code: number, reason: string, extra: Omit<ReplyDecision, 'action' | 'code' | 'reason'> = {}): ReplyDecision {
+  return { action: 'reply', code, reason, ...extra };
+}

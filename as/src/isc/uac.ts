@@ -1,0 +1,144 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { generateTag } from '../sip/index.js';
+import type { UacReplyEvent } from './types.js';
+
+/** A request the AS originates, sent through Kamailio. */
+export interface UacRequest {
+  method: string;
+  ruri: string;
+  /** Header name/value pairs; Call-ID, CSeq and a From tag are added when missing. */
+  headers: Array<[string, string]>;
+  body?: string;
+  /**
+   * Route it through Kamailio's request routing (lookup of the Request-URI's contacts,
+   * forking to all of them). In-dialog requests that carry their own Route set or target
+   * a contact directly leave this off.
+   */
+  viaCore?: boolean;
+}
+
+export interface UacOutcome {
+  code: number;
+  reason: string;
+  /** No final reply was reported within the transaction timeout. */
+  timedOut: boolean;
+  at: Date;
+}
+
+interface Pending {
+  resolve: (o: UacOutcome) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Correlates a reply with its request: Call-ID and CSeq identify a client transaction. */
+function transactionKey(callId: string, cseq: string): string {
+  return `${callId.trim()}|${cseq.trim().replace(/\s+/g, ' ').toUpperCase()}`;
+}
+
+/**
+ * Sends AS-originated requests through Kamailio's /uac path (t_uac_send, which keeps From
+ * and To tags intact) and resolves each with its final outcome: the reply Kamailio reports
+ * back (reply_route), or a timeout when none arrives within the transaction timeout plus
+ * a margin (Kamailio does not report its own local 408s).
+ */
+export class UacClient {
+  private readonly pending = new Map<string, Pending>();
+
+  constructor(private readonly opts: {
+    httpUrl: string;
+    secret: string;
+    /** Kamailio's SIP URI, next hop of requests routed through the core. */
+    coreUri: string;
+    domain: string;
+    transactionTimeoutMs: number;
+    log: Logger;
+    metrics: Metrics;
+  }) {}
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  async send(req: UacRequest): Promise<UacOutcome> {
+    const headers = [...req.headers];
+    const find = (name: string) => headers.find(([n]) => n.toLowerCase() === name.toLowerCase());
+    const callId = find('Call-ID')?.[1] ?? `isc-${randomUUID()}@${this.opts.domain}`;
+    const cseq = find('CSeq')?.[1] ?? `1 ${req.method}`;
+    if (!find('Call-ID')) headers.push(['Call-ID', callId]);
+    if (!find('CSeq')) headers.push(['CSeq', cseq]);
+    const from = find('From');
+    if (!from) throw new TypeError('UacRequest needs a From header');
+    if (!/;\s*tag=/i.test(from[1])) from[1] = `${from[1]};tag=${generateTag()}`;
+    if (!find('To')) throw new TypeError('UacRequest needs a To header');
+    if (req.body && !find('Content-Type')) throw new TypeError('UacRequest with a body needs Content-Type');
+    if (req.viaCore) headers.push(['X-ISC-Origin', this.opts.secret]);
+
+    const key = transactionKey(callId, cseq);
+    const outcome = new Promise<UacOutcome>((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(key);
+        this.opts.metrics.count('uac_outcomes_total', { method: req.method, code: '408' });
+        resolve({ code: 408, reason: 'Request Timeout', timedOut: true, at: new Date() });
+      }, this.opts.transactionTimeoutMs + 2000);
+      this.pending.set(key, { resolve, timer });
+    });
+
+    const failed = (code: number, reason: string) => {
+      const p = this.pending.get(key);
+      if (p) {
+        clearTimeout(p.timer);
+        this.pending.delete(key);
+        p.resolve({ code, reason, timedOut: false, at: new Date() });
+      }
+    };
+    try {
+      const res = await fetch(`${this.opts.httpUrl}/uac`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-isc-secret': this.opts.secret },
+        body: JSON.stringify({
+          method: req.method,
+          ruri: req.ruri,
+          nexthop: req.viaCore ? this.opts.coreUri : '',
+          headers: headers.map(([n, v]) => `${n}: ${v}`).join('\r\n') + '\r\n',
+          body: req.body ?? '',
+        }),
+        signal: AbortSignal.timeout(3000),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 202) {
+        this.opts.log.error({ status: res.status, method: req.method, ruri: req.ruri }, 'Kamailio refused an AS-originated request');
+        failed(500, 'Not Sent');
+      }
+    } catch (err) {
+      this.opts.log.error({ err: (err as Error).message, method: req.method }, 'Kamailio unreachable for an AS-originated request');
+      failed(503, 'Core Unreachable');
+    }
+    return outcome;
+  }
+
+  /** A final reply Kamailio reported for one of our requests. */
+  onReply(ev: UacReplyEvent): void {
+    const key = transactionKey(ev.callId, ev.cseq);
+    const p = this.pending.get(key);
+    if (!p) {
+      this.opts.log.debug({ callId: ev.callId, cseq: ev.cseq, code: ev.code }, 'reply for no pending request (late or not ours)');
+      return;
+    }
+    clearTimeout(p.timer);
+    this.pending.delete(key);
+    const method = ev.cseq.trim().split(/\s+/)[1] ?? '?';
+    this.opts.metrics.count('uac_outcomes_total', { method, code: String(ev.code) });
+    p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date() });
+  }
+
+  /** Resolves everything still waiting (shutdown): the caller sees a 503, not a hang. */
+  close(): void {
+    for (const [key, p] of this.pending) {
+      clearTimeout(p.timer);
+      p.resolve({ code: 503, reason: 'Shutting Down', timedOut: false, at: new Date() });
+      this.pending.delete(key);
+    }
+  }
+}

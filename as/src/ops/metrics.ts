@@ -1,0 +1,86 @@
+/**
+ * A small Prometheus-text metrics registry: counters, latency histograms and gauges read
+ * at scrape time. Kept in-process and allocation-light because counters run per request.
+ */
+type Labels = Record<string, string>;
+
+const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+interface Histogram {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+function labelText(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export class Metrics {
+  private readonly counters = new Map<string, Map<string, number>>();
+  private readonly histograms = new Map<string, Map<string, Histogram>>();
+  private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  private readonly help = new Map<string, string>();
+
+  describe(name: string, help: string): this {
+    this.help.set(name, help);
+    return this;
+  }
+
+  count(name: string, labels?: Labels, n = 1): void {
+    let series = this.counters.get(name);
+    if (!series) this.counters.set(name, (series = new Map()));
+    const key = labelText(labels);
+    series.set(key, (series.get(key) ?? 0) + n);
+  }
+
+  observe(name: string, seconds: number, labels?: Labels): void {
+    let series = this.histograms.get(name);
+    if (!series) this.histograms.set(name, (series = new Map()));
+    const key = labelText(labels);
+    let h = series.get(key);
+    if (!h) series.set(key, (h = { labels: labels ?? {}, counts: new Array<number>(BUCKETS.length).fill(0), sum: 0, count: 0 }));
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) h.counts[i]!++;
+    h.sum += seconds;
+    h.count++;
+  }
+
+  gauge(name: string, help: string, read: () => number): this {
+    this.gauges.set(name, { help, read });
+    return this;
+  }
+
+  /** Current value of a counter series (for tests and the health summary). */
+  value(name: string, labels?: Labels): number {
+    return this.counters.get(name)?.get(labelText(labels)) ?? 0;
+  }
+
+  render(): string {
+    const out: string[] = [];
+    const head = (name: string, type: string, help?: string) => {
+      if (help ?? this.help.get(name)) out.push(`# HELP ${name} ${help ?? this.help.get(name)}`);
+      out.push(`# TYPE ${name} ${type}`);
+    };
+    for (const [name, series] of this.counters) {
+      head(name, 'counter');
+      for (const [key, v] of series) out.push(`${name}${key} ${v}`);
+    }
+    for (const [name, series] of this.histograms) {
+      head(name, 'histogram');
+      for (const h of series.values()) {
+        BUCKETS.forEach((b, i) => out.push(`${name}_bucket${labelText({ ...h.labels, le: String(b) })} ${h.counts[i]}`));
+        out.push(`${name}_bucket${labelText({ ...h.labels, le: '+Inf' })} ${h.count}`);
+        out.push(`${name}_sum${labelText(h.labels)} ${h.sum}`);
+        out.push(`${name}_count${labelText(h.labels)} ${h.count}`);
+      }
+    }
+    for (const [name, g] of this.gauges) {
+      head(name, 'gauge', g.help);
+      out.push(`${name} ${g.read()}`);
+    }
+    return out.join('\n') + '\n';
+  }
+}

@@ -1,0 +1,19 @@
+import type { Logger } from '../log/logger.js';
+import { EmbeddedStore } from './embedded-store.js';
+import { MongoStore } from './mongo-store.js';
+import type { Store } from './port.js';
+
+export interface OpenStoreOptions {
+  /** When set (MONGODB_URI), MongoDB serves the store; otherwise the embedded engine does. */
+  mongodbUri?: string;
+  /** The embedded engine's data directory (unused with MongoDB). */
+  dataDir: string;
+  log?: Logger;
+}
+
+/** Picks the engine: MongoDB when a URI is given, else the embedded one in dataDir. */
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  const uri = opts.mongodbUri?.trim();
+  if (uri) return MongoStore.connect(uri, opts.log);
+  return EmbeddedStore.open(opts.dataDir, opts.log);
+}

@@ -1,0 +1,36 @@
+import { parseUri } from '../sip/index.js';
+
+/**
+ * The SIP domain we serve, with its aliases (127.0.0.1 by default): decides whether a URI
+ * names one of our users and gives its canonical public identity, sip:user@domain.
+ */
+export class LocalDomain {
+  private readonly hosts: Set<string>;
+
+  constructor(readonly domain: string, aliases: readonly string[] = []) {
+    this.domain = domain.toLowerCase();
+    this.hosts = new Set([this.domain, ...aliases.map((a) => a.toLowerCase())]);
+  }
+
+  isLocalHost(host: string): boolean {
+    return this.hosts.has(host.toLowerCase());
+  }
+
+  /** `sip:user@domain` for a URI of one of our users (any alias), undefined otherwise. */
+  canonical(uri: string): string | undefined {
+    let parsed;
+    try {
+      parsed = parseUri(uri.trim().replace(/^<|>$/g, ''));
+    } catch {
+      return undefined;
+    }
+    if (parsed.scheme === 'tel' || !parsed.user || !this.isLocalHost(parsed.host)) return undefined;
+    return `sip:${parsed.user}@${this.domain}`;
+  }
+
+  /** The user part of a canonical identity of ours. */
+  userOf(uri: string): string | undefined {
+    const c = this.canonical(uri);
+    return c ? c.slice(4, c.lastIndexOf('@')) : undefined;
+  }
+}

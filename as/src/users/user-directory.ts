@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import type { Collection, Store } from '../store/port.js';
+import { DuplicateKeyError } from '../store/port.js';
+
+/** RFC 2617 HA1 = MD5(username ":" realm ":" password). Only this is ever stored. */
+export function digestHa1(user: string, realm: string, password: string): string {
+  return createHash('md5').update(`${user}:${realm}:${password}`).digest('hex');
+}
+
+export interface UserRecord {
+  _id: string; // the user part: usrloc and digest run with one domain (use_domain=0)
+  [key: string]: unknown;
+  user: string;
+  domain: string;
+  ha1: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export class UserError extends Error {
+  constructor(message: string, readonly code: 'invalid' | 'exists' | 'missing') {
+    super(message);
+    this.name = 'UserError';
+  }
+}
+
+/** A user name we accept: the unreserved characters of RFC 3261's user part, no escapes. */
+const USER_RE = /^[A-Za-z0-9][A-Za-z0-9._~+-]{0,63}$/;
+
+/** Called after a user is added, changed or removed (to drop credential caches). */
+export type UserChangeHook = (user: string) => Promise<void>;
+
+/**
+ * The provisioned users of our domain. It serves digest HA1s to Kamailio (SIP auth) and,
+ * later, to XCAP's HTTP digest; passwords never reach the store.
+ */
+export class UserDirectory {
+  private readonly users: Collection<UserRecord>;
+
+  constructor(store: Store, readonly domain: string, private readonly onChange?: UserChangeHook) {
+    this.users = store.collection<UserRecord>('users');
+  }
+
+  /** Accepts `alice`, `alice@domain` or `sip:alice@domain`; returns the user part. */
+  userPart(identity: string): string {
+    const m = /^(?:sips?:)?([^@;]+)(?:@([^;>]+))?$/i.exec(identity.trim());
+    if (!m || !USER_RE.test(m[1]!)) {
+      throw new UserError(`'${identity}' is not a valid user (letters, digits and . _ ~ + - only, up to 64)`, 'invalid');
+    }
+    if (m[2] && m[2].toLowerCase() !== this.domain) {
+      throw new UserError(`'${identity}' is not in our domain ${this.domain}`, 'invalid');
+    }
+    return m[1]!;
+  }
+
+  async add(identity: string, password: string): Promise<UserRecord> {
+    const user = this.userPart(identity);
+    checkPassword(password);
+    const now = new Date();
+    const rec: UserRecord = { _id: user, user, domain: this.domain, ha1: digestHa1(user, this.domain, password), createdAt: now, updatedAt: now };
+    try {
+      await this.users.insertOne(rec);
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) throw new UserError(`user sip:${user}@${this.domain} already exists`, 'exists');
+      throw err;
+    }
+    await this.onChange?.(user);
+    return rec;
+  }
+
+  async setPassword(identity: string, password: string): Promise<void> {
+    const user = this.userPart(identity);
+    checkPassword(password);
+    const r = await this.users.updateOne({ _id: user }, { $set: { ha1: digestHa1(user, this.domain, password), updatedAt: new Date() } });
+    if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    await this.onChange?.(user);
+  }
+
+  async remove(identity: string): Promise<void> {
+    const user = this.userPart(identity);
+    if ((await this.users.deleteOne({ _id: user })) === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    await this.onChange?.(user);
+  }
+
+  async get(identity: string): Promise<UserRecord | null> {
+    let user: string;
+    try {
+      user = this.userPart(identity);
+    } catch {
+      return null;
+    }
+    return this.users.findOne({ _id: user });
+  }
+
+  async exists(identity: string): Promise<boolean> {
+    return (await this.get(identity)) !== null;
+  }
+
+  async list(): Promise<UserRecord[]> {
+    return this.users.find({}, { sort: { _id: 1 } });
+  }
+}
+
+function checkPassword(password: string): void {
+  if (typeof password !== 'string' || password.length < 4 || password.length > 128) {
+    throw new UserError('password must be 4 to 128 characters', 'invalid');
+  }
+}

@@ -1,0 +1,217 @@
+/**
+ * End-to-end harness: the real Kamailio (Debian package) with kamailio-cfg/kamailio.cfg, the
+ * real AS (build/as/src/main.js) and sipp, all on 127.0.0.1 with ports derived from a base
+ * so test files never collide with each other or with a stack started by scripts/start.sh.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
+const SCENARIOS = join(ROOT, 'test/e2e/scenarios');
+export const DOMAIN = 'example.com';
+
+export interface Ports {
+  sip: number;
+  rpc: number;
+  isc: number;
+  /** First of the SIP ports handed to sipp instances (see sipp() for their other ports). */
+  sippBase: number;
+}
+
+export function portsFrom(base: number): Ports {
+  return { sip: base, rpc: base + 1, isc: base + 2, sippBase: base + 10 };
+}
+
+function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((res, rej) => {
+    const tick = async () => {
+      if (await check().catch(() => false)) return res();
+      if (Date.now() > until) return rej(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 100);
+    };
+    void tick();
+  });
+}
+
+export interface SippResult {
+  exitCode: number;
+  dir: string;
+  stdout: string;
+  /** Everything sipp received and sent (-trace_msg). */
+  messages: string;
+  elapsedMs: number;
+}
+
+export class TestStack {
+  readonly dir: string;
+  readonly secret = randomBytes(16).toString('hex');
+  readonly adminToken = randomBytes(16).toString('hex');
+  private as?: ChildProcess;
+  private kamailio?: ChildProcess;
+  private readonly logs: { as: string[]; kamailio: string[] } = { as: [], kamailio: [] };
+  private nextSippPort: number;
+
+  constructor(readonly ports: Ports) {
+    this.dir = mkdtempSync(join(tmpdir(), 'ims-e2e-'));
+    this.nextSippPort = ports.sippBase;
+  }
+
+  get cdrDir(): string {
+    return join(this.dir, 'cdr');
+  }
+
+  get asEnv(): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      SIP_DOMAIN: DOMAIN,
+      ISC_PORT: String(this.ports.isc),
+      ISC_SECRET: this.secret,
+      KAMAILIO_HTTP_URL: `http://127.0.0.1:${this.ports.rpc}`,
+      KAMAILIO_SIP_URI: `sip:127.0.0.1:${this.ports.sip}`,
+      AS_DATA_DIR: join(this.dir, 'data'),
+      CDR_DIR: this.cdrDir,
+      AS_ADMIN_TOKEN: this.adminToken,
+      AS_NODE_ID: 'e2e',
+      LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
+      MONGODB_URI: '',
+      AS_CONFIG: '',
+    };
+  }
+
+  static async start(ports: Ports): Promise<TestStack> {
+    const s = new TestStack(ports);
+    await s.startAs();
+    await s.startKamailio();
+    return s;
+  }
+
+  async startAs(): Promise<void> {
+    this.as = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], { env: this.asEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.as.stdout!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
+    this.as.stderr!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok, 15000, 'the AS');
+  }
+
+  async stopAs(): Promise<void> {
+    const as = this.as;
+    if (!as || as.exitCode !== null) return;
+    const exited = new Promise((r) => as.once('exit', r));
+    as.kill('SIGTERM');
+    await exited;
+  }
+
+  private async startKamailio(): Promise<void> {
+    const { sip, rpc, isc } = this.ports;
+    const args = [
+      '-f', join(ROOT, 'kamailio-cfg/kamailio.cfg'), '-DD', '-E', '-m', '256', '-M', '16',
+      '-Y', this.dir, '-P', join(this.dir, 'kamailio.pid'),
+      '-A', `SIP_PORT=${sip}`, '-A', `RPC_PORT=${rpc}`, '-A', `ISC_SECRET="${this.secret}"`,
+      '-A', `AS_HTTPCON="as=>http://kamailio:${this.secret}@127.0.0.1:${isc};timeout=2"`,
+      '-A', 'NCHILDREN=4', '-A', 'NASYNC=4',
+    ];
+    this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
+    this.kamailio.stderr!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
+    await waitFor(async () => {
+      const r = await fetch(`http://127.0.0.1:${rpc}/RPC`, {
+        method: 'POST',
+        headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
+        body: '{"jsonrpc":"2.0","method":"core.version","id":1}',
+        signal: AbortSignal.timeout(1000),
+      });
+      return r.ok;
+    }, 15000, 'Kamailio');
+  }
+
+  /** Runs the provisioning CLI against this stack (through the running AS's admin API). */
+  provision(...args: string[]): Promise<{ code: number; out: string }> {
+    return new Promise((res) => {
+      execFile(process.execPath, [join(ROOT, 'build/as/src/cli/provision.js'), ...args], { env: this.asEnv }, (err, stdout, stderr) =>
+        res({ code: err ? Number((err as NodeJS.ErrnoException & { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
+    });
+  }
+
+  /** Allocates a local port for one sipp instance. */
+  sippPort(): number {
+    return this.nextSippPort++;
+  }
+
+  /**
+   * Runs sipp with a scenario from test/e2e/scenarios, `__FINAL__` replaced by the expected
+   * final response code. Resolves when sipp exits (0: every call went as the scenario says).
+   */
+  sipp(scenario: string, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess } {
+    const dir = mkdtempSync(join(this.dir, `sipp-${scenario}-`));
+    const xml = readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8').replace(/__FINAL__/g, String(opts.final ?? 200));
+    const file = join(dir, `${scenario}.xml`);
+    writeFileSync(file, xml);
+    const port = opts.port ?? this.sippPort();
+    const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
+    const args = [
+      `127.0.0.1:${this.ports.sip}`, '-sf', file, '-i', '127.0.0.1', '-p', String(port),
+      // control port and the two media ports sipp always binds, clear of every SIP port
+      '-cp', String(port + 20000), '-mp', String(30000 + (port % 5000) * 4), '-m', '1', '-nostdin', '-trace_msg', '-trace_err', '-timeout', `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
+      '-timeout_error', ...set, ...(opts.args ?? []),
+    ];
+    const started = Date.now();
+    const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stdout += d.toString()));
+    const done = new Promise<SippResult>((res) => {
+      child.once('exit', (code) => {
+        const trace = readdirSync(dir).filter((f) => f.endsWith('_messages.log'));
+        const messages = trace.map((f) => readFileSync(join(dir, f), 'utf8')).join('\n');
+        res({ exitCode: code ?? -1, dir, stdout, messages, elapsedMs: Date.now() - started });
+      });
+    });
+    return Object.assign(done, { process: child });
+  }
+
+  /** CDR lines written so far (all files of this node, in order). */
+  cdrLines(): Array<Record<string, unknown>> {
+    let files: string[] = [];
+    try {
+      files = readdirSync(this.cdrDir).filter((f) => f.endsWith('.jsonl')).sort();
+    } catch {
+      return [];
+    }
+    return files.flatMap((f) => readFileSync(join(this.cdrDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`)).text();
+  }
+
+  dumpLogs(): string {
+    return `--- AS log ---\n${this.logs.as.join('').slice(-6000)}\n--- Kamailio log ---\n${this.logs.kamailio.join('').slice(-6000)}`;
+  }
+
+  async stop(): Promise<void> {
+    await this.stopAs();
+    const k = this.kamailio;
+    if (k && k.exitCode === null) {
+      const exited = new Promise((r) => k.once('exit', r));
+      k.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (k.exitCode === null) k.kill('SIGKILL');
+    }
+    if (!process.env.E2E_KEEP) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Polls until `fn` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,411 @@
+import { test, describe, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Charging, CDR_COLLECTION, type ChargingOptions, type CdrDoc } from '../../as/src/charging/charging.js';
+import { listCdrFiles } from '../../as/src/charging/cdr-file.js';
+import { buildCdr, type Cdr, type ChargeableEvent } from '../../as/src/charging/record.js';
+import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { silentLogger } from '../../as/src/log/logger.js';
+import type { Collection, Doc, IndexSpec, Store } from '../../as/src/store/port.js';
+
+let root: string;
+let dataDir: string;
+let cdrDir: string;
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'charging-'));
+  dataDir = path.join(root, 'data');
+  cdrDir = path.join(root, 'cdr');
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+let callNo = 0;
+function imEvent(over: Partial<ChargeableEvent> = {}): ChargeableEvent {
+  callNo++;
+  return {
+    service: 'im',
+    role: 'originating',
+    sipMethod: 'MESSAGE',
+    sessionId: `call-${callNo}@pc.home1.net`,
+    callingParty: 'sip:alice@home1.net',
+    calledParty: 'sip:bob@home1.net',
+    requestTime: new Date(),
+    responseTime: new Date(),
+    statusCode: 200,
+    outcome: 'delivered',
+    messageBody: { contentType: 'text/plain', contentLength: 5 },
+    ...over,
+  };
+}
+
+interface Running {
+  store: Store;
+  charging: Charging;
+}
+
+async function startNode(opts: Partial<ChargingOptions> & { wrap?: (s: Store) => Store } = {}): Promise<Running> {
+  const inner = await EmbeddedStore.open(dataDir);
+  const store = opts.wrap ? opts.wrap(inner) : inner;
+  const charging = new Charging({
+    store,
+    nodeId: 'as1',
+    nodeAddress: '10.0.0.5',
+    cdrDir,
+    log: silentLogger(),
+    ...opts,
+  });
+  await charging.start();
+  return { store, charging };
+}
+
+async function stopNode(n: Running): Promise<void> {
+  await n.charging.stop();
+  await n.store.close();
+}
+
+/** All lines of this node's CDR files, in file order, parsed. */
+async function fileRecords(nodeId = 'as1'): Promise<Cdr[]> {
+  const out: Cdr[] = [];
+  for (const f of await listCdrFiles(cdrDir, nodeId)) {
+    const text = await readFile(f.path, 'utf8');
+    assert.ok(text === '' || text.endsWith('\n'), `${f.name} ends with a newline`);
+    for (const line of text.split('\n')) if (line !== '') out.push(JSON.parse(line) as Cdr);
+  }
+  return out;
+}
+
+async function fileSeqs(): Promise<number[]> {
+  return (await fileRecords()).map((r) => r.localRecordSequenceNumber);
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+/** Hooks around the `cdrs` collection of a store. */
+function hookStore(
+  inner: Store,
+  hooks: {
+    insertOne?: (doc: Doc, next: (d: Doc) => Promise<void>) => Promise<void>;
+    ensureIndex?: (spec: IndexSpec) => void;
+  },
+): Store {
+  return {
+    engine: inner.engine,
+    collection<T extends Doc>(name: string): Collection<T> {
+      const c = inner.collection<T>(name);
+      if (name !== CDR_COLLECTION) return c;
+      return new Proxy(c, {
+        get(target, prop) {
+          if (prop === 'insertOne' && hooks.insertOne) {
+            const hook = hooks.insertOne;
+            return (doc: T) => hook(doc, (d) => target.insertOne(d as T));
+          }
+          if (prop === 'ensureIndex' && hooks.ensureIndex) {
+            const hook = hooks.ensureIndex;
+            return (spec: IndexSpec) => {
+              hook(spec);
+              return target.ensureIndex(spec);
+            };
+          }
+          const v = Reflect.get(target, prop, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+    },
+    ping: () => inner.ping(),
+    close: () => inner.close(),
+  };
+}
+
+describe('Charging', () => {
+  test('record() stores the CDR and writes its line; query by session and party', async () => {
+    const n = await startNode();
+    const a = await n.charging.record(imEvent({ sessionId: 's-1' }));
+    const b = await n.charging.record(
+      imEvent({ sessionId: 's-2', calledParty: 'sip:carol@home1.net', chargingVector: 'icid-value=xyz;orig-ioi=home1.net' }),
+    );
+    assert.equal(a.localRecordSequenceNumber, 1);
+    assert.equal(a.recordId, 'as1:1');
+    assert.equal(b.localRecordSequenceNumber, 2);
+    assert.equal(b.imsChargingIdentifier, 'xyz');
+    assert.match(a.imsChargingIdentifier, /^as1-[0-9a-f-]{36}$/);
+
+    const doc = await n.store.collection<CdrDoc>(CDR_COLLECTION).findOne({ _id: 'as1:1' });
+    assert.ok(doc);
+    assert.ok(doc.storedAt instanceof Date);
+    assert.equal(doc.sessionId, 's-1');
+
+    assert.deepEqual(await n.charging.query({ sessionId: 's-2' }), [b]);
+    assert.deepEqual(
+      (await n.charging.query({ party: 'sip:alice@home1.net' })).map((r) => r.recordId),
+      ['as1:1', 'as1:2'],
+    );
+    assert.deepEqual(
+      (await n.charging.query({ party: 'sip:carol@home1.net' })).map((r) => r.recordId),
+      ['as1:2'],
+    );
+    assert.deepEqual(await fileRecords(), [a, b], 'file lines are exactly the records');
+    const m = n.charging.metrics();
+    assert.equal(m.recordsWritten, 2);
+    assert.equal(m.storeFailures, 0);
+    assert.ok(m.fileBytes > 0);
+    await stopNode(n);
+  });
+
+  test('an invalid event throws TypeError and consumes no sequence number', async () => {
+    const n = await startNode();
+    await assert.rejects(
+      n.charging.record(imEvent({ sessionId: undefined as unknown as string })),
+      (e: unknown) => e instanceof TypeError && /sessionId/.test(e.message),
+    );
+    const r = await n.charging.record(imEvent());
+    assert.equal(r.localRecordSequenceNumber, 1);
+    await stopNode(n);
+  });
+
+  test('record() before start() or after stop() rejects', async () => {
+    const store = await EmbeddedStore.open(dataDir);
+    const c = new Charging({ store, nodeId: 'as1', nodeAddress: 'x', cdrDir, log: silentLogger() });
+    await assert.rejects(c.record(imEvent()));
+    await c.start();
+    await c.record(imEvent());
+    await c.stop();
+    await assert.rejects(c.record(imEvent()));
+    await store.close();
+  });
+
+  test('indexes: seq, nodeId, sessionId and a TTL on storedAt (default 30 days; 0 disables)', async () => {
+    const specs: IndexSpec[] = [];
+    const n = await startNode({ wrap: (s) => hookStore(s, { ensureIndex: (spec) => specs.push(spec) }) });
+    await stopNode(n);
+    assert.deepEqual(specs, [
+      { fields: { localRecordSequenceNumber: 1 } },
+      { fields: { nodeId: 1 } },
+      { fields: { sessionId: 1 } },
+      { fields: { storedAt: 1 }, expireAfterSeconds: 30 * 86400 },
+    ]);
+    specs.length = 0;
+    const n2 = await startNode({
+      retentionDays: 0,
+      wrap: (s) => hookStore(s, { ensureIndex: (spec) => specs.push(spec) }),
+    });
+    await stopNode(n2);
+    assert.equal(specs.some((s) => s.expireAfterSeconds !== undefined), false);
+  });
+
+  test('500 concurrent record() calls: seq 1..500, no gaps, file lines in seq order, 500 docs', async () => {
+    const n = await startNode();
+    const results = await Promise.all(range(1, 500).map(() => n.charging.record(imEvent())));
+    assert.deepEqual(
+      results.map((r) => r.localRecordSequenceNumber),
+      range(1, 500),
+      'numbers assigned in call order',
+    );
+    assert.deepEqual(await fileSeqs(), range(1, 500));
+    assert.equal(await n.store.collection(CDR_COLLECTION).count({}), 500);
+    await stopNode(n);
+  });
+
+  test('file order holds when store inserts complete out of order', async () => {
+    // Random insert latencies: completions arrive shuffled.
+    const completed: number[] = [];
+    const n = await startNode({
+      wrap: (s) =>
+        hookStore(s, {
+          insertOne: async (doc, next) => {
+            await sleep(Math.floor(Math.random() * 20));
+            await next(doc);
+            completed.push(doc.localRecordSequenceNumber as number);
+          },
+        }),
+    });
+    await Promise.all(range(1, 200).map(() => n.charging.record(imEvent())));
+    assert.notDeepEqual(completed, range(1, 200), 'inserts really completed out of order');
+    assert.deepEqual(await fileSeqs(), range(1, 200));
+    await stopNode(n);
+  });
+
+  test('store failure: retried, then the call fails and the number is a logged gap', async () => {
+    const attempts = new Map<number, number>();
+    const n = await startNode({
+      wrap: (s) =>
+        hookStore(s, {
+          insertOne: async (doc, next) => {
+            const seq = doc.localRecordSequenceNumber as number;
+            attempts.set(seq, (attempts.get(seq) ?? 0) + 1);
+            if (seq === 2) throw new Error('store down');
+            if (seq === 3 && attempts.get(seq) === 1) throw new Error('transient');
+            if (seq === 4 && attempts.get(seq) === 1) {
+              // The write lands but its answer is lost: the retry meets a duplicate of our own record.
+              await next(doc);
+              throw new Error('connection reset');
+            }
+            await next(doc);
+          },
+        }),
+    });
+    const p = range(1, 5).map(() => n.charging.record(imEvent()));
+    const settled = await Promise.allSettled(p);
+    assert.deepEqual(
+      settled.map((s) => s.status),
+      ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+    );
+    assert.equal(attempts.get(2), 3, 'three attempts before giving up');
+    assert.deepEqual(await fileSeqs(), [1, 3, 4, 5]);
+    assert.equal(await n.store.collection(CDR_COLLECTION).count({}), 4);
+    const m = n.charging.metrics();
+    assert.equal(m.gaps, 1);
+    assert.equal(m.storeFailures, 5); // 3 for seq 2, 1 for seq 3, 1 for seq 4
+    assert.equal(m.recordsWritten, 4);
+    // The number is not reused.
+    assert.equal((await n.charging.record(imEvent())).localRecordSequenceNumber, 6);
+    await stopNode(n);
+  });
+
+  describe('crash recovery', () => {
+    test('(a) a half-written last line is cut and the stored record re-appended exactly once', async () => {
+      const n = await startNode();
+      const recs = [];
+      for (let i = 0; i < 4; i++) recs.push(await n.charging.record(imEvent()));
+      await stopNode(n);
+      // Simulate a crash in the middle of writing line 4 (the store has record 4).
+      const [file] = await listCdrFiles(cdrDir, 'as1');
+      const text = await readFile(file!.path, 'utf8');
+      const lines = text.slice(0, -1).split('\n');
+      const torn = lines.slice(0, 3).join('\n') + '\n' + lines[3]!.slice(0, Math.floor(lines[3]!.length / 2));
+      await writeFile(file!.path, torn);
+
+      const n2 = await startNode();
+      const m0 = n2.charging.metrics();
+      assert.equal(m0.linesReappended, 1);
+      assert.equal(m0.nextSeq, 5);
+      assert.deepEqual(await fileSeqs(), [1, 2, 3, 4]);
+      assert.deepEqual(await fileRecords(), recs, 're-appended line equals the original record');
+      assert.equal((await n2.charging.record(imEvent())).localRecordSequenceNumber, 5);
+      await stopNode(n2);
+      assert.deepEqual(await fileSeqs(), [1, 2, 3, 4, 5]);
+    });
+
+    test('(b) records stored but missing from the files are appended on start, in order', async () => {
+      const n = await startNode();
+      for (let i = 0; i < 5; i++) await n.charging.record(imEvent());
+      await stopNode(n);
+      // Crash after the store write, before the file write: drop lines 4 and 5 ...
+      const [file] = await listCdrFiles(cdrDir, 'as1');
+      const lines = (await readFile(file!.path, 'utf8')).split('\n');
+      await writeFile(file!.path, lines.slice(0, 3).join('\n') + '\n');
+      // ... and add records 6..8 that only reached the store, inserted out of order.
+      const store = await EmbeddedStore.open(dataDir);
+      const cdrs = store.collection<CdrDoc>(CDR_COLLECTION);
+      for (const seq of [8, 6, 7]) {
+        const cdr = buildCdr(imEvent(), {
+          nodeId: 'as1',
+          nodeAddress: '10.0.0.5',
+          seq,
+          now: new Date(),
+          generateIcid: () => `icid-${seq}`,
+        });
+        await cdrs.insertOne({ ...cdr, _id: cdr.recordId, storedAt: new Date() } as unknown as CdrDoc);
+      }
+      // Another node's records in the same store are not ours to copy.
+      const foreign = buildCdr(imEvent(), { nodeId: 'as2', nodeAddress: 'y', seq: 50, now: new Date(), generateIcid: () => 'f' });
+      await cdrs.insertOne({ ...foreign, _id: foreign.recordId, storedAt: new Date() } as unknown as CdrDoc);
+      await store.close();
+
+      const n2 = await startNode();
+      assert.equal(n2.charging.metrics().linesReappended, 5);
+      assert.deepEqual(await fileSeqs(), range(1, 8));
+      assert.equal((await fileRecords())[7]!.imsChargingIdentifier, 'icid-8');
+      assert.equal((await n2.charging.record(imEvent())).localRecordSequenceNumber, 9);
+      await stopNode(n2);
+      assert.deepEqual(await fileRecords('as2'), []);
+    });
+
+    test('(c) restarting twice writes nothing twice', async () => {
+      const n = await startNode();
+      await Promise.all(range(1, 20).map(() => n.charging.record(imEvent())));
+      await stopNode(n);
+      // Leave the tail torn so that the first restart has something to repair.
+      const files = await listCdrFiles(cdrDir, 'as1');
+      const last = files[files.length - 1]!;
+      const text = await readFile(last.path, 'utf8');
+      await writeFile(last.path, text.slice(0, text.length - 30));
+
+      for (let round = 0; round < 3; round++) {
+        const r = await startNode();
+        await r.charging.record(imEvent());
+        await stopNode(r);
+      }
+      const counts = new Map<number, number>();
+      for (const s of await fileSeqs()) counts.set(s, (counts.get(s) ?? 0) + 1);
+      assert.deepEqual([...counts.keys()], range(1, 23), 'all seqs, in order');
+      assert.ok([...counts.values()].every((c) => c === 1), 'each seq exactly once');
+      const store = await EmbeddedStore.open(dataDir);
+      assert.equal(await store.collection(CDR_COLLECTION).count({ nodeId: 'as1' }), 23);
+      await store.close();
+    });
+
+    test('start() after the files were lost entirely rebuilds them from the store', async () => {
+      const n = await startNode();
+      await Promise.all(range(1, 10).map(() => n.charging.record(imEvent())));
+      await stopNode(n);
+      await rm(cdrDir, { recursive: true, force: true });
+      const n2 = await startNode();
+      assert.deepEqual(await fileSeqs(), range(1, 10));
+      await stopNode(n2);
+    });
+
+    test('a store emptied (e.g. by retention) continues numbering after the files', async () => {
+      const n = await startNode();
+      await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
+      await stopNode(n);
+      const store = await EmbeddedStore.open(dataDir);
+      await store.collection(CDR_COLLECTION).deleteMany({});
+      await store.close();
+      const n2 = await startNode();
+      assert.equal((await n2.charging.record(imEvent())).localRecordSequenceNumber, 6);
+      await stopNode(n2);
+      assert.deepEqual(await fileSeqs(), range(1, 6));
+    });
+  });
+
+  test('file failure: records still stored, files catch up from the store in order', async () => {
+    const n = await startNode({ fileRetryMs: 30 });
+    await n.charging.record(imEvent());
+    // Break the file under the writer, as a failing disk would.
+    const writer = (n.charging as unknown as { writer: { fh: { close(): Promise<void> } } }).writer;
+    await writer.fh.close();
+    const during = await Promise.all(range(1, 10).map(() => n.charging.record(imEvent())));
+    assert.deepEqual(
+      during.map((r) => r.localRecordSequenceNumber),
+      range(2, 11),
+    );
+    assert.equal(n.charging.metrics().fileDegraded, true);
+    assert.equal(n.charging.metrics().fileFailures, 1);
+    // The retry timer re-opens the writer and copies 2..11 from the store.
+    for (let i = 0; i < 100 && n.charging.metrics().fileDegraded; i++) await sleep(10);
+    assert.equal(n.charging.metrics().fileDegraded, false);
+    await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
+    await stopNode(n);
+    assert.deepEqual(await fileSeqs(), range(1, 16));
+  });
+
+  test('rotation through Charging keeps numbering continuous across files', async () => {
+    const n = await startNode({ rotateBytes: 4096 });
+    await Promise.all(range(1, 60).map(() => n.charging.record(imEvent())));
+    await stopNode(n);
+    const files = await listCdrFiles(cdrDir, 'as1');
+    assert.ok(files.length > 2, `rotated (${files.length} files)`);
+    assert.deepEqual(await fileSeqs(), range(1, 60));
+    let expectFirst = 1;
+    for (const f of files) {
+      assert.equal(f.firstSeq, expectFirst, `${f.name} starts where the previous file ended`);
+      const text = await readFile(f.path, 'utf8');
+      expectFirst += text.split('\n').length - 1;
+    }
+  });
+});

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig } from '../../as/src/config/config.js';
+
+const SECRET = 'a-secret-of-enough-length';
+
+describe('config', () => {
+  it('applies defaults, then the file, then the environment', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'as.json');
+    writeFileSync(file, JSON.stringify({ sip: { domain: 'file.example' }, isc: { port: 7100, secret: SECRET } }));
+    const cfg = loadConfig({ file, env: { ISC_PORT: '7200' } });
+    assert.equal(cfg.sip.domain, 'file.example');
+    assert.equal(cfg.isc.port, 7200, 'environment wins over the file');
+    assert.deepEqual(cfg.sip.domainAliases, ['127.0.0.1']);
+    assert.equal(cfg.kamailio.transactionTimeoutMs, 5000);
+    assert.match(cfg.node.id, /-7200$/, 'node id defaults to host-port');
+  });
+
+  it('reports every bad setting at once, naming the setting and its variable', () => {
+    try {
+      loadConfig({ env: { ISC_SECRET: 'short', ISC_PORT: '70000', LOG_LEVEL: 'loud', MONGODB_URI: 'postgres://x' } });
+      assert.fail('should have thrown');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      const text = err.message;
+      assert.match(text, /isc\.secret \(ISC_SECRET, from environment ISC_SECRET\): must be set, at least 16/);
+      assert.match(text, /isc\.port \(ISC_PORT, from environment ISC_PORT\): must be a port 1-65535, got 70000/);
+      assert.match(text, /log\.level \(LOG_LEVEL.*must be one of/);
+      assert.match(text, /store\.mongodbUri \(MONGODB_URI.*must start with mongodb:\/\//);
+      assert.equal(err.problems.length, 4);
+    }
+  });
+
+  it('refuses unknown keys in the file (typos)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'as.json');
+    writeFileSync(file, JSON.stringify({ isc: { secret: SECRET, prot: 1 } }));
+    assert.throws(() => loadConfig({ file, env: {} }), /isc\.prot \(in .*\): unknown setting/);
+  });
+
+  it('names the file when it is not JSON', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    const file = join(dir, 'as.json');
+    writeFileSync(file, '{ nope');
+    assert.throws(() => loadConfig({ file, env: {} }), new RegExp(`config file ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+  });
+
+  it('parses lists and booleans from the environment', () => {
+    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, ISC_TRUSTED_ADDRESSES: '127.0.0.1, 10.0.0.5', CDR_FSYNC: 'yes' } });
+    assert.deepEqual(cfg.isc.trustedAddresses, ['127.0.0.1', '10.0.0.5']);
+    assert.equal(cfg.charging.fsync, true);
+  });
+});

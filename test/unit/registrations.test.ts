@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { silentLogger } from '../../as/src/log/logger.js';
+import { Registrations, type RegistrationChange } from '../../as/src/registrations/registrations.js';
+import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+
+const AOR = 'sip:bob@example.com';
+const future = () => Math.floor(Date.now() / 1000) + 300;
+
+describe('registrations mirror', () => {
+  let dir: string;
+  let store: EmbeddedStore;
+  let regs: Registrations;
+  let seen: RegistrationChange[];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'regs-'));
+    store = await EmbeddedStore.open(dir);
+    regs = new Registrations(store, silentLogger());
+    seen = [];
+    regs.on('change', (c) => seen.push(c));
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('tells registered, refreshed and deregistered apart from successive contact sets', async () => {
+    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000001', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: future() }] });
+    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000002', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: future() }, { uri: 'sip:bob@10.0.0.2', expires: future() }] });
+    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000003', contacts: [{ uri: 'sip:bob@10.0.0.2', expires: future() }] });
+    assert.deepEqual(seen.map((c) => `${c.kind} ${c.contact} ${c.remaining}`), [
+      'registered sip:bob@10.0.0.1 1',
+      'refreshed sip:bob@10.0.0.1 2',
+      'registered sip:bob@10.0.0.2 2',
+      'refreshed sip:bob@10.0.0.2 1',
+      'deregistered sip:bob@10.0.0.1 1',
+    ]);
+    assert.deepEqual((await regs.contacts(AOR)).map((c) => c.uri), ['sip:bob@10.0.0.2']);
+  });
+
+  it('ignores an event older than the state it has (out-of-order delivery)', async () => {
+    await regs.apply({ type: 'registration', aor: AOR, ts: '200.5', contacts: [] });
+    const changes = await regs.apply({ type: 'registration', aor: AOR, ts: '200.4', contacts: [{ uri: 'sip:bob@10.0.0.9', expires: future() }] });
+    assert.deepEqual(changes, []);
+    assert.equal(await regs.isRegistered(AOR), false);
+  });
+
+  it('reports an expired contact once, with what remains', async () => {
+    await regs.apply({ type: 'registration', aor: AOR, ts: '300.1', contacts: [{ uri: 'sip:bob@a', expires: future() }, { uri: 'sip:bob@b', expires: future() }] });
+    seen = [];
+    await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@a', ts: '300.2' });
+    await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@a', ts: '300.3' });
+    assert.deepEqual(seen, [{ kind: 'expired', aor: AOR, contact: 'sip:bob@a', remaining: 1 }]);
+  });
+
+  it('does not count contacts whose expiry has passed', async () => {
+    await regs.apply({ type: 'registration', aor: AOR, ts: '400.1', contacts: [{ uri: 'sip:bob@old', expires: 1000 }] });
+    assert.equal(await regs.isRegistered(AOR), false);
+  });
+});

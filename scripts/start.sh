@@ -4,6 +4,7 @@
 # stop it with scripts/stop.sh. State, logs and CDRs go to ./run/.
 #
 # Knobs (environment): SIP_DOMAIN (example.com), SIP_PORT (5060), KAMAILIO_RPC_PORT (5071),
+# KAMAILIO_EVAPI_PORT (5072),
 # ISC_PORT (7080), KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ mkdir -p "$RUN/logs" "$RUN/kamailio" "$RUN/data" "$RUN/cdr"
 SIP_DOMAIN=${SIP_DOMAIN:-example.com}
 SIP_PORT=${SIP_PORT:-5060}
 RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
+EVAPI_PORT=${KAMAILIO_EVAPI_PORT:-5072}
 ISC_PORT=${ISC_PORT:-7080}
 SHM=${KAMAILIO_SHM_MB:-1024}
 
@@ -35,7 +37,7 @@ if [ ! -f "$RUN/as.json" ]; then
 {
   "sip": { "domain": "$SIP_DOMAIN" },
   "isc": { "port": $ISC_PORT, "secret": "$secret" },
-  "kamailio": { "httpUrl": "http://127.0.0.1:$RPC_PORT", "sipUri": "sip:127.0.0.1:$SIP_PORT" },
+  "kamailio": { "httpUrl": "http://127.0.0.1:$RPC_PORT", "evapiAddress": "127.0.0.1:$EVAPI_PORT", "sipUri": "sip:127.0.0.1:$SIP_PORT" },
   "store": { "dataDir": "$RUN/data" },
   "charging": { "cdrDir": "$RUN/cdr" },
   "admin": { "token": "$token" }
@@ -58,7 +60,7 @@ for _ in $(seq 1 50); do
 done
 
 echo "[start] kamailio"
-defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT"
+defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT" -A "EVAPI_ADDR=\"127.0.0.1:$EVAPI_PORT\""
          -A "ISC_SECRET=\"$secret\"" -A "AS_HTTPCON=\"as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2\"")
 for d in ${KAMAILIO_DEFINES:-}; do defines+=(-A "$d"); done
 kamailio -f "$ROOT/kamailio-cfg/kamailio.cfg" -m "$SHM" -M 16 -Y "$RUN/kamailio" -P "$RUN/kamailio.pid" \
@@ -76,6 +78,7 @@ cat <<MSG
 IMS stack running (domain $SIP_DOMAIN):
   SIP (Kamailio)       udp+tcp 127.0.0.1:$SIP_PORT
   Kamailio RPC/uac     http://127.0.0.1:$RPC_PORT/RPC   (AS only)
+  Kamailio events      tcp 127.0.0.1:$EVAPI_PORT (evapi, AS only)
   AS ISC + ops         http://127.0.0.1:$ISC_PORT  (/health, /metrics)
   health               $health
   logs                 $RUN/logs/{as,kamailio}.log   CDRs: $RUN/cdr/

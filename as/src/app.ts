@@ -6,6 +6,7 @@ import type { AsConfig } from './config/config.js';
 import { PagerService } from './im/pager.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { iscRoutes } from './isc/isc-routes.js';
+import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
 import type { Logger } from './log/logger.js';
@@ -39,6 +40,8 @@ export class ApplicationServer {
     readonly kamailio: KamailioRpc,
     readonly uac: UacClient,
     readonly metrics: Metrics,
+    private readonly dispatcher: IscDispatcher,
+    private readonly events: KamailioEventStream | undefined,
     private readonly http: Server,
   ) {}
 
@@ -85,7 +88,17 @@ export class ApplicationServer {
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
 
+      let events: KamailioEventStream | undefined;
+      if (config.kamailio.evapiAddress) {
+        const [host, port] = config.kamailio.evapiAddress.split(':');
+        events = new KamailioEventStream({
+          host: host!, port: Number(port), secret: config.isc.secret,
+          onEvent: (ev) => dispatcher.event(ev), log: log.child({ svc: 'events' }), metrics,
+        });
+      }
+
       metrics
+        .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
         .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten);
 
@@ -103,6 +116,7 @@ export class ApplicationServer {
       const checks = [
         { name: 'store', check: async () => { await store.ping(); return store.engine; } },
         { name: 'kamailio', check: async () => kamailio.version() },
+        { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
       for (const r of [
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
@@ -119,8 +133,9 @@ export class ApplicationServer {
       });
       // Kamailio keeps its connections open; never let Node close them under it mid-request
       http.keepAliveTimeout = 65_000;
+      events?.start();
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, http);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, http);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
@@ -133,7 +148,9 @@ export class ApplicationServer {
       this.http.close(() => resolve());
       this.http.closeAllConnections();
     });
+    this.events?.stop();
     this.uac.close();
+    await this.dispatcher.drain();
     await this.charging.stop();
     await this.store.close();
     this.log.info('stopped');

@@ -18,12 +18,13 @@ export interface Ports {
   sip: number;
   rpc: number;
   isc: number;
+  evapi: number;
   /** First of the SIP ports handed to sipp instances (see sipp() for their other ports). */
   sippBase: number;
 }
 
 export function portsFrom(base: number): Ports {
-  return { sip: base, rpc: base + 1, isc: base + 2, sippBase: base + 10 };
+  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, sippBase: base + 10 };
 }
 
 function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -73,6 +74,7 @@ export class TestStack {
       ISC_SECRET: this.secret,
       KAMAILIO_HTTP_URL: `http://127.0.0.1:${this.ports.rpc}`,
       KAMAILIO_SIP_URI: `sip:127.0.0.1:${this.ports.sip}`,
+      KAMAILIO_EVAPI_ADDR: `127.0.0.1:${this.ports.evapi}`,
       AS_DATA_DIR: join(this.dir, 'data'),
       CDR_DIR: this.cdrDir,
       AS_ADMIN_TOKEN: this.adminToken,
@@ -106,13 +108,13 @@ export class TestStack {
   }
 
   private async startKamailio(): Promise<void> {
-    const { sip, rpc, isc } = this.ports;
+    const { sip, rpc, isc, evapi } = this.ports;
     const args = [
       '-f', join(ROOT, 'kamailio-cfg/kamailio.cfg'), '-DD', '-E', '-m', '256', '-M', '16',
       '-Y', this.dir, '-P', join(this.dir, 'kamailio.pid'),
       '-A', `SIP_PORT=${sip}`, '-A', `RPC_PORT=${rpc}`, '-A', `ISC_SECRET="${this.secret}"`,
       '-A', `AS_HTTPCON="as=>http://kamailio:${this.secret}@127.0.0.1:${isc};timeout=2"`,
-      '-A', 'NCHILDREN=4', '-A', 'NASYNC=4',
+      '-A', `EVAPI_ADDR="127.0.0.1:${evapi}"`, '-A', 'NCHILDREN=4', '-A', 'NASYNC=4',
     ];
     this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));

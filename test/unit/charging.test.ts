@@ -90,6 +90,7 @@ function hookStore(
   inner: Store,
   hooks: {
     insertOne?: (doc: Doc, next: (d: Doc) => Promise<void>) => Promise<void>;
+    insertMany?: (docs: readonly Doc[], next: (d: readonly Doc[]) => Promise<void>) => Promise<void>;
     ensureIndex?: (spec: IndexSpec) => void;
   },
 ): Store {
@@ -103,6 +104,10 @@ function hookStore(
           if (prop === 'insertOne' && hooks.insertOne) {
             const hook = hooks.insertOne;
             return (doc: T) => hook(doc, (d) => target.insertOne(d as T));
+          }
+          if (prop === 'insertMany' && hooks.insertMany) {
+            const hook = hooks.insertMany;
+            return (docs: readonly T[]) => hook(docs, (d) => target.insertMany(d as readonly T[]));
           }
           if (prop === 'ensureIndex' && hooks.ensureIndex) {
             const hook = hooks.ensureIndex;
@@ -198,7 +203,14 @@ describe('Charging', () => {
   });
 
   test('500 concurrent record() calls: seq 1..500, no gaps, file lines in seq order, 500 docs', async () => {
-    const n = await startNode();
+    let batches = 0;
+    let singles = 0;
+    const n = await startNode({
+      wrap: (s) => hookStore(s, {
+        insertMany: async (docs, next) => { batches++; await next(docs); },
+        insertOne: async (doc, next) => { singles++; await next(doc); },
+      }),
+    });
     const results = await Promise.all(range(1, 500).map(() => n.charging.record(imEvent())));
     assert.deepEqual(
       results.map((r) => r.localRecordSequenceNumber),
@@ -207,6 +219,8 @@ describe('Charging', () => {
     );
     assert.deepEqual(await fileSeqs(), range(1, 500));
     assert.equal(await n.store.collection(CDR_COLLECTION).count({}), 500);
+    assert.equal(singles, 0, 'records of one tick go to the store together');
+    assert.ok(batches < 10, `${batches} insertMany calls for 500 records`);
     await stopNode(n);
   });
 
@@ -234,6 +248,11 @@ describe('Charging', () => {
     const n = await startNode({
       wrap: (s) =>
         hookStore(s, {
+          // the batch fails as a whole whenever the store is in trouble: every record then
+          // goes down the one-by-one path, whose retries this test is about
+          insertMany: async () => {
+            throw new Error('batch refused');
+          },
           insertOne: async (doc, next) => {
             const seq = doc.localRecordSequenceNumber as number;
             attempts.set(seq, (attempts.get(seq) ?? 0) + 1);

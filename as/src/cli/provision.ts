@@ -15,6 +15,7 @@ Usage:
   ims-provision passwd USER (--password PASS | --password-stdin)
   ims-provision remove USER
   ims-provision list
+  ims-provision import FILE        one "user,password" per line (# comments allowed)
 
   USER is alice, alice@DOMAIN or sip:alice@DOMAIN (DOMAIN is sip.domain, default example.com).
   Only the digest HA1 of the password is stored.
@@ -63,66 +64,99 @@ function parseArgs(argv: string[]): Args {
   const [cmd, user] = rest;
   if (!cmd) fail('missing command (see --help)');
   if (['add', 'passwd', 'remove'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
+  if (cmd === 'import' && !user) fail('import needs a FILE');
   if (['add', 'passwd'].includes(cmd) && args.password === undefined) fail(`${cmd} needs --password or --password-stdin`);
-  if (!['add', 'passwd', 'remove', 'list'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
+  if (!['add', 'passwd', 'remove', 'list', 'import'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
   return { ...args, cmd, user } as Args;
 }
 
-/** Runs the command through the running AS's admin API; undefined when the AS is not up. */
-async function viaApi(cfg: AsConfig, a: Args): Promise<string | undefined> {
+/** What the commands need, served by the running AS's admin API or by the store itself. */
+interface UserBackend {
+  add(user: string, password: string): Promise<string>;
+  passwd(user: string, password: string): Promise<void>;
+  remove(user: string): Promise<void>;
+  list(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** The running AS's admin API; undefined when the AS is not up (or the API is off). */
+async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
   if (!cfg.admin.token) return undefined;
   const base = `http://${cfg.isc.host}:${cfg.isc.port}/admin`;
   const headers = { authorization: `Bearer ${cfg.admin.token}`, 'content-type': 'application/json' };
-  const call = async (method: string, path: string, body?: unknown) => {
-    let res: Response;
-    try {
-      res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(5000) });
-    } catch {
-      return undefined; // not running
-    }
+  const call = async (method: string, path: string, body?: unknown): Promise<string> => {
+    const res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(5000) });
     const text = await res.text();
-    if (res.status >= 400) fail(((JSON.parse(text || '{}') as { error?: string }).error) ?? `HTTP ${res.status}`, 1);
+    if (res.status >= 400) throw new UserError((JSON.parse(text || '{}') as { error?: string }).error ?? `HTTP ${res.status}`, res.status === 409 ? 'exists' : 'invalid');
     return text;
   };
-  const user = encodeURIComponent(a.user ?? '');
-  switch (a.cmd) {
-    case 'add': {
-      const r = await call('POST', '/users', { user: a.user, password: a.password });
-      return r === undefined ? undefined : `added ${(JSON.parse(r) as { uri: string }).uri}`;
-    }
-    case 'passwd':
-      return (await call('PUT', `/users/${user}/password`, { password: a.password })) === undefined ? undefined : `password changed for ${a.user}`;
-    case 'remove':
-      return (await call('DELETE', `/users/${user}`)) === undefined ? undefined : `removed ${a.user}`;
-    default: {
-      const r = await call('GET', '/users');
-      return r === undefined ? undefined : (JSON.parse(r) as Array<{ uri: string }>).map((u) => u.uri).join('\n');
-    }
+  try {
+    await call('GET', '/users');
+  } catch (err) {
+    if (err instanceof UserError) throw err; // the AS answered: a real error (e.g. wrong token)
+    return undefined; // not running
   }
+  const enc = encodeURIComponent;
+  return {
+    add: async (user, password) => (JSON.parse(await call('POST', '/users', { user, password })) as { uri: string }).uri,
+    passwd: async (user, password) => void (await call('PUT', `/users/${enc(user)}/password`, { password })),
+    remove: async (user) => void (await call('DELETE', `/users/${enc(user)}`)),
+    list: async () => (JSON.parse(await call('GET', '/users')) as Array<{ uri: string }>).map((u) => u.uri),
+    close: async () => undefined,
+  };
 }
 
-/** Runs the command on the store directly (the AS is stopped). */
-async function viaStore(cfg: AsConfig, a: Args): Promise<string> {
+/** The store itself, for when the AS is stopped. */
+async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
   const store = await openStore({ mongodbUri: cfg.store.mongodbUri || undefined, dataDir: cfg.store.dataDir, log: silentLogger() });
   const kamailio = new KamailioRpc({ httpUrl: cfg.kamailio.httpUrl, secret: cfg.isc.secret, timeoutMs: 1000 });
   const users = new UserDirectory(store, cfg.sip.domain, async (u) => kamailio.htableDelete('cred', u).catch(() => undefined));
-  try {
-    switch (a.cmd) {
-      case 'add': {
-        const rec = await users.add(a.user!, a.password!);
-        return `added sip:${rec.user}@${rec.domain}`;
-      }
-      case 'passwd':
-        await users.setPassword(a.user!, a.password!);
-        return `password changed for ${a.user}`;
-      case 'remove':
-        await users.remove(a.user!);
-        return `removed ${a.user}`;
-      default:
-        return (await users.list()).map((u) => `sip:${u.user}@${u.domain}`).join('\n');
+  return {
+    add: async (user, password) => {
+      const rec = await users.add(user, password);
+      return `sip:${rec.user}@${rec.domain}`;
+    },
+    passwd: (user, password) => users.setPassword(user, password),
+    remove: (user) => users.remove(user),
+    list: async () => (await users.list()).map((u) => `sip:${u.user}@${u.domain}`),
+    close: () => store.close(),
+  };
+}
+
+/** Lines of "user,password" (or ';'); blank lines and # comments skipped. */
+async function importUsers(backend: UserBackend, file: string): Promise<string> {
+  const lines = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  let added = 0;
+  let existing = 0;
+  for (const [i, line] of lines.entries()) {
+    const m = /^([^,;\s]+)\s*[,;]\s*(.+)$/.exec(line);
+    if (!m) throw new UserError(`${file}:${i + 1}: expected "user,password"`, 'invalid');
+    try {
+      await backend.add(m[1]!, m[2]!);
+      added++;
+    } catch (err) {
+      if (!(err instanceof UserError && err.code === 'exists')) throw new UserError(`${file}:${i + 1}: ${(err as Error).message}`, 'invalid');
+      existing++;
     }
-  } finally {
-    await store.close();
+    if ((i + 1) % 500 === 0) process.stderr.write(`  ${i + 1}/${lines.length} users\n`);
+  }
+  return `imported ${added} users, ${existing} already existed`;
+}
+
+async function run(backend: UserBackend, a: Args): Promise<string> {
+  switch (a.cmd) {
+    case 'add':
+      return `added ${await backend.add(a.user!, a.password!)}`;
+    case 'passwd':
+      await backend.passwd(a.user!, a.password!);
+      return `password changed for ${a.user}`;
+    case 'remove':
+      await backend.remove(a.user!);
+      return `removed ${a.user}`;
+    case 'import':
+      return importUsers(backend, a.user!);
+    default:
+      return (await backend.list()).join('\n');
   }
 }
 
@@ -137,8 +171,13 @@ async function main(): Promise<void> {
     throw err;
   }
   try {
-    const out = (await viaApi(cfg, a)) ?? (await viaStore(cfg, a));
-    if (out) process.stdout.write(`${out}\n`);
+    const backend = (await apiBackend(cfg)) ?? (await storeBackend(cfg));
+    try {
+      const out = await run(backend, a);
+      if (out) process.stdout.write(`${out}\n`);
+    } finally {
+      await backend.close();
+    }
   } catch (err) {
     if (err instanceof UserError) fail(err.message, 1);
     fail((err as Error).message, 1);

@@ -26,6 +26,8 @@ export interface AsConfig {
   kamailio: {
     /** Base URL of Kamailio's HTTP listener (jsonrpcs at /RPC, AS-originated requests at /uac). */
     httpUrl: string;
+    /** host:port of Kamailio's evapi event stream; empty: events come over HTTP only. */
+    evapiAddress: string;
     /** Kamailio's own SIP address: next hop for requests the AS originates to an AoR. */
     sipUri: string;
     /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
@@ -84,6 +86,8 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (String(v).length >= 16 ? undefined : 'must be set, at least 16 characters (scripts/start.sh generates one)') },
   { path: 'isc.trustedAddresses', env: 'ISC_TRUSTED_ADDRESSES', kind: 'list', def: ['127.0.0.1'], help: 'Kamailio addresses allowed on the ISC endpoint' },
   { path: 'kamailio.httpUrl', env: 'KAMAILIO_HTTP_URL', kind: 'url', def: 'http://127.0.0.1:5071', help: "Kamailio's HTTP listener (jsonrpcs /RPC, /uac)" },
+  { path: 'kamailio.evapiAddress', env: 'KAMAILIO_EVAPI_ADDR', kind: 'string', def: '127.0.0.1:5072', help: "Kamailio's evapi event stream (host:port; empty: HTTP events only)",
+    check: (v) => (v === '' || /^[^:\s]+:\d{1,5}$/.test(String(v)) ? undefined : 'must be host:port or empty') },
   { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
     check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
   { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },

@@ -33,6 +33,8 @@ export type EventSink = (event: IscEvent) => Promise<void>;
 export class IscDispatcher {
   private readonly services = new Map<string, IscService>();
   private readonly sinks = new Map<IscEvent['type'], EventSink>();
+  /** Outcome work acknowledged to Kamailio but not finished yet (drained on stop). */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number }) {}
 
@@ -85,14 +87,35 @@ export class IscDispatcher {
   }
 
   async event(ev: IscEvent): Promise<void> {
+    const started = process.hrtime.bigint();
     this.opts.metrics.count('isc_events_total', { type: ev.type });
-    if (ev.type === 'outcome') return this.outcome(ev);
-    const sink = this.sinks.get(ev.type);
-    if (!sink) {
-      this.opts.log.warn({ type: ev.type }, 'event with no consumer dropped');
+    if (ev.type === 'outcome') {
+      // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
+      // acknowledge at once and charge in the background, or every sender waits for the CDR.
+      const work = this.outcome(ev)
+        .catch((err: unknown) => this.opts.log.error({ err, ctx: ev.ctx }, 'outcome handling failed'))
+        .finally(() => {
+          this.background.delete(work);
+          this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+        });
+      this.background.add(work);
       return;
     }
-    await sink(ev);
+    try {
+      const sink = this.sinks.get(ev.type);
+      if (!sink) {
+        this.opts.log.warn({ type: ev.type }, 'event with no consumer dropped');
+        return;
+      }
+      await sink(ev);
+    } finally {
+      this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+    }
+  }
+
+  /** Resolves when every acknowledged outcome has been handled (before charging stops). */
+  async drain(): Promise<void> {
+    while (this.background.size) await Promise.all([...this.background]);
   }
 
   /** Outcome contexts are "<service>:<service payload>", as encodeContext built them. */

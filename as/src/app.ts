@@ -4,6 +4,7 @@ import { adminRoutes } from './admin/admin-routes.js';
 import { Charging } from './charging/charging.js';
 import type { AsConfig } from './config/config.js';
 import { PagerService } from './im/pager.js';
+import { ServiceMessenger } from './im/service-messages.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { iscRoutes } from './isc/isc-routes.js';
 import { KamailioEventStream } from './isc/event-stream.js';
@@ -121,7 +122,7 @@ export class ApplicationServer {
       for (const r of [
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
         iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
-        adminRoutes({ users, token: config.admin.token }),
+        adminRoutes({ users, messenger: new ServiceMessenger({ uac, domain, identity: `sip:service@${config.sip.domain}` }), token: config.admin.token }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }

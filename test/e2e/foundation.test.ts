@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openStore } from '../../as/src/store/open-store.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
-const PASS = { alice: 'alice-pw-1', bob: 'bob-pw-2', dave: 'dave-pw-3' };
+const PASS = { alice: 'alice-pw-1', bob: 'bob-pw-2', dave: 'dave-pw-3', erin: 'erin-pw-4' };
 
 describe('foundation: register, MESSAGE through Kamailio and the AS, charging', () => {
   let stack: TestStack;
@@ -37,7 +37,7 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.notEqual(dup.code, 0);
     assert.match(dup.out, /already exists/);
     const list = await stack.provision('list');
-    assert.deepEqual(list.out.trim().split('\n'), ['sip:alice@example.com', 'sip:bob@example.com', 'sip:dave@example.com']);
+    assert.deepEqual(list.out.trim().split('\n'), ['sip:alice@example.com', 'sip:bob@example.com', 'sip:dave@example.com', 'sip:erin@example.com']);
   });
 
   it('registers bob with digest authentication (401 then 200)', async () => {
@@ -98,6 +98,39 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   it('answers 480 for a MESSAGE to a known user with no registered contact', async () => {
     const r = await stack.sipp('message', { final: 480, set: { user: 'alice', to: 'dave', text: 'are you there?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
     assert.equal(r.exitCode, 0, r.stdout);
+  });
+
+  it('sends a MESSAGE of its own through the core and learns the 200 (From and To tags intact)', async () => {
+    const uas = stack.sipp('uas-message', { port: bobUasPort, timeoutMs: 15000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const res = await stack.admin('POST', '/messages', { to: 'sip:bob@example.com', text: 'service notice' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json, { code: 200, reason: 'OK', timedOut: false });
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    const from = /^From: (.*)$/m.exec(got.messages)?.[1] ?? '';
+    assert.match(from, /^<sip:service@example\.com>;tag=[\w-]+$/, `one From tag expected: ${from}`);
+    assert.match(got.messages, /\n\s*service notice/);
+    assert.doesNotMatch(got.messages, /X-ISC-Origin/i, 'the core strips the AS marker');
+  });
+
+  it('learns the 480 of a MESSAGE of its own to a user with no contact', async () => {
+    const res = await stack.admin('POST', '/messages', { to: 'sip:dave@example.com', text: 'anyone?' });
+    assert.deepEqual(res.json, { code: 480, reason: 'Temporarily Unavailable', timedOut: false });
+  });
+
+  it('learns the 408 when the user\'s UA never answers', async () => {
+    const erinPort = stack.sippPort();
+    const reg = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '300' }, args: ['-au', 'erin', '-ap', PASS.erin] });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const silent = stack.sipp('uas-silent', { port: erinPort, timeoutMs: 15000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    const res = await stack.admin('POST', '/messages', { to: 'sip:erin@example.com', text: 'hello?' });
+    assert.equal(res.json.code, 408);
+    const took = Date.now() - started;
+    assert.ok(took >= 4500 && took < 9000, `outcome after ${took} ms (fr_timer is 5 s)`);
+    await silent;
   });
 
   it('gives a prompt 503 when the AS is down', async () => {

@@ -186,6 +186,18 @@ export class TestStack {
     return files.flatMap((f) => readFileSync(join(this.cdrDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
   }
 
+  /** Calls the AS's admin API with this stack's token. */
+  async admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const res = await fetch(`http://127.0.0.1:${this.ports.isc}/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${this.adminToken}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(20000),
+    });
+    const text = await res.text();
+    return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  }
+
   async metrics(): Promise<string> {
     return (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`)).text();
   }

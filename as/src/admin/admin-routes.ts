@@ -1,13 +1,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import Router from 'koa-router';
 import { jsonBody } from '../http/json-body.js';
+import type { ServiceMessenger } from '../im/service-messages.js';
 import { UserError, type UserDirectory } from '../users/user-directory.js';
 
 /**
  * Admin API for provisioning while the AS runs (the embedded store belongs to one process,
  * so the CLI goes through here). Bearer token; off when no token is configured.
  */
-export function adminRoutes(deps: { users: UserDirectory; token: string }): Router {
+export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMessenger; token: string }): Router {
   const router = new Router({ prefix: '/admin' });
   const expected = Buffer.from(`Bearer ${deps.token}`);
   router.use(async (ctx, next) => {
@@ -40,6 +41,24 @@ export function adminRoutes(deps: { users: UserDirectory; token: string }): Rout
     if (!b) return;
     await deps.users.setPassword(ctx.params.user ?? '', b.password ?? '');
     ctx.status = 204;
+  });
+  // A MESSAGE from the service to a user; answers with the delivery's final outcome.
+  router.post('/messages', async (ctx) => {
+    const b = await jsonBody<{ to?: string; text?: string }>(ctx, 64 * 1024);
+    if (!b) return;
+    if (typeof b.to !== 'string' || typeof b.text !== 'string' || !b.text) {
+      ctx.status = 400;
+      ctx.body = { error: 'to and text are required' };
+      return;
+    }
+    try {
+      const outcome = await deps.messenger.send(b.to, b.text);
+      ctx.body = { code: outcome.code, reason: outcome.reason, timedOut: outcome.timedOut };
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      ctx.status = 400;
+      ctx.body = { error: err.message };
+    }
   });
   router.delete('/users/:user', async (ctx) => {
     await deps.users.remove(ctx.params.user ?? '');

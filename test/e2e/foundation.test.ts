@@ -16,6 +16,7 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   let stack: TestStack;
   let bobUasPort: number;
   let deliveredCallId = '';
+  let erinPort = 0;
 
   before(async () => {
     stack = await TestStack.start(portsFrom(5360));
@@ -120,7 +121,7 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   });
 
   it('learns the 408 when the user\'s UA never answers', async () => {
-    const erinPort = stack.sippPort();
+    erinPort = stack.sippPort();
     const reg = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '300' }, args: ['-au', 'erin', '-ap', PASS.erin] });
     assert.equal(reg.exitCode, 0, reg.stdout);
     const silent = stack.sipp('uas-silent', { port: erinPort, timeoutMs: 15000 });
@@ -131,6 +132,12 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     const took = Date.now() - started;
     assert.ok(took >= 4500 && took < 9000, `outcome after ${took} ms (fr_timer is 5 s)`);
     await silent;
+  });
+
+  it('tells the AS when a user deregisters (Expires: 0)', async () => {
+    const r = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '0' }, args: ['-au', 'erin', '-ap', PASS.erin] });
+    assert.equal(r.exitCode, 0, r.stdout);
+    await eventually(async () => ((await stack.metrics()).match(/isc_events_total\{type="registration"\} (\d+)/)?.[1] === '3' ? true : undefined), 3000, 'three registration events');
   });
 
   it('gives a prompt 503 when the AS is down', async () => {
@@ -154,6 +161,8 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
       assert.ok(reg, 'bob\'s registration reached the AS');
       assert.equal((reg.contacts as Array<{ uri: string }>).length, 1);
       assert.match((reg.contacts as Array<{ uri: string }>)[0]!.uri, /^sip:bob@127\.0\.0\.1:\d+$/);
+      const erin = await store.collection('registrations').findOne({ _id: 'sip:erin@example.com' });
+      assert.deepEqual(erin?.contacts, [], 'erin deregistered');
     } finally {
       await store.close();
     }

@@ -91,6 +91,32 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.equal(lines[0]!.imsChargingIdentifier, lines[1]!.imsChargingIdentifier, 'both roles share the ICID');
   });
 
+  it('accepts 127.0.0.1 as an alias of the domain and charges the canonical identities', async () => {
+    const uas = stack.sipp('uas-message', { port: bobUasPort, timeoutMs: 15000 });
+    await new Promise((r) => setTimeout(r, 300));
+    const sent = await stack.sipp('message', { final: 200, set: { domain: '127.0.0.1', user: 'alice', to: 'bob', text: 'via the alias' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    assert.equal(sent.exitCode, 0, sent.stdout);
+    const got = await uas;
+    assert.match(got.messages, /P-Asserted-Identity: <sip:alice@example\.com>/);
+    const callId = /Call-ID: (\S+)/.exec(got.messages)![1]!;
+    const lines = await eventually(() => {
+      const l = stack.cdrLines().filter((c) => c.sessionId === callId);
+      return l.length >= 2 ? l : undefined;
+    }, 5000, 'CDRs of the aliased MESSAGE');
+    assert.deepEqual([...new Set(lines.map((c) => `${c.callingPartyAddress} -> ${c.calledPartyAddress}`))], ['sip:alice@example.com -> sip:bob@example.com']);
+  });
+
+  it('reports store, Kamailio and the event stream on /health', async () => {
+    const res = await fetch(`http://127.0.0.1:${stack.ports.isc}/health`);
+    assert.equal(res.status, 200);
+    const h = (await res.json()) as { status: string; checks: Record<string, { ok: boolean; detail: string }> };
+    assert.equal(h.status, 'ok');
+    assert.deepEqual(h.checks.store, { ok: true, detail: 'embedded' });
+    assert.equal(h.checks.kamailio?.ok, true);
+    assert.match(h.checks.kamailio!.detail, /kamailio 5\.6/);
+    assert.deepEqual(h.checks.eventStream, { ok: true, detail: 'connected' });
+  });
+
   it('answers 404 for a MESSAGE to a user that does not exist', async () => {
     const r = await stack.sipp('message', { final: 404, set: { user: 'alice', to: 'carol', text: 'anyone?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
     assert.equal(r.exitCode, 0, r.stdout);

@@ -428,3 +428,19 @@ describe('Charging', () => {
     }
   });
 });
+
+describe('Charging retention', () => {
+  test('purgeExpired removes store records past retention, files keep them', async () => {
+    // relative to the real clock: the store's own TTL index also looks at storedAt
+    let clock = new Date(Date.now() - 2 * 86_400_000);
+    const n = await startNode({ retentionDays: 1, now: () => clock });
+    await n.charging.record(imEvent());
+    await n.charging.record(imEvent());
+    clock = new Date();
+    await n.charging.record(imEvent());
+    assert.equal(await n.charging.purgeExpired(), 2);
+    assert.deepEqual((await n.store.collection(CDR_COLLECTION).find({})).map((d) => d.localRecordSequenceNumber), [3]);
+    assert.deepEqual(await fileSeqs(), [1, 2, 3]);
+    await stopNode(n);
+  });
+});

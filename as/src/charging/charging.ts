@@ -70,6 +70,7 @@ export interface ChargingOptions {
 export type CdrDoc = Doc & { storedAt: Date };
 
 export const CDR_COLLECTION = 'cdrs';
+const PURGE_INTERVAL_MS = 3_600_000;
 
 export interface CdrQuery {
   sessionId?: string;
@@ -157,6 +158,7 @@ export class Charging {
   private fileMode: 'live' | 'degraded' = 'live';
   private catchingUp: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
+  private purgeTimer: NodeJS.Timeout | null = null;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -230,6 +232,7 @@ export class Charging {
         this.log.info(report, 'charging started');
       }
       this.state = 'running';
+      this.schedulePurge();
       return report;
     } catch (err) {
       this.state = 'new';
@@ -316,12 +319,39 @@ export class Charging {
   }
 
   /** Waits for the records in flight, brings the files up to date if it can, closes them. */
+  /**
+   * Removes records past retention every hour. The TTL index alone is not enough: the
+   * embedded engine only expires documents that a read happens to meet, and CDRs are
+   * rarely read, so without this its memory would grow for ever.
+   */
+  private schedulePurge(): void {
+    if (this.retentionDays <= 0) return;
+    const purge = async () => {
+      try {
+        const n = await this.purgeExpired();
+        if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
+      } catch (err) {
+        this.log.warn({ err }, 'CDR retention purge failed; will try again');
+      }
+    };
+    this.purgeTimer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
+    this.purgeTimer.unref();
+    void purge();
+  }
+
+  /** Removes the store's records past retention now; returns how many. */
+  async purgeExpired(): Promise<number> {
+    const cutoff = new Date(this.now().getTime() - this.retentionDays * 86_400_000);
+    return this.cdrs.deleteMany({ storedAt: { $lt: cutoff } });
+  }
+
   async stop(): Promise<void> {
     if (this.state === 'stopped' || this.state === 'new') {
       this.state = 'stopped';
       return;
     }
     this.state = 'stopping';
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
     await this.whenIdle();
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);

@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for p in 5280 5290 5291 5292 5293 5161 5162 5163; do
+for p in 5280 5290 5291 5292 5293 5294 5161 5162 5163; do
   if ss -H -lntu "( sport = :$p )" | grep -q .; then echo "port $p is busy" >&2; exit 1; fi
 done
 
@@ -40,7 +40,7 @@ bash scripts/install.sh >/dev/null
 secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
 export SIP_DOMAIN=example.com ISC_PORT=5292 ISC_SECRET=$secret AS_ADMIN_TOKEN=$token \
-  KAMAILIO_HTTP_URL=http://127.0.0.1:5291 KAMAILIO_SIP_URI=sip:127.0.0.1:5290 KAMAILIO_EVAPI_ADDR=127.0.0.1:5293 \
+  KAMAILIO_HTTP_URL=http://127.0.0.1:5291 KAMAILIO_SIP_URI=sip:127.0.0.1:5290 KAMAILIO_EVAPI_ADDR=127.0.0.1:5293 XDM_PORT=5294 \
   AS_DATA_DIR=$OUT/data/store CDR_DIR=$OUT/data/cdr LOG_LEVEL=warn AS_NODE_ID=bench AS_CONFIG=
 
 log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(kamailio -v | head -1), node $(node -v), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -1)"

@@ -4,7 +4,7 @@
 # stop it with scripts/stop.sh. State, logs and CDRs go to ./run/.
 #
 # Knobs (environment): SIP_DOMAIN (example.com), SIP_PORT (5060), KAMAILIO_RPC_PORT (5071),
-# KAMAILIO_EVAPI_PORT (5072),
+# KAMAILIO_EVAPI_PORT (5072), XDM_PORT (8080),
 # ISC_PORT (7080), KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,7 @@ SIP_PORT=${SIP_PORT:-5060}
 RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
 EVAPI_PORT=${KAMAILIO_EVAPI_PORT:-5072}
 ISC_PORT=${ISC_PORT:-7080}
+XDM_PORT=${XDM_PORT:-8080}
 SHM=${KAMAILIO_SHM_MB:-1024}
 
 for pidf in "$RUN/as.pid" "$RUN/kamailio.pid"; do
@@ -37,6 +38,7 @@ if [ ! -f "$RUN/as.json" ]; then
 {
   "sip": { "domain": "$SIP_DOMAIN" },
   "isc": { "port": $ISC_PORT, "secret": "$secret" },
+  "xdm": { "port": $XDM_PORT },
   "kamailio": { "httpUrl": "http://127.0.0.1:$RPC_PORT", "evapiAddress": "127.0.0.1:$EVAPI_PORT", "sipUri": "sip:127.0.0.1:$SIP_PORT" },
   "store": { "dataDir": "$RUN/data" },
   "charging": { "cdrDir": "$RUN/cdr" },
@@ -80,6 +82,7 @@ IMS stack running (domain $SIP_DOMAIN):
   Kamailio RPC/uac     http://127.0.0.1:$RPC_PORT/RPC   (AS only)
   Kamailio events      tcp 127.0.0.1:$EVAPI_PORT (evapi, AS only)
   AS ISC + ops         http://127.0.0.1:$ISC_PORT  (/health, /metrics)
+  XCAP root (XDMS)     http://127.0.0.1:$XDM_PORT/xcap-root  (HTTP digest, SIP credentials)
   health               $health
   logs                 $RUN/logs/{as,kamailio}.log   CDRs: $RUN/cdr/
   add a user           node build/as/src/cli/provision.js add alice --password secret

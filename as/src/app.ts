@@ -19,6 +19,13 @@ import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
 import { UserDirectory } from './users/user-directory.js';
 import { VERSION } from './version.js';
+import { Notifier } from './events/notifier.js';
+import { SubscriptionService } from './events/subscription-service.js';
+import { DigestAuthenticator } from './http/digest.js';
+import { XdmDocuments } from './xdm/document-store.js';
+import { xcapAuth } from './xdm/xcap-auth.js';
+import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
+import { XcapServer } from './xdm/xcap-server.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
@@ -43,7 +50,9 @@ export class ApplicationServer {
     readonly metrics: Metrics,
     private readonly dispatcher: IscDispatcher,
     private readonly events: KamailioEventStream | undefined,
+    private readonly notifier: Notifier,
     private readonly http: Server,
+    private readonly xcapHttp: Server,
   ) {}
 
   static async start(config: AsConfig, log: Logger): Promise<ApplicationServer> {
@@ -83,8 +92,25 @@ export class ApplicationServer {
         metrics,
       });
 
+      // XDMS: documents, their change notification (xcap-diff) and the XCAP server
+      const docs = new XdmDocuments(store);
+      await docs.start();
+      const core = new URL(config.kamailio.sipUri.replace(/^sips?:/, 'http://'));
+      const notifier = new Notifier({
+        store, uac, charging, metrics,
+        contact: `sip:notifier@${core.host}`,
+        log: log.child({ svc: 'notifier' }),
+      });
+      const xcapRoot = config.xdm.publicRoot || `http://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
+      notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
+      docs.on('change', (ch) => {
+        if (ch.ref.tree === 'users') void notifier.resourceChanged('xcap-diff', ch.ref.xui);
+      });
+      await notifier.start();
+
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
         .register(new PagerService({ users, domain, charging, nodeAddress: config.node.address, log: log.child({ svc: 'im' }) }))
+        .register(new SubscriptionService('xdm', notifier))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
@@ -127,16 +153,33 @@ export class ApplicationServer {
         app.use(r.routes()).use(r.allowedMethods());
       }
 
-      const http = await new Promise<Server>((resolve, reject) => {
-        const s = app.listen(config.isc.port, config.isc.host, () => resolve(s));
-        s.once('error', (err: NodeJS.ErrnoException) =>
-          reject(new Error(`cannot listen on ${config.isc.host}:${config.isc.port} (isc.host/isc.port): ${err.code ?? err.message}`)));
-      });
+      const http = await listen(app, config.isc.host, config.isc.port, 'isc.host/isc.port');
       // Kamailio keeps its connections open; never let Node close them under it mid-request
       http.keepAliveTimeout = 65_000;
       events?.start();
+
+      const xcap = new Koa();
+      const xcapServer = new XcapServer({
+        docs, metrics, log: log.child({ svc: 'xcap' }),
+        options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
+      });
+      const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`);
+      xcap.use(async (ctx, next) => {
+        if (!underRoot(ctx.path)) {
+          ctx.status = 404;
+          return;
+        }
+        await next();
+      });
+      xcap.use(xcapAuth({
+        digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
+        trustedProxies: config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
+      }));
+      xcap.use(xcapServer.middleware());
+      const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
+      log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, http);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, http, xcapHttp);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
@@ -145,10 +188,11 @@ export class ApplicationServer {
 
   async stop(): Promise<void> {
     this.log.info('stopping');
-    await new Promise<void>((resolve) => {
-      this.http.close(() => resolve());
-      this.http.closeAllConnections();
-    });
+    await Promise.all([this.http, this.xcapHttp].map((server) => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    })));
+    this.notifier.stop();
     this.events?.stop();
     this.uac.close();
     await this.dispatcher.drain();
@@ -156,4 +200,11 @@ export class ApplicationServer {
     await this.store.close();
     this.log.info('stopped');
   }
+}
+
+function listen(app: Koa, host: string, port: number, settings: string): Promise<Server> {
+  return new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port} (${settings}): ${err.code ?? err.message}`)));
+  });
 }

@@ -19,12 +19,13 @@ export interface Ports {
   rpc: number;
   isc: number;
   evapi: number;
+  xdm: number;
   /** First of the SIP ports handed to sipp instances (see sipp() for their other ports). */
   sippBase: number;
 }
 
 export function portsFrom(base: number): Ports {
-  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, sippBase: base + 10 };
+  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, xdm: base + 4, sippBase: base + 10 };
 }
 
 function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -75,6 +76,7 @@ export class TestStack {
       KAMAILIO_HTTP_URL: `http://127.0.0.1:${this.ports.rpc}`,
       KAMAILIO_SIP_URI: `sip:127.0.0.1:${this.ports.sip}`,
       KAMAILIO_EVAPI_ADDR: `127.0.0.1:${this.ports.evapi}`,
+      XDM_PORT: String(this.ports.xdm),
       AS_DATA_DIR: join(this.dir, 'data'),
       CDR_DIR: this.cdrDir,
       AS_ADMIN_TOKEN: this.adminToken,

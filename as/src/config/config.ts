@@ -33,6 +33,19 @@ export interface AsConfig {
     /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
     transactionTimeoutMs: number;
   };
+  xdm: {
+    host: string;
+    port: number;
+    /** Path of the XCAP root, e.g. /xcap-root. */
+    rootPath: string;
+    /** The XCAP root as clients reach it; empty: http://host:port/rootPath. */
+    publicRoot: string;
+    maxDocumentBytes: number;
+    maxDepth: number;
+    /** Authenticating proxies allowed to assert the user's identity in a header. */
+    trustedProxies: string[];
+    assertedIdentityHeader: string;
+  };
   store: {
     /** MongoDB connection string; when empty the embedded store in dataDir is used. */
     mongodbUri: string;
@@ -91,6 +104,15 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
     check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
   { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },
+  { path: 'xdm.host', env: 'XDM_HOST', kind: 'string', def: '127.0.0.1', help: 'address the XCAP server listens on' },
+  { path: 'xdm.port', env: 'XDM_PORT', kind: 'port', def: 8080, help: 'port of the XCAP server' },
+  { path: 'xdm.rootPath', env: 'XDM_ROOT_PATH', kind: 'string', def: '/xcap-root', help: 'path of the XCAP root',
+    check: (v) => (/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(String(v)) ? undefined : 'must be a path like /xcap-root') },
+  { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http://host:port/rootPath)' },
+  { path: 'xdm.maxDocumentBytes', env: 'XDM_MAX_DOCUMENT_BYTES', kind: 'int', def: 1024 * 1024, help: 'largest XCAP document or PUT body (413 above)' },
+  { path: 'xdm.maxDepth', env: 'XDM_MAX_DEPTH', kind: 'int', def: 32, help: 'deepest element nesting accepted in XCAP documents' },
+  { path: 'xdm.trustedProxies', env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },
+  { path: 'xdm.assertedIdentityHeader', env: 'XDM_ASSERTED_IDENTITY_HEADER', kind: 'string', def: 'X-3GPP-Asserted-Identity', help: 'header carrying the asserted identity from a trusted proxy' },
   { path: 'store.mongodbUri', env: 'MONGODB_URI', kind: 'string', def: '', help: 'MongoDB connection string (empty: embedded store)',
     check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
   { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },

@@ -8,7 +8,7 @@
 export interface IscRequest {
   v: 1;
   /** Which AS service the filter criteria matched. */
-  service: 'presence' | 'im';
+  service: 'presence' | 'im' | 'xdm';
   method: string;
   ruri: string;
   /** Originating session case: the request comes from one of our authenticated users. */

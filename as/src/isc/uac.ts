@@ -11,6 +11,8 @@ export interface UacRequest {
   /** Header name/value pairs; Call-ID, CSeq and a From tag are added when missing. */
   headers: Array<[string, string]>;
   body?: string;
+  /** Where to send it first (an in-dialog request: the first URI of its route set). */
+  nexthop?: string;
   /**
    * Route it through Kamailio's request routing (lookup of the Request-URI's contacts,
    * forking to all of them). In-dialog requests that carry their own Route set or target
@@ -100,7 +102,7 @@ export class UacClient {
         body: JSON.stringify({
           method: req.method,
           ruri: req.ruri,
-          nexthop: req.viaCore ? this.opts.coreUri : '',
+          nexthop: req.viaCore ? this.opts.coreUri : (req.nexthop ?? ''),
           headers: headers.map(([n, v]) => `${n}: ${v}`).join('\r\n') + '\r\n',
           body: req.body ?? '',
         }),

@@ -1,0 +1,70 @@
+import type { IscCall } from '../isc/dispatcher.js';
+import type { IscRequest, ReplyDecision } from '../isc/types.js';
+
+/** What the notifier keeps about one subscription dialog (RFC 6665), as stored. */
+export interface Subscription {
+  /** Dialog id: Call-ID, watcher's From tag, our To tag. */
+  _id: string;
+  [key: string]: unknown;
+  event: string;
+  /** The Event header's id parameter, echoed in every NOTIFY. */
+  eventId?: string;
+  /** The resource watched, canonical (presentity, list URI, the user for xcap-diff). */
+  resource: string;
+  /** The watcher's asserted identity. */
+  watcher: string;
+  callId: string;
+  fromTag: string;
+  toTag: string;
+  /** The SUBSCRIBE's From (watcher, with tag) and To (us, without tag), as written. */
+  remoteParty: string;
+  localParty: string;
+  /** The watcher's Contact URI: Request-URI of our NOTIFYs. */
+  remoteTarget: string;
+  /** Record-Route of the SUBSCRIBE, in order: the Route set of our NOTIFYs. */
+  routeSet: string[];
+  /** CSeq of our last NOTIFY, and of the watcher's last SUBSCRIBE. */
+  localCseq: number;
+  remoteCseq: number;
+  state: 'active' | 'pending' | 'terminated';
+  expiresAt: Date;
+  /** Content types the watcher accepts (from Accept), or the package default. */
+  accept: string[];
+  createdAt: Date;
+  notifyCount: number;
+  /** Package-specific state (watched documents, last version sent ...). */
+  data: Record<string, unknown>;
+}
+
+export interface NotifyContent {
+  contentType: string;
+  body: string;
+}
+
+/** The decision a package takes on a new subscription. */
+export type Admission =
+  | { reject: ReplyDecision }
+  | { state: 'active' | 'pending'; resource: string; data?: Record<string, unknown> };
+
+/**
+ * One SIP event package (RFC 6665 section 5) served by the notifier: it decides who may
+ * subscribe to what, and renders the state into NOTIFY bodies. The notifier does dialogs,
+ * refreshes, expiry, NOTIFY sequencing and charging.
+ */
+export interface EventPackage {
+  /** The Event header token, e.g. 'presence', 'xcap-diff'. */
+  readonly name: string;
+  /** Which AS service charges it. */
+  readonly service: IscRequest['service'];
+  readonly defaultExpires: number;
+  readonly minExpires: number;
+  readonly maxExpires: number;
+  /** Content types it can produce; the first is the default. */
+  readonly contentTypes: readonly string[];
+  admit(call: IscCall, watcher: string): Promise<Admission>;
+  /**
+   * The body of a NOTIFY for this subscription now (undefined: a NOTIFY without body), and
+   * the package state to keep for the next one (e.g. the versions this NOTIFY reported).
+   */
+  content(sub: Subscription): Promise<(NotifyContent & { data?: Record<string, unknown> }) | undefined>;
+}

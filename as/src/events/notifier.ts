@@ -1,0 +1,336 @@
+import type { Charging } from '../charging/charging.js';
+import type { IscCall } from '../isc/dispatcher.js';
+import { reply, type IscDecision } from '../isc/types.js';
+import type { UacClient } from '../isc/uac.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { parseNameAddr, parseValueParams } from '../sip/index.js';
+import type { Collection, Store } from '../store/port.js';
+import type { EventPackage, Subscription } from './event-package.js';
+
+/** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
+type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
+
+interface Flight {
+  /** Another NOTIFY is wanted once the one in flight completes. */
+  again: boolean;
+  /** The one wanted is the final one. */
+  final?: EndReason;
+}
+
+/** Longest timer we arm (setTimeout's limit is 2^31-1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The notifier side of SIP-specific event notification (RFC 6665) for every event package
+ * of the AS: SUBSCRIBE handling (initial, refresh, unsubscribe, fetch), subscriptions kept
+ * in the store so they survive restarts, NOTIFYs sent through Kamailio one at a time per
+ * dialog (CSeq strictly increasing; changes arriving meanwhile coalesce into one NOTIFY with
+ * the latest state), expiry with reason=timeout, and the end of a subscription whose
+ * NOTIFY gets 481 or no answer.
+ */
+export class Notifier {
+  private readonly packages = new Map<string, EventPackage>();
+  private readonly subs: Collection<Subscription>;
+  private readonly flights = new Map<string, Flight>();
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private stopped = false;
+
+  constructor(private readonly deps: {
+    store: Store;
+    uac: UacClient;
+    charging: Charging;
+    /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
+    contact: string;
+    log: Logger;
+    metrics: Metrics;
+  }) {
+    this.subs = deps.store.collection<Subscription>('subscriptions');
+  }
+
+  register(pkg: EventPackage): this {
+    this.packages.set(pkg.name, pkg);
+    return this;
+  }
+
+  get allowEvents(): string {
+    return [...this.packages.keys()].join(', ');
+  }
+
+  /** Loads live subscriptions and arms their expiry (after a restart too). */
+  async start(): Promise<void> {
+    await this.subs.ensureIndex({ fields: { event: 1, resource: 1 } });
+    const live = await this.subs.find({ state: { $ne: 'terminated' } });
+    for (const s of live) this.armExpiry(s);
+    this.deps.log.info({ subscriptions: live.length }, 'notifier started');
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  async handleSubscribe(call: IscCall): Promise<IscDecision> {
+    const { sip } = call;
+    const eventHeader = sip.headers.get('Event');
+    if (!eventHeader) return reply(489, 'Bad Event', { hdrs: `Allow-Events: ${this.allowEvents}\r\n` });
+    const event = parseValueParams(eventHeader);
+    const pkg = this.packages.get(event.value.toLowerCase());
+    if (!pkg) return reply(489, 'Bad Event', { hdrs: `Allow-Events: ${this.allowEvents}\r\n` });
+    const eventId = event.params.get('id');
+
+    const expiresHeader = sip.headers.get('Expires');
+    let expires = pkg.defaultExpires;
+    if (expiresHeader !== undefined) {
+      if (!/^\s*\d{1,10}\s*$/.test(expiresHeader)) return reply(400, 'Bad Expires');
+      expires = Math.min(Number(expiresHeader), pkg.maxExpires);
+    }
+    if (expires > 0 && expires < pkg.minExpires) {
+      return reply(423, 'Interval Too Brief', { hdrs: `Min-Expires: ${pkg.minExpires}\r\n` });
+    }
+
+    const toTag = sip.to.tag;
+    if (toTag) return this.inDialog(call, pkg, toTag, expires);
+
+    const watcher = call.req.asserted;
+    if (!watcher) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "an authenticated identity is required"\r\n' });
+    const accept = this.acceptable(pkg, sip.headers.getAll('Accept'));
+    if (!accept) return reply(406, 'Not Acceptable', { hdrs: `Accept: ${pkg.contentTypes.join(', ')}\r\n` });
+
+    const admission = await pkg.admit(call, watcher);
+    if ('reject' in admission) return admission.reject;
+
+    const contact = sip.headers.get('Contact');
+    if (!contact) return reply(400, 'Missing Contact');
+    const now = new Date();
+    const sub: Subscription = {
+      _id: `${sip.callId}|${sip.from.tag ?? ''}|${call.req.toTag}`,
+      event: pkg.name,
+      ...(eventId ? { eventId } : {}),
+      resource: admission.resource,
+      watcher,
+      callId: sip.callId,
+      fromTag: sip.from.tag ?? '',
+      toTag: call.req.toTag,
+      remoteParty: sip.headers.get('From')!,
+      localParty: sip.headers.get('To')!,
+      remoteTarget: parseNameAddr(contact).uri,
+      routeSet: sip.headers.getAll('Record-Route'),
+      localCseq: 0,
+      remoteCseq: sip.cseq.seq,
+      state: expires === 0 ? 'terminated' : admission.state,
+      expiresAt: new Date(now.getTime() + expires * 1000),
+      accept,
+      createdAt: now,
+      notifyCount: 0,
+      data: admission.data ?? {},
+    };
+    await this.subs.insertOne(sub);
+    this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
+    if (expires === 0) {
+      this.queueNotify(sub._id, 'unsubscribed'); // fetch: one NOTIFY with the state, then done
+    } else {
+      this.armExpiry(sub);
+      this.queueNotify(sub._id);
+      void this.charge(pkg, sub, 'opened', call.receivedAt);
+    }
+    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
+  }
+
+  /** Notifies every live subscription of `event` to `resource` (the state changed). */
+  async resourceChanged(event: string, resource: string): Promise<number> {
+    const live = await this.subs.find({ event, resource, state: { $ne: 'terminated' } });
+    for (const s of live) this.queueNotify(s._id);
+    return live.length;
+  }
+
+  /** Notifies one subscription (e.g. its authorization changed). */
+  touch(id: string): void {
+    this.queueNotify(id);
+  }
+
+  /** Ends one subscription with a final NOTIFY (rejected, deactivated ...). */
+  async end(id: string, reason: EndReason): Promise<void> {
+    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated' } }, { returnDocument: 'after' });
+    if (!s) return;
+    this.disarm(id);
+    this.queueNotify(id, reason);
+  }
+
+  /** Moves a pending subscription to active (authorization granted) and notifies it. */
+  async activate(id: string): Promise<void> {
+    const s = await this.subs.findOneAndUpdate({ _id: id, state: 'pending' }, { $set: { state: 'active' } }, { returnDocument: 'after' });
+    if (s) this.queueNotify(id);
+  }
+
+  async find(filter: Record<string, unknown>): Promise<Subscription[]> {
+    return this.subs.find(filter);
+  }
+
+  private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number): Promise<IscDecision> {
+    const { sip } = call;
+    const id = `${sip.callId}|${sip.from.tag ?? ''}|${toTag}`;
+    const current = await this.subs.findOne({ _id: id });
+    if (!current || current.state === 'terminated' || current.event !== pkg.name) return reply(481, 'Subscription Does Not Exist');
+    if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
+    if (expires === 0) {
+      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
+      if (!s) return reply(481, 'Subscription Does Not Exist');
+      this.disarm(id);
+      this.queueNotify(id, 'unsubscribed');
+      this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
+      return reply(200, 'OK', { hdrs: `Expires: 0\r\nContact: <${this.deps.contact}>\r\n` });
+    }
+    const expiresAt = new Date(Date.now() + expires * 1000);
+    const s = await this.subs.findOneAndUpdate(
+      { _id: id, state: { $ne: 'terminated' } },
+      { $set: { expiresAt, remoteCseq: sip.cseq.seq } },
+      { returnDocument: 'after' },
+    );
+    if (!s) return reply(481, 'Subscription Does Not Exist');
+    this.armExpiry(s);
+    this.queueNotify(id);
+    this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
+    void this.charge(pkg, s, 'refreshed', call.receivedAt);
+    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
+  }
+
+  /** The content types to use for a watcher's Accept, or undefined if none fits. */
+  private acceptable(pkg: EventPackage, accept: string[]): string[] | undefined {
+    if (accept.length === 0) return [pkg.contentTypes[0]!];
+    const wanted = accept.map((a) => a.split(';')[0]!.trim().toLowerCase());
+    const fit = pkg.contentTypes.filter((t) => wanted.includes(t) || wanted.includes('*/*') || wanted.includes(`${t.split('/')[0]}/*`));
+    return fit.length ? fit : undefined;
+  }
+
+  private armExpiry(s: Subscription): void {
+    this.disarm(s._id);
+    const ms = Math.min(Math.max(0, s.expiresAt.getTime() - Date.now()), MAX_TIMER_MS);
+    const t = setTimeout(() => void this.expire(s._id), ms);
+    t.unref();
+    this.timers.set(s._id, t);
+  }
+
+  private disarm(id: string): void {
+    const t = this.timers.get(id);
+    if (t) clearTimeout(t);
+    this.timers.delete(id);
+  }
+
+  /** Claims the expiry (one instance wins when several share the store) and says so. */
+  private async expire(id: string): Promise<void> {
+    this.timers.delete(id);
+    const s = await this.subs.findOneAndUpdate(
+      { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() } },
+      { $set: { state: 'terminated' } },
+      { returnDocument: 'after' },
+    );
+    if (!s) {
+      const cur = await this.subs.findOne({ _id: id });
+      if (cur && cur.state !== 'terminated') this.armExpiry(cur); // refreshed elsewhere
+      return;
+    }
+    this.deps.metrics.count('subscriptions_expired_total', { event: s.event });
+    this.queueNotify(id, 'timeout');
+  }
+
+  /** Asks for a NOTIFY; one is in flight per dialog at most, later wishes coalesce. */
+  private queueNotify(id: string, final?: EndReason): void {
+    if (this.stopped) return;
+    const f = this.flights.get(id);
+    if (f) {
+      f.again = true;
+      if (final) f.final = final;
+      return;
+    }
+    this.flights.set(id, { again: false, final });
+    void this.pump(id);
+  }
+
+  private async pump(id: string): Promise<void> {
+    try {
+      for (;;) {
+        const f = this.flights.get(id)!;
+        const final = f.final;
+        f.again = false;
+        f.final = undefined;
+        const done = await this.sendNotify(id, final);
+        if (done || !f.again) break;
+      }
+    } catch (err) {
+      this.deps.log.error({ err, id }, 'NOTIFY failed');
+    } finally {
+      this.flights.delete(id);
+    }
+  }
+
+  /** Sends one NOTIFY with the current state; true when the subscription is over. */
+  private async sendNotify(id: string, final?: EndReason): Promise<boolean> {
+    const s = await this.subs.findOneAndUpdate({ _id: id }, { $inc: { localCseq: 1, notifyCount: 1 } }, { returnDocument: 'after' });
+    if (!s) return true;
+    const pkg = this.packages.get(s.event);
+    if (!pkg) return true;
+    const terminated = final !== undefined || s.state === 'terminated';
+    if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
+    const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
+    const subState = terminated
+      ? `terminated${final && final !== 'unsubscribed' ? `;reason=${final}` : ''}`
+      : `${s.state};expires=${left}`;
+    // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
+    const content = s.state === 'pending' && !terminated ? undefined : final === 'rejected' || final === 'noresource' ? undefined : await pkg.content(s);
+    const headers: Array<[string, string]> = [
+      ['From', `${s.localParty};tag=${s.toTag}`],
+      ['To', s.remoteParty],
+      ['Call-ID', s.callId],
+      ['CSeq', `${s.localCseq} NOTIFY`],
+      ...s.routeSet.map((r): [string, string] => ['Route', r]),
+      ['Contact', `<${this.deps.contact}>`],
+      ['Event', s.eventId ? `${s.event};id=${s.eventId}` : s.event],
+      ['Subscription-State', subState],
+      ['Max-Forwards', '70'],
+    ];
+    if (content) headers.push(['Content-Type', content.contentType]);
+    if (content?.data) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
+    const nexthop = s.routeSet[0] ? parseNameAddr(s.routeSet[0]).uri : undefined;
+    const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}) });
+    this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
+    if (terminated) {
+      this.disarm(id);
+      void this.charge(pkg, s, 'closed', new Date(), final);
+      return true;
+    }
+    if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
+      // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
+      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated' } });
+      this.disarm(id);
+      this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
+      void this.charge(pkg, s, 'closed', new Date(), 'giveup');
+      return true;
+    }
+    return false;
+  }
+
+  private async charge(pkg: EventPackage, s: Subscription, phase: 'opened' | 'refreshed' | 'closed', at: Date, reason?: EndReason): Promise<void> {
+    try {
+      await this.deps.charging.record({
+        service: pkg.service,
+        role: 'terminating',
+        sipMethod: 'SUBSCRIBE',
+        sessionId: s.callId,
+        callingParty: s.watcher,
+        calledParty: s.resource,
+        event: s.event,
+        expires: Math.max(0, Math.round((s.expiresAt.getTime() - at.getTime()) / 1000)),
+        requestTime: at,
+        responseTime: at,
+        statusCode: 200,
+        outcome: `subscription-${phase}`,
+        ...(phase === 'closed' ? { cause: reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'abnormalRelease' : 'serviceDeliveryEndSuccessfully' } : {}),
+        extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}) },
+      });
+    } catch (err) {
+      this.deps.log.error({ err, id: s._id }, 'subscription charging failed');
+    }
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * Application usage "org.ims-as.im-policy" (ours): how the IM server treats the messages
+ * addressed to a user - blocked / allowed senders, deferred delivery, history.
+ * Schema and semantics: schemas/im-policy.xsd.
+ *
+ * Pure: no I/O. Exports the validator, {@link readImPolicy} (document -> settings, defaults for
+ * what is absent) and {@link imPolicyVerdict} (the decision for one sender).
+ */
+import { NamespaceScope, type XmlDocument, childElements, escapeAttribute, textContent } from '../../xml/xml-tree.js';
+import { aor, parseUri } from '../../sip/index.js';
+import {
+  type ApplicationUsage,
+  Checker,
+  type ValidationContext,
+  type ValidationProblem,
+  type XNode,
+  anyOther,
+  checkUnique,
+  choice,
+  collapse,
+  el,
+  parseXsBoolean,
+  parseXsInteger,
+  plainAttr,
+  seq,
+} from './usage.js';
+
+export const IM_POLICY_NS = 'urn:ims-as:xml:im-policy';
+const IMP = IM_POLICY_NS;
+
+export type ImPolicyMode = 'block-list' | 'allow-only';
+export type BlockedAction = 'reject' | 'discard';
+const MODES = ['block-list', 'allow-only'] as const;
+const ACTIONS = ['reject', 'discard'] as const;
+export const MAX_HISTORY_MESSAGES = 100_000;
+
+export interface SenderSet {
+  /** Addresses of record (sip: for sip and sips alike, tel: numbers without visual separators). */
+  uris: string[];
+  /** Lowercased domains. */
+  domains: string[];
+}
+
+export interface ImPolicy {
+  mode: ImPolicyMode;
+  blockedAction: BlockedAction;
+  blocked: SenderSet;
+  allowed: SenderSet;
+  deferredDelivery: { enabled: boolean; networkStorage: boolean };
+  history: { enabled: boolean; maxMessages: number };
+}
+
+/** The policy of a user without document. */
+export function defaultImPolicy(): ImPolicy {
+  return {
+    mode: 'block-list',
+    blockedAction: 'reject',
+    blocked: { uris: [], domains: [] },
+    allowed: { uris: [], domains: [] },
+    deferredDelivery: { enabled: true, networkStorage: false },
+    history: { enabled: false, maxMessages: 1000 },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+const ROOT_MODEL = seq(
+  1,
+  1,
+  el(IMP, 'blocked', 0, 1),
+  el(IMP, 'allowed', 0, 1),
+  el(IMP, 'deferred-delivery', 0, 1),
+  el(IMP, 'history', 0, 1),
+  anyOther([IMP]),
+);
+const SET_MODEL = choice(0, Infinity, el(IMP, 'entry'), el(IMP, 'domain'));
+const HOST_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
+
+function checkSet(c: Checker, node: XNode): void {
+  c.attrs(node, {});
+  const kids = c.children(node);
+  if (!c.model(node, kids, SET_MODEL)) return;
+  const uris: string[] = [];
+  let entryStep: string | undefined;
+  for (const k of kids) {
+    if (k.local === 'entry') {
+      const a = c.attrs(k, { required: ['uri'], foreign: true });
+      c.empty(k);
+      const u = a.get('uri');
+      if (u === undefined) continue;
+      uris.push(u);
+      entryStep ??= k.step;
+      try {
+        parseUri(u);
+      } catch {
+        c.constraint(`${node.local} entry uri "${u}" is not a sip:, sips: or tel: URI`);
+      }
+    } else {
+      c.attrs(k, {});
+      const d = collapse(c.text(k));
+      if (!HOST_RE.test(d)) c.schema(k, `value "${d}" is not a domain name`);
+    }
+  }
+  checkUnique(c, `${node.sel}/${entryStep ?? 'entry'}/@uri`, uris, { key: senderKey });
+}
+
+function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[] {
+  const c = new Checker(IMP);
+  const root = c.root(doc, IMP, 'im-policy');
+  if (!root) return c.result();
+  const a = c.attrs(root, { optional: ['mode', 'blocked-action'], foreign: true });
+  const mode = a.get('mode');
+  if (mode !== undefined && !(MODES as readonly string[]).includes(collapse(mode))) {
+    c.schema(root, `attribute "mode" value "${mode}" is not one of ${MODES.join(', ')}`);
+  }
+  const action = a.get('blocked-action');
+  if (action !== undefined && !(ACTIONS as readonly string[]).includes(collapse(action))) {
+    c.schema(root, `attribute "blocked-action" value "${action}" is not one of ${ACTIONS.join(', ')}`);
+  }
+  const kids = c.children(root);
+  if (!c.model(root, kids, ROOT_MODEL)) return c.result();
+  for (const k of kids) {
+    if (k.ns !== IMP) continue;
+    switch (k.local) {
+      case 'blocked':
+      case 'allowed':
+        checkSet(c, k);
+        break;
+      case 'deferred-delivery': {
+        const da = c.attrs(k, { optional: ['enabled', 'network-storage'], foreign: true });
+        c.empty(k);
+        c.booleanAttr(k, 'enabled', da.get('enabled'));
+        c.booleanAttr(k, 'network-storage', da.get('network-storage'));
+        break;
+      }
+      case 'history': {
+        const ha = c.attrs(k, { optional: ['enabled', 'max-messages'], foreign: true });
+        c.empty(k);
+        c.booleanAttr(k, 'enabled', ha.get('enabled'));
+        const mm = ha.get('max-messages');
+        if (mm !== undefined) {
+          const n = parseXsInteger(mm);
+          if (n === undefined || n < 1 || n > MAX_HISTORY_MESSAGES) {
+            c.schema(k, `attribute "max-messages" value "${mm}" is not an integer from 1 to ${MAX_HISTORY_MESSAGES}`);
+          }
+        }
+        break;
+      }
+    }
+  }
+  return c.result();
+}
+
+// ---------------------------------------------------------------------------
+// Reading and deciding
+// ---------------------------------------------------------------------------
+
+/**
+ * The settings of an im-policy document (which should have been validated); defaults for what
+ * is absent or unreadable. Undefined document = the default policy.
+ */
+export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
+  const policy = defaultImPolicy();
+  if (!doc) return policy;
+  const scope = NamespaceScope.root().child(doc.root);
+  const rootName = scope.expand(doc.root.name);
+  if (rootName.ns !== IMP || rootName.local !== 'im-policy') return policy;
+  const mode = collapse(plainAttr(doc.root, 'mode') ?? '');
+  if (mode === 'allow-only' || mode === 'block-list') policy.mode = mode;
+  const action = collapse(plainAttr(doc.root, 'blocked-action') ?? '');
+  if (action === 'reject' || action === 'discard') policy.blockedAction = action;
+  for (const k of childElements(doc.root)) {
+    const ks = scope.child(k);
+    const { ns, local } = ks.expand(k.name);
+    if (ns !== IMP) continue;
+    if (local === 'blocked' || local === 'allowed') {
+      const set = policy[local];
+      for (const m of childElements(k)) {
+        const mn = ks.child(m).expand(m.name);
+        if (mn.ns !== IMP) continue;
+        if (mn.local === 'entry') {
+          const u = plainAttr(m, 'uri');
+          if (u !== undefined) set.uris.push(senderKey(u));
+        } else if (mn.local === 'domain') {
+          set.domains.push(collapse(textContent(m)).toLowerCase());
+        }
+      }
+    } else if (local === 'deferred-delivery') {
+      policy.deferredDelivery.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.deferredDelivery.enabled;
+      policy.deferredDelivery.networkStorage = parseXsBoolean(plainAttr(k, 'network-storage') ?? '') ?? policy.deferredDelivery.networkStorage;
+    } else if (local === 'history') {
+      policy.history.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.history.enabled;
+      const n = parseXsInteger(plainAttr(k, 'max-messages') ?? '');
+      if (n !== undefined && n >= 1 && n <= MAX_HISTORY_MESSAGES) policy.history.maxMessages = n;
+    }
+  }
+  return policy;
+}
+
+/** Comparison key of a sender / entry: its address of record (sip and sips alike), else the text. */
+function senderKey(uri: string): string {
+  const u = uri.trim().replace(/^<(.*)>$/s, '$1');
+  try {
+    return aor(u);
+  } catch {
+    return u;
+  }
+}
+
+function matches(set: SenderSet, sender: string): boolean {
+  if (set.uris.includes(senderKey(sender))) return true;
+  let host: string | undefined;
+  try {
+    const p = parseUri(sender.trim().replace(/^<(.*)>$/s, '$1'));
+    host = p.scheme === 'tel' ? undefined : p.host;
+  } catch {
+    host = undefined;
+  }
+  return host !== undefined && set.domains.includes(host);
+}
+
+/**
+ * The decision for a message from `sender`: 'accept', or the blocked-action ('reject' /
+ * 'discard') when the sender is blocked, or not allowed in allow-only mode.
+ */
+export function imPolicyVerdict(policy: ImPolicy, sender: string): 'accept' | BlockedAction {
+  const refused = matches(policy.blocked, sender) || (policy.mode === 'allow-only' && !matches(policy.allowed, sender));
+  return refused ? policy.blockedAction : 'accept';
+}
+
+/** The default document, as XML text. */
+export function defaultImPolicyDocument(): string {
+  const p = defaultImPolicy();
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>' +
+    `<im-policy xmlns="${escapeAttribute(IMP)}" mode="${p.mode}" blocked-action="${p.blockedAction}">` +
+    '<blocked/><allowed/>' +
+    `<deferred-delivery enabled="${p.deferredDelivery.enabled}" network-storage="${p.deferredDelivery.networkStorage}"/>` +
+    `<history enabled="${p.history.enabled}" max-messages="${p.history.maxMessages}"/>` +
+    '</im-policy>'
+  );
+}
+
+export const imPolicyUsage: ApplicationUsage = {
+  auid: 'org.ims-as.im-policy',
+  mimeType: 'application/vnd.ims-as.im-policy+xml',
+  defaultNamespace: IMP,
+  namespaces: [IMP],
+  documentNames: /^index$/,
+  validate,
+  defaultDocument: () => defaultImPolicyDocument(),
+};

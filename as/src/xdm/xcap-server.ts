@@ -1,0 +1,305 @@
+import { createHash } from 'node:crypto';
+import type { Server } from 'node:http';
+import Koa, { type Context } from 'koa';
+import { BodyTooLargeError, readBody } from '../http/read-body.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import { XmlError, parseXml, serializeXml, type XmlDocument } from '../xml/xml-tree.js';
+import {
+  PreconditionFailed, UniquenessFailure,
+  type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
+} from './document-store.js';
+import {
+  XCAP_ATT_CONTENT_TYPE, XCAP_EL_CONTENT_TYPE, XCAP_ERROR_CONTENT_TYPE, XcapOpError,
+  deleteNode, getNode, putAttribute, putElement, xcapErrorBody, type XcapErrorCondition,
+} from './xcap-ops.js';
+import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './xcap-uri.js';
+import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
+import { proposeAltValues } from './usages/usage.js';
+import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
+import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
+
+export interface XcapServerOptions {
+  /** Path of the XCAP root on this server, e.g. /xcap-root. */
+  rootPath: string;
+  /** The XCAP root as clients reach it (absolute URI), for generated documents. */
+  rootUri: string;
+  domain: LocalDomain;
+  maxDocumentBytes: number;
+  maxDepth: number;
+}
+
+/** An XCAP answer that is not a success: status, and an xcap-error condition for 409. */
+class XcapFailure extends Error {
+  constructor(readonly status: number, readonly condition?: XcapErrorCondition, readonly headers: Record<string, string> = {}) {
+    super(`XCAP ${status}${condition ? ` ${condition.tag}` : ''}`);
+  }
+}
+
+const ALLOW = 'GET, PUT, DELETE';
+const quote = (etag: string) => `"${etag}"`;
+
+/** Parses If-Match / If-None-Match: '*' or a list of (strong) entity tags. */
+function etagList(header: string): '*' | string[] | undefined {
+  const h = header.trim();
+  if (!h) return undefined;
+  if (h === '*') return '*';
+  return [...h.matchAll(/(?:W\/)?"([^"]*)"/g)].map((m) => m[1]!);
+}
+
+/**
+ * The XCAP server (RFC 4825) of the XDMS: documents per application usage under
+ * users/<xui>/ and global/, whole-document and node (element, attribute, namespace)
+ * operations, ETag preconditions, xcap-error bodies, and the generated xcap-caps and
+ * OMA xcap-directory documents. Authentication is a separate middleware (xcap-auth);
+ * here a user may touch only their own tree, and global documents are read-only.
+ */
+export class XcapServer {
+  private readonly usages: ApplicationUsage[] = allUsages();
+
+  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics }) {}
+
+  /** The koa middleware serving the XCAP root (after authentication). */
+  middleware(): Koa.Middleware {
+    return async (ctx) => {
+      const started = process.hrtime.bigint();
+      try {
+        await this.handle(ctx);
+      } catch (err) {
+        this.fail(ctx, err);
+      }
+      this.deps.metrics.count('xcap_requests_total', { method: ctx.method, status: String(ctx.status) });
+      this.deps.metrics.observe('xcap_request_seconds', Number(process.hrtime.bigint() - started) / 1e9, { method: ctx.method });
+    };
+  }
+
+  private fail(ctx: Context, err: unknown): void {
+    if (err instanceof XcapFailure) {
+      ctx.status = err.status;
+      for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
+      if (err.condition) {
+        ctx.type = XCAP_ERROR_CONTENT_TYPE;
+        ctx.body = xcapErrorBody(err.condition, { documentUri: this.deps.options.rootUri + ctx.path.slice(this.deps.options.rootPath.length) });
+      } else {
+        ctx.body = '';
+      }
+      return;
+    }
+    if (err instanceof XcapOpError) {
+      if (err.status === 409) return this.fail(ctx, new XcapFailure(409, err as unknown as XcapErrorCondition));
+      return this.fail(ctx, new XcapFailure(err.status, undefined, err.status === 405 ? { Allow: 'GET' } : {}));
+    }
+    if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
+    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
+    if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
+    this.deps.log.error({ err, path: ctx.path, method: ctx.method }, 'XCAP request failed');
+    ctx.status = 500;
+    ctx.body = '';
+  }
+
+  private async handle(ctx: Context): Promise<void> {
+    if (!['GET', 'PUT', 'DELETE'].includes(ctx.method)) throw new XcapFailure(405, undefined, { Allow: ALLOW });
+    const uri = parseXcapUri(ctx.req.url ?? '', this.deps.options.rootPath, {
+      defaultNamespace: (auid) => usageByAuid(auid)?.defaultNamespace,
+    });
+    const usage = usageByAuid(uri.auid);
+    if (!usage) throw new XcapFailure(404);
+    const identity = ctx.state.identity as string;
+    const ref = this.authorize(ctx, uri, usage, identity);
+
+    if (uri.auid === XCAP_CAPS_AUID || uri.auid === XCAP_DIRECTORY_AUID) return this.generated(ctx, uri, usage, ref);
+    if (usage.readOnly && ctx.method !== 'GET') throw new XcapFailure(405, undefined, { Allow: 'GET' });
+    if (ctx.method === 'GET') return this.get(ctx, uri, usage, ref);
+    if (ctx.method === 'PUT') return this.put(ctx, uri, usage, ref);
+    return this.delete(ctx, uri, usage, ref);
+  }
+
+  /** A user reaches only their own tree; global documents are read-only. */
+  private authorize(ctx: Context, uri: XcapUri, usage: ApplicationUsage, identity: string): DocumentRef {
+    if (uri.tree === 'global') {
+      if (ctx.method !== 'GET') throw new XcapFailure(403);
+      if (usage.globalDocuments && !usage.globalDocuments.includes(uri.documentPath)) throw new XcapFailure(404);
+      return { auid: uri.auid, tree: 'global', xui: '', path: uri.documentPath };
+    }
+    const owner = this.deps.options.domain.canonical(uri.xui ?? '');
+    if (!owner || owner !== identity) throw new XcapFailure(403);
+    if (usage.documentNames && !usage.documentNames.test(uri.documentPath)) {
+      if (ctx.method === 'PUT') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `document name '${uri.documentPath}' is not allowed for ${usage.auid}` });
+      throw new XcapFailure(404);
+    }
+    return { auid: uri.auid, tree: 'users', xui: owner, path: uri.documentPath };
+  }
+
+  private async get(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
+    const doc = await this.deps.docs.get(ref);
+    if (!doc) throw new XcapFailure(404);
+    this.checkReadPreconditions(ctx, doc.etag);
+    ctx.set('ETag', quote(doc.etag));
+    if (!uri.nodeSelector) {
+      ctx.type = usage.mimeType;
+      ctx.body = doc.body;
+      return;
+    }
+    const node = getNode(this.parseStored(doc), uri.nodeSelector, usage.defaultNamespace);
+    ctx.type = node.contentType;
+    ctx.body = node.body;
+  }
+
+  private async put(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
+    const body = await readBody(ctx.req, this.deps.options.maxDocumentBytes);
+    const contentType = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
+    if (!uri.nodeSelector) {
+      if (contentType !== usage.mimeType) throw new XcapFailure(415);
+      const parsed = this.parseBody(body);
+      const text = body.toString('utf8');
+      const result = await this.write(ref, usage, parsed, text, this.writeCondition(ctx, await this.currentEtag(ref)));
+      return this.written(ctx, result);
+    }
+    if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
+    const isAttribute = uri.nodeSelector.terminal?.kind === 'attribute';
+    if (contentType !== (isAttribute ? XCAP_ATT_CONTENT_TYPE : XCAP_EL_CONTENT_TYPE)) throw new XcapFailure(415);
+    const result = await this.modify(ctx, ref, usage, (doc) =>
+      isAttribute ? putAttribute(doc, uri.nodeSelector!, body, usage.defaultNamespace) : putElement(doc, uri.nodeSelector!, body, usage.defaultNamespace));
+    return this.written(ctx, result);
+  }
+
+  private async delete(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
+    if (!uri.nodeSelector) {
+      const current = await this.currentEtag(ref);
+      if (current === undefined) throw new XcapFailure(404);
+      await this.deps.docs.delete(ref, this.writeCondition(ctx, current));
+      ctx.status = 200;
+      ctx.body = '';
+      return;
+    }
+    if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
+    const result = await this.modify(ctx, ref, usage, (doc) => ({ created: false, ...deleteNode(doc, uri.nodeSelector!, usage.defaultNamespace) }));
+    ctx.status = 200;
+    ctx.set('ETag', quote(result.etag));
+    ctx.body = '';
+  }
+
+  /**
+   * Read-modify-write of a document for a node operation. Without a client precondition, a
+   * concurrent change is retried on the new version (the node operation is applied to what
+   * is there); with one, it fails with 412 as the client asked.
+   */
+  private async modify(ctx: Context, ref: DocumentRef, usage: ApplicationUsage, op: (doc: XmlDocument) => { created: boolean; doc: XmlDocument }): Promise<{ etag: string; created: boolean }> {
+    const clientCondition = Boolean(ctx.get('if-match') || ctx.get('if-none-match'));
+    for (let attempt = 0; ; attempt++) {
+      const stored = await this.deps.docs.get(ref);
+      if (!stored) throw new XcapFailure(409, { tag: 'no-parent', ancestor: this.deps.options.rootUri + `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}` });
+      const cond = this.writeCondition(ctx, stored.etag);
+      const next = op(this.parseStored(stored));
+      const text = serializeXml(next.doc, { declaration: true });
+      try {
+        const r = await this.write(ref, usage, next.doc, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
+        return { etag: r.etag, created: next.created };
+      } catch (err) {
+        if (err instanceof PreconditionFailed && !clientCondition && attempt < 3) continue;
+        throw err;
+      }
+    }
+  }
+
+  /** Validates a whole new version and stores it. */
+  private async write(ref: DocumentRef, usage: ApplicationUsage, doc: XmlDocument, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
+    const problems = usage.validate(doc, { xui: ref.xui || undefined, domain: this.deps.options.domain.domain });
+    const first = problems[0];
+    if (first) {
+      if (first.kind === 'schema') throw new XcapFailure(409, { tag: 'schema-validation-error', phrase: first.message });
+      if (first.kind === 'constraint') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: first.phrase });
+      throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field: first.field, altValues: first.altValues ?? [] }] });
+    }
+    try {
+      return await this.deps.docs.put(ref, text, cond, usage.uniqueKeys?.(doc) ?? []);
+    } catch (err) {
+      if (!(err instanceof UniquenessFailure)) throw err;
+      const candidates = proposeAltValues(err.value, () => false, 6);
+      const free: string[] = [];
+      for (const c of candidates) if (free.length < 3 && (await this.deps.docs.isFree(ref.auid, err.field, c))) free.push(c);
+      const field = usage.uniqueKeySelectors?.[err.field] ?? err.field;
+      throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field, altValues: free }] });
+    }
+  }
+
+  private written(ctx: Context, result: { etag: string; created: boolean }): void {
+    ctx.status = result.created ? 201 : 200;
+    ctx.set('ETag', quote(result.etag));
+    ctx.body = '';
+  }
+
+  /** xcap-caps (global) and xcap-directory (per user) are generated, never stored. */
+  private async generated(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
+    if (ctx.method !== 'GET') throw new XcapFailure(405, undefined, { Allow: 'GET' });
+    let body: string;
+    if (uri.auid === XCAP_CAPS_AUID) {
+      body = xcapCapsDocument(this.usages);
+    } else {
+      if (ref.tree !== 'users' || ref.path !== XCAP_DIRECTORY_DOCUMENT) throw new XcapFailure(404);
+      const docs = await this.deps.docs.list({ xui: ref.xui });
+      body = xcapDirectoryDocument(ref.xui, docs.map((d) => ({ auid: d.auid, documentPath: d.path, etag: d.etag, lastModified: d.lastModified, size: d.size })), this.deps.options.rootUri);
+    }
+    const etag = createHash('sha1').update(body).digest('base64url').slice(0, 20);
+    this.checkReadPreconditions(ctx, etag);
+    ctx.set('ETag', quote(etag));
+    if (uri.nodeSelector) {
+      const node = getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace);
+      ctx.type = node.contentType;
+      ctx.body = node.body;
+      return;
+    }
+    ctx.type = usage.mimeType;
+    ctx.body = body;
+  }
+
+  private async currentEtag(ref: DocumentRef): Promise<string | undefined> {
+    return (await this.deps.docs.get(ref))?.etag;
+  }
+
+  private checkReadPreconditions(ctx: Context, etag: string): void {
+    const ifMatch = etagList(ctx.get('if-match'));
+    if (ifMatch && ifMatch !== '*' && !ifMatch.includes(etag)) throw new XcapFailure(412);
+    const ifNone = etagList(ctx.get('if-none-match'));
+    if (ifNone && (ifNone === '*' || ifNone.includes(etag))) throw new XcapFailure(304, undefined, { ETag: quote(etag) });
+  }
+
+  /** The store condition for a write, from If-Match / If-None-Match and the current ETag. */
+  private writeCondition(ctx: Context, current: string | undefined): WriteCondition {
+    const ifMatch = etagList(ctx.get('if-match'));
+    const ifNone = etagList(ctx.get('if-none-match'));
+    if (ifNone === '*') return { kind: 'absent' };
+    if (ifNone && current !== undefined && ifNone.includes(current)) throw new XcapFailure(412);
+    if (ifMatch === '*') return { kind: 'exists' };
+    if (ifMatch) {
+      if (current === undefined || !ifMatch.includes(current)) throw new XcapFailure(412);
+      return { kind: 'etag', etag: current };
+    }
+    return { kind: 'any' };
+  }
+
+  private parseBody(body: Buffer): XmlDocument {
+    try {
+      return parseXml(body, { maxBytes: this.deps.options.maxDocumentBytes, maxDepth: this.deps.options.maxDepth });
+    } catch (err) {
+      if (!(err instanceof XmlError)) throw err;
+      switch (err.kind) {
+        case 'not-utf-8':
+          throw new XcapFailure(409, { tag: 'not-utf-8' });
+        case 'too-large':
+          throw new XcapFailure(413);
+        case 'doctype-forbidden':
+          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
+        case 'too-deep':
+          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
+        default:
+          throw new XcapFailure(409, { tag: 'not-well-formed' });
+      }
+    }
+  }
+
+  private parseStored(doc: StoredDocument): XmlDocument {
+    return parseXml(doc.body, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
+  }
+}

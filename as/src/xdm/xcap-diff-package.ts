@@ -10,8 +10,9 @@ export const XCAP_DIFF_CONTENT_TYPE = 'application/xcap-diff+xml';
 interface DiffState {
   /** Selectors watched: a document ("auid/users/xui/path") or a directory (ending in "/"). */
   watch: string[];
-  /** ETag last reported per document selector. */
-  etags: Record<string, string>;
+  /** ETag last reported per document selector, as pairs: selectors contain dots, which
+   *  stores refuse in field names. */
+  etags: Array<[string, string]>;
   /** The first NOTIFY (full state) went out. */
   sent: boolean;
   [key: string]: unknown;
@@ -45,7 +46,7 @@ export class XcapDiffPackage implements EventPackage {
     }
     const watch = this.watchList(call, watcher);
     if ('reject' in watch) return watch;
-    const data: DiffState = { watch: watch.selectors, etags: {}, sent: false };
+    const data: DiffState = { watch: watch.selectors, etags: [], sent: false };
     return { state: 'active', resource: watcher, data };
   }
 
@@ -82,21 +83,22 @@ export class XcapDiffPackage implements EventPackage {
 
   async content(sub: Subscription): Promise<{ contentType: string; body: string; data: DiffState }> {
     const state = sub.data as DiffState;
+    const reported = new Map(state.etags);
     const docs = (await this.deps.docs.list({ xui: sub.resource })).filter((d) => matches(state.watch, documentSelector(d)));
-    const now: Record<string, string> = {};
+    const now = new Map<string, string>();
     const lines: string[] = [];
     for (const d of docs) {
       const sel = documentSelector(d);
-      now[sel] = d.etag;
-      const before = state.etags[sel];
+      now.set(sel, d.etag);
+      const before = reported.get(sel);
       if (state.sent && before === d.etag) continue;
       lines.push(`  <document sel="${escapeAttribute(sel)}"${before ? ` previous-etag="${escapeAttribute(before)}"` : ''} new-etag="${escapeAttribute(d.etag)}"/>`);
     }
-    for (const [sel, etag] of Object.entries(state.etags)) {
-      if (!(sel in now)) lines.push(`  <document sel="${escapeAttribute(sel)}" previous-etag="${escapeAttribute(etag)}"/>`);
+    for (const [sel, etag] of reported) {
+      if (!now.has(sel)) lines.push(`  <document sel="${escapeAttribute(sel)}" previous-etag="${escapeAttribute(etag)}"/>`);
     }
     const body = `<?xml version="1.0" encoding="UTF-8"?>\n<xcap-diff xmlns="${xmlNamespaces.xcapDiff}" xcap-root="${escapeAttribute(this.deps.rootUri)}">\n${lines.join('\n')}${lines.length ? '\n' : ''}</xcap-diff>\n`;
-    return { contentType: XCAP_DIFF_CONTENT_TYPE, body, data: { ...state, etags: now, sent: true } };
+    return { contentType: XCAP_DIFF_CONTENT_TYPE, body, data: { ...state, etags: [...now], sent: true } };
   }
 }
 

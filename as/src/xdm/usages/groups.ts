@@ -47,6 +47,7 @@ const LIST_SERVICE_MODEL = seq(
   el(CP, 'ruleset', 0, 1),
   anyOther([LS]),
 );
+/** Members in any order with extensions; rl members are named here so that other rl elements (a nested rl:list) are refused. */
 const MEMBER_LIST_MODEL = seq(
   1,
   1,
@@ -60,8 +61,8 @@ const MEMBER_LIST_MODEL = seq(
     el(RL, 'entry'),
     el(RL, 'entry-ref'),
     el(RL, 'external'),
+    anyOther([LS, RL], 1, 1),
   ),
-  anyOther([LS, RL]),
 );
 
 const GROUP_MEMBER_MODEL = seq(1, 1, choice(0, 1, el(LS, 'display-name'), el(RL, 'display-name')), anyOther([LS, RL]));

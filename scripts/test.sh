@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test suite: unit, store contract (MongoDB too when MONGODB_URI is set) and
-# end-to-end (real Kamailio + AS + sipp on 127.0.0.1). Installs what is missing first.
+# Runs every test suite: unit, store contract (MongoDB too when MONGODB_URI is set),
+# integration (the AS in-process over real HTTP, no Kamailio) and end-to-end (real
+# Kamailio + AS + sipp on 127.0.0.1). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
 
-suites=(build/test/unit build/test/contract build/test/e2e)
+suites=(build/test/unit build/test/contract build/test/integration build/test/e2e)
 files=()
 for s in "${suites[@]}"; do
   [ -d "$s" ] && while IFS= read -r f; do files+=("$f"); done < <(find "$s" -name '*.test.js' | sort)

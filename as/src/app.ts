@@ -22,10 +22,18 @@ import { VERSION } from './version.js';
 import { Notifier } from './events/notifier.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
+import { emptyBody } from './http/empty-body.js';
 import { XdmDocuments } from './xdm/document-store.js';
 import { xcapAuth } from './xdm/xcap-auth.js';
 import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
 import { XcapServer } from './xdm/xcap-server.js';
+import { PresenceAuthorizer } from './presence/authorization.js';
+import { PresencePackage } from './presence/presence-package.js';
+import { PresenceService } from './presence/presence-service.js';
+import { PresenceState } from './presence/presence-state.js';
+import { Publications } from './presence/publications.js';
+import { WatcherInfoPackage } from './presence/winfo-package.js';
+import { externalPresenceRoutes } from './presence/external-routes.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
@@ -51,6 +59,7 @@ export class ApplicationServer {
     private readonly dispatcher: IscDispatcher,
     private readonly events: KamailioEventStream | undefined,
     private readonly notifier: Notifier,
+    private readonly publications: Publications,
     private readonly http: Server,
     private readonly xcapHttp: Server,
   ) {}
@@ -106,11 +115,31 @@ export class ApplicationServer {
       docs.on('change', (ch) => {
         if (ch.ref.tree === 'users') void notifier.resourceChanged('xcap-diff', ch.ref.xui);
       });
+
+      // Presence Server: publications, composition, authorization, watcher info
+      const publications = new Publications(store);
+      const armed = await publications.start();
+      const authorizer = new PresenceAuthorizer(docs);
+      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
+      notifier
+        .register(new PresencePackage({ users, domain, authorizer, state: presenceState, expiry: config.presence }))
+        .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
+      const presence = new PresenceService({
+        users, domain, publications, notifier, authorizer, registrations, charging,
+        limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
+        log: log.child({ svc: 'presence' }),
+      });
+      docs.on('change', (ch) => {
+        if (ch.ref.auid === 'pres-rules') void presence.rulesChanged(ch);
+        if (ch.ref.auid === 'pidf-manipulation' && ch.ref.tree === 'users') void notifier.resourceChanged('presence', ch.ref.xui);
+      });
       await notifier.start();
+      log.info({ publications: armed }, 'presence ready');
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
         .register(new PagerService({ users, domain, charging, nodeAddress: config.node.address, log: log.child({ svc: 'im' }) }))
         .register(new SubscriptionService('xdm', notifier))
+        .register(presence)
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
@@ -148,6 +177,7 @@ export class ApplicationServer {
       for (const r of [
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
         iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
+        externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
         adminRoutes({ users, messenger: new ServiceMessenger({ uac, domain, identity: `sip:service@${config.sip.domain}` }), token: config.admin.token }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
@@ -166,7 +196,7 @@ export class ApplicationServer {
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`);
       xcap.use(async (ctx, next) => {
         if (!underRoot(ctx.path)) {
-          ctx.status = 404;
+          emptyBody(ctx, 404);
           return;
         }
         await next();
@@ -179,7 +209,7 @@ export class ApplicationServer {
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, http, xcapHttp);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, http, xcapHttp);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
@@ -193,6 +223,7 @@ export class ApplicationServer {
       server.closeAllConnections();
     })));
     this.notifier.stop();
+    this.publications.stop();
     this.events?.stop();
     this.uac.close();
     await this.dispatcher.drain();

@@ -58,7 +58,7 @@ export class TestStack {
   private readonly logs: { as: string[]; kamailio: string[] } = { as: [], kamailio: [] };
   private nextSippPort: number;
 
-  constructor(readonly ports: Ports) {
+  constructor(readonly ports: Ports, private readonly extraEnv: Record<string, string> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'ims-e2e-'));
     this.nextSippPort = ports.sippBase;
   }
@@ -84,11 +84,13 @@ export class TestStack {
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
       MONGODB_URI: '',
       AS_CONFIG: '',
+      ...this.extraEnv,
     };
   }
 
-  static async start(ports: Ports): Promise<TestStack> {
-    const s = new TestStack(ports);
+  /** Starts the AS (with `env` added to its settings), then Kamailio. */
+  static async start(ports: Ports, env: Record<string, string> = {}): Promise<TestStack> {
+    const s = new TestStack(ports, env);
     await s.startAs();
     await s.startKamailio();
     return s;
@@ -149,17 +151,19 @@ export class TestStack {
    * Runs sipp with a scenario from test/e2e/scenarios, `__FINAL__` replaced by the expected
    * final response code. Resolves when sipp exits (0: every call went as the scenario says).
    */
-  sipp(scenario: string, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess } {
-    const dir = mkdtempSync(join(this.dir, `sipp-${scenario}-`));
-    const xml = readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8').replace(/__FINAL__/g, String(opts.final ?? 200));
-    const file = join(dir, `${scenario}.xml`);
+  sipp(scenario: string | { name: string; xml: string }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
+    const name = typeof scenario === 'string' ? scenario : scenario.name;
+    const dir = mkdtempSync(join(this.dir, `sipp-${name}-`));
+    const source = typeof scenario === 'string' ? readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8') : scenario.xml;
+    const xml = source.replace(/__FINAL__/g, String(opts.final ?? 200));
+    const file = join(dir, `${name}.xml`);
     writeFileSync(file, xml);
     const port = opts.port ?? this.sippPort();
     const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
     const args = [
       `127.0.0.1:${this.ports.sip}`, '-sf', file, '-i', '127.0.0.1', '-p', String(port),
       // control port and the two media ports sipp always binds, clear of every SIP port
-      '-cp', String(port + 20000), '-mp', String(30000 + (port % 5000) * 4), '-m', '1', '-nostdin', '-trace_msg', '-trace_err', '-timeout', `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
+      '-cp', String(port + 20000), '-mp', String(30000 + (port % 5000) * 4), '-m', '1', '-nostdin', '-trace_msg', '-trace_err', '-trace_logs', '-timeout', `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
       '-timeout_error', ...set, ...(opts.args ?? []),
     ];
     const started = Date.now();
@@ -174,7 +178,15 @@ export class TestStack {
         res({ exitCode: code ?? -1, dir, stdout, messages, elapsedMs: Date.now() - started });
       });
     });
-    return Object.assign(done, { process: child });
+    return Object.assign(done, { process: child, dir });
+  }
+
+  /** Waits until a running sipp logged a line matching `pattern` (its <log> actions). */
+  async sippLogged(dir: string, pattern: RegExp, timeoutMs = 10000): Promise<void> {
+    await eventually(() => {
+      const logs = readdirSync(dir).filter((f) => f.endsWith('_logs.log'));
+      return logs.some((f) => pattern.test(readFileSync(join(dir, f), 'utf8'))) ? true : undefined;
+    }, timeoutMs, `sipp log ${pattern}`);
   }
 
   /** CDR lines written so far (all files of this node, in order). */

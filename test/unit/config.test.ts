@@ -55,3 +55,11 @@ describe('config', () => {
     assert.equal(cfg.charging.fsync, true);
   });
 });
+
+describe('config: empty environment variables', () => {
+  it('an empty variable empties a text setting but leaves numbers at their default', () => {
+    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, KAMAILIO_EVAPI_ADDR: '', ISC_PORT: '' } });
+    assert.equal(cfg.kamailio.evapiAddress, '');
+    assert.equal(cfg.isc.port, 7080);
+  });
+});

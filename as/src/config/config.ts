@@ -65,6 +65,14 @@ export interface AsConfig {
     /** Address written in CDRs as the node address. */
     address: string;
   };
+  presence: {
+    /** Bearer token of the external presence source API; empty disables it. */
+    externalToken: string;
+    /** Bounds of PUBLISH and SUBSCRIBE expiry (seconds): below min gets 423. */
+    minExpires: number;
+    maxExpires: number;
+    defaultExpires: number;
+  };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
@@ -124,6 +132,10 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },
   { path: 'node.address', env: 'AS_NODE_ADDRESS', kind: 'string', def: '127.0.0.1', help: 'address written in CDRs' },
+  { path: 'presence.externalToken', env: 'PRESENCE_EXTERNAL_TOKEN', kind: 'string', def: '', help: 'bearer token for external presence sources (PUT /presence/<user>/sources/<name>); empty: off' },
+  { path: 'presence.minExpires', env: 'PRESENCE_MIN_EXPIRES', kind: 'int', def: 60, help: 'shortest PUBLISH/SUBSCRIBE expiry accepted (423 below, with Min-Expires)' },
+  { path: 'presence.maxExpires', env: 'PRESENCE_MAX_EXPIRES', kind: 'int', def: 7200, help: 'longest PUBLISH/SUBSCRIBE expiry granted' },
+  { path: 'presence.defaultExpires', env: 'PRESENCE_DEFAULT_EXPIRES', kind: 'int', def: 3600, help: 'expiry when the request has none' },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'log.level', env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
 ];
@@ -219,9 +231,12 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
   const out: Record<string, unknown> = {};
   for (const s of SETTINGS) {
     const envRaw = env[s.env];
+    // an empty variable sets a text setting to empty (e.g. KAMAILIO_EVAPI_ADDR= turns the
+    // stream off); for numbers and switches it means "not set"
+    const fromEnv = envRaw !== undefined && (envRaw !== '' || s.kind === 'string' || s.kind === 'list');
     const fileRaw = getPath(fromFile, s.path);
-    const source = envRaw !== undefined && envRaw !== '' ? `environment ${s.env}` : fileRaw !== undefined ? `file ${filePath}` : 'default';
-    const raw = envRaw !== undefined && envRaw !== '' ? envRaw : fileRaw !== undefined ? fileRaw : s.def;
+    const source = fromEnv ? `environment ${s.env}` : fileRaw !== undefined ? `file ${filePath}` : 'default';
+    const raw = fromEnv ? envRaw : fileRaw !== undefined ? fileRaw : s.def;
     const { value, error } = coerce(s.kind, raw);
     const problem = error ?? s.check?.(value);
     if (problem) {

@@ -27,6 +27,8 @@ export interface Subscription {
   localCseq: number;
   remoteCseq: number;
   state: 'active' | 'pending' | 'terminated';
+  /** Why it ended (timeout, rejected, giveup, unsubscribed ...), once terminated. */
+  endReason?: string;
   expiresAt: Date;
   /** Content types the watcher accepts (from Accept), or the package default. */
   accept: string[];
@@ -39,6 +41,19 @@ export interface Subscription {
 export interface NotifyContent {
   contentType: string;
   body: string;
+}
+
+export interface NotifyRendering extends NotifyContent {
+  data?: Record<string, unknown>;
+  unchanged?: boolean;
+}
+
+/** A step in a subscription's life, for packages that watch subscriptions (watcher info). */
+export interface SubscriptionEvent {
+  sub: Subscription;
+  what: 'created' | 'refreshed' | 'activated' | 'deactivated' | 'terminated';
+  /** For terminated: why (timeout, rejected, giveup, unsubscribed, noresource ...). */
+  reason?: string;
 }
 
 /** The decision a package takes on a new subscription. */
@@ -65,6 +80,8 @@ export interface EventPackage {
   /**
    * The body of a NOTIFY for this subscription now (undefined: a NOTIFY without body), and
    * the package state to keep for the next one (e.g. the versions this NOTIFY reported).
+   * `unchanged`: the watcher would learn nothing new, so no NOTIFY is sent (a final NOTIFY
+   * is sent all the same).
    */
-  content(sub: Subscription): Promise<(NotifyContent & { data?: Record<string, unknown> }) | undefined>;
+  content(sub: Subscription): Promise<NotifyRendering | undefined>;
 }

@@ -6,7 +6,8 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseNameAddr, parseValueParams } from '../sip/index.js';
 import type { Collection, Store } from '../store/port.js';
-import type { EventPackage, Subscription } from './event-package.js';
+import { TypedEmitter } from '../util/typed-emitter.js';
+import type { EventPackage, Subscription, SubscriptionEvent } from './event-package.js';
 
 /** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
 type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
@@ -29,7 +30,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
  * the latest state), expiry with reason=timeout, and the end of a subscription whose
  * NOTIFY gets 481 or no answer.
  */
-export class Notifier {
+export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }> {
   private readonly packages = new Map<string, EventPackage>();
   private readonly subs: Collection<Subscription>;
   private readonly flights = new Map<string, Flight>();
@@ -45,6 +46,7 @@ export class Notifier {
     log: Logger;
     metrics: Metrics;
   }) {
+    super();
     this.subs = deps.store.collection<Subscription>('subscriptions');
   }
 
@@ -128,6 +130,7 @@ export class Notifier {
     };
     await this.subs.insertOne(sub);
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
+    this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
       this.queueNotify(sub._id, 'unsubscribed'); // fetch: one NOTIFY with the state, then done
     } else {
@@ -152,16 +155,26 @@ export class Notifier {
 
   /** Ends one subscription with a final NOTIFY (rejected, deactivated ...). */
   async end(id: string, reason: EndReason): Promise<void> {
-    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated' } }, { returnDocument: 'after' });
+    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: reason } }, { returnDocument: 'after' });
     if (!s) return;
     this.disarm(id);
     this.queueNotify(id, reason);
+    this.emit('subscription', { sub: s, what: 'terminated', reason });
   }
 
-  /** Moves a pending subscription to active (authorization granted) and notifies it. */
-  async activate(id: string): Promise<void> {
-    const s = await this.subs.findOneAndUpdate({ _id: id, state: 'pending' }, { $set: { state: 'active' } }, { returnDocument: 'after' });
-    if (s) this.queueNotify(id);
+  /**
+   * Changes a live subscription's authorization state and package data (a rule changed),
+   * and notifies it: pending -> active gives the watcher the state, active -> pending
+   * withholds it from now on.
+   */
+  async authorize(id: string, state: 'active' | 'pending', data: Record<string, unknown>): Promise<void> {
+    const before = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state, data } }, { returnDocument: 'before' });
+    if (!before) return;
+    this.queueNotify(id);
+    if (before.state !== state) {
+      const sub = { ...before, state, data };
+      this.emit('subscription', { sub, what: state === 'active' ? 'activated' : 'deactivated' });
+    }
   }
 
   async find(filter: Record<string, unknown>): Promise<Subscription[]> {
@@ -175,11 +188,12 @@ export class Notifier {
     if (!current || current.state === 'terminated' || current.event !== pkg.name) return reply(481, 'Subscription Does Not Exist');
     if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
     if (expires === 0) {
-      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
+      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: 'unsubscribed', remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
       if (!s) return reply(481, 'Subscription Does Not Exist');
       this.disarm(id);
       this.queueNotify(id, 'unsubscribed');
       this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
+      this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
       return reply(200, 'OK', { hdrs: `Expires: 0\r\nContact: <${this.deps.contact}>\r\n` });
     }
     const expiresAt = new Date(Date.now() + expires * 1000);
@@ -192,6 +206,7 @@ export class Notifier {
     this.armExpiry(s);
     this.queueNotify(id);
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
+    this.emit('subscription', { sub: s, what: 'refreshed' });
     void this.charge(pkg, s, 'refreshed', call.receivedAt);
     return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
   }
@@ -223,7 +238,7 @@ export class Notifier {
     this.timers.delete(id);
     const s = await this.subs.findOneAndUpdate(
       { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() } },
-      { $set: { state: 'terminated' } },
+      { $set: { state: 'terminated', endReason: 'timeout' } },
       { returnDocument: 'after' },
     );
     if (!s) {
@@ -233,6 +248,7 @@ export class Notifier {
     }
     this.deps.metrics.count('subscriptions_expired_total', { event: s.event });
     this.queueNotify(id, 'timeout');
+    this.emit('subscription', { sub: s, what: 'terminated', reason: 'timeout' });
   }
 
   /** Asks for a NOTIFY; one is in flight per dialog at most, later wishes coalesce. */
@@ -267,18 +283,23 @@ export class Notifier {
 
   /** Sends one NOTIFY with the current state; true when the subscription is over. */
   private async sendNotify(id: string, final?: EndReason): Promise<boolean> {
+    const current = await this.subs.findOne({ _id: id });
+    if (!current) return true;
+    const pkg = this.packages.get(current.event);
+    if (!pkg) return true;
+    const terminated = final !== undefined || current.state === 'terminated';
+    if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
+    // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
+    const withheld = (current.state === 'pending' && !terminated) || final === 'rejected' || final === 'noresource';
+    const content = withheld ? undefined : await pkg.content(current);
+    if (content?.unchanged && !terminated && current.notifyCount > 0) return false;
+    // the CSeq is taken only now, for a NOTIFY that really leaves
     const s = await this.subs.findOneAndUpdate({ _id: id }, { $inc: { localCseq: 1, notifyCount: 1 } }, { returnDocument: 'after' });
     if (!s) return true;
-    const pkg = this.packages.get(s.event);
-    if (!pkg) return true;
-    const terminated = final !== undefined || s.state === 'terminated';
-    if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
     const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
     const subState = terminated
       ? `terminated${final && final !== 'unsubscribed' ? `;reason=${final}` : ''}`
       : `${s.state};expires=${left}`;
-    // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
-    const content = s.state === 'pending' && !terminated ? undefined : final === 'rejected' || final === 'noresource' ? undefined : await pkg.content(s);
     const headers: Array<[string, string]> = [
       ['From', `${s.localParty};tag=${s.toTag}`],
       ['To', s.remoteParty],
@@ -302,9 +323,10 @@ export class Notifier {
     }
     if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
       // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
-      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated' } });
+      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup' } });
       this.disarm(id);
       this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
+      this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
       void this.charge(pkg, s, 'closed', new Date(), 'giveup');
       return true;
     }

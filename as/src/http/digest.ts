@@ -89,5 +89,8 @@ export function digestResponse(opts: { username: string; password: string; realm
   const nc = opts.nc ?? '00000001';
   const cnonce = opts.cnonce ?? randomBytes(8).toString('hex');
   const response = md5(`${ha1}:${opts.nonce}:${nc}:${cnonce}:auth:${md5(`${opts.method}:${opts.uri}`)}`);
-  return `Digest username="${opts.username}", realm="${opts.realm}", nonce="${opts.nonce}", uri="${opts.uri}", qop=auth, nc=${nc}, cnonce="${cnonce}", response="${response}", algorithm=MD5`;
+  // quoted-string values: a request URI may contain '"' (an XCAP attribute predicate sent
+  // unencoded), which must be escaped or it would end the value early
+  const q = (s: string) => `"${s.replace(/["\\]/g, '\\$&')}"`;
+  return `Digest username=${q(opts.username)}, realm=${q(opts.realm)}, nonce=${q(opts.nonce)}, uri=${q(opts.uri)}, qop=auth, nc=${nc}, cnonce=${q(cnonce)}, response="${response}", algorithm=MD5`;
 }

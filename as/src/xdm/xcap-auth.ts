@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { DigestAuthenticator, parseDigestHeader } from '../http/digest.js';
+import { emptyBody } from '../http/empty-body.js';
 import { peerAddress } from '../isc/guard.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
@@ -18,16 +19,15 @@ export function xcapAuth(deps: {
 }): Middleware {
   const proxies = new Set(deps.trustedProxies);
   const challenge = (ctx: Parameters<Middleware>[0], stale = false) => {
-    ctx.status = 401;
     ctx.set('WWW-Authenticate', deps.digest.challenge(stale));
-    ctx.body = '';
+    emptyBody(ctx, 401);
   };
   return async (ctx, next) => {
     const asserted = ctx.get(deps.assertedIdentityHeader);
     if (asserted && proxies.has(peerAddress(ctx.req.socket.remoteAddress))) {
       const identity = deps.domain.canonical(asserted.replace(/^\s*"?|"?\s*$/g, ''));
       if (!identity) {
-        ctx.status = 403;
+        emptyBody(ctx, 403);
         return;
       }
       ctx.state.identity = identity;

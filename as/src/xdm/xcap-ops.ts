@@ -461,12 +461,15 @@ function noParent(sel: NodeSelector, matchedSteps: number): never {
  * but the last step. The result must be selected by the same selector
  * (otherwise 'cannot-insert'). Returns a new document; `created` is true
  * when the element did not exist (201), false when replaced (200).
+ * `maxDepth` bounds the nesting of the resulting document (root = 1): deeper
+ * is 'cannot-insert' ("document too deep").
  */
 export function putElement(
   doc: XmlDocument,
   sel: NodeSelector,
   fragmentText: string | Buffer,
   defaultNs?: string,
+  maxDepth: number = DEFAULT_MAX_DEPTH,
 ): { created: boolean; doc: XmlDocument } {
   if (sel.terminal) {
     if (sel.terminal.kind === 'namespace') throw new XcapOpError('not-allowed', 'namespace bindings cannot be written');
@@ -485,7 +488,7 @@ export function putElement(
     if (again.kind !== 'element') throw new Error('internal: clone selection mismatch');
     const context = again.parent ? again.scope : NamespaceScope.root();
     const depth = again.parent ? depthOf(out, again.parent) : 0;
-    inserted = parseFragment(fragmentText, context, DEFAULT_MAX_DEPTH - depth);
+    inserted = parseFragment(fragmentText, context, maxDepth - depth);
     if (again.parent) {
       (again.parent.elements as XmlNode[])[again.index] = inserted;
     } else {
@@ -505,7 +508,7 @@ export function putElement(
     if (!pw.ok) noParent(sel, pw.matchedSteps);
     const parent = pw.located.element;
     const inner = pw.located.scope.child(parent);
-    inserted = parseFragment(fragmentText, inner, DEFAULT_MAX_DEPTH - depthOf(out, parent));
+    inserted = parseFragment(fragmentText, inner, maxDepth - depthOf(out, parent));
     const at = insertionIndex(parent, inner, lastStep, defaultNs);
     parent.elements ??= [];
     parent.elements.splice(at, 0, inserted);

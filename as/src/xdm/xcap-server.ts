@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import Koa, { type Context } from 'koa';
+import { emptyBody } from '../http/empty-body.js';
 import { BodyTooLargeError, readBody } from '../http/read-body.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -80,9 +81,11 @@ export class XcapServer {
       for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
       if (err.condition) {
         ctx.type = XCAP_ERROR_CONTENT_TYPE;
-        ctx.body = xcapErrorBody(err.condition, { documentUri: this.deps.options.rootUri + ctx.path.slice(this.deps.options.rootPath.length) });
+        // the document's URI, not the request path: that one may go on with /~~/<node selector>
+        const documentUri = (ctx.state.xcapDocumentUri as string | undefined) ?? this.deps.options.rootUri;
+        ctx.body = xcapErrorBody(err.condition, { documentUri });
       } else {
-        ctx.body = '';
+        emptyBody(ctx);
       }
       return;
     }
@@ -94,8 +97,7 @@ export class XcapServer {
     if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
     this.deps.log.error({ err, path: ctx.path, method: ctx.method }, 'XCAP request failed');
-    ctx.status = 500;
-    ctx.body = '';
+    emptyBody(ctx, 500);
   }
 
   private async handle(ctx: Context): Promise<void> {
@@ -103,6 +105,8 @@ export class XcapServer {
     const uri = parseXcapUri(ctx.req.url ?? '', this.deps.options.rootPath, {
       defaultNamespace: (auid) => usageByAuid(auid)?.defaultNamespace,
     });
+    // the document URI for error reports (no-parent ancestors are relative to the document)
+    ctx.state.xcapDocumentUri = this.deps.options.rootUri + uri.documentSelectorRaw.slice(this.deps.options.rootPath.replace(/\/+$/, '').length);
     const usage = usageByAuid(uri.auid);
     if (!usage) throw new XcapFailure(404);
     const identity = ctx.state.identity as string;
@@ -134,14 +138,13 @@ export class XcapServer {
   private async get(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
     const doc = await this.deps.docs.get(ref);
     if (!doc) throw new XcapFailure(404);
+    // select before the preconditions and the ETag: a node that does not exist is a 404
+    // without ETag, whatever If-Match / If-None-Match say (RFC 7232 section 5)
+    const node = uri.nodeSelector
+      ? getNode(this.parseStored(doc), uri.nodeSelector, usage.defaultNamespace)
+      : { contentType: usage.mimeType, body: doc.body };
     this.checkReadPreconditions(ctx, doc.etag);
     ctx.set('ETag', quote(doc.etag));
-    if (!uri.nodeSelector) {
-      ctx.type = usage.mimeType;
-      ctx.body = doc.body;
-      return;
-    }
-    const node = getNode(this.parseStored(doc), uri.nodeSelector, usage.defaultNamespace);
     ctx.type = node.contentType;
     ctx.body = node.body;
   }
@@ -159,8 +162,12 @@ export class XcapServer {
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
     const isAttribute = uri.nodeSelector.terminal?.kind === 'attribute';
     if (contentType !== (isAttribute ? XCAP_ATT_CONTENT_TYPE : XCAP_EL_CONTENT_TYPE)) throw new XcapFailure(415);
+    // the configured depth limit holds for what an element PUT builds too, not only for whole
+    // documents (putElement's own default is the parser's 64 levels)
     const result = await this.modify(ctx, ref, usage, (doc) =>
-      isAttribute ? putAttribute(doc, uri.nodeSelector!, body, usage.defaultNamespace) : putElement(doc, uri.nodeSelector!, body, usage.defaultNamespace));
+      isAttribute
+        ? putAttribute(doc, uri.nodeSelector!, body, usage.defaultNamespace)
+        : putElement(doc, uri.nodeSelector!, body, usage.defaultNamespace, this.deps.options.maxDepth));
     return this.written(ctx, result);
   }
 
@@ -169,15 +176,13 @@ export class XcapServer {
       const current = await this.currentEtag(ref);
       if (current === undefined) throw new XcapFailure(404);
       await this.deps.docs.delete(ref, this.writeCondition(ctx, current));
-      ctx.status = 200;
-      ctx.body = '';
+      emptyBody(ctx, 200);
       return;
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
     const result = await this.modify(ctx, ref, usage, (doc) => ({ created: false, ...deleteNode(doc, uri.nodeSelector!, usage.defaultNamespace) }));
-    ctx.status = 200;
     ctx.set('ETag', quote(result.etag));
-    ctx.body = '';
+    emptyBody(ctx, 200);
   }
 
   /**
@@ -225,9 +230,8 @@ export class XcapServer {
   }
 
   private written(ctx: Context, result: { etag: string; created: boolean }): void {
-    ctx.status = result.created ? 201 : 200;
     ctx.set('ETag', quote(result.etag));
-    ctx.body = '';
+    emptyBody(ctx, result.created ? 201 : 200);
   }
 
   /** xcap-caps (global) and xcap-directory (per user) are generated, never stored. */
@@ -242,16 +246,12 @@ export class XcapServer {
       body = xcapDirectoryDocument(ref.xui, docs.map((d) => ({ auid: d.auid, documentPath: d.path, etag: d.etag, lastModified: d.lastModified, size: d.size })), this.deps.options.rootUri);
     }
     const etag = createHash('sha1').update(body).digest('base64url').slice(0, 20);
+    // as in get(): a missing node is 404 before any precondition, and without ETag
+    const node = uri.nodeSelector ? getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace) : { contentType: usage.mimeType, body };
     this.checkReadPreconditions(ctx, etag);
     ctx.set('ETag', quote(etag));
-    if (uri.nodeSelector) {
-      const node = getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace);
-      ctx.type = node.contentType;
-      ctx.body = node.body;
-      return;
-    }
-    ctx.type = usage.mimeType;
-    ctx.body = body;
+    ctx.type = node.contentType;
+    ctx.body = node.body;
   }
 
   private async currentEtag(ref: DocumentRef): Promise<string | undefined> {

@@ -1,0 +1,46 @@
+/**
+ * Presence document formats: PIDF / data model / RPID parsing and serialization, composition of
+ * publications, and the RFC 5025 transformations. Pure: no I/O.
+ */
+export {
+  CANONICAL_PREFIXES,
+  CAPS_NS,
+  CIPID_NS,
+  DM_NS,
+  GEOPRIV_NS,
+  LOCATION_TYPE_NS,
+  OMA_PRES_NS,
+  PIDF_NS,
+  RPID_NS,
+  TIMED_STATUS_NS,
+  PidfError,
+  detachElement,
+  deviceInit,
+  elementName,
+  expandedKey,
+  findElement,
+  makeDevice,
+  makePerson,
+  makeTuple,
+  namedChildren,
+  parsePidf,
+  personInit,
+  presenceElement,
+  rpidElement,
+  serializePidf,
+  stableHash,
+  tupleInit,
+  type Contact,
+  type Device,
+  type DeviceInit,
+  type ExpandedName,
+  type Note,
+  type Person,
+  type PersonInit,
+  type PresenceDoc,
+  type ServiceDescription,
+  type Tuple,
+  type TupleInit,
+} from './pidf.js';
+export { HARD_STATE_SOURCE_ID, composePresence, sourceScopedId, type PresenceSource } from './compose.js';
+export { applyTransformations, politeBlockDocument } from './authorize.js';

@@ -1,0 +1,137 @@
+import type { Charging } from '../charging/charging.js';
+import type { Notifier } from '../events/notifier.js';
+import type { IscCall, IscService } from '../isc/dispatcher.js';
+import { reply, type IscDecision } from '../isc/types.js';
+import type { Logger } from '../log/logger.js';
+import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import type { UserDirectory } from '../users/user-directory.js';
+import type { DocumentChange } from '../xdm/document-store.js';
+import type { PresenceAuthorizer } from './authorization.js';
+import { PidfError, parsePidf, serializePidf } from './pidf/index.js';
+import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
+import type { Publications } from './publications.js';
+
+export interface PresenceLimits extends ExpiryBounds {
+  maxBodyBytes: number;
+}
+
+/**
+ * The Presence Server (OMA Presence SIMPLE / TS 23.141) behind the core: PUBLISH from each
+ * of a presentity's sources (RFC 3903), SUBSCRIBE through the notifier, the network's
+ * registration state as a source of its own, and authorization that follows the
+ * presentity's pres-rules as they change.
+ */
+export class PresenceService implements IscService {
+  readonly name = 'presence' as const;
+
+  constructor(private readonly deps: {
+    users: UserDirectory;
+    domain: LocalDomain;
+    publications: Publications;
+    notifier: Notifier;
+    authorizer: PresenceAuthorizer;
+    registrations: Registrations;
+    charging: Charging;
+    limits: PresenceLimits;
+    log: Logger;
+  }) {
+    deps.publications.on('changed', ({ entity, event }) => void deps.notifier.resourceChanged(event, entity));
+    deps.notifier.on('subscription', ({ sub }) => {
+      // every step of a presence subscription is news for the presentity's watcher info
+      if (sub.event === 'presence') void deps.notifier.resourceChanged('presence.winfo', sub.resource);
+    });
+    deps.registrations.on('change', (c) => void this.networkSource(c));
+  }
+
+  async handle(call: IscCall): Promise<IscDecision> {
+    if (call.req.method === 'SUBSCRIBE') return this.deps.notifier.handleSubscribe(call);
+    if (call.req.method === 'PUBLISH') return this.publish(call);
+    return reply(405, 'Method Not Allowed', { hdrs: 'Allow: PUBLISH, SUBSCRIBE\r\n' });
+  }
+
+  private async publish(call: IscCall): Promise<IscDecision> {
+    const { sip, req } = call;
+    const { limits } = this.deps;
+    const event = (sip.headers.get('Event') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (event !== 'presence') return reply(489, 'Bad Event', { hdrs: 'Allow-Events: presence\r\n' });
+    const entity = this.deps.domain.canonical(req.ruri);
+    if (!entity || !(await this.deps.users.exists(entity))) return reply(404, 'Not Found');
+    if (req.asserted !== entity) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only the presentity publishes its presence"\r\n' });
+
+    const expiresHeader = sip.headers.get('Expires');
+    let expires = limits.defaultExpires;
+    if (expiresHeader !== undefined) {
+      if (!/^\s*\d{1,10}\s*$/.test(expiresHeader)) return reply(400, 'Bad Expires');
+      expires = Math.min(Number(expiresHeader), limits.maxExpires);
+    }
+    if (expires > 0 && expires < limits.minExpires) return reply(423, 'Interval Too Brief', { hdrs: `Min-Expires: ${limits.minExpires}\r\n` });
+
+    const ifMatch = sip.headers.get('SIP-If-Match')?.trim() || undefined;
+    const hasBody = sip.body.trim().length > 0;
+    if (!ifMatch && !hasBody) return reply(400, 'Missing Presence Document');
+    if (!ifMatch && expires === 0) return reply(400, 'Nothing To Remove');
+    let body: string | undefined;
+    if (hasBody) {
+      if (Buffer.byteLength(sip.body, 'utf8') > limits.maxBodyBytes) return reply(413, 'Request Entity Too Large');
+      const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${PIDF_CONTENT_TYPE}\r\n` });
+      try {
+        parsePidf(sip.body);
+      } catch (err) {
+        if (err instanceof PidfError) return reply(400, err.reason);
+        throw err;
+      }
+      body = sip.body;
+    }
+    const outcome = await this.deps.publications.publish({ entity, event, ifMatch, body, contentType: PIDF_CONTENT_TYPE, expires });
+    if (!outcome.ok) return reply(412, 'Conditional Request Failed');
+    const kind = !ifMatch ? 'published' : expires === 0 ? 'removed' : body ? 'modified' : 'refreshed';
+    void this.deps.charging.record({
+      service: 'presence', role: 'terminating', sipMethod: 'PUBLISH', sessionId: sip.callId,
+      callingParty: req.asserted, calledParty: entity, event, expires, requestTime: call.receivedAt,
+      responseTime: new Date(), statusCode: 200, outcome: kind,
+      ...(sip.headers.get('P-Charging-Vector') ? { chargingVector: sip.headers.get('P-Charging-Vector')! } : {}),
+      ...(body ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } } : {}),
+    }).catch((err: unknown) => this.deps.log.error({ err }, 'PUBLISH charging failed'));
+    // a removal leaves no state, so no entity tag to hand out (RFC 3903 section 6)
+    const etag = kind === 'removed' ? '' : `SIP-ETag: ${outcome.etag}\r\n`;
+    return reply(200, 'OK', { hdrs: `${etag}Expires: ${outcome.expires}\r\n` });
+  }
+
+  /**
+   * The Presence Network Agent's part: registration state as the presentity's "network"
+   * tuple, open while any contact is registered.
+   */
+  private async networkSource(change: RegistrationChange): Promise<void> {
+    try {
+      const open = change.remaining > 0;
+      const body = serializePidf({
+        entity: change.aor,
+        tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
+        persons: [], devices: [], notes: [], extensions: [],
+      });
+      await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
+    } catch (err) {
+      this.deps.log.error({ err, aor: change.aor }, 'network presence source not updated');
+    }
+  }
+
+  /** A pres-rules document changed: re-decide every live subscription to that presentity. */
+  async rulesChanged(ch: DocumentChange): Promise<void> {
+    if (ch.ref.auid !== 'pres-rules' || ch.ref.tree !== 'users') return;
+    const resource = ch.ref.xui;
+    const subs = await this.deps.notifier.find({ event: 'presence', resource, state: { $ne: 'terminated' } });
+    for (const s of subs) {
+      const grant = await this.deps.authorizer.decide(resource, s.watcher);
+      if (grant.handling === 'block') {
+        await this.deps.notifier.end(s._id, 'rejected');
+        continue;
+      }
+      const data: PresenceSubData = { ...(s.data as PresenceSubData), handling: grant.handling };
+      if (grant.provide) data.provide = grant.provide;
+      else delete data.provide;
+      await this.deps.notifier.authorize(s._id, grant.handling === 'confirm' ? 'pending' : 'active', data);
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import type { Logger } from '../log/logger.js';
+import type { XdmDocuments } from '../xdm/document-store.js';
+import type { ProvideSet } from '../xdm/usages/pres-rules.js';
+import { applyTransformations, composePresence, parsePidf, politeBlockDocument, serializePidf, type PresenceDoc } from './pidf/index.js';
+import type { Publications } from './publications.js';
+
+interface Entry {
+  doc: PresenceDoc;
+  /** Serialized views by permission set (JSON of the ProvideSet; '' for the full view). */
+  views: Map<string, string>;
+}
+
+/**
+ * The presentity's composed presence, kept in memory per presentity and recomposed only
+ * when one of its sources or its hard state (pidf-manipulation) changes. Watchers with the
+ * same permissions share one rendered view, so a change to a presentity with 10,000
+ * watchers composes once and renders once per distinct rule outcome.
+ */
+export class PresenceState {
+  private readonly cache = new Map<string, Entry>();
+
+  constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {
+    deps.publications.on('changed', ({ entity }) => this.cache.delete(entity));
+    deps.docs.on('change', (ch) => {
+      if (ch.ref.auid === 'pidf-manipulation') this.cache.delete(ch.ref.xui);
+    });
+  }
+
+  /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */
+  async view(entity: string, provide?: ProvideSet): Promise<string> {
+    const entry = await this.entry(entity);
+    const key = provide ? JSON.stringify(provide) : '';
+    let body = entry.views.get(key);
+    if (body === undefined) {
+      const visible = provide ? applyTransformations(entry.doc, provide) : entry.doc;
+      // nothing left to show looks exactly like an offline presentity (and like polite-block)
+      body = serializePidf(visible.tuples.length ? visible : politeBlockDocument(entity));
+      entry.views.set(key, body);
+    }
+    return body;
+  }
+
+  private async entry(entity: string): Promise<Entry> {
+    const hit = this.cache.get(entity);
+    if (hit) return hit;
+    const pubs = await this.deps.publications.of(entity, 'presence');
+    const sources = [];
+    for (const p of pubs) {
+      try {
+        sources.push({ sourceId: p.sourceId, doc: parsePidf(p.body), publishedAt: p.publishedAt });
+      } catch (err) {
+        this.deps.log.warn({ entity, sourceId: p.sourceId, err: (err as Error).message }, 'stored publication unreadable; left out');
+      }
+    }
+    let hard: PresenceDoc | undefined;
+    const manip = await this.deps.docs.get({ auid: 'pidf-manipulation', tree: 'users', xui: entity, path: 'index' });
+    if (manip) {
+      try {
+        hard = parsePidf(manip.body);
+      } catch (err) {
+        this.deps.log.warn({ entity, err: (err as Error).message }, 'pidf-manipulation document unreadable; left out');
+      }
+    }
+    const entry: Entry = { doc: composePresence(entity, sources, hard), views: new Map() };
+    this.cache.set(entity, entry);
+    return entry;
+  }
+}

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import type { Collection, Store } from '../store/port.js';
+import { TypedEmitter } from '../util/typed-emitter.js';
+
+/** One source's publication for a presentity (RFC 3903 event state), as stored. */
+export interface Publication {
+  /** The current entity tag (SIP-ETag); changes on every successful PUBLISH. */
+  _id: string;
+  [key: string]: unknown;
+  entity: string;
+  event: string;
+  /**
+   * Which source this is: the first entity tag of its chain for SIP publishers, or a name
+   * for the network ("network") and external agents ("ext:<name>"). Stable across refreshes.
+   */
+  sourceId: string;
+  contentType: string;
+  body: string;
+  publishedAt: Date;
+  /** Absent for sources that do not expire (the network's registration state). */
+  expiresAt?: Date;
+}
+
+export type PublishOutcome =
+  | { ok: true; etag: string; expires: number }
+  | { ok: false; code: 412 };
+
+type Events = { changed: [{ entity: string; event: string }] };
+
+const newEtag = () => randomBytes(9).toString('base64url');
+
+/**
+ * Event state compositors need: every live publication per presentity and source. RFC 3903
+ * initial / refresh / modify / remove map to publish() with or without SIP-If-Match and
+ * body. Expiry is armed in memory and re-armed from the store at start, and claimed by a
+ * conditional delete so that several AS instances expire each publication once.
+ */
+export class Publications extends TypedEmitter<Events> {
+  private readonly pubs: Collection<Publication>;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(store: Store) {
+    super();
+    this.pubs = store.collection<Publication>('publications');
+  }
+
+  async start(): Promise<number> {
+    await this.pubs.ensureIndex({ fields: { entity: 1, event: 1 } });
+    const all = await this.pubs.find({ expiresAt: { $exists: true } });
+    for (const p of all) this.arm(p);
+    return all.length;
+  }
+
+  stop(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  /** Live publications of a presentity for an event package. */
+  async of(entity: string, event: string): Promise<Publication[]> {
+    const now = Date.now();
+    return (await this.pubs.find({ entity, event }, { sort: { publishedAt: 1 } }))
+      .filter((p) => !p.expiresAt || p.expiresAt.getTime() > now);
+  }
+
+  /**
+   * A PUBLISH: `ifMatch` undefined is an initial publication (body required); with
+   * `ifMatch`, a refresh (no body), a modification (body) or, with expires 0, a removal.
+   */
+  async publish(req: { entity: string; event: string; ifMatch?: string; body?: string; contentType?: string; expires: number }): Promise<PublishOutcome> {
+    const now = new Date();
+    if (req.ifMatch === undefined) {
+      const etag = newEtag();
+      const pub: Publication = {
+        _id: etag, entity: req.entity, event: req.event, sourceId: etag,
+        contentType: req.contentType ?? '', body: req.body ?? '', publishedAt: now,
+        expiresAt: new Date(now.getTime() + req.expires * 1000),
+      };
+      await this.pubs.insertOne(pub);
+      this.arm(pub);
+      this.changed(req.entity, req.event);
+      return { ok: true, etag, expires: req.expires };
+    }
+    const current = await this.pubs.findOne({ _id: req.ifMatch, entity: req.entity, event: req.event });
+    if (!current || (current.expiresAt && current.expiresAt.getTime() <= now.getTime())) return { ok: false, code: 412 };
+    if (req.expires === 0) {
+      if ((await this.pubs.deleteOne({ _id: current._id })) === 0) return { ok: false, code: 412 };
+      this.disarm(current._id);
+      this.changed(req.entity, req.event);
+      return { ok: true, etag: current._id, expires: 0 };
+    }
+    // a new entity tag per successful PUBLISH (RFC 3903 6): replace the record under a new id
+    const etag = newEtag();
+    const next: Publication = {
+      ...current,
+      _id: etag,
+      publishedAt: req.body !== undefined ? now : current.publishedAt,
+      expiresAt: new Date(now.getTime() + req.expires * 1000),
+      ...(req.body !== undefined ? { body: req.body, contentType: req.contentType ?? current.contentType } : {}),
+    };
+    if ((await this.pubs.deleteOne({ _id: current._id })) === 0) return { ok: false, code: 412 }; // lost a race
+    await this.pubs.insertOne(next);
+    this.disarm(current._id);
+    this.arm(next);
+    if (req.body !== undefined) this.changed(req.entity, req.event);
+    return { ok: true, etag, expires: req.expires };
+  }
+
+  /**
+   * Publication of a named source that does not go through SIP (the network's registration
+   * state, an external agent): replaces that source's state; expires 0 removes it.
+   */
+  async setSource(entity: string, event: string, sourceId: string, body: string, contentType: string, expires?: number): Promise<void> {
+    const id = `src:${sourceId}:${entity}`;
+    if (expires === 0) {
+      if ((await this.pubs.deleteOne({ _id: id })) > 0) this.changed(entity, event);
+      this.disarm(id);
+      return;
+    }
+    const now = new Date();
+    const pub: Publication = {
+      _id: id, entity, event, sourceId, contentType, body, publishedAt: now,
+      ...(expires ? { expiresAt: new Date(now.getTime() + expires * 1000) } : {}),
+    };
+    await this.pubs.replaceOne({ _id: id }, pub, { upsert: true });
+    if (pub.expiresAt) this.arm(pub);
+    this.changed(entity, event);
+  }
+
+  private changed(entity: string, event: string): void {
+    this.emit('changed', { entity, event });
+  }
+
+  private arm(p: Publication): void {
+    if (!p.expiresAt) return;
+    this.disarm(p._id);
+    const ms = Math.min(Math.max(0, p.expiresAt.getTime() - Date.now()), 2 ** 31 - 1);
+    const t = setTimeout(() => void this.expire(p), ms);
+    t.unref();
+    this.timers.set(p._id, t);
+  }
+
+  private disarm(id: string): void {
+    const t = this.timers.get(id);
+    if (t) clearTimeout(t);
+    this.timers.delete(id);
+  }
+
+  /** The publication ran out: it disappears and the presentity's watchers are told. */
+  private async expire(p: Publication): Promise<void> {
+    this.timers.delete(p._id);
+    const removed = await this.pubs.deleteOne({ _id: p._id, expiresAt: { $lte: new Date() } });
+    if (removed > 0) this.changed(p.entity, p.event);
+  }
+}

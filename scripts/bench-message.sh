@@ -18,43 +18,24 @@ OUT=${1:-/tmp/bench-message}
 RATES=${RATES:-"500 1000 2000 3000"}
 DURATION=${DURATION:-10}
 USERS=${USERS:-1000}
-SHM=${KAMAILIO_SHM_MB:-2048}
 rm -rf "$OUT"; mkdir -p "$OUT/runs" "$OUT/data"
 OUT=$(cd "$OUT" && pwd)
 log() { echo "[$(date +%H:%M:%S)] $*" | tee -a "$OUT/bench.log" >&2; }
 
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 1
-  for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+trap stop_bench_stack EXIT
 trap 'exit 130' INT TERM
-
-for p in 5280 5290 5291 5292 5293 5294 5161 5162 5163; do
+# shellcheck source=bench/stack.sh
+source "$ROOT/scripts/bench/stack.sh"
+for p in 5280 5161 5162 5163; do
   if ss -H -lntu "( sport = :$p )" | grep -q .; then echo "port $p is busy" >&2; exit 1; fi
 done
-
 bash scripts/install.sh >/dev/null
-secret=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-token=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-export SIP_DOMAIN=example.com ISC_PORT=5292 ISC_SECRET=$secret AS_ADMIN_TOKEN=$token \
-  KAMAILIO_HTTP_URL=http://127.0.0.1:5291 KAMAILIO_SIP_URI=sip:127.0.0.1:5290 KAMAILIO_EVAPI_ADDR=127.0.0.1:5293 XDM_PORT=5294 \
-  AS_DATA_DIR=$OUT/data/store CDR_DIR=$OUT/data/cdr LOG_LEVEL=warn AS_NODE_ID=bench AS_CONFIG=
-
 log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(kamailio -v | head -1), node $(node -v), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -1)"
-log "starting AS and Kamailio (WITH_TRUSTED_PEER, -m $SHM)"
-node ${AS_NODE_ARGS:-} build/as/src/main.js > "$OUT/as.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:5292/metrics && break; sleep 0.2; done
-kamailio -f kamailio-cfg/kamailio.cfg -DD -E -m "$SHM" -M 32 -Y "$OUT/data" -P "$OUT/data/k.pid" \
-  -A SIP_PORT=5290 -A RPC_PORT=5291 -A 'EVAPI_ADDR="127.0.0.1:5293"' -A "ISC_SECRET=\"$secret\"" -A DBG=1 -A WITH_TRUSTED_PEER \
-  -A "AS_HTTPCON=\"as=>http://kamailio:$secret@127.0.0.1:5292;timeout=2\"" > "$OUT/kamailio.log" 2>&1 &
-pids+=($!)
+log "starting AS and Kamailio in benchmark mode (scripts/bench/stack.sh)"
+start_bench_stack "$OUT"
 kamailio -f scripts/bench/stateless.cfg -DD -E -m 512 -Y "$OUT/data" -P "$OUT/data/k2.pid" -A SIP_PORT=5280 > "$OUT/stateless.log" 2>&1 &
-pids+=($!)
-sleep 2
+BENCH_PIDS+=($!)
+sleep 1
 
 log "provisioning $USERS users b1..b$USERS"
 for i in $(seq 1 "$USERS"); do echo "b$i,bench-pw-$i"; done > "$OUT/data/users.csv"
@@ -66,7 +47,7 @@ COMMON=(-i 127.0.0.1 -t u1 -nostdin -buff_size 4194304 -max_recv_loops 10000 -ma
 log "UAS on 5162, registering b1..b$USERS"
 mkdir -p "$OUT/runs/uas"
 ( cd "$OUT/runs/uas" && exec sipp 127.0.0.1:5290 -sf "$SC/uas.xml" -p 5162 -cp 5172 -mp 5184 "${COMMON[@]}" > sipp.out 2>&1 ) &
-pids+=($!)
+BENCH_PIDS+=($!)
 { echo SEQUENTIAL; for i in $(seq 1 "$USERS"); do echo "b$i"; done; } > "$OUT/data/bobs.csv"
 mkdir -p "$OUT/runs/register"
 ( cd "$OUT/runs/register" && sipp 127.0.0.1:5290 -sf "$SC/register.xml" -inf "$OUT/data/bobs.csv" -set ct_port 5162 \
@@ -94,7 +75,7 @@ for r in $RATES; do
   sleep 6   # let tm's wait timer drain before the next rate
 done
 curl -s http://127.0.0.1:5292/metrics > "$OUT/as-metrics.txt" || true
-rss=$(ps -o rss= -p "${pids[0]}" | tr -d ' ')
+rss=$(ps -o rss= -p "$BENCH_AS_PID" | tr -d ' ')
 log "AS resident memory after the runs: $((rss / 1024)) MiB"
 cdrs=$(cat "$OUT"/data/cdr/*.jsonl 2>/dev/null | wc -l)
 log "CDR lines written: $cdrs"

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
-              kamailio-presence-modules kamailio-xml-modules sip-tester)
+              kamailio-presence-modules kamailio-xml-modules sip-tester
+              baresip-core)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -33,6 +33,7 @@ import { PresenceService } from './presence/presence-service.js';
 import { PresenceState } from './presence/presence-state.js';
 import { Publications } from './presence/publications.js';
 import { WatcherInfoPackage } from './presence/winfo-package.js';
+import { Presentities } from './presence/presentities.js';
 import { externalPresenceRoutes } from './presence/external-routes.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
@@ -119,13 +120,14 @@ export class ApplicationServer {
       // Presence Server: publications, composition, authorization, watcher info
       const publications = new Publications(store);
       const armed = await publications.start();
-      const authorizer = new PresenceAuthorizer(docs);
+      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
+      const presentities = new Presentities(users, config.presence.openDomain);
       const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
       notifier
-        .register(new PresencePackage({ users, domain, authorizer, state: presenceState, expiry: config.presence }))
+        .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, expiry: config.presence }))
         .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
       const presence = new PresenceService({
-        users, domain, publications, notifier, authorizer, registrations, charging,
+        presentities, domain, publications, notifier, authorizer, registrations, charging,
         limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
         log: log.child({ svc: 'presence' }),
       });
@@ -151,6 +153,7 @@ export class ApplicationServer {
           host: host!, port: Number(port), secret: config.isc.secret,
           onEvent: (ev) => dispatcher.event(ev), log: log.child({ svc: 'events' }), metrics,
         });
+        uac.useChannel(events);
       }
 
       metrics

@@ -21,17 +21,48 @@ const ok200 = `
 
 let labels = 0;
 
-/** Takes a final response to our request and a NOTIFY, in either order (RFC 6665 allows both). */
+/** Captures what a 200 to the NOTIFY needs (every Via line, From, To, Call-ID, CSeq). */
+const captureNotify = `
+    <action>
+      <ereg regexp="Via:[^\\r\\n]*(\\r\\nVia:[^\\r\\n]*)*" search_in="msg" check_it="true" assign_to="nvia" />
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="nfrom" />
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="nto" />
+      <ereg regexp=".*" search_in="hdr" header="Call-ID:" check_it="true" assign_to="ncid" />
+      <ereg regexp=".*" search_in="hdr" header="CSeq:" check_it="true" assign_to="ncseq" />
+    </action>`;
+
+const okToCaptured = `
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [$nvia]
+      From:[$nfrom]
+      To:[$nto]
+      Call-ID:[$ncid]
+      CSeq:[$ncseq]
+      Content-Length: 0
+
+    ]]>
+  </send>`;
+
+/**
+ * Takes a final response to our request and a NOTIFY in either order (RFC 6665 allows
+ * both), and answers the NOTIFY only once both are in: sipp aborts a call that receives
+ * a message while it sits on a <send>, so the 200 is built from captured headers.
+ */
 function responseAndNotify(code: number, rrs: boolean): string {
   const first = `l${++labels}`;
   const done = `l${++labels}`;
   return `
   <recv response="${code}"${rrs ? ' rrs="true"' : ''} optional="true" next="${first}" />
-  <recv request="NOTIFY" />${ok200}
+  <recv request="NOTIFY">${captureNotify}
+  </recv>
   <recv response="${code}"${rrs ? ' rrs="true"' : ''} next="${done}" />
   <label id="${first}" />
-  <recv request="NOTIFY" />${ok200}
-  <label id="${done}" />`;
+  <recv request="NOTIFY">${captureNotify}
+  </recv>
+  <label id="${done}" />${okToCaptured}`;
 }
 
 function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string } }): string {

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
+import { subscriberScenario } from './scenario-builder.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const LIST = (entries: string[]) => `<?xml version="1.0" encoding="UTF-8"?>
@@ -41,7 +42,8 @@ describe('XDMS: XCAP documents and xcap-diff through Kamailio', () => {
   it('notifies an xcap-diff subscriber of the document and of its change', async () => {
     const first = await frank.put(DOC, LIST(['sip:bob@example.com']), 'application/resource-lists+xml');
     assert.equal(first.status, 201);
-    const sub = stack.sipp('xcap-diff-subscriber', { set: { user: 'frank' }, args: ['-au', 'frank', '-ap', 'frank-pw-1'], timeoutMs: 30000 });
+    const xml = subscriberScenario({ event: 'xcap-diff', accept: 'application/xcap-diff+xml', more: 1 });
+    const sub = stack.sipp({ name: 'xcap-diff-subscriber', xml }, { set: { user: 'frank', target: 'frank' }, args: ['-au', 'frank', '-ap', 'frank-pw-1'], timeoutMs: 30000 });
     await eventually(async () => (/notify_total\{event="xcap-diff",code="200"\} 1/.test(await stack.metrics()) ? true : undefined), 10000, 'the first NOTIFY answered');
     const second = await frank.put(DOC, LIST(['sip:bob@example.com', 'sip:carol@example.com']), 'application/resource-lists+xml', { 'If-Match': `"${first.etag}"` });
     assert.equal(second.status, 200);

@@ -72,6 +72,10 @@ export interface AsConfig {
     minExpires: number;
     maxExpires: number;
     defaultExpires: number;
+    /** Any user part of our domain is a presentity, provisioned or not (as Kamailio's own presence). */
+    openDomain: boolean;
+    /** What a watcher gets when no pres-rule applies (RFC 5025 leaves it to the server). */
+    defaultSubHandling: 'confirm' | 'allow' | 'polite-block' | 'block';
   };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
@@ -136,6 +140,9 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'presence.minExpires', env: 'PRESENCE_MIN_EXPIRES', kind: 'int', def: 60, help: 'shortest PUBLISH/SUBSCRIBE expiry accepted (423 below, with Min-Expires)' },
   { path: 'presence.maxExpires', env: 'PRESENCE_MAX_EXPIRES', kind: 'int', def: 7200, help: 'longest PUBLISH/SUBSCRIBE expiry granted' },
   { path: 'presence.defaultExpires', env: 'PRESENCE_DEFAULT_EXPIRES', kind: 'int', def: 3600, help: 'expiry when the request has none' },
+  { path: 'presence.openDomain', env: 'PRESENCE_OPEN_DOMAIN', kind: 'bool', def: false, help: 'accept any user of the domain as a presentity, provisioned or not (benchmarks, open labs)' },
+  { path: 'presence.defaultSubHandling', env: 'PRESENCE_DEFAULT_SUB_HANDLING', kind: 'string', def: 'confirm', help: 'sub-handling when no pres-rule applies: confirm, allow, polite-block or block',
+    check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'log.level', env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
 ];

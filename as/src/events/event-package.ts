@@ -76,6 +76,12 @@ export interface EventPackage {
   readonly maxExpires: number;
   /** Content types it can produce; the first is the default. */
   readonly contentTypes: readonly string[];
+  /**
+   * Whether the package state returned with each NOTIFY must survive a restart (xcap-diff's
+   * ETags, watcher info's version). Otherwise it is kept in memory only: after a restart
+   * the worst case is one NOTIFY that repeats what the watcher already has.
+   */
+  readonly persistData?: boolean;
   admit(call: IscCall, watcher: string): Promise<Admission>;
   /**
    * The body of a NOTIFY for this subscription now (undefined: a NOTIFY without body), and

@@ -19,6 +19,21 @@ interface Flight {
   final?: EndReason;
 }
 
+/**
+ * NOTIFY CSeqs are counted in memory and the store keeps a ceiling this far ahead, written
+ * when the count reaches it: a restart resumes above anything sent, with one store write per
+ * this many NOTIFYs instead of one per NOTIFY.
+ */
+const CSEQ_RESERVE = 64;
+
+/** Per-dialog state that changes with every NOTIFY, kept in memory (see CSEQ_RESERVE). */
+interface Hot {
+  cseq: number;
+  reserved: number;
+  notifies: number;
+  data?: Record<string, unknown>;
+}
+
 /** Longest timer we arm (setTimeout's limit is 2^31-1 ms). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -35,6 +50,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private readonly subs: Collection<Subscription>;
   private readonly flights = new Map<string, Flight>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly hot = new Map<string, Hot>();
   private stopped = false;
 
   constructor(private readonly deps: {
@@ -119,7 +135,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       localParty: sip.headers.get('To')!,
       remoteTarget: parseNameAddr(contact).uri,
       routeSet: sip.headers.getAll('Record-Route'),
-      localCseq: 0,
+      localCseq: CSEQ_RESERVE,
       remoteCseq: sip.cseq.seq,
       state: expires === 0 ? 'terminated' : admission.state,
       expiresAt: new Date(now.getTime() + expires * 1000),
@@ -129,6 +145,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       data: admission.data ?? {},
     };
     await this.subs.insertOne(sub);
+    this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
     this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
@@ -170,6 +187,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   async authorize(id: string, state: 'active' | 'pending', data: Record<string, unknown>): Promise<void> {
     const before = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state, data } }, { returnDocument: 'before' });
     if (!before) return;
+    const h = this.hot.get(id);
+    if (h) h.data = data;
     this.queueNotify(id);
     if (before.state !== state) {
       const sub = { ...before, state, data };
@@ -283,10 +302,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   /** Sends one NOTIFY with the current state; true when the subscription is over. */
   private async sendNotify(id: string, final?: EndReason): Promise<boolean> {
-    const current = await this.subs.findOne({ _id: id });
-    if (!current) return true;
-    const pkg = this.packages.get(current.event);
+    const stored = await this.subs.findOne({ _id: id });
+    if (!stored) return true;
+    const pkg = this.packages.get(stored.event);
     if (!pkg) return true;
+    let h = this.hot.get(id);
+    if (!h) {
+      // first NOTIFY since a restart (or of a dialog another instance created): resume above the ceiling
+      h = { cseq: stored.localCseq, reserved: stored.localCseq, notifies: stored.notifyCount };
+      this.hot.set(id, h);
+    }
+    const current: Subscription = h.data ? { ...stored, data: h.data, notifyCount: h.notifies } : { ...stored, notifyCount: h.notifies };
     const terminated = final !== undefined || current.state === 'terminated';
     if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
     // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
@@ -294,8 +320,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const content = withheld ? undefined : await pkg.content(current);
     if (content?.unchanged && !terminated && current.notifyCount > 0) return false;
     // the CSeq is taken only now, for a NOTIFY that really leaves
-    const s = await this.subs.findOneAndUpdate({ _id: id }, { $inc: { localCseq: 1, notifyCount: 1 } }, { returnDocument: 'after' });
-    if (!s) return true;
+    h.cseq++;
+    h.notifies++;
+    if (h.cseq >= h.reserved) {
+      h.reserved = h.cseq + CSEQ_RESERVE;
+      await this.subs.updateOne({ _id: id }, { $set: { localCseq: h.reserved, notifyCount: h.notifies } });
+    }
+    if (content?.data) {
+      h.data = content.data;
+      if (pkg.persistData) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
+    }
+    const s: Subscription = { ...current, localCseq: h.cseq, notifyCount: h.notifies };
     const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
     const subState = terminated
       ? `terminated${final && final !== 'unsubscribed' ? `;reason=${final}` : ''}`
@@ -312,19 +347,21 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       ['Max-Forwards', '70'],
     ];
     if (content) headers.push(['Content-Type', content.contentType]);
-    if (content?.data) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
     const nexthop = s.routeSet[0] ? parseNameAddr(s.routeSet[0]).uri : undefined;
     const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}) });
     this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
     if (terminated) {
       this.disarm(id);
+      this.hot.delete(id);
+      await this.subs.updateOne({ _id: id }, { $set: { notifyCount: h.notifies } });
       void this.charge(pkg, s, 'closed', new Date(), final);
       return true;
     }
     if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
       // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
-      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup' } });
+      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', notifyCount: h.notifies } });
       this.disarm(id);
+      this.hot.delete(id);
       this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
       this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
       void this.charge(pkg, s, 'closed', new Date(), 'giveup');

@@ -9,8 +9,9 @@ type Events = { up: []; down: [reason: string] };
 
 /**
  * The AS end of Kamailio's evapi event stream: one TCP connection, opened by the AS, that
- * authenticates with the ISC secret and then receives events as netstrings. It reconnects
- * with backoff; while it is down Kamailio falls back to posting events over HTTP.
+ * authenticates with the ISC secret and then receives events as netstrings, and carries
+ * the AS's own requests the other way. It reconnects with backoff; while it is down both
+ * sides use HTTP instead.
  */
 export class KamailioEventStream extends TypedEmitter<Events> {
   private socket?: Socket;
@@ -32,6 +33,16 @@ export class KamailioEventStream extends TypedEmitter<Events> {
 
   get isUp(): boolean {
     return this.connected;
+  }
+
+  /**
+   * Sends one request to Kamailio on the stream (a netstring); false when the stream is
+   * down, so the caller can use HTTP instead.
+   */
+  send(payload: string): boolean {
+    if (!this.connected || !this.socket) return false;
+    this.socket.write(encodeNetstring(payload));
+    return true;
   }
 
   start(): void {

@@ -29,6 +29,12 @@ export interface UacOutcome {
   at: Date;
 }
 
+/** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
+export interface RequestChannel {
+  /** Sends one /uac JSON payload; false when the channel is down. */
+  send(payload: string): boolean;
+}
+
 interface Pending {
   resolve: (o: UacOutcome) => void;
   timer: NodeJS.Timeout;
@@ -58,6 +64,13 @@ export class UacClient {
     log: Logger;
     metrics: Metrics;
   }) {}
+
+  private channel?: RequestChannel;
+
+  /** Requests go over this channel while it is up, over HTTP otherwise. */
+  useChannel(channel: RequestChannel): void {
+    this.channel = channel;
+  }
 
   get inFlight(): number {
     return this.pending.size;
@@ -95,17 +108,25 @@ export class UacClient {
         p.resolve({ code, reason, timedOut: false, at: new Date() });
       }
     };
+    const payload = JSON.stringify({
+      method: req.method,
+      ruri: req.ruri,
+      nexthop: req.viaCore ? this.opts.coreUri : (req.nexthop ?? ''),
+      headers: headers.map(([n, v]) => `${n}: ${v}`).join('\r\n') + '\r\n',
+      body: req.body ?? '',
+      callId,
+      cseq,
+    });
+    if (this.channel?.send(payload)) {
+      this.opts.metrics.count('uac_sent_total', { via: 'stream' });
+      return outcome;
+    }
+    this.opts.metrics.count('uac_sent_total', { via: 'http' });
     try {
       const res = await fetch(`${this.opts.httpUrl}/uac`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-isc-secret': this.opts.secret },
-        body: JSON.stringify({
-          method: req.method,
-          ruri: req.ruri,
-          nexthop: req.viaCore ? this.opts.coreUri : (req.nexthop ?? ''),
-          headers: headers.map(([n, v]) => `${n}: ${v}`).join('\r\n') + '\r\n',
-          body: req.body ?? '',
-        }),
+        body: payload,
         signal: AbortSignal.timeout(3000),
       });
       await res.arrayBuffer();

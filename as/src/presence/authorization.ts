@@ -19,7 +19,7 @@ const PRES_RULES_DOCUMENTS = ['index', 'pres-rules'];
  * its own full presence.
  */
 export class PresenceAuthorizer {
-  constructor(private readonly docs: XdmDocuments) {}
+  constructor(private readonly docs: XdmDocuments, private readonly fallback: SubHandling = 'confirm') {}
 
   async decide(resource: string, watcher: string | undefined, now = new Date()): Promise<PresenceGrant> {
     if (watcher === resource) return { handling: 'allow', rules: ['self'] };
@@ -30,6 +30,6 @@ export class PresenceAuthorizer {
       if (decision) return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
       break;
     }
-    return { handling: 'confirm', rules: [] };
+    return { handling: this.fallback, rules: [] };
   }
 }

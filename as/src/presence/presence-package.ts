@@ -3,7 +3,7 @@ import type { Admission, EventPackage, NotifyRendering, Subscription } from '../
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply } from '../isc/types.js';
 import type { LocalDomain } from '../users/local-domain.js';
-import type { UserDirectory } from '../users/user-directory.js';
+import type { Presentities } from './presentities.js';
 import type { ProvideSet, SubHandling } from '../xdm/usages/pres-rules.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { politeBlockDocument, serializePidf } from './pidf/index.js';
@@ -39,13 +39,13 @@ export class PresencePackage implements EventPackage {
   readonly maxExpires: number;
   readonly contentTypes = [PIDF_CONTENT_TYPE];
 
-  constructor(private readonly deps: { users: UserDirectory; domain: LocalDomain; authorizer: PresenceAuthorizer; state: PresenceState; expiry: ExpiryBounds }) {
+  constructor(private readonly deps: { presentities: Presentities; domain: LocalDomain; authorizer: PresenceAuthorizer; state: PresenceState; expiry: ExpiryBounds }) {
     ({ defaultExpires: this.defaultExpires, minExpires: this.minExpires, maxExpires: this.maxExpires } = deps.expiry);
   }
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {
     const resource = this.deps.domain.canonical(call.req.ruri);
-    if (!resource || !(await this.deps.users.exists(resource))) return { reject: reply(404, 'Not Found') };
+    if (!resource || !(await this.deps.presentities.exists(resource))) return { reject: reply(404, 'Not Found') };
     const grant = await this.deps.authorizer.decide(resource, watcher);
     if (grant.handling === 'block') return { reject: reply(403, 'Forbidden') };
     const data: PresenceSubData = { handling: grant.handling, ...(grant.provide ? { provide: grant.provide } : {}) };

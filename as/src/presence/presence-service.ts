@@ -5,7 +5,7 @@ import { reply, type IscDecision } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
 import type { LocalDomain } from '../users/local-domain.js';
-import type { UserDirectory } from '../users/user-directory.js';
+import type { Presentities } from './presentities.js';
 import type { DocumentChange } from '../xdm/document-store.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { PidfError, parsePidf, serializePidf } from './pidf/index.js';
@@ -26,7 +26,7 @@ export class PresenceService implements IscService {
   readonly name = 'presence' as const;
 
   constructor(private readonly deps: {
-    users: UserDirectory;
+    presentities: Presentities;
     domain: LocalDomain;
     publications: Publications;
     notifier: Notifier;
@@ -56,7 +56,7 @@ export class PresenceService implements IscService {
     const event = (sip.headers.get('Event') ?? '').split(';')[0]!.trim().toLowerCase();
     if (event !== 'presence') return reply(489, 'Bad Event', { hdrs: 'Allow-Events: presence\r\n' });
     const entity = this.deps.domain.canonical(req.ruri);
-    if (!entity || !(await this.deps.users.exists(entity))) return reply(404, 'Not Found');
+    if (!entity || !(await this.deps.presentities.exists(entity))) return reply(404, 'Not Found');
     if (req.asserted !== entity) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only the presentity publishes its presence"\r\n' });
 
     const expiresHeader = sip.headers.get('Expires');

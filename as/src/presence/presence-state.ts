@@ -2,7 +2,7 @@ import type { Logger } from '../log/logger.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import type { ProvideSet } from '../xdm/usages/pres-rules.js';
 import { applyTransformations, composePresence, parsePidf, politeBlockDocument, serializePidf, type PresenceDoc } from './pidf/index.js';
-import type { Publications } from './publications.js';
+import { Publications } from './publications.js';
 
 interface Entry {
   doc: PresenceDoc;
@@ -47,7 +47,7 @@ export class PresenceState {
     const sources = [];
     for (const p of pubs) {
       try {
-        sources.push({ sourceId: p.sourceId, doc: parsePidf(p.body), publishedAt: p.publishedAt });
+        sources.push({ sourceId: p.sourceId, doc: parsePidf(p.body), publishedAt: p.publishedAt, agent: Publications.isAgentSource(p) });
       } catch (err) {
         this.deps.log.warn({ entity, sourceId: p.sourceId, err: (err as Error).message }, 'stored publication unreadable; left out');
       }

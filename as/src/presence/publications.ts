@@ -28,6 +28,8 @@ export type PublishOutcome =
 type Events = { changed: [{ entity: string; event: string }] };
 
 const newEtag = () => randomBytes(9).toString('base64url');
+/** Id prefix of named sources' records (an entity tag, base64url, never contains ':'). */
+const AGENT_ID_PREFIX = 'src:';
 
 /**
  * Event state compositors need: every live publication per presentity and source. RFC 3903
@@ -111,7 +113,7 @@ export class Publications extends TypedEmitter<Events> {
    * state, an external agent): replaces that source's state; expires 0 removes it.
    */
   async setSource(entity: string, event: string, sourceId: string, body: string, contentType: string, expires?: number): Promise<void> {
-    const id = `src:${sourceId}:${entity}`;
+    const id = `${AGENT_ID_PREFIX}${sourceId}:${entity}`;
     if (expires === 0) {
       if ((await this.pubs.deleteOne({ _id: id })) > 0) this.changed(entity, event);
       this.disarm(id);
@@ -125,6 +127,11 @@ export class Publications extends TypedEmitter<Events> {
     await this.pubs.replaceOne({ _id: id }, pub, { upsert: true });
     if (pub.expiresAt) this.arm(pub);
     this.changed(entity, event);
+  }
+
+  /** Whether a publication is a named (agent) source set with setSource, not a SIP publisher's. */
+  static isAgentSource(p: Publication): boolean {
+    return p._id.startsWith(AGENT_ID_PREFIX);
   }
 
   private changed(entity: string, event: string): void {
@@ -150,6 +157,16 @@ export class Publications extends TypedEmitter<Events> {
   private async expire(p: Publication): Promise<void> {
     this.timers.delete(p._id);
     const removed = await this.pubs.deleteOne({ _id: p._id, expiresAt: { $lte: new Date() } });
-    if (removed > 0) this.changed(p.entity, p.event);
+    if (removed > 0) {
+      this.changed(p.entity, p.event);
+      return;
+    }
+    // Not removed: refreshed meanwhile (under a new entity tag: gone from under this id), or
+    // the timer fired a few ms before expiresAt by the wall clock (timers run on the event
+    // loop's cached time). Then it is still here: arm again, or it would outlive its expiry
+    // unnoticed, kept in the cached composed document and in every watcher's view (seen with
+    // baresip, whose start-up PUBLISH it orphans expired like this now and then).
+    const cur = await this.pubs.findOne({ _id: p._id });
+    if (cur?.expiresAt) this.arm(cur);
   }
 }

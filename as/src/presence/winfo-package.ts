@@ -31,6 +31,7 @@ export class WatcherInfoPackage implements EventPackage {
   readonly minExpires: number;
   readonly maxExpires: number;
   readonly contentTypes = [WATCHERINFO_CONTENT_TYPE];
+  readonly persistData = true;
 
   constructor(private readonly deps: { domain: LocalDomain; notifier: () => Notifier; watchedPackage: string; expiry: ExpiryBounds }) {
     ({ defaultExpires: this.defaultExpires, minExpires: this.minExpires, maxExpires: this.maxExpires } = deps.expiry);

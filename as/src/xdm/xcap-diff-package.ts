@@ -36,6 +36,7 @@ export class XcapDiffPackage implements EventPackage {
   readonly minExpires = 60;
   readonly maxExpires = 86400;
   readonly contentTypes = [XCAP_DIFF_CONTENT_TYPE];
+  readonly persistData = true;
 
   constructor(private readonly deps: { docs: XdmDocuments; domain: LocalDomain; rootUri: string }) {}
 

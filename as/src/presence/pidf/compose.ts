@@ -7,8 +7,10 @@
  *
  * The policy follows the RFC 4479 data model and the OMA Presence SIMPLE composition approach:
  *  - Services and devices are facts about different things, so nothing is merged: every
- *    tuple and every dm:device of every source is kept, in a deterministic order (sources by
- *    sourceId, each in its document order; the hard state's after them). When the same id occurs
+ *    tuple and every dm:device of every source is kept, in a deterministic order (the user
+ *    agents' own publications first, then agent sources such as the network's registration
+ *    state and external agents, each group by sourceId, each source in its document order; the
+ *    hard state's after them). When the same id occurs
  *    in more than one source (tuple, person and device ids share one xs:ID space), each such
  *    occurrence is renamed `s<8 hex>-<id>`, the hex being a stable FNV-1a hash of the sourceId;
  *    ids that do not collide are kept as published (so occurrence-id rules keep working; the
@@ -63,6 +65,13 @@ export interface PresenceSource {
   sourceId: string;
   doc: PresenceDoc;
   publishedAt: Date;
+  /**
+   * Not the presentity's own user agent (the network's registration state, an external
+   * agent): composed after the publications. Simple clients show the first tuple's status
+   * (baresip reads the first <basic>); ordering by sourceId alone put the network's tuple
+   * first for about one random entity tag in five, hiding what the user published.
+   */
+  agent?: boolean;
 }
 
 /** The sourceId the hard state (pidf-manipulation) is composed under. */
@@ -174,7 +183,8 @@ interface PersonCandidate extends Candidate {
  */
 export function composePresence(entity: string, sources: ReadonlyArray<PresenceSource>, hard?: PresenceDoc): PresenceDoc {
   const soft = [...sources].sort((a, b) =>
-    a.sourceId < b.sourceId ? -1 : a.sourceId > b.sourceId ? 1 : a.publishedAt.getTime() - b.publishedAt.getTime(),
+    Number(a.agent ?? false) - Number(b.agent ?? false) ||
+    (a.sourceId < b.sourceId ? -1 : a.sourceId > b.sourceId ? 1 : a.publishedAt.getTime() - b.publishedAt.getTime()),
   );
   const contributors: Contributor[] = soft.map((s, i) => ({ sourceId: s.sourceId, doc: s.doc, publishedAt: s.publishedAt.getTime(), layer: 0, order: i }));
   if (hard) contributors.push({ sourceId: HARD_STATE_SOURCE_ID, doc: hard, publishedAt: 0, layer: 1, order: contributors.length });

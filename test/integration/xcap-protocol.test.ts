@@ -254,6 +254,17 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
     await stopAs(as);
   });
 
+  describe('concurrent writers without preconditions', () => {
+    it('all succeed (the last writer wins) and the document is one of theirs, whole', async () => {
+      const path = doc('alice', 'race');
+      const bodies = Array.from({ length: 8 }, (_, i) => list('l', [`sip:w${i}@example.com`]));
+      const replies = await Promise.all(bodies.map((b) => alice.put(path, b, RL_TYPE)));
+      assert.deepEqual(replies.map((r) => r.status).filter((st) => st !== 200 && st !== 201), [], 'no 412 without a precondition');
+      const final = await alice.get(path);
+      assert.ok(bodies.includes(final.body), 'the stored document is exactly one writer\'s');
+    });
+  });
+
   describe('whole documents', () => {
     it('PUT creates (201 + ETag), GET returns it as stored, PUT replaces (200 + new ETag), DELETE removes', async () => {
       const d = doc('alice', 'index');

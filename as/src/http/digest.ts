@@ -39,6 +39,9 @@ export type DigestVerdict = 'ok' | 'stale' | 'bad';
 
 export class DigestAuthenticator {
   private readonly key: Buffer;
+  /** (nonce, nc, cnonce) already accepted, until the nonce expires: a replayed header fails. */
+  private readonly seen = new Map<string, number>();
+  private lastSweep = 0;
 
   constructor(readonly realm: string, secret: string, private readonly nonceTtlMs = 300_000) {
     this.key = createHash('sha256').update(`digest-nonce:${secret}`).digest();
@@ -79,7 +82,16 @@ export class DigestAuthenticator {
     }
     const ok = expected.length === c.response.length && timingSafeEqual(Buffer.from(expected), Buffer.from(c.response.toLowerCase()));
     if (!ok) return 'bad';
-    return state === 'expired' ? 'stale' : 'ok';
+    if (state === 'expired') return 'stale';
+    // replay protection (per instance): each nonce-count is good once (RFC 7616 3.4.5)
+    const use = `${c.nonce}|${c.nc ?? ''}|${c.cnonce ?? ''}`;
+    if (this.seen.has(use)) return 'bad';
+    this.seen.set(use, now + this.nonceTtlMs);
+    if (now - this.lastSweep > 60_000) {
+      this.lastSweep = now;
+      for (const [k, until] of this.seen) if (until < now) this.seen.delete(k);
+    }
+    return 'ok';
   }
 }
 

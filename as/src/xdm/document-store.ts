@@ -75,6 +75,9 @@ export function documentKey(ref: DocumentRef): string {
   return `${ref.auid}/${ref.tree}/${ref.xui}/${ref.path}`;
 }
 
+/** How often an unconditional write is redone when concurrent writes keep winning. */
+const UNCONDITIONAL_ATTEMPTS = 20;
+
 function newEtag(): string {
   return randomBytes(12).toString('base64url');
 }
@@ -119,6 +122,18 @@ export class XdmDocuments extends TypedEmitter<Events> {
    * unique across all documents of this auid. Returns the new ETag and whether it created.
    */
   async put(ref: DocumentRef, body: string, cond: WriteCondition, unique: Array<{ field: string; value: string }> = []): Promise<{ etag: string; created: boolean }> {
+    // Unconditional writes that lose a race are redone on the newer version (the last
+    // writer wins): a 412 is only for preconditions the client asked for (RFC 7232).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.putOnce(ref, body, cond, unique);
+      } catch (err) {
+        if (!(err instanceof PreconditionFailed) || cond.kind !== 'any' || attempt >= UNCONDITIONAL_ATTEMPTS) throw err;
+      }
+    }
+  }
+
+  private async putOnce(ref: DocumentRef, body: string, cond: WriteCondition, unique: Array<{ field: string; value: string }>): Promise<{ etag: string; created: boolean }> {
     const key = documentKey(ref);
     const current = await this.docs.findOne({ _id: key });
     checkCondition(cond, current?.etag);

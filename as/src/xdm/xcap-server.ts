@@ -8,7 +8,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import { XmlError, parseXml, serializeXml, type XmlDocument } from '../xml/xml-tree.js';
 import {
-  PreconditionFailed, UniquenessFailure,
+  PreconditionFailed, UniquenessFailure, documentKey,
   type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
 } from './document-store.js';
 import {
@@ -39,6 +39,11 @@ class XcapFailure extends Error {
 }
 
 const ALLOW = 'GET, PUT, DELETE';
+/**
+ * Source bytes of the stored documents kept parsed for node operations (a parsed tree takes
+ * about 11 times its text in memory: 2 MiB of documents is some 25 MiB of heap).
+ */
+const PARSED_CACHE_BYTES = 2 * 1024 * 1024;
 const quote = (etag: string) => `"${etag}"`;
 
 /** Parses If-Match / If-None-Match: '*' or a list of (strong) entity tags. */
@@ -58,6 +63,14 @@ function etagList(header: string): '*' | string[] | undefined {
  */
 export class XcapServer {
   private readonly usages: ApplicationUsage[] = allUsages();
+  /**
+   * Parsed stored documents by document key, least recently used first, each valid for the one
+   * ETag it was parsed at (every write gives a new ETag, so a stale tree is never used, whichever
+   * instance wrote). The trees are shared between requests and deep-frozen: node operations only
+   * read them (xcap-ops clones before changing anything).
+   */
+  private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
+  private parsedBytes = 0;
 
   constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics }) {}
 
@@ -141,7 +154,7 @@ export class XcapServer {
     // select before the preconditions and the ETag: a node that does not exist is a 404
     // without ETag, whatever If-Match / If-None-Match say (RFC 7232 section 5)
     const node = uri.nodeSelector
-      ? getNode(this.parseStored(doc), uri.nodeSelector, usage.defaultNamespace)
+      ? getNode(this.parseStored(doc, true), uri.nodeSelector, usage.defaultNamespace)
       : { contentType: usage.mimeType, body: doc.body };
     this.checkReadPreconditions(ctx, doc.etag);
     ctx.set('ETag', quote(doc.etag));
@@ -156,7 +169,11 @@ export class XcapServer {
       if (contentType !== usage.mimeType) throw new XcapFailure(415);
       const parsed = this.parseBody(body);
       const text = body.toString('utf8');
-      const result = await this.write(ref, usage, parsed, text, this.writeCondition(ctx, await this.currentEtag(ref)));
+      // the current ETag matters only to If-Match / If-None-Match; without them the write is
+      // unconditional (the store reads the version it replaces itself)
+      const conditional = etagList(ctx.get('if-match')) !== undefined || etagList(ctx.get('if-none-match')) !== undefined;
+      const current = conditional ? await this.currentEtag(ref) : undefined;
+      const result = await this.write(ref, usage, parsed, text, this.writeCondition(ctx, current));
       return this.written(ctx, result);
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
@@ -196,13 +213,14 @@ export class XcapServer {
       const stored = await this.deps.docs.get(ref);
       if (!stored) throw new XcapFailure(409, { tag: 'no-parent', ancestor: this.deps.options.rootUri + `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}` });
       const cond = this.writeCondition(ctx, stored.etag);
-      const next = op(this.parseStored(stored));
+      // not kept: this version is about to be replaced
+      const next = op(this.parseStored(stored, false));
       const text = serializeXml(next.doc, { declaration: true });
       try {
         const r = await this.write(ref, usage, next.doc, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
         return { etag: r.etag, created: next.created };
       } catch (err) {
-        if (err instanceof PreconditionFailed && !clientCondition && attempt < 3) continue;
+        if (err instanceof PreconditionFailed && !clientCondition && attempt < 20) continue;
         throw err;
       }
     }
@@ -299,7 +317,43 @@ export class XcapServer {
     }
   }
 
-  private parseStored(doc: StoredDocument): XmlDocument {
-    return parseXml(doc.body, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
+  /**
+   * The stored document parsed: from the cache when this version was parsed before, else parsed
+   * now, and kept for the next node operation when `keep`. Read-only.
+   */
+  private parseStored(doc: StoredDocument, keep: boolean): XmlDocument {
+    const key = documentKey(doc);
+    const hit = this.parsed.get(key);
+    if (hit) {
+      this.parsed.delete(key);
+      if (hit.etag === doc.etag) {
+        this.parsed.set(key, hit); // now the most recently used
+        return hit.doc;
+      }
+      this.parsedBytes -= hit.size;
+    }
+    const tree = parseXml(doc.body, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 });
+    if (keep && doc.size <= PARSED_CACHE_BYTES / 4) {
+      deepFreeze(tree);
+      this.parsed.set(key, { etag: doc.etag, doc: tree, size: doc.size });
+      this.parsedBytes += doc.size;
+      for (const [k, v] of this.parsed) {
+        if (this.parsedBytes <= PARSED_CACHE_BYTES) break;
+        this.parsed.delete(k);
+        this.parsedBytes -= v.size;
+      }
+    }
+    return tree;
   }
+}
+
+/** Freezes a parsed tree and everything in it, so that a shared tree cannot be changed by mistake. */
+function deepFreeze<T>(value: T): T {
+  const stack: object[] = [value as object];
+  while (stack.length) {
+    const o = stack.pop()!;
+    Object.freeze(o);
+    for (const v of Object.values(o)) if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) stack.push(v as object);
+  }
+  return value;
 }

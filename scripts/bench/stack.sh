@@ -11,7 +11,13 @@
 BENCH_PIDS=()
 stop_bench_stack() {
   for p in "${BENCH_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 1
+  # a graceful stop (the AS drains charging, writes a --cpu-prof profile) gets 5 s
+  for _ in $(seq 1 50); do
+    alive=0
+    for p in "${BENCH_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
   for p in "${BENCH_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   BENCH_PIDS=()
 }

@@ -254,6 +254,24 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
     await stopAs(as);
   });
 
+  describe('rls-services global index (RFC 4826 4.5)', () => {
+    it('is the union of every user\'s services, read-only', async () => {
+      const mine = doc('alice', 'global-test', 'rls-services');
+      const theirs = doc('bob', 'global-test', 'rls-services');
+      assert.equal((await alice.put(mine, services('sip:alice-friends@example.com'), RLS_TYPE)).status, 201);
+      assert.equal((await bob.put(theirs, services('sip:bob-team@example.com'), RLS_TYPE)).status, 201);
+      const g = await carol.get('/xcap-root/rls-services/global/index');
+      assert.equal(g.status, 200);
+      assert.equal(g.contentType, RLS_TYPE);
+      assert.match(g.body, /uri="sip:alice-friends@example\.com"/);
+      assert.match(g.body, /uri="sip:bob-team@example\.com"/);
+      assert.equal((await carol.put('/xcap-root/rls-services/global/index', services('sip:x@example.com'), RLS_TYPE)).status, 403);
+      assert.equal((await alice.delete(mine)).status, 200);
+      assert.equal((await bob.delete(theirs)).status, 200);
+      assert.doesNotMatch((await carol.get('/xcap-root/rls-services/global/index')).body, /alice-friends/);
+    });
+  });
+
   describe('concurrent writers without preconditions', () => {
     it('all succeed (the last writer wins) and the document is one of theirs, whole', async () => {
       const path = doc('alice', 'race');

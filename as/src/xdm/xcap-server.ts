@@ -19,6 +19,9 @@ import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './x
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
+import { mergeRlsServices } from './usages/rls-services.js';
+
+const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
 
 export interface XcapServerOptions {
@@ -125,7 +128,9 @@ export class XcapServer {
     const identity = ctx.state.identity as string;
     const ref = this.authorize(ctx, uri, usage, identity);
 
-    if (uri.auid === XCAP_CAPS_AUID || uri.auid === XCAP_DIRECTORY_AUID) return this.generated(ctx, uri, usage, ref);
+    if (uri.auid === XCAP_CAPS_AUID || uri.auid === XCAP_DIRECTORY_AUID || (uri.auid === RLS_SERVICES_AUID && uri.tree === 'global')) {
+      return this.generated(ctx, uri, usage, ref);
+    }
     if (usage.readOnly && ctx.method !== 'GET') throw new XcapFailure(405, undefined, { Allow: 'GET' });
     if (ctx.method === 'GET') return this.get(ctx, uri, usage, ref);
     if (ctx.method === 'PUT') return this.put(ctx, uri, usage, ref);
@@ -258,6 +263,11 @@ export class XcapServer {
     let body: string;
     if (uri.auid === XCAP_CAPS_AUID) {
       body = xcapCapsDocument(this.usages);
+    } else if (uri.auid === RLS_SERVICES_AUID) {
+      // RFC 4826 4.5: global/index is the union of every user's services, never written itself
+      if (ref.path !== 'index') throw new XcapFailure(404);
+      const all = await this.deps.docs.list({ auid: RLS_SERVICES_AUID });
+      body = serializeXml(mergeRlsServices(all.filter((d) => d.tree === 'users').map((d) => this.parseStored(d, false))), { declaration: true });
     } else {
       if (ref.tree !== 'users' || ref.path !== XCAP_DIRECTORY_DOCUMENT) throw new XcapFailure(404);
       const docs = await this.deps.docs.list({ xui: ref.xui });

@@ -21,6 +21,7 @@ import { silentLogger } from '../../as/src/log/logger.js';
 import { allUsages } from '../../as/src/xdm/usages/index.js';
 import { NamespaceScope, attr, childElements, parseXml, textContent, type XmlElement } from '../../as/src/xml/xml-tree.js';
 import { XcapClient, rawRequest, type XcapReply } from '../helpers/xcap-client.js';
+import { RFC4826_RESOURCE_LISTS } from '../helpers/rfc-examples.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -38,30 +39,6 @@ const ATT_TYPE = 'application/xcap-att+xml';
 const NS_TYPE = 'application/xcap-ns+xml';
 const ERROR_TYPE = 'application/xcap-error+xml';
 
-/** RFC 4826 section 3.3 example document. */
-const RFC4826_RESOURCE_LISTS = `<?xml version="1.0" encoding="UTF-8"?>
-<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <list name="friends">
-   <entry uri="sip:bill@example.com">
-    <display-name>Bill Doe</display-name>
-   </entry>
-   <entry-ref ref="resource-lists/users/sip:bill@example.com/index/~~/resource-lists/list%5b@name=%22list1%22%5d/entry%5b@uri=%22sip:petri@example.com%22%5d"/>
-   <list name="close-friends">
-    <display-name>Close Friends</display-name>
-    <entry uri="sip:joe@example.com">
-     <display-name>Joe Smith</display-name>
-    </entry>
-    <entry uri="sip:nancy@example.com">
-     <display-name>Nancy Gross</display-name>
-    </entry>
-    <external anchor="http://xcap.example.org/resource-lists/users/sip:a@example.org/index/~~/resource-lists/list%5b@name=%22mkting%22%5d">
-      <display-name>Marketing</display-name>
-    </external>
-   </list>
-  </list>
-</resource-lists>
-`;
 
 /** RFC 4826 section 4.3 example document. */
 const RFC4826_RLS_SERVICES = `<?xml version="1.0" encoding="UTF-8"?>

@@ -17,26 +17,10 @@ import {
   select,
   xcapErrorBody,
 } from '../../as/src/xdm/xcap-ops.js';
+import { RFC4826_CLOSE_FRIENDS } from '../helpers/rfc-examples.js';
 
 const RL = 'urn:ietf:params:xml:ns:resource-lists';
 
-// RFC 4826 section 3.3 example document.
-const RESOURCE_LISTS = `<?xml version="1.0" encoding="UTF-8"?>
-<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <list name="close-friends">
-   <entry uri="sip:joe@example.com">
-    <display-name>Joe Smith</display-name>
-   </entry>
-   <entry uri="sip:nancy@example.com">
-    <display-name>Nancy Gross</display-name>
-   </entry>
-   <external anchor="http://xcap.example.org/resource-lists/users/sip:a@example.org/index/~~/resource-lists/list%5b@name=%22mkting%22%5d">
-     <display-name>Marketing</display-name>
-    </external>
-  </list>
-</resource-lists>
-`;
 
 // RFC 4825 section 6.3 watcherinfo example document.
 const WATCHERINFO = `<?xml version="1.0"?>
@@ -69,7 +53,7 @@ const NS_DOC = `<?xml version="1.0" encoding="UTF-8"?>
 </foo>`;
 const NS_DEFAULT = 'urn:test:default-namespace';
 
-const rl = () => parseXml(RESOURCE_LISTS);
+const rl = () => parseXml(RFC4826_CLOSE_FRIENDS);
 const sel = (text: string, query = '') => parseXcapUri(`/resource-lists/users/sip:joe@example.com/index/~~/${text}${query ? '?' + query : ''}`, '').nodeSelector!;
 const nsSel = (text: string, query: string) => parseXcapUri(`/test/users/sip:joe@example.com/index/~~/${text}?${query}`, '').nodeSelector!;
 

@@ -12,6 +12,7 @@ import { groupsUsage, groupMemberUris, groupUris } from '../../as/src/xdm/usages
 import { imPolicyUsage, readImPolicy, imPolicyVerdict, defaultImPolicyDocument } from '../../as/src/xdm/usages/im-policy.js';
 import { xcapCapsUsage, xcapCapsDocument } from '../../as/src/xdm/usages/xcap-caps.js';
 import { xcapDirectoryUsage, xcapDirectoryDocument } from '../../as/src/xdm/usages/xcap-directory.js';
+import { RFC4826_RESOURCE_LISTS, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
 
 const CTX = { xui: 'sip:joe@example.com', domain: 'example.com' };
 
@@ -52,29 +53,6 @@ function uniquenessProblems(usage: ApplicationUsage, xml: string) {
 const RL_HEAD = `<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">`;
 const rl = (body: string): string => `${RL_HEAD}${body}</resource-lists>`;
 
-// The example document of RFC 4826 section 3.3.
-const RFC4826_RESOURCE_LISTS = `<?xml version="1.0" encoding="UTF-8"?>
-<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <list name="friends">
-   <entry uri="sip:bill@example.com">
-    <display-name>Bill Doe</display-name>
-   </entry>
-   <entry-ref ref="resource-lists/users/sip:bill@example.com/index/~~/resource-lists/list%5b@name=%22list1%22%5d/entry%5b@uri=%22sip:petri@example.com%22%5d"/>
-   <list name="close-friends">
-    <display-name>Close Friends</display-name>
-    <entry uri="sip:joe@example.com">
-     <display-name>Joe Smith</display-name>
-    </entry>
-    <entry uri="sip:nancy@example.com">
-     <display-name>Nancy Gross</display-name>
-    </entry>
-    <external anchor="http://xcap.example.org/resource-lists/users/sip:a@example.org/index/~~/resource-lists/list%5b@name=%22mkting%22%5d">
-      <display-name>Marketing</display-name>
-    </external>
-   </list>
-  </list>
-</resource-lists>`;
 
 describe('resource-lists', () => {
   it('accepts the RFC 4826 example', () => {
@@ -264,34 +242,6 @@ describe('rls-services', () => {
 // pres-rules
 // ---------------------------------------------------------------------------
 
-// The example document of RFC 5025 section 5.
-const RFC5025_PRES_RULES = `<?xml version="1.0" encoding="UTF-8"?>
-<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules"
- xmlns:pr="urn:ietf:params:xml:ns:pres-rules"
- xmlns:cr="urn:ietf:params:xml:ns:common-policy">
- <cr:rule id="a">
-  <cr:conditions>
-   <cr:identity>
-    <cr:one id="sip:user@example.com"/>
-   </cr:identity>
-  </cr:conditions>
-  <cr:actions>
-   <pr:sub-handling>allow</pr:sub-handling>
-  </cr:actions>
-  <cr:transformations>
-   <pr:provide-services>
-    <pr:service-uri-scheme>sip</pr:service-uri-scheme>
-    <pr:service-uri-scheme>mailto</pr:service-uri-scheme>
-   </pr:provide-services>
-   <pr:provide-persons>
-    <pr:all-persons/>
-   </pr:provide-persons>
-   <pr:provide-activities>true</pr:provide-activities>
-   <pr:provide-user-input>bare</pr:provide-user-input>
-   <pr:provide-unknown-attribute ns="urn:vendor-specific:foo-namespace" name="foo">true</pr:provide-unknown-attribute>
-  </cr:transformations>
- </cr:rule>
-</cr:ruleset>`;
 
 const PR_HEAD =
   '<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules" xmlns:ocp="urn:oma:xml:xdm:common-policy">';

@@ -15,56 +15,9 @@ import {
   xmlNamespaces,
   type XmlElement,
 } from '../../as/src/xml/xml-tree.js';
+import { RFC4826_CLOSE_FRIENDS, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
 
-// RFC 4826 section 3.3 example (resource-lists).
-const RESOURCE_LISTS = `<?xml version="1.0" encoding="UTF-8"?>
-<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"
- xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <list name="close-friends">
-   <entry uri="sip:joe@example.com">
-    <display-name>Joe Smith</display-name>
-   </entry>
-   <entry uri="sip:nancy@example.com">
-    <display-name>Nancy Gross</display-name>
-   </entry>
-   <external anchor="http://xcap.example.org/resource-lists/users/sip:a@example.org/index/~~/resource-lists/list%5b@name=%22mkting%22%5d">
-     <display-name>Marketing</display-name>
-    </external>
-  </list>
-</resource-lists>
-`;
 
-// RFC 5025 example pres-rules document.
-const PRES_RULES = `<?xml version="1.0" encoding="UTF-8"?>
-<cr:ruleset xmlns="urn:ietf:params:xml:ns:pres-rules"
- xmlns:pr="urn:ietf:params:xml:ns:pres-rules"
- xmlns:cr="urn:ietf:params:xml:ns:common-policy">
- <cr:rule id="a">
-  <cr:conditions>
-   <cr:identity>
-    <cr:one id="sip:user@example.com"/>
-   </cr:identity>
-  </cr:conditions>
-  <cr:actions>
-   <pr:sub-handling>allow</pr:sub-handling>
-  </cr:actions>
-  <cr:transformations>
-   <pr:provide-services>
-     <pr:service-uri-scheme>sip</pr:service-uri-scheme>
-     <pr:service-uri-scheme>mailto</pr:service-uri-scheme>
-   </pr:provide-services>
-   <pr:provide-persons>
-     <pr:all-persons/>
-   </pr:provide-persons>
-   <pr:provide-activities>true</pr:provide-activities>
-   <pr:provide-user-input>bare</pr:provide-user-input>
-   <pr:provide-unknown-attribute
-     ns="urn:vendor-specific:foo-namespace"
-     name="foo">true</pr:provide-unknown-attribute>
-  </cr:transformations>
- </cr:rule>
-</cr:ruleset>
-`;
 
 function kindOf(fn: () => unknown): string {
   try {
@@ -284,7 +237,7 @@ describe('serializeXml', () => {
   });
 
   it('round-trips the RFC 4826 resource-lists document', () => {
-    const d1 = parseXml(RESOURCE_LISTS);
+    const d1 = parseXml(RFC4826_CLOSE_FRIENDS);
     const s = serializeXml(d1);
     const d2 = parseXml(s);
     assert.deepEqual(d2, d1);
@@ -307,7 +260,7 @@ describe('serializeXml', () => {
   });
 
   it('round-trips the RFC 5025 pres-rules document', () => {
-    const d1 = parseXml(PRES_RULES);
+    const d1 = parseXml(RFC5025_PRES_RULES);
     const d2 = parseXml(serializeXml(d1));
     assert.deepEqual(d2, d1);
     const scope = NamespaceScope.root().child(d1.root);

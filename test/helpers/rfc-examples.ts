@@ -74,3 +74,26 @@ export const RFC5025_PRES_RULES = `<?xml version="1.0" encoding="UTF-8"?>
   </cr:transformations>
  </cr:rule>
 </cr:ruleset>`;
+
+/** RFC 4826 section 4.3: an rls-services document. */
+export const RFC4826_RLS_SERVICES = `<?xml version="1.0" encoding="UTF-8"?>
+<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"
+   xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
+   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+   <service uri="sip:mybuddies@example.com">
+    <resource-list>http://xcap.example.com/resource-lists/users/sip:joe@example.com/index/~~/resource-lists/list%5b@name=%22l1%22%5d</resource-list>
+    <packages>
+     <package>presence</package>
+    </packages>
+   </service>
+   <service uri="sip:marketing@example.com">
+     <list name="marketing">
+       <rl:entry uri="sip:joe@example.com"/>
+       <rl:entry uri="sip:sudhir@example.com"/>
+     </list>
+     <packages>
+       <package>presence</package>
+     </packages>
+   </service>
+</rls-services>
+`;

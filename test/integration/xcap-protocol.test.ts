@@ -21,7 +21,7 @@ import { silentLogger } from '../../as/src/log/logger.js';
 import { allUsages } from '../../as/src/xdm/usages/index.js';
 import { NamespaceScope, attr, childElements, parseXml, textContent, type XmlElement } from '../../as/src/xml/xml-tree.js';
 import { XcapClient, rawRequest, type XcapReply } from '../helpers/xcap-client.js';
-import { RFC4826_RESOURCE_LISTS } from '../helpers/rfc-examples.js';
+import { RFC4826_RESOURCE_LISTS, RFC4826_RLS_SERVICES } from '../helpers/rfc-examples.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures
@@ -40,28 +40,6 @@ const NS_TYPE = 'application/xcap-ns+xml';
 const ERROR_TYPE = 'application/xcap-error+xml';
 
 
-/** RFC 4826 section 4.3 example document. */
-const RFC4826_RLS_SERVICES = `<?xml version="1.0" encoding="UTF-8"?>
-<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"
-   xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
-   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-   <service uri="sip:mybuddies@example.com">
-    <resource-list>http://xcap.example.com/resource-lists/users/sip:joe@example.com/index/~~/resource-lists/list%5b@name=%22l1%22%5d</resource-list>
-    <packages>
-     <package>presence</package>
-    </packages>
-   </service>
-   <service uri="sip:marketing@example.com">
-     <list name="marketing">
-       <rl:entry uri="sip:joe@example.com"/>
-       <rl:entry uri="sip:sudhir@example.com"/>
-     </list>
-     <packages>
-       <package>presence</package>
-     </packages>
-   </service>
-</rls-services>
-`;
 
 /**
  * The RFC 4825 section 8.2.3 insertion example (two el1, a comment, an el2) as a resource-lists

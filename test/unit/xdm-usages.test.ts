@@ -12,7 +12,7 @@ import { groupsUsage, groupMemberUris, groupUris } from '../../as/src/xdm/usages
 import { imPolicyUsage, readImPolicy, imPolicyVerdict, defaultImPolicyDocument } from '../../as/src/xdm/usages/im-policy.js';
 import { xcapCapsUsage, xcapCapsDocument } from '../../as/src/xdm/usages/xcap-caps.js';
 import { xcapDirectoryUsage, xcapDirectoryDocument } from '../../as/src/xdm/usages/xcap-directory.js';
-import { RFC4826_RESOURCE_LISTS, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
+import { RFC4826_RESOURCE_LISTS, RFC4826_RLS_SERVICES, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
 
 const CTX = { xui: 'sip:joe@example.com', domain: 'example.com' };
 
@@ -138,27 +138,6 @@ describe('resource-lists', () => {
 // rls-services
 // ---------------------------------------------------------------------------
 
-// The example document of RFC 4826 section 4.3.
-const RFC4826_RLS_SERVICES = `<?xml version="1.0" encoding="UTF-8"?>
-<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"
-   xmlns:rl="urn:ietf:params:xml:ns:resource-lists"
-   xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-   <service uri="sip:mybuddies@example.com">
-    <resource-list>http://xcap.example.com/resource-lists/users/sip:joe@example.com/index/~~/resource-lists/list%5b@name=%22l1%22%5d</resource-list>
-    <packages>
-     <package>presence</package>
-    </packages>
-   </service>
-   <service uri="sip:marketing@example.com">
-     <list name="marketing">
-       <rl:entry uri="sip:joe@example.com"/>
-       <rl:entry uri="sip:sudhir@example.com"/>
-     </list>
-     <packages>
-       <package>presence</package>
-     </packages>
-   </service>
-</rls-services>`;
 
 const RLS_HEAD = '<rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">';
 const rls = (body: string): string => `${RLS_HEAD}${body}</rls-services>`;

@@ -109,6 +109,7 @@ export class ApplicationServer {
       const notifier = new Notifier({
         store, uac, charging, metrics,
         contact: `sip:notifier@${core.host}`,
+        coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         log: log.child({ svc: 'notifier' }),
       });
       const xcapRoot = config.xdm.publicRoot || `http://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;

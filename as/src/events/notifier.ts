@@ -59,6 +59,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     charging: Charging;
     /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
     contact: string;
+    /**
+     * host:port of the core: a route-set entry naming it is consumed here, as its
+     * loose_route would, so the NOTIFY takes one pass through the core instead of two.
+     */
+    coreHostPort?: string;
     log: Logger;
     metrics: Metrics;
   }) {
@@ -335,19 +340,20 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const subState = terminated
       ? `terminated${final && final !== 'unsubscribed' ? `;reason=${final}` : ''}`
       : `${s.state};expires=${left}`;
+    const route = this.outboundRoute(s.routeSet);
     const headers: Array<[string, string]> = [
       ['From', `${s.localParty};tag=${s.toTag}`],
       ['To', s.remoteParty],
       ['Call-ID', s.callId],
       ['CSeq', `${s.localCseq} NOTIFY`],
-      ...s.routeSet.map((r): [string, string] => ['Route', r]),
+      ...route.map((r): [string, string] => ['Route', r]),
       ['Contact', `<${this.deps.contact}>`],
       ['Event', s.eventId ? `${s.event};id=${s.eventId}` : s.event],
       ['Subscription-State', subState],
       ['Max-Forwards', '70'],
     ];
     if (content) headers.push(['Content-Type', content.contentType]);
-    const nexthop = s.routeSet[0] ? parseNameAddr(s.routeSet[0]).uri : undefined;
+    const nexthop = route[0] ? parseNameAddr(route[0]).uri : undefined;
     const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}) });
     this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
     if (terminated) {
@@ -368,6 +374,15 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       return true;
     }
     return false;
+  }
+
+  /** The route set without its leading entries that are the core itself (already there). */
+  private outboundRoute(routeSet: string[]): string[] {
+    const core = this.deps.coreHostPort;
+    if (!core) return routeSet;
+    let i = 0;
+    while (i < routeSet.length && hostPort(parseNameAddr(routeSet[i]!).uri) === core) i++;
+    return i ? routeSet.slice(i) : routeSet;
   }
 
   private async charge(pkg: EventPackage, s: Subscription, phase: 'opened' | 'refreshed' | 'closed', at: Date, reason?: EndReason): Promise<void> {
@@ -392,4 +407,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.deps.log.error({ err, id: s._id }, 'subscription charging failed');
     }
   }
+}
+
+/** "host:port" of a SIP URI (5060 when absent), lower-case, for comparing addresses. */
+function hostPort(uri: string): string {
+  const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>?]+)(?::(\d+))?/i.exec(uri);
+  return m ? `${m[1]!.toLowerCase()}:${m[2] ?? '5060'}` : '';
 }

@@ -1,6 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import Router from 'koa-router';
 import { jsonBody } from '../http/json-body.js';
+import { bearerGuard } from '../http/secrets.js';
 import type { ServiceMessenger } from '../im/service-messages.js';
 import { UserError, type UserDirectory } from '../users/user-directory.js';
 
@@ -10,14 +10,8 @@ import { UserError, type UserDirectory } from '../users/user-directory.js';
  */
 export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMessenger; token: string }): Router {
   const router = new Router({ prefix: '/admin' });
-  const expected = Buffer.from(`Bearer ${deps.token}`);
+  router.use(bearerGuard(deps.token, 'admin'));
   router.use(async (ctx, next) => {
-    const given = Buffer.from(ctx.get('authorization'));
-    if (!deps.token || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      ctx.status = 401;
-      ctx.body = { error: 'admin token required' };
-      return;
-    }
     try {
       await next();
     } catch (err) {

@@ -170,10 +170,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     return live.length;
   }
 
-  /** Notifies one subscription (e.g. its authorization changed). */
-  touch(id: string): void {
-    this.queueNotify(id);
-  }
 
   /** Ends one subscription with a final NOTIFY (rejected, deactivated ...). */
   async end(id: string, reason: EndReason): Promise<void> {

@@ -4,7 +4,7 @@ import type { RoleOfNode } from '../charging/record.js';
 import { encodeContext, type IscCall, type IscService } from '../isc/dispatcher.js';
 import { reply, type IscDecision } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
-import { parseNameAddr } from '../sip/index.js';
+import { parseNameAddr, utf8ByteLength } from '../sip/index.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 
@@ -22,11 +22,6 @@ interface PagerContext {
   contentType: string;
   contentLength: number;
   chargingVector: string;
-}
-
-function utf8Length(s: string): number {
-  // ASCII bodies are the common case: their length needs no encoding pass
-  return /^[\x00-\x7f]*$/.test(s) ? s.length : Buffer.byteLength(s, 'utf8');
 }
 
 /**
@@ -64,7 +59,7 @@ export class PagerService implements IscService {
       roles,
       at: call.receivedAt.getTime(),
       contentType: (sip.headers.get('Content-Type') ?? 'text/plain').split(';')[0]!.trim().toLowerCase(),
-      contentLength: utf8Length(body),
+      contentLength: utf8ByteLength(body),
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
     };
 

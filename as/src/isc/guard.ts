@@ -1,14 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { Middleware } from 'koa';
+import { sameSecret } from '../http/secrets.js';
 
 /** The peer address without the IPv4-mapped IPv6 prefix Node reports on dual-stack sockets. */
 export function peerAddress(remote: string | undefined): string {
   return (remote ?? '').replace(/^::ffff:/, '');
-}
-
-function sameSecret(given: string, expected: Buffer): boolean {
-  const g = Buffer.from(given);
-  return g.length === expected.length && timingSafeEqual(g, expected);
 }
 
 /**

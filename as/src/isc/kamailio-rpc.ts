@@ -9,12 +9,6 @@ export class KamailioRpcError extends Error {
   }
 }
 
-export interface UlContact {
-  address: string;
-  /** Seconds left, as usrloc reports it. */
-  expires: number;
-}
-
 interface RpcResponse<T> {
   result?: T;
   error?: { code: number; message: string };
@@ -54,17 +48,6 @@ export class KamailioRpc {
     return typeof r === 'string' ? r : Array.isArray(r) ? r.join(' ') : String(r.version ?? JSON.stringify(r));
   }
 
-  /** Registered contacts of a user (usrloc with use_domain=0: the bare user part), [] if none. */
-  async lookupContacts(user: string): Promise<UlContact[]> {
-    try {
-      const r = await this.call<{ Contacts?: Array<{ Contact?: { Address?: string; Expires?: number | string } }> }>('ul.lookup', ['location', user]);
-      return (r.Contacts ?? []).flatMap((c) =>
-        c.Contact?.Address ? [{ address: c.Contact.Address, expires: Number(c.Contact.Expires) || 0 }] : []);
-    } catch (err) {
-      if (err instanceof KamailioRpcError && /not found/i.test(err.message)) return [];
-      throw err;
-    }
-  }
 
   /** Drops a cached entry (e.g. a user's HA1 after a password change). */
   async htableDelete(table: string, key: string): Promise<void> {

@@ -1,6 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
 import Router from 'koa-router';
 import { BodyTooLargeError, readBody } from '../http/read-body.js';
+import { bearerGuard } from '../http/secrets.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import { PidfError, parsePidf } from './pidf/index.js';
@@ -25,14 +25,8 @@ export function externalPresenceRoutes(deps: {
   maxBodyBytes: number;
 }): Router {
   const router = new Router({ prefix: '/presence' });
-  const expected = Buffer.from(`Bearer ${deps.token}`);
+  router.use(bearerGuard(deps.token, 'presence source'));
   router.use(async (ctx, next) => {
-    const given = Buffer.from(ctx.get('authorization'));
-    if (!deps.token || given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      ctx.status = 401;
-      ctx.body = { error: 'presence source token required' };
-      return;
-    }
     const entity = deps.domain.canonical(decodeURIComponent(ctx.path.split('/')[2] ?? ''));
     if (!entity || !(await deps.users.exists(entity))) {
       ctx.status = 404;

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseNameAddr, parseValueParams } from '../sip/index.js';
 import type { Collection, Store } from '../store/port.js';
+import { Deadlines } from '../util/deadlines.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from './event-package.js';
 
@@ -34,8 +35,6 @@ interface Hot {
   data?: Record<string, unknown>;
 }
 
-/** Longest timer we arm (setTimeout's limit is 2^31-1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * The notifier side of SIP-specific event notification (RFC 6665) for every event package
@@ -49,7 +48,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private readonly packages = new Map<string, EventPackage>();
   private readonly subs: Collection<Subscription>;
   private readonly flights = new Map<string, Flight>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly expiries = new Deadlines();
   private readonly hot = new Map<string, Hot>();
   private stopped = false;
 
@@ -90,8 +89,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    this.expiries.clearAll();
   }
 
   async handleSubscribe(call: IscCall): Promise<IscDecision> {
@@ -240,22 +238,15 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   private armExpiry(s: Subscription): void {
-    this.disarm(s._id);
-    const ms = Math.min(Math.max(0, s.expiresAt.getTime() - Date.now()), MAX_TIMER_MS);
-    const t = setTimeout(() => void this.expire(s._id), ms);
-    t.unref();
-    this.timers.set(s._id, t);
+    this.expiries.set(s._id, s.expiresAt, () => void this.expire(s._id));
   }
 
   private disarm(id: string): void {
-    const t = this.timers.get(id);
-    if (t) clearTimeout(t);
-    this.timers.delete(id);
+    this.expiries.clear(id);
   }
 
   /** Claims the expiry (one instance wins when several share the store) and says so. */
   private async expire(id: string): Promise<void> {
-    this.timers.delete(id);
     const s = await this.subs.findOneAndUpdate(
       { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() } },
       { $set: { state: 'terminated', endReason: 'timeout' } },

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Collection, Store } from '../store/port.js';
+import { Deadlines } from '../util/deadlines.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 
 /** One source's publication for a presentity (RFC 3903 event state), as stored. */
@@ -39,7 +40,7 @@ const AGENT_ID_PREFIX = 'src:';
  */
 export class Publications extends TypedEmitter<Events> {
   private readonly pubs: Collection<Publication>;
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly expiries = new Deadlines();
 
   constructor(store: Store) {
     super();
@@ -54,8 +55,7 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   stop(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
+    this.expiries.clearAll();
   }
 
   /** Live publications of a presentity for an event package. */
@@ -139,23 +139,15 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   private arm(p: Publication): void {
-    if (!p.expiresAt) return;
-    this.disarm(p._id);
-    const ms = Math.min(Math.max(0, p.expiresAt.getTime() - Date.now()), 2 ** 31 - 1);
-    const t = setTimeout(() => void this.expire(p), ms);
-    t.unref();
-    this.timers.set(p._id, t);
+    if (p.expiresAt) this.expiries.set(p._id, p.expiresAt, () => void this.expire(p));
   }
 
   private disarm(id: string): void {
-    const t = this.timers.get(id);
-    if (t) clearTimeout(t);
-    this.timers.delete(id);
+    this.expiries.clear(id);
   }
 
   /** The publication ran out: it disappears and the presentity's watchers are told. */
   private async expire(p: Publication): Promise<void> {
-    this.timers.delete(p._id);
     const removed = await this.pubs.deleteOne({ _id: p._id, expiresAt: { $lte: new Date() } });
     if (removed > 0) {
       this.changed(p.entity, p.event);

@@ -3,8 +3,15 @@ import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
 import { Charging } from './charging/charging.js';
 import type { AsConfig } from './config/config.js';
+import { GroupDirectory } from './im/group-messaging.js';
+import { ConversationHistory } from './im/history.js';
+import { ImPolicies } from './im/im-policies.js';
+import { imRoutes } from './im/im-routes.js';
+import { deliveryNotifications } from './im/delivery-notifications.js';
+import { MessageStore } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
 import { ServiceMessenger } from './im/service-messages.js';
+import { StoreAndForward } from './im/store-and-forward.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { iscRoutes } from './isc/isc-routes.js';
 import { KamailioEventStream } from './isc/event-stream.js';
@@ -61,6 +68,8 @@ export class ApplicationServer {
     private readonly events: KamailioEventStream | undefined,
     private readonly notifier: Notifier,
     private readonly publications: Publications,
+    private readonly pager: PagerService,
+    private readonly forward: StoreAndForward,
     private readonly http: Server,
     private readonly xcapHttp: Server,
   ) {}
@@ -139,8 +148,31 @@ export class ApplicationServer {
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
 
+      // IM Server: participating, controlling and deferred-messaging functions
+      const imLog = log.child({ svc: 'im' });
+      const messenger = new ServiceMessenger({ uac, domain, identity: `sip:service@${config.sip.domain}` });
+      const imPolicies = new ImPolicies(docs);
+      const messageStore = new MessageStore(store, config.node.id);
+      const forward = new StoreAndForward({
+        store: messageStore, uac, registrations, charging, policyOf: (u) => imPolicies.of(u),
+        domain: config.sip.domain, limits: config.im, metrics, log: imLog,
+      });
+      forward.notificationFactory = deliveryNotifications(domain);
+      const history = new ConversationHistory(store, {
+        nodeId: config.node.id,
+        warnPercent: config.im.historyWarnPercent,
+        warn: (owner, text) => void messenger.send(owner, text).catch((err: unknown) => imLog.error({ err, owner }, 'history notice not sent')),
+      });
+      await history.start();
+      await forward.start();
+      const pager = new PagerService({
+        users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
+        limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
+      });
+      metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
+
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
-        .register(new PagerService({ users, domain, charging, nodeAddress: config.node.address, log: log.child({ svc: 'im' }) }))
+        .register(pager)
         .register(new SubscriptionService('xdm', notifier))
         .register(presence)
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
@@ -182,7 +214,7 @@ export class ApplicationServer {
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
         iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
         externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
-        adminRoutes({ users, messenger: new ServiceMessenger({ uac, domain, identity: `sip:service@${config.sip.domain}` }), token: config.admin.token }),
+        adminRoutes({ users, messenger, token: config.admin.token }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }
@@ -197,7 +229,8 @@ export class ApplicationServer {
         docs, metrics, log: log.child({ svc: 'xcap' }),
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
-      const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`);
+      const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
+        || path.startsWith('/im/users/');
       xcap.use(async (ctx, next) => {
         if (!underRoot(ctx.path)) {
           emptyBody(ctx, 404);
@@ -209,11 +242,13 @@ export class ApplicationServer {
         digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
         trustedProxies: config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
       }));
+      const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain, historyMaxMessages: config.im.historyMaxMessages });
+      xcap.use(userIm.routes()).use(userIm.allowedMethods());
       xcap.use(xcapServer.middleware());
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, http, xcapHttp);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
@@ -229,6 +264,8 @@ export class ApplicationServer {
     this.notifier.stop();
     this.publications.stop();
     this.events?.stop();
+    await this.forward.stop();
+    await this.pager.drain();
     this.uac.close();
     await this.dispatcher.drain();
     await this.charging.stop();

@@ -2,7 +2,8 @@
  * Foundation flow, end to end: real Kamailio + AS + sipp on loopback. Two users register
  * with digest auth; a MESSAGE reaches the other's registered contact with our asserted
  * identity; the sender gets the delivery's 200; charging records land in the CDR file and
- * in the store. Plus the refusals: unknown user, wrong password, offline user, AS down.
+ * in the store. Plus the refusals (unknown user, wrong password, AS down) and the 202 of a
+ * message stored for an offline user (the IM tests follow its delivery).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -122,8 +123,8 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.equal(r.exitCode, 0, r.stdout);
   });
 
-  it('answers 480 for a MESSAGE to a known user with no registered contact', async () => {
-    const r = await stack.sipp('message', { final: 480, set: { user: 'alice', to: 'dave', text: 'are you there?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+  it('answers 202 Accepted for a MESSAGE to a known user with no registered contact (stored for later)', async () => {
+    const r = await stack.sipp('message', { final: 202, set: { user: 'alice', to: 'dave', text: 'are you there?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
     assert.equal(r.exitCode, 0, r.stdout);
   });
 

@@ -36,6 +36,18 @@ export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMess
     await deps.users.setPassword(ctx.params.user ?? '', b.password ?? '');
     ctx.status = 204;
   });
+  // Operator barring of a user's outgoing instant messages: {"barred": true|false}
+  router.put('/users/:user/im-barred', async (ctx) => {
+    const b = await jsonBody<{ barred?: unknown }>(ctx, 4096);
+    if (!b) return;
+    if (typeof b.barred !== 'boolean') {
+      ctx.status = 400;
+      ctx.body = { error: 'body must be {"barred": true|false}' };
+      return;
+    }
+    await deps.users.setImBarred(ctx.params.user ?? '', b.barred);
+    ctx.status = 204;
+  });
   // A MESSAGE from the service to a user; answers with the delivery's final outcome.
   router.post('/messages', async (ctx) => {
     const b = await jsonBody<{ to?: string; text?: string }>(ctx, 64 * 1024);

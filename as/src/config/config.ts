@@ -77,6 +77,29 @@ export interface AsConfig {
     /** What a watcher gets when no pres-rule applies (RFC 5025 leaves it to the server). */
     defaultSubHandling: 'confirm' | 'allow' | 'polite-block' | 'block';
   };
+  im: {
+    /** Largest MESSAGE body accepted, originating and terminating (413 above). */
+    maxMessageBytes: number;
+    /** How long a deferred message waits for its recipient before it expires. */
+    deferredExpirySeconds: number;
+    /** How long a delivery notification (IMDN) waits: never as long as a message. */
+    notificationExpirySeconds: number;
+    /** Stored messages per recipient; above it the sender is told the storage is full. */
+    deferredQuota: number;
+    /** Retry backoff of failed deferred deliveries: first wait, doubled up to the maximum. */
+    retryBaseSeconds: number;
+    retryMaxSeconds: number;
+    /** How often expiry and due retries are looked for. */
+    sweepSeconds: number;
+    /** User part of the URI-list service (RFC 5365 exploder): sip:<user>@domain. */
+    exploderUser: string;
+    /** Most recipients of one group or URI-list message. */
+    maxRecipients: number;
+    /** Operator ceiling of a user's history (the user's own setting cannot exceed it). */
+    historyMaxMessages: number;
+    /** Percentage of the history limit at which the user is told it is nearly full. */
+    historyWarnPercent: number;
+  };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
@@ -143,6 +166,26 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'presence.openDomain', env: 'PRESENCE_OPEN_DOMAIN', kind: 'bool', def: false, help: 'accept any user of the domain as a presentity, provisioned or not (benchmarks, open labs)' },
   { path: 'presence.defaultSubHandling', env: 'PRESENCE_DEFAULT_SUB_HANDLING', kind: 'string', def: 'confirm', help: 'sub-handling when no pres-rule applies: confirm, allow, polite-block or block',
     check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
+  { path: 'im.maxMessageBytes', env: 'IM_MAX_MESSAGE_BYTES', kind: 'int', def: 32 * 1024, help: 'largest MESSAGE body (413 above, with Max-Message-Size)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.deferredExpirySeconds', env: 'IM_DEFERRED_EXPIRY_SECONDS', kind: 'int', def: 7 * 86400, help: 'how long a message for an offline user is kept',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.notificationExpirySeconds', env: 'IM_NOTIFICATION_EXPIRY_SECONDS', kind: 'int', def: 86400, help: 'how long a delivery notification for an offline user is kept',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.deferredQuota', env: 'IM_DEFERRED_QUOTA', kind: 'int', def: 1000, help: 'stored messages per recipient (senders are told when it is full)' },
+  { path: 'im.retryBaseSeconds', env: 'IM_RETRY_BASE_SECONDS', kind: 'int', def: 30, help: 'first wait before a failed deferred delivery is retried (doubles)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.retryMaxSeconds', env: 'IM_RETRY_MAX_SECONDS', kind: 'int', def: 3600, help: 'longest wait between retries of a deferred delivery' },
+  { path: 'im.sweepSeconds', env: 'IM_SWEEP_SECONDS', kind: 'int', def: 30, help: 'how often expired messages and due retries are looked for',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.exploderUser', env: 'IM_EXPLODER_USER', kind: 'string', def: 'im-exploder', help: 'user part of the URI-list (recipient-list) service URI',
+    check: (v) => (/^[A-Za-z0-9._~+-]+$/.test(String(v)) ? undefined : 'must be a SIP user part') },
+  { path: 'im.maxRecipients', env: 'IM_MAX_RECIPIENTS', kind: 'int', def: 100, help: 'most recipients of one group or recipient-list message',
+    check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1 to 1000') },
+  { path: 'im.historyMaxMessages', env: 'IM_HISTORY_MAX_MESSAGES', kind: 'int', def: 10000, help: 'most history entries a user may keep',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
+    check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'log.level', env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
 ];

@@ -2,11 +2,33 @@ import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
 import { encodeContext, type IscCall, type IscService } from '../isc/dispatcher.js';
-import { reply, type IscDecision } from '../isc/types.js';
+import { reply, type ContinueDecision, type IscDecision, type ReplyDecision } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
-import { parseNameAddr, utf8ByteLength } from '../sip/index.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Registrations } from '../registrations/registrations.js';
+import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest } from '../sip/index.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
+import { imPolicyVerdict, type ImPolicy } from '../xdm/usages/im-policy.js';
+import { ANONYMOUS_FROM as CPIM_ANONYMOUS, CpimParseError, imdnRequest, isImdnNotification, isRfc3339DateTime, parseCpim, serializeCpim, withReplacedFrom, type CpimMessage } from './formats/cpim.js';
+import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
+import type { GroupDirectory } from './group-messaging.js';
+import type { ConversationHistory } from './history.js';
+import type { ImPolicies } from './im-policies.js';
+import type { ImMessage } from './message-store.js';
+import type { HandOver, StoreAndForward } from './store-and-forward.js';
+
+/** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
+export const ANONYMOUS_URI = 'sip:anonymous@anonymous.invalid';
+export const ANONYMOUS_FROM = `"Anonymous" <${ANONYMOUS_URI}>`;
+const RECIPIENT_LIST_TAG = 'recipient-list-message';
+
+export interface PagerLimits {
+  maxMessageBytes: number;
+  maxRecipients: number;
+  historyMaxMessages: number;
+  exploderUser: string;
+}
 
 /**
  * What the IM service keeps about a MESSAGE it let continue, carried by Kamailio in the
@@ -24,61 +46,82 @@ interface PagerContext {
   chargingVector: string;
 }
 
+/** A MESSAGE as the IM service reads it once. */
+interface Incoming {
+  call: IscCall;
+  /** Asserted identity of the sender (From when Kamailio asserted none). */
+  sender: string;
+  /** Request-URI, canonical when it is one of ours. */
+  target: string;
+  contentType: string;
+  body: string;
+  size: number;
+  privacy: boolean;
+  /** Parsed CPIM body, when the content is message/cpim. */
+  cpim?: CpimMessage;
+  requires: string[];
+  ctx: PagerContext;
+  pcvPresent: boolean;
+}
+
 /**
- * IM Server, pager mode (RFC 3428 MESSAGE): the participating function on the originating
- * and terminating sides. This first cut checks the recipient and charges the delivery;
- * policy, deferred delivery, IMDN and group messaging build on it.
+ * IM Server, pager mode (RFC 3428 MESSAGE): the participating function (originating: may the
+ * sender send, size, history; terminating: the recipient's IM policy, size, delivery or
+ * deferral), and the controlling function for group URIs (OMA groups) and URI lists
+ * (RFC 5365), whose copies each go through the member's terminating policy.
  */
 export class PagerService implements IscService {
   readonly name = 'im' as const;
+  private readonly explosions = new Set<Promise<void>>();
 
   constructor(private readonly deps: {
     users: UserDirectory;
     domain: LocalDomain;
+    registrations: Registrations;
     charging: Charging;
+    policies: ImPolicies;
+    groups: GroupDirectory;
+    forward: StoreAndForward;
+    history: ConversationHistory;
+    limits: PagerLimits;
     nodeAddress: string;
+    metrics: Metrics;
     log: Logger;
   }) {}
 
+  /** Resolves when every accepted group message has been exploded (shutdown). */
+  async drain(): Promise<void> {
+    while (this.explosions.size) await Promise.all([...this.explosions]);
+  }
+
   async handle(call: IscCall): Promise<IscDecision> {
-    const { req, sip } = call;
-    if (req.method !== 'MESSAGE') return reply(501, 'Not Implemented');
+    if (call.req.method !== 'MESSAGE') return reply(501, 'Not Implemented');
+    const read = this.read(call);
+    if ('action' in read) return read;
+    const m = read;
+    const { req } = call;
 
-    const roles: RoleOfNode[] = [];
-    if (req.orig) roles.push('originating');
-    if (req.term) roles.push('terminating');
-
-    const from = req.asserted ?? parseNameAddr(sip.headers.get('From') ?? '').uri;
-    const to = this.deps.domain.canonical(req.ruri) ?? req.ruri;
-    const body = sip.body;
-    const pcv = sip.headers.get('P-Charging-Vector');
-    const ctx: PagerContext = {
-      callId: sip.headers.get('Call-ID') ?? '',
-      from,
-      to,
-      roles,
-      at: call.receivedAt.getTime(),
-      contentType: (sip.headers.get('Content-Type') ?? 'text/plain').split(';')[0]!.trim().toLowerCase(),
-      contentLength: utf8ByteLength(body),
-      chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
-    };
-
-    if (req.term) {
-      if (!(await this.deps.users.exists(to))) {
-        await this.charge(ctx, 404, 'rejected', call.receivedAt);
-        return reply(404, 'Not Found');
-      }
-      if (!req.registered) {
-        await this.charge(ctx, 480, 'failed', call.receivedAt);
-        return reply(480, 'Temporarily Unavailable');
-      }
+    if (req.orig) {
+      const refused = await this.originatingCheck(m);
+      if (refused) return refused;
     }
-    call.log.debug({ from, to, roles }, 'MESSAGE continues to delivery');
-    return {
-      action: 'continue',
-      hdrs: pcv ? '' : `P-Charging-Vector: ${ctx.chargingVector}\r\n`,
-      ctx: encodeContext(this.name, JSON.stringify(ctx)),
-    };
+
+    const exploder = `sip:${this.deps.limits.exploderUser}@${this.deps.domain.domain}`;
+    if (req.term && m.target === exploder) return this.recipientList(m);
+    // recipient-list-message is only understood by the URI-list service
+    const unsupported = m.requires;
+    if (unsupported.length) {
+      await this.charge(m.ctx, 420, 'rejected', call.receivedAt, { reason: 'unsupported extension' });
+      return reply(420, 'Bad Extension', { hdrs: `Unsupported: ${unsupported.join(', ')}\r\n` });
+    }
+    if (req.term) {
+      const group = await this.deps.groups.resolve(m.target);
+      if (group) return this.groupMessage(m, group.uri, group.members);
+      return this.terminating(m);
+    }
+    // originating only: the recipient is elsewhere, Kamailio routes it on
+    await this.archive(m.sender, 'sent', m.target, m);
+    return this.continueDecision(m);
   }
 
   async onOutcome(payload: string, code: number, at: Date): Promise<void> {
@@ -92,8 +135,290 @@ export class PagerService implements IscService {
     await this.charge(ctx, code, code >= 200 && code < 300 ? 'delivered' : 'failed', at);
   }
 
+  // -------------------------------------------------------------------------------------
+  // Reading the request
+  // -------------------------------------------------------------------------------------
+
+  private read(call: IscCall): Incoming | ReplyDecision {
+    const { req, sip } = call;
+    const sender = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
+    const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
+    const contentTypeHeader = sip.headers.get('Content-Type') ?? 'text/plain';
+    const contentType = contentTypeHeader.split(';')[0]!.trim().toLowerCase();
+    const body = sip.body;
+    const pcv = sip.headers.get('P-Charging-Vector');
+    const roles: RoleOfNode[] = [];
+    if (req.orig) roles.push('originating');
+    if (req.term) roles.push('terminating');
+    const ctx: PagerContext = {
+      callId: sip.headers.get('Call-ID') ?? '',
+      from: sender,
+      to: target,
+      roles,
+      at: call.receivedAt.getTime(),
+      contentType,
+      contentLength: utf8ByteLength(body),
+      chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+    };
+    const m: Incoming = {
+      call, sender, target, contentType: contentTypeHeader, body, size: ctx.contentLength,
+      privacy: wantsPrivacy(sip), requires: requireTags(sip), ctx, pcvPresent: pcv !== undefined,
+    };
+    if (contentType === 'message/cpim') {
+      try {
+        m.cpim = parseCpim(body);
+      } catch (err) {
+        if (!(err instanceof CpimParseError)) throw err;
+        void this.charge(ctx, 400, 'rejected', call.receivedAt, { reason: 'malformed CPIM' });
+        return reply(400, 'Malformed CPIM Message', { hdrs: warning(this.deps.domain.domain, err.message) });
+      }
+      // the CPIM From is what a chat client shows: it must be the sender we authenticated
+      if (req.orig && m.cpim.from && !this.sameUser(m.cpim.from.uri, sender)) {
+        void this.charge(ctx, 403, 'rejected', call.receivedAt, { reason: 'CPIM From is not the sender' });
+        return reply(403, 'CPIM From Does Not Match Sender');
+      }
+    }
+    return m;
+  }
+
+  /** A CPIM From names the authenticated sender (any of our host aliases, sip or im scheme). */
+  private sameUser(cpimFrom: string, sender: string): boolean {
+    const a = userAndHost(cpimFrom);
+    const b = userAndHost(sender);
+    if (!a || !b || a.user !== b.user) return false;
+    return a.host === b.host || (this.deps.domain.isLocalHost(a.host) && this.deps.domain.isLocalHost(b.host));
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Participating function
+  // -------------------------------------------------------------------------------------
+
+  /** The sender's side: barred users and oversized messages go no further. */
+  private async originatingCheck(m: Incoming): Promise<ReplyDecision | undefined> {
+    const user = await this.deps.users.get(m.sender);
+    if (user?.imBarred === true) {
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'sender barred' });
+      return reply(403, 'Sender Barred From Messaging');
+    }
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+    return undefined;
+  }
+
+  private async terminating(m: Incoming): Promise<IscDecision> {
+    const { call } = m;
+    const to = m.target;
+    if (!(await this.deps.users.exists(to))) {
+      await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
+      return reply(404, 'Not Found');
+    }
+    const policy = await this.deps.policies.of(to);
+    const verdict = imPolicyVerdict(policy, m.sender);
+    if (verdict === 'reject') {
+      await this.charge(m.ctx, 403, 'rejected', call.receivedAt, { reason: 'blocked by recipient' });
+      return reply(403, 'Forbidden');
+    }
+    if (verdict === 'discard') {
+      // the sender cannot tell a discarded message from a delivered one
+      await this.charge(m.ctx, 200, 'discarded', call.receivedAt, { reason: 'blocked by recipient' });
+      return reply(200, 'OK');
+    }
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+
+    const message = this.imMessage(m);
+    if (call.req.orig) await this.archive(m.sender, 'sent', to, m);
+    await this.archiveReceived(to, policy, message);
+    if (call.req.registered) {
+      if (policy.deferredDelivery.networkStorage) await this.deps.forward.keepCopy(to, message);
+      return this.continueDecision(m);
+    }
+    if (!policy.deferredDelivery.enabled) {
+      await this.charge(m.ctx, 480, 'failed', call.receivedAt, { reason: 'recipient offline, deferred delivery off' });
+      return reply(480, 'Temporarily Unavailable');
+    }
+    const stored = await this.deps.forward.defer(to, message);
+    if (stored.result === 'full') {
+      await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
+      return reply(480, 'Recipient Message Storage Full', { hdrs: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
+    }
+    await this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id });
+    return reply(202, 'Accepted');
+  }
+
+  private tooLarge(m: Incoming, max: number): ReplyDecision {
+    void this.charge(m.ctx, 413, 'rejected', m.call.receivedAt, { reason: 'too large' });
+    return reply(413, 'Request Entity Too Large', {
+      hdrs: `Max-Message-Size: ${max}\r\n${warning(this.deps.domain.domain, `message body is ${m.size} bytes; the most accepted is ${max}`)}`,
+    });
+  }
+
+  /** Lets Kamailio deliver to the registered contacts, anonymised when the sender asked. */
+  private continueDecision(m: Incoming): ContinueDecision {
+    const decision: ContinueDecision = {
+      action: 'continue',
+      hdrs: m.pcvPresent ? '' : `P-Charging-Vector: ${m.ctx.chargingVector}\r\n`,
+      ctx: encodeContext(this.name, JSON.stringify(m.ctx)),
+    };
+    if (m.privacy) {
+      decision.anonymize = true;
+      if (m.cpim?.from && !sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) {
+        decision.body = serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
+        decision.ctype = m.contentType;
+      }
+    }
+    m.call.log.debug({ from: m.sender, to: m.target, roles: m.ctx.roles }, 'MESSAGE continues to delivery');
+    return decision;
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Controlling function: groups and URI lists
+  // -------------------------------------------------------------------------------------
+
+  private async recipientList(m: Incoming): Promise<IscDecision> {
+    if (!m.requires.includes(RECIPIENT_LIST_TAG)) {
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'URI-list request without Require: recipient-list-message' });
+      return reply(403, 'Recipient List Required', { hdrs: warning(this.deps.domain.domain, 'send with Require: recipient-list-message and a recipient-list body') });
+    }
+    let parsed;
+    try {
+      parsed = parseRecipientListMessage(m.body, m.contentType, { maxRecipients: this.deps.limits.maxRecipients });
+    } catch (err) {
+      if (!(err instanceof RecipientListError)) throw err;
+      await this.charge(m.ctx, err.code, 'rejected', m.call.receivedAt, { reason: err.message });
+      return reply(err.code, err.code === 415 ? 'Unsupported Media Type' : err.code === 403 ? 'Too Many Recipients' : 'Bad Recipient List', {
+        hdrs: warning(this.deps.domain.domain, err.message),
+      });
+    }
+    const inner: Incoming = {
+      ...m,
+      contentType: parsed.message.contentType,
+      body: parsed.message.body,
+      size: utf8ByteLength(parsed.message.body),
+    };
+    return this.explode(inner, m.target, parsed.recipients.map((r) => r.uri));
+  }
+
+  private groupMessage(m: Incoming, groupUri: string, members: string[]): Promise<IscDecision> {
+    return this.explode(m, groupUri, members);
+  }
+
+  /**
+   * One 202 to the sender; each member's copy then goes through that member's terminating
+   * policy and is delivered or deferred. A member that is itself a group (or a list
+   * service) would make a loop: the whole request is refused before anything is sent.
+   */
+  private async explode(m: Incoming, service: string, members: string[]): Promise<IscDecision> {
+    const exploder = `sip:${this.deps.limits.exploderUser}@${this.deps.domain.domain}`;
+    const targets = members.map((u) => this.deps.domain.canonical(u) ?? u);
+    for (const t of targets) {
+      if (t === exploder || (await this.deps.groups.isGroup(t))) {
+        await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: `nested group ${t}`, via: service });
+        return reply(403, 'Nested Groups Not Allowed', { hdrs: warning(this.deps.domain.domain, `${t} is a group; groups may not contain groups`) });
+      }
+    }
+    const copies = [...new Set(targets)].filter((t) => t !== m.sender);
+    if (copies.length > this.deps.limits.maxRecipients) {
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
+      return reply(403, 'Too Many Recipients', { hdrs: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
+    }
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+    if (m.call.req.orig) await this.archive(m.sender, 'sent', service, m);
+    await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
+    this.deps.metrics.count('im_explosions_total', {});
+    const message: ImMessage = { ...this.imMessage(m), via: service };
+    const work = this.sendCopies(message, copies)
+      .catch((err: unknown) => this.deps.log.error({ err, service }, 'group explosion failed'))
+      .finally(() => this.explosions.delete(work));
+    this.explosions.add(work);
+    return reply(202, 'Accepted');
+  }
+
+  private async sendCopies(message: ImMessage, members: string[]): Promise<void> {
+    // a few at a time: fast for small groups, gentle on Kamailio for big ones
+    const queue = [...members];
+    const worker = async () => {
+      for (let member = queue.shift(); member !== undefined; member = queue.shift()) await this.sendCopy(message, member);
+    };
+    await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
+  }
+
+  private async sendCopy(message: ImMessage, member: string): Promise<void> {
+    const copyCtx: PagerContext = {
+      callId: message.callId, from: message.sender, to: member, roles: ['terminating'], at: message.sentAt.getTime(),
+      contentType: message.contentType.split(';')[0]!.trim().toLowerCase(), contentLength: utf8ByteLength(message.body), chargingVector: message.chargingVector,
+    };
+    const via = message.via ?? '';
+    if (!this.deps.domain.canonical(member) || !(await this.deps.users.exists(member))) {
+      await this.charge(copyCtx, 404, 'rejected', new Date(), { reason: 'member is not a user of ours', via });
+      return;
+    }
+    const policy = await this.deps.policies.of(member);
+    const verdict = imPolicyVerdict(policy, message.sender);
+    if (verdict !== 'accept') {
+      await this.charge(copyCtx, verdict === 'reject' ? 403 : 200, verdict === 'reject' ? 'rejected' : 'discarded', new Date(), { reason: 'blocked by recipient', via });
+      return;
+    }
+    await this.archiveReceived(member, policy, message);
+    const r: HandOver = await this.deps.forward.handOver(member, message, policy);
+    const [code, outcome] = handOverCharge(r);
+    await this.charge(copyCtx, code, outcome, new Date(), { via, ...(r.result === 'deferred' ? { storedId: r.id } : {}) });
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Shared pieces
+  // -------------------------------------------------------------------------------------
+
+  /** The message as delivery and storage carry it: anonymised when the sender asked. */
+  private imMessage(m: Incoming): ImMessage {
+    const sip = m.call.sip;
+    const fromHeader = m.privacy ? ANONYMOUS_FROM : stripTag(sip.headers.get('From') ?? `<${m.sender}>`);
+    let body = m.body;
+    if (m.privacy && m.cpim?.from && !sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) body = serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
+    const msg: ImMessage = {
+      sender: m.sender,
+      fromHeader,
+      contentType: m.contentType,
+      body,
+      sentAt: m.call.receivedAt,
+      callId: m.ctx.callId,
+      chargingVector: m.ctx.chargingVector,
+      privacy: m.privacy,
+      kind: 'message',
+    };
+    if (m.cpim) {
+      if (isImdnNotification(m.cpim)) {
+        msg.kind = 'notification';
+      } else {
+        const ask = imdnRequest(m.cpim);
+        const positive = ask.dispositions.has('positive-delivery');
+        const negative = ask.dispositions.has('negative-delivery');
+        if (ask.messageId && (positive || negative)) {
+          const dt = m.cpim.dateTime;
+          msg.imdn = { messageId: ask.messageId, dateTime: dt && isRfc3339DateTime(dt) ? dt : m.call.receivedAt.toISOString(), positive, negative };
+        }
+      }
+    }
+    return msg;
+  }
+
+  private async archive(owner: string, direction: 'sent' | 'received', peer: string, m: Incoming): Promise<void> {
+    if (!this.deps.domain.canonical(owner)) return;
+    const policy = await this.deps.policies.of(owner);
+    if (!policy.history.enabled) return;
+    await this.deps.history.archive({
+      owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
+    }, Math.min(policy.history.maxMessages, this.deps.limits.historyMaxMessages));
+  }
+
+  private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
+    if (!policy.history.enabled) return;
+    await this.deps.history.archive({
+      owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
+      contentType: msg.contentType, body: msg.body, callId: msg.callId,
+    }, Math.min(policy.history.maxMessages, this.deps.limits.historyMaxMessages));
+  }
+
   /** One charging record per role this AS played for the message. */
-  private async charge(ctx: PagerContext, code: number, outcome: string, at: Date): Promise<void> {
+  private async charge(ctx: PagerContext, code: number, outcome: string, at: Date, extra?: Record<string, string | number | boolean>): Promise<void> {
     await Promise.all(ctx.roles.map((role) => this.deps.charging.record({
       service: 'im',
       role,
@@ -107,6 +432,57 @@ export class PagerService implements IscService {
       outcome,
       chargingVector: ctx.chargingVector,
       messageBody: { contentType: ctx.contentType, contentLength: ctx.contentLength },
+      ...(extra ? { extra } : {}),
     })));
   }
+}
+
+function handOverCharge(r: HandOver): [number, string] {
+  switch (r.result) {
+    case 'delivered': return [r.code, 'delivered'];
+    case 'deferred': return [202, 'deferred'];
+    case 'refused': return [r.code, 'rejected'];
+    case 'full': return [480, 'rejected'];
+    case 'unavailable': return [480, 'failed'];
+  }
+}
+
+/** RFC 3323: Privacy id, user or header hides who sent it (none and session do not). */
+function wantsPrivacy(sip: SipRequest): boolean {
+  return sip.headers.getAll('Privacy').flatMap((v) => v.split(';')).some((p) => /^(id|user|header|critical)$/i.test(p.trim()));
+}
+
+function requireTags(sip: SipRequest): string[] {
+  return sip.headers.getAll('Require').flatMap((v) => splitHeaderList(v)).map((t) => t.trim().toLowerCase()).filter(Boolean);
+}
+
+function safeUri(nameAddr: string): string {
+  try {
+    return parseNameAddr(nameAddr).uri;
+  } catch {
+    return nameAddr.trim();
+  }
+}
+
+function stripTag(from: string): string {
+  return from.replace(/;\s*tag=[^;\s]*/i, '');
+}
+
+/** user@host of a sip:, sips:, im: or pres: URI, lowercased host: how CPIM and SIP identities compare. */
+function identityKey(uri: string): string {
+  const m = /^(?:sips?|im|pres):([^@;?>]+)@([^;?>:]+)/i.exec(uri.trim().replace(/^<|>$/g, ''));
+  return m ? `${m[1]}@${m[2]!.toLowerCase()}` : uri.trim().toLowerCase();
+}
+
+function sameIdentity(a: string, b: string): boolean {
+  return identityKey(a) === identityKey(b);
+}
+
+function userAndHost(uri: string): { user: string; host: string } | undefined {
+  const m = /^(?:sips?|im|pres):([^@;?>]+)@([^;?>:]+)/i.exec(uri.trim().replace(/^<|>$/g, ''));
+  return m ? { user: m[1]!, host: m[2]!.toLowerCase() } : undefined;
+}
+
+function warning(host: string, text: string): string {
+  return `Warning: 399 ${host} "${text.replace(/["\\\r\n]/g, ' ')}"\r\n`;
 }

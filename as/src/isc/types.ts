@@ -46,6 +46,14 @@ export interface ContinueDecision {
   hdrs?: string;
   /** Opaque context Kamailio hands back with the final outcome (see OutcomeEvent). */
   ctx?: string;
+  /**
+   * Hide the sender from the recipient (RFC 3323 privacy service): Kamailio removes
+   * P-Asserted-Identity and replaces From with an anonymous URI.
+   */
+  anonymize?: boolean;
+  /** A new body for the request (e.g. a CPIM message with an anonymised From), with ctype. */
+  body?: string;
+  ctype?: string;
 }
 
 export type IscDecision = ReplyDecision | ContinueDecision;

@@ -13,6 +13,8 @@ export interface UserRecord {
   user: string;
   domain: string;
   ha1: string;
+  /** The operator barred this user from sending instant messages. */
+  imBarred?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -74,6 +76,13 @@ export class UserDirectory {
     const r = await this.users.updateOne({ _id: user }, { $set: { ha1: digestHa1(user, this.domain, password), updatedAt: new Date() } });
     if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
     await this.onChange?.(user);
+  }
+
+  /** Operator barring of the user's outgoing instant messages (the IM originating policy). */
+  async setImBarred(identity: string, barred: boolean): Promise<void> {
+    const user = this.userPart(identity);
+    const r = await this.users.updateOne({ _id: user }, { $set: { imBarred: barred, updatedAt: new Date() } });
+    if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
   }
 
   async remove(identity: string): Promise<void> {

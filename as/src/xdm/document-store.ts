@@ -179,6 +179,14 @@ export class XdmDocuments extends TypedEmitter<Events> {
     return (await this.claims.findOne({ _id: `${auid}|${field}|${value}` })) === null;
   }
 
+  /** The document holding a unique value (e.g. the groups document defining a group URI), or null. */
+  async holderOf(auid: string, field: string, value: string): Promise<StoredDocument | null> {
+    const claim = await this.claims.findOne({ _id: `${auid}|${field}|${value}` });
+    if (!claim) return null;
+    const r = await this.docs.findOne({ _id: claim.doc });
+    return r ? toStored(r) : null;
+  }
+
   /** Claims every key for `doc`; on a key held by another document, undoes and throws. */
   private async claim(doc: string, keys: string[], unique: Array<{ field: string; value: string }>): Promise<string[]> {
     const taken: string[] = [];

@@ -240,6 +240,10 @@ export class XcapServer {
       if (first.kind === 'constraint') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: first.phrase });
       throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field: first.field, altValues: first.altValues ?? [] }] });
     }
+    for (const f of usage.forbiddenClaims?.(doc) ?? []) {
+      const holder = await this.deps.docs.holderOf(ref.auid, f.field, f.value);
+      if (holder && documentKey(holder) !== documentKey(ref)) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
+    }
     try {
       return await this.deps.docs.put(ref, text, cond, usage.uniqueKeys?.(doc) ?? []);
     } catch (err) {

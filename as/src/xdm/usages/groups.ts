@@ -5,7 +5,8 @@
  * Pure: no I/O. Group URIs are unique across all users (`uniqueKeys`, field 'uri'); groups may
  * not contain groups: within one document this usage refuses a member that is one of the
  * document's own group URIs, and the server checks {@link groupMemberUris} of a document
- * against the groups of the other documents (and a new group URI against existing members).
+ * against the groups of the other documents (`forbiddenClaims`). A group created later whose URI
+ * an older group already lists is caught when a message is exploded (the IM server refuses it).
  */
 import { type XmlDocument, NamespaceScope, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
 import {
@@ -195,6 +196,28 @@ export function groupMemberUris(doc: XmlDocument): string[] {
   return [...out];
 }
 
+/**
+ * The members (entry/@uri, normalised, in document order, without duplicates) of the group whose
+ * URI is `groupUri`, or undefined when the document defines no such group.
+ */
+export function membersOfGroup(doc: XmlDocument, groupUri: string): string[] | undefined {
+  const wanted = normalizeUri(groupUri);
+  for (const { el: ls, scope } of listServices(doc)) {
+    const u = plainAttr(ls, 'uri');
+    if (u === undefined || normalizeUri(u) !== wanted) continue;
+    const out = new Set<string>();
+    for (const list of findChildren(ls, scope, LS, 'list')) {
+      const inner = scope.child(list);
+      for (const e of [...findChildren(list, inner, LS, 'entry'), ...findChildren(list, inner, RL, 'entry')]) {
+        const m = plainAttr(e, 'uri');
+        if (m !== undefined) out.add(normalizeUri(m));
+      }
+    }
+    return [...out];
+  }
+  return undefined;
+}
+
 export const groupsUsage: ApplicationUsage = {
   auid: 'org.openmobilealliance.groups',
   mimeType: 'application/vnd.oma.poc.groups+xml',
@@ -203,5 +226,8 @@ export const groupsUsage: ApplicationUsage = {
   validate,
   uniqueKeys: (doc) => groupUris(doc).map((value) => ({ field: 'uri', value })),
   uniqueKeySelectors: { uri: GROUP_URI_FIELD },
+  forbiddenClaims: (doc) => groupMemberUris(doc).map((value) => ({
+    field: 'uri', value, phrase: `member ${value} is a group: groups may not contain groups`,
+  })),
   defaultDocument: () => undefined,
 };

@@ -79,6 +79,12 @@ export interface ApplicationUsage {
    * of `<exists>` when the server reports a cross-document uniqueness failure.
    */
   uniqueKeySelectors?: Record<string, string>;
+  /**
+   * Values of the document that no OTHER document of the usage may hold as a unique key (a group
+   * member that is itself a group): the server refuses the write with the phrase as a
+   * constraint-failure.
+   */
+  forbiddenClaims?(doc: XmlDocument): Array<{ field: string; value: string; phrase: string }>;
   /** A document the server may create for a user who has none, or undefined. */
   defaultDocument?(xui: string): string | undefined;
 }

@@ -1,0 +1,102 @@
+import Router from 'koa-router';
+import type { Context } from 'koa';
+import { emptyBody } from '../http/empty-body.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import type { ConversationHistory, HistoryEntry } from './history.js';
+import type { ImPolicies } from './im-policies.js';
+import type { MessageStore, StoredMessage } from './message-store.js';
+
+const PAGE_DEFAULT = 50;
+const PAGE_MAX = 500;
+
+/**
+ * The user's own IM data over HTTP, behind the same authentication as XCAP (the caller's
+ * identity is ctx.state.identity): stored (deferred) messages and conversation history.
+ *
+ *   GET    /im/users/<xui>/deferred[?after=<id>&limit=N]   list, oldest first
+ *   GET    /im/users/<xui>/deferred/<id>                   one message, with its body
+ *   DELETE /im/users/<xui>/deferred/<id>
+ *   GET    /im/users/<xui>/history[?before=<id>&peer=<uri>&limit=N]   newest first
+ *   GET    /im/users/<xui>/history/<id>
+ *   DELETE /im/users/<xui>/history/<id>
+ *   DELETE /im/users/<xui>/history                         everything
+ */
+export function imRoutes(deps: {
+  store: MessageStore;
+  history: ConversationHistory;
+  policies: ImPolicies;
+  domain: LocalDomain;
+  historyMaxMessages: number;
+}): Router {
+  const router = new Router({ prefix: '/im/users/:xui' });
+  router.use(async (ctx, next) => {
+    const xui = deps.domain.canonical(ctx.params.xui ?? '');
+    if (!xui) return emptyBody(ctx, 404);
+    // a user reads and deletes only their own messages
+    if (ctx.state.identity !== xui) return emptyBody(ctx, 403);
+    ctx.state.xui = xui;
+    return next();
+  });
+
+  router.get('/deferred', async (ctx) => {
+    const page = await deps.store.list(ctx.state.xui as string, { limit: limitOf(ctx), after: query(ctx, 'after') });
+    ctx.body = { messages: page.map((m) => storedSummary(m)) };
+  });
+  router.get('/deferred/:id', async (ctx) => {
+    const m = await deps.store.get(ctx.state.xui as string, ctx.params.id ?? '');
+    if (!m) return emptyBody(ctx, 404);
+    ctx.body = { ...storedSummary(m), body: m.body };
+  });
+  router.delete('/deferred/:id', async (ctx) => {
+    emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', ctx.state.xui as string)) ? 204 : 404);
+  });
+
+  router.get('/history', async (ctx) => {
+    const page = await deps.history.list(ctx.state.xui as string, { limit: limitOf(ctx), before: query(ctx, 'before'), peer: query(ctx, 'peer') });
+    ctx.body = { entries: page.map((e) => historySummary(e)) };
+  });
+  router.get('/history/:id', async (ctx) => {
+    const e = await deps.history.get(ctx.state.xui as string, ctx.params.id ?? '');
+    if (!e) return emptyBody(ctx, 404);
+    ctx.body = { ...historySummary(e), body: e.body };
+  });
+  router.delete('/history/:id', async (ctx) => {
+    const owner = ctx.state.xui as string;
+    const policy = await deps.policies.of(owner);
+    const gone = await deps.history.remove(owner, ctx.params.id ?? '', Math.min(policy.history.maxMessages, deps.historyMaxMessages));
+    emptyBody(ctx, gone ? 204 : 404);
+  });
+  router.delete('/history', async (ctx) => {
+    ctx.body = { deleted: await deps.history.clear(ctx.state.xui as string) };
+  });
+  return router;
+}
+
+function query(ctx: Context, name: string): string | undefined {
+  const v = ctx.query[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+function limitOf(ctx: Context): number {
+  const n = Number(query(ctx, 'limit') ?? PAGE_DEFAULT);
+  return Number.isInteger(n) && n >= 1 ? Math.min(n, PAGE_MAX) : PAGE_DEFAULT;
+}
+
+function storedSummary(m: StoredMessage) {
+  return {
+    id: m._id,
+    from: m.fromHeader,
+    sentAt: m.sentAt.toISOString(),
+    expiresAt: m.expiresAt.toISOString(),
+    contentType: m.contentType,
+    size: m.size,
+    state: m.state === 'kept' ? 'delivered' : 'waiting',
+    attempts: m.attempts,
+    kind: m.kind,
+    ...(m.via ? { via: m.via } : {}),
+  };
+}
+
+function historySummary(e: HistoryEntry) {
+  return { id: e._id, direction: e.direction, peer: e.peer, at: e.at.toISOString(), contentType: e.contentType, size: e.size };
+}

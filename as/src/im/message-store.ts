@@ -1,0 +1,167 @@
+import type { Collection, Store } from '../store/port.js';
+import { DuplicateKeyError } from '../store/port.js';
+
+/** What the recipient is asked to confirm about a message (RFC 5438, from its CPIM headers). */
+export interface ImdnAsk {
+  messageId: string;
+  /** CPIM DateTime of the original message (echoed in the notification). */
+  dateTime: string;
+  positive: boolean;
+  negative: boolean;
+}
+
+/** One instant message as the IM server hands it on: everything delivery and charging need. */
+export interface ImMessage {
+  /** Asserted identity of the sender (charging and notifications: never anonymised). */
+  sender: string;
+  /** From header value the recipient sees (anonymous when the sender asked for privacy). */
+  fromHeader: string;
+  /** Content-Type header value, parameters included. */
+  contentType: string;
+  body: string;
+  /** When the server received it: the recipient is told this time. */
+  sentAt: Date;
+  /** Call-ID of the request the sender sent (charging correlation). */
+  callId: string;
+  chargingVector: string;
+  privacy: boolean;
+  /** A delivery notification is never itself notified and is kept a shorter time. */
+  kind: 'message' | 'notification';
+  imdn?: ImdnAsk;
+  /** The group or URI-list service that exploded this copy. */
+  via?: string;
+}
+
+export interface StoredMessage extends ImMessage {
+  _id: string;
+  [key: string]: unknown;
+  recipient: string;
+  /** Sort key: delivery order is the order the server received the messages in. */
+  seq: string;
+  size: number;
+  expiresAt: Date;
+  /** pending: waiting for delivery; kept: delivered, kept by network storage for other devices. */
+  state: 'pending' | 'kept';
+  attempts: number;
+  nextAttemptAt: Date;
+}
+
+interface LeaseDoc {
+  _id: string; // recipient
+  [key: string]: unknown;
+  owner: string;
+  until: Date;
+}
+
+let counter = 0;
+
+/**
+ * The deferred-messaging store: messages waiting for their recipient, in the shared store so
+ * that any AS instance can deliver them and none is lost when an instance stops. A per-recipient
+ * lease keeps two instances from draining one mailbox at once.
+ */
+export class MessageStore {
+  private readonly messages: Collection<StoredMessage>;
+  private readonly leases: Collection<LeaseDoc>;
+
+  constructor(store: Store, private readonly nodeId: string) {
+    this.messages = store.collection<StoredMessage>('im_deferred');
+    this.leases = store.collection<LeaseDoc>('im_deferred_leases');
+  }
+
+  async start(): Promise<void> {
+    await this.messages.ensureIndex({ fields: { recipient: 1, seq: 1 } });
+    await this.messages.ensureIndex({ fields: { expiresAt: 1 } });
+    await this.messages.ensureIndex({ fields: { nextAttemptAt: 1 } });
+  }
+
+  /** Stores a message for `recipient`; 'full' when the recipient already has `quota` messages. */
+  async save(recipient: string, msg: ImMessage, opts: { expiresAt: Date; quota: number; state?: StoredMessage['state'] }): Promise<StoredMessage | 'full'> {
+    // count-then-insert: two instances racing can overshoot the quota by one message each,
+    // which is better than a global lock on every deferred message
+    if ((await this.messages.count({ recipient })) >= opts.quota) return 'full';
+    const seqNo = (counter = (counter + 1) % 1_000_000);
+    const id = `${msg.sentAt.getTime().toString().padStart(14, '0')}-${String(seqNo).padStart(6, '0')}-${this.nodeId}`;
+    const doc: StoredMessage = {
+      ...msg,
+      _id: id,
+      recipient,
+      seq: id,
+      size: Buffer.byteLength(msg.body, 'utf8'),
+      expiresAt: opts.expiresAt,
+      state: opts.state ?? 'pending',
+      attempts: 0,
+      nextAttemptAt: msg.sentAt,
+    };
+    await this.messages.insertOne(doc);
+    return doc;
+  }
+
+  /** The recipient's messages waiting for delivery, oldest first. */
+  async pending(recipient: string, limit: number): Promise<StoredMessage[]> {
+    return this.messages.find({ recipient, state: 'pending' }, { sort: { seq: 1 }, limit });
+  }
+
+  /** Everything stored for the recipient (the retrieval interface), oldest first. */
+  async list(recipient: string, opts: { limit: number; after?: string }): Promise<StoredMessage[]> {
+    const filter: Record<string, unknown> = { recipient };
+    if (opts.after) filter.seq = { $gt: opts.after };
+    return this.messages.find(filter, { sort: { seq: 1 }, limit: opts.limit });
+  }
+
+  async get(recipient: string, id: string): Promise<StoredMessage | null> {
+    return this.messages.findOne({ _id: id, recipient });
+  }
+
+  /** Removes one message; true for the one caller that removed it (delivery happens once). */
+  async remove(id: string, recipient?: string): Promise<boolean> {
+    return (await this.messages.deleteOne(recipient ? { _id: id, recipient } : { _id: id })) === 1;
+  }
+
+  /** A delivered message kept for the user's other devices (network storage). */
+  async keep(id: string): Promise<boolean> {
+    return (await this.messages.updateOne({ _id: id, state: 'pending' }, { $set: { state: 'kept' } })).modified === 1;
+  }
+
+  async attemptFailed(id: string, nextAttemptAt: Date): Promise<void> {
+    await this.messages.updateOne({ _id: id }, { $inc: { attempts: 1 }, $set: { nextAttemptAt } });
+  }
+
+  /** Pushes the next look at a recipient's mailbox back (nobody to deliver to until then). */
+  async postpone(recipient: string, until: Date): Promise<void> {
+    await this.messages.updateMany({ recipient, state: 'pending', nextAttemptAt: { $lt: until } }, { $set: { nextAttemptAt: until } });
+  }
+
+  async expired(now: Date, limit: number): Promise<StoredMessage[]> {
+    return this.messages.find({ expiresAt: { $lte: now } }, { sort: { expiresAt: 1 }, limit });
+  }
+
+  /** Recipients with a pending message whose next attempt is due. */
+  async dueRecipients(now: Date, limit: number): Promise<string[]> {
+    const due = await this.messages.find({ state: 'pending', nextAttemptAt: { $lte: now } }, { sort: { nextAttemptAt: 1 }, limit });
+    return [...new Set(due.map((m) => m.recipient))];
+  }
+
+  async count(recipient: string): Promise<number> {
+    return this.messages.count({ recipient });
+  }
+
+  /** Takes (or renews) the right to drain `recipient`'s mailbox until `until`; false when another instance holds it. */
+  async lease(recipient: string, until: Date): Promise<boolean> {
+    try {
+      const r = await this.leases.findOneAndUpdate(
+        { _id: recipient, $or: [{ owner: this.nodeId }, { until: { $lt: new Date() } }] },
+        { $set: { owner: this.nodeId, until } },
+        { upsert: true, returnDocument: 'after' },
+      );
+      return r?.owner === this.nodeId;
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) return false; // held by another instance
+      throw err;
+    }
+  }
+
+  async release(recipient: string): Promise<void> {
+    await this.leases.deleteOne({ _id: recipient, owner: this.nodeId });
+  }
+}

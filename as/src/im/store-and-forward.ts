@@ -1,0 +1,302 @@
+import { randomUUID } from 'node:crypto';
+import type { Charging } from '../charging/charging.js';
+import type { UacClient, UacOutcome } from '../isc/uac.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import type { Registrations } from '../registrations/registrations.js';
+import type { ImPolicy } from '../xdm/usages/im-policy.js';
+import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
+
+export interface StoreAndForwardLimits {
+  deferredExpirySeconds: number;
+  notificationExpirySeconds: number;
+  deferredQuota: number;
+  retryBaseSeconds: number;
+  retryMaxSeconds: number;
+  sweepSeconds: number;
+}
+
+/** What became of a message the server delivers itself. */
+export type HandOver =
+  | { result: 'delivered'; code: number }
+  | { result: 'deferred'; id: string }
+  /** The recipient's device refused it for good (e.g. 415): nothing left to do. */
+  | { result: 'refused'; code: number }
+  /** Offline and the recipient's storage is full, or deferral is off. */
+  | { result: 'full' }
+  | { result: 'unavailable' };
+
+/**
+ * Builds the delivery notification (RFC 5438) the server sends on the recipient's behalf, and
+ * says to whom (a local user); undefined when none can be sent.
+ */
+export type NotificationFactory = (original: StoredMessage, status: 'delivered' | 'failed') => { to: string; message: ImMessage } | undefined;
+
+/** Replies after which a later attempt may succeed; any other failure is final. */
+const RETRYABLE = new Set([408, 480, 486, 500, 503, 504, 600]);
+/** How long an instance may hold a mailbox before another may take over. */
+const LEASE_MS = 60_000;
+const BATCH = 50;
+
+/**
+ * Deferred messaging: messages the server delivers itself (stored ones, exploded copies,
+ * delivery notifications) go to the recipient's registered devices through Kamailio; those
+ * that cannot be delivered yet wait in the {@link MessageStore}. A mailbox drains in order,
+ * one message at a time, when its owner registers and when a retry is due; a failed delivery
+ * stays stored and is retried with a doubling backoff; expired messages are removed, charged
+ * and, when asked, notified as failed.
+ */
+export class StoreAndForward {
+  private readonly draining = new Map<string, { again: boolean }>();
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeping?: Promise<void>;
+  private stopped = false;
+  notificationFactory?: NotificationFactory;
+
+  constructor(private readonly deps: {
+    store: MessageStore;
+    uac: UacClient;
+    registrations: Registrations;
+    charging: Charging;
+    policyOf: (user: string) => Promise<ImPolicy>;
+    domain: string;
+    limits: StoreAndForwardLimits;
+    metrics: Metrics;
+    log: Logger;
+  }) {}
+
+  async start(): Promise<void> {
+    await this.deps.store.start();
+    this.deps.registrations.on('change', (ch) => {
+      if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
+    });
+    this.sweepTimer = setInterval(() => void this.sweep(), this.deps.limits.sweepSeconds * 1000);
+    this.sweepTimer.unref();
+    // messages stored before a restart for users registered now
+    void this.sweep();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.sweepTimer);
+    await this.sweeping;
+  }
+
+  /** Waiting drains (for tests and shutdown). */
+  get activeDrains(): number {
+    return this.draining.size;
+  }
+
+  /** Stores a message for an offline recipient. */
+  async defer(recipient: string, msg: ImMessage): Promise<{ result: 'deferred'; id: string } | { result: 'full' }> {
+    const seconds = msg.kind === 'notification' ? this.deps.limits.notificationExpirySeconds : this.deps.limits.deferredExpirySeconds;
+    const saved = await this.deps.store.save(recipient, msg, {
+      expiresAt: new Date(msg.sentAt.getTime() + seconds * 1000),
+      quota: this.deps.limits.deferredQuota,
+    });
+    if (saved === 'full') {
+      this.deps.metrics.count('im_deferred_total', { result: 'full' });
+      return { result: 'full' };
+    }
+    this.deps.metrics.count('im_deferred_total', { result: 'stored' });
+    // the recipient may have registered between the check and the store
+    if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+    return { result: 'deferred', id: saved._id };
+  }
+
+  /** Keeps a copy of a message delivered directly, for the user's other devices (network storage). */
+  async keepCopy(recipient: string, msg: ImMessage): Promise<void> {
+    const saved = await this.deps.store.save(recipient, msg, {
+      expiresAt: new Date(msg.sentAt.getTime() + this.deps.limits.deferredExpirySeconds * 1000),
+      quota: this.deps.limits.deferredQuota,
+      state: 'kept',
+    });
+    if (saved === 'full') this.deps.log.info({ recipient }, 'network storage full: delivered message not kept');
+  }
+
+  /**
+   * Hands a message the server originates (exploded copy, notification) to a local user: now
+   * when registered, else (or when the device is unreachable) into storage.
+   */
+  async handOver(recipient: string, msg: ImMessage, policy: ImPolicy): Promise<HandOver> {
+    if (await this.deps.registrations.isRegistered(recipient)) {
+      const out = await this.send(recipient, msg, `${randomUUID()}@${this.deps.domain}`, 1);
+      if (out.code < 300) {
+        if (policy.deferredDelivery.networkStorage && msg.kind === 'message') await this.keepCopy(recipient, msg);
+        return { result: 'delivered', code: out.code };
+      }
+      if (!RETRYABLE.has(out.code)) return { result: 'refused', code: out.code };
+    }
+    if (!policy.deferredDelivery.enabled && msg.kind === 'message') return { result: 'unavailable' };
+    return this.defer(recipient, msg);
+  }
+
+  /** Starts draining `recipient`'s mailbox unless this instance is already at it. */
+  drainSoon(recipient: string): void {
+    const running = this.draining.get(recipient);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.draining.set(recipient, state);
+    void (async () => {
+      try {
+        do {
+          state.again = false;
+          await this.drain(recipient);
+        } while (state.again && !this.stopped);
+      } catch (err) {
+        this.deps.log.error({ err, recipient }, 'deferred delivery failed');
+      } finally {
+        this.draining.delete(recipient);
+      }
+    })();
+  }
+
+  /** Delivers the mailbox in order; stops at the first message that cannot be delivered now. */
+  private async drain(recipient: string): Promise<void> {
+    const { store } = this.deps;
+    if (!(await store.lease(recipient, new Date(Date.now() + LEASE_MS)))) {
+      this.deps.log.debug({ recipient }, 'mailbox drained by another instance');
+      return;
+    }
+    let delivered = 0;
+    try {
+      for (;;) {
+        const batch = await store.pending(recipient, BATCH);
+        if (batch.length === 0) return;
+        for (const msg of batch) {
+          if (this.stopped) return;
+          if (msg.expiresAt.getTime() <= Date.now()) {
+            await this.expire(msg);
+            continue;
+          }
+          const ok = await this.deliverStored(msg);
+          if (!ok) return;
+          delivered++;
+          if (delivered % BATCH === 0) await store.lease(recipient, new Date(Date.now() + LEASE_MS));
+        }
+      }
+    } finally {
+      if (delivered) this.deps.log.info({ recipient, delivered }, 'deferred messages delivered');
+      await store.release(recipient);
+    }
+  }
+
+  /** One stored message to its recipient; false when the mailbox must wait. */
+  private async deliverStored(msg: StoredMessage): Promise<boolean> {
+    const { store, metrics } = this.deps;
+    // same Call-ID on every attempt, so that a device can recognise a duplicate
+    const out = await this.send(msg.recipient, msg, `${msg._id}@${this.deps.domain}`, msg.attempts + 1);
+    if (out.code < 300) {
+      const policy = msg.kind === 'message' ? await this.deps.policyOf(msg.recipient) : undefined;
+      const mine = policy?.deferredDelivery.networkStorage ? await store.keep(msg._id) : await store.remove(msg._id);
+      if (!mine) return true; // removed meanwhile (the user deleted it): nothing to charge twice
+      metrics.count('im_deferred_delivered_total', { kind: msg.kind });
+      await this.charge(msg, out, 'delivered');
+      await this.notify(msg, 'delivered');
+      return true;
+    }
+    if (RETRYABLE.has(out.code)) {
+      const wait = Math.min(this.deps.limits.retryBaseSeconds * 2 ** msg.attempts, this.deps.limits.retryMaxSeconds);
+      await store.attemptFailed(msg._id, new Date(Date.now() + wait * 1000));
+      metrics.count('im_deferred_retries_total', { code: String(out.code) });
+      this.deps.log.info({ recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait }, 'deferred delivery failed; will retry');
+      return false;
+    }
+    if (await store.remove(msg._id)) {
+      metrics.count('im_deferred_refused_total', { code: String(out.code) });
+      await this.charge(msg, out, 'rejected', { reason: `recipient answered ${out.code}` });
+      await this.notify(msg, 'failed');
+    }
+    return true;
+  }
+
+  private async expire(msg: StoredMessage): Promise<void> {
+    if (!(await this.deps.store.remove(msg._id))) return;
+    if (msg.state === 'kept') return; // delivered long ago: only the copy ends
+    this.deps.metrics.count('im_deferred_expired_total', { kind: msg.kind });
+    this.deps.log.info({ recipient: msg.recipient, id: msg._id, kind: msg.kind }, 'deferred message expired');
+    await this.charge(msg, { code: 408, reason: 'Expired', timedOut: true, at: new Date() }, 'expired');
+    await this.notify(msg, 'failed');
+  }
+
+  /** Expired messages everywhere, and due retries of registered users. */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = (async () => {
+      try {
+        const now = new Date();
+        for (const msg of await this.deps.store.expired(now, 500)) await this.expire(msg);
+        for (const recipient of await this.deps.store.dueRecipients(now, 1000)) {
+          if (this.stopped) return;
+          if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+          // offline: the next registration drains the mailbox; look again much later anyway
+          else await this.deps.store.postpone(recipient, new Date(now.getTime() + this.deps.limits.retryMaxSeconds * 1000));
+        }
+      } catch (err) {
+        this.deps.log.error({ err }, 'deferred messaging sweep failed');
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    await this.sweeping;
+  }
+
+  private async send(recipient: string, msg: ImMessage, callId: string, cseq: number): Promise<UacOutcome> {
+    const headers: Array<[string, string]> = [
+      ['From', msg.fromHeader],
+      ['To', `<${recipient}>`],
+      ['Call-ID', callId],
+      ['CSeq', `${cseq} MESSAGE`],
+      ['Max-Forwards', '70'],
+      // the recipient sees when the message was sent, not when it was delivered
+      ['Date', msg.sentAt.toUTCString()],
+      ['P-Charging-Vector', msg.chargingVector],
+      ['Content-Type', msg.contentType],
+    ];
+    if (!msg.privacy) headers.push(['P-Asserted-Identity', `<${msg.sender}>`]);
+    return this.deps.uac.send({ method: 'MESSAGE', ruri: recipient, viaCore: true, headers, body: msg.body });
+  }
+
+  private async notify(msg: StoredMessage, status: 'delivered' | 'failed'): Promise<void> {
+    if (msg.kind !== 'message' || !msg.imdn) return;
+    if (status === 'delivered' ? !msg.imdn.positive : !msg.imdn.negative) return;
+    let note: ReturnType<NotificationFactory>;
+    try {
+      note = this.notificationFactory?.(msg, status);
+    } catch (err) {
+      this.deps.log.error({ err, id: msg._id }, 'delivery notification could not be built');
+      return;
+    }
+    if (!note) return;
+    const { to } = note;
+    try {
+      const policy = await this.deps.policyOf(to);
+      const r = await this.handOver(to, note.message, policy);
+      this.deps.metrics.count('im_notifications_total', { status, result: r.result });
+    } catch (err) {
+      this.deps.log.error({ err, to }, 'delivery notification not sent');
+    }
+  }
+
+  private async charge(msg: StoredMessage, out: UacOutcome, outcome: string, extra: Record<string, string | number | boolean> = {}): Promise<void> {
+    if (msg.kind !== 'message') return; // notifications are the service's own traffic
+    await this.deps.charging.record({
+      service: 'im',
+      role: 'terminating',
+      sipMethod: 'MESSAGE',
+      sessionId: msg.callId,
+      callingParty: msg.sender,
+      calledParty: msg.recipient,
+      requestTime: msg.sentAt,
+      responseTime: out.at,
+      statusCode: out.code,
+      outcome,
+      chargingVector: msg.chargingVector,
+      messageBody: { contentType: msg.contentType.split(';')[0]!.trim().toLowerCase(), contentLength: msg.size },
+      extra: { deferred: true, attempts: msg.attempts + 1, storedSeconds: Math.round((out.at.getTime() - msg.sentAt.getTime()) / 1000), ...(msg.via ? { via: msg.via } : {}), ...extra },
+    });
+  }
+}

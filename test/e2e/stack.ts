@@ -229,7 +229,12 @@ export class TestStack {
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       if (k.exitCode === null) k.kill('SIGKILL');
     }
-    if (!process.env.E2E_KEEP) rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.E2E_KEEP) {
+      writeFileSync(join(this.dir, 'as.log'), this.logs.as.join(''));
+      writeFileSync(join(this.dir, 'kamailio.log'), this.logs.kamailio.join(''));
+    } else {
+      rmSync(this.dir, { recursive: true, force: true });
+    }
   }
 }
 

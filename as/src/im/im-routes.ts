@@ -29,45 +29,58 @@ export function imRoutes(deps: {
   historyMaxMessages: number;
 }): Router {
   const router = new Router({ prefix: '/im/users/:xui' });
-  router.use(async (ctx, next) => {
+  /** The mailbox owner when the caller is that user; otherwise answers 404/403 and returns undefined. */
+  const owner = (ctx: Context): string | undefined => {
     const xui = deps.domain.canonical(ctx.params.xui ?? '');
-    if (!xui) return emptyBody(ctx, 404);
+    if (!xui) return void emptyBody(ctx, 404);
     // a user reads and deletes only their own messages
-    if (ctx.state.identity !== xui) return emptyBody(ctx, 403);
-    ctx.state.xui = xui;
-    return next();
-  });
+    if (ctx.state.identity !== xui) return void emptyBody(ctx, 403);
+    return xui;
+  };
 
   router.get('/deferred', async (ctx) => {
-    const page = await deps.store.list(ctx.state.xui as string, { limit: limitOf(ctx), after: query(ctx, 'after') });
+    const xui = owner(ctx);
+    if (!xui) return;
+    const page = await deps.store.list(xui, { limit: limitOf(ctx), after: query(ctx, 'after') });
     ctx.body = { messages: page.map((m) => storedSummary(m)) };
   });
   router.get('/deferred/:id', async (ctx) => {
-    const m = await deps.store.get(ctx.state.xui as string, ctx.params.id ?? '');
+    const xui = owner(ctx);
+    if (!xui) return;
+    const m = await deps.store.get(xui, ctx.params.id ?? '');
     if (!m) return emptyBody(ctx, 404);
     ctx.body = { ...storedSummary(m), body: m.body };
   });
   router.delete('/deferred/:id', async (ctx) => {
-    emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', ctx.state.xui as string)) ? 204 : 404);
+    const xui = owner(ctx);
+    if (!xui) return;
+    emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', xui)) ? 204 : 404);
   });
 
   router.get('/history', async (ctx) => {
-    const page = await deps.history.list(ctx.state.xui as string, { limit: limitOf(ctx), before: query(ctx, 'before'), peer: query(ctx, 'peer') });
+    const xui = owner(ctx);
+    if (!xui) return;
+    const page = await deps.history.list(xui, { limit: limitOf(ctx), before: query(ctx, 'before'), peer: query(ctx, 'peer') });
     ctx.body = { entries: page.map((e) => historySummary(e)) };
   });
   router.get('/history/:id', async (ctx) => {
-    const e = await deps.history.get(ctx.state.xui as string, ctx.params.id ?? '');
+    const xui = owner(ctx);
+    if (!xui) return;
+    const e = await deps.history.get(xui, ctx.params.id ?? '');
     if (!e) return emptyBody(ctx, 404);
     ctx.body = { ...historySummary(e), body: e.body };
   });
   router.delete('/history/:id', async (ctx) => {
-    const owner = ctx.state.xui as string;
-    const policy = await deps.policies.of(owner);
-    const gone = await deps.history.remove(owner, ctx.params.id ?? '', Math.min(policy.history.maxMessages, deps.historyMaxMessages));
+    const xui = owner(ctx);
+    if (!xui) return;
+    const policy = await deps.policies.of(xui);
+    const gone = await deps.history.remove(xui, ctx.params.id ?? '', Math.min(policy.history.maxMessages, deps.historyMaxMessages));
     emptyBody(ctx, gone ? 204 : 404);
   });
   router.delete('/history', async (ctx) => {
-    ctx.body = { deleted: await deps.history.clear(ctx.state.xui as string) };
+    const xui = owner(ctx);
+    if (!xui) return;
+    ctx.body = { deleted: await deps.history.clear(xui) };
   });
   return router;
 }

@@ -161,7 +161,12 @@ export class ApplicationServer {
       const history = new ConversationHistory(store, {
         nodeId: config.node.id,
         warnPercent: config.im.historyWarnPercent,
-        warn: (owner, text) => void messenger.send(owner, text).catch((err: unknown) => imLog.error({ err, owner }, 'history notice not sent')),
+        warn: (owner, text) => {
+          imLog.info({ owner }, 'history nearly full: telling the user');
+          void messenger.send(owner, text)
+            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome'))
+            .catch((err: unknown) => imLog.error({ err, owner }, 'history notice not sent'));
+        },
       });
       await history.start();
       await forward.start();

@@ -48,7 +48,8 @@ class ImActions {
   async listen(port: number, count: number, timeoutMs = 15000) {
     const uas = this.stack.sipp(receiverScenario(), { port, timeoutMs, args: ['-m', String(count)] });
     await sleep(300);
-    return uas;
+    // wrapped: an async function returning the thenable itself would wait for sipp to exit
+    return { uas };
   }
 
   cdrs(filter: (c: Record<string, unknown>) => boolean) {
@@ -332,7 +333,7 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     const put = await alice.put(IM_POLICY('sip:alice@example.com'),
       '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="2"/></im-policy>', IM_POLICY_TYPE);
     assert.equal(put.status, 201, put.body);
-    const notice = await im.listen(alicePort, 1);
+    const { uas: notice } = await im.listen(alicePort, 1);
     for (const text of ['first for the record', 'second for the record']) {
       const r = await im.send('alice', 'ivan', text, { final: 202 });
       assert.equal(r.exitCode, 0, r.stdout);

@@ -19,8 +19,8 @@ import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
 
 /** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
-export const ANONYMOUS_URI = 'sip:anonymous@anonymous.invalid';
-export const ANONYMOUS_FROM = `"Anonymous" <${ANONYMOUS_URI}>`;
+const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
+const ANONYMOUS_SIP_FROM = `"Anonymous" <${ANONYMOUS_URI}>`;
 const RECIPIENT_LIST_TAG = 'recipient-list-message';
 
 export interface PagerLimits {
@@ -115,9 +115,12 @@ export class PagerService implements IscService {
       return reply(420, 'Bad Extension', { hdrs: `Unsupported: ${unsupported.join(', ')}\r\n` });
     }
     if (req.term) {
+      // users first: the common case costs no group lookup
+      if (await this.deps.users.exists(m.target)) return this.terminating(m);
       const group = await this.deps.groups.resolve(m.target);
-      if (group) return this.groupMessage(m, group.uri, group.members);
-      return this.terminating(m);
+      if (group) return this.explode(m, group.uri, group.members);
+      await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
+      return reply(404, 'Not Found');
     }
     // originating only: the recipient is elsewhere, Kamailio routes it on
     await this.archive(m.sender, 'sent', m.target, m);
@@ -204,13 +207,10 @@ export class PagerService implements IscService {
     return undefined;
   }
 
+  /** The recipient's side, for a provisioned user of ours. */
   private async terminating(m: Incoming): Promise<IscDecision> {
     const { call } = m;
     const to = m.target;
-    if (!(await this.deps.users.exists(to))) {
-      await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
-      return reply(404, 'Not Found');
-    }
     const policy = await this.deps.policies.of(to);
     const verdict = imPolicyVerdict(policy, m.sender);
     if (verdict === 'reject') {
@@ -260,8 +260,9 @@ export class PagerService implements IscService {
     };
     if (m.privacy) {
       decision.anonymize = true;
-      if (m.cpim?.from && !sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) {
-        decision.body = serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
+      const anonymous = anonymousCpimBody(m);
+      if (anonymous !== undefined) {
+        decision.body = anonymous;
         decision.ctype = m.contentType;
       }
     }
@@ -295,10 +296,6 @@ export class PagerService implements IscService {
       size: utf8ByteLength(parsed.message.body),
     };
     return this.explode(inner, m.target, parsed.recipients.map((r) => r.uri));
-  }
-
-  private groupMessage(m: Incoming, groupUri: string, members: string[]): Promise<IscDecision> {
-    return this.explode(m, groupUri, members);
   }
 
   /**
@@ -370,9 +367,8 @@ export class PagerService implements IscService {
   /** The message as delivery and storage carry it: anonymised when the sender asked. */
   private imMessage(m: Incoming): ImMessage {
     const sip = m.call.sip;
-    const fromHeader = m.privacy ? ANONYMOUS_FROM : stripTag(sip.headers.get('From') ?? `<${m.sender}>`);
-    let body = m.body;
-    if (m.privacy && m.cpim?.from && !sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) body = serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
+    const fromHeader = m.privacy ? ANONYMOUS_SIP_FROM : stripTag(sip.headers.get('From') ?? `<${m.sender}>`);
+    const body = anonymousCpimBody(m) ?? m.body;
     const msg: ImMessage = {
       sender: m.sender,
       fromHeader,
@@ -435,6 +431,12 @@ export class PagerService implements IscService {
       ...(extra ? { extra } : {}),
     })));
   }
+}
+
+/** The CPIM body with an anonymous From for a sender who asked for privacy; undefined when nothing changes. */
+function anonymousCpimBody(m: Incoming): string | undefined {
+  if (!m.privacy || !m.cpim || sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) return undefined;
+  return serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
 }
 
 function handOverCharge(r: HandOver): [number, string] {

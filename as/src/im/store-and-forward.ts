@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
+import type { AsConfig } from '../config/config.js';
 import type { UacClient, UacOutcome } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -7,14 +8,9 @@ import type { Registrations } from '../registrations/registrations.js';
 import type { ImPolicy } from '../xdm/usages/im-policy.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
 
-export interface StoreAndForwardLimits {
-  deferredExpirySeconds: number;
-  notificationExpirySeconds: number;
-  deferredQuota: number;
-  retryBaseSeconds: number;
-  retryMaxSeconds: number;
-  sweepSeconds: number;
-}
+/** The im settings deferred messaging works with (see as/src/config/config.ts). */
+export type StoreAndForwardLimits = Pick<AsConfig['im'],
+  'deferredExpirySeconds' | 'notificationExpirySeconds' | 'deferredQuota' | 'retryBaseSeconds' | 'retryMaxSeconds' | 'sweepSeconds'>;
 
 /** What became of a message the server delivers itself. */
 export type HandOver =

@@ -7,6 +7,13 @@
  * (/presence_offline, which PUBLISHes basic "closed") and checks that the composed document
  * follows and that bob's baresip, told by NOTIFY, reports alice's new status.
  *
+ * Then instant messaging (pager mode) through Kamailio and the IM server: each baresip sends a
+ * text/plain MESSAGE to the other (/message <text> of the contact module: to the current
+ * contact, the buddy, the only one) and the other shows it (menu module: `<from>: "<text>"`);
+ * then bob's baresip is stopped (it un-REGISTERs), alice's message is stored (202), and it is
+ * delivered when bob's baresip starts and registers again. Charging records are checked for
+ * each message (service im, both roles, delivered / deferred, then the deferred delivery).
+ *
  * What baresip 1.0.0 does, and what the test allows for:
  *  - Its PIDF puts <dm:person> before <tuple> (not valid against RFC 3863's schema); the AS
  *    takes it and composes a valid document (tuples first).
@@ -70,7 +77,8 @@ class Baresip {
   start(): void {
     mkdirSync(this.dir, { recursive: true });
     // Only what is needed: the stdio UI (commands from our pipe), one codec, the aubridge audio
-    // driver (no sound device is opened), accounts, contacts, menu (commands) and presence.
+    // driver (no sound device is opened), accounts, contacts (also /message to the current
+    // contact), menu (commands; prints the messages received) and presence.
     // No STUN/TURN/ICE, no uuid, no ctrl/http listeners. SIP bound to 127.0.0.1 only, the DNS
     // server on 127.0.0.1 too (never asked: the outbound proxy is an address).
     writeFileSync(join(this.dir, 'config'), [
@@ -136,6 +144,18 @@ class Baresip {
 const requestLine = (t: Traced) => t.text.split('\n', 1)[0]!;
 const header = (t: Traced, name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(t.text)?.[1]?.trim();
 const body = (t: Traced) => t.text.split(/\n\r?\n/).slice(1).join('\n\n');
+const statusOf = (t: Traced) => Number(/^SIP\/2\.0 (\d{3}) /.exec(requestLine(t))?.[1] ?? 0);
+const isMessage = (t: Traced) => requestLine(t).startsWith('MESSAGE ');
+/** The text a traced MESSAGE carries: its body, Content-Length long (baresip prints more after it). */
+const messageText = (t: Traced) => body(t).slice(0, Number(header(t, 'Content-Length') ?? 0));
+/** The contact URI in the last REGISTER `ua` sent that was not a removal (baresip 1.0.0: `sip:<user>-0x<address>@<ip>:<port>`). */
+const registeredContact = (ua: Baresip, from = 0) => {
+  const reg = ua.messages(from).filter((m) => m.sent && requestLine(m).startsWith('REGISTER ') && !/;expires=0\b/.test(header(m, 'Contact') ?? '')).at(-1);
+  return reg ? /<([^>]+)>/.exec(header(reg, 'Contact') ?? '')?.[1] : undefined;
+};
+/** The responses to the MESSAGE with this Call-ID in a trace (received or sent). */
+const answersTo = (msgs: Traced[], callId: string, sent: boolean) =>
+  msgs.filter((m) => m.sent === sent && statusOf(m) > 0 && header(m, 'Call-ID') === callId && / MESSAGE$/.test(header(m, 'CSeq') ?? ''));
 
 interface ComposedTuple {
   id: string;
@@ -182,6 +202,31 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
     }, timeoutMs, `alice's composed document with one baresip tuple "${basic}"`).catch((err: Error) => {
       throw new Error(`${err.message}; last seen: ${last}`);
     });
+  };
+
+  /**
+   * `ua` sends `text` to its current contact (its buddy: the first and only one) with the menu's
+   * /message command; resolves with the MESSAGE it sent and the final answer it got to it (a
+   * digest challenge aside).
+   */
+  const chat = async (ua: Baresip, text: string) => {
+    const from = ua.output.length;
+    ua.command(`/message ${text}`);
+    const sent = await eventually(() => ua.messages(from).find((m) => m.sent && isMessage(m) && messageText(m) === text), 5000, `${ua.user}'s baresip sent the MESSAGE`);
+    const callId = header(sent, 'Call-ID')!;
+    const answer = await eventually(() => answersTo(ua.messages(from), callId, false).find((m) => statusOf(m) >= 200 && statusOf(m) !== 401 && statusOf(m) !== 407),
+      5000, `the final answer to ${ua.user}'s MESSAGE`);
+    return { sent, callId, answer };
+  };
+  /** The MESSAGE with this text from `sender` that `ua`'s baresip received (after output offset `from`). */
+  const receivedBy = (ua: Baresip, sender: string, text: string, from: number, timeoutMs = 5000) =>
+    eventually(() => ua.messages(from).find((m) => !m.sent && isMessage(m) && messageText(m) === text && header(m, 'From')?.includes(`<${aor(sender)}>`)),
+      timeoutMs, `${ua.user}'s baresip received "${text}" from ${sender}`);
+  const imCdrs = (callId: string) => stack.cdrLines().filter((c) => c.service === 'im' && c.sessionId === callId);
+  const deferredFor = async (u: string) => {
+    const r = await new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, u, PW(u)).get(`/im/users/${aor(u)}/deferred`);
+    assert.equal(r.status, 200, r.body);
+    return (JSON.parse(r.body) as { messages: Array<{ from: string; contentType: string; size: number; state: string }> }).messages;
   };
 
   before(async () => {
@@ -284,6 +329,106 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
       assert.equal(/<basic>([^<]*)<\/basic>/.exec(body(notified))?.[1], 'closed', 'its first tuple: alice\'s, closed');
       assertValidComposed(body(notified));
       assert.ok(withBody() > bodiesBefore, 'the AS charged a PUBLISH with a body from alice (the modification)');
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  it('chats both ways: a MESSAGE from one baresip reaches the other through Kamailio and the IM server, charged on both roles', async () => {
+    try {
+      for (const [from, to, text] of [[alice, bob, 'hello bob, lunch at noon?'], [bob, alice, 'sure alice, see you at 12']] as const) {
+        const toFrom = to.output.length;
+        const { sent, callId, answer } = await chat(from, text);
+        assert.ok(requestLine(sent).startsWith(`MESSAGE ${aor(to.user)} SIP/2.0`), sent.text);
+        assert.equal(header(sent, 'Content-Type'), 'text/plain');
+        assert.equal(statusOf(answer), 200, `${from.user}'s baresip got a 200 for it: ${answer.text}`);
+        // the other baresip got it (same Call-ID: proxied, not re-originated), with the asserted
+        // identity of the sender, answered 200 and shows it
+        const got = await receivedBy(to, from.user, text, toFrom);
+        const contact = registeredContact(to);
+        assert.ok(contact?.endsWith(`@127.0.0.1:${to.port}`), `${to.user}'s registered contact: ${contact}`);
+        assert.ok(requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`), `to the contact it registered: ${requestLine(got)}`);
+        assert.equal(header(got, 'Call-ID'), callId);
+        assert.equal(header(got, 'Content-Type'), 'text/plain');
+        assert.equal(header(got, 'P-Asserted-Identity'), `<${aor(from.user)}>`);
+        assert.deepEqual(answersTo(to.messages(toFrom), callId, true).map(statusOf), [200], `${to.user}'s baresip answered 200`);
+        await eventually(() => (to.output.slice(toFrom).includes(`${aor(from.user)}: "${text}"`) ? true : undefined), 5000, `${to.user}'s baresip shows the message`);
+        // charging: one record per role, both delivered with the device's 200
+        const cdrs = await eventually(() => {
+          const l = imCdrs(callId);
+          return l.length === 2 ? l : undefined;
+        }, 5000, `two IM CDRs for ${callId}`);
+        assert.deepEqual(cdrs.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
+        for (const c of cdrs) {
+          assert.equal(c.outcome, 'delivered', JSON.stringify(c));
+          assert.equal(c.statusCode, 200);
+          assert.equal(c.sipMethod, 'MESSAGE');
+          assert.equal(c.callingPartyAddress, aor(from.user));
+          assert.equal(c.calledPartyAddress, aor(to.user));
+          assert.deepEqual(c.messageBody, { contentType: 'text/plain', contentLength: text.length });
+        }
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  it('stores a message for bob while his baresip is off (202) and delivers it when it registers again', async () => {
+    try {
+      // bob's baresip stops: it un-REGISTERs (and gets 200) before it exits
+      const stopFrom = bob.output.length;
+      await bob.stop();
+      const unregister = bob.messages(stopFrom).filter((m) => m.sent && requestLine(m).startsWith('REGISTER ')
+        && (header(m, 'Expires') === '0' || /;expires=0\b/.test(header(m, 'Contact') ?? ''))).at(-1);
+      assert.ok(unregister, `bob's baresip un-REGISTERed: ${bob.output.slice(stopFrom)}`);
+      assert.ok(bob.messages(stopFrom).some((m) => !m.sent && statusOf(m) === 200 && header(m, 'CSeq') === header(unregister, 'CSeq')), 'and got a 200 for it');
+
+      // alice's message is stored: 202 Accepted, charged deferred on both roles, in bob's mailbox
+      const text = 'bob, are you there?';
+      const { callId, answer } = await chat(alice, text);
+      assert.match(requestLine(answer), /^SIP\/2\.0 202 Accepted/, answer.text);
+      const stored = await eventually(() => {
+        const l = imCdrs(callId);
+        return l.length === 2 ? l : undefined;
+      }, 5000, 'two deferred IM CDRs');
+      assert.deepEqual(stored.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
+      for (const c of stored) {
+        assert.equal(c.outcome, 'deferred', JSON.stringify(c));
+        assert.equal(c.statusCode, 202);
+        assert.equal(c.callingPartyAddress, aor('alice'));
+        assert.equal(c.calledPartyAddress, aor('bob'));
+      }
+      const mailbox = await deferredFor('bob');
+      assert.equal(mailbox.length, 1, JSON.stringify(mailbox));
+      assert.match(mailbox[0]!.from, /sip:alice@example\.com/);
+      assert.equal(mailbox[0]!.contentType, 'text/plain');
+      assert.equal(mailbox[0]!.size, text.length);
+
+      // bob's baresip again: once registered, the IM server delivers the stored message
+      const startFrom = bob.output.length;
+      bob.start();
+      await eventually(() => (/All 1 useragent registered successfully/.test(bob.output.slice(startFrom)) ? true : undefined), 10000, 'bob registered again');
+      const got = await receivedBy(bob, 'alice', text, startFrom, 10000);
+      const contact = registeredContact(bob, startFrom);
+      assert.ok(contact?.endsWith(`@127.0.0.1:${bob.port}`), `bob's new registered contact: ${contact}`);
+      assert.ok(requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`), `to the contact it registered now: ${requestLine(got)}`);
+      assert.equal(header(got, 'Content-Type'), 'text/plain');
+      assert.equal(header(got, 'P-Asserted-Identity'), `<${aor('alice')}>`);
+      assert.match(header(got, 'Date') ?? '', /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/, 'the time alice sent it');
+      assert.deepEqual(answersTo(bob.messages(startFrom), header(got, 'Call-ID')!, true).map(statusOf), [200], 'bob\'s baresip answered 200');
+      await eventually(() => (bob.output.slice(startFrom).includes(`${aor('alice')}: "${text}"`) ? true : undefined), 5000, 'bob\'s baresip shows the message');
+      // charged once more: the deferred delivery (terminating), under alice's Call-ID
+      const delivered = await eventually(() => imCdrs(callId).find((c) => c.outcome === 'delivered'), 5000, 'the deferred delivery CDR');
+      assert.equal(delivered.roleOfNode, 'terminating');
+      assert.equal(delivered.statusCode, 200);
+      assert.equal(delivered.callingPartyAddress, aor('alice'));
+      assert.equal(delivered.calledPartyAddress, aor('bob'));
+      assert.deepEqual([(delivered.extra as Record<string, unknown> | undefined)?.deferred, (delivered.extra as Record<string, unknown> | undefined)?.attempts], [true, 1],
+        `a deferred delivery, first attempt: ${JSON.stringify(delivered)}`);
+      assert.equal(imCdrs(callId).length, 3, 'deferred (both roles), then delivered');
+      await eventually(async () => ((await deferredFor('bob')).length === 0 ? true : undefined), 5000, 'bob\'s mailbox empty');
     } catch (err) {
       failed = true;
       throw err;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { AsConfig } from '../config/config.js';
+import type { CauseForRecordClosing } from '../charging/record.js';
 import type { UacClient, UacOutcome } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -214,7 +215,7 @@ export class StoreAndForward {
     if (msg.state === 'kept') return; // delivered long ago: only the copy ends
     this.deps.metrics.count('im_deferred_expired_total', { kind: msg.kind });
     this.deps.log.info({ recipient: msg.recipient, id: msg._id, kind: msg.kind }, 'deferred message expired');
-    await this.charge(msg, { code: 408, reason: 'Expired', timedOut: true, at: new Date() }, 'expired');
+    await this.charge(msg, { code: 408, reason: 'Expired', timedOut: true, at: new Date() }, 'expired', {}, 'timeLimit');
     await this.notify(msg, 'failed');
   }
 
@@ -277,7 +278,7 @@ export class StoreAndForward {
     }
   }
 
-  private async charge(msg: StoredMessage, out: UacOutcome, outcome: string, extra: Record<string, string | number | boolean> = {}): Promise<void> {
+  private async charge(msg: StoredMessage, out: UacOutcome, outcome: string, extra: Record<string, string | number | boolean> = {}, cause?: CauseForRecordClosing): Promise<void> {
     if (msg.kind !== 'message') return; // notifications are the service's own traffic
     await this.deps.charging.record({
       service: 'im',
@@ -290,6 +291,7 @@ export class StoreAndForward {
       responseTime: out.at,
       statusCode: out.code,
       outcome,
+      ...(cause ? { cause } : {}),
       chargingVector: msg.chargingVector,
       messageBody: { contentType: msg.contentType.split(';')[0]!.trim().toLowerCase(), contentLength: msg.size },
       extra: { deferred: true, attempts: msg.attempts + 1, storedSeconds: Math.round((out.at.getTime() - msg.sentAt.getTime()) / 1000), ...(msg.via ? { via: msg.via } : {}), ...extra },

@@ -197,7 +197,10 @@ export class StoreAndForward {
     }
     if (RETRYABLE.has(out.code)) {
       const wait = Math.min(this.deps.limits.retryBaseSeconds * 2 ** msg.attempts, this.deps.limits.retryMaxSeconds);
-      await store.attemptFailed(msg._id, new Date(Date.now() + wait * 1000));
+      const next = new Date(Date.now() + wait * 1000);
+      await store.attemptFailed(msg._id, next);
+      // the messages behind it wait as long: were one of them due, the sweep would retry the head early
+      await store.postpone(msg.recipient, next);
       metrics.count('im_deferred_retries_total', { code: String(out.code) });
       this.deps.log.info({ recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait }, 'deferred delivery failed; will retry');
       return false;

@@ -279,9 +279,27 @@ describe('IM deferred messaging', () => {
       assert.equal(await ms.remove(saved._id, CAROL), false);
       const [a, b] = await Promise.all([ms.remove(saved._id, BOB), ms.remove(saved._id, BOB)]);
       assert.deepEqual([a, b].sort(), [false, true]);
-      assert.equal(await ms.remove(saved._id), false);
+      assert.equal(await ms.remove(saved._id, BOB), false);
       assert.equal(await ms.get(BOB, saved._id), null);
       assert.equal(await ms.count(BOB), 0);
+    });
+
+    it('frees a place in a full mailbox when a message is removed, and corrects a drifted counter', async () => {
+      const store = storeOf();
+      const ms = new MessageStore(store, 'node-a');
+      const q = { expiresAt: new Date(Date.now() + 60_000), quota: 2 };
+      const m1 = (await ms.save(BOB, im('one'), q)) as StoredMessage;
+      await ms.save(BOB, im('two'), q);
+      assert.equal(await ms.save(BOB, im('three'), q), 'full');
+      assert.equal(await ms.remove(m1._id, BOB), true);
+      assert.notEqual(await ms.save(BOB, im('three'), q), 'full', 'the removal freed a place');
+      assert.equal(await ms.save(BOB, im('four'), q), 'full');
+      // an instance that stopped between counting and storing leaves the counter too high
+      await store.collection('im_mailboxes').updateOne({ _id: BOB }, { $set: { count: 99 } });
+      const two = await ms.pending(BOB, 10);
+      assert.equal(await ms.remove(two[0]!._id, BOB), true);
+      assert.notEqual(await ms.save(BOB, im('five'), q), 'full', 'recounted from the messages themselves');
+      assert.equal(await ms.count(BOB), 2);
     });
 
     it('keep() turns a pending message into a kept one that pending() no longer lists', async () => {

@@ -46,6 +46,13 @@ export interface StoredMessage extends ImMessage {
   nextAttemptAt: Date;
 }
 
+/** How many messages a mailbox holds: the quota check without counting the mailbox. */
+interface MailboxDoc {
+  _id: string; // recipient
+  [key: string]: unknown;
+  count: number;
+}
+
 interface LeaseDoc {
   _id: string; // recipient
   [key: string]: unknown;
@@ -63,10 +70,12 @@ let counter = 0;
 export class MessageStore {
   private readonly messages: Collection<StoredMessage>;
   private readonly leases: Collection<LeaseDoc>;
+  private readonly mailboxes: Collection<MailboxDoc>;
 
   constructor(store: Store, private readonly nodeId: string) {
     this.messages = store.collection<StoredMessage>('im_deferred');
     this.leases = store.collection<LeaseDoc>('im_deferred_leases');
+    this.mailboxes = store.collection<MailboxDoc>('im_mailboxes');
   }
 
   async start(): Promise<void> {
@@ -77,9 +86,7 @@ export class MessageStore {
 
   /** Stores a message for `recipient`; 'full' when the recipient already has `quota` messages. */
   async save(recipient: string, msg: ImMessage, opts: { expiresAt: Date; quota: number; state?: StoredMessage['state'] }): Promise<StoredMessage | 'full'> {
-    // count-then-insert: two instances racing can overshoot the quota by one message each,
-    // which is better than a global lock on every deferred message
-    if ((await this.messages.count({ recipient })) >= opts.quota) return 'full';
+    if (!(await this.reserve(recipient, opts.quota))) return 'full';
     const seqNo = (counter = (counter + 1) % 1_000_000);
     const id = `${msg.sentAt.getTime().toString().padStart(14, '0')}-${String(seqNo).padStart(6, '0')}-${this.nodeId}`;
     const doc: StoredMessage = {
@@ -93,8 +100,37 @@ export class MessageStore {
       attempts: 0,
       nextAttemptAt: msg.sentAt,
     };
-    await this.messages.insertOne(doc);
+    try {
+      await this.messages.insertOne(doc);
+    } catch (err) {
+      await this.mailboxes.updateOne({ _id: recipient }, { $inc: { count: -1 } });
+      throw err;
+    }
     return doc;
+  }
+
+  /**
+   * Takes one place in the recipient's mailbox, atomically (two instances cannot both take the
+   * last one). A counter that drifted above the truth (an instance stopped between counting and
+   * storing) is corrected from the messages themselves before a sender is told it is full.
+   */
+  private async reserve(recipient: string, quota: number): Promise<boolean> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const r = await this.mailboxes.findOneAndUpdate(
+          { _id: recipient, count: { $lt: quota } },
+          { $inc: { count: 1 } },
+          { upsert: true, returnDocument: 'after' },
+        );
+        if (r) return true;
+      } catch (err) {
+        if (!(err instanceof DuplicateKeyError)) throw err; // the mailbox exists and is at the quota
+      }
+      const actual = await this.messages.count({ recipient });
+      if (actual >= quota) return false;
+      await this.mailboxes.updateOne({ _id: recipient }, { $set: { count: actual } });
+    }
+    return false;
   }
 
   /** The recipient's messages waiting for delivery, oldest first. */
@@ -113,9 +149,11 @@ export class MessageStore {
     return this.messages.findOne({ _id: id, recipient });
   }
 
-  /** Removes one message; true for the one caller that removed it (delivery happens once). */
-  async remove(id: string, recipient?: string): Promise<boolean> {
-    return (await this.messages.deleteOne(recipient ? { _id: id, recipient } : { _id: id })) === 1;
+  /** Removes one of the recipient's messages; true for the one caller that removed it (delivery happens once). */
+  async remove(id: string, recipient: string): Promise<boolean> {
+    if ((await this.messages.deleteOne({ _id: id, recipient })) !== 1) return false;
+    await this.mailboxes.updateOne({ _id: recipient }, { $inc: { count: -1 } });
+    return true;
   }
 
   /** A delivered message kept for the user's other devices (network storage). */

@@ -188,7 +188,7 @@ export class StoreAndForward {
     const out = await this.send(msg.recipient, msg, `${msg._id}@${this.deps.domain}`, msg.attempts + 1);
     if (out.code < 300) {
       const policy = msg.kind === 'message' ? await this.deps.policyOf(msg.recipient) : undefined;
-      const mine = policy?.deferredDelivery.networkStorage ? await store.keep(msg._id) : await store.remove(msg._id);
+      const mine = policy?.deferredDelivery.networkStorage ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
       if (!mine) return true; // removed meanwhile (the user deleted it): nothing to charge twice
       metrics.count('im_deferred_delivered_total', { kind: msg.kind });
       await this.charge(msg, out, 'delivered');
@@ -205,7 +205,7 @@ export class StoreAndForward {
       this.deps.log.info({ recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait }, 'deferred delivery failed; will retry');
       return false;
     }
-    if (await store.remove(msg._id)) {
+    if (await store.remove(msg._id, msg.recipient)) {
       metrics.count('im_deferred_refused_total', { code: String(out.code) });
       await this.charge(msg, out, 'rejected', { reason: `recipient answered ${out.code}` });
       await this.notify(msg, 'failed');
@@ -214,7 +214,7 @@ export class StoreAndForward {
   }
 
   private async expire(msg: StoredMessage): Promise<void> {
-    if (!(await this.deps.store.remove(msg._id))) return;
+    if (!(await this.deps.store.remove(msg._id, msg.recipient))) return;
     if (msg.state === 'kept') return; // delivered long ago: only the copy ends
     this.deps.metrics.count('im_deferred_expired_total', { kind: msg.kind });
     this.deps.log.info({ recipient: msg.recipient, id: msg._id, kind: msg.kind }, 'deferred message expired');

@@ -352,11 +352,14 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
   });
 
   it('refuses messages from a user the operator barred', async () => {
-    assert.equal((await stack.admin('PUT', '/users/alice/im-barred', { barred: true })).status, 204);
+    const bar = await stack.provision('bar-im', 'alice');
+    assert.equal(bar.code, 0, bar.out);
+    assert.match(bar.out, /alice may no longer send instant messages/);
     const r = await im.send('alice', 'bob', 'am I barred?', { final: 403 });
     assert.equal(r.exitCode, 0, r.stdout);
     assert.match(r.messages, /403 Sender Barred/);
     assert.equal((await stack.admin('PUT', '/users/alice/im-barred', { barred: false })).status, 204);
+    assert.equal((await stack.admin('PUT', '/users/alice/im-barred', { barred: 'no' })).status, 400);
   });
 
   it('keeps stored messages across an AS restart and delivers them afterwards', async () => {

@@ -16,6 +16,8 @@ Usage:
   ims-provision remove USER
   ims-provision list
   ims-provision import FILE        one "user,password" per line (# comments allowed)
+  ims-provision bar-im USER        the user may no longer send instant messages (403)
+  ims-provision unbar-im USER
 
   USER is alice, alice@DOMAIN or sip:alice@DOMAIN (DOMAIN is sip.domain, default example.com).
   Only the digest HA1 of the password is stored.
@@ -63,10 +65,10 @@ function parseArgs(argv: string[]): Args {
   }
   const [cmd, user] = rest;
   if (!cmd) fail('missing command (see --help)');
-  if (['add', 'passwd', 'remove'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
+  if (['add', 'passwd', 'remove', 'bar-im', 'unbar-im'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
   if (cmd === 'import' && !user) fail('import needs a FILE');
   if (['add', 'passwd'].includes(cmd) && args.password === undefined) fail(`${cmd} needs --password or --password-stdin`);
-  if (!['add', 'passwd', 'remove', 'list', 'import'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
+  if (!['add', 'passwd', 'remove', 'list', 'import', 'bar-im', 'unbar-im'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
   return { ...args, cmd, user } as Args;
 }
 
@@ -75,6 +77,7 @@ interface UserBackend {
   add(user: string, password: string): Promise<string>;
   passwd(user: string, password: string): Promise<void>;
   remove(user: string): Promise<void>;
+  setImBarred(user: string, barred: boolean): Promise<void>;
   list(): Promise<string[]>;
   close(): Promise<void>;
 }
@@ -101,6 +104,7 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
     add: async (user, password) => (JSON.parse(await call('POST', '/users', { user, password })) as { uri: string }).uri,
     passwd: async (user, password) => void (await call('PUT', `/users/${enc(user)}/password`, { password })),
     remove: async (user) => void (await call('DELETE', `/users/${enc(user)}`)),
+    setImBarred: async (user, barred) => void (await call('PUT', `/users/${enc(user)}/im-barred`, { barred })),
     list: async () => (JSON.parse(await call('GET', '/users')) as Array<{ uri: string }>).map((u) => u.uri),
     close: async () => undefined,
   };
@@ -118,6 +122,7 @@ async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
     },
     passwd: (user, password) => users.setPassword(user, password),
     remove: (user) => users.remove(user),
+    setImBarred: (user, barred) => users.setImBarred(user, barred),
     list: async () => (await users.list()).map((u) => `sip:${u.user}@${u.domain}`),
     close: () => store.close(),
   };
@@ -155,6 +160,10 @@ async function run(backend: UserBackend, a: Args): Promise<string> {
       return `removed ${a.user}`;
     case 'import':
       return importUsers(backend, a.user!);
+    case 'bar-im':
+    case 'unbar-im':
+      await backend.setImBarred(a.user!, a.cmd === 'bar-im');
+      return `${a.user} ${a.cmd === 'bar-im' ? 'may no longer' : 'may again'} send instant messages`;
     default:
       return (await backend.list()).join('\n');
   }

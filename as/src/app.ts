@@ -20,6 +20,7 @@ import { UacClient } from './isc/uac.js';
 import type { Logger } from './log/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
+import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
 import type { Store } from './store/port.js';
@@ -144,6 +145,13 @@ export class ApplicationServer {
       docs.on('change', (ch) => {
         if (ch.ref.auid === 'pres-rules') void presence.rulesChanged(ch);
         if (ch.ref.auid === 'pidf-manipulation' && ch.ref.tree === 'users') void notifier.resourceChanged('presence', ch.ref.xui);
+      });
+      // Registration event package (RFC 3680): a user's devices watch their own registrations
+      const regPackage = new RegPackage({ registrations, domain });
+      notifier.register(regPackage);
+      registrations.on('change', (ch) => {
+        regPackage.noteChange(ch);
+        void notifier.resourceChanged('reg', ch.aor);
       });
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');

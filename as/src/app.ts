@@ -168,6 +168,7 @@ export class ApplicationServer {
       forward.notificationFactory = deliveryNotifications(domain);
       const history = new ConversationHistory(store, {
         nodeId: config.node.id,
+        maxMessages: config.im.historyMaxMessages,
         warnPercent: config.im.historyWarnPercent,
         warn: (owner, text) => {
           imLog.info({ owner }, 'history nearly full: telling the user');
@@ -255,7 +256,7 @@ export class ApplicationServer {
         digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
         trustedProxies: config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
       }));
-      const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain, historyMaxMessages: config.im.historyMaxMessages });
+      const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
       xcap.use(xcapServer.middleware());
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');

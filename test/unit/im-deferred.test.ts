@@ -705,7 +705,7 @@ describe('IM deferred messaging', () => {
     });
 
     it('keeps the newest `limit` entries and lists them newest first, by peer and before a seq', async () => {
-      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', warnPercent: 100, warn: () => undefined });
+      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', maxMessages: 100_000, warnPercent: 100, warn: () => undefined });
       await history.start();
       for (let i = 1; i <= 7; i++) await history.archive(entry(i), 5);
       await history.archive(entry(1, { owner: CAROL, peer: BOB }), 5);
@@ -726,7 +726,7 @@ describe('IM deferred messaging', () => {
 
     it('warns once when the level is crossed, and again after a removal brought it below', async () => {
       const warnings: Array<[string, string]> = [];
-      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', warnPercent: 80, warn: (o, t) => warnings.push([o, t]) });
+      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', maxMessages: 100_000, warnPercent: 80, warn: (o, t) => warnings.push([o, t]) });
       await history.start();
       const limit = 5; // level: 4 entries
       for (let i = 1; i <= 3; i++) await history.archive(entry(i), limit);

@@ -42,6 +42,8 @@ export class ConversationHistory {
 
   constructor(store: Store, private readonly opts: {
     nodeId: string;
+    /** The operator's ceiling on any user's own limit. */
+    maxMessages: number;
     warnPercent: number;
     /** Tells the user (a service MESSAGE); must not wait for the delivery. */
     warn: (owner: string, text: string) => void;
@@ -54,7 +56,9 @@ export class ConversationHistory {
     await this.entries.ensureIndex({ fields: { owner: 1, seq: 1 } });
   }
 
-  async archive(entry: HistoryInput, limit: number): Promise<void> {
+  /** Archives one message; `userLimit` is the user's im-policy max-messages. */
+  async archive(entry: HistoryInput, userLimit: number): Promise<void> {
+    const limit = Math.min(userLimit, this.opts.maxMessages);
     const seqNo = (counter = (counter + 1) % 1_000_000);
     const seq = `${entry.at.getTime().toString().padStart(14, '0')}-${String(seqNo).padStart(6, '0')}-${this.opts.nodeId}`;
     await this.entries.insertOne({ ...entry, _id: seq, seq, size: Buffer.byteLength(entry.body, 'utf8') });
@@ -90,9 +94,9 @@ export class ConversationHistory {
     return this.entries.findOne({ _id: id, owner });
   }
 
-  async remove(owner: string, id: string, limit: number): Promise<boolean> {
+  async remove(owner: string, id: string, userLimit: number): Promise<boolean> {
     const gone = (await this.entries.deleteOne({ _id: id, owner })) === 1;
-    if (gone) await this.rearm(owner, limit);
+    if (gone) await this.rearm(owner, Math.min(userLimit, this.opts.maxMessages));
     return gone;
   }
 

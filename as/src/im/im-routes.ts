@@ -26,62 +26,47 @@ export function imRoutes(deps: {
   history: ConversationHistory;
   policies: ImPolicies;
   domain: LocalDomain;
-  historyMaxMessages: number;
 }): Router {
   const router = new Router({ prefix: '/im/users/:xui' });
-  /** The mailbox owner when the caller is that user; otherwise answers 404/403 and returns undefined. */
-  const owner = (ctx: Context): string | undefined => {
+  /** Runs `handler` for the mailbox owner when the caller is that user; 404/403 otherwise. */
+  const own = (handler: (ctx: Context, xui: string) => Promise<void>) => async (ctx: Context): Promise<void> => {
     const xui = deps.domain.canonical(ctx.params.xui ?? '');
-    if (!xui) return void emptyBody(ctx, 404);
+    if (!xui) return emptyBody(ctx, 404);
     // a user reads and deletes only their own messages
-    if (ctx.state.identity !== xui) return void emptyBody(ctx, 403);
-    return xui;
+    if (ctx.state.identity !== xui) return emptyBody(ctx, 403);
+    await handler(ctx, xui);
   };
 
-  router.get('/deferred', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  router.get('/deferred', own(async (ctx, xui) => {
     const page = await deps.store.list(xui, { limit: limitOf(ctx), after: query(ctx, 'after') });
     ctx.body = { messages: page.map((m) => storedSummary(m)) };
-  });
-  router.get('/deferred/:id', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  }));
+  router.get('/deferred/:id', own(async (ctx, xui) => {
     const m = await deps.store.get(xui, ctx.params.id ?? '');
     if (!m) return emptyBody(ctx, 404);
     ctx.body = { ...storedSummary(m), body: m.body };
-  });
-  router.delete('/deferred/:id', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  }));
+  router.delete('/deferred/:id', own(async (ctx, xui) => {
     emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', xui)) ? 204 : 404);
-  });
+  }));
 
-  router.get('/history', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  router.get('/history', own(async (ctx, xui) => {
     const page = await deps.history.list(xui, { limit: limitOf(ctx), before: query(ctx, 'before'), peer: query(ctx, 'peer') });
     ctx.body = { entries: page.map((e) => historySummary(e)) };
-  });
-  router.get('/history/:id', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  }));
+  router.get('/history/:id', own(async (ctx, xui) => {
     const e = await deps.history.get(xui, ctx.params.id ?? '');
     if (!e) return emptyBody(ctx, 404);
     ctx.body = { ...historySummary(e), body: e.body };
-  });
-  router.delete('/history/:id', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  }));
+  router.delete('/history/:id', own(async (ctx, xui) => {
     const policy = await deps.policies.of(xui);
-    const gone = await deps.history.remove(xui, ctx.params.id ?? '', Math.min(policy.history.maxMessages, deps.historyMaxMessages));
+    const gone = await deps.history.remove(xui, ctx.params.id ?? '', policy.history.maxMessages);
     emptyBody(ctx, gone ? 204 : 404);
-  });
-  router.delete('/history', async (ctx) => {
-    const xui = owner(ctx);
-    if (!xui) return;
+  }));
+  router.delete('/history', own(async (ctx, xui) => {
     ctx.body = { deleted: await deps.history.clear(xui) };
-  });
+  }));
   return router;
 }
 

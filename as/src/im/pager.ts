@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
+import type { AsConfig } from '../config/config.js';
 import { encodeContext, type IscCall, type IscService } from '../isc/dispatcher.js';
 import { reply, type ContinueDecision, type IscDecision, type ReplyDecision } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
@@ -23,12 +24,8 @@ const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
 const ANONYMOUS_SIP_FROM = `"Anonymous" <${ANONYMOUS_URI}>`;
 const RECIPIENT_LIST_TAG = 'recipient-list-message';
 
-export interface PagerLimits {
-  maxMessageBytes: number;
-  maxRecipients: number;
-  historyMaxMessages: number;
-  exploderUser: string;
-}
+/** The im settings the pager works with (see as/src/config/config.ts). */
+export type PagerLimits = Pick<AsConfig['im'], 'maxMessageBytes' | 'maxRecipients' | 'exploderUser'>;
 
 /**
  * What the IM service keeps about a MESSAGE it let continue, carried by Kamailio in the
@@ -96,7 +93,7 @@ export class PagerService implements IscService {
 
   async handle(call: IscCall): Promise<IscDecision> {
     if (call.req.method !== 'MESSAGE') return reply(501, 'Not Implemented');
-    const read = this.read(call);
+    const read = await this.read(call);
     if ('action' in read) return read;
     const m = read;
     const { req } = call;
@@ -142,7 +139,7 @@ export class PagerService implements IscService {
   // Reading the request
   // -------------------------------------------------------------------------------------
 
-  private read(call: IscCall): Incoming | ReplyDecision {
+  private async read(call: IscCall): Promise<Incoming | ReplyDecision> {
     const { req, sip } = call;
     const sender = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
@@ -172,12 +169,12 @@ export class PagerService implements IscService {
         m.cpim = parseCpim(body);
       } catch (err) {
         if (!(err instanceof CpimParseError)) throw err;
-        void this.charge(ctx, 400, 'rejected', call.receivedAt, { reason: 'malformed CPIM' });
+        await this.charge(ctx, 400, 'rejected', call.receivedAt, { reason: 'malformed CPIM' });
         return reply(400, 'Malformed CPIM Message', { hdrs: warning(this.deps.domain.domain, err.message) });
       }
       // the CPIM From is what a chat client shows: it must be the sender we authenticated
       if (req.orig && m.cpim.from && !this.sameUser(m.cpim.from.uri, sender)) {
-        void this.charge(ctx, 403, 'rejected', call.receivedAt, { reason: 'CPIM From is not the sender' });
+        await this.charge(ctx, 403, 'rejected', call.receivedAt, { reason: 'CPIM From is not the sender' });
         return reply(403, 'CPIM From Does Not Match Sender');
       }
     }
@@ -203,7 +200,7 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'sender barred' });
       return reply(403, 'Sender Barred From Messaging');
     }
-    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
     return undefined;
   }
 
@@ -222,7 +219,7 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 200, 'discarded', call.receivedAt, { reason: 'blocked by recipient' });
       return reply(200, 'OK');
     }
-    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
 
     const message = this.imMessage(m);
     if (call.req.orig) await this.archive(m.sender, 'sent', to, m);
@@ -244,8 +241,9 @@ export class PagerService implements IscService {
     return reply(202, 'Accepted');
   }
 
-  private tooLarge(m: Incoming, max: number): ReplyDecision {
-    void this.charge(m.ctx, 413, 'rejected', m.call.receivedAt, { reason: 'too large' });
+  private async tooLarge(m: Incoming): Promise<ReplyDecision> {
+    const max = this.deps.limits.maxMessageBytes;
+    await this.charge(m.ctx, 413, 'rejected', m.call.receivedAt, { reason: 'too large' });
     return reply(413, 'Request Entity Too Large', {
       hdrs: `Max-Message-Size: ${max}\r\n${warning(this.deps.domain.domain, `message body is ${m.size} bytes; the most accepted is ${max}`)}`,
     });
@@ -317,7 +315,7 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
       return reply(403, 'Too Many Recipients', { hdrs: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
     }
-    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m, this.deps.limits.maxMessageBytes);
+    if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
     if (m.call.req.orig) await this.archive(m.sender, 'sent', service, m);
     await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
     this.deps.metrics.count('im_explosions_total', {});
@@ -402,7 +400,7 @@ export class PagerService implements IscService {
     if (!policy.history.enabled) return;
     await this.deps.history.archive({
       owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
-    }, Math.min(policy.history.maxMessages, this.deps.limits.historyMaxMessages));
+    }, policy.history.maxMessages);
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
@@ -410,7 +408,7 @@ export class PagerService implements IscService {
     await this.deps.history.archive({
       owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
       contentType: msg.contentType, body: msg.body, callId: msg.callId,
-    }, Math.min(policy.history.maxMessages, this.deps.limits.historyMaxMessages));
+    }, policy.history.maxMessages);
   }
 
   /** One charging record per role this AS played for the message. */
@@ -435,7 +433,7 @@ export class PagerService implements IscService {
 
 /** The CPIM body with an anonymous From for a sender who asked for privacy; undefined when nothing changes. */
 function anonymousCpimBody(m: Incoming): string | undefined {
-  if (!m.privacy || !m.cpim || sameIdentity(m.cpim.from.uri, ANONYMOUS_URI)) return undefined;
+  if (!m.privacy || !m.cpim || isAnonymous(m.cpim.from.uri)) return undefined;
   return serializeCpim(withReplacedFrom(m.cpim, CPIM_ANONYMOUS));
 }
 
@@ -470,19 +468,17 @@ function stripTag(from: string): string {
   return from.replace(/;\s*tag=[^;\s]*/i, '');
 }
 
-/** user@host of a sip:, sips:, im: or pres: URI, lowercased host: how CPIM and SIP identities compare. */
-function identityKey(uri: string): string {
-  const m = /^(?:sips?|im|pres):([^@;?>]+)@([^;?>:]+)/i.exec(uri.trim().replace(/^<|>$/g, ''));
-  return m ? `${m[1]}@${m[2]!.toLowerCase()}` : uri.trim().toLowerCase();
-}
-
-function sameIdentity(a: string, b: string): boolean {
-  return identityKey(a) === identityKey(b);
-}
-
+/** User and host (lowercased) of a sip:, sips:, im: or pres: URI: how CPIM and SIP identities compare. */
 function userAndHost(uri: string): { user: string; host: string } | undefined {
   const m = /^(?:sips?|im|pres):([^@;?>]+)@([^;?>:]+)/i.exec(uri.trim().replace(/^<|>$/g, ''));
   return m ? { user: m[1]!, host: m[2]!.toLowerCase() } : undefined;
+}
+
+const ANONYMOUS = userAndHost(ANONYMOUS_URI)!;
+
+function isAnonymous(uri: string): boolean {
+  const u = userAndHost(uri);
+  return u?.user === ANONYMOUS.user && u.host === ANONYMOUS.host;
 }
 
 function warning(host: string, text: string): string {

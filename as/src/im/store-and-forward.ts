@@ -160,6 +160,8 @@ export class StoreAndForward {
     }
     let delivered = 0;
     try {
+      // read once per drain: whether delivered messages stay as copies (network storage)
+      const keepCopies = (await this.deps.policyOf(recipient)).deferredDelivery.networkStorage;
       for (;;) {
         const batch = await store.pending(recipient, BATCH);
         if (batch.length === 0) return;
@@ -169,7 +171,7 @@ export class StoreAndForward {
             await this.expire(msg);
             continue;
           }
-          const ok = await this.deliverStored(msg);
+          const ok = await this.deliverStored(msg, keepCopies);
           if (!ok) return;
           delivered++;
           if (delivered % BATCH === 0) await store.lease(recipient, new Date(Date.now() + LEASE_MS));
@@ -182,13 +184,12 @@ export class StoreAndForward {
   }
 
   /** One stored message to its recipient; false when the mailbox must wait. */
-  private async deliverStored(msg: StoredMessage): Promise<boolean> {
+  private async deliverStored(msg: StoredMessage, keepCopies: boolean): Promise<boolean> {
     const { store, metrics } = this.deps;
     // same Call-ID on every attempt, so that a device can recognise a duplicate
     const out = await this.send(msg.recipient, msg, `${msg._id}@${this.deps.domain}`, msg.attempts + 1);
     if (out.code < 300) {
-      const policy = msg.kind === 'message' ? await this.deps.policyOf(msg.recipient) : undefined;
-      const mine = policy?.deferredDelivery.networkStorage ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
+      const mine = keepCopies && msg.kind === 'message' ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
       if (!mine) return true; // removed meanwhile (the user deleted it): nothing to charge twice
       metrics.count('im_deferred_delivered_total', { kind: msg.kind });
       await this.charge(msg, out, 'delivered');

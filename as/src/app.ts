@@ -37,6 +37,7 @@ import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
 import { XcapServer } from './xdm/xcap-server.js';
 import { PresenceAuthorizer } from './presence/authorization.js';
 import { PresencePackage } from './presence/presence-package.js';
+import { ResourceListServer } from './presence/rls/list-server.js';
 import { PresenceService } from './presence/presence-service.js';
 import { PresenceState } from './presence/presence-state.js';
 import { Publications } from './presence/publications.js';
@@ -120,6 +121,7 @@ export class ApplicationServer {
         store, uac, charging, metrics,
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
+        minNotifyInterval: config.presence.minNotifyInterval,
         log: log.child({ svc: 'notifier' }),
       });
       const xcapRoot = config.xdm.publicRoot || `http://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
@@ -134,8 +136,14 @@ export class ApplicationServer {
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
       const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
+      // Resource List Server (RFC 4662): list subscriptions share the presence package
+      const lists = new ResourceListServer({
+        docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier,
+        limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
+        log: log.child({ svc: 'rls' }),
+      });
       notifier
-        .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, expiry: config.presence }))
+        .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, lists, expiry: config.presence }))
         .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
       const presence = new PresenceService({
         presentities, domain, publications, notifier, authorizer, registrations, charging,

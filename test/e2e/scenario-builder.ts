@@ -65,7 +65,7 @@ function responseAndNotify(code: number, rrs: boolean): string {
   <label id="${done}" />${okToCaptured}`;
 }
 
-function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string } }): string {
+function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string }; headers?: string[] }): string {
   const uri = opts.inDialog ? '[next_url]' : 'sip:[$target]@[$domain]';
   return `
   <send retrans="500">
@@ -78,7 +78,7 @@ function subscribe(cseq: number, event: string, expires: number, opts: { auth: b
       Call-ID: [call_id]
       CSeq: ${cseq} SUBSCRIBE${opts.inDialog ? '\n      [routes]' : ''}
       Contact: <sip:[$user]@[local_ip]:[local_port]>${opts.auth ? '\n      [authentication]' : ''}
-      Event: ${event}${opts.accept ? `\n      Accept: ${opts.accept}` : ''}
+      Event: ${event}${opts.accept ? `\n      Accept: ${opts.accept}` : ''}${(opts.headers ?? []).map((h) => `\n      ${h}`).join('')}
       Expires: ${expires}
       Max-Forwards: 70${opts.body ? `\n      Content-Type: ${opts.body.type}` : ''}
       Content-Length: [len]
@@ -93,24 +93,37 @@ ${opts.body ? `\n${opts.body.text}` : '\n'}
  * un-SUBSCRIBE and its final NOTIFY, unless `unsubscribe` is false.
  * `expectFinal` other than 200 ends the scenario at that final response (403, 489 ...).
  */
-export function subscriberScenario(o: { event: string; accept?: string; expires?: number; more?: number; unsubscribe?: boolean; expectFinal?: number; notifyTimeoutMs?: number; body?: { type: string; text: string } }): string {
+export function subscriberScenario(o: {
+  event: string; accept?: string; expires?: number; more?: number; unsubscribe?: boolean; expectFinal?: number; notifyTimeoutMs?: number;
+  body?: { type: string; text: string };
+  /** Extra header lines of every SUBSCRIBE (Supported: eventlist ...). */
+  headers?: string[];
+  /** Refresh SUBSCRIBEs after these NOTIFY numbers (in-dialog, with this body when given). */
+  refreshAfter?: { notify: number; body?: { type: string; text: string } };
+}): string {
   const expires = o.expires ?? 600;
-  const parts: string[] = [subscribe(1, o.event, expires, { auth: false, inDialog: false, accept: o.accept, body: o.body }), `
-  <recv response="407" auth="true" />`, subscribe(2, o.event, expires, { auth: true, inDialog: false, accept: o.accept, body: o.body })];
+  const headers = o.headers ?? [];
+  const parts: string[] = [subscribe(1, o.event, expires, { auth: false, inDialog: false, accept: o.accept, body: o.body, headers }), `
+  <recv response="407" auth="true" />`, subscribe(2, o.event, expires, { auth: true, inDialog: false, accept: o.accept, body: o.body, headers })];
   if (o.expectFinal && o.expectFinal !== 200) {
     parts.push(`
   <recv response="${o.expectFinal}" />`);
   } else {
     parts.push(responseAndNotify(200, true), `
   <nop><action><log message="SUBSCRIBED" /></action></nop>`);
+    let cseq = 3;
     for (let i = 0; i < (o.more ?? 0); i++) {
       parts.push(`
   <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}" />${ok200}
   <nop><action><log message="NOTIFIED ${i + 1}" /></action></nop>`);
+      if (o.refreshAfter?.notify === i + 1) {
+        parts.push(subscribe(cseq++, o.event, expires, { auth: false, inDialog: true, accept: o.accept, body: o.refreshAfter.body, headers }), responseAndNotify(200, false), `
+  <nop><action><log message="REFRESHED" /></action></nop>`);
+      }
     }
     if (o.unsubscribe !== false) {
       parts.push(`
-  <pause milliseconds="200" />`, subscribe(3, o.event, 0, { auth: false, inDialog: true }), responseAndNotify(200, false));
+  <pause milliseconds="200" />`, subscribe(cseq, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
     }
   }
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -76,6 +76,14 @@ export interface AsConfig {
     openDomain: boolean;
     /** What a watcher gets when no pres-rule applies (RFC 5025 leaves it to the server). */
     defaultSubHandling: 'confirm' | 'allow' | 'polite-block' | 'block';
+    /** Largest NOTIFY body of a list subscription; above it the state is split (RFC 4662). */
+    maxNotifyBytes: number;
+    /** Members a resource list may have once resolved (nested lists and references included). */
+    maxListMembers: number;
+    /** How deep lists may nest through references before resolution stops. */
+    maxListDepth: number;
+    /** Shortest interval between two NOTIFYs of one dialog (seconds; 0: none), whatever the watcher asks (RFC 6446 local policy). */
+    minNotifyInterval: number;
   };
   im: {
     /** Largest MESSAGE body accepted, originating and terminating (413 above). */
@@ -166,6 +174,14 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'presence.openDomain', env: 'PRESENCE_OPEN_DOMAIN', kind: 'bool', def: false, help: 'accept any user of the domain as a presentity, provisioned or not (benchmarks, open labs)' },
   { path: 'presence.defaultSubHandling', env: 'PRESENCE_DEFAULT_SUB_HANDLING', kind: 'string', def: 'confirm', help: 'sub-handling when no pres-rule applies: confirm, allow, polite-block or block',
     check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
+  { path: 'presence.maxNotifyBytes', env: 'PRESENCE_MAX_NOTIFY_BYTES', kind: 'int', def: 48000, help: 'largest list NOTIFY body; a larger list state is split across NOTIFYs (the whole NOTIFY stays under the 64 KB that Kamailio and UDP take)',
+    check: (v) => (Number(v) >= 4096 && Number(v) <= 50000 ? undefined : 'must be between 4096 and 50000') },
+  { path: 'presence.maxListMembers', env: 'PRESENCE_MAX_LIST_MEMBERS', kind: 'int', def: 1000, help: 'members a resource list may have once resolved (403 above)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'presence.maxListDepth', env: 'PRESENCE_MAX_LIST_DEPTH', kind: 'int', def: 8, help: 'how deep resource lists may nest through references',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'presence.minNotifyInterval', env: 'PRESENCE_MIN_NOTIFY_INTERVAL', kind: 'int', def: 0, help: 'shortest interval in seconds between two NOTIFYs of one subscription, any event package (bursts coalesce into one NOTIFY with the latest state; echoed as max-rate); 0: none',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
   { path: 'im.maxMessageBytes', env: 'IM_MAX_MESSAGE_BYTES', kind: 'int', def: 32 * 1024, help: 'largest MESSAGE body (413 above, with Max-Message-Size)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.deferredExpirySeconds', env: 'IM_DEFERRED_EXPIRY_SECONDS', kind: 'int', def: 7 * 86400, help: 'how long a message for an offline user is kept',

@@ -1,5 +1,6 @@
 import type { IscCall } from '../isc/dispatcher.js';
 import type { IscRequest, ReplyDecision } from '../isc/types.js';
+import type { RateRequest } from './rate-control.js';
 
 /** What the notifier keeps about one subscription dialog (RFC 6665), as stored. */
 export interface Subscription {
@@ -11,6 +12,8 @@ export interface Subscription {
   eventId?: string;
   /** The resource watched, canonical (presentity, list URI, the user for xcap-diff). */
   resource: string;
+  /** Other resources whose changes concern this subscription (a list's members). */
+  watches?: string[];
   /** The watcher's asserted identity. */
   watcher: string;
   callId: string;
@@ -34,6 +37,8 @@ export interface Subscription {
   accept: string[];
   createdAt: Date;
   notifyCount: number;
+  /** Notification rate control in force (RFC 6446), after local policy. */
+  rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */
   data: Record<string, unknown>;
 }
@@ -46,6 +51,27 @@ export interface NotifyContent {
 export interface NotifyRendering extends NotifyContent {
   data?: Record<string, unknown>;
   unchanged?: boolean;
+  /**
+   * Further bodies that complete this one (a large list's state split across NOTIFYs):
+   * each leaves in its own NOTIFY right after, in order.
+   */
+  more?: NotifyContent[];
+}
+
+/** What the notifier tells a package about the NOTIFY it renders. */
+export interface RenderContext {
+  /**
+   * The watcher must get the full state: the first NOTIFY, the one after a refresh, after
+   * an authorization change, or when the package lost track (a restart).
+   */
+  fullState: boolean;
+  /**
+   * The version number of this NOTIFY's document for packages that number them per dialog
+   * (RLMI, pidf-diff): NOTIFYs sent before on the dialog, counted so that it only grows,
+   * across restarts too (a restart may skip numbers; the state sent then is full). A body
+   * in `more` has this + its position.
+   */
+  version: number;
 }
 
 /** A step in a subscription's life, for packages that watch subscriptions (watcher info). */
@@ -59,7 +85,18 @@ export interface SubscriptionEvent {
 /** The decision a package takes on a new subscription. */
 export type Admission =
   | { reject: ReplyDecision }
-  | { state: 'active' | 'pending'; resource: string; data?: Record<string, unknown> };
+  | {
+    state: 'active' | 'pending';
+    resource: string;
+    data?: Record<string, unknown>;
+    /** See Subscription.watches. */
+    watches?: string[];
+    /** Extra header lines for the 2xx (e.g. "Require: eventlist\r\n"). */
+    replyHeaders?: string;
+  };
+
+/** What a package decides on a refresh SUBSCRIBE that carries something new (a body). */
+export type RefreshDecision = { reject: ReplyDecision } | { data: Record<string, unknown> };
 
 /**
  * One SIP event package (RFC 6665 section 5) served by the notifier: it decides who may
@@ -89,5 +126,9 @@ export interface EventPackage {
    * `unchanged`: the watcher would learn nothing new, so no NOTIFY is sent (a final NOTIFY
    * is sent all the same).
    */
-  content(sub: Subscription): Promise<NotifyRendering | undefined>;
+  content(sub: Subscription, ctx: RenderContext): Promise<NotifyRendering | undefined>;
+  /** A refresh SUBSCRIBE of a live subscription (new filters in its body ...); undefined: nothing to change. */
+  refresh?(sub: Subscription, call: IscCall): Promise<RefreshDecision | undefined>;
+  /** Package-specific fields for the subscription's charging records (a list's size ...). */
+  chargingExtra?(sub: Subscription): Record<string, unknown>;
 }

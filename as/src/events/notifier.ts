@@ -8,7 +8,8 @@ import { parseNameAddr, parseValueParams } from '../sip/index.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
-import type { EventPackage, Subscription, SubscriptionEvent } from './event-package.js';
+import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
+import { RateControlError, negotiateRate, nextWindow, parseRateRequest, rateStateParams, recordSend, type RateRequest, type WindowState } from './rate-control.js';
 
 /** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
 type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
@@ -18,6 +19,17 @@ interface Flight {
   again: boolean;
   /** The one wanted is the final one. */
   final?: EndReason;
+  /** The one wanted must carry the full state (first NOTIFY, refresh, authorization change). */
+  full: boolean;
+  /** The one wanted leaves even if nothing changed (a max-interval keep-alive). */
+  force: boolean;
+}
+
+/** What a NOTIFY is wanted for. */
+interface Wish {
+  final?: EndReason;
+  full?: boolean;
+  force?: boolean;
 }
 
 /**
@@ -33,6 +45,9 @@ interface Hot {
   reserved: number;
   notifies: number;
   data?: Record<string, unknown>;
+  /** When the last NOTIFY left (ms), and the recent ones (adaptive rate), for rate control. */
+  lastSentAt?: number;
+  recent?: number[];
 }
 
 
@@ -49,6 +64,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private readonly subs: Collection<Subscription>;
   private readonly flights = new Map<string, Flight>();
   private readonly expiries = new Deadlines();
+  /** NOTIFYs held back by a minimum interval (RFC 6446), and max-interval keep-alives. */
+  private readonly held = new Deadlines();
+  private readonly keepAlives = new Deadlines();
+  /** Wishes that arrived while a NOTIFY was held back: sent together when the interval ends. */
+  private readonly heldWishes = new Map<string, Wish>();
   private readonly hot = new Map<string, Hot>();
   private stopped = false;
 
@@ -63,6 +83,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
      * loose_route would, so the NOTIFY takes one pass through the core instead of two.
      */
     coreHostPort?: string;
+    /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
+    minNotifyInterval?: number;
     log: Logger;
     metrics: Metrics;
   }) {
@@ -82,6 +104,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Loads live subscriptions and arms their expiry (after a restart too). */
   async start(): Promise<void> {
     await this.subs.ensureIndex({ fields: { event: 1, resource: 1 } });
+    await this.subs.ensureIndex({ fields: { watches: 1 } });
     const live = await this.subs.find({ state: { $ne: 'terminated' } });
     for (const s of live) this.armExpiry(s);
     this.deps.log.info({ subscriptions: live.length }, 'notifier started');
@@ -90,6 +113,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   stop(): void {
     this.stopped = true;
     this.expiries.clearAll();
+    this.held.clearAll();
+    this.keepAlives.clearAll();
   }
 
   async handleSubscribe(call: IscCall): Promise<IscDecision> {
@@ -100,6 +125,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const pkg = this.packages.get(event.value.toLowerCase());
     if (!pkg) return reply(489, 'Bad Event', { hdrs: `Allow-Events: ${this.allowEvents}\r\n` });
     const eventId = event.params.get('id');
+    let rate: RateRequest | undefined;
+    try {
+      rate = negotiateRate(parseRateRequest(event.params), { localMinInterval: this.deps.minNotifyInterval ?? 0 });
+    } catch (err) {
+      if (err instanceof RateControlError) return reply(err.status, err.reason);
+      throw err;
+    }
 
     const expiresHeader = sip.headers.get('Expires');
     let expires = pkg.defaultExpires;
@@ -130,6 +162,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       event: pkg.name,
       ...(eventId ? { eventId } : {}),
       resource: admission.resource,
+      ...(admission.watches?.length ? { watches: admission.watches } : {}),
       watcher,
       callId: sip.callId,
       fromTag: sip.from.tag ?? '',
@@ -145,6 +178,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       accept,
       createdAt: now,
       notifyCount: 0,
+      ...(rate ? { rate } : {}),
       data: admission.data ?? {},
     };
     await this.subs.insertOne(sub);
@@ -152,20 +186,40 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
     this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
-      this.queueNotify(sub._id, 'unsubscribed'); // fetch: one NOTIFY with the state, then done
+      this.queueNotify(sub._id, { final: 'unsubscribed', full: true }); // fetch: one NOTIFY with the state, then done
     } else {
       this.armExpiry(sub);
-      this.queueNotify(sub._id);
+      this.queueNotify(sub._id, { full: true });
       void this.charge(pkg, sub, 'opened', call.receivedAt);
     }
-    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
+    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n${admission.replyHeaders ?? ''}` });
   }
 
-  /** Notifies every live subscription of `event` to `resource` (the state changed). */
-  async resourceChanged(event: string, resource: string): Promise<number> {
-    const live = await this.subs.find({ event, resource, state: { $ne: 'terminated' } });
-    for (const s of live) this.queueNotify(s._id);
-    return live.length;
+  /**
+   * Notifies every live subscription of `event` to `resource` (the state changed), and
+   * those that watch it among others (lists); `direct: false` only the latter.
+   */
+  async resourceChanged(event: string, resource: string, scope: { direct: boolean } = { direct: true }): Promise<number> {
+    // two indexed queries rather than one $or, which the embedded engine would scan
+    const direct = scope.direct ? await this.subs.find({ event, resource, state: { $ne: 'terminated' } }) : [];
+    const via = await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' } });
+    for (const s of direct) this.queueNotify(s._id);
+    for (const s of via) this.queueNotify(s._id);
+    return direct.length + via.length;
+  }
+
+  /**
+   * Replaces a live subscription's package data (and the other resources it watches),
+   * then notifies it with the full state: a list whose membership changed.
+   */
+  async update(id: string, data: Record<string, unknown>, watches?: string[]): Promise<void> {
+    const set: Record<string, unknown> = { data };
+    if (watches) set.watches = watches;
+    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: set }, { returnDocument: 'after' });
+    if (!s) return;
+    const h = this.hot.get(id);
+    if (h) h.data = data;
+    this.queueNotify(id, { full: true });
   }
 
 
@@ -174,7 +228,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: reason } }, { returnDocument: 'after' });
     if (!s) return;
     this.disarm(id);
-    this.queueNotify(id, reason);
+    this.queueNotify(id, { final: reason });
     this.emit('subscription', { sub: s, what: 'terminated', reason });
   }
 
@@ -188,7 +242,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (!before) return;
     const h = this.hot.get(id);
     if (h) h.data = data;
-    this.queueNotify(id);
+    // a change of authorization is told at once, whatever the rate (RFC 6446 section 5.2)
+    this.queueNotify(id, { full: before.state !== state, force: before.state !== state });
     if (before.state !== state) {
       const sub = { ...before, state, data };
       this.emit('subscription', { sub, what: state === 'active' ? 'activated' : 'deactivated' });
@@ -209,20 +264,40 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: 'unsubscribed', remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
       if (!s) return reply(481, 'Subscription Does Not Exist');
       this.disarm(id);
-      this.queueNotify(id, 'unsubscribed');
+      this.queueNotify(id, { final: 'unsubscribed' });
       this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
       this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
       return reply(200, 'OK', { hdrs: `Expires: 0\r\nContact: <${this.deps.contact}>\r\n` });
     }
     const expiresAt = new Date(Date.now() + expires * 1000);
+    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq };
+    // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
+    let rate: RateRequest | undefined;
+    try {
+      rate = negotiateRate(parseRateRequest(parseValueParams(sip.headers.get('Event') ?? '').params), { localMinInterval: this.deps.minNotifyInterval ?? 0 });
+    } catch (err) {
+      if (err instanceof RateControlError) return reply(err.status, err.reason);
+      throw err;
+    }
+    if (rate) set.rate = rate;
+    if (pkg.refresh) {
+      const h = this.hot.get(id);
+      const decision = await pkg.refresh(h?.data ? { ...current, data: h.data } : current, call);
+      if (decision && 'reject' in decision) return decision.reject;
+      if (decision) {
+        set.data = decision.data;
+        if (h) h.data = decision.data;
+      }
+    }
     const s = await this.subs.findOneAndUpdate(
       { _id: id, state: { $ne: 'terminated' } },
-      { $set: { expiresAt, remoteCseq: sip.cseq.seq } },
+      rate ? { $set: set } : { $set: set, $unset: { rate: true } },
       { returnDocument: 'after' },
     );
     if (!s) return reply(481, 'Subscription Does Not Exist');
     this.armExpiry(s);
-    this.queueNotify(id);
+    // a refresh gets the full state at once (RFC 6665 4.2.1.2), rate control or not
+    this.queueNotify(id, { full: true, force: true });
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
     void this.charge(pkg, s, 'refreshed', call.receivedAt);
@@ -243,6 +318,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   private disarm(id: string): void {
     this.expiries.clear(id);
+    this.held.clear(id);
+    this.heldWishes.delete(id);
+    this.keepAlives.clear(id);
   }
 
   /** Claims the expiry (one instance wins when several share the store) and says so. */
@@ -258,31 +336,62 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       return;
     }
     this.deps.metrics.count('subscriptions_expired_total', { event: s.event });
-    this.queueNotify(id, 'timeout');
+    this.queueNotify(id, { final: 'timeout' });
     this.emit('subscription', { sub: s, what: 'terminated', reason: 'timeout' });
   }
 
-  /** Asks for a NOTIFY; one is in flight per dialog at most, later wishes coalesce. */
-  private queueNotify(id: string, final?: EndReason): void {
+  /**
+   * Asks for a NOTIFY; one is in flight per dialog at most, later wishes coalesce. A
+   * dialog under a minimum interval (RFC 6446, or local policy) keeps its wishes until the
+   * interval ends and then sends one NOTIFY with the latest state; final NOTIFYs and the
+   * answer to a refresh are never held.
+   */
+  private queueNotify(id: string, wish: Wish = {}): void {
     if (this.stopped) return;
     const f = this.flights.get(id);
     if (f) {
       f.again = true;
-      if (final) f.final = final;
+      if (wish.final) f.final = wish.final;
+      if (wish.full) f.full = true;
+      if (wish.force) f.force = true;
       return;
     }
-    this.flights.set(id, { again: false, final });
+    if (!wish.final && !wish.force && this.held.has(id)) {
+      // held back by a minimum interval: the timer sends the latest state when it ends
+      this.heldWishes.set(id, merge(this.heldWishes.get(id), wish));
+      return;
+    }
+    const heldBefore = this.heldWishes.get(id);
+    if (heldBefore) {
+      this.held.clear(id);
+      this.heldWishes.delete(id);
+      wish = merge(heldBefore, wish);
+    }
+    this.flights.set(id, { again: false, final: wish.final, full: wish.full ?? false, force: wish.force ?? false });
     void this.pump(id);
+  }
+
+  /** Holds a wish until `at` when the dialog's rate forbids sending it now. */
+  private holdUntil(id: string, at: number, wish: Wish): void {
+    this.heldWishes.set(id, merge(this.heldWishes.get(id), wish));
+    if (this.held.has(id)) return;
+    this.held.set(id, new Date(at), () => {
+      const w = this.heldWishes.get(id) ?? {};
+      this.heldWishes.delete(id);
+      this.queueNotify(id, w);
+    });
   }
 
   private async pump(id: string): Promise<void> {
     try {
       for (;;) {
         const f = this.flights.get(id)!;
-        const final = f.final;
+        const wish: Wish = { final: f.final, full: f.full, force: f.force };
         f.again = false;
         f.final = undefined;
-        const done = await this.sendNotify(id, final);
+        f.full = false;
+        f.force = false;
+        const done = await this.sendNotify(id, wish);
         if (done || !f.again) break;
       }
     } catch (err) {
@@ -292,25 +401,87 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     }
   }
 
-  /** Sends one NOTIFY with the current state; true when the subscription is over. */
-  private async sendNotify(id: string, final?: EndReason): Promise<boolean> {
+  /**
+   * Sends one NOTIFY with the current state (or several, when the package splits a large
+   * state); true when the subscription is over.
+   */
+  private async sendNotify(id: string, wish: Wish): Promise<boolean> {
+    const { final } = wish;
     const stored = await this.subs.findOne({ _id: id });
     if (!stored) return true;
     const pkg = this.packages.get(stored.event);
     if (!pkg) return true;
     let h = this.hot.get(id);
+    let resumed = false;
     if (!h) {
       // first NOTIFY since a restart (or of a dialog another instance created): resume above the ceiling
       h = { cseq: stored.localCseq, reserved: stored.localCseq, notifies: stored.notifyCount };
       this.hot.set(id, h);
+      resumed = true;
     }
     const current: Subscription = h.data ? { ...stored, data: h.data, notifyCount: h.notifies } : { ...stored, notifyCount: h.notifies };
     const terminated = final !== undefined || current.state === 'terminated';
     if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
+    if (!terminated && !wish.force && current.rate) {
+      const { notBefore } = nextWindow(current.rate, this.window(current, h, Date.now()));
+      if (notBefore - Date.now() > 5) {
+        this.holdUntil(id, notBefore, wish);
+        return false;
+      }
+    }
     // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
     const withheld = (current.state === 'pending' && !terminated) || final === 'rejected' || final === 'noresource';
-    const content = withheld ? undefined : await pkg.content(current);
-    if (content?.unchanged && !terminated && current.notifyCount > 0) return false;
+    const fullState = wish.full === true || resumed || current.notifyCount === 0;
+    const content = withheld ? undefined : await pkg.content(current, { fullState, version: h.cseq });
+    if (content?.unchanged && !terminated && !wish.force && current.notifyCount > 0) return false;
+    if (content?.data) {
+      h.data = content.data;
+      if (pkg.persistData) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
+    }
+    // (an unchanged rendering may come without a body: a final NOTIFY then carries none)
+    const first = content && content.body !== '' ? { contentType: content.contentType, body: content.body } : undefined;
+    const bodies: Array<NotifyContent | undefined> = [first, ...(content?.more ?? [])];
+    for (const [i, body] of bodies.entries()) {
+      // a final NOTIFY split in parts: only the last one says terminated
+      const last = i === bodies.length - 1;
+      const outcome = await this.transmit(id, h, current, body, terminated && last ? final : undefined);
+      if (terminated && last) {
+        this.disarm(id);
+        this.hot.delete(id);
+        this.keepAlives.clear(id);
+        await this.subs.updateOne({ _id: id }, { $set: { notifyCount: h.notifies } });
+        void this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final);
+        return true;
+      }
+      if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
+        // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
+        await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', notifyCount: h.notifies } });
+        this.disarm(id);
+        this.hot.delete(id);
+        this.keepAlives.clear(id);
+        this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
+        const s = { ...current, notifyCount: h.notifies };
+        this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
+        void this.charge(pkg, s, 'closed', new Date(), 'giveup');
+        return true;
+      }
+    }
+    h.lastSentAt = Date.now();
+    if (current.rate) {
+      h.recent = recordSend(h.recent ?? [], h.lastSentAt, current.rate);
+      // min-rate / adaptive-min-rate: a NOTIFY with the state even when nothing changes
+      const { keepAliveAt } = nextWindow(current.rate, this.window(current, h, h.lastSentAt));
+      if (keepAliveAt !== undefined) this.keepAlives.set(id, new Date(keepAliveAt), () => this.queueNotify(id, { force: true }));
+    }
+    return false;
+  }
+
+  private window(s: Subscription, h: Hot, now: number): WindowState {
+    return { now, expiresAt: s.expiresAt.getTime(), notifyCount: h.notifies, createdAt: s.createdAt.getTime(), ...(h.lastSentAt !== undefined ? { lastSentAt: h.lastSentAt } : {}), ...(h.recent ? { recentSends: h.recent } : {}) };
+  }
+
+  /** One NOTIFY of the dialog through the core: takes the next CSeq and says the subscription's state. */
+  private async transmit(id: string, h: Hot, s: Subscription, content: NotifyContent | undefined, final: EndReason | undefined): Promise<{ code: number; timedOut?: boolean }> {
     // the CSeq is taken only now, for a NOTIFY that really leaves
     h.cseq++;
     h.notifies++;
@@ -318,21 +489,16 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       h.reserved = h.cseq + CSEQ_RESERVE;
       await this.subs.updateOne({ _id: id }, { $set: { localCseq: h.reserved, notifyCount: h.notifies } });
     }
-    if (content?.data) {
-      h.data = content.data;
-      if (pkg.persistData) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
-    }
-    const s: Subscription = { ...current, localCseq: h.cseq, notifyCount: h.notifies };
     const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
-    const subState = terminated
-      ? `terminated${final && final !== 'unsubscribed' ? `;reason=${final}` : ''}`
-      : `${s.state};expires=${left}`;
+    const subState = final !== undefined
+      ? `terminated${final !== 'unsubscribed' ? `;reason=${final}` : ''}`
+      : `${s.state};expires=${left}${rateStateParams(s.rate)}`;
     const route = this.outboundRoute(s.routeSet);
     const headers: Array<[string, string]> = [
       ['From', `${s.localParty};tag=${s.toTag}`],
       ['To', s.remoteParty],
       ['Call-ID', s.callId],
-      ['CSeq', `${s.localCseq} NOTIFY`],
+      ['CSeq', `${h.cseq} NOTIFY`],
       ...route.map((r): [string, string] => ['Route', r]),
       ['Contact', `<${this.deps.contact}>`],
       ['Event', s.eventId ? `${s.event};id=${s.eventId}` : s.event],
@@ -343,24 +509,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const nexthop = route[0] ? parseNameAddr(route[0]).uri : undefined;
     const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}) });
     this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
-    if (terminated) {
-      this.disarm(id);
-      this.hot.delete(id);
-      await this.subs.updateOne({ _id: id }, { $set: { notifyCount: h.notifies } });
-      void this.charge(pkg, s, 'closed', new Date(), final);
-      return true;
-    }
-    if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
-      // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
-      await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', notifyCount: h.notifies } });
-      this.disarm(id);
-      this.hot.delete(id);
-      this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
-      this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
-      void this.charge(pkg, s, 'closed', new Date(), 'giveup');
-      return true;
-    }
-    return false;
+    return outcome;
   }
 
   /** The route set without its leading entries that are the core itself (already there). */
@@ -388,12 +537,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         statusCode: 200,
         outcome: `subscription-${phase}`,
         ...(phase === 'closed' ? { cause: reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'abnormalRelease' : 'serviceDeliveryEndSuccessfully' } : {}),
-        extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}) },
+        extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
       });
     } catch (err) {
       this.deps.log.error({ err, id: s._id }, 'subscription charging failed');
     }
   }
+}
+
+function merge(a: Wish | undefined, b: Wish): Wish {
+  if (!a) return { ...b };
+  return { final: b.final ?? a.final, full: a.full || b.full, force: a.force || b.force };
 }
 
 /** "host:port" of a SIP URI (5060 when absent), lower-case, for comparing addresses. */

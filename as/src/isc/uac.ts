@@ -29,6 +29,9 @@ export interface UacOutcome {
   at: Date;
 }
 
+/** Largest request (JSON bytes) handed over the event stream: evapi's read buffer is 32768 bytes. */
+export const STREAM_FRAME_LIMIT = 32_000;
+
 /** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
 export interface RequestChannel {
   /** Sends one /uac JSON payload; false when the channel is down. */
@@ -117,7 +120,8 @@ export class UacClient {
       callId,
       cseq,
     });
-    if (this.channel?.send(payload)) {
+    // Kamailio's evapi reads a frame into a 32 KB buffer: a larger one (a big list NOTIFY) goes over HTTP
+    if (payload.length <= STREAM_FRAME_LIMIT && Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {
       this.opts.metrics.count('uac_sent_total', { via: 'stream' });
       return outcome;
     }

@@ -1,13 +1,17 @@
 import { createHash } from 'node:crypto';
-import type { Admission, EventPackage, NotifyRendering, Subscription } from '../events/event-package.js';
+import type { Admission, EventPackage, NotifyRendering, RefreshDecision, RenderContext, Subscription } from '../events/event-package.js';
+import { FilterError, SIMPLE_FILTER_CONTENT_TYPE, applyContentFilters, filtersFor, mergeFilterSets, parseFilterSet, triggersFire, type FilterSet } from '../events/filters/simple-filter.js';
 import type { IscCall } from '../isc/dispatcher.js';
-import { reply } from '../isc/types.js';
+import { reply, type ReplyDecision } from '../isc/types.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { Presentities } from './presentities.js';
 import type { ProvideSet, SubHandling } from '../xdm/usages/pres-rules.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { politeBlockDocument, serializePidf } from './pidf/index.js';
 import type { PresenceState } from './presence-state.js';
+import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from './pidf/pidf-diff.js';
+import { MULTIPART_RELATED, type ResourceListServer } from './rls/list-server.js';
+import { RLMI_CONTENT_TYPE } from './rls/rlmi.js';
 
 export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
 
@@ -21,15 +25,26 @@ export interface ExpiryBounds {
 export interface PresenceSubData {
   handling: SubHandling;
   provide?: ProvideSet;
+  /** The watcher's filter documents (RFC 4660), in the order its SUBSCRIBEs brought them. */
+  filters?: string[];
   /** Hash of the last document sent: a NOTIFY only when what the watcher sees changed. */
   sent?: string;
+  /** The last document sent (before content filters): the base of triggers and partial PIDF. */
+  base?: string;
+  /** The last document sent, as the watcher holds it (partial PIDF applies to it). */
+  held?: string;
   [key: string]: unknown;
 }
+
+/** Compiled filter sets kept per distinct sequence of filter documents. */
+const MAX_COMPILED_FILTERS = 10_000;
 
 /**
  * The presence event package (RFC 3856) of the Presence Server: admission by the
  * presentity's pres-rules (block: 403; polite-block: accepted with a neutral document;
- * confirm or no rule: pending; allow: active), and NOTIFY bodies shaped per watcher.
+ * confirm or no rule: pending; allow: active), and NOTIFY bodies shaped per watcher:
+ * filtered (RFC 4660/4661) and, for watchers that accept it, partial (RFC 5263). List URIs
+ * go to the Resource List Server.
  */
 export class PresencePackage implements EventPackage {
   readonly name = 'presence';
@@ -37,28 +52,124 @@ export class PresencePackage implements EventPackage {
   readonly defaultExpires: number;
   readonly minExpires: number;
   readonly maxExpires: number;
-  readonly contentTypes = [PIDF_CONTENT_TYPE];
+  readonly contentTypes = [PIDF_CONTENT_TYPE, PIDF_DIFF_CONTENT_TYPE, MULTIPART_RELATED, RLMI_CONTENT_TYPE];
+  /** The store keeps filter documents as text; compiled sets (XPath included) stay here. */
+  private readonly compiled = new Map<string, FilterSet | undefined>();
 
-  constructor(private readonly deps: { presentities: Presentities; domain: LocalDomain; authorizer: PresenceAuthorizer; state: PresenceState; expiry: ExpiryBounds }) {
+  constructor(private readonly deps: {
+    presentities: Presentities;
+    domain: LocalDomain;
+    authorizer: PresenceAuthorizer;
+    state: PresenceState;
+    lists?: ResourceListServer;
+    expiry: ExpiryBounds;
+  }) {
     ({ defaultExpires: this.defaultExpires, minExpires: this.minExpires, maxExpires: this.maxExpires } = deps.expiry);
   }
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {
-    const resource = this.deps.domain.canonical(call.req.ruri);
+    const { ruri } = call.req;
+    const eventlist = hasOption(call.sip.headers.getAll('Supported'), 'eventlist');
+    const resource = this.deps.domain.canonical(ruri);
+    // a list URI first: with an open domain every user part would pass for a presentity
+    if (this.deps.lists) {
+      const list = await this.deps.lists.find(ruri);
+      if (list) {
+        if (!eventlist) return { reject: reply(421, 'Extension Required', { hdrs: 'Require: eventlist\r\n' }) };
+        if (call.sip.body.trim()) return { reject: reply(415, 'Unsupported Media Type', { hdrs: 'Accept: application/simple-filter+xml\r\nWarning: 399 - "filters are not supported on list subscriptions"\r\n' }) };
+        return this.deps.lists.admit(call, watcher, list);
+      }
+    }
     if (!resource || !(await this.deps.presentities.exists(resource))) return { reject: reply(404, 'Not Found') };
+    const filtered = this.filtersOf(call, undefined);
+    if ('reject' in filtered) return filtered;
     const grant = await this.deps.authorizer.decide(resource, watcher);
     if (grant.handling === 'block') return { reject: reply(403, 'Forbidden') };
-    const data: PresenceSubData = { handling: grant.handling, ...(grant.provide ? { provide: grant.provide } : {}) };
+    const data: PresenceSubData = {
+      handling: grant.handling,
+      ...(grant.provide ? { provide: grant.provide } : {}),
+      ...(filtered.filters ? { filters: filtered.filters } : {}),
+    };
     return { state: grant.handling === 'confirm' ? 'pending' : 'active', resource, data };
   }
 
-  async content(sub: Subscription): Promise<NotifyRendering> {
+  /** A refresh may carry new filters (RFC 4660 section 3.3): merged into those in force. */
+  async refresh(sub: Subscription, call: IscCall): Promise<RefreshDecision | undefined> {
+    if (isList(sub) || !call.sip.body.trim()) return undefined;
+    const data = sub.data as PresenceSubData;
+    const filtered = this.filtersOf(call, data.filters);
+    if ('reject' in filtered) return filtered;
+    const next: PresenceSubData = { ...data };
+    if (filtered.filters) next.filters = filtered.filters;
+    else delete next.filters;
+    return { data: next };
+  }
+
+  chargingExtra(sub: Subscription): Record<string, unknown> {
+    return isList(sub) ? this.deps.lists!.chargingExtra(sub) : {};
+  }
+
+  async content(sub: Subscription, ctx: RenderContext): Promise<NotifyRendering> {
+    if (isList(sub)) return this.deps.lists!.content(sub, ctx);
     const data = sub.data as PresenceSubData;
     // polite-block: indistinguishable from a presentity that is simply offline
-    const body = data.handling === 'polite-block'
+    const authorized = data.handling === 'polite-block'
       ? serializePidf(politeBlockDocument(sub.resource))
       : await this.deps.state.view(sub.resource, data.provide);
+    const set = data.filters ? this.filterSet(data.filters) : undefined;
+    const filters = set ? filtersFor(set, sub.resource) : [];
+    const body = filters.length ? applyContentFilters(authorized, filters) : authorized;
     const sent = createHash('sha1').update(body).digest('base64url');
-    return { contentType: PIDF_CONTENT_TYPE, body, data: { ...data, sent }, unchanged: sent === data.sent };
+    // a change that fires none of the watcher's triggers is not notified (RFC 4661 section 3.3)
+    const quiet = sent === data.sent || (filters.length > 0 && !ctx.fullState && !triggersFire(data.base, authorized, filters));
+    const next: PresenceSubData = quiet ? data : { ...data, sent, base: authorized, held: body };
+    if (quiet && !ctx.fullState) return { contentType: PIDF_CONTENT_TYPE, body, data: next, unchanged: true };
+    if (sub.accept.includes(PIDF_DIFF_CONTENT_TYPE)) {
+      // partial PIDF (RFC 5263): changes against what the watcher holds, full state when asked or cheaper
+      // (versions start at 1, RFC 5263 section 4.4)
+      const diff = !ctx.fullState && data.held !== undefined ? pidfDiff(data.held, body, ctx.version + 1) : undefined;
+      return { contentType: PIDF_DIFF_CONTENT_TYPE, body: diff ?? pidfFull(body, ctx.version + 1), data: { ...next, sent, base: authorized, held: body } };
+    }
+    return { contentType: PIDF_CONTENT_TYPE, body, data: { ...next, sent, base: authorized, held: body } };
   }
+
+  /** The filter set that a sequence of filter documents leaves in force (throws FilterError). */
+  private filterSet(bodies: string[]): FilterSet | undefined {
+    const key = bodies.join('\u0000');
+    if (this.compiled.has(key)) return this.compiled.get(key);
+    let set: FilterSet | undefined;
+    for (const b of bodies) set = mergeFilterSets(set, parseFilterSet(b));
+    if (this.compiled.size >= MAX_COMPILED_FILTERS) this.compiled.clear();
+    this.compiled.set(key, set);
+    return set;
+  }
+
+  /** The filter set a SUBSCRIBE asks for, merged into `current` (RFC 4660). */
+  private filtersOf(call: IscCall, current: string[] | undefined): { filters?: string[] } | { reject: ReplyDecision } {
+    const body = call.sip.body;
+    if (!body.trim()) return current ? { filters: current } : {};
+    const type = (call.sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== SIMPLE_FILTER_CONTENT_TYPE) {
+      return { reject: reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${SIMPLE_FILTER_CONTENT_TYPE}\r\n` }) };
+    }
+    try {
+      const bodies = [...(current ?? []), body];
+      return this.filterSet(bodies) ? { filters: bodies } : {};
+    } catch (err) {
+      if (err instanceof FilterError) {
+        return { reject: reply(err.status, err.reason, err.warning ? { hdrs: `Warning: 399 - "${err.warning.replace(/"/g, "'")}"\r\n` } : {}) };
+      }
+      throw err;
+    }
+  }
+}
+
+
+function isList(sub: Subscription): boolean {
+  return (sub.data as { kind?: string }).kind === 'list';
+}
+
+/** Whether an option tag is among Supported/Require header values. */
+function hasOption(values: string[], tag: string): boolean {
+  return values.some((v) => v.split(',').some((t) => t.trim().toLowerCase() === tag));
 }

@@ -20,6 +20,10 @@ export class Deadlines {
     this.timers.set(key, t);
   }
 
+  has(key: string): boolean {
+    return this.timers.has(key);
+  }
+
   clear(key: string): void {
     const t = this.timers.get(key);
     if (t) clearTimeout(t);

@@ -37,6 +37,7 @@ import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
 import { XcapServer } from './xdm/xcap-server.js';
 import { PresenceAuthorizer } from './presence/authorization.js';
 import { PresencePackage } from './presence/presence-package.js';
+import { BackendSubscriptions } from './presence/rls/backend.js';
 import { ResourceListServer } from './presence/rls/list-server.js';
 import { PresenceService } from './presence/presence-service.js';
 import { PresenceState } from './presence/presence-state.js';
@@ -136,9 +137,16 @@ export class ApplicationServer {
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
       const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
-      // Resource List Server (RFC 4662): list subscriptions share the presence package
+      // Resource List Server (RFC 4662): list subscriptions share the presence package;
+      // members in other domains through back-end subscriptions
+      const backend = new BackendSubscriptions({
+        store, uac, identity: `sip:rls@${domain.domain}`, contact: `sip:rls@${core.host}`,
+        stillWanted: async (member) => (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
+        log: log.child({ svc: 'rls' }),
+      });
+      backend.start();
       const lists = new ResourceListServer({
-        docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier,
+        docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
         limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
         log: log.child({ svc: 'rls' }),
       });
@@ -146,7 +154,7 @@ export class ApplicationServer {
         .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, lists, expiry: config.presence }))
         .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
       const presence = new PresenceService({
-        presentities, domain, publications, notifier, authorizer, registrations, charging,
+        presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
         limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
         log: log.child({ svc: 'presence' }),
       });

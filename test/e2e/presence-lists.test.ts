@@ -187,6 +187,35 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.deepEqual(changed!.rlmi.resources.map((r) => r.uri).sort(), ['sip:bob@example.com', 'sip:carol@example.com', 'sip:dave@example.com', 'sip:erin@example.com']);
   });
 
+  it('subscribes once to a member of another domain (back-end SUBSCRIBE through Kamailio) and shows its NOTIFYs in the list', async () => {
+    // a presence server of another domain on 127.0.0.2 (not one of our aliases)
+    const remote = stack.sipp('remote-presence-server', { port: 5099, set: { note: 'carol abroad' }, args: ['-i', '127.0.0.2', '-bind_local'], timeoutMs: 30000 });
+    const doc = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+      `<service uri="sip:frank-mixed@example.com"><list><rl:entry uri="sip:bob@example.com"/><rl:entry uri="sip:carol@127.0.0.2:5099"/></list></service>` +
+      `<service uri="sip:frank-other@example.com"><list><rl:entry uri="sip:carol@127.0.0.2:5099"/></list></service></rls-services>`;
+    assert.equal((await xcap('frank').put('/xcap-root/rls-services/users/sip:frank@example.com/index', doc, 'application/rls-services+xml')).status, 201);
+    const sub = stack.sipp({ name: 'list-remote', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }) }, { set: { user: 'frank', target: 'frank-mixed' }, args: auth('frank'), timeoutMs: 30000 });
+    const run = await sub;
+    assert.equal(run.exitCode, 0, run.stdout);
+    const rem = await remote;
+    assert.equal(rem.exitCode, 0, rem.stdout);
+    // the back-end SUBSCRIBE came from the list server, not from the watcher
+    assert.match(rem.messages, /SUBSCRIBE sip:carol@127\.0\.0\.2:5099 SIP\/2\.0[\s\S]*?From: <sip:rls@example\.com>/);
+    const [first, second] = listNotifies(run);
+    const carolFirst = first!.rlmi.resources.find((r) => r.uri === 'sip:carol@127.0.0.2:5099')!;
+    assert.equal(carolFirst.instances[0]!.state, 'pending', 'no state from the other domain yet');
+    const carol = second!.rlmi.resources.find((r) => r.uri === 'sip:carol@127.0.0.2:5099')!;
+    assert.equal(carol.instances[0]!.state, 'active');
+    assert.match(second!.parts.get(carol.instances[0]!.cid!)!.body, /carol abroad/);
+    // a second list holding the same member shares the back-end subscription: no new SUBSCRIBE
+    // (the remote sipp took exactly one), and it shows the state at once
+    const other = await stack.sipp({ name: 'list-remote-2', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST }) }, { set: { user: 'frank', target: 'frank-other' }, args: auth('frank'), timeoutMs: 20000 });
+    assert.equal(other.exitCode, 0, other.stdout);
+    const [shared] = listNotifies(other);
+    assert.equal(shared!.rlmi.resources[0]!.instances[0]!.state, 'active');
+    assert.match([...shared!.parts.values()][0]!.body, /carol abroad/);
+  });
+
   it('splits the state of a 500-member buddy list across NOTIFYs within the size limit', async () => {
     const entries = Array.from({ length: 500 }, (_, i) => `<entry uri="sip:member${i}@example.com"/>`).join('');
     const put = await xcap('gina').put('/xcap-root/resource-lists/users/sip:gina@example.com/index',

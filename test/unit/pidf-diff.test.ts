@@ -12,6 +12,9 @@ import {
   presenceElement,
   rpidElement,
   serializePidf,
+  tupleInit,
+  personInit,
+  deviceInit,
   type Device,
   type Note,
   type Person,
@@ -55,6 +58,8 @@ interface Op {
   sel: string;
   pos?: string;
   content: string[];
+  /** Text content of the operation (a text() replace), when there is any. */
+  text?: string;
 }
 
 /** The operations of a pidf-diff, with the root checked. */
@@ -68,6 +73,8 @@ function opsOf(diff: string): { root: XmlElement; ops: Op[] } {
     const o: Op = { op: n.local, sel: attr(el, 'sel') ?? '', content: childElements(el).map((c) => serializeXml(c)) };
     const pos = attr(el, 'pos');
     if (pos !== undefined) o.pos = pos;
+    const text = (el.elements ?? []).filter((n) => n.type === 'text').map((n) => (n.type === 'text' ? n.text : '')).join('');
+    if (text !== '') o.text = text;
     return o;
   });
   return { root, ops };
@@ -152,7 +159,7 @@ describe('pidf-diff: constants and pidf-full', () => {
 // ---------------------------------------------------------------------------
 
 describe('pidf-diff: pidfDiff', () => {
-  it('a tuple status change is one replace of that tuple', () => {
+  it('a tuple status change is one replace of the text of its basic', () => {
     const a = baseParts();
     const b = baseParts();
     b.tuples[1] = tuple('t2', 'open', 'sip:bob@desk.example.org', '0.5');
@@ -161,11 +168,9 @@ describe('pidf-diff: pidfDiff', () => {
     const diff = pidfDiff(prev, cur, 2);
     assert.ok(diff);
     const { ops } = opsOf(diff);
-    assert.equal(ops.length, 1);
-    assert.equal(ops[0]?.op, 'replace');
-    assert.equal(ops[0]?.sel, "pidf:presence/pidf:tuple[@id='t2']");
-    assert.match(ops[0]?.content[0] ?? '', /^<tuple id="t2"><status><basic>open<\/basic><\/status>/);
+    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='t2']/pidf:status/pidf:basic/text()", content: [], text: 'open' }]);
     assert.equal(canon(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf), canon(cur));
+    assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur);
   });
 
   it('declares the selector prefixes on the root and writes entity and version', () => {
@@ -177,11 +182,39 @@ describe('pidf-diff: pidfDiff', () => {
     const { root } = opsOf(diff);
     assert.equal(attr(root, 'version'), '42');
     assert.equal(attr(root, 'entity'), ENTITY);
-    assert.equal(attr(root, 'xmlns'), PIDF_NS);
     assert.equal(attr(root, 'xmlns:p'), PIDF_DIFF_NS);
     assert.equal(attr(root, 'xmlns:pidf'), PIDF_NS);
-    assert.equal(attr(root, 'xmlns:dm'), DM_NS);
     assert.equal(root.name, 'p:pidf-diff');
+    // Only what the operations use: a text replace needs neither the default namespace nor dm.
+    assert.equal(attr(root, 'xmlns'), undefined);
+    assert.equal(attr(root, 'xmlns:dm'), undefined);
+    assert.equal(attr(root, 'xmlns:rpid'), undefined);
+    // No XML declaration (optional; a fixed cost on every diff).
+    assert.ok(diff.startsWith('<p:pidf-diff xmlns:p="urn:ietf:params:xml:ns:pidf-diff" xmlns:pidf="urn:ietf:params:xml:ns:pidf" '), diff);
+  });
+
+  it('declares the namespaces the added content uses, as the current document does', () => {
+    const prev = doc(baseParts());
+    const b = baseParts();
+    b.tuples.push(makeTuple({ id: 't5', basic: 'open', elements: [rpidElement('class', 'work')] }));
+    b.persons = [person('p1', ['meeting'])];
+    const cur = doc(b);
+    const diff = pidfDiff(prev, cur, 2);
+    assert.ok(diff);
+    const { root, ops } = opsOf(diff);
+    // Default namespace first, as in the RFC 5262 examples and in <pidf-full>.
+    assert.ok(diff.startsWith(`<p:pidf-diff xmlns="${PIDF_NS}" xmlns:p="${PIDF_DIFF_NS}" `), diff);
+    assert.equal(attr(root, 'xmlns:rpid'), 'urn:ietf:params:xml:ns:pidf:rpid');
+    assert.equal(attr(root, 'xmlns:dm'), DM_NS);
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel, o.pos]),
+      [
+        ['replace', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", undefined],
+        ['add', "pidf:presence/pidf:tuple[@id='t4']", 'after'],
+      ],
+    );
+    assert.equal(ops[1]?.content[0], '<tuple id="t5"><status><basic>open</basic></status><rpid:class>work</rpid:class></tuple>');
+    assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur);
   });
 
   it('an added tuple is added at its place (prepend, after a sibling, or appended)', () => {
@@ -243,20 +276,20 @@ describe('pidf-diff: pidfDiff', () => {
     assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, doc(b));
   });
 
-  it('a person activity change is one replace of dm:person', () => {
+  it('a person activity change is one replace of its rpid:activities', () => {
     const prev = doc(baseParts());
     const b = baseParts();
     b.persons = [person('p1', ['meeting', 'busy'])];
     const diff = pidfDiff(prev, doc(b), 2);
     assert.ok(diff);
     const { ops } = opsOf(diff);
-    assert.equal(ops.length, 1);
-    assert.equal(ops[0]?.op, 'replace');
-    assert.equal(ops[0]?.sel, "pidf:presence/dm:person[@id='p1']");
-    assert.match(ops[0]?.content[0] ?? '', /<rpid:meeting\/><rpid:busy\/>/);
+    assert.deepEqual(ops, [
+      { op: 'replace', sel: "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", content: ['<rpid:activities><rpid:meeting/><rpid:busy/></rpid:activities>'] },
+    ]);
     const r = applyPidfPatch({ pidf: prev, version: 1 }, diff);
     assert.deepEqual(parsePidf(r.pidf).persons[0]?.activities, ['meeting', 'busy']);
     assert.equal(canon(r.pidf), canon(doc(b)));
+    assert.equal(r.pidf, doc(b));
   });
 
   it('presence notes are matched by position: change, add, remove', () => {
@@ -345,17 +378,19 @@ describe('pidf-diff: pidfDiff', () => {
     const cur = doc(b);
     const diff = pidfDiff(prev, cur, 2);
     assert.ok(diff);
+    // The ids are written in the selectors of the child-level operations too.
+    const basic = '/pidf:status/pidf:basic/text()';
     assert.deepEqual(
       opsOf(diff).ops.map((o) => [o.op, o.sel]),
       [
-        ['replace', `pidf:presence/pidf:tuple[@id="it's"]`],
-        ['replace', `pidf:presence/pidf:tuple[@id='say "hi"']`],
-        ['replace', 'pidf:presence/pidf:tuple[7]'],
+        ['replace', `pidf:presence/pidf:tuple[@id="it's"]${basic}`],
+        ['replace', `pidf:presence/pidf:tuple[@id='say "hi"']${basic}`],
+        ['replace', `pidf:presence/pidf:tuple[7]${basic}`],
       ],
     );
     // In the XML attribute the double quotes are references.
-    assert.ok(diff.includes(`sel="pidf:presence/pidf:tuple[@id=&quot;it's&quot;]"`));
-    assert.ok(diff.includes(`sel="pidf:presence/pidf:tuple[@id='say &quot;hi&quot;']"`));
+    assert.ok(diff.includes(`sel="pidf:presence/pidf:tuple[@id=&quot;it's&quot;]${basic}"`));
+    assert.ok(diff.includes(`sel="pidf:presence/pidf:tuple[@id='say &quot;hi&quot;']${basic}"`));
     assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur);
 
     // A positional selector is computed against the document as the earlier operations left it.
@@ -409,6 +444,188 @@ describe('pidf-diff: pidfDiff', () => {
   it('refuses input that is not PIDF', () => {
     expectError(() => pidfDiff('<?xml version="1.0"?><foo/>', doc(baseParts()), 2), 'invalid-pidf');
     expectError(() => pidfDiff(doc(baseParts()), '<presence', 2), 'invalid-diff-format', /malformed/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Child-level changes
+// ---------------------------------------------------------------------------
+
+const FRANK = 'sip:frank@example.com';
+
+function frank(basic: 'open' | 'closed', note: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${FRANK}"><tuple id="cal"><status><basic>${basic}</basic></status><note>${note}</note></tuple></presence>`;
+}
+
+function bytes(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+/** pidfDiff, checked: applies to `prev` giving `cur` byte for byte, and smaller than full state. */
+function diffOf(prev: string, cur: string): { diff: string; ops: Op[] } {
+  const diff = pidfDiff(prev, cur, 2);
+  assert.ok(diff, 'expected a diff');
+  assert.ok(bytes(diff) < bytes(pidfFull(cur, 2)));
+  assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur, diff);
+  return { diff, ops: opsOf(diff).ops };
+}
+
+describe('pidf-diff: child-level changes', () => {
+  it('a note change in the only tuple is one text replace, well below full state', () => {
+    const prev = frank('open', 'first note');
+    const cur = frank('open', 'second note');
+    assert.equal(canon(prev), prev);
+    const { diff, ops } = diffOf(prev, cur);
+    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:note[1]/text()", content: [], text: 'second note' }]);
+    const full = pidfFull(cur, 2);
+    // 250 against 271 bytes: the wrapper (root, pidf-diff and pidf declarations, entity,
+    // version) is most of the diff, the full state is little more than the tuple.
+    assert.ok(bytes(diff) <= bytes(full) - 20, `diff ${bytes(diff)} bytes, full ${bytes(full)} bytes`);
+    assert.doesNotMatch(diff, /first note|<tuple/);
+  });
+
+  it('a basic flip is one replace of the text of pidf:status/pidf:basic', () => {
+    const prev = frank('open', 'first note');
+    const cur = frank('closed', 'first note');
+    const { ops } = diffOf(prev, cur);
+    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()", content: [], text: 'closed' }]);
+    // And back.
+    assert.deepEqual(diffOf(cur, prev).ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()", content: [], text: 'open' }]);
+  });
+
+  it('notes of a tuple: changed, added at their place, removed', () => {
+    const t = (notes: Note[], timestamp?: string): string =>
+      doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic: 'open', contact: { uri: 'sip:bob@phone.example.org' }, notes, ...(timestamp ? { timestamp } : {}) })] });
+    const one = [{ text: 'Back soon', lang: 'en' }];
+    const two = [...one, { text: 'Bientôt', lang: 'fr' }];
+    const sel = "pidf:presence/pidf:tuple[@id='t1']";
+    // Text of a note with xml:lang: the attribute stays, only the text node goes.
+    let r = diffOf(t(one), t([{ text: 'Out today', lang: 'en' }]));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', `${sel}/pidf:note[1]/text()`, 'Out today']]);
+    // Another language: the note is replaced whole.
+    r = diffOf(t(one), t([{ text: 'Back soon', lang: 'de' }]));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', `${sel}/pidf:note[1]`, ['<note xml:lang="de">Back soon</note>']]]);
+    // Added as the last child of the tuple: appended to it.
+    r = diffOf(t(one), t(two));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos, o.content]), [['add', sel, undefined, ['<note xml:lang="fr">Bientôt</note>']]]);
+    // Added before the timestamp (PIDF order: notes, then timestamp): after the previous note.
+    const ts = '2024-05-01T10:00:00Z';
+    r = diffOf(t(one, ts), t(two, ts));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', `${sel}/pidf:note[1]`, 'after']]);
+    // The first note of a tuple without notes, before its timestamp: after the contact.
+    r = diffOf(t([], ts), t(one, ts));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', `${sel}/pidf:contact`, 'after']]);
+    // Removed.
+    r = diffOf(t(two, ts), t(one, ts));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['remove', `${sel}/pidf:note[2]`]]);
+    // Timestamp changed: no position for an element that occurs once.
+    r = diffOf(t(one, ts), t(one, '2024-05-01T11:30:00Z'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', `${sel}/pidf:timestamp/text()`, '2024-05-01T11:30:00Z']]);
+  });
+
+  it('an attribute change of a child replaces that child', () => {
+    const prev = doc(baseParts());
+    const b = baseParts();
+    b.tuples[0] = tuple('t1', 'open', 'sip:bob@phone.example.org', '0.3');
+    const { ops } = diffOf(prev, doc(b));
+    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:contact", ['<contact priority="0.3">sip:bob@phone.example.org</contact>']]]);
+  });
+
+  it('changes inside dm:person and dm:device', () => {
+    const prev = doc(baseParts());
+    // One more activity: added into rpid:activities (smaller than replacing it).
+    let b = baseParts();
+    b.persons = [person('p1', ['on-the-phone', 'meeting'])];
+    let r = diffOf(prev, doc(b));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", ['<rpid:meeting/>']]]);
+    // Another activity instead: the list is replaced.
+    b = baseParts();
+    b.persons = [person('p1', ['away'])];
+    r = diffOf(prev, doc(b));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", ['<rpid:activities><rpid:away/></rpid:activities>']]]);
+    // A dm:note added to the person.
+    b = baseParts();
+    b.persons = [makePerson({ ...personInit(person('p1', ['on-the-phone'])), notes: [{ text: 'Call me later' }] })];
+    r = diffOf(prev, doc(b));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/dm:person[@id='p1']", ['<dm:note>Call me later</dm:note>']]]);
+    // The device's deviceID.
+    b = baseParts();
+    b.devices = [makeDevice({ id: 'd1', deviceId: 'urn:uuid:6f1c0d2e-8a45-4c53-9d2f-1a2b3c4d5e70' })];
+    r = diffOf(prev, doc(b));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/dm:device[@id='d1']/dm:deviceID/text()", 'urn:uuid:6f1c0d2e-8a45-4c53-9d2f-1a2b3c4d5e70']]);
+    // rpid:user-input added to the device: before its deviceID (data-model order).
+    const d1 = baseParts().devices[0] as Device;
+    const withInput = (v: string): string => doc({ ...baseParts(), devices: [makeDevice({ ...deviceInit(d1), elements: [rpidElement('user-input', v)] })] });
+    r = diffOf(prev, withInput('idle'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', "pidf:presence/dm:device[@id='d1']", 'prepend']]);
+    r = diffOf(withInput('idle'), withInput('active'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/dm:device[@id='d1']/rpid:user-input[1]/text()", 'active']]);
+  });
+
+  it('descends into <status>: an extension element of the status', () => {
+    const im = (v: string): XmlElement => ({ type: 'element', name: 'im:im', attributes: { 'xmlns:im': 'urn:ietf:params:xml:ns:pidf:im' }, elements: [{ type: 'text', text: v }] });
+    const withIm = (basic: 'open' | 'closed', v: string | undefined): string =>
+      doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic, contact: { uri: 'im:bob@example.org' }, ...(v ? { statusElements: [im(v)] } : {}) })] });
+    let r = diffOf(withIm('open', 'away'), withIm('open', 'busy'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]/text()", 'busy']]);
+    assert.equal(attr(opsOf(r.diff).root, 'xmlns:im'), 'urn:ietf:params:xml:ns:pidf:im');
+    r = diffOf(withIm('open', undefined), withIm('open', 'busy'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<im:im>busy</im:im>']]]);
+    r = diffOf(withIm('open', 'busy'), withIm('open', undefined));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['remove', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]"]]);
+    // Both children changed: one replace of the small <status> beats two operations in it.
+    r = diffOf(withIm('closed', 'busy'), withIm('open', undefined));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<status><basic>open</basic></status>']]]);
+  });
+
+  it('keeps the whole replace when it is smaller (many changes in one tuple)', () => {
+    const prev = doc(baseParts());
+    const b = baseParts();
+    b.tuples[0] = makeTuple({ id: 't1', basic: 'closed', contact: { uri: 'sip:bob@car.example.org', priority: '0.1' }, notes: [{ text: 'Driving' }] });
+    const { ops } = diffOf(prev, doc(b));
+    assert.deepEqual(ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']"]]);
+  });
+
+  it('an element emptied of its text is replaced whole (a text node cannot be set to nothing)', () => {
+    const withClass = (v: string): string => doc({ ...baseParts(), tuples: [makeTuple({ ...tupleInit(baseParts().tuples[0] as Tuple), elements: [rpidElement('class', v)] })] });
+    const { ops } = diffOf(withClass('work'), withClass(''));
+    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]", ['<rpid:class/>']]]);
+    // And back: no text node to replace either.
+    assert.deepEqual(diffOf(withClass(''), withClass('work')).ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]"]]);
+  });
+
+  it('names a child of no namespace by position among all children', () => {
+    const flag = (v: string): XmlElement => ({ type: 'element', name: 'flag', attributes: { xmlns: '' }, elements: [{ type: 'text', text: v }] });
+    const withFlag = (v: string): string => doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic: 'open', elements: [rpidElement('class', 'work'), flag(v)] })] });
+    const prev = withFlag('green');
+    assert.match(prev, /<flag xmlns="">green<\/flag>/);
+    const { ops } = diffOf(prev, withFlag('red'));
+    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/*[3]/text()", 'red']]);
+  });
+
+  it('child selectors of a tuple named by position follow the earlier operations', () => {
+    const both = `both'"q`;
+    const a = baseParts();
+    a.tuples.push(tuple(both, 'open', 'sip:both@example.org'));
+    const b = baseParts();
+    b.tuples.splice(0, 1);
+    b.tuples.push(tuple(both, 'closed', 'sip:both@example.org'));
+    const { ops } = diffOf(doc(a), doc(b));
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel]),
+      [
+        ['remove', "pidf:presence/pidf:tuple[@id='t1']"],
+        ['replace', 'pidf:presence/pidf:tuple[4]/pidf:status/pidf:basic/text()'],
+      ],
+    );
+  });
+
+  it('still gives undefined when even child-level operations are not smaller than full state', () => {
+    // Basic and note of the only tuple at once: two operations or the tuple, either way more
+    // than the <pidf-full> around that one tuple.
+    const prev = frank('open', 'second note');
+    const cur = frank('closed', 'third note');
+    assert.equal(pidfDiff(prev, cur, 3), undefined);
   });
 });
 
@@ -690,6 +907,200 @@ describe('pidf-diff: round trips', () => {
         sent = cur;
       }
       assert.ok(diffs > fulls, `diffs ${diffs}, fulls ${fulls}`);
+    });
+  }
+});
+
+// Child-level edits: what typically changes between two publications of one presentity.
+
+const LANGS = ['en', 'fr', 'de'];
+const TIMESTAMPS = ['2024-05-01T10:00:00Z', '2024-05-01T10:05:00Z', '2024-05-01T11:30:00.5+02:00'];
+const IM_NS = 'urn:ietf:params:xml:ns:pidf:im';
+
+function randomNote(rnd: () => number): Note {
+  return { text: pick(rnd, NOTE_TEXTS), ...(rnd() < 0.5 ? { lang: pick(rnd, LANGS) } : {}) };
+}
+
+/** Notes with one random edit: a text change, a language change, an addition or a removal. */
+function editNotes(rnd: () => number, notes: readonly Note[]): Note[] {
+  const out = [...notes];
+  const r = rnd();
+  const i = Math.floor(rnd() * out.length);
+  const n = out[i];
+  if (n && r < 0.4) out[i] = { ...n, text: `${pick(rnd, NOTE_TEXTS)} ${Math.floor(rnd() * 100)}` };
+  else if (n && r < 0.5) out[i] = { text: n.text, ...(n.lang === undefined ? { lang: pick(rnd, LANGS) } : {}) };
+  else if (n && r < 0.7) out.splice(i, 1);
+  else out.splice(Math.floor(rnd() * (out.length + 1)), 0, randomNote(rnd));
+  return out;
+}
+
+/** `list` without elements named {ns}local, plus `el` when given (first, or in place of the old one). */
+function setElement(list: readonly XmlElement[], local: string, el: XmlElement | undefined, ns = 'urn:ietf:params:xml:ns:pidf:rpid'): XmlElement[] {
+  const name = (e: XmlElement): string => {
+    const n = NamespaceScope.root().child(e).expand(e.name);
+    return `{${n.ns ?? ''}}${n.local}`;
+  };
+  const key = `{${ns}}${local}`;
+  const i = list.findIndex((e) => name(e) === key);
+  const out = list.filter((e) => name(e) !== key);
+  if (el) out.splice(i === -1 ? 0 : i, 0, el);
+  return out;
+}
+
+function editTuple(rnd: () => number, t: Tuple): Tuple {
+  const init = tupleInit(t);
+  const r = rnd();
+  if (r < 0.25) init.basic = t.basic === 'open' ? 'closed' : 'open';
+  else if (r < 0.5) init.notes = editNotes(rnd, t.notes);
+  else if (r < 0.58) {
+    const uri = t.contact?.uri ?? `sip:${Math.floor(rnd() * 100)}@example.org`;
+    init.contact = rnd() < 0.5 ? { uri, priority: String(Math.floor(rnd() * 10) / 10) } : { uri: `sip:user${Math.floor(rnd() * 100)}@host.example.org` };
+  } else if (r < 0.66) {
+    if (rnd() < 0.3) delete init.timestamp;
+    else init.timestamp = pick(rnd, TIMESTAMPS);
+  } else if (r < 0.76) {
+    init.elements = setElement(t.elements, 'class', rnd() < 0.2 ? undefined : rpidElement('class', pick(rnd, ['work', 'home', 'other', ''])));
+  } else if (r < 0.86) {
+    const im: XmlElement = { type: 'element', name: 'im:im', attributes: { 'xmlns:im': IM_NS }, elements: [{ type: 'text', text: pick(rnd, ['away', 'busy', 'idle']) }] };
+    init.statusElements = rnd() < 0.3 ? [] : [im];
+  } else if (r < 0.93) {
+    // An element of no namespace among the tuple's extensions.
+    const flag: XmlElement = { type: 'element', name: 'flag', attributes: { xmlns: '' }, elements: [{ type: 'text', text: pick(rnd, ['green', 'red', 'blue']) }] };
+    init.elements = [...t.elements.filter((e) => e.name !== 'flag'), ...(rnd() < 0.2 ? [] : [flag])];
+  } else init.deviceId = rnd() < 0.3 ? undefined : `urn:uuid:00000000-0000-4000-8000-00000000000${Math.floor(rnd() * 10)}`;
+  if (init.deviceId === undefined) delete init.deviceId;
+  return makeTuple(init);
+}
+
+function editPerson(rnd: () => number, p: Person): Person {
+  const init = personInit(p);
+  const r = rnd();
+  if (r < 0.5) {
+    // One activity added, removed or swapped.
+    const acts = [...(p.activities ?? [])];
+    const i = Math.floor(rnd() * acts.length);
+    const q = rnd();
+    const fresh = ACTIVITIES.filter((a) => !acts.includes(a));
+    if (q < 0.4 && fresh.length > 0) acts.splice(Math.floor(rnd() * (acts.length + 1)), 0, pick(rnd, fresh));
+    else if (q < 0.7 && acts.length > 0) acts.splice(i, 1);
+    else if (acts.length > 0 && fresh.length > 0) acts[i] = pick(rnd, fresh);
+    init.elements = setElement(p.elements, 'activities', rpidElement('activities', acts));
+  } else if (r < 0.65) init.elements = setElement(p.elements, 'mood', rnd() < 0.2 ? undefined : rpidElement('mood', [pick(rnd, ['happy', 'sad', 'bored'])]));
+  else if (r < 0.75) init.elements = setElement(p.elements, 'class', rpidElement('class', pick(rnd, ['work', 'home'])));
+  else if (r < 0.9) init.notes = editNotes(rnd, p.notes);
+  else if (rnd() < 0.3) delete init.timestamp;
+  else init.timestamp = pick(rnd, TIMESTAMPS);
+  return makePerson(init);
+}
+
+function editDevice(rnd: () => number, d: Device): Device {
+  const init = deviceInit(d);
+  const r = rnd();
+  if (r < 0.3) init.deviceId = `urn:uuid:00000000-0000-4000-8000-${String(Math.floor(rnd() * 1e12)).padStart(12, '0')}`;
+  else if (r < 0.6) init.elements = setElement(d.elements, 'user-input', rnd() < 0.2 ? undefined : rpidElement('user-input', pick(rnd, ['active', 'idle'])));
+  else if (r < 0.85) init.notes = editNotes(rnd, d.notes);
+  else if (rnd() < 0.3) delete init.timestamp;
+  else init.timestamp = pick(rnd, TIMESTAMPS);
+  return makeDevice(init);
+}
+
+/** Mostly edits inside tuples, persons and devices; sometimes a structural change (mutate). */
+function mutateInside(rnd: () => number, m: Model): Model {
+  if (rnd() < 0.2) return mutate(rnd, m);
+  const out: Model = { tuples: [...m.tuples], notes: [...m.notes], persons: [...m.persons], devices: [...m.devices], extensions: [...m.extensions] };
+  const edits = 1 + Math.floor(rnd() * 2);
+  for (let e = 0; e < edits; e++) {
+    const r = rnd();
+    if (r < 0.55 && out.tuples.length > 0) {
+      const i = Math.floor(rnd() * out.tuples.length);
+      out.tuples[i] = editTuple(rnd, out.tuples[i] as Tuple);
+    } else if (r < 0.8) {
+      const p = out.persons[0];
+      if (p) out.persons[0] = editPerson(rnd, p);
+      else {
+        const used = new Set([...out.tuples.map((t) => t.id), ...out.devices.map((d) => d.id)]);
+        const id = ID_POOL.find((x) => !used.has(x));
+        if (id !== undefined) out.persons = [person(id, [pick(rnd, ACTIVITIES)])];
+      }
+    } else {
+      const i = Math.floor(rnd() * out.devices.length);
+      const d = out.devices[i];
+      if (d) out.devices[i] = editDevice(rnd, d);
+      else {
+        const used = new Set([...out.tuples.map((t) => t.id), ...out.persons.map((p) => p.id)]);
+        const id = ID_POOL.find((x) => !used.has(x));
+        if (id !== undefined) out.devices.push(makeDevice({ id, deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001' }));
+      }
+    }
+  }
+  return out;
+}
+
+/** Number of steps of a selector (a step is a `/`-separated part outside quotes and brackets). */
+function depthOf(sel: string): number {
+  let depth = 1;
+  let quote: string | undefined;
+  let brackets = 0;
+  for (const c of sel) {
+    if (quote) {
+      if (c === quote) quote = undefined;
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '[') brackets++;
+    else if (c === ']') brackets--;
+    else if (c === '/' && brackets === 0) depth++;
+  }
+  return depth;
+}
+
+describe('pidf-diff: round trips with changes inside tuples, persons and devices', () => {
+  for (const seed of [3, 11, 314, 8080, 65537, 271828]) {
+    it(`a watcher following 200 changes stays in sync (seed ${seed})`, () => {
+      const rnd = prng(seed);
+      let model: Model = {
+        tuples: [randomTuple(rnd, 't1'), randomTuple(rnd, 'pc'), randomTuple(rnd, `mix'"ed`)],
+        notes: [],
+        persons: [person('p1', ['busy'])],
+        devices: [makeDevice({ id: 'd1', deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001', notes: [{ text: 'Desk phone' }] })],
+        extensions: [],
+      };
+      let sent = doc(model);
+      let version = 1;
+      let watcher = applyPidfPatch(undefined, pidfFull(sent, version));
+      let diffs = 0;
+      let fulls = 0;
+      let inner = 0;
+      let texts = 0;
+      let saved = 0;
+      for (let step = 0; step < 200; step++) {
+        model = mutateInside(rnd, model);
+        const cur = doc(model);
+        if (cur === sent) continue;
+        version++;
+        const diff = pidfDiff(sent, cur, version);
+        const full = pidfFull(cur, version);
+        let body: string;
+        if (diff === undefined) {
+          fulls++;
+          body = full;
+        } else {
+          diffs++;
+          assert.ok(bytes(diff) < bytes(full));
+          saved += bytes(full) - bytes(diff);
+          const ops = opsOf(diff).ops;
+          if (ops.some((o) => depthOf(o.sel) > 2)) inner++;
+          if (ops.some((o) => o.sel.endsWith('/text()'))) texts++;
+          body = diff;
+        }
+        watcher = applyPidfPatch(watcher, body);
+        assert.equal(watcher.version, version);
+        assert.equal(watcher.pidf, cur, `step ${step}: ${body}`);
+        sent = cur;
+      }
+      assert.ok(diffs > 4 * fulls, `diffs ${diffs}, fulls ${fulls}`);
+      // Most diffs work below the top level, many on a text node alone.
+      assert.ok(inner > diffs / 2, `child-level diffs ${inner} of ${diffs}`);
+      assert.ok(texts > diffs / 5, `text() diffs ${texts} of ${diffs}`);
+      assert.ok(saved > 0);
     });
   }
 });

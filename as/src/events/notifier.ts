@@ -492,7 +492,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
     const subState = final !== undefined
       ? `terminated${final !== 'unsubscribed' ? `;reason=${final}` : ''}`
-      : `${s.state};expires=${left}${rateStateParams(s.rate)}`;
+      // (the leading parts of a split final NOTIFY: the subscription is still up until the last)
+      : `${s.state === 'terminated' ? 'active' : s.state};expires=${left}${rateStateParams(s.rate)}`;
     const route = this.outboundRoute(s.routeSet);
     const headers: Array<[string, string]> = [
       ['From', `${s.localParty};tag=${s.toTag}`],

@@ -11,6 +11,7 @@ import type { PresenceAuthorizer } from './authorization.js';
 import { PidfError, parsePidf, serializePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
 import type { Publications } from './publications.js';
+import type { BackendSubscriptions } from './rls/backend.js';
 
 export interface PresenceLimits extends ExpiryBounds {
   maxBodyBytes: number;
@@ -34,6 +35,8 @@ export class PresenceService implements IscService {
     registrations: Registrations;
     charging: Charging;
     limits: PresenceLimits;
+    /** The list server's back-end subscriptions: their NOTIFYs come here. */
+    backend?: BackendSubscriptions;
     log: Logger;
   }) {
     deps.publications.on('changed', ({ entity, event }) => void deps.notifier.resourceChanged(event, entity));
@@ -47,6 +50,7 @@ export class PresenceService implements IscService {
   async handle(call: IscCall): Promise<IscDecision> {
     if (call.req.method === 'SUBSCRIBE') return this.deps.notifier.handleSubscribe(call);
     if (call.req.method === 'PUBLISH') return this.publish(call);
+    if (call.req.method === 'NOTIFY' && this.deps.backend) return this.deps.backend.handleNotify(call);
     return reply(405, 'Method Not Allowed', { hdrs: 'Allow: PUBLISH, SUBSCRIBE\r\n' });
   }
 

@@ -32,17 +32,29 @@
  *    watcher re-subscribes). applyPidfPatch throws PidfDiffError in both cases.
  *
  * The diffs we write (pidfDiff), for two canonical PIDF documents of the same entity:
- *  - Granularity is a top-level child of <presence>. tuple, dm:person and dm:device are matched
- *    by expanded name + id; other children (presence notes, extension elements) by position
- *    among the children of the same expanded name. Changed ones are replaced whole, removed ones
- *    removed, new ones added where they belong: RFC 5262 section 3 says the content is exactly
- *    a PIDF document and should be valid, and the PIDF schema fixes the order (tuples, notes,
- *    extensions), so additions keep the current document's order (pos="prepend" / "after",
- *    plain append at the end), as the RFC 5262 section 6 example does with pos="before".
- *  - The root declares the current document's namespaces (RFC 5261 section 4.2.3: added content
- *    must be in scope of its declarations; with PIDF as the default namespace the content is
- *    written exactly as in the PIDF document), the pidf-diff prefix (normally `p`, as in the
- *    RFC examples) and the prefixes the selectors use. Selectors always use declared prefixes
+ *  - Top-level children of <presence>: tuple, dm:person and dm:device are matched by expanded
+ *    name + id; other children (presence notes, extension elements) by position among the
+ *    children of the same expanded name. Changed ones are replaced (tuple, person and device
+ *    possibly in parts, see below), removed ones removed, new ones added where they belong: RFC 5262 section 3 says the content is exactly a PIDF document and should be valid,
+ *    and the PIDF schema fixes the order (tuples, notes, extensions), so additions keep the
+ *    current document's order (pos="prepend" / "after", plain append at the end), as the RFC
+ *    5262 section 6 example does with pos="before".
+ *  - A changed tuple / dm:person / dm:device (same name, id and attributes in both documents)
+ *    is diffed one level down in the same way, its children matched by expanded name +
+ *    position among same-named siblings (`.../pidf:tuple[@id='t']/pidf:note[2]`), and a changed
+ *    child with element-only content one level further (`.../pidf:status/pidf:basic`). Below the
+ *    top level an element holding only text may instead get its text node replaced (RFC 5261
+ *    section 4.4: `sel=".../pidf:basic/text()"`). For every changed element the smallest of
+ *    these encodings is written (whole replace on a tie): a typical change (basic, a note, one
+ *    RPID element) costs one small operation, not the whole tuple or person. Elements the
+ *    schemas allow once in their parent (status, basic, contact, timestamp, deviceID) are named
+ *    without a position.
+ *  - The root declares only what the operations need: the pidf-diff prefix (normally `p`, as in
+ *    the RFC examples), the prefixes the selectors use, and the current document's declarations
+ *    of the prefixes the added content uses (RFC 5261 section 4.2.3: added content must be in
+ *    scope of its declarations; with PIDF as the default namespace the content is written exactly
+ *    as in the PIDF document). No XML declaration: it is optional and would be a fixed 38 bytes
+ *    on every diff. Selectors always use declared prefixes
  *    (`pidf:presence/pidf:tuple[@id='x']`, `pidf:presence/dm:person[@id='y']`), never the
  *    default namespace: RFC 5261 section 4.2.1 lets an unprefixed selector name mean the
  *    default namespace, but a receiver using a plain XPath 1.0 engine would read it as "no
@@ -50,9 +62,9 @@
  *  - XPath 1.0 literals have no escapes (RFC 5261 section 4.3.2 only notes that the quote
  *    characters may be written as references in the XML attribute): an id without `'` is written
  *    '...', an id with `'` but no `"` is written "..." (the attribute then holds &quot;), and an
- *    id with both falls back to a positional step (`pidf:tuple[3]`), computed against the
- *    document as the earlier operations of the same diff left it (RFC 5261 section 4: operations
- *    apply in document order, each to the result of the previous one).
+ *    id with both falls back to a positional step (`pidf:tuple[3]`). Every position is computed
+ *    against the document as the earlier operations of the same diff left it (RFC 5261 section
+ *    4: operations apply in document order, each to the result of the previous one).
  *
  * The applier (applyPidfPatch) implements the RFC 5261 selector subset (section 8 grammar: id(),
  * element steps with attribute / child value / self value / position predicates, text(),
@@ -73,6 +85,7 @@ import {
   type XmlNode,
   attr,
   childElements,
+  escapeAttribute,
   isNCName,
   parseXml,
   serializeXml,
@@ -180,22 +193,16 @@ function freePrefix(preferred: string, taken: ReadonlySet<string>): string {
 }
 
 /**
- * Root attributes of a pidf-full / pidf-diff made from a presence root: the default namespace
- * first, then the pidf-diff prefix, the presence root's other declarations, `extra`
- * declarations, its other attributes and the version (the order of the RFC 5262 examples).
+ * Root attributes of a pidf-full made from a presence root: the default namespace first, then
+ * the pidf-diff prefix, the presence root's other declarations, its other attributes and the
+ * version (the order of the RFC 5262 examples).
  */
-function wrapperAttributes(
-  presence: XmlElement,
-  diffPrefix: string,
-  extra: ReadonlyArray<[string, string]>,
-  version: number,
-): Record<string, string> {
+function wrapperAttributes(presence: XmlElement, diffPrefix: string, version: number): Record<string, string> {
   const out: Record<string, string> = {};
   const decls = declarationsOf(presence);
   for (const [k, v] of decls) if (k === 'xmlns') out[k] = v;
   out[`xmlns:${diffPrefix}`] = PIDF_DIFF_NS;
   for (const [k, v] of decls) if (k !== 'xmlns') out[k] = v;
-  for (const [k, v] of extra) out[k] = v;
   for (const [k, v] of Object.entries(presence.attributes ?? {})) {
     if (!isDeclaration(k) && k !== 'version' && v !== undefined) out[k] = v;
   }
@@ -215,7 +222,7 @@ function takenPrefixes(el: XmlElement): Set<string> {
 
 function fullDocument(presence: XmlElement, version: number): string {
   const p = freePrefix('p', takenPrefixes(presence));
-  const el: XmlElement = { type: 'element', name: `${p}:pidf-full`, attributes: wrapperAttributes(presence, p, [], version) };
+  const el: XmlElement = { type: 'element', name: `${p}:pidf-full`, attributes: wrapperAttributes(presence, p, version) };
   if (presence.elements && presence.elements.length > 0) el.elements = presence.elements;
   return serializeXml({ root: el });
 }
@@ -234,6 +241,8 @@ interface Item {
   /** Identity across the two documents: `{ns}local@id` or `{ns}local#occurrence`. */
   key: string;
   el: XmlElement;
+  /** In-scope namespaces inside `el` (to expand the names of its children). */
+  scope: NamespaceScope;
   ns: string | undefined;
   local: string;
   /** The id used in the selector (tuple / dm:person / dm:device). */
@@ -250,7 +259,8 @@ function itemsOf(root: XmlElement, scope: NamespaceScope): Item[] | undefined {
   const seen = new Map<string, number>();
   const keys = new Set<string>();
   for (const el of childElements(root)) {
-    const n = scope.child(el).expand(el.name);
+    const inner = scope.child(el);
+    const n = inner.expand(el.name);
     const ek = `{${n.ns ?? ''}}${n.local}`;
     const occurrence = seen.get(ek) ?? 0;
     seen.set(ek, occurrence + 1);
@@ -258,9 +268,24 @@ function itemsOf(root: XmlElement, scope: NamespaceScope): Item[] | undefined {
     const key = id !== undefined ? `${ek}@${id}` : `${ek}#${occurrence}`;
     if (keys.has(key)) return undefined;
     keys.add(key);
-    const item: Item = { key, el, ns: n.ns, local: n.local, text: serializeXml(el) };
+    const item: Item = { key, el, scope: inner, ns: n.ns, local: n.local, text: serializeXml(el) };
     if (id !== undefined) item.id = id;
     out.push(item);
+  }
+  return out;
+}
+
+/** Children of a tuple / person / device (or deeper), keyed by expanded name + occurrence. */
+function childItems(parent: Item): Item[] {
+  const out: Item[] = [];
+  const seen = new Map<string, number>();
+  for (const el of childElements(parent.el)) {
+    const inner = parent.scope.child(el);
+    const n = inner.expand(el.name);
+    const ek = `{${n.ns ?? ''}}${n.local}`;
+    const occurrence = seen.get(ek) ?? 0;
+    seen.set(ek, occurrence + 1);
+    out.push({ key: `${ek}#${occurrence}`, el, scope: inner, ns: n.ns, local: n.local, text: serializeXml(el) });
   }
   return out;
 }
@@ -300,12 +325,41 @@ function xpathLiteral(v: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Child elements the PIDF / data-model schemas allow at most once in their parent: their
+ * selector step needs no position (`.../pidf:status/pidf:basic`).
+ */
+const SINGLE = new Set([
+  `{${PIDF_NS}}status`,
+  `{${PIDF_NS}}basic`,
+  `{${PIDF_NS}}contact`,
+  `{${PIDF_NS}}timestamp`,
+  `{${DM_NS}}deviceID`,
+  `{${DM_NS}}timestamp`,
+]);
+
+/** Writer state saved before trying one encoding of a change, to undo it if another is smaller. */
+interface Mark {
+  ops: number;
+  declarations: number;
+  taken: Set<string>;
+  selectorPrefixes: Map<string, string>;
+  rootSelector: string | undefined;
+}
+
+/**
+ * Builds the operations of one pidf-diff. The root declares only what the operations use (the
+ * pidf-diff prefix, selector prefixes, prefixes of the added content): the current document's
+ * other declarations would only make every diff bigger.
+ */
 class DiffWriter {
   readonly prefix: string;
   private readonly taken: Set<string>;
-  private readonly bindings: Map<string, string>;
+  /** The current document's root declarations, prefix ('' = default) -> URI, in document order. */
+  private readonly available: Map<string, string>;
+  /** Declared on the diff root besides the pidf-diff prefix, in the order first needed. */
+  private readonly declarations: Array<[string, string]> = [];
   private readonly selectorPrefixes = new Map<string, string>();
-  readonly extraDeclarations: Array<[string, string]> = [];
   readonly ops: XmlElement[] = [];
   private rootSelector: string | undefined;
 
@@ -316,8 +370,17 @@ class DiffWriter {
     this.taken = takenPrefixes(current);
     this.prefix = freePrefix('p', this.taken);
     this.taken.add(this.prefix);
-    this.bindings = NamespaceScope.root().child(current).bindings();
-    this.bindings.set(this.prefix, PIDF_DIFF_NS);
+    this.available = new Map(declarationsOf(current).map(([k, v]) => [prefixOfDeclaration(k), v]));
+  }
+
+  private declared(prefix: string): boolean {
+    return prefix === this.prefix || this.declarations.some(([p]) => p === prefix);
+  }
+
+  /** Declares a prefix of the current document on the diff root, so content keeps its bytes. */
+  private declareAvailable(prefix: string): void {
+    const uri = this.available.get(prefix);
+    if (uri !== undefined && !this.declared(prefix)) this.declarations.push([prefix, uri]);
   }
 
   /** A non-empty prefix bound to `ns` on the diff root (declared there when needed). */
@@ -325,13 +388,14 @@ class DiffWriter {
     const have = this.selectorPrefixes.get(ns);
     if (have !== undefined) return have;
     let p: string | undefined;
-    for (const [k, v] of this.bindings) if (k !== '' && v === ns) p ??= k;
-    if (p === undefined) {
+    for (const [k, v] of this.declarations) if (k !== '' && v === ns) p ??= k;
+    for (const [k, v] of this.available) if (k !== '' && v === ns) p ??= k;
+    if (p !== undefined) this.declareAvailable(p);
+    else {
       const preferred = ns === PIDF_NS ? 'pidf' : ns === DM_NS ? 'dm' : this.prevScope.prefixFor(ns);
       p = freePrefix(preferred !== undefined && preferred !== '' && isNCName(preferred) && !/^xml/i.test(preferred) ? preferred : 'ns', this.taken);
       this.taken.add(p);
-      this.bindings.set(p, ns);
-      this.extraDeclarations.push([`xmlns:${p}`, ns]);
+      this.declarations.push([p, ns]);
     }
     this.selectorPrefixes.set(ns, p);
     return p;
@@ -342,37 +406,90 @@ class DiffWriter {
     return this.rootSelector;
   }
 
-  /** Selector of `item` in the working document `w` (the state after the operations so far). */
-  selector(item: Item, w: readonly Item[]): string {
-    const root = this.root();
+  /**
+   * Selector of `item`, a child of the element selected by `parent`, in the working list `w` of
+   * that element's children (the state after the operations so far).
+   */
+  selector(item: Item, w: readonly Item[], parent: string): string {
     if (item.id !== undefined && item.ns !== undefined) {
       const lit = xpathLiteral(item.id);
-      if (lit !== undefined) return `${root}/${this.selectorPrefix(item.ns)}:${item.local}[@id=${lit}]`;
+      if (lit !== undefined) return `${parent}/${this.selectorPrefix(item.ns)}:${item.local}[@id=${lit}]`;
     }
     const j = w.findIndex((x) => x.key === item.key);
     if (item.ns === undefined) {
       // An unprefixed selector name means the diff's default namespace (RFC 5261 section 4.2.1):
-      // a no-namespace element can only be named when there is none.
-      if (this.bindings.has('')) return `${root}/*[${j + 1}]`;
-      return `${root}/${item.local}[${sameNameBefore(item, w, j) + 1}]`;
+      // a no-namespace element can only be named when there is none. The default namespace may
+      // be declared by a later operation's content, so this depends on the current document.
+      if (this.available.has('')) return `${parent}/*[${j + 1}]`;
+      return `${parent}/${item.local}[${sameNameBefore(item, w, j) + 1}]`;
     }
-    return `${root}/${this.selectorPrefix(item.ns)}:${item.local}[${sameNameBefore(item, w, j) + 1}]`;
+    const step = `${parent}/${this.selectorPrefix(item.ns)}:${item.local}`;
+    // The position is left out only when it cannot matter: the name occurs once in the working list.
+    if (SINGLE.has(`{${item.ns}}${item.local}`) && sameNameBefore(item, w, w.length) === 1) return step;
+    return `${step}[${sameNameBefore(item, w, j) + 1}]`;
   }
 
-  op(local: 'add' | 'replace' | 'remove', attributes: Record<string, string>, content?: XmlElement[]): void {
+  op(local: 'add' | 'replace' | 'remove', attributes: Record<string, string>, content?: XmlNode[]): void {
     const el: XmlElement = { type: 'element', name: `${this.prefix}:${local}`, attributes };
-    if (content && content.length > 0) el.elements = content;
+    if (content && content.length > 0) {
+      el.elements = content;
+      // RFC 5261 section 4.2.3: the content is written as in the current document, so the
+      // prefixes it takes from the current root must be in scope here too.
+      const used = new Set<string>();
+      for (const n of content) if (n.type === 'element') usedPrefixes(n, new Set(), used);
+      for (const [p] of this.available) if (used.has(p)) this.declareAvailable(p);
+    }
     this.ops.push(el);
   }
 
-  document(version: number): string {
-    const el: XmlElement = {
-      type: 'element',
-      name: `${this.prefix}:pidf-diff`,
-      attributes: wrapperAttributes(this.current, this.prefix, this.extraDeclarations, version),
+  mark(): Mark {
+    return {
+      ops: this.ops.length,
+      declarations: this.declarations.length,
+      taken: new Set(this.taken),
+      selectorPrefixes: new Map(this.selectorPrefixes),
+      rootSelector: this.rootSelector,
     };
-    el.elements = this.ops;
-    return serializeXml({ root: el });
+  }
+
+  /** Bytes the diff document gained since `m`: operations plus root declarations. */
+  costSince(m: Mark): number {
+    let n = 0;
+    for (const op of this.ops.slice(m.ops)) n += Buffer.byteLength(serializeXml(op), 'utf8');
+    for (const [k, v] of this.declarations.slice(m.declarations)) n += Buffer.byteLength(` xmlns${k === '' ? '' : ':'}${k}="${escapeAttribute(v)}"`, 'utf8');
+    return n;
+  }
+
+  rollback(m: Mark): void {
+    this.ops.length = m.ops;
+    this.declarations.length = m.declarations;
+    this.taken.clear();
+    for (const p of m.taken) this.taken.add(p);
+    this.selectorPrefixes.clear();
+    for (const [k, v] of m.selectorPrefixes) this.selectorPrefixes.set(k, v);
+    this.rootSelector = m.rootSelector;
+  }
+
+  /**
+   * The <pidf-diff> document, without an XML declaration: it is optional (UTF-8 is the default
+   * encoding) and would be a fixed 38 bytes on every small diff. Root attributes in the order of
+   * the RFC 5262 examples: default namespace, pidf-diff prefix, other declarations (those of the
+   * current document in its order, then new ones), entity, version.
+   */
+  document(version: number): string {
+    const decl = (p: string): string => (p === '' ? 'xmlns' : `xmlns:${p}`);
+    const attributes: Record<string, string> = {};
+    const dflt = this.declarations.find(([p]) => p === '');
+    if (dflt) attributes.xmlns = dflt[1];
+    attributes[`xmlns:${this.prefix}`] = PIDF_DIFF_NS;
+    for (const [p, uri] of this.available) if (p !== '' && this.declared(p)) attributes[decl(p)] = uri;
+    for (const [p, uri] of this.declarations) attributes[decl(p)] ??= uri;
+    for (const [k, v] of Object.entries(this.current.attributes ?? {})) {
+      if (!isDeclaration(k) && k !== 'version' && v !== undefined) attributes[k] = v;
+    }
+    attributes.version = String(version);
+    const el: XmlElement = { type: 'element', name: `${this.prefix}:pidf-diff`, attributes, elements: this.ops };
+    return serializeXml(el);
   }
 }
 
@@ -391,13 +508,135 @@ function nonDeclarationAttributes(el: XmlElement): string {
   return out.sort().join('\u0000');
 }
 
+/** Called for a child present in both lists (same key, same relative order) whose content changed. */
+type OnChanged = (old: Item, now: Item, sel: string) => void;
+
+/**
+ * Operations turning the children `before` of the element selected by `parent` into `after`:
+ * removals (gone, or moved: a moved child is removed and added again at its new place), then
+ * changed children (via `changed`), then additions in runs of consecutive new children, each at
+ * its place in the current order (the PIDF schemas fix the order of children at every level).
+ */
+function diffChildren(w: DiffWriter, parent: string, before: readonly Item[], after: readonly Item[], changed: OnChanged): void {
+  const afterByKey = new Map(after.map((i) => [i.key, i]));
+  const beforeKeys = new Set(before.map((i) => i.key));
+  const stable = stableKeys(
+    before.filter((i) => afterByKey.has(i.key)).map((i) => i.key),
+    after.filter((i) => beforeKeys.has(i.key)).map((i) => i.key),
+  );
+  const work: Item[] = [...before];
+
+  for (const item of before) {
+    if (stable.has(item.key)) continue;
+    w.op('remove', { sel: w.selector(item, work, parent) });
+    work.splice(work.indexOf(item), 1);
+  }
+  for (let i = 0; i < work.length; i++) {
+    const old = work[i];
+    if (!old) continue;
+    const now = afterByKey.get(old.key);
+    if (!now || now.text === old.text) continue;
+    // The operations of `changed` stay inside this child: the working list is not affected.
+    changed(old, now, w.selector(old, work, parent));
+    work[i] = now;
+  }
+  for (let a = 0; a < after.length; ) {
+    const first = after[a];
+    if (!first || stable.has(first.key)) {
+      a++;
+      continue;
+    }
+    let b = a + 1;
+    while (b < after.length && !stable.has(after[b]?.key ?? '')) b++;
+    const run = after.slice(a, b);
+    let at: number;
+    if (b === after.length) {
+      w.op('add', { sel: parent }, run.map((i) => i.el));
+      at = work.length;
+    } else if (a === 0) {
+      w.op('add', { sel: parent, pos: 'prepend' }, run.map((i) => i.el));
+      at = 0;
+    } else {
+      const anchor = after[a - 1] as Item;
+      w.op('add', { sel: w.selector(anchor, work, parent), pos: 'after' }, run.map((i) => i.el));
+      at = work.findIndex((x) => x.key === anchor.key) + 1;
+    }
+    work.splice(at, 0, ...run);
+    a = b;
+  }
+}
+
+/** Same qualified name and the same attributes (declarations included) in the same order. */
+function sameShell(a: XmlElement, b: XmlElement): boolean {
+  return a.name === b.name && JSON.stringify(Object.entries(a.attributes ?? {})) === JSON.stringify(Object.entries(b.attributes ?? {}));
+}
+
+function elementOnly(el: XmlElement): boolean {
+  return (el.elements ?? []).every((n) => n.type === 'element');
+}
+
+function textNodesOnly(el: XmlElement): boolean {
+  const nodes = el.elements ?? [];
+  return nodes.length > 0 && nodes.every((n) => n.type === 'text' || n.type === 'cdata');
+}
+
+/**
+ * The new text when `old` -> `now` can be a replace of `old`'s text node: both elements hold only
+ * text. The old text must exist (else text() selects nothing), and the new one must not be
+ * white space only (parseXml would drop it from the diff, and the replace would remove the node).
+ */
+function replacementText(old: XmlElement, now: XmlElement): string | undefined {
+  if (!sameShell(old, now) || !textNodesOnly(old) || !textNodesOnly(now) || textContent(old) === '') return undefined;
+  const t = textContent(now);
+  return /[^ \t\n\r]/.test(t) ? t : undefined;
+}
+
+/** Depth of the children we still descend into: those of a tuple / dm:person / dm:device (e.g. <status>). */
+const MAX_DESCENT = 1;
+
+/**
+ * Writes the smallest encoding of a change of one element selected by `sel`: a replace of the
+ * whole element; for a tuple / dm:person / dm:device (depth 0, matched by id) and its children
+ * (depth 1), operations on their children; for a text-only element below the top level, a
+ * replace of its text node. Each candidate is measured in the bytes it adds to the diff.
+ */
+function encodeChange(w: DiffWriter, old: Item, now: Item, sel: string, depth: number): void {
+  const m = w.mark();
+  const whole = (): void => w.op('replace', { sel }, [now.el]);
+  whole();
+  let best = whole;
+  let bestCost = w.costSince(m);
+
+  const text = depth > 0 ? replacementText(old.el, now.el) : undefined;
+  if (text !== undefined) {
+    w.rollback(m);
+    const byText = (): void => w.op('replace', { sel: `${sel}/text()` }, [{ type: 'text', text }]);
+    byText();
+    const c = w.costSince(m);
+    if (c < bestCost) {
+      best = byText;
+      bestCost = c;
+    }
+  }
+
+  const descend = (depth === 0 ? old.id !== undefined : depth <= MAX_DESCENT) && sameShell(old.el, now.el) && elementOnly(old.el) && elementOnly(now.el);
+  if (descend) {
+    w.rollback(m);
+    diffChildren(w, sel, childItems(old), childItems(now), (o, n, s) => encodeChange(w, o, n, s, depth + 1));
+    // Kept only when strictly smaller: one replace is simpler than several operations.
+    if (w.costSince(m) < bestCost) return;
+  }
+  w.rollback(m);
+  best();
+}
+
 /**
  * The changes from `previous` to `current` (both canonical PIDF documents of the same entity) as
  * a <pidf-diff> with `version`. Returns undefined when there is nothing to send as a diff: the
  * documents are equal (no operation), or full state is the better message — the diff would not be
- * smaller than the <pidf-full> document (RFC 5262 section 4), or the change is not one a diff of
- * top-level children can carry (another entity or root attribute, a namespace prefix bound
- * differently in the two documents, an id used twice). Callers tell "equal" apart by comparing
+ * smaller than the <pidf-full> document (RFC 5262 section 4), or the change is not one our diffs
+ * carry (another entity or root attribute, a namespace prefix bound differently in the two
+ * documents, an id used twice). Callers tell "equal" apart by comparing
  * the two strings (canonical documents: same state, same bytes) and send pidfFull otherwise.
  * Throws PidfDiffError when a document is not a PIDF document; RangeError for a bad version.
  */
@@ -418,56 +657,8 @@ export function pidfDiff(previous: string, current: string, version: number): st
   const after = itemsOf(cur.root, cur.scope);
   if (!before || !after) return undefined;
 
-  const afterByKey = new Map(after.map((i) => [i.key, i]));
-  const beforeKeys = new Set(before.map((i) => i.key));
-  const stable = stableKeys(
-    before.filter((i) => afterByKey.has(i.key)).map((i) => i.key),
-    after.filter((i) => beforeKeys.has(i.key)).map((i) => i.key),
-  );
-
   const w = new DiffWriter(cur.root, prev.scope);
-  const work: Item[] = [...before];
-
-  // 1. Removals (gone, or moved: a moved child is removed and added again at its new place).
-  for (const item of before) {
-    if (stable.has(item.key)) continue;
-    w.op('remove', { sel: w.selector(item, work) });
-    work.splice(work.indexOf(item), 1);
-  }
-  // 2. Replacements of children whose content changed.
-  for (let i = 0; i < work.length; i++) {
-    const old = work[i];
-    if (!old) continue;
-    const now = afterByKey.get(old.key);
-    if (!now || now.text === old.text) continue;
-    w.op('replace', { sel: w.selector(old, work) }, [now.el]);
-    work[i] = now;
-  }
-  // 3. Additions, in runs of consecutive new children, each at its place in the current order.
-  for (let a = 0; a < after.length; ) {
-    const first = after[a];
-    if (!first || stable.has(first.key)) {
-      a++;
-      continue;
-    }
-    let b = a + 1;
-    while (b < after.length && !stable.has(after[b]?.key ?? '')) b++;
-    const run = after.slice(a, b);
-    let at: number;
-    if (b === after.length) {
-      w.op('add', { sel: w.root() }, run.map((i) => i.el));
-      at = work.length;
-    } else if (a === 0) {
-      w.op('add', { sel: w.root(), pos: 'prepend' }, run.map((i) => i.el));
-      at = 0;
-    } else {
-      const anchor = after[a - 1] as Item;
-      w.op('add', { sel: w.selector(anchor, work), pos: 'after' }, run.map((i) => i.el));
-      at = work.findIndex((x) => x.key === anchor.key) + 1;
-    }
-    work.splice(at, 0, ...run);
-    a = b;
-  }
+  diffChildren(w, w.root(), before, after, (old, now, sel) => encodeChange(w, old, now, sel, 0));
 
   if (w.ops.length === 0) return undefined;
   const diff = w.document(version);

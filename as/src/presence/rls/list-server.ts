@@ -12,6 +12,7 @@ import { politeBlockDocument, serializePidf } from '../pidf/index.js';
 import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from '../pidf/pidf-diff.js';
 import type { PresenceState } from '../presence-state.js';
 import type { Presentities } from '../presentities.js';
+import type { BackendSubscriptions } from './backend.js';
 import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolvedList } from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
 
@@ -102,10 +103,13 @@ export class ResourceListServer {
     authorizer: PresenceAuthorizer;
     state: PresenceState;
     notifier: () => Notifier;
+    /** Back-end subscriptions to members in other domains; without it they show as pending. */
+    backend?: BackendSubscriptions;
     limits: ListLimits;
     log: Logger;
   }) {
     deps.docs.on('change', (ch) => void this.documentChanged(ch));
+    deps.backend?.on('changed', (member) => void deps.notifier().resourceChanged('presence', member, { direct: false }));
   }
 
   /** The list a Request-URI names, if any. */
@@ -275,8 +279,11 @@ export class ResourceListServer {
   /** A member as this watcher may see it, through the member's own pres-rules. */
   private async view(member: ListMember, watcher: string): Promise<MemberView> {
     const local = this.deps.domain.canonical(member.uri);
-    // other domains would need back-end subscriptions: shown as pending (state unknown)
-    if (!local) return { member, state: 'pending' };
+    if (!local) {
+      // another domain: what its presence server tells our back-end subscription
+      if (!this.deps.backend) return { member, state: 'pending' };
+      return { member, ...(await this.deps.backend.view(member.uri)) };
+    }
     if (!(await this.deps.presentities.exists(local))) return { member, state: 'terminated', reason: 'noresource' };
     const grant = await this.grant(local, watcher);
     switch (grant.handling) {
@@ -302,20 +309,15 @@ export class ResourceListServer {
     return g;
   }
 
-  /** Members whose presence changes concern the list: the local ones, canonical. */
+  /** Members whose presence changes concern the list: ours canonical, others as listed. */
   private watched(members: ListMember[]): string[] {
-    const out = new Set<string>();
-    for (const m of members) {
-      const c = this.deps.domain.canonical(m.uri);
-      if (c) out.add(c);
-    }
-    return [...out];
+    return [...new Set(members.map((m) => this.deps.domain.canonical(m.uri) ?? m.uri))];
   }
 
   private resolveOptions() {
     const { maxMembers, maxDepth } = this.deps.limits;
-    // our users under any alias are one member; other URIs as the usage compares them
-    return { maxMembers, maxDepth, canonical: (uri: string) => this.deps.domain.canonical(uri) ?? normalizeUri(uri) };
+    // our users under any alias are one member; other URIs as written (their port matters)
+    return { maxMembers, maxDepth, canonical: (uri: string) => this.deps.domain.canonical(uri) ?? uri.trim() };
   }
 
   /**

@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import type { IscCall } from '../../isc/dispatcher.js';
+import { reply, type IscDecision } from '../../isc/types.js';
+import type { UacClient } from '../../isc/uac.js';
+import type { Logger } from '../../log/logger.js';
+import { parseValueParams } from '../../sip/index.js';
+import type { Collection, Store } from '../../store/port.js';
+import { DuplicateKeyError } from '../../store/port.js';
+import { TypedEmitter } from '../../util/typed-emitter.js';
+import { PidfError, parsePidf } from '../pidf/index.js';
+
+/** A back-end subscription to a member in another domain, shared by every list holding it. */
+interface BackendRecord {
+  /** The member's URI (as lists name it). */
+  _id: string;
+  [key: string]: unknown;
+  callId: string;
+  state: 'pending' | 'active' | 'terminated';
+  reason?: string;
+  /** The member's last presence document (active members). */
+  pidf?: string;
+  expiresAt: Date;
+  updatedAt: Date;
+}
+
+/** What a list shows for a member in another domain. */
+export interface RemoteView {
+  state: 'pending' | 'active' | 'terminated';
+  reason?: string;
+  pidf?: string;
+}
+
+const EXPIRES = 600;
+/** Refreshed this long before it runs out (a new dialog; the old one is left to expire). */
+const REFRESH_MARGIN_MS = 120_000;
+
+/**
+ * Back-end subscriptions of the Resource List Server (RFC 4662 section 4.4.2) to members
+ * outside our domain: one SUBSCRIBE through Kamailio per member, whatever the number of
+ * lists holding it, from the RLS's own identity; the NOTIFYs come back to the AS (Kamailio
+ * hands in-dialog NOTIFYs for sip:rls@ to it) and each change is told to the lists. The
+ * state lives in the store, so every AS instance sharing it serves the same view; whichever
+ * instance creates a record sends its SUBSCRIBE.
+ */
+export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
+  private readonly records: Collection<BackendRecord>;
+  private sweeper?: NodeJS.Timeout;
+
+  constructor(private readonly deps: {
+    store: Store;
+    uac: UacClient;
+    /** Our identity toward other domains, e.g. sip:rls@example.com. */
+    identity: string;
+    /** Where their NOTIFYs come: a URI of the core whose user part is "rls". */
+    contact: string;
+    /** Whether any live list still holds a member (otherwise its subscription lapses). */
+    stillWanted: (member: string) => Promise<boolean>;
+    log: Logger;
+  }) {
+    super();
+    this.records = deps.store.collection<BackendRecord>('rls_backend');
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => void this.sweep(), 30_000);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  /** The member as known now; starts its back-end subscription when there is none. */
+  async view(member: string): Promise<RemoteView> {
+    const r = await this.records.findOne({ _id: member });
+    if (r && (r.state !== 'terminated' || Date.now() - r.updatedAt.getTime() < 60_000)) {
+      return { state: r.state, ...(r.reason ? { reason: r.reason } : {}), ...(r.pidf ? { pidf: r.pidf } : {}) };
+    }
+    await this.subscribe(member, r ?? undefined);
+    return { state: 'pending' };
+  }
+
+  /** A NOTIFY of one of our back-end subscriptions (in-dialog, through Kamailio). */
+  async handleNotify(call: IscCall): Promise<IscDecision> {
+    const { sip } = call;
+    const r = await this.records.findOne({ callId: sip.callId });
+    if (!r) return reply(481, 'Subscription Does Not Exist');
+    const event = parseValueParams(sip.headers.get('Event') ?? '').value.toLowerCase();
+    if (event !== 'presence') return reply(489, 'Bad Event');
+    const subState = parseValueParams(sip.headers.get('Subscription-State') ?? '');
+    const state = subState.value.toLowerCase();
+    let pidf: string | undefined;
+    if (sip.body.trim()) {
+      const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/pidf+xml') return reply(415, 'Unsupported Media Type', { hdrs: 'Accept: application/pidf+xml\r\n' });
+      try {
+        parsePidf(sip.body);
+      } catch (err) {
+        if (err instanceof PidfError) return reply(400, err.reason);
+        throw err;
+      }
+      pidf = sip.body;
+    }
+    const set: Record<string, unknown> = { updatedAt: new Date() };
+    if (state === 'terminated') {
+      set.state = 'terminated';
+      set.reason = subState.params.get('reason') ?? 'deactivated';
+    } else {
+      set.state = state === 'active' ? 'active' : 'pending';
+      if (pidf !== undefined) set.pidf = pidf;
+    }
+    await this.records.updateOne({ _id: r._id, callId: sip.callId }, state === 'terminated' ? { $set: set, $unset: { pidf: true } } : { $set: set });
+    this.emit('changed', r._id);
+    return reply(200, 'OK');
+  }
+
+  private async subscribe(member: string, previous?: BackendRecord): Promise<void> {
+    const callId = `${randomBytes(12).toString('hex')}@rls`;
+    const now = new Date();
+    const record: BackendRecord = { _id: member, callId, state: 'pending', expiresAt: new Date(now.getTime() + EXPIRES * 1000), updatedAt: now };
+    try {
+      if (previous) {
+        // another instance may renew it at the same moment: the one that swaps the Call-ID sends
+        const swapped = await this.records.findOneAndUpdate({ _id: member, callId: previous.callId }, { $set: { callId, expiresAt: record.expiresAt, updatedAt: now } }, { returnDocument: 'after' });
+        if (!swapped) return;
+      } else {
+        await this.records.insertOne(record);
+      }
+    } catch (err) {
+      if (err instanceof DuplicateKeyError) return; // created elsewhere meanwhile
+      throw err;
+    }
+    const fromTag = randomBytes(6).toString('hex');
+    void this.deps.uac.send({
+      method: 'SUBSCRIBE',
+      ruri: member,
+      headers: [
+        ['From', `<${this.deps.identity}>;tag=${fromTag}`],
+        ['To', `<${member}>`],
+        ['Call-ID', callId],
+        ['CSeq', '1 SUBSCRIBE'],
+        ['Contact', `<${this.deps.contact}>`],
+        ['Event', 'presence'],
+        ['Accept', 'application/pidf+xml'],
+        ['Expires', String(EXPIRES)],
+        ['Max-Forwards', '70'],
+      ],
+    }).then(async (outcome) => {
+      if (outcome.code >= 200 && outcome.code < 300) return;
+      // refused or unreachable: the lists show it terminated (RFC 4662 instance reasons)
+      const reason = outcome.code === 404 || outcome.code === 480 ? 'noresource' : outcome.code === 403 || outcome.code === 603 ? 'rejected' : 'deactivated';
+      await this.records.updateOne({ _id: member, callId }, { $set: { state: 'terminated', reason, updatedAt: new Date() }, $unset: { pidf: true } });
+      this.deps.log.info({ member, code: outcome.code, timedOut: outcome.timedOut }, 'back-end subscription refused');
+      this.emit('changed', member);
+    }).catch((err: unknown) => this.deps.log.error({ err, member }, 'back-end SUBSCRIBE failed'));
+  }
+
+  /** Renews what lists still hold before it lapses; forgets what none holds any more. */
+  private async sweep(): Promise<void> {
+    try {
+      const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
+      for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
+        if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
+        else await this.records.deleteOne({ _id: r._id, callId: r.callId });
+      }
+    } catch (err) {
+      this.deps.log.error({ err }, 'back-end subscription sweep failed');
+    }
+  }
+}

@@ -594,6 +594,18 @@ describe('pidf-diff: child-level changes', () => {
     assert.deepEqual(diffOf(withClass(''), withClass('work')).ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]"]]);
   });
 
+  it('replaces an element whole when its new text is CDATA (kept as written in extensions)', () => {
+    const withF = (x: string): string =>
+      canon(`<presence xmlns="${PIDF_NS}" xmlns:e="urn:example:e" entity="${ENTITY}"><tuple id="t1"><status><basic>open</basic></status><e:f>${x}</e:f><note>A note long enough for a diff</note></tuple></presence>`);
+    const cdata = withF('<![CDATA[a<b]]>');
+    assert.match(cdata, /<e:f><!\[CDATA\[a<b\]\]><\/e:f>/);
+    let r = diffOf(withF('plain'), cdata);
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]"]]);
+    // From CDATA to plain text, the text() replace is fine.
+    r = diffOf(cdata, withF('plain'));
+    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]/text()", 'plain']]);
+  });
+
   it('names a child of no namespace by position among all children', () => {
     const flag = (v: string): XmlElement => ({ type: 'element', name: 'flag', attributes: { xmlns: '' }, elements: [{ type: 'text', text: v }] });
     const withFlag = (v: string): string => doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic: 'open', elements: [rpidElement('class', 'work'), flag(v)] })] });

@@ -35,10 +35,11 @@
  *  - Top-level children of <presence>: tuple, dm:person and dm:device are matched by expanded
  *    name + id; other children (presence notes, extension elements) by position among the
  *    children of the same expanded name. Changed ones are replaced (tuple, person and device
- *    possibly in parts, see below), removed ones removed, new ones added where they belong: RFC 5262 section 3 says the content is exactly a PIDF document and should be valid,
- *    and the PIDF schema fixes the order (tuples, notes, extensions), so additions keep the
- *    current document's order (pos="prepend" / "after", plain append at the end), as the RFC
- *    5262 section 6 example does with pos="before".
+ *    possibly in parts, see below), removed ones removed, new ones added where they belong:
+ *    RFC 5262 section 3 says the content is exactly a PIDF document and should be valid, and
+ *    the PIDF schema fixes the order (tuples, notes, extensions), so additions keep the current
+ *    document's order (pos="prepend" / "after", plain append at the end), as the RFC 5262
+ *    section 6 example does with pos="before". The same holds inside tuples, persons, devices.
  *  - A changed tuple / dm:person / dm:device (same name, id and attributes in both documents)
  *    is diffed one level down in the same way, its children matched by expanded name +
  *    position among same-named siblings (`.../pidf:tuple[@id='t']/pidf:note[2]`), and a changed
@@ -575,18 +576,20 @@ function elementOnly(el: XmlElement): boolean {
   return (el.elements ?? []).every((n) => n.type === 'element');
 }
 
-function textNodesOnly(el: XmlElement): boolean {
+function textNodesOnly(el: XmlElement, cdata: boolean): boolean {
   const nodes = el.elements ?? [];
-  return nodes.length > 0 && nodes.every((n) => n.type === 'text' || n.type === 'cdata');
+  return nodes.length > 0 && nodes.every((n) => n.type === 'text' || (cdata && n.type === 'cdata'));
 }
 
 /**
  * The new text when `old` -> `now` can be a replace of `old`'s text node: both elements hold only
- * text. The old text must exist (else text() selects nothing), and the new one must not be
- * white space only (parseXml would drop it from the diff, and the replace would remove the node).
+ * text (text() selects a whole run of text and CDATA; the new text must be plain, as the applier
+ * makes a text node and extension elements keep CDATA as written). The old text must exist (else
+ * text() selects nothing), and the new one must not be white space only (parseXml would drop it
+ * from the diff, and the replace would remove the node).
  */
 function replacementText(old: XmlElement, now: XmlElement): string | undefined {
-  if (!sameShell(old, now) || !textNodesOnly(old) || !textNodesOnly(now) || textContent(old) === '') return undefined;
+  if (!sameShell(old, now) || !textNodesOnly(old, true) || !textNodesOnly(now, false) || textContent(old) === '') return undefined;
   const t = textContent(now);
   return /[^ \t\n\r]/.test(t) ? t : undefined;
 }
@@ -636,8 +639,8 @@ function encodeChange(w: DiffWriter, old: Item, now: Item, sel: string, depth: n
  * documents are equal (no operation), or full state is the better message — the diff would not be
  * smaller than the <pidf-full> document (RFC 5262 section 4), or the change is not one our diffs
  * carry (another entity or root attribute, a namespace prefix bound differently in the two
- * documents, an id used twice). Callers tell "equal" apart by comparing
- * the two strings (canonical documents: same state, same bytes) and send pidfFull otherwise.
+ * documents, an id used twice). Callers tell "equal" apart by comparing the two strings
+ * (canonical documents: same state, same bytes) and send pidfFull otherwise.
  * Throws PidfDiffError when a document is not a PIDF document; RangeError for a bad version.
  */
 export function pidfDiff(previous: string, current: string, version: number): string | undefined {

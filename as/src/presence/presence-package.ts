@@ -13,7 +13,9 @@ import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from './pidf/pidf-diff.js'
 import { MULTIPART_RELATED, type ResourceListServer } from './rls/list-server.js';
 import { RLMI_CONTENT_TYPE } from './rls/rlmi.js';
 
-export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
+import { PIDF_CONTENT_TYPE } from './pidf-body.js';
+
+export { PIDF_CONTENT_TYPE };
 
 export interface ExpiryBounds {
   minExpires: number;

@@ -8,8 +8,9 @@ import type { LocalDomain } from '../users/local-domain.js';
 import type { Presentities } from './presentities.js';
 import type { DocumentChange } from '../xdm/document-store.js';
 import type { PresenceAuthorizer } from './authorization.js';
-import { PidfError, parsePidf, serializePidf } from './pidf/index.js';
+import { serializePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
+import { pidfBodyProblem } from './pidf-body.js';
 import type { Publications } from './publications.js';
 import type { BackendSubscriptions } from './rls/backend.js';
 
@@ -78,14 +79,8 @@ export class PresenceService implements IscService {
     let body: string | undefined;
     if (hasBody) {
       if (Buffer.byteLength(sip.body, 'utf8') > limits.maxBodyBytes) return reply(413, 'Request Entity Too Large');
-      const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${PIDF_CONTENT_TYPE}\r\n` });
-      try {
-        parsePidf(sip.body);
-      } catch (err) {
-        if (err instanceof PidfError) return reply(400, err.reason);
-        throw err;
-      }
+      const problem = pidfBodyProblem(sip);
+      if (problem) return problem;
       body = sip.body;
     }
     const outcome = await this.deps.publications.publish({ entity, event, ifMatch, body, contentType: PIDF_CONTENT_TYPE, expires });

@@ -7,7 +7,7 @@ import { parseValueParams } from '../../sip/index.js';
 import type { Collection, Store } from '../../store/port.js';
 import { DuplicateKeyError } from '../../store/port.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
-import { PidfError, parsePidf } from '../pidf/index.js';
+import { pidfBodyProblem } from '../pidf-body.js';
 
 /** A back-end subscription to a member in another domain, shared by every list holding it. */
 interface BackendRecord {
@@ -91,14 +91,8 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
     const state = subState.value.toLowerCase();
     let pidf: string | undefined;
     if (sip.body.trim()) {
-      const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-      if (type !== 'application/pidf+xml') return reply(415, 'Unsupported Media Type', { hdrs: 'Accept: application/pidf+xml\r\n' });
-      try {
-        parsePidf(sip.body);
-      } catch (err) {
-        if (err instanceof PidfError) return reply(400, err.reason);
-        throw err;
-      }
+      const problem = pidfBodyProblem(sip);
+      if (problem) return problem;
       pidf = sip.body;
     }
     const set: Record<string, unknown> = { updatedAt: new Date() };

@@ -10,13 +10,13 @@ import { normalizeUri } from '../../xdm/usages/usage.js';
 import type { PresenceAuthorizer, PresenceGrant } from '../authorization.js';
 import { politeBlockDocument, serializePidf } from '../pidf/index.js';
 import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from '../pidf/pidf-diff.js';
+import { PIDF_CONTENT_TYPE } from '../pidf-body.js';
 import type { PresenceState } from '../presence-state.js';
 import type { Presentities } from '../presentities.js';
 import type { BackendSubscriptions } from './backend.js';
 import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolvedList } from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
 
-export const PIDF = 'application/pidf+xml';
 export const MULTIPART_RELATED = 'multipart/related';
 
 /** What a list subscription keeps (in the store: membership; in memory: what was sent). */
@@ -260,7 +260,7 @@ export class ResourceListServer {
         const diff = diffs && previous !== undefined ? pidfDiff(previous.pidf, v.pidf, memberVersion) : undefined;
         const body = diff ?? (diffs ? pidfFull(v.pidf, memberVersion) : v.pidf);
         held.push([v.member.uri, { pidf: v.pidf, version: memberVersion }]);
-        parts.push({ headers: [['Content-Transfer-Encoding', 'binary'], ['Content-ID', `<${cid}>`], ['Content-Type', diffs ? PIDF_DIFF_CONTENT_TYPE : PIDF]], body });
+        parts.push({ headers: [['Content-Transfer-Encoding', 'binary'], ['Content-ID', `<${cid}>`], ['Content-Type', diffs ? PIDF_DIFF_CONTENT_TYPE : PIDF_CONTENT_TYPE]], body });
       }
       // a member whose document is in a later NOTIFY is named here without an instance
       resources.push(resource);

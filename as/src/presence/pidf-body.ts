@@ -1,0 +1,22 @@
+import type { IscCall } from '../isc/dispatcher.js';
+import { reply, type ReplyDecision } from '../isc/types.js';
+import { PidfError, parsePidf } from './pidf/index.js';
+
+export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
+
+/**
+ * The answer a request's presence document earns (PUBLISH, a back-end NOTIFY): 415 with
+ * Accept for another content type, 400 naming the fault for a document we refuse;
+ * undefined when it is a PIDF we take.
+ */
+export function pidfBodyProblem(sip: IscCall['sip']): ReplyDecision | undefined {
+  const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${PIDF_CONTENT_TYPE}\r\n` });
+  try {
+    parsePidf(sip.body);
+  } catch (err) {
+    if (err instanceof PidfError) return reply(400, err.reason);
+    throw err;
+  }
+  return undefined;
+}

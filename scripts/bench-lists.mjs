@@ -48,7 +48,6 @@ const localPort = sock.address().port;
 const transactions = new Map();
 const dialogs = new Map();
 let wireBytes = new Map();
-let shown = 0;
 
 sock.on('message', (buf) => {
   let msg;
@@ -73,7 +72,6 @@ sock.on('message', (buf) => {
     `Call-ID: ${callId}`, `CSeq: ${msg.headers.get('CSeq')}`, 'Content-Length: 0', '', ''].join('\r\n');
   sock.send(ok, Number(corePort), coreHost);
   if (msg.method === 'NOTIFY') {
-    if (process.env.BENCH_SHOW && shown++ < 12) console.log(callId, msg.headers.get('CSeq'), msg.headers.get('Subscription-State'), buf.length);
     wireBytes.set(callId, (wireBytes.get(callId) ?? 0) + buf.length);
     dialogs.get(callId)?.(msg);
   }

@@ -98,8 +98,6 @@ export function subscriberScenario(o: {
   body?: { type: string; text: string };
   /** Extra header lines of every SUBSCRIBE (Supported: eventlist ...). */
   headers?: string[];
-  /** Refresh SUBSCRIBEs after these NOTIFY numbers (in-dialog, with this body when given). */
-  refreshAfter?: { notify: number; body?: { type: string; text: string } };
 }): string {
   const expires = o.expires ?? 600;
   const headers = o.headers ?? [];
@@ -111,19 +109,14 @@ export function subscriberScenario(o: {
   } else {
     parts.push(responseAndNotify(200, true), `
   <nop><action><log message="SUBSCRIBED" /></action></nop>`);
-    let cseq = 3;
     for (let i = 0; i < (o.more ?? 0); i++) {
       parts.push(`
   <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}" />${ok200}
   <nop><action><log message="NOTIFIED ${i + 1}" /></action></nop>`);
-      if (o.refreshAfter?.notify === i + 1) {
-        parts.push(subscribe(cseq++, o.event, expires, { auth: false, inDialog: true, accept: o.accept, body: o.refreshAfter.body, headers }), responseAndNotify(200, false), `
-  <nop><action><log message="REFRESHED" /></action></nop>`);
-      }
     }
     if (o.unsubscribe !== false) {
       parts.push(`
-  <pause milliseconds="200" />`, subscribe(cseq, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
+  <pause milliseconds="200" />`, subscribe(3, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
     }
   }
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>

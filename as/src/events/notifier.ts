@@ -144,7 +144,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     }
 
     const toTag = sip.to.tag;
-    if (toTag) return this.inDialog(call, pkg, toTag, expires);
+    if (toTag) return this.inDialog(call, pkg, toTag, expires, rate);
 
     const watcher = call.req.asserted;
     if (!watcher) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "an authenticated identity is required"\r\n' });
@@ -254,7 +254,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     return this.subs.find(filter);
   }
 
-  private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number): Promise<IscDecision> {
+  private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number, rate: RateRequest | undefined): Promise<IscDecision> {
     const { sip } = call;
     const id = `${sip.callId}|${sip.from.tag ?? ''}|${toTag}`;
     const current = await this.subs.findOne({ _id: id });
@@ -272,13 +272,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const expiresAt = new Date(Date.now() + expires * 1000);
     const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq };
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
-    let rate: RateRequest | undefined;
-    try {
-      rate = negotiateRate(parseRateRequest(parseValueParams(sip.headers.get('Event') ?? '').params), { localMinInterval: this.deps.minNotifyInterval ?? 0 });
-    } catch (err) {
-      if (err instanceof RateControlError) return reply(err.status, err.reason);
-      throw err;
-    }
     if (rate) set.rate = rate;
     if (pkg.refresh) {
       const h = this.hot.get(id);

@@ -121,7 +121,7 @@ export class UacClient {
       cseq,
     });
     // Kamailio's evapi reads a frame into a 32 KB buffer: a larger one (a big list NOTIFY) goes over HTTP
-    if (payload.length <= STREAM_FRAME_LIMIT && Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {
+    if (Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {
       this.opts.metrics.count('uac_sent_total', { via: 'stream' });
       return outcome;
     }

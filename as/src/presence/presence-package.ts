@@ -124,15 +124,15 @@ export class PresencePackage implements EventPackage {
     const sent = createHash('sha1').update(body).digest('base64url');
     // a change that fires none of the watcher's triggers is not notified (RFC 4661 section 3.3)
     const quiet = sent === data.sent || (filters.length > 0 && !ctx.fullState && !triggersFire(data.base, authorized, filters));
-    const next: PresenceSubData = quiet ? data : { ...data, sent, base: authorized, held: body };
-    if (quiet && !ctx.fullState) return { contentType: PIDF_CONTENT_TYPE, body, data: next, unchanged: true };
+    if (quiet && !ctx.fullState) return { contentType: PIDF_CONTENT_TYPE, body, data, unchanged: true };
+    const next: PresenceSubData = { ...data, sent, base: authorized, held: body };
     if (sub.accept.includes(PIDF_DIFF_CONTENT_TYPE)) {
       // partial PIDF (RFC 5263): changes against what the watcher holds, full state when asked or cheaper
       // (versions start at 1, RFC 5263 section 4.4)
       const diff = !ctx.fullState && data.held !== undefined ? pidfDiff(data.held, body, ctx.version + 1) : undefined;
-      return { contentType: PIDF_DIFF_CONTENT_TYPE, body: diff ?? pidfFull(body, ctx.version + 1), data: { ...next, sent, base: authorized, held: body } };
+      return { contentType: PIDF_DIFF_CONTENT_TYPE, body: diff ?? pidfFull(body, ctx.version + 1), data: next };
     }
-    return { contentType: PIDF_CONTENT_TYPE, body, data: { ...next, sent, base: authorized, held: body } };
+    return { contentType: PIDF_CONTENT_TYPE, body, data: next };
   }
 
   /** The filter set that a sequence of filter documents leaves in force (throws FilterError). */

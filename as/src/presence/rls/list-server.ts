@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Admission, NotifyContent, NotifyRendering, RenderContext, Subscription } from '../../events/event-package.js';
 import type { Notifier } from '../../events/notifier.js';
 import type { IscCall } from '../../isc/dispatcher.js';
@@ -183,7 +184,8 @@ export class ResourceListServer {
     const docs: Record<string, HeldDocument> = ctx.fullState ? {} : { ...(data.docs ?? {}) };
     const changed: MemberView[] = [];
     for (const v of views) {
-      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf ?? ''}`;
+      // a digest, not the document: the document itself is kept once, in the presence state's cache
+      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf === undefined ? '' : createHash('sha1').update(v.pidf).digest('base64url')}`;
       if (!ctx.fullState && told[v.member.uri] === mark) continue;
       told[v.member.uri] = mark;
       changed.push(v);
@@ -220,12 +222,13 @@ export class ResourceListServer {
         take.push(v);
         next++;
       }
-      let built: Chunk = this.chunk(data, fullState ? views : [...head, ...take], new Set(take.map((v) => v.member.uri)), ctx.version + chunk, fullState, docs, diffs);
+      const build = () => this.chunk(data, fullState ? views : [...head, ...take], new Set(take.map((v) => v.member.uri)), ctx.version + chunk, fullState, docs, diffs);
+      let built = build();
       // the estimate was short: hand members back to the next chunk until it fits
       while (Buffer.byteLength(built.content.body, 'utf8') > limit && take.length > 1) {
         take.pop();
         next--;
-        built = this.chunk(data, fullState ? views : [...head, ...take], new Set(take.map((v) => v.member.uri)), ctx.version + chunk, fullState, docs, diffs);
+        built = build();
       }
       if (Buffer.byteLength(built.content.body, 'utf8') > limit) {
         this.deps.log.warn({ list: data.uri, bytes: Buffer.byteLength(built.content.body, 'utf8'), limit }, 'list NOTIFY above the size limit (one member document, or the list itself, is larger)');

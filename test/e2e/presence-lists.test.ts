@@ -233,7 +233,7 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     for (const n of got.slice(1)) assert.equal(n.rlmi.fullState, false);
     got.forEach((n, i) => assert.equal(n.rlmi.version, got[0]!.rlmi.version + i));
     const documents = got.reduce((sum, n) => sum + n.parts.size, 0);
-    assert.equal(documents, 500, 'every member document arrives exactly once');
+    assert.equal(documents, 500, `every member document arrives exactly once; documents per NOTIFY: ${got.map((n) => n.parts.size).join(' ')}; sipp exit ${run.exitCode} after ${run.elapsedMs} ms: ${run.stdout.slice(-1500)}`);
     const seen = new Set(got.flatMap((n) => n.rlmi.resources.filter((r) => r.instances[0]?.cid).map((r) => r.uri)));
     assert.equal(seen.size, 500);
   });

@@ -91,7 +91,13 @@ export interface UacReplyEvent {
   ts: string;
 }
 
-export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent;
+/** Kamailio consumed the stream batch whose last request carried `"ack":id` (see StreamWindow). */
+export interface StreamAckEvent {
+  type: 'stream-ack';
+  id: number;
+}
+
+export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent;
 
 /** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */
 export function kamailioTime(ts: string | undefined): Date {

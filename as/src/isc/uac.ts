@@ -34,8 +34,10 @@ export const STREAM_FRAME_LIMIT = 32_000;
 
 /** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
 export interface RequestChannel {
-  /** Sends one /uac JSON payload; false when the channel is down. */
+  /** Takes one /uac JSON payload; false when the channel is down. */
   send(payload: string): boolean;
+  /** Where payloads it took but could not write before going down are handed back. */
+  fallbackTo(send: (payload: string) => void): void;
 }
 
 interface Pending {
@@ -73,6 +75,7 @@ export class UacClient {
   /** Requests go over this channel while it is up, over HTTP otherwise. */
   useChannel(channel: RequestChannel): void {
     this.channel = channel;
+    channel.fallbackTo((payload) => void this.post(payload));
   }
 
   get inFlight(): number {
@@ -103,14 +106,6 @@ export class UacClient {
       this.pending.set(key, { resolve, timer });
     });
 
-    const failed = (code: number, reason: string) => {
-      const p = this.pending.get(key);
-      if (p) {
-        clearTimeout(p.timer);
-        this.pending.delete(key);
-        p.resolve({ code, reason, timedOut: false, at: new Date() });
-      }
-    };
     const payload = JSON.stringify({
       method: req.method,
       ruri: req.ruri,
@@ -123,9 +118,26 @@ export class UacClient {
     // Kamailio's evapi reads a frame into a 32 KB buffer: a larger one (a big list NOTIFY) goes over HTTP
     if (Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {
       this.opts.metrics.count('uac_sent_total', { via: 'stream' });
-      return outcome;
+    } else {
+      await this.post(payload);
     }
+    return outcome;
+  }
+
+  /** Hands one request to Kamailio's /uac; a refusal or an unreachable core settles it at once. */
+  private async post(payload: string): Promise<void> {
     this.opts.metrics.count('uac_sent_total', { via: 'http' });
+    const failed = (code: number, reason: string) => {
+      const { callId, cseq, method } = JSON.parse(payload) as { callId: string; cseq: string; method: string };
+      const key = transactionKey(callId, cseq);
+      const p = this.pending.get(key);
+      if (p) {
+        clearTimeout(p.timer);
+        this.pending.delete(key);
+        p.resolve({ code, reason, timedOut: false, at: new Date() });
+      }
+      return method;
+    };
     try {
       const res = await fetch(`${this.opts.httpUrl}/uac`, {
         method: 'POST',
@@ -135,14 +147,13 @@ export class UacClient {
       });
       await res.arrayBuffer();
       if (res.status !== 202) {
-        this.opts.log.error({ status: res.status, method: req.method, ruri: req.ruri }, 'Kamailio refused an AS-originated request');
-        failed(500, 'Not Sent');
+        const method = failed(500, 'Not Sent');
+        this.opts.log.error({ status: res.status, method }, 'Kamailio refused an AS-originated request');
       }
     } catch (err) {
-      this.opts.log.error({ err: (err as Error).message, method: req.method }, 'Kamailio unreachable for an AS-originated request');
-      failed(503, 'Core Unreachable');
+      const method = failed(503, 'Core Unreachable');
+      this.opts.log.error({ err: (err as Error).message, method }, 'Kamailio unreachable for an AS-originated request');
     }
-    return outcome;
   }
 
   /** A final reply Kamailio reported for one of our requests. */

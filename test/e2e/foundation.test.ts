@@ -147,6 +147,16 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.deepEqual(res.json, { code: 480, reason: 'Temporarily Unavailable', timedOut: false });
   });
 
+  it('carries a burst of 1,500 requests of its own on the event stream without losing one', async () => {
+    // evapi drops frames when a read ends inside a length prefix, which a burst larger than
+    // its 32 KB buffer provokes; every request must still get its real outcome, none a timeout
+    const sent = Array.from({ length: 1500 }, (_, i) =>
+      stack.admin('POST', '/messages', { to: 'sip:dave@example.com', text: `burst ${i} ${'x'.repeat(200 + ((i * 7919) % 1300))}` }));
+    const outcomes = (await Promise.all(sent)).map((r) => `${String(r.json.code)} ${String(r.json.timedOut)}`);
+    const tally = outcomes.reduce<Record<string, number>>((t, o) => ({ ...t, [o]: (t[o] ?? 0) + 1 }), {});
+    assert.deepEqual(tally, { '480 false': 1500 });
+  });
+
   it('learns the 408 when the user\'s UA never answers', async () => {
     erinPort = stack.sippPort();
     const reg = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '300' }, args: ['-au', 'erin', '-ap', PASS.erin] });

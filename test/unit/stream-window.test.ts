@@ -52,7 +52,7 @@ describe('stream window (evapi flow control)', () => {
   });
 
   it('lets small batches share the window; a confirmation covers the batches before it', () => {
-    const w = new StreamWindow(1000);
+    const w = new StreamWindow(1000, 1);
     w.push(payload(1));
     const a = w.next(5)!;
     w.push(payload(2));
@@ -88,6 +88,19 @@ describe('stream window (evapi flow control)', () => {
     assert.equal(w.inFlightBytes, 0);
     assert.equal(w.queued, 0);
     assert.equal(w.ack(a.id), false);
+  });
+
+  it('starts ids at a random point per window and keeps them within 32 bits', () => {
+    const a = new StreamWindow();
+    const b = new StreamWindow();
+    a.push(payload(1));
+    b.push(payload(1));
+    assert.notEqual(a.next(0)!.id, b.next(0)!.id);
+    const w = new StreamWindow(STREAM_WINDOW_BYTES, 2 ** 31 - 1);
+    w.push(payload(1));
+    assert.equal(w.next(0)!.id, 2 ** 31 - 1);
+    w.push(payload(2));
+    assert.equal(w.next(0)!.id, 1);
   });
 
   it('counts frame bytes as they go on the wire', () => {

@@ -35,9 +35,15 @@ export class StreamWindow {
   private queuedHead = 0;
   private readonly unconfirmed: Unconfirmed[] = [];
   private unconfirmedBytes = 0;
-  private nextId = 1;
+  private nextId: number;
 
-  constructor(private readonly limit = STREAM_WINDOW_BYTES) {}
+  /**
+   * Kamailio sends confirmations to every AS stream (it cannot address one connection), so
+   * each window starts its ids at a random point: another instance's ids never match ours.
+   */
+  constructor(private readonly limit = STREAM_WINDOW_BYTES, firstId = 1 + Math.floor(Math.random() * 2 ** 30)) {
+    this.nextId = firstId;
+  }
 
   /** Queues one JSON object payload (it must start with `{`). */
   push(payload: string): void {
@@ -73,7 +79,9 @@ export class StreamWindow {
     }
     const count = i - this.queuedHead;
     if (count === 0) return undefined;
-    const id = this.nextId++;
+    const id = this.nextId;
+    // ids stay within Kamailio's 32-bit integers
+    this.nextId = this.nextId >= 2 ** 31 - 1 ? 1 : this.nextId + 1;
     for (let j = this.queuedHead; j < i; j++) {
       const payload = this.queue[j]!;
       parts.push(encodeNetstring(j === i - 1 ? withAck(payload, id) : payload));

@@ -32,6 +32,8 @@ export interface Subscription {
   state: 'active' | 'pending' | 'terminated';
   /** Why it ended (timeout, rejected, giveup, unsubscribed ...), once terminated. */
   endReason?: string;
+  /** When it ended: the store drops it ENDED_KEPT_S later. */
+  endedAt?: Date;
   expiresAt: Date;
   /** Content types the watcher accepts (from Accept), or the package default. */
   accept: string[];
@@ -119,6 +121,11 @@ export interface EventPackage {
    * the worst case is one NOTIFY that repeats what the watcher already has.
    */
   readonly persistData?: boolean;
+  /**
+   * Whether its subscriptions may watch resources besides their own (a resource list's
+   * members, kept in `watches`); a change then also looks them up by member.
+   */
+  readonly listsMembers?: boolean;
   admit(call: IscCall, watcher: string): Promise<Admission>;
   /**
    * The body of a NOTIFY for this subscription now (undefined: a NOTIFY without body), and

@@ -38,6 +38,12 @@ interface Wish {
  * this many NOTIFYs instead of one per NOTIFY.
  */
 const CSEQ_RESERVE = 64;
+/**
+ * How long an ended subscription stays in the store: long enough for watcher info to tell
+ * how it ended and for a late in-dialog request to get its 481; then the store drops it
+ * (before, ended subscriptions piled up for ever and every index write grew with them).
+ */
+export const ENDED_KEPT_S = 60;
 
 /** Per-dialog state that changes with every NOTIFY, kept in memory (see CSEQ_RESERVE). */
 interface Hot {
@@ -104,7 +110,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Loads live subscriptions and arms their expiry (after a restart too). */
   async start(): Promise<void> {
     await this.subs.ensureIndex({ fields: { event: 1, resource: 1 } });
-    await this.subs.ensureIndex({ fields: { watches: 1 } });
+    // sparse: most subscriptions watch no list members and then cost this index nothing
+    await this.subs.ensureIndex({ fields: { watches: 1 }, sparse: true });
+    // an ended subscription stays a little while, for watcher info to report how it ended
+    await this.subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
     const live = await this.subs.find({ state: { $ne: 'terminated' } });
     for (const s of live) this.armExpiry(s);
     this.deps.log.info({ subscriptions: live.length }, 'notifier started');
@@ -202,7 +211,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   async resourceChanged(event: string, resource: string, scope: { direct: boolean } = { direct: true }): Promise<number> {
     // two indexed queries rather than one $or, which the embedded engine would scan
     const direct = scope.direct ? await this.subs.find({ event, resource, state: { $ne: 'terminated' } }) : [];
-    const via = await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' } });
+    const via = this.packages.get(event)?.listsMembers ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' } }) : [];
     for (const s of direct) this.queueNotify(s._id);
     for (const s of via) this.queueNotify(s._id);
     return direct.length + via.length;
@@ -225,7 +234,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   /** Ends one subscription with a final NOTIFY (rejected, deactivated ...). */
   async end(id: string, reason: EndReason): Promise<void> {
-    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: reason } }, { returnDocument: 'after' });
+    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: reason, endedAt: new Date() } }, { returnDocument: 'after' });
     if (!s) return;
     this.disarm(id);
     this.queueNotify(id, { final: reason });
@@ -261,7 +270,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (!current || current.state === 'terminated' || current.event !== pkg.name) return reply(481, 'Subscription Does Not Exist');
     if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
     if (expires === 0) {
-      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: 'unsubscribed', remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
+      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
       if (!s) return reply(481, 'Subscription Does Not Exist');
       this.disarm(id);
       this.queueNotify(id, { final: 'unsubscribed' });
@@ -320,7 +329,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private async expire(id: string): Promise<void> {
     const s = await this.subs.findOneAndUpdate(
       { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() } },
-      { $set: { state: 'terminated', endReason: 'timeout' } },
+      { $set: { state: 'terminated', endReason: 'timeout', endedAt: new Date() } },
       { returnDocument: 'after' },
     );
     if (!s) {
@@ -442,13 +451,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         this.disarm(id);
         this.hot.delete(id);
         this.keepAlives.clear(id);
-        await this.subs.updateOne({ _id: id }, { $set: { notifyCount: h.notifies } });
+        // (no store write: the ended subscription leaves the store soon; the record has the count)
         void this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final);
         return true;
       }
       if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
         // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
-        await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', notifyCount: h.notifies } });
+        await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', endedAt: new Date(), notifyCount: h.notifies } });
         this.disarm(id);
         this.hot.delete(id);
         this.keepAlives.clear(id);

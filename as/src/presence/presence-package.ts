@@ -55,6 +55,7 @@ export class PresencePackage implements EventPackage {
   readonly minExpires: number;
   readonly maxExpires: number;
   readonly contentTypes = [PIDF_CONTENT_TYPE, PIDF_DIFF_CONTENT_TYPE, MULTIPART_RELATED, RLMI_CONTENT_TYPE];
+  readonly listsMembers = true;
   /** The store keeps filter documents as text; compiled sets (XPath included) stay here. */
   private readonly compiled = new Map<string, FilterSet | undefined>();
 

@@ -67,12 +67,13 @@ export class WatcherInfoPackage implements EventPackage {
     }
     const full = data.version === 0;
     const changed = full ? current : current.filter((w) => told.get(w.id) !== `${w.status} ${w.event}` && !(told.get(w.id)?.startsWith(w.status) && w.event === 'subscribe'));
-    for (const w of current) told.set(w.id, `${w.status} ${w.event}`);
+    // what the watcher now knows: only watchers still in the store (ended ones leave it)
+    const nowTold = new Map(current.map((w) => [w.id, `${w.status} ${w.event}`] as const));
     const body = watcherinfoDocument({ resource: sub.resource, package: this.deps.watchedPackage, version: data.version, state: full ? 'full' : 'partial', watchers: changed });
     return {
       contentType: WATCHERINFO_CONTENT_TYPE,
       body,
-      data: { version: data.version + (full || changed.length ? 1 : 0), told: [...told] },
+      data: { version: data.version + (full || changed.length ? 1 : 0), told: [...nowTold] },
       unchanged: !full && changed.length === 0,
     };
   }

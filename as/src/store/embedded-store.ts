@@ -317,6 +317,7 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
       await this.datastore.ensureIndexAsync({
         fieldName: fields.length === 1 ? firstField : fields,
         unique: spec.unique ?? false,
+        sparse: spec.sparse ?? false,
         ...(spec.expireAfterSeconds !== undefined ? { expireAfterSeconds: spec.expireAfterSeconds } : {}),
       });
       if (spec.expireAfterSeconds !== undefined) {

@@ -180,7 +180,15 @@ class MongoStoreCollection<T extends Doc> implements Collection<T> {
       const options: CreateIndexesOptions = {};
       if (spec.unique !== undefined) options.unique = spec.unique;
       if (spec.expireAfterSeconds !== undefined) options.expireAfterSeconds = spec.expireAfterSeconds;
-      await this.coll.createIndex(spec.fields, options);
+      if (spec.sparse !== undefined) options.sparse = spec.sparse;
+      try {
+        await this.coll.createIndex(spec.fields, options);
+      } catch (err) {
+        // an index made by an earlier version with other options is kept as it is, as the
+        // embedded engine does (IndexOptionsConflict / IndexKeySpecsConflict)
+        const code = (err as { code?: number }).code;
+        if (code !== 85 && code !== 86) throw err;
+      }
     });
   }
 

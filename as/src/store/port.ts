@@ -53,6 +53,8 @@ export interface IndexSpec {
   unique?: boolean;
   /** Only on a single Date field: documents expire that long after that date. */
   expireAfterSeconds?: number;
+  /** Documents without the field stay out of the index (it then costs them nothing on writes). */
+  sparse?: boolean;
 }
 
 export interface Collection<T extends Doc> {

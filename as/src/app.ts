@@ -214,7 +214,7 @@ export class ApplicationServer {
         const [host, port] = config.kamailio.evapiAddress.split(':');
         events = new KamailioEventStream({
           host: host!, port: Number(port), secret: config.isc.secret,
-          onEvent: (ev) => dispatcher.event(ev), log: log.child({ svc: 'events' }), metrics,
+          onEvent: (ev) => dispatcher.event(ev), log: log.child({ svc: 'events' }), metrics, links: config.kamailio.evapiLinks,
         });
         uac.useChannel(events);
       }

@@ -28,6 +28,8 @@ export interface AsConfig {
     httpUrl: string;
     /** host:port of Kamailio's evapi event stream; empty: events come over HTTP only. */
     evapiAddress: string;
+    /** Connections the AS opens to the evapi stream (each carries up to 32 KB of unconfirmed requests). */
+    evapiLinks: number;
     /** Kamailio's own SIP address: next hop for requests the AS originates to an AoR. */
     sipUri: string;
     /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
@@ -144,6 +146,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'kamailio.httpUrl', env: 'KAMAILIO_HTTP_URL', kind: 'url', def: 'http://127.0.0.1:5071', help: "Kamailio's HTTP listener (jsonrpcs /RPC, /uac)" },
   { path: 'kamailio.evapiAddress', env: 'KAMAILIO_EVAPI_ADDR', kind: 'string', def: '127.0.0.1:5072', help: "Kamailio's evapi event stream (host:port; empty: HTTP events only)",
     check: (v) => (v === '' || /^[^:\s]+:\d{1,5}$/.test(String(v)) ? undefined : 'must be host:port or empty') },
+  { path: 'kamailio.evapiLinks', env: 'KAMAILIO_EVAPI_LINKS', kind: 'int', def: 4, help: "connections to the evapi stream (1-8; Kamailio's evapi max_clients must allow them)",
+    check: (v) => (Number(v) >= 1 && Number(v) <= 8 ? undefined : 'must be 1 to 8') },
   { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
     check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
   { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },

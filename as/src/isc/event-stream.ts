@@ -1,30 +1,26 @@
-import { Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
-import { NetstringDecoder, NetstringError, encodeNetstring } from './netstring.js';
-import { StreamWindow } from './stream-window.js';
+import { StreamLink } from './stream-link.js';
 import type { IscEvent } from './types.js';
 
 type Events = { up: []; down: [reason: string] };
 
+/** A link with less than this in flight and queued takes the next request. */
+const ROOMY_LINK_BYTES = 16_000;
+
 /**
- * The AS end of Kamailio's evapi event stream: one TCP connection, opened by the AS, that
- * authenticates with the ISC secret and then receives events as netstrings, and carries
- * the AS's own requests the other way, under the flow control of StreamWindow (Kamailio
- * confirms each batch). It reconnects with backoff; while it is down both sides use HTTP
- * instead.
+ * The AS end of Kamailio's evapi event stream: a few TCP connections (StreamLink), opened
+ * by the AS, that receive Kamailio's events as netstrings and carry the AS's own requests
+ * the other way. Several links because Kamailio reads each connection through one 32 KB
+ * buffer and the AS may only have that much unconfirmed on it (StreamWindow): with one
+ * link, a burst of NOTIFYs waited on confirmations. The stream is up while any link is;
+ * while none is, both sides use HTTP instead.
  */
 export class KamailioEventStream extends TypedEmitter<Events> {
-  private socket?: Socket;
-  private retryMs = 250;
-  private timer?: NodeJS.Timeout;
-  private stopped = false;
-  private connected = false;
-  private readonly window = new StreamWindow();
-  private watchdog?: NodeJS.Timeout;
-  private pumpScheduled = false;
+  private readonly links: StreamLink[];
   private fallback: (payload: string) => void = () => {};
+  private upCount = 0;
 
   constructor(private readonly opts: {
     host: string;
@@ -33,119 +29,68 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     onEvent: (ev: IscEvent) => Promise<void>;
     log: Logger;
     metrics: Metrics;
-    /** How long Kamailio may take to confirm a batch before the stream is deemed broken. */
+    /** Connections to open (Kamailio's evapi max_clients must allow them). */
+    links?: number;
     ackTimeoutMs?: number;
   }) {
     super();
+    const { host, port, secret, log, metrics, ackTimeoutMs } = opts;
+    this.links = Array.from({ length: Math.max(1, opts.links ?? 4) }, (_, i) => {
+      let up = false;
+      return new StreamLink({
+        host, port, secret, log, metrics, ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
+        onPayload: (p) => this.deliver(p),
+        onUp: () => {
+          up = true;
+          if (++this.upCount === 1) {
+            log.info({ host, port }, 'Kamailio event stream connected');
+            this.emit('up');
+          }
+          log.debug({ link: i }, 'event stream link up');
+        },
+        onDown: (unsent) => {
+          for (const payload of unsent) this.fallback(payload);
+          if (!up) return;
+          up = false;
+          if (--this.upCount === 0) {
+            log.warn('Kamailio event stream closed; events go over HTTP until it is back');
+            this.emit('down', 'closed');
+          }
+        },
+      });
+    });
   }
 
-  /** Where requests go that were queued for the stream when it went down (HTTP). */
+  /** Where requests go that were queued on a link when it went down (HTTP). */
   fallbackTo(send: (payload: string) => void): void {
     this.fallback = send;
   }
 
   get isUp(): boolean {
-    return this.connected;
+    return this.upCount > 0;
   }
 
   /**
-   * Sends one request to Kamailio on the stream (a netstring); false when the stream is
-   * down, so the caller can use HTTP instead.
+   * Sends one request to Kamailio: on the first link with room, so that requests of one
+   * turn leave together (one write, one confirmation), else on the least busy one; false
+   * when no link is up, so the caller can use HTTP instead.
    */
   send(payload: string): boolean {
-    if (!this.connected || !this.socket) return false;
-    this.window.push(payload);
-    // requests made in one turn of the event loop leave as one batch (one write, one ack)
-    if (!this.pumpScheduled) {
-      this.pumpScheduled = true;
-      setImmediate(() => {
-        this.pumpScheduled = false;
-        this.pump();
-      });
+    let best: StreamLink | undefined;
+    for (const link of this.links) {
+      if (!link.isUp) continue;
+      if (link.load < ROOMY_LINK_BYTES) return link.send(payload);
+      if (!best || link.load < best.load) best = link;
     }
-    return true;
-  }
-
-  /** Writes every batch the window lets out now. */
-  private pump(): void {
-    const socket = this.socket;
-    if (!this.connected || !socket) return;
-    for (let batch = this.window.next(Date.now()); batch; batch = this.window.next(Date.now())) {
-      socket.write(batch.data);
-      this.opts.metrics.count('isc_stream_batches_total');
-    }
-  }
-
-  /** A batch Kamailio did not confirm in time: its reads went wrong; start afresh. */
-  private checkAcks(): void {
-    const oldest = this.window.oldestSentAt;
-    const limit = this.opts.ackTimeoutMs ?? 5000;
-    if (oldest === undefined || Date.now() - oldest < limit || !this.socket) return;
-    this.opts.log.error({ ackTimeoutMs: limit, queued: this.window.queued },
-      'Kamailio did not confirm requests on the event stream (is kamailio-cfg current?); reconnecting');
-    this.opts.metrics.count('isc_stream_resets_total', { reason: 'ack-timeout' });
-    this.socket.destroy();
+    return best?.send(payload) ?? false;
   }
 
   start(): void {
-    this.stopped = false;
-    this.connect();
+    for (const link of this.links) link.start();
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    clearInterval(this.watchdog);
-    this.socket?.destroy();
-  }
-
-  private connect(): void {
-    const { host, port, log } = this.opts;
-    const socket = new Socket();
-    const decoder = new NetstringDecoder();
-    this.socket = socket;
-    socket.setNoDelay(true);
-    socket.setKeepAlive(true, 10_000);
-    socket.connect(port, host, () => {
-      socket.write(encodeNetstring(`hello ${this.opts.secret}`));
-      this.connected = true;
-      this.retryMs = 250;
-      clearInterval(this.watchdog);
-      this.watchdog = setInterval(() => this.checkAcks(), 1000);
-      this.watchdog.unref();
-      log.info({ host, port }, 'Kamailio event stream connected');
-      this.emit('up');
-    });
-    socket.on('data', (chunk: Buffer) => {
-      let payloads: string[];
-      try {
-        payloads = decoder.push(chunk);
-      } catch (err) {
-        if (!(err instanceof NetstringError)) throw err;
-        log.error({ err: err.message }, 'event stream framing broken; reconnecting');
-        socket.destroy();
-        return;
-      }
-      for (const p of payloads) this.deliver(p);
-    });
-    socket.on('error', (err) => log.debug({ err: err.message }, 'event stream socket error'));
-    socket.on('close', () => {
-      if (this.socket !== socket) return;
-      const was = this.connected;
-      this.connected = false;
-      clearInterval(this.watchdog);
-      // unconfirmed requests may or may not have been taken: their replies or their
-      // transaction timeouts tell; the ones never written go over HTTP
-      for (const payload of this.window.reset()) this.fallback(payload);
-      if (was) {
-        log.warn('Kamailio event stream closed; events go over HTTP until it is back');
-        this.emit('down', 'closed');
-      }
-      if (this.stopped) return;
-      this.timer = setTimeout(() => this.connect(), this.retryMs);
-      this.timer.unref();
-      this.retryMs = Math.min(this.retryMs * 2, 5000);
-    });
+    for (const link of this.links) link.stop();
   }
 
   private deliver(payload: string): void {
@@ -157,8 +102,8 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       return;
     }
     if (ev.type === 'stream-ack') {
-      this.window.ack(Number(ev.id));
-      this.pump();
+      // sent to every link; the one whose window holds the id takes it
+      for (const link of this.links) if (link.ack(Number(ev.id))) break;
       return;
     }
     this.opts.metrics.count('isc_stream_events_total', { type: ev.type });

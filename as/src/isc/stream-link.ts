@@ -1,0 +1,148 @@
+import { Socket } from 'node:net';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { NetstringDecoder, NetstringError, encodeNetstring } from './netstring.js';
+import { StreamWindow } from './stream-window.js';
+
+export interface StreamLinkOptions {
+  host: string;
+  port: number;
+  secret: string;
+  /** Each payload Kamailio sends (JSON text). */
+  onPayload: (payload: string) => void;
+  onUp: () => void;
+  /** The link went down; `unsent` are the requests it took but never wrote. */
+  onDown: (unsent: string[]) => void;
+  log: Logger;
+  metrics: Metrics;
+  /** How long Kamailio may take to confirm a batch before the link is deemed broken. */
+  ackTimeoutMs?: number;
+}
+
+/**
+ * One evapi connection: authenticates with the ISC secret, reads Kamailio's netstrings,
+ * writes the AS's requests under the flow control of its own StreamWindow, reconnects
+ * with backoff. Kamailio keeps one 32 KB read buffer per connection, so each link has a
+ * window of its own.
+ */
+export class StreamLink {
+  private socket?: Socket;
+  private retryMs = 250;
+  private timer?: NodeJS.Timeout;
+  private watchdog?: NodeJS.Timeout;
+  private stopped = false;
+  private connected = false;
+  private pumpScheduled = false;
+  private readonly window = new StreamWindow();
+
+  constructor(private readonly opts: StreamLinkOptions) {}
+
+  get isUp(): boolean {
+    return this.connected;
+  }
+
+  /** Bytes written and unconfirmed plus a rough measure of what waits: to pick the least busy link. */
+  get load(): number {
+    return this.window.inFlightBytes + this.window.queued * 1024;
+  }
+
+  /** Takes one request (a JSON object); false when the link is down. */
+  send(payload: string): boolean {
+    if (!this.connected || !this.socket) return false;
+    this.window.push(payload);
+    // requests made in one turn of the event loop leave as one batch (one write, one ack)
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
+    return true;
+  }
+
+  /** A confirmation Kamailio sent to every link: true when it was this link's. */
+  ack(id: number): boolean {
+    if (!this.window.ack(id)) return false;
+    this.pump();
+    return true;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.watchdog);
+    this.socket?.destroy();
+  }
+
+  /** Writes every batch the window lets out now. */
+  private pump(): void {
+    const socket = this.socket;
+    if (!this.connected || !socket) return;
+    for (let batch = this.window.next(Date.now()); batch; batch = this.window.next(Date.now())) {
+      socket.write(batch.data);
+      this.opts.metrics.count('isc_stream_batches_total');
+    }
+  }
+
+  /** A batch Kamailio did not confirm in time: its reads went wrong; start afresh. */
+  private checkAcks(): void {
+    const oldest = this.window.oldestSentAt;
+    const limit = this.opts.ackTimeoutMs ?? 5000;
+    if (oldest === undefined || Date.now() - oldest < limit || !this.socket) return;
+    this.opts.log.error({ ackTimeoutMs: limit, queued: this.window.queued },
+      'Kamailio did not confirm requests on the event stream (is kamailio-cfg current?); reconnecting');
+    this.opts.metrics.count('isc_stream_resets_total', { reason: 'ack-timeout' });
+    this.socket.destroy();
+  }
+
+  private connect(): void {
+    const { host, port, log } = this.opts;
+    const socket = new Socket();
+    const decoder = new NetstringDecoder();
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    socket.connect(port, host, () => {
+      socket.write(encodeNetstring(`hello ${this.opts.secret}`));
+      this.connected = true;
+      this.retryMs = 250;
+      clearInterval(this.watchdog);
+      this.watchdog = setInterval(() => this.checkAcks(), 1000);
+      this.watchdog.unref();
+      this.opts.onUp();
+    });
+    socket.on('data', (chunk: Buffer) => {
+      let payloads: string[];
+      try {
+        payloads = decoder.push(chunk);
+      } catch (err) {
+        if (!(err instanceof NetstringError)) throw err;
+        log.error({ err: err.message }, 'event stream framing broken; reconnecting');
+        socket.destroy();
+        return;
+      }
+      for (const p of payloads) this.opts.onPayload(p);
+    });
+    socket.on('error', (err) => log.debug({ err: err.message }, 'event stream socket error'));
+    socket.on('close', () => {
+      if (this.socket !== socket) return;
+      const was = this.connected;
+      this.connected = false;
+      clearInterval(this.watchdog);
+      // unconfirmed requests may or may not have been taken: their replies or their
+      // transaction timeouts tell; the ones never written are handed back
+      const unsent = this.window.reset();
+      if (was || unsent.length) this.opts.onDown(unsent);
+      if (this.stopped) return;
+      this.timer = setTimeout(() => this.connect(), this.retryMs);
+      this.timer.unref();
+      this.retryMs = Math.min(this.retryMs * 2, 5000);
+    });
+  }
+}

@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import type { Charging } from '../../as/src/charging/charging.js';
+import type { Subscription } from '../../as/src/events/event-package.js';
+import { ENDED_KEPT_S, Notifier } from '../../as/src/events/notifier.js';
+import type { UacClient } from '../../as/src/isc/uac.js';
+import { silentLogger } from '../../as/src/log/logger.js';
+import { Metrics } from '../../as/src/ops/metrics.js';
+import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+
+const sub = (id: string, over: Partial<Subscription>): Subscription => ({
+  _id: id, event: 'presence', resource: 'sip:pt@example.com', watcher: 'sip:w@example.com', callId: id, fromTag: 'f', toTag: 't',
+  remoteParty: '<sip:w@example.com>;tag=f', localParty: '<sip:pt@example.com>', remoteTarget: 'sip:w@127.0.0.1', routeSet: [],
+  localCseq: 0, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['application/pidf+xml'],
+  createdAt: new Date(), notifyCount: 1, data: {}, ...over,
+});
+
+describe('notifier: ended subscriptions leave the store', () => {
+  it(`drops those that ended more than ${ENDED_KEPT_S} s ago, keeps the recent and the live ones`, async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'notifier-purge-'));
+    const store = await EmbeddedStore.open(dir);
+    try {
+      const notifier = new Notifier({
+        store, uac: {} as UacClient, charging: {} as Charging, contact: 'sip:notifier@127.0.0.1', log: silentLogger(), metrics: new Metrics(),
+      });
+      const subs = store.collection<Subscription>('subscriptions');
+      await notifier.start();
+      const longAgo = new Date(Date.now() - (ENDED_KEPT_S + 5) * 1000);
+      await subs.insertMany([
+        sub('old', { state: 'terminated', endReason: 'timeout', endedAt: longAgo }),
+        sub('recent', { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date() }),
+        sub('live', {}),
+      ]);
+      // (the embedded engine may already drop it when the sweep's own query meets it)
+      await notifier.purgeEnded();
+      assert.deepEqual((await subs.find({})).map((s) => s._id).sort(), ['live', 'recent']);
+      assert.deepEqual(await subs.findOne({ _id: 'old' }), null);
+      notifier.stop();
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -73,7 +73,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** NOTIFYs held back by a minimum interval (RFC 6446), and max-interval keep-alives. */
   private readonly held = new Deadlines();
   private readonly keepAlives = new Deadlines();
-  private purgeTimer?: NodeJS.Timeout;
   /** Wishes that arrived while a NOTIFY was held back: sent together when the interval ends. */
   private readonly heldWishes = new Map<string, Wish>();
   private readonly hot = new Map<string, Hot>();
@@ -117,25 +116,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     await this.subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
     const live = await this.subs.find({ state: { $ne: 'terminated' } });
     for (const s of live) this.armExpiry(s);
-    // the embedded engine drops expired documents only when a query meets them: sweep
-    this.purgeTimer = setInterval(() => void this.purgeEnded(), (ENDED_KEPT_S * 1000) / 2);
-    this.purgeTimer.unref();
     this.deps.log.info({ subscriptions: live.length }, 'notifier started');
-  }
-
-  /** Drops the subscriptions that ended more than ENDED_KEPT_S ago. */
-  async purgeEnded(): Promise<number> {
-    try {
-      return await this.subs.deleteMany({ state: 'terminated', endedAt: { $lt: new Date(Date.now() - ENDED_KEPT_S * 1000) } });
-    } catch (err) {
-      this.deps.log.warn({ err }, 'ended subscriptions not purged');
-      return 0;
-    }
   }
 
   stop(): void {
     this.stopped = true;
-    clearInterval(this.purgeTimer);
     this.expiries.clearAll();
     this.held.clearAll();
     this.keepAlives.clearAll();

@@ -70,11 +70,12 @@ export class StreamWindow {
    */
   next(now: number): StreamBatch | undefined {
     const parts: Buffer[] = [];
-    let bytes = 0;
+    // the marker goes on one frame of the batch: reserve room for it once
+    let bytes = MARKER_RESERVE;
     let i = this.queuedHead;
     for (; i < this.queue.length; i++) {
-      const len = frameBytes(this.queue[i]!) + MARKER_RESERVE;
-      if (this.unconfirmedBytes + bytes + len > this.limit && (bytes > 0 || this.unconfirmedBytes > 0)) break;
+      const len = frameBytes(this.queue[i]!);
+      if (this.unconfirmedBytes + bytes + len > this.limit && (i > this.queuedHead || this.unconfirmedBytes > 0)) break;
       bytes += len;
     }
     const count = i - this.queuedHead;

@@ -21,8 +21,9 @@
  *   reloads a datafile (the index is restored, its expireAfterSeconds is not).
  * Compound (multi-field) unique indexes use NeDB 4's compound indexes; as in MongoDB,
  * documents missing all indexed fields collide with each other there.
- * Known remaining differences: NeDB removes expired documents lazily (when a read
- * meets them) and only on top-level Date fields; an existing index is kept as it is
+ * Known remaining differences: NeDB removes expired documents only when a read meets
+ * them, so each compaction (every minute, as MongoDB's TTL monitor) also sweeps them, and
+ * only on top-level Date fields; an existing index is kept as it is
  * when ensureIndex asks for other options (MongoDB rejects that); insertMany with a
  * duplicate inserts nothing (MongoDB keeps the documents before the duplicate);
  * a field set to `undefined` is dropped when the datafile is reloaded (MongoDB stores null).
@@ -116,7 +117,7 @@ export class EmbeddedStore implements Store {
     private readonly lockPath: string,
     private readonly log?: Logger,
   ) {
-    this.compactionTimer = setInterval(() => void this.compactAll(), AUTOCOMPACTION_INTERVAL_MS);
+    this.compactionTimer = setInterval(() => void this.compact(), AUTOCOMPACTION_INTERVAL_MS);
     this.compactionTimer.unref();
   }
 
@@ -159,7 +160,8 @@ export class EmbeddedStore implements Store {
     }
   }
 
-  private async compactAll(): Promise<void> {
+  /** Drops expired documents and compacts every datafile (the timer does it every minute). */
+  async compact(): Promise<void> {
     for (const collection of this.collections.values()) {
       try {
         await collection.compact();
@@ -327,10 +329,15 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
     });
   }
 
-  /** Rewrites the datafile without superseded lines and fsyncs it. */
+  /** Drops documents past their TTL, rewrites the datafile without superseded lines and fsyncs it. */
   async compact(): Promise<void> {
     const loadedOk = await this.loaded.then(() => true, () => false);
-    if (!this.closed && loadedOk) await this.datastore.compactDatafileAsync();
+    if (this.closed || !loadedOk) return;
+    const ttl = (this.datastore as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes;
+    for (const [field, seconds] of Object.entries(ttl)) {
+      await this.write(() => this.datastore.removeAsync({ [field]: { $lt: new Date(Date.now() - seconds * 1000) } }, { multi: true }));
+    }
+    await this.datastore.compactDatafileAsync();
   }
 
   /** Lets queued writes finish, compacts once more, then refuses further use. */

@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
@@ -80,6 +81,9 @@ export class ApplicationServer {
   static async start(config: AsConfig, log: Logger): Promise<ApplicationServer> {
     const startedAt = new Date();
     const metrics = new Metrics();
+    // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
     log.info({ engine: store.engine }, 'store open');
     try {
@@ -214,7 +218,7 @@ export class ApplicationServer {
         const [host, port] = config.kamailio.evapiAddress.split(':');
         events = new KamailioEventStream({
           host: host!, port: Number(port), secret: config.isc.secret,
-          onEvent: (ev) => dispatcher.event(ev), log: log.child({ svc: 'events' }), metrics, links: config.kamailio.evapiLinks,
+          onEvent: (ev) => dispatcher.event(ev), onRequest: (req) => dispatcher.request(req), log: log.child({ svc: 'events' }), metrics, links: config.kamailio.evapiLinks,
         });
         uac.useChannel(events);
       }
@@ -222,7 +226,12 @@ export class ApplicationServer {
       metrics
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
-        .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten);
+        .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)
+        .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
+          const max = loopDelay.max / 1e9;
+          loopDelay.reset();
+          return max;
+        });
 
       const app = new Koa();
       app.proxy = false;

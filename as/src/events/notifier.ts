@@ -23,6 +23,11 @@ interface Flight {
   full: boolean;
   /** The one wanted leaves even if nothing changed (a max-interval keep-alive). */
   force: boolean;
+  /**
+   * The subscription as the store returned it by the write that asked for this NOTIFY:
+   * the first NOTIFY uses it instead of reading it again (later ones read the store).
+   */
+  fresh?: Subscription;
 }
 
 /** What a NOTIFY is wanted for. */
@@ -195,10 +200,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
     this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
-      this.queueNotify(sub._id, { final: 'unsubscribed', full: true }); // fetch: one NOTIFY with the state, then done
+      this.queueNotify(sub._id, { final: 'unsubscribed', full: true }, sub); // fetch: one NOTIFY with the state, then done
     } else {
       this.armExpiry(sub);
-      this.queueNotify(sub._id, { full: true });
+      this.queueNotify(sub._id, { full: true }, sub);
       void this.charge(pkg, sub, 'opened', call.receivedAt);
     }
     return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n${admission.replyHeaders ?? ''}` });
@@ -266,18 +271,24 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number, rate: RateRequest | undefined): Promise<IscDecision> {
     const { sip } = call;
     const id = `${sip.callId}|${sip.from.tag ?? ''}|${toTag}`;
-    const current = await this.subs.findOne({ _id: id });
-    if (!current || current.state === 'terminated' || current.event !== pkg.name) return reply(481, 'Subscription Does Not Exist');
-    if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
+    const live = { _id: id, state: { $ne: 'terminated' }, event: pkg.name };
     if (expires === 0) {
-      const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq } }, { returnDocument: 'after' });
-      if (!s) return reply(481, 'Subscription Does Not Exist');
+      // one store call when all is well; the reason for a refusal is looked up after
+      const s = await this.subs.findOneAndUpdate(
+        { ...live, remoteCseq: { $lt: sip.cseq.seq } },
+        { $set: { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq } },
+        { returnDocument: 'after' },
+      );
+      if (!s) return (await this.subs.findOne(live)) ? reply(500, 'CSeq Out Of Order') : reply(481, 'Subscription Does Not Exist');
       this.disarm(id);
-      this.queueNotify(id, { final: 'unsubscribed' });
+      this.queueNotify(id, { final: 'unsubscribed' }, s);
       this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
       this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
       return reply(200, 'OK', { hdrs: `Expires: 0\r\nContact: <${this.deps.contact}>\r\n` });
     }
+    const current = await this.subs.findOne(live);
+    if (!current) return reply(481, 'Subscription Does Not Exist');
+    if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
     const expiresAt = new Date(Date.now() + expires * 1000);
     const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq };
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
@@ -348,7 +359,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * interval ends and then sends one NOTIFY with the latest state; final NOTIFYs and the
    * answer to a refresh are never held.
    */
-  private queueNotify(id: string, wish: Wish = {}): void {
+  private queueNotify(id: string, wish: Wish = {}, fresh?: Subscription): void {
     if (this.stopped) return;
     const f = this.flights.get(id);
     if (f) {
@@ -369,7 +380,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.heldWishes.delete(id);
       wish = merge(heldBefore, wish);
     }
-    this.flights.set(id, { again: false, final: wish.final, full: wish.full ?? false, force: wish.force ?? false });
+    this.flights.set(id, { again: false, final: wish.final, full: wish.full ?? false, force: wish.force ?? false, ...(fresh ? { fresh } : {}) });
     void this.pump(id);
   }
 
@@ -393,7 +404,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         f.final = undefined;
         f.full = false;
         f.force = false;
-        const done = await this.sendNotify(id, wish);
+        const { fresh } = f;
+        f.fresh = undefined;
+        const done = await this.sendNotify(id, wish, fresh);
         if (done || !f.again) break;
       }
     } catch (err) {
@@ -407,9 +420,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * Sends one NOTIFY with the current state (or several, when the package splits a large
    * state); true when the subscription is over.
    */
-  private async sendNotify(id: string, wish: Wish): Promise<boolean> {
+  private async sendNotify(id: string, wish: Wish, fresh?: Subscription): Promise<boolean> {
     const { final } = wish;
-    const stored = await this.subs.findOne({ _id: id });
+    const stored = fresh ?? await this.subs.findOne({ _id: id });
     if (!stored) return true;
     const pkg = this.packages.get(stored.event);
     if (!pkg) return true;

@@ -2,7 +2,8 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import { StreamLink } from './stream-link.js';
-import type { IscEvent } from './types.js';
+import { STREAM_FRAME_LIMIT } from './stream-window.js';
+import { isIscRequest, reply, type IscDecision, type IscEvent, type IscRequest, type StreamFrame, type StreamRequestFrame } from './types.js';
 
 type Events = { up: []; down: [reason: string] };
 
@@ -27,6 +28,8 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     port: number;
     secret: string;
     onEvent: (ev: IscEvent) => Promise<void>;
+    /** Decides an initial request Kamailio sent on the stream (it waits for the decision frame). */
+    onRequest: (req: IscRequest) => Promise<IscDecision>;
     log: Logger;
     metrics: Metrics;
     /** Connections to open (Kamailio's evapi max_clients must allow them). */
@@ -94,9 +97,9 @@ export class KamailioEventStream extends TypedEmitter<Events> {
   }
 
   private deliver(payload: string): void {
-    let ev: IscEvent;
+    let ev: StreamFrame;
     try {
-      ev = JSON.parse(payload) as IscEvent;
+      ev = JSON.parse(payload) as StreamFrame;
     } catch {
       this.opts.log.error({ payload: payload.slice(0, 200) }, 'event stream payload is not JSON');
       return;
@@ -106,7 +109,33 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       for (const link of this.links) if (link.ack(Number(ev.id))) break;
       return;
     }
+    if (ev.type === 'request') {
+      this.decide(ev);
+      return;
+    }
     this.opts.metrics.count('isc_stream_events_total', { type: ev.type });
     this.opts.onEvent(ev).catch((err: unknown) => this.opts.log.error({ err, type: ev.type }, 'event handling failed'));
+  }
+
+  /**
+   * Answers a request Kamailio suspended: the decision frame names its transaction first
+   * ({"tix":..,"tlb":..}, which is how route evapi:message-received tells it from a request
+   * of ours). A decision that cannot be sent leaves Kamailio to answer 503 after fr_timer.
+   */
+  private decide(frame: StreamRequestFrame): void {
+    const { tix, tlb, req } = frame;
+    const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
+    decided.then((decision) => {
+      let payload = JSON.stringify({ tix, tlb, ...decision });
+      if (Buffer.byteLength(payload, 'utf8') > STREAM_FRAME_LIMIT) {
+        // Kamailio sends only requests below ISC_STREAM_MAX_BYTES here, so this is a bug of ours
+        this.opts.log.error({ method: req?.method, bytes: payload.length }, 'decision too large for the event stream: 500');
+        payload = JSON.stringify({ tix, tlb, ...reply(500, 'Decision Too Large') });
+      }
+      if (!this.send(payload)) {
+        this.opts.metrics.count('isc_stream_decisions_lost_total');
+        this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
+      }
+    }, (err: unknown) => this.opts.log.error({ err }, 'stream request handling failed'));
   }
 }

@@ -3,7 +3,7 @@ import { jsonBody } from '../http/json-body.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import type { IscDispatcher } from './dispatcher.js';
 import { iscGuard } from './guard.js';
-import type { IscEvent, IscRequest } from './types.js';
+import { isIscRequest, type IscEvent, type IscRequest } from './types.js';
 
 /** The ISC endpoint Kamailio calls: decisions on requests, events, digest credentials. */
 export function iscRoutes(deps: {
@@ -19,7 +19,7 @@ export function iscRoutes(deps: {
   router.post('/request', async (ctx) => {
     const req = await jsonBody<IscRequest>(ctx, deps.bodyLimit);
     if (!req) return;
-    if (typeof req.msg !== 'string' || typeof req.method !== 'string' || typeof req.service !== 'string') {
+    if (!isIscRequest(req)) {
       ctx.status = 400;
       ctx.body = { error: 'msg, method and service are required' };
       return;

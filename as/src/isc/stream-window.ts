@@ -27,6 +27,9 @@ interface Unconfirmed {
 /** evapi's buffer is 32,768 bytes and it reads into 32,767 of them: keep a margin. */
 export const STREAM_WINDOW_BYTES = 32_700;
 
+/** Largest frame (JSON bytes) the AS writes on the stream: evapi cannot read a frame larger than its buffer. */
+export const STREAM_FRAME_LIMIT = 32_000;
+
 /** Bytes the ack marker `"ack":<id>,` may add to a frame (ids stay below 2^53). */
 const MARKER_RESERVE = 32;
 

@@ -4,7 +4,10 @@
  * and reads back (AS_REPLY, AS_CONTINUE); schemas/isc-*.schema.json describe them for admins.
  */
 
-/** An initial request Kamailio's filter criteria handed to the AS. */
+/**
+ * An initial request Kamailio's filter criteria handed to the AS. Flags are `true` or `1`
+ * (jansson_xencode, which the stream path uses, has no booleans): test them for truth.
+ */
 export interface IscRequest {
   v: 1;
   /** Which AS service the filter criteria matched. */
@@ -12,11 +15,11 @@ export interface IscRequest {
   method: string;
   ruri: string;
   /** Originating session case: the request comes from one of our authenticated users. */
-  orig?: true;
+  orig?: true | 1;
   /** Terminating session case: the Request-URI is one of our users or service URIs. */
-  term?: true;
+  term?: true | 1;
   /** Terminating case only: the Request-URI's user has at least one registered contact. */
-  registered?: true;
+  registered?: true | 1;
   /** Identity Kamailio authenticated (sip:user@domain); absent when unauthenticated. */
   asserted?: string;
   srcIp: string;
@@ -97,7 +100,29 @@ export interface StreamAckEvent {
   id: number;
 }
 
+/**
+ * An initial request sent on the event stream (route ISC_TRIGGERS, evapi_async_unicast):
+ * Kamailio suspended its transaction `tix`:`tlb`, and resumes it when a decision frame
+ * `{"tix":..,"tlb":..,<decision>}` comes back on the stream.
+ */
+export interface StreamRequestFrame {
+  type: 'request';
+  tix: number;
+  tlb: number;
+  req: IscRequest;
+}
+
 export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent;
+
+/** Everything Kamailio sends on the stream. */
+export type StreamFrame = IscEvent | StreamRequestFrame;
+
+/** The fields every service relies on are there (the rest is Kamailio's to get right). */
+export function isIscRequest(req: unknown): req is IscRequest {
+  const r = req as Partial<IscRequest> | null;
+  return typeof r === 'object' && r !== null
+    && typeof r.msg === 'string' && typeof r.method === 'string' && typeof r.service === 'string';
+}
 
 /** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */
 export function kamailioTime(ts: string | undefined): Date {

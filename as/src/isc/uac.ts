@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { generateTag } from '../sip/index.js';
+import { STREAM_FRAME_LIMIT } from './stream-window.js';
 import type { UacReplyEvent } from './types.js';
 
 /** A request the AS originates, sent through Kamailio. */
@@ -28,9 +29,6 @@ export interface UacOutcome {
   timedOut: boolean;
   at: Date;
 }
-
-/** Largest request (JSON bytes) handed over the event stream: evapi's read buffer is 32768 bytes. */
-export const STREAM_FRAME_LIMIT = 32_000;
 
 /** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
 export interface RequestChannel {

@@ -35,6 +35,7 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type NedbTypings from '@seald-io/nedb';
 import type { Logger } from '../log/logger.js';
+import { datafileLine } from './datafile-line.js';
 import {
   DuplicateKeyError,
   type Collection,
@@ -79,7 +80,7 @@ function installFastAppend(ds: NedbDatastore, filename: string): { close(): void
   const persistence = (ds as unknown as { persistence: { persistNewStateAsync(docs: unknown[]): Promise<void> } }).persistence;
   persistence.persistNewStateAsync = async (docs: unknown[]) => {
     let lines = '';
-    for (const d of docs) lines += `${nedbModel.serialize(d)}\n`;
+    for (const d of docs) lines += `${datafileLine(d)}\n`;
     if (!lines) return;
     fd ??= openSync(filename, 'a', 0o644);
     const buf = Buffer.from(lines, 'utf8');
@@ -99,7 +100,6 @@ function installFastAppend(ds: NedbDatastore, filename: string): { close(): void
  */
 const nedbModel = requireCjs('@seald-io/nedb/lib/model.js') as {
   modify(doc: NedbDoc, update: NedbDoc): NedbDoc;
-  serialize(doc: unknown): string;
 };
 
 /** Directories this process holds the lock of, to tell "open twice here" from a stale lock left by an earlier process with our PID. */

@@ -69,6 +69,8 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.doesNotMatch(got.messages, /mallory/, 'the forged P-Asserted-Identity must not reach bob');
     assert.match(got.messages, /P-Charging-Vector: icid-value=/);
     deliveredCallId = /Call-ID: (\S+)/.exec(got.messages)![1]!;
+    // it went to the AS on the event stream, and its decision came back the same way
+    assert.match(await stack.metrics(), /^isc_stream_requests_total [1-9]/m);
   });
 
   it('writes one CDR line per role for the delivered MESSAGE', async () => {

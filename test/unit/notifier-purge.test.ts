@@ -34,11 +34,35 @@ describe('notifier: ended subscriptions leave the store', () => {
         sub('recent', { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date() }),
         sub('live', {}),
       ]);
-      // what the store's minute timer does (MongoDB: its TTL monitor)
-      await store.compact();
+      // what the store's sweep timer does (MongoDB: its TTL monitor)
+      await store.sweep();
       assert.deepEqual((await subs.find({})).map((s) => s._id).sort(), ['live', 'recent']);
       assert.deepEqual(await subs.findOne({ _id: 'old' }), null);
       notifier.stop();
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sweeps more expired documents than one chunk, and a reload sees none of them', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'notifier-purge-'));
+    let store = await EmbeddedStore.open(dir);
+    try {
+      let subs = store.collection<Subscription>('subscriptions');
+      await subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
+      const longAgo = new Date(Date.now() - (ENDED_KEPT_S + 5) * 1000);
+      await subs.insertMany(Array.from({ length: 2500 }, (_, i) => sub(`old${i}`, { state: 'terminated', endReason: 'timeout', endedAt: longAgo })));
+      await subs.insertOne(sub('live', {}));
+      await store.sweep();
+      assert.equal(await subs.count({}), 1);
+      // compaction rewrites the datafile (by slices): what comes back after a restart is the same
+      await store.compact();
+      await store.close();
+      store = await EmbeddedStore.open(dir);
+      subs = store.collection<Subscription>('subscriptions');
+      assert.deepEqual((await subs.find({})).map((s) => s._id), ['live']);
+      assert.ok((await subs.findOne({ _id: 'live' }))!.expiresAt instanceof Date);
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });

@@ -124,6 +124,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
    */
   private decide(frame: StreamRequestFrame): void {
     const { tix, tlb, req } = frame;
+    this.opts.metrics.count('isc_stream_requests_total');
     const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
     decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });

@@ -22,7 +22,7 @@
  * Compound (multi-field) unique indexes use NeDB 4's compound indexes; as in MongoDB,
  * documents missing all indexed fields collide with each other there.
  * Known remaining differences: NeDB removes expired documents only when a read meets
- * them, so each compaction (every minute, as MongoDB's TTL monitor) also sweeps them, and
+ * them, so the store sweeps them every 10 s (MongoDB's TTL monitor runs every minute), and
  * only on top-level Date fields; an existing index is kept as it is
  * when ensureIndex asks for other options (MongoDB rejects that); insertMany with a
  * duplicate inserts nothing (MongoDB keeps the documents before the duplicate);
@@ -51,6 +51,11 @@ import {
 
 /** Compaction rewrites and fsyncs each datafile: it bounds both file growth and what a power loss can cost. */
 const AUTOCOMPACTION_INTERVAL_MS = 60_000;
+/** Expired documents (TTL indexes) are swept this often, in chunks, rather than all at once at compaction. */
+const TTL_SWEEP_INTERVAL_MS = 10_000;
+const TTL_SWEEP_CHUNK = 1000;
+/** Compaction serializes this many documents between two turns of the event loop. */
+const COMPACTION_SLICE = 2000;
 const LOCK_FILE_NAME = 'LOCK';
 /** Collection names become file names: no separators, no leading dot. */
 const COLLECTION_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -77,7 +82,7 @@ type NedbDoc = Record<string, unknown>;
  */
 function installFastAppend(ds: NedbDatastore, filename: string): { close(): void } {
   let fd: number | undefined;
-  const persistence = (ds as unknown as { persistence: { persistNewStateAsync(docs: unknown[]): Promise<void> } }).persistence;
+  const persistence = (ds as unknown as { persistence: NedbPersistence }).persistence;
   persistence.persistNewStateAsync = async (docs: unknown[]) => {
     let lines = '';
     for (const d of docs) lines += `${datafileLine(d)}\n`;
@@ -86,6 +91,24 @@ function installFastAppend(ds: NedbDatastore, filename: string): { close(): void
     const buf = Buffer.from(lines, 'utf8');
     for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
   };
+  // Compaction as NeDB does it (every live document, then the index definitions, written to
+  // a temporary file that replaces the datafile), with the same line format, but
+  // serialized by slices: a large collection no longer holds the event loop for the whole
+  // rewrite, so answers keep flowing (operations on this collection wait, as with NeDB).
+  persistence.persistCachedDatabaseAsync = async () => {
+    const docs = ds.getAllData();
+    const lines: string[] = [];
+    for (let i = 0; i < docs.length; i++) {
+      if (i > 0 && i % COMPACTION_SLICE === 0) await nextTurn();
+      lines.push(datafileLine(docs[i]));
+    }
+    const indexes = (ds as unknown as { indexes: Record<string, { fieldName: unknown; unique: boolean; sparse: boolean }> }).indexes;
+    for (const [name, index] of Object.entries(indexes)) {
+      if (name !== '_id') lines.push(datafileLine({ $$indexCreated: { fieldName: index.fieldName, unique: index.unique, sparse: index.sparse } }));
+    }
+    await nedbStorage.crashSafeWriteFileLinesAsync(filename, lines, persistence.modes);
+    ds.emit('compaction.done');
+  };
   const drop = () => {
     if (fd !== undefined) closeSync(fd);
     fd = undefined;
@@ -93,6 +116,18 @@ function installFastAppend(ds: NedbDatastore, filename: string): { close(): void
   ds.on('compaction.done', drop);
   return { close: drop };
 }
+
+interface NedbPersistence {
+  persistNewStateAsync(docs: unknown[]): Promise<void>;
+  persistCachedDatabaseAsync(): Promise<void>;
+  modes: { fileMode: number; dirMode: number };
+}
+
+const nedbStorage = requireCjs('@seald-io/nedb/lib/storage.js') as {
+  crashSafeWriteFileLinesAsync(filename: string, lines: string[], modes: NedbPersistence['modes']): Promise<void>;
+};
+
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * NeDB's own update engine, to build an upserted document in memory before inserting it
@@ -110,6 +145,7 @@ export class EmbeddedStore implements Store {
   private readonly collections = new Map<string, EmbeddedCollection<Doc>>();
   /** Our own timer rather than NeDB's autocompaction: unref'ed, it never keeps a process alive. */
   private readonly compactionTimer: NodeJS.Timeout;
+  private readonly sweepTimer: NodeJS.Timeout;
   private closed = false;
 
   private constructor(
@@ -119,6 +155,8 @@ export class EmbeddedStore implements Store {
   ) {
     this.compactionTimer = setInterval(() => void this.compact(), AUTOCOMPACTION_INTERVAL_MS);
     this.compactionTimer.unref();
+    this.sweepTimer = setInterval(() => void this.sweep(), TTL_SWEEP_INTERVAL_MS);
+    this.sweepTimer.unref();
   }
 
   /** Creates the data directory if needed and locks it for this process; fails if another live process holds it. */
@@ -151,6 +189,7 @@ export class EmbeddedStore implements Store {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.compactionTimer);
+    clearInterval(this.sweepTimer);
     try {
       await Promise.all([...this.collections.values()].map((c) => c.shutdown()));
     } finally {
@@ -164,9 +203,23 @@ export class EmbeddedStore implements Store {
   async compact(): Promise<void> {
     for (const collection of this.collections.values()) {
       try {
+        const started = Date.now();
         await collection.compact();
+        const ms = Date.now() - started;
+        if (ms > 500) this.log?.warn({ collection: collection.name, ms }, 'slow compaction of the embedded store');
       } catch (err) {
         this.log?.error({ err, collection: collection.name }, 'embedded store compaction failed');
+      }
+    }
+  }
+
+  /** Drops expired documents (TTL indexes) of every collection (the timer does it every 10 s). */
+  async sweep(): Promise<void> {
+    for (const collection of this.collections.values()) {
+      try {
+        await collection.sweepExpired();
+      } catch (err) {
+        this.log?.error({ err, collection: collection.name }, 'embedded store TTL sweep failed');
       }
     }
   }
@@ -333,11 +386,28 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
   async compact(): Promise<void> {
     const loadedOk = await this.loaded.then(() => true, () => false);
     if (this.closed || !loadedOk) return;
+    await this.sweepExpired();
+    await this.datastore.compactDatafileAsync();
+  }
+
+  /**
+   * Removes the documents past their TTL, a chunk per write with a turn of the event loop
+   * in between: a minute of ended subscriptions under load is tens of thousands of them.
+   */
+  async sweepExpired(): Promise<void> {
+    const loadedOk = await this.loaded.then(() => true, () => false);
+    if (this.closed || !loadedOk) return;
     const ttl = (this.datastore as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes;
     for (const [field, seconds] of Object.entries(ttl)) {
-      await this.write(() => this.datastore.removeAsync({ [field]: { $lt: new Date(Date.now() - seconds * 1000) } }, { multi: true }));
+      for (;;) {
+        const expired = { [field]: { $lt: new Date(Date.now() - seconds * 1000) } };
+        const ids = (await this.datastore.findAsync(expired, { _id: 1 }).limit(TTL_SWEEP_CHUNK)).map((d) => (d as { _id: unknown })._id);
+        if (ids.length === 0) break;
+        await this.write(() => this.datastore.removeAsync({ _id: { $in: ids } }, { multi: true }));
+        if (ids.length < TTL_SWEEP_CHUNK || this.closed) break;
+        await nextTurn();
+      }
     }
-    await this.datastore.compactDatafileAsync();
   }
 
   /** Lets queued writes finish, compacts once more, then refuses further use. */

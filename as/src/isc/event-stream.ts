@@ -128,9 +128,10 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
     decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });
-      if (Buffer.byteLength(payload, 'utf8') > STREAM_FRAME_LIMIT) {
+      const bytes = Buffer.byteLength(payload, 'utf8');
+      if (bytes > STREAM_FRAME_LIMIT) {
         // Kamailio sends only requests below ISC_STREAM_MAX_BYTES here, so this is a bug of ours
-        this.opts.log.error({ method: req?.method, bytes: payload.length }, 'decision too large for the event stream: 500');
+        this.opts.log.error({ method: req?.method, bytes }, 'decision too large for the event stream: 500');
         payload = JSON.stringify({ tix, tlb, ...reply(500, 'Decision Too Large') });
       }
       if (!this.send(payload)) {

@@ -73,14 +73,16 @@ type NedbDatastore = InstanceType<DatastoreClass>;
 type NedbDoc = Record<string, unknown>;
 
 /**
- * NeDB appends every write with fs.appendFile: open, write, close, three trips through the
- * thread pool, while the collection's other operations wait behind them. Here an append is
- * one write(2) on a descriptor kept open: as durable against a process crash (the lines are
- * in the kernel's page cache once the call returns, as with appendFile), for a fraction of
- * the cost. Compaction replaces the file (temporary file, then rename), so the descriptor
- * is dropped after each one and reopened by the next append.
+ * NeDB's persistence, made cheaper where it is hot. NeDB appends every write with
+ * fs.appendFile: open, write, close, three trips through the thread pool, while the
+ * collection's other operations wait behind them. Here an append is one write(2) on a
+ * descriptor kept open, its lines written by datafileLine: as durable against a process
+ * crash (the lines are in the kernel's page cache once the call returns, as with
+ * appendFile), for a fraction of the cost. Compaction replaces the file (temporary file,
+ * then rename), so the descriptor is dropped after each one and reopened by the next
+ * append; it is sliced too (below).
  */
-function installFastAppend(ds: NedbDatastore, filename: string): { close(): void } {
+function installFastPersistence(ds: NedbDatastore, filename: string): { close(): void } {
   let fd: number | undefined;
   const persistence = (ds as unknown as { persistence: NedbPersistence }).persistence;
   persistence.persistNewStateAsync = async (docs: unknown[]) => {
@@ -250,7 +252,7 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
       throw new Error(`embedded store: cannot load collection ${name} from ${filename}: ${messageOf(err)}`, { cause: err });
     });
     this.loaded.catch(() => undefined); // reported to each caller, not as an unhandled rejection
-    this.appender = installFastAppend(this.datastore, filename);
+    this.appender = installFastPersistence(this.datastore, filename);
   }
 
   insertOne(doc: T): Promise<void> {
@@ -384,8 +386,7 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
 
   /** Drops documents past their TTL, rewrites the datafile without superseded lines and fsyncs it. */
   async compact(): Promise<void> {
-    const loadedOk = await this.loaded.then(() => true, () => false);
-    if (this.closed || !loadedOk) return;
+    if (!(await this.usable())) return;
     await this.sweepExpired();
     await this.datastore.compactDatafileAsync();
   }
@@ -395,8 +396,7 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
    * in between: a minute of ended subscriptions under load is tens of thousands of them.
    */
   async sweepExpired(): Promise<void> {
-    const loadedOk = await this.loaded.then(() => true, () => false);
-    if (this.closed || !loadedOk) return;
+    if (!(await this.usable())) return;
     const ttl = (this.datastore as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes;
     for (const [field, seconds] of Object.entries(ttl)) {
       for (;;) {
@@ -408,6 +408,12 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
         await nextTurn();
       }
     }
+  }
+
+  /** Loaded without error and not shut down: maintenance (sweep, compaction) may run. */
+  private async usable(): Promise<boolean> {
+    const loadedOk = await this.loaded.then(() => true, () => false);
+    return loadedOk && !this.closed;
   }
 
   /** Lets queued writes finish, compacts once more, then refuses further use. */

@@ -24,7 +24,10 @@ export interface Ports {
   sippBase: number;
 }
 
-export function portsFrom(base: number): Ports {
+/** Ports of one test file, from its base. E2E_PORT_OFFSET shifts every file's ports, so two
+ * checkouts can run their end-to-end tests on one machine at the same time. */
+export function portsFrom(fileBase: number): Ports {
+  const base = fileBase + Number(process.env.E2E_PORT_OFFSET ?? 0);
   return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, xdm: base + 4, sippBase: base + 10 };
 }
 

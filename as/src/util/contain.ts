@@ -1,0 +1,32 @@
+/**
+ * Reactions that run beside the request that caused them (a NOTIFY fan-out after a PUBLISH,
+ * a charging record after a subscription ends) must never become unhandled rejections: one
+ * store error would otherwise stop the whole AS. `contain` is the one way such work is
+ * started: its failure is logged with its cause and counted, and the AS goes on.
+ */
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+
+export const REACTION_FAILURES = 'reaction_failures_total';
+
+export interface FailureSink {
+  log: Logger;
+  metrics?: Metrics;
+}
+
+/** Runs `work` in the background; a failure is logged and counted under `reaction`. */
+export function contain(sink: FailureSink, reaction: string, work: Promise<unknown> | (() => Promise<unknown>)): void {
+  let running: Promise<unknown>;
+  try {
+    running = typeof work === 'function' ? work() : work;
+  } catch (err) {
+    failed(sink, reaction, err);
+    return;
+  }
+  running.catch((err: unknown) => failed(sink, reaction, err));
+}
+
+function failed(sink: FailureSink, reaction: string, err: unknown): void {
+  sink.metrics?.count(REACTION_FAILURES, { reaction });
+  sink.log.error({ err, reaction }, 'reaction failed; the AS goes on');
+}

@@ -154,13 +154,15 @@ export class TestStack {
    * Runs sipp with a scenario from test/e2e/scenarios, `__FINAL__` replaced by the expected
    * final response code. Resolves when sipp exits (0: every call went as the scenario says).
    */
-  sipp(scenario: string | { name: string; xml: string }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
+  sipp(scenario: string | { name: string; xml: string; latin1?: boolean }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
     const name = typeof scenario === 'string' ? scenario : scenario.name;
     const dir = mkdtempSync(join(this.dir, `sipp-${name}-`));
     const source = typeof scenario === 'string' ? readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8') : scenario.xml;
     const xml = source.replace(/__FINAL__/g, String(opts.final ?? 200));
     const file = join(dir, `${name}.xml`);
-    writeFileSync(file, xml);
+    // latin1: each character below U+0100 becomes the byte of that value, so a scenario can
+    // send bytes that are not UTF-8 (the scenario declares ISO-8859-1)
+    writeFileSync(file, xml, typeof scenario === 'object' && scenario.latin1 ? 'latin1' : 'utf8');
     const port = opts.port ?? this.sippPort();
     const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
     const args = [

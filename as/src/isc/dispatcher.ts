@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
+import { messageText } from './message-text.js';
 import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
@@ -51,9 +52,14 @@ export class IscDispatcher {
   async request(req: IscRequest): Promise<IscDecision> {
     const { metrics } = this.opts;
     const started = process.hrtime.bigint();
+    const message = messageText(req);
+    if (message.refusal) {
+      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: String(message.refusal.code) });
+      return message.refusal;
+    }
     let sip: SipRequest;
     try {
-      const parsed = parseSipMessage(req.msg);
+      const parsed = parseSipMessage(message.text);
       if (parsed.kind !== 'request') return reply(400, 'Not A Request');
       sip = parsed;
     } catch (err) {

@@ -29,8 +29,10 @@ export interface IscRequest {
   toTag: string;
   /** When Kamailio received it: seconds.microseconds since the epoch ($TV(Sn)). */
   ts: string;
-  /** The whole SIP message as received. */
-  msg: string;
+  /** The whole SIP message as received, when it is valid UTF-8 ... */
+  msg?: string;
+  /** ... else the same bytes in base64 (jansson cannot encode them as a JSON string). */
+  msg64?: string;
 }
 
 export interface ReplyDecision {
@@ -121,7 +123,7 @@ export type StreamFrame = IscEvent | StreamRequestFrame;
 export function isIscRequest(req: unknown): req is IscRequest {
   const r = req as Partial<IscRequest> | null;
   return typeof r === 'object' && r !== null
-    && typeof r.msg === 'string' && typeof r.method === 'string' && typeof r.service === 'string';
+    && (typeof r.msg === 'string' || typeof r.msg64 === 'string') && typeof r.method === 'string' && typeof r.service === 'string';
 }
 
 /** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */

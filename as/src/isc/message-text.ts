@@ -1,0 +1,64 @@
+/**
+ * The SIP message of an ISC request as text the services can read, or the answer a request
+ * earns when it cannot be read. Kamailio sends the message as a JSON string (`msg`) when it is
+ * valid UTF-8 and in base64 (`msg64`) when it is not, so the byte-level checks live here,
+ * once, before any service sees the request:
+ * - headers that are not valid UTF-8, or hold NUL: 400;
+ * - a body of a type the AS reads (text, XML, CPIM, SDP, JSON, multipart) that is not valid
+ *   UTF-8 or holds NUL: 400 (a NUL also stops stored messages from ever being delivered);
+ * - any other (binary) body that is not valid UTF-8: 415, since the AS keeps and forwards
+ *   bodies as text and would corrupt it.
+ */
+import { reply, type IscRequest, type ReplyDecision } from './types.js';
+
+export type MessageText = { text: string; refusal?: undefined } | { text?: undefined; refusal: ReplyDecision };
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Media types whose bodies the AS parses or stores as text. */
+const TEXTUAL = /^(text\/|message\/|multipart\/|application\/([\w.+-]+\+)?(xml|json)$|application\/sdp$)/i;
+
+/** What each service can take instead of a binary body (RFC 3261 §21.4.13: 415 names them). */
+const ACCEPT: Record<IscRequest['service'], string> = {
+  presence: 'application/pidf+xml',
+  im: 'text/plain, message/cpim, multipart/mixed',
+  xdm: 'application/xcap-diff+xml',
+};
+
+export function messageText(req: IscRequest): MessageText {
+  if (typeof req.msg === 'string') {
+    const headEnd = headerEnd(req.msg);
+    if (req.msg.lastIndexOf('\0', headEnd < 0 ? req.msg.length : headEnd) >= 0) return refuse(400, 'NUL In Headers');
+    if (headEnd >= 0 && req.msg.indexOf('\0', headEnd) >= 0 && isTextual(req.msg.slice(0, headEnd))) return refuse(400, 'NUL In Body');
+    return { text: req.msg };
+  }
+  const bytes = Buffer.from(req.msg64 ?? '', 'base64');
+  const split = bytes.indexOf('\r\n\r\n');
+  const headBytes = split < 0 ? bytes : bytes.subarray(0, split);
+  let head: string;
+  try {
+    head = STRICT_UTF8.decode(headBytes);
+  } catch {
+    return refuse(400, 'Invalid UTF-8 In Headers');
+  }
+  if (head.includes('\0')) return refuse(400, 'NUL In Headers');
+  // Kamailio encodes in base64 only what failed as UTF-8: with valid headers, the body did
+  if (isTextual(head)) return refuse(400, 'Invalid UTF-8 In Body');
+  return refuse(415, 'Unsupported Media Type', `Accept: ${ACCEPT[req.service] ?? 'text/plain'}\r\nWarning: 399 - "binary bodies that are not UTF-8 are not carried"\r\n`);
+}
+
+function refuse(code: number, reason: string, hdrs?: string): MessageText {
+  return { refusal: reply(code, reason, hdrs ? { hdrs } : {}) };
+}
+
+function headerEnd(msg: string): number {
+  const crlf = msg.indexOf('\r\n\r\n');
+  return crlf >= 0 ? crlf : msg.indexOf('\n\n');
+}
+
+/** True when the head's Content-Type (or compact `c`) names a type the AS reads as text. */
+function isTextual(head: string): boolean {
+  const m = /^(?:content-type|c)[ \t]*:[ \t]*([^;\r\n \t]+)/im.exec(head);
+  // no Content-Type with a body: RFC 3261 leaves it undefined; the AS would read it as text
+  return m ? TEXTUAL.test(m[1]!) : true;
+}

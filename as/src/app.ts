@@ -18,6 +18,7 @@ import { iscRoutes } from './isc/isc-routes.js';
 import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
+import { instanceName, instanceTag } from './isc/instance.js';
 import type { Logger } from './log/logger.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
@@ -114,6 +115,7 @@ export class ApplicationServer {
         coreUri: config.kamailio.sipUri,
         domain: config.sip.domain,
         transactionTimeoutMs: config.kamailio.transactionTimeoutMs,
+        instanceTag: instanceTag(instanceName(config.node.id)),
         log: log.child({ svc: 'uac' }),
         metrics,
       });
@@ -217,7 +219,7 @@ export class ApplicationServer {
       if (config.kamailio.evapiAddress) {
         const [host, port] = config.kamailio.evapiAddress.split(':');
         events = new KamailioEventStream({
-          host: host!, port: Number(port), secret: config.isc.secret,
+          host: host!, port: Number(port), secret: config.isc.secret, instance: instanceName(config.node.id),
           onEvent: (ev) => dispatcher.event(ev), onRequest: (req) => dispatcher.request(req), log: log.child({ svc: 'events' }), metrics, links: config.kamailio.evapiLinks,
         });
         uac.useChannel(events);

@@ -57,6 +57,8 @@ export class TestStack {
   readonly secret = randomBytes(16).toString('hex');
   readonly adminToken = randomBytes(16).toString('hex');
   private as?: ChildProcess;
+  /** Further AS instances on the same store and Kamailio (index 1, 2), see startInstance. */
+  private readonly instances = new Map<number, ChildProcess>();
   private kamailio?: ChildProcess;
   private readonly logs: { as: string[]; kamailio: string[] } = { as: [], kamailio: [] };
   private nextSippPort: number;
@@ -104,6 +106,45 @@ export class TestStack {
     this.as.stdout!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
     this.as.stderr!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
     await waitFor(async () => (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok, 15000, 'the AS');
+  }
+
+  /**
+   * Ports and settings of AS instance `i` (0 is the one start() runs): its own ISC/ops and
+   * XCAP ports (base+5.. for instances 1 and 2) and node id, the same store, CDR directory,
+   * secret and Kamailio.
+   */
+  instancePorts(i: number): { isc: number; xdm: number } {
+    if (i === 0) return { isc: this.ports.isc, xdm: this.ports.xdm };
+    if (i < 1 || i > 2) throw new RangeError('instances 1 and 2 only (ports base+5..base+8)');
+    return { isc: this.ports.sip + 3 + 2 * i, xdm: this.ports.sip + 4 + 2 * i };
+  }
+
+  /** Starts one more AS process (instance 1 or 2) beside the first, on the same store. */
+  async startInstance(i: number, env: Record<string, string> = {}): Promise<void> {
+    const { isc, xdm } = this.instancePorts(i);
+    const child = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], {
+      env: { ...this.asEnv, ISC_PORT: String(isc), XDM_PORT: String(xdm), AS_NODE_ID: `e2e-${i + 1}`, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const tag = `[as${i + 1}] `;
+    child.stdout!.on('data', (d: Buffer) => this.logs.as.push(tag + d.toString()));
+    child.stderr!.on('data', (d: Buffer) => this.logs.as.push(tag + d.toString()));
+    this.instances.set(i, child);
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok, 15000, `AS instance ${i}`);
+  }
+
+  /** Ends AS instance `i` with `signal` (SIGKILL: a crash) and waits for it to exit. */
+  async stopInstance(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = i === 0 ? this.as : this.instances.get(i);
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** The /metrics text of AS instance `i`. */
+  async instanceMetrics(i: number): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.instancePorts(i).isc}/metrics`)).text();
   }
 
   async stopAs(): Promise<void> {
@@ -226,6 +267,7 @@ export class TestStack {
   }
 
   async stop(): Promise<void> {
+    for (const i of this.instances.keys()) await this.stopInstance(i);
     await this.stopAs();
     const k = this.kamailio;
     if (k && k.exitCode === null) {

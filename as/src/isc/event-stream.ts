@@ -27,6 +27,8 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     host: string;
     port: number;
     secret: string;
+    /** This AS instance's name (instanceName): Kamailio routes by it. */
+    instance: string;
     onEvent: (ev: IscEvent) => Promise<void>;
     /** Decides an initial request Kamailio sent on the stream (it waits for the decision frame). */
     onRequest: (req: IscRequest) => Promise<IscDecision>;
@@ -37,11 +39,11 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     ackTimeoutMs?: number;
   }) {
     super();
-    const { host, port, secret, log, metrics, ackTimeoutMs } = opts;
+    const { host, port, secret, instance, log, metrics, ackTimeoutMs } = opts;
     this.links = Array.from({ length: Math.max(1, opts.links ?? 4) }, (_, i) => {
       let up = false;
       return new StreamLink({
-        host, port, secret, log, metrics, ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
+        host, port, secret, instance, log, metrics, ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
         onPayload: (p) => this.deliver(p),
         onUp: () => {
           up = true;

@@ -8,6 +8,8 @@ export interface StreamLinkOptions {
   host: string;
   port: number;
   secret: string;
+  /** This AS instance's name (instanceName), said in the hello. */
+  instance: string;
   /** Each payload Kamailio sends (JSON text). */
   onPayload: (payload: string) => void;
   onUp: () => void;
@@ -109,7 +111,7 @@ export class StreamLink {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     socket.connect(port, host, () => {
-      socket.write(encodeNetstring(`hello ${this.opts.secret}`));
+      socket.write(encodeNetstring(`hello ${this.opts.secret} ${this.opts.instance}`));
       this.connected = true;
       this.retryMs = 250;
       clearInterval(this.watchdog);

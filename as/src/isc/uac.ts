@@ -63,6 +63,8 @@ export class UacClient {
     /** Kamailio's SIP URI, next hop of requests routed through the core. */
     coreUri: string;
     domain: string;
+    /** This instance's evapi tag (instanceTag): Kamailio reports replies to it. */
+    instanceTag: string;
     transactionTimeoutMs: number;
     log: Logger;
     metrics: Metrics;
@@ -84,7 +86,8 @@ export class UacClient {
     const headers = [...req.headers];
     const find = (name: string) => headers.find(([n]) => n.toLowerCase() === name.toLowerCase());
     const callId = find('Call-ID')?.[1] ?? `isc-${randomUUID()}@${this.opts.domain}`;
-    const cseq = find('CSeq')?.[1] ?? `1 ${req.method}`;
+    // one space between number and method: Kamailio keys the reply's origin on it
+    const cseq = (find('CSeq')?.[1] ?? `1 ${req.method}`).trim().replace(/\s+/g, ' ');
     if (!find('Call-ID')) headers.push(['Call-ID', callId]);
     if (!find('CSeq')) headers.push(['CSeq', cseq]);
     const from = find('From');
@@ -112,6 +115,7 @@ export class UacClient {
       body: req.body ?? '',
       callId,
       cseq,
+      inst: this.opts.instanceTag,
     });
     // Kamailio's evapi reads a frame into a 32 KB buffer: a larger one (a big list NOTIFY) goes over HTTP
     if (Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {

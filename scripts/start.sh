@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Starts the whole stack on this machine: Kamailio on 127.0.0.1:5060 (UDP+TCP) and the AS
-# on the embedded store (or MongoDB when MONGODB_URI is set). Runs in the background;
-# stop it with scripts/stop.sh. State, logs and CDRs go to ./run/.
+# (one process, or AS_INSTANCES of them on one store) on the embedded store, or MongoDB when
+# MONGODB_URI is set. Runs in the background; stop it with scripts/stop.sh. State, logs and
+# CDRs go to ./run/.
 #
-# Knobs (environment): SIP_DOMAIN (example.com), SIP_PORT (5060), KAMAILIO_RPC_PORT (5071),
-# KAMAILIO_EVAPI_PORT (5072), XDM_PORT (8080),
-# ISC_PORT (7080), KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
+# Knobs (environment), applied at every start: SIP_DOMAIN (example.com), SIP_PORT (5060),
+# KAMAILIO_RPC_PORT (5071), KAMAILIO_EVAPI_PORT (5072), ISC_PORT (7080), XDM_PORT (8080),
+# AS_INSTANCES (1; instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1),
+# KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,45 +22,58 @@ RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
 EVAPI_PORT=${KAMAILIO_EVAPI_PORT:-5072}
 ISC_PORT=${ISC_PORT:-7080}
 XDM_PORT=${XDM_PORT:-8080}
+AS_INSTANCES=${AS_INSTANCES:-1}
 SHM=${KAMAILIO_SHM_MB:-1024}
+[[ "$AS_INSTANCES" =~ ^[1-8]$ ]] || { echo "AS_INSTANCES must be 1 to 8 (Kamailio's evapi takes 32 connections, 4 per instance)" >&2; exit 2; }
 
-for pidf in "$RUN/as.pid" "$RUN/kamailio.pid"; do
-  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+for pidf in "$RUN"/as*.pid "$RUN/kamailio.pid"; do
+  [ -f "$pidf" ] || continue
+  if kill -0 "$(cat "$pidf")" 2>/dev/null; then
     echo "already running (pid $(cat "$pidf") in $pidf); stop it first with scripts/stop.sh" >&2
     exit 1
   fi
+  rm -f "$pidf"
 done
 
-# One secret and admin token per installation, kept in run/as.json (mode 600).
-if [ ! -f "$RUN/as.json" ]; then
-  secret=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 32)
-  token=$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 32)
-  umask 077
-  cat > "$RUN/as.json" <<JSON
-{
-  "sip": { "domain": "$SIP_DOMAIN" },
-  "isc": { "port": $ISC_PORT, "secret": "$secret" },
-  "xdm": { "port": $XDM_PORT },
-  "kamailio": { "httpUrl": "http://127.0.0.1:$RPC_PORT", "evapiAddress": "127.0.0.1:$EVAPI_PORT", "sipUri": "sip:127.0.0.1:$SIP_PORT" },
-  "store": { "dataDir": "$RUN/data" },
-  "charging": { "cdrDir": "$RUN/cdr" },
-  "admin": { "token": "$token" }
-}
-JSON
-  umask 022
-  echo "[start] wrote $RUN/as.json (secret and admin token for this installation)"
-fi
+# run/as.json: the installation's secret and admin token (generated once, mode 600) and the
+# settings of this start, rewritten every time so that they always take effect (the
+# provisioning CLI reads the admin port from it). Anything else you add to it is kept.
+(umask 077 && RUN="$RUN" SIP_DOMAIN="$SIP_DOMAIN" ISC_PORT="$ISC_PORT" XDM_PORT="$XDM_PORT" \
+  RPC_PORT="$RPC_PORT" EVAPI_PORT="$EVAPI_PORT" SIP_PORT="$SIP_PORT" node -e '
+  const fs = require("fs"), crypto = require("crypto"), e = process.env, file = e.RUN + "/as.json";
+  const cfg = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
+  const fresh = () => crypto.randomBytes(24).toString("base64").replace(/[/+=]/g, "").slice(0, 32);
+  const merge = (k, v) => { cfg[k] = { ...(cfg[k] || {}), ...v }; };
+  if (!cfg.isc || !cfg.isc.secret) { merge("isc", { secret: fresh() }); console.log("[start] new ISC secret and admin token in " + file); }
+  if (!cfg.admin || !cfg.admin.token) merge("admin", { token: fresh() });
+  merge("sip", { domain: e.SIP_DOMAIN });
+  merge("isc", { port: Number(e.ISC_PORT) });
+  merge("xdm", { port: Number(e.XDM_PORT) });
+  merge("kamailio", { httpUrl: "http://127.0.0.1:" + e.RPC_PORT, evapiAddress: "127.0.0.1:" + e.EVAPI_PORT, sipUri: "sip:127.0.0.1:" + e.SIP_PORT });
+  if (!cfg.store || !cfg.store.dataDir) merge("store", { dataDir: e.RUN + "/data" });
+  if (!cfg.charging || !cfg.charging.cdrDir) merge("charging", { cdrDir: e.RUN + "/cdr" });
+  fs.writeFileSync(file + ".new", JSON.stringify(cfg, null, 2) + "\n", { mode: 0o600 });
+  fs.renameSync(file + ".new", file);
+')
 secret=$(node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).isc.secret)' "$RUN/as.json")
+export AS_CONFIG=$RUN/as.json
 
-echo "[start] application server"
-AS_CONFIG=$RUN/as.json nohup node build/as/src/main.js >> "$RUN/logs/as.log" 2>&1 &
-echo $! > "$RUN/as.pid"
-for _ in $(seq 1 50); do
-  curl -s -o /dev/null "http://127.0.0.1:$ISC_PORT/metrics" 2>/dev/null && break
-  if ! kill -0 "$(cat "$RUN/as.pid")" 2>/dev/null; then
-    echo "the AS did not start; last log lines:" >&2; tail -n 20 "$RUN/logs/as.log" >&2; exit 1
-  fi
-  sleep 0.2
+stop_started() { bash "$ROOT/scripts/stop.sh" >/dev/null 2>&1 || true; }
+
+for i in $(seq 1 "$AS_INSTANCES"); do
+  port=$((ISC_PORT + i - 1)); xport=$((XDM_PORT + i - 1))
+  log="$RUN/logs/as.log"; [ "$i" -gt 1 ] && log="$RUN/logs/as-$i.log"
+  echo "[start] application server $i of $AS_INSTANCES (port $port, XCAP $xport)"
+  ISC_PORT=$port XDM_PORT=$xport nohup node build/as/src/main.js >> "$log" 2>&1 &
+  echo $! > "$RUN/as-$i.pid"
+  for _ in $(seq 1 75); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null && break
+    if ! kill -0 "$(cat "$RUN/as-$i.pid")" 2>/dev/null; then
+      echo "AS instance $i did not start; last log lines of $log:" >&2; tail -n 20 "$log" >&2; stop_started; exit 1
+    fi
+    sleep 0.2
+  done
+  curl -s -o /dev/null "http://127.0.0.1:$port/metrics" || { echo "AS instance $i does not answer on port $port (see $log)" >&2; stop_started; exit 1; }
 done
 
 echo "[start] kamailio"
@@ -66,24 +81,45 @@ defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$R
          -A "ISC_SECRET=\"$secret\"" -A "AS_HTTPCON=\"as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2\"")
 for d in ${KAMAILIO_DEFINES:-}; do defines+=(-A "$d"); done
 kamailio -f "$ROOT/kamailio-cfg/kamailio.cfg" -m "$SHM" -M 16 -Y "$RUN/kamailio" -P "$RUN/kamailio.pid" \
-  "${defines[@]}" >> "$RUN/logs/kamailio.log" 2>&1
+  "${defines[@]}" >> "$RUN/logs/kamailio.log" 2>&1 || { echo "kamailio did not start:" >&2; tail -n 20 "$RUN/logs/kamailio.log" >&2; stop_started; exit 1; }
 for _ in $(seq 1 50); do
   [ -s "$RUN/kamailio.pid" ] && kill -0 "$(cat "$RUN/kamailio.pid")" 2>/dev/null && break
   sleep 0.1
 done
-kill -0 "$(cat "$RUN/kamailio.pid" 2>/dev/null)" 2>/dev/null || { echo "kamailio did not start:" >&2; tail -n 20 "$RUN/logs/kamailio.log" >&2; exit 1; }
+kill -0 "$(cat "$RUN/kamailio.pid" 2>/dev/null)" 2>/dev/null || { echo "kamailio did not start:" >&2; tail -n 20 "$RUN/logs/kamailio.log" >&2; stop_started; exit 1; }
 
-sleep 0.5
-health=$(curl -s "http://127.0.0.1:$ISC_PORT/health" || true)
+# Healthy means every instance answers /health with 200 (store and Kamailio reachable)
+# and has its event stream up; a stack that is not is reported and stopped, not praised.
+healthy=0; health=""
+for _ in $(seq 1 50); do
+  healthy=1; health=""
+  for i in $(seq 1 "$AS_INSTANCES"); do
+    port=$((ISC_PORT + i - 1))
+    h=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/health" || echo ' 000')
+    up=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^isc_event_stream_up /{print $2}')
+    health+="
+    instance $i: ${h% *} (http ${h##* }, event stream ${up:-?})"
+    [ "${h##* }" = 200 ] && [ "${up:-0}" = 1 ] || healthy=0
+  done
+  [ "$healthy" = 1 ] && break
+  sleep 0.2
+done
+if [ "$healthy" != 1 ]; then
+  echo "the stack is not healthy:$health" >&2
+  echo "logs: $RUN/logs/ ; stopping it" >&2
+  stop_started
+  exit 1
+fi
+
 cat <<MSG
 
-IMS stack running (domain $SIP_DOMAIN):
+IMS stack running (domain $SIP_DOMAIN, $AS_INSTANCES AS instance(s)):
   SIP (Kamailio)       udp+tcp 127.0.0.1:$SIP_PORT
   Kamailio RPC/uac     http://127.0.0.1:$RPC_PORT/RPC   (AS only)
   Kamailio events      tcp 127.0.0.1:$EVAPI_PORT (evapi, AS only)
-  AS ISC + ops         http://127.0.0.1:$ISC_PORT  (/health, /metrics)
-  XCAP root (XDMS)     http://127.0.0.1:$XDM_PORT/xcap-root  (HTTP digest, SIP credentials)
-  health               $health
+  AS ISC + ops         http://127.0.0.1:$ISC_PORT  (/health, /metrics; instance i on $ISC_PORT+i-1)
+  XCAP root (XDMS)     http://127.0.0.1:$XDM_PORT/xcap-root  (HTTP digest, SIP credentials; instance i on $XDM_PORT+i-1)
+  health$health
   logs                 $RUN/logs/{as,kamailio}.log   CDRs: $RUN/cdr/
   add a user           node build/as/src/cli/provision.js add alice --password secret
   stop                 scripts/stop.sh

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Stops what scripts/start.sh started (Kamailio, then the AS), by PID file.
+# Stops what scripts/start.sh started (Kamailio, then every AS instance), by PID file.
 cd "$(dirname "$0")/.."
-for name in kamailio as; do
-  pidf=run/$name.pid
+for pidf in run/kamailio.pid run/as*.pid; do
   [ -f "$pidf" ] || continue
+  name=$(basename "$pidf" .pid)
   pid=$(cat "$pidf")
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid"
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
     echo "stopped $name (pid $pid)"
   fi

@@ -112,9 +112,12 @@ describe('Presence Server through Kamailio', () => {
 
     const carol = await stack.sipp({ name: 'sub-carol', xml: subscriberScenario({ event: 'presence' }) }, { set: { user: 'carol', target: 'alice' }, args: auth('carol') });
     assert.equal(carol.exitCode, 0, carol.stdout);
-    const carolSaw = notifies(carol)[0]!;
-    assert.match(carolSaw, /Subscription-State: pending/);
-    assert.doesNotMatch(carolSaw, /<presence/, 'a pending watcher learns nothing');
+    const [carolSaw, carolFinal] = notifies(carol);
+    assert.match(carolSaw!, /Subscription-State: pending/);
+    assert.doesNotMatch(carolSaw!, /<presence/, 'a pending watcher learns nothing');
+    // nor when she leaves: the final NOTIFY of her un-SUBSCRIBE carries no document either
+    assert.match(carolFinal!, /Subscription-State: terminated/);
+    assert.doesNotMatch(carolFinal!, /<presence|meeting/, 'a pending watcher learns nothing as it leaves');
   });
 
   it('tells the presentity who watches (winfo) and lets a rule change approve a pending watcher at once', async () => {

@@ -112,9 +112,12 @@ export class PresencePackage implements EventPackage {
     return isList(sub) ? this.deps.lists!.chargingExtra(sub) : {};
   }
 
-  async content(sub: Subscription, ctx: RenderContext): Promise<NotifyRendering> {
+  async content(sub: Subscription, ctx: RenderContext): Promise<NotifyRendering | undefined> {
     if (isList(sub)) return this.deps.lists!.content(sub, ctx);
     const data = sub.data as PresenceSubData;
+    // a watcher the presentity has not approved sees no state, whatever the dialog's state
+    // (the final NOTIFY of a pending watcher's un-SUBSCRIBE too): RFC 6665 4.2.2
+    if (data.handling === 'confirm' || sub.state === 'pending') return undefined;
     // polite-block: indistinguishable from a presentity that is simply offline
     const authorized = data.handling === 'polite-block'
       ? serializePidf(politeBlockDocument(sub.resource))

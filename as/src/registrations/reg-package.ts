@@ -1,4 +1,4 @@
-import type { Admission, EventPackage, NotifyRendering, Subscription } from '../events/event-package.js';
+import type { Admission, EventPackage, NotifyRendering, RenderContext, Subscription } from '../events/event-package.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply } from '../isc/types.js';
 import type { LocalDomain } from '../users/local-domain.js';
@@ -6,7 +6,7 @@ import { REGINFO_CONTENT_TYPE, buildReginfo, type ContactEvent, type ReginfoCont
 import type { RegistrationChange, Registrations } from './registrations.js';
 
 interface RegState {
-  /** Version of the last document sent (RFC 3680: +1 per NOTIFY); -1 before the first. */
+  /** -1 until the first document was rendered (then the version of the last one). */
   version: number;
   /** Contacts reported active last time, and their expiry: what the next document compares with. */
   known: Array<[string, number]>;
@@ -49,7 +49,7 @@ export class RegPackage implements EventPackage {
     return { state: 'active', resource: target, data };
   }
 
-  async content(sub: Subscription): Promise<NotifyRendering> {
+  async content(sub: Subscription, ctx: RenderContext): Promise<NotifyRendering> {
     const state = sub.data as RegState;
     const nowSeconds = Date.now() / 1000;
     const current = await this.deps.registrations.contacts(sub.resource);
@@ -68,7 +68,10 @@ export class RegPackage implements EventPackage {
     }
     const unchanged = state.version >= 0 && gone.length === 0 && current.length === known.size
       && current.every((c) => known.get(c.uri) === c.expires);
-    const version = unchanged ? state.version : state.version + 1;
+    // RFC 3680 section 5.4: one more for each NOTIFY of the dialog, which is what the
+    // notifier counts (it only grows, across restarts too); not kept in package data, whose
+    // copy may be older than the dialog's last NOTIFY
+    const version = ctx.version;
     const body = buildReginfo({
       version,
       state: 'full',

@@ -186,6 +186,39 @@ describe('Presence Server through Kamailio', () => {
     assert.match(doc, /network/);
   });
 
+  it('refuses a SUBSCRIBE whose Contact is not one SIP URI with 400, and keeps nothing of it', async () => {
+    const initial = () => stack.metrics().then((m) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const before = await initial();
+    for (const [i, contact] of ['<<garbage>>', '*', '<mailto:frank@example.com>'].entries()) {
+      const r = await stack.sipp({ name: `sub-bad-contact-${i}`, xml: subscriberScenario({ event: 'presence', contact, expectFinal: 400 }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
+      assert.equal(r.exitCode, 0, `${contact}: ${r.stdout}\n${r.messages}`);
+      assert.match(r.messages, /SIP\/2\.0 400 Bad Contact/, contact);
+    }
+    assert.equal(await initial(), before, 'no subscription was made');
+  });
+
+  it('shows a watcher who asks for privacy as anonymous, and applies anonymous-request rules to it', async () => {
+    const anonRule = `<cp:rule id="anonymous">
+    <cp:conditions><ocp:anonymous-request xmlns:ocp="urn:oma:xml:xdm:common-policy"/></cp:conditions>
+    <cp:actions><pr:sub-handling>polite-block</pr:sub-handling></cp:actions>
+  </cp:rule>
+</cp:ruleset>`;
+    const put = await alice.put(RULES_DOC, RULES().replace('</cp:ruleset>', anonRule), 'application/auth-policy+xml');
+    assert.ok(put.status === 200 || put.status === 201, put.body);
+    // frank has no rule of his own: as himself he would wait (pending); asking for privacy,
+    // the anonymous-request rule answers for him (polite-block: a closed document)
+    const frank = await stack.sipp({ name: 'sub-frank-private', xml: subscriberScenario({ event: 'presence', expires: 8, unsubscribe: false, headers: ['Privacy: id'] }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
+    assert.equal(frank.exitCode, 0, frank.stdout);
+    const [frankSaw] = notifies(frank);
+    assert.match(frankSaw!, /Subscription-State: active/);
+    assert.match(frankSaw!, /<basic>closed<\/basic>/);
+    const w = await stack.sipp({ name: 'winfo-alice-anon', xml: subscriberScenario({ event: 'presence.winfo', accept: 'application/watcherinfo+xml' }) }, { set: { user: 'alice', target: 'alice' }, args: auth('alice') });
+    assert.equal(w.exitCode, 0, w.stdout);
+    const [list] = notifies(w);
+    assert.match(list!, /status="active"[^>]*>sip:anonymous@anonymous\.invalid</);
+    assert.doesNotMatch(list!, /frank/, 'the presentity does not learn who it is');
+  });
+
   it('keeps subscriptions across an AS restart: the next change is still notified', async () => {
     const bob = stack.sipp({ name: 'sub-bob-restart', xml: subscriberScenario({ event: 'presence', more: 1 }) }, { set: { user: 'bob', target: 'alice' }, args: auth('bob'), timeoutMs: 40000 });
     await stack.sippLogged(bob.dir, /SUBSCRIBED/);

@@ -65,7 +65,7 @@ function responseAndNotify(code: number, rrs: boolean): string {
   <label id="${done}" />${okToCaptured}`;
 }
 
-function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string }; headers?: string[] }): string {
+function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string }; headers?: string[]; contact?: string }): string {
   const uri = opts.inDialog ? '[next_url]' : 'sip:[$target]@[$domain]';
   return `
   <send retrans="500">
@@ -77,7 +77,7 @@ function subscribe(cseq: number, event: string, expires: number, opts: { auth: b
       To: <sip:[$target]@[$domain]>${opts.inDialog ? '[peer_tag_param]' : ''}
       Call-ID: [call_id]
       CSeq: ${cseq} SUBSCRIBE${opts.inDialog ? '\n      [routes]' : ''}
-      Contact: <sip:[$user]@[local_ip]:[local_port]>${opts.auth ? '\n      [authentication]' : ''}
+      Contact: ${opts.contact ?? '<sip:[$user]@[local_ip]:[local_port]>'}${opts.auth ? '\n      [authentication]' : ''}
       Event: ${event}${opts.accept ? `\n      Accept: ${opts.accept}` : ''}${(opts.headers ?? []).map((h) => `\n      ${h}`).join('')}
       Expires: ${expires}
       Max-Forwards: 70${opts.body ? `\n      Content-Type: ${opts.body.type}` : ''}
@@ -95,14 +95,17 @@ ${opts.body ? `\n${opts.body.text}` : '\n'}
  */
 export function subscriberScenario(o: {
   event: string; accept?: string; expires?: number; more?: number; unsubscribe?: boolean; expectFinal?: number; notifyTimeoutMs?: number;
+  /** The Contact header value of the initial SUBSCRIBE (default: sipp's own address). */
+  contact?: string;
   body?: { type: string; text: string };
   /** Extra header lines of every SUBSCRIBE (Supported: eventlist ...). */
   headers?: string[];
 }): string {
   const expires = o.expires ?? 600;
   const headers = o.headers ?? [];
-  const parts: string[] = [subscribe(1, o.event, expires, { auth: false, inDialog: false, accept: o.accept, body: o.body, headers }), `
-  <recv response="407" auth="true" />`, subscribe(2, o.event, expires, { auth: true, inDialog: false, accept: o.accept, body: o.body, headers })];
+  const first = { inDialog: false, accept: o.accept, body: o.body, headers, contact: o.contact };
+  const parts: string[] = [subscribe(1, o.event, expires, { ...first, auth: false }), `
+  <recv response="407" auth="true" />`, subscribe(2, o.event, expires, { ...first, auth: true })];
   if (o.expectFinal && o.expectFinal !== 200) {
     parts.push(`
   <recv response="${o.expectFinal}" />`);

@@ -16,6 +16,11 @@ export interface Subscription {
   watches?: string[];
   /** The watcher's asserted identity. */
   watcher: string;
+  /**
+   * The watcher asked for privacy (RFC 3323 Privacy: id, user or header): the presentity
+   * sees it as anonymous (watcher info) and its rules treat it as an anonymous request.
+   */
+  watcherAnonymous?: boolean;
   callId: string;
   fromTag: string;
   toTag: string;

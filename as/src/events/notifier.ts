@@ -5,6 +5,7 @@ import type { UacClient } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseNameAddr, parseValueParams } from '../sip/index.js';
+import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
@@ -165,11 +166,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const accept = this.acceptable(pkg, sip.headers.getAll('Accept'));
     if (!accept) return reply(406, 'Not Acceptable', { hdrs: `Accept: ${pkg.contentTypes.join(', ')}\r\n` });
 
+    // the NOTIFYs' target, checked before anything is decided or stored
+    const target = remoteTarget(sip);
+    if ('problem' in target) return reply(400, 'Bad Contact', { hdrs: `Warning: 399 - "${target.problem}"\r\n` });
+
     const admission = await pkg.admit(call, watcher);
     if ('reject' in admission) return admission.reject;
 
-    const contact = sip.headers.get('Contact');
-    if (!contact) return reply(400, 'Missing Contact');
     const now = new Date();
     const sub: Subscription = {
       _id: `${sip.callId}|${sip.from.tag ?? ''}|${call.req.toTag}`,
@@ -178,12 +181,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       resource: admission.resource,
       ...(admission.watches?.length ? { watches: admission.watches } : {}),
       watcher,
+      ...(wantsPrivacy(sip) ? { watcherAnonymous: true } : {}),
       callId: sip.callId,
       fromTag: sip.from.tag ?? '',
       toTag: call.req.toTag,
       remoteParty: sip.headers.get('From')!,
       localParty: sip.headers.get('To')!,
-      remoteTarget: parseNameAddr(contact).uri,
+      remoteTarget: target.uri,
       routeSet: sip.headers.getAll('Record-Route'),
       localCseq: CSEQ_RESERVE,
       remoteCseq: sip.cseq.seq,

@@ -8,6 +8,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Registrations } from '../registrations/registrations.js';
 import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest } from '../sip/index.js';
+import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import { imPolicyVerdict, type ImPolicy } from '../xdm/usages/im-policy.js';
@@ -445,11 +446,6 @@ function handOverCharge(r: HandOver): [number, string] {
     case 'full': return [480, 'rejected'];
     case 'unavailable': return [480, 'failed'];
   }
-}
-
-/** RFC 3323: Privacy id, user or header hides who sent it (none and session do not). */
-function wantsPrivacy(sip: SipRequest): boolean {
-  return sip.headers.getAll('Privacy').flatMap((v) => v.split(';')).some((p) => /^(id|user|header|critical)$/i.test(p.trim()));
 }
 
 function requireTags(sip: SipRequest): string[] {

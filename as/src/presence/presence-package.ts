@@ -3,6 +3,7 @@ import type { Admission, EventPackage, NotifyRendering, RefreshDecision, RenderC
 import { FilterError, SIMPLE_FILTER_CONTENT_TYPE, applyContentFilters, filtersFor, mergeFilterSets, parseFilterSet, triggersFire, type FilterSet } from '../events/filters/simple-filter.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type ReplyDecision } from '../isc/types.js';
+import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { Presentities } from './presentities.js';
 import type { ProvideSet, SubHandling } from '../xdm/usages/pres-rules.js';
@@ -86,7 +87,8 @@ export class PresencePackage implements EventPackage {
     if (!resource || !(await this.deps.presentities.exists(resource))) return { reject: reply(404, 'Not Found') };
     const filtered = this.filtersOf(call, undefined);
     if ('reject' in filtered) return filtered;
-    const grant = await this.deps.authorizer.decide(resource, watcher);
+    // a watcher asking for privacy is an anonymous request to the presentity's rules
+    const grant = await this.deps.authorizer.decide(resource, wantsPrivacy(call.sip) ? undefined : watcher);
     if (grant.handling === 'block') return { reject: reply(403, 'Forbidden') };
     const data: PresenceSubData = {
       handling: grant.handling,

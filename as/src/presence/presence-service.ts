@@ -122,7 +122,7 @@ export class PresenceService implements IscService {
     const resource = ch.ref.xui;
     const subs = await this.deps.notifier.find({ event: 'presence', resource, state: { $ne: 'terminated' } });
     for (const s of subs) {
-      const grant = await this.deps.authorizer.decide(resource, s.watcher);
+      const grant = await this.deps.authorizer.decide(resource, s.watcherAnonymous ? undefined : s.watcher);
       if (grant.handling === 'block') {
         await this.deps.notifier.end(s._id, 'rejected');
         continue;

@@ -55,12 +55,12 @@ export class WatcherInfoPackage implements EventPackage {
       if (s.state === 'terminated') {
         // a watcher that ended is reported once, then forgotten
         if (!told.has(id) || told.get(id)!.startsWith('terminated')) continue;
-        current.push({ id, uri: s.watcher, status: 'terminated', event: REASON_EVENT[s.endReason ?? 'timeout'] ?? 'timeout' });
+        current.push({ id, uri: shownAs(s), status: 'terminated', event: REASON_EVENT[s.endReason ?? 'timeout'] ?? 'timeout' });
         continue;
       }
       const approved = s.state === 'active' && told.get(id)?.startsWith('pending');
       current.push({
-        id, uri: s.watcher, status: s.state, event: approved ? 'approved' : 'subscribe',
+        id, uri: shownAs(s), status: s.state, event: approved ? 'approved' : 'subscribe',
         durationSubscribed: Math.max(0, Math.round((now - s.createdAt.getTime()) / 1000)),
         expiration: Math.max(0, Math.round((s.expiresAt.getTime() - now) / 1000)),
       });
@@ -77,4 +77,9 @@ export class WatcherInfoPackage implements EventPackage {
       unchanged: !full && changed.length === 0,
     };
   }
+}
+
+/** A watcher who asked for privacy appears as anonymous to the presentity (RFC 3857 section 3.4). */
+function shownAs(s: Subscription): string {
+  return s.watcherAnonymous ? 'sip:anonymous@anonymous.invalid' : s.watcher;
 }

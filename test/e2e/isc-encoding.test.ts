@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario } from './im-scenarios.js';
+import { subscriberScenario } from './scenario-builder.js';
 import { TestStack, portsFrom } from './stack.js';
 
 const USERS = ['alice', 'bob', 'carol'];
@@ -110,5 +111,58 @@ describe('requests that are not UTF-8 get their own answer (HTTP, no event strea
     }
     assert.equal((await carolsMailbox(stack)).length, 3);
     assert.doesNotMatch(await stack.metrics(), /^isc_stream_requests_total [1-9]/m, 'nothing came on a stream');
+  });
+});
+
+describe('requests the core answers itself', () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await TestStack.start(portsFrom(6460));
+    await setUp(stack);
+  });
+
+  after(async () => {
+    if (process.exitCode) console.log(stack?.dumpLogs());
+    await stack?.stop();
+  });
+
+  it('answers 489 with Allow-Events to a SUBSCRIBE for a package nobody serves, 400 without Event, and relays neither', async () => {
+    const bogus = await stack.sipp({ name: 'sub-bogus', xml: subscriberScenario({ event: 'x-no-such-package;id=1', expectFinal: 489 }) }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    assert.equal(bogus.exitCode, 0, `${bogus.stdout}\n${bogus.messages}`);
+    assert.match(bogus.messages, /SIP\/2\.0 489 Bad Event[\s\S]*Allow-Events: presence, presence\.winfo, reg, xcap-diff/);
+    const conference = await stack.sipp({ name: 'sub-conference', xml: subscriberScenario({ event: 'conference', expectFinal: 489 }) }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    assert.equal(conference.exitCode, 0, conference.stdout);
+    const none = await stack.sipp({ name: 'sub-no-event', xml: subscriberScenario({ event: '', expectFinal: 400 }).replace(/\n\s*Event: \n/g, '\n') }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    assert.equal(none.exitCode, 0, `${none.stdout}\n${none.messages}`);
+    assert.match(none.messages, /SIP\/2\.0 400 Missing Event/);
+  });
+
+  it('answers 420 with Unsupported to a request whose Proxy-Require names an extension', async () => {
+    const xml = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="proxy-require">
+  <Global variables="user,domain,to" />
+  <send retrans="500">
+    <![CDATA[
+
+      MESSAGE sip:[$to]@[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=[pid]m[call_number]
+      To: <sip:[$to]@[$domain]>
+      Call-ID: [call_id]
+      CSeq: 1 MESSAGE
+      Proxy-Require: foo
+      Max-Forwards: 70
+      Content-Type: text/plain
+      Content-Length: [len]
+
+hello
+    ]]>
+  </send>
+  <recv response="420" />
+</scenario>`;
+    const r = await stack.sipp({ name: 'proxy-require', xml }, { set: { user: 'bob', to: 'carol' } });
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
+    assert.match(r.messages, /SIP\/2\.0 420 Bad Extension[\s\S]*Unsupported: foo/);
   });
 });

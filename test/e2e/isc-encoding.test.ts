@@ -74,7 +74,7 @@ describe('requests that are not UTF-8 get their own answer (event stream)', () =
     assert.ok(mailbox.every((m) => /bob@example\.com/.test(m.from)), JSON.stringify(mailbox));
   });
 
-  it('answers 400 to a header that is not UTF-8, and 415 with Accept to a binary body', async () => {
+  it('answers 400 to a header that is not UTF-8 or a Content-Type without media type, and 415 with Accept to a binary body', async () => {
     const hdr = await send(stack, 'bob', 'carol', 'fine body', { final: 400, headers: [`Subject: caf${String.fromCharCode(0xe9)}`] });
     assert.equal(hdr.exitCode, 0, hdr.stdout);
     assert.match(hdr.messages, /SIP\/2\.0 400 Invalid UTF-8 In Headers/);
@@ -82,6 +82,12 @@ describe('requests that are not UTF-8 get their own answer (event stream)', () =
     assert.equal(bin.exitCode, 0, bin.stdout);
     assert.match(bin.messages, /SIP\/2\.0 415 Unsupported Media Type[\s\S]*Accept: text\/plain/);
     // (NUL bytes are refused the same way: sipp cannot send one, see test/unit/message-text)
+    // a Content-Type that names no media type: 400, not a delivery without a charging record
+    for (const ctype of [';charset=utf-8', ' ']) {
+      const r = await send(stack, 'bob', 'carol', 'typed badly', { final: 400, contentType: ctype });
+      assert.equal(r.exitCode, 0, `${JSON.stringify(ctype)}: ${r.stdout}`);
+      assert.match(r.messages, /SIP\/2\.0 400 Malformed Content-Type/);
+    }
     const mailbox = await carolsMailbox(stack);
     assert.equal(mailbox.length, 6, 'nothing refused was stored');
     const m = await stack.metrics();

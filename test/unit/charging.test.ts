@@ -161,14 +161,20 @@ describe('Charging', () => {
     await stopNode(n);
   });
 
-  test('an invalid event throws TypeError and consumes no sequence number', async () => {
+  test('an invalid event still leaves a record: incomplete, numbered in sequence, counted (no silent loss)', async () => {
     const n = await startNode();
-    await assert.rejects(
-      n.charging.record(imEvent({ sessionId: undefined as unknown as string })),
-      (e: unknown) => e instanceof TypeError && /sessionId/.test(e.message),
-    );
-    const r = await n.charging.record(imEvent());
-    assert.equal(r.localRecordSequenceNumber, 1);
+    const bad = await n.charging.record(imEvent({
+      sessionId: undefined as unknown as string,
+      messageBody: { contentType: '', contentLength: 5 },
+    }));
+    assert.equal(bad.localRecordSequenceNumber, 1);
+    assert.equal(bad.sessionId, 'unknown');
+    const extra = (bad as unknown as { extra?: Record<string, unknown> }).extra ?? (bad as unknown as { recordExtensions?: Record<string, unknown> }).recordExtensions ?? {};
+    assert.equal(extra.incompleteRecord, true);
+    assert.match(String(extra.invalidEvent), /sessionId/);
+    assert.equal(n.charging.metrics().invalidEvents, 1);
+    const next = await n.charging.record(imEvent());
+    assert.equal(next.localRecordSequenceNumber, 2);
     await stopNode(n);
   });
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store } from '../store/port.js';
 import { CdrFileWriter } from './cdr-file.js';
-import { buildCdr, normalizeCdr, type Cdr, type ChargeableEvent } from './record.js';
+import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent } from './record.js';
 
 /**
  * The charging service: every chargeable event of every service (presence, IM, XDMS) goes
@@ -108,6 +108,8 @@ export interface ChargingMetrics {
   storeFailures: number;
   /** Records given up after all store attempts: sequence gaps. */
   gaps: number;
+  /** Events that failed validation and were recorded as incomplete records (a service bug). */
+  invalidEvents: number;
   /** Times the file side failed and went degraded. */
   fileFailures: number;
   /** Lines copied from the store to the files by recovery / catch-up. */
@@ -166,6 +168,7 @@ export class Charging {
     recordsWritten: 0,
     storeFailures: 0,
     gaps: 0,
+    invalidEvents: 0,
     fileFailures: 0,
     linesReappended: 0,
   };
@@ -252,14 +255,18 @@ export class Charging {
     if (this.state !== 'running') throw new Error(`Charging.record(): service is ${this.state}`);
     const seq = this.nextSeq;
     const now = this.now();
-    const cdr = buildCdr(event, {
-      nodeId: this.nodeId,
-      nodeAddress: this.nodeAddress,
-      seq,
-      now,
-      generateIcid: this.generateIcid,
-    });
-    this.nextSeq = seq + 1; // only after buildCdr validated the event: invalid input leaves no gap
+    const ctx = { nodeId: this.nodeId, nodeAddress: this.nodeAddress, seq, now, generateIcid: this.generateIcid };
+    let cdr: Cdr;
+    try {
+      cdr = buildCdr(event, ctx);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      // what was chargeable is recorded all the same, marked incomplete, and the fault counted
+      this.counters.invalidEvents++;
+      this.log.error({ err: err.message, sessionId: (event as Partial<ChargeableEvent> | null)?.sessionId }, 'invalid chargeable event: writing an incomplete record');
+      cdr = buildCdr(salvageEvent(event, err.message, now), ctx);
+    }
+    this.nextSeq = seq + 1; // only once a record exists for it: a sequence gap means a lost record
 
     let settleFile!: () => void;
     const fileDone = new Promise<void>((resolve) => (settleFile = resolve));

@@ -338,6 +338,50 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   }
 }
 
+/**
+ * An event that failed validation, made valid without losing what was right in it: a
+ * service that delivered something must leave a record even when it described the event
+ * badly (an empty media type, a missing party). Invalid optional fields are dropped,
+ * missing required ones say "unknown", and `extra` says the record is incomplete and why.
+ */
+export function salvageEvent(event: unknown, problem: string, now: Date): ChargeableEvent {
+  const e = (event !== null && typeof event === 'object' ? event : {}) as Record<string, unknown>;
+  const text = (field: string): string => (typeof e[field] === 'string' && (e[field] as string).length > 0 ? (e[field] as string) : 'unknown');
+  const extra: Record<string, string | number | boolean> = {};
+  if (e.extra !== null && typeof e.extra === 'object' && !Array.isArray(e.extra)) {
+    for (const [k, v] of Object.entries(e.extra as Record<string, unknown>)) {
+      if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) extra[k] = v;
+    }
+  }
+  extra.incompleteRecord = true;
+  extra.invalidEvent = problem;
+  const salvaged: ChargeableEvent = {
+    service: text('service'),
+    role: e.role === 'terminating' ? 'terminating' : 'originating',
+    sipMethod: text('sipMethod'),
+    sessionId: text('sessionId'),
+    callingParty: text('callingParty'),
+    calledParty: text('calledParty'),
+    outcome: text('outcome'),
+    requestTime: isValidDate(e.requestTime) ? e.requestTime : now,
+    extra,
+  };
+  if (typeof e.event === 'string') salvaged.event = e.event;
+  if (typeof e.chargingVector === 'string') salvaged.chargingVector = e.chargingVector;
+  if (isValidDate(e.responseTime)) salvaged.responseTime = e.responseTime;
+  if (Number.isInteger(e.expires) && (e.expires as number) >= 0) salvaged.expires = e.expires as number;
+  if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699) salvaged.statusCode = e.statusCode as number;
+  if ((CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause)) salvaged.cause = e.cause as CauseForRecordClosing;
+  const body = e.messageBody as { contentType?: unknown; contentLength?: unknown } | undefined;
+  if (body && typeof body === 'object' && Number.isInteger(body.contentLength) && (body.contentLength as number) >= 0) {
+    salvaged.messageBody = {
+      contentType: typeof body.contentType === 'string' && body.contentType.length > 0 ? body.contentType : 'unknown',
+      contentLength: body.contentLength as number,
+    };
+  }
+  return salvaged;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Building
 // ---------------------------------------------------------------------------------------------

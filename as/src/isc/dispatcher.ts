@@ -1,6 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
+import { parseMediaType } from '../sip/multipart.js';
 import { messageText } from './message-text.js';
 import {
   kamailioTime, reply,
@@ -65,6 +66,11 @@ export class IscDispatcher {
     } catch (err) {
       if (err instanceof SipParseError) return reply(400, err.reason);
       throw err;
+    }
+    const unreadable = bodyTypeProblem(sip);
+    if (unreadable) {
+      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: '400' });
+      return reply(400, unreadable);
     }
     const service = this.services.get(req.service);
     if (!service) return reply(501, 'Not Implemented');
@@ -139,4 +145,15 @@ export class IscDispatcher {
 /** Context string for a continue decision, routed back to `service` with the outcome. */
 export function encodeContext(service: IscService['name'], payload: string): string {
   return `${service}:${payload}`;
+}
+
+/**
+ * RFC 3261 20.15: a body needs a Content-Type, and a Content-Type must name a media type.
+ * Checked once here, so no service can act on a body it cannot type (a MESSAGE with
+ * "Content-Type: ;charset=utf-8" was delivered with no charging record).
+ */
+function bodyTypeProblem(sip: SipRequest): string | undefined {
+  const ctype = sip.headers.get('Content-Type');
+  if (ctype !== undefined) return parseMediaType(ctype) ? undefined : 'Malformed Content-Type';
+  return sip.body.length > 0 ? 'Missing Content-Type' : undefined;
 }

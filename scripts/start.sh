@@ -15,7 +15,11 @@ ROOT=$(pwd)
 bash scripts/install.sh
 
 RUN=$ROOT/run
+# Everything the stack writes (the store with its HA1s, CDRs, logs, the secrets) is for
+# the user running it only; billing systems read CDRs as that user or by a group you grant.
+umask 077
 mkdir -p "$RUN/logs" "$RUN/kamailio" "$RUN/data" "$RUN/cdr"
+chmod 700 "$RUN" "$RUN/logs" "$RUN/kamailio" "$RUN/data" "$RUN/cdr"
 SIP_DOMAIN=${SIP_DOMAIN:-example.com}
 SIP_PORT=${SIP_PORT:-5060}
 RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
@@ -77,10 +81,20 @@ for i in $(seq 1 "$AS_INSTANCES"); do
 done
 
 echo "[start] kamailio"
-defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT" -A "EVAPI_ADDR=\"127.0.0.1:$EVAPI_PORT\""
-         -A "ISC_SECRET=\"$secret\"" -A "AS_HTTPCON=\"as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2\"")
+# The secret is defined in a file only this user reads, which includes the product config,
+# so it never shows on Kamailio's command line (ps) (kamailio-cfg/README.md: "Secrets")
+KAMAILIO_LOCAL=$RUN/kamailio/kamailio-local.cfg
+cat > "$KAMAILIO_LOCAL.new" <<CFG
+#!KAMAILIO
+# written by scripts/start.sh at every start: the installation's secrets, then the product config
+#!define ISC_SECRET "$secret"
+#!define AS_HTTPCON "as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2"
+include_file "$ROOT/kamailio-cfg/kamailio.cfg"
+CFG
+chmod 600 "$KAMAILIO_LOCAL.new" && mv "$KAMAILIO_LOCAL.new" "$KAMAILIO_LOCAL"
+defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT" -A "EVAPI_ADDR=\"127.0.0.1:$EVAPI_PORT\"")
 for d in ${KAMAILIO_DEFINES:-}; do defines+=(-A "$d"); done
-kamailio -f "$ROOT/kamailio-cfg/kamailio.cfg" -m "$SHM" -M 16 -Y "$RUN/kamailio" -P "$RUN/kamailio.pid" \
+kamailio -f "$KAMAILIO_LOCAL" -m "$SHM" -M 16 -Y "$RUN/kamailio" -P "$RUN/kamailio.pid" \
   "${defines[@]}" >> "$RUN/logs/kamailio.log" 2>&1 || { echo "kamailio did not start:" >&2; tail -n 20 "$RUN/logs/kamailio.log" >&2; stop_started; exit 1; }
 for _ in $(seq 1 50); do
   [ -s "$RUN/kamailio.pid" ] && kill -0 "$(cat "$RUN/kamailio.pid")" 2>/dev/null && break

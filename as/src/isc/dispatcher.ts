@@ -63,6 +63,9 @@ export class IscDispatcher {
       const parsed = parseSipMessage(message.text);
       if (parsed.kind !== 'request') return reply(400, 'Not A Request');
       sip = parsed;
+      // From and To are parsed on first use: read them here, so a malformed one is a 400 at
+      // the edge and never an exception inside a service (RFC 4475 quotbal, badaspec)
+      if (!sip.from.uri || !sip.to.uri) return reply(400, 'Malformed From or To');
     } catch (err) {
       if (err instanceof SipParseError) return reply(400, err.reason);
       throw err;

@@ -24,6 +24,8 @@ export function remoteTarget(sip: SipRequest): { uri: string } | { problem: stri
     const { uri } = parseNameAddr(contacts[0]!);
     const parsed = parseUri(uri);
     if (parsed.scheme !== 'sip' && parsed.scheme !== 'sips') return { problem: 'Contact must be a SIP or SIPS URI' };
+    // headers in a target URI would become headers of our in-dialog requests (RFC 4475 regescrt)
+    if (parsed.headers.length > 0) return { problem: 'Contact URI must not carry headers' };
     return { uri };
   } catch {
     return { problem: 'malformed Contact' };

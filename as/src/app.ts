@@ -128,6 +128,7 @@ export class ApplicationServer {
         store, uac, charging, metrics,
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
+        viaLocation: (target) => domain.needsLocationLookup(target),
         minNotifyInterval: config.presence.minNotifyInterval,
         log: log.child({ svc: 'notifier' }),
       });

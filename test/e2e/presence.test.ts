@@ -5,10 +5,12 @@
  * expiry with reason=timeout, the network presence source, and a restart of the AS.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
-import { TestStack, eventually, portsFrom, type SippResult } from './stack.js';
+import { ROOT, TestStack, eventually, portsFrom, type SippResult } from './stack.js';
 
 const PW = (u: string) => `${u}-pw-presence`;
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank'];
@@ -217,6 +219,27 @@ describe('Presence Server through Kamailio', () => {
     const [list] = notifies(w);
     assert.match(list!, /status="active"[^>]*>sip:anonymous@anonymous\.invalid</);
     assert.doesNotMatch(list!, /frank/, 'the presentity does not learn who it is');
+  });
+
+  it('notifies a watcher whose Contact is its GRUU (RFC 5627) through the core\'s location service', async () => {
+    // erin registers with an instance id and gets a public GRUU from Kamailio's registrar
+    const uuid = 'urn:uuid:5b0e2f64-9c3a-4b6e-8f21-7d3c1e0a9b42';
+    const port = stack.sippPort();
+    const register = readFileSync(join(ROOT, 'test/e2e/scenarios/register.xml'), 'utf8')
+      .replace(/Contact: <sip:\[\$user\]@\[local_ip\]:\[\$ct_port\]>/g, `Contact: <sip:[$user]@[local_ip]:[$ct_port]>;+sip.instance="<${uuid}>"\n      Supported: gruu`);
+    const reg = await stack.sipp({ name: 'register-gruu', xml: register }, { final: 200, set: { user: 'erin', ct_port: String(port), expires: '300' }, args: auth('erin') });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const gruu = `sip:erin@example.com;gr=${uuid}`;
+    assert.ok(reg.messages.includes(`pub-gruu="${gruu}"`), reg.messages);
+    // then watches her own presence from that port, naming the GRUU as her Contact: every
+    // NOTIFY is addressed to the GRUU, which only the location service resolves
+    const sub = await stack.sipp({ name: 'sub-erin-gruu', xml: subscriberScenario({ event: 'presence', contact: `<${gruu}>` }) }, { port, set: { user: 'erin', target: 'erin' }, args: auth('erin') });
+    assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages.slice(-3000)}`);
+    const [first, final] = notifies(sub);
+    assert.match(first!, /Subscription-State: active/);
+    assert.match(final!, /Subscription-State: terminated/);
+    // (the location service put the registered contact in the Request-URI, as RFC 5627 says)
+    assert.match(sub.messages, new RegExp(`NOTIFY sip:erin@127\\.0\\.0\\.1:${port} SIP/2\\.0`));
   });
 
   it('keeps subscriptions across an AS restart: the next change is still notified', async () => {

@@ -95,6 +95,12 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
      * loose_route would, so the NOTIFY takes one pass through the core instead of two.
      */
     coreHostPort?: string;
+    /**
+     * Whether a remote target can only be reached through the core's location service (a
+     * GRUU, or any URI of our domain's name): such NOTIFYs go through the core, which looks
+     * it up, instead of straight to a host that would be resolved by DNS.
+     */
+    viaLocation?: (target: string) => boolean;
     /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
     minNotifyInterval?: number;
     log: Logger;
@@ -527,7 +533,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     ];
     if (content) headers.push(['Content-Type', content.contentType]);
     const nexthop = route[0] ? parseNameAddr(route[0]).uri : undefined;
-    const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}) });
+    const viaCore = !nexthop && this.deps.viaLocation?.(s.remoteTarget) === true;
+    const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}), ...(viaCore ? { viaCore } : {}) });
     this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
     return outcome;
   }

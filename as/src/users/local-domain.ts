@@ -28,6 +28,24 @@ export class LocalDomain {
     return `sip:${parsed.user}@${this.domain}`;
   }
 
+  /**
+   * True for a URI only the core's location service can resolve: a GRUU of ours (RFC 5627:
+   * a `gr` parameter, on the domain or an alias), or any URI on our domain's name with no
+   * port (an address of record). Other alias hosts are not counted: 127.0.0.1:5062 names a
+   * UA's own address, reached directly.
+   */
+  needsLocationLookup(uri: string): boolean {
+    try {
+      const parsed = parseUri(uri.trim().replace(/^<|>$/g, ''));
+      if (parsed.scheme === 'tel') return false;
+      const host = parsed.host.toLowerCase();
+      if (parsed.params.has('gr')) return this.isLocalHost(host);
+      return host === this.domain && parsed.port === undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** The user part of a canonical identity of ours. */
   userOf(uri: string): string | undefined {
     const c = this.canonical(uri);

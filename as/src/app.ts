@@ -46,6 +46,7 @@ import { Publications } from './presence/publications.js';
 import { WatcherInfoPackage } from './presence/winfo-package.js';
 import { Presentities } from './presence/presentities.js';
 import { externalPresenceRoutes } from './presence/external-routes.js';
+import { contain, REACTION_FAILURES } from './util/contain.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
@@ -96,7 +97,7 @@ export class ApplicationServer {
         rotateSeconds: config.charging.rotateSeconds,
         retentionDays: config.charging.storeRetentionDays,
         fsync: config.charging.fsync,
-        log: log.child({ svc: 'charging' }),
+        log: log.child({ svc: 'charging' }), metrics,
       });
       const report = await charging.start();
       log.info({ report }, 'charging ready');
@@ -136,7 +137,7 @@ export class ApplicationServer {
       });
 
       // Presence Server: publications, composition, authorization, watcher info
-      const publications = new Publications(store);
+      const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
@@ -146,13 +147,13 @@ export class ApplicationServer {
       const backend = new BackendSubscriptions({
         store, uac, identity: `sip:rls@${domain.domain}`, contact: `sip:rls@${core.host}`,
         stillWanted: async (member) => (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
-        log: log.child({ svc: 'rls' }),
+        log: log.child({ svc: 'rls' }), metrics,
       });
       backend.start();
       const lists = new ResourceListServer({
         docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
         limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
-        log: log.child({ svc: 'rls' }),
+        log: log.child({ svc: 'rls' }), metrics,
       });
       notifier
         .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, lists, expiry: config.presence }))
@@ -160,7 +161,7 @@ export class ApplicationServer {
       const presence = new PresenceService({
         presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
         limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
-        log: log.child({ svc: 'presence' }),
+        log: log.child({ svc: 'presence' }), metrics,
       });
       docs.on('change', (ch) => {
         if (ch.ref.auid === 'pres-rules') void presence.rulesChanged(ch);
@@ -192,9 +193,8 @@ export class ApplicationServer {
         warnPercent: config.im.historyWarnPercent,
         warn: (owner, text) => {
           imLog.info({ owner }, 'history nearly full: telling the user');
-          void messenger.send(owner, text)
-            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome'))
-            .catch((err: unknown) => imLog.error({ err, owner }, 'history notice not sent'));
+          contain({ log: imLog, metrics }, 'history-notice', messenger.send(owner, text)
+            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome')), { owner });
         },
       });
       await history.start();
@@ -224,6 +224,7 @@ export class ApplicationServer {
       }
 
       metrics
+        .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
         .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)

@@ -5,6 +5,7 @@ import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
 } from './types.js';
+import { contain } from '../util/contain.js';
 
 /** One initial request handed to a service, parsed once. */
 export interface IscCall {
@@ -92,13 +93,12 @@ export class IscDispatcher {
     if (ev.type === 'outcome') {
       // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
       // acknowledge at once and charge in the background, or every sender waits for the CDR.
-      const work = this.outcome(ev)
-        .catch((err: unknown) => this.opts.log.error({ err, ctx: ev.ctx }, 'outcome handling failed'))
-        .finally(() => {
-          this.background.delete(work);
-          this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
-        });
+      const work = this.outcome(ev).finally(() => {
+        this.background.delete(work);
+        this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+      });
       this.background.add(work);
+      contain(this.opts, 'outcome', work, { ctx: ev.ctx });
       return;
     }
     try {
@@ -115,7 +115,8 @@ export class IscDispatcher {
 
   /** Resolves when every acknowledged outcome has been handled (before charging stops). */
   async drain(): Promise<void> {
-    while (this.background.size) await Promise.all([...this.background]);
+    // (failures were reported by contain where the work started)
+    while (this.background.size) await Promise.allSettled([...this.background]);
   }
 
   /** Outcome contexts are "<service>:<service payload>", as encodeContext built them. */

@@ -4,6 +4,7 @@ import { TypedEmitter } from '../util/typed-emitter.js';
 import { StreamLink } from './stream-link.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
 import { isIscRequest, reply, type IscDecision, type IscEvent, type IscRequest, type StreamFrame, type StreamRequestFrame } from './types.js';
+import { contain } from '../util/contain.js';
 
 type Events = { up: []; down: [reason: string] };
 
@@ -114,7 +115,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       return;
     }
     this.opts.metrics.count('isc_stream_events_total', { type: ev.type });
-    this.opts.onEvent(ev).catch((err: unknown) => this.opts.log.error({ err, type: ev.type }, 'event handling failed'));
+    contain(this.opts, 'stream-event', () => this.opts.onEvent(ev), { type: ev.type });
   }
 
   /**
@@ -126,7 +127,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     const { tix, tlb, req } = frame;
     this.opts.metrics.count('isc_stream_requests_total');
     const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
-    decided.then((decision) => {
+    contain(this.opts, 'stream-decision', decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });
       const bytes = Buffer.byteLength(payload, 'utf8');
       if (bytes > STREAM_FRAME_LIMIT) {
@@ -138,6 +139,6 @@ export class KamailioEventStream extends TypedEmitter<Events> {
         this.opts.metrics.count('isc_stream_decisions_lost_total');
         this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
       }
-    }, (err: unknown) => this.opts.log.error({ err }, 'stream request handling failed'));
+    }), { method: req?.method });
   }
 }

@@ -14,19 +14,27 @@ export interface FailureSink {
   metrics?: Metrics;
 }
 
-/** Runs `work` in the background; a failure is logged and counted under `reaction`. */
-export function contain(sink: FailureSink, reaction: string, work: Promise<unknown> | (() => Promise<unknown>)): void {
+/**
+ * Runs `work` in the background; a failure is logged (with `context`, e.g. the dialog it
+ * was for) and counted under `reaction`.
+ */
+export function contain(
+  sink: FailureSink,
+  reaction: string,
+  work: Promise<unknown> | (() => Promise<unknown>),
+  context?: Record<string, unknown>,
+): void {
   let running: Promise<unknown>;
   try {
     running = typeof work === 'function' ? work() : work;
   } catch (err) {
-    failed(sink, reaction, err);
+    failed(sink, reaction, err, context);
     return;
   }
-  running.catch((err: unknown) => failed(sink, reaction, err));
+  running.catch((err: unknown) => failed(sink, reaction, err, context));
 }
 
-function failed(sink: FailureSink, reaction: string, err: unknown): void {
+function failed(sink: FailureSink, reaction: string, err: unknown, context?: Record<string, unknown>): void {
   sink.metrics?.count(REACTION_FAILURES, { reaction });
-  sink.log.error({ err, reaction }, 'reaction failed; the AS goes on');
+  sink.log.error({ ...context, err, reaction }, 'reaction failed; the AS goes on');
 }

@@ -24,6 +24,7 @@ import { opsRoutes } from './ops/ops-routes.js';
 import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
+import { probeStore } from './store/store-probe.js';
 import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
 import { UserDirectory } from './users/user-directory.js';
@@ -47,6 +48,7 @@ import { WatcherInfoPackage } from './presence/winfo-package.js';
 import { Presentities } from './presence/presentities.js';
 import { externalPresenceRoutes } from './presence/external-routes.js';
 import { contain, REACTION_FAILURES } from './util/contain.js';
+import { failureAnswers, STORE_UNAVAILABLE_ANSWERS } from './http/failure-answer.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
@@ -79,9 +81,9 @@ export class ApplicationServer {
     private readonly xcapHttp: Server,
   ) {}
 
-  static async start(config: AsConfig, log: Logger): Promise<ApplicationServer> {
+  /** `metrics` may come from main, which counts process-level failures in the same registry. */
+  static async start(config: AsConfig, log: Logger, metrics = new Metrics()): Promise<ApplicationServer> {
     const startedAt = new Date();
-    const metrics = new Metrics();
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
@@ -224,6 +226,7 @@ export class ApplicationServer {
       }
 
       metrics
+        .describe(STORE_UNAVAILABLE_ANSWERS, 'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable')
         .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
@@ -236,17 +239,9 @@ export class ApplicationServer {
 
       const app = new Koa();
       app.proxy = false;
-      app.use(async (ctx, next) => {
-        try {
-          await next();
-        } catch (err) {
-          log.error({ err, path: ctx.path }, 'HTTP handler failed');
-          ctx.status = 500;
-          ctx.body = { error: 'internal error' };
-        }
-      });
+      app.use(failureAnswers({ log, metrics, api: 'isc' }));
       const checks = [
-        { name: 'store', check: async () => { await store.ping(); return store.engine; } },
+        { name: 'store', check: () => probeStore(store, config.node.id) },
         { name: 'kamailio', check: async () => kamailio.version() },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
@@ -265,6 +260,7 @@ export class ApplicationServer {
       events?.start();
 
       const xcap = new Koa();
+      xcap.use(failureAnswers({ log: log.child({ svc: 'xcap' }), metrics, api: 'xcap' }));
       const xcapServer = new XcapServer({
         docs, metrics, log: log.child({ svc: 'xcap' }),
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },

@@ -6,6 +6,7 @@ import {
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
 } from './types.js';
 import { contain } from '../util/contain.js';
+import { STORE_RETRY_AFTER_SECONDS, isStoreOutage } from '../store/store-fault.js';
 
 /** One initial request handed to a service, parsed once. */
 export interface IscCall {
@@ -79,6 +80,12 @@ export class IscDispatcher {
       metrics.observe('isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
       return decision;
     } catch (err) {
+      if (isStoreOutage(err)) {
+        // the client may try again soon; nothing was acknowledged
+        log.warn({ err }, 'store unavailable: 503');
+        metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
+        return reply(503, 'Service Unavailable', { hdrs: `Retry-After: ${STORE_RETRY_AFTER_SECONDS}\r\n` });
+      }
       log.error({ err }, 'service failed: 500');
       metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });
       return reply(500, 'Server Internal Error');

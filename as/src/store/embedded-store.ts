@@ -29,7 +29,7 @@
  * a field set to `undefined` is dropped when the datafile is reloaded (MongoDB stores null).
  */
 import { mkdir, open as openFile, readFile, realpath, rm, access, constants as fsConstants } from 'node:fs/promises';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -84,14 +84,31 @@ type NedbDoc = Record<string, unknown>;
  */
 function installFastPersistence(ds: NedbDatastore, filename: string): { close(): void } {
   let fd: number | undefined;
+  /** Length of the datafile's complete lines: a failed append is cut back to it. */
+  let size = 0;
   const persistence = (ds as unknown as { persistence: NedbPersistence }).persistence;
   persistence.persistNewStateAsync = async (docs: unknown[]) => {
     let lines = '';
     for (const d of docs) lines += `${datafileLine(d)}\n`;
     if (!lines) return;
-    fd ??= openSync(filename, 'a', 0o644);
+    if (fd === undefined) {
+      fd = openSync(filename, 'a', 0o644);
+      size = fstatSync(fd).size;
+    }
     const buf = Buffer.from(lines, 'utf8');
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+    try {
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      size += buf.length;
+    } catch (err) {
+      // a full disk can take half a line: the next append would glue a good line to it and
+      // the reload would drop both, so the torn part goes (truncating frees, never needs, space)
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // the error thrown below says what went wrong
+      }
+      throw err;
+    }
   };
   // Compaction as NeDB does it (every live document, then the index definitions, written to
   // a temporary file that replaces the datafile), with the same line format, but

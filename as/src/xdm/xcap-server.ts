@@ -23,6 +23,7 @@ import { mergeRlsServices } from './usages/rls-services.js';
 
 const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
+import { answerFailure } from '../http/failure-answer.js';
 
 export interface XcapServerOptions {
   /** Path of the XCAP root on this server, e.g. /xcap-root. */
@@ -112,8 +113,7 @@ export class XcapServer {
     if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
     if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
-    this.deps.log.error({ err, path: ctx.path, method: ctx.method }, 'XCAP request failed');
-    emptyBody(ctx, 500);
+    answerFailure(ctx, err, { ...this.deps, api: 'xcap' });
   }
 
   private async handle(ctx: Context): Promise<void> {

@@ -25,6 +25,7 @@ import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
 import { probeStore } from './store/store-probe.js';
+import { StoreOutages } from './store/store-fault.js';
 import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
 import { UserDirectory } from './users/user-directory.js';
@@ -52,6 +53,10 @@ import { failureAnswers, STORE_UNAVAILABLE_ANSWERS } from './http/failure-answer
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
+/** Longest a shutdown waits for decisions in flight and their stream frames (a decision's deadline, and then some). */
+const SHUTDOWN_DRAIN_MS = DECISION_DEADLINE_MS + 1500;
+/** Longest a shutdown waits for Kamailio to confirm it sends no more requests on the stream. */
+const LEAVE_LIMIT_MS = 500;
 /** Largest ISC request: a SIP message of 64 KiB, JSON-escaped, with room to spare. */
 const ISC_BODY_LIMIT = 512 * 1024;
 
@@ -77,6 +82,7 @@ export class ApplicationServer {
     private readonly publications: Publications,
     private readonly pager: PagerService,
     private readonly forward: StoreAndForward,
+    private readonly backend: BackendSubscriptions,
     private readonly http: Server,
     private readonly xcapHttp: Server,
   ) {}
@@ -87,6 +93,8 @@ export class ApplicationServer {
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
+    // store outages the clients met (answered 503), for /health
+    const outages = new StoreOutages();
     const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
     log.info({ engine: store.engine }, 'store open');
     try {
@@ -207,7 +215,7 @@ export class ApplicationServer {
       });
       metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
-      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
+      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
         .register(pager)
         .register(new SubscriptionService('xdm', notifier))
         .register(presence)
@@ -239,9 +247,9 @@ export class ApplicationServer {
 
       const app = new Koa();
       app.proxy = false;
-      app.use(failureAnswers({ log, metrics, api: 'isc' }));
+      app.use(failureAnswers({ log, metrics, outages, api: 'isc' }));
       const checks = [
-        { name: 'store', check: () => probeStore(store, config.node.id) },
+        { name: 'store', check: () => probeStore(store, config.node.id, outages) },
         { name: 'kamailio', check: async () => kamailio.version() },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
@@ -260,9 +268,9 @@ export class ApplicationServer {
       events?.start();
 
       const xcap = new Koa();
-      xcap.use(failureAnswers({ log: log.child({ svc: 'xcap' }), metrics, api: 'xcap' }));
+      xcap.use(failureAnswers({ log: log.child({ svc: 'xcap' }), metrics, outages, api: 'xcap' }));
       const xcapServer = new XcapServer({
-        docs, metrics, log: log.child({ svc: 'xcap' }),
+        docs, metrics, outages, log: log.child({ svc: 'xcap' }),
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
@@ -284,22 +292,37 @@ export class ApplicationServer {
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, backend, http, xcapHttp);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
     }
   }
 
+  /**
+   * Stops in the order that loses no answer: Kamailio is asked to send no more requests on
+   * the stream (later ones take HTTP, or another instance); every decision in flight is
+   * answered and its stream frame confirmed by Kamailio; only then the stream closes, and
+   * the ISC HTTP endpoint after it (the events of requests just answered may come that
+   * way); then every timer and background job, charging, the store.
+   */
   async stop(): Promise<void> {
-    this.log.info('stopping');
-    await Promise.all([this.http, this.xcapHttp].map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    })));
+    this.log.info({ deciding: this.dispatcher.inFlight }, 'stopping: answering the decisions in flight');
+    const until = Date.now() + SHUTDOWN_DRAIN_MS;
+    const remaining = () => Math.max(0, until - Date.now());
+    const xcapClosed = closeServer(this.xcapHttp);
+    await this.events?.leave(LEAVE_LIMIT_MS);
+    await this.dispatcher.settle(remaining());
+    await this.events?.close(remaining(), () => this.dispatcher.inFlight === 0);
+    const iscClosed = closeServer(this.http);
+    await this.dispatcher.settle(remaining());
+    if (this.dispatcher.inFlight > 0) this.log.warn({ deciding: this.dispatcher.inFlight }, 'stopped with decisions unanswered');
+    // a client still holding a connection now is idle or too slow: cut it
+    for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
+    await Promise.all([xcapClosed, iscClosed]);
     this.notifier.stop();
     this.publications.stop();
-    this.events?.stop();
+    this.backend.stop();
     await this.forward.stop();
     await this.pager.drain();
     this.uac.close();
@@ -308,6 +331,13 @@ export class ApplicationServer {
     await this.store.close();
     this.log.info('stopped');
   }
+}
+
+/** Takes no new connections and drops idle ones; resolves when the last one is gone. */
+function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  return closed;
 }
 
 function listen(app: Koa, host: string, port: number, settings: string): Promise<Server> {

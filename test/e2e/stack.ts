@@ -114,6 +114,25 @@ export class TestStack {
     await exited;
   }
 
+  /** Sends `signal` to the AS; resolves with its exit code once it exits. */
+  signalAs(signal: NodeJS.Signals): { exited: Promise<number | null> } {
+    const as = this.as;
+    if (!as || as.exitCode !== null) throw new Error('the AS is not running');
+    const exited = new Promise<number | null>((r) => as.once('exit', (code) => r(code)));
+    as.kill(signal);
+    return { exited };
+  }
+
+  /** Whether the AS process is still running. */
+  get asRunning(): boolean {
+    return !!this.as && this.as.exitCode === null && this.as.signalCode === null;
+  }
+
+  /** Everything the AS or Kamailio logged so far (untruncated). */
+  logOf(which: 'as' | 'kamailio'): string {
+    return this.logs[which].join('');
+  }
+
   private async startKamailio(): Promise<void> {
     const { sip, rpc, isc, evapi } = this.ports;
     const args = [

@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { STORE_RETRY_AFTER_SECONDS, isStoreOutage } from '../store/store-fault.js';
+import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 import { emptyBody } from './empty-body.js';
 
 export const STORE_UNAVAILABLE_ANSWERS = 'store_unavailable_answers_total';
@@ -10,8 +10,16 @@ export const STORE_UNAVAILABLE_ANSWERS = 'store_unavailable_answers_total';
  * Answers an HTTP request whose handler failed: 503 with Retry-After while the store is
  * down (the client should come back, nothing is wrong with its request), 500 otherwise.
  */
-export function answerFailure(ctx: Context, err: unknown, deps: { log: Logger; metrics: Metrics; api: string }): void {
-  if (isStoreOutage(err)) {
+export interface FailureAnswerDeps {
+  log: Logger;
+  metrics: Metrics;
+  outages: StoreOutages;
+  /** Label of the API in the metric. */
+  api: string;
+}
+
+export function answerFailure(ctx: Context, err: unknown, deps: FailureAnswerDeps): void {
+  if (deps.outages.note(err)) {
     deps.metrics.count(STORE_UNAVAILABLE_ANSWERS, { api: deps.api });
     deps.log.warn({ err, path: ctx.path, method: ctx.method }, 'store unavailable: 503');
     ctx.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
@@ -23,7 +31,7 @@ export function answerFailure(ctx: Context, err: unknown, deps: { log: Logger; m
 }
 
 /** Outermost middleware of an HTTP API: no failure escapes to koa's default handler. */
-export function failureAnswers(deps: { log: Logger; metrics: Metrics; api: string }) {
+export function failureAnswers(deps: FailureAnswerDeps) {
   return async (ctx: Context, next: () => Promise<unknown>): Promise<void> => {
     try {
       await next();

@@ -6,7 +6,7 @@ import {
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
 } from './types.js';
 import { contain } from '../util/contain.js';
-import { STORE_RETRY_AFTER_SECONDS, isStoreOutage } from '../store/store-fault.js';
+import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 
 /** One initial request handed to a service, parsed once. */
 export interface IscCall {
@@ -37,8 +37,10 @@ export class IscDispatcher {
   private readonly sinks = new Map<IscEvent['type'], EventSink>();
   /** Outcome work acknowledged to Kamailio but not finished yet (drained on stop). */
   private readonly background = new Set<Promise<void>>();
+  /** Requests Kamailio waits on a decision for (a shutdown answers them before leaving). */
+  private deciding = 0;
 
-  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number }) {}
+  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number; outages: StoreOutages }) {}
 
   register(service: IscService): this {
     this.services.set(service.name, service);
@@ -51,6 +53,30 @@ export class IscDispatcher {
   }
 
   async request(req: IscRequest): Promise<IscDecision> {
+    this.deciding++;
+    try {
+      return await this.decide(req);
+    } finally {
+      this.deciding--;
+    }
+  }
+
+  /** Decisions being made now. */
+  get inFlight(): number {
+    return this.deciding;
+  }
+
+  /**
+   * Resolves true once no decision is being made, false if some still were after
+   * `limitMs` (each has its deadline, so a limit above it is only a safety net).
+   */
+  async settle(limitMs: number): Promise<boolean> {
+    const until = Date.now() + limitMs;
+    while (this.deciding > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    return this.deciding === 0;
+  }
+
+  private async decide(req: IscRequest): Promise<IscDecision> {
     const { metrics } = this.opts;
     const started = process.hrtime.bigint();
     let sip: SipRequest;
@@ -80,7 +106,7 @@ export class IscDispatcher {
       metrics.observe('isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
       return decision;
     } catch (err) {
-      if (isStoreOutage(err)) {
+      if (this.opts.outages.note(err)) {
         // the client may try again soon; nothing was acknowledged
         log.warn({ err }, 'store unavailable: 503');
         metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });

@@ -97,6 +97,35 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     for (const link of this.links) link.stop();
   }
 
+  /**
+   * Asks Kamailio to send no more initial requests on any link (resolves when it
+   * confirmed for each, or after `limitMs`). Requests already on their way still come.
+   */
+  async leave(limitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.opts.log.warn({ limitMs }, 'Kamailio did not confirm that the stream is leaving (is kamailio-cfg current?)');
+        resolve();
+      }, limitMs);
+    });
+    await Promise.race([Promise.all(this.links.map((l) => l.leave())), late]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Closes the stream once `idle()` holds (no decision is being made) and what was handed
+   * to it is written and confirmed by Kamailio, or after `limitMs`: closing at once would
+   * drop decisions Kamailio is waiting for, and it would answer their clients 503.
+   */
+  async close(limitMs: number, idle: () => boolean = () => true): Promise<void> {
+    const until = Date.now() + limitMs;
+    const done = () => idle() && this.links.every((l) => l.settled);
+    while (!done() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (!done()) this.opts.log.warn({ limitMs }, 'event stream closed with decisions or frames unconfirmed');
+    this.stop();
+  }
+
   private deliver(payload: string): void {
     let ev: StreamFrame;
     try {
@@ -108,6 +137,10 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     if (ev.type === 'stream-ack') {
       // sent to every link; the one whose window holds the id takes it
       for (const link of this.links) if (link.ack(Number(ev.id))) break;
+      return;
+    }
+    if (ev.type === 'leaving-ack') {
+      for (const link of this.links) if (link.left(Number(ev.id))) break;
       return;
     }
     if (ev.type === 'request') {

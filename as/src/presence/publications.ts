@@ -43,6 +43,8 @@ export class Publications extends TypedEmitter<Events> {
   private readonly pubs: Collection<Publication>;
   private readonly expiries = new Deadlines();
 
+  private stopped = false;
+
   constructor(store: Store, private readonly failures: FailureSink) {
     super();
     this.pubs = store.collection<Publication>('publications');
@@ -56,6 +58,7 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   stop(): void {
+    this.stopped = true;
     this.expiries.clearAll();
   }
 
@@ -140,7 +143,7 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   private arm(p: Publication): void {
-    if (p.expiresAt) this.expiries.set(p._id, p.expiresAt, () => contain(this.failures, 'publication-expiry', this.expire(p), { entity: p.entity }));
+    if (p.expiresAt && !this.stopped) this.expiries.set(p._id, p.expiresAt, () => contain(this.failures, 'publication-expiry', this.expire(p), { entity: p.entity }));
   }
 
   private disarm(id: string): void {

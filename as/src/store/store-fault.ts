@@ -46,3 +46,29 @@ export function isStoreOutage(err: unknown): boolean {
   }
   return false;
 }
+
+/** How long an outage a client met keeps /health failing after the last one. */
+const OUTAGE_MEMORY_MS = 10_000;
+
+/**
+ * Outages the AS's clients met, for /health: a store can pass a health probe (a small
+ * write that still fits in a file's last page, a lucky connection) while requests fail.
+ */
+export class StoreOutages {
+  private last?: { err: Error; at: number };
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Records `err` when it is an outage; returns whether it was. */
+  note(err: unknown): boolean {
+    if (!isStoreOutage(err)) return false;
+    this.last = { err: err instanceof Error ? err : new Error(String(err)), at: this.now() };
+    return true;
+  }
+
+  /** The last outage, if one was met within the last few seconds. */
+  recent(): { message: string; secondsAgo: number } | undefined {
+    if (!this.last || this.now() - this.last.at > OUTAGE_MEMORY_MS) return undefined;
+    return { message: this.last.err.message, secondsAgo: Math.round((this.now() - this.last.at) / 1000) };
+  }
+}

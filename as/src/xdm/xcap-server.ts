@@ -24,6 +24,7 @@ import { mergeRlsServices } from './usages/rls-services.js';
 const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
 import { answerFailure } from '../http/failure-answer.js';
+import type { StoreOutages } from '../store/store-fault.js';
 
 export interface XcapServerOptions {
   /** Path of the XCAP root on this server, e.g. /xcap-root. */
@@ -76,7 +77,7 @@ export class XcapServer {
   private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
   private parsedBytes = 0;
 
-  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics }) {}
+  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics; outages: StoreOutages }) {}
 
   /** The koa middleware serving the XCAP root (after authentication). */
   middleware(): Koa.Middleware {

@@ -18,6 +18,7 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
+import { survive } from '../util/contain.js';
 
 /** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
 const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
@@ -237,7 +238,8 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
       return reply(480, 'Recipient Message Storage Full', { hdrs: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
     }
-    await this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id });
+    // stored: the answer is 202 now, whatever happens to its CDR
+    await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id }), { callId: m.ctx.callId });
     return reply(202, 'Accepted');
   }
 

@@ -98,8 +98,11 @@ export class StoreAndForward {
       return { result: 'full' };
     }
     this.deps.metrics.count('im_deferred_total', { result: 'stored' });
-    // the recipient may have registered between the check and the store
-    if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+    // the recipient may have registered between the check and the store (if this look
+    // fails, the message is stored all the same: the sweep finds it)
+    contain(this.deps, 'deferred-drain-check', async () => {
+      if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+    }, { recipient });
     return { result: 'deferred', id: saved._id };
   }
 

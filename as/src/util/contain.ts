@@ -24,14 +24,25 @@ export function contain(
   work: Promise<unknown> | (() => Promise<unknown>),
   context?: Record<string, unknown>,
 ): void {
-  let running: Promise<unknown>;
+  void survive(sink, reaction, work, context);
+}
+
+/**
+ * Awaits `work` and contains its failure the same way: for work that must be done before
+ * an answer leaves, but whose failure must not change an answer already decided (the CDR
+ * of a message that is stored: the client is told 202 either way).
+ */
+export async function survive(
+  sink: FailureSink,
+  reaction: string,
+  work: Promise<unknown> | (() => Promise<unknown>),
+  context?: Record<string, unknown>,
+): Promise<void> {
   try {
-    running = typeof work === 'function' ? work() : work;
+    await (typeof work === 'function' ? work() : work);
   } catch (err) {
     failed(sink, reaction, err, context);
-    return;
   }
-  running.catch((err: unknown) => failed(sink, reaction, err, context));
 }
 
 function failed(sink: FailureSink, reaction: string, err: unknown, context?: Record<string, unknown>): void {

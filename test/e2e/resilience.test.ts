@@ -152,10 +152,7 @@ describe('resilience: no failure stops the AS', () => {
       IM_RETRY_BASE_SECONDS: '1',
       ...(dataDir ? { AS_DATA_DIR: dataDir } : {}),
     });
-    for (const u of USERS) {
-      const r = await stack.provision('add', u, '--password', pw(u));
-      assert.equal(r.code, 0, r.out);
-    }
+    await stack.provisionUsers(USERS, pw);
   });
 
   after(async () => {

@@ -164,6 +164,14 @@ export class TestStack {
     });
   }
 
+  /** Provisions each user with its password; fails on the first the CLI refuses. */
+  async provisionUsers(users: readonly string[], password: (user: string) => string): Promise<void> {
+    for (const u of users) {
+      const r = await this.provision('add', u, '--password', password(u));
+      if (r.code !== 0) throw new Error(`provisioning ${u} failed (${r.code}): ${r.out}`);
+    }
+  }
+
   /** Allocates a local port for one sipp instance. */
   sippPort(): number {
     return this.nextSippPort++;

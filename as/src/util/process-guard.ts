@@ -26,6 +26,8 @@ export interface ProcessGuardOptions {
   stop: () => Promise<void>;
   stopWithinMs?: number;
   exit?: (code: number) => void;
+  /** Where the two events come from (the process; an emitter in unit tests). */
+  source?: Pick<NodeJS.EventEmitter, 'on' | 'off'>;
 }
 
 /** Installs the handlers; returns a function that removes them (for tests). */
@@ -54,10 +56,11 @@ export function guardProcess(opts: ProcessGuardOptions): () => void {
       },
     ).finally(() => clearTimeout(timer));
   };
-  process.on('unhandledRejection', onRejection);
-  process.on('uncaughtException', onException);
+  const source = opts.source ?? process;
+  source.on('unhandledRejection', onRejection);
+  source.on('uncaughtException', onException);
   return () => {
-    process.off('unhandledRejection', onRejection);
-    process.off('uncaughtException', onException);
+    source.off('unhandledRejection', onRejection);
+    source.off('uncaughtException', onException);
   };
 }

@@ -18,6 +18,7 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
+import { BackgroundWork } from '../util/background-work.js';
 import { survive } from '../util/contain.js';
 
 /** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
@@ -70,7 +71,8 @@ interface Incoming {
  */
 export class PagerService implements IscService {
   readonly name = 'im' as const;
-  private readonly explosions = new Set<Promise<void>>();
+  /** Group copies still being sent after the 202 (drained on stop). */
+  private readonly explosions: BackgroundWork;
 
   constructor(private readonly deps: {
     users: UserDirectory;
@@ -85,11 +87,13 @@ export class PagerService implements IscService {
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
-  }) {}
+  }) {
+    this.explosions = new BackgroundWork(deps);
+  }
 
   /** Resolves when every accepted group message has been exploded (shutdown). */
   async drain(): Promise<void> {
-    while (this.explosions.size) await Promise.all([...this.explosions]);
+    await this.explosions.drain();
   }
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -322,10 +326,7 @@ export class PagerService implements IscService {
     await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
     this.deps.metrics.count('im_explosions_total', {});
     const message: ImMessage = { ...this.imMessage(m), via: service };
-    const work = this.sendCopies(message, copies)
-      .catch((err: unknown) => this.deps.log.error({ err, service }, 'group explosion failed'))
-      .finally(() => this.explosions.delete(work));
-    this.explosions.add(work);
+    this.explosions.start('group-explosion', this.sendCopies(message, copies), { service });
     return reply(202, 'Accepted');
   }
 

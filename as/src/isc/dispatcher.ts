@@ -5,7 +5,7 @@ import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
 } from './types.js';
-import { contain } from '../util/contain.js';
+import { BackgroundWork } from '../util/background-work.js';
 import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 
 /** One initial request handed to a service, parsed once. */
@@ -36,11 +36,13 @@ export class IscDispatcher {
   private readonly services = new Map<string, IscService>();
   private readonly sinks = new Map<IscEvent['type'], EventSink>();
   /** Outcome work acknowledged to Kamailio but not finished yet (drained on stop). */
-  private readonly background = new Set<Promise<void>>();
+  private readonly background: BackgroundWork;
   /** Requests Kamailio waits on a decision for (a shutdown answers them before leaving). */
   private deciding = 0;
 
-  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number; outages: StoreOutages }) {}
+  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number; outages: StoreOutages }) {
+    this.background = new BackgroundWork(opts);
+  }
 
   register(service: IscService): this {
     this.services.set(service.name, service);
@@ -126,12 +128,9 @@ export class IscDispatcher {
     if (ev.type === 'outcome') {
       // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
       // acknowledge at once and charge in the background, or every sender waits for the CDR.
-      const work = this.outcome(ev).finally(() => {
-        this.background.delete(work);
+      this.background.start('outcome', this.outcome(ev).finally(() => {
         this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
-      });
-      this.background.add(work);
-      contain(this.opts, 'outcome', work, { ctx: ev.ctx });
+      }), { ctx: ev.ctx });
       return;
     }
     try {
@@ -148,8 +147,7 @@ export class IscDispatcher {
 
   /** Resolves when every acknowledged outcome has been handled (before charging stops). */
   async drain(): Promise<void> {
-    // (failures were reported by contain where the work started)
-    while (this.background.size) await Promise.allSettled([...this.background]);
+    await this.background.drain();
   }
 
   /** Outcome contexts are "<service>:<service payload>", as encodeContext built them. */

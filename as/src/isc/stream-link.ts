@@ -74,7 +74,7 @@ export class StreamLink {
    * is down. The id is random because Kamailio's answer reaches every leaving link.
    */
   leave(): Promise<void> {
-    if (!this.connected) return Promise.resolve();
+    clearTimeout(this.timer); // a link waiting to reconnect stays down
     return new Promise((resolve) => {
       const id = 1 + Math.floor(Math.random() * 2 ** 31);
       this.leaving = { id, taken: resolve };
@@ -168,7 +168,8 @@ export class StreamLink {
       const unsent = this.window.reset();
       this.leaving?.taken();
       if (was || unsent.length) this.opts.onDown(unsent);
-      if (this.stopped) return;
+      // a link that left stays down: reconnected, it would take requests again
+      if (this.stopped || this.leaving) return;
       this.timer = setTimeout(() => this.connect(), this.retryMs);
       this.timer.unref();
       this.retryMs = Math.min(this.retryMs * 2, 5000);

@@ -25,6 +25,8 @@ import { opsRoutes } from './ops/ops-routes.js';
 import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
+import { probeStore } from './store/store-probe.js';
+import { StoreOutages } from './store/store-fault.js';
 import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
 import { UserDirectory } from './users/user-directory.js';
@@ -47,9 +49,15 @@ import { Publications } from './presence/publications.js';
 import { WatcherInfoPackage } from './presence/winfo-package.js';
 import { Presentities } from './presence/presentities.js';
 import { externalPresenceRoutes } from './presence/external-routes.js';
+import { contain, REACTION_FAILURES } from './util/contain.js';
+import { failureAnswers, STORE_UNAVAILABLE_ANSWERS } from './http/failure-answer.js';
 
 /** How long a service may take to decide before the client gets a 503 (Kamailio waits 2 s). */
 const DECISION_DEADLINE_MS = 1500;
+/** Longest a shutdown waits for decisions in flight and their stream frames (a decision's deadline, and then some). */
+const SHUTDOWN_DRAIN_MS = DECISION_DEADLINE_MS + 1500;
+/** Longest a shutdown waits for Kamailio to confirm it sends no more requests on the stream. */
+const LEAVE_LIMIT_MS = 500;
 /** Largest ISC request: a SIP message of 64 KiB, JSON-escaped, with room to spare. */
 const ISC_BODY_LIMIT = 512 * 1024;
 
@@ -75,16 +83,19 @@ export class ApplicationServer {
     private readonly publications: Publications,
     private readonly pager: PagerService,
     private readonly forward: StoreAndForward,
+    private readonly backend: BackendSubscriptions,
     private readonly http: Server,
     private readonly xcapHttp: Server,
   ) {}
 
-  static async start(config: AsConfig, log: Logger): Promise<ApplicationServer> {
+  /** `metrics` may come from main, which counts process-level failures in the same registry. */
+  static async start(config: AsConfig, log: Logger, metrics = new Metrics()): Promise<ApplicationServer> {
     const startedAt = new Date();
-    const metrics = new Metrics();
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
+    // store outages the clients met (answered 503), for /health
+    const outages = new StoreOutages();
     const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
     log.info({ engine: store.engine }, 'store open');
     try {
@@ -97,7 +108,7 @@ export class ApplicationServer {
         rotateSeconds: config.charging.rotateSeconds,
         retentionDays: config.charging.storeRetentionDays,
         fsync: config.charging.fsync,
-        log: log.child({ svc: 'charging' }),
+        log: log.child({ svc: 'charging' }), metrics,
       });
       const report = await charging.start();
       log.info({ report }, 'charging ready');
@@ -139,7 +150,7 @@ export class ApplicationServer {
       });
 
       // Presence Server: publications, composition, authorization, watcher info
-      const publications = new Publications(store);
+      const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
@@ -149,13 +160,13 @@ export class ApplicationServer {
       const backend = new BackendSubscriptions({
         store, uac, identity: `sip:rls@${domain.domain}`, contact: `sip:rls@${core.host}`,
         stillWanted: async (member) => (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
-        log: log.child({ svc: 'rls' }),
+        log: log.child({ svc: 'rls' }), metrics,
       });
       backend.start();
       const lists = new ResourceListServer({
         docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
         limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
-        log: log.child({ svc: 'rls' }),
+        log: log.child({ svc: 'rls' }), metrics,
       });
       notifier
         .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, lists, expiry: config.presence }))
@@ -163,7 +174,7 @@ export class ApplicationServer {
       const presence = new PresenceService({
         presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
         limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
-        log: log.child({ svc: 'presence' }),
+        log: log.child({ svc: 'presence' }), metrics,
       });
       docs.on('change', (ch) => {
         if (ch.ref.auid === 'pres-rules') void presence.rulesChanged(ch);
@@ -195,9 +206,8 @@ export class ApplicationServer {
         warnPercent: config.im.historyWarnPercent,
         warn: (owner, text) => {
           imLog.info({ owner }, 'history nearly full: telling the user');
-          void messenger.send(owner, text)
-            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome'))
-            .catch((err: unknown) => imLog.error({ err, owner }, 'history notice not sent'));
+          contain({ log: imLog, metrics }, 'history-notice', messenger.send(owner, text)
+            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome')), { owner });
         },
       });
       await history.start();
@@ -208,7 +218,7 @@ export class ApplicationServer {
       });
       metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
-      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS })
+      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
         .register(pager)
         .register(new SubscriptionService('xdm', notifier))
         .register(presence)
@@ -227,6 +237,8 @@ export class ApplicationServer {
       }
 
       metrics
+        .describe(STORE_UNAVAILABLE_ANSWERS, 'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable')
+        .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
         .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)
@@ -238,17 +250,9 @@ export class ApplicationServer {
 
       const app = new Koa();
       app.proxy = false;
-      app.use(async (ctx, next) => {
-        try {
-          await next();
-        } catch (err) {
-          log.error({ err, path: ctx.path }, 'HTTP handler failed');
-          ctx.status = 500;
-          ctx.body = { error: 'internal error' };
-        }
-      });
+      app.use(failureAnswers({ log, metrics, outages, api: 'isc' }));
       const checks = [
-        { name: 'store', check: async () => { await store.ping(); return store.engine; } },
+        { name: 'store', check: () => probeStore(store, config.node.id, outages) },
         { name: 'kamailio', check: async () => kamailio.version() },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
@@ -267,8 +271,9 @@ export class ApplicationServer {
       events?.start();
 
       const xcap = new Koa();
+      xcap.use(failureAnswers({ log: log.child({ svc: 'xcap' }), metrics, outages, api: 'xcap' }));
       const xcapServer = new XcapServer({
-        docs, metrics, log: log.child({ svc: 'xcap' }),
+        docs, metrics, outages, log: log.child({ svc: 'xcap' }),
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
@@ -290,22 +295,37 @@ export class ApplicationServer {
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, backend, http, xcapHttp);
     } catch (err) {
       await store.close().catch(() => undefined);
       throw err;
     }
   }
 
+  /**
+   * Stops in the order that loses no answer: Kamailio is asked to send no more requests on
+   * the stream (later ones take HTTP, or another instance); every decision in flight is
+   * answered and its stream frame confirmed by Kamailio; only then the stream closes, and
+   * the ISC HTTP endpoint after it (the events of requests just answered may come that
+   * way); then every timer and background job, charging, the store.
+   */
   async stop(): Promise<void> {
-    this.log.info('stopping');
-    await Promise.all([this.http, this.xcapHttp].map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    })));
+    this.log.info({ deciding: this.dispatcher.inFlight }, 'stopping: answering the decisions in flight');
+    const until = Date.now() + SHUTDOWN_DRAIN_MS;
+    const remaining = () => Math.max(0, until - Date.now());
+    const xcapClosed = closeServer(this.xcapHttp);
+    await this.events?.leave(LEAVE_LIMIT_MS);
+    await this.dispatcher.settle(remaining());
+    await this.events?.close(remaining(), () => this.dispatcher.inFlight === 0);
+    const iscClosed = closeServer(this.http);
+    await this.dispatcher.settle(remaining());
+    if (this.dispatcher.inFlight > 0) this.log.warn({ deciding: this.dispatcher.inFlight }, 'stopped with decisions unanswered');
+    // a client still holding a connection now is idle or too slow: cut it
+    for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
+    await Promise.all([xcapClosed, iscClosed]);
     this.notifier.stop();
     this.publications.stop();
-    this.events?.stop();
+    this.backend.stop();
     await this.forward.stop();
     await this.pager.drain();
     this.uac.close();
@@ -314,6 +334,13 @@ export class ApplicationServer {
     await this.store.close();
     this.log.info('stopped');
   }
+}
+
+/** Takes no new connections and drops idle ones; resolves when the last one is gone. */
+function closeServer(server: Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  return closed;
 }
 
 function listen(app: Koa, host: string, port: number, settings: string): Promise<Server> {

@@ -2,6 +2,8 @@
 import { ApplicationServer } from './app.js';
 import { ConfigError, loadConfig, settingsHelp } from './config/config.js';
 import { createLogger } from './log/logger.js';
+import { Metrics } from './ops/metrics.js';
+import { guardProcess } from './util/process-guard.js';
 import { VERSION } from './version.js';
 
 const HELP = `ims-as ${VERSION} - IMS application server for Kamailio (Presence, IM, XDMS, charging)
@@ -68,26 +70,32 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger(config.log.level, { node: config.node.id });
-  let server: ApplicationServer;
+  const metrics = new Metrics();
+  let server: ApplicationServer | undefined;
+  let stopping: Promise<void> | undefined;
+  // one stop, whoever asks first (a signal, or the guard after an uncaught exception)
+  const stopOnce = () => (stopping ??= server ? server.stop() : Promise.resolve());
+  guardProcess({ log, metrics, stop: stopOnce });
   try {
-    server = await ApplicationServer.start(config, log);
+    server = await ApplicationServer.start(config, log, metrics);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'could not start');
     process.stderr.write(`ims-as: could not start: ${(err as Error).message}\n`);
     process.exit(1);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
+  const onSignal = (signal: string) => {
     if (stopping) return;
-    stopping = true;
     log.info({ signal }, 'signal received');
-    server.stop().then(() => process.exit(0), (err) => {
+    stopOnce().then(() => process.exit(0), (err: unknown) => {
       log.error({ err }, 'unclean stop');
       process.exit(1);
     });
   };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
 }
 
-void main();
+main().catch((err: unknown) => {
+  process.stderr.write(`ims-as: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

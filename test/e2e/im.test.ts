@@ -73,10 +73,7 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
       IM_RETRY_BASE_SECONDS: '1',
     });
     im = new ImActions(stack);
-    for (const u of USERS) {
-      const r = await stack.provision('add', u, '--password', pw(u));
-      assert.equal(r.code, 0, r.out);
-    }
+    await stack.provisionUsers(USERS, pw);
   });
 
   after(async () => {

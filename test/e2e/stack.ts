@@ -155,6 +155,25 @@ export class TestStack {
     await exited;
   }
 
+  /** Sends `signal` to the AS; resolves with its exit code once it exits. */
+  signalAs(signal: NodeJS.Signals): { exited: Promise<number | null> } {
+    const as = this.as;
+    if (!as || as.exitCode !== null) throw new Error('the AS is not running');
+    const exited = new Promise<number | null>((r) => as.once('exit', (code) => r(code)));
+    as.kill(signal);
+    return { exited };
+  }
+
+  /** Whether the AS process is still running. */
+  get asRunning(): boolean {
+    return !!this.as && this.as.exitCode === null && this.as.signalCode === null;
+  }
+
+  /** Everything the AS or Kamailio logged so far (untruncated). */
+  logOf(which: 'as' | 'kamailio'): string {
+    return this.logs[which].join('');
+  }
+
   private async startKamailio(): Promise<void> {
     const { sip, rpc, isc, evapi } = this.ports;
     const args = [
@@ -184,6 +203,14 @@ export class TestStack {
       execFile(process.execPath, [join(ROOT, 'build/as/src/cli/provision.js'), ...args], { env: this.asEnv }, (err, stdout, stderr) =>
         res({ code: err ? Number((err as NodeJS.ErrnoException & { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
     });
+  }
+
+  /** Provisions each user with its password; fails on the first the CLI refuses. */
+  async provisionUsers(users: readonly string[], password: (user: string) => string): Promise<void> {
+    for (const u of users) {
+      const r = await this.provision('add', u, '--password', password(u));
+      if (r.code !== 0) throw new Error(`provisioning ${u} failed (${r.code}): ${r.out}`);
+    }
   }
 
   /** Allocates a local port for one sipp instance. */

@@ -8,6 +8,7 @@ import { iscGuard } from '../../as/src/isc/guard.js';
 import { kamailioTime, reply, type IscRequest } from '../../as/src/isc/types.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
+import { StoreOutages } from '../../as/src/store/store-fault.js';
 
 const MESSAGE = [
   'MESSAGE sip:bob@example.com SIP/2.0',
@@ -34,7 +35,7 @@ describe('ISC dispatcher', () => {
     handle: async (call) => ({ action: 'continue', ctx: encodeContext('im', call.sip.headers.get('Call-ID')!) }),
     onOutcome: async (ctx, code) => void outcomes.push([ctx, code]),
   };
-  const dispatcher = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 50 }).register(fast);
+  const dispatcher = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 50, outages: new StoreOutages() }).register(fast);
 
   it('parses the SIP message once and hands it to the service named by the filter criteria', async () => {
     const d = await dispatcher.request(request());
@@ -59,15 +60,25 @@ describe('ISC dispatcher', () => {
   });
 
   it('answers 503 when a service does not decide before the deadline, and 500 when it throws', async () => {
-    const slow = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30 })
+    const slow = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages: new StoreOutages() })
       .register({ name: 'im', handle: () => new Promise((r) => setTimeout(() => r(reply(200, 'OK')), 500)) });
     const started = Date.now();
     const d = await slow.request(request());
     assert.equal((d as { code: number }).code, 503);
     assert.ok(Date.now() - started < 300);
-    const broken = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30 })
+    const broken = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages: new StoreOutages() })
       .register({ name: 'im', handle: async () => { throw new Error('boom'); } });
     assert.equal(((await broken.request(request())) as { code: number }).code, 500);
+  });
+
+  it('answers 503 with Retry-After when the store is out (disk full), and remembers it for /health', async () => {
+    const outages = new StoreOutages();
+    const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const d = await new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages })
+      .register({ name: 'im', handle: async () => { throw full; } })
+      .request(request());
+    assert.deepEqual(d, reply(503, 'Service Unavailable', { hdrs: 'Retry-After: 5\r\n' }));
+    assert.match(outages.recent()?.message ?? '', /ENOSPC/);
   });
 
   it('reads Kamailio\'s seconds.microseconds timestamps', () => {

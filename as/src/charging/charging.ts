@@ -3,6 +3,8 @@ import type { Logger } from '../log/logger.js';
 import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store } from '../store/port.js';
 import { CdrFileWriter } from './cdr-file.js';
 import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent } from './record.js';
+import type { Metrics } from '../ops/metrics.js';
+import { contain, type FailureSink } from '../util/contain.js';
 
 /**
  * The charging service: every chargeable event of every service (presence, IM, XDMS) goes
@@ -56,6 +58,8 @@ export interface ChargingOptions {
   /** fdatasync CDR files after each batch. Default false. */
   fsync?: boolean;
   log: Logger;
+  /** Where background failures (retention purge, file catch-up) are counted. */
+  metrics?: Metrics;
   /** Store insert attempts before giving up (leaving a gap). Default 3. */
   storeAttempts?: number;
   /** Delay between attempts to resume writing files after a file error. Default 10000 ms. */
@@ -144,6 +148,8 @@ export class Charging {
   private readonly cdrs: Collection<CdrDoc>;
   private readonly writer: CdrFileWriter;
   private readonly log: Logger;
+  /** Where background work reports a failure. */
+  private readonly failures: FailureSink;
   private readonly retentionDays: number;
   private readonly storeAttempts: number;
   private readonly fileRetryMs: number;
@@ -181,6 +187,7 @@ export class Charging {
     this.nodeId = opts.nodeId;
     this.nodeAddress = opts.nodeAddress;
     this.log = opts.log.child({ svc: 'charging' });
+    this.failures = { log: this.log, ...(opts.metrics ? { metrics: opts.metrics } : {}) };
     this.retentionDays = opts.retentionDays ?? 30;
     this.storeAttempts = Math.max(1, opts.storeAttempts ?? 3);
     this.fileRetryMs = opts.fileRetryMs ?? 10_000;
@@ -333,17 +340,14 @@ export class Charging {
    */
   private schedulePurge(): void {
     if (this.retentionDays <= 0) return;
-    const purge = async () => {
-      try {
-        const n = await this.purgeExpired();
-        if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
-      } catch (err) {
-        this.log.warn({ err }, 'CDR retention purge failed; will try again');
-      }
-    };
-    this.purgeTimer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
+    // a failed purge is tried again at the next interval
+    const purge = () => contain(this.failures, 'cdr-retention-purge', async () => {
+      const n = await this.purgeExpired();
+      if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
+    });
+    this.purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
     this.purgeTimer.unref();
-    void purge();
+    purge();
   }
 
   /** Removes the store's records past retention now; returns how many. */
@@ -494,7 +498,7 @@ export class Charging {
     if (this.retryTimer || this.state === 'stopping' || this.state === 'stopped') return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
-      void this.catchUp();
+      contain(this.failures, 'cdr-file-catch-up', () => this.catchUp());
     }, this.fileRetryMs);
     this.retryTimer.unref();
   }

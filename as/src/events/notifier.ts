@@ -8,6 +8,7 @@ import { parseNameAddr, parseValueParams } from '../sip/index.js';
 import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
+import { contain } from '../util/contain.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
 import { RateControlError, negotiateRate, nextWindow, parseRateRequest, rateStateParams, recordSend, type RateRequest, type WindowState } from './rate-control.js';
@@ -214,7 +215,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     } else {
       this.armExpiry(sub);
       this.queueNotify(sub._id, { full: true }, sub);
-      void this.charge(pkg, sub, 'opened', call.receivedAt);
+      contain(this.deps, 'subscription-charging', this.charge(pkg, sub, 'opened', call.receivedAt), { id: sub._id });
     }
     return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n${admission.replyHeaders ?? ''}` });
   }
@@ -323,7 +324,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.queueNotify(id, { full: true, force: true });
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
-    void this.charge(pkg, s, 'refreshed', call.receivedAt);
+    contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
     return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
   }
 
@@ -336,7 +337,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   private armExpiry(s: Subscription): void {
-    this.expiries.set(s._id, s.expiresAt, () => void this.expire(s._id));
+    this.expiries.set(s._id, s.expiresAt, () => contain(this.deps, 'subscription-expiry', this.expire(s._id), { id: s._id }));
   }
 
   private disarm(id: string): void {
@@ -391,7 +392,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       wish = merge(heldBefore, wish);
     }
     this.flights.set(id, { again: false, final: wish.final, full: wish.full ?? false, force: wish.force ?? false, ...(fresh ? { fresh } : {}) });
-    void this.pump(id);
+    contain(this.deps, 'notify', this.pump(id), { id });
   }
 
   /** Holds a wish until `at` when the dialog's rate forbids sending it now. */
@@ -419,8 +420,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         const done = await this.sendNotify(id, wish, fresh);
         if (done || !f.again) break;
       }
-    } catch (err) {
-      this.deps.log.error({ err, id }, 'NOTIFY failed');
     } finally {
       this.flights.delete(id);
     }
@@ -475,7 +474,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         this.hot.delete(id);
         this.keepAlives.clear(id);
         // (no store write: the ended subscription leaves the store soon; the record has the count)
-        void this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final);
+        contain(this.deps, 'subscription-charging', this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final), { id });
         return true;
       }
       if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
@@ -487,7 +486,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
         const s = { ...current, notifyCount: h.notifies };
         this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
-        void this.charge(pkg, s, 'closed', new Date(), 'giveup');
+        contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'closed', new Date(), 'giveup'), { id });
         return true;
       }
     }
@@ -549,26 +548,22 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   private async charge(pkg: EventPackage, s: Subscription, phase: 'opened' | 'refreshed' | 'closed', at: Date, reason?: EndReason): Promise<void> {
-    try {
-      await this.deps.charging.record({
-        service: pkg.service,
-        role: 'terminating',
-        sipMethod: 'SUBSCRIBE',
-        sessionId: s.callId,
-        callingParty: s.watcher,
-        calledParty: s.resource,
-        event: s.event,
-        expires: Math.max(0, Math.round((s.expiresAt.getTime() - at.getTime()) / 1000)),
-        requestTime: at,
-        responseTime: at,
-        statusCode: 200,
-        outcome: `subscription-${phase}`,
-        ...(phase === 'closed' ? { cause: reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'abnormalRelease' : 'serviceDeliveryEndSuccessfully' } : {}),
-        extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
-      });
-    } catch (err) {
-      this.deps.log.error({ err, id: s._id }, 'subscription charging failed');
-    }
+    await this.deps.charging.record({
+      service: pkg.service,
+      role: 'terminating',
+      sipMethod: 'SUBSCRIBE',
+      sessionId: s.callId,
+      callingParty: s.watcher,
+      calledParty: s.resource,
+      event: s.event,
+      expires: Math.max(0, Math.round((s.expiresAt.getTime() - at.getTime()) / 1000)),
+      requestTime: at,
+      responseTime: at,
+      statusCode: 200,
+      outcome: `subscription-${phase}`,
+      ...(phase === 'closed' ? { cause: reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'abnormalRelease' : 'serviceDeliveryEndSuccessfully' } : {}),
+      extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
+    });
   }
 }
 

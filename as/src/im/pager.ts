@@ -19,6 +19,8 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
+import { BackgroundWork } from '../util/background-work.js';
+import { survive } from '../util/contain.js';
 
 /** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
 const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
@@ -70,7 +72,8 @@ interface Incoming {
  */
 export class PagerService implements IscService {
   readonly name = 'im' as const;
-  private readonly explosions = new Set<Promise<void>>();
+  /** Group copies still being sent after the 202 (drained on stop). */
+  private readonly explosions: BackgroundWork;
 
   constructor(private readonly deps: {
     users: UserDirectory;
@@ -85,11 +88,13 @@ export class PagerService implements IscService {
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
-  }) {}
+  }) {
+    this.explosions = new BackgroundWork(deps);
+  }
 
   /** Resolves when every accepted group message has been exploded (shutdown). */
   async drain(): Promise<void> {
-    while (this.explosions.size) await Promise.all([...this.explosions]);
+    await this.explosions.drain();
   }
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -238,7 +243,8 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
       return reply(480, 'Recipient Message Storage Full', { hdrs: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
     }
-    await this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id });
+    // stored: the answer is 202 now, whatever happens to its CDR
+    await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id }), { callId: m.ctx.callId });
     return reply(202, 'Accepted');
   }
 
@@ -321,10 +327,7 @@ export class PagerService implements IscService {
     await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
     this.deps.metrics.count('im_explosions_total', {});
     const message: ImMessage = { ...this.imMessage(m), via: service };
-    const work = this.sendCopies(message, copies)
-      .catch((err: unknown) => this.deps.log.error({ err, service }, 'group explosion failed'))
-      .finally(() => this.explosions.delete(work));
-    this.explosions.add(work);
+    this.explosions.start('group-explosion', this.sendCopies(message, copies), { service });
     return reply(202, 'Accepted');
   }
 

@@ -8,6 +8,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { Registrations } from '../registrations/registrations.js';
 import type { ImPolicy } from '../xdm/usages/im-policy.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
+import { contain } from '../util/contain.js';
 
 /** The im settings deferred messaging works with (see as/src/config/config.ts). */
 export type StoreAndForwardLimits = Pick<AsConfig['im'],
@@ -67,16 +68,17 @@ export class StoreAndForward {
     this.deps.registrations.on('change', (ch) => {
       if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
     });
-    this.sweepTimer = setInterval(() => void this.sweep(), this.deps.limits.sweepSeconds * 1000);
+    this.sweepTimer = setInterval(() => contain(this.deps, 'deferred-sweep', () => this.sweep()), this.deps.limits.sweepSeconds * 1000);
     this.sweepTimer.unref();
     // messages stored before a restart for users registered now
-    void this.sweep();
+    contain(this.deps, 'deferred-sweep', () => this.sweep());
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.sweepTimer);
-    await this.sweeping;
+    // a failed sweep was reported where it ran
+    await this.sweeping?.catch(() => undefined);
   }
 
   /** Waiting drains (for tests and shutdown). */
@@ -96,8 +98,11 @@ export class StoreAndForward {
       return { result: 'full' };
     }
     this.deps.metrics.count('im_deferred_total', { result: 'stored' });
-    // the recipient may have registered between the check and the store
-    if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+    // the recipient may have registered between the check and the store (if this look
+    // fails, the message is stored all the same: the sweep finds it)
+    contain(this.deps, 'deferred-drain-check', async () => {
+      if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+    }, { recipient });
     return { result: 'deferred', id: saved._id };
   }
 
@@ -137,18 +142,16 @@ export class StoreAndForward {
     }
     const state = { again: false };
     this.draining.set(recipient, state);
-    void (async () => {
+    contain(this.deps, 'deferred-delivery', async () => {
       try {
         do {
           state.again = false;
           await this.drain(recipient);
         } while (state.again && !this.stopped);
-      } catch (err) {
-        this.deps.log.error({ err, recipient }, 'deferred delivery failed');
       } finally {
         this.draining.delete(recipient);
       }
-    })();
+    }, { recipient });
   }
 
   /** Delivers the mailbox in order; stops at the first message that cannot be delivered now. */
@@ -236,8 +239,6 @@ export class StoreAndForward {
           // offline: the next registration drains the mailbox; look again much later anyway
           else await this.deps.store.postpone(recipient, new Date(now.getTime() + this.deps.limits.retryMaxSeconds * 1000));
         }
-      } catch (err) {
-        this.deps.log.error({ err }, 'deferred messaging sweep failed');
       } finally {
         this.sweeping = undefined;
       }

@@ -7,6 +7,8 @@ import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
 } from './types.js';
+import { BackgroundWork } from '../util/background-work.js';
+import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 
 /** One initial request handed to a service, parsed once. */
 export interface IscCall {
@@ -36,9 +38,13 @@ export class IscDispatcher {
   private readonly services = new Map<string, IscService>();
   private readonly sinks = new Map<IscEvent['type'], EventSink>();
   /** Outcome work acknowledged to Kamailio but not finished yet (drained on stop). */
-  private readonly background = new Set<Promise<void>>();
+  private readonly background: BackgroundWork;
+  /** Requests Kamailio waits on a decision for (a shutdown answers them before leaving). */
+  private deciding = 0;
 
-  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number }) {}
+  constructor(private readonly opts: { log: Logger; metrics: Metrics; deadlineMs: number; outages: StoreOutages }) {
+    this.background = new BackgroundWork(opts);
+  }
 
   register(service: IscService): this {
     this.services.set(service.name, service);
@@ -51,6 +57,30 @@ export class IscDispatcher {
   }
 
   async request(req: IscRequest): Promise<IscDecision> {
+    this.deciding++;
+    try {
+      return await this.decide(req);
+    } finally {
+      this.deciding--;
+    }
+  }
+
+  /** Decisions being made now. */
+  get inFlight(): number {
+    return this.deciding;
+  }
+
+  /**
+   * Resolves true once no decision is being made, false if some still were after
+   * `limitMs` (each has its deadline, so a limit above it is only a safety net).
+   */
+  async settle(limitMs: number): Promise<boolean> {
+    const until = Date.now() + limitMs;
+    while (this.deciding > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    return this.deciding === 0;
+  }
+
+  private async decide(req: IscRequest): Promise<IscDecision> {
     const { metrics } = this.opts;
     const started = process.hrtime.bigint();
     const message = messageText(req);
@@ -93,6 +123,12 @@ export class IscDispatcher {
       metrics.observe('isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
       return decision;
     } catch (err) {
+      if (this.opts.outages.note(err)) {
+        // the client may try again soon; nothing was acknowledged
+        log.warn({ err }, 'store unavailable: 503');
+        metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
+        return reply(503, 'Service Unavailable', { hdrs: `Retry-After: ${STORE_RETRY_AFTER_SECONDS}\r\n` });
+      }
       log.error({ err }, 'service failed: 500');
       metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });
       return reply(500, 'Server Internal Error');
@@ -107,13 +143,9 @@ export class IscDispatcher {
     if (ev.type === 'outcome') {
       // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
       // acknowledge at once and charge in the background, or every sender waits for the CDR.
-      const work = this.outcome(ev)
-        .catch((err: unknown) => this.opts.log.error({ err, ctx: ev.ctx }, 'outcome handling failed'))
-        .finally(() => {
-          this.background.delete(work);
-          this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
-        });
-      this.background.add(work);
+      this.background.start('outcome', this.outcome(ev).finally(() => {
+        this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+      }), { ctx: ev.ctx });
       return;
     }
     try {
@@ -130,7 +162,7 @@ export class IscDispatcher {
 
   /** Resolves when every acknowledged outcome has been handled (before charging stops). */
   async drain(): Promise<void> {
-    while (this.background.size) await Promise.all([...this.background]);
+    await this.background.drain();
   }
 
   /** Outcome contexts are "<service>:<service payload>", as encodeContext built them. */

@@ -4,6 +4,7 @@ import { TypedEmitter } from '../util/typed-emitter.js';
 import { StreamLink } from './stream-link.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
 import { isIscRequest, reply, type IscDecision, type IscEvent, type IscRequest, type StreamFrame, type StreamRequestFrame } from './types.js';
+import { contain } from '../util/contain.js';
 
 type Events = { up: []; down: [reason: string] };
 
@@ -98,6 +99,35 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     for (const link of this.links) link.stop();
   }
 
+  /**
+   * Asks Kamailio to send no more initial requests on any link (resolves when it
+   * confirmed for each, or after `limitMs`). Requests already on their way still come.
+   */
+  async leave(limitMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.opts.log.warn({ limitMs }, 'Kamailio did not confirm that the stream is leaving (is kamailio-cfg current?)');
+        resolve();
+      }, limitMs);
+    });
+    await Promise.race([Promise.all(this.links.map((l) => l.leave())), late]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * Closes the stream once `idle()` holds (no decision is being made) and what was handed
+   * to it is written and confirmed by Kamailio, or after `limitMs`: closing at once would
+   * drop decisions Kamailio is waiting for, and it would answer their clients 503.
+   */
+  async close(limitMs: number, idle: () => boolean = () => true): Promise<void> {
+    const until = Date.now() + limitMs;
+    const done = () => idle() && this.links.every((l) => l.settled);
+    while (!done() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    if (!done()) this.opts.log.warn({ limitMs }, 'event stream closed with decisions or frames unconfirmed');
+    this.stop();
+  }
+
   private deliver(payload: string): void {
     let ev: StreamFrame;
     try {
@@ -111,12 +141,16 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       for (const link of this.links) if (link.ack(Number(ev.id))) break;
       return;
     }
+    if (ev.type === 'leaving-ack') {
+      for (const link of this.links) if (link.left(Number(ev.id))) break;
+      return;
+    }
     if (ev.type === 'request') {
       this.decide(ev);
       return;
     }
     this.opts.metrics.count('isc_stream_events_total', { type: ev.type });
-    this.opts.onEvent(ev).catch((err: unknown) => this.opts.log.error({ err, type: ev.type }, 'event handling failed'));
+    contain(this.opts, 'stream-event', () => this.opts.onEvent(ev), { type: ev.type });
   }
 
   /**
@@ -128,7 +162,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     const { tix, tlb, req } = frame;
     this.opts.metrics.count('isc_stream_requests_total');
     const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
-    decided.then((decision) => {
+    contain(this.opts, 'stream-decision', decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });
       const bytes = Buffer.byteLength(payload, 'utf8');
       if (bytes > STREAM_FRAME_LIMIT) {
@@ -140,6 +174,6 @@ export class KamailioEventStream extends TypedEmitter<Events> {
         this.opts.metrics.count('isc_stream_decisions_lost_total');
         this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
       }
-    }, (err: unknown) => this.opts.log.error({ err }, 'stream request handling failed'));
+    }), { method: req?.method });
   }
 }

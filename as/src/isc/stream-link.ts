@@ -36,11 +36,18 @@ export class StreamLink {
   private connected = false;
   private pumpScheduled = false;
   private readonly window = new StreamWindow();
+  /** The link asked Kamailio to send it no more requests: id of the ask, and who waits for the answer. */
+  private leaving?: { id: number; taken: () => void };
 
   constructor(private readonly opts: StreamLinkOptions) {}
 
   get isUp(): boolean {
     return this.connected;
+  }
+
+  /** Nothing waits to be written or confirmed (or the link is down: nothing can be). */
+  get settled(): boolean {
+    return !this.connected || (this.window.queued === 0 && this.window.inFlightBytes === 0);
   }
 
   /** Bytes written and unconfirmed plus a rough measure of what waits: to pick the least busy link. */
@@ -60,6 +67,27 @@ export class StreamLink {
         this.pump();
       });
     }
+    return true;
+  }
+
+  /**
+   * Asks Kamailio to send no more initial requests on this link (a stopping AS still
+   * answers the ones it has): resolves when Kamailio confirms, or at once when the link
+   * is down. The id is random because Kamailio's answer reaches every leaving link.
+   */
+  leave(): Promise<void> {
+    clearTimeout(this.timer); // a link waiting to reconnect stays down
+    return new Promise((resolve) => {
+      const id = 1 + Math.floor(Math.random() * 2 ** 31);
+      this.leaving = { id, taken: resolve };
+      if (!this.send(JSON.stringify({ type: 'leaving', id }))) resolve();
+    });
+  }
+
+  /** Kamailio's answer to a leave(): true when it was this link's. */
+  left(id: number): boolean {
+    if (this.leaving?.id !== id) return false;
+    this.leaving.taken();
     return true;
   }
 
@@ -140,8 +168,10 @@ export class StreamLink {
       // unconfirmed requests may or may not have been taken: their replies or their
       // transaction timeouts tell; the ones never written are handed back
       const unsent = this.window.reset();
+      this.leaving?.taken();
       if (was || unsent.length) this.opts.onDown(unsent);
-      if (this.stopped) return;
+      // a link that left stays down: reconnected, it would take requests again
+      if (this.stopped || this.leaving) return;
       this.timer = setTimeout(() => this.connect(), this.retryMs);
       this.timer.unref();
       this.retryMs = Math.min(this.retryMs * 2, 5000);

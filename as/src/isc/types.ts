@@ -103,6 +103,15 @@ export interface StreamAckEvent {
 }
 
 /**
+ * Kamailio took a stream link's `{"type":"leaving","id":..}`: it sends no more initial
+ * requests on that connection (route STREAM_LEAVING); everything sent before is on its way.
+ */
+export interface StreamLeavingAckFrame {
+  type: 'leaving-ack';
+  id: number;
+}
+
+/**
  * An initial request sent on the event stream (route ISC_TRIGGERS, evapi_async_unicast):
  * Kamailio suspended its transaction `tix`:`tlb`, and resumes it when a decision frame
  * `{"tix":..,"tlb":..,<decision>}` comes back on the stream.
@@ -117,7 +126,7 @@ export interface StreamRequestFrame {
 export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent;
 
 /** Everything Kamailio sends on the stream. */
-export type StreamFrame = IscEvent | StreamRequestFrame;
+export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame;
 
 /** The fields every service relies on are there (the rest is Kamailio's to get right). */
 export function isIscRequest(req: unknown): req is IscRequest {

@@ -4,6 +4,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { generateTag } from '../sip/index.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
 import type { UacReplyEvent } from './types.js';
+import { contain } from '../util/contain.js';
 
 /** A request the AS originates, sent through Kamailio. */
 export interface UacRequest {
@@ -75,7 +76,7 @@ export class UacClient {
   /** Requests go over this channel while it is up, over HTTP otherwise. */
   useChannel(channel: RequestChannel): void {
     this.channel = channel;
-    channel.fallbackTo((payload) => void this.post(payload));
+    channel.fallbackTo((payload) => contain(this.opts, 'uac-http-fallback', this.post(payload)));
   }
 
   get inFlight(): number {

@@ -6,6 +6,17 @@ export interface HealthCheck {
   check(): Promise<string>;
 }
 
+/** A dependency that does not answer within this is reported failing (a MongoDB that is unreachable hangs for 30 s). */
+const CHECK_TIMEOUT_MS = 2000;
+
+function withinDeadline(check: Promise<string>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+  });
+  return Promise.race([check, late]).finally(() => clearTimeout(timer));
+}
+
 /**
  * /health: 200 when every dependency answers, 503 naming the failing one otherwise;
  * /metrics: Prometheus text. Neither needs the ISC secret: they reveal no user data.
@@ -15,7 +26,7 @@ export function opsRoutes(deps: { checks: HealthCheck[]; metrics: Metrics; versi
   router.get('/health', async (ctx) => {
     const results = await Promise.all(deps.checks.map(async (c) => {
       try {
-        return [c.name, { ok: true, detail: await c.check() }] as const;
+        return [c.name, { ok: true, detail: await withinDeadline(c.check()) }] as const;
       } catch (err) {
         return [c.name, { ok: false, detail: (err as Error).message }] as const;
       }

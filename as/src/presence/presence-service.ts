@@ -13,6 +13,8 @@ import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './pr
 import { pidfBodyProblem } from './pidf-body.js';
 import type { Publications } from './publications.js';
 import type { BackendSubscriptions } from './rls/backend.js';
+import type { Metrics } from '../ops/metrics.js';
+import { contain } from '../util/contain.js';
 
 export interface PresenceLimits extends ExpiryBounds {
   maxBodyBytes: number;
@@ -39,13 +41,14 @@ export class PresenceService implements IscService {
     /** The list server's back-end subscriptions: their NOTIFYs come here. */
     backend?: BackendSubscriptions;
     log: Logger;
+    metrics: Metrics;
   }) {
-    deps.publications.on('changed', ({ entity, event }) => void deps.notifier.resourceChanged(event, entity));
+    deps.publications.on('changed', ({ entity, event }) => contain(deps, 'presence-fan-out', deps.notifier.resourceChanged(event, entity), { entity }));
     deps.notifier.on('subscription', ({ sub }) => {
       // every step of a presence subscription is news for the presentity's watcher info
-      if (sub.event === 'presence') void deps.notifier.resourceChanged('presence.winfo', sub.resource);
+      if (sub.event === 'presence') contain(deps, 'winfo-fan-out', deps.notifier.resourceChanged('presence.winfo', sub.resource), { entity: sub.resource });
     });
-    deps.registrations.on('change', (c) => void this.networkSource(c));
+    deps.registrations.on('change', (c) => contain(deps, 'network-presence', this.networkSource(c), { aor: c.aor }));
   }
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -86,13 +89,13 @@ export class PresenceService implements IscService {
     const outcome = await this.deps.publications.publish({ entity, event, ifMatch, body, contentType: PIDF_CONTENT_TYPE, expires });
     if (!outcome.ok) return reply(412, 'Conditional Request Failed');
     const kind = !ifMatch ? 'published' : expires === 0 ? 'removed' : body ? 'modified' : 'refreshed';
-    void this.deps.charging.record({
+    contain(this.deps, 'publish-charging', this.deps.charging.record({
       service: 'presence', role: 'terminating', sipMethod: 'PUBLISH', sessionId: sip.callId,
       callingParty: req.asserted, calledParty: entity, event, expires, requestTime: call.receivedAt,
       responseTime: new Date(), statusCode: 200, outcome: kind,
       ...(sip.headers.get('P-Charging-Vector') ? { chargingVector: sip.headers.get('P-Charging-Vector')! } : {}),
       ...(body ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } } : {}),
-    }).catch((err: unknown) => this.deps.log.error({ err }, 'PUBLISH charging failed'));
+    }), { entity });
     // a removal leaves no state, so no entity tag to hand out (RFC 3903 section 6)
     const etag = kind === 'removed' ? '' : `SIP-ETag: ${outcome.etag}\r\n`;
     return reply(200, 'OK', { hdrs: `${etag}Expires: ${outcome.expires}\r\n` });
@@ -103,17 +106,13 @@ export class PresenceService implements IscService {
    * tuple, open while any contact is registered.
    */
   private async networkSource(change: RegistrationChange): Promise<void> {
-    try {
-      const open = change.remaining > 0;
-      const body = serializePidf({
-        entity: change.aor,
-        tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
-        persons: [], devices: [], notes: [], extensions: [],
-      });
-      await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
-    } catch (err) {
-      this.deps.log.error({ err, aor: change.aor }, 'network presence source not updated');
-    }
+    const open = change.remaining > 0;
+    const body = serializePidf({
+      entity: change.aor,
+      tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
+      persons: [], devices: [], notes: [], extensions: [],
+    });
+    await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
   }
 
   /** A pres-rules document changed: re-decide every live subscription to that presentity. */

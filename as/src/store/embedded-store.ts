@@ -29,7 +29,7 @@
  * a field set to `undefined` is dropped when the datafile is reloaded (MongoDB stores null).
  */
 import { mkdir, open as openFile, readFile, realpath, rm, access, constants as fsConstants } from 'node:fs/promises';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -82,22 +82,44 @@ type NedbDoc = Record<string, unknown>;
  * then rename), so the descriptor is dropped after each one and reopened by the next
  * append; it is sliced too (below).
  */
-function installFastPersistence(ds: NedbDatastore, filename: string): { close(): void } {
+function installFastPersistence(ds: NedbDatastore, filename: string, onFailedAppend: () => void): { close(): void; readBack(): Promise<void> } {
   let fd: number | undefined;
+  /** While reading the datafile back, NeDB's rewrite after a load is skipped (the disk may be full). */
+  let readingBack = false;
+  /** Length of the datafile's complete lines: a failed append is cut back to it. */
+  let size = 0;
   const persistence = (ds as unknown as { persistence: NedbPersistence }).persistence;
   persistence.persistNewStateAsync = async (docs: unknown[]) => {
     let lines = '';
     for (const d of docs) lines += `${datafileLine(d)}\n`;
     if (!lines) return;
-    fd ??= openSync(filename, 'a', 0o644);
+    if (fd === undefined) {
+      fd = openSync(filename, 'a', 0o644);
+      size = fstatSync(fd).size;
+    }
     const buf = Buffer.from(lines, 'utf8');
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+    try {
+      for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off);
+      size += buf.length;
+    } catch (err) {
+      // a full disk can take half a line: the next append would glue a good line to it and
+      // the reload would drop both, so the torn part goes (truncating frees, never needs, space)
+      try {
+        ftruncateSync(fd, size);
+      } catch {
+        // the error thrown below says what went wrong
+      }
+      // NeDB changed its memory before this append: memory now holds what the file does not
+      onFailedAppend();
+      throw err;
+    }
   };
   // Compaction as NeDB does it (every live document, then the index definitions, written to
   // a temporary file that replaces the datafile), with the same line format, but
   // serialized by slices: a large collection no longer holds the event loop for the whole
   // rewrite, so answers keep flowing (operations on this collection wait, as with NeDB).
   persistence.persistCachedDatabaseAsync = async () => {
+    if (readingBack) return;
     const docs = ds.getAllData();
     const lines: string[] = [];
     for (let i = 0; i < docs.length; i++) {
@@ -116,7 +138,18 @@ function installFastPersistence(ds: NedbDatastore, filename: string): { close():
     fd = undefined;
   };
   ds.on('compaction.done', drop);
-  return { close: drop };
+  const readBack = async () => {
+    // NeDB forgets TTL settings when it loads a datafile (see ensureIndex)
+    const ttl = { ...(ds as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes };
+    readingBack = true;
+    try {
+      await ds.loadDatabaseAsync();
+    } finally {
+      readingBack = false;
+      Object.assign((ds as unknown as { ttlIndexes: Record<string, number> }).ttlIndexes, ttl);
+    }
+  };
+  return { close: drop, readBack };
 }
 
 interface NedbPersistence {
@@ -232,8 +265,14 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
   /** Settles when the datafile is loaded; every operation awaits it (NeDB would queue forever after a failed load). */
   private readonly loaded: Promise<void>;
   private readonly writes = new SerialQueue();
-  private readonly appender: { close(): void };
+  private readonly appender: { close(): void; readBack(): Promise<void> };
   private closed = false;
+  /**
+   * A write failed after NeDB had applied it in memory (disk full, read-only): memory holds
+   * a change the client was refused. The next operation reads the datafile back first, so
+   * nothing refused shows up later (a message answered 503 delivered after all).
+   */
+  private diverged = false;
 
   constructor(
     readonly name: string,
@@ -252,7 +291,9 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
       throw new Error(`embedded store: cannot load collection ${name} from ${filename}: ${messageOf(err)}`, { cause: err });
     });
     this.loaded.catch(() => undefined); // reported to each caller, not as an unhandled rejection
-    this.appender = installFastPersistence(this.datastore, filename);
+    this.appender = installFastPersistence(this.datastore, filename, () => {
+      this.diverged = true;
+    });
   }
 
   insertOne(doc: T): Promise<void> {
@@ -387,6 +428,8 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
   /** Drops documents past their TTL, rewrites the datafile without superseded lines and fsyncs it. */
   async compact(): Promise<void> {
     if (!(await this.usable())) return;
+    // never write refused changes to the file (see diverged)
+    await this.writes.run(() => this.readBack());
     await this.sweepExpired();
     await this.datastore.compactDatafileAsync();
   }
@@ -416,6 +459,16 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
     return loadedOk && !this.closed;
   }
 
+  private async readBack(): Promise<void> {
+    if (!this.diverged) return;
+    try {
+      await this.appender.readBack();
+      this.diverged = false;
+    } catch (err) {
+      throw toPortError(err, this.name);
+    }
+  }
+
   /** Lets queued writes finish, compacts once more, then refuses further use. */
   async shutdown(): Promise<void> {
     await this.writes.run(async () => undefined);
@@ -430,12 +483,21 @@ class EmbeddedCollection<T extends Doc> implements Collection<T> {
    * findOneAndUpdate atomic within the process, and the lock makes the process the only one.
    */
   private write<R>(task: () => Promise<R>): Promise<R> {
-    return this.writes.run(() => this.read(task));
+    return this.writes.run(() => this.run(task, true));
   }
 
-  private async read<R>(task: () => Promise<R>): Promise<R> {
+  private read<R>(task: () => Promise<R>): Promise<R> {
+    return this.run(task, false);
+  }
+
+  private async run<R>(task: () => Promise<R>, inWriteQueue: boolean): Promise<R> {
     if (this.closed) throw new Error(`embedded store is closed (collection ${this.name})`);
     await this.loaded;
+    if (this.diverged) {
+      // in the write queue, so that no compound write sees memory change under it
+      if (inWriteQueue) await this.readBack();
+      else await this.writes.run(() => this.readBack());
+    }
     try {
       return await task();
     } catch (err) {

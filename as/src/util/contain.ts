@@ -14,19 +14,38 @@ export interface FailureSink {
   metrics?: Metrics;
 }
 
-/** Runs `work` in the background; a failure is logged and counted under `reaction`. */
-export function contain(sink: FailureSink, reaction: string, work: Promise<unknown> | (() => Promise<unknown>)): void {
-  let running: Promise<unknown>;
-  try {
-    running = typeof work === 'function' ? work() : work;
-  } catch (err) {
-    failed(sink, reaction, err);
-    return;
-  }
-  running.catch((err: unknown) => failed(sink, reaction, err));
+/**
+ * Runs `work` in the background; a failure is logged (with `context`, e.g. the dialog it
+ * was for) and counted under `reaction`.
+ */
+export function contain(
+  sink: FailureSink,
+  reaction: string,
+  work: Promise<unknown> | (() => Promise<unknown>),
+  context?: Record<string, unknown>,
+): void {
+  void survive(sink, reaction, work, context);
 }
 
-function failed(sink: FailureSink, reaction: string, err: unknown): void {
+/**
+ * Awaits `work` and contains its failure the same way: for work that must be done before
+ * an answer leaves, but whose failure must not change an answer already decided (the CDR
+ * of a message that is stored: the client is told 202 either way).
+ */
+export async function survive(
+  sink: FailureSink,
+  reaction: string,
+  work: Promise<unknown> | (() => Promise<unknown>),
+  context?: Record<string, unknown>,
+): Promise<void> {
+  try {
+    await (typeof work === 'function' ? work() : work);
+  } catch (err) {
+    failed(sink, reaction, err, context);
+  }
+}
+
+function failed(sink: FailureSink, reaction: string, err: unknown, context?: Record<string, unknown>): void {
   sink.metrics?.count(REACTION_FAILURES, { reaction });
-  sink.log.error({ err, reaction }, 'reaction failed; the AS goes on');
+  sink.log.error({ ...context, err, reaction }, 'reaction failed; the AS goes on');
 }

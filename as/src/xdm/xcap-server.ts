@@ -23,6 +23,8 @@ import { mergeRlsServices } from './usages/rls-services.js';
 
 const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
+import { answerFailure } from '../http/failure-answer.js';
+import type { StoreOutages } from '../store/store-fault.js';
 
 export interface XcapServerOptions {
   /** Path of the XCAP root on this server, e.g. /xcap-root. */
@@ -75,7 +77,7 @@ export class XcapServer {
   private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
   private parsedBytes = 0;
 
-  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics }) {}
+  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics; outages: StoreOutages }) {}
 
   /** The koa middleware serving the XCAP root (after authentication). */
   middleware(): Koa.Middleware {
@@ -112,8 +114,7 @@ export class XcapServer {
     if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
     if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
-    this.deps.log.error({ err, path: ctx.path, method: ctx.method }, 'XCAP request failed');
-    emptyBody(ctx, 500);
+    answerFailure(ctx, err, { ...this.deps, api: 'xcap' });
   }
 
   private async handle(ctx: Context): Promise<void> {

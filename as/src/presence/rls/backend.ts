@@ -8,6 +8,8 @@ import type { Collection, Store } from '../../store/port.js';
 import { DuplicateKeyError } from '../../store/port.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
 import { pidfBodyProblem } from '../pidf-body.js';
+import type { Metrics } from '../../ops/metrics.js';
+import { contain } from '../../util/contain.js';
 
 /** A back-end subscription to a member in another domain, shared by every list holding it. */
 interface BackendRecord {
@@ -56,18 +58,20 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
     /** Whether any live list still holds a member (otherwise its subscription lapses). */
     stillWanted: (member: string) => Promise<boolean>;
     log: Logger;
+    metrics: Metrics;
   }) {
     super();
     this.records = deps.store.collection<BackendRecord>('rls_backend');
   }
 
   start(): void {
-    this.sweeper = setInterval(() => void this.sweep(), 30_000);
+    this.sweeper = setInterval(() => contain(this.deps, 'rls-backend-sweep', () => this.sweep()), 30_000);
     this.sweeper.unref();
   }
 
   stop(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   /** The member as known now; starts its back-end subscription when there is none. */
@@ -125,7 +129,7 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
       throw err;
     }
     const fromTag = randomBytes(6).toString('hex');
-    void this.deps.uac.send({
+    contain(this.deps, 'rls-backend-subscribe', this.deps.uac.send({
       method: 'SUBSCRIBE',
       ruri: member,
       headers: [
@@ -146,19 +150,15 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
       await this.records.updateOne({ _id: member, callId }, { $set: { state: 'terminated', reason, updatedAt: new Date() }, $unset: { pidf: true } });
       this.deps.log.info({ member, code: outcome.code, timedOut: outcome.timedOut }, 'back-end subscription refused');
       this.emit('changed', member);
-    }).catch((err: unknown) => this.deps.log.error({ err, member }, 'back-end SUBSCRIBE failed'));
+    }), { member });
   }
 
   /** Renews what lists still hold before it lapses; forgets what none holds any more. */
   private async sweep(): Promise<void> {
-    try {
-      const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
-      for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
-        if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
-        else await this.records.deleteOne({ _id: r._id, callId: r.callId });
-      }
-    } catch (err) {
-      this.deps.log.error({ err }, 'back-end subscription sweep failed');
+    const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
+    for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
+      if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
+      else await this.records.deleteOne({ _id: r._id, callId: r.callId });
     }
   }
 }

@@ -17,6 +17,8 @@ import type { Presentities } from '../presentities.js';
 import type { BackendSubscriptions } from './backend.js';
 import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolvedList } from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
+import type { Metrics } from '../../ops/metrics.js';
+import { contain } from '../../util/contain.js';
 
 export const MULTIPART_RELATED = 'multipart/related';
 
@@ -108,9 +110,10 @@ export class ResourceListServer {
     backend?: BackendSubscriptions;
     limits: ListLimits;
     log: Logger;
+    metrics: Metrics;
   }) {
-    deps.docs.on('change', (ch) => void this.documentChanged(ch));
-    deps.backend?.on('changed', (member) => void deps.notifier().resourceChanged('presence', member, { direct: false }));
+    deps.docs.on('change', (ch) => contain(deps, 'list-document-change', this.documentChanged(ch), { doc: documentKey(ch.ref) }));
+    deps.backend?.on('changed', (member) => contain(deps, 'list-member-fan-out', deps.notifier().resourceChanged('presence', member, { direct: false }), { member }));
   }
 
   /** The list a Request-URI names, if any. */
@@ -328,21 +331,17 @@ export class ResourceListServer {
    * or a document a list was read from (re-read the membership).
    */
   private async documentChanged(ch: DocumentChange): Promise<void> {
-    try {
-      if (ch.ref.tree !== 'users') return;
-      if (ch.ref.auid === 'pres-rules') {
-        const member = ch.ref.xui;
-        for (const key of [...this.grants.keys()]) if (key.startsWith(`${member}\n`)) this.grants.delete(key);
-        await this.deps.notifier().resourceChanged('presence', member, { direct: false });
-        return;
-      }
-      if (ch.ref.auid !== 'rls-services' && ch.ref.auid !== 'resource-lists') return;
-      const notifier = this.deps.notifier();
-      const subs = await notifier.find({ event: 'presence', 'data.sources': documentKey(ch.ref), state: { $ne: 'terminated' } });
-      for (const s of subs) await this.reresolve(s);
-    } catch (err) {
-      this.deps.log.error({ err, doc: documentKey(ch.ref) }, 'list subscriptions not updated after a document change');
+    if (ch.ref.tree !== 'users') return;
+    if (ch.ref.auid === 'pres-rules') {
+      const member = ch.ref.xui;
+      for (const key of [...this.grants.keys()]) if (key.startsWith(`${member}\n`)) this.grants.delete(key);
+      await this.deps.notifier().resourceChanged('presence', member, { direct: false });
+      return;
     }
+    if (ch.ref.auid !== 'rls-services' && ch.ref.auid !== 'resource-lists') return;
+    const notifier = this.deps.notifier();
+    const subs = await notifier.find({ event: 'presence', 'data.sources': documentKey(ch.ref), state: { $ne: 'terminated' } });
+    for (const s of subs) await this.reresolve(s);
   }
 
   private async reresolve(s: Subscription): Promise<void> {

@@ -1,3 +1,4 @@
+import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store } from '../store/port.js';
@@ -64,6 +65,12 @@ export interface ChargingOptions {
   now?: () => Date;
   /** ICID source when the request had no P-Charging-Vector. Default `<nodeId>-<uuid>`. */
   generateIcid?: () => string;
+  /**
+   * Where the retention purge runs: the instance's singleton jobs (one instance of those
+   * sharing the store purges). Default: this process alone. Catch-up of the files stays with
+   * each instance: every node writes its own files from its own records.
+   */
+  jobs?: JobScheduler;
 }
 
 /** A CDR as stored: the record plus `_id` (= recordId) and `storedAt` (TTL field). */
@@ -158,7 +165,9 @@ export class Charging {
   private fileMode: 'live' | 'degraded' = 'live';
   private catchingUp: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private purgeTimer: NodeJS.Timeout | null = null;
+  private jobs?: JobScheduler;
+  /** The purge's scheduler when no shared one was given (stopped with this). */
+  private ownJobs?: SingletonJobs;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -179,6 +188,7 @@ export class Charging {
     this.nodeAddress = opts.nodeAddress;
     this.log = opts.log.child({ svc: 'charging' });
     this.retentionDays = opts.retentionDays ?? 30;
+    this.jobs = opts.jobs;
     this.storeAttempts = Math.max(1, opts.storeAttempts ?? 3);
     this.fileRetryMs = opts.fileRetryMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
@@ -334,9 +344,8 @@ export class Charging {
         this.log.warn({ err }, 'CDR retention purge failed; will try again');
       }
     };
-    this.purgeTimer = setInterval(() => void purge(), PURGE_INTERVAL_MS);
-    this.purgeTimer.unref();
-    void purge();
+    if (!this.jobs) this.jobs = this.ownJobs = SingletonJobs.alone(this.log);
+    this.jobs.add({ name: 'cdr-store-purge', everyMs: PURGE_INTERVAL_MS, run: purge, runWhenTaken: true });
   }
 
   /** Removes the store's records past retention now; returns how many. */
@@ -351,7 +360,7 @@ export class Charging {
       return;
     }
     this.state = 'stopping';
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.ownJobs?.stop();
     await this.whenIdle();
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);

@@ -5,7 +5,8 @@ import type { CauseForRecordClosing } from '../charging/record.js';
 import type { UacClient, UacOutcome } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { Registrations } from '../registrations/registrations.js';
+import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
+import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
 import type { ImPolicy } from '../xdm/usages/im-policy.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
 
@@ -45,7 +46,8 @@ const BATCH = 50;
  */
 export class StoreAndForward {
   private readonly draining = new Map<string, { again: boolean }>();
-  private sweepTimer?: NodeJS.Timeout;
+  /** The sweep's scheduler when no shared one was given (stopped with this). */
+  private ownJobs?: SingletonJobs;
   private sweeping?: Promise<void>;
   private stopped = false;
   notificationFactory?: NotificationFactory;
@@ -60,23 +62,26 @@ export class StoreAndForward {
     limits: StoreAndForwardLimits;
     metrics: Metrics;
     log: Logger;
+    /** Where the sweep runs: the instance's singleton jobs (one instance sweeps). Default: this process alone. */
+    jobs?: JobScheduler;
   }) {}
 
   async start(): Promise<void> {
     await this.deps.store.start();
-    this.deps.registrations.on('change', (ch) => {
-      if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
-    });
-    this.sweepTimer = setInterval(() => void this.sweep(), this.deps.limits.sweepSeconds * 1000);
-    this.sweepTimer.unref();
-    // messages stored before a restart for users registered now
-    void this.sweep();
+    const jobs = this.deps.jobs ?? (this.ownJobs = SingletonJobs.alone(this.deps.log, this.deps.metrics));
+    // taken: at start, or from an instance that died (messages stored meanwhile for users registered now)
+    jobs.add({ name: 'im-deferred-sweep', everyMs: this.deps.limits.sweepSeconds * 1000, run: () => this.sweep(), runWhenTaken: true });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.sweepTimer);
+    await this.ownJobs?.stop();
     await this.sweeping;
+  }
+
+  /** A contact came or was refreshed: the user's stored messages can go now. */
+  registrationChanged(ch: RegistrationChange): void {
+    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
   }
 
   /** Waiting drains (for tests and shutdown). */

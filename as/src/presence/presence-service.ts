@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { Presentities } from './presentities.js';
-import type { DocumentChange } from '../xdm/document-store.js';
+import type { DocumentRef } from '../xdm/document-store.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { serializePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
@@ -40,12 +40,6 @@ export class PresenceService implements IscService {
     backend?: BackendSubscriptions;
     log: Logger;
   }) {
-    deps.publications.on('changed', ({ entity, event }) => void deps.notifier.resourceChanged(event, entity));
-    deps.notifier.on('subscription', ({ sub }) => {
-      // every step of a presence subscription is news for the presentity's watcher info
-      if (sub.event === 'presence') void deps.notifier.resourceChanged('presence.winfo', sub.resource);
-    });
-    deps.registrations.on('change', (c) => void this.networkSource(c));
   }
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -102,25 +96,22 @@ export class PresenceService implements IscService {
    * The Presence Network Agent's part: registration state as the presentity's "network"
    * tuple, open while any contact is registered.
    */
-  private async networkSource(change: RegistrationChange): Promise<void> {
-    try {
-      const open = change.remaining > 0;
-      const body = serializePidf({
-        entity: change.aor,
-        tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
-        persons: [], devices: [], notes: [], extensions: [],
-      });
-      await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
-    } catch (err) {
-      this.deps.log.error({ err, aor: change.aor }, 'network presence source not updated');
-    }
+  async networkSource(change: RegistrationChange): Promise<void> {
+    const open = change.remaining > 0;
+    const body = serializePidf({
+      entity: change.aor,
+      tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
+      persons: [], devices: [], notes: [], extensions: [],
+    });
+    await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
   }
 
   /** A pres-rules document changed: re-decide every live subscription to that presentity. */
-  async rulesChanged(ch: DocumentChange): Promise<void> {
-    if (ch.ref.auid !== 'pres-rules' || ch.ref.tree !== 'users') return;
-    const resource = ch.ref.xui;
-    const subs = await this.deps.notifier.find({ event: 'presence', resource, state: { $ne: 'terminated' } });
+  async rulesChanged(ref: DocumentRef): Promise<void> {
+    if (ref.auid !== 'pres-rules' || ref.tree !== 'users') return;
+    const resource = ref.xui;
+    // the dialogs this instance holds: every instance re-decides its own
+    const subs = await this.deps.notifier.owned({ event: 'presence', resource, state: { $ne: 'terminated' } });
     for (const s of subs) {
       const grant = await this.deps.authorizer.decide(resource, s.watcher);
       if (grant.handling === 'block') {

@@ -7,6 +7,7 @@ import { parseValueParams } from '../../sip/index.js';
 import type { Collection, Store } from '../../store/port.js';
 import { DuplicateKeyError } from '../../store/port.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import type { JobScheduler } from '../../cluster/singleton-jobs.js';
 import { pidfBodyProblem } from '../pidf-body.js';
 
 /** A back-end subscription to a member in another domain, shared by every list holding it. */
@@ -44,7 +45,6 @@ const REFRESH_MARGIN_MS = 120_000;
  */
 export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
   private readonly records: Collection<BackendRecord>;
-  private sweeper?: NodeJS.Timeout;
 
   constructor(private readonly deps: {
     store: Store;
@@ -61,13 +61,9 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
     this.records = deps.store.collection<BackendRecord>('rls_backend');
   }
 
-  start(): void {
-    this.sweeper = setInterval(() => void this.sweep(), 30_000);
-    this.sweeper.unref();
-  }
-
-  stop(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
+  /** Refreshes run as a singleton job: one instance of those sharing the store renews for all. */
+  start(jobs: JobScheduler): void {
+    jobs.add({ name: 'rls-backend-refresh', everyMs: 30_000, run: () => this.sweep() });
   }
 
   /** The member as known now; starts its back-end subscription when there is none. */
@@ -151,14 +147,10 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
 
   /** Renews what lists still hold before it lapses; forgets what none holds any more. */
   private async sweep(): Promise<void> {
-    try {
-      const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
-      for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
-        if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
-        else await this.records.deleteOne({ _id: r._id, callId: r.callId });
-      }
-    } catch (err) {
-      this.deps.log.error({ err }, 'back-end subscription sweep failed');
+    const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
+    for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
+      if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
+      else await this.records.deleteOne({ _id: r._id, callId: r.callId });
     }
   }
 }

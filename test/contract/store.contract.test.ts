@@ -13,6 +13,7 @@ import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
 import { MongoStore } from '../../as/src/store/mongo-store.js';
 import { openStore } from '../../as/src/store/open-store.js';
 import { DuplicateKeyError, type Doc, type Store, type Update } from '../../as/src/store/port.js';
+import { withDbName } from '../helpers/mongo-uri.js';
 
 type EngineName = 'embedded' | 'mongodb';
 
@@ -556,20 +557,6 @@ async function makeEmbedded(): Promise<EngineFixture> {
     open: () => EmbeddedStore.open(dir),
     destroy: () => rm(dir, { recursive: true, force: true }),
   };
-}
-
-/**
- * The same server URI with another database in its path. With credentials, the path also
- * names the database to authenticate against: keep the original one through authSource.
- */
-function withDbName(uri: string, dbName: string): string {
-  const match = /^(mongodb(?:\+srv)?:\/\/([^/?]*))(?:\/([^?]*))?(\?.*)?$/.exec(uri);
-  if (!match) throw new Error('MONGODB_URI is not a mongodb:// or mongodb+srv:// URI');
-  const [, serverPart = '', hosts = '', originalDb = '', query = ''] = match;
-  const params = new URLSearchParams(query.slice(1));
-  if (hosts.includes('@') && !params.has('authSource')) params.set('authSource', originalDb || 'admin');
-  const search = params.toString();
-  return `${serverPart}/${dbName}${search ? `?${search}` : ''}`;
 }
 
 const mongoRunId = `${Date.now().toString(36)}_${process.pid}`;

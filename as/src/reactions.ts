@@ -71,7 +71,8 @@ function declare(p: ReactingParts): Declarations {
       { name: 'reg-notify', where: 'everywhere', run: (c) => notifier.resourceChanged('reg', c.change.aor) },
       // the network's presence source is a publication: written once, its own change follows
       { name: 'network-presence', where: 'origin', run: (c) => p.presence.networkSource(c.change) },
-      { name: 'deferred-drain', where: 'origin', when: (c) => c.change.remaining > 0 && (c.change.kind === 'registered' || c.change.kind === 'refreshed'), run: (c) => p.forward.drainSoon(c.change.aor) },
+      // stored messages go to a user who came online (their mailbox is leased: one instance drains it)
+      { name: 'deferred-drain', where: 'origin', run: (c) => p.forward.registrationChanged(c.change) },
     ],
     user: [
       { name: 'credential-cache', where: 'origin', run: (c) => p.dropCredentials(c.user) },

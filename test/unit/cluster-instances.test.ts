@@ -1,0 +1,196 @@
+/**
+ * Two AS instances on one store, inside one process: the reactions declared in
+ * as/src/reactions.ts run on the instance that made a change and on the other (through the
+ * store's change feed) as declared; subscription dialogs are notified by the instance holding
+ * them only, and adopted by another when it dies. Kamailio and the other services are fakes
+ * that record what they were asked.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { Charging } from '../../as/src/charging/charging.js';
+import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
+import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
+import { Notifier } from '../../as/src/events/notifier.js';
+import type { UacClient, UacRequest } from '../../as/src/isc/uac.js';
+import { silentLogger } from '../../as/src/log/logger.js';
+import { Metrics } from '../../as/src/ops/metrics.js';
+import { Publications } from '../../as/src/presence/publications.js';
+import { Reactions, type ReactingParts } from '../../as/src/reactions.js';
+import { Registrations } from '../../as/src/registrations/registrations.js';
+import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { REACTION_FAILURES } from '../../as/src/util/contain.js';
+import { TypedEmitter } from '../../as/src/util/typed-emitter.js';
+import { XdmDocuments } from '../../as/src/xdm/document-store.js';
+
+const ALICE = 'sip:alice@example.com';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function until(what: string | (() => string), ok: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await sleep(5);
+  }
+}
+
+/** The reacting services of one instance, recording each call as "service.method arg". */
+class Recorder extends TypedEmitter<{ subscription: [SubscriptionEvent]; changed: [string] }> {
+  readonly calls: string[] = [];
+  failOn?: string;
+
+  record(call: string): void {
+    this.calls.push(call);
+    if (this.failOn && call.startsWith(this.failOn)) throw new Error(`${call} failed`);
+  }
+}
+
+describe('two instances on one store', () => {
+  let dir = '';
+  let store: EmbeddedStore;
+  const feeds: StoreChangeFeed[] = [];
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'cluster-instances-'));
+    store = await EmbeddedStore.open(dir);
+  });
+  afterEach(async () => {
+    for (const f of feeds.splice(0)) await f.stop();
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function instance(id: string) {
+    const rec = new Recorder();
+    const metrics = new Metrics();
+    const docs = new XdmDocuments(store);
+    const publications = new Publications(store);
+    const registrations = new Registrations(store, silentLogger());
+    const feed = new StoreChangeFeed({ store, instance: id, pollMs: 20, log: silentLogger(), metrics });
+    feeds.push(feed);
+    const parts = {
+      docs, publications, registrations,
+      backend: rec,
+      notifier: Object.assign(rec, { resourceChanged: async (event: string, resource: string) => void rec.record(`notifier.resourceChanged ${event} ${resource}`) }),
+      presenceState: { forget: (e: string) => rec.record(`presenceState.forget ${e}`), clear: () => rec.record('presenceState.clear') },
+      lists: { documentChanged: async (ref: { auid: string }) => rec.record(`lists.documentChanged ${ref.auid}`), forgetGrants: () => rec.record('lists.forgetGrants') },
+      presence: {
+        rulesChanged: async (ref: { xui: string }) => rec.record(`presence.rulesChanged ${ref.xui}`),
+        networkSource: async (c: { aor: string }) => rec.record(`presence.networkSource ${c.aor}`),
+      },
+      regPackage: { noteChange: (c: { kind: string }) => rec.record(`regPackage.noteChange ${c.kind}`) },
+      forward: { registrationChanged: (c: { aor: string }) => rec.record(`forward.registrationChanged ${c.aor}`) },
+      dropCredentials: async (user: string) => rec.record(`kamailio.dropCredentials ${user}`),
+    } as unknown as ReactingParts;
+    const reactions = new Reactions(feed, parts, { log: silentLogger(), metrics });
+    await feed.start();
+    return { id, rec, metrics, docs, publications, registrations, reactions };
+  }
+
+  it('a document written on B: B reacts at once, A through the feed, with the same reactions in the same order', async () => {
+    const a = await instance('as-a');
+    const b = await instance('as-b');
+    await b.docs.put({ auid: 'pidf-manipulation', tree: 'users', xui: ALICE, path: 'index' }, '<presence/>', { kind: 'any' });
+    const expected = [
+      `presenceState.forget ${ALICE}`,
+      'lists.documentChanged pidf-manipulation',
+      `notifier.resourceChanged xcap-diff ${ALICE}`,
+      `notifier.resourceChanged presence ${ALICE}`,
+    ];
+    await until('B\'s own reactions', () => b.rec.calls.length === expected.length, 200);
+    assert.deepEqual(b.rec.calls, expected);
+    await until('A\'s reactions through the feed', () => a.rec.calls.length === expected.length);
+    assert.deepEqual(a.rec.calls, expected);
+    await sleep(100);
+    assert.equal(a.rec.calls.length, expected.length, 'applied once');
+    assert.equal(b.rec.calls.length, expected.length, 'its own change read back is not applied again');
+  });
+
+  it('work that must happen once (the network presence source, deferred delivery, Kamailio\'s cache) runs on the instance that made the change only', async () => {
+    const a = await instance('as-a');
+    const b = await instance('as-b');
+    await b.registrations.apply({ type: 'registration', aor: ALICE, ts: '100', contacts: [{ uri: 'sip:alice@192.0.2.1', expires: Math.floor(Date.now() / 1000) + 600 }] });
+    await b.reactions.userChanged('alice');
+    await until('A\'s reactions', () => a.rec.calls.length === 2);
+    await sleep(100);
+    assert.deepEqual(a.rec.calls, ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`], 'A heard the user change too, and has nothing to do for it');
+    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 5);
+    // (the user's reactions run beside the registration's: another resource)
+    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.')), [
+      'regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`, `presence.networkSource ${ALICE}`, `forward.registrationChanged ${ALICE}`,
+    ]);
+    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('kamailio.')), ['kamailio.dropCredentials alice']);
+  });
+
+  it('keeps the order of one presentity\'s changes on the other instance, and a failing reaction stops nothing', async () => {
+    const a = await instance('as-a');
+    const b = await instance('as-b');
+    a.rec.failOn = 'presenceState.forget';
+    for (const s of ['one', 'two', 'three']) await b.publications.setSource(ALICE, 'presence', s, '<presence/>', 'application/pidf+xml');
+    await until('three NOTIFY fan-outs on A', () => a.rec.calls.filter((c) => c.startsWith('notifier')).length === 3);
+    assert.deepEqual(a.rec.calls, Array.from({ length: 3 }, () => [`presenceState.forget ${ALICE}`, `notifier.resourceChanged presence ${ALICE}`]).flat());
+    assert.equal(a.metrics.value(REACTION_FAILURES, { reaction: 'publication:presence-cache' }), 3);
+  });
+});
+
+describe('subscription dialogs held by one instance', () => {
+  let dir = '';
+  let store: EmbeddedStore;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'cluster-dialogs-'));
+    store = await EmbeddedStore.open(dir);
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const pkg: EventPackage = {
+    name: 'test', service: 'presence', defaultExpires: 600, minExpires: 60, maxExpires: 3600, contentTypes: ['text/plain'],
+    admit: async () => ({ state: 'active', resource: ALICE }),
+    content: async () => ({ contentType: 'text/plain', body: 'state' }),
+  };
+
+  function notifier(instance: string, sent: UacRequest[]): Notifier {
+    const uac = { send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }) };
+    return new Notifier({
+      store, uac: uac as unknown as UacClient, charging: { record: async () => undefined } as unknown as Charging,
+      contact: 'sip:notifier@127.0.0.1', instance, log: silentLogger(), metrics: new Metrics(),
+    }).register(pkg);
+  }
+
+  const cseqs = (sent: UacRequest[]) => sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
+
+  it('only the holder notifies; after it dies another adopts the dialog and goes on above its CSeqs', async () => {
+    const sentA: UacRequest[] = [];
+    const sentB: UacRequest[] = [];
+    const a = notifier('as-a', sentA);
+    const b = notifier('as-b', sentB);
+    await a.start();
+    await b.start();
+    const sub: Subscription = {
+      _id: 'call|ft|tt', event: 'test', resource: ALICE, watcher: 'sip:bob@example.com', callId: 'call', fromTag: 'ft', toTag: 'tt',
+      remoteParty: '<sip:bob@example.com>;tag=ft', localParty: `<${ALICE}>`, remoteTarget: 'sip:bob@192.0.2.2', routeSet: [],
+      localCseq: 64, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['text/plain'],
+      createdAt: new Date(), notifyCount: 0, data: {}, owner: 'as-a',
+    };
+    await store.collection<Subscription>('subscriptions').insertOne(sub);
+
+    assert.equal(await b.resourceChanged('test', ALICE), 0, 'B does not hold the dialog');
+    assert.equal(await a.resourceChanged('test', ALICE), 1);
+    await until('A\'s NOTIFY', () => sentA.length === 1);
+    assert.equal(sentB.length, 0);
+
+    // A dies: B adopts the dialog (what the dialog-adoption job does for a lapsed heartbeat)
+    a.stop();
+    assert.equal(await b.adopt('as-a'), 1);
+    assert.equal(await b.adopt('as-a'), 0, 'adopted once');
+    assert.equal(await b.resourceChanged('test', ALICE), 1);
+    await until('B\'s NOTIFY', () => sentB.length === 1);
+    assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
+    b.stop();
+  });
+});

@@ -19,6 +19,7 @@ import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
 import { MongoStore } from '../../as/src/store/mongo-store.js';
 import type { Store } from '../../as/src/store/port.js';
 import { withDbName } from '../helpers/mongo-uri.js';
+import { sleep, until } from '../helpers/until.js';
 
 const POLL_MS = 50;
 const GAP_WAIT_MS = 400;
@@ -49,16 +50,6 @@ interface Implementation {
   shared: boolean;
   makeShared(): Promise<SharedStore>;
   feed(store: Store, id: string, metrics: Metrics): ChangeFeed;
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
 }
 
 const pub = (entity: string, n = 0): Change => ({ kind: 'publication', entity, event: `presence${n ? `#${n}` : ''}` });

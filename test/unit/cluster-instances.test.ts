@@ -24,18 +24,9 @@ import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
 import { REACTION_FAILURES } from '../../as/src/util/contain.js';
 import { TypedEmitter } from '../../as/src/util/typed-emitter.js';
 import { XdmDocuments } from '../../as/src/xdm/document-store.js';
+import { sleep, until } from '../helpers/until.js';
 
 const ALICE = 'sip:alice@example.com';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string | (() => string), ok: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(5);
-  }
-}
-
 /** The reacting services of one instance, recording each call as "service.method arg". */
 class Recorder extends TypedEmitter<{ subscription: [SubscriptionEvent]; changed: [string] }> {
   readonly calls: string[] = [];

@@ -8,19 +8,10 @@ import { SingletonJobs } from '../../as/src/cluster/singleton-jobs.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
 import type { Collection, Doc, Store } from '../../as/src/store/port.js';
+import { sleep, until } from '../helpers/until.js';
 
 const TTL_MS = 600;
 const RENEW_MS = 150;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 /**
  * One instance's view of the shared store, which can die: from `kill()` on, every call fails
  * as if its process were gone (its timers still fire, so nothing it does may keep the job).
@@ -90,15 +81,21 @@ describe('singleton jobs: leases in the store', () => {
     assert.equal(b.holds('sweep'), false);
   });
 
-  it(`the owner dies (stops renewing): the other takes over within ttl + renew (${TTL_MS + RENEW_MS} ms)`, async (t) => {
+  /** Two instances started, the first (on `storeOfA`) running the job. */
+  async function firstRunning(storeOfA: Store) {
     const runsA: number[] = [];
     const runsB: number[] = [];
-    const dying = mortal(store);
-    const a = instance('as-a', dying.store, runsA);
+    const a = instance('as-a', storeOfA, runsA);
     const b = instance('as-b', store, runsB);
     await a.start();
     await b.start();
     await until('the first instance running the job', () => runsA.length > 0);
+    return { a, b, runsA, runsB };
+  }
+
+  it(`the owner dies (stops renewing): the other takes over within ttl + renew (${TTL_MS + RENEW_MS} ms)`, async (t) => {
+    const dying = mortal(store);
+    const { runsA, runsB } = await firstRunning(dying.store);
     dying.kill();
     const diedAt = Date.now();
     await until('the survivor running the job', () => runsB.length > 0, 5000);
@@ -111,13 +108,7 @@ describe('singleton jobs: leases in the store', () => {
   });
 
   it('an instance that stops gives its jobs up at once', async () => {
-    const runsA: number[] = [];
-    const runsB: number[] = [];
-    const a = instance('as-a', store, runsA);
-    const b = instance('as-b', store, runsB);
-    await a.start();
-    await b.start();
-    await until('the first instance running the job', () => runsA.length > 0);
+    const { a, runsB } = await firstRunning(store);
     const stoppedAt = Date.now();
     await a.stop();
     running.splice(running.indexOf(a), 1);

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { MongoStore } from '../../as/src/store/mongo-store.js';
 import { openStore } from '../../as/src/store/open-store.js';
 import { DuplicateKeyError, type Doc, type Store, type Update } from '../../as/src/store/port.js';
@@ -553,7 +553,7 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 async function makeEmbedded(): Promise<EngineFixture> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ims-store-contract-'));
   return {
-    open: () => EmbeddedStore.open(dir),
+    open: () => SqliteStore.open(dir),
     destroy: () => rm(dir, { recursive: true, force: true }),
   };
 }
@@ -614,8 +614,8 @@ describe('embedded store: directory lock and durability', () => {
   });
 
   it('refuses a second open of the same directory while the first is open, then opens after close', async () => {
-    const first = await EmbeddedStore.open(dir);
-    await assert.rejects(EmbeddedStore.open(dir), (err: unknown) => {
+    const first = await SqliteStore.open(dir);
+    await assert.rejects(SqliteStore.open(dir), (err: unknown) => {
       assert.ok(err instanceof Error);
       assert.match(err.message, /is locked/);
       assert.match(err.message, new RegExp(`pid ${process.pid}`));
@@ -624,7 +624,7 @@ describe('embedded store: directory lock and durability', () => {
       return true;
     });
     await first.close();
-    const second = await EmbeddedStore.open(dir);
+    const second = await SqliteStore.open(dir);
     assert.equal(await readFile(path.join(dir, 'LOCK'), 'utf8'), `${process.pid}\n`);
     await second.close();
   });
@@ -634,7 +634,7 @@ describe('embedded store: directory lock and durability', () => {
     try {
       assert.ok(holder.pid);
       await writeFile(path.join(dir, 'LOCK'), `${holder.pid}\n`);
-      await assert.rejects(EmbeddedStore.open(dir), new RegExp(`process ${holder.pid} has it open`));
+      await assert.rejects(SqliteStore.open(dir), new RegExp(`process ${holder.pid} has it open`));
     } finally {
       holder.kill();
       await rm(path.join(dir, 'LOCK'), { force: true });
@@ -645,14 +645,14 @@ describe('embedded store: directory lock and durability', () => {
     const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
     await new Promise((resolve) => gone.on('exit', resolve));
     await writeFile(path.join(dir, 'LOCK'), `${gone.pid}\n`);
-    const store = await EmbeddedStore.open(dir);
+    const store = await SqliteStore.open(dir);
     assert.equal(await readFile(path.join(dir, 'LOCK'), 'utf8'), `${process.pid}\n`);
     await store.close();
     await assert.rejects(readFile(path.join(dir, 'LOCK'), 'utf8'), { code: 'ENOENT' });
   });
 
   it('a write is in the datafile as soon as its promise resolves (it survives a crash)', async () => {
-    const store = await EmbeddedStore.open(dir);
+    const store = await SqliteStore.open(dir);
     try {
       await store.collection('journal').insertOne({ _id: 'written-before-resolve', v: 1 });
       const datafile = await readFile(path.join(dir, 'journal.db'), 'utf8');
@@ -663,7 +663,7 @@ describe('embedded store: directory lock and durability', () => {
   });
 
   it('rejects collection names that are not plain file names', async () => {
-    const store = await EmbeddedStore.open(dir);
+    const store = await SqliteStore.open(dir);
     try {
       assert.throws(() => store.collection('../escape'), /invalid collection name/);
       assert.throws(() => store.collection('.hidden'), /invalid collection name/);

@@ -183,13 +183,13 @@ describe('Charging', () => {
     await store.close();
   });
 
-  test('indexes: seq, nodeId, sessionId and a TTL on storedAt (default 30 days; 0 disables)', async () => {
+  test('indexes: seq, nodeId + seq, sessionId and a TTL on storedAt (default 30 days; 0 disables)', async () => {
     const specs: IndexSpec[] = [];
     const n = await startNode({ wrap: (s) => hookStore(s, { ensureIndex: (spec) => specs.push(spec) }) });
     await stopNode(n);
     assert.deepEqual(specs, [
       { fields: { localRecordSequenceNumber: 1 } },
-      { fields: { nodeId: 1 } },
+      { fields: { nodeId: 1, localRecordSequenceNumber: 1 } },
       { fields: { sessionId: 1 } },
       { fields: { storedAt: 1 }, expireAfterSeconds: 30 * 86400 },
     ]);

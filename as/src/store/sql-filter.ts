@@ -22,6 +22,8 @@ import { isOperatorObject } from './document-update.js';
 import type { Filter, SortSpec } from './port.js';
 
 export interface FieldLayout {
+  /** The documents' table, quoted. */
+  readonly docsTable: string;
   /** Fields of plain indexes: never arrays, so an index on their key answers for them. */
   readonly scalarFields: ReadonlySet<string>;
   /** Fields of multikey indexes: their values and array elements are in `keysTable`. */
@@ -225,15 +227,25 @@ class Compiler {
 
 /**
  * The WHERE clause of a filter, documents past a TTL left out (they are gone for every
- * reader, whether or not the sweep has removed them yet).
+ * reader, whether or not the sweep has removed them yet). The expired ones are found once
+ * per query through the TTL index (few: the sweep removes them every few seconds), so a
+ * count or scan does not read every document's Date. Without `nowMs` (deletes: removing an
+ * expired document is what the sweep would do) they stay in.
  */
-export function compileFilter(filter: Filter, layout: FieldLayout, nowMs: number): SqlWhere {
+export function compileFilter(filter: Filter, layout: FieldLayout, nowMs: number | undefined): SqlWhere {
   const compiler = new Compiler(layout);
   let sql = compiler.filter(filter);
+  if (nowMs === undefined) return { sql, params: compiler.params };
   for (const { field, seconds } of layout.ttl) {
-    sql += ` AND (${keyExpr(field)}<${compiler.bind(nowMs - seconds * 1000)} AND ${isDateExpr(field)}) IS NOT 1`;
+    sql += ` AND _id NOT IN (${expiredIds(layout.docsTable, field)})`;
+    compiler.bind(nowMs - seconds * 1000);
   }
   return { sql, params: compiler.params };
+}
+
+/** The `_id`s whose Date at `field` is before the bound parameter. */
+export function expiredIds(docsTable: string, field: string): string {
+  return `SELECT _id FROM ${docsTable} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)}`;
 }
 
 /** ORDER BY over the fields' keys (missing and null first when ascending, as in MongoDB). */

@@ -37,7 +37,7 @@ export function layoutOf(coll: string, specs: readonly IndexSpec[]): FieldLayout
     const [first] = fields;
     if (spec.expireAfterSeconds !== undefined && first !== undefined) ttl.push({ field: first, seconds: spec.expireAfterSeconds });
   }
-  return { scalarFields, multikeyFields, keysTable: keysTable(coll), ttl };
+  return { docsTable: docsTable(coll), scalarFields, multikeyFields, keysTable: keysTable(coll), ttl };
 }
 
 /** The expression index of a plain index spec (undefined for an index on `_id` alone: the primary key serves it). */

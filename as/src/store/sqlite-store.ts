@@ -42,7 +42,7 @@ import {
   type Update,
   type UpdateResult,
 } from './port.js';
-import { compileFilter, compileSort, isDateExpr, keyExpr, type FieldLayout } from './sql-filter.js';
+import { compileFilter, compileSort, expiredIds, type FieldLayout } from './sql-filter.js';
 import {
   CREATE_META,
   META_TABLE,
@@ -195,8 +195,7 @@ export class SqliteStore implements Store, Engine {
     if (!state.exists) return 0;
     let removed = 0;
     for (const { field, seconds } of state.layout.ttl) {
-      const t = docsTable(name);
-      const sql = `DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)} LIMIT ${TTL_SWEEP_CHUNK})`;
+      const sql = `DELETE FROM ${docsTable(name)} WHERE _id IN (${expiredIds(docsTable(name), field)} LIMIT ${TTL_SWEEP_CHUNK})`;
       removed += this.statement(sql).run(Date.now() - seconds * 1000).changes;
     }
     return removed;
@@ -408,7 +407,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
 
   deleteOne(filter: Filter): Promise<number> {
     return this.write(() => {
-      const [row] = this.rows(filter, 1);
+      const [row] = this.rows(filter, 1, true);
       if (!row) return 0;
       return this.engine.statement(`DELETE FROM ${this.docs} WHERE _id=?`).run(row._id).changes;
     });
@@ -417,7 +416,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
   deleteMany(filter: Filter): Promise<number> {
     return this.write(() => {
       if (!this.engine.table(this.name).exists) return 0;
-      const where = this.where(filter);
+      const where = this.where(filter, true);
       return this.engine.statement(`DELETE FROM ${this.docs} WHERE ${where.sql}`).run(...where.params).changes;
     });
   }
@@ -494,8 +493,9 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     }
   }
 
-  private where(filter: Filter) {
-    return compileFilter(filter, this.engine.table(this.name).layout, Date.now());
+  /** Expired documents (TTL) are gone for reads and updates; deletes still count them, as the sweep would remove them. */
+  private where(filter: Filter, forDelete = false) {
+    return compileFilter(filter, this.engine.table(this.name).layout, forDelete ? undefined : Date.now());
   }
 
   private select(filter: Filter, options: FindOptions): T[] {
@@ -510,9 +510,9 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     return (this.engine.statement(sql).pluck().all(...params) as string[]).map((text) => decodeDocument<T>(text));
   }
 
-  private rows(filter: Filter, limit?: number): Row[] {
+  private rows(filter: Filter, limit?: number, forDelete = false): Row[] {
     if (!this.engine.table(this.name).exists) return [];
-    const where = this.where(filter);
+    const where = this.where(filter, forDelete);
     const sql = `SELECT _id, doc FROM ${this.docs} WHERE ${where.sql}${limit ? ` LIMIT ${limit}` : ''}`;
     return this.engine.statement(sql).all(...where.params) as Row[];
   }

@@ -74,8 +74,9 @@ interface Slot {
   raw?: string;
 }
 
-function documentSlot(field: string): Slot {
-  return { key: keyExpr(field), type: typeExpr(field), isDate: isDateExpr(field), raw: `json_extract(doc,${jsonPath(field)})` };
+/** `indexed: false` puts a unary + before the key, which keeps SQLite from choosing an index for that term. */
+function documentSlot(field: string, indexed = true): Slot {
+  return { key: `${indexed ? '' : '+'}${keyExpr(field)}`, type: typeExpr(field), isDate: isDateExpr(field), raw: `json_extract(doc,${jsonPath(field)})` };
 }
 
 export const ELEMENT: Slot = {
@@ -111,8 +112,22 @@ const RANGE_SQL: Record<string, string> = { $gt: '>', $gte: '>=', $lt: '<', $lte
 
 class Compiler {
   readonly params: SqlValue[] = [];
+  /**
+   * A filter on a multikey field is answered from the side table (one value: a few
+   * documents). Without statistics SQLite would rather take a plain index on another field
+   * of the filter (`event`, say, which every subscription shares): its terms then stay off
+   * the indexes.
+   */
+  private plainIndexesOff = false;
 
   constructor(private readonly layout: FieldLayout) {}
+
+  top(filter: Filter): string {
+    this.plainIndexesOff = Object.entries(filter).some(
+      ([key, condition]) => this.layout.multikeyFields.has(key) && !this.layout.scalarFields.has(key) && condition !== null && !isOperatorObject(condition) && kindOf(condition) !== 'document',
+    );
+    return this.filter(filter);
+  }
 
   filter(filter: Filter): string {
     const terms: string[] = [];
@@ -207,7 +222,7 @@ class Compiler {
 
   /** A condition on a field's value or, for arrays, on any of its elements, read where the layout says. */
   private matching(field: string, kind: Kind, condition: (slot: Slot) => string): string {
-    if (this.layout.scalarFields.has(field)) return condition(documentSlot(field));
+    if (this.layout.scalarFields.has(field)) return condition(documentSlot(field, !this.plainIndexesOff));
     if (this.layout.multikeyFields.has(field) && kind !== 'document') {
       const fieldParam = this.bind(field);
       return `_id IN (SELECT m.id FROM ${this.layout.keysTable} m WHERE m.field=${fieldParam} AND ${condition(SIDE)})`;
@@ -234,7 +249,7 @@ class Compiler {
  */
 export function compileFilter(filter: Filter, layout: FieldLayout, nowMs: number | undefined): SqlWhere {
   const compiler = new Compiler(layout);
-  let sql = compiler.filter(filter);
+  let sql = compiler.top(filter);
   if (nowMs === undefined) return { sql, params: compiler.params };
   for (const { field, seconds } of layout.ttl) {
     sql += ` AND _id NOT IN (${expiredIds(layout.docsTable, field)})`;

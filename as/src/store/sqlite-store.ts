@@ -42,7 +42,7 @@ import {
   type Update,
   type UpdateResult,
 } from './port.js';
-import { compileFilter, compileSort, expiredIds, type FieldLayout } from './sql-filter.js';
+import { compileFilter, compileSort, expiredIds, type FieldLayout, type SqlValue } from './sql-filter.js';
 import {
   CREATE_META,
   META_TABLE,
@@ -157,6 +157,15 @@ export class SqliteStore implements Store, Engine {
       this.collections.set(name, collection);
     }
     return collection as unknown as Collection<T>;
+  }
+
+  /**
+   * How SQLite answers `find(filter, options)` on a collection: EXPLAIN QUERY PLAN's lines
+   * (`SEARCH ... USING INDEX ...` or `SCAN ...`). For tests and operators checking that a
+   * query is served by an index.
+   */
+  explain(collection: string, filter: Filter, options: FindOptions = {}): Promise<string[]> {
+    return (this.collection(collection) as unknown as SqliteCollection<Doc>).explain(filter, options);
   }
 
   async ping(): Promise<void> {
@@ -498,8 +507,21 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     return compileFilter(filter, this.engine.table(this.name).layout, forDelete ? undefined : Date.now());
   }
 
+  explain(filter: Filter, options: FindOptions): Promise<string[]> {
+    return this.read(() => {
+      if (!this.engine.table(this.name).exists) return [];
+      const { sql, params } = this.selectSql(filter, options);
+      return (this.engine.statement(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
+    });
+  }
+
   private select(filter: Filter, options: FindOptions): T[] {
     if (!this.engine.table(this.name).exists) return [];
+    const { sql, params } = this.selectSql(filter, options);
+    return (this.engine.statement(sql).pluck().all(...params) as string[]).map((text) => decodeDocument<T>(text));
+  }
+
+  private selectSql(filter: Filter, options: FindOptions): { sql: string; params: SqlValue[] } {
     const where = this.where(filter);
     let sql = `SELECT doc FROM ${this.docs} WHERE ${where.sql}${compileSort(options.sort)}`;
     const params = [...where.params];
@@ -507,7 +529,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
       sql += ' LIMIT ? OFFSET ?';
       params.push(options.limit || -1, options.skip ?? 0);
     }
-    return (this.engine.statement(sql).pluck().all(...params) as string[]).map((text) => decodeDocument<T>(text));
+    return { sql, params };
   }
 
   private rows(filter: Filter, limit?: number, forDelete = false): Row[] {

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
-              baresip-core)
+              baresip-core
+              python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -106,6 +106,7 @@ export class ApplicationServer {
         rotateBytes: config.charging.rotateBytes,
         rotateSeconds: config.charging.rotateSeconds,
         retentionDays: config.charging.storeRetentionDays,
+        maxStoredRecords: config.charging.storeMaxRecords,
         fsync: config.charging.fsync,
         log: log.child({ svc: 'charging' }),
         jobs,

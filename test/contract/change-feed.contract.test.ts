@@ -15,7 +15,7 @@ import type { Change } from '../../as/src/cluster/changes.js';
 import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { MongoStore } from '../../as/src/store/mongo-store.js';
 import type { Store } from '../../as/src/store/port.js';
 import { withDbName } from '../helpers/mongo-uri.js';
@@ -203,15 +203,22 @@ function storeFeed(store: Store, id: string, metrics: Metrics): ChangeFeed {
   return new StoreChangeFeed({ store, instance: id, pollMs: POLL_MS, gapWaitMs: GAP_WAIT_MS, retentionSeconds: 600, log: silentLogger(), metrics });
 }
 
-/** The embedded engine: one process owns its directory, so the instances share one handle. */
+/** The embedded engine (SQLite): each instance its own connection to one database file, as separate processes have. */
 async function embeddedShared(): Promise<SharedStore> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ims-feed-contract-'));
-  const store = await EmbeddedStore.open(dir);
+  const opened: SqliteStore[] = [];
   return {
-    open: async () => store,
-    expireNow: () => store.sweep(),
+    open: async () => {
+      const s = await SqliteStore.open(dir);
+      opened.push(s);
+      return s;
+    },
+    // (a handle sweeps the collections it has used)
+    expireNow: async () => {
+      for (const s of opened) await s.sweep();
+    },
     destroy: async () => {
-      await store.close();
+      for (const s of opened) await s.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

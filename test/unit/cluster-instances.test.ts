@@ -20,7 +20,7 @@ import { Metrics } from '../../as/src/ops/metrics.js';
 import { Publications } from '../../as/src/presence/publications.js';
 import { Reactions, type ReactingParts } from '../../as/src/reactions.js';
 import { Registrations } from '../../as/src/registrations/registrations.js';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { REACTION_FAILURES } from '../../as/src/util/contain.js';
 import { TypedEmitter } from '../../as/src/util/typed-emitter.js';
 import { XdmDocuments } from '../../as/src/xdm/document-store.js';
@@ -40,12 +40,12 @@ class Recorder extends TypedEmitter<{ subscription: [SubscriptionEvent]; changed
 
 describe('two instances on one store', () => {
   let dir = '';
-  let store: EmbeddedStore;
+  let store: SqliteStore;
   const feeds: StoreChangeFeed[] = [];
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cluster-instances-'));
-    store = await EmbeddedStore.open(dir);
+    store = await SqliteStore.open(dir);
   });
   afterEach(async () => {
     for (const f of feeds.splice(0)) await f.stop();
@@ -128,11 +128,11 @@ describe('two instances on one store', () => {
 
 describe('subscription dialogs held by one instance', () => {
   let dir = '';
-  let store: EmbeddedStore;
+  let store: SqliteStore;
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'cluster-dialogs-'));
-    store = await EmbeddedStore.open(dir);
+    store = await SqliteStore.open(dir);
   });
   afterEach(async () => {
     await store.close();

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Lease } from '../../as/src/cluster/lease.js';
 import { SingletonJobs } from '../../as/src/cluster/singleton-jobs.js';
 import { silentLogger } from '../../as/src/log/logger.js';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import type { Collection, Doc, Store } from '../../as/src/store/port.js';
 import { sleep, until } from '../helpers/until.js';
 
@@ -33,12 +33,12 @@ function mortal(store: Store): { store: Store; kill(): void } {
 
 describe('singleton jobs: leases in the store', () => {
   let dir = '';
-  let store: EmbeddedStore;
+  let store: SqliteStore;
   const running: SingletonJobs[] = [];
 
   beforeEach(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'singleton-jobs-'));
-    store = await EmbeddedStore.open(dir);
+    store = await SqliteStore.open(dir);
   });
   afterEach(async () => {
     for (const j of running.splice(0)) await j.stop();

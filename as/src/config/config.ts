@@ -59,6 +59,8 @@ export interface AsConfig {
     rotateSeconds: number;
     /** Days CDRs stay queryable in the store (files are the archive); 0 keeps them forever. */
     storeRetentionDays: number;
+    /** Most CDRs kept in the store (the oldest go first); 0: no limit. */
+    storeMaxRecords: number;
     fsync: boolean;
   };
   cluster: {
@@ -178,6 +180,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a CDR file above this size' },
   { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a CDR file after this many seconds' },
   { path: 'charging.storeRetentionDays', env: 'CDR_STORE_RETENTION_DAYS', kind: 'int', def: 30, help: 'days CDRs stay in the store (0: forever)' },
+  { path: 'charging.storeMaxRecords', env: 'CDR_STORE_MAX_RECORDS', kind: 'int', def: 1_000_000, help: 'most CDRs kept in the store, oldest removed first (0: no limit); the files keep every record' },
   { path: 'charging.fsync', env: 'CDR_FSYNC', kind: 'bool', def: false, help: 'fsync CDR files after each batch' },
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },

@@ -117,8 +117,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Loads live subscriptions and arms their expiry (after a restart too). */
   async start(): Promise<void> {
     await this.subs.ensureIndex({ fields: { event: 1, resource: 1 } });
-    // sparse: most subscriptions watch no list members and then cost this index nothing
-    await this.subs.ensureIndex({ fields: { watches: 1 }, sparse: true });
+    // sparse: most subscriptions watch no list members and then cost this index nothing;
+    // multikey: a list subscription watches several members, queried by any one of them
+    await this.subs.ensureIndex({ fields: { watches: 1 }, sparse: true, multikey: true });
     // an ended subscription stays a little while, for watcher info to report how it ended
     await this.subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
     if (this.deps.instance) {

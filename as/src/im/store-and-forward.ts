@@ -144,10 +144,12 @@ export class StoreAndForward {
     this.draining.set(recipient, state);
     void (async () => {
       try {
+        let blocked = false;
         do {
           state.again = false;
-          await this.drain(recipient);
-        } while (state.again && !this.stopped);
+          blocked = await this.drain(recipient);
+          // a head that just failed waits for its retry time, however many wishes came meanwhile
+        } while (state.again && !blocked && !this.stopped);
       } catch (err) {
         this.deps.log.error({ err, recipient }, 'deferred delivery failed');
       } finally {
@@ -156,12 +158,15 @@ export class StoreAndForward {
     })();
   }
 
-  /** Delivers the mailbox in order; stops at the first message that cannot be delivered now. */
-  private async drain(recipient: string): Promise<void> {
+  /**
+   * Delivers the mailbox in order; stops at the first message that cannot be delivered now.
+   * True when it stopped there (the mailbox waits for that message's retry).
+   */
+  private async drain(recipient: string): Promise<boolean> {
     const { store } = this.deps;
     if (!(await store.lease(recipient, new Date(Date.now() + LEASE_MS)))) {
       this.deps.log.debug({ recipient }, 'mailbox drained by another instance');
-      return;
+      return false;
     }
     let delivered = 0;
     try {
@@ -169,15 +174,15 @@ export class StoreAndForward {
       const keepCopies = (await this.deps.policyOf(recipient)).deferredDelivery.networkStorage;
       for (;;) {
         const batch = await store.pending(recipient, BATCH);
-        if (batch.length === 0) return;
+        if (batch.length === 0) return false;
         for (const msg of batch) {
-          if (this.stopped) return;
+          if (this.stopped) return false;
           if (msg.expiresAt.getTime() <= Date.now()) {
             await this.expire(msg);
             continue;
           }
           const ok = await this.deliverStored(msg, keepCopies);
-          if (!ok) return;
+          if (!ok) return true;
           delivered++;
           if (delivered % BATCH === 0) await store.lease(recipient, new Date(Date.now() + LEASE_MS));
         }

@@ -22,7 +22,7 @@ const ports = portsFrom(6260);
 /** Instance B's own HTTP ports: between the stack's XCAP port and its sipp ports. */
 const B_ISC = ports.xdm + 1;
 const B_XDM = ports.xdm + 2;
-const SHARED = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', ...(process.env.MONGODB_URI ? { MONGODB_URI: process.env.MONGODB_URI } : {}) };
+const SHARED = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', AS_LEASE_SECONDS: '3', ...(process.env.MONGODB_URI ? { MONGODB_URI: process.env.MONGODB_URI } : {}) };
 
 const ALLOW_BOB = `<?xml version="1.0" encoding="UTF-8"?>
 <cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
@@ -109,5 +109,31 @@ describe('two AS processes on one store', () => {
     // and it was A that sent it: B's metrics count no NOTIFY
     const bMetrics = await (await fetch(`http://127.0.0.1:${B_ISC}/metrics`)).text();
     assert.doesNotMatch(bMetrics, /notify_total\{event="presence"/);
+  });
+
+  it('A is killed (kill -9): B adopts its dialog and the watcher keeps getting NOTIFYs', async (t) => {
+    if (skipReason) {
+      t.skip(skipReason);
+      return;
+    }
+    const aliceOnB = new XcapClient(`http://127.0.0.1:${B_XDM}`, 'alice', PW('alice'));
+    // (no un-SUBSCRIBE at the end: with A gone Kamailio has no AS to hand it to)
+    const bob = stack.sipp({ name: 'sub-bob-2', xml: subscriberScenario({ event: 'presence', more: 1, unsubscribe: false }) }, { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', PW('bob')], timeoutMs: 40000 });
+    await stack.sippLogged(bob.dir, /SUBSCRIBED/);
+
+    const a = (stack as unknown as { as: ChildProcess }).as;
+    const killedAt = Date.now();
+    a.kill('SIGKILL');
+    await eventually(() => (/subscription dialogs adopted/.test(b!.output) ? true : undefined), 20000, 'B adopting A\'s dialogs');
+    t.diagnostic(`B adopted A's dialogs ${Date.now() - killedAt} ms after kill -9 (lease ${SHARED.AS_LEASE_SECONDS} s, adoption job every 5 s)`);
+
+    const put = await aliceOnB.put('/xcap-root/pidf-manipulation/users/sip:alice@example.com/index', HARD_STATE('after the failover'), 'application/pidf+xml');
+    assert.equal(put.status, 200);
+    const run = await bob;
+    assert.equal(run.exitCode, 0, run.stdout);
+    const saw = notifies(run);
+    assert.match(saw[1]!, /after the failover/, 'the NOTIFY after the failover carries the change');
+    const cseq = (n: string) => Number(/CSeq: (\d+) NOTIFY/.exec(n)?.[1]);
+    assert.ok(cseq(saw[1]!) > cseq(saw[0]!), `CSeq ${cseq(saw[1]!)} after ${cseq(saw[0]!)}: the dialog goes on`);
   });
 });

@@ -87,8 +87,9 @@ function declare(p: ReactingParts): Declarations {
 }
 
 /**
- * Wires the sources to the feed and the feed to the declarations. Returns how to publish a
- * user change (the user directory awaits it: its callers expect Kamailio's cache dropped).
+ * Wires the sources to the feed and the feed to the declarations. A user change is published
+ * through userChanged, which the user directory awaits (its callers expect Kamailio's cache
+ * dropped when they are answered).
  */
 export class Reactions {
   private readonly declared: Declarations;
@@ -116,9 +117,10 @@ export class Reactions {
     const key = resourceOf(change);
     const run = (this.tails.get(key) ?? Promise.resolve()).then(() => this.runAll(change, origin));
     this.tails.set(key, run);
-    void run.finally(() => {
+    // (runAll never rejects: each reaction's failure is contained there)
+    contain(this.sink, 'reaction-queue', run.finally(() => {
       if (this.tails.get(key) === run) this.tails.delete(key);
-    });
+    }));
     return run;
   }
 

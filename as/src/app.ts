@@ -146,7 +146,7 @@ export class ApplicationServer {
       notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
 
       // Presence Server: publications, composition, authorization, watcher info
-      const publications = new Publications(store);
+      const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);

@@ -80,7 +80,7 @@ describe('embedded store: the services query through indexes', () => {
     const charging = new Charging({ store, nodeId: 'as1', nodeAddress: '127.0.0.1', cdrDir: path.join(dir, 'cdr'), log });
     const notifier = new Notifier({ store, uac: {} as UacClient, charging, contact: 'sip:as@127.0.0.1', log, metrics: new Metrics() });
     notifier.register({ name: 'presence', listsMembers: true } as unknown as EventPackage);
-    const pubs = new Publications(store);
+    const pubs = new Publications(store, { log: silentLogger() });
     const regs = new Registrations(store, log);
     const messages = new MessageStore(store, 'as1');
     const history = new ConversationHistory(store, { nodeId: 'as1', maxMessages: 100, warnPercent: 90, warn: () => undefined });

@@ -57,7 +57,7 @@ describe('two instances on one store', () => {
     const rec = new Recorder();
     const metrics = new Metrics();
     const docs = new XdmDocuments(store);
-    const publications = new Publications(store);
+    const publications = new Publications(store, { log: silentLogger(), metrics });
     const registrations = new Registrations(store, silentLogger());
     const feed = new StoreChangeFeed({ store, instance: id, pollMs: 20, log: silentLogger(), metrics });
     feeds.push(feed);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
+import { contain, type FailureSink } from '../util/contain.js';
 
 /** One source's publication for a presentity (RFC 3903 event state), as stored. */
 export interface Publication {
@@ -42,7 +43,8 @@ export class Publications extends TypedEmitter<Events> {
   private readonly pubs: Collection<Publication>;
   private readonly expiries = new Deadlines();
 
-  constructor(store: Store) {
+  /** `sink`: where a failed expiry is logged and counted (the expiry sweep job retries it). */
+  constructor(store: Store, private readonly sink: FailureSink) {
     super();
     this.pubs = store.collection<Publication>('publications');
   }
@@ -152,7 +154,9 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   private arm(p: Publication): void {
-    if (p.expiresAt) this.expiries.set(p._id, p.expiresAt, () => void this.expire(p));
+    if (p.expiresAt) {
+      this.expiries.set(p._id, p.expiresAt, () => contain(this.sink, 'publication-expiry', () => this.expire(p)));
+    }
   }
 
   private disarm(id: string): void {

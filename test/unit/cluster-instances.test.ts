@@ -14,7 +14,9 @@ import type { Charging } from '../../as/src/charging/charging.js';
 import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
 import { Notifier } from '../../as/src/events/notifier.js';
+import type { IscCall } from '../../as/src/isc/dispatcher.js';
 import type { UacClient, UacRequest } from '../../as/src/isc/uac.js';
+import { parseSipMessage, type SipRequest } from '../../as/src/sip/message.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
 import { Publications } from '../../as/src/presence/publications.js';
@@ -153,6 +155,14 @@ describe('subscription dialogs held by one instance', () => {
     }).register(pkg);
   }
 
+  /** A live dialog of bob watching alice, held by `owner` (its CSeq ceiling stored at 64). */
+  const dialog = (owner: string): Subscription => ({
+    _id: 'call|ft|tt', event: 'test', resource: ALICE, watcher: 'sip:bob@example.com', callId: 'call', fromTag: 'ft', toTag: 'tt',
+    remoteParty: '<sip:bob@example.com>;tag=ft', localParty: `<${ALICE}>`, remoteTarget: 'sip:bob@192.0.2.2', routeSet: [],
+    localCseq: 64, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['text/plain'],
+    createdAt: new Date(), notifyCount: 0, data: {}, owner,
+  });
+
   const cseqs = (sent: UacRequest[]) => sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
 
   it('only the holder notifies; after it dies another adopts the dialog and goes on above its CSeqs', async () => {
@@ -162,13 +172,7 @@ describe('subscription dialogs held by one instance', () => {
     const b = notifier('as-b', sentB);
     await a.start();
     await b.start();
-    const sub: Subscription = {
-      _id: 'call|ft|tt', event: 'test', resource: ALICE, watcher: 'sip:bob@example.com', callId: 'call', fromTag: 'ft', toTag: 'tt',
-      remoteParty: '<sip:bob@example.com>;tag=ft', localParty: `<${ALICE}>`, remoteTarget: 'sip:bob@192.0.2.2', routeSet: [],
-      localCseq: 64, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['text/plain'],
-      createdAt: new Date(), notifyCount: 0, data: {}, owner: 'as-a',
-    };
-    await store.collection<Subscription>('subscriptions').insertOne(sub);
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
 
     assert.equal(await b.resourceChanged('test', ALICE), 0, 'B does not hold the dialog');
     assert.equal(await a.resourceChanged('test', ALICE), 1);
@@ -182,6 +186,39 @@ describe('subscription dialogs held by one instance', () => {
     assert.equal(await b.resourceChanged('test', ALICE), 1);
     await until('B\'s NOTIFY', () => sentB.length === 1);
     assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
+    b.stop();
+  });
+
+  it('an in-dialog refresh served by the other instance moves the dialog there; the old holder goes quiet', async () => {
+    const sentA: UacRequest[] = [];
+    const sentB: UacRequest[] = [];
+    const a = notifier('as-a', sentA);
+    const b = notifier('as-b', sentB);
+    await a.start();
+    await b.start();
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    assert.equal(await a.resourceChanged('test', ALICE), 1);
+    await until('A\'s NOTIFY', () => sentA.length === 1);
+
+    const refresh = [
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-1', 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call', 'CSeq: 2 SUBSCRIBE', 'Event: test', 'Expires: 600', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    const call: IscCall = {
+      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: refresh },
+      sip: parseSipMessage(refresh) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+    };
+    const decision = await b.handleSubscribe(call);
+    assert.equal((decision as { code: number }).code, 200);
+    await until('B\'s NOTIFY answering the refresh', () => sentB.length === 1);
+    assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
+    assert.equal((await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.owner, 'as-b');
+
+    assert.equal(await a.resourceChanged('test', ALICE), 0, 'A holds it no more');
+    assert.equal(await b.resourceChanged('test', ALICE), 1);
+    await until('B\'s second NOTIFY', () => sentB.length === 2);
+    assert.equal(sentA.length, 1);
+    a.stop();
     b.stop();
   });
 });

@@ -163,9 +163,8 @@ describe('subscription dialogs held by one instance', () => {
     createdAt: new Date(), notifyCount: 0, data: {}, owner,
   });
 
-  const cseqs = (sent: UacRequest[]) => sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
-
-  it('only the holder notifies; after it dies another adopts the dialog and goes on above its CSeqs', async () => {
+  /** Two started notifiers on the store, and the dialog, held by the first. */
+  async function twoNotifiers() {
     const sentA: UacRequest[] = [];
     const sentB: UacRequest[] = [];
     const a = notifier('as-a', sentA);
@@ -173,6 +172,13 @@ describe('subscription dialogs held by one instance', () => {
     await a.start();
     await b.start();
     await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    return { a, b, sentA, sentB };
+  }
+
+  const cseqs = (sent: UacRequest[]) => sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
+
+  it('only the holder notifies; after it dies another adopts the dialog and goes on above its CSeqs', async () => {
+    const { a, b, sentA, sentB } = await twoNotifiers();
 
     assert.equal(await b.resourceChanged('test', ALICE), 0, 'B does not hold the dialog');
     assert.equal(await a.resourceChanged('test', ALICE), 1);
@@ -190,13 +196,7 @@ describe('subscription dialogs held by one instance', () => {
   });
 
   it('an in-dialog refresh served by the other instance moves the dialog there; the old holder goes quiet', async () => {
-    const sentA: UacRequest[] = [];
-    const sentB: UacRequest[] = [];
-    const a = notifier('as-a', sentA);
-    const b = notifier('as-b', sentB);
-    await a.start();
-    await b.start();
-    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    const { a, b, sentA, sentB } = await twoNotifiers();
     assert.equal(await a.resourceChanged('test', ALICE), 1);
     await until('A\'s NOTIFY', () => sentA.length === 1);
 

@@ -263,6 +263,7 @@ export class ApplicationServer {
       const checks = [
         { name: 'store', check: async () => { await store.ping(); return store.engine; } },
         { name: 'kamailio', check: async () => kamailio.version() },
+        { name: 'instances', check: async () => `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}` },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
       for (const r of [

@@ -109,6 +109,13 @@ describe('two AS processes on one store', () => {
     // and it was A that sent it: B's metrics count no NOTIFY
     const bMetrics = await (await fetch(`http://127.0.0.1:${B_ISC}/metrics`)).text();
     assert.doesNotMatch(bMetrics, /notify_total\{event="presence"/);
+    // each instance sees both alive, and the timer-driven jobs run on one of them only
+    const health = async (port: number) => ((await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as { checks: { instances: { detail: string } } }).checks.instances.detail;
+    const [onA, onB] = [await health(stack.ports.isc), await health(B_ISC)];
+    assert.match(onA, /^alive: e2e, e2e-b;/);
+    assert.match(onB, /^alive: e2e, e2e-b;/);
+    const jobsOf = (detail: string) => detail.split('jobs run here: ')[1]!.split(', ').filter((j) => j !== 'none');
+    assert.deepEqual([...jobsOf(onA), ...jobsOf(onB)].sort(), ['cdr-store-purge', 'dialog-adoption', 'im-deferred-sweep', 'publication-expiry', 'rls-backend-refresh']);
   });
 
   it('A is killed (kill -9): B adopts its dialog and the watcher keeps getting NOTIFYs', async (t) => {

@@ -80,6 +80,11 @@ export class SingletonJobs implements JobScheduler {
     return this;
   }
 
+  /** The jobs this instance runs now. */
+  heldJobs(): string[] {
+    return this.slots.filter((s) => this.held(s)).map((s) => s.job.name);
+  }
+
   /** Whether this instance runs the job now. */
   holds(name: string): boolean {
     return this.slots.some((s) => s.job.name === name && this.held(s));

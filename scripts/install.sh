@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
-              baresip-core linphone-cli)
+              baresip-core linphone-cli
+              python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
@@ -34,4 +35,6 @@ else
 fi
 
 echo "[install] building (tsc)"
+# a clean build: a test or module removed from the sources must not linger in build/
+rm -rf build
 npx --no-install tsc -p tsconfig.json

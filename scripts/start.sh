@@ -6,15 +6,16 @@
 #
 # Knobs (environment), applied at every start: SIP_DOMAIN (example.com), SIP_PORT (5060),
 # KAMAILIO_RPC_PORT (5071), KAMAILIO_EVAPI_PORT (5072), ISC_PORT (7080), XDM_PORT (8080),
-# AS_INSTANCES (1; instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1),
+# AS_INSTANCES (1; instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1), RUN_DIR (./run),
 # KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-bash scripts/install.sh
+# (SKIP_INSTALL=1: already installed and built, e.g. from the test suite, which runs from build/)
+[ "${SKIP_INSTALL:-0}" = 1 ] || bash scripts/install.sh
 
-RUN=$ROOT/run
+RUN=${RUN_DIR:-$ROOT/run}
 # Everything the stack writes (the store with its HA1s, CDRs, logs, the secrets) is for
 # the user running it only; billing systems read CDRs as that user or by a group you grant.
 umask 077
@@ -62,13 +63,17 @@ done
 secret=$(node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).isc.secret)' "$RUN/as.json")
 export AS_CONFIG=$RUN/as.json
 
+# several instances share the store's change feed and leases (docs/isc.md section 6)
+if [ "$AS_INSTANCES" -gt 1 ]; then export AS_SHARED_STORE=true; fi
+
 stop_started() { bash "$ROOT/scripts/stop.sh" >/dev/null 2>&1 || true; }
 
 for i in $(seq 1 "$AS_INSTANCES"); do
   port=$((ISC_PORT + i - 1)); xport=$((XDM_PORT + i - 1))
   log="$RUN/logs/as.log"; [ "$i" -gt 1 ] && log="$RUN/logs/as-$i.log"
   echo "[start] application server $i of $AS_INSTANCES (port $port, XCAP $xport)"
-  ISC_PORT=$port XDM_PORT=$xport nohup node build/as/src/main.js >> "$log" 2>&1 &
+  node_id=${AS_NODE_ID:-}; [ "$AS_INSTANCES" -gt 1 ] && node_id=${AS_NODE_ID:-$(hostname -s)}-$i
+  ISC_PORT=$port XDM_PORT=$xport AS_NODE_ID=$node_id nohup node build/as/src/main.js >> "$log" 2>&1 &
   echo $! > "$RUN/as-$i.pid"
   for _ in $(seq 1 75); do
     curl -s -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null && break

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops what scripts/start.sh started (Kamailio, then every AS instance), by PID file.
 cd "$(dirname "$0")/.."
-for pidf in run/kamailio.pid run/as*.pid; do
+RUN=${RUN_DIR:-run}
+for pidf in "$RUN"/kamailio.pid "$RUN"/as*.pid; do
   [ -f "$pidf" ] || continue
   name=$(basename "$pidf" .pid)
   pid=$(cat "$pidf")

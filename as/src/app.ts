@@ -31,6 +31,10 @@ import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
 import { UserDirectory } from './users/user-directory.js';
 import { VERSION } from './version.js';
+import { LocalChangeFeed, type ChangeFeed } from './cluster/change-feed.js';
+import { SingletonJobs } from './cluster/singleton-jobs.js';
+import { StoreChangeFeed } from './cluster/store-change-feed.js';
+import { Reactions } from './reactions.js';
 import { Notifier } from './events/notifier.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
@@ -83,9 +87,10 @@ export class ApplicationServer {
     private readonly publications: Publications,
     private readonly pager: PagerService,
     private readonly forward: StoreAndForward,
-    private readonly backend: BackendSubscriptions,
     private readonly http: Server,
     private readonly xcapHttp: Server,
+    private readonly feed: ChangeFeed,
+    private readonly jobs: SingletonJobs,
   ) {}
 
   /** `metrics` may come from main, which counts process-level failures in the same registry. */
@@ -98,6 +103,11 @@ export class ApplicationServer {
     const outages = new StoreOutages();
     const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
     log.info({ engine: store.engine }, 'store open');
+    // several instances on one store: changes travel through it, timer jobs are leased in it
+    const feed: ChangeFeed = config.cluster.sharedStore
+      ? new StoreChangeFeed({ store, instance: config.node.id, pollMs: config.cluster.feedPollMs, log: log.child({ svc: 'feed' }), metrics })
+      : new LocalChangeFeed();
+    const jobs = new SingletonJobs({ store, instance: config.node.id, ttlMs: config.cluster.leaseSeconds * 1000, log: log.child({ svc: 'jobs' }), metrics });
     try {
       const charging = new Charging({
         store,
@@ -107,17 +117,18 @@ export class ApplicationServer {
         rotateBytes: config.charging.rotateBytes,
         rotateSeconds: config.charging.rotateSeconds,
         retentionDays: config.charging.storeRetentionDays,
+        maxStoredRecords: config.charging.storeMaxRecords,
         fsync: config.charging.fsync,
         log: log.child({ svc: 'charging' }), metrics,
+        jobs,
       });
       const report = await charging.start();
       log.info({ report }, 'charging ready');
 
       const kamailio = new KamailioRpc({ httpUrl: config.kamailio.httpUrl, secret: config.isc.secret });
-      const users = new UserDirectory(store, config.sip.domain, async (user) => {
-        // Kamailio caches HA1s for a minute; drop the entry now so the change applies at once
-        await kamailio.htableDelete('cred', user).catch(() => undefined);
-      });
+      // (what a user change sets off is declared in reactions.ts, built once every part exists)
+      let reactions: Reactions | undefined;
+      const users = new UserDirectory(store, config.sip.domain, async (user) => reactions?.userChanged(user));
       const domain = new LocalDomain(config.sip.domain, config.sip.domainAliases);
       const registrations = new Registrations(store, log.child({ svc: 'registrations' }));
       const uac = new UacClient({
@@ -141,13 +152,11 @@ export class ApplicationServer {
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         viaLocation: (target) => domain.needsLocationLookup(target),
         minNotifyInterval: config.presence.minNotifyInterval,
+        instance: config.node.id,
         log: log.child({ svc: 'notifier' }),
       });
       const xcapRoot = config.xdm.publicRoot || `http://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
       notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
-      docs.on('change', (ch) => {
-        if (ch.ref.tree === 'users') void notifier.resourceChanged('xcap-diff', ch.ref.xui);
-      });
 
       // Presence Server: publications, composition, authorization, watcher info
       const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
@@ -162,7 +171,7 @@ export class ApplicationServer {
         stillWanted: async (member) => (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
         log: log.child({ svc: 'rls' }), metrics,
       });
-      backend.start();
+      backend.start(jobs);
       const lists = new ResourceListServer({
         docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
         limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
@@ -176,17 +185,9 @@ export class ApplicationServer {
         limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
         log: log.child({ svc: 'presence' }), metrics,
       });
-      docs.on('change', (ch) => {
-        if (ch.ref.auid === 'pres-rules') void presence.rulesChanged(ch);
-        if (ch.ref.auid === 'pidf-manipulation' && ch.ref.tree === 'users') void notifier.resourceChanged('presence', ch.ref.xui);
-      });
       // Registration event package (RFC 3680): a user's devices watch their own registrations
       const regPackage = new RegPackage({ registrations, domain });
       notifier.register(regPackage);
-      registrations.on('change', (ch) => {
-        regPackage.noteChange(ch);
-        void notifier.resourceChanged('reg', ch.aor);
-      });
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
 
@@ -197,7 +198,7 @@ export class ApplicationServer {
       const messageStore = new MessageStore(store, config.node.id);
       const forward = new StoreAndForward({
         store: messageStore, uac, registrations, charging, policyOf: (u) => imPolicies.of(u),
-        domain: config.sip.domain, limits: config.im, metrics, log: imLog,
+        domain: config.sip.domain, limits: config.im, metrics, log: imLog, jobs,
       });
       forward.notificationFactory = deliveryNotifications(domain);
       const history = new ConversationHistory(store, {
@@ -216,6 +217,20 @@ export class ApplicationServer {
         users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
         limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
       });
+      reactions = new Reactions(feed, {
+        docs, publications, registrations, backend, notifier, presenceState, lists, presence, regPackage, forward,
+        dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
+      }, { log, metrics });
+      jobs
+        .add({ name: 'publication-expiry', everyMs: 10_000, run: () => publications.sweepExpired() })
+        .add({ name: 'dialog-adoption', everyMs: 5_000, run: async () => {
+          for (const dead of (await jobs.heartbeats?.dead()) ?? []) {
+            await notifier.adopt(dead);
+            await jobs.heartbeats?.forget(dead);
+          }
+        } });
+      await feed.start();
+      await jobs.start();
       metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
@@ -254,6 +269,7 @@ export class ApplicationServer {
       const checks = [
         { name: 'store', check: () => probeStore(store, config.node.id, outages) },
         { name: 'kamailio', check: async () => kamailio.version() },
+        { name: 'instances', check: async () => `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}` },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
       for (const r of [
@@ -295,8 +311,10 @@ export class ApplicationServer {
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, backend, http, xcapHttp);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs);
     } catch (err) {
+      await jobs.stop().catch(() => undefined);
+      await feed.stop().catch(() => undefined);
       await store.close().catch(() => undefined);
       throw err;
     }
@@ -323,9 +341,10 @@ export class ApplicationServer {
     // a client still holding a connection now is idle or too slow: cut it
     for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
     await Promise.all([xcapClosed, iscClosed]);
+    await this.jobs.stop();
+    await this.feed.stop();
     this.notifier.stop();
     this.publications.stop();
-    this.backend.stop();
     await this.forward.stop();
     await this.pager.drain();
     this.uac.close();

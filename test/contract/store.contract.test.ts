@@ -4,15 +4,15 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { MongoStore } from '../../as/src/store/mongo-store.js';
 import { openStore } from '../../as/src/store/open-store.js';
 import { DuplicateKeyError, type Doc, type Store, type Update } from '../../as/src/store/port.js';
+import { withDbName } from '../helpers/mongo-uri.js';
 
 type EngineName = 'embedded' | 'mongodb';
 
@@ -423,6 +423,41 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
       });
     });
 
+    group('indexed fields', (env) => {
+      it('a multikey index matches a value or any element of an array, and follows updates and deletes', async () => {
+        const col = env.store.collection(freshName('watch'));
+        await col.ensureIndex({ fields: { event: 1, resource: 1 } });
+        await col.ensureIndex({ fields: { watches: 1 }, sparse: true, multikey: true });
+        await col.insertMany([
+          { _id: 'list', event: 'presence', resource: 'sip:list@x', watches: ['sip:a@x', 'sip:b@x'] },
+          { _id: 'one', event: 'presence', resource: 'sip:c@x', watches: 'sip:a@x' },
+          { _id: 'none', event: 'presence', resource: 'sip:a@x' },
+          { _id: 'other', event: 'reg', resource: 'sip:z@x', watches: ['sip:a@x'] },
+        ]);
+        assert.deepEqual(idsOf(await col.find({ event: 'presence', watches: 'sip:a@x' })), ['list', 'one']);
+        assert.deepEqual(idsOf(await col.find({ watches: { $in: ['sip:b@x', 'sip:q@x'] } })), ['list']);
+        assert.deepEqual(idsOf(await col.find({ watches: { $ne: 'sip:a@x' } })), ['none']);
+        assert.deepEqual(idsOf(await col.find({ event: 'presence', resource: 'sip:a@x' })), ['none']);
+        await col.updateOne({ _id: 'list' }, { $set: { watches: ['sip:b@x'] } });
+        assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x' })), ['one', 'other']);
+        await col.deleteOne({ _id: 'one' });
+        assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x' })), ['other']);
+        await col.updateOne({ _id: 'none' }, { $set: { watches: ['sip:a@x'] } });
+        assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x' }, { sort: { _id: 1 } })), ['none', 'other']);
+      });
+
+      it('ranges, sorts and limits over a compound index give the same answers as without one', async () => {
+        const col = env.store.collection(freshName('compound'));
+        await col.ensureIndex({ fields: { recipient: 1, seq: 1 } });
+        await col.insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: `m${i}`, recipient: i % 3 === 0 ? 'bob' : 'eve', seq: i, state: i % 2 ? 'pending' : 'kept' })));
+        const pending = await col.find({ recipient: 'bob', state: 'pending' }, { sort: { seq: 1 }, limit: 3 });
+        assert.deepEqual(pending.map((d) => d.seq), [3, 9, 15]);
+        const newest = await col.find({ recipient: 'eve' }, { sort: { seq: -1 }, limit: 2 });
+        assert.deepEqual(newest.map((d) => d.seq), [29, 28]);
+        assert.equal(await col.count({ recipient: 'bob', seq: { $gt: 10, $lte: 21 } }), 4);
+      });
+    });
+
     group('dates', (env) => {
       it('Date values round-trip as Date, top-level, nested and in arrays', async () => {
         const col = env.store.collection(freshName('dates'));
@@ -519,7 +554,7 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
           assert.ok(indexes.some((ix) => ix.key.at === 1 && ix.expireAfterSeconds === 1), JSON.stringify(indexes));
           return;
         }
-        // The embedded engine drops expired documents when a read meets them.
+        // The embedded engine hides expired documents from every read (its sweep removes them).
         await sleep(1_500);
         assert.deepEqual(idsOf(await col.find({})), ['future', 'no-date']);
         assert.equal(await col.findOne({ _id: 'old' }), null);
@@ -553,23 +588,9 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 async function makeEmbedded(): Promise<EngineFixture> {
   const dir = await mkdtemp(path.join(tmpdir(), 'ims-store-contract-'));
   return {
-    open: () => EmbeddedStore.open(dir),
+    open: () => SqliteStore.open(dir),
     destroy: () => rm(dir, { recursive: true, force: true }),
   };
-}
-
-/**
- * The same server URI with another database in its path. With credentials, the path also
- * names the database to authenticate against: keep the original one through authSource.
- */
-function withDbName(uri: string, dbName: string): string {
-  const match = /^(mongodb(?:\+srv)?:\/\/([^/?]*))(?:\/([^?]*))?(\?.*)?$/.exec(uri);
-  if (!match) throw new Error('MONGODB_URI is not a mongodb:// or mongodb+srv:// URI');
-  const [, serverPart = '', hosts = '', originalDb = '', query = ''] = match;
-  const params = new URLSearchParams(query.slice(1));
-  if (hosts.includes('@') && !params.has('authSource')) params.set('authSource', originalDb || 'admin');
-  const search = params.toString();
-  return `${serverPart}/${dbName}${search ? `?${search}` : ''}`;
 }
 
 const mongoRunId = `${Date.now().toString(36)}_${process.pid}`;
@@ -604,71 +625,17 @@ runContract(
 
 // ---------------------------------------------------------------- engine-specific behaviour
 
-describe('embedded store: directory lock and durability', () => {
-  let dir = '';
-  before(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'ims-store-lock-'));
-  });
-  after(async () => {
-    await rm(dir, { recursive: true, force: true });
-  });
-
-  it('refuses a second open of the same directory while the first is open, then opens after close', async () => {
-    const first = await EmbeddedStore.open(dir);
-    await assert.rejects(EmbeddedStore.open(dir), (err: unknown) => {
-      assert.ok(err instanceof Error);
-      assert.match(err.message, /is locked/);
-      assert.match(err.message, new RegExp(`pid ${process.pid}`));
-      assert.match(err.message, /provisioning CLI/);
-      assert.match(err.message, /talk to the running server/);
-      return true;
-    });
-    await first.close();
-    const second = await EmbeddedStore.open(dir);
-    assert.equal(await readFile(path.join(dir, 'LOCK'), 'utf8'), `${process.pid}\n`);
-    await second.close();
-  });
-
-  it('refuses a directory locked by another live process, naming it', async () => {
-    const holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
-    try {
-      assert.ok(holder.pid);
-      await writeFile(path.join(dir, 'LOCK'), `${holder.pid}\n`);
-      await assert.rejects(EmbeddedStore.open(dir), new RegExp(`process ${holder.pid} has it open`));
-    } finally {
-      holder.kill();
-      await rm(path.join(dir, 'LOCK'), { force: true });
-    }
-  });
-
-  it('takes over a stale lock left by a dead process', async () => {
-    const gone = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
-    await new Promise((resolve) => gone.on('exit', resolve));
-    await writeFile(path.join(dir, 'LOCK'), `${gone.pid}\n`);
-    const store = await EmbeddedStore.open(dir);
-    assert.equal(await readFile(path.join(dir, 'LOCK'), 'utf8'), `${process.pid}\n`);
-    await store.close();
-    await assert.rejects(readFile(path.join(dir, 'LOCK'), 'utf8'), { code: 'ENOENT' });
-  });
-
-  it('a write is in the datafile as soon as its promise resolves (it survives a crash)', async () => {
-    const store = await EmbeddedStore.open(dir);
-    try {
-      await store.collection('journal').insertOne({ _id: 'written-before-resolve', v: 1 });
-      const datafile = await readFile(path.join(dir, 'journal.db'), 'utf8');
-      assert.match(datafile, /"_id":"written-before-resolve"/);
-    } finally {
-      await store.close();
-    }
-  });
-
-  it('rejects collection names that are not plain file names', async () => {
-    const store = await EmbeddedStore.open(dir);
+describe('embedded store: names', () => {
+  it('rejects collection names that are not plain names', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ims-store-names-'));
+    const store = await SqliteStore.open(dir);
     try {
       assert.throws(() => store.collection('../escape'), /invalid collection name/);
       assert.throws(() => store.collection('.hidden'), /invalid collection name/);
+      assert.throws(() => store.collection('quo"te'), /invalid collection name/);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

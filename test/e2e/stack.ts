@@ -149,7 +149,8 @@ export class TestStack {
 
   async stopAs(): Promise<void> {
     const as = this.as;
-    if (!as || as.exitCode !== null) return;
+    // (a process killed by a signal keeps exitCode null: it has exited all the same)
+    if (!as || as.exitCode !== null || as.signalCode !== null) return;
     const exited = new Promise((r) => as.once('exit', r));
     as.kill('SIGTERM');
     await exited;

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Charging, CDR_COLLECTION, type ChargingOptions, type CdrDoc } from '../../as/src/charging/charging.js';
 import { listCdrFiles } from '../../as/src/charging/cdr-file.js';
 import { buildCdr, type Cdr, type ChargeableEvent } from '../../as/src/charging/record.js';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import type { Collection, Doc, IndexSpec, Store } from '../../as/src/store/port.js';
 
@@ -49,7 +49,7 @@ interface Running {
 }
 
 async function startNode(opts: Partial<ChargingOptions> & { wrap?: (s: Store) => Store } = {}): Promise<Running> {
-  const inner = await EmbeddedStore.open(dataDir);
+  const inner = await SqliteStore.open(dataDir);
   const store = opts.wrap ? opts.wrap(inner) : inner;
   const charging = new Charging({
     store,
@@ -179,7 +179,7 @@ describe('Charging', () => {
   });
 
   test('record() before start() or after stop() rejects', async () => {
-    const store = await EmbeddedStore.open(dataDir);
+    const store = await SqliteStore.open(dataDir);
     const c = new Charging({ store, nodeId: 'as1', nodeAddress: 'x', cdrDir, log: silentLogger() });
     await assert.rejects(c.record(imEvent()));
     await c.start();
@@ -189,13 +189,13 @@ describe('Charging', () => {
     await store.close();
   });
 
-  test('indexes: seq, nodeId, sessionId and a TTL on storedAt (default 30 days; 0 disables)', async () => {
+  test('indexes: seq, nodeId + seq, sessionId and a TTL on storedAt (default 30 days; 0 disables)', async () => {
     const specs: IndexSpec[] = [];
     const n = await startNode({ wrap: (s) => hookStore(s, { ensureIndex: (spec) => specs.push(spec) }) });
     await stopNode(n);
     assert.deepEqual(specs, [
       { fields: { localRecordSequenceNumber: 1 } },
-      { fields: { nodeId: 1 } },
+      { fields: { nodeId: 1, localRecordSequenceNumber: 1 } },
       { fields: { sessionId: 1 } },
       { fields: { storedAt: 1 }, expireAfterSeconds: 30 * 86400 },
     ]);
@@ -324,7 +324,7 @@ describe('Charging', () => {
       const lines = (await readFile(file!.path, 'utf8')).split('\n');
       await writeFile(file!.path, lines.slice(0, 3).join('\n') + '\n');
       // ... and add records 6..8 that only reached the store, inserted out of order.
-      const store = await EmbeddedStore.open(dataDir);
+      const store = await SqliteStore.open(dataDir);
       const cdrs = store.collection<CdrDoc>(CDR_COLLECTION);
       for (const seq of [8, 6, 7]) {
         const cdr = buildCdr(imEvent(), {
@@ -369,7 +369,7 @@ describe('Charging', () => {
       for (const s of await fileSeqs()) counts.set(s, (counts.get(s) ?? 0) + 1);
       assert.deepEqual([...counts.keys()], range(1, 23), 'all seqs, in order');
       assert.ok([...counts.values()].every((c) => c === 1), 'each seq exactly once');
-      const store = await EmbeddedStore.open(dataDir);
+      const store = await SqliteStore.open(dataDir);
       assert.equal(await store.collection(CDR_COLLECTION).count({ nodeId: 'as1' }), 23);
       await store.close();
     });
@@ -388,7 +388,7 @@ describe('Charging', () => {
       const n = await startNode();
       await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
       await stopNode(n);
-      const store = await EmbeddedStore.open(dataDir);
+      const store = await SqliteStore.open(dataDir);
       await store.collection(CDR_COLLECTION).deleteMany({});
       await store.close();
       const n2 = await startNode();

@@ -204,6 +204,8 @@ describe('IM deferred messaging', () => {
       sweepsSeen: () => sweeps,
       settled: (n) => until(() => `${n} requests sent and no drain running (sent: ${uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}; drains: ${forward.activeDrains})`, () => uac.requests.length === n && forward.activeDrains === 0),
     };
+    // what as/src/reactions.ts declares for a registration change made here
+    regs.on('change', (ch) => forward.registrationChanged(ch));
     await opts.beforeStart?.(h);
     await forward.start();
     started.push(forward);

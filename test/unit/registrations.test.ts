@@ -5,20 +5,20 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Registrations, type RegistrationChange } from '../../as/src/registrations/registrations.js';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 
 const AOR = 'sip:bob@example.com';
 const future = () => Math.floor(Date.now() / 1000) + 300;
 
 describe('registrations mirror', () => {
   let dir: string;
-  let store: EmbeddedStore;
+  let store: SqliteStore;
   let regs: Registrations;
   let seen: RegistrationChange[];
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'regs-'));
-    store = await EmbeddedStore.open(dir);
+    store = await SqliteStore.open(dir);
     regs = new Registrations(store, silentLogger());
     seen = [];
     regs.on('change', (c) => seen.push(c));

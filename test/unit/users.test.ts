@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { EmbeddedStore } from '../../as/src/store/embedded-store.js';
+import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { LocalDomain } from '../../as/src/users/local-domain.js';
 import { UserDirectory, digestHa1 } from '../../as/src/users/user-directory.js';
 
@@ -30,12 +30,12 @@ describe('local domain', () => {
 
 describe('user directory', () => {
   let dir: string;
-  let store: EmbeddedStore;
+  let store: SqliteStore;
   let users: UserDirectory;
   const changed: string[] = [];
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'users-'));
-    store = await EmbeddedStore.open(dir);
+    store = await SqliteStore.open(dir);
     users = new UserDirectory(store, 'example.com', async (u) => void changed.push(u));
   });
   afterEach(async () => {

@@ -1,3 +1,4 @@
+import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store } from '../store/port.js';
@@ -36,8 +37,9 @@ import { contain, type FailureSink } from '../util/contain.js';
  *   writer is re-opened (tail repaired) and the missing records are copied from the store in
  *   order, after which live writing resumes. `stop()` tries once more; `start()` always does.
  * - Retention: the store copy carries `storedAt` (Date) with a TTL index of
- *   `retentionDays * 86400` s (default 30 days; 0 disables expiry). Files are never deleted
- *   by this module.
+ *   `retentionDays * 86400` s (default 30 days; 0 disables expiry), and at most
+ *   `maxStoredRecords` (default 1,000,000) stay, the oldest removed first, so the store's
+ *   copy is bounded however busy the node is. Files are never deleted by this module.
  * - fsync: default false. A process crash loses nothing written (the page cache survives) and
  *   the store is the recovery source for the file tail. Set `fsync: true` to also survive an
  *   OS crash / power loss on the file side (fdatasync per batch, slower).
@@ -55,6 +57,8 @@ export interface ChargingOptions {
   rotateSeconds?: number;
   /** Store retention of CDRs in days; 0 disables the TTL. Default 30. */
   retentionDays?: number;
+  /** Most CDRs kept in the store, the oldest (lowest sequence number) removed first; 0: no limit. Default 1,000,000. */
+  maxStoredRecords?: number;
   /** fdatasync CDR files after each batch. Default false. */
   fsync?: boolean;
   log: Logger;
@@ -68,6 +72,12 @@ export interface ChargingOptions {
   now?: () => Date;
   /** ICID source when the request had no P-Charging-Vector. Default `<nodeId>-<uuid>`. */
   generateIcid?: () => string;
+  /**
+   * Where the retention purge runs: the instance's singleton jobs (one instance of those
+   * sharing the store purges). Default: this process alone. Catch-up of the files stays with
+   * each instance: every node writes its own files from its own records.
+   */
+  jobs?: JobScheduler;
 }
 
 /** A CDR as stored: the record plus `_id` (= recordId) and `storedAt` (TTL field). */
@@ -75,6 +85,8 @@ export type CdrDoc = Doc & { storedAt: Date };
 
 export const CDR_COLLECTION = 'cdrs';
 const PURGE_INTERVAL_MS = 3_600_000;
+/** Records removed per transaction when the store holds more than its maximum. */
+const PURGE_PAGE = 1000;
 
 export interface CdrQuery {
   sessionId?: string;
@@ -151,6 +163,7 @@ export class Charging {
   /** Where background work reports a failure. */
   private readonly failures: FailureSink;
   private readonly retentionDays: number;
+  private readonly maxStoredRecords: number;
   private readonly storeAttempts: number;
   private readonly fileRetryMs: number;
   private readonly now: () => Date;
@@ -166,7 +179,9 @@ export class Charging {
   private fileMode: 'live' | 'degraded' = 'live';
   private catchingUp: Promise<void> | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private purgeTimer: NodeJS.Timeout | null = null;
+  private jobs?: JobScheduler;
+  /** The purge's scheduler when no shared one was given (stopped with this). */
+  private ownJobs?: SingletonJobs;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
 
@@ -189,6 +204,8 @@ export class Charging {
     this.log = opts.log.child({ svc: 'charging' });
     this.failures = { log: this.log, ...(opts.metrics ? { metrics: opts.metrics } : {}) };
     this.retentionDays = opts.retentionDays ?? 30;
+    this.jobs = opts.jobs;
+    this.maxStoredRecords = opts.maxStoredRecords ?? 1_000_000;
     this.storeAttempts = Math.max(1, opts.storeAttempts ?? 3);
     this.fileRetryMs = opts.fileRetryMs ?? 10_000;
     this.now = opts.now ?? (() => new Date());
@@ -215,7 +232,8 @@ export class Charging {
     this.state = 'starting';
     try {
       await this.cdrs.ensureIndex({ fields: { localRecordSequenceNumber: 1 } });
-      await this.cdrs.ensureIndex({ fields: { nodeId: 1 } });
+      // a node's records in sequence order: its newest at start, its range when copying to files
+      await this.cdrs.ensureIndex({ fields: { nodeId: 1, localRecordSequenceNumber: 1 } });
       await this.cdrs.ensureIndex({ fields: { sessionId: 1 } });
       if (this.retentionDays > 0) {
         await this.cdrs.ensureIndex({
@@ -334,26 +352,46 @@ export class Charging {
 
   /** Waits for the records in flight, brings the files up to date if it can, closes them. */
   /**
-   * Removes records past retention every hour. The TTL index alone is not enough: the
-   * embedded engine only expires documents that a read happens to meet, and CDRs are
-   * rarely read, so without this its memory would grow for ever.
+   * Every hour, removes records past retention (MongoDB's TTL monitor and the embedded
+   * store's sweep do it too; this also covers a TTL index an older version made with another
+   * retention) and the oldest beyond the maximum count.
    */
   private schedulePurge(): void {
-    if (this.retentionDays <= 0) return;
-    // a failed purge is tried again at the next interval
-    const purge = () => contain(this.failures, 'cdr-retention-purge', async () => {
-      const n = await this.purgeExpired();
-      if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
-    });
-    this.purgeTimer = setInterval(purge, PURGE_INTERVAL_MS);
-    this.purgeTimer.unref();
-    purge();
+    if (this.retentionDays <= 0 && this.maxStoredRecords <= 0) return;
+    const purge = async () => {
+      try {
+        const n = await this.purgeExpired();
+        if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
+        const over = await this.purgeBeyondMax();
+        if (over > 0) this.log.info({ removed: over, maxStoredRecords: this.maxStoredRecords }, 'oldest CDRs beyond the store maximum removed (files keep them)');
+      } catch (err) {
+        this.log.warn({ err }, 'CDR retention purge failed; will try again');
+      }
+    };
+    if (!this.jobs) this.jobs = this.ownJobs = SingletonJobs.alone(this.log);
+    this.jobs.add({ name: 'cdr-store-purge', everyMs: PURGE_INTERVAL_MS, run: purge, runWhenTaken: true });
   }
 
   /** Removes the store's records past retention now; returns how many. */
   async purgeExpired(): Promise<number> {
+    if (this.retentionDays <= 0) return 0;
     const cutoff = new Date(this.now().getTime() - this.retentionDays * 86_400_000);
     return this.cdrs.deleteMany({ storedAt: { $lt: cutoff } });
+  }
+
+  /** Removes the oldest records beyond `maxStoredRecords`, a page at a time; returns how many. */
+  async purgeBeyondMax(): Promise<number> {
+    if (this.maxStoredRecords <= 0) return 0;
+    let excess = (await this.cdrs.count({})) - this.maxStoredRecords;
+    let removed = 0;
+    while (excess > 0) {
+      const oldest = await this.cdrs.find({}, { sort: { localRecordSequenceNumber: 1 }, limit: Math.min(excess, PURGE_PAGE) });
+      if (oldest.length === 0) break;
+      const n = await this.cdrs.deleteMany({ _id: { $in: oldest.map((d) => d._id) } });
+      removed += n;
+      excess -= oldest.length;
+    }
+    return removed;
   }
 
   async stop(): Promise<void> {
@@ -362,7 +400,7 @@ export class Charging {
       return;
     }
     this.state = 'stopping';
-    if (this.purgeTimer) clearInterval(this.purgeTimer);
+    await this.ownJobs?.stop();
     await this.whenIdle();
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);

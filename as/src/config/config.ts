@@ -59,7 +59,20 @@ export interface AsConfig {
     rotateSeconds: number;
     /** Days CDRs stay queryable in the store (files are the archive); 0 keeps them forever. */
     storeRetentionDays: number;
+    /** Most CDRs kept in the store (the oldest go first); 0: no limit. */
+    storeMaxRecords: number;
     fsync: boolean;
+  };
+  cluster: {
+    /**
+     * Other AS instances share this store: changes travel through the store's change feed
+     * (docs/isc.md section 6). Off: this instance is alone and reacts to its own changes only.
+     */
+    sharedStore: boolean;
+    /** How often the change feed is read for other instances' changes (ms): their delay. */
+    feedPollMs: number;
+    /** Length of the leases of timer-driven jobs and of instance heartbeats (s). */
+    leaseSeconds: number;
   };
   node: {
     /** Identifies this AS instance in CDRs and logs; unique per instance sharing a store. */
@@ -167,9 +180,15 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a CDR file above this size' },
   { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a CDR file after this many seconds' },
   { path: 'charging.storeRetentionDays', env: 'CDR_STORE_RETENTION_DAYS', kind: 'int', def: 30, help: 'days CDRs stay in the store (0: forever)' },
+  { path: 'charging.storeMaxRecords', env: 'CDR_STORE_MAX_RECORDS', kind: 'int', def: 1_000_000, help: 'most CDRs kept in the store, oldest removed first (0: no limit); the files keep every record' },
   { path: 'charging.fsync', env: 'CDR_FSYNC', kind: 'bool', def: false, help: 'fsync CDR files after each batch' },
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },
+  { path: 'cluster.sharedStore', env: 'AS_SHARED_STORE', kind: 'bool', def: false, help: 'several AS instances share the store: changes go through its change feed (each needs its own AS_NODE_ID)' },
+  { path: 'cluster.feedPollMs', env: 'AS_FEED_POLL_MS', kind: 'int', def: 100, help: "how often other instances' changes are read from the store (ms)",
+    check: (v) => (Number(v) >= 10 && Number(v) <= 10_000 ? undefined : 'must be 10 to 10000') },
+  { path: 'cluster.leaseSeconds', env: 'AS_LEASE_SECONDS', kind: 'int', def: 15, help: 'lease of timer-driven jobs and instance heartbeats: a dead instance\'s jobs move within this (+ a third)',
+    check: (v) => (Number(v) >= 3 && Number(v) <= 300 ? undefined : 'must be 3 to 300') },
   { path: 'node.address', env: 'AS_NODE_ADDRESS', kind: 'string', def: '127.0.0.1', help: 'address written in CDRs' },
   { path: 'presence.externalToken', env: 'PRESENCE_EXTERNAL_TOKEN', kind: 'string', def: '', help: 'bearer token for external presence sources (PUT /presence/<user>/sources/<name>); empty: off' },
   { path: 'presence.minExpires', env: 'PRESENCE_MIN_EXPIRES', kind: 'int', def: 60, help: 'shortest PUBLISH/SUBSCRIBE expiry accepted (423 below, with Min-Expires)' },

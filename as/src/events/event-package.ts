@@ -48,6 +48,12 @@ export interface Subscription {
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */
   data: Record<string, unknown>;
+  /**
+   * The AS instance holding the dialog (node.id): it alone sends its NOTIFYs and arms its
+   * timers, from CSeq state kept in its memory. An in-dialog request served by another
+   * instance moves the dialog there; a dead instance's dialogs are adopted by a live one.
+   */
+  owner?: string;
 }
 
 export interface NotifyContent {

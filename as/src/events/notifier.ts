@@ -104,6 +104,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     viaLocation?: (target: string) => boolean;
     /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
     minNotifyInterval?: number;
+    /** This instance's id when several share the store: the dialogs it holds carry it. */
+    instance?: string;
     log: Logger;
     metrics: Metrics;
   }) {
@@ -123,11 +125,16 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Loads live subscriptions and arms their expiry (after a restart too). */
   async start(): Promise<void> {
     await this.subs.ensureIndex({ fields: { event: 1, resource: 1 } });
-    // sparse: most subscriptions watch no list members and then cost this index nothing
-    await this.subs.ensureIndex({ fields: { watches: 1 }, sparse: true });
+    // sparse: most subscriptions watch no list members and then cost this index nothing;
+    // multikey: a list subscription watches several members, queried by any one of them
+    await this.subs.ensureIndex({ fields: { watches: 1 }, sparse: true, multikey: true });
     // an ended subscription stays a little while, for watcher info to report how it ended
     await this.subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
-    const live = await this.subs.find({ state: { $ne: 'terminated' } });
+    if (this.deps.instance) {
+      // subscriptions stored before instances held dialogs: this one takes them
+      await this.subs.updateMany({ state: { $ne: 'terminated' }, owner: { $exists: false } }, { $set: { owner: this.deps.instance } });
+    }
+    const live = await this.subs.find({ state: { $ne: 'terminated' }, ...this.mine() });
     for (const s of live) this.armExpiry(s);
     this.deps.log.info({ subscriptions: live.length }, 'notifier started');
   }
@@ -205,6 +212,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       notifyCount: 0,
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
+      ...this.mine(),
     };
     await this.subs.insertOne(sub);
     this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
@@ -226,8 +234,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    */
   async resourceChanged(event: string, resource: string, scope: { direct: boolean } = { direct: true }): Promise<number> {
     // two indexed queries rather than one $or, which the embedded engine would scan
-    const direct = scope.direct ? await this.subs.find({ event, resource, state: { $ne: 'terminated' } }) : [];
-    const via = this.packages.get(event)?.listsMembers ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' } }) : [];
+    // only the dialogs this instance holds: the others are told by the instances holding them
+    const direct = scope.direct ? await this.subs.find({ event, resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
+    const via = this.packages.get(event)?.listsMembers ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
     for (const s of direct) this.queueNotify(s._id);
     for (const s of via) this.queueNotify(s._id);
     return direct.length + via.length;
@@ -275,8 +284,51 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     }
   }
 
+  /** Subscriptions of every instance. */
   async find(filter: Record<string, unknown>): Promise<Subscription[]> {
     return this.subs.find(filter);
+  }
+
+  /** Subscriptions whose dialogs this instance holds (those it may end, authorize or update). */
+  async owned(filter: Record<string, unknown>): Promise<Subscription[]> {
+    return this.subs.find({ ...filter, ...this.mine() });
+  }
+
+  /**
+   * Takes over the live dialogs of an instance that died: arms their expiry here and sends
+   * each a NOTIFY with the full state now (changes made while no instance held it reached
+   * nobody), resuming above the CSeq ceiling the dead instance stored. Returns how many.
+   */
+  async adopt(deadInstance: string): Promise<number> {
+    const me = this.deps.instance;
+    if (!me || deadInstance === me) return 0;
+    let adopted = 0;
+    for (const s of await this.subs.find({ owner: deadInstance, state: { $ne: 'terminated' } })) {
+      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me } }, { returnDocument: 'after' });
+      if (!mine) continue; // another instance adopted it, or it moved with an in-dialog request
+      this.hot.delete(s._id); // whatever this instance knew of it once is older than the store
+      this.armExpiry(mine);
+      this.queueNotify(s._id, { full: true }, mine);
+      adopted++;
+    }
+    if (adopted) this.deps.log.info({ from: deadInstance, adopted }, 'subscription dialogs adopted');
+    return adopted;
+  }
+
+  /** The filter of this instance's dialogs (none when it is alone and unnamed). */
+  private mine(): { owner?: string } {
+    return this.deps.instance ? { owner: this.deps.instance } : {};
+  }
+
+  /** Whether this instance holds a dialog as stored. */
+  private holds(s: Subscription): boolean {
+    return !this.deps.instance || s.owner === undefined || s.owner === this.deps.instance;
+  }
+
+  /** A dialog held elsewhere now: nothing of it stays armed or cached here. */
+  private letGo(id: string): void {
+    this.disarm(id);
+    this.hot.delete(id);
   }
 
   private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number, rate: RateRequest | undefined): Promise<IscDecision> {
@@ -285,12 +337,12 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const live = { _id: id, state: { $ne: 'terminated' }, event: pkg.name };
     if (expires === 0) {
       // one store call when all is well; the reason for a refusal is looked up after
-      const s = await this.subs.findOneAndUpdate(
-        { ...live, remoteCseq: { $lt: sip.cseq.seq } },
-        { $set: { state: 'terminated', endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq } },
-        { returnDocument: 'after' },
-      );
-      if (!s) return (await this.subs.findOne(live)) ? reply(500, 'CSeq Out Of Order') : reply(481, 'Subscription Does Not Exist');
+      const ended = { state: 'terminated' as const, endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq, ...this.mine() };
+      const before = await this.subs.findOneAndUpdate({ ...live, remoteCseq: { $lt: sip.cseq.seq } }, { $set: ended }, { returnDocument: 'before' });
+      if (!before) return (await this.subs.findOne(live)) ? reply(500, 'CSeq Out Of Order') : reply(481, 'Subscription Does Not Exist');
+      // the instance an unsubscribe reaches sends the final NOTIFY, from the stored CSeq ceiling if it was held elsewhere
+      if (!this.holds(before)) this.hot.delete(id);
+      const s: Subscription = { ...before, ...ended };
       this.disarm(id);
       this.queueNotify(id, { final: 'unsubscribed' }, s);
       this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
@@ -301,7 +353,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (!current) return reply(481, 'Subscription Does Not Exist');
     if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
     const expiresAt = new Date(Date.now() + expires * 1000);
-    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq };
+    // the instance a refresh reaches holds the dialog from now on
+    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq, ...this.mine() };
+    if (!this.holds(current)) this.hot.delete(id);
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
     if (rate) set.rate = rate;
     if (pkg.refresh) {
@@ -350,13 +404,14 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Claims the expiry (one instance wins when several share the store) and says so. */
   private async expire(id: string): Promise<void> {
     const s = await this.subs.findOneAndUpdate(
-      { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() } },
+      { _id: id, state: { $ne: 'terminated' }, expiresAt: { $lte: new Date() }, ...this.mine() },
       { $set: { state: 'terminated', endReason: 'timeout', endedAt: new Date() } },
       { returnDocument: 'after' },
     );
     if (!s) {
       const cur = await this.subs.findOne({ _id: id });
-      if (cur && cur.state !== 'terminated') this.armExpiry(cur); // refreshed elsewhere
+      if (cur && cur.state !== 'terminated' && this.holds(cur)) this.armExpiry(cur); // refreshed meanwhile
+      else this.letGo(id); // ended, or held by another instance now
       return;
     }
     this.deps.metrics.count('subscriptions_expired_total', { event: s.event });
@@ -433,6 +488,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const { final } = wish;
     const stored = fresh ?? await this.subs.findOne({ _id: id });
     if (!stored) return true;
+    if (!this.holds(stored)) {
+      // an in-dialog request moved it to another instance, which sends its NOTIFYs now
+      this.letGo(id);
+      return true;
+    }
     const pkg = this.packages.get(stored.event);
     if (!pkg) return true;
     let h = this.hot.get(id);

@@ -5,7 +5,8 @@ import type { CauseForRecordClosing } from '../charging/record.js';
 import type { UacClient, UacOutcome } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import type { Registrations } from '../registrations/registrations.js';
+import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
+import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
 import type { ImPolicy } from '../xdm/usages/im-policy.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
 import { contain } from '../util/contain.js';
@@ -46,7 +47,8 @@ const BATCH = 50;
  */
 export class StoreAndForward {
   private readonly draining = new Map<string, { again: boolean }>();
-  private sweepTimer?: NodeJS.Timeout;
+  /** The sweep's scheduler when no shared one was given (stopped with this). */
+  private ownJobs?: SingletonJobs;
   private sweeping?: Promise<void>;
   private stopped = false;
   notificationFactory?: NotificationFactory;
@@ -61,24 +63,27 @@ export class StoreAndForward {
     limits: StoreAndForwardLimits;
     metrics: Metrics;
     log: Logger;
+    /** Where the sweep runs: the instance's singleton jobs (one instance sweeps). Default: this process alone. */
+    jobs?: JobScheduler;
   }) {}
 
   async start(): Promise<void> {
     await this.deps.store.start();
-    this.deps.registrations.on('change', (ch) => {
-      if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
-    });
-    this.sweepTimer = setInterval(() => contain(this.deps, 'deferred-sweep', () => this.sweep()), this.deps.limits.sweepSeconds * 1000);
-    this.sweepTimer.unref();
-    // messages stored before a restart for users registered now
-    contain(this.deps, 'deferred-sweep', () => this.sweep());
+    const jobs = this.deps.jobs ?? (this.ownJobs = SingletonJobs.alone(this.deps.log, this.deps.metrics));
+    // taken: at start, or from an instance that died (messages stored meanwhile for users registered now)
+    jobs.add({ name: 'im-deferred-sweep', everyMs: this.deps.limits.sweepSeconds * 1000, run: () => this.sweep(), runWhenTaken: true });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.sweepTimer);
+    await this.ownJobs?.stop();
     // a failed sweep was reported where it ran
     await this.sweeping?.catch(() => undefined);
+  }
+
+  /** A contact came or was refreshed: the user's stored messages can go now. */
+  registrationChanged(ch: RegistrationChange): void {
+    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
   }
 
   /** Waiting drains (for tests and shutdown). */
@@ -144,22 +149,27 @@ export class StoreAndForward {
     this.draining.set(recipient, state);
     contain(this.deps, 'deferred-delivery', async () => {
       try {
+        let blocked = false;
         do {
           state.again = false;
-          await this.drain(recipient);
-        } while (state.again && !this.stopped);
+          blocked = await this.drain(recipient);
+          // a head that just failed waits for its retry time, however many wishes came meanwhile
+        } while (state.again && !blocked && !this.stopped);
       } finally {
         this.draining.delete(recipient);
       }
     }, { recipient });
   }
 
-  /** Delivers the mailbox in order; stops at the first message that cannot be delivered now. */
-  private async drain(recipient: string): Promise<void> {
+  /**
+   * Delivers the mailbox in order; stops at the first message that cannot be delivered now.
+   * True when it stopped there (the mailbox waits for that message's retry).
+   */
+  private async drain(recipient: string): Promise<boolean> {
     const { store } = this.deps;
     if (!(await store.lease(recipient, new Date(Date.now() + LEASE_MS)))) {
       this.deps.log.debug({ recipient }, 'mailbox drained by another instance');
-      return;
+      return false;
     }
     let delivered = 0;
     try {
@@ -167,15 +177,15 @@ export class StoreAndForward {
       const keepCopies = (await this.deps.policyOf(recipient)).deferredDelivery.networkStorage;
       for (;;) {
         const batch = await store.pending(recipient, BATCH);
-        if (batch.length === 0) return;
+        if (batch.length === 0) return false;
         for (const msg of batch) {
-          if (this.stopped) return;
+          if (this.stopped) return false;
           if (msg.expiresAt.getTime() <= Date.now()) {
             await this.expire(msg);
             continue;
           }
           const ok = await this.deliverStored(msg, keepCopies);
-          if (!ok) return;
+          if (!ok) return true;
           delivered++;
           if (delivered % BATCH === 0) await store.lease(recipient, new Date(Date.now() + LEASE_MS));
         }

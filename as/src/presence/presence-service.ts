@@ -6,7 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { Presentities } from './presentities.js';
-import type { DocumentChange } from '../xdm/document-store.js';
+import type { DocumentRef } from '../xdm/document-store.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { serializePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
@@ -43,12 +43,6 @@ export class PresenceService implements IscService {
     log: Logger;
     metrics: Metrics;
   }) {
-    deps.publications.on('changed', ({ entity, event }) => contain(deps, 'presence-fan-out', deps.notifier.resourceChanged(event, entity), { entity }));
-    deps.notifier.on('subscription', ({ sub }) => {
-      // every step of a presence subscription is news for the presentity's watcher info
-      if (sub.event === 'presence') contain(deps, 'winfo-fan-out', deps.notifier.resourceChanged('presence.winfo', sub.resource), { entity: sub.resource });
-    });
-    deps.registrations.on('change', (c) => contain(deps, 'network-presence', this.networkSource(c), { aor: c.aor }));
   }
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -105,7 +99,7 @@ export class PresenceService implements IscService {
    * The Presence Network Agent's part: registration state as the presentity's "network"
    * tuple, open while any contact is registered.
    */
-  private async networkSource(change: RegistrationChange): Promise<void> {
+  async networkSource(change: RegistrationChange): Promise<void> {
     const open = change.remaining > 0;
     const body = serializePidf({
       entity: change.aor,
@@ -116,10 +110,11 @@ export class PresenceService implements IscService {
   }
 
   /** A pres-rules document changed: re-decide every live subscription to that presentity. */
-  async rulesChanged(ch: DocumentChange): Promise<void> {
-    if (ch.ref.auid !== 'pres-rules' || ch.ref.tree !== 'users') return;
-    const resource = ch.ref.xui;
-    const subs = await this.deps.notifier.find({ event: 'presence', resource, state: { $ne: 'terminated' } });
+  async rulesChanged(ref: DocumentRef): Promise<void> {
+    if (ref.auid !== 'pres-rules' || ref.tree !== 'users') return;
+    const resource = ref.xui;
+    // the dialogs this instance holds: every instance re-decides its own
+    const subs = await this.deps.notifier.owned({ event: 'presence', resource, state: { $ne: 'terminated' } });
     for (const s of subs) {
       const grant = await this.deps.authorizer.decide(resource, s.watcherAnonymous ? undefined : s.watcher);
       if (grant.handling === 'block') {

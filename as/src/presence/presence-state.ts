@@ -19,11 +19,16 @@ interface Entry {
 export class PresenceState {
   private readonly cache = new Map<string, Entry>();
 
-  constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {
-    deps.publications.on('changed', ({ entity }) => this.cache.delete(entity));
-    deps.docs.on('change', (ch) => {
-      if (ch.ref.auid === 'pidf-manipulation') this.cache.delete(ch.ref.xui);
-    });
+  constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {}
+
+  /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
+  forget(entity: string): void {
+    this.cache.delete(entity);
+  }
+
+  /** Changes may have been missed (another instance's): compose everything again. */
+  clear(): void {
+    this.cache.clear();
   }
 
   /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */

@@ -45,6 +45,7 @@ export class Publications extends TypedEmitter<Events> {
 
   private stopped = false;
 
+  /** `failures`: where a failed expiry is logged and counted (the expiry sweep job retries it). */
   constructor(store: Store, private readonly failures: FailureSink) {
     super();
     this.pubs = store.collection<Publication>('publications');
@@ -52,6 +53,7 @@ export class Publications extends TypedEmitter<Events> {
 
   async start(): Promise<number> {
     await this.pubs.ensureIndex({ fields: { entity: 1, event: 1 } });
+    await this.pubs.ensureIndex({ fields: { expiresAt: 1 }, sparse: true });
     const all = await this.pubs.find({ expiresAt: { $exists: true } });
     for (const p of all) this.arm(p);
     return all.length;
@@ -133,6 +135,18 @@ export class Publications extends TypedEmitter<Events> {
     this.changed(entity, event);
   }
 
+  /**
+   * Expires what is past its time, whoever armed it: the timers of an instance that died
+   * went with it (a singleton job runs this; each publication is claimed once).
+   */
+  async sweepExpired(): Promise<number> {
+    let n = 0;
+    for (const p of await this.pubs.find({ expiresAt: { $lte: new Date() } }, { limit: 1000 })) {
+      if (await this.expire(p)) n++;
+    }
+    return n;
+  }
+
   /** Whether a publication is a named (agent) source set with setSource, not a SIP publisher's. */
   static isAgentSource(p: Publication): boolean {
     return p._id.startsWith(AGENT_ID_PREFIX);
@@ -143,7 +157,9 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   private arm(p: Publication): void {
-    if (p.expiresAt && !this.stopped) this.expiries.set(p._id, p.expiresAt, () => contain(this.failures, 'publication-expiry', this.expire(p), { entity: p.entity }));
+    if (p.expiresAt && !this.stopped) {
+      this.expiries.set(p._id, p.expiresAt, () => contain(this.failures, 'publication-expiry', () => this.expire(p), { entity: p.entity }));
+    }
   }
 
   private disarm(id: string): void {
@@ -151,11 +167,12 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   /** The publication ran out: it disappears and the presentity's watchers are told. */
-  private async expire(p: Publication): Promise<void> {
+  private async expire(p: Publication): Promise<boolean> {
     const removed = await this.pubs.deleteOne({ _id: p._id, expiresAt: { $lte: new Date() } });
     if (removed > 0) {
+      this.disarm(p._id);
       this.changed(p.entity, p.event);
-      return;
+      return true;
     }
     // Not removed: refreshed meanwhile (under a new entity tag: gone from under this id), or
     // the timer fired a few ms before expiresAt by the wall clock (timers run on the event
@@ -164,5 +181,6 @@ export class Publications extends TypedEmitter<Events> {
     // baresip, whose start-up PUBLISH it orphans expired like this now and then).
     const cur = await this.pubs.findOne({ _id: p._id });
     if (cur?.expiresAt) this.arm(cur);
+    return false;
   }
 }

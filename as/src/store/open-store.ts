@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import { EmbeddedStore } from './embedded-store.js';
+import { SqliteStore } from './sqlite-store.js';
 import { MongoStore } from './mongo-store.js';
 import type { Store } from './port.js';
 
@@ -11,9 +11,9 @@ export interface OpenStoreOptions {
   log?: Logger;
 }
 
-/** Picks the engine: MongoDB when a URI is given, else the embedded one in dataDir. */
+/** Picks the engine: MongoDB when a URI is given, else the embedded one (SQLite) in dataDir. */
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const uri = opts.mongodbUri?.trim();
   if (uri) return MongoStore.connect(uri, opts.log);
-  return EmbeddedStore.open(opts.dataDir, opts.log);
+  return SqliteStore.open(opts.dataDir, opts.log);
 }

@@ -1,6 +1,6 @@
 /**
  * The persistence port every service uses. It is a deliberately small subset of
- * MongoDB's collection API so that the embedded engine (NeDB) and MongoDB give the
+ * MongoDB's collection API so that the embedded engine (SQLite) and MongoDB give the
  * same query and update semantics; nothing outside as/src/store imports an engine.
  *
  * Rules both engines honour (the contract tests in test/contract check them):
@@ -55,6 +55,12 @@ export interface IndexSpec {
   expireAfterSeconds?: number;
   /** Documents without the field stay out of the index (it then costs them nothing on writes). */
   sparse?: boolean;
+  /**
+   * The (single) field may hold an array, matched by its elements. MongoDB finds that out by
+   * itself; the embedded engine keeps such an index in a side table, and refuses arrays in
+   * the fields of other indexes.
+   */
+  multikey?: boolean;
 }
 
 export interface Collection<T extends Doc> {

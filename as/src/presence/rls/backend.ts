@@ -7,6 +7,7 @@ import { parseValueParams } from '../../sip/index.js';
 import type { Collection, Store } from '../../store/port.js';
 import { DuplicateKeyError } from '../../store/port.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
+import type { JobScheduler } from '../../cluster/singleton-jobs.js';
 import { pidfBodyProblem } from '../pidf-body.js';
 import type { Metrics } from '../../ops/metrics.js';
 import { contain } from '../../util/contain.js';
@@ -46,7 +47,6 @@ const REFRESH_MARGIN_MS = 120_000;
  */
 export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
   private readonly records: Collection<BackendRecord>;
-  private sweeper?: NodeJS.Timeout;
 
   constructor(private readonly deps: {
     store: Store;
@@ -64,14 +64,9 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
     this.records = deps.store.collection<BackendRecord>('rls_backend');
   }
 
-  start(): void {
-    this.sweeper = setInterval(() => contain(this.deps, 'rls-backend-sweep', () => this.sweep()), 30_000);
-    this.sweeper.unref();
-  }
-
-  stop(): void {
-    clearInterval(this.sweeper);
-    this.sweeper = undefined;
+  /** Refreshes run as a singleton job: one instance of those sharing the store renews for all. */
+  start(jobs: JobScheduler): void {
+    jobs.add({ name: 'rls-backend-refresh', everyMs: 30_000, run: () => this.sweep() });
   }
 
   /** The member as known now; starts its back-end subscription when there is none. */

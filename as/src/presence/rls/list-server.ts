@@ -6,7 +6,7 @@ import { reply } from '../../isc/types.js';
 import type { Logger } from '../../log/logger.js';
 import { buildMultipart } from '../../sip/multipart.js';
 import type { LocalDomain } from '../../users/local-domain.js';
-import { documentKey, type DocumentChange, type DocumentRef, type XdmDocuments } from '../../xdm/document-store.js';
+import { documentKey, type DocumentRef, type XdmDocuments } from '../../xdm/document-store.js';
 import { normalizeUri } from '../../xdm/usages/usage.js';
 import type { PresenceAuthorizer, PresenceGrant } from '../authorization.js';
 import { politeBlockDocument, serializePidf } from '../pidf/index.js';
@@ -112,8 +112,11 @@ export class ResourceListServer {
     log: Logger;
     metrics: Metrics;
   }) {
-    deps.docs.on('change', (ch) => contain(deps, 'list-document-change', this.documentChanged(ch), { doc: documentKey(ch.ref) }));
-    deps.backend?.on('changed', (member) => contain(deps, 'list-member-fan-out', deps.notifier().resourceChanged('presence', member, { direct: false }), { member }));
+  }
+
+  /** Changes may have been missed (another instance's): decide every grant again. */
+  forgetGrants(): void {
+    this.grants.clear();
   }
 
   /** The list a Request-URI names, if any. */
@@ -330,17 +333,18 @@ export class ResourceListServer {
    * An XCAP document changed: a member's pres-rules (re-decide that member in every list),
    * or a document a list was read from (re-read the membership).
    */
-  private async documentChanged(ch: DocumentChange): Promise<void> {
-    if (ch.ref.tree !== 'users') return;
-    if (ch.ref.auid === 'pres-rules') {
-      const member = ch.ref.xui;
+  async documentChanged(ref: DocumentRef): Promise<void> {
+    if (ref.tree !== 'users') return;
+    if (ref.auid === 'pres-rules') {
+      const member = ref.xui;
       for (const key of [...this.grants.keys()]) if (key.startsWith(`${member}\n`)) this.grants.delete(key);
       await this.deps.notifier().resourceChanged('presence', member, { direct: false });
       return;
     }
-    if (ch.ref.auid !== 'rls-services' && ch.ref.auid !== 'resource-lists') return;
+    if (ref.auid !== 'rls-services' && ref.auid !== 'resource-lists') return;
     const notifier = this.deps.notifier();
-    const subs = await notifier.find({ event: 'presence', 'data.sources': documentKey(ch.ref), state: { $ne: 'terminated' } });
+    // the dialogs this instance holds: every instance re-reads its own
+    const subs = await notifier.owned({ event: 'presence', 'data.sources': documentKey(ref), state: { $ne: 'terminated' } });
     for (const s of subs) await this.reresolve(s);
   }
 

@@ -267,7 +267,7 @@ export class ApplicationServer {
 
       const xcap = new Koa();
       const xcapServer = new XcapServer({
-        docs, metrics, log: log.child({ svc: 'xcap' }),
+        docs, users, metrics, log: log.child({ svc: 'xcap' }),
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)

@@ -16,6 +16,7 @@ import {
   deleteNode, getNode, putAttribute, putElement, xcapErrorBody, type XcapErrorCondition,
 } from './xcap-ops.js';
 import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './xcap-uri.js';
+import { mayAccess } from './xcap-access.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
@@ -75,7 +76,14 @@ export class XcapServer {
   private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
   private parsedBytes = 0;
 
-  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics }) {}
+  constructor(private readonly deps: {
+    docs: XdmDocuments;
+    /** The provisioned users: their addresses of record are never claimed by a document. */
+    users: { exists(aor: string): Promise<boolean> };
+    options: XcapServerOptions;
+    log: Logger;
+    metrics: Metrics;
+  }) {}
 
   /** The koa middleware serving the XCAP root (after authentication). */
   middleware(): Koa.Middleware {
@@ -140,12 +148,12 @@ export class XcapServer {
   /** A user reaches only their own tree; global documents are read-only. */
   private authorize(ctx: Context, uri: XcapUri, usage: ApplicationUsage, identity: string): DocumentRef {
     if (uri.tree === 'global') {
-      if (ctx.method !== 'GET') throw new XcapFailure(403);
+      if (!mayAccess(identity, { tree: 'global', xui: '' }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
       if (usage.globalDocuments && !usage.globalDocuments.includes(uri.documentPath)) throw new XcapFailure(404);
       return { auid: uri.auid, tree: 'global', xui: '', path: uri.documentPath };
     }
     const owner = this.deps.options.domain.canonical(uri.xui ?? '');
-    if (!owner || owner !== identity) throw new XcapFailure(403);
+    if (!owner || !mayAccess(identity, { tree: 'users', xui: owner }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
     if (usage.documentNames && !usage.documentNames.test(uri.documentPath)) {
       if (ctx.method === 'PUT') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `document name '${uri.documentPath}' is not allowed for ${usage.auid}` });
       throw new XcapFailure(404);
@@ -243,6 +251,10 @@ export class XcapServer {
     for (const f of usage.forbiddenClaims?.(doc) ?? []) {
       const holder = await this.deps.docs.holderOf(ref.auid, f.field, f.value);
       if (holder && documentKey(holder) !== documentKey(ref)) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
+    }
+    for (const uri of usage.addressClaims?.(doc) ?? []) {
+      const aor = this.deps.options.domain.canonical(uri);
+      if (aor && (await this.deps.users.exists(aor))) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `${uri} is the address of a user` });
     }
     try {
       return await this.deps.docs.put(ref, text, cond, usage.uniqueKeys?.(doc) ?? []);

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
-              baresip-core)
+              baresip-core libxml2-utils)
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

@@ -33,6 +33,8 @@ import { Notifier } from './events/notifier.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
 import { emptyBody } from './http/empty-body.js';
+import { errorSummary, isClientFault } from './http/client-fault.js';
+import { refuseLargeContinue } from './http/expect-continue.js';
 import { XdmDocuments } from './xdm/document-store.js';
 import { xcapAuth } from './xdm/xcap-auth.js';
 import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
@@ -266,8 +268,9 @@ export class ApplicationServer {
       events?.start();
 
       const xcap = new Koa();
+      const xcapLog = log.child({ svc: 'xcap' });
       const xcapServer = new XcapServer({
-        docs, users, metrics, log: log.child({ svc: 'xcap' }),
+        docs, users, metrics, log: xcapLog,
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
@@ -286,7 +289,13 @@ export class ApplicationServer {
       const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
       xcap.use(xcapServer.middleware());
+      // koa's default prints whole stacks to stderr, e.g. for every client that sends a broken request
+      xcap.on('error', (err: unknown) => {
+        if (isClientFault(err)) xcapLog.info(errorSummary(err), 'XCAP connection failed (client)');
+        else xcapLog.error(errorSummary(err), 'XCAP request failed');
+      });
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
+      refuseLargeContinue(xcapHttp, config.xdm.maxDocumentBytes);
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
       return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp);

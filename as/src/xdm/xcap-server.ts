@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import Koa, { type Context } from 'koa';
 import { emptyBody } from '../http/empty-body.js';
-import { BodyTooLargeError, readBody } from '../http/read-body.js';
+import { BodyTimeoutError, BodyTooLargeError, readBody } from '../http/read-body.js';
+import { errorSummary, isClientFault } from '../http/client-fault.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
@@ -104,10 +105,9 @@ export class XcapServer {
       ctx.status = err.status;
       for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
       if (err.condition) {
-        ctx.type = XCAP_ERROR_CONTENT_TYPE;
         // the document's URI, not the request path: that one may go on with /~~/<node selector>
         const documentUri = (ctx.state.xcapDocumentUri as string | undefined) ?? this.deps.options.rootUri;
-        ctx.body = xcapErrorBody(err.condition, { documentUri });
+        reply(ctx, XCAP_ERROR_CONTENT_TYPE, xcapErrorBody(err.condition, { documentUri }));
       } else {
         emptyBody(ctx);
       }
@@ -118,9 +118,20 @@ export class XcapServer {
       return this.fail(ctx, new XcapFailure(err.status, undefined, err.status === 405 ? { Allow: 'GET' } : {}));
     }
     if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
-    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
+    // the rest of the body is unread (or never comes): the connection cannot carry another request
+    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413, undefined, { Connection: 'close' }));
+    if (err instanceof BodyTimeoutError) {
+      this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request body incomplete');
+      return this.fail(ctx, new XcapFailure(408, undefined, { Connection: 'close' }));
+    }
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
-    this.deps.log.error({ err, path: ctx.path, method: ctx.method }, 'XCAP request failed');
+    if (isClientFault(err)) {
+      // the client went away mid-request: nobody reads the answer; 400 is for the metrics
+      this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request abandoned by the client');
+      emptyBody(ctx, 400);
+      return;
+    }
+    this.deps.log.error({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request failed');
     emptyBody(ctx, 500);
   }
 
@@ -171,8 +182,7 @@ export class XcapServer {
       : { contentType: usage.mimeType, body: doc.body };
     this.checkReadPreconditions(ctx, doc.etag);
     ctx.set('ETag', quote(doc.etag));
-    ctx.type = node.contentType;
-    ctx.body = node.body;
+    reply(ctx, node.contentType, node.body);
   }
 
   private async put(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
@@ -294,8 +304,7 @@ export class XcapServer {
     const node = uri.nodeSelector ? getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace) : { contentType: usage.mimeType, body };
     this.checkReadPreconditions(ctx, etag);
     ctx.set('ETag', quote(etag));
-    ctx.type = node.contentType;
-    ctx.body = node.body;
+    reply(ctx, node.contentType, node.body);
   }
 
   private async currentEtag(ref: DocumentRef): Promise<string | undefined> {
@@ -371,6 +380,16 @@ export class XcapServer {
     }
     return tree;
   }
+}
+
+/**
+ * A reply with a body, its Content-Type exactly the media type given: koa's `ctx.type` would
+ * add `; charset=utf-8` to some types (those the mime database knows a charset for) and not to
+ * others, so that usages would differ. XML bodies say their encoding themselves.
+ */
+function reply(ctx: Context, contentType: string, body: string): void {
+  ctx.set('Content-Type', contentType);
+  ctx.body = body;
 }
 
 /** Freezes a parsed tree and everything in it, so that a shared tree cannot be changed by mistake. */

@@ -20,6 +20,18 @@ import { startAs, stopAs, type Running } from '../helpers/as-in-process.js';
 const ALICE = 'sip:alice@example.com';
 const ASSERTED = `X-3GPP-Asserted-Identity: ${ALICE}\r\n`;
 const RL_PATH = `/xcap-root/resource-lists/users/${ALICE}/index`;
+const LARGE_LIMIT = 512 * 1024;
+
+/** A resource-lists document of about `bytes` (above the checker's inline size: checked in its worker thread). */
+function largeList(bytes: number, last = ''): string {
+  const entries: string[] = [];
+  for (let i = 0, size = 200; size < bytes; i++) {
+    const e = `<entry uri="sip:c${i}@example.com"><display-name>Contact ${i}</display-name></entry>`;
+    entries.push(e);
+    size += e.length;
+  }
+  return `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="l">${entries.join('')}${last}</list></resource-lists>`;
+}
 
 /**
  * Writes `head` (and nothing more) on a new connection and collects what comes back until the
@@ -55,13 +67,37 @@ describe('XCAP edge cases (issue #12)', () => {
 
   before(async () => {
     const sink = new Writable({ write(chunk, _enc, done) { logLines.push(...String(chunk).split('\n').filter(Boolean)); done(); } });
-    as = await startAs({ XDM_TRUSTED_PROXIES: '127.0.0.1' }, pino({ level: 'debug' }, sink));
+    as = await startAs({ XDM_TRUSTED_PROXIES: '127.0.0.1', XDM_MAX_DOCUMENT_BYTES: String(LARGE_LIMIT) }, pino({ level: 'debug' }, sink));
     port = Number(new URL(as.base).port);
     await as.server.users.add('alice', 'pw-alice');
   });
 
   after(async () => {
     await stopAs(as);
+  });
+
+  it('checks large documents (off the event loop) with the same answers as small ones', async () => {
+    const headers = { 'x-3gpp-asserted-identity': ALICE, 'content-type': 'application/resource-lists+xml' };
+    const path = `/xcap-root/resource-lists/users/${ALICE}/large`;
+    const good = largeList(200 * 1024);
+    const put = await rawRequest(as.base, 'PUT', path, { body: good, headers });
+    assert.equal(put.status, 201, put.body);
+    assert.equal((await rawRequest(as.base, 'GET', path, { headers })).body, good);
+    const schema = await rawRequest(as.base, 'PUT', path, { body: largeList(200 * 1024, '<entry/>'), headers });
+    assert.equal(schema.status, 409);
+    assert.match(schema.body, /<schema-validation-error/);
+    const broken = await rawRequest(as.base, 'PUT', path, { body: good.replace('</resource-lists>', ''), headers });
+    assert.equal(broken.status, 409);
+    assert.match(broken.body, /<not-well-formed/);
+    const dup = await rawRequest(as.base, 'PUT', path, { body: largeList(200 * 1024, '<entry uri="sip:c1@example.com"/>'), headers });
+    assert.equal(dup.status, 409);
+    assert.match(dup.body, /<uniqueness-failure/);
+    // what the worker found about claims reaches the server's checks as well
+    const rls = `<rls-services xmlns="urn:ietf:params:xml:ns:rls-services"><service uri="sip:alice@example.com"><list>${'<entry xmlns="urn:ietf:params:xml:ns:resource-lists" uri="sip:x@example.com"/>'.repeat(1)}</list></service>${'<!-- padding -->'.repeat(2000)}</rls-services>`;
+    const claim = await rawRequest(as.base, 'PUT', `/xcap-root/rls-services/users/${ALICE}/index`, { body: rls, headers: { ...headers, 'content-type': 'application/rls-services+xml' } });
+    assert.equal(claim.status, 409);
+    assert.match(claim.body, /<constraint-failure/);
+    assert.equal((await rawRequest(as.base, 'GET', path, { headers })).body, good, 'refused versions left the stored one alone');
   });
 
   it('answers a body shorter than its Content-Length with 408 within seconds, and closes the connection', async () => {

@@ -7,7 +7,7 @@ import { errorSummary, isClientFault } from '../http/client-fault.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
-import { XmlError, parseXml, serializeXml, type XmlDocument } from '../xml/xml-tree.js';
+import { parseXml, serializeXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
 import {
   PreconditionFailed, UniquenessFailure, documentKey,
   type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
@@ -18,6 +18,8 @@ import {
 } from './xcap-ops.js';
 import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './xcap-uri.js';
 import { mayAccess } from './xcap-access.js';
+import { documentFacts, type CheckOutcome, type DocumentFacts } from './document-check.js';
+import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
@@ -81,6 +83,8 @@ export class XcapServer {
     docs: XdmDocuments;
     /** The provisioned users: their addresses of record are never claimed by a document. */
     users: { exists(aor: string): Promise<boolean> };
+    /** Parses and checks whole documents PUT (off the event loop when they are large). */
+    checker: { check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome> };
     options: XcapServerOptions;
     log: Logger;
     metrics: Metrics;
@@ -190,13 +194,14 @@ export class XcapServer {
     const contentType = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
     if (!uri.nodeSelector) {
       if (contentType !== usage.mimeType) throw new XcapFailure(415);
-      const parsed = this.parseBody(body);
+      const checked = await this.deps.checker.check(usage.auid, body, this.validationContext(ref));
+      if ('xmlError' in checked) throw this.xmlFailure(checked.xmlError.kind);
       const text = body.toString('utf8');
       // the current ETag matters only to If-Match / If-None-Match; without them the write is
       // unconditional (the store reads the version it replaces itself)
       const conditional = etagList(ctx.get('if-match')) !== undefined || etagList(ctx.get('if-none-match')) !== undefined;
       const current = conditional ? await this.currentEtag(ref) : undefined;
-      const result = await this.write(ref, usage, parsed, text, this.writeCondition(ctx, current));
+      const result = await this.write(ref, checked.facts, text, this.writeCondition(ctx, current));
       return this.written(ctx, result);
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
@@ -240,7 +245,8 @@ export class XcapServer {
       const next = op(this.parseStored(stored, false));
       const text = serializeXml(next.doc, { declaration: true });
       try {
-        const r = await this.write(ref, usage, next.doc, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
+        const facts = documentFacts(usage, next.doc, this.validationContext(ref));
+        const r = await this.write(ref, facts, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
         return { etag: r.etag, created: next.created };
       } catch (err) {
         if (err instanceof PreconditionFailed && !clientCondition && attempt < 20) continue;
@@ -249,25 +255,29 @@ export class XcapServer {
     }
   }
 
-  /** Validates a whole new version and stores it. */
-  private async write(ref: DocumentRef, usage: ApplicationUsage, doc: XmlDocument, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
-    const problems = usage.validate(doc, { xui: ref.xui || undefined, domain: this.deps.options.domain.domain });
-    const first = problems[0];
+  private validationContext(ref: DocumentRef): ValidationContext {
+    return { xui: ref.xui || undefined, domain: this.deps.options.domain.domain };
+  }
+
+  /** Stores a whole new version, after what its check found. */
+  private async write(ref: DocumentRef, facts: DocumentFacts, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
+    const usage = usageByAuid(ref.auid)!;
+    const first = facts.problems[0];
     if (first) {
       if (first.kind === 'schema') throw new XcapFailure(409, { tag: 'schema-validation-error', phrase: first.message });
       if (first.kind === 'constraint') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: first.phrase });
       throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field: first.field, altValues: first.altValues ?? [] }] });
     }
-    for (const f of usage.forbiddenClaims?.(doc) ?? []) {
+    for (const f of facts.forbiddenClaims) {
       const holder = await this.deps.docs.holderOf(ref.auid, f.field, f.value);
       if (holder && documentKey(holder) !== documentKey(ref)) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
     }
-    for (const uri of usage.addressClaims?.(doc) ?? []) {
+    for (const uri of facts.addressClaims) {
       const aor = this.deps.options.domain.canonical(uri);
       if (aor && (await this.deps.users.exists(aor))) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `${uri} is the address of a user` });
     }
     try {
-      return await this.deps.docs.put(ref, text, cond, usage.uniqueKeys?.(doc) ?? []);
+      return await this.deps.docs.put(ref, text, cond, facts.uniqueKeys);
     } catch (err) {
       if (!(err instanceof UniquenessFailure)) throw err;
       const candidates = proposeAltValues(err.value, () => false, 6);
@@ -332,23 +342,19 @@ export class XcapServer {
     return { kind: 'any' };
   }
 
-  private parseBody(body: Buffer): XmlDocument {
-    try {
-      return parseXml(body, { maxBytes: this.deps.options.maxDocumentBytes, maxDepth: this.deps.options.maxDepth });
-    } catch (err) {
-      if (!(err instanceof XmlError)) throw err;
-      switch (err.kind) {
-        case 'not-utf-8':
-          throw new XcapFailure(409, { tag: 'not-utf-8' });
-        case 'too-large':
-          throw new XcapFailure(413);
-        case 'doctype-forbidden':
-          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
-        case 'too-deep':
-          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
-        default:
-          throw new XcapFailure(409, { tag: 'not-well-formed' });
-      }
+  /** The answer to a body that is not an acceptable XML document. */
+  private xmlFailure(kind: XmlErrorKind): XcapFailure {
+    switch (kind) {
+      case 'not-utf-8':
+        return new XcapFailure(409, { tag: 'not-utf-8' });
+      case 'too-large':
+        return new XcapFailure(413);
+      case 'doctype-forbidden':
+        return new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
+      case 'too-deep':
+        return new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
+      default:
+        return new XcapFailure(409, { tag: 'not-well-formed' });
     }
   }
 

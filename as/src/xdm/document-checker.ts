@@ -1,0 +1,78 @@
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { parseAndCheck, type CheckOutcome, type ParseLimits } from './document-check.js';
+import type { CheckJob } from './document-check-worker.js';
+import type { ValidationContext } from './usages/usage.js';
+
+/**
+ * Parses and checks whole documents for the XCAP server without stalling the event loop: a
+ * 1 MiB document takes some 300 ms to parse and validate, time in which no SIP request would be
+ * decided. Bodies from `inlineBelowBytes` on go to one worker thread (one is enough: it only
+ * has to keep the main thread free; XCAP writes queue behind each other there); smaller ones are
+ * checked inline, where a round trip would cost more than the work.
+ */
+export class DocumentChecker {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (o: CheckOutcome) => void; reject: (e: Error) => void }>();
+
+  constructor(private readonly deps: { limits: ParseLimits; inlineBelowBytes: number; log: Logger; metrics: Metrics }) {}
+
+  check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome> {
+    if (body.length < this.deps.inlineBelowBytes) {
+      try {
+        return Promise.resolve(parseAndCheck(auid, body, this.deps.limits, ctx));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const id = this.nextId++;
+    return new Promise<CheckOutcome>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      const job: CheckJob = { id, auid, body, limits: this.deps.limits, ctx };
+      this.started().postMessage(job);
+    });
+  }
+
+  /** Stops the worker; checks still waiting fail. */
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = undefined;
+    this.failAll(new Error('document checker closed'));
+    await w?.terminate();
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL('./document-check-worker.js', import.meta.url));
+    // an idle worker must not keep the process alive
+    w.unref();
+    w.on('message', (m: { id: number; outcome?: CheckOutcome; error?: string }) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.outcome) p.resolve(m.outcome);
+      else p.reject(new Error(`document check failed: ${m.error}`));
+    });
+    w.on('error', (err) => {
+      // the next check starts a new worker; these ones are answered 500 by the server
+      this.deps.log.error({ error: err.message }, 'document checker worker failed');
+      this.deps.metrics.count('xcap_checker_failures_total');
+      if (this.worker === w) this.worker = undefined;
+      this.failAll(err);
+    });
+    w.on('exit', (code) => {
+      if (this.worker !== w) return;
+      this.worker = undefined;
+      this.failAll(new Error(`document checker worker exited (${code})`));
+    });
+    this.worker = w;
+    return w;
+  }
+
+  private failAll(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+}

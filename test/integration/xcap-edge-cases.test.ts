@@ -98,6 +98,31 @@ describe('XCAP edge cases (issue #12)', () => {
     assert.equal(claim.status, 409);
     assert.match(claim.body, /<constraint-failure/);
     assert.equal((await rawRequest(as.base, 'GET', path, { headers })).body, good, 'refused versions left the stored one alone');
+
+    // node operations on the large document (done in the worker as well)
+    const list = `${path}/~~/resource-lists/list%5b@name=%22l%22%5d`;
+    const entry = await rawRequest(as.base, 'GET', `${list}/entry%5b@uri=%22sip:c5@example.com%22%5d`, { headers });
+    assert.equal(entry.status, 200);
+    assert.equal(entry.headers.get('content-type'), 'application/xcap-el+xml');
+    assert.match(entry.body, /^<entry [^>]*uri="sip:c5@example.com"[^>]*><display-name>Contact 5<\/display-name><\/entry>$/);
+    assert.equal((await rawRequest(as.base, 'GET', `${list}/entry%5b@uri=%22sip:nobody@example.com%22%5d`, { headers })).status, 404);
+    const added = await rawRequest(as.base, 'PUT', `${list}/entry%5b@uri=%22sip:new@example.com%22%5d`, { body: '<entry uri="sip:new@example.com"/>', headers: { ...headers, 'content-type': 'application/xcap-el+xml' } });
+    assert.equal(added.status, 201, added.body);
+    const renamed = await rawRequest(as.base, 'PUT', `${list}/entry%5b@uri=%22sip:c7@example.com%22%5d/display-name`, { body: '<display-name>Seven</display-name>', headers: { ...headers, 'content-type': 'application/xcap-el+xml' } });
+    assert.equal(renamed.status, 200, renamed.body);
+    const attr = await rawRequest(as.base, 'PUT', `${list}/@name`, { body: 'l', headers: { ...headers, 'content-type': 'application/xcap-att+xml' } });
+    assert.equal(attr.status, 200, attr.body);
+    assert.equal((await rawRequest(as.base, 'DELETE', `${list}/entry%5b@uri=%22sip:c9@example.com%22%5d`, { headers })).status, 200);
+    const orphan = await rawRequest(as.base, 'PUT', `${path}/~~/resource-lists/list%5b@name=%22none%22%5d/entry`, { body: '<entry uri="sip:x@example.com"/>', headers: { ...headers, 'content-type': 'application/xcap-el+xml' } });
+    assert.equal(orphan.status, 409);
+    assert.match(orphan.body, /<no-parent>[\s\S]*<ancestor>/);
+    const dupEntry = await rawRequest(as.base, 'PUT', `${list}/entry%5b@uri=%22sip:c3@example.com%22%5d%5b2%5d`, { body: '<entry uri="sip:c3@example.com"/>', headers: { ...headers, 'content-type': 'application/xcap-el+xml' } });
+    assert.equal(dupEntry.status, 409, dupEntry.body);
+    const now = (await rawRequest(as.base, 'GET', path, { headers })).body;
+    assert.match(now, /<entry uri="sip:new@example.com"\/>/);
+    assert.match(now, /<display-name>Seven<\/display-name>/);
+    assert.doesNotMatch(now, /sip:c9@example.com"/);
+    assert.equal(now.match(/sip:c3@example.com"/g)?.length, 1);
   });
 
   it('answers a body shorter than its Content-Length with 408 within seconds, and closes the connection', async () => {

@@ -1,22 +1,23 @@
 /**
- * The worker thread of {@link DocumentChecker}: parses and checks whole documents off the main
- * thread, one job at a time, answering each with its id.
+ * The worker thread of {@link DocumentChecker}: parses and checks whole documents, and applies
+ * node operations to large stored ones, off the main thread, one job at a time, answering each
+ * with its id.
  */
 import { parentPort } from 'node:worker_threads';
-import { parseAndCheck, type ParseLimits } from './document-check.js';
+import { applyNodeOp, parseAndCheck, type NodeOp, type ParseLimits } from './document-check.js';
+import type { NodeSelector } from './xcap-uri.js';
 import type { ValidationContext } from './usages/usage.js';
 
-export interface CheckJob {
-  id: number;
-  auid: string;
-  body: Uint8Array;
-  limits: ParseLimits;
-  ctx: ValidationContext;
-}
+/** A whole document to check, or a node operation on a stored document. */
+export type CheckJob = { id: number; auid: string; ctx: ValidationContext } & (
+  | { kind: 'check'; body: Uint8Array; limits: ParseLimits }
+  | { kind: 'node'; stored: string; sel: NodeSelector; op: NodeOp }
+);
 
 parentPort?.on('message', (job: CheckJob) => {
   try {
-    parentPort!.postMessage({ id: job.id, outcome: parseAndCheck(job.auid, job.body, job.limits, job.ctx) });
+    const outcome = job.kind === 'check' ? parseAndCheck(job.auid, job.body, job.limits, job.ctx) : applyNodeOp(job.auid, job.stored, job.sel, job.op, job.ctx);
+    parentPort!.postMessage({ id: job.id, outcome });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });
   }

@@ -4,7 +4,9 @@
  * not hold, addresses). Pure: no I/O, so that it runs the same in a worker thread
  * (document-checker.ts) or inline.
  */
-import { XmlError, parseXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
+import { XmlError, parseXml, serializeXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
+import { XcapOpError, deleteNode, getNode, putAttribute, putElement, type XcapOpErrorTag } from './xcap-ops.js';
+import { NodeSelectorError, type NodeSelector } from './xcap-uri.js';
 import { usageByAuid } from './usages/index.js';
 import type { ApplicationUsage, ValidationContext, ValidationProblem } from './usages/usage.js';
 
@@ -31,6 +33,53 @@ export function documentFacts(usage: ApplicationUsage, doc: XmlDocument, ctx: Va
     forbiddenClaims: usage.forbiddenClaims?.(doc) ?? [],
     addressClaims: usage.addressClaims?.(doc) ?? [],
   };
+}
+
+/** A node operation (RFC 4825 section 8) on a stored document. */
+export type NodeOp =
+  | { kind: 'get' }
+  | { kind: 'put-element'; body: Uint8Array; maxDepth: number }
+  | { kind: 'put-attribute'; body: Uint8Array }
+  | { kind: 'delete' };
+
+/**
+ * What a node operation gave: the node (GET), the document's new version with its facts, or the
+ * operation's failure as plain data (errors do not cross a worker boundary as their classes).
+ */
+export type NodeOutcome =
+  | { node: { contentType: string; body: string } }
+  | { changed: { text: string; created: boolean; facts: DocumentFacts } }
+  | { opError: { tag: XcapOpErrorTag; message: string; ancestor?: string; phrase?: string } }
+  | { selectorError: string };
+
+/** Applies `op` at `sel` to a stored document (its text, or its tree when the caller has it parsed). */
+export function applyNodeOp(auid: string, stored: string | XmlDocument, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): NodeOutcome {
+  const usage = usageByAuid(auid);
+  if (!usage) throw new Error(`no application usage ${auid}`);
+  const ns = usage.defaultNamespace;
+  try {
+    // stored documents were valid when written: parsed without the request limits
+    const doc = typeof stored === 'string' ? parseXml(stored, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 }) : stored;
+    if (op.kind === 'get') return { node: getNode(doc, sel, ns) };
+    const next = op.kind === 'delete' ? { created: false, ...deleteNode(doc, sel, ns) }
+      : op.kind === 'put-attribute' ? putAttribute(doc, sel, Buffer.from(op.body), ns)
+        : putElement(doc, sel, Buffer.from(op.body), ns, op.maxDepth);
+    const text = serializeXml(next.doc, { declaration: true });
+    return { changed: { text, created: next.created, facts: documentFacts(usage, next.doc, ctx) } };
+  } catch (err) {
+    if (err instanceof XcapOpError) {
+      return { opError: { tag: err.tag, message: err.message, ...(err.ancestor !== undefined ? { ancestor: err.ancestor } : {}), ...(err.phrase !== undefined ? { phrase: err.phrase } : {}) } };
+    }
+    if (err instanceof NodeSelectorError) return { selectorError: err.message };
+    throw err;
+  }
+}
+
+/** Turns an operation's failure back into the error the XCAP server answers from. */
+export function nodeOpError(outcome: Extract<NodeOutcome, { opError: unknown } | { selectorError: unknown }>): Error {
+  if ('selectorError' in outcome) return new NodeSelectorError(outcome.selectorError);
+  const { tag, message, ...extra } = outcome.opError;
+  return new XcapOpError(tag, message, extra);
 }
 
 /** Parses the bytes of a whole document PUT and checks them against the usage named `auid`. */

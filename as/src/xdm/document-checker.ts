@@ -1,37 +1,55 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { parseAndCheck, type CheckOutcome, type ParseLimits } from './document-check.js';
+import { parseAndCheck, type CheckOutcome, type NodeOp, type NodeOutcome, type ParseLimits } from './document-check.js';
 import type { CheckJob } from './document-check-worker.js';
+import type { NodeSelector } from './xcap-uri.js';
 import type { ValidationContext } from './usages/usage.js';
+
+/** A job without its id, as the caller gives it. */
+type Job = CheckJob extends infer J ? (J extends CheckJob ? Omit<J, 'id'> : never) : never;
 
 /**
  * Parses and checks whole documents for the XCAP server without stalling the event loop: a
  * 1 MiB document takes some 300 ms to parse and validate, time in which no SIP request would be
  * decided. Bodies from `inlineBelowBytes` on go to one worker thread (one is enough: it only
  * has to keep the main thread free; XCAP writes queue behind each other there); smaller ones are
- * checked inline, where a round trip would cost more than the work.
+ * checked inline, where a round trip would cost more than the work. Node operations on stored
+ * documents of that size go to the worker too ({@link offloads} says which).
  */
 export class DocumentChecker {
   private worker: Worker | undefined;
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (o: CheckOutcome) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (o: never) => void; reject: (e: Error) => void }>();
 
   constructor(private readonly deps: { limits: ParseLimits; inlineBelowBytes: number; log: Logger; metrics: Metrics }) {}
 
+  /** Whether work on a document of `bytes` goes to the worker thread. */
+  offloads(bytes: number): boolean {
+    return bytes >= this.deps.inlineBelowBytes;
+  }
+
   check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome> {
-    if (body.length < this.deps.inlineBelowBytes) {
+    if (!this.offloads(body.length)) {
       try {
         return Promise.resolve(parseAndCheck(auid, body, this.deps.limits, ctx));
       } catch (err) {
         return Promise.reject(err);
       }
     }
+    return this.run<CheckOutcome>({ kind: 'check', auid, body, limits: this.deps.limits, ctx });
+  }
+
+  /** A node operation on a stored document, in the worker (the caller does small ones itself). */
+  node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome> {
+    return this.run<NodeOutcome>({ kind: 'node', auid, stored, sel, op, ctx });
+  }
+
+  private run<T>(job: Job): Promise<T> {
     const id = this.nextId++;
-    return new Promise<CheckOutcome>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const job: CheckJob = { id, auid, body, limits: this.deps.limits, ctx };
-      this.started().postMessage(job);
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (o: never) => void, reject });
+      this.started().postMessage({ ...job, id });
     });
   }
 
@@ -48,7 +66,7 @@ export class DocumentChecker {
     const w = new Worker(new URL('./document-check-worker.js', import.meta.url));
     // an idle worker must not keep the process alive
     w.unref();
-    w.on('message', (m: { id: number; outcome?: CheckOutcome; error?: string }) => {
+    w.on('message', (m: { id: number; outcome?: never; error?: string }) => {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);

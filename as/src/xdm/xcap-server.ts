@@ -14,11 +14,11 @@ import {
 } from './document-store.js';
 import {
   XCAP_ATT_CONTENT_TYPE, XCAP_EL_CONTENT_TYPE, XCAP_ERROR_CONTENT_TYPE, XcapOpError,
-  deleteNode, getNode, putAttribute, putElement, xcapErrorBody, type XcapErrorCondition,
+  getNode, xcapErrorBody, type XcapErrorCondition,
 } from './xcap-ops.js';
-import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './xcap-uri.js';
+import { NodeSelectorError, XcapUriError, parseXcapUri, type NodeSelector, type XcapUri } from './xcap-uri.js';
 import { mayAccess } from './xcap-access.js';
-import { documentFacts, type CheckOutcome, type DocumentFacts } from './document-check.js';
+import { applyNodeOp, nodeOpError, type CheckOutcome, type DocumentFacts, type NodeOp, type NodeOutcome } from './document-check.js';
 import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
@@ -84,7 +84,11 @@ export class XcapServer {
     /** The provisioned users: their addresses of record are never claimed by a document. */
     users: { exists(aor: string): Promise<boolean> };
     /** Parses and checks whole documents PUT (off the event loop when they are large). */
-    checker: { check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome> };
+    checker: {
+      check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome>;
+      offloads(bytes: number): boolean;
+      node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome>;
+    };
     options: XcapServerOptions;
     log: Logger;
     metrics: Metrics;
@@ -182,7 +186,7 @@ export class XcapServer {
     // select before the preconditions and the ETag: a node that does not exist is a 404
     // without ETag, whatever If-Match / If-None-Match say (RFC 7232 section 5)
     const node = uri.nodeSelector
-      ? getNode(this.parseStored(doc, true), uri.nodeSelector, usage.defaultNamespace)
+      ? (await this.nodeOp(doc, uri.nodeSelector, { kind: 'get' }, ref, true)).node!
       : { contentType: usage.mimeType, body: doc.body };
     this.checkReadPreconditions(ctx, doc.etag);
     ctx.set('ETag', quote(doc.etag));
@@ -209,10 +213,8 @@ export class XcapServer {
     if (contentType !== (isAttribute ? XCAP_ATT_CONTENT_TYPE : XCAP_EL_CONTENT_TYPE)) throw new XcapFailure(415);
     // the configured depth limit holds for what an element PUT builds too, not only for whole
     // documents (putElement's own default is the parser's 64 levels)
-    const result = await this.modify(ctx, ref, usage, (doc) =>
-      isAttribute
-        ? putAttribute(doc, uri.nodeSelector!, body, usage.defaultNamespace)
-        : putElement(doc, uri.nodeSelector!, body, usage.defaultNamespace, this.deps.options.maxDepth));
+    const result = await this.modify(ctx, ref, uri.nodeSelector,
+      isAttribute ? { kind: 'put-attribute', body } : { kind: 'put-element', body, maxDepth: this.deps.options.maxDepth });
     return this.written(ctx, result);
   }
 
@@ -225,7 +227,7 @@ export class XcapServer {
       return;
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
-    const result = await this.modify(ctx, ref, usage, (doc) => ({ created: false, ...deleteNode(doc, uri.nodeSelector!, usage.defaultNamespace) }));
+    const result = await this.modify(ctx, ref, uri.nodeSelector, { kind: 'delete' });
     ctx.set('ETag', quote(result.etag));
     emptyBody(ctx, 200);
   }
@@ -235,24 +237,36 @@ export class XcapServer {
    * concurrent change is retried on the new version (the node operation is applied to what
    * is there); with one, it fails with 412 as the client asked.
    */
-  private async modify(ctx: Context, ref: DocumentRef, usage: ApplicationUsage, op: (doc: XmlDocument) => { created: boolean; doc: XmlDocument }): Promise<{ etag: string; created: boolean }> {
+  private async modify(ctx: Context, ref: DocumentRef, sel: NodeSelector, op: NodeOp): Promise<{ etag: string; created: boolean }> {
     const clientCondition = Boolean(ctx.get('if-match') || ctx.get('if-none-match'));
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.docs.get(ref);
       if (!stored) throw new XcapFailure(409, { tag: 'no-parent', ancestor: this.deps.options.rootUri + `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}` });
       const cond = this.writeCondition(ctx, stored.etag);
       // not kept: this version is about to be replaced
-      const next = op(this.parseStored(stored, false));
-      const text = serializeXml(next.doc, { declaration: true });
+      const next = (await this.nodeOp(stored, sel, op, ref, false)).changed!;
       try {
-        const facts = documentFacts(usage, next.doc, this.validationContext(ref));
-        const r = await this.write(ref, facts, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
+        const r = await this.write(ref, next.facts, next.text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
         return { etag: r.etag, created: next.created };
       } catch (err) {
         if (err instanceof PreconditionFailed && !clientCondition && attempt < 20) continue;
         throw err;
       }
     }
+  }
+
+  /**
+   * A node operation on a stored document: inline when it is small or already parsed (its tree
+   * kept for the next one when `keep`), in the checker's worker thread when it is large.
+   */
+  private async nodeOp(stored: StoredDocument, sel: NodeSelector, op: NodeOp, ref: DocumentRef, keep: boolean): Promise<{ node?: { contentType: string; body: string }; changed?: { text: string; created: boolean; facts: DocumentFacts } }> {
+    const ctx = this.validationContext(ref);
+    const inline = !this.deps.checker.offloads(stored.size) || this.parsed.get(documentKey(stored))?.etag === stored.etag;
+    const outcome = inline
+      ? applyNodeOp(ref.auid, this.parseStored(stored, keep), sel, op, ctx)
+      : await this.deps.checker.node(ref.auid, stored.body, sel, op, ctx);
+    if ('opError' in outcome || 'selectorError' in outcome) throw nodeOpError(outcome);
+    return outcome;
   }
 
   private validationContext(ref: DocumentRef): ValidationContext {

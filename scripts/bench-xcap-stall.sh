@@ -7,6 +7,7 @@
 #
 #   scripts/bench-xcap-stall.sh [OUT]                       (default /tmp/bench-xcap-stall)
 #   RATE=100 DURATION=20 SIZE_KB=1000 scripts/bench-xcap-stall.sh
+#   MODE=node ...   (the XCAP user replaces one element of the large document instead: node PUTs)
 #   XDM_MAX_DOCUMENT_BYTES=... (the AS's limit; default 1 MiB), NATIVE_BENCH=... (publish.xml from there)
 #
 # Everything runs on 127.0.0.1 and stops by itself (sipp -m RATE*DURATION, the PUT loop after
@@ -49,7 +50,7 @@ phase() { # name
 
 log "phase 1: PUBLISH at $RATE/s for $DURATION s, nothing else"
 phase quiet | tee -a "$OUT/summary.txt"
-log "phase 2: the same while one user PUTs ${SIZE_KB} KB resource-lists documents back to back"
+log "phase 2: the same while one user PUTs ${SIZE_KB} KB resource-lists documents back to back (MODE=${MODE:-doc})"
 node scripts/bench/xcap-put-loop.mjs http://127.0.0.1:5294 "$SIZE_KB" $(( DURATION + 2 )) > "$OUT/xcap-puts.json" &
 loop=$!
 sleep 1

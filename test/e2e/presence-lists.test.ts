@@ -188,6 +188,19 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.match(notifies(run)[0]!, /bob is in|bob went out/);
   });
 
+  it('gives a user provisioned after a service took that address their own presence back', async () => {
+    // gina's service is in her namespace and nobody has the address yet: accepted
+    const doc = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+      `<service uri="sip:gina-pal@example.com"><list><rl:entry uri="sip:bob@example.com"/></list></service></rls-services>`;
+    assert.equal((await xcap('gina').put('/xcap-root/rls-services/users/sip:gina@example.com/pal', doc, 'application/rls-services+xml')).status, 201);
+    // then the operator provisions a user with that very address
+    assert.equal((await stack.provision('add', 'gina-pal', '--password', PW('gina-pal'))).code, 0);
+    await publish('gina-pal', 'open', 'gina-pal is here');
+    const run = await stack.sipp({ name: 'pal-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) }, { set: { user: 'alice', target: 'gina-pal' }, args: auth('alice') });
+    assert.equal(run.exitCode, 0, run.stdout);
+    assert.match(notifies(run)[0]!, /gina-pal is here/);
+  });
+
   it('resolves a list with its owner\'s XCAP rights: a reference into another user\'s tree is refused, not disclosed', async () => {
     const secret = `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">` +
       `<list name="private"><entry uri="sip:bobs-secret-friend@example.com"/></list></resource-lists>`;

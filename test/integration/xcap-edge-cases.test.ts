@@ -123,6 +123,18 @@ describe('XCAP edge cases (issue #12)', () => {
     assert.match(now, /<display-name>Seven<\/display-name>/);
     assert.doesNotMatch(now, /sip:c9@example.com"/);
     assert.equal(now.match(/sip:c3@example.com"/g)?.length, 1);
+
+    // the global rls-services index built from large documents, and a node of it
+    const members = Array.from({ length: 400 }, (_, i) => `<rl:entry uri="sip:m${i}@example.com"/>`).join('');
+    const big = `<rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists"><service uri="sip:alice-big@example.com"><list>${members}</list></service></rls-services>`;
+    assert.equal((await rawRequest(as.base, 'PUT', `/xcap-root/rls-services/users/${ALICE}/big`, { body: big, headers: { ...headers, 'content-type': 'application/rls-services+xml' } })).status, 201);
+    const index = await rawRequest(as.base, 'GET', '/xcap-root/rls-services/global/index', { headers });
+    assert.equal(index.status, 200);
+    assert.match(index.body, /<service [^>]*uri="sip:alice-big@example.com"/);
+    assert.equal(index.body.match(/sip:m\d+@example.com/g)?.length, 400);
+    const service = await rawRequest(as.base, 'GET', '/xcap-root/rls-services/global/index/~~/rls-services/service%5b@uri=%22sip:alice-big@example.com%22%5d/list/rl:entry%5b400%5d?xmlns(rl=urn:ietf:params:xml:ns:resource-lists)', { headers });
+    assert.equal(service.status, 200, service.body);
+    assert.match(service.body, /sip:m399@example.com/);
   });
 
   it('answers a body shorter than its Content-Length with 408 within seconds, and closes the connection', async () => {

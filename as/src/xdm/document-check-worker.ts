@@ -4,7 +4,7 @@
  * with its id.
  */
 import { parentPort } from 'node:worker_threads';
-import { applyNodeOp, parseAndCheck, type NodeOp, type ParseLimits } from './document-check.js';
+import { applyNodeOp, mergedRlsServices, parseAndCheck, type NodeOp, type ParseLimits } from './document-check.js';
 import type { NodeSelector } from './xcap-uri.js';
 import type { ValidationContext } from './usages/usage.js';
 
@@ -12,12 +12,23 @@ import type { ValidationContext } from './usages/usage.js';
 export type CheckJob = { id: number; auid: string; ctx: ValidationContext } & (
   | { kind: 'check'; body: Uint8Array; limits: ParseLimits }
   | { kind: 'node'; stored: string; sel: NodeSelector; op: NodeOp }
+  | { kind: 'merge-rls'; bodies: string[] }
 );
+
+function run(job: CheckJob): unknown {
+  switch (job.kind) {
+    case 'check':
+      return parseAndCheck(job.auid, job.body, job.limits, job.ctx);
+    case 'node':
+      return applyNodeOp(job.auid, job.stored, job.sel, job.op, job.ctx);
+    default:
+      return mergedRlsServices(job.bodies);
+  }
+}
 
 parentPort?.on('message', (job: CheckJob) => {
   try {
-    const outcome = job.kind === 'check' ? parseAndCheck(job.auid, job.body, job.limits, job.ctx) : applyNodeOp(job.auid, job.stored, job.sel, job.op, job.ctx);
-    parentPort!.postMessage({ id: job.id, outcome });
+    parentPort!.postMessage({ id: job.id, outcome: run(job) });
   } catch (err) {
     parentPort!.postMessage({ id: job.id, error: err instanceof Error ? err.message : String(err) });
   }

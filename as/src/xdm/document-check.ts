@@ -8,6 +8,7 @@ import { XmlError, parseXml, serializeXml, type XmlDocument, type XmlErrorKind }
 import { XcapOpError, deleteNode, getNode, putAttribute, putElement, type XcapOpErrorTag } from './xcap-ops.js';
 import { NodeSelectorError, type NodeSelector } from './xcap-uri.js';
 import { usageByAuid } from './usages/index.js';
+import { mergeRlsServices } from './usages/rls-services.js';
 import type { ApplicationUsage, ValidationContext, ValidationProblem } from './usages/usage.js';
 
 export interface DocumentFacts {
@@ -24,6 +25,9 @@ export interface ParseLimits {
   maxBytes: number;
   maxDepth: number;
 }
+
+/** Stored documents were within the request limits when written: read back without them. */
+const STORED: ParseLimits = { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 };
 
 /** The facts of a parsed document under `usage`. */
 export function documentFacts(usage: ApplicationUsage, doc: XmlDocument, ctx: ValidationContext): DocumentFacts {
@@ -58,8 +62,7 @@ export function applyNodeOp(auid: string, stored: string | XmlDocument, sel: Nod
   if (!usage) throw new Error(`no application usage ${auid}`);
   const ns = usage.defaultNamespace;
   try {
-    // stored documents were valid when written: parsed without the request limits
-    const doc = typeof stored === 'string' ? parseXml(stored, { maxBytes: Number.MAX_SAFE_INTEGER, maxDepth: 1000 }) : stored;
+    const doc = typeof stored === 'string' ? parseXml(stored, STORED) : stored;
     if (op.kind === 'get') return { node: getNode(doc, sel, ns) };
     const next = op.kind === 'delete' ? { created: false, ...deleteNode(doc, sel, ns) }
       : op.kind === 'put-attribute' ? putAttribute(doc, sel, Buffer.from(op.body), ns)
@@ -80,6 +83,11 @@ export function nodeOpError(outcome: Extract<NodeOutcome, { opError: unknown } |
   if ('selectorError' in outcome) return new NodeSelectorError(outcome.selectorError);
   const { tag, message, ...extra } = outcome.opError;
   return new XcapOpError(tag, message, extra);
+}
+
+/** The global rls-services index (RFC 4826 section 4.5) of the users' stored documents, as text. */
+export function mergedRlsServices(bodies: readonly string[]): string {
+  return serializeXml(mergeRlsServices(bodies.map((b) => parseXml(b, STORED))), { declaration: true });
 }
 
 /** Parses the bytes of a whole document PUT and checks them against the usage named `auid`. */

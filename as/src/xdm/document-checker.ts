@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { parseAndCheck, type CheckOutcome, type NodeOp, type NodeOutcome, type ParseLimits } from './document-check.js';
+import { mergedRlsServices, parseAndCheck, type CheckOutcome, type NodeOp, type NodeOutcome, type ParseLimits } from './document-check.js';
 import type { CheckJob } from './document-check-worker.js';
 import type { NodeSelector } from './xcap-uri.js';
 import type { ValidationContext } from './usages/usage.js';
@@ -45,6 +45,19 @@ export class DocumentChecker {
     return this.run<NodeOutcome>({ kind: 'node', auid, stored, sel, op, ctx });
   }
 
+  /** The global rls-services index of these stored bodies, built in the worker when they are large together. */
+  mergeRlsServices(bodies: string[]): Promise<string> {
+    const bytes = bodies.reduce((n, b) => n + b.length, 0);
+    if (!this.offloads(bytes)) {
+      try {
+        return Promise.resolve(mergedRlsServices(bodies));
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.run<string>({ kind: 'merge-rls', auid: 'rls-services', ctx: { domain: '' }, bodies });
+  }
+
   private run<T>(job: Job): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -70,7 +83,7 @@ export class DocumentChecker {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.outcome) p.resolve(m.outcome);
+      if (m.error === undefined) p.resolve(m.outcome as never);
       else p.reject(new Error(`document check failed: ${m.error}`));
     });
     w.on('error', (err) => {

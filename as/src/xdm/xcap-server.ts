@@ -7,14 +7,14 @@ import { errorSummary, isClientFault } from '../http/client-fault.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
-import { parseXml, serializeXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
+import { parseXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
 import {
   PreconditionFailed, UniquenessFailure, documentKey,
   type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
 } from './document-store.js';
 import {
   XCAP_ATT_CONTENT_TYPE, XCAP_EL_CONTENT_TYPE, XCAP_ERROR_CONTENT_TYPE, XcapOpError,
-  getNode, xcapErrorBody, type XcapErrorCondition,
+  xcapErrorBody, type XcapErrorCondition,
 } from './xcap-ops.js';
 import { NodeSelectorError, XcapUriError, parseXcapUri, type NodeSelector, type XcapUri } from './xcap-uri.js';
 import { mayAccess } from './xcap-access.js';
@@ -23,7 +23,6 @@ import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
-import { mergeRlsServices } from './usages/rls-services.js';
 
 const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
@@ -88,6 +87,7 @@ export class XcapServer {
       check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome>;
       offloads(bytes: number): boolean;
       node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome>;
+      mergeRlsServices(bodies: string[]): Promise<string>;
     };
     options: XcapServerOptions;
     log: Logger;
@@ -259,12 +259,14 @@ export class XcapServer {
    * A node operation on a stored document: inline when it is small or already parsed (its tree
    * kept for the next one when `keep`), in the checker's worker thread when it is large.
    */
-  private async nodeOp(stored: StoredDocument, sel: NodeSelector, op: NodeOp, ref: DocumentRef, keep: boolean): Promise<{ node?: { contentType: string; body: string }; changed?: { text: string; created: boolean; facts: DocumentFacts } }> {
+  private async nodeOp(stored: StoredDocument | string, sel: NodeSelector, op: NodeOp, ref: DocumentRef, keep: boolean): Promise<{ node?: { contentType: string; body: string }; changed?: { text: string; created: boolean; facts: DocumentFacts } }> {
     const ctx = this.validationContext(ref);
-    const inline = !this.deps.checker.offloads(stored.size) || this.parsed.get(documentKey(stored))?.etag === stored.etag;
-    const outcome = inline
-      ? applyNodeOp(ref.auid, this.parseStored(stored, keep), sel, op, ctx)
-      : await this.deps.checker.node(ref.auid, stored.body, sel, op, ctx);
+    // a string is a generated document: never cached
+    const text = typeof stored === 'string' ? stored : stored.body;
+    const parsed = typeof stored !== 'string' && this.parsed.get(documentKey(stored))?.etag === stored.etag;
+    const outcome = parsed || !this.deps.checker.offloads(Buffer.byteLength(text, 'utf8'))
+      ? applyNodeOp(ref.auid, typeof stored === 'string' ? stored : this.parseStored(stored, keep), sel, op, ctx)
+      : await this.deps.checker.node(ref.auid, text, sel, op, ctx);
     if ('opError' in outcome || 'selectorError' in outcome) throw nodeOpError(outcome);
     return outcome;
   }
@@ -317,7 +319,7 @@ export class XcapServer {
       // RFC 4826 4.5: global/index is the union of every user's services, never written itself
       if (ref.path !== 'index') throw new XcapFailure(404);
       const all = await this.deps.docs.list({ auid: RLS_SERVICES_AUID });
-      body = serializeXml(mergeRlsServices(all.filter((d) => d.tree === 'users').map((d) => this.parseStored(d, false))), { declaration: true });
+      body = await this.deps.checker.mergeRlsServices(all.filter((d) => d.tree === 'users').map((d) => d.body));
     } else {
       if (ref.tree !== 'users' || ref.path !== XCAP_DIRECTORY_DOCUMENT) throw new XcapFailure(404);
       const docs = await this.deps.docs.list({ xui: ref.xui });
@@ -325,7 +327,7 @@ export class XcapServer {
     }
     const etag = createHash('sha1').update(body).digest('base64url').slice(0, 20);
     // as in get(): a missing node is 404 before any precondition, and without ETag
-    const node = uri.nodeSelector ? getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace) : { contentType: usage.mimeType, body };
+    const node = uri.nodeSelector ? (await this.nodeOp(body, uri.nodeSelector, { kind: 'get' }, ref, false)).node! : { contentType: usage.mimeType, body };
     this.checkReadPreconditions(ctx, etag);
     ctx.set('ETag', quote(etag));
     reply(ctx, node.contentType, node.body);

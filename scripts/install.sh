@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
-              baresip-core linphone-cli
+              baresip-core linphone-cli libxml2-utils
               python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
 
 missing=()

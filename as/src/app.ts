@@ -39,6 +39,9 @@ import { Notifier } from './events/notifier.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
 import { emptyBody } from './http/empty-body.js';
+import { errorSummary, isClientFault } from './http/client-fault.js';
+import { refuseLargeContinue } from './http/expect-continue.js';
+import { DocumentChecker } from './xdm/document-checker.js';
 import { XdmDocuments } from './xdm/document-store.js';
 import { xcapAuth } from './xdm/xcap-auth.js';
 import { XcapDiffPackage } from './xdm/xcap-diff-package.js';
@@ -70,6 +73,12 @@ const ISC_BODY_LIMIT = 512 * 1024;
  * start and stop order. Everything is built here and handed down; no module reaches for
  * globals.
  */
+/**
+ * Documents below this size are parsed and checked on the main thread (about 2 ms at this size;
+ * a worker round trip costs more); larger ones in the checker's worker thread.
+ */
+const INLINE_CHECK_BYTES = 16 * 1024;
+
 export class ApplicationServer {
   private constructor(
     readonly config: AsConfig,
@@ -287,9 +296,15 @@ export class ApplicationServer {
       events?.start();
 
       const xcap = new Koa();
-      xcap.use(failureAnswers({ log: log.child({ svc: 'xcap' }), metrics, outages, api: 'xcap' }));
+      const xcapLog = log.child({ svc: 'xcap' });
+      xcap.use(failureAnswers({ log: xcapLog, metrics, outages, api: 'xcap' }));
+      // large documents are parsed and validated in a worker thread: no XCAP PUT stalls SIP decisions
+      const checker = new DocumentChecker({
+        limits: { maxBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
+        inlineBelowBytes: INLINE_CHECK_BYTES, log: xcapLog, metrics,
+      });
       const xcapServer = new XcapServer({
-        docs, metrics, outages, log: log.child({ svc: 'xcap' }),
+        docs, users, checker, metrics, outages, log: xcapLog,
         options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
       });
       const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
@@ -308,7 +323,16 @@ export class ApplicationServer {
       const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
       xcap.use(xcapServer.middleware());
+      // koa's default prints whole stacks to stderr, e.g. for every client that sends a broken request
+      xcap.on('error', (err: unknown) => {
+        if (isClientFault(err)) xcapLog.info(errorSummary(err), 'XCAP connection failed (client)');
+        else xcapLog.error(errorSummary(err), 'XCAP request failed');
+      });
       const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
+      refuseLargeContinue(xcapHttp, config.xdm.maxDocumentBytes);
+      xcapHttp.on('close', () => {
+        checker.close().catch((err: unknown) => xcapLog.warn(errorSummary(err), 'document checker not stopped'));
+      });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
       return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs);

@@ -33,6 +33,7 @@ console.log(JSON.stringify({
   timeouts: Number(col('FailedMaxUDPRetrans(C)')) + Number(col('FailedTimeoutOnRecv(C)')),
   achievedCps: elapsed > 0 ? Math.round(ok / elapsed) : 0,
   p50ms: pct(50),
+  p95ms: pct(95),
   p99ms: pct(99),
   maxMs: rtts.length ? rtts[rtts.length - 1] : NaN,
 }));

@@ -175,6 +175,48 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.equal(run.exitCode, 0, run.stdout);
   });
 
+  it('never lets a service take over a user\'s address: bob\'s presence stays subscribable', async () => {
+    // erin tries to make bob's address of record a list of hers
+    const hijack = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+      `<service uri="sip:bob@example.com"><list><rl:entry uri="sip:erin@example.com"/></list></service></rls-services>`;
+    const put = await xcap('erin').put('/xcap-root/rls-services/users/sip:erin@example.com/hijack', hijack, 'application/rls-services+xml');
+    assert.equal(put.status, 409, put.body);
+    assert.match(put.body, /constraint-failure/);
+    // a plain SUBSCRIBE to bob (no eventlist) still reaches bob's presence
+    const run = await stack.sipp({ name: 'hijack-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) }, { set: { user: 'alice', target: 'bob' }, args: auth('alice') });
+    assert.equal(run.exitCode, 0, run.stdout);
+    assert.match(notifies(run)[0]!, /bob is in|bob went out/);
+  });
+
+  it('gives a user provisioned after a service took that address their own presence back', async () => {
+    // gina's service is in her namespace and nobody has the address yet: accepted
+    const doc = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+      `<service uri="sip:gina-pal@example.com"><list><rl:entry uri="sip:bob@example.com"/></list></service></rls-services>`;
+    assert.equal((await xcap('gina').put('/xcap-root/rls-services/users/sip:gina@example.com/pal', doc, 'application/rls-services+xml')).status, 201);
+    // then the operator provisions a user with that very address
+    assert.equal((await stack.provision('add', 'gina-pal', '--password', PW('gina-pal'))).code, 0);
+    await publish('gina-pal', 'open', 'gina-pal is here');
+    const run = await stack.sipp({ name: 'pal-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) }, { set: { user: 'alice', target: 'gina-pal' }, args: auth('alice') });
+    assert.equal(run.exitCode, 0, run.stdout);
+    assert.match(notifies(run)[0]!, /gina-pal is here/);
+  });
+
+  it('resolves a list with its owner\'s XCAP rights: a reference into another user\'s tree is refused, not disclosed', async () => {
+    const secret = `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">` +
+      `<list name="private"><entry uri="sip:bobs-secret-friend@example.com"/></list></resource-lists>`;
+    assert.equal((await xcap('bob').put('/xcap-root/resource-lists/users/sip:bob@example.com/index', secret, 'application/resource-lists+xml')).status, 201);
+    const bobsList = `http://127.0.0.1:${stack.ports.xdm}/xcap-root/resource-lists/users/sip:bob@example.com/index/~~/resource-lists/list%5b@name=%22private%22%5d`;
+    // gina may not read it herself
+    assert.equal((await xcap('gina').get(new URL(bobsList).pathname)).status, 403);
+    const peek = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services">` +
+      `<service uri="sip:gina-peek@example.com"><resource-list>${bobsList}</resource-list></service></rls-services>`;
+    assert.equal((await xcap('gina').put('/xcap-root/rls-services/users/sip:gina@example.com/index', peek, 'application/rls-services+xml')).status, 201);
+    const run = await stack.sipp({ name: 'list-peek', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, expectFinal: 403 }) }, { set: { user: 'gina', target: 'gina-peek' }, args: auth('gina') });
+    assert.equal(run.exitCode, 0, run.stdout);
+    assert.match(run.messages, /SIP\/2\.0 403[\s\S]*?Warning: 399 [^\n]*may not read/);
+    assert.doesNotMatch(run.messages, /bobs-secret-friend/);
+  });
+
   it('changes an active list subscription at once when the list changes over XCAP', async () => {
     const sub = stack.sipp({ name: 'list-edit', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }) }, { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice'), timeoutMs: 30000 });
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);

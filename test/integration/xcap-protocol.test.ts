@@ -9,18 +9,14 @@
  * mapped onto a resource-lists list: entries, a comment, then an external).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ApplicationServer } from '../../as/src/app.js';
 import { digestResponse } from '../../as/src/http/digest.js';
-import { loadConfig } from '../../as/src/config/config.js';
-import { silentLogger } from '../../as/src/log/logger.js';
 import { allUsages } from '../../as/src/xdm/usages/index.js';
 import { NamespaceScope, attr, childElements, parseXml, textContent, type XmlElement } from '../../as/src/xml/xml-tree.js';
 import { XcapClient, rawRequest, type XcapReply } from '../helpers/xcap-client.js';
+import { startAs, stopAs, type Running } from '../helpers/as-in-process.js';
 import { RFC4826_RESOURCE_LISTS, RFC4826_RLS_SERVICES } from '../helpers/rfc-examples.js';
 
 // ---------------------------------------------------------------------------
@@ -78,70 +74,6 @@ const services = (...uris: string[]) =>
 const doc = (user: string, name: string, auid = 'resource-lists') => `/xcap-root/${auid}/users/sip:${user}@example.com/${name}`;
 /** Path of a node: document + /~~/ + selector (sent as written). */
 const node = (document: string, selector: string) => `${document}/~~/${selector}`;
-
-function canListen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-const taken = new Set<number>();
-/** A port of 5600-5699 nothing listens on (starting at a random place, other files use the range too). */
-async function freePort(): Promise<number> {
-  const offset = Math.floor(Math.random() * 100);
-  for (let i = 0; i < 100; i++) {
-    const p = 5600 + ((offset + i) % 100);
-    if (taken.has(p)) continue;
-    if (await canListen(p)) {
-      taken.add(p);
-      return p;
-    }
-  }
-  throw new Error('no free port in 5600-5699');
-}
-
-interface Running {
-  server: ApplicationServer;
-  dir: string;
-  /** http://127.0.0.1:<XDM_PORT> */
-  base: string;
-  /** The XCAP root URI the server puts in generated documents and error reports. */
-  rootUri: string;
-}
-
-async function startAs(extraEnv: Record<string, string> = {}): Promise<Running> {
-  const dir = mkdtempSync(join(tmpdir(), 'xcap-protocol-'));
-  const [isc, xdm, closed] = [await freePort(), await freePort(), await freePort()];
-  const config = loadConfig({
-    env: {
-      ISC_SECRET: 'integration-test-secret-0123456789',
-      AS_DATA_DIR: join(dir, 'data'),
-      CDR_DIR: join(dir, 'cdr'),
-      ISC_PORT: String(isc),
-      XDM_PORT: String(xdm),
-      KAMAILIO_HTTP_URL: `http://127.0.0.1:${closed}`,
-      KAMAILIO_EVAPI_ADDR: '',
-      LOG_LEVEL: 'silent',
-      MONGODB_URI: '',
-      AS_CONFIG: '',
-      XDM_MAX_DOCUMENT_BYTES: String(64 * 1024),
-      ...extraEnv,
-    },
-  });
-  // loadConfig reads an empty variable as "not set" (so KAMAILIO_EVAPI_ADDR='' falls back to
-  // the default address): switch the event stream off here, nothing in this file needs it
-  config.kamailio.evapiAddress = '';
-  const server = await ApplicationServer.start(config, silentLogger());
-  return { server, dir, base: `http://127.0.0.1:${xdm}`, rootUri: `http://127.0.0.1:${xdm}/xcap-root` };
-}
-
-async function stopAs(r: Running | undefined): Promise<void> {
-  if (!r) return;
-  await r.server.stop();
-  rmSync(r.dir, { recursive: true, force: true });
-}
 
 /** A reply without a body must not claim a Content-Type either. */
 function assertEmpty(r: XcapReply, status: number, what = ''): void {
@@ -500,7 +432,7 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
     before(async () => {
       assert.equal((await alice.put(d, RFC4826_RESOURCE_LISTS, RL_TYPE)).status, 201);
       // the RFC example with other service URIs: the RFC's own are used by the uniqueness test
-      const rls = RFC4826_RLS_SERVICES.replace('sip:mybuddies@', 'sip:ns-buddies@').replace('sip:marketing@', 'sip:ns-marketing@');
+      const rls = RFC4826_RLS_SERVICES.replace('sip:mybuddies@', 'sip:alice-ns-buddies@').replace('sip:marketing@', 'sip:alice-ns-marketing@');
       assert.equal((await alice.put(doc('alice', 'index', 'rls-services'), rls, RLS_TYPE)).status, 201);
     });
 
@@ -514,7 +446,7 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
       assert.deepEqual(el.attributes, { xmlns: RL_NS, 'xmlns:xsi': XSI_NS });
       assert.equal(childElements(el).length, 0);
 
-      const rls = await alice.get(node(doc('alice', 'index', 'rls-services'), 'rls-services/service[@uri="sip:ns-marketing@example.com"]/list/rl:entry[2]/namespace::*?xmlns(rl=urn:ietf:params:xml:ns:resource-lists)'));
+      const rls = await alice.get(node(doc('alice', 'index', 'rls-services'), 'rls-services/service[@uri="sip:alice-ns-marketing@example.com"]/list/rl:entry[2]/namespace::*?xmlns(rl=urn:ietf:params:xml:ns:resource-lists)'));
       assert.equal(rls.status, 200, rls.body);
       const e = parseXml(rls.body).root;
       assert.equal(e.name, 'rl:entry');
@@ -746,40 +678,59 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
       etag = r.etag!;
     });
 
-    it('uniqueness-failure across users (rls-services service URI), with alt-values really free', async () => {
-      // bob holds the RFC's first service URI, carol the first obvious alternative
-      assert.equal((await bob.put(doc('bob', 'index', 'rls-services'), services('sip:mybuddies@example.com'), RLS_TYPE)).status, 201);
-      assert.equal((await carol.put(doc('carol', 'index', 'rls-services'), services('sip:mybuddies1@example.com'), RLS_TYPE)).status, 201);
+    it('uniqueness-failure across documents (rls-services service URI), with alt-values really free', async () => {
+      // the RFC's example with its service URIs in alice's namespace (sip:alice-<name>@example.com);
+      // one of her documents holds its first service URI, another the first obvious alternative
+      const rfc = RFC4826_RLS_SERVICES.replace(/sip:(mybuddies|marketing)@/g, 'sip:alice-$1@');
+      const first = doc('alice', 'u-first', 'rls-services');
+      assert.equal((await alice.put(first, services('sip:alice-mybuddies@example.com'), RLS_TYPE)).status, 201);
+      assert.equal((await alice.put(doc('alice', 'u-second', 'rls-services'), services('sip:alice-mybuddies1@example.com'), RLS_TYPE)).status, 201);
 
       const target = doc('alice', 'unique', 'rls-services');
-      const e = xcapError(await alice.put(target, RFC4826_RLS_SERVICES, RLS_TYPE), 'uniqueness-failure');
+      const e = xcapError(await alice.put(target, rfc, RLS_TYPE), 'uniqueness-failure');
       const ex = childElements(e);
       assert.equal(ex.length, 1);
       assert.equal(ex[0]!.name, 'exists');
       assert.equal(attr(ex[0]!, 'field'), 'rls-services/service/@uri');
       const alts = childElements(ex[0]!).filter((k) => k.name === 'alt-value').map(textContent);
       assert.ok(alts.length > 0, 'alt-values proposed');
-      assert.ok(!alts.includes('sip:mybuddies@example.com'), 'not the taken value');
-      assert.ok(!alts.includes('sip:mybuddies1@example.com'), 'not carol\'s value either');
+      assert.ok(!alts.includes('sip:alice-mybuddies@example.com'), 'not the taken value');
+      assert.ok(!alts.includes('sip:alice-mybuddies1@example.com'), 'not the other taken value either');
       assertEmpty(await alice.get(target), 404, 'nothing stored');
 
-      const retry = await alice.put(target, RFC4826_RLS_SERVICES.replace('sip:mybuddies@example.com', alts[0]!), RLS_TYPE);
+      const retry = await alice.put(target, rfc.replace('sip:alice-mybuddies@example.com', alts[0]!), RLS_TYPE);
       assertEmpty(retry, 201, 'PUT with the alt-value');
-      // and now that value is taken for bob
-      xcapError(await bob.put(doc('bob', 'other', 'rls-services'), services(alts[0]!), RLS_TYPE), 'uniqueness-failure');
+      // and now that value is taken for her other documents
+      xcapError(await alice.put(doc('alice', 'u-third', 'rls-services'), services(alts[0]!), RLS_TYPE), 'uniqueness-failure');
 
-      // the same through an element PUT: bob adds a service with alice's marketing URI
-      const bobs = doc('bob', 'index', 'rls-services');
-      const bobEtag = (await bob.get(bobs)).etag;
+      // the same through an element PUT: her first document adds a service with the marketing URI
+      const firstEtag = (await alice.get(first)).etag;
       const el = xcapError(
-        await bob.put(node(bobs, 'rls-services/service[@uri="sip:marketing@example.com"]'), '<service uri="sip:marketing@example.com"><resource-list>http://xcap.example.com/resource-lists/users/sip:bob@example.com/index/~~/resource-lists/list%5b@name=%22l1%22%5d</resource-list></service>', EL_TYPE),
+        await alice.put(node(first, 'rls-services/service[@uri="sip:alice-marketing@example.com"]'), '<service uri="sip:alice-marketing@example.com"><resource-list>http://xcap.example.com/resource-lists/users/sip:alice@example.com/index/~~/resource-lists/list%5b@name=%22l1%22%5d</resource-list></service>', EL_TYPE),
         'uniqueness-failure',
       );
       const elExists = childElements(el)[0]!;
       assert.equal(attr(elExists, 'field'), 'rls-services/service/@uri');
       const elAlts = childElements(elExists).map(textContent);
-      assert.ok(elAlts.length > 0 && !elAlts.includes('sip:marketing@example.com'), el.name);
-      assert.equal((await bob.get(bobs)).etag, bobEtag, 'bob\'s document unchanged');
+      assert.ok(elAlts.length > 0 && !elAlts.includes('sip:alice-marketing@example.com'), el.name);
+      assert.equal((await alice.get(first)).etag, firstEtag, 'the first document unchanged');
+    });
+
+    it('constraint-failure for a service URI outside the owner\'s namespace or at a user\'s address', async () => {
+      const bobs = doc('bob', 'claims', 'rls-services');
+      // another user's address, his own address, and a name in another user's namespace
+      for (const uri of ['sip:alice@example.com', 'sip:bob@example.com', 'sip:alice-friends@example.com', 'sip:friends@example.com']) {
+        const e = xcapError(await bob.put(bobs, services(uri), RLS_TYPE), 'constraint-failure');
+        assert.match(attr(e, 'phrase') ?? '', /namespace/, uri);
+      }
+      // through an element PUT as well
+      assert.equal((await bob.put(bobs, services('sip:bob-friends@example.com'), RLS_TYPE)).status, 201);
+      xcapError(await bob.put(node(bobs, 'rls-services/service[@uri="sip:alice@example.com"]'), '<service uri="sip:alice@example.com"><list/></service>', EL_TYPE), 'constraint-failure');
+      // a user whose name starts with "bob-" holds an address in bob's namespace: never a service
+      await as.server.users.add('bob-pal', 'pw-bob-pal');
+      const pal = xcapError(await bob.put(doc('bob', 'pal', 'rls-services'), services('sip:bob-pal@example.com'), RLS_TYPE), 'constraint-failure');
+      assert.match(attr(pal, 'phrase') ?? '', /address of a user/);
+      assert.equal((await bob.delete(bobs)).status, 200);
     });
 
     it('constraint-failure', async () => {
@@ -1023,7 +974,7 @@ describe('XCAP protocol over HTTP (RFC 4825)', () => {
       // make sure both users have documents of more than one usage
       const mine = [doc('alice', 'dir-one'), doc('alice', 'dir-two', 'rls-services')];
       assert.equal((await alice.put(mine[0]!, list('d', []), RL_TYPE)).status, 201);
-      assert.equal((await alice.put(mine[1]!, services('sip:dir-two@example.com'), RLS_TYPE)).status, 201);
+      assert.equal((await alice.put(mine[1]!, services('sip:alice-dir-two@example.com'), RLS_TYPE)).status, 201);
       assert.equal((await bob.put(doc('bob', 'dir-bob'), list('d', []), RL_TYPE)).status, 201);
       // one of them changed after creation: the directory has the new ETag
       assert.equal((await alice.put(node(mine[0]!, 'resource-lists/list/entry[@uri="sip:z@example.com"]'), '<entry uri="sip:z@example.com"/>', EL_TYPE)).status, 201);

@@ -15,7 +15,8 @@ const RL_NS = 'urn:ietf:params:xml:ns:resource-lists';
 const ROOT = 'http://xcap.example.com:8080/xcap-root';
 const ALICE = 'sip:alice@example.com';
 const BOB = 'sip:bob@example.com';
-const OPTS: ResolveOptions = { maxMembers: 100, maxDepth: 8 };
+/** These tests are about following references: every document is readable (authorization has its own test). */
+const OPTS: ResolveOptions = { maxMembers: 100, maxDepth: 8, mayRead: () => true };
 
 const rl = (lists: string): string => `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="${RL_NS}">${lists}</resource-lists>`;
 const rls = (services: string): string =>
@@ -146,6 +147,20 @@ describe('resolveService: references', () => {
     assert.deepEqual(refs.sources, [key(ALICE), key(BOB)]);
   });
 
+  it('reads only documents the owner may read: another user\'s list is forbidden, and not even read', async () => {
+    const load = loader({ [key(ALICE)]: aliceDoc, [key(BOB)]: rl('<list name="b"><entry uri="sip:secret@example.com"/></list>') });
+    const asAlice: ResolveOptions = { ...OPTS, mayRead: (ref) => ref.tree === 'users' && ref.xui === ALICE };
+    const direct = failed(await resolveService(rls(`<service uri="sip:s@example.com"><resource-list>${listUri(BOB, 'b')}</resource-list></service>`), 'sip:s@example.com', load, asAlice), 'forbidden', /sip:bob@example.com/);
+    assert.deepEqual(direct.sources, []);
+    const viaExternal = rls(`<service uri="sip:s@example.com"><list><rl:external anchor="${listUri(BOB, 'b')}"/></list></service>`);
+    failed(await resolveService(viaExternal, 'sip:s@example.com', load, asAlice), 'forbidden');
+    const entryRef = rls(`<service uri="sip:s@example.com"><list><rl:entry-ref ref="resource-lists/users/${BOB}/index/~~/resource-lists/list%5B@name=%22b%22%5D/entry%5B1%5D"/></list></service>`);
+    failed(await resolveService(entryRef, 'sip:s@example.com', load, asAlice), 'forbidden');
+    assert.ok(!load.asked.some((a) => a.xui === BOB), 'bob\'s document never read');
+    // alice's own lists resolve as before
+    ok(await resolveService(rls(`<service uri="sip:s@example.com"><resource-list>${listUri(ALICE, 'friends')}</resource-list></service>`), 'sip:s@example.com', load, asAlice));
+  });
+
   it('reports missing documents and lists as bad references, with the documents read so far', async () => {
     const load = loader({ [key(ALICE)]: aliceDoc });
     const missingDoc = await resolveService(rls(`<service uri="sip:s@example.com"><resource-list>${listUri(BOB, 'b')}</resource-list></service>`), 'sip:s@example.com', load, OPTS);
@@ -215,22 +230,22 @@ describe('resolution limits', () => {
   it('fails with loop when lists nest deeper than maxDepth', async () => {
     const load = loader({ [key(ALICE)]: aliceDoc });
     // friends > work > deep: three lists open at once
-    ok(await resolveNamedList(ALICE, 'friends', 'sip:l@example.com', load, { maxMembers: 10, maxDepth: 3 }));
-    failed(await resolveNamedList(ALICE, 'friends', 'sip:l@example.com', load, { maxMembers: 10, maxDepth: 2 }), 'loop', /deeper than 2/);
+    ok(await resolveNamedList(ALICE, 'friends', 'sip:l@example.com', load, { ...OPTS, maxMembers: 10, maxDepth: 3 }));
+    failed(await resolveNamedList(ALICE, 'friends', 'sip:l@example.com', load, { ...OPTS, maxMembers: 10, maxDepth: 2 }), 'loop', /deeper than 2/);
     // a > b > c through externals across two documents
     const chain = {
       [key(ALICE)]: rl(`<list name="a"><external anchor="${listUri(BOB, 'b')}"/></list><list name="c"><entry uri="sip:c@example.com"/></list>`),
       [key(BOB)]: rl(`<list name="b"><external anchor="${listUri(ALICE, 'c')}"/></list>`),
     };
-    ok(await resolveNamedList(ALICE, 'a', 'sip:l@example.com', loader(chain), { maxMembers: 10, maxDepth: 3 }));
-    failed(await resolveNamedList(ALICE, 'a', 'sip:l@example.com', loader(chain), { maxMembers: 10, maxDepth: 2 }), 'loop');
+    ok(await resolveNamedList(ALICE, 'a', 'sip:l@example.com', loader(chain), { ...OPTS, maxMembers: 10, maxDepth: 3 }));
+    failed(await resolveNamedList(ALICE, 'a', 'sip:l@example.com', loader(chain), { ...OPTS, maxMembers: 10, maxDepth: 2 }), 'loop');
   });
 
   it('fails with too-many past maxMembers distinct members; duplicates do not count', async () => {
     const doc = rl('<list name="l"><entry uri="sip:a@x"/><entry uri="sip:b@x"/><list><entry uri="sip:a@x"/></list><entry uri="sip:c@x"/></list>');
     const load = loader({ [key(ALICE)]: doc });
-    ok(await resolveNamedList(ALICE, 'l', 'sip:l@x', load, { maxMembers: 3, maxDepth: 4 }));
-    failed(await resolveNamedList(ALICE, 'l', 'sip:l@x', load, { maxMembers: 2, maxDepth: 4 }), 'too-many', /more than 2/);
+    ok(await resolveNamedList(ALICE, 'l', 'sip:l@x', load, { ...OPTS, maxMembers: 3, maxDepth: 4 }));
+    failed(await resolveNamedList(ALICE, 'l', 'sip:l@x', load, { ...OPTS, maxMembers: 2, maxDepth: 4 }), 'too-many', /more than 2/);
   });
 
   it('de-duplicates members, first occurrence winning, through the canonical form', async () => {

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { errorSummary } from './client-fault.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
@@ -21,12 +22,12 @@ export interface FailureAnswerDeps {
 export function answerFailure(ctx: Context, err: unknown, deps: FailureAnswerDeps): void {
   if (deps.outages.note(err)) {
     deps.metrics.count(STORE_UNAVAILABLE_ANSWERS, { api: deps.api });
-    deps.log.warn({ err, path: ctx.path, method: ctx.method }, 'store unavailable: 503');
+    deps.log.warn({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'store unavailable: 503');
     ctx.set('Retry-After', String(STORE_RETRY_AFTER_SECONDS));
     emptyBody(ctx, 503);
     return;
   }
-  deps.log.error({ err, path: ctx.path, method: ctx.method }, 'HTTP handler failed: 500');
+  deps.log.error({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'HTTP handler failed: 500');
   emptyBody(ctx, 500);
 }
 

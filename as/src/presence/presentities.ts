@@ -10,4 +10,9 @@ export class Presentities {
   async exists(canonical: string): Promise<boolean> {
     return this.openDomain || this.users.exists(canonical);
   }
+
+  /** A provisioned user's identity (whatever the open domain says): never anything else's address. */
+  async provisioned(canonical: string): Promise<boolean> {
+    return this.users.exists(canonical);
+  }
 }

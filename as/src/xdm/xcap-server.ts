@@ -2,24 +2,27 @@ import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import Koa, { type Context } from 'koa';
 import { emptyBody } from '../http/empty-body.js';
-import { BodyTooLargeError, readBody } from '../http/read-body.js';
+import { BodyTimeoutError, BodyTooLargeError, readBody } from '../http/read-body.js';
+import { errorSummary, isClientFault } from '../http/client-fault.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
-import { XmlError, parseXml, serializeXml, type XmlDocument } from '../xml/xml-tree.js';
+import { parseXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
 import {
   PreconditionFailed, UniquenessFailure, documentKey,
   type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
 } from './document-store.js';
 import {
   XCAP_ATT_CONTENT_TYPE, XCAP_EL_CONTENT_TYPE, XCAP_ERROR_CONTENT_TYPE, XcapOpError,
-  deleteNode, getNode, putAttribute, putElement, xcapErrorBody, type XcapErrorCondition,
+  xcapErrorBody, type XcapErrorCondition,
 } from './xcap-ops.js';
-import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from './xcap-uri.js';
+import { NodeSelectorError, XcapUriError, parseXcapUri, type NodeSelector, type XcapUri } from './xcap-uri.js';
+import { mayAccess } from './xcap-access.js';
+import { applyNodeOp, nodeOpError, type CheckOutcome, type DocumentFacts, type NodeOp, type NodeOutcome } from './document-check.js';
+import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/usage.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
-import { mergeRlsServices } from './usages/rls-services.js';
 
 const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
@@ -77,7 +80,22 @@ export class XcapServer {
   private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
   private parsedBytes = 0;
 
-  constructor(private readonly deps: { docs: XdmDocuments; options: XcapServerOptions; log: Logger; metrics: Metrics; outages: StoreOutages }) {}
+  constructor(private readonly deps: {
+    docs: XdmDocuments;
+    /** The provisioned users: their addresses of record are never claimed by a document. */
+    users: { exists(aor: string): Promise<boolean> };
+    /** Parses and checks whole documents PUT (off the event loop when they are large). */
+    checker: {
+      check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome>;
+      offloads(bytes: number): boolean;
+      node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome>;
+      mergeRlsServices(bodies: string[]): Promise<string>;
+    };
+    options: XcapServerOptions;
+    log: Logger;
+    metrics: Metrics;
+    outages: StoreOutages;
+  }) {}
 
   /** The koa middleware serving the XCAP root (after authentication). */
   middleware(): Koa.Middleware {
@@ -98,10 +116,9 @@ export class XcapServer {
       ctx.status = err.status;
       for (const [k, v] of Object.entries(err.headers)) ctx.set(k, v);
       if (err.condition) {
-        ctx.type = XCAP_ERROR_CONTENT_TYPE;
         // the document's URI, not the request path: that one may go on with /~~/<node selector>
         const documentUri = (ctx.state.xcapDocumentUri as string | undefined) ?? this.deps.options.rootUri;
-        ctx.body = xcapErrorBody(err.condition, { documentUri });
+        reply(ctx, XCAP_ERROR_CONTENT_TYPE, xcapErrorBody(err.condition, { documentUri }));
       } else {
         emptyBody(ctx);
       }
@@ -112,8 +129,20 @@ export class XcapServer {
       return this.fail(ctx, new XcapFailure(err.status, undefined, err.status === 405 ? { Allow: 'GET' } : {}));
     }
     if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
-    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413));
+    // the rest of the body is unread (or never comes): the connection cannot carry another request
+    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413, undefined, { Connection: 'close' }));
+    if (err instanceof BodyTimeoutError) {
+      this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request body incomplete');
+      return this.fail(ctx, new XcapFailure(408, undefined, { Connection: 'close' }));
+    }
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
+    if (isClientFault(err)) {
+      // the client went away mid-request: nobody reads the answer; 400 is for the metrics
+      this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request abandoned by the client');
+      emptyBody(ctx, 400);
+      return;
+    }
+    // a store outage: 503 with Retry-After; anything else: 500, logged once
     answerFailure(ctx, err, { ...this.deps, api: 'xcap' });
   }
 
@@ -141,12 +170,12 @@ export class XcapServer {
   /** A user reaches only their own tree; global documents are read-only. */
   private authorize(ctx: Context, uri: XcapUri, usage: ApplicationUsage, identity: string): DocumentRef {
     if (uri.tree === 'global') {
-      if (ctx.method !== 'GET') throw new XcapFailure(403);
+      if (!mayAccess(identity, { tree: 'global', xui: '' }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
       if (usage.globalDocuments && !usage.globalDocuments.includes(uri.documentPath)) throw new XcapFailure(404);
       return { auid: uri.auid, tree: 'global', xui: '', path: uri.documentPath };
     }
     const owner = this.deps.options.domain.canonical(uri.xui ?? '');
-    if (!owner || owner !== identity) throw new XcapFailure(403);
+    if (!owner || !mayAccess(identity, { tree: 'users', xui: owner }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
     if (usage.documentNames && !usage.documentNames.test(uri.documentPath)) {
       if (ctx.method === 'PUT') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `document name '${uri.documentPath}' is not allowed for ${usage.auid}` });
       throw new XcapFailure(404);
@@ -160,12 +189,11 @@ export class XcapServer {
     // select before the preconditions and the ETag: a node that does not exist is a 404
     // without ETag, whatever If-Match / If-None-Match say (RFC 7232 section 5)
     const node = uri.nodeSelector
-      ? getNode(this.parseStored(doc, true), uri.nodeSelector, usage.defaultNamespace)
+      ? (await this.nodeOp(doc, uri.nodeSelector, { kind: 'get' }, ref, true)).node!
       : { contentType: usage.mimeType, body: doc.body };
     this.checkReadPreconditions(ctx, doc.etag);
     ctx.set('ETag', quote(doc.etag));
-    ctx.type = node.contentType;
-    ctx.body = node.body;
+    reply(ctx, node.contentType, node.body);
   }
 
   private async put(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
@@ -173,13 +201,14 @@ export class XcapServer {
     const contentType = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
     if (!uri.nodeSelector) {
       if (contentType !== usage.mimeType) throw new XcapFailure(415);
-      const parsed = this.parseBody(body);
+      const checked = await this.deps.checker.check(usage.auid, body, this.validationContext(ref));
+      if ('xmlError' in checked) throw this.xmlFailure(checked.xmlError.kind);
       const text = body.toString('utf8');
       // the current ETag matters only to If-Match / If-None-Match; without them the write is
       // unconditional (the store reads the version it replaces itself)
       const conditional = etagList(ctx.get('if-match')) !== undefined || etagList(ctx.get('if-none-match')) !== undefined;
       const current = conditional ? await this.currentEtag(ref) : undefined;
-      const result = await this.write(ref, usage, parsed, text, this.writeCondition(ctx, current));
+      const result = await this.write(ref, checked.facts, text, this.writeCondition(ctx, current));
       return this.written(ctx, result);
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
@@ -187,10 +216,8 @@ export class XcapServer {
     if (contentType !== (isAttribute ? XCAP_ATT_CONTENT_TYPE : XCAP_EL_CONTENT_TYPE)) throw new XcapFailure(415);
     // the configured depth limit holds for what an element PUT builds too, not only for whole
     // documents (putElement's own default is the parser's 64 levels)
-    const result = await this.modify(ctx, ref, usage, (doc) =>
-      isAttribute
-        ? putAttribute(doc, uri.nodeSelector!, body, usage.defaultNamespace)
-        : putElement(doc, uri.nodeSelector!, body, usage.defaultNamespace, this.deps.options.maxDepth));
+    const result = await this.modify(ctx, ref, uri.nodeSelector,
+      isAttribute ? { kind: 'put-attribute', body } : { kind: 'put-element', body, maxDepth: this.deps.options.maxDepth });
     return this.written(ctx, result);
   }
 
@@ -203,7 +230,7 @@ export class XcapServer {
       return;
     }
     if (uri.nodeSelector.terminal?.kind === 'namespace') throw new XcapFailure(405, undefined, { Allow: 'GET' });
-    const result = await this.modify(ctx, ref, usage, (doc) => ({ created: false, ...deleteNode(doc, uri.nodeSelector!, usage.defaultNamespace) }));
+    const result = await this.modify(ctx, ref, uri.nodeSelector, { kind: 'delete' });
     ctx.set('ETag', quote(result.etag));
     emptyBody(ctx, 200);
   }
@@ -213,17 +240,16 @@ export class XcapServer {
    * concurrent change is retried on the new version (the node operation is applied to what
    * is there); with one, it fails with 412 as the client asked.
    */
-  private async modify(ctx: Context, ref: DocumentRef, usage: ApplicationUsage, op: (doc: XmlDocument) => { created: boolean; doc: XmlDocument }): Promise<{ etag: string; created: boolean }> {
+  private async modify(ctx: Context, ref: DocumentRef, sel: NodeSelector, op: NodeOp): Promise<{ etag: string; created: boolean }> {
     const clientCondition = Boolean(ctx.get('if-match') || ctx.get('if-none-match'));
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.docs.get(ref);
       if (!stored) throw new XcapFailure(409, { tag: 'no-parent', ancestor: this.deps.options.rootUri + `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}` });
       const cond = this.writeCondition(ctx, stored.etag);
       // not kept: this version is about to be replaced
-      const next = op(this.parseStored(stored, false));
-      const text = serializeXml(next.doc, { declaration: true });
+      const next = (await this.nodeOp(stored, sel, op, ref, false)).changed!;
       try {
-        const r = await this.write(ref, usage, next.doc, text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
+        const r = await this.write(ref, next.facts, next.text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
         return { etag: r.etag, created: next.created };
       } catch (err) {
         if (err instanceof PreconditionFailed && !clientCondition && attempt < 20) continue;
@@ -232,21 +258,45 @@ export class XcapServer {
     }
   }
 
-  /** Validates a whole new version and stores it. */
-  private async write(ref: DocumentRef, usage: ApplicationUsage, doc: XmlDocument, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
-    const problems = usage.validate(doc, { xui: ref.xui || undefined, domain: this.deps.options.domain.domain });
-    const first = problems[0];
+  /**
+   * A node operation on a stored document: inline when it is small or already parsed (its tree
+   * kept for the next one when `keep`), in the checker's worker thread when it is large.
+   */
+  private async nodeOp(stored: StoredDocument | string, sel: NodeSelector, op: NodeOp, ref: DocumentRef, keep: boolean): Promise<{ node?: { contentType: string; body: string }; changed?: { text: string; created: boolean; facts: DocumentFacts } }> {
+    const ctx = this.validationContext(ref);
+    // a string is a generated document: never cached
+    const text = typeof stored === 'string' ? stored : stored.body;
+    const parsed = typeof stored !== 'string' && this.parsed.get(documentKey(stored))?.etag === stored.etag;
+    const outcome = parsed || !this.deps.checker.offloads(Buffer.byteLength(text, 'utf8'))
+      ? applyNodeOp(ref.auid, typeof stored === 'string' ? stored : this.parseStored(stored, keep), sel, op, ctx)
+      : await this.deps.checker.node(ref.auid, text, sel, op, ctx);
+    if ('opError' in outcome || 'selectorError' in outcome) throw nodeOpError(outcome);
+    return outcome;
+  }
+
+  private validationContext(ref: DocumentRef): ValidationContext {
+    return { xui: ref.xui || undefined, domain: this.deps.options.domain.domain };
+  }
+
+  /** Stores a whole new version, after what its check found. */
+  private async write(ref: DocumentRef, facts: DocumentFacts, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
+    const usage = usageByAuid(ref.auid)!;
+    const first = facts.problems[0];
     if (first) {
       if (first.kind === 'schema') throw new XcapFailure(409, { tag: 'schema-validation-error', phrase: first.message });
       if (first.kind === 'constraint') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: first.phrase });
       throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field: first.field, altValues: first.altValues ?? [] }] });
     }
-    for (const f of usage.forbiddenClaims?.(doc) ?? []) {
+    for (const f of facts.forbiddenClaims) {
       const holder = await this.deps.docs.holderOf(ref.auid, f.field, f.value);
       if (holder && documentKey(holder) !== documentKey(ref)) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
     }
+    for (const uri of facts.addressClaims) {
+      const aor = this.deps.options.domain.canonical(uri);
+      if (aor && (await this.deps.users.exists(aor))) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `${uri} is the address of a user` });
+    }
     try {
-      return await this.deps.docs.put(ref, text, cond, usage.uniqueKeys?.(doc) ?? []);
+      return await this.deps.docs.put(ref, text, cond, facts.uniqueKeys);
     } catch (err) {
       if (!(err instanceof UniquenessFailure)) throw err;
       const candidates = proposeAltValues(err.value, () => false, 6);
@@ -272,7 +322,7 @@ export class XcapServer {
       // RFC 4826 4.5: global/index is the union of every user's services, never written itself
       if (ref.path !== 'index') throw new XcapFailure(404);
       const all = await this.deps.docs.list({ auid: RLS_SERVICES_AUID });
-      body = serializeXml(mergeRlsServices(all.filter((d) => d.tree === 'users').map((d) => this.parseStored(d, false))), { declaration: true });
+      body = await this.deps.checker.mergeRlsServices(all.filter((d) => d.tree === 'users').map((d) => d.body));
     } else {
       if (ref.tree !== 'users' || ref.path !== XCAP_DIRECTORY_DOCUMENT) throw new XcapFailure(404);
       const docs = await this.deps.docs.list({ xui: ref.xui });
@@ -280,11 +330,10 @@ export class XcapServer {
     }
     const etag = createHash('sha1').update(body).digest('base64url').slice(0, 20);
     // as in get(): a missing node is 404 before any precondition, and without ETag
-    const node = uri.nodeSelector ? getNode(parseXml(body), uri.nodeSelector, usage.defaultNamespace) : { contentType: usage.mimeType, body };
+    const node = uri.nodeSelector ? (await this.nodeOp(body, uri.nodeSelector, { kind: 'get' }, ref, false)).node! : { contentType: usage.mimeType, body };
     this.checkReadPreconditions(ctx, etag);
     ctx.set('ETag', quote(etag));
-    ctx.type = node.contentType;
-    ctx.body = node.body;
+    reply(ctx, node.contentType, node.body);
   }
 
   private async currentEtag(ref: DocumentRef): Promise<string | undefined> {
@@ -312,23 +361,19 @@ export class XcapServer {
     return { kind: 'any' };
   }
 
-  private parseBody(body: Buffer): XmlDocument {
-    try {
-      return parseXml(body, { maxBytes: this.deps.options.maxDocumentBytes, maxDepth: this.deps.options.maxDepth });
-    } catch (err) {
-      if (!(err instanceof XmlError)) throw err;
-      switch (err.kind) {
-        case 'not-utf-8':
-          throw new XcapFailure(409, { tag: 'not-utf-8' });
-        case 'too-large':
-          throw new XcapFailure(413);
-        case 'doctype-forbidden':
-          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
-        case 'too-deep':
-          throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
-        default:
-          throw new XcapFailure(409, { tag: 'not-well-formed' });
-      }
+  /** The answer to a body that is not an acceptable XML document. */
+  private xmlFailure(kind: XmlErrorKind): XcapFailure {
+    switch (kind) {
+      case 'not-utf-8':
+        return new XcapFailure(409, { tag: 'not-utf-8' });
+      case 'too-large':
+        return new XcapFailure(413);
+      case 'doctype-forbidden':
+        return new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
+      case 'too-deep':
+        return new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
+      default:
+        return new XcapFailure(409, { tag: 'not-well-formed' });
     }
   }
 
@@ -360,6 +405,16 @@ export class XcapServer {
     }
     return tree;
   }
+}
+
+/**
+ * A reply with a body, its Content-Type exactly the media type given: koa's `ctx.type` would
+ * add `; charset=utf-8` to some types (those the mime database knows a charset for) and not to
+ * others, so that usages would differ. XML bodies say their encoding themselves.
+ */
+function reply(ctx: Context, contentType: string, body: string): void {
+  ctx.set('Content-Type', contentType);
+  ctx.body = body;
 }
 
 /** Freezes a parsed tree and everything in it, so that a shared tree cannot be changed by mistake. */

@@ -10,7 +10,9 @@
  *    the `resource-lists/users/...` part; the host is not checked, every document comes from the
  *    one loader);
  *  - `<entry-ref ref>`: an XCAP URI relative to the XCAP root naming one `<entry>`.
- * Only documents of the users tree of the resource-lists usage can be referenced.
+ * Only documents of the users tree of the resource-lists usage can be referenced, and only those
+ * the list's owner may read over XCAP ({@link ResolveOptions.mayRead}): a list never discloses
+ * what its owner could not GET.
  */
 import { NamespaceScope, XmlError, type XmlDocument, type XmlElement, attr, childElements, findChild, findChildren, parseXml, textContent } from '../../xml/xml-tree.js';
 import { type DocumentRef, documentKey } from '../../xdm/document-store.js';
@@ -50,13 +52,15 @@ export interface ResolvedList {
 }
 
 export type ResolveFailure = {
-  kind: 'not-found' | 'loop' | 'too-many' | 'bad-reference' | 'unreadable';
+  kind: 'not-found' | 'loop' | 'too-many' | 'bad-reference' | 'unreadable' | 'forbidden';
   detail: string;
   /** As {@link ResolvedList.sources}: the documents read before the failure (e.g. to retry once a missing one appears). */
   sources?: string[];
 };
 
 export interface ResolveOptions {
+  /** Whether the list's owner may read this document (XCAP authorization); false fails with 'forbidden'. */
+  mayRead: (ref: DocumentAddress) => boolean;
   /** More distinct members than this fails with 'too-many'. */
   maxMembers: number;
   /**
@@ -151,6 +155,8 @@ class Resolution {
   async document(ref: DocumentAddress): Promise<XmlDocument | undefined> {
     const key = documentKey(ref);
     if (this.docs.has(key)) return this.docs.get(key);
+    // checked before the read: whether such a document exists is not disclosed either
+    if (!this.opts.mayRead(ref)) fail('forbidden', `document ${key} is not the list owner's`);
     this.sources.push(key);
     const body = await this.load(ref);
     let doc: XmlDocument | undefined;

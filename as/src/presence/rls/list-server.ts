@@ -8,6 +8,8 @@ import { buildMultipart } from '../../sip/multipart.js';
 import type { LocalDomain } from '../../users/local-domain.js';
 import { documentKey, type DocumentRef, type XdmDocuments } from '../../xdm/document-store.js';
 import { normalizeUri } from '../../xdm/usages/usage.js';
+import { serviceUriClaimProblem } from '../../xdm/usages/rls-services.js';
+import { mayAccess } from '../../xdm/xcap-access.js';
 import type { PresenceAuthorizer, PresenceGrant } from '../authorization.js';
 import { politeBlockDocument, serializePidf } from '../pidf/index.js';
 import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from '../pidf/pidf-diff.js';
@@ -15,7 +17,7 @@ import { PIDF_CONTENT_TYPE } from '../pidf-body.js';
 import type { PresenceState } from '../presence-state.js';
 import type { Presentities } from '../presentities.js';
 import type { BackendSubscriptions } from './backend.js';
-import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolvedList } from './list-resolver.js';
+import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolveOptions, type ResolvedList } from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
 import type { Metrics } from '../../ops/metrics.js';
 import { contain } from '../../util/contain.js';
@@ -119,28 +121,32 @@ export class ResourceListServer {
     this.grants.clear();
   }
 
-  /** The list a Request-URI names, if any. */
+  /**
+   * The list a Request-URI names, if any. A provisioned user's address is never a list, and a
+   * service counts only when its URI is in its owner's namespace (documents written before that
+   * rule was enforced cannot take over anyone's address either).
+   */
   async find(ruri: string): Promise<ListTarget | undefined> {
     const load = (ref: DocumentRef) => this.deps.docs.get(ref).then((d) => d?.body);
-    const opts = this.resolveOptions();
     const named = parsePresListUri(ruri.replace(/^<|>$/g, ''));
     if (named) {
       const owner = this.deps.domain.canonical(named.owner);
       if (!owner) return undefined;
-      return { owner, resolve: () => resolveNamedList(owner, named.list, ruri, load, opts) };
+      return { owner, resolve: () => resolveNamedList(owner, named.list, ruri, load, this.resolveOptions(owner)) };
     }
-    const candidates = new Set([normalizeUri(ruri)]);
     const canonical = this.deps.domain.canonical(ruri);
+    if (canonical && (await this.deps.presentities.provisioned(canonical))) return undefined;
+    const candidates = new Set([normalizeUri(ruri)]);
     if (canonical) candidates.add(canonical);
     for (const value of candidates) {
       // service URIs are unique across users: the claim names the one document defining it
       const doc = await this.deps.docs.holderOf('rls-services', 'uri', value);
-      if (!doc) continue;
+      if (!doc || serviceUriClaimProblem(value, doc.xui, this.deps.domain.domain)) continue;
       return { owner: doc.xui, resolve: async () => {
         // read again: the document may have changed since
         const current = await this.deps.docs.get(doc);
         if (!current) return undefined;
-        const resolved = await resolveService(current.body, ruri, load, opts);
+        const resolved = await resolveService(current.body, ruri, load, this.resolveOptions(doc.xui));
         // the rls-services document itself is a source too: its edits change the list
         if (resolved && !('kind' in resolved)) resolved.sources = [documentKey(doc), ...resolved.sources];
         return resolved;
@@ -323,10 +329,15 @@ export class ResourceListServer {
     return [...new Set(members.map((m) => this.deps.domain.canonical(m.uri) ?? m.uri))];
   }
 
-  private resolveOptions() {
+  /** How `owner`'s lists are resolved: with the owner's XCAP authorization. */
+  private resolveOptions(owner: string): ResolveOptions {
     const { maxMembers, maxDepth } = this.deps.limits;
-    // our users under any alias are one member; other URIs as written (their port matters)
-    return { maxMembers, maxDepth, canonical: (uri: string) => this.deps.domain.canonical(uri) ?? uri.trim() };
+    return {
+      maxMembers, maxDepth,
+      mayRead: (ref) => mayAccess(owner, ref, 'read'),
+      // our users under any alias are one member; other URIs as written (their port matters)
+      canonical: (uri: string) => this.deps.domain.canonical(uri) ?? uri.trim(),
+    };
   }
 
   /**
@@ -370,6 +381,9 @@ export class ResourceListServer {
 }
 
 function failureReply(f: ResolveFailure) {
-  const why = f.kind === 'loop' ? 'the resource list refers to itself' : f.kind === 'too-many' ? 'the resource list has too many members' : `the resource list cannot be read (${f.detail})`;
+  const why = f.kind === 'loop' ? 'the resource list refers to itself'
+    : f.kind === 'too-many' ? 'the resource list has too many members'
+      : f.kind === 'forbidden' ? 'the resource list refers to a document its owner may not read'
+        : `the resource list cannot be read (${f.detail})`;
   return reply(f.kind === 'not-found' ? 404 : 403, f.kind === 'not-found' ? 'Not Found' : 'Forbidden', { hdrs: `Warning: 399 - "${why.replace(/"/g, "'")}"\r\n` });
 }

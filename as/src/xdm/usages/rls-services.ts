@@ -4,7 +4,9 @@
  *
  * Pure: no I/O. The service URI must be unique across all users: `uniqueKeys` exposes the
  * (normalised) URIs so that the server can check them against every other document and answer
- * a uniqueness failure with alternatives from {@link proposeAltValues}.
+ * a uniqueness failure with alternatives from {@link proposeAltValues}. It must also be in the
+ * owner's namespace ({@link serviceUriClaimProblem}); `addressClaims` lets the server refuse a
+ * URI that is a provisioned user's address of record.
  */
 import { NamespaceScope, type XmlDocument, type XmlElement, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
 import {
@@ -24,6 +26,7 @@ import {
   seq,
   uriProblem,
 } from './usage.js';
+import { parseUri } from '../../sip/index.js';
 import { RESOURCE_LISTS_NS, checkList, xcapListUriProblem } from './resource-lists.js';
 
 export const RLS_SERVICES_NS = xmlNamespaces.rlsServices;
@@ -42,11 +45,34 @@ const SERVICE_MODEL = seq(
 const PACKAGES_MODEL = seq(1, 1, el(RLS, 'package', 0, Infinity), anyOther([RLS]));
 const PACKAGE_RE = /^[A-Za-z0-9!%'*+\-._`~]+$/;
 
-function checkService(c: Checker, node: XNode): void {
+/**
+ * Why `uri` is not a service URI `owner` may claim, or undefined when it is: the namespace of a
+ * user is `sip:<user>-<name>@<domain>` (<user> the user part of the owner's address of record,
+ * <name> not empty). A user's own address is never in it, nor another user's, except that of a
+ * user whose name starts with `<user>-`: the server refuses those against the user directory
+ * (`addressClaims`), and the list server never takes a provisioned user's address for a list.
+ */
+export function serviceUriClaimProblem(uri: string, owner: string, domain: string): string | undefined {
+  let service, ownerUri;
+  try {
+    service = parseUri(uri.trim());
+    ownerUri = parseUri(owner);
+  } catch {
+    return 'is not a SIP URI';
+  }
+  const prefix = `${ownerUri.userDecoded ?? ownerUri.user ?? ''}-`;
+  const user = service.userDecoded ?? service.user ?? '';
+  if (service.scheme !== 'sip' || service.host.toLowerCase() !== domain.toLowerCase() || prefix === '-' || !user.startsWith(prefix) || user.length === prefix.length) {
+    return `is not in the owner's namespace: a service URI must be sip:${prefix}<name>@${domain}`;
+  }
+  return undefined;
+}
+
+function checkService(c: Checker, node: XNode, ctx: ValidationContext): void {
   const attrs = c.attrs(node, { required: ['uri'], foreign: true });
   const uri = attrs.get('uri');
   if (uri !== undefined) {
-    const p = uriProblem(uri);
+    const p = uriProblem(uri) ?? (ctx.xui === undefined ? undefined : serviceUriClaimProblem(uri, ctx.xui, ctx.domain));
     if (p) c.constraint(`service uri "${uri}" ${p}`);
   }
   const kids = c.children(node);
@@ -81,7 +107,7 @@ function checkService(c: Checker, node: XNode): void {
   }
 }
 
-function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[] {
+function validate(doc: XmlDocument, ctx: ValidationContext): ValidationProblem[] {
   const c = new Checker(RLS);
   const root = c.root(doc, RLS, 'rls-services');
   if (!root) return c.result();
@@ -90,7 +116,7 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
   if (c.model(root, kids, el(RLS, 'service', 0, Infinity))) {
     const uris: string[] = [];
     for (const k of kids) {
-      checkService(c, k);
+      checkService(c, k, ctx);
       const u = plainAttr(k.el, 'uri');
       if (u !== undefined) uris.push(u);
     }
@@ -160,5 +186,6 @@ export const rlsServicesUsage: ApplicationUsage = {
   validate,
   uniqueKeys,
   uniqueKeySelectors: { uri: SERVICE_URI_FIELD },
+  addressClaims: serviceUris,
   defaultDocument: () => undefined,
 };

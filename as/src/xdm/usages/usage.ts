@@ -85,6 +85,11 @@ export interface ApplicationUsage {
    * constraint-failure.
    */
   forbiddenClaims?(doc: XmlDocument): Array<{ field: string; value: string; phrase: string }>;
+  /**
+   * SIP URIs the document makes this server answer for (e.g. list services): the server
+   * refuses a document claiming a provisioned user's address of record.
+   */
+  addressClaims?(doc: XmlDocument): string[];
   /** A document the server may create for a user who has none, or undefined. */
   defaultDocument?(xui: string): string | undefined;
 }

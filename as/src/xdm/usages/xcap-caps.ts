@@ -46,8 +46,9 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
 
 /**
  * The xcap-caps document for the given usages (the xcap-caps usage itself is always listed):
- * their AUIDs in the given order, the extensions (element omitted when none), and every
- * namespace the usages understand, without duplicates.
+ * their AUIDs in the given order, the extensions, and every namespace the usages understand,
+ * without duplicates. `<extensions>` is there even when empty: RFC 4825's schema makes it
+ * optional, but clients in use validate against copies of the schema that require it.
  */
 export function xcapCapsDocument(usages: readonly ApplicationUsage[], extensions: readonly string[] = []): string {
   const auids: string[] = [];
@@ -63,7 +64,7 @@ export function xcapCapsDocument(usages: readonly ApplicationUsage[], extensions
     for (const ns of u.namespaces ?? []) add(namespaces, ns);
   }
   const children = [element('auids', undefined, auids.map((a) => element('auid', undefined, [a])))];
-  if (extensions.length > 0) children.push(element('extensions', undefined, extensions.map((e) => element('extension', undefined, [e]))));
+  children.push(element('extensions', undefined, extensions.map((e) => element('extension', undefined, [e]))));
   children.push(element('namespaces', undefined, namespaces.map((n) => element('namespace', undefined, [n]))));
   return serializeXml({ root: element('xcap-caps', { xmlns: CAPS }, children) });
 }

@@ -6,6 +6,7 @@
 #
 #   scripts/bench-message.sh [OUT]
 #   RATES="500 1000 2000 3000" DURATION=10 USERS=1000 scripts/bench-message.sh
+#   AS_INSTANCES=2 scripts/bench-message.sh      (two AS processes on one store)
 #
 # Everything runs on 127.0.0.1 and stops by itself: sipp -m rate*DURATION per run.
 # Ports: our core 5290 (udp), Kamailio RPC 5291, AS 5292, event stream 5293; stateless peer 5280;
@@ -74,9 +75,12 @@ for r in $RATES; do
   line=$(run stack 5290 "$r"); echo "$line" >> "$OUT/summary.txt"; log "$line"
   sleep 6   # let tm's wait timer drain before the next rate
 done
-curl -s http://127.0.0.1:5292/metrics > "$OUT/as-metrics.txt" || true
-rss=$(ps -o rss= -p "$BENCH_AS_PID" | tr -d ' ')
-log "AS resident memory after the runs: $((rss / 1024)) MiB"
+for i in "${!BENCH_AS_PORTS[@]}"; do
+  curl -s "http://127.0.0.1:${BENCH_AS_PORTS[$i]}/metrics" > "$OUT/as-metrics-$((i + 1)).txt" || true
+  rss=$(ps -o rss= -p "${BENCH_AS_PIDS[$i]}" | tr -d ' ')
+  decided=$(awk '/^isc_stream_requests_total /{print $2}' "$OUT/as-metrics-$((i + 1)).txt")
+  log "AS instance $((i + 1)): ${decided:-0} requests decided, resident memory after the runs $((rss / 1024)) MiB"
+done
 cdrs=$(cat "$OUT"/data/cdr/*.jsonl 2>/dev/null | wc -l)
 log "CDR lines written: $cdrs"
 cat "$OUT/summary.txt"

@@ -6,7 +6,9 @@
 # compare. Ports: core 5290 (udp+tcp), RPC 5291, AS 5292, event stream 5293, XCAP 5294.
 #
 #   start_bench_stack OUTDIR      (needs ROOT set to the repository)
-# Environment: KAMAILIO_SHM_MB (2048), AS_NODE_ARGS (e.g. --cpu-prof).
+# Environment: KAMAILIO_SHM_MB (2048), AS_NODE_ARGS (e.g. --cpu-prof), AS_INSTANCES (1: more
+# AS processes on the same store, instance i on ISC port 5295+i-2 and XCAP 5299+i-2, all
+# with their event streams up, Kamailio spreading requests over them).
 
 BENCH_PIDS=()
 stop_bench_stack() {
@@ -33,11 +35,24 @@ start_bench_stack() {
     KAMAILIO_HTTP_URL=http://127.0.0.1:5291 KAMAILIO_SIP_URI=sip:127.0.0.1:5290 KAMAILIO_EVAPI_ADDR=127.0.0.1:5293 \
     XDM_PORT=5294 AS_DATA_DIR=$out/data/store CDR_DIR=$out/data/cdr LOG_LEVEL=warn AS_NODE_ID=bench AS_CONFIG= \
     PRESENCE_OPEN_DOMAIN=true PRESENCE_DEFAULT_SUB_HANDLING=allow
+  local instances=${AS_INSTANCES:-1}
+  [ "$instances" -gt 1 ] && export AS_SHARED_STORE=true
   # shellcheck disable=SC2086
   node ${AS_NODE_ARGS:-} "$ROOT/build/as/src/main.js" > "$out/as.log" 2>&1 &
   BENCH_PIDS+=($!)
   BENCH_AS_PID=$!
+  BENCH_AS_PIDS=($!)
+  BENCH_AS_PORTS=(5292)
   for _ in $(seq 1 50); do curl -s -o /dev/null http://127.0.0.1:5292/metrics && break; sleep 0.2; done
+  local i
+  for i in $(seq 2 "$instances"); do
+    # shellcheck disable=SC2086
+    ISC_PORT=$((5295 + i - 2)) XDM_PORT=$((5299 + i - 2)) AS_NODE_ID=bench-$i node ${AS_NODE_ARGS:-} "$ROOT/build/as/src/main.js" > "$out/as-$i.log" 2>&1 &
+    BENCH_PIDS+=($!)
+    BENCH_AS_PIDS+=($!)
+    BENCH_AS_PORTS+=($((5295 + i - 2)))
+    for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$((5295 + i - 2))/metrics" && break; sleep 0.2; done
+  done
   kamailio -f "$ROOT/kamailio-cfg/kamailio.cfg" -DD -E -m "${KAMAILIO_SHM_MB:-2048}" -M 32 -Y "$out/data" -P "$out/data/k.pid" \
     -A SIP_PORT=5290 -A RPC_PORT=5291 -A 'EVAPI_ADDR="127.0.0.1:5293"' -A "ISC_SECRET=\"$BENCH_SECRET\"" -A DBG=1 -A WITH_TRUSTED_PEER \
     -A "AS_HTTPCON=\"as=>http://kamailio:$BENCH_SECRET@127.0.0.1:5292;timeout=2\"" > "$out/kamailio.log" 2>&1 &
@@ -46,6 +61,9 @@ start_bench_stack() {
     curl -s -o /dev/null -H "x-isc-secret: $BENCH_SECRET" -d '{"jsonrpc":"2.0","method":"core.version","id":1}' http://127.0.0.1:5291/RPC && break
     sleep 0.2
   done
-  # the AS's event stream connects within its first retry
-  for _ in $(seq 1 50); do curl -s http://127.0.0.1:5292/metrics | grep -q '^isc_event_stream_up 1' && break; sleep 0.2; done
+  # each AS's event stream connects within its first retry
+  local port
+  for port in "${BENCH_AS_PORTS[@]}"; do
+    for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$port/metrics" | grep -q '^isc_event_stream_up 1' && break; sleep 0.2; done
+  done
 }

@@ -3,13 +3,17 @@
  * headers and body (digest auth with -au/-ap), and a user agent that answers N MESSAGEs.
  */
 
-/** One MESSAGE to sip:[$to]@[$domain] (or `ruri`), challenged once, expecting `final`. */
+/**
+ * One MESSAGE to sip:[$to]@[$domain] (or `ruri`), challenged once (unless `challenged` is
+ * false: the core answers before asking for credentials), expecting `final`.
+ */
 export function messageScenario(opts: {
   final: number;
   contentType?: string;
   body: string;
   headers?: string[];
   ruri?: string;
+  challenged?: boolean;
 }): { name: string; xml: string } {
   const ruri = opts.ruri ?? 'sip:[$to]@[$domain]';
   const request = (cseq: number, auth: boolean) => {
@@ -38,9 +42,9 @@ ${opts.body}
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="im-message">
   <Global variables="user,domain,to" />
-  ${request(1, false)}
+  ${request(1, false)}${opts.challenged === false ? '' : `
   <recv response="407" auth="true" />
-  ${request(2, true)}
+  ${request(2, true)}`}
   <recv response="${opts.final}" />
 </scenario>`,
   };

@@ -11,6 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { PRES_RULES_TYPE, allowWatchers, presRulesPath } from '../helpers/pres-rules.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
@@ -22,14 +23,6 @@ const WATCHERS = 20;
 const MESSAGES = 150;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const ALLOW_CAROL = `<?xml version="1.0" encoding="UTF-8"?>
-<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
-  <cp:rule id="carol">
-    <cp:conditions><cp:identity><cp:one id="sip:carol@example.com"/></cp:identity></cp:conditions>
-    <cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions>
-    <cp:transformations><pr:provide-services><pr:all-services/></pr:provide-services><pr:provide-note>true</pr:provide-note></cp:transformations>
-  </cp:rule>
-</cp:ruleset>`;
 
 /** The final response to each MESSAGE in a sipp trace (the first one seen), by Call-ID. */
 function finals(trace: string): Map<string, number> {
@@ -56,7 +49,7 @@ describe('two AS instances on one store, one killed under load', () => {
       assert.equal(r.code, 0, r.out);
     }
     const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'alice', PW('alice'));
-    assert.equal((await xcap.put('/xcap-root/pres-rules/users/sip:alice@example.com/index', ALLOW_CAROL, 'application/auth-policy+xml')).status, 201);
+    assert.equal((await xcap.put(presRulesPath('sip:alice@example.com'), allowWatchers('sip:carol@example.com'), PRES_RULES_TYPE)).status, 201);
     for (const i of [0, 1]) {
       await eventually(async () => (/^isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
     }
@@ -88,6 +81,10 @@ describe('two AS instances on one store, one killed under load', () => {
       { set: { user: 'alice', to: 'bob' }, args: [...auth('alice'), '-m', String(MESSAGES), '-r', '50', '-l', '40'], timeoutMs: 60000 });
     await sleep(1500);
     await stack.stopInstance(1, 'SIGKILL');
+    // a change right after the crash: the survivor notifies its own dialogs at once, and the
+    // dead instance's when it adopts them (a NOTIFY with the full state, change included)
+    const change = await stack.sipp({ name: 'publish-after', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'after the crash', expires: 600, expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
+    assert.equal(change.exitCode, 0, change.stdout);
     const sent = await load;
     const codes = finals(sent.messages);
     // sipp's Call-IDs are "<call number>-<pid>@<ip>", and each body says "load-<call number>"
@@ -98,10 +95,6 @@ describe('two AS instances on one store, one killed under load', () => {
     assert.ok(refused.every(([, c]) => c >= 500), `only 5xx besides 202: ${JSON.stringify(refused)}`);
     assert.ok(accepted.length >= MESSAGES / 2, `most were accepted: ${accepted.length}`);
 
-    // a change after the crash reaches every watcher, from the survivor (adopting the dead
-    // instance's dialogs within its lease)
-    const change = await stack.sipp({ name: 'publish-after', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'after the crash', expires: 600, expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
-    assert.equal(change.exitCode, 0, change.stdout);
     const w = await watchers;
     assert.equal(w.exitCode, 0, `every watcher got its NOTIFY and unsubscribed:\n${w.stdout.slice(-2500)}`);
     const withChange = [...w.messages.matchAll(/NOTIFY sip:[\s\S]*?(?=\n-{5,}|$)/g)].filter((m) => m[0].includes('after the crash')).length;

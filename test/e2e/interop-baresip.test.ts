@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseXml } from '../../as/src/xml/xml-tree.js';
 import { pidfManipulationUsage } from '../../as/src/xdm/usages/pidf-manipulation.js';
+import { PRES_RULES_TYPE, allowWatchers } from '../helpers/pres-rules.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
@@ -40,19 +41,6 @@ const TOKEN = 'interop-baresip-token';
 const PUBINT = 4;
 const PW = (u: string) => `${u}-pw-interop`;
 const aor = (u: string) => `sip:${u}@${DOMAIN}`;
-const rulesAllowing = (watcher: string) => `<?xml version="1.0" encoding="UTF-8"?>
-<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
-  <cp:rule id="friends">
-    <cp:conditions><cp:identity><cp:one id="${aor(watcher)}"/></cp:identity></cp:conditions>
-    <cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions>
-    <cp:transformations>
-      <pr:provide-services><pr:all-services/></pr:provide-services>
-      <pr:provide-persons><pr:all-persons/></pr:provide-persons>
-      <pr:provide-devices><pr:all-devices/></pr:provide-devices>
-      <pr:provide-note>true</pr:provide-note>
-    </cp:transformations>
-  </cp:rule>
-</cp:ruleset>`;
 const rulesDoc = (u: string) => `/xcap-root/pres-rules/users/${aor(u)}/index`;
 
 // eslint-disable-next-line no-control-regex
@@ -235,7 +223,7 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
     for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
     for (const [u, watcher] of [['alice', 'bob'], ['bob', 'alice']] as const) {
       const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, u, PW(u));
-      assert.equal((await xcap.put(rulesDoc(u), rulesAllowing(watcher), 'application/auth-policy+xml')).status, 201);
+      assert.equal((await xcap.put(rulesDoc(u), allowWatchers(aor(watcher)), PRES_RULES_TYPE)).status, 201);
     }
     // baresip also listens for SIP/TLS on the port after its SIP port: two ports each
     const sipPort = () => {

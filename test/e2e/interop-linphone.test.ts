@@ -20,23 +20,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PRES_RULES_TYPE, allowWatchers, presRulesPath } from '../helpers/pres-rules.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
 const PW = (u: string) => `${u}-pw-linphone`;
 const aor = (u: string) => `sip:${u}@${DOMAIN}`;
-const rulesAllowing = (watcher: string) => `<?xml version="1.0" encoding="UTF-8"?>
-<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
-  <cp:rule id="buddy">
-    <cp:conditions><cp:identity><cp:one id="${aor(watcher)}"/></cp:identity></cp:conditions>
-    <cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions>
-    <cp:transformations>
-      <pr:provide-services><pr:all-services/></pr:provide-services>
-      <pr:provide-persons><pr:all-persons/></pr:provide-persons>
-      <pr:provide-devices><pr:all-devices/></pr:provide-devices>
-    </cp:transformations>
-  </cp:rule>
-</cp:ruleset>`;
 
 /** One headless linphonec: its own HOME, config and SIP port; commands on stdin, output kept. */
 class Linphone {
@@ -104,7 +93,7 @@ describe('interop: two linphone-cli clients through Kamailio, the Presence Serve
     }
     for (const [u, w] of [['alice', 'bob'], ['bob', 'alice']] as const) {
       const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, u, PW(u));
-      const put = await xcap.put(`/xcap-root/pres-rules/users/${aor(u)}/index`, rulesAllowing(w), 'application/auth-policy+xml');
+      const put = await xcap.put(presRulesPath(aor(u)), allowWatchers(aor(w)), PRES_RULES_TYPE);
       assert.equal(put.status, 201, put.body);
     }
     const core = `127.0.0.1:${stack.ports.sip}`;

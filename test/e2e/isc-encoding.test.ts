@@ -145,29 +145,8 @@ describe('requests the core answers itself', () => {
   });
 
   it('answers 420 with Unsupported to a request whose Proxy-Require names an extension', async () => {
-    const xml = `<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="proxy-require">
-  <Global variables="user,domain,to" />
-  <send retrans="500">
-    <![CDATA[
-
-      MESSAGE sip:[$to]@[$domain] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[$user]@[$domain]>;tag=[pid]m[call_number]
-      To: <sip:[$to]@[$domain]>
-      Call-ID: [call_id]
-      CSeq: 1 MESSAGE
-      Proxy-Require: foo
-      Max-Forwards: 70
-      Content-Type: text/plain
-      Content-Length: [len]
-
-hello
-    ]]>
-  </send>
-  <recv response="420" />
-</scenario>`;
-    const r = await stack.sipp({ name: 'proxy-require', xml }, { set: { user: 'bob', to: 'carol' } });
+    const scenario = messageScenario({ final: 420, body: 'hello', headers: ['Proxy-Require: foo'], challenged: false });
+    const r = await stack.sipp(scenario, { set: { user: 'bob', to: 'carol' } });
     assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
     assert.match(r.messages, /SIP\/2\.0 420 Bad Extension[\s\S]*Unsupported: foo/);
   });

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { ROOT, portsFrom } from './stack.js';
 
 const base = portsFrom(6860).sip;
@@ -40,8 +40,12 @@ describe('scripts/start.sh', () => {
     runDir = mkdtempSync(join(tmpdir(), 'ims-start-'));
   });
 
-  after(async () => {
+  // each test starts from a stopped stack, whatever the one before it left
+  afterEach(async () => {
     await script('stop', { RUN_DIR: runDir });
+  });
+
+  after(() => {
     rmSync(runDir, { recursive: true, force: true });
   });
 
@@ -56,7 +60,9 @@ describe('scripts/start.sh', () => {
       assert.equal(health.status, 'ok', `instance on ${port}`);
     }
     const kamailioLog = readFileSync(join(runDir, 'logs/kamailio.log'), 'utf8');
-    assert.match(kamailioLog, /AS instance \S+-2 up \(2 instances\)/, 'Kamailio sees both instances');
+    assert.match(kamailioLog, /AS instance \S+ up \(2 instances\)/, 'Kamailio sees both instances');
+    assert.match(kamailioLog, /AS instance \S+-1 up/);
+    assert.match(kamailioLog, /AS instance \S+-2 up/);
 
     // secrets: in files only this user reads, never on a command line
     const cfg = JSON.parse(readFileSync(join(runDir, 'as.json'), 'utf8')) as { isc: { secret: string }; admin: { token: string } };

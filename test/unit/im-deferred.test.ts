@@ -128,6 +128,7 @@ const SMALL_LIMITS: StoreAndForwardLimits = {
   deferredQuota: 100,
   retryBaseSeconds: 1,
   retryMaxSeconds: 3600,
+  maxDeliveryAttempts: 100,
   sweepSeconds: 1,
 };
 
@@ -484,6 +485,27 @@ describe('IM deferred messaging', () => {
       await until('no drain running', () => h.forward.activeDrains === 0);
       assert.equal(h.uac.requests.length, tries, `retried before the backoff: ${h.uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}`);
       assert.deepEqual((await pendingOf(h, BOB)).map((m) => [m.body, m.attempts]), [['m1', tries], ['m2', 0]]);
+    });
+
+    it('a message the device keeps failing is given up after maxDeliveryAttempts: charged failed, sender told, the next ones delivered', async () => {
+      const h = await harness({ maxDeliveryAttempts: 3 });
+      h.forward.notificationFactory = deliveryNotifications(new LocalDomain(DOMAIN));
+      await register(h.regs, ALICE);
+      await h.forward.defer(BOB, im('poison', { imdn: { messageId: 'msg-poison-1', dateTime: '2024-05-01T10:00:00Z', positive: false, negative: true } }));
+      await h.forward.defer(BOB, im('good 1'));
+      // the device fails this one every time (a 5xx it cannot get past), and takes the others
+      h.uac.answer = (req) => (req.body === 'poison' ? 500 : 200);
+      await register(h.regs, BOB);
+      await until('the poison given up and the next delivered', async () => (await h.messages.count(BOB)) === 0 && h.forward.activeDrains === 0, 15000);
+
+      assert.deepEqual(h.uac.bodiesTo(BOB), ['poison', 'poison', 'poison', 'good 1'], 'three attempts, then the queue goes on');
+      const outcomes = h.charging.events.map((e) => [e.outcome, e.statusCode, e.cause]);
+      assert.deepEqual(outcomes, [['failed', 500, 'unSuccessfulServiceDelivery'], ['delivered', 200, undefined]]);
+      assert.equal(h.charging.events[0]!.extra?.reason, 'gave up after 3 attempts (last answer 500)');
+      const note = h.uac.requests.find((r) => r.ruri === ALICE);
+      assert.ok(note, 'a failed notification went to Alice');
+      assert.equal(parseImdn(parseCpim(note.body ?? '').content).status, 'failed');
+      assert.equal(h.metrics.value('im_deferred_given_up_total', { code: '500' }), 1);
     });
 
     it('a final failure removes the message, charges it rejected, notifies the sender and goes on', async () => {

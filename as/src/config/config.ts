@@ -112,6 +112,8 @@ export interface AsConfig {
     /** Retry backoff of failed deferred deliveries: first wait, doubled up to the maximum. */
     retryBaseSeconds: number;
     retryMaxSeconds: number;
+    /** Delivery attempts of one stored message before it is failed (so it never blocks its mailbox). */
+    maxDeliveryAttempts: number;
     /** How often expiry and due retries are looked for. */
     sweepSeconds: number;
     /** User part of the URI-list service (RFC 5365 exploder): sip:<user>@domain. */
@@ -215,6 +217,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'im.retryBaseSeconds', env: 'IM_RETRY_BASE_SECONDS', kind: 'int', def: 30, help: 'first wait before a failed deferred delivery is retried (doubles)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.retryMaxSeconds', env: 'IM_RETRY_MAX_SECONDS', kind: 'int', def: 3600, help: 'longest wait between retries of a deferred delivery' },
+  { path: 'im.maxDeliveryAttempts', env: 'IM_MAX_DELIVERY_ATTEMPTS', kind: 'int', def: 8, help: 'attempts to deliver one stored message the device keeps failing (5xx, 408 ...) before it is failed, with its CDR and IMDN, and the messages behind it go on (8: about two hours with the default backoff)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.sweepSeconds', env: 'IM_SWEEP_SECONDS', kind: 'int', def: 30, help: 'how often expired messages and due retries are looked for',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.exploderUser', env: 'IM_EXPLODER_USER', kind: 'string', def: 'im-exploder', help: 'user part of the URI-list (recipient-list) service URI',

@@ -308,7 +308,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       if (!mine) continue; // another instance adopted it, or it moved with an in-dialog request
       this.hot.delete(s._id); // whatever this instance knew of it once is older than the store
       this.armExpiry(mine);
-      this.queueNotify(s._id, { full: true }, mine);
+      this.queueNotify(s._id, { full: true, force: true }, mine);
       adopted++;
     }
     if (adopted) this.deps.log.info({ from: deadInstance, adopted }, 'subscription dialogs adopted');

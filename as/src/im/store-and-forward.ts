@@ -13,7 +13,7 @@ import { contain } from '../util/contain.js';
 
 /** The im settings deferred messaging works with (see as/src/config/config.ts). */
 export type StoreAndForwardLimits = Pick<AsConfig['im'],
-  'deferredExpirySeconds' | 'notificationExpirySeconds' | 'deferredQuota' | 'retryBaseSeconds' | 'retryMaxSeconds' | 'sweepSeconds'>;
+  'deferredExpirySeconds' | 'notificationExpirySeconds' | 'deferredQuota' | 'retryBaseSeconds' | 'retryMaxSeconds' | 'maxDeliveryAttempts' | 'sweepSeconds'>;
 
 /** What became of a message the server delivers itself. */
 export type HandOver =
@@ -207,6 +207,17 @@ export class StoreAndForward {
       metrics.count('im_deferred_delivered_total', { kind: msg.kind });
       await this.charge(msg, out, 'delivered');
       await this.notify(msg, 'delivered');
+      return true;
+    }
+    const attempts = msg.attempts + 1;
+    if (RETRYABLE.has(out.code) && attempts >= this.deps.limits.maxDeliveryAttempts) {
+      // a message the device keeps failing must not hold its mailbox until it expires
+      if (await store.remove(msg._id, msg.recipient)) {
+        metrics.count('im_deferred_given_up_total', { code: String(out.code) });
+        this.deps.log.warn({ recipient: msg.recipient, id: msg._id, code: out.code, attempts }, 'deferred delivery given up; the messages behind it go on');
+        await this.charge(msg, out, 'failed', { reason: `gave up after ${attempts} attempts (last answer ${out.code})` }, 'unSuccessfulServiceDelivery');
+        await this.notify(msg, 'failed');
+      }
       return true;
     }
     if (RETRYABLE.has(out.code)) {

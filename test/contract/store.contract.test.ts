@@ -556,6 +556,7 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         // The embedded engine hides expired documents from every read (its sweep removes them).
         await sleep(1_500);
         assert.deepEqual(idsOf(await col.find({})), ['future', 'no-date']);
+        assert.equal(await col.count({}), 2);
         assert.equal(await col.findOne({ _id: 'old' }), null);
       });
 
@@ -577,6 +578,7 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         }
         // Already 10 s past a 1 s limit: gone at once.
         assert.deepEqual(idsOf(await col.find({})), ['fresh']);
+        assert.equal(await col.count({}), 1);
       });
     });
   });

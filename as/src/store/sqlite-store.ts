@@ -10,6 +10,8 @@
  * lock: findOneAndUpdate's read and write can never interleave with another process's, so
  * it is atomic across processes too. Several processes share the file; a process waits up
  * to BUSY_TIMEOUT_MS for another's transaction (they are short) before an operation fails.
+ * better-sqlite3 is synchronous: that wait, like every statement, holds this process's
+ * event loop, which is why transactions stay small (TTL sweeps go by 1,000 documents).
  *
  * Durability: synchronous=NORMAL in WAL mode. A committed transaction survives a crash or
  * kill -9 of the process (it is in the WAL, which SQLite replays); a power loss can lose the
@@ -100,7 +102,7 @@ interface Engine {
   forget(coll: string): void;
 }
 
-export class SqliteStore implements Store, Engine {
+export class SqliteStore implements Store {
   readonly engine = 'embedded' as const;
   private readonly collections = new Map<string, SqliteCollection<Doc>>();
   private readonly tables = new Map<string, TableState>();
@@ -110,6 +112,15 @@ export class SqliteStore implements Store, Engine {
   private schemaVersion = -1;
   private closed = false;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** What the collections see of this store. */
+  private readonly engineForCollections: Engine = {
+    run: (write, task) => this.run(write, task),
+    statement: (sql) => this.statement(sql),
+    exec: (sql) => this.db.exec(sql),
+    table: (coll) => this.table(coll),
+    createTable: (coll) => this.createTable(coll),
+    forget: (coll) => this.tables.delete(coll),
+  };
 
   private constructor(
     private readonly db: Db,
@@ -153,7 +164,7 @@ export class SqliteStore implements Store, Engine {
     let collection = this.collections.get(name);
     if (!collection) {
       if (!COLLECTION_NAME.test(name)) throw new Error(`invalid collection name ${JSON.stringify(name)}`);
-      collection = new SqliteCollection<Doc>(name, this);
+      collection = new SqliteCollection<Doc>(name, this.engineForCollections);
       this.collections.set(name, collection);
     }
     return collection as unknown as Collection<T>;
@@ -210,9 +221,9 @@ export class SqliteStore implements Store, Engine {
     return removed;
   }
 
-  // ------------------------------------------------------------ Engine (for collections)
+  // ------------------------------------------------------------ the engine under the collections
 
-  run<R>(write: boolean, task: () => R): Promise<R> {
+  private run<R>(write: boolean, task: () => R): Promise<R> {
     if (this.closed) return Promise.reject(new Error('embedded store is closed'));
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ write, run: task, resolve: resolve as (v: unknown) => void, reject });
@@ -223,7 +234,7 @@ export class SqliteStore implements Store, Engine {
     });
   }
 
-  statement(sql: string): Statement {
+  private statement(sql: string): Statement {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.clear();
@@ -233,11 +244,7 @@ export class SqliteStore implements Store, Engine {
     return stmt;
   }
 
-  exec(sql: string): void {
-    this.db.exec(sql);
-  }
-
-  table(coll: string): TableState {
+  private table(coll: string): TableState {
     let state = this.tables.get(coll);
     if (!state) {
       const exists = this.statement("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?").get(`c:${coll}`) !== undefined;
@@ -250,15 +257,11 @@ export class SqliteStore implements Store, Engine {
     return state;
   }
 
-  createTable(coll: string): void {
+  private createTable(coll: string): void {
     const state = this.table(coll);
     if (state.exists) return;
     this.db.exec(createDocsTable(coll));
     state.exists = true;
-  }
-
-  forget(coll: string): void {
-    this.tables.delete(coll);
   }
 
   /** The turn's operations in one transaction; their promises settle after the commit. */

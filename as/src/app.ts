@@ -84,7 +84,7 @@ export class ApplicationServer {
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
-    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
+    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }), metrics });
     log.info({ engine: store.engine }, 'store open');
     try {
       const charging = new Charging({

@@ -29,6 +29,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { REACTION_FAILURES } from '../util/contain.js';
 import { decodeDocument, encodeDocument } from './document-json.js';
 import { applyUpdate, checkUpdate, stringIdOf, upsertSeed } from './document-update.js';
 import { importNedbDirectory } from './nedb-import.js';
@@ -126,6 +128,7 @@ export class SqliteStore implements Store {
     private readonly db: Db,
     readonly dataDir: string,
     private readonly log?: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.sweepTimer = setInterval(() => void this.sweep(), TTL_SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -135,7 +138,7 @@ export class SqliteStore implements Store {
    * Opens (creating if needed) the database of `dataDir`; any number of processes may have it
    * open. NeDB datafiles found there (an older version's store) are imported first.
    */
-  static async open(dataDir: string, log?: Logger): Promise<SqliteStore> {
+  static async open(dataDir: string, log?: Logger, metrics?: Metrics): Promise<SqliteStore> {
     await mkdir(dataDir, { recursive: true });
     const dir = await realpath(dataDir);
     const file = path.join(dir, DATABASE_FILE);
@@ -148,7 +151,7 @@ export class SqliteStore implements Store {
       db.close();
       throw new Error(`embedded store: cannot open ${file}: ${messageOf(err)}`, { cause: err });
     }
-    const store = new SqliteStore(db, dir, log);
+    const store = new SqliteStore(db, dir, log, metrics);
     try {
       await importNedbDirectory(store, dir, log);
     } catch (err) {
@@ -205,7 +208,10 @@ export class SqliteStore implements Store {
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       } catch (err) {
-        if (!this.closed) this.log?.error({ err, collection: name }, 'embedded store TTL sweep failed');
+        if (this.closed) return;
+        // the next sweep tries again; nothing is lost meanwhile (reads already hide what is expired)
+        this.metrics?.count(REACTION_FAILURES, { reaction: 'store_ttl_sweep' });
+        this.log?.error({ err, collection: name }, 'embedded store TTL sweep failed');
       }
     }
   }

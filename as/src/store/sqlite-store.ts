@@ -305,16 +305,16 @@ export class SqliteStore implements Store {
   }
 
   private inSavepoint(op: Op): Outcome {
-    this.db.exec('SAVEPOINT op');
+    this.statement('SAVEPOINT op').run();
     const outcome = attempt(op);
     if (outcome.ok) {
-      this.db.exec('RELEASE op');
+      this.statement('RELEASE op').run();
       return outcome;
     }
     // Disk full, I/O errors and the like end the whole transaction: the batch fails.
     if (!this.db.inTransaction) throw outcome.error;
-    this.db.exec('ROLLBACK TO op');
-    this.db.exec('RELEASE op');
+    this.statement('ROLLBACK TO op').run();
+    this.statement('RELEASE op').run();
     this.tables.clear(); // a failed ensureIndex may have left a state that was rolled back
     return outcome;
   }

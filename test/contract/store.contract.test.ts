@@ -443,6 +443,8 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x' })), ['other']);
         await col.updateOne({ _id: 'none' }, { $set: { watches: ['sip:a@x'] } });
         assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x' }, { sort: { _id: 1 } })), ['none', 'other']);
+        await col.updateOne({ _id: 'other' }, { $set: { state: 'active' } }); // the watched members unchanged
+        assert.deepEqual(idsOf(await col.find({ watches: 'sip:a@x', state: 'active' })), ['other']);
       });
 
       it('ranges, sorts and limits over a compound index give the same answers as without one', async () => {

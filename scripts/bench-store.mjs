@@ -10,12 +10,12 @@
 //    indexes, then documents go in with insertMany, 20,000 per transaction), and writes the
 //    newest CDR to a CDR file as the running AS would have (else the AS would copy every
 //    stored record to the files at start);
-// 2. starts the real AS (build/as/src/main.js) over an empty data directory, then over the
-//    full one, and measures from spawn to the first GET /health answering 200, then the
+// 2. waits for the kernel to write the data back (sync), then starts the real AS
+//    (build/as/src/main.js) over an empty data directory, then over the full one, and measures from spawn to the first GET /health answering 200, then the
 //    resident memory (VmRSS) at that moment and 5 s later.
 // Kamailio's JSON-RPC (which /health asks for its version) is a stub in this process: the
 // measure is the AS's own start-up. Everything listens on 127.0.0.1; the script ends by itself.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
@@ -193,13 +193,18 @@ try {
   const filled = reuse
     ? { seconds: null, reused: true, databaseMB: Math.round((await stat(path.join(fullDir, DATABASE_FILE))).size / 1e6) }
     : await fill();
+  // the fill may leave data for the kernel to write back: a restart of a running AS meets its
+  // data on disk, so the measure starts after that write-back
+  const synced = performance.now();
+  spawnSync('sync');
+  filled.syncSeconds = Math.round(performance.now() - synced) / 1000;
   const empty = await startAs(emptyDir, stub);
   const full = await startAs(fullDir, stub);
   console.log(
     JSON.stringify(
       {
         machine: { cpus: cpus().length, model: cpus()[0]?.model, memGB: Math.round(totalmem() / 2 ** 30), node: process.version },
-        data: { cdrs: CDRS, messages: MESSAGES, fillSeconds: filled.seconds, reused: Boolean(filled.reused), databaseMB: filled.databaseMB },
+        data: { cdrs: CDRS, messages: MESSAGES, fillSeconds: filled.seconds, syncSeconds: filled.syncSeconds, reused: Boolean(filled.reused), databaseMB: filled.databaseMB },
         asOverEmptyStore: empty,
         asOverFullStore: full,
       },

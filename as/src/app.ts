@@ -110,7 +110,7 @@ export class ApplicationServer {
     loopDelay.enable();
     // store outages the clients met (answered 503), for /health
     const outages = new StoreOutages();
-    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }) });
+    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }), metrics });
     log.info({ engine: store.engine }, 'store open');
     // several instances on one store: changes travel through it, timer jobs are leased in it
     const feed: ChangeFeed = config.cluster.sharedStore

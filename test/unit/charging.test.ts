@@ -449,4 +449,14 @@ describe('Charging retention', () => {
     assert.deepEqual(await fileSeqs(), [1, 2, 3]);
     await stopNode(n);
   });
+
+  test('purgeBeyondMax keeps the newest maxStoredRecords in the store, files keep them all', async () => {
+    const n = await startNode({ maxStoredRecords: 3 });
+    for (let i = 0; i < 5; i++) await n.charging.record(imEvent());
+    assert.equal(await n.charging.purgeBeyondMax(), 2);
+    assert.deepEqual((await n.store.collection(CDR_COLLECTION).find({}, { sort: { localRecordSequenceNumber: 1 } })).map((d) => d.localRecordSequenceNumber), [3, 4, 5]);
+    assert.equal(await n.charging.purgeBeyondMax(), 0);
+    await stopNode(n);
+    assert.deepEqual(await fileSeqs(), [1, 2, 3, 4, 5]);
+  });
 });

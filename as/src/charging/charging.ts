@@ -432,7 +432,7 @@ export class Charging {
 
   /**
    * First attempt goes through a batch: every record of this tick is inserted with one
-   * insertMany (one datafile append on the embedded store instead of one per record, which
+   * insertMany (one transaction on the embedded store instead of one per record, which
    * is what lets charging keep up at thousands of records per second). A failed batch
    * sends each of its records down the single-insert path below, which sorts out
    * duplicates and retries.

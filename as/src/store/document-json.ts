@@ -25,17 +25,29 @@ export function encodeDocument(value: unknown): string {
   }
 }
 
-/** The inverse of encodeDocument: `{"$$date":<ms>}` objects come back as Dates. */
+/**
+ * The inverse of encodeDocument: `{"$$date":<ms>}` objects come back as Dates. A plain parse
+ * then one walk, only when the text holds a Date: several times cheaper than a reviver
+ * (which V8 calls for every value), and this runs for every document read.
+ */
 export function decodeDocument<T = unknown>(text: string): T {
-  return JSON.parse(text, reviveDate) as T;
+  const value: unknown = JSON.parse(text);
+  return (text.includes(DATE_MARK) ? reviveDates(value) : value) as T;
 }
 
-function reviveDate(_key: string, value: unknown): unknown {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const ms = (value as Record<string, unknown>)[DATE_KEY];
-    if (typeof ms === 'number' && Object.keys(value).length === 1) return new Date(ms);
+const DATE_MARK = `"${DATE_KEY}"`;
+
+function reviveDates(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = reviveDates(value[i]);
+    return value;
   }
-  return value;
+  const record = value as Record<string, unknown>;
+  const ms = record[DATE_KEY];
+  if (typeof ms === 'number' && Object.keys(record).length === 1) return new Date(ms);
+  for (const key in record) record[key] = reviveDates(record[key]);
+  return record;
 }
 
 function objectText(value: object): string {

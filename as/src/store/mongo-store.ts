@@ -15,6 +15,7 @@ import {
   type UpdateFilter,
 } from 'mongodb';
 import type { Logger } from '../log/logger.js';
+import { stringIdOf } from './document-update.js';
 import {
   DuplicateKeyError,
   type Collection,
@@ -214,13 +215,6 @@ function withInsertId(filter: Filter, update: Update): Update {
 function withStringId(doc: Doc): Document {
   // The driver would add an ObjectId (and write it into the caller's object).
   return doc._id === undefined ? { ...doc, _id: new ObjectId().toHexString() } : doc;
-}
-
-function stringIdOf(filter: Filter): string | undefined {
-  const id = filter._id;
-  if (typeof id === 'string') return id;
-  if (typeof id === 'object' && id !== null && typeof (id as { $eq?: unknown }).$eq === 'string') return (id as { $eq: string }).$eq;
-  return undefined;
 }
 
 function toUpdateResult(matched: number, modified: number, upsertedId: unknown): UpdateResult {

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 import { SqliteStore } from './sqlite-store.js';
 import { MongoStore } from './mongo-store.js';
 import type { Store } from './port.js';
@@ -9,11 +10,13 @@ export interface OpenStoreOptions {
   /** The embedded engine's data directory (unused with MongoDB). */
   dataDir: string;
   log?: Logger;
+  /** Counts the embedded store's background failures (TTL sweeps). */
+  metrics?: Metrics;
 }
 
 /** Picks the engine: MongoDB when a URI is given, else the embedded one (SQLite) in dataDir. */
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const uri = opts.mongodbUri?.trim();
   if (uri) return MongoStore.connect(uri, opts.log);
-  return SqliteStore.open(opts.dataDir, opts.log);
+  return SqliteStore.open(opts.dataDir, opts.log, opts.metrics);
 }

@@ -45,10 +45,18 @@ const FIELD_PART = /^[^"'.$][^"'.]*$/;
 
 /** `'$."a"."b"'`: a dotted field as a quoted SQL literal of its JSON path. */
 export function jsonPath(field: string, suffix = ''): string {
-  const parts = field.split('.');
-  for (const p of parts) if (!FIELD_PART.test(p)) throw new Error(`unsupported field name ${JSON.stringify(field)}`);
-  return `'$${parts.map((p) => `."${p}"`).join('')}${suffix}'`;
+  let path = paths.get(field);
+  if (path === undefined) {
+    const parts = field.split('.');
+    for (const p of parts) if (!FIELD_PART.test(p)) throw new Error(`unsupported field name ${JSON.stringify(field)}`);
+    path = `$${parts.map((p) => `."${p}"`).join('')}`;
+    // field names come from the services' code: a handful, kept for the life of the process
+    if (paths.size < 10_000) paths.set(field, path);
+  }
+  return `'${path}${suffix}'`;
 }
+
+const paths = new Map<string, string>();
 
 /** The key of a field: what indexes hold and sorts compare (a Date's milliseconds, else the value). */
 export function keyExpr(field: string): string {
@@ -242,25 +250,28 @@ class Compiler {
 
 /**
  * The WHERE clause of a filter, documents past a TTL left out (they are gone for every
- * reader, whether or not the sweep has removed them yet). The expired ones are found once
- * per query through the TTL index (few: the sweep removes them every few seconds), so a
- * count or scan does not read every document's Date. Without `nowMs` (deletes: removing an
- * expired document is what the sweep would do) they stay in.
+ * reader, whether or not the sweep has removed them yet): a test on each row the rest of
+ * the filter found, so a lookup by `_id` stays one row however many ended subscriptions
+ * wait for the sweep. Without `nowMs` (deletes: removing an expired document is what the
+ * sweep would do) they stay in.
  */
 export function compileFilter(filter: Filter, layout: FieldLayout, nowMs: number | undefined): SqlWhere {
   const compiler = new Compiler(layout);
   let sql = compiler.top(filter);
   if (nowMs === undefined) return { sql, params: compiler.params };
   for (const { field, seconds } of layout.ttl) {
-    sql += ` AND _id NOT IN (${expiredIds(layout.docsTable, field)})`;
-    compiler.bind(nowMs - seconds * 1000);
+    // only a Date has milliseconds at `<path>."$$date"`: one look into the row decides
+    sql += ` AND (json_extract(doc,${jsonPath(field, `."${DATE_KEY}"`)})<${compiler.bind(nowMs - seconds * 1000)}) IS NOT 1`;
   }
   return { sql, params: compiler.params };
 }
 
-/** The `_id`s whose Date at `field` is before the bound parameter. */
-export function expiredIds(docsTable: string, field: string): string {
-  return `SELECT _id FROM ${docsTable} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)}`;
+/**
+ * The rows whose Date at `field` is before the bound parameter, by rowid: every index
+ * holds the rowid, so a count or a range over an index needs no document for this test.
+ */
+export function expiredRows(docsTable: string, field: string): string {
+  return `SELECT rowid FROM ${docsTable} WHERE ${keyExpr(field)}<? AND ${isDateExpr(field)}`;
 }
 
 /** ORDER BY over the fields' keys (missing and null first when ascending, as in MongoDB). */

@@ -83,7 +83,9 @@ export function multikeyIndex(coll: string, field: string): { create: string[]; 
       `CREATE INDEX IF NOT EXISTS "k:${coll}:key" ON ${k} (field, key)`,
       `CREATE INDEX IF NOT EXISTS "k:${coll}:id" ON ${k} (id)`,
       `CREATE TRIGGER IF NOT EXISTS "m:${coll}:${field}:i" AFTER INSERT ON ${c} BEGIN ${insertNew}; END`,
-      `CREATE TRIGGER IF NOT EXISTS "m:${coll}:${field}:u" AFTER UPDATE OF doc ON ${c} BEGIN ${deleteOld}; ${insertNew}; END`,
+      // most updates leave the field alone (a subscription's CSeq, its state): then its keys stay
+      `CREATE TRIGGER IF NOT EXISTS "m:${coll}:${field}:u" AFTER UPDATE OF doc ON ${c} ` +
+        `WHEN json_extract(OLD.doc,${jsonPath(field)}) IS NOT json_extract(NEW.doc,${jsonPath(field)}) BEGIN ${deleteOld}; ${insertNew}; END`,
       `CREATE TRIGGER IF NOT EXISTS "m:${coll}:${field}:d" AFTER DELETE ON ${c} BEGIN ${deleteOld}; END`,
     ],
     backfill: `INSERT INTO ${k} (field, key, type, id) ${sideRows(field, 'c.doc', 'c._id', `${c} c, `)}`,

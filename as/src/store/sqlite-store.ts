@@ -10,6 +10,8 @@
  * lock: findOneAndUpdate's read and write can never interleave with another process's, so
  * it is atomic across processes too. Several processes share the file; a process waits up
  * to BUSY_TIMEOUT_MS for another's transaction (they are short) before an operation fails.
+ * better-sqlite3 is synchronous: that wait, like every statement, holds this process's
+ * event loop, which is why transactions stay small (TTL sweeps go by 1,000 documents).
  *
  * Durability: synchronous=NORMAL in WAL mode. A committed transaction survives a crash or
  * kill -9 of the process (it is in the WAL, which SQLite replays); a power loss can lose the
@@ -27,6 +29,8 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { REACTION_FAILURES } from '../util/contain.js';
 import { decodeDocument, encodeDocument } from './document-json.js';
 import { applyUpdate, checkUpdate, stringIdOf, upsertSeed } from './document-update.js';
 import { importNedbDirectory } from './nedb-import.js';
@@ -42,7 +46,7 @@ import {
   type Update,
   type UpdateResult,
 } from './port.js';
-import { compileFilter, compileSort, expiredIds, type FieldLayout, type SqlValue } from './sql-filter.js';
+import { compileFilter, compileSort, expiredRows, type FieldLayout, type SqlValue } from './sql-filter.js';
 import {
   CREATE_META,
   META_TABLE,
@@ -100,7 +104,7 @@ interface Engine {
   forget(coll: string): void;
 }
 
-export class SqliteStore implements Store, Engine {
+export class SqliteStore implements Store {
   readonly engine = 'embedded' as const;
   private readonly collections = new Map<string, SqliteCollection<Doc>>();
   private readonly tables = new Map<string, TableState>();
@@ -110,11 +114,21 @@ export class SqliteStore implements Store, Engine {
   private schemaVersion = -1;
   private closed = false;
   private readonly sweepTimer: NodeJS.Timeout;
+  /** What the collections see of this store. */
+  private readonly engineForCollections: Engine = {
+    run: (write, task) => this.run(write, task),
+    statement: (sql) => this.statement(sql),
+    exec: (sql) => this.db.exec(sql),
+    table: (coll) => this.table(coll),
+    createTable: (coll) => this.createTable(coll),
+    forget: (coll) => this.tables.delete(coll),
+  };
 
   private constructor(
     private readonly db: Db,
     readonly dataDir: string,
     private readonly log?: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.sweepTimer = setInterval(() => void this.sweep(), TTL_SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
@@ -124,7 +138,7 @@ export class SqliteStore implements Store, Engine {
    * Opens (creating if needed) the database of `dataDir`; any number of processes may have it
    * open. NeDB datafiles found there (an older version's store) are imported first.
    */
-  static async open(dataDir: string, log?: Logger): Promise<SqliteStore> {
+  static async open(dataDir: string, log?: Logger, metrics?: Metrics): Promise<SqliteStore> {
     await mkdir(dataDir, { recursive: true });
     const dir = await realpath(dataDir);
     const file = path.join(dir, DATABASE_FILE);
@@ -137,7 +151,7 @@ export class SqliteStore implements Store, Engine {
       db.close();
       throw new Error(`embedded store: cannot open ${file}: ${messageOf(err)}`, { cause: err });
     }
-    const store = new SqliteStore(db, dir, log);
+    const store = new SqliteStore(db, dir, log, metrics);
     try {
       await importNedbDirectory(store, dir, log);
     } catch (err) {
@@ -153,7 +167,7 @@ export class SqliteStore implements Store, Engine {
     let collection = this.collections.get(name);
     if (!collection) {
       if (!COLLECTION_NAME.test(name)) throw new Error(`invalid collection name ${JSON.stringify(name)}`);
-      collection = new SqliteCollection<Doc>(name, this);
+      collection = new SqliteCollection<Doc>(name, this.engineForCollections);
       this.collections.set(name, collection);
     }
     return collection as unknown as Collection<T>;
@@ -194,7 +208,10 @@ export class SqliteStore implements Store, Engine {
           await new Promise<void>((resolve) => setImmediate(resolve));
         }
       } catch (err) {
-        if (!this.closed) this.log?.error({ err, collection: name }, 'embedded store TTL sweep failed');
+        if (this.closed) return;
+        // the next sweep tries again; nothing is lost meanwhile (reads already hide what is expired)
+        this.metrics?.count(REACTION_FAILURES, { reaction: 'store_ttl_sweep' });
+        this.log?.error({ err, collection: name }, 'embedded store TTL sweep failed');
       }
     }
   }
@@ -204,15 +221,15 @@ export class SqliteStore implements Store, Engine {
     if (!state.exists) return 0;
     let removed = 0;
     for (const { field, seconds } of state.layout.ttl) {
-      const sql = `DELETE FROM ${docsTable(name)} WHERE _id IN (${expiredIds(docsTable(name), field)} LIMIT ${TTL_SWEEP_CHUNK})`;
+      const sql = `DELETE FROM ${docsTable(name)} WHERE rowid IN (${expiredRows(docsTable(name), field)} LIMIT ${TTL_SWEEP_CHUNK})`;
       removed += this.statement(sql).run(Date.now() - seconds * 1000).changes;
     }
     return removed;
   }
 
-  // ------------------------------------------------------------ Engine (for collections)
+  // ------------------------------------------------------------ the engine under the collections
 
-  run<R>(write: boolean, task: () => R): Promise<R> {
+  private run<R>(write: boolean, task: () => R): Promise<R> {
     if (this.closed) return Promise.reject(new Error('embedded store is closed'));
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ write, run: task, resolve: resolve as (v: unknown) => void, reject });
@@ -223,7 +240,7 @@ export class SqliteStore implements Store, Engine {
     });
   }
 
-  statement(sql: string): Statement {
+  private statement(sql: string): Statement {
     let stmt = this.statements.get(sql);
     if (!stmt) {
       if (this.statements.size >= STATEMENT_CACHE_SIZE) this.statements.clear();
@@ -233,11 +250,7 @@ export class SqliteStore implements Store, Engine {
     return stmt;
   }
 
-  exec(sql: string): void {
-    this.db.exec(sql);
-  }
-
-  table(coll: string): TableState {
+  private table(coll: string): TableState {
     let state = this.tables.get(coll);
     if (!state) {
       const exists = this.statement("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?").get(`c:${coll}`) !== undefined;
@@ -250,15 +263,11 @@ export class SqliteStore implements Store, Engine {
     return state;
   }
 
-  createTable(coll: string): void {
+  private createTable(coll: string): void {
     const state = this.table(coll);
     if (state.exists) return;
     this.db.exec(createDocsTable(coll));
     state.exists = true;
-  }
-
-  forget(coll: string): void {
-    this.tables.delete(coll);
   }
 
   /** The turn's operations in one transaction; their promises settle after the commit. */
@@ -275,7 +284,11 @@ export class SqliteStore implements Store, Engine {
         for (const op of ops) outcomes.push(op.write ? this.inSavepoint(op) : attempt(op));
         this.db.exec('COMMIT');
       } catch (err) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        try {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        } catch (rollbackErr) {
+          this.log?.error({ err: rollbackErr }, 'embedded store: rollback failed');
+        }
         throw err;
       }
     } catch (err) {
@@ -292,16 +305,16 @@ export class SqliteStore implements Store, Engine {
   }
 
   private inSavepoint(op: Op): Outcome {
-    this.db.exec('SAVEPOINT op');
+    this.statement('SAVEPOINT op').run();
     const outcome = attempt(op);
     if (outcome.ok) {
-      this.db.exec('RELEASE op');
+      this.statement('RELEASE op').run();
       return outcome;
     }
     // Disk full, I/O errors and the like end the whole transaction: the batch fails.
     if (!this.db.inTransaction) throw outcome.error;
-    this.db.exec('ROLLBACK TO op');
-    this.db.exec('RELEASE op');
+    this.statement('ROLLBACK TO op').run();
+    this.statement('RELEASE op').run();
     this.tables.clear(); // a failed ensureIndex may have left a state that was rolled back
     return outcome;
   }
@@ -352,10 +365,26 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
 
   count(filter: Filter): Promise<number> {
     return this.read(() => {
-      if (!this.engine.table(this.name).exists) return 0;
+      const state = this.engine.table(this.name);
+      if (!state.exists) return 0;
+      if (Object.keys(filter).length === 0) return this.countAll(state.layout);
       const where = this.where(filter);
       return this.engine.statement(`SELECT count(*) FROM ${this.docs} WHERE ${where.sql}`).pluck().get(...where.params) as number;
     });
+  }
+
+  /**
+   * Every document less the expired ones: SQLite counts a whole table from its smallest
+   * index, and the expired ones from the TTL index, where a filtered count would visit
+   * every row (a million CDRs: 15 ms rather than 150 ms of a blocked event loop).
+   */
+  private countAll(layout: FieldLayout): number {
+    const all = `SELECT count(*) FROM ${this.docs}`;
+    if (layout.ttl.length === 0) return this.engine.statement(all).pluck().get() as number;
+    const expired = layout.ttl.map(({ field }) => expiredRows(this.docs, field)).join(' UNION ');
+    const now = Date.now();
+    const bounds = layout.ttl.map(({ seconds }) => now - seconds * 1000);
+    return this.engine.statement(`SELECT (${all}) - (SELECT count(*) FROM (${expired}))`).pluck().get(...bounds) as number;
   }
 
   updateOne(filter: Filter, update: Update, options: { upsert?: boolean } = {}): Promise<UpdateResult> {

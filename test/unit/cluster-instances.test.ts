@@ -189,9 +189,12 @@ describe('subscription dialogs held by one instance', () => {
     a.stop();
     assert.equal(await b.adopt('as-a'), 1);
     assert.equal(await b.adopt('as-a'), 0, 'adopted once');
+    // the adopter sends the full state at once (changes made while nobody held it reached nobody)
+    await until('B\'s NOTIFY on adoption', () => sentB.length === 1);
     assert.equal(await b.resourceChanged('test', ALICE), 1);
-    await until('B\'s NOTIFY', () => sentB.length === 1);
+    await until('B\'s NOTIFY of the next change', () => sentB.length === 2);
     assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
+    assert.ok(cseqs(sentB)[1]! > cseqs(sentB)[0]!);
     b.stop();
   });
 

@@ -150,10 +150,17 @@ describe('embedded store (SQLite)', () => {
       await store.collection('race').insertOne({ _id: 'seq', n: 0 });
       await store.close();
       const each = 300;
-      const startAt = String(Date.now() + 1500);
-      const workers = [startWorker(raceDir, 'race', String(each), startAt), startWorker(raceDir, 'race', String(each), startAt)];
+      const workers = [startWorker(raceDir, 'race', String(each), 'go'), startWorker(raceDir, 'race', String(each), 'go')];
+      // both open and ready, then both go at once
+      const until = Date.now() + 20_000;
+      while (!workers.every((w) => w.lines.includes('ready'))) {
+        if (Date.now() > until) assert.fail('the racers did not get ready');
+        await sleep(5);
+      }
+      await writeFile(path.join(raceDir, 'go'), '');
       const exits = await Promise.all(workers.map((w) => w.exit));
       for (const e of exits) assert.equal(e.code, 0, e.stderr);
+      for (const w of workers) w.lines.splice(w.lines.indexOf('ready'), 1);
       const seen = workers.flatMap((w) => w.lines).map(Number).sort((a, b) => a - b);
       assert.deepEqual(seen, Array.from({ length: 2 * each }, (_, i) => i));
       // both took part, interleaved (else this would not be a race)

@@ -3,11 +3,12 @@
  * opens the store in argv[2] and runs one task, writing one line to stdout per acknowledged
  * operation, so the parent knows exactly what was acknowledged before it killed this process.
  *
- *   race <n> <t> n findOneAndUpdate $inc on one counter, 10 at a time, from time t (epoch ms) on;
- *                prints each "before" value
+ *   race <n> <f> n findOneAndUpdate $inc on one counter, 10 at a time, once the file <f> exists in
+ *                the data directory (after printing "ready"); prints each "before" value
  *   write-loop   for ever: a document and a counter update in one turn; prints the document's number
  *                once both promises resolved (committed)
  */
+import { existsSync } from 'node:fs';
 import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 
 const [dir, task, countArg, startArg] = process.argv.slice(2);
@@ -17,13 +18,19 @@ const store = await SqliteStore.open(dir);
 if (task === 'race') {
   const col = store.collection<{ _id: string; n: number }>('race');
   const total = Number(countArg);
-  // both racers start at the same moment, whatever their start-up took
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(startArg) - Date.now())));
+  // both racers start together, however long each took to start: a barrier file the parent
+  // writes once both said they are ready (a start time alone failed on a loaded machine)
+  process.stdout.write('ready\n');
+  const go = `${dir}/${startArg ?? 'go'}`;
+  while (!existsSync(go)) await new Promise((resolve) => setTimeout(resolve, 2));
   for (let done = 0; done < total; done += 10) {
     const befores = await Promise.all(
       Array.from({ length: Math.min(10, total - done) }, () => col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'before' })),
     );
     process.stdout.write(befores.map((b) => `${b?.n}\n`).join(''));
+    // SQLite's write lock is not fair: a racer that never pauses takes every batch while the
+    // other sleeps in its busy handler. A pause between batches makes them interleave.
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
   await store.close();
 } else if (task === 'write-loop') {

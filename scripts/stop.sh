@@ -14,3 +14,13 @@ for pidf in "$RUN"/kamailio.pid "$RUN"/as*.pid; do
   fi
   rm -f "$pidf"
 done
+# Kamailio processes whose main process is gone (a start that failed half way, e.g. on a
+# port already taken, can leave children behind): found by the config file of this run
+if [ -d "$RUN" ]; then
+  local_cfg="$(cd "$RUN" && pwd)/kamailio/kamailio-local.cfg"
+  if pkill -TERM -f -- "kamailio -f $local_cfg" 2>/dev/null; then
+    sleep 0.5
+    pkill -KILL -f -- "kamailio -f $local_cfg" 2>/dev/null || true
+    echo "stopped kamailio processes left by an earlier start"
+  fi
+fi

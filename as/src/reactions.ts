@@ -95,6 +95,14 @@ export class Reactions {
   private readonly declared: Declarations;
   /** The tail of each resource's chain of reactions. */
   private readonly tails = new Map<string, Promise<void>>();
+  /**
+   * Watcher changes waiting in a chain that have not started yet: their reaction reads the
+   * current state (watcher info), so a later change of the same resource joins the waiting one
+   * instead of queueing a copy. 10,000 subscriptions
+   * to one presentity made 10,000 watcher-info reactions, one after the other, each a store
+   * query; now they are as many as the store answers in that time.
+   */
+  private readonly waiting = new Map<string, Promise<void>>();
 
   constructor(private readonly feed: ChangeFeed, private readonly parts: ReactingParts, private readonly sink: FailureSink) {
     this.declared = declare(parts);
@@ -115,7 +123,14 @@ export class Reactions {
   /** Reactions to one change, after those to earlier changes of the same resource. */
   private react(change: Change, origin: ChangeOrigin): Promise<void> {
     const key = resourceOf(change);
-    const run = (this.tails.get(key) ?? Promise.resolve()).then(() => this.runAll(change, origin));
+    const coalesces = change.kind === 'watchers';
+    const pending = coalesces ? this.waiting.get(key) : undefined;
+    if (pending) return pending;
+    const run = (this.tails.get(key) ?? Promise.resolve()).then(() => {
+      if (this.waiting.get(key) === run) this.waiting.delete(key);
+      return this.runAll(change, origin);
+    });
+    if (coalesces) this.waiting.set(key, run);
     this.tails.set(key, run);
     // (runAll never rejects: each reaction's failure is contained there)
     contain(this.sink, 'reaction-queue', run.finally(() => {

@@ -11,7 +11,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { ROOT, portsFrom } from './stack.js';
+import { ROOT, eventually, portsFrom } from './stack.js';
 
 const base = portsFrom(6860).sip;
 
@@ -32,6 +32,17 @@ function knobs(runDir: string, sip: number, instances: number): Record<string, s
 }
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+/** The command line of every process on the machine. */
+function commandLines(): string[] {
+  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
+    try {
+      return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      return '';
+    }
+  });
+}
 
 describe('scripts/start.sh', () => {
   let runDir: string;
@@ -66,13 +77,7 @@ describe('scripts/start.sh', () => {
 
     // secrets: in files only this user reads, never on a command line
     const cfg = JSON.parse(readFileSync(join(runDir, 'as.json'), 'utf8')) as { isc: { secret: string }; admin: { token: string } };
-    const args = readdirSync('/proc').filter((p) => /^\d+$/.test(p)).map((p) => {
-      try {
-        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      } catch {
-        return '';
-      }
-    });
+    const args = commandLines();
     assert.ok(args.some((a) => a.includes(join(runDir, 'kamailio/kamailio-local.cfg'))), 'Kamailio runs on the local config');
     assert.equal(args.filter((a) => a.includes(cfg.isc.secret) || a.includes(cfg.admin.token)).length, 0, 'no command line holds a secret');
     assert.equal(mode(join(runDir, 'as.json')), '600');
@@ -114,6 +119,12 @@ describe('scripts/start.sh', () => {
       assert.match(r.out, /not healthy|did not start/);
       assert.deepEqual(readdirSync(runDir).filter((f) => f.endsWith('.pid')), [], 'nothing left running');
       assert.equal(existsSync(join(runDir, 'as-1.pid')), false);
+      // no process of this run survives, not even Kamailio children whose main process died
+      const left = await eventually(() => {
+        const running = commandLines().filter((a) => a.includes(runDir));
+        return running.length === 0 ? running : undefined;
+      }, 5000, 'no process of the failed start');
+      assert.deepEqual(left, []);
     } finally {
       for (const socket of held) socket.destroy();
       await new Promise((res) => squatter.close(res));

@@ -43,13 +43,13 @@ done
 # run/as.json: the installation's secret and admin token (generated once, mode 600) and the
 # settings of this start, rewritten every time so that they always take effect (the
 # provisioning CLI reads the admin port from it). Anything else you add to it is kept.
-(umask 077 && RUN="$RUN" SIP_DOMAIN="$SIP_DOMAIN" ISC_PORT="$ISC_PORT" XDM_PORT="$XDM_PORT" \
+secret=$(umask 077 && RUN="$RUN" SIP_DOMAIN="$SIP_DOMAIN" ISC_PORT="$ISC_PORT" XDM_PORT="$XDM_PORT" \
   RPC_PORT="$RPC_PORT" EVAPI_PORT="$EVAPI_PORT" SIP_PORT="$SIP_PORT" node -e '
   const fs = require("fs"), crypto = require("crypto"), e = process.env, file = e.RUN + "/as.json";
   const cfg = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
   const fresh = () => crypto.randomBytes(24).toString("base64").replace(/[/+=]/g, "").slice(0, 32);
   const merge = (k, v) => { cfg[k] = { ...(cfg[k] || {}), ...v }; };
-  if (!cfg.isc || !cfg.isc.secret) { merge("isc", { secret: fresh() }); console.log("[start] new ISC secret and admin token in " + file); }
+  if (!cfg.isc || !cfg.isc.secret) { merge("isc", { secret: fresh() }); console.error("[start] new ISC secret and admin token in " + file); }
   if (!cfg.admin || !cfg.admin.token) merge("admin", { token: fresh() });
   merge("sip", { domain: e.SIP_DOMAIN });
   merge("isc", { port: Number(e.ISC_PORT) });
@@ -59,8 +59,8 @@ done
   if (!cfg.charging || !cfg.charging.cdrDir) merge("charging", { cdrDir: e.RUN + "/cdr" });
   fs.writeFileSync(file + ".new", JSON.stringify(cfg, null, 2) + "\n", { mode: 0o600 });
   fs.renameSync(file + ".new", file);
+  process.stdout.write(cfg.isc.secret);
 ')
-secret=$(node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).isc.secret)' "$RUN/as.json")
 export AS_CONFIG=$RUN/as.json
 
 # several instances share the store's change feed and leases (docs/isc.md section 6)

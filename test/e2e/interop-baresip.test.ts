@@ -33,6 +33,7 @@ import { after, before, describe, it } from 'node:test';
 import { parseXml } from '../../as/src/xml/xml-tree.js';
 import { pidfManipulationUsage } from '../../as/src/xdm/usages/pidf-manipulation.js';
 import { PRES_RULES_TYPE, allowWatchers } from '../helpers/pres-rules.js';
+import { endChild } from '../helpers/end-child.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
@@ -117,15 +118,7 @@ class Baresip {
   }
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    c.kill('SIGTERM'); // baresip un-PUBLISHes, un-SUBSCRIBEs and un-REGISTERs, then exits
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGKILL');
-      await exited;
-    }
+    await endChild(this.child, (c) => c.kill('SIGTERM'), 3000); // baresip un-PUBLISHes, un-SUBSCRIBEs and un-REGISTERs, then exits
   }
 }
 

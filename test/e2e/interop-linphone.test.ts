@@ -21,6 +21,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PRES_RULES_TYPE, allowWatchers, presRulesPath } from '../helpers/pres-rules.js';
+import { endChild } from '../helpers/end-child.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
@@ -68,15 +69,7 @@ class Linphone {
   }
 
   async stop(): Promise<void> {
-    const c = this.child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    const exited = new Promise((r) => c.once('exit', r));
-    this.command('quit');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 4000))]);
-    if (c.exitCode === null && c.signalCode === null) {
-      c.kill('SIGKILL');
-      await exited;
-    }
+    await endChild(this.child, () => this.command('quit'), 4000);
   }
 }
 

@@ -1,8 +1,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
-import { parseMediaType } from '../sip/multipart.js';
-import { messageText } from './message-text.js';
+import type { SipRequest } from '../sip/index.js';
+import { readRequest } from './message-text.js';
 import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
@@ -83,28 +82,12 @@ export class IscDispatcher {
   private async decide(req: IscRequest): Promise<IscDecision> {
     const { metrics } = this.opts;
     const started = process.hrtime.bigint();
-    const message = messageText(req);
-    if (message.refusal) {
-      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: String(message.refusal.code) });
-      return message.refusal;
+    const read = readRequest(req);
+    if (read.refusal) {
+      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: String(read.refusal.code) });
+      return read.refusal;
     }
-    let sip: SipRequest;
-    try {
-      const parsed = parseSipMessage(message.text);
-      if (parsed.kind !== 'request') return reply(400, 'Not A Request');
-      sip = parsed;
-      // From and To are parsed on first use: read them here, so a malformed one is a 400 at
-      // the edge and never an exception inside a service (RFC 4475 quotbal, badaspec)
-      if (!sip.from.uri || !sip.to.uri) return reply(400, 'Malformed From or To');
-    } catch (err) {
-      if (err instanceof SipParseError) return reply(400, err.reason);
-      throw err;
-    }
-    const unreadable = bodyTypeProblem(sip);
-    if (unreadable) {
-      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: '400' });
-      return reply(400, unreadable);
-    }
+    const { sip } = read;
     const service = this.services.get(req.service);
     if (!service) return reply(501, 'Not Implemented');
     const log = this.opts.log.child({ svc: service.name, callId: sip.headers.get('Call-ID'), method: req.method });
@@ -180,15 +163,4 @@ export class IscDispatcher {
 /** Context string for a continue decision, routed back to `service` with the outcome. */
 export function encodeContext(service: IscService['name'], payload: string): string {
   return `${service}:${payload}`;
-}
-
-/**
- * RFC 3261 20.15: a body needs a Content-Type, and a Content-Type must name a media type.
- * Checked once here, so no service can act on a body it cannot type (a MESSAGE with
- * "Content-Type: ;charset=utf-8" was delivered with no charging record).
- */
-function bodyTypeProblem(sip: SipRequest): string | undefined {
-  const ctype = sip.headers.get('Content-Type');
-  if (ctype !== undefined) return parseMediaType(ctype) ? undefined : 'Malformed Content-Type';
-  return sip.body.length > 0 ? 'Missing Content-Type' : undefined;
 }

@@ -9,6 +9,8 @@
  * - any other (binary) body that is not valid UTF-8: 415, since the AS keeps and forwards
  *   bodies as text and would corrupt it.
  */
+import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
+import { parseMediaType } from '../sip/multipart.js';
 import { reply, type IscRequest, type ReplyDecision } from './types.js';
 
 export type MessageText = { text: string; refusal?: undefined } | { text?: undefined; refusal: ReplyDecision };
@@ -61,4 +63,30 @@ function isTextual(head: string): boolean {
   const m = /^(?:content-type|c)[ \t]*:[ \t]*([^;\r\n \t]+)/im.exec(head);
   // no Content-Type with a body: RFC 3261 leaves it undefined; the AS would read it as text
   return m ? TEXTUAL.test(m[1]!) : true;
+}
+
+/**
+ * The request as the services get it, or the answer it earns at the edge: the byte checks
+ * above, SIP syntax, From and To (parsed on first use elsewhere: read here, so a malformed one
+ * is a 400 and never an exception inside a service; RFC 4475 quotbal, badaspec), and the
+ * body's type (RFC 3261 20.15: a body needs a Content-Type naming a media type; a MESSAGE with
+ * "Content-Type: ;charset=utf-8" was delivered with no charging record).
+ */
+export function readRequest(req: IscRequest): { sip: SipRequest; refusal?: undefined } | { sip?: undefined; refusal: ReplyDecision } {
+  const message = messageText(req);
+  if (message.refusal) return message;
+  let sip: SipRequest;
+  try {
+    const parsed = parseSipMessage(message.text);
+    if (parsed.kind !== 'request') return { refusal: reply(400, 'Not A Request') };
+    sip = parsed;
+    if (!sip.from.uri || !sip.to.uri) return { refusal: reply(400, 'Malformed From or To') };
+  } catch (err) {
+    if (err instanceof SipParseError) return { refusal: reply(400, err.reason) };
+    throw err;
+  }
+  const ctype = sip.headers.get('Content-Type');
+  if (ctype !== undefined && !parseMediaType(ctype)) return { refusal: reply(400, 'Malformed Content-Type') };
+  if (ctype === undefined && sip.body.length > 0) return { refusal: reply(400, 'Missing Content-Type') };
+  return { sip };
 }

@@ -24,7 +24,11 @@ export function contain(
   work: Promise<unknown> | (() => Promise<unknown>),
   context?: Record<string, unknown>,
 ): void {
-  void survive(sink, reaction, work, context);
+  survive(sink, reaction, work, context).catch(() => {
+    // survive() handles every failure of the work; only its own reporting failing (a logger
+    // that throws) lands here, and there is nothing left to report it with but the counter
+    sink.metrics?.count(REACTION_FAILURES, { reaction });
+  });
 }
 
 /**

@@ -109,6 +109,32 @@ describe('embedded store (SQLite)', () => {
     }
   });
 
+  it('stores documents as JSONB, and still reads, queries and updates rows written as JSON text', async () => {
+    const sub = await mkdtemp(path.join(dir, 'jsonb-'));
+    const store = await SqliteStore.open(sub);
+    try {
+      const coll = store.collection<{ _id: string; who: string; at?: Date; n?: number }>('mixed');
+      await coll.ensureIndex({ fields: { who: 1 } });
+      await coll.insertOne({ _id: 'new', who: 'alice', at: new Date(5) });
+      // a row as the versions before JSONB wrote it: the document as JSON text
+      const raw = new Database(path.join(sub, DATABASE_FILE));
+      try {
+        raw.prepare('INSERT INTO "c:mixed" (_id, doc) VALUES (?, ?)').run('old', JSON.stringify({ _id: 'old', who: 'bob', at: { $$date: 7 } }));
+        const types = raw.prepare('SELECT _id, typeof(doc) AS t FROM "c:mixed" ORDER BY _id').all() as Array<{ _id: string; t: string }>;
+        assert.deepEqual(types, [{ _id: 'new', t: 'blob' }, { _id: 'old', t: 'text' }]);
+      } finally {
+        raw.close();
+      }
+      assert.deepEqual(await coll.findOne({ who: 'bob' }), { _id: 'old', who: 'bob', at: new Date(7) });
+      assert.deepEqual(await coll.findOne({ who: 'alice' }), { _id: 'new', who: 'alice', at: new Date(5) });
+      await coll.updateOne({ _id: 'old' }, { $set: { n: 1 } });
+      assert.deepEqual(await coll.findOne({ _id: 'old' }), { _id: 'old', who: 'bob', at: new Date(7), n: 1 });
+      assert.deepEqual((await coll.find({ who: { $in: ['alice', 'bob'] } }, { sort: { who: 1 } })).map((d) => d._id), ['new', 'old']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a plain index refuses an array in its field (a multikey index takes it)', async () => {
     const store = await SqliteStore.open(dir);
     try {

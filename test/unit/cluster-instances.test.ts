@@ -169,9 +169,10 @@ describe('subscription dialogs held by one instance', () => {
     const sentB: UacRequest[] = [];
     const a = notifier('as-a', sentA);
     const b = notifier('as-b', sentB);
+    // stored before the instances start, as after a restart: each learns the dialogs it holds from the store
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
     await a.start();
     await b.start();
-    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
     return { a, b, sentA, sentB };
   }
 

@@ -8,6 +8,7 @@ import { parseNameAddr, parseValueParams } from '../sip/index.js';
 import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
+import { LiveDialogs } from './live-dialogs.js';
 import { contain } from '../util/contain.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
@@ -83,6 +84,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Wishes that arrived while a NOTIFY was held back: sent together when the interval ends. */
   private readonly heldWishes = new Map<string, Wish>();
   private readonly hot = new Map<string, Hot>();
+  /** The resources of the dialogs held here: a change nobody here watches costs no store query. */
+  private readonly live = new LiveDialogs();
   private stopped = false;
 
   constructor(private readonly deps: {
@@ -135,7 +138,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       await this.subs.updateMany({ state: { $ne: 'terminated' }, owner: { $exists: false } }, { $set: { owner: this.deps.instance } });
     }
     const live = await this.subs.find({ state: { $ne: 'terminated' }, ...this.mine() });
-    for (const s of live) this.armExpiry(s);
+    for (const s of live) {
+      this.live.add(s._id, s.event, s.resource, s.watches);
+      this.armExpiry(s);
+    }
     this.deps.log.info({ subscriptions: live.length }, 'notifier started');
   }
 
@@ -214,7 +220,14 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       data: admission.data ?? {},
       ...this.mine(),
     };
-    await this.subs.insertOne(sub);
+    // known here before it is stored: a change meanwhile is looked up (and finds it or not, as before)
+    if (sub.state !== 'terminated') this.live.add(sub._id, sub.event, sub.resource, sub.watches);
+    try {
+      await this.subs.insertOne(sub);
+    } catch (err) {
+      this.live.remove(sub._id);
+      throw err;
+    }
     this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
     this.emit('subscription', { sub, what: 'created' });
@@ -235,8 +248,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   async resourceChanged(event: string, resource: string, scope: { direct: boolean } = { direct: true }): Promise<number> {
     // two indexed queries rather than one $or, which the embedded engine would scan
     // only the dialogs this instance holds: the others are told by the instances holding them
-    const direct = scope.direct ? await this.subs.find({ event, resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
-    const via = this.packages.get(event)?.listsMembers ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
+    const direct = scope.direct && this.live.about(event, resource) ? await this.subs.find({ event, resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
+    const via = this.packages.get(event)?.listsMembers && this.live.watching(event, resource) ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
     // the documents just read go with the wish: no second read per NOTIFY (a 10,000-watcher
     // fan-out spent most of its store time reading each subscription again)
     for (const s of direct) this.queueNotify(s._id, {}, s);
@@ -251,6 +264,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   async update(id: string, data: Record<string, unknown>, watches?: string[]): Promise<void> {
     const set: Record<string, unknown> = { data };
     if (watches) set.watches = watches;
+    // the new members are known here before the write: no change of theirs is missed
+    if (watches) this.live.extend(id, watches);
     const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: set }, { returnDocument: 'after' });
     if (!s) return;
     const h = this.hot.get(id);
@@ -306,8 +321,14 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (!me || deadInstance === me) return 0;
     let adopted = 0;
     for (const s of await this.subs.find({ owner: deadInstance, state: { $ne: 'terminated' } })) {
+      const knownBefore = this.live.has(s._id);
+      this.live.add(s._id, s.event, s.resource, s.watches);
       const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me } }, { returnDocument: 'after' });
-      if (!mine) continue; // another instance adopted it, or it moved with an in-dialog request
+      if (!mine) {
+        // another instance adopted it, or it moved with an in-dialog request
+        if (!knownBefore) this.live.remove(s._id);
+        continue;
+      }
       this.hot.delete(s._id); // whatever this instance knew of it once is older than the store
       this.armExpiry(mine);
       this.queueNotify(s._id, { full: true, force: true }, mine);
@@ -358,6 +379,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     // the instance a refresh reaches holds the dialog from now on
     const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq, ...this.mine() };
     if (!this.holds(current)) this.hot.delete(id);
+    // held here from this write on: known here before it
+    this.live.add(id, current.event, current.resource, current.watches);
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
     if (rate) set.rate = rate;
     if (pkg.refresh) {
@@ -397,6 +420,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   private disarm(id: string): void {
+    this.live.remove(id);
     this.expiries.clear(id);
     this.held.clear(id);
     this.heldWishes.delete(id);

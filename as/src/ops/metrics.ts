@@ -13,10 +13,17 @@ interface Histogram {
   count: number;
 }
 
+const UNSAFE_LABEL_CHARS = /["\\\n]/;
+
+/** The series key: runs for every counted request, so one pass and no intermediate arrays. */
 function labelText(labels: Labels | undefined): string {
   if (!labels) return '';
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
+  let text = '';
+  for (const k in labels) {
+    const v = labels[k]!;
+    text += `${text ? ',' : '{'}${k}="${UNSAFE_LABEL_CHARS.test(v) ? v.replace(/["\\\n]/g, '_') : v}"`;
+  }
+  return text ? `${text}}` : '';
 }
 
 export class Metrics {

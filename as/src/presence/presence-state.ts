@@ -18,17 +18,26 @@ interface Entry {
  */
 export class PresenceState {
   private readonly cache = new Map<string, Entry>();
+  /**
+   * Compositions under way: the 10,000 NOTIFYs of one change all ask at once, before the
+   * first store read is back; they share one composition instead of each parsing every source.
+   */
+  private readonly composing = new Map<string, Promise<Entry>>();
 
   constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {}
 
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
     this.cache.delete(entity);
+    // a composition under way read the sources before this change: it serves its callers
+    // but is not kept, and the next caller composes again
+    this.composing.delete(entity);
   }
 
   /** Changes may have been missed (another instance's): compose everything again. */
   clear(): void {
     this.cache.clear();
+    this.composing.clear();
   }
 
   /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */
@@ -45,9 +54,27 @@ export class PresenceState {
     return body;
   }
 
-  private async entry(entity: string): Promise<Entry> {
+  private entry(entity: string): Promise<Entry> {
     const hit = this.cache.get(entity);
-    if (hit) return hit;
+    if (hit) return Promise.resolve(hit);
+    const under = this.composing.get(entity);
+    if (under) return under;
+    const composed = this.compose(entity).then((entry) => {
+      // kept only if no change came while it was being composed
+      if (this.composing.get(entity) === composed) {
+        this.composing.delete(entity);
+        this.cache.set(entity, entry);
+      }
+      return entry;
+    }, (err: unknown) => {
+      if (this.composing.get(entity) === composed) this.composing.delete(entity);
+      throw err;
+    });
+    this.composing.set(entity, composed);
+    return composed;
+  }
+
+  private async compose(entity: string): Promise<Entry> {
     const pubs = await this.deps.publications.of(entity, 'presence');
     const sources = [];
     for (const p of pubs) {
@@ -66,8 +93,6 @@ export class PresenceState {
         this.deps.log.warn({ entity, err: (err as Error).message }, 'pidf-manipulation document unreadable; left out');
       }
     }
-    const entry: Entry = { doc: composePresence(entity, sources, hard), views: new Map() };
-    this.cache.set(entity, entry);
-    return entry;
+    return { doc: composePresence(entity, sources, hard), views: new Map() };
   }
 }

@@ -424,7 +424,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
       }
       const text = encodeDocument({ _id: row._id, ...replacement });
       if (text === row.doc) return { matched: 1, modified: 0 };
-      this.engine.statement(`UPDATE ${this.docs} SET doc=? WHERE _id=?`).run(text, row._id);
+      this.engine.statement(`UPDATE ${this.docs} SET doc=jsonb(?) WHERE _id=?`).run(text, row._id);
       return { matched: 1, modified: 1 };
     });
   }
@@ -552,7 +552,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
 
   private selectSql(filter: Filter, options: FindOptions): { sql: string; params: SqlValue[] } {
     const where = this.where(filter);
-    let sql = `SELECT doc FROM ${this.docs} WHERE ${where.sql}${compileSort(options.sort)}`;
+    let sql = `SELECT json(doc) FROM ${this.docs} WHERE ${where.sql}${compileSort(options.sort)}`;
     const params = [...where.params];
     if (options.limit || options.skip) {
       sql += ' LIMIT ? OFFSET ?';
@@ -564,7 +564,7 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
   private rows(filter: Filter, limit?: number, forDelete = false): Row[] {
     if (!this.engine.table(this.name).exists) return [];
     const where = this.where(filter, forDelete);
-    const sql = `SELECT _id, doc FROM ${this.docs} WHERE ${where.sql}${limit ? ` LIMIT ${limit}` : ''}`;
+    const sql = `SELECT _id, json(doc) AS doc FROM ${this.docs} WHERE ${where.sql}${limit ? ` LIMIT ${limit}` : ''}`;
     return this.engine.statement(sql).all(...where.params) as Row[];
   }
 
@@ -573,14 +573,14 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     this.engine.createTable(this.name);
     const id = doc._id ?? newId();
     const text = encodeDocument(doc._id === undefined ? { ...doc, _id: id } : doc);
-    this.engine.statement(`INSERT INTO ${this.docs} (_id, doc) VALUES (?,?)`).run(id, text);
+    this.engine.statement(`INSERT INTO ${this.docs} (_id, doc) VALUES (?,jsonb(?))`).run(id, text);
   }
 
   private updateRow(row: Row, update: Update): { after: T; modified: boolean } {
     const after = applyUpdate(decodeDocument<T>(row.doc), update, false);
     const text = encodeDocument(after);
     if (text === row.doc) return { after, modified: false };
-    this.engine.statement(`UPDATE ${this.docs} SET doc=? WHERE _id=?`).run(text, row._id);
+    this.engine.statement(`UPDATE ${this.docs} SET doc=jsonb(?) WHERE _id=?`).run(text, row._id);
     return { after, modified: true };
   }
 

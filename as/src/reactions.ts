@@ -12,6 +12,7 @@
 import type { ChangeFeed, ChangeOrigin } from './cluster/change-feed.js';
 import { resourceOf, type Change } from './cluster/changes.js';
 import type { Notifier } from './events/notifier.js';
+import type { PresenceAuthorizer } from './presence/authorization.js';
 import type { StoreAndForward } from './im/store-and-forward.js';
 import type { PresenceService } from './presence/presence-service.js';
 import type { PresenceState } from './presence/presence-state.js';
@@ -31,6 +32,7 @@ export interface ReactingParts {
   backend: BackendSubscriptions;
   notifier: Notifier;
   presenceState: PresenceState;
+  authorizer: PresenceAuthorizer;
   lists: ResourceListServer;
   presence: PresenceService;
   regPackage: RegPackage;
@@ -55,6 +57,8 @@ function declare(p: ReactingParts): Declarations {
   return {
     document: [
       { name: 'presence-cache', where: 'everywhere', when: (c) => c.ref.auid === 'pidf-manipulation', run: (c) => p.presenceState.forget(c.ref.xui) },
+      // before anything re-decides with them
+      { name: 'rules-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.authorizer.forget(c.ref.xui) },
       // pres-rules of a list member (grants re-decided), a document a list is read from (membership)
       { name: 'list-membership', where: 'everywhere', when: (c) => c.ref.tree === 'users', run: (c) => p.lists.documentChanged(c.ref) },
       { name: 'presence-rules', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.presence.rulesChanged(c.ref) },
@@ -156,6 +160,7 @@ export class Reactions {
   /** Changes of other instances may be lost: no cache may be trusted any more. */
   private resync(): void {
     this.parts.presenceState.clear();
+    this.parts.authorizer.clear();
     this.parts.lists.forgetGrants();
   }
 }

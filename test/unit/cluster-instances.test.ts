@@ -68,6 +68,7 @@ describe('two instances on one store', () => {
       backend: rec,
       notifier: Object.assign(rec, { resourceChanged: async (event: string, resource: string) => void rec.record(`notifier.resourceChanged ${event} ${resource}`) }),
       presenceState: { forget: (e: string) => rec.record(`presenceState.forget ${e}`), clear: () => rec.record('presenceState.clear') },
+      authorizer: { forget: (e: string) => rec.record(`authorizer.forget ${e}`), clear: () => rec.record('authorizer.clear') },
       lists: { documentChanged: async (ref: { auid: string }) => rec.record(`lists.documentChanged ${ref.auid}`), forgetGrants: () => rec.record('lists.forgetGrants') },
       presence: {
         rulesChanged: async (ref: { xui: string }) => rec.record(`presence.rulesChanged ${ref.xui}`),

@@ -1,3 +1,4 @@
+import { parseXml, type XmlDocument } from '../xml/xml-tree.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import { evaluatePresRules, type ProvideSet, type SubHandling } from '../xdm/usages/pres-rules.js';
 
@@ -12,6 +13,9 @@ export interface PresenceGrant {
 /** Names the pres-rules document may have: IETF's "index" or OMA's "pres-rules". */
 const PRES_RULES_DOCUMENTS = ['index', 'pres-rules'];
 
+/** Presentities whose parsed rules are kept; beyond, the oldest entry goes. */
+const RULES_CACHE_ENTRIES = 20_000;
+
 /**
  * Decides what a watcher may do with a presentity's presence, from the presentity's
  * pres-rules document in the XDMS (RFC 4745 + RFC 5025 + OMA conditions). No applicable
@@ -19,17 +23,50 @@ const PRES_RULES_DOCUMENTS = ['index', 'pres-rules'];
  * its own full presence.
  */
 export class PresenceAuthorizer {
+  /**
+   * Each presentity's rules, parsed once (null: it has none) and kept until its pres-rules
+   * change (as/src/reactions.ts): a SUBSCRIBE costs no store read, and a rules change with
+   * 1,000 watchers re-decides them all from one parse.
+   */
+  private readonly rules = new Map<string, Promise<XmlDocument | null>>();
+
   constructor(private readonly docs: XdmDocuments, private readonly fallback: SubHandling = 'confirm') {}
 
   async decide(resource: string, watcher: string | undefined, now = new Date()): Promise<PresenceGrant> {
     if (watcher === resource) return { handling: 'allow', rules: ['self'] };
+    const rules = await this.rulesOf(resource);
+    const decision = rules && evaluatePresRules(rules, { watcher: watcher ?? 'sip:anonymous@anonymous.invalid', anonymous: !watcher, now });
+    if (decision) return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
+    return { handling: this.fallback, rules: [] };
+  }
+
+  /** The presentity's pres-rules changed (or may have: another instance's change was missed). */
+  forget(resource: string): void {
+    this.rules.delete(resource);
+  }
+
+  clear(): void {
+    this.rules.clear();
+  }
+
+  private rulesOf(resource: string): Promise<XmlDocument | null> {
+    const kept = this.rules.get(resource);
+    if (kept) return kept;
+    const loading = this.load(resource);
+    this.rules.set(resource, loading);
+    if (this.rules.size > RULES_CACHE_ENTRIES) this.rules.delete(this.rules.keys().next().value!);
+    // a failed read is not kept: the next SUBSCRIBE reads again
+    loading.catch(() => {
+      if (this.rules.get(resource) === loading) this.rules.delete(resource);
+    });
+    return loading;
+  }
+
+  private async load(resource: string): Promise<XmlDocument | null> {
     for (const path of PRES_RULES_DOCUMENTS) {
       const doc = await this.docs.get({ auid: 'pres-rules', tree: 'users', xui: resource, path });
-      if (!doc) continue;
-      const decision = evaluatePresRules(doc.body, { watcher: watcher ?? 'sip:anonymous@anonymous.invalid', anonymous: !watcher, now });
-      if (decision) return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
-      break;
+      if (doc) return parseXml(doc.body);
     }
-    return { handling: this.fallback, rules: [] };
+    return null;
   }
 }

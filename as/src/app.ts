@@ -227,7 +227,7 @@ export class ApplicationServer {
         limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
       });
       reactions = new Reactions(feed, {
-        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward,
+        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, users,
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
       }, { log, metrics });
       jobs

@@ -13,6 +13,7 @@ import type { ChangeFeed, ChangeOrigin } from './cluster/change-feed.js';
 import { resourceOf, type Change } from './cluster/changes.js';
 import type { Notifier } from './events/notifier.js';
 import type { PresenceAuthorizer } from './presence/authorization.js';
+import type { ImPolicies } from './im/im-policies.js';
 import type { StoreAndForward } from './im/store-and-forward.js';
 import type { PresenceService } from './presence/presence-service.js';
 import type { PresenceState } from './presence/presence-state.js';
@@ -21,6 +22,7 @@ import type { BackendSubscriptions } from './presence/rls/backend.js';
 import type { ResourceListServer } from './presence/rls/list-server.js';
 import type { RegPackage } from './registrations/reg-package.js';
 import type { Registrations } from './registrations/registrations.js';
+import { imPolicyUsage } from './xdm/usages/im-policy.js';
 import { contain, REACTION_FAILURES, type FailureSink } from './util/contain.js';
 import type { XdmDocuments } from './xdm/document-store.js';
 
@@ -37,9 +39,14 @@ export interface ReactingParts {
   presence: PresenceService;
   regPackage: RegPackage;
   forward: StoreAndForward;
+  imPolicies: ImPolicies;
+  /** The user directory's cache of user records. */
+  users: { forget(user: string): void; clear(): void };
   /** Kamailio caches HA1s for a minute: drop a user's entry so that a change applies at once. */
   dropCredentials(user: string): Promise<void>;
 }
+
+const IM_POLICY_AUID = imPolicyUsage.auid;
 
 type Of<K extends Change['kind']> = Extract<Change, { kind: K }>;
 
@@ -57,6 +64,7 @@ function declare(p: ReactingParts): Declarations {
   return {
     document: [
       { name: 'presence-cache', where: 'everywhere', when: (c) => c.ref.auid === 'pidf-manipulation', run: (c) => p.presenceState.forget(c.ref.xui) },
+      { name: 'im-policy-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.imPolicies.forget(c.ref.xui) },
       // before anything re-decides with them
       { name: 'rules-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.authorizer.forget(c.ref.xui) },
       // pres-rules of a list member (grants re-decided), a document a list is read from (membership)
@@ -79,6 +87,7 @@ function declare(p: ReactingParts): Declarations {
       { name: 'deferred-drain', where: 'origin', run: (c) => p.forward.registrationChanged(c.change) },
     ],
     user: [
+      { name: 'user-cache', where: 'everywhere', run: (c) => p.users.forget(c.user) },
       { name: 'credential-cache', where: 'origin', run: (c) => p.dropCredentials(c.user) },
     ],
     'remote-member': [
@@ -161,6 +170,8 @@ export class Reactions {
   private resync(): void {
     this.parts.presenceState.clear();
     this.parts.authorizer.clear();
+    this.parts.imPolicies.clear();
+    this.parts.users.clear();
     this.parts.lists.forgetGrants();
   }
 }

@@ -69,6 +69,8 @@ describe('two instances on one store', () => {
       notifier: Object.assign(rec, { resourceChanged: async (event: string, resource: string) => void rec.record(`notifier.resourceChanged ${event} ${resource}`) }),
       presenceState: { forget: (e: string) => rec.record(`presenceState.forget ${e}`), clear: () => rec.record('presenceState.clear') },
       authorizer: { forget: (e: string) => rec.record(`authorizer.forget ${e}`), clear: () => rec.record('authorizer.clear') },
+      imPolicies: { forget: (e: string) => rec.record(`imPolicies.forget ${e}`), clear: () => rec.record('imPolicies.clear') },
+      users: { forget: (e: string) => rec.record(`users.forget ${e}`), clear: () => rec.record('users.clear') },
       lists: { documentChanged: async (ref: { auid: string }) => rec.record(`lists.documentChanged ${ref.auid}`), forgetGrants: () => rec.record('lists.forgetGrants') },
       presence: {
         rulesChanged: async (ref: { xui: string }) => rec.record(`presence.rulesChanged ${ref.xui}`),
@@ -107,12 +109,14 @@ describe('two instances on one store', () => {
     const b = await instance('as-b');
     await b.registrations.apply({ type: 'registration', aor: ALICE, ts: '100', contacts: [{ uri: 'sip:alice@192.0.2.1', expires: Math.floor(Date.now() / 1000) + 600 }] });
     await b.reactions.userChanged('alice');
-    await until('A\'s reactions', () => a.rec.calls.length === 2);
+    await until('A\'s reactions', () => a.rec.calls.length === 3);
     await sleep(100);
-    assert.deepEqual(a.rec.calls, ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`], 'A heard the user change too, and has nothing to do for it');
-    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 5);
     // (the user's reactions run beside the registration's: another resource)
-    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.')), [
+    assert.deepEqual(a.rec.calls.filter((c) => !c.startsWith('users.')), ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`]);
+    assert.deepEqual(a.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice'], 'A heard the user change too: it only drops its copy of the record');
+    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 6);
+    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice']);
+    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.') && !c.startsWith('users.')), [
       'regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`, `presence.networkSource ${ALICE}`, `forward.registrationChanged ${ALICE}`,
     ]);
     assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('kamailio.')), ['kamailio.dropCredentials alice']);

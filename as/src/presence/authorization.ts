@@ -1,3 +1,4 @@
+import { LoadingCache } from '../util/loading-cache.js';
 import { parseXml, type XmlDocument } from '../xml/xml-tree.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import { evaluatePresRules, type ProvideSet, type SubHandling } from '../xdm/usages/pres-rules.js';
@@ -28,7 +29,7 @@ export class PresenceAuthorizer {
    * change (as/src/reactions.ts): a SUBSCRIBE costs no store read, and a rules change with
    * 1,000 watchers re-decides them all from one parse.
    */
-  private readonly rules = new Map<string, Promise<XmlDocument | null>>();
+  private readonly rules = new LoadingCache<XmlDocument | null>({ maxEntries: RULES_CACHE_ENTRIES });
 
   constructor(private readonly docs: XdmDocuments, private readonly fallback: SubHandling = 'confirm') {}
 
@@ -42,7 +43,7 @@ export class PresenceAuthorizer {
 
   /** The presentity's pres-rules changed (or may have: another instance's change was missed). */
   forget(resource: string): void {
-    this.rules.delete(resource);
+    this.rules.forget(resource);
   }
 
   clear(): void {
@@ -50,16 +51,7 @@ export class PresenceAuthorizer {
   }
 
   private rulesOf(resource: string): Promise<XmlDocument | null> {
-    const kept = this.rules.get(resource);
-    if (kept) return kept;
-    const loading = this.load(resource);
-    this.rules.set(resource, loading);
-    if (this.rules.size > RULES_CACHE_ENTRIES) this.rules.delete(this.rules.keys().next().value!);
-    // a failed read is not kept: the next SUBSCRIBE reads again
-    loading.catch(() => {
-      if (this.rules.get(resource) === loading) this.rules.delete(resource);
-    });
-    return loading;
+    return this.rules.get(resource, () => this.load(resource));
   }
 
   private async load(resource: string): Promise<XmlDocument | null> {

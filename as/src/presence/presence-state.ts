@@ -3,6 +3,10 @@ import type { XdmDocuments } from '../xdm/document-store.js';
 import type { ProvideSet } from '../xdm/usages/pres-rules.js';
 import { applyTransformations, composePresence, parsePidf, politeBlockDocument, serializePidf, type PresenceDoc } from './pidf/index.js';
 import { Publications } from './publications.js';
+import { LoadingCache } from '../util/loading-cache.js';
+
+/** Presentities whose composed state is kept; beyond, the least recently composed goes. */
+const COMPOSED_KEPT = 50_000;
 
 interface Entry {
   doc: PresenceDoc;
@@ -17,32 +21,27 @@ interface Entry {
  * watchers composes once and renders once per distinct rule outcome.
  */
 export class PresenceState {
-  private readonly cache = new Map<string, Entry>();
   /**
-   * Compositions under way: the 10,000 NOTIFYs of one change all ask at once, before the
-   * first store read is back; they share one composition instead of each parsing every source.
+   * Composed presentities. The 10,000 NOTIFYs of one change all ask at once, before the first
+   * store read is back: they share one composition instead of each parsing every source.
    */
-  private readonly composing = new Map<string, Promise<Entry>>();
+  private readonly cache = new LoadingCache<Entry>({ maxEntries: COMPOSED_KEPT });
 
   constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {}
 
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
-    this.cache.delete(entity);
-    // a composition under way read the sources before this change: it serves its callers
-    // but is not kept, and the next caller composes again
-    this.composing.delete(entity);
+    this.cache.forget(entity);
   }
 
   /** Changes may have been missed (another instance's): compose everything again. */
   clear(): void {
     this.cache.clear();
-    this.composing.clear();
   }
 
   /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */
   async view(entity: string, provide?: ProvideSet): Promise<string> {
-    const entry = await this.entry(entity);
+    const entry = await this.cache.get(entity, () => this.compose(entity));
     const key = provide ? JSON.stringify(provide) : '';
     let body = entry.views.get(key);
     if (body === undefined) {
@@ -52,26 +51,6 @@ export class PresenceState {
       entry.views.set(key, body);
     }
     return body;
-  }
-
-  private entry(entity: string): Promise<Entry> {
-    const hit = this.cache.get(entity);
-    if (hit) return Promise.resolve(hit);
-    const under = this.composing.get(entity);
-    if (under) return under;
-    const composed = this.compose(entity).then((entry) => {
-      // kept only if no change came while it was being composed
-      if (this.composing.get(entity) === composed) {
-        this.composing.delete(entity);
-        this.cache.set(entity, entry);
-      }
-      return entry;
-    }, (err: unknown) => {
-      if (this.composing.get(entity) === composed) this.composing.delete(entity);
-      throw err;
-    });
-    this.composing.set(entity, composed);
-    return composed;
   }
 
   private async compose(entity: string): Promise<Entry> {

@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Collection, Store } from '../store/port.js';
 import { DuplicateKeyError } from '../store/port.js';
+import { LoadingCache } from '../util/loading-cache.js';
+
+/**
+ * How long a user record is kept in memory at most. Changes made through any AS instance are
+ * told to every instance at once (as/src/reactions.ts); this bounds what one made with the
+ * AS stopped, by `ims-provision` on the store, could hide: the minute Kamailio also keeps HA1s.
+ */
+const USER_KEPT_MS = 60_000;
 
 /** RFC 2617 HA1 = MD5(username ":" realm ":" password). Only this is ever stored. */
 export function digestHa1(user: string, realm: string, password: string): string {
@@ -38,6 +46,8 @@ export type UserChangeHook = (user: string) => Promise<void>;
  */
 export class UserDirectory {
   private readonly users: Collection<UserRecord>;
+  /** Asked for every request (its sender, its recipient); records are shared read-only. */
+  private readonly cache = new LoadingCache<UserRecord | null>({ maxEntries: 100_000, maxAgeMs: USER_KEPT_MS });
 
   constructor(store: Store, readonly domain: string, private readonly onChange?: UserChangeHook) {
     this.users = store.collection<UserRecord>('users');
@@ -65,6 +75,8 @@ export class UserDirectory {
     } catch (err) {
       if (err instanceof DuplicateKeyError) throw new UserError(`user sip:${user}@${this.domain} already exists`, 'exists');
       throw err;
+    } finally {
+      this.forget(user);
     }
     await this.onChange?.(user);
     return rec;
@@ -74,6 +86,7 @@ export class UserDirectory {
     const user = this.userPart(identity);
     checkPassword(password);
     const r = await this.users.updateOne({ _id: user }, { $set: { ha1: digestHa1(user, this.domain, password), updatedAt: new Date() } });
+    this.forget(user);
     if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
     await this.onChange?.(user);
   }
@@ -82,12 +95,17 @@ export class UserDirectory {
   async setImBarred(identity: string, barred: boolean): Promise<void> {
     const user = this.userPart(identity);
     const r = await this.users.updateOne({ _id: user }, { $set: { imBarred: barred, updatedAt: new Date() } });
+    this.forget(user);
     if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    // (every instance's copy of the record goes)
+    await this.onChange?.(user);
   }
 
   async remove(identity: string): Promise<void> {
     const user = this.userPart(identity);
-    if ((await this.users.deleteOne({ _id: user })) === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    const removed = await this.users.deleteOne({ _id: user });
+    this.forget(user);
+    if (removed === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
     await this.onChange?.(user);
   }
 
@@ -98,7 +116,16 @@ export class UserDirectory {
     } catch {
       return null;
     }
-    return this.users.findOne({ _id: user });
+    return this.cache.get(user, () => this.users.findOne({ _id: user }));
+  }
+
+  /** A user's record changed (here or on another instance). */
+  forget(user: string): void {
+    this.cache.forget(user);
+  }
+
+  clear(): void {
+    this.cache.clear();
   }
 
   async exists(identity: string): Promise<boolean> {

@@ -86,7 +86,19 @@ describe('embedded store: the services query through indexes', () => {
     const history = new ConversationHistory(store, { nodeId: 'as1', maxMessages: 100, warnPercent: 90, warn: () => undefined });
     const xdm = new XdmDocuments(store);
     await charging.start();
+    // a dialog on bob and a list dialog watching him, held before a restart: a change to bob
+    // is looked up in the store only when this instance holds a dialog about him
+    const dialog = (id: string, over: Record<string, unknown>) => ({
+      _id: id, event: 'presence', watcher: 'sip:carol@example.com', callId: id, fromTag: 'f', toTag: 't', remoteParty: '<sip:carol@example.com>;tag=f',
+      localParty: '<sip:x@example.com>', remoteTarget: 'sip:carol@192.0.2.3', routeSet: [], localCseq: 64, remoteCseq: 1, state: 'active',
+      expiresAt: new Date(Date.now() + 3_600_000), accept: ['application/pidf+xml'], createdAt: new Date(), notifyCount: 0, data: {}, ...over,
+    });
+    await sqlite.collection('subscriptions').insertMany([
+      dialog('direct', { resource: 'sip:bob@example.com' }),
+      dialog('list', { resource: 'sip:carol-friends@example.com', watches: ['sip:bob@example.com'] }),
+    ]);
     await notifier.start();
+    notifier.stop(); // (queries only: no NOTIFY leaves)
     await pubs.start();
     await messages.start();
     await history.start();

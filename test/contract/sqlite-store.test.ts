@@ -135,6 +135,30 @@ describe('embedded store (SQLite)', () => {
     }
   });
 
+  it('waits for another connection\'s write lock without holding the event loop', async () => {
+    const sub = await mkdtemp(path.join(dir, 'locked-'));
+    const store = await SqliteStore.open(sub);
+    const other = new Database(path.join(sub, DATABASE_FILE));
+    try {
+      await store.collection('c').insertOne({ _id: 'first' });
+      other.exec('BEGIN IMMEDIATE'); // another writer holds the lock across turns of the loop
+      let ticks = 0;
+      const ticker = setInterval(() => ticks++, 10);
+      const write = store.collection('c').insertOne({ _id: 'second' });
+      // (a read issued now would wait with the write: it must see it)
+      await sleep(300);
+      other.exec('COMMIT');
+      await write;
+      clearInterval(ticker);
+      assert.ok(ticks >= 15, `the event loop ran while the lock was held (${ticks} ticks of 10 ms in 300 ms)`);
+      assert.deepEqual(await store.collection('c').findOne({ _id: 'second' }), { _id: 'second' });
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK');
+      other.close();
+      await store.close();
+    }
+  });
+
   it('a plain index refuses an array in its field (a multikey index takes it)', async () => {
     const store = await SqliteStore.open(dir);
     try {

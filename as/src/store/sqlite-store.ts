@@ -8,10 +8,12 @@
  * committed). Each write runs in its own savepoint: a unique-key failure fails that write
  * only. A batch with a write starts with BEGIN IMMEDIATE, which takes the database's write
  * lock: findOneAndUpdate's read and write can never interleave with another process's, so
- * it is atomic across processes too. Several processes share the file; a process waits up
- * to BUSY_TIMEOUT_MS for another's transaction (they are short) before an operation fails.
- * better-sqlite3 is synchronous: that wait, like every statement, holds this process's
- * event loop, which is why transactions stay small (TTL sweeps go by 1,000 documents).
+ * it is atomic across processes too. Several processes share the file. When another holds
+ * the write lock, a batch does not wait for it inside SQLite (better-sqlite3 is synchronous:
+ * that wait would hold this process's event loop, SIP decisions included); it is tried again
+ * a moment later while the event loop goes on, for up to BUSY_TIMEOUT_MS before its
+ * operations fail. Statements inside a transaction wait as SQLite does, which is why
+ * transactions stay small (TTL sweeps go by 1,000 documents).
  *
  * Durability: synchronous=NORMAL in WAL mode. A committed transaction survives a crash or
  * kill -9 of the process (it is in the WAL, which SQLite replays); a power loss can lose the
@@ -62,6 +64,8 @@ import {
 
 export const DATABASE_FILE = 'store.sqlite';
 const BUSY_TIMEOUT_MS = 5_000;
+/** Longest pause between two tries of a batch whose write lock another process holds. */
+const LOCK_RETRY_MAX_MS = 8;
 /** Expired documents (TTL indexes) are removed this often, a bounded chunk per transaction. */
 const TTL_SWEEP_INTERVAL_MS = 10_000;
 const TTL_SWEEP_CHUNK = 1000;
@@ -111,6 +115,9 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
   private queue: Op[] = [];
   private flushScheduled = false;
+  /** Since when the batch waiting in the queue has found the write lock taken (0: it has not). */
+  private lockedSince = 0;
+  private lockRetryMs = 0;
   private schemaVersion = -1;
   private closed = false;
   private readonly sweepTimer: NodeJS.Timeout;
@@ -277,8 +284,35 @@ export class SqliteStore implements Store {
     this.queue = [];
     if (ops.length === 0) return;
     const outcomes: Outcome[] = [];
+    const write = ops.some((op) => op.write);
+    let locked: boolean;
     try {
-      this.db.exec(ops.some((op) => op.write) ? 'BEGIN IMMEDIATE' : 'BEGIN');
+      locked = !write || this.takeWriteLock();
+    } catch (err) {
+      // (disk I/O and the like: nothing of the batch ran)
+      this.tables.clear();
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    if (!locked) {
+      if (Date.now() - this.lockedSince < BUSY_TIMEOUT_MS) {
+        // another process writes: try again in a moment, with what came meanwhile
+        this.queue = ops.concat(this.queue);
+        this.flushScheduled = true;
+        this.lockRetryMs = Math.min(LOCK_RETRY_MAX_MS, this.lockRetryMs * 2 || 1);
+        setTimeout(() => this.flush(), this.lockRetryMs);
+        return;
+      }
+      this.lockedSince = 0;
+      this.lockRetryMs = 0;
+      const busy = new Error(`embedded store: the database stayed locked by another process for ${BUSY_TIMEOUT_MS} ms`);
+      for (const op of ops) op.reject(busy);
+      return;
+    }
+    this.lockedSince = 0;
+    this.lockRetryMs = 0;
+    try {
+      if (!write) this.db.exec('BEGIN');
       try {
         this.noticeSchemaChanges();
         for (const op of ops) outcomes.push(op.write ? this.inSavepoint(op) : attempt(op));
@@ -302,6 +336,24 @@ export class SqliteStore implements Store {
       if (outcome.ok) op.resolve(outcome.value);
       else op.reject(outcome.error);
     });
+  }
+
+  /**
+   * BEGIN IMMEDIATE without waiting in SQLite: false when another process holds the write
+   * lock (the caller tries again later), true when this process has it now.
+   */
+  private takeWriteLock(): boolean {
+    this.statement('PRAGMA busy_timeout = 0').get();
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+      return true;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      if (this.lockedSince === 0) this.lockedSince = Date.now();
+      return false;
+    } finally {
+      this.statement(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`).get();
+    }
   }
 
   private inSavepoint(op: Op): Outcome {

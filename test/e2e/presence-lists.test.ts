@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { parseMultipart, relatedRoot } from '../../as/src/sip/multipart.js';
 import { parseRlmi, type RlmiList } from '../../as/src/presence/rls/rlmi.js';
-import { applyPidfPatch } from '../../as/src/presence/pidf/pidf-diff.js';
+import { applyPidfPatch } from '../helpers/pidf-patch.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
 import { TestStack, eventually, portsFrom, type SippResult } from './stack.js';

@@ -25,10 +25,10 @@ import {
   PIDF_DIFF_CONTENT_TYPE,
   PIDF_DIFF_NS,
   PidfDiffError,
-  applyPidfPatch,
   pidfDiff,
   pidfFull,
 } from '../../as/src/presence/pidf/pidf-diff.js';
+import { applyPidfPatch } from '../helpers/pidf-patch.js';
 
 // ---------------------------------------------------------------------------
 // Helpers

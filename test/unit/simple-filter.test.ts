@@ -15,7 +15,7 @@ import {
   triggersFire,
   type Filter,
   type FilterSet,
-} from '../../as/src/events/filters/simple-filter.js';
+} from '../../as/src/presence/filters/simple-filter.js';
 
 // ---------------------------------------------------------------------------
 // Fixtures

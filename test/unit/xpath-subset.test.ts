@@ -10,7 +10,7 @@ import {
   xpathNumber,
   xpathTree,
   type XPathNode,
-} from '../../as/src/events/filters/xpath-subset.js';
+} from '../../as/src/presence/filters/xpath-subset.js';
 
 const PIDF = 'urn:ietf:params:xml:ns:pidf';
 const RPID = 'urn:ietf:params:xml:ns:pidf:rpid';

@@ -1,6 +1,6 @@
 import type { XdmDocuments } from '../xdm/document-store.js';
 import { groupsUsage, membersOfGroup } from '../xdm/usages/groups.js';
-import { normalizeUri } from '../xdm/usages/usage.js';
+import { normalizeUri } from '../xml/uri-check.js';
 import { parseXml } from '../xml/xml-tree.js';
 
 /** A group of the XDMS groups usage, as the controlling function needs it. */

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Admission, EventPackage, NotifyRendering, RefreshDecision, RenderContext, Subscription } from '../events/event-package.js';
-import { FilterError, SIMPLE_FILTER_CONTENT_TYPE, applyContentFilters, filtersFor, mergeFilterSets, parseFilterSet, triggersFire, type FilterSet } from '../events/filters/simple-filter.js';
+import { FilterError, SIMPLE_FILTER_CONTENT_TYPE, applyContentFilters, filtersFor, mergeFilterSets, parseFilterSet, triggersFire, type FilterSet } from './filters/simple-filter.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type ReplyDecision } from '../isc/types.js';
 import { wantsPrivacy } from '../sip/request-checks.js';

@@ -21,7 +21,7 @@ import { mayAccess } from './xcap-access.js';
 import { applyNodeOp, nodeOpError, type CheckOutcome, type DocumentFacts, type NodeOp, type NodeOutcome } from './document-check.js';
 import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
-import { proposeAltValues } from './usages/usage.js';
+import { proposeAltValues } from './usages/schema-checker.js';
 import { XCAP_CAPS_AUID, xcapCapsDocument } from './usages/xcap-caps.js';
 
 const RLS_SERVICES_AUID = 'rls-services';

@@ -32,7 +32,8 @@
  *    and contact are the service itself rather than attributes of it.
  *  - The result carries no `raw` elements (they would show what was withheld).
  */
-import { collapse, normalizeUri } from '../../xdm/usages/usage.js';
+import { collapse } from '../../xml/xsd-datatypes.js';
+import { normalizeUri } from '../../xml/uri-check.js';
 import type { DeviceSelection, PersonSelection, ProvideSet, ServiceSelection } from '../../xdm/usages/pres-rules.js';
 import { type XmlElement, type XmlNode, NamespaceScope, attr, textContent } from '../../xml/xml-tree.js';
 import {

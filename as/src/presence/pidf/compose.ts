@@ -58,7 +58,7 @@ import {
 } from './pidf.js';
 import { politeBlockDocument } from './authorize.js';
 import type { XmlElement } from '../../xml/xml-tree.js';
-import { parseXsDateTime } from '../../xdm/usages/usage.js';
+import { parseXsDateTime } from '../../xml/xsd-datatypes.js';
 
 export interface PresenceSource {
   /** Identifies the publisher (e.g. the SIP-If-Match entity tag lineage or an agent name). */

@@ -60,7 +60,7 @@ import {
   textContent,
   xmlNamespaces,
 } from '../../xml/xml-tree.js';
-import { collapse, parseXsDateTime } from '../../xdm/usages/usage.js';
+import { collapse, parseXsDateTime } from '../../xml/xsd-datatypes.js';
 
 // ---------------------------------------------------------------------------
 // Namespaces

@@ -20,7 +20,8 @@ import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from '../
 import { select } from '../../xdm/xcap-ops.js';
 import { RESOURCE_LISTS_NS, relativeXcapUriProblem } from '../../xdm/usages/resource-lists.js';
 import { RLS_SERVICES_NS } from '../../xdm/usages/rls-services.js';
-import { collapse, normalizeUri } from '../../xdm/usages/usage.js';
+import { collapse } from '../../xml/xsd-datatypes.js';
+import { normalizeUri } from '../../xml/uri-check.js';
 import { type SipUri, aor, parseUri, percentDecode } from '../../sip/index.js';
 
 const RL = RESOURCE_LISTS_NS;

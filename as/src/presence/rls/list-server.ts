@@ -7,7 +7,7 @@ import type { Logger } from '../../log/logger.js';
 import { buildMultipart } from '../../sip/multipart.js';
 import type { LocalDomain } from '../../users/local-domain.js';
 import { documentKey, type DocumentRef, type XdmDocuments } from '../../xdm/document-store.js';
-import { normalizeUri } from '../../xdm/usages/usage.js';
+import { normalizeUri } from '../../xml/uri-check.js';
 import { serviceUriClaimProblem } from '../../xdm/usages/rls-services.js';
 import { mayAccess } from '../../xdm/xcap-access.js';
 import type { PresenceAuthorizer, PresenceGrant } from '../authorization.js';

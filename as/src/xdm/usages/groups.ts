@@ -9,23 +9,19 @@
  * an older group already lists is caught when a message is exploded (the IM server refuses it).
  */
 import { type XmlDocument, NamespaceScope, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   checkUnique,
   choice,
-  collapse,
   el,
-  normalizeUri,
-  parseXsInteger,
   plainAttr,
   seq,
-  uriProblem,
-} from './usage.js';
+} from './schema-checker.js';
+import { collapse, parseXsInteger } from '../../xml/xsd-datatypes.js';
+import { normalizeUri, uriProblem } from '../../xml/uri-check.js';
 import { RESOURCE_LISTS_NS, checkDisplayName, checkMember, checkMemberValue, memberAttribute } from './resource-lists.js';
 import { COMMON_POLICY_NS, checkRuleset } from './pres-rules.js';
 

@@ -8,22 +8,18 @@
  */
 import { NamespaceScope, type XmlDocument, childElements, escapeAttribute, textContent } from '../../xml/xml-tree.js';
 import { aor, parseUri } from '../../sip/index.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   checkUnique,
   choice,
-  collapse,
   el,
-  parseXsBoolean,
-  parseXsInteger,
   plainAttr,
   seq,
-} from './usage.js';
+} from './schema-checker.js';
+import { collapse, parseXsBoolean, parseXsInteger } from '../../xml/xsd-datatypes.js';
 
 export const IM_POLICY_NS = 'urn:ims-as:xml:im-policy';
 const IMP = IM_POLICY_NS;

@@ -5,20 +5,18 @@
  * Pure: no I/O. {@link checkPresence} is exported for the presence server (PUBLISH bodies).
  */
 import { type XmlDocument, xmlNamespaces } from '../../xml/xml-tree.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   checkUnique,
-  collapse,
   el,
   plainAttr,
   seq,
-  uriProblem,
-} from './usage.js';
+} from './schema-checker.js';
+import { collapse } from '../../xml/xsd-datatypes.js';
+import { uriProblem } from '../../xml/uri-check.js';
 
 export const PIDF_NS = xmlNamespaces.pidf;
 export const DATA_MODEL_NS = xmlNamespaces.dataModel;

@@ -18,22 +18,18 @@ import {
   xmlNamespaces,
 } from '../../xml/xml-tree.js';
 import { aor, parseUri } from '../../sip/index.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   choice,
-  collapse,
   el,
-  parseXsBoolean,
-  parseXsDateTime,
   plainAttr,
   seq,
-  uriProblem,
-} from './usage.js';
+} from './schema-checker.js';
+import { collapse, parseXsBoolean, parseXsDateTime } from '../../xml/xsd-datatypes.js';
+import { uriProblem } from '../../xml/uri-check.js';
 import { checkUniqueAttr, xcapListUriProblem } from './resource-lists.js';
 
 export const COMMON_POLICY_NS = xmlNamespaces.commonPolicy;

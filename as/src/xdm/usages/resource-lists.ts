@@ -6,11 +6,9 @@
  * XCAP URI helpers used by rls-services, groups and pres-rules.
  */
 import { type XmlDocument, xmlNamespaces } from '../../xml/xml-tree.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   checkUnique,
@@ -18,8 +16,8 @@ import {
   el,
   plainAttr,
   seq,
-  uriProblem,
-} from './usage.js';
+} from './schema-checker.js';
+import { uriProblem } from '../../xml/uri-check.js';
 
 export const RESOURCE_LISTS_NS = xmlNamespaces.resourceLists;
 const RL = RESOURCE_LISTS_NS;

@@ -9,23 +9,20 @@
  * URI that is a provisioned user's address of record.
  */
 import { NamespaceScope, type XmlDocument, type XmlElement, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
+import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
 import {
-  type ApplicationUsage,
   Checker,
-  type ValidationContext,
-  type ValidationProblem,
   type XNode,
   anyOther,
   checkUnique,
   choice,
-  collapse,
   el,
   element,
-  normalizeUri,
   plainAttr,
   seq,
-  uriProblem,
-} from './usage.js';
+} from './schema-checker.js';
+import { collapse } from '../../xml/xsd-datatypes.js';
+import { normalizeUri, uriProblem } from '../../xml/uri-check.js';
 import { parseUri } from '../../sip/index.js';
 import { RESOURCE_LISTS_NS, checkList, xcapListUriProblem } from './resource-lists.js';
 

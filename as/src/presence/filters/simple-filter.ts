@@ -32,7 +32,7 @@
  *    event reason {@link BADFILTER_REASON} [5.4].
  */
 import { NamespaceScope, XmlError, attr, childElements, isNCName, parseXml, serializeXml, textContent, xmlNamespaces, type XmlElement } from '../../xml/xml-tree.js';
-import { DM_NS, PIDF_NS, PidfError, parsePidf, serializePidf } from '../../presence/pidf/index.js';
+import { DM_NS, PIDF_NS, PidfError, parsePidf, serializePidf } from '../pidf/index.js';
 import { aor, parseUri } from '../../sip/uri.js';
 import {
   UnsupportedXPath,

@@ -1,7 +1,8 @@
 import { LoadingCache } from '../util/loading-cache.js';
 import { parseXml, type XmlDocument } from '../xml/xml-tree.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
-import { evaluatePresRules, type ProvideSet, type SubHandling } from '../xdm/usages/pres-rules.js';
+import type { ProvideSet, SubHandling } from '../xdm/usages/pres-rules.js';
+import { evaluatePresRules } from './pres-rules-evaluator.js';
 
 export interface PresenceGrant {
   handling: SubHandling;

@@ -242,6 +242,12 @@ describe('Presence Server through Kamailio', () => {
     assert.match(sub.messages, new RegExp(`NOTIFY sip:erin@127\\.0\\.0\\.1:${port} SIP/2\\.0`));
   });
 
+  it('every frame Kamailio sent so far matched schemas/isc-*.schema.json', async () => {
+    const m = await stack.metrics();
+    assert.match(m, /^isc_decisions_total\{/m, 'requests were decided');
+    assert.doesNotMatch(m, /^isc_frames_refused_total\{[^}]*\} [1-9]/m);
+  });
+
   it('keeps subscriptions across an AS restart: the next change is still notified', async () => {
     const bob = stack.sipp({ name: 'sub-bob-restart', xml: subscriberScenario({ event: 'presence', more: 1 }) }, { set: { user: 'bob', target: 'alice' }, args: auth('bob'), timeoutMs: 40000 });
     await stack.sippLogged(bob.dir, /SUBSCRIBED/);

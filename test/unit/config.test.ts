@@ -35,6 +35,17 @@ describe('config', () => {
     }
   });
 
+  it('refuses settings that contradict each other, naming both', () => {
+    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, PRESENCE_MIN_EXPIRES: '600', PRESENCE_MAX_EXPIRES: '300', PRESENCE_DEFAULT_EXPIRES: '400' } }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.message, /presence\.minExpires \(PRESENCE_MIN_EXPIRES\) is 600, above presence\.maxExpires \(PRESENCE_MAX_EXPIRES\) 300/);
+      assert.match(err.message, /presence\.defaultExpires \(PRESENCE_DEFAULT_EXPIRES\) is 400, above presence\.maxExpires/);
+      return true;
+    });
+    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, IM_RETRY_BASE_SECONDS: '7200' } }), /im\.retryBaseSeconds \(IM_RETRY_BASE_SECONDS\) is 7200, above im\.retryMaxSeconds \(IM_RETRY_MAX_SECONDS\) 3600/);
+    assert.equal(loadConfig({ env: { ISC_SECRET: SECRET, PRESENCE_MIN_EXPIRES: '3600', PRESENCE_DEFAULT_EXPIRES: '3600' } }).presence.minExpires, 3600, 'equal values are fine');
+  });
+
   it('refuses unknown keys in the file (typos)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'as.json');

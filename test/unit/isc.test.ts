@@ -54,6 +54,19 @@ describe('ISC dispatcher', () => {
     assert.equal((d as { code: number }).code, 400);
   });
 
+  it('refuses frames that schemas/isc-*.schema.json refuse, and counts them', async () => {
+    const { msg: _msg, ...noMessage } = request();
+    for (const bad of [noMessage, { ...request(), srcPort: '5070' }, { ...request(), service: 'voicemail' }, { ...request(), v: 2 }, null, 'MESSAGE']) {
+      assert.deepEqual(await dispatcher.request(bad), reply(400, 'Bad ISC Request'), JSON.stringify(bad));
+    }
+    assert.equal(metrics.value('isc_frames_refused_total', { kind: 'request' }), 6);
+    assert.equal(await dispatcher.event({ type: 'outcome', ctx: 'im:c2', code: '200', ts: '1700000001.0' }), false);
+    assert.equal(await dispatcher.event({ type: 'registration', aor: 'sip:bob@example.com', ts: '1' }), false, 'no contacts');
+    assert.equal(await dispatcher.event({ type: 'surprise', ts: '1' }), false);
+    assert.equal(metrics.value('isc_frames_refused_total', { kind: 'event' }), 3);
+    assert.ok(!outcomes.some(([ctx]) => ctx === 'c2'), 'a refused outcome reaches no service');
+  });
+
   it('answers 501 for a service that is not there', async () => {
     const d = await dispatcher.request(request({ service: 'presence' }));
     assert.deepEqual(d, reply(501, 'Not Implemented'));

@@ -299,6 +299,26 @@ function fileKeys(obj: unknown, prefix = ''): string[] {
   return Object.entries(obj).flatMap(([k, v]) => fileKeys(v, prefix ? `${prefix}.${k}` : k));
 }
 
+/** Settings that must not exceed another: [lower, upper]. */
+const ORDERED: ReadonlyArray<readonly [string, string]> = [
+  ['presence.minExpires', 'presence.defaultExpires'],
+  ['presence.defaultExpires', 'presence.maxExpires'],
+  ['presence.minExpires', 'presence.maxExpires'],
+  ['im.retryBaseSeconds', 'im.retryMaxSeconds'],
+];
+
+/** Each pair of settings whose values contradict each other, named both ways (path and variable). */
+function contradictions(values: Record<string, unknown>): string[] {
+  const named = (p: string) => `${p} (${SETTINGS.find((s) => s.path === p)?.env ?? '?'})`;
+  const out: string[] = [];
+  for (const [lower, upper] of ORDERED) {
+    const lo = getPath(values, lower) as number;
+    const hi = getPath(values, upper) as number;
+    if (lo > hi) out.push(`${named(lower)} is ${lo}, above ${named(upper)} ${hi}: it must not be`);
+  }
+  return out;
+}
+
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Path of a JSON config file; defaults to env AS_CONFIG. */
@@ -338,6 +358,7 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
     }
     setPath(out, s.path, value);
   }
+  if (problems.length === 0) problems.push(...contradictions(out));
   if (problems.length) throw new ConfigError(problems);
   const cfg = out as unknown as AsConfig;
   if (!cfg.node.id) cfg.node.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${cfg.isc.port}`;

@@ -2,6 +2,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { SipRequest } from '../sip/index.js';
 import { readRequest } from './message-text.js';
+import { checkIscEvent, checkIscRequest } from './frame-check.js';
 import {
   kamailioTime, reply,
   type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
@@ -55,7 +56,14 @@ export class IscDispatcher {
     return this;
   }
 
-  async request(req: IscRequest): Promise<IscDecision> {
+  /** Decides on a request frame from Kamailio (stream or HTTP); one its schema refuses gets 400. */
+  async request(frame: unknown): Promise<IscDecision> {
+    const checked = checkIscRequest(frame);
+    if (!checked.ok) {
+      this.frameRefused('request', checked.problem);
+      return reply(400, 'Bad ISC Request');
+    }
+    const req = checked.value;
     this.deciding++;
     try {
       return await this.decide(req);
@@ -120,7 +128,14 @@ export class IscDispatcher {
     }
   }
 
-  async event(ev: IscEvent): Promise<void> {
+  /** Takes an event frame from Kamailio; false (and nothing done) when its schema refuses it. */
+  async event(frame: unknown): Promise<boolean> {
+    const checked = checkIscEvent(frame);
+    if (!checked.ok) {
+      this.frameRefused('event', checked.problem);
+      return false;
+    }
+    const ev = checked.value;
     const started = process.hrtime.bigint();
     this.opts.metrics.count('isc_events_total', { type: ev.type });
     if (ev.type === 'outcome') {
@@ -129,18 +144,25 @@ export class IscDispatcher {
       this.background.start('outcome', this.outcome(ev).finally(() => {
         this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
       }), { ctx: ev.ctx });
-      return;
+      return true;
     }
     try {
       const sink = this.sinks.get(ev.type);
       if (!sink) {
         this.opts.log.warn({ type: ev.type }, 'event with no consumer dropped');
-        return;
+        return true;
       }
       await sink(ev);
+      return true;
     } finally {
       this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
     }
+  }
+
+  /** A frame out of step with schemas/isc-*.schema.json: a kamailio.cfg the AS does not know. */
+  private frameRefused(kind: 'request' | 'event', problem: string): void {
+    this.opts.metrics.count('isc_frames_refused_total', { kind });
+    this.opts.log.error({ kind, problem }, 'ISC frame refused by its schema (is kamailio-cfg current?)');
   }
 
   /** Resolves when every acknowledged outcome has been handled (before charging stops). */

@@ -3,7 +3,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import { StreamLink } from './stream-link.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
-import { isIscRequest, reply, type IscDecision, type IscEvent, type IscRequest, type StreamFrame, type StreamRequestFrame } from './types.js';
+import { reply, type IscDecision, type StreamFrame, type StreamRequestFrame } from './types.js';
 import { contain } from '../util/contain.js';
 
 type Events = { up: []; down: [reason: string] };
@@ -30,9 +30,9 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     secret: string;
     /** This AS instance's name (instanceName): Kamailio routes by it. */
     instance: string;
-    onEvent: (ev: IscEvent) => Promise<void>;
+    onEvent: (ev: unknown) => Promise<unknown>;
     /** Decides an initial request Kamailio sent on the stream (it waits for the decision frame). */
-    onRequest: (req: IscRequest) => Promise<IscDecision>;
+    onRequest: (req: unknown) => Promise<IscDecision>;
     log: Logger;
     metrics: Metrics;
     /** Connections to open (Kamailio's evapi max_clients must allow them). */
@@ -161,7 +161,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
   private decide(frame: StreamRequestFrame): void {
     const { tix, tlb, req } = frame;
     this.opts.metrics.count('isc_stream_requests_total');
-    const decided = isIscRequest(req) ? this.opts.onRequest(req) : Promise.resolve(reply(400, 'Bad ISC Request'));
+    const decided = this.opts.onRequest(req);
     contain(this.opts, 'stream-decision', decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });
       const bytes = Buffer.byteLength(payload, 'utf8');

@@ -128,13 +128,6 @@ export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | 
 /** Everything Kamailio sends on the stream. */
 export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame;
 
-/** The fields every service relies on are there (the rest is Kamailio's to get right). */
-export function isIscRequest(req: unknown): req is IscRequest {
-  const r = req as Partial<IscRequest> | null;
-  return typeof r === 'object' && r !== null
-    && (typeof r.msg === 'string' || typeof r.msg64 === 'string') && typeof r.method === 'string' && typeof r.service === 'string';
-}
-
 /** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */
 export function kamailioTime(ts: string | undefined): Date {
   const seconds = Number(ts);

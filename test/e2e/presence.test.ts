@@ -246,6 +246,10 @@ describe('Presence Server through Kamailio', () => {
     const m = await stack.metrics();
     assert.match(m, /^isc_decisions_total\{/m, 'requests were decided');
     assert.doesNotMatch(m, /^isc_frames_refused_total\{[^}]*\} [1-9]/m);
+    // live state read from the store at the scrape, and the standard process metrics
+    for (const event of ['presence', 'presence.winfo', 'reg', 'xcap-diff']) assert.match(m, new RegExp(`^subscriptions_active\\{event="${event.replace('.', '\\.')}"\\} \\d+$`, 'm'), event);
+    assert.match(m, /^publications_live \d+$/m);
+    assert.match(m, /^process_resident_memory_bytes \d+/m);
   });
 
   it('keeps subscriptions across an AS restart: the next change is still notified', async () => {

@@ -134,6 +134,11 @@ export class MessageStore {
   }
 
   /** The recipient's messages waiting for delivery, oldest first. */
+  /** Messages waiting for their recipient, across every instance on the store (for the metrics). */
+  async pendingCount(): Promise<number> {
+    return this.messages.count({ state: 'pending' });
+  }
+
   async pending(recipient: string, limit: number): Promise<StoredMessage[]> {
     return this.messages.find({ recipient, state: 'pending' }, { sort: { seq: 1 }, limit });
   }

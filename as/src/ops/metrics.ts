@@ -1,8 +1,21 @@
 /**
  * A small Prometheus-text metrics registry: counters, latency histograms and gauges read
- * at scrape time. Kept in-process and allocation-light because counters run per request.
+ * at scrape time. Kept in-process and allocation-light because counters run per request
+ * (a labelled prom-client counter costs several times more per call). The standard process
+ * and Node.js metrics come from prom-client (withProcessMetrics), appended at each scrape.
  */
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
 type Labels = Record<string, string>;
+
+/** One series of a gauge whose reading costs I/O. */
+export interface GaugeSample {
+  labels?: Labels;
+  value: number;
+}
+
+/** A sampled gauge read longer than this keeps its previous value for this scrape. */
+const SAMPLE_TIMEOUT_MS = 1000;
 
 const BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -31,6 +44,8 @@ export class Metrics {
   private readonly histograms = new Map<string, Map<string, Histogram>>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
   private readonly help = new Map<string, string>();
+  private readonly sampled = new Map<string, { help: string; read: () => Promise<GaugeSample[]>; last: GaugeSample[] }>();
+  private processRegistry?: Registry;
 
   describe(name: string, help: string): this {
     this.help.set(name, help);
@@ -60,6 +75,44 @@ export class Metrics {
     return this;
   }
 
+  /**
+   * A gauge of live state whose reading costs I/O (a store count): read at each scrape
+   * (scrape()), never on a request path. A reading that fails or is late keeps the previous
+   * value and is counted in metrics_sample_failures_total.
+   */
+  sampledGauge(name: string, help: string, read: () => Promise<GaugeSample[]>): this {
+    this.sampled.set(name, { help, read, last: [] });
+    return this;
+  }
+
+  /** Adds prom-client's standard process_* and nodejs_* metrics to scrape(). */
+  withProcessMetrics(): this {
+    this.processRegistry = new Registry();
+    collectDefaultMetrics({ register: this.processRegistry });
+    return this;
+  }
+
+  /** The /metrics text: sampled gauges read (in parallel, bounded), then everything rendered. */
+  async scrape(): Promise<string> {
+    await Promise.all([...this.sampled].map(async ([name, g]) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        g.last = await Promise.race([
+          g.read(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('late')), SAMPLE_TIMEOUT_MS);
+          }),
+        ]);
+      } catch {
+        this.count('metrics_sample_failures_total', { gauge: name });
+      } finally {
+        clearTimeout(timer);
+      }
+    }));
+    const own = this.render();
+    return this.processRegistry ? own + (await this.processRegistry.metrics()) : own;
+  }
+
   /** Current value of a counter series (for tests and the health summary). */
   value(name: string, labels?: Labels): number {
     return this.counters.get(name)?.get(labelText(labels)) ?? 0;
@@ -87,6 +140,10 @@ export class Metrics {
     for (const [name, g] of this.gauges) {
       head(name, 'gauge', g.help);
       out.push(`${name} ${g.read()}`);
+    }
+    for (const [name, g] of this.sampled) {
+      head(name, 'gauge', g.help);
+      for (const s of g.last) out.push(`${name}${labelText(s.labels)} ${s.value}`);
     }
     return out.join('\n') + '\n';
   }

@@ -40,9 +40,9 @@ export function opsRoutes(deps: { checks: HealthCheck[]; metrics: Metrics; versi
       checks: Object.fromEntries(results),
     };
   });
-  router.get('/metrics', (ctx) => {
+  router.get('/metrics', async (ctx) => {
     ctx.type = 'text/plain; version=0.0.4';
-    ctx.body = deps.metrics.render();
+    ctx.body = await deps.metrics.scrape();
   });
   return router;
 }

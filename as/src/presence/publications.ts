@@ -65,6 +65,12 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   /** Live publications of a presentity for an event package. */
+  /** Publications not yet expired, across every instance on the store (for the metrics). */
+  async liveCount(): Promise<number> {
+    const [all, expired] = await Promise.all([this.pubs.count({}), this.pubs.count({ expiresAt: { $lte: new Date() } })]);
+    return all - expired;
+  }
+
   async of(entity: string, event: string): Promise<Publication[]> {
     const now = Date.now();
     return (await this.pubs.find({ entity, event }, { sort: { publishedAt: 1 } }))

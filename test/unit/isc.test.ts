@@ -90,7 +90,7 @@ describe('ISC dispatcher', () => {
     const d = await new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages })
       .register({ name: 'im', handle: async () => { throw full; } })
       .request(request());
-    assert.deepEqual(d, reply(503, 'Service Unavailable', { hdrs: 'Retry-After: 5\r\n' }));
+    assert.deepEqual(d, reply(503, 'Service Unavailable', { headers: [['Retry-After', '5']] }));
     assert.match(outages.recent()?.message ?? '', /ENOSPC/);
   });
 

@@ -1,5 +1,5 @@
 import type { IscCall } from '../isc/dispatcher.js';
-import type { IscRequest, ReplyDecision } from '../isc/types.js';
+import type { HeaderField, IscRequest, ReplyDecision } from '../isc/types.js';
 import type { RateRequest } from './rate-control.js';
 
 /** What the notifier keeps about one subscription dialog (RFC 6665), as stored. */
@@ -104,8 +104,8 @@ export type Admission =
     data?: Record<string, unknown>;
     /** See Subscription.watches. */
     watches?: string[];
-    /** Extra header lines for the 2xx (e.g. "Require: eventlist\r\n"). */
-    replyHeaders?: string;
+    /** Extra header fields of the 2xx (e.g. Require: eventlist). */
+    replyHeaders?: HeaderField[];
   };
 
 /** What a package decides on a refresh SUBSCRIBE that carries something new (a body). */

@@ -4,7 +4,7 @@ import { reply, type IscDecision } from '../isc/types.js';
 import type { UacClient } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { parseNameAddr, parseValueParams } from '../sip/index.js';
+import { parseNameAddr, parseValueParams, headerValueOnly } from '../sip/index.js';
 import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
@@ -163,10 +163,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   async handleSubscribe(call: IscCall): Promise<IscDecision> {
     const { sip } = call;
     const eventHeader = sip.headers.get('Event');
-    if (!eventHeader) return reply(489, 'Bad Event', { hdrs: `Allow-Events: ${this.allowEvents}\r\n` });
+    if (!eventHeader) return reply(489, 'Bad Event', { headers: [['Allow-Events', this.allowEvents]] });
     const event = parseValueParams(eventHeader);
     const pkg = this.packages.get(event.value.toLowerCase());
-    if (!pkg) return reply(489, 'Bad Event', { hdrs: `Allow-Events: ${this.allowEvents}\r\n` });
+    if (!pkg) return reply(489, 'Bad Event', { headers: [['Allow-Events', this.allowEvents]] });
     const eventId = event.params.get('id');
     let rate: RateRequest | undefined;
     try {
@@ -183,20 +183,20 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       expires = Math.min(Number(expiresHeader), pkg.maxExpires);
     }
     if (expires > 0 && expires < pkg.minExpires) {
-      return reply(423, 'Interval Too Brief', { hdrs: `Min-Expires: ${pkg.minExpires}\r\n` });
+      return reply(423, 'Interval Too Brief', { headers: [['Min-Expires', String(pkg.minExpires)]] });
     }
 
     const toTag = sip.to.tag;
     if (toTag) return this.inDialog(call, pkg, toTag, expires, rate);
 
     const watcher = call.req.asserted;
-    if (!watcher) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "an authenticated identity is required"\r\n' });
+    if (!watcher) return reply(403, 'Forbidden', { warning: 'an authenticated identity is required' });
     const accept = this.acceptable(pkg, sip.headers.getAll('Accept'));
-    if (!accept) return reply(406, 'Not Acceptable', { hdrs: `Accept: ${pkg.contentTypes.join(', ')}\r\n` });
+    if (!accept) return reply(406, 'Not Acceptable', { headers: [['Accept', pkg.contentTypes.join(', ')]] });
 
     // the NOTIFYs' target, checked before anything is decided or stored
     const target = remoteTarget(sip);
-    if ('problem' in target) return reply(400, 'Bad Contact', { hdrs: `Warning: 399 - "${target.problem}"\r\n` });
+    if ('problem' in target) return reply(400, 'Bad Contact', { warning: target.problem });
 
     const admission = await pkg.admit(call, watcher);
     if ('reject' in admission) return admission.reject;
@@ -246,7 +246,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.queueNotify(sub._id, { full: true }, sub);
       contain(this.deps, 'subscription-charging', this.charge(pkg, sub, 'opened', call.receivedAt), { id: sub._id });
     }
-    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n${admission.replyHeaders ?? ''}` });
+    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`], ...(admission.replyHeaders ?? [])] });
   }
 
   /**
@@ -378,7 +378,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.queueNotify(id, { final: 'unsubscribed' }, s);
       this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
       this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
-      return reply(200, 'OK', { hdrs: `Expires: 0\r\nContact: <${this.deps.contact}>\r\n` });
+      return reply(200, 'OK', { headers: [['Expires', '0'], ['Contact', `<${this.deps.contact}>`]] });
     }
     const current = await this.subs.findOne(live);
     if (!current) return reply(481, 'Subscription Does Not Exist');
@@ -412,13 +412,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
     contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
-    return reply(200, 'OK', { hdrs: `Expires: ${expires}\r\nContact: <${this.deps.contact}>\r\n` });
+    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`]] });
   }
 
   /** The content types to use for a watcher's Accept, or undefined if none fits. */
   private acceptable(pkg: EventPackage, accept: string[]): string[] | undefined {
     if (accept.length === 0) return [pkg.contentTypes[0]!];
-    const wanted = accept.map((a) => a.split(';')[0]!.trim().toLowerCase());
+    const wanted = accept.map((a) => headerValueOnly(a));
     const fit = pkg.contentTypes.filter((t) => wanted.includes(t) || wanted.includes('*/*') || wanted.includes(`${t.split('/')[0]}/*`));
     return fit.length ? fit : undefined;
   }

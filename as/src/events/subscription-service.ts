@@ -7,7 +7,7 @@ export class SubscriptionService implements IscService {
   constructor(readonly name: IscRequest['service'], private readonly notifier: Notifier) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
-    if (call.req.method !== 'SUBSCRIBE') return reply(405, 'Method Not Allowed', { hdrs: 'Allow: SUBSCRIBE\r\n' });
+    if (call.req.method !== 'SUBSCRIBE') return reply(405, 'Method Not Allowed', { headers: [['Allow', 'SUBSCRIBE']] });
     return this.notifier.handleSubscribe(call);
   }
 }

@@ -3,11 +3,11 @@ import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
 import type { AsConfig } from '../config/config.js';
 import { encodeContext, type IscCall, type IscService } from '../isc/dispatcher.js';
-import { reply, type ContinueDecision, type IscDecision, type ReplyDecision } from '../isc/types.js';
+import { headerText, reply, type ContinueDecision, type IscDecision, type ReplyDecision, type WarningText } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Registrations } from '../registrations/registrations.js';
-import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest } from '../sip/index.js';
+import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest, headerValueOnly } from '../sip/index.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
@@ -115,7 +115,7 @@ export class PagerService implements IscService {
     const unsupported = m.requires;
     if (unsupported.length) {
       await this.charge(m.ctx, 420, 'rejected', call.receivedAt, { reason: 'unsupported extension' });
-      return reply(420, 'Bad Extension', { hdrs: `Unsupported: ${unsupported.join(', ')}\r\n` });
+      return reply(420, 'Bad Extension', { headers: [['Unsupported', unsupported.join(', ')]] });
     }
     if (req.term) {
       // users first: the common case costs no group lookup
@@ -150,7 +150,7 @@ export class PagerService implements IscService {
     const sender = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const contentTypeHeader = sip.headers.get('Content-Type') ?? 'text/plain';
-    const contentType = contentTypeHeader.split(';')[0]!.trim().toLowerCase();
+    const contentType = headerValueOnly(contentTypeHeader);
     const body = sip.body;
     const pcv = sip.headers.get('P-Charging-Vector');
     const roles: RoleOfNode[] = [];
@@ -176,7 +176,7 @@ export class PagerService implements IscService {
       } catch (err) {
         if (!(err instanceof CpimParseError)) throw err;
         await this.charge(ctx, 400, 'rejected', call.receivedAt, { reason: 'malformed CPIM' });
-        return reply(400, 'Malformed CPIM Message', { hdrs: warning(this.deps.domain.domain, err.message) });
+        return reply(400, 'Malformed CPIM Message', { warning: warning(this.deps.domain.domain, err.message) });
       }
       // the CPIM From is what a chat client shows: it must be the sender we authenticated
       if (req.orig && m.cpim.from && !this.sameUser(m.cpim.from.uri, sender)) {
@@ -241,7 +241,7 @@ export class PagerService implements IscService {
     const stored = await this.deps.forward.defer(to, message);
     if (stored.result === 'full') {
       await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
-      return reply(480, 'Recipient Message Storage Full', { hdrs: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
+      return reply(480, 'Recipient Message Storage Full', { warning: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
     }
     // stored: the answer is 202 now, whatever happens to its CDR
     await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id }), { callId: m.ctx.callId });
@@ -252,7 +252,8 @@ export class PagerService implements IscService {
     const max = this.deps.limits.maxMessageBytes;
     await this.charge(m.ctx, 413, 'rejected', m.call.receivedAt, { reason: 'too large' });
     return reply(413, 'Request Entity Too Large', {
-      hdrs: `Max-Message-Size: ${max}\r\n${warning(this.deps.domain.domain, `message body is ${m.size} bytes; the most accepted is ${max}`)}`,
+      headers: [['Max-Message-Size', String(max)]],
+      warning: warning(this.deps.domain.domain, `message body is ${m.size} bytes; the most accepted is ${max}`),
     });
   }
 
@@ -260,7 +261,7 @@ export class PagerService implements IscService {
   private continueDecision(m: Incoming): ContinueDecision {
     const decision: ContinueDecision = {
       action: 'continue',
-      hdrs: m.pcvPresent ? '' : `P-Charging-Vector: ${m.ctx.chargingVector}\r\n`,
+      hdrs: m.pcvPresent ? '' : headerText([['P-Charging-Vector', m.ctx.chargingVector]]),
       ctx: encodeContext(this.name, JSON.stringify(m.ctx)),
     };
     if (m.privacy) {
@@ -282,7 +283,7 @@ export class PagerService implements IscService {
   private async recipientList(m: Incoming): Promise<IscDecision> {
     if (!m.requires.includes(RECIPIENT_LIST_TAG)) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'URI-list request without Require: recipient-list-message' });
-      return reply(403, 'Recipient List Required', { hdrs: warning(this.deps.domain.domain, 'send with Require: recipient-list-message and a recipient-list body') });
+      return reply(403, 'Recipient List Required', { warning: warning(this.deps.domain.domain, 'send with Require: recipient-list-message and a recipient-list body') });
     }
     let parsed;
     try {
@@ -291,7 +292,7 @@ export class PagerService implements IscService {
       if (!(err instanceof RecipientListError)) throw err;
       await this.charge(m.ctx, err.code, 'rejected', m.call.receivedAt, { reason: err.message });
       return reply(err.code, err.code === 415 ? 'Unsupported Media Type' : err.code === 403 ? 'Too Many Recipients' : 'Bad Recipient List', {
-        hdrs: warning(this.deps.domain.domain, err.message),
+        warning: warning(this.deps.domain.domain, err.message),
       });
     }
     const inner: Incoming = {
@@ -314,13 +315,13 @@ export class PagerService implements IscService {
     for (const t of targets) {
       if (t === exploder || (await this.deps.groups.isGroup(t))) {
         await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: `nested group ${t}`, via: service });
-        return reply(403, 'Nested Groups Not Allowed', { hdrs: warning(this.deps.domain.domain, `${t} is a group; groups may not contain groups`) });
+        return reply(403, 'Nested Groups Not Allowed', { warning: warning(this.deps.domain.domain, `${t} is a group; groups may not contain groups`) });
       }
     }
     const copies = [...new Set(targets)].filter((t) => t !== m.sender);
     if (copies.length > this.deps.limits.maxRecipients) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
-      return reply(403, 'Too Many Recipients', { hdrs: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
+      return reply(403, 'Too Many Recipients', { warning: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
     }
     if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
     if (m.call.req.orig) await this.archive(m.sender, 'sent', service, m);
@@ -343,7 +344,7 @@ export class PagerService implements IscService {
   private async sendCopy(message: ImMessage, member: string): Promise<void> {
     const copyCtx: PagerContext = {
       callId: message.callId, from: message.sender, to: member, roles: ['terminating'], at: message.sentAt.getTime(),
-      contentType: message.contentType.split(';')[0]!.trim().toLowerCase(), contentLength: utf8ByteLength(message.body), chargingVector: message.chargingVector,
+      contentType: headerValueOnly(message.contentType), contentLength: utf8ByteLength(message.body), chargingVector: message.chargingVector,
     };
     const via = message.via ?? '';
     if (!this.deps.domain.canonical(member) || !(await this.deps.users.exists(member))) {
@@ -480,6 +481,6 @@ function isAnonymous(uri: string): boolean {
   return u?.user === ANONYMOUS.user && u.host === ANONYMOUS.host;
 }
 
-function warning(host: string, text: string): string {
-  return `Warning: 399 ${host} "${text.replace(/["\\\r\n]/g, ' ')}"\r\n`;
+function warning(host: string, text: string): WarningText {
+  return { agent: host, text };
 }

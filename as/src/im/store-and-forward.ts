@@ -10,6 +10,7 @@ import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
 import type { ImPolicy } from '../xdm/usages/im-policy.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
 import { contain } from '../util/contain.js';
+import { headerValueOnly } from '../sip/index.js';
 
 /** The im settings deferred messaging works with (see as/src/config/config.ts). */
 export type StoreAndForwardLimits = Pick<AsConfig['im'],
@@ -319,7 +320,7 @@ export class StoreAndForward {
       outcome,
       ...(cause ? { cause } : {}),
       chargingVector: msg.chargingVector,
-      messageBody: { contentType: msg.contentType.split(';')[0]!.trim().toLowerCase(), contentLength: msg.size },
+      messageBody: { contentType: headerValueOnly(msg.contentType), contentLength: msg.size },
       extra: { deferred: true, attempts: msg.attempts + 1, storedSeconds: Math.round((out.at.getTime() - msg.sentAt.getTime()) / 1000), ...(msg.via ? { via: msg.via } : {}), ...extra },
     });
   }

@@ -104,7 +104,7 @@ export class IscDispatcher {
     const deadline = new Promise<IscDecision>((resolve) => {
       timer = setTimeout(() => {
         log.error({ deadlineMs: this.opts.deadlineMs }, 'service did not decide in time: 503');
-        resolve(reply(503, 'Service Unavailable', { hdrs: 'Retry-After: 5\r\n' }));
+        resolve(reply(503, 'Service Unavailable', { headers: [['Retry-After', '5']] }));
       }, this.opts.deadlineMs);
     });
     try {
@@ -118,7 +118,7 @@ export class IscDispatcher {
         // the client may try again soon; nothing was acknowledged
         log.warn({ err }, 'store unavailable: 503');
         metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
-        return reply(503, 'Service Unavailable', { hdrs: `Retry-After: ${STORE_RETRY_AFTER_SECONDS}\r\n` });
+        return reply(503, 'Service Unavailable', { headers: [['Retry-After', String(STORE_RETRY_AFTER_SECONDS)]] });
       }
       log.error({ err }, 'service failed: 500');
       metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });

@@ -11,7 +11,7 @@
  */
 import { parseSipMessage, SipParseError, type SipRequest } from '../sip/index.js';
 import { parseMediaType } from '../sip/multipart.js';
-import { reply, type IscRequest, type ReplyDecision } from './types.js';
+import { reply, type IscRequest, type ReplyDecision, type ReplyParts } from './types.js';
 
 export type MessageText = { text: string; refusal?: undefined } | { text?: undefined; refusal: ReplyDecision };
 
@@ -46,11 +46,11 @@ export function messageText(req: IscRequest): MessageText {
   if (head.includes('\0')) return refuse(400, 'NUL In Headers');
   // Kamailio encodes in base64 only what failed as UTF-8: with valid headers, the body did
   if (isTextual(head)) return refuse(400, 'Invalid UTF-8 In Body');
-  return refuse(415, 'Unsupported Media Type', `Accept: ${ACCEPT[req.service] ?? 'text/plain'}\r\nWarning: 399 - "binary bodies that are not UTF-8 are not carried"\r\n`);
+  return refuse(415, 'Unsupported Media Type', { headers: [['Accept', ACCEPT[req.service] ?? 'text/plain']], warning: 'binary bodies that are not UTF-8 are not carried' });
 }
 
-function refuse(code: number, reason: string, hdrs?: string): MessageText {
-  return { refusal: reply(code, reason, hdrs ? { hdrs } : {}) };
+function refuse(code: number, reason: string, parts?: ReplyParts): MessageText {
+  return { refusal: reply(code, reason, parts) };
 }
 
 function headerEnd(msg: string): number {

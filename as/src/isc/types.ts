@@ -134,6 +134,40 @@ export function kamailioTime(ts: string | undefined): Date {
   return Number.isFinite(seconds) && seconds > 0 ? new Date(Math.floor(seconds * 1000)) : new Date();
 }
 
-export function reply(code: number, reason: string, extra: Omit<ReplyDecision, 'action' | 'code' | 'reason'> = {}): ReplyDecision {
-  return { action: 'reply', code, reason, ...extra };
+/** One header field of a reply or of a request the AS lets continue. */
+export type HeaderField = readonly [name: string, value: string];
+
+/** A Warning (RFC 3261 20.43) code 399: the text, and who says it ('-' when not named). */
+export type WarningText = string | { agent: string; text: string };
+
+export interface ReplyParts {
+  headers?: readonly HeaderField[];
+  warning?: WarningText;
+  body?: string;
+  ctype?: string;
+}
+
+/**
+ * A reply decision from structured parts: the one place that writes header fields as the
+ * wire text Kamailio appends (CRLF-terminated, no CR or LF inside a value) and quotes a
+ * Warning's text (RFC 3261 25.1 quoted-string: backslash before " and \).
+ */
+export function reply(code: number, reason: string, parts: ReplyParts = {}): ReplyDecision {
+  const decision: ReplyDecision = { action: 'reply', code, reason };
+  const hdrs = headerText(parts.headers, parts.warning);
+  if (hdrs) decision.hdrs = hdrs;
+  if (parts.body !== undefined) decision.body = parts.body;
+  if (parts.ctype !== undefined) decision.ctype = parts.ctype;
+  return decision;
+}
+
+/** Header fields (and a Warning) as CRLF-terminated wire text; '' for none. */
+export function headerText(headers: readonly HeaderField[] = [], warning?: WarningText): string {
+  let text = '';
+  for (const [name, value] of headers) text += `${name}: ${value.replace(/[\r\n]+/g, ' ')}\r\n`;
+  if (warning !== undefined) {
+    const { agent, text: said } = typeof warning === 'string' ? { agent: '-', text: warning } : warning;
+    text += `Warning: 399 ${agent} "${said.replace(/[\r\n]+/g, ' ').replace(/["\\]/g, '\\$&')}"\r\n`;
+  }
+  return text;
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { generateTag } from '../sip/index.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
-import type { UacReplyEvent } from './types.js';
+import { headerText, type UacReplyEvent } from './types.js';
 import { contain } from '../util/contain.js';
 
 /** A request the AS originates, sent through Kamailio. */
@@ -112,7 +112,7 @@ export class UacClient {
       method: req.method,
       ruri: req.ruri,
       nexthop: req.viaCore ? this.opts.coreUri : (req.nexthop ?? ''),
-      headers: headers.map(([n, v]) => `${n}: ${v}`).join('\r\n') + '\r\n',
+      headers: headerText(headers),
       body: req.body ?? '',
       callId,
       cseq,

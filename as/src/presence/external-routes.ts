@@ -7,6 +7,7 @@ import { PidfError, parsePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE } from './presence-package.js';
 import type { PresenceState } from './presence-state.js';
 import type { Publications } from './publications.js';
+import { headerValueOnly } from '../sip/index.js';
 
 /**
  * The external presence source (a calendar, another network): a trusted agent publishes a
@@ -43,7 +44,7 @@ export function externalPresenceRoutes(deps: {
       ctx.body = { error: 'source name: letters, digits, . _ - (up to 64)' };
       return;
     }
-    if ((ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase() !== PIDF_CONTENT_TYPE) {
+    if (headerValueOnly(ctx.get('content-type')) !== PIDF_CONTENT_TYPE) {
       ctx.status = 415;
       ctx.body = { error: `Content-Type must be ${PIDF_CONTENT_TYPE}` };
       return;

@@ -1,6 +1,7 @@
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type ReplyDecision } from '../isc/types.js';
 import { PidfError, parsePidf } from './pidf/index.js';
+import { headerValueOnly } from '../sip/index.js';
 
 export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
 
@@ -10,8 +11,8 @@ export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
  * undefined when it is a PIDF we take.
  */
 export function pidfBodyProblem(sip: IscCall['sip']): ReplyDecision | undefined {
-  const type = (sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${PIDF_CONTENT_TYPE}\r\n` });
+  const type = headerValueOnly(sip.headers.get('Content-Type'));
+  if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
   try {
     parsePidf(sip.body);
   } catch (err) {

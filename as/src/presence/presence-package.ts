@@ -15,6 +15,7 @@ import { MULTIPART_RELATED, type ResourceListServer } from './rls/list-server.js
 import { RLMI_CONTENT_TYPE } from './rls/rlmi.js';
 
 import { PIDF_CONTENT_TYPE } from './pidf-body.js';
+import { headerValueOnly } from '../sip/index.js';
 
 export { PIDF_CONTENT_TYPE };
 
@@ -79,8 +80,8 @@ export class PresencePackage implements EventPackage {
     if (this.deps.lists) {
       const list = await this.deps.lists.find(ruri);
       if (list) {
-        if (!eventlist) return { reject: reply(421, 'Extension Required', { hdrs: 'Require: eventlist\r\n' }) };
-        if (call.sip.body.trim()) return { reject: reply(415, 'Unsupported Media Type', { hdrs: 'Accept: application/simple-filter+xml\r\nWarning: 399 - "filters are not supported on list subscriptions"\r\n' }) };
+        if (!eventlist) return { reject: reply(421, 'Extension Required', { headers: [['Require', 'eventlist']] }) };
+        if (call.sip.body.trim()) return { reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', SIMPLE_FILTER_CONTENT_TYPE]], warning: 'filters are not supported on list subscriptions' }) };
         return this.deps.lists.admit(call, watcher, list);
       }
     }
@@ -156,16 +157,16 @@ export class PresencePackage implements EventPackage {
   private filtersOf(call: IscCall, current: string[] | undefined): { filters?: string[] } | { reject: ReplyDecision } {
     const body = call.sip.body;
     if (!body.trim()) return current ? { filters: current } : {};
-    const type = (call.sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+    const type = headerValueOnly(call.sip.headers.get('Content-Type'));
     if (type !== SIMPLE_FILTER_CONTENT_TYPE) {
-      return { reject: reply(415, 'Unsupported Media Type', { hdrs: `Accept: ${SIMPLE_FILTER_CONTENT_TYPE}\r\n` }) };
+      return { reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', SIMPLE_FILTER_CONTENT_TYPE]] }) };
     }
     try {
       const bodies = [...(current ?? []), body];
       return this.filterSet(bodies) ? { filters: bodies } : {};
     } catch (err) {
       if (err instanceof FilterError) {
-        return { reject: reply(err.status, err.reason, err.warning ? { hdrs: `Warning: 399 - "${err.warning.replace(/"/g, "'")}"\r\n` } : {}) };
+        return { reject: reply(err.status, err.reason, err.warning ? { warning: err.warning } : {}) };
       }
       throw err;
     }

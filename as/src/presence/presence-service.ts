@@ -1,7 +1,7 @@
 import type { Charging } from '../charging/charging.js';
 import type { Notifier } from '../events/notifier.js';
 import type { IscCall, IscService } from '../isc/dispatcher.js';
-import { reply, type IscDecision } from '../isc/types.js';
+import { reply, type HeaderField, type IscDecision } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
 import type { LocalDomain } from '../users/local-domain.js';
@@ -15,6 +15,7 @@ import type { Publications } from './publications.js';
 import type { BackendSubscriptions } from './rls/backend.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain } from '../util/contain.js';
+import { headerValueOnly } from '../sip/index.js';
 
 export interface PresenceLimits extends ExpiryBounds {
   maxBodyBytes: number;
@@ -49,17 +50,17 @@ export class PresenceService implements IscService {
     if (call.req.method === 'SUBSCRIBE') return this.deps.notifier.handleSubscribe(call);
     if (call.req.method === 'PUBLISH') return this.publish(call);
     if (call.req.method === 'NOTIFY' && this.deps.backend) return this.deps.backend.handleNotify(call);
-    return reply(405, 'Method Not Allowed', { hdrs: 'Allow: PUBLISH, SUBSCRIBE\r\n' });
+    return reply(405, 'Method Not Allowed', { headers: [['Allow', 'PUBLISH, SUBSCRIBE']] });
   }
 
   private async publish(call: IscCall): Promise<IscDecision> {
     const { sip, req } = call;
     const { limits } = this.deps;
-    const event = (sip.headers.get('Event') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (event !== 'presence') return reply(489, 'Bad Event', { hdrs: 'Allow-Events: presence\r\n' });
+    const event = headerValueOnly(sip.headers.get('Event'));
+    if (event !== 'presence') return reply(489, 'Bad Event', { headers: [['Allow-Events', 'presence']] });
     const entity = this.deps.domain.canonical(req.ruri);
     if (!entity || !(await this.deps.presentities.exists(entity))) return reply(404, 'Not Found');
-    if (req.asserted !== entity) return reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only the presentity publishes its presence"\r\n' });
+    if (req.asserted !== entity) return reply(403, 'Forbidden', { warning: 'only the presentity publishes its presence' });
 
     const expiresHeader = sip.headers.get('Expires');
     let expires = limits.defaultExpires;
@@ -67,7 +68,7 @@ export class PresenceService implements IscService {
       if (!/^\s*\d{1,10}\s*$/.test(expiresHeader)) return reply(400, 'Bad Expires');
       expires = Math.min(Number(expiresHeader), limits.maxExpires);
     }
-    if (expires > 0 && expires < limits.minExpires) return reply(423, 'Interval Too Brief', { hdrs: `Min-Expires: ${limits.minExpires}\r\n` });
+    if (expires > 0 && expires < limits.minExpires) return reply(423, 'Interval Too Brief', { headers: [['Min-Expires', String(limits.minExpires)]] });
 
     const ifMatch = sip.headers.get('SIP-If-Match')?.trim() || undefined;
     const hasBody = sip.body.trim().length > 0;
@@ -91,8 +92,8 @@ export class PresenceService implements IscService {
       ...(body ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } } : {}),
     }), { entity });
     // a removal leaves no state, so no entity tag to hand out (RFC 3903 section 6)
-    const etag = kind === 'removed' ? '' : `SIP-ETag: ${outcome.etag}\r\n`;
-    return reply(200, 'OK', { hdrs: `${etag}Expires: ${outcome.expires}\r\n` });
+    const etag: HeaderField[] = kind === 'removed' ? [] : [['SIP-ETag', outcome.etag]];
+    return reply(200, 'OK', { headers: [...etag, ['Expires', String(outcome.expires)]] });
   }
 
   /**

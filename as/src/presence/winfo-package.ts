@@ -39,7 +39,7 @@ export class WatcherInfoPackage implements EventPackage {
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {
     const resource = this.deps.domain.canonical(call.req.ruri);
-    if (!resource || resource !== watcher) return { reject: reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only the presentity may see its watchers"\r\n' }) };
+    if (!resource || resource !== watcher) return { reject: reply(403, 'Forbidden', { warning: 'only the presentity may see its watchers' }) };
     const data: WinfoData = { version: 0, told: [] };
     return { state: 'active', resource, data };
   }

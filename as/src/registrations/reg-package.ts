@@ -43,7 +43,7 @@ export class RegPackage implements EventPackage {
     const target = this.deps.domain.canonical(call.req.ruri);
     // a user's registrations are the user's business (RFC 3680 section 5: authorization)
     if (!target || target !== watcher) {
-      return { reject: reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "reg subscriptions are to your own address of record"\r\n' }) };
+      return { reject: reply(403, 'Forbidden', { warning: 'reg subscriptions are to your own address of record' }) };
     }
     const data: RegState = { version: -1, known: [] };
     return { state: 'active', resource: target, data };

@@ -12,6 +12,7 @@ export {
   parseParams,
   formatParams,
   parseValueParams,
+  headerValueOnly,
   quote,
   unquote,
   isToken,

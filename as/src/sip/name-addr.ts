@@ -188,6 +188,16 @@ export function parseValueParams(text: string): { value: string; params: Map<str
   return { value: text.slice(0, semi).trim(), params };
 }
 
+/**
+ * The leading value of a value-with-parameters header, lowercased, its parameters not read:
+ * `Application/PIDF+XML; charset=utf-8` → `application/pidf+xml`; '' when the header is absent.
+ */
+export function headerValueOnly(text: string | undefined): string {
+  if (text === undefined) return '';
+  const semi = text.indexOf(';');
+  return (semi < 0 ? text : text.slice(0, semi)).trim().toLowerCase();
+}
+
 /** Characters that end an unquoted parameter value. */
 function endsValue(c: number): boolean {
   return c === 59 /* ; */ || c === 44 /* , */ || c === 34 /* " */ || c === 60 || c === 62 || isWs(c);

@@ -4,6 +4,7 @@ import { reply } from '../isc/types.js';
 import { XmlError, escapeAttribute, parseXml, xmlNamespaces } from '../xml/xml-tree.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { DocumentRef, XdmDocuments } from './document-store.js';
+import { headerValueOnly } from '../sip/index.js';
 
 export const XCAP_DIFF_CONTENT_TYPE = 'application/xcap-diff+xml';
 
@@ -43,7 +44,7 @@ export class XcapDiffPackage implements EventPackage {
   async admit(call: IscCall, watcher: string): Promise<Admission> {
     const target = this.deps.domain.canonical(call.req.ruri);
     if (target !== watcher) {
-      return { reject: reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "xcap-diff subscriptions are to your own documents"\r\n' }) };
+      return { reject: reply(403, 'Forbidden', { warning: 'xcap-diff subscriptions are to your own documents' }) };
     }
     const watch = this.watchList(call, watcher);
     if ('reject' in watch) return watch;
@@ -55,8 +56,8 @@ export class XcapDiffPackage implements EventPackage {
   private watchList(call: IscCall, watcher: string): { selectors: string[] } | Extract<Admission, { reject: unknown }> {
     const body = call.sip.body.trim();
     if (!body) return { selectors: [`*/users/${watcher}/`] };
-    const type = (call.sip.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/resource-lists+xml') return { reject: reply(415, 'Unsupported Media Type', { hdrs: 'Accept: application/resource-lists+xml\r\n' }) };
+    const type = headerValueOnly(call.sip.headers.get('Content-Type'));
+    if (type !== 'application/resource-lists+xml') return { reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', 'application/resource-lists+xml']] }) };
     let uris: string[];
     try {
       const doc = parseXml(body, { maxBytes: 64 * 1024, maxDepth: 16 });
@@ -73,7 +74,7 @@ export class XcapDiffPackage implements EventPackage {
       if (!m) return { reject: reply(400, 'Bad XCAP URI In Resource List') };
       if (m[2] === 'users') {
         const [xui, ...rest] = m[3]!.split('/');
-        if (this.deps.domain.canonical(xui ?? '') !== watcher) return { reject: reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only your own documents"\r\n' }) };
+        if (this.deps.domain.canonical(xui ?? '') !== watcher) return { reject: reply(403, 'Forbidden', { warning: 'only your own documents' }) };
         selectors.push(`${m[1]}/users/${watcher}/${rest.join('/')}`);
       } else {
         selectors.push(rel);

@@ -28,6 +28,7 @@ const RLS_SERVICES_AUID = 'rls-services';
 import { XCAP_DIRECTORY_AUID, XCAP_DIRECTORY_DOCUMENT, xcapDirectoryDocument } from './usages/xcap-directory.js';
 import { answerFailure } from '../http/failure-answer.js';
 import type { StoreOutages } from '../store/store-fault.js';
+import { headerValueOnly } from '../sip/index.js';
 
 export interface XcapServerOptions {
   /** Path of the XCAP root on this server, e.g. /xcap-root. */
@@ -198,7 +199,7 @@ export class XcapServer {
 
   private async put(ctx: Context, uri: XcapUri, usage: ApplicationUsage, ref: DocumentRef): Promise<void> {
     const body = await readBody(ctx.req, this.deps.options.maxDocumentBytes);
-    const contentType = (ctx.get('content-type').split(';')[0] ?? '').trim().toLowerCase();
+    const contentType = headerValueOnly(ctx.get('content-type'));
     if (!uri.nodeSelector) {
       if (contentType !== usage.mimeType) throw new XcapFailure(415);
       const checked = await this.deps.checker.check(usage.auid, body, this.validationContext(ref));

@@ -158,13 +158,13 @@ export class ResourceListServer {
   /** Admits a list subscription (the caller checked Supported: eventlist). */
   async admit(call: IscCall, watcher: string, target: ListTarget): Promise<Admission> {
     if (watcher !== target.owner) {
-      return { reject: reply(403, 'Forbidden', { hdrs: 'Warning: 399 - "only the owner of a resource list may subscribe to it"\r\n' }) };
+      return { reject: reply(403, 'Forbidden', { warning: 'only the owner of a resource list may subscribe to it' }) };
     }
     const resolved = await target.resolve();
     if (!resolved) return { reject: reply(404, 'Not Found') };
     if ('kind' in resolved) return { reject: failureReply(resolved) };
     if (resolved.packages.length && !resolved.packages.includes('presence')) {
-      return { reject: reply(489, 'Bad Event', { hdrs: `Allow-Events: ${resolved.packages.join(', ')}\r\n` }) };
+      return { reject: reply(489, 'Bad Event', { headers: [['Allow-Events', resolved.packages.join(', ')]] }) };
     }
     const uri = call.req.ruri.replace(/^<|>$/g, '');
     const data: ListSubData = {
@@ -176,7 +176,7 @@ export class ResourceListServer {
       resource: normalizeUri(uri),
       data,
       watches: this.watched(resolved.members),
-      replyHeaders: 'Require: eventlist\r\n',
+      replyHeaders: [['Require', 'eventlist']],
     };
   }
 
@@ -385,5 +385,5 @@ function failureReply(f: ResolveFailure) {
     : f.kind === 'too-many' ? 'the resource list has too many members'
       : f.kind === 'forbidden' ? 'the resource list refers to a document its owner may not read'
         : `the resource list cannot be read (${f.detail})`;
-  return reply(f.kind === 'not-found' ? 404 : 403, f.kind === 'not-found' ? 'Not Found' : 'Forbidden', { hdrs: `Warning: 399 - "${why.replace(/"/g, "'")}"\r\n` });
+  return reply(f.kind === 'not-found' ? 404 : 403, f.kind === 'not-found' ? 'Not Found' : 'Forbidden', { warning: why });
 }

@@ -32,6 +32,11 @@ export interface AsConfig {
     evapiLinks: number;
     /** Kamailio's own SIP address: next hop for requests the AS originates to an AoR. */
     sipUri: string;
+    /**
+     * Kamailio's other SIP listeners (host:port, e.g. its TLS port): a Record-Route naming one
+     * of them is the core itself, like one naming sipUri.
+     */
+    sipAliases: string[];
     /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
     transactionTimeoutMs: number;
   };
@@ -47,6 +52,12 @@ export interface AsConfig {
     /** Authenticating proxies allowed to assert the user's identity in a header. */
     trustedProxies: string[];
     assertedIdentityHeader: string;
+    /**
+     * PEM files of the XCAP server's certificate (with its chain) and key: both set, it serves
+     * HTTPS only; both empty, plain HTTP (development, or behind a TLS-terminating proxy).
+     */
+    tlsCert: string;
+    tlsKey: string;
   };
   store: {
     /** MongoDB connection string; when empty the embedded store in dataDir is used. */
@@ -165,6 +176,8 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 && Number(v) <= 8 ? undefined : 'must be 1 to 8') },
   { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
     check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
+  { path: 'kamailio.sipAliases', env: 'KAMAILIO_SIP_ALIASES', kind: 'list', def: [], help: "Kamailio's other SIP listeners as host:port, e.g. its TLS one 127.0.0.1:5061 (comma-separated): Record-Routes naming them are the core itself",
+    check: (v) => ((v as string[]).every((a) => /^[^:\s]+:\d{1,5}$/.test(a)) ? undefined : 'each must be host:port') },
   { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },
   { path: 'xdm.host', env: 'XDM_HOST', kind: 'string', def: '127.0.0.1', help: 'address the XCAP server listens on' },
   { path: 'xdm.port', env: 'XDM_PORT', kind: 'port', def: 8080, help: 'port of the XCAP server' },
@@ -175,6 +188,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'xdm.maxDepth', env: 'XDM_MAX_DEPTH', kind: 'int', def: 32, help: 'deepest element nesting accepted in XCAP documents' },
   { path: 'xdm.trustedProxies', env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },
   { path: 'xdm.assertedIdentityHeader', env: 'XDM_ASSERTED_IDENTITY_HEADER', kind: 'string', def: 'X-3GPP-Asserted-Identity', help: 'header carrying the asserted identity from a trusted proxy' },
+  { path: 'xdm.tlsCert', env: 'XDM_TLS_CERT', kind: 'string', def: '', help: 'PEM file of the XCAP server certificate (with chain): with xdm.tlsKey the XCAP port serves HTTPS only; both empty: plain HTTP (development)' },
+  { path: 'xdm.tlsKey', env: 'XDM_TLS_KEY', kind: 'string', def: '', help: 'PEM file of the private key of xdm.tlsCert' },
   { path: 'store.mongodbUri', env: 'MONGODB_URI', kind: 'string', def: '', help: 'MongoDB connection string (empty: embedded store)',
     check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
   { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },
@@ -337,6 +352,10 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
       continue;
     }
     setPath(out, s.path, value);
+  }
+  const xdm = out.xdm as { tlsCert?: string; tlsKey?: string } | undefined;
+  if (xdm && xdm.tlsCert !== undefined && xdm.tlsKey !== undefined && !xdm.tlsCert !== !xdm.tlsKey) {
+    problems.push('xdm.tlsCert (XDM_TLS_CERT) and xdm.tlsKey (XDM_TLS_KEY): set both for HTTPS, or neither for plain HTTP');
   }
   if (problems.length) throw new ConfigError(problems);
   const cfg = out as unknown as AsConfig;

@@ -34,7 +34,7 @@ if [ ! -s "$dir/server.pem" ] || [ ! -s "$dir/server.key" ]; then
   ext=$(mktemp)
   trap 'rm -f "$ext" "$dir/server.csr"' EXIT
   printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-    "extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=DNS:$domain,DNS:localhost,IP:127.0.0.1" > "$ext"
+    "extendedKeyUsage=serverAuth,clientAuth" "subjectAltName=DNS:$domain,DNS:localhost,IP:127.0.0.1,DNS:127.0.0.1" > "$ext"
   openssl req -newkey rsa:2048 -nodes -sha256 -keyout "$dir/server.key" -out "$dir/server.csr" -subj "/CN=$domain" 2>/dev/null
   openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
     -days 825 -sha256 -extfile "$ext" -out "$dir/server.pem" 2>/dev/null

@@ -160,9 +160,7 @@ export class ApplicationServer {
       const notifier = new Notifier({
         store, uac, charging, metrics,
         contact: `sip:notifier@${core.host}`,
-        // the core's own listeners: its Record-Routes are not hops to send to (over TLS a UA's
-        // dialog is recorded on the TLS listener)
-        coreHostPorts: [`${core.hostname.toLowerCase()}:${core.port || '5060'}`, ...config.kamailio.sipAliases.map((a) => a.toLowerCase())],
+        coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         viaLocation: (target) => domain.needsLocationLookup(target),
         minNotifyInterval: config.presence.minNotifyInterval,
         instance: config.node.id,

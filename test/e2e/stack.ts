@@ -120,7 +120,7 @@ export class TestStack {
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
       MONGODB_URI: '',
       AS_CONFIG: '',
-      ...(this.tls ? { XDM_TLS_CERT: this.tls.cert, XDM_TLS_KEY: this.tls.key, KAMAILIO_SIP_ALIASES: `127.0.0.1:${this.ports.tls}` } : {}),
+      ...(this.tls ? { XDM_TLS_CERT: this.tls.cert, XDM_TLS_KEY: this.tls.key } : {}),
       ...this.extraEnv,
     };
   }
@@ -238,6 +238,19 @@ export class TestStack {
       });
       return r.ok;
     }, 15000, 'Kamailio');
+  }
+
+  /** Calls one of Kamailio's RPC commands (jsonrpcs over its HTTP listener, with the secret); its result. */
+  async kamailioRpc(method: string, params: unknown[] = []): Promise<unknown> {
+    const r = await fetch(`http://127.0.0.1:${this.ports.rpc}/RPC`, {
+      method: 'POST',
+      headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }),
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = await r.json() as { result?: unknown; error?: unknown };
+    if (body.error !== undefined) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+    return body.result;
   }
 
   /** Runs the provisioning CLI against this stack (through the running AS's admin API). */

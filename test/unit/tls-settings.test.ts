@@ -1,11 +1,10 @@
-/** The AS's TLS settings: XCAP certificate and key (both or neither), Kamailio's TLS listener as a core address. */
+/** The AS's TLS settings: the XCAP server's certificate and key (both or neither, read at start). */
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../as/src/config/config.js';
-import { hostPort } from '../../as/src/events/notifier.js';
 import { readTlsCredentials } from '../../as/src/http/tls-credentials.js';
 
 const SECRET = 'a-secret-of-enough-length';
@@ -25,21 +24,6 @@ describe('TLS settings', () => {
       assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, ...env } }), (err: unknown) =>
         err instanceof ConfigError && /xdm\.tlsCert \(XDM_TLS_CERT\) and xdm\.tlsKey \(XDM_TLS_KEY\): set both/.test(err.message));
     }
-  });
-
-  it('reads Kamailio\'s other SIP listeners as host:port and refuses anything else', () => {
-    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, KAMAILIO_SIP_ALIASES: '127.0.0.1:5061, core.example.com:5061' } });
-    assert.deepEqual(cfg.kamailio.sipAliases, ['127.0.0.1:5061', 'core.example.com:5061']);
-    assert.deepEqual(loadConfig({ env: { ISC_SECRET: SECRET } }).kamailio.sipAliases, []);
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, KAMAILIO_SIP_ALIASES: 'sips:127.0.0.1' } }), /kamailio\.sipAliases \(KAMAILIO_SIP_ALIASES.*each must be host:port/);
-  });
-
-  it('compares route entries by host and port, 5061 being the default over TLS', () => {
-    assert.equal(hostPort('sip:127.0.0.1:15069;transport=tls;lr;ftag=x'), '127.0.0.1:15069');
-    assert.equal(hostPort('sip:Core.Example.com;lr'), 'core.example.com:5060');
-    assert.equal(hostPort('sips:core.example.com;lr'), 'core.example.com:5061');
-    assert.equal(hostPort('sip:core.example.com;transport=TLS;lr'), 'core.example.com:5061');
-    assert.equal(hostPort('sip:core.example.com;transport=tcp;lr'), 'core.example.com:5060');
   });
 
   it('reads the PEM files at start and names the setting when one is missing or not PEM', () => {

@@ -32,11 +32,6 @@ export interface AsConfig {
     evapiLinks: number;
     /** Kamailio's own SIP address: next hop for requests the AS originates to an AoR. */
     sipUri: string;
-    /**
-     * Kamailio's other SIP listeners (host:port, e.g. its TLS port): a Record-Route naming one
-     * of them is the core itself, like one naming sipUri.
-     */
-    sipAliases: string[];
     /** tm fr_timer of the Kamailio config, in ms: no outcome by then + margin means timeout. */
     transactionTimeoutMs: number;
   };
@@ -176,8 +171,6 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 && Number(v) <= 8 ? undefined : 'must be 1 to 8') },
   { path: 'kamailio.sipUri', env: 'KAMAILIO_SIP_URI', kind: 'string', def: 'sip:127.0.0.1:5060', help: "Kamailio's SIP address (next hop of AS-originated requests)",
     check: (v) => (/^sips?:/.test(String(v)) ? undefined : 'must be a sip: URI') },
-  { path: 'kamailio.sipAliases', env: 'KAMAILIO_SIP_ALIASES', kind: 'list', def: [], help: "Kamailio's other SIP listeners as host:port, e.g. its TLS one 127.0.0.1:5061 (comma-separated): Record-Routes naming them are the core itself",
-    check: (v) => ((v as string[]).every((a) => /^[^:\s]+:\d{1,5}$/.test(a)) ? undefined : 'each must be host:port') },
   { path: 'kamailio.transactionTimeoutMs', env: 'KAMAILIO_TRANSACTION_TIMEOUT_MS', kind: 'int', def: 5000, help: "tm fr_timer of Kamailio's config (ms)" },
   { path: 'xdm.host', env: 'XDM_HOST', kind: 'string', def: '127.0.0.1', help: 'address the XCAP server listens on' },
   { path: 'xdm.port', env: 'XDM_PORT', kind: 'port', def: 8080, help: 'port of the XCAP server' },

@@ -95,11 +95,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
     contact: string;
     /**
-     * host:port of each of the core's SIP listeners (UDP/TCP, TLS): a route-set entry naming
-     * one is consumed here, as its loose_route would, so the NOTIFY takes one pass through
-     * the core instead of two (over TLS, a second pass would be a TLS connection to itself).
+     * host:port of the core: a route-set entry naming it is consumed here, as its
+     * loose_route would, so the NOTIFY takes one pass through the core instead of two.
      */
-    coreHostPorts?: readonly string[];
+    coreHostPort?: string;
     /**
      * Whether a remote target can only be reached through the core's location service (a
      * GRUU, or any URI of our domain's name): such NOTIFYs go through the core, which looks
@@ -627,10 +626,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   /** The route set without its leading entries that are the core itself (already there). */
   private outboundRoute(routeSet: string[]): string[] {
-    const core = this.deps.coreHostPorts;
-    if (!core?.length) return routeSet;
+    const core = this.deps.coreHostPort;
+    if (!core) return routeSet;
     let i = 0;
-    while (i < routeSet.length && core.includes(hostPort(parseNameAddr(routeSet[i]!).uri))) i++;
+    while (i < routeSet.length && hostPort(parseNameAddr(routeSet[i]!).uri) === core) i++;
     return i ? routeSet.slice(i) : routeSet;
   }
 
@@ -659,10 +658,8 @@ function merge(a: Wish | undefined, b: Wish): Wish {
   return { final: b.final ?? a.final, full: a.full || b.full, force: a.force || b.force };
 }
 
-/** "host:port" of a SIP URI (when absent 5061 over TLS, else 5060), lower-case, for comparing addresses. */
-export function hostPort(uri: string): string {
+/** "host:port" of a SIP URI (5060 when absent), lower-case, for comparing addresses. */
+function hostPort(uri: string): string {
   const m = /^sips?:(?:[^@]*@)?(\[[^\]]+\]|[^:;>?]+)(?::(\d+))?/i.exec(uri);
-  if (!m) return '';
-  const tls = /^sips:/i.test(uri) || /;transport=tls(?=[;?>]|$)/i.test(uri);
-  return `${m[1]!.toLowerCase()}:${m[2] ?? (tls ? '5061' : '5060')}`;
+  return m ? `${m[1]!.toLowerCase()}:${m[2] ?? '5060'}` : '';
 }

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { endChild } from '../helpers/end-child.js';
+import { TlsSipClient } from '../helpers/tls-sip-client.js';
 import { XcapClient, rawRequest } from '../helpers/xcap-client.js';
 import { DOMAIN, ROOT, TestStack, eventually, portsFrom, type StackTls } from './stack.js';
 
@@ -86,7 +87,7 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
     stack = await TestStack.start(portsFrom(7060), {}, { tls: true });
     tls = stack.tls!;
     ca = readFileSync(tls.ca, 'utf8');
-    await stack.provisionUsers(['gina'], (u) => `${u}-pw-tls`);
+    await stack.provisionUsers(['gina', 'hank'], (u) => `${u}-pw-tls`);
   });
 
   after(async () => {
@@ -106,6 +107,75 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
     const r = await sipOverTls(stack.ports.tls, tls.ca, message(stack.ports.tls, 'tls-message-1'));
     assert.match(r.reply, /^SIP\/2\.0 407 /, r.reply + r.handshake);
     assert.match(r.reply, /\r\nProxy-Authenticate: Digest realm="example\.com"/);
+  });
+
+  it('delivers a MESSAGE from a UDP user over the connection a client registered on over TLS, to the address it announced', async () => {
+    // The client announces 127.0.0.1:5999 in Via and Contact, where nothing listens (its
+    // connection comes from another, ephemeral port): the core must use that connection.
+    const ua = await TlsSipClient.open(stack.ports.tls, ca, DOMAIN);
+    let sender: ReturnType<TestStack['sipp']> | undefined;
+    try {
+      assert.notEqual(ua.localPort, 5999);
+      const register = (auth?: string) => [
+        `REGISTER sip:${DOMAIN} SIP/2.0`,
+        `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-reg-${auth ? 2 : 1}`,
+        'Max-Forwards: 70',
+        `From: <sip:gina@${DOMAIN}>;tag=g1`,
+        `To: <sip:gina@${DOMAIN}>`,
+        'Call-ID: tls-register-gina',
+        `CSeq: ${auth ? 2 : 1} REGISTER`,
+        'Contact: <sip:gina@127.0.0.1:5999;transport=tls>',
+        'Expires: 60',
+        `${auth ?? ''}Content-Length: 0`,
+        '', '',
+      ].join('\r\n');
+      const registered = await ua.withDigest(register, 'REGISTER', `sip:${DOMAIN}`, 'gina', 'gina-pw-tls');
+      assert.match(registered.startLine, /^SIP\/2\.0 200 /, registered.raw);
+
+      const sent = sender = stack.sipp('message', { final: 200, set: { user: 'hank', to: 'gina', text: 'over your TLS connection' }, args: ['-au', 'hank', '-ap', 'hank-pw-tls'] });
+      const delivered = await ua.next(/^MESSAGE /, 8000);
+      assert.equal(delivered.body.trimEnd(), 'over your TLS connection');
+      assert.match(delivered.headers.get('via')?.[0] ?? '', /^SIP\/2\.0\/TLS 127\.0\.0\.1:/, 'the core sent it over TLS');
+      ua.answer(delivered);
+      const r = await sent;
+      assert.equal(r.exitCode, 0, r.stdout + r.messages);
+    } finally {
+      ua.close();
+      if (sender && sender.process.exitCode === null) {
+        sender.process.kill();
+        await sender;
+      }
+    }
+  });
+
+  it('serves a sips: SUBSCRIBE over TLS and sends its NOTIFY back over the same connection', async () => {
+    const ua = await TlsSipClient.open(stack.ports.tls, ca, DOMAIN);
+    try {
+      const subscribe = (auth?: string) => [
+        `SUBSCRIBE sips:hank@${DOMAIN} SIP/2.0`,
+        `Via: SIP/2.0/TLS 127.0.0.1:5998;branch=z9hG4bK-sub-${auth ? 2 : 1}`,
+        'Max-Forwards: 70',
+        `From: <sips:gina@${DOMAIN}>;tag=s1`,
+        `To: <sips:hank@${DOMAIN}>`,
+        'Call-ID: tls-subscribe-gina',
+        `CSeq: ${auth ? 2 : 1} SUBSCRIBE`,
+        'Contact: <sips:gina@127.0.0.1:5998>',
+        'Event: presence',
+        'Accept: application/pidf+xml',
+        'Expires: 600',
+        `${auth ?? ''}Content-Length: 0`,
+        '', '',
+      ].join('\r\n');
+      const accepted = await ua.withDigest(subscribe, 'SUBSCRIBE', `sips:hank@${DOMAIN}`, 'gina', 'gina-pw-tls');
+      assert.match(accepted.startLine, /^SIP\/2\.0 20[02] /, accepted.raw);
+      const notify = await ua.next(/^NOTIFY /, 8000);
+      assert.match(notify.headers.get('call-id')?.[0] ?? '', /^tls-subscribe-gina$/);
+      assert.match(notify.headers.get('subscription-state')?.[0] ?? '', /^(pending|active)/);
+      assert.match(notify.headers.get('via')?.[0] ?? '', /^SIP\/2\.0\/TLS /, 'the core sent it over TLS');
+      ua.answer(notify);
+    } finally {
+      ua.close();
+    }
   });
 
   it('refuses the handshake of a client that trusts another CA', async () => {

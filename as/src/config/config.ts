@@ -40,7 +40,7 @@ export interface AsConfig {
     port: number;
     /** Path of the XCAP root, e.g. /xcap-root. */
     rootPath: string;
-    /** The XCAP root as clients reach it; empty: http://host:port/rootPath. */
+    /** The XCAP root as clients reach it; empty: http(s)://host:port/rootPath (https with TLS). */
     publicRoot: string;
     maxDocumentBytes: number;
     maxDepth: number;
@@ -176,7 +176,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'xdm.port', env: 'XDM_PORT', kind: 'port', def: 8080, help: 'port of the XCAP server' },
   { path: 'xdm.rootPath', env: 'XDM_ROOT_PATH', kind: 'string', def: '/xcap-root', help: 'path of the XCAP root',
     check: (v) => (/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(String(v)) ? undefined : 'must be a path like /xcap-root') },
-  { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http://host:port/rootPath)' },
+  { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http(s)://host:port/rootPath, https with xdm.tlsCert)' },
   { path: 'xdm.maxDocumentBytes', env: 'XDM_MAX_DOCUMENT_BYTES', kind: 'int', def: 1024 * 1024, help: 'largest XCAP document or PUT body (413 above)' },
   { path: 'xdm.maxDepth', env: 'XDM_MAX_DEPTH', kind: 'int', def: 32, help: 'deepest element nesting accepted in XCAP documents' },
   { path: 'xdm.trustedProxies', env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },

@@ -171,6 +171,17 @@ function interop(kind: Transport['kind'], portBase: number): void {
       assert.deepEqual([...new Set(delivered.map((c) => c.roleOfNode))].sort(), ['originating', 'terminating']);
       if (kind === 'tls') await assertOnlyClientConnections(stack);
     });
+
+    it('un-SUBSCRIBEs in the dialog when they quit (in-dialog requests follow the route set back to the AS)', async () => {
+      await alice.stop();
+      await bob.stop();
+      const closed = await eventually(() => {
+        const l = stack.cdrLines().filter((c) => c.service === 'presence' && c.outcome === 'subscription-closed');
+        return l.length >= 2 ? l : undefined;
+      }, 5000, 'both subscriptions closed');
+      for (const c of closed) assert.equal((c.extra as { reason?: string } | undefined)?.reason, 'unsubscribed', JSON.stringify(c));
+      assert.deepEqual(closed.map((c) => String(c.callingPartyAddress)).sort(), [aor('alice'), aor('bob')]);
+    });
   });
 }
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { endChild } from '../helpers/end-child.js';
 import { TlsSipClient } from '../helpers/tls-sip-client.js';
+import { subscriberScenario } from './scenario-builder.js';
 import { XcapClient, rawRequest } from '../helpers/xcap-client.js';
 import { DOMAIN, ROOT, TestStack, eventually, portsFrom, type StackTls } from './stack.js';
 
@@ -203,6 +204,13 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
     // the XCAP root the server announces (xcap-caps) is the https one
     const caps = await gina.get('/xcap-root/xcap-caps/global/index');
     assert.equal(caps.status, 200, caps.body);
+  });
+
+  it('announces the https XCAP root in xcap-diff notifications', async () => {
+    const xml = subscriberScenario({ event: 'xcap-diff', accept: 'application/xcap-diff+xml' });
+    const run = await stack.sipp({ name: 'xcap-diff-over-https', xml }, { set: { user: 'gina', target: 'gina' }, args: ['-au', 'gina', '-ap', 'gina-pw-tls'], timeoutMs: 20000 });
+    assert.equal(run.exitCode, 0, run.stdout);
+    assert.match(run.messages, new RegExp(`xcap-root="https://127\\.0\\.0\\.1:${stack.ports.xdm}/xcap-root/?"`), run.messages);
   });
 
   it('does not speak plain HTTP on the HTTPS port, and a client that does not trust the CA gets no answer', async () => {

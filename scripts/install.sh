@@ -4,10 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
+DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules kamailio-tls-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
               baresip-core linphone-cli libxml2-utils
-              python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
+              openssl python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
 
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do

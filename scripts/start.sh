@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the whole stack on this machine: Kamailio on 127.0.0.1:5060 (UDP+TCP) and the AS
+# Starts the whole stack on this machine: Kamailio on 127.0.0.1:5060 (UDP+TCP) and 5061 (TLS) and the AS
 # (one process, or AS_INSTANCES of them on one store) on the embedded store, or MongoDB when
 # MONGODB_URI is set. Runs in the background; stop it with scripts/stop.sh. State, logs and
 # CDRs go to ./run/.
@@ -8,6 +8,10 @@
 # KAMAILIO_RPC_PORT (5071), KAMAILIO_EVAPI_PORT (5072), ISC_PORT (7080), XDM_PORT (8080),
 # AS_INSTANCES (1; instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1), RUN_DIR (./run),
 # KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
+# TLS (README.md, "TLS"): TLS (1: SIP over TLS on SIP_TLS_PORT (5061) and XCAP over HTTPS on
+# XDM_PORT; 0: plain SIP and HTTP only), TLS_CERT, TLS_KEY, TLS_CA (PEM files of your own
+# certificate with its chain, its key and the CA bundle; unset: a local CA and a certificate
+# for SIP_DOMAIN are made once in RUN_DIR/tls/ by scripts/tls-setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -29,6 +33,9 @@ ISC_PORT=${ISC_PORT:-7080}
 XDM_PORT=${XDM_PORT:-8080}
 AS_INSTANCES=${AS_INSTANCES:-1}
 SHM=${KAMAILIO_SHM_MB:-1024}
+TLS=${TLS:-1}
+SIP_TLS_PORT=${SIP_TLS_PORT:-5061}
+[[ "$TLS" =~ ^[01]$ ]] || { echo "TLS must be 1 (SIP over TLS and XCAP over HTTPS) or 0 (plain only)" >&2; exit 2; }
 [[ "$AS_INSTANCES" =~ ^[1-8]$ ]] || { echo "AS_INSTANCES must be 1 to 8 (Kamailio's evapi takes 32 connections, 4 per instance)" >&2; exit 2; }
 
 for pidf in "$RUN"/as*.pid "$RUN/kamailio.pid"; do
@@ -40,11 +47,28 @@ for pidf in "$RUN"/as*.pid "$RUN/kamailio.pid"; do
   rm -f "$pidf"
 done
 
+# TLS: the operator's certificate, or the local CA's (made on the first start, kept after)
+tls_cert=""; tls_key=""; tls_ca=""
+if [ "$TLS" = 1 ]; then
+  if [ -n "${TLS_CERT:-}${TLS_KEY:-}" ]; then
+    [ -n "${TLS_CERT:-}" ] && [ -n "${TLS_KEY:-}" ] || { echo "TLS_CERT and TLS_KEY go together (or neither: a local CA is used)" >&2; exit 2; }
+    for f in "$TLS_CERT" "$TLS_KEY" ${TLS_CA:+"$TLS_CA"}; do
+      [ -r "$f" ] || { echo "cannot read $f (TLS_CERT, TLS_KEY, TLS_CA)" >&2; exit 2; }
+    done
+    tls_cert=$(realpath "$TLS_CERT"); tls_key=$(realpath "$TLS_KEY")
+    # without a CA bundle of its own the chain in the certificate file is all there is
+    tls_ca=$(realpath "${TLS_CA:-$TLS_CERT}")
+  else
+    bash "$ROOT/scripts/tls-setup.sh" "$RUN/tls" "$SIP_DOMAIN"
+    tls_cert=$RUN/tls/server.pem; tls_key=$RUN/tls/server.key; tls_ca=$RUN/tls/ca.pem
+  fi
+fi
+
 # run/as.json: the installation's secret and admin token (generated once, mode 600) and the
 # settings of this start, rewritten every time so that they always take effect (the
 # provisioning CLI reads the admin port from it). Anything else you add to it is kept.
 secret=$(umask 077 && RUN="$RUN" SIP_DOMAIN="$SIP_DOMAIN" ISC_PORT="$ISC_PORT" XDM_PORT="$XDM_PORT" \
-  RPC_PORT="$RPC_PORT" EVAPI_PORT="$EVAPI_PORT" SIP_PORT="$SIP_PORT" node -e '
+  RPC_PORT="$RPC_PORT" EVAPI_PORT="$EVAPI_PORT" SIP_PORT="$SIP_PORT" TLS_CERT_FILE="$tls_cert" TLS_KEY_FILE="$tls_key" node -e '
   const fs = require("fs"), crypto = require("crypto"), e = process.env, file = e.RUN + "/as.json";
   const cfg = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, "utf8")) : {};
   const fresh = () => crypto.randomBytes(24).toString("base64").replace(/[/+=]/g, "").slice(0, 32);
@@ -53,7 +77,7 @@ secret=$(umask 077 && RUN="$RUN" SIP_DOMAIN="$SIP_DOMAIN" ISC_PORT="$ISC_PORT" X
   if (!cfg.admin || !cfg.admin.token) merge("admin", { token: fresh() });
   merge("sip", { domain: e.SIP_DOMAIN });
   merge("isc", { port: Number(e.ISC_PORT) });
-  merge("xdm", { port: Number(e.XDM_PORT) });
+  merge("xdm", { port: Number(e.XDM_PORT), tlsCert: e.TLS_CERT_FILE, tlsKey: e.TLS_KEY_FILE });
   merge("kamailio", { httpUrl: "http://127.0.0.1:" + e.RPC_PORT, evapiAddress: "127.0.0.1:" + e.EVAPI_PORT, sipUri: "sip:127.0.0.1:" + e.SIP_PORT });
   if (!cfg.store || !cfg.store.dataDir) merge("store", { dataDir: e.RUN + "/data" });
   if (!cfg.charging || !cfg.charging.cdrDir) merge("charging", { cdrDir: e.RUN + "/cdr" });
@@ -98,6 +122,9 @@ include_file "$ROOT/kamailio-cfg/kamailio.cfg"
 CFG
 chmod 600 "$KAMAILIO_LOCAL.new" && mv "$KAMAILIO_LOCAL.new" "$KAMAILIO_LOCAL"
 defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT" -A "EVAPI_ADDR=\"127.0.0.1:$EVAPI_PORT\"")
+if [ "$TLS" = 1 ]; then
+  defines+=(-A WITH_TLS -A "TLS_PORT=$SIP_TLS_PORT" -A "TLS_CERT=\"$tls_cert\"" -A "TLS_KEY=\"$tls_key\"" -A "TLS_CA=\"$tls_ca\"")
+fi
 for d in ${KAMAILIO_DEFINES:-}; do defines+=(-A "$d"); done
 kamailio -f "$KAMAILIO_LOCAL" -m "$SHM" -M 16 -Y "$RUN/kamailio" -P "$RUN/kamailio.pid" \
   "${defines[@]}" >> "$RUN/logs/kamailio.log" 2>&1 || { echo "kamailio did not start:" >&2; tail -n 20 "$RUN/logs/kamailio.log" >&2; stop_started; exit 1; }
@@ -130,14 +157,23 @@ if [ "$healthy" != 1 ]; then
   exit 1
 fi
 
+xcap_scheme=http; sip_tls=""
+if [ "$TLS" = 1 ]; then
+  xcap_scheme=https
+  sip_tls="
+  SIP over TLS         tls 127.0.0.1:$SIP_TLS_PORT  (sip:...;transport=tls or sips:)
+  TLS certificate      $tls_cert
+  CA for clients       $tls_ca  (clients trust this to accept the certificate)"
+fi
+
 cat <<MSG
 
 IMS stack running (domain $SIP_DOMAIN, $AS_INSTANCES AS instance(s)):
-  SIP (Kamailio)       udp+tcp 127.0.0.1:$SIP_PORT
+  SIP (Kamailio)       udp+tcp 127.0.0.1:$SIP_PORT$sip_tls
   Kamailio RPC/uac     http://127.0.0.1:$RPC_PORT/RPC   (AS only)
   Kamailio events      tcp 127.0.0.1:$EVAPI_PORT (evapi, AS only)
   AS ISC + ops         http://127.0.0.1:$ISC_PORT  (/health, /metrics; instance i on $ISC_PORT+i-1)
-  XCAP root (XDMS)     http://127.0.0.1:$XDM_PORT/xcap-root  (HTTP digest, SIP credentials; instance i on $XDM_PORT+i-1)
+  XCAP root (XDMS)     $xcap_scheme://127.0.0.1:$XDM_PORT/xcap-root  (HTTP digest, SIP credentials; instance i on $XDM_PORT+i-1)
   health$health
   logs                 $RUN/logs/{as,kamailio}.log   CDRs: $RUN/cdr/
   add a user           node build/as/src/cli/provision.js add alice --password secret

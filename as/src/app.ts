@@ -1,5 +1,6 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import type { Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
 import { Charging } from './charging/charging.js';
@@ -41,6 +42,7 @@ import { DigestAuthenticator } from './http/digest.js';
 import { emptyBody } from './http/empty-body.js';
 import { errorSummary, isClientFault } from './http/client-fault.js';
 import { refuseLargeContinue } from './http/expect-continue.js';
+import { readTlsCredentials, type TlsCredentials } from './http/tls-credentials.js';
 import { DocumentChecker } from './xdm/document-checker.js';
 import { XdmDocuments } from './xdm/document-store.js';
 import { xcapAuth } from './xdm/xcap-auth.js';
@@ -164,7 +166,9 @@ export class ApplicationServer {
         instance: config.node.id,
         log: log.child({ svc: 'notifier' }),
       });
-      const xcapRoot = config.xdm.publicRoot || `http://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
+      // read before anything listens: a wrong path stops the start naming the setting
+      const xcapTls = readTlsCredentials(config.xdm.tlsCert, config.xdm.tlsKey, 'xdm.tlsCert/xdm.tlsKey');
+      const xcapRoot = config.xdm.publicRoot || `${xcapTls ? 'https' : 'http'}://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
       notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
 
       // Presence Server: publications, composition, authorization, watcher info
@@ -332,7 +336,7 @@ export class ApplicationServer {
         if (isClientFault(err)) xcapLog.info(errorSummary(err), 'XCAP connection failed (client)');
         else xcapLog.error(errorSummary(err), 'XCAP request failed');
       });
-      const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port');
+      const xcapHttp = await listen(xcap, config.xdm.host, config.xdm.port, 'xdm.host/xdm.port', xcapTls);
       refuseLargeContinue(xcapHttp, config.xdm.maxDocumentBytes);
       xcapHttp.on('close', () => {
         checker.close().catch((err: unknown) => xcapLog.warn(errorSummary(err), 'document checker not stopped'));
@@ -390,9 +394,11 @@ function closeServer(server: Server): Promise<void> {
   return closed;
 }
 
-function listen(app: Koa, host: string, port: number, settings: string): Promise<Server> {
+/** Koa on host:port, over HTTPS when given credentials (then HTTPS only: no plain HTTP there). */
+function listen(app: Koa, host: string, port: number, settings: string, tls?: TlsCredentials): Promise<Server> {
   return new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
+    const s: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback()) : createHttpServer(app.callback());
+    s.listen(port, host, () => resolve(s));
     s.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port} (${settings}): ${err.code ?? err.message}`)));
   });
 }

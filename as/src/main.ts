@@ -25,6 +25,10 @@ Endpoints on isc.host:isc.port:
   GET  /health   dependencies (store, Kamailio); 503 when one is down
   GET  /metrics  Prometheus text
   /admin/users   provisioning API (Bearer AS_ADMIN_TOKEN), used by ims-provision
+
+XCAP on xdm.host:xdm.port: HTTPS only when XDM_TLS_CERT and XDM_TLS_KEY name a certificate
+and its key (scripts/start.sh sets them; TLS=0 scripts/start.sh does not); with both empty,
+plain HTTP, for development or behind a proxy that ends TLS.
 `;
 
 function parseArgs(argv: string[]): { config?: string; check: boolean } {

@@ -20,6 +20,8 @@ export interface Ports {
   isc: number;
   evapi: number;
   xdm: number;
+  /** Kamailio's SIP over TLS port (listening only when the stack is started with TLS). */
+  tls: number;
   /** First of the SIP ports handed to sipp instances (see sipp() for their other ports). */
   sippBase: number;
 }
@@ -28,7 +30,7 @@ export interface Ports {
  * checkouts can run their end-to-end tests on one machine at the same time. */
 export function portsFrom(fileBase: number): Ports {
   const base = fileBase + Number(process.env.E2E_PORT_OFFSET ?? 0);
-  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, xdm: base + 4, sippBase: base + 10 };
+  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, xdm: base + 4, tls: base + 9, sippBase: base + 10 };
 }
 
 function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -40,6 +42,32 @@ function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string)
       setTimeout(tick, 100);
     };
     void tick();
+  });
+}
+
+/** TLS of a stack: certificates made by scripts/tls-setup.sh in the stack's directory. */
+export interface StackTls {
+  /** The local CA clients trust, and the server's certificate and key it signed. */
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface StackOptions {
+  /** SIP over TLS on ports.tls and XCAP over HTTPS on ports.xdm, with a generated local CA. */
+  tls?: boolean;
+  /** With tls: Kamailio takes its certificates from this tls.cfg instead of TLS_CERT/TLS_KEY/TLS_CA
+   * (written by the caller, after the certificates exist: see makeTls). */
+  kamailioTlsConfig?: (tls: StackTls) => string;
+}
+
+/** Makes the local CA and the server certificate for DOMAIN in `dir` with scripts/tls-setup.sh. */
+export function makeTls(dir: string): Promise<StackTls> {
+  return new Promise((res, rej) => {
+    execFile('bash', [join(ROOT, 'scripts/tls-setup.sh'), dir, DOMAIN], (err, _out, stderr) => {
+      if (err) return rej(new Error(`tls-setup.sh failed: ${stderr}`));
+      res({ ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') });
+    });
   });
 }
 
@@ -62,6 +90,9 @@ export class TestStack {
   private kamailio?: ChildProcess;
   private readonly logs: { as: string[]; kamailio: string[] } = { as: [], kamailio: [] };
   private nextSippPort: number;
+  /** Certificates of a stack started with TLS. */
+  tls?: StackTls;
+  private kamailioTlsConfig?: string;
 
   constructor(readonly ports: Ports, private readonly extraEnv: Record<string, string> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'ims-e2e-'));
@@ -89,13 +120,21 @@ export class TestStack {
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
       MONGODB_URI: '',
       AS_CONFIG: '',
+      ...(this.tls ? { XDM_TLS_CERT: this.tls.cert, XDM_TLS_KEY: this.tls.key } : {}),
       ...this.extraEnv,
     };
   }
 
   /** Starts the AS (with `env` added to its settings), then Kamailio. */
-  static async start(ports: Ports, env: Record<string, string> = {}): Promise<TestStack> {
+  static async start(ports: Ports, env: Record<string, string> = {}, opts: StackOptions = {}): Promise<TestStack> {
     const s = new TestStack(ports, env);
+    if (opts.tls) {
+      s.tls = await makeTls(join(s.dir, 'tls'));
+      if (opts.kamailioTlsConfig) {
+        s.kamailioTlsConfig = join(s.dir, 'tls', 'tls.cfg');
+        writeFileSync(s.kamailioTlsConfig, opts.kamailioTlsConfig(s.tls));
+      }
+    }
     await s.startAs();
     await s.startKamailio();
     return s;
@@ -183,6 +222,9 @@ export class TestStack {
       '-A', `SIP_PORT=${sip}`, '-A', `RPC_PORT=${rpc}`, '-A', `ISC_SECRET="${this.secret}"`,
       '-A', `AS_HTTPCON="as=>http://kamailio:${this.secret}@127.0.0.1:${isc};timeout=2"`,
       '-A', `EVAPI_ADDR="127.0.0.1:${evapi}"`, '-A', 'NCHILDREN=4', '-A', 'NASYNC=4',
+      ...(this.tls ? ['-A', 'WITH_TLS', '-A', `TLS_PORT=${this.ports.tls}`] : []),
+      ...(this.tls && this.kamailioTlsConfig ? ['-A', `TLS_CONFIG="${this.kamailioTlsConfig}"`] : []),
+      ...(this.tls && !this.kamailioTlsConfig ? ['-A', `TLS_CERT="${this.tls.cert}"`, '-A', `TLS_KEY="${this.tls.key}"`, '-A', `TLS_CA="${this.tls.ca}"`] : []),
     ];
     this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
@@ -196,6 +238,19 @@ export class TestStack {
       });
       return r.ok;
     }, 15000, 'Kamailio');
+  }
+
+  /** Calls one of Kamailio's RPC commands (jsonrpcs over its HTTP listener, with the secret); its result. */
+  async kamailioRpc(method: string, params: unknown[] = []): Promise<unknown> {
+    const r = await fetch(`http://127.0.0.1:${this.ports.rpc}/RPC`, {
+      method: 'POST',
+      headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
+      body: JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }),
+      signal: AbortSignal.timeout(5000),
+    });
+    const body = await r.json() as { result?: unknown; error?: unknown };
+    if (body.error !== undefined) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+    return body.result;
   }
 
   /** Runs the provisioning CLI against this stack (through the running AS's admin API). */

@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
@@ -28,7 +30,31 @@ function knobs(runDir: string, sip: number, instances: number): Record<string, s
   return {
     RUN_DIR: runDir, SIP_PORT: String(sip), KAMAILIO_RPC_PORT: String(sip + 1), KAMAILIO_EVAPI_PORT: String(sip + 2),
     ISC_PORT: String(sip + 3), XDM_PORT: String(sip + 6), AS_INSTANCES: String(instances), KAMAILIO_SHM_MB: '128',
+    SIP_TLS_PORT: String(sip + 9),
   };
+}
+
+/** Whether a TLS handshake with 127.0.0.1:port verifies against `ca` for the name example.com. */
+function tlsVerifies(port: number, ca: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'example.com' }, () => {
+      resolve(socket.authorized);
+      socket.end();
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/** Status of an unauthenticated GET of the XCAP root over HTTPS, trusting `ca` only. */
+function xcapOverHttps(port: number, ca: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/xcap-root/xcap-caps/global/index', ca, servername: 'example.com', agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const mode = (path: string) => (statSync(path).mode & 0o777).toString(8);
@@ -91,6 +117,29 @@ describe('scripts/start.sh', () => {
     assert.deepEqual(readdirSync(runDir).filter((f) => f.endsWith('.pid')), []);
   });
 
+  it('makes a local CA on the first start and serves SIP over TLS and XCAP over HTTPS with it', async () => {
+    const r = await script('start', knobs(runDir, base, 1));
+    assert.equal(r.code, 0, r.out);
+    const ca = join(runDir, 'tls/ca.pem');
+    assert.match(r.out, new RegExp(`SIP over TLS\\s+tls 127\\.0\\.0\\.1:${base + 9}`));
+    assert.match(r.out, new RegExp(`CA for clients\\s+${ca.replace(/[.]/g, '\\.')}`));
+    assert.match(r.out, new RegExp(`XCAP root \\(XDMS\\)\\s+https://127\\.0\\.0\\.1:${base + 6}/xcap-root`));
+    assert.equal(mode(join(runDir, 'tls')), '700');
+    for (const key of ['ca.key', 'server.key']) assert.equal(mode(join(runDir, 'tls', key)), '600', key);
+    const caPem = readFileSync(ca, 'utf8');
+    assert.equal(await tlsVerifies(base + 9, caPem), true, 'Kamailio\'s certificate chains to the CA and names example.com');
+    assert.equal(await xcapOverHttps(base + 6, caPem), 401, 'XCAP over HTTPS asks for credentials');
+    const cfg = JSON.parse(readFileSync(join(runDir, 'as.json'), 'utf8')) as { xdm: { tlsCert: string; tlsKey: string } };
+    assert.equal(cfg.xdm.tlsCert, join(runDir, 'tls/server.pem'));
+    assert.equal((await script('stop', { RUN_DIR: runDir })).code, 0);
+
+    // the next start keeps the CA clients were told to trust
+    const again = await script('start', knobs(runDir, base, 1));
+    assert.equal(again.code, 0, again.out);
+    assert.equal(readFileSync(ca, 'utf8'), caPem);
+    assert.equal(await tlsVerifies(base + 9, caPem), true);
+  });
+
   it('applies the ports given at every start, not only at the first', async () => {
     const other = base + 10;
     const r = await script('start', knobs(runDir, other, 1));
@@ -103,6 +152,41 @@ describe('scripts/start.sh', () => {
     assert.equal(cfg.isc.port, other + 3);
     assert.equal(cfg.kamailio.httpUrl, `http://127.0.0.1:${other + 1}`);
     assert.equal((await script('stop', { RUN_DIR: runDir })).code, 0);
+  });
+
+  it('uses the operator\'s certificate, key and CA when given (TLS_CERT, TLS_KEY, TLS_CA), for SIP and XCAP', async () => {
+    // the operator's PKI: another CA, made apart from the run directory
+    const own = mkdtempSync(join(tmpdir(), 'ims-own-pki-'));
+    try {
+      const made = await new Promise<Run>((resolve) => execFile('bash', [join(ROOT, 'scripts/tls-setup.sh'), own, 'example.com'],
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr })));
+      assert.equal(made.code, 0, made.out);
+      // a certificate without its key is refused before anything starts
+      const half = await script('start', { ...knobs(runDir, base, 1), TLS_CERT: join(own, 'server.pem') });
+      assert.equal(half.code, 2, half.out);
+      assert.match(half.out, /TLS_CERT and TLS_KEY go together/);
+      const r = await script('start', { ...knobs(runDir, base, 1), TLS_CERT: join(own, 'server.pem'), TLS_KEY: join(own, 'server.key'), TLS_CA: join(own, 'ca.pem') });
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, new RegExp(`TLS certificate\\s+${join(own, 'server.pem').replace(/[.]/g, '\\.')}`));
+      const ownCa = readFileSync(join(own, 'ca.pem'), 'utf8');
+      // only the operator's CA signed it: the certificate Kamailio presents is theirs
+      assert.equal(await tlsVerifies(base + 9, ownCa), true, 'Kamailio presents the operator\'s certificate');
+      assert.equal(await xcapOverHttps(base + 6, ownCa), 401, 'so does the XCAP server');
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
+
+  it('turns TLS off when told (TLS=0): plain XCAP over HTTP, no TLS listener, whatever an earlier start had', async () => {
+    const r = await script('start', { ...knobs(runDir, base, 1), TLS: '0' });
+    assert.equal(r.code, 0, r.out);
+    assert.doesNotMatch(r.out, /SIP over TLS/);
+    assert.match(r.out, new RegExp(`XCAP root \\(XDMS\\)\\s+http://127\\.0\\.0\\.1:${base + 6}/xcap-root`));
+    const plain = await fetch(`http://127.0.0.1:${base + 6}/xcap-root/xcap-caps/global/index`);
+    assert.equal(plain.status, 401);
+    assert.equal(await tlsVerifies(base + 9, 'unused'), false, 'nothing listens for TLS');
+    const cfg = JSON.parse(readFileSync(join(runDir, 'as.json'), 'utf8')) as { xdm: { tlsCert: string } };
+    assert.equal(cfg.xdm.tlsCert, '');
   });
 
   it('fails, says why and stops what it started when the stack is not healthy', async () => {

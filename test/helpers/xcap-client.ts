@@ -1,4 +1,5 @@
 import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { digestResponse } from '../../as/src/http/digest.js';
 
 export interface XcapReply {
@@ -18,21 +19,26 @@ export interface RawRequest {
   /** Send the body with chunked transfer coding (no Content-Length). */
   chunked?: boolean;
   timeoutMs?: number;
+  /** PEM of the CA an https base's server certificate must chain to (nothing else is trusted). */
+  ca?: string;
 }
 
 /**
  * One HTTP request over node:http with the path sent exactly as given: no URL parsing or
  * normalisation on the client side, so tests can send '..', '%2e%2e', raw quotes and brackets
- * the way a (possibly hostile) client would. `base` is http://host:port.
+ * the way a (possibly hostile) client would. `base` is http://host:port or https://host:port
+ * (then the server's certificate is checked against `opts.ca`, and its name against the host).
  */
 export function rawRequest(base: string, method: string, path: string, opts: RawRequest = {}): Promise<XcapReply> {
-  const { hostname, port } = new URL(base);
+  const { hostname, port, protocol } = new URL(base);
+  const request = protocol === 'https:' ? httpsRequest : httpRequest;
   const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body, 'utf8') : opts.body;
   const headers: Record<string, string> = { ...opts.headers };
   if (body !== undefined && !opts.chunked) headers['content-length'] = String(body.length);
   return new Promise<XcapReply>((resolve, reject) => {
     let answered = false;
-    const req = httpRequest({ host: hostname, port: Number(port), method, path, headers, timeout: opts.timeoutMs ?? 10000 }, (res) => {
+    const tls = protocol === 'https:' ? { ca: opts.ca, rejectUnauthorized: true, agent: false as const } : {};
+    const req = request({ host: hostname, port: Number(port), method, path, headers, timeout: opts.timeoutMs ?? 10000, ...tls }, (res) => {
       answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
@@ -79,7 +85,8 @@ export class XcapClient {
   private nonce: string | undefined;
   private nc = 0;
 
-  constructor(readonly base: string, readonly user: string, readonly password: string, readonly realm = 'example.com') {}
+  /** `ca`: for an https base, the PEM of the CA its certificate chains to. */
+  constructor(readonly base: string, readonly user: string, readonly password: string, readonly realm = 'example.com', readonly ca?: string) {}
 
   private authorization(method: string, path: string): string | undefined {
     if (this.nonce === undefined) return undefined;
@@ -93,7 +100,7 @@ export class XcapClient {
   async request(method: string, path: string, opts: RawRequest = {}): Promise<XcapReply> {
     const send = () => {
       const auth = this.authorization(method, path);
-      return rawRequest(this.base, method, path, { ...opts, headers: { ...opts.headers, ...(auth ? { authorization: auth } : {}) } });
+      return rawRequest(this.base, method, path, { ...opts, ...(this.ca ? { ca: this.ca } : {}), headers: { ...opts.headers, ...(auth ? { authorization: auth } : {}) } });
     };
     let res = await send();
     if (res.status === 401) {

@@ -40,13 +40,19 @@ export interface AsConfig {
     port: number;
     /** Path of the XCAP root, e.g. /xcap-root. */
     rootPath: string;
-    /** The XCAP root as clients reach it; empty: http://host:port/rootPath. */
+    /** The XCAP root as clients reach it; empty: http(s)://host:port/rootPath (https with TLS). */
     publicRoot: string;
     maxDocumentBytes: number;
     maxDepth: number;
     /** Authenticating proxies allowed to assert the user's identity in a header. */
     trustedProxies: string[];
     assertedIdentityHeader: string;
+    /**
+     * PEM files of the XCAP server's certificate (with its chain) and key: both set, it serves
+     * HTTPS only; both empty, plain HTTP (development, or behind a TLS-terminating proxy).
+     */
+    tlsCert: string;
+    tlsKey: string;
   };
   store: {
     /** MongoDB connection string; when empty the embedded store in dataDir is used. */
@@ -170,11 +176,13 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'xdm.port', env: 'XDM_PORT', kind: 'port', def: 8080, help: 'port of the XCAP server' },
   { path: 'xdm.rootPath', env: 'XDM_ROOT_PATH', kind: 'string', def: '/xcap-root', help: 'path of the XCAP root',
     check: (v) => (/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(String(v)) ? undefined : 'must be a path like /xcap-root') },
-  { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http://host:port/rootPath)' },
+  { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http(s)://host:port/rootPath, https with xdm.tlsCert)' },
   { path: 'xdm.maxDocumentBytes', env: 'XDM_MAX_DOCUMENT_BYTES', kind: 'int', def: 1024 * 1024, help: 'largest XCAP document or PUT body (413 above)' },
   { path: 'xdm.maxDepth', env: 'XDM_MAX_DEPTH', kind: 'int', def: 32, help: 'deepest element nesting accepted in XCAP documents' },
   { path: 'xdm.trustedProxies', env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },
   { path: 'xdm.assertedIdentityHeader', env: 'XDM_ASSERTED_IDENTITY_HEADER', kind: 'string', def: 'X-3GPP-Asserted-Identity', help: 'header carrying the asserted identity from a trusted proxy' },
+  { path: 'xdm.tlsCert', env: 'XDM_TLS_CERT', kind: 'string', def: '', help: 'PEM file of the XCAP server certificate (with chain): with xdm.tlsKey the XCAP port serves HTTPS only; both empty: plain HTTP (development)' },
+  { path: 'xdm.tlsKey', env: 'XDM_TLS_KEY', kind: 'string', def: '', help: 'PEM file of the private key of xdm.tlsCert' },
   { path: 'store.mongodbUri', env: 'MONGODB_URI', kind: 'string', def: '', help: 'MongoDB connection string (empty: embedded store)',
     check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
   { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },
@@ -359,6 +367,10 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
     setPath(out, s.path, value);
   }
   if (problems.length === 0) problems.push(...contradictions(out));
+  const xdm = out.xdm as { tlsCert?: string; tlsKey?: string } | undefined;
+  if (xdm && xdm.tlsCert !== undefined && xdm.tlsKey !== undefined && !xdm.tlsCert !== !xdm.tlsKey) {
+    problems.push('xdm.tlsCert (XDM_TLS_CERT) and xdm.tlsKey (XDM_TLS_KEY): set both for HTTPS, or neither for plain HTTP');
+  }
   if (problems.length) throw new ConfigError(problems);
   const cfg = out as unknown as AsConfig;
   if (!cfg.node.id) cfg.node.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${cfg.isc.port}`;

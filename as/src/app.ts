@@ -160,6 +160,7 @@ export class ApplicationServer {
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         viaLocation: (target) => domain.needsLocationLookup(target),
+        registeredContacts: async (aor) => (await registrations.contacts(aor)).map((c) => c.uri),
         minNotifyInterval: config.presence.minNotifyInterval,
         instance: config.node.id,
         log: log.child({ svc: 'notifier' }),

@@ -199,6 +199,31 @@ describe('Presence Server through Kamailio', () => {
     assert.equal(await initial(), before, 'no subscription was made');
   });
 
+  it('refuses with 403 a SUBSCRIBE whose Contact is a third party (another host, another user), and accepts a contact the watcher registered', async () => {
+    const refused = () => stack.metrics().then((m) => Number(/^subscribe_target_refused_total\{event="presence"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const initial = () => stack.metrics().then((m) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const before = await initial();
+    for (const [i, contact] of ['<sip:victim@192.0.2.1:5060>', '<sip:bob@example.com>'].entries()) {
+      const r = await stack.sipp({ name: `sub-third-party-${i}`, xml: subscriberScenario({ event: 'presence', contact, expectFinal: 403 }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
+      assert.equal(r.exitCode, 0, `${contact}: ${r.stdout}\n${r.messages}`);
+      assert.match(r.messages, /SIP\/2\.0 403 Forbidden[\s\S]*Warning: 399 - "Contact (is neither the source address nor a registered contact|names another user)"/, contact);
+    }
+    assert.equal(await initial(), before, 'no subscription was made');
+    assert.equal(await refused(), 2);
+    // a client behind NAT subscribes with the Contact it registered: that address is its own
+    const register = readFileSync(join(ROOT, 'test/e2e/scenarios/register.xml'), 'utf8').replace(/\[local_ip\]:\[\$ct_port\]/g, '192.0.2.44:[$ct_port]');
+    const reg = await stack.sipp({ name: 'register-nat', xml: register }, { final: 200, set: { user: 'frank', ct_port: '5062', expires: '300' }, args: auth('frank') });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const own = subscriberScenario({ event: 'presence', contact: '<sip:frank@192.0.2.44:5062>', expectFinal: 299 }).replace('response="299"', 'response="200"');
+    // (the registration event reaches the AS a moment after the REGISTER's 200)
+    await eventually(async () => {
+      // (to carol: a watcher left at alice would show in her watcher info below)
+      const r = await stack.sipp({ name: 'sub-registered-contact', xml: own }, { set: { user: 'frank', target: 'carol' }, args: auth('frank') });
+      return r.exitCode === 0 ? r : undefined;
+    }, 5000, 'SUBSCRIBE with the registered contact accepted');
+    assert.equal(await initial(), before + 1);
+  });
+
   it('shows a watcher who asks for privacy as anonymous, and applies anonymous-request rules to it', async () => {
     const anonRule = `<cp:rule id="anonymous">
     <cp:conditions><ocp:anonymous-request xmlns:ocp="urn:oma:xml:xdm:common-policy"/></cp:conditions>

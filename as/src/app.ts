@@ -173,7 +173,7 @@ export class ApplicationServer {
       const armed = await publications.start();
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
-      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
+      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }), maxComposedBytes: config.presence.maxComposedBytes, metrics });
       // Resource List Server (RFC 4662): list subscriptions share the presence package;
       // members in other domains through back-end subscriptions
       const backend = new BackendSubscriptions({

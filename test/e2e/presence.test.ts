@@ -280,3 +280,36 @@ describe('Presence Server through Kamailio', () => {
     assert.match(notifies(run)[1]!, /back after restart/);
   });
 });
+
+describe('a composed presence document over presence.maxComposedBytes', () => {
+  const LIMIT = 4096;
+  let stack: TestStack;
+  const auth = (u: string) => ['-au', u, '-ap', PW(u)];
+
+  before(async () => {
+    stack = await TestStack.start(portsFrom(7160), { PRESENCE_DEFAULT_SUB_HANDLING: 'allow', PRESENCE_MAX_COMPOSED_BYTES: String(LIMIT) });
+    for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
+  });
+
+  after(async () => {
+    if (process.exitCode) console.log(stack?.dumpLogs());
+    await stack?.stop();
+  });
+
+  it('reaches the watcher reduced within the limit (notes dropped, every tuple and its basic status kept), counted', async () => {
+    // three devices of alice publish, each with a long note: composed, about 9 KB
+    for (let i = 0; i < 3; i++) {
+      const pub = await stack.sipp({ name: `publish-big-${i}`, xml: publisherScenario([{ kind: 'initial', basic: i === 1 ? 'open' : 'closed', note: `device ${i} `.repeat(300), expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
+      assert.equal(pub.exitCode, 0, pub.stdout);
+    }
+    const sub = await stack.sipp({ name: 'sub-big', xml: subscriberScenario({ event: 'presence', contact: '<sip:[$user]@[local_ip]:[local_port];transport=udp>' }) }, { set: { user: 'bob', target: 'alice' }, args: auth('bob') });
+    assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages}`);
+    const [first] = notifies(sub);
+    const body = first!.slice(first!.indexOf('<?xml'));
+    assert.ok(Buffer.byteLength(body.trimEnd(), 'utf8') <= LIMIT, `body of ${Buffer.byteLength(body, 'utf8')} bytes`);
+    assert.equal((body.match(/<tuple /g) ?? []).length, 3, body);
+    assert.match(body, /<basic>open<\/basic>/);
+    assert.doesNotMatch(body, /<note/);
+    assert.match(await stack.metrics(), /^presence_document_reductions_total\{step="notes"\} [1-9]/m);
+  });
+});

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
@@ -311,5 +312,35 @@ describe('a composed presence document over presence.maxComposedBytes', () => {
     assert.match(body, /<basic>open<\/basic>/);
     assert.doesNotMatch(body, /<note/);
     assert.match(await stack.metrics(), /^presence_document_reductions_total\{step="notes"\} [1-9]/m);
+  });
+
+  // (Kamailio's udp_mtu switch applies to what it relays, not to the NOTIFYs t_uac_send
+  // creates for the AS: a Contact without transport gets UDP, kamailio-cfg/README.md)
+  it('sends a NOTIFY above 1,300 bytes by TCP to a watcher whose Contact asks for TCP', async () => {
+    const pub = await stack.sipp({ name: 'publish-mid', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'medium '.repeat(300), expect: 200 }]) }, { set: { user: 'bob' }, args: auth('bob') });
+    assert.equal(pub.exitCode, 0, pub.stdout);
+    // the watcher subscribes over UDP and names TCP in its Contact (where it listens too)
+    const port = stack.sippPort();
+    let notify = '';
+    const server = createServer((conn) => {
+      conn.on('data', (d) => {
+        notify += d.toString('utf8');
+        const head = notify.split('\r\n\r\n')[0]!;
+        const lines = head.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+        if (/^NOTIFY /.test(notify) && /Content-Length: *\d+/i.test(head)) conn.write(`SIP/2.0 200 OK\r\n${lines.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const xml = subscriberScenario({ event: 'presence', contact: '<sip:[$user]@[local_ip]:[local_port];transport=tcp>', expectFinal: 299 }).replace('response="299"', 'response="200"');
+      const sub = await stack.sipp({ name: 'sub-tcp-notify', xml }, { port, set: { user: 'alice', target: 'bob' }, args: auth('alice') });
+      assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages}`);
+      await eventually(() => (/<\/presence>/.test(notify) ? true : undefined), 5000, 'the NOTIFY over TCP');
+    } finally {
+      server.close();
+    }
+    assert.match(notify, /^NOTIFY sip:alice@127\.0\.0\.1:\d+;transport=tcp SIP\/2\.0\r\nVia: SIP\/2\.0\/TCP /);
+    assert.ok(Buffer.byteLength(notify, 'utf8') > 1300);
+    assert.match(notify, /medium medium/);
   });
 });

@@ -162,6 +162,7 @@ export class ApplicationServer {
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         viaLocation: (target) => domain.needsLocationLookup(target),
+        registeredContacts: async (aor) => (await registrations.contacts(aor)).map((c) => c.uri),
         minNotifyInterval: config.presence.minNotifyInterval,
         instance: config.node.id,
         log: log.child({ svc: 'notifier' }),
@@ -176,7 +177,7 @@ export class ApplicationServer {
       const armed = await publications.start();
       const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
       const presentities = new Presentities(users, config.presence.openDomain);
-      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }) });
+      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }), maxComposedBytes: config.presence.maxComposedBytes, metrics });
       // Resource List Server (RFC 4662): list subscriptions share the presence package;
       // members in other domains through back-end subscriptions
       const backend = new BackendSubscriptions({

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
@@ -199,6 +200,31 @@ describe('Presence Server through Kamailio', () => {
     assert.equal(await initial(), before, 'no subscription was made');
   });
 
+  it('refuses with 403 a SUBSCRIBE whose Contact is a third party (another host, another user), and accepts a contact the watcher registered', async () => {
+    const refused = () => stack.metrics().then((m) => Number(/^subscribe_target_refused_total\{event="presence"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const initial = () => stack.metrics().then((m) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const before = await initial();
+    for (const [i, contact] of ['<sip:victim@192.0.2.1:5060>', '<sip:bob@example.com>'].entries()) {
+      const r = await stack.sipp({ name: `sub-third-party-${i}`, xml: subscriberScenario({ event: 'presence', contact, expectFinal: 403 }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
+      assert.equal(r.exitCode, 0, `${contact}: ${r.stdout}\n${r.messages}`);
+      assert.match(r.messages, /SIP\/2\.0 403 Forbidden[\s\S]*Warning: 399 - "Contact (is neither the source address nor a registered contact|names another user)"/, contact);
+    }
+    assert.equal(await initial(), before, 'no subscription was made');
+    assert.equal(await refused(), 2);
+    // a client behind NAT subscribes with the Contact it registered: that address is its own
+    const register = readFileSync(join(ROOT, 'test/e2e/scenarios/register.xml'), 'utf8').replace(/\[local_ip\]:\[\$ct_port\]/g, '192.0.2.44:[$ct_port]');
+    const reg = await stack.sipp({ name: 'register-nat', xml: register }, { final: 200, set: { user: 'frank', ct_port: '5062', expires: '300' }, args: auth('frank') });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const own = subscriberScenario({ event: 'presence', contact: '<sip:frank@192.0.2.44:5062>', expectFinal: 299 }).replace('response="299"', 'response="200"');
+    // (the registration event reaches the AS a moment after the REGISTER's 200)
+    await eventually(async () => {
+      // (to carol: a watcher left at alice would show in her watcher info below)
+      const r = await stack.sipp({ name: 'sub-registered-contact', xml: own }, { set: { user: 'frank', target: 'carol' }, args: auth('frank') });
+      return r.exitCode === 0 ? r : undefined;
+    }, 5000, 'SUBSCRIBE with the registered contact accepted');
+    assert.equal(await initial(), before + 1);
+  });
+
   it('shows a watcher who asks for privacy as anonymous, and applies anonymous-request rules to it', async () => {
     const anonRule = `<cp:rule id="anonymous">
     <cp:conditions><ocp:anonymous-request xmlns:ocp="urn:oma:xml:xdm:common-policy"/></cp:conditions>
@@ -263,5 +289,68 @@ describe('Presence Server through Kamailio', () => {
     const run = await bob;
     assert.equal(run.exitCode, 0, run.stdout);
     assert.match(notifies(run)[1]!, /back after restart/);
+  });
+});
+
+describe('a composed presence document over presence.maxComposedBytes', () => {
+  const LIMIT = 4096;
+  let stack: TestStack;
+  const auth = (u: string) => ['-au', u, '-ap', PW(u)];
+
+  before(async () => {
+    stack = await TestStack.start(portsFrom(7160), { PRESENCE_DEFAULT_SUB_HANDLING: 'allow', PRESENCE_MAX_COMPOSED_BYTES: String(LIMIT) });
+    for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
+  });
+
+  after(async () => {
+    if (process.exitCode) console.log(stack?.dumpLogs());
+    await stack?.stop();
+  });
+
+  it('reaches the watcher reduced within the limit (notes dropped, every tuple and its basic status kept), counted', async () => {
+    // three devices of alice publish, each with a long note: composed, about 9 KB
+    for (let i = 0; i < 3; i++) {
+      const pub = await stack.sipp({ name: `publish-big-${i}`, xml: publisherScenario([{ kind: 'initial', basic: i === 1 ? 'open' : 'closed', note: `device ${i} `.repeat(300), expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
+      assert.equal(pub.exitCode, 0, pub.stdout);
+    }
+    const sub = await stack.sipp({ name: 'sub-big', xml: subscriberScenario({ event: 'presence', contact: '<sip:[$user]@[local_ip]:[local_port];transport=udp>' }) }, { set: { user: 'bob', target: 'alice' }, args: auth('bob') });
+    assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages}`);
+    const [first] = notifies(sub);
+    const body = first!.slice(first!.indexOf('<?xml'));
+    assert.ok(Buffer.byteLength(body.trimEnd(), 'utf8') <= LIMIT, `body of ${Buffer.byteLength(body, 'utf8')} bytes`);
+    assert.equal((body.match(/<tuple /g) ?? []).length, 3, body);
+    assert.match(body, /<basic>open<\/basic>/);
+    assert.doesNotMatch(body, /<note/);
+    assert.match(await stack.metrics(), /^presence_document_reductions_total\{step="notes"\} [1-9]/m);
+  });
+
+  // (Kamailio's udp_mtu switch applies to what it relays, not to the NOTIFYs t_uac_send
+  // creates for the AS: a Contact without transport gets UDP, kamailio-cfg/README.md)
+  it('sends a NOTIFY above 1,300 bytes by TCP to a watcher whose Contact asks for TCP', async () => {
+    const pub = await stack.sipp({ name: 'publish-mid', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'medium '.repeat(300), expect: 200 }]) }, { set: { user: 'bob' }, args: auth('bob') });
+    assert.equal(pub.exitCode, 0, pub.stdout);
+    // the watcher subscribes over UDP and names TCP in its Contact (where it listens too)
+    const port = stack.sippPort();
+    let notify = '';
+    const server = createServer((conn) => {
+      conn.on('data', (d) => {
+        notify += d.toString('utf8');
+        const head = notify.split('\r\n\r\n')[0]!;
+        const lines = head.split('\r\n').filter((l) => /^(Via|From|To|Call-ID|CSeq):/i.test(l));
+        if (/^NOTIFY /.test(notify) && /Content-Length: *\d+/i.test(head)) conn.write(`SIP/2.0 200 OK\r\n${lines.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+    try {
+      const xml = subscriberScenario({ event: 'presence', contact: '<sip:[$user]@[local_ip]:[local_port];transport=tcp>', expectFinal: 299 }).replace('response="299"', 'response="200"');
+      const sub = await stack.sipp({ name: 'sub-tcp-notify', xml }, { port, set: { user: 'alice', target: 'bob' }, args: auth('alice') });
+      assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages}`);
+      await eventually(() => (/<\/presence>/.test(notify) ? true : undefined), 5000, 'the NOTIFY over TCP');
+    } finally {
+      server.close();
+    }
+    assert.match(notify, /^NOTIFY sip:alice@127\.0\.0\.1:\d+;transport=tcp SIP\/2\.0\r\nVia: SIP\/2\.0\/TCP /);
+    assert.ok(Buffer.byteLength(notify, 'utf8') > 1300);
+    assert.match(notify, /medium medium/);
   });
 });

@@ -99,6 +99,8 @@ export interface AsConfig {
     defaultSubHandling: 'confirm' | 'allow' | 'polite-block' | 'block';
     /** Largest NOTIFY body of a list subscription; above it the state is split (RFC 4662). */
     maxNotifyBytes: number;
+    /** Largest presence document (PIDF) one watcher is sent; a larger composition is reduced (docs/presence-lists.md). */
+    maxComposedBytes: number;
     /** Members a resource list may have once resolved (nested lists and references included). */
     maxListMembers: number;
     /** How deep lists may nest through references before resolution stops. */
@@ -209,6 +211,8 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
   { path: 'presence.maxNotifyBytes', env: 'PRESENCE_MAX_NOTIFY_BYTES', kind: 'int', def: 48000, help: 'largest list NOTIFY body; a larger list state is split across NOTIFYs (the whole NOTIFY stays under the 64 KB that Kamailio and UDP take)',
     check: (v) => (Number(v) >= 4096 && Number(v) <= 50000 ? undefined : 'must be between 4096 and 50000') },
+  { path: 'presence.maxComposedBytes', env: 'PRESENCE_MAX_COMPOSED_BYTES', kind: 'int', def: 16384, help: 'largest presence document one watcher gets; a larger composition loses notes and extensions, then the tuples that do not fit, then all but the basic status (counted in presence_document_reductions_total)',
+    check: (v) => (Number(v) >= 1024 && Number(v) <= 50000 ? undefined : 'must be between 1024 and 50000') },
   { path: 'presence.maxListMembers', env: 'PRESENCE_MAX_LIST_MEMBERS', kind: 'int', def: 1000, help: 'members a resource list may have once resolved (403 above)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'presence.maxListDepth', env: 'PRESENCE_MAX_LIST_DEPTH', kind: 'int', def: 8, help: 'how deep resource lists may nest through references',

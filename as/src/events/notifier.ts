@@ -9,6 +9,7 @@ import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
 import { LiveDialogs } from './live-dialogs.js';
+import { notifyTargetProblem } from './notify-target.js';
 import { contain } from '../util/contain.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
@@ -105,6 +106,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
      * it up, instead of straight to a host that would be resolved by DNS.
      */
     viaLocation?: (target: string) => boolean;
+    /** The registered contact URIs of an address of record: NOTIFY targets a watcher may name besides its own host. */
+    registeredContacts?: (aor: string) => Promise<string[]>;
     /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
     minNotifyInterval?: number;
     /** This instance's id when several share the store: the dialogs it holds carry it. */
@@ -197,6 +200,16 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     // the NOTIFYs' target, checked before anything is decided or stored
     const target = remoteTarget(sip);
     if ('problem' in target) return reply(400, 'Bad Contact', { warning: target.problem });
+    // ... and bounded: never a third party's address (src/events/notify-target.ts)
+    const facts = { watcher, srcIp: call.req.srcIp, viaLocation: this.deps.viaLocation?.(target.uri) === true, registered: [] as string[] };
+    let targetProblem = notifyTargetProblem(target.uri, facts);
+    if (targetProblem && !facts.viaLocation && this.deps.registeredContacts) {
+      targetProblem = notifyTargetProblem(target.uri, { ...facts, registered: await this.deps.registeredContacts(watcher) });
+    }
+    if (targetProblem) {
+      this.deps.metrics.count('subscribe_target_refused_total', { event: pkg.name });
+      return reply(403, 'Forbidden', { warning: targetProblem });
+    }
 
     const admission = await pkg.admit(call, watcher);
     if ('reject' in admission) return admission.reject;

@@ -30,6 +30,11 @@ export interface StreamLinkOptions {
 export class StreamLink {
   private socket?: Socket;
   private retryMs = 250;
+  /** When the current connection was made, and whether Kamailio sent anything on it. */
+  private connectedAt = 0;
+  private heard = false;
+  /** Connections in a row Kamailio closed right after the hello (logged once per streak). */
+  private refusedInRow = 0;
   private timer?: NodeJS.Timeout;
   private watchdog?: NodeJS.Timeout;
   private stopped = false;
@@ -141,6 +146,8 @@ export class StreamLink {
     socket.connect(port, host, () => {
       socket.write(encodeNetstring(`hello ${this.opts.secret} ${this.opts.instance}`));
       this.connected = true;
+      this.connectedAt = Date.now();
+      this.heard = false;
       this.retryMs = 250;
       clearInterval(this.watchdog);
       this.watchdog = setInterval(() => this.checkAcks(), 1000);
@@ -148,6 +155,8 @@ export class StreamLink {
       this.opts.onUp();
     });
     socket.on('data', (chunk: Buffer) => {
+      this.heard = true;
+      this.refusedInRow = 0;
       let payloads: string[];
       try {
         payloads = decoder.push(chunk);
@@ -165,6 +174,7 @@ export class StreamLink {
       const was = this.connected;
       this.connected = false;
       clearInterval(this.watchdog);
+      if (was) this.noteRefusal();
       // unconfirmed requests may or may not have been taken: their replies or their
       // transaction timeouts tell; the ones never written are handed back
       const unsent = this.window.reset();
@@ -174,7 +184,28 @@ export class StreamLink {
       if (this.stopped || this.leaving) return;
       this.timer = setTimeout(() => this.connect(), this.retryMs);
       this.timer.unref();
-      this.retryMs = Math.min(this.retryMs * 2, 5000);
+      // at most 2 s between attempts: once a slot is free the stream is back within seconds
+      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
     });
   }
+
+  /**
+   * A connection Kamailio closed within a second of the hello, having sent nothing, was
+   * refused: evapi's client slots were all taken (max_clients; Kamailio logs "too many
+   * clients") or the secret is wrong. Counted and logged, once per streak.
+   */
+  private noteRefusal(): void {
+    if (this.heard || Date.now() - this.connectedAt > REFUSED_WITHIN_MS) {
+      this.refusedInRow = 0;
+      return;
+    }
+    this.opts.metrics.count('isc_stream_refused_total');
+    if (this.refusedInRow++ === 0) {
+      this.opts.log.warn({ host: this.opts.host, port: this.opts.port },
+        'Kamailio closed the event stream connection right after the hello: all evapi client slots taken (max_clients), or a wrong secret; retrying');
+    }
+  }
 }
+
+const RETRY_MAX_MS = 2000;
+const REFUSED_WITHIN_MS = 1000;

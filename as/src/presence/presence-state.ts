@@ -1,7 +1,9 @@
 import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import type { ProvideSet } from '../xdm/usages/pres-rules.js';
-import { applyTransformations, composePresence, parsePidf, politeBlockDocument, serializePidf, type PresenceDoc } from './pidf/index.js';
+import { applyTransformations, composePresence, parsePidf, politeBlockDocument, type PresenceDoc } from './pidf/index.js';
+import { boundPresence } from './pidf/bound.js';
 import { Publications } from './publications.js';
 import { LoadingCache } from '../util/loading-cache.js';
 
@@ -27,7 +29,14 @@ export class PresenceState {
    */
   private readonly cache = new LoadingCache<Entry>({ maxEntries: COMPOSED_KEPT });
 
-  constructor(private readonly deps: { publications: Publications; docs: XdmDocuments; log: Logger }) {}
+  constructor(private readonly deps: {
+    publications: Publications;
+    docs: XdmDocuments;
+    log: Logger;
+    /** Largest view sent to a watcher (presence.maxComposedBytes); larger ones are reduced (pidf/bound.ts). */
+    maxComposedBytes?: number;
+    metrics?: Metrics;
+  }) {}
 
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
@@ -47,7 +56,13 @@ export class PresenceState {
     if (body === undefined) {
       const visible = provide ? applyTransformations(entry.doc, provide) : entry.doc;
       // nothing left to show looks exactly like an offline presentity (and like polite-block)
-      body = serializePidf(visible.tuples.length ? visible : politeBlockDocument(entity));
+      const bounded = boundPresence(visible.tuples.length ? visible : politeBlockDocument(entity), this.deps.maxComposedBytes ?? Infinity);
+      if (bounded.reduction) {
+        // counted once per rendered view, not per NOTIFY: views are shared and kept
+        this.deps.metrics?.count('presence_document_reductions_total', { step: bounded.reduction });
+        this.deps.log.warn({ entity, step: bounded.reduction, limit: this.deps.maxComposedBytes }, 'composed presence document over the limit: reduced');
+      }
+      body = bounded.body;
       entry.views.set(key, body);
     }
     return body;

@@ -44,6 +44,8 @@ export interface Subscription {
   accept: string[];
   createdAt: Date;
   notifyCount: number;
+  /** Partial charging records written so far for this subscription (recordSequenceNumber of the last). */
+  chargedParts?: number;
   /** Notification rate control in force (RFC 6446), after local policy. */
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */

@@ -85,6 +85,7 @@ const STATE_FILE = 'state.json';
 export const OPEN_DIR = '.open';
 
 export class Ts32297Writer {
+  readonly name = 'ts32297';
   readonly dir: string;
   readonly workDir: string;
   readonly nodeId: string;

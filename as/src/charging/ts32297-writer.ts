@@ -3,7 +3,7 @@
  *
  * A file is written in `<dir>/.open/` and renamed into `<dir>` (the pick-up directory) once
  * closed: by size, age (a timer, so an idle node still delivers), record count, or stop. The
- * highest localRecordSequenceNumber in closed files is kept in `.open/state.json`, written
+ * highest localRecordSequenceNumber in closed files is kept per node in `.open/<nodeId>.state.json`, written
  * before each rename, so the files a mediation system has already taken away still count.
  * At open, a file left in `.open/` by a crash is walked, a torn last record cut, its header
  * rewritten and the file closed; `open()` then reports the last sequence number in files and
@@ -81,7 +81,6 @@ interface QueueItem {
   reject: (err: Error) => void;
 }
 
-const STATE_FILE = 'state.json';
 export const OPEN_DIR = '.open';
 
 export class Ts32297Writer {
@@ -332,7 +331,7 @@ export class Ts32297Writer {
 
   private async readState(): Promise<State> {
     try {
-      const s = JSON.parse(await fsp.readFile(path.join(this.workDir, STATE_FILE), 'utf8')) as Partial<State>;
+      const s = JSON.parse(await fsp.readFile(path.join(this.workDir, `${this.nodeId}.state.json`), 'utf8')) as Partial<State>;
       return {
         fileSequenceNumber: Number.isSafeInteger(s.fileSequenceNumber) ? s.fileSequenceNumber! : 0,
         lastRecordSeq: Number.isSafeInteger(s.lastRecordSeq) ? s.lastRecordSeq! : 0,
@@ -344,7 +343,7 @@ export class Ts32297Writer {
   }
 
   private async writeState(): Promise<void> {
-    const file = path.join(this.workDir, STATE_FILE);
+    const file = path.join(this.workDir, `${this.nodeId}.state.json`);
     const tmp = `${file}.tmp`;
     await fsp.writeFile(tmp, JSON.stringify(this.state) + '\n');
     if (this.fsync) {

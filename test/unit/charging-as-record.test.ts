@@ -103,6 +103,24 @@ describe('aSRecord encoding', () => {
     assert.equal(decodeAsRecord(b).calledPartyAddress, cdr.calledPartyAddress);
   });
 
+  test('an exploded group copy names the group as requested-Party-Address [101]', () => {
+    const b = hex(encodeAsRecord(cdrOf({ calledParty: 'sip:bob@x', extra: { via: 'sip:team@x' } })));
+    assert.ok(b.endsWith('bf650c800a' + hex(Buffer.from('sip:team@x'))), b.slice(-40));
+    assert.equal(decodeAsRecord(encodeAsRecord(cdrOf({ extra: { via: 'sip:team@x' } }))).requestedPartyAddress, 'sip:team@x');
+    assert.ok(!hex(encodeAsRecord(cdrOf())).includes('bf65'), 'absent when the sender asked for the one who got it');
+  });
+
+  test('a record always fits the 16-bit CDR length: long fields and extensions are cut', () => {
+    const huge = 'é'.repeat(40_000);
+    const cdr = cdrOf({ sessionId: huge, callingParty: 'sip:' + huge, calledParty: 'sip:' + huge, extra: { note: huge } });
+    const b = encodeAsRecord(cdr);
+    assert.ok(b.length < 65535, String(b.length));
+    const d = decodeAsRecord(b);
+    assert.equal(Buffer.byteLength(d.sessionId as string), 2048);
+    assert.ok((d.sessionId as string).startsWith('éé'));
+    assert.deepEqual((d.recordExtensions as Array<{ information: unknown }>)[0]!.information, { recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200, extensionCut: true });
+  });
+
   test('node address and party choices', () => {
     assert.equal(hex(nodeAddress('as.example.com')), '810e' + hex(Buffer.from('as.example.com')));
     assert.equal(hex(nodeAddress('::1')), 'a0128110' + '0'.repeat(31) + '1');

@@ -30,6 +30,7 @@ const EVENTS: ChargeableEvent[] = [
   ev({ service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', event: 'presence', expires: 600, outcome: 'subscription-refreshed', cause: 'serviceChange', recordSequenceNumber: 2 }),
   ev({ service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', event: 'presence', expires: 0, outcome: 'subscription-closed', cause: 'timeLimit', recordSequenceNumber: 3, extra: { notifyCount: 4, reason: 'timeout' } }),
   ev({ sessionId: 'x'.repeat(200), calledParty: 'sip:' + 'b'.repeat(150) + '@example.com' }), // long-form lengths
+  ev({ role: 'terminating', calledParty: 'sip:carol@example.com', extra: { via: 'sip:team@example.com' } }), // a group's copy
 ];
 
 before(async () => {
@@ -82,6 +83,7 @@ function expectedOf(cdr: Cdr, causes: Map<string, number>): IndependentRecord {
   if (cdr.messageBody) out['list-Of-Message-Bodies'] = [{ 'content-Type': cdr.messageBody.contentType, 'content-Length': cdr.messageBody.contentLength, originator: cdr.callingPartyAddress }];
   if (cdr.expires !== undefined) out.expiresInformation = cdr.expires;
   if (cdr.event !== undefined) out.event = cdr.event;
+  if (typeof cdr.extra?.via === 'string') out['requested-Party-Address'] = cdr.extra.via;
   return out;
 }
 
@@ -97,7 +99,7 @@ describe('every file decoded by asn1js, field by field against docs/charging.md'
   test('headers, record count and every field of every record', async () => {
     const { causes } = docTables();
     const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-    assert.equal(names.length, 9, '3 nodes × 3 files (4 + 4 + 2 records)');
+    assert.equal(names.length, 9, '3 nodes × 3 files (4 + 4 + 3 records)');
     const decoded: IndependentRecord[] = [];
     for (const n of names) {
       const f = readFileIndependently(await readFile(path.join(dir, n)));

@@ -80,7 +80,7 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
       case 'listOfCallingPartyAddress':
         out[name] = readChildren(buf, el.contentOffset, el.end).map((p) => partyChoice(buf, p).uri);
         break;
-      case 'calledPartyAddress':
+      case 'calledPartyAddress': case 'requestedPartyAddress':
         out[name] = party(buf, el);
         break;
       case 'interOperatorIdentifiers': {

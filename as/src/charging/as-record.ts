@@ -45,13 +45,27 @@ export const AS_TAGS = {
   serviceRequestTimeStampFraction: 37,
   serviceDeliveryStartTimeStampFraction: 38,
   serviceDeliveryEndTimeStampFraction: 39,
+  requestedPartyAddress: 101,
 } as const;
+
+/** Longest text a field carries (octets): a record must fit the 16-bit CDR length of TS 32.297. */
+export const MAX_FIELD_OCTETS = 2048;
+/** Longest recordExtensions document (octets). */
+export const MAX_EXTENSION_OCTETS = 8192;
+
+/** `text` cut to at most `max` UTF-8 octets on a character boundary. */
+export function clampText(text: string, max = MAX_FIELD_OCTETS): string {
+  if (Buffer.byteLength(text, 'utf8') <= max) return text;
+  let cut = Buffer.from(text, 'utf8').subarray(0, max).toString('utf8');
+  if (cut.endsWith('\uFFFD')) cut = cut.slice(0, -1);
+  return cut;
+}
 
 export const ROLE_CODES = { originating: 0, terminating: 1 } as const;
 
 /** An InvolvedParty CHOICE value: tEL-URI [1] for tel: URIs, sIP-URI [0] otherwise. */
 export function involvedParty(uri: string): Buffer {
-  return /^tel:/i.test(uri) ? ctx.text(1, uri) : ctx.text(0, uri);
+  return /^tel:/i.test(uri) ? ctx.text(1, clampText(uri)) : ctx.text(0, clampText(uri));
 }
 
 /** NodeAddress CHOICE: iPAddress [0] (binary v4 [0] / v6 [1]) for an IP literal, domainName [1] otherwise. */
@@ -103,6 +117,13 @@ export function extensionOf(cdr: Cdr): Record<string, unknown> {
   };
 }
 
+/** The extension document, cut to its identifying part when the service's counters make it too long. */
+function extensionText(cdr: Cdr): string {
+  const full = JSON.stringify(extensionOf(cdr));
+  if (Buffer.byteLength(full, 'utf8') <= MAX_EXTENSION_OCTETS) return full;
+  return JSON.stringify({ recordId: cdr.recordId, nodeId: cdr.nodeId, service: clampText(cdr.service, 256), outcome: clampText(cdr.outcome, 256), ...(cdr.statusCode !== undefined ? { statusCode: cdr.statusCode } : {}), extensionCut: true });
+}
+
 /** The BER encoding of one CDR as `IMSRecord` → `aSRecord` [69]. */
 export function encodeAsRecord(cdr: Cdr): Buffer {
   const requestAt = new Date(cdr.sipRequestTimestamp);
@@ -110,10 +131,10 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   const t = AS_TAGS;
   const fields: Buffer[] = [
     ctx.integer(t.recordType, AS_RECORD_TYPE),
-    ctx.text(t.sipMethod, cdr.sipMethod),
+    ctx.text(t.sipMethod, clampText(cdr.sipMethod)),
     ctx.enumerated(t.roleOfNode, ROLE_CODES[cdr.roleOfNode]),
     ctx.cons(t.nodeAddress, [nodeAddress(cdr.nodeAddress)]),
-    ctx.text(t.sessionId, cdr.sessionId),
+    ctx.text(t.sessionId, clampText(cdr.sessionId)),
     ctx.cons(t.listOfCallingPartyAddress, [involvedParty(cdr.callingPartyAddress)]),
     ctx.cons(t.calledPartyAddress, [involvedParty(cdr.calledPartyAddress)]),
     ctx.timeStamp(t.serviceRequestTimeStamp, requestAt),
@@ -125,31 +146,34 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   const ioi = cdr.interOperatorIdentifiers;
   if (ioi && (ioi.originatingIOI !== undefined || ioi.terminatingIOI !== undefined)) {
     fields.push(ctx.cons(t.interOperatorIdentifiers, [
-      ...(ioi.originatingIOI !== undefined ? [ctx.text(0, ioi.originatingIOI)] : []),
-      ...(ioi.terminatingIOI !== undefined ? [ctx.text(1, ioi.terminatingIOI)] : []),
+      ...(ioi.originatingIOI !== undefined ? [ctx.text(0, clampText(ioi.originatingIOI))] : []),
+      ...(ioi.terminatingIOI !== undefined ? [ctx.text(1, clampText(ioi.terminatingIOI))] : []),
     ]));
   }
   fields.push(ctx.integer(t.localRecordSequenceNumber, cdr.localRecordSequenceNumber));
   if (cdr.recordSequenceNumber !== undefined) fields.push(ctx.integer(t.recordSequenceNumber, cdr.recordSequenceNumber));
   fields.push(ctx.enumerated(t.causeForRecordClosing, causeCode(cdr.causeForRecordClosing)));
-  fields.push(ctx.octets(t.imsChargingIdentifier, Buffer.from(cdr.imsChargingIdentifier, 'utf8')));
+  fields.push(ctx.octets(t.imsChargingIdentifier, Buffer.from(clampText(cdr.imsChargingIdentifier), 'utf8')));
   if (cdr.statusCode !== undefined) fields.push(ctx.text(t.serviceReasonReturnCode, String(cdr.statusCode)));
   if (cdr.messageBody) {
     fields.push(ctx.cons(t.listOfMessageBodies, [universal.sequence([
-      ctx.text(0, cdr.messageBody.contentType),
+      ctx.text(0, clampText(cdr.messageBody.contentType)),
       ctx.integer(2, cdr.messageBody.contentLength),
       ctx.cons(3, [involvedParty(cdr.callingPartyAddress)]),
     ])]));
   }
   fields.push(ctx.cons(t.recordExtensions, [universal.sequence([
     universal.oid(EXTENSION_OID),
-    ctx.cons(2, [universal.utf8(JSON.stringify(extensionOf(cdr)))]),
+    ctx.cons(2, [universal.utf8(extensionText(cdr))]),
   ])]));
   if (cdr.expires !== undefined) fields.push(ctx.integer(t.expiresInformation, cdr.expires));
-  if (cdr.event !== undefined) fields.push(ctx.text(t.event, cdr.event));
+  if (cdr.event !== undefined) fields.push(ctx.text(t.event, clampText(cdr.event)));
   fields.push(ctx.text(t.serviceContextId, IMS_SERVICE_CONTEXT_ID));
   fields.push(ctx.integer(t.serviceRequestTimeStampFraction, requestAt.getUTCMilliseconds()));
   fields.push(ctx.integer(t.serviceDeliveryStartTimeStampFraction, requestAt.getUTCMilliseconds()));
   fields.push(ctx.integer(t.serviceDeliveryEndTimeStampFraction, endAt.getUTCMilliseconds()));
+  // the address the sender asked for, when the AS delivered to another (a group's member)
+  const via = cdr.extra?.via;
+  if (typeof via === 'string' && via !== cdr.calledPartyAddress) fields.push(ctx.cons(t.requestedPartyAddress, [involvedParty(via)]));
   return cons('context', AS_RECORD_TAG, fields);
 }

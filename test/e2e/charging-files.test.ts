@@ -132,6 +132,7 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
       assert.equal(r['called-Party-Address'], 'sip:alice@example.com');
     }
     assert.ok((s[1]!.expiresInformation as number) > 250);
+    assert.equal(new Set(s.map((r) => r['iMS-Charging-Identifier'])).size, 1, 'one ICID for the whole chain');
 
     // every file is well formed for the ims-cdr checker too
     for (const f of files) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type IscDecision } from '../isc/types.js';
@@ -217,6 +218,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       createdAt: now,
       notifyCount: 0,
       ...(expires === 0 ? {} : { chargedParts: 1 }),
+      // every partial record of this subscription carries the ICID of the SUBSCRIBE that opened it
+      chargingVector: sip.headers.get('P-Charging-Vector') ?? `icid-value=${randomUUID()}`,
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
       ...this.mine(),
@@ -649,6 +652,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       responseTime: at,
       statusCode: 200,
       outcome: `subscription-${phase}`,
+      ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
       // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
       ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
       cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',

@@ -62,8 +62,14 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
     const { uas: bob } = await online('bob', 1);
     const sent = await stack.sipp(messageScenario({ final: 200, body: 'hello bob' }), { set: { user: 'alice', to: 'bob' }, args: ['-au', 'alice', '-ap', pw('alice')] });
     assert.equal(sent.exitCode, 0, sent.messages.slice(-3000));
-    assert.equal((await bob).exitCode, 0);
+    const atBob = await bob;
+    assert.equal(atBob.exitCode, 0);
     const direct = callIdOf(sent.messages);
+    // the sender sent no P-Charging-Vector: the core made one, and it reached the recipient once
+    assert.ok(!/P-Charging-Vector/i.test(sent.messages));
+    const pcvs = [...atBob.messages.matchAll(/^P-Charging-Vector:\s*(.*)$/gim)].map((x) => x[1]!.trim());
+    assert.equal(pcvs.length, 1, atBob.messages);
+    const coreIcid = /icid-value=([^;\s]+)/.exec(pcvs[0]!)![1]!;
 
     // 2. a MESSAGE to dan, offline: stored (202), delivered when he registers
     const stored = await stack.sipp(messageScenario({ final: 202, body: 'for later' }), { set: { user: 'alice', to: 'dan' }, args: ['-au', 'alice', '-ap', pw('alice')] });
@@ -109,6 +115,7 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
       assert.equal((r['list-Of-Message-Bodies'] as Array<Record<string, unknown>>)[0]!['content-Length'], Number(/MESSAGE sip:[\s\S]*?Content-Length: *(\d+)/.exec(sent.messages)![1]));
     }
     assert.equal(m[0]!['iMS-Charging-Identifier'], m[1]!['iMS-Charging-Identifier'], 'one ICID for both roles');
+    assert.equal(m[0]!['iMS-Charging-Identifier'], coreIcid, 'the ICID the core generated, as the recipient got it');
 
     const d = records.filter((r) => r['session-Id'] === deferred);
     const storedRecs = d.filter((r) => r.serviceReasonReturnCode === '202');

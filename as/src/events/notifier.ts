@@ -1,3 +1,4 @@
+import { chargingVectorOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
@@ -219,7 +220,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       notifyCount: 0,
       ...(expires === 0 ? {} : { chargedParts: 1 }),
       // every partial record of this subscription carries the ICID of the SUBSCRIBE that opened it
-      chargingVector: sip.headers.get('P-Charging-Vector') ?? `icid-value=${randomUUID()}`,
+      chargingVector: chargingVectorOf(sip.headers.get('P-Charging-Vector'), call.req) ?? `icid-value=${randomUUID()}`,
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
       ...this.mine(),

@@ -501,6 +501,22 @@ describe('Charging: TS 32.297 BER files next to the JSON Lines export', () => {
     assert.deepEqual(await fileSeqs(), range(1, 7), 'JSON Lines export too');
   });
 
+  test('a failing 32.297 file: records stay stored, the files catch up from the store, each number once', async () => {
+    const n = await startNode({ fileRetryMs: 30, jsonl: false });
+    await n.charging.record(imEvent());
+    // the disk fails under the open file
+    const sinks = (n.charging as unknown as { writer: { sinks: Array<{ name: string; current: { fh: { close(): Promise<void> } } | null }> } }).writer.sinks;
+    await sinks.find((s) => s.name === 'ts32297')!.current!.fh.close();
+    const during = await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
+    assert.deepEqual(during.map((r) => r.localRecordSequenceNumber), range(2, 6));
+    assert.equal(n.charging.metrics().fileFailures, 1);
+    for (let i = 0; i < 100 && n.charging.metrics().fileDegraded; i++) await sleep(10);
+    assert.equal(n.charging.metrics().fileDegraded, false);
+    await n.charging.record(imEvent());
+    await stopNode(n);
+    assert.deepEqual(await berSeqs(), range(1, 7));
+  });
+
   test('jsonl: false writes BER files only; berFiles: false JSON Lines only', async () => {
     const n = await startNode({ jsonl: false });
     await n.charging.record(imEvent());

@@ -81,6 +81,7 @@ for i in "${!BENCH_AS_PORTS[@]}"; do
   decided=$(awk '/^isc_stream_requests_total /{print $2}' "$OUT/as-metrics-$((i + 1)).txt")
   log "AS instance $((i + 1)): ${decided:-0} requests decided, resident memory after the runs $((rss / 1024)) MiB"
 done
-cdrs=$(cat "$OUT"/data/cdr/*.jsonl 2>/dev/null | wc -l)
-log "CDR lines written: $cdrs"
+# (the CDR files are TS 32.297 BER now, the JSON Lines export off: count what the AS reports)
+cdrs=$(cat "$OUT"/as-metrics-*.txt 2>/dev/null | awk '/^charging_records_written /{n += $2} END {print n + 0}')
+log "CDRs written: $cdrs"
 cat "$OUT/summary.txt"

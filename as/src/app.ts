@@ -130,6 +130,8 @@ export class ApplicationServer {
         retentionDays: config.charging.storeRetentionDays,
         maxStoredRecords: config.charging.storeMaxRecords,
         fsync: config.charging.fsync,
+        jsonl: config.charging.jsonl,
+        berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
         log: log.child({ svc: 'charging' }), metrics,
         jobs,
       });

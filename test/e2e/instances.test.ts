@@ -16,9 +16,12 @@ import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readFileIndependently } from '../helpers/cdr-independent.js';
 
 const PW = (u: string) => `${u}-pw-instances`;
-const SHARED = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', AS_LEASE_SECONDS: '3', IM_SWEEP_SECONDS: '1', PRESENCE_MIN_EXPIRES: '2' };
+const SHARED = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', AS_LEASE_SECONDS: '3', IM_SWEEP_SECONDS: '1', PRESENCE_MIN_EXPIRES: '2', CDR_FILE_MAX_SECONDS: '2' };
 const WATCHERS = 20;
 const MESSAGES = 150;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,5 +142,19 @@ describe('two AS instances on one store, one killed under load', () => {
         assert.equal(mine.filter((c) => c.outcome === 'delivered').length, delivered.includes(bodies.get(callId)!) ? 1 : 0);
       }
     }
+
+    // the TS 32.297 files of both nodes (one killed mid-write, its open file closed at restart)
+    // hold the same records as the export: each node's numbers once, none missing
+    const keyOf = (nodeId: unknown, seq: unknown) => `${String(nodeId)}:${String(seq)}`;
+    const exported = new Set(stack.cdrLines().map((c) => keyOf(c.nodeId, c.localRecordSequenceNumber)));
+    const inFiles = await eventually(() => {
+      const names = readdirSync(stack.cdrDir).filter((f) => !f.startsWith('.') && /_-_\d+\./.test(f));
+      const keys = names.flatMap((f) => readFileIndependently(readFileSync(join(stack.cdrDir, f))).records
+        .map((r) => keyOf((r.recordExtensions as Array<{ information: { nodeId: string } }>)[0]!.information.nodeId, r.localRecordSequenceNumber)));
+      return [...exported].every((k) => keys.includes(k)) ? keys : undefined;
+    }, 15000, 'every exported record in a closed 32.297 file');
+    assert.equal(new Set(inFiles).size, inFiles.length, 'no record twice in the 32.297 files');
+    const exportedNow = new Set(stack.cdrLines().map((c) => keyOf(c.nodeId, c.localRecordSequenceNumber)));
+    assert.ok(inFiles.every((k) => exportedNow.has(k)), 'nothing in the files the export lacks');
   });
 });

@@ -95,6 +95,8 @@ ${opts.body ? `\n${opts.body.text}` : '\n'}
  */
 export function subscriberScenario(o: {
   event: string; accept?: string; expires?: number; more?: number; unsubscribe?: boolean; expectFinal?: number; notifyTimeoutMs?: number;
+  /** In-dialog refresh SUBSCRIBEs (same Expires) after the NOTIFYs, each answered 200 with a NOTIFY. */
+  refreshes?: number;
   /** The Contact header value of the initial SUBSCRIBE (default: sipp's own address). */
   contact?: string;
   body?: { type: string; text: string };
@@ -117,9 +119,15 @@ export function subscriberScenario(o: {
   <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}" />${ok200}
   <nop><action><log message="NOTIFIED ${i + 1}" /></action></nop>`);
     }
+    const refreshes = o.refreshes ?? 0;
+    for (let i = 0; i < refreshes; i++) {
+      parts.push(`
+  <pause milliseconds="200" />`, subscribe(3 + i, o.event, expires, { auth: false, inDialog: true, headers }), responseAndNotify(200, false), `
+  <nop><action><log message="REFRESHED ${i + 1}" /></action></nop>`);
+    }
     if (o.unsubscribe !== false) {
       parts.push(`
-  <pause milliseconds="200" />`, subscribe(3, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
+  <pause milliseconds="200" />`, subscribe(3 + refreshes, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
     }
   }
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>

@@ -115,6 +115,7 @@ export class TestStack {
       XDM_PORT: String(this.ports.xdm),
       AS_DATA_DIR: join(this.dir, 'data'),
       CDR_DIR: this.cdrDir,
+      CDR_JSONL: 'true',
       AS_ADMIN_TOKEN: this.adminToken,
       AS_NODE_ID: 'e2e',
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',

@@ -10,6 +10,8 @@ import {
   normalizeCdr,
   parseChargingVector,
   CDR_FIELDS,
+  CAUSES_FOR_RECORD_CLOSING,
+  validateEvent,
   type BuildContext,
   type ChargeableEvent,
 } from '../../as/src/charging/record.js';
@@ -243,8 +245,17 @@ describe('deriveCause', () => {
     }
   });
 
+  test('a discarded unwanted message is not a delivered service, whatever the sender was told', () => {
+    assert.equal(deriveCause({ statusCode: 200, outcome: 'discarded' }), 'unSuccessfulServiceDelivery');
+  });
+
+  test('only the IMS enumeration of causes is accepted', () => {
+    assert.deepEqual([...CAUSES_FOR_RECORD_CLOSING], ['serviceDeliveryEndSuccessfully', 'unSuccessfulServiceDelivery', 'timeLimit', 'serviceChange', 'managementIntervention']);
+    assert.throws(() => validateEvent({ ...imMessage(), cause: 'abnormalRelease' }), /cause must be one of/);
+  });
+
   test('an explicit cause wins', () => {
-    assert.equal(deriveCause({ cause: 'abnormalRelease', statusCode: 200, outcome: 'delivered' }), 'abnormalRelease');
+    assert.equal(deriveCause({ cause: 'timeLimit', statusCode: 200, outcome: 'delivered' }), 'timeLimit');
     assert.equal(deriveCause({ cause: 'managementIntervention', outcome: 'deleted' }), 'managementIntervention');
   });
 });

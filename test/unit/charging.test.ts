@@ -402,7 +402,8 @@ describe('Charging', () => {
     const n = await startNode({ fileRetryMs: 30 });
     await n.charging.record(imEvent());
     // Break the file under the writer, as a failing disk would.
-    const writer = (n.charging as unknown as { writer: { fh: { close(): Promise<void> } } }).writer;
+    const sinks = (n.charging as unknown as { writer: { sinks: Array<{ name: string; fh: { close(): Promise<void> } }> } }).writer.sinks;
+    const writer = sinks.find((s) => s.name === 'jsonl')!;
     await writer.fh.close();
     const during = await Promise.all(range(1, 10).map(() => n.charging.record(imEvent())));
     assert.deepEqual(
@@ -458,5 +459,74 @@ describe('Charging retention', () => {
     assert.equal(await n.charging.purgeBeyondMax(), 0);
     await stopNode(n);
     assert.deepEqual(await fileSeqs(), [1, 2, 3, 4, 5]);
+  });
+});
+
+describe('Charging: TS 32.297 BER files next to the JSON Lines export', () => {
+  async function berSeqs(): Promise<number[]> {
+    const { readdir } = await import('node:fs/promises');
+    const { parseTs32297FileName, parseFileHeader } = await import('../../as/src/charging/ts32297-format.js');
+    const { walkRecords } = await import('../../as/src/charging/ts32297-writer.js');
+    const { decodeAsRecord } = await import('../../as/src/charging/as-record-decode.js');
+    const names = (await readdir(cdrDir)).filter((n) => parseTs32297FileName(n)).sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
+    const out: number[] = [];
+    for (const n of names) {
+      const buf = await readFile(path.join(cdrDir, n));
+      assert.equal(parseFileHeader(buf).cdrCount, walkRecords(buf).count);
+      for (let at = parseFileHeader(buf).headerLength; at < buf.length;) {
+        const len = buf.readUInt16BE(at);
+        out.push(decodeAsRecord(buf, at + 5, at + 5 + len).localRecordSequenceNumber!);
+        at += 5 + len;
+      }
+    }
+    return out;
+  }
+
+  test('every record reaches a closed BER file once; a record stored but not filed (crash) is appended at the next start', async () => {
+    const n = await startNode();
+    await Promise.all(range(1, 4).map(() => n.charging.record(imEvent())));
+    await stopNode(n);
+    assert.deepEqual(await berSeqs(), range(1, 4));
+    // as if the AS died after storing 5 and 6 but before writing them to any file
+    const store = await SqliteStore.open(dataDir);
+    for (const seq of [5, 6]) {
+      const cdr = buildCdr(imEvent(), { nodeId: 'as1', nodeAddress: '10.0.0.5', seq, now: new Date(), generateIcid: () => `icid-${seq}` });
+      await store.collection<CdrDoc>(CDR_COLLECTION).insertOne({ ...cdr, _id: cdr.recordId, storedAt: new Date() } as unknown as CdrDoc);
+    }
+    await store.close();
+    const n2 = await startNode();
+    assert.equal((await n2.charging.record(imEvent())).localRecordSequenceNumber, 7);
+    await stopNode(n2);
+    assert.deepEqual(await berSeqs(), range(1, 7), 'BER files: each number once, in order');
+    assert.deepEqual(await fileSeqs(), range(1, 7), 'JSON Lines export too');
+  });
+
+  test('a failing 32.297 file: records stay stored, the files catch up from the store, each number once', async () => {
+    const n = await startNode({ fileRetryMs: 30, jsonl: false });
+    await n.charging.record(imEvent());
+    // the disk fails under the open file
+    const sinks = (n.charging as unknown as { writer: { sinks: Array<{ name: string; current: { fh: { close(): Promise<void> } } | null }> } }).writer.sinks;
+    await sinks.find((s) => s.name === 'ts32297')!.current!.fh.close();
+    const during = await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
+    assert.deepEqual(during.map((r) => r.localRecordSequenceNumber), range(2, 6));
+    assert.equal(n.charging.metrics().fileFailures, 1);
+    for (let i = 0; i < 100 && n.charging.metrics().fileDegraded; i++) await sleep(10);
+    assert.equal(n.charging.metrics().fileDegraded, false);
+    await n.charging.record(imEvent());
+    await stopNode(n);
+    assert.deepEqual(await berSeqs(), range(1, 7));
+  });
+
+  test('jsonl: false writes BER files only; berFiles: false JSON Lines only', async () => {
+    const n = await startNode({ jsonl: false });
+    await n.charging.record(imEvent());
+    await stopNode(n);
+    assert.deepEqual(await berSeqs(), [1]);
+    assert.deepEqual(await fileSeqs(), []);
+    const n2 = await startNode({ berFiles: false });
+    await n2.charging.record(imEvent());
+    await stopNode(n2);
+    assert.deepEqual(await berSeqs(), [1]);
+    assert.deepEqual(await fileSeqs(), range(1, 2), 'the export catches up from the store');
   });
 });

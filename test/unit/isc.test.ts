@@ -5,7 +5,7 @@ import Koa from 'koa';
 import Router from 'koa-router';
 import { IscDispatcher, encodeContext, type IscService } from '../../as/src/isc/dispatcher.js';
 import { iscGuard } from '../../as/src/isc/guard.js';
-import { kamailioTime, reply, type IscRequest } from '../../as/src/isc/types.js';
+import { chargingVectorOf, kamailioTime, reply, type IscRequest } from '../../as/src/isc/types.js';
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
 import { StoreOutages } from '../../as/src/store/store-fault.js';
@@ -136,5 +136,15 @@ describe('ISC guard', () => {
     const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/x`, { headers: { authorization: `Basic ${Buffer.from('kamailio:shared-secret-123456').toString('base64')}` } });
     assert.equal(res.status, 403);
     s.close();
+  });
+});
+
+describe('chargingVectorOf: the P-Charging-Vector Kamailio made for a request that had none', () => {
+  it('the header as received wins; the ISC field is cleaned of a header name and line end; control characters refused', () => {
+    assert.equal(chargingVectorOf('icid-value=a', { pcv: 'icid-value=b' }), 'icid-value=a');
+    assert.equal(chargingVectorOf(undefined, { pcv: 'icid-value=b;icid-generated-at=127.0.0.1' }), 'icid-value=b;icid-generated-at=127.0.0.1');
+    assert.equal(chargingVectorOf(undefined, { pcv: 'P-Charging-Vector: icid-value=c\r\n' }), 'icid-value=c');
+    assert.equal(chargingVectorOf(undefined, { pcv: 'icid-value=d\r\nX-Evil: 1' }), undefined);
+    assert.equal(chargingVectorOf(undefined, {}), undefined);
   });
 });

@@ -133,6 +133,7 @@ export async function listCdrFiles(dir: string, nodeId: string): Promise<CdrFile
 }
 
 export class CdrFileWriter {
+  readonly name = 'jsonl';
   readonly dir: string;
   readonly nodeId: string;
   readonly rotateBytes: number;

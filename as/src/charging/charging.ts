@@ -3,6 +3,8 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store } from '../store/port.js';
 import { CdrFileWriter } from './cdr-file.js';
+import { CdrSinks, type CdrSink } from './cdr-sinks.js';
+import { Ts32297Writer } from './ts32297-writer.js';
 import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent } from './record.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain, type FailureSink } from '../util/contain.js';
@@ -61,6 +63,10 @@ export interface ChargingOptions {
   maxStoredRecords?: number;
   /** fdatasync CDR files after each batch. Default false. */
   fsync?: boolean;
+  /** Write the JSON Lines export (cdr-<node>-….jsonl). Default true. */
+  jsonl?: boolean;
+  /** TS 32.297 BER files (docs/charging.md section 4); false: none. Default on, with the writer's defaults. */
+  berFiles?: false | { maxBytes?: number; maxSeconds?: number; maxRecords?: number };
   log: Logger;
   /** Where background failures (retention purge, file catch-up) are counted. */
   metrics?: Metrics;
@@ -158,7 +164,7 @@ export class Charging {
   readonly nodeAddress: string;
   private readonly store: Store;
   private readonly cdrs: Collection<CdrDoc>;
-  private readonly writer: CdrFileWriter;
+  private readonly writer: CdrSinks;
   private readonly log: Logger;
   /** Where background work reports a failure. */
   private readonly failures: FailureSink;
@@ -212,15 +218,27 @@ export class Charging {
     const nodeId = this.nodeId;
     this.generateIcid = opts.generateIcid ?? (() => `${nodeId}-${randomUUID()}`);
     this.cdrs = this.store.collection<CdrDoc>(CDR_COLLECTION);
-    this.writer = new CdrFileWriter({
-      dir: opts.cdrDir,
-      nodeId: this.nodeId,
-      rotateBytes: opts.rotateBytes,
-      rotateSeconds: opts.rotateSeconds,
-      fsync: opts.fsync ?? false,
-      log: this.log,
-      now: this.now,
-    });
+    const sinks: CdrSink[] = [];
+    if (opts.berFiles !== false) {
+      const ber = new Ts32297Writer({
+        dir: opts.cdrDir, nodeId: this.nodeId, nodeAddress: this.nodeAddress, fsync: opts.fsync ?? false, log: this.log, now: this.now,
+        ...(opts.berFiles ?? {}),
+      });
+      sinks.push(ber);
+    }
+    if (opts.jsonl !== false) {
+      const jsonl = new CdrFileWriter({
+        dir: opts.cdrDir,
+        nodeId: this.nodeId,
+        rotateBytes: opts.rotateBytes,
+        rotateSeconds: opts.rotateSeconds,
+        fsync: opts.fsync ?? false,
+        log: this.log,
+        now: this.now,
+      });
+      sinks.push(jsonl);
+    }
+    this.writer = new CdrSinks(sinks);
   }
 
   /**

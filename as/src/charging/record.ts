@@ -14,15 +14,22 @@
 
 export type RoleOfNode = 'originating' | 'terminating';
 
-/** TS 32.298 `CauseForRecordClosing` values an AS event record can carry. */
-export const CAUSES_FOR_RECORD_CLOSING = [
-  'serviceDeliveryEndSuccessfully',
-  'unSuccessfulServiceDelivery',
-  'timeLimit',
-  'managementIntervention',
-  'abnormalRelease',
-] as const;
-export type CauseForRecordClosing = (typeof CAUSES_FOR_RECORD_CLOSING)[number];
+/**
+ * TS 32.298 `CauseForRecordClosing` of the IMS records: only the values of the IMS
+ * enumeration (docs/charging.md section 2), with their ENUMERATED numbers.
+ */
+export const CAUSE_CODES = {
+  serviceDeliveryEndSuccessfully: 0,
+  unSuccessfulServiceDelivery: 1,
+  timeLimit: 3,
+  serviceChange: 4,
+  managementIntervention: 5,
+} as const;
+export const CAUSES_FOR_RECORD_CLOSING = Object.keys(CAUSE_CODES) as (keyof typeof CAUSE_CODES)[];
+export type CauseForRecordClosing = keyof typeof CAUSE_CODES;
+
+/** Outcomes that are never a delivered service whatever status the sender saw (a discarded unwanted message). */
+export const UNDELIVERED_OUTCOMES: ReadonlySet<string> = new Set(['discarded']);
 
 /**
  * Outcomes that count as a successful service delivery when the event carries no SIP status
@@ -72,6 +79,8 @@ export interface ChargeableEvent {
   outcome: string;
   /** Explicit cause for record closing; derived from statusCode/outcome when absent. */
   cause?: CauseForRecordClosing;
+  /** Number of this partial record of a long-lived service (a subscription): 1, 2 ...; absent on a complete record. */
+  recordSequenceNumber?: number;
   /** The raw P-Charging-Vector header value, when the request carried one. */
   chargingVector?: string;
   messageBody?: { contentType: string; contentLength: number };
@@ -114,6 +123,8 @@ export interface Cdr {
   statusCode?: number;
   outcome: string;
   causeForRecordClosing: CauseForRecordClosing;
+  /** TS 32.298 recordSequenceNumber: the place of a partial record in its service's chain. */
+  recordSequenceNumber?: number;
   messageBody?: { contentType: string; contentLength: number };
   recordOpeningTime: string;
   recordClosureTime: string;
@@ -153,6 +164,7 @@ export const CDR_FIELDS = [
   'statusCode',
   'outcome',
   'causeForRecordClosing',
+  'recordSequenceNumber',
   'messageBody',
   'recordOpeningTime',
   'recordClosureTime',
@@ -256,6 +268,7 @@ export function deriveCause(
   event: Pick<ChargeableEvent, 'cause' | 'statusCode' | 'outcome'>,
 ): CauseForRecordClosing {
   if (event.cause !== undefined) return event.cause;
+  if (UNDELIVERED_OUTCOMES.has(event.outcome.toLowerCase())) return 'unSuccessfulServiceDelivery';
   if (event.statusCode !== undefined) {
     return event.statusCode >= 200 && event.statusCode <= 299
       ? 'serviceDeliveryEndSuccessfully'
@@ -318,6 +331,9 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   if (e.cause !== undefined && !(CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause)) {
     fail('cause', `must be one of ${CAUSES_FOR_RECORD_CLOSING.join(', ')}`);
   }
+  if (e.recordSequenceNumber !== undefined && !(Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)) {
+    fail('recordSequenceNumber', 'must be a positive integer');
+  }
   if (e.messageBody !== undefined) {
     const b = e.messageBody as Record<string, unknown> | null;
     if (b === null || typeof b !== 'object') fail('messageBody', 'must be an object');
@@ -372,6 +388,7 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   if (Number.isInteger(e.expires) && (e.expires as number) >= 0) salvaged.expires = e.expires as number;
   if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699) salvaged.statusCode = e.statusCode as number;
   if ((CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause)) salvaged.cause = e.cause as CauseForRecordClosing;
+  if (Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1) salvaged.recordSequenceNumber = e.recordSequenceNumber as number;
   const body = e.messageBody as { contentType?: unknown; contentLength?: unknown } | undefined;
   if (body && typeof body === 'object' && Number.isInteger(body.contentLength) && (body.contentLength as number) >= 0) {
     salvaged.messageBody = {
@@ -429,6 +446,7 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
   if (event.expires !== undefined) cdr.expires = event.expires;
   if (event.responseTime !== undefined) cdr.sipResponseTimestamp = event.responseTime.toISOString();
   if (event.statusCode !== undefined) cdr.statusCode = event.statusCode;
+  if (event.recordSequenceNumber !== undefined) cdr.recordSequenceNumber = event.recordSequenceNumber;
   if (event.messageBody !== undefined) {
     cdr.messageBody = { contentType: event.messageBody.contentType, contentLength: event.messageBody.contentLength };
   }

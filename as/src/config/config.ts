@@ -68,6 +68,12 @@ export interface AsConfig {
     /** Most CDRs kept in the store (the oldest go first); 0: no limit. */
     storeMaxRecords: number;
     fsync: boolean;
+    /** TS 32.297 BER files (docs/charging.md section 4): closed by size, age, record count. */
+    fileMaxBytes: number;
+    fileMaxSeconds: number;
+    fileMaxRecords: number;
+    /** Also write the JSON Lines export. */
+    jsonl: boolean;
   };
   cluster: {
     /**
@@ -188,12 +194,16 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'store.mongodbUri', env: 'MONGODB_URI', kind: 'string', def: '', help: 'MongoDB connection string (empty: embedded store)',
     check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
   { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },
-  { path: 'charging.cdrDir', env: 'CDR_DIR', kind: 'string', def: 'run/cdr', help: 'directory of the CDR files' },
-  { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a CDR file above this size' },
-  { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a CDR file after this many seconds' },
+  { path: 'charging.cdrDir', env: 'CDR_DIR', kind: 'string', def: 'run/cdr', help: 'pick-up directory of the TS 32.297 CDR files (and of the JSON Lines export)' },
+  { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a JSON Lines export file above this size' },
+  { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a JSON Lines export file after this many seconds' },
   { path: 'charging.storeRetentionDays', env: 'CDR_STORE_RETENTION_DAYS', kind: 'int', def: 30, help: 'days CDRs stay in the store (0: forever)' },
   { path: 'charging.storeMaxRecords', env: 'CDR_STORE_MAX_RECORDS', kind: 'int', def: 1_000_000, help: 'most CDRs kept in the store, oldest removed first (0: no limit); the files keep every record' },
   { path: 'charging.fsync', env: 'CDR_FSYNC', kind: 'bool', def: false, help: 'fsync CDR files after each batch' },
+  { path: 'charging.fileMaxBytes', env: 'CDR_FILE_MAX_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'close a TS 32.297 CDR file before it passes this size (bytes)' },
+  { path: 'charging.fileMaxSeconds', env: 'CDR_FILE_MAX_SECONDS', kind: 'int', def: 900, help: 'close a TS 32.297 CDR file this many seconds after it was opened' },
+  { path: 'charging.fileMaxRecords', env: 'CDR_FILE_MAX_RECORDS', kind: 'int', def: 100_000, help: 'close a TS 32.297 CDR file when it holds this many records' },
+  { path: 'charging.jsonl', env: 'CDR_JSONL', kind: 'bool', def: false, help: 'also write the JSON Lines CDR export (cdr-<node>-….jsonl)' },
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },
   { path: 'cluster.sharedStore', env: 'AS_SHARED_STORE', kind: 'bool', def: false, help: 'several AS instances share the store: changes go through its change feed (each needs its own AS_NODE_ID)' },

@@ -44,6 +44,10 @@ export interface Subscription {
   accept: string[];
   createdAt: Date;
   notifyCount: number;
+  /** Partial charging records written so far for this subscription (recordSequenceNumber of the last). */
+  chargedParts?: number;
+  /** P-Charging-Vector of the SUBSCRIBE that opened it (or one made then): one ICID for all its records. */
+  chargingVector?: string;
   /** Notification rate control in force (RFC 6446), after local policy. */
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */

@@ -1,3 +1,5 @@
+import { chargingVectorOf } from '../isc/types.js';
+import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type IscDecision } from '../isc/types.js';
@@ -237,6 +239,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       accept,
       createdAt: now,
       notifyCount: 0,
+      ...(expires === 0 ? {} : { chargedParts: 1 }),
+      // every partial record of this subscription carries the ICID of the SUBSCRIBE that opened it
+      chargingVector: chargingVectorOf(sip.headers.get('P-Charging-Vector'), call.req) ?? `icid-value=${randomUUID()}`,
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
       ...this.mine(),
@@ -398,7 +403,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (sip.cseq.seq <= current.remoteCseq) return reply(500, 'CSeq Out Of Order');
     const expiresAt = new Date(Date.now() + expires * 1000);
     // the instance a refresh reaches holds the dialog from now on
-    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq, ...this.mine() };
+    // one more partial charging record in this subscription's chain
+    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq, chargedParts: (current.chargedParts ?? 1) + 1, ...this.mine() };
     if (!this.holds(current)) this.hot.delete(id);
     // held here from this write on: known here before it
     this.live.add(id, current.event, current.resource, current.watches);
@@ -668,10 +674,23 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       responseTime: at,
       statusCode: 200,
       outcome: `subscription-${phase}`,
-      ...(phase === 'closed' ? { cause: reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'abnormalRelease' : 'serviceDeliveryEndSuccessfully' } : {}),
+      ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
+      // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
+      ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
+      cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',
       extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
     });
   }
+}
+
+/**
+ * recordSequenceNumber of a subscription's record: 1 when opened, the count kept on the
+ * subscription after a refresh, one more at the end; a fetch (never opened) gets a complete record.
+ */
+function partNumber(phase: 'opened' | 'refreshed' | 'closed', chargedParts: number | undefined): number | undefined {
+  if (phase === 'opened') return 1;
+  if (phase === 'refreshed') return chargedParts ?? 2;
+  return chargedParts === undefined ? undefined : chargedParts + 1;
 }
 
 function merge(a: Wish | undefined, b: Wish): Wish {

@@ -1,3 +1,4 @@
+import { chargingVectorOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
@@ -152,7 +153,7 @@ export class PagerService implements IscService {
     const contentTypeHeader = sip.headers.get('Content-Type') ?? 'text/plain';
     const contentType = headerValueOnly(contentTypeHeader);
     const body = sip.body;
-    const pcv = sip.headers.get('P-Charging-Vector');
+    const pcv = chargingVectorOf(sip.headers.get('P-Charging-Vector'), req);
     const roles: RoleOfNode[] = [];
     if (req.orig) roles.push('originating');
     if (req.term) roles.push('terminating');

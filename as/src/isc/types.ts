@@ -22,6 +22,8 @@ export interface IscRequest {
   registered?: true | 1;
   /** Identity Kamailio authenticated (sip:user@domain); absent when unauthenticated. */
   asserted?: string;
+  /** The P-Charging-Vector Kamailio added to a request that had none (not in `msg`, which is as received). */
+  pcv?: string;
   srcIp: string;
   srcPort: number;
   proto: string;
@@ -170,4 +172,14 @@ export function headerText(headers: readonly HeaderField[] = [], warning?: Warni
     text += `Warning: 399 ${agent} "${said.replace(/[\r\n]+/g, ' ').replace(/["\\]/g, '\\$&')}"\r\n`;
   }
   return text;
+}
+
+/** The request's P-Charging-Vector: as received, else the one Kamailio added. */
+export function chargingVectorOf(headerValue: string | undefined, req: Pick<IscRequest, 'pcv'>): string | undefined {
+  if (headerValue !== undefined) return headerValue;
+  if (typeof req.pcv !== 'string') return undefined;
+  // $pcv(all) may come as the whole header line: keep the value, never a line break
+  const value = req.pcv.replace(/^\s*P-Charging-Vector\s*:/i, '').trim();
+  // eslint-disable-next-line no-control-regex
+  return value.length > 0 && !/[\u0000-\u001f\u007f]/.test(value) ? value : undefined;
 }

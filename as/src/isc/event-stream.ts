@@ -11,6 +11,9 @@ type Events = { up: []; down: [reason: string] };
 /** A link with less than this in flight and queued takes the next request. */
 const ROOMY_LINK_BYTES = 16_000;
 
+/** How long the stream must have brought no request or event before a leaving AS closes it. */
+const STREAM_QUIET_MS = 250;
+
 /**
  * The AS end of Kamailio's evapi event stream: a few TCP connections (StreamLink), opened
  * by the AS, that receive Kamailio's events as netstrings and carry the AS's own requests
@@ -20,6 +23,8 @@ const ROOMY_LINK_BYTES = 16_000;
  * while none is, both sides use HTTP instead.
  */
 export class KamailioEventStream extends TypedEmitter<Events> {
+  /** When the last request or event arrived (close() waits for a quiet moment after it). */
+  private lastWorkAt = 0;
   private readonly links: StreamLink[];
   private fallback: (payload: string) => void = () => {};
   private upCount = 0;
@@ -122,7 +127,9 @@ export class KamailioEventStream extends TypedEmitter<Events> {
    */
   async close(limitMs: number, idle: () => boolean = () => true): Promise<void> {
     const until = Date.now() + limitMs;
-    const done = () => idle() && this.links.every((l) => l.settled);
+    // a worker that picked this instance just before it left may still be relaying a request
+    // to it: close after a quiet moment on the stream, not at the first idle instant
+    const done = () => idle() && this.links.every((l) => l.settled) && Date.now() - this.lastWorkAt >= STREAM_QUIET_MS;
     while (!done() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
     if (!done()) this.opts.log.warn({ limitMs }, 'event stream closed with decisions or frames unconfirmed');
     this.stop();
@@ -145,6 +152,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       for (const link of this.links) if (link.left(Number(ev.id))) break;
       return;
     }
+    this.lastWorkAt = Date.now();
     if (ev.type === 'request') {
       this.decide(ev);
       return;

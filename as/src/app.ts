@@ -2,8 +2,9 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
+import { opsAdminRoutes } from './admin/ops-admin-routes.js';
 import { Charging } from './charging/charging.js';
-import type { AsConfig } from './config/config.js';
+import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -19,7 +20,8 @@ import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
 import { instanceName, instanceTag } from './isc/instance.js';
-import type { Logger } from './log/logger.js';
+import { setLogLevel, type Logger } from './log/logger.js';
+import { ConfigReloader, type ReloadOutcome } from './ops/reloader.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
 import { RegPackage } from './registrations/reg-package.js';
@@ -100,10 +102,19 @@ export class ApplicationServer {
     private readonly xcapHttp: Server,
     private readonly feed: ChangeFeed,
     private readonly jobs: SingletonJobs,
+    private readonly reloader: ConfigReloader,
   ) {}
 
-  /** `metrics` may come from main, which counts process-level failures in the same registry. */
-  static async start(config: AsConfig, log: Logger, metrics = new Metrics()): Promise<ApplicationServer> {
+  /** Applies the reloadable settings of the configuration as it reads now (SIGHUP, POST /admin/reload). */
+  reload(trigger: string): ReloadOutcome {
+    return this.reloader.reload(trigger);
+  }
+
+  /**
+   * `metrics` may come from main, which counts process-level failures in the same registry;
+   * `reread` reads the configuration again for a reload (main: the same file and environment).
+   */
+  static async start(config: AsConfig, log: Logger, metrics = new Metrics(), reread: () => AsConfig = () => loadConfig()): Promise<ApplicationServer> {
     const startedAt = new Date();
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -183,7 +194,12 @@ export class ApplicationServer {
       backend.start(jobs);
       const lists = new ResourceListServer({
         docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
-        limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
+        // getters: a reload changes config.presence in place
+        limits: {
+          get maxNotifyBytes() { return config.presence.maxNotifyBytes; },
+          get maxMembers() { return config.presence.maxListMembers; },
+          get maxDepth() { return config.presence.maxListDepth; },
+        },
         log: log.child({ svc: 'rls' }), metrics,
       });
       notifier
@@ -191,7 +207,8 @@ export class ApplicationServer {
         .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
       const presence = new PresenceService({
         presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
-        limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
+        // (the running settings underneath, so a reload's new bounds apply at once)
+        limits: Object.assign(Object.create(config.presence) as AsConfig['presence'], { maxBodyBytes: 64 * 1024 }),
         log: log.child({ svc: 'presence' }), metrics,
       });
       // Registration event package (RFC 3680): a user's devices watch their own registrations
@@ -272,6 +289,18 @@ export class ApplicationServer {
           return max;
         });
 
+      // `config` is the running configuration the services read at use time: a reload writes into it
+      const reloader = new ConfigReloader({
+        running: config, reread, log, metrics,
+        afterApply: (plan) => {
+          const changed = new Set(plan.applied.map((c) => c.path));
+          if (changed.has('log.level')) setLogLevel(log, config.log.level);
+          if (changed.has('charging.rotateBytes') || changed.has('charging.rotateSeconds')) {
+            charging.setRotation(config.charging.rotateBytes, config.charging.rotateSeconds);
+          }
+        },
+      });
+
       const app = new Koa();
       app.proxy = false;
       app.use(failureAnswers({ log, metrics, outages, api: 'isc' }));
@@ -283,9 +312,10 @@ export class ApplicationServer {
       ];
       for (const r of [
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
-        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
+        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
         externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
-        adminRoutes({ users, messenger, token: config.admin.token }),
+        adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
+        opsAdminRoutes({ token: config.admin.token, domain, registrations, notifier, messages: messageStore, forward, history, charging }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }
@@ -318,7 +348,7 @@ export class ApplicationServer {
       });
       xcap.use(xcapAuth({
         digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
-        trustedProxies: config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
+        trustedProxies: () => config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
       }));
       const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
@@ -335,7 +365,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);

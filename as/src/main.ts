@@ -25,6 +25,10 @@ Endpoints on isc.host:isc.port:
   GET  /health   dependencies (store, Kamailio); 503 when one is down
   GET  /metrics  Prometheus text
   /admin/users   provisioning API (Bearer AS_ADMIN_TOKEN), used by ims-provision
+  POST /admin/reload  same as SIGHUP (Bearer AS_ADMIN_TOKEN)
+
+Signals: SIGTERM/SIGINT drain what is in flight and stop; SIGHUP re-reads the settings and
+applies those marked (reload) below, logging the changed ones that need a restart.
 `;
 
 function parseArgs(argv: string[]): { config?: string; check: boolean } {
@@ -76,8 +80,15 @@ async function main(): Promise<void> {
   // one stop, whoever asks first (a signal, or the guard after an uncaught exception)
   const stopOnce = () => (stopping ??= server ? server.stop() : Promise.resolve());
   guardProcess({ log, metrics, stop: stopOnce });
+  // SIGHUP reloads (its default would end the process); one arriving during the start waits for none
+  process.on('SIGHUP', () => {
+    if (!server || stopping) return;
+    log.info({ signal: 'SIGHUP' }, 'signal received: reloading the settings');
+    server.reload('SIGHUP');
+  });
+  const reread = () => loadConfig(args.config ? { file: args.config } : {});
   try {
-    server = await ApplicationServer.start(config, log, metrics);
+    server = await ApplicationServer.start(config, log, metrics, reread);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'could not start');
     process.stderr.write(`ims-as: could not start: ${(err as Error).message}\n`);

@@ -135,8 +135,9 @@ export async function listCdrFiles(dir: string, nodeId: string): Promise<CdrFile
 export class CdrFileWriter {
   readonly dir: string;
   readonly nodeId: string;
-  readonly rotateBytes: number;
-  readonly rotateSeconds: number;
+  /** (changed by a reload through setRotation: the next line checked uses the new limits) */
+  rotateBytes: number;
+  rotateSeconds: number;
   readonly fsync: boolean;
   private readonly log: Logger | undefined;
   private readonly now: () => Date;
@@ -180,6 +181,12 @@ export class CdrFileWriter {
     this.fsync = opts.fsync ?? false;
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
+  }
+
+  /** New rotation limits, e.g. from a reload; the current file rotates by them from its next line. */
+  setRotation(rotateBytes: number, rotateSeconds: number): void {
+    if (rotateBytes > 0) this.rotateBytes = rotateBytes;
+    if (rotateSeconds > 0) this.rotateSeconds = rotateSeconds;
   }
 
   get stats(): Readonly<CdrFileStats> {

@@ -416,6 +416,11 @@ export class Charging {
     this.log.info({ ...this.metrics() }, 'charging stopped');
   }
 
+  /** New CDR file rotation limits (a reload of charging.rotateBytes / charging.rotateSeconds). */
+  setRotation(rotateBytes: number, rotateSeconds: number): void {
+    this.writer.setRotation(rotateBytes, rotateSeconds);
+  }
+
   metrics(): ChargingMetrics {
     const w = this.writer.stats;
     return {

@@ -9,7 +9,8 @@ set -euo pipefail
 DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-utils-modules
               kamailio-presence-modules kamailio-xml-modules sip-tester
               baresip-core linphone-cli libxml2-utils
-              python3 make g++)   # node-gyp builds better-sqlite3 where no prebuilt binary downloads
+              python3 make g++    # node-gyp builds better-sqlite3 where no prebuilt binary downloads
+              chromium systemd)   # the operator page test (headless) and systemd-analyze verify of the units
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 service_active() { command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; }

@@ -24,6 +24,8 @@ import { setLogLevel, type Logger } from './log/logger.js';
 import { ConfigReloader, type ReloadOutcome } from './ops/reloader.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
+import { OpsSampler } from './ops/ops-sampler.js';
+import { operatorPageRoutes } from './ops/operator-page-routes.js';
 import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
@@ -103,6 +105,7 @@ export class ApplicationServer {
     private readonly feed: ChangeFeed,
     private readonly jobs: SingletonJobs,
     private readonly reloader: ConfigReloader,
+    private readonly sampler: OpsSampler,
   ) {}
 
   /** Applies the reloadable settings of the configuration as it reads now (SIGHUP, POST /admin/reload). */
@@ -310,12 +313,25 @@ export class ApplicationServer {
         { name: 'instances', check: async () => `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}` },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
+      // the operator page's samples: the last hour, every ops.sampleSeconds
+      const sampler = new OpsSampler({
+        everyMs: config.ops.sampleSeconds * 1000, keep: Math.ceil(3600 / config.ops.sampleSeconds) + 1, metrics, log: log.child({ svc: 'ops' }),
+        counts: async () => ({
+          registeredUsers: await registrations.registeredCount(),
+          subscriptions: await notifier.liveCounts(),
+          publications: await publications.liveCount(),
+          storedMessages: await messageStore.pendingTotal(),
+          cdrsWritten: charging.metrics().recordsWritten,
+        }),
+      });
+      const opsView = { token: config.admin.token, domain, registrations, notifier, messages: messageStore, forward, history, charging };
       for (const r of [
+        operatorPageRoutes({ ...opsView, sampler, sampleSeconds: config.ops.sampleSeconds, checks, version: VERSION, node: config.node.id }),
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
         iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
         externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
         adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
-        opsAdminRoutes({ token: config.admin.token, domain, registrations, notifier, messages: messageStore, forward, history, charging }),
+        opsAdminRoutes(opsView),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }
@@ -324,6 +340,7 @@ export class ApplicationServer {
       // Kamailio keeps its connections open; never let Node close them under it mid-request
       http.keepAliveTimeout = 65_000;
       events?.start();
+      sampler.start();
 
       const xcap = new Koa();
       const xcapLog = log.child({ svc: 'xcap' });
@@ -365,7 +382,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
@@ -395,6 +412,7 @@ export class ApplicationServer {
     // a client still holding a connection now is idle or too slow: cut it
     for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
     await Promise.all([xcapClosed, iscClosed]);
+    this.sampler.stop();
     await this.jobs.stop();
     await this.feed.stop();
     this.notifier.stop();

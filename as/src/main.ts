@@ -26,6 +26,7 @@ Endpoints on isc.host:isc.port:
   GET  /metrics  Prometheus text
   /admin/users   provisioning API (Bearer AS_ADMIN_TOKEN), used by ims-provision
   POST /admin/reload  same as SIGHUP (Bearer AS_ADMIN_TOKEN)
+  GET  /admin/ui      the operator page (admin token; see docs/operations.md)
 
 Signals: SIGTERM/SIGINT drain what is in flight and stop; SIGHUP re-reads the settings and
 applies those marked (reload) below, logging the changed ones that need a restart.

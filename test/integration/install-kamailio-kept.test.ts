@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const run = promisify(execFile);
 const ALL = ['kamailio', 'kamailio-json-modules', 'kamailio-extra-modules', 'kamailio-utils-modules', 'kamailio-presence-modules',
-  'kamailio-xml-modules', 'sip-tester', 'baresip-core', 'linphone-cli', 'libxml2-utils', 'python3', 'make', 'g++'];
+  'kamailio-xml-modules', 'sip-tester', 'baresip-core', 'linphone-cli', 'libxml2-utils', 'python3', 'make', 'g++', 'chromium', 'systemd'];
 
 function fakeMachine(installed: string[], kamailioActive: boolean): { dir: string; calls: () => string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-apt-'));

@@ -129,6 +129,10 @@ export interface AsConfig {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
   };
+  ops: {
+    /** Interval of the operator page's samples (it keeps the last hour of them). */
+    sampleSeconds: number;
+  };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
@@ -232,6 +236,8 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
     check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
+  { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
+    check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },
   { path: 'log.level', reloadable: true, env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
 ];
 

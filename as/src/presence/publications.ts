@@ -51,6 +51,11 @@ export class Publications extends TypedEmitter<Events> {
     this.pubs = store.collection<Publication>('publications');
   }
 
+  /** Publications in force now (SIP, network and external sources), for the operator page. */
+  async liveCount(): Promise<number> {
+    return this.pubs.count({ $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: new Date() } }] });
+  }
+
   async start(): Promise<number> {
     await this.pubs.ensureIndex({ fields: { entity: 1, event: 1 } });
     await this.pubs.ensureIndex({ fields: { expiresAt: 1 }, sparse: true });

@@ -77,6 +77,16 @@ export class Registrations extends TypedEmitter<Events> {
     return (doc?.contacts ?? []).filter((c) => c.expires === 0 || c.expires > now);
   }
 
+  /**
+   * How many users have a contact that has not expired (the operator page). Reads every
+   * AoR's document: fine for the page's sampling interval up to some ten thousand users.
+   */
+  async registeredCount(): Promise<number> {
+    const now = Date.now() / 1000;
+    const docs = await this.regs.find({});
+    return docs.filter((d) => d.contacts.some((c) => c.expires === 0 || c.expires > now)).length;
+  }
+
   async isRegistered(aor: string): Promise<boolean> {
     return (await this.contacts(aor)).length > 0;
   }

@@ -10,7 +10,8 @@ DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-uti
               kamailio-presence-modules kamailio-xml-modules sip-tester
               baresip-core linphone-cli libxml2-utils
               python3 make g++    # node-gyp builds better-sqlite3 where no prebuilt binary downloads
-              chromium systemd)   # the operator page test (headless) and systemd-analyze verify of the units
+              chromium systemd    # the operator page test (headless) and systemd-analyze verify of the units
+              prometheus)         # promtool: checks the Grafana queries and alert rules in deploy/
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 service_active() { command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; }
@@ -27,6 +28,7 @@ fi
 # what the operator had before this run decides what this run may undo
 had_kamailio=0; installed kamailio && had_kamailio=1
 was_active=0; service_active && was_active=1
+had_prometheus=0; installed prometheus && had_prometheus=1
 
 echo "[install] Debian packages: ${missing[*]}"
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -39,4 +41,10 @@ if [ "$had_kamailio" = 0 ] && [ "$was_active" = 0 ] && service_active; then
   $SUDO systemctl disable kamailio >/dev/null 2>&1 || true
 elif [ "$was_active" = 1 ]; then
   echo "[install] kamailio.service was already running: left as it is (it holds port 5060 unless configured otherwise)"
+fi
+# the prometheus package is here for promtool; a server it started just now is not wanted
+if [ "$had_prometheus" = 0 ] && command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  echo "[install] stopping and disabling the prometheus.service the package just started (only promtool is used)"
+  $SUDO systemctl stop prometheus || true
+  $SUDO systemctl disable prometheus >/dev/null 2>&1 || true
 fi

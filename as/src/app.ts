@@ -286,6 +286,9 @@ export class ApplicationServer {
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
         .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)
+        .gauge('charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
+        .gauge('charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
+        .gauge('charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
         .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
           const max = loopDelay.max / 1e9;
           loopDelay.reset();

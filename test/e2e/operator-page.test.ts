@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { messageScenario } from './im-scenarios.js';
 import { subscriberScenario } from './scenario-builder.js';
-import { TestStack, eventually, portsFrom } from './stack.js';
+import { ROOT, TestStack, eventually, portsFrom } from './stack.js';
 
 const pw = (u: string) => `${u}-pw-page`;
 const auth = (u: string) => ['-au', u, '-ap', pw(u)];
@@ -102,6 +102,16 @@ describe('operator page (headless Chromium)', () => {
     assert.equal(bytes.subarray(1, 4).toString(), 'PNG');
     assert.ok(statSync(png).size > 20_000, `a screenshot with content (${statSync(png).size} bytes)`);
     t.diagnostic(`screenshot: ${png}`);
+  });
+
+  it("Kamailio's xhttp_prom answers /metrics with every statistic the Grafana dashboard uses", async () => {
+    const res = await fetch(`http://127.0.0.1:${stack.ports.rpc}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const listed = readFileSync(join(ROOT, 'deploy/grafana/kamailio-metrics.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const missing = listed.filter((name) => !new RegExp(`^${name}[ {]`, 'm').test(text));
+    assert.deepEqual(missing, []);
+    assert.match(text, /^kamailio_usrloc_registered_users(\{[^}]*\})? 1\b/m, 'alice is registered');
   });
 
   it('without the token: the token form (401) and no data', async () => {

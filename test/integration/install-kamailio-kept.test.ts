@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const run = promisify(execFile);
 const ALL = ['kamailio', 'kamailio-json-modules', 'kamailio-extra-modules', 'kamailio-utils-modules', 'kamailio-presence-modules',
-  'kamailio-xml-modules', 'sip-tester', 'baresip-core', 'linphone-cli', 'libxml2-utils', 'python3', 'make', 'g++', 'chromium', 'systemd'];
+  'kamailio-xml-modules', 'sip-tester', 'baresip-core', 'linphone-cli', 'libxml2-utils', 'python3', 'make', 'g++', 'chromium', 'systemd', 'prometheus'];
 
 function fakeMachine(installed: string[], kamailioActive: boolean): { dir: string; calls: () => string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-apt-'));
@@ -33,7 +33,7 @@ function fakeMachine(installed: string[], kamailioActive: boolean): { dir: strin
   stub('dpkg-query', 'p="${@: -1}"; if grep -qx "$p" "$D/installed"; then printf "install ok installed"; else exit 1; fi');
   // installing the kamailio package starts its service, as Debian's does
   stub('apt-get', 'if [ "$1" = install ]; then for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >> "$D/installed"; [ "$p" = kamailio ] && echo yes > "$D/active";; esac; done; fi; exit 0');
-  stub('systemctl', 'case "$1" in is-active) [ "$(cat "$D/active")" = yes ];; stop) echo no > "$D/active";; *) exit 0;; esac');
+  stub('systemctl', 'unit="${@: -1}"; case "$1" in is-active) [ "$unit" = kamailio ] && [ "$(cat "$D/active")" = yes ];; stop) [ "$unit" = kamailio ] && echo no > "$D/active";; *) exit 0;; esac');
   stub('sudo', '"$@"');
   stub('id', 'echo 0');
   return { dir, calls: () => readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter(Boolean) };

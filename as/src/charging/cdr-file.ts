@@ -183,6 +183,11 @@ export class CdrFileWriter {
     this.now = opts.now ?? (() => new Date());
   }
 
+  /** Lines accepted but not yet written to a file: how far the writer is behind. */
+  get backlog(): number {
+    return Math.max(0, this.lastAcceptedSeq - this.lastWrittenSeq);
+  }
+
   /** New rotation limits, e.g. from a reload; the current file rotates by them from its next line. */
   setRotation(rotateBytes: number, rotateSeconds: number): void {
     if (rotateBytes > 0) this.rotateBytes = rotateBytes;

@@ -107,7 +107,8 @@ AS_NODE_ID=$(hostname -s)-$i
 ENV
 done
 put_new "$ETC/kamailio.env" 640 <<ENV
-# ims-kamailio: the -A defines of kamailio-cfg/kamailio.cfg and Kamailio's memory (MB)
+# ims-kamailio: the -A defines of kamailio-cfg/kamailio.cfg and Kamailio's memory (MB);
+# EXTRA_DEFINES: more of them, each with its -A (e.g. EXTRA_DEFINES=-A WITH_DEBUG)
 SIP_DOMAIN=$SIP_DOMAIN
 SIP_PORT=$SIP_PORT
 RPC_PORT=$RPC_PORT

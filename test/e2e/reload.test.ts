@@ -6,7 +6,8 @@
  * in the log and in the admin answer, and is not applied; an invalid file changes nothing.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { messageScenario } from './im-scenarios.js';
@@ -24,7 +25,7 @@ describe('reload of the settings on a running AS', () => {
 
   before(async () => {
     // the stack's own settings come from the environment; the file holds what the test changes
-    const dir = (await import('node:fs')).mkdtempSync(join((await import('node:os')).tmpdir(), 'reload-cfg-'));
+    const dir = mkdtempSync(join(tmpdir(), 'reload-cfg-'));
     configFile = join(dir, 'as.json');
     writeFileSync(configFile, JSON.stringify({ im: { maxMessageBytes: 4000 }, charging: { rotateSeconds: 3600 } }));
     stack = await TestStack.start(portsFrom(7060), { AS_CONFIG: configFile });

@@ -4,7 +4,7 @@
  * touching the machine, and prints without writing in --dry-run.
  */
 import { execFile } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,6 @@ test('verify does catch a broken unit (so the check above means something)', asy
   try {
     const broken = readFileSync(join(ROOT, 'packaging/systemd/ims-kamailio.service'), 'utf8')
       .replace('ExecStart=/usr/sbin/kamailio', 'ExecStart=/usr/sbin/no-such-kamailio').replace('[Service]', '[Service]\nRestartt=always');
-    const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, 'ims-kamailio.service'), broken);
     const result = await verify(dir, ['ims-kamailio.service']);
     assert.notEqual(result.code, 0);
@@ -91,6 +90,24 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
       env: { ...process.env, AS_CONFIG: join(root, 'etc/ims-as/as.json'), ISC_PORT: '17081', XDM_PORT: '18081', AS_NODE_ID: 'n-2' },
     });
     assert.match(check.stdout, /"port": 17081/);
+
+    // Kamailio accepts the unit's command line with the installed settings (kamailio -c):
+    // ExecStart with kamailio.env's values put in as systemd does ($X: split into words,
+    // ${X}: one word), the local config's include pointed at this checkout's kamailio.cfg
+    const unitText = readFileSync(join(root, 'etc/systemd/system/ims-kamailio.service'), 'utf8');
+    const envFile = Object.fromEntries(readFileSync(join(root, 'etc/ims-as/kamailio.env'), 'utf8').split('\n')
+      .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const localCfg = join(root, 'kamailio-local-check.cfg');
+    writeFileSync(localCfg, local.replace('/opt/ims-as/kamailio-cfg/kamailio.cfg', join(ROOT, 'kamailio-cfg/kamailio.cfg')));
+    const words = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(/\s+/)
+      .flatMap((w) => (/^\$[A-Z_]+$/.test(w) ? (envFile[w.slice(1)] ?? '').split(/\s+/).filter(Boolean) : [w.replace(/\$\{([A-Z_]+)\}/g, (_, k: string) => envFile[k] ?? '')]))
+      .map((w) => (w === '/etc/ims-as/kamailio-local.cfg' ? localCfg : w));
+    assert.equal(words[0], '/usr/sbin/kamailio');
+    const args = words.slice(1).filter((w) => w !== '-DD' && w !== '-E');
+    const yAt = args.indexOf('-Y');
+    args.splice(yAt, 2);
+    assert.ok(args.includes('SIP_DOMAIN="ims.test"'), args.join(' '));
+    await run('kamailio', ['-c', ...args]);
 
     // a second run keeps what the operator has (secrets are not regenerated)
     const again = await run('bash', [join(ROOT, 'scripts/install-services.sh'), '--prefix', root], { env });

@@ -28,7 +28,8 @@ describe('reload of the settings on a running AS', () => {
     const dir = mkdtempSync(join(tmpdir(), 'reload-cfg-'));
     configFile = join(dir, 'as.json');
     writeFileSync(configFile, JSON.stringify({ im: { maxMessageBytes: 4000 }, charging: { rotateSeconds: 3600 } }));
-    stack = await TestStack.start(portsFrom(7060), { AS_CONFIG: configFile });
+    // (LOG_LEVEL empty: the file's log.level counts, so that a reload can change it)
+    stack = await TestStack.start(portsFrom(7060), { AS_CONFIG: configFile, LOG_LEVEL: '' });
     await stack.provisionUsers(['alice', 'bob'], pw);
   });
 
@@ -65,6 +66,28 @@ describe('reload of the settings on a running AS', () => {
     assert.match(reloaded, /"path":"charging.rotateSeconds"/);
     // a setting that needs a restart is named, and not applied
     assert.match(log, /take effect only after a restart: xdm.maxDepth/);
+  });
+
+  it('a reloaded log.level reaches every component: info lines stop at warn and come back at info', async () => {
+    const infoLinesOf = (log: string) => log.split('\n').filter((l) => l.includes('"level":"info"')).length;
+    const register = async () => {
+      const r = await stack.sipp('register', { final: 200, set: { user: 'bob', ct_port: String(stack.sippPort()), expires: '60' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+      assert.equal(r.exitCode, 0, r.stdout);
+    };
+    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, log: { level: 'warn' } });
+    const quiet = await stack.admin('POST', '/reload');
+    assert.deepEqual((quiet.json.applied as Array<{ path: string }>).map((c) => c.path), ['log.level']);
+    assert.match(stack.logOf('as'), /"to":"warn"[^\n]*settings reloaded/, 'the reload to warn is itself still logged');
+    const before = infoLinesOf(stack.logOf('as'));
+    await register();
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(infoLinesOf(stack.logOf('as')), before, 'no info line from any component at warn');
+
+    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, log: { level: 'info' } });
+    assert.equal((await stack.admin('POST', '/reload')).status, 200);
+    await register();
+    await eventually(() => (/"svc":"registrations"[^\n]*registration (registered|refreshed)/.test(stack.logOf('as').split('"to":"info"')[1] ?? '') ? true : undefined),
+      5000, 'an info line of the registrations component after the reload to info');
   });
 
   it('POST /admin/reload answers what was applied and what needs a restart; an invalid file changes nothing', async () => {

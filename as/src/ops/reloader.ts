@@ -34,13 +34,21 @@ export class ConfigReloader {
       return { ok: false, problems };
     }
     const plan = planReload(this.deps.running, next);
+    // the reload's own lines are written at the more verbose of the two log levels: before
+    // a change to a quieter level, after a change to a chattier one
+    const rank = (level: string) => log.levels.values[level] ?? Infinity;
+    const quieter = rank(next.log.level) > rank(this.deps.running.log.level);
+    const report = () => {
+      log.info({ trigger, applied: plan.applied }, `settings reloaded: ${plan.applied.length} applied`);
+      if (plan.needRestart.length) {
+        log.warn({ trigger, needRestart: plan.needRestart },
+          `changed settings that take effect only after a restart: ${plan.needRestart.map((c) => c.path).join(', ')}`);
+      }
+    };
+    if (quieter) report();
     applyPlan(this.deps.running, next, plan);
     this.deps.afterApply(plan);
-    log.info({ trigger, applied: plan.applied }, `settings reloaded: ${plan.applied.length} applied`);
-    if (plan.needRestart.length) {
-      log.warn({ trigger, needRestart: plan.needRestart },
-        `changed settings that take effect only after a restart: ${plan.needRestart.map((c) => c.path).join(', ')}`);
-    }
+    if (!quieter) report();
     metrics.count('config_reloads_total', { result: 'applied' });
     return { ok: true, ...plan };
   }

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { messageScenario } from './im-scenarios.js';
+import { publisherScenario, subscriberScenario } from './scenario-builder.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const pw = (user: string) => `${user}-pw-1`;
@@ -90,8 +91,27 @@ describe('reload of the settings on a running AS', () => {
       5000, 'an info line of the registrations component after the reload to info');
   });
 
+  it('reloaded presence expiry bounds apply to PUBLISH and SUBSCRIBE at once (423 with the new Min-Expires)', async () => {
+    const publish = (expect: number) => stack.sipp({ name: 'publish', xml: publisherScenario([{ kind: 'initial', basic: 'open', expires: 90, expect }]) },
+      { set: { user: 'alice' }, args: ['-au', 'alice', '-ap', pw('alice')] });
+    const subscribe = (expectFinal: number) => stack.sipp({ name: 'subscribe', xml: subscriberScenario({ event: 'presence', expires: 90, expectFinal, unsubscribe: true }) },
+      { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    const accepted = await publish(200);
+    assert.equal(accepted.exitCode, 0, accepted.stdout);
+
+    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, presence: { minExpires: 120 } });
+    const r = await stack.admin('POST', '/reload');
+    assert.deepEqual((r.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]), [['presence.minExpires', 120]]);
+    const brief = await publish(423);
+    assert.equal(brief.exitCode, 0, brief.stdout);
+    assert.match(brief.messages, /SIP\/2\.0 423[\s\S]*Min-Expires: 120/);
+    const sub = await subscribe(423);
+    assert.equal(sub.exitCode, 0, sub.stdout);
+    assert.match(sub.messages, /SIP\/2\.0 423[\s\S]*Min-Expires: 120/);
+  });
+
   it('POST /admin/reload answers what was applied and what needs a restart; an invalid file changes nothing', async () => {
-    writeConfig({ im: { maxMessageBytes: 1200 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 } });
+    writeConfig({ im: { maxMessageBytes: 1200 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, presence: { minExpires: 120 } });
     const ok = await stack.admin('POST', '/reload');
     assert.equal(ok.status, 200);
     assert.deepEqual((ok.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]), [['im.maxMessageBytes', 1200]]);

@@ -5,7 +5,7 @@
  * NOTIFY; expiring a mailbox ends its messages with CDRs; health and bad tokens.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { messageScenario } from './im-scenarios.js';
@@ -113,6 +113,36 @@ describe('ims-ctl against a running AS', () => {
     assert.match(lines[0]!, /^SEQ\s+TIME\s+SERVICE\s+ROLE\s+FROM\s+TO\s+OUTCOME\s+SESSION$/);
     assert.equal(lines.length, 2 + 3, 'header, rule and the last three records');
     assert.match(lines.at(-1)!, /expired/);
+  });
+
+  it('cdrs --follow prints the records of new traffic as they are written; reload reports applied and restart settings', async () => {
+    const follow = spawn(process.execPath, [join(ROOT, 'build/as/src/cli/ims-ctl.js'), 'cdrs', '--follow', '--json', '--limit', '1'],
+      { env: { ...process.env, AS_CONFIG: '', ISC_PORT: String(stack.ports.isc), ISC_SECRET: stack.secret, AS_ADMIN_TOKEN: stack.adminToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    follow.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise((r) => follow.once('exit', r));
+    try {
+      await eventually(() => (out.split('\n').filter(Boolean).length >= 1 ? true : undefined), 5000, 'the latest CDR');
+      const already = out.split('\n').filter(Boolean).length;
+      const r = await stack.sipp(messageScenario({ final: 202, body: 'followed' }), { set: { user: 'alice', to: 'carol' }, args: auth('alice') });
+      assert.equal(r.exitCode, 0, r.stdout);
+      const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
+      const fresh = await eventually(() => {
+        const lines = out.split('\n').filter(Boolean).slice(already).map((l) => JSON.parse(l) as Record<string, unknown>);
+        return lines.some((c) => c.sessionId === callId) ? lines : undefined;
+      }, 8000, 'the new CDR on the follow output');
+      const seqs = fresh.map((c) => c.localRecordSequenceNumber as number);
+      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in order, each once');
+      assert.equal(new Set(seqs).size, seqs.length);
+    } finally {
+      follow.kill('SIGINT');
+      await exited;
+    }
+
+    const reload = await ctl('reload');
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.match(reload.stdout, /^applied:\nSETTING\s+FROM\s+TO/m);
+    assert.match(reload.stdout, /need a restart:\nSETTING\s+RUNNING\s+CONFIGURED/);
   });
 
   it('health as a table (exit 0), and a wrong token or a stopped AS is an error (exit 1)', async () => {

@@ -83,11 +83,12 @@ export function opsAdminRoutes(deps: OpsAdminDeps): Router {
 
   router.get('/subscriptions', async (ctx) => {
     const pkg = typeof ctx.query.package === 'string' ? ctx.query.package : undefined;
-    const all = await deps.notifier.find({ state: { $ne: 'terminated' } });
-    const byPackage: Record<string, number> = {};
-    for (const s of all) byPackage[s.event] = (byPackage[s.event] ?? 0) + 1;
-    const chosen = pkg ? all.filter((s) => s.event === pkg) : all;
-    ctx.body = { byPackage, total: chosen.length, subscriptions: chosen.slice(0, LIST_LIMIT).map(subscriptionView) };
+    // counted by the store; only the first LIST_LIMIT are read
+    const counts = await deps.notifier.liveCounts();
+    const byPackage = Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
+    const total = pkg ? (counts[pkg] ?? 0) : Object.values(counts).reduce((a, b) => a + b, 0);
+    const listed = await deps.notifier.find({ state: { $ne: 'terminated' }, ...(pkg ? { event: pkg } : {}) }, LIST_LIMIT);
+    ctx.body = { byPackage, total, subscriptions: listed.map(subscriptionView) };
   });
 
   // Ends a live subscription with a final NOTIFY (Subscription-State: terminated;reason=deactivated)

@@ -309,8 +309,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   /** Subscriptions of every instance. */
-  async find(filter: Record<string, unknown>): Promise<Subscription[]> {
-    return this.subs.find(filter);
+  async find(filter: Record<string, unknown>, limit?: number): Promise<Subscription[]> {
+    return this.subs.find(filter, limit !== undefined ? { limit } : undefined);
   }
 
   /** Subscriptions whose dialogs this instance holds (those it may end, authorize or update). */

@@ -3,8 +3,9 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
+import { opsAdminRoutes } from './admin/ops-admin-routes.js';
 import { Charging } from './charging/charging.js';
-import type { AsConfig } from './config/config.js';
+import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -20,9 +21,12 @@ import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
 import { instanceName, instanceTag } from './isc/instance.js';
-import type { Logger } from './log/logger.js';
+import { setLogLevel, type Logger } from './log/logger.js';
+import { ConfigReloader, type ReloadOutcome } from './ops/reloader.js';
 import { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/ops-routes.js';
+import { OpsSampler } from './ops/ops-sampler.js';
+import { operatorPageRoutes } from './ops/operator-page-routes.js';
 import { RegPackage } from './registrations/reg-package.js';
 import { Registrations } from './registrations/registrations.js';
 import { openStore } from './store/open-store.js';
@@ -102,10 +106,20 @@ export class ApplicationServer {
     private readonly xcapHttp: Server,
     private readonly feed: ChangeFeed,
     private readonly jobs: SingletonJobs,
+    private readonly reloader: ConfigReloader,
+    private readonly sampler: OpsSampler,
   ) {}
 
-  /** `metrics` may come from main, which counts process-level failures in the same registry. */
-  static async start(config: AsConfig, log: Logger, metrics = new Metrics()): Promise<ApplicationServer> {
+  /** Applies the reloadable settings of the configuration as it reads now (SIGHUP, POST /admin/reload). */
+  reload(trigger: string): ReloadOutcome {
+    return this.reloader.reload(trigger);
+  }
+
+  /**
+   * `metrics` may come from main, which counts process-level failures in the same registry;
+   * `reread` reads the configuration again for a reload (main: the same file and environment).
+   */
+  static async start(config: AsConfig, log: Logger, metrics = new Metrics(), reread: () => AsConfig = () => loadConfig()): Promise<ApplicationServer> {
     const startedAt = new Date();
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -190,7 +204,12 @@ export class ApplicationServer {
       backend.start(jobs);
       const lists = new ResourceListServer({
         docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
-        limits: { maxNotifyBytes: config.presence.maxNotifyBytes, maxMembers: config.presence.maxListMembers, maxDepth: config.presence.maxListDepth },
+        // getters: a reload changes config.presence in place
+        limits: {
+          get maxNotifyBytes() { return config.presence.maxNotifyBytes; },
+          get maxMembers() { return config.presence.maxListMembers; },
+          get maxDepth() { return config.presence.maxListDepth; },
+        },
         log: log.child({ svc: 'rls' }), metrics,
       });
       notifier
@@ -198,7 +217,8 @@ export class ApplicationServer {
         .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
       const presence = new PresenceService({
         presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
-        limits: { ...config.presence, maxBodyBytes: 64 * 1024 },
+        // (the running settings underneath, so a reload's new bounds apply at once)
+        limits: Object.assign(Object.create(config.presence) as AsConfig['presence'], { maxBodyBytes: 64 * 1024 }),
         log: log.child({ svc: 'presence' }), metrics,
       });
       // Registration event package (RFC 3680): a user's devices watch their own registrations
@@ -277,11 +297,26 @@ export class ApplicationServer {
         .sampledGauge('publications_live', 'publications not expired (all instances on the store)', async () => [{ value: await publications.liveCount() }])
         .sampledGauge('im_messages_stored', 'messages waiting for their recipient (all instances on the store)', async () => [{ value: await messageStore.pendingCount() }])
         .withProcessMetrics()
+        .gauge('charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
+        .gauge('charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
+        .gauge('charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
         .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
           const max = loopDelay.max / 1e9;
           loopDelay.reset();
           return max;
         });
+
+      // `config` is the running configuration the services read at use time: a reload writes into it
+      const reloader = new ConfigReloader({
+        running: config, reread, log, metrics,
+        afterApply: (plan) => {
+          const changed = new Set(plan.applied.map((c) => c.path));
+          if (changed.has('log.level')) setLogLevel(log, config.log.level);
+          if (changed.has('charging.rotateBytes') || changed.has('charging.rotateSeconds')) {
+            charging.setRotation(config.charging.rotateBytes, config.charging.rotateSeconds);
+          }
+        },
+      });
 
       const app = new Koa();
       app.proxy = false;
@@ -292,11 +327,25 @@ export class ApplicationServer {
         { name: 'instances', check: async () => `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}` },
         { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
       ];
+      // the operator page's samples: the last hour, every ops.sampleSeconds
+      const sampler = new OpsSampler({
+        everyMs: config.ops.sampleSeconds * 1000, keep: Math.ceil(3600 / config.ops.sampleSeconds) + 1, metrics, log: log.child({ svc: 'ops' }),
+        counts: async () => ({
+          registeredUsers: await registrations.registeredCount(),
+          subscriptions: await notifier.liveCounts(),
+          publications: await publications.liveCount(),
+          storedMessages: await messageStore.pendingTotal(),
+          cdrsWritten: charging.metrics().recordsWritten,
+        }),
+      });
+      const opsView = { token: config.admin.token, domain, registrations, notifier, messages: messageStore, forward, history, charging };
       for (const r of [
+        operatorPageRoutes({ ...opsView, sampler, sampleSeconds: config.ops.sampleSeconds, checks, version: VERSION, node: config.node.id }),
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
-        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
+        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
         externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
-        adminRoutes({ users, messenger, token: config.admin.token }),
+        adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
+        opsAdminRoutes(opsView),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }
@@ -305,6 +354,7 @@ export class ApplicationServer {
       // Kamailio keeps its connections open; never let Node close them under it mid-request
       http.keepAliveTimeout = 65_000;
       events?.start();
+      sampler.start();
 
       const xcap = new Koa();
       const xcapLog = log.child({ svc: 'xcap' });
@@ -329,7 +379,7 @@ export class ApplicationServer {
       });
       xcap.use(xcapAuth({
         digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
-        trustedProxies: config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
+        trustedProxies: () => config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
       }));
       const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
@@ -346,7 +396,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
@@ -376,6 +426,7 @@ export class ApplicationServer {
     // a client still holding a connection now is idle or too slow: cut it
     for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
     await Promise.all([xcapClosed, iscClosed]);
+    this.sampler.stop();
     await this.jobs.stop();
     await this.feed.stop();
     this.notifier.stop();

@@ -25,6 +25,11 @@ Endpoints on isc.host:isc.port:
   GET  /health   dependencies (store, Kamailio); 503 when one is down
   GET  /metrics  Prometheus text
   /admin/users   provisioning API (Bearer AS_ADMIN_TOKEN), used by ims-provision
+  POST /admin/reload  same as SIGHUP (Bearer AS_ADMIN_TOKEN)
+  GET  /admin/ui      the operator page (admin token; see docs/operations.md)
+
+Signals: SIGTERM/SIGINT drain what is in flight and stop; SIGHUP re-reads the settings and
+applies those marked (reload) in the list above, logging the changed ones that need a restart.
 
 XCAP on xdm.host:xdm.port: HTTPS only when XDM_TLS_CERT and XDM_TLS_KEY name a certificate
 and its key (scripts/start.sh sets them; TLS=0 scripts/start.sh does not); with both empty,
@@ -80,8 +85,15 @@ async function main(): Promise<void> {
   // one stop, whoever asks first (a signal, or the guard after an uncaught exception)
   const stopOnce = () => (stopping ??= server ? server.stop() : Promise.resolve());
   guardProcess({ log, metrics, stop: stopOnce });
+  // SIGHUP reloads (its default would end the process); one arriving during the start waits for none
+  process.on('SIGHUP', () => {
+    if (!server || stopping) return;
+    log.info({ signal: 'SIGHUP' }, 'signal received: reloading the settings');
+    server.reload('SIGHUP');
+  });
+  const reread = () => loadConfig(args.config ? { file: args.config } : {});
   try {
-    server = await ApplicationServer.start(config, log, metrics);
+    server = await ApplicationServer.start(config, log, metrics, reread);
   } catch (err) {
     log.fatal({ err: (err as Error).message }, 'could not start');
     process.stderr.write(`ims-as: could not start: ${(err as Error).message}\n`);

@@ -205,6 +205,12 @@ export class TestStack {
     return { exited };
   }
 
+  /** Sends `signal` to the AS without waiting for an exit (SIGHUP: a reload). */
+  signalAsNoExit(signal: NodeJS.Signals): void {
+    if (!this.as || this.as.exitCode !== null) throw new Error('the AS is not running');
+    this.as.kill(signal);
+  }
+
   /** Whether the AS process is still running. */
   get asRunning(): boolean {
     return !!this.as && this.as.exitCode === null && this.as.signalCode === null;

@@ -42,6 +42,18 @@ describe('registrations mirror', () => {
     assert.deepEqual((await regs.contacts(AOR)).map((c) => c.uri), ['sip:bob@10.0.0.2']);
   });
 
+  it('counts the users with a live contact in the store (the operator page), as contacts come, expire and go', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    await regs.apply({ type: 'registration', aor: AOR, ts: '200.1', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: now + 300 }] });
+    await regs.apply({ type: 'registration', aor: 'sip:ann@example.com', ts: '200.2', contacts: [{ uri: 'sip:ann@10.0.0.3', expires: now - 5 }] });
+    await regs.apply({ type: 'registration', aor: 'sip:cy@example.com', ts: '200.3', contacts: [{ uri: 'sip:cy@10.0.0.4', expires: 0 }] });
+    assert.equal(await regs.registeredCount(), 2, 'bob and the permanent contact of cy; ann has expired');
+    await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@10.0.0.1', ts: '200.4' } as Parameters<Registrations['apply']>[0]);
+    assert.equal(await regs.registeredCount(), 1);
+    await regs.apply({ type: 'registration', aor: 'sip:cy@example.com', ts: '200.5', contacts: [] });
+    assert.equal(await regs.registeredCount(), 0);
+  });
+
   it('ignores an event older than the state it has (out-of-order delivery)', async () => {
     await regs.apply({ type: 'registration', aor: AOR, ts: '200.5', contacts: [] });
     const changes = await regs.apply({ type: 'registration', aor: AOR, ts: '200.4', contacts: [{ uri: 'sip:bob@10.0.0.9', expires: future() }] });

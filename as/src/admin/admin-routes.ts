@@ -3,12 +3,13 @@ import { jsonBody } from '../http/json-body.js';
 import { bearerGuard } from '../http/secrets.js';
 import type { ServiceMessenger } from '../im/service-messages.js';
 import { UserError, type UserDirectory } from '../users/user-directory.js';
+import type { ReloadOutcome } from '../ops/reloader.js';
 
 /**
  * Admin API for provisioning while the AS runs (the embedded store belongs to one process,
  * so the CLI goes through here). Bearer token; off when no token is configured.
  */
-export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMessenger; token: string }): Router {
+export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMessenger; token: string; reload?: () => ReloadOutcome }): Router {
   const router = new Router({ prefix: '/admin' });
   router.use(bearerGuard(deps.token, 'admin'));
   router.use(async (ctx, next) => {
@@ -65,6 +66,17 @@ export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMess
       ctx.status = 400;
       ctx.body = { error: err.message };
     }
+  });
+  // Same as SIGHUP: re-read the settings, apply the reloadable ones, name those needing a restart
+  router.post('/reload', (ctx) => {
+    if (!deps.reload) {
+      ctx.status = 404;
+      return;
+    }
+    const outcome = deps.reload();
+    // an invalid file: the running settings are kept, the problems are named
+    ctx.status = outcome.ok ? 200 : 422;
+    ctx.body = outcome;
   });
   router.delete('/users/:user', async (ctx) => {
     await deps.users.remove(ctx.params.user ?? '');

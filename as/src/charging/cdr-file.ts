@@ -136,8 +136,9 @@ export class CdrFileWriter {
   readonly name = 'jsonl';
   readonly dir: string;
   readonly nodeId: string;
-  readonly rotateBytes: number;
-  readonly rotateSeconds: number;
+  /** (changed by a reload through setRotation: the next line checked uses the new limits) */
+  rotateBytes: number;
+  rotateSeconds: number;
   readonly fsync: boolean;
   private readonly log: Logger | undefined;
   private readonly now: () => Date;
@@ -181,6 +182,17 @@ export class CdrFileWriter {
     this.fsync = opts.fsync ?? false;
     this.log = opts.log;
     this.now = opts.now ?? (() => new Date());
+  }
+
+  /** Lines accepted but not yet written to a file: how far the writer is behind. */
+  get backlog(): number {
+    return Math.max(0, this.lastAcceptedSeq - this.lastWrittenSeq);
+  }
+
+  /** New rotation limits, e.g. from a reload; the current file rotates by them from its next line. */
+  setRotation(rotateBytes: number, rotateSeconds: number): void {
+    if (rotateBytes > 0) this.rotateBytes = rotateBytes;
+    if (rotateSeconds > 0) this.rotateSeconds = rotateSeconds;
   }
 
   get stats(): Readonly<CdrFileStats> {

@@ -14,6 +14,10 @@ export interface CdrSink {
   flush(): Promise<void>;
   close(): Promise<void>;
   readonly stats: { bytesWritten: number; writeCalls: number; filesCreated: number };
+  /** Records accepted and not yet written. */
+  readonly backlog: number;
+  /** New rotation limits from a reload (sinks whose files close by other settings ignore it). */
+  setRotation?(rotateBytes: number, rotateSeconds: number): void;
 }
 
 export class CdrSinks {
@@ -31,6 +35,15 @@ export class CdrSinks {
       truncatedBytes: reports.reduce((n, r) => n + r.truncatedBytes, 0),
       removedFiles: reports.flatMap((r) => r.removedFiles),
     };
+  }
+
+  /** Records accepted and not yet written by the sink most behind. */
+  get backlog(): number {
+    return Math.max(0, ...this.sinks.map((s) => s.backlog));
+  }
+
+  setRotation(rotateBytes: number, rotateSeconds: number): void {
+    for (const s of this.sinks) s.setRotation?.(rotateBytes, rotateSeconds);
   }
 
   /** Appends to every sink still below this number; rejects when any of them fails. */

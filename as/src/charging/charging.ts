@@ -434,6 +434,16 @@ export class Charging {
     this.log.info({ ...this.metrics() }, 'charging stopped');
   }
 
+  /** How far charging is behind: records being stored, and lines not yet in the files. */
+  backlog(): { storing: number; fileLines: number } {
+    return { storing: this.inFlight, fileLines: this.writer.backlog };
+  }
+
+  /** New CDR file rotation limits (a reload of charging.rotateBytes / charging.rotateSeconds). */
+  setRotation(rotateBytes: number, rotateSeconds: number): void {
+    this.writer.setRotation(rotateBytes, rotateSeconds);
+  }
+
   metrics(): ChargingMetrics {
     const w = this.writer.stats;
     return {

@@ -123,6 +123,11 @@ export class Ts32297Writer {
     this.now = opts.now ?? (() => new Date());
   }
 
+  /** Records accepted and not yet written to the open file. */
+  get backlog(): number {
+    return this.queue.length;
+  }
+
   get stats(): Readonly<Ts32297Stats> {
     return { ...this.counters };
   }

@@ -5,6 +5,7 @@ import { KamailioRpc } from '../isc/kamailio-rpc.js';
 import { silentLogger } from '../log/logger.js';
 import { openStore } from '../store/open-store.js';
 import { UserDirectory, UserError } from '../users/user-directory.js';
+import { Progress } from './progress.js';
 
 const DEFAULT_CONFIG = 'run/as.json';
 
@@ -133,6 +134,7 @@ async function importUsers(backend: UserBackend, file: string): Promise<string> 
   const lines = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
   let added = 0;
   let existing = 0;
+  const progress = new Progress(lines.length, 'users');
   for (const [i, line] of lines.entries()) {
     const m = /^([^,;\s]+)\s*[,;]\s*(.+)$/.exec(line);
     if (!m) throw new UserError(`${file}:${i + 1}: expected "user,password"`, 'invalid');
@@ -143,7 +145,7 @@ async function importUsers(backend: UserBackend, file: string): Promise<string> 
       if (!(err instanceof UserError && err.code === 'exists')) throw new UserError(`${file}:${i + 1}: ${(err as Error).message}`, 'invalid');
       existing++;
     }
-    if ((i + 1) % 500 === 0) process.stderr.write(`  ${i + 1}/${lines.length} users\n`);
+    progress.update(i + 1);
   }
   return `imported ${added} users, ${existing} already existed`;
 }

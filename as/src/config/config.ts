@@ -143,6 +143,10 @@ export interface AsConfig {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
   };
+  ops: {
+    /** Interval of the operator page's samples (it keeps the last hour of them). */
+    sampleSeconds: number;
+  };
   log: {
     level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   };
@@ -158,6 +162,8 @@ interface Setting {
   help: string;
   /** Extra check beyond the kind; returns an error text or undefined. */
   check?: (value: unknown) => string | undefined;
+  /** Applied to a running AS by a reload (SIGHUP, POST /admin/reload); others need a restart. */
+  reloadable?: true;
 }
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -171,7 +177,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'isc.port', env: 'ISC_PORT', kind: 'port', def: 7080, help: 'port of the ISC HTTP endpoint' },
   { path: 'isc.secret', env: 'ISC_SECRET', kind: 'string', def: '', help: 'shared secret with Kamailio (required)',
     check: (v) => (String(v).length >= 16 ? undefined : 'must be set, at least 16 characters (scripts/start.sh generates one)') },
-  { path: 'isc.trustedAddresses', env: 'ISC_TRUSTED_ADDRESSES', kind: 'list', def: ['127.0.0.1'], help: 'Kamailio addresses allowed on the ISC endpoint' },
+  { path: 'isc.trustedAddresses', reloadable: true, env: 'ISC_TRUSTED_ADDRESSES', kind: 'list', def: ['127.0.0.1'], help: 'Kamailio addresses allowed on the ISC endpoint' },
   { path: 'kamailio.httpUrl', env: 'KAMAILIO_HTTP_URL', kind: 'url', def: 'http://127.0.0.1:5071', help: "Kamailio's HTTP listener (jsonrpcs /RPC, /uac)" },
   { path: 'kamailio.evapiAddress', env: 'KAMAILIO_EVAPI_ADDR', kind: 'string', def: '127.0.0.1:5072', help: "Kamailio's evapi event stream (host:port; empty: HTTP events only)",
     check: (v) => (v === '' || /^[^:\s]+:\d{1,5}$/.test(String(v)) ? undefined : 'must be host:port or empty') },
@@ -187,7 +193,7 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'xdm.publicRoot', env: 'XDM_PUBLIC_ROOT', kind: 'string', def: '', help: 'XCAP root URI as clients reach it (empty: http(s)://host:port/rootPath, https with xdm.tlsCert)' },
   { path: 'xdm.maxDocumentBytes', env: 'XDM_MAX_DOCUMENT_BYTES', kind: 'int', def: 1024 * 1024, help: 'largest XCAP document or PUT body (413 above)' },
   { path: 'xdm.maxDepth', env: 'XDM_MAX_DEPTH', kind: 'int', def: 32, help: 'deepest element nesting accepted in XCAP documents' },
-  { path: 'xdm.trustedProxies', env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },
+  { path: 'xdm.trustedProxies', reloadable: true, env: 'XDM_TRUSTED_PROXIES', kind: 'list', def: [], help: 'aggregation proxies allowed to assert identities (comma-separated addresses)' },
   { path: 'xdm.assertedIdentityHeader', env: 'XDM_ASSERTED_IDENTITY_HEADER', kind: 'string', def: 'X-3GPP-Asserted-Identity', help: 'header carrying the asserted identity from a trusted proxy' },
   { path: 'xdm.tlsCert', env: 'XDM_TLS_CERT', kind: 'string', def: '', help: 'PEM file of the XCAP server certificate (with chain): with xdm.tlsKey the XCAP port serves HTTPS only; both empty: plain HTTP (development)' },
   { path: 'xdm.tlsKey', env: 'XDM_TLS_KEY', kind: 'string', def: '', help: 'PEM file of the private key of xdm.tlsCert' },
@@ -195,8 +201,8 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (v === '' || /^mongodb(\+srv)?:\/\//.test(String(v)) ? undefined : 'must start with mongodb:// or mongodb+srv://') },
   { path: 'store.dataDir', env: 'AS_DATA_DIR', kind: 'string', def: 'run/data', help: 'directory of the embedded store' },
   { path: 'charging.cdrDir', env: 'CDR_DIR', kind: 'string', def: 'run/cdr', help: 'pick-up directory of the TS 32.297 CDR files (and of the JSON Lines export)' },
-  { path: 'charging.rotateBytes', env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a JSON Lines export file above this size' },
-  { path: 'charging.rotateSeconds', env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a JSON Lines export file after this many seconds' },
+  { path: 'charging.rotateBytes', reloadable: true, env: 'CDR_ROTATE_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'rotate a JSON Lines export file above this size' },
+  { path: 'charging.rotateSeconds', reloadable: true, env: 'CDR_ROTATE_SECONDS', kind: 'int', def: 3600, help: 'rotate a JSON Lines export file after this many seconds' },
   { path: 'charging.storeRetentionDays', env: 'CDR_STORE_RETENTION_DAYS', kind: 'int', def: 30, help: 'days CDRs stay in the store (0: forever)' },
   { path: 'charging.storeMaxRecords', env: 'CDR_STORE_MAX_RECORDS', kind: 'int', def: 1_000_000, help: 'most CDRs kept in the store, oldest removed first (0: no limit); the files keep every record' },
   { path: 'charging.fsync', env: 'CDR_FSYNC', kind: 'bool', def: false, help: 'fsync CDR files after each batch' },
@@ -213,46 +219,48 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 3 && Number(v) <= 300 ? undefined : 'must be 3 to 300') },
   { path: 'node.address', env: 'AS_NODE_ADDRESS', kind: 'string', def: '127.0.0.1', help: 'address written in CDRs' },
   { path: 'presence.externalToken', env: 'PRESENCE_EXTERNAL_TOKEN', kind: 'string', def: '', help: 'bearer token for external presence sources (PUT /presence/<user>/sources/<name>); empty: off' },
-  { path: 'presence.minExpires', env: 'PRESENCE_MIN_EXPIRES', kind: 'int', def: 60, help: 'shortest PUBLISH/SUBSCRIBE expiry accepted (423 below, with Min-Expires)' },
-  { path: 'presence.maxExpires', env: 'PRESENCE_MAX_EXPIRES', kind: 'int', def: 7200, help: 'longest PUBLISH/SUBSCRIBE expiry granted' },
-  { path: 'presence.defaultExpires', env: 'PRESENCE_DEFAULT_EXPIRES', kind: 'int', def: 3600, help: 'expiry when the request has none' },
+  { path: 'presence.minExpires', reloadable: true, env: 'PRESENCE_MIN_EXPIRES', kind: 'int', def: 60, help: 'shortest PUBLISH/SUBSCRIBE expiry accepted (423 below, with Min-Expires)' },
+  { path: 'presence.maxExpires', reloadable: true, env: 'PRESENCE_MAX_EXPIRES', kind: 'int', def: 7200, help: 'longest PUBLISH/SUBSCRIBE expiry granted' },
+  { path: 'presence.defaultExpires', reloadable: true, env: 'PRESENCE_DEFAULT_EXPIRES', kind: 'int', def: 3600, help: 'expiry when the request has none' },
   { path: 'presence.openDomain', env: 'PRESENCE_OPEN_DOMAIN', kind: 'bool', def: false, help: 'accept any user of the domain as a presentity, provisioned or not (benchmarks, open labs)' },
   { path: 'presence.defaultSubHandling', env: 'PRESENCE_DEFAULT_SUB_HANDLING', kind: 'string', def: 'confirm', help: 'sub-handling when no pres-rule applies: confirm, allow, polite-block or block',
     check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
-  { path: 'presence.maxNotifyBytes', env: 'PRESENCE_MAX_NOTIFY_BYTES', kind: 'int', def: 48000, help: 'largest list NOTIFY body; a larger list state is split across NOTIFYs (the whole NOTIFY stays under the 64 KB that Kamailio and UDP take)',
+  { path: 'presence.maxNotifyBytes', reloadable: true, env: 'PRESENCE_MAX_NOTIFY_BYTES', kind: 'int', def: 48000, help: 'largest list NOTIFY body; a larger list state is split across NOTIFYs (the whole NOTIFY stays under the 64 KB that Kamailio and UDP take)',
     check: (v) => (Number(v) >= 4096 && Number(v) <= 50000 ? undefined : 'must be between 4096 and 50000') },
   { path: 'presence.maxComposedBytes', env: 'PRESENCE_MAX_COMPOSED_BYTES', kind: 'int', def: 16384, help: 'largest presence document one watcher gets; a larger composition loses notes and extensions, then the tuples that do not fit, then all but the basic status (counted in presence_document_reductions_total)',
     check: (v) => (Number(v) >= 1024 && Number(v) <= 50000 ? undefined : 'must be between 1024 and 50000') },
-  { path: 'presence.maxListMembers', env: 'PRESENCE_MAX_LIST_MEMBERS', kind: 'int', def: 1000, help: 'members a resource list may have once resolved (403 above)',
+  { path: 'presence.maxListMembers', reloadable: true, env: 'PRESENCE_MAX_LIST_MEMBERS', kind: 'int', def: 1000, help: 'members a resource list may have once resolved (403 above)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
-  { path: 'presence.maxListDepth', env: 'PRESENCE_MAX_LIST_DEPTH', kind: 'int', def: 8, help: 'how deep resource lists may nest through references',
+  { path: 'presence.maxListDepth', reloadable: true, env: 'PRESENCE_MAX_LIST_DEPTH', kind: 'int', def: 8, help: 'how deep resource lists may nest through references',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'presence.minNotifyInterval', env: 'PRESENCE_MIN_NOTIFY_INTERVAL', kind: 'int', def: 0, help: 'shortest interval in seconds between two NOTIFYs of one subscription, any event package (bursts coalesce into one NOTIFY with the latest state; echoed as max-rate); 0: none',
     check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
-  { path: 'im.maxMessageBytes', env: 'IM_MAX_MESSAGE_BYTES', kind: 'int', def: 32 * 1024, help: 'largest MESSAGE body (413 above, with Max-Message-Size)',
+  { path: 'im.maxMessageBytes', reloadable: true, env: 'IM_MAX_MESSAGE_BYTES', kind: 'int', def: 32 * 1024, help: 'largest MESSAGE body (413 above, with Max-Message-Size)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
-  { path: 'im.deferredExpirySeconds', env: 'IM_DEFERRED_EXPIRY_SECONDS', kind: 'int', def: 7 * 86400, help: 'how long a message for an offline user is kept',
+  { path: 'im.deferredExpirySeconds', reloadable: true, env: 'IM_DEFERRED_EXPIRY_SECONDS', kind: 'int', def: 7 * 86400, help: 'how long a message for an offline user is kept',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
-  { path: 'im.notificationExpirySeconds', env: 'IM_NOTIFICATION_EXPIRY_SECONDS', kind: 'int', def: 86400, help: 'how long a delivery notification for an offline user is kept',
+  { path: 'im.notificationExpirySeconds', reloadable: true, env: 'IM_NOTIFICATION_EXPIRY_SECONDS', kind: 'int', def: 86400, help: 'how long a delivery notification for an offline user is kept',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
-  { path: 'im.deferredQuota', env: 'IM_DEFERRED_QUOTA', kind: 'int', def: 1000, help: 'stored messages per recipient (senders are told when it is full)' },
-  { path: 'im.retryBaseSeconds', env: 'IM_RETRY_BASE_SECONDS', kind: 'int', def: 30, help: 'first wait before a failed deferred delivery is retried (doubles)',
+  { path: 'im.deferredQuota', reloadable: true, env: 'IM_DEFERRED_QUOTA', kind: 'int', def: 1000, help: 'stored messages per recipient (senders are told when it is full)' },
+  { path: 'im.retryBaseSeconds', reloadable: true, env: 'IM_RETRY_BASE_SECONDS', kind: 'int', def: 30, help: 'first wait before a failed deferred delivery is retried (doubles)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
-  { path: 'im.retryMaxSeconds', env: 'IM_RETRY_MAX_SECONDS', kind: 'int', def: 3600, help: 'longest wait between retries of a deferred delivery' },
-  { path: 'im.maxDeliveryAttempts', env: 'IM_MAX_DELIVERY_ATTEMPTS', kind: 'int', def: 8, help: 'attempts to deliver one stored message the device keeps failing (5xx, 408 ...) before it is failed, with its CDR and IMDN, and the messages behind it go on (8: about two hours with the default backoff)',
+  { path: 'im.retryMaxSeconds', reloadable: true, env: 'IM_RETRY_MAX_SECONDS', kind: 'int', def: 3600, help: 'longest wait between retries of a deferred delivery' },
+  { path: 'im.maxDeliveryAttempts', reloadable: true, env: 'IM_MAX_DELIVERY_ATTEMPTS', kind: 'int', def: 8, help: 'attempts to deliver one stored message the device keeps failing (5xx, 408 ...) before it is failed, with its CDR and IMDN, and the messages behind it go on (8: about two hours with the default backoff)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.sweepSeconds', env: 'IM_SWEEP_SECONDS', kind: 'int', def: 30, help: 'how often expired messages and due retries are looked for',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.exploderUser', env: 'IM_EXPLODER_USER', kind: 'string', def: 'im-exploder', help: 'user part of the URI-list (recipient-list) service URI',
     check: (v) => (/^[A-Za-z0-9._~+-]+$/.test(String(v)) ? undefined : 'must be a SIP user part') },
-  { path: 'im.maxRecipients', env: 'IM_MAX_RECIPIENTS', kind: 'int', def: 100, help: 'most recipients of one group or recipient-list message',
+  { path: 'im.maxRecipients', reloadable: true, env: 'IM_MAX_RECIPIENTS', kind: 'int', def: 100, help: 'most recipients of one group or recipient-list message',
     check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1 to 1000') },
   { path: 'im.historyMaxMessages', env: 'IM_HISTORY_MAX_MESSAGES', kind: 'int', def: 10000, help: 'most history entries a user may keep',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
     check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
-  { path: 'log.level', env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
+  { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
+    check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },
+  { path: 'log.level', reloadable: true, env: 'LOG_LEVEL', kind: 'level', def: 'info', help: `log level (${LEVELS.join(', ')})` },
 ];
 
 export class ConfigError extends Error {
@@ -296,7 +304,7 @@ function coerce(kind: Kind, raw: unknown): { value?: unknown; error?: string } {
   }
 }
 
-function getPath(obj: unknown, path: string): unknown {
+export function getPath(obj: unknown, path: string): unknown {
   let cur: unknown = obj;
   for (const part of path.split('.')) {
     if (cur === null || typeof cur !== 'object') return undefined;
@@ -305,7 +313,7 @@ function getPath(obj: unknown, path: string): unknown {
   return cur;
 }
 
-function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+export function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
   const parts = path.split('.');
   let cur = obj;
   for (const part of parts.slice(0, -1)) {
@@ -393,5 +401,5 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
 
 /** The settings as help text for --help. */
 export function settingsHelp(): string {
-  return SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.path.padEnd(30)} ${s.help} [default: ${JSON.stringify(s.def)}]`).join('\n');
+  return SETTINGS.map((s) => `  ${s.env.padEnd(32)} ${s.path.padEnd(30)} ${s.help} [default: ${JSON.stringify(s.def)}]${s.reloadable ? ' (reload)' : ''}`).join('\n');
 }

@@ -327,9 +327,16 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     }
   }
 
+  /** Live (not terminated) subscriptions of every instance, counted per registered event package. */
+  async liveCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const event of this.packages.keys()) out[event] = await this.subs.count({ event, state: { $ne: 'terminated' } });
+    return out;
+  }
+
   /** Subscriptions of every instance. */
-  async find(filter: Record<string, unknown>): Promise<Subscription[]> {
-    return this.subs.find(filter);
+  async find(filter: Record<string, unknown>, limit?: number): Promise<Subscription[]> {
+    return this.subs.find(filter, limit !== undefined ? { limit } : undefined);
   }
 
   /** Subscriptions whose dialogs this instance holds (those it may end, authorize or update). */

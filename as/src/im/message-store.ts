@@ -185,6 +185,11 @@ export class MessageStore {
     return [...new Set(due.map((m) => m.recipient))];
   }
 
+  /** Messages waiting for delivery, all recipients. */
+  async pendingTotal(): Promise<number> {
+    return this.messages.count({ state: 'pending' });
+  }
+
   async count(recipient: string): Promise<number> {
     return this.messages.count({ recipient });
   }

@@ -248,6 +248,22 @@ export class StoreAndForward {
     await this.notify(msg, 'failed');
   }
 
+  /**
+   * An operator expires a whole mailbox now: each message ends as at its expiry (408 CDR,
+   * failure notification to a sender who asked). Returns how many pending messages ended.
+   */
+  async expireMailbox(recipient: string): Promise<number> {
+    let ended = 0;
+    for (;;) {
+      const batch = await this.deps.store.list(recipient, { limit: 500 });
+      if (batch.length === 0) return ended;
+      for (const msg of batch) {
+        if (msg.state === 'pending') ended++;
+        await this.expire(msg);
+      }
+    }
+  }
+
   /** Expired messages everywhere, and due retries of registered users. */
   private async sweep(): Promise<void> {
     if (this.sweeping || this.stopped) return;

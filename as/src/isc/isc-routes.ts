@@ -9,7 +9,7 @@ export function iscRoutes(deps: {
   dispatcher: IscDispatcher;
   users: UserDirectory;
   secret: string;
-  trustedAddresses: readonly string[];
+  trustedAddresses: readonly string[] | (() => readonly string[]);
   bodyLimit: number;
 }): Router {
   const router = new Router({ prefix: '/isc' });

@@ -118,6 +118,29 @@ export class Metrics {
     return this.counters.get(name)?.get(labelText(labels)) ?? 0;
   }
 
+  /** A counter summed over all its label sets (the operator page's rates). */
+  total(name: string): number {
+    let sum = 0;
+    for (const v of this.counters.get(name)?.values() ?? []) sum += v;
+    return sum;
+  }
+
+  /** A histogram merged over its label sets: cumulative bucket counts (bounds in seconds), count, sum. */
+  histogramTotal(name: string): { bounds: readonly number[]; buckets: number[]; count: number; sum: number } {
+    const merged = { bounds: BUCKETS, buckets: new Array<number>(BUCKETS.length).fill(0), count: 0, sum: 0 };
+    for (const h of this.histograms.get(name)?.values() ?? []) {
+      h.counts.forEach((c, i) => (merged.buckets[i]! += c));
+      merged.count += h.count;
+      merged.sum += h.sum;
+    }
+    return merged;
+  }
+
+  /** A gauge's current value (undefined when not registered). */
+  gaugeValue(name: string): number | undefined {
+    return this.gauges.get(name)?.read();
+  }
+
   render(): string {
     const out: string[] = [];
     const head = (name: string, type: string, help?: string) => {

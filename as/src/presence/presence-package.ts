@@ -53,9 +53,10 @@ const MAX_COMPILED_FILTERS = 10_000;
 export class PresencePackage implements EventPackage {
   readonly name = 'presence';
   readonly service = 'presence' as const;
-  readonly defaultExpires: number;
-  readonly minExpires: number;
-  readonly maxExpires: number;
+  // read at each use: a reload may change the bounds (deps.expiry is the running configuration)
+  get defaultExpires(): number { return this.deps.expiry.defaultExpires; }
+  get minExpires(): number { return this.deps.expiry.minExpires; }
+  get maxExpires(): number { return this.deps.expiry.maxExpires; }
   readonly contentTypes = [PIDF_CONTENT_TYPE, PIDF_DIFF_CONTENT_TYPE, MULTIPART_RELATED, RLMI_CONTENT_TYPE];
   readonly listsMembers = true;
   /** The store keeps filter documents as text; compiled sets (XPath included) stay here. */
@@ -69,7 +70,6 @@ export class PresencePackage implements EventPackage {
     lists?: ResourceListServer;
     expiry: ExpiryBounds;
   }) {
-    ({ defaultExpires: this.defaultExpires, minExpires: this.minExpires, maxExpires: this.maxExpires } = deps.expiry);
   }
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {

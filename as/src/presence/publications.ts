@@ -51,6 +51,11 @@ export class Publications extends TypedEmitter<Events> {
     this.pubs = store.collection<Publication>('publications');
   }
 
+  /** Publications in force now (SIP, network and external sources), across every instance on the store: the operator page and the metrics. */
+  async liveCount(): Promise<number> {
+    return this.pubs.count({ $or: [{ expiresAt: { $exists: false } }, { expiresAt: { $gt: new Date() } }] });
+  }
+
   async start(): Promise<number> {
     await this.pubs.ensureIndex({ fields: { entity: 1, event: 1 } });
     await this.pubs.ensureIndex({ fields: { expiresAt: 1 }, sparse: true });
@@ -65,12 +70,6 @@ export class Publications extends TypedEmitter<Events> {
   }
 
   /** Live publications of a presentity for an event package. */
-  /** Publications not yet expired, across every instance on the store (for the metrics). */
-  async liveCount(): Promise<number> {
-    const [all, expired] = await Promise.all([this.pubs.count({}), this.pubs.count({ expiresAt: { $lte: new Date() } })]);
-    return all - expired;
-  }
-
   async of(entity: string, event: string): Promise<Publication[]> {
     const now = Date.now();
     return (await this.pubs.find({ entity, event }, { sort: { publishedAt: 1 } }))

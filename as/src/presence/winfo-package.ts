@@ -27,14 +27,14 @@ const REASON_EVENT: Record<string, WatcherEvent> = {
 export class WatcherInfoPackage implements EventPackage {
   readonly name = 'presence.winfo';
   readonly service = 'presence' as const;
-  readonly defaultExpires: number;
-  readonly minExpires: number;
-  readonly maxExpires: number;
+  // read at each use: a reload may change the bounds (deps.expiry is the running configuration)
+  get defaultExpires(): number { return this.deps.expiry.defaultExpires; }
+  get minExpires(): number { return this.deps.expiry.minExpires; }
+  get maxExpires(): number { return this.deps.expiry.maxExpires; }
   readonly contentTypes = [WATCHERINFO_CONTENT_TYPE];
   readonly persistData = true;
 
   constructor(private readonly deps: { domain: LocalDomain; notifier: () => Notifier; watchedPackage: string; expiry: ExpiryBounds }) {
-    ({ defaultExpires: this.defaultExpires, minExpires: this.minExpires, maxExpires: this.maxExpires } = deps.expiry);
   }
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {

@@ -18,6 +18,15 @@ interface RegistrationDoc {
   /** Kamailio's timestamp (seconds.µs) of the event this state comes from: older events lose. */
   ts: number;
   updatedAt: Date;
+  /** When the last contact expires (seconds since the epoch; far ahead for a permanent one): counting without reading contacts. */
+  liveUntil?: number;
+}
+
+/** A contact with expires 0 never expires (usrloc's permanent contacts). */
+const PERMANENT = 4_102_444_800; // 2100-01-01
+
+function liveUntil(contacts: RegisteredContact[]): number {
+  return contacts.reduce((until, c) => Math.max(until, c.expires === 0 ? PERMANENT : c.expires), 0);
 }
 
 export type RegistrationChangeKind = 'registered' | 'refreshed' | 'deregistered' | 'expired';
@@ -77,6 +86,15 @@ export class Registrations extends TypedEmitter<Events> {
     return (doc?.contacts ?? []).filter((c) => c.expires === 0 || c.expires > now);
   }
 
+  /**
+   * How many users have a contact that has not expired (the operator page): counted by the
+   * store, no document read. (A registration last written by a version without liveUntil
+   * counts from its next event.)
+   */
+  async registeredCount(): Promise<number> {
+    return this.regs.count({ liveUntil: { $gt: Date.now() / 1000 } });
+  }
+
   async isRegistered(aor: string): Promise<boolean> {
     return (await this.contacts(aor)).length > 0;
   }
@@ -95,10 +113,10 @@ export class Registrations extends TypedEmitter<Events> {
       const contacts = next(cur?.contacts ?? []);
       try {
         if (cur) {
-          const r = await this.regs.updateOne({ _id: aor, ts: cur.ts }, { $set: { contacts, ts, updatedAt: new Date() } });
+          const r = await this.regs.updateOne({ _id: aor, ts: cur.ts }, { $set: { contacts, ts, updatedAt: new Date(), liveUntil: liveUntil(contacts) } });
           if (r.matched === 0) continue; // someone else wrote in between: read again
         } else {
-          await this.regs.insertOne({ _id: aor, contacts, ts, updatedAt: new Date() });
+          await this.regs.insertOne({ _id: aor, contacts, ts, updatedAt: new Date(), liveUntil: liveUntil(contacts) });
         }
         return cur?.contacts ?? [];
       } catch (err) {

@@ -2,6 +2,7 @@ import type { Middleware } from 'koa';
 import { DigestAuthenticator, parseDigestHeader } from '../http/digest.js';
 import { emptyBody } from '../http/empty-body.js';
 import { peerAddress } from '../isc/guard.js';
+import { liveSet } from '../util/live-set.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 
@@ -14,17 +15,18 @@ export function xcapAuth(deps: {
   digest: DigestAuthenticator;
   users: UserDirectory;
   domain: LocalDomain;
-  trustedProxies: readonly string[];
+  /** (a function: the running configuration's list, which a reload replaces) */
+  trustedProxies: readonly string[] | (() => readonly string[]);
   assertedIdentityHeader: string;
 }): Middleware {
-  const proxies = new Set(deps.trustedProxies);
+  const proxies = liveSet(deps.trustedProxies);
   const challenge = (ctx: Parameters<Middleware>[0], stale = false) => {
     ctx.set('WWW-Authenticate', deps.digest.challenge(stale));
     emptyBody(ctx, 401);
   };
   return async (ctx, next) => {
     const asserted = ctx.get(deps.assertedIdentityHeader);
-    if (asserted && proxies.has(peerAddress(ctx.req.socket.remoteAddress))) {
+    if (asserted && proxies().has(peerAddress(ctx.req.socket.remoteAddress))) {
       const identity = deps.domain.canonical(asserted.replace(/^\s*"?|"?\s*$/g, ''));
       if (!identity) {
         emptyBody(ctx, 403);

@@ -15,8 +15,12 @@ import assert from 'node:assert/strict';
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const run = promisify(execFile);
-const ALL = ['kamailio', 'kamailio-json-modules', 'kamailio-extra-modules', 'kamailio-utils-modules', 'kamailio-presence-modules',
-  'kamailio-xml-modules', 'sip-tester', 'baresip-core', 'linphone-cli', 'libxml2-utils', 'python3', 'make', 'g++', 'chromium', 'systemd', 'prometheus'];
+/** Every package the script installs, read from its DEB_PACKAGES list (comments dropped). */
+const ALL = (() => {
+  const script = readFileSync(join(ROOT, 'scripts/install-debian-packages.sh'), 'utf8');
+  const list = /DEB_PACKAGES=\(([^)]*)\)/.exec(script)?.[1] ?? '';
+  return list.split('\n').map((line) => line.replace(/#.*/, '')).join(' ').split(/\s+/).filter(Boolean);
+})();
 
 function fakeMachine(installed: string[], kamailioActive: boolean): { dir: string; calls: () => string[] } {
   const dir = mkdtempSync(join(tmpdir(), 'fake-apt-'));

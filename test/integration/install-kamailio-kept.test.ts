@@ -17,9 +17,10 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const run = promisify(execFile);
 /** Every package the script installs, read from its DEB_PACKAGES list (comments dropped). */
 const ALL = (() => {
-  const script = readFileSync(join(ROOT, 'scripts/install-debian-packages.sh'), 'utf8');
+  const script = readFileSync(join(ROOT, 'scripts/install-debian-packages.sh'), 'utf8')
+    .split('\n').map((line) => line.replace(/#.*/, '')).join('\n');
   const list = /DEB_PACKAGES=\(([^)]*)\)/.exec(script)?.[1] ?? '';
-  return list.split('\n').map((line) => line.replace(/#.*/, '')).join(' ').split(/\s+/).filter(Boolean);
+  return list.split(/\s+/).filter(Boolean);
 })();
 
 function fakeMachine(installed: string[], kamailioActive: boolean): { dir: string; calls: () => string[] } {

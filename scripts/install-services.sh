@@ -117,14 +117,9 @@ SHM_MEMORY=$SHM
 PKG_MEMORY=16
 EXTRA_DEFINES=
 ENV
-put_new "$ETC/kamailio-local.cfg" 640 <<CFG
-#!KAMAILIO
-# written by scripts/install-services.sh: the installation's secret (readable by root and
-# the kamailio group only), then the product config
-#!define ISC_SECRET "$secret"
-#!define AS_HTTPCON "as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2"
-include_file "$APP/kamailio-cfg/kamailio.cfg"
-CFG
+bash "$SRC/scripts/kamailio-local-cfg.sh" "$secret" "127.0.0.1:$ISC_PORT" "$APP/kamailio-cfg/kamailio.cfg" \
+  "written by scripts/install-services.sh: the installation's secret (readable by root and the kamailio group only), then the product config" \
+  | put_new "$ETC/kamailio-local.cfg" 640
 own root:ims-as "$ETC/as.json" "$ETC"/instance-*.env
 if [ -z "$PREFIX" ]; then act chown root:kamailio "$ETC/kamailio-local.cfg" "$ETC/kamailio.env"; fi
 

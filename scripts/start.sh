@@ -113,13 +113,8 @@ echo "[start] kamailio"
 # The secret is defined in a file only this user reads, which includes the product config,
 # so it never shows on Kamailio's command line (ps) (kamailio-cfg/README.md: "Secrets")
 KAMAILIO_LOCAL=$RUN/kamailio/kamailio-local.cfg
-cat > "$KAMAILIO_LOCAL.new" <<CFG
-#!KAMAILIO
-# written by scripts/start.sh at every start: the installation's secrets, then the product config
-#!define ISC_SECRET "$secret"
-#!define AS_HTTPCON "as=>http://kamailio:$secret@127.0.0.1:$ISC_PORT;timeout=2"
-include_file "$ROOT/kamailio-cfg/kamailio.cfg"
-CFG
+bash "$ROOT/scripts/kamailio-local-cfg.sh" "$secret" "127.0.0.1:$ISC_PORT" "$ROOT/kamailio-cfg/kamailio.cfg" \
+  "written by scripts/start.sh at every start: the installation's secret, then the product config" > "$KAMAILIO_LOCAL.new"
 chmod 600 "$KAMAILIO_LOCAL.new" && mv "$KAMAILIO_LOCAL.new" "$KAMAILIO_LOCAL"
 defines=(-A "SIP_DOMAIN=\"$SIP_DOMAIN\"" -A "SIP_PORT=$SIP_PORT" -A "RPC_PORT=$RPC_PORT" -A "EVAPI_ADDR=\"127.0.0.1:$EVAPI_PORT\"")
 if [ "$TLS" = 1 ]; then

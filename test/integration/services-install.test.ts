@@ -77,8 +77,9 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
     assert.equal(statSync(join(root, 'etc/ims-as/kamailio-local.cfg')).mode & 0o777, 0o640);
     assert.match(readFileSync(join(root, 'etc/ims-as/instance-2.env'), 'utf8'), /ISC_PORT=17081\nXDM_PORT=18081\n/);
     const local = readFileSync(join(root, 'etc/ims-as/kamailio-local.cfg'), 'utf8');
-    assert.ok(local.includes(`#!define ISC_SECRET "${settings.isc.secret}"`), 'Kamailio gets the same secret as the AS');
-    assert.ok(local.includes('@127.0.0.1:17080;'), 'Kamailio reaches instance 1');
+    assert.ok(local.includes(`#!substdefs "/ISC_SECRET/${settings.isc.secret}/g"`), 'Kamailio gets the same secret as the AS');
+    assert.equal(local.split(settings.isc.secret).length, 2, 'the secret is written once');
+    assert.ok(local.includes('kamailio:ISC_SECRET@127.0.0.1:17080;'), 'Kamailio reaches instance 1 with the secret');
     assert.ok(local.includes('include_file "/opt/ims-as/kamailio-cfg/kamailio.cfg"'));
     assert.ok(existsSync(join(root, 'opt/ims-as/build/as/src/main.js')));
     assert.ok(existsSync(join(root, 'opt/ims-as/kamailio-cfg/kamailio.cfg')));

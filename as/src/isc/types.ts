@@ -1,6 +1,6 @@
 /**
  * The ISC-like interface between Kamailio and the AS, as JSON. These shapes are what
- * kamailio-cfg/kamailio.cfg builds (route ISC_REQUEST, REG_EVENT, REPORT_OUTCOME, reply_route)
+ * kamailio-cfg/as-interface.cfg builds (route ISC_REQUEST, REG_EVENT, REPORT_OUTCOME, reply_route)
  * and reads back (AS_REPLY, AS_CONTINUE); schemas/isc-*.schema.json describe them for admins.
  */
 
@@ -114,7 +114,7 @@ export interface StreamLeavingAckFrame {
 }
 
 /**
- * An initial request sent on the event stream (route ISC_TRIGGERS, evapi_async_unicast):
+ * An initial request sent on the event stream (route AS_HANDOFF, evapi_async_unicast):
  * Kamailio suspended its transaction `tix`:`tlb`, and resumes it when a decision frame
  * `{"tix":..,"tlb":..,<decision>}` comes back on the stream.
  */

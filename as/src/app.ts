@@ -293,7 +293,7 @@ export class ApplicationServer {
         .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
         .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
         .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)
-        .sampledGauge('subscriptions_active', 'subscriptions not terminated, per event package (all instances on the store)', () => notifier.activeByPackage())
+        .sampledGauge('subscriptions_active', 'subscriptions not terminated, per event package (all instances on the store)', async () => Object.entries(await notifier.liveCounts()).map(([event, value]) => ({ labels: { event }, value })))
         .sampledGauge('publications_live', 'publications not expired (all instances on the store)', async () => [{ value: await publications.liveCount() }])
         .sampledGauge('im_messages_stored', 'messages waiting for their recipient (all instances on the store)', async () => [{ value: await messageStore.pendingCount() }])
         .withProcessMetrics()

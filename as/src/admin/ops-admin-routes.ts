@@ -34,6 +34,17 @@ export function subscriptionView(s: Subscription): Record<string, unknown> {
 }
 
 /** `alice`, `alice@domain` or `sip:alice@domain`: the canonical identity, or undefined when not ours. */
+/** Answers GET …/users/:user with the user's view, or 404 for a name that is not a user of the domain. */
+export async function answerUserView(deps: OpsAdminDeps, ctx: { params: Record<string, string | undefined>; status: number; body: unknown }): Promise<void> {
+  const aor = identityOf(deps.domain, ctx.params.user ?? '');
+  if (!aor) {
+    ctx.status = 404;
+    ctx.body = { error: `${ctx.params.user} is not a user of ${deps.domain.domain}` };
+    return;
+  }
+  ctx.body = await userView(deps, aor);
+}
+
 export function identityOf(domain: LocalDomain, user: string): string | undefined {
   const uri = /^sips?:/.test(user) ? user : user.includes('@') ? `sip:${user}` : `sip:${user}@${domain.domain}`;
   return domain.canonical(uri);
@@ -71,15 +82,7 @@ export function opsAdminRoutes(deps: OpsAdminDeps): Router {
   const router = new Router({ prefix: '/admin' });
   router.use(bearerGuard(deps.token, 'admin'));
 
-  router.get('/users/:user/state', async (ctx) => {
-    const aor = identityOf(deps.domain, ctx.params.user ?? '');
-    if (!aor) {
-      ctx.status = 404;
-      ctx.body = { error: `${ctx.params.user} is not a user of ${deps.domain.domain}` };
-      return;
-    }
-    ctx.body = await userView(deps, aor);
-  });
+  router.get('/users/:user/state', (ctx) => answerUserView(deps, ctx));
 
   router.get('/subscriptions', async (ctx) => {
     const pkg = typeof ctx.query.package === 'string' ? ctx.query.package : undefined;

@@ -1,6 +1,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
+import { syncDir } from '../util/sync-dir.js';
 
 /**
  * Rotating CDR files: one JSON object per line (JSON Lines), appended in sequence order.
@@ -525,14 +526,3 @@ async function readFully(fh: fsp.FileHandle, buf: Buffer, position: number): Pro
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // Some platforms cannot fsync a directory; the file data itself is synced.
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}

@@ -14,6 +14,7 @@
 import { promises as fsp, constants as fsc } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log/logger.js';
+import { syncDir } from '../util/sync-dir.js';
 import { encodeAsRecord } from './as-record.js';
 import { decodeAsRecord } from './as-record-decode.js';
 import type { Cdr } from './record.js';
@@ -418,14 +419,3 @@ export function walkRecords(buf: Buffer): { count: number; lastSeq: number; vali
   return { count, lastSeq, validLength: count === 0 ? headerLength : at };
 }
 
-async function syncDir(dir: string): Promise<void> {
-  let fh: fsp.FileHandle | undefined;
-  try {
-    fh = await fsp.open(dir, 'r');
-    await fh.sync();
-  } catch {
-    // some platforms cannot fsync a directory
-  } finally {
-    await fh?.close().catch(() => undefined);
-  }
-}

@@ -126,14 +126,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     return this;
   }
 
-  /** Subscriptions not terminated, per event package, across every instance on the store (for the metrics). */
-  async activeByPackage(): Promise<Array<{ labels: { event: string }; value: number }>> {
-    return Promise.all([...this.packages.keys()].map(async (event) => ({
-      labels: { event },
-      value: await this.subs.count({ event, state: { $ne: 'terminated' } }),
-    })));
-  }
-
   get allowEvents(): string {
     return [...this.packages.keys()].join(', ');
   }

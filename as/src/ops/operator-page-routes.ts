@@ -1,6 +1,6 @@
 import Router from 'koa-router';
 import type { Context } from 'koa';
-import { identityOf, userView, type OpsAdminDeps } from '../admin/ops-admin-routes.js';
+import { answerUserView, type OpsAdminDeps } from '../admin/ops-admin-routes.js';
 import { sameSecret } from '../http/secrets.js';
 import { LOGIN_PAGE, OPERATOR_PAGE } from './operator-page.js';
 import { checkAll, type HealthCheck } from './ops-routes.js';
@@ -76,14 +76,6 @@ export function operatorPageRoutes(deps: OpsAdminDeps & {
     };
   });
 
-  router.get('/users/:user', async (ctx) => {
-    const aor = identityOf(deps.domain, ctx.params.user ?? '');
-    if (!aor) {
-      ctx.status = 404;
-      ctx.body = { error: `${ctx.params.user} is not a user of ${deps.domain.domain}` };
-      return;
-    }
-    ctx.body = await userView(deps, aor);
-  });
+  router.get('/users/:user', (ctx) => answerUserView(deps, ctx));
   return router;
 }

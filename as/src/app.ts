@@ -5,6 +5,8 @@ import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
 import { opsAdminRoutes } from './admin/ops-admin-routes.js';
 import { Charging } from './charging/charging.js';
+import { parseRfPeers } from './charging/rf-client.js';
+import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
@@ -148,6 +150,18 @@ export class ApplicationServer {
         berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
         log: log.child({ svc: 'charging' }), metrics,
         jobs,
+        ...(config.charging.rf.peers.trim()
+          ? {
+              rf: {
+                peers: parseRfPeers(config.charging.rf.peers),
+                originHost: config.charging.rf.originHost || `${config.node.id}.${config.sip.domain}`,
+                originRealm: config.charging.rf.originRealm || config.sip.domain,
+                destinationRealm: config.charging.rf.destinationRealm || config.charging.rf.originRealm || config.sip.domain,
+                hostIpAddress: isIP(config.node.address) ? config.node.address : '127.0.0.1',
+                watchdogMs: config.charging.rf.watchdogSeconds * 1000,
+              },
+            }
+          : {}),
       });
       const report = await charging.start();
       log.info({ report }, 'charging ready');

@@ -85,7 +85,7 @@ export interface ChargingOptions {
    * each instance: every node writes its own files from its own records.
    */
   jobs?: JobScheduler;
-  /** Diameter Rf offline charging to these CDF peers (docs/charging.md section 6); absent: off. */
+  /** Diameter Rf offline charging to these CDF peers (docs/charging.md section 5); absent: off. */
   rf?: Omit<RfClientOptions, 'store' | 'nodeId' | 'log' | 'initialLastSeq' | 'now'>;
 }
 

@@ -299,7 +299,9 @@ export class RfClient {
         if (!doc) continue; // another instance took it
         claimed++;
         this.inFlightChains.add(doc.chain);
-        const p = this.send(peer, doc).finally(() => {
+        const p = this.send(peer, doc)
+          .catch((err: unknown) => this.log.error({ err, recordId: doc._id }, 'Rf outbox: store update after an ACR failed; the lease will expire and the record go again'))
+          .finally(() => {
           this.inFlight.delete(p);
           this.inFlightChains.delete(doc.chain);
         });

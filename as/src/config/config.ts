@@ -74,7 +74,7 @@ export interface AsConfig {
     fileMaxRecords: number;
     /** Also write the JSON Lines export. */
     jsonl: boolean;
-    /** Diameter Rf offline charging (docs/charging.md section 6); off while `peers` is empty. */
+    /** Diameter Rf offline charging (docs/charging.md section 5); off while `peers` is empty. */
     rf: {
       /** CDF peers "host:port,host:port", tried in this order. */
       peers: string;

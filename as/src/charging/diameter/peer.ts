@@ -62,6 +62,16 @@ export class DiameterPeer extends EventEmitter {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new Error('connection closed')));
+    try {
+      await this.connectAndExchange(socket, timeoutMs);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+    this.armWatchdog();
+  }
+
+  private async connectAndExchange(socket: Socket, timeoutMs: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`connect to ${this.name} timed out`)), timeoutMs);
       socket.once('connect', () => {
@@ -78,7 +88,6 @@ export class DiameterPeer extends EventEmitter {
     const result = readAvp(cea.avps, 'Result-Code');
     if (result !== RESULT_SUCCESS) throw new Error(`${this.name} refused our CER: Result-Code ${String(result)}`);
     this.remoteHost = String(readAvp(cea.avps, 'Origin-Host') ?? '');
-    this.armWatchdog();
   }
 
   get isOpen(): boolean {

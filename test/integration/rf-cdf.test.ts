@@ -46,13 +46,13 @@ async function cdf(port: number, name: string): Promise<TestCdf> {
   return c;
 }
 
-async function node(ports: number[]): Promise<Charging> {
+async function node(ports: number[], nodeId = 'as1'): Promise<Charging> {
   const store = await SqliteStore.open(path.join(root, 'data'));
   const charging = new Charging({
-    store, nodeId: 'as1', nodeAddress: '127.0.0.1', cdrDir: path.join(root, 'cdr'), log: silentLogger(), jsonl: false,
+    store, nodeId, nodeAddress: '127.0.0.1', cdrDir: path.join(root, 'cdr'), log: silentLogger(), jsonl: false,
     rf: {
       peers: ports.map((port) => ({ host: '127.0.0.1', port })),
-      originHost: 'as1.home1.net', originRealm: 'home1.net', destinationRealm: 'test.example', hostIpAddress: '127.0.0.1',
+      originHost: `${nodeId}.home1.net`, originRealm: 'home1.net', destinationRealm: 'test.example', hostIpAddress: '127.0.0.1',
       retryMs: 200, answerTimeoutMs: 2000, connectTimeoutMs: 2000,
     },
   });
@@ -193,5 +193,25 @@ describe('Rf with Erlang diameter as the CDF', () => {
     const { stdout: expert } = await run('tshark', ['-r', pcap, ...decodeAs, '-q', '-z', 'expert']);
     if (process.env.RF_KEEP_DECODE) await writeFile(`${process.env.RF_KEEP_DECODE}.expert`, expert);
     assert.doesNotMatch(expert, /\b(Error|Warning)s? \(/, expert);
+  });
+
+  test('two instances on one store drain one outbox: each record answered once as new', async () => {
+    const a = await cdf(PORT_A, 'a');
+    const one = await node([PORT_A], 'as1');
+    const two = await node([PORT_A], 'as2');
+    const ids: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const cdr = await (i % 2 ? two : one).record(message());
+      ids.push(`${cdr.nodeId}.home1.net;${cdr.recordId}`);
+    }
+    const deadline = Date.now() + 15_000;
+    while ((await outboxCount(one)) > 0 && Date.now() < deadline) await sleep(100);
+    const acrs = await a.acrs();
+    assert.deepEqual([...new Set(acrs.map((x) => x.sessionId))].sort(), [...ids].sort());
+    const asNew = acrs.filter((x) => !x.retransmit);
+    assert.equal(new Set(asNew.map((x) => x.sessionId)).size, asNew.length, 'no record sent twice as new');
+    assert.equal(acrs.length, 100);
+    assert.equal(one.rf!.stats.answered + two.rf!.stats.answered, 100);
+    assert.ok(one.rf!.stats.answered > 0 && two.rf!.stats.answered > 0, 'both instances sent');
   });
 });

@@ -35,7 +35,10 @@ describe('Rf ACR from a CDR', () => {
     assert.equal(b.sessionId, c.sessionId);
     assert.deepEqual([a, b, c].map((x) => [x.recordType, x.recordNumber]), [['START_RECORD', 0], ['INTERIM_RECORD', 1], ['STOP_RECORD', 2]]);
     const other = cdr({ recordSequenceNumber: 1, cause: 'serviceChange', sessionId: 'sub-2@pc' });
-    assert.notEqual(diameterSessionId(other, id.originHost), a.sessionId);
+    assert.notEqual(diameterSessionId(other, id), a.sessionId);
+    assert.match(a.sessionId, /^home1\.net;sub;[0-9a-f]{32}$/);
+    // another instance serving a refresh of the same subscription continues the same session
+    assert.equal(diameterSessionId(cdr({ recordSequenceNumber: 2, cause: 'serviceChange' }, 9), { originHost: 'as2.home1.net', originRealm: 'home1.net' }), a.sessionId);
   });
   test('the AVPs a CDF reads: routing, record, and IMS-Information from the record', () => {
     const acr = buildAcr(cdr({ sipMethod: 'MESSAGE', service: 'im', role: 'originating', outcome: 'delivered', event: undefined, expires: undefined, messageBody: { contentType: 'text/plain', contentLength: 5 } }, 4), id);

@@ -53,7 +53,7 @@ export function parseRfPeers(list: string): RfPeerAddress[] {
 export interface OutboxDoc extends Doc {
   nodeId: string;
   seq: number;
-  /** Diameter Session-Id (shared by a subscription's chain). */
+  /** Diameter Session-Id, fixed at queueing (shared by a subscription's chain). */
   chain: string;
   /** recordSequenceNumber in the chain; 0 for a one-off record. */
   chainPosition: number;
@@ -162,7 +162,7 @@ export class RfClient {
       _id: cdr.recordId,
       nodeId: cdr.nodeId,
       seq: cdr.localRecordSequenceNumber,
-      chain: diameterSessionId(cdr, this.opts.originHost),
+      chain: diameterSessionId(cdr, this.opts),
       chainPosition: cdr.recordSequenceNumber ?? 0,
       cdr,
       attempts: 0,
@@ -313,7 +313,7 @@ export class RfClient {
 
   private async send(peer: DiameterPeer, doc: OutboxDoc): Promise<void> {
     const retransmit = doc.attempts > 1;
-    const acr = buildAcr(doc.cdr, this.opts);
+    const acr = buildAcr(doc.cdr, this.opts, doc.chain);
     this.stats.sent++;
     if (retransmit) this.stats.retransmitted++;
     let result: number | undefined;

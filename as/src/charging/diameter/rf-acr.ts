@@ -39,17 +39,22 @@ export function accountingRecordType(cdr: Pick<Cdr, 'recordSequenceNumber' | 'ca
   return last ? 'STOP_RECORD' : 'INTERIM_RECORD';
 }
 
-/** A Session-Id every partial record of one subscription shares, and no other record has. */
-export function diameterSessionId(cdr: Cdr, originHost: string): string {
-  if (cdr.recordSequenceNumber === undefined) return `${originHost};${cdr.recordId}`;
-  const chain = [cdr.nodeId, cdr.sessionId, cdr.imsChargingIdentifier, cdr.roleOfNode, cdr.event ?? '', cdr.callingPartyAddress, cdr.calledPartyAddress].join('\n');
-  return `${originHost};sub;${createHash('sha256').update(chain).digest('hex').slice(0, 32)}`;
+/**
+ * A Session-Id every partial record of one subscription shares, and no other record has. It is
+ * fixed when the record is queued and kept with it, so whichever instance sends or resends it
+ * uses the same one. A chain's id leaves the node out (a refresh may be served by another
+ * instance) and starts with the realm all instances share.
+ */
+export function diameterSessionId(cdr: Cdr, id: Pick<RfIdentity, 'originHost' | 'originRealm'>): string {
+  if (cdr.recordSequenceNumber === undefined) return `${id.originHost};${cdr.recordId}`;
+  const chain = [cdr.sessionId, cdr.imsChargingIdentifier, cdr.roleOfNode, cdr.event ?? '', cdr.callingPartyAddress, cdr.calledPartyAddress].join('\n');
+  return `${id.originRealm};sub;${createHash('sha256').update(chain).digest('hex').slice(0, 32)}`;
 }
 
-export function buildAcr(cdr: Cdr, id: RfIdentity): Acr {
+/** `sessionId`: the one fixed when the record was queued (default: computed with `id`). */
+export function buildAcr(cdr: Cdr, id: RfIdentity, sessionId = diameterSessionId(cdr, id)): Acr {
   const recordType = accountingRecordType(cdr);
   const recordNumber = recordType === 'EVENT_RECORD' ? 0 : (cdr.recordSequenceNumber ?? 1) - 1;
-  const sessionId = diameterSessionId(cdr, id.originHost);
 
   const eventType: Avp[] = [avp('SIP-Method', cdr.sipMethod)];
   if (cdr.event !== undefined) eventType.push(avp('Event', cdr.event));

@@ -313,6 +313,11 @@ export class ApplicationServer {
         .withProcessMetrics()
         .gauge('charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
         .gauge('charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
+        .gauge('charging_rf_peer_up', 'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)', () => (charging.rf?.stats.peer ? 1 : 0))
+        .gauge('charging_rf_acr_answered', 'Diameter Rf: ACRs answered 2001 by a CDF since start', () => charging.rf?.stats.answered ?? 0)
+        .gauge('charging_rf_acr_retransmitted', 'Diameter Rf: ACRs sent again with the T flag since start', () => charging.rf?.stats.retransmitted ?? 0)
+        .gauge('charging_rf_acr_refused', 'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused', () => charging.rf?.stats.refused ?? 0)
+        .sampledGauge('charging_rf_outbox', 'Diameter Rf: records waiting for an ACA (all instances on the store)', async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }])
         .gauge('charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
         .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
           const max = loopDelay.max / 1e9;

@@ -128,12 +128,34 @@ export class RfClient {
     this.now = opts.now ?? (() => new Date());
   }
 
-  /** The outbox as a CDR sink for `CdrSinks`. */
+  /**
+   * The outbox as a CDR sink for `CdrSinks`. Records are queued one after the other, and after
+   * a failed one every later one fails too until the sink is opened again: the mark of the last
+   * queued number never passes a record that is missing, so charging's catch-up re-queues it.
+   */
   sink(): CdrSink {
+    let tail: Promise<void> = Promise.resolve();
+    let broken: unknown = null;
     return {
       name: 'rf-outbox',
-      open: async () => ({ lastSeq: await this.openOutbox(), truncatedBytes: 0, removedFiles: [] }),
-      append: (cdr) => this.enqueue(cdr),
+      open: async () => {
+        await tail.catch(() => undefined);
+        broken = null;
+        return { lastSeq: await this.openOutbox(), truncatedBytes: 0, removedFiles: [] };
+      },
+      append: (cdr) => {
+        const next = tail.then(async () => {
+          if (broken) throw broken;
+          try {
+            await this.enqueue(cdr);
+          } catch (err) {
+            broken = err;
+            throw err;
+          }
+        });
+        tail = next.catch(() => undefined);
+        return next;
+      },
       flush: async () => undefined,
       close: async () => undefined,
       stats: { bytesWritten: 0, writeCalls: 0, filesCreated: 0 },

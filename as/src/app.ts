@@ -5,6 +5,8 @@ import Koa from 'koa';
 import { adminRoutes } from './admin/admin-routes.js';
 import { opsAdminRoutes } from './admin/ops-admin-routes.js';
 import { Charging } from './charging/charging.js';
+import { parseRfPeers } from './charging/rf-client.js';
+import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
@@ -148,6 +150,18 @@ export class ApplicationServer {
         berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
         log: log.child({ svc: 'charging' }), metrics,
         jobs,
+        ...(config.charging.rf.peers.trim()
+          ? {
+              rf: {
+                peers: parseRfPeers(config.charging.rf.peers),
+                originHost: config.charging.rf.originHost || `${config.node.id}.${config.sip.domain}`,
+                originRealm: config.charging.rf.originRealm || config.sip.domain,
+                destinationRealm: config.charging.rf.destinationRealm || config.charging.rf.originRealm || config.sip.domain,
+                hostIpAddress: isIP(config.node.address) ? config.node.address : '127.0.0.1',
+                watchdogMs: config.charging.rf.watchdogSeconds * 1000,
+              },
+            }
+          : {}),
       });
       const report = await charging.start();
       log.info({ report }, 'charging ready');
@@ -299,6 +313,11 @@ export class ApplicationServer {
         .withProcessMetrics()
         .gauge('charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
         .gauge('charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
+        .gauge('charging_rf_peer_up', 'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)', () => (charging.rf?.stats.peer ? 1 : 0))
+        .gauge('charging_rf_acr_answered', 'Diameter Rf: ACRs answered 2001 by a CDF since start', () => charging.rf?.stats.answered ?? 0)
+        .gauge('charging_rf_acr_retransmitted', 'Diameter Rf: ACRs sent again with the T flag since start', () => charging.rf?.stats.retransmitted ?? 0)
+        .gauge('charging_rf_acr_refused', 'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused', () => charging.rf?.stats.refused ?? 0)
+        .sampledGauge('charging_rf_outbox', 'Diameter Rf: records waiting for an ACA (all instances on the store)', async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }])
         .gauge('charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
         .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
           const max = loopDelay.max / 1e9;

@@ -74,3 +74,18 @@ describe('config: empty environment variables', () => {
     assert.equal(cfg.isc.port, 7080);
   });
 });
+
+describe('Diameter Rf settings', () => {
+  const SECRET_RF = 'x'.repeat(24);
+  it('are off by default and read from the environment', () => {
+    assert.equal(loadConfig({ env: { ISC_SECRET: SECRET_RF } }).charging.rf.peers, '');
+    const cfg = loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_PEERS: 'cdf1.example.net:3868,127.0.0.1:3869', CDR_RF_DESTINATION_REALM: 'cdf.example.net' } });
+    assert.equal(cfg.charging.rf.peers, 'cdf1.example.net:3868,127.0.0.1:3869');
+    assert.equal(cfg.charging.rf.destinationRealm, 'cdf.example.net');
+    assert.equal(cfg.charging.rf.watchdogSeconds, 30);
+  });
+  it('refuse a peer list that is not host:port', () => {
+    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_PEERS: 'cdf1.example.net' } }), /charging\.rf\.peers \(CDR_RF_PEERS.*must be host:port/);
+    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_WATCHDOG_SECONDS: '1' } }), /charging\.rf\.watchdogSeconds/);
+  });
+});

@@ -8,6 +8,7 @@ import { Ts32297Writer } from './ts32297-writer.js';
 import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent } from './record.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain, type FailureSink } from '../util/contain.js';
+import { RfClient, type RfClientOptions } from './rf-client.js';
 
 /**
  * The charging service: every chargeable event of every service (presence, IM, XDMS) goes
@@ -84,6 +85,8 @@ export interface ChargingOptions {
    * each instance: every node writes its own files from its own records.
    */
   jobs?: JobScheduler;
+  /** Diameter Rf offline charging to these CDF peers (docs/charging.md section 5); absent: off. */
+  rf?: Omit<RfClientOptions, 'store' | 'nodeId' | 'log' | 'initialLastSeq' | 'now'>;
 }
 
 /** A CDR as stored: the record plus `_id` (= recordId) and `storedAt` (TTL field). */
@@ -165,6 +168,8 @@ export class Charging {
   private readonly store: Store;
   private readonly cdrs: Collection<CdrDoc>;
   private readonly writer: CdrSinks;
+  /** The Rf client when Rf charging is on. */
+  readonly rf: RfClient | null = null;
   private readonly log: Logger;
   /** Where background work reports a failure. */
   private readonly failures: FailureSink;
@@ -238,6 +243,14 @@ export class Charging {
       });
       sinks.push(jsonl);
     }
+    if (opts.rf) {
+      this.rf = new RfClient({
+        ...opts.rf, store: this.store, nodeId: this.nodeId, log: this.log, now: this.now,
+        // turned on in an installation that already charged: only records from now on go to the CDF
+        initialLastSeq: () => this.maxStoredSeq(),
+      });
+      sinks.push(this.rf.sink());
+    }
     this.writer = new CdrSinks(sinks);
   }
 
@@ -279,6 +292,7 @@ export class Charging {
       }
       this.state = 'running';
       this.schedulePurge();
+      this.rf?.start();
       return report;
     } catch (err) {
       this.state = 'new';
@@ -430,6 +444,7 @@ export class Charging {
       this.log.warn('charging stopped with CDR files behind the store; the next start copies the missing records');
     }
     await this.writer.close();
+    await this.rf?.stop();
     this.state = 'stopped';
     this.log.info({ ...this.metrics() }, 'charging stopped');
   }

@@ -74,6 +74,18 @@ export interface AsConfig {
     fileMaxRecords: number;
     /** Also write the JSON Lines export. */
     jsonl: boolean;
+    /** Diameter Rf offline charging (docs/charging.md section 5); off while `peers` is empty. */
+    rf: {
+      /** CDF peers "host:port,host:port", tried in this order. */
+      peers: string;
+      /** Our Diameter identity; empty: `<node.id>.<sip.domain>`. */
+      originHost: string;
+      /** Empty: the SIP domain. */
+      originRealm: string;
+      /** The CDF's realm; empty: our origin realm. */
+      destinationRealm: string;
+      watchdogSeconds: number;
+    };
   };
   cluster: {
     /**
@@ -209,6 +221,16 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'charging.fileMaxBytes', env: 'CDR_FILE_MAX_BYTES', kind: 'int', def: 16 * 1024 * 1024, help: 'close a TS 32.297 CDR file before it passes this size (bytes)' },
   { path: 'charging.fileMaxSeconds', env: 'CDR_FILE_MAX_SECONDS', kind: 'int', def: 900, help: 'close a TS 32.297 CDR file this many seconds after it was opened' },
   { path: 'charging.fileMaxRecords', env: 'CDR_FILE_MAX_RECORDS', kind: 'int', def: 100_000, help: 'close a TS 32.297 CDR file when it holds this many records' },
+  { path: 'charging.rf.peers', env: 'CDR_RF_PEERS', kind: 'string', def: '', help: 'Diameter Rf: CDF peers "host:port,host:port" tried in order (empty: Rf off)',
+    check: (v) => (String(v).split(',').every((p) => p.trim() === '' || /^(\[[0-9a-f:.]+\]|[^:\s,]+):\d{1,5}$/i.test(p.trim())) ? undefined : 'must be host:port,host:port or empty') },
+  { path: 'charging.rf.originHost', env: 'CDR_RF_ORIGIN_HOST', kind: 'string', def: '', help: 'Diameter Rf: our Origin-Host (empty: <node.id>.<sip.domain>)',
+    check: (v) => (/^[a-z0-9.-]*$/i.test(String(v)) ? undefined : 'must be a host name') },
+  { path: 'charging.rf.originRealm', env: 'CDR_RF_ORIGIN_REALM', kind: 'string', def: '', help: 'Diameter Rf: our Origin-Realm (empty: the SIP domain)',
+    check: (v) => (/^[a-z0-9.-]*$/i.test(String(v)) ? undefined : 'must be a realm (host name)') },
+  { path: 'charging.rf.destinationRealm', env: 'CDR_RF_DESTINATION_REALM', kind: 'string', def: '', help: "Diameter Rf: the CDF's realm (empty: our origin realm)",
+    check: (v) => (/^[a-z0-9.-]*$/i.test(String(v)) ? undefined : 'must be a realm (host name)') },
+  { path: 'charging.rf.watchdogSeconds', env: 'CDR_RF_WATCHDOG_SECONDS', kind: 'int', def: 30, help: 'Diameter Rf: device watchdog interval Tw (seconds)',
+    check: (v) => (Number(v) >= 6 && Number(v) <= 600 ? undefined : 'must be 6 to 600') },
   { path: 'charging.jsonl', env: 'CDR_JSONL', kind: 'bool', def: false, help: 'also write the JSON Lines CDR export (cdr-<node>-….jsonl)' },
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },

@@ -187,7 +187,7 @@ export class Ts32297Writer {
           this.scheduled = false;
           const batch = this.queue;
           this.queue = [];
-          void this.run(() => this.writeBatch(batch)).catch(() => undefined);
+          this.run(() => this.writeBatch(batch)).catch(() => undefined); // each item of the batch carries its own failure
         });
       }
     });
@@ -282,7 +282,7 @@ export class Ts32297Writer {
     this.counters.filesCreated++;
     f.timer = setTimeout(() => {
       f.timer = null;
-      void this.run(async () => {
+      this.run(async () => {
         if (this.current === f) await this.closeFile('time');
       }).catch((err: unknown) => this.log?.error({ err, file: f.name }, 'CDR file (32.297) could not be closed on age'));
     }, this.maxSeconds * 1000);

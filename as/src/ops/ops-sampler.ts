@@ -23,13 +23,18 @@ export class OpsSampler {
   }
 
   start(): void {
-    void this.sampleNow();
-    this.timer = setInterval(() => void this.sampleNow(), this.deps.everyMs);
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.deps.everyMs);
     this.timer.unref();
   }
 
   stop(): void {
     clearInterval(this.timer);
+  }
+
+  /** One timed sample; sampleNow reports its own failures, this only keeps a surprise from going unhandled. */
+  private tick(): void {
+    this.sampleNow().catch((err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'operator page sample threw'));
   }
 
   async sampleNow(): Promise<Sample | undefined> {

@@ -41,13 +41,7 @@ if [ -z "$PREFIX" ] && [ "$DRY" = 0 ] && [ "$(id -u)" -ne 0 ]; then
 fi
 
 APP=/opt/ims-as ETC=/etc/ims-as STATE=/var/lib/ims-as UNITS=/etc/systemd/system
-SIP_DOMAIN=${SIP_DOMAIN:-example.com}
-SIP_PORT=${SIP_PORT:-5060}
-RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
-EVAPI_PORT=${KAMAILIO_EVAPI_PORT:-5072}
-ISC_PORT=${ISC_PORT:-7080}
-XDM_PORT=${XDM_PORT:-8080}
-SHM=${KAMAILIO_SHM_MB:-1024}
+. scripts/lib/stack-defaults.sh
 
 say() { echo "[install-services] $*"; }
 # run a command, or only print it with --dry-run

@@ -25,14 +25,8 @@ RUN=${RUN_DIR:-$ROOT/run}
 umask 077
 mkdir -p "$RUN/logs" "$RUN/kamailio" "$RUN/data" "$RUN/cdr"
 chmod 700 "$RUN" "$RUN/logs" "$RUN/kamailio" "$RUN/data" "$RUN/cdr"
-SIP_DOMAIN=${SIP_DOMAIN:-example.com}
-SIP_PORT=${SIP_PORT:-5060}
-RPC_PORT=${KAMAILIO_RPC_PORT:-5071}
-EVAPI_PORT=${KAMAILIO_EVAPI_PORT:-5072}
-ISC_PORT=${ISC_PORT:-7080}
-XDM_PORT=${XDM_PORT:-8080}
+. scripts/lib/stack-defaults.sh
 AS_INSTANCES=${AS_INSTANCES:-1}
-SHM=${KAMAILIO_SHM_MB:-1024}
 TLS=${TLS:-1}
 SIP_TLS_PORT=${SIP_TLS_PORT:-5061}
 [[ "$TLS" =~ ^[01]$ ]] || { echo "TLS must be 1 (SIP over TLS and XCAP over HTTPS) or 0 (plain only)" >&2; exit 2; }

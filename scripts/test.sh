@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
 
+# the linter (type-aware: no floating promise, no unused code) before any test
+echo "[test] eslint"
+npx eslint --max-warnings 0 .
+
 suites=(build/test/unit build/test/contract build/test/integration build/test/e2e)
 files=()
 for s in "${suites[@]}"; do

@@ -44,7 +44,7 @@ const PW = (u: string) => `${u}-pw-interop`;
 const aor = (u: string) => `sip:${u}@${DOMAIN}`;
 const rulesDoc = (u: string) => `/xcap-root/pres-rules/users/${aor(u)}/index`;
 
-// eslint-disable-next-line no-control-regex
+ 
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /** One SIP message of baresip's trace (-s): direction line, then the message. */

@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Charging } from '../../as/src/charging/charging.js';
-import { RF_OUTBOX } from '../../as/src/charging/rf-client.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { silentLogger } from '../../as/src/log/logger.js';

@@ -194,7 +194,7 @@ export function parseChargingVector(value: unknown): ChargingVector {
     const name = param.slice(0, eq).trim().toLowerCase();
     const v = unquote(param.slice(eq + 1).trim());
     if (v === undefined || v.length === 0 || v.length > MAX_PARAM_VALUE_LENGTH) continue;
-    // eslint-disable-next-line no-control-regex
+     
     if (/[\u0000-\u001f\u007f]/.test(v)) continue;
     switch (name) {
       case 'icid-value':

@@ -180,6 +180,6 @@ export function chargingVectorOf(headerValue: string | undefined, req: Pick<IscR
   if (typeof req.pcv !== 'string') return undefined;
   // $pcv(all) may come as the whole header line: keep the value, never a line break
   const value = req.pcv.replace(/^\s*P-Charging-Vector\s*:/i, '').trim();
-  // eslint-disable-next-line no-control-regex
+   
   return value.length > 0 && !/[\u0000-\u001f\u007f]/.test(value) ? value : undefined;
 }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
 import Koa, { type Context } from 'koa';
 import { emptyBody } from '../http/empty-body.js';
 import { BodyTimeoutError, BodyTooLargeError, readBody } from '../http/read-body.js';

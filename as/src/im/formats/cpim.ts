@@ -107,9 +107,9 @@ const CPIM_NAME_RE = new RegExp(`^${NAME_SRC}$`);
 /** RFC 5322 field-name (printable ASCII except ':'). */
 const MIME_HEADER_NAME_RE = /^[\x21-\x39\x3b-\x7e]+$/;
 /** Control characters that may not appear in a header line (HTAB is allowed). */
-// eslint-disable-next-line no-control-regex
+ 
 const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
-// eslint-disable-next-line no-control-regex
+ 
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20\x7f<>"]+$/;
 /** `[prefix SP] <urn>` (RFC 3862 NS header). */
 const NS_VALUE_RE = new RegExp(`^(?:(${NAME_SRC}) +)?<([^\\s<>"]+)>[ \\t]*$`);
@@ -158,7 +158,7 @@ export function unescapeCpim(s: string): string {
 
 /** Escapes text for a CPIM header value or quoted string: '\', '"' and control characters. */
 export function escapeCpim(s: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   return s.replace(/[\\"\x00-\x1f\x7f]/g, (c) => {
     switch (c) {
       case '\\':

@@ -133,7 +133,7 @@ export class FilterError extends Error {
     this.status = status;
     this.reason = REASONS[status];
     if (warning !== undefined) {
-      // eslint-disable-next-line no-control-regex
+       
       const w = warning.replace(/[^\x20-\x7e]/g, '?');
       this.warning = w.length > 200 ? `${w.slice(0, 197)}...` : w;
     }

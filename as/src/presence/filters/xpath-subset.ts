@@ -182,7 +182,7 @@ function tokenize(src: string): Tok[] {
     if (m) {
       const first = m[0];
       if (!isNCName(first)) fail(i, `${JSON.stringify(first)} is not a valid name`);
-      let j = i + first.length;
+      const j = i + first.length;
       if (src[j] === ':' && src[j + 1] !== ':') {
         if (src[j + 1] === '*') {
           toks.push({ t: 'name', prefix: first, local: '*', at: i });

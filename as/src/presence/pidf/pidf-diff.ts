@@ -116,7 +116,7 @@ export class PidfDiffError extends Error {
   readonly reason: string;
   readonly condition: PidfDiffCondition;
   constructor(condition: PidfDiffCondition, reason: string, options: { cause?: unknown } = {}) {
-    // eslint-disable-next-line no-control-regex
+     
     let r = reason.replace(/[^\x20-\x7e]/g, '?');
     if (r.length > 160) r = `${r.slice(0, 157)}...`;
     super(r, options.cause === undefined ? undefined : { cause: options.cause });

@@ -223,7 +223,7 @@ export class PidfError extends Error {
 }
 
 function reasonPhrase(s: string): string {
-  // eslint-disable-next-line no-control-regex
+   
   const r = s.replace(/[^\x20-\x7e]/g, '?');
   return r.length > 100 ? `${r.slice(0, 97)}...` : r;
 }
@@ -649,7 +649,7 @@ export function parsePidf(body: string | Buffer, limits?: XmlLimits): PresenceDo
 // ---------------------------------------------------------------------------
 
 const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';
-// eslint-disable-next-line no-control-regex
+ 
 const ILLEGAL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** In a tuple (and its status): PIDF elements (only the defined ones, written from the model) and dm:deviceID (the model field). */

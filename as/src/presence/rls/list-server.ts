@@ -20,7 +20,6 @@ import type { BackendSubscriptions } from './backend.js';
 import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolveOptions, type ResolvedList } from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
 import type { Metrics } from '../../ops/metrics.js';
-import { contain } from '../../util/contain.js';
 
 export const MULTIPART_RELATED = 'multipart/related';
 

@@ -45,30 +45,30 @@ sed 's/<recv response="200"/<recv response="202"/' "$SC/message.xml" > "$OUT/dat
 mkdir -p "$OUT/runs/store"
 ( cd "$OUT/runs/store" && sipp 127.0.0.1:5290 -sf "$OUT/data/message-202.xml" -inf "$OUT/data/message.csv" -p 5161 -cp 5171 -mp 5180 \
     -r "$STORE_RATE" -m "$COUNT" -l $((STORE_RATE * 6)) "${COMMON[@]}" > sipp.out 2>&1 ) || true
-log "stored: $(node scripts/bench/sipp-stats.mjs "$OUT/runs/store"); AS counts $(metric 'im_deferred_total{result="stored"}') stored"
+log "stored: $(node scripts/bench/sipp-stats.mjs "$OUT/runs/store"); AS counts $(metric 'ims_as_im_deferred_total{result="stored"}') stored"
 
 mkdir -p "$OUT/runs/uas"
 ( cd "$OUT/runs/uas" && exec sipp 127.0.0.1:5290 -sf "$SC/uas.xml" -p 5162 -cp 5172 -mp 5184 -m "$COUNT" "${COMMON[@]}" > sipp.out 2>&1 ) &
 BENCH_PIDS+=($!)
 sleep 1
 printf 'SEQUENTIAL\nd1\n' > "$OUT/data/d.csv"
-before=$(metric 'im_deferred_delivered_total{kind="message"}')
+before=$(metric 'ims_as_im_deferred_delivered_total{kind="message"}')
 start=$(date +%s%N)
 mkdir -p "$OUT/runs/register"
 ( cd "$OUT/runs/register" && sipp 127.0.0.1:5290 -sf "$SC/register.xml" -inf "$OUT/data/d.csv" -set ct_port 5162 \
     -p 5163 -cp 5173 -mp 5188 -m 1 "${COMMON[@]}" > sipp.out 2>&1 ) || { log "registration failed"; exit 1; }
 last=$before; idle=0
 while :; do
-  now=$(metric 'im_deferred_delivered_total{kind="message"}')
+  now=$(metric 'ims_as_im_deferred_delivered_total{kind="message"}')
   [ "$((now - before))" -ge "$COUNT" ] && break
   if [ "$now" = "$last" ]; then idle=$((idle + 1)); else idle=0; fi
   [ $idle -ge 100 ] && { log "no progress for 10 s: stopping at $((now - before)) delivered"; break; }
   last=$now; sleep 0.1
 done
 end=$(date +%s%N)
-delivered=$(( $(metric 'im_deferred_delivered_total{kind="message"}') - before ))
+delivered=$(( $(metric 'ims_as_im_deferred_delivered_total{kind="message"}') - before ))
 ms=$(( (end - start) / 1000000 ))
-retries=$(metric 'im_deferred_retries_total')
+retries=$(metric 'ims_as_im_deferred_retries_total')
 log "drained $delivered of $COUNT stored messages in $ms ms ($(( delivered * 1000 / (ms > 0 ? ms : 1) ))/s), retries: $retries"
 echo "count=$COUNT delivered=$delivered ms=$ms retries=$retries" > "$OUT/summary.txt"
 rss=$(ps -o rss= -p "$BENCH_AS_PID" | tr -d ' ')

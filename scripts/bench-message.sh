@@ -78,10 +78,10 @@ done
 for i in "${!BENCH_AS_PORTS[@]}"; do
   curl -s "http://127.0.0.1:${BENCH_AS_PORTS[$i]}/metrics" > "$OUT/as-metrics-$((i + 1)).txt" || true
   rss=$(ps -o rss= -p "${BENCH_AS_PIDS[$i]}" | tr -d ' ')
-  decided=$(awk '/^isc_stream_requests_total /{print $2}' "$OUT/as-metrics-$((i + 1)).txt")
+  decided=$(awk '/^ims_as_isc_stream_requests_total /{print $2}' "$OUT/as-metrics-$((i + 1)).txt")
   log "AS instance $((i + 1)): ${decided:-0} requests decided, resident memory after the runs $((rss / 1024)) MiB"
 done
 # (the CDR files are TS 32.297 BER now, the JSON Lines export off: count what the AS reports)
-cdrs=$(cat "$OUT"/as-metrics-*.txt 2>/dev/null | awk '/^charging_records_written /{n += $2} END {print n + 0}')
+cdrs=$(cat "$OUT"/as-metrics-*.txt 2>/dev/null | awk '/^ims_as_charging_records_written_total /{n += $2} END {print n + 0}')
 log "CDRs written: $cdrs"
 cat "$OUT/summary.txt"

@@ -2,7 +2,7 @@
 # Does heavy XCAP work stall SIP decisions? (issue #12 item 7). PUBLISH response times through
 # Kamailio and the AS at a steady rate, once on a quiet stack and once while one XCAP user PUTs
 # large resource-lists documents back to back; plus the AS's longest event-loop stall in each
-# phase (nodejs_eventloop_delay_max_seconds). The figure: PUBLISH p95 with the XCAP load, which
+# phase (ims_as_nodejs_eventloop_delay_max_seconds). The figure: PUBLISH p95 with the XCAP load, which
 # must stay under 100 ms. Not a timed test: run it by hand, quote it in BENCHMARKS.md.
 #
 #   scripts/bench-xcap-stall.sh [OUT]                       (default /tmp/bench-xcap-stall)
@@ -37,7 +37,7 @@ log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, load $(cu
 export XDM_TRUSTED_PROXIES=127.0.0.1
 start_bench_stack "$OUT"
 COMMON=(-i 127.0.0.1 -t u1 -nostdin -trace_err -trace_stat -stf stat.csv -fd 1 -trace_rtt -rtt_freq 1 -recv_timeout 5000)
-max_stall() { curl -s http://127.0.0.1:5292/metrics | awk '/^nodejs_eventloop_delay_max_seconds/ {printf "%.0f", $2 * 1000}'; }
+max_stall() { curl -s http://127.0.0.1:5292/metrics | awk '/^ims_as_nodejs_eventloop_delay_max_seconds/ {printf "%.0f", $2 * 1000}'; }
 
 phase() { # name
   local dir=$OUT/runs/$1

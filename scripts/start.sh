@@ -131,7 +131,7 @@ for _ in $(seq 1 50); do
   for i in $(seq 1 "$AS_INSTANCES"); do
     port=$((ISC_PORT + i - 1))
     h=$(curl -s -w ' %{http_code}' "http://127.0.0.1:$port/health" || echo ' 000')
-    up=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^isc_event_stream_up /{print $2}')
+    up=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^ims_as_isc_event_stream_up /{print $2}')
     health+="
     instance $i: ${h% *} (http ${h##* }, event stream ${up:-?})"
     [ "${h##* }" = 200 ] && [ "${up:-0}" = 1 ] || healthy=0

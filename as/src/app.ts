@@ -281,7 +281,7 @@ export class ApplicationServer {
         } });
       await feed.start();
       await jobs.start();
-      metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
+      metrics.gauge('ims_as_im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
         .register(pager)
@@ -304,22 +304,22 @@ export class ApplicationServer {
       metrics
         .describe(STORE_UNAVAILABLE_ANSWERS, 'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable')
         .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
-        .gauge('isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
-        .gauge('uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
-        .gauge('charging_records_written', 'charging records written since start', () => charging.metrics().recordsWritten)
-        .sampledGauge('subscriptions_active', 'subscriptions not terminated, per event package (all instances on the store)', async () => Object.entries(await notifier.liveCounts()).map(([event, value]) => ({ labels: { event }, value })))
-        .sampledGauge('publications_live', 'publications not expired (all instances on the store)', async () => [{ value: await publications.liveCount() }])
-        .sampledGauge('im_messages_stored', 'messages waiting for their recipient (all instances on the store)', async () => [{ value: await messageStore.pendingCount() }])
+        .gauge('ims_as_isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
+        .gauge('ims_as_uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
+        .counterFrom('ims_as_charging_records_written_total', 'charging records written since start', () => charging.metrics().recordsWritten)
+        .sampledGauge('ims_as_subscriptions_active', 'subscriptions not terminated, per event package (all instances on the store)', async () => Object.entries(await notifier.liveCounts()).map(([event, value]) => ({ labels: { event }, value })))
+        .sampledGauge('ims_as_publications_live', 'publications not expired (all instances on the store)', async () => [{ value: await publications.liveCount() }])
+        .sampledGauge('ims_as_im_messages_stored', 'messages waiting for their recipient (all instances on the store)', async () => [{ value: await messageStore.pendingCount() }])
         .withProcessMetrics()
-        .gauge('charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
-        .gauge('charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
-        .gauge('charging_rf_peer_up', 'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)', () => (charging.rf?.stats.peer ? 1 : 0))
-        .gauge('charging_rf_acr_answered', 'Diameter Rf: ACRs answered 2001 by a CDF since start', () => charging.rf?.stats.answered ?? 0)
-        .gauge('charging_rf_acr_retransmitted', 'Diameter Rf: ACRs sent again with the T flag since start', () => charging.rf?.stats.retransmitted ?? 0)
-        .gauge('charging_rf_acr_refused', 'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused', () => charging.rf?.stats.refused ?? 0)
-        .sampledGauge('charging_rf_outbox', 'Diameter Rf: records waiting for an ACA (all instances on the store)', async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }])
-        .gauge('charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
-        .gauge('nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
+        .gauge('ims_as_charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
+        .gauge('ims_as_charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
+        .gauge('ims_as_charging_rf_peer_up', 'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)', () => (charging.rf?.stats.peer ? 1 : 0))
+        .counterFrom('ims_as_charging_rf_acr_answered_total', 'Diameter Rf: ACRs answered 2001 by a CDF since start', () => charging.rf?.stats.answered ?? 0)
+        .counterFrom('ims_as_charging_rf_acr_retransmitted_total', 'Diameter Rf: ACRs sent again with the T flag since start', () => charging.rf?.stats.retransmitted ?? 0)
+        .counterFrom('ims_as_charging_rf_acr_refused_total', 'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused', () => charging.rf?.stats.refused ?? 0)
+        .sampledGauge('ims_as_charging_rf_outbox', 'Diameter Rf: records waiting for an ACA (all instances on the store)', async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }])
+        .gauge('ims_as_charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
+        .gauge('ims_as_nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
           const max = loopDelay.max / 1e9;
           loopDelay.reset();
           return max;

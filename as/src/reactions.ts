@@ -7,7 +7,7 @@
  * says where it runs: `everywhere` (caches of every instance; NOTIFYs to the dialogs each
  * instance holds) or `origin` (work done once, by the instance that made the change).
  * Reactions to one resource run one after the other, in the order of its changes; a failing
- * reaction is logged and counted (reaction_failures_total) and the next one still runs.
+ * reaction is logged and counted (ims_as_reaction_failures_total) and the next one still runs.
  */
 import type { ChangeFeed, ChangeOrigin } from './cluster/change-feed.js';
 import { resourceOf, type Change } from './cluster/changes.js';

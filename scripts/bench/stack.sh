@@ -64,6 +64,6 @@ start_bench_stack() {
   # each AS's event stream connects within its first retry
   local port
   for port in "${BENCH_AS_PORTS[@]}"; do
-    for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$port/metrics" | grep -q '^isc_event_stream_up 1' && break; sleep 0.2; done
+    for _ in $(seq 1 50); do curl -s "http://127.0.0.1:$port/metrics" | grep -q '^ims_as_isc_event_stream_up 1' && break; sleep 0.2; done
   done
 }

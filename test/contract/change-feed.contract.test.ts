@@ -177,7 +177,7 @@ function runFeedContract(impl: Implementation, skip: string | false = false): vo
       const waited = remote(b)[0]!.at - sent;
       assert.ok(waited >= GAP_WAIT_MS - 20, `applied after ${waited} ms: the gap must be waited for ${GAP_WAIT_MS} ms`);
       assert.equal(b.resyncs, 1);
-      assert.equal(b.metrics.value('change_feed_gaps_total'), 1);
+      assert.equal(b.metrics.value('ims_as_change_feed_gaps_total'), 1);
     });
 
     it('old entries are trimmed', { skip: !impl.shared ? 'this feed keeps nothing' : false }, async (t) => {

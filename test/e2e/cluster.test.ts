@@ -30,7 +30,7 @@ function notifies(run: SippResult): string[] {
 
 describe('two AS processes on one store', () => {
   let stack: TestStack;
-  const subscriptions = async (i: number) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(await stack.instanceMetrics(i))?.[1] ?? 0);
+  const subscriptions = async (i: number) => Number(/^ims_as_subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(await stack.instanceMetrics(i))?.[1] ?? 0);
   const xcap = (i: number) => new XcapClient(`http://127.0.0.1:${stack.instancePorts(i).xdm}`, 'alice', PW('alice'));
   const pidfDoc = '/xcap-root/pidf-manipulation/users/sip:alice@example.com/index';
 
@@ -38,7 +38,7 @@ describe('two AS processes on one store', () => {
     stack = await TestStack.start(portsFrom(6760), SHARED);
     await stack.startInstance(1, SHARED);
     for (const i of [0, 1]) {
-      await eventually(async () => (/^isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
+      await eventually(async () => (/^ims_as_isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
     }
     for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
     assert.equal((await xcap(0).put(presRulesPath('sip:alice@example.com'), allowWatchers('sip:bob@example.com'), PRES_RULES_TYPE)).status, 201);
@@ -69,7 +69,7 @@ describe('two AS processes on one store', () => {
     assert.doesNotMatch(saw[0]!, /written on the other/);
     assert.match(saw[1]!, /written on the other/, 'the second NOTIFY carries what the other instance wrote');
     // and the holder sent it: the other instance sent no presence NOTIFY
-    assert.doesNotMatch(await stack.instanceMetrics(other), /notify_total\{event="presence"/);
+    assert.doesNotMatch(await stack.instanceMetrics(other), /ims_as_notify_total\{event="presence"/);
     // each instance sees both alive, and the timer-driven jobs run on one of them only
     const health = async (i: number) => ((await (await fetch(`http://127.0.0.1:${stack.instancePorts(i).isc}/health`)).json()) as { checks: { instances: { detail: string } } }).checks.instances.detail;
     const [on0, on1] = [await health(0), await health(1)];

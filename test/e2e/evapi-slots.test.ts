@@ -4,7 +4,7 @@
  * (closed in event_route[evapi:connection-new]); idle connections from AS_IP itself do hold
  * slots for as long as they stay open (evapi 5.6 has no timer, and evapi_close() closes only
  * the connection whose event runs: kamailio-cfg/README.md). While they hold every slot, the
- * AS sees its connections refused (isc_stream_refused_total, a warning) and serves over
+ * AS sees its connections refused (ims_as_isc_stream_refused_total, a warning) and serves over
  * HTTP; once slots are free its stream is back within seconds.
  */
 import assert from 'node:assert/strict';
@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const MAX_CLIENTS = 32;
-const streamUp = async (stack: TestStack) => /^isc_event_stream_up 1/m.test(await stack.metrics());
+const streamUp = async (stack: TestStack) => /^ims_as_isc_event_stream_up 1/m.test(await stack.metrics());
 
 /**
  * Opens `n` TCP connections to evapi from `localAddress` that never send anything, one after
@@ -70,7 +70,7 @@ describe('evapi client slots and idle connections', () => {
     const holding = [...taken, ...more].filter((c) => !c.closed());
     assert.equal(holding.length, MAX_CLIENTS, 'idle connections hold every slot');
     await stack.startAs();
-    await eventually(async () => (/^isc_stream_refused_total [1-9]/m.test(await stack.metrics()) ? true : undefined), 5000, 'refusals counted');
+    await eventually(async () => (/^ims_as_isc_stream_refused_total [1-9]/m.test(await stack.metrics()) ? true : undefined), 5000, 'refusals counted');
     assert.match(stack.logOf('as'), /all evapi client slots taken/);
     assert.equal(await streamUp(stack), false);
     // the slots free: the stream is back within seconds (retries at most 2 s apart)

@@ -70,7 +70,7 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.match(got.messages, /P-Charging-Vector: icid-value=/);
     deliveredCallId = /Call-ID: (\S+)/.exec(got.messages)![1]!;
     // it went to the AS on the event stream, and its decision came back the same way
-    assert.match(await stack.metrics(), /^isc_stream_requests_total [1-9]/m);
+    assert.match(await stack.metrics(), /^ims_as_isc_stream_requests_total [1-9]/m);
   });
 
   it('writes one CDR line per role for the delivered MESSAGE', async () => {
@@ -176,7 +176,7 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   it('tells the AS when a user deregisters (Expires: 0)', async () => {
     const r = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '0' }, args: ['-au', 'erin', '-ap', PASS.erin] });
     assert.equal(r.exitCode, 0, r.stdout);
-    await eventually(async () => ((await stack.metrics()).match(/isc_events_total\{type="registration"\} (\d+)/)?.[1] === '3' ? true : undefined), 3000, 'three registration events');
+    await eventually(async () => ((await stack.metrics()).match(/ims_as_isc_events_total\{type="registration"\} (\d+)/)?.[1] === '3' ? true : undefined), 3000, 'three registration events');
   });
 
   it('gives a prompt 503 when the AS is down', async () => {

@@ -361,8 +361,8 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
 
   it('every frame Kamailio sent so far matched schemas/isc-*.schema.json', async () => {
     const m = await stack.metrics();
-    assert.match(m, /^isc_decisions_total\{/m, 'requests were decided');
-    assert.doesNotMatch(m, /^isc_frames_refused_total\{[^}]*\} [1-9]/m);
+    assert.match(m, /^ims_as_isc_decisions_total\{/m, 'requests were decided');
+    assert.doesNotMatch(m, /^ims_as_isc_frames_refused_total\{[^}]*\} [1-9]/m);
   });
 
   it('keeps stored messages across an AS restart and delivers them afterwards', async () => {

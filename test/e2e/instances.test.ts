@@ -54,7 +54,7 @@ describe('two AS instances on one store, one killed under load', () => {
     const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'alice', PW('alice'));
     assert.equal((await xcap.put(presRulesPath('sip:alice@example.com'), allowWatchers('sip:carol@example.com'), PRES_RULES_TYPE)).status, 201);
     for (const i of [0, 1]) {
-      await eventually(async () => (/^isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
+      await eventually(async () => (/^ims_as_isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
     }
   });
 
@@ -73,10 +73,10 @@ describe('two AS instances on one store, one killed under load', () => {
       { set: { user: 'carol', target: 'alice' }, args: [...auth('carol'), '-m', String(WATCHERS), '-r', '20', '-l', String(WATCHERS)], timeoutMs: 90000 });
     await eventually(async () => {
       const m = await Promise.all([0, 1].map((i) => stack.instanceMetrics(i)));
-      const subs = m.map((t) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(t)?.[1] ?? 0));
+      const subs = m.map((t) => Number(/^ims_as_subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(t)?.[1] ?? 0));
       return subs[0]! + subs[1]! >= WATCHERS ? subs : undefined;
     }, 20000, 'all subscriptions made');
-    const perInstance = await Promise.all([0, 1].map(async (i) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(await stack.instanceMetrics(i))?.[1] ?? 0)));
+    const perInstance = await Promise.all([0, 1].map(async (i) => Number(/^ims_as_subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(await stack.instanceMetrics(i))?.[1] ?? 0)));
     assert.ok(perInstance[0]! > 0 && perInstance[1]! > 0, `both instances hold subscriptions: ${perInstance}`);
 
     // MESSAGE load to bob (offline: each is stored, 202); instance 1 dies in the middle
@@ -121,7 +121,7 @@ describe('two AS instances on one store, one killed under load', () => {
     assert.ok(others.every((b) => refusedBodies.includes(b) && count(b) === 1), `nothing else but once-refused messages, once each: ${JSON.stringify(others)}`);
     await sleep(2000);
     const more = await fetch(`http://127.0.0.1:${stack.ports.isc}/metrics`).then((r) => r.text());
-    assert.match(more, /^isc_event_stream_up 1/m);
+    assert.match(more, /^ims_as_isc_event_stream_up 1/m);
 
     // CDR files: for each accepted MESSAGE exactly one record per role of its transaction
     // (outcome deferred), and exactly one of its later delivery

@@ -248,7 +248,7 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
         await eventually(() => (/All 1 useragent registered successfully/.test(ua.output) ? true : undefined), 10000, `${ua.user} registered`);
       }
       await eventually(async () => {
-        const m = /^isc_events_total\{type="registration"\} (\d+)/m.exec(await stack.metrics());
+        const m = /^ims_as_isc_events_total\{type="registration"\} (\d+)/m.exec(await stack.metrics());
         return m && Number(m[1]) >= 2 ? true : undefined;
       }, 5000, 'two registration events at the AS');
 

@@ -95,7 +95,7 @@ describe('requests that are not UTF-8 get their own answer (event stream)', () =
     const mailbox = await carolsMailbox(stack);
     assert.equal(mailbox.length, 6, 'nothing refused was stored');
     const m = await stack.metrics();
-    assert.match(m, /^isc_stream_requests_total [1-9]/m, 'the requests came on the event stream');
+    assert.match(m, /^ims_as_isc_stream_requests_total [1-9]/m, 'the requests came on the event stream');
   });
 });
 
@@ -120,7 +120,7 @@ describe('requests that are not UTF-8 get their own answer (HTTP, no event strea
       assert.equal(bad.exitCode, 0, `${bad.stdout}\n${bad.messages}`);
     }
     assert.equal((await carolsMailbox(stack)).length, 3);
-    assert.doesNotMatch(await stack.metrics(), /^isc_stream_requests_total [1-9]/m, 'nothing came on a stream');
+    assert.doesNotMatch(await stack.metrics(), /^ims_as_isc_stream_requests_total [1-9]/m, 'nothing came on a stream');
   });
 });
 

@@ -32,9 +32,9 @@ describe('ISC over HTTP when no event stream is connected', () => {
     assert.equal(r.exitCode, 0, r.stdout);
     const metrics = await eventually(async () => {
       const m = await stack.metrics();
-      return /^isc_events_total\{type="registration"\} [1-9]/m.test(m) ? m : undefined;
+      return /^ims_as_isc_events_total\{type="registration"\} [1-9]/m.test(m) ? m : undefined;
     }, 5000, 'the registration event');
-    assert.match(metrics, /^isc_event_stream_up 0/m);
+    assert.match(metrics, /^ims_as_isc_event_stream_up 0/m);
   });
 
   it('delivers alice\'s MESSAGE to bob on a continue decision, and answers 404 for an unknown user', async () => {
@@ -51,8 +51,8 @@ describe('ISC over HTTP when no event stream is connected', () => {
     const unknown = await stack.sipp('message', { final: 404, set: { user: 'alice', to: 'nobody', text: 'hi' }, args: ['-au', 'alice', '-ap', PASS.alice] });
     assert.equal(unknown.exitCode, 0, unknown.stdout);
     const m = await stack.metrics();
-    assert.doesNotMatch(m, /^isc_stream_requests_total [1-9]/m, 'nothing came on a stream');
-    assert.match(m, /^isc_decisions_total\{service="im",method="MESSAGE",decision="continue"\} [1-9]/m);
-    assert.match(m, /^isc_decisions_total\{service="im",method="MESSAGE",decision="404"\} [1-9]/m);
+    assert.doesNotMatch(m, /^ims_as_isc_stream_requests_total [1-9]/m, 'nothing came on a stream');
+    assert.match(m, /^ims_as_isc_decisions_total\{service="im",method="MESSAGE",decision="continue"\} [1-9]/m);
+    assert.match(m, /^ims_as_isc_decisions_total\{service="im",method="MESSAGE",decision="404"\} [1-9]/m);
   });
 });

@@ -57,7 +57,7 @@ describe('operator page (headless Chromium)', () => {
       assert.equal(r.exitCode, 0, r.stdout);
     }
     // the CDRs of the traffic are written, and two samples taken after it
-    await eventually(async () => (metricSum(await stack.metrics(), 'charging_records_written') >= 3 ? true : undefined), 5000, 'CDRs');
+    await eventually(async () => (metricSum(await stack.metrics(), 'ims_as_charging_records_written_total') >= 3 ? true : undefined), 5000, 'CDRs');
     await new Promise((r) => setTimeout(r, 2500));
   });
 
@@ -68,8 +68,8 @@ describe('operator page (headless Chromium)', () => {
 
   it('shows the counts, totals, health, plots and the searched user after known traffic', async (t) => {
     const metrics = await stack.metrics();
-    const decisions = metricSum(metrics, 'isc_decisions_total');
-    const cdrs = metricSum(metrics, 'charging_records_written');
+    const decisions = metricSum(metrics, 'ims_as_isc_decisions_total');
+    const cdrs = metricSum(metrics, 'ims_as_charging_records_written_total');
     assert.ok(decisions >= 4, `one SUBSCRIBE and three MESSAGEs decided: ${decisions}`);
 
     const url = `http://127.0.0.1:${stack.ports.isc}/admin/ui#token=${stack.adminToken}&user=carol`;

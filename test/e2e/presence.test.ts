@@ -190,7 +190,7 @@ describe('Presence Server through Kamailio', () => {
   });
 
   it('refuses a SUBSCRIBE whose Contact is not one SIP URI with 400, and keeps nothing of it', async () => {
-    const initial = () => stack.metrics().then((m) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const initial = () => stack.metrics().then((m) => Number(/^ims_as_subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
     const before = await initial();
     for (const [i, contact] of ['<<garbage>>', '*', '<mailto:frank@example.com>'].entries()) {
       const r = await stack.sipp({ name: `sub-bad-contact-${i}`, xml: subscriberScenario({ event: 'presence', contact, expectFinal: 400 }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
@@ -201,8 +201,8 @@ describe('Presence Server through Kamailio', () => {
   });
 
   it('refuses with 403 a SUBSCRIBE whose Contact is a third party (another host, another user), and accepts a contact the watcher registered', async () => {
-    const refused = () => stack.metrics().then((m) => Number(/^subscribe_target_refused_total\{event="presence"\} (\d+)/m.exec(m)?.[1] ?? 0));
-    const initial = () => stack.metrics().then((m) => Number(/^subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const refused = () => stack.metrics().then((m) => Number(/^ims_as_subscribe_target_refused_total\{event="presence"\} (\d+)/m.exec(m)?.[1] ?? 0));
+    const initial = () => stack.metrics().then((m) => Number(/^ims_as_subscriptions_total\{event="presence",kind="initial"\} (\d+)/m.exec(m)?.[1] ?? 0));
     const before = await initial();
     for (const [i, contact] of ['<sip:victim@192.0.2.1:5060>', '<sip:bob@example.com>'].entries()) {
       const r = await stack.sipp({ name: `sub-third-party-${i}`, xml: subscriberScenario({ event: 'presence', contact, expectFinal: 403 }) }, { set: { user: 'frank', target: 'alice' }, args: auth('frank') });
@@ -270,11 +270,11 @@ describe('Presence Server through Kamailio', () => {
 
   it('every frame Kamailio sent so far matched schemas/isc-*.schema.json', async () => {
     const m = await stack.metrics();
-    assert.match(m, /^isc_decisions_total\{/m, 'requests were decided');
-    assert.doesNotMatch(m, /^isc_frames_refused_total\{[^}]*\} [1-9]/m);
+    assert.match(m, /^ims_as_isc_decisions_total\{/m, 'requests were decided');
+    assert.doesNotMatch(m, /^ims_as_isc_frames_refused_total\{[^}]*\} [1-9]/m);
     // live state read from the store at the scrape, and the standard process metrics
-    for (const event of ['presence', 'presence.winfo', 'reg', 'xcap-diff']) assert.match(m, new RegExp(`^subscriptions_active\\{event="${event.replace('.', '\\.')}"\\} \\d+$`, 'm'), event);
-    assert.match(m, /^publications_live \d+$/m);
+    for (const event of ['presence', 'presence.winfo', 'reg', 'xcap-diff']) assert.match(m, new RegExp(`^ims_as_subscriptions_active\\{event="${event.replace('.', '\\.')}"\\} \\d+$`, 'm'), event);
+    assert.match(m, /^ims_as_publications_live \d+$/m);
     assert.match(m, /^process_resident_memory_bytes \d+/m);
   });
 
@@ -283,7 +283,7 @@ describe('Presence Server through Kamailio', () => {
     await stack.sippLogged(bob.dir, /SUBSCRIBED/);
     await stack.stopAs();
     await stack.startAs();
-    await eventually(async () => (/isc_event_stream_up 1/.test(await stack.metrics()) ? true : undefined), 10000, 'event stream back');
+    await eventually(async () => (/ims_as_isc_event_stream_up 1/.test(await stack.metrics()) ? true : undefined), 10000, 'event stream back');
     const pub = await stack.sipp({ name: 'publish-after-restart', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'back after restart', expires: 600, expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
     assert.equal(pub.exitCode, 0, pub.stdout);
     const run = await bob;
@@ -321,7 +321,7 @@ describe('a composed presence document over presence.maxComposedBytes', () => {
     assert.equal((body.match(/<tuple /g) ?? []).length, 3, body);
     assert.match(body, /<basic>open<\/basic>/);
     assert.doesNotMatch(body, /<note/);
-    assert.match(await stack.metrics(), /^presence_document_reductions_total\{step="notes"\} [1-9]/m);
+    assert.match(await stack.metrics(), /^ims_as_presence_document_reductions_total\{step="notes"\} [1-9]/m);
   });
 
   // (Kamailio's udp_mtu switch applies to what it relays, not to the NOTIFYs t_uac_send

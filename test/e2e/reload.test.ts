@@ -125,7 +125,7 @@ describe('reload of the settings on a running AS', () => {
     const still = await send('y'.repeat(1300), 413);
     assert.equal(still.exitCode, 0, 'the limit of the last valid reload (1200) still holds');
     assert.match(still.messages, /Max-Message-Size: 1200/);
-    assert.match(await stack.metrics(), /config_reloads_total\{result="refused"\} 1/);
+    assert.match(await stack.metrics(), /ims_as_config_reloads_total\{result="refused"\} 1/);
 
     const noToken = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/reload`, { method: 'POST' });
     assert.equal(noToken.status, 401);

@@ -192,9 +192,9 @@ describe('resilience: no failure stops the AS', () => {
     stack.signalAs('SIGUSR2');
     const text = await eventually(async () => {
       const m = await stack.metrics();
-      return metricValue(m, 'process_unhandled_rejections_total') >= 1 ? m : undefined;
+      return metricValue(m, 'ims_as_process_unhandled_rejections_total') >= 1 ? m : undefined;
     }, 5000, 'the rejection counted');
-    assert.equal(metricValue(text, 'process_unhandled_rejections_total'), 1);
+    assert.equal(metricValue(text, 'ims_as_process_unhandled_rejections_total'), 1);
     // logged with its cause (the log line may reach us a moment after the metric)
     await eventually(() => stack.logOf('as').split('\n').some((l) => l.includes('unhandled rejection') && l.includes(INJECTED_REJECTION)) || undefined,
       3000, 'the rejection logged with its cause');
@@ -248,7 +248,7 @@ describe('resilience: no failure stops the AS', () => {
     assert.ok((t[503] ?? 0) >= during.size / 2, `most MESSAGEs refused while the store is full: ${JSON.stringify(t)}`);
     for (const [callId, f] of during) if (f.code === 503) assert.ok(f.retryAfter, `${callId}: 503 without Retry-After`);
     const m = await stack.metrics();
-    assert.equal(metricValue(m, 'isc_decisions_total{service="im",method="MESSAGE",decision="store-unavailable"}'), t[503], 'the AS decided the 503s');
+    assert.equal(metricValue(m, 'ims_as_isc_decisions_total{service="im",method="MESSAGE",decision="store-unavailable"}'), t[503], 'the AS decided the 503s');
 
     // space is back: the same AS serves again without a restart
     await eventually(async () => ((await health(stack)).status === 200 ? true : undefined), 15000, '/health back to 200');

@@ -44,7 +44,7 @@ describe('XDMS: XCAP documents and xcap-diff through Kamailio', () => {
     assert.equal(first.status, 201);
     const xml = subscriberScenario({ event: 'xcap-diff', accept: 'application/xcap-diff+xml', more: 1 });
     const sub = stack.sipp({ name: 'xcap-diff-subscriber', xml }, { set: { user: 'frank', target: 'frank' }, args: ['-au', 'frank', '-ap', 'frank-pw-1'], timeoutMs: 30000 });
-    await eventually(async () => (/notify_total\{event="xcap-diff",code="200"\} 1/.test(await stack.metrics()) ? true : undefined), 10000, 'the first NOTIFY answered');
+    await eventually(async () => (/ims_as_notify_total\{event="xcap-diff",code="200"\} 1/.test(await stack.metrics()) ? true : undefined), 10000, 'the first NOTIFY answered');
     const second = await frank.put(DOC, LIST(['sip:bob@example.com', 'sip:carol@example.com']), 'application/resource-lists+xml', { 'If-Match': `"${first.etag}"` });
     assert.equal(second.status, 200);
     const run = await sub;

@@ -34,7 +34,7 @@ function asMetricNames(): Set<string> {
   const sources = walk(join(ROOT, 'as/src')).map((f) => readFileSync(f, 'utf8'));
   for (const src of sources) for (const m of src.matchAll(/export const ([A-Z_]+) = '([a-z_:]+)'/g)) constants.set(m[1]!, m[2]!);
   for (const src of sources) {
-    for (const m of src.matchAll(/\.(?:count|observe|gauge|describe)\(\s*(?:'([a-z_:]+)'|([A-Z_]+)\b)/g)) {
+    for (const m of src.matchAll(/(?:metrics\??|\))\s*\.(?:count|observe|gauge|sampledGauge|counterFrom|describe)\(\s*(?:'([a-z_:]+)'|([A-Z_]+)\b)/g)) {
       const name = m[1] ?? constants.get(m[2]!);
       if (name) names.add(name);
     }
@@ -77,12 +77,14 @@ describe('Grafana dashboard and alert rules', () => {
   });
 
   it('the metric scan finds what the AS registers (so the next check means something)', () => {
-    for (const n of ['isc_decisions_total', 'isc_decision_seconds', 'store_unavailable_answers_total', 'charging_file_backlog_lines', 'reaction_failures_total']) {
+    for (const n of ['ims_as_isc_decisions_total', 'ims_as_isc_decision_seconds', 'ims_as_store_unavailable_answers_total', 'ims_as_charging_file_backlog_lines', 'ims_as_reaction_failures_total']) {
       assert.ok(asNames.has(n), n);
     }
     assert.equal(known('no_such_metric_total'), false);
+    // one prefix for everything the AS registers (the process_*/nodejs_* series come from prom-client)
+    assert.deepEqual([...asNames].filter((n) => !n.startsWith('ims_as_')), []);
     assert.equal(known('kamailio_core_made_up'), false);
-    assert.deepEqual(metricsOf('histogram_quantile(0.95, sum by (le) (rate(isc_decision_seconds_bucket{job=~"$as_job"}[5m])))'), ['isc_decision_seconds_bucket']);
+    assert.deepEqual(metricsOf('histogram_quantile(0.95, sum by (le) (rate(ims_as_isc_decision_seconds_bucket{job=~"$as_job"}[5m])))'), ['ims_as_isc_decision_seconds_bucket']);
   });
 
   it('every metric a dashboard query or alert names exists in the AS or is a listed Kamailio statistic', () => {

@@ -375,7 +375,7 @@ describe('IM deferred messaging', () => {
       }
       assert.equal(await h.messages.count(BOB), 3);
       assert.equal(h.uac.requests.length, 0, 'nothing is sent to an offline user');
-      assert.equal(h.metrics.value('im_deferred_total', { result: 'stored' }), 3);
+      assert.equal(h.metrics.value('ims_as_im_deferred_total', { result: 'stored' }), 3);
 
       await register(h.regs, BOB);
       await h.settled(3);
@@ -411,7 +411,7 @@ describe('IM deferred messaging', () => {
         assert.equal(ev.extra?.deferred, true);
         assert.equal(ev.extra?.attempts, 1);
       });
-      assert.equal(h.metrics.value('im_deferred_delivered_total', { kind: 'message' }), 3);
+      assert.equal(h.metrics.value('ims_as_im_deferred_delivered_total', { kind: 'message' }), 3);
     });
 
     it('a retryable failure stops the drain, keeps the message and its successors, and backs off', async () => {
@@ -441,7 +441,7 @@ describe('IM deferred messaging', () => {
       assert.ok(head.nextAttemptAt.getTime() <= Date.now() + 1_100);
       assert.deepEqual(left.slice(1).map((m) => m.attempts), [0, 0]);
       assert.equal(h.charging.events.length, 0, 'nothing charged yet');
-      assert.equal(h.metrics.value('im_deferred_retries_total', { code: '480' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_deferred_retries_total', { code: '480' }), 1);
 
       // the sweep retries when due: same Call-ID, next CSeq, then the rest in order
       h.uac.answer = () => 200;
@@ -505,7 +505,7 @@ describe('IM deferred messaging', () => {
       const note = h.uac.requests.find((r) => r.ruri === ALICE);
       assert.ok(note, 'a failed notification went to Alice');
       assert.equal(parseImdn(parseCpim(note.body ?? '').content).status, 'failed');
-      assert.equal(h.metrics.value('im_deferred_given_up_total', { code: '500' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_deferred_given_up_total', { code: '500' }), 1);
     });
 
     it('a final failure removes the message, charges it rejected, notifies the sender and goes on', async () => {
@@ -532,7 +532,7 @@ describe('IM deferred messaging', () => {
       assert.equal(h.charging.events[0]!.extra?.reason, 'recipient answered 415');
       assert.equal(h.charging.events[0]!.extra?.deferred, true);
       assert.equal(await h.messages.count(BOB), 0);
-      assert.equal(h.metrics.value('im_deferred_refused_total', { code: '415' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_deferred_refused_total', { code: '415' }), 1);
     });
 
     it('sends a positive delivery notification to a local sender who asked for one', async () => {
@@ -562,7 +562,7 @@ describe('IM deferred messaging', () => {
 
       // notifications are the service's own traffic: only the two messages are charged
       assert.deepEqual(h.charging.events.map((e) => [e.calledParty, e.outcome]), [[BOB, 'delivered'], [BOB, 'delivered']]);
-      assert.equal(h.metrics.value('im_notifications_total', { status: 'delivered', result: 'delivered' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_notifications_total', { status: 'delivered', result: 'delivered' }), 1);
       assert.equal(await h.messages.count(BOB), 0);
       assert.equal(await h.messages.count(ALICE), 0);
     });
@@ -584,7 +584,7 @@ describe('IM deferred messaging', () => {
       assert.equal(h.charging.events.length, 1);
       const ev = h.charging.events[0]!;
       assert.deepEqual([ev.outcome, ev.statusCode, ev.calledParty, ev.extra?.deferred], ['expired', 408, BOB, true]);
-      assert.equal(h.metrics.value('im_deferred_expired_total', { kind: 'message' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_deferred_expired_total', { kind: 'message' }), 1);
 
       // a later sweep or a registration does not charge it again
       await register(h.regs, BOB);
@@ -610,7 +610,7 @@ describe('IM deferred messaging', () => {
       await h.messages.save(BOB, im('kept copy'), { expiresAt: new Date(Date.now() - 1000), quota: 10, state: 'kept' });
       await until('the copy to expire', async () => (await h.messages.count(BOB)) === 0);
       assert.equal(h.charging.events.length, 0);
-      assert.equal(h.metrics.value('im_deferred_expired_total', { kind: 'message' }), 0);
+      assert.equal(h.metrics.value('ims_as_im_deferred_expired_total', { kind: 'message' }), 0);
     });
 
     it('defer() refuses beyond the quota', async () => {
@@ -618,7 +618,7 @@ describe('IM deferred messaging', () => {
       assert.equal((await h.forward.defer(BOB, im('1'))).result, 'deferred');
       assert.equal((await h.forward.defer(BOB, im('2'))).result, 'deferred');
       assert.deepEqual(await h.forward.defer(BOB, im('3')), { result: 'full' });
-      assert.equal(h.metrics.value('im_deferred_total', { result: 'full' }), 1);
+      assert.equal(h.metrics.value('ims_as_im_deferred_total', { result: 'full' }), 1);
       assert.equal(await h.messages.count(BOB), 2);
     });
 

@@ -40,7 +40,7 @@ describe('ISC dispatcher', () => {
   it('parses the SIP message once and hands it to the service named by the filter criteria', async () => {
     const d = await dispatcher.request(request());
     assert.deepEqual(d, { action: 'continue', ctx: 'im:c1' });
-    assert.equal(metrics.value('isc_decisions_total', { service: 'im', method: 'MESSAGE', decision: 'continue' }), 1);
+    assert.equal(metrics.value('ims_as_isc_decisions_total', { service: 'im', method: 'MESSAGE', decision: 'continue' }), 1);
   });
 
   it('routes the outcome back to the service that set the context', async () => {
@@ -59,11 +59,11 @@ describe('ISC dispatcher', () => {
     for (const bad of [noMessage, { ...request(), srcPort: '5070' }, { ...request(), service: 'voicemail' }, { ...request(), v: 2 }, null, 'MESSAGE']) {
       assert.deepEqual(await dispatcher.request(bad), reply(400, 'Bad ISC Request'), JSON.stringify(bad));
     }
-    assert.equal(metrics.value('isc_frames_refused_total', { kind: 'request' }), 6);
+    assert.equal(metrics.value('ims_as_isc_frames_refused_total', { kind: 'request' }), 6);
     assert.equal(await dispatcher.event({ type: 'outcome', ctx: 'im:c2', code: '200', ts: '1700000001.0' }), false);
     assert.equal(await dispatcher.event({ type: 'registration', aor: 'sip:bob@example.com', ts: '1' }), false, 'no contacts');
     assert.equal(await dispatcher.event({ type: 'surprise', ts: '1' }), false);
-    assert.equal(metrics.value('isc_frames_refused_total', { kind: 'event' }), 3);
+    assert.equal(metrics.value('ims_as_isc_frames_refused_total', { kind: 'event' }), 3);
     assert.ok(!outcomes.some(([ctx]) => ctx === 'c2'), 'a refused outcome reaches no service');
   });
 

@@ -5,8 +5,8 @@ import { SampleRing, ratesBetween, type Sample } from '../../as/src/ops/samples.
 
 function sample(t: number, decisions: number, cdrs: number, latencies: number[], base?: Sample): Sample {
   const m = new Metrics();
-  for (const s of [...(base ? [] : []), ...latencies]) m.observe('isc_decision_seconds', s, { service: 'im' });
-  const h = m.histogramTotal('isc_decision_seconds');
+  for (const s of [...(base ? [] : []), ...latencies]) m.observe('ims_as_isc_decision_seconds', s, { service: 'im' });
+  const h = m.histogramTotal('ims_as_isc_decision_seconds');
   if (base) {
     h.buckets = h.buckets.map((b, i) => b + base.decisions.buckets[i]!);
     h.count += base.decisions.count;
@@ -51,9 +51,9 @@ describe('operator page samples', () => {
 
   it('Metrics.total sums a counter over its label sets', () => {
     const m = new Metrics();
-    m.count('isc_decisions_total', { service: 'im' }, 3);
-    m.count('isc_decisions_total', { service: 'presence' }, 4);
-    assert.equal(m.total('isc_decisions_total'), 7);
+    m.count('ims_as_isc_decisions_total', { service: 'im' }, 3);
+    m.count('ims_as_isc_decisions_total', { service: 'presence' }, 4);
+    assert.equal(m.total('ims_as_isc_decisions_total'), 7);
     assert.equal(m.total('nothing_total'), 0);
   });
 });

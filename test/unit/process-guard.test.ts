@@ -22,8 +22,8 @@ describe('process guard', () => {
     const { metrics, source, exits, unguard } = guarded(async () => void stops++);
     try {
       source.emit('unhandledRejection', new Error('forgotten catch'));
-      assert.equal(metrics.value('process_unhandled_rejections_total'), 1);
-      assert.match(metrics.render(), /# HELP process_unhandled_rejections_total /);
+      assert.equal(metrics.value('ims_as_process_unhandled_rejections_total'), 1);
+      assert.match(metrics.render(), /# HELP ims_as_process_unhandled_rejections_total /);
       await new Promise((r) => setTimeout(r, 20));
       assert.equal(stops, 0);
       assert.deepEqual(exits, []);
@@ -39,7 +39,7 @@ describe('process guard', () => {
       source.emit('uncaughtException', new Error('half-done state'));
       source.emit('uncaughtException', new Error('another one meanwhile'));
       await new Promise((r) => setTimeout(r, 20));
-      assert.equal(metrics.value('process_uncaught_exceptions_total'), 2);
+      assert.equal(metrics.value('ims_as_process_uncaught_exceptions_total'), 2);
       assert.equal(stops, 1);
       assert.deepEqual(exits, [UNCAUGHT_EXIT_CODE]);
     } finally {

@@ -135,7 +135,7 @@ export class SingletonJobs implements JobScheduler {
         if (has !== had) this.opts.log.info({ job: slot.job.name, instance: this.instance }, has ? 'job taken' : 'job held by another instance');
         if (has && !had && slot.job.runWhenTaken) this.runIfHeld(slot);
       } catch (err) {
-        this.opts.metrics?.count('singleton_job_lease_failures_total', { job: slot.job.name });
+        this.opts.metrics?.count('ims_as_singleton_job_lease_failures_total', { job: slot.job.name });
         this.opts.log.error({ err, job: slot.job.name }, 'job lease not renewed');
       }
     }

@@ -116,7 +116,7 @@ export class StoreChangeFeed implements ChangeFeed {
         await this.write(batch.map((b) => b.change));
         for (const b of batch) b.done();
       } catch (err) {
-        this.opts.metrics?.count('change_feed_write_failures_total');
+        this.opts.metrics?.count('ims_as_change_feed_write_failures_total');
         for (const b of batch) b.done(err);
       }
     });
@@ -141,7 +141,7 @@ export class StoreChangeFeed implements ChangeFeed {
       this.reading = this.read()
         .then((full) => this.schedule(full ? 0 : this.pollMs))
         .catch((err: unknown) => {
-          this.opts.metrics?.count('change_feed_read_failures_total');
+          this.opts.metrics?.count('ims_as_change_feed_read_failures_total');
           this.opts.log.error({ err }, 'change feed not read; trying again');
           this.schedule(this.pollMs * 10);
         });
@@ -158,7 +158,7 @@ export class StoreChangeFeed implements ChangeFeed {
       this.cursor = e.seq;
       this.gap = undefined;
       if (e.origin === this.opts.instance) continue; // applied when it was made
-      this.opts.metrics?.observe('change_feed_delay_seconds', Math.max(0, Date.now() - e.at.getTime()) / 1000);
+      this.opts.metrics?.observe('ims_as_change_feed_delay_seconds', Math.max(0, Date.now() - e.at.getTime()) / 1000);
       // (not awaited: the reactions keep each resource's order; the feed moves on)
       contain(this.opts, 'change-feed-listener', this.listeners.change(e.change, 'remote'));
     }
@@ -170,7 +170,7 @@ export class StoreChangeFeed implements ChangeFeed {
     const missing = this.cursor + 1;
     if (this.gap?.seq !== missing) this.gap = { seq: missing, since: Date.now() };
     if (Date.now() - this.gap.since < this.gapWaitMs) return false;
-    this.opts.metrics?.count('change_feed_gaps_total', undefined, next - missing);
+    this.opts.metrics?.count('ims_as_change_feed_gaps_total', undefined, next - missing);
     this.opts.log.warn({ from: missing, to: next - 1 }, 'change feed entries missing: skipped, caches dropped');
     this.listeners.resync();
     return true;

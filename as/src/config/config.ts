@@ -249,7 +249,7 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (['confirm', 'allow', 'polite-block', 'block'].includes(String(v)) ? undefined : 'must be confirm, allow, polite-block or block') },
   { path: 'presence.maxNotifyBytes', reloadable: true, env: 'PRESENCE_MAX_NOTIFY_BYTES', kind: 'int', def: 48000, help: 'largest list NOTIFY body; a larger list state is split across NOTIFYs (the whole NOTIFY stays under the 64 KB that Kamailio and UDP take)',
     check: (v) => (Number(v) >= 4096 && Number(v) <= 50000 ? undefined : 'must be between 4096 and 50000') },
-  { path: 'presence.maxComposedBytes', env: 'PRESENCE_MAX_COMPOSED_BYTES', kind: 'int', def: 16384, help: 'largest presence document one watcher gets; a larger composition loses notes and extensions, then the tuples that do not fit, then all but the basic status (counted in presence_document_reductions_total)',
+  { path: 'presence.maxComposedBytes', env: 'PRESENCE_MAX_COMPOSED_BYTES', kind: 'int', def: 16384, help: 'largest presence document one watcher gets; a larger composition loses notes and extensions, then the tuples that do not fit, then all but the basic status (counted in ims_as_presence_document_reductions_total)',
     check: (v) => (Number(v) >= 1024 && Number(v) <= 50000 ? undefined : 'must be between 1024 and 50000') },
   { path: 'presence.maxListMembers', reloadable: true, env: 'PRESENCE_MAX_LIST_MEMBERS', kind: 'int', def: 1000, help: 'members a resource list may have once resolved (403 above)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },

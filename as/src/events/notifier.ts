@@ -201,7 +201,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       targetProblem = notifyTargetProblem(target.uri, { ...facts, registered: await this.deps.registeredContacts(watcher) });
     }
     if (targetProblem) {
-      this.deps.metrics.count('subscribe_target_refused_total', { event: pkg.name });
+      this.deps.metrics.count('ims_as_subscribe_target_refused_total', { event: pkg.name });
       return reply(403, 'Forbidden', { warning: targetProblem });
     }
 
@@ -247,7 +247,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       throw err;
     }
     this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
-    this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
+    this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
     this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
       this.queueNotify(sub._id, { final: 'unsubscribed', full: true }, sub); // fetch: one NOTIFY with the state, then done
@@ -393,7 +393,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       const s: Subscription = { ...before, ...ended };
       this.disarm(id);
       this.queueNotify(id, { final: 'unsubscribed' }, s);
-      this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
+      this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
       this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
       return reply(200, 'OK', { headers: [['Expires', '0'], ['Contact', `<${this.deps.contact}>`]] });
     }
@@ -427,7 +427,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.armExpiry(s);
     // a refresh gets the full state at once (RFC 6665 4.2.1.2), rate control or not
     this.queueNotify(id, { full: true, force: true });
-    this.deps.metrics.count('subscriptions_total', { event: pkg.name, kind: 'refresh' });
+    this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
     contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
     return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`]] });
@@ -466,7 +466,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       else this.letGo(id); // ended, or held by another instance now
       return;
     }
-    this.deps.metrics.count('subscriptions_expired_total', { event: s.event });
+    this.deps.metrics.count('ims_as_subscriptions_expired_total', { event: s.event });
     this.queueNotify(id, { final: 'timeout' });
     this.emit('subscription', { sub: s, what: 'terminated', reason: 'timeout' });
   }
@@ -646,7 +646,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const nexthop = route[0] ? parseNameAddr(route[0]).uri : undefined;
     const viaCore = !nexthop && this.deps.viaLocation?.(s.remoteTarget) === true;
     const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}), ...(viaCore ? { viaCore } : {}) });
-    this.deps.metrics.count('notify_total', { event: s.event, code: String(outcome.code) });
+    this.deps.metrics.count('ims_as_notify_total', { event: s.event, code: String(outcome.code) });
     return outcome;
   }
 

@@ -5,7 +5,7 @@ import type { Metrics } from '../ops/metrics.js';
 import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 import { emptyBody } from './empty-body.js';
 
-export const STORE_UNAVAILABLE_ANSWERS = 'store_unavailable_answers_total';
+export const STORE_UNAVAILABLE_ANSWERS = 'ims_as_store_unavailable_answers_total';
 
 /**
  * Answers an HTTP request whose handler failed: 503 with Retry-After while the store is

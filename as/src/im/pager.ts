@@ -327,7 +327,7 @@ export class PagerService implements IscService {
     if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
     if (m.call.req.orig) await this.archive(m.sender, 'sent', service, m);
     await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
-    this.deps.metrics.count('im_explosions_total', {});
+    this.deps.metrics.count('ims_as_im_explosions_total', {});
     const message: ImMessage = { ...this.imMessage(m), via: service };
     this.explosions.start('group-explosion', this.sendCopies(message, copies), { service });
     return reply(202, 'Accepted');

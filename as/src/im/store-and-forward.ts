@@ -100,10 +100,10 @@ export class StoreAndForward {
       quota: this.deps.limits.deferredQuota,
     });
     if (saved === 'full') {
-      this.deps.metrics.count('im_deferred_total', { result: 'full' });
+      this.deps.metrics.count('ims_as_im_deferred_total', { result: 'full' });
       return { result: 'full' };
     }
-    this.deps.metrics.count('im_deferred_total', { result: 'stored' });
+    this.deps.metrics.count('ims_as_im_deferred_total', { result: 'stored' });
     // the recipient may have registered between the check and the store (if this look
     // fails, the message is stored all the same: the sweep finds it)
     contain(this.deps, 'deferred-drain-check', async () => {
@@ -205,7 +205,7 @@ export class StoreAndForward {
     if (out.code < 300) {
       const mine = keepCopies && msg.kind === 'message' ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
       if (!mine) return true; // removed meanwhile (the user deleted it): nothing to charge twice
-      metrics.count('im_deferred_delivered_total', { kind: msg.kind });
+      metrics.count('ims_as_im_deferred_delivered_total', { kind: msg.kind });
       await this.charge(msg, out, 'delivered');
       await this.notify(msg, 'delivered');
       return true;
@@ -214,7 +214,7 @@ export class StoreAndForward {
     if (RETRYABLE.has(out.code) && attempts >= this.deps.limits.maxDeliveryAttempts) {
       // a message the device keeps failing must not hold its mailbox until it expires
       if (await store.remove(msg._id, msg.recipient)) {
-        metrics.count('im_deferred_given_up_total', { code: String(out.code) });
+        metrics.count('ims_as_im_deferred_given_up_total', { code: String(out.code) });
         this.deps.log.warn({ recipient: msg.recipient, id: msg._id, code: out.code, attempts }, 'deferred delivery given up; the messages behind it go on');
         await this.charge(msg, out, 'failed', { reason: `gave up after ${attempts} attempts (last answer ${out.code})` }, 'unSuccessfulServiceDelivery');
         await this.notify(msg, 'failed');
@@ -227,12 +227,12 @@ export class StoreAndForward {
       await store.attemptFailed(msg._id, next);
       // the messages behind it wait as long: were one of them due, the sweep would retry the head early
       await store.postpone(msg.recipient, next);
-      metrics.count('im_deferred_retries_total', { code: String(out.code) });
+      metrics.count('ims_as_im_deferred_retries_total', { code: String(out.code) });
       this.deps.log.info({ recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait }, 'deferred delivery failed; will retry');
       return false;
     }
     if (await store.remove(msg._id, msg.recipient)) {
-      metrics.count('im_deferred_refused_total', { code: String(out.code) });
+      metrics.count('ims_as_im_deferred_refused_total', { code: String(out.code) });
       await this.charge(msg, out, 'rejected', { reason: `recipient answered ${out.code}` });
       await this.notify(msg, 'failed');
     }
@@ -242,7 +242,7 @@ export class StoreAndForward {
   private async expire(msg: StoredMessage): Promise<void> {
     if (!(await this.deps.store.remove(msg._id, msg.recipient))) return;
     if (msg.state === 'kept') return; // delivered long ago: only the copy ends
-    this.deps.metrics.count('im_deferred_expired_total', { kind: msg.kind });
+    this.deps.metrics.count('ims_as_im_deferred_expired_total', { kind: msg.kind });
     this.deps.log.info({ recipient: msg.recipient, id: msg._id, kind: msg.kind }, 'deferred message expired');
     await this.charge(msg, { code: 408, reason: 'Expired', timedOut: true, at: new Date() }, 'expired', {}, 'timeLimit');
     await this.notify(msg, 'failed');
@@ -315,7 +315,7 @@ export class StoreAndForward {
     try {
       const policy = await this.deps.policyOf(to);
       const r = await this.handOver(to, note.message, policy);
-      this.deps.metrics.count('im_notifications_total', { status, result: r.result });
+      this.deps.metrics.count('ims_as_im_notifications_total', { status, result: r.result });
     } catch (err) {
       this.deps.log.error({ err, to }, 'delivery notification not sent');
     }

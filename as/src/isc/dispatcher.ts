@@ -92,7 +92,7 @@ export class IscDispatcher {
     const started = process.hrtime.bigint();
     const read = readRequest(req);
     if (read.refusal) {
-      metrics.count('isc_decisions_total', { service: req.service, method: req.method, decision: String(read.refusal.code) });
+      metrics.count('ims_as_isc_decisions_total', { service: req.service, method: req.method, decision: String(read.refusal.code) });
       return read.refusal;
     }
     const { sip } = read;
@@ -110,18 +110,18 @@ export class IscDispatcher {
     try {
       const decision = await Promise.race([service.handle(call), deadline]);
       const label = decision.action === 'reply' ? String(decision.code) : 'continue';
-      metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: label });
-      metrics.observe('isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
+      metrics.count('ims_as_isc_decisions_total', { service: service.name, method: req.method, decision: label });
+      metrics.observe('ims_as_isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
       return decision;
     } catch (err) {
       if (this.opts.outages.note(err)) {
         // the client may try again soon; nothing was acknowledged
         log.warn({ err }, 'store unavailable: 503');
-        metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
+        metrics.count('ims_as_isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
         return reply(503, 'Service Unavailable', { headers: [['Retry-After', String(STORE_RETRY_AFTER_SECONDS)]] });
       }
       log.error({ err }, 'service failed: 500');
-      metrics.count('isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });
+      metrics.count('ims_as_isc_decisions_total', { service: service.name, method: req.method, decision: 'error' });
       return reply(500, 'Server Internal Error');
     } finally {
       clearTimeout(timer);
@@ -137,12 +137,12 @@ export class IscDispatcher {
     }
     const ev = checked.value;
     const started = process.hrtime.bigint();
-    this.opts.metrics.count('isc_events_total', { type: ev.type });
+    this.opts.metrics.count('ims_as_isc_events_total', { type: ev.type });
     if (ev.type === 'outcome') {
       // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
       // acknowledge at once and charge in the background, or every sender waits for the CDR.
       this.background.start('outcome', this.outcome(ev).finally(() => {
-        this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+        this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
       }), { ctx: ev.ctx });
       return true;
     }
@@ -155,13 +155,13 @@ export class IscDispatcher {
       await sink(ev);
       return true;
     } finally {
-      this.opts.metrics.observe('isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+      this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
     }
   }
 
   /** A frame out of step with schemas/isc-*.schema.json: a kamailio.cfg the AS does not know. */
   private frameRefused(kind: 'request' | 'event', problem: string): void {
-    this.opts.metrics.count('isc_frames_refused_total', { kind });
+    this.opts.metrics.count('ims_as_isc_frames_refused_total', { kind });
     this.opts.log.error({ kind, problem }, 'ISC frame refused by its schema (is kamailio-cfg current?)');
   }
 

@@ -157,7 +157,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
       this.decide(ev);
       return;
     }
-    this.opts.metrics.count('isc_stream_events_total', { type: ev.type });
+    this.opts.metrics.count('ims_as_isc_stream_events_total', { type: ev.type });
     contain(this.opts, 'stream-event', () => this.opts.onEvent(ev), { type: ev.type });
   }
 
@@ -168,7 +168,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
    */
   private decide(frame: StreamRequestFrame): void {
     const { tix, tlb, req } = frame;
-    this.opts.metrics.count('isc_stream_requests_total');
+    this.opts.metrics.count('ims_as_isc_stream_requests_total');
     const decided = this.opts.onRequest(req);
     contain(this.opts, 'stream-decision', decided.then((decision) => {
       let payload = JSON.stringify({ tix, tlb, ...decision });
@@ -179,7 +179,7 @@ export class KamailioEventStream extends TypedEmitter<Events> {
         payload = JSON.stringify({ tix, tlb, ...reply(500, 'Decision Too Large') });
       }
       if (!this.send(payload)) {
-        this.opts.metrics.count('isc_stream_decisions_lost_total');
+        this.opts.metrics.count('ims_as_isc_stream_decisions_lost_total');
         this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
       }
     }), { method: req?.method });

@@ -121,7 +121,7 @@ export class StreamLink {
     if (!this.connected || !socket) return;
     for (let batch = this.window.next(Date.now()); batch; batch = this.window.next(Date.now())) {
       socket.write(batch.data);
-      this.opts.metrics.count('isc_stream_batches_total');
+      this.opts.metrics.count('ims_as_isc_stream_batches_total');
     }
   }
 
@@ -132,7 +132,7 @@ export class StreamLink {
     if (oldest === undefined || Date.now() - oldest < limit || !this.socket) return;
     this.opts.log.error({ ackTimeoutMs: limit, queued: this.window.queued },
       'Kamailio did not confirm requests on the event stream (is kamailio-cfg current?); reconnecting');
-    this.opts.metrics.count('isc_stream_resets_total', { reason: 'ack-timeout' });
+    this.opts.metrics.count('ims_as_isc_stream_resets_total', { reason: 'ack-timeout' });
     this.socket.destroy();
   }
 
@@ -199,7 +199,7 @@ export class StreamLink {
       this.refusedInRow = 0;
       return;
     }
-    this.opts.metrics.count('isc_stream_refused_total');
+    this.opts.metrics.count('ims_as_isc_stream_refused_total');
     if (this.refusedInRow++ === 0) {
       this.opts.log.warn({ host: this.opts.host, port: this.opts.port },
         'Kamailio closed the event stream connection right after the hello: all evapi client slots taken (max_clients), or a wrong secret; retrying');

@@ -102,7 +102,7 @@ export class UacClient {
     const outcome = new Promise<UacOutcome>((resolve) => {
       const timer = setTimeout(() => {
         this.pending.delete(key);
-        this.opts.metrics.count('uac_outcomes_total', { method: req.method, code: '408' });
+        this.opts.metrics.count('ims_as_uac_outcomes_total', { method: req.method, code: '408' });
         resolve({ code: 408, reason: 'Request Timeout', timedOut: true, at: new Date() });
       }, this.opts.transactionTimeoutMs + 2000);
       this.pending.set(key, { resolve, timer });
@@ -120,7 +120,7 @@ export class UacClient {
     });
     // Kamailio's evapi reads a frame into a 32 KB buffer: a larger one (a big list NOTIFY) goes over HTTP
     if (Buffer.byteLength(payload, 'utf8') <= STREAM_FRAME_LIMIT && this.channel?.send(payload)) {
-      this.opts.metrics.count('uac_sent_total', { via: 'stream' });
+      this.opts.metrics.count('ims_as_uac_sent_total', { via: 'stream' });
     } else {
       await this.post(payload);
     }
@@ -129,7 +129,7 @@ export class UacClient {
 
   /** Hands one request to Kamailio's /uac; a refusal or an unreachable core settles it at once. */
   private async post(payload: string): Promise<void> {
-    this.opts.metrics.count('uac_sent_total', { via: 'http' });
+    this.opts.metrics.count('ims_as_uac_sent_total', { via: 'http' });
     const failed = (code: number, reason: string) => {
       const { callId, cseq, method } = JSON.parse(payload) as { callId: string; cseq: string; method: string };
       const key = transactionKey(callId, cseq);
@@ -170,7 +170,7 @@ export class UacClient {
     clearTimeout(p.timer);
     this.pending.delete(key);
     const method = ev.cseq.trim().split(/\s+/)[1] ?? '?';
-    this.opts.metrics.count('uac_outcomes_total', { method, code: String(ev.code) });
+    this.opts.metrics.count('ims_as_uac_outcomes_total', { method, code: String(ev.code) });
     p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date() });
   }
 

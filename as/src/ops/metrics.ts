@@ -43,6 +43,7 @@ export class Metrics {
   private readonly counters = new Map<string, Map<string, number>>();
   private readonly histograms = new Map<string, Map<string, Histogram>>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  private readonly cumulative = new Map<string, { help: string; read: () => number }>();
   private readonly help = new Map<string, string>();
   private readonly sampled = new Map<string, { help: string; read: () => Promise<GaugeSample[]>; last: GaugeSample[] }>();
   private processRegistry?: Registry;
@@ -76,9 +77,18 @@ export class Metrics {
   }
 
   /**
+   * A counter kept by its owner (a count since start that a module already holds): read at
+   * scrape time and exposed as a counter, so that rate() works on it.
+   */
+  counterFrom(name: string, help: string, read: () => number): this {
+    this.cumulative.set(name, { help, read });
+    return this;
+  }
+
+  /**
    * A gauge of live state whose reading costs I/O (a store count): read at each scrape
    * (scrape()), never on a request path. A reading that fails or is late keeps the previous
-   * value and is counted in metrics_sample_failures_total.
+   * value and is counted in ims_as_metrics_sample_failures_total.
    */
   sampledGauge(name: string, help: string, read: () => Promise<GaugeSample[]>): this {
     this.sampled.set(name, { help, read, last: [] });
@@ -104,7 +114,7 @@ export class Metrics {
           }),
         ]);
       } catch {
-        this.count('metrics_sample_failures_total', { gauge: name });
+        this.count('ims_as_metrics_sample_failures_total', { gauge: name });
       } finally {
         clearTimeout(timer);
       }
@@ -150,6 +160,10 @@ export class Metrics {
     for (const [name, series] of this.counters) {
       head(name, 'counter');
       for (const [key, v] of series) out.push(`${name}${key} ${v}`);
+    }
+    for (const [name, c] of this.cumulative) {
+      head(name, 'counter', c.help);
+      out.push(`${name} ${c.read()}`);
     }
     for (const [name, series] of this.histograms) {
       head(name, 'histogram');

@@ -44,7 +44,7 @@ export class OpsSampler {
       const totals = {} as Record<RateName, number>;
       for (const [k, name] of Object.entries(RATE_COUNTERS)) totals[k as RateName] = metrics.total(name);
       totals.cdrs = counts.cdrsWritten;
-      const sample: Sample = { t: Date.now(), counts, totals, decisions: metrics.histogramTotal('isc_decision_seconds') };
+      const sample: Sample = { t: Date.now(), counts, totals, decisions: metrics.histogramTotal('ims_as_isc_decision_seconds') };
       this.ring.push(sample);
       if (this.failing) this.deps.log.info('operator page sampling works again');
       this.failing = false;

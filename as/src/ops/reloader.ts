@@ -19,7 +19,7 @@ export class ConfigReloader {
     /** Side effects of applied changes that a plain value change does not carry (log level, CDR rotation). */
     afterApply: (plan: ReloadPlan) => void;
   }) {
-    deps.metrics.describe('config_reloads_total', 'reloads of the settings (SIGHUP, POST /admin/reload) by result');
+    deps.metrics.describe('ims_as_config_reloads_total', 'reloads of the settings (SIGHUP, POST /admin/reload) by result');
   }
 
   reload(trigger: string): ReloadOutcome {
@@ -30,7 +30,7 @@ export class ConfigReloader {
     } catch (err) {
       const problems = err instanceof ConfigError ? err.problems : [(err as Error).message];
       log.error({ trigger, problems }, 'reload refused: the configuration is invalid; running settings kept');
-      metrics.count('config_reloads_total', { result: 'refused' });
+      metrics.count('ims_as_config_reloads_total', { result: 'refused' });
       return { ok: false, problems };
     }
     const plan = planReload(this.deps.running, next);
@@ -49,7 +49,7 @@ export class ConfigReloader {
     applyPlan(this.deps.running, next, plan);
     this.deps.afterApply(plan);
     if (!quieter) report();
-    metrics.count('config_reloads_total', { result: 'applied' });
+    metrics.count('ims_as_config_reloads_total', { result: 'applied' });
     return { ok: true, ...plan };
   }
 }

@@ -6,11 +6,11 @@
 
 /** Cumulative counters sampled; their per-second rates are plotted. */
 export const RATE_COUNTERS = {
-  iscDecisions: 'isc_decisions_total',
-  iscEvents: 'isc_events_total',
-  notifies: 'notify_total',
-  uacRequests: 'uac_sent_total',
-  streamResets: 'isc_stream_resets_total',
+  iscDecisions: 'ims_as_isc_decisions_total',
+  iscEvents: 'ims_as_isc_events_total',
+  notifies: 'ims_as_notify_total',
+  uacRequests: 'ims_as_uac_sent_total',
+  streamResets: 'ims_as_isc_stream_resets_total',
 } as const;
 
 export type RateName = keyof typeof RATE_COUNTERS | 'cdrs';

@@ -59,7 +59,7 @@ export class PresenceState {
       const bounded = boundPresence(visible.tuples.length ? visible : politeBlockDocument(entity), this.deps.maxComposedBytes ?? Infinity);
       if (bounded.reduction) {
         // counted once per rendered view, not per NOTIFY: views are shared and kept
-        this.deps.metrics?.count('presence_document_reductions_total', { step: bounded.reduction });
+        this.deps.metrics?.count('ims_as_presence_document_reductions_total', { step: bounded.reduction });
         this.deps.log.warn({ entity, step: bounded.reduction, limit: this.deps.maxComposedBytes }, 'composed presence document over the limit: reduced');
       }
       body = bounded.body;

@@ -7,7 +7,7 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 
-export const REACTION_FAILURES = 'reaction_failures_total';
+export const REACTION_FAILURES = 'ims_as_reaction_failures_total';
 
 export interface FailureSink {
   log: Logger;

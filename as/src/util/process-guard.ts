@@ -14,8 +14,8 @@
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 
-export const UNHANDLED_REJECTIONS = 'process_unhandled_rejections_total';
-export const UNCAUGHT_EXCEPTIONS = 'process_uncaught_exceptions_total';
+export const UNHANDLED_REJECTIONS = 'ims_as_process_unhandled_rejections_total';
+export const UNCAUGHT_EXCEPTIONS = 'ims_as_process_uncaught_exceptions_total';
 /** EX_SOFTWARE of sysexits.h: an internal error, not a configuration problem. */
 export const UNCAUGHT_EXIT_CODE = 70;
 

@@ -89,7 +89,7 @@ export class DocumentChecker {
     w.on('error', (err) => {
       // the next check starts a new worker; these ones are answered 500 by the server
       this.deps.log.error({ error: err.message }, 'document checker worker failed');
-      this.deps.metrics.count('xcap_checker_failures_total');
+      this.deps.metrics.count('ims_as_xcap_checker_failures_total');
       if (this.worker === w) this.worker = undefined;
       this.failAll(err);
     });

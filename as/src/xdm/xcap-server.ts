@@ -106,8 +106,8 @@ export class XcapServer {
       } catch (err) {
         this.fail(ctx, err);
       }
-      this.deps.metrics.count('xcap_requests_total', { method: ctx.method, status: String(ctx.status) });
-      this.deps.metrics.observe('xcap_request_seconds', Number(process.hrtime.bigint() - started) / 1e9, { method: ctx.method });
+      this.deps.metrics.count('ims_as_xcap_requests_total', { method: ctx.method, status: String(ctx.status) });
+      this.deps.metrics.observe('ims_as_xcap_request_seconds', Number(process.hrtime.bigint() - started) / 1e9, { method: ctx.method });
     };
   }
 

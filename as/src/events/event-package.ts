@@ -1,5 +1,5 @@
 import type { IscCall } from '../isc/dispatcher.js';
-import type { HeaderField, IscRequest, ReplyDecision } from '../isc/types.js';
+import type { HeaderField, IscRequest, ReplyDecision, WarningText } from '../isc/types.js';
 import type { RateRequest } from './rate-control.js';
 
 /** What the notifier keeps about one subscription dialog (RFC 6665), as stored. */
@@ -110,10 +110,12 @@ export type Admission =
     watches?: string[];
     /** Extra header fields of the 2xx (e.g. Require: eventlist). */
     replyHeaders?: HeaderField[];
+    /** A Warning on the 2xx: what of the request was not honoured (a filter left out ...). */
+    warning?: WarningText;
   };
 
 /** What a package decides on a refresh SUBSCRIBE that carries something new (a body). */
-export type RefreshDecision = { reject: ReplyDecision } | { data: Record<string, unknown> };
+export type RefreshDecision = { reject: ReplyDecision } | { data: Record<string, unknown>; warning?: WarningText };
 
 /**
  * One SIP event package (RFC 6665 section 5) served by the notifier: it decides who may

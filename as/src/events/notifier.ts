@@ -1,8 +1,7 @@
-import { chargingVectorOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
-import { reply, type IscDecision } from '../isc/types.js';
+import { chargingVectorOf, reply, type IscDecision, type WarningText } from '../isc/types.js';
 import type { UacClient } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -256,7 +255,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.queueNotify(sub._id, { full: true }, sub);
       contain(this.deps, 'subscription-charging', this.charge(pkg, sub, 'opened', call.receivedAt), { id: sub._id });
     }
-    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`], ...(admission.replyHeaders ?? [])] });
+    return reply(200, 'OK', {
+      headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`], ...(admission.replyHeaders ?? [])],
+      ...(admission.warning !== undefined ? { warning: admission.warning } : {}),
+    });
   }
 
   /**
@@ -409,6 +411,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.live.add(id, current.event, current.resource, current.watches);
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
     if (rate) set.rate = rate;
+    let warning: WarningText | undefined;
     if (pkg.refresh) {
       const h = this.hot.get(id);
       const decision = await pkg.refresh(h?.data ? { ...current, data: h.data } : current, call);
@@ -416,6 +419,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       if (decision) {
         set.data = decision.data;
         if (h) h.data = decision.data;
+        if (decision.warning !== undefined) warning = decision.warning;
       }
     }
     const s = await this.subs.findOneAndUpdate(
@@ -430,7 +434,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
     contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
-    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`]] });
+    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`]], ...(warning !== undefined ? { warning } : {}) });
   }
 
   /** The content types to use for a watcher's Accept, or undefined if none fits. */

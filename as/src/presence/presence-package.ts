@@ -96,7 +96,12 @@ export class PresencePackage implements EventPackage {
       ...(grant.provide ? { provide: grant.provide } : {}),
       ...(filtered.filters ? { filters: filtered.filters } : {}),
     };
-    return { state: grant.handling === 'confirm' ? 'pending' : 'active', resource, data };
+    return {
+      state: grant.handling === 'confirm' ? 'pending' : 'active',
+      resource,
+      data,
+      ...(filtered.warning !== undefined ? { warning: filtered.warning } : {}),
+    };
   }
 
   /** A refresh may carry new filters (RFC 4660 section 3.3): merged into those in force. */
@@ -108,7 +113,7 @@ export class PresencePackage implements EventPackage {
     const next: PresenceSubData = { ...data };
     if (filtered.filters) next.filters = filtered.filters;
     else delete next.filters;
-    return { data: next };
+    return { data: next, ...(filtered.warning !== undefined ? { warning: filtered.warning } : {}) };
   }
 
   chargingExtra(sub: Subscription): Record<string, unknown> {
@@ -154,7 +159,12 @@ export class PresencePackage implements EventPackage {
   }
 
   /** The filter set a SUBSCRIBE asks for, merged into `current` (RFC 4660). */
-  private filtersOf(call: IscCall, current: string[] | undefined): { filters?: string[] } | { reject: ReplyDecision } {
+  /**
+   * The filters in force after this SUBSCRIBE. A filter that asks for more than we implement is
+   * left out and the subscription goes on unfiltered by it, with a Warning saying so (the OMA
+   * presence reading of RFC 4660: the watcher still gets presence); a malformed one is refused.
+   */
+  private filtersOf(call: IscCall, current: string[] | undefined): { filters?: string[]; warning?: string } | { reject: ReplyDecision } {
     const body = call.sip.body;
     if (!body.trim()) return current ? { filters: current } : {};
     const type = headerValueOnly(call.sip.headers.get('Content-Type'));
@@ -165,6 +175,9 @@ export class PresencePackage implements EventPackage {
       const bodies = [...(current ?? []), body];
       return this.filterSet(bodies) ? { filters: bodies } : {};
     } catch (err) {
+      if (err instanceof FilterError && err.unsupported) {
+        return { ...(current ? { filters: current } : {}), warning: `filter not applied: ${err.warning ?? err.reason}` };
+      }
       if (err instanceof FilterError) {
         return { reject: reply(err.status, err.reason, err.warning ? { warning: err.warning } : {}) };
       }

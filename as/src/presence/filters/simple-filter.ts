@@ -126,12 +126,18 @@ export class FilterError extends Error {
   readonly warning?: string;
   /** For 415: the value of the Accept header to send. */
   readonly accept?: string;
+  /**
+   * A valid filter that asks for more than this server implements (an expression outside the
+   * XPath subset): the subscription is accepted without it, with a Warning, rather than refused.
+   */
+  readonly unsupported: boolean;
 
-  constructor(status: 400 | 488 | 415, warning?: string, options: { accept?: string; cause?: unknown } = {}) {
+  constructor(status: 400 | 488 | 415, warning?: string, options: { accept?: string; cause?: unknown; unsupported?: boolean } = {}) {
     super(warning === undefined ? REASONS[status] : `${REASONS[status]}: ${warning}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'FilterError';
     this.status = status;
     this.reason = REASONS[status];
+    this.unsupported = options.unsupported ?? false;
     if (warning !== undefined) {
        
       const w = warning.replace(/[^\x20-\x7e]/g, '?');
@@ -252,7 +258,9 @@ class FilterReader {
     try {
       return compileXPath(e, this.bindings);
     } catch (err) {
-      if (err instanceof UnsupportedXPath) notAcceptable(`unsupported expression in <${where}>: ${err.message}`, err);
+      if (err instanceof UnsupportedXPath) {
+        throw new FilterError(488, `unsupported expression in <${where}>: ${err.message}`, { cause: err, unsupported: true });
+      }
       throw err;
     }
   }

@@ -11,7 +11,7 @@ import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
-const USERS = ['alice', 'bob', 'carol', 'dan', 'erin', 'gina', 'hank', 'ivan', 'judy', 'kim', 'lena', 'mia'];
+const USERS = ['alice', 'bob', 'carol', 'dan', 'erin', 'gina', 'hank', 'ivan', 'judy', 'kim', 'lena', 'mia', 'nora', 'otto', 'pia'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -346,6 +346,20 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     assert.equal((await alice.delete(`/im/users/sip:alice@example.com/history/${entries[0]!.id}`)).status, 204);
     const after = JSON.parse((await alice.get('/im/users/sip:alice@example.com/history')).body) as { entries: unknown[] };
     assert.equal(after.entries.length, 1);
+  });
+
+  it('keeps one conversation a user asked for while the rest of the history stays off', async () => {
+    const nora = im.xcap('nora');
+    const put = await nora.put(IM_POLICY('sip:nora@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history><conversation uri="sip:otto@example.com"/></history></im-policy>', IM_POLICY_TYPE);
+    assert.equal(put.status, 201, put.body);
+    for (const to of ['otto', 'pia']) {
+      const r = await im.send('nora', to, `hello ${to}`, { final: 202 });
+      assert.equal(r.exitCode, 0, r.stdout);
+    }
+    const list = await nora.get('/im/users/sip:nora@example.com/history');
+    const entries = (JSON.parse(list.body) as { entries: Array<{ direction: string; peer: string }> }).entries;
+    assert.deepEqual(entries.map((e) => [e.direction, e.peer]), [['sent', 'sip:otto@example.com']]);
   });
 
   it('refuses messages from a user the operator barred', async () => {

@@ -815,7 +815,7 @@ describe('IM deferred messaging', () => {
         blocked: { uris: ['sip:mallory@evil.example'], domains: ['spam.example'] },
         allowed: { uris: [ALICE], domains: [] },
         deferredDelivery: { enabled: false, networkStorage: true },
-        history: { enabled: true, maxMessages: 250 },
+        history: { enabled: true, maxMessages: 250, conversations: [] },
       });
       assert.equal(await policies.of(BOB), first, 'unchanged document: the parsed policy is reused');
       assert.deepEqual(await policies.of(CAROL), defaultImPolicy(), 'other users keep the default');
@@ -831,7 +831,7 @@ describe('IM deferred messaging', () => {
       assert.deepEqual(second, {
         ...defaultImPolicy(),
         deferredDelivery: { enabled: true, networkStorage: false },
-        history: { enabled: false, maxMessages: 10 },
+        history: { enabled: false, maxMessages: 10, conversations: [] },
       });
 
       await docs.delete(ref, { kind: 'any' });

@@ -12,7 +12,7 @@ import { presRulesUsage } from '../../as/src/xdm/usages/pres-rules.js';
 import { evaluatePresRules, type PresRulesRequest } from '../../as/src/presence/pres-rules-evaluator.js';
 import { pidfManipulationUsage } from '../../as/src/xdm/usages/pidf-manipulation.js';
 import { groupsUsage, groupMemberUris, groupUris } from '../../as/src/xdm/usages/groups.js';
-import { imPolicyUsage, readImPolicy, imPolicyVerdict, defaultImPolicyDocument } from '../../as/src/xdm/usages/im-policy.js';
+import { imPolicyUsage, readImPolicy, imPolicyVerdict, defaultImPolicyDocument, keepsHistoryWith } from '../../as/src/xdm/usages/im-policy.js';
 import { xcapCapsUsage, xcapCapsDocument } from '../../as/src/xdm/usages/xcap-caps.js';
 import { xcapDirectoryUsage, xcapDirectoryDocument } from '../../as/src/xdm/usages/xcap-directory.js';
 import { RFC4826_RESOURCE_LISTS, RFC4826_RLS_SERVICES, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
@@ -674,7 +674,7 @@ describe('im-policy', () => {
     assert.equal(p.mode, 'allow-only');
     assert.equal(p.blockedAction, 'discard');
     assert.deepEqual(p.deferredDelivery, { enabled: true, networkStorage: true });
-    assert.deepEqual(p.history, { enabled: true, maxMessages: 500 });
+    assert.deepEqual(p.history, { enabled: true, maxMessages: 500, conversations: [] });
     assert.equal(imPolicyVerdict(p, 'sip:alice@example.com'), 'accept');
     assert.equal(imPolicyVerdict(p, '<sips:alice@EXAMPLE.com>'), 'accept');
     assert.equal(imPolicyVerdict(p, 'tel:+12015550123'), 'accept');
@@ -692,6 +692,23 @@ describe('im-policy', () => {
     const d = readImPolicy(undefined);
     assert.deepEqual(d, readImPolicy(parseXml(defaultImPolicyDocument())));
     assert.equal(imPolicyVerdict(d, 'sip:y@example.com'), 'accept');
+  });
+
+  it('keeps single conversations in the history when the whole history is off', () => {
+    const doc = `${IMP_HEAD}><history><conversation uri="sip:bob@EXAMPLE.com"/><conversation uri="tel:+15551234"/></history></im-policy>`;
+    assertValid(imPolicyUsage, doc);
+    const p = readImPolicy(parseXml(doc));
+    assert.equal(p.history.enabled, false);
+    assert.equal(keepsHistoryWith(p, '<sip:bob@example.com>'), true, 'compared as an address of record (host case aside)');
+    assert.equal(keepsHistoryWith(p, 'tel:+15551234'), true);
+    assert.equal(keepsHistoryWith(p, 'sip:carol@example.com'), false);
+    assert.equal(keepsHistoryWith(readImPolicy(parseXml(`${IMP_HEAD}><history enabled="true"/></im-policy>`)), 'sip:carol@example.com'), true);
+    assert.equal(keepsHistoryWith(readImPolicy(undefined), 'sip:bob@example.com'), false);
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><history><conversation/></history></im-policy>`, '<conversation>', '"uri"');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><history><entry uri="sip:b@example.com"/></history></im-policy>`, '<entry> is not allowed');
+    assertConstraint(imPolicyUsage, `${IMP_HEAD}><history><conversation uri="mailto:b@example.com"/></history></im-policy>`, 'history conversation uri');
+    const [dup] = uniquenessProblems(imPolicyUsage, `${IMP_HEAD}><history><conversation uri="sip:b@example.com"/><conversation uri="sip:b@EXAMPLE.com"/></history></im-policy>`);
+    assert.equal(dup?.field, 'im-policy/history/conversation/@uri');
   });
 });
 

@@ -12,7 +12,7 @@ import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest, header
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
-import { imPolicyVerdict, type ImPolicy } from '../xdm/usages/im-policy.js';
+import { imPolicyVerdict, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
 import { ANONYMOUS_FROM as CPIM_ANONYMOUS, CpimParseError, imdnRequest, isImdnNotification, isRfc3339DateTime, parseCpim, serializeCpim, withReplacedFrom, type CpimMessage } from './formats/cpim.js';
 import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
 import type { GroupDirectory } from './group-messaging.js';
@@ -403,14 +403,14 @@ export class PagerService implements IscService {
   private async archive(owner: string, direction: 'sent' | 'received', peer: string, m: Incoming): Promise<void> {
     if (!this.deps.domain.canonical(owner)) return;
     const policy = await this.deps.policies.of(owner);
-    if (!policy.history.enabled) return;
+    if (!keepsHistoryWith(policy, peer)) return;
     await this.deps.history.archive({
       owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
     }, policy.history.maxMessages);
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
-    if (!policy.history.enabled) return;
+    if (!keepsHistoryWith(policy, msg.sender)) return;
     await this.deps.history.archive({
       owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
       contentType: msg.contentType, body: msg.body, callId: msg.callId,

@@ -43,7 +43,8 @@ export interface ImPolicy {
   blocked: SenderSet;
   allowed: SenderSet;
   deferredDelivery: { enabled: boolean; networkStorage: boolean };
-  history: { enabled: boolean; maxMessages: number };
+  /** enabled: every conversation is kept; conversations: the peers (AoR keys) whose conversations are kept anyway. */
+  history: { enabled: boolean; maxMessages: number; conversations: string[] };
 }
 
 /** The policy of a user without document. */
@@ -54,7 +55,7 @@ export function defaultImPolicy(): ImPolicy {
     blocked: { uris: [], domains: [] },
     allowed: { uris: [], domains: [] },
     deferredDelivery: { enabled: true, networkStorage: false },
-    history: { enabled: false, maxMessages: 1000 },
+    history: { enabled: false, maxMessages: 1000, conversations: [] },
   };
 }
 
@@ -72,6 +73,9 @@ const ROOT_MODEL = seq(
   anyOther([IMP]),
 );
 const SET_MODEL = choice(0, Infinity, el(IMP, 'entry'), el(IMP, 'domain'));
+/** At most this many conversations kept one by one (beyond: keep all history). */
+export const MAX_KEPT_CONVERSATIONS = 1000;
+const HISTORY_MODEL = seq(1, 1, el(IMP, 'conversation', 0, MAX_KEPT_CONVERSATIONS));
 const HOST_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
 function checkSet(c: Checker, node: XNode): void {
@@ -100,6 +104,28 @@ function checkSet(c: Checker, node: XNode): void {
     }
   }
   checkUnique(c, `${node.sel}/${entryStep ?? 'entry'}/@uri`, uris, { key: senderKey });
+}
+
+/** <history>'s <conversation uri="..."/> children: each a SIP, SIPS or tel URI, each peer once. */
+function checkConversations(c: Checker, node: XNode): void {
+  const kids = c.children(node);
+  if (!c.model(node, kids, HISTORY_MODEL)) return;
+  const uris: string[] = [];
+  let step: string | undefined;
+  for (const k of kids) {
+    const a = c.attrs(k, { required: ['uri'], foreign: true });
+    c.empty(k);
+    const u = a.get('uri');
+    if (u === undefined) continue;
+    uris.push(u);
+    step ??= k.step;
+    try {
+      parseUri(u);
+    } catch {
+      c.constraint(`history conversation uri "${u}" is not a sip:, sips: or tel: URI`);
+    }
+  }
+  checkUnique(c, `${node.sel}/${step ?? 'conversation'}/@uri`, uris, { key: senderKey });
 }
 
 function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[] {
@@ -133,7 +159,7 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
       }
       case 'history': {
         const ha = c.attrs(k, { optional: ['enabled', 'max-messages'], foreign: true });
-        c.empty(k);
+        checkConversations(c, k);
         c.booleanAttr(k, 'enabled', ha.get('enabled'));
         const mm = ha.get('max-messages');
         if (mm !== undefined) {
@@ -190,6 +216,11 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
       policy.history.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.history.enabled;
       const n = parseXsInteger(plainAttr(k, 'max-messages') ?? '');
       if (n !== undefined && n >= 1 && n <= MAX_HISTORY_MESSAGES) policy.history.maxMessages = n;
+      for (const conv of childElements(k)) {
+        const cn = ks.child(conv).expand(conv.name);
+        const u = cn.ns === IMP && cn.local === 'conversation' ? plainAttr(conv, 'uri') : undefined;
+        if (u !== undefined) policy.history.conversations.push(senderKey(u));
+      }
     }
   }
   return policy;
@@ -224,6 +255,11 @@ function matches(set: SenderSet, sender: string): boolean {
 export function imPolicyVerdict(policy: ImPolicy, sender: string): 'accept' | BlockedAction {
   const refused = matches(policy.blocked, sender) || (policy.mode === 'allow-only' && !matches(policy.allowed, sender));
   return refused ? policy.blockedAction : 'accept';
+}
+
+/** Whether the user's history keeps the conversation with `peer`: all history on, or that peer listed. */
+export function keepsHistoryWith(policy: ImPolicy, peer: string): boolean {
+  return policy.history.enabled || (policy.history.conversations.length > 0 && policy.history.conversations.includes(senderKey(peer)));
 }
 
 /** The default document, as XML text. */

@@ -147,6 +147,10 @@ export class ApplicationServer {
         maxStoredRecords: config.charging.storeMaxRecords,
         fsync: config.charging.fsync,
         jsonl: config.charging.jsonl,
+        interOperatorIdentifiers: {
+          originatingIOI: config.charging.originatingIoi || config.sip.domain,
+          terminatingIOI: config.charging.terminatingIoi || config.sip.domain,
+        },
         berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
         log: log.child({ svc: 'charging' }), metrics,
         jobs,

@@ -56,7 +56,7 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
       case 'causeForRecordClosing':
         out[name] = CAUSE_NAMES[decodeInteger(c())] ?? decodeInteger(c());
         break;
-      case 'sipMethod': case 'sessionId': case 'serviceReasonReturnCode': case 'event': case 'serviceContextId': case 'imsChargingIdentifier':
+      case 'sipMethod': case 'sessionId': case 'privateUserId': case 'serviceReasonReturnCode': case 'event': case 'serviceContextId': case 'imsChargingIdentifier':
         out[name] = text(buf, el);
         break;
       case 'serviceRequestTimeStamp': case 'serviceDeliveryStartTimeStamp': case 'serviceDeliveryEndTimeStamp':

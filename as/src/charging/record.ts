@@ -83,6 +83,8 @@ export interface ChargeableEvent {
   recordSequenceNumber?: number;
   /** The raw P-Charging-Vector header value, when the request carried one. */
   chargingVector?: string;
+  /** The private user identity (IMPI) Kamailio authenticated the request's sender with, when it did. */
+  privateUserId?: string;
   messageBody?: { contentType: string; contentLength: number };
   /** Service-specific counters and flags (e.g. notifyCount). */
   extra?: Record<string, string | number | boolean>;
@@ -113,6 +115,8 @@ export interface Cdr {
   sessionId: string;
   imsChargingIdentifier: string;
   interOperatorIdentifiers?: InterOperatorIdentifiers;
+  /** TS 32.298 privateUserID: the IMPI of the authenticated sender (the calling party), when known. */
+  privateUserId?: string;
   callingPartyAddress: string;
   calledPartyAddress: string;
   sipMethod: string;
@@ -140,6 +144,8 @@ export interface BuildContext {
   now: Date;
   /** Produces a fresh, unique ICID when the request carried no P-Charging-Vector. */
   generateIcid: () => string;
+  /** Inter-operator identifiers written when the P-Charging-Vector carries none (configuration). */
+  defaultIoi?: InterOperatorIdentifiers;
 }
 
 /** Field order of a CDR line; `normalizeCdr` writes keys in this order. */
@@ -154,6 +160,7 @@ export const CDR_FIELDS = [
   'sessionId',
   'imsChargingIdentifier',
   'interOperatorIdentifiers',
+  'privateUserId',
   'callingPartyAddress',
   'calledPartyAddress',
   'sipMethod',
@@ -317,6 +324,7 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   requireString(e, 'outcome');
   optionalString(e, 'event');
   optionalString(e, 'chargingVector');
+  optionalString(e, 'privateUserId');
   if (!isValidDate(e.requestTime)) fail('requestTime', 'is required (valid Date)');
   if (e.responseTime !== undefined && !isValidDate(e.responseTime)) fail('responseTime', 'must be a valid Date');
   if (e.expires !== undefined && !(Number.isInteger(e.expires) && (e.expires as number) >= 0)) {
@@ -384,6 +392,7 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   };
   if (typeof e.event === 'string') salvaged.event = e.event;
   if (typeof e.chargingVector === 'string') salvaged.chargingVector = e.chargingVector;
+  if (typeof e.privateUserId === 'string' && e.privateUserId.length > 0) salvaged.privateUserId = e.privateUserId;
   if (isValidDate(e.responseTime)) salvaged.responseTime = e.responseTime;
   if (Number.isInteger(e.expires) && (e.expires as number) >= 0) salvaged.expires = e.expires as number;
   if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699) salvaged.statusCode = e.statusCode as number;
@@ -436,12 +445,16 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
     recordOpeningTime: event.requestTime.toISOString(),
     recordClosureTime: ctx.now.toISOString(),
   };
-  if (pcv.origIoi !== undefined || pcv.termIoi !== undefined) {
+  // the vector's identifiers when it has them (another network's), else the configured ones
+  const originatingIOI = pcv.origIoi ?? nonEmpty(ctx.defaultIoi?.originatingIOI);
+  const terminatingIOI = pcv.termIoi ?? nonEmpty(ctx.defaultIoi?.terminatingIOI);
+  if (originatingIOI !== undefined || terminatingIOI !== undefined) {
     const ioi: InterOperatorIdentifiers = {};
-    if (pcv.origIoi !== undefined) ioi.originatingIOI = pcv.origIoi;
-    if (pcv.termIoi !== undefined) ioi.terminatingIOI = pcv.termIoi;
+    if (originatingIOI !== undefined) ioi.originatingIOI = originatingIOI;
+    if (terminatingIOI !== undefined) ioi.terminatingIOI = terminatingIOI;
     cdr.interOperatorIdentifiers = ioi;
   }
+  if (event.privateUserId !== undefined && event.privateUserId.length > 0) cdr.privateUserId = event.privateUserId;
   if (event.event !== undefined) cdr.event = event.event;
   if (event.expires !== undefined) cdr.expires = event.expires;
   if (event.responseTime !== undefined) cdr.sipResponseTimestamp = event.responseTime.toISOString();
@@ -452,6 +465,10 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
   }
   if (event.extra !== undefined && Object.keys(event.extra).length > 0) cdr.extra = { ...event.extra };
   return normalizeCdr(cdr);
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.length > 0 ? v : undefined;
 }
 
 /**

@@ -48,6 +48,8 @@ export interface Subscription {
   chargedParts?: number;
   /** P-Charging-Vector of the SUBSCRIBE that opened it (or one made then): one ICID for all its records. */
   chargingVector?: string;
+  /** IMPI Kamailio authenticated the opening SUBSCRIBE with (the watcher's), for its charging records. */
+  privateUserId?: string;
   /** Notification rate control in force (RFC 6446), after local policy. */
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */

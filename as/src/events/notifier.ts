@@ -1,4 +1,4 @@
-import { chargingVectorOf } from '../isc/types.js';
+import { chargingVectorOf, privateIdentityOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
@@ -234,6 +234,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       ...(expires === 0 ? {} : { chargedParts: 1 }),
       // every partial record of this subscription carries the ICID of the SUBSCRIBE that opened it
       chargingVector: chargingVectorOf(sip.headers.get('P-Charging-Vector'), call.req) ?? `icid-value=${randomUUID()}`,
+      ...(privateIdentityOf(call.req) !== undefined ? { privateUserId: privateIdentityOf(call.req) } : {}),
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
       ...this.mine(),
@@ -674,6 +675,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       statusCode: 200,
       outcome: `subscription-${phase}`,
       ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
+      ...(s.privateUserId ? { privateUserId: s.privateUserId } : {}),
       // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
       ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
       cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',

@@ -1,4 +1,4 @@
-import { chargingVectorOf } from '../isc/types.js';
+import { chargingVectorOf, privateIdentityOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
@@ -45,6 +45,8 @@ interface PagerContext {
   contentType: string;
   contentLength: number;
   chargingVector: string;
+  /** IMPI Kamailio authenticated the sender with, when it did. */
+  impi?: string;
 }
 
 /** A MESSAGE as the IM service reads it once. */
@@ -167,6 +169,8 @@ export class PagerService implements IscService {
       contentLength: utf8ByteLength(body),
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
     };
+    const impi = privateIdentityOf(req);
+    if (impi !== undefined) ctx.impi = impi;
     const m: Incoming = {
       call, sender, target, contentType: contentTypeHeader, body, size: ctx.contentLength,
       privacy: wantsPrivacy(sip), requires: requireTags(sip), ctx, pcvPresent: pcv !== undefined,
@@ -431,6 +435,7 @@ export class PagerService implements IscService {
       statusCode: code,
       outcome,
       chargingVector: ctx.chargingVector,
+      ...(typeof ctx.impi === 'string' ? { privateUserId: ctx.impi } : {}),
       messageBody: { contentType: ctx.contentType, contentLength: ctx.contentLength },
       ...(extra ? { extra } : {}),
     })));

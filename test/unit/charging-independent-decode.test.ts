@@ -32,6 +32,7 @@ const EVENTS: ChargeableEvent[] = [
   ev({ sessionId: 'x'.repeat(200), calledParty: 'sip:' + 'b'.repeat(150) + '@example.com' }), // long-form lengths
   ev({ role: 'terminating', calledParty: 'sip:carol@example.com', extra: { via: 'sip:team@example.com' } }), // a group's copy
   ev({ privateUserId: 'alice@example.com', chargingVector: 'icid-value=v1;orig-ioi=visited.example.org' }), // authenticated sender, only an orig-ioi in the vector
+  ev({ service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', event: 'presence', expires: 0, outcome: 'subscription-closed', recordSequenceNumber: 5, incomplete: { acrInterimLost: 'unknown' } }), // adopted from a dead instance
 ];
 /** Node as1 has inter-operator identifiers configured; the others none. */
 const CONFIGURED_IOI = { originatingIOI: 'ims.example.net', terminatingIOI: 'partner.example.org' };
@@ -85,6 +86,10 @@ function expectedOf(cdr: Cdr, causes: Map<string, number>): IndependentRecord {
     out.interOperatorIdentifiers = { ...(ioi.originatingIOI ? { 'originating-IOI': ioi.originatingIOI } : {}), ...(ioi.terminatingIOI ? { 'terminating-IOI': ioi.terminatingIOI } : {}) };
   }
   if (cdr.privateUserId !== undefined) out.privateUserID = cdr.privateUserId;
+  if (cdr.incompleteCdrIndication) {
+    const inc = cdr.incompleteCdrIndication;
+    out['incomplete-CDR-Indication'] = { aCRStartLost: inc.acrStartLost, aCRInterimLost: { no: 0, yes: 1, unknown: 2 }[inc.acrInterimLost], aCRStopLost: inc.acrStopLost };
+  }
   if (cdr.recordSequenceNumber !== undefined) out.recordSequenceNumber = cdr.recordSequenceNumber;
   if (cdr.statusCode !== undefined) out.serviceReasonReturnCode = String(cdr.statusCode);
   if (cdr.messageBody) out['list-Of-Message-Bodies'] = [{ 'content-Type': cdr.messageBody.contentType, 'content-Length': cdr.messageBody.contentLength, originator: cdr.callingPartyAddress }];
@@ -106,7 +111,7 @@ describe('every file decoded by asn1js, field by field against docs/charging.md'
   test('headers, record count and every field of every record', async () => {
     const { causes } = docTables();
     const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-    assert.equal(names.length, 9, '3 nodes × 3 files (4 + 4 + 4 records)');
+    assert.equal(names.length, 12, '3 nodes × 4 files (4 + 4 + 4 + 1 records)');
     const decoded: IndependentRecord[] = [];
     for (const n of names) {
       const f = readFileIndependently(await readFile(path.join(dir, n)));
@@ -134,5 +139,8 @@ describe('every file decoded by asn1js, field by field against docs/charging.md'
     assert.deepEqual(byId.get('as1:12')!.interOperatorIdentifiers, { 'originating-IOI': 'visited.example.org', 'terminating-IOI': 'partner.example.org' });
     assert.deepEqual(byId.get('as0:12')!.interOperatorIdentifiers, { 'originating-IOI': 'visited.example.org' });
     assert.equal(byId.get('as0:2')!.interOperatorIdentifiers, undefined, 'none configured, none in the vector');
+    // incomplete-CDR-Indication [18]: only on a record known incomplete, all three components
+    assert.deepEqual(byId.get('as2:13')!['incomplete-CDR-Indication'], { aCRStartLost: false, aCRInterimLost: 2, aCRStopLost: false });
+    assert.ok(decoded.filter((r) => r['incomplete-CDR-Indication'] !== undefined).length === 3, 'one per node, no other record');
   });
 });

@@ -172,9 +172,12 @@ describe('Charging', () => {
     const extra = (bad as unknown as { extra?: Record<string, unknown> }).extra ?? (bad as unknown as { recordExtensions?: Record<string, unknown> }).recordExtensions ?? {};
     assert.equal(extra.incompleteRecord, true);
     assert.match(String(extra.invalidEvent), /sessionId/);
+    // and in the 32.298 field a billing system reads: the closing event's details were lost
+    assert.deepEqual(bad.incompleteCdrIndication, { acrStartLost: false, acrInterimLost: 'no', acrStopLost: true });
     assert.equal(n.charging.metrics().invalidEvents, 1);
     const next = await n.charging.record(imEvent());
     assert.equal(next.localRecordSequenceNumber, 2);
+    assert.equal(next.incompleteCdrIndication, undefined, 'a good event makes a complete record');
     await stopNode(n);
   });
 

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Charging } from '../../as/src/charging/charging.js';
+import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
 import { Notifier } from '../../as/src/events/notifier.js';
@@ -152,10 +153,14 @@ describe('subscription dialogs held by one instance', () => {
     content: async () => ({ contentType: 'text/plain', body: 'state' }),
   };
 
+  /** What every notifier of a test handed to charging. */
+  let charged: ChargeableEvent[] = [];
+  beforeEach(() => { charged = []; });
+
   function notifier(instance: string, sent: UacRequest[]): Notifier {
     const uac = { send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }) };
     return new Notifier({
-      store, uac: uac as unknown as UacClient, charging: { record: async () => undefined } as unknown as Charging,
+      store, uac: uac as unknown as UacClient, charging: { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging,
       contact: 'sip:notifier@127.0.0.1', instance, log: silentLogger(), metrics: new Metrics(),
     }).register(pkg);
   }
@@ -227,7 +232,28 @@ describe('subscription dialogs held by one instance', () => {
     assert.equal(await b.resourceChanged('test', ALICE), 1);
     await until('B\'s second NOTIFY', () => sentB.length === 2);
     assert.equal(sentA.length, 1);
+    await until('the refresh\'s partial record', () => charged.some((e) => e.outcome === 'subscription-refreshed'));
+    assert.ok(charged.every((e) => e.incomplete === undefined), 'a dialog moved by a refresh lost nothing: its records are complete');
     a.stop();
+    b.stop();
+  });
+
+  it('a dialog adopted from a dead instance: its records from then on say interim records may be lost', async () => {
+    const { a, b, sentB } = await twoNotifiers();
+    a.stop();
+    assert.equal(await b.adopt('as-a'), 1);
+    await until('B\'s NOTIFY on adoption', () => sentB.length === 1);
+    const unsubscribe = [
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-2', 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call', 'CSeq: 3 SUBSCRIBE', 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    const call: IscCall = {
+      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: unsubscribe },
+      sip: parseSipMessage(unsubscribe) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+    };
+    assert.equal(((await b.handleSubscribe(call)) as { code: number }).code, 200);
+    await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
+    assert.deepEqual(charged.find((e) => e.outcome === 'subscription-closed')!.incomplete, { acrInterimLost: 'unknown' });
     b.stop();
   });
 });

@@ -85,9 +85,27 @@ export interface ChargeableEvent {
   chargingVector?: string;
   /** The private user identity (IMPI) Kamailio authenticated the request's sender with, when it did. */
   privateUserId?: string;
+  /** The record is known incomplete (docs/charging.md, incomplete-CDR-Indication); unset parts default to nothing lost. */
+  incomplete?: Partial<IncompleteCdrIndication>;
   messageBody?: { contentType: string; contentLength: number };
   /** Service-specific counters and flags (e.g. notifyCount). */
   extra?: Record<string, string | number | boolean>;
+}
+
+/** TS 32.298 ACRInterimLost values. */
+export const ACR_INTERIM_LOST = { no: 0, yes: 1, unknown: 2 } as const;
+
+/**
+ * TS 32.298 incomplete-CDR-Indication: what is known to be missing from a record
+ * (docs/charging.md, tag 18). The AS sets it on a record built from an event its service
+ * described badly (stop lost: the closing event's details are unusable) and on the records of
+ * a subscription adopted from an instance that died (interim lost unknown: records and
+ * NOTIFY counts that instance had not stored yet may be missing).
+ */
+export interface IncompleteCdrIndication {
+  acrStartLost: boolean;
+  acrInterimLost: keyof typeof ACR_INTERIM_LOST;
+  acrStopLost: boolean;
 }
 
 export interface ChargingVector {
@@ -129,6 +147,8 @@ export interface Cdr {
   causeForRecordClosing: CauseForRecordClosing;
   /** TS 32.298 recordSequenceNumber: the place of a partial record in its service's chain. */
   recordSequenceNumber?: number;
+  /** TS 32.298 incomplete-CDR-Indication, only on a record known incomplete. */
+  incompleteCdrIndication?: IncompleteCdrIndication;
   messageBody?: { contentType: string; contentLength: number };
   recordOpeningTime: string;
   recordClosureTime: string;
@@ -172,6 +192,7 @@ export const CDR_FIELDS = [
   'outcome',
   'causeForRecordClosing',
   'recordSequenceNumber',
+  'incompleteCdrIndication',
   'messageBody',
   'recordOpeningTime',
   'recordClosureTime',
@@ -342,6 +363,12 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   if (e.recordSequenceNumber !== undefined && !(Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)) {
     fail('recordSequenceNumber', 'must be a positive integer');
   }
+  if (e.incomplete !== undefined) {
+    const x = e.incomplete as Record<string, unknown> | null;
+    if (x === null || typeof x !== 'object') fail('incomplete', 'must be an object');
+    for (const k of ['acrStartLost', 'acrStopLost']) if (x[k] !== undefined && typeof x[k] !== 'boolean') fail(`incomplete.${k}`, 'must be a boolean');
+    if (x.acrInterimLost !== undefined && !Object.hasOwn(ACR_INTERIM_LOST, x.acrInterimLost as string)) fail('incomplete.acrInterimLost', "must be 'no', 'yes' or 'unknown'");
+  }
   if (e.messageBody !== undefined) {
     const b = e.messageBody as Record<string, unknown> | null;
     if (b === null || typeof b !== 'object') fail('messageBody', 'must be an object');
@@ -379,6 +406,10 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   }
   extra.incompleteRecord = true;
   extra.invalidEvent = problem;
+  const incomplete: Partial<IncompleteCdrIndication> = { acrStopLost: true };
+  const given = e.incomplete as Record<string, unknown> | undefined;
+  if (given && typeof given === 'object' && given.acrStartLost === true) incomplete.acrStartLost = true;
+  if (given && typeof given === 'object' && Object.hasOwn(ACR_INTERIM_LOST, given.acrInterimLost as string)) incomplete.acrInterimLost = given.acrInterimLost as IncompleteCdrIndication['acrInterimLost'];
   const salvaged: ChargeableEvent = {
     service: text('service'),
     role: e.role === 'terminating' ? 'terminating' : 'originating',
@@ -389,6 +420,7 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
     outcome: text('outcome'),
     requestTime: isValidDate(e.requestTime) ? e.requestTime : now,
     extra,
+    incomplete,
   };
   if (typeof e.event === 'string') salvaged.event = e.event;
   if (typeof e.chargingVector === 'string') salvaged.chargingVector = e.chargingVector;
@@ -455,6 +487,10 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
     cdr.interOperatorIdentifiers = ioi;
   }
   if (event.privateUserId !== undefined && event.privateUserId.length > 0) cdr.privateUserId = event.privateUserId;
+  const inc = event.incomplete;
+  if (inc && (inc.acrStartLost === true || inc.acrStopLost === true || (inc.acrInterimLost !== undefined && inc.acrInterimLost !== 'no'))) {
+    cdr.incompleteCdrIndication = { acrStartLost: inc.acrStartLost === true, acrInterimLost: inc.acrInterimLost ?? 'no', acrStopLost: inc.acrStopLost === true };
+  }
   if (event.event !== undefined) cdr.event = event.event;
   if (event.expires !== undefined) cdr.expires = event.expires;
   if (event.responseTime !== undefined) cdr.sipResponseTimestamp = event.responseTime.toISOString();

@@ -349,7 +349,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     for (const s of await this.subs.find({ owner: deadInstance, state: { $ne: 'terminated' } })) {
       const knownBefore = this.live.has(s._id);
       this.live.add(s._id, s.event, s.resource, s.watches);
-      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me } }, { returnDocument: 'after' });
+      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me, adoptedWithoutState: true } }, { returnDocument: 'after' });
       if (!mine) {
         // another instance adopted it, or it moved with an in-dialog request
         if (!knownBefore) this.live.remove(s._id);
@@ -676,6 +676,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       outcome: `subscription-${phase}`,
       ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
       ...(s.privateUserId ? { privateUserId: s.privateUserId } : {}),
+      ...(s.adoptedWithoutState ? { incomplete: { acrInterimLost: 'unknown' as const } } : {}),
       // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
       ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
       cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',

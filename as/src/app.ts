@@ -453,6 +453,8 @@ export class ApplicationServer {
     await this.jobs.stop();
     await this.feed.stop();
     this.notifier.stop();
+    // the counts a restart would otherwise lose (and mark the subscriptions' records incomplete for)
+    await this.notifier.saveState().catch((err: unknown) => this.log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'));
     this.publications.stop();
     await this.forward.stop();
     await this.pager.drain();

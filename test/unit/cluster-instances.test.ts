@@ -238,6 +238,67 @@ describe('subscription dialogs held by one instance', () => {
     b.stop();
   });
 
+  /** An un-SUBSCRIBE of the test dialog, handled by `n`; resolves with the closing record handed to charging. */
+  async function unsubscribe(n: Notifier, cseq: number): Promise<ChargeableEvent> {
+    const text = [
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-u${cseq}`, 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call', `CSeq: ${cseq} SUBSCRIBE`, 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    const call: IscCall = {
+      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: text },
+      sip: parseSipMessage(text) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+    };
+    assert.equal(((await n.handleSubscribe(call)) as { code: number }).code, 200);
+    await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
+    return charged.find((e) => e.outcome === 'subscription-closed')!;
+  }
+
+  it('a restart after an unclean stop marks the dialogs it held; a clean stop saves their counts and marks nothing', async () => {
+    const sent: UacRequest[] = [];
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    const first = notifier('as-a', sent);
+    await first.start();
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a NOTIFY', () => sent.length === 1);
+    // clean: stopped and saved; the next run resumes with the exact count and nothing lost
+    first.stop();
+    await first.saveState();
+    const second = notifier('as-a', sent);
+    await second.start();
+    assert.equal((await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.stateLost, undefined);
+    assert.equal(await second.resourceChanged('test', ALICE), 1);
+    await until('a second NOTIFY', () => sent.length === 2);
+    // unclean: the process dies (no saveState); the next run marks what it held
+    second.stop();
+    const third = notifier('as-a', sent);
+    await third.start();
+    const closing = await unsubscribe(third, 5);
+    assert.deepEqual(closing.incomplete, { acrInterimLost: 'unknown' });
+    assert.equal((closing.extra as { notifyCount: number }).notifyCount >= 1, true, 'the count saved at the clean stop survives');
+    third.stop();
+  });
+
+  it('after a clean stop and start the closing record is complete, with the exact NOTIFY count', async () => {
+    const sent: UacRequest[] = [];
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    const first = notifier('as-a', sent);
+    await first.start();
+    // two NOTIFYs: the store learns the count at the first (a CSeq reservation), not at the second
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a NOTIFY', () => sent.length === 1);
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a second NOTIFY', () => sent.length === 2);
+    first.stop();
+    await first.saveState();
+    const second = notifier('as-a', sent);
+    await second.start();
+    const closing = await unsubscribe(second, 4);
+    assert.equal(closing.incomplete, undefined);
+    // two NOTIFYs before the restart, the final one after it
+    assert.equal((closing.extra as { notifyCount: number }).notifyCount, 3);
+    second.stop();
+  });
+
   it('a dialog adopted from a dead instance: its records from then on say interim records may be lost', async () => {
     const { a, b, sentB } = await twoNotifiers();
     a.stop();

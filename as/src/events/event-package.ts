@@ -51,11 +51,12 @@ export interface Subscription {
   /** IMPI Kamailio authenticated the opening SUBSCRIBE with (the watcher's), for its charging records. */
   privateUserId?: string;
   /**
-   * Adopted from an instance that died: what it had not stored (a partial record being written,
-   * NOTIFYs counted since its last store write) may be missing, so the records from here on
-   * say so (incomplete-CDR-Indication, docs/charging.md).
+   * Taken over without its holder's last state: adopted from an instance that died, or resumed
+   * after this instance stopped uncleanly. What the holder had not stored (a partial record
+   * being written, NOTIFYs counted since its last store write) may be missing, so the records
+   * from here on say so (incomplete-CDR-Indication, docs/charging.md).
    */
-  adoptedWithoutState?: boolean;
+  stateLost?: boolean;
   /** Notification rate control in force (RFC 6446), after local policy. */
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */

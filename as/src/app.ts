@@ -147,6 +147,10 @@ export class ApplicationServer {
         maxStoredRecords: config.charging.storeMaxRecords,
         fsync: config.charging.fsync,
         jsonl: config.charging.jsonl,
+        interOperatorIdentifiers: {
+          originatingIOI: config.charging.originatingIoi || config.sip.domain,
+          terminatingIOI: config.charging.terminatingIoi || config.sip.domain,
+        },
         berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
         log: log.child({ svc: 'charging' }), metrics,
         jobs,
@@ -449,6 +453,8 @@ export class ApplicationServer {
     await this.jobs.stop();
     await this.feed.stop();
     this.notifier.stop();
+    // the counts a restart would otherwise lose (and mark the subscriptions' records incomplete for)
+    await this.notifier.saveState().catch((err: unknown) => this.log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'));
     this.publications.stop();
     await this.forward.stop();
     await this.pager.drain();

@@ -31,6 +31,7 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
       PRESENCE_DEFAULT_SUB_HANDLING: 'allow',
       IM_SWEEP_SECONDS: '1',
       IM_RETRY_BASE_SECONDS: '1',
+      CDR_TERMINATING_IOI: 'partner.example.org',
     });
     await stack.provisionUsers(['alice', 'bob', 'dan'], pw);
   });
@@ -116,6 +117,12 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
     }
     assert.equal(m[0]!['iMS-Charging-Identifier'], m[1]!['iMS-Charging-Identifier'], 'one ICID for both roles');
     assert.equal(m[0]!['iMS-Charging-Identifier'], coreIcid, 'the ICID the core generated, as the recipient got it');
+    for (const r of m) {
+      // the IMPI of the credentials Kamailio accepted from alice
+      assert.equal(r.privateUserID, 'alice@example.com');
+      // the core's vector has no IOIs: the configured one, and the SIP domain for the one left unset
+      assert.deepEqual(r.interOperatorIdentifiers, { 'originating-IOI': 'example.com', 'terminating-IOI': 'partner.example.org' });
+    }
 
     const d = records.filter((r) => r['session-Id'] === deferred);
     const storedRecs = d.filter((r) => r.serviceReasonReturnCode === '202');
@@ -123,6 +130,8 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
     assert.ok(storedRecs.every((r) => ext(r).outcome === 'deferred' && r.causeForRecordClosing === 0));
     const deliveredRec = d.find((r) => ext(r).deferred === true);
     assert.ok(deliveredRec, JSON.stringify(d));
+    assert.ok(storedRecs.every((r) => r.privateUserID === 'alice@example.com'));
+    assert.equal(deliveredRec.privateUserID, undefined, 'the AS delivers it itself: no credentials were given for that request');
     assert.equal(deliveredRec['role-of-Node'], 1, 'delivered: billable to the recipient');
     assert.equal(deliveredRec.causeForRecordClosing, 0);
     assert.equal(deliveredRec['called-Party-Address'], 'sip:dan@example.com');
@@ -137,6 +146,7 @@ describe('charging: TS 32.297 files a billing system picks up', () => {
       assert.equal(r.event, 'presence');
       assert.deepEqual(r['list-Of-Calling-Party-Address'], ['sip:bob@example.com']);
       assert.equal(r['called-Party-Address'], 'sip:alice@example.com');
+      assert.equal(r.privateUserID, 'bob@example.com', "the watcher's IMPI, from the opening SUBSCRIBE");
     }
     assert.ok((s[1]!.expiresInformation as number) > 250);
     assert.equal(new Set(s.map((r) => r['iMS-Charging-Identifier'])).size, 1, 'one ICID for the whole chain');

@@ -136,6 +136,15 @@ function constructed(name: string, el: asn1js.BaseBlock): unknown {
       for (const k of kids) ioi[k.idBlock.tagNumber === 0 ? 'originating-IOI' : 'terminating-IOI'] = primText(k);
       return ioi;
     }
+    case 'incomplete-CDR-Indication': {
+      assert.deepEqual(kids.map((k) => k.idBlock.tagNumber), [0, 1, 2], 'aCRStartLost [0], aCRInterimLost [1], aCRStopLost [2]');
+      const bool = (k: asn1js.BaseBlock) => {
+        const v = (k as asn1js.Primitive).valueBlock.valueHexView;
+        assert.equal(v.length, 1, 'BOOLEAN is one octet');
+        return v[0] !== 0;
+      };
+      return { aCRStartLost: bool(kids[0]!), aCRInterimLost: int((kids[1] as asn1js.Primitive).valueBlock.valueHexView), aCRStopLost: bool(kids[2]!) };
+    }
     case 'list-Of-Message-Bodies':
       return kids.map((seq) => {
         assert.equal(seq.idBlock.tagClass, 1, 'MessageBody is a universal SEQUENCE');

@@ -49,6 +49,7 @@ async function node(ports: number[], nodeId = 'as1'): Promise<Charging> {
   const store = await SqliteStore.open(path.join(root, 'data'));
   const charging = new Charging({
     store, nodeId, nodeAddress: '127.0.0.1', cdrDir: path.join(root, 'cdr'), log: silentLogger(), jsonl: false,
+    interOperatorIdentifiers: { originatingIOI: 'home1.net', terminatingIOI: 'partner.example' },
     rf: {
       peers: ports.map((port) => ({ host: '127.0.0.1', port })),
       originHost: `${nodeId}.home1.net`, originRealm: 'home1.net', destinationRealm: 'test.example', hostIpAddress: '127.0.0.1',
@@ -168,7 +169,7 @@ describe('Rf with Erlang diameter as the CDF', () => {
     await until(() => `tshark capture start: ${err}`, () => err.includes('Capturing on'), 15_000);
     await sleep(1500); // dumpcap reports before its filter is attached
     const charging = await node([PORT_A]);
-    await charging.record(message());
+    await charging.record(message({ privateUserId: 'alice@home1.net' }));
     for (let n = 1; n <= 2; n++) await charging.record(subscriptionPart(n, n === 2));
     const deadline = Date.now() + 10_000;
     while ((await a.acrs()).length < 3 && Date.now() < deadline) await sleep(50);
@@ -188,9 +189,15 @@ describe('Rf with Erlang diameter as the CDF', () => {
     has(/IMS-Charging-Identifier: icid-sub-1/);
     has(/SIP-Method: MESSAGE/);
     has(/Role-Of-Node: ORIGINATING_ROLE \(0\)/);
+    // the IMPI of the authenticated sender, where known; the configured IOIs where the vector has none
+    has(/User-Name: alice@home1\.net/);
+    has(/Originating-IOI: home1\.net/);
+    has(/Terminating-IOI: partner\.example/);
     assert.ok(!/Malformed/i.test(text), 'tshark reports a malformed packet');
     const { stdout: fields } = await run('tshark', ['-r', pcap, ...decodeAs, '-Y', 'diameter.cmd.code == 271 && diameter.flags.request == 1', '-T', 'fields', '-e', 'diameter.Accounting-Record-Type']);
     assert.deepEqual(fields.trim().split('\n'), ['1', '2', '4']);
+    const { stdout: users } = await run('tshark', ['-r', pcap, ...decodeAs, '-Y', 'diameter.cmd.code == 271 && diameter.flags.request == 1', '-T', 'fields', '-e', 'diameter.User-Name']);
+    assert.deepEqual(users.split('\n').slice(0, 3), ['alice@home1.net', '', ''], 'User-Name only where the IMPI is known');
     const { stdout: expert } = await run('tshark', ['-r', pcap, ...decodeAs, '-q', '-z', 'expert']);
     if (process.env.RF_KEEP_DECODE) await writeFile(`${process.env.RF_KEEP_DECODE}.expert`, expert);
     assert.doesNotMatch(expert, /\b(Error|Warning)s? \(/, expert);

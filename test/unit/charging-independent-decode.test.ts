@@ -31,7 +31,11 @@ const EVENTS: ChargeableEvent[] = [
   ev({ service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', event: 'presence', expires: 0, outcome: 'subscription-closed', cause: 'timeLimit', recordSequenceNumber: 3, extra: { notifyCount: 4, reason: 'timeout' } }),
   ev({ sessionId: 'x'.repeat(200), calledParty: 'sip:' + 'b'.repeat(150) + '@example.com' }), // long-form lengths
   ev({ role: 'terminating', calledParty: 'sip:carol@example.com', extra: { via: 'sip:team@example.com' } }), // a group's copy
+  ev({ privateUserId: 'alice@example.com', chargingVector: 'icid-value=v1;orig-ioi=visited.example.org' }), // authenticated sender, only an orig-ioi in the vector
+  ev({ service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', event: 'presence', expires: 0, outcome: 'subscription-closed', recordSequenceNumber: 5, incomplete: { acrInterimLost: 'unknown' } }), // adopted from a dead instance
 ];
+/** Node as1 has inter-operator identifiers configured; the others none. */
+const CONFIGURED_IOI = { originatingIOI: 'ims.example.net', terminatingIOI: 'partner.example.org' };
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'cdr-indep-'));
@@ -40,7 +44,7 @@ before(async () => {
     await w.open();
     let seq = 0;
     for (const e of EVENTS) {
-      const cdr = buildCdr(e, { nodeId: `as${i}`, nodeAddress: address, seq: ++seq, now: T2, generateIcid: () => `gen-${i}-${seq}` });
+      const cdr = buildCdr(e, { nodeId: `as${i}`, nodeAddress: address, seq: ++seq, now: T2, generateIcid: () => `gen-${i}-${seq}`, ...(i === 1 ? { defaultIoi: CONFIGURED_IOI } : {}) });
       written.push(cdr);
       await w.append(cdr);
     }
@@ -77,7 +81,15 @@ function expectedOf(cdr: Cdr, causes: Map<string, number>): IndependentRecord {
       information: { recordId: cdr.recordId, nodeId: cdr.nodeId, service: cdr.service, outcome: cdr.outcome, ...(cdr.statusCode !== undefined ? { statusCode: cdr.statusCode } : {}), ...(cdr.extra ?? {}) },
     }],
   };
-  if (cdr.interOperatorIdentifiers) out.interOperatorIdentifiers = { 'originating-IOI': cdr.interOperatorIdentifiers.originatingIOI, 'terminating-IOI': cdr.interOperatorIdentifiers.terminatingIOI };
+  if (cdr.interOperatorIdentifiers) {
+    const ioi = cdr.interOperatorIdentifiers;
+    out.interOperatorIdentifiers = { ...(ioi.originatingIOI ? { 'originating-IOI': ioi.originatingIOI } : {}), ...(ioi.terminatingIOI ? { 'terminating-IOI': ioi.terminatingIOI } : {}) };
+  }
+  if (cdr.privateUserId !== undefined) out.privateUserID = cdr.privateUserId;
+  if (cdr.incompleteCdrIndication) {
+    const inc = cdr.incompleteCdrIndication;
+    out['incomplete-CDR-Indication'] = { aCRStartLost: inc.acrStartLost, aCRInterimLost: { no: 0, yes: 1, unknown: 2 }[inc.acrInterimLost], aCRStopLost: inc.acrStopLost };
+  }
   if (cdr.recordSequenceNumber !== undefined) out.recordSequenceNumber = cdr.recordSequenceNumber;
   if (cdr.statusCode !== undefined) out.serviceReasonReturnCode = String(cdr.statusCode);
   if (cdr.messageBody) out['list-Of-Message-Bodies'] = [{ 'content-Type': cdr.messageBody.contentType, 'content-Length': cdr.messageBody.contentLength, originator: cdr.callingPartyAddress }];
@@ -99,7 +111,7 @@ describe('every file decoded by asn1js, field by field against docs/charging.md'
   test('headers, record count and every field of every record', async () => {
     const { causes } = docTables();
     const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-    assert.equal(names.length, 9, '3 nodes × 3 files (4 + 4 + 3 records)');
+    assert.equal(names.length, 12, '3 nodes × 4 files (4 + 4 + 4 + 1 records)');
     const decoded: IndependentRecord[] = [];
     for (const n of names) {
       const f = readFileIndependently(await readFile(path.join(dir, n)));
@@ -117,5 +129,18 @@ describe('every file decoded by asn1js, field by field against docs/charging.md'
     // the discarded unwanted message closes unsuccessfully even though the sender saw 200
     assert.equal(byId.get('as0:4')!.causeForRecordClosing, 1);
     assert.equal(byId.get('as0:4')!['called-Party-Address'], 'tel:+4930123456');
+    // privateUserID [8]: the IMPI of the authenticated sender, only where known
+    assert.equal(byId.get('as0:12')!.privateUserID, 'alice@example.com');
+    assert.equal(byId.get('as0:1')!.privateUserID, undefined);
+    // interOperatorIdentifiers [14]: the vector's when it has them, the configured ones for what it lacks
+    assert.deepEqual(byId.get('as0:1')!.interOperatorIdentifiers, { 'originating-IOI': 'home1.net', 'terminating-IOI': 'home2.net' });
+    assert.deepEqual(byId.get('as1:1')!.interOperatorIdentifiers, { 'originating-IOI': 'home1.net', 'terminating-IOI': 'home2.net' });
+    assert.deepEqual(byId.get('as1:2')!.interOperatorIdentifiers, { 'originating-IOI': 'ims.example.net', 'terminating-IOI': 'partner.example.org' });
+    assert.deepEqual(byId.get('as1:12')!.interOperatorIdentifiers, { 'originating-IOI': 'visited.example.org', 'terminating-IOI': 'partner.example.org' });
+    assert.deepEqual(byId.get('as0:12')!.interOperatorIdentifiers, { 'originating-IOI': 'visited.example.org' });
+    assert.equal(byId.get('as0:2')!.interOperatorIdentifiers, undefined, 'none configured, none in the vector');
+    // incomplete-CDR-Indication [18]: only on a record known incomplete, all three components
+    assert.deepEqual(byId.get('as2:13')!['incomplete-CDR-Indication'], { aCRStartLost: false, aCRInterimLost: 2, aCRStopLost: false });
+    assert.ok(decoded.filter((r) => r['incomplete-CDR-Indication'] !== undefined).length === 3, 'one per node, no other record');
   });
 });

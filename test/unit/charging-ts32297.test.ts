@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildCdr, type Cdr } from '../../as/src/charging/record.js';
 import {
-  encodeFileHeader, encodeCdrHeader, headerTimestamp, nodeIpField, parseFileHeader, parseCdrHeader, ts32297FileName, parseTs32297FileName, nextFileSequenceNumber,
+  encodeFileHeader, encodeCdrHeader, headerTimestamp, nodeIpField, parseFileHeader, parseCdrHeader, decodeLostCdrIndicator, ts32297FileName, parseTs32297FileName, nextFileSequenceNumber,
 } from '../../as/src/charging/ts32297-format.js';
 import { Ts32297Writer, walkRecords } from '../../as/src/charging/ts32297-writer.js';
 import { decodeAsRecord } from '../../as/src/charging/as-record-decode.js';
@@ -49,6 +49,16 @@ describe('TS 32.297 layout, byte for byte', () => {
     const p = parseFileHeader(h);
     assert.deepEqual([p.headerLength, p.highRelease, p.lowRelease, p.cdrCount, p.fileSequenceNumber, p.closureReason, p.nodeIp, p.lostCdrs], [54, 18, 18, 3, 42, 'size', '10.1.2.3', 0]);
     assert.deepEqual(p.opened, { month: 12, day: 7, hour: 13, minute: 15, offsetMinutes: 0 });
+  });
+  test('lost-CDR indicator: 0 none, high bit + exact count, 0xFF for 127 or more', () => {
+    const lostOctet = (n: number) => encodeFileHeader({
+      fileLength: 54, openedAt: T, lastAppendAt: T, cdrCount: 0, fileSequenceNumber: 1, closureReason: 'normal', nodeIp: nodeIpField('10.1.2.3'), lostCdrs: n,
+    })[47];
+    assert.deepEqual([0, 1, 2, 126, 127, 5000].map(lostOctet), [0x00, 0x81, 0x82, 0xfe, 0xff, 0xff]);
+    assert.deepEqual(decodeLostCdrIndicator(0x83), { lostCdrs: 3, lostCdrsExact: true });
+    assert.deepEqual(decodeLostCdrIndicator(0xff), { lostCdrs: 127, lostCdrsExact: false });
+    assert.deepEqual(decodeLostCdrIndicator(0x80), { lostCdrs: 1, lostCdrsExact: false });
+    assert.deepEqual(decodeLostCdrIndicator(0x05), { lostCdrs: 5, lostCdrsExact: false });
   });
   test('node address field for IPv6 and a name', () => {
     assert.equal(hex(nodeIpField('::1')), 'ffffffff' + '0'.repeat(31) + '1');
@@ -192,5 +202,67 @@ describe('Ts32297Writer', () => {
     assert.deepEqual(rep.removedFiles, ['as1_-_1.20261207_-_1315+0000']);
     assert.equal(rep.lastSeq, 0);
     assert.deepEqual(await picked(), []);
+  });
+
+  test('lost CDRs: a record the encoder refuses is counted and reported in the next file header, the files go on', async () => {
+    const w = new Ts32297Writer({ dir, nodeId: 'as1', nodeAddress: '127.0.0.1', maxRecords: 2, now: () => T });
+    await w.open();
+    await w.append(cdr(1));
+    // a cause no IMS enumeration value encodes: the BER encoder throws on it
+    await w.append({ ...cdr(2), causeForRecordClosing: 'noSuchCause' as never });
+    await w.append(cdr(3));
+    await w.append(cdr(4));
+    await w.append(cdr(5));
+    await w.close();
+    const names = await picked();
+    assert.deepEqual(await Promise.all(names.map(seqsOf)), [[1, 3], [4, 5]]);
+    const headers = await Promise.all(names.map(async (n) => parseFileHeader(await readFile(path.join(dir, n)))));
+    assert.deepEqual(headers.map((h) => [h.lostCdrs, h.lostCdrsExact]), [[0, true], [1, true]], 'the loss is reported once, by the file opened after it');
+    assert.equal(w.stats.recordsLost, 1);
+  });
+
+  test('lost CDRs: a write error whose records are never offered again is counted; the count survives a restart', async () => {
+    const w = new Ts32297Writer({ dir, nodeId: 'as1', nodeAddress: '127.0.0.1', now: () => T });
+    await w.open();
+    await w.append(cdr(1));
+    // the disk fails on the next write
+    const inject = w as unknown as { writeAt: (...a: unknown[]) => Promise<void> };
+    const real = inject.writeAt;
+    inject.writeAt = async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }); };
+    await assert.rejects(w.append(cdr(2)), /no space/);
+    assert.equal(w.isBroken, true);
+    inject.writeAt = real;
+    // re-opened (the open file with record 1 is closed); record 2 is not offered again (its source lost it), 3 is
+    const rep = await w.open();
+    assert.equal(rep.lastSeq, 1);
+    await w.append(cdr(3));
+    await w.close();
+    // a restart with the count pending: a new writer reports it in its first file
+    const w2 = new Ts32297Writer({ dir, nodeId: 'as1', nodeAddress: '127.0.0.1', now: () => T });
+    await w2.open();
+    await w2.append(cdr(6));
+    await w2.close();
+    const names = await picked();
+    assert.deepEqual(await Promise.all(names.map(seqsOf)), [[1], [3], [6]]);
+    const lost = await Promise.all(names.map(async (n) => parseFileHeader(await readFile(path.join(dir, n))).lostCdrs));
+    assert.deepEqual(lost, [0, 1, 2], 'record 2 in the file after the error, records 4 and 5 in the first file after the restart');
+  });
+
+  test('lost CDRs: a write error whose records are offered again after the re-open loses nothing', async () => {
+    const w = new Ts32297Writer({ dir, nodeId: 'as1', nodeAddress: '127.0.0.1', now: () => T });
+    await w.open();
+    await w.append(cdr(1));
+    const inject = w as unknown as { writeAt: (...a: unknown[]) => Promise<void> };
+    const real = inject.writeAt;
+    inject.writeAt = async () => { throw new Error('EIO'); };
+    await assert.rejects(w.append(cdr(2)), /EIO/);
+    inject.writeAt = real;
+    await w.open();
+    await w.append(cdr(2));
+    await w.close();
+    const names = await picked();
+    assert.deepEqual(await Promise.all(names.map(seqsOf)), [[1], [2]]);
+    assert.deepEqual(await Promise.all(names.map(async (n) => parseFileHeader(await readFile(path.join(dir, n))).lostCdrs)), [0, 0]);
+    assert.equal(w.stats.recordsLost, 0);
   });
 });

@@ -172,9 +172,12 @@ describe('Charging', () => {
     const extra = (bad as unknown as { extra?: Record<string, unknown> }).extra ?? (bad as unknown as { recordExtensions?: Record<string, unknown> }).recordExtensions ?? {};
     assert.equal(extra.incompleteRecord, true);
     assert.match(String(extra.invalidEvent), /sessionId/);
+    // and in the 32.298 field a billing system reads: the closing event's details were lost
+    assert.deepEqual(bad.incompleteCdrIndication, { acrStartLost: false, acrInterimLost: 'no', acrStopLost: true });
     assert.equal(n.charging.metrics().invalidEvents, 1);
     const next = await n.charging.record(imEvent());
     assert.equal(next.localRecordSequenceNumber, 2);
+    assert.equal(next.incompleteCdrIndication, undefined, 'a good event makes a complete record');
     await stopNode(n);
   });
 
@@ -252,6 +255,7 @@ describe('Charging', () => {
   test('store failure: retried, then the call fails and the number is a logged gap', async () => {
     const attempts = new Map<number, number>();
     const n = await startNode({
+      berFiles: { maxRecords: 1 }, // one record per 32.297 file: each header is seen
       wrap: (s) =>
         hookStore(s, {
           // the batch fails as a whole whenever the store is in trouble: every record then
@@ -289,6 +293,12 @@ describe('Charging', () => {
     // The number is not reused.
     assert.equal((await n.charging.record(imEvent())).localRecordSequenceNumber, 6);
     await stopNode(n);
+    // the 32.297 files report the lost record in the header of the file opened after it
+    const { readdir } = await import('node:fs/promises');
+    const { parseFileHeader, parseTs32297FileName } = await import('../../as/src/charging/ts32297-format.js');
+    const ber = (await readdir(cdrDir)).filter((f) => parseTs32297FileName(f)).sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
+    const headers = await Promise.all(ber.map(async (f) => parseFileHeader(await readFile(path.join(cdrDir, f)))));
+    assert.deepEqual(headers.map((h) => h.lostCdrs), [0, 1, 0, 0, 0], 'files of records 1, 3, 4, 5, 6: the one after the gap says one lost');
   });
 
   describe('crash recovery', () => {

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Charging } from '../../as/src/charging/charging.js';
+import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
 import { Notifier } from '../../as/src/events/notifier.js';
@@ -152,10 +153,14 @@ describe('subscription dialogs held by one instance', () => {
     content: async () => ({ contentType: 'text/plain', body: 'state' }),
   };
 
+  /** What every notifier of a test handed to charging. */
+  let charged: ChargeableEvent[] = [];
+  beforeEach(() => { charged = []; });
+
   function notifier(instance: string, sent: UacRequest[]): Notifier {
     const uac = { send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }) };
     return new Notifier({
-      store, uac: uac as unknown as UacClient, charging: { record: async () => undefined } as unknown as Charging,
+      store, uac: uac as unknown as UacClient, charging: { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging,
       contact: 'sip:notifier@127.0.0.1', instance, log: silentLogger(), metrics: new Metrics(),
     }).register(pkg);
   }
@@ -227,7 +232,89 @@ describe('subscription dialogs held by one instance', () => {
     assert.equal(await b.resourceChanged('test', ALICE), 1);
     await until('B\'s second NOTIFY', () => sentB.length === 2);
     assert.equal(sentA.length, 1);
+    await until('the refresh\'s partial record', () => charged.some((e) => e.outcome === 'subscription-refreshed'));
+    assert.ok(charged.every((e) => e.incomplete === undefined), 'a dialog moved by a refresh lost nothing: its records are complete');
     a.stop();
+    b.stop();
+  });
+
+  /** An un-SUBSCRIBE of the test dialog, handled by `n`; resolves with the closing record handed to charging. */
+  async function unsubscribe(n: Notifier, cseq: number): Promise<ChargeableEvent> {
+    const text = [
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-u${cseq}`, 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call', `CSeq: ${cseq} SUBSCRIBE`, 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    const call: IscCall = {
+      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: text },
+      sip: parseSipMessage(text) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+    };
+    assert.equal(((await n.handleSubscribe(call)) as { code: number }).code, 200);
+    await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
+    return charged.find((e) => e.outcome === 'subscription-closed')!;
+  }
+
+  it('a restart after an unclean stop marks the dialogs it held; a clean stop saves their counts and marks nothing', async () => {
+    const sent: UacRequest[] = [];
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    const first = notifier('as-a', sent);
+    await first.start();
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a NOTIFY', () => sent.length === 1);
+    // clean: stopped and saved; the next run resumes with the exact count and nothing lost
+    first.stop();
+    await first.saveState();
+    const second = notifier('as-a', sent);
+    await second.start();
+    assert.equal((await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.stateLost, undefined);
+    assert.equal(await second.resourceChanged('test', ALICE), 1);
+    await until('a second NOTIFY', () => sent.length === 2);
+    // unclean: the process dies (no saveState); the next run marks what it held
+    second.stop();
+    const third = notifier('as-a', sent);
+    await third.start();
+    const closing = await unsubscribe(third, 5);
+    assert.deepEqual(closing.incomplete, { acrInterimLost: 'unknown' });
+    assert.equal((closing.extra as { notifyCount: number }).notifyCount >= 1, true, 'the count saved at the clean stop survives');
+    third.stop();
+  });
+
+  it('after a clean stop and start the closing record is complete, with the exact NOTIFY count', async () => {
+    const sent: UacRequest[] = [];
+    await store.collection<Subscription>('subscriptions').insertOne(dialog('as-a'));
+    const first = notifier('as-a', sent);
+    await first.start();
+    // two NOTIFYs: the store learns the count at the first (a CSeq reservation), not at the second
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a NOTIFY', () => sent.length === 1);
+    assert.equal(await first.resourceChanged('test', ALICE), 1);
+    await until('a second NOTIFY', () => sent.length === 2);
+    first.stop();
+    await first.saveState();
+    const second = notifier('as-a', sent);
+    await second.start();
+    const closing = await unsubscribe(second, 4);
+    assert.equal(closing.incomplete, undefined);
+    // two NOTIFYs before the restart, the final one after it
+    assert.equal((closing.extra as { notifyCount: number }).notifyCount, 3);
+    second.stop();
+  });
+
+  it('a dialog adopted from a dead instance: its records from then on say interim records may be lost', async () => {
+    const { a, b, sentB } = await twoNotifiers();
+    a.stop();
+    assert.equal(await b.adopt('as-a'), 1);
+    await until('B\'s NOTIFY on adoption', () => sentB.length === 1);
+    const unsubscribe = [
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-2', 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call', 'CSeq: 3 SUBSCRIBE', 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+    ].join('\r\n');
+    const call: IscCall = {
+      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: unsubscribe },
+      sip: parseSipMessage(unsubscribe) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+    };
+    assert.equal(((await b.handleSubscribe(call)) as { code: number }).code, 200);
+    await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
+    assert.deepEqual(charged.find((e) => e.outcome === 'subscription-closed')!.incomplete, { acrInterimLost: 'unknown' });
     b.stop();
   });
 });

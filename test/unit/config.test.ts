@@ -89,3 +89,13 @@ describe('Diameter Rf settings', () => {
     assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_WATCHDOG_SECONDS: '1' } }), /charging\.rf\.watchdogSeconds/);
   });
 });
+
+describe('inter-operator identifier settings', () => {
+  it('are empty by default (the app writes the SIP domain), read from the environment, and refuse spaces', () => {
+    const def = loadConfig({ env: { ISC_SECRET: SECRET } }).charging;
+    assert.deepEqual([def.originatingIoi, def.terminatingIoi], ['', '']);
+    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, CDR_ORIGINATING_IOI: 'home1.net', CDR_TERMINATING_IOI: 'partner.example' } }).charging;
+    assert.deepEqual([cfg.originatingIoi, cfg.terminatingIoi], ['home1.net', 'partner.example']);
+    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, CDR_TERMINATING_IOI: 'two words' } }), /charging\.terminatingIoi/);
+  });
+});

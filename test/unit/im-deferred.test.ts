@@ -682,6 +682,23 @@ describe('IM deferred messaging', () => {
         assert.equal(h.charging.events.length, 0);
       });
 
+      it('an is-composing copy is delivered to a registered user and never stored, kept or deferred', async () => {
+        // no periodic sweep during this test: the request count below must be exact
+        const h = await harness({ sweepSeconds: 60 });
+        const composing = (body: string) => im(body, { kind: 'composing', contentType: 'application/im-iscomposing+xml' });
+        // offline, deferral on: unavailable, nothing stored
+        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 1'), policy({ networkStorage: true })), { result: 'unavailable' });
+        await register(h.regs, BOB);
+        // online with network storage: delivered, no copy kept
+        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 2'), policy({ networkStorage: true })), { result: 'delivered', code: 200 });
+        // online but the device answers a retryable failure: not deferred either
+        h.uac.answer = () => 480;
+        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 3'), policy()), { result: 'unavailable' });
+        assert.equal(await h.messages.count(BOB), 0);
+        assert.deepEqual(h.uac.bodiesTo(BOB), ['typing 2', 'typing 3']);
+        assert.equal(h.charging.events.length, 0);
+      });
+
       it('reports a final failure of the registered device as refused, storing nothing', async () => {
         const h = await harness();
         await register(h.regs, BOB);

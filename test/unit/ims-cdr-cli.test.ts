@@ -34,6 +34,7 @@ before(async () => {
       service: 'im', role: seq % 2 ? 'originating' : 'terminating', sipMethod: 'MESSAGE', sessionId: `c${seq}`,
       callingParty: 'sip:alice@example.com', calledParty: 'sip:bob@example.com', requestTime: at, responseTime: at,
       statusCode: seq % 10 === 0 ? 480 : 200, outcome: seq % 10 === 0 ? 'failed' : 'delivered',
+      ...(seq === 2 ? { privateUserId: 'alice@example.com', chargingVector: 'icid-value=icid-2;orig-ioi=home1.net', incomplete: { acrInterimLost: 'unknown' as const } } : {}),
     };
     writes.push(w.append(buildCdr(ev, { nodeId: 'as1', nodeAddress: '192.0.2.7', seq, now: at, generateIcid: () => `icid-${seq}` })));
   }
@@ -43,6 +44,8 @@ before(async () => {
   file = path.join(dir, name!);
 });
 after(async () => { await rm(dir, { recursive: true, force: true }); });
+
+const summary0 = (lines: Array<Record<string, unknown>>) => lines[lines.length - 1]!.summary as Record<string, unknown>;
 
 describe('ims-cdr', () => {
   test('decodes every record to one JSON line, then a summary; progress on stderr', async () => {
@@ -56,6 +59,15 @@ describe('ims-cdr', () => {
     assert.equal(first.sipMethod, 'MESSAGE');
     assert.equal(first.imsChargingIdentifier, 'icid-1');
     assert.equal(first.nodeAddress, '192.0.2.7');
+    assert.equal(first.privateUserId, undefined);
+    assert.equal(first.incompleteCdrIndication, undefined);
+    // the fields of issue 16 in the decoder's output
+    const second = lines[1]!;
+    assert.equal(second.privateUserId, 'alice@example.com');
+    assert.deepEqual(second.interOperatorIdentifiers, { originatingIOI: 'home1.net' });
+    assert.deepEqual(second.incompleteCdrIndication, { acrStartLost: false, acrInterimLost: 'unknown', acrStopLost: false });
+    assert.equal(summary0(lines).lostCdrs, 0);
+    assert.equal(summary0(lines).lostCdrsExact, true);
     assert.deepEqual(lines.slice(0, N).map((l) => l.localRecordSequenceNumber), Array.from({ length: N }, (_, i) => i + 1));
     const summary = lines[N]!.summary as Record<string, unknown>;
     assert.equal(summary.count, N);

@@ -66,6 +66,18 @@ describe('Rf ACR from a CDR', () => {
     assert.equal(readAvp(readAvp(ims, 'Message-Body') as Avp[], 'Content-Length'), 5);
     assert.equal(readAvp(ims, 'Cause-Code'), 200);
   });
+  test('User-Name: the IMPI Kamailio authenticated, absent when unknown; IOIs: the vector\'s, else the configured ones', () => {
+    const known = buildAcr(cdr({ privateUserId: 'alice@home1.net' }), id);
+    assert.equal(readAvp(known.avps, 'User-Name'), 'alice@home1.net');
+    assert.equal(readAvp(buildAcr(cdr(), id).avps, 'User-Name'), undefined, 'a public identity is not a NAI: no User-Name');
+    const configured = buildCdr(
+      { service: 'im', role: 'originating', sipMethod: 'MESSAGE', sessionId: 'c@pc', callingParty: 'sip:alice@home1.net', calledParty: 'sip:bob@home1.net', requestTime: at, outcome: 'delivered', chargingVector: 'icid-value=i1' },
+      { nodeId: 'as1', nodeAddress: '10.0.0.5', seq: 1, now: at, generateIcid: () => 'gen', defaultIoi: { originatingIOI: 'home1.net', terminatingIOI: 'partner.example' } },
+    );
+    const ims = readAvp(readAvp(buildAcr(configured, id).avps, 'Service-Information') as Avp[], 'IMS-Information') as Avp[];
+    const ioi = readAvp(ims, 'Inter-Operator-Identifier') as Avp[];
+    assert.deepEqual([readAvp(ioi, 'Originating-IOI'), readAvp(ioi, 'Terminating-IOI')], ['home1.net', 'partner.example']);
+  });
   test('Cause-Code: the SIP status, else 0 for a normal end, -1 otherwise', () => {
     assert.equal(causeCode({ statusCode: 404, causeForRecordClosing: 'unSuccessfulServiceDelivery' }), 404);
     assert.equal(causeCode({ causeForRecordClosing: 'serviceDeliveryEndSuccessfully' }), 0);

@@ -6,11 +6,12 @@
 
 import { contentOf, decodeInteger, decodeOid, decodeTimeStamp, readChildren, readElement, BerError, type BerElement } from './ber-reader.js';
 import { AS_RECORD_TAG, AS_TAGS, ROLE_CODES } from './as-record.js';
-import { CAUSE_CODES } from './record.js';
+import { ACR_INTERIM_LOST, CAUSE_CODES } from './record.js';
 
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(AS_TAGS).map(([k, v]) => [v, k]));
 const CAUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(CAUSE_CODES).map(([k, v]) => [v, k]));
 const ROLE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ROLE_CODES).map(([k, v]) => [v, k]));
+const INTERIM_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ACR_INTERIM_LOST).map(([k, v]) => [v, k]));
 const PARTY_KINDS = ['sipUri', 'telUri', 'urn', 'isdnE164', 'externalId'];
 
 export type DecodedAsRecord = Record<string, unknown> & { localRecordSequenceNumber?: number };
@@ -56,7 +57,7 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
       case 'causeForRecordClosing':
         out[name] = CAUSE_NAMES[decodeInteger(c())] ?? decodeInteger(c());
         break;
-      case 'sipMethod': case 'sessionId': case 'serviceReasonReturnCode': case 'event': case 'serviceContextId': case 'imsChargingIdentifier':
+      case 'sipMethod': case 'sessionId': case 'privateUserId': case 'serviceReasonReturnCode': case 'event': case 'serviceContextId': case 'imsChargingIdentifier':
         out[name] = text(buf, el);
         break;
       case 'serviceRequestTimeStamp': case 'serviceDeliveryStartTimeStamp': case 'serviceDeliveryEndTimeStamp':
@@ -87,6 +88,17 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
         const ioi: Record<string, string> = {};
         for (const f of readChildren(buf, el.contentOffset, el.end)) ioi[f.tag === 0 ? 'originatingIOI' : 'terminatingIOI'] = text(buf, f);
         out[name] = ioi;
+        break;
+      }
+      case 'incompleteCdrIndication': {
+        const inc: Record<string, unknown> = {};
+        for (const f of readChildren(buf, el.contentOffset, el.end)) {
+          const v = contentOf(buf, f);
+          if (f.tag === 0) inc.acrStartLost = v[0] !== 0;
+          else if (f.tag === 1) inc.acrInterimLost = INTERIM_NAMES[decodeInteger(v)] ?? decodeInteger(v);
+          else if (f.tag === 2) inc.acrStopLost = v[0] !== 0;
+        }
+        out[name] = inc;
         break;
       }
       case 'listOfMessageBodies':

@@ -6,7 +6,7 @@
 
 import { isIP } from 'node:net';
 import { cons, ctx, universal } from './ber.js';
-import { CAUSE_CODES, type Cdr } from './record.js';
+import { ACR_INTERIM_LOST, CAUSE_CODES, type Cdr } from './record.js';
 
 /** The IMSRecord choice tag of aSRecord, and the recordType value it carries. */
 export const AS_RECORD_TAG = 69;
@@ -26,6 +26,7 @@ export const AS_TAGS = {
   sessionId: 5,
   listOfCallingPartyAddress: 6,
   calledPartyAddress: 7,
+  privateUserId: 8,
   serviceRequestTimeStamp: 9,
   serviceDeliveryStartTimeStamp: 10,
   serviceDeliveryEndTimeStamp: 11,
@@ -35,6 +36,7 @@ export const AS_TAGS = {
   localRecordSequenceNumber: 15,
   recordSequenceNumber: 16,
   causeForRecordClosing: 17,
+  incompleteCdrIndication: 18,
   imsChargingIdentifier: 19,
   serviceReasonReturnCode: 23,
   listOfMessageBodies: 24,
@@ -137,6 +139,7 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
     ctx.text(t.sessionId, clampText(cdr.sessionId)),
     ctx.cons(t.listOfCallingPartyAddress, [involvedParty(cdr.callingPartyAddress)]),
     ctx.cons(t.calledPartyAddress, [involvedParty(cdr.calledPartyAddress)]),
+    ...(cdr.privateUserId !== undefined ? [ctx.text(t.privateUserId, clampText(cdr.privateUserId))] : []),
     ctx.timeStamp(t.serviceRequestTimeStamp, requestAt),
     ctx.timeStamp(t.serviceDeliveryStartTimeStamp, requestAt),
     ctx.timeStamp(t.serviceDeliveryEndTimeStamp, endAt),
@@ -153,6 +156,14 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   fields.push(ctx.integer(t.localRecordSequenceNumber, cdr.localRecordSequenceNumber));
   if (cdr.recordSequenceNumber !== undefined) fields.push(ctx.integer(t.recordSequenceNumber, cdr.recordSequenceNumber));
   fields.push(ctx.enumerated(t.causeForRecordClosing, causeCode(cdr.causeForRecordClosing)));
+  const inc = cdr.incompleteCdrIndication;
+  if (inc) {
+    fields.push(ctx.cons(t.incompleteCdrIndication, [
+      ctx.boolean(0, inc.acrStartLost),
+      ctx.enumerated(1, ACR_INTERIM_LOST[inc.acrInterimLost] ?? ACR_INTERIM_LOST.unknown),
+      ctx.boolean(2, inc.acrStopLost),
+    ]));
+  }
   fields.push(ctx.octets(t.imsChargingIdentifier, Buffer.from(clampText(cdr.imsChargingIdentifier), 'utf8')));
   if (cdr.statusCode !== undefined) fields.push(ctx.text(t.serviceReasonReturnCode, String(cdr.statusCode)));
   if (cdr.messageBody) {

@@ -5,7 +5,7 @@ import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store }
 import { CdrFileWriter } from './cdr-file.js';
 import { CdrSinks, type CdrSink } from './cdr-sinks.js';
 import { Ts32297Writer } from './ts32297-writer.js';
-import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent } from './record.js';
+import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent, type InterOperatorIdentifiers } from './record.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain, type FailureSink } from '../util/contain.js';
 import { RfClient, type RfClientOptions } from './rf-client.js';
@@ -79,6 +79,8 @@ export interface ChargingOptions {
   now?: () => Date;
   /** ICID source when the request had no P-Charging-Vector. Default `<nodeId>-<uuid>`. */
   generateIcid?: () => string;
+  /** interOperatorIdentifiers written when the P-Charging-Vector has none (charging.originatingIoi / terminatingIoi). */
+  interOperatorIdentifiers?: InterOperatorIdentifiers;
   /**
    * Where the retention purge runs: the instance's singleton jobs (one instance of those
    * sharing the store purges). Default: this process alone. Catch-up of the files stays with
@@ -179,6 +181,7 @@ export class Charging {
   private readonly fileRetryMs: number;
   private readonly now: () => Date;
   private readonly generateIcid: () => string;
+  private readonly defaultIoi: InterOperatorIdentifiers | undefined;
 
   private state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   private nextSeq = 1;
@@ -222,6 +225,7 @@ export class Charging {
     this.now = opts.now ?? (() => new Date());
     const nodeId = this.nodeId;
     this.generateIcid = opts.generateIcid ?? (() => `${nodeId}-${randomUUID()}`);
+    this.defaultIoi = opts.interOperatorIdentifiers;
     this.cdrs = this.store.collection<CdrDoc>(CDR_COLLECTION);
     const sinks: CdrSink[] = [];
     if (opts.berFiles !== false) {
@@ -312,7 +316,7 @@ export class Charging {
     if (this.state !== 'running') throw new Error(`Charging.record(): service is ${this.state}`);
     const seq = this.nextSeq;
     const now = this.now();
-    const ctx = { nodeId: this.nodeId, nodeAddress: this.nodeAddress, seq, now, generateIcid: this.generateIcid };
+    const ctx = { nodeId: this.nodeId, nodeAddress: this.nodeAddress, seq, now, generateIcid: this.generateIcid, ...(this.defaultIoi ? { defaultIoi: this.defaultIoi } : {}) };
     let cdr: Cdr;
     try {
       cdr = buildCdr(event, ctx);

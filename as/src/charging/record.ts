@@ -83,9 +83,29 @@ export interface ChargeableEvent {
   recordSequenceNumber?: number;
   /** The raw P-Charging-Vector header value, when the request carried one. */
   chargingVector?: string;
+  /** The private user identity (IMPI) Kamailio authenticated the request's sender with, when it did. */
+  privateUserId?: string;
+  /** The record is known incomplete (docs/charging.md, incomplete-CDR-Indication); unset parts default to nothing lost. */
+  incomplete?: Partial<IncompleteCdrIndication>;
   messageBody?: { contentType: string; contentLength: number };
   /** Service-specific counters and flags (e.g. notifyCount). */
   extra?: Record<string, string | number | boolean>;
+}
+
+/** TS 32.298 ACRInterimLost values. */
+export const ACR_INTERIM_LOST = { no: 0, yes: 1, unknown: 2 } as const;
+
+/**
+ * TS 32.298 incomplete-CDR-Indication: what is known to be missing from a record
+ * (docs/charging.md, tag 18). The AS sets it on a record built from an event its service
+ * described badly (stop lost: the closing event's details are unusable) and on the records of
+ * a subscription adopted from an instance that died (interim lost unknown: records and
+ * NOTIFY counts that instance had not stored yet may be missing).
+ */
+export interface IncompleteCdrIndication {
+  acrStartLost: boolean;
+  acrInterimLost: keyof typeof ACR_INTERIM_LOST;
+  acrStopLost: boolean;
 }
 
 export interface ChargingVector {
@@ -113,6 +133,8 @@ export interface Cdr {
   sessionId: string;
   imsChargingIdentifier: string;
   interOperatorIdentifiers?: InterOperatorIdentifiers;
+  /** TS 32.298 privateUserID: the IMPI of the authenticated sender (the calling party), when known. */
+  privateUserId?: string;
   callingPartyAddress: string;
   calledPartyAddress: string;
   sipMethod: string;
@@ -125,6 +147,8 @@ export interface Cdr {
   causeForRecordClosing: CauseForRecordClosing;
   /** TS 32.298 recordSequenceNumber: the place of a partial record in its service's chain. */
   recordSequenceNumber?: number;
+  /** TS 32.298 incomplete-CDR-Indication, only on a record known incomplete. */
+  incompleteCdrIndication?: IncompleteCdrIndication;
   messageBody?: { contentType: string; contentLength: number };
   recordOpeningTime: string;
   recordClosureTime: string;
@@ -140,6 +164,8 @@ export interface BuildContext {
   now: Date;
   /** Produces a fresh, unique ICID when the request carried no P-Charging-Vector. */
   generateIcid: () => string;
+  /** Inter-operator identifiers written when the P-Charging-Vector carries none (configuration). */
+  defaultIoi?: InterOperatorIdentifiers;
 }
 
 /** Field order of a CDR line; `normalizeCdr` writes keys in this order. */
@@ -154,6 +180,7 @@ export const CDR_FIELDS = [
   'sessionId',
   'imsChargingIdentifier',
   'interOperatorIdentifiers',
+  'privateUserId',
   'callingPartyAddress',
   'calledPartyAddress',
   'sipMethod',
@@ -165,6 +192,7 @@ export const CDR_FIELDS = [
   'outcome',
   'causeForRecordClosing',
   'recordSequenceNumber',
+  'incompleteCdrIndication',
   'messageBody',
   'recordOpeningTime',
   'recordClosureTime',
@@ -317,6 +345,7 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   requireString(e, 'outcome');
   optionalString(e, 'event');
   optionalString(e, 'chargingVector');
+  optionalString(e, 'privateUserId');
   if (!isValidDate(e.requestTime)) fail('requestTime', 'is required (valid Date)');
   if (e.responseTime !== undefined && !isValidDate(e.responseTime)) fail('responseTime', 'must be a valid Date');
   if (e.expires !== undefined && !(Number.isInteger(e.expires) && (e.expires as number) >= 0)) {
@@ -333,6 +362,12 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   }
   if (e.recordSequenceNumber !== undefined && !(Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)) {
     fail('recordSequenceNumber', 'must be a positive integer');
+  }
+  if (e.incomplete !== undefined) {
+    const x = e.incomplete as Record<string, unknown> | null;
+    if (x === null || typeof x !== 'object') fail('incomplete', 'must be an object');
+    for (const k of ['acrStartLost', 'acrStopLost']) if (x[k] !== undefined && typeof x[k] !== 'boolean') fail(`incomplete.${k}`, 'must be a boolean');
+    if (x.acrInterimLost !== undefined && !Object.hasOwn(ACR_INTERIM_LOST, x.acrInterimLost as string)) fail('incomplete.acrInterimLost', "must be 'no', 'yes' or 'unknown'");
   }
   if (e.messageBody !== undefined) {
     const b = e.messageBody as Record<string, unknown> | null;
@@ -371,6 +406,10 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   }
   extra.incompleteRecord = true;
   extra.invalidEvent = problem;
+  const incomplete: Partial<IncompleteCdrIndication> = { acrStopLost: true };
+  const given = e.incomplete as Record<string, unknown> | undefined;
+  if (given && typeof given === 'object' && given.acrStartLost === true) incomplete.acrStartLost = true;
+  if (given && typeof given === 'object' && Object.hasOwn(ACR_INTERIM_LOST, given.acrInterimLost as string)) incomplete.acrInterimLost = given.acrInterimLost as IncompleteCdrIndication['acrInterimLost'];
   const salvaged: ChargeableEvent = {
     service: text('service'),
     role: e.role === 'terminating' ? 'terminating' : 'originating',
@@ -381,9 +420,11 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
     outcome: text('outcome'),
     requestTime: isValidDate(e.requestTime) ? e.requestTime : now,
     extra,
+    incomplete,
   };
   if (typeof e.event === 'string') salvaged.event = e.event;
   if (typeof e.chargingVector === 'string') salvaged.chargingVector = e.chargingVector;
+  if (typeof e.privateUserId === 'string' && e.privateUserId.length > 0) salvaged.privateUserId = e.privateUserId;
   if (isValidDate(e.responseTime)) salvaged.responseTime = e.responseTime;
   if (Number.isInteger(e.expires) && (e.expires as number) >= 0) salvaged.expires = e.expires as number;
   if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699) salvaged.statusCode = e.statusCode as number;
@@ -436,11 +477,19 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
     recordOpeningTime: event.requestTime.toISOString(),
     recordClosureTime: ctx.now.toISOString(),
   };
-  if (pcv.origIoi !== undefined || pcv.termIoi !== undefined) {
+  // the vector's identifiers when it has them (another network's), else the configured ones
+  const originatingIOI = pcv.origIoi ?? nonEmpty(ctx.defaultIoi?.originatingIOI);
+  const terminatingIOI = pcv.termIoi ?? nonEmpty(ctx.defaultIoi?.terminatingIOI);
+  if (originatingIOI !== undefined || terminatingIOI !== undefined) {
     const ioi: InterOperatorIdentifiers = {};
-    if (pcv.origIoi !== undefined) ioi.originatingIOI = pcv.origIoi;
-    if (pcv.termIoi !== undefined) ioi.terminatingIOI = pcv.termIoi;
+    if (originatingIOI !== undefined) ioi.originatingIOI = originatingIOI;
+    if (terminatingIOI !== undefined) ioi.terminatingIOI = terminatingIOI;
     cdr.interOperatorIdentifiers = ioi;
+  }
+  if (event.privateUserId !== undefined && event.privateUserId.length > 0) cdr.privateUserId = event.privateUserId;
+  const inc = event.incomplete;
+  if (inc && (inc.acrStartLost === true || inc.acrStopLost === true || (inc.acrInterimLost !== undefined && inc.acrInterimLost !== 'no'))) {
+    cdr.incompleteCdrIndication = { acrStartLost: inc.acrStartLost === true, acrInterimLost: inc.acrInterimLost ?? 'no', acrStopLost: inc.acrStopLost === true };
   }
   if (event.event !== undefined) cdr.event = event.event;
   if (event.expires !== undefined) cdr.expires = event.expires;
@@ -452,6 +501,10 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
   }
   if (event.extra !== undefined && Object.keys(event.extra).length > 0) cdr.extra = { ...event.extra };
   return normalizeCdr(cdr);
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.length > 0 ? v : undefined;
 }
 
 /**

@@ -32,8 +32,26 @@ export interface FileHeader {
   closureReason: ClosureReason;
   /** 20 octets, see nodeIpField(). */
   nodeIp: Buffer;
-  /** 0: no CDR known lost. */
+  /** CDRs known lost before this file was opened (0: none); encoded by lostCdrIndicator(). */
   lostCdrs: number;
+}
+
+/**
+ * The lost-CDR indicator octet: 0 when none was lost; the high bit set says the low seven
+ * bits are the exact number (1 … 126); 0xFF says 127 or more; the high bit clear with a
+ * non-zero value means "at least that many" (we never write it, but read it).
+ */
+export function lostCdrIndicator(lost: number): number {
+  if (!(lost > 0)) return 0;
+  return lost >= 127 ? 0xff : 0x80 | Math.floor(lost);
+}
+
+export function decodeLostCdrIndicator(octet: number): { lostCdrs: number; lostCdrsExact: boolean } {
+  if (octet === 0) return { lostCdrs: 0, lostCdrsExact: true };
+  if (octet === 0x80) return { lostCdrs: 1, lostCdrsExact: false };
+  if (octet === 0xff) return { lostCdrs: 127, lostCdrsExact: false };
+  if (octet & 0x80) return { lostCdrs: octet & 0x7f, lostCdrsExact: true };
+  return { lostCdrs: octet, lostCdrsExact: false };
 }
 
 /** The 4-octet file header timestamp: month, day, hour, minute, then the UTC offset (+00:00). */
@@ -73,7 +91,7 @@ export function encodeFileHeader(h: FileHeader): Buffer {
   b[26] = CLOSURE_REASONS[h.closureReason];
   if (h.nodeIp.length !== 20) throw new RangeError('file header: node IP field must be 20 octets');
   h.nodeIp.copy(b, 27);
-  b[47] = Math.min(h.lostCdrs, 127);
+  b[47] = lostCdrIndicator(h.lostCdrs);
   b.writeUInt16BE(0, 48); // CDR routeing filter: none
   b.writeUInt16BE(0, 50); // private extension: none
   b[52] = RELEASE_EXT; // high release identifier extension
@@ -105,6 +123,8 @@ export interface ParsedFileHeader {
   closureReason: string;
   nodeIp: string;
   lostCdrs: number;
+  /** false: at least lostCdrs were lost (the exact number was not known or too large). */
+  lostCdrsExact: boolean;
 }
 
 function release(id: number, ext: number | undefined): number {
@@ -134,7 +154,7 @@ export function parseFileHeader(b: Buffer): ParsedFileHeader {
     fileSequenceNumber: b.readUInt32BE(22),
     closureReason: REASON_NAMES[b[26]!] ?? String(b[26]),
     nodeIp: v4 ? [...ip.subarray(16)].join('.') : ip.subarray(4).toString('hex').replace(/(.{4})(?!$)/g, '$1:'),
-    lostCdrs: b[47]!,
+    ...decodeLostCdrIndicator(b[47]!),
   };
 }
 

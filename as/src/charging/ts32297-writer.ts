@@ -9,6 +9,12 @@
  * rewritten and the file closed; `open()` then reports the last sequence number in files and
  * the caller appends what is missing from the store. A sequence number not above the last
  * one accepted is refused, so nothing is written twice.
+ *
+ * Lost records: numbers are consecutive per node, so a number skipped between two records
+ * this writer takes is a record no file will hold (the store refused it, or it was purged
+ * before the files caught up); a record the encoder refuses is given up and counted too.
+ * The count waits in the state file and goes into the lost-CDR indicator of the next file
+ * opened (TS 32.297), then starts again from zero.
  */
 
 import { promises as fsp, constants as fsc } from 'node:fs';
@@ -54,6 +60,8 @@ export interface Ts32297Stats {
   writeCalls: number;
   filesCreated: number;
   filesClosed: number;
+  /** Records counted lost by this process (skipped numbers, refused by the encoder). */
+  recordsLost: number;
 }
 
 interface State {
@@ -61,6 +69,8 @@ interface State {
   fileSequenceNumber: number;
   /** Highest localRecordSequenceNumber in a closed file. */
   lastRecordSeq: number;
+  /** Records known lost and not yet reported in a file header. */
+  lostPending: number;
 }
 
 interface OpenFile {
@@ -72,6 +82,8 @@ interface OpenFile {
   size: number;
   count: number;
   lastSeq: number;
+  /** The lost-CDR count this file's header reports. */
+  lostCdrs: number;
   timer: NodeJS.Timeout | null;
 }
 
@@ -97,7 +109,7 @@ export class Ts32297Writer {
   private readonly log: Logger | undefined;
   private readonly now: () => Date;
 
-  private state: State = { fileSequenceNumber: 0, lastRecordSeq: 0 };
+  private state: State = { fileSequenceNumber: 0, lastRecordSeq: 0, lostPending: 0 };
   private current: OpenFile | null = null;
   private opened = false;
   private closed = false;
@@ -107,7 +119,9 @@ export class Ts32297Writer {
   /** Every file operation runs on this chain, one at a time. */
   private chain: Promise<void> = Promise.resolve();
   private scheduled = false;
-  private readonly counters: Ts32297Stats = { bytesWritten: 0, recordsWritten: 0, writeCalls: 0, filesCreated: 0, filesClosed: 0 };
+  /** lostPending changed and is not yet in the state file. */
+  private lostDirty = false;
+  private readonly counters: Ts32297Stats = { bytesWritten: 0, recordsWritten: 0, writeCalls: 0, filesCreated: 0, filesClosed: 0, recordsLost: 0 };
 
   constructor(opts: Ts32297WriterOptions) {
     if (!opts.dir) throw new TypeError('Ts32297Writer: dir is required');
@@ -170,12 +184,17 @@ export class Ts32297Writer {
     if (seq <= this.lastAcceptedSeq) {
       return Promise.reject(new RangeError(`Ts32297Writer: seq ${seq} is not above the last accepted seq ${this.lastAcceptedSeq}`));
     }
+    // a writer with no history cannot tell what came before its first record
+    if (this.lastAcceptedSeq > 0 && seq > this.lastAcceptedSeq + 1) this.countLost(seq - this.lastAcceptedSeq - 1, { afterSeq: this.lastAcceptedSeq, beforeSeq: seq }, 'CDR numbers skipped: no file will hold them');
     let bytes: Buffer;
     try {
       const record = encodeAsRecord(cdr);
       bytes = Buffer.concat([encodeCdrHeader(record.length), record]);
     } catch (err) {
-      return Promise.reject(err as Error);
+      // offering it again would fail again: it is given up, counted, and the files go on
+      this.lastAcceptedSeq = seq;
+      this.countLost(1, { seq, recordId: cdr.recordId, err: (err as Error).message }, 'CDR refused by the BER encoder: not in any file');
+      return this.run(() => this.saveLost());
     }
     this.lastAcceptedSeq = seq;
     return new Promise<void>((resolve, reject) => {
@@ -211,6 +230,20 @@ export class Ts32297Writer {
 
   // -------------------------------------------------------------------------------------------
 
+  private countLost(n: number, detail: Record<string, unknown>, msg: string): void {
+    this.state.lostPending += n;
+    this.counters.recordsLost += n;
+    this.lostDirty = true;
+    this.log?.error({ ...detail, lost: n, reportedInNextFile: this.state.lostPending }, msg);
+  }
+
+  /** Keeps a new lost count across a crash. */
+  private async saveLost(): Promise<void> {
+    if (!this.lostDirty) return;
+    this.lostDirty = false;
+    await this.writeState();
+  }
+
   private run<T>(op: () => Promise<T>): Promise<T> {
     const result = this.chain.then(op);
     this.chain = result.then(() => undefined, () => undefined);
@@ -224,6 +257,7 @@ export class Ts32297Writer {
     }
     let i = 0;
     try {
+      await this.saveLost();
       while (i < batch.length) {
         const f = await this.fileFor(batch[i]!.bytes.length);
         let bytes = 0;
@@ -276,9 +310,15 @@ export class Ts32297Writer {
     const name = ts32297FileName(this.nodeId, fileSequenceNumber, openedAt);
     // O_EXCL: a name is never reused, a closed file is never appended to
     const fh = await fsp.open(path.join(this.workDir, name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-    const f: OpenFile = { fh, name, fileSequenceNumber, openedAt, lastAppendAt: openedAt, size: FILE_HEADER_LENGTH, count: 0, lastSeq: 0, timer: null };
+    const f: OpenFile = { fh, name, fileSequenceNumber, openedAt, lastAppendAt: openedAt, size: FILE_HEADER_LENGTH, count: 0, lastSeq: 0, lostCdrs: this.state.lostPending, timer: null };
     await this.writeAt(fh, this.header(f, 'normal'), 0);
     this.current = f;
+    if (f.lostCdrs > 0) {
+      // reported by this file now (a crash before this state write reports them twice, never not at all)
+      this.state.lostPending = 0;
+      this.lostDirty = true;
+      await this.saveLost();
+    }
     this.counters.filesCreated++;
     f.timer = setTimeout(() => {
       f.timer = null;
@@ -290,10 +330,10 @@ export class Ts32297Writer {
     return f;
   }
 
-  private header(f: Pick<OpenFile, 'size' | 'openedAt' | 'lastAppendAt' | 'count' | 'fileSequenceNumber'>, reason: ClosureReason): Buffer {
+  private header(f: Pick<OpenFile, 'size' | 'openedAt' | 'lastAppendAt' | 'count' | 'fileSequenceNumber' | 'lostCdrs'>, reason: ClosureReason): Buffer {
     return encodeFileHeader({
       fileLength: f.size, openedAt: f.openedAt, lastAppendAt: f.lastAppendAt, cdrCount: f.count,
-      fileSequenceNumber: f.fileSequenceNumber, closureReason: reason, nodeIp: this.nodeIp, lostCdrs: 0,
+      fileSequenceNumber: f.fileSequenceNumber, closureReason: reason, nodeIp: this.nodeIp, lostCdrs: f.lostCdrs,
     });
   }
 
@@ -315,7 +355,8 @@ export class Ts32297Writer {
 
   private async finish(name: string, fileSequenceNumber: number, lastSeq: number): Promise<void> {
     // files close in sequence order: the last one closed is the number to continue from
-    this.state = { fileSequenceNumber, lastRecordSeq: Math.max(this.state.lastRecordSeq, lastSeq) };
+    this.state = { ...this.state, fileSequenceNumber, lastRecordSeq: Math.max(this.state.lastRecordSeq, lastSeq) };
+    this.lostDirty = false;
     await this.writeState();
     await fsp.rename(path.join(this.workDir, name), path.join(this.dir, name));
     if (this.fsync) {
@@ -341,9 +382,10 @@ export class Ts32297Writer {
       return {
         fileSequenceNumber: Number.isSafeInteger(s.fileSequenceNumber) ? s.fileSequenceNumber! : 0,
         lastRecordSeq: Number.isSafeInteger(s.lastRecordSeq) ? s.lastRecordSeq! : 0,
+        lostPending: Number.isSafeInteger(s.lostPending) && s.lostPending! > 0 ? s.lostPending! : 0,
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { fileSequenceNumber: 0, lastRecordSeq: 0 };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { fileSequenceNumber: 0, lastRecordSeq: 0, lostPending: 0 };
       throw err;
     }
   }
@@ -380,8 +422,9 @@ export class Ts32297Writer {
       const fh = await fsp.open(file, 'r+');
       try {
         if (cut > 0) await fh.truncate(walk.validLength);
-        const header = this.header({ size: walk.validLength, openedAt: this.now(), lastAppendAt: this.now(), count: walk.count, fileSequenceNumber: parsed!.fileSequenceNumber }, 'normal');
+        const header = this.header({ size: walk.validLength, openedAt: this.now(), lastAppendAt: this.now(), count: walk.count, fileSequenceNumber: parsed!.fileSequenceNumber, lostCdrs: 0 }, 'normal');
         buf.copy(header, 10, 10, 14); // the opening time written when the file was created
+        buf.copy(header, 47, 47, 48); // and the lost-CDR indicator it reported
         await this.writeAt(fh, header, 0);
         if (this.fsync) await fh.sync();
       } finally {

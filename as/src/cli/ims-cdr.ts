@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
     const line = {
       file,
       ...rest,
-      ...(header ? { fileSequenceNumber: header.fileSequenceNumber, closureReason: header.closureReason, release: header.highRelease, nodeIp: header.nodeIp, lostCdrs: header.lostCdrs } : {}),
+      ...(header ? { fileSequenceNumber: header.fileSequenceNumber, closureReason: header.closureReason, release: header.highRelease, nodeIp: header.nodeIp, lostCdrs: header.lostCdrs, lostCdrsExact: header.lostCdrsExact } : {}),
       wellFormed: faults.length === 0,
       ...(faults.length ? { faults } : {}),
     };

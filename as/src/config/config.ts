@@ -74,6 +74,9 @@ export interface AsConfig {
     fileMaxRecords: number;
     /** Also write the JSON Lines export. */
     jsonl: boolean;
+    /** interOperatorIdentifiers of the records when the P-Charging-Vector has none; empty: the SIP domain. */
+    originatingIoi: string;
+    terminatingIoi: string;
     /** Diameter Rf offline charging (docs/charging.md section 5); off while `peers` is empty. */
     rf: {
       /** CDF peers "host:port,host:port", tried in this order. */
@@ -231,6 +234,10 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (/^[a-z0-9.-]*$/i.test(String(v)) ? undefined : 'must be a realm (host name)') },
   { path: 'charging.rf.watchdogSeconds', env: 'CDR_RF_WATCHDOG_SECONDS', kind: 'int', def: 30, help: 'Diameter Rf: device watchdog interval Tw (seconds)',
     check: (v) => (Number(v) >= 6 && Number(v) <= 600 ? undefined : 'must be 6 to 600') },
+  { path: 'charging.originatingIoi', env: 'CDR_ORIGINATING_IOI', kind: 'string', def: '', help: 'originating inter-operator identifier written in CDRs when the P-Charging-Vector has no orig-ioi (empty: the SIP domain)',
+    check: (v) => (/^[\x21-\x7e]{0,128}$/.test(String(v)) ? undefined : 'must be at most 128 printable characters, no spaces') },
+  { path: 'charging.terminatingIoi', env: 'CDR_TERMINATING_IOI', kind: 'string', def: '', help: 'terminating inter-operator identifier written in CDRs when the P-Charging-Vector has no term-ioi (empty: the SIP domain)',
+    check: (v) => (/^[\x21-\x7e]{0,128}$/.test(String(v)) ? undefined : 'must be at most 128 printable characters, no spaces') },
   { path: 'charging.jsonl', env: 'CDR_JSONL', kind: 'bool', def: false, help: 'also write the JSON Lines CDR export (cdr-<node>-….jsonl)' },
   { path: 'node.id', env: 'AS_NODE_ID', kind: 'string', def: '', help: 'this instance\'s id in CDRs (default: hostname-port)',
     check: (v) => (/^[A-Za-z0-9_.-]*$/.test(String(v)) ? undefined : 'letters, digits, _ . - only') },

@@ -48,6 +48,15 @@ export interface Subscription {
   chargedParts?: number;
   /** P-Charging-Vector of the SUBSCRIBE that opened it (or one made then): one ICID for all its records. */
   chargingVector?: string;
+  /** IMPI Kamailio authenticated the opening SUBSCRIBE with (the watcher's), for its charging records. */
+  privateUserId?: string;
+  /**
+   * Taken over without its holder's last state: adopted from an instance that died, or resumed
+   * after this instance stopped uncleanly. What the holder had not stored (a partial record
+   * being written, NOTIFYs counted since its last store write) may be missing, so the records
+   * from here on say so (incomplete-CDR-Indication, docs/charging.md).
+   */
+  stateLost?: boolean;
   /** Notification rate control in force (RFC 6446), after local policy. */
   rate?: RateRequest;
   /** Package-specific state (watched documents, last version sent ...). */

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
-import { chargingVectorOf, reply, type IscDecision, type WarningText } from '../isc/types.js';
+import { chargingVectorOf, privateIdentityOf, reply, type IscDecision, type WarningText } from '../isc/types.js';
 import type { UacClient } from '../isc/uac.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { parseNameAddr, parseValueParams, headerValueOnly } from '../sip/index.js';
 import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
-import type { Collection, Store } from '../store/port.js';
+import type { Collection, Doc, Store } from '../store/port.js';
 import { Deadlines } from '../util/deadlines.js';
 import { LiveDialogs } from './live-dialogs.js';
 import { notifyTargetProblem } from './notify-target.js';
@@ -48,6 +48,9 @@ interface Wish {
  * this many NOTIFYs instead of one per NOTIFY.
  */
 const CSEQ_RESERVE = 64;
+/** One document per instance: whether its last run ended with saveState() (a clean stop). */
+const NOTIFIER_RUNS = 'notifier_runs';
+type NotifierRun = Doc & { running?: boolean; startedAt?: Date; stoppedAt?: Date };
 /**
  * How long an ended subscription stays in the store: long enough for watcher info to tell
  * how it ended and for a late in-dialog request to get its 481; then the store drops it
@@ -141,6 +144,15 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       // subscriptions stored before instances held dialogs: this one takes them
       await this.subs.updateMany({ state: { $ne: 'terminated' }, owner: { $exists: false } }, { $set: { owner: this.deps.instance } });
     }
+    // a previous run that never saved its state (a crash, a kill): what it held lost its unsaved counts
+    const runs = this.deps.store.collection<NotifierRun>(NOTIFIER_RUNS);
+    const runId = this.deps.instance ?? 'single';
+    const previous = await runs.findOne({ _id: runId });
+    if (previous?.running) {
+      const marked = await this.subs.updateMany({ state: { $ne: 'terminated' }, ...this.mine() }, { $set: { stateLost: true } });
+      if (marked.modified > 0) this.deps.log.warn({ subscriptions: marked.modified }, 'previous run stopped without saving its subscription state: their charging records say so');
+    }
+    await runs.updateOne({ _id: runId }, { $set: { running: true, startedAt: new Date() } }, { upsert: true });
     const live = await this.subs.find({ state: { $ne: 'terminated' }, ...this.mine() });
     for (const s of live) {
       this.live.add(s._id, s.event, s.resource, s.watches);
@@ -154,6 +166,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.expiries.clearAll();
     this.held.clearAll();
     this.keepAlives.clearAll();
+  }
+
+  /**
+   * A clean stop (after stop()): the NOTIFY counts kept in memory are stored, and the run is
+   * marked ended, so the next start resumes every subscription with nothing lost.
+   */
+  async saveState(): Promise<void> {
+    for (const [id, h] of this.hot) {
+      await this.subs.updateOne({ _id: id, ...this.mine() }, { $set: { notifyCount: h.notifies, localCseq: Math.max(h.reserved, h.cseq) } });
+    }
+    await this.deps.store.collection<NotifierRun>(NOTIFIER_RUNS).updateOne({ _id: this.deps.instance ?? 'single' }, { $set: { running: false, stoppedAt: new Date() } }, { upsert: true });
   }
 
   async handleSubscribe(call: IscCall): Promise<IscDecision> {
@@ -233,6 +256,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       ...(expires === 0 ? {} : { chargedParts: 1 }),
       // every partial record of this subscription carries the ICID of the SUBSCRIBE that opened it
       chargingVector: chargingVectorOf(sip.headers.get('P-Charging-Vector'), call.req) ?? `icid-value=${randomUUID()}`,
+      ...(privateIdentityOf(call.req) !== undefined ? { privateUserId: privateIdentityOf(call.req) } : {}),
       ...(rate ? { rate } : {}),
       data: admission.data ?? {},
       ...this.mine(),
@@ -350,7 +374,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     for (const s of await this.subs.find({ owner: deadInstance, state: { $ne: 'terminated' } })) {
       const knownBefore = this.live.has(s._id);
       this.live.add(s._id, s.event, s.resource, s.watches);
-      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me } }, { returnDocument: 'after' });
+      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me, stateLost: true } }, { returnDocument: 'after' });
       if (!mine) {
         // another instance adopted it, or it moved with an in-dialog request
         if (!knownBefore) this.live.remove(s._id);
@@ -678,6 +702,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       statusCode: 200,
       outcome: `subscription-${phase}`,
       ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
+      ...(s.privateUserId ? { privateUserId: s.privateUserId } : {}),
+      ...(s.stateLost ? { incomplete: { acrInterimLost: 'unknown' as const } } : {}),
       // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
       ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
       cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',

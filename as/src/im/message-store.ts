@@ -25,8 +25,11 @@ export interface ImMessage {
   callId: string;
   chargingVector: string;
   privacy: boolean;
-  /** A delivery notification is never itself notified and is kept a shorter time. */
-  kind: 'message' | 'notification';
+  /**
+   * A delivery notification is never itself notified and is kept a shorter time; an
+   * is-composing indication (RFC 3994) is delivered now or never: it is never stored.
+   */
+  kind: 'message' | 'notification' | 'composing';
   imdn?: ImdnAsk;
   /** The group or URI-list service that exploded this copy. */
   via?: string;

@@ -1,4 +1,4 @@
-import { chargingVectorOf } from '../isc/types.js';
+import { chargingVectorOf, privateIdentityOf } from '../isc/types.js';
 import { randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
@@ -27,6 +27,8 @@ import { survive } from '../util/contain.js';
 const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
 const ANONYMOUS_SIP_FROM = `"Anonymous" <${ANONYMOUS_URI}>`;
 const RECIPIENT_LIST_TAG = 'recipient-list-message';
+/** RFC 3994 is-composing indications. */
+const IS_COMPOSING = 'application/im-iscomposing+xml';
 
 /** The im settings the pager works with (see as/src/config/config.ts). */
 export type PagerLimits = Pick<AsConfig['im'], 'maxMessageBytes' | 'maxRecipients' | 'exploderUser'>;
@@ -45,6 +47,10 @@ interface PagerContext {
   contentType: string;
   contentLength: number;
   chargingVector: string;
+  /** IMPI Kamailio authenticated the sender with, when it did. */
+  impi?: string;
+  /** An is-composing indication (RFC 3994): no charging record, whatever its outcome. */
+  composing?: true;
 }
 
 /** A MESSAGE as the IM service reads it once. */
@@ -60,6 +66,8 @@ interface Incoming {
   privacy: boolean;
   /** Parsed CPIM body, when the content is message/cpim. */
   cpim?: CpimMessage;
+  /** An is-composing indication (RFC 3994), bare or wrapped in CPIM: never charged, archived or stored. */
+  composing: boolean;
   requires: string[];
   ctx: PagerContext;
   pcvPresent: boolean;
@@ -167,9 +175,11 @@ export class PagerService implements IscService {
       contentLength: utf8ByteLength(body),
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
     };
+    const impi = privateIdentityOf(req);
+    if (impi !== undefined) ctx.impi = impi;
     const m: Incoming = {
       call, sender, target, contentType: contentTypeHeader, body, size: ctx.contentLength,
-      privacy: wantsPrivacy(sip), requires: requireTags(sip), ctx, pcvPresent: pcv !== undefined,
+      privacy: wantsPrivacy(sip), requires: requireTags(sip), ctx, pcvPresent: pcv !== undefined, composing: false,
     };
     if (contentType === 'message/cpim') {
       try {
@@ -184,6 +194,10 @@ export class PagerService implements IscService {
         await this.charge(ctx, 403, 'rejected', call.receivedAt, { reason: 'CPIM From is not the sender' });
         return reply(403, 'CPIM From Does Not Match Sender');
       }
+    }
+    if (contentType === IS_COMPOSING || m.cpim?.contentType.toLowerCase() === IS_COMPOSING) {
+      m.composing = true;
+      ctx.composing = true;
     }
     return m;
   }
@@ -231,6 +245,11 @@ export class PagerService implements IscService {
     const message = this.imMessage(m);
     if (call.req.orig) await this.archive(m.sender, 'sent', to, m);
     await this.archiveReceived(to, policy, message);
+    if (m.composing) {
+      // delivered now or not at all: an offline recipient has nobody typing to see
+      if (call.req.registered) return this.continueDecision(m);
+      return reply(480, 'Temporarily Unavailable', { warning: warning(this.deps.domain.domain, 'recipient is offline; is-composing indications are not stored') });
+    }
     if (call.req.registered) {
       if (policy.deferredDelivery.networkStorage) await this.deps.forward.keepCopy(to, message);
       return this.continueDecision(m);
@@ -346,6 +365,7 @@ export class PagerService implements IscService {
     const copyCtx: PagerContext = {
       callId: message.callId, from: message.sender, to: member, roles: ['terminating'], at: message.sentAt.getTime(),
       contentType: headerValueOnly(message.contentType), contentLength: utf8ByteLength(message.body), chargingVector: message.chargingVector,
+      ...(message.kind === 'composing' ? { composing: true as const } : {}),
     };
     const via = message.via ?? '';
     if (!this.deps.domain.canonical(member) || !(await this.deps.users.exists(member))) {
@@ -382,8 +402,9 @@ export class PagerService implements IscService {
       callId: m.ctx.callId,
       chargingVector: m.ctx.chargingVector,
       privacy: m.privacy,
-      kind: 'message',
+      kind: m.composing ? 'composing' : 'message',
     };
+    if (m.composing) return msg;
     if (m.cpim) {
       if (isImdnNotification(m.cpim)) {
         msg.kind = 'notification';
@@ -401,6 +422,7 @@ export class PagerService implements IscService {
   }
 
   private async archive(owner: string, direction: 'sent' | 'received', peer: string, m: Incoming): Promise<void> {
+    if (m.composing) return; // a typing indication is no conversation
     if (!this.deps.domain.canonical(owner)) return;
     const policy = await this.deps.policies.of(owner);
     if (!keepsHistoryWith(policy, peer)) return;
@@ -410,7 +432,7 @@ export class PagerService implements IscService {
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
-    if (!keepsHistoryWith(policy, msg.sender)) return;
+    if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender)) return;
     await this.deps.history.archive({
       owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
       contentType: msg.contentType, body: msg.body, callId: msg.callId,
@@ -419,6 +441,7 @@ export class PagerService implements IscService {
 
   /** One charging record per role this AS played for the message. */
   private async charge(ctx: PagerContext, code: number, outcome: string, at: Date, extra?: Record<string, string | number | boolean>): Promise<void> {
+    if (ctx.composing) return; // is-composing is signalling, not a chargeable message (docs/im.md)
     await Promise.all(ctx.roles.map((role) => this.deps.charging.record({
       service: 'im',
       role,
@@ -431,6 +454,7 @@ export class PagerService implements IscService {
       statusCode: code,
       outcome,
       chargingVector: ctx.chargingVector,
+      ...(typeof ctx.impi === 'string' ? { privateUserId: ctx.impi } : {}),
       messageBody: { contentType: ctx.contentType, contentLength: ctx.contentLength },
       ...(extra ? { extra } : {}),
     })));

@@ -135,6 +135,8 @@ export class StoreAndForward {
       }
       if (!RETRYABLE.has(out.code)) return { result: 'refused', code: out.code };
     }
+    // a typing indication is stale by the time anyone could deliver it later
+    if (msg.kind === 'composing') return { result: 'unavailable' };
     if (!policy.deferredDelivery.enabled && msg.kind === 'message') return { result: 'unavailable' };
     return this.defer(recipient, msg);
   }

@@ -22,6 +22,8 @@ export interface IscRequest {
   registered?: true | 1;
   /** Identity Kamailio authenticated (sip:user@domain); absent when unauthenticated. */
   asserted?: string;
+  /** Private user identity (user@realm) of the digest credentials Kamailio accepted; absent when unauthenticated. */
+  impi?: string;
   /** The P-Charging-Vector Kamailio added to a request that had none (not in `msg`, which is as received). */
   pcv?: string;
   srcIp: string;
@@ -172,6 +174,12 @@ export function headerText(headers: readonly HeaderField[] = [], warning?: Warni
     text += `Warning: 399 ${agent} "${said.replace(/[\r\n]+/g, ' ').replace(/["\\]/g, '\\$&')}"\r\n`;
   }
   return text;
+}
+
+/** The IMPI Kamailio authenticated the request with, when it is a sane NAI (user@realm, printable, bounded). */
+export function privateIdentityOf(req: Pick<IscRequest, 'impi'>): string | undefined {
+  const v = req.impi;
+  return typeof v === 'string' && v.length <= 256 && /^[^\s@]+@[^\s@]+$/.test(v) && !/[\u0000-\u001f\u007f]/.test(v) ? v : undefined;
 }
 
 /** The request's P-Charging-Vector: as received, else the one Kamailio added. */

@@ -1,4 +1,4 @@
-import { chargingVectorOf } from '../isc/types.js';
+import { chargingVectorOf, privateIdentityOf } from '../isc/types.js';
 import type { Charging } from '../charging/charging.js';
 import type { Notifier } from '../events/notifier.js';
 import type { IscCall, IscService } from '../isc/dispatcher.js';
@@ -86,11 +86,13 @@ export class PresenceService implements IscService {
     if (!outcome.ok) return reply(412, 'Conditional Request Failed');
     const kind = !ifMatch ? 'published' : expires === 0 ? 'removed' : body ? 'modified' : 'refreshed';
     const chargingVector = chargingVectorOf(sip.headers.get('P-Charging-Vector'), req);
+    const privateUserId = privateIdentityOf(req);
     contain(this.deps, 'publish-charging', this.deps.charging.record({
       service: 'presence', role: 'terminating', sipMethod: 'PUBLISH', sessionId: sip.callId,
       callingParty: req.asserted, calledParty: entity, event, expires, requestTime: call.receivedAt,
       responseTime: new Date(), statusCode: 200, outcome: kind,
       ...(chargingVector ? { chargingVector } : {}),
+      ...(privateUserId ? { privateUserId } : {}),
       ...(body ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } } : {}),
     }), { entity });
     // a removal leaves no state, so no entity tag to hand out (RFC 3903 section 6)

@@ -93,7 +93,8 @@ export function buildAcr(cdr: Cdr, id: RfIdentity, sessionId = diameterSessionId
     avp('Accounting-Record-Type', ACCOUNTING_RECORD_TYPE[recordType]),
     avp('Accounting-Record-Number', recordNumber),
     avp('Acct-Application-Id', APP_BASE_ACCOUNTING),
-    avp('User-Name', cdr.callingPartyAddress),
+    // the served user's private identity (a NAI) when Kamailio authenticated one; a public identity is no NAI
+    ...(cdr.privateUserId !== undefined ? [avp('User-Name', cdr.privateUserId)] : []),
     avp('Event-Timestamp', new Date(cdr.recordClosureTime)),
     avp('Service-Context-Id', IMS_SERVICE_CONTEXT),
     avp('Service-Information', [avp('IMS-Information', ims)]),

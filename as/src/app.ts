@@ -16,6 +16,7 @@ import { deliveryNotifications } from './im/delivery-notifications.js';
 import { MessageStore } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
 import { ServiceMessenger } from './im/service-messages.js';
+import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { iscRoutes } from './isc/isc-routes.js';
@@ -271,8 +272,12 @@ export class ApplicationServer {
         users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
         limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
       });
+      const welcome = config.im.welcome
+        ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
+        : undefined;
       reactions = new Reactions(feed, {
         docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, users,
+        ...(welcome ? { welcome } : {}),
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
       }, { log, metrics });
       jobs

@@ -15,6 +15,7 @@ import type { Notifier } from './events/notifier.js';
 import type { PresenceAuthorizer } from './presence/authorization.js';
 import type { ImPolicies } from './im/im-policies.js';
 import type { StoreAndForward } from './im/store-and-forward.js';
+import type { Welcome } from './im/welcome.js';
 import type { PresenceService } from './presence/presence-service.js';
 import type { PresenceState } from './presence/presence-state.js';
 import type { Publications } from './presence/publications.js';
@@ -40,6 +41,8 @@ export interface ReactingParts {
   regPackage: RegPackage;
   forward: StoreAndForward;
   imPolicies: ImPolicies;
+  /** The first-registration message (absent when turned off). */
+  welcome?: Welcome;
   /** The user directory's cache of user records. */
   users: { forget(user: string): void; clear(): void };
   /** Kamailio caches HA1s for a minute: drop a user's entry so that a change applies at once. */
@@ -85,6 +88,8 @@ function declare(p: ReactingParts): Declarations {
       { name: 'network-presence', where: 'origin', run: (c) => p.presence.networkSource(c.change) },
       // stored messages go to a user who came online (their mailbox is leased: one instance drains it)
       { name: 'deferred-drain', where: 'origin', run: (c) => p.forward.registrationChanged(c.change) },
+      // a user's first registration ever: the IM profile and one message about it (once across instances)
+      { name: 'welcome', where: 'origin', when: (c) => p.welcome !== undefined && c.change.kind === 'registered', run: (c) => p.welcome!.registrationChanged(c.change) },
     ],
     user: [
       { name: 'user-cache', where: 'everywhere', run: (c) => p.users.forget(c.user) },

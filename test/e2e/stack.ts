@@ -121,6 +121,8 @@ export class TestStack {
       LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'info',
       MONGODB_URI: '',
       AS_CONFIG: '',
+      // the first-registration message would be one more MESSAGE for every test UA: on in its own test
+      IM_WELCOME: 'false',
       ...(this.tls ? { XDM_TLS_CERT: this.tls.cert, XDM_TLS_KEY: this.tls.key } : {}),
       ...this.extraEnv,
     };

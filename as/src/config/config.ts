@@ -153,6 +153,8 @@ export interface AsConfig {
     historyMaxMessages: number;
     /** Percentage of the history limit at which the user is told it is nearly full. */
     historyWarnPercent: number;
+    /** A user's first registration brings one service MESSAGE about their IM profile. */
+    welcome: boolean;
   };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
@@ -286,6 +288,7 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
     check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
+  { path: 'im.welcome', env: 'IM_WELCOME', kind: 'bool', def: true, help: "a user's first registration creates their IM profile (im-policy document) and brings one MESSAGE from sip:service@<domain> saying where to edit it" },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
     check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },

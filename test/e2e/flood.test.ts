@@ -11,11 +11,12 @@
 import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
+import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario } from './im-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const PW = (u: string) => `${u}-pw-flood`;
-const AS_ENV = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', IM_MESSAGES_PER_MINUTE: '10' };
+const AS_ENV = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', IM_MESSAGES_PER_MINUTE: '10', IM_GROUP_MESSAGES_PER_MINUTE: '2' };
 const MESSAGE_LIMIT = 10;
 const PIKE_DENSITY = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,5 +203,25 @@ describe('flood and spam protection', () => {
     // another user is served meanwhile
     const carol = await stack.sipp(messageScenario({ final: 202, body: 'carol is not limited' }), { set: { user: 'carol', to: 'bob' }, args: ['-au', 'carol', '-ap', PW('carol')] });
     assert.equal(carol.exitCode, 0, carol.stdout.slice(-1500));
+  });
+
+  it('AS: group messages beyond the per-minute limit get 403 before anything is sent to the members', async () => {
+    const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'dave', PW('dave'));
+    const put = await xcap.put('/xcap-root/org.openmobilealliance.groups/users/sip:dave@example.com/index',
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:crew@example.com"><list>'
+      + '<entry uri="sip:bob@example.com"/><entry uri="sip:carol@example.com"/></list></list-service></group>', 'application/vnd.oma.poc.groups+xml');
+    assert.equal(put.status, 201, put.body);
+    await roomInWindow(60, 10);
+    const run = await stack.sipp(anyFinal('group-limit', true), {
+      set: { user: 'dave', to: 'crew' }, args: ['-au', 'dave', '-ap', PW('dave'), '-m', '4', '-r', '10', '-l', '4'], timeoutMs: 15000,
+    });
+    const got = finals(run.messages);
+    assert.deepEqual(codesOf(got), [202, 202, 403, 403], `two exploded, two refused:\n${run.stdout.slice(-1500)}`);
+    for (const f of got.values()) {
+      if (f.code === 403) assert.match(f.warning ?? '', /"at most 2 group or list messages per minute; try again in \d+ s"/);
+    }
+    const texts = await Promise.all([0, 1].map((i) => stack.instanceMetrics(i)));
+    const explosions = texts.map((t) => Number(/^im_explosions_total (\d+)/m.exec(t)?.[1] ?? 0));
+    assert.equal(explosions[0]! + explosions[1]!, 2, `only the accepted ones were sent on: ${explosions}`);
   });
 });

@@ -13,10 +13,11 @@ import { createSocket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario } from './im-scenarios.js';
+import { subscriberScenario } from './scenario-builder.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const PW = (u: string) => `${u}-pw-flood`;
-const AS_ENV = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', IM_MESSAGES_PER_MINUTE: '10', IM_GROUP_MESSAGES_PER_MINUTE: '2' };
+const AS_ENV = { AS_SHARED_STORE: 'true', AS_FEED_POLL_MS: '100', IM_MESSAGES_PER_MINUTE: '10', IM_GROUP_MESSAGES_PER_MINUTE: '2', PRESENCE_SUBSCRIBES_PER_MINUTE: '3' };
 const MESSAGE_LIMIT = 10;
 const PIKE_DENSITY = 60;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -97,7 +98,7 @@ describe('flood and spam protection', () => {
       kamailioDefines: [`ANTIFLOOD_MESSAGE=${MESSAGE_LIMIT}`, 'ANTIFLOOD_WINDOW=10', `ANTIFLOOD_PIKE_DENSITY=${PIKE_DENSITY}`, 'ANTIFLOOD_PIKE_UNIT=2'],
     });
     await stack.startInstance(1, AS_ENV);
-    await stack.provisionUsers(['alice', 'bob', 'carol', 'dave'], PW);
+    await stack.provisionUsers(['alice', 'bob', 'carol', 'dave', 'erin'], PW);
     for (const i of [0, 1]) {
       await eventually(async () => (/^isc_event_stream_up 1/m.test(await stack.instanceMetrics(i)) ? true : undefined), 10000, `instance ${i} stream up`);
     }
@@ -223,5 +224,19 @@ describe('flood and spam protection', () => {
     const texts = await Promise.all([0, 1].map((i) => stack.instanceMetrics(i)));
     const explosions = texts.map((t) => Number(/^im_explosions_total (\d+)/m.exec(t)?.[1] ?? 0));
     assert.equal(explosions[0]! + explosions[1]!, 2, `only the accepted ones were sent on: ${explosions}`);
+  });
+
+  it('AS: SUBSCRIBEs beyond the per-minute limit get 403, refreshes counted, un-SUBSCRIBEs not', async () => {
+    await roomInWindow(60, 10);
+    // the initial SUBSCRIBE and two in-dialog refreshes are the three allowed; the un-SUBSCRIBE
+    // that ends the dialog is not counted (were it, it would be refused and the run fail)
+    const allowed = await stack.sipp({ name: 'sub-allowed', xml: subscriberScenario({ event: 'reg', accept: 'application/reginfo+xml', expires: 60, refreshes: 2 }) },
+      { set: { user: 'erin', target: 'erin' }, args: ['-au', 'erin', '-ap', PW('erin')], timeoutMs: 15000 });
+    assert.equal(allowed.exitCode, 0, `three SUBSCRIBEs and an un-SUBSCRIBE served:\n${allowed.stdout.slice(-1500)}`);
+    const refused = await stack.sipp({ name: 'sub-refused', xml: subscriberScenario({ event: 'reg', expectFinal: 403 }) },
+      { set: { user: 'erin', target: 'erin' }, args: ['-au', 'erin', '-ap', PW('erin')], timeoutMs: 15000 });
+    assert.equal(refused.exitCode, 0, `the fourth refused 403:\n${refused.stdout.slice(-1500)}`);
+    assert.match(refused.messages, /^Retry-After: \d+/m);
+    assert.match(refused.messages, /^Warning: 399 example\.com "at most 3 SUBSCRIBEs per minute; try again in \d+ s"/m);
   });
 });

@@ -19,6 +19,8 @@ import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
 import { IscDispatcher } from './isc/dispatcher.js';
+import { RateLimitedService } from './limits/rate-limited-service.js';
+import { RATE_LIMITED, UserRateLimits } from './limits/user-rate-limits.js';
 import { iscRoutes } from './isc/isc-routes.js';
 import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
@@ -268,9 +270,15 @@ export class ApplicationServer {
       });
       await history.start();
       await forward.start();
+      // per-user flood limits, one counter per user and minute shared by every instance
+      const rateLimits = new UserRateLimits({
+        store, metrics, log: log.child({ svc: 'limits' }),
+        limitOf: (kind) => (kind === 'message' ? config.im.messagesPerMinute : kind === 'group' ? config.im.groupMessagesPerMinute : config.presence.subscribesPerMinute),
+      });
+      await rateLimits.start();
       const pager = new PagerService({
         users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
-        limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
+        limits: config.im, nodeAddress: config.node.address, metrics, log: imLog, rateLimits,
       });
       const welcome = config.im.welcome
         ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
@@ -293,9 +301,9 @@ export class ApplicationServer {
       metrics.gauge('ims_as_im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
-        .register(pager)
-        .register(new SubscriptionService('xdm', notifier))
-        .register(presence)
+        .register(new RateLimitedService(pager, rateLimits, domain))
+        .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
+        .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
@@ -311,6 +319,7 @@ export class ApplicationServer {
       }
 
       metrics
+        .describe(RATE_LIMITED, 'requests refused 403 because their user was over a per-minute limit (kind: message, subscribe, group)')
         .describe(STORE_UNAVAILABLE_ANSWERS, 'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable')
         .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
         .gauge('ims_as_isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))

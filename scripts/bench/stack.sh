@@ -6,6 +6,9 @@
 # compare. Ports: core 5290 (udp+tcp), RPC 5291, AS 5292, event stream 5293, XCAP 5294.
 #
 #   start_bench_stack OUTDIR      (needs ROOT set to the repository)
+# Flood limits are off in benchmark mode: Kamailio's (-A WITHOUT_ANTIFLOOD; the generators run
+# on AS_IP, which is exempt anyway, but a run with another AS_IP must measure the same) and
+# the AS's per-user limits (a generator sends as few users at thousands per second).
 # Environment: KAMAILIO_SHM_MB (2048), AS_NODE_ARGS (e.g. --cpu-prof), AS_INSTANCES (1: more
 # AS processes on the same store, instance i on ISC port 5295+i-2 and XCAP 5299+i-2, all
 # with their event streams up, Kamailio spreading requests over them).
@@ -34,7 +37,8 @@ start_bench_stack() {
   export SIP_DOMAIN=example.com ISC_PORT=5292 ISC_SECRET=$BENCH_SECRET AS_ADMIN_TOKEN=$BENCH_SECRET \
     KAMAILIO_HTTP_URL=http://127.0.0.1:5291 KAMAILIO_SIP_URI=sip:127.0.0.1:5290 KAMAILIO_EVAPI_ADDR=127.0.0.1:5293 \
     XDM_PORT=5294 AS_DATA_DIR=$out/data/store CDR_DIR=$out/data/cdr LOG_LEVEL=warn AS_NODE_ID=bench AS_CONFIG= \
-    PRESENCE_OPEN_DOMAIN=true PRESENCE_DEFAULT_SUB_HANDLING=allow
+    PRESENCE_OPEN_DOMAIN=true PRESENCE_DEFAULT_SUB_HANDLING=allow \
+    IM_MESSAGES_PER_MINUTE=0 IM_GROUP_MESSAGES_PER_MINUTE=0 PRESENCE_SUBSCRIBES_PER_MINUTE=0
   local instances=${AS_INSTANCES:-1}
   [ "$instances" -gt 1 ] && export AS_SHARED_STORE=true
   # shellcheck disable=SC2086
@@ -54,7 +58,7 @@ start_bench_stack() {
     for _ in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$((5295 + i - 2))/metrics" && break; sleep 0.2; done
   done
   kamailio -f "$ROOT/kamailio-cfg/kamailio.cfg" -DD -E -m "${KAMAILIO_SHM_MB:-2048}" -M 32 -Y "$out/data" -P "$out/data/k.pid" \
-    -A SIP_PORT=5290 -A RPC_PORT=5291 -A 'EVAPI_ADDR="127.0.0.1:5293"' -A "ISC_SECRET=\"$BENCH_SECRET\"" -A DBG=1 -A WITH_TRUSTED_PEER \
+    -A SIP_PORT=5290 -A RPC_PORT=5291 -A 'EVAPI_ADDR="127.0.0.1:5293"' -A "ISC_SECRET=\"$BENCH_SECRET\"" -A DBG=1 -A WITH_TRUSTED_PEER -A WITHOUT_ANTIFLOOD \
     -A "AS_HTTPCON=\"as=>http://kamailio:$BENCH_SECRET@127.0.0.1:5292;timeout=2\"" > "$out/kamailio.log" 2>&1 &
   BENCH_PIDS+=($!)
   for _ in $(seq 1 50); do

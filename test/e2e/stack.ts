@@ -59,6 +59,8 @@ export interface StackOptions {
   /** With tls: Kamailio takes its certificates from this tls.cfg instead of TLS_CERT/TLS_KEY/TLS_CA
    * (written by the caller, after the certificates exist: see makeTls). */
   kamailioTlsConfig?: (tls: StackTls) => string;
+  /** More -A defines for Kamailio (e.g. 'ANTIFLOOD_MESSAGE=10'). */
+  kamailioDefines?: string[];
 }
 
 /** Makes the local CA and the server certificate for DOMAIN in `dir` with scripts/tls-setup.sh. */
@@ -93,6 +95,7 @@ export class TestStack {
   /** Certificates of a stack started with TLS. */
   tls?: StackTls;
   private kamailioTlsConfig?: string;
+  private kamailioDefines: string[] = [];
 
   constructor(readonly ports: Ports, private readonly extraEnv: Record<string, string> = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'ims-e2e-'));
@@ -131,6 +134,7 @@ export class TestStack {
   /** Starts the AS (with `env` added to its settings), then Kamailio. */
   static async start(ports: Ports, env: Record<string, string> = {}, opts: StackOptions = {}): Promise<TestStack> {
     const s = new TestStack(ports, env);
+    s.kamailioDefines = opts.kamailioDefines ?? [];
     if (opts.tls) {
       s.tls = await makeTls(join(s.dir, 'tls'));
       if (opts.kamailioTlsConfig) {
@@ -234,6 +238,7 @@ export class TestStack {
       ...(this.tls ? ['-A', 'WITH_TLS', '-A', `TLS_PORT=${this.ports.tls}`] : []),
       ...(this.tls && this.kamailioTlsConfig ? ['-A', `TLS_CONFIG="${this.kamailioTlsConfig}"`] : []),
       ...(this.tls && !this.kamailioTlsConfig ? ['-A', `TLS_CERT="${this.tls.cert}"`, '-A', `TLS_KEY="${this.tls.key}"`, '-A', `TLS_CA="${this.tls.ca}"`] : []),
+      ...this.kamailioDefines.flatMap((d) => ['-A', d]),
     ];
     this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
@@ -287,7 +292,7 @@ export class TestStack {
    * Runs sipp with a scenario from test/e2e/scenarios, `__FINAL__` replaced by the expected
    * final response code. Resolves when sipp exits (0: every call went as the scenario says).
    */
-  sipp(scenario: string | { name: string; xml: string; latin1?: boolean }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
+  sipp(scenario: string | { name: string; xml: string; latin1?: boolean }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean; localIp?: string } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
     const name = typeof scenario === 'string' ? scenario : scenario.name;
     const dir = mkdtempSync(join(this.dir, `sipp-${name}-`));
     const source = typeof scenario === 'string' ? readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8') : scenario.xml;
@@ -299,7 +304,7 @@ export class TestStack {
     const port = opts.port ?? this.sippPort();
     const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
     const args = [
-      `127.0.0.1:${this.ports.sip}`, '-sf', file, '-i', '127.0.0.1', '-p', String(port),
+      `127.0.0.1:${this.ports.sip}`, '-sf', file, '-i', opts.localIp ?? '127.0.0.1', '-p', String(port),
       // control port and the two media ports sipp always binds, clear of every SIP port
       '-cp', String(port + 20000), '-mp', String(30000 + (port % 5000) * 4), '-m', '1', '-nostdin', '-trace_msg', '-trace_err', '-trace_logs', '-timeout', `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
       '-timeout_error', ...set, ...(opts.args ?? []),

@@ -46,12 +46,27 @@ function nameOf(cls: string, source: string, args: string): string {
   throw new Error(`cannot tell the name of ${cls}`);
 }
 
+/** The first argument of a constructor call's argument text (up to its first top-level comma). */
+function firstArgument(args: string): string {
+  let depth = 0;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '(') depth++;
+    else if (args[i] === ')') depth--;
+    else if (args[i] === ',' && depth === 0) return args.slice(0, i).trim();
+  }
+  return args.trim();
+}
+
 export function servedByApp(app: string, classSource: (cls: string) => string): Served {
   const served: Served = { services: [], eventPackages: [] };
   for (const m of app.matchAll(/\.register\(/g)) {
-    const arg = balanced(app, m.index + m[0].length - 1).trim();
-    const { cls, args } = construction(app, arg);
-    const source = classSource(cls);
+    let { cls, args } = construction(app, balanced(app, m.index + m[0].length - 1).trim());
+    let source = classSource(cls);
+    // a wrapper (constructor(private readonly inner: IscService, ...)) serves what it wraps
+    while (/constructor\(\s*private readonly inner: IscService\b/.test(source.slice(source.indexOf(`class ${cls} `)))) {
+      ({ cls, args } = construction(app, firstArgument(args)));
+      source = classSource(cls);
+    }
     const declaration = new RegExp(`class ${cls}\\b[^{]*\\bimplements\\s+([\\w, ]+)\\{`).exec(source)?.[1] ?? '';
     if (/\bIscService\b/.test(declaration)) served.services.push(nameOf(cls, source, args));
     else if (/\bEventPackage\b/.test(declaration)) served.eventPackages.push(nameOf(cls, source, args));

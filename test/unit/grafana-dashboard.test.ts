@@ -106,10 +106,10 @@ describe('Grafana dashboard and alert rules', () => {
     }
   });
 
-  it('the alert rules pass promtool check rules and their unit tests (store down, latency, resets, CDR writer)', async () => {
+  it('the alert rules pass promtool check rules and their unit tests (store down, latency, resets, CDR writer, flood)', async () => {
     const check = await run('promtool', ['check', 'rules', join(ROOT, 'deploy/prometheus/ims-as-alerts.yml')]);
-    assert.match(check.stdout, /SUCCESS: 8 rules found/);
-    for (const alert of ['ImsAsStoreDown', 'ImsAsDecisionLatencyHigh', 'ImsAsEventStreamResets', 'ImsAsCdrWriterBehind']) assert.match(alertsText, new RegExp(`alert: ${alert}\\n`));
+    assert.match(check.stdout, /SUCCESS: 9 rules found/);
+    for (const alert of ['ImsAsStoreDown', 'ImsAsDecisionLatencyHigh', 'ImsAsEventStreamResets', 'ImsAsCdrWriterBehind', 'KamailioFlood']) assert.match(alertsText, new RegExp(`alert: ${alert}\\n`));
     const tested = await run('promtool', ['test', 'rules', join(ROOT, 'deploy/prometheus/ims-as-alerts.test.yml')]);
     assert.match(tested.stdout, /SUCCESS/);
   });

@@ -128,6 +128,8 @@ export interface AsConfig {
     maxListDepth: number;
     /** Shortest interval between two NOTIFYs of one dialog (seconds; 0: none), whatever the watcher asks (RFC 6446 local policy). */
     minNotifyInterval: number;
+    /** SUBSCRIBEs (any event package, un-SUBSCRIBEs not counted) one user may send per minute, over every instance; 0: no limit. */
+    subscribesPerMinute: number;
   };
   im: {
     /** Largest MESSAGE body accepted, originating and terminating (413 above). */
@@ -155,6 +157,10 @@ export interface AsConfig {
     historyWarnPercent: number;
     /** A user's first registration brings one service MESSAGE about their IM profile. */
     welcome: boolean;
+    /** MESSAGEs one user may send per minute, over every instance (403 with Retry-After beyond); 0: no limit. */
+    messagesPerMinute: number;
+    /** Group and URI-list messages (explosions) one user may send per minute; 0: no limit. */
+    groupMessagesPerMinute: number;
   };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
@@ -266,6 +272,8 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'presence.minNotifyInterval', env: 'PRESENCE_MIN_NOTIFY_INTERVAL', kind: 'int', def: 0, help: 'shortest interval in seconds between two NOTIFYs of one subscription, any event package (bursts coalesce into one NOTIFY with the latest state; echoed as max-rate); 0: none',
     check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
+  { path: 'presence.subscribesPerMinute', reloadable: true, env: 'PRESENCE_SUBSCRIBES_PER_MINUTE', kind: 'int', def: 600, help: 'SUBSCRIBEs (any event package; un-SUBSCRIBEs not counted) one user may send per minute, counted over every instance on the store; beyond it 403 with Retry-After; 0: no limit',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
   { path: 'im.maxMessageBytes', reloadable: true, env: 'IM_MAX_MESSAGE_BYTES', kind: 'int', def: 32 * 1024, help: 'largest MESSAGE body (413 above, with Max-Message-Size)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.deferredExpirySeconds', reloadable: true, env: 'IM_DEFERRED_EXPIRY_SECONDS', kind: 'int', def: 7 * 86400, help: 'how long a message for an offline user is kept',
@@ -289,6 +297,10 @@ export const SETTINGS: readonly Setting[] = [
   { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
     check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
   { path: 'im.welcome', env: 'IM_WELCOME', kind: 'bool', def: true, help: "a user's first registration creates their IM profile (im-policy document) and brings one MESSAGE from sip:service@<domain> saying where to edit it" },
+  { path: 'im.messagesPerMinute', reloadable: true, env: 'IM_MESSAGES_PER_MINUTE', kind: 'int', def: 600, help: 'MESSAGEs one user may send per minute, counted over every instance on the store; beyond it 403 with Retry-After; 0: no limit',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
+  { path: 'im.groupMessagesPerMinute', reloadable: true, env: 'IM_GROUP_MESSAGES_PER_MINUTE', kind: 'int', def: 30, help: 'group and URI-list messages (each sent on to every member) one user may send per minute, over every instance; beyond it 403 with Retry-After; 0: no limit',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
     check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },

@@ -22,6 +22,7 @@ import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
 import { BackgroundWork } from '../util/background-work.js';
 import { survive } from '../util/contain.js';
+import { rateLimitedReply, type UserRateLimits } from '../limits/user-rate-limits.js';
 
 /** What the recipient sees as the sender when the sender asked for privacy (RFC 3323). */
 const ANONYMOUS_URI = CPIM_ANONYMOUS.uri;
@@ -97,6 +98,8 @@ export class PagerService implements IscService {
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
+    /** Per-user limit on group and URI-list messages (each fans out to every member). */
+    rateLimits?: UserRateLimits;
   }) {
     this.explosions = new BackgroundWork(deps);
   }
@@ -344,6 +347,9 @@ export class PagerService implements IscService {
       return reply(403, 'Too Many Recipients', { warning: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
     }
     if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
+    // counted once the request is known to explode: a refused one costs its members nothing
+    const refusal = await this.deps.rateLimits?.take('group', m.sender);
+    if (refusal) return rateLimitedReply(refusal, this.deps.domain.domain);
     if (m.call.req.orig) await this.archive(m.sender, 'sent', service, m);
     await this.charge(m.ctx, 202, 'accepted', m.call.receivedAt, { via: service, recipients: copies.length });
     this.deps.metrics.count('ims_as_im_explosions_total', {});

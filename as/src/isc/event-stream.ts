@@ -43,13 +43,15 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     /** Connections to open (Kamailio's evapi max_clients must allow them). */
     links?: number;
     ackTimeoutMs?: number;
+    helloTimeoutMs?: number;
   }) {
     super();
-    const { host, port, secret, instance, log, metrics, ackTimeoutMs } = opts;
+    const { host, port, secret, instance, log, metrics, ackTimeoutMs, helloTimeoutMs } = opts;
     this.links = Array.from({ length: Math.max(1, opts.links ?? 4) }, (_, i) => {
       let up = false;
       return new StreamLink({
-        host, port, secret, instance, log, metrics, ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
+        host, port, secret, instance, log, metrics,
+        ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}), ...(helloTimeoutMs !== undefined ? { helloTimeoutMs } : {}),
         onPayload: (p) => this.deliver(p),
         onUp: () => {
           up = true;

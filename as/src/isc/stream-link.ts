@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { NetstringDecoder, NetstringError, encodeNetstring } from './netstring.js';
 import { StreamWindow } from './stream-window.js';
+import type { StreamHelloAckFrame } from './types.js';
 
 export interface StreamLinkOptions {
   host: string;
@@ -19,6 +20,8 @@ export interface StreamLinkOptions {
   metrics: Metrics;
   /** How long Kamailio may take to confirm a batch before the link is deemed broken. */
   ackTimeoutMs?: number;
+  /** How long Kamailio may take to answer the hello before the connection is dropped and retried. */
+  helloTimeoutMs?: number;
 }
 
 /**
@@ -26,6 +29,11 @@ export interface StreamLinkOptions {
  * writes the AS's requests under the flow control of its own StreamWindow, reconnects
  * with backoff. Kamailio keeps one 32 KB read buffer per connection, so each link has a
  * window of its own.
+ *
+ * The link is up only once Kamailio answered the hello with a `hello-ack` naming the
+ * random id the hello carried: a TCP connect alone proves nothing (whatever else listens
+ * on the evapi port, or a Kamailio that refuses the secret, accepts it), and a link counted
+ * up on it would take requests into the void and report a healthy stream.
  */
 export class StreamLink {
   private socket?: Socket;
@@ -39,6 +47,11 @@ export class StreamLink {
   private watchdog?: NodeJS.Timeout;
   private stopped = false;
   private connected = false;
+  /** The id the hello on the current connection carried, until Kamailio answers it. */
+  private greeting?: number;
+  private helloTimer?: NodeJS.Timeout;
+  /** Connections in a row whose hello went unanswered (logged once per streak). */
+  private unansweredInRow = 0;
   private pumpScheduled = false;
   private readonly window = new StreamWindow();
   /** The link asked Kamailio to send it no more requests: id of the ask, and who waits for the answer. */
@@ -111,6 +124,7 @@ export class StreamLink {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.helloTimer);
     clearInterval(this.watchdog);
     this.socket?.destroy();
   }
@@ -144,15 +158,13 @@ export class StreamLink {
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     socket.connect(port, host, () => {
-      socket.write(encodeNetstring(`hello ${this.opts.secret} ${this.opts.instance}`));
-      this.connected = true;
+      const id = 1 + Math.floor(Math.random() * 2 ** 31);
+      this.greeting = id;
       this.connectedAt = Date.now();
       this.heard = false;
-      this.retryMs = 250;
-      clearInterval(this.watchdog);
-      this.watchdog = setInterval(() => this.checkAcks(), 1000);
-      this.watchdog.unref();
-      this.opts.onUp();
+      socket.write(encodeNetstring(`hello ${this.opts.secret} ${this.opts.instance} ${id}`));
+      this.helloTimer = setTimeout(() => this.helloUnanswered(socket), this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+      this.helloTimer.unref();
     });
     socket.on('data', (chunk: Buffer) => {
       this.heard = true;
@@ -166,15 +178,22 @@ export class StreamLink {
         socket.destroy();
         return;
       }
-      for (const p of payloads) this.opts.onPayload(p);
+      for (const p of payloads) {
+        // hello-acks reach every connection of this instance: each takes its own id only
+        if (p.startsWith(HELLO_ACK_PREFIX)) this.helloAnswered(socket, p);
+        else this.opts.onPayload(p);
+      }
     });
     socket.on('error', (err) => log.debug({ err: err.message }, 'event stream socket error'));
     socket.on('close', () => {
       if (this.socket !== socket) return;
       const was = this.connected;
+      const unanswered = this.greeting !== undefined;
       this.connected = false;
+      this.greeting = undefined;
+      clearTimeout(this.helloTimer);
       clearInterval(this.watchdog);
-      if (was) this.noteRefusal();
+      if (was || unanswered) this.noteRefusal();
       // unconfirmed requests may or may not have been taken: their replies or their
       // transaction timeouts tell; the ones never written are handed back
       const unsent = this.window.reset();
@@ -187,6 +206,41 @@ export class StreamLink {
       // at most 2 s between attempts: once a slot is free the stream is back within seconds
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
     });
+  }
+
+  /** A hello-ack arrived on `socket`: the link is up when it names this connection's hello. */
+  private helloAnswered(socket: Socket, payload: string): void {
+    let id: unknown;
+    try {
+      id = (JSON.parse(payload) as Partial<StreamHelloAckFrame>).id;
+    } catch {
+      return;
+    }
+    if (this.socket !== socket || this.greeting === undefined || id !== this.greeting) return;
+    this.greeting = undefined;
+    clearTimeout(this.helloTimer);
+    this.connected = true;
+    this.retryMs = 250;
+    this.unansweredInRow = 0;
+    clearInterval(this.watchdog);
+    this.watchdog = setInterval(() => this.checkAcks(), 1000);
+    this.watchdog.unref();
+    this.opts.onUp();
+  }
+
+  /**
+   * Nothing answered the hello in time: whatever holds the port is not a Kamailio that
+   * took our secret (another process bound it, or a kamailio-cfg older than this AS).
+   * Dropped and retried with the usual backoff; logged once per streak.
+   */
+  private helloUnanswered(socket: Socket): void {
+    if (this.socket !== socket || this.greeting === undefined) return;
+    this.opts.metrics.count('ims_as_isc_stream_resets_total', { reason: 'hello-unanswered' });
+    if (this.unansweredInRow++ === 0) {
+      this.opts.log.warn({ host: this.opts.host, port: this.opts.port, helloTimeoutMs: this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS },
+        'nothing answered the event stream hello (is it Kamailio on that port, with a current kamailio-cfg?); retrying');
+    }
+    socket.destroy();
   }
 
   /**
@@ -208,4 +262,6 @@ export class StreamLink {
 }
 
 const RETRY_MAX_MS = 2000;
+const HELLO_TIMEOUT_MS = 3000;
+const HELLO_ACK_PREFIX = '{"type":"hello-ack"';
 const REFUSED_WITHIN_MS = 1000;

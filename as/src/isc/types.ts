@@ -116,6 +116,16 @@ export interface StreamLeavingAckFrame {
 }
 
 /**
+ * Kamailio accepted a stream connection's `hello <secret> <instance> <id>` (evapi
+ * message-received route): sent to every connection of the instance, each link takes
+ * only the id its own hello carried, and counts itself up only then (StreamLink).
+ */
+export interface StreamHelloAckFrame {
+  type: 'hello-ack';
+  id: number;
+}
+
+/**
  * An initial request sent on the event stream (route AS_HANDOFF, evapi_async_unicast):
  * Kamailio suspended its transaction `tix`:`tlb`, and resumes it when a decision frame
  * `{"tix":..,"tlb":..,<decision>}` comes back on the stream.
@@ -130,7 +140,7 @@ export interface StreamRequestFrame {
 export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent;
 
 /** Everything Kamailio sends on the stream. */
-export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame;
+export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame | StreamHelloAckFrame;
 
 /** Kamailio's "seconds.microseconds" timestamp as a Date (now when absent or unreadable). */
 export function kamailioTime(ts: string | undefined): Date {

@@ -78,54 +78,58 @@ export const MAX_KEPT_CONVERSATIONS = 1000;
 const HISTORY_MODEL = seq(1, 1, el(IMP, 'conversation', 0, MAX_KEPT_CONVERSATIONS));
 const HOST_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
+/** Uris of `element` children (each `<element uri="..."/>`) met while checking `node`'s content. */
+class UriEntries {
+  private readonly uris: string[] = [];
+  private step: string | undefined;
+
+  constructor(private readonly c: Checker, private readonly node: XNode, private readonly element: string, private readonly what: string) {}
+
+  /** One `<element uri="..."/>`: a SIP, SIPS or tel URI, nothing inside. */
+  add(k: XNode): void {
+    const a = this.c.attrs(k, { required: ['uri'], foreign: true });
+    this.c.empty(k);
+    const u = a.get('uri');
+    if (u === undefined) return;
+    this.uris.push(u);
+    this.step ??= k.step;
+    try {
+      parseUri(u);
+    } catch {
+      this.c.constraint(`${this.what} uri "${u}" is not a sip:, sips: or tel: URI`);
+    }
+  }
+
+  /** Each address of record once. */
+  checkUnique(): void {
+    checkUnique(this.c, `${this.node.sel}/${this.step ?? this.element}/@uri`, this.uris, { key: senderKey });
+  }
+}
+
 function checkSet(c: Checker, node: XNode): void {
   c.attrs(node, {});
   const kids = c.children(node);
   if (!c.model(node, kids, SET_MODEL)) return;
-  const uris: string[] = [];
-  let entryStep: string | undefined;
+  const entries = new UriEntries(c, node, 'entry', `${node.local} entry`);
   for (const k of kids) {
     if (k.local === 'entry') {
-      const a = c.attrs(k, { required: ['uri'], foreign: true });
-      c.empty(k);
-      const u = a.get('uri');
-      if (u === undefined) continue;
-      uris.push(u);
-      entryStep ??= k.step;
-      try {
-        parseUri(u);
-      } catch {
-        c.constraint(`${node.local} entry uri "${u}" is not a sip:, sips: or tel: URI`);
-      }
+      entries.add(k);
     } else {
       c.attrs(k, {});
       const d = collapse(c.text(k));
       if (!HOST_RE.test(d)) c.schema(k, `value "${d}" is not a domain name`);
     }
   }
-  checkUnique(c, `${node.sel}/${entryStep ?? 'entry'}/@uri`, uris, { key: senderKey });
+  entries.checkUnique();
 }
 
 /** <history>'s <conversation uri="..."/> children: each a SIP, SIPS or tel URI, each peer once. */
 function checkConversations(c: Checker, node: XNode): void {
   const kids = c.children(node);
   if (!c.model(node, kids, HISTORY_MODEL)) return;
-  const uris: string[] = [];
-  let step: string | undefined;
-  for (const k of kids) {
-    const a = c.attrs(k, { required: ['uri'], foreign: true });
-    c.empty(k);
-    const u = a.get('uri');
-    if (u === undefined) continue;
-    uris.push(u);
-    step ??= k.step;
-    try {
-      parseUri(u);
-    } catch {
-      c.constraint(`history conversation uri "${u}" is not a sip:, sips: or tel: URI`);
-    }
-  }
-  checkUnique(c, `${node.sel}/${step ?? 'conversation'}/@uri`, uris, { key: senderKey });
+  const conversations = new UriEntries(c, node, 'conversation', 'history conversation');
+  for (const k of kids) conversations.add(k);
+  conversations.checkUnique();
 }
 
 function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[] {

@@ -18,6 +18,7 @@ import { PagerService } from './im/pager.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
+import { ImActivity } from './im/im-activity.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { RateLimitedService } from './limits/rate-limited-service.js';
 import { RATE_LIMITED, UserRateLimits } from './limits/user-rate-limits.js';
@@ -256,7 +257,9 @@ export class ApplicationServer {
       const forward = new StoreAndForward({
         store: messageStore, uac, registrations, charging, policyOf: (u) => imPolicies.of(u),
         domain: config.sip.domain, limits: config.im, metrics, log: imLog, jobs,
+        presenceOf: (u) => presenceState.ownPresence(u),
       });
+      const imActivity = new ImActivity({ publications, policyOf: (u) => imPolicies.of(u), log: imLog });
       forward.notificationFactory = deliveryNotifications(domain);
       const history = new ConversationHistory(store, {
         nodeId: config.node.id,
@@ -284,7 +287,7 @@ export class ApplicationServer {
         ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
         : undefined;
       reactions = new Reactions(feed, {
-        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, users,
+        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, imActivity, users,
         ...(welcome ? { welcome } : {}),
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
       }, { log, metrics });

@@ -114,6 +114,8 @@ export class ApplicationServer {
     private readonly jobs: SingletonJobs,
     private readonly reloader: ConfigReloader,
     private readonly sampler: OpsSampler,
+    /** The IM server's presence source: the session code says when a user is in a chat (imActivity). */
+    readonly imActivity: ImActivity,
   ) {}
 
   /** Applies the reloadable settings of the configuration as it reads now (SIGHUP, POST /admin/reload). */
@@ -436,7 +438,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler, imActivity);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);

@@ -2,8 +2,8 @@
  * Presence-aware messaging end to end, real Kamailio + AS + sipp on loopback: a registered
  * user whose IM policy has <presence-aware-delivery/> and who publishes closed gets nothing
  * on their device (the sender gets 202, the message waits in their mailbox); when they publish
- * open the held messages arrive in order. Without the setting a closed user gets the message
- * at once.
+ * open the held messages arrive in order; a busy one's held message goes to a new device. Without
+ * the setting a closed user gets the message at once.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -18,6 +18,12 @@ const IM_POLICY = (user: string) => `/xcap-root/org.ims-as.im-policy/users/sip:$
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
 const policyDoc = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?><im-policy xmlns="urn:ims-as:xml:im-policy">${inner}</im-policy>`;
 const COMPOSING = '<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
+/** Open, but the person is busy (RFC 4480). */
+const BUSY_PIDF = `<?xml version="1.0" encoding="UTF-8"?>
+<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:[$user]@[$domain]">
+  <tuple id="t[pid]"><status><basic>open</basic></status></tuple>
+  <dm:person id="p[pid]"><rpid:activities><rpid:busy/></rpid:activities></dm:person>
+</presence>`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Listed { messages: Array<{ id: string; state: string; from: string }> }
@@ -101,6 +107,29 @@ describe('presence-aware messaging through Kamailio', () => {
     assert.deepEqual(msgs.map((m) => m.body), ['held 1', 'held 2', 'held 3']);
     assert.ok(msgs.every((m) => /<sip:alice@example\.com>/.test(m.header('From') ?? '')));
     await eventually(async () => ((await mailbox('bob')).length === 0 ? true : undefined), 5000, 'bob\'s mailbox empty');
+  });
+
+  it('holds while the person is busy (RPID), and a new device registering gets the held message', async () => {
+    const put = await xcap('dora').put(IM_POLICY('dora'), policyDoc('<presence-aware-delivery hold-when="busy"/>'), IM_POLICY_TYPE);
+    assert.ok(put.status === 200 || put.status === 201, put.body);
+    const { uas: phone } = await online('dora', 1);
+    const busy = await stack.sipp({ name: 'publish-busy', xml: publisherScenario([{ kind: 'initial', expires: 600, expect: 200, rawBody: BUSY_PIDF }]) }, { set: { user: 'dora' }, args: auth('dora') });
+    assert.equal(busy.exitCode, 0, busy.stdout);
+    const r = await send('alice', 'dora', 'while busy', 202);
+    assert.equal(r.exitCode, 0, r.stdout);
+    await sleep(1500);
+    assert.deepEqual((await mailbox('dora')).map((m) => m.state), ['waiting'], 'busy: held, the phone got nothing');
+
+    // a second device of dora's comes online: it asked for her messages
+    const { uas: laptop } = await online('dora', 1);
+    const got = await laptop;
+    assert.equal(got.exitCode, 0, got.stdout);
+    assert.deepEqual(receivedMessages(got.messages).map((m) => m.body), ['while busy']);
+    // Kamailio forks to every contact: the phone takes the same delivery
+    const phoneGot = await phone;
+    assert.equal(phoneGot.exitCode, 0, phoneGot.stdout);
+    assert.deepEqual(receivedMessages(phoneGot.messages).map((m) => m.body), ['while busy']);
+    await eventually(async () => ((await mailbox('dora')).length === 0 ? true : undefined), 5000, 'dora\'s mailbox empty');
   });
 
   it('without the setting a registered user whose presence is closed gets the message at once', async () => {

@@ -18,6 +18,7 @@ import { PagerService } from './im/pager.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
+import { ImActivity } from './im/im-activity.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { RateLimitedService } from './limits/rate-limited-service.js';
 import { RATE_LIMITED, UserRateLimits } from './limits/user-rate-limits.js';
@@ -113,6 +114,8 @@ export class ApplicationServer {
     private readonly jobs: SingletonJobs,
     private readonly reloader: ConfigReloader,
     private readonly sampler: OpsSampler,
+    /** The IM server's presence source: the session code says when a user is in a chat (imActivity). */
+    readonly imActivity: ImActivity,
   ) {}
 
   /** Applies the reloadable settings of the configuration as it reads now (SIGHUP, POST /admin/reload). */
@@ -256,7 +259,9 @@ export class ApplicationServer {
       const forward = new StoreAndForward({
         store: messageStore, uac, registrations, charging, policyOf: (u) => imPolicies.of(u),
         domain: config.sip.domain, limits: config.im, metrics, log: imLog, jobs,
+        presenceOf: (u) => presenceState.ownPresence(u),
       });
+      const imActivity = new ImActivity({ publications, policyOf: (u) => imPolicies.of(u), log: imLog });
       forward.notificationFactory = deliveryNotifications(domain);
       const history = new ConversationHistory(store, {
         nodeId: config.node.id,
@@ -284,7 +289,7 @@ export class ApplicationServer {
         ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
         : undefined;
       reactions = new Reactions(feed, {
-        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, users,
+        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, imActivity, users,
         ...(welcome ? { welcome } : {}),
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
       }, { log, metrics });
@@ -433,7 +438,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler, imActivity);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);

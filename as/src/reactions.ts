@@ -13,6 +13,7 @@ import type { ChangeFeed, ChangeOrigin } from './cluster/change-feed.js';
 import { resourceOf, type Change } from './cluster/changes.js';
 import type { Notifier } from './events/notifier.js';
 import type { PresenceAuthorizer } from './presence/authorization.js';
+import type { ImActivity } from './im/im-activity.js';
 import type { ImPolicies } from './im/im-policies.js';
 import type { StoreAndForward } from './im/store-and-forward.js';
 import type { Welcome } from './im/welcome.js';
@@ -41,6 +42,8 @@ export interface ReactingParts {
   regPackage: RegPackage;
   forward: StoreAndForward;
   imPolicies: ImPolicies;
+  /** The IM server's presence source for users in a chat. */
+  imActivity: ImActivity;
   /** The first-registration message (absent when turned off). */
   welcome?: Welcome;
   /** The user directory's cache of user records. */
@@ -68,6 +71,10 @@ function declare(p: ReactingParts): Declarations {
     document: [
       { name: 'presence-cache', where: 'everywhere', when: (c) => c.ref.auid === 'pidf-manipulation', run: (c) => p.presenceState.forget(c.ref.xui) },
       { name: 'im-policy-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.imPolicies.forget(c.ref.xui) },
+      // after the cache: presence-aware delivery switched off (or changed) lets held messages go
+      { name: 'held-messages', where: 'origin', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.forward.policyChanged(c.ref.xui) },
+      // publishing the IM activity switched off: what the server published goes at once
+      { name: 'im-activity-opt-out', where: 'origin', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.imActivity.policyChanged(c.ref.xui) },
       // before anything re-decides with them
       { name: 'rules-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.authorizer.forget(c.ref.xui) },
       // pres-rules of a list member (grants re-decided), a document a list is read from (membership)
@@ -79,6 +86,9 @@ function declare(p: ReactingParts): Declarations {
     publication: [
       { name: 'presence-cache', where: 'everywhere', run: (c) => p.presenceState.forget(c.entity) },
       { name: 'presence-notify', where: 'everywhere', run: (c) => notifier.resourceChanged(c.event, c.entity) },
+      // presence-aware delivery: messages held while the presence said closed or busy go when it no
+      // longer does, drained like a registration's (after presence-cache: the drain reads the new state)
+      { name: 'held-messages', where: 'origin', when: (c) => c.event === 'presence', run: (c) => p.forward.presenceChanged(c.entity) },
     ],
     registration: [
       // why a contact went (expired or unregistered) is told by the next reg NOTIFY, wherever its dialog is

@@ -78,7 +78,12 @@ describe('two instances on one store', () => {
         networkSource: async (c: { aor: string }) => rec.record(`presence.networkSource ${c.aor}`),
       },
       regPackage: { noteChange: (c: { kind: string }) => rec.record(`regPackage.noteChange ${c.kind}`) },
-      forward: { registrationChanged: (c: { aor: string }) => rec.record(`forward.registrationChanged ${c.aor}`) },
+      forward: {
+        registrationChanged: (c: { aor: string }) => rec.record(`forward.registrationChanged ${c.aor}`),
+        presenceChanged: async (user: string) => rec.record(`forward.presenceChanged ${user}`),
+        policyChanged: async (user: string) => rec.record(`forward.policyChanged ${user}`),
+      },
+      imActivity: { policyChanged: async (user: string) => rec.record(`imActivity.policyChanged ${user}`) },
       dropCredentials: async (user: string) => rec.record(`kamailio.dropCredentials ${user}`),
     } as unknown as ReactingParts;
     const reactions = new Reactions(feed, parts, { log: silentLogger(), metrics });
@@ -131,6 +136,9 @@ describe('two instances on one store', () => {
     await until('three NOTIFY fan-outs on A', () => a.rec.calls.filter((c) => c.startsWith('notifier')).length === 3);
     assert.deepEqual(a.rec.calls, Array.from({ length: 3 }, () => [`presenceState.forget ${ALICE}`, `notifier.resourceChanged presence ${ALICE}`]).flat());
     assert.equal(a.metrics.value(REACTION_FAILURES, { reaction: 'publication:presence-cache' }), 3);
+    // held messages (presence-aware delivery) are looked at once, by the instance whose publication it was
+    await until('B\'s reactions', () => b.rec.calls.length === 9);
+    assert.deepEqual(b.rec.calls, Array.from({ length: 3 }, () => [`presenceState.forget ${ALICE}`, `notifier.resourceChanged presence ${ALICE}`, `forward.presenceChanged ${ALICE}`]).flat());
   });
 });
 

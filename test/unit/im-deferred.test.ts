@@ -28,6 +28,7 @@ import type { Store } from '../../as/src/store/port.js';
 import { LocalDomain } from '../../as/src/users/local-domain.js';
 import { XdmDocuments, type DocumentRef } from '../../as/src/xdm/document-store.js';
 import { defaultImPolicy, IM_POLICY_NS, imPolicyUsage, type ImPolicy } from '../../as/src/xdm/usages/im-policy.js';
+import { parsePidf, type PresenceDoc } from '../../as/src/presence/pidf/index.js';
 
 const DOMAIN = 'example.com';
 const ALICE = 'sip:alice@example.com';
@@ -141,6 +142,9 @@ interface Harness {
   charging: FakeCharging;
   metrics: Metrics;
   docs: XdmDocuments;
+  /** What the recipients' own presence says (presence-aware delivery), by user. */
+  presence: Map<string, PresenceDoc>;
+  policies: ImPolicies;
   /** Sweeps that got as far as asking for due recipients (counted when the answer arrives). */
   sweepsSeen(): number;
   /** Resolves when no drain runs and `requests` requests were sent. */
@@ -189,7 +193,9 @@ describe('IM deferred messaging', () => {
     const uac = new FakeUac();
     const charging = new FakeCharging();
     const metrics = new Metrics();
+    const presence = new Map<string, PresenceDoc>();
     const forward = new StoreAndForward({
+      presenceOf: async (u) => presence.get(u),
       store: messages,
       uac: uac as unknown as UacClient,
       registrations: regs,
@@ -201,7 +207,7 @@ describe('IM deferred messaging', () => {
       log,
     });
     const h: Harness = {
-      forward, messages, regs, uac, charging, metrics, docs,
+      forward, messages, regs, uac, charging, metrics, docs, presence, policies,
       sweepsSeen: () => sweeps,
       settled: (n) => until(() => `${n} requests sent and no drain running (sent: ${uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}; drains: ${forward.activeDrains})`, () => uac.requests.length === n && forward.activeDrains === 0),
     };
@@ -730,6 +736,115 @@ describe('IM deferred messaging', () => {
     });
   });
 
+  // ------------------------------------------------------------------ presence-aware delivery
+
+  describe('presence-aware delivery', () => {
+    const pidf = (basic: 'open' | 'closed', activity?: string) => parsePidf(
+      `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${BOB}">` +
+      `<tuple id="t"><status><basic>${basic}</basic></status></tuple>` +
+      (activity ? `<dm:person id="p"><rpid:activities><rpid:${activity}/></rpid:activities></dm:person>` : '') + '</presence>',
+    );
+    const holding = (holdWhen = 'closed busy'): ImPolicy => {
+      const p = defaultImPolicy();
+      p.presenceAwareDelivery.holdWhen = holdWhen.split(' ') as ImPolicy['presenceAwareDelivery']['holdWhen'];
+      return p;
+    };
+    /** Bob's im-policy document with the setting, as the XCAP server would store it. */
+    const setHold = async (h: Harness, holdWhen: string | undefined) => {
+      const element = holdWhen === undefined ? '' : `<presence-aware-delivery hold-when="${holdWhen}"/>`;
+      await h.docs.put({ auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' }, `<im-policy xmlns="${IM_POLICY_NS}">${element}</im-policy>`, { kind: 'any' });
+      // what the im-policy-cache reaction does
+      h.policies.forget(BOB);
+    };
+
+    it('holds a registered user\'s mailbox while the presence says closed, and drains it in order when it opens', async () => {
+      const h = await harness({ sweepSeconds: 60 });
+      await setHold(h, 'closed busy');
+      await register(h.regs, BOB);
+      // the new device's drain (of an empty mailbox) is over before anything is held
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      h.presence.set(BOB, pidf('closed'));
+      assert.equal(await h.forward.heldBy(BOB, holding()), 'closed');
+      for (const body of ['one', 'two', 'three']) assert.equal((await h.forward.defer(BOB, im(body))).result, 'deferred');
+      await sleep(200);
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      assert.equal(h.uac.requests.length, 0, 'nothing goes to the registered device while closed');
+      assert.equal((await pendingOf(h, BOB)).length, 3);
+
+      // busy is held as well; a publication that does not open changes nothing
+      h.presence.set(BOB, pidf('open', 'on-the-phone'));
+      await h.forward.presenceChanged(BOB);
+      await sleep(150);
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      assert.equal(h.uac.requests.length, 0, 'on the phone: still held');
+
+      h.presence.set(BOB, pidf('open'));
+      await h.forward.presenceChanged(BOB);
+      await h.settled(3);
+      assert.deepEqual(h.uac.bodiesTo(BOB), ['one', 'two', 'three'], 'in the order received');
+      assert.equal(await h.messages.count(BOB), 0);
+    });
+
+    it('a new device gets the held messages; a refresh of a known one does not', async () => {
+      const h = await harness({ sweepSeconds: 60 });
+      await setHold(h, 'closed');
+      await register(h.regs, BOB);
+      // the new device's drain (of an empty mailbox) is over before anything is held
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      h.presence.set(BOB, pidf('closed'));
+      await h.forward.defer(BOB, im('held'));
+      // the same contact again: a refresh
+      const refreshed = await h.regs.apply({ type: 'registration', aor: BOB, ts: String(++regTs), contacts: [{ uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() }] });
+      assert.equal(refreshed[0]?.kind, 'refreshed');
+      await sleep(150);
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      assert.equal(h.uac.requests.length, 0, 'a refresh does not lift the hold');
+      const added = await h.regs.apply({ type: 'registration', aor: BOB, ts: String(++regTs), contacts: [{ uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() }, { uri: 'sip:bob@192.0.2.11:5060', expires: inAnHour() }] });
+      assert.ok(added.some((c) => c.kind === 'registered'));
+      await h.settled(1);
+      assert.deepEqual(h.uac.bodiesTo(BOB), ['held']);
+    });
+
+    it('switching the setting off lets the held messages go; without it nothing is held', async () => {
+      const h = await harness({ sweepSeconds: 60 });
+      await setHold(h, 'closed');
+      await register(h.regs, BOB);
+      // the new device's drain (of an empty mailbox) is over before anything is held
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      h.presence.set(BOB, pidf('closed'));
+      await h.forward.defer(BOB, im('held'));
+      await sleep(100);
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      assert.equal(h.uac.requests.length, 0);
+      await setHold(h, undefined);
+      await h.forward.policyChanged(BOB);
+      await h.settled(1);
+      assert.equal(await h.forward.heldBy(BOB, defaultImPolicy()), undefined, 'without the setting: never held, whatever the presence');
+      assert.equal(await h.forward.heldBy(BOB, holding('busy')), undefined, 'closed is not among the chosen conditions');
+    });
+
+    it('handOver stores a group copy for a held user and delivers it to an unheld one', async () => {
+      const h = await harness({ sweepSeconds: 60 });
+      await setHold(h, 'closed busy');
+      await register(h.regs, BOB);
+      // the new device's drain (of an empty mailbox) is over before anything is held
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      h.presence.set(BOB, pidf('open', 'busy'));
+      const r = await h.forward.handOver(BOB, im('copy'), holding());
+      assert.equal(r.result, 'deferred');
+      const composing = im('typing', { kind: 'composing', contentType: 'application/im-iscomposing+xml' });
+      assert.deepEqual(await h.forward.handOver(BOB, composing, holding()), { result: 'unavailable' }, 'typing is never stored');
+      await sleep(100);
+      await until('drains to end', () => h.forward.activeDrains === 0);
+      assert.equal(h.uac.requests.length, 0);
+      h.presence.set(BOB, pidf('open'));
+      assert.deepEqual(await h.forward.handOver(BOB, im('direct'), holding()), { result: 'delivered', code: 200 });
+      await h.forward.presenceChanged(BOB);
+      await h.settled(2);
+      assert.deepEqual(h.uac.bodiesTo(BOB), ['direct', 'copy']);
+    });
+  });
+
   // ------------------------------------------------------------------ ConversationHistory
 
   describe('ConversationHistory', () => {
@@ -833,6 +948,8 @@ describe('IM deferred messaging', () => {
         allowed: { uris: [ALICE], domains: [] },
         deferredDelivery: { enabled: false, networkStorage: true },
         history: { enabled: true, maxMessages: 250, conversations: [] },
+        presenceAwareDelivery: { holdWhen: [] },
+        publishImActivity: true,
       });
       assert.equal(await policies.of(BOB), first, 'unchanged document: the parsed policy is reused');
       assert.deepEqual(await policies.of(CAROL), defaultImPolicy(), 'other users keep the default');

@@ -710,6 +710,29 @@ describe('im-policy', () => {
     const [dup] = uniquenessProblems(imPolicyUsage, `${IMP_HEAD}><history><conversation uri="sip:b@example.com"/><conversation uri="sip:b@EXAMPLE.com"/></history></im-policy>`);
     assert.equal(dup?.field, 'im-policy/history/conversation/@uri');
   });
+
+  it('presence-aware delivery and the IM activity: off and on by default, read and validated', () => {
+    const d = readImPolicy(undefined);
+    assert.deepEqual(d.presenceAwareDelivery.holdWhen, [], 'without the setting messages are never held');
+    assert.equal(d.publishImActivity, true);
+
+    const both = `${IMP_HEAD}><deferred-delivery/><presence-aware-delivery hold-when=" busy  closed busy "/><publish-im-activity enabled="false"/></im-policy>`;
+    assertValid(imPolicyUsage, both);
+    const p = readImPolicy(parseXml(both));
+    assert.deepEqual(p.presenceAwareDelivery.holdWhen, ['closed', 'busy'], 'a list, whitespace collapsed, each once');
+    assert.equal(p.publishImActivity, false);
+
+    const bare = `${IMP_HEAD}><presence-aware-delivery/></im-policy>`;
+    assertValid(imPolicyUsage, bare);
+    assert.deepEqual(readImPolicy(parseXml(bare)).presenceAwareDelivery.holdWhen, ['closed', 'busy'], 'hold-when defaults to both');
+    assert.deepEqual(readImPolicy(parseXml(`${IMP_HEAD}><presence-aware-delivery hold-when="closed"/></im-policy>`)).presenceAwareDelivery.holdWhen, ['closed']);
+    assert.deepEqual(readImPolicy(parseXml(`${IMP_HEAD}><presence-aware-delivery hold-when=""/></im-policy>`)).presenceAwareDelivery.holdWhen, [], 'an empty list holds nothing');
+
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><presence-aware-delivery hold-when="closed away"/></im-policy>`, '<presence-aware-delivery>', '"hold-when"', 'closed, busy');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><publish-im-activity enabled="no"/></im-policy>`, '<publish-im-activity>', '"enabled"', 'boolean');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><presence-aware-delivery><entry uri="sip:b@example.com"/></presence-aware-delivery></im-policy>`, '<presence-aware-delivery>');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><presence-aware-delivery/><history/></im-policy>`, '<history> is not allowed');
+  });
 });
 
 // ---------------------------------------------------------------------------

@@ -248,26 +248,30 @@ export class PagerService implements IscService {
     const message = this.imMessage(m);
     if (call.req.orig) await this.archive(m.sender, 'sent', to, m);
     await this.archiveReceived(to, policy, message);
+    // presence-aware delivery: a registered user whose presence says closed or busy gets it later
+    const heldBy = call.req.registered ? await this.deps.forward.heldBy(to, policy) : undefined;
+    const reachable = call.req.registered && heldBy === undefined;
     if (m.composing) {
-      // delivered now or not at all: an offline recipient has nobody typing to see
-      if (call.req.registered) return this.continueDecision(m);
-      return reply(480, 'Temporarily Unavailable', { warning: warning(this.deps.domain.domain, 'recipient is offline; is-composing indications are not stored') });
+      // delivered now or not at all: an offline (or held) recipient has nobody typing to see
+      if (reachable) return this.continueDecision(m);
+      const why = heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline';
+      return reply(480, 'Temporarily Unavailable', { warning: warning(this.deps.domain.domain, `${why}; is-composing indications are not stored`) });
     }
-    if (call.req.registered) {
+    if (reachable) {
       if (policy.deferredDelivery.networkStorage) await this.deps.forward.keepCopy(to, message);
       return this.continueDecision(m);
     }
     if (!policy.deferredDelivery.enabled) {
-      await this.charge(m.ctx, 480, 'failed', call.receivedAt, { reason: 'recipient offline, deferred delivery off' });
+      await this.charge(m.ctx, 480, 'failed', call.receivedAt, { reason: heldBy ? `recipient's presence is ${heldBy}, deferred delivery off` : 'recipient offline, deferred delivery off' });
       return reply(480, 'Temporarily Unavailable');
     }
     const stored = await this.deps.forward.defer(to, message);
     if (stored.result === 'full') {
       await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
-      return reply(480, 'Recipient Message Storage Full', { warning: warning(this.deps.domain.domain, "recipient is offline and their message storage is full") });
+      return reply(480, 'Recipient Message Storage Full', { warning: warning(this.deps.domain.domain, `${heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline'} and their message storage is full`) });
     }
     // stored: the answer is 202 now, whatever happens to its CDR
-    await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id }), { callId: m.ctx.callId });
+    await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id, ...(heldBy ? { heldBy } : {}) }), { callId: m.ctx.callId });
     return reply(202, 'Accepted');
   }
 

@@ -7,7 +7,9 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { RegistrationChange, Registrations } from '../registrations/registrations.js';
 import { SingletonJobs, type JobScheduler } from '../cluster/singleton-jobs.js';
-import type { ImPolicy } from '../xdm/usages/im-policy.js';
+import type { HoldCondition, ImPolicy } from '../xdm/usages/im-policy.js';
+import type { PresenceDoc } from '../presence/pidf/index.js';
+import { presenceHold } from './presence-hold.js';
 import type { ImMessage, MessageStore, StoredMessage } from './message-store.js';
 import { contain } from '../util/contain.js';
 import { headerValueOnly } from '../sip/index.js';
@@ -47,7 +49,8 @@ const BATCH = 50;
  * and, when asked, notified as failed.
  */
 export class StoreAndForward {
-  private readonly draining = new Map<string, { again: boolean }>();
+  /** again: drain once more when done; force: deliver even if the presence holds the mailbox. */
+  private readonly draining = new Map<string, { again: boolean; force: boolean }>();
   /** The sweep's scheduler when no shared one was given (stopped with this). */
   private ownJobs?: SingletonJobs;
   private sweeping?: Promise<void>;
@@ -66,6 +69,8 @@ export class StoreAndForward {
     log: Logger;
     /** Where the sweep runs: the instance's singleton jobs (one instance sweeps). Default: this process alone. */
     jobs?: JobScheduler;
+    /** What the user's own clients say in their presence (presence-aware delivery); absent: messages are never held. */
+    presenceOf?: (user: string) => Promise<PresenceDoc | undefined>;
   }) {}
 
   async start(): Promise<void> {
@@ -82,9 +87,46 @@ export class StoreAndForward {
     await this.sweeping?.catch(() => undefined);
   }
 
-  /** A contact came or was refreshed: the user's stored messages can go now. */
+  /**
+   * A contact came or was refreshed: the user's stored messages can go now. A new device gets
+   * even the messages the user's presence holds (it asked for them by coming online); a
+   * refresh does not lift the hold.
+   */
   registrationChanged(ch: RegistrationChange): void {
-    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor);
+    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor, { force: ch.kind === 'registered' });
+  }
+
+  /**
+   * A publication of the user changed: messages their presence held may go now (the drain
+   * looks at the presence again). Users without presence-aware delivery cost one cached
+   * policy read.
+   */
+  async presenceChanged(user: string): Promise<void> {
+    const policy = await this.deps.policyOf(user);
+    if (policy.presenceAwareDelivery.holdWhen.length === 0) return;
+    if (await this.deps.registrations.isRegistered(user)) this.drainSoon(user);
+  }
+
+  /** The user's IM policy changed: a hold may have been switched off. */
+  async policyChanged(user: string): Promise<void> {
+    if ((await this.deps.store.count(user)) === 0) return;
+    if (await this.deps.registrations.isRegistered(user)) this.drainSoon(user);
+  }
+
+  /**
+   * What in the recipient's presence holds their messages now (presence-aware delivery,
+   * as/src/im/presence-hold.ts); undefined when nothing does. A presence that cannot be read
+   * holds nothing: messages are not kept from a registered user because of a store error.
+   */
+  async heldBy(recipient: string, policy: ImPolicy): Promise<HoldCondition | undefined> {
+    const holdWhen = policy.presenceAwareDelivery.holdWhen;
+    if (holdWhen.length === 0 || !this.deps.presenceOf) return undefined;
+    try {
+      return presenceHold(await this.deps.presenceOf(recipient), holdWhen);
+    } catch (err) {
+      this.deps.log.warn({ err, recipient }, 'presence unreadable: messages not held');
+      return undefined;
+    }
   }
 
   /** Waiting drains (for tests and shutdown). */
@@ -127,7 +169,7 @@ export class StoreAndForward {
    * when registered, else (or when the device is unreachable) into storage.
    */
   async handOver(recipient: string, msg: ImMessage, policy: ImPolicy): Promise<HandOver> {
-    if (await this.deps.registrations.isRegistered(recipient)) {
+    if (await this.deps.registrations.isRegistered(recipient) && !(await this.heldBy(recipient, policy))) {
       const out = await this.send(recipient, msg, `${randomUUID()}@${this.deps.domain}`, 1);
       if (out.code < 300) {
         if (policy.deferredDelivery.networkStorage && msg.kind === 'message') await this.keepCopy(recipient, msg);
@@ -141,21 +183,28 @@ export class StoreAndForward {
     return this.defer(recipient, msg);
   }
 
-  /** Starts draining `recipient`'s mailbox unless this instance is already at it. */
-  drainSoon(recipient: string): void {
+  /**
+   * Starts draining `recipient`'s mailbox unless this instance is already at it. `force`:
+   * deliver even what the user's presence holds.
+   */
+  drainSoon(recipient: string, opts: { force?: boolean } = {}): void {
+    const force = opts.force === true;
     const running = this.draining.get(recipient);
     if (running) {
       running.again = true;
+      running.force ||= force;
       return;
     }
-    const state = { again: false };
+    const state = { again: false, force };
     this.draining.set(recipient, state);
     contain(this.deps, 'deferred-delivery', async () => {
       try {
         let blocked = false;
         do {
           state.again = false;
-          blocked = await this.drain(recipient);
+          const forced = state.force;
+          state.force = false;
+          blocked = await this.drain(recipient, forced);
           // a head that just failed waits for its retry time, however many wishes came meanwhile
         } while (state.again && !blocked && !this.stopped);
       } finally {
@@ -168,8 +217,17 @@ export class StoreAndForward {
    * Delivers the mailbox in order; stops at the first message that cannot be delivered now.
    * True when it stopped there (the mailbox waits for that message's retry).
    */
-  private async drain(recipient: string): Promise<boolean> {
+  private async drain(recipient: string, force: boolean): Promise<boolean> {
     const { store } = this.deps;
+    if (!force) {
+      const held = await this.heldBy(recipient, await this.deps.policyOf(recipient));
+      if (held) {
+        // the next publication change drains it; the sweep need not look before much later
+        await store.postpone(recipient, new Date(Date.now() + this.deps.limits.retryMaxSeconds * 1000));
+        this.deps.log.debug({ recipient, held }, 'mailbox held by the recipient\'s presence');
+        return false;
+      }
+    }
     if (!(await store.lease(recipient, new Date(Date.now() + LEASE_MS)))) {
       this.deps.log.debug({ recipient }, 'mailbox drained by another instance');
       return false;

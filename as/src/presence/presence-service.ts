@@ -17,6 +17,7 @@ import type { BackendSubscriptions } from './rls/backend.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain } from '../util/contain.js';
 import { headerValueOnly } from '../sip/index.js';
+import { NETWORK_SOURCE } from './server-sources.js';
 
 export interface PresenceLimits extends ExpiryBounds {
   maxBodyBytes: number;
@@ -111,7 +112,7 @@ export class PresenceService implements IscService {
       tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
       persons: [], devices: [], notes: [], extensions: [],
     });
-    await this.deps.publications.setSource(change.aor, 'presence', 'network', body, PIDF_CONTENT_TYPE);
+    await this.deps.publications.setSource(change.aor, 'presence', NETWORK_SOURCE, body, PIDF_CONTENT_TYPE);
   }
 
   /** A pres-rules document changed: re-decide every live subscription to that presentity. */

@@ -2,9 +2,10 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import type { ProvideSet } from '../xdm/usages/pres-rules.js';
-import { applyTransformations, composePresence, parsePidf, politeBlockDocument, type PresenceDoc } from './pidf/index.js';
+import { applyTransformations, composePresence, parsePidf, politeBlockDocument, type PresenceDoc, type PresenceSource } from './pidf/index.js';
 import { boundPresence } from './pidf/bound.js';
 import { Publications } from './publications.js';
+import { SERVER_SOURCES } from './server-sources.js';
 import { LoadingCache } from '../util/loading-cache.js';
 
 /** Presentities whose composed state is kept; beyond, the least recently composed goes. */
@@ -28,6 +29,8 @@ export class PresenceState {
    * store read is back: they share one composition instead of each parsing every source.
    */
   private readonly cache = new LoadingCache<Entry>({ maxEntries: COMPOSED_KEPT });
+  /** What the user's own clients (and the hard state) say, without the server's agent sources; null: nothing. */
+  private readonly own = new LoadingCache<PresenceDoc | null>({ maxEntries: COMPOSED_KEPT });
 
   constructor(private readonly deps: {
     publications: Publications;
@@ -41,11 +44,23 @@ export class PresenceState {
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
     this.cache.forget(entity);
+    this.own.forget(entity);
   }
 
   /** Changes may have been missed (another instance's): compose everything again. */
   clear(): void {
     this.cache.clear();
+    this.own.clear();
+  }
+
+  /**
+   * The presence the user set, composed from their own clients' publications and the hard
+   * state (external agents' too), leaving out the sources the server publishes for them
+   * (registration state, IM activity): presence-aware delivery asks what the user says. Undefined when the user says
+   * nothing at all.
+   */
+  async ownPresence(entity: string): Promise<PresenceDoc | undefined> {
+    return (await this.own.get(entity, () => this.composeOwn(entity))) ?? undefined;
   }
 
   /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */
@@ -69,8 +84,20 @@ export class PresenceState {
   }
 
   private async compose(entity: string): Promise<Entry> {
+    const { sources, hard } = await this.sources(entity);
+    return { doc: composePresence(entity, sources, hard), views: new Map() };
+  }
+
+  private async composeOwn(entity: string): Promise<PresenceDoc | null> {
+    const { sources, hard } = await this.sources(entity);
+    const own = sources.filter((s) => !(s.agent && SERVER_SOURCES.has(s.sourceId)));
+    if (own.length === 0 && !hard) return null;
+    return composePresence(entity, own, hard);
+  }
+
+  private async sources(entity: string): Promise<{ sources: PresenceSource[]; hard?: PresenceDoc }> {
     const pubs = await this.deps.publications.of(entity, 'presence');
-    const sources = [];
+    const sources: PresenceSource[] = [];
     for (const p of pubs) {
       try {
         sources.push({ sourceId: p.sourceId, doc: parsePidf(p.body), publishedAt: p.publishedAt, agent: Publications.isAgentSource(p) });
@@ -87,6 +114,6 @@ export class PresenceState {
         this.deps.log.warn({ entity, err: (err as Error).message }, 'pidf-manipulation document unreadable; left out');
       }
     }
-    return { doc: composePresence(entity, sources, hard), views: new Map() };
+    return hard ? { sources, hard } : { sources };
   }
 }

@@ -29,6 +29,9 @@ export type BlockedAction = 'reject' | 'discard';
 const MODES = ['block-list', 'allow-only'] as const;
 const ACTIONS = ['reject', 'discard'] as const;
 export const MAX_HISTORY_MESSAGES = 100_000;
+/** What the user's presence may say to hold their messages (presence-aware delivery). */
+export type HoldCondition = 'closed' | 'busy';
+export const HOLD_CONDITIONS: readonly HoldCondition[] = ['closed', 'busy'];
 
 export interface SenderSet {
   /** Addresses of record (sip: for sip and sips alike, tel: numbers without visual separators). */
@@ -45,6 +48,10 @@ export interface ImPolicy {
   deferredDelivery: { enabled: boolean; networkStorage: boolean };
   /** enabled: every conversation is kept; conversations: the peers (AoR keys) whose conversations are kept anyway. */
   history: { enabled: boolean; maxMessages: number; conversations: string[] };
+  /** What the user's presence must say for messages to be held while registered; empty: never held. */
+  presenceAwareDelivery: { holdWhen: HoldCondition[] };
+  /** Whether the IM server may publish an "in a chat" tuple in the user's presence. */
+  publishImActivity: boolean;
 }
 
 /** The policy of a user without document. */
@@ -56,6 +63,8 @@ export function defaultImPolicy(): ImPolicy {
     allowed: { uris: [], domains: [] },
     deferredDelivery: { enabled: true, networkStorage: false },
     history: { enabled: false, maxMessages: 1000, conversations: [] },
+    presenceAwareDelivery: { holdWhen: [] },
+    publishImActivity: true,
   };
 }
 
@@ -70,6 +79,8 @@ const ROOT_MODEL = seq(
   el(IMP, 'allowed', 0, 1),
   el(IMP, 'deferred-delivery', 0, 1),
   el(IMP, 'history', 0, 1),
+  el(IMP, 'presence-aware-delivery', 0, 1),
+  el(IMP, 'publish-im-activity', 0, 1),
   anyOther([IMP]),
 );
 const SET_MODEL = choice(0, Infinity, el(IMP, 'entry'), el(IMP, 'domain'));
@@ -161,6 +172,21 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
         c.booleanAttr(k, 'network-storage', da.get('network-storage'));
         break;
       }
+      case 'presence-aware-delivery': {
+        const pa = c.attrs(k, { optional: ['hold-when'], foreign: true });
+        c.empty(k);
+        const hold = pa.get('hold-when');
+        if (hold !== undefined && readHoldWhen(hold) === undefined) {
+          c.schema(k, `attribute "hold-when" value "${hold}" is not a list of ${HOLD_CONDITIONS.join(', ')}`);
+        }
+        break;
+      }
+      case 'publish-im-activity': {
+        const ia = c.attrs(k, { optional: ['enabled'], foreign: true });
+        c.empty(k);
+        c.booleanAttr(k, 'enabled', ia.get('enabled'));
+        break;
+      }
       case 'history': {
         const ha = c.attrs(k, { optional: ['enabled', 'max-messages'], foreign: true });
         checkConversations(c, k);
@@ -216,6 +242,11 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
     } else if (local === 'deferred-delivery') {
       policy.deferredDelivery.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.deferredDelivery.enabled;
       policy.deferredDelivery.networkStorage = parseXsBoolean(plainAttr(k, 'network-storage') ?? '') ?? policy.deferredDelivery.networkStorage;
+    } else if (local === 'presence-aware-delivery') {
+      const hold = plainAttr(k, 'hold-when');
+      policy.presenceAwareDelivery.holdWhen = hold === undefined ? [...HOLD_CONDITIONS] : readHoldWhen(hold) ?? [];
+    } else if (local === 'publish-im-activity') {
+      policy.publishImActivity = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.publishImActivity;
     } else if (local === 'history') {
       policy.history.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.history.enabled;
       const n = parseXsInteger(plainAttr(k, 'max-messages') ?? '');
@@ -228,6 +259,16 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
     }
   }
   return policy;
+}
+
+/**
+ * The conditions of a hold-when attribute (an xs:list of "closed" / "busy"; a repeated token counts
+ * once); undefined when a token is neither. An empty list holds nothing.
+ */
+function readHoldWhen(value: string): HoldCondition[] | undefined {
+  const tokens = collapse(value).split(' ').filter(Boolean);
+  if (!tokens.every((t) => (HOLD_CONDITIONS as readonly string[]).includes(t))) return undefined;
+  return HOLD_CONDITIONS.filter((c) => tokens.includes(c));
 }
 
 /** Comparison key of a sender / entry: its address of record (sip and sips alike), else the text. */

@@ -15,6 +15,9 @@ import { imRoutes } from './im/im-routes.js';
 import { deliveryNotifications } from './im/delivery-notifications.js';
 import { MessageStore } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
+import { ImService } from './im/im-service.js';
+import { SignallingOnlyAnchor } from './im/session-anchor.js';
+import { SessionService } from './im/sessions.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { StoreAndForward } from './im/store-and-forward.js';
 import { IscDispatcher } from './isc/dispatcher.js';
@@ -23,6 +26,7 @@ import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
 import { instanceName, instanceTag } from './isc/instance.js';
+import { kamailioTime, type SessionAnswerEvent, type SessionEndEvent } from './isc/types.js';
 import { setLogLevel, type Logger } from './log/logger.js';
 import { ConfigReloader, type ReloadOutcome } from './ops/reloader.js';
 import { Metrics } from './ops/metrics.js';
@@ -267,6 +271,14 @@ export class ApplicationServer {
         users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
         limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
       });
+      // Session mode: INVITE with an MSRP offer, the media anchored at this instance
+      const sessionAnchor = new SignallingOnlyAnchor({ host: config.im.sessionMsrpHost, port: config.im.sessionMsrpPort });
+      const sessions = new SessionService({
+        users, domain, policies: imPolicies, charging, history, anchor: sessionAnchor,
+        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
+        nodeAddress: config.node.address, metrics, log: imLog,
+      });
+      metrics.gauge('im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
       reactions = new Reactions(feed, {
         docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, users,
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -284,12 +296,14 @@ export class ApplicationServer {
       metrics.gauge('im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
-        .register(pager)
+        .register(new ImService(pager, sessions))
         .register(new SubscriptionService('xdm', notifier))
         .register(presence)
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
-        .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
+        .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]))
+        .on('session-answer', async (ev) => sessions.onAnswer(ev as SessionAnswerEvent))
+        .on('session-end', async (ev) => sessions.onEnd(ev as SessionEndEvent, kamailioTime((ev as SessionEndEvent).ts)));
 
       let events: KamailioEventStream | undefined;
       if (config.kamailio.evapiAddress) {

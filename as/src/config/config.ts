@@ -150,6 +150,9 @@ export interface AsConfig {
     historyMaxMessages: number;
     /** Percentage of the history limit at which the user is told it is nearly full. */
     historyWarnPercent: number;
+    /** Address and port of this instance's MSRP endpoint for IM sessions (in every a=path it hands out). */
+    sessionMsrpHost: string;
+    sessionMsrpPort: number;
   };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
@@ -279,6 +282,9 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
   { path: 'im.historyWarnPercent', env: 'IM_HISTORY_WARN_PERCENT', kind: 'int', def: 90, help: 'history fill level (%) at which the user is warned',
     check: (v) => (Number(v) >= 1 && Number(v) <= 100 ? undefined : 'must be 1 to 100') },
+  { path: 'im.sessionMsrpHost', env: 'IM_SESSION_MSRP_HOST', kind: 'string', def: '127.0.0.1', help: 'address of this instance\'s MSRP endpoint for IM sessions, as both parties see it in the SDP (c= and a=path)' },
+  { path: 'im.sessionMsrpPort', env: 'IM_SESSION_MSRP_PORT', kind: 'int', def: 2855, help: 'TCP port of this instance\'s MSRP endpoint for IM sessions (one per instance)',
+    check: (v) => (Number(v) >= 1 && Number(v) <= 65535 ? undefined : 'must be 1 to 65535') },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
     check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },

@@ -10,7 +10,7 @@
  * - a chunk reaching beyond the total, or a total that changes, is refused with 400 (the
  *   message cannot be right); a message larger than the limit with 413;
  * - `#` ends the message as interrupted: what arrived is kept as partial, nothing more.
- * The message is complete once every byte of 1..total arrived and a chunk ended with `$`.
+ * The message is complete once a chunk ended with `$` and every byte up to its last arrived.
  */
 import type { ByteRange, ContinuationFlag } from './message.js';
 
@@ -126,8 +126,9 @@ export class Reassembly {
     if (flag === '#') this.state = 'interrupted';
     else if (flag === '$') {
       this.sawLast = true;
-      // without a total the `$` chunk's end is the total
-      if (this.total === undefined) this.total = range.start + data.length - 1;
+      // the `$` chunk's last byte ends the message: senders (RFC 4975's own examples) may
+      // count the CRLF before the end-line in their total, which never arrives as content
+      this.total = range.start + data.length - 1;
     }
     if (this.state === 'receiving' && this.sawLast && this.coverage.covers(this.total ?? Infinity)) this.state = 'complete';
     return { ok: true };

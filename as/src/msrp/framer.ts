@@ -42,6 +42,8 @@ export class MsrpFramer {
   private start?: ReturnType<typeof parseStartLine>;
   private headers: MsrpHeader[] = [];
   private delimiter = Buffer.alloc(0);
+  /** Nothing of the body read yet: an end-line right after the blank line is an empty body. */
+  private atBodyStart = false;
 
   constructor(private readonly maxHeadBytes = DEFAULT_MAX_HEAD_BYTES) {}
 
@@ -99,6 +101,7 @@ export class MsrpFramer {
       if (line === '') {
         out.push({ type: 'head', head: { ...this.start, headers: this.headers } as MsrpHead, hasBody: true });
         this.delimiter = Buffer.from(`\r\n${DASHES}${tid}`, 'utf8');
+        this.atBodyStart = true;
         this.state = 'body';
         return;
       }
@@ -119,6 +122,24 @@ export class MsrpFramer {
 
   private readBody(out: FrameEvent[]): void {
     const d = this.delimiter;
+    if (this.atBodyStart) {
+      // lenient: some senders write an empty body as the blank line directly followed by the
+      // end-line (no CRLF of an empty data part)
+      const bare = d.subarray(2);
+      const seen = Math.min(this.pending.length, bare.length + 3);
+      const prefix = this.pending.subarray(0, Math.min(seen, bare.length));
+      if (bare.subarray(0, prefix.length).equals(prefix)) {
+        if (this.pending.length < bare.length + 3) return;
+        const flag = this.pending[bare.length]!;
+        if (FLAGS.has(flag) && this.pending[bare.length + 1] === 0x0d && this.pending[bare.length + 2] === 0x0a) {
+          out.push({ type: 'end', flag: String.fromCharCode(flag) as ContinuationFlag });
+          this.pending = this.pending.subarray(bare.length + 3);
+          this.reset();
+          return;
+        }
+      }
+      this.atBodyStart = false;
+    }
     let from = 0;
     for (;;) {
       const at = this.pending.indexOf(d, from);
@@ -150,6 +171,7 @@ export class MsrpFramer {
   }
 
   private emitBody(out: FrameEvent[], data: Buffer): void {
+    this.atBodyStart = false;
     // copied: the caller may keep it while the framer's buffer is reused
     out.push({ type: 'body', data: Buffer.from(data) });
   }
@@ -159,6 +181,7 @@ export class MsrpFramer {
     this.start = undefined;
     this.headers = [];
     this.headBytes = 0;
+    this.atBodyStart = false;
   }
 }
 

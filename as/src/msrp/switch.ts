@@ -536,7 +536,9 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       return;
     }
     if (flag !== '$') return;
-    const total = msg.total ?? inc.range.start + inc.received - 1;
+    // the `$` chunk's last byte ends the message (see Reassembly: a declared total may count
+    // the CRLF before the end-line, as RFC 4975's examples do)
+    const total = inc.range.start + inc.received - 1;
     if (!msg.coverage.covers(total)) return;
     leg.inbound.delete(inc.messageId);
     leg.messages++;

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -16,7 +17,7 @@ import { deliveryNotifications } from './im/delivery-notifications.js';
 import { MessageStore } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
 import { ImService } from './im/im-service.js';
-import { SignallingOnlyAnchor } from './im/session-anchor.js';
+import { MsrpSwitch } from './msrp/switch.js';
 import { SessionService } from './im/sessions.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { StoreAndForward } from './im/store-and-forward.js';
@@ -107,6 +108,7 @@ export class ApplicationServer {
     private readonly notifier: Notifier,
     private readonly publications: Publications,
     private readonly pager: PagerService,
+    private readonly msrpSwitch: MsrpSwitch,
     private readonly forward: StoreAndForward,
     private readonly http: Server,
     private readonly xcapHttp: Server,
@@ -272,9 +274,14 @@ export class ApplicationServer {
         limits: config.im, nodeAddress: config.node.address, metrics, log: imLog,
       });
       // Session mode: INVITE with an MSRP offer, the media anchored at this instance
-      const sessionAnchor = new SignallingOnlyAnchor({ host: config.im.sessionMsrpHost, port: config.im.sessionMsrpPort });
+      const msrpSwitch = new MsrpSwitch({
+        host: config.msrp.host, port: config.msrp.port, maxMessageBytes: config.msrp.maxMessageBytes,
+        idleTimeoutMs: config.msrp.idleTimeoutSeconds * 1000, log: log.child({ svc: 'msrp' }), metrics,
+        ...(config.msrp.tlsCert && config.msrp.tlsKey ? { tls: { cert: readFileSync(config.msrp.tlsCert), key: readFileSync(config.msrp.tlsKey) } } : {}),
+      });
+      await msrpSwitch.start();
       const sessions = new SessionService({
-        users, domain, policies: imPolicies, charging, history, anchor: sessionAnchor,
+        users, domain, policies: imPolicies, charging, history, anchor: msrpSwitch,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
         nodeAddress: config.node.address, metrics, log: imLog,
       });
@@ -429,7 +436,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, msrpSwitch, forward, http, xcapHttp, feed, jobs, reloader, sampler);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
@@ -466,6 +473,7 @@ export class ApplicationServer {
     this.publications.stop();
     await this.forward.stop();
     await this.pager.drain();
+    await this.msrpSwitch.stop();
     this.uac.close();
     await this.dispatcher.drain();
     await this.charging.stop();

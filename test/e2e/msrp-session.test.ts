@@ -26,7 +26,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   before(async () => {
     const ports = portsFrom(7460);
     asMsrpPort = ports.sip + 40;
-    stack = await TestStack.start(ports, { IM_SESSION_MSRP_PORT: String(asMsrpPort), IM_SESSION_MSRP_HOST: '127.0.0.1' });
+    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1' });
     await stack.provisionUsers(USERS, pw);
   });
 

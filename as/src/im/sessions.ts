@@ -116,7 +116,7 @@ export class SessionService {
     const towardsCallee = msrpUriAuthority(sides.answererSide);
     const towardsCaller = msrpUriAuthority(sides.offererSide);
     if (!towardsCallee || !towardsCaller) {
-      this.deps.anchor.close(session.key, 'bad anchor URI');
+      this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(session.key, 'bad anchor URI')));
       throw new Error(`the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`);
     }
     this.byCallId.set(callId, session);
@@ -196,7 +196,7 @@ export class SessionService {
   /** Text messages of a session go into the history of each party who keeps one. */
   private async onMessage(m: AnchorMessage): Promise<void> {
     const s = this.byKey.get(m.sessionKey);
-    if (!s || m.text === undefined) return;
+    if (!s || m.text === undefined || m.isComposing) return;
     const [sender, recipient] = m.from === 'offerer' ? [s.caller, s.callee] : [s.callee, s.caller];
     const shownSender = m.from === 'offerer' && s.privacy ? ANONYMOUS_URI : sender;
     const at = new Date();
@@ -210,8 +210,8 @@ export class SessionService {
 
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
-    const stats = this.deps.anchor.stats(s.key);
-    this.deps.anchor.close(s.key, reason);
+    const stats = this.deps.anchor.sessionStats(s.key);
+    this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
     this.deps.metrics.count('im_sessions_total', { step: 'ended' });
@@ -221,7 +221,7 @@ export class SessionService {
   /** One record per role this AS played in the session. */
   private async charge(s: LiveSession, r: {
     code: number; outcome: string; at: Date; reason: string; cause?: CauseForRecordClosing;
-    stats?: ReturnType<MediaAnchor['stats']>;
+    stats?: ReturnType<MediaAnchor['sessionStats']>;
   }): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {

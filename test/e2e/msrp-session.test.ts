@@ -8,16 +8,78 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { XcapClient } from '../helpers/xcap-client.js';
+import { MsrpPeer } from '../integration/msrp-peer.js';
+import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { msrpMediaOf } from '../../as/src/im/session-sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
+import { until } from '../helpers/until.js';
 
 const USERS = ['alice', 'bob', 'carol'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The a=path each sipp party puts in its SDP (msrp-session-scenarios.ts), with its MSRP port. */
+const callerPath = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
+const calleePath = (port: number) => `msrp://127.0.0.1:${port}/callee-session;tcp`;
+
+/** A SEND of `body` (or of bytes first..last of it, flag '+' or '$') from `from` to `to`. */
+function send(tid: string, to: string, from: string, messageId: string, body: string, opts: { range?: [number, number]; report?: boolean } = {}): MsrpMessage {
+  const whole = Buffer.from(body);
+  const [first, last] = opts.range ?? [1, whole.length];
+  return {
+    head: {
+      kind: 'request',
+      tid,
+      method: 'SEND',
+      headers: [
+        { name: 'To-Path', value: to },
+        { name: 'From-Path', value: from },
+        { name: 'Message-ID', value: messageId },
+        ...(opts.report ? [{ name: 'Success-Report', value: 'yes' }] : []),
+        { name: 'Byte-Range', value: `${first}-${last}/${whole.length}` },
+        { name: 'Content-Type', value: 'text/plain' },
+      ],
+    },
+    body: whole.subarray(first - 1, last),
+    flag: last === whole.length ? '$' : '+',
+  };
+}
+
+/** A REPORT with status 200 for the whole of message `messageId` (`total` bytes). */
+function report(tid: string, to: string, from: string, messageId: string, total: number): MsrpMessage {
+  return {
+    head: {
+      kind: 'request',
+      tid,
+      method: 'REPORT',
+      headers: [
+        { name: 'To-Path', value: to },
+        { name: 'From-Path', value: from },
+        { name: 'Message-ID', value: messageId },
+        { name: 'Byte-Range', value: `1-${total}/${total}` },
+        { name: 'Status', value: '000 200 OK' },
+      ],
+    },
+    flag: '$',
+  };
+}
+
+/** The SDP answer a running sipp caller received in its 200 (read from its message trace as it is written). */
+async function answerSeenBy(dir: string) {
+  return eventually(() => {
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
+      const sdp = sdpAfter(readFileSync(join(dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
+      const media = sdp ? msrpMediaOf(sdp) : undefined;
+      if (media) return media;
+    }
+    return undefined;
+  }, 10000, 'the 200 with SDP at the caller');
+}
 
 describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and the AS', () => {
   let stack: TestStack;
@@ -50,33 +112,67 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     return stack.sipp(callerScenario(opts), { timeoutMs: 30000, set: { user, to, msrp_port: String(msrpPort) }, args: ['-au', user, '-ap', pw(user)] });
   }
 
-  it('sets up a session with the AS in both media paths; ACK and BYE reach the other side; one CDR per role', async () => {
-    const { uas } = await callee('bob', 9101);
-    const uac = await call('alice', 'bob', { final: 200, holdMs: 500 }, 9100);
-    const got = await uas;
-    assert.equal(uac.exitCode, 0, `caller: ${uac.stdout}\n${uac.messages}`);
-    assert.equal(got.exitCode, 0, `callee (ACK and BYE expected): ${got.stdout}\n${got.messages}`);
+  it('sets up a session with the AS in both media paths, relays messages both ways (chunked, with REPORTs); the BYE ends both legs, closes the connections, one CDR per role with the counts', async () => {
+    const b = new MsrpPeer();
+    const bPort = await b.listen();
+    const { uas } = await callee('bob', bPort);
+    const uac = call('alice', 'bob', { final: 200, holdMs: 4000 }, 9100);
 
-    // the callee was offered the AS's MSRP URI, not the caller's
-    const offer = msrpMediaOf(sdpAfter(got.messages, /INVITE sip:/)!);
-    assert.ok(offer, got.messages);
-    assert.equal(offer.path.length, 1);
-    assert.match(offer.path[0]!, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[0-9a-f]+b;tcp$`));
-    assert.equal(offer.port, asMsrpPort);
-    assert.equal(offer.host, '127.0.0.1');
-    assert.deepEqual(offer.acceptTypes, ['text/plain', 'message/cpim'], 'the offer keeps the caller\'s accept-types');
-
-    // the caller got the callee's answer with the AS's other URI in it
-    const answer = msrpMediaOf(sdpAfter(uac.messages, /SIP\/2\.0 200 OK[\s\S]*?CSeq: 2 INVITE/)!);
-    assert.ok(answer, uac.messages);
-    assert.deepEqual(answer.path.length, 1);
-    assert.match(answer.path[0]!, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[0-9a-f]+a;tcp$`));
+    // the switch binds to the callee's path as soon as the answer passes the core
+    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    const bound = b.requests('SEND')[0]!;
+    assert.equal(headerValue(bound.head, 'To-Path'), calleePath(bPort));
+    const answererSide = headerValue(bound.head, 'From-Path')!;
+    const answer = await answerSeenBy(uac.dir);
+    assert.equal(answer.path.length, 1);
+    const offererSide = answer.path[0]!;
+    assert.match(offererSide, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`), 'the caller sees the AS, not the callee');
     assert.equal(answer.port, asMsrpPort);
-    assert.equal(offer.path[0]!.replace(/b;tcp$/, ''), answer.path[0]!.replace(/a;tcp$/, ''), 'both sides name one session of the AS');
-    assert.doesNotMatch(uac.messages, /callee-session/, 'the callee\'s own path never reaches the caller');
-    assert.doesNotMatch(got.messages, /caller-session/, 'the caller\'s own path never reaches the callee');
+    assert.equal(answer.host, '127.0.0.1');
 
-    const callId = /Call-ID: (.*)/.exec(uac.messages)![1]!.trim();
+    // caller -> callee, whole, asking for a success report
+    const a = await MsrpPeer.connect(asMsrpPort);
+    a.send(send('tx-a1', offererSide, callerPath(9100), 'm-a1', 'Hello Bob, through the AS', { report: true }));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-a1') !== undefined);
+    assert.equal((a.responseTo('tx-a1')!.head as { code: number }).code, 200);
+    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'Hello Bob, through the AS'));
+    const atB = b.requests('SEND').find((m) => m.body?.toString() === 'Hello Bob, through the AS')!;
+    assert.equal(headerValue(atB.head, 'To-Path'), calleePath(bPort));
+    assert.equal(headerValue(atB.head, 'From-Path'), answererSide);
+    // the callee reports success; the caller gets the REPORT on its own connection
+    b.send(report('tx-r1', answererSide, calleePath(bPort), 'm-a1', Buffer.byteLength('Hello Bob, through the AS')));
+    await a.waitFor('the REPORT at the caller', () => a.requests('REPORT').length === 1);
+    const rep = a.requests('REPORT')[0]!;
+    assert.equal(headerValue(rep.head, 'Message-ID'), 'm-a1');
+    assert.match(headerValue(rep.head, 'Status')!, /^000 200/);
+    assert.equal(headerValue(rep.head, 'To-Path'), callerPath(9100));
+
+    // callee -> caller in two chunks
+    const text = 'Hi Alice, this one comes in two chunks';
+    b.send(send('tx-b1', answererSide, calleePath(bPort), 'm-b1', text, { range: [1, 10], report: true }));
+    b.send(send('tx-b2', answererSide, calleePath(bPort), 'm-b1', text, { range: [11, Buffer.byteLength(text)], report: true }));
+    await a.waitFor('both chunks at the caller', () => a.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1').length >= 1
+      && Buffer.concat(a.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1').map((m) => m.body ?? Buffer.alloc(0))).toString() === text);
+    await b.waitFor('200s to both chunks', () => b.responseTo('tx-b1') !== undefined && b.responseTo('tx-b2') !== undefined);
+    a.send(report('tx-r2', offererSide, callerPath(9100), 'm-b1', Buffer.byteLength(text)));
+    await b.waitFor('the REPORT at the callee', () => b.requests('REPORT').some((m) => headerValue(m.head, 'Message-ID') === 'm-b1'));
+
+    // the caller's BYE (sipp, after its hold) reaches the callee and ends the MSRP session
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee (ACK and BYE expected): ${calleeDone.stdout}\n${calleeDone.messages}`);
+    await until('both MSRP connections closed by the AS', () => a.closed && b.closed, 5000);
+
+    // the callee was offered the AS's other URI, never the caller's own
+    const offer = msrpMediaOf(sdpAfter(calleeDone.messages, /INVITE sip:/)!);
+    assert.ok(offer, calleeDone.messages);
+    assert.deepEqual(offer.path, [answererSide]);
+    assert.equal(offer.port, asMsrpPort);
+    assert.deepEqual(offer.acceptTypes, ['text/plain', 'message/cpim'], 'the offer keeps the caller\'s accept-types');
+    assert.doesNotMatch(caller.messages, /callee-session/, 'the callee\'s own path never reaches the caller');
+    assert.doesNotMatch(calleeDone.messages, /caller-session/, 'the caller\'s own path never reaches the callee');
+
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
     const cdrs = await eventually(() => {
       const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
       return l.length === 2 ? l : undefined;
@@ -91,9 +187,43 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       const extra = c.extra as Record<string, unknown>;
       assert.equal(extra.reason, 'BYE');
       assert.ok(Date.parse(String(extra.sessionEnd)) >= Date.parse(String(extra.sessionStart)), JSON.stringify(extra));
-      assert.equal(typeof extra.messagesFromCaller, 'number');
+      assert.deepEqual([extra.messagesFromCaller, extra.bytesFromCaller, extra.messagesToCaller, extra.bytesToCaller],
+        [1, Buffer.byteLength('Hello Bob, through the AS'), 1, Buffer.byteLength(text)]);
     }
     assert.match(await stack.metrics(), /im_sessions_open 0\b/);
+    await a.close();
+    await b.close();
+  });
+
+  it('ends the session with a BYE to both sides when an MSRP connection drops', async () => {
+    const b = new MsrpPeer();
+    const bPort = await b.listen();
+    const { uas } = await callee('bob', bPort);
+    const uac = call('alice', 'bob', { final: 200, holdMs: 0, hangUp: false }, 9104);
+    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = await MsrpPeer.connect(asMsrpPort);
+    a.send(send('tx-d1', offererSide, callerPath(9104), 'm-d1', 'about to drop'));
+    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'about to drop'));
+    await a.close();
+
+    // the AS has Kamailio end the dialog: both parties get a BYE and answer it
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller (BYE expected): ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee (BYE expected): ${calleeDone.stdout}\n${calleeDone.messages}`);
+    await until('the callee\'s MSRP connection closed', () => b.closed, 5000);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(() => {
+      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+      return l.length === 2 ? l : undefined;
+    }, 5000, 'two session CDRs');
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal(c.causeForRecordClosing, 'unSuccessfulServiceDelivery');
+      assert.match(String((c.extra as Record<string, unknown>).reason), /^media: msrp connection of the offerer lost/);
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
+    }
+    await b.close();
   });
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {

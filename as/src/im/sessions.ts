@@ -12,7 +12,7 @@ import type { UserDirectory } from '../users/user-directory.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
-import type { AnchorMessage, MediaAnchor } from './session-anchor.js';
+import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
 import { msrpMediaOf, msrpUriAuthority, withMsrpEndpoint } from './session-sdp.js';
 
 /** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
@@ -33,6 +33,13 @@ interface LiveSession {
   answeredAt?: Date;
   chargingVector: string;
   privacy: boolean;
+  /** The callee's a=path the anchor was given (space-separated). */
+  calleePath?: string;
+  /**
+   * Counts from the anchor's 'message' events: the switch drops a session before it says it
+   * ended, so after a connection loss these are the only counts left for the records.
+   */
+  tally: AnchorStats;
 }
 
 /** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
@@ -92,6 +99,7 @@ export class SessionService {
       invitedAt: call.receivedAt,
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
       privacy: wantsPrivacy(sip),
+      tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
     };
     const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
       await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
@@ -171,6 +179,10 @@ export class SessionService {
       return;
     }
     if (ev.toTag) s.toTag = ev.toTag;
+    // an 18x and its 200 (or a retransmitted 200) carry the same answer: connect once
+    const path = media.path.join(' ');
+    if (s.calleePath === path) return;
+    s.calleePath = path;
     this.deps.anchor.answered(s.key, { path: media.path });
   }
 
@@ -196,7 +208,11 @@ export class SessionService {
   /** Text messages of a session go into the history of each party who keeps one. */
   private async onMessage(m: AnchorMessage): Promise<void> {
     const s = this.byKey.get(m.sessionKey);
-    if (!s || m.text === undefined || m.isComposing) return;
+    if (!s || m.isComposing) return;
+    const tally = m.from === 'offerer' ? s.tally.fromOfferer : s.tally.fromAnswerer;
+    tally.messages++;
+    tally.bytes += m.bytes;
+    if (m.text === undefined) return;
     const [sender, recipient] = m.from === 'offerer' ? [s.caller, s.callee] : [s.callee, s.caller];
     const shownSender = m.from === 'offerer' && s.privacy ? ANONYMOUS_URI : sender;
     const at = new Date();
@@ -210,7 +226,7 @@ export class SessionService {
 
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
-    const stats = this.deps.anchor.sessionStats(s.key);
+    const stats = this.deps.anchor.sessionStats(s.key) ?? s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);

@@ -85,8 +85,13 @@ ${msrpSdp('[$user]', 'caller-session')}
   </send>
   <recv response="200" />`;
     } else {
+      // the 200 to the core's BYE waits a moment: Kamailio 5.6's dlg.terminate_dlg sends the
+      // callee's BYE after the caller's, and a 200 from the caller processed in between has
+      // already deleted the dialog, so the callee's BYE is never sent (a UA on loopback that
+      // answers within microseconds hits it about one time in three; docs/im-sessions.md)
       established += `
   <recv request="BYE" timeout="20000" />
+  <pause milliseconds="200" />
   <send>
     <![CDATA[
 

@@ -18,7 +18,7 @@ import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenari
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
 
-const USERS = ['alice', 'bob', 'carol'];
+const USERS = ['alice', 'bob', 'carol', 'dave'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -92,7 +92,12 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     await stack.provisionUsers(USERS, pw);
   });
 
+  /** MSRP peers of the tests, closed whatever happens (a listening peer would keep the process alive). */
+  const peers: MsrpPeer[] = [];
+  const peer = (p: MsrpPeer) => (peers.push(p), p);
+
   after(async () => {
+    await Promise.all(peers.map((p) => p.close()));
     if (process.exitCode) console.log(stack?.dumpLogs());
     await stack?.stop();
   });
@@ -113,7 +118,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   }
 
   it('sets up a session with the AS in both media paths, relays messages both ways (chunked, with REPORTs); the BYE ends both legs, closes the connections, one CDR per role with the counts', async () => {
-    const b = new MsrpPeer();
+    const b = peer(new MsrpPeer());
     const bPort = await b.listen();
     const { uas } = await callee('bob', bPort);
     const uac = call('alice', 'bob', { final: 200, holdMs: 4000 }, 9100);
@@ -131,7 +136,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     assert.equal(answer.host, '127.0.0.1');
 
     // caller -> callee, whole, asking for a success report
-    const a = await MsrpPeer.connect(asMsrpPort);
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
     a.send(send('tx-a1', offererSide, callerPath(9100), 'm-a1', 'Hello Bob, through the AS', { report: true }));
     await a.waitFor('200 to the SEND', () => a.responseTo('tx-a1') !== undefined);
     assert.equal((a.responseTo('tx-a1')!.head as { code: number }).code, 200);
@@ -196,13 +201,14 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   });
 
   it('ends the session with a BYE to both sides when an MSRP connection drops', async () => {
-    const b = new MsrpPeer();
+    const b = peer(new MsrpPeer());
     const bPort = await b.listen();
-    const { uas } = await callee('bob', bPort);
-    const uac = call('alice', 'bob', { final: 200, holdMs: 0, hangUp: false }, 9104);
+    // a callee of its own: bob's contact of the first test is still registered (a fork to it is another test)
+    const { uas } = await callee('dave', bPort);
+    const uac = call('alice', 'dave', { final: 200, holdMs: 0, hangUp: false }, 9104);
     await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
     const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
-    const a = await MsrpPeer.connect(asMsrpPort);
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
     a.send(send('tx-d1', offererSide, callerPath(9104), 'm-d1', 'about to drop'));
     await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'about to drop'));
     await a.close();

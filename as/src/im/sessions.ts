@@ -199,6 +199,7 @@ export class SessionService {
     const s = this.byKey.get(key);
     if (!s) return;
     const stats = this.forget(s, reason);
+    this.deps.log.info({ callId: s.callId, reason, toTag: s.toTag }, 'IM session media ended: ending its dialog');
     if (s.toTag) {
       await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag: s.toTag });
     }
@@ -213,10 +214,13 @@ export class SessionService {
     tally.messages++;
     tally.bytes += m.bytes;
     if (m.text === undefined) return;
-    const [sender, recipient] = m.from === 'offerer' ? [s.caller, s.callee] : [s.callee, s.caller];
-    const shownSender = m.from === 'offerer' && s.privacy ? ANONYMOUS_URI : sender;
+    // a caller who asked for privacy stays anonymous in the callee's history, both ways
+    const callerAsSeen = s.privacy ? ANONYMOUS_URI : s.caller;
     const at = new Date();
-    for (const [owner, direction, peer] of [[sender, 'sent', recipient], [recipient, 'received', shownSender]] as const) {
+    const entries = m.from === 'offerer'
+      ? [[s.caller, 'sent', s.callee], [s.callee, 'received', callerAsSeen]] as const
+      : [[s.callee, 'sent', callerAsSeen], [s.caller, 'received', s.callee]] as const;
+    for (const [owner, direction, peer] of entries) {
       if (!this.deps.domain.canonical(owner)) continue;
       const policy = await this.deps.policies.of(owner);
       if (!policy.history.enabled) continue;

@@ -303,6 +303,24 @@ describe('MSRP switch: relaying between two participants', () => {
     assert.equal(ended.some((e) => e.sessionKey === 'call-13'), false);
   });
 
+  it('a=setup (RFC 6135): an active answerer connects to the switch, a passive offerer is connected to', async () => {
+    // the offerer said passive: the switch connects to it and binds with a bodiless SEND
+    const a = new MsrpPeer();
+    peers.push(a);
+    const aPath = `msrp://127.0.0.1:${await a.listen()}/passiveA;tcp`;
+    const uris = sw.open('setup-1', { path: [aPath], setup: 'passive' });
+    await a.waitFor('binding SEND to the passive offerer', (r) => r.some((m) => m.head.kind === 'request'));
+    assert.equal(headerValue(a.received[0]!.head, 'From-Path'), uris.offererSide);
+    // the answerer answered active: it connects to the switch itself
+    sw.answered('setup-1', { path: ['msrp://127.0.0.1:9/activeB;tcp'], setup: 'active' });
+    const b = await MsrpPeer.connect(sw.port);
+    peers.push(b);
+    assert.equal(code(await sent(b, chunk({ to: uris.answererSide, from: 'msrp://127.0.0.1:9/activeB;tcp', messageId: 'act1', body: 'I called you' }))), 200);
+    await a.waitFor('relayed to the passive offerer', () => bodies(a, 'act1').length === 1);
+    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: aPath, messageId: 'act2', body: 'and back' }))), 200);
+    await b.waitFor('relayed to the active answerer', () => bodies(b, 'act2').length === 1);
+  });
+
   it('reuses one connection to the same answerer authority for two sessions', async () => {
     const b = new MsrpPeer();
     peers.push(b);

@@ -157,7 +157,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   }
 
   /** Sets up a session: the AS URIs to give the offerer (in the answer) and the answerer (in the offer). */
-  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[] }): { offererSide: string; answererSide: string } {
+  /**
+   * `offerer.setup` is the offer's a=setup (RFC 6135): only `passive` changes anything (the AS
+   * then connects to the offerer instead of waiting for it; the answer then says active).
+   */
+  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }): { offererSide: string; answererSide: string } {
     const existing = this.sessions.get(sessionKey);
     if (existing) {
       existing.offerer.peerPath = offerer.path.slice();
@@ -175,17 +179,30 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (offerer.acceptTypes) session.acceptTypes = offerer.acceptTypes.slice();
     session.offerer.peerPath = offerer.path.slice();
     this.sessions.add(session);
+    if (offerer.setup === 'passive') this.connectLegSafely(session, session.offerer);
     return { offererSide: session.offerer.localUri, answererSide: session.answerer.localUri };
   }
 
-  /** The answerer's a=path is known: the AS connects to it (reusing a connection to the same authority). */
-  answered(sessionKey: string, answerer: { path: string[] }): void {
+  /**
+   * The answerer's a=path is known: the AS connects to it (reusing a connection to the same
+   * authority), unless the answer's a=setup is `active` (the answerer connects to the AS).
+   */
+  answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void {
     const session = this.sessions.get(sessionKey);
     if (!session) return;
     session.answerer.peerPath = answerer.path.slice();
-    this.connectAnswerer(session).catch((err: unknown) => {
-      this.opts.log.warn({ sessionKey, err }, 'msrp: cannot reach the answerer');
-      if (this.sessions.get(sessionKey) === session) this.endSession(session, `cannot connect to the answerer: ${(err as Error).message}`, true);
+    if (answerer.setup === 'active') {
+      // its connection may already be here: the leg is usable now that the path is known
+      if (session.answerer.connection) session.answerer.bind(session.answerer.connection);
+      return;
+    }
+    this.connectLegSafely(session, session.answerer);
+  }
+
+  private connectLegSafely(session: SwitchedSession, leg: MsrpLeg): void {
+    this.connectLeg(session, leg).catch((err: unknown) => {
+      this.opts.log.warn({ sessionKey: session.key, side: leg.side, err }, 'msrp: cannot reach a participant');
+      if (this.sessions.get(session.key) === session) this.endSession(session, `cannot connect to the ${leg.side}: ${(err as Error).message}`, true);
     });
   }
 
@@ -247,11 +264,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     return attempt;
   }
 
-  private async connectAnswerer(session: SwitchedSession): Promise<void> {
-    const leg = session.answerer;
+  private async connectLeg(session: SwitchedSession, leg: MsrpLeg): Promise<void> {
+    if (leg.connection && !leg.connection.closed) return;
     const first = parseMsrpUri(leg.peerPath![0]!);
     const conn = await this.connectTo(first);
-    if (this.sessions.get(session.key) !== session) return;
+    if (this.sessions.get(session.key) !== session || (leg.connection && !leg.connection.closed)) return;
     leg.bind(conn);
     // the active side opens with a SEND (bodiless: nothing to say yet) so the far end binds too
     const tid = newTransactionId();
@@ -270,7 +287,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       flag: '$',
     });
     const code = await response;
-    if (code !== 200) this.opts.log.info({ sessionKey: session.key, code }, 'msrp: the answerer refused the binding SEND');
+    if (code !== 200) this.opts.log.info({ sessionKey: session.key, side: leg.side, code }, 'msrp: the binding SEND was refused');
   }
 
   private onConnectionClosed(conn: MsrpConnection, reason: string): void {

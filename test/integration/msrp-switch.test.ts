@@ -242,6 +242,14 @@ describe('MSRP switch: relaying between two participants', () => {
     await b.waitFor('relayed', () => bodies(b, 'comp1').length === 1);
     await until('event', () => events.some((e) => e.messageId === 'comp1'));
     assert.equal(events.find((e) => e.messageId === 'comp1')!.isComposing, true);
+    // wrapped in CPIM, as RCS clients send it: still an indication, not a message
+    const cpim = `From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n${xml}`;
+    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'comp2', body: cpim, contentType: 'message/cpim' }));
+    const chat = 'From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nhello';
+    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chat1', body: chat, contentType: 'message/cpim' }));
+    await until('events', () => events.some((e) => e.messageId === 'chat1') && events.some((e) => e.messageId === 'comp2'));
+    assert.equal(events.find((e) => e.messageId === 'comp2')!.isComposing, true);
+    assert.deepEqual({ ...events.find((e) => e.messageId === 'chat1')! }, { sessionKey: 'call-8', from: 'offerer', messageId: 'chat1', contentType: 'message/cpim', bytes: Buffer.byteLength(chat), text: chat, isComposing: false });
   });
 
   it('closes the connection on a framing error (wrong end-line, oversized head) and ends its session with an event', async () => {

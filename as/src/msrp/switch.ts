@@ -11,6 +11,7 @@
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { CPIM_CONTENT_TYPE, parseCpim } from '../im/formats/cpim.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
@@ -117,7 +118,16 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     super();
     this.scheme = opts.tls ? 'msrps' : 'msrp';
     this.handler = {
-      onFrame: (conn, ev) => this.onFrame(conn, ev),
+      onFrame: async (conn, ev) => {
+        try {
+          await this.onFrame(conn, ev);
+        } catch (err) {
+          // a bug of ours, not the peer's: reported, and only this connection pays for it
+          this.opts.log.error({ err, conn: conn.authority }, 'msrp: handling a frame failed; the connection is closed');
+          this.safeEmit('error', err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        }
+      },
       onClose: (conn, reason) => this.onConnectionClosed(conn, reason),
     };
     opts.metrics
@@ -139,6 +149,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       port: this.opts.port,
       tls: this.opts.tls,
       onSocket: (socket) => this.adopt(socket, `inbound:${socket.remoteAddress}:${socket.remotePort}`),
+      onError: (err) => this.safeEmit('error', err),
     });
     await listener.start();
     this.listener = listener;
@@ -356,7 +367,12 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
           this.incoming.set(conn, { head: ev.head, hasBody: ev.hasBody, failureReport: 'no', received: 0 });
           return;
         }
-        this.incoming.set(conn, await this.onRequestHead(conn, ev.head, ev.hasBody));
+        {
+          const inc = await this.onRequestHead(conn, ev.head, ev.hasBody);
+          // the connection may have gone while the other leg was awaited: free what was taken
+          if (conn.closed) await this.abortRelay(inc);
+          else this.incoming.set(conn, inc);
+        }
         return;
       case 'body': {
         const inc = this.incoming.get(conn);
@@ -559,10 +575,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (!msg.coverage.covers(total)) return;
     leg.inbound.delete(inc.messageId);
     leg.messages++;
-    const isComposing = msg.contentType === IS_COMPOSING_TYPE;
+    const text = msg.textParts ? Buffer.concat(msg.textParts).toString('utf8') : undefined;
+    const isComposing = msg.contentType === IS_COMPOSING_TYPE || (msg.contentType === CPIM_CONTENT_TYPE && text !== undefined && wrapsIsComposing(text));
     this.opts.metrics?.count('msrp_messages_relayed_total', { from: side });
     const event: MsrpMessageEvent = { sessionKey: session.key, from: side, messageId: inc.messageId, contentType: msg.contentType, bytes: total, isComposing };
-    if (msg.textParts) event.text = Buffer.concat(msg.textParts).toString('utf8');
+    if (text !== undefined) event.text = text;
     this.safeEmit('message', event);
   }
 
@@ -631,6 +648,15 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 
 /** Headers the switch writes itself on the far leg (the rest travel as they came). */
 const HOP_HEADERS = new Set(['to-path', 'from-path', 'message-id', 'byte-range', 'success-report', 'failure-report']);
+
+/** A CPIM message whose content is an is-composing indication (clients wrap it too). */
+function wrapsIsComposing(body: string): boolean {
+  try {
+    return parseCpim(body).contentType === IS_COMPOSING_TYPE;
+  } catch {
+    return false;
+  }
+}
 
 function isTextType(contentType: string): boolean {
   return contentType.startsWith('text/') || contentType === 'message/cpim' || contentType === IS_COMPOSING_TYPE;

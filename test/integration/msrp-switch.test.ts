@@ -210,6 +210,22 @@ describe('MSRP switch: relaying between two participants', () => {
     assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x5', body: 'fine' }))), 200);
   });
 
+  it('answers 403 to a SEND whose From-Path is not the participant of the session, and does not bind to it', async () => {
+    const uris = sw.open('call-5b', { path: [A_PATH] });
+    const b = new MsrpPeer();
+    peers.push(b);
+    sw.answered('call-5b', { path: [`msrp://127.0.0.1:${await b.listen()}/b5b;tcp`] });
+    const intruder = await MsrpPeer.connect(sw.port);
+    peers.push(intruder);
+    assert.equal(code(await sent(intruder, chunk({ to: uris.offererSide, from: 'msrp://127.0.0.1:6666/intruder;tcp', messageId: 'evil', body: 'x' }))), 403);
+    await intruder.close();
+    await sleep(30);
+    assert.ok(sw.sessionStats('call-5b'), 'the session survives the intruder leaving');
+    const a = await MsrpPeer.connect(sw.port);
+    peers.push(a);
+    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'mine', body: 'me' }))), 200);
+  });
+
   it('answers 413 to a message above msrp.maxMessageBytes, and cuts one that grows past it with # on the far side', async () => {
     const { a, b, uris } = await open('call-6');
     const declared = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'huge1', body: 'x', range: `1-1/${2 * 1024 * 1024}`, flag: '+' });
@@ -342,6 +358,45 @@ describe('MSRP switch: relaying between two participants', () => {
     sw.answered('reuse-2', { path: [`msrp://127.0.0.1:${port}/s2;tcp`] });
     await b.waitFor('two binding SENDs', (r) => r.filter((m) => m.head.kind === 'request').length === 2);
     assert.equal(accepted, 1);
+  });
+});
+
+describe('MSRP switch: hostile input', () => {
+  it('survives garbage, truncated and malformed frames on other connections while a session goes on', async () => {
+    const sw = makeSwitch();
+    const errors: Error[] = [];
+    sw.on('error', (e) => errors.push(e));
+    await sw.start();
+    const { a, b, uris } = await session(sw, 'steady');
+    try {
+      let seed = 7;
+      const random = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+      const inputs: Array<string | Buffer> = [
+        Buffer.from(Array.from({ length: 4096 }, () => Math.floor(random() * 256))),
+        'MSRP',
+        'MSRP abcd1234 SEND\r\n\r\n\r\n',
+        'MSRP abcd1234 SEND\r\nTo-Path: \r\nFrom-Path: \r\n-------abcd1234$\r\n',
+        `MSRP abcd1234 SEND\r\nTo-Path: ${uris.offererSide}\r\nFrom-Path: msrp://x:1/y;tcp\r\nMessage-ID: 1\r\nByte-Range: 99999999999999-1/2\r\n\r\nx\r\n-------abcd1234$\r\n`,
+        `MSRP abcd1234 200 OK\r\nTo-Path: ${uris.offererSide}\r\n-------abcd1234$\r\n`,
+        `MSRP abcd1234 REPORT\r\nTo-Path: ${uris.answererSide}\r\nFrom-Path: msrp://x:1/y;tcp\r\nMessage-ID: nope\r\nStatus: garbage\r\n-------abcd1234$\r\n`,
+        `MSRP abcd1234 SEND\r\n${'X-H: v\r\n'.repeat(100)}`,
+        `MSRP abcd1234 SEND\r\nTo-Path: ${uris.offererSide}\r\nFrom-Path: msrp://x:1/y;tcp\r\nMessage-ID: 2\r\n\r\nbody never ends`,
+      ];
+      for (const input of inputs) {
+        const p = await MsrpPeer.connect(sw.port);
+        p.write(input);
+        await sleep(20);
+        await p.close();
+      }
+      // the session on its own connections is unharmed
+      assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'still', body: 'still here' }))), 200);
+      await b.waitFor('relayed', () => bodies(b, 'still').length === 1);
+      assert.deepEqual(errors, []);
+    } finally {
+      await a.close();
+      await b.close();
+      await sw.stop();
+    }
   });
 });
 

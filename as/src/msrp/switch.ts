@@ -37,7 +37,7 @@ import {
 import { buildReport, responseTo, shouldRespond, wantsFailureReport } from './report.js';
 import { type SwitchedSession, SessionTable, otherLeg } from './session-table.js';
 import { MSRP_STATUS } from './status.js';
-import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, parseMsrpPath, parseMsrpUri } from './uri.js';
+import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, msrpUriEquals, parseMsrpPath, parseMsrpUri, tryParseMsrpUri } from './uri.js';
 
 export const IS_COMPOSING_TYPE = 'application/im-iscomposing+xml';
 /** Bodies up to this size, of a text type, are handed to the 'message' event whole. */
@@ -420,6 +420,9 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (leg.connection && !leg.connection.closed && leg.connection !== conn) {
       return refuse(MSRP_STATUS.WRONG_CONNECTION, 'session bound to another connection');
     }
+    // the sender must be the participant the SDP named (RFC 4975 section 5.4: the last URI of
+    // the From-Path is the peer's own): anyone else who learnt the AS's URI could take the leg
+    if (leg.peerPath && !sameParticipant(fromText!, leg.peerPath)) return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
     if (!leg.connection || leg.connection.closed) leg.bind(conn);
     session.lastActivity = Date.now();
     inc.session = session;
@@ -648,6 +651,14 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 
 /** Headers the switch writes itself on the far leg (the rest travel as they came). */
 const HOP_HEADERS = new Set(['to-path', 'from-path', 'message-id', 'byte-range', 'success-report', 'failure-report']);
+
+/** Whether a From-Path ends with the URI a participant's SDP path ends with. */
+function sameParticipant(fromPath: string, peerPath: string[]): boolean {
+  const from = parseMsrpPath(fromPath);
+  const last = peerPath[peerPath.length - 1];
+  const expected = last !== undefined ? tryParseMsrpUri(last) : undefined;
+  return expected !== undefined && msrpUriEquals(from[from.length - 1]!, expected);
+}
 
 /** A CPIM message whose content is an is-composing indication (clients wrap it too). */
 function wrapsIsComposing(body: string): boolean {

@@ -144,6 +144,16 @@ describe('MSRP switch: relaying between two participants', () => {
     await until('message event', () => events.some((e) => e.messageId === 'chunky1'));
     assert.equal(events.find((e) => e.messageId === 'chunky1')!.text, whole);
 
+    // chunks out of order: relayed as they come, the message counted once all arrived (no text: not in order)
+    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ooo1', body: 'KLMNOPQRST', range: '11-20/20', flag: '$' }));
+    await sleep(30);
+    assert.equal(events.some((e) => e.messageId === 'ooo1'), false, 'not complete with bytes 1-10 missing');
+    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ooo1', body: 'ABCDEFGHIJ', range: '1-10/20', flag: '+' }));
+    await until('out-of-order message complete', () => events.some((e) => e.messageId === 'ooo1'));
+    const ooo = events.find((e) => e.messageId === 'ooo1')!;
+    assert.deepEqual([ooo.bytes, ooo.text], [20, undefined]);
+    assert.deepEqual(bodies(b, 'ooo1').map((m) => m.body!.toString()), ['KLMNOPQRST', 'ABCDEFGHIJ']);
+
     // B: a message abandoned with # reaches A as abandoned, and is no message
     await sent(b, chunk({ to: uris.answererSide, from: bPath, messageId: 'gone1', body: 'first part', range: '1-10/100', flag: '+' }));
     await sent(b, chunk({ to: uris.answererSide, from: bPath, messageId: 'gone1', body: 'more', range: '11-14/100', flag: '#' }));

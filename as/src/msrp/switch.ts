@@ -509,7 +509,10 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       return;
     }
     if (msg.textParts) {
-      if (last > TEXT_EVENT_MAX_BYTES) delete msg.textParts;
+      // kept only while it arrives in order from byte 1 (chunks out of order: no text)
+      const at = inc.range.start - 1 + inc.received - data.length;
+      const held = msg.textParts.reduce((n, p) => n + p.length, 0);
+      if (last > TEXT_EVENT_MAX_BYTES || at !== held) delete msg.textParts;
       else msg.textParts.push(data);
     }
     const leg = inc.session![inc.side!];
@@ -571,11 +574,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       if (flag !== '+') leg.inbound.delete(inc.messageId);
       return;
     }
-    if (flag !== '$') return;
     // the `$` chunk's last byte ends the message (see Reassembly: a declared total may count
-    // the CRLF before the end-line, as RFC 4975's examples do)
-    const total = inc.range.start + inc.received - 1;
-    if (!msg.coverage.covers(total)) return;
+    // the CRLF before the end-line, as RFC 4975's examples do); it may arrive before others
+    if (flag === '$') msg.endsAt = inc.range.start + inc.received - 1;
+    const total = msg.endsAt;
+    if (total === undefined || !msg.coverage.covers(total)) return;
     leg.inbound.delete(inc.messageId);
     leg.messages++;
     const text = msg.textParts ? Buffer.concat(msg.textParts).toString('utf8') : undefined;

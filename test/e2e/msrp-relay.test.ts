@@ -151,7 +151,7 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('AUTH with the relay, then messages both ways between the client behind it and the answerer, chunked too', async () => {
+  it('AUTH with the relay, then messages both ways between the client behind it and the answerer, chunked too, and a success REPORT back', async () => {
     const client = await MsrpPeer.connect(RELAY_PORT);
     peers.push(client);
     const auth: MsrpMessage = {
@@ -199,5 +199,22 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
     assert.equal(headerValue(atClient.head, 'To-Path'), CLIENT_URI);
     assert.match(headerValue(atClient.head, 'From-Path')!, new RegExp(`${uris.offererSide.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
     assert.deepEqual(sw.sessionStats('relay-1'), { fromOfferer: { messages: 2, bytes: 38 + 24 }, fromAnswerer: { messages: 1, bytes: 26 } });
+
+    // a success REPORT asked by the client comes back to it through the relay
+    client.send(send(`${usePath} ${uris.offererSide}`, CLIENT_URI, 'reportMe1', 'tell me it arrived', undefined, '$', [{ name: 'Success-Report', value: 'yes' }]));
+    await b.waitFor('the SEND asking a report', (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'reportMe1'), 10_000);
+    b.send({
+      head: { kind: 'request', tid: nextTid(), method: 'REPORT', headers: [
+        { name: 'To-Path', value: uris.answererSide }, { name: 'From-Path', value: bPath },
+        { name: 'Message-ID', value: 'reportMe1' }, { name: 'Byte-Range', value: '1-18/18' }, { name: 'Status', value: '000 200 OK' },
+      ] },
+      flag: '$',
+    });
+    await client.waitFor('the REPORT at the client', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'REPORT'), 10_000);
+    const report = client.requests('REPORT')[0]!;
+    assert.equal(headerValue(report.head, 'Message-ID'), 'reportMe1');
+    assert.equal(headerValue(report.head, 'To-Path'), CLIENT_URI);
+    assert.equal(headerValue(report.head, 'Byte-Range'), '1-18/18');
+    assert.equal(headerValue(report.head, 'Status'), '000 200 OK');
   });
 });

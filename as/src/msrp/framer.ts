@@ -172,8 +172,8 @@ export class MsrpFramer {
 
   private emitBody(out: FrameEvent[], data: Buffer): void {
     this.atBodyStart = false;
-    // copied: the caller may keep it while the framer's buffer is reused
-    out.push({ type: 'body', data: Buffer.from(data) });
+    // a view of the received piece (never reused by the framer): no copy per piece
+    out.push({ type: 'body', data });
   }
 
   private reset(): void {

@@ -25,6 +25,8 @@ export interface InboundMessage {
   coverage: ByteCoverage;
   /** Set once the message is refused (413 too large, 400 bad range): later chunks get it too. */
   refused?: number;
+  /** The last byte of the message, known once its `$` chunk ended (chunks may come out of order). */
+  endsAt?: number;
   contentType: string;
   /** The body, collected only while it is small text (for the 'message' event's history text). */
   textParts?: Buffer[];

@@ -10,6 +10,7 @@ export interface ListenerOptions {
   port: number;
   tls?: { cert: string | Buffer; key: string | Buffer };
   onSocket: (socket: Socket) => void;
+  onError?: (err: Error) => void;
 }
 
 export class MsrpListener {
@@ -30,8 +31,9 @@ export class MsrpListener {
         resolve();
       });
     });
-    server.on('error', () => {
-      // after listen succeeded, errors concern single accepts: nothing to stop for
+    server.on('error', (err) => {
+      // after listen succeeded, errors concern single accepts: reported, nothing to stop for
+      this.opts.onError?.(err);
     });
     this.server = server;
   }

@@ -11,6 +11,7 @@
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
+import { CPIM_CONTENT_TYPE, parseCpim } from '../im/formats/cpim.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
@@ -36,7 +37,7 @@ import {
 import { buildReport, responseTo, shouldRespond, wantsFailureReport } from './report.js';
 import { type SwitchedSession, SessionTable, otherLeg } from './session-table.js';
 import { MSRP_STATUS } from './status.js';
-import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, parseMsrpPath, parseMsrpUri } from './uri.js';
+import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, msrpUriEquals, parseMsrpPath, parseMsrpUri, tryParseMsrpUri } from './uri.js';
 
 export const IS_COMPOSING_TYPE = 'application/im-iscomposing+xml';
 /** Bodies up to this size, of a text type, are handed to the 'message' event whole. */
@@ -117,7 +118,16 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     super();
     this.scheme = opts.tls ? 'msrps' : 'msrp';
     this.handler = {
-      onFrame: (conn, ev) => this.onFrame(conn, ev),
+      onFrame: async (conn, ev) => {
+        try {
+          await this.onFrame(conn, ev);
+        } catch (err) {
+          // a bug of ours, not the peer's: reported, and only this connection pays for it
+          this.opts.log.error({ err, conn: conn.authority }, 'msrp: handling a frame failed; the connection is closed');
+          this.safeEmit('error', err instanceof Error ? err : new Error(String(err)));
+          throw err;
+        }
+      },
       onClose: (conn, reason) => this.onConnectionClosed(conn, reason),
     };
     opts.metrics
@@ -139,6 +149,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       port: this.opts.port,
       tls: this.opts.tls,
       onSocket: (socket) => this.adopt(socket, `inbound:${socket.remoteAddress}:${socket.remotePort}`),
+      onError: (err) => this.safeEmit('error', err),
     });
     await listener.start();
     this.listener = listener;
@@ -157,7 +168,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   }
 
   /** Sets up a session: the AS URIs to give the offerer (in the answer) and the answerer (in the offer). */
-  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[] }): { offererSide: string; answererSide: string } {
+  /**
+   * `offerer.setup` is the offer's a=setup (RFC 6135): only `passive` changes anything (the AS
+   * then connects to the offerer instead of waiting for it; the answer then says active).
+   */
+  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }): { offererSide: string; answererSide: string } {
     const existing = this.sessions.get(sessionKey);
     if (existing) {
       existing.offerer.peerPath = offerer.path.slice();
@@ -175,17 +190,30 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (offerer.acceptTypes) session.acceptTypes = offerer.acceptTypes.slice();
     session.offerer.peerPath = offerer.path.slice();
     this.sessions.add(session);
+    if (offerer.setup === 'passive') this.connectLegSafely(session, session.offerer);
     return { offererSide: session.offerer.localUri, answererSide: session.answerer.localUri };
   }
 
-  /** The answerer's a=path is known: the AS connects to it (reusing a connection to the same authority). */
-  answered(sessionKey: string, answerer: { path: string[] }): void {
+  /**
+   * The answerer's a=path is known: the AS connects to it (reusing a connection to the same
+   * authority), unless the answer's a=setup is `active` (the answerer connects to the AS).
+   */
+  answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void {
     const session = this.sessions.get(sessionKey);
     if (!session) return;
     session.answerer.peerPath = answerer.path.slice();
-    this.connectAnswerer(session).catch((err: unknown) => {
-      this.opts.log.warn({ sessionKey, err }, 'msrp: cannot reach the answerer');
-      if (this.sessions.get(sessionKey) === session) this.endSession(session, `cannot connect to the answerer: ${(err as Error).message}`, true);
+    if (answerer.setup === 'active') {
+      // its connection may already be here: the leg is usable now that the path is known
+      if (session.answerer.connection) session.answerer.bind(session.answerer.connection);
+      return;
+    }
+    this.connectLegSafely(session, session.answerer);
+  }
+
+  private connectLegSafely(session: SwitchedSession, leg: MsrpLeg): void {
+    this.connectLeg(session, leg).catch((err: unknown) => {
+      this.opts.log.warn({ sessionKey: session.key, side: leg.side, err }, 'msrp: cannot reach a participant');
+      if (this.sessions.get(session.key) === session) this.endSession(session, `cannot connect to the ${leg.side}: ${(err as Error).message}`, true);
     });
   }
 
@@ -247,11 +275,11 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     return attempt;
   }
 
-  private async connectAnswerer(session: SwitchedSession): Promise<void> {
-    const leg = session.answerer;
+  private async connectLeg(session: SwitchedSession, leg: MsrpLeg): Promise<void> {
+    if (leg.connection && !leg.connection.closed) return;
     const first = parseMsrpUri(leg.peerPath![0]!);
     const conn = await this.connectTo(first);
-    if (this.sessions.get(session.key) !== session) return;
+    if (this.sessions.get(session.key) !== session || (leg.connection && !leg.connection.closed)) return;
     leg.bind(conn);
     // the active side opens with a SEND (bodiless: nothing to say yet) so the far end binds too
     const tid = newTransactionId();
@@ -270,7 +298,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       flag: '$',
     });
     const code = await response;
-    if (code !== 200) this.opts.log.info({ sessionKey: session.key, code }, 'msrp: the answerer refused the binding SEND');
+    if (code !== 200) this.opts.log.info({ sessionKey: session.key, side: leg.side, code }, 'msrp: the binding SEND was refused');
   }
 
   private onConnectionClosed(conn: MsrpConnection, reason: string): void {
@@ -339,7 +367,12 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
           this.incoming.set(conn, { head: ev.head, hasBody: ev.hasBody, failureReport: 'no', received: 0 });
           return;
         }
-        this.incoming.set(conn, await this.onRequestHead(conn, ev.head, ev.hasBody));
+        {
+          const inc = await this.onRequestHead(conn, ev.head, ev.hasBody);
+          // the connection may have gone while the other leg was awaited: free what was taken
+          if (conn.closed) await this.abortRelay(inc);
+          else this.incoming.set(conn, inc);
+        }
         return;
       case 'body': {
         const inc = this.incoming.get(conn);
@@ -387,6 +420,9 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (leg.connection && !leg.connection.closed && leg.connection !== conn) {
       return refuse(MSRP_STATUS.WRONG_CONNECTION, 'session bound to another connection');
     }
+    // the sender must be the participant the SDP named (RFC 4975 section 5.4: the last URI of
+    // the From-Path is the peer's own): anyone else who learnt the AS's URI could take the leg
+    if (leg.peerPath && !sameParticipant(fromText!, leg.peerPath)) return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
     if (!leg.connection || leg.connection.closed) leg.bind(conn);
     session.lastActivity = Date.now();
     inc.session = session;
@@ -473,7 +509,10 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       return;
     }
     if (msg.textParts) {
-      if (last > TEXT_EVENT_MAX_BYTES) delete msg.textParts;
+      // kept only while it arrives in order from byte 1 (chunks out of order: no text)
+      const at = inc.range.start - 1 + inc.received - data.length;
+      const held = msg.textParts.reduce((n, p) => n + p.length, 0);
+      if (last > TEXT_EVENT_MAX_BYTES || at !== held) delete msg.textParts;
       else msg.textParts.push(data);
     }
     const leg = inc.session![inc.side!];
@@ -535,17 +574,18 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       if (flag !== '+') leg.inbound.delete(inc.messageId);
       return;
     }
-    if (flag !== '$') return;
     // the `$` chunk's last byte ends the message (see Reassembly: a declared total may count
-    // the CRLF before the end-line, as RFC 4975's examples do)
-    const total = inc.range.start + inc.received - 1;
-    if (!msg.coverage.covers(total)) return;
+    // the CRLF before the end-line, as RFC 4975's examples do); it may arrive before others
+    if (flag === '$') msg.endsAt = inc.range.start + inc.received - 1;
+    const total = msg.endsAt;
+    if (total === undefined || !msg.coverage.covers(total)) return;
     leg.inbound.delete(inc.messageId);
     leg.messages++;
-    const isComposing = msg.contentType === IS_COMPOSING_TYPE;
+    const text = msg.textParts ? Buffer.concat(msg.textParts).toString('utf8') : undefined;
+    const isComposing = msg.contentType === IS_COMPOSING_TYPE || (msg.contentType === CPIM_CONTENT_TYPE && text !== undefined && wrapsIsComposing(text));
     this.opts.metrics?.count('msrp_messages_relayed_total', { from: side });
     const event: MsrpMessageEvent = { sessionKey: session.key, from: side, messageId: inc.messageId, contentType: msg.contentType, bytes: total, isComposing };
-    if (msg.textParts) event.text = Buffer.concat(msg.textParts).toString('utf8');
+    if (text !== undefined) event.text = text;
     this.safeEmit('message', event);
   }
 
@@ -614,6 +654,23 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 
 /** Headers the switch writes itself on the far leg (the rest travel as they came). */
 const HOP_HEADERS = new Set(['to-path', 'from-path', 'message-id', 'byte-range', 'success-report', 'failure-report']);
+
+/** Whether a From-Path ends with the URI a participant's SDP path ends with. */
+function sameParticipant(fromPath: string, peerPath: string[]): boolean {
+  const from = parseMsrpPath(fromPath);
+  const last = peerPath[peerPath.length - 1];
+  const expected = last !== undefined ? tryParseMsrpUri(last) : undefined;
+  return expected !== undefined && msrpUriEquals(from[from.length - 1]!, expected);
+}
+
+/** A CPIM message whose content is an is-composing indication (clients wrap it too). */
+function wrapsIsComposing(body: string): boolean {
+  try {
+    return parseCpim(body).contentType === IS_COMPOSING_TYPE;
+  } catch {
+    return false;
+  }
+}
 
 function isTextType(contentType: string): boolean {
   return contentType.startsWith('text/') || contentType === 'message/cpim' || contentType === IS_COMPOSING_TYPE;

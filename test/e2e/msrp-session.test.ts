@@ -13,10 +13,13 @@ import { join } from 'node:path';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
-import { msrpMediaOf } from '../../as/src/im/session-sdp.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
+
+/** The first MSRP media of an SDP (the one a session uses). */
+const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
 const USERS = ['alice', 'bob', 'carol', 'dave'];
 const pw = (user: string) => `${user}-pw-1`;
@@ -133,7 +136,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const offererSide = answer.path[0]!;
     assert.match(offererSide, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`), 'the caller sees the AS, not the callee');
     assert.equal(answer.port, asMsrpPort);
-    assert.equal(answer.host, '127.0.0.1');
+    assert.equal(answer.address, '127.0.0.1');
 
     // caller -> callee, whole, asking for a success report
     const a = peer(await MsrpPeer.connect(asMsrpPort));

@@ -13,7 +13,7 @@ import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
 import type { ImPolicies } from '../../as/src/im/im-policies.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from '../../as/src/im/session-anchor.js';
-import { msrpMediaOf } from '../../as/src/im/session-sdp.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { SessionService, type DialogTerminator } from '../../as/src/im/sessions.js';
 import type { IscCall } from '../../as/src/isc/dispatcher.js';
 import type { ContinueDecision, IscRequest, ReplyDecision } from '../../as/src/isc/types.js';
@@ -23,6 +23,9 @@ import { parseSipMessage, type SipRequest } from '../../as/src/sip/index.js';
 import { LocalDomain } from '../../as/src/users/local-domain.js';
 import type { UserDirectory } from '../../as/src/users/user-directory.js';
 import { defaultImPolicy, type ImPolicy } from '../../as/src/xdm/usages/im-policy.js';
+
+/** The first MSRP media of an SDP (the one a session uses). */
+const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
 const ALICE = 'sip:alice@example.com';
 const BOB = 'sip:bob@example.com';
@@ -123,7 +126,7 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.deepEqual(offerer, { path: [A_PATH], acceptTypes: ['text/plain'] });
     const offer = msrpMediaOf(decision.body!)!;
     assert.deepEqual(offer.path, [`msrp://198.51.100.5:2855/${key}-b;tcp`]);
-    assert.equal(offer.host, '198.51.100.5');
+    assert.equal(offer.address, '198.51.100.5');
     assert.equal(offer.port, 2855);
     assert.equal(decision.ctype, 'application/sdp');
     assert.equal(decision.sessPath, `msrp://198.51.100.5:2855/${key}-a;tcp`);

@@ -13,7 +13,8 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
-import { msrpMediaOf, msrpUriAuthority, withMsrpEndpoint } from './session-sdp.js';
+import { parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { tryParseMsrpUri } from '../msrp/uri.js';
 
 /** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
 export const SESSION_CONTEXT_PREFIX = 'session:';
@@ -107,8 +108,8 @@ export class SessionService {
     };
 
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
-    const media = contentType === 'application/sdp' ? msrpMediaOf(sip.body) : undefined;
-    if (!media) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
 
     if (req.orig && await this.participation.senderBarred(sender)) return refuse(403, 'Sender Barred From Messaging', 'sender barred');
     if (req.term) {
@@ -121,8 +122,8 @@ export class SessionService {
     }
 
     const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes });
-    const towardsCallee = msrpUriAuthority(sides.answererSide);
-    const towardsCaller = msrpUriAuthority(sides.offererSide);
+    const towardsCallee = authorityOf(sides.answererSide);
+    const towardsCaller = authorityOf(sides.offererSide);
     if (!towardsCallee || !towardsCaller) {
       this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(session.key, 'bad anchor URI')));
       throw new Error(`the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`);
@@ -135,7 +136,7 @@ export class SessionService {
       action: 'continue',
       hdrs: pcv !== undefined ? '' : headerText([['P-Charging-Vector', session.chargingVector]]),
       ctx: encodeContext('im', SESSION_CONTEXT_PREFIX + JSON.stringify({ callId })),
-      body: withMsrpEndpoint(sip.body, { path: sides.answererSide, ...towardsCallee }),
+      body: rewriteMsrpMedia(sip.body, { path: [sides.answererSide], ...towardsCallee }),
       ctype: 'application/sdp',
       sessPath: sides.offererSide,
       sessHost: towardsCaller.host,
@@ -173,8 +174,8 @@ export class SessionService {
       this.deps.log.warn({ callId: ev.callId }, 'answer of a session this instance does not hold');
       return;
     }
-    const media = msrpMediaOf(ev.sdp);
-    if (!media) {
+    const media = parseMsrpMedia(ev.sdp)[0];
+    if (!media || media.path.length === 0) {
       this.deps.log.warn({ callId: ev.callId, code: ev.code }, 'callee answered without MSRP media');
       return;
     }
@@ -277,6 +278,12 @@ export class SessionService {
       this.deps.log.error({ err }, `${reaction} failed`);
     });
   }
+}
+
+/** Host (without IPv6 brackets) and port of an MSRP URI the anchor handed out. */
+function authorityOf(uri: string): { host: string; port: number } | undefined {
+  const u = tryParseMsrpUri(uri);
+  return u ? { host: u.host.replace(/^\[(.*)\]$/, '$1'), port: u.port ?? 2855 } : undefined;
 }
 
 function uriOf(nameAddr: string): string {

@@ -33,16 +33,16 @@ const A_PATH = 'msrp://192.0.2.1:7394/2s93i93idj;tcp';
 const B_PATH = 'msrp://192.0.2.2:8493/9di4eae923wzd;tcp';
 
 class FakeAnchor extends EventEmitter implements MediaAnchor {
-  opened = new Map<string, { path: string[]; acceptTypes?: string[] }>();
-  answers: Array<{ key: string; path: string[] }> = [];
+  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string }>();
+  answers: Array<{ key: string; path: string[]; setup?: string }> = [];
   closed: Array<{ key: string; reason: string }> = [];
   stats = new Map<string, AnchorStats>();
-  open(key: string, offerer: { path: string[]; acceptTypes?: string[] }) {
+  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
     this.opened.set(key, offerer);
     return { offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`, answererSide: `msrp://198.51.100.5:2855/${key}-b;tcp` };
   }
-  answered(key: string, answerer: { path: string[] }) {
-    this.answers.push({ key, path: answerer.path });
+  answered(key: string, answerer: { path: string[]; setup?: string }) {
+    this.answers.push({ key, ...answerer });
   }
   close(key: string, reason: string) {
     this.closed.push({ key, reason });
@@ -136,6 +136,16 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.match(decision.ctx!, /^im:session:/);
     assert.equal(decision.anonymize, undefined);
     assert.equal(service.size, 1);
+  });
+
+  it('hands each side\'s a=setup (RFC 6135) to the anchor, so it connects or waits as they asked', async () => {
+    const passive = sdp(A_PATH).replace('a=accept-types', 'a=setup:passive\r\na=accept-types');
+    const decision = await service.handle(callOf(invite({ body: passive }))) as ContinueDecision;
+    assert.equal([...anchor.opened.values()][0]!.setup, 'passive');
+    assert.equal(msrpMediaOf(decision.body!)!.setup, 'passive', 'the callee learns that its peer (the AS) waits');
+    const active = sdp(B_PATH).replace('a=accept-types', 'a=setup:active\r\na=accept-types');
+    await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 't', code: 200, sdp: active, ts: '1' });
+    assert.deepEqual(anchor.answers.map((a) => a.setup), ['active']);
   });
 
   it('anonymizes the caller who asks for privacy', async () => {

@@ -121,7 +121,8 @@ export class SessionService {
       if (!req.registered) return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
     }
 
-    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes });
+    // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
+    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes, ...(media.setup ? { setup: media.setup } : {}) });
     const towardsCallee = authorityOf(sides.answererSide);
     const towardsCaller = authorityOf(sides.offererSide);
     if (!towardsCallee || !towardsCaller) {
@@ -184,7 +185,7 @@ export class SessionService {
     const path = media.path.join(' ');
     if (s.calleePath === path) return;
     s.calleePath = path;
-    this.deps.anchor.answered(s.key, { path: media.path });
+    this.deps.anchor.answered(s.key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
   }
 
   /** The dialog ended in Kamailio (BYE from either side, or its lifetime). */

@@ -12,7 +12,7 @@ import type { Charging } from '../../as/src/charging/charging.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
 import type { ImPolicies } from '../../as/src/im/im-policies.js';
-import type { AnchorMessage, AnchorStats, MediaAnchor } from '../../as/src/im/session-anchor.js';
+import type { AnchorMessage, MediaAnchor } from '../../as/src/im/session-anchor.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { SessionService, type DialogTerminator } from '../../as/src/im/sessions.js';
 import type { IscCall } from '../../as/src/isc/dispatcher.js';
@@ -36,7 +36,6 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
   opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string }>();
   answers: Array<{ key: string; path: string[]; setup?: string }> = [];
   closed: Array<{ key: string; reason: string }> = [];
-  stats = new Map<string, AnchorStats>();
   open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
     this.opened.set(key, offerer);
     return { offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`, answererSide: `msrp://198.51.100.5:2855/${key}-b;tcp` };
@@ -46,9 +45,6 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
   }
   close(key: string, reason: string) {
     this.closed.push({ key, reason });
-  }
-  sessionStats(key: string) {
-    return this.stats.get(key);
   }
 }
 
@@ -181,7 +177,11 @@ describe('IM sessions: the participating function on INVITE', () => {
     const { key } = await established();
     await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 'ttag1', code: 200, sdp: sdp(B_PATH), ts: '1700000001.1' });
     assert.deepEqual(anchor.answers, [{ key, path: [B_PATH] }]);
-    anchor.stats.set(key, { fromOfferer: { messages: 2, bytes: 30 }, fromAnswerer: { messages: 1, bytes: 5 } });
+    for (const [from, bytes] of [['offerer', 10], ['offerer', 20], ['answerer', 5]] as const) {
+      anchor.emit('message', { sessionKey: key, from, messageId: `m${bytes}`, contentType: 'text/plain', bytes } satisfies AnchorMessage);
+    }
+    anchor.emit('message', { sessionKey: key, from: 'answerer', messageId: 'c1', contentType: 'application/im-iscomposing+xml', bytes: 300, isComposing: true } satisfies AnchorMessage);
+    await new Promise((r) => setTimeout(r, 20));
     await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date(1_700_000_060_000));
     assert.deepEqual(anchor.closed, [{ key, reason: 'bye' }]);
     assert.equal(service.size, 0);
@@ -219,7 +219,6 @@ describe('IM sessions: the participating function on INVITE', () => {
     anchor.emit('message', message('offerer', 11));
     anchor.emit('message', message('answerer', 4));
     anchor.emit('message', message('offerer', 200, { contentType: 'application/im-iscomposing+xml', isComposing: true }));
-    // the switch forgets the session before it says it ended: no stats from it any more
     anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the offerer lost' });
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(terminated, [{ callId: 'call-1', fromTag: 'ftag1', toTag: 'ttag1' }]);

@@ -37,8 +37,9 @@ interface LiveSession {
   /** The callee's a=path the anchor was given (space-separated). */
   calleePath?: string;
   /**
-   * Counts from the anchor's 'message' events: the switch drops a session before it says it
-   * ended, so after a connection loss these are the only counts left for the records.
+   * Whole messages and their bytes each way, from the anchor's 'message' events, without
+   * is-composing indications (never charged as messages). Not the switch's sessionStats: it
+   * counts is-composing too, and it is gone once the switch has said a session ended.
    */
   tally: AnchorStats;
 }
@@ -232,7 +233,7 @@ export class SessionService {
 
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
-    const stats = this.deps.anchor.sessionStats(s.key) ?? s.tally;
+    const stats = s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
@@ -243,7 +244,7 @@ export class SessionService {
   /** One record per role this AS played in the session. */
   private async charge(s: LiveSession, r: {
     code: number; outcome: string; at: Date; reason: string; cause?: CauseForRecordClosing;
-    stats?: ReturnType<MediaAnchor['sessionStats']>;
+    stats?: AnchorStats;
   }): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {

@@ -121,6 +121,11 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   }
 
   it('sets up a session with the AS in both media paths, relays messages both ways (chunked, with REPORTs); the BYE ends both legs, closes the connections, one CDR per role with the counts', async () => {
+    // bob keeps a history: the session's text messages go into it
+    const bobXcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'bob', pw('bob'));
+    const put = await bobXcap.put(IM_POLICY('sip:bob@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>', IM_POLICY_TYPE);
+    assert.equal(put.status, 201, put.body);
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
     const { uas } = await callee('bob', bPort);
@@ -199,6 +204,10 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
         [1, Buffer.byteLength('Hello Bob, through the AS'), 1, Buffer.byteLength(text)]);
     }
     assert.match(await stack.metrics(), /im_sessions_open 0\b/);
+    const history = JSON.parse((await bobXcap.get('/im/users/sip:bob@example.com/history')).body) as { entries: Array<{ id: string; direction: string; peer: string }> };
+    assert.deepEqual(history.entries.map((e) => [e.direction, e.peer]).sort(), [['received', 'sip:alice@example.com'], ['sent', 'sip:alice@example.com']]);
+    const kept = await Promise.all(history.entries.map(async (e) => (JSON.parse((await bobXcap.get(`/im/users/sip:bob@example.com/history/${e.id}`)).body) as { body: string })));
+    assert.deepEqual(kept.map((e) => e.body).sort(), ['Hello Bob, through the AS', text]);
     await a.close();
     await b.close();
   });

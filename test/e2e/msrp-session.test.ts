@@ -21,7 +21,7 @@ import { until } from '../helpers/until.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -106,9 +106,9 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   });
 
   /** Starts a callee UA on a fresh port and registers `user` there. */
-  async function callee(user: string, msrpPort: number) {
+  async function callee(user: string, msrpPort: number, opts: Parameters<typeof calleeScenario>[0] = {}) {
     const port = stack.sippPort();
-    const uas = stack.sipp(calleeScenario(), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
+    const uas = stack.sipp(calleeScenario(opts), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
     await sleep(300);
     const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
     assert.equal(reg.exitCode, 0, reg.stdout);
@@ -242,6 +242,33 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
     }
     await b.close();
+  });
+
+  it('ends the session on the callee\'s BYE: it reaches the caller through the core, the MSRP connections close, two CDRs', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('erin', bPort, { hangUpAfterMs: 1500 });
+    const uac = call('alice', 'erin', { final: 200, holdMs: 0, hangUp: false }, 9105);
+    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-e1', offererSide, callerPath(9105), 'm-e1', 'before the callee leaves'));
+    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'before the callee leaves'));
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(calleeDone.exitCode, 0, `callee (its BYE answered): ${calleeDone.stdout}\n${calleeDone.messages}`);
+    assert.equal(caller.exitCode, 0, `caller (BYE expected): ${caller.stdout}\n${caller.messages}`);
+    assert.match(caller.messages, /BYE sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0[^]*CSeq: 1 BYE/, 'the callee\'s BYE itself, through the core');
+    await until('both MSRP connections closed by the AS', () => a.closed && b.closed, 5000);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(() => {
+      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+      return l.length === 2 ? l : undefined;
+    }, 5000, 'two session CDRs');
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
+    }
   });
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {

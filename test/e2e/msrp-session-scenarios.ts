@@ -6,7 +6,7 @@
  */
 
 /** An SDP offer or answer with one MSRP media line whose path is msrp://127.0.0.1:[$msrp_port]/<session>;tcp. */
-function msrpSdp(user: string, session: string): string {
+function msrpSdp(user: string, session: string, extra: string[] = []): string {
   return [
     'v=0',
     `o=${user} 2890844526 2890844527 IN IP4 127.0.0.1`,
@@ -16,6 +16,7 @@ function msrpSdp(user: string, session: string): string {
     'm=message [$msrp_port] TCP/MSRP *',
     'a=accept-types:text/plain message/cpim',
     `a=path:msrp://127.0.0.1:[$msrp_port]/${session};tcp`,
+    ...extra,
   ].join('\n');
 }
 
@@ -25,7 +26,7 @@ const CALLER_TAG = '[pid]c[call_number]';
  * The caller: INVITE to sip:[$to]@[$domain], challenged once, then `final` (200: ACK, hold
  * `holdMs`, BYE unless `hangUp` is false, in which case it waits for a BYE from the core).
  */
-export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: boolean; headers?: string[] }): { name: string; xml: string } {
+export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: boolean; headers?: string[]; sdpLines?: string[] }): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
     return `
@@ -43,7 +44,7 @@ export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: 
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('[$user]', 'caller-session')}
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
     ]]>
   </send>`;
   };

@@ -91,7 +91,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   before(async () => {
     const ports = portsFrom(7460);
     asMsrpPort = ports.sip + 40;
-    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1' });
+    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1', MSRP_MAX_MESSAGE_BYTES: '100000' });
     await stack.provisionUsers(USERS, pw);
   });
 
@@ -288,6 +288,13 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       assert.equal(c.outcome, 'rejected');
       assert.equal((c.extra as Record<string, unknown>).reason, 'blocked by recipient');
     }
+  });
+
+  it('refuses a file transfer (RFC 5547) larger than the operator\'s limit with 488 and Max-Message-Size', async () => {
+    const r = call('alice', 'bob', { final: 488, sdpLines: ['a=file-selector:name:"big.bin" type:application/octet-stream size:100001', 'a=sendonly'] }, 9106);
+    const done = await r;
+    assert.equal(done.exitCode, 0, `${done.stdout}\n${done.messages}`);
+    assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);
   });
 
   it('answers 480 for a callee with no registered device (deferred sessions are not offered)', async () => {

@@ -100,6 +100,7 @@ describe('IM sessions: the participating function on INVITE', () => {
       history: { archive: async (e: HistoryInput) => void archived.push(e) } as unknown as ConversationHistory,
       anchor,
       terminate: async (d) => void terminated.push(d),
+      maxMessageBytes: 1000,
       nodeAddress: '127.0.0.1',
       metrics: new Metrics(),
       log: silentLogger(),
@@ -142,6 +143,17 @@ describe('IM sessions: the participating function on INVITE', () => {
     const active = sdp(B_PATH).replace('a=accept-types', 'a=setup:active\r\na=accept-types');
     await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 't', code: 200, sdp: active, ts: '1' });
     assert.deepEqual(anchor.answers.map((a) => a.setup), ['active']);
+  });
+
+  it('refuses a file transfer (RFC 5547) larger than the switch relays with 488, and lets a smaller one through', async () => {
+    const file = (size: number) => sdp(A_PATH).replace('a=accept-types', `a=file-selector:name:"report.pdf" type:application/pdf size:${size}\r\na=accept-types`);
+    const big = await service.handle(callOf(invite({ body: file(1001) }))) as ReplyDecision;
+    assert.deepEqual([big.action, big.code], ['reply', 488]);
+    assert.match(big.hdrs!, /Max-Message-Size: 1000\r\n/);
+    assert.match(big.hdrs!, /Warning: 399 example\.com "the file is 1001 bytes; the most accepted is 1000"/);
+    assert.deepEqual(records.map((r) => r.extra?.reason), ['file too large', 'file too large']);
+    assert.equal(anchor.opened.size, 0);
+    assert.equal((await service.handle(callOf(invite({ body: file(1000) })))).action, 'continue');
   });
 
   it('anonymizes the caller who asks for privacy', async () => {

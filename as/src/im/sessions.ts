@@ -68,6 +68,8 @@ export class SessionService {
     history: ConversationHistory;
     anchor: MediaAnchor;
     terminate: DialogTerminator;
+    /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
+    maxMessageBytes: number;
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
@@ -112,6 +114,14 @@ export class SessionService {
     const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
     if (!media || media.path.length === 0) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
 
+    // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
+    const fileSize = media.fileSelector?.size;
+    if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
+      return refuse(488, 'Not Acceptable Here', 'file too large', {
+        headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
+        warning: { agent: this.deps.domain.domain, text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}` },
+      });
+    }
     if (req.orig && await this.participation.senderBarred(sender)) return refuse(403, 'Sender Barred From Messaging', 'sender barred');
     if (req.term) {
       if (!(await this.deps.users.exists(target))) return refuse(404, 'Not Found', 'unknown recipient');

@@ -422,6 +422,21 @@ describe('MSRP switch: idle timeout', () => {
       assert.match(ended[0]!, /^idle-1: msrp idle timeout/);
       await a.close();
       await b.close();
+
+      // a chunk flowing slowly for longer than the timeout is traffic: the session stays
+      const slow = await session(sw, 'idle-2');
+      const tid = 'slowchunk01';
+      slow.a.write(`MSRP ${tid} SEND\r\nTo-Path: ${slow.uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: slow1\r\nByte-Range: 1-160/160\r\nContent-Type: text/plain\r\n\r\n`);
+      for (const piece of ['a', 'b', 'c', 'd'].map((c) => c.repeat(40))) {
+        await sleep(120);
+        slow.a.write(piece);
+      }
+      slow.a.write(`\r\n-------${tid}$\r\n`);
+      await slow.a.waitFor('200', () => slow.a.responseTo(tid) !== undefined);
+      assert.equal(code(slow.a.responseTo(tid)), 200);
+      assert.equal(ended.length, 1, 'idle-2 did not end while its chunk flowed');
+      await slow.a.close();
+      await slow.b.close();
     } finally {
       await sw.stop();
     }

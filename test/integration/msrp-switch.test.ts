@@ -462,6 +462,19 @@ describe('MSRP switch: TLS (msrps)', () => {
       assert.equal(bodies(b, 't1')[0]!.body!.toString(), 'secret');
       await a.close();
       await b.close();
+
+      // an answerer whose path is msrps: the switch connects to it over TLS
+      const tlsB = new MsrpPeer();
+      const tlsPath = `msrps://127.0.0.1:${await tlsB.listen({ cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) })}/tlsB;tcp`;
+      const u2 = sw.open('tls-2', { path: [A_PATH] });
+      sw.answered('tls-2', { path: [tlsPath] });
+      await tlsB.waitFor('binding SEND over TLS', (r) => r.length === 1);
+      const a2 = await MsrpPeer.connect(sw.port, true);
+      assert.equal(code(await sent(a2, chunk({ to: u2.offererSide, from: A_PATH, messageId: 't2', body: 'both legs encrypted' }))), 200);
+      await tlsB.waitFor('relayed over TLS', () => bodies(tlsB, 't2').length === 1);
+      assert.equal(headerValue(bodies(tlsB, 't2')[0]!.head, 'To-Path'), tlsPath);
+      await a2.close();
+      await tlsB.close();
     } finally {
       await sw.stop();
     }

@@ -21,7 +21,7 @@ import { until } from '../helpers/until.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -269,6 +269,23 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
       assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
     }
+  });
+
+  it('hides a caller who asks for privacy from the callee in every request of the dialog, the BYE included', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('gina', bPort);
+    const uac = call('alice', 'gina', { final: 200, holdMs: 300, headers: ['Privacy: id'] }, 9107);
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    // (the caller's own Contact and SDP origin are its to hide: RFC 3323 user-provided privacy)
+    const froms = [...calleeDone.messages.matchAll(/\n(INVITE|ACK|BYE) [^]*?\nFrom: ([^\r\n]*)/g)].map((m) => [m[1], m[2]]);
+    assert.deepEqual(froms.map(([method]) => method), ['INVITE', 'ACK', 'BYE']);
+    for (const [method, from] of froms) assert.match(from!, /^(?:"?Anonymous"? )?<sip:anonymous@anonymous\.invalid>;tag=/, `${method} From: ${from}`);
+    assert.doesNotMatch(calleeDone.messages, /P-Asserted-Identity/i);
+    // and the caller sees its own identity in everything that comes back
+    assert.match(caller.messages, /SIP\/2\.0 200 OK[^]*?\nFrom: <sip:alice@example\.com>;tag=/);
   });
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {

@@ -75,6 +75,7 @@ export class SessionService {
     log: Logger;
   }) {
     this.participation = new Participation(deps);
+    deps.metrics.describe('im_sessions_total', 'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended');
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
   }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -15,6 +16,9 @@ import { imRoutes } from './im/im-routes.js';
 import { deliveryNotifications } from './im/delivery-notifications.js';
 import { MessageStore } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
+import { ImService } from './im/im-service.js';
+import { MsrpSwitch } from './msrp/switch.js';
+import { SessionService } from './im/sessions.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
@@ -27,6 +31,7 @@ import { KamailioEventStream } from './isc/event-stream.js';
 import { KamailioRpc } from './isc/kamailio-rpc.js';
 import { UacClient } from './isc/uac.js';
 import { instanceName, instanceTag } from './isc/instance.js';
+import { kamailioTime, type SessionAnswerEvent, type SessionEndEvent } from './isc/types.js';
 import { setLogLevel, type Logger } from './log/logger.js';
 import { ConfigReloader, type ReloadOutcome } from './ops/reloader.js';
 import { Metrics } from './ops/metrics.js';
@@ -107,6 +112,7 @@ export class ApplicationServer {
     private readonly notifier: Notifier,
     private readonly publications: Publications,
     private readonly pager: PagerService,
+    private readonly msrpSwitch: MsrpSwitch,
     private readonly forward: StoreAndForward,
     private readonly http: Server,
     private readonly xcapHttp: Server,
@@ -288,6 +294,19 @@ export class ApplicationServer {
       const welcome = config.im.welcome
         ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
         : undefined;
+      // Session mode: INVITE with an MSRP offer, the media anchored at this instance
+      const msrpSwitch = new MsrpSwitch({
+        host: config.msrp.host, port: config.msrp.port, maxMessageBytes: config.msrp.maxMessageBytes,
+        idleTimeoutMs: config.msrp.idleTimeoutSeconds * 1000, log: log.child({ svc: 'msrp' }), metrics,
+        ...(config.msrp.tlsCert && config.msrp.tlsKey ? { tls: { cert: readFileSync(config.msrp.tlsCert), key: readFileSync(config.msrp.tlsKey) } } : {}),
+      });
+      await msrpSwitch.start();
+      const sessions = new SessionService({
+        users, domain, policies: imPolicies, charging, history, anchor: msrpSwitch,
+        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag), maxMessageBytes: config.msrp.maxMessageBytes,
+        nodeAddress: config.node.address, metrics, log: imLog,
+      });
+      metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
       reactions = new Reactions(feed, {
         docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, imActivity, users,
         ...(welcome ? { welcome } : {}),
@@ -306,12 +325,14 @@ export class ApplicationServer {
       metrics.gauge('ims_as_im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
 
       const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
-        .register(new RateLimitedService(pager, rateLimits, domain))
+        .register(new RateLimitedService(new ImService(pager, sessions), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
         .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
-        .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]));
+        .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]))
+        .on('session-answer', async (ev) => sessions.onAnswer(ev as SessionAnswerEvent))
+        .on('session-end', async (ev) => sessions.onEnd(ev as SessionEndEvent, kamailioTime((ev as SessionEndEvent).ts)));
 
       let events: KamailioEventStream | undefined;
       if (config.kamailio.evapiAddress) {
@@ -438,7 +459,7 @@ export class ApplicationServer {
       });
       log.info({ xcapRoot }, 'XCAP server ready');
       log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, forward, http, xcapHttp, feed, jobs, reloader, sampler, imActivity);
+      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, msrpSwitch, forward, http, xcapHttp, feed, jobs, reloader, sampler, imActivity);
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
@@ -477,6 +498,7 @@ export class ApplicationServer {
     this.publications.stop();
     await this.forward.stop();
     await this.pager.drain();
+    await this.msrpSwitch.stop();
     this.uac.close();
     await this.dispatcher.drain();
     await this.charging.stop();

@@ -162,6 +162,18 @@ export interface AsConfig {
     /** Group and URI-list messages (explosions) one user may send per minute; 0: no limit. */
     groupMessagesPerMinute: number;
   };
+  msrp: {
+    /** Address in the AS's MSRP URIs and listened on; empty: isc.host (docs/msrp.md). */
+    host: string;
+    port: number;
+    /** Largest MSRP message relayed (413 above; a message already flowing is cut with `#`). */
+    maxMessageBytes: number;
+    /** An MSRP session with no traffic this long ends (its SIP dialog gets a BYE); 0: never. */
+    idleTimeoutSeconds: number;
+    /** PEM certificate (with chain) and key: both set, the MSRP listener speaks TLS (msrps: URIs). */
+    tlsCert: string;
+    tlsKey: string;
+  };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
@@ -301,6 +313,13 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
   { path: 'im.groupMessagesPerMinute', reloadable: true, env: 'IM_GROUP_MESSAGES_PER_MINUTE', kind: 'int', def: 30, help: 'group and URI-list messages (each sent on to every member) one user may send per minute, over every instance; beyond it 403 with Retry-After; 0: no limit',
     check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more') },
+  { path: 'msrp.host', env: 'MSRP_HOST', kind: 'string', def: '', help: "address in the AS's MSRP URIs (SDP a=path) and listened on (empty: isc.host)" },
+  { path: 'msrp.port', env: 'MSRP_PORT', kind: 'port', def: 2855, help: 'port of the MSRP switch (TCP, or TLS with msrp.tlsCert)' },
+  { path: 'msrp.maxMessageBytes', env: 'MSRP_MAX_MESSAGE_BYTES', kind: 'int', def: 100 * 1024 * 1024, help: 'largest MSRP message relayed in a session (413 above; a message passing it while it flows is cut off with #)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1') },
+  { path: 'msrp.idleTimeoutSeconds', env: 'MSRP_IDLE_TIMEOUT_SECONDS', kind: 'int', def: 1800, help: 'an MSRP session with no traffic this long ends with a BYE (0: never)' },
+  { path: 'msrp.tlsCert', env: 'MSRP_TLS_CERT', kind: 'string', def: '', help: 'PEM file of the MSRP certificate (with chain): with msrp.tlsKey the MSRP port speaks TLS only (msrps: URIs)' },
+  { path: 'msrp.tlsKey', env: 'MSRP_TLS_KEY', kind: 'string', def: '', help: 'PEM file of the private key of msrp.tlsCert' },
   { path: 'admin.token', env: 'AS_ADMIN_TOKEN', kind: 'string', def: '', help: 'bearer token of the admin API (empty: API off)' },
   { path: 'ops.sampleSeconds', env: 'OPS_SAMPLE_SECONDS', kind: 'int', def: 10, help: 'interval of the operator page\'s samples (/admin/ui keeps the last hour)',
     check: (v) => (Number(v) >= 1 && Number(v) <= 300 ? undefined : 'must be 1 to 300') },
@@ -437,8 +456,13 @@ export function loadConfig(opts: LoadOptions = {}): AsConfig {
   if (xdm && xdm.tlsCert !== undefined && xdm.tlsKey !== undefined && !xdm.tlsCert !== !xdm.tlsKey) {
     problems.push('xdm.tlsCert (XDM_TLS_CERT) and xdm.tlsKey (XDM_TLS_KEY): set both for HTTPS, or neither for plain HTTP');
   }
+  const msrp = out.msrp as { tlsCert?: string; tlsKey?: string } | undefined;
+  if (msrp && msrp.tlsCert !== undefined && msrp.tlsKey !== undefined && !msrp.tlsCert !== !msrp.tlsKey) {
+    problems.push('msrp.tlsCert (MSRP_TLS_CERT) and msrp.tlsKey (MSRP_TLS_KEY): set both for MSRP over TLS, or neither for TCP');
+  }
   if (problems.length) throw new ConfigError(problems);
   const cfg = out as unknown as AsConfig;
+  if (!cfg.msrp.host) cfg.msrp.host = cfg.isc.host;
   if (!cfg.node.id) cfg.node.id = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-')}-${cfg.isc.port}`;
   return cfg;
 }

@@ -12,12 +12,13 @@ import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest, header
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
-import { imPolicyVerdict, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
+import { keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
 import { ANONYMOUS_FROM as CPIM_ANONYMOUS, CpimParseError, imdnRequest, isImdnNotification, isRfc3339DateTime, parseCpim, serializeCpim, withReplacedFrom, type CpimMessage } from './formats/cpim.js';
 import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
 import type { GroupDirectory } from './group-messaging.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
+import { Participation } from './participation.js';
 import type { ImMessage } from './message-store.js';
 import type { HandOver, StoreAndForward } from './store-and-forward.js';
 import { BackgroundWork } from '../util/background-work.js';
@@ -84,6 +85,7 @@ export class PagerService implements IscService {
   readonly name = 'im' as const;
   /** Group copies still being sent after the 202 (drained on stop). */
   private readonly explosions: BackgroundWork;
+  private readonly participation: Participation;
 
   constructor(private readonly deps: {
     users: UserDirectory;
@@ -102,6 +104,7 @@ export class PagerService implements IscService {
     rateLimits?: UserRateLimits;
   }) {
     this.explosions = new BackgroundWork(deps);
+    this.participation = new Participation(deps);
   }
 
   /** Resolves when every accepted group message has been exploded (shutdown). */
@@ -219,8 +222,7 @@ export class PagerService implements IscService {
 
   /** The sender's side: barred users and oversized messages go no further. */
   private async originatingCheck(m: Incoming): Promise<ReplyDecision | undefined> {
-    const user = await this.deps.users.get(m.sender);
-    if (user?.imBarred === true) {
+    if (await this.participation.senderBarred(m.sender)) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'sender barred' });
       return reply(403, 'Sender Barred From Messaging');
     }
@@ -232,8 +234,7 @@ export class PagerService implements IscService {
   private async terminating(m: Incoming): Promise<IscDecision> {
     const { call } = m;
     const to = m.target;
-    const policy = await this.deps.policies.of(to);
-    const verdict = imPolicyVerdict(policy, m.sender);
+    const { policy, verdict } = await this.participation.recipientVerdict(to, m.sender);
     if (verdict === 'reject') {
       await this.charge(m.ctx, 403, 'rejected', call.receivedAt, { reason: 'blocked by recipient' });
       return reply(403, 'Forbidden');
@@ -382,8 +383,7 @@ export class PagerService implements IscService {
       await this.charge(copyCtx, 404, 'rejected', new Date(), { reason: 'member is not a user of ours', via });
       return;
     }
-    const policy = await this.deps.policies.of(member);
-    const verdict = imPolicyVerdict(policy, message.sender);
+    const { policy, verdict } = await this.participation.recipientVerdict(member, message.sender);
     if (verdict !== 'accept') {
       await this.charge(copyCtx, verdict === 'reject' ? 403 : 200, verdict === 'reject' ? 'rejected' : 'discarded', new Date(), { reason: 'blocked by recipient', via });
       return;

@@ -49,6 +49,11 @@ export class KamailioRpc {
   }
 
 
+  /** Ends a confirmed dialog with a BYE to each side (dialog module; the dialog is matched on Call-ID and both tags). */
+  async terminateDialog(callId: string, fromTag: string, toTag: string): Promise<void> {
+    await this.call('dlg.terminate_dlg', [callId, fromTag, toTag]);
+  }
+
   /** Drops a cached entry (e.g. a user's HA1 after a password change). */
   async htableDelete(table: string, key: string): Promise<void> {
     await this.call('htable.delete', [table, key]);

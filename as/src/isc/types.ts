@@ -63,6 +63,13 @@ export interface ContinueDecision {
   /** A new body for the request (e.g. a CPIM message with an anonymised From), with ctype. */
   body?: string;
   ctype?: string;
+  /**
+   * IM session anchored by the AS: the MSRP URI, address and port the caller must see in the
+   * callee's answer (Kamailio rewrites a=path, c= and m= of every 18x/2xx SDP of the INVITE).
+   */
+  sessPath?: string;
+  sessHost?: string;
+  sessPort?: string;
 }
 
 export type IscDecision = ReplyDecision | ContinueDecision;
@@ -137,7 +144,25 @@ export interface StreamRequestFrame {
   req: IscRequest;
 }
 
-export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent;
+/** A reply with SDP (18x/2xx) to an IM session's INVITE: the callee's SDP as received. */
+export interface SessionAnswerEvent {
+  type: 'session-answer';
+  callId: string;
+  toTag: string;
+  code: number;
+  sdp: string;
+  ts: string;
+}
+
+/** An IM session's INVITE dialog ended (Kamailio's dialog module): by a BYE, or its lifetime ran out. */
+export interface SessionEndEvent {
+  type: 'session-end';
+  callId: string;
+  by: 'bye' | 'timeout';
+  ts: string;
+}
+
+export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent | SessionAnswerEvent | SessionEndEvent;
 
 /** Everything Kamailio sends on the stream. */
 export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame | StreamHelloAckFrame;

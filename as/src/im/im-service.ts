@@ -1,0 +1,27 @@
+import type { IscCall, IscService } from '../isc/dispatcher.js';
+import { reply, type IscDecision } from '../isc/types.js';
+import type { PagerService } from './pager.js';
+import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
+
+/**
+ * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
+ * MSRP offer to session mode; each outcome goes back to the mode that let its request continue.
+ */
+export class ImService implements IscService {
+  readonly name = 'im' as const;
+
+  constructor(private readonly pager: PagerService, private readonly sessions: SessionService) {}
+
+  async handle(call: IscCall): Promise<IscDecision> {
+    switch (call.req.method) {
+      case 'MESSAGE': return this.pager.handle(call);
+      case 'INVITE': return this.sessions.handle(call);
+      default: return reply(501, 'Not Implemented');
+    }
+  }
+
+  async onOutcome(payload: string, code: number, at: Date): Promise<void> {
+    if (payload.startsWith(SESSION_CONTEXT_PREFIX)) return this.sessions.onOutcome(payload.slice(SESSION_CONTEXT_PREFIX.length), code, at);
+    return this.pager.onOutcome(payload, code, at);
+  }
+}

@@ -1,0 +1,310 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Charging } from '../charging/charging.js';
+import type { CauseForRecordClosing, RoleOfNode } from '../charging/record.js';
+import { encodeContext, type IscCall } from '../isc/dispatcher.js';
+import { chargingVectorOf, headerText, reply, type ContinueDecision, type IscDecision, type SessionAnswerEvent, type SessionEndEvent } from '../isc/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { headerValueOnly, parseNameAddr } from '../sip/index.js';
+import { wantsPrivacy } from '../sip/request-checks.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import type { UserDirectory } from '../users/user-directory.js';
+import type { ConversationHistory } from './history.js';
+import type { ImPolicies } from './im-policies.js';
+import { Participation } from './participation.js';
+import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
+import { parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { tryParseMsrpUri } from '../msrp/uri.js';
+import { keepsHistoryWith } from '../xdm/usages/im-policy.js';
+
+/** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
+export const SESSION_CONTEXT_PREFIX = 'session:';
+
+const ANONYMOUS_URI = 'sip:anonymous@anonymous.invalid';
+
+/** One IM session this instance anchors, from its INVITE to its end. */
+interface LiveSession {
+  key: string;
+  callId: string;
+  fromTag: string;
+  toTag?: string;
+  caller: string;
+  callee: string;
+  roles: RoleOfNode[];
+  invitedAt: Date;
+  answeredAt?: Date;
+  chargingVector: string;
+  privacy: boolean;
+  /** The callee's a=path the anchor was given (space-separated). */
+  calleePath?: string;
+  /**
+   * Whole messages and their bytes each way, from the anchor's 'message' events, without
+   * is-composing indications (never charged as messages). Not the switch's sessionStats: it
+   * counts is-composing too, and it is gone once the switch has said a session ended.
+   */
+  tally: AnchorStats;
+}
+
+/** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
+export type DialogTerminator = (dialog: { callId: string; fromTag: string; toTag: string }) => Promise<void>;
+
+/**
+ * IM Server, session mode (OMA SIMPLE IM): the participating function for an INVITE with an
+ * MSRP offer. The same policies as pager mode decide (barring, the recipient's IM policy,
+ * privacy); then the AS anchors the media: the callee is offered the AS's MSRP URI, and
+ * Kamailio, which proxies the dialog, shows the caller the AS's other URI in the answer
+ * (docs/im-sessions.md). The session lives on the instance that decided its INVITE: Kamailio
+ * hands that instance every event of the same Call-ID.
+ */
+export class SessionService {
+  private readonly participation: Participation;
+  private readonly byCallId = new Map<string, LiveSession>();
+  private readonly byKey = new Map<string, LiveSession>();
+
+  constructor(private readonly deps: {
+    users: UserDirectory;
+    domain: LocalDomain;
+    policies: ImPolicies;
+    charging: Charging;
+    history: ConversationHistory;
+    anchor: MediaAnchor;
+    terminate: DialogTerminator;
+    /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
+    maxMessageBytes: number;
+    nodeAddress: string;
+    metrics: Metrics;
+    log: Logger;
+  }) {
+    this.participation = new Participation(deps);
+    deps.metrics.describe('ims_as_im_sessions_total', 'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended');
+    deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
+    deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
+  }
+
+  /** Sessions anchored here now. */
+  get size(): number {
+    return this.byCallId.size;
+  }
+
+  async handle(call: IscCall): Promise<IscDecision> {
+    const { req, sip } = call;
+    const sender = req.asserted ?? uriOf(sip.headers.get('From') ?? '');
+    const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
+    const callId = sip.headers.get('Call-ID') ?? '';
+    const roles: RoleOfNode[] = [];
+    if (req.orig) roles.push('originating');
+    if (req.term) roles.push('terminating');
+    const pcv = chargingVectorOf(sip.headers.get('P-Charging-Vector'), req);
+    const session: LiveSession = {
+      key: randomBytes(10).toString('hex'),
+      callId,
+      fromTag: /;\s*tag=([^;\s]+)/i.exec(sip.headers.get('From') ?? '')?.[1] ?? '',
+      caller: sender,
+      callee: target,
+      roles,
+      invitedAt: call.receivedAt,
+      chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+      privacy: wantsPrivacy(sip),
+      tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
+    };
+    const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
+      await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
+      return reply(code, reason, extra);
+    };
+
+    const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
+
+    // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
+    const fileSize = media.fileSelector?.size;
+    if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
+      return refuse(488, 'Not Acceptable Here', 'file too large', {
+        headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
+        warning: { agent: this.deps.domain.domain, text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}` },
+      });
+    }
+    if (req.orig && await this.participation.senderBarred(sender)) return refuse(403, 'Sender Barred From Messaging', 'sender barred');
+    if (req.term) {
+      if (!(await this.deps.users.exists(target))) return refuse(404, 'Not Found', 'unknown recipient');
+      const { verdict } = await this.participation.recipientVerdict(target, sender);
+      if (verdict === 'reject') return refuse(403, 'Forbidden', 'blocked by recipient');
+      // a session cannot be taken and dropped unseen: the caller learns only that nobody answers
+      if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
+      if (!req.registered) return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
+    }
+
+    // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
+    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes, ...(media.setup ? { setup: media.setup } : {}) });
+    const towardsCallee = authorityOf(sides.answererSide);
+    const towardsCaller = authorityOf(sides.offererSide);
+    if (!towardsCallee || !towardsCaller) {
+      this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(session.key, 'bad anchor URI')));
+      throw new Error(`the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`);
+    }
+    this.byCallId.set(callId, session);
+    this.byKey.set(session.key, session);
+    this.deps.metrics.count('ims_as_im_sessions_total', { step: 'offered' });
+
+    const decision: ContinueDecision = {
+      action: 'continue',
+      hdrs: pcv !== undefined ? '' : headerText([['P-Charging-Vector', session.chargingVector]]),
+      ctx: encodeContext('im', SESSION_CONTEXT_PREFIX + JSON.stringify({ callId })),
+      body: rewriteMsrpMedia(sip.body, { path: [sides.answererSide], ...towardsCallee }),
+      ctype: 'application/sdp',
+      sessPath: sides.offererSide,
+      sessHost: towardsCaller.host,
+      sessPort: String(towardsCaller.port),
+    };
+    if (session.privacy) decision.anonymize = true;
+    call.log.debug({ from: sender, to: target, session: session.key }, 'IM session offered through the AS');
+    return decision;
+  }
+
+  /** Final answer to the INVITE (Kamailio's outcome event). */
+  async onOutcome(payload: string, code: number, at: Date): Promise<void> {
+    let callId: string;
+    try {
+      callId = (JSON.parse(payload) as { callId: string }).callId;
+    } catch {
+      this.deps.log.error({ payload }, 'unreadable session outcome context');
+      return;
+    }
+    const s = this.byCallId.get(callId);
+    if (!s) return;
+    if (code >= 200 && code < 300) {
+      s.answeredAt ??= at;
+      this.deps.metrics.count('ims_as_im_sessions_total', { step: 'established' });
+      return;
+    }
+    this.forget(s, `INVITE answered ${code}`);
+    await this.charge(s, { code, outcome: 'failed', at, reason: 'not answered' });
+  }
+
+  /** The callee's SDP (18x/2xx): where the anchor reaches the callee. */
+  async onAnswer(ev: SessionAnswerEvent): Promise<void> {
+    const s = this.byCallId.get(ev.callId);
+    if (!s) {
+      this.deps.log.warn({ callId: ev.callId }, 'answer of a session this instance does not hold');
+      return;
+    }
+    const media = parseMsrpMedia(ev.sdp)[0];
+    if (!media || media.path.length === 0) {
+      this.deps.log.warn({ callId: ev.callId, code: ev.code }, 'callee answered without MSRP media');
+      return;
+    }
+    if (ev.toTag) s.toTag = ev.toTag;
+    // an 18x and its 200 (or a retransmitted 200) carry the same answer: connect once
+    const path = media.path.join(' ');
+    if (s.calleePath === path) return;
+    s.calleePath = path;
+    this.deps.anchor.answered(s.key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
+  }
+
+  /** The dialog ended in Kamailio (BYE from either side, or its lifetime). */
+  async onEnd(ev: SessionEndEvent, at: Date): Promise<void> {
+    const s = this.byCallId.get(ev.callId);
+    if (!s) return;
+    const stats = this.forget(s, ev.by);
+    await this.charge(s, { code: 200, outcome: 'ended', at, reason: ev.by === 'bye' ? 'BYE' : 'dialog lifetime', cause: ev.by === 'bye' ? 'serviceDeliveryEndSuccessfully' : 'timeLimit', stats });
+  }
+
+  /** The MSRP side ended (a connection dropped, idle): the SIP dialog ends both ways. */
+  private async onAnchorEnded(key: string, reason: string): Promise<void> {
+    const s = this.byKey.get(key);
+    if (!s) return;
+    const stats = this.forget(s, reason);
+    this.deps.log.info({ callId: s.callId, reason, toTag: s.toTag }, 'IM session media ended: ending its dialog');
+    if (s.toTag) {
+      await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag: s.toTag });
+    }
+    await this.charge(s, { code: 200, outcome: 'ended', at: new Date(), reason: `media: ${reason}`, cause: 'unSuccessfulServiceDelivery', stats });
+  }
+
+  /** Text messages of a session go into the history of each party who keeps one. */
+  private async onMessage(m: AnchorMessage): Promise<void> {
+    const s = this.byKey.get(m.sessionKey);
+    if (!s || m.isComposing) return;
+    const tally = m.from === 'offerer' ? s.tally.fromOfferer : s.tally.fromAnswerer;
+    tally.messages++;
+    tally.bytes += m.bytes;
+    if (m.text === undefined) return;
+    // a caller who asked for privacy stays anonymous in the callee's history, both ways
+    const callerAsSeen = s.privacy ? ANONYMOUS_URI : s.caller;
+    const at = new Date();
+    const entries = m.from === 'offerer'
+      ? [[s.caller, 'sent', s.callee], [s.callee, 'received', callerAsSeen]] as const
+      : [[s.callee, 'sent', callerAsSeen], [s.caller, 'received', s.callee]] as const;
+    for (const [owner, direction, peer] of entries) {
+      if (!this.deps.domain.canonical(owner)) continue;
+      const policy = await this.deps.policies.of(owner);
+      // a conversation kept by name is matched on the other party's real identity
+      if (!keepsHistoryWith(policy, owner === s.caller ? s.callee : s.caller)) continue;
+      await this.deps.history.archive({ owner, direction, peer, at, contentType: m.contentType, body: m.text, callId: s.callId }, policy.history.maxMessages);
+    }
+  }
+
+  /** Drops the session here and in the anchor; its counts as they were at the end. */
+  private forget(s: LiveSession, reason: string) {
+    const stats = s.tally;
+    this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
+    this.byCallId.delete(s.callId);
+    this.byKey.delete(s.key);
+    this.deps.metrics.count('ims_as_im_sessions_total', { step: 'ended' });
+    return stats;
+  }
+
+  /** One record per role this AS played in the session. */
+  private async charge(s: LiveSession, r: {
+    code: number; outcome: string; at: Date; reason: string; cause?: CauseForRecordClosing;
+    stats?: AnchorStats;
+  }): Promise<void> {
+    const extra: Record<string, string | number> = { reason: r.reason };
+    if (s.answeredAt) {
+      extra.sessionStart = s.answeredAt.toISOString();
+      extra.sessionEnd = r.at.toISOString();
+    }
+    if (r.stats) {
+      extra.messagesFromCaller = r.stats.fromOfferer.messages;
+      extra.bytesFromCaller = r.stats.fromOfferer.bytes;
+      extra.messagesToCaller = r.stats.fromAnswerer.messages;
+      extra.bytesToCaller = r.stats.fromAnswerer.bytes;
+    }
+    await Promise.all(s.roles.map((role) => this.deps.charging.record({
+      service: 'im',
+      role,
+      sipMethod: 'INVITE',
+      sessionId: s.callId,
+      callingParty: s.caller,
+      calledParty: s.callee,
+      requestTime: s.invitedAt,
+      responseTime: s.answeredAt ?? r.at,
+      statusCode: r.code,
+      outcome: r.outcome,
+      chargingVector: s.chargingVector,
+      ...(r.cause ? { cause: r.cause } : {}),
+      extra,
+    })));
+  }
+
+  private settle(reaction: string, work: Promise<void>): void {
+    work.catch((err: unknown) => {
+      this.deps.metrics.count('ims_as_reaction_failures_total', { reaction: `im:${reaction}` });
+      this.deps.log.error({ err }, `${reaction} failed`);
+    });
+  }
+}
+
+/** Host (without IPv6 brackets) and port of an MSRP URI the anchor handed out. */
+function authorityOf(uri: string): { host: string; port: number } | undefined {
+  const u = tryParseMsrpUri(uri);
+  return u ? { host: u.host.replace(/^\[(.*)\]$/, '$1'), port: u.port ?? 2855 } : undefined;
+}
+
+function uriOf(nameAddr: string): string {
+  try {
+    return parseNameAddr(nameAddr).uri;
+  } catch {
+    return nameAddr.trim();
+  }
+}

@@ -305,6 +305,8 @@ export class ApplicationServer {
         users, domain, policies: imPolicies, charging, history, anchor: msrpSwitch,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag), maxMessageBytes: config.msrp.maxMessageBytes,
         nodeAddress: config.node.address, metrics, log: imLog,
+        // the IM server's presence source for the user ("in a chat"), unless their IM policy opts out
+        activity: (user, state) => imActivity.imActivity(user, state),
       });
       metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
       reactions = new Reactions(feed, {

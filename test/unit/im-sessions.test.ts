@@ -84,8 +84,10 @@ describe('IM sessions: the participating function on INVITE', () => {
   let policies: Map<string, ImPolicy>;
   let barred: Set<string>;
   let service: SessionService;
+  let activity: Array<[string, string]>;
 
   beforeEach(() => {
+    activity = [];
     anchor = new FakeAnchor();
     records = [];
     archived = [];
@@ -104,6 +106,7 @@ describe('IM sessions: the participating function on INVITE', () => {
       nodeAddress: '127.0.0.1',
       metrics: new Metrics(),
       log: silentLogger(),
+      activity: async (user, state) => void activity.push([user, state]),
     });
   });
 
@@ -209,6 +212,14 @@ describe('IM sessions: the participating function on INVITE', () => {
     // a second end (Kamailio's dialog:end after the AS itself ended it) changes nothing
     await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date());
     assert.equal(records.length, 2);
+  });
+
+  it('tells the IM presence source when both parties are in a chat and when they no longer are', async () => {
+    const { decision } = await established();
+    await service.onOutcome(decision.ctx!.slice('im:session:'.length), 200, new Date()); // another 2xx of the same INVITE
+    assert.deepEqual(activity, [[ALICE, 'chat'], [BOB, 'chat']], 'once per user, not per 2xx');
+    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date(1_700_000_060_000));
+    assert.deepEqual(activity.slice(2), [[ALICE, 'none'], [BOB, 'none']]);
   });
 
   it('charges a dialog that ran out of time with timeLimit', async () => {

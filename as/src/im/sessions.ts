@@ -60,6 +60,8 @@ export class SessionService {
   private readonly participation: Participation;
   private readonly byCallId = new Map<string, LiveSession>();
   private readonly byKey = new Map<string, LiveSession>();
+  /** Established sessions per user of ours on this instance: the first sets them "in a chat", the last clears it. */
+  private readonly inChat = new Map<string, number>();
 
   constructor(private readonly deps: {
     users: UserDirectory;
@@ -74,6 +76,8 @@ export class SessionService {
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
+    /** Says when one of our users is in a chat and when no longer (their IM presence source). */
+    activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
   }) {
     this.participation = new Participation(deps);
     deps.metrics.describe('ims_as_im_sessions_total', 'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended');
@@ -173,8 +177,10 @@ export class SessionService {
     const s = this.byCallId.get(callId);
     if (!s) return;
     if (code >= 200 && code < 300) {
-      s.answeredAt ??= at;
+      if (s.answeredAt) return; // a 2xx retransmitted or from another fork
+      s.answeredAt = at;
       this.deps.metrics.count('ims_as_im_sessions_total', { step: 'established' });
+      this.chatting(s, +1);
       return;
     }
     this.forget(s, `INVITE answered ${code}`);
@@ -251,7 +257,23 @@ export class SessionService {
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'ended' });
+    if (s.answeredAt) this.chatting(s, -1);
     return stats;
+  }
+
+  /** Counts an established session in or out for each party of ours; tells the presence source on 0 <-> 1. */
+  private chatting(s: LiveSession, delta: 1 | -1): void {
+    const activity = this.deps.activity;
+    if (!activity) return;
+    for (const user of new Set([s.caller, s.callee])) {
+      if (!this.deps.domain.canonical(user)) continue;
+      const before = this.inChat.get(user) ?? 0;
+      const after = Math.max(0, before + delta);
+      if (after === 0) this.inChat.delete(user);
+      else this.inChat.set(user, after);
+      if (before === 0 && after === 1) this.settle('im-activity', activity(user, 'chat').then(() => undefined));
+      if (before === 1 && after === 0) this.settle('im-activity', activity(user, 'none').then(() => undefined));
+    }
   }
 
   /** One record per role this AS played in the session. */

@@ -306,7 +306,8 @@ export class ApplicationServer {
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag), maxMessageBytes: config.msrp.maxMessageBytes,
         nodeAddress: config.node.address, metrics, log: imLog,
         // the IM server's presence source for the user ("in a chat"), unless their IM policy opts out
-        activity: (user, state) => imActivity.imActivity(user, state),
+        // (bounded by the dialog module's default_timeout, 12 h: a crash never leaves it for good)
+        activity: (user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }),
       });
       metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
       reactions = new Reactions(feed, {

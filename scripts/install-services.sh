@@ -9,7 +9,7 @@
 #   --prefix DIR   install under DIR instead of / (a staging root, packaging, tests): no user
 #                  is created and systemctl is not called
 #   --dry-run      print what would be done, change nothing
-#   --instances N  AS instances (1-8); instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1
+#   --instances N  AS instances (1-8); instance i listens on ISC_PORT+i-1, XDM_PORT+i-1 and MSRP_PORT+i-1
 #   --no-enable    put everything in place but do not enable or start the services
 #
 # Knobs (environment, only used when a file is created; existing files are kept):
@@ -97,6 +97,7 @@ for i in $(seq 1 "$INSTANCES"); do
 # ims-as@$i: what differs between instances (environment wins over as.json)
 ISC_PORT=$((ISC_PORT + i - 1))
 XDM_PORT=$((XDM_PORT + i - 1))
+MSRP_PORT=$((MSRP_PORT + i - 1))
 AS_NODE_ID=$(hostname -s)-$i
 ENV
 done

@@ -6,7 +6,8 @@
 #
 # Knobs (environment), applied at every start: SIP_DOMAIN (example.com), SIP_PORT (5060),
 # KAMAILIO_RPC_PORT (5071), KAMAILIO_EVAPI_PORT (5072), ISC_PORT (7080), XDM_PORT (8080),
-# AS_INSTANCES (1; instance i listens on ISC_PORT+i-1 and XDM_PORT+i-1), RUN_DIR (./run),
+# MSRP_PORT (2855), AS_INSTANCES (1; instance i listens on ISC_PORT+i-1, XDM_PORT+i-1 and
+# MSRP_PORT+i-1), RUN_DIR (./run),
 # KAMAILIO_SHM_MB (1024), KAMAILIO_DEFINES (extra -A defines, e.g. WITH_DEBUG).
 # TLS (README.md, "TLS"): TLS (1: SIP over TLS on SIP_TLS_PORT (5061) and XCAP over HTTPS on
 # XDM_PORT; 0: plain SIP and HTTP only), TLS_CERT, TLS_KEY, TLS_CA (PEM files of your own
@@ -87,11 +88,11 @@ if [ "$AS_INSTANCES" -gt 1 ]; then export AS_SHARED_STORE=true; fi
 stop_started() { bash "$ROOT/scripts/stop.sh" >/dev/null 2>&1 || true; }
 
 for i in $(seq 1 "$AS_INSTANCES"); do
-  port=$((ISC_PORT + i - 1)); xport=$((XDM_PORT + i - 1))
+  port=$((ISC_PORT + i - 1)); xport=$((XDM_PORT + i - 1)); mport=$((MSRP_PORT + i - 1))
   log="$RUN/logs/as.log"; [ "$i" -gt 1 ] && log="$RUN/logs/as-$i.log"
-  echo "[start] application server $i of $AS_INSTANCES (port $port, XCAP $xport)"
+  echo "[start] application server $i of $AS_INSTANCES (port $port, XCAP $xport, MSRP $mport)"
   node_id=${AS_NODE_ID:-}; [ "$AS_INSTANCES" -gt 1 ] && node_id=${AS_NODE_ID:-$(hostname -s)}-$i
-  ISC_PORT=$port XDM_PORT=$xport AS_NODE_ID=$node_id nohup node build/as/src/main.js >> "$log" 2>&1 &
+  ISC_PORT=$port XDM_PORT=$xport MSRP_PORT=$mport AS_NODE_ID=$node_id nohup node build/as/src/main.js >> "$log" 2>&1 &
   echo $! > "$RUN/as-$i.pid"
   for _ in $(seq 1 75); do
     curl -s -o /dev/null "http://127.0.0.1:$port/metrics" 2>/dev/null && break

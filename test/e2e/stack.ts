@@ -116,6 +116,8 @@ export class TestStack {
       KAMAILIO_SIP_URI: `sip:127.0.0.1:${this.ports.sip}`,
       KAMAILIO_EVAPI_ADDR: `127.0.0.1:${this.ports.evapi}`,
       XDM_PORT: String(this.ports.xdm),
+      // each AS instance has an MSRP switch of its own: primary base+95, instance i base+95+i
+      MSRP_PORT: String(this.ports.sip + 95),
       AS_DATA_DIR: join(this.dir, 'data'),
       CDR_DIR: this.cdrDir,
       CDR_JSONL: 'true',
@@ -169,7 +171,7 @@ export class TestStack {
   async startInstance(i: number, env: Record<string, string> = {}): Promise<void> {
     const { isc, xdm } = this.instancePorts(i);
     const child = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], {
-      env: { ...this.asEnv, ISC_PORT: String(isc), XDM_PORT: String(xdm), AS_NODE_ID: `e2e-${i + 1}`, ...env },
+      env: { ...this.asEnv, ISC_PORT: String(isc), XDM_PORT: String(xdm), MSRP_PORT: String(this.ports.sip + 95 + i), AS_NODE_ID: `e2e-${i + 1}`, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const tag = `[as${i + 1}] `;

@@ -216,7 +216,7 @@ export class ApplicationServer {
       // Presence Server: publications, composition, authorization, watcher info
       const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
-      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
+      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling, (uri) => domain.canonical(uri));
       const presentities = new Presentities(users, config.presence.openDomain);
       const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }), maxComposedBytes: config.presence.maxComposedBytes, metrics });
       // Resource List Server (RFC 4662): list subscriptions share the presence package;

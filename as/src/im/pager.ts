@@ -85,6 +85,9 @@ export class PagerService implements IscService {
   /** Group copies still being sent after the 202 (drained on stop). */
   private readonly explosions: BackgroundWork;
 
+  /** Policies' entries and the peer, compared as our users' addresses of record. */
+  private readonly canonicalOf = (uri: string): string | undefined => this.deps.domain.canonical(uri);
+
   constructor(private readonly deps: {
     users: UserDirectory;
     domain: LocalDomain;
@@ -159,7 +162,9 @@ export class PagerService implements IscService {
 
   private async read(call: IscCall): Promise<Incoming | ReplyDecision> {
     const { req, sip } = call;
-    const sender = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
+    // (an alias or number the sender was asserted as counts as the user: policies, barring, limits)
+    const asserted = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
+    const sender = this.deps.domain.canonical(asserted) ?? asserted;
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const contentTypeHeader = sip.headers.get('Content-Type') ?? 'text/plain';
     const contentType = headerValueOnly(contentTypeHeader);
@@ -207,6 +212,8 @@ export class PagerService implements IscService {
 
   /** A CPIM From names the authenticated sender (any of our host aliases, sip or im scheme). */
   private sameUser(cpimFrom: string, sender: string): boolean {
+    const ours = this.deps.domain.canonical(cpimFrom);
+    if (ours !== undefined && ours === this.deps.domain.canonical(sender)) return true;
     const a = userAndHost(cpimFrom);
     const b = userAndHost(sender);
     if (!a || !b || a.user !== b.user) return false;
@@ -233,7 +240,7 @@ export class PagerService implements IscService {
     const { call } = m;
     const to = m.target;
     const policy = await this.deps.policies.of(to);
-    const verdict = imPolicyVerdict(policy, m.sender);
+    const verdict = imPolicyVerdict(policy, m.sender, this.canonicalOf);
     if (verdict === 'reject') {
       await this.charge(m.ctx, 403, 'rejected', call.receivedAt, { reason: 'blocked by recipient' });
       return reply(403, 'Forbidden');
@@ -374,12 +381,13 @@ export class PagerService implements IscService {
       ...(message.kind === 'composing' ? { composing: true as const } : {}),
     };
     const via = message.via ?? '';
-    if (!this.deps.domain.canonical(member) || !(await this.deps.users.exists(member))) {
+    const memberAor = this.deps.domain.canonical(member);
+    if (!memberAor || !(await this.deps.users.exists(memberAor))) {
       await this.charge(copyCtx, 404, 'rejected', new Date(), { reason: 'member is not a user of ours', via });
       return;
     }
     const policy = await this.deps.policies.of(member);
-    const verdict = imPolicyVerdict(policy, message.sender);
+    const verdict = imPolicyVerdict(policy, message.sender, this.canonicalOf);
     if (verdict !== 'accept') {
       await this.charge(copyCtx, verdict === 'reject' ? 403 : 200, verdict === 'reject' ? 'rejected' : 'discarded', new Date(), { reason: 'blocked by recipient', via });
       return;
@@ -431,14 +439,14 @@ export class PagerService implements IscService {
     if (m.composing) return; // a typing indication is no conversation
     if (!this.deps.domain.canonical(owner)) return;
     const policy = await this.deps.policies.of(owner);
-    if (!keepsHistoryWith(policy, peer)) return;
+    if (!keepsHistoryWith(policy, peer, this.canonicalOf)) return;
     await this.deps.history.archive({
       owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
     }, policy.history.maxMessages);
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
-    if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender)) return;
+    if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender, this.canonicalOf)) return;
     await this.deps.history.archive({
       owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
       contentType: msg.contentType, body: msg.body, callId: msg.callId,

@@ -51,7 +51,8 @@ export function iscRoutes(deps: {
   // name; 404 for an unknown number, a name that is nobody's, or a URI not of our domain.
   // Read from the store, not the in-memory index: Kamailio caches the answer for a minute.
   router.get('/identity', async (ctx) => {
-    const uri = typeof ctx.query.uri === 'string' ? ctx.query.uri : '';
+    // ('+' reaches us unescaped, which a query string reads as a space: a URI has no spaces)
+    const uri = typeof ctx.query.uri === 'string' ? ctx.query.uri.replace(/ /g, '+') : '';
     const key = identityKey(uri, (h) => deps.domain.isLocalHost(h));
     let user = key ? await deps.users.holderOf(key) : undefined;
     if (!user && key?.startsWith('sip:') && (await deps.users.get(key.slice(4)))) user = key.slice(4);

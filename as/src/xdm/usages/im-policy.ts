@@ -92,11 +92,7 @@ function checkSet(c: Checker, node: XNode): void {
       if (u === undefined) continue;
       uris.push(u);
       entryStep ??= k.step;
-      try {
-        parseUri(u);
-      } catch {
-        c.constraint(`${node.local} entry uri "${u}" is not a sip:, sips: or tel: URI`);
-      }
+      if (!isPeerUri(u)) c.constraint(`${node.local} entry uri "${u}" is not a sip:, sips:, tel:, im: or pres: URI`);
     } else {
       c.attrs(k, {});
       const d = collapse(c.text(k));
@@ -119,11 +115,7 @@ function checkConversations(c: Checker, node: XNode): void {
     if (u === undefined) continue;
     uris.push(u);
     step ??= k.step;
-    try {
-      parseUri(u);
-    } catch {
-      c.constraint(`history conversation uri "${u}" is not a sip:, sips: or tel: URI`);
-    }
+    if (!isPeerUri(u)) c.constraint(`history conversation uri "${u}" is not a sip:, sips:, tel:, im: or pres: URI`);
   }
   checkUnique(c, `${node.sel}/${step ?? 'conversation'}/@uri`, uris, { key: senderKey });
 }
@@ -227,6 +219,17 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
 }
 
 /** Comparison key of a sender / entry: its address of record (sip and sips alike), else the text. */
+/** A SIP, SIPS or tel URI, or an im:/pres: one (RFC 3860/3859: user@host) naming the same user. */
+function isPeerUri(u: string): boolean {
+  if (/^(im|pres):[^@\s:;?<>]+@[^@\s;?<>]+$/i.test(u)) return true;
+  try {
+    parseUri(u);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function senderKey(uri: string): string {
   const u = uri.trim().replace(/^<(.*)>$/s, '$1');
   try {

@@ -3,11 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { evaluatePresRules } from '../../as/src/presence/pres-rules-evaluator.js';
 import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 import { IdentityIndex } from '../../as/src/users/identity-index.js';
 import { LocalDomain } from '../../as/src/users/local-domain.js';
 import { identityKey, normaliseE164 } from '../../as/src/users/public-identity.js';
 import { UserDirectory } from '../../as/src/users/user-directory.js';
+import { parseXml } from '../../as/src/xml/xml-tree.js';
+import { imPolicyUsage, imPolicyVerdict, keepsHistoryWith, readImPolicy } from '../../as/src/xdm/usages/im-policy.js';
 
 const ours = (h: string) => h === 'example.com' || h === '127.0.0.1';
 
@@ -98,5 +101,38 @@ describe('numbers and aliases of users', () => {
     assert.equal(domain.canonical('sip:ally@example.com'), 'sip:ally@example.com', 'the alias is no longer alice');
     await users.add('bob', 'secret', '+15551234');
     assert.equal(domain.canonical('tel:+15551234'), 'sip:bob@example.com');
+  });
+});
+
+describe('documents naming a user by another identity', () => {
+  // alice has the number +15551234 and the alias alice.smith
+  const held = new Map<string, string>([['tel:+15551234', 'alice'], ['sip:alice.smith', 'alice']]);
+  const domain = new LocalDomain('example.com', [], { userFor: (k) => held.get(k) });
+  const canonical = (uri: string) => domain.canonical(uri);
+
+  it('a pres-rule naming the watcher by alias, number or pres: URI applies to them', () => {
+    const rules = (id: string) => parseXml(`<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
+      <cp:rule id="r"><cp:conditions><cp:identity><cp:one id="${id}"/></cp:identity></cp:conditions>
+      <cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions></cp:rule></cp:ruleset>`);
+    const now = new Date();
+    for (const id of ['pres:alice@example.com', 'sip:alice.smith@example.com', 'tel:+1-555-1234', 'im:alice.smith@example.com']) {
+      assert.equal(evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now, canonical })?.subHandling, 'allow', id);
+      assert.equal(evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now }), undefined, `${id} without the mapping names nobody`);
+    }
+    assert.equal(evaluatePresRules(rules('pres:bob@example.com'), { watcher: 'sip:alice@example.com', anonymous: false, now, canonical }), undefined);
+  });
+
+  it('IM policy entries as im:/pres: URIs, aliases or numbers name the user; other schemes are still refused', () => {
+    const doc = '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="im:alice.smith@example.com"/><entry uri="pres:carol@example.com"/></blocked>'
+      + '<history><conversation uri="tel:+15551234"/></history></im-policy>';
+    assert.deepEqual(imPolicyUsage.validate(parseXml(doc), { xui: 'sip:bob@example.com', domain: 'example.com' }), []);
+    const bad = imPolicyUsage.validate(parseXml('<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="mailto:a@example.com"/></blocked></im-policy>'), { xui: 'sip:bob@example.com', domain: 'example.com' });
+    assert.equal(bad.length, 1);
+    const p = readImPolicy(parseXml(doc));
+    assert.equal(imPolicyVerdict(p, 'sip:alice@example.com', canonical), 'reject');
+    assert.equal(imPolicyVerdict(p, 'sip:carol@example.com', canonical), 'reject');
+    assert.equal(imPolicyVerdict(p, 'sip:dave@example.com', canonical), 'accept');
+    assert.equal(keepsHistoryWith(p, 'sip:alice@example.com', canonical), true);
+    assert.equal(keepsHistoryWith(p, 'sip:carol@example.com', canonical), false);
   });
 });

@@ -54,8 +54,15 @@ export function iscRoutes(deps: {
     // ('+' reaches us unescaped, which a query string reads as a space: a URI has no spaces)
     const uri = typeof ctx.query.uri === 'string' ? ctx.query.uri.replace(/ /g, '+') : '';
     const key = identityKey(uri, (h) => deps.domain.isLocalHost(h));
-    let user = key ? await deps.users.holderOf(key) : undefined;
-    if (!user && key?.startsWith('sip:') && (await deps.users.get(key.slice(4)))) user = key.slice(4);
+    let user: string | undefined;
+    try {
+      user = key ? await deps.users.holderOf(key) : undefined;
+      if (!user && key?.startsWith('sip:') && (await deps.users.get(key.slice(4)))) user = key.slice(4);
+    } catch {
+      // store outage: the in-memory index (as of the last change) still routes numbers and
+      // aliases; a name is taken as it is (the services answer for it)
+      user = deps.domain.userOf(uri);
+    }
     if (!user) {
       ctx.status = 404;
       ctx.body = { error: 'no such identity' };

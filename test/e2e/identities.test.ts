@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { buildRecipientListMessage } from '../../as/src/im/formats/recipient-list.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
-import { TestStack, type SippResult, portsFrom } from './stack.js';
+import { TestStack, type SippResult, eventually, portsFrom } from './stack.js';
 
 const USERS = ['alice', 'bob', 'carol'];
 const pw = (user: string) => `${user}-pw-1`;
@@ -40,10 +41,10 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
   let stack: TestStack;
 
   /** One MESSAGE to `ruri`, written as `scheme:[$to]...` for sipp, whose `to` is the user or number part. */
-  const send = (user: string, ruri: string, body: string, final: number, headers?: string[]) => {
+  const send = (user: string, ruri: string, body: string, final: number, headers?: string[], contentType?: string) => {
     const m = /^(\w+:)([^@;]+)(.*)$/.exec(ruri)!;
     const template = `${m[1]}[$to]${m[3]!.replace('@example.com', '@[$domain]')}`;
-    return stack.sipp(messageScenario({ final, body, ruri: template, headers }), { set: { user, to: m[2]! }, args: auth(user) });
+    return stack.sipp(messageScenario({ final, body, ruri: template, headers, contentType }), { set: { user, to: m[2]! }, args: auth(user) });
   };
 
   /** A UA answering `count` MESSAGEs, registered as `user` (wrapped: awaiting a returned sipp run would wait for it to end). */
@@ -160,6 +161,37 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
       assert.match(first, /at the desk/, target);
       assert.match(first, /entity="sip:alice@example\.com"/, target);
     }
+  });
+
+  it('sends a URI-list MESSAGE to recipients named by im:, tel: and pres: URIs: one copy per user', async () => {
+    const { uas } = await online('alice', 1);
+    const { contentType, body } = buildRecipientListMessage({
+      recipients: [{ uri: 'im:alice.smith@example.com' }, { uri: 'tel:+15551234' }, { uri: 'pres:carol@example.com' }],
+      message: { contentType: 'text/plain', body: 'to both of you' },
+    });
+    const r = await send('bob', 'sip:im-exploder@example.com', body, 202, ['Require: recipient-list-message'], contentType);
+    assert.equal(r.exitCode, 0, r.stdout);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    assert.equal(receivedMessages(got.messages)[0]?.body, 'to both of you');
+    // carol is offline: her copy is stored for her, and alice's two identities made one copy
+    const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
+    const stored = await eventually(async () => {
+      const list = await carol.get('/im/users/sip:carol@example.com/deferred');
+      const messages = (JSON.parse(list.body) as { messages: unknown[] }).messages;
+      return messages.length > 0 ? messages : undefined;
+    }, 5000, 'carol\'s stored copy');
+    assert.equal(stored.length, 1);
+    // the copies' charging records (terminating, same Call-ID): one for alice, one for carol
+    const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
+    const copies = await eventually(() => {
+      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
+      return l.length >= 2 ? l : undefined;
+    }, 5000, 'the copies charged');
+    await sleep(500);
+    const all = stack.cdrLines().filter((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
+    assert.equal(all.filter((c) => JSON.stringify(c).includes('sip:alice@example.com')).length, 1, `one copy for alice, named twice: ${JSON.stringify(copies)}`);
+    assert.equal(all.filter((c) => JSON.stringify(c).includes('sip:carol@example.com')).length, 1);
   });
 
   it('refuses a pres: or im: Request-URI with 416 (RFC 3861: the sender resolves them to SIP first)', async () => {

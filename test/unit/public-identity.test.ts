@@ -27,6 +27,7 @@ describe('public identity keys', () => {
     assert.equal(identityKey('tel:5551234;phone-context=example.com', ours), undefined);
     assert.equal(identityKey('tel:+1234567890123456', ours), undefined, 'more than 15 digits');
     assert.equal(identityKey('sip:+15551234@other.org;user=phone', ours), undefined);
+    assert.equal(identityKey('sip:5551234@example.com;user=phone', ours), 'sip:5551234', 'a local number stays a name');
     assert.equal(normaliseE164('+0123'), undefined, 'no country code starts with 0');
   });
 

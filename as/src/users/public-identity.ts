@@ -47,8 +47,9 @@ export function identityKey(uri: string, isLocalHost: (host: string) => boolean)
   if (!parsed.user || !isLocalHost(parsed.host)) return undefined;
   if (parsed.params.get('user')?.toLowerCase() === 'phone') {
     // a telephone-subscriber user part may carry its own parameters (;isub=, ;phone-context=)
+    // (a local number or a name marked user=phone stays the name it is written as)
     const n = normaliseE164(parsed.user.split(';')[0]!);
-    return n ? `tel:${n}` : undefined;
+    if (n) return `tel:${n}`;
   }
   return `sip:${parsed.user}`;
 }

@@ -84,6 +84,15 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     const alias = await stack.provision('add-alias', 'carol', 'alice.smith');
     assert.equal(alias.code, 1);
     assert.match(alias.out, /already an alias of sip:alice@example\.com/);
+    // set and take away again: carol's number and alias
+    for (const args of [['set-tel', 'carol', '+4930123456'], ['add-alias', 'carol', 'cee'], ['remove-tel', 'carol'], ['remove-alias', 'carol', 'cee']]) {
+      const r = await stack.provision(...args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
+    }
+    assert.match((await stack.provision('identities', 'carol')).out, /^tel: \(none\)\s*$/);
+    const none = await stack.provision('remove-tel', 'carol');
+    assert.equal(none.code, 1);
+    assert.match(none.out, /has no number/);
     const ids = await stack.provision('identities', 'alice');
     assert.equal(ids.code, 0, ids.out);
     assert.match(ids.out, /tel: \+15551234/);

@@ -12,7 +12,6 @@ import { messageScenario, receivedMessages, receiverScenario } from './im-scenar
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
 import { TestStack, type SippResult, eventually, portsFrom } from './stack.js';
 
-const USERS = ['alice', 'bob', 'carol'];
 const pw = (user: string) => `${user}-pw-1`;
 const auth = (u: string) => ['-au', u, '-ap', pw(u)];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

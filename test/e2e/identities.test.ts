@@ -202,6 +202,18 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     assert.equal(all.filter((c) => JSON.stringify(c).includes('sip:carol@example.com')).length, 1);
   });
 
+  it('applies a removed alias at once (Kamailio\'s cache of identities is emptied on the change)', async () => {
+    assert.equal((await stack.provision('add-alias', 'alice', 'ally')).code, 0);
+    const { uas } = await online('alice', 1);
+    const before = await send('bob', 'sip:ally@example.com', 'to ally', 200);
+    assert.equal(before.exitCode, 0, before.stdout);
+    assert.equal((await uas).exitCode, 0);
+    assert.equal((await stack.provision('remove-alias', 'alice', 'ally')).code, 0);
+    // well within the cache's 60 s: nobody is ally any more
+    const after = await send('bob', 'sip:ally@example.com', 'to ally again', 404);
+    assert.equal(after.exitCode, 0, after.stdout);
+  });
+
   it('refuses a pres: or im: Request-URI with 416 (RFC 3861: the sender resolves them to SIP first)', async () => {
     for (const scheme of ['im', 'pres']) {
       const r = await stack.sipp(messageScenario({ final: 416, body: 'x', ruri: `${scheme}:[$to]@[$domain]`, challenged: false }), { set: { user: 'bob', to: 'alice' } });

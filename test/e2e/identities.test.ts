@@ -135,16 +135,19 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
   });
 
   it('asserts an alias the user prefers (P-Preferred-Identity) and refuses one of another user (403)', async () => {
-    const { uas } = await online('bob', 1);
+    const { uas } = await online('bob', 2);
     const own = await send('alice', 'sip:bob@example.com', 'as my alias', 200, ['P-Preferred-Identity: <sip:alice.smith@example.com>']);
     assert.equal(own.exitCode, 0, own.stdout);
+    const number = await send('alice', 'sip:bob@example.com', 'as my number', 200, ['P-Preferred-Identity: "Alice" <tel:+1-555-1234>']);
+    assert.equal(number.exitCode, 0, number.stdout);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
-    const [msg] = receivedMessages(got.messages);
+    const [msg, byNumber] = receivedMessages(got.messages);
     assert.equal(msg?.header('P-Asserted-Identity'), '<sip:alice.smith@example.com>');
     assert.equal(msg?.header('P-Preferred-Identity'), undefined, 'the preference is not passed on');
+    assert.equal(byNumber?.header('P-Asserted-Identity'), '<tel:+1-555-1234>');
 
-    for (const foreign of ['<sip:bob.b@example.com>', '<sip:carol@example.com>', '<tel:+15559999>']) {
+    for (const foreign of ['<sip:bob.b@example.com>', '<sip:carol@example.com>', '<tel:+15559999>', '<pres:alice@example.com>']) {
       const r = await send('alice', 'sip:bob@example.com', 'as someone else', 403, [`P-Preferred-Identity: ${foreign}`]);
       assert.equal(r.exitCode, 0, `${foreign}: ${r.stdout}`);
       assert.match(r.messages, /SIP\/2\.0 403 Forbidden Preferred Identity/);

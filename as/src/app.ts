@@ -45,6 +45,7 @@ import { probeStore } from './store/store-probe.js';
 import { StoreOutages } from './store/store-fault.js';
 import type { Store } from './store/port.js';
 import { LocalDomain } from './users/local-domain.js';
+import { IdentityIndex } from './users/identity-index.js';
 import { UserDirectory } from './users/user-directory.js';
 import { VERSION } from './version.js';
 import { LocalChangeFeed, type ChangeFeed } from './cluster/change-feed.js';
@@ -186,7 +187,10 @@ export class ApplicationServer {
       // (what a user change sets off is declared in reactions.ts, built once every part exists)
       let reactions: Reactions | undefined;
       const users = new UserDirectory(store, config.sip.domain, async (user) => reactions?.userChanged(user));
-      const domain = new LocalDomain(config.sip.domain, config.sip.domainAliases);
+      // numbers and aliases of users, before anything canonicalises a URI
+      const identities = new IdentityIndex(users);
+      await identities.load();
+      const domain = new LocalDomain(config.sip.domain, config.sip.domainAliases, identities);
       const registrations = new Registrations(store, log.child({ svc: 'registrations' }));
       const uac = new UacClient({
         httpUrl: config.kamailio.httpUrl,
@@ -221,7 +225,7 @@ export class ApplicationServer {
       // Presence Server: publications, composition, authorization, watcher info
       const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
-      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling);
+      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling, (uri) => domain.canonical(uri));
       const presentities = new Presentities(users, config.presence.openDomain);
       const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }), maxComposedBytes: config.presence.maxComposedBytes, metrics });
       // Resource List Server (RFC 4662): list subscriptions share the presence package;
@@ -314,6 +318,8 @@ export class ApplicationServer {
         docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, imActivity, users,
         ...(welcome ? { welcome } : {}),
         dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
+        identities,
+        dropIdentityCache: async () => void (await kamailio.htableFlush('ident').catch(() => undefined)),
       }, { log, metrics });
       jobs
         .add({ name: 'publication-expiry', everyMs: 10_000, run: () => publications.sweepExpired() })
@@ -408,7 +414,7 @@ export class ApplicationServer {
       for (const r of [
         operatorPageRoutes({ ...opsView, sampler, sampleSeconds: config.ops.sampleSeconds, checks, version: VERSION, node: config.node.id }),
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
-        iscRoutes({ dispatcher, users, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
+        iscRoutes({ dispatcher, users, domain, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
         externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
         adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
         opsAdminRoutes(opsView),

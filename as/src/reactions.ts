@@ -50,6 +50,10 @@ export interface ReactingParts {
   users: { forget(user: string): void; clear(): void };
   /** Kamailio caches HA1s for a minute: drop a user's entry so that a change applies at once. */
   dropCredentials(user: string): Promise<void>;
+  /** The in-memory numbers and aliases (LocalDomain.canonical), rebuilt after a user change. */
+  identities: { load(): Promise<void> };
+  /** Kamailio caches which user a Request-URI names (route RESOLVE_TARGET): emptied on a change. */
+  dropIdentityCache(): Promise<void>;
 }
 
 const IM_POLICY_AUID = imPolicyUsage.auid;
@@ -104,6 +108,8 @@ function declare(p: ReactingParts): Declarations {
     user: [
       { name: 'user-cache', where: 'everywhere', run: (c) => p.users.forget(c.user) },
       { name: 'credential-cache', where: 'origin', run: (c) => p.dropCredentials(c.user) },
+      { name: 'identity-index', where: 'everywhere', run: () => p.identities.load() },
+      { name: 'identity-cache', where: 'origin', run: () => p.dropIdentityCache() },
     ],
     'remote-member': [
       { name: 'list-notify', where: 'everywhere', run: (c) => notifier.resourceChanged('presence', c.member, { direct: false }) },

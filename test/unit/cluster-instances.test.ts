@@ -85,6 +85,8 @@ describe('two instances on one store', () => {
       },
       imActivity: { policyChanged: async (user: string) => rec.record(`imActivity.policyChanged ${user}`) },
       dropCredentials: async (user: string) => rec.record(`kamailio.dropCredentials ${user}`),
+      identities: { load: async () => rec.record('identities.load') },
+      dropIdentityCache: async () => rec.record('kamailio.dropIdentityCache'),
     } as unknown as ReactingParts;
     const reactions = new Reactions(feed, parts, { log: silentLogger(), metrics });
     await feed.start();
@@ -115,17 +117,19 @@ describe('two instances on one store', () => {
     const b = await instance('as-b');
     await b.registrations.apply({ type: 'registration', aor: ALICE, ts: '100', contacts: [{ uri: 'sip:alice@192.0.2.1', expires: Math.floor(Date.now() / 1000) + 600 }] });
     await b.reactions.userChanged('alice');
-    await until('A\'s reactions', () => a.rec.calls.length === 3);
+    await until('A\'s reactions', () => a.rec.calls.length === 4);
     await sleep(100);
     // (the user's reactions run beside the registration's: another resource)
-    assert.deepEqual(a.rec.calls.filter((c) => !c.startsWith('users.')), ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`]);
+    assert.deepEqual(a.rec.calls.filter((c) => !c.startsWith('users.') && !c.startsWith('identities.')), ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`]);
     assert.deepEqual(a.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice'], 'A heard the user change too: it only drops its copy of the record');
-    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 6);
+    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 8);
     assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice']);
-    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.') && !c.startsWith('users.')), [
+    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.') && !c.startsWith('users.') && !c.startsWith('identities.')), [
       'regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`, `presence.networkSource ${ALICE}`, `forward.registrationChanged ${ALICE}`,
     ]);
-    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('kamailio.')), ['kamailio.dropCredentials alice']);
+    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('kamailio.')), ['kamailio.dropCredentials alice', 'kamailio.dropIdentityCache']);
+    // numbers and aliases are rebuilt on every instance (LocalDomain.canonical reads them)
+    assert.ok(a.rec.calls.includes('identities.load') && b.rec.calls.includes('identities.load'));
   });
 
   it('keeps the order of one presentity\'s changes on the other instance, and a failing reaction stops nothing', async () => {

@@ -207,9 +207,14 @@ describe('parseRecipientListMessage', () => {
       );
     });
 
+    it('takes im: and pres: recipients (RFC 3860/3859) as the same address as sip:', () => {
+      const m = parseRecipientListMessage(listBody('<list><entry uri="im:a@x.org"/><entry uri="sip:a@x.org"/><entry uri="pres:b@x.org"/></list>'), CT);
+      assert.deepEqual(m.recipients.map((r) => r.uri), ['im:a@x.org', 'pres:b@x.org']);
+    });
+
     it('400 for non SIP/tel URIs, entries without uri, bad attribute values', () => {
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="mailto:a@x.org"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips or tel URIs'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="http://x.org/"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips or tel URIs'));
+      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="mailto:a@x.org"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'));
+      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="http://x.org/"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'));
       assert.throws(() => parseRecipientListMessage(listBody('<list><entry/></list>'), CT), refused(400, 'recipient list entry without a uri'));
       assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:copyControl="from"/></list>'), CT), refused(400, 'invalid copyControl value in the recipient list'));
       assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:anonymize="yes"/></list>'), CT), refused(400, 'invalid anonymize value in the recipient list'));

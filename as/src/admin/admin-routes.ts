@@ -25,11 +25,42 @@ export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMess
     ctx.body = (await deps.users.list()).map((u) => ({ uri: `sip:${u.user}@${u.domain}`, createdAt: u.createdAt }));
   });
   router.post('/users', async (ctx) => {
-    const b = await jsonBody<{ user?: string; password?: string }>(ctx, 4096);
+    const b = await jsonBody<{ user?: string; password?: string; tel?: unknown }>(ctx, 4096);
     if (!b) return;
-    const rec = await deps.users.add(b.user ?? '', b.password ?? '');
+    if (b.tel !== undefined && typeof b.tel !== 'string') throw new UserError('tel must be a string such as "+15551234"', 'invalid');
+    const rec = await deps.users.add(b.user ?? '', b.password ?? '', b.tel);
     ctx.status = 201;
-    ctx.body = { uri: `sip:${rec.user}@${rec.domain}` };
+    ctx.body = { uri: `sip:${rec.user}@${rec.domain}`, ...(b.tel ? await deps.users.identitiesOf(rec.user) : {}) };
+  });
+  // A user's public identities besides their name: {"tel": "+15551234", "aliases": ["sip:..."]}
+  router.get('/users/:user/identities', async (ctx) => {
+    const user = ctx.params.user ?? '';
+    if (!(await deps.users.exists(user))) throw new UserError(`no user ${user}`, 'missing');
+    ctx.body = await deps.users.identitiesOf(user);
+  });
+  // {"tel": "+15551234"} gives the number (409 when another user has it); DELETE takes it away
+  router.put('/users/:user/tel', async (ctx) => {
+    const b = await jsonBody<{ tel?: unknown }>(ctx, 4096);
+    if (!b) return;
+    if (typeof b.tel !== 'string') throw new UserError('body must be {"tel": "+15551234"}', 'invalid');
+    await deps.users.setTel(ctx.params.user ?? '', b.tel);
+    ctx.status = 204;
+  });
+  router.delete('/users/:user/tel', async (ctx) => {
+    await deps.users.setTel(ctx.params.user ?? '', undefined);
+    ctx.status = 204;
+  });
+  // {"alias": "alice.smith"}: sip:alice.smith@<domain> reaches the user and counts as them
+  router.post('/users/:user/aliases', async (ctx) => {
+    const b = await jsonBody<{ alias?: unknown }>(ctx, 4096);
+    if (!b) return;
+    if (typeof b.alias !== 'string') throw new UserError('body must be {"alias": "alice.smith"}', 'invalid');
+    ctx.status = 201;
+    ctx.body = { uri: await deps.users.addAlias(ctx.params.user ?? '', b.alias) };
+  });
+  router.delete('/users/:user/aliases/:alias', async (ctx) => {
+    await deps.users.removeAlias(ctx.params.user ?? '', ctx.params.alias ?? '');
+    ctx.status = 204;
   });
   router.put('/users/:user/password', async (ctx) => {
     const b = await jsonBody<{ password?: string }>(ctx, 4096);

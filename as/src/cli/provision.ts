@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type AsConfig } from '../config/config.js';
 import { KamailioRpc } from '../isc/kamailio-rpc.js';
 import { silentLogger } from '../log/logger.js';
 import { openStore } from '../store/open-store.js';
-import { UserDirectory, UserError } from '../users/user-directory.js';
+import { UserDirectory, UserError, type UserIdentities } from '../users/user-directory.js';
 import { Progress } from './progress.js';
 
 const DEFAULT_CONFIG = 'run/as.json';
@@ -12,13 +12,21 @@ const DEFAULT_CONFIG = 'run/as.json';
 const HELP = `ims-provision - manage the SIP users of the IMS application server
 
 Usage:
-  ims-provision add USER (--password PASS | --password-stdin)
+  ims-provision add USER (--password PASS | --password-stdin) [--tel +15551234]
   ims-provision passwd USER (--password PASS | --password-stdin)
   ims-provision remove USER
   ims-provision list
   ims-provision import FILE        one "user,password" per line (# comments allowed)
   ims-provision bar-im USER        the user may no longer send instant messages (403)
   ims-provision unbar-im USER
+  ims-provision set-tel USER NUMBER    the user's E.164 number (tel:NUMBER and
+                                   sip:NUMBER@DOMAIN;user=phone reach them); one per user,
+                                   and a number belongs to one user only
+  ims-provision remove-tel USER
+  ims-provision add-alias USER ALIAS   sip:ALIAS@DOMAIN is another public identity of USER:
+                                   it reaches USER's registered contacts and counts as USER
+  ims-provision remove-alias USER ALIAS
+  ims-provision identities USER    the user's number and aliases
 
   USER is alice, alice@DOMAIN or sip:alice@DOMAIN (DOMAIN is sip.domain, default example.com).
   Only the digest HA1 of the password is stored.
@@ -36,6 +44,9 @@ interface Args {
   cmd: string;
   user?: string;
   password?: string;
+  tel?: string;
+  /** The second operand: NUMBER of set-tel, ALIAS of add-alias/remove-alias. */
+  arg?: string;
   config?: string;
 }
 
@@ -56,6 +67,8 @@ function parseArgs(argv: string[]): Args {
       args.password = argv[++i] ?? fail('--password needs a value');
     } else if (a === '--password-stdin') {
       args.password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
+    } else if (a === '--tel') {
+      args.tel = argv[++i] ?? fail('--tel needs a number such as +15551234');
     } else if (a === '--config') {
       args.config = argv[++i] ?? fail('--config needs a file');
     } else if (a.startsWith('--')) {
@@ -64,18 +77,25 @@ function parseArgs(argv: string[]): Args {
       rest.push(a);
     }
   }
-  const [cmd, user] = rest;
+  const [cmd, user, arg] = rest;
   if (!cmd) fail('missing command (see --help)');
-  if (['add', 'passwd', 'remove', 'bar-im', 'unbar-im'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
+  if (['add', 'passwd', 'remove', 'bar-im', 'unbar-im', 'set-tel', 'remove-tel', 'add-alias', 'remove-alias', 'identities'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
+  if (cmd === 'set-tel' && !arg) fail('set-tel needs a NUMBER (+15551234)');
+  if (['add-alias', 'remove-alias'].includes(cmd) && !arg) fail(`${cmd} needs an ALIAS`);
+  if (args.tel !== undefined && cmd !== 'add') fail('--tel goes with add (set-tel changes a number)');
   if (cmd === 'import' && !user) fail('import needs a FILE');
   if (['add', 'passwd'].includes(cmd) && args.password === undefined) fail(`${cmd} needs --password or --password-stdin`);
-  if (!['add', 'passwd', 'remove', 'list', 'import', 'bar-im', 'unbar-im'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
-  return { ...args, cmd, user } as Args;
+  if (!['add', 'passwd', 'remove', 'list', 'import', 'bar-im', 'unbar-im', 'set-tel', 'remove-tel', 'add-alias', 'remove-alias', 'identities'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
+  return { ...args, cmd, user, arg } as Args;
 }
 
 /** What the commands need, served by the running AS's admin API or by the store itself. */
 interface UserBackend {
-  add(user: string, password: string): Promise<string>;
+  add(user: string, password: string, tel?: string): Promise<string>;
+  setTel(user: string, tel: string | undefined): Promise<void>;
+  addAlias(user: string, alias: string): Promise<string>;
+  removeAlias(user: string, alias: string): Promise<void>;
+  identities(user: string): Promise<UserIdentities>;
   passwd(user: string, password: string): Promise<void>;
   remove(user: string): Promise<void>;
   setImBarred(user: string, barred: boolean): Promise<void>;
@@ -91,7 +111,7 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
   const call = async (method: string, path: string, body?: unknown): Promise<string> => {
     const res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(5000) });
     const text = await res.text();
-    if (res.status >= 400) throw new UserError((JSON.parse(text || '{}') as { error?: string }).error ?? `HTTP ${res.status}`, res.status === 409 ? 'exists' : 'invalid');
+    if (res.status >= 400) throw new UserError((JSON.parse(text || '{}') as { error?: string }).error ?? `HTTP ${res.status}`, res.status === 409 ? 'exists' : res.status === 404 ? 'missing' : 'invalid');
     return text;
   };
   try {
@@ -102,7 +122,11 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
   }
   const enc = encodeURIComponent;
   return {
-    add: async (user, password) => (JSON.parse(await call('POST', '/users', { user, password })) as { uri: string }).uri,
+    add: async (user, password, tel) => (JSON.parse(await call('POST', '/users', { user, password, ...(tel !== undefined ? { tel } : {}) })) as { uri: string }).uri,
+    setTel: async (user, tel) => void (tel === undefined ? await call('DELETE', `/users/${enc(user)}/tel`) : await call('PUT', `/users/${enc(user)}/tel`, { tel })),
+    addAlias: async (user, alias) => (JSON.parse(await call('POST', `/users/${enc(user)}/aliases`, { alias })) as { uri: string }).uri,
+    removeAlias: async (user, alias) => void (await call('DELETE', `/users/${enc(user)}/aliases/${enc(alias)}`)),
+    identities: async (user) => JSON.parse(await call('GET', `/users/${enc(user)}/identities`)) as UserIdentities,
     passwd: async (user, password) => void (await call('PUT', `/users/${enc(user)}/password`, { password })),
     remove: async (user) => void (await call('DELETE', `/users/${enc(user)}`)),
     setImBarred: async (user, barred) => void (await call('PUT', `/users/${enc(user)}/im-barred`, { barred })),
@@ -115,11 +139,21 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
 async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
   const store = await openStore({ mongodbUri: cfg.store.mongodbUri || undefined, dataDir: cfg.store.dataDir, log: silentLogger() });
   const kamailio = new KamailioRpc({ httpUrl: cfg.kamailio.httpUrl, secret: cfg.isc.secret, timeoutMs: 1000 });
-  const users = new UserDirectory(store, cfg.sip.domain, async (u) => kamailio.htableDelete('cred', u).catch(() => undefined));
+  const users = new UserDirectory(store, cfg.sip.domain, async (u) => {
+    await kamailio.htableDelete('cred', u).catch(() => undefined);
+    await kamailio.htableFlush('ident').catch(() => undefined);
+  });
   return {
-    add: async (user, password) => {
-      const rec = await users.add(user, password);
+    add: async (user, password, tel) => {
+      const rec = await users.add(user, password, tel);
       return `sip:${rec.user}@${rec.domain}`;
+    },
+    setTel: (user, tel) => users.setTel(user, tel),
+    addAlias: (user, alias) => users.addAlias(user, alias),
+    removeAlias: (user, alias) => users.removeAlias(user, alias),
+    identities: async (user) => {
+      if (!(await users.exists(user))) throw new UserError(`no user ${user}`, 'missing');
+      return users.identitiesOf(user);
     },
     passwd: (user, password) => users.setPassword(user, password),
     remove: (user) => users.remove(user),
@@ -152,8 +186,25 @@ async function importUsers(backend: UserBackend, file: string): Promise<string> 
 
 async function run(backend: UserBackend, a: Args): Promise<string> {
   switch (a.cmd) {
-    case 'add':
-      return `added ${await backend.add(a.user!, a.password!)}`;
+    case 'add': {
+      const uri = await backend.add(a.user!, a.password!, a.tel);
+      return a.tel ? `added ${uri} with number ${(await backend.identities(a.user!)).tel}` : `added ${uri}`;
+    }
+    case 'set-tel':
+      await backend.setTel(a.user!, a.arg!);
+      return `${a.user} now has number ${(await backend.identities(a.user!)).tel}`;
+    case 'remove-tel':
+      await backend.setTel(a.user!, undefined);
+      return `${a.user} has no number now`;
+    case 'add-alias':
+      return `${await backend.addAlias(a.user!, a.arg!)} is now an alias of ${a.user}`;
+    case 'remove-alias':
+      await backend.removeAlias(a.user!, a.arg!);
+      return `${a.arg} is no longer an alias of ${a.user}`;
+    case 'identities': {
+      const ids = await backend.identities(a.user!);
+      return [`tel: ${ids.tel ?? '(none)'}`, ...ids.aliases.map((x) => `alias: ${x}`)].join('\n');
+    }
     case 'passwd':
       await backend.passwd(a.user!, a.password!);
       return `password changed for ${a.user}`;

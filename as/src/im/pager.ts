@@ -162,7 +162,9 @@ export class PagerService implements IscService {
 
   private async read(call: IscCall): Promise<Incoming | ReplyDecision> {
     const { req, sip } = call;
-    const sender = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
+    // (an alias or number the sender was asserted as counts as the user: policies, barring, limits)
+    const asserted = req.asserted ?? safeUri(sip.headers.get('From') ?? '');
+    const sender = this.deps.domain.canonical(asserted) ?? asserted;
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const contentTypeHeader = sip.headers.get('Content-Type') ?? 'text/plain';
     const contentType = headerValueOnly(contentTypeHeader);
@@ -210,6 +212,8 @@ export class PagerService implements IscService {
 
   /** A CPIM From names the authenticated sender (any of our host aliases, sip or im scheme). */
   private sameUser(cpimFrom: string, sender: string): boolean {
+    const ours = this.deps.domain.canonical(cpimFrom);
+    if (ours !== undefined && ours === this.deps.domain.canonical(sender)) return true;
     const a = userAndHost(cpimFrom);
     const b = userAndHost(sender);
     if (!a || !b || a.user !== b.user) return false;
@@ -379,7 +383,8 @@ export class PagerService implements IscService {
       ...(message.kind === 'composing' ? { composing: true as const } : {}),
     };
     const via = message.via ?? '';
-    if (!this.deps.domain.canonical(member) || !(await this.deps.users.exists(member))) {
+    const memberAor = this.deps.domain.canonical(member);
+    if (!memberAor || !(await this.deps.users.exists(memberAor))) {
       await this.charge(copyCtx, 404, 'rejected', new Date(), { reason: 'member is not a user of ours', via });
       return;
     }
@@ -435,14 +440,14 @@ export class PagerService implements IscService {
     if (m.composing) return; // a typing indication is no conversation
     if (!this.deps.domain.canonical(owner)) return;
     const policy = await this.deps.policies.of(owner);
-    if (!keepsHistoryWith(policy, peer)) return;
+    if (!keepsHistoryWith(policy, peer, this.participation.canonicalOf)) return;
     await this.deps.history.archive({
       owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
     }, policy.history.maxMessages);
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
-    if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender)) return;
+    if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender, this.participation.canonicalOf)) return;
     await this.deps.history.archive({
       owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
       contentType: msg.contentType, body: msg.body, callId: msg.callId,

@@ -245,7 +245,7 @@ export class SessionService {
       if (!this.deps.domain.canonical(owner)) continue;
       const policy = await this.deps.policies.of(owner);
       // a conversation kept by name is matched on the other party's real identity
-      if (!keepsHistoryWith(policy, owner === s.caller ? s.callee : s.caller)) continue;
+      if (!keepsHistoryWith(policy, owner === s.caller ? s.callee : s.caller, this.participation.canonicalOf)) continue;
       await this.deps.history.archive({ owner, direction, peer, at, contentType: m.contentType, body: m.text, callId: s.callId }, policy.history.maxMessages);
     }
   }

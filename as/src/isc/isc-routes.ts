@@ -1,5 +1,7 @@
 import Router from 'koa-router';
 import { jsonBody } from '../http/json-body.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import { identityKey } from '../users/public-identity.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import type { IscDispatcher } from './dispatcher.js';
 import { iscGuard } from './guard.js';
@@ -8,6 +10,7 @@ import { iscGuard } from './guard.js';
 export function iscRoutes(deps: {
   dispatcher: IscDispatcher;
   users: UserDirectory;
+  domain: LocalDomain;
   secret: string;
   trustedAddresses: readonly string[] | (() => readonly string[]);
   bodyLimit: number;
@@ -41,6 +44,31 @@ export function iscRoutes(deps: {
       return;
     }
     ctx.body = { ha1: rec.ha1 };
+  });
+
+  // Which user a Request-URI (or a P-Preferred-Identity) names, for Kamailio's routing (route
+  // RESOLVE_TARGET): {"user":"alice"} for a provisioned number or alias, or for a user's own
+  // name; 404 for an unknown number, a name that is nobody's, or a URI not of our domain.
+  // Read from the store, not the in-memory index: Kamailio caches the answer for a minute.
+  router.get('/identity', async (ctx) => {
+    // ('+' reaches us unescaped, which a query string reads as a space: a URI has no spaces)
+    const uri = typeof ctx.query.uri === 'string' ? ctx.query.uri.replace(/ /g, '+') : '';
+    const key = identityKey(uri, (h) => deps.domain.isLocalHost(h));
+    let user: string | undefined;
+    try {
+      user = key ? await deps.users.holderOf(key) : undefined;
+      if (!user && key?.startsWith('sip:') && (await deps.users.get(key.slice(4)))) user = key.slice(4);
+    } catch {
+      // store outage: the in-memory index (as of the last change) still routes numbers and
+      // aliases; a name is taken as it is (the services answer for it)
+      user = deps.domain.userOf(uri);
+    }
+    if (!user) {
+      ctx.status = 404;
+      ctx.body = { error: 'no such identity' };
+      return;
+    }
+    ctx.body = { user };
   });
 
   return router;

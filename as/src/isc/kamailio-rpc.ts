@@ -58,4 +58,9 @@ export class KamailioRpc {
   async htableDelete(table: string, key: string): Promise<void> {
     await this.call('htable.delete', [table, key]);
   }
+
+  /** Empties a whole table (e.g. the identity cache, after any number or alias changed). */
+  async htableFlush(table: string): Promise<void> {
+    await this.call('htable.flush', [table]);
+  }
 }

@@ -32,12 +32,17 @@ export class PresenceAuthorizer {
    */
   private readonly rules = new LoadingCache<XmlDocument | null>({ maxEntries: RULES_CACHE_ENTRIES });
 
-  constructor(private readonly docs: XdmDocuments, private readonly fallback: SubHandling = 'confirm') {}
+  constructor(
+    private readonly docs: XdmDocuments,
+    private readonly fallback: SubHandling = 'confirm',
+    /** A user's aliases, number and pres: URIs in rules name the user (LocalDomain.canonical). */
+    private readonly canonical?: (uri: string) => string | undefined,
+  ) {}
 
   async decide(resource: string, watcher: string | undefined, now = new Date()): Promise<PresenceGrant> {
     if (watcher === resource) return { handling: 'allow', rules: ['self'] };
     const rules = await this.rulesOf(resource);
-    const decision = rules && evaluatePresRules(rules, { watcher: watcher ?? 'sip:anonymous@anonymous.invalid', anonymous: !watcher, now });
+    const decision = rules && evaluatePresRules(rules, { watcher: watcher ?? 'sip:anonymous@anonymous.invalid', anonymous: !watcher, now, ...(this.canonical ? { canonical: this.canonical } : {}) });
     if (decision) return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
     return { handling: this.fallback, rules: [] };
   }

@@ -38,6 +38,11 @@ export interface PresRulesRequest {
    * when the caller cannot resolve it (the condition then does not hold for that entry).
    */
   externalListMembers?: (anchor: string) => readonly string[] | undefined;
+  /**
+   * The address of record of a URI naming one of our users by another public identity (an
+   * alias, a number, pres:/im:), so that a rule naming any of them matches the user.
+   */
+  canonical?: (uri: string) => string | undefined;
 }
 
 export interface PresRulesDecision {
@@ -58,8 +63,9 @@ interface Identity {
   host: string | undefined;
 }
 
-function identityOf(uri: string): Identity {
-  const u = uri.trim().replace(/^<(.*)>$/s, '$1');
+function identityOf(uri: string, canonical?: (uri: string) => string | undefined): Identity {
+  let u = uri.trim().replace(/^<(.*)>$/s, '$1');
+  u = canonical?.(u) ?? u;
   try {
     const p = parseUri(u);
     return { key: aor(p), host: p.scheme === 'tel' ? undefined : p.host };
@@ -89,11 +95,11 @@ class RuleEvaluator {
   private readonly watcher: Identity;
 
   constructor(private readonly req: PresRulesRequest) {
-    this.watcher = identityOf(req.watcher);
+    this.watcher = identityOf(req.watcher, req.canonical);
   }
 
   private sameIdentity(uri: string): boolean {
-    return identityOf(uri).key === this.watcher.key;
+    return identityOf(uri, this.req.canonical).key === this.watcher.key;
   }
 
   private inDomain(domain: string): boolean {

@@ -1,4 +1,10 @@
 import { parseUri } from '../sip/index.js';
+import { identityKey, type IdentityKey } from './public-identity.js';
+
+/** Who holds a provisioned number or alias (in memory: canonicalisation is synchronous). */
+export interface IdentityLookup {
+  userFor(key: IdentityKey): string | undefined;
+}
 
 /**
  * The SIP domain we serve, with its aliases (127.0.0.1 by default): decides whether a URI
@@ -7,7 +13,11 @@ import { parseUri } from '../sip/index.js';
 export class LocalDomain {
   private readonly hosts: Set<string>;
 
-  constructor(readonly domain: string, aliases: readonly string[] = []) {
+  /** Numbers and aliases of users; set once the index is loaded (app.ts). */
+  identities: IdentityLookup | undefined;
+
+  constructor(readonly domain: string, aliases: readonly string[] = [], identities?: IdentityLookup) {
+    this.identities = identities;
     this.domain = domain.toLowerCase();
     this.hosts = new Set([this.domain, ...aliases.map((a) => a.toLowerCase())]);
   }
@@ -16,16 +26,18 @@ export class LocalDomain {
     return this.hosts.has(host.toLowerCase());
   }
 
-  /** `sip:user@domain` for a URI of one of our users (any alias), undefined otherwise. */
+  /**
+   * `sip:user@domain` for a URI naming one of our users: on our domain or an alias host, a
+   * pres:/im: URI (RFC 3859/3860), a provisioned alias of the user (another public identity)
+   * or their number (tel:, sip:...;user=phone). Undefined otherwise (an unknown number too).
+   */
   canonical(uri: string): string | undefined {
-    let parsed;
-    try {
-      parsed = parseUri(uri.trim().replace(/^<|>$/g, ''));
-    } catch {
-      return undefined;
-    }
-    if (parsed.scheme === 'tel' || !parsed.user || !this.isLocalHost(parsed.host)) return undefined;
-    return `sip:${parsed.user}@${this.domain}`;
+    const key = identityKey(uri, (h) => this.isLocalHost(h));
+    if (!key) return undefined;
+    const owner = this.identities?.userFor(key);
+    if (owner) return `sip:${owner}@${this.domain}`;
+    if (key.startsWith('tel:')) return undefined;
+    return `sip:${key.slice(4)}@${this.domain}`;
   }
 
   /**

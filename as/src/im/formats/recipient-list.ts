@@ -157,9 +157,11 @@ class Collector {
     const uri = raw.trim();
     let parsed: SipUri;
     try {
-      parsed = parseUri(uri);
+      // an im:/pres: URI (RFC 3860/3859) names the same address as sip:user@host: one key for both
+      const imPres = /^(?:im|pres):([^@\s:;?]+@[^@\s;?]+)$/i.exec(uri);
+      parsed = parseUri(imPres ? `sip:${imPres[1]}` : uri);
     } catch {
-      refuse(400, 'recipient URIs must be sip, sips or tel URIs');
+      refuse(400, 'recipient URIs must be sip, sips, tel, im or pres URIs');
     }
     const key = recipientKey(parsed);
     if (this.seen.has(key)) return; // first occurrence wins

@@ -104,11 +104,7 @@ class UriEntries {
     if (u === undefined) return;
     this.uris.push(u);
     this.step ??= k.step;
-    try {
-      parseUri(u);
-    } catch {
-      this.c.constraint(`${this.what} uri "${u}" is not a sip:, sips: or tel: URI`);
-    }
+    if (!isPeerUri(u)) this.c.constraint(`${this.what} uri "${u}" is not a sip:, sips:, tel:, im: or pres: URI`);
   }
 
   /** Each address of record once. */
@@ -271,6 +267,17 @@ function readHoldWhen(value: string): HoldCondition[] | undefined {
   return HOLD_CONDITIONS.filter((c) => tokens.includes(c));
 }
 
+/** A SIP, SIPS or tel URI, or an im:/pres: one (RFC 3860/3859: user@host) naming the same user. */
+function isPeerUri(u: string): boolean {
+  if (/^(im|pres):[^@\s:;?<>]+@[^@\s;?<>]+$/i.test(u)) return true;
+  try {
+    parseUri(u);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Comparison key of a sender / entry: its address of record (sip and sips alike), else the text. */
 function senderKey(uri: string): string {
   const u = uri.trim().replace(/^<(.*)>$/s, '$1');
@@ -281,8 +288,19 @@ function senderKey(uri: string): string {
   }
 }
 
-function matches(set: SenderSet, sender: string): boolean {
-  if (set.uris.includes(senderKey(sender))) return true;
+/** Maps one of our users' other public identities (alias, number, im:) to their AoR. */
+export type Canonical = (uri: string) => string | undefined;
+
+/** One identity's key in a list: the user's address of record when it is one of ours. */
+function listed(uris: readonly string[], peer: string, canonical?: Canonical): boolean {
+  if (uris.includes(senderKey(peer))) return true;
+  if (!canonical) return false;
+  const key = canonical(peer);
+  return key !== undefined && uris.some((u) => canonical(u) === key);
+}
+
+function matches(set: SenderSet, sender: string, canonical?: Canonical): boolean {
+  if (listed(set.uris, sender, canonical)) return true;
   let host: string | undefined;
   try {
     const p = parseUri(sender.trim().replace(/^<(.*)>$/s, '$1'));
@@ -297,14 +315,14 @@ function matches(set: SenderSet, sender: string): boolean {
  * The decision for a message from `sender`: 'accept', or the blocked-action ('reject' /
  * 'discard') when the sender is blocked, or not allowed in allow-only mode.
  */
-export function imPolicyVerdict(policy: ImPolicy, sender: string): 'accept' | BlockedAction {
-  const refused = matches(policy.blocked, sender) || (policy.mode === 'allow-only' && !matches(policy.allowed, sender));
+export function imPolicyVerdict(policy: ImPolicy, sender: string, canonical?: Canonical): 'accept' | BlockedAction {
+  const refused = matches(policy.blocked, sender, canonical) || (policy.mode === 'allow-only' && !matches(policy.allowed, sender, canonical));
   return refused ? policy.blockedAction : 'accept';
 }
 
 /** Whether the user's history keeps the conversation with `peer`: all history on, or that peer listed. */
-export function keepsHistoryWith(policy: ImPolicy, peer: string): boolean {
-  return policy.history.enabled || (policy.history.conversations.length > 0 && policy.history.conversations.includes(senderKey(peer)));
+export function keepsHistoryWith(policy: ImPolicy, peer: string, canonical?: Canonical): boolean {
+  return policy.history.enabled || (policy.history.conversations.length > 0 && listed(policy.history.conversations, peer, canonical));
 }
 
 /** The default document, as XML text. */

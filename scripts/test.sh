@@ -8,7 +8,8 @@ bash scripts/install.sh
 command -v curl >/dev/null || { apt-get install -y -qq curl >/dev/null; }
 
 # the linter (type-aware: no floating promise, no unused code) before any test
-echo "[test] eslint"
+echo "[test] prettier and eslint"
+npx prettier --check "as/**/*.ts" "test/**/*.ts" eslint.config.js
 npx eslint --max-warnings 0 .
 
 suites=(build/test/unit build/test/contract build/test/integration build/test/e2e)

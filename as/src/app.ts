@@ -134,20 +134,42 @@ export class ApplicationServer {
    * `metrics` may come from main, which counts process-level failures in the same registry;
    * `reread` reads the configuration again for a reload (main: the same file and environment).
    */
-  static async start(config: AsConfig, log: Logger, metrics = new Metrics(), reread: () => AsConfig = () => loadConfig()): Promise<ApplicationServer> {
+  static async start(
+    config: AsConfig,
+    log: Logger,
+    metrics = new Metrics(),
+    reread: () => AsConfig = () => loadConfig(),
+  ): Promise<ApplicationServer> {
     const startedAt = new Date();
     // stalls of the event loop (GC, a large synchronous task) delay every answer: watch them
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
     // store outages the clients met (answered 503), for /health
     const outages = new StoreOutages();
-    const store = await openStore({ mongodbUri: config.store.mongodbUri || undefined, dataDir: config.store.dataDir, log: log.child({ svc: 'store' }), metrics });
+    const store = await openStore({
+      mongodbUri: config.store.mongodbUri || undefined,
+      dataDir: config.store.dataDir,
+      log: log.child({ svc: 'store' }),
+      metrics,
+    });
     log.info({ engine: store.engine }, 'store open');
     // several instances on one store: changes travel through it, timer jobs are leased in it
     const feed: ChangeFeed = config.cluster.sharedStore
-      ? new StoreChangeFeed({ store, instance: config.node.id, pollMs: config.cluster.feedPollMs, log: log.child({ svc: 'feed' }), metrics })
+      ? new StoreChangeFeed({
+          store,
+          instance: config.node.id,
+          pollMs: config.cluster.feedPollMs,
+          log: log.child({ svc: 'feed' }),
+          metrics,
+        })
       : new LocalChangeFeed();
-    const jobs = new SingletonJobs({ store, instance: config.node.id, ttlMs: config.cluster.leaseSeconds * 1000, log: log.child({ svc: 'jobs' }), metrics });
+    const jobs = new SingletonJobs({
+      store,
+      instance: config.node.id,
+      ttlMs: config.cluster.leaseSeconds * 1000,
+      log: log.child({ svc: 'jobs' }),
+      metrics,
+    });
     try {
       const charging = new Charging({
         store,
@@ -164,8 +186,13 @@ export class ApplicationServer {
           originatingIOI: config.charging.originatingIoi || config.sip.domain,
           terminatingIOI: config.charging.terminatingIoi || config.sip.domain,
         },
-        berFiles: { maxBytes: config.charging.fileMaxBytes, maxSeconds: config.charging.fileMaxSeconds, maxRecords: config.charging.fileMaxRecords },
-        log: log.child({ svc: 'charging' }), metrics,
+        berFiles: {
+          maxBytes: config.charging.fileMaxBytes,
+          maxSeconds: config.charging.fileMaxSeconds,
+          maxRecords: config.charging.fileMaxRecords,
+        },
+        log: log.child({ svc: 'charging' }),
+        metrics,
         jobs,
         ...(config.charging.rf.peers.trim()
           ? {
@@ -173,7 +200,8 @@ export class ApplicationServer {
                 peers: parseRfPeers(config.charging.rf.peers),
                 originHost: config.charging.rf.originHost || `${config.node.id}.${config.sip.domain}`,
                 originRealm: config.charging.rf.originRealm || config.sip.domain,
-                destinationRealm: config.charging.rf.destinationRealm || config.charging.rf.originRealm || config.sip.domain,
+                destinationRealm:
+                  config.charging.rf.destinationRealm || config.charging.rf.originRealm || config.sip.domain,
                 hostIpAddress: isIP(config.node.address) ? config.node.address : '127.0.0.1',
                 watchdogMs: config.charging.rf.watchdogSeconds * 1000,
               },
@@ -208,7 +236,10 @@ export class ApplicationServer {
       await docs.start();
       const core = new URL(config.kamailio.sipUri.replace(/^sips?:/, 'http://'));
       const notifier = new Notifier({
-        store, uac, charging, metrics,
+        store,
+        uac,
+        charging,
+        metrics,
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
         viaLocation: (target) => domain.needsLocationLookup(target),
@@ -219,41 +250,93 @@ export class ApplicationServer {
       });
       // read before anything listens: a wrong path stops the start naming the setting
       const xcapTls = readTlsCredentials(config.xdm.tlsCert, config.xdm.tlsKey, 'xdm.tlsCert/xdm.tlsKey');
-      const xcapRoot = config.xdm.publicRoot || `${xcapTls ? 'https' : 'http'}://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
+      const xcapRoot =
+        config.xdm.publicRoot ||
+        `${xcapTls ? 'https' : 'http'}://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
       notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
 
       // Presence Server: publications, composition, authorization, watcher info
       const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
       const armed = await publications.start();
-      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling, (uri) => domain.canonical(uri));
+      const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling, (uri) =>
+        domain.canonical(uri),
+      );
       const presentities = new Presentities(users, config.presence.openDomain);
-      const presenceState = new PresenceState({ publications, docs, log: log.child({ svc: 'presence' }), maxComposedBytes: config.presence.maxComposedBytes, metrics });
+      const presenceState = new PresenceState({
+        publications,
+        docs,
+        log: log.child({ svc: 'presence' }),
+        maxComposedBytes: config.presence.maxComposedBytes,
+        metrics,
+      });
       // Resource List Server (RFC 4662): list subscriptions share the presence package;
       // members in other domains through back-end subscriptions
       const backend = new BackendSubscriptions({
-        store, uac, identity: `sip:rls@${domain.domain}`, contact: `sip:rls@${core.host}`,
-        stillWanted: async (member) => (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
-        log: log.child({ svc: 'rls' }), metrics,
+        store,
+        uac,
+        identity: `sip:rls@${domain.domain}`,
+        contact: `sip:rls@${core.host}`,
+        stillWanted: async (member) =>
+          (await notifier.find({ event: 'presence', watches: member, state: { $ne: 'terminated' } })).length > 0,
+        log: log.child({ svc: 'rls' }),
+        metrics,
       });
       backend.start(jobs);
       const lists = new ResourceListServer({
-        docs, domain, presentities, authorizer, state: presenceState, notifier: () => notifier, backend,
+        docs,
+        domain,
+        presentities,
+        authorizer,
+        state: presenceState,
+        notifier: () => notifier,
+        backend,
         // getters: a reload changes config.presence in place
         limits: {
-          get maxNotifyBytes() { return config.presence.maxNotifyBytes; },
-          get maxMembers() { return config.presence.maxListMembers; },
-          get maxDepth() { return config.presence.maxListDepth; },
+          get maxNotifyBytes() {
+            return config.presence.maxNotifyBytes;
+          },
+          get maxMembers() {
+            return config.presence.maxListMembers;
+          },
+          get maxDepth() {
+            return config.presence.maxListDepth;
+          },
         },
-        log: log.child({ svc: 'rls' }), metrics,
+        log: log.child({ svc: 'rls' }),
+        metrics,
       });
       notifier
-        .register(new PresencePackage({ presentities, domain, authorizer, state: presenceState, lists, expiry: config.presence }))
-        .register(new WatcherInfoPackage({ domain, notifier: () => notifier, watchedPackage: 'presence', expiry: config.presence }));
+        .register(
+          new PresencePackage({
+            presentities,
+            domain,
+            authorizer,
+            state: presenceState,
+            lists,
+            expiry: config.presence,
+          }),
+        )
+        .register(
+          new WatcherInfoPackage({
+            domain,
+            notifier: () => notifier,
+            watchedPackage: 'presence',
+            expiry: config.presence,
+          }),
+        );
       const presence = new PresenceService({
-        presentities, domain, publications, notifier, authorizer, registrations, charging, backend,
+        presentities,
+        domain,
+        publications,
+        notifier,
+        authorizer,
+        registrations,
+        charging,
+        backend,
         // (the running settings underneath, so a reload's new bounds apply at once)
         limits: Object.assign(Object.create(config.presence) as AsConfig['presence'], { maxBodyBytes: 64 * 1024 }),
-        log: log.child({ svc: 'presence' }), metrics,
+        log: log.child({ svc: 'presence' }),
+        metrics,
       });
       // Registration event package (RFC 3680): a user's devices watch their own registrations
       const regPackage = new RegPackage({ registrations, domain });
@@ -267,8 +350,16 @@ export class ApplicationServer {
       const imPolicies = new ImPolicies(docs);
       const messageStore = new MessageStore(store, config.node.id);
       const forward = new StoreAndForward({
-        store: messageStore, uac, registrations, charging, policyOf: (u) => imPolicies.of(u),
-        domain: config.sip.domain, limits: config.im, metrics, log: imLog, jobs,
+        store: messageStore,
+        uac,
+        registrations,
+        charging,
+        policyOf: (u) => imPolicies.of(u),
+        domain: config.sip.domain,
+        limits: config.im,
+        metrics,
+        log: imLog,
+        jobs,
         presenceOf: (u) => presenceState.ownPresence(u),
       });
       const imActivity = new ImActivity({ publications, policyOf: (u) => imPolicies.of(u), log: imLog });
@@ -279,108 +370,249 @@ export class ApplicationServer {
         warnPercent: config.im.historyWarnPercent,
         warn: (owner, text) => {
           imLog.info({ owner }, 'history nearly full: telling the user');
-          contain({ log: imLog, metrics }, 'history-notice', messenger.send(owner, text)
-            .then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome')), { owner });
+          contain(
+            { log: imLog, metrics },
+            'history-notice',
+            messenger.send(owner, text).then((out) => imLog.info({ owner, code: out.code }, 'history notice outcome')),
+            { owner },
+          );
         },
       });
       await history.start();
       await forward.start();
       // per-user flood limits, one counter per user and minute shared by every instance
       const rateLimits = new UserRateLimits({
-        store, metrics, log: log.child({ svc: 'limits' }),
-        limitOf: (kind) => (kind === 'message' ? config.im.messagesPerMinute : kind === 'group' ? config.im.groupMessagesPerMinute : config.presence.subscribesPerMinute),
+        store,
+        metrics,
+        log: log.child({ svc: 'limits' }),
+        limitOf: (kind) =>
+          kind === 'message'
+            ? config.im.messagesPerMinute
+            : kind === 'group'
+              ? config.im.groupMessagesPerMinute
+              : config.presence.subscribesPerMinute,
       });
       await rateLimits.start();
       const pager = new PagerService({
-        users, domain, registrations, charging, policies: imPolicies, groups: new GroupDirectory(docs), forward, history,
-        limits: config.im, nodeAddress: config.node.address, metrics, log: imLog, rateLimits,
+        users,
+        domain,
+        registrations,
+        charging,
+        policies: imPolicies,
+        groups: new GroupDirectory(docs),
+        forward,
+        history,
+        limits: config.im,
+        nodeAddress: config.node.address,
+        metrics,
+        log: imLog,
+        rateLimits,
       });
       const welcome = config.im.welcome
         ? new Welcome({ store, docs, messenger, xcapRoot, nodeId: config.node.id, log: imLog })
         : undefined;
       // Session mode: INVITE with an MSRP offer, the media anchored at this instance
       const msrpSwitch = new MsrpSwitch({
-        host: config.msrp.host, port: config.msrp.port, maxMessageBytes: config.msrp.maxMessageBytes,
-        idleTimeoutMs: config.msrp.idleTimeoutSeconds * 1000, log: log.child({ svc: 'msrp' }), metrics,
-        ...(config.msrp.tlsCert && config.msrp.tlsKey ? { tls: { cert: readFileSync(config.msrp.tlsCert), key: readFileSync(config.msrp.tlsKey) } } : {}),
+        host: config.msrp.host,
+        port: config.msrp.port,
+        maxMessageBytes: config.msrp.maxMessageBytes,
+        idleTimeoutMs: config.msrp.idleTimeoutSeconds * 1000,
+        log: log.child({ svc: 'msrp' }),
+        metrics,
+        ...(config.msrp.tlsCert && config.msrp.tlsKey
+          ? { tls: { cert: readFileSync(config.msrp.tlsCert), key: readFileSync(config.msrp.tlsKey) } }
+          : {}),
       });
       await msrpSwitch.start();
       const sessions = new SessionService({
-        users, domain, policies: imPolicies, charging, history, anchor: msrpSwitch,
-        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag), maxMessageBytes: config.msrp.maxMessageBytes,
-        nodeAddress: config.node.address, metrics, log: imLog,
+        users,
+        domain,
+        policies: imPolicies,
+        charging,
+        history,
+        anchor: msrpSwitch,
+        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
+        maxMessageBytes: config.msrp.maxMessageBytes,
+        nodeAddress: config.node.address,
+        metrics,
+        log: imLog,
         // the IM server's presence source for the user ("in a chat"), unless their IM policy opts out
         // (bounded by the dialog module's default_timeout, 12 h: a crash never leaves it for good)
         activity: (user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }),
       });
       metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
-      reactions = new Reactions(feed, {
-        docs, publications, registrations, backend, notifier, presenceState, authorizer, lists, presence, regPackage, forward, imPolicies, imActivity, users,
-        ...(welcome ? { welcome } : {}),
-        dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
-        identities,
-        dropIdentityCache: async () => void (await kamailio.htableFlush('ident').catch(() => undefined)),
-      }, { log, metrics });
-      jobs
-        .add({ name: 'publication-expiry', everyMs: 10_000, run: () => publications.sweepExpired() })
-        .add({ name: 'dialog-adoption', everyMs: 5_000, run: async () => {
+      reactions = new Reactions(
+        feed,
+        {
+          docs,
+          publications,
+          registrations,
+          backend,
+          notifier,
+          presenceState,
+          authorizer,
+          lists,
+          presence,
+          regPackage,
+          forward,
+          imPolicies,
+          imActivity,
+          users,
+          ...(welcome ? { welcome } : {}),
+          dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
+          identities,
+          dropIdentityCache: async () => void (await kamailio.htableFlush('ident').catch(() => undefined)),
+        },
+        { log, metrics },
+      );
+      jobs.add({ name: 'publication-expiry', everyMs: 10_000, run: () => publications.sweepExpired() }).add({
+        name: 'dialog-adoption',
+        everyMs: 5_000,
+        run: async () => {
           for (const dead of (await jobs.heartbeats?.dead()) ?? []) {
             await notifier.adopt(dead);
             await jobs.heartbeats?.forget(dead);
           }
-        } });
+        },
+      });
       await feed.start();
       await jobs.start();
-      metrics.gauge('ims_as_im_deferred_drains', 'mailboxes being drained by this instance', () => forward.activeDrains);
+      metrics.gauge(
+        'ims_as_im_deferred_drains',
+        'mailboxes being drained by this instance',
+        () => forward.activeDrains,
+      );
 
-      const dispatcher = new IscDispatcher({ log: log.child({ svc: 'isc' }), metrics, deadlineMs: DECISION_DEADLINE_MS, outages })
+      const dispatcher = new IscDispatcher({
+        log: log.child({ svc: 'isc' }),
+        metrics,
+        deadlineMs: DECISION_DEADLINE_MS,
+        outages,
+      })
         .register(new RateLimitedService(new ImService(pager, sessions), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
-        .on('contact-expired', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
+        .on(
+          'contact-expired',
+          async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])),
+        )
         .on('uac-reply', async (ev) => uac.onReply(ev as Parameters<UacClient['onReply']>[0]))
         .on('session-answer', async (ev) => sessions.onAnswer(ev as SessionAnswerEvent))
-        .on('session-end', async (ev) => sessions.onEnd(ev as SessionEndEvent, kamailioTime((ev as SessionEndEvent).ts)));
+        .on('session-end', async (ev) =>
+          sessions.onEnd(ev as SessionEndEvent, kamailioTime((ev as SessionEndEvent).ts)),
+        );
 
       let events: KamailioEventStream | undefined;
       if (config.kamailio.evapiAddress) {
         const [host, port] = config.kamailio.evapiAddress.split(':');
         events = new KamailioEventStream({
-          host: host!, port: Number(port), secret: config.isc.secret, instance: instanceName(config.node.id),
-          onEvent: (ev) => dispatcher.event(ev), onRequest: (req) => dispatcher.request(req), log: log.child({ svc: 'events' }), metrics, links: config.kamailio.evapiLinks,
+          host: host!,
+          port: Number(port),
+          secret: config.isc.secret,
+          instance: instanceName(config.node.id),
+          onEvent: (ev) => dispatcher.event(ev),
+          onRequest: (req) => dispatcher.request(req),
+          log: log.child({ svc: 'events' }),
+          metrics,
+          links: config.kamailio.evapiLinks,
         });
         uac.useChannel(events);
       }
 
       metrics
-        .describe(RATE_LIMITED, 'requests refused 403 because their user was over a per-minute limit (kind: message, subscribe, group)')
-        .describe(STORE_UNAVAILABLE_ANSWERS, 'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable')
-        .describe(REACTION_FAILURES, 'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on')
-        .gauge('ims_as_isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () => (events?.isUp ? 1 : 0))
+        .describe(
+          RATE_LIMITED,
+          'requests refused 403 because their user was over a per-minute limit (kind: message, subscribe, group)',
+        )
+        .describe(
+          STORE_UNAVAILABLE_ANSWERS,
+          'HTTP requests (XCAP, ISC) answered 503 with Retry-After because the store was unavailable',
+        )
+        .describe(
+          REACTION_FAILURES,
+          'background reactions (NOTIFY fan-outs, charging, expiries, sweeps) that failed; each is logged with its cause and the AS goes on',
+        )
+        .gauge('ims_as_isc_event_stream_up', 'Kamailio evapi event stream connected (1) or not (0)', () =>
+          events?.isUp ? 1 : 0,
+        )
         .gauge('ims_as_uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
-        .counterFrom('ims_as_charging_records_written_total', 'charging records written since start', () => charging.metrics().recordsWritten)
-        .sampledGauge('ims_as_subscriptions_active', 'subscriptions not terminated, per event package (all instances on the store)', async () => Object.entries(await notifier.liveCounts()).map(([event, value]) => ({ labels: { event }, value })))
-        .sampledGauge('ims_as_publications_live', 'publications not expired (all instances on the store)', async () => [{ value: await publications.liveCount() }])
-        .sampledGauge('ims_as_im_messages_stored', 'messages waiting for their recipient (all instances on the store)', async () => [{ value: await messageStore.pendingCount() }])
+        .counterFrom(
+          'ims_as_charging_records_written_total',
+          'charging records written since start',
+          () => charging.metrics().recordsWritten,
+        )
+        .sampledGauge(
+          'ims_as_subscriptions_active',
+          'subscriptions not terminated, per event package (all instances on the store)',
+          async () =>
+            Object.entries(await notifier.liveCounts()).map(([event, value]) => ({ labels: { event }, value })),
+        )
+        .sampledGauge('ims_as_publications_live', 'publications not expired (all instances on the store)', async () => [
+          { value: await publications.liveCount() },
+        ])
+        .sampledGauge(
+          'ims_as_im_messages_stored',
+          'messages waiting for their recipient (all instances on the store)',
+          async () => [{ value: await messageStore.pendingCount() }],
+        )
         .withProcessMetrics()
-        .gauge('ims_as_charging_records_storing', 'charging records accepted and not yet stored (the CDR writer behind when it grows)', () => charging.backlog().storing)
-        .gauge('ims_as_charging_file_backlog_lines', 'CDR lines accepted and not yet written to the files', () => charging.backlog().fileLines)
-        .gauge('ims_as_charging_rf_peer_up', 'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)', () => (charging.rf?.stats.peer ? 1 : 0))
-        .counterFrom('ims_as_charging_rf_acr_answered_total', 'Diameter Rf: ACRs answered 2001 by a CDF since start', () => charging.rf?.stats.answered ?? 0)
-        .counterFrom('ims_as_charging_rf_acr_retransmitted_total', 'Diameter Rf: ACRs sent again with the T flag since start', () => charging.rf?.stats.retransmitted ?? 0)
-        .counterFrom('ims_as_charging_rf_acr_refused_total', 'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused', () => charging.rf?.stats.refused ?? 0)
-        .sampledGauge('ims_as_charging_rf_outbox', 'Diameter Rf: records waiting for an ACA (all instances on the store)', async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }])
-        .gauge('ims_as_charging_file_degraded', 'CDR files cannot be written (1): records wait in the store until the files catch up', () => (charging.metrics().fileDegraded ? 1 : 0))
-        .gauge('ims_as_nodejs_eventloop_delay_max_seconds', 'longest event-loop stall since the previous scrape (nothing is answered meanwhile)', () => {
-          const max = loopDelay.max / 1e9;
-          loopDelay.reset();
-          return max;
-        });
+        .gauge(
+          'ims_as_charging_records_storing',
+          'charging records accepted and not yet stored (the CDR writer behind when it grows)',
+          () => charging.backlog().storing,
+        )
+        .gauge(
+          'ims_as_charging_file_backlog_lines',
+          'CDR lines accepted and not yet written to the files',
+          () => charging.backlog().fileLines,
+        )
+        .gauge(
+          'ims_as_charging_rf_peer_up',
+          'Diameter Rf: a CDF peer is open (1) or not (0, also when Rf is off)',
+          () => (charging.rf?.stats.peer ? 1 : 0),
+        )
+        .counterFrom(
+          'ims_as_charging_rf_acr_answered_total',
+          'Diameter Rf: ACRs answered 2001 by a CDF since start',
+          () => charging.rf?.stats.answered ?? 0,
+        )
+        .counterFrom(
+          'ims_as_charging_rf_acr_retransmitted_total',
+          'Diameter Rf: ACRs sent again with the T flag since start',
+          () => charging.rf?.stats.retransmitted ?? 0,
+        )
+        .counterFrom(
+          'ims_as_charging_rf_acr_refused_total',
+          'Diameter Rf: ACRs a CDF refused permanently (5xxx) since start, kept in rf_refused',
+          () => charging.rf?.stats.refused ?? 0,
+        )
+        .sampledGauge(
+          'ims_as_charging_rf_outbox',
+          'Diameter Rf: records waiting for an ACA (all instances on the store)',
+          async () => [{ value: charging.rf ? await charging.rf.pending() : 0 }],
+        )
+        .gauge(
+          'ims_as_charging_file_degraded',
+          'CDR files cannot be written (1): records wait in the store until the files catch up',
+          () => (charging.metrics().fileDegraded ? 1 : 0),
+        )
+        .gauge(
+          'ims_as_nodejs_eventloop_delay_max_seconds',
+          'longest event-loop stall since the previous scrape (nothing is answered meanwhile)',
+          () => {
+            const max = loopDelay.max / 1e9;
+            loopDelay.reset();
+            return max;
+          },
+        );
 
       // `config` is the running configuration the services read at use time: a reload writes into it
       const reloader = new ConfigReloader({
-        running: config, reread, log, metrics,
+        running: config,
+        reread,
+        log,
+        metrics,
         afterApply: (plan) => {
           const changed = new Set(plan.applied.map((c) => c.path));
           if (changed.has('log.level')) setLogLevel(log, config.log.level);
@@ -396,12 +628,23 @@ export class ApplicationServer {
       const checks = [
         { name: 'store', check: () => probeStore(store, config.node.id, outages) },
         { name: 'kamailio', check: async () => kamailio.version() },
-        { name: 'instances', check: async () => `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}` },
-        { name: 'eventStream', check: async () => (events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled') },
+        {
+          name: 'instances',
+          check: async () =>
+            `alive: ${((await jobs.heartbeats?.alive()) ?? []).join(', ')}; jobs run here: ${jobs.heldJobs().join(', ') || 'none'}`,
+        },
+        {
+          name: 'eventStream',
+          check: async () =>
+            events ? (events.isUp ? 'connected' : 'connecting (events fall back to HTTP)') : 'disabled',
+        },
       ];
       // the operator page's samples: the last hour, every ops.sampleSeconds
       const sampler = new OpsSampler({
-        everyMs: config.ops.sampleSeconds * 1000, keep: Math.ceil(3600 / config.ops.sampleSeconds) + 1, metrics, log: log.child({ svc: 'ops' }),
+        everyMs: config.ops.sampleSeconds * 1000,
+        keep: Math.ceil(3600 / config.ops.sampleSeconds) + 1,
+        metrics,
+        log: log.child({ svc: 'ops' }),
         counts: async () => ({
           registeredUsers: await registrations.registeredCount(),
           subscriptions: await notifier.liveCounts(),
@@ -410,12 +653,42 @@ export class ApplicationServer {
           cdrsWritten: charging.metrics().recordsWritten,
         }),
       });
-      const opsView = { token: config.admin.token, domain, registrations, notifier, messages: messageStore, forward, history, charging };
+      const opsView = {
+        token: config.admin.token,
+        domain,
+        registrations,
+        notifier,
+        messages: messageStore,
+        forward,
+        history,
+        charging,
+      };
       for (const r of [
-        operatorPageRoutes({ ...opsView, sampler, sampleSeconds: config.ops.sampleSeconds, checks, version: VERSION, node: config.node.id }),
+        operatorPageRoutes({
+          ...opsView,
+          sampler,
+          sampleSeconds: config.ops.sampleSeconds,
+          checks,
+          version: VERSION,
+          node: config.node.id,
+        }),
         opsRoutes({ checks, metrics, version: VERSION, startedAt }),
-        iscRoutes({ dispatcher, users, domain, secret: config.isc.secret, trustedAddresses: () => config.isc.trustedAddresses, bodyLimit: ISC_BODY_LIMIT }),
-        externalPresenceRoutes({ token: config.presence.externalToken, users, domain, publications, state: presenceState, maxBodyBytes: 64 * 1024 }),
+        iscRoutes({
+          dispatcher,
+          users,
+          domain,
+          secret: config.isc.secret,
+          trustedAddresses: () => config.isc.trustedAddresses,
+          bodyLimit: ISC_BODY_LIMIT,
+        }),
+        externalPresenceRoutes({
+          token: config.presence.externalToken,
+          users,
+          domain,
+          publications,
+          state: presenceState,
+          maxBodyBytes: 64 * 1024,
+        }),
         adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
         opsAdminRoutes(opsView),
       ]) {
@@ -434,14 +707,27 @@ export class ApplicationServer {
       // large documents are parsed and validated in a worker thread: no XCAP PUT stalls SIP decisions
       const checker = new DocumentChecker({
         limits: { maxBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
-        inlineBelowBytes: INLINE_CHECK_BYTES, log: xcapLog, metrics,
+        inlineBelowBytes: INLINE_CHECK_BYTES,
+        log: xcapLog,
+        metrics,
       });
       const xcapServer = new XcapServer({
-        docs, users, checker, metrics, outages, log: xcapLog,
-        options: { rootPath: config.xdm.rootPath, rootUri: xcapRoot, domain, maxDocumentBytes: config.xdm.maxDocumentBytes, maxDepth: config.xdm.maxDepth },
+        docs,
+        users,
+        checker,
+        metrics,
+        outages,
+        log: xcapLog,
+        options: {
+          rootPath: config.xdm.rootPath,
+          rootUri: xcapRoot,
+          domain,
+          maxDocumentBytes: config.xdm.maxDocumentBytes,
+          maxDepth: config.xdm.maxDepth,
+        },
       });
-      const underRoot = (path: string) => path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`)
-        || path.startsWith('/im/users/');
+      const underRoot = (path: string) =>
+        path === config.xdm.rootPath || path.startsWith(`${config.xdm.rootPath}/`) || path.startsWith('/im/users/');
       xcap.use(async (ctx, next) => {
         if (!underRoot(ctx.path)) {
           emptyBody(ctx, 404);
@@ -449,10 +735,15 @@ export class ApplicationServer {
         }
         await next();
       });
-      xcap.use(xcapAuth({
-        digest: new DigestAuthenticator(config.sip.domain, config.isc.secret), users, domain,
-        trustedProxies: () => config.xdm.trustedProxies, assertedIdentityHeader: config.xdm.assertedIdentityHeader,
-      }));
+      xcap.use(
+        xcapAuth({
+          digest: new DigestAuthenticator(config.sip.domain, config.isc.secret),
+          users,
+          domain,
+          trustedProxies: () => config.xdm.trustedProxies,
+          assertedIdentityHeader: config.xdm.assertedIdentityHeader,
+        }),
+      );
       const userIm = imRoutes({ store: messageStore, history, policies: imPolicies, domain });
       xcap.use(userIm.routes()).use(userIm.allowedMethods());
       xcap.use(xcapServer.middleware());
@@ -467,8 +758,35 @@ export class ApplicationServer {
         checker.close().catch((err: unknown) => xcapLog.warn(errorSummary(err), 'document checker not stopped'));
       });
       log.info({ xcapRoot }, 'XCAP server ready');
-      log.info({ listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id }, 'application server ready');
-      return new ApplicationServer(config, log, store, charging, users, registrations, kamailio, uac, metrics, dispatcher, events, notifier, publications, pager, msrpSwitch, forward, http, xcapHttp, feed, jobs, reloader, sampler, imActivity);
+      log.info(
+        { listen: `http://${config.isc.host}:${config.isc.port}`, domain: config.sip.domain, node: config.node.id },
+        'application server ready',
+      );
+      return new ApplicationServer(
+        config,
+        log,
+        store,
+        charging,
+        users,
+        registrations,
+        kamailio,
+        uac,
+        metrics,
+        dispatcher,
+        events,
+        notifier,
+        publications,
+        pager,
+        msrpSwitch,
+        forward,
+        http,
+        xcapHttp,
+        feed,
+        jobs,
+        reloader,
+        sampler,
+        imActivity,
+      );
     } catch (err) {
       await jobs.stop().catch(() => undefined);
       await feed.stop().catch(() => undefined);
@@ -494,7 +812,8 @@ export class ApplicationServer {
     await this.events?.close(remaining(), () => this.dispatcher.inFlight === 0);
     const iscClosed = closeServer(this.http);
     await this.dispatcher.settle(remaining());
-    if (this.dispatcher.inFlight > 0) this.log.warn({ deciding: this.dispatcher.inFlight }, 'stopped with decisions unanswered');
+    if (this.dispatcher.inFlight > 0)
+      this.log.warn({ deciding: this.dispatcher.inFlight }, 'stopped with decisions unanswered');
     // a client still holding a connection now is idle or too slow: cut it
     for (const server of [this.http, this.xcapHttp]) server.closeAllConnections();
     await Promise.all([xcapClosed, iscClosed]);
@@ -503,7 +822,11 @@ export class ApplicationServer {
     await this.feed.stop();
     this.notifier.stop();
     // the counts a restart would otherwise lose (and mark the subscriptions' records incomplete for)
-    await this.notifier.saveState().catch((err: unknown) => this.log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'));
+    await this.notifier
+      .saveState()
+      .catch((err: unknown) =>
+        this.log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'),
+      );
     this.publications.stop();
     await this.forward.stop();
     await this.pager.drain();
@@ -526,8 +849,12 @@ function closeServer(server: Server): Promise<void> {
 /** Koa on host:port, over HTTPS when given credentials (then HTTPS only: no plain HTTP there). */
 function listen(app: Koa, host: string, port: number, settings: string, tls?: TlsCredentials): Promise<Server> {
   return new Promise<Server>((resolve, reject) => {
-    const s: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback()) : createHttpServer(app.callback());
+    const s: Server = tls
+      ? createHttpsServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, app.callback())
+      : createHttpServer(app.callback());
     s.listen(port, host, () => resolve(s));
-    s.once('error', (err: NodeJS.ErrnoException) => reject(new Error(`cannot listen on ${host}:${port} (${settings}): ${err.code ?? err.message}`)));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`cannot listen on ${host}:${port} (${settings}): ${err.code ?? err.message}`)),
+    );
   });
 }

@@ -74,7 +74,11 @@ async function main(): Promise<void> {
     throw err;
   }
   if (args.check) {
-    const shown = { ...config, isc: { ...config.isc, secret: '***' }, admin: { token: config.admin.token ? '***' : '' } };
+    const shown = {
+      ...config,
+      isc: { ...config.isc, secret: '***' },
+      admin: { token: config.admin.token ? '***' : '' },
+    };
     process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
     return;
   }
@@ -102,10 +106,13 @@ async function main(): Promise<void> {
   const onSignal = (signal: string) => {
     if (stopping) return;
     log.info({ signal }, 'signal received');
-    stopOnce().then(() => process.exit(0), (err: unknown) => {
-      log.error({ err }, 'unclean stop');
-      process.exit(1);
-    });
+    stopOnce().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));

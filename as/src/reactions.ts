@@ -73,26 +73,76 @@ function declare(p: ReactingParts): Declarations {
   const { notifier } = p;
   return {
     document: [
-      { name: 'presence-cache', where: 'everywhere', when: (c) => c.ref.auid === 'pidf-manipulation', run: (c) => p.presenceState.forget(c.ref.xui) },
-      { name: 'im-policy-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.imPolicies.forget(c.ref.xui) },
+      {
+        name: 'presence-cache',
+        where: 'everywhere',
+        when: (c) => c.ref.auid === 'pidf-manipulation',
+        run: (c) => p.presenceState.forget(c.ref.xui),
+      },
+      {
+        name: 'im-policy-cache',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID,
+        run: (c) => p.imPolicies.forget(c.ref.xui),
+      },
       // after the cache: presence-aware delivery switched off (or changed) lets held messages go
-      { name: 'held-messages', where: 'origin', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.forward.policyChanged(c.ref.xui) },
+      {
+        name: 'held-messages',
+        where: 'origin',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID,
+        run: (c) => p.forward.policyChanged(c.ref.xui),
+      },
       // publishing the IM activity switched off: what the server published goes at once
-      { name: 'im-activity-opt-out', where: 'origin', when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID, run: (c) => p.imActivity.policyChanged(c.ref.xui) },
+      {
+        name: 'im-activity-opt-out',
+        where: 'origin',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === IM_POLICY_AUID,
+        run: (c) => p.imActivity.policyChanged(c.ref.xui),
+      },
       // before anything re-decides with them
-      { name: 'rules-cache', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.authorizer.forget(c.ref.xui) },
+      {
+        name: 'rules-cache',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules',
+        run: (c) => p.authorizer.forget(c.ref.xui),
+      },
       // pres-rules of a list member (grants re-decided), a document a list is read from (membership)
-      { name: 'list-membership', where: 'everywhere', when: (c) => c.ref.tree === 'users', run: (c) => p.lists.documentChanged(c.ref) },
-      { name: 'presence-rules', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules', run: (c) => p.presence.rulesChanged(c.ref) },
-      { name: 'xcap-diff-notify', where: 'everywhere', when: (c) => c.ref.tree === 'users', run: (c) => notifier.resourceChanged('xcap-diff', c.ref.xui) },
-      { name: 'presence-notify', where: 'everywhere', when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pidf-manipulation', run: (c) => notifier.resourceChanged('presence', c.ref.xui) },
+      {
+        name: 'list-membership',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users',
+        run: (c) => p.lists.documentChanged(c.ref),
+      },
+      {
+        name: 'presence-rules',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pres-rules',
+        run: (c) => p.presence.rulesChanged(c.ref),
+      },
+      {
+        name: 'xcap-diff-notify',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users',
+        run: (c) => notifier.resourceChanged('xcap-diff', c.ref.xui),
+      },
+      {
+        name: 'presence-notify',
+        where: 'everywhere',
+        when: (c) => c.ref.tree === 'users' && c.ref.auid === 'pidf-manipulation',
+        run: (c) => notifier.resourceChanged('presence', c.ref.xui),
+      },
     ],
     publication: [
       { name: 'presence-cache', where: 'everywhere', run: (c) => p.presenceState.forget(c.entity) },
       { name: 'presence-notify', where: 'everywhere', run: (c) => notifier.resourceChanged(c.event, c.entity) },
       // presence-aware delivery: messages held while the presence said closed or busy go when it no
       // longer does, drained like a registration's (after presence-cache: the drain reads the new state)
-      { name: 'held-messages', where: 'origin', when: (c) => c.event === 'presence', run: (c) => p.forward.presenceChanged(c.entity) },
+      {
+        name: 'held-messages',
+        where: 'origin',
+        when: (c) => c.event === 'presence',
+        run: (c) => p.forward.presenceChanged(c.entity),
+      },
     ],
     registration: [
       // why a contact went (expired or unregistered) is told by the next reg NOTIFY, wherever its dialog is
@@ -103,7 +153,12 @@ function declare(p: ReactingParts): Declarations {
       // stored messages go to a user who came online (their mailbox is leased: one instance drains it)
       { name: 'deferred-drain', where: 'origin', run: (c) => p.forward.registrationChanged(c.change) },
       // a user's first registration ever: the IM profile and one message about it (once across instances)
-      { name: 'welcome', where: 'origin', when: (c) => p.welcome !== undefined && c.change.kind === 'registered', run: (c) => p.welcome!.registrationChanged(c.change) },
+      {
+        name: 'welcome',
+        where: 'origin',
+        when: (c) => p.welcome !== undefined && c.change.kind === 'registered',
+        run: (c) => p.welcome!.registrationChanged(c.change),
+      },
     ],
     user: [
       { name: 'user-cache', where: 'everywhere', run: (c) => p.users.forget(c.user) },
@@ -112,10 +167,19 @@ function declare(p: ReactingParts): Declarations {
       { name: 'identity-cache', where: 'origin', run: () => p.dropIdentityCache() },
     ],
     'remote-member': [
-      { name: 'list-notify', where: 'everywhere', run: (c) => notifier.resourceChanged('presence', c.member, { direct: false }) },
+      {
+        name: 'list-notify',
+        where: 'everywhere',
+        run: (c) => notifier.resourceChanged('presence', c.member, { direct: false }),
+      },
     ],
     watchers: [
-      { name: 'winfo-notify', where: 'everywhere', when: (c) => c.event === 'presence', run: (c) => notifier.resourceChanged('presence.winfo', c.resource) },
+      {
+        name: 'winfo-notify',
+        where: 'everywhere',
+        when: (c) => c.event === 'presence',
+        run: (c) => notifier.resourceChanged('presence.winfo', c.resource),
+      },
     ],
   };
 }
@@ -138,15 +202,28 @@ export class Reactions {
    */
   private readonly waiting = new Map<string, Promise<void>>();
 
-  constructor(private readonly feed: ChangeFeed, private readonly parts: ReactingParts, private readonly sink: FailureSink) {
+  constructor(
+    private readonly feed: ChangeFeed,
+    private readonly parts: ReactingParts,
+    private readonly sink: FailureSink,
+  ) {
     this.declared = declare(parts);
     feed.listen({ change: (c, origin) => this.react(c, origin), resync: () => this.resync() });
     const publish = (c: Change) => contain(sink, `publish:${c.kind}`, () => feed.publish(c));
-    parts.docs.on('change', (ch) => publish({ kind: 'document', ref: ch.ref, ...(ch.previousEtag ? { previousEtag: ch.previousEtag } : {}), ...(ch.etag ? { etag: ch.etag } : {}) }));
+    parts.docs.on('change', (ch) =>
+      publish({
+        kind: 'document',
+        ref: ch.ref,
+        ...(ch.previousEtag ? { previousEtag: ch.previousEtag } : {}),
+        ...(ch.etag ? { etag: ch.etag } : {}),
+      }),
+    );
     parts.publications.on('changed', ({ entity, event }) => publish({ kind: 'publication', entity, event }));
     parts.registrations.on('change', (change) => publish({ kind: 'registration', change }));
     parts.backend.on('changed', (member) => publish({ kind: 'remote-member', member }));
-    parts.notifier.on('subscription', ({ sub }) => publish({ kind: 'watchers', event: sub.event, resource: sub.resource }));
+    parts.notifier.on('subscription', ({ sub }) =>
+      publish({ kind: 'watchers', event: sub.event, resource: sub.resource }),
+    );
   }
 
   /** A provisioned user changed: resolves once this instance's reactions are done. */
@@ -167,9 +244,13 @@ export class Reactions {
     if (coalesces) this.waiting.set(key, run);
     this.tails.set(key, run);
     // (runAll never rejects: each reaction's failure is contained there)
-    contain(this.sink, 'reaction-queue', run.finally(() => {
-      if (this.tails.get(key) === run) this.tails.delete(key);
-    }));
+    contain(
+      this.sink,
+      'reaction-queue',
+      run.finally(() => {
+        if (this.tails.get(key) === run) this.tails.delete(key);
+      }),
+    );
     return run;
   }
 
@@ -182,7 +263,10 @@ export class Reactions {
         await r.run(change as never);
       } catch (err) {
         this.sink.metrics?.count(REACTION_FAILURES, { reaction: `${change.kind}:${r.name}` });
-        this.sink.log.error({ err, reaction: `${change.kind}:${r.name}`, resource: resourceOf(change) }, 'reaction failed; the AS goes on');
+        this.sink.log.error(
+          { err, reaction: `${change.kind}:${r.name}`, resource: resourceOf(change) },
+          'reaction failed; the AS goes on',
+        );
       }
     }
   }

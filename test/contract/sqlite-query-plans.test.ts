@@ -32,7 +32,17 @@ interface Recorded {
   options: FindOptions;
 }
 
-const FILTERED = new Set(['findOne', 'find', 'count', 'updateOne', 'updateMany', 'replaceOne', 'findOneAndUpdate', 'deleteOne', 'deleteMany']);
+const FILTERED = new Set([
+  'findOne',
+  'find',
+  'count',
+  'updateOne',
+  'updateMany',
+  'replaceOne',
+  'findOneAndUpdate',
+  'deleteOne',
+  'deleteMany',
+]);
 
 /** The store as the services see it, noting each filtered call while `recording` is on. */
 function recordingStore(inner: Store, seen: Recorded[], recording: () => boolean): Store {
@@ -77,26 +87,62 @@ describe('embedded store: the services query through indexes', () => {
   it('notifier, publications, registrations, message store, history, XDM documents and charging', async () => {
     const store = recordingStore(sqlite, seen, () => recording);
     const log = silentLogger();
-    const charging = new Charging({ store, nodeId: 'as1', nodeAddress: '127.0.0.1', cdrDir: path.join(dir, 'cdr'), log });
-    const notifier = new Notifier({ store, uac: {} as UacClient, charging, contact: 'sip:as@127.0.0.1', log, metrics: new Metrics() });
+    const charging = new Charging({
+      store,
+      nodeId: 'as1',
+      nodeAddress: '127.0.0.1',
+      cdrDir: path.join(dir, 'cdr'),
+      log,
+    });
+    const notifier = new Notifier({
+      store,
+      uac: {} as UacClient,
+      charging,
+      contact: 'sip:as@127.0.0.1',
+      log,
+      metrics: new Metrics(),
+    });
     notifier.register({ name: 'presence', listsMembers: true } as unknown as EventPackage);
     const pubs = new Publications(store, { log: silentLogger() });
     const regs = new Registrations(store, log);
     const messages = new MessageStore(store, 'as1');
-    const history = new ConversationHistory(store, { nodeId: 'as1', maxMessages: 100, warnPercent: 90, warn: () => undefined });
+    const history = new ConversationHistory(store, {
+      nodeId: 'as1',
+      maxMessages: 100,
+      warnPercent: 90,
+      warn: () => undefined,
+    });
     const xdm = new XdmDocuments(store);
     await charging.start();
     // a dialog on bob and a list dialog watching him, held before a restart: a change to bob
     // is looked up in the store only when this instance holds a dialog about him
     const dialog = (id: string, over: Record<string, unknown>) => ({
-      _id: id, event: 'presence', watcher: 'sip:carol@example.com', callId: id, fromTag: 'f', toTag: 't', remoteParty: '<sip:carol@example.com>;tag=f',
-      localParty: '<sip:x@example.com>', remoteTarget: 'sip:carol@192.0.2.3', routeSet: [], localCseq: 64, remoteCseq: 1, state: 'active',
-      expiresAt: new Date(Date.now() + 3_600_000), accept: ['application/pidf+xml'], createdAt: new Date(), notifyCount: 0, data: {}, ...over,
+      _id: id,
+      event: 'presence',
+      watcher: 'sip:carol@example.com',
+      callId: id,
+      fromTag: 'f',
+      toTag: 't',
+      remoteParty: '<sip:carol@example.com>;tag=f',
+      localParty: '<sip:x@example.com>',
+      remoteTarget: 'sip:carol@192.0.2.3',
+      routeSet: [],
+      localCseq: 64,
+      remoteCseq: 1,
+      state: 'active',
+      expiresAt: new Date(Date.now() + 3_600_000),
+      accept: ['application/pidf+xml'],
+      createdAt: new Date(),
+      notifyCount: 0,
+      data: {},
+      ...over,
     });
-    await sqlite.collection('subscriptions').insertMany([
-      dialog('direct', { resource: 'sip:bob@example.com' }),
-      dialog('list', { resource: 'sip:carol-friends@example.com', watches: ['sip:bob@example.com'] }),
-    ]);
+    await sqlite
+      .collection('subscriptions')
+      .insertMany([
+        dialog('direct', { resource: 'sip:bob@example.com' }),
+        dialog('list', { resource: 'sip:carol-friends@example.com', watches: ['sip:bob@example.com'] }),
+      ]);
     await notifier.start();
     notifier.stop(); // (queries only: no NOTIFY leaves)
     await pubs.start();
@@ -107,15 +153,33 @@ describe('embedded store: the services query through indexes', () => {
     recording = true;
     const bob = 'sip:bob@example.com';
     await notifier.resourceChanged('presence', bob);
-    const published = await pubs.publish({ entity: bob, event: 'presence', body: '<presence/>', contentType: 'application/pidf+xml', expires: 60 });
+    const published = await pubs.publish({
+      entity: bob,
+      event: 'presence',
+      body: '<presence/>',
+      contentType: 'application/pidf+xml',
+      expires: 60,
+    });
     assert.ok(published.ok);
     await pubs.publish({ entity: bob, event: 'presence', ifMatch: published.etag, expires: 60 });
     await pubs.of(bob, 'presence');
-    await regs.apply({ type: 'registration', aor: bob, ts: '1', contacts: [{ uri: 'sip:bob@192.0.2.1', expires: Date.now() / 1000 + 3600 }] });
+    await regs.apply({
+      type: 'registration',
+      aor: bob,
+      ts: '1',
+      contacts: [{ uri: 'sip:bob@192.0.2.1', expires: Date.now() / 1000 + 3600 }],
+    });
     await regs.contacts(bob);
     const msg = {
-      sender: 'sip:alice@example.com', fromHeader: '<sip:alice@example.com>;tag=1', contentType: 'text/plain', body: 'hi',
-      sentAt: new Date(), callId: 'c1@x', chargingVector: 'icid-value=1', privacy: false, kind: 'message' as const,
+      sender: 'sip:alice@example.com',
+      fromHeader: '<sip:alice@example.com>;tag=1',
+      contentType: 'text/plain',
+      body: 'hi',
+      sentAt: new Date(),
+      callId: 'c1@x',
+      chargingVector: 'icid-value=1',
+      privacy: false,
+      kind: 'message' as const,
     };
     const saved = await messages.save(bob, msg, { expiresAt: new Date(Date.now() + 3_600_000), quota: 100 });
     assert.ok(saved !== 'full');
@@ -129,7 +193,18 @@ describe('embedded store: the services query through indexes', () => {
     assert.ok(await messages.lease(bob, new Date(Date.now() + 30_000)));
     await messages.release(bob);
     await messages.remove(saved._id, bob);
-    await history.archive({ owner: bob, direction: 'received', peer: 'sip:alice@example.com', at: new Date(), contentType: 'text/plain', body: 'hi', callId: 'c1@x' }, 100);
+    await history.archive(
+      {
+        owner: bob,
+        direction: 'received',
+        peer: 'sip:alice@example.com',
+        at: new Date(),
+        contentType: 'text/plain',
+        body: 'hi',
+        callId: 'c1@x',
+      },
+      100,
+    );
     await history.list(bob, { limit: 20 });
     await history.count(bob);
     const ref = { auid: 'resource-lists', tree: 'users' as const, xui: bob, path: 'index' };
@@ -138,8 +213,17 @@ describe('embedded store: the services query through indexes', () => {
     await xdm.list({ xui: bob });
     await xdm.isFree('pres-rules', 'uri', bob);
     const cdr = await charging.record({
-      service: 'im', role: 'terminating', sipMethod: 'MESSAGE', sessionId: 'c1@x', callingParty: 'sip:alice@example.com', calledParty: bob,
-      requestTime: new Date(), responseTime: new Date(), statusCode: 200, outcome: 'delivered', messageBody: { contentType: 'text/plain', contentLength: 2 },
+      service: 'im',
+      role: 'terminating',
+      sipMethod: 'MESSAGE',
+      sessionId: 'c1@x',
+      callingParty: 'sip:alice@example.com',
+      calledParty: bob,
+      requestTime: new Date(),
+      responseTime: new Date(),
+      statusCode: 200,
+      outcome: 'delivered',
+      messageBody: { contentType: 'text/plain', contentLength: 2 },
     });
     await charging.query({ sessionId: cdr.sessionId });
     recording = false;
@@ -147,17 +231,31 @@ describe('embedded store: the services query through indexes', () => {
     notifier.stop();
 
     const collections = new Set(seen.map((r) => r.collection));
-    for (const c of ['subscriptions', 'publications', 'registrations', 'im_deferred', 'im_mailboxes', 'im_history', 'xcap_documents', 'cdrs']) {
+    for (const c of [
+      'subscriptions',
+      'publications',
+      'registrations',
+      'im_deferred',
+      'im_mailboxes',
+      'im_history',
+      'xcap_documents',
+      'cdrs',
+    ]) {
       assert.ok(collections.has(c), `no query on ${c} recorded`);
     }
     const failures: string[] = [];
     for (const r of seen) {
       const plan = await sqlite.explain(r.collection, r.filter, r.options);
       const fullScan = plan.some((line) => line.startsWith(`SCAN c:${r.collection}`));
-      const unindexedSort = r.options.limit !== undefined && plan.some((line) => line.includes('TEMP B-TREE FOR ORDER BY'));
+      const unindexedSort =
+        r.options.limit !== undefined && plan.some((line) => line.includes('TEMP B-TREE FOR ORDER BY'));
       // a list member's watchers: found from the multikey side table by the member, not among all subscriptions of the event
-      const watchersByEvent = 'watches' in r.filter && !plan[0]?.startsWith(`SEARCH c:${r.collection} USING INDEX sqlite_autoindex`);
-      if (fullScan || unindexedSort || watchersByEvent) failures.push(`${r.collection}.${r.method}(${JSON.stringify(r.filter)}, ${JSON.stringify(r.options)}):\n    ${plan.join('\n    ')}`);
+      const watchersByEvent =
+        'watches' in r.filter && !plan[0]?.startsWith(`SEARCH c:${r.collection} USING INDEX sqlite_autoindex`);
+      if (fullScan || unindexedSort || watchersByEvent)
+        failures.push(
+          `${r.collection}.${r.method}(${JSON.stringify(r.filter)}, ${JSON.stringify(r.options)}):\n    ${plan.join('\n    ')}`,
+        );
     }
     assert.deepEqual(failures, [], `queries not served by an index:\n${failures.join('\n')}`);
   });

@@ -69,7 +69,10 @@ describe('embedded store (SQLite)', () => {
     } finally {
       raw.close();
     }
-    assert.deepEqual((await readdir(dir)).filter((f) => !f.startsWith(DATABASE_FILE)), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => !f.startsWith(DATABASE_FILE)),
+      [],
+    );
   });
 
   it("a write's promise resolves once it is committed: another connection sees it then", async () => {
@@ -80,10 +83,15 @@ describe('embedded store (SQLite)', () => {
       await col.ensureIndex({ fields: { k: 1 } });
       const seen = await Promise.all(
         Array.from({ length: 20 }, (_, i) =>
-          col.insertOne({ _id: `v${i}`, k: i }).then(() => other.prepare('SELECT count(*) FROM "c:visible" WHERE _id=?').pluck().get(`v${i}`)),
+          col
+            .insertOne({ _id: `v${i}`, k: i })
+            .then(() => other.prepare('SELECT count(*) FROM "c:visible" WHERE _id=?').pluck().get(`v${i}`)),
         ),
       );
-      assert.deepEqual(seen, Array.from({ length: 20 }, () => 1));
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 20 }, () => 1),
+      );
     } finally {
       other.close();
       await store.close();
@@ -101,9 +109,15 @@ describe('embedded store (SQLite)', () => {
         col.updateOne({ _id: 'c' }, { $inc: { n: 1 } }, { upsert: true }),
         col.insertOne({ _id: '3', impu: 'sip:b@x' }),
       ]);
-      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+      );
       assert.ok((results[1] as PromiseRejectedResult).reason instanceof DuplicateKeyError);
-      assert.deepEqual((await col.find({}, { sort: { _id: 1 } })).map((d) => d._id), ['1', '3', 'c']);
+      assert.deepEqual(
+        (await col.find({}, { sort: { _id: 1 } })).map((d) => d._id),
+        ['1', '3', 'c'],
+      );
     } finally {
       await store.close();
     }
@@ -119,9 +133,17 @@ describe('embedded store (SQLite)', () => {
       // a row as the versions before JSONB wrote it: the document as JSON text
       const raw = new Database(path.join(sub, DATABASE_FILE));
       try {
-        raw.prepare('INSERT INTO "c:mixed" (_id, doc) VALUES (?, ?)').run('old', JSON.stringify({ _id: 'old', who: 'bob', at: { $$date: 7 } }));
-        const types = raw.prepare('SELECT _id, typeof(doc) AS t FROM "c:mixed" ORDER BY _id').all() as Array<{ _id: string; t: string }>;
-        assert.deepEqual(types, [{ _id: 'new', t: 'blob' }, { _id: 'old', t: 'text' }]);
+        raw
+          .prepare('INSERT INTO "c:mixed" (_id, doc) VALUES (?, ?)')
+          .run('old', JSON.stringify({ _id: 'old', who: 'bob', at: { $$date: 7 } }));
+        const types = raw.prepare('SELECT _id, typeof(doc) AS t FROM "c:mixed" ORDER BY _id').all() as Array<{
+          _id: string;
+          t: string;
+        }>;
+        assert.deepEqual(types, [
+          { _id: 'new', t: 'blob' },
+          { _id: 'old', t: 'text' },
+        ]);
       } finally {
         raw.close();
       }
@@ -129,13 +151,16 @@ describe('embedded store (SQLite)', () => {
       assert.deepEqual(await coll.findOne({ who: 'alice' }), { _id: 'new', who: 'alice', at: new Date(5) });
       await coll.updateOne({ _id: 'old' }, { $set: { n: 1 } });
       assert.deepEqual(await coll.findOne({ _id: 'old' }), { _id: 'old', who: 'bob', at: new Date(7), n: 1 });
-      assert.deepEqual((await coll.find({ who: { $in: ['alice', 'bob'] } }, { sort: { who: 1 } })).map((d) => d._id), ['new', 'old']);
+      assert.deepEqual(
+        (await coll.find({ who: { $in: ['alice', 'bob'] } }, { sort: { who: 1 } })).map((d) => d._id),
+        ['new', 'old'],
+      );
     } finally {
       await store.close();
     }
   });
 
-  it('waits for another connection\'s write lock without holding the event loop', async () => {
+  it("waits for another connection's write lock without holding the event loop", async () => {
     const sub = await mkdtemp(path.join(dir, 'locked-'));
     const store = await SqliteStore.open(sub);
     const other = new Database(path.join(sub, DATABASE_FILE));
@@ -200,7 +225,10 @@ describe('embedded store (SQLite)', () => {
       await store.collection('race').insertOne({ _id: 'seq', n: 0 });
       await store.close();
       const each = 300;
-      const workers = [startWorker(raceDir, 'race', String(each), 'go'), startWorker(raceDir, 'race', String(each), 'go')];
+      const workers = [
+        startWorker(raceDir, 'race', String(each), 'go'),
+        startWorker(raceDir, 'race', String(each), 'go'),
+      ];
       // both open and ready, then both go at once
       const until = Date.now() + 20_000;
       while (!workers.every((w) => w.lines.includes('ready'))) {
@@ -211,12 +239,21 @@ describe('embedded store (SQLite)', () => {
       const exits = await Promise.all(workers.map((w) => w.exit));
       for (const e of exits) assert.equal(e.code, 0, e.stderr);
       for (const w of workers) w.lines.splice(w.lines.indexOf('ready'), 1);
-      const seen = workers.flatMap((w) => w.lines).map(Number).sort((a, b) => a - b);
-      assert.deepEqual(seen, Array.from({ length: 2 * each }, (_, i) => i));
+      const seen = workers
+        .flatMap((w) => w.lines)
+        .map(Number)
+        .sort((a, b) => a - b);
+      assert.deepEqual(
+        seen,
+        Array.from({ length: 2 * each }, (_, i) => i),
+      );
       // both took part, interleaved (else this would not be a race)
       for (const w of workers) assert.equal(w.lines.length, each);
       const [a, b] = workers.map((w) => w.lines.map(Number));
-      assert.ok(a && b && Math.max(...a) > Math.min(...b) && Math.max(...b) > Math.min(...a), 'the two processes did not overlap');
+      assert.ok(
+        a && b && Math.max(...a) > Math.min(...b) && Math.max(...b) > Math.min(...a),
+        'the two processes did not overlap',
+      );
       const check = await SqliteStore.open(raceDir);
       assert.deepEqual(await check.collection('race').findOne({ _id: 'seq' }), { _id: 'seq', n: 2 * each });
       await check.close();
@@ -242,7 +279,11 @@ describe('embedded store (SQLite)', () => {
 
         const store = await SqliteStore.open(crashDir);
         try {
-          const docs = await store.collection<{ _id: string; i: number; payload: string; nested: { i: number; at: Date }; list: unknown[] }>('journal').find({});
+          const docs = await store
+            .collection<{ _id: string; i: number; payload: string; nested: { i: number; at: Date }; list: unknown[] }>(
+              'journal',
+            )
+            .find({});
           const byI = new Map(docs.map((d) => [d.i, d]));
           for (const i of acked) assert.ok(byI.has(i), `acknowledged write ${i} lost`);
           for (const d of docs) {
@@ -285,7 +326,10 @@ describe('embedded store: import of a NeDB data directory', () => {
       '{"_id":"dave","ha1":"torn by a cra', // a crash in the middle of an append
     ].join('\n');
     await writeFile(path.join(dir, 'users.db'), `${users}\n`);
-    const cdrs = Array.from({ length: 12_000 }, (_, i) => `{"_id":"r${i}","localRecordSequenceNumber":${i + 1},"storedAt":{"$$date":${Date.now()}}}`);
+    const cdrs = Array.from(
+      { length: 12_000 },
+      (_, i) => `{"_id":"r${i}","localRecordSequenceNumber":${i + 1},"storedAt":{"$$date":${Date.now()}}}`,
+    );
     await writeFile(path.join(dir, 'cdrs.db'), `${cdrs.join('\n')}\n`);
 
     let store = await SqliteStore.open(dir);
@@ -296,7 +340,10 @@ describe('embedded store: import of a NeDB data directory', () => {
         { _id: 'bob', ha1: 'b1', tags: ['x', 'y'], sub: { at: new Date(5) } },
       ]);
       assert.equal(await store.collection('cdrs').count({}), 12_000);
-      assert.deepEqual((await readdir(dir)).filter((f) => !f.startsWith(DATABASE_FILE)).sort(), ['cdrs.db.imported', 'users.db.imported']);
+      assert.deepEqual((await readdir(dir)).filter((f) => !f.startsWith(DATABASE_FILE)).sort(), [
+        'cdrs.db.imported',
+        'users.db.imported',
+      ]);
       await u.insertOne({ _id: 'erin', ha1: 'e1' });
     } finally {
       await store.close();
@@ -304,7 +351,10 @@ describe('embedded store: import of a NeDB data directory', () => {
     // the next start imports nothing again
     store = await SqliteStore.open(dir);
     try {
-      assert.deepEqual((await store.collection('users').find({}, { sort: { _id: 1 } })).map((d) => d._id), ['alice', 'bob', 'erin']);
+      assert.deepEqual(
+        (await store.collection('users').find({}, { sort: { _id: 1 } })).map((d) => d._id),
+        ['alice', 'bob', 'erin'],
+      );
     } finally {
       await store.close();
     }
@@ -319,7 +369,10 @@ describe('embedded store: import of a NeDB data directory', () => {
       await writeFile(path.join(again, 'pubs.db'), '{"_id":"p1","v":10}\n{"_id":"p2","v":2}\n');
       const store = await SqliteStore.open(again);
       try {
-        assert.deepEqual(await store.collection('pubs').find({}, { sort: { _id: 1 } }), [{ _id: 'p1', v: 10 }, { _id: 'p2', v: 2 }]);
+        assert.deepEqual(await store.collection('pubs').find({}, { sort: { _id: 1 } }), [
+          { _id: 'p1', v: 10 },
+          { _id: 'p2', v: 2 },
+        ]);
       } finally {
         await store.close();
       }

@@ -43,7 +43,10 @@ const freshName = (label: string) => `${label}_${++collectionSeq}`;
 function runContract(name: EngineName, makeStore: MakeStore, skip: string | false = false): void {
   describe(`store contract: ${name}`, { skip }, () => {
     /** A describe block with its own fixture (fresh data) and an open store. */
-    function group(title: string, body: (env: { store: Store; fixture: EngineFixture; reopen(): Promise<void> }) => void): void {
+    function group(
+      title: string,
+      body: (env: { store: Store; fixture: EngineFixture; reopen(): Promise<void> }) => void,
+    ): void {
       describe(title, () => {
         let fixture: EngineFixture | undefined;
         let store: Store | undefined;
@@ -94,7 +97,16 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('insertOne then findOne by _id returns the document as stored', async () => {
         const col = env.store.collection(freshName('docs'));
-        const doc = { _id: 'd1', name: 'alice', n: 42, f: 1.5, ok: true, none: null, list: [1, 'two', { three: 3 }], nested: { a: { b: 'deep' } } };
+        const doc = {
+          _id: 'd1',
+          name: 'alice',
+          n: 42,
+          f: 1.5,
+          ok: true,
+          none: null,
+          list: [1, 'two', { three: 3 }],
+          nested: { a: { b: 'deep' } },
+        };
         await col.insertOne(doc);
         assert.deepEqual(await col.findOne({ _id: 'd1' }), doc);
         assert.equal(await col.findOne({ _id: 'missing' }), null);
@@ -158,16 +170,34 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('sorts ascending, descending, on several keys and on dotted fields', async () => {
         const col = env.store.collection(peopleName);
-        assert.deepEqual((await col.find({}, { sort: { n: 1 } })).map((d) => d._id), ['a', 'b', 'c', 'd', 'e']);
-        assert.deepEqual((await col.find({}, { sort: { n: -1 } })).map((d) => d._id), ['e', 'd', 'c', 'b', 'a']);
-        assert.deepEqual((await col.find({}, { sort: { s: 1, n: -1 } })).map((d) => d._id), ['e', 'd', 'a', 'b', 'c']);
-        assert.deepEqual((await col.find({}, { sort: { 'sub.depth': -1 } })).map((d) => d._id), ['e', 'd', 'c', 'b', 'a']);
+        assert.deepEqual(
+          (await col.find({}, { sort: { n: 1 } })).map((d) => d._id),
+          ['a', 'b', 'c', 'd', 'e'],
+        );
+        assert.deepEqual(
+          (await col.find({}, { sort: { n: -1 } })).map((d) => d._id),
+          ['e', 'd', 'c', 'b', 'a'],
+        );
+        assert.deepEqual(
+          (await col.find({}, { sort: { s: 1, n: -1 } })).map((d) => d._id),
+          ['e', 'd', 'a', 'b', 'c'],
+        );
+        assert.deepEqual(
+          (await col.find({}, { sort: { 'sub.depth': -1 } })).map((d) => d._id),
+          ['e', 'd', 'c', 'b', 'a'],
+        );
       });
 
       it('skips and limits after sorting', async () => {
         const col = env.store.collection(peopleName);
-        assert.deepEqual((await col.find({}, { sort: { n: -1 }, skip: 1, limit: 2 })).map((d) => d._id), ['d', 'c']);
-        assert.deepEqual((await col.find({ s: 'x' }, { sort: { n: 1 }, skip: 1 })).map((d) => d._id), ['d']);
+        assert.deepEqual(
+          (await col.find({}, { sort: { n: -1 }, skip: 1, limit: 2 })).map((d) => d._id),
+          ['d', 'c'],
+        );
+        assert.deepEqual(
+          (await col.find({ s: 'x' }, { sort: { n: 1 }, skip: 1 })).map((d) => d._id),
+          ['d'],
+        );
         assert.equal((await col.find({}, { limit: 3 })).length, 3);
         assert.deepEqual(await col.find({}, { sort: { n: 1 }, skip: 10 }), []);
       });
@@ -180,8 +210,15 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
           { _id: 'u1', name: 'old', addr: { zip: '75001' } },
           { _id: 'u2', name: 'old' },
         ]);
-        assert.deepEqual(await col.updateOne({ _id: 'u1' }, { $set: { name: 'new', 'addr.city': 'Paris' } }), { matched: 1, modified: 1 });
-        assert.deepEqual(await col.findOne({ _id: 'u1' }), { _id: 'u1', name: 'new', addr: { zip: '75001', city: 'Paris' } });
+        assert.deepEqual(await col.updateOne({ _id: 'u1' }, { $set: { name: 'new', 'addr.city': 'Paris' } }), {
+          matched: 1,
+          modified: 1,
+        });
+        assert.deepEqual(await col.findOne({ _id: 'u1' }), {
+          _id: 'u1',
+          name: 'new',
+          addr: { zip: '75001', city: 'Paris' },
+        });
         await col.updateOne({ _id: 'u2' }, { $set: { 'addr.city': 'Lyon' } });
         assert.deepEqual(await col.findOne({ _id: 'u2' }), { _id: 'u2', name: 'old', addr: { city: 'Lyon' } });
       });
@@ -189,9 +226,15 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
       it('$unset removes fields, including dotted ones', async () => {
         const col = env.store.collection(freshName('unset'));
         await col.insertOne({ _id: 'u', keep: 1, gone: 2, sub: { a: 1, b: 2 } });
-        assert.deepEqual(await col.updateOne({ _id: 'u' }, { $unset: { gone: '', 'sub.b': 1 } }), { matched: 1, modified: 1 });
+        assert.deepEqual(await col.updateOne({ _id: 'u' }, { $unset: { gone: '', 'sub.b': 1 } }), {
+          matched: 1,
+          modified: 1,
+        });
         assert.deepEqual(await col.findOne({ _id: 'u' }), { _id: 'u', keep: 1, sub: { a: 1 } });
-        assert.deepEqual(await col.updateOne({ _id: 'u' }, { $unset: { notThere: true } }), { matched: 1, modified: 0 });
+        assert.deepEqual(await col.updateOne({ _id: 'u' }, { $unset: { notThere: true } }), {
+          matched: 1,
+          modified: 0,
+        });
       });
 
       it('$inc adds to existing numbers and creates missing ones', async () => {
@@ -218,7 +261,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('updateOne changes only one of several matches', async () => {
         const col = env.store.collection(freshName('one'));
-        await col.insertMany([{ _id: '1', g: 'x' }, { _id: '2', g: 'x' }]);
+        await col.insertMany([
+          { _id: '1', g: 'x' },
+          { _id: '2', g: 'x' },
+        ]);
         assert.deepEqual(await col.updateOne({ g: 'x' }, { $set: { hit: true } }), { matched: 1, modified: 1 });
         assert.equal(await col.count({ hit: true }), 1);
       });
@@ -240,7 +286,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
       it('$setOnInsert does nothing to a matched document', async () => {
         const col = env.store.collection(freshName('soi'));
         await col.insertOne({ _id: 'm', v: 1 });
-        assert.deepEqual(await col.updateOne({ _id: 'm' }, { $set: { v: 2 }, $setOnInsert: { created: 'now' } }, { upsert: true }), { matched: 1, modified: 1 });
+        assert.deepEqual(
+          await col.updateOne({ _id: 'm' }, { $set: { v: 2 }, $setOnInsert: { created: 'now' } }, { upsert: true }),
+          { matched: 1, modified: 1 },
+        );
         assert.deepEqual(await col.findOne({ _id: 'm' }), { _id: 'm', v: 2 });
       });
 
@@ -265,11 +314,19 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
     group('upsert', (env) => {
       it('with _id in the filter: inserts with that _id, equality fields, $set and $setOnInsert', async () => {
         const col = env.store.collection(freshName('up_id'));
-        const first = await col.updateOne({ _id: 'up1', kind: 'k' }, { $set: { v: 1 }, $setOnInsert: { created: true } }, { upsert: true });
+        const first = await col.updateOne(
+          { _id: 'up1', kind: 'k' },
+          { $set: { v: 1 }, $setOnInsert: { created: true } },
+          { upsert: true },
+        );
         assert.deepEqual(first, { matched: 0, modified: 0, upsertedId: 'up1' });
         assert.deepEqual(await col.findOne({ _id: 'up1' }), { _id: 'up1', kind: 'k', v: 1, created: true });
 
-        const second = await col.updateOne({ _id: 'up1', kind: 'k' }, { $set: { v: 2 }, $setOnInsert: { created: 'again' } }, { upsert: true });
+        const second = await col.updateOne(
+          { _id: 'up1', kind: 'k' },
+          { $set: { v: 2 }, $setOnInsert: { created: 'again' } },
+          { upsert: true },
+        );
         assert.deepEqual(second, { matched: 1, modified: 1 });
         assert.deepEqual(await col.findOne({ _id: 'up1' }), { _id: 'up1', kind: 'k', v: 2, created: true });
         assert.equal(await col.count({}), 1);
@@ -277,37 +334,77 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('without _id in the filter: generates a string _id; copies equalities (dotted too), not operator conditions', async () => {
         const col = env.store.collection(freshName('up_gen'));
-        const result = await col.updateOne({ 'owner.name': 'bob', n: { $gt: 5 } }, { $inc: { hits: 1 } }, { upsert: true });
+        const result = await col.updateOne(
+          { 'owner.name': 'bob', n: { $gt: 5 } },
+          { $inc: { hits: 1 } },
+          { upsert: true },
+        );
         assert.equal(result.matched, 0);
         assert.equal(result.modified, 0);
         assert.equal(typeof result.upsertedId, 'string');
         assert.ok(result.upsertedId);
-        assert.deepEqual(await col.findOne({ _id: result.upsertedId }), { _id: result.upsertedId, owner: { name: 'bob' }, hits: 1 });
+        assert.deepEqual(await col.findOne({ _id: result.upsertedId }), {
+          _id: result.upsertedId,
+          owner: { name: 'bob' },
+          hits: 1,
+        });
       });
 
       it('$setOnInsert may choose the _id when the filter has none', async () => {
         const col = env.store.collection(freshName('up_choose'));
-        const result = await col.updateOne({ aor: 'sip:alice@ims.test' }, { $set: { state: 'on' }, $setOnInsert: { _id: 'chosen' } }, { upsert: true });
+        const result = await col.updateOne(
+          { aor: 'sip:alice@ims.test' },
+          { $set: { state: 'on' }, $setOnInsert: { _id: 'chosen' } },
+          { upsert: true },
+        );
         assert.deepEqual(result, { matched: 0, modified: 0, upsertedId: 'chosen' });
-        assert.deepEqual(await col.findOne({ _id: 'chosen' }), { _id: 'chosen', aor: 'sip:alice@ims.test', state: 'on' });
+        assert.deepEqual(await col.findOne({ _id: 'chosen' }), {
+          _id: 'chosen',
+          aor: 'sip:alice@ims.test',
+          state: 'on',
+        });
       });
 
       it('findOneAndUpdate with upsert returns the new document (after) or null (before)', async () => {
         const col = env.store.collection(freshName('up_fau'));
-        assert.deepEqual(await col.findOneAndUpdate({ _id: 'c1' }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'after' }), { _id: 'c1', n: 1 });
-        assert.equal(await col.findOneAndUpdate({ _id: 'c2' }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'before' }), null);
+        assert.deepEqual(
+          await col.findOneAndUpdate({ _id: 'c1' }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'after' }),
+          { _id: 'c1', n: 1 },
+        );
+        assert.equal(
+          await col.findOneAndUpdate({ _id: 'c2' }, { $inc: { n: 1 } }, { upsert: true, returnDocument: 'before' }),
+          null,
+        );
         assert.deepEqual(await col.findOne({ _id: 'c2' }), { _id: 'c2', n: 1 });
-        const generated = await col.findOneAndUpdate({ tag: 'g' }, { $set: { v: 1 } }, { upsert: true, returnDocument: 'after' });
+        const generated = await col.findOneAndUpdate(
+          { tag: 'g' },
+          { $set: { v: 1 } },
+          { upsert: true, returnDocument: 'after' },
+        );
         assert.equal(typeof generated?._id, 'string');
         assert.deepEqual(generated, { _id: generated?._id, tag: 'g', v: 1 });
       });
 
       it('replaceOne with upsert inserts, taking _id from the filter or else from the replacement', async () => {
         const col = env.store.collection(freshName('up_replace'));
-        assert.deepEqual(await col.replaceOne({ _id: 'r1' }, { _id: 'r1', v: 1 }, { upsert: true }), { matched: 0, modified: 0, upsertedId: 'r1' });
-        assert.deepEqual(await col.replaceOne({ key: 'k2' }, { _id: 'r2', key: 'k2', v: 2 }, { upsert: true }), { matched: 0, modified: 0, upsertedId: 'r2' });
-        assert.deepEqual(await col.replaceOne({ key: 'k2' }, { _id: 'r2', key: 'k2', v: 3 }, { upsert: true }), { matched: 1, modified: 1 });
-        assert.deepEqual(await col.find({}, { sort: { _id: 1 } }), [{ _id: 'r1', v: 1 }, { _id: 'r2', key: 'k2', v: 3 }]);
+        assert.deepEqual(await col.replaceOne({ _id: 'r1' }, { _id: 'r1', v: 1 }, { upsert: true }), {
+          matched: 0,
+          modified: 0,
+          upsertedId: 'r1',
+        });
+        assert.deepEqual(await col.replaceOne({ key: 'k2' }, { _id: 'r2', key: 'k2', v: 2 }, { upsert: true }), {
+          matched: 0,
+          modified: 0,
+          upsertedId: 'r2',
+        });
+        assert.deepEqual(await col.replaceOne({ key: 'k2' }, { _id: 'r2', key: 'k2', v: 3 }, { upsert: true }), {
+          matched: 1,
+          modified: 1,
+        });
+        assert.deepEqual(await col.find({}, { sort: { _id: 1 } }), [
+          { _id: 'r1', v: 1 },
+          { _id: 'r2', key: 'k2', v: 3 },
+        ]);
       });
     });
 
@@ -315,14 +412,23 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
       it('returns the document before or after the update', async () => {
         const col = env.store.collection(freshName('fau'));
         await col.insertOne({ _id: 'f', n: 1 });
-        assert.deepEqual(await col.findOneAndUpdate({ _id: 'f' }, { $inc: { n: 1 } }, { returnDocument: 'before' }), { _id: 'f', n: 1 });
-        assert.deepEqual(await col.findOneAndUpdate({ _id: 'f' }, { $inc: { n: 1 } }, { returnDocument: 'after' }), { _id: 'f', n: 3 });
+        assert.deepEqual(await col.findOneAndUpdate({ _id: 'f' }, { $inc: { n: 1 } }, { returnDocument: 'before' }), {
+          _id: 'f',
+          n: 1,
+        });
+        assert.deepEqual(await col.findOneAndUpdate({ _id: 'f' }, { $inc: { n: 1 } }, { returnDocument: 'after' }), {
+          _id: 'f',
+          n: 3,
+        });
         assert.deepEqual(await col.findOne({ _id: 'f' }), { _id: 'f', n: 3 });
       });
 
       it('returns null and inserts nothing when nothing matches without upsert', async () => {
         const col = env.store.collection(freshName('fau_none'));
-        assert.equal(await col.findOneAndUpdate({ _id: 'ghost' }, { $set: { v: 1 } }, { returnDocument: 'after' }), null);
+        assert.equal(
+          await col.findOneAndUpdate({ _id: 'ghost' }, { $set: { v: 1 } }, { returnDocument: 'after' }),
+          null,
+        );
         assert.equal(await col.count({}), 0);
       });
 
@@ -330,19 +436,29 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         const col = env.store.collection(freshName('counter'));
         await col.insertOne({ _id: 'seq', n: 0 });
         const results = await Promise.all(
-          Array.from({ length: 50 }, () => col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'after' })),
+          Array.from({ length: 50 }, () =>
+            col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'after' }),
+          ),
         );
         const values = results.map((doc) => doc?.n);
         assert.equal(new Set(values).size, 50);
-        assert.deepEqual([...values].sort((x, y) => Number(x) - Number(y)), Array.from({ length: 50 }, (_, i) => i + 1));
+        assert.deepEqual(
+          [...values].sort((x, y) => Number(x) - Number(y)),
+          Array.from({ length: 50 }, (_, i) => i + 1),
+        );
         assert.deepEqual(await col.findOne({ _id: 'seq' }), { _id: 'seq', n: 50 });
 
         // And with 'before': 50 distinct earlier states, 50..99.
         const befores = await Promise.all(
-          Array.from({ length: 50 }, () => col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'before' })),
+          Array.from({ length: 50 }, () =>
+            col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'before' }),
+          ),
         );
         const seen = befores.map((doc) => Number(doc?.n)).sort((x, y) => x - y);
-        assert.deepEqual(seen, Array.from({ length: 50 }, (_, i) => i + 50));
+        assert.deepEqual(
+          seen,
+          Array.from({ length: 50 }, (_, i) => i + 50),
+        );
         assert.deepEqual(await col.findOne({ _id: 'seq' }), { _id: 'seq', n: 100 });
       });
 
@@ -351,7 +467,11 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         await col.insertOne({ _id: 'lease' });
         const results = await Promise.all(
           Array.from({ length: 50 }, (_, i) =>
-            col.findOneAndUpdate({ _id: 'lease', owner: { $exists: false } }, { $set: { owner: i } }, { returnDocument: 'after' }),
+            col.findOneAndUpdate(
+              { _id: 'lease', owner: { $exists: false } },
+              { $set: { owner: i } },
+              { returnDocument: 'after' },
+            ),
           ),
         );
         const winners = results.filter((doc) => doc !== null);
@@ -408,7 +528,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('creating a unique index over duplicates throws DuplicateKeyError', async () => {
         const col = env.store.collection(freshName('dup_existing'));
-        await col.insertMany([{ _id: '1', k: 'same' }, { _id: '2', k: 'same' }]);
+        await col.insertMany([
+          { _id: '1', k: 'same' },
+          { _id: '2', k: 'same' },
+        ]);
         await assert.rejects(col.ensureIndex({ fields: { k: 1 }, unique: true }), DuplicateKeyError);
       });
 
@@ -416,7 +539,11 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         const col = env.store.collection(freshName('dup_upsert'));
         await col.insertOne({ _id: 'lease', owner: 'a' });
         await assert.rejects(
-          col.findOneAndUpdate({ _id: 'lease', owner: { $exists: false } }, { $set: { owner: 'b' } }, { upsert: true, returnDocument: 'after' }),
+          col.findOneAndUpdate(
+            { _id: 'lease', owner: { $exists: false } },
+            { $set: { owner: 'b' } },
+            { upsert: true, returnDocument: 'after' },
+          ),
           DuplicateKeyError,
         );
         assert.deepEqual(await col.findOne({ _id: 'lease' }), { _id: 'lease', owner: 'a' });
@@ -451,11 +578,24 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
       it('ranges, sorts and limits over a compound index give the same answers as without one', async () => {
         const col = env.store.collection(freshName('compound'));
         await col.ensureIndex({ fields: { recipient: 1, seq: 1 } });
-        await col.insertMany(Array.from({ length: 30 }, (_, i) => ({ _id: `m${i}`, recipient: i % 3 === 0 ? 'bob' : 'eve', seq: i, state: i % 2 ? 'pending' : 'kept' })));
+        await col.insertMany(
+          Array.from({ length: 30 }, (_, i) => ({
+            _id: `m${i}`,
+            recipient: i % 3 === 0 ? 'bob' : 'eve',
+            seq: i,
+            state: i % 2 ? 'pending' : 'kept',
+          })),
+        );
         const pending = await col.find({ recipient: 'bob', state: 'pending' }, { sort: { seq: 1 }, limit: 3 });
-        assert.deepEqual(pending.map((d) => d.seq), [3, 9, 15]);
+        assert.deepEqual(
+          pending.map((d) => d.seq),
+          [3, 9, 15],
+        );
         const newest = await col.find({ recipient: 'eve' }, { sort: { seq: -1 }, limit: 2 });
-        assert.deepEqual(newest.map((d) => d.seq), [29, 28]);
+        assert.deepEqual(
+          newest.map((d) => d.seq),
+          [29, 28],
+        );
         assert.equal(await col.count({ recipient: 'bob', seq: { $gt: 10, $lte: 21 } }), 4);
       });
     });
@@ -482,7 +622,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         assert.deepEqual(idsOf(await col.find({ at: { $lt: t0 } })), ['old']);
         assert.deepEqual(idsOf(await col.find({ at: { $gte: t0 } })), ['new', 'now']);
         assert.deepEqual(idsOf(await col.find({ at: new Date(t0.getTime()) })), ['now']);
-        assert.deepEqual((await col.find({}, { sort: { at: -1 } })).map((d) => d._id), ['new', 'now', 'old']);
+        assert.deepEqual(
+          (await col.find({}, { sort: { at: -1 } })).map((d) => d._id),
+          ['new', 'now', 'old'],
+        );
         const later = new Date('2030-01-01T00:00:00Z');
         await col.updateOne({ _id: 'old' }, { $set: { at: later } });
         const updated = await col.findOne({ _id: 'old' });
@@ -494,7 +637,11 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
     group('deletes', (env) => {
       it('deleteOne removes one matching document and returns 1, or 0', async () => {
         const col = env.store.collection(freshName('del_one'));
-        await col.insertMany([{ _id: '1', g: 'x' }, { _id: '2', g: 'x' }, { _id: '3', g: 'y' }]);
+        await col.insertMany([
+          { _id: '1', g: 'x' },
+          { _id: '2', g: 'x' },
+          { _id: '3', g: 'y' },
+        ]);
         assert.equal(await col.deleteOne({ g: 'x' }), 1);
         assert.equal(await col.count({ g: 'x' }), 1);
         assert.equal(await col.deleteOne({ g: 'none' }), 0);
@@ -504,7 +651,12 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
 
       it('deleteMany removes every match and returns how many', async () => {
         const col = env.store.collection(freshName('del_many'));
-        await col.insertMany([{ _id: '1', n: 1 }, { _id: '2', n: 2 }, { _id: '3', n: 3 }, { _id: '4', n: 4 }]);
+        await col.insertMany([
+          { _id: '1', n: 1 },
+          { _id: '2', n: 2 },
+          { _id: '3', n: 3 },
+          { _id: '4', n: 4 },
+        ]);
         assert.equal(await col.deleteMany({ n: { $gte: 3 } }), 2);
         assert.deepEqual(idsOf(await col.find({})), ['1', '2']);
         assert.equal(await col.deleteMany({ n: 99 }), 0);
@@ -553,7 +705,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
           // MongoDB's TTL monitor runs every 60 s: waiting for it would make the suite slow and
           // flaky, so only check that the server has the TTL index.
           const indexes = (await env.fixture.listIndexes?.(name)) ?? [];
-          assert.ok(indexes.some((ix) => ix.key.at === 1 && ix.expireAfterSeconds === 1), JSON.stringify(indexes));
+          assert.ok(
+            indexes.some((ix) => ix.key.at === 1 && ix.expireAfterSeconds === 1),
+            JSON.stringify(indexes),
+          );
           return;
         }
         // The embedded engine hides expired documents from every read (its sweep removes them).
@@ -576,7 +731,10 @@ function runContract(name: EngineName, makeStore: MakeStore, skip: string | fals
         ]);
         if (env.store.engine === 'mongodb') {
           const indexes = (await env.fixture.listIndexes?.(name)) ?? [];
-          assert.ok(indexes.some((ix) => ix.key.at === 1 && ix.expireAfterSeconds === 1), JSON.stringify(indexes));
+          assert.ok(
+            indexes.some((ix) => ix.key.at === 1 && ix.expireAfterSeconds === 1),
+            JSON.stringify(indexes),
+          );
           return;
         }
         // Already 10 s past a 1 s limit: gone at once.
@@ -616,7 +774,9 @@ async function makeMongo(): Promise<EngineFixture> {
     open: () => MongoStore.connect(uri),
     destroy: () => withClient(async (client) => void (await client.db(dbName).dropDatabase())),
     listIndexes: (collection) =>
-      withClient(async (client) => (await client.db(dbName).collection(collection).listIndexes().toArray()) as ServerIndex[]),
+      withClient(
+        async (client) => (await client.db(dbName).collection(collection).listIndexes().toArray()) as ServerIndex[],
+      ),
   };
 }
 
@@ -624,7 +784,9 @@ runContract('embedded', makeEmbedded);
 runContract(
   'mongodb',
   makeMongo,
-  process.env.MONGODB_URI ? false : 'MONGODB_URI is not set: no MongoDB server on this machine, contract not run against MongoDB',
+  process.env.MONGODB_URI
+    ? false
+    : 'MONGODB_URI is not set: no MongoDB server on this machine, contract not run against MongoDB',
 );
 
 // ---------------------------------------------------------------- engine-specific behaviour

@@ -60,7 +60,10 @@ describe('Capabilities a client registers', () => {
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 60000 });
     await sleep(300);
-    const reg = await stack.sipp(registerWith(contactParams, extra), { set: { user, ct_port: String(port) }, args: ['-au', user, '-ap', pw(user)] });
+    const reg = await stack.sipp(registerWith(contactParams, extra), {
+      set: { user, ct_port: String(port) },
+      args: ['-au', user, '-ap', pw(user)],
+    });
     assert.equal(reg.exitCode, 0, `${reg.stdout}\n${reg.messages}`);
     return { uas };
   }
@@ -69,7 +72,10 @@ describe('Capabilities a client registers', () => {
     const voiceOnly = await device('bob', ';methods="INVITE,ACK,BYE,CANCEL,OPTIONS"');
     const chat = await device('bob', ';methods="INVITE,ACK,BYE,CANCEL,MESSAGE"');
     const silent = await device('bob', '');
-    const sent = await stack.sipp(messageScenario({ final: 200, body: 'to the devices that chat' }), { set: { user: 'alice', to: 'bob' }, args: ['-au', 'alice', '-ap', pw('alice')] });
+    const sent = await stack.sipp(messageScenario({ final: 200, body: 'to the devices that chat' }), {
+      set: { user: 'alice', to: 'bob' },
+      args: ['-au', 'alice', '-ap', pw('alice')],
+    });
     assert.equal(sent.exitCode, 0, `${sent.stdout}\n${sent.messages}`);
     const [c, s] = await Promise.all([chat.uas, silent.uas]);
     // the forked copies have arrived; what did not reach the voice-only device never will
@@ -81,9 +87,12 @@ describe('Capabilities a client registers', () => {
     assert.equal(receivedMessages(v.messages).length, 0, `the voice-only contact got nothing:\n${v.messages}`);
   });
 
-  it('takes the methods from the REGISTER\'s Allow header too, and answers a MESSAGE no contact can take without delivering it', async () => {
+  it("takes the methods from the REGISTER's Allow header too, and answers a MESSAGE no contact can take without delivering it", async () => {
     const onlyVoice = await device('carol', '', ['Allow: INVITE, ACK, BYE, CANCEL, OPTIONS']);
-    const sent = await stack.sipp(messageScenario({ final: 480, body: 'nobody here chats' }), { set: { user: 'alice', to: 'carol' }, args: ['-au', 'alice', '-ap', pw('alice')] });
+    const sent = await stack.sipp(messageScenario({ final: 480, body: 'nobody here chats' }), {
+      set: { user: 'alice', to: 'carol' },
+      args: ['-au', 'alice', '-ap', pw('alice')],
+    });
     assert.equal(sent.exitCode, 0, `${sent.stdout}\n${sent.messages}`);
     await sleep(1000);
     onlyVoice.uas.process.kill();

@@ -60,46 +60,76 @@ describe('charging: Diameter Rf to a real CDF', () => {
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 15000, args: ['-m', '1'] });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user: 'bob', ct_port: String(port), expires: '600' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'bob', ct_port: String(port), expires: '600' },
+      args: ['-au', 'bob', '-ap', pw('bob')],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
-    const sent = await stack.sipp(messageScenario({ final: 200, body: 'hello bob' }), { set: { user: 'alice', to: 'bob' }, args: ['-au', 'alice', '-ap', pw('alice')] });
+    const sent = await stack.sipp(messageScenario({ final: 200, body: 'hello bob' }), {
+      set: { user: 'alice', to: 'bob' },
+      args: ['-au', 'alice', '-ap', pw('alice')],
+    });
     assert.equal(sent.exitCode, 0, sent.messages.slice(-3000));
     assert.equal((await uas).exitCode, 0);
     const message = callIdOf(sent.messages);
 
-    const sub = await stack.sipp({ name: 'sub-refresh', xml: subscriberScenario({ event: 'presence', expires: 300, refreshes: 2 }) },
-      { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', pw('bob')], timeoutMs: 20000 });
+    const sub = await stack.sipp(
+      { name: 'sub-refresh', xml: subscriberScenario({ event: 'presence', expires: 300, refreshes: 2 }) },
+      { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', pw('bob')], timeoutMs: 20000 },
+    );
     assert.equal(sub.exitCode, 0, sub.stdout);
     const subscription = callIdOf(sub.messages);
 
     // the files (closed by age) say which records the AS wrote; the CDF must have them all
-    const records = await eventually(() => {
-      const r = filed();
-      const done = r.filter((x) => x['session-Id'] === message).length === 2 && r.some((x) => x['session-Id'] === subscription && x.causeForRecordClosing !== 4);
-      return done ? r : undefined;
-    }, 15000, 'records in closed 32.297 files');
+    const records = await eventually(
+      () => {
+        const r = filed();
+        const done =
+          r.filter((x) => x['session-Id'] === message).length === 2 &&
+          r.some((x) => x['session-Id'] === subscription && x.causeForRecordClosing !== 4);
+        return done ? r : undefined;
+      },
+      15000,
+      'records in closed 32.297 files',
+    );
     const oneOff = records.filter((r) => r.recordSequenceNumber === undefined);
     const chain = records.filter((r) => r['session-Id'] === subscription);
     assert.equal(chain.length, 4);
 
-    const acrs = await eventually(async () => {
-      const got = await cdf.acrs();
-      return got.length >= records.length ? got : undefined;
-    }, 15000, `${records.length} ACRs at the CDF`);
+    const acrs = await eventually(
+      async () => {
+        const got = await cdf.acrs();
+        return got.length >= records.length ? got : undefined;
+      },
+      15000,
+      `${records.length} ACRs at the CDF`,
+    );
 
     const asNew = acrs.filter((a) => !a.retransmit);
     assert.equal(new Set(asNew.map((a) => `${a.sessionId}/${a.number}`)).size, asNew.length, 'no ACR twice as new');
     for (const r of oneOff) {
       const got = acrs.filter((a) => a.sessionId === `${ORIGIN_HOST};e2e:${String(r.localRecordSequenceNumber)}`);
-      assert.ok(got.length >= 1, `record ${String(r.localRecordSequenceNumber)} (${String(r['sIP-Method'])}) reached the CDF`);
+      assert.ok(
+        got.length >= 1,
+        `record ${String(r.localRecordSequenceNumber)} (${String(r['sIP-Method'])}) reached the CDF`,
+      );
       assert.deepEqual([got[0]!.type, got[0]!.number], ['EVENT_RECORD', 0]);
     }
     const messageAcrs = oneOff.filter((r) => r['session-Id'] === message);
     assert.equal(messageAcrs.length, 2, 'the MESSAGE: one record per role, each an EVENT_RECORD');
 
-    const subAcrs: LoggedAcr[] = acrs.filter((a) => a.sessionId.includes(";sub;"));
+    const subAcrs: LoggedAcr[] = acrs.filter((a) => a.sessionId.includes(';sub;'));
     const sessions = new Set(subAcrs.map((a) => a.sessionId));
     assert.equal(sessions.size, 1, JSON.stringify(subAcrs));
-    assert.deepEqual(subAcrs.map((a) => [a.type, a.number]), [['START_RECORD', 0], ['INTERIM_RECORD', 1], ['INTERIM_RECORD', 2], ['STOP_RECORD', 3]]);
+    assert.deepEqual(
+      subAcrs.map((a) => [a.type, a.number]),
+      [
+        ['START_RECORD', 0],
+        ['INTERIM_RECORD', 1],
+        ['INTERIM_RECORD', 2],
+        ['STOP_RECORD', 3],
+      ],
+    );
   });
 });

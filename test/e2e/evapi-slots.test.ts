@@ -20,7 +20,11 @@ const streamUp = async (stack: TestStack) => /^ims_as_isc_event_stream_up 1/m.te
  * the other (evapi listens with a backlog of 4: a burst would wait in SYN retries), each given
  * a moment for Kamailio to close it.
  */
-async function idleConnections(stack: TestStack, n: number, localAddress: string): Promise<Array<{ socket: Socket; closed: () => boolean }>> {
+async function idleConnections(
+  stack: TestStack,
+  n: number,
+  localAddress: string,
+): Promise<Array<{ socket: Socket; closed: () => boolean }>> {
   const out: Array<{ socket: Socket; closed: () => boolean }> = [];
   for (let i = 0; i < n; i++) {
     let closed = false;
@@ -53,7 +57,11 @@ describe('evapi client slots and idle connections', () => {
 
   it('closes at once every connection from an address that is not AS_IP: an AS restart finds its slots', async () => {
     const strangers = await idleConnections(stack, MAX_CLIENTS + 8, '127.0.0.2');
-    await eventually(() => (strangers.every((c) => c.closed()) ? true : undefined), 3000, 'every stranger closed by Kamailio');
+    await eventually(
+      () => (strangers.every((c) => c.closed()) ? true : undefined),
+      3000,
+      'every stranger closed by Kamailio',
+    );
     await stack.stopAs();
     const started = Date.now();
     await stack.startAs();
@@ -70,13 +78,21 @@ describe('evapi client slots and idle connections', () => {
     const holding = [...taken, ...more].filter((c) => !c.closed());
     assert.equal(holding.length, MAX_CLIENTS, 'idle connections hold every slot');
     await stack.startAs();
-    await eventually(async () => (/^ims_as_isc_stream_refused_total [1-9]/m.test(await stack.metrics()) ? true : undefined), 5000, 'refusals counted');
+    await eventually(
+      async () => (/^ims_as_isc_stream_refused_total [1-9]/m.test(await stack.metrics()) ? true : undefined),
+      5000,
+      'refusals counted',
+    );
     assert.match(stack.logOf('as'), /all evapi client slots taken/);
     assert.equal(await streamUp(stack), false);
     // the slots free: the stream is back within seconds (retries at most 2 s apart)
     for (const c of holding) c.socket.destroy();
     const freed = Date.now();
-    await eventually(async () => ((await streamUp(stack)) ? true : undefined), 4000, 'stream back once the slots are free');
+    await eventually(
+      async () => ((await streamUp(stack)) ? true : undefined),
+      4000,
+      'stream back once the slots are free',
+    );
     assert.ok(Date.now() - freed < 4000, `${Date.now() - freed} ms`);
   });
 });

@@ -39,26 +39,43 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     assert.notEqual(dup.code, 0);
     assert.match(dup.out, /already exists/);
     const list = await stack.provision('list');
-    assert.deepEqual(list.out.trim().split('\n'), ['sip:alice@example.com', 'sip:bob@example.com', 'sip:dave@example.com', 'sip:erin@example.com']);
+    assert.deepEqual(list.out.trim().split('\n'), [
+      'sip:alice@example.com',
+      'sip:bob@example.com',
+      'sip:dave@example.com',
+      'sip:erin@example.com',
+    ]);
   });
 
   it('registers bob with digest authentication (401 then 200)', async () => {
-    const r = await stack.sipp('register', { final: 200, set: { user: 'bob', ct_port: String(bobUasPort), expires: '300' }, args: ['-au', 'bob', '-ap', PASS.bob] });
+    const r = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'bob', ct_port: String(bobUasPort), expires: '300' },
+      args: ['-au', 'bob', '-ap', PASS.bob],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
     assert.match(r.messages, /SIP\/2\.0 401 Unauthorized/);
     assert.match(r.messages, /SIP\/2\.0 200 OK[\s\S]*Contact: <sip:bob@127\.0\.0\.1:\d+>;expires=/);
   });
 
   it('refuses a REGISTER with a wrong password (challenged again)', async () => {
-    const r = await stack.sipp('register', { final: 401, set: { user: 'alice', ct_port: '5999', expires: '300' }, args: ['-au', 'alice', '-ap', 'not-the-password'] });
+    const r = await stack.sipp('register', {
+      final: 401,
+      set: { user: 'alice', ct_port: '5999', expires: '300' },
+      args: ['-au', 'alice', '-ap', 'not-the-password'],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
   });
 
-  it('delivers alice\'s MESSAGE to bob\'s contact with alice\'s asserted identity; alice gets 200', async () => {
+  it("delivers alice's MESSAGE to bob's contact with alice's asserted identity; alice gets 200", async () => {
     const uas = stack.sipp('uas-message', { port: bobUasPort, timeoutMs: 15000 });
     await new Promise((r) => setTimeout(r, 300));
     const text = `hello bob ${Date.now()}`;
-    const sent = await stack.sipp('message', { final: 200, set: { user: 'alice', to: 'bob', text }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const sent = await stack.sipp('message', {
+      final: 200,
+      set: { user: 'alice', to: 'bob', text },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(sent.exitCode, 0, sent.stdout);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
@@ -74,10 +91,14 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   });
 
   it('writes one CDR line per role for the delivered MESSAGE', async () => {
-    const lines = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === deliveredCallId);
-      return l.length >= 2 ? l : undefined;
-    }, 5000, 'CDR lines of the delivered MESSAGE');
+    const lines = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === deliveredCallId);
+        return l.length >= 2 ? l : undefined;
+      },
+      5000,
+      'CDR lines of the delivered MESSAGE',
+    );
     assert.equal(lines.length, 2);
     assert.deepEqual(lines.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
     for (const c of lines) {
@@ -88,7 +109,10 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
       assert.equal(c.statusCode, 200);
       assert.equal(c.outcome, 'delivered');
       assert.equal(typeof c.imsChargingIdentifier, 'string');
-      assert.deepEqual(c.messageBody, { contentType: 'text/plain', contentLength: (c.messageBody as { contentLength: number }).contentLength });
+      assert.deepEqual(c.messageBody, {
+        contentType: 'text/plain',
+        contentLength: (c.messageBody as { contentLength: number }).contentLength,
+      });
       assert.ok((c.messageBody as { contentLength: number }).contentLength > 10);
     }
     assert.equal(lines[0]!.imsChargingIdentifier, lines[1]!.imsChargingIdentifier, 'both roles share the ICID');
@@ -99,16 +123,27 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     await new Promise((r) => setTimeout(r, 300));
     // a client configured with the core's address uses its port too (the alias is the
     // address with Kamailio's ports only; a port-less URI means 5060, which this stack does not use)
-    const sent = await stack.sipp('message', { final: 200, set: { domain: `127.0.0.1:${stack.ports.sip}`, user: 'alice', to: 'bob', text: 'via the alias' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const sent = await stack.sipp('message', {
+      final: 200,
+      set: { domain: `127.0.0.1:${stack.ports.sip}`, user: 'alice', to: 'bob', text: 'via the alias' },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(sent.exitCode, 0, sent.stdout);
     const got = await uas;
     assert.match(got.messages, /P-Asserted-Identity: <sip:alice@example\.com>/);
     const callId = /Call-ID: (\S+)/.exec(got.messages)![1]!;
-    const lines = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId);
-      return l.length >= 2 ? l : undefined;
-    }, 5000, 'CDRs of the aliased MESSAGE');
-    assert.deepEqual([...new Set(lines.map((c) => `${c.callingPartyAddress} -> ${c.calledPartyAddress}`))], ['sip:alice@example.com -> sip:bob@example.com']);
+    const lines = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId);
+        return l.length >= 2 ? l : undefined;
+      },
+      5000,
+      'CDRs of the aliased MESSAGE',
+    );
+    assert.deepEqual(
+      [...new Set(lines.map((c) => `${c.callingPartyAddress} -> ${c.calledPartyAddress}`))],
+      ['sip:alice@example.com -> sip:bob@example.com'],
+    );
   });
 
   it('reports store, Kamailio and the event stream on /health', async () => {
@@ -123,12 +158,20 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   });
 
   it('answers 404 for a MESSAGE to a user that does not exist', async () => {
-    const r = await stack.sipp('message', { final: 404, set: { user: 'alice', to: 'carol', text: 'anyone?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const r = await stack.sipp('message', {
+      final: 404,
+      set: { user: 'alice', to: 'carol', text: 'anyone?' },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
   });
 
   it('answers 202 Accepted for a MESSAGE to a known user with no registered contact (stored for later)', async () => {
-    const r = await stack.sipp('message', { final: 202, set: { user: 'alice', to: 'dave', text: 'are you there?' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const r = await stack.sipp('message', {
+      final: 202,
+      set: { user: 'alice', to: 'dave', text: 'are you there?' },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
   });
 
@@ -155,15 +198,23 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     // evapi drops frames when a read ends inside a length prefix, which a burst larger than
     // its 32 KB buffer provokes; every request must still get its real outcome, none a timeout
     const sent = Array.from({ length: 1500 }, (_, i) =>
-      stack.admin('POST', '/messages', { to: 'sip:dave@example.com', text: `burst ${i} ${'x'.repeat(200 + ((i * 7919) % 1300))}` }));
+      stack.admin('POST', '/messages', {
+        to: 'sip:dave@example.com',
+        text: `burst ${i} ${'x'.repeat(200 + ((i * 7919) % 1300))}`,
+      }),
+    );
     const outcomes = (await Promise.all(sent)).map((r) => `${String(r.json.code)} ${String(r.json.timedOut)}`);
     const tally = outcomes.reduce<Record<string, number>>((t, o) => ({ ...t, [o]: (t[o] ?? 0) + 1 }), {});
     assert.deepEqual(tally, { '480 false': 1500 });
   });
 
-  it('learns the 408 when the user\'s UA never answers', async () => {
+  it("learns the 408 when the user's UA never answers", async () => {
     erinPort = stack.sippPort();
-    const reg = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '300' }, args: ['-au', 'erin', '-ap', PASS.erin] });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'erin', ct_port: String(erinPort), expires: '300' },
+      args: ['-au', 'erin', '-ap', PASS.erin],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     const silent = stack.sipp('uas-silent', { port: erinPort, timeoutMs: 15000 });
     await new Promise((r) => setTimeout(r, 300));
@@ -176,14 +227,29 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   });
 
   it('tells the AS when a user deregisters (Expires: 0)', async () => {
-    const r = await stack.sipp('register', { final: 200, set: { user: 'erin', ct_port: String(erinPort), expires: '0' }, args: ['-au', 'erin', '-ap', PASS.erin] });
+    const r = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'erin', ct_port: String(erinPort), expires: '0' },
+      args: ['-au', 'erin', '-ap', PASS.erin],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
-    await eventually(async () => ((await stack.metrics()).match(/ims_as_isc_events_total\{type="registration"\} (\d+)/)?.[1] === '3' ? true : undefined), 3000, 'three registration events');
+    await eventually(
+      async () =>
+        (await stack.metrics()).match(/ims_as_isc_events_total\{type="registration"\} (\d+)/)?.[1] === '3'
+          ? true
+          : undefined,
+      3000,
+      'three registration events',
+    );
   });
 
   it('gives a prompt 503 when the AS is down', async () => {
     await stack.stopAs();
-    const r = await stack.sipp('message', { final: 503, set: { user: 'alice', to: 'bob', text: 'AS down' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const r = await stack.sipp('message', {
+      final: 503,
+      set: { user: 'alice', to: 'bob', text: 'AS down' },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
     assert.ok(r.elapsedMs < 3000, `503 took ${r.elapsedMs} ms`);
   });
@@ -194,12 +260,15 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
     try {
       const cdrs = await store.collection('cdrs').find({ sessionId: deliveredCallId });
       assert.equal(cdrs.length, 2);
-      assert.deepEqual(cdrs.map((c) => c.calledPartyAddress), ['sip:bob@example.com', 'sip:bob@example.com']);
+      assert.deepEqual(
+        cdrs.map((c) => c.calledPartyAddress),
+        ['sip:bob@example.com', 'sip:bob@example.com'],
+      );
       const rejected = await store.collection('cdrs').find({ statusCode: 404 });
       assert.ok(rejected.length >= 1, 'the 404 is charged as rejected');
       assert.equal(rejected[0]!.outcome, 'rejected');
       const reg = await store.collection('registrations').findOne({ _id: 'sip:bob@example.com' });
-      assert.ok(reg, 'bob\'s registration reached the AS');
+      assert.ok(reg, "bob's registration reached the AS");
       assert.equal((reg.contacts as Array<{ uri: string }>).length, 1);
       assert.match((reg.contacts as Array<{ uri: string }>)[0]!.uri, /^sip:bob@127\.0\.0\.1:\d+$/);
       const erin = await store.collection('registrations').findOne({ _id: 'sip:erin@example.com' });

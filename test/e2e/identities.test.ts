@@ -43,7 +43,10 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
   const send = (user: string, ruri: string, body: string, final: number, headers?: string[], contentType?: string) => {
     const m = /^(\w+:)([^@;]+)(.*)$/.exec(ruri)!;
     const template = `${m[1]}[$to]${m[3]!.replace('@example.com', '@[$domain]')}`;
-    return stack.sipp(messageScenario({ final, body, ruri: template, headers, contentType }), { set: { user, to: m[2]! }, args: auth(user) });
+    return stack.sipp(messageScenario({ final, body, ruri: template, headers, contentType }), {
+      set: { user, to: m[2]! },
+      args: auth(user),
+    });
   };
 
   /** A UA answering `count` MESSAGEs, registered as `user` (wrapped: awaiting a returned sipp run would wait for it to end). */
@@ -51,7 +54,11 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 20000, args: ['-m', String(count)] });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: auth(user) });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: auth(user),
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     return { uas };
   }
@@ -62,7 +69,10 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     assert.equal(add.code, 0, add.out);
     assert.match(add.out, /added sip:alice@example\.com with number \+15551234/);
     for (const u of ['bob', 'carol']) assert.equal((await stack.provision('add', u, '--password', pw(u))).code, 0);
-    for (const [u, a] of [['alice', 'alice.smith'], ['bob', 'bob.b']] as const) {
+    for (const [u, a] of [
+      ['alice', 'alice.smith'],
+      ['bob', 'bob.b'],
+    ] as const) {
       const r = await stack.provision('add-alias', u, a);
       assert.equal(r.code, 0, r.out);
     }
@@ -84,7 +94,12 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     assert.equal(alias.code, 1);
     assert.match(alias.out, /already an alias of sip:alice@example\.com/);
     // set and take away again: carol's number and alias
-    for (const args of [['set-tel', 'carol', '+4930123456'], ['add-alias', 'carol', 'cee'], ['remove-tel', 'carol'], ['remove-alias', 'carol', 'cee']]) {
+    for (const args of [
+      ['set-tel', 'carol', '+4930123456'],
+      ['add-alias', 'carol', 'cee'],
+      ['remove-tel', 'carol'],
+      ['remove-alias', 'carol', 'cee'],
+    ]) {
       const r = await stack.provision(...args);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.out}`);
     }
@@ -98,16 +113,24 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     assert.match(ids.out, /alias: sip:alice\.smith@example\.com/);
   });
 
-  it('delivers MESSAGEs to the user, tel:, sip:+number;user=phone and an alias to the user\'s registered contact', async () => {
+  it("delivers MESSAGEs to the user, tel:, sip:+number;user=phone and an alias to the user's registered contact", async () => {
     const { uas } = await online('alice', 4);
-    for (const [i, ruri] of ['sip:alice@example.com', 'tel:+15551234', 'sip:+1-555-1234@example.com;user=phone', 'sip:alice.smith@example.com'].entries()) {
+    for (const [i, ruri] of [
+      'sip:alice@example.com',
+      'tel:+15551234',
+      'sip:+1-555-1234@example.com;user=phone',
+      'sip:alice.smith@example.com',
+    ].entries()) {
       const r = await send('bob', ruri, `hello ${i}`, 200);
       assert.equal(r.exitCode, 0, `${ruri}: ${r.stdout}`);
     }
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
     const msgs = receivedMessages(got.messages);
-    assert.deepEqual(msgs.map((m) => m.body), ['hello 0', 'hello 1', 'hello 2', 'hello 3']);
+    assert.deepEqual(
+      msgs.map((m) => m.body),
+      ['hello 0', 'hello 1', 'hello 2', 'hello 3'],
+    );
     // delivered to alice's registered contact, asserted as bob
     for (const m of msgs) {
       assert.match(m.head, /^MESSAGE sip:alice@127\.0\.0\.1:\d+/);
@@ -124,8 +147,11 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
 
   it('applies IM policy entries written as im: URIs and numbers to the user they name', async () => {
     const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'alice', pw('alice'));
-    const put = await xcap.put('/xcap-root/org.ims-as.im-policy/users/sip:alice@example.com/index',
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="im:carol@example.com"/></blocked></im-policy>', IM_POLICY_TYPE);
+    const put = await xcap.put(
+      '/xcap-root/org.ims-as.im-policy/users/sip:alice@example.com/index',
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="im:carol@example.com"/></blocked></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     // carol is blocked, whichever of alice's identities she writes to
     for (const ruri of ['sip:alice.smith@example.com', 'tel:+15551234']) {
@@ -136,9 +162,13 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
 
   it('asserts an alias the user prefers (P-Preferred-Identity) and refuses one of another user (403)', async () => {
     const { uas } = await online('bob', 2);
-    const own = await send('alice', 'sip:bob@example.com', 'as my alias', 200, ['P-Preferred-Identity: <sip:alice.smith@example.com>']);
+    const own = await send('alice', 'sip:bob@example.com', 'as my alias', 200, [
+      'P-Preferred-Identity: <sip:alice.smith@example.com>',
+    ]);
     assert.equal(own.exitCode, 0, own.stdout);
-    const number = await send('alice', 'sip:bob@example.com', 'as my number', 200, ['P-Preferred-Identity: "Alice" <tel:+1-555-1234>']);
+    const number = await send('alice', 'sip:bob@example.com', 'as my number', 200, [
+      'P-Preferred-Identity: "Alice" <tel:+1-555-1234>',
+    ]);
     assert.equal(number.exitCode, 0, number.stdout);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
@@ -147,21 +177,41 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     assert.equal(msg?.header('P-Preferred-Identity'), undefined, 'the preference is not passed on');
     assert.equal(byNumber?.header('P-Asserted-Identity'), '<tel:+1-555-1234>');
 
-    for (const foreign of ['<sip:bob.b@example.com>', '<sip:carol@example.com>', '<tel:+15559999>', '<pres:alice@example.com>']) {
-      const r = await send('alice', 'sip:bob@example.com', 'as someone else', 403, [`P-Preferred-Identity: ${foreign}`]);
+    for (const foreign of [
+      '<sip:bob.b@example.com>',
+      '<sip:carol@example.com>',
+      '<tel:+15559999>',
+      '<pres:alice@example.com>',
+    ]) {
+      const r = await send('alice', 'sip:bob@example.com', 'as someone else', 403, [
+        `P-Preferred-Identity: ${foreign}`,
+      ]);
       assert.equal(r.exitCode, 0, `${foreign}: ${r.stdout}`);
       assert.match(r.messages, /SIP\/2\.0 403 Forbidden Preferred Identity/);
     }
   });
 
-  it('gives alice\'s presence to a SUBSCRIBE for her alias and for her number, with rules naming the watcher by pres: alias', async () => {
+  it("gives alice's presence to a SUBSCRIBE for her alias and for her number, with rules naming the watcher by pres: alias", async () => {
     const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'alice', pw('alice'));
-    const put = await xcap.put('/xcap-root/pres-rules/users/sip:alice@example.com/index', RULES, 'application/auth-policy+xml');
+    const put = await xcap.put(
+      '/xcap-root/pres-rules/users/sip:alice@example.com/index',
+      RULES,
+      'application/auth-policy+xml',
+    );
     assert.ok(put.status === 200 || put.status === 201, put.body);
-    const pub = await stack.sipp({ name: 'publish-alice', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'at the desk', expires: 600, expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
+    const pub = await stack.sipp(
+      {
+        name: 'publish-alice',
+        xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'at the desk', expires: 600, expect: 200 }]),
+      },
+      { set: { user: 'alice' }, args: auth('alice') },
+    );
     assert.equal(pub.exitCode, 0, pub.stdout);
 
-    for (const [target, scheme] of [['alice.smith', 'sip'], ['+15551234', 'tel']] as const) {
+    for (const [target, scheme] of [
+      ['alice.smith', 'sip'],
+      ['+15551234', 'tel'],
+    ] as const) {
       let xml = subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' });
       if (scheme === 'tel') xml = xml.replaceAll('sip:[$target]@[$domain]', 'tel:[$target]');
       const sub = await stack.sipp({ name: 'sub-bob', xml }, { set: { user: 'bob', target }, args: auth('bob') });
@@ -180,32 +230,51 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
       recipients: [{ uri: 'im:alice.smith@example.com' }, { uri: 'tel:+15551234' }, { uri: 'pres:carol@example.com' }],
       message: { contentType: 'text/plain', body: 'to both of you' },
     });
-    const r = await send('bob', 'sip:im-exploder@example.com', body, 202, ['Require: recipient-list-message'], contentType);
+    const r = await send(
+      'bob',
+      'sip:im-exploder@example.com',
+      body,
+      202,
+      ['Require: recipient-list-message'],
+      contentType,
+    );
     assert.equal(r.exitCode, 0, r.stdout);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
     assert.equal(receivedMessages(got.messages)[0]?.body, 'to both of you');
     // carol is offline: her copy is stored for her, and alice's two identities made one copy
     const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
-    const stored = await eventually(async () => {
-      const list = await carol.get('/im/users/sip:carol@example.com/deferred');
-      const messages = (JSON.parse(list.body) as { messages: unknown[] }).messages;
-      return messages.length > 0 ? messages : undefined;
-    }, 5000, 'carol\'s stored copy');
+    const stored = await eventually(
+      async () => {
+        const list = await carol.get('/im/users/sip:carol@example.com/deferred');
+        const messages = (JSON.parse(list.body) as { messages: unknown[] }).messages;
+        return messages.length > 0 ? messages : undefined;
+      },
+      5000,
+      "carol's stored copy",
+    );
     assert.equal(stored.length, 1);
     // the copies' charging records (terminating, same Call-ID): one for alice, one for carol
     const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-    const copies = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
-      return l.length >= 2 ? l : undefined;
-    }, 5000, 'the copies charged');
+    const copies = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
+        return l.length >= 2 ? l : undefined;
+      },
+      5000,
+      'the copies charged',
+    );
     await sleep(500);
     const all = stack.cdrLines().filter((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
-    assert.equal(all.filter((c) => JSON.stringify(c).includes('sip:alice@example.com')).length, 1, `one copy for alice, named twice: ${JSON.stringify(copies)}`);
+    assert.equal(
+      all.filter((c) => JSON.stringify(c).includes('sip:alice@example.com')).length,
+      1,
+      `one copy for alice, named twice: ${JSON.stringify(copies)}`,
+    );
     assert.equal(all.filter((c) => JSON.stringify(c).includes('sip:carol@example.com')).length, 1);
   });
 
-  it('applies a removed alias at once (Kamailio\'s cache of identities is emptied on the change)', async () => {
+  it("applies a removed alias at once (Kamailio's cache of identities is emptied on the change)", async () => {
     assert.equal((await stack.provision('add-alias', 'alice', 'ally')).code, 0);
     const { uas } = await online('alice', 1);
     const before = await send('bob', 'sip:ally@example.com', 'to ally', 200);
@@ -219,7 +288,10 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
 
   it('refuses a pres: or im: Request-URI with 416 (RFC 3861: the sender resolves them to SIP first)', async () => {
     for (const scheme of ['im', 'pres']) {
-      const r = await stack.sipp(messageScenario({ final: 416, body: 'x', ruri: `${scheme}:[$to]@[$domain]`, challenged: false }), { set: { user: 'bob', to: 'alice' } });
+      const r = await stack.sipp(
+        messageScenario({ final: 416, body: 'x', ruri: `${scheme}:[$to]@[$domain]`, challenged: false }),
+        { set: { user: 'bob', to: 'alice' } },
+      );
       assert.equal(r.exitCode, 0, `${scheme}: ${r.stdout}`);
     }
   });

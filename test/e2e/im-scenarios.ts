@@ -42,9 +42,13 @@ ${opts.body}
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="im-message">
   <Global variables="user,domain,to" />
-  ${request(1, false)}${opts.challenged === false ? '' : `
+  ${request(1, false)}${
+    opts.challenged === false
+      ? ''
+      : `
   <recv response="407" auth="true" />
-  ${request(2, true)}`}
+  ${request(2, true)}`
+  }
   <recv response="${opts.final}" />
 </scenario>`,
   };
@@ -82,7 +86,9 @@ export function receiverScenario(code = 200): { name: string; xml: string } {
 }
 
 /** The MESSAGE requests of a sipp message trace, in order: request line, headers and body. */
-export function receivedMessages(trace: string): Array<{ head: string; body: string; header: (name: string) => string | undefined }> {
+export function receivedMessages(
+  trace: string,
+): Array<{ head: string; body: string; header: (name: string) => string | undefined }> {
   const out: Array<{ head: string; body: string; header: (name: string) => string | undefined }> = [];
   const re = /(MESSAGE sip:[^\r\n]* SIP\/2\.0\r?\n[\s\S]*?)\r?\n\r?\n/g;
   for (let m = re.exec(trace); m; m = re.exec(trace)) {

@@ -11,7 +11,23 @@ import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { DOMAIN, TestStack, eventually, portsFrom } from './stack.js';
 
-const USERS = ['alice', 'bob', 'carol', 'dan', 'erin', 'gina', 'hank', 'ivan', 'judy', 'kim', 'lena', 'mia', 'nora', 'otto', 'pia'];
+const USERS = [
+  'alice',
+  'bob',
+  'carol',
+  'dan',
+  'erin',
+  'gina',
+  'hank',
+  'ivan',
+  'judy',
+  'kim',
+  'lena',
+  'mia',
+  'nora',
+  'otto',
+  'pia',
+];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -28,18 +44,41 @@ class ImActions {
   }
 
   /** One MESSAGE from `user`; resolves with sipp's result (exit code 0: the expected final came). */
-  send(user: string, to: string, body: string, opts: { final: number; contentType?: string; headers?: string[]; ruri?: string }) {
-    return this.stack.sipp(messageScenario({ final: opts.final, body, contentType: opts.contentType, headers: opts.headers, ruri: opts.ruri }), {
-      set: { user, to }, args: ['-au', user, '-ap', pw(user)],
-    });
+  send(
+    user: string,
+    to: string,
+    body: string,
+    opts: { final: number; contentType?: string; headers?: string[]; ruri?: string },
+  ) {
+    return this.stack.sipp(
+      messageScenario({
+        final: opts.final,
+        body,
+        contentType: opts.contentType,
+        headers: opts.headers,
+        ruri: opts.ruri,
+      }),
+      {
+        set: { user, to },
+        args: ['-au', user, '-ap', pw(user)],
+      },
+    );
   }
 
   /** Starts a UA answering `count` MESSAGEs on a fresh port, then registers `user` there. */
   async online(user: string, count: number, opts: { timeoutMs?: number } = {}) {
     const port = this.stack.sippPort();
-    const uas = this.stack.sipp(receiverScenario(), { port, timeoutMs: opts.timeoutMs ?? 15000, args: ['-m', String(count)] });
+    const uas = this.stack.sipp(receiverScenario(), {
+      port,
+      timeoutMs: opts.timeoutMs ?? 15000,
+      args: ['-m', String(count)],
+    });
     await sleep(300);
-    const reg = await this.stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
+    const reg = await this.stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: ['-au', user, '-ap', pw(user)],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     return { port, uas };
   }
@@ -53,7 +92,10 @@ class ImActions {
   }
 
   cdrs(filter: (c: Record<string, unknown>) => boolean) {
-    return this.stack.cdrLines().filter((c) => c.serviceType === 'im' || c.service === 'im').filter(filter);
+    return this.stack
+      .cdrLines()
+      .filter((c) => c.serviceType === 'im' || c.service === 'im')
+      .filter(filter);
   }
 }
 
@@ -81,7 +123,7 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     await stack?.stop();
   });
 
-  it('delivers a CPIM message intact, with the sender\'s asserted identity, and charges both roles', async () => {
+  it("delivers a CPIM message intact, with the sender's asserted identity, and charges both roles", async () => {
     const { uas } = await im.online('bob', 1);
     const cpim = [
       'From: "Alice" <sip:alice@example.com>',
@@ -103,10 +145,14 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     assert.equal(msg.body.replace(/\r\n/g, '\n'), cpim, 'the CPIM body arrives byte for byte (line ends aside)');
     assert.equal(msg.header('P-Asserted-Identity'), '<sip:alice@example.com>');
     const callId = /Call-ID: (.*)/.exec(sent.messages)![1]!.trim();
-    const lines = await eventually(() => {
-      const l = im.cdrs((c) => c.sessionId === callId && c.outcome === 'delivered');
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'two delivered CDRs');
+    const lines = await eventually(
+      () => {
+        const l = im.cdrs((c) => c.sessionId === callId && c.outcome === 'delivered');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two delivered CDRs',
+    );
     assert.deepEqual(lines.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
     assert.equal((lines[0]!.messageBody as { contentType: string }).contentType, 'message/cpim');
   });
@@ -119,23 +165,33 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
 
   it('answers 403 when the recipient blocks the sender, and discards silently when asked to', async () => {
     const carol = im.xcap('carol');
-    const put = await carol.put(IM_POLICY('sip:carol@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>', IM_POLICY_TYPE);
+    const put = await carol.put(
+      IM_POLICY('sip:carol@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     const r = await im.send('alice', 'carol', 'let me in', { final: 403 });
     assert.equal(r.exitCode, 0, r.stdout);
 
     const mia = im.xcap('mia');
-    const put2 = await mia.put(IM_POLICY('sip:mia@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy" blocked-action="discard"><blocked><domain>example.com</domain></blocked></im-policy>', IM_POLICY_TYPE);
+    const put2 = await mia.put(
+      IM_POLICY('sip:mia@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy" blocked-action="discard"><blocked><domain>example.com</domain></blocked></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put2.status, 201, put2.body);
     const d = await im.send('alice', 'mia', 'you will not see this', { final: 200 });
     assert.equal(d.exitCode, 0, d.stdout);
     const callId = /Call-ID: (.*)/.exec(d.messages)![1]!.trim();
-    const [cdr] = await eventually(() => {
-      const l = im.cdrs((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
-      return l.length ? l : undefined;
-    }, 5000, 'the discard CDR');
+    const [cdr] = await eventually(
+      () => {
+        const l = im.cdrs((c) => c.sessionId === callId && c.roleOfNode === 'terminating');
+        return l.length ? l : undefined;
+      },
+      5000,
+      'the discard CDR',
+    );
     assert.equal(cdr!.outcome, 'discarded');
     // mia has no device: a delivered message would have been stored for her instead
     const listed = await mia.get('/im/users/sip:mia@example.com/deferred');
@@ -155,26 +211,37 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
       assert.equal(r.exitCode, 0, r.stdout);
       calls.push(/Call-ID: (.*)/.exec(r.messages)![1]!.trim());
     }
-    const stored = await eventually(() => {
-      const l = im.cdrs((c) => calls.includes(c.sessionId as string) && c.outcome === 'deferred');
-      return l.length === 6 ? l : undefined;
-    }, 5000, 'deferred CDRs, both roles');
+    const stored = await eventually(
+      () => {
+        const l = im.cdrs((c) => calls.includes(c.sessionId as string) && c.outcome === 'deferred');
+        return l.length === 6 ? l : undefined;
+      },
+      5000,
+      'deferred CDRs, both roles',
+    );
     assert.ok(stored.every((c) => c.statusCode === 202));
 
     const { uas } = await im.online('dan', 3);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
     const msgs = receivedMessages(got.messages);
-    assert.deepEqual(msgs.map((m) => m.body), ['deferred 1', 'deferred 2', 'deferred 3']);
+    assert.deepEqual(
+      msgs.map((m) => m.body),
+      ['deferred 1', 'deferred 2', 'deferred 3'],
+    );
     for (const m of msgs) {
       assert.match(m.header('From') ?? '', /<sip:alice@example\.com>/);
       assert.match(m.header('Date') ?? '', /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/, 'the time it was sent');
       assert.equal(m.header('P-Asserted-Identity'), '<sip:alice@example.com>');
     }
-    const delivered = await eventually(() => {
-      const l = im.cdrs((c) => calls.includes(c.sessionId as string) && c.outcome === 'delivered');
-      return l.length === 3 ? l : undefined;
-    }, 5000, 'a delivery CDR per stored message');
+    const delivered = await eventually(
+      () => {
+        const l = im.cdrs((c) => calls.includes(c.sessionId as string) && c.outcome === 'delivered');
+        return l.length === 3 ? l : undefined;
+      },
+      5000,
+      'a delivery CDR per stored message',
+    );
     assert.ok(delivered.every((c) => cdrExtra(c).deferred === true && c.roleOfNode === 'terminating'));
   });
 
@@ -212,7 +279,8 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
 
   it('explodes a group message to each member: one online gets it now, one offline when registering', async () => {
     const alice = im.xcap('alice');
-    const doc = '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:team@example.com"><list>' +
+    const doc =
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:team@example.com"><list>' +
       '<entry uri="sip:alice@example.com"/><entry uri="sip:gina@example.com"/><entry uri="sip:hank@example.com"/></list></list-service></group>';
     const put = await alice.put(GROUPS('sip:alice@example.com'), doc, GROUPS_TYPE);
     assert.equal(put.status, 201, put.body);
@@ -227,12 +295,25 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     assert.match(copy!.header('From') ?? '', /sip:alice@example\.com/);
 
     const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-    const copies = await eventually(() => {
-      const l = im.cdrs((c) => c.sessionId === callId && cdrExtra(c).via === 'sip:team@example.com' && c.calledPartyAddress !== 'sip:team@example.com');
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'a CDR per copy');
+    const copies = await eventually(
+      () => {
+        const l = im.cdrs(
+          (c) =>
+            c.sessionId === callId &&
+            cdrExtra(c).via === 'sip:team@example.com' &&
+            c.calledPartyAddress !== 'sip:team@example.com',
+        );
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'a CDR per copy',
+    );
     const byMember = Object.fromEntries(copies.map((c) => [c.calledPartyAddress, c.outcome]));
-    assert.deepEqual(byMember, { 'sip:gina@example.com': 'delivered', 'sip:hank@example.com': 'deferred' }, 'the sender gets no copy');
+    assert.deepEqual(
+      byMember,
+      { 'sip:gina@example.com': 'delivered', 'sip:hank@example.com': 'deferred' },
+      'the sender gets no copy',
+    );
 
     const hank = await im.online('hank', 1);
     const late = await hank.uas;
@@ -242,20 +323,32 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
 
   it('refuses nested groups: over XCAP, and at message time for a group that became nested later', async () => {
     const gina = im.xcap('gina');
-    const nested = await gina.put(GROUPS('sip:gina@example.com'),
-      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:outer@example.com"><list><entry uri="sip:team@example.com"/></list></list-service></group>', GROUPS_TYPE);
+    const nested = await gina.put(
+      GROUPS('sip:gina@example.com'),
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:outer@example.com"><list><entry uri="sip:team@example.com"/></list></list-service></group>',
+      GROUPS_TYPE,
+    );
     assert.equal(nested.status, 409, nested.body);
     assert.match(nested.body, /<constraint-failure phrase="[^"]*groups may not contain groups/);
 
-    const ok = await gina.put(GROUPS('sip:gina@example.com'),
-      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:loop@example.com"><list><entry uri="sip:later@example.com"/><entry uri="sip:bob@example.com"/></list></list-service></group>', GROUPS_TYPE);
+    const ok = await gina.put(
+      GROUPS('sip:gina@example.com'),
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:loop@example.com"><list><entry uri="sip:later@example.com"/><entry uri="sip:bob@example.com"/></list></list-service></group>',
+      GROUPS_TYPE,
+    );
     assert.equal(ok.status, 201, ok.body);
     const hank = im.xcap('hank');
-    const later = await hank.put(GROUPS('sip:hank@example.com'),
-      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:later@example.com"><list><entry uri="sip:loop@example.com"/></list></list-service></group>', GROUPS_TYPE);
+    const later = await hank.put(
+      GROUPS('sip:hank@example.com'),
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:later@example.com"><list><entry uri="sip:loop@example.com"/></list></list-service></group>',
+      GROUPS_TYPE,
+    );
     assert.equal(later.status, 409, 'its member loop@ is a group already');
-    const later2 = await hank.put(GROUPS('sip:hank@example.com'),
-      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:later@example.com"><list><entry uri="sip:ivan@example.com"/></list></list-service></group>', GROUPS_TYPE);
+    const later2 = await hank.put(
+      GROUPS('sip:hank@example.com'),
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:later@example.com"><list><entry uri="sip:ivan@example.com"/></list></list-service></group>',
+      GROUPS_TYPE,
+    );
     assert.equal(later2.status, 201, later2.body);
     const r = await im.send('alice', 'loop', 'round and round', { final: 403 });
     assert.equal(r.exitCode, 0, r.stdout);
@@ -268,7 +361,11 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
       recipients: [{ uri: 'sip:lena@example.com' }, { uri: 'sip:kim@example.com', copy: 'cc' }],
       message: { contentType: 'text/plain', body: 'to both of you' },
     });
-    const r = await im.send('alice', 'im-exploder', body, { final: 202, contentType, headers: ['Require: recipient-list-message'] });
+    const r = await im.send('alice', 'im-exploder', body, {
+      final: 202,
+      contentType,
+      headers: ['Require: recipient-list-message'],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
     const got = await lena.uas;
     assert.equal(got.exitCode, 0, got.stdout);
@@ -278,7 +375,11 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
 
     const noRequire = await im.send('alice', 'im-exploder', body, { final: 403, contentType });
     assert.equal(noRequire.exitCode, 0, noRequire.stdout);
-    const elsewhere = await im.send('alice', 'bob', body, { final: 420, contentType, headers: ['Require: recipient-list-message'] });
+    const elsewhere = await im.send('alice', 'bob', body, {
+      final: 420,
+      contentType,
+      headers: ['Require: recipient-list-message'],
+    });
     assert.equal(elsewhere.exitCode, 0, elsewhere.stdout);
     assert.match(elsewhere.messages, /Unsupported: recipient-list-message/);
   });
@@ -289,7 +390,9 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     const kim = im.xcap('kim');
     const list = await kim.get('/im/users/sip:kim@example.com/deferred');
     assert.equal(list.status, 200, list.body);
-    const messages = (JSON.parse(list.body) as { messages: Array<{ id: string; from: string; size: number; via?: string }> }).messages;
+    const messages = (
+      JSON.parse(list.body) as { messages: Array<{ id: string; from: string; size: number; via?: string }> }
+    ).messages;
     assert.equal(messages.length, 2);
     assert.equal(messages[0]!.via, 'sip:im-exploder@example.com');
     assert.match(messages[1]!.from, /sip:alice@example\.com/);
@@ -308,7 +411,11 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     const online = await im.online('kim', 1);
     const got = await online.uas;
     assert.equal(got.exitCode, 0, got.stdout);
-    assert.deepEqual(receivedMessages(got.messages).map((m) => m.body), ['second for kim'], 'the deleted one is not delivered');
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['second for kim'],
+      'the deleted one is not delivered',
+    );
   });
 
   it('hides a sender who asks for privacy from the recipient, not from charging', async () => {
@@ -321,14 +428,21 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     assert.match(msg.header('From') ?? '', /sip:anonymous@anonymous\.invalid/);
     assert.doesNotMatch(msg.head, /alice/i, 'nothing in the request names alice');
     const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-    const cdr = await eventually(() => im.cdrs((c) => c.sessionId === callId && c.outcome === 'delivered')[0], 5000, 'CDR');
+    const cdr = await eventually(
+      () => im.cdrs((c) => c.sessionId === callId && c.outcome === 'delivered')[0],
+      5000,
+      'CDR',
+    );
     assert.equal(cdr.callingPartyAddress, 'sip:alice@example.com');
   });
 
   it('keeps the history of a user who enabled it, lists and deletes it, and warns when nearly full', async () => {
     const alice = im.xcap('alice');
-    const put = await alice.put(IM_POLICY('sip:alice@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="2"/></im-policy>', IM_POLICY_TYPE);
+    const put = await alice.put(
+      IM_POLICY('sip:alice@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="2"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     const { uas: notice } = await im.listen(alicePort, 1);
     for (const text of ['first for the record', 'second for the record']) {
@@ -336,22 +450,34 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
       assert.equal(r.exitCode, 0, r.stdout);
     }
     const list = await alice.get('/im/users/sip:alice@example.com/history');
-    const entries = (JSON.parse(list.body) as { entries: Array<{ id: string; direction: string; peer: string }> }).entries;
-    assert.deepEqual(entries.map((e) => [e.direction, e.peer]), [['sent', 'sip:ivan@example.com'], ['sent', 'sip:ivan@example.com']]);
+    const entries = (JSON.parse(list.body) as { entries: Array<{ id: string; direction: string; peer: string }> })
+      .entries;
+    assert.deepEqual(
+      entries.map((e) => [e.direction, e.peer]),
+      [
+        ['sent', 'sip:ivan@example.com'],
+        ['sent', 'sip:ivan@example.com'],
+      ],
+    );
     const first = await alice.get(`/im/users/sip:alice@example.com/history/${entries[1]!.id}`);
     assert.equal((JSON.parse(first.body) as { body: string }).body, 'first for the record\r\n');
     const warned = await notice;
     assert.equal(warned.exitCode, 0, warned.stdout);
     assert.match(receivedMessages(warned.messages)[0]!.body, /history holds 2 of 2 messages/);
     assert.equal((await alice.delete(`/im/users/sip:alice@example.com/history/${entries[0]!.id}`)).status, 204);
-    const after = JSON.parse((await alice.get('/im/users/sip:alice@example.com/history')).body) as { entries: unknown[] };
+    const after = JSON.parse((await alice.get('/im/users/sip:alice@example.com/history')).body) as {
+      entries: unknown[];
+    };
     assert.equal(after.entries.length, 1);
   });
 
   it('keeps one conversation a user asked for while the rest of the history stays off', async () => {
     const nora = im.xcap('nora');
-    const put = await nora.put(IM_POLICY('sip:nora@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history><conversation uri="sip:otto@example.com"/></history></im-policy>', IM_POLICY_TYPE);
+    const put = await nora.put(
+      IM_POLICY('sip:nora@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history><conversation uri="sip:otto@example.com"/></history></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     for (const to of ['otto', 'pia']) {
       const r = await im.send('nora', to, `hello ${to}`, { final: 202 });
@@ -359,7 +485,10 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     }
     const list = await nora.get('/im/users/sip:nora@example.com/history');
     const entries = (JSON.parse(list.body) as { entries: Array<{ direction: string; peer: string }> }).entries;
-    assert.deepEqual(entries.map((e) => [e.direction, e.peer]), [['sent', 'sip:otto@example.com']]);
+    assert.deepEqual(
+      entries.map((e) => [e.direction, e.peer]),
+      [['sent', 'sip:otto@example.com']],
+    );
   });
 
   it('refuses messages from a user the operator barred', async () => {
@@ -388,7 +517,10 @@ describe('IM server (pager mode): policy, deferred delivery, IMDN, groups, histo
     const ivan = await im.online('ivan', 3);
     const got = await ivan.uas;
     assert.equal(got.exitCode, 0, got.stdout);
-    assert.deepEqual(receivedMessages(got.messages).map((m) => m.body), ['first for the record', 'second for the record', 'after the restart']);
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['first for the record', 'second for the record', 'after the restart'],
+    );
   });
 });
 
@@ -429,7 +561,11 @@ describe('IM server: expiry of stored messages', () => {
     assert.match(imdn!.body, /<message-id>msg-bob-9<\/message-id>/);
     assert.match(imdn!.body, /<status><failed\/><\/status>/);
     const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-    const cdr = await eventually(() => im.cdrs((c) => c.sessionId === callId && c.outcome === 'expired')[0], 5000, 'expired CDR');
+    const cdr = await eventually(
+      () => im.cdrs((c) => c.sessionId === callId && c.outcome === 'expired')[0],
+      5000,
+      'expired CDR',
+    );
     assert.equal(cdr.calledPartyAddress, 'sip:bob@example.com');
     const list = await im.xcap('bob').get('/im/users/sip:bob@example.com/deferred');
     assert.deepEqual(JSON.parse(list.body), { messages: [] });

@@ -20,11 +20,23 @@ describe('ims-ctl against a running AS', () => {
   let alicePort = 0;
   let watcher: Promise<SippResult> & { dir: string };
 
-  const ctl = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => new Promise((res) => {
-    execFile(process.execPath, [join(ROOT, 'build/as/src/cli/ims-ctl.js'), ...args],
-      { env: { ...process.env, AS_CONFIG: '', ISC_PORT: String(stack.ports.isc), ISC_SECRET: stack.secret, AS_ADMIN_TOKEN: stack.adminToken } },
-      (err, stdout, stderr) => res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
-  });
+  const ctl = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+    new Promise((res) => {
+      execFile(
+        process.execPath,
+        [join(ROOT, 'build/as/src/cli/ims-ctl.js'), ...args],
+        {
+          env: {
+            ...process.env,
+            AS_CONFIG: '',
+            ISC_PORT: String(stack.ports.isc),
+            ISC_SECRET: stack.secret,
+            AS_ADMIN_TOKEN: stack.adminToken,
+          },
+        },
+        (err, stdout, stderr) => res({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
   const json = async (...args: string[]) => {
     const r = await ctl(...args, '--json');
     assert.equal(r.code, 0, r.stderr);
@@ -35,14 +47,32 @@ describe('ims-ctl against a running AS', () => {
     stack = await TestStack.start(portsFrom(7160));
     await stack.provisionUsers(['alice', 'bob', 'carol'], pw);
     alicePort = stack.sippPort();
-    const reg = await stack.sipp('register', { final: 200, set: { user: 'alice', ct_port: String(alicePort), expires: '600' }, args: auth('alice') });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'alice', ct_port: String(alicePort), expires: '600' },
+      args: auth('alice'),
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     // bob watches alice (pending: she has not decided); the one NOTIFY after the first is the final one
-    watcher = stack.sipp({ name: 'watch-alice', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml', more: 1, unsubscribe: false, notifyTimeoutMs: 30000 }) },
-      { set: { user: 'bob', target: 'alice' }, args: auth('bob'), timeoutMs: 40000 });
+    watcher = stack.sipp(
+      {
+        name: 'watch-alice',
+        xml: subscriberScenario({
+          event: 'presence',
+          accept: 'application/pidf+xml',
+          more: 1,
+          unsubscribe: false,
+          notifyTimeoutMs: 30000,
+        }),
+      },
+      { set: { user: 'bob', target: 'alice' }, args: auth('bob'), timeoutMs: 40000 },
+    );
     await stack.sippLogged(watcher.dir, /SUBSCRIBED/);
     for (const text of ['first for carol', 'second for carol']) {
-      const r = await stack.sipp(messageScenario({ final: 202, body: text }), { set: { user: 'alice', to: 'carol' }, args: auth('alice') });
+      const r = await stack.sipp(messageScenario({ final: 202, body: text }), {
+        set: { user: 'alice', to: 'carol' },
+        args: auth('alice'),
+      });
       assert.equal(r.exitCode, 0, r.stdout);
     }
   });
@@ -62,13 +92,22 @@ describe('ims-ctl against a running AS', () => {
     assert.match(table.stdout, /presence\s+sip:bob@example\.com\s+sip:alice@example\.com\s+pending/);
 
     const bob = await json('user', 'sip:bob@example.com');
-    assert.deepEqual((bob.subscriptions as Array<Record<string, unknown>>).map((s) => [s.event, s.resource, s.state]), [['presence', 'sip:alice@example.com', 'pending']]);
+    assert.deepEqual(
+      (bob.subscriptions as Array<Record<string, unknown>>).map((s) => [s.event, s.resource, s.state]),
+      [['presence', 'sip:alice@example.com', 'pending']],
+    );
     assert.deepEqual(bob.registrations, []);
 
     const carol = await json('user', 'carol');
     const stored = carol.storedMessages as { count: number; messages: Array<Record<string, unknown>> };
     assert.equal(stored.count, 2);
-    assert.deepEqual(stored.messages.map((m) => [m.from, m.state]), [['sip:alice@example.com', 'pending'], ['sip:alice@example.com', 'pending']]);
+    assert.deepEqual(
+      stored.messages.map((m) => [m.from, m.state]),
+      [
+        ['sip:alice@example.com', 'pending'],
+        ['sip:alice@example.com', 'pending'],
+      ],
+    );
     assert.equal(typeof carol.historySize, 'number');
 
     const nobody = await ctl('user', 'mallory@elsewhere.example');
@@ -102,10 +141,14 @@ describe('ims-ctl against a running AS', () => {
     assert.match(r.stdout, /2 stored message\(s\) for sip:carol@example\.com expired/);
     assert.equal(((await json('user', 'carol')).storedMessages as { count: number }).count, 0);
 
-    const cdrs = await eventually(async () => {
-      const list = (await json('cdrs', '--limit', '50')) as unknown as Array<Record<string, unknown>>;
-      return list.filter((c) => c.outcome === 'expired').length === 2 ? list : undefined;
-    }, 5000, 'two expired CDRs');
+    const cdrs = await eventually(
+      async () => {
+        const list = (await json('cdrs', '--limit', '50')) as unknown as Array<Record<string, unknown>>;
+        return list.filter((c) => c.outcome === 'expired').length === 2 ? list : undefined;
+      },
+      5000,
+      'two expired CDRs',
+    );
     assert.ok(cdrs.every((c) => typeof c.localRecordSequenceNumber === 'number'));
     const table = await ctl('cdrs', '--limit', '3');
     assert.equal(table.code, 0, table.stderr);
@@ -116,23 +159,50 @@ describe('ims-ctl against a running AS', () => {
   });
 
   it('cdrs --follow prints the records of new traffic as they are written; reload reports applied and restart settings', async () => {
-    const follow = spawn(process.execPath, [join(ROOT, 'build/as/src/cli/ims-ctl.js'), 'cdrs', '--follow', '--json', '--limit', '1'],
-      { env: { ...process.env, AS_CONFIG: '', ISC_PORT: String(stack.ports.isc), ISC_SECRET: stack.secret, AS_ADMIN_TOKEN: stack.adminToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const follow = spawn(
+      process.execPath,
+      [join(ROOT, 'build/as/src/cli/ims-ctl.js'), 'cdrs', '--follow', '--json', '--limit', '1'],
+      {
+        env: {
+          ...process.env,
+          AS_CONFIG: '',
+          ISC_PORT: String(stack.ports.isc),
+          ISC_SECRET: stack.secret,
+          AS_ADMIN_TOKEN: stack.adminToken,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     follow.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise((r) => follow.once('exit', r));
     try {
       await eventually(() => (out.split('\n').filter(Boolean).length >= 1 ? true : undefined), 5000, 'the latest CDR');
       const already = out.split('\n').filter(Boolean).length;
-      const r = await stack.sipp(messageScenario({ final: 202, body: 'followed' }), { set: { user: 'alice', to: 'carol' }, args: auth('alice') });
+      const r = await stack.sipp(messageScenario({ final: 202, body: 'followed' }), {
+        set: { user: 'alice', to: 'carol' },
+        args: auth('alice'),
+      });
       assert.equal(r.exitCode, 0, r.stdout);
       const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-      const fresh = await eventually(() => {
-        const lines = out.split('\n').filter(Boolean).slice(already).map((l) => JSON.parse(l) as Record<string, unknown>);
-        return lines.some((c) => c.sessionId === callId) ? lines : undefined;
-      }, 8000, 'the new CDR on the follow output');
+      const fresh = await eventually(
+        () => {
+          const lines = out
+            .split('\n')
+            .filter(Boolean)
+            .slice(already)
+            .map((l) => JSON.parse(l) as Record<string, unknown>);
+          return lines.some((c) => c.sessionId === callId) ? lines : undefined;
+        },
+        8000,
+        'the new CDR on the follow output',
+      );
       const seqs = fresh.map((c) => c.localRecordSequenceNumber as number);
-      assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'in order, each once');
+      assert.deepEqual(
+        seqs,
+        [...seqs].sort((a, b) => a - b),
+        'in order, each once',
+      );
       assert.equal(new Set(seqs).size, seqs.length);
     } finally {
       follow.kill('SIGINT');

@@ -44,7 +44,6 @@ const PW = (u: string) => `${u}-pw-interop`;
 const aor = (u: string) => `sip:${u}@${DOMAIN}`;
 const rulesDoc = (u: string) => `/xcap-root/pres-rules/users/${aor(u)}/index`;
 
- 
 const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 /** One SIP message of baresip's trace (-s): direction line, then the message. */
@@ -59,7 +58,13 @@ class Baresip {
   private child?: ChildProcess;
   private out = '';
 
-  constructor(parent: string, readonly user: string, readonly port: number, readonly buddy: string, readonly proxyPort: number) {
+  constructor(
+    parent: string,
+    readonly user: string,
+    readonly port: number,
+    readonly buddy: string,
+    readonly proxyPort: number,
+  ) {
     this.dir = join(parent, `baresip-${user}`);
   }
 
@@ -70,26 +75,31 @@ class Baresip {
     // contact), menu (commands; prints the messages received) and presence.
     // No STUN/TURN/ICE, no uuid, no ctrl/http listeners. SIP bound to 127.0.0.1 only, the DNS
     // server on 127.0.0.1 too (never asked: the outbound proxy is an address).
-    writeFileSync(join(this.dir, 'config'), [
-      'poll_method epoll',
-      `sip_listen 127.0.0.1:${this.port}`,
-      'net_interface 127.0.0.1',
-      'dns_server 127.0.0.1:53',
-      'module_path /usr/lib/baresip/modules',
-      'module stdio.so',
-      'module g711.so',
-      'module aubridge.so',
-      'module_tmp account.so',
-      'module_app contact.so',
-      'module_app menu.so',
-      'module_app presence.so',
-      'audio_player aubridge,nil',
-      'audio_source aubridge,nil',
-      'audio_alert aubridge,nil',
-      '',
-    ].join('\n'));
-    writeFileSync(join(this.dir, 'accounts'),
-      `<sip:${this.user}@${DOMAIN}>;auth_pass=${PW(this.user)};outbound="sip:127.0.0.1:${this.proxyPort};transport=udp";regint=600;pubint=${PUBINT}\n`);
+    writeFileSync(
+      join(this.dir, 'config'),
+      [
+        'poll_method epoll',
+        `sip_listen 127.0.0.1:${this.port}`,
+        'net_interface 127.0.0.1',
+        'dns_server 127.0.0.1:53',
+        'module_path /usr/lib/baresip/modules',
+        'module stdio.so',
+        'module g711.so',
+        'module aubridge.so',
+        'module_tmp account.so',
+        'module_app contact.so',
+        'module_app menu.so',
+        'module_app presence.so',
+        'audio_player aubridge,nil',
+        'audio_source aubridge,nil',
+        'audio_alert aubridge,nil',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(this.dir, 'accounts'),
+      `<sip:${this.user}@${DOMAIN}>;auth_pass=${PW(this.user)};outbound="sip:127.0.0.1:${this.proxyPort};transport=udp";regint=600;pubint=${PUBINT}\n`,
+    );
     writeFileSync(join(this.dir, 'contacts'), `"${this.buddy}" <${aor(this.buddy)}>;presence=p2p\n`);
     // -s: SIP trace on stdout (what baresip sent and received)
     const child = spawn('baresip', ['-f', this.dir, '-s'], { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -107,10 +117,14 @@ class Baresip {
 
   /** The SIP messages of its trace, in order (those printed after output offset `from`). */
   messages(from = 0): Traced[] {
-    return this.output.slice(from).split(/^#\n/m).slice(1).flatMap((block) => {
-      const m = /^(?:UDP|TCP) (\S+) -> (\S+)\n([\s\S]*)$/.exec(block);
-      return m ? [{ sent: m[1] === `127.0.0.1:${this.port}`, text: m[3]! }] : [];
-    });
+    return this.output
+      .slice(from)
+      .split(/^#\n/m)
+      .slice(1)
+      .flatMap((block) => {
+        const m = /^(?:UDP|TCP) (\S+) -> (\S+)\n([\s\S]*)$/.exec(block);
+        return m ? [{ sent: m[1] === `127.0.0.1:${this.port}`, text: m[3]! }] : [];
+      });
   }
 
   command(line: string): void {
@@ -124,19 +138,32 @@ class Baresip {
 
 const requestLine = (t: Traced) => t.text.split('\n', 1)[0]!;
 const header = (t: Traced, name: string) => new RegExp(`^${name}:[ \\t]*(.*)$`, 'mi').exec(t.text)?.[1]?.trim();
-const body = (t: Traced) => t.text.split(/\n\r?\n/).slice(1).join('\n\n');
+const body = (t: Traced) =>
+  t.text
+    .split(/\n\r?\n/)
+    .slice(1)
+    .join('\n\n');
 const statusOf = (t: Traced) => Number(/^SIP\/2\.0 (\d{3}) /.exec(requestLine(t))?.[1] ?? 0);
 const isMessage = (t: Traced) => requestLine(t).startsWith('MESSAGE ');
 /** The text a traced MESSAGE carries: its body, Content-Length long (baresip prints more after it). */
 const messageText = (t: Traced) => body(t).slice(0, Number(header(t, 'Content-Length') ?? 0));
 /** The contact URI in the last REGISTER `ua` sent that was not a removal (baresip 1.0.0: `sip:<user>-0x<address>@<ip>:<port>`). */
 const registeredContact = (ua: Baresip, from = 0) => {
-  const reg = ua.messages(from).filter((m) => m.sent && requestLine(m).startsWith('REGISTER ') && !/;expires=0\b/.test(header(m, 'Contact') ?? '')).at(-1);
+  const reg = ua
+    .messages(from)
+    .filter((m) => m.sent && requestLine(m).startsWith('REGISTER ') && !/;expires=0\b/.test(header(m, 'Contact') ?? ''))
+    .at(-1);
   return reg ? /<([^>]+)>/.exec(header(reg, 'Contact') ?? '')?.[1] : undefined;
 };
 /** The responses to the MESSAGE with this Call-ID in a trace (received or sent). */
 const answersTo = (msgs: Traced[], callId: string, sent: boolean) =>
-  msgs.filter((m) => m.sent === sent && statusOf(m) > 0 && header(m, 'Call-ID') === callId && / MESSAGE$/.test(header(m, 'CSeq') ?? ''));
+  msgs.filter(
+    (m) =>
+      m.sent === sent &&
+      statusOf(m) > 0 &&
+      header(m, 'Call-ID') === callId &&
+      / MESSAGE$/.test(header(m, 'CSeq') ?? ''),
+  );
 
 interface ComposedTuple {
   id: string;
@@ -148,7 +175,11 @@ interface ComposedTuple {
 function tuplesOf(doc: string): ComposedTuple[] {
   return [...doc.matchAll(/<tuple id="([^"]+)">([\s\S]*?)<\/tuple>/g)].map((m) => {
     const contact = /<contact[^>]*>([^<]*)<\/contact>/.exec(m[2]!)?.[1];
-    return { id: m[1]!, basic: /<basic>([^<]*)<\/basic>/.exec(m[2]!)?.[1] ?? '', ...(contact !== undefined ? { contact } : {}) };
+    return {
+      id: m[1]!,
+      basic: /<basic>([^<]*)<\/basic>/.exec(m[2]!)?.[1] ?? '',
+      ...(contact !== undefined ? { contact } : {}),
+    };
   });
 }
 
@@ -168,7 +199,10 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
   let failed = false;
 
   const composed = async (u: string): Promise<string> => {
-    const r = await fetch(`http://127.0.0.1:${stack.ports.isc}/presence/${aor(u)}`, { headers: { authorization: `Bearer ${TOKEN}` }, signal: AbortSignal.timeout(3000) });
+    const r = await fetch(`http://127.0.0.1:${stack.ports.isc}/presence/${aor(u)}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+      signal: AbortSignal.timeout(3000),
+    });
     const text = await r.text();
     assert.equal(r.status, 200, text);
     return text;
@@ -176,11 +210,15 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
   /** alice's document once it holds exactly one tuple her baresip published, with that basic status. */
   const aliceDocWith = async (basic: string, timeoutMs: number): Promise<string> => {
     let last = '';
-    return eventually(async () => {
-      const doc = (last = await composed('alice'));
-      const own = tuplesOf(doc).filter((t) => t.contact === aor('alice'));
-      return own.length === 1 && own[0]!.basic === basic ? doc : undefined;
-    }, timeoutMs, `alice's composed document with one baresip tuple "${basic}"`).catch((err: Error) => {
+    return eventually(
+      async () => {
+        const doc = (last = await composed('alice'));
+        const own = tuplesOf(doc).filter((t) => t.contact === aor('alice'));
+        return own.length === 1 && own[0]!.basic === basic ? doc : undefined;
+      },
+      timeoutMs,
+      `alice's composed document with one baresip tuple "${basic}"`,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}; last seen: ${last}`);
     });
   };
@@ -193,28 +231,52 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
   const chat = async (ua: Baresip, text: string) => {
     const from = ua.output.length;
     ua.command(`/message ${text}`);
-    const sent = await eventually(() => ua.messages(from).find((m) => m.sent && isMessage(m) && messageText(m) === text), 5000, `${ua.user}'s baresip sent the MESSAGE`);
+    const sent = await eventually(
+      () => ua.messages(from).find((m) => m.sent && isMessage(m) && messageText(m) === text),
+      5000,
+      `${ua.user}'s baresip sent the MESSAGE`,
+    );
     const callId = header(sent, 'Call-ID')!;
-    const answer = await eventually(() => answersTo(ua.messages(from), callId, false).find((m) => statusOf(m) >= 200 && statusOf(m) !== 401 && statusOf(m) !== 407),
-      5000, `the final answer to ${ua.user}'s MESSAGE`);
+    const answer = await eventually(
+      () =>
+        answersTo(ua.messages(from), callId, false).find(
+          (m) => statusOf(m) >= 200 && statusOf(m) !== 401 && statusOf(m) !== 407,
+        ),
+      5000,
+      `the final answer to ${ua.user}'s MESSAGE`,
+    );
     return { sent, callId, answer };
   };
   /** The MESSAGE with this text from `sender` that `ua`'s baresip received (after output offset `from`). */
   const receivedBy = (ua: Baresip, sender: string, text: string, from: number, timeoutMs = 5000) =>
-    eventually(() => ua.messages(from).find((m) => !m.sent && isMessage(m) && messageText(m) === text && header(m, 'From')?.includes(`<${aor(sender)}>`)),
-      timeoutMs, `${ua.user}'s baresip received "${text}" from ${sender}`);
+    eventually(
+      () =>
+        ua
+          .messages(from)
+          .find(
+            (m) =>
+              !m.sent && isMessage(m) && messageText(m) === text && header(m, 'From')?.includes(`<${aor(sender)}>`),
+          ),
+      timeoutMs,
+      `${ua.user}'s baresip received "${text}" from ${sender}`,
+    );
   const imCdrs = (callId: string) => stack.cdrLines().filter((c) => c.service === 'im' && c.sessionId === callId);
   const deferredFor = async (u: string) => {
     const r = await new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, u, PW(u)).get(`/im/users/${aor(u)}/deferred`);
     assert.equal(r.status, 200, r.body);
-    return (JSON.parse(r.body) as { messages: Array<{ from: string; contentType: string; size: number; state: string }> }).messages;
+    return (
+      JSON.parse(r.body) as { messages: Array<{ from: string; contentType: string; size: number; state: string }> }
+    ).messages;
   };
 
   before(async () => {
     failed = true; // until set up
     stack = await TestStack.start(portsFrom(5660), { PRESENCE_EXTERNAL_TOKEN: TOKEN, PRESENCE_MIN_EXPIRES: '2' });
     for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
-    for (const [u, watcher] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+    for (const [u, watcher] of [
+      ['alice', 'bob'],
+      ['bob', 'alice'],
+    ] as const) {
       const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, u, PW(u));
       assert.equal((await xcap.put(rulesDoc(u), allowWatchers(aor(watcher)), PRES_RULES_TYPE)).status, 201);
     }
@@ -245,33 +307,94 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
     try {
       // --- REGISTER: baresip says so, and the core told the AS (registration events)
       for (const ua of [alice, bob]) {
-        await eventually(() => (/All 1 useragent registered successfully/.test(ua.output) ? true : undefined), 10000, `${ua.user} registered`);
+        await eventually(
+          () => (/All 1 useragent registered successfully/.test(ua.output) ? true : undefined),
+          10000,
+          `${ua.user} registered`,
+        );
       }
-      await eventually(async () => {
-        const m = /^ims_as_isc_events_total\{type="registration"\} (\d+)/m.exec(await stack.metrics());
-        return m && Number(m[1]) >= 2 ? true : undefined;
-      }, 5000, 'two registration events at the AS');
+      await eventually(
+        async () => {
+          const m = /^ims_as_isc_events_total\{type="registration"\} (\d+)/m.exec(await stack.metrics());
+          return m && Number(m[1]) >= 2 ? true : undefined;
+        },
+        5000,
+        'two registration events at the AS',
+      );
 
       // --- PUBLISH: each one published (CDRs), with baresip's own body (person before tuple)
-      const published = (u: string) => stack.cdrLines().filter((c) => c.sipMethod === 'PUBLISH' && c.callingPartyAddress === aor(u) && c.statusCode === 200);
-      for (const u of ['alice', 'bob']) await eventually(() => (published(u).length > 0 ? true : undefined), 10000, `a PUBLISH CDR of ${u}`);
+      const published = (u: string) =>
+        stack
+          .cdrLines()
+          .filter((c) => c.sipMethod === 'PUBLISH' && c.callingPartyAddress === aor(u) && c.statusCode === 200);
+      for (const u of ['alice', 'bob'])
+        await eventually(() => (published(u).length > 0 ? true : undefined), 10000, `a PUBLISH CDR of ${u}`);
       for (const ua of [alice, bob]) {
         // (its start-up timer may also send one with <basic>unknown</basic>, which is refused: 400)
-        const pub = ua.messages().find((m) => m.sent && requestLine(m).startsWith('PUBLISH ') && header(m, 'Content-Type') === 'application/pidf+xml' && /<basic>open<\/basic>/.test(body(m)));
+        const pub = ua
+          .messages()
+          .find(
+            (m) =>
+              m.sent &&
+              requestLine(m).startsWith('PUBLISH ') &&
+              header(m, 'Content-Type') === 'application/pidf+xml' &&
+              /<basic>open<\/basic>/.test(body(m)),
+          );
         assert.ok(pub, `${ua.user}'s baresip sent a PUBLISH with a PIDF body, basic open`);
         assert.equal(header(pub, 'Event'), 'presence');
-        assert.match(body(pub), /<dm:person[^>]*>[\s\S]*<tuple id="t4109">/, 'baresip\'s PIDF: person first, then its tuple');
+        assert.match(
+          body(pub),
+          /<dm:person[^>]*>[\s\S]*<tuple id="t4109">/,
+          "baresip's PIDF: person first, then its tuple",
+        );
         // and it got an entity tag back
-        assert.ok(ua.messages().some((m) => !m.sent && /^SIP\/2\.0 200/.test(requestLine(m)) && / PUBLISH$/m.test(header(m, 'CSeq') ?? '') && header(m, 'SIP-ETag')));
+        assert.ok(
+          ua
+            .messages()
+            .some(
+              (m) =>
+                !m.sent &&
+                /^SIP\/2\.0 200/.test(requestLine(m)) &&
+                / PUBLISH$/m.test(header(m, 'CSeq') ?? '') &&
+                header(m, 'SIP-ETag'),
+            ),
+        );
       }
 
       // --- SUBSCRIBE: each to the other, opened by the AS
-      const opened = (watcher: string, presentity: string) => stack.cdrLines().some((c) =>
-        c.outcome === 'subscription-opened' && c.event === 'presence' && c.callingPartyAddress === aor(watcher) && c.calledPartyAddress === aor(presentity));
-      await eventually(() => (opened('bob', 'alice') && opened('alice', 'bob') ? true : undefined), 10000, 'both presence subscriptions opened');
-      for (const [ua, buddy] of [[alice, 'bob'], [bob, 'alice']] as const) {
-        await eventually(() => ua.messages().find((m) => !m.sent && requestLine(m).startsWith('NOTIFY ') && header(m, 'From')?.includes(aor(buddy))
-          && /^active/.test(header(m, 'Subscription-State') ?? '')), 5000, `${ua.user}'s baresip got an active NOTIFY from ${buddy}`);
+      const opened = (watcher: string, presentity: string) =>
+        stack
+          .cdrLines()
+          .some(
+            (c) =>
+              c.outcome === 'subscription-opened' &&
+              c.event === 'presence' &&
+              c.callingPartyAddress === aor(watcher) &&
+              c.calledPartyAddress === aor(presentity),
+          );
+      await eventually(
+        () => (opened('bob', 'alice') && opened('alice', 'bob') ? true : undefined),
+        10000,
+        'both presence subscriptions opened',
+      );
+      for (const [ua, buddy] of [
+        [alice, 'bob'],
+        [bob, 'alice'],
+      ] as const) {
+        await eventually(
+          () =>
+            ua
+              .messages()
+              .find(
+                (m) =>
+                  !m.sent &&
+                  requestLine(m).startsWith('NOTIFY ') &&
+                  header(m, 'From')?.includes(aor(buddy)) &&
+                  /^active/.test(header(m, 'Subscription-State') ?? ''),
+              ),
+          5000,
+          `${ua.user}'s baresip got an active NOTIFY from ${buddy}`,
+        );
       }
 
       // --- the composed document reflects alice's publication: valid, her tuple open. Her
@@ -280,14 +403,26 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
       assertValidComposed(before);
       const tuples = tuplesOf(before);
       assert.equal(tuples[0]!.contact, aor('alice'), `her own publication's tuple comes first: ${before}`);
-      assert.ok(tuples.some((t) => t.id === 'network' && t.basic === 'open'), `registered: the network tuple is open: ${before}`);
+      assert.ok(
+        tuples.some((t) => t.id === 'network' && t.basic === 'open'),
+        `registered: the network tuple is open: ${before}`,
+      );
       // bob's baresip has seen her online (the last NOTIFY it got from her, first <basic> open)
-      await eventually(() => {
-        const last = bob.messages().filter((m) => !m.sent && requestLine(m).startsWith('NOTIFY ') && header(m, 'From')?.includes(aor('alice'))).at(-1);
-        if (!last) return undefined;
-        const basic = /<basic>([^<]*)<\/basic>/.exec(body(last))?.[1];
-        return basic === 'open' && tuplesOf(body(last)).filter((t) => t.contact === aor('alice')).length === 1 ? true : undefined;
-      }, 5000, 'bob\'s baresip told that alice is open');
+      await eventually(
+        () => {
+          const last = bob
+            .messages()
+            .filter((m) => !m.sent && requestLine(m).startsWith('NOTIFY ') && header(m, 'From')?.includes(aor('alice')))
+            .at(-1);
+          if (!last) return undefined;
+          const basic = /<basic>([^<]*)<\/basic>/.exec(body(last))?.[1];
+          return basic === 'open' && tuplesOf(body(last)).filter((t) => t.contact === aor('alice')).length === 1
+            ? true
+            : undefined;
+        },
+        5000,
+        "bob's baresip told that alice is open",
+      );
 
       // --- alice goes offline from baresip's command line
       const withBody = () => published('alice').filter((c) => c.messageBody !== undefined).length;
@@ -295,19 +430,39 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
       const aliceFrom = alice.output.length;
       const bobFrom = bob.output.length;
       alice.command('/presence_offline');
-      await eventually(() => (/presence: update status of 'sip:alice@example\.com' from 'Online' to 'Offline'/.test(alice.output.slice(aliceFrom)) ? true : undefined), 5000, 'alice\'s baresip took the command');
+      await eventually(
+        () =>
+          /presence: update status of 'sip:alice@example\.com' from 'Online' to 'Offline'/.test(
+            alice.output.slice(aliceFrom),
+          )
+            ? true
+            : undefined,
+        5000,
+        "alice's baresip took the command",
+      );
       // (a) the document follows: her tuple closed, still valid
       const afterDoc = await aliceDocWith('closed', 5000);
       assertValidComposed(afterDoc);
       assert.equal(tuplesOf(afterDoc)[0]!.basic, 'closed', afterDoc);
-      const closedPublish = alice.messages(aliceFrom).find((m) => m.sent && requestLine(m).startsWith('PUBLISH ') && /<basic>closed<\/basic>/.test(body(m)));
-      assert.ok(closedPublish, 'alice\'s baresip PUBLISHed basic closed');
+      const closedPublish = alice
+        .messages(aliceFrom)
+        .find((m) => m.sent && requestLine(m).startsWith('PUBLISH ') && /<basic>closed<\/basic>/.test(body(m)));
+      assert.ok(closedPublish, "alice's baresip PUBLISHed basic closed");
       assert.ok(header(closedPublish, 'SIP-If-Match'), 'a modification of the tracked publication (SIP-If-Match)');
       // (b) bob's baresip got the NOTIFY and says so
-      await eventually(() => (/<sip:alice@example\.com> changed status from Online to Offline/.test(bob.output.slice(bobFrom)) ? true : undefined), 5000, 'bob\'s baresip reports alice offline');
-      const notified = bob.messages(bobFrom).find((m) => !m.sent && requestLine(m).startsWith('NOTIFY ') && header(m, 'From')?.includes(aor('alice')));
-      assert.ok(notified, 'bob\'s baresip got a NOTIFY from alice after the change');
-      assert.equal(/<basic>([^<]*)<\/basic>/.exec(body(notified))?.[1], 'closed', 'its first tuple: alice\'s, closed');
+      await eventually(
+        () =>
+          /<sip:alice@example\.com> changed status from Online to Offline/.test(bob.output.slice(bobFrom))
+            ? true
+            : undefined,
+        5000,
+        "bob's baresip reports alice offline",
+      );
+      const notified = bob
+        .messages(bobFrom)
+        .find((m) => !m.sent && requestLine(m).startsWith('NOTIFY ') && header(m, 'From')?.includes(aor('alice')));
+      assert.ok(notified, "bob's baresip got a NOTIFY from alice after the change");
+      assert.equal(/<basic>([^<]*)<\/basic>/.exec(body(notified))?.[1], 'closed', "its first tuple: alice's, closed");
       assertValidComposed(body(notified));
       assert.ok(withBody() > bodiesBefore, 'the AS charged a PUBLISH with a body from alice (the modification)');
     } catch (err) {
@@ -318,7 +473,10 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
 
   it('chats both ways: a MESSAGE from one baresip reaches the other through Kamailio and the IM server, charged on both roles', async () => {
     try {
-      for (const [from, to, text] of [[alice, bob, 'hello bob, lunch at noon?'], [bob, alice, 'sure alice, see you at 12']] as const) {
+      for (const [from, to, text] of [
+        [alice, bob, 'hello bob, lunch at noon?'],
+        [bob, alice, 'sure alice, see you at 12'],
+      ] as const) {
         const toFrom = to.output.length;
         const { sent, callId, answer } = await chat(from, text);
         assert.ok(requestLine(sent).startsWith(`MESSAGE ${aor(to.user)} SIP/2.0`), sent.text);
@@ -329,17 +487,32 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
         const got = await receivedBy(to, from.user, text, toFrom);
         const contact = registeredContact(to);
         assert.ok(contact?.endsWith(`@127.0.0.1:${to.port}`), `${to.user}'s registered contact: ${contact}`);
-        assert.ok(requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`), `to the contact it registered: ${requestLine(got)}`);
+        assert.ok(
+          requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`),
+          `to the contact it registered: ${requestLine(got)}`,
+        );
         assert.equal(header(got, 'Call-ID'), callId);
         assert.equal(header(got, 'Content-Type'), 'text/plain');
         assert.equal(header(got, 'P-Asserted-Identity'), `<${aor(from.user)}>`);
-        assert.deepEqual(answersTo(to.messages(toFrom), callId, true).map(statusOf), [200], `${to.user}'s baresip answered 200`);
-        await eventually(() => (to.output.slice(toFrom).includes(`${aor(from.user)}: "${text}"`) ? true : undefined), 5000, `${to.user}'s baresip shows the message`);
+        assert.deepEqual(
+          answersTo(to.messages(toFrom), callId, true).map(statusOf),
+          [200],
+          `${to.user}'s baresip answered 200`,
+        );
+        await eventually(
+          () => (to.output.slice(toFrom).includes(`${aor(from.user)}: "${text}"`) ? true : undefined),
+          5000,
+          `${to.user}'s baresip shows the message`,
+        );
         // charging: one record per role, both delivered with the device's 200
-        const cdrs = await eventually(() => {
-          const l = imCdrs(callId);
-          return l.length === 2 ? l : undefined;
-        }, 5000, `two IM CDRs for ${callId}`);
+        const cdrs = await eventually(
+          () => {
+            const l = imCdrs(callId);
+            return l.length === 2 ? l : undefined;
+          },
+          5000,
+          `two IM CDRs for ${callId}`,
+        );
         assert.deepEqual(cdrs.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
         for (const c of cdrs) {
           assert.equal(c.outcome, 'delivered', JSON.stringify(c));
@@ -361,19 +534,35 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
       // bob's baresip stops: it un-REGISTERs (and gets 200) before it exits
       const stopFrom = bob.output.length;
       await bob.stop();
-      const unregister = bob.messages(stopFrom).filter((m) => m.sent && requestLine(m).startsWith('REGISTER ')
-        && (header(m, 'Expires') === '0' || /;expires=0\b/.test(header(m, 'Contact') ?? ''))).at(-1);
+      const unregister = bob
+        .messages(stopFrom)
+        .filter(
+          (m) =>
+            m.sent &&
+            requestLine(m).startsWith('REGISTER ') &&
+            (header(m, 'Expires') === '0' || /;expires=0\b/.test(header(m, 'Contact') ?? '')),
+        )
+        .at(-1);
       assert.ok(unregister, `bob's baresip un-REGISTERed: ${bob.output.slice(stopFrom)}`);
-      assert.ok(bob.messages(stopFrom).some((m) => !m.sent && statusOf(m) === 200 && header(m, 'CSeq') === header(unregister, 'CSeq')), 'and got a 200 for it');
+      assert.ok(
+        bob
+          .messages(stopFrom)
+          .some((m) => !m.sent && statusOf(m) === 200 && header(m, 'CSeq') === header(unregister, 'CSeq')),
+        'and got a 200 for it',
+      );
 
       // alice's message is stored: 202 Accepted, charged deferred on both roles, in bob's mailbox
       const text = 'bob, are you there?';
       const { callId, answer } = await chat(alice, text);
       assert.match(requestLine(answer), /^SIP\/2\.0 202 Accepted/, answer.text);
-      const stored = await eventually(() => {
-        const l = imCdrs(callId);
-        return l.length === 2 ? l : undefined;
-      }, 5000, 'two deferred IM CDRs');
+      const stored = await eventually(
+        () => {
+          const l = imCdrs(callId);
+          return l.length === 2 ? l : undefined;
+        },
+        5000,
+        'two deferred IM CDRs',
+      );
       assert.deepEqual(stored.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
       for (const c of stored) {
         assert.equal(c.outcome, 'deferred', JSON.stringify(c));
@@ -390,26 +579,59 @@ describe('interop: two baresip clients through Kamailio and the Presence Server'
       // bob's baresip again: once registered, the IM server delivers the stored message
       const startFrom = bob.output.length;
       bob.start();
-      await eventually(() => (/All 1 useragent registered successfully/.test(bob.output.slice(startFrom)) ? true : undefined), 10000, 'bob registered again');
+      await eventually(
+        () => (/All 1 useragent registered successfully/.test(bob.output.slice(startFrom)) ? true : undefined),
+        10000,
+        'bob registered again',
+      );
       const got = await receivedBy(bob, 'alice', text, startFrom, 10000);
       const contact = registeredContact(bob, startFrom);
       assert.ok(contact?.endsWith(`@127.0.0.1:${bob.port}`), `bob's new registered contact: ${contact}`);
-      assert.ok(requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`), `to the contact it registered now: ${requestLine(got)}`);
+      assert.ok(
+        requestLine(got).startsWith(`MESSAGE ${contact} SIP/2.0`),
+        `to the contact it registered now: ${requestLine(got)}`,
+      );
       assert.equal(header(got, 'Content-Type'), 'text/plain');
       assert.equal(header(got, 'P-Asserted-Identity'), `<${aor('alice')}>`);
-      assert.match(header(got, 'Date') ?? '', /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/, 'the time alice sent it');
-      assert.deepEqual(answersTo(bob.messages(startFrom), header(got, 'Call-ID')!, true).map(statusOf), [200], 'bob\'s baresip answered 200');
-      await eventually(() => (bob.output.slice(startFrom).includes(`${aor('alice')}: "${text}"`) ? true : undefined), 5000, 'bob\'s baresip shows the message');
+      assert.match(
+        header(got, 'Date') ?? '',
+        /^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/,
+        'the time alice sent it',
+      );
+      assert.deepEqual(
+        answersTo(bob.messages(startFrom), header(got, 'Call-ID')!, true).map(statusOf),
+        [200],
+        "bob's baresip answered 200",
+      );
+      await eventually(
+        () => (bob.output.slice(startFrom).includes(`${aor('alice')}: "${text}"`) ? true : undefined),
+        5000,
+        "bob's baresip shows the message",
+      );
       // charged once more: the deferred delivery (terminating), under alice's Call-ID
-      const delivered = await eventually(() => imCdrs(callId).find((c) => c.outcome === 'delivered'), 5000, 'the deferred delivery CDR');
+      const delivered = await eventually(
+        () => imCdrs(callId).find((c) => c.outcome === 'delivered'),
+        5000,
+        'the deferred delivery CDR',
+      );
       assert.equal(delivered.roleOfNode, 'terminating');
       assert.equal(delivered.statusCode, 200);
       assert.equal(delivered.callingPartyAddress, aor('alice'));
       assert.equal(delivered.calledPartyAddress, aor('bob'));
-      assert.deepEqual([(delivered.extra as Record<string, unknown> | undefined)?.deferred, (delivered.extra as Record<string, unknown> | undefined)?.attempts], [true, 1],
-        `a deferred delivery, first attempt: ${JSON.stringify(delivered)}`);
+      assert.deepEqual(
+        [
+          (delivered.extra as Record<string, unknown> | undefined)?.deferred,
+          (delivered.extra as Record<string, unknown> | undefined)?.attempts,
+        ],
+        [true, 1],
+        `a deferred delivery, first attempt: ${JSON.stringify(delivered)}`,
+      );
       assert.equal(imCdrs(callId).length, 3, 'deferred (both roles), then delivered');
-      await eventually(async () => ((await deferredFor('bob')).length === 0 ? true : undefined), 5000, 'bob\'s mailbox empty');
+      await eventually(
+        async () => ((await deferredFor('bob')).length === 0 ? true : undefined),
+        5000,
+        "bob's mailbox empty",
+      );
     } catch (err) {
       failed = true;
       throw err;

@@ -43,7 +43,15 @@ class Linphone {
   private out = '';
 
   /** `core`: the core's host:port for this transport; addresses get ;transport=tls over TLS. */
-  constructor(parent: string, readonly user: string, readonly port: number, readonly buddy: string, readonly core: string, readonly instance: string, readonly transport: Transport = { kind: 'udp' }) {
+  constructor(
+    parent: string,
+    readonly user: string,
+    readonly port: number,
+    readonly buddy: string,
+    readonly core: string,
+    readonly instance: string,
+    readonly transport: Transport = { kind: 'udp' },
+  ) {
     this.home = join(parent, `linphone-${user}`);
   }
 
@@ -55,23 +63,52 @@ class Linphone {
   start(): void {
     mkdirSync(join(this.home, '.local/share/linphone'), { recursive: true });
     const rc = join(this.home, 'linphonerc');
-    const tls = this.transport.kind === 'tls'
-      // the server's certificate must chain to the local CA and name the host (127.0.0.1)
-      // its own TLS listening port is what it connects from, and it takes it from the file (the
-      // `ports sip` command would set UDP only and turn TLS off)
-      ? [`root_ca=${this.transport.ca}`, 'verify_server_certs=1', 'verify_server_cn=1', 'sip_port=0', 'sip_tcp_port=0', `sip_tls_port=${this.port}`]
-      : [];
-    writeFileSync(rc, [
-      '[sip]', 'default_proxy=0', 'use_ipv6=0', 'bind_address=127.0.0.1', 'register_only_when_network_is_up=0', ...tls,
-      '[proxy_0]',
-      `contact_parameters=+sip.instance="<urn:uuid:${this.instance}>"`,
-      `reg_proxy=<sip:${this.core}${this.transport.kind === 'tls' ? ';transport=tls' : ''}>`, `reg_identity=sip:${this.user}@${this.core}`,
-      'reg_expires=300', 'reg_sendregister=1', 'publish=1',
-      '[auth_info_0]', `username=${this.user}`, `passwd=${PW(this.user)}`, `realm=${DOMAIN}`, `domain=${this.core}`,
-      '[friend_0]', `url="${this.buddy}" <${this.address(this.buddy)}>`, 'pol=accept', 'subscribe=1',
-      '',
-    ].join('\n'));
-    const child = spawn('linphonec', ['-c', rc, '-d', '0'], { env: { ...process.env, HOME: this.home }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const tls =
+      this.transport.kind === 'tls'
+        ? // the server's certificate must chain to the local CA and name the host (127.0.0.1)
+          // its own TLS listening port is what it connects from, and it takes it from the file (the
+          // `ports sip` command would set UDP only and turn TLS off)
+          [
+            `root_ca=${this.transport.ca}`,
+            'verify_server_certs=1',
+            'verify_server_cn=1',
+            'sip_port=0',
+            'sip_tcp_port=0',
+            `sip_tls_port=${this.port}`,
+          ]
+        : [];
+    writeFileSync(
+      rc,
+      [
+        '[sip]',
+        'default_proxy=0',
+        'use_ipv6=0',
+        'bind_address=127.0.0.1',
+        'register_only_when_network_is_up=0',
+        ...tls,
+        '[proxy_0]',
+        `contact_parameters=+sip.instance="<urn:uuid:${this.instance}>"`,
+        `reg_proxy=<sip:${this.core}${this.transport.kind === 'tls' ? ';transport=tls' : ''}>`,
+        `reg_identity=sip:${this.user}@${this.core}`,
+        'reg_expires=300',
+        'reg_sendregister=1',
+        'publish=1',
+        '[auth_info_0]',
+        `username=${this.user}`,
+        `passwd=${PW(this.user)}`,
+        `realm=${DOMAIN}`,
+        `domain=${this.core}`,
+        '[friend_0]',
+        `url="${this.buddy}" <${this.address(this.buddy)}>`,
+        'pol=accept',
+        'subscribe=1',
+        '',
+      ].join('\n'),
+    );
+    const child = spawn('linphonec', ['-c', rc, '-d', '0'], {
+      env: { ...process.env, HOME: this.home },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     this.child = child;
     child.stdout!.on('data', (d: Buffer) => (this.out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.out += d.toString()));
@@ -99,9 +136,10 @@ class Linphone {
  * (to a client's listening port, or to itself).
  */
 async function assertOnlyClientConnections(stack: TestStack): Promise<void> {
-  const conns = await stack.kamailioRpc('tls.list') as Array<{ dst_port: number; src_port: number; state: string }>;
+  const conns = (await stack.kamailioRpc('tls.list')) as Array<{ dst_port: number; src_port: number; state: string }>;
   assert.equal(conns.length, 2, JSON.stringify(conns));
-  for (const c of conns) assert.equal(c.dst_port, stack.ports.tls, `a connection the core did not accept: ${JSON.stringify(c)}`);
+  for (const c of conns)
+    assert.equal(c.dst_port, stack.ports.tls, `a connection the core did not accept: ${JSON.stringify(c)}`);
 }
 
 /** The pair over `kind`: UDP to the core's SIP port, or TLS to its TLS port with the stack's local CA. */
@@ -119,28 +157,56 @@ function interop(kind: Transport['kind'], portBase: number): void {
         const r = await stack.provision('add', u, '--password', PW(u));
         assert.equal(r.code, 0, r.out);
       }
-      for (const [u, w] of [['alice', 'bob'], ['bob', 'alice']] as const) {
+      for (const [u, w] of [
+        ['alice', 'bob'],
+        ['bob', 'alice'],
+      ] as const) {
         const xcap = new XcapClient(`${ca ? 'https' : 'http'}://127.0.0.1:${stack.ports.xdm}`, u, PW(u), DOMAIN, ca);
         const put = await xcap.put(presRulesPath(aor(u)), allowWatchers(aor(w)), PRES_RULES_TYPE);
         assert.equal(put.status, 201, put.body);
       }
       const core = `127.0.0.1:${kind === 'tls' ? stack.ports.tls : stack.ports.sip}`;
-      alice = new Linphone(stack.dir, 'alice', stack.sippPort(), 'bob', core, '6d1f9a52-0c4e-4e7b-9a53-2b7c1f0e8a01', transport);
-      bob = new Linphone(stack.dir, 'bob', stack.sippPort(), 'alice', core, '6d1f9a52-0c4e-4e7b-9a53-2b7c1f0e8a02', transport);
+      alice = new Linphone(
+        stack.dir,
+        'alice',
+        stack.sippPort(),
+        'bob',
+        core,
+        '6d1f9a52-0c4e-4e7b-9a53-2b7c1f0e8a01',
+        transport,
+      );
+      bob = new Linphone(
+        stack.dir,
+        'bob',
+        stack.sippPort(),
+        'alice',
+        core,
+        '6d1f9a52-0c4e-4e7b-9a53-2b7c1f0e8a02',
+        transport,
+      );
     });
 
     after(async () => {
       await alice?.stop();
       await bob?.stop();
-      if (process.exitCode) console.log(`--- alice ---\n${alice?.output}\n--- bob ---\n${bob?.output}\n${stack?.dumpLogs()}`);
+      if (process.exitCode)
+        console.log(`--- alice ---\n${alice?.output}\n--- bob ---\n${bob?.output}\n${stack?.dumpLogs()}`);
       await stack?.stop();
     });
 
     it('registers both (with GRUUs), publishes, subscribes both ways, and each sees the other online', async () => {
       alice.start();
       bob.start();
-      await eventually(() => (/Friend "bob" <sip:bob@[^>]+> is Online/.test(alice.output) ? true : undefined), 20000, 'alice sees bob online');
-      await eventually(() => (/Friend "alice" <sip:alice@[^>]+> is Online/.test(bob.output) ? true : undefined), 20000, 'bob sees alice online');
+      await eventually(
+        () => (/Friend "bob" <sip:bob@[^>]+> is Online/.test(alice.output) ? true : undefined),
+        20000,
+        'alice sees bob online',
+      );
+      await eventually(
+        () => (/Friend "alice" <sip:alice@[^>]+> is Online/.test(bob.output) ? true : undefined),
+        20000,
+        'bob sees alice online',
+      );
       if (kind === 'tls') {
         // registered over TLS: the core's location service holds each contact on its TLS socket.
         // (Each client listens on TLS only, no UDP or TCP: every NOTIFY and MESSAGE it shows came that way.)
@@ -154,20 +220,48 @@ function interop(kind: Transport['kind'], portBase: number): void {
       // what the core and the AS saw: both registered, both published, both subscribed
       const cdrs = stack.cdrLines();
       for (const u of ['alice', 'bob']) {
-        assert.ok(cdrs.some((c) => c.service === 'presence' && c.sipMethod === 'PUBLISH' && String(c.callingPartyAddress ?? '').includes(aor(u))), `${u} published: ${JSON.stringify(cdrs.map((c) => [c.service, c.sipMethod, c.callingPartyAddress]))}`);
-        assert.ok(cdrs.some((c) => c.service === 'presence' && c.sipMethod === 'SUBSCRIBE' && String(c.callingPartyAddress ?? '').includes(aor(u))), `${u} subscribed`);
+        assert.ok(
+          cdrs.some(
+            (c) =>
+              c.service === 'presence' &&
+              c.sipMethod === 'PUBLISH' &&
+              String(c.callingPartyAddress ?? '').includes(aor(u)),
+          ),
+          `${u} published: ${JSON.stringify(cdrs.map((c) => [c.service, c.sipMethod, c.callingPartyAddress]))}`,
+        );
+        assert.ok(
+          cdrs.some(
+            (c) =>
+              c.service === 'presence' &&
+              c.sipMethod === 'SUBSCRIBE' &&
+              String(c.callingPartyAddress ?? '').includes(aor(u)),
+          ),
+          `${u} subscribed`,
+        );
       }
     });
 
     it('chats both ways through the IM server, charged on both roles', async () => {
       alice.command(`chat ${alice.address('bob')} hello bob, from linphone`);
-      await eventually(() => (/Message received from sip:alice@[^:]+: hello bob, from linphone/.test(bob.output) ? true : undefined), 10000, 'bob gets alice\'s message');
+      await eventually(
+        () => (/Message received from sip:alice@[^:]+: hello bob, from linphone/.test(bob.output) ? true : undefined),
+        10000,
+        "bob gets alice's message",
+      );
       bob.command(`chat ${bob.address('alice')} hi alice, linphone here`);
-      await eventually(() => (/Message received from sip:bob@[^:]+: hi alice, linphone here/.test(alice.output) ? true : undefined), 10000, 'alice gets bob\'s message');
-      const delivered = await eventually(() => {
-        const l = stack.cdrLines().filter((c) => c.service === 'im' && c.outcome === 'delivered');
-        return l.length >= 4 ? l : undefined;
-      }, 5000, 'four delivered IM records');
+      await eventually(
+        () => (/Message received from sip:bob@[^:]+: hi alice, linphone here/.test(alice.output) ? true : undefined),
+        10000,
+        "alice gets bob's message",
+      );
+      const delivered = await eventually(
+        () => {
+          const l = stack.cdrLines().filter((c) => c.service === 'im' && c.outcome === 'delivered');
+          return l.length >= 4 ? l : undefined;
+        },
+        5000,
+        'four delivered IM records',
+      );
       assert.deepEqual([...new Set(delivered.map((c) => c.roleOfNode))].sort(), ['originating', 'terminating']);
       if (kind === 'tls') await assertOnlyClientConnections(stack);
     });
@@ -175,11 +269,16 @@ function interop(kind: Transport['kind'], portBase: number): void {
     it('un-SUBSCRIBEs in the dialog when they quit (in-dialog requests follow the route set back to the AS)', async () => {
       await alice.stop();
       await bob.stop();
-      const closed = await eventually(() => {
-        const l = stack.cdrLines().filter((c) => c.service === 'presence' && c.outcome === 'subscription-closed');
-        return l.length >= 2 ? l : undefined;
-      }, 5000, 'both subscriptions closed');
-      for (const c of closed) assert.equal((c.extra as { reason?: string } | undefined)?.reason, 'unsubscribed', JSON.stringify(c));
+      const closed = await eventually(
+        () => {
+          const l = stack.cdrLines().filter((c) => c.service === 'presence' && c.outcome === 'subscription-closed');
+          return l.length >= 2 ? l : undefined;
+        },
+        5000,
+        'both subscriptions closed',
+      );
+      for (const c of closed)
+        assert.equal((c.extra as { reason?: string } | undefined)?.reason, 'unsubscribed', JSON.stringify(c));
       assert.deepEqual(closed.map((c) => String(c.callingPartyAddress)).sort(), [aor('alice'), aor('bob')]);
     });
   });

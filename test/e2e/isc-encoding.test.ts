@@ -31,12 +31,25 @@ async function setUp(stack: TestStack): Promise<void> {
     assert.equal(r.code, 0, r.out);
   }
   const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
-  const put = await carol.put(IM_POLICY, '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>', IM_POLICY_TYPE);
+  const put = await carol.put(
+    IM_POLICY,
+    '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>',
+    IM_POLICY_TYPE,
+  );
   assert.equal(put.status, 201, put.body);
 }
 
-function send(stack: TestStack, user: string, to: string, body: string, opts: { final: number; contentType?: string; headers?: string[] }) {
-  const scenario = { ...messageScenario({ final: opts.final, body, contentType: opts.contentType, headers: opts.headers }), latin1: true };
+function send(
+  stack: TestStack,
+  user: string,
+  to: string,
+  body: string,
+  opts: { final: number; contentType?: string; headers?: string[] },
+) {
+  const scenario = {
+    ...messageScenario({ final: opts.final, body, contentType: opts.contentType, headers: opts.headers }),
+    latin1: true,
+  };
   return stack.sipp(scenario, { set: { user, to }, args: ['-au', user, '-ap', pw(user)] });
 }
 
@@ -61,7 +74,7 @@ describe('requests that are not UTF-8 get their own answer (event stream)', () =
     await stack?.stop();
   });
 
-  it('answers 400 to a blocked sender\'s MESSAGE with a 0xFF byte, interleaved with valid ones that keep their own answers', async () => {
+  it("answers 400 to a blocked sender's MESSAGE with a 0xFF byte, interleaved with valid ones that keep their own answers", async () => {
     const rounds = 6;
     for (let i = 0; i < rounds; i++) {
       // bob may write to carol (offline: stored, 202); alice is blocked (403)
@@ -75,14 +88,23 @@ describe('requests that are not UTF-8 get their own answer (event stream)', () =
     }
     const mailbox = await carolsMailbox(stack);
     assert.equal(mailbox.length, rounds, JSON.stringify(mailbox));
-    assert.ok(mailbox.every((m) => /bob@example\.com/.test(m.from)), JSON.stringify(mailbox));
+    assert.ok(
+      mailbox.every((m) => /bob@example\.com/.test(m.from)),
+      JSON.stringify(mailbox),
+    );
   });
 
   it('answers 400 to a header that is not UTF-8 or a Content-Type without media type, and 415 with Accept to a binary body', async () => {
-    const hdr = await send(stack, 'bob', 'carol', 'fine body', { final: 400, headers: [`Subject: caf${String.fromCharCode(0xe9)}`] });
+    const hdr = await send(stack, 'bob', 'carol', 'fine body', {
+      final: 400,
+      headers: [`Subject: caf${String.fromCharCode(0xe9)}`],
+    });
     assert.equal(hdr.exitCode, 0, hdr.stdout);
     assert.match(hdr.messages, /SIP\/2\.0 400 Invalid UTF-8 In Headers/);
-    const bin = await send(stack, 'bob', 'carol', `${FF}${String.fromCharCode(0x80)}PNG`, { final: 415, contentType: 'application/octet-stream' });
+    const bin = await send(stack, 'bob', 'carol', `${FF}${String.fromCharCode(0x80)}PNG`, {
+      final: 415,
+      contentType: 'application/octet-stream',
+    });
     assert.equal(bin.exitCode, 0, bin.stdout);
     assert.match(bin.messages, /SIP\/2\.0 415 Unsupported Media Type[\s\S]*Accept: text\/plain/);
     // (NUL bytes are refused the same way: sipp cannot send one, see test/unit/message-text)
@@ -138,12 +160,27 @@ describe('requests the core answers itself', () => {
   });
 
   it('answers 489 with Allow-Events to a SUBSCRIBE for a package nobody serves, 400 without Event, and relays neither', async () => {
-    const bogus = await stack.sipp({ name: 'sub-bogus', xml: subscriberScenario({ event: 'x-no-such-package;id=1', expectFinal: 489 }) }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    const bogus = await stack.sipp(
+      { name: 'sub-bogus', xml: subscriberScenario({ event: 'x-no-such-package;id=1', expectFinal: 489 }) },
+      { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] },
+    );
     assert.equal(bogus.exitCode, 0, `${bogus.stdout}\n${bogus.messages}`);
-    assert.match(bogus.messages, /SIP\/2\.0 489 Bad Event[\s\S]*Allow-Events: presence, presence\.winfo, reg, xcap-diff/);
-    const conference = await stack.sipp({ name: 'sub-conference', xml: subscriberScenario({ event: 'conference', expectFinal: 489 }) }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    assert.match(
+      bogus.messages,
+      /SIP\/2\.0 489 Bad Event[\s\S]*Allow-Events: presence, presence\.winfo, reg, xcap-diff/,
+    );
+    const conference = await stack.sipp(
+      { name: 'sub-conference', xml: subscriberScenario({ event: 'conference', expectFinal: 489 }) },
+      { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] },
+    );
     assert.equal(conference.exitCode, 0, conference.stdout);
-    const none = await stack.sipp({ name: 'sub-no-event', xml: subscriberScenario({ event: '', expectFinal: 400 }).replace(/\n\s*Event: \n/g, '\n') }, { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    const none = await stack.sipp(
+      {
+        name: 'sub-no-event',
+        xml: subscriberScenario({ event: '', expectFinal: 400 }).replace(/\n\s*Event: \n/g, '\n'),
+      },
+      { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] },
+    );
     assert.equal(none.exitCode, 0, `${none.stdout}\n${none.messages}`);
     assert.match(none.messages, /SIP\/2\.0 400 Missing Event/);
   });
@@ -159,11 +196,19 @@ describe('requests the core answers itself', () => {
 /** The requests among the RFC 4475 torture messages (the five responses left out), with the top Via pointing at `port` over UDP (so an answer can reach us). */
 function tortureMessages(port: number): Array<{ name: string; bytes: Buffer }> {
   const dir = join(ROOT, 'test/fixtures/rfc4475');
-  return readdirSync(dir).filter((f) => f.endsWith('.dat')).sort().map((f) => {
-    const text = readFileSync(join(dir, f)).toString('latin1')
-      .replace(/^((?:Via|v)\s*:\s*SIP\s*\/\s*2\.0\s*\/\s*)(?:UDP|TCP|TLS)(\s+)([^;\s,]+)/im, (_m, a: string, b: string) => `${a}UDP${b}127.0.0.1:${port}`);
-    return { name: f.slice(0, -4), bytes: Buffer.from(text, 'latin1') };
-  }).filter((m) => !m.bytes.toString('latin1').startsWith('SIP/'));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.dat'))
+    .sort()
+    .map((f) => {
+      const text = readFileSync(join(dir, f))
+        .toString('latin1')
+        .replace(
+          /^((?:Via|v)\s*:\s*SIP\s*\/\s*2\.0\s*\/\s*)(?:UDP|TCP|TLS)(\s+)([^;\s,]+)/im,
+          (_m, a: string, b: string) => `${a}UDP${b}127.0.0.1:${port}`,
+        );
+      return { name: f.slice(0, -4), bytes: Buffer.from(text, 'latin1') };
+    })
+    .filter((m) => !m.bytes.toString('latin1').startsWith('SIP/'));
 }
 
 describe('malformed requests get an answer from the core', () => {
@@ -183,7 +228,9 @@ describe('malformed requests get an answer from the core', () => {
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
     const answers = new Map<string, string>();
     let current = '';
-    sock.on('message', (m) => { if (!answers.has(current)) answers.set(current, m.toString('latin1').split('\r\n')[0]!); });
+    sock.on('message', (m) => {
+      if (!answers.has(current)) answers.set(current, m.toString('latin1').split('\r\n')[0]!);
+    });
     try {
       for (const { name, bytes } of tortureMessages(sock.address().port)) {
         current = name;
@@ -199,7 +246,19 @@ describe('malformed requests get an answer from the core', () => {
     // receive_msg, before any route (kamailio-cfg/README.md)
     assert.deepEqual(unanswered, ['insuf', 'multi01']);
     assert.equal(answers.get('badvers'), 'SIP/2.0 505 Version Not Supported');
-    for (const name of ['badinv01', 'lwsruri', 'lwsstart', 'quotbal', 'mcl01', 'ncl', 'esc02', 'ltgtruri', 'scalar02', 'mismatch01', 'clerr']) {
+    for (const name of [
+      'badinv01',
+      'lwsruri',
+      'lwsstart',
+      'quotbal',
+      'mcl01',
+      'ncl',
+      'esc02',
+      'ltgtruri',
+      'scalar02',
+      'mismatch01',
+      'clerr',
+    ]) {
       assert.match(answers.get(name) ?? '', /^SIP\/2\.0 400 /, name);
     }
     // a Request-URI scheme we do not route (RFC 4475's unknown and novel schemes): 416 (RFC 3261 21.4.17)
@@ -215,7 +274,10 @@ describe('malformed requests get an answer from the core', () => {
       c.on('data', (d) => (received += d.toString('latin1')));
       c.on('error', () => undefined);
       c.on('close', () => res({ received, closed: true }));
-      setTimeout(() => { c.destroy(); res({ received, closed: false }); }, 5000);
+      setTimeout(() => {
+        c.destroy();
+        res({ received, closed: false });
+      }, 5000);
     });
     assert.equal(outcome.received, '', 'no answer');
     assert.ok(outcome.closed, 'Kamailio closed the connection');

@@ -28,27 +28,43 @@ describe('ISC over HTTP when no event stream is connected', () => {
   });
 
   it('registers bob, and the registration event reaches the AS over HTTP', async () => {
-    const r = await stack.sipp('register', { final: 200, set: { user: 'bob', ct_port: String(bobUasPort), expires: '300' }, args: ['-au', 'bob', '-ap', PASS.bob] });
+    const r = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'bob', ct_port: String(bobUasPort), expires: '300' },
+      args: ['-au', 'bob', '-ap', PASS.bob],
+    });
     assert.equal(r.exitCode, 0, r.stdout);
-    const metrics = await eventually(async () => {
-      const m = await stack.metrics();
-      return /^ims_as_isc_events_total\{type="registration"\} [1-9]/m.test(m) ? m : undefined;
-    }, 5000, 'the registration event');
+    const metrics = await eventually(
+      async () => {
+        const m = await stack.metrics();
+        return /^ims_as_isc_events_total\{type="registration"\} [1-9]/m.test(m) ? m : undefined;
+      },
+      5000,
+      'the registration event',
+    );
     assert.match(metrics, /^ims_as_isc_event_stream_up 0/m);
   });
 
-  it('delivers alice\'s MESSAGE to bob on a continue decision, and answers 404 for an unknown user', async () => {
+  it("delivers alice's MESSAGE to bob on a continue decision, and answers 404 for an unknown user", async () => {
     const uas = stack.sipp('uas-message', { port: bobUasPort, timeoutMs: 15000 });
     await new Promise((r) => setTimeout(r, 300));
     const text = `over http ${Date.now()}`;
-    const sent = await stack.sipp('message', { final: 200, set: { user: 'alice', to: 'bob', text }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const sent = await stack.sipp('message', {
+      final: 200,
+      set: { user: 'alice', to: 'bob', text },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(sent.exitCode, 0, sent.stdout);
     const got = await uas;
     assert.equal(got.exitCode, 0, got.stdout);
     assert.match(got.messages, new RegExp(`\\n${text}`));
     assert.match(got.messages, /P-Asserted-Identity: <sip:alice@example\.com>/);
     assert.match(got.messages, /P-Charging-Vector: icid-value=/);
-    const unknown = await stack.sipp('message', { final: 404, set: { user: 'alice', to: 'nobody', text: 'hi' }, args: ['-au', 'alice', '-ap', PASS.alice] });
+    const unknown = await stack.sipp('message', {
+      final: 404,
+      set: { user: 'alice', to: 'nobody', text: 'hi' },
+      args: ['-au', 'alice', '-ap', PASS.alice],
+    });
     assert.equal(unknown.exitCode, 0, unknown.stdout);
     const m = await stack.metrics();
     assert.doesNotMatch(m, /^ims_as_isc_stream_requests_total [1-9]/m, 'nothing came on a stream');

@@ -106,13 +106,30 @@ function portOpen(port: number): Promise<boolean> {
 let tidCounter = 0;
 const nextTid = () => `relay${String(++tidCounter).padStart(6, '0')}`;
 
-function send(to: string, from: string, messageId: string, body: string, range?: string, flag: '$' | '+' | '#' = '$', extra: MsrpHeader[] = []): MsrpMessage {
+function send(
+  to: string,
+  from: string,
+  messageId: string,
+  body: string,
+  range?: string,
+  flag: '$' | '+' | '#' = '$',
+  extra: MsrpHeader[] = [],
+): MsrpMessage {
   const bytes = Buffer.from(body);
   return {
-    head: { kind: 'request', tid: nextTid(), method: 'SEND', headers: [
-      { name: 'To-Path', value: to }, { name: 'From-Path', value: from }, { name: 'Message-ID', value: messageId },
-      { name: 'Byte-Range', value: range ?? `1-${bytes.length}/${bytes.length}` }, ...extra, { name: 'Content-Type', value: 'text/plain' },
-    ] },
+    head: {
+      kind: 'request',
+      tid: nextTid(),
+      method: 'SEND',
+      headers: [
+        { name: 'To-Path', value: to },
+        { name: 'From-Path', value: from },
+        { name: 'Message-ID', value: messageId },
+        { name: 'Byte-Range', value: range ?? `1-${bytes.length}/${bytes.length}` },
+        ...extra,
+        { name: 'Content-Type', value: 'text/plain' },
+      ],
+    },
     body: bytes,
     flag,
   };
@@ -131,15 +148,26 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'msrp-relay-'));
     writeFileSync(join(dir, 'relay.cfg'), relayConfig());
-    kamailio = spawn('kamailio', ['-f', join(dir, 'relay.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-P', join(dir, 'kamailio.pid')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    kamailio = spawn(
+      'kamailio',
+      ['-f', join(dir, 'relay.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-P', join(dir, 'kamailio.pid')],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     kamailio.stdout!.on('data', (d: Buffer) => kamailioLog.push(d.toString()));
     kamailio.stderr!.on('data', (d: Buffer) => kamailioLog.push(d.toString()));
     const end = Date.now() + 15_000;
     while (!(await portOpen(RELAY_PORT))) {
-      if (Date.now() > end || kamailio.exitCode !== null) throw new Error(`Kamailio relay did not start:\n${kamailioLog.join('').slice(-3000)}`);
+      if (Date.now() > end || kamailio.exitCode !== null)
+        throw new Error(`Kamailio relay did not start:\n${kamailioLog.join('').slice(-3000)}`);
       await sleep(100);
     }
-    sw = new MsrpSwitch({ host: '127.0.0.1', port: SWITCH_PORT, maxMessageBytes: 10 * 1024 * 1024, idleTimeoutMs: 0, log: createLogger('silent') });
+    sw = new MsrpSwitch({
+      host: '127.0.0.1',
+      port: SWITCH_PORT,
+      maxMessageBytes: 10 * 1024 * 1024,
+      idleTimeoutMs: 0,
+      log: createLogger('silent'),
+    });
     sw.on('message', (e) => events.push(e));
     await sw.start();
   });
@@ -155,7 +183,15 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
     const client = await MsrpPeer.connect(RELAY_PORT);
     peers.push(client);
     const auth: MsrpMessage = {
-      head: { kind: 'request', tid: nextTid(), method: 'AUTH', headers: [{ name: 'To-Path', value: `msrp://127.0.0.1:${RELAY_PORT};tcp` }, { name: 'From-Path', value: CLIENT_URI }] },
+      head: {
+        kind: 'request',
+        tid: nextTid(),
+        method: 'AUTH',
+        headers: [
+          { name: 'To-Path', value: `msrp://127.0.0.1:${RELAY_PORT};tcp` },
+          { name: 'From-Path', value: CLIENT_URI },
+        ],
+      },
       flag: '$',
     };
     client.send(auth);
@@ -174,11 +210,24 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
     await b.waitFor('binding SEND', (r) => r.length === 1);
 
     // client -> relay -> switch -> answerer
-    const first = send(`${usePath} ${uris.offererSide}`, CLIENT_URI, 'viaRelay1', 'Hello through a relay we did not write');
+    const first = send(
+      `${usePath} ${uris.offererSide}`,
+      CLIENT_URI,
+      'viaRelay1',
+      'Hello through a relay we did not write',
+    );
     client.send(first);
-    await b.waitFor('the SEND at the answerer', (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'viaRelay1'), 10_000).catch((err: Error) => {
-      throw new Error(`${err.message}; the client got ${JSON.stringify(client.received.map((m) => m.head))}; Kamailio's log ends:\n${kamailioLog.join('').slice(-3000)}`);
-    });
+    await b
+      .waitFor(
+        'the SEND at the answerer',
+        (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'viaRelay1'),
+        10_000,
+      )
+      .catch((err: Error) => {
+        throw new Error(
+          `${err.message}; the client got ${JSON.stringify(client.received.map((m) => m.head))}; Kamailio's log ends:\n${kamailioLog.join('').slice(-3000)}`,
+        );
+      });
     const atB = b.received.find((m) => headerValue(m.head, 'Message-ID') === 'viaRelay1')!;
     assert.equal(atB.body!.toString(), 'Hello through a relay we did not write');
     assert.equal(headerValue(atB.head, 'From-Path'), uris.answererSide);
@@ -193,24 +242,54 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
 
     // answerer -> switch -> relay -> client: the switch's framing read by Kamailio's parser
     b.send(send(uris.answererSide, bPath, 'backThrough1', 'And back through the relay'));
-    await client.waitFor('the SEND at the client', (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'backThrough1'), 10_000);
+    await client.waitFor(
+      'the SEND at the client',
+      (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'backThrough1'),
+      10_000,
+    );
     const atClient = client.received.find((m) => headerValue(m.head, 'Message-ID') === 'backThrough1')!;
     assert.equal(atClient.body!.toString(), 'And back through the relay');
     assert.equal(headerValue(atClient.head, 'To-Path'), CLIENT_URI);
-    assert.match(headerValue(atClient.head, 'From-Path')!, new RegExp(`${uris.offererSide.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
-    assert.deepEqual(sw.sessionStats('relay-1'), { fromOfferer: { messages: 2, bytes: 38 + 24 }, fromAnswerer: { messages: 1, bytes: 26 } });
+    assert.match(
+      headerValue(atClient.head, 'From-Path')!,
+      new RegExp(`${uris.offererSide.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
+    assert.deepEqual(sw.sessionStats('relay-1'), {
+      fromOfferer: { messages: 2, bytes: 38 + 24 },
+      fromAnswerer: { messages: 1, bytes: 26 },
+    });
 
     // a success REPORT asked by the client comes back to it through the relay
-    client.send(send(`${usePath} ${uris.offererSide}`, CLIENT_URI, 'reportMe1', 'tell me it arrived', undefined, '$', [{ name: 'Success-Report', value: 'yes' }]));
-    await b.waitFor('the SEND asking a report', (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'reportMe1'), 10_000);
+    client.send(
+      send(`${usePath} ${uris.offererSide}`, CLIENT_URI, 'reportMe1', 'tell me it arrived', undefined, '$', [
+        { name: 'Success-Report', value: 'yes' },
+      ]),
+    );
+    await b.waitFor(
+      'the SEND asking a report',
+      (r) => r.some((m) => headerValue(m.head, 'Message-ID') === 'reportMe1'),
+      10_000,
+    );
     b.send({
-      head: { kind: 'request', tid: nextTid(), method: 'REPORT', headers: [
-        { name: 'To-Path', value: uris.answererSide }, { name: 'From-Path', value: bPath },
-        { name: 'Message-ID', value: 'reportMe1' }, { name: 'Byte-Range', value: '1-18/18' }, { name: 'Status', value: '000 200 OK' },
-      ] },
+      head: {
+        kind: 'request',
+        tid: nextTid(),
+        method: 'REPORT',
+        headers: [
+          { name: 'To-Path', value: uris.answererSide },
+          { name: 'From-Path', value: bPath },
+          { name: 'Message-ID', value: 'reportMe1' },
+          { name: 'Byte-Range', value: '1-18/18' },
+          { name: 'Status', value: '000 200 OK' },
+        ],
+      },
       flag: '$',
     });
-    await client.waitFor('the REPORT at the client', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'REPORT'), 10_000);
+    await client.waitFor(
+      'the REPORT at the client',
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'REPORT'),
+      10_000,
+    );
     const report = client.requests('REPORT')[0]!;
     assert.equal(headerValue(report.head, 'Message-ID'), 'reportMe1');
     assert.equal(headerValue(report.head, 'To-Path'), CLIENT_URI);

@@ -26,7 +26,13 @@ const CALLER_TAG = '[pid]c[call_number]';
  * The caller: INVITE to sip:[$to]@[$domain], challenged once, then `final` (200: ACK, hold
  * `holdMs`, BYE unless `hangUp` is false, in which case it waits for a BYE from the core).
  */
-export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: boolean; headers?: string[]; sdpLines?: string[] }): { name: string; xml: string } {
+export function callerScenario(opts: {
+  final: number;
+  holdMs?: number;
+  hangUp?: boolean;
+  headers?: string[];
+  sdpLines?: string[];
+}): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
     return `
@@ -174,11 +180,15 @@ export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: s
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="msrp-callee">
   <Global variables="domain,msrp_port" />
-  <recv request="INVITE" rrs="true">${opts.hangUpAfterMs !== undefined ? `
+  <recv request="INVITE" rrs="true">${
+    opts.hangUpAfterMs !== undefined
+      ? `
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="invite_from" />
       <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="invite_to" />
-    </action>` : ''}
+    </action>`
+      : ''
+  }
   </recv>
   <send>
     <![CDATA[

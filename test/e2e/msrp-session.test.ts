@@ -31,7 +31,14 @@ const callerPath = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tc
 const calleePath = (port: number) => `msrp://127.0.0.1:${port}/callee-session;tcp`;
 
 /** A SEND of `body` (or of bytes first..last of it, flag '+' or '$') from `from` to `to`. */
-function send(tid: string, to: string, from: string, messageId: string, body: string, opts: { range?: [number, number]; report?: boolean } = {}): MsrpMessage {
+function send(
+  tid: string,
+  to: string,
+  from: string,
+  messageId: string,
+  body: string,
+  opts: { range?: [number, number]; report?: boolean } = {},
+): MsrpMessage {
   const whole = Buffer.from(body);
   const [first, last] = opts.range ?? [1, whole.length];
   return {
@@ -74,14 +81,18 @@ function report(tid: string, to: string, from: string, messageId: string, total:
 
 /** The SDP answer a running sipp caller received in its 200 (read from its message trace as it is written). */
 async function answerSeenBy(dir: string) {
-  return eventually(() => {
-    for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
-      const sdp = sdpAfter(readFileSync(join(dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
-      const media = sdp ? msrpMediaOf(sdp) : undefined;
-      if (media) return media;
-    }
-    return undefined;
-  }, 10000, 'the 200 with SDP at the caller');
+  return eventually(
+    () => {
+      for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
+        const sdp = sdpAfter(readFileSync(join(dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
+        const media = sdp ? msrpMediaOf(sdp) : undefined;
+        if (media) return media;
+      }
+      return undefined;
+    },
+    10000,
+    'the 200 with SDP at the caller',
+  );
 }
 
 describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and the AS', () => {
@@ -91,7 +102,11 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   before(async () => {
     const ports = portsFrom(7460);
     asMsrpPort = ports.sip + 40;
-    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1', MSRP_MAX_MESSAGE_BYTES: '100000' });
+    stack = await TestStack.start(ports, {
+      MSRP_PORT: String(asMsrpPort),
+      MSRP_HOST: '127.0.0.1',
+      MSRP_MAX_MESSAGE_BYTES: '100000',
+    });
     await stack.provisionUsers(USERS, pw);
   });
 
@@ -110,21 +125,32 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const port = stack.sippPort();
     const uas = stack.sipp(calleeScenario(opts), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: ['-au', user, '-ap', pw(user)],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     // wrapped: an async function returning the thenable itself would wait for sipp to exit
     return { uas };
   }
 
   function call(user: string, to: string, opts: Parameters<typeof callerScenario>[0], msrpPort: number) {
-    return stack.sipp(callerScenario(opts), { timeoutMs: 30000, set: { user, to, msrp_port: String(msrpPort) }, args: ['-au', user, '-ap', pw(user)] });
+    return stack.sipp(callerScenario(opts), {
+      timeoutMs: 30000,
+      set: { user, to, msrp_port: String(msrpPort) },
+      args: ['-au', user, '-ap', pw(user)],
+    });
   }
 
   it('sets up a session with the AS in both media paths, relays messages both ways (chunked, with REPORTs); the BYE ends both legs, closes the connections, one CDR per role with the counts', async () => {
     // bob keeps a history: the session's text messages go into it
     const bobXcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'bob', pw('bob'));
-    const put = await bobXcap.put(IM_POLICY('sip:bob@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>', IM_POLICY_TYPE);
+    const put = await bobXcap.put(
+      IM_POLICY('sip:bob@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
@@ -132,14 +158,22 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const uac = call('alice', 'bob', { final: 200, holdMs: 4000 }, 9100);
 
     // the switch binds to the callee's path as soon as the answer passes the core
-    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
     const bound = b.requests('SEND')[0]!;
     assert.equal(headerValue(bound.head, 'To-Path'), calleePath(bPort));
     const answererSide = headerValue(bound.head, 'From-Path')!;
     const answer = await answerSeenBy(uac.dir);
     assert.equal(answer.path.length, 1);
     const offererSide = answer.path[0]!;
-    assert.match(offererSide, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`), 'the caller sees the AS, not the callee');
+    assert.match(
+      offererSide,
+      new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`),
+      'the caller sees the AS, not the callee',
+    );
     assert.equal(answer.port, asMsrpPort);
     assert.equal(answer.address, '127.0.0.1');
 
@@ -148,7 +182,9 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     a.send(send('tx-a1', offererSide, callerPath(9100), 'm-a1', 'Hello Bob, through the AS', { report: true }));
     await a.waitFor('200 to the SEND', () => a.responseTo('tx-a1') !== undefined);
     assert.equal((a.responseTo('tx-a1')!.head as { code: number }).code, 200);
-    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'Hello Bob, through the AS'));
+    await b.waitFor('the message at the callee', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'Hello Bob, through the AS'),
+    );
     const atB = b.requests('SEND').find((m) => m.body?.toString() === 'Hello Bob, through the AS')!;
     assert.equal(headerValue(atB.head, 'To-Path'), calleePath(bPort));
     assert.equal(headerValue(atB.head, 'From-Path'), answererSide);
@@ -163,12 +199,31 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     // callee -> caller in two chunks
     const text = 'Hi Alice, this one comes in two chunks';
     b.send(send('tx-b1', answererSide, calleePath(bPort), 'm-b1', text, { range: [1, 10], report: true }));
-    b.send(send('tx-b2', answererSide, calleePath(bPort), 'm-b1', text, { range: [11, Buffer.byteLength(text)], report: true }));
-    await a.waitFor('both chunks at the caller', () => a.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1').length >= 1
-      && Buffer.concat(a.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1').map((m) => m.body ?? Buffer.alloc(0))).toString() === text);
-    await b.waitFor('200s to both chunks', () => b.responseTo('tx-b1') !== undefined && b.responseTo('tx-b2') !== undefined);
+    b.send(
+      send('tx-b2', answererSide, calleePath(bPort), 'm-b1', text, {
+        range: [11, Buffer.byteLength(text)],
+        report: true,
+      }),
+    );
+    await a.waitFor(
+      'both chunks at the caller',
+      () =>
+        a.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1').length >= 1 &&
+        Buffer.concat(
+          a
+            .requests('SEND')
+            .filter((m) => headerValue(m.head, 'Message-ID') === 'm-b1')
+            .map((m) => m.body ?? Buffer.alloc(0)),
+        ).toString() === text,
+    );
+    await b.waitFor(
+      '200s to both chunks',
+      () => b.responseTo('tx-b1') !== undefined && b.responseTo('tx-b2') !== undefined,
+    );
     a.send(report('tx-r2', offererSide, callerPath(9100), 'm-b1', Buffer.byteLength(text)));
-    await b.waitFor('the REPORT at the callee', () => b.requests('REPORT').some((m) => headerValue(m.head, 'Message-ID') === 'm-b1'));
+    await b.waitFor('the REPORT at the callee', () =>
+      b.requests('REPORT').some((m) => headerValue(m.head, 'Message-ID') === 'm-b1'),
+    );
 
     // the caller's BYE (sipp, after its hold) reaches the callee and ends the MSRP session
     const [caller, calleeDone] = await Promise.all([uac, uas]);
@@ -181,15 +236,19 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     assert.ok(offer, calleeDone.messages);
     assert.deepEqual(offer.path, [answererSide]);
     assert.equal(offer.port, asMsrpPort);
-    assert.deepEqual(offer.acceptTypes, ['text/plain', 'message/cpim'], 'the offer keeps the caller\'s accept-types');
-    assert.doesNotMatch(caller.messages, /callee-session/, 'the callee\'s own path never reaches the caller');
-    assert.doesNotMatch(calleeDone.messages, /caller-session/, 'the caller\'s own path never reaches the callee');
+    assert.deepEqual(offer.acceptTypes, ['text/plain', 'message/cpim'], "the offer keeps the caller's accept-types");
+    assert.doesNotMatch(caller.messages, /callee-session/, "the callee's own path never reaches the caller");
+    assert.doesNotMatch(calleeDone.messages, /caller-session/, "the caller's own path never reaches the callee");
 
     const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
-    const cdrs = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'two session CDRs');
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
     assert.deepEqual(cdrs.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
     for (const c of cdrs) {
       assert.equal(c.outcome, 'ended');
@@ -200,13 +259,25 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       const extra = c.extra as Record<string, unknown>;
       assert.equal(extra.reason, 'BYE');
       assert.ok(Date.parse(String(extra.sessionEnd)) >= Date.parse(String(extra.sessionStart)), JSON.stringify(extra));
-      assert.deepEqual([extra.messagesFromCaller, extra.bytesFromCaller, extra.messagesToCaller, extra.bytesToCaller],
-        [1, Buffer.byteLength('Hello Bob, through the AS'), 1, Buffer.byteLength(text)]);
+      assert.deepEqual(
+        [extra.messagesFromCaller, extra.bytesFromCaller, extra.messagesToCaller, extra.bytesToCaller],
+        [1, Buffer.byteLength('Hello Bob, through the AS'), 1, Buffer.byteLength(text)],
+      );
     }
     assert.match(await stack.metrics(), /ims_as_im_sessions_open 0\b/);
-    const history = JSON.parse((await bobXcap.get('/im/users/sip:bob@example.com/history')).body) as { entries: Array<{ id: string; direction: string; peer: string }> };
-    assert.deepEqual(history.entries.map((e) => [e.direction, e.peer]).sort(), [['received', 'sip:alice@example.com'], ['sent', 'sip:alice@example.com']]);
-    const kept = await Promise.all(history.entries.map(async (e) => (JSON.parse((await bobXcap.get(`/im/users/sip:bob@example.com/history/${e.id}`)).body) as { body: string })));
+    const history = JSON.parse((await bobXcap.get('/im/users/sip:bob@example.com/history')).body) as {
+      entries: Array<{ id: string; direction: string; peer: string }>;
+    };
+    assert.deepEqual(history.entries.map((e) => [e.direction, e.peer]).sort(), [
+      ['received', 'sip:alice@example.com'],
+      ['sent', 'sip:alice@example.com'],
+    ]);
+    const kept = await Promise.all(
+      history.entries.map(
+        async (e) =>
+          JSON.parse((await bobXcap.get(`/im/users/sip:bob@example.com/history/${e.id}`)).body) as { body: string },
+      ),
+    );
     assert.deepEqual(kept.map((e) => e.body).sort(), ['Hello Bob, through the AS', text]);
     await a.close();
     await b.close();
@@ -218,23 +289,33 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     // a callee of its own: bob's contact of the first test is still registered (a fork to it is another test)
     const { uas } = await callee('dave', bPort);
     const uac = call('alice', 'dave', { final: 200, holdMs: 0, hangUp: false }, 9104);
-    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
     const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
     const a = peer(await MsrpPeer.connect(asMsrpPort));
     a.send(send('tx-d1', offererSide, callerPath(9104), 'm-d1', 'about to drop'));
-    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'about to drop'));
+    await b.waitFor('the message at the callee', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'about to drop'),
+    );
     await a.close();
 
     // the AS has Kamailio end the dialog: both parties get a BYE and answer it
     const [caller, calleeDone] = await Promise.all([uac, uas]);
     assert.equal(caller.exitCode, 0, `caller (BYE expected): ${caller.stdout}\n${caller.messages}`);
     assert.equal(calleeDone.exitCode, 0, `callee (BYE expected): ${calleeDone.stdout}\n${calleeDone.messages}`);
-    await until('the callee\'s MSRP connection closed', () => b.closed, 5000);
+    await until("the callee's MSRP connection closed", () => b.closed, 5000);
     const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
-    const cdrs = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'two session CDRs');
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
     for (const c of cdrs) {
       assert.equal(c.outcome, 'ended');
       assert.equal(c.causeForRecordClosing, 'unSuccessfulServiceDelivery');
@@ -244,26 +325,40 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     await b.close();
   });
 
-  it('ends the session on the callee\'s BYE: it reaches the caller through the core, the MSRP connections close, two CDRs', async () => {
+  it("ends the session on the callee's BYE: it reaches the caller through the core, the MSRP connections close, two CDRs", async () => {
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
     const { uas } = await callee('erin', bPort, { hangUpAfterMs: 1500 });
     const uac = call('alice', 'erin', { final: 200, holdMs: 0, hangUp: false }, 9105);
-    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
     const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
     const a = peer(await MsrpPeer.connect(asMsrpPort));
     a.send(send('tx-e1', offererSide, callerPath(9105), 'm-e1', 'before the callee leaves'));
-    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'before the callee leaves'));
+    await b.waitFor('the message at the callee', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'before the callee leaves'),
+    );
     const [caller, calleeDone] = await Promise.all([uac, uas]);
     assert.equal(calleeDone.exitCode, 0, `callee (its BYE answered): ${calleeDone.stdout}\n${calleeDone.messages}`);
     assert.equal(caller.exitCode, 0, `caller (BYE expected): ${caller.stdout}\n${caller.messages}`);
-    assert.match(caller.messages, /BYE sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0[^]*CSeq: 1 BYE/, 'the callee\'s BYE itself, through the core');
+    assert.match(
+      caller.messages,
+      /BYE sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0[^]*CSeq: 1 BYE/,
+      "the callee's BYE itself, through the core",
+    );
     await until('both MSRP connections closed by the AS', () => a.closed && b.closed, 5000);
     const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
-    const cdrs = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'two session CDRs');
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
     for (const c of cdrs) {
       assert.equal(c.outcome, 'ended');
       assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
@@ -280,9 +375,16 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
     assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
     // (the caller's own Contact and SDP origin are its to hide: RFC 3323 user-provided privacy)
-    const froms = [...calleeDone.messages.matchAll(/\n(INVITE|ACK|BYE) [^]*?\nFrom: ([^\r\n]*)/g)].map((m) => [m[1], m[2]]);
-    assert.deepEqual(froms.map(([method]) => method), ['INVITE', 'ACK', 'BYE']);
-    for (const [method, from] of froms) assert.match(from!, /^(?:"?Anonymous"? )?<sip:anonymous@anonymous\.invalid>;tag=/, `${method} From: ${from}`);
+    const froms = [...calleeDone.messages.matchAll(/\n(INVITE|ACK|BYE) [^]*?\nFrom: ([^\r\n]*)/g)].map((m) => [
+      m[1],
+      m[2],
+    ]);
+    assert.deepEqual(
+      froms.map(([method]) => method),
+      ['INVITE', 'ACK', 'BYE'],
+    );
+    for (const [method, from] of froms)
+      assert.match(from!, /^(?:"?Anonymous"? )?<sip:anonymous@anonymous\.invalid>;tag=/, `${method} From: ${from}`);
     assert.doesNotMatch(calleeDone.messages, /P-Asserted-Identity/i);
     // and the caller sees its own identity in everything that comes back
     assert.match(caller.messages, /SIP\/2\.0 200 OK[^]*?\nFrom: <sip:alice@example\.com>;tag=/);
@@ -290,25 +392,40 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {
     const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
-    const put = await carol.put(IM_POLICY('sip:carol@example.com'),
-      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>', IM_POLICY_TYPE);
+    const put = await carol.put(
+      IM_POLICY('sip:carol@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:alice@example.com"/></blocked></im-policy>',
+      IM_POLICY_TYPE,
+    );
     assert.equal(put.status, 201, put.body);
     const r = await call('alice', 'carol', { final: 403 }, 9102);
     assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
     assert.match(r.messages, /SIP\/2\.0 403 Forbidden/);
     const callId = /Call-ID: (.*)/.exec(r.messages)![1]!.trim();
-    const cdrs = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.sessionId === callId);
-      return l.length === 2 ? l : undefined;
-    }, 5000, 'two rejection CDRs');
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId);
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two rejection CDRs',
+    );
     for (const c of cdrs) {
       assert.equal(c.outcome, 'rejected');
       assert.equal((c.extra as Record<string, unknown>).reason, 'blocked by recipient');
     }
   });
 
-  it('refuses a file transfer (RFC 5547) larger than the operator\'s limit with 488 and Max-Message-Size', async () => {
-    const r = call('alice', 'bob', { final: 488, sdpLines: ['a=file-selector:name:"big.bin" type:application/octet-stream size:100001', 'a=sendonly'] }, 9106);
+  it("refuses a file transfer (RFC 5547) larger than the operator's limit with 488 and Max-Message-Size", async () => {
+    const r = call(
+      'alice',
+      'bob',
+      {
+        final: 488,
+        sdpLines: ['a=file-selector:name:"big.bin" type:application/octet-stream size:100001', 'a=sendonly'],
+      },
+      9106,
+    );
     const done = await r;
     assert.equal(done.exitCode, 0, `${done.stdout}\n${done.messages}`);
     assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);

@@ -22,12 +22,25 @@ const auth = (u: string) => ['-au', u, '-ap', pw(u)];
 function chromium(url: string, flags: string[]): Promise<string> {
   const profile = mkdtempSync(join(tmpdir(), 'chromium-profile-'));
   return new Promise<string>((res, rej) => {
-    execFile('chromium', ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', `--user-data-dir=${profile}`,
-      '--virtual-time-budget=8000', ...flags, url], { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      rmSync(profile, { recursive: true, force: true });
-      if (err) rej(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
-      else res(stdout);
-    });
+    execFile(
+      'chromium',
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        `--user-data-dir=${profile}`,
+        '--virtual-time-budget=8000',
+        ...flags,
+        url,
+      ],
+      { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        rmSync(profile, { recursive: true, force: true });
+        if (err) rej(new Error(`chromium failed: ${err.message}\n${stderr.slice(-2000)}`));
+        else res(stdout);
+      },
+    );
   });
 }
 
@@ -38,7 +51,10 @@ function shown(dom: string, attr: string, key: string): string | undefined {
 }
 
 function metricSum(text: string, name: string): number {
-  return text.split('\n').filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `)).reduce((s, l) => s + Number(l.split(' ').pop()), 0);
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .reduce((s, l) => s + Number(l.split(' ').pop()), 0);
 }
 
 describe('operator page (headless Chromium)', () => {
@@ -47,17 +63,33 @@ describe('operator page (headless Chromium)', () => {
   before(async () => {
     stack = await TestStack.start(portsFrom(7260), { OPS_SAMPLE_SECONDS: '1' });
     await stack.provisionUsers(['alice', 'bob', 'carol'], pw);
-    const reg = await stack.sipp('register', { final: 200, set: { user: 'alice', ct_port: String(stack.sippPort()), expires: '600' }, args: auth('alice') });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'alice', ct_port: String(stack.sippPort()), expires: '600' },
+      args: auth('alice'),
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
-    const sub = await stack.sipp({ name: 'watch', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml', unsubscribe: false }) },
-      { set: { user: 'bob', target: 'alice' }, args: auth('bob') });
+    const sub = await stack.sipp(
+      {
+        name: 'watch',
+        xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml', unsubscribe: false }),
+      },
+      { set: { user: 'bob', target: 'alice' }, args: auth('bob') },
+    );
     assert.equal(sub.exitCode, 0, sub.stdout);
     for (let i = 1; i <= 3; i++) {
-      const r = await stack.sipp(messageScenario({ final: 202, body: `note ${i}` }), { set: { user: 'alice', to: 'carol' }, args: auth('alice') });
+      const r = await stack.sipp(messageScenario({ final: 202, body: `note ${i}` }), {
+        set: { user: 'alice', to: 'carol' },
+        args: auth('alice'),
+      });
       assert.equal(r.exitCode, 0, r.stdout);
     }
     // the CDRs of the traffic are written, and two samples taken after it
-    await eventually(async () => (metricSum(await stack.metrics(), 'ims_as_charging_records_written_total') >= 3 ? true : undefined), 5000, 'CDRs');
+    await eventually(
+      async () => (metricSum(await stack.metrics(), 'ims_as_charging_records_written_total') >= 3 ? true : undefined),
+      5000,
+      'CDRs',
+    );
     await new Promise((r) => setTimeout(r, 2500));
   });
 
@@ -81,8 +113,14 @@ describe('operator page (headless Chromium)', () => {
     assert.equal(shown(dom, 'count', 'cdrsWritten'), String(cdrs));
     assert.equal(shown(dom, 'count', 'iscDecisionsTotal'), String(decisions));
     // the traffic was within the last minute: a rate and a latency are shown
-    assert.ok(Number(shown(dom, 'count', 'iscDecisionsPerSecond')) > 0, `decisions per second: ${shown(dom, 'count', 'iscDecisionsPerSecond')}`);
-    assert.ok(Number(shown(dom, 'count', 'decisionMeanMs')) > 0, `mean latency: ${shown(dom, 'count', 'decisionMeanMs')}`);
+    assert.ok(
+      Number(shown(dom, 'count', 'iscDecisionsPerSecond')) > 0,
+      `decisions per second: ${shown(dom, 'count', 'iscDecisionsPerSecond')}`,
+    );
+    assert.ok(
+      Number(shown(dom, 'count', 'decisionMeanMs')) > 0,
+      `mean latency: ${shown(dom, 'count', 'decisionMeanMs')}`,
+    );
     assert.ok(Number(shown(dom, 'count', 'decisionP95Ms')) > 0, `p95 latency: ${shown(dom, 'count', 'decisionP95Ms')}`);
     for (const dep of ['store', 'kamailio', 'eventStream']) {
       assert.match(dom, new RegExp(`data-health="${dep}"><td>${dep}</td><td class="ok">up</td>`), `${dep} shown up`);
@@ -108,7 +146,10 @@ describe('operator page (headless Chromium)', () => {
     const res = await fetch(`http://127.0.0.1:${stack.ports.rpc}/metrics`);
     assert.equal(res.status, 200);
     const text = await res.text();
-    const listed = readFileSync(join(ROOT, 'deploy/grafana/kamailio-metrics.txt'), 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const listed = readFileSync(join(ROOT, 'deploy/grafana/kamailio-metrics.txt'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     const missing = listed.filter((name) => !new RegExp(`^${name}[ {]`, 'm').test(text));
     assert.deepEqual(missing, []);
     assert.match(text, /^kamailio_usrloc_registered_users(\{[^}]*\})? 1\b/m, 'alice is registered');
@@ -118,11 +159,15 @@ describe('operator page (headless Chromium)', () => {
     const page = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/ui`);
     assert.equal(page.status, 401);
     assert.match(await page.text(), /admin token \(<code>admin\.token<\/code>/);
-    const data = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/ui/overview`, { headers: { cookie: 'ims_admin=wrong' } });
+    const data = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/ui/overview`, {
+      headers: { cookie: 'ims_admin=wrong' },
+    });
     assert.equal(data.status, 401);
-    const withBearer = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/ui/overview`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
+    const withBearer = await fetch(`http://127.0.0.1:${stack.ports.isc}/admin/ui/overview`, {
+      headers: { authorization: `Bearer ${stack.adminToken}` },
+    });
     assert.equal(withBearer.status, 200);
-    const body = await withBearer.json() as { counts: { storedMessages: number } };
+    const body = (await withBearer.json()) as { counts: { storedMessages: number } };
     assert.equal(body.counts.storedMessages, 3);
   });
 });

@@ -16,8 +16,10 @@ const USERS = ['alice', 'bob', 'carol', 'dora'];
 const pw = (user: string) => `${user}-pw-pim`;
 const IM_POLICY = (user: string) => `/xcap-root/org.ims-as.im-policy/users/sip:${user}@example.com/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
-const policyDoc = (inner: string) => `<?xml version="1.0" encoding="UTF-8"?><im-policy xmlns="urn:ims-as:xml:im-policy">${inner}</im-policy>`;
-const COMPOSING = '<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
+const policyDoc = (inner: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?><im-policy xmlns="urn:ims-as:xml:im-policy">${inner}</im-policy>`;
+const COMPOSING =
+  '<?xml version="1.0" encoding="UTF-8"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state><refresh>60</refresh></isComposing>';
 /** Open, but the person is busy (RFC 4480). */
 const BUSY_PIDF = `<?xml version="1.0" encoding="UTF-8"?>
 <presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="sip:[$user]@[$domain]">
@@ -26,7 +28,9 @@ const BUSY_PIDF = `<?xml version="1.0" encoding="UTF-8"?>
 </presence>`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Listed { messages: Array<{ id: string; state: string; from: string }> }
+interface Listed {
+  messages: Array<{ id: string; state: string; from: string }>;
+}
 
 describe('presence-aware messaging through Kamailio', () => {
   let stack: TestStack;
@@ -44,21 +48,34 @@ describe('presence-aware messaging through Kamailio', () => {
   });
 
   const send = (from: string, to: string, body: string, final: number, contentType?: string) =>
-    stack.sipp(messageScenario({ final, body, ...(contentType ? { contentType } : {}) }), { set: { user: from, to }, args: auth(from) });
+    stack.sipp(messageScenario({ final, body, ...(contentType ? { contentType } : {}) }), {
+      set: { user: from, to },
+      args: auth(from),
+    });
 
   /** A UA answering `count` MESSAGEs, registered for `user`. */
   async function online(user: string, count: number, timeoutMs = 30000) {
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs, args: ['-m', String(count)] });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: auth(user) });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: auth(user),
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     // wrapped: an async function returning the thenable itself would wait for sipp to exit
     return { uas };
   }
 
   async function publish(user: string, basic: 'open' | 'closed', note: string) {
-    const run = await stack.sipp({ name: `publish-${basic}`, xml: publisherScenario([{ kind: 'initial', basic, note, expires: 600, expect: 200 }]) }, { set: { user }, args: auth(user) });
+    const run = await stack.sipp(
+      {
+        name: `publish-${basic}`,
+        xml: publisherScenario([{ kind: 'initial', basic, note, expires: 600, expect: 200 }]),
+      },
+      { set: { user }, args: auth(user) },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
   }
 
@@ -69,13 +86,21 @@ describe('presence-aware messaging through Kamailio', () => {
   }
 
   it('refuses a hold-when the schema does not know with 409', async () => {
-    const r = await xcap('bob').put(IM_POLICY('bob'), policyDoc('<presence-aware-delivery hold-when="closed away"/>'), IM_POLICY_TYPE);
+    const r = await xcap('bob').put(
+      IM_POLICY('bob'),
+      policyDoc('<presence-aware-delivery hold-when="closed away"/>'),
+      IM_POLICY_TYPE,
+    );
     assert.equal(r.status, 409, r.body);
     assert.match(r.body, /schema-validation-error/);
   });
 
   it('holds messages for a registered user whose presence is closed (202, nothing on the device) and delivers them in order when it opens', async () => {
-    const put = await xcap('bob').put(IM_POLICY('bob'), policyDoc('<presence-aware-delivery hold-when="closed busy"/>'), IM_POLICY_TYPE);
+    const put = await xcap('bob').put(
+      IM_POLICY('bob'),
+      policyDoc('<presence-aware-delivery hold-when="closed busy"/>'),
+      IM_POLICY_TYPE,
+    );
     assert.ok(put.status === 200 || put.status === 201, put.body);
     const { uas: device } = await online('bob', 3);
     await publish('bob', 'closed', 'gone for the day');
@@ -92,44 +117,87 @@ describe('presence-aware messaging through Kamailio', () => {
     // still waiting in bob's mailbox well after the answers: the device got nothing
     await sleep(2000);
     const waiting = await mailbox('bob');
-    assert.deepEqual(waiting.map((m) => m.state), ['waiting', 'waiting', 'waiting']);
-    const held = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.calledPartyAddress === 'sip:bob@example.com' && c.outcome === 'deferred' && c.roleOfNode === 'terminating');
-      return l.length === 3 ? l : undefined;
-    }, 5000, 'three terminating deferred CDRs');
-    assert.ok(held.every((c) => ((c.extra ?? c.recordExtensions ?? {}) as Record<string, unknown>).heldBy === 'closed'));
+    assert.deepEqual(
+      waiting.map((m) => m.state),
+      ['waiting', 'waiting', 'waiting'],
+    );
+    const held = await eventually(
+      () => {
+        const l = stack
+          .cdrLines()
+          .filter(
+            (c) =>
+              c.calledPartyAddress === 'sip:bob@example.com' &&
+              c.outcome === 'deferred' &&
+              c.roleOfNode === 'terminating',
+          );
+        return l.length === 3 ? l : undefined;
+      },
+      5000,
+      'three terminating deferred CDRs',
+    );
+    assert.ok(
+      held.every((c) => ((c.extra ?? c.recordExtensions ?? {}) as Record<string, unknown>).heldBy === 'closed'),
+    );
 
     // another of bob's devices publishes open: the held messages go, in order
     await publish('bob', 'open', 'back');
     const got = await device;
     assert.equal(got.exitCode, 0, got.stdout);
     const msgs = receivedMessages(got.messages);
-    assert.deepEqual(msgs.map((m) => m.body), ['held 1', 'held 2', 'held 3']);
+    assert.deepEqual(
+      msgs.map((m) => m.body),
+      ['held 1', 'held 2', 'held 3'],
+    );
     assert.ok(msgs.every((m) => /<sip:alice@example\.com>/.test(m.header('From') ?? '')));
-    await eventually(async () => ((await mailbox('bob')).length === 0 ? true : undefined), 5000, 'bob\'s mailbox empty');
+    await eventually(async () => ((await mailbox('bob')).length === 0 ? true : undefined), 5000, "bob's mailbox empty");
   });
 
   it('holds while the person is busy (RPID), and a new device registering gets the held message', async () => {
-    const put = await xcap('dora').put(IM_POLICY('dora'), policyDoc('<presence-aware-delivery hold-when="busy"/>'), IM_POLICY_TYPE);
+    const put = await xcap('dora').put(
+      IM_POLICY('dora'),
+      policyDoc('<presence-aware-delivery hold-when="busy"/>'),
+      IM_POLICY_TYPE,
+    );
     assert.ok(put.status === 200 || put.status === 201, put.body);
     const { uas: phone } = await online('dora', 1);
-    const busy = await stack.sipp({ name: 'publish-busy', xml: publisherScenario([{ kind: 'initial', expires: 600, expect: 200, rawBody: BUSY_PIDF }]) }, { set: { user: 'dora' }, args: auth('dora') });
+    const busy = await stack.sipp(
+      {
+        name: 'publish-busy',
+        xml: publisherScenario([{ kind: 'initial', expires: 600, expect: 200, rawBody: BUSY_PIDF }]),
+      },
+      { set: { user: 'dora' }, args: auth('dora') },
+    );
     assert.equal(busy.exitCode, 0, busy.stdout);
     const r = await send('alice', 'dora', 'while busy', 202);
     assert.equal(r.exitCode, 0, r.stdout);
     await sleep(1500);
-    assert.deepEqual((await mailbox('dora')).map((m) => m.state), ['waiting'], 'busy: held, the phone got nothing');
+    assert.deepEqual(
+      (await mailbox('dora')).map((m) => m.state),
+      ['waiting'],
+      'busy: held, the phone got nothing',
+    );
 
     // a second device of dora's comes online: it asked for her messages
     const { uas: laptop } = await online('dora', 1);
     const got = await laptop;
     assert.equal(got.exitCode, 0, got.stdout);
-    assert.deepEqual(receivedMessages(got.messages).map((m) => m.body), ['while busy']);
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['while busy'],
+    );
     // Kamailio forks to every contact: the phone takes the same delivery
     const phoneGot = await phone;
     assert.equal(phoneGot.exitCode, 0, phoneGot.stdout);
-    assert.deepEqual(receivedMessages(phoneGot.messages).map((m) => m.body), ['while busy']);
-    await eventually(async () => ((await mailbox('dora')).length === 0 ? true : undefined), 5000, 'dora\'s mailbox empty');
+    assert.deepEqual(
+      receivedMessages(phoneGot.messages).map((m) => m.body),
+      ['while busy'],
+    );
+    await eventually(
+      async () => ((await mailbox('dora')).length === 0 ? true : undefined),
+      5000,
+      "dora's mailbox empty",
+    );
   });
 
   it('without the setting a registered user whose presence is closed gets the message at once', async () => {
@@ -139,7 +207,10 @@ describe('presence-aware messaging through Kamailio', () => {
     assert.equal(r.exitCode, 0, r.stdout);
     const got = await device;
     assert.equal(got.exitCode, 0, got.stdout);
-    assert.deepEqual(receivedMessages(got.messages).map((m) => m.body), ['straight through']);
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['straight through'],
+    );
     assert.deepEqual(await mailbox('carol'), []);
   });
 });

@@ -22,7 +22,9 @@ function notifies(run: SippResult): string[] {
 }
 /** The final response to the authenticated SUBSCRIBE (the one after the 407). */
 function finalResponse(run: SippResult): string {
-  const answers = [...run.messages.matchAll(/SIP\/2\.0 (?!407|100)\d{3}[^\n]*\n[\s\S]*?(?=\n-{5,}|$)/g)].map((m) => m[0]);
+  const answers = [...run.messages.matchAll(/SIP\/2\.0 (?!407|100)\d{3}[^\n]*\n[\s\S]*?(?=\n-{5,}|$)/g)].map(
+    (m) => m[0],
+  );
   return answers[0] ?? '';
 }
 
@@ -33,7 +35,13 @@ describe('Presence subscriptions with event filters', () => {
   before(async () => {
     stack = await TestStack.start(portsFrom(7460), { PRESENCE_DEFAULT_SUB_HANDLING: 'allow' });
     for (const u of ['alice', 'bob']) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
-    const pub = await stack.sipp({ name: 'publish-note', xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'note-to-filter', expect: 200 }]) }, { set: { user: 'alice' }, args: auth('alice') });
+    const pub = await stack.sipp(
+      {
+        name: 'publish-note',
+        xml: publisherScenario([{ kind: 'initial', basic: 'open', note: 'note-to-filter', expect: 200 }]),
+      },
+      { set: { user: 'alice' }, args: auth('alice') },
+    );
     assert.equal(pub.exitCode, 0, pub.stdout);
   });
 
@@ -43,8 +51,17 @@ describe('Presence subscriptions with event filters', () => {
   });
 
   const subscribe = (name: string, body: string, expectFinal?: number) =>
-    stack.sipp({ name, xml: subscriberScenario({ event: 'presence', body: { type: FILTER_TYPE, text: body }, ...(expectFinal ? { expectFinal } : {}) }) },
-      { set: { user: 'bob', target: 'alice' }, args: auth('bob') });
+    stack.sipp(
+      {
+        name,
+        xml: subscriberScenario({
+          event: 'presence',
+          body: { type: FILTER_TYPE, text: body },
+          ...(expectFinal ? { expectFinal } : {}),
+        }),
+      },
+      { set: { user: 'bob', target: 'alice' }, args: auth('bob') },
+    );
 
   it('applies a filter it implements: the NOTIFY has the status and not the note', async () => {
     const run = await subscribe('sub-filtered', filterSet('/pidf:presence/pidf:tuple/pidf:status'));
@@ -60,7 +77,10 @@ describe('Presence subscriptions with event filters', () => {
     assert.equal(run.exitCode, 0, `${run.stdout}\n${run.messages}`);
     const answer = finalResponse(run);
     assert.match(answer, /^SIP\/2\.0 200/);
-    assert.match(answer, /^Warning: 399 \S+ "filter not applied: unsupported expression in <include>: [^\n]*text\(\)[^\n]*"/m);
+    assert.match(
+      answer,
+      /^Warning: 399 \S+ "filter not applied: unsupported expression in <include>: [^\n]*text\(\)[^\n]*"/m,
+    );
     const [first] = notifies(run);
     assert.match(first!, /<basic>open<\/basic>/);
     assert.match(first!, /note-to-filter/, 'unfiltered: the whole document the rules allow');
@@ -69,7 +89,11 @@ describe('Presence subscriptions with event filters', () => {
   it('still refuses a filter document that is not XML (400) or not a filter-set (488)', async () => {
     const notXml = await subscribe('sub-not-xml', '<filter-set', 400);
     assert.equal(notXml.exitCode, 0, `${notXml.stdout}\n${notXml.messages}`);
-    const notFilterSet = await subscribe('sub-not-set', '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf"/>', 488);
+    const notFilterSet = await subscribe(
+      'sub-not-set',
+      '<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf"/>',
+      488,
+    );
     assert.equal(notFilterSet.exitCode, 0, `${notFilterSet.stdout}\n${notFilterSet.messages}`);
   });
 });

@@ -56,7 +56,9 @@ function notifies(run: SippResult): string[] {
 
 /** The NOTIFYs that carry a list state (the final one may carry none). */
 function listNotifies(run: SippResult): ListNotify[] {
-  return notifies(run).filter((m) => header(m, 'Content-Type')).map(listNotify);
+  return notifies(run)
+    .filter((m) => header(m, 'Content-Type'))
+    .map(listNotify);
 }
 
 function header(msg: string, name: string): string | undefined {
@@ -66,7 +68,13 @@ function header(msg: string, name: string): string | undefined {
 /** Body of a traced message: everything after the first empty line, with the trace's LF endings back to CRLF. */
 function body(msg: string): string {
   const i = msg.search(/\r?\n\r?\n/);
-  return i < 0 ? '' : msg.slice(i).replace(/^\r?\n\r?\n/, '').replace(/\r?\n/g, '\r\n').replace(/\r\n$/, '');
+  return i < 0
+    ? ''
+    : msg
+        .slice(i)
+        .replace(/^\r?\n\r?\n/, '')
+        .replace(/\r?\n/g, '\r\n')
+        .replace(/\r\n$/, '');
 }
 
 interface ListNotify {
@@ -85,8 +93,14 @@ function listNotify(msg: string): ListNotify {
   const root = relatedRoot(mp)!;
   assert.equal(root.contentType?.type, 'application/rlmi+xml');
   const parts = new Map<string, { type: string; body: string }>();
-  for (const p of mp.parts) if (p !== root) parts.set(p.contentId!.replace(/^<|>$/g, ''), { type: p.contentType!.type, body: p.body });
-  return { rlmi: parseRlmi(root.body), parts, bytes: Buffer.byteLength(b, 'utf8'), subscriptionState: header(msg, 'Subscription-State') ?? '' };
+  for (const p of mp.parts)
+    if (p !== root) parts.set(p.contentId!.replace(/^<|>$/g, ''), { type: p.contentType!.type, body: p.body });
+  return {
+    rlmi: parseRlmi(root.body),
+    parts,
+    bytes: Buffer.byteLength(b, 'utf8'),
+    subscriptionState: header(msg, 'Subscription-State') ?? '',
+  };
 }
 
 describe('Presence lists, partial state, filters and rate control through Kamailio', () => {
@@ -103,19 +117,49 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.equal(res.status, 204);
   };
   const publish = async (user: string, basic: 'open' | 'closed', note: string) => {
-    const run = await stack.sipp({ name: `pub-${user}`, xml: publisherScenario([{ kind: 'initial', basic, note, expires: 600, expect: 200 }]) }, { set: { user }, args: auth(user) });
+    const run = await stack.sipp(
+      { name: `pub-${user}`, xml: publisherScenario([{ kind: 'initial', basic, note, expires: 600, expect: 200 }]) },
+      { set: { user }, args: auth(user) },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
   };
 
   before(async () => {
     // an open domain with "allow" by default: the 500 members need no provisioning or rules
-    stack = await TestStack.start(portsFrom(6060), { PRESENCE_OPEN_DOMAIN: 'true', PRESENCE_DEFAULT_SUB_HANDLING: 'allow', PRESENCE_MAX_NOTIFY_BYTES: String(MAX_NOTIFY), PRESENCE_EXTERNAL_TOKEN: 'lists-token' });
+    stack = await TestStack.start(portsFrom(6060), {
+      PRESENCE_OPEN_DOMAIN: 'true',
+      PRESENCE_DEFAULT_SUB_HANDLING: 'allow',
+      PRESENCE_MAX_NOTIFY_BYTES: String(MAX_NOTIFY),
+      PRESENCE_EXTERNAL_TOKEN: 'lists-token',
+    });
     for (const u of USERS) assert.equal((await stack.provision('add', u, '--password', PW(u))).code, 0);
     // carol wants to be asked, dave blocks alice; bob allows her (by default)
-    assert.equal((await xcap('carol').put('/xcap-root/pres-rules/users/sip:carol@example.com/index', rules('confirm', 'sip:alice@example.com'), 'application/auth-policy+xml')).status, 201);
-    assert.equal((await xcap('dave').put('/xcap-root/pres-rules/users/sip:dave@example.com/index', rules('block', 'sip:alice@example.com'), 'application/auth-policy+xml')).status, 201);
+    assert.equal(
+      (
+        await xcap('carol').put(
+          '/xcap-root/pres-rules/users/sip:carol@example.com/index',
+          rules('confirm', 'sip:alice@example.com'),
+          'application/auth-policy+xml',
+        )
+      ).status,
+      201,
+    );
+    assert.equal(
+      (
+        await xcap('dave').put(
+          '/xcap-root/pres-rules/users/sip:dave@example.com/index',
+          rules('block', 'sip:alice@example.com'),
+          'application/auth-policy+xml',
+        )
+      ).status,
+      201,
+    );
     for (const u of ['bob', 'carol', 'dave']) await publish(u, 'open', `${u} is in`);
-    const put = await xcap('alice').put('/xcap-root/rls-services/users/sip:alice@example.com/index', rlsServices(['bob', 'carol', 'dave']), 'application/rls-services+xml');
+    const put = await xcap('alice').put(
+      '/xcap-root/rls-services/users/sip:alice@example.com/index',
+      rlsServices(['bob', 'carol', 'dave']),
+      'application/rls-services+xml',
+    );
     assert.equal(put.status, 201, put.body);
   });
 
@@ -125,7 +169,13 @@ describe('Presence lists, partial state, filters and rate control through Kamail
   });
 
   it('serves a 3-member list: allowed, pending and blocked members, then a partial NOTIFY for one change', async () => {
-    const sub = stack.sipp({ name: 'list-sub', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }) }, { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      {
+        name: 'list-sub',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }),
+      },
+      { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
     await publish('bob', 'closed', 'bob went out');
     const run = await sub;
@@ -136,107 +186,227 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.equal(first!.rlmi.fullState, true);
     assert.equal(first!.rlmi.uri, 'sip:alice-friends@example.com');
     const byUri = new Map(first!.rlmi.resources.map((r) => [r.uri, r]));
-    assert.deepEqual([...byUri.keys()].sort(), ['sip:bob@example.com', 'sip:carol@example.com', 'sip:dave@example.com']);
+    assert.deepEqual([...byUri.keys()].sort(), [
+      'sip:bob@example.com',
+      'sip:carol@example.com',
+      'sip:dave@example.com',
+    ]);
     const bob = byUri.get('sip:bob@example.com')!.instances[0]!;
     assert.equal(bob.state, 'active');
     assert.match(first!.parts.get(bob.cid!)!.body, /bob is in/);
     assert.equal(byUri.get('sip:carol@example.com')!.instances[0]!.state, 'pending');
-    assert.deepEqual(byUri.get('sip:dave@example.com')!.instances[0], { id: byUri.get('sip:dave@example.com')!.instances[0]!.id, state: 'terminated', reason: 'rejected' });
+    assert.deepEqual(byUri.get('sip:dave@example.com')!.instances[0], {
+      id: byUri.get('sip:dave@example.com')!.instances[0]!.id,
+      state: 'terminated',
+      reason: 'rejected',
+    });
     // neither the pending nor the blocked member's document leaks
     assert.equal(first!.parts.size, 1);
     assert.doesNotMatch(run.messages, /carol is in|dave is in/);
 
     assert.equal(second!.rlmi.fullState, false);
     assert.equal(second!.rlmi.version, first!.rlmi.version + 1);
-    assert.deepEqual(second!.rlmi.resources.map((r) => r.uri), ['sip:bob@example.com']);
+    assert.deepEqual(
+      second!.rlmi.resources.map((r) => r.uri),
+      ['sip:bob@example.com'],
+    );
     assert.match([...second!.parts.values()][0]!.body, /bob went out/);
 
     // one record per list dialog, with the number of resources
-    const cdrs = await eventually(() => {
-      const lines = stack.cdrLines().filter((c) => c.sipMethod === 'SUBSCRIBE' && c.sessionId === header(notifies(run)[0]!, 'Call-ID'));
-      return lines.some((c) => c.outcome === 'subscription-closed') ? lines : undefined;
-    }, 5000, 'list subscription CDRs');
-    assert.ok(cdrs.every((c) => c.calledPartyAddress === 'sip:alice-friends@example.com' && c.callingPartyAddress === 'sip:alice@example.com'));
+    const cdrs = await eventually(
+      () => {
+        const lines = stack
+          .cdrLines()
+          .filter((c) => c.sipMethod === 'SUBSCRIBE' && c.sessionId === header(notifies(run)[0]!, 'Call-ID'));
+        return lines.some((c) => c.outcome === 'subscription-closed') ? lines : undefined;
+      },
+      5000,
+      'list subscription CDRs',
+    );
+    assert.ok(
+      cdrs.every(
+        (c) =>
+          c.calledPartyAddress === 'sip:alice-friends@example.com' && c.callingPartyAddress === 'sip:alice@example.com',
+      ),
+    );
     const opened = cdrs.find((c) => c.outcome === 'subscription-opened');
     assert.ok(opened, JSON.stringify(cdrs));
-    assert.deepEqual({ list: (opened.extra as Record<string, unknown>).list, resources: (opened.extra as Record<string, unknown>).resources }, { list: true, resources: 3 });
+    assert.deepEqual(
+      {
+        list: (opened.extra as Record<string, unknown>).list,
+        resources: (opened.extra as Record<string, unknown>).resources,
+      },
+      { list: true, resources: 3 },
+    );
     const closed = cdrs.find((c) => c.outcome === 'subscription-closed');
     assert.equal((closed?.extra as Record<string, unknown> | undefined)?.resources, 3);
   });
 
   it('answers 421 with Require: eventlist to a list SUBSCRIBE without Supported: eventlist', async () => {
-    const run = await stack.sipp({ name: 'list-421', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, expectFinal: 421 }) }, { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice') });
+    const run = await stack.sipp(
+      { name: 'list-421', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, expectFinal: 421 }) },
+      { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
     assert.match(run.messages, /SIP\/2\.0 421[^\n]*\n[\s\S]*?Require: eventlist/);
   });
 
   it('refuses a list to anyone but its owner', async () => {
-    const run = await stack.sipp({ name: 'list-403', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, expectFinal: 403 }) }, { set: { user: 'bob', target: 'alice-friends' }, args: auth('bob') });
+    const run = await stack.sipp(
+      {
+        name: 'list-403',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, expectFinal: 403 }),
+      },
+      { set: { user: 'bob', target: 'alice-friends' }, args: auth('bob') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
   });
 
-  it('never lets a service take over a user\'s address: bob\'s presence stays subscribable', async () => {
+  it("never lets a service take over a user's address: bob's presence stays subscribable", async () => {
     // erin tries to make bob's address of record a list of hers
-    const hijack = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+    const hijack =
+      `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
       `<service uri="sip:bob@example.com"><list><rl:entry uri="sip:erin@example.com"/></list></service></rls-services>`;
-    const put = await xcap('erin').put('/xcap-root/rls-services/users/sip:erin@example.com/hijack', hijack, 'application/rls-services+xml');
+    const put = await xcap('erin').put(
+      '/xcap-root/rls-services/users/sip:erin@example.com/hijack',
+      hijack,
+      'application/rls-services+xml',
+    );
     assert.equal(put.status, 409, put.body);
     assert.match(put.body, /constraint-failure/);
     // a plain SUBSCRIBE to bob (no eventlist) still reaches bob's presence
-    const run = await stack.sipp({ name: 'hijack-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) }, { set: { user: 'alice', target: 'bob' }, args: auth('alice') });
+    const run = await stack.sipp(
+      { name: 'hijack-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) },
+      { set: { user: 'alice', target: 'bob' }, args: auth('alice') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
     assert.match(notifies(run)[0]!, /bob is in|bob went out/);
   });
 
   it('gives a user provisioned after a service took that address their own presence back', async () => {
     // gina's service is in her namespace and nobody has the address yet: accepted
-    const doc = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+    const doc =
+      `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
       `<service uri="sip:gina-pal@example.com"><list><rl:entry uri="sip:bob@example.com"/></list></service></rls-services>`;
-    assert.equal((await xcap('gina').put('/xcap-root/rls-services/users/sip:gina@example.com/pal', doc, 'application/rls-services+xml')).status, 201);
+    assert.equal(
+      (
+        await xcap('gina').put(
+          '/xcap-root/rls-services/users/sip:gina@example.com/pal',
+          doc,
+          'application/rls-services+xml',
+        )
+      ).status,
+      201,
+    );
     // then the operator provisions a user with that very address
     assert.equal((await stack.provision('add', 'gina-pal', '--password', PW('gina-pal'))).code, 0);
     await publish('gina-pal', 'open', 'gina-pal is here');
-    const run = await stack.sipp({ name: 'pal-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) }, { set: { user: 'alice', target: 'gina-pal' }, args: auth('alice') });
+    const run = await stack.sipp(
+      { name: 'pal-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml' }) },
+      { set: { user: 'alice', target: 'gina-pal' }, args: auth('alice') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
     assert.match(notifies(run)[0]!, /gina-pal is here/);
   });
 
-  it('resolves a list with its owner\'s XCAP rights: a reference into another user\'s tree is refused, not disclosed', async () => {
-    const secret = `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">` +
+  it("resolves a list with its owner's XCAP rights: a reference into another user's tree is refused, not disclosed", async () => {
+    const secret =
+      `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists">` +
       `<list name="private"><entry uri="sip:bobs-secret-friend@example.com"/></list></resource-lists>`;
-    assert.equal((await xcap('bob').put('/xcap-root/resource-lists/users/sip:bob@example.com/index', secret, 'application/resource-lists+xml')).status, 201);
+    assert.equal(
+      (
+        await xcap('bob').put(
+          '/xcap-root/resource-lists/users/sip:bob@example.com/index',
+          secret,
+          'application/resource-lists+xml',
+        )
+      ).status,
+      201,
+    );
     const bobsList = `http://127.0.0.1:${stack.ports.xdm}/xcap-root/resource-lists/users/sip:bob@example.com/index/~~/resource-lists/list%5b@name=%22private%22%5d`;
     // gina may not read it herself
     assert.equal((await xcap('gina').get(new URL(bobsList).pathname)).status, 403);
-    const peek = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services">` +
+    const peek =
+      `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services">` +
       `<service uri="sip:gina-peek@example.com"><resource-list>${bobsList}</resource-list></service></rls-services>`;
-    assert.equal((await xcap('gina').put('/xcap-root/rls-services/users/sip:gina@example.com/index', peek, 'application/rls-services+xml')).status, 201);
-    const run = await stack.sipp({ name: 'list-peek', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, expectFinal: 403 }) }, { set: { user: 'gina', target: 'gina-peek' }, args: auth('gina') });
+    assert.equal(
+      (
+        await xcap('gina').put(
+          '/xcap-root/rls-services/users/sip:gina@example.com/index',
+          peek,
+          'application/rls-services+xml',
+        )
+      ).status,
+      201,
+    );
+    const run = await stack.sipp(
+      {
+        name: 'list-peek',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, expectFinal: 403 }),
+      },
+      { set: { user: 'gina', target: 'gina-peek' }, args: auth('gina') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
     assert.match(run.messages, /SIP\/2\.0 403[\s\S]*?Warning: 399 [^\n]*may not read/);
     assert.doesNotMatch(run.messages, /bobs-secret-friend/);
   });
 
   it('changes an active list subscription at once when the list changes over XCAP', async () => {
-    const sub = stack.sipp({ name: 'list-edit', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }) }, { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      {
+        name: 'list-edit',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }),
+      },
+      { set: { user: 'alice', target: 'alice-friends' }, args: auth('alice'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
-    const put = await xcap('alice').put('/xcap-root/rls-services/users/sip:alice@example.com/index', rlsServices(['bob', 'carol', 'dave', 'erin']), 'application/rls-services+xml');
+    const put = await xcap('alice').put(
+      '/xcap-root/rls-services/users/sip:alice@example.com/index',
+      rlsServices(['bob', 'carol', 'dave', 'erin']),
+      'application/rls-services+xml',
+    );
     assert.equal(put.status, 200, put.body);
     const run = await sub;
     assert.equal(run.exitCode, 0, run.stdout);
     const [, changed] = listNotifies(run);
     assert.equal(changed!.rlmi.fullState, true);
-    assert.deepEqual(changed!.rlmi.resources.map((r) => r.uri).sort(), ['sip:bob@example.com', 'sip:carol@example.com', 'sip:dave@example.com', 'sip:erin@example.com']);
+    assert.deepEqual(changed!.rlmi.resources.map((r) => r.uri).sort(), [
+      'sip:bob@example.com',
+      'sip:carol@example.com',
+      'sip:dave@example.com',
+      'sip:erin@example.com',
+    ]);
   });
 
   it('subscribes once to a member of another domain (back-end SUBSCRIBE through Kamailio) and shows its NOTIFYs in the list', async () => {
     // a presence server of another domain on 127.0.0.2 (not one of our aliases)
-    const remote = stack.sipp('remote-presence-server', { port: 5099, set: { note: 'carol abroad' }, args: ['-i', '127.0.0.2', '-bind_local'], timeoutMs: 30000 });
-    const doc = `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
+    const remote = stack.sipp('remote-presence-server', {
+      port: 5099,
+      set: { note: 'carol abroad' },
+      args: ['-i', '127.0.0.2', '-bind_local'],
+      timeoutMs: 30000,
+    });
+    const doc =
+      `<?xml version="1.0" encoding="UTF-8"?><rls-services xmlns="urn:ietf:params:xml:ns:rls-services" xmlns:rl="urn:ietf:params:xml:ns:resource-lists">` +
       `<service uri="sip:frank-mixed@example.com"><list><rl:entry uri="sip:bob@example.com"/><rl:entry uri="sip:carol@127.0.0.2:5099"/></list></service>` +
       `<service uri="sip:frank-other@example.com"><list><rl:entry uri="sip:carol@127.0.0.2:5099"/></list></service></rls-services>`;
-    assert.equal((await xcap('frank').put('/xcap-root/rls-services/users/sip:frank@example.com/index', doc, 'application/rls-services+xml')).status, 201);
-    const sub = stack.sipp({ name: 'list-remote', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }) }, { set: { user: 'frank', target: 'frank-mixed' }, args: auth('frank'), timeoutMs: 30000 });
+    assert.equal(
+      (
+        await xcap('frank').put(
+          '/xcap-root/rls-services/users/sip:frank@example.com/index',
+          doc,
+          'application/rls-services+xml',
+        )
+      ).status,
+      201,
+    );
+    const sub = stack.sipp(
+      {
+        name: 'list-remote',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 1 }),
+      },
+      { set: { user: 'frank', target: 'frank-mixed' }, args: auth('frank'), timeoutMs: 30000 },
+    );
     const run = await sub;
     assert.equal(run.exitCode, 0, run.stdout);
     const rem = await remote;
@@ -251,7 +421,13 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     assert.match(second!.parts.get(carol.instances[0]!.cid!)!.body, /carol abroad/);
     // a second list holding the same member shares the back-end subscription: no new SUBSCRIBE
     // (the remote sipp took exactly one), and it shows the state at once
-    const other = await stack.sipp({ name: 'list-remote-2', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST }) }, { set: { user: 'frank', target: 'frank-other' }, args: auth('frank'), timeoutMs: 20000 });
+    const other = await stack.sipp(
+      {
+        name: 'list-remote-2',
+        xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST }),
+      },
+      { set: { user: 'frank', target: 'frank-other' }, args: auth('frank'), timeoutMs: 20000 },
+    );
     assert.equal(other.exitCode, 0, other.stdout);
     const [shared] = listNotifies(other);
     assert.equal(shared!.rlmi.resources[0]!.instances[0]!.state, 'active');
@@ -260,12 +436,27 @@ describe('Presence lists, partial state, filters and rate control through Kamail
 
   it('splits the state of a 500-member buddy list across NOTIFYs within the size limit', async () => {
     const entries = Array.from({ length: 500 }, (_, i) => `<entry uri="sip:member${i}@example.com"/>`).join('');
-    const put = await xcap('gina').put('/xcap-root/resource-lists/users/sip:gina@example.com/index',
-      `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_buddylist">${entries}</list></resource-lists>`, 'application/resource-lists+xml');
+    const put = await xcap('gina').put(
+      '/xcap-root/resource-lists/users/sip:gina@example.com/index',
+      `<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list name="oma_buddylist">${entries}</list></resource-lists>`,
+      'application/resource-lists+xml',
+    );
     assert.equal(put.status, 201, put.body);
     // the first NOTIFY and its continuations; no member changes afterwards
-    const probe = stack.sipp({ name: 'list-500', xml: subscriberScenario({ event: 'presence', accept: LIST_ACCEPT, headers: EVENTLIST, more: 20, notifyTimeoutMs: 3000, unsubscribe: false }) },
-      { set: { user: 'gina', target: 'gina;pres-list=oma_buddylist' }, args: auth('gina'), timeoutMs: 30000 });
+    const probe = stack.sipp(
+      {
+        name: 'list-500',
+        xml: subscriberScenario({
+          event: 'presence',
+          accept: LIST_ACCEPT,
+          headers: EVENTLIST,
+          more: 20,
+          notifyTimeoutMs: 3000,
+          unsubscribe: false,
+        }),
+      },
+      { set: { user: 'gina', target: 'gina;pres-list=oma_buddylist' }, args: auth('gina'), timeoutMs: 30000 },
+    );
     const run = await probe;
     const got = listNotifies(run);
     assert.ok(got.length > 1, `expected a split, got ${got.length} NOTIFY(s): ${run.stdout.slice(-2000)}`);
@@ -275,14 +466,28 @@ describe('Presence lists, partial state, filters and rate control through Kamail
     for (const n of got.slice(1)) assert.equal(n.rlmi.fullState, false);
     got.forEach((n, i) => assert.equal(n.rlmi.version, got[0]!.rlmi.version + i));
     const documents = got.reduce((sum, n) => sum + n.parts.size, 0);
-    assert.equal(documents, 500, `every member document arrives exactly once; documents per NOTIFY: ${got.map((n) => n.parts.size).join(' ')}; sipp exit ${run.exitCode} after ${run.elapsedMs} ms: ${run.stdout.slice(-1500)}`);
+    assert.equal(
+      documents,
+      500,
+      `every member document arrives exactly once; documents per NOTIFY: ${got.map((n) => n.parts.size).join(' ')}; sipp exit ${run.exitCode} after ${run.elapsedMs} ms: ${run.stdout.slice(-1500)}`,
+    );
     const seen = new Set(got.flatMap((n) => n.rlmi.resources.filter((r) => r.instances[0]?.cid).map((r) => r.uri)));
     assert.equal(seen.size, 500);
   });
 
   it('sends partial PIDF to a watcher that accepts it: full first, then only what changed', async () => {
     await setSource('frank', 'open', 'first note');
-    const sub = stack.sipp({ name: 'diff-sub', xml: subscriberScenario({ event: 'presence', accept: 'application/pidf+xml, application/pidf-diff+xml', more: 2 }) }, { set: { user: 'bob', target: 'frank' }, args: auth('bob'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      {
+        name: 'diff-sub',
+        xml: subscriberScenario({
+          event: 'presence',
+          accept: 'application/pidf+xml, application/pidf-diff+xml',
+          more: 2,
+        }),
+      },
+      { set: { user: 'bob', target: 'frank' }, args: auth('bob'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
     await setSource('frank', 'open', 'second note');
     await stack.sippLogged(sub.dir, /NOTIFIED 1/);
@@ -310,7 +515,17 @@ describe('Presence lists, partial state, filters and rate control through Kamail
   <ns-bindings><ns-binding prefix="pidf" urn="urn:ietf:params:xml:ns:pidf"/></ns-bindings>
   <filter id="basic-only"><trigger><changed>/pidf:presence/pidf:tuple/pidf:status/pidf:basic</changed></trigger></filter>
 </filter-set>`;
-    const sub = stack.sipp({ name: 'filter-sub', xml: subscriberScenario({ event: 'presence', more: 1, body: { type: 'application/simple-filter+xml', text: filter } }) }, { set: { user: 'bob', target: 'erin' }, args: auth('bob'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      {
+        name: 'filter-sub',
+        xml: subscriberScenario({
+          event: 'presence',
+          more: 1,
+          body: { type: 'application/simple-filter+xml', text: filter },
+        }),
+      },
+      { set: { user: 'bob', target: 'erin' }, args: auth('bob'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
     await setSource('erin', 'open', 'noon');
     await new Promise((r) => setTimeout(r, 700));
@@ -324,13 +539,29 @@ describe('Presence lists, partial state, filters and rate control through Kamail
   });
 
   it('answers an unsupported filter body type with 415', async () => {
-    const run = await stack.sipp({ name: 'filter-415', xml: subscriberScenario({ event: 'presence', expectFinal: 415, body: { type: 'text/plain', text: 'basic only please' } }) }, { set: { user: 'bob', target: 'erin' }, args: auth('bob') });
+    const run = await stack.sipp(
+      {
+        name: 'filter-415',
+        xml: subscriberScenario({
+          event: 'presence',
+          expectFinal: 415,
+          body: { type: 'text/plain', text: 'basic only please' },
+        }),
+      },
+      { set: { user: 'bob', target: 'erin' }, args: auth('bob') },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
   });
 
   it('coalesces a burst of changes into one NOTIFY with the latest state under max-rate (RFC 6446)', async () => {
     await setSource('dave', 'open', 'burst 0');
-    const sub = stack.sipp({ name: 'rate-sub', xml: subscriberScenario({ event: 'presence;max-rate=0.25', more: 1, notifyTimeoutMs: 10000 }) }, { set: { user: 'bob', target: 'dave' }, args: auth('bob'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      {
+        name: 'rate-sub',
+        xml: subscriberScenario({ event: 'presence;max-rate=0.25', more: 1, notifyTimeoutMs: 10000 }),
+      },
+      { set: { user: 'bob', target: 'dave' }, args: auth('bob'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
     const burstAt = Date.now();
     for (const n of [1, 2, 3]) await setSource('dave', 'open', `burst ${n}`);

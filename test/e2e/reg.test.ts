@@ -13,7 +13,9 @@ const pw = (u: string) => `${u}-pw-reg`;
 const auth = (u: string) => ['-au', u, '-ap', pw(u)];
 
 function notifyBodies(run: SippResult): string[] {
-  return [...run.messages.matchAll(/NOTIFY sip:[^\n]*\n[\s\S]*?\r?\n\r?\n(<\?xml[\s\S]*?<\/reginfo>)/g)].map((m) => m[1]!);
+  return [...run.messages.matchAll(/NOTIFY sip:[^\n]*\n[\s\S]*?\r?\n\r?\n(<\?xml[\s\S]*?<\/reginfo>)/g)].map(
+    (m) => m[1]!,
+  );
 }
 
 describe('registration event package (Event: reg)', () => {
@@ -29,20 +31,34 @@ describe('registration event package (Event: reg)', () => {
     await stack?.stop();
   });
 
-  it('tells a subscribed device of the user\'s registrations as they come and go', async () => {
+  it("tells a subscribed device of the user's registrations as they come and go", async () => {
     const first = stack.sippPort();
-    const reg1 = await stack.sipp('register', { final: 200, set: { user: 'alice', ct_port: String(first), expires: '600' }, args: auth('alice') });
+    const reg1 = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'alice', ct_port: String(first), expires: '600' },
+      args: auth('alice'),
+    });
     assert.equal(reg1.exitCode, 0, reg1.stdout);
 
     // full state, then the second device registering, then it unregistering
-    const sub = stack.sipp({ name: 'sub-reg', xml: subscriberScenario({ event: 'reg', accept: 'application/reginfo+xml', more: 2 }) },
-      { set: { user: 'alice', target: 'alice' }, args: auth('alice'), timeoutMs: 30000 });
+    const sub = stack.sipp(
+      { name: 'sub-reg', xml: subscriberScenario({ event: 'reg', accept: 'application/reginfo+xml', more: 2 }) },
+      { set: { user: 'alice', target: 'alice' }, args: auth('alice'), timeoutMs: 30000 },
+    );
     await stack.sippLogged(sub.dir, /SUBSCRIBED/);
     const second = stack.sippPort();
-    const reg2 = await stack.sipp('register', { final: 200, set: { user: 'alice', ct_port: String(second), expires: '600' }, args: auth('alice') });
+    const reg2 = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'alice', ct_port: String(second), expires: '600' },
+      args: auth('alice'),
+    });
     assert.equal(reg2.exitCode, 0, reg2.stdout);
     await stack.sippLogged(sub.dir, /NOTIFIED 1/);
-    const unreg = await stack.sipp('register', { final: 200, set: { user: 'alice', ct_port: String(second), expires: '0' }, args: auth('alice') });
+    const unreg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'alice', ct_port: String(second), expires: '0' },
+      args: auth('alice'),
+    });
     assert.equal(unreg.exitCode, 0, unreg.stdout);
 
     const done = await sub;
@@ -53,18 +69,28 @@ describe('registration event package (Event: reg)', () => {
     const [full, added, removed] = docs;
     assert.equal(full!.aor, 'sip:alice@example.com');
     assert.equal(full!.registrationState, 'active');
-    assert.deepEqual(full!.contacts.map((c) => [c.uri, c.state]), [[`sip:alice@127.0.0.1:${first}`, 'active']]);
-    assert.ok(full!.contacts[0]!.expires! > 500 && full!.contacts[0]!.expires! <= 600, `expires ${full!.contacts[0]!.expires}`);
-    assert.deepEqual(added!.contacts.map((c) => [c.uri, c.state, c.event]).sort(),
-      [[`sip:alice@127.0.0.1:${first}`, 'active', 'registered'], [`sip:alice@127.0.0.1:${second}`, 'active', 'registered']]);
+    assert.deepEqual(
+      full!.contacts.map((c) => [c.uri, c.state]),
+      [[`sip:alice@127.0.0.1:${first}`, 'active']],
+    );
+    assert.ok(
+      full!.contacts[0]!.expires! > 500 && full!.contacts[0]!.expires! <= 600,
+      `expires ${full!.contacts[0]!.expires}`,
+    );
+    assert.deepEqual(added!.contacts.map((c) => [c.uri, c.state, c.event]).sort(), [
+      [`sip:alice@127.0.0.1:${first}`, 'active', 'registered'],
+      [`sip:alice@127.0.0.1:${second}`, 'active', 'registered'],
+    ]);
     const gone = removed!.contacts.find((c) => c.uri === `sip:alice@127.0.0.1:${second}`);
     assert.deepEqual([gone?.state, gone?.event], ['terminated', 'unregistered']);
     assert.ok(full!.version < added!.version && added!.version < removed!.version, 'versions increase');
   });
 
-  it('refuses a subscription to somebody else\'s registrations with 403', async () => {
-    const r = await stack.sipp({ name: 'sub-reg-bob', xml: subscriberScenario({ event: 'reg', expectFinal: 403 }) },
-      { set: { user: 'bob', target: 'alice' }, args: auth('bob') });
+  it("refuses a subscription to somebody else's registrations with 403", async () => {
+    const r = await stack.sipp(
+      { name: 'sub-reg-bob', xml: subscriberScenario({ event: 'reg', expectFinal: 403 }) },
+      { set: { user: 'bob', target: 'alice' }, args: auth('bob') },
+    );
     assert.equal(r.exitCode, 0, r.stdout);
   });
 });

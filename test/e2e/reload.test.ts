@@ -20,9 +20,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('reload of the settings on a running AS', () => {
   let stack: TestStack;
   let configFile = '';
-  const writeConfig = (settings: Record<string, unknown>) => writeFileSync(configFile, JSON.stringify(settings, null, 2));
+  const writeConfig = (settings: Record<string, unknown>) =>
+    writeFileSync(configFile, JSON.stringify(settings, null, 2));
   const send = (body: string, final: number, extra: string[] = []) =>
-    stack.sipp(messageScenario({ final, body }), { set: { user: 'alice', to: 'bob' }, args: ['-au', 'alice', '-ap', pw('alice'), ...extra] });
+    stack.sipp(messageScenario({ final, body }), {
+      set: { user: 'alice', to: 'bob' },
+      args: ['-au', 'alice', '-ap', pw('alice'), ...extra],
+    });
 
   before(async () => {
     // the stack's own settings come from the environment; the file holds what the test changes
@@ -50,7 +54,11 @@ describe('reload of the settings on a running AS', () => {
     await sleep(2500);
     writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 } });
     stack.signalAsNoExit('SIGHUP');
-    await eventually(() => (/settings reloaded/.test(stack.logOf('as')) ? true : undefined), 5000, 'the reload log line');
+    await eventually(
+      () => (/settings reloaded/.test(stack.logOf('as')) ? true : undefined),
+      5000,
+      'the reload log line',
+    );
 
     const refused = await send(big, 413);
     assert.equal(refused.exitCode, 0, refused.stdout);
@@ -72,36 +80,78 @@ describe('reload of the settings on a running AS', () => {
   it('a reloaded log.level reaches every component: info lines stop at warn and come back at info', async () => {
     const infoLinesOf = (log: string) => log.split('\n').filter((l) => l.includes('"level":"info"')).length;
     const register = async () => {
-      const r = await stack.sipp('register', { final: 200, set: { user: 'bob', ct_port: String(stack.sippPort()), expires: '60' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+      const r = await stack.sipp('register', {
+        final: 200,
+        set: { user: 'bob', ct_port: String(stack.sippPort()), expires: '60' },
+        args: ['-au', 'bob', '-ap', pw('bob')],
+      });
       assert.equal(r.exitCode, 0, r.stdout);
     };
-    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, log: { level: 'warn' } });
+    writeConfig({
+      im: { maxMessageBytes: 1000 },
+      charging: { rotateSeconds: 60 },
+      xdm: { maxDepth: 20 },
+      log: { level: 'warn' },
+    });
     const quiet = await stack.admin('POST', '/reload');
-    assert.deepEqual((quiet.json.applied as Array<{ path: string }>).map((c) => c.path), ['log.level']);
+    assert.deepEqual(
+      (quiet.json.applied as Array<{ path: string }>).map((c) => c.path),
+      ['log.level'],
+    );
     assert.match(stack.logOf('as'), /"to":"warn"[^\n]*settings reloaded/, 'the reload to warn is itself still logged');
     const before = infoLinesOf(stack.logOf('as'));
     await register();
     await new Promise((r) => setTimeout(r, 500));
     assert.equal(infoLinesOf(stack.logOf('as')), before, 'no info line from any component at warn');
 
-    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, log: { level: 'info' } });
+    writeConfig({
+      im: { maxMessageBytes: 1000 },
+      charging: { rotateSeconds: 60 },
+      xdm: { maxDepth: 20 },
+      log: { level: 'info' },
+    });
     assert.equal((await stack.admin('POST', '/reload')).status, 200);
     await register();
-    await eventually(() => (/"svc":"registrations"[^\n]*registration (registered|refreshed)/.test(stack.logOf('as').split('"to":"info"')[1] ?? '') ? true : undefined),
-      5000, 'an info line of the registrations component after the reload to info');
+    await eventually(
+      () =>
+        /"svc":"registrations"[^\n]*registration (registered|refreshed)/.test(
+          stack.logOf('as').split('"to":"info"')[1] ?? '',
+        )
+          ? true
+          : undefined,
+      5000,
+      'an info line of the registrations component after the reload to info',
+    );
   });
 
   it('reloaded presence expiry bounds apply to PUBLISH and SUBSCRIBE at once (423 with the new Min-Expires)', async () => {
-    const publish = (expect: number) => stack.sipp({ name: 'publish', xml: publisherScenario([{ kind: 'initial', basic: 'open', expires: 90, expect }]) },
-      { set: { user: 'alice' }, args: ['-au', 'alice', '-ap', pw('alice')] });
-    const subscribe = (expectFinal: number) => stack.sipp({ name: 'subscribe', xml: subscriberScenario({ event: 'presence', expires: 90, expectFinal, unsubscribe: true }) },
-      { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', pw('bob')] });
+    const publish = (expect: number) =>
+      stack.sipp(
+        { name: 'publish', xml: publisherScenario([{ kind: 'initial', basic: 'open', expires: 90, expect }]) },
+        { set: { user: 'alice' }, args: ['-au', 'alice', '-ap', pw('alice')] },
+      );
+    const subscribe = (expectFinal: number) =>
+      stack.sipp(
+        {
+          name: 'subscribe',
+          xml: subscriberScenario({ event: 'presence', expires: 90, expectFinal, unsubscribe: true }),
+        },
+        { set: { user: 'bob', target: 'alice' }, args: ['-au', 'bob', '-ap', pw('bob')] },
+      );
     const accepted = await publish(200);
     assert.equal(accepted.exitCode, 0, accepted.stdout);
 
-    writeConfig({ im: { maxMessageBytes: 1000 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, presence: { minExpires: 120 } });
+    writeConfig({
+      im: { maxMessageBytes: 1000 },
+      charging: { rotateSeconds: 60 },
+      xdm: { maxDepth: 20 },
+      presence: { minExpires: 120 },
+    });
     const r = await stack.admin('POST', '/reload');
-    assert.deepEqual((r.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]), [['presence.minExpires', 120]]);
+    assert.deepEqual(
+      (r.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]),
+      [['presence.minExpires', 120]],
+    );
     const brief = await publish(423);
     assert.equal(brief.exitCode, 0, brief.stdout);
     assert.match(brief.messages, /SIP\/2\.0 423[\s\S]*Min-Expires: 120/);
@@ -111,12 +161,23 @@ describe('reload of the settings on a running AS', () => {
   });
 
   it('POST /admin/reload answers what was applied and what needs a restart; an invalid file changes nothing', async () => {
-    writeConfig({ im: { maxMessageBytes: 1200 }, charging: { rotateSeconds: 60 }, xdm: { maxDepth: 20 }, presence: { minExpires: 120 } });
+    writeConfig({
+      im: { maxMessageBytes: 1200 },
+      charging: { rotateSeconds: 60 },
+      xdm: { maxDepth: 20 },
+      presence: { minExpires: 120 },
+    });
     const ok = await stack.admin('POST', '/reload');
     assert.equal(ok.status, 200);
-    assert.deepEqual((ok.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]), [['im.maxMessageBytes', 1200]]);
+    assert.deepEqual(
+      (ok.json.applied as Array<{ path: string; to: unknown }>).map((c) => [c.path, c.to]),
+      [['im.maxMessageBytes', 1200]],
+    );
     // still different from the running value: the first reload did not apply it
-    assert.deepEqual((ok.json.needRestart as Array<{ path: string; from: unknown }>).map((c) => [c.path, c.from]), [['xdm.maxDepth', 32]]);
+    assert.deepEqual(
+      (ok.json.needRestart as Array<{ path: string; from: unknown }>).map((c) => [c.path, c.from]),
+      [['xdm.maxDepth', 32]],
+    );
 
     writeConfig({ im: { maxMessageBytes: 'lots' } });
     const bad = await stack.admin('POST', '/reload');

@@ -111,7 +111,9 @@ function mountTmpfs(megabytes: number): { dir: string } | { why: string } {
     return { dir };
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
-    return { why: `cannot mount a tmpfs here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()}): the store fault test needs root and mount` };
+    return {
+      why: `cannot mount a tmpfs here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()}): the store fault test needs root and mount`,
+    };
   }
 }
 
@@ -130,9 +132,14 @@ function fillUp(dir: string): string {
   return file;
 }
 
-async function health(stack: TestStack): Promise<{ status: number; body: { checks: Record<string, { ok: boolean; detail: string }> } }> {
+async function health(
+  stack: TestStack,
+): Promise<{ status: number; body: { checks: Record<string, { ok: boolean; detail: string }> } }> {
   const res = await fetch(`http://127.0.0.1:${stack.ports.isc}/health`, { signal: AbortSignal.timeout(5000) });
-  return { status: res.status, body: (await res.json()) as { checks: Record<string, { ok: boolean; detail: string }> } };
+  return {
+    status: res.status,
+    body: (await res.json()) as { checks: Record<string, { ok: boolean; detail: string }> },
+  };
 }
 
 function metricValue(text: string, series: string): number {
@@ -165,15 +172,26 @@ describe('resilience: no failure stops the AS', () => {
   });
 
   /** `count` MESSAGEs from alice to `to` at `rate`/s; their finals by Call-ID. */
-  async function messages(to: string, tag: string, count: number, rate: number, onStarted?: () => void): Promise<Map<string, Final>> {
+  async function messages(
+    to: string,
+    tag: string,
+    count: number,
+    rate: number,
+    onStarted?: () => void,
+  ): Promise<Map<string, Final>> {
     const run = stack.sipp(anyFinalMessages(tag), {
-      set: { user: 'alice', to }, timeoutMs: 20000,
+      set: { user: 'alice', to },
+      timeoutMs: 20000,
       args: ['-au', 'alice', '-ap', pw('alice'), '-m', String(count), '-r', String(rate), '-l', String(count)],
     });
     onStarted?.();
     const r = await run;
     const got = finals(r.messages);
-    assert.equal(got.size, count, `every MESSAGE gets a final answer (sipp exit ${r.exitCode}):\n${r.stdout.slice(-2000)}`);
+    assert.equal(
+      got.size,
+      count,
+      `every MESSAGE gets a final answer (sipp exit ${r.exitCode}):\n${r.stdout.slice(-2000)}`,
+    );
     return got;
   }
 
@@ -182,7 +200,11 @@ describe('resilience: no failure stops the AS', () => {
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs: quietMs, args: ['-m', String(count)] });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: ['-au', user, '-ap', pw(user)],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     const r = await uas;
     return receivedMessages(r.messages).map((m) => m.body.trim());
@@ -190,14 +212,25 @@ describe('resilience: no failure stops the AS', () => {
 
   it('survives an unhandled rejection: logs it with its cause, counts it, and still answers SIP', async () => {
     stack.signalAs('SIGUSR2');
-    const text = await eventually(async () => {
-      const m = await stack.metrics();
-      return metricValue(m, 'ims_as_process_unhandled_rejections_total') >= 1 ? m : undefined;
-    }, 5000, 'the rejection counted');
+    const text = await eventually(
+      async () => {
+        const m = await stack.metrics();
+        return metricValue(m, 'ims_as_process_unhandled_rejections_total') >= 1 ? m : undefined;
+      },
+      5000,
+      'the rejection counted',
+    );
     assert.equal(metricValue(text, 'ims_as_process_unhandled_rejections_total'), 1);
     // logged with its cause (the log line may reach us a moment after the metric)
-    await eventually(() => stack.logOf('as').split('\n').some((l) => l.includes('unhandled rejection') && l.includes(INJECTED_REJECTION)) || undefined,
-      3000, 'the rejection logged with its cause');
+    await eventually(
+      () =>
+        stack
+          .logOf('as')
+          .split('\n')
+          .some((l) => l.includes('unhandled rejection') && l.includes(INJECTED_REJECTION)) || undefined,
+      3000,
+      'the rejection logged with its cause',
+    );
     await sleep(200);
     assert.ok(stack.asRunning, 'the AS is still running');
     const answered = await messages('erin', 'after-rejection', 3, 10);
@@ -206,7 +239,11 @@ describe('resilience: no failure stops the AS', () => {
   });
 
   it('without the handler the same injected rejection ends a Node process (the test above could fail)', async () => {
-    const child = spawn(process.execPath, ['--import', pathToFileURL(FIXTURE).href, '-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      ['--import', pathToFileURL(FIXTURE).href, '-e', 'setInterval(() => {}, 1000)'],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     await sleep(500);
@@ -218,58 +255,79 @@ describe('resilience: no failure stops the AS', () => {
     assert.match(stderr, new RegExp(INJECTED_REJECTION));
   });
 
-  it('store full during traffic: 503 with Retry-After (SIP and XCAP), /health names the store, then serves again and loses nothing acknowledged', { skip: 'why' in tmpfs ? tmpfs.why : false }, async () => {
-    const dir = (tmpfs as { dir: string }).dir;
-    const before = await messages('bob', 'before-fault', 10, 20);
-    assert.deepEqual(tally(before), { 202: 10 });
+  it(
+    'store full during traffic: 503 with Retry-After (SIP and XCAP), /health names the store, then serves again and loses nothing acknowledged',
+    { skip: 'why' in tmpfs ? tmpfs.why : false },
+    async () => {
+      const dir = (tmpfs as { dir: string }).dir;
+      const before = await messages('bob', 'before-fault', 10, 20);
+      assert.deepEqual(tally(before), { 202: 10 });
 
-    const filler = fillUp(dir);
-    let during: Map<string, Final>;
-    const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
-    try {
-      during = await messages('bob', 'during-fault', 10, 20);
-      const put = await xcap.put(CAROLS_LIST, bigList(), 'application/resource-lists+xml');
-      assert.equal(put.status, 503, 'XCAP PUT while the store is full');
-      assert.match(put.headers.get('retry-after') ?? '', /^\d+$/);
-      const h = await health(stack);
-      assert.equal(h.status, 503);
-      assert.equal(h.body.checks.store?.ok, false);
-      // ENOSPC from the file system, or SQLite's own word for it (SQLITE_FULL)
-      assert.match(h.body.checks.store?.detail ?? '', /ENOSPC|disk is full/);
-      assert.ok(stack.asRunning, 'the AS is still running');
-    } finally {
-      unlinkSync(filler);
-    }
-    // every MESSAGE was answered (none hung): 503 with Retry-After, decided by the AS (not
-    // Kamailio's fr_timer); a few may still fit in the unused end of a datafile's last page
-    // (a full tmpfs refuses new pages only), and those are acknowledged 202 and kept
-    const t = tally(during);
-    assert.deepEqual(Object.keys(t).filter((c) => c !== '202' && c !== '503'), [], JSON.stringify(t));
-    assert.ok((t[503] ?? 0) >= during.size / 2, `most MESSAGEs refused while the store is full: ${JSON.stringify(t)}`);
-    for (const [callId, f] of during) if (f.code === 503) assert.ok(f.retryAfter, `${callId}: 503 without Retry-After`);
-    const m = await stack.metrics();
-    assert.equal(metricValue(m, 'ims_as_isc_decisions_total{service="im",method="MESSAGE",decision="store-unavailable"}'), t[503], 'the AS decided the 503s');
+      const filler = fillUp(dir);
+      let during: Map<string, Final>;
+      const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
+      try {
+        during = await messages('bob', 'during-fault', 10, 20);
+        const put = await xcap.put(CAROLS_LIST, bigList(), 'application/resource-lists+xml');
+        assert.equal(put.status, 503, 'XCAP PUT while the store is full');
+        assert.match(put.headers.get('retry-after') ?? '', /^\d+$/);
+        const h = await health(stack);
+        assert.equal(h.status, 503);
+        assert.equal(h.body.checks.store?.ok, false);
+        // ENOSPC from the file system, or SQLite's own word for it (SQLITE_FULL)
+        assert.match(h.body.checks.store?.detail ?? '', /ENOSPC|disk is full/);
+        assert.ok(stack.asRunning, 'the AS is still running');
+      } finally {
+        unlinkSync(filler);
+      }
+      // every MESSAGE was answered (none hung): 503 with Retry-After, decided by the AS (not
+      // Kamailio's fr_timer); a few may still fit in the unused end of a datafile's last page
+      // (a full tmpfs refuses new pages only), and those are acknowledged 202 and kept
+      const t = tally(during);
+      assert.deepEqual(
+        Object.keys(t).filter((c) => c !== '202' && c !== '503'),
+        [],
+        JSON.stringify(t),
+      );
+      assert.ok(
+        (t[503] ?? 0) >= during.size / 2,
+        `most MESSAGEs refused while the store is full: ${JSON.stringify(t)}`,
+      );
+      for (const [callId, f] of during)
+        if (f.code === 503) assert.ok(f.retryAfter, `${callId}: 503 without Retry-After`);
+      const m = await stack.metrics();
+      assert.equal(
+        metricValue(m, 'ims_as_isc_decisions_total{service="im",method="MESSAGE",decision="store-unavailable"}'),
+        t[503],
+        'the AS decided the 503s',
+      );
 
-    // space is back: the same AS serves again without a restart
-    await eventually(async () => ((await health(stack)).status === 200 ? true : undefined), 15000, '/health back to 200');
-    const afterFault = await messages('bob', 'after-fault', 10, 20);
-    assert.deepEqual(tally(afterFault), { 202: 10 });
-    const xcapAgain = await xcap.put(CAROLS_LIST, bigList(), 'application/resource-lists+xml');
-    assert.ok(xcapAgain.status === 201 || xcapAgain.status === 200, `XCAP PUT after the fault: ${xcapAgain.status}`);
+      // space is back: the same AS serves again without a restart
+      await eventually(
+        async () => ((await health(stack)).status === 200 ? true : undefined),
+        15000,
+        '/health back to 200',
+      );
+      const afterFault = await messages('bob', 'after-fault', 10, 20);
+      assert.deepEqual(tally(afterFault), { 202: 10 });
+      const xcapAgain = await xcap.put(CAROLS_LIST, bigList(), 'application/resource-lists+xml');
+      assert.ok(xcapAgain.status === 201 || xcapAgain.status === 200, `XCAP PUT after the fault: ${xcapAgain.status}`);
 
-    // every MESSAGE acknowledged 202 reaches bob once he registers, exactly once
-    const acknowledgedDuring = [...during].filter(([, f]) => f.code === 202).map(([callId]) => callId);
-    const acknowledged = [...before.keys(), ...acknowledgedDuring, ...afterFault.keys()];
-    // (a refused message delivered anyway would take the place of an acknowledged one)
-    const delivered = await deliverTo('bob', acknowledged.length, 12000);
-    for (const callId of acknowledged) {
-      const copies = delivered.filter((b) => b.endsWith(` ${callId}`)).length;
-      assert.equal(copies, 1, `acknowledged MESSAGE ${callId} delivered ${copies} times`);
-    }
-    // and what was refused (503) never shows up later: the client may well send it again
-    const refused = [...during].filter(([, f]) => f.code === 503).map(([callId]) => callId);
-    for (const callId of refused) assert.ok(!delivered.some((b) => b.endsWith(` ${callId}`)), `MESSAGE ${callId} was answered 503 but delivered`);
-  });
+      // every MESSAGE acknowledged 202 reaches bob once he registers, exactly once
+      const acknowledgedDuring = [...during].filter(([, f]) => f.code === 202).map(([callId]) => callId);
+      const acknowledged = [...before.keys(), ...acknowledgedDuring, ...afterFault.keys()];
+      // (a refused message delivered anyway would take the place of an acknowledged one)
+      const delivered = await deliverTo('bob', acknowledged.length, 12000);
+      for (const callId of acknowledged) {
+        const copies = delivered.filter((b) => b.endsWith(` ${callId}`)).length;
+        assert.equal(copies, 1, `acknowledged MESSAGE ${callId} delivered ${copies} times`);
+      }
+      // and what was refused (503) never shows up later: the client may well send it again
+      const refused = [...during].filter(([, f]) => f.code === 503).map(([callId]) => callId);
+      for (const callId of refused)
+        assert.ok(!delivered.some((b) => b.endsWith(` ${callId}`)), `MESSAGE ${callId} was answered 503 but delivered`);
+    },
+  );
 
   it('SIGTERM during traffic: every request the AS took gets its real answer, and what was acknowledged is delivered after a restart', async () => {
     const sent = 300;
@@ -284,16 +342,27 @@ describe('resilience: no failure stops the AS', () => {
     const t = tally(got);
     assert.ok((t[202] ?? 0) > 0, `some MESSAGEs answered before the stop: ${JSON.stringify(t)}`);
     assert.ok((t[503] ?? 0) > 0, `the stop came during the traffic: ${JSON.stringify(t)}`);
-    assert.deepEqual(Object.keys(t).filter((c) => c !== '202' && c !== '503'), [], JSON.stringify(t));
+    assert.deepEqual(
+      Object.keys(t).filter((c) => c !== '202' && c !== '503'),
+      [],
+      JSON.stringify(t),
+    );
     // a decision the AS dropped would leave Kamailio to answer after fr_timer, and say so
     assert.doesNotMatch(stack.logOf('kamailio'), /AS gave no decision|could not hand/);
-    assert.doesNotMatch(stack.logOf('as'), /decision not sent|stopped with decisions unanswered|closed with decisions or frames unconfirmed/);
+    assert.doesNotMatch(
+      stack.logOf('as'),
+      /decision not sent|stopped with decisions unanswered|closed with decisions or frames unconfirmed/,
+    );
 
     await stack.startAs();
     const accepted = [...got].filter(([, f]) => f.code === 202).map(([callId]) => callId);
     const delivered = await deliverTo('dave', accepted.length, 20000);
     for (const callId of accepted) {
-      assert.equal(delivered.filter((b) => b.endsWith(` ${callId}`)).length, 1, `acknowledged MESSAGE ${callId} delivered once`);
+      assert.equal(
+        delivered.filter((b) => b.endsWith(` ${callId}`)).length,
+        1,
+        `acknowledged MESSAGE ${callId} delivered once`,
+      );
     }
   });
 });

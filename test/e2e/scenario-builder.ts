@@ -65,7 +65,19 @@ function responseAndNotify(code: number, rrs: boolean): string {
   <label id="${done}" />${okToCaptured}`;
 }
 
-function subscribe(cseq: number, event: string, expires: number, opts: { auth: boolean; inDialog: boolean; accept?: string; body?: { type: string; text: string }; headers?: string[]; contact?: string }): string {
+function subscribe(
+  cseq: number,
+  event: string,
+  expires: number,
+  opts: {
+    auth: boolean;
+    inDialog: boolean;
+    accept?: string;
+    body?: { type: string; text: string };
+    headers?: string[];
+    contact?: string;
+  },
+): string {
   const uri = opts.inDialog ? '[next_url]' : 'sip:[$target]@[$domain]';
   return `
   <send retrans="500">
@@ -94,7 +106,13 @@ ${opts.body ? `\n${opts.body.text}` : '\n'}
  * `expectFinal` other than 200 ends the scenario at that final response (403, 489 ...).
  */
 export function subscriberScenario(o: {
-  event: string; accept?: string; expires?: number; more?: number; unsubscribe?: boolean; expectFinal?: number; notifyTimeoutMs?: number;
+  event: string;
+  accept?: string;
+  expires?: number;
+  more?: number;
+  unsubscribe?: boolean;
+  expectFinal?: number;
+  notifyTimeoutMs?: number;
   /** In-dialog refresh SUBSCRIBEs (same Expires) after the NOTIFYs, each answered 200 with a NOTIFY. */
   refreshes?: number;
   /** The Contact header value of the initial SUBSCRIBE (default: sipp's own address). */
@@ -106,14 +124,21 @@ export function subscriberScenario(o: {
   const expires = o.expires ?? 600;
   const headers = o.headers ?? [];
   const first = { inDialog: false, accept: o.accept, body: o.body, headers, contact: o.contact };
-  const parts: string[] = [subscribe(1, o.event, expires, { ...first, auth: false }), `
-  <recv response="407" auth="true" />`, subscribe(2, o.event, expires, { ...first, auth: true })];
+  const parts: string[] = [
+    subscribe(1, o.event, expires, { ...first, auth: false }),
+    `
+  <recv response="407" auth="true" />`,
+    subscribe(2, o.event, expires, { ...first, auth: true }),
+  ];
   if (o.expectFinal && o.expectFinal !== 200) {
     parts.push(`
   <recv response="${o.expectFinal}" />`);
   } else {
-    parts.push(responseAndNotify(200, true), `
-  <nop><action><log message="SUBSCRIBED" /></action></nop>`);
+    parts.push(
+      responseAndNotify(200, true),
+      `
+  <nop><action><log message="SUBSCRIBED" /></action></nop>`,
+    );
     for (let i = 0; i < (o.more ?? 0); i++) {
       parts.push(`
   <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}" />${ok200}
@@ -121,13 +146,22 @@ export function subscriberScenario(o: {
     }
     const refreshes = o.refreshes ?? 0;
     for (let i = 0; i < refreshes; i++) {
-      parts.push(`
-  <pause milliseconds="200" />`, subscribe(3 + i, o.event, expires, { auth: false, inDialog: true, headers }), responseAndNotify(200, false), `
-  <nop><action><log message="REFRESHED ${i + 1}" /></action></nop>`);
+      parts.push(
+        `
+  <pause milliseconds="200" />`,
+        subscribe(3 + i, o.event, expires, { auth: false, inDialog: true, headers }),
+        responseAndNotify(200, false),
+        `
+  <nop><action><log message="REFRESHED ${i + 1}" /></action></nop>`,
+      );
     }
     if (o.unsubscribe !== false) {
-      parts.push(`
-  <pause milliseconds="200" />`, subscribe(3 + refreshes, o.event, 0, { auth: false, inDialog: true, headers }), responseAndNotify(200, false));
+      parts.push(
+        `
+  <pause milliseconds="200" />`,
+        subscribe(3 + refreshes, o.event, 0, { auth: false, inDialog: true, headers }),
+        responseAndNotify(200, false),
+      );
     }
   }
   return `<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -169,7 +203,8 @@ export function publisherScenario(steps: PublishStep[]): string {
   steps.forEach((st, i) => {
     const cseq = i + 1;
     const body = st.rawBody ?? (st.kind === 'initial' || st.kind === 'modify' ? pidf(st.basic ?? 'open', st.note) : '');
-    const ifMatch = st.kind === 'initial' ? '' : `\n      SIP-If-Match: ${st.kind === 'stale' ? 'no-such-etag' : '[$etag]'}`;
+    const ifMatch =
+      st.kind === 'initial' ? '' : `\n      SIP-If-Match: ${st.kind === 'stale' ? 'no-such-etag' : '[$etag]'}`;
     const expires = st.kind === 'remove' ? 0 : (st.expires ?? 600);
     const send = (auth: boolean, c: number) => `
   <send retrans="500">
@@ -189,8 +224,11 @@ ${body ? `\n${body}` : '\n'}
     ]]>
   </send>`;
     if (i === 0) {
-      parts.push(send(false, 100), `
-  <recv response="407" auth="true" />`);
+      parts.push(
+        send(false, 100),
+        `
+  <recv response="407" auth="true" />`,
+      );
     }
     parts.push(send(true, cseq + 100));
     if (st.expect >= 200 && st.expect < 300) {

@@ -30,7 +30,15 @@ export interface Ports {
  * checkouts can run their end-to-end tests on one machine at the same time. */
 export function portsFrom(fileBase: number): Ports {
   const base = fileBase + Number(process.env.E2E_PORT_OFFSET ?? 0);
-  return { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3, xdm: base + 4, tls: base + 9, sippBase: base + 10 };
+  return {
+    sip: base,
+    rpc: base + 1,
+    isc: base + 2,
+    evapi: base + 3,
+    xdm: base + 4,
+    tls: base + 9,
+    sippBase: base + 10,
+  };
 }
 
 function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -97,7 +105,10 @@ export class TestStack {
   private kamailioTlsConfig?: string;
   private kamailioDefines: string[] = [];
 
-  constructor(readonly ports: Ports, private readonly extraEnv: Record<string, string> = {}) {
+  constructor(
+    readonly ports: Ports,
+    private readonly extraEnv: Record<string, string> = {},
+  ) {
     this.dir = mkdtempSync(join(tmpdir(), 'ims-e2e-'));
     this.nextSippPort = ports.sippBase;
   }
@@ -150,10 +161,17 @@ export class TestStack {
   }
 
   async startAs(): Promise<void> {
-    this.as = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], { env: this.asEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.as = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], {
+      env: this.asEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.as.stdout!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
     this.as.stderr!.on('data', (d: Buffer) => this.logs.as.push(d.toString()));
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok, 15000, 'the AS');
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok,
+      15000,
+      'the AS',
+    );
   }
 
   /**
@@ -171,14 +189,25 @@ export class TestStack {
   async startInstance(i: number, env: Record<string, string> = {}): Promise<void> {
     const { isc, xdm } = this.instancePorts(i);
     const child = spawn(process.execPath, [join(ROOT, 'build/as/src/main.js')], {
-      env: { ...this.asEnv, ISC_PORT: String(isc), XDM_PORT: String(xdm), MSRP_PORT: String(this.ports.sip + 95 + i), AS_NODE_ID: `e2e-${i + 1}`, ...env },
+      env: {
+        ...this.asEnv,
+        ISC_PORT: String(isc),
+        XDM_PORT: String(xdm),
+        MSRP_PORT: String(this.ports.sip + 95 + i),
+        AS_NODE_ID: `e2e-${i + 1}`,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const tag = `[as${i + 1}] `;
     child.stdout!.on('data', (d: Buffer) => this.logs.as.push(tag + d.toString()));
     child.stderr!.on('data', (d: Buffer) => this.logs.as.push(tag + d.toString()));
     this.instances.set(i, child);
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok, 15000, `AS instance ${i}`);
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${isc}/metrics`, { signal: AbortSignal.timeout(1000) })).ok,
+      15000,
+      `AS instance ${i}`,
+    );
   }
 
   /** Ends AS instance `i` with `signal` (SIGKILL: a crash) and waits for it to exit. */
@@ -232,28 +261,55 @@ export class TestStack {
   private async startKamailio(): Promise<void> {
     const { sip, rpc, isc, evapi } = this.ports;
     const args = [
-      '-f', join(ROOT, 'kamailio-cfg/kamailio.cfg'), '-DD', '-E', '-m', '256', '-M', '16',
-      '-Y', this.dir, '-P', join(this.dir, 'kamailio.pid'),
-      '-A', `SIP_PORT=${sip}`, '-A', `RPC_PORT=${rpc}`, '-A', `ISC_SECRET="${this.secret}"`,
-      '-A', `AS_HTTPCON="as=>http://kamailio:${this.secret}@127.0.0.1:${isc};timeout=2"`,
-      '-A', `EVAPI_ADDR="127.0.0.1:${evapi}"`, '-A', 'NCHILDREN=4', '-A', 'NASYNC=4',
+      '-f',
+      join(ROOT, 'kamailio-cfg/kamailio.cfg'),
+      '-DD',
+      '-E',
+      '-m',
+      '256',
+      '-M',
+      '16',
+      '-Y',
+      this.dir,
+      '-P',
+      join(this.dir, 'kamailio.pid'),
+      '-A',
+      `SIP_PORT=${sip}`,
+      '-A',
+      `RPC_PORT=${rpc}`,
+      '-A',
+      `ISC_SECRET="${this.secret}"`,
+      '-A',
+      `AS_HTTPCON="as=>http://kamailio:${this.secret}@127.0.0.1:${isc};timeout=2"`,
+      '-A',
+      `EVAPI_ADDR="127.0.0.1:${evapi}"`,
+      '-A',
+      'NCHILDREN=4',
+      '-A',
+      'NASYNC=4',
       ...(this.tls ? ['-A', 'WITH_TLS', '-A', `TLS_PORT=${this.ports.tls}`] : []),
       ...(this.tls && this.kamailioTlsConfig ? ['-A', `TLS_CONFIG="${this.kamailioTlsConfig}"`] : []),
-      ...(this.tls && !this.kamailioTlsConfig ? ['-A', `TLS_CERT="${this.tls.cert}"`, '-A', `TLS_KEY="${this.tls.key}"`, '-A', `TLS_CA="${this.tls.ca}"`] : []),
+      ...(this.tls && !this.kamailioTlsConfig
+        ? ['-A', `TLS_CERT="${this.tls.cert}"`, '-A', `TLS_KEY="${this.tls.key}"`, '-A', `TLS_CA="${this.tls.ca}"`]
+        : []),
       ...this.kamailioDefines.flatMap((d) => ['-A', d]),
     ];
     this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
     this.kamailio.stderr!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
-    await waitFor(async () => {
-      const r = await fetch(`http://127.0.0.1:${rpc}/RPC`, {
-        method: 'POST',
-        headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
-        body: '{"jsonrpc":"2.0","method":"core.version","id":1}',
-        signal: AbortSignal.timeout(1000),
-      });
-      return r.ok;
-    }, 15000, 'Kamailio');
+    await waitFor(
+      async () => {
+        const r = await fetch(`http://127.0.0.1:${rpc}/RPC`, {
+          method: 'POST',
+          headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
+          body: '{"jsonrpc":"2.0","method":"core.version","id":1}',
+          signal: AbortSignal.timeout(1000),
+        });
+        return r.ok;
+      },
+      15000,
+      'Kamailio',
+    );
   }
 
   /** Calls one of Kamailio's RPC commands (jsonrpcs over its HTTP listener, with the secret); its result. */
@@ -264,7 +320,7 @@ export class TestStack {
       body: JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }),
       signal: AbortSignal.timeout(5000),
     });
-    const body = await r.json() as { result?: unknown; error?: unknown };
+    const body = (await r.json()) as { result?: unknown; error?: unknown };
     if (body.error !== undefined) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
     return body.result;
   }
@@ -272,8 +328,16 @@ export class TestStack {
   /** Runs the provisioning CLI against this stack (through the running AS's admin API). */
   provision(...args: string[]): Promise<{ code: number; out: string }> {
     return new Promise((res) => {
-      execFile(process.execPath, [join(ROOT, 'build/as/src/cli/provision.js'), ...args], { env: this.asEnv }, (err, stdout, stderr) =>
-        res({ code: err ? Number((err as NodeJS.ErrnoException & { code?: number }).code ?? 1) : 0, out: stdout + stderr }));
+      execFile(
+        process.execPath,
+        [join(ROOT, 'build/as/src/cli/provision.js'), ...args],
+        { env: this.asEnv },
+        (err, stdout, stderr) =>
+          res({
+            code: err ? Number((err as NodeJS.ErrnoException & { code?: number }).code ?? 1) : 0,
+            out: stdout + stderr,
+          }),
+      );
     });
   }
 
@@ -294,10 +358,22 @@ export class TestStack {
    * Runs sipp with a scenario from test/e2e/scenarios, `__FINAL__` replaced by the expected
    * final response code. Resolves when sipp exits (0: every call went as the scenario says).
    */
-  sipp(scenario: string | { name: string; xml: string; latin1?: boolean }, opts: { final?: number; port?: number; set?: Record<string, string>; args?: string[]; timeoutMs?: number; background?: boolean; localIp?: string } = {}): Promise<SippResult> & { process: ChildProcess; dir: string } {
+  sipp(
+    scenario: string | { name: string; xml: string; latin1?: boolean },
+    opts: {
+      final?: number;
+      port?: number;
+      set?: Record<string, string>;
+      args?: string[];
+      timeoutMs?: number;
+      background?: boolean;
+      localIp?: string;
+    } = {},
+  ): Promise<SippResult> & { process: ChildProcess; dir: string } {
     const name = typeof scenario === 'string' ? scenario : scenario.name;
     const dir = mkdtempSync(join(this.dir, `sipp-${name}-`));
-    const source = typeof scenario === 'string' ? readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8') : scenario.xml;
+    const source =
+      typeof scenario === 'string' ? readFileSync(join(SCENARIOS, `${scenario}.xml`), 'utf8') : scenario.xml;
     const xml = source.replace(/__FINAL__/g, String(opts.final ?? 200));
     const file = join(dir, `${name}.xml`);
     // latin1: each character below U+0100 becomes the byte of that value, so a scenario can
@@ -306,10 +382,29 @@ export class TestStack {
     const port = opts.port ?? this.sippPort();
     const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
     const args = [
-      `127.0.0.1:${this.ports.sip}`, '-sf', file, '-i', opts.localIp ?? '127.0.0.1', '-p', String(port),
+      `127.0.0.1:${this.ports.sip}`,
+      '-sf',
+      file,
+      '-i',
+      opts.localIp ?? '127.0.0.1',
+      '-p',
+      String(port),
       // control port and the two media ports sipp always binds, clear of every SIP port
-      '-cp', String(port + 20000), '-mp', String(30000 + (port % 5000) * 4), '-m', '1', '-nostdin', '-trace_msg', '-trace_err', '-trace_logs', '-timeout', `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
-      '-timeout_error', ...set, ...(opts.args ?? []),
+      '-cp',
+      String(port + 20000),
+      '-mp',
+      String(30000 + (port % 5000) * 4),
+      '-m',
+      '1',
+      '-nostdin',
+      '-trace_msg',
+      '-trace_err',
+      '-trace_logs',
+      '-timeout',
+      `${Math.ceil((opts.timeoutMs ?? 10000) / 1000)}s`,
+      '-timeout_error',
+      ...set,
+      ...(opts.args ?? []),
     ];
     const started = Date.now();
     const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -328,25 +423,40 @@ export class TestStack {
 
   /** Waits until a running sipp logged a line matching `pattern` (its <log> actions). */
   async sippLogged(dir: string, pattern: RegExp, timeoutMs = 10000): Promise<void> {
-    await eventually(() => {
-      const logs = readdirSync(dir).filter((f) => f.endsWith('_logs.log'));
-      return logs.some((f) => pattern.test(readFileSync(join(dir, f), 'utf8'))) ? true : undefined;
-    }, timeoutMs, `sipp log ${pattern}`);
+    await eventually(
+      () => {
+        const logs = readdirSync(dir).filter((f) => f.endsWith('_logs.log'));
+        return logs.some((f) => pattern.test(readFileSync(join(dir, f), 'utf8'))) ? true : undefined;
+      },
+      timeoutMs,
+      `sipp log ${pattern}`,
+    );
   }
 
   /** CDR lines written so far (all files of this node, in order). */
   cdrLines(): Array<Record<string, unknown>> {
     let files: string[] = [];
     try {
-      files = readdirSync(this.cdrDir).filter((f) => f.endsWith('.jsonl')).sort();
+      files = readdirSync(this.cdrDir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .sort();
     } catch {
       return [];
     }
-    return files.flatMap((f) => readFileSync(join(this.cdrDir, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+    return files.flatMap((f) =>
+      readFileSync(join(this.cdrDir, f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    );
   }
 
   /** Calls the AS's admin API with this stack's token. */
-  async admin(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  async admin(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }> {
     const res = await fetch(`http://127.0.0.1:${this.ports.isc}/admin${path}`, {
       method,
       headers: { authorization: `Bearer ${this.adminToken}`, 'content-type': 'application/json' },
@@ -385,7 +495,11 @@ export class TestStack {
 }
 
 /** Polls until `fn` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(fn: () => T | undefined | Promise<T | undefined>, timeoutMs: number, what: string): Promise<T> {
+export async function eventually<T>(
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

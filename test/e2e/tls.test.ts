@@ -33,10 +33,25 @@ interface TlsExchange {
  * certificate names DOMAIN, and returns the first reply (up to its empty line).
  */
 async function sipOverTls(port: number, ca: string, request: string): Promise<TlsExchange> {
-  const child = spawn('openssl', [
-    's_client', '-connect', `127.0.0.1:${port}`, '-CAfile', ca, '-verify_return_error', '-verify_hostname', DOMAIN,
-    '-servername', DOMAIN, '-tls1_2', '-ign_eof', '-brief',
-  ], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(
+    'openssl',
+    [
+      's_client',
+      '-connect',
+      `127.0.0.1:${port}`,
+      '-CAfile',
+      ca,
+      '-verify_return_error',
+      '-verify_hostname',
+      DOMAIN,
+      '-servername',
+      DOMAIN,
+      '-tls1_2',
+      '-ign_eof',
+      '-brief',
+    ],
+    { stdio: ['pipe', 'pipe', 'pipe'] },
+  );
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -44,40 +59,52 @@ async function sipOverTls(port: number, ca: string, request: string): Promise<Tl
   child.stdin.on('error', () => {});
   try {
     // -brief reports the verified handshake on stderr before any data flows
-    await eventually(() => (/CONNECTION ESTABLISHED/.test(err) || child.exitCode !== null ? true : undefined), 5000, 'the TLS handshake');
+    await eventually(
+      () => (/CONNECTION ESTABLISHED/.test(err) || child.exitCode !== null ? true : undefined),
+      5000,
+      'the TLS handshake',
+    );
     child.stdin.write(request);
-    await eventually(() => (/\r\n\r\n/.test(out) || child.exitCode !== null ? true : undefined), 5000, 'a SIP reply over TLS').catch(() => undefined);
+    await eventually(
+      () => (/\r\n\r\n/.test(out) || child.exitCode !== null ? true : undefined),
+      5000,
+      'a SIP reply over TLS',
+    ).catch(() => undefined);
     return { reply: out, handshake: err };
   } finally {
     await endChild(child, (c) => c.kill('SIGTERM'), 1000);
   }
 }
 
-const options = (port: number, callId: string) => [
-  `OPTIONS sip:127.0.0.1:${port};transport=tls SIP/2.0`,
-  `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-${callId}`,
-  'Max-Forwards: 70',
-  `From: <sip:probe@${DOMAIN}>;tag=p1`,
-  `To: <sip:127.0.0.1:${port}>`,
-  `Call-ID: ${callId}`,
-  'CSeq: 1 OPTIONS',
-  'Content-Length: 0',
-  '', '',
-].join('\r\n');
+const options = (port: number, callId: string) =>
+  [
+    `OPTIONS sip:127.0.0.1:${port};transport=tls SIP/2.0`,
+    `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-${callId}`,
+    'Max-Forwards: 70',
+    `From: <sip:probe@${DOMAIN}>;tag=p1`,
+    `To: <sip:127.0.0.1:${port}>`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 OPTIONS',
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
 
-const message = (port: number, callId: string) => [
-  `MESSAGE sips:bob@${DOMAIN} SIP/2.0`,
-  `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-${callId}`,
-  'Max-Forwards: 70',
-  `From: <sips:gina@${DOMAIN}>;tag=m1`,
-  `To: <sips:bob@${DOMAIN}>`,
-  `Call-ID: ${callId}`,
-  'CSeq: 1 MESSAGE',
-  `Route: <sip:127.0.0.1:${port};transport=tls;lr>`,
-  'Content-Type: text/plain',
-  'Content-Length: 2',
-  '', 'hi',
-].join('\r\n');
+const message = (port: number, callId: string) =>
+  [
+    `MESSAGE sips:bob@${DOMAIN} SIP/2.0`,
+    `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-${callId}`,
+    'Max-Forwards: 70',
+    `From: <sips:gina@${DOMAIN}>;tag=m1`,
+    `To: <sips:bob@${DOMAIN}>`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 MESSAGE',
+    `Route: <sip:127.0.0.1:${port};transport=tls;lr>`,
+    'Content-Type: text/plain',
+    'Content-Length: 2',
+    '',
+    'hi',
+  ].join('\r\n');
 
 describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated local CA', () => {
   let stack: TestStack;
@@ -117,26 +144,36 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
     let sender: ReturnType<TestStack['sipp']> | undefined;
     try {
       assert.notEqual(ua.localPort, 5999);
-      const register = (auth?: string) => [
-        `REGISTER sip:${DOMAIN} SIP/2.0`,
-        `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-reg-${auth ? 2 : 1}`,
-        'Max-Forwards: 70',
-        `From: <sip:gina@${DOMAIN}>;tag=g1`,
-        `To: <sip:gina@${DOMAIN}>`,
-        'Call-ID: tls-register-gina',
-        `CSeq: ${auth ? 2 : 1} REGISTER`,
-        'Contact: <sip:gina@127.0.0.1:5999;transport=tls>',
-        'Expires: 60',
-        `${auth ?? ''}Content-Length: 0`,
-        '', '',
-      ].join('\r\n');
+      const register = (auth?: string) =>
+        [
+          `REGISTER sip:${DOMAIN} SIP/2.0`,
+          `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-reg-${auth ? 2 : 1}`,
+          'Max-Forwards: 70',
+          `From: <sip:gina@${DOMAIN}>;tag=g1`,
+          `To: <sip:gina@${DOMAIN}>`,
+          'Call-ID: tls-register-gina',
+          `CSeq: ${auth ? 2 : 1} REGISTER`,
+          'Contact: <sip:gina@127.0.0.1:5999;transport=tls>',
+          'Expires: 60',
+          `${auth ?? ''}Content-Length: 0`,
+          '',
+          '',
+        ].join('\r\n');
       const registered = await ua.withDigest(register, 'REGISTER', `sip:${DOMAIN}`, 'gina', 'gina-pw-tls');
       assert.match(registered.startLine, /^SIP\/2\.0 200 /, registered.raw);
 
-      const sent = sender = stack.sipp('message', { final: 200, set: { user: 'hank', to: 'gina', text: 'over your TLS connection' }, args: ['-au', 'hank', '-ap', 'hank-pw-tls'] });
+      const sent = (sender = stack.sipp('message', {
+        final: 200,
+        set: { user: 'hank', to: 'gina', text: 'over your TLS connection' },
+        args: ['-au', 'hank', '-ap', 'hank-pw-tls'],
+      }));
       const delivered = await ua.next(/^MESSAGE /, 8000);
       assert.equal(delivered.body.trimEnd(), 'over your TLS connection');
-      assert.match(delivered.headers.get('via')?.[0] ?? '', /^SIP\/2\.0\/TLS 127\.0\.0\.1:/, 'the core sent it over TLS');
+      assert.match(
+        delivered.headers.get('via')?.[0] ?? '',
+        /^SIP\/2\.0\/TLS 127\.0\.0\.1:/,
+        'the core sent it over TLS',
+      );
       ua.answer(delivered);
       const r = await sent;
       assert.equal(r.exitCode, 0, r.stdout + r.messages);
@@ -152,21 +189,23 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
   it('serves a sips: SUBSCRIBE over TLS and sends its NOTIFY back over the same connection', async () => {
     const ua = await TlsSipClient.open(stack.ports.tls, ca, DOMAIN);
     try {
-      const subscribe = (auth?: string) => [
-        `SUBSCRIBE sips:hank@${DOMAIN} SIP/2.0`,
-        `Via: SIP/2.0/TLS 127.0.0.1:5998;branch=z9hG4bK-sub-${auth ? 2 : 1}`,
-        'Max-Forwards: 70',
-        `From: <sips:gina@${DOMAIN}>;tag=s1`,
-        `To: <sips:hank@${DOMAIN}>`,
-        'Call-ID: tls-subscribe-gina',
-        `CSeq: ${auth ? 2 : 1} SUBSCRIBE`,
-        'Contact: <sips:gina@127.0.0.1:5998>',
-        'Event: presence',
-        'Accept: application/pidf+xml',
-        'Expires: 600',
-        `${auth ?? ''}Content-Length: 0`,
-        '', '',
-      ].join('\r\n');
+      const subscribe = (auth?: string) =>
+        [
+          `SUBSCRIBE sips:hank@${DOMAIN} SIP/2.0`,
+          `Via: SIP/2.0/TLS 127.0.0.1:5998;branch=z9hG4bK-sub-${auth ? 2 : 1}`,
+          'Max-Forwards: 70',
+          `From: <sips:gina@${DOMAIN}>;tag=s1`,
+          `To: <sips:hank@${DOMAIN}>`,
+          'Call-ID: tls-subscribe-gina',
+          `CSeq: ${auth ? 2 : 1} SUBSCRIBE`,
+          'Contact: <sips:gina@127.0.0.1:5998>',
+          'Event: presence',
+          'Accept: application/pidf+xml',
+          'Expires: 600',
+          `${auth ?? ''}Content-Length: 0`,
+          '',
+          '',
+        ].join('\r\n');
       const accepted = await ua.withDigest(subscribe, 'SUBSCRIBE', `sips:hank@${DOMAIN}`, 'gina', 'gina-pw-tls');
       assert.match(accepted.startLine, /^SIP\/2\.0 20[02] /, accepted.raw);
       const notify = await ua.next(/^NOTIFY /, 8000);
@@ -181,14 +220,22 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
 
   it('refuses the handshake of a client that trusts another CA', async () => {
     // the system's CAs do not know the local CA
-    const r = await sipOverTls(stack.ports.tls, '/etc/ssl/certs/ca-certificates.crt', options(stack.ports.tls, 'tls-options-2'));
+    const r = await sipOverTls(
+      stack.ports.tls,
+      '/etc/ssl/certs/ca-certificates.crt',
+      options(stack.ports.tls, 'tls-options-2'),
+    );
     assert.doesNotMatch(r.handshake, /Verification: OK/);
     assert.match(r.handshake, /verify error|certificate verify failed/i, r.handshake);
     assert.equal(r.reply, '');
   });
 
   it('keeps plain SIP over UDP beside TLS (REGISTER with digest)', async () => {
-    const r = await stack.sipp('register', { final: 200, set: { user: 'gina', ct_port: '5999', expires: '60' }, args: ['-au', 'gina', '-ap', 'gina-pw-tls'] });
+    const r = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'gina', ct_port: '5999', expires: '60' },
+      args: ['-au', 'gina', '-ap', 'gina-pw-tls'],
+    });
     assert.equal(r.exitCode, 0, r.stdout + r.messages);
   });
 
@@ -208,29 +255,44 @@ describe('TLS: SIP over TLS to Kamailio and XCAP over HTTPS, with the generated 
 
   it('announces the https XCAP root in xcap-diff notifications', async () => {
     const xml = subscriberScenario({ event: 'xcap-diff', accept: 'application/xcap-diff+xml' });
-    const run = await stack.sipp({ name: 'xcap-diff-over-https', xml }, { set: { user: 'gina', target: 'gina' }, args: ['-au', 'gina', '-ap', 'gina-pw-tls'], timeoutMs: 20000 });
+    const run = await stack.sipp(
+      { name: 'xcap-diff-over-https', xml },
+      { set: { user: 'gina', target: 'gina' }, args: ['-au', 'gina', '-ap', 'gina-pw-tls'], timeoutMs: 20000 },
+    );
     assert.equal(run.exitCode, 0, run.stdout);
-    assert.match(run.messages, new RegExp(`xcap-root="https://127\\.0\\.0\\.1:${stack.ports.xdm}/xcap-root/?"`), run.messages);
+    assert.match(
+      run.messages,
+      new RegExp(`xcap-root="https://127\\.0\\.0\\.1:${stack.ports.xdm}/xcap-root/?"`),
+      run.messages,
+    );
   });
 
   it('does not speak plain HTTP on the HTTPS port, and a client that does not trust the CA gets no answer', async () => {
     await assert.rejects(rawRequest(`http://127.0.0.1:${stack.ports.xdm}`, 'GET', DOC, { timeoutMs: 3000 }));
-    await assert.rejects(rawRequest(`https://127.0.0.1:${stack.ports.xdm}`, 'GET', DOC, { timeoutMs: 3000 }), /self[- ]signed|unable to verify|certificate/i);
+    await assert.rejects(
+      rawRequest(`https://127.0.0.1:${stack.ports.xdm}`, 'GET', DOC, { timeoutMs: 3000 }),
+      /self[- ]signed|unable to verify|certificate/i,
+    );
   });
 });
 
-describe('TLS: Kamailio on a tls.cfg (kamailio-cfg/tls.cfg with this stack\'s paths)', () => {
+describe("TLS: Kamailio on a tls.cfg (kamailio-cfg/tls.cfg with this stack's paths)", () => {
   let stack: TestStack;
 
   before(async () => {
     const sample = readFileSync(join(ROOT, 'kamailio-cfg/tls.cfg'), 'utf8');
-    stack = await TestStack.start(portsFrom(7160), {}, {
-      tls: true,
-      kamailioTlsConfig: (t) => sample
-        .replaceAll('/etc/kamailio/tls/server.pem', t.cert)
-        .replaceAll('/etc/kamailio/tls/server.key', t.key)
-        .replaceAll('/etc/kamailio/tls/ca.pem', t.ca),
-    });
+    stack = await TestStack.start(
+      portsFrom(7160),
+      {},
+      {
+        tls: true,
+        kamailioTlsConfig: (t) =>
+          sample
+            .replaceAll('/etc/kamailio/tls/server.pem', t.cert)
+            .replaceAll('/etc/kamailio/tls/server.key', t.key)
+            .replaceAll('/etc/kamailio/tls/ca.pem', t.ca),
+      },
+    );
   });
 
   after(async () => {

@@ -31,7 +31,11 @@ describe('First registration: the IM profile and one message about it', () => {
     const port = stack.sippPort();
     const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 30000 });
     await sleep(300);
-    const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user, ct_port: String(port), expires: '600' },
+      args: ['-au', user, '-ap', pw(user)],
+    });
     assert.equal(reg.exitCode, 0, reg.stdout);
     return { uas };
   }

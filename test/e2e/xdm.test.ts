@@ -43,9 +43,22 @@ describe('XDMS: XCAP documents and xcap-diff through Kamailio', () => {
     const first = await frank.put(DOC, LIST(['sip:bob@example.com']), 'application/resource-lists+xml');
     assert.equal(first.status, 201);
     const xml = subscriberScenario({ event: 'xcap-diff', accept: 'application/xcap-diff+xml', more: 1 });
-    const sub = stack.sipp({ name: 'xcap-diff-subscriber', xml }, { set: { user: 'frank', target: 'frank' }, args: ['-au', 'frank', '-ap', 'frank-pw-1'], timeoutMs: 30000 });
-    await eventually(async () => (/ims_as_notify_total\{event="xcap-diff",code="200"\} 1/.test(await stack.metrics()) ? true : undefined), 10000, 'the first NOTIFY answered');
-    const second = await frank.put(DOC, LIST(['sip:bob@example.com', 'sip:carol@example.com']), 'application/resource-lists+xml', { 'If-Match': `"${first.etag}"` });
+    const sub = stack.sipp(
+      { name: 'xcap-diff-subscriber', xml },
+      { set: { user: 'frank', target: 'frank' }, args: ['-au', 'frank', '-ap', 'frank-pw-1'], timeoutMs: 30000 },
+    );
+    await eventually(
+      async () =>
+        /ims_as_notify_total\{event="xcap-diff",code="200"\} 1/.test(await stack.metrics()) ? true : undefined,
+      10000,
+      'the first NOTIFY answered',
+    );
+    const second = await frank.put(
+      DOC,
+      LIST(['sip:bob@example.com', 'sip:carol@example.com']),
+      'application/resource-lists+xml',
+      { 'If-Match': `"${first.etag}"` },
+    );
     assert.equal(second.status, 200);
     const run = await sub;
     assert.equal(run.exitCode, 0, run.stdout);
@@ -61,11 +74,18 @@ describe('XDMS: XCAP documents and xcap-diff through Kamailio', () => {
     assert.deepEqual(cseqs, [1, 2, 3], 'NOTIFY CSeq strictly increasing from 1');
     for (const b of bodies) assert.match(b, /Event: xcap-diff/);
 
-    const cdrs = await eventually(() => {
-      const l = stack.cdrLines().filter((c) => c.event === 'xcap-diff');
-      return l.length >= 2 ? l : undefined;
-    }, 5000, 'subscription CDRs');
-    assert.deepEqual(cdrs.map((c) => c.outcome), ['subscription-opened', 'subscription-closed']);
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.event === 'xcap-diff');
+        return l.length >= 2 ? l : undefined;
+      },
+      5000,
+      'subscription CDRs',
+    );
+    assert.deepEqual(
+      cdrs.map((c) => c.outcome),
+      ['subscription-opened', 'subscription-closed'],
+    );
     assert.equal(cdrs[1]!.callingPartyAddress, 'sip:frank@example.com');
     assert.equal((cdrs[1]!.extra as { notifyCount: number }).notifyCount, 3);
   });

@@ -74,4 +74,3 @@ export async function stopAs(r: Running | undefined): Promise<void> {
   await r.server.stop();
   rmSync(r.dir, { recursive: true, force: true });
 }
-

@@ -25,7 +25,8 @@ export function docTables(): { fields: Map<number, DocField>; causes: Map<string
   const s1 = text.slice(text.indexOf('## 1.'), text.indexOf('## 2.'));
   const s2 = text.slice(text.indexOf('## 2.'), text.indexOf('## 3.'));
   const fields = new Map<number, DocField>();
-  for (const m of s1.matchAll(/^\| (\d+) \| `([^`]+)` \| ([^|]+) \|/gm)) fields.set(Number(m[1]), { tag: Number(m[1]), name: m[2]!, type: m[3]!.trim() });
+  for (const m of s1.matchAll(/^\| (\d+) \| `([^`]+)` \| ([^|]+) \|/gm))
+    fields.set(Number(m[1]), { tag: Number(m[1]), name: m[2]!, type: m[3]!.trim() });
   const causes = new Map<string, number>();
   for (const m of s2.matchAll(/^\| (\d+) \| `([^`]+)` \|/gm)) causes.set(m[2]!, Number(m[1]));
   return { fields, causes };
@@ -52,10 +53,12 @@ function int(b: Uint8Array): number {
 function timeStamp(b: Uint8Array): string {
   assert.equal(b.length, 9, 'TimeStamp is 9 octets');
   const d = (i: number) => (b[i]! >> 4) * 10 + (b[i]! & 15);
-  for (let i = 0; i < 9; i++) if (i !== 6) assert.ok((b[i]! >> 4) < 10 && (b[i]! & 15) < 10, `BCD digit in octet ${i}`);
+  for (let i = 0; i < 9; i++) if (i !== 6) assert.ok(b[i]! >> 4 < 10 && (b[i]! & 15) < 10, `BCD digit in octet ${i}`);
   assert.ok(b[6] === 0x2b || b[6] === 0x2d, 'sign octet');
   const sign = b[6] === 0x2b ? 1 : -1;
-  return new Date(Date.UTC(2000 + d(0), d(1) - 1, d(2), d(3), d(4), d(5)) - sign * (d(7) * 60 + d(8)) * 60_000).toISOString();
+  return new Date(
+    Date.UTC(2000 + d(0), d(1) - 1, d(2), d(3), d(4), d(5)) - sign * (d(7) * 60 + d(8)) * 60_000,
+  ).toISOString();
 }
 
 function children(b: asn1js.BaseBlock): asn1js.BaseBlock[] {
@@ -98,15 +101,32 @@ export function decodeRecordIndependently(bytes: Uint8Array): IndependentRecord 
     const doc = fields.get(tag);
     assert.ok(doc, `tag [${tag}] is in docs/charging.md`);
     const kind = kindOf(doc.type);
-    assert.equal(el.idBlock.isConstructed, kind === 'constructed', `${doc.name} [${tag}] ${kind === 'constructed' ? 'constructed' : 'primitive'}`);
+    assert.equal(
+      el.idBlock.isConstructed,
+      kind === 'constructed',
+      `${doc.name} [${tag}] ${kind === 'constructed' ? 'constructed' : 'primitive'}`,
+    );
     const v = kind === 'constructed' ? undefined : Buffer.from((el as asn1js.Primitive).valueBlock.valueHexView);
     switch (kind) {
-      case 'integer': out[doc.name] = int(v!); break;
-      case 'null': assert.equal(v!.length, 0); out[doc.name] = true; break;
-      case 'octets': out[doc.name] = v!.toString('utf8'); break;
-      case 'text': out[doc.name] = v!.toString('utf8'); break;
-      case 'timestamp': out[doc.name] = timeStamp(v!); break;
-      case 'constructed': out[doc.name] = constructed(doc.name, el); break;
+      case 'integer':
+        out[doc.name] = int(v!);
+        break;
+      case 'null':
+        assert.equal(v!.length, 0);
+        out[doc.name] = true;
+        break;
+      case 'octets':
+        out[doc.name] = v!.toString('utf8');
+        break;
+      case 'text':
+        out[doc.name] = v!.toString('utf8');
+        break;
+      case 'timestamp':
+        out[doc.name] = timeStamp(v!);
+        break;
+      case 'constructed':
+        out[doc.name] = constructed(doc.name, el);
+        break;
     }
   }
   return out;
@@ -122,7 +142,11 @@ function constructed(name: string, el: asn1js.BaseBlock): unknown {
       assert.equal(choice.idBlock.tagNumber, 0, 'iPAddress [0]');
       const [bin] = children(choice);
       const b = Buffer.from((bin as asn1js.Primitive).valueBlock.valueHexView);
-      assert.equal(b.length, bin!.idBlock.tagNumber === 0 ? 4 : 16, 'iPBinV4Address [0] is 4 octets, iPBinV6Address [1] 16');
+      assert.equal(
+        b.length,
+        bin!.idBlock.tagNumber === 0 ? 4 : 16,
+        'iPBinV4Address [0] is 4 octets, iPBinV6Address [1] 16',
+      );
       return b.length === 4 ? [...b].join('.') : b.toString('hex');
     }
     case 'list-Of-Calling-Party-Address':
@@ -137,13 +161,21 @@ function constructed(name: string, el: asn1js.BaseBlock): unknown {
       return ioi;
     }
     case 'incomplete-CDR-Indication': {
-      assert.deepEqual(kids.map((k) => k.idBlock.tagNumber), [0, 1, 2], 'aCRStartLost [0], aCRInterimLost [1], aCRStopLost [2]');
+      assert.deepEqual(
+        kids.map((k) => k.idBlock.tagNumber),
+        [0, 1, 2],
+        'aCRStartLost [0], aCRInterimLost [1], aCRStopLost [2]',
+      );
       const bool = (k: asn1js.BaseBlock) => {
         const v = (k as asn1js.Primitive).valueBlock.valueHexView;
         assert.equal(v.length, 1, 'BOOLEAN is one octet');
         return v[0] !== 0;
       };
-      return { aCRStartLost: bool(kids[0]!), aCRInterimLost: int((kids[1] as asn1js.Primitive).valueBlock.valueHexView), aCRStopLost: bool(kids[2]!) };
+      return {
+        aCRStartLost: bool(kids[0]!),
+        aCRInterimLost: int((kids[1] as asn1js.Primitive).valueBlock.valueHexView),
+        aCRStopLost: bool(kids[2]!),
+      };
     }
     case 'list-Of-Message-Bodies':
       return kids.map((seq) => {
@@ -152,7 +184,8 @@ function constructed(name: string, el: asn1js.BaseBlock): unknown {
         const body: Record<string, unknown> = {};
         for (const f of children(seq)) {
           if (f.idBlock.tagNumber === 0) body['content-Type'] = primText(f);
-          else if (f.idBlock.tagNumber === 2) body['content-Length'] = int((f as asn1js.Primitive).valueBlock.valueHexView);
+          else if (f.idBlock.tagNumber === 2)
+            body['content-Length'] = int((f as asn1js.Primitive).valueBlock.valueHexView);
           else if (f.idBlock.tagNumber === 3) body.originator = party(children(f)[0]!);
         }
         return body;
@@ -173,7 +206,11 @@ function constructed(name: string, el: asn1js.BaseBlock): unknown {
 
 /** Dotted OID from asn1js's sub-identifier blocks (it keeps arcs beyond 2^53 as their 7-bit digits). */
 function oidText(id: asn1js.ObjectIdentifier): string {
-  const arcs = (id.valueBlock as unknown as { value: Array<{ isFirstSid: boolean; isHexOnly: boolean; valueDec: number; valueHexView: Uint8Array }> }).value;
+  const arcs = (
+    id.valueBlock as unknown as {
+      value: Array<{ isFirstSid: boolean; isHexOnly: boolean; valueDec: number; valueHexView: Uint8Array }>;
+    }
+  ).value;
   const out: string[] = [];
   for (const a of arcs) {
     let v = BigInt(a.valueDec);
@@ -190,7 +227,15 @@ function oidText(id: asn1js.ObjectIdentifier): string {
 }
 
 export interface IndependentFile {
-  header: { fileLength: number; headerLength: number; cdrCount: number; fileSequenceNumber: number; closureReason: number; release: number; lost: number };
+  header: {
+    fileLength: number;
+    headerLength: number;
+    cdrCount: number;
+    fileSequenceNumber: number;
+    closureReason: number;
+    release: number;
+    lost: number;
+  };
   records: IndependentRecord[];
 }
 
@@ -203,7 +248,7 @@ export function readFileIndependently(buf: Buffer): IndependentFile {
     cdrCount: buf.readUInt32BE(18),
     fileSequenceNumber: buf.readUInt32BE(22),
     closureReason: buf[26]!,
-    release: (buf[8]! >> 5) === 7 ? 10 + buf[headerLength - 2]! : buf[8]! >> 5,
+    release: buf[8]! >> 5 === 7 ? 10 + buf[headerLength - 2]! : buf[8]! >> 5,
     lost: buf[47]!,
   };
   assert.equal(header.fileLength, buf.length, 'file length in the header');

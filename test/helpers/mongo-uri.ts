@@ -12,4 +12,3 @@ export function withDbName(uri: string, dbName: string): string {
   const search = params.toString();
   return `${serverPart}/${dbName}${search ? `?${search}` : ''}`;
 }
-

@@ -188,7 +188,8 @@ class SelectorParser {
       this.expect('/');
     }
     sel.steps.forEach((st, k) => {
-      if (st.kind !== 'element' && k !== sel.steps.length - 1) this.fail('only the last step may select a non-element node');
+      if (st.kind !== 'element' && k !== sel.steps.length - 1)
+        this.fail('only the last step may select a non-element node');
     });
     return sel;
   }
@@ -249,7 +250,11 @@ class Evaluator {
       return { ns: isElement ? this.opScope.resolve(undefined) : undefined, local: name.local };
     }
     const ns = this.opScope.resolve(name.prefix);
-    if (ns === undefined) throw new PidfDiffError('invalid-namespace-prefix', `selector ${q(this.sel)}: prefix ${name.prefix} is not declared`);
+    if (ns === undefined)
+      throw new PidfDiffError(
+        'invalid-namespace-prefix',
+        `selector ${q(this.sel)}: prefix ${name.prefix} is not declared`,
+      );
     return { ns, local: name.local };
   }
 
@@ -284,7 +289,9 @@ class Evaluator {
           return k !== undefined && attr(r.el, k) === p.value;
         });
       case 'child':
-        return list.filter((r) => childRefs(r).some((c) => this.elementMatches(c, p.name) && textContent(c.el) === p.value));
+        return list.filter((r) =>
+          childRefs(r).some((c) => this.elementMatches(c, p.name) && textContent(c.el) === p.value),
+        );
     }
   }
 
@@ -331,7 +338,12 @@ class Evaluator {
             const target = st.kind === 'pi' ? st.target : undefined;
             const idx: number[] = [];
             (c.el.elements ?? []).forEach((n, i) => {
-              if (st.kind === 'comment' ? n.type === 'comment' : n.type === 'instruction' && (target === undefined || n.name === target)) idx.push(i);
+              if (
+                st.kind === 'comment'
+                  ? n.type === 'comment'
+                  : n.type === 'instruction' && (target === undefined || n.name === target)
+              )
+                idx.push(i);
             });
             const pick = st.position === undefined ? idx : idx.slice(st.position - 1, st.position);
             for (const index of pick) found.push({ kind: st.kind, parent: c, index });
@@ -343,13 +355,17 @@ class Evaluator {
             break;
           }
           case 'namespace':
-            if (attr(c.el, `xmlns:${st.prefix}`) !== undefined) found.push({ kind: 'namespace', ref: c, prefix: st.prefix });
+            if (attr(c.el, `xmlns:${st.prefix}`) !== undefined)
+              found.push({ kind: 'namespace', ref: c, prefix: st.prefix });
             break;
         }
       }
     });
     if (found.length !== 1) {
-      throw new PidfDiffError('unlocated-node', `selector ${q(this.sel)} matches ${found.length === 0 ? 'nothing' : `${found.length} nodes`}`);
+      throw new PidfDiffError(
+        'unlocated-node',
+        `selector ${q(this.sel)} matches ${found.length === 0 ? 'nothing' : `${found.length} nodes`}`,
+      );
     }
     return found[0] as Located;
   }
@@ -358,7 +374,6 @@ class Evaluator {
 // ---------------------------------------------------------------------------
 // Patch operations (RFC 5261 sections 4.3 to 4.5)
 // ---------------------------------------------------------------------------
-
 
 /**
  * `el` from the diff (scope `from`) made to mean the same under `to`: every prefix it uses that
@@ -418,7 +433,8 @@ function isWhitespaceText(n: XmlNode | undefined): boolean {
 function span(loc: Located, what: string): { parent: ElementRef; start: number; end: number } {
   switch (loc.kind) {
     case 'element':
-      if (!loc.ref.parent) throw new PidfDiffError('invalid-root-element-operation', `${what}: not allowed on the root element`);
+      if (!loc.ref.parent)
+        throw new PidfDiffError('invalid-root-element-operation', `${what}: not allowed on the root element`);
       {
         const i = indexIn(loc.ref.parent.el, loc.ref.el);
         return { parent: loc.ref.parent, start: i, end: i + 1 };
@@ -429,7 +445,10 @@ function span(loc: Located, what: string): { parent: ElementRef; start: number; 
     case 'pi':
       return { parent: loc.parent, start: loc.index, end: loc.index + 1 };
     default:
-      throw new PidfDiffError('invalid-node-types', `${what}: the selector must locate an element, text, comment or processing instruction`);
+      throw new PidfDiffError(
+        'invalid-node-types',
+        `${what}: the selector must locate an element, text, comment or processing instruction`,
+      );
   }
 }
 
@@ -456,8 +475,10 @@ function applyAdd(op: XmlElement, opScope: NamespaceScope, loc: Located, sel: st
     const ns = NAMESPACE_TYPE_RE.exec(type);
     if (ns) {
       const prefix = ns[1] as string;
-      if (!isNCName(prefix) || /^xml/i.test(prefix)) throw new PidfDiffError('invalid-attribute-value', `${what}: bad namespace prefix`);
-      if (attr(el, `xmlns:${prefix}`) !== undefined) throw new PidfDiffError('invalid-attribute-value', `${what}: prefix ${prefix} already declared`);
+      if (!isNCName(prefix) || /^xml/i.test(prefix))
+        throw new PidfDiffError('invalid-attribute-value', `${what}: bad namespace prefix`);
+      if (attr(el, `xmlns:${prefix}`) !== undefined)
+        throw new PidfDiffError('invalid-attribute-value', `${what}: prefix ${prefix} already declared`);
       if (value === '') throw new PidfDiffError('invalid-attribute-value', `${what}: empty namespace URI`);
       el.attributes = { ...(el.attributes ?? {}), [`xmlns:${prefix}`]: value };
       return;
@@ -471,7 +492,8 @@ function applyAdd(op: XmlElement, opScope: NamespaceScope, loc: Located, sel: st
     const attrs = { ...(el.attributes ?? {}) };
     if (m[1] !== undefined) {
       const uri = opScope.resolve(m[1]);
-      if (uri === undefined) throw new PidfDiffError('invalid-namespace-prefix', `${what}: prefix ${m[1]} is not declared`);
+      if (uri === undefined)
+        throw new PidfDiffError('invalid-namespace-prefix', `${what}: prefix ${m[1]} is not declared`);
       // RFC 5261 section 4.2.3: the same prefix when it means the same there, else one that does.
       let p: string | undefined = loc.ref.scope.resolve(m[1]) === uri ? m[1] : loc.ref.scope.prefixFor(uri);
       if (p === undefined || p === '') {
@@ -485,14 +507,16 @@ function applyAdd(op: XmlElement, opScope: NamespaceScope, loc: Located, sel: st
     for (const k of Object.keys(attrs)) {
       if (isDeclaration(k)) continue;
       const have = inner.expandAttribute(k);
-      if (have.ns === want.ns && have.local === want.local) throw new PidfDiffError('invalid-attribute-value', `${what}: attribute already present`);
+      if (have.ns === want.ns && have.local === want.local)
+        throw new PidfDiffError('invalid-attribute-value', `${what}: attribute already present`);
     }
     attrs[key] = value;
     el.attributes = attrs;
     return;
   }
   if (pos === undefined || pos === 'prepend') {
-    if (loc.kind !== 'element') throw new PidfDiffError('invalid-node-types', `${what}: the selector must locate an element`);
+    if (loc.kind !== 'element')
+      throw new PidfDiffError('invalid-node-types', `${what}: the selector must locate an element`);
     const nodes = contentNodes(op, opScope, loc.ref.scope);
     if (pos === 'prepend') kids(loc.ref.el).unshift(...nodes);
     else kids(loc.ref.el).push(...nodes);
@@ -526,7 +550,10 @@ function applyReplace(t: Target, op: XmlElement, opScope: NamespaceScope, loc: L
       const only = nodes[0];
       const want = loc.kind === 'comment' ? 'comment' : 'instruction';
       if (nodes.length !== 1 || only === undefined || only.type !== want) {
-        throw new PidfDiffError('invalid-node-types', `${what}: a ${loc.kind === 'comment' ? 'comment' : 'processing instruction'} is replaced by exactly one of its kind`);
+        throw new PidfDiffError(
+          'invalid-node-types',
+          `${what}: a ${loc.kind === 'comment' ? 'comment' : 'processing instruction'} is replaced by exactly one of its kind`,
+        );
       }
       kids(loc.parent.el)[loc.index] = only;
       return;
@@ -534,7 +561,11 @@ function applyReplace(t: Target, op: XmlElement, opScope: NamespaceScope, loc: L
     case 'text': {
       const v = textOnly(op, what);
       // An empty replacement removes the text node (a text node has at least one character).
-      kids(loc.parent.el).splice(loc.start, loc.end - loc.start, ...(v === '' ? [] : [{ type: 'text' as const, text: v }]));
+      kids(loc.parent.el).splice(
+        loc.start,
+        loc.end - loc.start,
+        ...(v === '' ? [] : [{ type: 'text' as const, text: v }]),
+      );
       return;
     }
     case 'attribute':
@@ -556,7 +587,11 @@ function applyRemove(op: XmlElement, loc: Located, sel: string): void {
     throw new PidfDiffError('invalid-attribute-value', `${what}: ws must be before, after or both`);
   }
   if (loc.kind === 'attribute' || loc.kind === 'namespace' || loc.kind === 'text') {
-    if (ws !== undefined) throw new PidfDiffError('invalid-attribute-value', `${what}: ws is not used for text, attribute or namespace nodes`);
+    if (ws !== undefined)
+      throw new PidfDiffError(
+        'invalid-attribute-value',
+        `${what}: ws is not used for text, attribute or namespace nodes`,
+      );
     if (loc.kind === 'text') {
       kids(loc.parent.el).splice(loc.start, loc.end - loc.start);
       return;
@@ -568,7 +603,8 @@ function applyRemove(op: XmlElement, loc: Located, sel: string): void {
       const withoutDecl: XmlElement = { ...loc.ref.el, attributes: { ...attrs } };
       delete withoutDecl.attributes?.[`xmlns:${loc.prefix}`];
       usedPrefixes(withoutDecl, new Set(), used);
-      if (used.has(loc.prefix)) throw new PidfDiffError('invalid-namespace-prefix', `${what}: prefix ${loc.prefix} is still used`);
+      if (used.has(loc.prefix))
+        throw new PidfDiffError('invalid-namespace-prefix', `${what}: prefix ${loc.prefix} is still used`);
       delete attrs[`xmlns:${loc.prefix}`];
     }
     loc.ref.el.attributes = attrs;
@@ -593,7 +629,8 @@ function parseVersionAttribute(root: XmlElement): number {
   const v = attr(root, 'version');
   if (v === undefined) throw new PidfDiffError('invalid-attribute-value', 'version attribute missing');
   const t = v.trim();
-  if (!/^\+?[0-9]+$/.test(t) || Number(t) > MAX_VERSION) throw new PidfDiffError('invalid-attribute-value', `version ${q(v)} is not an unsignedInt`);
+  if (!/^\+?[0-9]+$/.test(t) || Number(t) > MAX_VERSION)
+    throw new PidfDiffError('invalid-attribute-value', `version ${q(v)} is not an unsignedInt`);
   return Number(t);
 }
 
@@ -602,7 +639,8 @@ function canonical(root: XmlElement): string {
   try {
     return serializePidf(parsePidf(serializeXml({ root })));
   } catch (e) {
-    if (e instanceof PidfError) throw new PidfDiffError('invalid-pidf', `result is not valid PIDF: ${e.reason}`, { cause: e });
+    if (e instanceof PidfError)
+      throw new PidfDiffError('invalid-pidf', `result is not valid PIDF: ${e.reason}`, { cause: e });
     throw e;
   }
 }
@@ -633,12 +671,18 @@ function presenceFromFull(full: XmlElement, scope: NamespaceScope): XmlElement {
  * section 4.5: a pidf-diff must be exactly one above the base version; any document at or below
  * it is stale), on a malformed or DOCTYPE-carrying document, and when the result is not PIDF.
  */
-export function applyPidfPatch(base: { pidf: string; version: number } | undefined, patch: string): { pidf: string; version: number } {
+export function applyPidfPatch(
+  base: { pidf: string; version: number } | undefined,
+  patch: string,
+): { pidf: string; version: number } {
   const root = parseDocument(patch, 'patch');
   const scope = NamespaceScope.root().child(root);
   const n = scope.expand(root.name);
   if (n.ns !== PIDF_DIFF_NS || (n.local !== 'pidf-full' && n.local !== 'pidf-diff')) {
-    throw new PidfDiffError('invalid-diff-format', 'root element is not pidf-full or pidf-diff of urn:ietf:params:xml:ns:pidf-diff');
+    throw new PidfDiffError(
+      'invalid-diff-format',
+      'root element is not pidf-full or pidf-diff of urn:ietf:params:xml:ns:pidf-diff',
+    );
   }
   const version = parseVersionAttribute(root);
   if (base && version <= base.version) {
@@ -648,7 +692,10 @@ export function applyPidfPatch(base: { pidf: string; version: number } | undefin
 
   if (!base) throw new PidfDiffError('no-base-document', 'a pidf-diff needs the document it applies to');
   if (version !== base.version + 1) {
-    throw new PidfDiffError('version-gap', `version ${version} after ${base.version}: ${version - base.version - 1} notification(s) missing`);
+    throw new PidfDiffError(
+      'version-gap',
+      `version ${version} after ${base.version}: ${version - base.version - 1} notification(s) missing`,
+    );
   }
   const target = parsePresence(base.pidf, 'base');
   const entity = attr(root, 'entity');
@@ -675,6 +722,7 @@ export function applyPidfPatch(base: { pidf: string; version: number } | undefin
     else applyRemove(node, loc, sel);
   }
   const rn = NamespaceScope.root().child(t.root).expand(t.root.name);
-  if (rn.ns !== PIDF_NS || rn.local !== 'presence') throw new PidfDiffError('invalid-pidf', 'result root element is not PIDF presence');
+  if (rn.ns !== PIDF_NS || rn.local !== 'presence')
+    throw new PidfDiffError('invalid-pidf', 'result root element is not PIDF presence');
   return { pidf: canonical(t.root), version };
 }

@@ -21,7 +21,10 @@ export interface LoggedAcr {
 export class TestCdf {
   private child: ChildProcess | null = null;
 
-  constructor(readonly port: number, readonly logFile: string) {}
+  constructor(
+    readonly port: number,
+    readonly logFile: string,
+  ) {}
 
   async start(): Promise<void> {
     const child = spawn('escript', [SCRIPT, String(this.port), this.logFile], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -67,7 +70,12 @@ export class TestCdf {
       .filter((l) => l.length > 0)
       .map((l) => {
         const [type, number, t, ...rest] = l.split(' ');
-        return { type: type as LoggedAcr['type'], number: Number(number), retransmit: t === '1', sessionId: rest.join(' ') };
+        return {
+          type: type as LoggedAcr['type'],
+          number: Number(number),
+          retransmit: t === '1',
+          sessionId: rest.join(' '),
+        };
       });
   }
 }

@@ -25,7 +25,9 @@ if (task === 'race') {
   while (!existsSync(go)) await new Promise((resolve) => setTimeout(resolve, 2));
   for (let done = 0; done < total; done += 10) {
     const befores = await Promise.all(
-      Array.from({ length: Math.min(10, total - done) }, () => col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'before' })),
+      Array.from({ length: Math.min(10, total - done) }, () =>
+        col.findOneAndUpdate({ _id: 'seq' }, { $inc: { n: 1 } }, { returnDocument: 'before' }),
+      ),
     );
     process.stdout.write(befores.map((b) => `${b?.n}\n`).join(''));
     // SQLite's write lock is not fair: a racer that never pauses takes every batch while the
@@ -37,8 +39,17 @@ if (task === 'race') {
   const docs = store.collection('journal');
   const counter = store.collection('journal_counter');
   for (let i = 0; ; i++) {
-    const doc = { _id: `w${i}`, i, payload: 'x'.repeat((i * 37) % 2000), nested: { i, at: new Date(1_700_000_000_000 + i) }, list: [i, `${i}`] };
-    await Promise.all([docs.insertOne(doc), counter.updateOne({ _id: 'count' }, { $inc: { n: 1 }, $set: { last: i } }, { upsert: true })]);
+    const doc = {
+      _id: `w${i}`,
+      i,
+      payload: 'x'.repeat((i * 37) % 2000),
+      nested: { i, at: new Date(1_700_000_000_000 + i) },
+      list: [i, `${i}`],
+    };
+    await Promise.all([
+      docs.insertOne(doc),
+      counter.updateOne({ _id: 'count' }, { $inc: { n: 1 }, $set: { last: i } }, { upsert: true }),
+    ]);
     process.stdout.write(`${i}\n`);
   }
 } else {

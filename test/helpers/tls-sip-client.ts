@@ -51,7 +51,10 @@ export class TlsSipClient {
       const i = this.inbox.findIndex((m) => startLine.test(m.startLine));
       if (i >= 0) return this.inbox.splice(i, 1)[0]!;
       const left = until - Date.now();
-      if (left <= 0) throw new Error(`no ${startLine} over TLS within ${timeoutMs} ms (got: ${this.inbox.map((m) => m.startLine).join(' | ') || 'nothing'})`);
+      if (left <= 0)
+        throw new Error(
+          `no ${startLine} over TLS within ${timeoutMs} ms (got: ${this.inbox.map((m) => m.startLine).join(' | ') || 'nothing'})`,
+        );
       await new Promise<void>((r) => {
         const t = setTimeout(r, left);
         this.waiters.push(() => {
@@ -63,7 +66,13 @@ export class TlsSipClient {
   }
 
   /** Sends `build(undefined)`; on a 401/407, sends `build(<Authorization header line>)` once. Returns the final reply. */
-  async withDigest(build: (auth?: string) => string, method: string, uri: string, user: string, password: string): Promise<SipOnWire> {
+  async withDigest(
+    build: (auth?: string) => string,
+    method: string,
+    uri: string,
+    user: string,
+    password: string,
+  ): Promise<SipOnWire> {
     this.send(build());
     let reply = await this.next(/^SIP\/2\.0 [2-6]\d\d /);
     if (reply.startLine.startsWith('SIP/2.0 401') || reply.startLine.startsWith('SIP/2.0 407')) {
@@ -82,16 +91,19 @@ export class TlsSipClient {
   answer(request: SipOnWire, code = 200, reason = 'OK'): void {
     const h = (n: string) => request.headers.get(n) ?? [];
     const to = h('to')[0] ?? '';
-    this.send([
-      `SIP/2.0 ${code} ${reason}`,
-      ...h('via').map((v) => `Via: ${v}`),
-      `From: ${h('from')[0] ?? ''}`,
-      `To: ${/;\s*tag=/i.test(to) ? to : `${to};tag=tls-ua`}`,
-      `Call-ID: ${h('call-id')[0] ?? ''}`,
-      `CSeq: ${h('cseq')[0] ?? ''}`,
-      'Content-Length: 0',
-      '', '',
-    ].join('\r\n'));
+    this.send(
+      [
+        `SIP/2.0 ${code} ${reason}`,
+        ...h('via').map((v) => `Via: ${v}`),
+        `From: ${h('from')[0] ?? ''}`,
+        `To: ${/;\s*tag=/i.test(to) ? to : `${to};tag=tls-ua`}`,
+        `Call-ID: ${h('call-id')[0] ?? ''}`,
+        `CSeq: ${h('cseq')[0] ?? ''}`,
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    );
   }
 
   close(): void {

@@ -40,12 +40,18 @@ export function packagesOfEventRegex(regex: string): string[] {
 export function triggersOf(cfg: string): Trigger[] {
   const triggers: Trigger[] = [];
   let condition = '';
-  for (const line of routeBody(cfg, 'ISC_TRIGGERS').split('\n').map((l) => l.trim())) {
+  for (const line of routeBody(cfg, 'ISC_TRIGGERS')
+    .split('\n')
+    .map((l) => l.trim())) {
     if (/^(\}\s*else\s+)?if\s*\(/.test(line)) condition = line;
     const service = /^\$avp\(svc\)\s*=\s*"([^"]*)"\s*;/.exec(line)?.[1];
     if (service === undefined) continue;
     const eventRegex = /\$hdr\(Event\)\s*=~\s*"([^"]*)"/.exec(condition)?.[1];
-    triggers.push({ condition, service, eventPackages: eventRegex === undefined ? [] : packagesOfEventRegex(eventRegex) });
+    triggers.push({
+      condition,
+      service,
+      eventPackages: eventRegex === undefined ? [] : packagesOfEventRegex(eventRegex),
+    });
   }
   return triggers;
 }
@@ -54,5 +60,8 @@ export function triggersOf(cfg: string): Trigger[] {
 export function advertisedEventPackages(cfg: string): string[] {
   const header = /Allow-Events:\s*([^\\"]*)\\r\\n/.exec(routeBody(cfg, 'BAD_EVENT'))?.[1];
   if (header === undefined) throw new Error('route BAD_EVENT sets no Allow-Events');
-  return header.split(',').map((p) => p.trim()).filter(Boolean);
+  return header
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
 }

@@ -32,34 +32,38 @@ export interface RawRequest {
 export function rawRequest(base: string, method: string, path: string, opts: RawRequest = {}): Promise<XcapReply> {
   const { hostname, port, protocol } = new URL(base);
   const request = protocol === 'https:' ? httpsRequest : httpRequest;
-  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body, 'utf8') : opts.body;
+  const body =
+    opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body, 'utf8') : opts.body;
   const headers: Record<string, string> = { ...opts.headers };
   if (body !== undefined && !opts.chunked) headers['content-length'] = String(body.length);
   return new Promise<XcapReply>((resolve, reject) => {
     let answered = false;
     const tls = protocol === 'https:' ? { ca: opts.ca, rejectUnauthorized: true, agent: false as const } : {};
-    const req = request({ host: hostname, port: Number(port), method, path, headers, timeout: opts.timeoutMs ?? 10000, ...tls }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const h = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) {
-          if (v === undefined) continue;
-          for (const one of Array.isArray(v) ? v : [v]) h.append(k, one);
-        }
-        const raw = Buffer.concat(chunks);
-        resolve({
-          status: res.statusCode ?? 0,
-          etag: h.get('etag')?.replace(/^"|"$/g, ''),
-          contentType: h.get('content-type')?.split(';')[0]?.trim(),
-          body: raw.toString('utf8'),
-          raw,
-          headers: h,
+    const req = request(
+      { host: hostname, port: Number(port), method, path, headers, timeout: opts.timeoutMs ?? 10000, ...tls },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) {
+            if (v === undefined) continue;
+            for (const one of Array.isArray(v) ? v : [v]) h.append(k, one);
+          }
+          const raw = Buffer.concat(chunks);
+          resolve({
+            status: res.statusCode ?? 0,
+            etag: h.get('etag')?.replace(/^"|"$/g, ''),
+            contentType: h.get('content-type')?.split(';')[0]?.trim(),
+            body: raw.toString('utf8'),
+            raw,
+            headers: h,
+          });
         });
-      });
-    });
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in time`)));
     // a server may answer (413, 401) before it has read the whole body and drop the rest:
     // a write error after the answer is not the test's business
@@ -86,13 +90,24 @@ export class XcapClient {
   private nc = 0;
 
   /** `ca`: for an https base, the PEM of the CA its certificate chains to. */
-  constructor(readonly base: string, readonly user: string, readonly password: string, readonly realm = 'example.com', readonly ca?: string) {}
+  constructor(
+    readonly base: string,
+    readonly user: string,
+    readonly password: string,
+    readonly realm = 'example.com',
+    readonly ca?: string,
+  ) {}
 
   private authorization(method: string, path: string): string | undefined {
     if (this.nonce === undefined) return undefined;
     this.nc++;
     return digestResponse({
-      username: this.user, password: this.password, realm: this.realm, nonce: this.nonce, method, uri: path,
+      username: this.user,
+      password: this.password,
+      realm: this.realm,
+      nonce: this.nonce,
+      method,
+      uri: path,
       nc: this.nc.toString(16).padStart(8, '0'),
     });
   }
@@ -100,7 +115,11 @@ export class XcapClient {
   async request(method: string, path: string, opts: RawRequest = {}): Promise<XcapReply> {
     const send = () => {
       const auth = this.authorization(method, path);
-      return rawRequest(this.base, method, path, { ...opts, ...(this.ca ? { ca: this.ca } : {}), headers: { ...opts.headers, ...(auth ? { authorization: auth } : {}) } });
+      return rawRequest(this.base, method, path, {
+        ...opts,
+        ...(this.ca ? { ca: this.ca } : {}),
+        headers: { ...opts.headers, ...(auth ? { authorization: auth } : {}) },
+      });
     };
     let res = await send();
     if (res.status === 401) {

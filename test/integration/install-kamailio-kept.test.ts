@@ -18,7 +18,9 @@ const run = promisify(execFile);
 /** Every package the script installs, read from its DEB_PACKAGES list (comments dropped). */
 const ALL = (() => {
   const script = readFileSync(join(ROOT, 'scripts/install-debian-packages.sh'), 'utf8')
-    .split('\n').map((line) => line.replace(/#.*/, '')).join('\n');
+    .split('\n')
+    .map((line) => line.replace(/#.*/, ''))
+    .join('\n');
   const list = /DEB_PACKAGES=\(([^)]*)\)/.exec(script)?.[1] ?? '';
   return list.split(/\s+/).filter(Boolean);
 })();
@@ -35,26 +37,49 @@ function fakeMachine(installed: string[], kamailioActive: boolean): { dir: strin
     chmodSync(path, 0o755);
   };
   mkdirSync(bin);
-  stub('dpkg-query', 'p="${@: -1}"; if grep -qx "$p" "$D/installed"; then printf "install ok installed"; else exit 1; fi');
+  stub(
+    'dpkg-query',
+    'p="${@: -1}"; if grep -qx "$p" "$D/installed"; then printf "install ok installed"; else exit 1; fi',
+  );
   // installing the kamailio package starts its service, as Debian's does
-  stub('apt-get', 'if [ "$1" = install ]; then for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >> "$D/installed"; [ "$p" = kamailio ] && echo yes > "$D/active";; esac; done; fi; exit 0');
-  stub('systemctl', 'unit="${@: -1}"; case "$1" in is-active) [ "$unit" = kamailio ] && [ "$(cat "$D/active")" = yes ];; stop) [ "$unit" = kamailio ] && echo no > "$D/active";; *) exit 0;; esac');
+  stub(
+    'apt-get',
+    'if [ "$1" = install ]; then for p in "$@"; do case "$p" in -*|install) ;; *) echo "$p" >> "$D/installed"; [ "$p" = kamailio ] && echo yes > "$D/active";; esac; done; fi; exit 0',
+  );
+  stub(
+    'systemctl',
+    'unit="${@: -1}"; case "$1" in is-active) [ "$unit" = kamailio ] && [ "$(cat "$D/active")" = yes ];; stop) [ "$unit" = kamailio ] && echo no > "$D/active";; *) exit 0;; esac',
+  );
   stub('sudo', '"$@"');
   stub('id', 'echo 0');
   return { dir, calls: () => readFileSync(join(dir, 'calls'), 'utf8').split('\n').filter(Boolean) };
 }
 
 async function install(dir: string): Promise<string> {
-  const out = await run('bash', [join(ROOT, 'scripts/install-debian-packages.sh')], { env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` } });
+  const out = await run('bash', [join(ROOT, 'scripts/install-debian-packages.sh')], {
+    env: { ...process.env, PATH: `${join(dir, 'bin')}:${process.env.PATH}` },
+  });
   return out.stdout;
 }
 
 test('a running Kamailio of the operator stays running and enabled when other packages are missing', async () => {
-  const m = fakeMachine(ALL.filter((p) => p !== 'kamailio-presence-modules' && p !== 'sip-tester'), true);
+  const m = fakeMachine(
+    ALL.filter((p) => p !== 'kamailio-presence-modules' && p !== 'sip-tester'),
+    true,
+  );
   try {
     const out = await install(m.dir);
-    assert.ok(m.calls().some((c) => c.startsWith('apt-get install') && c.includes('kamailio-presence-modules') && c.includes('sip-tester')));
-    assert.deepEqual(m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)), []);
+    assert.ok(
+      m
+        .calls()
+        .some(
+          (c) => c.startsWith('apt-get install') && c.includes('kamailio-presence-modules') && c.includes('sip-tester'),
+        ),
+    );
+    assert.deepEqual(
+      m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)),
+      [],
+    );
     assert.equal(readFileSync(join(m.dir, 'active'), 'utf8').trim(), 'yes');
     assert.match(out, /already running: left as it is/);
   } finally {
@@ -63,10 +88,16 @@ test('a running Kamailio of the operator stays running and enabled when other pa
 });
 
 test('an installed but stopped Kamailio is not touched either', async () => {
-  const m = fakeMachine(ALL.filter((p) => p !== 'linphone-cli'), false);
+  const m = fakeMachine(
+    ALL.filter((p) => p !== 'linphone-cli'),
+    false,
+  );
   try {
     await install(m.dir);
-    assert.deepEqual(m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)), []);
+    assert.deepEqual(
+      m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)),
+      [],
+    );
   } finally {
     rmSync(m.dir, { recursive: true, force: true });
   }
@@ -76,7 +107,10 @@ test('the system Kamailio that this run installed and the package started is sto
   const m = fakeMachine(['python3', 'make', 'g++'], false);
   try {
     const out = await install(m.dir);
-    assert.deepEqual(m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)), ['systemctl stop kamailio', 'systemctl disable kamailio']);
+    assert.deepEqual(
+      m.calls().filter((c) => /^systemctl (stop|disable)/.test(c)),
+      ['systemctl stop kamailio', 'systemctl disable kamailio'],
+    );
     assert.match(out, /the package just started/);
   } finally {
     rmSync(m.dir, { recursive: true, force: true });
@@ -87,7 +121,10 @@ test('nothing missing: no apt-get, no systemctl', async () => {
   const m = fakeMachine(ALL, true);
   try {
     assert.match(await install(m.dir), /Debian packages present/);
-    assert.deepEqual(m.calls().filter((c) => !c.startsWith('dpkg-query')), []);
+    assert.deepEqual(
+      m.calls().filter((c) => !c.startsWith('dpkg-query')),
+      [],
+    );
   } finally {
     rmSync(m.dir, { recursive: true, force: true });
   }

@@ -18,7 +18,9 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const CFG = join(ROOT, 'kamailio-cfg/kamailio.cfg');
 const run = promisify(execFile);
 const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 function scratch(): string {
   const d = mkdtempSync(join(tmpdir(), 'kcfg-'));
@@ -47,7 +49,10 @@ describe('kamailio-cfg files', () => {
   it('a local file elsewhere that defines the secret and includes kamailio.cfg works (scripts/start.sh, the systemd unit)', async () => {
     const dir = scratch();
     const local = join(dir, 'kamailio-local.cfg');
-    writeFileSync(local, `#!KAMAILIO\n#!define ISC_SECRET "s"\n#!define AS_HTTPCON "as=>http://kamailio:s@127.0.0.1:7080;timeout=2"\ninclude_file "${CFG}"\n`);
+    writeFileSync(
+      local,
+      `#!KAMAILIO\n#!define ISC_SECRET "s"\n#!define AS_HTTPCON "as=>http://kamailio:s@127.0.0.1:7080;timeout=2"\ninclude_file "${CFG}"\n`,
+    );
     await check(local, scratch());
   });
 

@@ -22,7 +22,12 @@ const base = 7360 + Number(process.env.E2E_PORT_OFFSET ?? 0);
 const ports = { sip: base, rpc: base + 1, isc: base + 2, evapi: base + 3 };
 
 async function localCfg(secret: string): Promise<string> {
-  const { stdout } = await run('bash', [join(ROOT, 'scripts/kamailio-local-cfg.sh'), secret, `127.0.0.1:${ports.isc}`, join(ROOT, 'kamailio-cfg/kamailio.cfg')]);
+  const { stdout } = await run('bash', [
+    join(ROOT, 'scripts/kamailio-local-cfg.sh'),
+    secret,
+    `127.0.0.1:${ports.isc}`,
+    join(ROOT, 'kamailio-cfg/kamailio.cfg'),
+  ]);
   return stdout;
 }
 
@@ -48,14 +53,51 @@ for (const secret of ['Abc123-xyz.9~_', 'with/slash&amp']) {
       dir = mkdtempSync(join(tmpdir(), 'ksecret-'));
       const text = await localCfg(secret);
       writeFileSync(join(dir, 'local.cfg'), text, { mode: 0o600 });
-      as = createServer((req, res) => { seen.push(req); res.writeHead(404).end(); });
+      as = createServer((req, res) => {
+        seen.push(req);
+        res.writeHead(404).end();
+      });
       await new Promise<void>((r) => as!.listen(ports.isc, '127.0.0.1', r));
-      kamailio = spawn('kamailio', ['-f', join(dir, 'local.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir,
-        '-A', `SIP_PORT=${ports.sip}`, '-A', `RPC_PORT=${ports.rpc}`, '-A', `EVAPI_ADDR="127.0.0.1:${ports.evapi}"`, '-A', 'NCHILDREN=2', '-A', 'NASYNC=1'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-      kamailio.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
-      kamailio.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
-      await eventually('Kamailio on /RPC', async () => (await fetch(`http://127.0.0.1:${ports.rpc}/RPC`).then((r) => r.status, () => undefined)));
+      kamailio = spawn(
+        'kamailio',
+        [
+          '-f',
+          join(dir, 'local.cfg'),
+          '-DD',
+          '-E',
+          '-m',
+          '64',
+          '-M',
+          '8',
+          '-Y',
+          dir,
+          '-A',
+          `SIP_PORT=${ports.sip}`,
+          '-A',
+          `RPC_PORT=${ports.rpc}`,
+          '-A',
+          `EVAPI_ADDR="127.0.0.1:${ports.evapi}"`,
+          '-A',
+          'NCHILDREN=2',
+          '-A',
+          'NASYNC=1',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      kamailio.stdout!.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      kamailio.stderr!.on('data', (d: Buffer) => {
+        log += d.toString();
+      });
+      await eventually(
+        'Kamailio on /RPC',
+        async () =>
+          await fetch(`http://127.0.0.1:${ports.rpc}/RPC`).then(
+            (r) => r.status,
+            () => undefined,
+          ),
+      );
     });
 
     after(async () => {
@@ -83,24 +125,34 @@ for (const secret of ['Abc123-xyz.9~_', 'with/slash&amp']) {
         'CSeq: 1 REGISTER',
         `Contact: <sip:alice@127.0.0.1:${ports.sip + 9}>`,
         'Authorization: Digest username="alice", realm="example.com", nonce="x", uri="sip:example.com", response="00000000000000000000000000000000"',
-        'Content-Length: 0', '', '',
+        'Content-Length: 0',
+        '',
+        '',
       ].join('\r\n');
       const sock = createSocket('udp4');
       await new Promise<void>((r) => sock.bind(ports.sip + 9, '127.0.0.1', r));
       try {
         sock.send(register, ports.sip, '127.0.0.1');
-        const req = await eventually('the credential lookup', () => seen.find((r) => r.url?.startsWith('/isc/credentials')));
-        assert.equal(req.headers.authorization, `Basic ${Buffer.from(`kamailio:${secret}`).toString('base64')}`, log.slice(-2000));
+        const req = await eventually('the credential lookup', () =>
+          seen.find((r) => r.url?.startsWith('/isc/credentials')),
+        );
+        assert.equal(
+          req.headers.authorization,
+          `Basic ${Buffer.from(`kamailio:${secret}`).toString('base64')}`,
+          log.slice(-2000),
+        );
       } finally {
         sock.close();
       }
     });
 
     it('is the X-ISC-Secret Kamailio takes on /RPC, and nothing else is', async () => {
-      const rpc = (s: string) => fetch(`http://127.0.0.1:${ports.rpc}/RPC`, {
-        method: 'POST', headers: { 'X-ISC-Secret': s, 'Content-Type': 'application/json' },
-        body: JSON.stringify({ jsonrpc: '2.0', method: 'core.version', id: 1 }),
-      });
+      const rpc = (s: string) =>
+        fetch(`http://127.0.0.1:${ports.rpc}/RPC`, {
+          method: 'POST',
+          headers: { 'X-ISC-Secret': s, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ jsonrpc: '2.0', method: 'core.version', id: 1 }),
+        });
       const ok = await rpc(secret);
       assert.equal(ok.status, 200);
       assert.match(await ok.text(), /kamailio/);

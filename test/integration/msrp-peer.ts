@@ -7,7 +7,13 @@ import { once } from 'node:events';
 import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
 import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { MsrpFramer } from '../../as/src/msrp/framer.js';
-import { type ContinuationFlag, type MsrpHead, type MsrpMessage, headerValue, serializeMessage } from '../../as/src/msrp/message.js';
+import {
+  type ContinuationFlag,
+  type MsrpHead,
+  type MsrpMessage,
+  headerValue,
+  serializeMessage,
+} from '../../as/src/msrp/message.js';
 import { until } from '../helpers/until.js';
 
 export interface Received {
@@ -32,7 +38,9 @@ export class MsrpPeer {
   /** The offerer's side: connects to the switch. */
   static async connect(port: number, tls = false): Promise<MsrpPeer> {
     const peer = new MsrpPeer();
-    const socket = tls ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : tcpConnect({ host: '127.0.0.1', port });
+    const socket = tls
+      ? tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false })
+      : tcpConnect({ host: '127.0.0.1', port });
     await once(socket, tls ? 'secureConnect' : 'connect');
     peer.attach(socket);
     return peer;
@@ -58,7 +66,9 @@ export class MsrpPeer {
         } else if (ev.type === 'end' && this.current) {
           const c = this.current;
           this.current = undefined;
-          const msg: Received = c.hasBody ? { head: c.head, body: Buffer.concat(c.parts), flag: ev.flag } : { head: c.head, flag: ev.flag };
+          const msg: Received = c.hasBody
+            ? { head: c.head, body: Buffer.concat(c.parts), flag: ev.flag }
+            : { head: c.head, flag: ev.flag };
           this.received.push(msg);
           if (this.autoRespond && c.head.kind === 'request' && c.head.method === 'SEND') this.respond(c.head, 200);
         } else if (ev.type === 'error') throw new Error(ev.reason);
@@ -71,10 +81,21 @@ export class MsrpPeer {
   respond(request: MsrpHead, code: number): void {
     const from = headerValue(request, 'From-Path')!.split(' ')[0]!;
     const to = headerValue(request, 'To-Path')!.split(' ')[0]!;
-    this.write(serializeMessage({
-      head: { kind: 'response', tid: request.tid, code, comment: code === 200 ? 'OK' : 'Failed', headers: [{ name: 'To-Path', value: from }, { name: 'From-Path', value: to }] },
-      flag: '$',
-    }));
+    this.write(
+      serializeMessage({
+        head: {
+          kind: 'response',
+          tid: request.tid,
+          code,
+          comment: code === 200 ? 'OK' : 'Failed',
+          headers: [
+            { name: 'To-Path', value: from },
+            { name: 'From-Path', value: to },
+          ],
+        },
+        flag: '$',
+      }),
+    );
   }
 
   write(data: Buffer | string): boolean {

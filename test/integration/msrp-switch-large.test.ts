@@ -33,7 +33,13 @@ describe('MSRP switch: a 50 MB message', () => {
   let sw: MsrpSwitch;
   const events: Array<{ bytes: number; text?: string }> = [];
   before(async () => {
-    sw = new MsrpSwitch({ host: '127.0.0.1', port: 0, maxMessageBytes: 100 * 1024 * 1024, idleTimeoutMs: 0, log: createLogger('silent') });
+    sw = new MsrpSwitch({
+      host: '127.0.0.1',
+      port: 0,
+      maxMessageBytes: 100 * 1024 * 1024,
+      idleTimeoutMs: 0,
+      log: createLogger('silent'),
+    });
     sw.on('message', (e) => events.push(e));
     await sw.start();
   });
@@ -56,11 +62,20 @@ describe('MSRP switch: a 50 MB message', () => {
       samples++;
     }, 20);
     const tid = 'bigfile0001';
-    a.write(bodyPreamble({ kind: 'request', tid, method: 'SEND', headers: [
-      { name: 'To-Path', value: uris.offererSide }, { name: 'From-Path', value: A_PATH },
-      { name: 'Message-ID', value: 'file-1' }, { name: 'Byte-Range', value: `1-${SIZE}/${SIZE}` },
-      { name: 'Content-Type', value: 'application/octet-stream' },
-    ] }));
+    a.write(
+      bodyPreamble({
+        kind: 'request',
+        tid,
+        method: 'SEND',
+        headers: [
+          { name: 'To-Path', value: uris.offererSide },
+          { name: 'From-Path', value: A_PATH },
+          { name: 'Message-ID', value: 'file-1' },
+          { name: 'Byte-Range', value: `1-${SIZE}/${SIZE}` },
+          { name: 'Content-Type', value: 'application/octet-stream' },
+        ],
+      }),
+    );
     const piece = Buffer.alloc(64 * 1024, 0x5a);
     for (let sentBytes = 0; sentBytes < SIZE; sentBytes += piece.length) {
       if (!a.write(piece)) await once(a.socket!, 'drain');
@@ -77,9 +92,19 @@ describe('MSRP switch: a 50 MB message', () => {
     assert.equal(headerValue(b.requests('SEND')[1]!.head, 'Message-ID'), 'file-1');
     assert.equal(b.requests('SEND')[1]!.flag, '$');
     await until('message event', () => events.length === 1);
-    assert.deepEqual(events[0], { sessionKey: 'big', from: 'offerer', messageId: 'file-1', contentType: 'application/octet-stream', bytes: SIZE, isComposing: false });
+    assert.deepEqual(events[0], {
+      sessionKey: 'big',
+      from: 'offerer',
+      messageId: 'file-1',
+      contentType: 'application/octet-stream',
+      bytes: SIZE,
+      isComposing: false,
+    });
     const growth = peak - baseline;
-    assert.ok(growth < 8 * 1024 * 1024, `memory in use grew by ${(growth / 1048576).toFixed(1)} MB for a 50 MB message`);
+    assert.ok(
+      growth < 8 * 1024 * 1024,
+      `memory in use grew by ${(growth / 1048576).toFixed(1)} MB for a 50 MB message`,
+    );
     await a.close();
     await b.close();
   });

@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../as/src/log/logger.js';
-import { type ContinuationFlag, type MsrpHeader, type MsrpMessage, byteRangeOf, headerValue, parseStatus } from '../../as/src/msrp/message.js';
+import {
+  type ContinuationFlag,
+  type MsrpHeader,
+  type MsrpMessage,
+  byteRangeOf,
+  headerValue,
+  parseStatus,
+} from '../../as/src/msrp/message.js';
 import { type MsrpMessageEvent, MsrpSwitch, type MsrpSwitchOptions } from '../../as/src/msrp/switch.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
 import { sleep, until } from '../helpers/until.js';
@@ -62,11 +69,16 @@ function chunk(spec: ChunkSpec) {
     ...(spec.extra ?? []),
     { name: 'Content-Type', value: spec.contentType ?? 'text/plain' },
   ];
-  return { head: { kind: 'request' as const, tid: spec.tid ?? nextTid(), method: 'SEND', headers }, body, flag: spec.flag ?? ('$' as const) };
+  return {
+    head: { kind: 'request' as const, tid: spec.tid ?? nextTid(), method: 'SEND', headers },
+    body,
+    flag: spec.flag ?? ('$' as const),
+  };
 }
 
 const code = (r: Received | undefined) => (r && r.head.kind === 'response' ? r.head.code : undefined);
-const bodies = (peer: MsrpPeer, messageId: string) => peer.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === messageId);
+const bodies = (peer: MsrpPeer, messageId: string) =>
+  peer.requests('SEND').filter((m) => headerValue(m.head, 'Message-ID') === messageId);
 
 async function sent(peer: MsrpPeer, msg: MsrpMessage): Promise<Received> {
   peer.send(msg);
@@ -75,7 +87,14 @@ async function sent(peer: MsrpPeer, msg: MsrpMessage): Promise<Received> {
 }
 
 function makeSwitch(extra: Partial<MsrpSwitchOptions> = {}): MsrpSwitch {
-  return new MsrpSwitch({ host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, log: createLogger('silent'), ...extra });
+  return new MsrpSwitch({
+    host: '127.0.0.1',
+    port: 0,
+    maxMessageBytes: 1024 * 1024,
+    idleTimeoutMs: 0,
+    log: createLogger('silent'),
+    ...extra,
+  });
 }
 
 describe('MSRP switch: relaying between two participants', () => {
@@ -102,7 +121,10 @@ describe('MSRP switch: relaying between two participants', () => {
 
   it('relays a SEND each way with the far leg paths, answers 200 on each hop, counts it', async () => {
     const { a, b, uris, bPath } = await open('call-1');
-    const res = await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: '87652491', body: 'Hey Bob, are you there?' }));
+    const res = await sent(
+      a,
+      chunk({ to: uris.offererSide, from: A_PATH, messageId: '87652491', body: 'Hey Bob, are you there?' }),
+    );
     assert.equal(code(res), 200);
     assert.equal(headerValue(res.head, 'To-Path'), A_PATH);
     assert.equal(headerValue(res.head, 'From-Path'), uris.offererSide);
@@ -115,10 +137,19 @@ describe('MSRP switch: relaying between two participants', () => {
     assert.equal(relayed.flag, '$');
     await until('message event', () => events.some((e) => e.sessionKey === 'call-1'));
     const ev = events.find((e) => e.sessionKey === 'call-1')!;
-    assert.deepEqual({ from: ev.from, bytes: ev.bytes, text: ev.text, isComposing: ev.isComposing }, { from: 'offerer', bytes: 23, text: 'Hey Bob, are you there?', isComposing: false });
-    assert.deepEqual(sw.sessionStats('call-1'), { fromOfferer: { messages: 1, bytes: 23 }, fromAnswerer: { messages: 0, bytes: 0 } });
+    assert.deepEqual(
+      { from: ev.from, bytes: ev.bytes, text: ev.text, isComposing: ev.isComposing },
+      { from: 'offerer', bytes: 23, text: 'Hey Bob, are you there?', isComposing: false },
+    );
+    assert.deepEqual(sw.sessionStats('call-1'), {
+      fromOfferer: { messages: 1, bytes: 23 },
+      fromAnswerer: { messages: 0, bytes: 0 },
+    });
 
-    const back = await sent(b, chunk({ to: uris.answererSide, from: bPath, messageId: '456s9wlk3', body: "Hi, I'm Bob!" }));
+    const back = await sent(
+      b,
+      chunk({ to: uris.answererSide, from: bPath, messageId: '456s9wlk3', body: "Hi, I'm Bob!" }),
+    );
     assert.equal(code(back), 200);
     await a.waitFor('the SEND from B', () => bodies(a, '456s9wlk3').length === 1);
     assert.equal(headerValue(bodies(a, '456s9wlk3')[0]!.head, 'To-Path'), A_PATH);
@@ -133,47 +164,158 @@ describe('MSRP switch: relaying between two participants', () => {
     const { a, b, uris, bPath } = await open('call-2');
     // A: three chunks, the second interrupted early with + and continued
     const whole = 'abcdefghijklmnopqrstuvwxyz0123';
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chunky1', body: whole.slice(0, 10), range: '1-10/30', flag: '+' }))), 200);
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chunky1', body: whole.slice(10, 15), range: '11-20/30', flag: '+' }))), 200);
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chunky1', body: whole.slice(15), range: '16-30/30', flag: '$' }))), 200);
+    assert.equal(
+      code(
+        await sent(
+          a,
+          chunk({
+            to: uris.offererSide,
+            from: A_PATH,
+            messageId: 'chunky1',
+            body: whole.slice(0, 10),
+            range: '1-10/30',
+            flag: '+',
+          }),
+        ),
+      ),
+      200,
+    );
+    assert.equal(
+      code(
+        await sent(
+          a,
+          chunk({
+            to: uris.offererSide,
+            from: A_PATH,
+            messageId: 'chunky1',
+            body: whole.slice(10, 15),
+            range: '11-20/30',
+            flag: '+',
+          }),
+        ),
+      ),
+      200,
+    );
+    assert.equal(
+      code(
+        await sent(
+          a,
+          chunk({
+            to: uris.offererSide,
+            from: A_PATH,
+            messageId: 'chunky1',
+            body: whole.slice(15),
+            range: '16-30/30',
+            flag: '$',
+          }),
+        ),
+      ),
+      200,
+    );
     await b.waitFor('three chunks', () => bodies(b, 'chunky1').length === 3);
     const got = bodies(b, 'chunky1');
-    assert.deepEqual(got.map((m) => m.flag), ['+', '+', '$']);
-    assert.deepEqual(got.map((m) => byteRangeOf(m.head)), [{ start: 1, total: 30 }, { start: 11, total: 30 }, { start: 16, total: 30 }]);
+    assert.deepEqual(
+      got.map((m) => m.flag),
+      ['+', '+', '$'],
+    );
+    assert.deepEqual(
+      got.map((m) => byteRangeOf(m.head)),
+      [
+        { start: 1, total: 30 },
+        { start: 11, total: 30 },
+        { start: 16, total: 30 },
+      ],
+    );
     assert.equal(Buffer.concat(got.map((m) => m.body!)).toString(), whole);
     await until('message event', () => events.some((e) => e.messageId === 'chunky1'));
     assert.equal(events.find((e) => e.messageId === 'chunky1')!.text, whole);
 
     // chunks out of order: relayed as they come, the message counted once all arrived (no text: not in order)
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ooo1', body: 'KLMNOPQRST', range: '11-20/20', flag: '$' }));
+    await sent(
+      a,
+      chunk({
+        to: uris.offererSide,
+        from: A_PATH,
+        messageId: 'ooo1',
+        body: 'KLMNOPQRST',
+        range: '11-20/20',
+        flag: '$',
+      }),
+    );
     await sleep(30);
-    assert.equal(events.some((e) => e.messageId === 'ooo1'), false, 'not complete with bytes 1-10 missing');
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ooo1', body: 'ABCDEFGHIJ', range: '1-10/20', flag: '+' }));
+    assert.equal(
+      events.some((e) => e.messageId === 'ooo1'),
+      false,
+      'not complete with bytes 1-10 missing',
+    );
+    await sent(
+      a,
+      chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ooo1', body: 'ABCDEFGHIJ', range: '1-10/20', flag: '+' }),
+    );
     await until('out-of-order message complete', () => events.some((e) => e.messageId === 'ooo1'));
     const ooo = events.find((e) => e.messageId === 'ooo1')!;
     assert.deepEqual([ooo.bytes, ooo.text], [20, undefined]);
-    assert.deepEqual(bodies(b, 'ooo1').map((m) => m.body!.toString()), ['KLMNOPQRST', 'ABCDEFGHIJ']);
+    assert.deepEqual(
+      bodies(b, 'ooo1').map((m) => m.body!.toString()),
+      ['KLMNOPQRST', 'ABCDEFGHIJ'],
+    );
 
     // B: a message abandoned with # reaches A as abandoned, and is no message
-    await sent(b, chunk({ to: uris.answererSide, from: bPath, messageId: 'gone1', body: 'first part', range: '1-10/100', flag: '+' }));
-    await sent(b, chunk({ to: uris.answererSide, from: bPath, messageId: 'gone1', body: 'more', range: '11-14/100', flag: '#' }));
+    await sent(
+      b,
+      chunk({
+        to: uris.answererSide,
+        from: bPath,
+        messageId: 'gone1',
+        body: 'first part',
+        range: '1-10/100',
+        flag: '+',
+      }),
+    );
+    await sent(
+      b,
+      chunk({ to: uris.answererSide, from: bPath, messageId: 'gone1', body: 'more', range: '11-14/100', flag: '#' }),
+    );
     await a.waitFor('both chunks at A', () => bodies(a, 'gone1').length === 2);
-    assert.deepEqual(bodies(a, 'gone1').map((m) => m.flag), ['+', '#']);
+    assert.deepEqual(
+      bodies(a, 'gone1').map((m) => m.flag),
+      ['+', '#'],
+    );
     await sleep(50);
-    assert.equal(events.some((e) => e.messageId === 'gone1'), false);
+    assert.equal(
+      events.some((e) => e.messageId === 'gone1'),
+      false,
+    );
     assert.equal(sw.sessionStats('call-2')?.fromAnswerer.messages, 0);
   });
 
   it("maps the answerer's success REPORT back to the offerer who asked for it", async () => {
     const { a, b, uris, bPath } = await open('call-3');
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'rep1', body: 'report me', extra: [{ name: 'Success-Report', value: 'yes' }] }));
+    await sent(
+      a,
+      chunk({
+        to: uris.offererSide,
+        from: A_PATH,
+        messageId: 'rep1',
+        body: 'report me',
+        extra: [{ name: 'Success-Report', value: 'yes' }],
+      }),
+    );
     await b.waitFor('relayed', () => bodies(b, 'rep1').length === 1);
     assert.equal(headerValue(bodies(b, 'rep1')[0]!.head, 'Success-Report'), 'yes');
     b.send({
-      head: { kind: 'request', tid: nextTid(), method: 'REPORT', headers: [
-        { name: 'To-Path', value: uris.answererSide }, { name: 'From-Path', value: bPath },
-        { name: 'Message-ID', value: 'rep1' }, { name: 'Byte-Range', value: '1-9/9' }, { name: 'Status', value: '000 200 OK' },
-      ] },
+      head: {
+        kind: 'request',
+        tid: nextTid(),
+        method: 'REPORT',
+        headers: [
+          { name: 'To-Path', value: uris.answererSide },
+          { name: 'From-Path', value: bPath },
+          { name: 'Message-ID', value: 'rep1' },
+          { name: 'Byte-Range', value: '1-9/9' },
+          { name: 'Status', value: '000 200 OK' },
+        ],
+      },
       flag: '$',
     });
     await a.waitFor('the REPORT at A', () => a.requests('REPORT').length === 1);
@@ -191,7 +333,14 @@ describe('MSRP switch: relaying between two participants', () => {
   it("turns the answerer's error response into a Failure-Report to the offerer, and refuses the rest of a message B stopped (413)", async () => {
     const { a, b, uris } = await open('call-4');
     b.autoRespond = false;
-    const first = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'big1', body: '0123456789', range: '1-10/40', flag: '+' });
+    const first = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'big1',
+      body: '0123456789',
+      range: '1-10/40',
+      flag: '+',
+    });
     assert.equal(code(await sent(a, first)), 200);
     await b.waitFor('relayed', () => bodies(b, 'big1').length === 1);
     b.respond(bodies(b, 'big1')[0]!.head, 413);
@@ -200,7 +349,17 @@ describe('MSRP switch: relaying between two participants', () => {
     assert.equal(parseStatus(headerValue(report.head, 'Status')!).code, 413);
     assert.equal(headerValue(report.head, 'Message-ID'), 'big1');
     assert.equal(headerValue(report.head, 'Byte-Range'), '1-10/40');
-    const next = await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'big1', body: 'abcdefghij', range: '11-20/40', flag: '+' }));
+    const next = await sent(
+      a,
+      chunk({
+        to: uris.offererSide,
+        from: A_PATH,
+        messageId: 'big1',
+        body: 'abcdefghij',
+        range: '11-20/40',
+        flag: '+',
+      }),
+    );
     assert.equal(code(next), 413);
     assert.equal(bodies(b, 'big1').length, 1, 'nothing more relayed');
   });
@@ -211,13 +370,40 @@ describe('MSRP switch: relaying between two participants', () => {
     assert.equal(code(await sent(a, chunk({ to: unknown, from: A_PATH, messageId: 'x1', body: 'x' }))), 481);
     const notOurs = uris.offererSide.replace('127.0.0.1', '192.0.2.1');
     assert.equal(code(await sent(a, chunk({ to: notOurs, from: A_PATH, messageId: 'x2', body: 'x' }))), 481);
-    const auth = { head: { kind: 'request' as const, tid: nextTid(), method: 'AUTH', headers: [{ name: 'To-Path', value: uris.offererSide }, { name: 'From-Path', value: A_PATH }] }, flag: '$' as const };
+    const auth = {
+      head: {
+        kind: 'request' as const,
+        tid: nextTid(),
+        method: 'AUTH',
+        headers: [
+          { name: 'To-Path', value: uris.offererSide },
+          { name: 'From-Path', value: A_PATH },
+        ],
+      },
+      flag: '$' as const,
+    };
     assert.equal(code(await sent(a, auth)), 501);
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x3', body: 'x', range: 'one-two/three' }))), 400);
+    assert.equal(
+      code(
+        await sent(
+          a,
+          chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x3', body: 'x', range: 'one-two/three' }),
+        ),
+      ),
+      400,
+    );
     // bytes beyond the total
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x4', body: 'abcdef', range: '5-10/8' }))), 400);
+    assert.equal(
+      code(
+        await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x4', body: 'abcdef', range: '5-10/8' })),
+      ),
+      400,
+    );
     // the connection is still usable
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x5', body: 'fine' }))), 200);
+    assert.equal(
+      code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'x5', body: 'fine' }))),
+      200,
+    );
   });
 
   it('answers 403 to a SEND whose From-Path is not the participant of the session, and does not bind to it', async () => {
@@ -227,32 +413,68 @@ describe('MSRP switch: relaying between two participants', () => {
     sw.answered('call-5b', { path: [`msrp://127.0.0.1:${await b.listen()}/b5b;tcp`] });
     const intruder = await MsrpPeer.connect(sw.port);
     peers.push(intruder);
-    assert.equal(code(await sent(intruder, chunk({ to: uris.offererSide, from: 'msrp://127.0.0.1:6666/intruder;tcp', messageId: 'evil', body: 'x' }))), 403);
+    assert.equal(
+      code(
+        await sent(
+          intruder,
+          chunk({ to: uris.offererSide, from: 'msrp://127.0.0.1:6666/intruder;tcp', messageId: 'evil', body: 'x' }),
+        ),
+      ),
+      403,
+    );
     await intruder.close();
     await sleep(30);
     assert.ok(sw.sessionStats('call-5b'), 'the session survives the intruder leaving');
     const a = await MsrpPeer.connect(sw.port);
     peers.push(a);
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'mine', body: 'me' }))), 200);
+    assert.equal(
+      code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'mine', body: 'me' }))),
+      200,
+    );
   });
 
   it('answers 413 to a message above msrp.maxMessageBytes, and cuts one that grows past it with # on the far side', async () => {
     const { a, b, uris } = await open('call-6');
-    const declared = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'huge1', body: 'x', range: `1-1/${2 * 1024 * 1024}`, flag: '+' });
+    const declared = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'huge1',
+      body: 'x',
+      range: `1-1/${2 * 1024 * 1024}`,
+      flag: '+',
+    });
     assert.equal(code(await sent(a, declared)), 413);
     assert.equal(bodies(b, 'huge1').length, 0);
     // total unknown: the switch notices while it streams
-    const growing = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'huge2', body: Buffer.alloc(1024 * 1024 + 10, 0x61), range: '1-*/*' });
+    const growing = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'huge2',
+      body: Buffer.alloc(1024 * 1024 + 10, 0x61),
+      range: '1-*/*',
+    });
     assert.equal(code(await sent(a, growing)), 413);
     await b.waitFor('the cut chunk', () => bodies(b, 'huge2').length === 1);
     assert.equal(bodies(b, 'huge2')[0]!.flag, '#');
     assert.ok(bodies(b, 'huge2')[0]!.body!.length <= 1024 * 1024);
   });
 
-  it("Failure-Report: no gets no response, partial only errors", async () => {
+  it('Failure-Report: no gets no response, partial only errors', async () => {
     const { a, uris } = await open('call-7');
-    const quiet = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'q1', body: 'shh', extra: [{ name: 'Failure-Report', value: 'no' }] });
-    const partial = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'q2', body: 'shh', extra: [{ name: 'Failure-Report', value: 'partial' }] });
+    const quiet = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'q1',
+      body: 'shh',
+      extra: [{ name: 'Failure-Report', value: 'no' }],
+    });
+    const partial = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'q2',
+      body: 'shh',
+      extra: [{ name: 'Failure-Report', value: 'partial' }],
+    });
     a.send(quiet);
     a.send(partial);
     const check = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'q3', body: 'loud' });
@@ -263,25 +485,61 @@ describe('MSRP switch: relaying between two participants', () => {
 
   it('flags is-composing indications in the message event and relays them', async () => {
     const { a, b, uris } = await open('call-8');
-    const xml = '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'comp1', body: xml, contentType: 'application/im-iscomposing+xml' }));
+    const xml =
+      '<?xml version="1.0"?><isComposing xmlns="urn:ietf:params:xml:ns:im-iscomposing"><state>active</state></isComposing>';
+    await sent(
+      a,
+      chunk({
+        to: uris.offererSide,
+        from: A_PATH,
+        messageId: 'comp1',
+        body: xml,
+        contentType: 'application/im-iscomposing+xml',
+      }),
+    );
     await b.waitFor('relayed', () => bodies(b, 'comp1').length === 1);
     await until('event', () => events.some((e) => e.messageId === 'comp1'));
     assert.equal(events.find((e) => e.messageId === 'comp1')!.isComposing, true);
     // wrapped in CPIM, as RCS clients send it: still an indication, not a message
     const cpim = `From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: application/im-iscomposing+xml\r\n\r\n${xml}`;
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'comp2', body: cpim, contentType: 'message/cpim' }));
-    const chat = 'From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nhello';
-    await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chat1', body: chat, contentType: 'message/cpim' }));
-    await until('events', () => events.some((e) => e.messageId === 'chat1') && events.some((e) => e.messageId === 'comp2'));
+    await sent(
+      a,
+      chunk({ to: uris.offererSide, from: A_PATH, messageId: 'comp2', body: cpim, contentType: 'message/cpim' }),
+    );
+    const chat =
+      'From: <sip:alice@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nhello';
+    await sent(
+      a,
+      chunk({ to: uris.offererSide, from: A_PATH, messageId: 'chat1', body: chat, contentType: 'message/cpim' }),
+    );
+    await until(
+      'events',
+      () => events.some((e) => e.messageId === 'chat1') && events.some((e) => e.messageId === 'comp2'),
+    );
     assert.equal(events.find((e) => e.messageId === 'comp2')!.isComposing, true);
-    assert.deepEqual({ ...events.find((e) => e.messageId === 'chat1')! }, { sessionKey: 'call-8', from: 'offerer', messageId: 'chat1', contentType: 'message/cpim', bytes: Buffer.byteLength(chat), text: chat, isComposing: false });
+    assert.deepEqual(
+      { ...events.find((e) => e.messageId === 'chat1')! },
+      {
+        sessionKey: 'call-8',
+        from: 'offerer',
+        messageId: 'chat1',
+        contentType: 'message/cpim',
+        bytes: Buffer.byteLength(chat),
+        text: chat,
+        isComposing: false,
+      },
+    );
   });
 
   it('closes the connection on a framing error (wrong end-line, oversized head) and ends its session with an event', async () => {
     const { a, uris } = await open('call-9');
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ok1', body: 'bind' }))), 200);
-    a.write(`MSRP abcd1234 SEND\r\nTo-Path: ${uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: z\r\n-------wrong999$\r\n`);
+    assert.equal(
+      code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'ok1', body: 'bind' }))),
+      200,
+    );
+    a.write(
+      `MSRP abcd1234 SEND\r\nTo-Path: ${uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: z\r\n-------wrong999$\r\n`,
+    );
     await until('closed', () => a.closed);
     await until('ended event', () => ended.some((e) => e.sessionKey === 'call-9'));
     assert.match(ended.find((e) => e.sessionKey === 'call-9')!.reason, /offerer lost: framing error/);
@@ -334,7 +592,10 @@ describe('MSRP switch: relaying between two participants', () => {
     await sw.close('call-13', 'BYE');
     assert.equal(sw.sessionStats('call-13'), undefined);
     await until('both connections closed', () => a.closed && b.closed);
-    assert.equal(ended.some((e) => e.sessionKey === 'call-13'), false);
+    assert.equal(
+      ended.some((e) => e.sessionKey === 'call-13'),
+      false,
+    );
   });
 
   it('a=setup (RFC 6135): an active answerer connects to the switch, a passive offerer is connected to', async () => {
@@ -349,9 +610,25 @@ describe('MSRP switch: relaying between two participants', () => {
     sw.answered('setup-1', { path: ['msrp://127.0.0.1:9/activeB;tcp'], setup: 'active' });
     const b = await MsrpPeer.connect(sw.port);
     peers.push(b);
-    assert.equal(code(await sent(b, chunk({ to: uris.answererSide, from: 'msrp://127.0.0.1:9/activeB;tcp', messageId: 'act1', body: 'I called you' }))), 200);
+    assert.equal(
+      code(
+        await sent(
+          b,
+          chunk({
+            to: uris.answererSide,
+            from: 'msrp://127.0.0.1:9/activeB;tcp',
+            messageId: 'act1',
+            body: 'I called you',
+          }),
+        ),
+      ),
+      200,
+    );
     await a.waitFor('relayed to the passive offerer', () => bodies(a, 'act1').length === 1);
-    assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: aPath, messageId: 'act2', body: 'and back' }))), 200);
+    assert.equal(
+      code(await sent(a, chunk({ to: uris.offererSide, from: aPath, messageId: 'act2', body: 'and back' }))),
+      200,
+    );
     await b.waitFor('relayed to the active answerer', () => bodies(b, 'act2').length === 1);
   });
 
@@ -399,7 +676,10 @@ describe('MSRP switch: hostile input', () => {
         await p.close();
       }
       // the session on its own connections is unharmed
-      assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'still', body: 'still here' }))), 200);
+      assert.equal(
+        code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 'still', body: 'still here' }))),
+        200,
+      );
       await b.waitFor('relayed', () => bodies(b, 'still').length === 1);
       assert.deepEqual(errors, []);
     } finally {
@@ -426,7 +706,9 @@ describe('MSRP switch: idle timeout', () => {
       // a chunk flowing slowly for longer than the timeout is traffic: the session stays
       const slow = await session(sw, 'idle-2');
       const tid = 'slowchunk01';
-      slow.a.write(`MSRP ${tid} SEND\r\nTo-Path: ${slow.uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: slow1\r\nByte-Range: 1-160/160\r\nContent-Type: text/plain\r\n\r\n`);
+      slow.a.write(
+        `MSRP ${tid} SEND\r\nTo-Path: ${slow.uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: slow1\r\nByte-Range: 1-160/160\r\nContent-Type: text/plain\r\n\r\n`,
+      );
       for (const piece of ['a', 'b', 'c', 'd'].map((c) => c.repeat(40))) {
         await sleep(120);
         slow.a.write(piece);
@@ -447,17 +729,40 @@ describe('MSRP switch: TLS (msrps)', () => {
   let dir: string;
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'msrp-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('listens with TLS, gives msrps: URIs and relays over it', async () => {
-    const sw = makeSwitch({ tls: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) } });
+    const sw = makeSwitch({
+      tls: { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) },
+    });
     await sw.start();
     try {
       const { a, b, uris } = await session(sw, 'tls-1', true);
       assert.match(uris.offererSide, /^msrps:\/\/127\.0\.0\.1:\d+\/[0-9a-f]+;tcp$/);
-      assert.equal(code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 't1', body: 'secret' }))), 200);
+      assert.equal(
+        code(await sent(a, chunk({ to: uris.offererSide, from: A_PATH, messageId: 't1', body: 'secret' }))),
+        200,
+      );
       await b.waitFor('relayed', () => bodies(b, 't1').length === 1);
       assert.equal(bodies(b, 't1')[0]!.body!.toString(), 'secret');
       await a.close();
@@ -470,7 +775,10 @@ describe('MSRP switch: TLS (msrps)', () => {
       sw.answered('tls-2', { path: [tlsPath] });
       await tlsB.waitFor('binding SEND over TLS', (r) => r.length === 1);
       const a2 = await MsrpPeer.connect(sw.port, true);
-      assert.equal(code(await sent(a2, chunk({ to: u2.offererSide, from: A_PATH, messageId: 't2', body: 'both legs encrypted' }))), 200);
+      assert.equal(
+        code(await sent(a2, chunk({ to: u2.offererSide, from: A_PATH, messageId: 't2', body: 'both legs encrypted' }))),
+        200,
+      );
       await tlsB.waitFor('relayed over TLS', () => bodies(tlsB, 't2').length === 1);
       assert.equal(headerValue(bodies(tlsB, 't2')[0]!.head, 'To-Path'), tlsPath);
       await a2.close();

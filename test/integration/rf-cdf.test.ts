@@ -48,12 +48,22 @@ async function cdf(port: number, name: string): Promise<TestCdf> {
 async function node(ports: number[], nodeId = 'as1'): Promise<Charging> {
   const store = await SqliteStore.open(path.join(root, 'data'));
   const charging = new Charging({
-    store, nodeId, nodeAddress: '127.0.0.1', cdrDir: path.join(root, 'cdr'), log: silentLogger(), jsonl: false,
+    store,
+    nodeId,
+    nodeAddress: '127.0.0.1',
+    cdrDir: path.join(root, 'cdr'),
+    log: silentLogger(),
+    jsonl: false,
     interOperatorIdentifiers: { originatingIOI: 'home1.net', terminatingIOI: 'partner.example' },
     rf: {
       peers: ports.map((port) => ({ host: '127.0.0.1', port })),
-      originHost: `${nodeId}.home1.net`, originRealm: 'home1.net', destinationRealm: 'test.example', hostIpAddress: '127.0.0.1',
-      retryMs: 200, answerTimeoutMs: 2000, connectTimeoutMs: 2000,
+      originHost: `${nodeId}.home1.net`,
+      originRealm: 'home1.net',
+      destinationRealm: 'test.example',
+      hostIpAddress: '127.0.0.1',
+      retryMs: 200,
+      answerTimeoutMs: 2000,
+      connectTimeoutMs: 2000,
     },
   });
   await charging.start();
@@ -65,17 +75,37 @@ let callNo = 0;
 function message(over: Partial<ChargeableEvent> = {}): ChargeableEvent {
   callNo++;
   return {
-    service: 'im', role: 'originating', sipMethod: 'MESSAGE', sessionId: `call-${callNo}@pc.home1.net`,
-    callingParty: 'sip:alice@home1.net', calledParty: 'sip:bob@home1.net', requestTime: new Date(), responseTime: new Date(),
-    statusCode: 200, outcome: 'delivered', messageBody: { contentType: 'text/plain', contentLength: 5 },
-    chargingVector: 'icid-value=icid-1;orig-ioi=home1.net', ...over,
+    service: 'im',
+    role: 'originating',
+    sipMethod: 'MESSAGE',
+    sessionId: `call-${callNo}@pc.home1.net`,
+    callingParty: 'sip:alice@home1.net',
+    calledParty: 'sip:bob@home1.net',
+    requestTime: new Date(),
+    responseTime: new Date(),
+    statusCode: 200,
+    outcome: 'delivered',
+    messageBody: { contentType: 'text/plain', contentLength: 5 },
+    chargingVector: 'icid-value=icid-1;orig-ioi=home1.net',
+    ...over,
   };
 }
 function subscriptionPart(n: number, last: boolean): ChargeableEvent {
   return {
-    service: 'presence', role: 'terminating', sipMethod: 'SUBSCRIBE', sessionId: 'sub-1@pc.home1.net', event: 'presence', expires: last ? 0 : 600,
-    callingParty: 'sip:alice@home1.net', calledParty: 'sip:bob@home1.net', requestTime: new Date(), responseTime: new Date(),
-    statusCode: 200, outcome: last ? 'unsubscribed' : 'subscribed', recordSequenceNumber: n, chargingVector: 'icid-value=icid-sub-1',
+    service: 'presence',
+    role: 'terminating',
+    sipMethod: 'SUBSCRIBE',
+    sessionId: 'sub-1@pc.home1.net',
+    event: 'presence',
+    expires: last ? 0 : 600,
+    callingParty: 'sip:alice@home1.net',
+    calledParty: 'sip:bob@home1.net',
+    requestTime: new Date(),
+    responseTime: new Date(),
+    statusCode: 200,
+    outcome: last ? 'unsubscribed' : 'subscribed',
+    recordSequenceNumber: n,
+    chargingVector: 'icid-value=icid-sub-1',
     ...(last ? {} : { cause: 'serviceChange' as const }),
   };
 }
@@ -97,9 +127,18 @@ describe('Rf with Erlang diameter as the CDF', () => {
     assert.equal(acrs.length, 4, JSON.stringify(acrs));
     // one-off records and chains go concurrently; within a chain the order is kept
     const event = acrs.filter((x) => x.sessionId === `as1.home1.net;${msg.recordId}`);
-    assert.deepEqual(event, [{ type: 'EVENT_RECORD', number: 0, retransmit: false, sessionId: `as1.home1.net;${msg.recordId}` }]);
+    assert.deepEqual(event, [
+      { type: 'EVENT_RECORD', number: 0, retransmit: false, sessionId: `as1.home1.net;${msg.recordId}` },
+    ]);
     const chain = acrs.filter((x) => x !== event[0]);
-    assert.deepEqual(chain.map((x) => [x.type, x.number, x.retransmit]), [['START_RECORD', 0, false], ['INTERIM_RECORD', 1, false], ['STOP_RECORD', 2, false]]);
+    assert.deepEqual(
+      chain.map((x) => [x.type, x.number, x.retransmit]),
+      [
+        ['START_RECORD', 0, false],
+        ['INTERIM_RECORD', 1, false],
+        ['STOP_RECORD', 2, false],
+      ],
+    );
     assert.equal(new Set(chain.map((x) => x.sessionId)).size, 1);
     assert.equal(await outboxCount(charging), 0);
   });
@@ -120,7 +159,10 @@ describe('Rf with Erlang diameter as the CDF', () => {
     const acrs = await a.acrs();
     // a resend written just as the CDF died never reaches it: what arrives flagged T is at most what was resent
     const flagged = acrs.filter((x) => x.retransmit).length;
-    assert.ok(flagged <= charging.rf!.stats.retransmitted, `${flagged} ACRs flagged T, ${charging.rf!.stats.retransmitted} resent`);
+    assert.ok(
+      flagged <= charging.rf!.stats.retransmitted,
+      `${flagged} ACRs flagged T, ${charging.rf!.stats.retransmitted} resent`,
+    );
     const asNew = acrs.filter((x) => !x.retransmit).map((x) => x.sessionId);
     const all = new Set(acrs.map((x) => x.sessionId));
     assert.deepEqual([...all].sort(), [...ids].sort(), 'every record reached the CDF');
@@ -157,16 +199,25 @@ describe('Rf with Erlang diameter as the CDF', () => {
     while ((await outboxCount(second)) > 0 && Date.now() < deadline) await sleep(100);
     const acrs = await a.acrs();
     assert.equal(acrs.length, 3);
-    assert.ok(acrs.every((x) => x.type === 'EVENT_RECORD' && !x.retransmit), 'never attempted before: not flagged T');
+    assert.ok(
+      acrs.every((x) => x.type === 'EVENT_RECORD' && !x.retransmit),
+      'never attempted before: not flagged T',
+    );
   });
 
   test('tshark decodes what we send: IMS-Information AVPs, no malformed packet or expert warning', async () => {
     const a = await cdf(PORT_A, 'a');
     const pcap = path.join(root, 'rf.pcap');
-    const capture = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${PORT_A}`, '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const capture = spawn('tshark', ['-i', 'lo', '-f', `tcp port ${PORT_A}`, '-w', pcap], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     capture.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-    await until(() => `tshark capture start: ${err}`, () => err.includes('Capturing on'), 15_000);
+    await until(
+      () => `tshark capture start: ${err}`,
+      () => err.includes('Capturing on'),
+      15_000,
+    );
     await sleep(1500); // dumpcap reports before its filter is attached
     const charging = await node([PORT_A]);
     await charging.record(message({ privateUserId: 'alice@home1.net' }));
@@ -178,7 +229,9 @@ describe('Rf with Erlang diameter as the CDF', () => {
     capture.kill('SIGINT');
     await exited;
     const decodeAs = ['-d', `tcp.port==${PORT_A},diameter`];
-    const { stdout: text } = await run('tshark', ['-r', pcap, ...decodeAs, '-V', '-Y', 'diameter'], { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout: text } = await run('tshark', ['-r', pcap, ...decodeAs, '-V', '-Y', 'diameter'], {
+      maxBuffer: 64 * 1024 * 1024,
+    });
     if (process.env.RF_KEEP_DECODE) await writeFile(process.env.RF_KEEP_DECODE, text);
     const has = (re: RegExp) => assert.ok(re.test(text), `tshark's decode lacks ${re}`);
     has(/Command Code: Accounting \(271\)/);
@@ -194,10 +247,34 @@ describe('Rf with Erlang diameter as the CDF', () => {
     has(/Originating-IOI: home1\.net/);
     has(/Terminating-IOI: partner\.example/);
     assert.ok(!/Malformed/i.test(text), 'tshark reports a malformed packet');
-    const { stdout: fields } = await run('tshark', ['-r', pcap, ...decodeAs, '-Y', 'diameter.cmd.code == 271 && diameter.flags.request == 1', '-T', 'fields', '-e', 'diameter.Accounting-Record-Type']);
+    const { stdout: fields } = await run('tshark', [
+      '-r',
+      pcap,
+      ...decodeAs,
+      '-Y',
+      'diameter.cmd.code == 271 && diameter.flags.request == 1',
+      '-T',
+      'fields',
+      '-e',
+      'diameter.Accounting-Record-Type',
+    ]);
     assert.deepEqual(fields.trim().split('\n'), ['1', '2', '4']);
-    const { stdout: users } = await run('tshark', ['-r', pcap, ...decodeAs, '-Y', 'diameter.cmd.code == 271 && diameter.flags.request == 1', '-T', 'fields', '-e', 'diameter.User-Name']);
-    assert.deepEqual(users.split('\n').slice(0, 3), ['alice@home1.net', '', ''], 'User-Name only where the IMPI is known');
+    const { stdout: users } = await run('tshark', [
+      '-r',
+      pcap,
+      ...decodeAs,
+      '-Y',
+      'diameter.cmd.code == 271 && diameter.flags.request == 1',
+      '-T',
+      'fields',
+      '-e',
+      'diameter.User-Name',
+    ]);
+    assert.deepEqual(
+      users.split('\n').slice(0, 3),
+      ['alice@home1.net', '', ''],
+      'User-Name only where the IMPI is known',
+    );
     const { stdout: expert } = await run('tshark', ['-r', pcap, ...decodeAs, '-q', '-z', 'expert']);
     if (process.env.RF_KEEP_DECODE) await writeFile(`${process.env.RF_KEEP_DECODE}.expert`, expert);
     assert.doesNotMatch(expert, /\b(Error|Warning)s? \(/, expert);

@@ -43,7 +43,8 @@ test('verify does catch a broken unit (so the check above means something)', asy
   const dir = mkdtempSync(join(tmpdir(), 'units-'));
   try {
     const broken = readFileSync(join(ROOT, 'packaging/systemd/ims-kamailio.service'), 'utf8')
-      .replace('ExecStart=/usr/sbin/kamailio', 'ExecStart=/usr/sbin/no-such-kamailio').replace('[Service]', '[Service]\nRestartt=always');
+      .replace('ExecStart=/usr/sbin/kamailio', 'ExecStart=/usr/sbin/no-such-kamailio')
+      .replace('[Service]', '[Service]\nRestartt=always');
     writeFileSync(join(dir, 'ims-kamailio.service'), broken);
     const result = await verify(dir, ['ims-kamailio.service']);
     assert.notEqual(result.code, 0);
@@ -58,13 +59,26 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
   const root = mkdtempSync(join(tmpdir(), 'svc-root-'));
   try {
     const env = { ...process.env, SIP_DOMAIN: 'ims.test', ISC_PORT: '17080', XDM_PORT: '18080' };
-    const first = await run('bash', [join(ROOT, 'scripts/install-services.sh'), '--prefix', root, '--instances', '2'], { env });
-    assert.match(first.stdout, /systemctl daemon-reload && systemctl enable --now ims-kamailio.service ims-as@1.service ims-as@2.service/);
+    const first = await run('bash', [join(ROOT, 'scripts/install-services.sh'), '--prefix', root, '--instances', '2'], {
+      env,
+    });
+    assert.match(
+      first.stdout,
+      /systemctl daemon-reload && systemctl enable --now ims-kamailio.service ims-as@1.service ims-as@2.service/,
+    );
     for (const unit of ['ims-as@.service', 'ims-kamailio.service']) {
-      assert.equal(readFileSync(join(root, 'etc/systemd/system', unit), 'utf8'), readFileSync(join(ROOT, 'packaging/systemd', unit), 'utf8'));
+      assert.equal(
+        readFileSync(join(root, 'etc/systemd/system', unit), 'utf8'),
+        readFileSync(join(ROOT, 'packaging/systemd', unit), 'utf8'),
+      );
     }
     const settings = JSON.parse(readFileSync(join(root, 'etc/ims-as/as.json'), 'utf8')) as {
-      sip: { domain: string }; isc: { secret: string }; admin: { token: string }; store: { dataDir: string }; charging: { cdrDir: string }; cluster: { sharedStore: boolean };
+      sip: { domain: string };
+      isc: { secret: string };
+      admin: { token: string };
+      store: { dataDir: string };
+      charging: { cdrDir: string };
+      cluster: { sharedStore: boolean };
     };
     assert.equal(settings.sip.domain, 'ims.test');
     assert.equal(settings.isc.secret.length, 32);
@@ -77,7 +91,10 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
     assert.equal(statSync(join(root, 'etc/ims-as/kamailio-local.cfg')).mode & 0o777, 0o640);
     assert.match(readFileSync(join(root, 'etc/ims-as/instance-2.env'), 'utf8'), /ISC_PORT=17081\nXDM_PORT=18081\n/);
     const local = readFileSync(join(root, 'etc/ims-as/kamailio-local.cfg'), 'utf8');
-    assert.ok(local.includes(`#!substdefs "/ISC_SECRET/${settings.isc.secret}/g"`), 'Kamailio gets the same secret as the AS');
+    assert.ok(
+      local.includes(`#!substdefs "/ISC_SECRET/${settings.isc.secret}/g"`),
+      'Kamailio gets the same secret as the AS',
+    );
     assert.equal(local.split(settings.isc.secret).length, 2, 'the secret is written once');
     assert.ok(local.includes('kamailio:ISC_SECRET@127.0.0.1:17080;'), 'Kamailio reaches instance 1 with the secret');
     assert.ok(local.includes('include_file "/opt/ims-as/kamailio-cfg/kamailio.cfg"'));
@@ -88,7 +105,13 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
 
     // the AS accepts the installed settings as they are (with the instance's environment)
     const check = await run('node', [join(root, 'opt/ims-as/build/as/src/main.js'), '--check-config'], {
-      env: { ...process.env, AS_CONFIG: join(root, 'etc/ims-as/as.json'), ISC_PORT: '17081', XDM_PORT: '18081', AS_NODE_ID: 'n-2' },
+      env: {
+        ...process.env,
+        AS_CONFIG: join(root, 'etc/ims-as/as.json'),
+        ISC_PORT: '17081',
+        XDM_PORT: '18081',
+        AS_NODE_ID: 'n-2',
+      },
     });
     assert.match(check.stdout, /"port": 17081/);
 
@@ -96,12 +119,25 @@ test('install-services.sh --prefix puts units, settings, state and the applicati
     // ExecStart with kamailio.env's values put in as systemd does ($X: split into words,
     // ${X}: one word), the local config's include pointed at this checkout's kamailio.cfg
     const unitText = readFileSync(join(root, 'etc/systemd/system/ims-kamailio.service'), 'utf8');
-    const envFile = Object.fromEntries(readFileSync(join(root, 'etc/ims-as/kamailio.env'), 'utf8').split('\n')
-      .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const envFile = Object.fromEntries(
+      readFileSync(join(root, 'etc/ims-as/kamailio.env'), 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     const localCfg = join(root, 'kamailio-local-check.cfg');
-    writeFileSync(localCfg, local.replace('/opt/ims-as/kamailio-cfg/kamailio.cfg', join(ROOT, 'kamailio-cfg/kamailio.cfg')));
-    const words = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(/\s+/)
-      .flatMap((w) => (/^\$[A-Z_]+$/.test(w) ? (envFile[w.slice(1)] ?? '').split(/\s+/).filter(Boolean) : [w.replace(/\$\{([A-Z_]+)\}/g, (_, k: string) => envFile[k] ?? '')]))
+    writeFileSync(
+      localCfg,
+      local.replace('/opt/ims-as/kamailio-cfg/kamailio.cfg', join(ROOT, 'kamailio-cfg/kamailio.cfg')),
+    );
+    const words = /^ExecStart=(.*)$/m
+      .exec(unitText)![1]!
+      .split(/\s+/)
+      .flatMap((w) =>
+        /^\$[A-Z_]+$/.test(w)
+          ? (envFile[w.slice(1)] ?? '').split(/\s+/).filter(Boolean)
+          : [w.replace(/\$\{([A-Z_]+)\}/g, (_, k: string) => envFile[k] ?? '')],
+      )
       .map((w) => (w === '/etc/ims-as/kamailio-local.cfg' ? localCfg : w));
     assert.equal(words[0], '/usr/sbin/kamailio');
     const args = words.slice(1).filter((w) => w !== '-DD' && w !== '-E');
@@ -142,6 +178,9 @@ test('install-services.sh --dry-run writes nothing and says what it would do', a
 
 test('install-services.sh refuses an unknown argument and a bad instance count with exit 2', async () => {
   for (const args of [['--bogus'], ['--instances', '9']]) {
-    await assert.rejects(run('bash', [join(ROOT, 'scripts/install-services.sh'), ...args]), (err: { code: number }) => err.code === 2);
+    await assert.rejects(
+      run('bash', [join(ROOT, 'scripts/install-services.sh'), ...args]),
+      (err: { code: number }) => err.code === 2,
+    );
   }
 });

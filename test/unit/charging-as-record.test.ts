@@ -1,7 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildCdr, type ChargeableEvent, type Cdr } from '../../as/src/charging/record.js';
-import { encodeAsRecord, nodeAddress, involvedParty, ipv6Bytes, EXTENSION_OID } from '../../as/src/charging/as-record.js';
+import {
+  encodeAsRecord,
+  nodeAddress,
+  involvedParty,
+  ipv6Bytes,
+  EXTENSION_OID,
+} from '../../as/src/charging/as-record.js';
 import { decodeAsRecord } from '../../as/src/charging/as-record-decode.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -10,17 +16,31 @@ const T1 = new Date('2024-05-01T10:00:00.456Z');
 const NOW = new Date('2024-05-01T10:00:01.000Z');
 
 function cdrOf(over: Partial<ChargeableEvent> = {}, seq = 7): Cdr {
-  return buildCdr({
-    service: 'im', role: 'originating', sipMethod: 'MESSAGE', sessionId: 'c1',
-    callingParty: 'sip:a@x', calledParty: 'sip:b@x', requestTime: T0, responseTime: T1,
-    statusCode: 200, outcome: 'delivered', chargingVector: 'icid-value=I1;orig-ioi=o;term-ioi=t',
-    messageBody: { contentType: 'text/plain', contentLength: 5 }, ...over,
-  }, { nodeId: 'as1', nodeAddress: '10.0.0.1', seq, now: NOW, generateIcid: () => 'gen' });
+  return buildCdr(
+    {
+      service: 'im',
+      role: 'originating',
+      sipMethod: 'MESSAGE',
+      sessionId: 'c1',
+      callingParty: 'sip:a@x',
+      calledParty: 'sip:b@x',
+      requestTime: T0,
+      responseTime: T1,
+      statusCode: 200,
+      outcome: 'delivered',
+      chargingVector: 'icid-value=I1;orig-ioi=o;term-ioi=t',
+      messageBody: { contentType: 'text/plain', contentLength: 5 },
+      ...over,
+    },
+    { nodeId: 'as1', nodeAddress: '10.0.0.1', seq, now: NOW, generateIcid: () => 'gen' },
+  );
 }
 
 describe('aSRecord encoding', () => {
   test('a MESSAGE record, byte for byte', () => {
-    const ext = Buffer.from(JSON.stringify({ recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200 }));
+    const ext = Buffer.from(
+      JSON.stringify({ recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200 }),
+    );
     const ts0 = '2405011000002b0000';
     const ts1 = '2405011000012b0000';
     const expected = [
@@ -31,14 +51,24 @@ describe('aSRecord encoding', () => {
       '85026331', // session-Id "c1"
       'a609' + '8007' + hex(Buffer.from('sip:a@x')), // list-Of-Calling-Party-Address
       'a709' + '8007' + hex(Buffer.from('sip:b@x')), // called-Party-Address
-      '8909' + ts0, '8a09' + ts0, '8b09' + ts0, // request, delivery start, delivery end (10:00:00.456)
-      '8c09' + ts0, '8d09' + ts1, // opening, closure
+      '8909' + ts0,
+      '8a09' + ts0,
+      '8b09' + ts0, // request, delivery start, delivery end (10:00:00.456)
+      '8c09' + ts0,
+      '8d09' + ts1, // opening, closure
       'ae06' + '80016f' + '810174', // IOIs
       '8f0107', // localRecordSequenceNumber 7
       '910100', // cause 0
       '93024931', // ICID "I1"
       '9703323030', // serviceReasonReturnCode "200"
-      'b81c' + '301a' + '800a' + hex(Buffer.from('text/plain')) + '820105' + 'a309' + '8007' + hex(Buffer.from('sip:a@x')),
+      'b81c' +
+        '301a' +
+        '800a' +
+        hex(Buffer.from('text/plain')) +
+        '820105' +
+        'a309' +
+        '8007' +
+        hex(Buffer.from('sip:a@x')),
     ].join('');
     const got = encodeAsRecord(cdrOf());
     assert.equal(hex(got.subarray(0, 2)), 'bf45');
@@ -50,7 +80,10 @@ describe('aSRecord encoding', () => {
     const seq = '30' + ((oidTlv.length + info.length) / 2).toString(16) + oidTlv + info;
     assert.ok(body.includes('b9' + (seq.length / 2).toString(16) + seq), 'recordExtensions');
     // the trailing fields: serviceContextID, the three fractions (123, 123, 456 ms)
-    assert.ok(body.endsWith('9e0e' + hex(Buffer.from('32260@3gpp.org')) + '9f25017b' + '9f26017b' + '9f270201c8'), body.slice(-60));
+    assert.ok(
+      body.endsWith('9e0e' + hex(Buffer.from('32260@3gpp.org')) + '9f25017b' + '9f26017b' + '9f270201c8'),
+      body.slice(-60),
+    );
   });
 
   test('reads back field by field', () => {
@@ -70,13 +103,28 @@ describe('aSRecord encoding', () => {
     assert.equal(d.imsChargingIdentifier, 'I1');
     assert.equal(d.serviceReasonReturnCode, '200');
     assert.deepEqual(d.listOfMessageBodies, [{ contentType: 'text/plain', contentLength: 5, originator: 'sip:a@x' }]);
-    assert.deepEqual(d.recordExtensions, [{ identifier: EXTENSION_OID, information: { recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200 } }]);
+    assert.deepEqual(d.recordExtensions, [
+      {
+        identifier: EXTENSION_OID,
+        information: { recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200 },
+      },
+    ]);
     assert.equal(d.serviceContextId, '32260@3gpp.org');
     assert.equal(d.recordSequenceNumber, undefined);
   });
 
   test('a subscription part: recordSequenceNumber, expires, event, the IMS cause number', () => {
-    const cdr = cdrOf({ sipMethod: 'SUBSCRIBE', role: 'terminating', event: 'presence', expires: 600, recordSequenceNumber: 2, cause: 'serviceChange', outcome: 'subscription-refreshed', messageBody: undefined, chargingVector: undefined });
+    const cdr = cdrOf({
+      sipMethod: 'SUBSCRIBE',
+      role: 'terminating',
+      event: 'presence',
+      expires: 600,
+      recordSequenceNumber: 2,
+      cause: 'serviceChange',
+      outcome: 'subscription-refreshed',
+      messageBody: undefined,
+      chargingVector: undefined,
+    });
     const b = hex(encodeAsRecord(cdr));
     assert.ok(b.includes('900102'), 'recordSequenceNumber [16] 2');
     assert.ok(b.includes('910104'), 'causeForRecordClosing [17] serviceChange (4)');
@@ -88,11 +136,17 @@ describe('aSRecord encoding', () => {
     assert.equal(d.causeForRecordClosing, 'serviceChange');
     assert.equal(d.imsChargingIdentifier, 'gen');
     assert.equal(d.interOperatorIdentifiers, undefined);
-    for (const [cause, code] of [['timeLimit', 3], ['managementIntervention', 5], ['unSuccessfulServiceDelivery', 1]] as const) {
+    for (const [cause, code] of [
+      ['timeLimit', 3],
+      ['managementIntervention', 5],
+      ['unSuccessfulServiceDelivery', 1],
+    ] as const) {
       assert.ok(hex(encodeAsRecord(cdrOf({ cause }))).includes('9101' + code.toString(16).padStart(2, '0')));
     }
     // a record stored before the IMS-only enumeration still encodes, as unsuccessful
-    assert.ok(hex(encodeAsRecord({ ...cdrOf(), causeForRecordClosing: 'abnormalRelease' as never })).includes('910101'));
+    assert.ok(
+      hex(encodeAsRecord({ ...cdrOf(), causeForRecordClosing: 'abnormalRelease' as never })).includes('910101'),
+    );
   });
 
   test('a long record gets long-form lengths', () => {
@@ -106,19 +160,34 @@ describe('aSRecord encoding', () => {
   test('an exploded group copy names the group as requested-Party-Address [101]', () => {
     const b = hex(encodeAsRecord(cdrOf({ calledParty: 'sip:bob@x', extra: { via: 'sip:team@x' } })));
     assert.ok(b.endsWith('bf650c800a' + hex(Buffer.from('sip:team@x'))), b.slice(-40));
-    assert.equal(decodeAsRecord(encodeAsRecord(cdrOf({ extra: { via: 'sip:team@x' } }))).requestedPartyAddress, 'sip:team@x');
+    assert.equal(
+      decodeAsRecord(encodeAsRecord(cdrOf({ extra: { via: 'sip:team@x' } }))).requestedPartyAddress,
+      'sip:team@x',
+    );
     assert.ok(!hex(encodeAsRecord(cdrOf())).includes('bf65'), 'absent when the sender asked for the one who got it');
   });
 
   test('a record always fits the 16-bit CDR length: long fields and extensions are cut', () => {
     const huge = 'é'.repeat(40_000);
-    const cdr = cdrOf({ sessionId: huge, callingParty: 'sip:' + huge, calledParty: 'sip:' + huge, extra: { note: huge } });
+    const cdr = cdrOf({
+      sessionId: huge,
+      callingParty: 'sip:' + huge,
+      calledParty: 'sip:' + huge,
+      extra: { note: huge },
+    });
     const b = encodeAsRecord(cdr);
     assert.ok(b.length < 65535, String(b.length));
     const d = decodeAsRecord(b);
     assert.equal(Buffer.byteLength(d.sessionId as string), 2048);
     assert.ok((d.sessionId as string).startsWith('éé'));
-    assert.deepEqual((d.recordExtensions as Array<{ information: unknown }>)[0]!.information, { recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200, extensionCut: true });
+    assert.deepEqual((d.recordExtensions as Array<{ information: unknown }>)[0]!.information, {
+      recordId: 'as1:7',
+      nodeId: 'as1',
+      service: 'im',
+      outcome: 'delivered',
+      statusCode: 200,
+      extensionCut: true,
+    });
   });
 
   test('node address and party choices', () => {

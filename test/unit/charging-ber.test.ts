@@ -1,7 +1,15 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  encodeTag, encodeLength, prim, cons, integerContent, oidContent, timeStampContent, ctx, universal,
+  encodeTag,
+  encodeLength,
+  prim,
+  cons,
+  integerContent,
+  oidContent,
+  timeStampContent,
+  ctx,
+  universal,
 } from '../../as/src/charging/ber.js';
 import { readElement, decodeInteger, decodeOid, decodeTimeStamp, BerError } from '../../as/src/charging/ber-reader.js';
 
@@ -38,12 +46,15 @@ describe('BER encoder: identifiers and lengths', () => {
     assert.equal(hex(el.subarray(0, 4)), '9382012c');
     assert.equal(el.length, 304);
     const r = readElement(el, 0);
-    assert.deepEqual([r.cls, r.constructed, r.tag, r.contentOffset, r.length, r.end], ['context', false, 19, 4, 300, 304]);
+    assert.deepEqual(
+      [r.cls, r.constructed, r.tag, r.contentOffset, r.length, r.end],
+      ['context', false, 19, 4, 300, 304],
+    );
   });
 });
 
 describe('BER encoder: values', () => {
-  test('INTEGER: minimal two\'s complement', () => {
+  test("INTEGER: minimal two's complement", () => {
     assert.equal(hex(integerContent(0)), '00');
     assert.equal(hex(integerContent(69)), '45');
     assert.equal(hex(integerContent(127)), '7f');

@@ -137,7 +137,8 @@ describe('buildCdr', () => {
     let generated = 0;
     const cdr = buildCdr(
       imMessage({
-        chargingVector: 'icid-value="AyretyU0dm+6O2IrT5tAFrbHLso=";icid-generated-at=192.0.6.8;orig-ioi=home1.net;term-ioi=home2.net',
+        chargingVector:
+          'icid-value="AyretyU0dm+6O2IrT5tAFrbHLso=";icid-generated-at=192.0.6.8;orig-ioi=home1.net;term-ioi=home2.net',
       }),
       ctx({ generateIcid: () => `gen-${++generated}` }),
     );
@@ -221,7 +222,10 @@ describe('buildCdr', () => {
     ];
     for (const [over, re] of cases) {
       const ev = { ...imMessage(), ...over } as unknown as ChargeableEvent;
-      assert.throws(() => buildCdr(ev, ctx()), (err: unknown) => err instanceof TypeError && re.test(err.message));
+      assert.throws(
+        () => buildCdr(ev, ctx()),
+        (err: unknown) => err instanceof TypeError && re.test(err.message),
+      );
     }
     assert.throws(() => buildCdr(imMessage(), ctx({ seq: 0 })), TypeError);
   });
@@ -250,7 +254,16 @@ describe('deriveCause', () => {
   });
 
   test('only the IMS enumeration of causes is accepted', () => {
-    assert.deepEqual([...CAUSES_FOR_RECORD_CLOSING], ['serviceDeliveryEndSuccessfully', 'unSuccessfulServiceDelivery', 'timeLimit', 'serviceChange', 'managementIntervention']);
+    assert.deepEqual(
+      [...CAUSES_FOR_RECORD_CLOSING],
+      [
+        'serviceDeliveryEndSuccessfully',
+        'unSuccessfulServiceDelivery',
+        'timeLimit',
+        'serviceChange',
+        'managementIntervention',
+      ],
+    );
     assert.throws(() => validateEvent({ ...imMessage(), cause: 'abnormalRelease' }), /cause must be one of/);
   });
 
@@ -413,13 +426,37 @@ describe('schemas/cdr.schema.json', () => {
       mut(r);
       return validate(r);
     };
-    assert.notDeepEqual(bad((r) => delete r.sessionId), []);
-    assert.notDeepEqual(bad((r) => (r.localRecordSequenceNumber = '7')), []);
-    assert.notDeepEqual(bad((r) => (r.statusCode = 42)), []);
-    assert.notDeepEqual(bad((r) => (r.event = null)), []);
-    assert.notDeepEqual(bad((r) => (r.sipRequestTimestamp = '2024-05-01 10:00')), []);
-    assert.notDeepEqual(bad((r) => (r.causeForRecordClosing = 'normal')), []);
-    assert.notDeepEqual(bad((r) => (r.surprise = 1)), []);
-    assert.notDeepEqual(bad((r) => (r.messageBody = { contentType: 'text/plain' })), []);
+    assert.notDeepEqual(
+      bad((r) => delete r.sessionId),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.localRecordSequenceNumber = '7')),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.statusCode = 42)),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.event = null)),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.sipRequestTimestamp = '2024-05-01 10:00')),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.causeForRecordClosing = 'normal')),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.surprise = 1)),
+      [],
+    );
+    assert.notDeepEqual(
+      bad((r) => (r.messageBody = { contentType: 'text/plain' })),
+      [],
+    );
   });
 });

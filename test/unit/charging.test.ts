@@ -131,7 +131,11 @@ describe('Charging', () => {
     const n = await startNode();
     const a = await n.charging.record(imEvent({ sessionId: 's-1' }));
     const b = await n.charging.record(
-      imEvent({ sessionId: 's-2', calledParty: 'sip:carol@home1.net', chargingVector: 'icid-value=xyz;orig-ioi=home1.net' }),
+      imEvent({
+        sessionId: 's-2',
+        calledParty: 'sip:carol@home1.net',
+        chargingVector: 'icid-value=xyz;orig-ioi=home1.net',
+      }),
     );
     assert.equal(a.localRecordSequenceNumber, 1);
     assert.equal(a.recordId, 'as1:1');
@@ -163,13 +167,18 @@ describe('Charging', () => {
 
   test('an invalid event still leaves a record: incomplete, numbered in sequence, counted (no silent loss)', async () => {
     const n = await startNode();
-    const bad = await n.charging.record(imEvent({
-      sessionId: undefined as unknown as string,
-      messageBody: { contentType: '', contentLength: 5 },
-    }));
+    const bad = await n.charging.record(
+      imEvent({
+        sessionId: undefined as unknown as string,
+        messageBody: { contentType: '', contentLength: 5 },
+      }),
+    );
     assert.equal(bad.localRecordSequenceNumber, 1);
     assert.equal(bad.sessionId, 'unknown');
-    const extra = (bad as unknown as { extra?: Record<string, unknown> }).extra ?? (bad as unknown as { recordExtensions?: Record<string, unknown> }).recordExtensions ?? {};
+    const extra =
+      (bad as unknown as { extra?: Record<string, unknown> }).extra ??
+      (bad as unknown as { recordExtensions?: Record<string, unknown> }).recordExtensions ??
+      {};
     assert.equal(extra.incompleteRecord, true);
     assert.match(String(extra.invalidEvent), /sessionId/);
     // and in the 32.298 field a billing system reads: the closing event's details were lost
@@ -208,17 +217,27 @@ describe('Charging', () => {
       wrap: (s) => hookStore(s, { ensureIndex: (spec) => specs.push(spec) }),
     });
     await stopNode(n2);
-    assert.equal(specs.some((s) => s.expireAfterSeconds !== undefined), false);
+    assert.equal(
+      specs.some((s) => s.expireAfterSeconds !== undefined),
+      false,
+    );
   });
 
   test('500 concurrent record() calls: seq 1..500, no gaps, file lines in seq order, 500 docs', async () => {
     let batches = 0;
     let singles = 0;
     const n = await startNode({
-      wrap: (s) => hookStore(s, {
-        insertMany: async (docs, next) => { batches++; await next(docs); },
-        insertOne: async (doc, next) => { singles++; await next(doc); },
-      }),
+      wrap: (s) =>
+        hookStore(s, {
+          insertMany: async (docs, next) => {
+            batches++;
+            await next(docs);
+          },
+          insertOne: async (doc, next) => {
+            singles++;
+            await next(doc);
+          },
+        }),
     });
     const results = await Promise.all(range(1, 500).map(() => n.charging.record(imEvent())));
     assert.deepEqual(
@@ -296,9 +315,15 @@ describe('Charging', () => {
     // the 32.297 files report the lost record in the header of the file opened after it
     const { readdir } = await import('node:fs/promises');
     const { parseFileHeader, parseTs32297FileName } = await import('../../as/src/charging/ts32297-format.js');
-    const ber = (await readdir(cdrDir)).filter((f) => parseTs32297FileName(f)).sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
+    const ber = (await readdir(cdrDir))
+      .filter((f) => parseTs32297FileName(f))
+      .sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
     const headers = await Promise.all(ber.map(async (f) => parseFileHeader(await readFile(path.join(cdrDir, f)))));
-    assert.deepEqual(headers.map((h) => h.lostCdrs), [0, 1, 0, 0, 0], 'files of records 1, 3, 4, 5, 6: the one after the gap says one lost');
+    assert.deepEqual(
+      headers.map((h) => h.lostCdrs),
+      [0, 1, 0, 0, 0],
+      'files of records 1, 3, 4, 5, 6: the one after the gap says one lost',
+    );
   });
 
   describe('crash recovery', () => {
@@ -347,7 +372,13 @@ describe('Charging', () => {
         await cdrs.insertOne({ ...cdr, _id: cdr.recordId, storedAt: new Date() } as unknown as CdrDoc);
       }
       // Another node's records in the same store are not ours to copy.
-      const foreign = buildCdr(imEvent(), { nodeId: 'as2', nodeAddress: 'y', seq: 50, now: new Date(), generateIcid: () => 'f' });
+      const foreign = buildCdr(imEvent(), {
+        nodeId: 'as2',
+        nodeAddress: 'y',
+        seq: 50,
+        now: new Date(),
+        generateIcid: () => 'f',
+      });
       await cdrs.insertOne({ ...foreign, _id: foreign.recordId, storedAt: new Date() } as unknown as CdrDoc);
       await store.close();
 
@@ -378,7 +409,10 @@ describe('Charging', () => {
       const counts = new Map<number, number>();
       for (const s of await fileSeqs()) counts.set(s, (counts.get(s) ?? 0) + 1);
       assert.deepEqual([...counts.keys()], range(1, 23), 'all seqs, in order');
-      assert.ok([...counts.values()].every((c) => c === 1), 'each seq exactly once');
+      assert.ok(
+        [...counts.values()].every((c) => c === 1),
+        'each seq exactly once',
+      );
       const store = await SqliteStore.open(dataDir);
       assert.equal(await store.collection(CDR_COLLECTION).count({ nodeId: 'as1' }), 23);
       await store.close();
@@ -412,7 +446,9 @@ describe('Charging', () => {
     const n = await startNode({ fileRetryMs: 30 });
     await n.charging.record(imEvent());
     // Break the file under the writer, as a failing disk would.
-    const sinks = (n.charging as unknown as { writer: { sinks: Array<{ name: string; fh: { close(): Promise<void> } }> } }).writer.sinks;
+    const sinks = (
+      n.charging as unknown as { writer: { sinks: Array<{ name: string; fh: { close(): Promise<void> } }> } }
+    ).writer.sinks;
     const writer = sinks.find((s) => s.name === 'jsonl')!;
     await writer.fh.close();
     const during = await Promise.all(range(1, 10).map(() => n.charging.record(imEvent())));
@@ -456,7 +492,10 @@ describe('Charging retention', () => {
     clock = new Date();
     await n.charging.record(imEvent());
     assert.equal(await n.charging.purgeExpired(), 2);
-    assert.deepEqual((await n.store.collection(CDR_COLLECTION).find({})).map((d) => d.localRecordSequenceNumber), [3]);
+    assert.deepEqual(
+      (await n.store.collection(CDR_COLLECTION).find({})).map((d) => d.localRecordSequenceNumber),
+      [3],
+    );
     assert.deepEqual(await fileSeqs(), [1, 2, 3]);
     await stopNode(n);
   });
@@ -465,7 +504,12 @@ describe('Charging retention', () => {
     const n = await startNode({ maxStoredRecords: 3 });
     for (let i = 0; i < 5; i++) await n.charging.record(imEvent());
     assert.equal(await n.charging.purgeBeyondMax(), 2);
-    assert.deepEqual((await n.store.collection(CDR_COLLECTION).find({}, { sort: { localRecordSequenceNumber: 1 } })).map((d) => d.localRecordSequenceNumber), [3, 4, 5]);
+    assert.deepEqual(
+      (await n.store.collection(CDR_COLLECTION).find({}, { sort: { localRecordSequenceNumber: 1 } })).map(
+        (d) => d.localRecordSequenceNumber,
+      ),
+      [3, 4, 5],
+    );
     assert.equal(await n.charging.purgeBeyondMax(), 0);
     await stopNode(n);
     assert.deepEqual(await fileSeqs(), [1, 2, 3, 4, 5]);
@@ -478,7 +522,9 @@ describe('Charging: TS 32.297 BER files next to the JSON Lines export', () => {
     const { parseTs32297FileName, parseFileHeader } = await import('../../as/src/charging/ts32297-format.js');
     const { walkRecords } = await import('../../as/src/charging/ts32297-writer.js');
     const { decodeAsRecord } = await import('../../as/src/charging/as-record-decode.js');
-    const names = (await readdir(cdrDir)).filter((n) => parseTs32297FileName(n)).sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
+    const names = (await readdir(cdrDir))
+      .filter((n) => parseTs32297FileName(n))
+      .sort((a, b) => parseTs32297FileName(a)!.fileSequenceNumber - parseTs32297FileName(b)!.fileSequenceNumber);
     const out: number[] = [];
     for (const n of names) {
       const buf = await readFile(path.join(cdrDir, n));
@@ -500,8 +546,16 @@ describe('Charging: TS 32.297 BER files next to the JSON Lines export', () => {
     // as if the AS died after storing 5 and 6 but before writing them to any file
     const store = await SqliteStore.open(dataDir);
     for (const seq of [5, 6]) {
-      const cdr = buildCdr(imEvent(), { nodeId: 'as1', nodeAddress: '10.0.0.5', seq, now: new Date(), generateIcid: () => `icid-${seq}` });
-      await store.collection<CdrDoc>(CDR_COLLECTION).insertOne({ ...cdr, _id: cdr.recordId, storedAt: new Date() } as unknown as CdrDoc);
+      const cdr = buildCdr(imEvent(), {
+        nodeId: 'as1',
+        nodeAddress: '10.0.0.5',
+        seq,
+        now: new Date(),
+        generateIcid: () => `icid-${seq}`,
+      });
+      await store
+        .collection<CdrDoc>(CDR_COLLECTION)
+        .insertOne({ ...cdr, _id: cdr.recordId, storedAt: new Date() } as unknown as CdrDoc);
     }
     await store.close();
     const n2 = await startNode();
@@ -515,10 +569,17 @@ describe('Charging: TS 32.297 BER files next to the JSON Lines export', () => {
     const n = await startNode({ fileRetryMs: 30, jsonl: false });
     await n.charging.record(imEvent());
     // the disk fails under the open file
-    const sinks = (n.charging as unknown as { writer: { sinks: Array<{ name: string; current: { fh: { close(): Promise<void> } } | null }> } }).writer.sinks;
+    const sinks = (
+      n.charging as unknown as {
+        writer: { sinks: Array<{ name: string; current: { fh: { close(): Promise<void> } } | null }> };
+      }
+    ).writer.sinks;
     await sinks.find((s) => s.name === 'ts32297')!.current!.fh.close();
     const during = await Promise.all(range(1, 5).map(() => n.charging.record(imEvent())));
-    assert.deepEqual(during.map((r) => r.localRecordSequenceNumber), range(2, 6));
+    assert.deepEqual(
+      during.map((r) => r.localRecordSequenceNumber),
+      range(2, 6),
+    );
     assert.equal(n.charging.metrics().fileFailures, 1);
     for (let i = 0; i < 100 && n.charging.metrics().fileDegraded; i++) await sleep(10);
     assert.equal(n.charging.metrics().fileDegraded, false);

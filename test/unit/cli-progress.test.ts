@@ -12,13 +12,29 @@ describe('CLI progress', () => {
 
   it('not a terminal: one line per tenth of the way, none for small jobs', () => {
     const lines: string[] = [];
-    const out = Object.assign(new Writable({ write: (c, _e, cb) => { lines.push(String(c)); cb(); } }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    const out = Object.assign(
+      new Writable({
+        write: (c, _e, cb) => {
+          lines.push(String(c));
+          cb();
+        },
+      }),
+      { isTTY: false },
+    ) as unknown as NodeJS.WriteStream;
     const p = new Progress(1000, 'users', out);
     for (let i = 1; i <= 1000; i++) p.update(i);
     assert.equal(lines.length, 10);
     assert.match(lines[9]!, /1000\/1000 users 100% .* done/);
     const small: string[] = [];
-    const out2 = Object.assign(new Writable({ write: (c, _e, cb) => { small.push(String(c)); cb(); } }), { isTTY: false }) as unknown as NodeJS.WriteStream;
+    const out2 = Object.assign(
+      new Writable({
+        write: (c, _e, cb) => {
+          small.push(String(c));
+          cb();
+        },
+      }),
+      { isTTY: false },
+    ) as unknown as NodeJS.WriteStream;
     const q = new Progress(5, 'users', out2);
     for (let i = 1; i <= 5; i++) q.update(i);
     assert.deepEqual(small, []);

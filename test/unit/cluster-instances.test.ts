@@ -65,14 +65,31 @@ describe('two instances on one store', () => {
     const feed = new StoreChangeFeed({ store, instance: id, pollMs: 20, log: silentLogger(), metrics });
     feeds.push(feed);
     const parts = {
-      docs, publications, registrations,
+      docs,
+      publications,
+      registrations,
       backend: rec,
-      notifier: Object.assign(rec, { resourceChanged: async (event: string, resource: string) => void rec.record(`notifier.resourceChanged ${event} ${resource}`) }),
-      presenceState: { forget: (e: string) => rec.record(`presenceState.forget ${e}`), clear: () => rec.record('presenceState.clear') },
-      authorizer: { forget: (e: string) => rec.record(`authorizer.forget ${e}`), clear: () => rec.record('authorizer.clear') },
-      imPolicies: { forget: (e: string) => rec.record(`imPolicies.forget ${e}`), clear: () => rec.record('imPolicies.clear') },
+      notifier: Object.assign(rec, {
+        resourceChanged: async (event: string, resource: string) =>
+          void rec.record(`notifier.resourceChanged ${event} ${resource}`),
+      }),
+      presenceState: {
+        forget: (e: string) => rec.record(`presenceState.forget ${e}`),
+        clear: () => rec.record('presenceState.clear'),
+      },
+      authorizer: {
+        forget: (e: string) => rec.record(`authorizer.forget ${e}`),
+        clear: () => rec.record('authorizer.clear'),
+      },
+      imPolicies: {
+        forget: (e: string) => rec.record(`imPolicies.forget ${e}`),
+        clear: () => rec.record('imPolicies.clear'),
+      },
       users: { forget: (e: string) => rec.record(`users.forget ${e}`), clear: () => rec.record('users.clear') },
-      lists: { documentChanged: async (ref: { auid: string }) => rec.record(`lists.documentChanged ${ref.auid}`), forgetGrants: () => rec.record('lists.forgetGrants') },
+      lists: {
+        documentChanged: async (ref: { auid: string }) => rec.record(`lists.documentChanged ${ref.auid}`),
+        forgetGrants: () => rec.record('lists.forgetGrants'),
+      },
       presence: {
         rulesChanged: async (ref: { xui: string }) => rec.record(`presence.rulesChanged ${ref.xui}`),
         networkSource: async (c: { aor: string }) => rec.record(`presence.networkSource ${c.aor}`),
@@ -96,53 +113,96 @@ describe('two instances on one store', () => {
   it('a document written on B: B reacts at once, A through the feed, with the same reactions in the same order', async () => {
     const a = await instance('as-a');
     const b = await instance('as-b');
-    await b.docs.put({ auid: 'pidf-manipulation', tree: 'users', xui: ALICE, path: 'index' }, '<presence/>', { kind: 'any' });
+    await b.docs.put({ auid: 'pidf-manipulation', tree: 'users', xui: ALICE, path: 'index' }, '<presence/>', {
+      kind: 'any',
+    });
     const expected = [
       `presenceState.forget ${ALICE}`,
       'lists.documentChanged pidf-manipulation',
       `notifier.resourceChanged xcap-diff ${ALICE}`,
       `notifier.resourceChanged presence ${ALICE}`,
     ];
-    await until('B\'s own reactions', () => b.rec.calls.length === expected.length, 200);
+    await until("B's own reactions", () => b.rec.calls.length === expected.length, 200);
     assert.deepEqual(b.rec.calls, expected);
-    await until('A\'s reactions through the feed', () => a.rec.calls.length === expected.length);
+    await until("A's reactions through the feed", () => a.rec.calls.length === expected.length);
     assert.deepEqual(a.rec.calls, expected);
     await sleep(100);
     assert.equal(a.rec.calls.length, expected.length, 'applied once');
     assert.equal(b.rec.calls.length, expected.length, 'its own change read back is not applied again');
   });
 
-  it('work that must happen once (the network presence source, deferred delivery, Kamailio\'s cache) runs on the instance that made the change only', async () => {
+  it("work that must happen once (the network presence source, deferred delivery, Kamailio's cache) runs on the instance that made the change only", async () => {
     const a = await instance('as-a');
     const b = await instance('as-b');
-    await b.registrations.apply({ type: 'registration', aor: ALICE, ts: '100', contacts: [{ uri: 'sip:alice@192.0.2.1', expires: Math.floor(Date.now() / 1000) + 600 }] });
+    await b.registrations.apply({
+      type: 'registration',
+      aor: ALICE,
+      ts: '100',
+      contacts: [{ uri: 'sip:alice@192.0.2.1', expires: Math.floor(Date.now() / 1000) + 600 }],
+    });
     await b.reactions.userChanged('alice');
-    await until('A\'s reactions', () => a.rec.calls.length === 4);
+    await until("A's reactions", () => a.rec.calls.length === 4);
     await sleep(100);
     // (the user's reactions run beside the registration's: another resource)
-    assert.deepEqual(a.rec.calls.filter((c) => !c.startsWith('users.') && !c.startsWith('identities.')), ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`]);
-    assert.deepEqual(a.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice'], 'A heard the user change too: it only drops its copy of the record');
-    await until(() => `B's reactions (so far: ${b.rec.calls.join(', ')})`, () => b.rec.calls.length === 8);
-    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('users.')), ['users.forget alice']);
-    assert.deepEqual(b.rec.calls.filter((c) => !c.startsWith('kamailio.') && !c.startsWith('users.') && !c.startsWith('identities.')), [
-      'regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`, `presence.networkSource ${ALICE}`, `forward.registrationChanged ${ALICE}`,
-    ]);
-    assert.deepEqual(b.rec.calls.filter((c) => c.startsWith('kamailio.')), ['kamailio.dropCredentials alice', 'kamailio.dropIdentityCache']);
+    assert.deepEqual(
+      a.rec.calls.filter((c) => !c.startsWith('users.') && !c.startsWith('identities.')),
+      ['regPackage.noteChange registered', `notifier.resourceChanged reg ${ALICE}`],
+    );
+    assert.deepEqual(
+      a.rec.calls.filter((c) => c.startsWith('users.')),
+      ['users.forget alice'],
+      'A heard the user change too: it only drops its copy of the record',
+    );
+    await until(
+      () => `B's reactions (so far: ${b.rec.calls.join(', ')})`,
+      () => b.rec.calls.length === 8,
+    );
+    assert.deepEqual(
+      b.rec.calls.filter((c) => c.startsWith('users.')),
+      ['users.forget alice'],
+    );
+    assert.deepEqual(
+      b.rec.calls.filter((c) => !c.startsWith('kamailio.') && !c.startsWith('users.') && !c.startsWith('identities.')),
+      [
+        'regPackage.noteChange registered',
+        `notifier.resourceChanged reg ${ALICE}`,
+        `presence.networkSource ${ALICE}`,
+        `forward.registrationChanged ${ALICE}`,
+      ],
+    );
+    assert.deepEqual(
+      b.rec.calls.filter((c) => c.startsWith('kamailio.')),
+      ['kamailio.dropCredentials alice', 'kamailio.dropIdentityCache'],
+    );
     // numbers and aliases are rebuilt on every instance (LocalDomain.canonical reads them)
     assert.ok(a.rec.calls.includes('identities.load') && b.rec.calls.includes('identities.load'));
   });
 
-  it('keeps the order of one presentity\'s changes on the other instance, and a failing reaction stops nothing', async () => {
+  it("keeps the order of one presentity's changes on the other instance, and a failing reaction stops nothing", async () => {
     const a = await instance('as-a');
     const b = await instance('as-b');
     a.rec.failOn = 'presenceState.forget';
-    for (const s of ['one', 'two', 'three']) await b.publications.setSource(ALICE, 'presence', s, '<presence/>', 'application/pidf+xml');
+    for (const s of ['one', 'two', 'three'])
+      await b.publications.setSource(ALICE, 'presence', s, '<presence/>', 'application/pidf+xml');
     await until('three NOTIFY fan-outs on A', () => a.rec.calls.filter((c) => c.startsWith('notifier')).length === 3);
-    assert.deepEqual(a.rec.calls, Array.from({ length: 3 }, () => [`presenceState.forget ${ALICE}`, `notifier.resourceChanged presence ${ALICE}`]).flat());
+    assert.deepEqual(
+      a.rec.calls,
+      Array.from({ length: 3 }, () => [
+        `presenceState.forget ${ALICE}`,
+        `notifier.resourceChanged presence ${ALICE}`,
+      ]).flat(),
+    );
     assert.equal(a.metrics.value(REACTION_FAILURES, { reaction: 'publication:presence-cache' }), 3);
     // held messages (presence-aware delivery) are looked at once, by the instance whose publication it was
-    await until('B\'s reactions', () => b.rec.calls.length === 9);
-    assert.deepEqual(b.rec.calls, Array.from({ length: 3 }, () => [`presenceState.forget ${ALICE}`, `notifier.resourceChanged presence ${ALICE}`, `forward.presenceChanged ${ALICE}`]).flat());
+    await until("B's reactions", () => b.rec.calls.length === 9);
+    assert.deepEqual(
+      b.rec.calls,
+      Array.from({ length: 3 }, () => [
+        `presenceState.forget ${ALICE}`,
+        `notifier.resourceChanged presence ${ALICE}`,
+        `forward.presenceChanged ${ALICE}`,
+      ]).flat(),
+    );
   });
 });
 
@@ -160,29 +220,59 @@ describe('subscription dialogs held by one instance', () => {
   });
 
   const pkg: EventPackage = {
-    name: 'test', service: 'presence', defaultExpires: 600, minExpires: 60, maxExpires: 3600, contentTypes: ['text/plain'],
+    name: 'test',
+    service: 'presence',
+    defaultExpires: 600,
+    minExpires: 60,
+    maxExpires: 3600,
+    contentTypes: ['text/plain'],
     admit: async () => ({ state: 'active', resource: ALICE }),
     content: async () => ({ contentType: 'text/plain', body: 'state' }),
   };
 
   /** What every notifier of a test handed to charging. */
   let charged: ChargeableEvent[] = [];
-  beforeEach(() => { charged = []; });
+  beforeEach(() => {
+    charged = [];
+  });
 
   function notifier(instance: string, sent: UacRequest[]): Notifier {
-    const uac = { send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }) };
+    const uac = {
+      send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }),
+    };
     return new Notifier({
-      store, uac: uac as unknown as UacClient, charging: { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging,
-      contact: 'sip:notifier@127.0.0.1', instance, log: silentLogger(), metrics: new Metrics(),
+      store,
+      uac: uac as unknown as UacClient,
+      charging: { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging,
+      contact: 'sip:notifier@127.0.0.1',
+      instance,
+      log: silentLogger(),
+      metrics: new Metrics(),
     }).register(pkg);
   }
 
   /** A live dialog of bob watching alice, held by `owner` (its CSeq ceiling stored at 64). */
   const dialog = (owner: string): Subscription => ({
-    _id: 'call|ft|tt', event: 'test', resource: ALICE, watcher: 'sip:bob@example.com', callId: 'call', fromTag: 'ft', toTag: 'tt',
-    remoteParty: '<sip:bob@example.com>;tag=ft', localParty: `<${ALICE}>`, remoteTarget: 'sip:bob@192.0.2.2', routeSet: [],
-    localCseq: 64, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['text/plain'],
-    createdAt: new Date(), notifyCount: 0, data: {}, owner,
+    _id: 'call|ft|tt',
+    event: 'test',
+    resource: ALICE,
+    watcher: 'sip:bob@example.com',
+    callId: 'call',
+    fromTag: 'ft',
+    toTag: 'tt',
+    remoteParty: '<sip:bob@example.com>;tag=ft',
+    localParty: `<${ALICE}>`,
+    remoteTarget: 'sip:bob@192.0.2.2',
+    routeSet: [],
+    localCseq: 64,
+    remoteCseq: 1,
+    state: 'active',
+    expiresAt: new Date(Date.now() + 600_000),
+    accept: ['text/plain'],
+    createdAt: new Date(),
+    notifyCount: 0,
+    data: {},
+    owner,
   });
 
   /** Two started notifiers on the store, and the dialog, held by the first. */
@@ -198,14 +288,15 @@ describe('subscription dialogs held by one instance', () => {
     return { a, b, sentA, sentB };
   }
 
-  const cseqs = (sent: UacRequest[]) => sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
+  const cseqs = (sent: UacRequest[]) =>
+    sent.map((r) => Number(r.headers.find(([n]) => n === 'CSeq')![1].split(' ')[0]));
 
   it('only the holder notifies; after it dies another adopts the dialog and goes on above its CSeqs', async () => {
     const { a, b, sentA, sentB } = await twoNotifiers();
 
     assert.equal(await b.resourceChanged('test', ALICE), 0, 'B does not hold the dialog');
     assert.equal(await a.resourceChanged('test', ALICE), 1);
-    await until('A\'s NOTIFY', () => sentA.length === 1);
+    await until("A's NOTIFY", () => sentA.length === 1);
     assert.equal(sentB.length, 0);
 
     // A dies: B adopts the dialog (what the dialog-adoption job does for a lapsed heartbeat)
@@ -213,9 +304,9 @@ describe('subscription dialogs held by one instance', () => {
     assert.equal(await b.adopt('as-a'), 1);
     assert.equal(await b.adopt('as-a'), 0, 'adopted once');
     // the adopter sends the full state at once (changes made while nobody held it reached nobody)
-    await until('B\'s NOTIFY on adoption', () => sentB.length === 1);
+    await until("B's NOTIFY on adoption", () => sentB.length === 1);
     assert.equal(await b.resourceChanged('test', ALICE), 1);
-    await until('B\'s NOTIFY of the next change', () => sentB.length === 2);
+    await until("B's NOTIFY of the next change", () => sentB.length === 2);
     assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
     assert.ok(cseqs(sentB)[1]! > cseqs(sentB)[0]!);
     b.stop();
@@ -224,28 +315,55 @@ describe('subscription dialogs held by one instance', () => {
   it('an in-dialog refresh served by the other instance moves the dialog there; the old holder goes quiet', async () => {
     const { a, b, sentA, sentB } = await twoNotifiers();
     assert.equal(await a.resourceChanged('test', ALICE), 1);
-    await until('A\'s NOTIFY', () => sentA.length === 1);
+    await until("A's NOTIFY", () => sentA.length === 1);
 
     const refresh = [
-      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-1', 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
-      'Call-ID: call', 'CSeq: 2 SUBSCRIBE', 'Event: test', 'Expires: 600', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`,
+      'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-1',
+      'From: <sip:bob@example.com>;tag=ft',
+      `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call',
+      'CSeq: 2 SUBSCRIBE',
+      'Event: test',
+      'Expires: 600',
+      'Contact: <sip:bob@192.0.2.2>',
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
     ].join('\r\n');
     const call: IscCall = {
-      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: refresh },
-      sip: parseSipMessage(refresh) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+      req: {
+        v: 1,
+        service: 'presence',
+        method: 'SUBSCRIBE',
+        ruri: 'sip:notifier@127.0.0.1',
+        srcIp: '127.0.0.1',
+        srcPort: 5060,
+        proto: 'udp',
+        toTag: 'tt',
+        ts: '0',
+        msg: refresh,
+      },
+      sip: parseSipMessage(refresh) as SipRequest,
+      receivedAt: new Date(),
+      log: silentLogger(),
     };
     const decision = await b.handleSubscribe(call);
     assert.equal((decision as { code: number }).code, 200);
-    await until('B\'s NOTIFY answering the refresh', () => sentB.length === 1);
+    await until("B's NOTIFY answering the refresh", () => sentB.length === 1);
     assert.ok(cseqs(sentB)[0]! > cseqs(sentA)[0]!, `B's CSeq ${cseqs(sentB)[0]} must follow A's ${cseqs(sentA)[0]}`);
     assert.equal((await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.owner, 'as-b');
 
     assert.equal(await a.resourceChanged('test', ALICE), 0, 'A holds it no more');
     assert.equal(await b.resourceChanged('test', ALICE), 1);
-    await until('B\'s second NOTIFY', () => sentB.length === 2);
+    await until("B's second NOTIFY", () => sentB.length === 2);
     assert.equal(sentA.length, 1);
-    await until('the refresh\'s partial record', () => charged.some((e) => e.outcome === 'subscription-refreshed'));
-    assert.ok(charged.every((e) => e.incomplete === undefined), 'a dialog moved by a refresh lost nothing: its records are complete');
+    await until("the refresh's partial record", () => charged.some((e) => e.outcome === 'subscription-refreshed'));
+    assert.ok(
+      charged.every((e) => e.incomplete === undefined),
+      'a dialog moved by a refresh lost nothing: its records are complete',
+    );
     a.stop();
     b.stop();
   });
@@ -253,12 +371,36 @@ describe('subscription dialogs held by one instance', () => {
   /** An un-SUBSCRIBE of the test dialog, handled by `n`; resolves with the closing record handed to charging. */
   async function unsubscribe(n: Notifier, cseq: number): Promise<ChargeableEvent> {
     const text = [
-      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, `Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-u${cseq}`, 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
-      'Call-ID: call', `CSeq: ${cseq} SUBSCRIBE`, 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`,
+      `Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-u${cseq}`,
+      'From: <sip:bob@example.com>;tag=ft',
+      `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call',
+      `CSeq: ${cseq} SUBSCRIBE`,
+      'Event: test',
+      'Expires: 0',
+      'Contact: <sip:bob@192.0.2.2>',
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
     ].join('\r\n');
     const call: IscCall = {
-      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: text },
-      sip: parseSipMessage(text) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+      req: {
+        v: 1,
+        service: 'presence',
+        method: 'SUBSCRIBE',
+        ruri: 'sip:notifier@127.0.0.1',
+        srcIp: '127.0.0.1',
+        srcPort: 5060,
+        proto: 'udp',
+        toTag: 'tt',
+        ts: '0',
+        msg: text,
+      },
+      sip: parseSipMessage(text) as SipRequest,
+      receivedAt: new Date(),
+      log: silentLogger(),
     };
     assert.equal(((await n.handleSubscribe(call)) as { code: number }).code, 200);
     await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
@@ -277,7 +419,10 @@ describe('subscription dialogs held by one instance', () => {
     await first.saveState();
     const second = notifier('as-a', sent);
     await second.start();
-    assert.equal((await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.stateLost, undefined);
+    assert.equal(
+      (await store.collection<Subscription>('subscriptions').findOne({ _id: 'call|ft|tt' }))!.stateLost,
+      undefined,
+    );
     assert.equal(await second.resourceChanged('test', ALICE), 1);
     await until('a second NOTIFY', () => sent.length === 2);
     // unclean: the process dies (no saveState); the next run marks what it held
@@ -286,7 +431,11 @@ describe('subscription dialogs held by one instance', () => {
     await third.start();
     const closing = await unsubscribe(third, 5);
     assert.deepEqual(closing.incomplete, { acrInterimLost: 'unknown' });
-    assert.equal((closing.extra as { notifyCount: number }).notifyCount >= 1, true, 'the count saved at the clean stop survives');
+    assert.equal(
+      (closing.extra as { notifyCount: number }).notifyCount >= 1,
+      true,
+      'the count saved at the clean stop survives',
+    );
     third.stop();
   });
 
@@ -315,18 +464,44 @@ describe('subscription dialogs held by one instance', () => {
     const { a, b, sentB } = await twoNotifiers();
     a.stop();
     assert.equal(await b.adopt('as-a'), 1);
-    await until('B\'s NOTIFY on adoption', () => sentB.length === 1);
+    await until("B's NOTIFY on adoption", () => sentB.length === 1);
     const unsubscribe = [
-      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`, 'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-2', 'From: <sip:bob@example.com>;tag=ft', `To: <${ALICE}>;tag=tt`,
-      'Call-ID: call', 'CSeq: 3 SUBSCRIBE', 'Event: test', 'Expires: 0', 'Contact: <sip:bob@192.0.2.2>', 'Max-Forwards: 70', 'Content-Length: 0', '', '',
+      `SUBSCRIBE sip:notifier@127.0.0.1 SIP/2.0`,
+      'Via: SIP/2.0/UDP 192.0.2.2;branch=z9hG4bK-2',
+      'From: <sip:bob@example.com>;tag=ft',
+      `To: <${ALICE}>;tag=tt`,
+      'Call-ID: call',
+      'CSeq: 3 SUBSCRIBE',
+      'Event: test',
+      'Expires: 0',
+      'Contact: <sip:bob@192.0.2.2>',
+      'Max-Forwards: 70',
+      'Content-Length: 0',
+      '',
+      '',
     ].join('\r\n');
     const call: IscCall = {
-      req: { v: 1, service: 'presence', method: 'SUBSCRIBE', ruri: 'sip:notifier@127.0.0.1', srcIp: '127.0.0.1', srcPort: 5060, proto: 'udp', toTag: 'tt', ts: '0', msg: unsubscribe },
-      sip: parseSipMessage(unsubscribe) as SipRequest, receivedAt: new Date(), log: silentLogger(),
+      req: {
+        v: 1,
+        service: 'presence',
+        method: 'SUBSCRIBE',
+        ruri: 'sip:notifier@127.0.0.1',
+        srcIp: '127.0.0.1',
+        srcPort: 5060,
+        proto: 'udp',
+        toTag: 'tt',
+        ts: '0',
+        msg: unsubscribe,
+      },
+      sip: parseSipMessage(unsubscribe) as SipRequest,
+      receivedAt: new Date(),
+      log: silentLogger(),
     };
     assert.equal(((await b.handleSubscribe(call)) as { code: number }).code, 200);
     await until('the closing record', () => charged.some((e) => e.outcome === 'subscription-closed'));
-    assert.deepEqual(charged.find((e) => e.outcome === 'subscription-closed')!.incomplete, { acrInterimLost: 'unknown' });
+    assert.deepEqual(charged.find((e) => e.outcome === 'subscription-closed')!.incomplete, {
+      acrInterimLost: 'unknown',
+    });
     b.stop();
   });
 });

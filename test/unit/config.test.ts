@@ -36,14 +36,39 @@ describe('config', () => {
   });
 
   it('refuses settings that contradict each other, naming both', () => {
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, PRESENCE_MIN_EXPIRES: '600', PRESENCE_MAX_EXPIRES: '300', PRESENCE_DEFAULT_EXPIRES: '400' } }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /presence\.minExpires \(PRESENCE_MIN_EXPIRES\) is 600, above presence\.maxExpires \(PRESENCE_MAX_EXPIRES\) 300/);
-      assert.match(err.message, /presence\.defaultExpires \(PRESENCE_DEFAULT_EXPIRES\) is 400, above presence\.maxExpires/);
-      return true;
-    });
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, IM_RETRY_BASE_SECONDS: '7200' } }), /im\.retryBaseSeconds \(IM_RETRY_BASE_SECONDS\) is 7200, above im\.retryMaxSeconds \(IM_RETRY_MAX_SECONDS\) 3600/);
-    assert.equal(loadConfig({ env: { ISC_SECRET: SECRET, PRESENCE_MIN_EXPIRES: '3600', PRESENCE_DEFAULT_EXPIRES: '3600' } }).presence.minExpires, 3600, 'equal values are fine');
+    assert.throws(
+      () =>
+        loadConfig({
+          env: {
+            ISC_SECRET: SECRET,
+            PRESENCE_MIN_EXPIRES: '600',
+            PRESENCE_MAX_EXPIRES: '300',
+            PRESENCE_DEFAULT_EXPIRES: '400',
+          },
+        }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(
+          err.message,
+          /presence\.minExpires \(PRESENCE_MIN_EXPIRES\) is 600, above presence\.maxExpires \(PRESENCE_MAX_EXPIRES\) 300/,
+        );
+        assert.match(
+          err.message,
+          /presence\.defaultExpires \(PRESENCE_DEFAULT_EXPIRES\) is 400, above presence\.maxExpires/,
+        );
+        return true;
+      },
+    );
+    assert.throws(
+      () => loadConfig({ env: { ISC_SECRET: SECRET, IM_RETRY_BASE_SECONDS: '7200' } }),
+      /im\.retryBaseSeconds \(IM_RETRY_BASE_SECONDS\) is 7200, above im\.retryMaxSeconds \(IM_RETRY_MAX_SECONDS\) 3600/,
+    );
+    assert.equal(
+      loadConfig({ env: { ISC_SECRET: SECRET, PRESENCE_MIN_EXPIRES: '3600', PRESENCE_DEFAULT_EXPIRES: '3600' } })
+        .presence.minExpires,
+      3600,
+      'equal values are fine',
+    );
   });
 
   it('refuses unknown keys in the file (typos)', () => {
@@ -57,11 +82,16 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
     const file = join(dir, 'as.json');
     writeFileSync(file, '{ nope');
-    assert.throws(() => loadConfig({ file, env: {} }), new RegExp(`config file ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      new RegExp(`config file ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`),
+    );
   });
 
   it('parses lists and booleans from the environment', () => {
-    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, ISC_TRUSTED_ADDRESSES: '127.0.0.1, 10.0.0.5', CDR_FSYNC: 'yes' } });
+    const cfg = loadConfig({
+      env: { ISC_SECRET: SECRET, ISC_TRUSTED_ADDRESSES: '127.0.0.1, 10.0.0.5', CDR_FSYNC: 'yes' },
+    });
     assert.deepEqual(cfg.isc.trustedAddresses, ['127.0.0.1', '10.0.0.5']);
     assert.equal(cfg.charging.fsync, true);
   });
@@ -79,14 +109,26 @@ describe('Diameter Rf settings', () => {
   const SECRET_RF = 'x'.repeat(24);
   it('are off by default and read from the environment', () => {
     assert.equal(loadConfig({ env: { ISC_SECRET: SECRET_RF } }).charging.rf.peers, '');
-    const cfg = loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_PEERS: 'cdf1.example.net:3868,127.0.0.1:3869', CDR_RF_DESTINATION_REALM: 'cdf.example.net' } });
+    const cfg = loadConfig({
+      env: {
+        ISC_SECRET: SECRET_RF,
+        CDR_RF_PEERS: 'cdf1.example.net:3868,127.0.0.1:3869',
+        CDR_RF_DESTINATION_REALM: 'cdf.example.net',
+      },
+    });
     assert.equal(cfg.charging.rf.peers, 'cdf1.example.net:3868,127.0.0.1:3869');
     assert.equal(cfg.charging.rf.destinationRealm, 'cdf.example.net');
     assert.equal(cfg.charging.rf.watchdogSeconds, 30);
   });
   it('refuse a peer list that is not host:port', () => {
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_PEERS: 'cdf1.example.net' } }), /charging\.rf\.peers \(CDR_RF_PEERS.*must be host:port/);
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_WATCHDOG_SECONDS: '1' } }), /charging\.rf\.watchdogSeconds/);
+    assert.throws(
+      () => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_PEERS: 'cdf1.example.net' } }),
+      /charging\.rf\.peers \(CDR_RF_PEERS.*must be host:port/,
+    );
+    assert.throws(
+      () => loadConfig({ env: { ISC_SECRET: SECRET_RF, CDR_RF_WATCHDOG_SECONDS: '1' } }),
+      /charging\.rf\.watchdogSeconds/,
+    );
   });
 });
 
@@ -94,8 +136,13 @@ describe('inter-operator identifier settings', () => {
   it('are empty by default (the app writes the SIP domain), read from the environment, and refuse spaces', () => {
     const def = loadConfig({ env: { ISC_SECRET: SECRET } }).charging;
     assert.deepEqual([def.originatingIoi, def.terminatingIoi], ['', '']);
-    const cfg = loadConfig({ env: { ISC_SECRET: SECRET, CDR_ORIGINATING_IOI: 'home1.net', CDR_TERMINATING_IOI: 'partner.example' } }).charging;
+    const cfg = loadConfig({
+      env: { ISC_SECRET: SECRET, CDR_ORIGINATING_IOI: 'home1.net', CDR_TERMINATING_IOI: 'partner.example' },
+    }).charging;
     assert.deepEqual([cfg.originatingIoi, cfg.terminatingIoi], ['home1.net', 'partner.example']);
-    assert.throws(() => loadConfig({ env: { ISC_SECRET: SECRET, CDR_TERMINATING_IOI: 'two words' } }), /charging\.terminatingIoi/);
+    assert.throws(
+      () => loadConfig({ env: { ISC_SECRET: SECRET, CDR_TERMINATING_IOI: 'two words' } }),
+      /charging\.terminatingIoi/,
+    );
   });
 });

@@ -80,17 +80,20 @@ describe('parseCpim: RFC 3862 example', () => {
   });
 
   it('keeps every header in order, values without the separating space', () => {
-    assert.deepEqual(msg.headers.map((h) => [h.name, h.value]), [
-      ['From', 'MR SANDERS <im:piglet@100akerwood.com>'],
-      ['To', 'Depressed Donkey <im:eeyore@100akerwood.com>'],
-      ['DateTime', '2000-12-13T13:40:00-08:00'],
-      ['Subject', 'the weather will be fine today'],
-      ['Subject', ";lang=fr beau temps prevu pour aujourd'hui"],
-      ['NS', 'MyFeatures <mid:MessageFeatures@id.foo.com>'],
-      ['Require', 'MyFeatures.VitalMessageOption'],
-      ['MyFeatures.VitalMessageOption', 'Confirmation-requested'],
-      ['MyFeatures.WackyMessageOption', 'Use-silly-font'],
-    ]);
+    assert.deepEqual(
+      msg.headers.map((h) => [h.name, h.value]),
+      [
+        ['From', 'MR SANDERS <im:piglet@100akerwood.com>'],
+        ['To', 'Depressed Donkey <im:eeyore@100akerwood.com>'],
+        ['DateTime', '2000-12-13T13:40:00-08:00'],
+        ['Subject', 'the weather will be fine today'],
+        ['Subject', ";lang=fr beau temps prevu pour aujourd'hui"],
+        ['NS', 'MyFeatures <mid:MessageFeatures@id.foo.com>'],
+        ['Require', 'MyFeatures.VitalMessageOption'],
+        ['MyFeatures.VitalMessageOption', 'Confirmation-requested'],
+        ['MyFeatures.WackyMessageOption', 'Use-silly-font'],
+      ],
+    );
   });
 
   it('resolves namespaced headers by prefix and by URN', () => {
@@ -107,10 +110,13 @@ describe('parseCpim: RFC 3862 example', () => {
     assert.equal(msg.contentType, 'text/xml');
     assert.equal(msg.contentTypeRaw, 'text/xml; charset=utf-8');
     assert.equal(msg.contentTypeParams.get('charset'), 'utf-8');
-    assert.deepEqual(msg.contentHeaders.map((h) => [h.name, h.value]), [
-      ['Content-type', 'text/xml; charset=utf-8'],
-      ['Content-ID', '<1234567890@foo.com>'],
-    ]);
+    assert.deepEqual(
+      msg.contentHeaders.map((h) => [h.name, h.value]),
+      [
+        ['Content-type', 'text/xml; charset=utf-8'],
+        ['Content-ID', '<1234567890@foo.com>'],
+      ],
+    );
     assert.equal(msg.contentHeader('content-id'), '<1234567890@foo.com>');
     assert.equal(msg.content, RFC3862_CONTENT);
   });
@@ -153,13 +159,15 @@ describe('parseCpim: line ends and content', () => {
   });
 
   it('reads several To and cc, any header case, quoted and escaped display names', () => {
-    const msg = parseCpim(minimal([
-      'FROM: "Al \\"the boss\\" \\u00e9" <sip:al@x>',
-      'to: <sip:b@x>',
-      'To: "C, D" <sip:cd@x>',
-      'CC: Eve <sip:e@x>',
-      'datetime: 2024-02-29T23:59:60.5Z',
-    ]));
+    const msg = parseCpim(
+      minimal([
+        'FROM: "Al \\"the boss\\" \\u00e9" <sip:al@x>',
+        'to: <sip:b@x>',
+        'To: "C, D" <sip:cd@x>',
+        'CC: Eve <sip:e@x>',
+        'datetime: 2024-02-29T23:59:60.5Z',
+      ]),
+    );
     assert.deepEqual(msg.from, { display: 'Al "the boss" \u00e9', uri: 'sip:al@x' });
     assert.deepEqual(msg.to, [{ uri: 'sip:b@x' }, { display: 'C, D', uri: 'sip:cd@x' }]);
     assert.deepEqual(msg.cc, [{ display: 'Eve', uri: 'sip:e@x' }]);
@@ -180,12 +188,14 @@ describe('parseCpim: line ends and content', () => {
 
 describe('parseCpim: namespaces', () => {
   it('finds imdn headers by URN whatever prefix the sender chose', () => {
-    const msg = parseCpim(minimal([
-      'From: <sip:a@x>',
-      'NS: x <urn:ietf:params:imdn>',
-      'x.Message-ID: abc123',
-      'x.Disposition-Notification: display',
-    ]));
+    const msg = parseCpim(
+      minimal([
+        'From: <sip:a@x>',
+        'NS: x <urn:ietf:params:imdn>',
+        'x.Message-ID: abc123',
+        'x.Disposition-Notification: display',
+      ]),
+    );
     assert.deepEqual([...msg.ns], [['x', 'urn:ietf:params:imdn']]);
     assert.equal(msg.header('Message-ID', IMDN_NS), 'abc123');
     assert.equal(msg.header('message-id', 'URN:IETF:PARAMS:IMDN'), 'abc123');
@@ -215,14 +225,16 @@ describe('parseCpim: namespaces', () => {
   });
 
   it('resolves a prefix positionally, then by a later declaration', () => {
-    const msg = parseCpim(minimal([
-      'From: <sip:a@x>',
-      'p.Early: 1',
-      'NS: p <urn:example:one>',
-      'p.Mid: 2',
-      'NS: p <urn:example:two>',
-      'p.Late: 3',
-    ]));
+    const msg = parseCpim(
+      minimal([
+        'From: <sip:a@x>',
+        'p.Early: 1',
+        'NS: p <urn:example:one>',
+        'p.Mid: 2',
+        'NS: p <urn:example:two>',
+        'p.Late: 3',
+      ]),
+    );
     assert.equal(msg.header('Early', 'urn:example:one'), '1');
     assert.equal(msg.header('Mid', 'urn:example:one'), '2');
     assert.equal(msg.header('Late', 'urn:example:two'), '3');
@@ -239,7 +251,10 @@ describe('parseCpim: namespaces', () => {
   it('counts a prefixed From in the core namespace as a From', () => {
     const msg = parseCpim(minimal(['NS: c <urn:ietf:params:cpim-headers:>', 'c.From: <sip:a@x>']));
     assert.equal(msg.from.uri, 'sip:a@x');
-    assert.throws(() => parseCpim(minimal(['NS: c <urn:ietf:params:cpim-headers:>', 'c.From: <sip:a@x>', 'From: <sip:b@x>'])), refused(/More than one From/));
+    assert.throws(
+      () => parseCpim(minimal(['NS: c <urn:ietf:params:cpim-headers:>', 'c.From: <sip:a@x>', 'From: <sip:b@x>'])),
+      refused(/More than one From/),
+    );
   });
 });
 
@@ -249,7 +264,10 @@ describe('parseCpim: refusals', () => {
   it('more than 100 message or content headers', () => {
     const hundred = Array.from({ length: 99 }, (_, i) => `X-H${i}: v`);
     assert.equal(parseCpim(minimal([from, ...hundred])).headers.length, 100);
-    assert.throws(() => parseCpim(minimal([from, ...hundred, 'X-Last: v'])), refused(/^More than 100 CPIM message headers$/));
+    assert.throws(
+      () => parseCpim(minimal([from, ...hundred, 'X-Last: v'])),
+      refused(/^More than 100 CPIM message headers$/),
+    );
     const content = ['Content-Type: text/plain', ...Array.from({ length: 100 }, (_, i) => `X-C${i}: v`)];
     assert.throws(() => parseCpim(minimal([from], content)), refused(/^More than 100 CPIM content headers$/));
   });
@@ -257,7 +275,10 @@ describe('parseCpim: refusals', () => {
   it('a header section longer than 16 KiB', () => {
     const big = 'X-Big: ' + 'a'.repeat(16 * 1024);
     assert.throws(() => parseCpim(minimal([from, big])), refused(/^CPIM message headers longer than 16384 bytes$/));
-    assert.throws(() => parseCpim(minimal([from], ['Content-Type: text/plain', big])), refused(/^CPIM content headers longer than 16384 bytes$/));
+    assert.throws(
+      () => parseCpim(minimal([from], ['Content-Type: text/plain', big])),
+      refused(/^CPIM content headers longer than 16384 bytes$/),
+    );
     // counted in UTF-8 bytes: 8200 two-byte characters (16400 bytes) though only 8208 UTF-16 units
     const wide = 'X-Wide: ' + '\u00e9'.repeat(8200);
     assert.throws(() => parseCpim(minimal([from, wide])), refused(/longer than 16384 bytes/));
@@ -266,16 +287,28 @@ describe('parseCpim: refusals', () => {
   });
 
   it('a missing empty line after either section', () => {
-    assert.throws(() => parseCpim('From: <sip:a@x>\r\nTo: <sip:b@x>'), refused(/^Missing empty line after the CPIM message headers$/));
-    assert.throws(() => parseCpim('From: <sip:a@x>\r\n\r\nContent-Type: text/plain'), refused(/^Missing empty line after the CPIM content headers$/));
+    assert.throws(
+      () => parseCpim('From: <sip:a@x>\r\nTo: <sip:b@x>'),
+      refused(/^Missing empty line after the CPIM message headers$/),
+    );
+    assert.throws(
+      () => parseCpim('From: <sip:a@x>\r\n\r\nContent-Type: text/plain'),
+      refused(/^Missing empty line after the CPIM content headers$/),
+    );
     assert.throws(() => parseCpim(''), refused(/^Missing empty line/));
   });
 
   it('a header line without a colon', () => {
     assert.throws(() => parseCpim(minimal([from, 'just text'])), refused(/^CPIM message header line without a colon$/));
-    assert.throws(() => parseCpim(crlf([from, '', 'Content-Type: text/plain', 'hello', '', 'x'])), refused(/^CPIM content header line without a colon$/));
+    assert.throws(
+      () => parseCpim(crlf([from, '', 'Content-Type: text/plain', 'hello', '', 'x'])),
+      refused(/^CPIM content header line without a colon$/),
+    );
     // the content follows the content headers without its empty line
-    assert.throws(() => parseCpim(crlf([from, '', 'Content-Type: text/plain', 'Hello world', ''])), refused(/without a colon/));
+    assert.throws(
+      () => parseCpim(crlf([from, '', 'Content-Type: text/plain', 'Hello world', ''])),
+      refused(/without a colon/),
+    );
   });
 
   it('an invalid header name', () => {
@@ -292,7 +325,15 @@ describe('parseCpim: refusals', () => {
   });
 
   it('a From that is not a name-addr, a missing or repeated From', () => {
-    for (const bad of ['sip:a@x', '<sip:a@x> trailing', '"unterminated <sip:a@x>', '<sip:a@x', '<not a uri>', '<>', 'A "B" <sip:a@x>']) {
+    for (const bad of [
+      'sip:a@x',
+      '<sip:a@x> trailing',
+      '"unterminated <sip:a@x>',
+      '<sip:a@x',
+      '<not a uri>',
+      '<>',
+      'A "B" <sip:a@x>',
+    ]) {
       assert.throws(() => parseCpim(minimal([`From: ${bad}`])), refused(/^Malformed From: /), bad);
     }
     assert.throws(() => parseCpim(minimal(['To: <sip:b@x>'])), refused(/^Missing From header$/));
@@ -307,11 +348,20 @@ describe('parseCpim: refusals', () => {
   });
 
   it('a missing, repeated or malformed Content-Type', () => {
-    assert.throws(() => parseCpim(minimal([from], ['Content-ID: <1@x>'])), refused(/^Missing Content-Type in the CPIM content headers$/));
+    assert.throws(
+      () => parseCpim(minimal([from], ['Content-ID: <1@x>'])),
+      refused(/^Missing Content-Type in the CPIM content headers$/),
+    );
     assert.throws(() => parseCpim(crlf([from, '', '', 'hi'])), refused(/^Missing Content-Type/));
-    assert.throws(() => parseCpim(minimal([from], ['Content-Type: text/plain', 'content-type: text/html'])), refused(/^More than one Content-Type/));
+    assert.throws(
+      () => parseCpim(minimal([from], ['Content-Type: text/plain', 'content-type: text/html'])),
+      refused(/^More than one Content-Type/),
+    );
     assert.throws(() => parseCpim(minimal([from], ['Content-Type: text'])), refused(/^Malformed Content-Type/));
-    assert.throws(() => parseCpim(minimal([from], ['Content-Type: text/plain; charset="utf-8'])), refused(/^Malformed Content-Type/));
+    assert.throws(
+      () => parseCpim(minimal([from], ['Content-Type: text/plain; charset="utf-8'])),
+      refused(/^Malformed Content-Type/),
+    );
   });
 
   it('reasons are short printable ASCII', () => {
@@ -333,7 +383,10 @@ describe('privacy: withReplacedFrom', () => {
     assert.deepEqual(anon.from, { display: 'Anonymous', uri: 'sip:anonymous@anonymous.invalid' });
     assert.equal(
       serializeCpim(anon),
-      RFC3862.replace('From: MR SANDERS <im:piglet@100akerwood.com>', 'From: "Anonymous" <sip:anonymous@anonymous.invalid>'),
+      RFC3862.replace(
+        'From: MR SANDERS <im:piglet@100akerwood.com>',
+        'From: "Anonymous" <sip:anonymous@anonymous.invalid>',
+      ),
     );
     assert.equal(anon.content, RFC3862_CONTENT);
     assert.deepEqual(anon.headers.slice(1), msg.headers.slice(1));
@@ -343,9 +396,16 @@ describe('privacy: withReplacedFrom', () => {
   });
 
   it('keeps the position and spelling of a From that is not first', () => {
-    const body = minimal(['NS: imdn <urn:ietf:params:imdn>', 'from: "Bob" <sip:bob@x>', 'imdn.Message-ID: q'], ['Content-Type: text/plain'], 'secret\n');
+    const body = minimal(
+      ['NS: imdn <urn:ietf:params:imdn>', 'from: "Bob" <sip:bob@x>', 'imdn.Message-ID: q'],
+      ['Content-Type: text/plain'],
+      'secret\n',
+    );
     const anon = withReplacedFrom(parseCpim(body), '"Anonymous" <sip:anonymous@anonymous.invalid>');
-    assert.equal(serializeCpim(anon), body.replace('from: "Bob" <sip:bob@x>', 'from: "Anonymous" <sip:anonymous@anonymous.invalid>'));
+    assert.equal(
+      serializeCpim(anon),
+      body.replace('from: "Bob" <sip:bob@x>', 'from: "Anonymous" <sip:anonymous@anonymous.invalid>'),
+    );
     assert.equal(anon.header('Message-ID', IMDN_NS), 'q');
   });
 
@@ -364,16 +424,18 @@ describe('imdnRequest', () => {
   });
 
   it('takes case-insensitive tokens from every header, drops unknown ones, reads record routes in order', () => {
-    const msg = parseCpim(minimal([
-      'From: <sip:a@x>',
-      'NS: imdn <urn:ietf:params:imdn>',
-      'imdn.Message-ID:  m-9 ',
-      'imdn.Disposition-Notification: Negative-Delivery ,FANCY, ,processing',
-      'imdn.Disposition-Notification: DISPLAY',
-      'imdn.IMDN-Record-Route: <sip:im1.example.com;lr>',
-      'imdn.IMDN-Record-Route: garbage',
-      'imdn.IMDN-Record-Route: "IM server" <sip:im2.example.com>',
-    ]));
+    const msg = parseCpim(
+      minimal([
+        'From: <sip:a@x>',
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID:  m-9 ',
+        'imdn.Disposition-Notification: Negative-Delivery ,FANCY, ,processing',
+        'imdn.Disposition-Notification: DISPLAY',
+        'imdn.IMDN-Record-Route: <sip:im1.example.com;lr>',
+        'imdn.IMDN-Record-Route: garbage',
+        'imdn.IMDN-Record-Route: "IM server" <sip:im2.example.com>',
+      ]),
+    );
     const req = imdnRequest(msg);
     assert.equal(req.messageId, 'm-9');
     assert.deepEqual([...req.dispositions].sort(), ['display', 'negative-delivery', 'processing']);
@@ -381,15 +443,26 @@ describe('imdnRequest', () => {
   });
 
   it('is empty without imdn headers', () => {
-    assert.deepEqual(imdnRequest(parseCpim(minimal(['From: <sip:a@x>']))), { messageId: undefined, dispositions: new Set(), recordRoutes: [] });
+    assert.deepEqual(imdnRequest(parseCpim(minimal(['From: <sip:a@x>']))), {
+      messageId: undefined,
+      dispositions: new Set(),
+      recordRoutes: [],
+    });
   });
 
   it('never asks for notifications on a notification', () => {
-    const msg = parseCpim(minimal(
-      ['From: <sip:a@x>', 'NS: imdn <urn:ietf:params:imdn>', 'imdn.Message-ID: n1', 'imdn.Disposition-Notification: positive-delivery'],
-      ['Content-Type: message/imdn+xml', 'Content-Disposition: notification'],
-      '<imdn/>',
-    ));
+    const msg = parseCpim(
+      minimal(
+        [
+          'From: <sip:a@x>',
+          'NS: imdn <urn:ietf:params:imdn>',
+          'imdn.Message-ID: n1',
+          'imdn.Disposition-Notification: positive-delivery',
+        ],
+        ['Content-Type: message/imdn+xml', 'Content-Disposition: notification'],
+        '<imdn/>',
+      ),
+    );
     assert.equal(isImdnNotification(msg), true);
     assert.equal(imdnRequest(msg).dispositions.size, 0);
     assert.equal(imdnRequest(msg).messageId, 'n1');
@@ -406,28 +479,34 @@ describe('buildCpim', () => {
       dateTime: '2024-05-01T10:00:00.000Z',
       subject: { text: 'caf\u00e9\nnext', lang: 'fr' },
       ns: { imdn: IMDN_NS },
-      headers: [{ name: 'imdn.Message-ID', value: 'id-1' }, { name: 'imdn.Disposition-Notification', value: 'positive-delivery, display' }],
+      headers: [
+        { name: 'imdn.Message-ID', value: 'id-1' },
+        { name: 'imdn.Disposition-Notification', value: 'positive-delivery, display' },
+      ],
       contentType: 'text/plain;charset=utf-8',
       contentHeaders: [{ name: 'Content-Length', value: '6' }],
       content: 'Hello\n',
     });
     const text = serializeCpim(msg);
-    assert.equal(text, crlf([
-      'From: "Alice \\"A\\"" <sip:alice@example.com>',
-      'To: <sip:bob@example.com>',
-      'To: "Carol" <sip:carol@example.com>',
-      'cc: <sip:dave@example.com>',
-      'DateTime: 2024-05-01T10:00:00.000Z',
-      'Subject:;lang=fr caf\u00e9\\nnext',
-      'NS: imdn <urn:ietf:params:imdn>',
-      'imdn.Message-ID: id-1',
-      'imdn.Disposition-Notification: positive-delivery, display',
-      '',
-      'Content-Type: text/plain;charset=utf-8',
-      'Content-Length: 6',
-      '',
-      'Hello\n',
-    ]));
+    assert.equal(
+      text,
+      crlf([
+        'From: "Alice \\"A\\"" <sip:alice@example.com>',
+        'To: <sip:bob@example.com>',
+        'To: "Carol" <sip:carol@example.com>',
+        'cc: <sip:dave@example.com>',
+        'DateTime: 2024-05-01T10:00:00.000Z',
+        'Subject:;lang=fr caf\u00e9\\nnext',
+        'NS: imdn <urn:ietf:params:imdn>',
+        'imdn.Message-ID: id-1',
+        'imdn.Disposition-Notification: positive-delivery, display',
+        '',
+        'Content-Type: text/plain;charset=utf-8',
+        'Content-Length: 6',
+        '',
+        'Hello\n',
+      ]),
+    );
     const back = parseCpim(text);
     assert.deepEqual(back.from, { display: 'Alice "A"', uri: 'sip:alice@example.com' });
     assert.deepEqual(back.subjects, [{ text: 'caf\u00e9\nnext', lang: 'fr' }]);
@@ -444,12 +523,21 @@ describe('buildCpim', () => {
 
   it('refuses input that would not parse back', () => {
     const base = { from: { uri: 'sip:a@x' }, to: { uri: 'sip:b@x' }, contentType: 'text/plain', content: 'x' };
-    assert.throws(() => buildCpim({ ...base, headers: [{ name: 'imdn.Message-ID', value: '1' }] }), /prefix not declared/);
-    assert.throws(() => buildCpim({ ...base, headers: [{ name: 'X-Inject', value: 'a\r\nFrom: <sip:evil@x>' }] }), TypeError);
+    assert.throws(
+      () => buildCpim({ ...base, headers: [{ name: 'imdn.Message-ID', value: '1' }] }),
+      /prefix not declared/,
+    );
+    assert.throws(
+      () => buildCpim({ ...base, headers: [{ name: 'X-Inject', value: 'a\r\nFrom: <sip:evil@x>' }] }),
+      TypeError,
+    );
     assert.throws(() => buildCpim({ ...base, headers: [{ name: 'Bad Name', value: 'a' }] }), TypeError);
     assert.throws(() => buildCpim({ ...base, from: { uri: 'sip:a b@x' } }), TypeError);
     assert.throws(() => buildCpim({ ...base, dateTime: '2024-05-01 10:00' }), /RFC 3339/);
-    assert.throws(() => buildCpim({ ...base, contentHeaders: [{ name: 'content-type', value: 'text/html' }] }), TypeError);
+    assert.throws(
+      () => buildCpim({ ...base, contentHeaders: [{ name: 'content-type', value: 'text/html' }] }),
+      TypeError,
+    );
     assert.throws(() => buildCpim({ ...base, contentType: 'nonsense' }), /Malformed Content-Type/);
     assert.throws(() => buildCpim({ ...base, ns: { 'a.b': 'urn:x' } }), TypeError);
     const many = Array.from({ length: 100 }, (_, i) => ({ name: `X-${i}`, value: 'v' }));
@@ -462,7 +550,10 @@ describe('address and date helpers', () => {
     assert.deepEqual(parseCpimAddress('  <im:a@x>  '), { uri: 'im:a@x' });
     assert.deepEqual(parseCpimAddress('"" <sip:a@x>'), { display: '', uri: 'sip:a@x' });
     assert.deepEqual(parseCpimAddress('"tab\\there" <sip:a@x>'), { display: 'tab\there', uri: 'sip:a@x' });
-    assert.equal(formatCpimAddress({ display: 'back\\slash "q"\u0001', uri: 'sip:a@x' }), '"back\\\\slash \\"q\\"\\u0001" <sip:a@x>');
+    assert.equal(
+      formatCpimAddress({ display: 'back\\slash "q"\u0001', uri: 'sip:a@x' }),
+      '"back\\\\slash \\"q\\"\\u0001" <sip:a@x>',
+    );
     assert.equal(formatCpimAddress({ display: '', uri: 'sip:a@x' }), '<sip:a@x>');
     const odd = { display: 'x\u0007"\\y', uri: 'tel:+15551234' };
     assert.deepEqual(parseCpimAddress(formatCpimAddress(odd)), odd);
@@ -470,10 +561,23 @@ describe('address and date helpers', () => {
   });
 
   it('checks RFC 3339 date-times', () => {
-    for (const ok of ['2000-12-13T13:40:00-08:00', '2024-01-01T00:00:00Z', '2024-01-01t00:00:00.123456+05:30', '2016-12-31T23:59:60Z']) {
+    for (const ok of [
+      '2000-12-13T13:40:00-08:00',
+      '2024-01-01T00:00:00Z',
+      '2024-01-01t00:00:00.123456+05:30',
+      '2016-12-31T23:59:60Z',
+    ]) {
       assert.equal(isRfc3339DateTime(ok), true, ok);
     }
-    for (const bad of ['2024-01-01', '2024-01-01T00:00:00', '2024-13-01T00:00:00Z', '2024-01-01T24:00:00Z', '2024-01-01T00:00:00+0100', '2024-01-01T00:00:00+24:00', '']) {
+    for (const bad of [
+      '2024-01-01',
+      '2024-01-01T00:00:00',
+      '2024-13-01T00:00:00Z',
+      '2024-01-01T24:00:00Z',
+      '2024-01-01T00:00:00+0100',
+      '2024-01-01T00:00:00+24:00',
+      '',
+    ]) {
       assert.equal(isRfc3339DateTime(bad), false, bad);
     }
   });

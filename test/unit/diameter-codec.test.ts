@@ -1,8 +1,18 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  encodeAvp, decodeAvps, encodeMessage, decodeMessage, messageLength, fromTime, toTime, fromAddress, toAddress,
-  fromUnsigned64, toUnsigned64, DiameterDecodeError,
+  encodeAvp,
+  decodeAvps,
+  encodeMessage,
+  decodeMessage,
+  messageLength,
+  fromTime,
+  toTime,
+  fromAddress,
+  toAddress,
+  fromUnsigned64,
+  toUnsigned64,
+  DiameterDecodeError,
 } from '../../as/src/charging/diameter/codec.js';
 import { avp, readAvp, findAvp, VENDOR_3GPP } from '../../as/src/charging/diameter/dictionary.js';
 
@@ -23,7 +33,10 @@ describe('Diameter AVPs', () => {
   test('grouped AVP holds its members padded; its length counts them', () => {
     const g = encodeAvp(avp('Event-Type', [avp('SIP-Method', 'MESSAGE')]));
     // inner: 0x338, c0, len 12+7=19 -> padded 20; outer len 12+20=32
-    assert.equal(hex(g), '00000337' + 'c0000020' + '000028af' + '00000338' + 'c0000013' + '000028af' + '4d455353414745' + '00');
+    assert.equal(
+      hex(g),
+      '00000337' + 'c0000020' + '000028af' + '00000338' + 'c0000013' + '000028af' + '4d455353414745' + '00',
+    );
     const [outer] = decodeAvps(g);
     assert.equal(outer!.vendorId, VENDOR_3GPP);
     const inner = readAvp([outer!], 'Event-Type') as ReturnType<typeof decodeAvps>;
@@ -65,8 +78,14 @@ describe('Diameter AVPs', () => {
 
 describe('Diameter messages', () => {
   const dwr = {
-    commandCode: 280, applicationId: 0, hopByHop: 0x01020304, endToEnd: 0x0a0b0c0d,
-    request: true, proxiable: false, error: false, retransmit: false,
+    commandCode: 280,
+    applicationId: 0,
+    hopByHop: 0x01020304,
+    endToEnd: 0x0a0b0c0d,
+    request: true,
+    proxiable: false,
+    error: false,
+    retransmit: false,
     avps: [avp('Origin-Host', 'as.example.com'), avp('Origin-Realm', 'example.com')],
   };
   test('header: version 1, length, flags, command, application, identifiers', () => {

@@ -3,7 +3,12 @@ import { test, describe, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { decodeMessage, encodeMessage, messageLength, type DiameterMessage } from '../../as/src/charging/diameter/codec.js';
+import {
+  decodeMessage,
+  encodeMessage,
+  messageLength,
+  type DiameterMessage,
+} from '../../as/src/charging/diameter/codec.js';
 import { avp, readAvp } from '../../as/src/charging/diameter/dictionary.js';
 import { DiameterPeer } from '../../as/src/charging/diameter/peer.js';
 
@@ -14,7 +19,9 @@ afterEach(async () => {
 });
 
 /** A server calling `onMessage` for each message, with a function to send on that connection. */
-async function scripted(onMessage: (m: DiameterMessage, send: (m: DiameterMessage) => void, sock: Socket) => void): Promise<number> {
+async function scripted(
+  onMessage: (m: DiameterMessage, send: (m: DiameterMessage) => void, sock: Socket) => void,
+): Promise<number> {
   server = createServer((sock) => {
     let buf = Buffer.alloc(0);
     sock.on('data', (chunk: Buffer) => {
@@ -35,10 +42,19 @@ async function scripted(onMessage: (m: DiameterMessage, send: (m: DiameterMessag
 }
 
 const answer = (req: DiameterMessage, result: number): DiameterMessage => ({
-  ...req, request: false, avps: [avp('Result-Code', result), avp('Origin-Host', 'cdf.test'), avp('Origin-Realm', 'test')],
+  ...req,
+  request: false,
+  avps: [avp('Result-Code', result), avp('Origin-Host', 'cdf.test'), avp('Origin-Realm', 'test')],
 });
 const peerTo = (port: number, over: Partial<ConstructorParameters<typeof DiameterPeer>[0]> = {}) =>
-  new DiameterPeer({ host: '127.0.0.1', port, originHost: 'as1.home1.net', originRealm: 'home1.net', hostIpAddress: '127.0.0.1', ...over });
+  new DiameterPeer({
+    host: '127.0.0.1',
+    port,
+    originHost: 'as1.home1.net',
+    originRealm: 'home1.net',
+    hostIpAddress: '127.0.0.1',
+    ...over,
+  });
 
 describe('Diameter peer', () => {
   test('sends a CER with our identity and the accounting application, opens on CEA 2001', async () => {
@@ -77,7 +93,17 @@ describe('Diameter peer', () => {
     const port = await scripted((m, send) => {
       if (m.commandCode === 257) {
         send(answer(m, 2001));
-        send({ commandCode: 280, applicationId: 0, hopByHop: 77, endToEnd: 88, request: true, proxiable: false, error: false, retransmit: false, avps: [avp('Origin-Host', 'cdf.test'), avp('Origin-Realm', 'test')] });
+        send({
+          commandCode: 280,
+          applicationId: 0,
+          hopByHop: 77,
+          endToEnd: 88,
+          request: true,
+          proxiable: false,
+          error: false,
+          retransmit: false,
+          avps: [avp('Origin-Host', 'cdf.test'), avp('Origin-Realm', 'test')],
+        });
       } else if (m.commandCode === 280 && !m.request) dwa = m;
     });
     const peer = peerTo(port);
@@ -106,7 +132,17 @@ describe('Diameter peer', () => {
     const peer = peerTo(port);
     peer.on('down', () => undefined);
     await peer.open();
-    const acr: DiameterMessage = { commandCode: 271, applicationId: 3, hopByHop: 0, endToEnd: 0, request: true, proxiable: true, error: false, retransmit: false, avps: [] };
+    const acr: DiameterMessage = {
+      commandCode: 271,
+      applicationId: 3,
+      hopByHop: 0,
+      endToEnd: 0,
+      request: true,
+      proxiable: true,
+      error: false,
+      retransmit: false,
+      avps: [],
+    };
     await assert.rejects(peer.request(acr, 100), /no answer within 100 ms/);
     await peer.close();
   });

@@ -6,10 +6,18 @@ import { digestHa1 } from '../../as/src/users/user-directory.js';
 const REALM = 'example.com';
 const ha1 = digestHa1('alice', REALM, 'secret');
 
-function creds(auth: DigestAuthenticator, opts: { nonce?: string; password?: string; cnonce?: string; uri?: string } = {}) {
+function creds(
+  auth: DigestAuthenticator,
+  opts: { nonce?: string; password?: string; cnonce?: string; uri?: string } = {},
+) {
   const header = digestResponse({
-    username: 'alice', password: opts.password ?? 'secret', realm: REALM,
-    nonce: opts.nonce ?? auth.nonce(), method: 'GET', uri: opts.uri ?? '/xcap-root/x', ...(opts.cnonce ? { cnonce: opts.cnonce } : {}),
+    username: 'alice',
+    password: opts.password ?? 'secret',
+    realm: REALM,
+    nonce: opts.nonce ?? auth.nonce(),
+    method: 'GET',
+    uri: opts.uri ?? '/xcap-root/x',
+    ...(opts.cnonce ? { cnonce: opts.cnonce } : {}),
   });
   return parseDigestHeader(header)!;
 }
@@ -40,7 +48,9 @@ describe('HTTP digest (RFC 7616, MD5, qop=auth)', () => {
   });
 
   it('parses quoted values with commas and escapes', () => {
-    const c = parseDigestHeader('Digest username="a\\\\b", realm="x, y", nonce="n", uri="/p?q=1,2", response="r", qop=auth, nc=00000001, cnonce="c"');
+    const c = parseDigestHeader(
+      'Digest username="a\\\\b", realm="x, y", nonce="n", uri="/p?q=1,2", response="r", qop=auth, nc=00000001, cnonce="c"',
+    );
     assert.equal(c?.username, 'a\\b');
     assert.equal(c?.realm, 'x, y');
     assert.equal(c?.uri, '/p?q=1,2');

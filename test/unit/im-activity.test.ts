@@ -60,7 +60,11 @@ describe('IM activity: the IM server publishing presence for a user', () => {
   });
 
   const setPolicy = async (inner: string) => {
-    await docs.put({ auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' }, `<im-policy xmlns="${IM_POLICY_NS}">${inner}</im-policy>`, { kind: 'any' });
+    await docs.put(
+      { auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' },
+      `<im-policy xmlns="${IM_POLICY_NS}">${inner}</im-policy>`,
+      { kind: 'any' },
+    );
     policies.forget(BOB);
   };
 
@@ -72,12 +76,18 @@ describe('IM activity: the IM server publishing presence for a user', () => {
     assert.ok(tuple, 'the tuple is in the composed presence');
     assert.equal(tuple.basic, 'open');
     assert.equal(tuple.serviceDescription?.serviceId, 'org.openmobilealliance:IM-session');
-    assert.deepEqual(tuple.notes.map((n) => n.text), ['In a chat']);
+    assert.deepEqual(
+      tuple.notes.map((n) => n.text),
+      ['In a chat'],
+    );
     assert.match(await state.view(BOB), /session-participation[^>]*>\s*<[^>]*basic[^>]*>open</);
 
     assert.equal(await activity.imActivity(BOB, 'none'), 'removed');
     assert.equal((await publications.of(BOB, 'presence')).length, 0);
-    assert.equal(parsePidf(await state.view(BOB)).tuples.some((t) => t.id === 'im-activity'), false);
+    assert.equal(
+      parsePidf(await state.view(BOB)).tuples.some((t) => t.id === 'im-activity'),
+      false,
+    );
     assert.deepEqual(changes, [BOB, BOB]);
     await activity.imActivity(BOB, 'none');
     assert.equal(changes.length, 2, 'removing what is not there changes nothing');
@@ -97,15 +107,32 @@ describe('IM activity: the IM server publishing presence for a user', () => {
     assert.equal((await publications.of(BOB, 'presence')).length, 1);
   });
 
-  it('presence-aware delivery reads what the user says: the server\'s open tuples (chat, registration) do not open it', async () => {
+  it("presence-aware delivery reads what the user says: the server's open tuples (chat, registration) do not open it", async () => {
     await publications.publish({ entity: BOB, event: 'presence', body: closedPidf, contentType: PIDF, expires: 600 });
     await activity.imActivity(BOB, 'chat');
-    await publications.setSource(BOB, 'presence', 'network', `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${BOB}"><tuple id="network"><status><basic>open</basic></status></tuple></presence>`, PIDF);
+    await publications.setSource(
+      BOB,
+      'presence',
+      'network',
+      `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="${BOB}"><tuple id="network"><status><basic>open</basic></status></tuple></presence>`,
+      PIDF,
+    );
     const everything = parsePidf(await state.view(BOB));
-    assert.equal(everything.tuples.filter((t) => t.basic === 'open').length, 2, 'watchers see the server\'s open tuples');
+    assert.equal(
+      everything.tuples.filter((t) => t.basic === 'open').length,
+      2,
+      "watchers see the server's open tuples",
+    );
     const own = await state.ownPresence(BOB);
-    assert.deepEqual(own?.tuples.map((t) => t.id), ['phone']);
+    assert.deepEqual(
+      own?.tuples.map((t) => t.id),
+      ['phone'],
+    );
     assert.equal(presenceHold(own, ['closed']), 'closed');
-    assert.equal(await new PresenceState({ publications, docs, log: silentLogger() }).ownPresence('sip:nobody@example.com'), undefined, 'nothing published: nothing said');
+    assert.equal(
+      await new PresenceState({ publications, docs, log: silentLogger() }).ownPresence('sip:nobody@example.com'),
+      undefined,
+      'nothing published: nothing said',
+    );
   });
 });

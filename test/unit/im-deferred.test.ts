@@ -38,11 +38,16 @@ const CAROL = 'sip:carol@example.com';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Polls `cond` every 20 ms for up to `timeoutMs`; fails the test with `what` when it never holds. */
-async function until(what: string | (() => string), cond: () => boolean | Promise<boolean>, timeoutMs = 3000): Promise<void> {
+async function until(
+  what: string | (() => string),
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 3000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (await cond()) return;
-    if (Date.now() > end) assert.fail(`timed out after ${timeoutMs} ms waiting for: ${typeof what === 'string' ? what : what()}`);
+    if (Date.now() > end)
+      assert.fail(`timed out after ${timeoutMs} ms waiting for: ${typeof what === 'string' ? what : what()}`);
     await sleep(20);
   }
 }
@@ -119,7 +124,12 @@ const inAnHour = () => Math.floor(Date.now() / 1000) + 3600;
 
 async function register(regs: Registrations, aor: string): Promise<void> {
   const user = aor.slice(4, aor.indexOf('@'));
-  const changes = await regs.apply({ type: 'registration', aor, ts: String(++regTs), contacts: [{ uri: `sip:${user}@192.0.2.10:5060`, expires: inAnHour() }] });
+  const changes = await regs.apply({
+    type: 'registration',
+    aor,
+    ts: String(++regTs),
+    contacts: [{ uri: `sip:${user}@192.0.2.10:5060`, expires: inAnHour() }],
+  });
   assert.equal(changes[0]?.kind, 'registered');
 }
 
@@ -175,7 +185,10 @@ describe('IM deferred messaging', () => {
   }
 
   /** A started StoreAndForward over the real store, with the network faked; waits for its first sweep. */
-  async function harness(limits: Partial<StoreAndForwardLimits> = {}, opts: { beforeStart?: (h: Harness) => Promise<void> } = {}): Promise<Harness> {
+  async function harness(
+    limits: Partial<StoreAndForwardLimits> = {},
+    opts: { beforeStart?: (h: Harness) => Promise<void> } = {},
+  ): Promise<Harness> {
     const store = storeOf();
     const log = silentLogger();
     const messages = new MessageStore(store, 'node-a');
@@ -207,9 +220,22 @@ describe('IM deferred messaging', () => {
       log,
     });
     const h: Harness = {
-      forward, messages, regs, uac, charging, metrics, docs, presence, policies,
+      forward,
+      messages,
+      regs,
+      uac,
+      charging,
+      metrics,
+      docs,
+      presence,
+      policies,
       sweepsSeen: () => sweeps,
-      settled: (n) => until(() => `${n} requests sent and no drain running (sent: ${uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}; drains: ${forward.activeDrains})`, () => uac.requests.length === n && forward.activeDrains === 0),
+      settled: (n) =>
+        until(
+          () =>
+            `${n} requests sent and no drain running (sent: ${uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}; drains: ${forward.activeDrains})`,
+          () => uac.requests.length === n && forward.activeDrains === 0,
+        ),
     };
     // what as/src/reactions.ts declares for a registration change made here
     regs.on('change', (ch) => forward.registrationChanged(ch));
@@ -252,8 +278,14 @@ describe('IM deferred messaging', () => {
 
       // pending() lists them in save order, and honours its limit
       const pending = await ms.pending(BOB, 10);
-      assert.deepEqual(pending.map((m) => m.body), ['one', 'two', 'three', 'four']);
-      assert.deepEqual((await ms.pending(BOB, 2)).map((m) => m.body), ['one', 'two']);
+      assert.deepEqual(
+        pending.map((m) => m.body),
+        ['one', 'two', 'three', 'four'],
+      );
+      assert.deepEqual(
+        (await ms.pending(BOB, 2)).map((m) => m.body),
+        ['one', 'two'],
+      );
       assert.ok(pending[0]!.sentAt instanceof Date);
       assert.deepEqual(await ms.pending(CAROL, 10), []);
     });
@@ -263,7 +295,10 @@ describe('IM deferred messaging', () => {
       const q = { expiresAt: new Date(Date.now() + 60_000), quota: 10 };
       await ms.save(BOB, im('later', { sentAt: new Date(2_000_000) }), q);
       await ms.save(BOB, im('earlier', { sentAt: new Date(1_000_000) }), q);
-      assert.deepEqual((await ms.pending(BOB, 10)).map((m) => m.body), ['earlier', 'later']);
+      assert.deepEqual(
+        (await ms.pending(BOB, 10)).map((m) => m.body),
+        ['earlier', 'later'],
+      );
     });
 
     it('refuses a message beyond the quota with "full", per recipient', async () => {
@@ -283,7 +318,10 @@ describe('IM deferred messaging', () => {
 
     it('removes a message exactly once', async () => {
       const ms = new MessageStore(storeOf(), 'node-a');
-      const saved = (await ms.save(BOB, im('once'), { expiresAt: new Date(Date.now() + 60_000), quota: 10 })) as StoredMessage;
+      const saved = (await ms.save(BOB, im('once'), {
+        expiresAt: new Date(Date.now() + 60_000),
+        quota: 10,
+      })) as StoredMessage;
       // the recipient must match when given
       assert.equal(await ms.remove(saved._id, CAROL), false);
       const [a, b] = await Promise.all([ms.remove(saved._id, BOB), ms.remove(saved._id, BOB)]);
@@ -318,11 +356,23 @@ describe('IM deferred messaging', () => {
       const m2 = (await ms.save(BOB, im('second'), q)) as StoredMessage;
       assert.equal(await ms.keep(m1._id), true);
       assert.equal(await ms.keep(m1._id), false, 'a kept message is not kept twice');
-      assert.deepEqual((await ms.pending(BOB, 10)).map((m) => m._id), [m2._id]);
+      assert.deepEqual(
+        (await ms.pending(BOB, 10)).map((m) => m._id),
+        [m2._id],
+      );
       assert.equal((await ms.get(BOB, m1._id))?.state, 'kept');
       // the retrieval interface still lists both, oldest first, and pages with `after`
-      assert.deepEqual((await ms.list(BOB, { limit: 10 })).map((m) => [m.body, m.state]), [['first', 'kept'], ['second', 'pending']]);
-      assert.deepEqual((await ms.list(BOB, { limit: 10, after: m1.seq })).map((m) => m.body), ['second']);
+      assert.deepEqual(
+        (await ms.list(BOB, { limit: 10 })).map((m) => [m.body, m.state]),
+        [
+          ['first', 'kept'],
+          ['second', 'pending'],
+        ],
+      );
+      assert.deepEqual(
+        (await ms.list(BOB, { limit: 10, after: m1.seq })).map((m) => m.body),
+        ['second'],
+      );
       assert.equal(await ms.count(BOB), 2);
     });
 
@@ -386,7 +436,10 @@ describe('IM deferred messaging', () => {
       await register(h.regs, BOB);
       await h.settled(3);
 
-      assert.deepEqual(h.uac.requests.map((r) => r.body), ['first', 'second', 'third']);
+      assert.deepEqual(
+        h.uac.requests.map((r) => r.body),
+        ['first', 'second', 'third'],
+      );
       h.uac.requests.forEach((req, i) => {
         const m = sent[i]!;
         assert.equal(req.method, 'MESSAGE');
@@ -413,7 +466,10 @@ describe('IM deferred messaging', () => {
         assert.equal(ev.callingParty, ALICE, 'the asserted sender is charged even when anonymous to the recipient');
         assert.equal(ev.calledParty, BOB);
         assert.deepEqual(ev.requestTime, sentAt);
-        assert.deepEqual(ev.messageBody, { contentType: 'text/plain', contentLength: Buffer.byteLength(sent[i]!.body) });
+        assert.deepEqual(ev.messageBody, {
+          contentType: 'text/plain',
+          contentLength: Buffer.byteLength(sent[i]!.body),
+        });
         assert.equal(ev.extra?.deferred, true);
         assert.equal(ev.extra?.attempts, 1);
       });
@@ -431,38 +487,58 @@ describe('IM deferred messaging', () => {
       }
       // while Bob is offline a sweep puts his mailbox off: registering is what drains it
       await until('the offline mailbox to be postponed', async () =>
-        (await pendingOf(h, BOB)).every((m) => m.nextAttemptAt.getTime() > Date.now() + 600_000));
+        (await pendingOf(h, BOB)).every((m) => m.nextAttemptAt.getTime() > Date.now() + 600_000),
+      );
 
       h.uac.answer = () => 480;
       await register(h.regs, BOB);
       const failedAt = Date.now();
       await h.settled(1);
 
-      assert.deepEqual(h.uac.requests.map((r) => r.body), ['m1'], 'the drain stops at the first failure');
+      assert.deepEqual(
+        h.uac.requests.map((r) => r.body),
+        ['m1'],
+        'the drain stops at the first failure',
+      );
       const left = await pendingOf(h, BOB);
-      assert.deepEqual(left.map((m) => m.body), ['m1', 'm2', 'm3']);
+      assert.deepEqual(
+        left.map((m) => m.body),
+        ['m1', 'm2', 'm3'],
+      );
       const head = left[0]!;
       assert.equal(head.attempts, 1);
-      assert.ok(head.nextAttemptAt.getTime() >= failedAt + 900, `next attempt ${head.nextAttemptAt.toISOString()} must be about retryBaseSeconds later`);
+      assert.ok(
+        head.nextAttemptAt.getTime() >= failedAt + 900,
+        `next attempt ${head.nextAttemptAt.toISOString()} must be about retryBaseSeconds later`,
+      );
       assert.ok(head.nextAttemptAt.getTime() <= Date.now() + 1_100);
-      assert.deepEqual(left.slice(1).map((m) => m.attempts), [0, 0]);
+      assert.deepEqual(
+        left.slice(1).map((m) => m.attempts),
+        [0, 0],
+      );
       assert.equal(h.charging.events.length, 0, 'nothing charged yet');
       assert.equal(h.metrics.value('ims_as_im_deferred_retries_total', { code: '480' }), 1);
 
       // the sweep retries when due: same Call-ID, next CSeq, then the rest in order
       h.uac.answer = () => 200;
       await until('the retry', () => h.uac.requests.length === 4 && h.forward.activeDrains === 0);
-      assert.deepEqual(h.uac.requests.map((r) => r.body), ['m1', 'm1', 'm2', 'm3']);
+      assert.deepEqual(
+        h.uac.requests.map((r) => r.body),
+        ['m1', 'm1', 'm2', 'm3'],
+      );
       const [first, retry] = h.uac.requests;
       assert.equal(header(retry!, 'Call-ID'), header(first!, 'Call-ID'));
       assert.equal(header(retry!, 'Call-ID'), `${ids[0]}@${DOMAIN}`);
       assert.equal(header(retry!, 'CSeq'), '2 MESSAGE');
       assert.ok(Date.now() - failedAt >= 900, 'not retried before the backoff');
-      assert.deepEqual(h.charging.events.map((e) => [e.sessionId, e.outcome, e.extra?.attempts]), [
-        [sent[0]!.callId, 'delivered', 2],
-        [sent[1]!.callId, 'delivered', 1],
-        [sent[2]!.callId, 'delivered', 1],
-      ]);
+      assert.deepEqual(
+        h.charging.events.map((e) => [e.sessionId, e.outcome, e.extra?.attempts]),
+        [
+          [sent[0]!.callId, 'delivered', 2],
+          [sent[1]!.callId, 'delivered', 1],
+          [sent[2]!.callId, 'delivered', 1],
+        ],
+      );
       assert.equal(await h.messages.count(BOB), 0);
     });
 
@@ -479,8 +555,15 @@ describe('IM deferred messaging', () => {
       // a new message makes the drain try the head again (and stop there)
       await until('the head tried again', () => h.uac.requests.length > afterM1 && h.forward.activeDrains === 0);
       const tries = h.uac.requests.length;
-      assert.deepEqual(h.uac.requests.map((r) => r.body), new Array<string>(tries).fill('m1'), 'only the head is tried');
-      assert.deepEqual(h.uac.requests.map((r) => header(r, 'CSeq')), h.uac.requests.map((_, i) => `${i + 1} MESSAGE`));
+      assert.deepEqual(
+        h.uac.requests.map((r) => r.body),
+        new Array<string>(tries).fill('m1'),
+        'only the head is tried',
+      );
+      assert.deepEqual(
+        h.uac.requests.map((r) => header(r, 'CSeq')),
+        h.uac.requests.map((_, i) => `${i + 1} MESSAGE`),
+      );
       const [head] = await pendingOf(h, BOB);
       assert.equal(head?.attempts, tries);
       assert.ok(head!.nextAttemptAt.getTime() > Date.now() + 50_000, 'backoff of at least 60 s by now');
@@ -489,24 +572,50 @@ describe('IM deferred messaging', () => {
       const seen = h.sweepsSeen();
       await until('two more sweeps', () => h.sweepsSeen() >= seen + 2);
       await until('no drain running', () => h.forward.activeDrains === 0);
-      assert.equal(h.uac.requests.length, tries, `retried before the backoff: ${h.uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}`);
-      assert.deepEqual((await pendingOf(h, BOB)).map((m) => [m.body, m.attempts]), [['m1', tries], ['m2', 0]]);
+      assert.equal(
+        h.uac.requests.length,
+        tries,
+        `retried before the backoff: ${h.uac.requests.map((r) => `${r.body} ${header(r, 'CSeq')}`).join(', ')}`,
+      );
+      assert.deepEqual(
+        (await pendingOf(h, BOB)).map((m) => [m.body, m.attempts]),
+        [
+          ['m1', tries],
+          ['m2', 0],
+        ],
+      );
     });
 
     it('a message the device keeps failing is given up after maxDeliveryAttempts: charged failed, sender told, the next ones delivered', async () => {
       const h = await harness({ maxDeliveryAttempts: 3 });
       h.forward.notificationFactory = deliveryNotifications(new LocalDomain(DOMAIN));
       await register(h.regs, ALICE);
-      await h.forward.defer(BOB, im('poison', { imdn: { messageId: 'msg-poison-1', dateTime: '2024-05-01T10:00:00Z', positive: false, negative: true } }));
+      await h.forward.defer(
+        BOB,
+        im('poison', {
+          imdn: { messageId: 'msg-poison-1', dateTime: '2024-05-01T10:00:00Z', positive: false, negative: true },
+        }),
+      );
       await h.forward.defer(BOB, im('good 1'));
       // the device fails this one every time (a 5xx it cannot get past), and takes the others
       h.uac.answer = (req) => (req.body === 'poison' ? 500 : 200);
       await register(h.regs, BOB);
-      await until('the poison given up and the next delivered', async () => (await h.messages.count(BOB)) === 0 && h.forward.activeDrains === 0, 15000);
+      await until(
+        'the poison given up and the next delivered',
+        async () => (await h.messages.count(BOB)) === 0 && h.forward.activeDrains === 0,
+        15000,
+      );
 
-      assert.deepEqual(h.uac.bodiesTo(BOB), ['poison', 'poison', 'poison', 'good 1'], 'three attempts, then the queue goes on');
+      assert.deepEqual(
+        h.uac.bodiesTo(BOB),
+        ['poison', 'poison', 'poison', 'good 1'],
+        'three attempts, then the queue goes on',
+      );
       const outcomes = h.charging.events.map((e) => [e.outcome, e.statusCode, e.cause]);
-      assert.deepEqual(outcomes, [['failed', 500, 'unSuccessfulServiceDelivery'], ['delivered', 200, undefined]]);
+      assert.deepEqual(outcomes, [
+        ['failed', 500, 'unSuccessfulServiceDelivery'],
+        ['delivered', 200, undefined],
+      ]);
       assert.equal(h.charging.events[0]!.extra?.reason, 'gave up after 3 attempts (last answer 500)');
       const note = h.uac.requests.find((r) => r.ruri === ALICE);
       assert.ok(note, 'a failed notification went to Alice');
@@ -518,7 +627,12 @@ describe('IM deferred messaging', () => {
       const h = await harness();
       h.forward.notificationFactory = deliveryNotifications(new LocalDomain(DOMAIN));
       await register(h.regs, ALICE);
-      await h.forward.defer(BOB, im('bad', { imdn: { messageId: 'msg-bad-1', dateTime: '2024-05-01T10:00:00Z', positive: false, negative: true } }));
+      await h.forward.defer(
+        BOB,
+        im('bad', {
+          imdn: { messageId: 'msg-bad-1', dateTime: '2024-05-01T10:00:00Z', positive: false, negative: true },
+        }),
+      );
       await h.forward.defer(BOB, im('good 1'));
       await h.forward.defer(BOB, im('good 2'));
       h.uac.answer = (req) => (req.body === 'bad' ? 415 : 200);
@@ -534,7 +648,14 @@ describe('IM deferred messaging', () => {
       assert.equal(imdn.status, 'failed');
       assert.equal(imdn.messageId, 'msg-bad-1');
 
-      assert.deepEqual(h.charging.events.map((e) => [e.outcome, e.statusCode]), [['rejected', 415], ['delivered', 200], ['delivered', 200]]);
+      assert.deepEqual(
+        h.charging.events.map((e) => [e.outcome, e.statusCode]),
+        [
+          ['rejected', 415],
+          ['delivered', 200],
+          ['delivered', 200],
+        ],
+      );
       assert.equal(h.charging.events[0]!.extra?.reason, 'recipient answered 415');
       assert.equal(h.charging.events[0]!.extra?.deferred, true);
       assert.equal(await h.messages.count(BOB), 0);
@@ -545,13 +666,22 @@ describe('IM deferred messaging', () => {
       const h = await harness();
       h.forward.notificationFactory = deliveryNotifications(new LocalDomain(DOMAIN));
       await register(h.regs, ALICE);
-      await h.forward.defer(BOB, im('tell me', { imdn: { messageId: 'imdn-id-42', dateTime: '2024-05-01T10:00:00Z', positive: true, negative: false } }));
+      await h.forward.defer(
+        BOB,
+        im('tell me', {
+          imdn: { messageId: 'imdn-id-42', dateTime: '2024-05-01T10:00:00Z', positive: true, negative: false },
+        }),
+      );
       await h.forward.defer(BOB, im('no receipt wanted'));
 
       await register(h.regs, BOB);
       await h.settled(3);
 
-      assert.deepEqual(h.uac.requests.map((r) => r.ruri), [BOB, ALICE, BOB], 'the notification follows the delivery it reports');
+      assert.deepEqual(
+        h.uac.requests.map((r) => r.ruri),
+        [BOB, ALICE, BOB],
+        'the notification follows the delivery it reports',
+      );
       const note = h.uac.requests[1]!;
       assert.equal(note.viaCore, true);
       assert.equal(header(note, 'Content-Type'), 'message/cpim');
@@ -564,10 +694,19 @@ describe('IM deferred messaging', () => {
       assert.equal(cpim.from.uri, BOB);
       assert.equal(cpim.contentType, 'message/imdn+xml');
       const imdn = parseImdn(cpim.content);
-      assert.deepEqual([imdn.kind, imdn.status, imdn.messageId, imdn.dateTime], ['delivery', 'delivered', 'imdn-id-42', '2024-05-01T10:00:00Z']);
+      assert.deepEqual(
+        [imdn.kind, imdn.status, imdn.messageId, imdn.dateTime],
+        ['delivery', 'delivered', 'imdn-id-42', '2024-05-01T10:00:00Z'],
+      );
 
       // notifications are the service's own traffic: only the two messages are charged
-      assert.deepEqual(h.charging.events.map((e) => [e.calledParty, e.outcome]), [[BOB, 'delivered'], [BOB, 'delivered']]);
+      assert.deepEqual(
+        h.charging.events.map((e) => [e.calledParty, e.outcome]),
+        [
+          [BOB, 'delivered'],
+          [BOB, 'delivered'],
+        ],
+      );
       assert.equal(h.metrics.value('ims_as_im_notifications_total', { status: 'delivered', result: 'delivered' }), 1);
       assert.equal(await h.messages.count(BOB), 0);
       assert.equal(await h.messages.count(ALICE), 0);
@@ -578,11 +717,19 @@ describe('IM deferred messaging', () => {
       h.forward.notificationFactory = deliveryNotifications(new LocalDomain(DOMAIN));
       await register(h.regs, ALICE);
       const sentAt = new Date(Date.now() - 120_000); // expired a minute ago
-      const r = await h.forward.defer(BOB, im('too late', { sentAt, imdn: { messageId: 'late-1', dateTime: '2024-05-01T10:00:00Z', positive: true, negative: true } }));
+      const r = await h.forward.defer(
+        BOB,
+        im('too late', {
+          sentAt,
+          imdn: { messageId: 'late-1', dateTime: '2024-05-01T10:00:00Z', positive: true, negative: true },
+        }),
+      );
       assert.equal(r.result, 'deferred');
 
-      await until('the expired message to go and its notification to be sent', async () =>
-        (await h.messages.count(BOB)) === 0 && h.uac.requests.length === 1 && h.forward.activeDrains === 0);
+      await until(
+        'the expired message to go and its notification to be sent',
+        async () => (await h.messages.count(BOB)) === 0 && h.uac.requests.length === 1 && h.forward.activeDrains === 0,
+      );
       assert.equal(h.uac.bodiesTo(BOB).length, 0, 'never delivered');
       const imdn = parseImdn(parseCpim(h.uac.requests[0]!.body ?? '').content);
       assert.equal(h.uac.requests[0]!.ruri, ALICE);
@@ -606,7 +753,10 @@ describe('IM deferred messaging', () => {
       await h.forward.defer(BOB, im('expired', { sentAt: new Date(Date.now() - 120_000) }));
       await h.forward.defer(BOB, im('fresh'));
       await register(h.regs, BOB);
-      await until('the mailbox to empty', async () => (await h.messages.count(BOB)) === 0 && h.uac.requests.length === 1 && h.forward.activeDrains === 0);
+      await until(
+        'the mailbox to empty',
+        async () => (await h.messages.count(BOB)) === 0 && h.uac.requests.length === 1 && h.forward.activeDrains === 0,
+      );
       assert.deepEqual(h.uac.bodiesTo(BOB), ['fresh']);
       assert.deepEqual(h.charging.events.map((e) => e.outcome).sort(), ['delivered', 'expired']);
     });
@@ -631,13 +781,23 @@ describe('IM deferred messaging', () => {
     it('keeps a delivered message when the recipient has network storage on', async () => {
       const h = await harness();
       const ref: DocumentRef = { auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' };
-      await h.docs.put(ref, `<im-policy xmlns="${IM_POLICY_NS}"><deferred-delivery enabled="true" network-storage="true"/></im-policy>`, { kind: 'any' });
+      await h.docs.put(
+        ref,
+        `<im-policy xmlns="${IM_POLICY_NS}"><deferred-delivery enabled="true" network-storage="true"/></im-policy>`,
+        { kind: 'any' },
+      );
       await h.forward.defer(BOB, im('keep me'));
       await register(h.regs, BOB);
       await h.settled(1);
       assert.deepEqual(await pendingOf(h, BOB), []);
-      assert.deepEqual((await h.messages.list(BOB, { limit: 10 })).map((m) => [m.body, m.state]), [['keep me', 'kept']]);
-      assert.deepEqual(h.charging.events.map((e) => e.outcome), ['delivered']);
+      assert.deepEqual(
+        (await h.messages.list(BOB, { limit: 10 })).map((m) => [m.body, m.state]),
+        [['keep me', 'kept']],
+      );
+      assert.deepEqual(
+        h.charging.events.map((e) => e.outcome),
+        ['delivered'],
+      );
     });
 
     // ---------------------------------------------------------------- handOver
@@ -655,12 +815,21 @@ describe('IM deferred messaging', () => {
         assert.deepEqual(await h.forward.handOver(BOB, im('plain'), policy()), { result: 'delivered', code: 200 });
         assert.equal(await h.messages.count(BOB), 0, 'no copy without network storage');
 
-        assert.deepEqual(await h.forward.handOver(BOB, im('stored too'), policy({ networkStorage: true })), { result: 'delivered', code: 200 });
+        assert.deepEqual(await h.forward.handOver(BOB, im('stored too'), policy({ networkStorage: true })), {
+          result: 'delivered',
+          code: 200,
+        });
         const stored = await h.messages.list(BOB, { limit: 10 });
-        assert.deepEqual(stored.map((m) => [m.body, m.state]), [['stored too', 'kept']]);
+        assert.deepEqual(
+          stored.map((m) => [m.body, m.state]),
+          [['stored too', 'kept']],
+        );
 
         // a notification is never kept
-        assert.deepEqual(await h.forward.handOver(BOB, im('note', { kind: 'notification' }), policy({ networkStorage: true })), { result: 'delivered', code: 200 });
+        assert.deepEqual(
+          await h.forward.handOver(BOB, im('note', { kind: 'notification' }), policy({ networkStorage: true })),
+          { result: 'delivered', code: 200 },
+        );
         assert.equal(await h.messages.count(BOB), 1);
 
         assert.deepEqual(h.uac.bodiesTo(BOB), ['plain', 'stored too', 'note']);
@@ -691,12 +860,18 @@ describe('IM deferred messaging', () => {
       it('an is-composing copy is delivered to a registered user and never stored, kept or deferred', async () => {
         // no periodic sweep during this test: the request count below must be exact
         const h = await harness({ sweepSeconds: 60 });
-        const composing = (body: string) => im(body, { kind: 'composing', contentType: 'application/im-iscomposing+xml' });
+        const composing = (body: string) =>
+          im(body, { kind: 'composing', contentType: 'application/im-iscomposing+xml' });
         // offline, deferral on: unavailable, nothing stored
-        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 1'), policy({ networkStorage: true })), { result: 'unavailable' });
+        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 1'), policy({ networkStorage: true })), {
+          result: 'unavailable',
+        });
         await register(h.regs, BOB);
         // online with network storage: delivered, no copy kept
-        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 2'), policy({ networkStorage: true })), { result: 'delivered', code: 200 });
+        assert.deepEqual(await h.forward.handOver(BOB, composing('typing 2'), policy({ networkStorage: true })), {
+          result: 'delivered',
+          code: 200,
+        });
         // online but the device answers a retryable failure: not deferred either
         h.uac.answer = () => 480;
         assert.deepEqual(await h.forward.handOver(BOB, composing('typing 3'), policy()), { result: 'unavailable' });
@@ -726,7 +901,10 @@ describe('IM deferred messaging', () => {
         const stored = await h.messages.get(BOB, r.id);
         assert.equal(stored?.kind, 'notification');
         // notifications are kept a shorter time
-        assert.equal(stored!.expiresAt.getTime() - stored!.sentAt.getTime(), SMALL_LIMITS.notificationExpirySeconds * 1000);
+        assert.equal(
+          stored!.expiresAt.getTime() - stored!.sentAt.getTime(),
+          SMALL_LIMITS.notificationExpirySeconds * 1000,
+        );
         assert.equal(h.uac.requests.length, 0, 'nothing sent to an offline user');
 
         // with deferral on, an offline user's message is stored
@@ -739,11 +917,13 @@ describe('IM deferred messaging', () => {
   // ------------------------------------------------------------------ presence-aware delivery
 
   describe('presence-aware delivery', () => {
-    const pidf = (basic: 'open' | 'closed', activity?: string) => parsePidf(
-      `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${BOB}">` +
-      `<tuple id="t"><status><basic>${basic}</basic></status></tuple>` +
-      (activity ? `<dm:person id="p"><rpid:activities><rpid:${activity}/></rpid:activities></dm:person>` : '') + '</presence>',
-    );
+    const pidf = (basic: 'open' | 'closed', activity?: string) =>
+      parsePidf(
+        `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:rpid="urn:ietf:params:xml:ns:pidf:rpid" entity="${BOB}">` +
+          `<tuple id="t"><status><basic>${basic}</basic></status></tuple>` +
+          (activity ? `<dm:person id="p"><rpid:activities><rpid:${activity}/></rpid:activities></dm:person>` : '') +
+          '</presence>',
+      );
     const holding = (holdWhen = 'closed busy'): ImPolicy => {
       const p = defaultImPolicy();
       p.presenceAwareDelivery.holdWhen = holdWhen.split(' ') as ImPolicy['presenceAwareDelivery']['holdWhen'];
@@ -752,12 +932,16 @@ describe('IM deferred messaging', () => {
     /** Bob's im-policy document with the setting, as the XCAP server would store it. */
     const setHold = async (h: Harness, holdWhen: string | undefined) => {
       const element = holdWhen === undefined ? '' : `<presence-aware-delivery hold-when="${holdWhen}"/>`;
-      await h.docs.put({ auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' }, `<im-policy xmlns="${IM_POLICY_NS}">${element}</im-policy>`, { kind: 'any' });
+      await h.docs.put(
+        { auid: imPolicyUsage.auid, tree: 'users', xui: BOB, path: 'index' },
+        `<im-policy xmlns="${IM_POLICY_NS}">${element}</im-policy>`,
+        { kind: 'any' },
+      );
       // what the im-policy-cache reaction does
       h.policies.forget(BOB);
     };
 
-    it('holds a registered user\'s mailbox while the presence says closed, and drains it in order when it opens', async () => {
+    it("holds a registered user's mailbox while the presence says closed, and drains it in order when it opens", async () => {
       const h = await harness({ sweepSeconds: 60 });
       await setHold(h, 'closed busy');
       await register(h.regs, BOB);
@@ -765,7 +949,8 @@ describe('IM deferred messaging', () => {
       await until('drains to end', () => h.forward.activeDrains === 0);
       h.presence.set(BOB, pidf('closed'));
       assert.equal(await h.forward.heldBy(BOB, holding()), 'closed');
-      for (const body of ['one', 'two', 'three']) assert.equal((await h.forward.defer(BOB, im(body))).result, 'deferred');
+      for (const body of ['one', 'two', 'three'])
+        assert.equal((await h.forward.defer(BOB, im(body))).result, 'deferred');
       await sleep(200);
       await until('drains to end', () => h.forward.activeDrains === 0);
       assert.equal(h.uac.requests.length, 0, 'nothing goes to the registered device while closed');
@@ -794,12 +979,25 @@ describe('IM deferred messaging', () => {
       h.presence.set(BOB, pidf('closed'));
       await h.forward.defer(BOB, im('held'));
       // the same contact again: a refresh
-      const refreshed = await h.regs.apply({ type: 'registration', aor: BOB, ts: String(++regTs), contacts: [{ uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() }] });
+      const refreshed = await h.regs.apply({
+        type: 'registration',
+        aor: BOB,
+        ts: String(++regTs),
+        contacts: [{ uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() }],
+      });
       assert.equal(refreshed[0]?.kind, 'refreshed');
       await sleep(150);
       await until('drains to end', () => h.forward.activeDrains === 0);
       assert.equal(h.uac.requests.length, 0, 'a refresh does not lift the hold');
-      const added = await h.regs.apply({ type: 'registration', aor: BOB, ts: String(++regTs), contacts: [{ uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() }, { uri: 'sip:bob@192.0.2.11:5060', expires: inAnHour() }] });
+      const added = await h.regs.apply({
+        type: 'registration',
+        aor: BOB,
+        ts: String(++regTs),
+        contacts: [
+          { uri: 'sip:bob@192.0.2.10:5060', expires: inAnHour() },
+          { uri: 'sip:bob@192.0.2.11:5060', expires: inAnHour() },
+        ],
+      });
       assert.ok(added.some((c) => c.kind === 'registered'));
       await h.settled(1);
       assert.deepEqual(h.uac.bodiesTo(BOB), ['held']);
@@ -819,8 +1017,16 @@ describe('IM deferred messaging', () => {
       await setHold(h, undefined);
       await h.forward.policyChanged(BOB);
       await h.settled(1);
-      assert.equal(await h.forward.heldBy(BOB, defaultImPolicy()), undefined, 'without the setting: never held, whatever the presence');
-      assert.equal(await h.forward.heldBy(BOB, holding('busy')), undefined, 'closed is not among the chosen conditions');
+      assert.equal(
+        await h.forward.heldBy(BOB, defaultImPolicy()),
+        undefined,
+        'without the setting: never held, whatever the presence',
+      );
+      assert.equal(
+        await h.forward.heldBy(BOB, holding('busy')),
+        undefined,
+        'closed is not among the chosen conditions',
+      );
     });
 
     it('handOver stores a group copy for a held user and delivers it to an unheld one', async () => {
@@ -833,7 +1039,11 @@ describe('IM deferred messaging', () => {
       const r = await h.forward.handOver(BOB, im('copy'), holding());
       assert.equal(r.result, 'deferred');
       const composing = im('typing', { kind: 'composing', contentType: 'application/im-iscomposing+xml' });
-      assert.deepEqual(await h.forward.handOver(BOB, composing, holding()), { result: 'unavailable' }, 'typing is never stored');
+      assert.deepEqual(
+        await h.forward.handOver(BOB, composing, holding()),
+        { result: 'unavailable' },
+        'typing is never stored',
+      );
       await sleep(100);
       await until('drains to end', () => h.forward.activeDrains === 0);
       assert.equal(h.uac.requests.length, 0);
@@ -861,19 +1071,40 @@ describe('IM deferred messaging', () => {
     });
 
     it('keeps the newest `limit` entries and lists them newest first, by peer and before a seq', async () => {
-      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', maxMessages: 100_000, warnPercent: 100, warn: () => undefined });
+      const history = new ConversationHistory(storeOf(), {
+        nodeId: 'node-a',
+        maxMessages: 100_000,
+        warnPercent: 100,
+        warn: () => undefined,
+      });
       await history.start();
       for (let i = 1; i <= 7; i++) await history.archive(entry(i), 5);
       await history.archive(entry(1, { owner: CAROL, peer: BOB }), 5);
 
       assert.equal(await history.count(BOB), 5);
       const all = await history.list(BOB, { limit: 100 });
-      assert.deepEqual(all.map((e) => e.body), ['entry 7', 'entry 6', 'entry 5', 'entry 4', 'entry 3'], 'entries 1 and 2 dropped');
-      assert.deepEqual((await history.list(BOB, { limit: 2 })).map((e) => e.body), ['entry 7', 'entry 6']);
-      assert.deepEqual((await history.list(BOB, { limit: 100, peer: CAROL })).map((e) => e.body), ['entry 6', 'entry 3']);
+      assert.deepEqual(
+        all.map((e) => e.body),
+        ['entry 7', 'entry 6', 'entry 5', 'entry 4', 'entry 3'],
+        'entries 1 and 2 dropped',
+      );
+      assert.deepEqual(
+        (await history.list(BOB, { limit: 2 })).map((e) => e.body),
+        ['entry 7', 'entry 6'],
+      );
+      assert.deepEqual(
+        (await history.list(BOB, { limit: 100, peer: CAROL })).map((e) => e.body),
+        ['entry 6', 'entry 3'],
+      );
       const e5 = all.find((e) => e.body === 'entry 5')!;
-      assert.deepEqual((await history.list(BOB, { limit: 100, before: e5.seq })).map((e) => e.body), ['entry 4', 'entry 3']);
-      assert.deepEqual((await history.list(BOB, { limit: 100, before: e5.seq, peer: ALICE })).map((e) => e.body), ['entry 4']);
+      assert.deepEqual(
+        (await history.list(BOB, { limit: 100, before: e5.seq })).map((e) => e.body),
+        ['entry 4', 'entry 3'],
+      );
+      assert.deepEqual(
+        (await history.list(BOB, { limit: 100, before: e5.seq, peer: ALICE })).map((e) => e.body),
+        ['entry 4'],
+      );
       assert.equal(e5.size, 7);
       assert.equal((await history.get(BOB, e5._id))?.callId, 'h-5@ua');
       assert.equal(await history.get(CAROL, e5._id), null, 'another owner cannot read it');
@@ -882,7 +1113,12 @@ describe('IM deferred messaging', () => {
 
     it('warns once when the level is crossed, and again after a removal brought it below', async () => {
       const warnings: Array<[string, string]> = [];
-      const history = new ConversationHistory(storeOf(), { nodeId: 'node-a', maxMessages: 100_000, warnPercent: 80, warn: (o, t) => warnings.push([o, t]) });
+      const history = new ConversationHistory(storeOf(), {
+        nodeId: 'node-a',
+        maxMessages: 100_000,
+        warnPercent: 80,
+        warn: (o, t) => warnings.push([o, t]),
+      });
       await history.start();
       const limit = 5; // level: 4 entries
       for (let i = 1; i <= 3; i++) await history.archive(entry(i), limit);
@@ -916,7 +1152,10 @@ describe('IM deferred messaging', () => {
 
       // another owner has its own flag
       for (let i = 1; i <= 4; i++) await history.archive(entry(i, { owner: CAROL }), limit);
-      assert.deepEqual(warnings.map((w) => w[0]), [BOB, BOB, CAROL]);
+      assert.deepEqual(
+        warnings.map((w) => w[0]),
+        [BOB, BOB, CAROL],
+      );
     });
   });
 
@@ -932,13 +1171,17 @@ describe('IM deferred messaging', () => {
 
       assert.deepEqual(await policies.of(BOB), defaultImPolicy());
 
-      await docs.put(ref, `<?xml version="1.0" encoding="UTF-8"?>
+      await docs.put(
+        ref,
+        `<?xml version="1.0" encoding="UTF-8"?>
 <im-policy xmlns="${IM_POLICY_NS}" mode="allow-only" blocked-action="discard">
   <blocked><entry uri="sips:mallory@evil.example"/><domain>Spam.Example</domain></blocked>
   <allowed><entry uri="sip:alice@example.com"/></allowed>
   <deferred-delivery enabled="false" network-storage="true"/>
   <history enabled="true" max-messages="250"/>
-</im-policy>`, { kind: 'any' });
+</im-policy>`,
+        { kind: 'any' },
+      );
       policies.forget(BOB); // what the im-policy-cache reaction does (as/src/reactions.ts)
       const first = await policies.of(BOB);
       assert.deepEqual(first, {
@@ -954,10 +1197,14 @@ describe('IM deferred messaging', () => {
       assert.equal(await policies.of(BOB), first, 'unchanged document: the parsed policy is reused');
       assert.deepEqual(await policies.of(CAROL), defaultImPolicy(), 'other users keep the default');
 
-      await docs.put(ref, `<im-policy xmlns="${IM_POLICY_NS}" mode="block-list">
+      await docs.put(
+        ref,
+        `<im-policy xmlns="${IM_POLICY_NS}" mode="block-list">
   <deferred-delivery enabled="true" network-storage="false"/>
   <history enabled="false" max-messages="10"/>
-</im-policy>`, { kind: 'any' });
+</im-policy>`,
+        { kind: 'any' },
+      );
       assert.equal(await policies.of(BOB), first, 'kept until the document reaction says it changed');
       policies.forget(BOB); // what the im-policy-cache reaction does (as/src/reactions.ts)
       const second = await policies.of(BOB);
@@ -978,9 +1225,17 @@ describe('IM deferred messaging', () => {
       const reader = new XdmDocuments(store);
       const writer = new XdmDocuments(store);
       const policies = new ImPolicies(reader);
-      await writer.put(ref, `<im-policy xmlns="${IM_POLICY_NS}"><history enabled="true" max-messages="5"/></im-policy>`, { kind: 'any' });
+      await writer.put(
+        ref,
+        `<im-policy xmlns="${IM_POLICY_NS}"><history enabled="true" max-messages="5"/></im-policy>`,
+        { kind: 'any' },
+      );
       assert.equal((await policies.of(BOB)).history.maxMessages, 5);
-      await writer.put(ref, `<im-policy xmlns="${IM_POLICY_NS}"><history enabled="true" max-messages="6"/></im-policy>`, { kind: 'any' });
+      await writer.put(
+        ref,
+        `<im-policy xmlns="${IM_POLICY_NS}"><history enabled="true" max-messages="6"/></im-policy>`,
+        { kind: 'any' },
+      );
       // the writer's instance publishes the change; every instance's reactions forget the policy
       policies.forget(BOB);
       assert.equal((await policies.of(BOB)).history.maxMessages, 6);

@@ -16,7 +16,11 @@ function recorder() {
     handle: async (call: IscCall) => (calls.push(`${name} ${call.req.method}`), reply(299, name)),
     onOutcome: async (payload: string, code: number) => void calls.push(`${name} outcome ${code} ${payload}`),
   });
-  return { calls, pager: mode('pager') as unknown as PagerService, sessions: mode('sessions') as unknown as SessionService };
+  return {
+    calls,
+    pager: mode('pager') as unknown as PagerService,
+    sessions: mode('sessions') as unknown as SessionService,
+  };
 }
 
 const call = (method: string) => ({ req: { method } }) as unknown as IscCall;

@@ -38,7 +38,10 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
   closed: Array<{ key: string; reason: string }> = [];
   open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
     this.opened.set(key, offerer);
-    return { offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`, answererSide: `msrp://198.51.100.5:2855/${key}-b;tcp` };
+    return {
+      offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`,
+      answererSide: `msrp://198.51.100.5:2855/${key}-b;tcp`,
+    };
   }
   answered(key: string, answerer: { path: string[]; setup?: string }) {
     this.answers.push({ key, ...answerer });
@@ -49,30 +52,59 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
 }
 
 function sdp(path: string): string {
-  return ['v=0', 'o=a 1 1 IN IP4 192.0.2.1', 's=-', 'c=IN IP4 192.0.2.1', 't=0 0', 'm=message 7394 TCP/MSRP *', 'a=accept-types:text/plain', `a=path:${path}`, ''].join('\r\n');
+  return [
+    'v=0',
+    'o=a 1 1 IN IP4 192.0.2.1',
+    's=-',
+    'c=IN IP4 192.0.2.1',
+    't=0 0',
+    'm=message 7394 TCP/MSRP *',
+    'a=accept-types:text/plain',
+    `a=path:${path}`,
+    '',
+  ].join('\r\n');
 }
 
 function invite(opts: { body?: string; ctype?: string; headers?: string[] } = {}): SipRequest {
   const body = opts.body ?? sdp(A_PATH);
-  return parseSipMessage([
-    'INVITE sip:bob@example.com SIP/2.0',
-    'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1',
-    'From: <sip:alice@example.com>;tag=ftag1',
-    'To: <sip:bob@example.com>',
-    'Call-ID: call-1',
-    'CSeq: 1 INVITE',
-    `Content-Type: ${opts.ctype ?? 'application/sdp'}`,
-    ...(opts.headers ?? []),
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    '',
-    body,
-  ].join('\r\n')) as SipRequest;
+  return parseSipMessage(
+    [
+      'INVITE sip:bob@example.com SIP/2.0',
+      'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1',
+      'From: <sip:alice@example.com>;tag=ftag1',
+      'To: <sip:bob@example.com>',
+      'Call-ID: call-1',
+      'CSeq: 1 INVITE',
+      `Content-Type: ${opts.ctype ?? 'application/sdp'}`,
+      ...(opts.headers ?? []),
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      '',
+      body,
+    ].join('\r\n'),
+  ) as SipRequest;
 }
 
 function callOf(sip: SipRequest, req: Partial<IscRequest> = {}): IscCall {
   return {
-    req: { v: 1, service: 'im', method: 'INVITE', ruri: BOB, orig: true, term: true, registered: true, asserted: ALICE, srcIp: '192.0.2.1', srcPort: 5060, proto: 'udp', toTag: 't', ts: '1700000000.000000', ...req },
-    sip, receivedAt: new Date(1_700_000_000_000), log: silentLogger(),
+    req: {
+      v: 1,
+      service: 'im',
+      method: 'INVITE',
+      ruri: BOB,
+      orig: true,
+      term: true,
+      registered: true,
+      asserted: ALICE,
+      srcIp: '192.0.2.1',
+      srcPort: 5060,
+      proto: 'udp',
+      toTag: 't',
+      ts: '1700000000.000000',
+      ...req,
+    },
+    sip,
+    receivedAt: new Date(1_700_000_000_000),
+    log: silentLogger(),
   };
 }
 
@@ -95,7 +127,10 @@ describe('IM sessions: the participating function on INVITE', () => {
     policies = new Map();
     barred = new Set();
     service = new SessionService({
-      users: { exists: async (u: string) => [ALICE, BOB].includes(u), get: async (u: string) => ({ imBarred: barred.has(u) }) } as unknown as UserDirectory,
+      users: {
+        exists: async (u: string) => [ALICE, BOB].includes(u),
+        get: async (u: string) => ({ imBarred: barred.has(u) }),
+      } as unknown as UserDirectory,
       domain: new LocalDomain('example.com'),
       policies: { of: async (u: string) => policies.get(u) ?? defaultImPolicy() } as unknown as ImPolicies,
       charging: { record: async (e: ChargeableEvent) => void records.push(e) } as unknown as Charging,
@@ -111,16 +146,23 @@ describe('IM sessions: the participating function on INVITE', () => {
   });
 
   async function established(): Promise<{ key: string; decision: ContinueDecision }> {
-    const decision = await service.handle(callOf(invite())) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite()))) as ContinueDecision;
     assert.equal(decision.action, 'continue');
     const key = [...anchor.opened.keys()][0]!;
     await service.onOutcome(decision.ctx!.slice('im:session:'.length), 200, new Date(1_700_000_001_000));
-    await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 'ttag1', code: 200, sdp: sdp(B_PATH), ts: '1700000001.0' });
+    await service.onAnswer({
+      type: 'session-answer',
+      callId: 'call-1',
+      toTag: 'ttag1',
+      code: 200,
+      sdp: sdp(B_PATH),
+      ts: '1700000001.0',
+    });
     return { key, decision };
   }
 
   it('lets the INVITE continue with the offer pointing at the AS, and tells Kamailio what the answer must say', async () => {
-    const decision = await service.handle(callOf(invite())) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite()))) as ContinueDecision;
     assert.equal(decision.action, 'continue');
     const [key, offerer] = [...anchor.opened.entries()][0]!;
     assert.deepEqual(offerer, { path: [A_PATH], acceptTypes: ['text/plain'] });
@@ -138,66 +180,126 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.equal(service.size, 1);
   });
 
-  it('hands each side\'s a=setup (RFC 6135) to the anchor, so it connects or waits as they asked', async () => {
+  it("hands each side's a=setup (RFC 6135) to the anchor, so it connects or waits as they asked", async () => {
     const passive = sdp(A_PATH).replace('a=accept-types', 'a=setup:passive\r\na=accept-types');
-    const decision = await service.handle(callOf(invite({ body: passive }))) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite({ body: passive })))) as ContinueDecision;
     assert.equal([...anchor.opened.values()][0]!.setup, 'passive');
     assert.equal(msrpMediaOf(decision.body!)!.setup, 'passive', 'the callee learns that its peer (the AS) waits');
     const active = sdp(B_PATH).replace('a=accept-types', 'a=setup:active\r\na=accept-types');
     await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 't', code: 200, sdp: active, ts: '1' });
-    assert.deepEqual(anchor.answers.map((a) => a.setup), ['active']);
+    assert.deepEqual(
+      anchor.answers.map((a) => a.setup),
+      ['active'],
+    );
   });
 
   it('refuses a file transfer (RFC 5547) larger than the switch relays with 488, and lets a smaller one through', async () => {
-    const file = (size: number) => sdp(A_PATH).replace('a=accept-types', `a=file-selector:name:"report.pdf" type:application/pdf size:${size}\r\na=accept-types`);
-    const big = await service.handle(callOf(invite({ body: file(1001) }))) as ReplyDecision;
+    const file = (size: number) =>
+      sdp(A_PATH).replace(
+        'a=accept-types',
+        `a=file-selector:name:"report.pdf" type:application/pdf size:${size}\r\na=accept-types`,
+      );
+    const big = (await service.handle(callOf(invite({ body: file(1001) })))) as ReplyDecision;
     assert.deepEqual([big.action, big.code], ['reply', 488]);
     assert.match(big.hdrs!, /Max-Message-Size: 1000\r\n/);
     assert.match(big.hdrs!, /Warning: 399 example\.com "the file is 1001 bytes; the most accepted is 1000"/);
-    assert.deepEqual(records.map((r) => r.extra?.reason), ['file too large', 'file too large']);
+    assert.deepEqual(
+      records.map((r) => r.extra?.reason),
+      ['file too large', 'file too large'],
+    );
     assert.equal(anchor.opened.size, 0);
     assert.equal((await service.handle(callOf(invite({ body: file(1000) })))).action, 'continue');
   });
 
   it('anonymizes the caller who asks for privacy', async () => {
-    const decision = await service.handle(callOf(invite({ headers: ['Privacy: id'] }))) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite({ headers: ['Privacy: id'] })))) as ContinueDecision;
     assert.equal(decision.anonymize, true);
   });
 
   for (const [name, setup, code, reason, why] of [
     ['a barred sender', () => barred.add(ALICE), 403, 'Sender Barred From Messaging', 'sender barred'],
-    ['a sender the recipient blocks', () => policies.set(BOB, { ...defaultImPolicy(), blocked: { uris: [ALICE], domains: [] } }), 403, 'Forbidden', 'blocked by recipient'],
-    ['a sender the recipient discards', () => policies.set(BOB, { ...defaultImPolicy(), blockedAction: 'discard', blocked: { uris: [ALICE], domains: [] } }), 480, 'Temporarily Unavailable', 'blocked by recipient (discard)'],
+    [
+      'a sender the recipient blocks',
+      () => policies.set(BOB, { ...defaultImPolicy(), blocked: { uris: [ALICE], domains: [] } }),
+      403,
+      'Forbidden',
+      'blocked by recipient',
+    ],
+    [
+      'a sender the recipient discards',
+      () =>
+        policies.set(BOB, { ...defaultImPolicy(), blockedAction: 'discard', blocked: { uris: [ALICE], domains: [] } }),
+      480,
+      'Temporarily Unavailable',
+      'blocked by recipient (discard)',
+    ],
   ] as const) {
     it(`refuses ${name} with ${code}, opens nothing and charges both roles`, async () => {
       setup();
-      const d = await service.handle(callOf(invite())) as ReplyDecision;
+      const d = (await service.handle(callOf(invite()))) as ReplyDecision;
       assert.deepEqual([d.action, d.code, d.reason], ['reply', code, reason]);
       assert.equal(anchor.opened.size, 0);
-      assert.deepEqual(records.map((r) => [r.role, r.sipMethod, r.statusCode, r.outcome, r.extra?.reason]),
-        [['originating', 'INVITE', code, 'rejected', why], ['terminating', 'INVITE', code, 'rejected', why]]);
+      assert.deepEqual(
+        records.map((r) => [r.role, r.sipMethod, r.statusCode, r.outcome, r.extra?.reason]),
+        [
+          ['originating', 'INVITE', code, 'rejected', why],
+          ['terminating', 'INVITE', code, 'rejected', why],
+        ],
+      );
     });
   }
 
   it('answers 404 for an unknown recipient, 480 for an offline one, 488 for an offer without MSRP media', async () => {
-    assert.equal((await service.handle(callOf(invite(), { ruri: 'sip:nobody@example.com' })) as ReplyDecision).code, 404);
-    assert.equal((await service.handle(callOf(invite(), { registered: undefined })) as ReplyDecision).code, 480);
-    const noPath = await service.handle(callOf(invite({ body: 'v=0\r\nm=message 7394 TCP/MSRP *\r\n' }))) as ReplyDecision;
+    assert.equal(
+      ((await service.handle(callOf(invite(), { ruri: 'sip:nobody@example.com' }))) as ReplyDecision).code,
+      404,
+    );
+    assert.equal(((await service.handle(callOf(invite(), { registered: undefined }))) as ReplyDecision).code, 480);
+    const noPath = (await service.handle(
+      callOf(invite({ body: 'v=0\r\nm=message 7394 TCP/MSRP *\r\n' })),
+    )) as ReplyDecision;
     assert.equal(noPath.code, 488);
     assert.match(noPath.hdrs!, /^Warning: 399 example\.com "/);
     assert.equal(anchor.opened.size, 0);
   });
 
-  it('gives the anchor the callee\'s path once per answer, and closes the session on the BYE with one record per role and the counts', async () => {
+  it("gives the anchor the callee's path once per answer, and closes the session on the BYE with one record per role and the counts", async () => {
     const { key } = await established();
-    await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 'ttag1', code: 200, sdp: sdp(B_PATH), ts: '1700000001.1' });
+    await service.onAnswer({
+      type: 'session-answer',
+      callId: 'call-1',
+      toTag: 'ttag1',
+      code: 200,
+      sdp: sdp(B_PATH),
+      ts: '1700000001.1',
+    });
     assert.deepEqual(anchor.answers, [{ key, path: [B_PATH] }]);
-    for (const [from, bytes] of [['offerer', 10], ['offerer', 20], ['answerer', 5]] as const) {
-      anchor.emit('message', { sessionKey: key, from, messageId: `m${bytes}`, contentType: 'text/plain', bytes } satisfies AnchorMessage);
+    for (const [from, bytes] of [
+      ['offerer', 10],
+      ['offerer', 20],
+      ['answerer', 5],
+    ] as const) {
+      anchor.emit('message', {
+        sessionKey: key,
+        from,
+        messageId: `m${bytes}`,
+        contentType: 'text/plain',
+        bytes,
+      } satisfies AnchorMessage);
     }
-    anchor.emit('message', { sessionKey: key, from: 'answerer', messageId: 'c1', contentType: 'application/im-iscomposing+xml', bytes: 300, isComposing: true } satisfies AnchorMessage);
+    anchor.emit('message', {
+      sessionKey: key,
+      from: 'answerer',
+      messageId: 'c1',
+      contentType: 'application/im-iscomposing+xml',
+      bytes: 300,
+      isComposing: true,
+    } satisfies AnchorMessage);
     await new Promise((r) => setTimeout(r, 20));
-    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date(1_700_000_060_000));
+    await service.onEnd(
+      { type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' },
+      new Date(1_700_000_060_000),
+    );
     assert.deepEqual(anchor.closed, [{ key, reason: 'bye' }]);
     assert.equal(service.size, 0);
     assert.equal(records.length, 2);
@@ -205,8 +307,13 @@ describe('IM sessions: the participating function on INVITE', () => {
       assert.equal(r.outcome, 'ended');
       assert.equal(r.cause, 'serviceDeliveryEndSuccessfully');
       assert.deepEqual(r.extra, {
-        reason: 'BYE', sessionStart: '2023-11-14T22:13:21.000Z', sessionEnd: '2023-11-14T22:14:20.000Z',
-        messagesFromCaller: 2, bytesFromCaller: 30, messagesToCaller: 1, bytesToCaller: 5,
+        reason: 'BYE',
+        sessionStart: '2023-11-14T22:13:21.000Z',
+        sessionEnd: '2023-11-14T22:14:20.000Z',
+        messagesFromCaller: 2,
+        bytesFromCaller: 30,
+        messagesToCaller: 1,
+        bytesToCaller: 5,
       });
     }
     // a second end (Kamailio's dialog:end after the AS itself ended it) changes nothing
@@ -217,31 +324,60 @@ describe('IM sessions: the participating function on INVITE', () => {
   it('tells the IM presence source when both parties are in a chat and when they no longer are', async () => {
     const { decision } = await established();
     await service.onOutcome(decision.ctx!.slice('im:session:'.length), 200, new Date()); // another 2xx of the same INVITE
-    assert.deepEqual(activity, [[ALICE, 'chat'], [BOB, 'chat']], 'once per user, not per 2xx');
-    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date(1_700_000_060_000));
-    assert.deepEqual(activity.slice(2), [[ALICE, 'none'], [BOB, 'none']]);
+    assert.deepEqual(
+      activity,
+      [
+        [ALICE, 'chat'],
+        [BOB, 'chat'],
+      ],
+      'once per user, not per 2xx',
+    );
+    await service.onEnd(
+      { type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' },
+      new Date(1_700_000_060_000),
+    );
+    assert.deepEqual(activity.slice(2), [
+      [ALICE, 'none'],
+      [BOB, 'none'],
+    ]);
   });
 
   it('charges a dialog that ran out of time with timeLimit', async () => {
     await established();
     await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'timeout', ts: '1' }, new Date(1_700_043_201_000));
-    assert.deepEqual(records.map((r) => r.cause), ['timeLimit', 'timeLimit']);
+    assert.deepEqual(
+      records.map((r) => r.cause),
+      ['timeLimit', 'timeLimit'],
+    );
   });
 
   it('closes the session when the INVITE fails, charging it failed', async () => {
-    const decision = await service.handle(callOf(invite())) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite()))) as ContinueDecision;
     await service.onOutcome(decision.ctx!.slice('im:session:'.length), 486, new Date());
     assert.equal(anchor.closed.length, 1);
-    assert.deepEqual(records.map((r) => [r.statusCode, r.outcome]), [[486, 'failed'], [486, 'failed']]);
+    assert.deepEqual(
+      records.map((r) => [r.statusCode, r.outcome]),
+      [
+        [486, 'failed'],
+        [486, 'failed'],
+      ],
+    );
     assert.equal(service.size, 0);
   });
 
   it('ends the dialog both ways when the MSRP side ends, with the counts it saw in the messages', async () => {
     const { key } = await established();
-    const message = (from: 'offerer' | 'answerer', bytes: number, extra: Partial<AnchorMessage> = {}): AnchorMessage => ({ sessionKey: key, from, messageId: `m${bytes}`, contentType: 'text/plain', bytes, ...extra });
+    const message = (
+      from: 'offerer' | 'answerer',
+      bytes: number,
+      extra: Partial<AnchorMessage> = {},
+    ): AnchorMessage => ({ sessionKey: key, from, messageId: `m${bytes}`, contentType: 'text/plain', bytes, ...extra });
     anchor.emit('message', message('offerer', 11));
     anchor.emit('message', message('answerer', 4));
-    anchor.emit('message', message('offerer', 200, { contentType: 'application/im-iscomposing+xml', isComposing: true }));
+    anchor.emit(
+      'message',
+      message('offerer', 200, { contentType: 'application/im-iscomposing+xml', isComposing: true }),
+    );
     anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the offerer lost' });
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(terminated, [{ callId: 'call-1', fromTag: 'ftag1', toTag: 'ttag1' }]);
@@ -249,19 +385,44 @@ describe('IM sessions: the participating function on INVITE', () => {
     for (const r of records) {
       assert.equal(r.cause, 'unSuccessfulServiceDelivery');
       assert.equal(r.extra?.reason, 'media: msrp connection of the offerer lost');
-      assert.deepEqual([r.extra?.messagesFromCaller, r.extra?.bytesFromCaller, r.extra?.messagesToCaller, r.extra?.bytesToCaller], [1, 11, 1, 4]);
+      assert.deepEqual(
+        [r.extra?.messagesFromCaller, r.extra?.bytesFromCaller, r.extra?.messagesToCaller, r.extra?.bytesToCaller],
+        [1, 11, 1, 4],
+      );
     }
   });
 
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {
     policies.set(BOB, { ...defaultImPolicy(), history: { enabled: true, maxMessages: 10, conversations: [] } });
     policies.set(ALICE, { ...defaultImPolicy(), history: { enabled: true, maxMessages: 10, conversations: [] } });
-    const decision = await service.handle(callOf(invite({ headers: ['Privacy: id'] }))) as ContinueDecision;
+    const decision = (await service.handle(callOf(invite({ headers: ['Privacy: id'] })))) as ContinueDecision;
     const key = [...anchor.opened.keys()][0]!;
     assert.ok(decision);
-    anchor.emit('message', { sessionKey: key, from: 'offerer', messageId: 'm1', contentType: 'text/plain', bytes: 2, text: 'hi' });
-    anchor.emit('message', { sessionKey: key, from: 'answerer', messageId: 'm2', contentType: 'text/plain', bytes: 3, text: 'yes' });
-    anchor.emit('message', { sessionKey: key, from: 'offerer', messageId: 'm3', contentType: 'application/im-iscomposing+xml', bytes: 9, text: '<x/>', isComposing: true });
+    anchor.emit('message', {
+      sessionKey: key,
+      from: 'offerer',
+      messageId: 'm1',
+      contentType: 'text/plain',
+      bytes: 2,
+      text: 'hi',
+    });
+    anchor.emit('message', {
+      sessionKey: key,
+      from: 'answerer',
+      messageId: 'm2',
+      contentType: 'text/plain',
+      bytes: 3,
+      text: 'yes',
+    });
+    anchor.emit('message', {
+      sessionKey: key,
+      from: 'offerer',
+      messageId: 'm3',
+      contentType: 'application/im-iscomposing+xml',
+      bytes: 9,
+      text: '<x/>',
+      isComposing: true,
+    });
     anchor.emit('message', { sessionKey: key, from: 'offerer', messageId: 'm4', contentType: 'image/png', bytes: 900 });
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(archived.map((e) => [e.owner, e.direction, e.peer, e.body]).sort(), [

@@ -81,30 +81,58 @@ describe('parseImdn', () => {
   });
 
   it('refuses what the XML layer refuses', () => {
-    assert.throws(() => parseImdn('<!DOCTYPE imdn [<!ENTITY x "y">]><imdn/>'), refused(/^Invalid IMDN: doctype-forbidden$/));
+    assert.throws(
+      () => parseImdn('<!DOCTYPE imdn [<!ENTITY x "y">]><imdn/>'),
+      refused(/^Invalid IMDN: doctype-forbidden$/),
+    );
     assert.throws(() => parseImdn(doc(HEAD + '<display-notification>')), refused(/^Invalid IMDN: not-well-formed$/));
-    assert.throws(() => parseImdn(doc(`<subject>${'x'.repeat(70_000)}</subject>`)), refused(/^Invalid IMDN: too-large$/));
+    assert.throws(
+      () => parseImdn(doc(`<subject>${'x'.repeat(70_000)}</subject>`)),
+      refused(/^Invalid IMDN: too-large$/),
+    );
     assert.throws(() => parseImdn(''), refused(/not-well-formed/));
   });
 
   it('refuses missing, empty or repeated required fields', () => {
     const note = '<delivery-notification><status><delivered/></status></delivery-notification>';
-    assert.throws(() => parseImdn(doc('<datetime>2024-01-01T00:00:00Z</datetime>' + note)), refused(/missing message-id/));
+    assert.throws(
+      () => parseImdn(doc('<datetime>2024-01-01T00:00:00Z</datetime>' + note)),
+      refused(/missing message-id/),
+    );
     assert.throws(() => parseImdn(doc('<message-id>m</message-id>' + note)), refused(/missing datetime/));
-    assert.throws(() => parseImdn(doc('<message-id> </message-id><datetime>2024-01-01T00:00:00Z</datetime>' + note)), refused(/empty message-id/));
-    assert.throws(() => parseImdn(doc(HEAD + '<message-id>m2</message-id>' + note)), refused(/more than one message-id/));
+    assert.throws(
+      () => parseImdn(doc('<message-id> </message-id><datetime>2024-01-01T00:00:00Z</datetime>' + note)),
+      refused(/empty message-id/),
+    );
+    assert.throws(
+      () => parseImdn(doc(HEAD + '<message-id>m2</message-id>' + note)),
+      refused(/more than one message-id/),
+    );
   });
 
   it('refuses anything but exactly one notification with one status value of its kind', () => {
     assert.throws(() => parseImdn(doc(HEAD)), refused(/exactly one notification/));
     assert.throws(
-      () => parseImdn(doc(HEAD + '<delivery-notification><status><delivered/></status></delivery-notification><display-notification><status><displayed/></status></display-notification>')),
+      () =>
+        parseImdn(
+          doc(
+            HEAD +
+              '<delivery-notification><status><delivered/></status></delivery-notification><display-notification><status><displayed/></status></display-notification>',
+          ),
+        ),
       refused(/exactly one notification/),
     );
-    assert.throws(() => parseImdn(doc(HEAD + '<delivery-notification/>')), refused(/delivery-notification needs one status/));
-    assert.throws(() => parseImdn(doc(HEAD + '<delivery-notification><status/></delivery-notification>')), refused(/exactly one value/));
     assert.throws(
-      () => parseImdn(doc(HEAD + '<delivery-notification><status><delivered/><failed/></status></delivery-notification>')),
+      () => parseImdn(doc(HEAD + '<delivery-notification/>')),
+      refused(/delivery-notification needs one status/),
+    );
+    assert.throws(
+      () => parseImdn(doc(HEAD + '<delivery-notification><status/></delivery-notification>')),
+      refused(/exactly one value/),
+    );
+    assert.throws(
+      () =>
+        parseImdn(doc(HEAD + '<delivery-notification><status><delivered/><failed/></status></delivery-notification>')),
       refused(/exactly one value/),
     );
     assert.throws(
@@ -143,7 +171,10 @@ describe('buildImdn', () => {
       for (const status of IMDN_STATUSES[kind]) {
         const imdn = { messageId: `m-${kind}-${status}`, dateTime: '2008-04-04T12:16:49-05:00', kind, status } as Imdn;
         assert.deepEqual(parseImdn(buildImdn(imdn)), imdn, `${kind}/${status}`);
-        assert.match(buildImdn(imdn), new RegExp(`<${kind}-notification><status><${status}/></status></${kind}-notification></imdn>$`));
+        assert.match(
+          buildImdn(imdn),
+          new RegExp(`<${kind}-notification><status><${status}/></status></${kind}-notification></imdn>$`),
+        );
       }
     }
     assert.deepEqual(IMDN_STATUSES.delivery, ['delivered', 'failed', 'forbidden', 'error']);
@@ -153,15 +184,30 @@ describe('buildImdn', () => {
 
   it('refuses values the RFC does not allow', () => {
     const base = { messageId: 'm', dateTime: '2024-01-01T00:00:00Z' };
-    assert.throws(() => buildImdn({ ...base, kind: 'display', status: 'delivered' } as unknown as Imdn), /not a display status/);
+    assert.throws(
+      () => buildImdn({ ...base, kind: 'display', status: 'delivered' } as unknown as Imdn),
+      /not a display status/,
+    );
     assert.throws(() => buildImdn({ ...base, kind: 'bogus', status: 'error' } as unknown as Imdn), /unknown IMDN kind/);
-    assert.throws(() => buildImdn({ ...base, messageId: ' ', kind: 'delivery', status: 'delivered' }), /message-id is empty/);
-    assert.throws(() => buildImdn({ ...base, dateTime: 'yesterday', kind: 'delivery', status: 'delivered' }), /RFC 3339/);
+    assert.throws(
+      () => buildImdn({ ...base, messageId: ' ', kind: 'delivery', status: 'delivered' }),
+      /message-id is empty/,
+    );
+    assert.throws(
+      () => buildImdn({ ...base, dateTime: 'yesterday', kind: 'delivery', status: 'delivered' }),
+      /RFC 3339/,
+    );
   });
 });
 
 describe('buildImdnMessage', () => {
-  const imdn: Imdn = { messageId: '34jk324j', dateTime: '2008-04-04T12:16:49-05:00', recipientUri: 'sip:bob@example.com', kind: 'delivery', status: 'delivered' };
+  const imdn: Imdn = {
+    messageId: '34jk324j',
+    dateTime: '2008-04-04T12:16:49-05:00',
+    recipientUri: 'sip:bob@example.com',
+    kind: 'delivery',
+    status: 'delivered',
+  };
 
   it('is a CPIM message with the RFC 5438 section 7 headers that parseCpim reads back', () => {
     const built = buildImdnMessage({
@@ -203,12 +249,27 @@ describe('buildImdnMessage', () => {
 
   it('writes IMDN-Route headers in the order given', () => {
     const msg = buildImdnMessage({
-      from: { uri: 'sip:bob@example.com' }, to: { uri: 'sip:alice@example.com' }, dateTime: '2024-01-01T00:00:00Z',
-      messageId: 'n2', imdn, routes: ['sip:im1.example.com;lr', 'sip:im2.example.com'],
+      from: { uri: 'sip:bob@example.com' },
+      to: { uri: 'sip:alice@example.com' },
+      dateTime: '2024-01-01T00:00:00Z',
+      messageId: 'n2',
+      imdn,
+      routes: ['sip:im1.example.com;lr', 'sip:im2.example.com'],
     });
     assert.deepEqual(msg.headerValues('IMDN-Route', IMDN_NS), ['<sip:im1.example.com;lr>', '<sip:im2.example.com>']);
-    assert.throws(() => buildImdnMessage({ ...{ from: { uri: 'sip:b@x' }, to: { uri: 'sip:a@x' }, dateTime: '2024-01-01T00:00:00Z', imdn }, messageId: 'has space' }), TypeError);
-    assert.throws(() => buildImdnMessage({ from: { uri: 'sip:b@x' }, to: { uri: 'sip:a@x' }, dateTime: 'now', messageId: 'n', imdn }), /RFC 3339/);
+    assert.throws(
+      () =>
+        buildImdnMessage({
+          ...{ from: { uri: 'sip:b@x' }, to: { uri: 'sip:a@x' }, dateTime: '2024-01-01T00:00:00Z', imdn },
+          messageId: 'has space',
+        }),
+      TypeError,
+    );
+    assert.throws(
+      () =>
+        buildImdnMessage({ from: { uri: 'sip:b@x' }, to: { uri: 'sip:a@x' }, dateTime: 'now', messageId: 'n', imdn }),
+      /RFC 3339/,
+    );
   });
 
   it('tells notifications from ordinary messages', () => {

@@ -31,19 +31,38 @@ before(async () => {
   for (let seq = 1; seq <= N; seq++) {
     const at = new Date(T0 + seq * 1000);
     const ev: ChargeableEvent = {
-      service: 'im', role: seq % 2 ? 'originating' : 'terminating', sipMethod: 'MESSAGE', sessionId: `c${seq}`,
-      callingParty: 'sip:alice@example.com', calledParty: 'sip:bob@example.com', requestTime: at, responseTime: at,
-      statusCode: seq % 10 === 0 ? 480 : 200, outcome: seq % 10 === 0 ? 'failed' : 'delivered',
-      ...(seq === 2 ? { privateUserId: 'alice@example.com', chargingVector: 'icid-value=icid-2;orig-ioi=home1.net', incomplete: { acrInterimLost: 'unknown' as const } } : {}),
+      service: 'im',
+      role: seq % 2 ? 'originating' : 'terminating',
+      sipMethod: 'MESSAGE',
+      sessionId: `c${seq}`,
+      callingParty: 'sip:alice@example.com',
+      calledParty: 'sip:bob@example.com',
+      requestTime: at,
+      responseTime: at,
+      statusCode: seq % 10 === 0 ? 480 : 200,
+      outcome: seq % 10 === 0 ? 'failed' : 'delivered',
+      ...(seq === 2
+        ? {
+            privateUserId: 'alice@example.com',
+            chargingVector: 'icid-value=icid-2;orig-ioi=home1.net',
+            incomplete: { acrInterimLost: 'unknown' as const },
+          }
+        : {}),
     };
-    writes.push(w.append(buildCdr(ev, { nodeId: 'as1', nodeAddress: '192.0.2.7', seq, now: at, generateIcid: () => `icid-${seq}` })));
+    writes.push(
+      w.append(
+        buildCdr(ev, { nodeId: 'as1', nodeAddress: '192.0.2.7', seq, now: at, generateIcid: () => `icid-${seq}` }),
+      ),
+    );
   }
   await Promise.all(writes);
   await w.close();
   const [name] = (await readdir(dir)).filter((n) => !n.startsWith('.'));
   file = path.join(dir, name!);
 });
-after(async () => { await rm(dir, { recursive: true, force: true }); });
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 const summary0 = (lines: Array<Record<string, unknown>>) => lines[lines.length - 1]!.summary as Record<string, unknown>;
 
@@ -51,7 +70,10 @@ describe('ims-cdr', () => {
   test('decodes every record to one JSON line, then a summary; progress on stderr', async () => {
     const r = await run(['--progress', file]);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     assert.equal(lines.length, N + 1);
     const first = lines[0]!;
     assert.equal(first.recordType, 69);
@@ -65,15 +87,25 @@ describe('ims-cdr', () => {
     const second = lines[1]!;
     assert.equal(second.privateUserId, 'alice@example.com');
     assert.deepEqual(second.interOperatorIdentifiers, { originatingIOI: 'home1.net' });
-    assert.deepEqual(second.incompleteCdrIndication, { acrStartLost: false, acrInterimLost: 'unknown', acrStopLost: false });
+    assert.deepEqual(second.incompleteCdrIndication, {
+      acrStartLost: false,
+      acrInterimLost: 'unknown',
+      acrStopLost: false,
+    });
     assert.equal(summary0(lines).lostCdrs, 0);
     assert.equal(summary0(lines).lostCdrsExact, true);
-    assert.deepEqual(lines.slice(0, N).map((l) => l.localRecordSequenceNumber), Array.from({ length: N }, (_, i) => i + 1));
+    assert.deepEqual(
+      lines.slice(0, N).map((l) => l.localRecordSequenceNumber),
+      Array.from({ length: N }, (_, i) => i + 1),
+    );
     const summary = lines[N]!.summary as Record<string, unknown>;
     assert.equal(summary.count, N);
     assert.equal(summary.firstTime, '2026-12-07T10:00:01.000Z');
     assert.equal(summary.lastTime, new Date(T0 + N * 1000).toISOString());
-    assert.deepEqual(summary.causes, { serviceDeliveryEndSuccessfully: N - N / 10, unSuccessfulServiceDelivery: N / 10 });
+    assert.deepEqual(summary.causes, {
+      serviceDeliveryEndSuccessfully: N - N / 10,
+      unSuccessfulServiceDelivery: N / 10,
+    });
     assert.equal(summary.wellFormed, true);
     assert.equal(summary.fileSequenceNumber, 1);
     assert.equal(summary.release, 18);
@@ -89,10 +121,17 @@ describe('ims-cdr', () => {
     await writeFile(cut, buf.subarray(0, buf.length - 7));
     const bad = await run(['--check', cut]);
     assert.equal(bad.code, 1);
-    const s = (JSON.parse(bad.stdout.trim()) as { summary: { wellFormed: boolean; faults: Array<{ offset: number; message: string }>; count: number } }).summary;
+    const s = (
+      JSON.parse(bad.stdout.trim()) as {
+        summary: { wellFormed: boolean; faults: Array<{ offset: number; message: string }>; count: number };
+      }
+    ).summary;
     assert.equal(s.wellFormed, false);
     assert.equal(s.count, N - 1);
-    assert.ok(s.faults.some((f) => /runs past the end/.test(f.message) && f.offset > 54), JSON.stringify(s.faults));
+    assert.ok(
+      s.faults.some((f) => /runs past the end/.test(f.message) && f.offset > 54),
+      JSON.stringify(s.faults),
+    );
     assert.ok(s.faults.some((f) => /file header says/.test(f.message)));
     assert.ok(s.faults.some((f) => /counts 3000 CDRs, the file holds 2999/.test(f.message)));
     const garbled = Buffer.from(buf);

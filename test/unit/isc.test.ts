@@ -24,7 +24,19 @@ const MESSAGE = [
 ].join('\r\n');
 
 function request(over: Partial<IscRequest> = {}): IscRequest {
-  return { v: 1, service: 'im', method: 'MESSAGE', ruri: 'sip:bob@example.com', srcIp: '127.0.0.1', srcPort: 5070, proto: 'udp', toTag: 't', ts: '1700000000.250000', msg: MESSAGE, ...over };
+  return {
+    v: 1,
+    service: 'im',
+    method: 'MESSAGE',
+    ruri: 'sip:bob@example.com',
+    srcIp: '127.0.0.1',
+    srcPort: 5070,
+    proto: 'udp',
+    toTag: 't',
+    ts: '1700000000.250000',
+    msg: MESSAGE,
+    ...over,
+  };
 }
 
 describe('ISC dispatcher', () => {
@@ -35,12 +47,20 @@ describe('ISC dispatcher', () => {
     handle: async (call) => ({ action: 'continue', ctx: encodeContext('im', call.sip.headers.get('Call-ID')!) }),
     onOutcome: async (ctx, code) => void outcomes.push([ctx, code]),
   };
-  const dispatcher = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 50, outages: new StoreOutages() }).register(fast);
+  const dispatcher = new IscDispatcher({
+    log: silentLogger(),
+    metrics,
+    deadlineMs: 50,
+    outages: new StoreOutages(),
+  }).register(fast);
 
   it('parses the SIP message once and hands it to the service named by the filter criteria', async () => {
     const d = await dispatcher.request(request());
     assert.deepEqual(d, { action: 'continue', ctx: 'im:c1' });
-    assert.equal(metrics.value('ims_as_isc_decisions_total', { service: 'im', method: 'MESSAGE', decision: 'continue' }), 1);
+    assert.equal(
+      metrics.value('ims_as_isc_decisions_total', { service: 'im', method: 'MESSAGE', decision: 'continue' }),
+      1,
+    );
   });
 
   it('routes the outcome back to the service that set the context', async () => {
@@ -48,20 +68,33 @@ describe('ISC dispatcher', () => {
     assert.deepEqual(outcomes, [['c1', 200]]);
   });
 
-  it('answers 400 with the parser\'s reason for a malformed message', async () => {
-    const d = await dispatcher.request(request({ msg: 'MESSAGE sip:bob@example.com SIP/2.0\r\nbroken header\r\n\r\n' }));
+  it("answers 400 with the parser's reason for a malformed message", async () => {
+    const d = await dispatcher.request(
+      request({ msg: 'MESSAGE sip:bob@example.com SIP/2.0\r\nbroken header\r\n\r\n' }),
+    );
     assert.equal(d.action, 'reply');
     assert.equal((d as { code: number }).code, 400);
   });
 
   it('refuses frames that schemas/isc-*.schema.json refuse, and counts them', async () => {
     const { msg: _msg, ...noMessage } = request();
-    for (const bad of [noMessage, { ...request(), srcPort: '5070' }, { ...request(), service: 'voicemail' }, { ...request(), v: 2 }, null, 'MESSAGE']) {
+    for (const bad of [
+      noMessage,
+      { ...request(), srcPort: '5070' },
+      { ...request(), service: 'voicemail' },
+      { ...request(), v: 2 },
+      null,
+      'MESSAGE',
+    ]) {
       assert.deepEqual(await dispatcher.request(bad), reply(400, 'Bad ISC Request'), JSON.stringify(bad));
     }
     assert.equal(metrics.value('ims_as_isc_frames_refused_total', { kind: 'request' }), 6);
     assert.equal(await dispatcher.event({ type: 'outcome', ctx: 'im:c2', code: '200', ts: '1700000001.0' }), false);
-    assert.equal(await dispatcher.event({ type: 'registration', aor: 'sip:bob@example.com', ts: '1' }), false, 'no contacts');
+    assert.equal(
+      await dispatcher.event({ type: 'registration', aor: 'sip:bob@example.com', ts: '1' }),
+      false,
+      'no contacts',
+    );
     assert.equal(await dispatcher.event({ type: 'surprise', ts: '1' }), false);
     assert.equal(metrics.value('ims_as_isc_frames_refused_total', { kind: 'event' }), 3);
     assert.ok(!outcomes.some(([ctx]) => ctx === 'c2'), 'a refused outcome reaches no service');
@@ -73,14 +106,27 @@ describe('ISC dispatcher', () => {
   });
 
   it('answers 503 when a service does not decide before the deadline, and 500 when it throws', async () => {
-    const slow = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages: new StoreOutages() })
-      .register({ name: 'im', handle: () => new Promise((r) => setTimeout(() => r(reply(200, 'OK')), 500)) });
+    const slow = new IscDispatcher({
+      log: silentLogger(),
+      metrics,
+      deadlineMs: 30,
+      outages: new StoreOutages(),
+    }).register({ name: 'im', handle: () => new Promise((r) => setTimeout(() => r(reply(200, 'OK')), 500)) });
     const started = Date.now();
     const d = await slow.request(request());
     assert.equal((d as { code: number }).code, 503);
     assert.ok(Date.now() - started < 300);
-    const broken = new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages: new StoreOutages() })
-      .register({ name: 'im', handle: async () => { throw new Error('boom'); } });
+    const broken = new IscDispatcher({
+      log: silentLogger(),
+      metrics,
+      deadlineMs: 30,
+      outages: new StoreOutages(),
+    }).register({
+      name: 'im',
+      handle: async () => {
+        throw new Error('boom');
+      },
+    });
     assert.equal(((await broken.request(request())) as { code: number }).code, 500);
   });
 
@@ -88,13 +134,18 @@ describe('ISC dispatcher', () => {
     const outages = new StoreOutages();
     const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
     const d = await new IscDispatcher({ log: silentLogger(), metrics, deadlineMs: 30, outages })
-      .register({ name: 'im', handle: async () => { throw full; } })
+      .register({
+        name: 'im',
+        handle: async () => {
+          throw full;
+        },
+      })
       .request(request());
     assert.deepEqual(d, reply(503, 'Service Unavailable', { headers: [['Retry-After', '5']] }));
     assert.match(outages.recent()?.message ?? '', /ENOSPC/);
   });
 
-  it('reads Kamailio\'s seconds.microseconds timestamps', () => {
+  it("reads Kamailio's seconds.microseconds timestamps", () => {
     assert.equal(kamailioTime('1700000000.250000').toISOString(), '2023-11-14T22:13:20.250Z');
   });
 });
@@ -115,13 +166,17 @@ describe('ISC guard', () => {
   after(() => void server.close());
 
   it('lets Kamailio in with the secret as basic-auth password', async () => {
-    const res = await fetch(`${base}/x`, { headers: { authorization: `Basic ${Buffer.from('kamailio:shared-secret-123456').toString('base64')}` } });
+    const res = await fetch(`${base}/x`, {
+      headers: { authorization: `Basic ${Buffer.from('kamailio:shared-secret-123456').toString('base64')}` },
+    });
     assert.equal(res.status, 200);
   });
 
   it('refuses a wrong or missing secret with 401', async () => {
     assert.equal((await fetch(`${base}/x`)).status, 401);
-    const res = await fetch(`${base}/x`, { headers: { authorization: `Basic ${Buffer.from('kamailio:wrong').toString('base64')}` } });
+    const res = await fetch(`${base}/x`, {
+      headers: { authorization: `Basic ${Buffer.from('kamailio:wrong').toString('base64')}` },
+    });
     assert.equal(res.status, 401);
   });
 
@@ -133,7 +188,9 @@ describe('ISC guard', () => {
     app.use(r.routes());
     const s = app.listen(0, '127.0.0.1');
     await new Promise((res) => s.once('listening', res));
-    const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/x`, { headers: { authorization: `Basic ${Buffer.from('kamailio:shared-secret-123456').toString('base64')}` } });
+    const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/x`, {
+      headers: { authorization: `Basic ${Buffer.from('kamailio:shared-secret-123456').toString('base64')}` },
+    });
     assert.equal(res.status, 403);
     s.close();
   });
@@ -142,7 +199,10 @@ describe('ISC guard', () => {
 describe('chargingVectorOf: the P-Charging-Vector Kamailio made for a request that had none', () => {
   it('the header as received wins; the ISC field is cleaned of a header name and line end; control characters refused', () => {
     assert.equal(chargingVectorOf('icid-value=a', { pcv: 'icid-value=b' }), 'icid-value=a');
-    assert.equal(chargingVectorOf(undefined, { pcv: 'icid-value=b;icid-generated-at=127.0.0.1' }), 'icid-value=b;icid-generated-at=127.0.0.1');
+    assert.equal(
+      chargingVectorOf(undefined, { pcv: 'icid-value=b;icid-generated-at=127.0.0.1' }),
+      'icid-value=b;icid-generated-at=127.0.0.1',
+    );
     assert.equal(chargingVectorOf(undefined, { pcv: 'P-Charging-Vector: icid-value=c\r\n' }), 'icid-value=c');
     assert.equal(chargingVectorOf(undefined, { pcv: 'icid-value=d\r\nX-Evil: 1' }), undefined);
     assert.equal(chargingVectorOf(undefined, {}), undefined);

@@ -23,6 +23,11 @@ test('keeps a loaded value until forgotten, older than maxAgeMs, or pushed out b
 
 test('a failed load is not kept', async () => {
   const cache = new LoadingCache<string>({ maxEntries: 10 });
-  await assert.rejects(cache.get('k', async () => { throw new Error('down'); }), /down/);
+  await assert.rejects(
+    cache.get('k', async () => {
+      throw new Error('down');
+    }),
+    /down/,
+  );
   assert.equal(await cache.get('k', async () => 'up'), 'up');
 });

@@ -8,15 +8,34 @@ describe('MSRP chunking', () => {
   it('cuts a message into ranges, + on all but the last, and the chunks read back into the message', () => {
     const body = Buffer.from('abcdefghijklmnopqrstuvwxy');
     const chunks = chunkMessage(body, 10);
-    assert.deepEqual(chunks.map((c) => [c.range.start, c.range.end, c.range.total, c.flag]), [[1, 10, 25, '+'], [11, 20, 25, '+'], [21, 25, 25, '$']]);
-    const wire = Buffer.concat(chunks.map((c, i) => serializeMessage({
-      head: { kind: 'request', tid: `tid0000${i}`, method: 'SEND', headers: [
-        { name: 'To-Path', value: 'msrp://h:1/s;tcp' }, { name: 'From-Path', value: 'msrp://g:2/t;tcp' },
-        { name: 'Message-ID', value: 'm1' }, { name: 'Byte-Range', value: `${c.range.start}-${c.range.end}/${c.range.total}` }, { name: 'Content-Type', value: 'text/plain' },
-      ] },
-      body: c.data,
-      flag: c.flag,
-    })));
+    assert.deepEqual(
+      chunks.map((c) => [c.range.start, c.range.end, c.range.total, c.flag]),
+      [
+        [1, 10, 25, '+'],
+        [11, 20, 25, '+'],
+        [21, 25, 25, '$'],
+      ],
+    );
+    const wire = Buffer.concat(
+      chunks.map((c, i) =>
+        serializeMessage({
+          head: {
+            kind: 'request',
+            tid: `tid0000${i}`,
+            method: 'SEND',
+            headers: [
+              { name: 'To-Path', value: 'msrp://h:1/s;tcp' },
+              { name: 'From-Path', value: 'msrp://g:2/t;tcp' },
+              { name: 'Message-ID', value: 'm1' },
+              { name: 'Byte-Range', value: `${c.range.start}-${c.range.end}/${c.range.total}` },
+              { name: 'Content-Type', value: 'text/plain' },
+            ],
+          },
+          body: c.data,
+          flag: c.flag,
+        }),
+      ),
+    );
     const r = new Reassembly(1000);
     for (const m of parseMessages(wire)) assert.deepEqual(r.add(byteRangeOf(m.head), m.body!, m.flag), { ok: true });
     assert.equal(r.state, 'complete');
@@ -51,11 +70,27 @@ describe('MSRP chunking', () => {
   });
 
   it('refuses bytes beyond the total (400), a changed total (400), and a message above the limit (413)', () => {
-    assert.deepEqual(checkChunk({ start: 8, end: 12, total: 10 }, 5, undefined, 1000), { ok: false, code: 400, reason: 'bytes 8-12 beyond the total 10' });
+    assert.deepEqual(checkChunk({ start: 8, end: 12, total: 10 }, 5, undefined, 1000), {
+      ok: false,
+      code: 400,
+      reason: 'bytes 8-12 beyond the total 10',
+    });
     assert.equal(checkChunk({ start: 1, end: 12, total: 10 }, 0, undefined, 1000).ok, false);
-    assert.deepEqual(checkChunk({ start: 1, total: 20 }, 3, 10, 1000), { ok: false, code: 400, reason: 'total changed from 10 to 20' });
-    assert.deepEqual(checkChunk({ start: 1, total: 2000 }, 0, undefined, 1000), { ok: false, code: 413, reason: 'message of 2000 bytes above 1000' });
-    assert.deepEqual(checkChunk({ start: 990 }, 20, undefined, 1000), { ok: false, code: 413, reason: 'message passes 1000 bytes' });
+    assert.deepEqual(checkChunk({ start: 1, total: 20 }, 3, 10, 1000), {
+      ok: false,
+      code: 400,
+      reason: 'total changed from 10 to 20',
+    });
+    assert.deepEqual(checkChunk({ start: 1, total: 2000 }, 0, undefined, 1000), {
+      ok: false,
+      code: 413,
+      reason: 'message of 2000 bytes above 1000',
+    });
+    assert.deepEqual(checkChunk({ start: 990 }, 20, undefined, 1000), {
+      ok: false,
+      code: 413,
+      reason: 'message passes 1000 bytes',
+    });
     const r = new Reassembly(1000);
     assert.equal(r.add({ start: 8, end: 12, total: 10 }, Buffer.from('abcde'), '$').ok, false);
     assert.equal(r.state, 'refused');

@@ -41,7 +41,11 @@ describe('MSRP framer: TCP data in any pieces', () => {
     for (const size of [1, 2, 3, 7, 13, 64, data.length]) {
       const pieces = Array.from({ length: Math.ceil(data.length / size) }, () => size);
       const s = summary(feed(new MsrpFramer(), data, pieces));
-      assert.deepEqual(s, { heads: ['a786hjs2'], body: 'Hey Bob, are you there?', ends: ['$'], errors: [] }, `pieces of ${size}`);
+      assert.deepEqual(
+        s,
+        { heads: ['a786hjs2'], body: 'Hey Bob, are you there?', ends: ['$'], errors: [] },
+        `pieces of ${size}`,
+      );
     }
   });
 
@@ -49,7 +53,13 @@ describe('MSRP framer: TCP data in any pieces', () => {
     const tricky = 'a\r\n-------a786hjs2X\r\nb\r\n-------other1$\r\nc';
     const data = Buffer.from(SEND.replace('Hey Bob, are you there?', tricky));
     for (const size of [1, 5, 1000]) {
-      const s = summary(feed(new MsrpFramer(), data, Array.from({ length: Math.ceil(data.length / size) }, () => size)));
+      const s = summary(
+        feed(
+          new MsrpFramer(),
+          data,
+          Array.from({ length: Math.ceil(data.length / size) }, () => size),
+        ),
+      );
       assert.equal(s.body, tricky);
       assert.deepEqual(s.ends, ['$']);
     }
@@ -57,16 +67,47 @@ describe('MSRP framer: TCP data in any pieces', () => {
 
   it('interrupted (#) and continued (+) end-lines, an empty body, and a bodiless request', () => {
     const interrupted = SEND.replace('-------a786hjs2$', '-------a786hjs2#');
-    const empty = crlf(['MSRP emptyb0d SEND', 'To-Path: msrp://h:1/s;tcp', 'From-Path: msrp://g:2/t;tcp', 'Message-ID: 2', 'Byte-Range: 1-0/0', 'Content-Type: text/plain', '', '', '-------emptyb0d+']);
+    const empty = crlf([
+      'MSRP emptyb0d SEND',
+      'To-Path: msrp://h:1/s;tcp',
+      'From-Path: msrp://g:2/t;tcp',
+      'Message-ID: 2',
+      'Byte-Range: 1-0/0',
+      'Content-Type: text/plain',
+      '',
+      '',
+      '-------emptyb0d+',
+    ]);
     // lenient: an empty body written without the CRLF of its (empty) data part
-    const bare = crlf(['MSRP emptyb1d SEND', 'To-Path: msrp://h:1/s;tcp', 'From-Path: msrp://g:2/t;tcp', 'Message-ID: 2', 'Content-Type: text/plain', '', '-------emptyb1d$']);
-    const bodiless = crlf(['MSRP nobody12 SEND', 'To-Path: msrp://h:1/s;tcp', 'From-Path: msrp://g:2/t;tcp', 'Message-ID: 3', '-------nobody12$']);
+    const bare = crlf([
+      'MSRP emptyb1d SEND',
+      'To-Path: msrp://h:1/s;tcp',
+      'From-Path: msrp://g:2/t;tcp',
+      'Message-ID: 2',
+      'Content-Type: text/plain',
+      '',
+      '-------emptyb1d$',
+    ]);
+    const bodiless = crlf([
+      'MSRP nobody12 SEND',
+      'To-Path: msrp://h:1/s;tcp',
+      'From-Path: msrp://g:2/t;tcp',
+      'Message-ID: 3',
+      '-------nobody12$',
+    ]);
     const all = Buffer.from(interrupted + empty + bare + bodiless);
     for (const size of [1, 3, all.length]) {
-      const events = feed(new MsrpFramer(), all, Array.from({ length: Math.ceil(all.length / size) }, () => size));
+      const events = feed(
+        new MsrpFramer(),
+        all,
+        Array.from({ length: Math.ceil(all.length / size) }, () => size),
+      );
       assert.deepEqual(summary(events).ends, ['#', '+', '$', '$']);
       const heads = events.filter((e) => e.type === 'head') as Array<Extract<FrameEvent, { type: 'head' }>>;
-      assert.deepEqual(heads.map((h) => h.hasBody), [true, true, true, false]);
+      assert.deepEqual(
+        heads.map((h) => h.hasBody),
+        [true, true, true, false],
+      );
       assert.equal(summary(events).body, 'Hey Bob, are you there?');
       assert.deepEqual(summary(events).errors, []);
     }
@@ -74,7 +115,17 @@ describe('MSRP framer: TCP data in any pieces', () => {
 
   it('streams a large body in pieces without holding it: each piece is handed on as it comes', () => {
     const framer = new MsrpFramer();
-    const head = Buffer.from(crlf(['MSRP bigbig01 SEND', 'To-Path: msrp://h:1/s;tcp', 'From-Path: msrp://g:2/t;tcp', 'Message-ID: 4', 'Byte-Range: 1-*/*', 'Content-Type: application/octet-stream', '']));
+    const head = Buffer.from(
+      crlf([
+        'MSRP bigbig01 SEND',
+        'To-Path: msrp://h:1/s;tcp',
+        'From-Path: msrp://g:2/t;tcp',
+        'Message-ID: 4',
+        'Byte-Range: 1-*/*',
+        'Content-Type: application/octet-stream',
+        '',
+      ]),
+    );
     let bodyBytes = 0;
     framer.push(head);
     const piece = Buffer.alloc(64 * 1024, 0x41);
@@ -100,7 +151,12 @@ describe('MSRP framer: TCP data in any pieces', () => {
 
   it('refuses an end-line of another transaction after a bodiless head, a bad start line, a header without a colon', () => {
     const wrongEnd = crlf(['MSRP abcd1234 SEND', 'To-Path: msrp://h:1/s;tcp', '-------wxyz9876$']);
-    for (const bad of [wrongEnd, 'HTTP/1.1 200 OK\r\n', 'MSRP abcd1234 SEND\r\nno colon here\r\n', 'MSRP ab SEND\r\n']) {
+    for (const bad of [
+      wrongEnd,
+      'HTTP/1.1 200 OK\r\n',
+      'MSRP abcd1234 SEND\r\nno colon here\r\n',
+      'MSRP ab SEND\r\n',
+    ]) {
       const s = summary(new MsrpFramer().push(Buffer.from(bad)));
       assert.equal(s.errors.length, 1, JSON.stringify(bad));
     }

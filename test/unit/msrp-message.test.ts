@@ -86,7 +86,14 @@ describe('MSRP messages: the RFC 4975 examples byte for byte', () => {
 
   it('reads and writes the 200 response, with no body', () => {
     const m = parseMessage(HEY_BOB_OK);
-    assert.deepEqual({ kind: m.head.kind, code: m.head.kind === 'response' && m.head.code, comment: m.head.kind === 'response' && m.head.comment }, { kind: 'response', code: 200, comment: 'OK' });
+    assert.deepEqual(
+      {
+        kind: m.head.kind,
+        code: m.head.kind === 'response' && m.head.code,
+        comment: m.head.kind === 'response' && m.head.comment,
+      },
+      { kind: 'response', code: 200, comment: 'OK' },
+    );
     assert.equal(m.body, undefined);
     assert.equal(serializeMessage(m).toString(), HEY_BOB_OK);
   });
@@ -95,7 +102,12 @@ describe('MSRP messages: the RFC 4975 examples byte for byte', () => {
     const req = parseMessage(HEY_BOB).head;
     assert.equal(req.kind, 'request');
     if (req.kind !== 'request') return;
-    const res = responseTo(req, 200, 'msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp', 'msrp://atlanta.example.com:7654/jshA7weztas;tcp');
+    const res = responseTo(
+      req,
+      200,
+      'msrp://biloxi.example.com:12763/kjhd37s2s20w2a;tcp',
+      'msrp://atlanta.example.com:7654/jshA7weztas;tcp',
+    );
     assert.equal(serializeMessage({ head: res, flag: '$' }).toString(), HEY_BOB_OK);
   });
 
@@ -128,7 +140,10 @@ describe('MSRP messages: the RFC 4975 examples byte for byte', () => {
 
   it('reads several messages back to back in one buffer', () => {
     const all = parseMessages(Buffer.from(HEY_BOB + HEY_BOB_OK + POSITIVE_REPORT));
-    assert.deepEqual(all.map((m) => m.head.tid), ['a786hjs2', 'a786hjs2', 'dkei38sd']);
+    assert.deepEqual(
+      all.map((m) => m.head.tid),
+      ['a786hjs2', 'a786hjs2', 'dkei38sd'],
+    );
   });
 });
 
@@ -139,11 +154,22 @@ describe('MSRP header values', () => {
     assert.deepEqual(parseByteRange('1-0/0'), { start: 1, end: 0, total: 0 });
     assert.equal(formatByteRange({ start: 11, total: 50 }), '11-*/50');
     assert.equal(formatByteRange({ start: 1 }), '1-*/*');
-    for (const bad of ['0-5/5', 'a-5/5', '1-5', '5-2/9', '1--5/5', '']) assert.throws(() => parseByteRange(bad), MsrpSyntaxError, bad);
+    for (const bad of ['0-5/5', 'a-5/5', '1-5', '5-2/9', '1--5/5', ''])
+      assert.throws(() => parseByteRange(bad), MsrpSyntaxError, bad);
   });
 
   it('an absent Byte-Range means the whole message in this chunk', () => {
-    const m = parseMessage(crlf(['MSRP abcd1234 SEND', 'To-Path: msrp://h:1/s;tcp', 'From-Path: msrp://g:2/t;tcp', 'Message-ID: 1', '', 'x', '-------abcd1234$']));
+    const m = parseMessage(
+      crlf([
+        'MSRP abcd1234 SEND',
+        'To-Path: msrp://h:1/s;tcp',
+        'From-Path: msrp://g:2/t;tcp',
+        'Message-ID: 1',
+        '',
+        'x',
+        '-------abcd1234$',
+      ]),
+    );
     assert.deepEqual(byteRangeOf(m.head), { start: 1 });
   });
 
@@ -151,8 +177,14 @@ describe('MSRP header values', () => {
     const head = { kind: 'request' as const, tid: 'abcd', method: 'SEND', headers: [] };
     assert.equal(successReportOf(head), false);
     assert.equal(failureReportOf(head), 'yes');
-    assert.throws(() => failureReportOf({ ...head, headers: [{ name: 'Failure-Report', value: 'maybe' }] }), MsrpSyntaxError);
-    assert.throws(() => successReportOf({ ...head, headers: [{ name: 'Success-Report', value: 'partial' }] }), MsrpSyntaxError);
+    assert.throws(
+      () => failureReportOf({ ...head, headers: [{ name: 'Failure-Report', value: 'maybe' }] }),
+      MsrpSyntaxError,
+    );
+    assert.throws(
+      () => successReportOf({ ...head, headers: [{ name: 'Success-Report', value: 'partial' }] }),
+      MsrpSyntaxError,
+    );
   });
 
   it('Failure-Report decides which responses are sent: no → none, partial → errors only', () => {
@@ -162,7 +194,11 @@ describe('MSRP header values', () => {
   });
 
   it('Status with and without a comment; reasons of the codes', () => {
-    assert.deepEqual(parseStatus('000 413 Message Too Large'), { namespace: '000', code: 413, comment: 'Message Too Large' });
+    assert.deepEqual(parseStatus('000 413 Message Too Large'), {
+      namespace: '000',
+      code: 413,
+      comment: 'Message Too Large',
+    });
     assert.deepEqual(parseStatus('000 481'), { namespace: '000', code: 481 });
     assert.throws(() => parseStatus('200 OK'), MsrpSyntaxError);
     assert.equal(msrpReason(481), 'Session Does Not Exist');
@@ -177,11 +213,24 @@ describe('MSRP header values', () => {
       { name: 'Byte-Range', value: '1-1/1' },
       { name: 'To-Path', value: 't' },
     ]);
-    assert.deepEqual(ordered.map((h) => h.name), ['To-Path', 'From-Path', 'Message-ID', 'Byte-Range', 'Content-Type']);
+    assert.deepEqual(
+      ordered.map((h) => h.name),
+      ['To-Path', 'From-Path', 'Message-ID', 'Byte-Range', 'Content-Type'],
+    );
   });
 
   it('refuses bad transaction ids and header names on output', () => {
-    assert.throws(() => serializeMessage({ head: { kind: 'request', tid: 'ab', method: 'SEND', headers: [] }, flag: '$' }), MsrpSyntaxError);
-    assert.throws(() => serializeMessage({ head: { kind: 'request', tid: 'abcd', method: 'SEND', headers: [{ name: 'X', value: 'a\r\nb' }] }, flag: '$' }), MsrpSyntaxError);
+    assert.throws(
+      () => serializeMessage({ head: { kind: 'request', tid: 'ab', method: 'SEND', headers: [] }, flag: '$' }),
+      MsrpSyntaxError,
+    );
+    assert.throws(
+      () =>
+        serializeMessage({
+          head: { kind: 'request', tid: 'abcd', method: 'SEND', headers: [{ name: 'X', value: 'a\r\nb' }] },
+          flag: '$',
+        }),
+      MsrpSyntaxError,
+    );
   });
 });

@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { MsrpUriError, formatMsrpUri, msrpAuthorityKey, msrpUriEquals, parseMsrpPath, parseMsrpUri } from '../../as/src/msrp/uri.js';
+import {
+  MsrpUriError,
+  formatMsrpUri,
+  msrpAuthorityKey,
+  msrpUriEquals,
+  parseMsrpPath,
+  parseMsrpUri,
+} from '../../as/src/msrp/uri.js';
 
 describe('MSRP URIs (RFC 4975 section 6)', () => {
   it('reads the URIs of the RFC examples and writes them back unchanged', () => {
@@ -14,7 +21,12 @@ describe('MSRP URIs (RFC 4975 section 6)', () => {
       assert.equal(formatMsrpUri(parseMsrpUri(text)), text);
     }
     assert.deepEqual(parseMsrpUri('msrp://atlanta.example.com:7654/jshA7weztas;tcp'), {
-      scheme: 'msrp', host: 'atlanta.example.com', port: 7654, sessionId: 'jshA7weztas', transport: 'tcp', params: [],
+      scheme: 'msrp',
+      host: 'atlanta.example.com',
+      port: 7654,
+      sessionId: 'jshA7weztas',
+      transport: 'tcp',
+      params: [],
     });
     const relay = parseMsrpUri('msrps://alice@intra.example.com;tcp');
     assert.deepEqual([relay.user, relay.sessionId, relay.port], ['alice', undefined, undefined]);
@@ -34,14 +46,25 @@ describe('MSRP URIs (RFC 4975 section 6)', () => {
   });
 
   it('refuses what is not an MSRP URI', () => {
-    for (const bad of ['sip:alice@example.com', 'msrp://host:7654/abc', 'msrp://host:99999/abc;tcp', 'http://host/abc;tcp', 'msrp://ho st/abc;tcp', 'msrp://host/ab c;tcp', 'msrp://host/abc;']) {
+    for (const bad of [
+      'sip:alice@example.com',
+      'msrp://host:7654/abc',
+      'msrp://host:99999/abc;tcp',
+      'http://host/abc;tcp',
+      'msrp://ho st/abc;tcp',
+      'msrp://host/ab c;tcp',
+      'msrp://host/abc;',
+    ]) {
       assert.throws(() => parseMsrpUri(bad), MsrpUriError, bad);
     }
   });
 
   it('reads a path: URIs separated by whitespace', () => {
     const path = parseMsrpPath('msrp://relay.example.com:2855/r1;tcp  msrp://alice.example.com:7394/2s93i9ek2a;tcp');
-    assert.deepEqual(path.map((u) => u.sessionId), ['r1', '2s93i9ek2a']);
+    assert.deepEqual(
+      path.map((u) => u.sessionId),
+      ['r1', '2s93i9ek2a'],
+    );
     assert.throws(() => parseMsrpPath('  '), MsrpUriError);
   });
 });

@@ -72,10 +72,28 @@ describe('parseMultipart', () => {
   });
 
   it('accepts bare LF line endings and keeps the body characters as given', () => {
-    const body = lf('--b1', 'Content-Type: text/plain', '', 'one', '', 'two', '--b1', 'Content-Type: text/html', '', '<p>x</p>', '--b1--');
+    const body = lf(
+      '--b1',
+      'Content-Type: text/plain',
+      '',
+      'one',
+      '',
+      'two',
+      '--b1',
+      'Content-Type: text/html',
+      '',
+      '<p>x</p>',
+      '--b1--',
+    );
     const mp = parseMultipart(body, 'multipart/mixed; boundary=b1');
-    assert.deepEqual(mp.parts.map((p) => p.body), ['one\n\ntwo', '<p>x</p>']);
-    assert.deepEqual(mp.parts.map((p) => p.contentType?.type), ['text/plain', 'text/html']);
+    assert.deepEqual(
+      mp.parts.map((p) => p.body),
+      ['one\n\ntwo', '<p>x</p>'],
+    );
+    assert.deepEqual(
+      mp.parts.map((p) => p.contentType?.type),
+      ['text/plain', 'text/html'],
+    );
   });
 
   it('keeps a body that ends with its own line break (only the last CRLF belongs to the delimiter)', () => {
@@ -171,8 +189,14 @@ describe('parseMultipart', () => {
     assert.equal(mp.params.get('start'), '<root9@rls.example.net>');
     assert.equal(relatedRoot(mp)?.body, '<list/>');
     // Without start, the root is the first part; with an unknown start, there is none.
-    assert.equal(relatedRoot(parseMultipart(body, 'multipart/related;type="application/pidf+xml";boundary=rel'))?.body, '<presence/>');
-    assert.equal(relatedRoot(parseMultipart(body, 'multipart/related;type="x/y";start="<nope@x>";boundary=rel')), undefined);
+    assert.equal(
+      relatedRoot(parseMultipart(body, 'multipart/related;type="application/pidf+xml";boundary=rel'))?.body,
+      '<presence/>',
+    );
+    assert.equal(
+      relatedRoot(parseMultipart(body, 'multipart/related;type="x/y";start="<nope@x>";boundary=rel')),
+      undefined,
+    );
   });
 
   it('accepts exactly MAX_PARTS parts and refuses one more', () => {
@@ -180,7 +204,10 @@ describe('parseMultipart', () => {
     const ok = parseMultipart(partText(MAX_PARTS), 'multipart/mixed;boundary=m');
     assert.equal(ok.parts.length, 1000);
     assert.equal(ok.parts[999]?.body, '999');
-    assert.throws(() => parseMultipart(partText(MAX_PARTS + 1), 'multipart/mixed;boundary=m'), refused('more than 1000 parts'));
+    assert.throws(
+      () => parseMultipart(partText(MAX_PARTS + 1), 'multipart/mixed;boundary=m'),
+      refused('more than 1000 parts'),
+    );
   });
 
   describe('refusals', () => {
@@ -196,7 +223,10 @@ describe('parseMultipart', () => {
       assert.throws(() => parseMultipart(good, 'multipart/mixed'), refused('missing boundary parameter'));
     });
     it('invalid boundary (too long, trailing space, empty, bad character)', () => {
-      assert.throws(() => parseMultipart(good, `multipart/mixed;boundary=${'a'.repeat(71)}`), refused('invalid boundary parameter'));
+      assert.throws(
+        () => parseMultipart(good, `multipart/mixed;boundary=${'a'.repeat(71)}`),
+        refused('invalid boundary parameter'),
+      );
       assert.throws(() => parseMultipart(good, 'multipart/mixed;boundary="b "'), refused('invalid boundary parameter'));
       assert.throws(() => parseMultipart(good, 'multipart/mixed;boundary=""'), refused('invalid boundary parameter'));
       assert.throws(() => parseMultipart(good, 'multipart/mixed;boundary=a*b'), refused('invalid boundary parameter'));
@@ -205,21 +235,45 @@ describe('parseMultipart', () => {
       assert.throws(() => parseMultipart('just text', 'multipart/mixed;boundary=b'), refused('no boundary delimiter'));
     });
     it('no closing delimiter', () => {
-      assert.throws(() => parseMultipart(crlf('--b', 'Content-Type: text/plain', '', 'x'), 'multipart/mixed;boundary=b'), refused('missing closing boundary delimiter'));
-      assert.throws(() => parseMultipart(crlf('--b', '', 'x', '--b', '', 'y', ''), 'multipart/mixed;boundary=b'), refused('missing closing boundary delimiter'));
+      assert.throws(
+        () => parseMultipart(crlf('--b', 'Content-Type: text/plain', '', 'x'), 'multipart/mixed;boundary=b'),
+        refused('missing closing boundary delimiter'),
+      );
+      assert.throws(
+        () => parseMultipart(crlf('--b', '', 'x', '--b', '', 'y', ''), 'multipart/mixed;boundary=b'),
+        refused('missing closing boundary delimiter'),
+      );
     });
     it('no parts (close delimiter first)', () => {
       assert.throws(() => parseMultipart('--b--\r\n', 'multipart/mixed;boundary=b'), refused('no body parts'));
     });
     it('part without header/body separator', () => {
-      assert.throws(() => parseMultipart(crlf('--b', 'Content-Type: text/plain', '--b--'), 'multipart/mixed;boundary=b'), refused('part 1 has no empty line after its headers'));
-      assert.throws(() => parseMultipart(crlf('--b', '', 'ok', '--b', '--b--'), 'multipart/mixed;boundary=b'), refused('part 2 has no empty line after its headers'));
+      assert.throws(
+        () => parseMultipart(crlf('--b', 'Content-Type: text/plain', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('part 1 has no empty line after its headers'),
+      );
+      assert.throws(
+        () => parseMultipart(crlf('--b', '', 'ok', '--b', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('part 2 has no empty line after its headers'),
+      );
     });
     it('malformed header lines', () => {
-      assert.throws(() => parseMultipart(crlf('--b', 'no colon here', '', 'x', '--b--'), 'multipart/mixed;boundary=b'), refused('malformed header line in part 1'));
-      assert.throws(() => parseMultipart(crlf('--b', ' folded: first', '', 'x', '--b--'), 'multipart/mixed;boundary=b'), refused('part 1 starts with a continuation line'));
-      assert.throws(() => parseMultipart(crlf('--b', 'Content-Type: text', '', 'x', '--b--'), 'multipart/mixed;boundary=b'), refused('malformed Content-Type in part 1'));
-      assert.throws(() => parseMultipart(crlf('--b', 'Content-Disposition: ;x=1', '', 'x', '--b--'), 'multipart/mixed;boundary=b'), refused('malformed Content-Disposition in part 1'));
+      assert.throws(
+        () => parseMultipart(crlf('--b', 'no colon here', '', 'x', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('malformed header line in part 1'),
+      );
+      assert.throws(
+        () => parseMultipart(crlf('--b', ' folded: first', '', 'x', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('part 1 starts with a continuation line'),
+      );
+      assert.throws(
+        () => parseMultipart(crlf('--b', 'Content-Type: text', '', 'x', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('malformed Content-Type in part 1'),
+      );
+      assert.throws(
+        () => parseMultipart(crlf('--b', 'Content-Disposition: ;x=1', '', 'x', '--b--'), 'multipart/mixed;boundary=b'),
+        refused('malformed Content-Disposition in part 1'),
+      );
     });
   });
 });
@@ -227,7 +281,13 @@ describe('parseMultipart', () => {
 describe('parseMediaType / parseDisposition', () => {
   it('lowercases the type and unquotes parameter values', () => {
     const mt = parseMediaType(' Application/RLMI+XML ; Charset="UTF-8";x=y');
-    assert.deepEqual(mt, { type: 'application/rlmi+xml', params: new Map([['charset', 'UTF-8'], ['x', 'y']]) });
+    assert.deepEqual(mt, {
+      type: 'application/rlmi+xml',
+      params: new Map([
+        ['charset', 'UTF-8'],
+        ['x', 'y'],
+      ]),
+    });
     assert.equal(parseMediaType('text'), undefined);
     assert.deepEqual(parseDisposition('Recipient-List-History; handling=optional'), {
       value: 'recipient-list-history',
@@ -239,7 +299,13 @@ describe('parseMediaType / parseDisposition', () => {
 describe('buildMultipart', () => {
   const parts: PartInit[] = [
     { headers: [['Content-Type', 'text/plain;charset=UTF-8']], body: 'Hello,\r\nworld' },
-    { headers: [['Content-Type', 'application/resource-lists+xml'], ['Content-Disposition', 'recipient-list']], body: '<resource-lists/>' },
+    {
+      headers: [
+        ['Content-Type', 'application/resource-lists+xml'],
+        ['Content-Disposition', 'recipient-list'],
+      ],
+      body: '<resource-lists/>',
+    },
   ];
 
   it('writes CRLF delimiters, headers, the empty line and the closing delimiter', () => {
@@ -257,14 +323,31 @@ describe('buildMultipart', () => {
     const tricky: PartInit[] = [
       { headers: [], body: '' },
       { headers: [['Content-Type', 'text/plain']], body: 'ends with newline\r\n' },
-      { headers: [['Content-Type', 'text/plain'], ['X-A', 'a'], ['x-a', 'b']], body: 'lf only\nlines\n\n' },
-      { headers: [['Content-Type', 'message/cpim']], body: 'From: <sip:a@x>\r\n\r\nContent-Type: text/plain\r\n\r\nhi' },
+      {
+        headers: [
+          ['Content-Type', 'text/plain'],
+          ['X-A', 'a'],
+          ['x-a', 'b'],
+        ],
+        body: 'lf only\nlines\n\n',
+      },
+      {
+        headers: [['Content-Type', 'message/cpim']],
+        body: 'From: <sip:a@x>\r\n\r\nContent-Type: text/plain\r\n\r\nhi',
+      },
       { headers: [['Content-Type', 'text/plain']], body: '--almost a delimiter but not ours\r\n--' },
     ];
-    for (const boundary of [undefined, 'b', "with space and (parens)?"]) {
-      const built = buildMultipart({ subtype: 'mixed', parts: tricky, ...(boundary === undefined ? {} : { boundary }) });
+    for (const boundary of [undefined, 'b', 'with space and (parens)?']) {
+      const built = buildMultipart({
+        subtype: 'mixed',
+        parts: tricky,
+        ...(boundary === undefined ? {} : { boundary }),
+      });
       const mp = parseMultipart(built.body, built.contentType);
-      assert.deepEqual(mp.parts.map(simple), tricky.map((p) => ({ headers: p.headers, body: p.body })));
+      assert.deepEqual(
+        mp.parts.map(simple),
+        tricky.map((p) => ({ headers: p.headers, body: p.body })),
+      );
       if (boundary !== undefined) assert.equal(mp.boundary, boundary);
     }
   });
@@ -276,11 +359,32 @@ describe('buildMultipart', () => {
 
   it('writes type and start (quoted) for multipart/related and round trips the root', () => {
     const rel: PartInit[] = [
-      { headers: [['Content-Type', 'application/rlmi+xml;charset=UTF-8'], ['Content-ID', '<rlmi@rls.example.net>']], body: '<list/>' },
-      { headers: [['Content-Type', 'application/pidf+xml'], ['Content-ID', '<p1@rls.example.net>']], body: '<presence/>' },
+      {
+        headers: [
+          ['Content-Type', 'application/rlmi+xml;charset=UTF-8'],
+          ['Content-ID', '<rlmi@rls.example.net>'],
+        ],
+        body: '<list/>',
+      },
+      {
+        headers: [
+          ['Content-Type', 'application/pidf+xml'],
+          ['Content-ID', '<p1@rls.example.net>'],
+        ],
+        body: '<presence/>',
+      },
     ];
-    const out = buildMultipart({ subtype: 'related', boundary: 'r1', type: 'application/rlmi+xml', start: '<rlmi@rls.example.net>', parts: rel });
-    assert.equal(out.contentType, 'multipart/related;type="application/rlmi+xml";start="<rlmi@rls.example.net>";boundary=r1');
+    const out = buildMultipart({
+      subtype: 'related',
+      boundary: 'r1',
+      type: 'application/rlmi+xml',
+      start: '<rlmi@rls.example.net>',
+      parts: rel,
+    });
+    assert.equal(
+      out.contentType,
+      'multipart/related;type="application/rlmi+xml";start="<rlmi@rls.example.net>";boundary=r1',
+    );
     const mp = parseMultipart(out.body, out.contentType);
     assert.equal(relatedRoot(mp)?.body, '<list/>');
     assert.deepEqual(mp.parts.map(simple), rel);
@@ -288,17 +392,46 @@ describe('buildMultipart', () => {
 
   it('refuses invalid input', () => {
     // The boundary text alone is harmless ('Hello' is in a body); '--' + boundary is not.
-    assert.equal(buildMultipart({ subtype: 'mixed', boundary: 'Hello', parts }).contentType, 'multipart/mixed;boundary=Hello');
-    assert.throws(() => buildMultipart({ subtype: 'mixed', boundary: 'cut', parts: [{ headers: [], body: 'a\r\n--cut\r\nb' }] }), /boundary occurs in a part/);
-    assert.throws(() => buildMultipart({ subtype: 'mixed', boundary: 'cut', parts: [{ headers: [], body: 'trailing\n--cut' }] }), /boundary occurs in a part/);
-    assert.throws(() => buildMultipart({ subtype: 'mixed', boundary: 'lists+xml', parts: [{ headers: [['X', '--lists+xml']], body: '' }] }), /boundary occurs/);
-    assert.throws(() => buildMultipart({ subtype: 'mixed', boundary: 'bad*char', parts }), /invalid multipart boundary/);
+    assert.equal(
+      buildMultipart({ subtype: 'mixed', boundary: 'Hello', parts }).contentType,
+      'multipart/mixed;boundary=Hello',
+    );
+    assert.throws(
+      () => buildMultipart({ subtype: 'mixed', boundary: 'cut', parts: [{ headers: [], body: 'a\r\n--cut\r\nb' }] }),
+      /boundary occurs in a part/,
+    );
+    assert.throws(
+      () => buildMultipart({ subtype: 'mixed', boundary: 'cut', parts: [{ headers: [], body: 'trailing\n--cut' }] }),
+      /boundary occurs in a part/,
+    );
+    assert.throws(
+      () =>
+        buildMultipart({
+          subtype: 'mixed',
+          boundary: 'lists+xml',
+          parts: [{ headers: [['X', '--lists+xml']], body: '' }],
+        }),
+      /boundary occurs/,
+    );
+    assert.throws(
+      () => buildMultipart({ subtype: 'mixed', boundary: 'bad*char', parts }),
+      /invalid multipart boundary/,
+    );
     assert.throws(() => buildMultipart({ subtype: 'mixed', parts: [] }), /at least one part/);
-    assert.throws(() => buildMultipart({ subtype: 'mixed', parts: [{ headers: [['X-Evil', 'a\r\nBcc: x']], body: '' }] }), /line break/);
-    assert.throws(() => buildMultipart({ subtype: 'mixed', parts: [{ headers: [['Bad Name', 'v']], body: '' }] }), /invalid part header name/);
+    assert.throws(
+      () => buildMultipart({ subtype: 'mixed', parts: [{ headers: [['X-Evil', 'a\r\nBcc: x']], body: '' }] }),
+      /line break/,
+    );
+    assert.throws(
+      () => buildMultipart({ subtype: 'mixed', parts: [{ headers: [['Bad Name', 'v']], body: '' }] }),
+      /invalid part header name/,
+    );
     assert.throws(() => buildMultipart({ subtype: 'related', parts }), /needs a type parameter/);
     assert.throws(() => buildMultipart({ subtype: 'mixed', type: 'text/plain', parts }), /multipart\/related only/);
-    assert.throws(() => buildMultipart({ subtype: 'related', type: 'text/plain', start: '<none@x>', parts }), /not the Content-ID of a part/);
+    assert.throws(
+      () => buildMultipart({ subtype: 'related', type: 'text/plain', start: '<none@x>', parts }),
+      /not the Content-ID of a part/,
+    );
     const many = Array.from({ length: MAX_PARTS + 1 }, () => ({ headers: [], body: 'x' }));
     assert.throws(() => buildMultipart({ subtype: 'mixed', parts: many }), /at most 1000 parts/);
   });

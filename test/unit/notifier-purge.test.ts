@@ -12,10 +12,26 @@ import { Metrics } from '../../as/src/ops/metrics.js';
 import { SqliteStore } from '../../as/src/store/sqlite-store.js';
 
 const sub = (id: string, over: Partial<Subscription>): Subscription => ({
-  _id: id, event: 'presence', resource: 'sip:pt@example.com', watcher: 'sip:w@example.com', callId: id, fromTag: 'f', toTag: 't',
-  remoteParty: '<sip:w@example.com>;tag=f', localParty: '<sip:pt@example.com>', remoteTarget: 'sip:w@127.0.0.1', routeSet: [],
-  localCseq: 0, remoteCseq: 1, state: 'active', expiresAt: new Date(Date.now() + 600_000), accept: ['application/pidf+xml'],
-  createdAt: new Date(), notifyCount: 1, data: {}, ...over,
+  _id: id,
+  event: 'presence',
+  resource: 'sip:pt@example.com',
+  watcher: 'sip:w@example.com',
+  callId: id,
+  fromTag: 'f',
+  toTag: 't',
+  remoteParty: '<sip:w@example.com>;tag=f',
+  localParty: '<sip:pt@example.com>',
+  remoteTarget: 'sip:w@127.0.0.1',
+  routeSet: [],
+  localCseq: 0,
+  remoteCseq: 1,
+  state: 'active',
+  expiresAt: new Date(Date.now() + 600_000),
+  accept: ['application/pidf+xml'],
+  createdAt: new Date(),
+  notifyCount: 1,
+  data: {},
+  ...over,
 });
 
 describe('notifier: ended subscriptions leave the store', () => {
@@ -24,7 +40,12 @@ describe('notifier: ended subscriptions leave the store', () => {
     const store = await SqliteStore.open(dir);
     try {
       const notifier = new Notifier({
-        store, uac: {} as UacClient, charging: {} as Charging, contact: 'sip:notifier@127.0.0.1', log: silentLogger(), metrics: new Metrics(),
+        store,
+        uac: {} as UacClient,
+        charging: {} as Charging,
+        contact: 'sip:notifier@127.0.0.1',
+        log: silentLogger(),
+        metrics: new Metrics(),
       });
       const subs = store.collection<Subscription>('subscriptions');
       await notifier.start();
@@ -52,7 +73,11 @@ describe('notifier: ended subscriptions leave the store', () => {
       let subs = store.collection<Subscription>('subscriptions');
       await subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
       const longAgo = new Date(Date.now() - (ENDED_KEPT_S + 5) * 1000);
-      await subs.insertMany(Array.from({ length: 2500 }, (_, i) => sub(`old${i}`, { state: 'terminated', endReason: 'timeout', endedAt: longAgo })));
+      await subs.insertMany(
+        Array.from({ length: 2500 }, (_, i) =>
+          sub(`old${i}`, { state: 'terminated', endReason: 'timeout', endedAt: longAgo }),
+        ),
+      );
       await subs.insertOne(sub('live', {}));
       await store.sweep();
       assert.equal(await subs.count({}), 1);
@@ -60,7 +85,10 @@ describe('notifier: ended subscriptions leave the store', () => {
       await store.close();
       store = await SqliteStore.open(dir);
       subs = store.collection<Subscription>('subscriptions');
-      assert.deepEqual((await subs.find({})).map((s) => s._id), ['live']);
+      assert.deepEqual(
+        (await subs.find({})).map((s) => s._id),
+        ['live'],
+      );
       assert.ok((await subs.findOne({ _id: 'live' }))!.expiresAt instanceof Date);
     } finally {
       await store.close();

@@ -42,8 +42,14 @@ describe('operator page samples', () => {
   it('the ring keeps the last N, gives consecutive rates and the last minute', () => {
     const ring = new SampleRing(3);
     for (let i = 0; i < 5; i++) ring.push(sample(i * 30_000, i * 60, 0, []));
-    assert.deepEqual(ring.all().map((s) => s.t), [60_000, 90_000, 120_000]);
-    assert.deepEqual(ring.series().map((r) => r.perSecond.iscDecisions), [2, 2]);
+    assert.deepEqual(
+      ring.all().map((s) => s.t),
+      [60_000, 90_000, 120_000],
+    );
+    assert.deepEqual(
+      ring.series().map((r) => r.perSecond.iscDecisions),
+      [2, 2],
+    );
     const recent = ring.recent(60_000)!;
     assert.equal(recent.perSecond.iscDecisions, 2);
     assert.equal(new SampleRing(2).recent(60_000), undefined);

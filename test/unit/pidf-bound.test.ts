@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { boundPresence } from '../../as/src/presence/pidf/bound.js';
-import { makePerson, makeTuple, parsePidf, rpidElement, serializePidf, type PresenceDoc } from '../../as/src/presence/pidf/index.js';
+import {
+  makePerson,
+  makeTuple,
+  parsePidf,
+  rpidElement,
+  serializePidf,
+  type PresenceDoc,
+} from '../../as/src/presence/pidf/index.js';
 
 const ENTITY = 'sip:alice@example.com';
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
@@ -10,8 +17,22 @@ const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 function bigDoc(n: number, noteChars = 2000): PresenceDoc {
   return {
     entity: ENTITY,
-    tuples: Array.from({ length: n }, (_, i) => makeTuple({ id: `t${i}`, basic: i === 0 ? 'open' : 'closed', contact: { uri: `sip:alice@10.0.0.${i}` }, notes: [{ text: 'é'.repeat(noteChars) }], elements: [rpidElement('class', 'work')] })),
-    persons: [makePerson({ id: 'p1', elements: [rpidElement('activities', [rpidElement('busy')])], notes: [{ text: 'n'.repeat(noteChars) }] })],
+    tuples: Array.from({ length: n }, (_, i) =>
+      makeTuple({
+        id: `t${i}`,
+        basic: i === 0 ? 'open' : 'closed',
+        contact: { uri: `sip:alice@10.0.0.${i}` },
+        notes: [{ text: 'é'.repeat(noteChars) }],
+        elements: [rpidElement('class', 'work')],
+      }),
+    ),
+    persons: [
+      makePerson({
+        id: 'p1',
+        elements: [rpidElement('activities', [rpidElement('busy')])],
+        notes: [{ text: 'n'.repeat(noteChars) }],
+      }),
+    ],
     devices: [],
     notes: [{ text: 'top '.repeat(500) }],
     extensions: [],
@@ -46,7 +67,10 @@ describe('boundPresence: the composed document within presence.maxComposedBytes'
     assert.ok(bytes(r.body) <= 8192, String(bytes(r.body)));
     const back = parsePidf(r.body);
     assert.ok(back.tuples.length > 10 && back.tuples.length < 400, String(back.tuples.length));
-    assert.deepEqual(back.tuples.map((t) => t.id), Array.from({ length: back.tuples.length }, (_, i) => `t${i}`));
+    assert.deepEqual(
+      back.tuples.map((t) => t.id),
+      Array.from({ length: back.tuples.length }, (_, i) => `t${i}`),
+    );
     assert.deepEqual(back.persons, []);
   });
 

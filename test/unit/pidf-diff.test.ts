@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NamespaceScope, attr, childElements, parseXml, serializeXml, type XmlElement } from '../../as/src/xml/xml-tree.js';
+import {
+  NamespaceScope,
+  attr,
+  childElements,
+  parseXml,
+  serializeXml,
+  type XmlElement,
+} from '../../as/src/xml/xml-tree.js';
 import {
   CIPID_NS,
   DM_NS,
@@ -45,7 +52,12 @@ function canon(pidf: string): string {
   return serializePidf(parsePidf(pidf));
 }
 
-function tuple(id: string, basic: 'open' | 'closed', uri = `sip:${id.replace(/[^a-z0-9]/gi, '')}@host.example.org`, priority?: string): Tuple {
+function tuple(
+  id: string,
+  basic: 'open' | 'closed',
+  uri = `sip:${id.replace(/[^a-z0-9]/gi, '')}@host.example.org`,
+  priority?: string,
+): Tuple {
   return makeTuple({ id, basic, contact: priority === undefined ? { uri } : { uri, priority } });
 }
 
@@ -73,7 +85,10 @@ function opsOf(diff: string): { root: XmlElement; ops: Op[] } {
     const o: Op = { op: n.local, sel: attr(el, 'sel') ?? '', content: childElements(el).map((c) => serializeXml(c)) };
     const pos = attr(el, 'pos');
     if (pos !== undefined) o.pos = pos;
-    const text = (el.elements ?? []).filter((n) => n.type === 'text').map((n) => (n.type === 'text' ? n.text : '')).join('');
+    const text = (el.elements ?? [])
+      .filter((n) => n.type === 'text')
+      .map((n) => (n.type === 'text' ? n.text : ''))
+      .join('');
     if (text !== '') o.text = text;
     return o;
   });
@@ -118,7 +133,11 @@ describe('pidf-diff: constants and pidf-full', () => {
   it('wraps the PIDF children in <pidf-full> with entity and version', () => {
     const pidf = doc(baseParts());
     const full = pidfFull(pidf, 1);
-    assert.ok(full.startsWith('<?xml version="1.0" encoding="UTF-8"?><p:pidf-full xmlns="urn:ietf:params:xml:ns:pidf" xmlns:p="urn:ietf:params:xml:ns:pidf-diff"'));
+    assert.ok(
+      full.startsWith(
+        '<?xml version="1.0" encoding="UTF-8"?><p:pidf-full xmlns="urn:ietf:params:xml:ns:pidf" xmlns:p="urn:ietf:params:xml:ns:pidf-diff"',
+      ),
+    );
     const root = parseXml(full).root;
     const scope = NamespaceScope.root().child(root);
     assert.deepEqual(scope.expand(root.name), { ns: PIDF_DIFF_NS, local: 'pidf-full' });
@@ -126,7 +145,10 @@ describe('pidf-diff: constants and pidf-full', () => {
     assert.equal(attr(root, 'entity'), ENTITY);
     // Children exactly as in the PIDF document (RFC 5262 section 3).
     const presence = parseXml(pidf).root;
-    assert.deepEqual(childElements(root).map((c) => serializeXml(c)), childElements(presence).map((c) => serializeXml(c)));
+    assert.deepEqual(
+      childElements(root).map((c) => serializeXml(c)),
+      childElements(presence).map((c) => serializeXml(c)),
+    );
   });
 
   it('applies a pidf-full without a base and returns the same document and version', () => {
@@ -138,7 +160,12 @@ describe('pidf-diff: constants and pidf-full', () => {
   });
 
   it('picks another prefix when p is taken by the document', () => {
-    const ext: XmlElement = { type: 'element', name: 'p:flag', attributes: { 'xmlns:p': 'urn:example:p' }, elements: [{ type: 'text', text: 'x' }] };
+    const ext: XmlElement = {
+      type: 'element',
+      name: 'p:flag',
+      attributes: { 'xmlns:p': 'urn:example:p' },
+      elements: [{ type: 'text', text: 'x' }],
+    };
     const pidf = doc({ tuples: [tuple('t1', 'open')], extensions: [ext] });
     assert.match(pidf, /xmlns:p="urn:example:p"/);
     const full = pidfFull(pidf, 4);
@@ -168,7 +195,14 @@ describe('pidf-diff: pidfDiff', () => {
     const diff = pidfDiff(prev, cur, 2);
     assert.ok(diff);
     const { ops } = opsOf(diff);
-    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='t2']/pidf:status/pidf:basic/text()", content: [], text: 'open' }]);
+    assert.deepEqual(ops, [
+      {
+        op: 'replace',
+        sel: "pidf:presence/pidf:tuple[@id='t2']/pidf:status/pidf:basic/text()",
+        content: [],
+        text: 'open',
+      },
+    ]);
     assert.equal(canon(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf), canon(cur));
     assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur);
   });
@@ -190,7 +224,12 @@ describe('pidf-diff: pidfDiff', () => {
     assert.equal(attr(root, 'xmlns:dm'), undefined);
     assert.equal(attr(root, 'xmlns:rpid'), undefined);
     // No XML declaration (optional; a fixed cost on every diff).
-    assert.ok(diff.startsWith('<p:pidf-diff xmlns:p="urn:ietf:params:xml:ns:pidf-diff" xmlns:pidf="urn:ietf:params:xml:ns:pidf" '), diff);
+    assert.ok(
+      diff.startsWith(
+        '<p:pidf-diff xmlns:p="urn:ietf:params:xml:ns:pidf-diff" xmlns:pidf="urn:ietf:params:xml:ns:pidf" ',
+      ),
+      diff,
+    );
   });
 
   it('declares the namespaces the added content uses, as the current document does', () => {
@@ -213,7 +252,10 @@ describe('pidf-diff: pidfDiff', () => {
         ['add', "pidf:presence/pidf:tuple[@id='t4']", 'after'],
       ],
     );
-    assert.equal(ops[1]?.content[0], '<tuple id="t5"><status><basic>open</basic></status><rpid:class>work</rpid:class></tuple>');
+    assert.equal(
+      ops[1]?.content[0],
+      '<tuple id="t5"><status><basic>open</basic></status><rpid:class>work</rpid:class></tuple>',
+    );
     assert.equal(applyPidfPatch({ pidf: prev, version: 1 }, diff).pidf, cur);
   });
 
@@ -284,7 +326,11 @@ describe('pidf-diff: pidfDiff', () => {
     assert.ok(diff);
     const { ops } = opsOf(diff);
     assert.deepEqual(ops, [
-      { op: 'replace', sel: "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", content: ['<rpid:activities><rpid:meeting/><rpid:busy/></rpid:activities>'] },
+      {
+        op: 'replace',
+        sel: "pidf:presence/dm:person[@id='p1']/rpid:activities[1]",
+        content: ['<rpid:activities><rpid:meeting/><rpid:busy/></rpid:activities>'],
+      },
     ]);
     const r = applyPidfPatch({ pidf: prev, version: 1 }, diff);
     assert.deepEqual(parsePidf(r.pidf).persons[0]?.activities, ['meeting', 'busy']);
@@ -371,9 +417,17 @@ describe('pidf-diff: pidfDiff', () => {
 
   it('escapes quotes of ids in selectors (the other quote, or a position when both occur)', () => {
     const a = baseParts();
-    a.tuples.push(tuple("it's", 'open', 'sip:its@example.org'), tuple('say "hi"', 'open', 'sip:hi@example.org'), tuple(`both'"q`, 'open', 'sip:both@example.org'));
+    a.tuples.push(
+      tuple("it's", 'open', 'sip:its@example.org'),
+      tuple('say "hi"', 'open', 'sip:hi@example.org'),
+      tuple(`both'"q`, 'open', 'sip:both@example.org'),
+    );
     const b = baseParts();
-    b.tuples.push(tuple("it's", 'closed', 'sip:its@example.org'), tuple('say "hi"', 'closed', 'sip:hi@example.org'), tuple(`both'"q`, 'closed', 'sip:both@example.org'));
+    b.tuples.push(
+      tuple("it's", 'closed', 'sip:its@example.org'),
+      tuple('say "hi"', 'closed', 'sip:hi@example.org'),
+      tuple(`both'"q`, 'closed', 'sip:both@example.org'),
+    );
     const prev = doc(a);
     const cur = doc(b);
     const diff = pidfDiff(prev, cur, 2);
@@ -411,7 +465,12 @@ describe('pidf-diff: pidfDiff', () => {
   });
 
   it('declares namespaces of added extensions and of selectors for elements gone from the current document', () => {
-    const ext: XmlElement = { type: 'element', name: 'x:ring', attributes: { 'xmlns:x': 'urn:example:mood-ring' }, elements: [{ type: 'text', text: 'teal' }] };
+    const ext: XmlElement = {
+      type: 'element',
+      name: 'x:ring',
+      attributes: { 'xmlns:x': 'urn:example:mood-ring' },
+      elements: [{ type: 'text', text: 'teal' }],
+    };
     const a = baseParts();
     const b = baseParts();
     b.extensions = [ext];
@@ -476,7 +535,14 @@ describe('pidf-diff: child-level changes', () => {
     const cur = frank('open', 'second note');
     assert.equal(canon(prev), prev);
     const { diff, ops } = diffOf(prev, cur);
-    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:note[1]/text()", content: [], text: 'second note' }]);
+    assert.deepEqual(ops, [
+      {
+        op: 'replace',
+        sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:note[1]/text()",
+        content: [],
+        text: 'second note',
+      },
+    ]);
     const full = pidfFull(cur, 2);
     // 250 against 271 bytes: the wrapper (root, pidf-diff and pidf declarations, entity,
     // version) is most of the diff, the full state is little more than the tuple.
@@ -488,39 +554,85 @@ describe('pidf-diff: child-level changes', () => {
     const prev = frank('open', 'first note');
     const cur = frank('closed', 'first note');
     const { ops } = diffOf(prev, cur);
-    assert.deepEqual(ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()", content: [], text: 'closed' }]);
+    assert.deepEqual(ops, [
+      {
+        op: 'replace',
+        sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()",
+        content: [],
+        text: 'closed',
+      },
+    ]);
     // And back.
-    assert.deepEqual(diffOf(cur, prev).ops, [{ op: 'replace', sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()", content: [], text: 'open' }]);
+    assert.deepEqual(diffOf(cur, prev).ops, [
+      {
+        op: 'replace',
+        sel: "pidf:presence/pidf:tuple[@id='cal']/pidf:status/pidf:basic/text()",
+        content: [],
+        text: 'open',
+      },
+    ]);
   });
 
   it('notes of a tuple: changed, added at their place, removed', () => {
     const t = (notes: Note[], timestamp?: string): string =>
-      doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic: 'open', contact: { uri: 'sip:bob@phone.example.org' }, notes, ...(timestamp ? { timestamp } : {}) })] });
+      doc({
+        ...baseParts(),
+        tuples: [
+          makeTuple({
+            id: 't1',
+            basic: 'open',
+            contact: { uri: 'sip:bob@phone.example.org' },
+            notes,
+            ...(timestamp ? { timestamp } : {}),
+          }),
+        ],
+      });
     const one = [{ text: 'Back soon', lang: 'en' }];
     const two = [...one, { text: 'Bientôt', lang: 'fr' }];
     const sel = "pidf:presence/pidf:tuple[@id='t1']";
     // Text of a note with xml:lang: the attribute stays, only the text node goes.
     let r = diffOf(t(one), t([{ text: 'Out today', lang: 'en' }]));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', `${sel}/pidf:note[1]/text()`, 'Out today']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', `${sel}/pidf:note[1]/text()`, 'Out today']],
+    );
     // Another language: the note is replaced whole.
     r = diffOf(t(one), t([{ text: 'Back soon', lang: 'de' }]));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', `${sel}/pidf:note[1]`, ['<note xml:lang="de">Back soon</note>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [['replace', `${sel}/pidf:note[1]`, ['<note xml:lang="de">Back soon</note>']]],
+    );
     // Added as the last child of the tuple: appended to it.
     r = diffOf(t(one), t(two));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos, o.content]), [['add', sel, undefined, ['<note xml:lang="fr">Bientôt</note>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.pos, o.content]),
+      [['add', sel, undefined, ['<note xml:lang="fr">Bientôt</note>']]],
+    );
     // Added before the timestamp (PIDF order: notes, then timestamp): after the previous note.
     const ts = '2024-05-01T10:00:00Z';
     r = diffOf(t(one, ts), t(two, ts));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', `${sel}/pidf:note[1]`, 'after']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.pos]),
+      [['add', `${sel}/pidf:note[1]`, 'after']],
+    );
     // The first note of a tuple without notes, before its timestamp: after the contact.
     r = diffOf(t([], ts), t(one, ts));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', `${sel}/pidf:contact`, 'after']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.pos]),
+      [['add', `${sel}/pidf:contact`, 'after']],
+    );
     // Removed.
     r = diffOf(t(two, ts), t(one, ts));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['remove', `${sel}/pidf:note[2]`]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel]),
+      [['remove', `${sel}/pidf:note[2]`]],
+    );
     // Timestamp changed: no position for an element that occurs once.
     r = diffOf(t(one, ts), t(one, '2024-05-01T11:30:00Z'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', `${sel}/pidf:timestamp/text()`, '2024-05-01T11:30:00Z']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', `${sel}/pidf:timestamp/text()`, '2024-05-01T11:30:00Z']],
+    );
   });
 
   it('an attribute change of a child replaces that child', () => {
@@ -528,7 +640,16 @@ describe('pidf-diff: child-level changes', () => {
     const b = baseParts();
     b.tuples[0] = tuple('t1', 'open', 'sip:bob@phone.example.org', '0.3');
     const { ops } = diffOf(prev, doc(b));
-    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:contact", ['<contact priority="0.3">sip:bob@phone.example.org</contact>']]]);
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel, o.content]),
+      [
+        [
+          'replace',
+          "pidf:presence/pidf:tuple[@id='t1']/pidf:contact",
+          ['<contact priority="0.3">sip:bob@phone.example.org</contact>'],
+        ],
+      ],
+    );
   });
 
   it('changes inside dm:person and dm:device', () => {
@@ -537,82 +658,178 @@ describe('pidf-diff: child-level changes', () => {
     let b = baseParts();
     b.persons = [person('p1', ['on-the-phone', 'meeting'])];
     let r = diffOf(prev, doc(b));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", ['<rpid:meeting/>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [['add', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", ['<rpid:meeting/>']]],
+    );
     // Another activity instead: the list is replaced.
     b = baseParts();
     b.persons = [person('p1', ['away'])];
     r = diffOf(prev, doc(b));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/dm:person[@id='p1']/rpid:activities[1]", ['<rpid:activities><rpid:away/></rpid:activities>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [
+        [
+          'replace',
+          "pidf:presence/dm:person[@id='p1']/rpid:activities[1]",
+          ['<rpid:activities><rpid:away/></rpid:activities>'],
+        ],
+      ],
+    );
     // A dm:note added to the person.
     b = baseParts();
     b.persons = [makePerson({ ...personInit(person('p1', ['on-the-phone'])), notes: [{ text: 'Call me later' }] })];
     r = diffOf(prev, doc(b));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/dm:person[@id='p1']", ['<dm:note>Call me later</dm:note>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [['add', "pidf:presence/dm:person[@id='p1']", ['<dm:note>Call me later</dm:note>']]],
+    );
     // The device's deviceID.
     b = baseParts();
     b.devices = [makeDevice({ id: 'd1', deviceId: 'urn:uuid:6f1c0d2e-8a45-4c53-9d2f-1a2b3c4d5e70' })];
     r = diffOf(prev, doc(b));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/dm:device[@id='d1']/dm:deviceID/text()", 'urn:uuid:6f1c0d2e-8a45-4c53-9d2f-1a2b3c4d5e70']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [
+        [
+          'replace',
+          "pidf:presence/dm:device[@id='d1']/dm:deviceID/text()",
+          'urn:uuid:6f1c0d2e-8a45-4c53-9d2f-1a2b3c4d5e70',
+        ],
+      ],
+    );
     // rpid:user-input added to the device: before its deviceID (data-model order).
     const d1 = baseParts().devices[0] as Device;
-    const withInput = (v: string): string => doc({ ...baseParts(), devices: [makeDevice({ ...deviceInit(d1), elements: [rpidElement('user-input', v)] })] });
+    const withInput = (v: string): string =>
+      doc({ ...baseParts(), devices: [makeDevice({ ...deviceInit(d1), elements: [rpidElement('user-input', v)] })] });
     r = diffOf(prev, withInput('idle'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.pos]), [['add', "pidf:presence/dm:device[@id='d1']", 'prepend']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.pos]),
+      [['add', "pidf:presence/dm:device[@id='d1']", 'prepend']],
+    );
     r = diffOf(withInput('idle'), withInput('active'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/dm:device[@id='d1']/rpid:user-input[1]/text()", 'active']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', "pidf:presence/dm:device[@id='d1']/rpid:user-input[1]/text()", 'active']],
+    );
   });
 
   it('descends into <status>: an extension element of the status', () => {
-    const im = (v: string): XmlElement => ({ type: 'element', name: 'im:im', attributes: { 'xmlns:im': 'urn:ietf:params:xml:ns:pidf:im' }, elements: [{ type: 'text', text: v }] });
+    const im = (v: string): XmlElement => ({
+      type: 'element',
+      name: 'im:im',
+      attributes: { 'xmlns:im': 'urn:ietf:params:xml:ns:pidf:im' },
+      elements: [{ type: 'text', text: v }],
+    });
     const withIm = (basic: 'open' | 'closed', v: string | undefined): string =>
-      doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic, contact: { uri: 'im:bob@example.org' }, ...(v ? { statusElements: [im(v)] } : {}) })] });
+      doc({
+        ...baseParts(),
+        tuples: [
+          makeTuple({
+            id: 't1',
+            basic,
+            contact: { uri: 'im:bob@example.org' },
+            ...(v ? { statusElements: [im(v)] } : {}),
+          }),
+        ],
+      });
     let r = diffOf(withIm('open', 'away'), withIm('open', 'busy'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]/text()", 'busy']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]/text()", 'busy']],
+    );
     assert.equal(attr(opsOf(r.diff).root, 'xmlns:im'), 'urn:ietf:params:xml:ns:pidf:im');
     r = diffOf(withIm('open', undefined), withIm('open', 'busy'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['add', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<im:im>busy</im:im>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [['add', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<im:im>busy</im:im>']]],
+    );
     r = diffOf(withIm('open', 'busy'), withIm('open', undefined));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['remove', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]"]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel]),
+      [['remove', "pidf:presence/pidf:tuple[@id='t1']/pidf:status/im:im[1]"]],
+    );
     // Both children changed: one replace of the small <status> beats two operations in it.
     r = diffOf(withIm('closed', 'busy'), withIm('open', undefined));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<status><basic>open</basic></status>']]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.content]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/pidf:status", ['<status><basic>open</basic></status>']]],
+    );
   });
 
   it('keeps the whole replace when it is smaller (many changes in one tuple)', () => {
     const prev = doc(baseParts());
     const b = baseParts();
-    b.tuples[0] = makeTuple({ id: 't1', basic: 'closed', contact: { uri: 'sip:bob@car.example.org', priority: '0.1' }, notes: [{ text: 'Driving' }] });
+    b.tuples[0] = makeTuple({
+      id: 't1',
+      basic: 'closed',
+      contact: { uri: 'sip:bob@car.example.org', priority: '0.1' },
+      notes: [{ text: 'Driving' }],
+    });
     const { ops } = diffOf(prev, doc(b));
-    assert.deepEqual(ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']"]]);
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']"]],
+    );
   });
 
   it('an element emptied of its text is replaced whole (a text node cannot be set to nothing)', () => {
-    const withClass = (v: string): string => doc({ ...baseParts(), tuples: [makeTuple({ ...tupleInit(baseParts().tuples[0] as Tuple), elements: [rpidElement('class', v)] })] });
+    const withClass = (v: string): string =>
+      doc({
+        ...baseParts(),
+        tuples: [makeTuple({ ...tupleInit(baseParts().tuples[0] as Tuple), elements: [rpidElement('class', v)] })],
+      });
     const { ops } = diffOf(withClass('work'), withClass(''));
-    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.content]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]", ['<rpid:class/>']]]);
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel, o.content]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]", ['<rpid:class/>']]],
+    );
     // And back: no text node to replace either.
-    assert.deepEqual(diffOf(withClass(''), withClass('work')).ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]"]]);
+    assert.deepEqual(
+      diffOf(withClass(''), withClass('work')).ops.map((o) => [o.op, o.sel]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/rpid:class[1]"]],
+    );
   });
 
   it('replaces an element whole when its new text is CDATA (kept as written in extensions)', () => {
     const withF = (x: string): string =>
-      canon(`<presence xmlns="${PIDF_NS}" xmlns:e="urn:example:e" entity="${ENTITY}"><tuple id="t1"><status><basic>open</basic></status><e:f>${x}</e:f><note>A note long enough for a diff</note></tuple></presence>`);
+      canon(
+        `<presence xmlns="${PIDF_NS}" xmlns:e="urn:example:e" entity="${ENTITY}"><tuple id="t1"><status><basic>open</basic></status><e:f>${x}</e:f><note>A note long enough for a diff</note></tuple></presence>`,
+      );
     const cdata = withF('<![CDATA[a<b]]>');
     assert.match(cdata, /<e:f><!\[CDATA\[a<b\]\]><\/e:f>/);
     let r = diffOf(withF('plain'), cdata);
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]"]]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]"]],
+    );
     // From CDATA to plain text, the text() replace is fine.
     r = diffOf(cdata, withF('plain'));
-    assert.deepEqual(r.ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]/text()", 'plain']]);
+    assert.deepEqual(
+      r.ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/e:f[1]/text()", 'plain']],
+    );
   });
 
   it('names a child of no namespace by position among all children', () => {
-    const flag = (v: string): XmlElement => ({ type: 'element', name: 'flag', attributes: { xmlns: '' }, elements: [{ type: 'text', text: v }] });
-    const withFlag = (v: string): string => doc({ ...baseParts(), tuples: [makeTuple({ id: 't1', basic: 'open', elements: [rpidElement('class', 'work'), flag(v)] })] });
+    const flag = (v: string): XmlElement => ({
+      type: 'element',
+      name: 'flag',
+      attributes: { xmlns: '' },
+      elements: [{ type: 'text', text: v }],
+    });
+    const withFlag = (v: string): string =>
+      doc({
+        ...baseParts(),
+        tuples: [makeTuple({ id: 't1', basic: 'open', elements: [rpidElement('class', 'work'), flag(v)] })],
+      });
     const prev = withFlag('green');
     assert.match(prev, /<flag xmlns="">green<\/flag>/);
     const { ops } = diffOf(prev, withFlag('red'));
-    assert.deepEqual(ops.map((o) => [o.op, o.sel, o.text]), [['replace', "pidf:presence/pidf:tuple[@id='t1']/*[3]/text()", 'red']]);
+    assert.deepEqual(
+      ops.map((o) => [o.op, o.sel, o.text]),
+      [['replace', "pidf:presence/pidf:tuple[@id='t1']/*[3]/text()", 'red']],
+    );
   });
 
   it('child selectors of a tuple named by position follow the earlier operations', () => {
@@ -666,9 +883,19 @@ describe('pidf-diff: applyPidfPatch', () => {
 
   it('refuses a missing or malformed version', () => {
     const full = pidfFull(cur, 5);
-    expectError(() => applyPidfPatch(undefined, full.replace(' version="5"', '')), 'invalid-attribute-value', /version/);
-    expectError(() => applyPidfPatch(undefined, full.replace('version="5"', 'version="-1"')), 'invalid-attribute-value');
-    expectError(() => applyPidfPatch(undefined, full.replace('version="5"', 'version="4294967296"')), 'invalid-attribute-value');
+    expectError(
+      () => applyPidfPatch(undefined, full.replace(' version="5"', '')),
+      'invalid-attribute-value',
+      /version/,
+    );
+    expectError(
+      () => applyPidfPatch(undefined, full.replace('version="5"', 'version="-1"')),
+      'invalid-attribute-value',
+    );
+    expectError(
+      () => applyPidfPatch(undefined, full.replace('version="5"', 'version="4294967296"')),
+      'invalid-attribute-value',
+    );
   });
 
   it('throws when a selector matches nothing', () => {
@@ -686,14 +913,23 @@ describe('pidf-diff: applyPidfPatch', () => {
     const evilPidf = `<?xml version="1.0"?><!DOCTYPE presence SYSTEM "file:///etc/passwd"><presence xmlns="${PIDF_NS}" entity="${ENTITY}"/>`;
     expectError(() => pidfDiff(evilPidf, cur, 2), 'invalid-diff-format', /DOCTYPE/);
     expectError(() => pidfFull(evilPidf, 1), 'invalid-diff-format', /DOCTYPE/);
-    expectError(() => applyPidfPatch({ pidf: evilPidf, version: 1 }, pidfDiff(prev, cur, 2) as string), 'invalid-diff-format', /DOCTYPE/);
+    expectError(
+      () => applyPidfPatch({ pidf: evilPidf, version: 1 }, pidfDiff(prev, cur, 2) as string),
+      'invalid-diff-format',
+      /DOCTYPE/,
+    );
   });
 
   it('refuses other roots, an entity mismatch and results that are not PIDF', () => {
     expectError(() => applyPidfPatch(undefined, prev), 'invalid-diff-format', /pidf-full or pidf-diff/);
     const diff = pidfDiff(prev, cur, 2);
     assert.ok(diff);
-    expectError(() => applyPidfPatch({ pidf: prev, version: 1 }, diff.replace(`entity="${ENTITY}"`, 'entity="sip:eve@example.org"')), 'invalid-attribute-value', /entity/);
+    expectError(
+      () =>
+        applyPidfPatch({ pidf: prev, version: 1 }, diff.replace(`entity="${ENTITY}"`, 'entity="sip:eve@example.org"')),
+      'invalid-attribute-value',
+      /entity/,
+    );
     const breaking =
       `<p:pidf-diff xmlns="${PIDF_NS}" xmlns:p="${PIDF_DIFF_NS}" version="2">` +
       `<p:remove sel="presence/tuple[@id='t1']/status"/></p:pidf-diff>`;
@@ -710,7 +946,10 @@ describe('pidf-diff: applyPidfPatch', () => {
     // Unprefixed selector names take the diff's default namespace (RFC 5261 section 4.2.1),
     // text() and @attribute targets, pos="before", ws on a remove.
     const base = doc({
-      tuples: [tuple('svc1', 'closed', 'sip:bob@phone.example.org', '0.5'), tuple('svc2', 'open', 'im:bob@example.org', '0.2')],
+      tuples: [
+        tuple('svc1', 'closed', 'sip:bob@phone.example.org', '0.5'),
+        tuple('svc2', 'open', 'im:bob@example.org', '0.2'),
+      ],
       notes: [{ text: 'Full state' }],
       persons: [person('pp', ['busy', 'on-the-phone'])],
     });
@@ -747,7 +986,10 @@ describe('pidf-diff: applyPidfPatch', () => {
 
   it('supports the rest of the RFC 5261 selector subset', () => {
     const base = doc({
-      tuples: [tuple('svc1', 'closed', 'sip:bob@phone.example.org', '0.5'), tuple('svc2', 'open', 'im:bob@example.org')],
+      tuples: [
+        tuple('svc1', 'closed', 'sip:bob@phone.example.org', '0.5'),
+        tuple('svc2', 'open', 'im:bob@example.org'),
+      ],
       notes: [{ text: 'first' }, { text: 'second' }],
       persons: [person('pp', ['busy'])],
     });
@@ -791,7 +1033,10 @@ describe('pidf-diff: applyPidfPatch', () => {
       `<p:pidf-diff xmlns="${PIDF_NS}" xmlns:p="${PIDF_DIFF_NS}" version="2">` +
       `<p:replace sel="id('svc2')"><tuple id="svc2"><status><basic>open</basic></status></tuple></p:replace>` +
       `<p:remove sel="id(&quot;svc1&quot;)"/></p:pidf-diff>`;
-    assert.equal(applyPidfPatch({ pidf: base, version: 1 }, patch).pidf, doc({ tuples: [makeTuple({ id: 'svc2', basic: 'open' })] }));
+    assert.equal(
+      applyPidfPatch({ pidf: base, version: 1 }, patch).pidf,
+      doc({ tuples: [makeTuple({ id: 'svc2', basic: 'open' })] }),
+    );
     const missing = `<p:pidf-diff xmlns:p="${PIDF_DIFF_NS}" version="2"><p:remove sel="id('nope')"/></p:pidf-diff>`;
     expectError(() => applyPidfPatch({ pidf: base, version: 1 }, missing), 'unlocated-node');
   });
@@ -836,7 +1081,12 @@ function randomTuple(rnd: () => number, id: string): Tuple {
 function randomExtension(rnd: () => number): XmlElement {
   const k = Math.floor(rnd() * EXT_NS.length);
   const p = k === 0 ? 'one' : 'two';
-  return { type: 'element', name: `${p}:flag`, attributes: { [`xmlns:${p}`]: EXT_NS[k] as string, level: String(Math.floor(rnd() * 5)) }, elements: [{ type: 'text', text: `v${Math.floor(rnd() * 3)}` }] };
+  return {
+    type: 'element',
+    name: `${p}:flag`,
+    attributes: { [`xmlns:${p}`]: EXT_NS[k] as string, level: String(Math.floor(rnd() * 5)) },
+    elements: [{ type: 'text', text: `v${Math.floor(rnd() * 3)}` }],
+  };
 }
 
 function pick<T>(rnd: () => number, list: readonly T[]): T {
@@ -844,11 +1094,21 @@ function pick<T>(rnd: () => number, list: readonly T[]): T {
 }
 
 function mutate(rnd: () => number, m: Model): Model {
-  const out: Model = { tuples: [...m.tuples], notes: [...m.notes], persons: [...m.persons], devices: [...m.devices], extensions: [...m.extensions] };
+  const out: Model = {
+    tuples: [...m.tuples],
+    notes: [...m.notes],
+    persons: [...m.persons],
+    devices: [...m.devices],
+    extensions: [...m.extensions],
+  };
   const edits = 1 + Math.floor(rnd() * 3);
   for (let e = 0; e < edits; e++) {
     const r = rnd();
-    const usedIds = new Set([...out.tuples.map((t) => t.id), ...out.persons.map((p) => p.id), ...out.devices.map((d) => d.id)]);
+    const usedIds = new Set([
+      ...out.tuples.map((t) => t.id),
+      ...out.persons.map((p) => p.id),
+      ...out.devices.map((d) => d.id),
+    ]);
     const freeIds = ID_POOL.filter((id) => !usedIds.has(id));
     if (r < 0.15 && freeIds.length > 0) {
       out.tuples.splice(Math.floor(rnd() * (out.tuples.length + 1)), 0, randomTuple(rnd, pick(rnd, freeIds)));
@@ -857,7 +1117,13 @@ function mutate(rnd: () => number, m: Model): Model {
     } else if (r < 0.45 && out.tuples.length > 0) {
       const i = Math.floor(rnd() * out.tuples.length);
       const t = out.tuples[i] as Tuple;
-      out.tuples[i] = makeTuple({ id: t.id, basic: t.basic === 'open' ? 'closed' : 'open', notes: t.notes, elements: t.elements, ...(t.contact ? { contact: t.contact } : {}) });
+      out.tuples[i] = makeTuple({
+        id: t.id,
+        basic: t.basic === 'open' ? 'closed' : 'open',
+        notes: t.notes,
+        elements: t.elements,
+        ...(t.contact ? { contact: t.contact } : {}),
+      });
     } else if (r < 0.52 && out.tuples.length > 1) {
       const [moved] = out.tuples.splice(Math.floor(rnd() * out.tuples.length), 1);
       out.tuples.splice(Math.floor(rnd() * (out.tuples.length + 1)), 0, moved as Tuple);
@@ -865,21 +1131,36 @@ function mutate(rnd: () => number, m: Model): Model {
       if (out.persons.length === 0 || rnd() < 0.8) {
         const id = out.persons[0]?.id ?? pick(rnd, freeIds.length > 0 ? freeIds : ['person-x']);
         if (usedIds.has(id) && !out.persons.some((p) => p.id === id)) continue;
-        out.persons = [person(id, [pick(rnd, ACTIVITIES), ...(rnd() < 0.3 ? [pick(rnd, ACTIVITIES)] : [])].filter((v, k, a) => a.indexOf(v) === k))];
+        out.persons = [
+          person(
+            id,
+            [pick(rnd, ACTIVITIES), ...(rnd() < 0.3 ? [pick(rnd, ACTIVITIES)] : [])].filter(
+              (v, k, a) => a.indexOf(v) === k,
+            ),
+          ),
+        ];
       } else out.persons = [];
     } else if (r < 0.75) {
       const k = Math.floor(rnd() * 3);
       if (rnd() < 0.5 && out.notes.length > 0) out.notes.splice(Math.floor(rnd() * out.notes.length), 1);
-      else out.notes.splice(Math.min(k, out.notes.length), 0, { text: pick(rnd, NOTE_TEXTS), ...(rnd() < 0.5 ? { lang: pick(rnd, ['en', 'fr', 'de']) } : {}) });
+      else
+        out.notes.splice(Math.min(k, out.notes.length), 0, {
+          text: pick(rnd, NOTE_TEXTS),
+          ...(rnd() < 0.5 ? { lang: pick(rnd, ['en', 'fr', 'de']) } : {}),
+        });
     } else if (r < 0.85) {
       if (out.devices.length > 0 && rnd() < 0.4) out.devices.splice(Math.floor(rnd() * out.devices.length), 1);
       else if (freeIds.length > 0) {
-        const d: Device = makeDevice({ id: pick(rnd, freeIds), deviceId: `urn:uuid:00000000-0000-4000-8000-${String(Math.floor(rnd() * 1e12)).padStart(12, '0')}` });
+        const d: Device = makeDevice({
+          id: pick(rnd, freeIds),
+          deviceId: `urn:uuid:00000000-0000-4000-8000-${String(Math.floor(rnd() * 1e12)).padStart(12, '0')}`,
+        });
         out.devices.push(d);
       }
     } else {
       if (out.extensions.length > 0 && rnd() < 0.4) out.extensions.splice(Math.floor(rnd() * out.extensions.length), 1);
-      else if (out.extensions.length > 0 && rnd() < 0.5) out.extensions[Math.floor(rnd() * out.extensions.length)] = randomExtension(rnd);
+      else if (out.extensions.length > 0 && rnd() < 0.5)
+        out.extensions[Math.floor(rnd() * out.extensions.length)] = randomExtension(rnd);
       else out.extensions.push(randomExtension(rnd));
     }
   }
@@ -890,7 +1171,13 @@ describe('pidf-diff: round trips', () => {
   for (const seed of [1, 7, 42, 2024, 99991]) {
     it(`a watcher following 150 changes stays in sync (seed ${seed})`, () => {
       const rnd = prng(seed);
-      let model: Model = { tuples: [randomTuple(rnd, 't1'), randomTuple(rnd, 't2'), randomTuple(rnd, 'pc')], notes: [], persons: [], devices: [], extensions: [] };
+      let model: Model = {
+        tuples: [randomTuple(rnd, 't1'), randomTuple(rnd, 't2'), randomTuple(rnd, 'pc')],
+        notes: [],
+        persons: [],
+        devices: [],
+        extensions: [],
+      };
       let sent = doc(model);
       let version = 1; // RFC 5263 section 4.4: the first notification has version 1 and full state
       let watcher = applyPidfPatch(undefined, pidfFull(sent, version));
@@ -947,7 +1234,12 @@ function editNotes(rnd: () => number, notes: readonly Note[]): Note[] {
 }
 
 /** `list` without elements named {ns}local, plus `el` when given (first, or in place of the old one). */
-function setElement(list: readonly XmlElement[], local: string, el: XmlElement | undefined, ns = 'urn:ietf:params:xml:ns:pidf:rpid'): XmlElement[] {
+function setElement(
+  list: readonly XmlElement[],
+  local: string,
+  el: XmlElement | undefined,
+  ns = 'urn:ietf:params:xml:ns:pidf:rpid',
+): XmlElement[] {
   const name = (e: XmlElement): string => {
     const n = NamespaceScope.root().child(e).expand(e.name);
     return `{${n.ns ?? ''}}${n.local}`;
@@ -966,20 +1258,38 @@ function editTuple(rnd: () => number, t: Tuple): Tuple {
   else if (r < 0.5) init.notes = editNotes(rnd, t.notes);
   else if (r < 0.58) {
     const uri = t.contact?.uri ?? `sip:${Math.floor(rnd() * 100)}@example.org`;
-    init.contact = rnd() < 0.5 ? { uri, priority: String(Math.floor(rnd() * 10) / 10) } : { uri: `sip:user${Math.floor(rnd() * 100)}@host.example.org` };
+    init.contact =
+      rnd() < 0.5
+        ? { uri, priority: String(Math.floor(rnd() * 10) / 10) }
+        : { uri: `sip:user${Math.floor(rnd() * 100)}@host.example.org` };
   } else if (r < 0.66) {
     if (rnd() < 0.3) delete init.timestamp;
     else init.timestamp = pick(rnd, TIMESTAMPS);
   } else if (r < 0.76) {
-    init.elements = setElement(t.elements, 'class', rnd() < 0.2 ? undefined : rpidElement('class', pick(rnd, ['work', 'home', 'other', ''])));
+    init.elements = setElement(
+      t.elements,
+      'class',
+      rnd() < 0.2 ? undefined : rpidElement('class', pick(rnd, ['work', 'home', 'other', ''])),
+    );
   } else if (r < 0.86) {
-    const im: XmlElement = { type: 'element', name: 'im:im', attributes: { 'xmlns:im': IM_NS }, elements: [{ type: 'text', text: pick(rnd, ['away', 'busy', 'idle']) }] };
+    const im: XmlElement = {
+      type: 'element',
+      name: 'im:im',
+      attributes: { 'xmlns:im': IM_NS },
+      elements: [{ type: 'text', text: pick(rnd, ['away', 'busy', 'idle']) }],
+    };
     init.statusElements = rnd() < 0.3 ? [] : [im];
   } else if (r < 0.93) {
     // An element of no namespace among the tuple's extensions.
-    const flag: XmlElement = { type: 'element', name: 'flag', attributes: { xmlns: '' }, elements: [{ type: 'text', text: pick(rnd, ['green', 'red', 'blue']) }] };
+    const flag: XmlElement = {
+      type: 'element',
+      name: 'flag',
+      attributes: { xmlns: '' },
+      elements: [{ type: 'text', text: pick(rnd, ['green', 'red', 'blue']) }],
+    };
     init.elements = [...t.elements.filter((e) => e.name !== 'flag'), ...(rnd() < 0.2 ? [] : [flag])];
-  } else init.deviceId = rnd() < 0.3 ? undefined : `urn:uuid:00000000-0000-4000-8000-00000000000${Math.floor(rnd() * 10)}`;
+  } else
+    init.deviceId = rnd() < 0.3 ? undefined : `urn:uuid:00000000-0000-4000-8000-00000000000${Math.floor(rnd() * 10)}`;
   if (init.deviceId === undefined) delete init.deviceId;
   return makeTuple(init);
 }
@@ -997,7 +1307,12 @@ function editPerson(rnd: () => number, p: Person): Person {
     else if (q < 0.7 && acts.length > 0) acts.splice(i, 1);
     else if (acts.length > 0 && fresh.length > 0) acts[i] = pick(rnd, fresh);
     init.elements = setElement(p.elements, 'activities', rpidElement('activities', acts));
-  } else if (r < 0.65) init.elements = setElement(p.elements, 'mood', rnd() < 0.2 ? undefined : rpidElement('mood', [pick(rnd, ['happy', 'sad', 'bored'])]));
+  } else if (r < 0.65)
+    init.elements = setElement(
+      p.elements,
+      'mood',
+      rnd() < 0.2 ? undefined : rpidElement('mood', [pick(rnd, ['happy', 'sad', 'bored'])]),
+    );
   else if (r < 0.75) init.elements = setElement(p.elements, 'class', rpidElement('class', pick(rnd, ['work', 'home'])));
   else if (r < 0.9) init.notes = editNotes(rnd, p.notes);
   else if (rnd() < 0.3) delete init.timestamp;
@@ -1009,7 +1324,12 @@ function editDevice(rnd: () => number, d: Device): Device {
   const init = deviceInit(d);
   const r = rnd();
   if (r < 0.3) init.deviceId = `urn:uuid:00000000-0000-4000-8000-${String(Math.floor(rnd() * 1e12)).padStart(12, '0')}`;
-  else if (r < 0.6) init.elements = setElement(d.elements, 'user-input', rnd() < 0.2 ? undefined : rpidElement('user-input', pick(rnd, ['active', 'idle'])));
+  else if (r < 0.6)
+    init.elements = setElement(
+      d.elements,
+      'user-input',
+      rnd() < 0.2 ? undefined : rpidElement('user-input', pick(rnd, ['active', 'idle'])),
+    );
   else if (r < 0.85) init.notes = editNotes(rnd, d.notes);
   else if (rnd() < 0.3) delete init.timestamp;
   else init.timestamp = pick(rnd, TIMESTAMPS);
@@ -1019,7 +1339,13 @@ function editDevice(rnd: () => number, d: Device): Device {
 /** Mostly edits inside tuples, persons and devices; sometimes a structural change (mutate). */
 function mutateInside(rnd: () => number, m: Model): Model {
   if (rnd() < 0.2) return mutate(rnd, m);
-  const out: Model = { tuples: [...m.tuples], notes: [...m.notes], persons: [...m.persons], devices: [...m.devices], extensions: [...m.extensions] };
+  const out: Model = {
+    tuples: [...m.tuples],
+    notes: [...m.notes],
+    persons: [...m.persons],
+    devices: [...m.devices],
+    extensions: [...m.extensions],
+  };
   const edits = 1 + Math.floor(rnd() * 2);
   for (let e = 0; e < edits; e++) {
     const r = rnd();
@@ -1041,7 +1367,8 @@ function mutateInside(rnd: () => number, m: Model): Model {
       else {
         const used = new Set([...out.tuples.map((t) => t.id), ...out.persons.map((p) => p.id)]);
         const id = ID_POOL.find((x) => !used.has(x));
-        if (id !== undefined) out.devices.push(makeDevice({ id, deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001' }));
+        if (id !== undefined)
+          out.devices.push(makeDevice({ id, deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001' }));
       }
     }
   }
@@ -1072,7 +1399,13 @@ describe('pidf-diff: round trips with changes inside tuples, persons and devices
         tuples: [randomTuple(rnd, 't1'), randomTuple(rnd, 'pc'), randomTuple(rnd, `mix'"ed`)],
         notes: [],
         persons: [person('p1', ['busy'])],
-        devices: [makeDevice({ id: 'd1', deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001', notes: [{ text: 'Desk phone' }] })],
+        devices: [
+          makeDevice({
+            id: 'd1',
+            deviceId: 'urn:uuid:00000000-0000-4000-8000-000000000001',
+            notes: [{ text: 'Desk phone' }],
+          }),
+        ],
         extensions: [],
       };
       let sent = doc(model);

@@ -203,7 +203,9 @@ function canonEl(el: XmlElement, parent: NamespaceScope = NamespaceScope.root())
 /** The model without `raw`, with elements compared by expanded names. */
 function strip(doc: PresenceDoc): unknown {
   const els = (l: XmlElement[] | undefined): unknown => l?.map((e) => canonEl(e));
-  const comp = <T extends { elements: XmlElement[]; raw?: XmlElement; statusElements?: XmlElement[] }>(c: T): unknown => {
+  const comp = <T extends { elements: XmlElement[]; raw?: XmlElement; statusElements?: XmlElement[] }>(
+    c: T,
+  ): unknown => {
     const { raw: _raw, ...rest } = c;
     return { ...rest, elements: els(c.elements), statusElements: els(c.statusElements) };
   };
@@ -258,7 +260,10 @@ describe('parsePidf', () => {
     assert.deepEqual(elementName(a!.elements[0]!), { ns: 'http://id.example.com/presence/', local: 'mytupletag' });
     assert.equal(b?.basic, 'closed');
     assert.equal(b?.statusElements?.length, 1);
-    assert.deepEqual(elementName(b!.statusElements![0]!), { ns: 'http://id.example.com/presence/', local: 'complexExtension' });
+    assert.deepEqual(elementName(b!.statusElements![0]!), {
+      ns: 'http://id.example.com/presence/',
+      local: 'complexExtension',
+    });
     assert.deepEqual(b?.contact, { uri: 'im:someone@mobilecarrier.net', priority: '1.0' });
     assert.deepEqual(b?.notes, [
       { text: "Don't Disturb Please!", lang: 'en' },
@@ -308,11 +313,15 @@ describe('parsePidf', () => {
   });
 
   it('reads OMA service-description as a summary', () => {
-    const d = parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:op="urn:oma:xml:prs:pidf:oma-pres" entity="sip:a@example.com">
+    const d =
+      parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:op="urn:oma:xml:prs:pidf:oma-pres" entity="sip:a@example.com">
       <tuple id="a"><status><basic>open</basic></status>
       <op:service-description><op:service-id>org.openmobilealliance:IM-session</op:service-id><op:version> 1.0 </op:version></op:service-description>
       </tuple></presence>`);
-    assert.deepEqual(d.tuples[0]?.serviceDescription, { serviceId: 'org.openmobilealliance:IM-session', version: '1.0' });
+    assert.deepEqual(d.tuples[0]?.serviceDescription, {
+      serviceId: 'org.openmobilealliance:IM-session',
+      version: '1.0',
+    });
   });
 
   it('is lenient on optional things: bad priority, bad timestamp, unknown pidf elements, case of basic', () => {
@@ -326,7 +335,12 @@ describe('parsePidf', () => {
     assert.deepEqual(t.elements, []);
     assert.deepEqual(d.extensions, []);
     // a tuple with an empty status is fine
-    assert.equal(parsePidf('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><tuple id="x"><status/></tuple></presence>').tuples[0]?.basic, undefined);
+    assert.equal(
+      parsePidf(
+        '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><tuple id="x"><status/></tuple></presence>',
+      ).tuples[0]?.basic,
+      undefined,
+    );
   });
 
   it('refuses what a presence document must have, with a SIP reason phrase', () => {
@@ -334,20 +348,41 @@ describe('parsePidf', () => {
     pidfError(() => parsePidf(`<presence ${P}><tuple id="a"><status/></tuple></presence>`), /without entity/);
     pidfError(() => parsePidf(`<presence ${P} entity=" "/>`), /without entity/);
     pidfError(() => parsePidf(`<presence ${P} entity="not a uri"/>`), /entity is not a URI/);
-    pidfError(() => parsePidf(`<presence ${P} entity="sip:a@b"><tuple><status/></tuple></presence>`), /tuple without id/);
-    pidfError(() => parsePidf(`<presence ${P} entity="sip:a@b"><tuple id="t1"><contact>sip:a@b</contact></tuple></presence>`), /tuple "t1" has no status/);
-    pidfError(() => parsePidf(`<presence ${P} entity="sip:a@b"><tuple id="t1"><status><basic>maybe</basic></status></tuple></presence>`), /invalid basic/);
+    pidfError(
+      () => parsePidf(`<presence ${P} entity="sip:a@b"><tuple><status/></tuple></presence>`),
+      /tuple without id/,
+    );
+    pidfError(
+      () => parsePidf(`<presence ${P} entity="sip:a@b"><tuple id="t1"><contact>sip:a@b</contact></tuple></presence>`),
+      /tuple "t1" has no status/,
+    );
+    pidfError(
+      () =>
+        parsePidf(
+          `<presence ${P} entity="sip:a@b"><tuple id="t1"><status><basic>maybe</basic></status></tuple></presence>`,
+        ),
+      /invalid basic/,
+    );
     pidfError(() => parsePidf(`<presence entity="sip:a@b"/>`), /root element is not presence/);
     pidfError(() => parsePidf(`<presence xmlns="urn:example" entity="sip:a@b"/>`), /root element is not presence/);
     pidfError(
-      () => parsePidf(`<presence ${P} xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@b"><dm:person/></presence>`),
+      () =>
+        parsePidf(
+          `<presence ${P} xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@b"><dm:person/></presence>`,
+        ),
       /person without id/,
     );
     pidfError(
-      () => parsePidf(`<presence ${P} xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@b"><tuple id="x"><status/></tuple><dm:person id="x"/></presence>`),
+      () =>
+        parsePidf(
+          `<presence ${P} xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" entity="sip:a@b"><tuple id="x"><status/></tuple><dm:person id="x"/></presence>`,
+        ),
       /id "x" used twice/,
     );
-    pidfError(() => parsePidf(`<!DOCTYPE presence [<!ENTITY x "y">]><presence ${P} entity="sip:a@b"/>`), /DOCTYPE not allowed/);
+    pidfError(
+      () => parsePidf(`<!DOCTYPE presence [<!ENTITY x "y">]><presence ${P} entity="sip:a@b"/>`),
+      /DOCTYPE not allowed/,
+    );
     pidfError(() => parsePidf(`<presence ${P} entity="sip:a@b"><tuple>`), /malformed XML/);
     pidfError(() => parsePidf(Buffer.from([0x3c, 0xff, 0xfe])), /not UTF-8/);
   });
@@ -395,22 +430,39 @@ describe('serializePidf', () => {
   it('writes the RFC 4479 order inside components: status, deviceID, extensions, contact, notes, timestamp', () => {
     const out = serializePidf(parsePidf(RFC4480));
     const tuple = out.slice(out.indexOf('<tuple id="bs35r9">'), out.indexOf('</tuple>'));
-    const order = ['<status>', '<dm:deviceID>', '<rpid:relationship>', '<rpid:service-class>', '<contact', '<note xml:lang="en">', '<note xml:lang="fr">', '<timestamp>'];
+    const order = [
+      '<status>',
+      '<dm:deviceID>',
+      '<rpid:relationship>',
+      '<rpid:service-class>',
+      '<contact',
+      '<note xml:lang="en">',
+      '<note xml:lang="fr">',
+      '<timestamp>',
+    ];
     const pos = order.map((o) => tuple.indexOf(o));
-    assert.ok(pos.every((p, i) => p >= 0 && (i === 0 || p > (pos[i - 1] ?? 0))), tuple);
+    assert.ok(
+      pos.every((p, i) => p >= 0 && (i === 0 || p > (pos[i - 1] ?? 0))),
+      tuple,
+    );
     // RFC 4480's rp: prefix becomes the canonical rpid:, lt: stays lt:
     assert.match(out, /<rpid:place-type><lt:residence\/><\/rpid:place-type>/);
     // persons before devices
     assert.ok(out.indexOf('<dm:person ') < out.indexOf('<dm:device '));
     // one declaration per namespace, on the root
-    for (const ns of ['urn:ietf:params:xml:ns:pidf:data-model', 'urn:ietf:params:xml:ns:pidf:rpid', 'urn:ietf:params:xml:ns:location-type']) {
+    for (const ns of [
+      'urn:ietf:params:xml:ns:pidf:data-model',
+      'urn:ietf:params:xml:ns:pidf:rpid',
+      'urn:ietf:params:xml:ns:location-type',
+    ]) {
       assert.equal(count(out, `"${ns}"`), 1, ns);
     }
     assert.equal(count(out, 'xmlns'), 4);
   });
 
   it('keeps unknown namespaces byte-for-byte, declared once on the root', () => {
-    const ext = '<x:foo a="1" x:b="2 &amp; 3"><x:bar>t &amp; u &lt;v&gt;</x:bar><!-- kept --><y:baz xml:lang="de">z</y:baz></x:foo>';
+    const ext =
+      '<x:foo a="1" x:b="2 &amp; 3"><x:bar>t &amp; u &lt;v&gt;</x:bar><!-- kept --><y:baz xml:lang="de">z</y:baz></x:foo>';
     const xml = `<presence xmlns="urn:ietf:params:xml:ns:pidf" xmlns:x="urn:example:x" entity="sip:a@example.com">
       <tuple id="t" xmlns:y="urn:example:y"><status><basic>open</basic></status>${ext}</tuple>
       <dm:person xmlns:dm="urn:ietf:params:xml:ns:pidf:data-model" xmlns:y="urn:example:y" id="p">${ext}</dm:person>
@@ -426,8 +478,12 @@ describe('serializePidf', () => {
   });
 
   it('renames clashing or default-namespace prefixes of unknown namespaces, keeping the meaning', () => {
-    const a = parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><e:x xmlns:e="urn:one">1</e:x><rpid:y xmlns:rpid="urn:not-rpid">2</rpid:y><z xmlns="urn:dflt"><w/></z></presence>`);
-    const b = parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><e:q xmlns:e="urn:two">3</e:q></presence>`);
+    const a = parsePidf(
+      `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><e:x xmlns:e="urn:one">1</e:x><rpid:y xmlns:rpid="urn:not-rpid">2</rpid:y><z xmlns="urn:dflt"><w/></z></presence>`,
+    );
+    const b = parsePidf(
+      `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><e:q xmlns:e="urn:two">3</e:q></presence>`,
+    );
     const doc: PresenceDoc = { ...a, extensions: [...a.extensions, ...b.extensions] };
     const out = serializePidf(doc);
     assertValid(out);
@@ -459,8 +515,21 @@ describe('serializePidf', () => {
   it('serializes hand-built models (derived fields are summaries; elements are what is written)', () => {
     const doc: PresenceDoc = {
       entity: 'sip:bob@example.com',
-      tuples: [makeTuple({ id: 't1', basic: 'open', contact: { uri: 'sip:bob@192.0.2.1', priority: '1' }, elements: [rpidElement('class', 'work')] })],
-      persons: [makePerson({ id: 'p', elements: [rpidElement('activities', ['meeting'])], notes: [{ text: 'a < b & c', lang: 'en' }] })],
+      tuples: [
+        makeTuple({
+          id: 't1',
+          basic: 'open',
+          contact: { uri: 'sip:bob@192.0.2.1', priority: '1' },
+          elements: [rpidElement('class', 'work')],
+        }),
+      ],
+      persons: [
+        makePerson({
+          id: 'p',
+          elements: [rpidElement('activities', ['meeting'])],
+          notes: [{ text: 'a < b & c', lang: 'en' }],
+        }),
+      ],
       devices: [{ id: 'nodev', elements: [], notes: [] }],
       notes: [],
       extensions: [],
@@ -536,7 +605,10 @@ describe('composePresence', () => {
       { text: 'On a call', lang: 'en' },
       { text: 'Au telephone', lang: 'fr' },
     ]);
-    assert.deepEqual(doc.devices.map((d) => d.id), ['d1']);
+    assert.deepEqual(
+      doc.devices.map((d) => d.id),
+      ['d1'],
+    );
     const out = serializePidf(doc);
     assertValid(out);
     assert.match(out, /<ex:foo>kept<\/ex:foo>/);
@@ -549,9 +621,15 @@ describe('composePresence', () => {
   });
 
   it("uses the person's own timestamp (clamped to the publication time) to decide which source is newest", () => {
-    const old = parsePidf(`${HEAD}<dm:person id="a"><rpid:activities><rpid:away/></rpid:activities><dm:timestamp>2024-05-01T10:00:01Z</dm:timestamp></dm:person></presence>`);
-    const fresh = parsePidf(`${HEAD}<dm:person id="b"><rpid:activities><rpid:busy/></rpid:activities></dm:person></presence>`);
-    const future = parsePidf(`${HEAD}<dm:person id="c"><rpid:activities><rpid:sleeping/></rpid:activities><dm:timestamp>2030-01-01T00:00:00Z</dm:timestamp></dm:person></presence>`);
+    const old = parsePidf(
+      `${HEAD}<dm:person id="a"><rpid:activities><rpid:away/></rpid:activities><dm:timestamp>2024-05-01T10:00:01Z</dm:timestamp></dm:person></presence>`,
+    );
+    const fresh = parsePidf(
+      `${HEAD}<dm:person id="b"><rpid:activities><rpid:busy/></rpid:activities></dm:person></presence>`,
+    );
+    const future = parsePidf(
+      `${HEAD}<dm:person id="c"><rpid:activities><rpid:sleeping/></rpid:activities><dm:timestamp>2030-01-01T00:00:00Z</dm:timestamp></dm:person></presence>`,
+    );
     // republished late, but its data is old: the fresher source wins
     let doc = composePresence('sip:alice@example.com', [
       { sourceId: 'a', doc: old, publishedAt: at(100) },
@@ -590,7 +668,9 @@ describe('composePresence', () => {
   });
 
   it('merges presence-level notes and extensions, and gives the neutral document when nothing is published', () => {
-    const a = parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><note>old</note><e:x xmlns:e="urn:e">1</e:x></presence>`);
+    const a = parsePidf(
+      `<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><note>old</note><e:x xmlns:e="urn:e">1</e:x></presence>`,
+    );
     const b = parsePidf(`<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"><note>new</note></presence>`);
     const doc = composePresence('sip:a@b', [
       { sourceId: 'a', doc: a, publishedAt: at(1) },
@@ -681,7 +761,10 @@ describe('applyTransformations', () => {
   it('nothing granted: nothing shown', () => {
     const out = applyTransformations(doc, emptyProvideSet());
     assert.deepEqual([out.tuples, out.persons, out.devices, out.notes, out.extensions], [[], [], [], [], []]);
-    assert.equal(serializePidf(out), '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@example.com"/>');
+    assert.equal(
+      serializePidf(out),
+      '<?xml version="1.0" encoding="UTF-8"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:carol@example.com"/>',
+    );
   });
 
   it('components without attribute permissions keep id, basic, contact and timestamps only', () => {
@@ -692,7 +775,10 @@ describe('applyTransformations', () => {
     assert.equal(voice.basic, 'open');
     assert.deepEqual(voice.contact, { uri: 'sip:carol@192.0.2.1', priority: '0.9' });
     assert.equal(voice.timestamp, '2024-05-01T10:00:00Z');
-    assert.deepEqual([voice.elements, voice.notes, voice.deviceId, voice.statusElements], [[], [], undefined, undefined]);
+    assert.deepEqual(
+      [voice.elements, voice.notes, voice.deviceId, voice.statusElements],
+      [[], [], undefined, undefined],
+    );
     assert.equal(voice.raw, undefined);
     assert.deepEqual(out.persons[0]?.elements, []);
     assert.equal(out.persons[0]?.timestamp, '2024-05-01T10:00:00Z');
@@ -722,7 +808,12 @@ describe('applyTransformations', () => {
     ['timeOffset', 'time-offset', { person: 1 }],
   ];
   const rpidCount = (d: PresenceDoc, local: string, where: 'tuple' | 'person' | 'device'): number => {
-    const lists = where === 'tuple' ? d.tuples.map((t) => t.elements) : where === 'person' ? d.persons.map((p) => p.elements) : d.devices.map((x) => x.elements);
+    const lists =
+      where === 'tuple'
+        ? d.tuples.map((t) => t.elements)
+        : where === 'person'
+          ? d.persons.map((p) => p.elements)
+          : d.devices.map((x) => x.elements);
     return lists.flat().filter((e) => elementName(e).ns === RPID_NS && elementName(e).local === local).length;
   };
   for (const [perm, local, where] of table) {
@@ -736,7 +827,10 @@ describe('applyTransformations', () => {
         assert.equal(rpidCount(off, local, w), 0, `${w} without ${String(perm)}`);
       }
       // nothing else shows up
-      const others = on.persons[0]!.elements.length + on.tuples.flatMap((t) => t.elements).length + on.devices.flatMap((d) => d.elements).length;
+      const others =
+        on.persons[0]!.elements.length +
+        on.tuples.flatMap((t) => t.elements).length +
+        on.devices.flatMap((d) => d.elements).length;
       assert.equal(others, (where.tuple ?? 0) + (where.person ?? 0) + (where.device ?? 0));
       assertValid(serializePidf(on));
     });
@@ -769,8 +863,14 @@ describe('applyTransformations', () => {
     assert.match(thr, /<rpid:user-input idle-threshold="600">idle<\/rpid:user-input>/);
     assert.doesNotMatch(thr, /last-input/);
     const full = view('full');
-    assert.match(full, /<rpid:user-input idle-threshold="600" last-input="2024-05-01T09:00:00Z">idle<\/rpid:user-input>/);
-    assert.match(full, /<rpid:user-input idle-threshold="300" last-input="2024-05-01T09:30:00Z">active<\/rpid:user-input>/);
+    assert.match(
+      full,
+      /<rpid:user-input idle-threshold="600" last-input="2024-05-01T09:00:00Z">idle<\/rpid:user-input>/,
+    );
+    assert.match(
+      full,
+      /<rpid:user-input idle-threshold="300" last-input="2024-05-01T09:30:00Z">active<\/rpid:user-input>/,
+    );
   });
 
   it('provide-note: every note (presence, tuple, person, device) on or off', () => {
@@ -823,12 +923,30 @@ describe('applyTransformations', () => {
       f(p);
       return applyTransformations(doc, p).tuples.map((t) => t.id);
     };
-    assert.deepEqual(ids((p) => p.services.serviceUris.push('sip:carol@192.0.2.1;transport=tcp')), ['voice']);
-    assert.deepEqual(ids((p) => p.services.serviceUriSchemes.push('mailto')), ['mail']);
-    assert.deepEqual(ids((p) => p.services.occurrenceIds.push('mail')), ['mail']);
-    assert.deepEqual(ids((p) => p.services.classes.push('work')), ['voice']);
-    assert.deepEqual(ids((p) => p.services.classes.push('nothing')), []);
-    assert.deepEqual(ids((p) => (p.services.all = true)), ['voice', 'mail']);
+    assert.deepEqual(
+      ids((p) => p.services.serviceUris.push('sip:carol@192.0.2.1;transport=tcp')),
+      ['voice'],
+    );
+    assert.deepEqual(
+      ids((p) => p.services.serviceUriSchemes.push('mailto')),
+      ['mail'],
+    );
+    assert.deepEqual(
+      ids((p) => p.services.occurrenceIds.push('mail')),
+      ['mail'],
+    );
+    assert.deepEqual(
+      ids((p) => p.services.classes.push('work')),
+      ['voice'],
+    );
+    assert.deepEqual(
+      ids((p) => p.services.classes.push('nothing')),
+      [],
+    );
+    assert.deepEqual(
+      ids((p) => (p.services.all = true)),
+      ['voice', 'mail'],
+    );
   });
 
   it('provide-persons and provide-devices: all, by class, by occurrence-id, by deviceID', () => {
@@ -838,13 +956,34 @@ describe('applyTransformations', () => {
       const out = applyTransformations(doc, p);
       return [out.persons.map((x) => x.id), out.devices.map((x) => x.id)];
     };
-    assert.deepEqual(view((p) => p.persons.classes.push('personal')), [['me'], []]);
-    assert.deepEqual(view((p) => p.persons.classes.push('work')), [[], []]);
-    assert.deepEqual(view((p) => p.persons.occurrenceIds.push('me')), [['me'], []]);
-    assert.deepEqual(view((p) => p.devices.deviceIds.push('URN:uuid:dev-2')), [[], ['mobile']]);
-    assert.deepEqual(view((p) => p.devices.classes.push('office')), [[], ['pc']]);
-    assert.deepEqual(view((p) => p.devices.occurrenceIds.push('pc')), [[], ['pc']]);
-    assert.deepEqual(view((p) => (p.devices.all = true)), [[], ['pc', 'mobile']]);
+    assert.deepEqual(
+      view((p) => p.persons.classes.push('personal')),
+      [['me'], []],
+    );
+    assert.deepEqual(
+      view((p) => p.persons.classes.push('work')),
+      [[], []],
+    );
+    assert.deepEqual(
+      view((p) => p.persons.occurrenceIds.push('me')),
+      [['me'], []],
+    );
+    assert.deepEqual(
+      view((p) => p.devices.deviceIds.push('URN:uuid:dev-2')),
+      [[], ['mobile']],
+    );
+    assert.deepEqual(
+      view((p) => p.devices.classes.push('office')),
+      [[], ['pc']],
+    );
+    assert.deepEqual(
+      view((p) => p.devices.occurrenceIds.push('pc')),
+      [[], ['pc']],
+    );
+    assert.deepEqual(
+      view((p) => (p.devices.all = true)),
+      [[], ['pc', 'mobile']],
+    );
   });
 
   it('matches occurrence-id against the id as published when composition renamed it', () => {
@@ -871,7 +1010,10 @@ describe('politeBlockDocument', () => {
     assert.equal(d.tuples.length, 1);
     const t = d.tuples[0]!;
     assert.equal(t.basic, 'closed');
-    assert.deepEqual([t.contact, t.timestamp, t.deviceId, t.raw, t.statusElements], [undefined, undefined, undefined, undefined, undefined]);
+    assert.deepEqual(
+      [t.contact, t.timestamp, t.deviceId, t.raw, t.statusElements],
+      [undefined, undefined, undefined, undefined, undefined],
+    );
     assert.deepEqual([t.notes, t.elements, d.persons, d.devices, d.notes, d.extensions], [[], [], [], [], [], []]);
     const s = serializePidf(d);
     assert.match(
@@ -896,7 +1038,8 @@ describe('performance', () => {
   it('parses, composes, authorizes and serializes a 100-tuple document in a few ms', (t) => {
     const tuples = Array.from(
       { length: 100 },
-      (_, i) => `<tuple id="t${i}"><status><basic>${i % 2 ? 'open' : 'closed'}</basic></status><dm:deviceID>urn:uuid:d${i}</dm:deviceID>` +
+      (_, i) =>
+        `<tuple id="t${i}"><status><basic>${i % 2 ? 'open' : 'closed'}</basic></status><dm:deviceID>urn:uuid:d${i}</dm:deviceID>` +
         `<rpid:class>c${i % 5}</rpid:class><rpid:user-input idle-threshold="600">active</rpid:user-input><x:ext a="${i}">v${i}</x:ext>` +
         `<contact priority="0.5">sip:u${i}@192.0.2.${i}</contact><note xml:lang="en">service ${i}</note><timestamp>2024-05-01T10:00:00Z</timestamp></tuple>`,
     ).join('');
@@ -936,7 +1079,9 @@ describe('performance', () => {
     }
     const avg = Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, +(v / n).toFixed(3)])) as typeof sum;
     const total = avg.parse + avg.compose + avg.authorize + avg.serialize;
-    t.diagnostic(`100-tuple document (${big.length} bytes), mean of ${n} runs in ms: ${JSON.stringify(avg)}, total ${total.toFixed(3)}`);
+    t.diagnostic(
+      `100-tuple document (${big.length} bytes), mean of ${n} runs in ms: ${JSON.stringify(avg)}, total ${total.toFixed(3)}`,
+    );
     assertValid(out);
     assert.equal(parsePidf(out).tuples.length, 102);
     assert.ok(total < 50, `too slow: ${total} ms`);

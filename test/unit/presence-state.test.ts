@@ -22,7 +22,11 @@ function slowSources(note: () => string) {
     },
   } as unknown as Publications;
   const docs = { get: async () => undefined } as unknown as XdmDocuments;
-  return { state: new PresenceState({ publications, docs, log: silentLogger() }), reads: () => reads, answer: () => waiting.splice(0).forEach((r) => r()) };
+  return {
+    state: new PresenceState({ publications, docs, log: silentLogger() }),
+    reads: () => reads,
+    answer: () => waiting.splice(0).forEach((r) => r()),
+  };
 }
 
 test('watchers asking at once share one composition of the presentity', async () => {

@@ -12,7 +12,14 @@ function guarded(stop: () => Promise<void>, stopWithinMs?: number) {
   const metrics = new Metrics();
   const source = new EventEmitter();
   const exits: number[] = [];
-  const unguard = guardProcess({ log: quiet, metrics, stop, exit: (c) => void exits.push(c), source, ...(stopWithinMs ? { stopWithinMs } : {}) });
+  const unguard = guardProcess({
+    log: quiet,
+    metrics,
+    stop,
+    exit: (c) => void exits.push(c),
+    source,
+    ...(stopWithinMs ? { stopWithinMs } : {}),
+  });
   return { metrics, source, exits, unguard };
 }
 

@@ -64,7 +64,14 @@ describe('numbers and aliases of users', () => {
   it('canonicalises a number, an alias and pres:/im: URIs to the user', async () => {
     await users.add('alice', 'secret', '+1-555-1234');
     assert.equal(await users.addAlias('alice', 'alice.smith'), 'sip:alice.smith@example.com');
-    for (const uri of ['tel:+15551234', 'sip:+15551234@example.com;user=phone', 'sip:alice.smith@example.com', 'pres:alice.smith@example.com', 'im:alice@example.com', 'pres:alice@127.0.0.1']) {
+    for (const uri of [
+      'tel:+15551234',
+      'sip:+15551234@example.com;user=phone',
+      'sip:alice.smith@example.com',
+      'pres:alice.smith@example.com',
+      'im:alice@example.com',
+      'pres:alice@127.0.0.1',
+    ]) {
       assert.equal(domain.canonical(uri), 'sip:alice@example.com', uri);
     }
     assert.equal(domain.userOf('tel:+1-555-1234'), 'alice');
@@ -75,7 +82,10 @@ describe('numbers and aliases of users', () => {
   it('keeps a number and an alias to one user, with a clear error', async () => {
     await users.add('alice', 'secret', '+15551234');
     await users.add('bob', 'secret');
-    await assert.rejects(users.setTel('bob', 'tel:+1-555-1234'), /number \+15551234 already belongs to sip:alice@example.com/);
+    await assert.rejects(
+      users.setTel('bob', 'tel:+1-555-1234'),
+      /number \+15551234 already belongs to sip:alice@example.com/,
+    );
     await assert.rejects(users.add('carol', 'secret', '+15551234'), /already belongs to sip:alice@example.com/);
     assert.equal(await users.exists('carol'), false, 'the refused user is not half-created');
     await assert.rejects(users.setTel('bob', '5551234'), /not a global E.164 number/);
@@ -107,27 +117,59 @@ describe('numbers and aliases of users', () => {
 
 describe('documents naming a user by another identity', () => {
   // alice has the number +15551234 and the alias alice.smith
-  const held = new Map<string, string>([['tel:+15551234', 'alice'], ['sip:alice.smith', 'alice']]);
+  const held = new Map<string, string>([
+    ['tel:+15551234', 'alice'],
+    ['sip:alice.smith', 'alice'],
+  ]);
   const domain = new LocalDomain('example.com', [], { userFor: (k) => held.get(k) });
   const canonical = (uri: string) => domain.canonical(uri);
 
   it('a pres-rule naming the watcher by alias, number or pres: URI applies to them', () => {
-    const rules = (id: string) => parseXml(`<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
+    const rules = (id: string) =>
+      parseXml(`<cp:ruleset xmlns:cp="urn:ietf:params:xml:ns:common-policy" xmlns:pr="urn:ietf:params:xml:ns:pres-rules">
       <cp:rule id="r"><cp:conditions><cp:identity><cp:one id="${id}"/></cp:identity></cp:conditions>
       <cp:actions><pr:sub-handling>allow</pr:sub-handling></cp:actions></cp:rule></cp:ruleset>`);
     const now = new Date();
-    for (const id of ['pres:alice@example.com', 'sip:alice.smith@example.com', 'tel:+1-555-1234', 'im:alice.smith@example.com']) {
-      assert.equal(evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now, canonical })?.subHandling, 'allow', id);
-      assert.equal(evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now }), undefined, `${id} without the mapping names nobody`);
+    for (const id of [
+      'pres:alice@example.com',
+      'sip:alice.smith@example.com',
+      'tel:+1-555-1234',
+      'im:alice.smith@example.com',
+    ]) {
+      assert.equal(
+        evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now, canonical })
+          ?.subHandling,
+        'allow',
+        id,
+      );
+      assert.equal(
+        evaluatePresRules(rules(id), { watcher: 'sip:alice@example.com', anonymous: false, now }),
+        undefined,
+        `${id} without the mapping names nobody`,
+      );
     }
-    assert.equal(evaluatePresRules(rules('pres:bob@example.com'), { watcher: 'sip:alice@example.com', anonymous: false, now, canonical }), undefined);
+    assert.equal(
+      evaluatePresRules(rules('pres:bob@example.com'), {
+        watcher: 'sip:alice@example.com',
+        anonymous: false,
+        now,
+        canonical,
+      }),
+      undefined,
+    );
   });
 
   it('IM policy entries as im:/pres: URIs, aliases or numbers name the user; other schemes are still refused', () => {
-    const doc = '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="im:alice.smith@example.com"/><entry uri="pres:carol@example.com"/></blocked>'
-      + '<history><conversation uri="tel:+15551234"/></history></im-policy>';
+    const doc =
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="im:alice.smith@example.com"/><entry uri="pres:carol@example.com"/></blocked>' +
+      '<history><conversation uri="tel:+15551234"/></history></im-policy>';
     assert.deepEqual(imPolicyUsage.validate(parseXml(doc), { xui: 'sip:bob@example.com', domain: 'example.com' }), []);
-    const bad = imPolicyUsage.validate(parseXml('<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="mailto:a@example.com"/></blocked></im-policy>'), { xui: 'sip:bob@example.com', domain: 'example.com' });
+    const bad = imPolicyUsage.validate(
+      parseXml(
+        '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="mailto:a@example.com"/></blocked></im-policy>',
+      ),
+      { xui: 'sip:bob@example.com', domain: 'example.com' },
+    );
     assert.equal(bad.length, 1);
     const p = readImPolicy(parseXml(doc));
     assert.equal(imPolicyVerdict(p, 'sip:alice@example.com', canonical), 'reject');

@@ -41,7 +41,14 @@ function simulate(
   let now = 0;
   for (;;) {
     const last = sends[sends.length - 1]!.at;
-    const w = nextWindow(rate, { now, lastSentAt: last, expiresAt, notifyCount: sends.length, createdAt: 0, recentSends: history });
+    const w = nextWindow(rate, {
+      now,
+      lastSentAt: last,
+      expiresAt,
+      notifyCount: sends.length,
+      createdAt: 0,
+      recentSends: history,
+    });
     const change = changes[next]?.at;
     const sendAt = pending ? w.notBefore : w.keepAliveAt;
     if (change !== undefined && (sendAt === undefined || change <= sendAt)) {
@@ -63,11 +70,20 @@ function simulate(
 
 describe('rate control parameters (RFC 6446 section 9.2)', () => {
   it('reads the three Event parameters as notifications per second', () => {
-    assert.deepEqual(parseRateRequest(params([['max-rate', '5'], ['min-rate', '0.05'], ['adaptive-min-rate', '0.1']])), {
-      maxRate: 5,
-      minRate: 0.05,
-      adaptiveMinRate: 0.1,
-    });
+    assert.deepEqual(
+      parseRateRequest(
+        params([
+          ['max-rate', '5'],
+          ['min-rate', '0.05'],
+          ['adaptive-min-rate', '0.1'],
+        ]),
+      ),
+      {
+        maxRate: 5,
+        minRate: 0.05,
+        adaptiveMinRate: 0.1,
+      },
+    );
     assert.deepEqual(parseRateRequest(params([['max-rate', '99.9999999999']])), { maxRate: RATE_MAX });
     assert.deepEqual(parseRateRequest(params([['min-rate', '00.0000000001']])), { minRate: RATE_MIN });
   });
@@ -96,7 +112,15 @@ describe('rate control parameters (RFC 6446 section 9.2)', () => {
   });
 
   it('does not refuse combinations: min-rate above max-rate is adjusted later, not rejected (section 8)', () => {
-    assert.deepEqual(parseRateRequest(params([['max-rate', '0.1'], ['min-rate', '2']])), { maxRate: 0.1, minRate: 2 });
+    assert.deepEqual(
+      parseRateRequest(
+        params([
+          ['max-rate', '0.1'],
+          ['min-rate', '2'],
+        ]),
+      ),
+      { maxRate: 0.1, minRate: 2 },
+    );
   });
 });
 
@@ -107,7 +131,10 @@ describe('negotiateRate (sections 4.2, 5.2, 5.3, 6.3, 7.3, 8)', () => {
   });
 
   it('keeps what the subscriber asked when policy allows it', () => {
-    assert.deepEqual(negotiateRate({ maxRate: 0.5, minRate: 0.01 }, { localMinInterval: 0 }), { maxRate: 0.5, minRate: 0.01 });
+    assert.deepEqual(negotiateRate({ maxRate: 0.5, minRate: 0.01 }, { localMinInterval: 0 }), {
+      maxRate: 0.5,
+      minRate: 0.01,
+    });
   });
 
   it('local minimum interval lowers max-rate, also when none was asked', () => {
@@ -124,14 +151,19 @@ describe('negotiateRate (sections 4.2, 5.2, 5.3, 6.3, 7.3, 8)', () => {
   });
 
   it('raises a max-rate that would allow no NOTIFY before expiry to 1/expires (section 5.3)', () => {
-    assert.deepEqual(negotiateRate({ maxRate: 0.001 }, { localMinInterval: 0, expires: 600 }), { maxRate: 0.0016666667 });
+    assert.deepEqual(negotiateRate({ maxRate: 0.001 }, { localMinInterval: 0, expires: 600 }), {
+      maxRate: 0.0016666667,
+    });
     assert.deepEqual(negotiateRate({ maxRate: 0.01 }, { localMinInterval: 0, expires: 600 }), { maxRate: 0.01 });
     // expires=0 (unsubscribe) leaves it alone.
     assert.deepEqual(negotiateRate({ maxRate: 0.001 }, { localMinInterval: 0, expires: 0 }), { maxRate: 0.001 });
   });
 
   it('lowers min-rate and adaptive-min-rate to max-rate (section 8)', () => {
-    assert.deepEqual(negotiateRate({ maxRate: 0.2, minRate: 1 }, { localMinInterval: 0 }), { maxRate: 0.2, minRate: 0.2 });
+    assert.deepEqual(negotiateRate({ maxRate: 0.2, minRate: 1 }, { localMinInterval: 0 }), {
+      maxRate: 0.2,
+      minRate: 0.2,
+    });
     assert.deepEqual(negotiateRate({ maxRate: 0.2, adaptiveMinRate: 3 }, { localMinInterval: 0 }), {
       maxRate: 0.2,
       adaptiveMinRate: 0.2,
@@ -141,8 +173,12 @@ describe('negotiateRate (sections 4.2, 5.2, 5.3, 6.3, 7.3, 8)', () => {
   });
 
   it('drops a min-rate that is not below adaptive-min-rate (section 8)', () => {
-    assert.deepEqual(negotiateRate({ minRate: 0.5, adaptiveMinRate: 0.1 }, { localMinInterval: 0 }), { adaptiveMinRate: 0.1 });
-    assert.deepEqual(negotiateRate({ minRate: 0.1, adaptiveMinRate: 0.1 }, { localMinInterval: 0 }), { adaptiveMinRate: 0.1 });
+    assert.deepEqual(negotiateRate({ minRate: 0.5, adaptiveMinRate: 0.1 }, { localMinInterval: 0 }), {
+      adaptiveMinRate: 0.1,
+    });
+    assert.deepEqual(negotiateRate({ minRate: 0.1, adaptiveMinRate: 0.1 }, { localMinInterval: 0 }), {
+      adaptiveMinRate: 0.1,
+    });
     assert.deepEqual(negotiateRate({ minRate: 0.05, adaptiveMinRate: 0.1 }, { localMinInterval: 0 }), {
       minRate: 0.05,
       adaptiveMinRate: 0.1,
@@ -194,18 +230,26 @@ describe('nextWindow: max-rate (section 5.2)', () => {
   const rate = { maxRate: 0.2 }; // no NOTIFY within 5 s of the previous
 
   it('holds a change until 1/max-rate after the previous NOTIFY', () => {
-    assert.deepEqual(nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), { notBefore: 5_000 });
-    assert.deepEqual(nextWindow(rate, { now: 7_000, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), { notBefore: 7_000 });
+    assert.deepEqual(nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), {
+      notBefore: 5_000,
+    });
+    assert.deepEqual(nextWindow(rate, { now: 7_000, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), {
+      notBefore: 7_000,
+    });
   });
 
   it('sends a burst of changes as one NOTIFY at the end of the interval, with the latest state', () => {
-    const sends = simulate(rate, [
-      { at: 1_000, state: 'a' },
-      { at: 2_000, state: 'b' },
-      { at: 3_500, state: 'c' },
-      { at: 9_000, state: 'd' },
-      { at: 9_500, state: 'e' },
-    ], 60_000);
+    const sends = simulate(
+      rate,
+      [
+        { at: 1_000, state: 'a' },
+        { at: 2_000, state: 'b' },
+        { at: 3_500, state: 'c' },
+        { at: 9_000, state: 'd' },
+        { at: 9_500, state: 'e' },
+      ],
+      60_000,
+    );
     assert.deepEqual(sends, [
       { at: 0, state: 'initial' },
       { at: 5_000, state: 'c' },
@@ -222,11 +266,15 @@ describe('nextWindow: max-rate (section 5.2)', () => {
 
   it('uses whole milliseconds for a policy interval of 3 s', () => {
     const policy = negotiateRate(undefined, { localMinInterval: 3 });
-    assert.deepEqual(nextWindow(policy, { now: 10, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), { notBefore: 3_000 });
+    assert.deepEqual(nextWindow(policy, { now: 10, lastSentAt: 0, expiresAt: 600_000, notifyCount: 1 }), {
+      notBefore: 3_000,
+    });
   });
 
   it('does not hold anything without rate control, and owes the first NOTIFY at once', () => {
-    assert.deepEqual(nextWindow(undefined, { now: 1_000, lastSentAt: 900, expiresAt: 600_000, notifyCount: 1 }), { notBefore: 1_000 });
+    assert.deepEqual(nextWindow(undefined, { now: 1_000, lastSentAt: 900, expiresAt: 600_000, notifyCount: 1 }), {
+      notBefore: 1_000,
+    });
     assert.deepEqual(nextWindow(rate, { now: 1_000, expiresAt: 600_000, notifyCount: 0 }), { notBefore: 1_000 });
   });
 });
@@ -252,22 +300,40 @@ describe('nextWindow: min-rate (section 6.2)', () => {
   });
 
   it('asks for none at or after expiry (the final NOTIFY covers it)', () => {
-    assert.deepEqual(nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 10_000, notifyCount: 1 }), { notBefore: 1_000 });
-    assert.equal(nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 10_001, notifyCount: 1 }).keepAliveAt, 10_000);
+    assert.deepEqual(nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 10_000, notifyCount: 1 }), {
+      notBefore: 1_000,
+    });
+    assert.equal(
+      nextWindow(rate, { now: 1_000, lastSentAt: 0, expiresAt: 10_001, notifyCount: 1 }).keepAliveAt,
+      10_000,
+    );
   });
 
   it('owes the first NOTIFY at once', () => {
-    assert.deepEqual(nextWindow(rate, { now: 500, expiresAt: 600_000, notifyCount: 0 }), { notBefore: 500, keepAliveAt: 500 });
+    assert.deepEqual(nextWindow(rate, { now: 500, expiresAt: 600_000, notifyCount: 0 }), {
+      notBefore: 500,
+      keepAliveAt: 500,
+    });
   });
 
   it('combined with max-rate: bursts coalesce and keep-alives still come', () => {
     const both = negotiateRate({ maxRate: 0.2, minRate: 0.1 }, { localMinInterval: 0 });
-    assert.deepEqual(simulate(both, [{ at: 1_000, state: 'a' }, { at: 2_000, state: 'b' }], 26_000), [
-      { at: 0, state: 'initial' },
-      { at: 5_000, state: 'b' },
-      { at: 15_000, state: 'b' },
-      { at: 25_000, state: 'b' },
-    ]);
+    assert.deepEqual(
+      simulate(
+        both,
+        [
+          { at: 1_000, state: 'a' },
+          { at: 2_000, state: 'b' },
+        ],
+        26_000,
+      ),
+      [
+        { at: 0, state: 'initial' },
+        { at: 5_000, state: 'b' },
+        { at: 15_000, state: 'b' },
+        { at: 25_000, state: 'b' },
+      ],
+    );
   });
 
   it('never places a keep-alive before max-rate allows a NOTIFY', () => {

@@ -111,7 +111,17 @@ describe('parseRecipientListMessage', () => {
   });
 
   it('defaults the message content type to text/plain when the part has none', () => {
-    const body = crlf('--b', '', 'plain words', '--b', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '', LIST, '--b--');
+    const body = crlf(
+      '--b',
+      '',
+      'plain words',
+      '--b',
+      'Content-Type: application/resource-lists+xml',
+      'Content-Disposition: recipient-list',
+      '',
+      LIST,
+      '--b--',
+    );
     const out = parseRecipientListMessage(body, 'multipart/mixed; boundary=b');
     assert.equal(out.message.contentType, 'text/plain');
     assert.equal(out.message.body, 'plain words');
@@ -129,18 +139,24 @@ describe('parseRecipientListMessage', () => {
       '<entry uri="sip:pia@lab.example.org:5070"/>' +
       '<entry uri="tel:+1-202-555-0100"/><entry uri="tel:+12025550100"/></list>';
     const out = parseRecipientListMessage(listBody(entries, ' xmlns:x="urn:example:ext"'), CT);
-    assert.deepEqual(out.recipients.map((r) => [r.uri, r.copy]), [
-      ['sip:Ines@Lab.Example.org', 'to'],
-      ['sip:pia@lab.example.org', 'cc'],
-      // the user part is case-sensitive: a different recipient (scheme and host are not)
-      ['SIP:ines@LAB.EXAMPLE.ORG', 'bcc'],
-      ['sip:pia@lab.example.org:5070', 'to'],
-      ['tel:+1-202-555-0100', 'to'],
-    ]);
+    assert.deepEqual(
+      out.recipients.map((r) => [r.uri, r.copy]),
+      [
+        ['sip:Ines@Lab.Example.org', 'to'],
+        ['sip:pia@lab.example.org', 'cc'],
+        // the user part is case-sensitive: a different recipient (scheme and host are not)
+        ['SIP:ines@LAB.EXAMPLE.ORG', 'bcc'],
+        ['sip:pia@lab.example.org:5070', 'to'],
+        ['tel:+1-202-555-0100', 'to'],
+      ],
+    );
   });
 
   it('honours copyControl written without the namespace (a blind copy must stay blind)', () => {
-    const out = parseRecipientListMessage(listBody('<list><entry uri="sip:zed@lab.example.org" copyControl="bcc" anonymize="true"/></list>'), CT);
+    const out = parseRecipientListMessage(
+      listBody('<list><entry uri="sip:zed@lab.example.org" copyControl="bcc" anonymize="true"/></list>'),
+      CT,
+    );
     assert.deepEqual(out.recipients, [{ uri: 'sip:zed@lab.example.org', copy: 'bcc', anonymize: true }]);
   });
 
@@ -149,97 +165,241 @@ describe('parseRecipientListMessage', () => {
       '<rl:resource-lists xmlns:rl="urn:ietf:params:xml:ns:resource-lists" xmlns:cc="urn:ietf:params:xml:ns:copycontrol">' +
         '<rl:list><rl:entry uri="sip:a@lab.example.org" cc:copyControl="cc"/></rl:list></rl:resource-lists>',
     );
-    assert.deepEqual(parseRecipientListMessage(body, CT).recipients, [{ uri: 'sip:a@lab.example.org', copy: 'cc', anonymize: false }]);
+    assert.deepEqual(parseRecipientListMessage(body, CT).recipients, [
+      { uri: 'sip:a@lab.example.org', copy: 'cc', anonymize: false },
+    ]);
   });
 
   describe('refusals', () => {
     it('415 when the body is not multipart/mixed, with Accept', () => {
-      assert.throws(() => parseRecipientListMessage('hello', 'text/plain'), (err: unknown) => {
-        assert.ok(err instanceof RecipientListError);
-        assert.equal(err.code, 415);
-        assert.equal(err.accept, 'multipart/mixed');
-        return true;
-      });
-      assert.throws(() => parseRecipientListMessage(exampleBody(LIST), 'multipart/related;type="text/plain";boundary=rl-7f3a'), refused(415, /multipart\/mixed/));
+      assert.throws(
+        () => parseRecipientListMessage('hello', 'text/plain'),
+        (err: unknown) => {
+          assert.ok(err instanceof RecipientListError);
+          assert.equal(err.code, 415);
+          assert.equal(err.accept, 'multipart/mixed');
+          return true;
+        },
+      );
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody(LIST), 'multipart/related;type="text/plain";boundary=rl-7f3a'),
+        refused(415, /multipart\/mixed/),
+      );
     });
 
     it('415 when the recipient-list part is not resource-lists', () => {
-      const body = crlf('--b', 'Content-Type: text/plain', '', 'hi', '--b', 'Content-Type: text/uri-list', 'Content-Disposition: recipient-list', '', 'sip:a@x', '--b--');
-      assert.throws(() => parseRecipientListMessage(body, 'multipart/mixed;boundary=b'), (err: unknown) => {
-        assert.ok(err instanceof RecipientListError);
-        assert.equal(err.code, 415);
-        assert.equal(err.accept, 'application/resource-lists+xml');
-        return true;
-      });
+      const body = crlf(
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'hi',
+        '--b',
+        'Content-Type: text/uri-list',
+        'Content-Disposition: recipient-list',
+        '',
+        'sip:a@x',
+        '--b--',
+      );
+      assert.throws(
+        () => parseRecipientListMessage(body, 'multipart/mixed;boundary=b'),
+        (err: unknown) => {
+          assert.ok(err instanceof RecipientListError);
+          assert.equal(err.code, 415);
+          assert.equal(err.accept, 'application/resource-lists+xml');
+          return true;
+        },
+      );
     });
 
     it('400 for a malformed Content-Type or multipart body', () => {
-      assert.throws(() => parseRecipientListMessage(exampleBody(LIST), 'multipart/mixed;boundary="x'), refused(400, 'malformed Content-Type'));
-      assert.throws(() => parseRecipientListMessage('--rl-7f3a\r\n\r\nx\r\n', CT), refused(400, 'malformed multipart body: missing closing boundary delimiter'));
-      assert.throws(() => parseRecipientListMessage(exampleBody(LIST), 'multipart/mixed'), refused(400, 'malformed multipart body: missing boundary parameter'));
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody(LIST), 'multipart/mixed;boundary="x'),
+        refused(400, 'malformed Content-Type'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage('--rl-7f3a\r\n\r\nx\r\n', CT),
+        refused(400, 'malformed multipart body: missing closing boundary delimiter'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody(LIST), 'multipart/mixed'),
+        refused(400, 'malformed multipart body: missing boundary parameter'),
+      );
     });
 
     it('400 when the recipient-list part is missing or doubled', () => {
-      const noList = crlf('--b', 'Content-Type: text/plain', '', 'hi', '--b', 'Content-Type: application/resource-lists+xml', '', LIST, '--b--');
-      assert.throws(() => parseRecipientListMessage(noList, 'multipart/mixed;boundary=b'), refused(400, 'missing recipient-list part'));
-      const twoLists = crlf('--b', 'Content-Type: text/plain', '', 'hi',
-        '--b', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '', LIST,
-        '--b', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '', LIST, '--b--');
-      assert.throws(() => parseRecipientListMessage(twoLists, 'multipart/mixed;boundary=b'), refused(400, 'more than one recipient-list part'));
+      const noList = crlf(
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'hi',
+        '--b',
+        'Content-Type: application/resource-lists+xml',
+        '',
+        LIST,
+        '--b--',
+      );
+      assert.throws(
+        () => parseRecipientListMessage(noList, 'multipart/mixed;boundary=b'),
+        refused(400, 'missing recipient-list part'),
+      );
+      const twoLists = crlf(
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'hi',
+        '--b',
+        'Content-Type: application/resource-lists+xml',
+        'Content-Disposition: recipient-list',
+        '',
+        LIST,
+        '--b',
+        'Content-Type: application/resource-lists+xml',
+        'Content-Disposition: recipient-list',
+        '',
+        LIST,
+        '--b--',
+      );
+      assert.throws(
+        () => parseRecipientListMessage(twoLists, 'multipart/mixed;boundary=b'),
+        refused(400, 'more than one recipient-list part'),
+      );
     });
 
     it('400 when the message part is missing or doubled', () => {
-      const onlyList = crlf('--b', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '', LIST, '--b--');
-      assert.throws(() => parseRecipientListMessage(onlyList, 'multipart/mixed;boundary=b'), refused(400, 'missing message part'));
-      const twoMessages = crlf('--b', 'Content-Type: text/plain', '', 'a', '--b', 'Content-Type: text/plain', '', 'b',
-        '--b', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '', LIST, '--b--');
-      assert.throws(() => parseRecipientListMessage(twoMessages, 'multipart/mixed;boundary=b'), refused(400, 'more than one message part'));
+      const onlyList = crlf(
+        '--b',
+        'Content-Type: application/resource-lists+xml',
+        'Content-Disposition: recipient-list',
+        '',
+        LIST,
+        '--b--',
+      );
+      assert.throws(
+        () => parseRecipientListMessage(onlyList, 'multipart/mixed;boundary=b'),
+        refused(400, 'missing message part'),
+      );
+      const twoMessages = crlf(
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'a',
+        '--b',
+        'Content-Type: text/plain',
+        '',
+        'b',
+        '--b',
+        'Content-Type: application/resource-lists+xml',
+        'Content-Disposition: recipient-list',
+        '',
+        LIST,
+        '--b--',
+      );
+      assert.throws(
+        () => parseRecipientListMessage(twoMessages, 'multipart/mixed;boundary=b'),
+        refused(400, 'more than one message part'),
+      );
     });
 
     it('400 for entry-ref and external', () => {
       assert.throws(
-        () => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org"/><entry-ref ref="resource-lists/users/sip:a@x.org/index/~~/resource-lists/list%5b@name=%22f%22%5d/entry%5b@uri=%22sip:b@x.org%22%5d"/></list>'), CT),
+        () =>
+          parseRecipientListMessage(
+            listBody(
+              '<list><entry uri="sip:a@x.org"/><entry-ref ref="resource-lists/users/sip:a@x.org/index/~~/resource-lists/list%5b@name=%22f%22%5d/entry%5b@uri=%22sip:b@x.org%22%5d"/></list>',
+            ),
+            CT,
+          ),
         refused(400, 'list references are not supported in a recipient list'),
       );
       assert.throws(
-        () => parseRecipientListMessage(listBody('<list><list><external anchor="http://xcap.x.org/resource-lists/users/sip:a@x.org/index/~~/resource-lists/list%5b@name=%22f%22%5d"/></list></list>'), CT),
+        () =>
+          parseRecipientListMessage(
+            listBody(
+              '<list><list><external anchor="http://xcap.x.org/resource-lists/users/sip:a@x.org/index/~~/resource-lists/list%5b@name=%22f%22%5d"/></list></list>',
+            ),
+            CT,
+          ),
         refused(400, 'list references are not supported in a recipient list'),
       );
     });
 
     it('takes im: and pres: recipients (RFC 3860/3859) as the same address as sip:', () => {
-      const m = parseRecipientListMessage(listBody('<list><entry uri="im:a@x.org"/><entry uri="sip:a@x.org"/><entry uri="pres:b@x.org"/></list>'), CT);
-      assert.deepEqual(m.recipients.map((r) => r.uri), ['im:a@x.org', 'pres:b@x.org']);
+      const m = parseRecipientListMessage(
+        listBody('<list><entry uri="im:a@x.org"/><entry uri="sip:a@x.org"/><entry uri="pres:b@x.org"/></list>'),
+        CT,
+      );
+      assert.deepEqual(
+        m.recipients.map((r) => r.uri),
+        ['im:a@x.org', 'pres:b@x.org'],
+      );
     });
 
     it('400 for non SIP/tel URIs, entries without uri, bad attribute values', () => {
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="mailto:a@x.org"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="http://x.org/"/></list>'), CT), refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry/></list>'), CT), refused(400, 'recipient list entry without a uri'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:copyControl="from"/></list>'), CT), refused(400, 'invalid copyControl value in the recipient list'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:anonymize="yes"/></list>'), CT), refused(400, 'invalid anonymize value in the recipient list'));
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><entry uri="mailto:a@x.org"/></list>'), CT),
+        refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><entry uri="http://x.org/"/></list>'), CT),
+        refused(400, 'recipient URIs must be sip, sips, tel, im or pres URIs'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><entry/></list>'), CT),
+        refused(400, 'recipient list entry without a uri'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:copyControl="from"/></list>'), CT),
+        refused(400, 'invalid copyControl value in the recipient list'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><entry uri="sip:a@x.org" cp:anonymize="yes"/></list>'), CT),
+        refused(400, 'invalid anonymize value in the recipient list'),
+      );
     });
 
     it('400 for XML that is malformed, has a DOCTYPE, or is not resource-lists', () => {
-      assert.throws(() => parseRecipientListMessage(exampleBody('<resource-lists'), CT), refused(400, 'malformed recipient list XML'));
-      const doctype = '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e "sip:x@y">]><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list><entry uri="&e;"/></list></resource-lists>';
-      assert.throws(() => parseRecipientListMessage(exampleBody(doctype), CT), refused(400, 'malformed recipient list XML'));
-      assert.throws(() => parseRecipientListMessage(exampleBody('<resource-lists><list/></resource-lists>'), CT), refused(400, 'recipient list is not a resource-lists document'));
-      assert.throws(() => parseRecipientListMessage(listBody('<entry uri="sip:a@x.org"/>'), CT), refused(400, 'unexpected element entry in the recipient list'));
-      assert.throws(() => parseRecipientListMessage(listBody('<list><bogus/></list>'), CT), refused(400, 'unexpected element bogus in the recipient list'));
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody('<resource-lists'), CT),
+        refused(400, 'malformed recipient list XML'),
+      );
+      const doctype =
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e "sip:x@y">]><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list><entry uri="&e;"/></list></resource-lists>';
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody(doctype), CT),
+        refused(400, 'malformed recipient list XML'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(exampleBody('<resource-lists><list/></resource-lists>'), CT),
+        refused(400, 'recipient list is not a resource-lists document'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<entry uri="sip:a@x.org"/>'), CT),
+        refused(400, 'unexpected element entry in the recipient list'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list><bogus/></list>'), CT),
+        refused(400, 'unexpected element bogus in the recipient list'),
+      );
     });
 
     it('400 for an empty list', () => {
-      assert.throws(() => parseRecipientListMessage(listBody('<list/><list><list/></list>'), CT), refused(400, 'recipient list is empty'));
+      assert.throws(
+        () => parseRecipientListMessage(listBody('<list/><list><list/></list>'), CT),
+        refused(400, 'recipient list is empty'),
+      );
     });
   });
 
   describe('recipient limits', () => {
-    const entries = (n: number) => '<list>' + Array.from({ length: n }, (_, i) => `<entry uri="sip:u${i}@lab.example.org"/>`).join('') + '</list>';
+    const entries = (n: number) =>
+      '<list>' + Array.from({ length: n }, (_, i) => `<entry uri="sip:u${i}@lab.example.org"/>`).join('') + '</list>';
 
     it('accepts exactly the configured maximum and refuses one more with 403', () => {
       assert.equal(parseRecipientListMessage(listBody(entries(5)), CT, { maxRecipients: 5 }).recipients.length, 5);
-      assert.throws(() => parseRecipientListMessage(listBody(entries(6)), CT, { maxRecipients: 5 }), refused(403, 'too many recipients (max 5)'));
+      assert.throws(
+        () => parseRecipientListMessage(listBody(entries(6)), CT, { maxRecipients: 5 }),
+        refused(403, 'too many recipients (max 5)'),
+      );
     });
 
     it('counts distinct recipients, not entries', () => {
@@ -250,8 +410,14 @@ describe('parseRecipientListMessage', () => {
     it('applies the hard maximum with 400, whatever the configuration', () => {
       assert.equal(MAX_RECIPIENTS_HARD, 1000);
       assert.equal(parseRecipientListMessage(listBody(entries(1000)), CT).recipients.length, 1000);
-      assert.throws(() => parseRecipientListMessage(listBody(entries(1001)), CT), refused(400, 'too many recipients (max 1000)'));
-      assert.throws(() => parseRecipientListMessage(listBody(entries(1001)), CT, { maxRecipients: 5000 }), refused(400, 'too many recipients (max 1000)'));
+      assert.throws(
+        () => parseRecipientListMessage(listBody(entries(1001)), CT),
+        refused(400, 'too many recipients (max 1000)'),
+      );
+      assert.throws(
+        () => parseRecipientListMessage(listBody(entries(1001)), CT, { maxRecipients: 5000 }),
+        refused(400, 'too many recipients (max 1000)'),
+      );
     });
 
     it('rejects a nonsensical configuration', () => {
@@ -283,7 +449,11 @@ describe('recipientListHistory', () => {
   it('lists to then cc recipients, drops bcc, aggregates anonymized ones per kind', () => {
     const { recipients } = parseRecipientListMessage(exampleBody(LIST), CT);
     const xml = recipientListHistory(recipients);
-    assert.ok(xml.startsWith('<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists" xmlns:cp="urn:ietf:params:xml:ns:copycontrol">'));
+    assert.ok(
+      xml.startsWith(
+        '<?xml version="1.0" encoding="UTF-8"?><resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists" xmlns:cp="urn:ietf:params:xml:ns:copycontrol">',
+      ),
+    );
     assert.deepEqual(historyEntries(xml), [
       ['sip:ines@lab.example.org', 'to', undefined, 'Ines'],
       ['sip:ravi@lab.example.org', 'to', undefined, undefined],
@@ -335,7 +505,11 @@ describe('buildRecipientListMessage', () => {
       { uri: 'sip:omar@lab.example.org', copy: 'cc', anonymize: true },
       { uri: 'tel:+15551234567', copy: 'bcc', anonymize: false },
     ];
-    const message = { contentType: 'text/plain;charset=UTF-8', body: 'line one\r\nline two\r\n', headers: [['Content-Language', 'fr']] as Array<[string, string]> };
+    const message = {
+      contentType: 'text/plain;charset=UTF-8',
+      body: 'line one\r\nline two\r\n',
+      headers: [['Content-Language', 'fr']] as Array<[string, string]>,
+    };
     const built = buildRecipientListMessage({ recipients, message });
     assert.match(built.contentType, /^multipart\/mixed;boundary=mp-[0-9a-f]{32}$/);
     const parsed = parseRecipientListMessage(built.body, built.contentType);
@@ -353,10 +527,16 @@ describe('buildRecipientListMessage', () => {
     });
     assert.equal(built.contentType, 'multipart/mixed;boundary=fixed');
     const mp = parseMultipart(built.body, built.contentType);
-    assert.deepEqual(mp.parts.map((p) => p.headers), [
-      [['Content-Type', 'text/plain']],
-      [['Content-Type', 'application/resource-lists+xml'], ['Content-Disposition', 'recipient-list']],
-    ]);
+    assert.deepEqual(
+      mp.parts.map((p) => p.headers),
+      [
+        [['Content-Type', 'text/plain']],
+        [
+          ['Content-Type', 'application/resource-lists+xml'],
+          ['Content-Disposition', 'recipient-list'],
+        ],
+      ],
+    );
     assert.equal(mp.parts[0]?.body, 'hey');
     assert.equal(
       mp.parts[1]?.body,

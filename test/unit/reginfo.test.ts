@@ -14,27 +14,47 @@ describe('reginfo (RFC 3680)', () => {
         { uri: 'sip:alice@192.0.2.2;transport=tcp', state: 'terminated', event: 'expired' },
       ],
     });
-    assert.match(xml, new RegExp(`^<\\?xml version="1.0" encoding="UTF-8"\\?><reginfo xmlns="${REGINFO_NS}" version="3" state="full">`));
+    assert.match(
+      xml,
+      new RegExp(`^<\\?xml version="1.0" encoding="UTF-8"\\?><reginfo xmlns="${REGINFO_NS}" version="3" state="full">`),
+    );
     assert.match(xml, /<registration aor="sip:alice@example\.com" id="[0-9a-f]{12}" state="active">/);
-    assert.match(xml, /<contact id="[0-9a-f]{12}" state="active" event="refreshed" expires="600"><uri>sip:alice@192\.0\.2\.1:5060<\/uri><\/contact>/);
-    assert.match(xml, /<contact id="[0-9a-f]{12}" state="terminated" event="expired"><uri>sip:alice@192\.0\.2\.2;transport=tcp<\/uri><\/contact>/);
+    assert.match(
+      xml,
+      /<contact id="[0-9a-f]{12}" state="active" event="refreshed" expires="600"><uri>sip:alice@192\.0\.2\.1:5060<\/uri><\/contact>/,
+    );
+    assert.match(
+      xml,
+      /<contact id="[0-9a-f]{12}" state="terminated" event="expired"><uri>sip:alice@192\.0\.2\.2;transport=tcp<\/uri><\/contact>/,
+    );
   });
 
   it('keeps ids stable per URI and escapes what XML needs escaped', () => {
     assert.equal(reginfoId('sip:a@b'), reginfoId('sip:a@b'));
     assert.notEqual(reginfoId('sip:a@b'), reginfoId('sip:a@c'));
-    const xml = buildReginfo({ version: 0, state: 'full', aor: 'sip:a&b@example.com', registrationState: 'init', contacts: [{ uri: 'sip:x@h;p=<1>', state: 'active', event: 'registered', expires: 0 }] });
+    const xml = buildReginfo({
+      version: 0,
+      state: 'full',
+      aor: 'sip:a&b@example.com',
+      registrationState: 'init',
+      contacts: [{ uri: 'sip:x@h;p=<1>', state: 'active', event: 'registered', expires: 0 }],
+    });
     assert.match(xml, /aor="sip:a&amp;b@example\.com"/);
     assert.match(xml, /<uri>sip:x@h;p=&lt;1&gt;<\/uri>/);
   });
 
   it('reads back what it writes', () => {
     const info = {
-      version: 7, state: 'full' as const, aor: 'sip:bob@example.com', registrationState: 'terminated' as const,
+      version: 7,
+      state: 'full' as const,
+      aor: 'sip:bob@example.com',
+      registrationState: 'terminated' as const,
       contacts: [{ uri: 'sip:bob@198.51.100.7', state: 'terminated' as const, event: 'unregistered' as const }],
     };
     assert.deepEqual(parseReginfo(buildReginfo(info)), info);
     assert.throws(() => parseReginfo('<presence xmlns="urn:ietf:params:xml:ns:pidf"/>'), /not a reginfo document/);
-    assert.throws(() => parseReginfo('<!DOCTYPE x [<!ENTITY a "b">]><reginfo xmlns="urn:ietf:params:xml:ns:reginfo"/>'));
+    assert.throws(() =>
+      parseReginfo('<!DOCTYPE x [<!ENTITY a "b">]><reginfo xmlns="urn:ietf:params:xml:ns:reginfo"/>'),
+    );
   });
 });

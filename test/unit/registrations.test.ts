@@ -29,26 +29,67 @@ describe('registrations mirror', () => {
   });
 
   it('tells registered, refreshed and deregistered apart from successive contact sets', async () => {
-    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000001', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: future() }] });
-    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000002', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: future() }, { uri: 'sip:bob@10.0.0.2', expires: future() }] });
-    await regs.apply({ type: 'registration', aor: AOR, ts: '100.000003', contacts: [{ uri: 'sip:bob@10.0.0.2', expires: future() }] });
-    assert.deepEqual(seen.map((c) => `${c.kind} ${c.contact} ${c.remaining}`), [
-      'registered sip:bob@10.0.0.1 1',
-      'refreshed sip:bob@10.0.0.1 2',
-      'registered sip:bob@10.0.0.2 2',
-      'refreshed sip:bob@10.0.0.2 1',
-      'deregistered sip:bob@10.0.0.1 1',
-    ]);
-    assert.deepEqual((await regs.contacts(AOR)).map((c) => c.uri), ['sip:bob@10.0.0.2']);
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '100.000001',
+      contacts: [{ uri: 'sip:bob@10.0.0.1', expires: future() }],
+    });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '100.000002',
+      contacts: [
+        { uri: 'sip:bob@10.0.0.1', expires: future() },
+        { uri: 'sip:bob@10.0.0.2', expires: future() },
+      ],
+    });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '100.000003',
+      contacts: [{ uri: 'sip:bob@10.0.0.2', expires: future() }],
+    });
+    assert.deepEqual(
+      seen.map((c) => `${c.kind} ${c.contact} ${c.remaining}`),
+      [
+        'registered sip:bob@10.0.0.1 1',
+        'refreshed sip:bob@10.0.0.1 2',
+        'registered sip:bob@10.0.0.2 2',
+        'refreshed sip:bob@10.0.0.2 1',
+        'deregistered sip:bob@10.0.0.1 1',
+      ],
+    );
+    assert.deepEqual(
+      (await regs.contacts(AOR)).map((c) => c.uri),
+      ['sip:bob@10.0.0.2'],
+    );
   });
 
   it('counts the users with a live contact in the store (the operator page), as contacts come, expire and go', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await regs.apply({ type: 'registration', aor: AOR, ts: '200.1', contacts: [{ uri: 'sip:bob@10.0.0.1', expires: now + 300 }] });
-    await regs.apply({ type: 'registration', aor: 'sip:ann@example.com', ts: '200.2', contacts: [{ uri: 'sip:ann@10.0.0.3', expires: now - 5 }] });
-    await regs.apply({ type: 'registration', aor: 'sip:cy@example.com', ts: '200.3', contacts: [{ uri: 'sip:cy@10.0.0.4', expires: 0 }] });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '200.1',
+      contacts: [{ uri: 'sip:bob@10.0.0.1', expires: now + 300 }],
+    });
+    await regs.apply({
+      type: 'registration',
+      aor: 'sip:ann@example.com',
+      ts: '200.2',
+      contacts: [{ uri: 'sip:ann@10.0.0.3', expires: now - 5 }],
+    });
+    await regs.apply({
+      type: 'registration',
+      aor: 'sip:cy@example.com',
+      ts: '200.3',
+      contacts: [{ uri: 'sip:cy@10.0.0.4', expires: 0 }],
+    });
     assert.equal(await regs.registeredCount(), 2, 'bob and the permanent contact of cy; ann has expired');
-    await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@10.0.0.1', ts: '200.4' } as Parameters<Registrations['apply']>[0]);
+    await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@10.0.0.1', ts: '200.4' } as Parameters<
+      Registrations['apply']
+    >[0]);
     assert.equal(await regs.registeredCount(), 1);
     await regs.apply({ type: 'registration', aor: 'sip:cy@example.com', ts: '200.5', contacts: [] });
     assert.equal(await regs.registeredCount(), 0);
@@ -56,13 +97,26 @@ describe('registrations mirror', () => {
 
   it('ignores an event older than the state it has (out-of-order delivery)', async () => {
     await regs.apply({ type: 'registration', aor: AOR, ts: '200.5', contacts: [] });
-    const changes = await regs.apply({ type: 'registration', aor: AOR, ts: '200.4', contacts: [{ uri: 'sip:bob@10.0.0.9', expires: future() }] });
+    const changes = await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '200.4',
+      contacts: [{ uri: 'sip:bob@10.0.0.9', expires: future() }],
+    });
     assert.deepEqual(changes, []);
     assert.equal(await regs.isRegistered(AOR), false);
   });
 
   it('reports an expired contact once, with what remains', async () => {
-    await regs.apply({ type: 'registration', aor: AOR, ts: '300.1', contacts: [{ uri: 'sip:bob@a', expires: future() }, { uri: 'sip:bob@b', expires: future() }] });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '300.1',
+      contacts: [
+        { uri: 'sip:bob@a', expires: future() },
+        { uri: 'sip:bob@b', expires: future() },
+      ],
+    });
     seen = [];
     await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@a', ts: '300.2' });
     await regs.apply({ type: 'contact-expired', aor: AOR, uri: 'sip:bob@a', ts: '300.3' });
@@ -70,7 +124,12 @@ describe('registrations mirror', () => {
   });
 
   it('does not count contacts whose expiry has passed', async () => {
-    await regs.apply({ type: 'registration', aor: AOR, ts: '400.1', contacts: [{ uri: 'sip:bob@old', expires: 1000 }] });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '400.1',
+      contacts: [{ uri: 'sip:bob@old', expires: 1000 }],
+    });
     assert.equal(await regs.isRegistered(AOR), false);
   });
 });

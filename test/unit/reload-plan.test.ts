@@ -10,12 +10,28 @@ const SECRET = 'a-secret-of-enough-length';
 describe('reload plan', () => {
   it('sorts changed settings by the reloadable mark of the settings table and applies only those', () => {
     const running = loadConfig({ env: { ISC_SECRET: SECRET } });
-    const next = loadConfig({ env: { ISC_SECRET: `${SECRET}-2`, IM_MAX_MESSAGE_BYTES: '100', LOG_LEVEL: 'debug', XDM_PORT: '9090', ISC_TRUSTED_ADDRESSES: '127.0.0.1,10.1.1.1' } });
+    const next = loadConfig({
+      env: {
+        ISC_SECRET: `${SECRET}-2`,
+        IM_MAX_MESSAGE_BYTES: '100',
+        LOG_LEVEL: 'debug',
+        XDM_PORT: '9090',
+        ISC_TRUSTED_ADDRESSES: '127.0.0.1,10.1.1.1',
+      },
+    });
     const trustedBefore = running.isc.trustedAddresses;
     const plan = planReload(running, next);
-    assert.deepEqual(plan.applied.map((c) => c.path).sort(), ['im.maxMessageBytes', 'isc.trustedAddresses', 'log.level']);
+    assert.deepEqual(plan.applied.map((c) => c.path).sort(), [
+      'im.maxMessageBytes',
+      'isc.trustedAddresses',
+      'log.level',
+    ]);
     assert.deepEqual(plan.needRestart.map((c) => c.path).sort(), ['isc.secret', 'xdm.port']);
-    assert.deepEqual(plan.needRestart.find((c) => c.path === 'isc.secret'), { path: 'isc.secret', env: 'ISC_SECRET', from: '***', to: '***' }, 'secrets never shown');
+    assert.deepEqual(
+      plan.needRestart.find((c) => c.path === 'isc.secret'),
+      { path: 'isc.secret', env: 'ISC_SECRET', from: '***', to: '***' },
+      'secrets never shown',
+    );
     applyPlan(running, next, plan);
     assert.equal(running.im.maxMessageBytes, 100);
     assert.equal(running.log.level, 'debug');
@@ -32,7 +48,9 @@ describe('reload plan', () => {
   it('marks no port, address, store or secret reloadable (those are bound at start)', () => {
     const marked = SETTINGS.filter((s) => s.reloadable).map((s) => s.path);
     for (const p of marked) assert.doesNotMatch(p, /port|host|secret|token|store\.|dataDir|cdrDir|node\./);
-    assert.ok(marked.includes('log.level') && marked.includes('im.maxMessageBytes') && marked.includes('charging.rotateBytes'));
+    assert.ok(
+      marked.includes('log.level') && marked.includes('im.maxMessageBytes') && marked.includes('charging.rotateBytes'),
+    );
   });
 });
 

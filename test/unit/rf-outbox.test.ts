@@ -12,8 +12,16 @@ import { silentLogger } from '../../as/src/log/logger.js';
 import type { Collection, Doc, Store } from '../../as/src/store/port.js';
 
 const event = (n: number): ChargeableEvent => ({
-  service: 'im', role: 'originating', sipMethod: 'MESSAGE', sessionId: `call-${n}@pc`, callingParty: 'sip:alice@home1.net',
-  calledParty: 'sip:bob@home1.net', requestTime: new Date(), responseTime: new Date(), statusCode: 200, outcome: 'delivered',
+  service: 'im',
+  role: 'originating',
+  sipMethod: 'MESSAGE',
+  sessionId: `call-${n}@pc`,
+  callingParty: 'sip:alice@home1.net',
+  calledParty: 'sip:bob@home1.net',
+  requestTime: new Date(),
+  responseTime: new Date(),
+  statusCode: 200,
+  outcome: 'delivered',
 });
 
 test('an outbox insert that fails is queued again by the catch-up, even with later records already handed over', async () => {
@@ -46,9 +54,23 @@ test('an outbox insert that fails is queued again by the catch-up, even with lat
     },
   };
   const charging = new Charging({
-    store, nodeId: 'as1', nodeAddress: '127.0.0.1', cdrDir: path.join(root, 'cdr'), log: silentLogger(), jsonl: false, fileRetryMs: 50,
+    store,
+    nodeId: 'as1',
+    nodeAddress: '127.0.0.1',
+    cdrDir: path.join(root, 'cdr'),
+    log: silentLogger(),
+    jsonl: false,
+    fileRetryMs: 50,
     // nothing listens there: the records stay in the outbox
-    rf: { peers: [{ host: '127.0.0.1', port: 9 }], originHost: 'as1.home1.net', originRealm: 'home1.net', destinationRealm: 'home1.net', hostIpAddress: '127.0.0.1', retryMs: 60_000, connectTimeoutMs: 200 },
+    rf: {
+      peers: [{ host: '127.0.0.1', port: 9 }],
+      originHost: 'as1.home1.net',
+      originRealm: 'home1.net',
+      destinationRealm: 'home1.net',
+      hostIpAddress: '127.0.0.1',
+      retryMs: 60_000,
+      connectTimeoutMs: 200,
+    },
   });
   try {
     await charging.start();
@@ -57,7 +79,10 @@ test('an outbox insert that fails is queued again by the catch-up, even with lat
     const deadline = Date.now() + 5000;
     while ((await outbox.count({})) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
     assert.ok(failed, 'the failure was injected');
-    assert.deepEqual((await outbox.find({}, { sort: { seq: 1 } })).map((d) => d._id), ['as1:1', 'as1:2', 'as1:3']);
+    assert.deepEqual(
+      (await outbox.find({}, { sort: { seq: 1 } })).map((d) => d._id),
+      ['as1:1', 'as1:2', 'as1:3'],
+    );
   } finally {
     await charging.stop();
     await inner.close();

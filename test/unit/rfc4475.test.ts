@@ -23,29 +23,71 @@ const request = (name: string) => {
 };
 
 /** Syntactically valid messages (RFC 4475 3.1.1, and the valid ones of 3.2, 3.3 and 3.4). */
-const VALID = ['wsinv', 'intmeth', 'esc01', 'escnull', 'esc02', 'lwsdisp', 'longreq', 'dblreq', 'semiuri', 'transports',
-  'mpart01', 'unreason', 'noreason', 'badbranch', 'unkscm', 'novelsc', 'unksm2', 'bext01', 'invut', 'regaut01', 'bcast',
-  'zeromf', 'cparam01', 'cparam02', 'regescrt', 'sdp01', 'inv2543'];
+const VALID = [
+  'wsinv',
+  'intmeth',
+  'esc01',
+  'escnull',
+  'esc02',
+  'lwsdisp',
+  'longreq',
+  'dblreq',
+  'semiuri',
+  'transports',
+  'mpart01',
+  'unreason',
+  'noreason',
+  'badbranch',
+  'unkscm',
+  'novelsc',
+  'unksm2',
+  'bext01',
+  'invut',
+  'regaut01',
+  'bcast',
+  'zeromf',
+  'cparam01',
+  'cparam02',
+  'regescrt',
+  'sdp01',
+  'inv2543',
+];
 /** Messages refused by the parser, with the reason given (the 400's reason phrase). */
 const REFUSED: Record<string, RegExp> = {
-  badvers: /SIP Version Not Supported/, bigcode: /start line/, clerr: /Content-Length/, ncl: /Content-Length/,
-  ltgtruri: /Request-URI/, lwsruri: /start line/, lwsstart: /start line/, trws: /start line/, mcl01: /Content-Length/,
-  mismatch01: /CSeq method mismatch/, mismatch02: /CSeq method mismatch/, multi01: /Multiple CSeq/,
-  scalar02: /CSeq/, scalarlg: /CSeq/, insuf: /Missing Call-ID/, baddn: /empty line|name-addr/,
+  badvers: /SIP Version Not Supported/,
+  bigcode: /start line/,
+  clerr: /Content-Length/,
+  ncl: /Content-Length/,
+  ltgtruri: /Request-URI/,
+  lwsruri: /start line/,
+  lwsstart: /start line/,
+  trws: /start line/,
+  mcl01: /Content-Length/,
+  mismatch01: /CSeq method mismatch/,
+  mismatch02: /CSeq method mismatch/,
+  multi01: /Multiple CSeq/,
+  scalar02: /CSeq/,
+  scalarlg: /CSeq/,
+  insuf: /Missing Call-ID/,
+  baddn: /empty line|name-addr/,
 };
 /** Refused when From or To is read (the ISC edge reads both for every request: 400). */
 const REFUSED_FROM_TO = ['quotbal', 'badaspec'];
 /** Invalid, but the RFC lets an element accept them, and the AS never acts on the fault. */
 const LIBERAL: Record<string, string> = {
   baddate: 'the AS never reads Date (3.1.2.12: an element that does not need it may ignore it)',
-  regbadct: 'REGISTER is Kamailio\'s; the brackets can be inferred (3.1.2.13); as a SUBSCRIBE target it is refused (below)',
+  regbadct:
+    "REGISTER is Kamailio's; the brackets can be inferred (3.1.2.13); as a SUBSCRIBE target it is refused (below)",
   escruri: 'the escaped headers stay in the Request-URI and are never applied as headers (3.1.2.11)',
   badinv01: 'the empty Via and Contact parameters are ignored: Kamailio routes by Via, the AS never does (3.1.2.1)',
 };
 
 describe('RFC 4475 torture messages through the SIP parser', () => {
   it('has all 49 messages of the archive, each classified once', () => {
-    const files = readdirSync(DIR).filter((f) => f.endsWith('.dat')).map((f) => f.slice(0, -4)).sort();
+    const files = readdirSync(DIR)
+      .filter((f) => f.endsWith('.dat'))
+      .map((f) => f.slice(0, -4))
+      .sort();
     assert.equal(files.length, 49);
     const classified = [...VALID, ...Object.keys(REFUSED), ...REFUSED_FROM_TO, ...Object.keys(LIBERAL)].sort();
     assert.deepEqual(classified, files);
@@ -62,7 +104,10 @@ describe('RFC 4475 torture messages through the SIP parser', () => {
 
   for (const [name, reason] of Object.entries(REFUSED)) {
     it(`refuses ${name} with 400-class reason ${reason}`, () => {
-      assert.throws(() => parse(name), (e: unknown) => e instanceof SipParseError && reason.test(e.reason) && e.status >= 400 && e.status < 600);
+      assert.throws(
+        () => parse(name),
+        (e: unknown) => e instanceof SipParseError && reason.test(e.reason) && e.status >= 400 && e.status < 600,
+      );
     });
   }
 
@@ -117,7 +162,11 @@ describe('RFC 4475 torture messages through the SIP parser', () => {
     assert.match(uri.user ?? '', /^user;par=/);
     const r = parse('unreason');
     assert.equal(r.kind, 'response');
-    if (r.kind === 'response') assert.equal(r.reason, '= 2**3 * 5**2 \u043d\u043e \u0441\u0442\u043e \u0434\u0435\u0432\u044f\u043d\u043e\u0441\u0442\u043e \u0434\u0435\u0432\u044f\u0442\u044c - \u043f\u0440\u043e\u0441\u0442\u043e\u0435');
+    if (r.kind === 'response')
+      assert.equal(
+        r.reason,
+        '= 2**3 * 5**2 \u043d\u043e \u0441\u0442\u043e \u0434\u0435\u0432\u044f\u043d\u043e\u0441\u0442\u043e \u0434\u0435\u0432\u044f\u0442\u044c - \u043f\u0440\u043e\u0441\u0442\u043e\u0435',
+      );
     const n = parse('noreason');
     if (n.kind === 'response') assert.equal(n.status, 100);
   });

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RLMI_CONTENT_TYPE, RLMI_NS, RlmiError, type RlmiList, parseRlmi, rlmiInstanceId, serializeRlmi } from '../../as/src/presence/rls/rlmi.js';
+import {
+  RLMI_CONTENT_TYPE,
+  RLMI_NS,
+  RlmiError,
+  type RlmiList,
+  parseRlmi,
+  rlmiInstanceId,
+  serializeRlmi,
+} from '../../as/src/presence/rls/rlmi.js';
 
 function rlmiError(fn: () => unknown): string {
   try {
@@ -16,7 +24,10 @@ const sample: RlmiList = {
   uri: 'sip:friends@example.com',
   version: 4,
   fullState: true,
-  names: [{ text: 'Friends', lang: 'en' }, { text: 'Freunde', lang: 'de' }],
+  names: [
+    { text: 'Friends', lang: 'en' },
+    { text: 'Freunde', lang: 'de' },
+  ],
   resources: [
     {
       uri: 'sip:bob@example.com',
@@ -24,7 +35,10 @@ const sample: RlmiList = {
       instances: [{ id: rlmiInstanceId('sip:bob@example.com'), state: 'active', cid: 'bob.1@as.example.com' }],
     },
     { uri: 'sip:carol@example.com', instances: [{ id: rlmiInstanceId('sip:carol@example.com'), state: 'pending' }] },
-    { uri: 'sip:dave@example.com', instances: [{ id: rlmiInstanceId('sip:dave@example.com'), state: 'terminated', reason: 'rejected' }] },
+    {
+      uri: 'sip:dave@example.com',
+      instances: [{ id: rlmiInstanceId('sip:dave@example.com'), state: 'terminated', reason: 'rejected' }],
+    },
     { uri: 'sip:erin@example.com', instances: [] },
   ],
 };
@@ -36,9 +50,19 @@ describe('RLMI (RFC 4662 section 5)', () => {
     assert.equal(xml, serializeRlmi(structuredClone(sample)));
     const bob = rlmiInstanceId('sip:bob@example.com');
     const dave = rlmiInstanceId('sip:dave@example.com');
-    assert.ok(xml.startsWith(`<?xml version="1.0" encoding="UTF-8"?><list xmlns="${RLMI_NS}" uri="sip:friends@example.com" version="4" fullState="true">`));
-    assert.ok(xml.includes('<name xml:lang="en">Friends</name><name xml:lang="de">Freunde</name><resource uri="sip:bob@example.com">'));
-    assert.ok(xml.includes(`<name>Bob</name><instance id="${bob}" state="active" cid="bob.1@as.example.com"/></resource>`));
+    assert.ok(
+      xml.startsWith(
+        `<?xml version="1.0" encoding="UTF-8"?><list xmlns="${RLMI_NS}" uri="sip:friends@example.com" version="4" fullState="true">`,
+      ),
+    );
+    assert.ok(
+      xml.includes(
+        '<name xml:lang="en">Friends</name><name xml:lang="de">Freunde</name><resource uri="sip:bob@example.com">',
+      ),
+    );
+    assert.ok(
+      xml.includes(`<name>Bob</name><instance id="${bob}" state="active" cid="bob.1@as.example.com"/></resource>`),
+    );
     assert.ok(xml.includes(`<instance id="${dave}" state="terminated" reason="rejected"/>`));
     assert.ok(xml.endsWith('<resource uri="sip:erin@example.com"/></list>'));
     assert.doesNotMatch(xml, />\s+</);
@@ -75,13 +99,34 @@ describe('RLMI (RFC 4662 section 5)', () => {
   });
 
   it('refuses to write what RFC 4662 does not allow', () => {
-    assert.equal(rlmiError(() => serializeRlmi({ ...sample, version: -1 })), 'invalid-input');
-    assert.equal(rlmiError(() => serializeRlmi({ ...sample, version: 1.5 })), 'invalid-input');
-    assert.equal(rlmiError(() => serializeRlmi({ ...sample, version: 2 ** 32 })), 'invalid-input');
-    const reasonOnActive: RlmiList = { ...sample, resources: [{ uri: 'sip:b@x', instances: [{ id: '1', state: 'active', reason: 'timeout' }] }] };
-    assert.equal(rlmiError(() => serializeRlmi(reasonOnActive)), 'invalid-input');
-    const badState = { ...sample, resources: [{ uri: 'sip:b@x', instances: [{ id: '1', state: 'gone' }] }] } as unknown as RlmiList;
-    assert.equal(rlmiError(() => serializeRlmi(badState)), 'invalid-input');
+    assert.equal(
+      rlmiError(() => serializeRlmi({ ...sample, version: -1 })),
+      'invalid-input',
+    );
+    assert.equal(
+      rlmiError(() => serializeRlmi({ ...sample, version: 1.5 })),
+      'invalid-input',
+    );
+    assert.equal(
+      rlmiError(() => serializeRlmi({ ...sample, version: 2 ** 32 })),
+      'invalid-input',
+    );
+    const reasonOnActive: RlmiList = {
+      ...sample,
+      resources: [{ uri: 'sip:b@x', instances: [{ id: '1', state: 'active', reason: 'timeout' }] }],
+    };
+    assert.equal(
+      rlmiError(() => serializeRlmi(reasonOnActive)),
+      'invalid-input',
+    );
+    const badState = {
+      ...sample,
+      resources: [{ uri: 'sip:b@x', instances: [{ id: '1', state: 'gone' }] }],
+    } as unknown as RlmiList;
+    assert.equal(
+      rlmiError(() => serializeRlmi(badState)),
+      'invalid-input',
+    );
   });
 
   it('gives each resource a short, stable, opaque instance id', () => {
@@ -123,21 +168,73 @@ describe('RLMI (RFC 4662 section 5)', () => {
 
   it('refuses documents that are not RLMI', () => {
     const ok = `xmlns="${RLMI_NS}" uri="sip:l@x" version="1" fullState="true"`;
-    assert.equal(rlmiError(() => parseRlmi('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"/>')), 'wrong-root');
-    assert.equal(rlmiError(() => parseRlmi('<list uri="sip:l@x" version="1" fullState="true"/>')), 'wrong-root');
-    assert.equal(rlmiError(() => parseRlmi('<list xmlns="urn:ietf:params:xml:ns:rlmi2" uri="sip:l@x" version="1" fullState="true"/>')), 'wrong-root');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" fullState="true"/>`)), 'missing-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" version="1" fullState="true"/>`)), 'missing-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="1"/>`)), 'missing-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="-1" fullState="true"/>`)), 'bad-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="4294967296" fullState="true"/>`)), 'bad-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="1" fullState="yes"/>`)), 'bad-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}><resource/></list>`)), 'missing-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}><resource uri="sip:b@x"><instance state="active"/></resource></list>`)), 'missing-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}><resource uri="sip:b@x"><instance id="1" state="gone"/></resource></list>`)), 'bad-attribute');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}><instance id="1" state="active"/></list>`)), 'unexpected-element');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}><resource uri="sip:b@x"><resource uri="sip:c@x"/></resource></list>`)), 'unexpected-element');
-    assert.equal(rlmiError(() => parseRlmi(`<list ${ok}>`)), 'not-xml');
-    assert.equal(rlmiError(() => parseRlmi(`<!DOCTYPE list [<!ENTITY e "x">]><list ${ok}><name>&e;</name></list>`)), 'doctype-forbidden');
+    assert.equal(
+      rlmiError(() => parseRlmi('<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:a@b"/>')),
+      'wrong-root',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi('<list uri="sip:l@x" version="1" fullState="true"/>')),
+      'wrong-root',
+    );
+    assert.equal(
+      rlmiError(() =>
+        parseRlmi('<list xmlns="urn:ietf:params:xml:ns:rlmi2" uri="sip:l@x" version="1" fullState="true"/>'),
+      ),
+      'wrong-root',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" fullState="true"/>`)),
+      'missing-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" version="1" fullState="true"/>`)),
+      'missing-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="1"/>`)),
+      'missing-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="-1" fullState="true"/>`)),
+      'bad-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="4294967296" fullState="true"/>`)),
+      'bad-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list xmlns="${RLMI_NS}" uri="sip:l@x" version="1" fullState="yes"/>`)),
+      'bad-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list ${ok}><resource/></list>`)),
+      'missing-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list ${ok}><resource uri="sip:b@x"><instance state="active"/></resource></list>`)),
+      'missing-attribute',
+    );
+    assert.equal(
+      rlmiError(() =>
+        parseRlmi(`<list ${ok}><resource uri="sip:b@x"><instance id="1" state="gone"/></resource></list>`),
+      ),
+      'bad-attribute',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list ${ok}><instance id="1" state="active"/></list>`)),
+      'unexpected-element',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list ${ok}><resource uri="sip:b@x"><resource uri="sip:c@x"/></resource></list>`)),
+      'unexpected-element',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<list ${ok}>`)),
+      'not-xml',
+    );
+    assert.equal(
+      rlmiError(() => parseRlmi(`<!DOCTYPE list [<!ENTITY e "x">]><list ${ok}><name>&e;</name></list>`)),
+      'doctype-forbidden',
+    );
   });
 });

@@ -81,8 +81,12 @@ function presence(s: State = {}): string {
     `<tuple id="t1"><status><basic>${s.t1 ?? 'open'}</basic></status><rpid:class>IM</rpid:class><dm:deviceID>mac:11</dm:deviceID>` +
     `<contact priority="0.8">sip:alice@pc.example.com</contact><note xml:lang="en">${s.t1Note ?? 'at my desk'}</note>` +
     `<timestamp>2024-01-01T10:00:00Z</timestamp></tuple>`;
-  const t2 = s.dropT2 ? '' : `<tuple id="t2"><status><basic>${s.t2 ?? 'closed'}</basic></status><rpid:class>voice</rpid:class><contact>tel:+15551234</contact></tuple>`;
-  const t3 = s.extraTuple ? `<tuple id="t3"><status><basic>open</basic></status><contact>sip:alice@phone.example.com</contact></tuple>` : '';
+  const t2 = s.dropT2
+    ? ''
+    : `<tuple id="t2"><status><basic>${s.t2 ?? 'closed'}</basic></status><rpid:class>voice</rpid:class><contact>tel:+15551234</contact></tuple>`;
+  const t3 = s.extraTuple
+    ? `<tuple id="t3"><status><basic>open</basic></status><contact>sip:alice@phone.example.com</contact></tuple>`
+    : '';
   const src =
     `<presence xmlns="${PIDF_NS}" xmlns:dm="${DM_NS}" xmlns:rpid="${RPID_NS}" entity="sip:alice@example.com">` +
     (s.swapTuples ? t2 + t1 : t1 + t2) +
@@ -191,7 +195,9 @@ describe('parseFilterSet: accepted documents', () => {
   });
 
   it('treats an empty <what> or <trigger> as absent (RFC 4660 5.4)', () => {
-    const set = parseFilterSet(fs(`<filter id="x"><what/><trigger/><trigger><changed>//pidf:basic</changed></trigger></filter>`));
+    const set = parseFilterSet(
+      fs(`<filter id="x"><what/><trigger/><trigger><changed>//pidf:basic</changed></trigger></filter>`),
+    );
     assert.equal(set.filters[0]?.what, undefined);
     assert.equal(set.filters[0]?.triggers.length, 1);
   });
@@ -207,15 +213,29 @@ describe('parseFilterSet: accepted documents', () => {
   });
 
   it('accepts the content type with a UTF-8 charset, case-insensitively', () => {
-    assert.equal(parseFilterSet(fs('<filter id="x"><what><include>//pidf:basic</include></what></filter>'), 'Application/Simple-Filter+XML; charset="UTF-8"').filters.length, 1);
+    assert.equal(
+      parseFilterSet(
+        fs('<filter id="x"><what><include>//pidf:basic</include></what></filter>'),
+        'Application/Simple-Filter+XML; charset="UTF-8"',
+      ).filters.length,
+      1,
+    );
   });
 
   it('accepts a Buffer body', () => {
-    assert.equal(parseFilterSet(Buffer.from(fs('<filter id="x"><what><include>//pidf:basic</include></what></filter>'))).filters.length, 1);
+    assert.equal(
+      parseFilterSet(Buffer.from(fs('<filter id="x"><what><include>//pidf:basic</include></what></filter>'))).filters
+        .length,
+      1,
+    );
   });
 
   it('lets a refresh remove a filter and place another for the same uri', () => {
-    const set = parseFilterSet(fs(`<filter id="old" uri="sip:a@example.com" remove="true"/><filter id="new" uri="sip:a@example.com"><what><include>//pidf:basic</include></what></filter>`));
+    const set = parseFilterSet(
+      fs(
+        `<filter id="old" uri="sip:a@example.com" remove="true"/><filter id="new" uri="sip:a@example.com"><what><include>//pidf:basic</include></what></filter>`,
+      ),
+    );
     assert.equal(set.filters.length, 2);
   });
 });
@@ -229,13 +249,19 @@ describe('parseFilterSet: refused documents', () => {
   });
 
   it('400 for a DOCTYPE (no entity is ever expanded)', () => {
-    const e = refused(`<?xml version="1.0"?><!DOCTYPE filter-set [<!ENTITY x "boom">]><filter-set xmlns="${SIMPLE_FILTER_NS}"><filter id="&x;"/></filter-set>`);
+    const e = refused(
+      `<?xml version="1.0"?><!DOCTYPE filter-set [<!ENTITY x "boom">]><filter-set xmlns="${SIMPLE_FILTER_NS}"><filter id="&x;"/></filter-set>`,
+    );
     assert.equal(e.status, 400);
     assert.match(e.warning ?? '', /DOCTYPE/);
   });
 
   it('400 for a body over the size limit', () => {
-    const e = refused(fs(`<filter id="x"><what><include>//pidf:basic</include></what></filter><!--${'x'.repeat(FILTER_LIMITS.maxBytes)}-->`));
+    const e = refused(
+      fs(
+        `<filter id="x"><what><include>//pidf:basic</include></what></filter><!--${'x'.repeat(FILTER_LIMITS.maxBytes)}-->`,
+      ),
+    );
     assert.equal(e.status, 400);
   });
 
@@ -258,42 +284,97 @@ describe('parseFilterSet: refused documents', () => {
   });
 
   it('488 with a Warning for an expression outside the XPath subset (RFC 4660 3.3.4, 5.4)', () => {
-    const e = refused(fs('<filter id="x"><what><include>//pidf:tuple[contains(pidf:note, "x")]</include></what></filter>'));
+    const e = refused(
+      fs('<filter id="x"><what><include>//pidf:tuple[contains(pidf:note, "x")]</include></what></filter>'),
+    );
     assert.equal(e.status, 488);
     assert.match(e.warning ?? '', /unsupported expression in <include>/);
     assert.match(e.warningHeader() ?? '', /^399 - ".*contains\(\) is not supported here.*"$/);
-    assert.equal(refused(fs('<filter id="x"><trigger><changed>//pidf:basic/text()</changed></trigger></filter>')).status, 488);
-    assert.equal(refused(fs('<filter id="x"><trigger><added>pidf:tuple</added></trigger></filter>')).status, 488, 'relative path');
+    assert.equal(
+      refused(fs('<filter id="x"><trigger><changed>//pidf:basic/text()</changed></trigger></filter>')).status,
+      488,
+    );
+    assert.equal(
+      refused(fs('<filter id="x"><trigger><added>pidf:tuple</added></trigger></filter>')).status,
+      488,
+      'relative path',
+    );
   });
 
   it('488 for a prefix without <ns-binding> (RFC 4661 6.5 uses one: we do not guess it)', () => {
-    const e = refused(fs('<filter id="x"><what><include>/pidf:presence/pidf:tuple/pidf:status[game-ext:label="game-X"]</include></what></filter>', { bindings: `<ns-bindings><ns-binding prefix="game-ext" urn="urn:ietf:params:xml:ns:game-ext"/></ns-bindings>` }));
+    const e = refused(
+      fs(
+        '<filter id="x"><what><include>/pidf:presence/pidf:tuple/pidf:status[game-ext:label="game-X"]</include></what></filter>',
+        {
+          bindings: `<ns-bindings><ns-binding prefix="game-ext" urn="urn:ietf:params:xml:ns:game-ext"/></ns-bindings>`,
+        },
+      ),
+    );
     assert.equal(e.status, 488);
     assert.match(e.warning ?? '', /prefix "pidf" is not bound/);
   });
 
   const schemaCases: Array<[string, string]> = [
     ['filter without id', '<filter><what><include>//pidf:basic</include></what></filter>'],
-    ['uri together with domain', '<filter id="x" uri="sip:a@example.com" domain="example.com"><what><include>//pidf:basic</include></what></filter>'],
-    ['duplicate ids', '<filter id="x" uri="sip:a@example.com"><what><include>//pidf:basic</include></what></filter><filter id="x" uri="sip:b@example.com"><what><include>//pidf:basic</include></what></filter>'],
+    [
+      'uri together with domain',
+      '<filter id="x" uri="sip:a@example.com" domain="example.com"><what><include>//pidf:basic</include></what></filter>',
+    ],
+    [
+      'duplicate ids',
+      '<filter id="x" uri="sip:a@example.com"><what><include>//pidf:basic</include></what></filter><filter id="x" uri="sip:b@example.com"><what><include>//pidf:basic</include></what></filter>',
+    ],
     ['non-boolean enabled', '<filter id="x" enabled="yes"><what><include>//pidf:basic</include></what></filter>'],
     ['unknown include type', '<filter id="x"><what><include type="regex">.*</include></what></filter>'],
     ['empty include', '<filter id="x"><what><include>  </include></what></filter>'],
-    ['namespace include with two URIs', '<filter id="x"><what><include type="namespace">urn:a urn:b</include></what></filter>'],
+    [
+      'namespace include with two URIs',
+      '<filter id="x"><what><include type="namespace">urn:a urn:b</include></what></filter>',
+    ],
     ['unknown element of the filter namespace', '<filter id="x"><bogus/></filter>'],
     ['unqualified element', '<filter id="x"><what xmlns=""><include>//a</include></what></filter>'],
-    ['unknown unqualified attribute', '<filter id="x" priority="1"><what><include>//pidf:basic</include></what></filter>'],
-    ['what after trigger', '<filter id="x"><trigger><changed>//pidf:basic</changed></trigger><what><include>//pidf:basic</include></what></filter>'],
-    ['two what elements', '<filter id="x"><what><include>//pidf:basic</include></what><what><include>//pidf:note</include></what></filter>'],
-    ['include after exclude', '<filter id="x"><what><exclude>//pidf:note</exclude><include>//pidf:basic</include></what></filter>'],
-    ['removed before changed', '<filter id="x"><trigger><removed>//pidf:tuple</removed><changed>//pidf:basic</changed></trigger></filter>'],
+    [
+      'unknown unqualified attribute',
+      '<filter id="x" priority="1"><what><include>//pidf:basic</include></what></filter>',
+    ],
+    [
+      'what after trigger',
+      '<filter id="x"><trigger><changed>//pidf:basic</changed></trigger><what><include>//pidf:basic</include></what></filter>',
+    ],
+    [
+      'two what elements',
+      '<filter id="x"><what><include>//pidf:basic</include></what><what><include>//pidf:note</include></what></filter>',
+    ],
+    [
+      'include after exclude',
+      '<filter id="x"><what><exclude>//pidf:note</exclude><include>//pidf:basic</include></what></filter>',
+    ],
+    [
+      'removed before changed',
+      '<filter id="x"><trigger><removed>//pidf:tuple</removed><changed>//pidf:basic</changed></trigger></filter>',
+    ],
     ['text in a filter', '<filter id="x">oops<what><include>//pidf:basic</include></what></filter>'],
     ['an element inside include', '<filter id="x"><what><include>//pidf:basic<b/></include></what></filter>'],
-    ['by that is not a decimal', '<filter id="x"><trigger><changed by="two">//pidf:contact/@priority</changed></trigger></filter>'],
-    ['by with a non-decimal from (RFC 4661 3.6.1.4)', '<filter id="x"><trigger><changed by="1" from="open">//pidf:basic</changed></trigger></filter>'],
-    ['two filters without uri (same resource, RFC 4660 5.2)', '<filter id="a"><what><include>//pidf:basic</include></what></filter><filter id="b"><what><include>//pidf:note</include></what></filter>'],
-    ['two filters for one uri', '<filter id="a" uri="sip:bob@example.com"><what><include>//pidf:basic</include></what></filter><filter id="b" uri="sip:bob@example.com;transport=tcp"><what><include>//pidf:note</include></what></filter>'],
-    ['two filters for one domain', '<filter id="a" domain="example.com"><what><include>//pidf:basic</include></what></filter><filter id="b" domain="EXAMPLE.com"><what><include>//pidf:note</include></what></filter>'],
+    [
+      'by that is not a decimal',
+      '<filter id="x"><trigger><changed by="two">//pidf:contact/@priority</changed></trigger></filter>',
+    ],
+    [
+      'by with a non-decimal from (RFC 4661 3.6.1.4)',
+      '<filter id="x"><trigger><changed by="1" from="open">//pidf:basic</changed></trigger></filter>',
+    ],
+    [
+      'two filters without uri (same resource, RFC 4660 5.2)',
+      '<filter id="a"><what><include>//pidf:basic</include></what></filter><filter id="b"><what><include>//pidf:note</include></what></filter>',
+    ],
+    [
+      'two filters for one uri',
+      '<filter id="a" uri="sip:bob@example.com"><what><include>//pidf:basic</include></what></filter><filter id="b" uri="sip:bob@example.com;transport=tcp"><what><include>//pidf:note</include></what></filter>',
+    ],
+    [
+      'two filters for one domain',
+      '<filter id="a" domain="example.com"><what><include>//pidf:basic</include></what></filter><filter id="b" domain="EXAMPLE.com"><what><include>//pidf:note</include></what></filter>',
+    ],
     ['a bad domain', '<filter id="x" domain="not a domain"><what><include>//pidf:basic</include></what></filter>'],
   ];
   for (const [name, body] of schemaCases) {
@@ -304,13 +385,35 @@ describe('parseFilterSet: refused documents', () => {
 
   it('488 for filter-set without filter, empty ns-bindings, ns-binding without urn, a rebound prefix', () => {
     assert.equal(refused(fs('')).status, 488);
-    assert.equal(refused(fs('<filter id="x"><what><include>//a</include></what></filter>', { bindings: '<ns-bindings/>' })).status, 488);
-    assert.equal(refused(fs('<filter id="x"><what><include>//a</include></what></filter>', { bindings: '<ns-bindings><ns-binding prefix="p"/></ns-bindings>' })).status, 488);
     assert.equal(
-      refused(fs('<filter id="x"><what><include>//p:a</include></what></filter>', { bindings: '<ns-bindings><ns-binding prefix="p" urn="urn:a"/><ns-binding prefix="p" urn="urn:b"/></ns-bindings>' })).status,
+      refused(fs('<filter id="x"><what><include>//a</include></what></filter>', { bindings: '<ns-bindings/>' })).status,
       488,
     );
-    assert.equal(refused(fs('<filter id="x"><what><include>//a</include></what></filter>', { bindings: '<ns-bindings><ns-binding prefix="1p" urn="urn:a"/></ns-bindings>' })).status, 488);
+    assert.equal(
+      refused(
+        fs('<filter id="x"><what><include>//a</include></what></filter>', {
+          bindings: '<ns-bindings><ns-binding prefix="p"/></ns-bindings>',
+        }),
+      ).status,
+      488,
+    );
+    assert.equal(
+      refused(
+        fs('<filter id="x"><what><include>//p:a</include></what></filter>', {
+          bindings:
+            '<ns-bindings><ns-binding prefix="p" urn="urn:a"/><ns-binding prefix="p" urn="urn:b"/></ns-bindings>',
+        }),
+      ).status,
+      488,
+    );
+    assert.equal(
+      refused(
+        fs('<filter id="x"><what><include>//a</include></what></filter>', {
+          bindings: '<ns-bindings><ns-binding prefix="1p" urn="urn:a"/></ns-bindings>',
+        }),
+      ).status,
+      488,
+    );
   });
 
   it('488 past the RFC 4660 section 8 limit of 40 <what>/<changed>/<added>/<removed>', () => {
@@ -354,7 +457,12 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
   });
 
   it('replaces a filter given again under its id', () => {
-    const next = mergeFilterSets(initial(), parseFilterSet(fs(`<filter id="a" uri="sip:alice@example.com"><trigger><added>//pidf:tuple</added></trigger></filter>`)))!;
+    const next = mergeFilterSets(
+      initial(),
+      parseFilterSet(
+        fs(`<filter id="a" uri="sip:alice@example.com"><trigger><added>//pidf:tuple</added></trigger></filter>`),
+      ),
+    )!;
     const a = next.filters.find((f) => f.id === 'a')!;
     assert.equal(a.what, undefined, 'the whole content is replaced');
     assert.equal(a.triggers.length, 1);
@@ -366,7 +474,10 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
 
   it('removes with remove="true", and gives undefined when nothing remains', () => {
     const cur = initial();
-    const one = mergeFilterSets(cur, parseFilterSet(fs('<filter id="a" remove="true"/><filter id="zzz" remove="true"/>')))!;
+    const one = mergeFilterSets(
+      cur,
+      parseFilterSet(fs('<filter id="a" remove="true"/><filter id="zzz" remove="true"/>')),
+    )!;
     assert.deepEqual(
       one.filters.map((f) => f.id),
       ['b'],
@@ -386,7 +497,12 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
   });
 
   it('adds a filter with a new id', () => {
-    const next = mergeFilterSets(initial(), parseFilterSet(fs(`<filter id="c" uri="sip:carol@example.com"><what><include>//pidf:note</include></what></filter>`)))!;
+    const next = mergeFilterSets(
+      initial(),
+      parseFilterSet(
+        fs(`<filter id="c" uri="sip:carol@example.com"><what><include>//pidf:note</include></what></filter>`),
+      ),
+    )!;
     assert.deepEqual(
       next.filters.map((f) => f.id),
       ['a', 'b', 'c'],
@@ -405,11 +521,24 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
 
   it('488 for a new id that keeps the uri of an existing filter (RFC 4660 5.2.2)', () => {
     assert.throws(
-      () => mergeFilterSets(initial(), parseFilterSet(fs(`<filter id="a2" uri="sip:alice@example.com"><what><include>//pidf:note</include></what></filter>`))),
+      () =>
+        mergeFilterSets(
+          initial(),
+          parseFilterSet(
+            fs(`<filter id="a2" uri="sip:alice@example.com"><what><include>//pidf:note</include></what></filter>`),
+          ),
+        ),
       (e: unknown) => e instanceof FilterError && e.status === 488,
     );
     // removing the old one in the same refresh is fine
-    const next = mergeFilterSets(initial(), parseFilterSet(fs(`<filter id="a" remove="true"/><filter id="a2" uri="sip:alice@example.com"><what><include>//pidf:note</include></what></filter>`)))!;
+    const next = mergeFilterSets(
+      initial(),
+      parseFilterSet(
+        fs(
+          `<filter id="a" remove="true"/><filter id="a2" uri="sip:alice@example.com"><what><include>//pidf:note</include></what></filter>`,
+        ),
+      ),
+    )!;
     assert.deepEqual(
       next.filters.map((f) => f.id),
       ['b', 'a2'],
@@ -417,7 +546,10 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
   });
 
   it('accepts several bare toggles without targets in one refresh', () => {
-    const next = mergeFilterSets(initial(), parseFilterSet(fs('<filter id="a" enabled="false"/><filter id="b" enabled="false"/>')))!;
+    const next = mergeFilterSets(
+      initial(),
+      parseFilterSet(fs('<filter id="a" enabled="false"/><filter id="b" enabled="false"/>')),
+    )!;
     assert.deepEqual(
       next.filters.map((f) => [f.id, f.enabled, f.uri]),
       [
@@ -430,7 +562,11 @@ describe('mergeFilterSets (RFC 4660 3.3.3, 5.2.2)', () => {
   it('merges bindings and keeps expressions compiled with their own', () => {
     const next = mergeFilterSets(
       initial(),
-      parseFilterSet(fs(`<filter id="c" uri="sip:carol@example.com"><what><include>//pidf:note</include></what></filter>`, { bindings: `<ns-bindings><ns-binding prefix="pidf" urn="urn:example:other"/></ns-bindings>` })),
+      parseFilterSet(
+        fs(`<filter id="c" uri="sip:carol@example.com"><what><include>//pidf:note</include></what></filter>`, {
+          bindings: `<ns-bindings><ns-binding prefix="pidf" urn="urn:example:other"/></ns-bindings>`,
+        }),
+      ),
     )!;
     assert.equal(next.bindings.get('pidf'), 'urn:example:other');
     // filter a still selects PIDF basic elements
@@ -499,7 +635,12 @@ describe('applyContentFilters', () => {
 
   it('messaging tuples only (RFC 4660 7.1.1)', () => {
     const sel = '//pidf:tuple[rpid:class="IM" or rpid:class="SMS" or rpid:class="MMS"]';
-    const out = filtered(doc, what(`<include>${sel}/pidf:status/pidf:basic</include><include>${sel}/rpid:class</include><include>${sel}/pidf:contact</include>`));
+    const out = filtered(
+      doc,
+      what(
+        `<include>${sel}/pidf:status/pidf:basic</include><include>${sel}/rpid:class</include><include>${sel}/pidf:contact</include>`,
+      ),
+    );
     assert.equal(out.tuples.length, 1);
     const t = out.tuples[0]!;
     assert.equal(t.id, 't1');
@@ -532,7 +673,10 @@ describe('applyContentFilters', () => {
   });
 
   it('namespace include with an exclude (RFC 4661 6.6)', () => {
-    const out = filtered(doc, what(`<include type="namespace">${PIDF_NS}</include><exclude>/pidf:presence/pidf:tuple/pidf:note</exclude>`));
+    const out = filtered(
+      doc,
+      what(`<include type="namespace">${PIDF_NS}</include><exclude>/pidf:presence/pidf:tuple/pidf:note</exclude>`),
+    );
     assert.equal(out.tuples[0]?.notes.length, 0);
     assert.equal(out.notes.length, 1, 'the presence-level note is not a tuple note');
   });
@@ -564,7 +708,10 @@ describe('applyContentFilters', () => {
         ['t2', undefined],
       ],
     );
-    assert.match(applyContentFilters(doc, what('<include>//pidf:tuple/@id</include>')), /<tuple id="t1"><status\/><\/tuple>/);
+    assert.match(
+      applyContentFilters(doc, what('<include>//pidf:tuple/@id</include>')),
+      /<tuple id="t1"><status\/><\/tuple>/,
+    );
   });
 
   it('a device keeps its mandatory dm:deviceID', () => {
@@ -575,7 +722,14 @@ describe('applyContentFilters', () => {
   });
 
   it('exclude alone: everything but the excluded items', () => {
-    const out = filtered(doc, what('<exclude>//pidf:note</exclude><exclude>//pidf:contact/@priority</exclude><exclude type="namespace">' + RPID_NS + '</exclude>'));
+    const out = filtered(
+      doc,
+      what(
+        '<exclude>//pidf:note</exclude><exclude>//pidf:contact/@priority</exclude><exclude type="namespace">' +
+          RPID_NS +
+          '</exclude>',
+      ),
+    );
     assert.equal(out.tuples.length, 2);
     assert.equal(out.tuples[0]?.notes.length, 0);
     assert.equal(out.notes.length, 0);
@@ -590,7 +744,9 @@ describe('applyContentFilters', () => {
   it('does not apply exclusions of mandatory items or of parts of an extension (RFC 4661 3.5.2)', () => {
     const out = filtered(
       doc,
-      what('<exclude>//pidf:status</exclude><exclude>/pidf:presence/@entity</exclude><exclude>//pidf:tuple/@id</exclude><exclude>//dm:device/dm:deviceID</exclude><exclude>//rpid:busy</exclude>'),
+      what(
+        '<exclude>//pidf:status</exclude><exclude>/pidf:presence/@entity</exclude><exclude>//pidf:tuple/@id</exclude><exclude>//dm:device/dm:deviceID</exclude><exclude>//rpid:busy</exclude>',
+      ),
     );
     assert.equal(out.tuples[0]?.basic, 'open');
     assert.equal(out.devices[0]?.deviceId, 'mac:11');
@@ -610,7 +766,10 @@ describe('applyContentFilters', () => {
     const r = applyContentFiltersDetailed(doc, fl);
     assert.equal(r.empty, true);
     assert.equal(r.filtered, true);
-    assert.equal(r.body, `<?xml version="1.0" encoding="UTF-8"?><presence xmlns="${PIDF_NS}" entity="sip:alice@example.com"/>`);
+    assert.equal(
+      r.body,
+      `<?xml version="1.0" encoding="UTF-8"?><presence xmlns="${PIDF_NS}" entity="sip:alice@example.com"/>`,
+    );
     assert.equal(applyContentFiltersDetailed(doc, what('<include>//pidf:basic</include>')).empty, false);
   });
 
@@ -634,7 +793,9 @@ describe('applyContentFilters', () => {
   });
 
   it('ignores disabled filters and filters without <what>', () => {
-    const set = parseFilterSet(fs(`<filter id="a" enabled="false"><what><include>//pidf:basic</include></what></filter>`));
+    const set = parseFilterSet(
+      fs(`<filter id="a" enabled="false"><what><include>//pidf:basic</include></what></filter>`),
+    );
     assert.equal(applyContentFilters(doc, set.filters), doc);
   });
 
@@ -667,14 +828,24 @@ describe('triggersFire', () => {
     assert.equal(triggersFire(presence(), presence({ t1Note: 'gone fishing' }), basicChanged), false);
     assert.equal(triggersFire(presence(), presence({ activity: 'away' }), basicChanged), false);
     assert.equal(triggersFire(presence(), presence(), basicChanged), false);
-    assert.equal(triggersFire(presence(), presence({ swapTuples: true }), basicChanged), false, 'tuples are matched by id');
+    assert.equal(
+      triggersFire(presence(), presence({ swapTuples: true }), basicChanged),
+      false,
+      'tuples are matched by id',
+    );
   });
 
   it('from="closed" to="open" (RFC 4660 7.1.3)', () => {
     const fl = trigger('<changed from="closed" to="open">/pidf:presence/pidf:tuple/pidf:status/pidf:basic</changed>');
-    assert.equal(triggersFire(presence({ t1: 'closed', t2: 'closed' }), presence({ t1: 'open', t2: 'closed' }), fl), true);
+    assert.equal(
+      triggersFire(presence({ t1: 'closed', t2: 'closed' }), presence({ t1: 'open', t2: 'closed' }), fl),
+      true,
+    );
     assert.equal(triggersFire(presence({ t1: 'open' }), presence({ t1: 'closed' }), fl), false, 'the other direction');
-    assert.equal(triggersFire(presence({ t1: 'open', t2: 'open' }), presence({ t1: 'closed', t2: 'closed' }), fl), false);
+    assert.equal(
+      triggersFire(presence({ t1: 'open', t2: 'open' }), presence({ t1: 'closed', t2: 'closed' }), fl),
+      false,
+    );
     assert.equal(triggersFire(presence(), presence({ t1Note: 'x' }), fl), false);
   });
 
@@ -712,7 +883,11 @@ describe('triggersFire', () => {
     const and = trigger('<changed>//pidf:basic</changed><added>//pidf:tuple</added>');
     assert.equal(triggersFire(presence(), presence({ t2: 'open' }), and), false);
     assert.equal(triggersFire(presence(), presence({ extraTuple: true }), and), true);
-    const or = filters(fs(`<filter id="f"><trigger><changed>//dm:person/rpid:activities</changed></trigger><trigger><removed>//pidf:tuple</removed></trigger></filter>`));
+    const or = filters(
+      fs(
+        `<filter id="f"><trigger><changed>//dm:person/rpid:activities</changed></trigger><trigger><removed>//pidf:tuple</removed></trigger></filter>`,
+      ),
+    );
     assert.equal(triggersFire(presence(), presence({ activity: 'away' }), or), true);
     assert.equal(triggersFire(presence(), presence({ dropT2: true }), or), true);
     assert.equal(triggersFire(presence(), presence({ t1: 'closed' }), or), false);
@@ -723,7 +898,11 @@ describe('triggersFire', () => {
       fs(`<filter id="a" uri="sip:alice@example.com"><trigger><changed>//pidf:basic</changed></trigger></filter>
   <filter id="b" domain="example.com" enabled="false"><what><include>//pidf:basic</include></what></filter>`),
     );
-    assert.equal(triggersFire(presence(), presence({ t1Note: 'x' }), set.filters), false, 'the disabled what-only filter does not let every change through');
+    assert.equal(
+      triggersFire(presence(), presence({ t1Note: 'x' }), set.filters),
+      false,
+      'the disabled what-only filter does not let every change through',
+    );
     assert.equal(triggersFire(presence(), presence({ t1: 'closed' }), set.filters), true);
   });
 
@@ -732,10 +911,18 @@ describe('triggersFire', () => {
       `<watcherinfo xmlns="${WI_NS}" version="0" state="full"><watcher-list resource="sip:alice@example.com" package="presence">` +
       `<watcher status="${status}" id="w1" event="subscribe" expiration="${expiration}">sip:bob@example.com</watcher></watcher-list></watcherinfo>`;
     const wb = `<ns-bindings><ns-binding prefix="wi" urn="${WI_NS}"/></ns-bindings>`;
-    const status = filters(fs('<filter id="s"><trigger><changed from="pending" to="terminated">//@status</changed></trigger></filter>', { bindings: wb }));
+    const status = filters(
+      fs('<filter id="s"><trigger><changed from="pending" to="terminated">//@status</changed></trigger></filter>', {
+        bindings: wb,
+      }),
+    );
     assert.equal(triggersFire(winfo('pending', '6'), winfo('terminated', '6'), status), true);
     assert.equal(triggersFire(winfo('pending', '6'), winfo('active', '6'), status), false);
-    const by = filters(fs('<filter id="b"><trigger><changed by="2">//wi:watcher/@expiration</changed></trigger></filter>', { bindings: wb }));
+    const by = filters(
+      fs('<filter id="b"><trigger><changed by="2">//wi:watcher/@expiration</changed></trigger></filter>', {
+        bindings: wb,
+      }),
+    );
     assert.equal(triggersFire(winfo('active', '6'), winfo('active', '7'), by), false);
     assert.equal(triggersFire(winfo('active', '6'), winfo('active', '8'), by), true);
     assert.equal(triggersFire(winfo('active', '6'), winfo('active', '4'), by), true);

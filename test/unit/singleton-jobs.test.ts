@@ -18,15 +18,24 @@ const RENEW_MS = 150;
  */
 function mortal(store: Store): { store: Store; kill(): void } {
   let dead = false;
-  const wrap = <T extends Doc>(c: Collection<T>): Collection<T> => new Proxy(c, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => (dead ? Promise.reject(new Error('instance is dead')) : (v as (...a: unknown[]) => unknown).apply(target, args));
-    },
-  });
+  const wrap = <T extends Doc>(c: Collection<T>): Collection<T> =>
+    new Proxy(c, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) =>
+          dead
+            ? Promise.reject(new Error('instance is dead'))
+            : (v as (...a: unknown[]) => unknown).apply(target, args);
+      },
+    });
   return {
-    store: { engine: store.engine, collection: (name) => wrap(store.collection(name)), ping: () => store.ping(), close: async () => undefined },
+    store: {
+      engine: store.engine,
+      collection: (name) => wrap(store.collection(name)),
+      ping: () => store.ping(),
+      close: async () => undefined,
+    },
     kill: () => void (dead = true),
   };
 }
@@ -47,8 +56,13 @@ describe('singleton jobs: leases in the store', () => {
   });
 
   function instance(id: string, s: Store, runs: number[]): SingletonJobs {
-    const jobs = new SingletonJobs({ store: s, instance: id, ttlMs: TTL_MS, renewMs: RENEW_MS, log: silentLogger() })
-      .add({ name: 'sweep', everyMs: 20, run: async () => void runs.push(Date.now()) });
+    const jobs = new SingletonJobs({
+      store: s,
+      instance: id,
+      ttlMs: TTL_MS,
+      renewMs: RENEW_MS,
+      log: silentLogger(),
+    }).add({ name: 'sweep', everyMs: 20, run: async () => void runs.push(Date.now()) });
     running.push(jobs);
     return jobs;
   }
@@ -113,7 +127,10 @@ describe('singleton jobs: leases in the store', () => {
     await a.stop();
     running.splice(running.indexOf(a), 1);
     await until('the other instance running the job', () => runsB.length > 0);
-    assert.ok(runsB[0]! - stoppedAt < RENEW_MS + 100, `took ${runsB[0]! - stoppedAt} ms: a released lease need not lapse first`);
+    assert.ok(
+      runsB[0]! - stoppedAt < RENEW_MS + 100,
+      `took ${runsB[0]! - stoppedAt} ms: a released lease need not lapse first`,
+    );
   });
 
   it('heartbeats: a dead instance is listed as dead, a live one is not', async () => {

@@ -80,7 +80,10 @@ describe('buildRequest', () => {
   });
 
   test('refuses header injection and invalid parts', () => {
-    assert.throws(() => buildRequest({ method: 'MESSAGE', uri: 'sip:x@y', headers: [['Subject', 'a\r\nVia: evil']] }), TypeError);
+    assert.throws(
+      () => buildRequest({ method: 'MESSAGE', uri: 'sip:x@y', headers: [['Subject', 'a\r\nVia: evil']] }),
+      TypeError,
+    );
     assert.throws(() => buildRequest({ method: 'MESSAGE', uri: 'sip:x@y', headers: [['Subject', 'a\nb']] }), TypeError);
     assert.throws(() => buildRequest({ method: 'MESSAGE', uri: 'sip:x@y', headers: [['Bad Name', 'x']] }), TypeError);
     assert.throws(() => buildRequest({ method: 'MESSAGE', uri: 'sip:x@y', headers: [['', 'x']] }), TypeError);
@@ -92,7 +95,11 @@ describe('buildRequest', () => {
 
   test('round trip build -> parse (MESSAGE with UTF-8 body)', () => {
     const body = 'Olá, 世界! 🎉\r\nsecond line';
-    const from = formatNameAddr({ displayName: 'Zoë "Z" Ω', uri: 'sip:zoe@ims.example.com', params: { tag: generateTag() } });
+    const from = formatNameAddr({
+      displayName: 'Zoë "Z" Ω',
+      uri: 'sip:zoe@ims.example.com',
+      params: { tag: generateTag() },
+    });
     const wire = buildRequest({
       method: 'MESSAGE',
       uri: 'sip:bob@ims.example.com;transport=tcp',
@@ -163,25 +170,41 @@ describe('buildResponse / replyHeaders', () => {
 
   test('replyHeaders: Record-Route on request, no tag for 100 or without toTag, existing tag kept', () => {
     const rr = replyHeaders(invite, { toTag: 'x', recordRoute: true });
-    assert.deepEqual(rr.filter(([n]) => n === 'Record-Route'), [
-      ['Record-Route', '<sip:scscf.ims.example.com:6060;lr>'],
-      ['Record-Route', '<sip:pcscf.ims.example.com;lr>'],
-    ]);
-    assert.deepEqual(replyHeaders(invite, { toTag: 'x', status: 100 }).find(([n]) => n === 'To'), ['To', '<sip:bob@ims.example.com>']);
-    assert.deepEqual(replyHeaders(invite).find(([n]) => n === 'To'), ['To', '<sip:bob@ims.example.com>']);
+    assert.deepEqual(
+      rr.filter(([n]) => n === 'Record-Route'),
+      [
+        ['Record-Route', '<sip:scscf.ims.example.com:6060;lr>'],
+        ['Record-Route', '<sip:pcscf.ims.example.com;lr>'],
+      ],
+    );
+    assert.deepEqual(
+      replyHeaders(invite, { toTag: 'x', status: 100 }).find(([n]) => n === 'To'),
+      ['To', '<sip:bob@ims.example.com>'],
+    );
+    assert.deepEqual(
+      replyHeaders(invite).find(([n]) => n === 'To'),
+      ['To', '<sip:bob@ims.example.com>'],
+    );
     const inDialog = asRequest(
       parseSipMessage(
         'NOTIFY sip:alice@ue SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:bob@x>;tag=b\r\nTo: <sip:alice@x>;tag=a\r\nCall-ID: c\r\nCSeq: 2 NOTIFY\r\n\r\n',
       ),
     );
-    assert.deepEqual(replyHeaders(inDialog, { toTag: 'new' }).find(([n]) => n === 'To'), ['To', '<sip:alice@x>;tag=a']);
+    assert.deepEqual(
+      replyHeaders(inDialog, { toTag: 'new' }).find(([n]) => n === 'To'),
+      ['To', '<sip:alice@x>;tag=a'],
+    );
     assert.throws(() => replyHeaders(invite, { toTag: 'bad tag' }), TypeError);
   });
 
   test('200 OK for the SUBSCRIBE: exact wire, parses back with the same dialog identifiers', () => {
     const wire = buildResponse({
       status: 200,
-      headers: [...replyHeaders(invite, { toTag: 'srv1', recordRoute: true }), ['Expires', '600'], ['Contact', '<sip:ps.ims.example.com:5070>']],
+      headers: [
+        ...replyHeaders(invite, { toTag: 'srv1', recordRoute: true }),
+        ['Expires', '600'],
+        ['Contact', '<sip:ps.ims.example.com:5070>'],
+      ],
     });
     assert.equal(
       wire,
@@ -212,7 +235,12 @@ describe('buildResponse / replyHeaders', () => {
 
   test('custom reason, UTF-8 body, round trip', () => {
     const body = '<?xml version="1.0"?><note>ça marche</note>';
-    const wire = buildResponse({ status: 488, reason: 'Not Acceptable Here (codec)', headers: replyHeaders(invite, { toTag: 't' }), body });
+    const wire = buildResponse({
+      status: 488,
+      reason: 'Not Acceptable Here (codec)',
+      headers: replyHeaders(invite, { toTag: 't' }),
+      body,
+    });
     const res = asResponse(parseSipMessage(wire));
     assert.equal(res.status, 488);
     assert.equal(res.reason, 'Not Acceptable Here (codec)');

@@ -153,8 +153,14 @@ describe('parseSipMessage: realistic traffic', () => {
 
   test('response reason phrases: with spaces, UTF-8, empty, missing', () => {
     const tail = [...CORE, 'CSeq: 1 INVITE', '', ''];
-    assert.equal(asResponse(parseSipMessage(msg('SIP/2.0 481 Call/Transaction Does Not Exist', ...tail))).reason, 'Call/Transaction Does Not Exist');
-    assert.equal(asResponse(parseSipMessage(msg('SIP/2.0 603 Abgelehnt – später', ...tail))).reason, 'Abgelehnt – später');
+    assert.equal(
+      asResponse(parseSipMessage(msg('SIP/2.0 481 Call/Transaction Does Not Exist', ...tail))).reason,
+      'Call/Transaction Does Not Exist',
+    );
+    assert.equal(
+      asResponse(parseSipMessage(msg('SIP/2.0 603 Abgelehnt – später', ...tail))).reason,
+      'Abgelehnt – später',
+    );
     assert.equal(asResponse(parseSipMessage(msg('SIP/2.0 180 ', ...tail))).reason, '');
     const r = asResponse(parseSipMessage(msg('SIP/2.0 183', ...tail)));
     assert.equal(r.status, 183);
@@ -225,7 +231,10 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     ]);
     const contacts = req.headers.getAll('Contact');
     assert.equal(contacts.length, 1);
-    assert.equal(contacts[0], '"Quoted string \\"\\"" <sip:jdrosen@example.com> ; newparam = newvalue ; secondparam ; q = 0.33');
+    assert.equal(
+      contacts[0],
+      '"Quoted string \\"\\"" <sip:jdrosen@example.com> ; newparam = newvalue ; secondparam ; q = 0.33',
+    );
     // Content-Length (150) is exactly the SDP body
     assert.equal(Buffer.byteLength(req.body), 150);
     assert.ok(req.body.startsWith('v=0\r\n'));
@@ -233,8 +242,22 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     // canonical names in iteration order (compact forms expanded, unknown names as written)
     assert.deepEqual(
       [...req.headers].map(([n]) => n),
-      ['To', 'From', 'Max-Forwards', 'Call-ID', 'Content-Length', 'CSeq', 'Via', 'Subject', 'NewFangledHeader',
-        'UnknownHeaderWithUnusualValue', 'Content-Type', 'Route', 'Via', 'Contact'],
+      [
+        'To',
+        'From',
+        'Max-Forwards',
+        'Call-ID',
+        'Content-Length',
+        'CSeq',
+        'Via',
+        'Subject',
+        'NewFangledHeader',
+        'UnknownHeaderWithUnusualValue',
+        'Content-Type',
+        'Route',
+        'Via',
+        'Contact',
+      ],
     );
   });
 
@@ -314,7 +337,10 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     assert.equal(req.headers.has('Via'), true);
     assert.equal(req.headers.has('v'), true);
     assert.equal(req.headers.has('Route'), false);
-    assert.deepEqual([...req.headers].map(([n]) => n), ['Via', 'From', 'To', 'Call-ID', 'CSeq']);
+    assert.deepEqual(
+      [...req.headers].map(([n]) => n),
+      ['Via', 'From', 'To', 'Call-ID', 'CSeq'],
+    );
   });
 
   test('multiple headers of one name, comma lists with quoted commas and angle brackets', () => {
@@ -343,7 +369,10 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     );
     const req = asRequest(parseSipMessage(raw));
     const h = req.headers;
-    assert.equal(h.get('Via'), 'SIP/2.0/UDP proxy.biloxi.com;branch=z9hG4bK1, SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bK2;received=[2001:db8::9]');
+    assert.equal(
+      h.get('Via'),
+      'SIP/2.0/UDP proxy.biloxi.com;branch=z9hG4bK1, SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bK2;received=[2001:db8::9]',
+    );
     assert.deepEqual(h.getAll('Via'), [
       'SIP/2.0/UDP proxy.biloxi.com;branch=z9hG4bK1',
       'SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bK2;received=[2001:db8::9]',
@@ -362,7 +391,11 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     assert.deepEqual(h.getAll('User-Agent'), ['Foo/1.0 (a, b)']);
     assert.deepEqual(h.getAll('From'), ['"Bob, the Builder" <sip:bob@biloxi.com>;tag=456248']);
     assert.deepEqual(h.getAll('P-Asserted-Identity'), ['"Bob, B" <sip:bob@biloxi.com>', '<tel:+15550100>']);
-    assert.deepEqual(h.getAll('record-route'), ['<sip:p2.example.com;lr>', '<sip:p1.example.com;lr>', '<sip:p0.example.com;lr>']);
+    assert.deepEqual(h.getAll('record-route'), [
+      '<sip:p2.example.com;lr>',
+      '<sip:p1.example.com;lr>',
+      '<sip:p0.example.com;lr>',
+    ]);
     assert.deepEqual(h.getAll('Route'), []);
     assert.equal(req.from.displayName, 'Bob, the Builder');
     assert.equal(req.to.displayName, 'Bob, the Builder');
@@ -393,14 +426,23 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
     assert.equal(parseUri(req.from.uri).userDecoded, 'I have spaces');
     const contact = parseUri(req.headers.getAll('Contact')[0]?.slice(1, -1) ?? '');
     assert.equal(contact.userDecoded, 'caller');
-    assert.deepEqual([...contact.params], [['%6c%72', ''], ['n%61me', 'v%61lue%25%34%31']]);
+    assert.deepEqual(
+      [...contact.params],
+      [
+        ['%6c%72', ''],
+        ['n%61me', 'v%61lue%25%34%31'],
+      ],
+    );
   });
 
   test('unknown Request-URI scheme is a valid message; parseUri refuses it with 416', () => {
     const raw = msg('OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS', '', '');
     const req = asRequest(parseSipMessage(raw));
     assert.equal(req.uri, 'nobodyKnowsThisScheme:totallyopaquecontent');
-    assert.throws(() => parseUri(req.uri), (err: unknown) => err instanceof UriParseError && err.status === 416);
+    assert.throws(
+      () => parseUri(req.uri),
+      (err: unknown) => err instanceof UriParseError && err.status === 416,
+    );
   });
 
   test('bare LF line endings and mixed endings', () => {
@@ -416,7 +458,9 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
   });
 
   test('leading CRLFs (keep-alives) before the start line are skipped', () => {
-    const req = asRequest(parseSipMessage('\r\n\r\n' + msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 5 OPTIONS', '', '')));
+    const req = asRequest(
+      parseSipMessage('\r\n\r\n' + msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 5 OPTIONS', '', '')),
+    );
     assert.equal(req.method, 'OPTIONS');
   });
 
@@ -430,7 +474,13 @@ describe('parseSipMessage: torture cases (RFC 4475 style)', () => {
 });
 
 describe('parseSipMessage: body and Content-Length', () => {
-  const head = (cl: string | null): string[] => ['MESSAGE sip:bob@b SIP/2.0', ...CORE, 'CSeq: 2 MESSAGE', ...(cl === null ? [] : [`Content-Length: ${cl}`]), ''];
+  const head = (cl: string | null): string[] => [
+    'MESSAGE sip:bob@b SIP/2.0',
+    ...CORE,
+    'CSeq: 2 MESSAGE',
+    ...(cl === null ? [] : [`Content-Length: ${cl}`]),
+    '',
+  ];
 
   test('Content-Length counts UTF-8 bytes, not UTF-16 code units', () => {
     const body = 'Grüße 👋 日本';
@@ -489,8 +539,14 @@ describe('parseSipMessage: errors', () => {
 
   test('missing CRLF CRLF after the headers', () => {
     assert.throws(() => parseSipMessage('OPTIONS sip:x@y SIP/2.0'), parseError('Missing empty line after headers'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS')), parseError('Missing empty line after headers'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS', '')), parseError('Missing empty line after headers'));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS')),
+      parseError('Missing empty line after headers'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS', '')),
+      parseError('Missing empty line after headers'),
+    );
   });
 
   test('malformed request lines', () => {
@@ -516,42 +572,113 @@ describe('parseSipMessage: errors', () => {
   });
 
   test('Request-URI without a scheme', () => {
-    assert.throws(() => parseSipMessage(msg('OPTIONS alice@example.com SIP/2.0', ...tail)), parseError('Malformed Request-URI'));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS alice@example.com SIP/2.0', ...tail)),
+      parseError('Malformed Request-URI'),
+    );
   });
 
   test('unsupported SIP version gives 505', () => {
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/7.0', ...tail)), parseError('SIP Version Not Supported', 505));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/7.0', ...tail)),
+      parseError('SIP Version Not Supported', 505),
+    );
     assert.throws(() => parseSipMessage(msg('SIP/1.0 200 OK', ...tail)), parseError('SIP Version Not Supported', 505));
   });
 
   test('malformed header lines carry the line number (start line = 1)', () => {
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', CORE[0] as string, 'This is not a header', ...tail)), parseError('Malformed header line 3'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ' folded first line', ...tail)), parseError('Malformed header line 2'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'Bad Name: x', ...tail)), parseError('Malformed header line 6'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ': no name', ...tail)), parseError('Malformed header line 2'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', 'Ünïcode: x', ...tail)), parseError('Malformed header line 2'));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', CORE[0] as string, 'This is not a header', ...tail)),
+      parseError('Malformed header line 3'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ' folded first line', ...tail)),
+      parseError('Malformed header line 2'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'Bad Name: x', ...tail)),
+      parseError('Malformed header line 6'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ': no name', ...tail)),
+      parseError('Malformed header line 2'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', 'Ünïcode: x', ...tail)),
+      parseError('Malformed header line 2'),
+    );
   });
 
   test('missing, duplicated or malformed mandatory headers', () => {
     const without = (name: string): string[] => CORE.filter((l) => !l.startsWith(name));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('Call-ID'), 'CSeq: 1 OPTIONS', '', '')), parseError('Missing Call-ID header'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('From'), 'CSeq: 1 OPTIONS', '', '')), parseError('Missing From header'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('To'), 'CSeq: 1 OPTIONS', '', '')), parseError('Missing To header'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, '', '')), parseError('Missing CSeq header'));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('Call-ID'), 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Missing Call-ID header'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('From'), 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Missing From header'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...without('To'), 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Missing To header'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, '', '')),
+      parseError('Missing CSeq header'),
+    );
     assert.throws(() => parseSipMessage(msg('SIP/2.0 200 OK', ...CORE, '', '')), parseError('Missing CSeq header'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'i: other', 'CSeq: 1 OPTIONS', '', '')), parseError('Multiple Call-ID headers'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS', 'CSeq: 2 OPTIONS', '', '')), parseError('Multiple CSeq headers'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'f: <sip:c@d>', 'CSeq: 1 OPTIONS', '', '')), parseError('Multiple From headers'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'To: <sip:c@d>', 'CSeq: 1 OPTIONS', '', '')), parseError('Multiple To headers'));
-    for (const cseq of ['OPTIONS', '1', 'x OPTIONS', '-1 OPTIONS', '1 OPTIONS x', '4294967296 OPTIONS', '12345678901 OPTIONS']) {
-      assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, `CSeq: ${cseq}`, '', '')), parseError('Malformed CSeq header'), cseq);
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'i: other', 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Multiple Call-ID headers'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 OPTIONS', 'CSeq: 2 OPTIONS', '', '')),
+      parseError('Multiple CSeq headers'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'f: <sip:c@d>', 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Multiple From headers'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'To: <sip:c@d>', 'CSeq: 1 OPTIONS', '', '')),
+      parseError('Multiple To headers'),
+    );
+    for (const cseq of [
+      'OPTIONS',
+      '1',
+      'x OPTIONS',
+      '-1 OPTIONS',
+      '1 OPTIONS x',
+      '4294967296 OPTIONS',
+      '12345678901 OPTIONS',
+    ]) {
+      assert.throws(
+        () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, `CSeq: ${cseq}`, '', '')),
+        parseError('Malformed CSeq header'),
+        cseq,
+      );
     }
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 INVITE', '', '')), parseError('CSeq method mismatch'));
-    assert.throws(() => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 options', '', '')), parseError('CSeq method mismatch'));
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 INVITE', '', '')),
+      parseError('CSeq method mismatch'),
+    );
+    assert.throws(
+      () => parseSipMessage(msg('OPTIONS sip:x@y SIP/2.0', ...CORE, 'CSeq: 1 options', '', '')),
+      parseError('CSeq method mismatch'),
+    );
   });
 
   test('malformed From/To only fail when accessed', () => {
-    const raw = msg('OPTIONS sip:x@y SIP/2.0', 'From: Alice sip:alice@atlanta.com', 'To: <sip:bob@biloxi.com', 'Call-ID: c', 'CSeq: 1 OPTIONS', '', '');
+    const raw = msg(
+      'OPTIONS sip:x@y SIP/2.0',
+      'From: Alice sip:alice@atlanta.com',
+      'To: <sip:bob@biloxi.com',
+      'Call-ID: c',
+      'CSeq: 1 OPTIONS',
+      '',
+      '',
+    );
     const req = parseSipMessage(raw);
     assert.equal(req.callId, 'c');
     assert.throws(() => req.from, parseError('Malformed From header'));
@@ -567,11 +694,14 @@ describe('SipHeaders', () => {
       ['X-Custom', 'x'],
     ]);
     assert.equal(h.size, 3);
-    assert.deepEqual([...h], [
-      ['Call-ID', 'abc'],
-      ['Via', 'SIP/2.0/UDP a;branch=z9hG4bK1'],
-      ['X-Custom', 'x'],
-    ]);
+    assert.deepEqual(
+      [...h],
+      [
+        ['Call-ID', 'abc'],
+        ['Via', 'SIP/2.0/UDP a;branch=z9hG4bK1'],
+        ['X-Custom', 'x'],
+      ],
+    );
     assert.deepEqual([...h.entries()], h.toArray());
     assert.equal(h.get('x-custom'), 'x');
     assert.equal(h.get('missing'), undefined);
@@ -647,13 +777,19 @@ describe('SipRequest / SipResponse constructors', () => {
     const req = new SipRequest({
       method: 'MESSAGE',
       uri: 'sip:bob@b',
-      headers: [...CORE.map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]), ['CSeq', '4 MESSAGE']],
+      headers: [
+        ...CORE.map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1)]),
+        ['CSeq', '4 MESSAGE'],
+      ],
       body: 'hi',
     });
     assert.equal(req.kind, 'request');
     assert.deepEqual(req.cseq, { seq: 4, method: 'MESSAGE' });
     assert.equal(req.from.tag, '1928301774');
     assert.equal(req.body, 'hi');
-    assert.throws(() => new SipResponse({ status: 200, reason: 'OK', headers: [['Call-ID', 'x']] }), parseError('Missing CSeq header'));
+    assert.throws(
+      () => new SipResponse({ status: 200, reason: 'OK', headers: [['Call-ID', 'x']] }),
+      parseError('Missing CSeq header'),
+    );
   });
 });

@@ -27,10 +27,13 @@ describe('parseNameAddr', () => {
     assert.ok(na instanceof NameAddr);
     assert.equal(na.displayName, 'Alice Smith');
     assert.equal(na.uri, 'sip:alice@atlanta.com');
-    assert.deepEqual([...na.params], [
-      ['tag', '1928301774'],
-      ['expires', '3'],
-    ]);
+    assert.deepEqual(
+      [...na.params],
+      [
+        ['tag', '1928301774'],
+        ['expires', '3'],
+      ],
+    );
     assert.equal(na.tag, '1928301774');
   });
 
@@ -64,10 +67,13 @@ describe('parseNameAddr', () => {
   test('URI params stay inside the brackets, header params outside', () => {
     const na = parseNameAddr('<sip:alice@pc33.atlanta.com;transport=tcp;lr>;expires=3600;q=0.7');
     assert.equal(na.uri, 'sip:alice@pc33.atlanta.com;transport=tcp;lr');
-    assert.deepEqual([...na.params], [
-      ['expires', '3600'],
-      ['q', '0.7'],
-    ]);
+    assert.deepEqual(
+      [...na.params],
+      [
+        ['expires', '3600'],
+        ['q', '0.7'],
+      ],
+    );
   });
 
   test('bare addr-spec: parameters after the URI belong to the header (RFC 3261 20.10)', () => {
@@ -99,10 +105,13 @@ describe('parseNameAddr', () => {
     const na = parseNameAddr('  "A"   <sip:a@b.c>  ;  TAG = 5 ; Expires=10 ');
     assert.equal(na.displayName, 'A');
     assert.equal(na.uri, 'sip:a@b.c');
-    assert.deepEqual([...na.params], [
-      ['tag', '5'],
-      ['expires', '10'],
-    ]);
+    assert.deepEqual(
+      [...na.params],
+      [
+        ['tag', '5'],
+        ['expires', '10'],
+      ],
+    );
   });
 
   test('tel, sips and unknown-scheme URIs are accepted (only generic URI syntax is checked)', () => {
@@ -159,26 +168,35 @@ describe('parseNameAddr', () => {
 describe('parseParams / parseValueParams', () => {
   test('ordered map, lowercased names, raw values, value-less params', () => {
     const p = parseParams(';a=b;C;D="x;y \\" z";e=[2001:db8::1];f=');
-    assert.deepEqual([...p], [
-      ['a', 'b'],
-      ['c', ''],
-      ['d', '"x;y \\" z"'],
-      ['e', '[2001:db8::1]'],
-      ['f', ''],
-    ]);
+    assert.deepEqual(
+      [...p],
+      [
+        ['a', 'b'],
+        ['c', ''],
+        ['d', '"x;y \\" z"'],
+        ['e', '[2001:db8::1]'],
+        ['f', ''],
+      ],
+    );
     assert.equal(unquote(p.get('d') ?? ''), 'x;y " z');
   });
 
   test('leading ; is optional; empty input gives an empty map; tolerated ;; and trailing ;', () => {
-    assert.deepEqual([...parseParams('received=192.0.2.1;rport=5060')], [
-      ['received', '192.0.2.1'],
-      ['rport', '5060'],
-    ]);
+    assert.deepEqual(
+      [...parseParams('received=192.0.2.1;rport=5060')],
+      [
+        ['received', '192.0.2.1'],
+        ['rport', '5060'],
+      ],
+    );
     assert.equal(parseParams('').size, 0);
-    assert.deepEqual([...parseParams(';a;;b;')], [
-      ['a', ''],
-      ['b', ''],
-    ]);
+    assert.deepEqual(
+      [...parseParams(';a;;b;')],
+      [
+        ['a', ''],
+        ['b', ''],
+      ],
+    );
   });
 
   test('first occurrence of a duplicated name wins', () => {
@@ -213,7 +231,10 @@ describe('formatNameAddr / formatParams / quote', () => {
       formatNameAddr({ displayName: 'Alice', uri: 'sip:alice@atlanta.com', params: { tag: '1928301774' } }),
       '"Alice" <sip:alice@atlanta.com>;tag=1928301774',
     );
-    assert.equal(formatNameAddr({ uri: 'sip:alice@atlanta.com;transport=tcp' }), '<sip:alice@atlanta.com;transport=tcp>');
+    assert.equal(
+      formatNameAddr({ uri: 'sip:alice@atlanta.com;transport=tcp' }),
+      '<sip:alice@atlanta.com;transport=tcp>',
+    );
     assert.equal(formatNameAddr({ displayName: '', uri: 'sip:a@b' }), '<sip:a@b>');
     assert.equal(formatNameAddr({ uri: '*' }), '*');
   });
@@ -230,7 +251,15 @@ describe('formatNameAddr / formatParams / quote', () => {
   });
 
   test('formatParams: Map / pairs / record; quotes values that need it', () => {
-    assert.equal(formatParams(new Map([['lr', ''], ['tag', 'x']])), ';lr;tag=x');
+    assert.equal(
+      formatParams(
+        new Map([
+          ['lr', ''],
+          ['tag', 'x'],
+        ]),
+      ),
+      ';lr;tag=x',
+    );
     assert.equal(formatParams([['expires', '60']]), ';expires=60');
     assert.equal(formatParams({ '+sip.instance': '"<urn:uuid:1>"' }), ';+sip.instance="<urn:uuid:1>"');
     assert.equal(formatParams({ text: 'two words; and "quotes"' }), ';text="two words; and \\"quotes\\""');

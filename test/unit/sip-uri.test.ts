@@ -35,17 +35,22 @@ describe('parseUri: sip/sips', () => {
   });
 
   test('all components: password, port, params (ordered, lowercased names, raw values), headers', () => {
-    const u = parseUri('SIPS:alice:secretword@Gateway.COM:5061;Transport=TLS;LR;maddr=239.255.255.1?subject=project%20x&priority=urgent');
+    const u = parseUri(
+      'SIPS:alice:secretword@Gateway.COM:5061;Transport=TLS;LR;maddr=239.255.255.1?subject=project%20x&priority=urgent',
+    );
     assert.equal(u.scheme, 'sips');
     assert.equal(u.user, 'alice');
     assert.equal(u.password, 'secretword');
     assert.equal(u.host, 'gateway.com');
     assert.equal(u.port, 5061);
-    assert.deepEqual([...u.params], [
-      ['transport', 'TLS'],
-      ['lr', ''],
-      ['maddr', '239.255.255.1'],
-    ]);
+    assert.deepEqual(
+      [...u.params],
+      [
+        ['transport', 'TLS'],
+        ['lr', ''],
+        ['maddr', '239.255.255.1'],
+      ],
+    );
     assert.deepEqual(u.headers, [
       ['subject', 'project%20x'],
       ['priority', 'urgent'],
@@ -129,10 +134,13 @@ describe('parseUri: tel', () => {
     const u = parseUri('TEL:7042;Phone-Context=Example.COM;ext=22');
     assert.equal(u.scheme, 'tel');
     assert.equal(u.user, '7042');
-    assert.deepEqual([...u.params], [
-      ['phone-context', 'Example.COM'],
-      ['ext', '22'],
-    ]);
+    assert.deepEqual(
+      [...u.params],
+      [
+        ['phone-context', 'Example.COM'],
+        ['ext', '22'],
+      ],
+    );
   });
 
   test('malformed tel numbers', () => {
@@ -145,7 +153,10 @@ describe('parseUri: tel', () => {
 
 describe('parseUri: errors', () => {
   test('unknown schemes are rejected with 416', () => {
-    assert.throws(() => parseUri('nobodyKnowsThisScheme:totallyopaquecontent'), uriError('Unsupported URI scheme', 416));
+    assert.throws(
+      () => parseUri('nobodyKnowsThisScheme:totallyopaquecontent'),
+      uriError('Unsupported URI scheme', 416),
+    );
     assert.throws(() => parseUri('http://example.com/'), uriError('Unsupported URI scheme', 416));
     assert.throws(() => parseUri('mailto:alice@example.com'), uriError('Unsupported URI scheme', 416));
   });
@@ -199,7 +210,16 @@ describe('formatUri', () => {
   test('formats from a minimal init object', () => {
     assert.equal(formatUri({ scheme: 'sip', host: 'example.com' }), 'sip:example.com');
     assert.equal(
-      formatUri({ scheme: 'sip', user: 'bob', host: 'example.com', port: 5080, params: new Map([['lr', ''], ['transport', 'tcp']]) }),
+      formatUri({
+        scheme: 'sip',
+        user: 'bob',
+        host: 'example.com',
+        port: 5080,
+        params: new Map([
+          ['lr', ''],
+          ['transport', 'tcp'],
+        ]),
+      }),
       'sip:bob@example.com:5080;lr;transport=tcp',
     );
     assert.equal(formatUri({ scheme: 'tel', user: '+15550100', params: [['ext', '7']] }), 'tel:+15550100;ext=7');

@@ -10,7 +10,8 @@ describe('store faults: one rule for every engine', () => {
   });
 
   it('takes SQLite busy, full, read-only and I/O errors (extended codes too) for an outage', () => {
-    for (const code of ['SQLITE_FULL', 'SQLITE_READONLY_DBMOVED', 'SQLITE_IOERR_WRITE', 'SQLITE_BUSY']) assert.ok(isStoreOutage(sysError(code)), code);
+    for (const code of ['SQLITE_FULL', 'SQLITE_READONLY_DBMOVED', 'SQLITE_IOERR_WRITE', 'SQLITE_BUSY'])
+      assert.ok(isStoreOutage(sysError(code)), code);
     assert.equal(isStoreOutage(sysError('SQLITE_CONSTRAINT_UNIQUE')), false);
   });
 
@@ -18,8 +19,14 @@ describe('store faults: one rule for every engine', () => {
     const named = (name: string) => Object.assign(new Error(name), { name });
     assert.ok(isStoreOutage(named('MongoServerSelectionError')));
     assert.ok(isStoreOutage(named('MongoNetworkError')));
-    assert.ok(isStoreOutage(Object.assign(new Error('not primary'), { name: 'MongoServerError', codeName: 'NotWritablePrimary' })));
-    assert.ok(isStoreOutage(Object.assign(new Error('x'), { name: 'MongoServerError', errorLabels: ['RetryableWriteError'] })));
+    assert.ok(
+      isStoreOutage(
+        Object.assign(new Error('not primary'), { name: 'MongoServerError', codeName: 'NotWritablePrimary' }),
+      ),
+    );
+    assert.ok(
+      isStoreOutage(Object.assign(new Error('x'), { name: 'MongoServerError', errorLabels: ['RetryableWriteError'] })),
+    );
     assert.equal(isStoreOutage(Object.assign(new Error('dup'), { name: 'MongoServerError', code: 11000 })), false);
   });
 

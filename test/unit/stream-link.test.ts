@@ -14,7 +14,11 @@ import { KamailioEventStream } from '../../as/src/isc/event-stream.js';
 import { NetstringDecoder, encodeNetstring } from '../../as/src/isc/netstring.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
 
-interface Peer { port: number; hellos: string[]; connections: number }
+interface Peer {
+  port: number;
+  hellos: string[];
+  connections: number;
+}
 
 let server: Server | undefined;
 let stream: KamailioEventStream | undefined;
@@ -51,11 +55,23 @@ async function peer(answer: (hello: string, socket: Socket) => void): Promise<Pe
 }
 
 function streamTo(port: number, metrics: Metrics, logLines: string[]): KamailioEventStream {
-  const sink = new Writable({ write(chunk: Buffer, _enc, done) { logLines.push(chunk.toString()); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      logLines.push(chunk.toString());
+      done();
+    },
+  });
   return new KamailioEventStream({
-    host: '127.0.0.1', port, secret: 's3cret', instance: 'as-test', links: 1, helloTimeoutMs: 300,
-    onEvent: async () => undefined, onRequest: async () => ({ action: 'continue' }),
-    log: pino({ level: 'info' }, sink), metrics,
+    host: '127.0.0.1',
+    port,
+    secret: 's3cret',
+    instance: 'as-test',
+    links: 1,
+    helloTimeoutMs: 300,
+    onEvent: async () => undefined,
+    onRequest: async () => ({ action: 'continue' }),
+    log: pino({ level: 'info' }, sink),
+    metrics,
   });
 }
 
@@ -79,11 +95,18 @@ describe('event stream link: up only on the hello-ack', () => {
     assert.match(silent.hellos[0] ?? '', /^hello s3cret as-test [1-9][0-9]*$/);
     assert.ok(silent.connections >= 2, `closed and retried (${silent.connections} connections)`);
     assert.ok(metrics.value('ims_as_isc_stream_resets_total', { reason: 'hello-unanswered' }) >= 1);
-    assert.equal(log.filter((l) => l.includes('nothing answered the event stream hello')).length, 1, 'warned once per streak');
-    assert.equal(log.some((l) => l.includes('event stream connected')), false);
+    assert.equal(
+      log.filter((l) => l.includes('nothing answered the event stream hello')).length,
+      1,
+      'warned once per streak',
+    );
+    assert.equal(
+      log.some((l) => l.includes('event stream connected')),
+      false,
+    );
   });
 
-  test('a hello-ack with another id (another link\'s) does not count this link up', async () => {
+  test("a hello-ack with another id (another link's) does not count this link up", async () => {
     const wrong = await peer((hello, socket) => {
       const id = Number(hello.split(' ')[3]);
       socket.write(encodeNetstring(JSON.stringify({ type: 'hello-ack', id: id + 1 })));
@@ -95,7 +118,7 @@ describe('event stream link: up only on the hello-ack', () => {
     assert.equal(stream.isUp, false);
   });
 
-  test('the answer naming the hello\'s id counts the link up: stream connected, requests taken', async () => {
+  test("the answer naming the hello's id counts the link up: stream connected, requests taken", async () => {
     const kamailio = await peer((hello, socket) => {
       const [word, , , id] = hello.split(' ');
       if (word === 'hello') socket.write(encodeNetstring(JSON.stringify({ type: 'hello-ack', id: Number(id) })));

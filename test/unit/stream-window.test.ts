@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { NetstringDecoder } from '../../as/src/isc/netstring.js';
 import { STREAM_WINDOW_BYTES, StreamWindow, frameBytes, withAck } from '../../as/src/isc/stream-window.js';
 
-const payload = (i: number, size = 100) => JSON.stringify({ method: 'NOTIFY', callId: `c${i}`, body: 'x'.repeat(size) });
+const payload = (i: number, size = 100) =>
+  JSON.stringify({ method: 'NOTIFY', callId: `c${i}`, body: 'x'.repeat(size) });
 const decode = (data: Buffer) => new NetstringDecoder().push(data).map((p) => JSON.parse(p) as Record<string, unknown>);
 
 describe('stream window (evapi flow control)', () => {
@@ -16,8 +17,14 @@ describe('stream window (evapi flow control)', () => {
     const batch = w.next(0)!;
     assert.equal(batch.frames, 3);
     const frames = decode(batch.data);
-    assert.deepEqual(frames.map((f) => f.callId), ['c0', 'c1', 'c2']);
-    assert.deepEqual(frames.map((f) => f.ack), [undefined, undefined, batch.id]);
+    assert.deepEqual(
+      frames.map((f) => f.callId),
+      ['c0', 'c1', 'c2'],
+    );
+    assert.deepEqual(
+      frames.map((f) => f.ack),
+      [undefined, undefined, batch.id],
+    );
     assert.match(batch.data.toString(), new RegExp(`\\{"ack":${batch.id},"method"`));
     assert.equal(w.next(0), undefined, 'nothing queued');
   });
@@ -36,7 +43,10 @@ describe('stream window (evapi flow control)', () => {
       seen.push(...decode(b.data).map((f) => String(f.callId)));
       last = b;
     }
-    assert.ok(w.inFlightBytes <= STREAM_WINDOW_BYTES && w.inFlightBytes > STREAM_WINDOW_BYTES - 2000, `${w.inFlightBytes} unconfirmed`);
+    assert.ok(
+      w.inFlightBytes <= STREAM_WINDOW_BYTES && w.inFlightBytes > STREAM_WINDOW_BYTES - 2000,
+      `${w.inFlightBytes} unconfirmed`,
+    );
     assert.equal(w.next(0), undefined, 'the window is full');
     assert.equal(w.ack(last.id + 1), false, 'an id never sent');
     assert.equal(w.ack(last.id), true);
@@ -48,7 +58,11 @@ describe('stream window (evapi flow control)', () => {
       w.ack(b.id);
     }
     assert.equal(sent, 200);
-    assert.deepEqual(seen, Array.from({ length: 200 }, (_, i) => `c${i}`), 'in order, each once');
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 200 }, (_, i) => `c${i}`),
+      'in order, each once',
+    );
   });
 
   it('lets small batches share the window; a confirmation covers the batches before it', () => {

@@ -19,7 +19,8 @@ const app = readFileSync(join(ROOT, 'as/src/app.ts'), 'utf8');
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []);
+    e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+  );
 }
 const asSources = sources(join(ROOT, 'as/src')).map((f) => readFileSync(f, 'utf8'));
 function classSource(cls: string): string {
@@ -47,14 +48,20 @@ describe('the trigger table in kamailio.cfg and the AS behind it', () => {
 
   it('sends requests only to services the AS registers', () => {
     for (const t of triggers) {
-      assert.ok(served.services.includes(t.service), `${t.condition} -> service "${t.service}": the AS registers only ${served.services.join(', ')}`);
+      assert.ok(
+        served.services.includes(t.service),
+        `${t.condition} -> service "${t.service}": the AS registers only ${served.services.join(', ')}`,
+      );
     }
   });
 
   it('sends SUBSCRIBEs only for event packages the AS serves', () => {
     for (const t of triggers) {
       for (const pkg of t.eventPackages) {
-        assert.ok(served.eventPackages.includes(pkg), `${t.condition} -> package "${pkg}": the AS serves only ${served.eventPackages.join(', ')}`);
+        assert.ok(
+          served.eventPackages.includes(pkg),
+          `${t.condition} -> package "${pkg}": the AS serves only ${served.eventPackages.join(', ')}`,
+        );
       }
     }
   });
@@ -66,7 +73,11 @@ describe('the trigger table in kamailio.cfg and the AS behind it', () => {
   });
 
   it('refuses an Event pattern it cannot read instead of reading no package', () => {
-    assert.deepEqual(packagesOfEventRegex('^(presence|presence\\.winfo|reg)([ \\t;].*)?$'), ['presence', 'presence.winfo', 'reg']);
+    assert.deepEqual(packagesOfEventRegex('^(presence|presence\\.winfo|reg)([ \\t;].*)?$'), [
+      'presence',
+      'presence.winfo',
+      'reg',
+    ]);
     assert.deepEqual(packagesOfEventRegex('^xcap-diff([ \\t;].*)?$'), ['xcap-diff']);
     assert.throws(() => packagesOfEventRegex('presence'));
   });

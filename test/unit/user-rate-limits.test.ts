@@ -86,7 +86,10 @@ describe('per-user limits per minute', () => {
     assert.equal(await a.take('subscribe', ALICE), undefined);
     limits.message = 0;
     for (let i = 0; i < 20; i++) assert.equal(await a.take('message', ALICE), undefined);
-    assert.equal(await storeA.collection('rate_counters').count({ _id: { $in: [`message|${minuteWindow(now).index}|${ALICE}`] } }), 0);
+    assert.equal(
+      await storeA.collection('rate_counters').count({ _id: { $in: [`message|${minuteWindow(now).index}|${ALICE}`] } }),
+      0,
+    );
   });
 
   it('answers 403 with Retry-After and a Warning naming the limit (not 503: that would turn every user away)', () => {
@@ -105,7 +108,13 @@ describe('which requests the limits count', () => {
   let reached: number;
   let service: RateLimitedService;
   const domain = new LocalDomain('example.com', ['127.0.0.1']);
-  const inner: IscService = { name: 'presence', handle: async () => { reached++; return reply(200, 'OK'); } };
+  const inner: IscService = {
+    name: 'presence',
+    handle: async () => {
+      reached++;
+      return reply(200, 'OK');
+    },
+  };
 
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'limits-svc-'));
@@ -120,21 +129,49 @@ describe('which requests the limits count', () => {
   });
 
   function call(method: string, extra: Partial<IscRequest>, headers: string[] = []): IscCall {
-    const msg = [`${method} sip:bob@example.com SIP/2.0`, 'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1', 'From: <sip:alice@127.0.0.1>;tag=1',
-      'To: <sip:bob@example.com>', `Call-ID: ${Math.random()}`, `CSeq: 1 ${method}`, 'Max-Forwards: 70', ...headers, 'Content-Length: 0', '', ''].join('\r\n');
-    const req: IscRequest = { v: 1, service: 'presence', method, ruri: 'sip:bob@example.com', srcIp: '127.0.0.1', srcPort: 5070, proto: 'udp', toTag: 't', ts: '1', msg, ...extra };
+    const msg = [
+      `${method} sip:bob@example.com SIP/2.0`,
+      'Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1',
+      'From: <sip:alice@127.0.0.1>;tag=1',
+      'To: <sip:bob@example.com>',
+      `Call-ID: ${Math.random()}`,
+      `CSeq: 1 ${method}`,
+      'Max-Forwards: 70',
+      ...headers,
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n');
+    const req: IscRequest = {
+      v: 1,
+      service: 'presence',
+      method,
+      ruri: 'sip:bob@example.com',
+      srcIp: '127.0.0.1',
+      srcPort: 5070,
+      proto: 'udp',
+      toTag: 't',
+      ts: '1',
+      msg,
+      ...extra,
+    };
     return { req, sip: parseSipMessage(msg) as SipRequest, receivedAt: new Date(), log: silentLogger() };
   }
 
   it('SUBSCRIBEs of a user, asserted or named by From in a dialog, beyond the limit are refused before the service', async () => {
     assert.equal((await service.handle(call('SUBSCRIBE', { asserted: ALICE }, ['Event: presence']))).action, 'reply');
     const second = await service.handle(call('SUBSCRIBE', {}, ['Event: presence', 'Expires: 600']));
-    assert.equal(second.action === 'reply' && second.code, 403, 'the in-dialog refresh counts for alice (From on an alias host)');
+    assert.equal(
+      second.action === 'reply' && second.code,
+      403,
+      'the in-dialog refresh counts for alice (From on an alias host)',
+    );
     assert.equal(reached, 1);
   });
 
   it('un-SUBSCRIBEs and MESSAGEs not sent by a user of ours are never counted', async () => {
-    for (let i = 0; i < 3; i++) await service.handle(call('SUBSCRIBE', { asserted: ALICE }, ['Event: presence', 'Expires: 0']));
+    for (let i = 0; i < 3; i++)
+      await service.handle(call('SUBSCRIBE', { asserted: ALICE }, ['Event: presence', 'Expires: 0']));
     for (let i = 0; i < 3; i++) await service.handle(call('MESSAGE', { term: 1 }));
     assert.equal(reached, 6);
     await service.handle(call('MESSAGE', { orig: 1, asserted: ALICE }));

@@ -21,7 +21,6 @@ import { RFC4826_CLOSE_FRIENDS } from '../helpers/rfc-examples.js';
 
 const RL = 'urn:ietf:params:xml:ns:resource-lists';
 
-
 // RFC 4825 section 6.3 watcherinfo example document.
 const WATCHERINFO = `<?xml version="1.0"?>
 <watcherinfo xmlns="urn:ietf:params:xml:ns:watcherinfo"
@@ -54,8 +53,11 @@ const NS_DOC = `<?xml version="1.0" encoding="UTF-8"?>
 const NS_DEFAULT = 'urn:test:default-namespace';
 
 const rl = () => parseXml(RFC4826_CLOSE_FRIENDS);
-const sel = (text: string, query = '') => parseXcapUri(`/resource-lists/users/sip:joe@example.com/index/~~/${text}${query ? '?' + query : ''}`, '').nodeSelector!;
-const nsSel = (text: string, query: string) => parseXcapUri(`/test/users/sip:joe@example.com/index/~~/${text}?${query}`, '').nodeSelector!;
+const sel = (text: string, query = '') =>
+  parseXcapUri(`/resource-lists/users/sip:joe@example.com/index/~~/${text}${query ? '?' + query : ''}`, '')
+    .nodeSelector!;
+const nsSel = (text: string, query: string) =>
+  parseXcapUri(`/test/users/sip:joe@example.com/index/~~/${text}?${query}`, '').nodeSelector!;
 
 /** The children of the first list as "name uri-or-anchor" strings. */
 function listing(doc: XmlDocument): string[] {
@@ -68,7 +70,9 @@ function opError(fn: () => unknown): { tag: string; status: number; ancestor?: s
     fn();
   } catch (e) {
     assert.ok(e instanceof XcapOpError, `expected XcapOpError, got ${String(e)}`);
-    return e.ancestor !== undefined ? { tag: e.tag, status: e.status, ancestor: e.ancestor } : { tag: e.tag, status: e.status };
+    return e.ancestor !== undefined
+      ? { tag: e.tag, status: e.status, ancestor: e.ancestor }
+      : { tag: e.tag, status: e.status };
   }
   return { tag: 'no error', status: 0 };
 }
@@ -96,7 +100,11 @@ describe('select', () => {
     const f = select(d, sel(`${LIST}/entry[2][@uri="sip:nancy@example.com"]`), RL);
     assert.equal(f.kind === 'element' && attr(f.element, 'uri'), 'sip:nancy@example.com');
     // position-attr: the 1st entry is joe, so the attribute test fails
-    assert.deepEqual(select(d, sel(`${LIST}/entry[1][@uri="sip:nancy@example.com"]`), RL), { kind: 'none', matchedSteps: 2, last: childElements(d.root)[0] });
+    assert.deepEqual(select(d, sel(`${LIST}/entry[1][@uri="sip:nancy@example.com"]`), RL), {
+      kind: 'none',
+      matchedSteps: 2,
+      last: childElements(d.root)[0],
+    });
     // attr-position: the 1st of the entries with that uri is nancy
     const g = select(d, sel(`${LIST}/entry[@uri="sip:nancy@example.com"][1]`), RL);
     assert.equal(g.kind === 'element' && attr(g.element, 'uri'), 'sip:nancy@example.com');
@@ -114,9 +122,17 @@ describe('select', () => {
 
   it('matches on expanded names, not prefixes (RFC 4825 section 6.4 example)', () => {
     const d = parseXml(NS_DOC);
-    const one = select(d, nsSel('foo/a:bar/b:baz', 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace1-uri)'), NS_DEFAULT);
+    const one = select(
+      d,
+      nsSel('foo/a:bar/b:baz', 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace1-uri)'),
+      NS_DEFAULT,
+    );
     assert.equal(one.kind === 'element' && one.element.name, 'baz');
-    const two = select(d, nsSel('foo/a:bar/b:baz', 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace2-uri)'), NS_DEFAULT);
+    const two = select(
+      d,
+      nsSel('foo/a:bar/b:baz', 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace2-uri)'),
+      NS_DEFAULT,
+    );
     assert.equal(two.kind === 'element' && two.element.name, 'ns2:baz');
     // the unprefixed 'bar' is in the usage's default namespace, which bar is not in
     assert.equal(select(d, nsSel('foo/bar', 'xmlns(a=urn:x)'), NS_DEFAULT).kind, 'none');
@@ -130,7 +146,10 @@ describe('select', () => {
     const d = parseXml(WATCHERINFO);
     const a = select(d, sel('watcherinfo/watcher-list/watcher[@id="8ajksjda7s"]/@status'), WI);
     assert.deepEqual(a.kind === 'attribute' && [a.name, a.value], ['status', 'active']);
-    assert.deepEqual(select(d, sel('watcherinfo/watcher-list/watcher[@id="8ajksjda7s"]/@display-name'), WI).kind, 'none');
+    assert.deepEqual(
+      select(d, sel('watcherinfo/watcher-list/watcher[@id="8ajksjda7s"]/@display-name'), WI).kind,
+      'none',
+    );
     const n = select(d, sel('watcherinfo/watcher-list/namespace::*'), WI);
     assert.deepEqual(n.kind === 'namespaces' && [...n.bindings], [['', WI]]);
   });
@@ -150,19 +169,30 @@ describe('GET', () => {
     );
     const n = parseXml(NS_DOC);
     const q = 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace2-uri)';
-    assert.equal(getElement(n, nsSel('foo/a:bar/b:baz', q), NS_DEFAULT), '<ns2:baz xmlns:ns2="urn:test:namespace2-uri"/>');
+    assert.equal(
+      getElement(n, nsSel('foo/a:bar/b:baz', q), NS_DEFAULT),
+      '<ns2:baz xmlns:ns2="urn:test:namespace2-uri"/>',
+    );
     assert.equal(getElement(n, nsSel('foo/a:bar/a:baz', q), NS_DEFAULT), '<baz xmlns="urn:test:namespace1-uri"/>');
     assert.equal(
       getElement(n, nsSel('foo/c:hi', 'xmlns(c=urn:test:namespace3-uri)'), NS_DEFAULT),
       '<ns3:hi xmlns="urn:test:default-namespace" xmlns:ns3="urn:test:namespace3-uri"><there/></ns3:hi>',
     );
     // the returned fragment parses on its own and means the same
-    assert.equal(parseXml(getElement(n, nsSel('foo/c:hi', 'xmlns(c=urn:test:namespace3-uri)'), NS_DEFAULT)).root.name, 'ns3:hi');
+    assert.equal(
+      parseXml(getElement(n, nsSel('foo/c:hi', 'xmlns(c=urn:test:namespace3-uri)'), NS_DEFAULT)).root.name,
+      'ns3:hi',
+    );
   });
 
   it('adds declarations for prefixes used only by attributes and descendants', () => {
-    const d = parseXml('<r xmlns="urn:r" xmlns:p="urn:p" xmlns:q="urn:q" xmlns:unused="urn:u"><e p:a="1"><q:f/></e></r>');
-    assert.equal(getElement(d, parseNodeSelector('r/e'), 'urn:r'), '<e xmlns="urn:r" xmlns:p="urn:p" xmlns:q="urn:q" p:a="1"><q:f/></e>');
+    const d = parseXml(
+      '<r xmlns="urn:r" xmlns:p="urn:p" xmlns:q="urn:q" xmlns:unused="urn:u"><e p:a="1"><q:f/></e></r>',
+    );
+    assert.equal(
+      getElement(d, parseNodeSelector('r/e'), 'urn:r'),
+      '<e xmlns="urn:r" xmlns:p="urn:p" xmlns:q="urn:q" p:a="1"><q:f/></e>',
+    );
   });
 
   it('returns attribute values escaped for application/xcap-att+xml', () => {
@@ -182,7 +212,10 @@ describe('GET', () => {
       getNamespaces(n, nsSel('foo/a:bar/namespace::*', 'xmlns(a=urn:test:namespace1-uri)'), NS_DEFAULT),
       '<ns1:bar xmlns="urn:test:namespace1-uri" xmlns:ns1="urn:test:namespace1-uri"/>',
     );
-    assert.equal(getNamespaces(n, parseNodeSelector('foo/namespace::*'), NS_DEFAULT), '<foo xmlns="urn:test:default-namespace"/>');
+    assert.equal(
+      getNamespaces(n, parseNodeSelector('foo/namespace::*'), NS_DEFAULT),
+      '<foo xmlns="urn:test:default-namespace"/>',
+    );
   });
 
   it('getNode dispatches on the terminal and gives the content type', () => {
@@ -191,7 +224,10 @@ describe('GET', () => {
       contentType: XCAP_EL_CONTENT_TYPE,
       body: '<display-name xmlns="urn:ietf:params:xml:ns:resource-lists">Joe Smith</display-name>',
     });
-    assert.deepEqual(getNode(d, sel(`${LIST}/@name`), RL), { contentType: XCAP_ATT_CONTENT_TYPE, body: 'close-friends' });
+    assert.deepEqual(getNode(d, sel(`${LIST}/@name`), RL), {
+      contentType: XCAP_ATT_CONTENT_TYPE,
+      body: 'close-friends',
+    });
     assert.deepEqual(getNode(d, sel(`${LIST}/namespace::*`), RL), {
       contentType: XCAP_NS_CONTENT_TYPE,
       body: '<list xmlns="urn:ietf:params:xml:ns:resource-lists" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/>',
@@ -200,10 +236,22 @@ describe('GET', () => {
 
   it('404 for nothing or several selected', () => {
     const d = rl();
-    assert.deepEqual(opError(() => getElement(d, sel(`${LIST}/entry[@uri="sip:nobody@example.com"]`), RL)), { tag: 'not-found', status: 404 });
-    assert.deepEqual(opError(() => getElement(d, sel(`${LIST}/entry`), RL)), { tag: 'many-selected', status: 404 });
-    assert.deepEqual(opError(() => getAttribute(d, sel(`${JOE}/@nothere`), RL)), { tag: 'not-found', status: 404 });
-    assert.deepEqual(opError(() => getElement(d, sel('other-root'), RL)), { tag: 'not-found', status: 404 });
+    assert.deepEqual(
+      opError(() => getElement(d, sel(`${LIST}/entry[@uri="sip:nobody@example.com"]`), RL)),
+      { tag: 'not-found', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => getElement(d, sel(`${LIST}/entry`), RL)),
+      { tag: 'many-selected', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => getAttribute(d, sel(`${JOE}/@nothere`), RL)),
+      { tag: 'not-found', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => getElement(d, sel('other-root'), RL)),
+      { tag: 'not-found', status: 404 },
+    );
   });
 });
 
@@ -232,14 +280,26 @@ describe('PUT element', () => {
   });
 
   it('replaces an existing element in place (created = false)', () => {
-    const r = putElement(rl(), sel(JOE), '<entry uri="sip:joe@example.com"><display-name>Joseph</display-name></entry>', RL);
+    const r = putElement(
+      rl(),
+      sel(JOE),
+      '<entry uri="sip:joe@example.com"><display-name>Joseph</display-name></entry>',
+      RL,
+    );
     assert.equal(r.created, false);
     assert.deepEqual(listing(r.doc).slice(0, 2), ['entry sip:joe@example.com', 'entry sip:nancy@example.com']);
-    assert.equal(getElement(r.doc, sel(`${JOE}/display-name`), RL), '<display-name xmlns="urn:ietf:params:xml:ns:resource-lists">Joseph</display-name>');
+    assert.equal(
+      getElement(r.doc, sel(`${JOE}/display-name`), RL),
+      '<display-name xmlns="urn:ietf:params:xml:ns:resource-lists">Joseph</display-name>',
+    );
     // by position, with a different attribute: still entry[2]
     const p = putElement(rl(), sel(`${LIST}/entry[2]`), '<entry uri="sip:zed@example.com"/>', RL);
     assert.equal(p.created, false);
-    assert.deepEqual(listing(p.doc).slice(0, 3), ['entry sip:joe@example.com', 'entry sip:zed@example.com', listing(rl())[2]]);
+    assert.deepEqual(listing(p.doc).slice(0, 3), [
+      'entry sip:joe@example.com',
+      'entry sip:zed@example.com',
+      listing(rl())[2],
+    ]);
   });
 
   it('GET then PUT of the same element leaves the document unchanged', () => {
@@ -261,9 +321,18 @@ describe('PUT element', () => {
       listing(rl())[2],
     ]);
     // entry[1] + attribute that joe lacks: new element goes first
-    const first = putElement(rl(), sel(`${LIST}/entry[1][@uri="sip:first@example.com"]`), '<entry uri="sip:first@example.com"/>', RL);
+    const first = putElement(
+      rl(),
+      sel(`${LIST}/entry[1][@uri="sip:first@example.com"]`),
+      '<entry uri="sip:first@example.com"/>',
+      RL,
+    );
     assert.equal(first.created, true);
-    assert.deepEqual(listing(first.doc).slice(0, 3), ['entry sip:first@example.com', 'entry sip:joe@example.com', 'entry sip:nancy@example.com']);
+    assert.deepEqual(listing(first.doc).slice(0, 3), [
+      'entry sip:first@example.com',
+      'entry sip:joe@example.com',
+      'entry sip:nancy@example.com',
+    ]);
     // wildcard position: becomes the 4th element overall
     const star = putElement(rl(), sel(`${LIST}/*[4]`), '<entry uri="sip:last@example.com"/>', RL);
     assert.equal(listing(star.doc)[3], 'entry sip:last@example.com');
@@ -271,7 +340,12 @@ describe('PUT element', () => {
     const ext = putElement(rl(), sel(`${LIST}/external[2]`), '<external anchor="http://x/y"/>', RL);
     assert.deepEqual(listing(ext.doc).slice(2), [listing(rl())[2], 'external http://x/y']);
     // a new child in an element without element children
-    const dn = putElement(rl(), sel(`${JOE}/display-name[@xml:lang="fr"]`), '<display-name xml:lang="fr">Jo</display-name>', RL);
+    const dn = putElement(
+      rl(),
+      sel(`${JOE}/display-name[@xml:lang="fr"]`),
+      '<display-name xml:lang="fr">Jo</display-name>',
+      RL,
+    );
     assert.equal(
       getElement(dn.doc, sel(JOE), RL),
       '<entry xmlns="urn:ietf:params:xml:ns:resource-lists" uri="sip:joe@example.com"><display-name>Joe Smith</display-name><display-name xml:lang="fr">Jo</display-name></entry>',
@@ -279,21 +353,34 @@ describe('PUT element', () => {
   });
 
   it('refuses positions that cannot be reached (cannot-insert)', () => {
-    assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry[5]`), '<entry uri="sip:x@example.com"/>', RL)), {
-      tag: 'cannot-insert',
-      status: 409,
-    });
-    assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry[0]`), '<entry uri="sip:x@example.com"/>', RL)), {
-      tag: 'cannot-insert',
-      status: 409,
-    });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(`${LIST}/entry[5]`), '<entry uri="sip:x@example.com"/>', RL)),
+      {
+        tag: 'cannot-insert',
+        status: 409,
+      },
+    );
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(`${LIST}/entry[0]`), '<entry uri="sip:x@example.com"/>', RL)),
+      {
+        tag: 'cannot-insert',
+        status: 409,
+      },
+    );
   });
 
   it('no-parent with the closest existing ancestor', () => {
-    const a = opError(() => putElement(rl(), sel('resource-lists/list[@name="nope"]/entry'), '<entry uri="sip:x@example.com"/>', RL));
+    const a = opError(() =>
+      putElement(rl(), sel('resource-lists/list[@name="nope"]/entry'), '<entry uri="sip:x@example.com"/>', RL),
+    );
     assert.deepEqual(a, { tag: 'no-parent', status: 409, ancestor: 'resource-lists' });
     const b = opError(() =>
-      putElement(rl(), sel(`${LIST}/entry[@uri="sip:ghost@example.com"]/display-name`), '<display-name>x</display-name>', RL),
+      putElement(
+        rl(),
+        sel(`${LIST}/entry[@uri="sip:ghost@example.com"]/display-name`),
+        '<display-name>x</display-name>',
+        RL,
+      ),
     );
     assert.deepEqual(b, { tag: 'no-parent', status: 409, ancestor: LIST });
     const c = opError(() => putElement(rl(), sel('other/list'), '<list/>', RL));
@@ -315,58 +402,111 @@ describe('PUT element', () => {
 
   it('cannot-insert when the body would not be selected by the URI', () => {
     // name mismatch
-    assert.deepEqual(opError(() => putElement(rl(), sel(JOE), '<external anchor="http://x"/>', RL)), { tag: 'cannot-insert', status: 409 });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(JOE), '<external anchor="http://x"/>', RL)),
+      { tag: 'cannot-insert', status: 409 },
+    );
     // attribute predicate mismatch on replace
-    assert.deepEqual(opError(() => putElement(rl(), sel(JOE), '<entry uri="sip:other@example.com"/>', RL)), { tag: 'cannot-insert', status: 409 });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(JOE), '<entry uri="sip:other@example.com"/>', RL)),
+      { tag: 'cannot-insert', status: 409 },
+    );
     // attribute predicate mismatch on create
-    assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry[@uri="sip:a@example.com"]`), '<entry uri="sip:b@example.com"/>', RL)), {
-      tag: 'cannot-insert',
-      status: 409,
-    });
+    assert.deepEqual(
+      opError(() =>
+        putElement(rl(), sel(`${LIST}/entry[@uri="sip:a@example.com"]`), '<entry uri="sip:b@example.com"/>', RL),
+      ),
+      {
+        tag: 'cannot-insert',
+        status: 409,
+      },
+    );
     // namespace mismatch: same local name, other namespace
-    assert.deepEqual(opError(() => putElement(rl(), sel(JOE), '<entry xmlns="urn:other" uri="sip:joe@example.com"/>', RL)), {
-      tag: 'cannot-insert',
-      status: 409,
-    });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(JOE), '<entry xmlns="urn:other" uri="sip:joe@example.com"/>', RL)),
+      {
+        tag: 'cannot-insert',
+        status: 409,
+      },
+    );
     // creating where the selector matches several elements
-    assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry`), '<entry uri="sip:x@example.com"/>', RL)), { tag: 'cannot-insert', status: 409 });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(`${LIST}/entry`), '<entry uri="sip:x@example.com"/>', RL)),
+      { tag: 'cannot-insert', status: 409 },
+    );
     // replacing the root with another name
-    assert.deepEqual(opError(() => putElement(rl(), sel('resource-lists'), '<other/>', RL)), { tag: 'cannot-insert', status: 409 });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel('resource-lists'), '<other/>', RL)),
+      { tag: 'cannot-insert', status: 409 },
+    );
   });
 
   it('not-xml-frag for bodies that are not exactly one element', () => {
-    for (const body of ['', '   ', 'text', '<entry uri="a"/><entry uri="b"/>', '<entry uri="a"/>tail', '<entry uri="a">', '<!DOCTYPE x><entry uri="a"/>', '<entry uri="a">&ext;</entry>', '<p:entry uri="a"/>']) {
-      assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry[@uri="a"]`), body, RL)), { tag: 'not-xml-frag', status: 409 }, body);
+    for (const body of [
+      '',
+      '   ',
+      'text',
+      '<entry uri="a"/><entry uri="b"/>',
+      '<entry uri="a"/>tail',
+      '<entry uri="a">',
+      '<!DOCTYPE x><entry uri="a"/>',
+      '<entry uri="a">&ext;</entry>',
+      '<p:entry uri="a"/>',
+    ]) {
+      assert.deepEqual(
+        opError(() => putElement(rl(), sel(`${LIST}/entry[@uri="a"]`), body, RL)),
+        { tag: 'not-xml-frag', status: 409 },
+        body,
+      );
     }
-    assert.deepEqual(opError(() => putElement(rl(), sel(`${LIST}/entry[@uri="a"]`), Buffer.from([0x3c, 0x65, 0xff, 0x2f, 0x3e]), RL)), {
-      tag: 'not-utf-8',
-      status: 409,
-    });
+    assert.deepEqual(
+      opError(() => putElement(rl(), sel(`${LIST}/entry[@uri="a"]`), Buffer.from([0x3c, 0x65, 0xff, 0x2f, 0x3e]), RL)),
+      {
+        tag: 'not-utf-8',
+        status: 409,
+      },
+    );
     // an XML declaration in front is tolerated
-    const r = putElement(rl(), sel(`${LIST}/entry[@uri="a"]`), '<?xml version="1.0" encoding="UTF-8"?>\n<entry uri="a"/>', RL);
+    const r = putElement(
+      rl(),
+      sel(`${LIST}/entry[@uri="a"]`),
+      '<?xml version="1.0" encoding="UTF-8"?>\n<entry uri="a"/>',
+      RL,
+    );
     assert.equal(r.created, true);
   });
 
-  it('keeps the fragment\'s own namespace declarations when they differ from the document', () => {
+  it("keeps the fragment's own namespace declarations when they differ from the document", () => {
     const q = 'xmlns(a=urn:test:namespace1-uri)xmlns(b=urn:test:namespace2-uri)xmlns(c=urn:other)';
     // declared in the body, same prefix bound to another namespace in the parent scope: kept
     const r1 = putElement(parseXml(NS_DOC), nsSel('foo/a:bar/c:x', q), '<ns1:x xmlns:ns1="urn:other"/>', NS_DEFAULT);
     assert.equal(getElement(r1.doc, nsSel('foo/a:bar/c:x', q), NS_DEFAULT), '<ns1:x xmlns:ns1="urn:other"/>');
     const bar1 = childElements(r1.doc.root)[0]!;
-    assert.deepEqual(childElements(bar1).map((e) => [e.name, e.attributes]), [
-      ['baz', undefined],
-      ['ns2:baz', { 'xmlns:ns2': 'urn:test:namespace2-uri' }],
-      ['ns1:x', { 'xmlns:ns1': 'urn:other' }],
-    ]);
+    assert.deepEqual(
+      childElements(bar1).map((e) => [e.name, e.attributes]),
+      [
+        ['baz', undefined],
+        ['ns2:baz', { 'xmlns:ns2': 'urn:test:namespace2-uri' }],
+        ['ns1:x', { 'xmlns:ns1': 'urn:other' }],
+      ],
+    );
     // undeclared prefix in the body: takes the binding in scope at the parent
     const r2 = putElement(parseXml(NS_DOC), nsSel('foo/a:bar/a:y', q), '<ns1:y/>', NS_DEFAULT);
     assert.equal(r2.created, true);
-    assert.deepEqual(childElements(childElements(r2.doc.root)[0]!).map((e) => e.name), ['baz', 'ns2:baz', 'ns1:y']);
+    assert.deepEqual(
+      childElements(childElements(r2.doc.root)[0]!).map((e) => e.name),
+      ['baz', 'ns2:baz', 'ns1:y'],
+    );
     // unprefixed body: takes the default namespace in scope at the parent (namespace1 here)
     const r3 = putElement(parseXml(NS_DOC), nsSel('foo/a:bar/a:z', q), '<z/>', NS_DEFAULT);
     assert.equal(getElement(r3.doc, nsSel('foo/a:bar/a:z', q), NS_DEFAULT), '<z xmlns="urn:test:namespace1-uri"/>');
     // a redundant declaration is dropped, a differing default one kept
-    const r4 = putElement(parseXml(NS_DOC), nsSel('foo/a:bar/b:w', q), '<w xmlns="urn:test:namespace2-uri" xmlns:ns1="urn:test:namespace1-uri"/>', NS_DEFAULT);
+    const r4 = putElement(
+      parseXml(NS_DOC),
+      nsSel('foo/a:bar/b:w', q),
+      '<w xmlns="urn:test:namespace2-uri" xmlns:ns1="urn:test:namespace1-uri"/>',
+      NS_DEFAULT,
+    );
     const w = childElements(childElements(r4.doc.root)[0]!)[2]!;
     assert.deepEqual(w.attributes, { xmlns: 'urn:test:namespace2-uri' });
     // the result re-parses to the same tree
@@ -395,22 +535,41 @@ describe('PUT attribute', () => {
     // an existing prefix for the namespace is reused
     const s = putAttribute(rl(), sel(`${JOE}/@i:type`, 'xmlns(i=http://www.w3.org/2001/XMLSchema-instance)'), 'y', RL);
     const joe2 = select(s.doc, sel(JOE), RL);
-    assert.deepEqual(joe2.kind === 'element' && joe2.element.attributes, { uri: 'sip:joe@example.com', 'xsi:type': 'y' });
+    assert.deepEqual(joe2.kind === 'element' && joe2.element.attributes, {
+      uri: 'sip:joe@example.com',
+      'xsi:type': 'y',
+    });
   });
 
   it('refuses values that are not attribute values, and missing elements', () => {
     for (const v of ['a < b', 'a & b', '&nbsp;', '&#0;', `both " and '`]) {
-      assert.deepEqual(opError(() => putAttribute(rl(), sel(`${JOE}/@x`), v, RL)), { tag: 'not-xml-att-value', status: 409 }, v);
+      assert.deepEqual(
+        opError(() => putAttribute(rl(), sel(`${JOE}/@x`), v, RL)),
+        { tag: 'not-xml-att-value', status: 409 },
+        v,
+      );
     }
-    assert.deepEqual(opError(() => putAttribute(rl(), sel(`${LIST}/entry[@uri="sip:ghost@example.com"]/@x`), '1', RL)), {
-      tag: 'no-parent',
-      status: 409,
-      ancestor: LIST,
-    });
-    assert.deepEqual(opError(() => putAttribute(rl(), sel(`${LIST}/entry/@x`), '1', RL)), { tag: 'no-parent', status: 409, ancestor: LIST });
+    assert.deepEqual(
+      opError(() => putAttribute(rl(), sel(`${LIST}/entry[@uri="sip:ghost@example.com"]/@x`), '1', RL)),
+      {
+        tag: 'no-parent',
+        status: 409,
+        ancestor: LIST,
+      },
+    );
+    assert.deepEqual(
+      opError(() => putAttribute(rl(), sel(`${LIST}/entry/@x`), '1', RL)),
+      { tag: 'no-parent', status: 409, ancestor: LIST },
+    );
     // changing the attribute the selector depends on
-    assert.deepEqual(opError(() => putAttribute(rl(), sel(`${LIST}/@name`), 'other', RL)), { tag: 'cannot-insert', status: 409 });
-    assert.deepEqual(opError(() => putAttribute(rl(), sel(`${LIST}/namespace::*`), 'x', RL)), { tag: 'not-allowed', status: 405 });
+    assert.deepEqual(
+      opError(() => putAttribute(rl(), sel(`${LIST}/@name`), 'other', RL)),
+      { tag: 'cannot-insert', status: 409 },
+    );
+    assert.deepEqual(
+      opError(() => putAttribute(rl(), sel(`${LIST}/namespace::*`), 'x', RL)),
+      { tag: 'not-allowed', status: 405 },
+    );
   });
 
   it('normalises literal whitespace in attribute values', () => {
@@ -429,8 +588,14 @@ describe('DELETE', () => {
   });
 
   it('cannot-delete when another sibling would shift into the position (RFC 4825 section 8.2.5)', () => {
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${LIST}/entry[1]`), RL)), { tag: 'cannot-delete', status: 409 });
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${LIST}/*[2]`), RL)), { tag: 'cannot-delete', status: 409 });
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${LIST}/entry[1]`), RL)),
+      { tag: 'cannot-delete', status: 409 },
+    );
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${LIST}/*[2]`), RL)),
+      { tag: 'cannot-delete', status: 409 },
+    );
     // the last of its kind can be deleted by position
     const r = deleteNode(rl(), sel(`${LIST}/entry[2]`), RL);
     assert.deepEqual(listing(r.doc), ['entry sip:joe@example.com', listing(rl())[2]]);
@@ -448,15 +613,34 @@ describe('DELETE', () => {
     // an attribute whose element is selected by position only
     const w = deleteNode(parseXml(WATCHERINFO), sel('watcherinfo/watcher-list/watcher[2]/@display-name'), WI);
     const s2 = select(w.doc, sel('watcherinfo/watcher-list/watcher[2]'), WI);
-    assert.deepEqual(s2.kind === 'element' && s2.element.attributes, { status: 'pending', id: 'hh8juja87s997-ass7', event: 'subscribe' });
+    assert.deepEqual(s2.kind === 'element' && s2.element.attributes, {
+      status: 'pending',
+      id: 'hh8juja87s997-ass7',
+      event: 'subscribe',
+    });
   });
 
   it('404 for missing or ambiguous nodes, refuses root and namespace deletion', () => {
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${LIST}/entry[@uri="sip:ghost@example.com"]`), RL)), { tag: 'not-found', status: 404 });
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${LIST}/entry`), RL)), { tag: 'many-selected', status: 404 });
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${JOE}/@ghost`), RL)), { tag: 'not-found', status: 404 });
-    assert.deepEqual(opError(() => deleteNode(rl(), sel('resource-lists'), RL)), { tag: 'cannot-delete', status: 409 });
-    assert.deepEqual(opError(() => deleteNode(rl(), sel(`${LIST}/namespace::*`), RL)), { tag: 'not-allowed', status: 405 });
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${LIST}/entry[@uri="sip:ghost@example.com"]`), RL)),
+      { tag: 'not-found', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${LIST}/entry`), RL)),
+      { tag: 'many-selected', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${JOE}/@ghost`), RL)),
+      { tag: 'not-found', status: 404 },
+    );
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel('resource-lists'), RL)),
+      { tag: 'cannot-delete', status: 409 },
+    );
+    assert.deepEqual(
+      opError(() => deleteNode(rl(), sel(`${LIST}/namespace::*`), RL)),
+      { tag: 'not-allowed', status: 405 },
+    );
   });
 });
 
@@ -497,12 +681,18 @@ describe('xcapErrorBody (RFC 4825 section 11)', () => {
   it('from XcapOpError, with or without a document URI', () => {
     const e = new XcapOpError('no-parent', 'x', { ancestor: 'resource-lists/list[@name="a b"]' });
     assert.equal(e.status, 409);
-    assert.equal(xcapErrorBody(e), `${head}<no-parent><ancestor>resource-lists/list[@name="a b"]</ancestor></no-parent></xcap-error>`);
+    assert.equal(
+      xcapErrorBody(e),
+      `${head}<no-parent><ancestor>resource-lists/list[@name="a b"]</ancestor></no-parent></xcap-error>`,
+    );
     assert.equal(
       xcapErrorBody(e, { documentUri: 'http://h/rl/users/u/index' }),
       `${head}<no-parent><ancestor>http://h/rl/users/u/index/~~/resource-lists/list%5B@name=%22a%20b%22%5D</ancestor></no-parent></xcap-error>`,
     );
-    assert.equal(xcapErrorBody(new XcapOpError('no-parent', 'x', { ancestor: '' }), { documentUri: 'http://h/d' }), `${head}<no-parent><ancestor>http://h/d</ancestor></no-parent></xcap-error>`);
+    assert.equal(
+      xcapErrorBody(new XcapOpError('no-parent', 'x', { ancestor: '' }), { documentUri: 'http://h/d' }),
+      `${head}<no-parent><ancestor>http://h/d</ancestor></no-parent></xcap-error>`,
+    );
     assert.equal(xcapErrorBody(new XcapOpError('cannot-delete', 'x')), `${head}<cannot-delete/></xcap-error>`);
     assert.throws(() => xcapErrorBody(new XcapOpError('not-found', 'x')));
   });

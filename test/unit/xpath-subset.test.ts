@@ -113,7 +113,10 @@ describe('xpath-subset: location paths', () => {
   });
 
   it('tolerates whitespace and line breaks between tokens (RFC examples wrap expressions)', () => {
-    assert.deepEqual(ids(`/wi:watcherinfo/wi:watcher-list[@package="presence"]/\n   wi:watcher[@status="active"]`), ['a', 'd']);
+    assert.deepEqual(ids(`/wi:watcherinfo/wi:watcher-list[@package="presence"]/\n   wi:watcher[@status="active"]`), [
+      'a',
+      'd',
+    ]);
   });
 });
 
@@ -131,13 +134,21 @@ describe('xpath-subset: predicates', () => {
   });
 
   it('or / and / parentheses (RFC 4661 6.1, RFC 4660 7.2.3)', () => {
-    assert.deepEqual(values('/pidf:presence/pidf:tuple[rpid:class="IM" or rpid:class="SMS"\n or rpid:class="MMS"]/pidf:status/pidf:basic'), ['closed']);
+    assert.deepEqual(
+      values(
+        '/pidf:presence/pidf:tuple[rpid:class="IM" or rpid:class="SMS"\n or rpid:class="MMS"]/pidf:status/pidf:basic',
+      ),
+      ['closed'],
+    );
     assert.deepEqual(ids('//wi:watcher[@status="terminated" and @event="rejected"]'), ['c']);
     assert.deepEqual(ids('//wi:watcher[(@status="active" or @status="pending") and @expiration="100"]'), ['b']);
   });
 
   it('numeric comparisons (RFC 4660 7.2.2, RFC 4661 section 5)', () => {
-    assert.deepEqual(ids('/wi:watcherinfo/wi:watcher-list[@package="presence"]/wi:watcher[@duration-subscribed>500]'), ['a', 'b']);
+    assert.deepEqual(ids('/wi:watcherinfo/wi:watcher-list[@package="presence"]/wi:watcher[@duration-subscribed>500]'), [
+      'a',
+      'b',
+    ]);
     assert.deepEqual(ids('//wi:watcher[@duration-subscribed<500]'), ['d']);
     assert.deepEqual(ids('//wi:watcher[@duration-subscribed>=500]'), ['a', 'b', 'c']);
     assert.deepEqual(ids('//wi:watcher[@expiration=20]'), ['a']);
@@ -254,7 +265,11 @@ describe('xpath-subset: helpers', () => {
 
   it('a compiled expression is reusable across documents', () => {
     const x = compileXPath('//pidf:basic', B);
-    const other = xpathTree(parseXml(`<presence xmlns="${PIDF}" entity="sip:a@b"><tuple id="z"><status><basic>open</basic></status></tuple></presence>`).root);
+    const other = xpathTree(
+      parseXml(
+        `<presence xmlns="${PIDF}" entity="sip:a@b"><tuple id="z"><status><basic>open</basic></status></tuple></presence>`,
+      ).root,
+    );
     assert.equal(x.select(presence).length, 2);
     assert.equal(x.select(other).length, 1);
     assert.equal(x.source, '//pidf:basic');

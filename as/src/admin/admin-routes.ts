@@ -9,7 +9,12 @@ import type { ReloadOutcome } from '../ops/reloader.js';
  * Admin API for provisioning while the AS runs (the embedded store belongs to one process,
  * so the CLI goes through here). Bearer token; off when no token is configured.
  */
-export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMessenger; token: string; reload?: () => ReloadOutcome }): Router {
+export function adminRoutes(deps: {
+  users: UserDirectory;
+  messenger: ServiceMessenger;
+  token: string;
+  reload?: () => ReloadOutcome;
+}): Router {
   const router = new Router({ prefix: '/admin' });
   router.use(bearerGuard(deps.token, 'admin'));
   router.use(async (ctx, next) => {
@@ -27,7 +32,8 @@ export function adminRoutes(deps: { users: UserDirectory; messenger: ServiceMess
   router.post('/users', async (ctx) => {
     const b = await jsonBody<{ user?: string; password?: string; tel?: unknown }>(ctx, 4096);
     if (!b) return;
-    if (b.tel !== undefined && typeof b.tel !== 'string') throw new UserError('tel must be a string such as "+15551234"', 'invalid');
+    if (b.tel !== undefined && typeof b.tel !== 'string')
+      throw new UserError('tel must be a string such as "+15551234"', 'invalid');
     const rec = await deps.users.add(b.user ?? '', b.password ?? '', b.tel);
     ctx.status = 201;
     ctx.body = { uri: `sip:${rec.user}@${rec.domain}`, ...(b.tel ? await deps.users.identitiesOf(rec.user) : {}) };

@@ -28,14 +28,23 @@ export interface OpsAdminDeps {
 /** A subscription as an operator reads it (no dialog internals). */
 export function subscriptionView(s: Subscription): Record<string, unknown> {
   return {
-    id: s._id, event: s.event, watcher: s.watcher, resource: s.resource, state: s.state,
-    expiresAt: s.expiresAt, notifies: s.notifyCount, createdAt: s.createdAt,
+    id: s._id,
+    event: s.event,
+    watcher: s.watcher,
+    resource: s.resource,
+    state: s.state,
+    expiresAt: s.expiresAt,
+    notifies: s.notifyCount,
+    createdAt: s.createdAt,
   };
 }
 
 /** `alice`, `alice@domain` or `sip:alice@domain`: the canonical identity, or undefined when not ours. */
 /** Answers GET …/users/:user with the user's view, or 404 for a name that is not a user of the domain. */
-export async function answerUserView(deps: OpsAdminDeps, ctx: { params: Record<string, string | undefined>; status: number; body: unknown }): Promise<void> {
+export async function answerUserView(
+  deps: OpsAdminDeps,
+  ctx: { params: Record<string, string | undefined>; status: number; body: unknown },
+): Promise<void> {
   const aor = identityOf(deps.domain, ctx.params.user ?? '');
   if (!aor) {
     ctx.status = 404;
@@ -63,12 +72,25 @@ export async function userView(deps: OpsAdminDeps, aor: string): Promise<Record<
   ]);
   return {
     aor,
-    registrations: contacts.map((c) => ({ contact: c.uri, expires: new Date(c.expires * 1000).toISOString(), received: c.received })),
+    registrations: contacts.map((c) => ({
+      contact: c.uri,
+      expires: new Date(c.expires * 1000).toISOString(),
+      received: c.received,
+    })),
     subscriptions: subscriptions.map(subscriptionView),
     watchers: watchers.map(subscriptionView),
     storedMessages: {
       count: storedCount,
-      messages: stored.map((m) => ({ id: m._id, from: m.sender, kind: m.kind, state: m.state, size: m.size, sentAt: m.sentAt, expiresAt: m.expiresAt, attempts: m.attempts })),
+      messages: stored.map((m) => ({
+        id: m._id,
+        from: m.sender,
+        kind: m.kind,
+        state: m.state,
+        size: m.size,
+        sentAt: m.sentAt,
+        expiresAt: m.expiresAt,
+        attempts: m.attempts,
+      })),
     },
     historySize,
   };
@@ -90,7 +112,10 @@ export function opsAdminRoutes(deps: OpsAdminDeps): Router {
     const counts = await deps.notifier.liveCounts();
     const byPackage = Object.fromEntries(Object.entries(counts).filter(([, n]) => n > 0));
     const total = pkg ? (counts[pkg] ?? 0) : Object.values(counts).reduce((a, b) => a + b, 0);
-    const listed = await deps.notifier.find({ state: { $ne: 'terminated' }, ...(pkg ? { event: pkg } : {}) }, LIST_LIMIT);
+    const listed = await deps.notifier.find(
+      { state: { $ne: 'terminated' }, ...(pkg ? { event: pkg } : {}) },
+      LIST_LIMIT,
+    );
     ctx.body = { byPackage, total, subscriptions: listed.map(subscriptionView) };
   });
 

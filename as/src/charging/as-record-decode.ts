@@ -4,14 +4,25 @@
  * tags are kept as hex under `tag<N>`, so a record of another writer still shows.
  */
 
-import { contentOf, decodeInteger, decodeOid, decodeTimeStamp, readChildren, readElement, BerError, type BerElement } from './ber-reader.js';
+import {
+  contentOf,
+  decodeInteger,
+  decodeOid,
+  decodeTimeStamp,
+  readChildren,
+  readElement,
+  BerError,
+  type BerElement,
+} from './ber-reader.js';
 import { AS_RECORD_TAG, AS_TAGS, ROLE_CODES } from './as-record.js';
 import { ACR_INTERIM_LOST, CAUSE_CODES } from './record.js';
 
 const NAMES: Record<number, string> = Object.fromEntries(Object.entries(AS_TAGS).map(([k, v]) => [v, k]));
 const CAUSE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(CAUSE_CODES).map(([k, v]) => [v, k]));
 const ROLE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ROLE_CODES).map(([k, v]) => [v, k]));
-const INTERIM_NAMES: Record<number, string> = Object.fromEntries(Object.entries(ACR_INTERIM_LOST).map(([k, v]) => [v, k]));
+const INTERIM_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(ACR_INTERIM_LOST).map(([k, v]) => [v, k]),
+);
 const PARTY_KINDS = ['sipUri', 'telUri', 'urn', 'isdnE164', 'externalId'];
 
 export type DecodedAsRecord = Record<string, unknown> & { localRecordSequenceNumber?: number };
@@ -47,8 +58,13 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
     const name = el.cls === 'context' ? NAMES[el.tag] : undefined;
     const c = () => contentOf(buf, el);
     switch (name) {
-      case 'recordType': case 'localRecordSequenceNumber': case 'recordSequenceNumber': case 'expiresInformation':
-      case 'serviceRequestTimeStampFraction': case 'serviceDeliveryStartTimeStampFraction': case 'serviceDeliveryEndTimeStampFraction':
+      case 'recordType':
+      case 'localRecordSequenceNumber':
+      case 'recordSequenceNumber':
+      case 'expiresInformation':
+      case 'serviceRequestTimeStampFraction':
+      case 'serviceDeliveryStartTimeStampFraction':
+      case 'serviceDeliveryEndTimeStampFraction':
         out[name] = decodeInteger(c());
         break;
       case 'roleOfNode':
@@ -57,11 +73,20 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
       case 'causeForRecordClosing':
         out[name] = CAUSE_NAMES[decodeInteger(c())] ?? decodeInteger(c());
         break;
-      case 'sipMethod': case 'sessionId': case 'privateUserId': case 'serviceReasonReturnCode': case 'event': case 'serviceContextId': case 'imsChargingIdentifier':
+      case 'sipMethod':
+      case 'sessionId':
+      case 'privateUserId':
+      case 'serviceReasonReturnCode':
+      case 'event':
+      case 'serviceContextId':
+      case 'imsChargingIdentifier':
         out[name] = text(buf, el);
         break;
-      case 'serviceRequestTimeStamp': case 'serviceDeliveryStartTimeStamp': case 'serviceDeliveryEndTimeStamp':
-      case 'recordOpeningTime': case 'recordClosureTime':
+      case 'serviceRequestTimeStamp':
+      case 'serviceDeliveryStartTimeStamp':
+      case 'serviceDeliveryEndTimeStamp':
+      case 'recordOpeningTime':
+      case 'recordClosureTime':
         out[name] = timeOf(buf, el);
         break;
       case 'retransmission':
@@ -81,12 +106,14 @@ export function decodeAsRecord(buf: Uint8Array, offset = 0, limit = buf.length):
       case 'listOfCallingPartyAddress':
         out[name] = readChildren(buf, el.contentOffset, el.end).map((p) => partyChoice(buf, p).uri);
         break;
-      case 'calledPartyAddress': case 'requestedPartyAddress':
+      case 'calledPartyAddress':
+      case 'requestedPartyAddress':
         out[name] = party(buf, el);
         break;
       case 'interOperatorIdentifiers': {
         const ioi: Record<string, string> = {};
-        for (const f of readChildren(buf, el.contentOffset, el.end)) ioi[f.tag === 0 ? 'originatingIOI' : 'terminatingIOI'] = text(buf, f);
+        for (const f of readChildren(buf, el.contentOffset, el.end))
+          ioi[f.tag === 0 ? 'originatingIOI' : 'terminatingIOI'] = text(buf, f);
         out[name] = ioi;
         break;
       }

@@ -79,7 +79,7 @@ export function nodeAddress(address: string): Buffer {
 }
 
 export function ipv6Bytes(address: string): Buffer {
-  const [head, tail] = address.includes('::') ? address.split('::') as [string, string] : [address, undefined];
+  const [head, tail] = address.includes('::') ? (address.split('::') as [string, string]) : [address, undefined];
   const parse = (s: string | undefined) => (s ? s.split(':') : []);
   let groups = parse(head);
   let rest = parse(tail);
@@ -123,7 +123,14 @@ export function extensionOf(cdr: Cdr): Record<string, unknown> {
 function extensionText(cdr: Cdr): string {
   const full = JSON.stringify(extensionOf(cdr));
   if (Buffer.byteLength(full, 'utf8') <= MAX_EXTENSION_OCTETS) return full;
-  return JSON.stringify({ recordId: cdr.recordId, nodeId: cdr.nodeId, service: clampText(cdr.service, 256), outcome: clampText(cdr.outcome, 256), ...(cdr.statusCode !== undefined ? { statusCode: cdr.statusCode } : {}), extensionCut: true });
+  return JSON.stringify({
+    recordId: cdr.recordId,
+    nodeId: cdr.nodeId,
+    service: clampText(cdr.service, 256),
+    outcome: clampText(cdr.outcome, 256),
+    ...(cdr.statusCode !== undefined ? { statusCode: cdr.statusCode } : {}),
+    extensionCut: true,
+  });
 }
 
 /** The BER encoding of one CDR as `IMSRecord` → `aSRecord` [69]. */
@@ -148,35 +155,45 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   ];
   const ioi = cdr.interOperatorIdentifiers;
   if (ioi && (ioi.originatingIOI !== undefined || ioi.terminatingIOI !== undefined)) {
-    fields.push(ctx.cons(t.interOperatorIdentifiers, [
-      ...(ioi.originatingIOI !== undefined ? [ctx.text(0, clampText(ioi.originatingIOI))] : []),
-      ...(ioi.terminatingIOI !== undefined ? [ctx.text(1, clampText(ioi.terminatingIOI))] : []),
-    ]));
+    fields.push(
+      ctx.cons(t.interOperatorIdentifiers, [
+        ...(ioi.originatingIOI !== undefined ? [ctx.text(0, clampText(ioi.originatingIOI))] : []),
+        ...(ioi.terminatingIOI !== undefined ? [ctx.text(1, clampText(ioi.terminatingIOI))] : []),
+      ]),
+    );
   }
   fields.push(ctx.integer(t.localRecordSequenceNumber, cdr.localRecordSequenceNumber));
-  if (cdr.recordSequenceNumber !== undefined) fields.push(ctx.integer(t.recordSequenceNumber, cdr.recordSequenceNumber));
+  if (cdr.recordSequenceNumber !== undefined)
+    fields.push(ctx.integer(t.recordSequenceNumber, cdr.recordSequenceNumber));
   fields.push(ctx.enumerated(t.causeForRecordClosing, causeCode(cdr.causeForRecordClosing)));
   const inc = cdr.incompleteCdrIndication;
   if (inc) {
-    fields.push(ctx.cons(t.incompleteCdrIndication, [
-      ctx.boolean(0, inc.acrStartLost),
-      ctx.enumerated(1, ACR_INTERIM_LOST[inc.acrInterimLost] ?? ACR_INTERIM_LOST.unknown),
-      ctx.boolean(2, inc.acrStopLost),
-    ]));
+    fields.push(
+      ctx.cons(t.incompleteCdrIndication, [
+        ctx.boolean(0, inc.acrStartLost),
+        ctx.enumerated(1, ACR_INTERIM_LOST[inc.acrInterimLost] ?? ACR_INTERIM_LOST.unknown),
+        ctx.boolean(2, inc.acrStopLost),
+      ]),
+    );
   }
   fields.push(ctx.octets(t.imsChargingIdentifier, Buffer.from(clampText(cdr.imsChargingIdentifier), 'utf8')));
   if (cdr.statusCode !== undefined) fields.push(ctx.text(t.serviceReasonReturnCode, String(cdr.statusCode)));
   if (cdr.messageBody) {
-    fields.push(ctx.cons(t.listOfMessageBodies, [universal.sequence([
-      ctx.text(0, clampText(cdr.messageBody.contentType)),
-      ctx.integer(2, cdr.messageBody.contentLength),
-      ctx.cons(3, [involvedParty(cdr.callingPartyAddress)]),
-    ])]));
+    fields.push(
+      ctx.cons(t.listOfMessageBodies, [
+        universal.sequence([
+          ctx.text(0, clampText(cdr.messageBody.contentType)),
+          ctx.integer(2, cdr.messageBody.contentLength),
+          ctx.cons(3, [involvedParty(cdr.callingPartyAddress)]),
+        ]),
+      ]),
+    );
   }
-  fields.push(ctx.cons(t.recordExtensions, [universal.sequence([
-    universal.oid(EXTENSION_OID),
-    ctx.cons(2, [universal.utf8(extensionText(cdr))]),
-  ])]));
+  fields.push(
+    ctx.cons(t.recordExtensions, [
+      universal.sequence([universal.oid(EXTENSION_OID), ctx.cons(2, [universal.utf8(extensionText(cdr))])]),
+    ]),
+  );
   if (cdr.expires !== undefined) fields.push(ctx.integer(t.expiresInformation, cdr.expires));
   if (cdr.event !== undefined) fields.push(ctx.text(t.event, clampText(cdr.event)));
   fields.push(ctx.text(t.serviceContextId, IMS_SERVICE_CONTEXT_ID));
@@ -185,6 +202,7 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   fields.push(ctx.integer(t.serviceDeliveryEndTimeStampFraction, endAt.getUTCMilliseconds()));
   // the address the sender asked for, when the AS delivered to another (a group's member)
   const via = cdr.extra?.via;
-  if (typeof via === 'string' && via !== cdr.calledPartyAddress) fields.push(ctx.cons(t.requestedPartyAddress, [involvedParty(via)]));
+  if (typeof via === 'string' && via !== cdr.calledPartyAddress)
+    fields.push(ctx.cons(t.requestedPartyAddress, [involvedParty(via)]));
   return cons('context', AS_RECORD_TAG, fields);
 }

@@ -20,7 +20,10 @@ export interface BerElement {
 }
 
 export class BerError extends Error {
-  constructor(message: string, readonly offset: number) {
+  constructor(
+    message: string,
+    readonly offset: number,
+  ) {
     super(`${message} at offset ${offset}`);
     this.name = 'BerError';
   }
@@ -70,7 +73,7 @@ export function readElement(buf: Uint8Array, offset: number, limit = buf.length)
 /** The children of a constructed element (or of a whole buffer region). */
 export function readChildren(buf: Uint8Array, from: number, to: number): BerElement[] {
   const out: BerElement[] = [];
-  for (let p = from; p < to; ) {
+  for (let p = from; p < to;) {
     const el = readElement(buf, p, to);
     out.push(el);
     p = el.end;

@@ -102,7 +102,8 @@ function base128(value: number | bigint): number[] {
  */
 export function timeStampContent(at: Date, offsetMinutes = 0): Buffer {
   if (Number.isNaN(at.getTime())) throw new RangeError('BER: invalid date');
-  if (!Number.isInteger(offsetMinutes) || Math.abs(offsetMinutes) > 23 * 60 + 59) throw new RangeError('BER: bad UTC offset');
+  if (!Number.isInteger(offsetMinutes) || Math.abs(offsetMinutes) > 23 * 60 + 59)
+    throw new RangeError('BER: bad UTC offset');
   const local = new Date(at.getTime() + offsetMinutes * 60_000);
   const bcd = (n: number) => ((Math.floor(n / 10) % 10) << 4) | (n % 10);
   const abs = Math.abs(offsetMinutes);

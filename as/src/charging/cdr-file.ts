@@ -342,7 +342,13 @@ export class CdrFileWriter {
           j++;
         }
         const chunk = batch.slice(i, j);
-        const buf = chunk.length === 1 ? chunk[0]!.line : Buffer.concat(chunk.map((c) => c.line), bytes);
+        const buf =
+          chunk.length === 1
+            ? chunk[0]!.line
+            : Buffer.concat(
+                chunk.map((c) => c.line),
+                bytes,
+              );
         await this.writeAll(buf);
         if (this.fsync) await this.fh!.datasync();
         this.currentSize += buf.length;
@@ -525,4 +531,3 @@ async function readFully(fh: fsp.FileHandle, buf: Buffer, position: number): Pro
     off += bytesRead;
   }
 }
-

@@ -5,7 +5,14 @@ import { DuplicateKeyError, type Collection, type Doc, type Filter, type Store }
 import { CdrFileWriter } from './cdr-file.js';
 import { CdrSinks, type CdrSink } from './cdr-sinks.js';
 import { Ts32297Writer } from './ts32297-writer.js';
-import { buildCdr, normalizeCdr, salvageEvent, type Cdr, type ChargeableEvent, type InterOperatorIdentifiers } from './record.js';
+import {
+  buildCdr,
+  normalizeCdr,
+  salvageEvent,
+  type Cdr,
+  type ChargeableEvent,
+  type InterOperatorIdentifiers,
+} from './record.js';
 import type { Metrics } from '../ops/metrics.js';
 import { contain, type FailureSink } from '../util/contain.js';
 import { RfClient, type RfClientOptions } from './rf-client.js';
@@ -230,7 +237,12 @@ export class Charging {
     const sinks: CdrSink[] = [];
     if (opts.berFiles !== false) {
       const ber = new Ts32297Writer({
-        dir: opts.cdrDir, nodeId: this.nodeId, nodeAddress: this.nodeAddress, fsync: opts.fsync ?? false, log: this.log, now: this.now,
+        dir: opts.cdrDir,
+        nodeId: this.nodeId,
+        nodeAddress: this.nodeAddress,
+        fsync: opts.fsync ?? false,
+        log: this.log,
+        now: this.now,
         ...(opts.berFiles ?? {}),
       });
       sinks.push(ber);
@@ -249,7 +261,11 @@ export class Charging {
     }
     if (opts.rf) {
       this.rf = new RfClient({
-        ...opts.rf, store: this.store, nodeId: this.nodeId, log: this.log, now: this.now,
+        ...opts.rf,
+        store: this.store,
+        nodeId: this.nodeId,
+        log: this.log,
+        now: this.now,
         // turned on in an installation that already charged: only records from now on go to the CDF
         initialLastSeq: () => this.maxStoredSeq(),
       });
@@ -316,7 +332,14 @@ export class Charging {
     if (this.state !== 'running') throw new Error(`Charging.record(): service is ${this.state}`);
     const seq = this.nextSeq;
     const now = this.now();
-    const ctx = { nodeId: this.nodeId, nodeAddress: this.nodeAddress, seq, now, generateIcid: this.generateIcid, ...(this.defaultIoi ? { defaultIoi: this.defaultIoi } : {}) };
+    const ctx = {
+      nodeId: this.nodeId,
+      nodeAddress: this.nodeAddress,
+      seq,
+      now,
+      generateIcid: this.generateIcid,
+      ...(this.defaultIoi ? { defaultIoi: this.defaultIoi } : {}),
+    };
     let cdr: Cdr;
     try {
       cdr = buildCdr(event, ctx);
@@ -324,7 +347,10 @@ export class Charging {
       if (!(err instanceof TypeError)) throw err;
       // what was chargeable is recorded all the same, marked incomplete, and the fault counted
       this.counters.invalidEvents++;
-      this.log.error({ err: err.message, sessionId: (event as Partial<ChargeableEvent> | null)?.sessionId }, 'invalid chargeable event: writing an incomplete record');
+      this.log.error(
+        { err: err.message, sessionId: (event as Partial<ChargeableEvent> | null)?.sessionId },
+        'invalid chargeable event: writing an incomplete record',
+      );
       cdr = buildCdr(salvageEvent(event, err.message, now), ctx);
     }
     this.nextSeq = seq + 1; // only once a record exists for it: a sequence gap means a lost record
@@ -397,9 +423,17 @@ export class Charging {
     const purge = async () => {
       try {
         const n = await this.purgeExpired();
-        if (n > 0) this.log.info({ removed: n, retentionDays: this.retentionDays }, 'CDRs past store retention removed (files keep them)');
+        if (n > 0)
+          this.log.info(
+            { removed: n, retentionDays: this.retentionDays },
+            'CDRs past store retention removed (files keep them)',
+          );
         const over = await this.purgeBeyondMax();
-        if (over > 0) this.log.info({ removed: over, maxStoredRecords: this.maxStoredRecords }, 'oldest CDRs beyond the store maximum removed (files keep them)');
+        if (over > 0)
+          this.log.info(
+            { removed: over, maxStoredRecords: this.maxStoredRecords },
+            'oldest CDRs beyond the store maximum removed (files keep them)',
+          );
       } catch (err) {
         this.log.warn({ err }, 'CDR retention purge failed; will try again');
       }
@@ -421,7 +455,10 @@ export class Charging {
     let excess = (await this.cdrs.count({})) - this.maxStoredRecords;
     let removed = 0;
     while (excess > 0) {
-      const oldest = await this.cdrs.find({}, { sort: { localRecordSequenceNumber: 1 }, limit: Math.min(excess, PURGE_PAGE) });
+      const oldest = await this.cdrs.find(
+        {},
+        { sort: { localRecordSequenceNumber: 1 }, limit: Math.min(excess, PURGE_PAGE) },
+      );
       if (oldest.length === 0) break;
       const n = await this.cdrs.deleteMany({ _id: { $in: oldest.map((d) => d._id) } });
       removed += n;

@@ -222,7 +222,7 @@ export function parseChargingVector(value: unknown): ChargingVector {
     const name = param.slice(0, eq).trim().toLowerCase();
     const v = unquote(param.slice(eq + 1).trim());
     if (v === undefined || v.length === 0 || v.length > MAX_PARAM_VALUE_LENGTH) continue;
-     
+
     if (/[\u0000-\u001f\u007f]/.test(v)) continue;
     switch (name) {
       case 'icid-value':
@@ -292,9 +292,7 @@ function unquote(v: string): string | undefined {
  * 'unSuccessfulServiceDelivery'; without a status code the `outcome` decides
  * (see SUCCESSFUL_OUTCOMES).
  */
-export function deriveCause(
-  event: Pick<ChargeableEvent, 'cause' | 'statusCode' | 'outcome'>,
-): CauseForRecordClosing {
+export function deriveCause(event: Pick<ChargeableEvent, 'cause' | 'statusCode' | 'outcome'>): CauseForRecordClosing {
   if (event.cause !== undefined) return event.cause;
   if (UNDELIVERED_OUTCOMES.has(event.outcome.toLowerCase())) return 'unSuccessfulServiceDelivery';
   if (event.statusCode !== undefined) {
@@ -360,14 +358,19 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   if (e.cause !== undefined && !(CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause)) {
     fail('cause', `must be one of ${CAUSES_FOR_RECORD_CLOSING.join(', ')}`);
   }
-  if (e.recordSequenceNumber !== undefined && !(Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)) {
+  if (
+    e.recordSequenceNumber !== undefined &&
+    !(Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)
+  ) {
     fail('recordSequenceNumber', 'must be a positive integer');
   }
   if (e.incomplete !== undefined) {
     const x = e.incomplete as Record<string, unknown> | null;
     if (x === null || typeof x !== 'object') fail('incomplete', 'must be an object');
-    for (const k of ['acrStartLost', 'acrStopLost']) if (x[k] !== undefined && typeof x[k] !== 'boolean') fail(`incomplete.${k}`, 'must be a boolean');
-    if (x.acrInterimLost !== undefined && !Object.hasOwn(ACR_INTERIM_LOST, x.acrInterimLost as string)) fail('incomplete.acrInterimLost', "must be 'no', 'yes' or 'unknown'");
+    for (const k of ['acrStartLost', 'acrStopLost'])
+      if (x[k] !== undefined && typeof x[k] !== 'boolean') fail(`incomplete.${k}`, 'must be a boolean');
+    if (x.acrInterimLost !== undefined && !Object.hasOwn(ACR_INTERIM_LOST, x.acrInterimLost as string))
+      fail('incomplete.acrInterimLost', "must be 'no', 'yes' or 'unknown'");
   }
   if (e.messageBody !== undefined) {
     const b = e.messageBody as Record<string, unknown> | null;
@@ -397,11 +400,13 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
  */
 export function salvageEvent(event: unknown, problem: string, now: Date): ChargeableEvent {
   const e = (event !== null && typeof event === 'object' ? event : {}) as Record<string, unknown>;
-  const text = (field: string): string => (typeof e[field] === 'string' && (e[field] as string).length > 0 ? (e[field] as string) : 'unknown');
+  const text = (field: string): string =>
+    typeof e[field] === 'string' && (e[field] as string).length > 0 ? (e[field] as string) : 'unknown';
   const extra: Record<string, string | number | boolean> = {};
   if (e.extra !== null && typeof e.extra === 'object' && !Array.isArray(e.extra)) {
     for (const [k, v] of Object.entries(e.extra as Record<string, unknown>)) {
-      if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))) extra[k] = v;
+      if (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)))
+        extra[k] = v;
     }
   }
   extra.incompleteRecord = true;
@@ -409,7 +414,8 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   const incomplete: Partial<IncompleteCdrIndication> = { acrStopLost: true };
   const given = e.incomplete as Record<string, unknown> | undefined;
   if (given && typeof given === 'object' && given.acrStartLost === true) incomplete.acrStartLost = true;
-  if (given && typeof given === 'object' && Object.hasOwn(ACR_INTERIM_LOST, given.acrInterimLost as string)) incomplete.acrInterimLost = given.acrInterimLost as IncompleteCdrIndication['acrInterimLost'];
+  if (given && typeof given === 'object' && Object.hasOwn(ACR_INTERIM_LOST, given.acrInterimLost as string))
+    incomplete.acrInterimLost = given.acrInterimLost as IncompleteCdrIndication['acrInterimLost'];
   const salvaged: ChargeableEvent = {
     service: text('service'),
     role: e.role === 'terminating' ? 'terminating' : 'originating',
@@ -427,9 +433,12 @@ export function salvageEvent(event: unknown, problem: string, now: Date): Charge
   if (typeof e.privateUserId === 'string' && e.privateUserId.length > 0) salvaged.privateUserId = e.privateUserId;
   if (isValidDate(e.responseTime)) salvaged.responseTime = e.responseTime;
   if (Number.isInteger(e.expires) && (e.expires as number) >= 0) salvaged.expires = e.expires as number;
-  if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699) salvaged.statusCode = e.statusCode as number;
-  if ((CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause)) salvaged.cause = e.cause as CauseForRecordClosing;
-  if (Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1) salvaged.recordSequenceNumber = e.recordSequenceNumber as number;
+  if (Number.isInteger(e.statusCode) && (e.statusCode as number) >= 100 && (e.statusCode as number) <= 699)
+    salvaged.statusCode = e.statusCode as number;
+  if ((CAUSES_FOR_RECORD_CLOSING as readonly unknown[]).includes(e.cause))
+    salvaged.cause = e.cause as CauseForRecordClosing;
+  if (Number.isSafeInteger(e.recordSequenceNumber) && (e.recordSequenceNumber as number) >= 1)
+    salvaged.recordSequenceNumber = e.recordSequenceNumber as number;
   const body = e.messageBody as { contentType?: unknown; contentLength?: unknown } | undefined;
   if (body && typeof body === 'object' && Number.isInteger(body.contentLength) && (body.contentLength as number) >= 0) {
     salvaged.messageBody = {
@@ -488,8 +497,17 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
   }
   if (event.privateUserId !== undefined && event.privateUserId.length > 0) cdr.privateUserId = event.privateUserId;
   const inc = event.incomplete;
-  if (inc && (inc.acrStartLost === true || inc.acrStopLost === true || (inc.acrInterimLost !== undefined && inc.acrInterimLost !== 'no'))) {
-    cdr.incompleteCdrIndication = { acrStartLost: inc.acrStartLost === true, acrInterimLost: inc.acrInterimLost ?? 'no', acrStopLost: inc.acrStopLost === true };
+  if (
+    inc &&
+    (inc.acrStartLost === true ||
+      inc.acrStopLost === true ||
+      (inc.acrInterimLost !== undefined && inc.acrInterimLost !== 'no'))
+  ) {
+    cdr.incompleteCdrIndication = {
+      acrStartLost: inc.acrStartLost === true,
+      acrInterimLost: inc.acrInterimLost ?? 'no',
+      acrStopLost: inc.acrStopLost === true,
+    };
   }
   if (event.event !== undefined) cdr.event = event.event;
   if (event.expires !== undefined) cdr.expires = event.expires;

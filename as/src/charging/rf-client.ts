@@ -116,7 +116,15 @@ export class RfClient {
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly inFlightChains = new Set<string>();
-  readonly stats: RfStats = { queued: 0, sent: 0, retransmitted: 0, answered: 0, refused: 0, transportFailures: 0, peer: null };
+  readonly stats: RfStats = {
+    queued: 0,
+    sent: 0,
+    retransmitted: 0,
+    answered: 0,
+    refused: 0,
+    transportFailures: 0,
+    peer: null,
+  };
 
   constructor(private readonly opts: RfClientOptions) {
     if (opts.peers.length === 0) throw new TypeError('RfClient: at least one CDF peer is needed');
@@ -306,27 +314,42 @@ export class RfClient {
         await Promise.race([...this.inFlight]);
         continue;
       }
-      const candidates = await this.outbox.find({ leaseUntil: { $lt: this.now() } }, { sort: { queuedAt: 1 }, limit: room * 2 });
+      const candidates = await this.outbox.find(
+        { leaseUntil: { $lt: this.now() } },
+        { sort: { queuedAt: 1 }, limit: room * 2 },
+      );
       let claimed = 0;
       for (const c of candidates) {
         if (claimed >= room) break;
         if (this.inFlightChains.has(c.chain)) continue;
-        if (c.chainPosition > 1 && (await this.outbox.count({ chain: c.chain, chainPosition: { $lt: c.chainPosition } })) > 0) continue;
+        if (
+          c.chainPosition > 1 &&
+          (await this.outbox.count({ chain: c.chain, chainPosition: { $lt: c.chainPosition } })) > 0
+        )
+          continue;
         const now = this.now();
         const doc = await this.outbox.findOneAndUpdate(
           { _id: c._id, leaseUntil: { $lt: now } },
-          { $set: { leaseOwner: this.owner, leaseUntil: new Date(now.getTime() + (this.opts.leaseMs ?? 30_000)) }, $inc: { attempts: 1 } },
+          {
+            $set: { leaseOwner: this.owner, leaseUntil: new Date(now.getTime() + (this.opts.leaseMs ?? 30_000)) },
+            $inc: { attempts: 1 },
+          },
           { returnDocument: 'after' },
         );
         if (!doc) continue; // another instance took it
         claimed++;
         this.inFlightChains.add(doc.chain);
         const p = this.send(peer, doc)
-          .catch((err: unknown) => this.log.error({ err, recordId: doc._id }, 'Rf outbox: store update after an ACR failed; the lease will expire and the record go again'))
+          .catch((err: unknown) =>
+            this.log.error(
+              { err, recordId: doc._id },
+              'Rf outbox: store update after an ACR failed; the lease will expire and the record go again',
+            ),
+          )
           .finally(() => {
-          this.inFlight.delete(p);
-          this.inFlightChains.delete(doc.chain);
-        });
+            this.inFlight.delete(p);
+            this.inFlightChains.delete(doc.chain);
+          });
         this.inFlight.add(p);
       }
       if (claimed === 0) return;
@@ -357,14 +380,20 @@ export class RfClient {
     }
     if (result !== undefined && result >= 5000) {
       this.stats.refused++;
-      this.log.error({ recordId: doc._id, resultCode: result, session: acr.sessionId }, 'CDF refused an ACR permanently: moved to rf_refused');
+      this.log.error(
+        { recordId: doc._id, resultCode: result, session: acr.sessionId },
+        'CDF refused an ACR permanently: moved to rf_refused',
+      );
       await this.refusedCol.insertOne({ ...doc, resultCode: result, refusedAt: this.now() }).catch((err: unknown) => {
         if (!(err instanceof DuplicateKeyError)) throw err;
       });
       await this.outbox.deleteOne({ _id: doc._id, leaseOwner: this.owner });
       return;
     }
-    this.log.warn({ recordId: doc._id, resultCode: result }, 'CDF answered the ACR with a transient failure: retrying later');
+    this.log.warn(
+      { recordId: doc._id, resultCode: result },
+      'CDF answered the ACR with a transient failure: retrying later',
+    );
     await this.release(doc, this.opts.retryMs ?? 2000);
   }
 

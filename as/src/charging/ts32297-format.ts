@@ -21,7 +21,18 @@ export const TS_32260 = 9;
 
 export const CLOSURE_REASONS = { normal: 0, size: 1, time: 2, count: 3, manual: 4 } as const;
 export type ClosureReason = keyof typeof CLOSURE_REASONS;
-const REASON_NAMES: Record<number, string> = { 0: 'normal', 1: 'size', 2: 'time', 3: 'count', 4: 'manual', 5: 'oam', 128: 'abnormal', 129: 'error', 130: 'diskSpace', 131: 'integrity' };
+const REASON_NAMES: Record<number, string> = {
+  0: 'normal',
+  1: 'size',
+  2: 'time',
+  3: 'count',
+  4: 'manual',
+  5: 'oam',
+  128: 'abnormal',
+  129: 'error',
+  130: 'diskSpace',
+  131: 'integrity',
+};
 
 export interface FileHeader {
   fileLength: number;
@@ -56,14 +67,28 @@ export function decodeLostCdrIndicator(octet: number): { lostCdrs: number; lostC
 
 /** The 4-octet file header timestamp: month, day, hour, minute, then the UTC offset (+00:00). */
 export function headerTimestamp(at: Date): number {
-  const bits = (at.getUTCMonth() + 1) << 28 | at.getUTCDate() << 23 | at.getUTCHours() << 18 | at.getUTCMinutes() << 12 | 1 << 11;
+  const bits =
+    ((at.getUTCMonth() + 1) << 28) |
+    (at.getUTCDate() << 23) |
+    (at.getUTCHours() << 18) |
+    (at.getUTCMinutes() << 12) |
+    (1 << 11);
   return bits >>> 0;
 }
 
-export function decodeHeaderTimestamp(v: number): { month: number; day: number; hour: number; minute: number; offsetMinutes: number } {
+export function decodeHeaderTimestamp(v: number): {
+  month: number;
+  day: number;
+  hour: number;
+  minute: number;
+  offsetMinutes: number;
+} {
   const sign = (v >>> 11) & 1 ? 1 : -1;
   return {
-    month: v >>> 28, day: (v >>> 23) & 0x1f, hour: (v >>> 18) & 0x1f, minute: (v >>> 12) & 0x3f,
+    month: v >>> 28,
+    day: (v >>> 23) & 0x1f,
+    hour: (v >>> 18) & 0x1f,
+    minute: (v >>> 12) & 0x3f,
     offsetMinutes: sign * (((v >>> 6) & 0x1f) * 60 + (v & 0x3f)),
   };
 }
@@ -134,7 +159,8 @@ function release(id: number, ext: number | undefined): number {
 export function parseFileHeader(b: Buffer): ParsedFileHeader {
   if (b.length < 50) throw new RangeError('file header: shorter than 50 octets');
   const headerLength = b.readUInt32BE(4);
-  if (headerLength < 52 || headerLength > b.length) throw new RangeError(`file header: bad header length ${headerLength}`);
+  if (headerLength < 52 || headerLength > b.length)
+    throw new RangeError(`file header: bad header length ${headerLength}`);
   const filterLen = b.readUInt16BE(48);
   const privLenAt = 50 + filterLen;
   const privLen = privLenAt + 2 <= headerLength ? b.readUInt16BE(privLenAt) : 0;
@@ -146,14 +172,21 @@ export function parseFileHeader(b: Buffer): ParsedFileHeader {
   return {
     fileLength: b.readUInt32BE(0),
     headerLength,
-    highRelease: release(b[8]! >> 5, hiExt), highVersion: b[8]! & 0x1f,
-    lowRelease: release(b[9]! >> 5, loExt), lowVersion: b[9]! & 0x1f,
+    highRelease: release(b[8]! >> 5, hiExt),
+    highVersion: b[8]! & 0x1f,
+    lowRelease: release(b[9]! >> 5, loExt),
+    lowVersion: b[9]! & 0x1f,
     opened: decodeHeaderTimestamp(b.readUInt32BE(10)),
     lastAppend: decodeHeaderTimestamp(b.readUInt32BE(14)),
     cdrCount: b.readUInt32BE(18),
     fileSequenceNumber: b.readUInt32BE(22),
     closureReason: REASON_NAMES[b[26]!] ?? String(b[26]),
-    nodeIp: v4 ? [...ip.subarray(16)].join('.') : ip.subarray(4).toString('hex').replace(/(.{4})(?!$)/g, '$1:'),
+    nodeIp: v4
+      ? [...ip.subarray(16)].join('.')
+      : ip
+          .subarray(4)
+          .toString('hex')
+          .replace(/(.{4})(?!$)/g, '$1:'),
     ...decodeLostCdrIndicator(b[47]!),
   };
 }

@@ -32,7 +32,11 @@ export interface FileSummary {
  * Walks the file, calling `onRecord` for each record and `onProgress` with the offset reached;
  * returns the summary with every fault (an empty list: the file is well formed).
  */
-export function readTs32297(buf: Buffer, onRecord?: (r: ReadRecord) => void, onProgress?: (offset: number) => void): FileSummary {
+export function readTs32297(
+  buf: Buffer,
+  onRecord?: (r: ReadRecord) => void,
+  onProgress?: (offset: number) => void,
+): FileSummary {
   const summary: FileSummary = { count: 0, causes: {}, faults: [] };
   const fault = (offset: number, message: string) => summary.faults.push({ offset, message });
   let header: ParsedFileHeader;
@@ -43,7 +47,8 @@ export function readTs32297(buf: Buffer, onRecord?: (r: ReadRecord) => void, onP
     return summary;
   }
   summary.header = header;
-  if (header.fileLength !== buf.length) fault(0, `file header says ${header.fileLength} octets, the file has ${buf.length}`);
+  if (header.fileLength !== buf.length)
+    fault(0, `file header says ${header.fileLength} octets, the file has ${buf.length}`);
   let at = header.headerLength;
   while (at < buf.length) {
     const h = parseCdrHeader(buf, at);
@@ -64,7 +69,8 @@ export function readTs32297(buf: Buffer, onRecord?: (r: ReadRecord) => void, onP
       summary.count++;
       const seq = record.localRecordSequenceNumber;
       if (typeof seq === 'number') {
-        if (summary.lastSeq !== undefined && seq <= summary.lastSeq) fault(start, `localRecordSequenceNumber ${seq} after ${summary.lastSeq}`);
+        if (summary.lastSeq !== undefined && seq <= summary.lastSeq)
+          fault(start, `localRecordSequenceNumber ${seq} after ${summary.lastSeq}`);
         summary.firstSeq ??= seq;
         summary.lastSeq = seq;
       } else {
@@ -84,7 +90,8 @@ export function readTs32297(buf: Buffer, onRecord?: (r: ReadRecord) => void, onP
     at = start + h.length;
     onProgress?.(at);
   }
-  if (header.cdrCount !== summary.count) fault(18, `file header counts ${header.cdrCount} CDRs, the file holds ${summary.count}`);
+  if (header.cdrCount !== summary.count)
+    fault(18, `file header counts ${header.cdrCount} CDRs, the file holds ${summary.count}`);
   return summary;
 }
 

@@ -25,8 +25,16 @@ import { encodeAsRecord } from './as-record.js';
 import { decodeAsRecord } from './as-record-decode.js';
 import type { Cdr } from './record.js';
 import {
-  CDR_HEADER_LENGTH, FILE_HEADER_LENGTH, encodeCdrHeader, encodeFileHeader, nextFileSequenceNumber, nodeIpField,
-  parseCdrHeader, parseTs32297FileName, ts32297FileName, type ClosureReason,
+  CDR_HEADER_LENGTH,
+  FILE_HEADER_LENGTH,
+  encodeCdrHeader,
+  encodeFileHeader,
+  nextFileSequenceNumber,
+  nodeIpField,
+  parseCdrHeader,
+  parseTs32297FileName,
+  ts32297FileName,
+  type ClosureReason,
 } from './ts32297-format.js';
 
 export interface Ts32297WriterOptions {
@@ -121,11 +129,19 @@ export class Ts32297Writer {
   private scheduled = false;
   /** lostPending changed and is not yet in the state file. */
   private lostDirty = false;
-  private readonly counters: Ts32297Stats = { bytesWritten: 0, recordsWritten: 0, writeCalls: 0, filesCreated: 0, filesClosed: 0, recordsLost: 0 };
+  private readonly counters: Ts32297Stats = {
+    bytesWritten: 0,
+    recordsWritten: 0,
+    writeCalls: 0,
+    filesCreated: 0,
+    filesClosed: 0,
+    recordsLost: 0,
+  };
 
   constructor(opts: Ts32297WriterOptions) {
     if (!opts.dir) throw new TypeError('Ts32297Writer: dir is required');
-    if (!/^[A-Za-z0-9_.-]+$/.test(opts.nodeId)) throw new TypeError('Ts32297Writer: nodeId must be letters, digits, _ . -');
+    if (!/^[A-Za-z0-9_.-]+$/.test(opts.nodeId))
+      throw new TypeError('Ts32297Writer: nodeId must be letters, digits, _ . -');
     this.dir = opts.dir;
     this.workDir = path.join(opts.dir, OPEN_DIR);
     this.nodeId = opts.nodeId;
@@ -180,12 +196,20 @@ export class Ts32297Writer {
     if (this.closed) return Promise.reject(new Error('Ts32297Writer is closed'));
     if (this.broken) return Promise.reject(this.broken);
     const seq = cdr.localRecordSequenceNumber;
-    if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(new TypeError('Ts32297Writer: localRecordSequenceNumber must be a positive integer'));
+    if (!Number.isSafeInteger(seq) || seq < 1)
+      return Promise.reject(new TypeError('Ts32297Writer: localRecordSequenceNumber must be a positive integer'));
     if (seq <= this.lastAcceptedSeq) {
-      return Promise.reject(new RangeError(`Ts32297Writer: seq ${seq} is not above the last accepted seq ${this.lastAcceptedSeq}`));
+      return Promise.reject(
+        new RangeError(`Ts32297Writer: seq ${seq} is not above the last accepted seq ${this.lastAcceptedSeq}`),
+      );
     }
     // a writer with no history cannot tell what came before its first record
-    if (this.lastAcceptedSeq > 0 && seq > this.lastAcceptedSeq + 1) this.countLost(seq - this.lastAcceptedSeq - 1, { afterSeq: this.lastAcceptedSeq, beforeSeq: seq }, 'CDR numbers skipped: no file will hold them');
+    if (this.lastAcceptedSeq > 0 && seq > this.lastAcceptedSeq + 1)
+      this.countLost(
+        seq - this.lastAcceptedSeq - 1,
+        { afterSeq: this.lastAcceptedSeq, beforeSeq: seq },
+        'CDR numbers skipped: no file will hold them',
+      );
     let bytes: Buffer;
     try {
       const record = encodeAsRecord(cdr);
@@ -193,7 +217,11 @@ export class Ts32297Writer {
     } catch (err) {
       // offering it again would fail again: it is given up, counted, and the files go on
       this.lastAcceptedSeq = seq;
-      this.countLost(1, { seq, recordId: cdr.recordId, err: (err as Error).message }, 'CDR refused by the BER encoder: not in any file');
+      this.countLost(
+        1,
+        { seq, recordId: cdr.recordId, err: (err as Error).message },
+        'CDR refused by the BER encoder: not in any file',
+      );
       return this.run(() => this.saveLost());
     }
     this.lastAcceptedSeq = seq;
@@ -246,7 +274,10 @@ export class Ts32297Writer {
 
   private run<T>(op: () => Promise<T>): Promise<T> {
     const result = this.chain.then(op);
-    this.chain = result.then(() => undefined, () => undefined);
+    this.chain = result.then(
+      () => undefined,
+      () => undefined,
+    );
     return result;
   }
 
@@ -269,7 +300,14 @@ export class Ts32297Writer {
           j++;
         }
         const chunk = batch.slice(i, j);
-        await this.writeAt(f.fh, Buffer.concat(chunk.map((c) => c.bytes), bytes), f.size);
+        await this.writeAt(
+          f.fh,
+          Buffer.concat(
+            chunk.map((c) => c.bytes),
+            bytes,
+          ),
+          f.size,
+        );
         if (this.fsync) await f.fh.datasync();
         f.size += bytes;
         f.count += chunk.length;
@@ -284,7 +322,10 @@ export class Ts32297Writer {
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       this.broken = e;
-      this.log?.error({ err: e, file: this.current?.name }, 'CDR file (32.297) write failed; writer stopped until re-opened');
+      this.log?.error(
+        { err: e, file: this.current?.name },
+        'CDR file (32.297) write failed; writer stopped until re-opened',
+      );
       for (const it of batch.slice(i)) it.reject(e);
       for (const it of this.queue) it.reject(e);
       this.queue = [];
@@ -310,7 +351,18 @@ export class Ts32297Writer {
     const name = ts32297FileName(this.nodeId, fileSequenceNumber, openedAt);
     // O_EXCL: a name is never reused, a closed file is never appended to
     const fh = await fsp.open(path.join(this.workDir, name), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL, 0o644);
-    const f: OpenFile = { fh, name, fileSequenceNumber, openedAt, lastAppendAt: openedAt, size: FILE_HEADER_LENGTH, count: 0, lastSeq: 0, lostCdrs: this.state.lostPending, timer: null };
+    const f: OpenFile = {
+      fh,
+      name,
+      fileSequenceNumber,
+      openedAt,
+      lastAppendAt: openedAt,
+      size: FILE_HEADER_LENGTH,
+      count: 0,
+      lastSeq: 0,
+      lostCdrs: this.state.lostPending,
+      timer: null,
+    };
     await this.writeAt(fh, this.header(f, 'normal'), 0);
     this.current = f;
     if (f.lostCdrs > 0) {
@@ -324,16 +376,27 @@ export class Ts32297Writer {
       f.timer = null;
       this.run(async () => {
         if (this.current === f) await this.closeFile('time');
-      }).catch((err: unknown) => this.log?.error({ err, file: f.name }, 'CDR file (32.297) could not be closed on age'));
+      }).catch((err: unknown) =>
+        this.log?.error({ err, file: f.name }, 'CDR file (32.297) could not be closed on age'),
+      );
     }, this.maxSeconds * 1000);
     f.timer.unref();
     return f;
   }
 
-  private header(f: Pick<OpenFile, 'size' | 'openedAt' | 'lastAppendAt' | 'count' | 'fileSequenceNumber' | 'lostCdrs'>, reason: ClosureReason): Buffer {
+  private header(
+    f: Pick<OpenFile, 'size' | 'openedAt' | 'lastAppendAt' | 'count' | 'fileSequenceNumber' | 'lostCdrs'>,
+    reason: ClosureReason,
+  ): Buffer {
     return encodeFileHeader({
-      fileLength: f.size, openedAt: f.openedAt, lastAppendAt: f.lastAppendAt, cdrCount: f.count,
-      fileSequenceNumber: f.fileSequenceNumber, closureReason: reason, nodeIp: this.nodeIp, lostCdrs: f.lostCdrs,
+      fileLength: f.size,
+      openedAt: f.openedAt,
+      lastAppendAt: f.lastAppendAt,
+      cdrCount: f.count,
+      fileSequenceNumber: f.fileSequenceNumber,
+      closureReason: reason,
+      nodeIp: this.nodeIp,
+      lostCdrs: f.lostCdrs,
     });
   }
 
@@ -378,14 +441,17 @@ export class Ts32297Writer {
 
   private async readState(): Promise<State> {
     try {
-      const s = JSON.parse(await fsp.readFile(path.join(this.workDir, `${this.nodeId}.state.json`), 'utf8')) as Partial<State>;
+      const s = JSON.parse(
+        await fsp.readFile(path.join(this.workDir, `${this.nodeId}.state.json`), 'utf8'),
+      ) as Partial<State>;
       return {
         fileSequenceNumber: Number.isSafeInteger(s.fileSequenceNumber) ? s.fileSequenceNumber! : 0,
         lastRecordSeq: Number.isSafeInteger(s.lastRecordSeq) ? s.lastRecordSeq! : 0,
         lostPending: Number.isSafeInteger(s.lostPending) && s.lostPending! > 0 ? s.lostPending! : 0,
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { fileSequenceNumber: 0, lastRecordSeq: 0, lostPending: 0 };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+        return { fileSequenceNumber: 0, lastRecordSeq: 0, lostPending: 0 };
       throw err;
     }
   }
@@ -422,7 +488,17 @@ export class Ts32297Writer {
       const fh = await fsp.open(file, 'r+');
       try {
         if (cut > 0) await fh.truncate(walk.validLength);
-        const header = this.header({ size: walk.validLength, openedAt: this.now(), lastAppendAt: this.now(), count: walk.count, fileSequenceNumber: parsed!.fileSequenceNumber, lostCdrs: 0 }, 'normal');
+        const header = this.header(
+          {
+            size: walk.validLength,
+            openedAt: this.now(),
+            lastAppendAt: this.now(),
+            count: walk.count,
+            fileSequenceNumber: parsed!.fileSequenceNumber,
+            lostCdrs: 0,
+          },
+          'normal',
+        );
         buf.copy(header, 10, 10, 14); // the opening time written when the file was created
         buf.copy(header, 47, 47, 48); // and the lost-CDR indicator it reported
         await this.writeAt(fh, header, 0);
@@ -433,7 +509,10 @@ export class Ts32297Writer {
       report.truncatedBytes += cut;
       await this.finish(name, parsed!.fileSequenceNumber, walk.lastSeq);
       report.recoveredFiles.push(name);
-      this.log?.warn({ file: name, records: walk.count, truncatedBytes: cut }, 'CDR file (32.297) left open by an unclean stop: repaired and closed');
+      this.log?.warn(
+        { file: name, records: walk.count, truncatedBytes: cut },
+        'CDR file (32.297) left open by an unclean stop: repaired and closed',
+      );
     }
     return report;
   }
@@ -461,4 +540,3 @@ export function walkRecords(buf: Buffer): { count: number; lastSeq: number; vali
   }
   return { count, lastSeq, validLength: count === 0 ? headerLength : at };
 }
-

@@ -50,25 +50,38 @@ async function main(argv: string[]): Promise<number> {
     };
     const summary: FileSummary = readTs32297(
       buf,
-      check ? undefined : (r) => {
-        out.push(JSON.stringify({ offset: r.offset, ...r.record }) + '\n');
-        if (out.length >= 1000) flush();
-      },
-      progress ? (at) => {
-        const pct = Math.floor((at / buf.length) * 100);
-        if (pct >= lastShown + 5 || at === buf.length) {
-          lastShown = pct;
-          process.stderr.write(`\rims-cdr: ${file}: ${pct}% (${at} of ${buf.length} octets)`);
-          if (at === buf.length) process.stderr.write('\n');
-        }
-      } : undefined,
+      check
+        ? undefined
+        : (r) => {
+            out.push(JSON.stringify({ offset: r.offset, ...r.record }) + '\n');
+            if (out.length >= 1000) flush();
+          },
+      progress
+        ? (at) => {
+            const pct = Math.floor((at / buf.length) * 100);
+            if (pct >= lastShown + 5 || at === buf.length) {
+              lastShown = pct;
+              process.stderr.write(`\rims-cdr: ${file}: ${pct}% (${at} of ${buf.length} octets)`);
+              if (at === buf.length) process.stderr.write('\n');
+            }
+          }
+        : undefined,
     );
     flush();
     const { header, faults, ...rest } = summary;
     const line = {
       file,
       ...rest,
-      ...(header ? { fileSequenceNumber: header.fileSequenceNumber, closureReason: header.closureReason, release: header.highRelease, nodeIp: header.nodeIp, lostCdrs: header.lostCdrs, lostCdrsExact: header.lostCdrsExact } : {}),
+      ...(header
+        ? {
+            fileSequenceNumber: header.fileSequenceNumber,
+            closureReason: header.closureReason,
+            release: header.highRelease,
+            nodeIp: header.nodeIp,
+            lostCdrs: header.lostCdrs,
+            lostCdrsExact: header.lostCdrsExact,
+          }
+        : {}),
       wellFormed: faults.length === 0,
       ...(faults.length ? { faults } : {}),
     };
@@ -79,7 +92,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: unknown) => {
     process.stderr.write(`ims-cdr: ${(err as Error).message}\n`);
     process.exitCode = 1;

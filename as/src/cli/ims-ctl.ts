@@ -49,7 +49,13 @@ function fail(message: string, code = 2): never {
 }
 
 const COMMANDS: Record<string, 'none' | 'required'> = {
-  health: 'none', user: 'required', subscriptions: 'none', 'end-subscription': 'required', 'expire-mailbox': 'required', cdrs: 'none', reload: 'none',
+  health: 'none',
+  user: 'required',
+  subscriptions: 'none',
+  'end-subscription': 'required',
+  'expire-mailbox': 'required',
+  cdrs: 'none',
+  reload: 'none',
 };
 
 function parseArgs(argv: string[]): Args {
@@ -103,12 +109,22 @@ function target(a: Args): { base: string; token: string } {
 
 class ApiError extends Error {}
 
-async function call(t: { base: string; token: string }, method: string, path: string): Promise<{ status: number; body: unknown }> {
+async function call(
+  t: { base: string; token: string },
+  method: string,
+  path: string,
+): Promise<{ status: number; body: unknown }> {
   let res: Response;
   try {
-    res = await fetch(t.base + path, { method, headers: { authorization: `Bearer ${t.token}` }, signal: AbortSignal.timeout(10_000) });
+    res = await fetch(t.base + path, {
+      method,
+      headers: { authorization: `Bearer ${t.token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
   } catch (err) {
-    throw new ApiError(`the AS does not answer at ${t.base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`);
+    throw new ApiError(
+      `the AS does not answer at ${t.base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`,
+    );
   }
   const text = await res.text();
   let body: unknown = text;
@@ -120,7 +136,11 @@ async function call(t: { base: string; token: string }, method: string, path: st
   return { status: res.status, body };
 }
 
-async function must(t: { base: string; token: string }, method: string, path: string): Promise<Record<string, unknown>> {
+async function must(
+  t: { base: string; token: string },
+  method: string,
+  path: string,
+): Promise<Record<string, unknown>> {
   const r = await call(t, method, path);
   if (r.status === 401 || r.status === 403) throw new ApiError(`the AS refused the admin token (HTTP ${r.status})`);
   if (r.status >= 400) throw new ApiError((r.body as { error?: string }).error ?? `HTTP ${r.status}`);
@@ -128,46 +148,108 @@ async function must(t: { base: string; token: string }, method: string, path: st
 }
 
 type Row = Record<string, Cell>;
-const subsTable = (subs: Row[]) => table(['id', 'event', 'watcher', 'resource', 'state', 'expires', 'notifies'],
-  subs.map((s) => [s.id, s.event, s.watcher, s.resource, s.state, s.expiresAt, s.notifies]));
+const subsTable = (subs: Row[]) =>
+  table(
+    ['id', 'event', 'watcher', 'resource', 'state', 'expires', 'notifies'],
+    subs.map((s) => [s.id, s.event, s.watcher, s.resource, s.state, s.expiresAt, s.notifies]),
+  );
 
 function cdrRow(c: Row): Cell[] {
-  return [c.localRecordSequenceNumber, c.recordOpeningTime, c.service ?? c.serviceType, c.roleOfNode, c.callingPartyAddress, c.calledPartyAddress, c.outcome, c.sessionId];
+  return [
+    c.localRecordSequenceNumber,
+    c.recordOpeningTime,
+    c.service ?? c.serviceType,
+    c.roleOfNode,
+    c.callingPartyAddress,
+    c.calledPartyAddress,
+    c.outcome,
+    c.sessionId,
+  ];
 }
 const CDR_COLUMNS = ['seq', 'time', 'service', 'role', 'from', 'to', 'outcome', 'session'];
 
 async function run(a: Args): Promise<number> {
   const t = target(a);
-  const out = (json: unknown, text: () => string) => process.stdout.write(`${a.json ? JSON.stringify(json, null, 2) : text()}\n`);
+  const out = (json: unknown, text: () => string) =>
+    process.stdout.write(`${a.json ? JSON.stringify(json, null, 2) : text()}\n`);
   const enc = encodeURIComponent;
   switch (a.cmd) {
     case 'health': {
       const r = await call(t, 'GET', '/health');
-      const h = r.body as { status: string; version: string; uptimeSeconds: number; checks: Record<string, { ok: boolean; detail: string }> };
-      if (typeof h !== 'object' || !h.checks) throw new ApiError(`unexpected answer from ${t.base}/health (HTTP ${r.status})`);
-      out(h, () => `${fields([['status', h.status], ['version', h.version], ['uptime (s)', h.uptimeSeconds]])}\n\n${
-        table(['dependency', 'ok', 'detail'], Object.entries(h.checks).map(([k, c]) => [k, c.ok ? 'yes' : 'NO', c.detail]))}`);
+      const h = r.body as {
+        status: string;
+        version: string;
+        uptimeSeconds: number;
+        checks: Record<string, { ok: boolean; detail: string }>;
+      };
+      if (typeof h !== 'object' || !h.checks)
+        throw new ApiError(`unexpected answer from ${t.base}/health (HTTP ${r.status})`);
+      out(
+        h,
+        () =>
+          `${fields([
+            ['status', h.status],
+            ['version', h.version],
+            ['uptime (s)', h.uptimeSeconds],
+          ])}\n\n${table(
+            ['dependency', 'ok', 'detail'],
+            Object.entries(h.checks).map(([k, c]) => [k, c.ok ? 'yes' : 'NO', c.detail]),
+          )}`,
+      );
       return h.status === 'ok' ? 0 : 1;
     }
     case 'user': {
       const u = await must(t, 'GET', `/admin/users/${enc(a.arg!)}/state`);
       const stored = u.storedMessages as { count: number; messages: Row[] };
-      out(u, () => [
-        fields([['user', u.aor as string], ['registrations', (u.registrations as Row[]).length], ['subscriptions', (u.subscriptions as Row[]).length],
-          ['watchers', (u.watchers as Row[]).length], ['stored messages', stored.count], ['history size', u.historySize as number]]),
-        '', 'Registrations', table(['contact', 'expires', 'received'], (u.registrations as Row[]).map((r) => [r.contact, r.expires, r.received])),
-        '', 'Subscriptions (as watcher)', subsTable(u.subscriptions as Row[]),
-        '', 'Watchers (subscribed to this user)', subsTable(u.watchers as Row[]),
-        '', 'Stored messages', table(['id', 'from', 'kind', 'state', 'size', 'sent', 'expires', 'attempts'],
-          stored.messages.map((m) => [m.id, m.from, m.kind, m.state, m.size, m.sentAt, m.expiresAt, m.attempts])),
-      ].join('\n'));
+      out(u, () =>
+        [
+          fields([
+            ['user', u.aor as string],
+            ['registrations', (u.registrations as Row[]).length],
+            ['subscriptions', (u.subscriptions as Row[]).length],
+            ['watchers', (u.watchers as Row[]).length],
+            ['stored messages', stored.count],
+            ['history size', u.historySize as number],
+          ]),
+          '',
+          'Registrations',
+          table(
+            ['contact', 'expires', 'received'],
+            (u.registrations as Row[]).map((r) => [r.contact, r.expires, r.received]),
+          ),
+          '',
+          'Subscriptions (as watcher)',
+          subsTable(u.subscriptions as Row[]),
+          '',
+          'Watchers (subscribed to this user)',
+          subsTable(u.watchers as Row[]),
+          '',
+          'Stored messages',
+          table(
+            ['id', 'from', 'kind', 'state', 'size', 'sent', 'expires', 'attempts'],
+            stored.messages.map((m) => [m.id, m.from, m.kind, m.state, m.size, m.sentAt, m.expiresAt, m.attempts]),
+          ),
+        ].join('\n'),
+      );
       return 0;
     }
     case 'subscriptions': {
       const s = await must(t, 'GET', `/admin/subscriptions${a.pkg ? `?package=${enc(a.pkg)}` : ''}`);
       const by = s.byPackage as Record<string, number>;
-      out(s, () => `${table(['package', 'live'], Object.entries(by).sort().map(([k, v]) => [k, v]))}\n\n${subsTable(s.subscriptions as Row[])}${
-        (s.subscriptions as Row[]).length < (s.total as number) ? `\n(${(s.subscriptions as Row[]).length} of ${s.total as number} shown)` : ''}`);
+      out(
+        s,
+        () =>
+          `${table(
+            ['package', 'live'],
+            Object.entries(by)
+              .sort()
+              .map(([k, v]) => [k, v]),
+          )}\n\n${subsTable(s.subscriptions as Row[])}${
+            (s.subscriptions as Row[]).length < (s.total as number)
+              ? `\n(${(s.subscriptions as Row[]).length} of ${s.total as number} shown)`
+              : ''
+          }`,
+      );
       return 0;
     }
     case 'end-subscription': {
@@ -185,10 +267,17 @@ async function run(a: Args): Promise<number> {
       const r = await call(t, 'POST', '/admin/reload');
       const b = r.body as { ok: boolean; applied?: Row[]; needRestart?: Row[]; problems?: string[] };
       if (r.status === 401) throw new ApiError('the AS refused the admin token (HTTP 401)');
-      out(b, () => (b.ok
-        ? `applied:\n${table(['setting', 'from', 'to'], (b.applied ?? []).map((c) => [c.path, JSON.stringify(c.from), JSON.stringify(c.to)]))}\n\nneed a restart:\n${
-          table(['setting', 'running', 'configured'], (b.needRestart ?? []).map((c) => [c.path, JSON.stringify(c.from), JSON.stringify(c.to)]))}`
-        : `refused, running settings kept:\n  - ${(b.problems ?? []).join('\n  - ')}`));
+      out(b, () =>
+        b.ok
+          ? `applied:\n${table(
+              ['setting', 'from', 'to'],
+              (b.applied ?? []).map((c) => [c.path, JSON.stringify(c.from), JSON.stringify(c.to)]),
+            )}\n\nneed a restart:\n${table(
+              ['setting', 'running', 'configured'],
+              (b.needRestart ?? []).map((c) => [c.path, JSON.stringify(c.from), JSON.stringify(c.to)]),
+            )}`
+          : `refused, running settings kept:\n  - ${(b.problems ?? []).join('\n  - ')}`,
+      );
       return b.ok ? 0 : 1;
     }
     case 'cdrs': {
@@ -221,7 +310,10 @@ async function run(a: Args): Promise<number> {
   }
 }
 
-run(parseArgs(process.argv.slice(2))).then((code) => process.exit(code), (err: unknown) => {
-  if (err instanceof ApiError) fail(err.message, 1);
-  fail((err as Error).stack ?? String(err), 1);
-});
+run(parseArgs(process.argv.slice(2))).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ApiError) fail(err.message, 1);
+    fail((err as Error).stack ?? String(err), 1);
+  },
+);

@@ -16,8 +16,11 @@ export class Progress {
   private lastDraw = 0;
   private lastTenth = 0;
 
-  constructor(private readonly total: number, private readonly what: string,
-    private readonly out: NodeJS.WriteStream = process.stderr) {}
+  constructor(
+    private readonly total: number,
+    private readonly what: string,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+  ) {}
 
   update(done: number): void {
     const now = Date.now();
@@ -25,7 +28,9 @@ export class Progress {
       // redraw at most ten times a second, and always at the end
       if (done < this.total && now - this.lastDraw < 100) return;
       this.lastDraw = now;
-      this.out.write(`\r${progressLine(done, this.total, now - this.started, this.what)}${done >= this.total ? '\n' : ''}`);
+      this.out.write(
+        `\r${progressLine(done, this.total, now - this.started, this.what)}${done >= this.total ? '\n' : ''}`,
+      );
       return;
     }
     const tenth = this.total > 0 ? Math.floor((done / this.total) * 10) : 10;

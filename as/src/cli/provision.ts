@@ -79,13 +79,45 @@ function parseArgs(argv: string[]): Args {
   }
   const [cmd, user, arg] = rest;
   if (!cmd) fail('missing command (see --help)');
-  if (['add', 'passwd', 'remove', 'bar-im', 'unbar-im', 'set-tel', 'remove-tel', 'add-alias', 'remove-alias', 'identities'].includes(cmd) && !user) fail(`${cmd} needs a USER`);
+  if (
+    [
+      'add',
+      'passwd',
+      'remove',
+      'bar-im',
+      'unbar-im',
+      'set-tel',
+      'remove-tel',
+      'add-alias',
+      'remove-alias',
+      'identities',
+    ].includes(cmd) &&
+    !user
+  )
+    fail(`${cmd} needs a USER`);
   if (cmd === 'set-tel' && !arg) fail('set-tel needs a NUMBER (+15551234)');
   if (['add-alias', 'remove-alias'].includes(cmd) && !arg) fail(`${cmd} needs an ALIAS`);
   if (args.tel !== undefined && cmd !== 'add') fail('--tel goes with add (set-tel changes a number)');
   if (cmd === 'import' && !user) fail('import needs a FILE');
-  if (['add', 'passwd'].includes(cmd) && args.password === undefined) fail(`${cmd} needs --password or --password-stdin`);
-  if (!['add', 'passwd', 'remove', 'list', 'import', 'bar-im', 'unbar-im', 'set-tel', 'remove-tel', 'add-alias', 'remove-alias', 'identities'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
+  if (['add', 'passwd'].includes(cmd) && args.password === undefined)
+    fail(`${cmd} needs --password or --password-stdin`);
+  if (
+    ![
+      'add',
+      'passwd',
+      'remove',
+      'list',
+      'import',
+      'bar-im',
+      'unbar-im',
+      'set-tel',
+      'remove-tel',
+      'add-alias',
+      'remove-alias',
+      'identities',
+    ].includes(cmd)
+  )
+    fail(`unknown command '${cmd}' (see --help)`);
   return { ...args, cmd, user, arg } as Args;
 }
 
@@ -109,9 +141,18 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
   const base = `http://${cfg.isc.host}:${cfg.isc.port}/admin`;
   const headers = { authorization: `Bearer ${cfg.admin.token}`, 'content-type': 'application/json' };
   const call = async (method: string, path: string, body?: unknown): Promise<string> => {
-    const res = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(base + path, {
+      method,
+      headers,
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(5000),
+    });
     const text = await res.text();
-    if (res.status >= 400) throw new UserError((JSON.parse(text || '{}') as { error?: string }).error ?? `HTTP ${res.status}`, res.status === 409 ? 'exists' : res.status === 404 ? 'missing' : 'invalid');
+    if (res.status >= 400)
+      throw new UserError(
+        (JSON.parse(text || '{}') as { error?: string }).error ?? `HTTP ${res.status}`,
+        res.status === 409 ? 'exists' : res.status === 404 ? 'missing' : 'invalid',
+      );
     return text;
   };
   try {
@@ -122,9 +163,18 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
   }
   const enc = encodeURIComponent;
   return {
-    add: async (user, password, tel) => (JSON.parse(await call('POST', '/users', { user, password, ...(tel !== undefined ? { tel } : {}) })) as { uri: string }).uri,
-    setTel: async (user, tel) => void (tel === undefined ? await call('DELETE', `/users/${enc(user)}/tel`) : await call('PUT', `/users/${enc(user)}/tel`, { tel })),
-    addAlias: async (user, alias) => (JSON.parse(await call('POST', `/users/${enc(user)}/aliases`, { alias })) as { uri: string }).uri,
+    add: async (user, password, tel) =>
+      (
+        JSON.parse(await call('POST', '/users', { user, password, ...(tel !== undefined ? { tel } : {}) })) as {
+          uri: string;
+        }
+      ).uri,
+    setTel: async (user, tel) =>
+      void (tel === undefined
+        ? await call('DELETE', `/users/${enc(user)}/tel`)
+        : await call('PUT', `/users/${enc(user)}/tel`, { tel })),
+    addAlias: async (user, alias) =>
+      (JSON.parse(await call('POST', `/users/${enc(user)}/aliases`, { alias })) as { uri: string }).uri,
     removeAlias: async (user, alias) => void (await call('DELETE', `/users/${enc(user)}/aliases/${enc(alias)}`)),
     identities: async (user) => JSON.parse(await call('GET', `/users/${enc(user)}/identities`)) as UserIdentities,
     passwd: async (user, password) => void (await call('PUT', `/users/${enc(user)}/password`, { password })),
@@ -137,7 +187,11 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
 
 /** The store itself, for when the AS is stopped. */
 async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
-  const store = await openStore({ mongodbUri: cfg.store.mongodbUri || undefined, dataDir: cfg.store.dataDir, log: silentLogger() });
+  const store = await openStore({
+    mongodbUri: cfg.store.mongodbUri || undefined,
+    dataDir: cfg.store.dataDir,
+    log: silentLogger(),
+  });
   const kamailio = new KamailioRpc({ httpUrl: cfg.kamailio.httpUrl, secret: cfg.isc.secret, timeoutMs: 1000 });
   const users = new UserDirectory(store, cfg.sip.domain, async (u) => {
     await kamailio.htableDelete('cred', u).catch(() => undefined);
@@ -165,7 +219,10 @@ async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
 
 /** Lines of "user,password" (or ';'); blank lines and # comments skipped. */
 async function importUsers(backend: UserBackend, file: string): Promise<string> {
-  const lines = readFileSync(file, 'utf8').split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = readFileSync(file, 'utf8')
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   let added = 0;
   let existing = 0;
   const progress = new Progress(lines.length, 'users');
@@ -176,7 +233,8 @@ async function importUsers(backend: UserBackend, file: string): Promise<string> 
       await backend.add(m[1]!, m[2]!);
       added++;
     } catch (err) {
-      if (!(err instanceof UserError && err.code === 'exists')) throw new UserError(`${file}:${i + 1}: ${(err as Error).message}`, 'invalid');
+      if (!(err instanceof UserError && err.code === 'exists'))
+        throw new UserError(`${file}:${i + 1}: ${(err as Error).message}`, 'invalid');
       existing++;
     }
     progress.update(i + 1);

@@ -13,8 +13,14 @@ function cellText(v: Cell): string {
 export function table(columns: readonly string[], rows: ReadonlyArray<readonly Cell[]>): string {
   const text = rows.map((r) => columns.map((_, i) => cellText(r[i])));
   const widths = columns.map((c, i) => Math.max(c.length, ...text.map((r) => r[i]!.length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), line(widths.map((w) => '-'.repeat(w))), ...text.map(line)].join('\n');
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.toUpperCase())), line(widths.map((w) => '-'.repeat(w))), ...text.map(line)].join(
+    '\n',
+  );
 }
 
 /** Label: value lines, labels aligned. */

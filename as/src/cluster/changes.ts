@@ -22,11 +22,17 @@ export type Change =
 /** The key changes are ordered by: reactions to one resource never overtake each other. */
 export function resourceOf(c: Change): string {
   switch (c.kind) {
-    case 'document': return `document:${documentKey(c.ref)}`;
-    case 'publication': return `publication:${c.event}:${c.entity}`;
-    case 'registration': return `registration:${c.change.aor}`;
-    case 'user': return `user:${c.user}`;
-    case 'remote-member': return `remote-member:${c.member}`;
-    case 'watchers': return `watchers:${c.event}:${c.resource}`;
+    case 'document':
+      return `document:${documentKey(c.ref)}`;
+    case 'publication':
+      return `publication:${c.event}:${c.entity}`;
+    case 'registration':
+      return `registration:${c.change.aor}`;
+    case 'user':
+      return `user:${c.user}`;
+    case 'remote-member':
+      return `remote-member:${c.member}`;
+    case 'watchers':
+      return `watchers:${c.event}:${c.resource}`;
   }
 }

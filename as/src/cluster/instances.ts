@@ -16,7 +16,11 @@ export class InstanceHeartbeats {
   private readonly beats: Collection<Heartbeat>;
   private readonly startedAt = new Date();
 
-  constructor(store: Store, readonly instance: string, private readonly ttlMs: number) {
+  constructor(
+    store: Store,
+    readonly instance: string,
+    private readonly ttlMs: number,
+  ) {
     this.beats = store.collection<Heartbeat>('cluster_instances');
   }
 
@@ -30,7 +34,9 @@ export class InstanceHeartbeats {
 
   /** Instances whose heartbeat lapsed (never this one). */
   async dead(): Promise<string[]> {
-    return (await this.beats.find({ until: { $lt: new Date() } })).map((b) => b._id).filter((id) => id !== this.instance);
+    return (await this.beats.find({ until: { $lt: new Date() } }))
+      .map((b) => b._id)
+      .filter((id) => id !== this.instance);
   }
 
   /** Every instance alive now, this one included (ops, tests). */

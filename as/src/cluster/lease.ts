@@ -21,7 +21,12 @@ export class Lease {
   private readonly leases: Collection<LeaseDoc>;
   private heldUntil = 0;
 
-  constructor(store: Store, readonly name: string, readonly holder: string, readonly ttlMs: number) {
+  constructor(
+    store: Store,
+    readonly name: string,
+    readonly holder: string,
+    readonly ttlMs: number,
+  ) {
     this.leases = store.collection<LeaseDoc>(LEASES_COLLECTION);
   }
 

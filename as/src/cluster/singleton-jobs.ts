@@ -74,7 +74,10 @@ export class SingletonJobs implements JobScheduler {
   /** Adds a job; once started, it is scheduled at once (and run when this instance may). */
   add(job: SingletonJob): this {
     const { store } = this.opts;
-    const slot: Slot = { job, ...(store ? { lease: new Lease(store, `job:${job.name}`, this.instance, this.ttlMs) } : {}) };
+    const slot: Slot = {
+      job,
+      ...(store ? { lease: new Lease(store, `job:${job.name}`, this.instance, this.ttlMs) } : {}),
+    };
     this.slots.push(slot);
     if (!this.stopped) this.arm(slot);
     return this;
@@ -118,8 +121,16 @@ export class SingletonJobs implements JobScheduler {
     await this.ticking;
     await Promise.all(this.slots.map((s) => s.running));
     const sink = { log: this.opts.log, metrics: this.opts.metrics };
-    await Promise.all(this.slots.map((s) => (s.lease?.held ? s.lease.release() : undefined)?.catch((err: unknown) => sink.log.warn({ err, job: s.job.name }, 'lease not released; it lapses by itself'))));
-    await this.heartbeats?.leave().catch((err: unknown) => sink.log.warn({ err }, 'heartbeat not withdrawn; it lapses by itself'));
+    await Promise.all(
+      this.slots.map((s) =>
+        (s.lease?.held ? s.lease.release() : undefined)?.catch((err: unknown) =>
+          sink.log.warn({ err, job: s.job.name }, 'lease not released; it lapses by itself'),
+        ),
+      ),
+    );
+    await this.heartbeats
+      ?.leave()
+      .catch((err: unknown) => sink.log.warn({ err }, 'heartbeat not withdrawn; it lapses by itself'));
   }
 
   /** Renews the heartbeat and every lease; runs a job at once when this instance just took it. */
@@ -132,7 +143,11 @@ export class SingletonJobs implements JobScheduler {
       const had = slot.lease.held;
       try {
         const has = await slot.lease.acquire();
-        if (has !== had) this.opts.log.info({ job: slot.job.name, instance: this.instance }, has ? 'job taken' : 'job held by another instance');
+        if (has !== had)
+          this.opts.log.info(
+            { job: slot.job.name, instance: this.instance },
+            has ? 'job taken' : 'job held by another instance',
+          );
         if (has && !had && slot.job.runWhenTaken) this.runIfHeld(slot);
       } catch (err) {
         this.opts.metrics?.count('ims_as_singleton_job_lease_failures_total', { job: slot.job.name });
@@ -147,6 +162,11 @@ export class SingletonJobs implements JobScheduler {
     const running = Promise.resolve().then(() => slot.job.run());
     contain(sink, `job:${slot.job.name}`, running);
     // (what stop() waits for: settles either way, the failure is contained above)
-    slot.running = running.then(() => undefined, () => undefined).finally(() => (slot.running = undefined));
+    slot.running = running
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => (slot.running = undefined));
   }
 }

@@ -126,12 +126,18 @@ export class StoreChangeFeed implements ChangeFeed {
     let { first, at } = await this.take(changes.length);
     // numbers held longer than readers wait would be skipped by them: take fresh ones
     if (Date.now() - at.getTime() > this.gapWaitMs / 2) ({ first, at } = await this.take(changes.length));
-    await this.entries.insertMany(changes.map((change, i) => ({ _id: `c${first + i}`, seq: first + i, origin: this.opts.instance, at, change })));
+    await this.entries.insertMany(
+      changes.map((change, i) => ({ _id: `c${first + i}`, seq: first + i, origin: this.opts.instance, at, change })),
+    );
   }
 
   private async take(n: number): Promise<{ first: number; at: Date }> {
     const at = new Date();
-    const counter = await this.counters.findOneAndUpdate({ _id: COUNTER_ID }, { $inc: { seq: n } }, { upsert: true, returnDocument: 'after' });
+    const counter = await this.counters.findOneAndUpdate(
+      { _id: COUNTER_ID },
+      { $inc: { seq: n } },
+      { upsert: true, returnDocument: 'after' },
+    );
     return { first: counter!.seq - n + 1, at };
   }
 

@@ -36,5 +36,6 @@ export function planReload(running: AsConfig, next: AsConfig): ReloadPlan {
  * cache a derived form can notice by identity.
  */
 export function applyPlan(running: AsConfig, next: AsConfig, plan: ReloadPlan): void {
-  for (const c of plan.applied) setPath(running as unknown as Record<string, unknown>, c.path, structuredClone(getPath(next, c.path)));
+  for (const c of plan.applied)
+    setPath(running as unknown as Record<string, unknown>, c.path, structuredClone(getPath(next, c.path)));
 }

@@ -112,16 +112,16 @@ export interface SubscriptionEvent {
 export type Admission =
   | { reject: ReplyDecision }
   | {
-    state: 'active' | 'pending';
-    resource: string;
-    data?: Record<string, unknown>;
-    /** See Subscription.watches. */
-    watches?: string[];
-    /** Extra header fields of the 2xx (e.g. Require: eventlist). */
-    replyHeaders?: HeaderField[];
-    /** A Warning on the 2xx: what of the request was not honoured (a filter left out ...). */
-    warning?: WarningText;
-  };
+      state: 'active' | 'pending';
+      resource: string;
+      data?: Record<string, unknown>;
+      /** See Subscription.watches. */
+      watches?: string[];
+      /** Extra header fields of the 2xx (e.g. Require: eventlist). */
+      replyHeaders?: HeaderField[];
+      /** A Warning on the 2xx: what of the request was not honoured (a filter left out ...). */
+      warning?: WarningText;
+    };
 
 /** What a package decides on a refresh SUBSCRIBE that carries something new (a body). */
 export type RefreshDecision = { reject: ReplyDecision } | { data: Record<string, unknown>; warning?: WarningText };

@@ -21,7 +21,11 @@ export class LiveDialogs {
   /** More list members watched by a dialog held here (none: it is not held here). */
   extend(id: string, watches: readonly string[]): void {
     const event = this.eventOf.get(id);
-    if (event !== undefined) this.index(id, watches.map((m) => `${event} *${m}`));
+    if (event !== undefined)
+      this.index(
+        id,
+        watches.map((m) => `${event} *${m}`),
+      );
   }
 
   private index(id: string, keys: string[]): void {

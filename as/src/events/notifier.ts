@@ -14,7 +14,16 @@ import { notifyTargetProblem } from './notify-target.js';
 import { contain } from '../util/contain.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
 import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
-import { RateControlError, negotiateRate, nextWindow, parseRateRequest, rateStateParams, recordSend, type RateRequest, type WindowState } from './rate-control.js';
+import {
+  RateControlError,
+  negotiateRate,
+  nextWindow,
+  parseRateRequest,
+  rateStateParams,
+  recordSend,
+  type RateRequest,
+  type WindowState,
+} from './rate-control.js';
 
 /** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
 type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
@@ -69,7 +78,6 @@ interface Hot {
   recent?: number[];
 }
 
-
 /**
  * The notifier side of SIP-specific event notification (RFC 6665) for every event package
  * of the AS: SUBSCRIBE handling (initial, refresh, unsubscribe, fetch), subscriptions kept
@@ -93,32 +101,34 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   private readonly live = new LiveDialogs();
   private stopped = false;
 
-  constructor(private readonly deps: {
-    store: Store;
-    uac: UacClient;
-    charging: Charging;
-    /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
-    contact: string;
-    /**
-     * host:port of the core: a route-set entry naming it is consumed here, as its
-     * loose_route would, so the NOTIFY takes one pass through the core instead of two.
-     */
-    coreHostPort?: string;
-    /**
-     * Whether a remote target can only be reached through the core's location service (a
-     * GRUU, or any URI of our domain's name): such NOTIFYs go through the core, which looks
-     * it up, instead of straight to a host that would be resolved by DNS.
-     */
-    viaLocation?: (target: string) => boolean;
-    /** The registered contact URIs of an address of record: NOTIFY targets a watcher may name besides its own host. */
-    registeredContacts?: (aor: string) => Promise<string[]>;
-    /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
-    minNotifyInterval?: number;
-    /** This instance's id when several share the store: the dialogs it holds carry it. */
-    instance?: string;
-    log: Logger;
-    metrics: Metrics;
-  }) {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      uac: UacClient;
+      charging: Charging;
+      /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
+      contact: string;
+      /**
+       * host:port of the core: a route-set entry naming it is consumed here, as its
+       * loose_route would, so the NOTIFY takes one pass through the core instead of two.
+       */
+      coreHostPort?: string;
+      /**
+       * Whether a remote target can only be reached through the core's location service (a
+       * GRUU, or any URI of our domain's name): such NOTIFYs go through the core, which looks
+       * it up, instead of straight to a host that would be resolved by DNS.
+       */
+      viaLocation?: (target: string) => boolean;
+      /** The registered contact URIs of an address of record: NOTIFY targets a watcher may name besides its own host. */
+      registeredContacts?: (aor: string) => Promise<string[]>;
+      /** Shortest interval between two NOTIFYs of one dialog, whatever the watcher asks (seconds, 0: none). */
+      minNotifyInterval?: number;
+      /** This instance's id when several share the store: the dialogs it holds carry it. */
+      instance?: string;
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {
     super();
     this.subs = deps.store.collection<Subscription>('subscriptions');
   }
@@ -142,15 +152,25 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     await this.subs.ensureIndex({ fields: { endedAt: 1 }, expireAfterSeconds: ENDED_KEPT_S });
     if (this.deps.instance) {
       // subscriptions stored before instances held dialogs: this one takes them
-      await this.subs.updateMany({ state: { $ne: 'terminated' }, owner: { $exists: false } }, { $set: { owner: this.deps.instance } });
+      await this.subs.updateMany(
+        { state: { $ne: 'terminated' }, owner: { $exists: false } },
+        { $set: { owner: this.deps.instance } },
+      );
     }
     // a previous run that never saved its state (a crash, a kill): what it held lost its unsaved counts
     const runs = this.deps.store.collection<NotifierRun>(NOTIFIER_RUNS);
     const runId = this.deps.instance ?? 'single';
     const previous = await runs.findOne({ _id: runId });
     if (previous?.running) {
-      const marked = await this.subs.updateMany({ state: { $ne: 'terminated' }, ...this.mine() }, { $set: { stateLost: true } });
-      if (marked.modified > 0) this.deps.log.warn({ subscriptions: marked.modified }, 'previous run stopped without saving its subscription state: their charging records say so');
+      const marked = await this.subs.updateMany(
+        { state: { $ne: 'terminated' }, ...this.mine() },
+        { $set: { stateLost: true } },
+      );
+      if (marked.modified > 0)
+        this.deps.log.warn(
+          { subscriptions: marked.modified },
+          'previous run stopped without saving its subscription state: their charging records say so',
+        );
     }
     await runs.updateOne({ _id: runId }, { $set: { running: true, startedAt: new Date() } }, { upsert: true });
     const live = await this.subs.find({ state: { $ne: 'terminated' }, ...this.mine() });
@@ -174,9 +194,18 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    */
   async saveState(): Promise<void> {
     for (const [id, h] of this.hot) {
-      await this.subs.updateOne({ _id: id, ...this.mine() }, { $set: { notifyCount: h.notifies, localCseq: Math.max(h.reserved, h.cseq) } });
+      await this.subs.updateOne(
+        { _id: id, ...this.mine() },
+        { $set: { notifyCount: h.notifies, localCseq: Math.max(h.reserved, h.cseq) } },
+      );
     }
-    await this.deps.store.collection<NotifierRun>(NOTIFIER_RUNS).updateOne({ _id: this.deps.instance ?? 'single' }, { $set: { running: false, stoppedAt: new Date() } }, { upsert: true });
+    await this.deps.store
+      .collection<NotifierRun>(NOTIFIER_RUNS)
+      .updateOne(
+        { _id: this.deps.instance ?? 'single' },
+        { $set: { running: false, stoppedAt: new Date() } },
+        { upsert: true },
+      );
   }
 
   async handleSubscribe(call: IscCall): Promise<IscDecision> {
@@ -217,10 +246,18 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const target = remoteTarget(sip);
     if ('problem' in target) return reply(400, 'Bad Contact', { warning: target.problem });
     // ... and bounded: never a third party's address (src/events/notify-target.ts)
-    const facts = { watcher, srcIp: call.req.srcIp, viaLocation: this.deps.viaLocation?.(target.uri) === true, registered: [] as string[] };
+    const facts = {
+      watcher,
+      srcIp: call.req.srcIp,
+      viaLocation: this.deps.viaLocation?.(target.uri) === true,
+      registered: [] as string[],
+    };
     let targetProblem = notifyTargetProblem(target.uri, facts);
     if (targetProblem && !facts.viaLocation && this.deps.registeredContacts) {
-      targetProblem = notifyTargetProblem(target.uri, { ...facts, registered: await this.deps.registeredContacts(watcher) });
+      targetProblem = notifyTargetProblem(target.uri, {
+        ...facts,
+        registered: await this.deps.registeredContacts(watcher),
+      });
     }
     if (targetProblem) {
       this.deps.metrics.count('ims_as_subscribe_target_refused_total', { event: pkg.name });
@@ -270,7 +307,10 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       throw err;
     }
     this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
-    this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: expires === 0 ? 'fetch' : 'initial' });
+    this.deps.metrics.count('ims_as_subscriptions_total', {
+      event: pkg.name,
+      kind: expires === 0 ? 'fetch' : 'initial',
+    });
     this.emit('subscription', { sub, what: 'created' });
     if (expires === 0) {
       this.queueNotify(sub._id, { final: 'unsubscribed', full: true }, sub); // fetch: one NOTIFY with the state, then done
@@ -289,11 +329,21 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * Notifies every live subscription of `event` to `resource` (the state changed), and
    * those that watch it among others (lists); `direct: false` only the latter.
    */
-  async resourceChanged(event: string, resource: string, scope: { direct: boolean } = { direct: true }): Promise<number> {
+  async resourceChanged(
+    event: string,
+    resource: string,
+    scope: { direct: boolean } = { direct: true },
+  ): Promise<number> {
     // two indexed queries rather than one $or, which the embedded engine would scan
     // only the dialogs this instance holds: the others are told by the instances holding them
-    const direct = scope.direct && this.live.about(event, resource) ? await this.subs.find({ event, resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
-    const via = this.packages.get(event)?.listsMembers && this.live.watching(event, resource) ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' }, ...this.mine() }) : [];
+    const direct =
+      scope.direct && this.live.about(event, resource)
+        ? await this.subs.find({ event, resource, state: { $ne: 'terminated' }, ...this.mine() })
+        : [];
+    const via =
+      this.packages.get(event)?.listsMembers && this.live.watching(event, resource)
+        ? await this.subs.find({ event, watches: resource, state: { $ne: 'terminated' }, ...this.mine() })
+        : [];
     // the documents just read go with the wish: no second read per NOTIFY (a 10,000-watcher
     // fan-out spent most of its store time reading each subscription again)
     for (const s of direct) this.queueNotify(s._id, {}, s);
@@ -310,17 +360,24 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (watches) set.watches = watches;
     // the new members are known here before the write: no change of theirs is missed
     if (watches) this.live.extend(id, watches);
-    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: set }, { returnDocument: 'after' });
+    const s = await this.subs.findOneAndUpdate(
+      { _id: id, state: { $ne: 'terminated' } },
+      { $set: set },
+      { returnDocument: 'after' },
+    );
     if (!s) return;
     const h = this.hot.get(id);
     if (h) h.data = data;
     this.queueNotify(id, { full: true });
   }
 
-
   /** Ends one subscription with a final NOTIFY (rejected, deactivated ...). */
   async end(id: string, reason: EndReason): Promise<void> {
-    const s = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state: 'terminated', endReason: reason, endedAt: new Date() } }, { returnDocument: 'after' });
+    const s = await this.subs.findOneAndUpdate(
+      { _id: id, state: { $ne: 'terminated' } },
+      { $set: { state: 'terminated', endReason: reason, endedAt: new Date() } },
+      { returnDocument: 'after' },
+    );
     if (!s) return;
     this.disarm(id);
     this.queueNotify(id, { final: reason });
@@ -333,7 +390,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * withholds it from now on.
    */
   async authorize(id: string, state: 'active' | 'pending', data: Record<string, unknown>): Promise<void> {
-    const before = await this.subs.findOneAndUpdate({ _id: id, state: { $ne: 'terminated' } }, { $set: { state, data } }, { returnDocument: 'before' });
+    const before = await this.subs.findOneAndUpdate(
+      { _id: id, state: { $ne: 'terminated' } },
+      { $set: { state, data } },
+      { returnDocument: 'before' },
+    );
     if (!before) return;
     const h = this.hot.get(id);
     if (h) h.data = data;
@@ -348,7 +409,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   /** Live (not terminated) subscriptions of every instance, counted per registered event package. */
   async liveCounts(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const event of this.packages.keys()) out[event] = await this.subs.count({ event, state: { $ne: 'terminated' } });
+    for (const event of this.packages.keys())
+      out[event] = await this.subs.count({ event, state: { $ne: 'terminated' } });
     return out;
   }
 
@@ -374,7 +436,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     for (const s of await this.subs.find({ owner: deadInstance, state: { $ne: 'terminated' } })) {
       const knownBefore = this.live.has(s._id);
       this.live.add(s._id, s.event, s.resource, s.watches);
-      const mine = await this.subs.findOneAndUpdate({ _id: s._id, owner: deadInstance }, { $set: { owner: me, stateLost: true } }, { returnDocument: 'after' });
+      const mine = await this.subs.findOneAndUpdate(
+        { _id: s._id, owner: deadInstance },
+        { $set: { owner: me, stateLost: true } },
+        { returnDocument: 'after' },
+      );
       if (!mine) {
         // another instance adopted it, or it moved with an in-dialog request
         if (!knownBefore) this.live.remove(s._id);
@@ -405,15 +471,34 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.hot.delete(id);
   }
 
-  private async inDialog(call: IscCall, pkg: EventPackage, toTag: string, expires: number, rate: RateRequest | undefined): Promise<IscDecision> {
+  private async inDialog(
+    call: IscCall,
+    pkg: EventPackage,
+    toTag: string,
+    expires: number,
+    rate: RateRequest | undefined,
+  ): Promise<IscDecision> {
     const { sip } = call;
     const id = `${sip.callId}|${sip.from.tag ?? ''}|${toTag}`;
     const live = { _id: id, state: { $ne: 'terminated' }, event: pkg.name };
     if (expires === 0) {
       // one store call when all is well; the reason for a refusal is looked up after
-      const ended = { state: 'terminated' as const, endReason: 'unsubscribed', endedAt: new Date(), remoteCseq: sip.cseq.seq, ...this.mine() };
-      const before = await this.subs.findOneAndUpdate({ ...live, remoteCseq: { $lt: sip.cseq.seq } }, { $set: ended }, { returnDocument: 'before' });
-      if (!before) return (await this.subs.findOne(live)) ? reply(500, 'CSeq Out Of Order') : reply(481, 'Subscription Does Not Exist');
+      const ended = {
+        state: 'terminated' as const,
+        endReason: 'unsubscribed',
+        endedAt: new Date(),
+        remoteCseq: sip.cseq.seq,
+        ...this.mine(),
+      };
+      const before = await this.subs.findOneAndUpdate(
+        { ...live, remoteCseq: { $lt: sip.cseq.seq } },
+        { $set: ended },
+        { returnDocument: 'before' },
+      );
+      if (!before)
+        return (await this.subs.findOne(live))
+          ? reply(500, 'CSeq Out Of Order')
+          : reply(481, 'Subscription Does Not Exist');
       // the instance an unsubscribe reaches sends the final NOTIFY, from the stored CSeq ceiling if it was held elsewhere
       if (!this.holds(before)) this.hot.delete(id);
       const s: Subscription = { ...before, ...ended };
@@ -421,7 +506,12 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.queueNotify(id, { final: 'unsubscribed' }, s);
       this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'unsubscribe' });
       this.emit('subscription', { sub: s, what: 'terminated', reason: 'unsubscribed' });
-      return reply(200, 'OK', { headers: [['Expires', '0'], ['Contact', `<${this.deps.contact}>`]] });
+      return reply(200, 'OK', {
+        headers: [
+          ['Expires', '0'],
+          ['Contact', `<${this.deps.contact}>`],
+        ],
+      });
     }
     const current = await this.subs.findOne(live);
     if (!current) return reply(481, 'Subscription Does Not Exist');
@@ -429,7 +519,12 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     const expiresAt = new Date(Date.now() + expires * 1000);
     // the instance a refresh reaches holds the dialog from now on
     // one more partial charging record in this subscription's chain
-    const set: Record<string, unknown> = { expiresAt, remoteCseq: sip.cseq.seq, chargedParts: (current.chargedParts ?? 1) + 1, ...this.mine() };
+    const set: Record<string, unknown> = {
+      expiresAt,
+      remoteCseq: sip.cseq.seq,
+      chargedParts: (current.chargedParts ?? 1) + 1,
+      ...this.mine(),
+    };
     if (!this.holds(current)) this.hot.delete(id);
     // held here from this write on: known here before it
     this.live.add(id, current.event, current.resource, current.watches);
@@ -458,19 +553,29 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'refresh' });
     this.emit('subscription', { sub: s, what: 'refreshed' });
     contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
-    return reply(200, 'OK', { headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`]], ...(warning !== undefined ? { warning } : {}) });
+    return reply(200, 'OK', {
+      headers: [
+        ['Expires', String(expires)],
+        ['Contact', `<${this.deps.contact}>`],
+      ],
+      ...(warning !== undefined ? { warning } : {}),
+    });
   }
 
   /** The content types to use for a watcher's Accept, or undefined if none fits. */
   private acceptable(pkg: EventPackage, accept: string[]): string[] | undefined {
     if (accept.length === 0) return [pkg.contentTypes[0]!];
     const wanted = accept.map((a) => headerValueOnly(a));
-    const fit = pkg.contentTypes.filter((t) => wanted.includes(t) || wanted.includes('*/*') || wanted.includes(`${t.split('/')[0]}/*`));
+    const fit = pkg.contentTypes.filter(
+      (t) => wanted.includes(t) || wanted.includes('*/*') || wanted.includes(`${t.split('/')[0]}/*`),
+    );
     return fit.length ? fit : undefined;
   }
 
   private armExpiry(s: Subscription): void {
-    this.expiries.set(s._id, s.expiresAt, () => contain(this.deps, 'subscription-expiry', this.expire(s._id), { id: s._id }));
+    this.expiries.set(s._id, s.expiresAt, () =>
+      contain(this.deps, 'subscription-expiry', this.expire(s._id), { id: s._id }),
+    );
   }
 
   private disarm(id: string): void {
@@ -490,7 +595,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     );
     if (!s) {
       const cur = await this.subs.findOne({ _id: id });
-      if (cur && cur.state !== 'terminated' && this.holds(cur)) this.armExpiry(cur); // refreshed meanwhile
+      if (cur && cur.state !== 'terminated' && this.holds(cur))
+        this.armExpiry(cur); // refreshed meanwhile
       else this.letGo(id); // ended, or held by another instance now
       return;
     }
@@ -526,7 +632,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.heldWishes.delete(id);
       wish = merge(heldBefore, wish);
     }
-    this.flights.set(id, { again: false, final: wish.final, full: wish.full ?? false, force: wish.force ?? false, ...(fresh ? { fresh } : {}) });
+    this.flights.set(id, {
+      again: false,
+      final: wish.final,
+      full: wish.full ?? false,
+      force: wish.force ?? false,
+      ...(fresh ? { fresh } : {}),
+    });
     contain(this.deps, 'notify', this.pump(id), { id });
   }
 
@@ -566,7 +678,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    */
   private async sendNotify(id: string, wish: Wish, fresh?: Subscription): Promise<boolean> {
     const { final } = wish;
-    const stored = fresh ?? await this.subs.findOne({ _id: id });
+    const stored = fresh ?? (await this.subs.findOne({ _id: id }));
     if (!stored) return true;
     if (!this.holds(stored)) {
       // an in-dialog request moved it to another instance, which sends its NOTIFYs now
@@ -583,7 +695,9 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.hot.set(id, h);
       resumed = true;
     }
-    const current: Subscription = h.data ? { ...stored, data: h.data, notifyCount: h.notifies } : { ...stored, notifyCount: h.notifies };
+    const current: Subscription = h.data
+      ? { ...stored, data: h.data, notifyCount: h.notifies }
+      : { ...stored, notifyCount: h.notifies };
     const terminated = final !== undefined || current.state === 'terminated';
     if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
     if (!terminated && !wish.force && current.rate) {
@@ -614,18 +728,30 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         this.hot.delete(id);
         this.keepAlives.clear(id);
         // (no store write: the ended subscription leaves the store soon; the record has the count)
-        contain(this.deps, 'subscription-charging', this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final), { id });
+        contain(
+          this.deps,
+          'subscription-charging',
+          this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final),
+          { id },
+        );
         return true;
       }
       if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
         // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
-        await this.subs.updateOne({ _id: id }, { $set: { state: 'terminated', endReason: 'giveup', endedAt: new Date(), notifyCount: h.notifies } });
+        await this.subs.updateOne(
+          { _id: id },
+          { $set: { state: 'terminated', endReason: 'giveup', endedAt: new Date(), notifyCount: h.notifies } },
+        );
         this.disarm(id);
         this.hot.delete(id);
         this.keepAlives.clear(id);
         this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
         const s = { ...current, notifyCount: h.notifies };
-        this.emit('subscription', { sub: { ...s, state: 'terminated', endReason: 'giveup' }, what: 'terminated', reason: 'giveup' });
+        this.emit('subscription', {
+          sub: { ...s, state: 'terminated', endReason: 'giveup' },
+          what: 'terminated',
+          reason: 'giveup',
+        });
         contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'closed', new Date(), 'giveup'), { id });
         return true;
       }
@@ -635,17 +761,31 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       h.recent = recordSend(h.recent ?? [], h.lastSentAt, current.rate);
       // min-rate / adaptive-min-rate: a NOTIFY with the state even when nothing changes
       const { keepAliveAt } = nextWindow(current.rate, this.window(current, h, h.lastSentAt));
-      if (keepAliveAt !== undefined) this.keepAlives.set(id, new Date(keepAliveAt), () => this.queueNotify(id, { force: true }));
+      if (keepAliveAt !== undefined)
+        this.keepAlives.set(id, new Date(keepAliveAt), () => this.queueNotify(id, { force: true }));
     }
     return false;
   }
 
   private window(s: Subscription, h: Hot, now: number): WindowState {
-    return { now, expiresAt: s.expiresAt.getTime(), notifyCount: h.notifies, createdAt: s.createdAt.getTime(), ...(h.lastSentAt !== undefined ? { lastSentAt: h.lastSentAt } : {}), ...(h.recent ? { recentSends: h.recent } : {}) };
+    return {
+      now,
+      expiresAt: s.expiresAt.getTime(),
+      notifyCount: h.notifies,
+      createdAt: s.createdAt.getTime(),
+      ...(h.lastSentAt !== undefined ? { lastSentAt: h.lastSentAt } : {}),
+      ...(h.recent ? { recentSends: h.recent } : {}),
+    };
   }
 
   /** One NOTIFY of the dialog through the core: takes the next CSeq and says the subscription's state. */
-  private async transmit(id: string, h: Hot, s: Subscription, content: NotifyContent | undefined, final: EndReason | undefined): Promise<{ code: number; timedOut?: boolean }> {
+  private async transmit(
+    id: string,
+    h: Hot,
+    s: Subscription,
+    content: NotifyContent | undefined,
+    final: EndReason | undefined,
+  ): Promise<{ code: number; timedOut?: boolean }> {
     // the CSeq is taken only now, for a NOTIFY that really leaves
     h.cseq++;
     h.notifies++;
@@ -654,10 +794,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       await this.subs.updateOne({ _id: id }, { $set: { localCseq: h.reserved, notifyCount: h.notifies } });
     }
     const left = Math.max(0, Math.round((s.expiresAt.getTime() - Date.now()) / 1000));
-    const subState = final !== undefined
-      ? `terminated${final !== 'unsubscribed' ? `;reason=${final}` : ''}`
-      // (the leading parts of a split final NOTIFY: the subscription is still up until the last)
-      : `${s.state === 'terminated' ? 'active' : s.state};expires=${left}${rateStateParams(s.rate)}`;
+    const subState =
+      final !== undefined
+        ? `terminated${final !== 'unsubscribed' ? `;reason=${final}` : ''}`
+        : // (the leading parts of a split final NOTIFY: the subscription is still up until the last)
+          `${s.state === 'terminated' ? 'active' : s.state};expires=${left}${rateStateParams(s.rate)}`;
     const route = this.outboundRoute(s.routeSet);
     const headers: Array<[string, string]> = [
       ['From', `${s.localParty};tag=${s.toTag}`],
@@ -673,7 +814,14 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     if (content) headers.push(['Content-Type', content.contentType]);
     const nexthop = route[0] ? parseNameAddr(route[0]).uri : undefined;
     const viaCore = !nexthop && this.deps.viaLocation?.(s.remoteTarget) === true;
-    const outcome = await this.deps.uac.send({ method: 'NOTIFY', ruri: s.remoteTarget, headers, body: content?.body, ...(nexthop ? { nexthop } : {}), ...(viaCore ? { viaCore } : {}) });
+    const outcome = await this.deps.uac.send({
+      method: 'NOTIFY',
+      ruri: s.remoteTarget,
+      headers,
+      body: content?.body,
+      ...(nexthop ? { nexthop } : {}),
+      ...(viaCore ? { viaCore } : {}),
+    });
     this.deps.metrics.count('ims_as_notify_total', { event: s.event, code: String(outcome.code) });
     return outcome;
   }
@@ -687,7 +835,13 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     return i ? routeSet.slice(i) : routeSet;
   }
 
-  private async charge(pkg: EventPackage, s: Subscription, phase: 'opened' | 'refreshed' | 'closed', at: Date, reason?: EndReason): Promise<void> {
+  private async charge(
+    pkg: EventPackage,
+    s: Subscription,
+    phase: 'opened' | 'refreshed' | 'closed',
+    at: Date,
+    reason?: EndReason,
+  ): Promise<void> {
     await this.deps.charging.record({
       service: pkg.service,
       role: 'terminating',
@@ -705,8 +859,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       ...(s.privateUserId ? { privateUserId: s.privateUserId } : {}),
       ...(s.stateLost ? { incomplete: { acrInterimLost: 'unknown' as const } } : {}),
       // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
-      ...(partNumber(phase, s.chargedParts) !== undefined ? { recordSequenceNumber: partNumber(phase, s.chargedParts) } : {}),
-      cause: phase !== 'closed' ? 'serviceChange' : reason === 'timeout' ? 'timeLimit' : reason === 'giveup' ? 'unSuccessfulServiceDelivery' : 'serviceDeliveryEndSuccessfully',
+      ...(partNumber(phase, s.chargedParts) !== undefined
+        ? { recordSequenceNumber: partNumber(phase, s.chargedParts) }
+        : {}),
+      cause:
+        phase !== 'closed'
+          ? 'serviceChange'
+          : reason === 'timeout'
+            ? 'timeLimit'
+            : reason === 'giveup'
+              ? 'unSuccessfulServiceDelivery'
+              : 'serviceDeliveryEndSuccessfully',
       extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
     });
   }

@@ -244,7 +244,12 @@ function withMaxRate(rate: RateRequest, timeout: number): number {
  * The send history after a NOTIFY at `at`: appended, and trimmed to the adaptive period (what
  * WindowState.recentSends wants). Returns [] when no adaptive-min-rate is in force.
  */
-export function recordSend(history: readonly number[], at: number, rate: RateRequest | undefined, period?: number): number[] {
+export function recordSend(
+  history: readonly number[],
+  at: number,
+  rate: RateRequest | undefined,
+  period?: number,
+): number[] {
   if (rate?.adaptiveMinRate === undefined) return [];
   const from = at - effectivePeriod(rate.adaptiveMinRate, period) * 1000;
   const kept = history.filter((t) => t > from && t <= at);

@@ -29,10 +29,22 @@ export function parseDigestHeader(header: string): DigestCredentials | undefined
   const out: Record<string, string> = {};
   const re = /([a-zA-Z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))\s*(?:,|$)/g;
   let part: RegExpExecArray | null;
-  while ((part = re.exec(m[1]!))) out[part[1]!.toLowerCase()] = part[2] !== undefined ? part[2].replace(/\\(.)/g, '$1') : part[3]!;
+  while ((part = re.exec(m[1]!)))
+    out[part[1]!.toLowerCase()] = part[2] !== undefined ? part[2].replace(/\\(.)/g, '$1') : part[3]!;
   const { username, realm, nonce, uri, response } = out;
   if (!username || !realm || !nonce || !uri || !response) return undefined;
-  return { username, realm, nonce, uri, response, qop: out.qop, nc: out.nc, cnonce: out.cnonce, opaque: out.opaque, algorithm: out.algorithm };
+  return {
+    username,
+    realm,
+    nonce,
+    uri,
+    response,
+    qop: out.qop,
+    nc: out.nc,
+    cnonce: out.cnonce,
+    opaque: out.opaque,
+    algorithm: out.algorithm,
+  };
 }
 
 export type DigestVerdict = 'ok' | 'stale' | 'bad';
@@ -43,7 +55,11 @@ export class DigestAuthenticator {
   private readonly seen = new Map<string, number>();
   private lastSweep = 0;
 
-  constructor(readonly realm: string, secret: string, private readonly nonceTtlMs = 300_000) {
+  constructor(
+    readonly realm: string,
+    secret: string,
+    private readonly nonceTtlMs = 300_000,
+  ) {
     this.key = createHash('sha256').update(`digest-nonce:${secret}`).digest();
   }
 
@@ -80,7 +96,9 @@ export class DigestAuthenticator {
     } else {
       expected = md5(`${ha1}:${c.nonce}:${ha2}`);
     }
-    const ok = expected.length === c.response.length && timingSafeEqual(Buffer.from(expected), Buffer.from(c.response.toLowerCase()));
+    const ok =
+      expected.length === c.response.length &&
+      timingSafeEqual(Buffer.from(expected), Buffer.from(c.response.toLowerCase()));
     if (!ok) return 'bad';
     if (state === 'expired') return 'stale';
     // replay protection (per instance): each nonce-count is good once (RFC 7616 3.4.5)
@@ -96,7 +114,16 @@ export class DigestAuthenticator {
 }
 
 /** A client-side response, for tests and tools: what a UA would send. */
-export function digestResponse(opts: { username: string; password: string; realm: string; nonce: string; method: string; uri: string; nc?: string; cnonce?: string }): string {
+export function digestResponse(opts: {
+  username: string;
+  password: string;
+  realm: string;
+  nonce: string;
+  method: string;
+  uri: string;
+  nc?: string;
+  cnonce?: string;
+}): string {
   const ha1 = md5(`${opts.username}:${opts.realm}:${opts.password}`);
   const nc = opts.nc ?? '00000001';
   const cnonce = opts.cnonce ?? randomBytes(8).toString('hex');

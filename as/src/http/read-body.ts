@@ -11,7 +11,10 @@ export class BodyTooLargeError extends Error {
 /** The client stopped sending before the body was complete (shorter than its Content-Length). */
 export class BodyTimeoutError extends Error {
   readonly status = 408;
-  constructor(readonly idleMs: number, readonly received: number) {
+  constructor(
+    readonly idleMs: number,
+    readonly received: number,
+  ) {
     super(`request body incomplete: nothing more for ${idleMs} ms after ${received} bytes`);
   }
 }

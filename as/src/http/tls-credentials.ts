@@ -17,12 +17,16 @@ export function readTlsCredentials(certPath: string, keyPath: string, settings: 
     try {
       return readFileSync(path, 'utf8');
     } catch (err) {
-      throw new Error(`cannot read the ${what} ${path} (${settings}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new Error(
+        `cannot read the ${what} ${path} (${settings}): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
   };
   const cert = read(certPath, 'certificate');
   const key = read(keyPath, 'private key');
-  if (!/-----BEGIN [A-Z ]*CERTIFICATE-----/.test(cert)) throw new Error(`${certPath} holds no PEM certificate (${settings})`);
-  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw new Error(`${keyPath} holds no PEM private key (${settings})`);
+  if (!/-----BEGIN [A-Z ]*CERTIFICATE-----/.test(cert))
+    throw new Error(`${certPath} holds no PEM certificate (${settings})`);
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key))
+    throw new Error(`${keyPath} holds no PEM private key (${settings})`);
   return { cert, key };
 }

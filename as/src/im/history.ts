@@ -40,14 +40,17 @@ export class ConversationHistory {
   private readonly entries: Collection<HistoryEntry>;
   private readonly meta: Collection<HistoryMeta>;
 
-  constructor(store: Store, private readonly opts: {
-    nodeId: string;
-    /** The operator's ceiling on any user's own limit. */
-    maxMessages: number;
-    warnPercent: number;
-    /** Tells the user (a service MESSAGE); must not wait for the delivery. */
-    warn: (owner: string, text: string) => void;
-  }) {
+  constructor(
+    store: Store,
+    private readonly opts: {
+      nodeId: string;
+      /** The operator's ceiling on any user's own limit. */
+      maxMessages: number;
+      warnPercent: number;
+      /** Tells the user (a service MESSAGE); must not wait for the delivery. */
+      warn: (owner: string, text: string) => void;
+    },
+  ) {
     this.entries = store.collection<HistoryEntry>('im_history');
     this.meta = store.collection<HistoryMeta>('im_history_meta');
   }
@@ -76,8 +79,11 @@ export class ConversationHistory {
         { upsert: true, returnDocument: 'before' },
       );
       if (!before?.warnedAt) {
-        this.opts.warn(entry.owner, `Your message history holds ${count} of ${limit} messages. ` +
-          'When it is full, the oldest messages are removed to make room. Delete messages you do not need to keep more.');
+        this.opts.warn(
+          entry.owner,
+          `Your message history holds ${count} of ${limit} messages. ` +
+            'When it is full, the oldest messages are removed to make room. Delete messages you do not need to keep more.',
+        );
       }
     }
   }

@@ -17,11 +17,13 @@ export type ImActivityState = 'chat' | 'none';
  * their last one ends ('none').
  */
 export class ImActivity {
-  constructor(private readonly deps: {
-    publications: Pick<Publications, 'setSource'>;
-    policyOf: (user: string) => Promise<ImPolicy>;
-    log: Logger;
-  }) {}
+  constructor(
+    private readonly deps: {
+      publications: Pick<Publications, 'setSource'>;
+      policyOf: (user: string) => Promise<ImPolicy>;
+      log: Logger;
+    },
+  ) {}
 
   /**
    * Publishes (or removes) the user's IM activity. `expiresSeconds`: how long a 'chat' stays
@@ -29,13 +31,24 @@ export class ImActivity {
    * default: until 'none'. A user who opted out gets nothing published, and what was
    * published before is removed.
    */
-  async imActivity(user: string, state: ImActivityState, opts: { expiresSeconds?: number } = {}): Promise<'published' | 'removed' | 'opted-out'> {
+  async imActivity(
+    user: string,
+    state: ImActivityState,
+    opts: { expiresSeconds?: number } = {},
+  ): Promise<'published' | 'removed' | 'opted-out'> {
     if (state === 'chat') {
       if (!(await this.deps.policyOf(user)).publishImActivity) {
         await this.remove(user);
         return 'opted-out';
       }
-      await this.deps.publications.setSource(user, 'presence', IM_ACTIVITY_SOURCE, imActivityPidf(user), PIDF_CONTENT_TYPE, opts.expiresSeconds);
+      await this.deps.publications.setSource(
+        user,
+        'presence',
+        IM_ACTIVITY_SOURCE,
+        imActivityPidf(user),
+        PIDF_CONTENT_TYPE,
+        opts.expiresSeconds,
+      );
       this.deps.log.debug({ user }, 'IM activity published: in a chat');
       return 'published';
     }

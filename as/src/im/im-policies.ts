@@ -11,7 +11,10 @@ import { defaultImPolicy, imPolicyUsage, readImPolicy, type ImPolicy } from '../
 export class ImPolicies {
   private readonly cache: LoadingCache<ImPolicy>;
 
-  constructor(private readonly docs: XdmDocuments, cacheSize = 20_000) {
+  constructor(
+    private readonly docs: XdmDocuments,
+    cacheSize = 20_000,
+  ) {
     this.cache = new LoadingCache({ maxEntries: cacheSize });
   }
 

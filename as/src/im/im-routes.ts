@@ -29,44 +29,71 @@ export function imRoutes(deps: {
 }): Router {
   const router = new Router({ prefix: '/im/users/:xui' });
   /** Runs `handler` for the mailbox owner when the caller is that user; 404/403 otherwise. */
-  const own = (handler: (ctx: Context, xui: string) => Promise<void>) => async (ctx: Context): Promise<void> => {
-    const xui = deps.domain.canonical(ctx.params.xui ?? '');
-    if (!xui) return emptyBody(ctx, 404);
-    // a user reads and deletes only their own messages
-    if (ctx.state.identity !== xui) return emptyBody(ctx, 403);
-    await handler(ctx, xui);
-  };
+  const own =
+    (handler: (ctx: Context, xui: string) => Promise<void>) =>
+    async (ctx: Context): Promise<void> => {
+      const xui = deps.domain.canonical(ctx.params.xui ?? '');
+      if (!xui) return emptyBody(ctx, 404);
+      // a user reads and deletes only their own messages
+      if (ctx.state.identity !== xui) return emptyBody(ctx, 403);
+      await handler(ctx, xui);
+    };
 
-  router.get('/deferred', own(async (ctx, xui) => {
-    const page = await deps.store.list(xui, { limit: limitOf(ctx), after: query(ctx, 'after') });
-    ctx.body = { messages: page.map((m) => storedSummary(m)) };
-  }));
-  router.get('/deferred/:id', own(async (ctx, xui) => {
-    const m = await deps.store.get(xui, ctx.params.id ?? '');
-    if (!m) return emptyBody(ctx, 404);
-    ctx.body = { ...storedSummary(m), body: m.body };
-  }));
-  router.delete('/deferred/:id', own(async (ctx, xui) => {
-    emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', xui)) ? 204 : 404);
-  }));
+  router.get(
+    '/deferred',
+    own(async (ctx, xui) => {
+      const page = await deps.store.list(xui, { limit: limitOf(ctx), after: query(ctx, 'after') });
+      ctx.body = { messages: page.map((m) => storedSummary(m)) };
+    }),
+  );
+  router.get(
+    '/deferred/:id',
+    own(async (ctx, xui) => {
+      const m = await deps.store.get(xui, ctx.params.id ?? '');
+      if (!m) return emptyBody(ctx, 404);
+      ctx.body = { ...storedSummary(m), body: m.body };
+    }),
+  );
+  router.delete(
+    '/deferred/:id',
+    own(async (ctx, xui) => {
+      emptyBody(ctx, (await deps.store.remove(ctx.params.id ?? '', xui)) ? 204 : 404);
+    }),
+  );
 
-  router.get('/history', own(async (ctx, xui) => {
-    const page = await deps.history.list(xui, { limit: limitOf(ctx), before: query(ctx, 'before'), peer: query(ctx, 'peer') });
-    ctx.body = { entries: page.map((e) => historySummary(e)) };
-  }));
-  router.get('/history/:id', own(async (ctx, xui) => {
-    const e = await deps.history.get(xui, ctx.params.id ?? '');
-    if (!e) return emptyBody(ctx, 404);
-    ctx.body = { ...historySummary(e), body: e.body };
-  }));
-  router.delete('/history/:id', own(async (ctx, xui) => {
-    const policy = await deps.policies.of(xui);
-    const gone = await deps.history.remove(xui, ctx.params.id ?? '', policy.history.maxMessages);
-    emptyBody(ctx, gone ? 204 : 404);
-  }));
-  router.delete('/history', own(async (ctx, xui) => {
-    ctx.body = { deleted: await deps.history.clear(xui) };
-  }));
+  router.get(
+    '/history',
+    own(async (ctx, xui) => {
+      const page = await deps.history.list(xui, {
+        limit: limitOf(ctx),
+        before: query(ctx, 'before'),
+        peer: query(ctx, 'peer'),
+      });
+      ctx.body = { entries: page.map((e) => historySummary(e)) };
+    }),
+  );
+  router.get(
+    '/history/:id',
+    own(async (ctx, xui) => {
+      const e = await deps.history.get(xui, ctx.params.id ?? '');
+      if (!e) return emptyBody(ctx, 404);
+      ctx.body = { ...historySummary(e), body: e.body };
+    }),
+  );
+  router.delete(
+    '/history/:id',
+    own(async (ctx, xui) => {
+      const policy = await deps.policies.of(xui);
+      const gone = await deps.history.remove(xui, ctx.params.id ?? '', policy.history.maxMessages);
+      emptyBody(ctx, gone ? 204 : 404);
+    }),
+  );
+  router.delete(
+    '/history',
+    own(async (ctx, xui) => {
+      ctx.body = { deleted: await deps.history.clear(xui) };
+    }),
+  );
   return router;
 }
 
@@ -96,5 +123,12 @@ function storedSummary(m: StoredMessage) {
 }
 
 function historySummary(e: HistoryEntry) {
-  return { id: e._id, direction: e.direction, peer: e.peer, at: e.at.toISOString(), contentType: e.contentType, size: e.size };
+  return {
+    id: e._id,
+    direction: e.direction,
+    peer: e.peer,
+    at: e.at.toISOString(),
+    contentType: e.contentType,
+    size: e.size,
+  };
 }

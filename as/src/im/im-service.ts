@@ -10,18 +10,25 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 export class ImService implements IscService {
   readonly name = 'im' as const;
 
-  constructor(private readonly pager: PagerService, private readonly sessions: SessionService) {}
+  constructor(
+    private readonly pager: PagerService,
+    private readonly sessions: SessionService,
+  ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
     switch (call.req.method) {
-      case 'MESSAGE': return this.pager.handle(call);
-      case 'INVITE': return this.sessions.handle(call);
-      default: return reply(501, 'Not Implemented');
+      case 'MESSAGE':
+        return this.pager.handle(call);
+      case 'INVITE':
+        return this.sessions.handle(call);
+      default:
+        return reply(501, 'Not Implemented');
     }
   }
 
   async onOutcome(payload: string, code: number, at: Date): Promise<void> {
-    if (payload.startsWith(SESSION_CONTEXT_PREFIX)) return this.sessions.onOutcome(payload.slice(SESSION_CONTEXT_PREFIX.length), code, at);
+    if (payload.startsWith(SESSION_CONTEXT_PREFIX))
+      return this.sessions.onOutcome(payload.slice(SESSION_CONTEXT_PREFIX.length), code, at);
     return this.pager.onOutcome(payload, code, at);
   }
 }

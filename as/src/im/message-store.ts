@@ -75,7 +75,10 @@ export class MessageStore {
   private readonly leases: Collection<LeaseDoc>;
   private readonly mailboxes: Collection<MailboxDoc>;
 
-  constructor(store: Store, private readonly nodeId: string) {
+  constructor(
+    store: Store,
+    private readonly nodeId: string,
+  ) {
     this.messages = store.collection<StoredMessage>('im_deferred');
     this.leases = store.collection<LeaseDoc>('im_deferred_leases');
     this.mailboxes = store.collection<MailboxDoc>('im_mailboxes');
@@ -88,7 +91,11 @@ export class MessageStore {
   }
 
   /** Stores a message for `recipient`; 'full' when the recipient already has `quota` messages. */
-  async save(recipient: string, msg: ImMessage, opts: { expiresAt: Date; quota: number; state?: StoredMessage['state'] }): Promise<StoredMessage | 'full'> {
+  async save(
+    recipient: string,
+    msg: ImMessage,
+    opts: { expiresAt: Date; quota: number; state?: StoredMessage['state'] },
+  ): Promise<StoredMessage | 'full'> {
     if (!(await this.reserve(recipient, opts.quota))) return 'full';
     const seqNo = (counter = (counter + 1) % 1_000_000);
     const id = `${msg.sentAt.getTime().toString().padStart(14, '0')}-${String(seqNo).padStart(6, '0')}-${this.nodeId}`;
@@ -175,7 +182,10 @@ export class MessageStore {
 
   /** Pushes the next look at a recipient's mailbox back (nobody to deliver to until then). */
   async postpone(recipient: string, until: Date): Promise<void> {
-    await this.messages.updateMany({ recipient, state: 'pending', nextAttemptAt: { $lt: until } }, { $set: { nextAttemptAt: until } });
+    await this.messages.updateMany(
+      { recipient, state: 'pending', nextAttemptAt: { $lt: until } },
+      { $set: { nextAttemptAt: until } },
+    );
   }
 
   async expired(now: Date, limit: number): Promise<StoredMessage[]> {
@@ -184,7 +194,10 @@ export class MessageStore {
 
   /** Recipients with a pending message whose next attempt is due. */
   async dueRecipients(now: Date, limit: number): Promise<string[]> {
-    const due = await this.messages.find({ state: 'pending', nextAttemptAt: { $lte: now } }, { sort: { nextAttemptAt: 1 }, limit });
+    const due = await this.messages.find(
+      { state: 'pending', nextAttemptAt: { $lte: now } },
+      { sort: { nextAttemptAt: 1 }, limit },
+    );
     return [...new Set(due.map((m) => m.recipient))];
   }
 

@@ -4,7 +4,14 @@ import type { Charging } from '../charging/charging.js';
 import type { RoleOfNode } from '../charging/record.js';
 import type { AsConfig } from '../config/config.js';
 import { encodeContext, type IscCall, type IscService } from '../isc/dispatcher.js';
-import { headerText, reply, type ContinueDecision, type IscDecision, type ReplyDecision, type WarningText } from '../isc/types.js';
+import {
+  headerText,
+  reply,
+  type ContinueDecision,
+  type IscDecision,
+  type ReplyDecision,
+  type WarningText,
+} from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Registrations } from '../registrations/registrations.js';
@@ -13,7 +20,17 @@ import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import { keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
-import { ANONYMOUS_FROM as CPIM_ANONYMOUS, CpimParseError, imdnRequest, isImdnNotification, isRfc3339DateTime, parseCpim, serializeCpim, withReplacedFrom, type CpimMessage } from './formats/cpim.js';
+import {
+  ANONYMOUS_FROM as CPIM_ANONYMOUS,
+  CpimParseError,
+  imdnRequest,
+  isImdnNotification,
+  isRfc3339DateTime,
+  parseCpim,
+  serializeCpim,
+  withReplacedFrom,
+  type CpimMessage,
+} from './formats/cpim.js';
 import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
 import type { GroupDirectory } from './group-messaging.js';
 import type { ConversationHistory } from './history.js';
@@ -87,22 +104,24 @@ export class PagerService implements IscService {
   private readonly explosions: BackgroundWork;
   private readonly participation: Participation;
 
-  constructor(private readonly deps: {
-    users: UserDirectory;
-    domain: LocalDomain;
-    registrations: Registrations;
-    charging: Charging;
-    policies: ImPolicies;
-    groups: GroupDirectory;
-    forward: StoreAndForward;
-    history: ConversationHistory;
-    limits: PagerLimits;
-    nodeAddress: string;
-    metrics: Metrics;
-    log: Logger;
-    /** Per-user limit on group and URI-list messages (each fans out to every member). */
-    rateLimits?: UserRateLimits;
-  }) {
+  constructor(
+    private readonly deps: {
+      users: UserDirectory;
+      domain: LocalDomain;
+      registrations: Registrations;
+      charging: Charging;
+      policies: ImPolicies;
+      groups: GroupDirectory;
+      forward: StoreAndForward;
+      history: ConversationHistory;
+      limits: PagerLimits;
+      nodeAddress: string;
+      metrics: Metrics;
+      log: Logger;
+      /** Per-user limit on group and URI-list messages (each fans out to every member). */
+      rateLimits?: UserRateLimits;
+    },
+  ) {
     this.explosions = new BackgroundWork(deps);
     this.participation = new Participation(deps);
   }
@@ -186,8 +205,17 @@ export class PagerService implements IscService {
     const impi = privateIdentityOf(req);
     if (impi !== undefined) ctx.impi = impi;
     const m: Incoming = {
-      call, sender, target, contentType: contentTypeHeader, body, size: ctx.contentLength,
-      privacy: wantsPrivacy(sip), requires: requireTags(sip), ctx, pcvPresent: pcv !== undefined, composing: false,
+      call,
+      sender,
+      target,
+      contentType: contentTypeHeader,
+      body,
+      size: ctx.contentLength,
+      privacy: wantsPrivacy(sip),
+      requires: requireTags(sip),
+      ctx,
+      pcvPresent: pcv !== undefined,
+      composing: false,
     };
     if (contentType === 'message/cpim') {
       try {
@@ -260,23 +288,39 @@ export class PagerService implements IscService {
       // delivered now or not at all: an offline (or held) recipient has nobody typing to see
       if (reachable) return this.continueDecision(m);
       const why = heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline';
-      return reply(480, 'Temporarily Unavailable', { warning: warning(this.deps.domain.domain, `${why}; is-composing indications are not stored`) });
+      return reply(480, 'Temporarily Unavailable', {
+        warning: warning(this.deps.domain.domain, `${why}; is-composing indications are not stored`),
+      });
     }
     if (reachable) {
       if (policy.deferredDelivery.networkStorage) await this.deps.forward.keepCopy(to, message);
       return this.continueDecision(m);
     }
     if (!policy.deferredDelivery.enabled) {
-      await this.charge(m.ctx, 480, 'failed', call.receivedAt, { reason: heldBy ? `recipient's presence is ${heldBy}, deferred delivery off` : 'recipient offline, deferred delivery off' });
+      await this.charge(m.ctx, 480, 'failed', call.receivedAt, {
+        reason: heldBy
+          ? `recipient's presence is ${heldBy}, deferred delivery off`
+          : 'recipient offline, deferred delivery off',
+      });
       return reply(480, 'Temporarily Unavailable');
     }
     const stored = await this.deps.forward.defer(to, message);
     if (stored.result === 'full') {
       await this.charge(m.ctx, 480, 'rejected', call.receivedAt, { reason: 'recipient storage full' });
-      return reply(480, 'Recipient Message Storage Full', { warning: warning(this.deps.domain.domain, `${heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline'} and their message storage is full`) });
+      return reply(480, 'Recipient Message Storage Full', {
+        warning: warning(
+          this.deps.domain.domain,
+          `${heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline'} and their message storage is full`,
+        ),
+      });
     }
     // stored: the answer is 202 now, whatever happens to its CDR
-    await survive(this.deps, 'im-charging', this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id, ...(heldBy ? { heldBy } : {}) }), { callId: m.ctx.callId });
+    await survive(
+      this.deps,
+      'im-charging',
+      this.charge(m.ctx, 202, 'deferred', call.receivedAt, { storedId: stored.id, ...(heldBy ? { heldBy } : {}) }),
+      { callId: m.ctx.callId },
+    );
     return reply(202, 'Accepted');
   }
 
@@ -314,8 +358,15 @@ export class PagerService implements IscService {
 
   private async recipientList(m: Incoming): Promise<IscDecision> {
     if (!m.requires.includes(RECIPIENT_LIST_TAG)) {
-      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'URI-list request without Require: recipient-list-message' });
-      return reply(403, 'Recipient List Required', { warning: warning(this.deps.domain.domain, 'send with Require: recipient-list-message and a recipient-list body') });
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, {
+        reason: 'URI-list request without Require: recipient-list-message',
+      });
+      return reply(403, 'Recipient List Required', {
+        warning: warning(
+          this.deps.domain.domain,
+          'send with Require: recipient-list-message and a recipient-list body',
+        ),
+      });
     }
     let parsed;
     try {
@@ -323,9 +374,13 @@ export class PagerService implements IscService {
     } catch (err) {
       if (!(err instanceof RecipientListError)) throw err;
       await this.charge(m.ctx, err.code, 'rejected', m.call.receivedAt, { reason: err.message });
-      return reply(err.code, err.code === 415 ? 'Unsupported Media Type' : err.code === 403 ? 'Too Many Recipients' : 'Bad Recipient List', {
-        warning: warning(this.deps.domain.domain, err.message),
-      });
+      return reply(
+        err.code,
+        err.code === 415 ? 'Unsupported Media Type' : err.code === 403 ? 'Too Many Recipients' : 'Bad Recipient List',
+        {
+          warning: warning(this.deps.domain.domain, err.message),
+        },
+      );
     }
     const inner: Incoming = {
       ...m,
@@ -333,7 +388,11 @@ export class PagerService implements IscService {
       body: parsed.message.body,
       size: utf8ByteLength(parsed.message.body),
     };
-    return this.explode(inner, m.target, parsed.recipients.map((r) => r.uri));
+    return this.explode(
+      inner,
+      m.target,
+      parsed.recipients.map((r) => r.uri),
+    );
   }
 
   /**
@@ -347,13 +406,17 @@ export class PagerService implements IscService {
     for (const t of targets) {
       if (t === exploder || (await this.deps.groups.isGroup(t))) {
         await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: `nested group ${t}`, via: service });
-        return reply(403, 'Nested Groups Not Allowed', { warning: warning(this.deps.domain.domain, `${t} is a group; groups may not contain groups`) });
+        return reply(403, 'Nested Groups Not Allowed', {
+          warning: warning(this.deps.domain.domain, `${t} is a group; groups may not contain groups`),
+        });
       }
     }
     const copies = [...new Set(targets)].filter((t) => t !== m.sender);
     if (copies.length > this.deps.limits.maxRecipients) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
-      return reply(403, 'Too Many Recipients', { warning: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`) });
+      return reply(403, 'Too Many Recipients', {
+        warning: warning(this.deps.domain.domain, `at most ${this.deps.limits.maxRecipients} recipients`),
+      });
     }
     if (m.size > this.deps.limits.maxMessageBytes) return this.tooLarge(m);
     // counted once the request is known to explode: a refused one costs its members nothing
@@ -371,15 +434,22 @@ export class PagerService implements IscService {
     // a few at a time: fast for small groups, gentle on Kamailio for big ones
     const queue = [...members];
     const worker = async () => {
-      for (let member = queue.shift(); member !== undefined; member = queue.shift()) await this.sendCopy(message, member);
+      for (let member = queue.shift(); member !== undefined; member = queue.shift())
+        await this.sendCopy(message, member);
     };
     await Promise.all(Array.from({ length: Math.min(8, queue.length) }, worker));
   }
 
   private async sendCopy(message: ImMessage, member: string): Promise<void> {
     const copyCtx: PagerContext = {
-      callId: message.callId, from: message.sender, to: member, roles: ['terminating'], at: message.sentAt.getTime(),
-      contentType: headerValueOnly(message.contentType), contentLength: utf8ByteLength(message.body), chargingVector: message.chargingVector,
+      callId: message.callId,
+      from: message.sender,
+      to: member,
+      roles: ['terminating'],
+      at: message.sentAt.getTime(),
+      contentType: headerValueOnly(message.contentType),
+      contentLength: utf8ByteLength(message.body),
+      chargingVector: message.chargingVector,
       ...(message.kind === 'composing' ? { composing: true as const } : {}),
     };
     const via = message.via ?? '';
@@ -390,13 +460,22 @@ export class PagerService implements IscService {
     }
     const { policy, verdict } = await this.participation.recipientVerdict(member, message.sender);
     if (verdict !== 'accept') {
-      await this.charge(copyCtx, verdict === 'reject' ? 403 : 200, verdict === 'reject' ? 'rejected' : 'discarded', new Date(), { reason: 'blocked by recipient', via });
+      await this.charge(
+        copyCtx,
+        verdict === 'reject' ? 403 : 200,
+        verdict === 'reject' ? 'rejected' : 'discarded',
+        new Date(),
+        { reason: 'blocked by recipient', via },
+      );
       return;
     }
     await this.archiveReceived(member, policy, message);
     const r: HandOver = await this.deps.forward.handOver(member, message, policy);
     const [code, outcome] = handOverCharge(r);
-    await this.charge(copyCtx, code, outcome, new Date(), { via, ...(r.result === 'deferred' ? { storedId: r.id } : {}) });
+    await this.charge(copyCtx, code, outcome, new Date(), {
+      via,
+      ...(r.result === 'deferred' ? { storedId: r.id } : {}),
+    });
   }
 
   // -------------------------------------------------------------------------------------
@@ -429,7 +508,12 @@ export class PagerService implements IscService {
         const negative = ask.dispositions.has('negative-delivery');
         if (ask.messageId && (positive || negative)) {
           const dt = m.cpim.dateTime;
-          msg.imdn = { messageId: ask.messageId, dateTime: dt && isRfc3339DateTime(dt) ? dt : m.call.receivedAt.toISOString(), positive, negative };
+          msg.imdn = {
+            messageId: ask.messageId,
+            dateTime: dt && isRfc3339DateTime(dt) ? dt : m.call.receivedAt.toISOString(),
+            positive,
+            negative,
+          };
         }
       }
     }
@@ -441,38 +525,65 @@ export class PagerService implements IscService {
     if (!this.deps.domain.canonical(owner)) return;
     const policy = await this.deps.policies.of(owner);
     if (!keepsHistoryWith(policy, peer, this.participation.canonicalOf)) return;
-    await this.deps.history.archive({
-      owner, direction, peer, at: m.call.receivedAt, contentType: m.contentType, body: m.body, callId: m.ctx.callId,
-    }, policy.history.maxMessages);
+    await this.deps.history.archive(
+      {
+        owner,
+        direction,
+        peer,
+        at: m.call.receivedAt,
+        contentType: m.contentType,
+        body: m.body,
+        callId: m.ctx.callId,
+      },
+      policy.history.maxMessages,
+    );
   }
 
   private async archiveReceived(owner: string, policy: ImPolicy, msg: ImMessage): Promise<void> {
     if (msg.kind === 'composing' || !keepsHistoryWith(policy, msg.sender, this.participation.canonicalOf)) return;
-    await this.deps.history.archive({
-      owner, direction: 'received', peer: msg.privacy ? ANONYMOUS_URI : msg.sender, at: msg.sentAt,
-      contentType: msg.contentType, body: msg.body, callId: msg.callId,
-    }, policy.history.maxMessages);
+    await this.deps.history.archive(
+      {
+        owner,
+        direction: 'received',
+        peer: msg.privacy ? ANONYMOUS_URI : msg.sender,
+        at: msg.sentAt,
+        contentType: msg.contentType,
+        body: msg.body,
+        callId: msg.callId,
+      },
+      policy.history.maxMessages,
+    );
   }
 
   /** One charging record per role this AS played for the message. */
-  private async charge(ctx: PagerContext, code: number, outcome: string, at: Date, extra?: Record<string, string | number | boolean>): Promise<void> {
+  private async charge(
+    ctx: PagerContext,
+    code: number,
+    outcome: string,
+    at: Date,
+    extra?: Record<string, string | number | boolean>,
+  ): Promise<void> {
     if (ctx.composing) return; // is-composing is signalling, not a chargeable message (docs/im.md)
-    await Promise.all(ctx.roles.map((role) => this.deps.charging.record({
-      service: 'im',
-      role,
-      sipMethod: 'MESSAGE',
-      sessionId: ctx.callId,
-      callingParty: ctx.from,
-      calledParty: ctx.to,
-      requestTime: new Date(ctx.at),
-      responseTime: at,
-      statusCode: code,
-      outcome,
-      chargingVector: ctx.chargingVector,
-      ...(typeof ctx.impi === 'string' ? { privateUserId: ctx.impi } : {}),
-      messageBody: { contentType: ctx.contentType, contentLength: ctx.contentLength },
-      ...(extra ? { extra } : {}),
-    })));
+    await Promise.all(
+      ctx.roles.map((role) =>
+        this.deps.charging.record({
+          service: 'im',
+          role,
+          sipMethod: 'MESSAGE',
+          sessionId: ctx.callId,
+          callingParty: ctx.from,
+          calledParty: ctx.to,
+          requestTime: new Date(ctx.at),
+          responseTime: at,
+          statusCode: code,
+          outcome,
+          chargingVector: ctx.chargingVector,
+          ...(typeof ctx.impi === 'string' ? { privateUserId: ctx.impi } : {}),
+          messageBody: { contentType: ctx.contentType, contentLength: ctx.contentLength },
+          ...(extra ? { extra } : {}),
+        }),
+      ),
+    );
   }
 }
 
@@ -484,16 +595,25 @@ function anonymousCpimBody(m: Incoming): string | undefined {
 
 function handOverCharge(r: HandOver): [number, string] {
   switch (r.result) {
-    case 'delivered': return [r.code, 'delivered'];
-    case 'deferred': return [202, 'deferred'];
-    case 'refused': return [r.code, 'rejected'];
-    case 'full': return [480, 'rejected'];
-    case 'unavailable': return [480, 'failed'];
+    case 'delivered':
+      return [r.code, 'delivered'];
+    case 'deferred':
+      return [202, 'deferred'];
+    case 'refused':
+      return [r.code, 'rejected'];
+    case 'full':
+      return [480, 'rejected'];
+    case 'unavailable':
+      return [480, 'failed'];
   }
 }
 
 function requireTags(sip: SipRequest): string[] {
-  return sip.headers.getAll('Require').flatMap((v) => splitHeaderList(v)).map((t) => t.trim().toLowerCase()).filter(Boolean);
+  return sip.headers
+    .getAll('Require')
+    .flatMap((v) => splitHeaderList(v))
+    .map((t) => t.trim().toLowerCase())
+    .filter(Boolean);
 }
 
 function safeUri(nameAddr: string): string {

@@ -32,7 +32,10 @@ export function saysBusy(doc: PresenceDoc): boolean {
  * The first of `holdWhen` the presence says, which holds the user's messages; undefined when
  * none does (or the user published nothing: `doc` undefined).
  */
-export function presenceHold(doc: PresenceDoc | undefined, holdWhen: readonly HoldCondition[]): HoldCondition | undefined {
+export function presenceHold(
+  doc: PresenceDoc | undefined,
+  holdWhen: readonly HoldCondition[],
+): HoldCondition | undefined {
   if (!doc) return undefined;
   for (const condition of holdWhen) {
     if (condition === 'closed' ? saysClosed(doc) : saysBusy(doc)) return condition;

@@ -28,7 +28,10 @@ export interface AnchorMessage {
  * no more than this, so its unit tests run with a fake.
  */
 export interface MediaAnchor {
-  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }): { offererSide: string; answererSide: string };
+  open(
+    sessionKey: string,
+    offerer: { path: string[]; acceptTypes?: string[]; setup?: string },
+  ): { offererSide: string; answererSide: string };
   answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void;
   close(sessionKey: string, reason: string): void | Promise<void>;
   on(event: 'message', listener: (m: AnchorMessage) => void): unknown;

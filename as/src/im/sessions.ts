@@ -2,7 +2,15 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Charging } from '../charging/charging.js';
 import type { CauseForRecordClosing, RoleOfNode } from '../charging/record.js';
 import { encodeContext, type IscCall } from '../isc/dispatcher.js';
-import { chargingVectorOf, headerText, reply, type ContinueDecision, type IscDecision, type SessionAnswerEvent, type SessionEndEvent } from '../isc/types.js';
+import {
+  chargingVectorOf,
+  headerText,
+  reply,
+  type ContinueDecision,
+  type IscDecision,
+  type SessionAnswerEvent,
+  type SessionEndEvent,
+} from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import { headerValueOnly, parseNameAddr } from '../sip/index.js';
@@ -63,24 +71,29 @@ export class SessionService {
   /** Established sessions per user of ours on this instance: the first sets them "in a chat", the last clears it. */
   private readonly inChat = new Map<string, number>();
 
-  constructor(private readonly deps: {
-    users: UserDirectory;
-    domain: LocalDomain;
-    policies: ImPolicies;
-    charging: Charging;
-    history: ConversationHistory;
-    anchor: MediaAnchor;
-    terminate: DialogTerminator;
-    /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
-    maxMessageBytes: number;
-    nodeAddress: string;
-    metrics: Metrics;
-    log: Logger;
-    /** Says when one of our users is in a chat and when no longer (their IM presence source). */
-    activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
-  }) {
+  constructor(
+    private readonly deps: {
+      users: UserDirectory;
+      domain: LocalDomain;
+      policies: ImPolicies;
+      charging: Charging;
+      history: ConversationHistory;
+      anchor: MediaAnchor;
+      terminate: DialogTerminator;
+      /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
+      maxMessageBytes: number;
+      nodeAddress: string;
+      metrics: Metrics;
+      log: Logger;
+      /** Says when one of our users is in a chat and when no longer (their IM presence source). */
+      activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
+    },
+  ) {
     this.participation = new Participation(deps);
-    deps.metrics.describe('ims_as_im_sessions_total', 'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended');
+    deps.metrics.describe(
+      'ims_as_im_sessions_total',
+      'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended',
+    );
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
   }
@@ -118,33 +131,50 @@ export class SessionService {
 
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
     const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
-    if (!media || media.path.length === 0) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
+    if (!media || media.path.length === 0)
+      return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', {
+        warning: {
+          agent: this.deps.domain.domain,
+          text: 'the offer needs an m=message TCP/MSRP media line with a=path',
+        },
+      });
 
     // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
     const fileSize = media.fileSelector?.size;
     if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
       return refuse(488, 'Not Acceptable Here', 'file too large', {
         headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
-        warning: { agent: this.deps.domain.domain, text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}` },
+        warning: {
+          agent: this.deps.domain.domain,
+          text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}`,
+        },
       });
     }
-    if (req.orig && await this.participation.senderBarred(sender)) return refuse(403, 'Sender Barred From Messaging', 'sender barred');
+    if (req.orig && (await this.participation.senderBarred(sender)))
+      return refuse(403, 'Sender Barred From Messaging', 'sender barred');
     if (req.term) {
       if (!(await this.deps.users.exists(target))) return refuse(404, 'Not Found', 'unknown recipient');
       const { verdict } = await this.participation.recipientVerdict(target, sender);
       if (verdict === 'reject') return refuse(403, 'Forbidden', 'blocked by recipient');
       // a session cannot be taken and dropped unseen: the caller learns only that nobody answers
       if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
-      if (!req.registered) return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
+      if (!req.registered)
+        return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
     }
 
     // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
-    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes, ...(media.setup ? { setup: media.setup } : {}) });
+    const sides = this.deps.anchor.open(session.key, {
+      path: media.path,
+      acceptTypes: media.acceptTypes,
+      ...(media.setup ? { setup: media.setup } : {}),
+    });
     const towardsCallee = authorityOf(sides.answererSide);
     const towardsCaller = authorityOf(sides.offererSide);
     if (!towardsCallee || !towardsCaller) {
       this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(session.key, 'bad anchor URI')));
-      throw new Error(`the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`);
+      throw new Error(
+        `the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`,
+      );
     }
     this.byCallId.set(callId, session);
     this.byKey.set(session.key, session);
@@ -212,7 +242,14 @@ export class SessionService {
     const s = this.byCallId.get(ev.callId);
     if (!s) return;
     const stats = this.forget(s, ev.by);
-    await this.charge(s, { code: 200, outcome: 'ended', at, reason: ev.by === 'bye' ? 'BYE' : 'dialog lifetime', cause: ev.by === 'bye' ? 'serviceDeliveryEndSuccessfully' : 'timeLimit', stats });
+    await this.charge(s, {
+      code: 200,
+      outcome: 'ended',
+      at,
+      reason: ev.by === 'bye' ? 'BYE' : 'dialog lifetime',
+      cause: ev.by === 'bye' ? 'serviceDeliveryEndSuccessfully' : 'timeLimit',
+      stats,
+    });
   }
 
   /** The MSRP side ended (a connection dropped, idle): the SIP dialog ends both ways. */
@@ -224,7 +261,14 @@ export class SessionService {
     if (s.toTag) {
       await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag: s.toTag });
     }
-    await this.charge(s, { code: 200, outcome: 'ended', at: new Date(), reason: `media: ${reason}`, cause: 'unSuccessfulServiceDelivery', stats });
+    await this.charge(s, {
+      code: 200,
+      outcome: 'ended',
+      at: new Date(),
+      reason: `media: ${reason}`,
+      cause: 'unSuccessfulServiceDelivery',
+      stats,
+    });
   }
 
   /** Text messages of a session go into the history of each party who keeps one. */
@@ -238,15 +282,25 @@ export class SessionService {
     // a caller who asked for privacy stays anonymous in the callee's history, both ways
     const callerAsSeen = s.privacy ? ANONYMOUS_URI : s.caller;
     const at = new Date();
-    const entries = m.from === 'offerer'
-      ? [[s.caller, 'sent', s.callee], [s.callee, 'received', callerAsSeen]] as const
-      : [[s.callee, 'sent', callerAsSeen], [s.caller, 'received', s.callee]] as const;
+    const entries =
+      m.from === 'offerer'
+        ? ([
+            [s.caller, 'sent', s.callee],
+            [s.callee, 'received', callerAsSeen],
+          ] as const)
+        : ([
+            [s.callee, 'sent', callerAsSeen],
+            [s.caller, 'received', s.callee],
+          ] as const);
     for (const [owner, direction, peer] of entries) {
       if (!this.deps.domain.canonical(owner)) continue;
       const policy = await this.deps.policies.of(owner);
       // a conversation kept by name is matched on the other party's real identity
       if (!keepsHistoryWith(policy, owner === s.caller ? s.callee : s.caller, this.participation.canonicalOf)) continue;
-      await this.deps.history.archive({ owner, direction, peer, at, contentType: m.contentType, body: m.text, callId: s.callId }, policy.history.maxMessages);
+      await this.deps.history.archive(
+        { owner, direction, peer, at, contentType: m.contentType, body: m.text, callId: s.callId },
+        policy.history.maxMessages,
+      );
     }
   }
 
@@ -271,16 +325,31 @@ export class SessionService {
       const after = Math.max(0, before + delta);
       if (after === 0) this.inChat.delete(user);
       else this.inChat.set(user, after);
-      if (before === 0 && after === 1) this.settle('im-activity', activity(user, 'chat').then(() => undefined));
-      if (before === 1 && after === 0) this.settle('im-activity', activity(user, 'none').then(() => undefined));
+      if (before === 0 && after === 1)
+        this.settle(
+          'im-activity',
+          activity(user, 'chat').then(() => undefined),
+        );
+      if (before === 1 && after === 0)
+        this.settle(
+          'im-activity',
+          activity(user, 'none').then(() => undefined),
+        );
     }
   }
 
   /** One record per role this AS played in the session. */
-  private async charge(s: LiveSession, r: {
-    code: number; outcome: string; at: Date; reason: string; cause?: CauseForRecordClosing;
-    stats?: AnchorStats;
-  }): Promise<void> {
+  private async charge(
+    s: LiveSession,
+    r: {
+      code: number;
+      outcome: string;
+      at: Date;
+      reason: string;
+      cause?: CauseForRecordClosing;
+      stats?: AnchorStats;
+    },
+  ): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {
       extra.sessionStart = s.answeredAt.toISOString();
@@ -292,21 +361,25 @@ export class SessionService {
       extra.messagesToCaller = r.stats.fromAnswerer.messages;
       extra.bytesToCaller = r.stats.fromAnswerer.bytes;
     }
-    await Promise.all(s.roles.map((role) => this.deps.charging.record({
-      service: 'im',
-      role,
-      sipMethod: 'INVITE',
-      sessionId: s.callId,
-      callingParty: s.caller,
-      calledParty: s.callee,
-      requestTime: s.invitedAt,
-      responseTime: s.answeredAt ?? r.at,
-      statusCode: r.code,
-      outcome: r.outcome,
-      chargingVector: s.chargingVector,
-      ...(r.cause ? { cause: r.cause } : {}),
-      extra,
-    })));
+    await Promise.all(
+      s.roles.map((role) =>
+        this.deps.charging.record({
+          service: 'im',
+          role,
+          sipMethod: 'INVITE',
+          sessionId: s.callId,
+          callingParty: s.caller,
+          calledParty: s.callee,
+          requestTime: s.invitedAt,
+          responseTime: s.answeredAt ?? r.at,
+          statusCode: r.code,
+          outcome: r.outcome,
+          chargingVector: s.chargingVector,
+          ...(r.cause ? { cause: r.cause } : {}),
+          extra,
+        }),
+      ),
+    );
   }
 
   private settle(reaction: string, work: Promise<void>): void {

@@ -15,8 +15,16 @@ import { contain } from '../util/contain.js';
 import { headerValueOnly } from '../sip/index.js';
 
 /** The im settings deferred messaging works with (see as/src/config/config.ts). */
-export type StoreAndForwardLimits = Pick<AsConfig['im'],
-  'deferredExpirySeconds' | 'notificationExpirySeconds' | 'deferredQuota' | 'retryBaseSeconds' | 'retryMaxSeconds' | 'maxDeliveryAttempts' | 'sweepSeconds'>;
+export type StoreAndForwardLimits = Pick<
+  AsConfig['im'],
+  | 'deferredExpirySeconds'
+  | 'notificationExpirySeconds'
+  | 'deferredQuota'
+  | 'retryBaseSeconds'
+  | 'retryMaxSeconds'
+  | 'maxDeliveryAttempts'
+  | 'sweepSeconds'
+>;
 
 /** What became of a message the server delivers itself. */
 export type HandOver =
@@ -32,7 +40,10 @@ export type HandOver =
  * Builds the delivery notification (RFC 5438) the server sends on the recipient's behalf, and
  * says to whom (a local user); undefined when none can be sent.
  */
-export type NotificationFactory = (original: StoredMessage, status: 'delivered' | 'failed') => { to: string; message: ImMessage } | undefined;
+export type NotificationFactory = (
+  original: StoredMessage,
+  status: 'delivered' | 'failed',
+) => { to: string; message: ImMessage } | undefined;
 
 /** Replies after which a later attempt may succeed; any other failure is final. */
 const RETRYABLE = new Set([408, 480, 486, 500, 503, 504, 600]);
@@ -57,27 +68,34 @@ export class StoreAndForward {
   private stopped = false;
   notificationFactory?: NotificationFactory;
 
-  constructor(private readonly deps: {
-    store: MessageStore;
-    uac: UacClient;
-    registrations: Registrations;
-    charging: Charging;
-    policyOf: (user: string) => Promise<ImPolicy>;
-    domain: string;
-    limits: StoreAndForwardLimits;
-    metrics: Metrics;
-    log: Logger;
-    /** Where the sweep runs: the instance's singleton jobs (one instance sweeps). Default: this process alone. */
-    jobs?: JobScheduler;
-    /** What the user's own clients say in their presence (presence-aware delivery); absent: messages are never held. */
-    presenceOf?: (user: string) => Promise<PresenceDoc | undefined>;
-  }) {}
+  constructor(
+    private readonly deps: {
+      store: MessageStore;
+      uac: UacClient;
+      registrations: Registrations;
+      charging: Charging;
+      policyOf: (user: string) => Promise<ImPolicy>;
+      domain: string;
+      limits: StoreAndForwardLimits;
+      metrics: Metrics;
+      log: Logger;
+      /** Where the sweep runs: the instance's singleton jobs (one instance sweeps). Default: this process alone. */
+      jobs?: JobScheduler;
+      /** What the user's own clients say in their presence (presence-aware delivery); absent: messages are never held. */
+      presenceOf?: (user: string) => Promise<PresenceDoc | undefined>;
+    },
+  ) {}
 
   async start(): Promise<void> {
     await this.deps.store.start();
     const jobs = this.deps.jobs ?? (this.ownJobs = SingletonJobs.alone(this.deps.log, this.deps.metrics));
     // taken: at start, or from an instance that died (messages stored meanwhile for users registered now)
-    jobs.add({ name: 'im-deferred-sweep', everyMs: this.deps.limits.sweepSeconds * 1000, run: () => this.sweep(), runWhenTaken: true });
+    jobs.add({
+      name: 'im-deferred-sweep',
+      everyMs: this.deps.limits.sweepSeconds * 1000,
+      run: () => this.sweep(),
+      runWhenTaken: true,
+    });
   }
 
   async stop(): Promise<void> {
@@ -93,7 +111,8 @@ export class StoreAndForward {
    * refresh does not lift the hold.
    */
   registrationChanged(ch: RegistrationChange): void {
-    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed')) this.drainSoon(ch.aor, { force: ch.kind === 'registered' });
+    if (ch.remaining > 0 && (ch.kind === 'registered' || ch.kind === 'refreshed'))
+      this.drainSoon(ch.aor, { force: ch.kind === 'registered' });
   }
 
   /**
@@ -136,7 +155,8 @@ export class StoreAndForward {
 
   /** Stores a message for an offline recipient. */
   async defer(recipient: string, msg: ImMessage): Promise<{ result: 'deferred'; id: string } | { result: 'full' }> {
-    const seconds = msg.kind === 'notification' ? this.deps.limits.notificationExpirySeconds : this.deps.limits.deferredExpirySeconds;
+    const seconds =
+      msg.kind === 'notification' ? this.deps.limits.notificationExpirySeconds : this.deps.limits.deferredExpirySeconds;
     const saved = await this.deps.store.save(recipient, msg, {
       expiresAt: new Date(msg.sentAt.getTime() + seconds * 1000),
       quota: this.deps.limits.deferredQuota,
@@ -148,9 +168,14 @@ export class StoreAndForward {
     this.deps.metrics.count('ims_as_im_deferred_total', { result: 'stored' });
     // the recipient may have registered between the check and the store (if this look
     // fails, the message is stored all the same: the sweep finds it)
-    contain(this.deps, 'deferred-drain-check', async () => {
-      if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
-    }, { recipient });
+    contain(
+      this.deps,
+      'deferred-drain-check',
+      async () => {
+        if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
+      },
+      { recipient },
+    );
     return { result: 'deferred', id: saved._id };
   }
 
@@ -169,7 +194,7 @@ export class StoreAndForward {
    * when registered, else (or when the device is unreachable) into storage.
    */
   async handOver(recipient: string, msg: ImMessage, policy: ImPolicy): Promise<HandOver> {
-    if (await this.deps.registrations.isRegistered(recipient) && !(await this.heldBy(recipient, policy))) {
+    if ((await this.deps.registrations.isRegistered(recipient)) && !(await this.heldBy(recipient, policy))) {
       const out = await this.send(recipient, msg, `${randomUUID()}@${this.deps.domain}`, 1);
       if (out.code < 300) {
         if (policy.deferredDelivery.networkStorage && msg.kind === 'message') await this.keepCopy(recipient, msg);
@@ -197,20 +222,25 @@ export class StoreAndForward {
     }
     const state = { again: false, force };
     this.draining.set(recipient, state);
-    contain(this.deps, 'deferred-delivery', async () => {
-      try {
-        let blocked = false;
-        do {
-          state.again = false;
-          const forced = state.force;
-          state.force = false;
-          blocked = await this.drain(recipient, forced);
-          // a head that just failed waits for its retry time, however many wishes came meanwhile
-        } while (state.again && !blocked && !this.stopped);
-      } finally {
-        this.draining.delete(recipient);
-      }
-    }, { recipient });
+    contain(
+      this.deps,
+      'deferred-delivery',
+      async () => {
+        try {
+          let blocked = false;
+          do {
+            state.again = false;
+            const forced = state.force;
+            state.force = false;
+            blocked = await this.drain(recipient, forced);
+            // a head that just failed waits for its retry time, however many wishes came meanwhile
+          } while (state.again && !blocked && !this.stopped);
+        } finally {
+          this.draining.delete(recipient);
+        }
+      },
+      { recipient },
+    );
   }
 
   /**
@@ -224,7 +254,7 @@ export class StoreAndForward {
       if (held) {
         // the next publication change drains it; the sweep need not look before much later
         await store.postpone(recipient, new Date(Date.now() + this.deps.limits.retryMaxSeconds * 1000));
-        this.deps.log.debug({ recipient, held }, 'mailbox held by the recipient\'s presence');
+        this.deps.log.debug({ recipient, held }, "mailbox held by the recipient's presence");
         return false;
       }
     }
@@ -263,7 +293,8 @@ export class StoreAndForward {
     // same Call-ID on every attempt, so that a device can recognise a duplicate
     const out = await this.send(msg.recipient, msg, `${msg._id}@${this.deps.domain}`, msg.attempts + 1);
     if (out.code < 300) {
-      const mine = keepCopies && msg.kind === 'message' ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
+      const mine =
+        keepCopies && msg.kind === 'message' ? await store.keep(msg._id) : await store.remove(msg._id, msg.recipient);
       if (!mine) return true; // removed meanwhile (the user deleted it): nothing to charge twice
       metrics.count('ims_as_im_deferred_delivered_total', { kind: msg.kind });
       await this.charge(msg, out, 'delivered');
@@ -275,8 +306,17 @@ export class StoreAndForward {
       // a message the device keeps failing must not hold its mailbox until it expires
       if (await store.remove(msg._id, msg.recipient)) {
         metrics.count('ims_as_im_deferred_given_up_total', { code: String(out.code) });
-        this.deps.log.warn({ recipient: msg.recipient, id: msg._id, code: out.code, attempts }, 'deferred delivery given up; the messages behind it go on');
-        await this.charge(msg, out, 'failed', { reason: `gave up after ${attempts} attempts (last answer ${out.code})` }, 'unSuccessfulServiceDelivery');
+        this.deps.log.warn(
+          { recipient: msg.recipient, id: msg._id, code: out.code, attempts },
+          'deferred delivery given up; the messages behind it go on',
+        );
+        await this.charge(
+          msg,
+          out,
+          'failed',
+          { reason: `gave up after ${attempts} attempts (last answer ${out.code})` },
+          'unSuccessfulServiceDelivery',
+        );
         await this.notify(msg, 'failed');
       }
       return true;
@@ -288,7 +328,10 @@ export class StoreAndForward {
       // the messages behind it wait as long: were one of them due, the sweep would retry the head early
       await store.postpone(msg.recipient, next);
       metrics.count('ims_as_im_deferred_retries_total', { code: String(out.code) });
-      this.deps.log.info({ recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait }, 'deferred delivery failed; will retry');
+      this.deps.log.info(
+        { recipient: msg.recipient, id: msg._id, code: out.code, retryInSeconds: wait },
+        'deferred delivery failed; will retry',
+      );
       return false;
     }
     if (await store.remove(msg._id, msg.recipient)) {
@@ -304,7 +347,13 @@ export class StoreAndForward {
     if (msg.state === 'kept') return; // delivered long ago: only the copy ends
     this.deps.metrics.count('ims_as_im_deferred_expired_total', { kind: msg.kind });
     this.deps.log.info({ recipient: msg.recipient, id: msg._id, kind: msg.kind }, 'deferred message expired');
-    await this.charge(msg, { code: 408, reason: 'Expired', timedOut: true, at: new Date() }, 'expired', {}, 'timeLimit');
+    await this.charge(
+      msg,
+      { code: 408, reason: 'Expired', timedOut: true, at: new Date() },
+      'expired',
+      {},
+      'timeLimit',
+    );
     await this.notify(msg, 'failed');
   }
 
@@ -335,7 +384,11 @@ export class StoreAndForward {
           if (this.stopped) return;
           if (await this.deps.registrations.isRegistered(recipient)) this.drainSoon(recipient);
           // offline: the next registration drains the mailbox; look again much later anyway
-          else await this.deps.store.postpone(recipient, new Date(now.getTime() + this.deps.limits.retryMaxSeconds * 1000));
+          else
+            await this.deps.store.postpone(
+              recipient,
+              new Date(now.getTime() + this.deps.limits.retryMaxSeconds * 1000),
+            );
         }
       } finally {
         this.sweeping = undefined;
@@ -381,7 +434,13 @@ export class StoreAndForward {
     }
   }
 
-  private async charge(msg: StoredMessage, out: UacOutcome, outcome: string, extra: Record<string, string | number | boolean> = {}, cause?: CauseForRecordClosing): Promise<void> {
+  private async charge(
+    msg: StoredMessage,
+    out: UacOutcome,
+    outcome: string,
+    extra: Record<string, string | number | boolean> = {},
+    cause?: CauseForRecordClosing,
+  ): Promise<void> {
     if (msg.kind !== 'message') return; // notifications are the service's own traffic
     await this.deps.charging.record({
       service: 'im',
@@ -397,7 +456,13 @@ export class StoreAndForward {
       ...(cause ? { cause } : {}),
       chargingVector: msg.chargingVector,
       messageBody: { contentType: headerValueOnly(msg.contentType), contentLength: msg.size },
-      extra: { deferred: true, attempts: msg.attempts + 1, storedSeconds: Math.round((out.at.getTime() - msg.sentAt.getTime()) / 1000), ...(msg.via ? { via: msg.via } : {}), ...extra },
+      extra: {
+        deferred: true,
+        attempts: msg.attempts + 1,
+        storedSeconds: Math.round((out.at.getTime() - msg.sentAt.getTime()) / 1000),
+        ...(msg.via ? { via: msg.via } : {}),
+        ...extra,
+      },
     });
   }
 }

@@ -22,7 +22,16 @@ interface WelcomeMarker {
 export class Welcome {
   private readonly markers: Collection<WelcomeMarker>;
 
-  constructor(private readonly deps: { store: Store; docs: XdmDocuments; messenger: ServiceMessenger; xcapRoot: string; nodeId: string; log: Logger }) {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      docs: XdmDocuments;
+      messenger: ServiceMessenger;
+      xcapRoot: string;
+      nodeId: string;
+      log: Logger;
+    },
+  ) {
     this.markers = deps.store.collection<WelcomeMarker>('im_welcomed');
   }
 
@@ -50,7 +59,11 @@ export class Welcome {
   /** The default im-policy document, unless the user already has one: true when created now. */
   private async createProfile(user: string): Promise<boolean> {
     try {
-      await this.deps.docs.put({ auid: imPolicyUsage.auid, tree: 'users', xui: user, path: 'index' }, defaultImPolicyDocument(), { kind: 'absent' });
+      await this.deps.docs.put(
+        { auid: imPolicyUsage.auid, tree: 'users', xui: user, path: 'index' },
+        defaultImPolicyDocument(),
+        { kind: 'absent' },
+      );
       return true;
     } catch (err) {
       if (err instanceof PreconditionFailed) return false;
@@ -61,7 +74,9 @@ export class Welcome {
   private text(user: string, created: boolean): string {
     const uri = `${this.deps.xcapRoot}/${imPolicyUsage.auid}/users/${user}/index`;
     return [
-      created ? 'Welcome. Your IM profile was created with the defaults:' : 'Welcome. Your IM profile is in place. The defaults are:',
+      created
+        ? 'Welcome. Your IM profile was created with the defaults:'
+        : 'Welcome. Your IM profile is in place. The defaults are:',
       'messages from anyone are accepted, messages that arrive while you are offline are kept for you, and no history is kept.',
       `To change it, edit ${uri} (${imPolicyUsage.mimeType}) with your XCAP client.`,
     ].join('\n');

@@ -3,10 +3,7 @@ import type { Metrics } from '../ops/metrics.js';
 import type { SipRequest } from '../sip/index.js';
 import { readRequest } from './message-text.js';
 import { checkIscEvent, checkIscRequest } from './frame-check.js';
-import {
-  kamailioTime, reply,
-  type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent,
-} from './types.js';
+import { kamailioTime, reply, type IscDecision, type IscEvent, type IscRequest, type OutcomeEvent } from './types.js';
 import { BackgroundWork } from '../util/background-work.js';
 import { STORE_RETRY_AFTER_SECONDS, type StoreOutages } from '../store/store-fault.js';
 
@@ -92,7 +89,11 @@ export class IscDispatcher {
     const started = process.hrtime.bigint();
     const read = readRequest(req);
     if (read.refusal) {
-      metrics.count('ims_as_isc_decisions_total', { service: req.service, method: req.method, decision: String(read.refusal.code) });
+      metrics.count('ims_as_isc_decisions_total', {
+        service: req.service,
+        method: req.method,
+        decision: String(read.refusal.code),
+      });
       return read.refusal;
     }
     const { sip } = read;
@@ -111,13 +112,19 @@ export class IscDispatcher {
       const decision = await Promise.race([service.handle(call), deadline]);
       const label = decision.action === 'reply' ? String(decision.code) : 'continue';
       metrics.count('ims_as_isc_decisions_total', { service: service.name, method: req.method, decision: label });
-      metrics.observe('ims_as_isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, { service: service.name });
+      metrics.observe('ims_as_isc_decision_seconds', Number(process.hrtime.bigint() - started) / 1e9, {
+        service: service.name,
+      });
       return decision;
     } catch (err) {
       if (this.opts.outages.note(err)) {
         // the client may try again soon; nothing was acknowledged
         log.warn({ err }, 'store unavailable: 503');
-        metrics.count('ims_as_isc_decisions_total', { service: service.name, method: req.method, decision: 'store-unavailable' });
+        metrics.count('ims_as_isc_decisions_total', {
+          service: service.name,
+          method: req.method,
+          decision: 'store-unavailable',
+        });
         return reply(503, 'Service Unavailable', { headers: [['Retry-After', String(STORE_RETRY_AFTER_SECONDS)]] });
       }
       log.error({ err }, 'service failed: 500');
@@ -141,9 +148,15 @@ export class IscDispatcher {
     if (ev.type === 'outcome') {
       // Kamailio posts outcomes from the worker that forwards the final reply to the sender:
       // acknowledge at once and charge in the background, or every sender waits for the CDR.
-      this.background.start('outcome', this.outcome(ev).finally(() => {
-        this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
-      }), { ctx: ev.ctx });
+      this.background.start(
+        'outcome',
+        this.outcome(ev).finally(() => {
+          this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, {
+            type: ev.type,
+          });
+        }),
+        { ctx: ev.ctx },
+      );
       return true;
     }
     try {
@@ -155,7 +168,9 @@ export class IscDispatcher {
       await sink(ev);
       return true;
     } finally {
-      this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, { type: ev.type });
+      this.opts.metrics.observe('ims_as_isc_event_seconds', Number(process.hrtime.bigint() - started) / 1e9, {
+        type: ev.type,
+      });
     }
   }
 

@@ -29,29 +29,37 @@ export class KamailioEventStream extends TypedEmitter<Events> {
   private fallback: (payload: string) => void = () => {};
   private upCount = 0;
 
-  constructor(private readonly opts: {
-    host: string;
-    port: number;
-    secret: string;
-    /** This AS instance's name (instanceName): Kamailio routes by it. */
-    instance: string;
-    onEvent: (ev: unknown) => Promise<unknown>;
-    /** Decides an initial request Kamailio sent on the stream (it waits for the decision frame). */
-    onRequest: (req: unknown) => Promise<IscDecision>;
-    log: Logger;
-    metrics: Metrics;
-    /** Connections to open (Kamailio's evapi max_clients must allow them). */
-    links?: number;
-    ackTimeoutMs?: number;
-    helloTimeoutMs?: number;
-  }) {
+  constructor(
+    private readonly opts: {
+      host: string;
+      port: number;
+      secret: string;
+      /** This AS instance's name (instanceName): Kamailio routes by it. */
+      instance: string;
+      onEvent: (ev: unknown) => Promise<unknown>;
+      /** Decides an initial request Kamailio sent on the stream (it waits for the decision frame). */
+      onRequest: (req: unknown) => Promise<IscDecision>;
+      log: Logger;
+      metrics: Metrics;
+      /** Connections to open (Kamailio's evapi max_clients must allow them). */
+      links?: number;
+      ackTimeoutMs?: number;
+      helloTimeoutMs?: number;
+    },
+  ) {
     super();
     const { host, port, secret, instance, log, metrics, ackTimeoutMs, helloTimeoutMs } = opts;
     this.links = Array.from({ length: Math.max(1, opts.links ?? 4) }, (_, i) => {
       let up = false;
       return new StreamLink({
-        host, port, secret, instance, log, metrics,
-        ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}), ...(helloTimeoutMs !== undefined ? { helloTimeoutMs } : {}),
+        host,
+        port,
+        secret,
+        instance,
+        log,
+        metrics,
+        ...(ackTimeoutMs !== undefined ? { ackTimeoutMs } : {}),
+        ...(helloTimeoutMs !== undefined ? { helloTimeoutMs } : {}),
         onPayload: (p) => this.deliver(p),
         onUp: () => {
           up = true;
@@ -114,7 +122,10 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        this.opts.log.warn({ limitMs }, 'Kamailio did not confirm that the stream is leaving (is kamailio-cfg current?)');
+        this.opts.log.warn(
+          { limitMs },
+          'Kamailio did not confirm that the stream is leaving (is kamailio-cfg current?)',
+        );
         resolve();
       }, limitMs);
     });
@@ -172,18 +183,23 @@ export class KamailioEventStream extends TypedEmitter<Events> {
     const { tix, tlb, req } = frame;
     this.opts.metrics.count('ims_as_isc_stream_requests_total');
     const decided = this.opts.onRequest(req);
-    contain(this.opts, 'stream-decision', decided.then((decision) => {
-      let payload = JSON.stringify({ tix, tlb, ...decision });
-      const bytes = Buffer.byteLength(payload, 'utf8');
-      if (bytes > STREAM_FRAME_LIMIT) {
-        // Kamailio sends only requests below ISC_STREAM_MAX_BYTES here, so this is a bug of ours
-        this.opts.log.error({ method: req?.method, bytes }, 'decision too large for the event stream: 500');
-        payload = JSON.stringify({ tix, tlb, ...reply(500, 'Decision Too Large') });
-      }
-      if (!this.send(payload)) {
-        this.opts.metrics.count('ims_as_isc_stream_decisions_lost_total');
-        this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
-      }
-    }), { method: req?.method });
+    contain(
+      this.opts,
+      'stream-decision',
+      decided.then((decision) => {
+        let payload = JSON.stringify({ tix, tlb, ...decision });
+        const bytes = Buffer.byteLength(payload, 'utf8');
+        if (bytes > STREAM_FRAME_LIMIT) {
+          // Kamailio sends only requests below ISC_STREAM_MAX_BYTES here, so this is a bug of ours
+          this.opts.log.error({ method: req?.method, bytes }, 'decision too large for the event stream: 500');
+          payload = JSON.stringify({ tix, tlb, ...reply(500, 'Decision Too Large') });
+        }
+        if (!this.send(payload)) {
+          this.opts.metrics.count('ims_as_isc_stream_decisions_lost_total');
+          this.opts.log.error({ method: req?.method }, 'event stream down: decision not sent (Kamailio answers 503)');
+        }
+      }),
+      { method: req?.method },
+    );
   }
 }

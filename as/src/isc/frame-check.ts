@@ -33,9 +33,13 @@ function problemOf(errors: ErrorObject[] | null | undefined): string {
 }
 
 export function checkIscRequest(frame: unknown): FrameCheck<IscRequest> {
-  return requestSchema(frame) ? { ok: true, value: frame as IscRequest } : { ok: false, problem: problemOf(requestSchema.errors) };
+  return requestSchema(frame)
+    ? { ok: true, value: frame as IscRequest }
+    : { ok: false, problem: problemOf(requestSchema.errors) };
 }
 
 export function checkIscEvent(frame: unknown): FrameCheck<IscEvent> {
-  return eventSchema(frame) ? { ok: true, value: frame as IscEvent } : { ok: false, problem: problemOf(eventSchema.errors) };
+  return eventSchema(frame)
+    ? { ok: true, value: frame as IscEvent }
+    : { ok: false, problem: problemOf(eventSchema.errors) };
 }

@@ -12,7 +12,10 @@ export function peerAddress(remote: string | undefined): string {
  * configured Kamailio addresses presenting the shared secret (HTTP basic auth, user
  * "kamailio", as http_client sends it from the httpcon URL).
  */
-export function iscGuard(opts: { secret: string; trustedAddresses: readonly string[] | (() => readonly string[]) }): Middleware {
+export function iscGuard(opts: {
+  secret: string;
+  trustedAddresses: readonly string[] | (() => readonly string[]);
+}): Middleware {
   const expected = Buffer.from(`Basic ${Buffer.from(`kamailio:${opts.secret}`).toString('base64')}`);
   // (a function: the running configuration's list, which a reload replaces)
   const trusted = liveSet(opts.trustedAddresses);

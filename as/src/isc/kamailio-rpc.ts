@@ -3,7 +3,11 @@
  * as exposed by kamailio-cfg/kamailio.cfg on /RPC. (There is no maintained npm package.)
  */
 export class KamailioRpcError extends Error {
-  constructor(message: string, readonly code: number | undefined, readonly method: string) {
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+    readonly method: string,
+  ) {
     super(message);
     this.name = 'KamailioRpcError';
   }
@@ -29,9 +33,14 @@ export class KamailioRpc {
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 3000),
       });
     } catch (err) {
-      throw new KamailioRpcError(`Kamailio RPC ${method} unreachable at ${this.opts.httpUrl}: ${(err as Error).message}`, undefined, method);
+      throw new KamailioRpcError(
+        `Kamailio RPC ${method} unreachable at ${this.opts.httpUrl}: ${(err as Error).message}`,
+        undefined,
+        method,
+      );
     }
-    if (res.status === 403) throw new KamailioRpcError(`Kamailio refused RPC ${method}: wrong secret or address`, 403, method);
+    if (res.status === 403)
+      throw new KamailioRpcError(`Kamailio refused RPC ${method}: wrong secret or address`, 403, method);
     const text = await res.text();
     let parsed: RpcResponse<T>;
     try {
@@ -39,7 +48,8 @@ export class KamailioRpc {
     } catch {
       throw new KamailioRpcError(`Kamailio RPC ${method}: not JSON (HTTP ${res.status})`, res.status, method);
     }
-    if (parsed.error) throw new KamailioRpcError(`Kamailio RPC ${method}: ${parsed.error.message}`, parsed.error.code, method);
+    if (parsed.error)
+      throw new KamailioRpcError(`Kamailio RPC ${method}: ${parsed.error.message}`, parsed.error.code, method);
     return parsed.result as T;
   }
 
@@ -47,7 +57,6 @@ export class KamailioRpc {
     const r = await this.call<string | string[] | { version?: string }>('core.version');
     return typeof r === 'string' ? r : Array.isArray(r) ? r.join(' ') : String(r.version ?? JSON.stringify(r));
   }
-
 
   /** Ends a confirmed dialog with a BYE to each side (dialog module; the dialog is matched on Call-ID and both tags). */
   async terminateDialog(callId: string, fromTag: string, toTag: string): Promise<void> {

@@ -31,7 +31,8 @@ export function messageText(req: IscRequest): MessageText {
   if (typeof req.msg === 'string') {
     const headEnd = headerEnd(req.msg);
     if (req.msg.lastIndexOf('\0', headEnd < 0 ? req.msg.length : headEnd) >= 0) return refuse(400, 'NUL In Headers');
-    if (headEnd >= 0 && req.msg.indexOf('\0', headEnd) >= 0 && isTextual(req.msg.slice(0, headEnd))) return refuse(400, 'NUL In Body');
+    if (headEnd >= 0 && req.msg.indexOf('\0', headEnd) >= 0 && isTextual(req.msg.slice(0, headEnd)))
+      return refuse(400, 'NUL In Body');
     return { text: req.msg };
   }
   const bytes = Buffer.from(req.msg64 ?? '', 'base64');
@@ -46,7 +47,10 @@ export function messageText(req: IscRequest): MessageText {
   if (head.includes('\0')) return refuse(400, 'NUL In Headers');
   // Kamailio encodes in base64 only what failed as UTF-8: with valid headers, the body did
   if (isTextual(head)) return refuse(400, 'Invalid UTF-8 In Body');
-  return refuse(415, 'Unsupported Media Type', { headers: [['Accept', ACCEPT[req.service] ?? 'text/plain']], warning: 'binary bodies that are not UTF-8 are not carried' });
+  return refuse(415, 'Unsupported Media Type', {
+    headers: [['Accept', ACCEPT[req.service] ?? 'text/plain']],
+    warning: 'binary bodies that are not UTF-8 are not carried',
+  });
 }
 
 function refuse(code: number, reason: string, parts?: ReplyParts): MessageText {
@@ -72,7 +76,9 @@ function isTextual(head: string): boolean {
  * body's type (RFC 3261 20.15: a body needs a Content-Type naming a media type; a MESSAGE with
  * "Content-Type: ;charset=utf-8" was delivered with no charging record).
  */
-export function readRequest(req: IscRequest): { sip: SipRequest; refusal?: undefined } | { sip?: undefined; refusal: ReplyDecision } {
+export function readRequest(
+  req: IscRequest,
+): { sip: SipRequest; refusal?: undefined } | { sip?: undefined; refusal: ReplyDecision } {
   const message = messageText(req);
   if (message.refusal) return message;
   let sip: SipRequest;

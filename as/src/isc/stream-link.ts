@@ -144,8 +144,10 @@ export class StreamLink {
     const oldest = this.window.oldestSentAt;
     const limit = this.opts.ackTimeoutMs ?? 5000;
     if (oldest === undefined || Date.now() - oldest < limit || !this.socket) return;
-    this.opts.log.error({ ackTimeoutMs: limit, queued: this.window.queued },
-      'Kamailio did not confirm requests on the event stream (is kamailio-cfg current?); reconnecting');
+    this.opts.log.error(
+      { ackTimeoutMs: limit, queued: this.window.queued },
+      'Kamailio did not confirm requests on the event stream (is kamailio-cfg current?); reconnecting',
+    );
     this.opts.metrics.count('ims_as_isc_stream_resets_total', { reason: 'ack-timeout' });
     this.socket.destroy();
   }
@@ -237,8 +239,10 @@ export class StreamLink {
     if (this.socket !== socket || this.greeting === undefined) return;
     this.opts.metrics.count('ims_as_isc_stream_resets_total', { reason: 'hello-unanswered' });
     if (this.unansweredInRow++ === 0) {
-      this.opts.log.warn({ host: this.opts.host, port: this.opts.port, helloTimeoutMs: this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS },
-        'nothing answered the event stream hello (is it Kamailio on that port, with a current kamailio-cfg?); retrying');
+      this.opts.log.warn(
+        { host: this.opts.host, port: this.opts.port, helloTimeoutMs: this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS },
+        'nothing answered the event stream hello (is it Kamailio on that port, with a current kamailio-cfg?); retrying',
+      );
     }
     socket.destroy();
   }
@@ -255,8 +259,10 @@ export class StreamLink {
     }
     this.opts.metrics.count('ims_as_isc_stream_refused_total');
     if (this.refusedInRow++ === 0) {
-      this.opts.log.warn({ host: this.opts.host, port: this.opts.port },
-        'Kamailio closed the event stream connection right after the hello: all evapi client slots taken (max_clients), or a wrong secret; retrying');
+      this.opts.log.warn(
+        { host: this.opts.host, port: this.opts.port },
+        'Kamailio closed the event stream connection right after the hello: all evapi client slots taken (max_clients), or a wrong secret; retrying',
+      );
     }
   }
 }

@@ -44,7 +44,10 @@ export class StreamWindow {
    * Kamailio sends confirmations to every AS stream (it cannot address one connection), so
    * each window starts its ids at a random point: another instance's ids never match ours.
    */
-  constructor(private readonly limit = STREAM_WINDOW_BYTES, firstId = 1 + Math.floor(Math.random() * 2 ** 30)) {
+  constructor(
+    private readonly limit = STREAM_WINDOW_BYTES,
+    firstId = 1 + Math.floor(Math.random() * 2 ** 30),
+  ) {
     this.nextId = firstId;
   }
 

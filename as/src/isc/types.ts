@@ -162,7 +162,14 @@ export interface SessionEndEvent {
   ts: string;
 }
 
-export type IscEvent = RegistrationEvent | ContactExpiredEvent | OutcomeEvent | UacReplyEvent | StreamAckEvent | SessionAnswerEvent | SessionEndEvent;
+export type IscEvent =
+  | RegistrationEvent
+  | ContactExpiredEvent
+  | OutcomeEvent
+  | UacReplyEvent
+  | StreamAckEvent
+  | SessionAnswerEvent
+  | SessionEndEvent;
 
 /** Everything Kamailio sends on the stream. */
 export type StreamFrame = IscEvent | StreamRequestFrame | StreamLeavingAckFrame | StreamHelloAckFrame;
@@ -214,7 +221,9 @@ export function headerText(headers: readonly HeaderField[] = [], warning?: Warni
 /** The IMPI Kamailio authenticated the request with, when it is a sane NAI (user@realm, printable, bounded). */
 export function privateIdentityOf(req: Pick<IscRequest, 'impi'>): string | undefined {
   const v = req.impi;
-  return typeof v === 'string' && v.length <= 256 && /^[^\s@]+@[^\s@]+$/.test(v) && !/[\u0000-\u001f\u007f]/.test(v) ? v : undefined;
+  return typeof v === 'string' && v.length <= 256 && /^[^\s@]+@[^\s@]+$/.test(v) && !/[\u0000-\u001f\u007f]/.test(v)
+    ? v
+    : undefined;
 }
 
 /** The request's P-Charging-Vector: as received, else the one Kamailio added. */
@@ -223,6 +232,6 @@ export function chargingVectorOf(headerValue: string | undefined, req: Pick<IscR
   if (typeof req.pcv !== 'string') return undefined;
   // $pcv(all) may come as the whole header line: keep the value, never a line break
   const value = req.pcv.replace(/^\s*P-Charging-Vector\s*:/i, '').trim();
-   
+
   return value.length > 0 && !/[\u0000-\u001f\u007f]/.test(value) ? value : undefined;
 }

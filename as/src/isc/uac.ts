@@ -58,18 +58,20 @@ function transactionKey(callId: string, cseq: string): string {
 export class UacClient {
   private readonly pending = new Map<string, Pending>();
 
-  constructor(private readonly opts: {
-    httpUrl: string;
-    secret: string;
-    /** Kamailio's SIP URI, next hop of requests routed through the core. */
-    coreUri: string;
-    domain: string;
-    /** This instance's evapi tag (instanceTag): Kamailio reports replies to it. */
-    instanceTag: string;
-    transactionTimeoutMs: number;
-    log: Logger;
-    metrics: Metrics;
-  }) {}
+  constructor(
+    private readonly opts: {
+      httpUrl: string;
+      secret: string;
+      /** Kamailio's SIP URI, next hop of requests routed through the core. */
+      coreUri: string;
+      domain: string;
+      /** This instance's evapi tag (instanceTag): Kamailio reports replies to it. */
+      instanceTag: string;
+      transactionTimeoutMs: number;
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {}
 
   private channel?: RequestChannel;
 
@@ -164,7 +166,10 @@ export class UacClient {
     const key = transactionKey(ev.callId, ev.cseq);
     const p = this.pending.get(key);
     if (!p) {
-      this.opts.log.debug({ callId: ev.callId, cseq: ev.cseq, code: ev.code }, 'reply for no pending request (late or not ours)');
+      this.opts.log.debug(
+        { callId: ev.callId, cseq: ev.cseq, code: ev.code },
+        'reply for no pending request (late or not ours)',
+      );
       return;
     }
     clearTimeout(p.timer);

@@ -16,7 +16,11 @@ export class RateLimitedService implements IscService {
   readonly name: IscService['name'];
   readonly onOutcome?: IscService['onOutcome'];
 
-  constructor(private readonly inner: IscService, private readonly limits: UserRateLimits, private readonly domain: LocalDomain) {
+  constructor(
+    private readonly inner: IscService,
+    private readonly limits: UserRateLimits,
+    private readonly domain: LocalDomain,
+  ) {
     this.name = inner.name;
     if (inner.onOutcome) this.onOutcome = inner.onOutcome.bind(inner);
   }

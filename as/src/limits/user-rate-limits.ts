@@ -23,7 +23,11 @@ export interface Refusal {
 
 export const RATE_LIMITED = 'ims_as_user_rate_limited_total';
 
-const NOUNS: Record<LimitedKind, string> = { message: 'MESSAGEs', subscribe: 'SUBSCRIBEs', group: 'group or list messages' };
+const NOUNS: Record<LimitedKind, string> = {
+  message: 'MESSAGEs',
+  subscribe: 'SUBSCRIBEs',
+  group: 'group or list messages',
+};
 
 /**
  * Per-user limits per minute on MESSAGEs, SUBSCRIBEs and group explosions, shared by every
@@ -40,14 +44,16 @@ export class UserRateLimits {
   private readonly over = new Map<string, number>();
   private overWindow = -1;
 
-  constructor(private readonly deps: {
-    store: Store;
-    /** The limit per minute now (settings are reloadable); 0 or less: no limit. */
-    limitOf: (kind: LimitedKind) => number;
-    metrics: Metrics;
-    log: Logger;
-    now?: () => number;
-  }) {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      /** The limit per minute now (settings are reloadable); 0 or less: no limit. */
+      limitOf: (kind: LimitedKind) => number;
+      metrics: Metrics;
+      log: Logger;
+      now?: () => number;
+    },
+  ) {
     this.counters = deps.store.collection<CounterDoc>('rate_counters');
   }
 
@@ -73,18 +79,22 @@ export class UserRateLimits {
     this.over.set(id, limit);
     // the first request over the limit, on whichever instance took it: one line per user and minute
     if (n === limit + 1) {
-      this.deps.log.warn({ user, kind, limit, retryAfter: secondsLeft(window, now) }, 'user over the per-minute limit: refused until the minute ends');
+      this.deps.log.warn(
+        { user, kind, limit, retryAfter: secondsLeft(window, now) },
+        'user over the per-minute limit: refused until the minute ends',
+      );
     }
     return this.refused(kind, limit, secondsLeft(window, now));
   }
 
   /** Raises the counter, creating it for the window's first request; its new value. */
   private async count(id: string, startsAt: number): Promise<number> {
-    const raise = () => this.counters.findOneAndUpdate(
-      { _id: id },
-      { $inc: { n: 1 }, $setOnInsert: { at: new Date(startsAt) } },
-      { upsert: true, returnDocument: 'after' },
-    );
+    const raise = () =>
+      this.counters.findOneAndUpdate(
+        { _id: id },
+        { $inc: { n: 1 }, $setOnInsert: { at: new Date(startsAt) } },
+        { upsert: true, returnDocument: 'after' },
+      );
     let doc;
     try {
       doc = await raise();
@@ -111,6 +121,9 @@ export class UserRateLimits {
 export function rateLimitedReply(refusal: Refusal, agent: string): ReplyDecision {
   return reply(403, 'Rate Limit Exceeded', {
     headers: [['Retry-After', String(refusal.retryAfter)]],
-    warning: { agent, text: `at most ${refusal.limit} ${NOUNS[refusal.kind]} per minute; try again in ${refusal.retryAfter} s` },
+    warning: {
+      agent,
+      text: `at most ${refusal.limit} ${NOUNS[refusal.kind]} per minute; try again in ${refusal.retryAfter} s`,
+    },
   });
 }

@@ -74,23 +74,29 @@ export class ByteCoverage {
   }
 }
 
-export type ChunkVerdict =
-  | { ok: true }
-  | { ok: false; code: 400 | 413; reason: string };
+export type ChunkVerdict = { ok: true } | { ok: false; code: 400 | 413; reason: string };
 
 /**
  * Checks one chunk against what is known of its message: a range that contradicts the total,
  * a total that changed, a size above `maxBytes`.
  */
-export function checkChunk(range: ByteRange, length: number, knownTotal: number | undefined, maxBytes: number): ChunkVerdict {
+export function checkChunk(
+  range: ByteRange,
+  length: number,
+  knownTotal: number | undefined,
+  maxBytes: number,
+): ChunkVerdict {
   const total = range.total ?? knownTotal;
   if (range.total !== undefined && knownTotal !== undefined && range.total !== knownTotal) {
     return { ok: false, code: 400, reason: `total changed from ${knownTotal} to ${range.total}` };
   }
-  if (total !== undefined && total > maxBytes) return { ok: false, code: 413, reason: `message of ${total} bytes above ${maxBytes}` };
+  if (total !== undefined && total > maxBytes)
+    return { ok: false, code: 413, reason: `message of ${total} bytes above ${maxBytes}` };
   const last = range.start + length - 1;
-  if (total !== undefined && last > total) return { ok: false, code: 400, reason: `bytes ${range.start}-${last} beyond the total ${total}` };
-  if (range.end !== undefined && total !== undefined && range.end > total) return { ok: false, code: 400, reason: `range-end ${range.end} beyond the total ${total}` };
+  if (total !== undefined && last > total)
+    return { ok: false, code: 400, reason: `bytes ${range.start}-${last} beyond the total ${total}` };
+  if (range.end !== undefined && total !== undefined && range.end > total)
+    return { ok: false, code: 400, reason: `range-end ${range.end} beyond the total ${total}` };
   if (last > maxBytes) return { ok: false, code: 413, reason: `message passes ${maxBytes} bytes` };
   return { ok: true };
 }
@@ -130,7 +136,8 @@ export class Reassembly {
       // count the CRLF before the end-line in their total, which never arrives as content
       this.total = range.start + data.length - 1;
     }
-    if (this.state === 'receiving' && this.sawLast && this.coverage.covers(this.total ?? Infinity)) this.state = 'complete';
+    if (this.state === 'receiving' && this.sawLast && this.coverage.covers(this.total ?? Infinity))
+      this.state = 'complete';
     return { ok: true };
   }
 

@@ -6,7 +6,14 @@
  */
 import type { Socket } from 'node:net';
 import { MsrpFramer, type FrameEvent } from './framer.js';
-import { type ContinuationFlag, type MsrpHead, type MsrpMessage, bodyPreamble, bodyTrailer, serializeMessage } from './message.js';
+import {
+  type ContinuationFlag,
+  type MsrpHead,
+  type MsrpMessage,
+  bodyPreamble,
+  bodyTrailer,
+  serializeMessage,
+} from './message.js';
 import { WriteLock } from './write-lock.js';
 
 /** How long a request of ours waits for its response. */

@@ -81,7 +81,8 @@ export class MsrpFramer {
     for (;;) {
       const eol = this.pending.indexOf(CRLF);
       if (eol < 0) {
-        if (this.headBytes + this.pending.length > this.maxHeadBytes) throw new MsrpSyntaxError(`head longer than ${this.maxHeadBytes} bytes`);
+        if (this.headBytes + this.pending.length > this.maxHeadBytes)
+          throw new MsrpSyntaxError(`head longer than ${this.maxHeadBytes} bytes`);
         return;
       }
       this.headBytes += eol + 2;
@@ -107,7 +108,11 @@ export class MsrpFramer {
       }
       if (line.startsWith(DASHES)) {
         const flag = line.slice(DASHES.length + tid.length);
-        if (line.slice(DASHES.length, DASHES.length + tid.length) !== tid || flag.length !== 1 || !FLAGS.has(flag.charCodeAt(0))) {
+        if (
+          line.slice(DASHES.length, DASHES.length + tid.length) !== tid ||
+          flag.length !== 1 ||
+          !FLAGS.has(flag.charCodeAt(0))
+        ) {
           throw new MsrpSyntaxError(`end-line does not close transaction ${tid}: ${line.slice(0, 60)}`);
         }
         out.push({ type: 'head', head: { ...this.start, headers: this.headers } as MsrpHead, hasBody: false });
@@ -186,7 +191,10 @@ export class MsrpFramer {
 }
 
 /** Reads complete messages from one buffer (tests, tools): heads with their whole body. */
-export function parseMessages(data: Buffer, maxHeadBytes = DEFAULT_MAX_HEAD_BYTES): Array<{ head: MsrpHead; body?: Buffer; flag: ContinuationFlag }> {
+export function parseMessages(
+  data: Buffer,
+  maxHeadBytes = DEFAULT_MAX_HEAD_BYTES,
+): Array<{ head: MsrpHead; body?: Buffer; flag: ContinuationFlag }> {
   const framer = new MsrpFramer(maxHeadBytes);
   const out: Array<{ head: MsrpHead; body?: Buffer; flag: ContinuationFlag }> = [];
   let current: { head: MsrpHead; parts: Buffer[]; hasBody: boolean } | undefined;
@@ -195,7 +203,11 @@ export function parseMessages(data: Buffer, maxHeadBytes = DEFAULT_MAX_HEAD_BYTE
     if (ev.type === 'head') current = { head: ev.head, parts: [], hasBody: ev.hasBody };
     else if (ev.type === 'body') current?.parts.push(ev.data);
     else if (current) {
-      out.push(current.hasBody ? { head: current.head, body: Buffer.concat(current.parts), flag: ev.flag } : { head: current.head, flag: ev.flag });
+      out.push(
+        current.hasBody
+          ? { head: current.head, body: Buffer.concat(current.parts), flag: ev.flag }
+          : { head: current.head, flag: ev.flag },
+      );
       current = undefined;
     }
   }

@@ -80,7 +80,8 @@ export function parseByteRange(text: string): ByteRange {
   const range: ByteRange = { start };
   if (m[2] !== '*') range.end = Number(m[2]);
   if (m[3] !== '*') range.total = Number(m[3]);
-  if (range.end !== undefined && range.end < start - 1) throw new MsrpSyntaxError(`Byte-Range ends before it starts: ${text}`);
+  if (range.end !== undefined && range.end < start - 1)
+    throw new MsrpSyntaxError(`Byte-Range ends before it starts: ${text}`);
   return range;
 }
 
@@ -152,7 +153,10 @@ export function orderHeaders(headers: readonly MsrpHeader[]): MsrpHeader[] {
     if (n.startsWith('content-')) return 3;
     return 2;
   };
-  return headers.map((h, i) => ({ h, i })).sort((a, b) => rank(a.h) - rank(b.h) || a.i - b.i).map((x) => x.h);
+  return headers
+    .map((h, i) => ({ h, i }))
+    .sort((a, b) => rank(a.h) - rank(b.h) || a.i - b.i)
+    .map((x) => x.h);
 }
 
 function checkHeaders(headers: readonly MsrpHeader[]): void {
@@ -170,7 +174,9 @@ export function serializeHead(head: MsrpHead): string {
     head.kind === 'request'
       ? `MSRP ${head.tid} ${head.method}`
       : `MSRP ${head.tid} ${String(head.code).padStart(3, '0')}${head.comment !== undefined ? ` ${head.comment}` : ''}`;
-  return `${start}\r\n${orderHeaders(head.headers).map((h) => `${h.name}: ${h.value}\r\n`).join('')}`;
+  return `${start}\r\n${orderHeaders(head.headers)
+    .map((h) => `${h.name}: ${h.value}\r\n`)
+    .join('')}`;
 }
 
 /** The end-line: seven dashes, the transaction id, the flag, CRLF. */
@@ -185,7 +191,11 @@ export function endLine(tid: string, flag: ContinuationFlag): string {
 export function serializeMessage(msg: MsrpMessage): Buffer {
   const head = serializeHead(msg.head);
   if (msg.body === undefined) return Buffer.from(head + endLine(msg.head.tid, msg.flag), 'utf8');
-  return Buffer.concat([Buffer.from(`${head}\r\n`, 'utf8'), msg.body, Buffer.from(`\r\n${endLine(msg.head.tid, msg.flag)}`, 'utf8')]);
+  return Buffer.concat([
+    Buffer.from(`${head}\r\n`, 'utf8'),
+    msg.body,
+    Buffer.from(`\r\n${endLine(msg.head.tid, msg.flag)}`, 'utf8'),
+  ]);
 }
 
 /** What to send in front of a streamed body: the head and the blank line. */
@@ -223,5 +233,11 @@ export function parseHeaderLine(line: string): MsrpHeader {
   if (colon <= 0) throw new MsrpSyntaxError(`header line without a name: ${line.slice(0, 80)}`);
   const name = line.slice(0, colon);
   if (!HEADER_NAME.test(name)) throw new MsrpSyntaxError(`bad header name: ${name.slice(0, 40)}`);
-  return { name, value: line.slice(colon + 1).replace(/^[ \t]+/, '').replace(/[ \t]+$/, '') };
+  return {
+    name,
+    value: line
+      .slice(colon + 1)
+      .replace(/^[ \t]+/, '')
+      .replace(/[ \t]+$/, ''),
+  };
 }

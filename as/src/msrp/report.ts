@@ -7,7 +7,14 @@
  * - A REPORT goes to the message's sender end to end: To-Path is the whole From-Path of the
  *   SEND, with the Message-ID, the Byte-Range it covers and a Status.
  */
-import { type ByteRange, type FailureReport, type MsrpRequestHead, type MsrpResponseHead, formatByteRange, formatStatus } from './message.js';
+import {
+  type ByteRange,
+  type FailureReport,
+  type MsrpRequestHead,
+  type MsrpResponseHead,
+  formatByteRange,
+  formatStatus,
+} from './message.js';
 import { msrpReason } from './status.js';
 
 /** Whether a response with `code` is sent for a request asking `failureReport`. */
@@ -23,7 +30,13 @@ export function wantsFailureReport(failureReport: FailureReport): boolean {
 }
 
 /** The response to a request, from `self` to the previous hop. */
-export function responseTo(request: MsrpRequestHead, code: number, fromPath: string, toPath: string, comment = msrpReason(code)): MsrpResponseHead {
+export function responseTo(
+  request: MsrpRequestHead,
+  code: number,
+  fromPath: string,
+  toPath: string,
+  comment = msrpReason(code),
+): MsrpResponseHead {
   return {
     kind: 'response',
     tid: request.tid,
@@ -58,7 +71,10 @@ export function buildReport(f: ReportFacts): MsrpRequestHead {
       { name: 'From-Path', value: f.fromPath },
       { name: 'Message-ID', value: f.messageId },
       { name: 'Byte-Range', value: formatByteRange(f.range) },
-      { name: 'Status', value: formatStatus({ namespace: '000', code: f.code, comment: f.comment ?? msrpReason(f.code) }) },
+      {
+        name: 'Status',
+        value: formatStatus({ namespace: '000', code: f.code, comment: f.comment ?? msrpReason(f.code) }),
+      },
     ],
   };
 }

@@ -37,7 +37,15 @@ import {
 import { buildReport, responseTo, shouldRespond, wantsFailureReport } from './report.js';
 import { type SwitchedSession, SessionTable, otherLeg } from './session-table.js';
 import { MSRP_STATUS } from './status.js';
-import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, msrpUriEquals, parseMsrpPath, parseMsrpUri, tryParseMsrpUri } from './uri.js';
+import {
+  type MsrpUri,
+  formatMsrpUri,
+  msrpAuthorityKey,
+  msrpUriEquals,
+  parseMsrpPath,
+  parseMsrpUri,
+  tryParseMsrpUri,
+} from './uri.js';
 
 export const IS_COMPOSING_TYPE = 'application/im-iscomposing+xml';
 /** Bodies up to this size, of a text type, are handed to the 'message' event whole. */
@@ -131,7 +139,10 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       onClose: (conn, reason) => this.onConnectionClosed(conn, reason),
     };
     opts.metrics
-      ?.describe('ims_as_msrp_messages_relayed_total', 'MSRP messages relayed whole by the switch, by the side that sent them')
+      ?.describe(
+        'ims_as_msrp_messages_relayed_total',
+        'MSRP messages relayed whole by the switch, by the side that sent them',
+      )
       .describe('ims_as_msrp_bytes_relayed_total', 'MSRP body bytes relayed by the switch, by the side that sent them')
       .describe('ims_as_msrp_refusals_total', 'MSRP requests the switch answered with an error, by status code')
       .gauge('ims_as_msrp_sessions_open', 'MSRP sessions open in the switch', () => this.sessions.size)
@@ -172,7 +183,10 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
    * `offerer.setup` is the offer's a=setup (RFC 6135): only `passive` changes anything (the AS
    * then connects to the offerer instead of waiting for it; the answer then says active).
    */
-  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }): { offererSide: string; answererSide: string } {
+  open(
+    sessionKey: string,
+    offerer: { path: string[]; acceptTypes?: string[]; setup?: string },
+  ): { offererSide: string; answererSide: string } {
     const existing = this.sessions.get(sessionKey);
     if (existing) {
       existing.offerer.peerPath = offerer.path.slice();
@@ -213,7 +227,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   private connectLegSafely(session: SwitchedSession, leg: MsrpLeg): void {
     this.connectLeg(session, leg).catch((err: unknown) => {
       this.opts.log.warn({ sessionKey: session.key, side: leg.side, err }, 'msrp: cannot reach a participant');
-      if (this.sessions.get(session.key) === session) this.endSession(session, `cannot connect to the ${leg.side}: ${(err as Error).message}`, true);
+      if (this.sessions.get(session.key) === session)
+        this.endSession(session, `cannot connect to the ${leg.side}: ${(err as Error).message}`, true);
     });
   }
 
@@ -236,7 +251,14 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   // -------------------------------------------------------------------------
 
   private uriFor(sessionId: string): string {
-    return formatMsrpUri({ scheme: this.scheme, host: this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host, port: this.port, sessionId, transport: 'tcp', params: [] });
+    return formatMsrpUri({
+      scheme: this.scheme,
+      host: this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host,
+      port: this.port,
+      sessionId,
+      transport: 'tcp',
+      params: [],
+    });
   }
 
   private adopt(socket: Socket, authority: string): MsrpConnection {
@@ -255,7 +277,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     const attempt = new Promise<MsrpConnection>((resolve, reject) => {
       // the far end's certificate is not checked: MSRP over TLS names no host to check
       // it against (RFC 4975 relies on the SDP fingerprint, which the SIP side carries)
-      const socket = uri.scheme === 'msrps' ? tlsConnect({ host, port, rejectUnauthorized: false }) : tcpConnect({ host, port });
+      const socket =
+        uri.scheme === 'msrps' ? tlsConnect({ host, port, rejectUnauthorized: false }) : tcpConnect({ host, port });
       const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS);
       const fail = (err: Error) => {
         clearTimeout(timer);
@@ -298,14 +321,19 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       flag: '$',
     });
     const code = await response;
-    if (code !== 200) this.opts.log.info({ sessionKey: session.key, side: leg.side, code }, 'msrp: the binding SEND was refused');
+    if (code !== 200)
+      this.opts.log.info({ sessionKey: session.key, side: leg.side, code }, 'msrp: the binding SEND was refused');
   }
 
   private onConnectionClosed(conn: MsrpConnection, reason: string): void {
     this.connections.delete(conn);
     const key = conn.authority;
     const out = this.outbound.get(key);
-    if (out) void out.then((c) => c === conn && this.outbound.delete(key), () => undefined);
+    if (out)
+      void out.then(
+        (c) => c === conn && this.outbound.delete(key),
+        () => undefined,
+      );
     const inc = this.incoming.get(conn);
     this.incoming.delete(conn);
     if (inc?.relay) void this.abortRelay(inc);
@@ -322,7 +350,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       const conn = leg.connection;
       leg.release();
       // a connection no session uses any more is closed (RFC 4975: connections live with their sessions)
-      if (conn && !conn.closed && conn.sessionIds.size === 0 && !this.isStreaming(conn)) conn.close('no session left on it');
+      if (conn && !conn.closed && conn.sessionIds.size === 0 && !this.isStreaming(conn))
+        conn.close('no session left on it');
     }
     this.opts.log.info({ sessionKey: session.key, reason }, 'msrp: session ended');
     if (notify) this.safeEmit('ended', { sessionKey: session.key, reason });
@@ -338,7 +367,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       if (now - s.lastActivity > this.opts.idleTimeoutMs) this.endSession(s, 'msrp idle timeout', true);
     }
     for (const c of this.connections) {
-      if (c.sessionIds.size === 0 && now - c.lastActivity > this.opts.idleTimeoutMs) c.close('idle, bound to no session');
+      if (c.sessionIds.size === 0 && now - c.lastActivity > this.opts.idleTimeoutMs)
+        c.close('idle, bound to no session');
     }
   }
 
@@ -422,7 +452,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     }
     // the sender must be the participant the SDP named (RFC 4975 section 5.4: the last URI of
     // the From-Path is the peer's own): anyone else who learnt the AS's URI could take the leg
-    if (leg.peerPath && !sameParticipant(fromText!, leg.peerPath)) return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
+    if (leg.peerPath && !sameParticipant(fromText!, leg.peerPath))
+      return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
     if (!leg.connection || leg.connection.closed) leg.bind(conn);
     session.lastActivity = Date.now();
     inc.session = session;
@@ -461,7 +492,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 
     const out = otherLeg(session, side);
     const outConn = await out.whenReady(this.opts.peerWaitMs ?? DEFAULT_PEER_WAIT_MS);
-    if (!outConn || this.sessions.get(session.key) !== session) return refuse(MSRP_STATUS.TIMEOUT, `the ${out.side} is not connected`);
+    if (!outConn || this.sessions.get(session.key) !== session)
+      return refuse(MSRP_STATUS.TIMEOUT, `the ${out.side} is not connected`);
     const release = await outConn.lock.acquire();
     const tid = newTransactionId();
     const response = outConn.expectResponse(tid);
@@ -486,7 +518,12 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 
   private isOurs(uri: MsrpUri): boolean {
     const host = uri.host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-    return uri.scheme === this.scheme && host === this.opts.host.toLowerCase() && uri.port === this.port && uri.sessionId !== undefined;
+    return (
+      uri.scheme === this.scheme &&
+      host === this.opts.host.toLowerCase() &&
+      uri.port === this.port &&
+      uri.sessionId !== undefined
+    );
   }
 
   private relayFailed(inc: Incoming): void {
@@ -584,9 +621,18 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     leg.inbound.delete(inc.messageId);
     leg.messages++;
     const text = msg.textParts ? Buffer.concat(msg.textParts).toString('utf8') : undefined;
-    const isComposing = msg.contentType === IS_COMPOSING_TYPE || (msg.contentType === CPIM_CONTENT_TYPE && text !== undefined && wrapsIsComposing(text));
+    const isComposing =
+      msg.contentType === IS_COMPOSING_TYPE ||
+      (msg.contentType === CPIM_CONTENT_TYPE && text !== undefined && wrapsIsComposing(text));
     this.opts.metrics?.count('ims_as_msrp_messages_relayed_total', { from: side });
-    const event: MsrpMessageEvent = { sessionKey: session.key, from: side, messageId: inc.messageId, contentType: msg.contentType, bytes: total, isComposing };
+    const event: MsrpMessageEvent = {
+      sessionKey: session.key,
+      from: side,
+      messageId: inc.messageId,
+      contentType: msg.contentType,
+      bytes: total,
+      isComposing,
+    };
     if (text !== undefined) event.text = text;
     this.safeEmit('message', event);
   }
@@ -595,9 +641,19 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
    * The far leg's answer to a relayed chunk: an error becomes a Failure-Report to the sender
    * (when it wants them) and refuses the rest of a message the far end stopped (413).
    */
-  private followRelay(session: SwitchedSession, side: Side, inc: Incoming, response: Promise<number>, flag: string): void {
+  private followRelay(
+    session: SwitchedSession,
+    side: Side,
+    inc: Incoming,
+    response: Promise<number>,
+    flag: string,
+  ): void {
     const messageId = inc.messageId!;
-    const range: ByteRange = { start: inc.range!.start, end: inc.range!.start + inc.received - 1, total: inc.message!.total };
+    const range: ByteRange = {
+      start: inc.range!.start,
+      end: inc.range!.start + inc.received - 1,
+      total: inc.message!.total,
+    };
     const failureReport = inc.failureReport;
     const senderPath = inc.fromPath!;
     response
@@ -614,7 +670,14 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
         const leg = session[side];
         if (!wantsFailureReport(failureReport) || !leg.connection || leg.connection.closed) return;
         await leg.connection.send({
-          head: buildReport({ tid: newTransactionId(), toPath: senderPath, fromPath: leg.localUri, messageId, range, code }),
+          head: buildReport({
+            tid: newTransactionId(),
+            toPath: senderPath,
+            fromPath: leg.localUri,
+            messageId,
+            range,
+            code,
+          }),
           flag: '$',
         });
       })
@@ -644,12 +707,24 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       return;
     }
     const wanted = code === MSRP_STATUS.OK ? rel.successReport : wantsFailureReport(rel.failureReport);
-    if (code === MSRP_STATUS.OK && range.total !== undefined && range.end === range.total) leg.relayed.delete(messageId);
+    if (code === MSRP_STATUS.OK && range.total !== undefined && range.end === range.total)
+      leg.relayed.delete(messageId);
     const back = otherLeg(session, side);
     if (!wanted || !back.connection || back.connection.closed) return;
     const parsed = parseStatus(status);
     await back.connection
-      .send({ head: buildReport({ tid: newTransactionId(), toPath: rel.senderPath, fromPath: back.localUri, messageId, range, code, comment: parsed.comment }), flag: '$' })
+      .send({
+        head: buildReport({
+          tid: newTransactionId(),
+          toPath: rel.senderPath,
+          fromPath: back.localUri,
+          messageId,
+          range,
+          code,
+          comment: parsed.comment,
+        }),
+        flag: '$',
+      })
       .catch(() => undefined);
   }
 }

@@ -75,7 +75,8 @@ export function parseMsrpUri(text: string): MsrpUri {
   }
   const [transport, ...params] = m[4]!.split(';');
   if (!transport || !TOKEN.test(transport)) throw new MsrpUriError(`bad transport: ${text}`);
-  for (const p of params) if (!/^[A-Za-z0-9\-.!%*_+`'~]+(=[^;\s]*)?$/.test(p)) throw new MsrpUriError(`bad parameter: ${text}`);
+  for (const p of params)
+    if (!/^[A-Za-z0-9\-.!%*_+`'~]+(=[^;\s]*)?$/.test(p)) throw new MsrpUriError(`bad parameter: ${text}`);
   const uri: MsrpUri = { scheme, host, transport: transport.toLowerCase(), params };
   if (user !== undefined) uri.user = user;
   if (port !== undefined) uri.port = port;

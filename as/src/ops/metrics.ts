@@ -45,7 +45,10 @@ export class Metrics {
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
   private readonly cumulative = new Map<string, { help: string; read: () => number }>();
   private readonly help = new Map<string, string>();
-  private readonly sampled = new Map<string, { help: string; read: () => Promise<GaugeSample[]>; last: GaugeSample[] }>();
+  private readonly sampled = new Map<
+    string,
+    { help: string; read: () => Promise<GaugeSample[]>; last: GaugeSample[] }
+  >();
   private processRegistry?: Registry;
 
   describe(name: string, help: string): this {
@@ -65,7 +68,11 @@ export class Metrics {
     if (!series) this.histograms.set(name, (series = new Map()));
     const key = labelText(labels);
     let h = series.get(key);
-    if (!h) series.set(key, (h = { labels: labels ?? {}, counts: new Array<number>(BUCKETS.length).fill(0), sum: 0, count: 0 }));
+    if (!h)
+      series.set(
+        key,
+        (h = { labels: labels ?? {}, counts: new Array<number>(BUCKETS.length).fill(0), sum: 0, count: 0 }),
+      );
     for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) h.counts[i]!++;
     h.sum += seconds;
     h.count++;
@@ -104,21 +111,23 @@ export class Metrics {
 
   /** The /metrics text: sampled gauges read (in parallel, bounded), then everything rendered. */
   async scrape(): Promise<string> {
-    await Promise.all([...this.sampled].map(async ([name, g]) => {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        g.last = await Promise.race([
-          g.read(),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('late')), SAMPLE_TIMEOUT_MS);
-          }),
-        ]);
-      } catch {
-        this.count('ims_as_metrics_sample_failures_total', { gauge: name });
-      } finally {
-        clearTimeout(timer);
-      }
-    }));
+    await Promise.all(
+      [...this.sampled].map(async ([name, g]) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          g.last = await Promise.race([
+            g.read(),
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new Error('late')), SAMPLE_TIMEOUT_MS);
+            }),
+          ]);
+        } catch {
+          this.count('ims_as_metrics_sample_failures_total', { gauge: name });
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
     const own = this.render();
     return this.processRegistry ? own + (await this.processRegistry.metrics()) : own;
   }
@@ -168,7 +177,9 @@ export class Metrics {
     for (const [name, series] of this.histograms) {
       head(name, 'histogram');
       for (const h of series.values()) {
-        BUCKETS.forEach((b, i) => out.push(`${name}_bucket${labelText({ ...h.labels, le: String(b) })} ${h.counts[i]}`));
+        BUCKETS.forEach((b, i) =>
+          out.push(`${name}_bucket${labelText({ ...h.labels, le: String(b) })} ${h.counts[i]}`),
+        );
         out.push(`${name}_bucket${labelText({ ...h.labels, le: '+Inf' })} ${h.count}`);
         out.push(`${name}_sum${labelText(h.labels)} ${h.sum}`);
         out.push(`${name}_count${labelText(h.labels)} ${h.count}`);

@@ -23,13 +23,15 @@ function presentedToken(ctx: Context): string {
  * or the token form), /admin/ui/overview (counts, rates, the last hour, health),
  * /admin/ui/users/:user (one user). Off, like the admin API, when no token is configured.
  */
-export function operatorPageRoutes(deps: OpsAdminDeps & {
-  sampler: OpsSampler;
-  sampleSeconds: number;
-  checks: HealthCheck[];
-  version: string;
-  node: string;
-}): Router {
+export function operatorPageRoutes(
+  deps: OpsAdminDeps & {
+    sampler: OpsSampler;
+    sampleSeconds: number;
+    checks: HealthCheck[];
+    version: string;
+    node: string;
+  },
+): Router {
   const router = new Router({ prefix: '/admin/ui' });
   const expected = Buffer.from(deps.token);
   const allowed = (ctx: Context) => deps.token !== '' && sameSecret(presentedToken(ctx), expected);
@@ -43,7 +45,10 @@ export function operatorPageRoutes(deps: OpsAdminDeps & {
     noStore(ctx);
     ctx.type = 'text/html; charset=utf-8';
     // a page that runs no script from elsewhere and cannot be framed
-    ctx.set('Content-Security-Policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'");
+    ctx.set(
+      'Content-Security-Policy',
+      "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'",
+    );
     if (!allowed(ctx)) {
       ctx.status = 401;
       ctx.body = LOGIN_PAGE;
@@ -69,10 +74,15 @@ export function operatorPageRoutes(deps: OpsAdminDeps & {
     const series = ring.series();
     const latest = ring.latest;
     ctx.body = {
-      version: deps.version, node: deps.node, sampleSeconds: deps.sampleSeconds,
+      version: deps.version,
+      node: deps.node,
+      sampleSeconds: deps.sampleSeconds,
       // the "now" rates and latency over the last minute: one interval is too short to read
-      counts: latest?.counts, totals: latest?.totals, rates: ring.recent(60_000),
-      series, health: await checkAll(deps.checks),
+      counts: latest?.counts,
+      totals: latest?.totals,
+      rates: ring.recent(60_000),
+      series,
+      health: await checkAll(deps.checks),
     };
   });
 

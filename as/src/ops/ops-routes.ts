@@ -18,14 +18,18 @@ function withinDeadline(check: Promise<string>): Promise<string> {
 }
 
 /** Runs every check with its deadline: the /health body (and the operator page's health table). */
-export async function checkAll(checks: HealthCheck[]): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail: string }> }> {
-  const results = await Promise.all(checks.map(async (c) => {
-    try {
-      return [c.name, { ok: true, detail: await withinDeadline(c.check()) }] as const;
-    } catch (err) {
-      return [c.name, { ok: false, detail: (err as Error).message }] as const;
-    }
-  }));
+export async function checkAll(
+  checks: HealthCheck[],
+): Promise<{ ok: boolean; checks: Record<string, { ok: boolean; detail: string }> }> {
+  const results = await Promise.all(
+    checks.map(async (c) => {
+      try {
+        return [c.name, { ok: true, detail: await withinDeadline(c.check()) }] as const;
+      } catch (err) {
+        return [c.name, { ok: false, detail: (err as Error).message }] as const;
+      }
+    }),
+  );
   return { ok: results.every(([, r]) => r.ok), checks: Object.fromEntries(results) };
 }
 

@@ -12,13 +12,15 @@ export class OpsSampler {
   private timer: NodeJS.Timeout | undefined;
   private failing = false;
 
-  constructor(private readonly deps: {
-    everyMs: number;
-    keep: number;
-    counts: () => Promise<Sample['counts']>;
-    metrics: Metrics;
-    log: Logger;
-  }) {
+  constructor(
+    private readonly deps: {
+      everyMs: number;
+      keep: number;
+      counts: () => Promise<Sample['counts']>;
+      metrics: Metrics;
+      log: Logger;
+    },
+  ) {
     this.ring = new SampleRing(deps.keep);
   }
 
@@ -34,7 +36,9 @@ export class OpsSampler {
 
   /** One timed sample; sampleNow reports its own failures, this only keeps a surprise from going unhandled. */
   private tick(): void {
-    this.sampleNow().catch((err: unknown) => this.deps.log.error({ err: (err as Error).message }, 'operator page sample threw'));
+    this.sampleNow().catch((err: unknown) =>
+      this.deps.log.error({ err: (err as Error).message }, 'operator page sample threw'),
+    );
   }
 
   async sampleNow(): Promise<Sample | undefined> {
@@ -44,13 +48,22 @@ export class OpsSampler {
       const totals = {} as Record<RateName, number>;
       for (const [k, name] of Object.entries(RATE_COUNTERS)) totals[k as RateName] = metrics.total(name);
       totals.cdrs = counts.cdrsWritten;
-      const sample: Sample = { t: Date.now(), counts, totals, decisions: metrics.histogramTotal('ims_as_isc_decision_seconds') };
+      const sample: Sample = {
+        t: Date.now(),
+        counts,
+        totals,
+        decisions: metrics.histogramTotal('ims_as_isc_decision_seconds'),
+      };
       this.ring.push(sample);
       if (this.failing) this.deps.log.info('operator page sampling works again');
       this.failing = false;
       return sample;
     } catch (err) {
-      if (!this.failing) this.deps.log.warn({ err: (err as Error).message }, 'operator page sample failed (store?); retrying every interval');
+      if (!this.failing)
+        this.deps.log.warn(
+          { err: (err as Error).message },
+          'operator page sample failed (store?); retrying every interval',
+        );
       this.failing = true;
       return undefined;
     }

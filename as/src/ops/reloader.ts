@@ -11,15 +11,20 @@ export type ReloadOutcome = ({ ok: true } & ReloadPlan) | { ok: false; problems:
  * An invalid file changes nothing: the AS keeps running on what it has.
  */
 export class ConfigReloader {
-  constructor(private readonly deps: {
-    running: AsConfig;
-    reread: () => AsConfig;
-    log: Logger;
-    metrics: Metrics;
-    /** Side effects of applied changes that a plain value change does not carry (log level, CDR rotation). */
-    afterApply: (plan: ReloadPlan) => void;
-  }) {
-    deps.metrics.describe('ims_as_config_reloads_total', 'reloads of the settings (SIGHUP, POST /admin/reload) by result');
+  constructor(
+    private readonly deps: {
+      running: AsConfig;
+      reread: () => AsConfig;
+      log: Logger;
+      metrics: Metrics;
+      /** Side effects of applied changes that a plain value change does not carry (log level, CDR rotation). */
+      afterApply: (plan: ReloadPlan) => void;
+    },
+  ) {
+    deps.metrics.describe(
+      'ims_as_config_reloads_total',
+      'reloads of the settings (SIGHUP, POST /admin/reload) by result',
+    );
   }
 
   reload(trigger: string): ReloadOutcome {
@@ -41,8 +46,10 @@ export class ConfigReloader {
     const report = () => {
       log.info({ trigger, applied: plan.applied }, `settings reloaded: ${plan.applied.length} applied`);
       if (plan.needRestart.length) {
-        log.warn({ trigger, needRestart: plan.needRestart },
-          `changed settings that take effect only after a restart: ${plan.needRestart.map((c) => c.path).join(', ')}`);
+        log.warn(
+          { trigger, needRestart: plan.needRestart },
+          `changed settings that take effect only after a restart: ${plan.needRestart.map((c) => c.path).join(', ')}`,
+        );
       }
     };
     if (quieter) report();

@@ -91,7 +91,8 @@ export class SampleRing {
   recent(windowMs: number): Rates | undefined {
     const latest = this.latest;
     if (!latest || this.items.length < 2) return undefined;
-    const from = this.items.find((s) => s.t >= latest.t - windowMs && s !== latest) ?? this.items[this.items.length - 2]!;
+    const from =
+      this.items.find((s) => s.t >= latest.t - windowMs && s !== latest) ?? this.items[this.items.length - 2]!;
     return ratesBetween(from, latest);
   }
 

@@ -42,8 +42,16 @@ export class PresenceAuthorizer {
   async decide(resource: string, watcher: string | undefined, now = new Date()): Promise<PresenceGrant> {
     if (watcher === resource) return { handling: 'allow', rules: ['self'] };
     const rules = await this.rulesOf(resource);
-    const decision = rules && evaluatePresRules(rules, { watcher: watcher ?? 'sip:anonymous@anonymous.invalid', anonymous: !watcher, now, ...(this.canonical ? { canonical: this.canonical } : {}) });
-    if (decision) return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
+    const decision =
+      rules &&
+      evaluatePresRules(rules, {
+        watcher: watcher ?? 'sip:anonymous@anonymous.invalid',
+        anonymous: !watcher,
+        now,
+        ...(this.canonical ? { canonical: this.canonical } : {}),
+      });
+    if (decision)
+      return { handling: decision.subHandling, provide: decision.transformations, rules: decision.matchedRuleIds };
     return { handling: this.fallback, rules: [] };
   }
 

@@ -72,11 +72,25 @@ export function externalPresenceRoutes(deps: {
       }
       throw err;
     }
-    await deps.publications.setSource(ctx.state.entity as string, 'presence', sourceId(ctx.params.name!), body, PIDF_CONTENT_TYPE, expires);
+    await deps.publications.setSource(
+      ctx.state.entity as string,
+      'presence',
+      sourceId(ctx.params.name!),
+      body,
+      PIDF_CONTENT_TYPE,
+      expires,
+    );
     ctx.status = 204;
   });
   router.delete('/:entity/sources/:name', async (ctx) => {
-    await deps.publications.setSource(ctx.state.entity as string, 'presence', sourceId(ctx.params.name ?? ''), '', PIDF_CONTENT_TYPE, 0);
+    await deps.publications.setSource(
+      ctx.state.entity as string,
+      'presence',
+      sourceId(ctx.params.name ?? ''),
+      '',
+      PIDF_CONTENT_TYPE,
+      0,
+    );
     ctx.status = 204;
   });
   router.get('/:entity', async (ctx) => {

@@ -12,7 +12,8 @@ export const PIDF_CONTENT_TYPE = 'application/pidf+xml';
  */
 export function pidfBodyProblem(sip: IscCall['sip']): ReplyDecision | undefined {
   const type = headerValueOnly(sip.headers.get('Content-Type'));
-  if (type !== PIDF_CONTENT_TYPE) return reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
+  if (type !== PIDF_CONTENT_TYPE)
+    return reply(415, 'Unsupported Media Type', { headers: [['Accept', PIDF_CONTENT_TYPE]] });
   try {
     parsePidf(sip.body);
   } catch (err) {

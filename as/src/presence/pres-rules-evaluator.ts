@@ -3,7 +3,15 @@
  * OMA condition extensions) decide for one watcher: the sub-handling and what the watcher may
  * see. Pure: no I/O. The XDMS validates and stores the document; presence decides with it.
  */
-import { NamespaceScope, type XmlDocument, type XmlElement, childElements, findChildren, parseXml, textContent } from '../xml/xml-tree.js';
+import {
+  NamespaceScope,
+  type XmlDocument,
+  type XmlElement,
+  childElements,
+  findChildren,
+  parseXml,
+  textContent,
+} from '../xml/xml-tree.js';
 import { aor, parseUri } from '../sip/index.js';
 import { collapse, parseXsBoolean, parseXsDateTime } from '../xml/xsd-datatypes.js';
 import { plainAttr } from '../xdm/usages/schema-checker.js';
@@ -83,7 +91,10 @@ interface RuleView {
   conditions: Array<{ el: XmlElement; scope: NamespaceScope; ns: string | undefined; local: string }>;
 }
 
-function expandedChildren(parent: XmlElement, scope: NamespaceScope): Array<{ el: XmlElement; scope: NamespaceScope; ns: string | undefined; local: string }> {
+function expandedChildren(
+  parent: XmlElement,
+  scope: NamespaceScope,
+): Array<{ el: XmlElement; scope: NamespaceScope; ns: string | undefined; local: string }> {
   return childElements(parent).map((k) => {
     const s = scope.child(k);
     const { ns, local } = s.expand(k.name);
@@ -162,7 +173,10 @@ class RuleEvaluator {
     const value = plainAttr(cond, 'value');
     const current = this.req.sphere?.trim().toLowerCase();
     if (value === undefined || !current) return false;
-    return value.toLowerCase().split(/[ \t\r\n]+/).includes(current);
+    return value
+      .toLowerCase()
+      .split(/[ \t\r\n]+/)
+      .includes(current);
   }
 
   /** The rule has an identity-like condition (identity, external-list, anonymous-request) that holds. */
@@ -202,15 +216,22 @@ function mergeTransformations(set: ProvideSet, tr: XmlElement, scope: NamespaceS
     if (k.ns !== PR) continue;
     const name = k.local;
     if (Object.hasOwn(BOOLEAN_PERMISSIONS, name)) {
-      if (parseXsBoolean(textContent(k.el)) === true) set[BOOLEAN_PERMISSIONS[name as keyof typeof BOOLEAN_PERMISSIONS]] = true;
+      if (parseXsBoolean(textContent(k.el)) === true)
+        set[BOOLEAN_PERMISSIONS[name as keyof typeof BOOLEAN_PERMISSIONS]] = true;
       continue;
     }
     switch (name) {
       case 'provide-services':
       case 'provide-persons':
       case 'provide-devices': {
-        const target: { all: boolean; occurrenceIds: string[]; classes: string[]; serviceUris?: string[]; serviceUriSchemes?: string[]; deviceIds?: string[] } =
-          name === 'provide-services' ? set.services : name === 'provide-persons' ? set.persons : set.devices;
+        const target: {
+          all: boolean;
+          occurrenceIds: string[];
+          classes: string[];
+          serviceUris?: string[];
+          serviceUriSchemes?: string[];
+          deviceIds?: string[];
+        } = name === 'provide-services' ? set.services : name === 'provide-persons' ? set.persons : set.devices;
         for (const s of expandedChildren(k.el, k.scope)) {
           if (s.ns !== PR) continue;
           const v = collapse(textContent(s.el));
@@ -249,7 +270,8 @@ function mergeTransformations(set: ProvideSet, tr: XmlElement, scope: NamespaceS
         const an = plainAttr(k.el, 'name');
         const ans = plainAttr(k.el, 'ns');
         if (an !== undefined && ans !== undefined && parseXsBoolean(textContent(k.el)) === true) {
-          if (!set.unknownAttributes.some((u) => u.ns === ans && u.name === an)) set.unknownAttributes.push({ ns: ans, name: an });
+          if (!set.unknownAttributes.some((u) => u.ns === ans && u.name === an))
+            set.unknownAttributes.push({ ns: ans, name: an });
         }
         break;
       }
@@ -297,7 +319,8 @@ export function evaluatePresRules(doc: XmlDocument | string, request: PresRulesR
         if (best === undefined || SUB_HANDLING_VALUE[v] > SUB_HANDLING_VALUE[best]) best = v;
       }
     }
-    for (const t of findChildren(r.el, r.scope, CP, 'transformations')) mergeTransformations(transformations, t, r.scope.child(t));
+    for (const t of findChildren(r.el, r.scope, CP, 'transformations'))
+      mergeTransformations(transformations, t, r.scope.child(t));
   }
   return { subHandling: best ?? 'block', matchedRuleIds: applying.map((r) => r.id), transformations };
 }

@@ -1,6 +1,22 @@
 import { createHash } from 'node:crypto';
-import type { Admission, EventPackage, NotifyRendering, RefreshDecision, RenderContext, Subscription } from '../events/event-package.js';
-import { FilterError, SIMPLE_FILTER_CONTENT_TYPE, applyContentFilters, filtersFor, mergeFilterSets, parseFilterSet, triggersFire, type FilterSet } from './filters/simple-filter.js';
+import type {
+  Admission,
+  EventPackage,
+  NotifyRendering,
+  RefreshDecision,
+  RenderContext,
+  Subscription,
+} from '../events/event-package.js';
+import {
+  FilterError,
+  SIMPLE_FILTER_CONTENT_TYPE,
+  applyContentFilters,
+  filtersFor,
+  mergeFilterSets,
+  parseFilterSet,
+  triggersFire,
+  type FilterSet,
+} from './filters/simple-filter.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { reply, type ReplyDecision } from '../isc/types.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
@@ -54,23 +70,30 @@ export class PresencePackage implements EventPackage {
   readonly name = 'presence';
   readonly service = 'presence' as const;
   // read at each use: a reload may change the bounds (deps.expiry is the running configuration)
-  get defaultExpires(): number { return this.deps.expiry.defaultExpires; }
-  get minExpires(): number { return this.deps.expiry.minExpires; }
-  get maxExpires(): number { return this.deps.expiry.maxExpires; }
+  get defaultExpires(): number {
+    return this.deps.expiry.defaultExpires;
+  }
+  get minExpires(): number {
+    return this.deps.expiry.minExpires;
+  }
+  get maxExpires(): number {
+    return this.deps.expiry.maxExpires;
+  }
   readonly contentTypes = [PIDF_CONTENT_TYPE, PIDF_DIFF_CONTENT_TYPE, MULTIPART_RELATED, RLMI_CONTENT_TYPE];
   readonly listsMembers = true;
   /** The store keeps filter documents as text; compiled sets (XPath included) stay here. */
   private readonly compiled = new Map<string, FilterSet | undefined>();
 
-  constructor(private readonly deps: {
-    presentities: Presentities;
-    domain: LocalDomain;
-    authorizer: PresenceAuthorizer;
-    state: PresenceState;
-    lists?: ResourceListServer;
-    expiry: ExpiryBounds;
-  }) {
-  }
+  constructor(
+    private readonly deps: {
+      presentities: Presentities;
+      domain: LocalDomain;
+      authorizer: PresenceAuthorizer;
+      state: PresenceState;
+      lists?: ResourceListServer;
+      expiry: ExpiryBounds;
+    },
+  ) {}
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {
     const { ruri } = call.req;
@@ -81,7 +104,13 @@ export class PresencePackage implements EventPackage {
       const list = await this.deps.lists.find(ruri);
       if (list) {
         if (!eventlist) return { reject: reply(421, 'Extension Required', { headers: [['Require', 'eventlist']] }) };
-        if (call.sip.body.trim()) return { reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', SIMPLE_FILTER_CONTENT_TYPE]], warning: 'filters are not supported on list subscriptions' }) };
+        if (call.sip.body.trim())
+          return {
+            reject: reply(415, 'Unsupported Media Type', {
+              headers: [['Accept', SIMPLE_FILTER_CONTENT_TYPE]],
+              warning: 'filters are not supported on list subscriptions',
+            }),
+          };
         return this.deps.lists.admit(call, watcher, list);
       }
     }
@@ -127,15 +156,17 @@ export class PresencePackage implements EventPackage {
     // (the final NOTIFY of a pending watcher's un-SUBSCRIBE too): RFC 6665 4.2.2
     if (data.handling === 'confirm' || sub.state === 'pending') return undefined;
     // polite-block: indistinguishable from a presentity that is simply offline
-    const authorized = data.handling === 'polite-block'
-      ? serializePidf(politeBlockDocument(sub.resource))
-      : await this.deps.state.view(sub.resource, data.provide);
+    const authorized =
+      data.handling === 'polite-block'
+        ? serializePidf(politeBlockDocument(sub.resource))
+        : await this.deps.state.view(sub.resource, data.provide);
     const set = data.filters ? this.filterSet(data.filters) : undefined;
     const filters = set ? filtersFor(set, sub.resource) : [];
     const body = filters.length ? applyContentFilters(authorized, filters) : authorized;
     const sent = createHash('sha1').update(body).digest('base64url');
     // a change that fires none of the watcher's triggers is not notified (RFC 4661 section 3.3)
-    const quiet = sent === data.sent || (filters.length > 0 && !ctx.fullState && !triggersFire(data.base, authorized, filters));
+    const quiet =
+      sent === data.sent || (filters.length > 0 && !ctx.fullState && !triggersFire(data.base, authorized, filters));
     if (quiet && !ctx.fullState) return { contentType: PIDF_CONTENT_TYPE, body, data, unchanged: true };
     const next: PresenceSubData = { ...data, sent, base: authorized, held: body };
     if (sub.accept.includes(PIDF_DIFF_CONTENT_TYPE)) {
@@ -164,7 +195,10 @@ export class PresencePackage implements EventPackage {
    * left out and the subscription goes on unfiltered by it, with a Warning saying so (the OMA
    * presence reading of RFC 4660: the watcher still gets presence); a malformed one is refused.
    */
-  private filtersOf(call: IscCall, current: string[] | undefined): { filters?: string[]; warning?: string } | { reject: ReplyDecision } {
+  private filtersOf(
+    call: IscCall,
+    current: string[] | undefined,
+  ): { filters?: string[]; warning?: string } | { reject: ReplyDecision } {
     const body = call.sip.body;
     if (!body.trim()) return current ? { filters: current } : {};
     const type = headerValueOnly(call.sip.headers.get('Content-Type'));
@@ -176,7 +210,10 @@ export class PresencePackage implements EventPackage {
       return this.filterSet(bodies) ? { filters: bodies } : {};
     } catch (err) {
       if (err instanceof FilterError && err.unsupported) {
-        return { ...(current ? { filters: current } : {}), warning: `filter not applied: ${err.warning ?? err.reason}` };
+        return {
+          ...(current ? { filters: current } : {}),
+          warning: `filter not applied: ${err.warning ?? err.reason}`,
+        };
       }
       if (err instanceof FilterError) {
         return { reject: reply(err.status, err.reason, err.warning ? { warning: err.warning } : {}) };
@@ -185,7 +222,6 @@ export class PresencePackage implements EventPackage {
     }
   }
 }
-
 
 function isList(sub: Subscription): boolean {
   return (sub.data as { kind?: string }).kind === 'list';

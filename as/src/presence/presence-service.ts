@@ -32,21 +32,22 @@ export interface PresenceLimits extends ExpiryBounds {
 export class PresenceService implements IscService {
   readonly name = 'presence' as const;
 
-  constructor(private readonly deps: {
-    presentities: Presentities;
-    domain: LocalDomain;
-    publications: Publications;
-    notifier: Notifier;
-    authorizer: PresenceAuthorizer;
-    registrations: Registrations;
-    charging: Charging;
-    limits: PresenceLimits;
-    /** The list server's back-end subscriptions: their NOTIFYs come here. */
-    backend?: BackendSubscriptions;
-    log: Logger;
-    metrics: Metrics;
-  }) {
-  }
+  constructor(
+    private readonly deps: {
+      presentities: Presentities;
+      domain: LocalDomain;
+      publications: Publications;
+      notifier: Notifier;
+      authorizer: PresenceAuthorizer;
+      registrations: Registrations;
+      charging: Charging;
+      limits: PresenceLimits;
+      /** The list server's back-end subscriptions: their NOTIFYs come here. */
+      backend?: BackendSubscriptions;
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
     if (call.req.method === 'SUBSCRIBE') return this.deps.notifier.handleSubscribe(call);
@@ -62,7 +63,8 @@ export class PresenceService implements IscService {
     if (event !== 'presence') return reply(489, 'Bad Event', { headers: [['Allow-Events', 'presence']] });
     const entity = this.deps.domain.canonical(req.ruri);
     if (!entity || !(await this.deps.presentities.exists(entity))) return reply(404, 'Not Found');
-    if (req.asserted !== entity) return reply(403, 'Forbidden', { warning: 'only the presentity publishes its presence' });
+    if (req.asserted !== entity)
+      return reply(403, 'Forbidden', { warning: 'only the presentity publishes its presence' });
 
     const expiresHeader = sip.headers.get('Expires');
     let expires = limits.defaultExpires;
@@ -70,7 +72,8 @@ export class PresenceService implements IscService {
       if (!/^\s*\d{1,10}\s*$/.test(expiresHeader)) return reply(400, 'Bad Expires');
       expires = Math.min(Number(expiresHeader), limits.maxExpires);
     }
-    if (expires > 0 && expires < limits.minExpires) return reply(423, 'Interval Too Brief', { headers: [['Min-Expires', String(limits.minExpires)]] });
+    if (expires > 0 && expires < limits.minExpires)
+      return reply(423, 'Interval Too Brief', { headers: [['Min-Expires', String(limits.minExpires)]] });
 
     const ifMatch = sip.headers.get('SIP-If-Match')?.trim() || undefined;
     const hasBody = sip.body.trim().length > 0;
@@ -83,19 +86,42 @@ export class PresenceService implements IscService {
       if (problem) return problem;
       body = sip.body;
     }
-    const outcome = await this.deps.publications.publish({ entity, event, ifMatch, body, contentType: PIDF_CONTENT_TYPE, expires });
+    const outcome = await this.deps.publications.publish({
+      entity,
+      event,
+      ifMatch,
+      body,
+      contentType: PIDF_CONTENT_TYPE,
+      expires,
+    });
     if (!outcome.ok) return reply(412, 'Conditional Request Failed');
     const kind = !ifMatch ? 'published' : expires === 0 ? 'removed' : body ? 'modified' : 'refreshed';
     const chargingVector = chargingVectorOf(sip.headers.get('P-Charging-Vector'), req);
     const privateUserId = privateIdentityOf(req);
-    contain(this.deps, 'publish-charging', this.deps.charging.record({
-      service: 'presence', role: 'terminating', sipMethod: 'PUBLISH', sessionId: sip.callId,
-      callingParty: req.asserted, calledParty: entity, event, expires, requestTime: call.receivedAt,
-      responseTime: new Date(), statusCode: 200, outcome: kind,
-      ...(chargingVector ? { chargingVector } : {}),
-      ...(privateUserId ? { privateUserId } : {}),
-      ...(body ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } } : {}),
-    }), { entity });
+    contain(
+      this.deps,
+      'publish-charging',
+      this.deps.charging.record({
+        service: 'presence',
+        role: 'terminating',
+        sipMethod: 'PUBLISH',
+        sessionId: sip.callId,
+        callingParty: req.asserted,
+        calledParty: entity,
+        event,
+        expires,
+        requestTime: call.receivedAt,
+        responseTime: new Date(),
+        statusCode: 200,
+        outcome: kind,
+        ...(chargingVector ? { chargingVector } : {}),
+        ...(privateUserId ? { privateUserId } : {}),
+        ...(body
+          ? { messageBody: { contentType: PIDF_CONTENT_TYPE, contentLength: Buffer.byteLength(body, 'utf8') } }
+          : {}),
+      }),
+      { entity },
+    );
     // a removal leaves no state, so no entity tag to hand out (RFC 3903 section 6)
     const etag: HeaderField[] = kind === 'removed' ? [] : [['SIP-ETag', outcome.etag]];
     return reply(200, 'OK', { headers: [...etag, ['Expires', String(outcome.expires)]] });
@@ -110,7 +136,10 @@ export class PresenceService implements IscService {
     const body = serializePidf({
       entity: change.aor,
       tuples: [{ id: 'network', basic: open ? 'open' : 'closed', notes: [], elements: [] }],
-      persons: [], devices: [], notes: [], extensions: [],
+      persons: [],
+      devices: [],
+      notes: [],
+      extensions: [],
     });
     await this.deps.publications.setSource(change.aor, 'presence', NETWORK_SOURCE, body, PIDF_CONTENT_TYPE);
   }

@@ -2,7 +2,14 @@ import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import type { ProvideSet } from '../xdm/usages/pres-rules.js';
-import { applyTransformations, composePresence, parsePidf, politeBlockDocument, type PresenceDoc, type PresenceSource } from './pidf/index.js';
+import {
+  applyTransformations,
+  composePresence,
+  parsePidf,
+  politeBlockDocument,
+  type PresenceDoc,
+  type PresenceSource,
+} from './pidf/index.js';
 import { boundPresence } from './pidf/bound.js';
 import { Publications } from './publications.js';
 import { SERVER_SOURCES } from './server-sources.js';
@@ -32,14 +39,16 @@ export class PresenceState {
   /** What the user's own clients (and the hard state) say, without the server's agent sources; null: nothing. */
   private readonly own = new LoadingCache<PresenceDoc | null>({ maxEntries: COMPOSED_KEPT });
 
-  constructor(private readonly deps: {
-    publications: Publications;
-    docs: XdmDocuments;
-    log: Logger;
-    /** Largest view sent to a watcher (presence.maxComposedBytes); larger ones are reduced (pidf/bound.ts). */
-    maxComposedBytes?: number;
-    metrics?: Metrics;
-  }) {}
+  constructor(
+    private readonly deps: {
+      publications: Publications;
+      docs: XdmDocuments;
+      log: Logger;
+      /** Largest view sent to a watcher (presence.maxComposedBytes); larger ones are reduced (pidf/bound.ts). */
+      maxComposedBytes?: number;
+      metrics?: Metrics;
+    },
+  ) {}
 
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
@@ -71,11 +80,17 @@ export class PresenceState {
     if (body === undefined) {
       const visible = provide ? applyTransformations(entry.doc, provide) : entry.doc;
       // nothing left to show looks exactly like an offline presentity (and like polite-block)
-      const bounded = boundPresence(visible.tuples.length ? visible : politeBlockDocument(entity), this.deps.maxComposedBytes ?? Infinity);
+      const bounded = boundPresence(
+        visible.tuples.length ? visible : politeBlockDocument(entity),
+        this.deps.maxComposedBytes ?? Infinity,
+      );
       if (bounded.reduction) {
         // counted once per rendered view, not per NOTIFY: views are shared and kept
         this.deps.metrics?.count('ims_as_presence_document_reductions_total', { step: bounded.reduction });
-        this.deps.log.warn({ entity, step: bounded.reduction, limit: this.deps.maxComposedBytes }, 'composed presence document over the limit: reduced');
+        this.deps.log.warn(
+          { entity, step: bounded.reduction, limit: this.deps.maxComposedBytes },
+          'composed presence document over the limit: reduced',
+        );
       }
       body = bounded.body;
       entry.views.set(key, body);
@@ -100,9 +115,17 @@ export class PresenceState {
     const sources: PresenceSource[] = [];
     for (const p of pubs) {
       try {
-        sources.push({ sourceId: p.sourceId, doc: parsePidf(p.body), publishedAt: p.publishedAt, agent: Publications.isAgentSource(p) });
+        sources.push({
+          sourceId: p.sourceId,
+          doc: parsePidf(p.body),
+          publishedAt: p.publishedAt,
+          agent: Publications.isAgentSource(p),
+        });
       } catch (err) {
-        this.deps.log.warn({ entity, sourceId: p.sourceId, err: (err as Error).message }, 'stored publication unreadable; left out');
+        this.deps.log.warn(
+          { entity, sourceId: p.sourceId, err: (err as Error).message },
+          'stored publication unreadable; left out',
+        );
       }
     }
     let hard: PresenceDoc | undefined;

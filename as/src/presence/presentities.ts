@@ -5,7 +5,10 @@ import type { UserDirectory } from '../users/user-directory.js';
  * (benchmarks, labs; Kamailio's own presence behaves so), any canonical identity of it.
  */
 export class Presentities {
-  constructor(private readonly users: UserDirectory, private readonly openDomain: boolean) {}
+  constructor(
+    private readonly users: UserDirectory,
+    private readonly openDomain: boolean,
+  ) {}
 
   async exists(canonical: string): Promise<boolean> {
     return this.openDomain || this.users.exists(canonical);

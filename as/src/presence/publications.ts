@@ -23,9 +23,7 @@ export interface Publication {
   expiresAt?: Date;
 }
 
-export type PublishOutcome =
-  | { ok: true; etag: string; expires: number }
-  | { ok: false; code: 412 };
+export type PublishOutcome = { ok: true; etag: string; expires: number } | { ok: false; code: 412 };
 
 type Events = { changed: [{ entity: string; event: string }] };
 
@@ -46,7 +44,10 @@ export class Publications extends TypedEmitter<Events> {
   private stopped = false;
 
   /** `failures`: where a failed expiry is logged and counted (the expiry sweep job retries it). */
-  constructor(store: Store, private readonly failures: FailureSink) {
+  constructor(
+    store: Store,
+    private readonly failures: FailureSink,
+  ) {
     super();
     this.pubs = store.collection<Publication>('publications');
   }
@@ -72,21 +73,34 @@ export class Publications extends TypedEmitter<Events> {
   /** Live publications of a presentity for an event package. */
   async of(entity: string, event: string): Promise<Publication[]> {
     const now = Date.now();
-    return (await this.pubs.find({ entity, event }, { sort: { publishedAt: 1 } }))
-      .filter((p) => !p.expiresAt || p.expiresAt.getTime() > now);
+    return (await this.pubs.find({ entity, event }, { sort: { publishedAt: 1 } })).filter(
+      (p) => !p.expiresAt || p.expiresAt.getTime() > now,
+    );
   }
 
   /**
    * A PUBLISH: `ifMatch` undefined is an initial publication (body required); with
    * `ifMatch`, a refresh (no body), a modification (body) or, with expires 0, a removal.
    */
-  async publish(req: { entity: string; event: string; ifMatch?: string; body?: string; contentType?: string; expires: number }): Promise<PublishOutcome> {
+  async publish(req: {
+    entity: string;
+    event: string;
+    ifMatch?: string;
+    body?: string;
+    contentType?: string;
+    expires: number;
+  }): Promise<PublishOutcome> {
     const now = new Date();
     if (req.ifMatch === undefined) {
       const etag = newEtag();
       const pub: Publication = {
-        _id: etag, entity: req.entity, event: req.event, sourceId: etag,
-        contentType: req.contentType ?? '', body: req.body ?? '', publishedAt: now,
+        _id: etag,
+        entity: req.entity,
+        event: req.event,
+        sourceId: etag,
+        contentType: req.contentType ?? '',
+        body: req.body ?? '',
+        publishedAt: now,
         expiresAt: new Date(now.getTime() + req.expires * 1000),
       };
       await this.pubs.insertOne(pub);
@@ -95,7 +109,8 @@ export class Publications extends TypedEmitter<Events> {
       return { ok: true, etag, expires: req.expires };
     }
     const current = await this.pubs.findOne({ _id: req.ifMatch, entity: req.entity, event: req.event });
-    if (!current || (current.expiresAt && current.expiresAt.getTime() <= now.getTime())) return { ok: false, code: 412 };
+    if (!current || (current.expiresAt && current.expiresAt.getTime() <= now.getTime()))
+      return { ok: false, code: 412 };
     if (req.expires === 0) {
       if ((await this.pubs.deleteOne({ _id: current._id })) === 0) return { ok: false, code: 412 };
       this.disarm(current._id);
@@ -123,7 +138,14 @@ export class Publications extends TypedEmitter<Events> {
    * Publication of a named source that does not go through SIP (the network's registration
    * state, an external agent): replaces that source's state; expires 0 removes it.
    */
-  async setSource(entity: string, event: string, sourceId: string, body: string, contentType: string, expires?: number): Promise<void> {
+  async setSource(
+    entity: string,
+    event: string,
+    sourceId: string,
+    body: string,
+    contentType: string,
+    expires?: number,
+  ): Promise<void> {
     const id = `${AGENT_ID_PREFIX}${sourceId}:${entity}`;
     if (expires === 0) {
       if ((await this.pubs.deleteOne({ _id: id })) > 0) this.changed(entity, event);
@@ -132,7 +154,13 @@ export class Publications extends TypedEmitter<Events> {
     }
     const now = new Date();
     const pub: Publication = {
-      _id: id, entity, event, sourceId, contentType, body, publishedAt: now,
+      _id: id,
+      entity,
+      event,
+      sourceId,
+      contentType,
+      body,
+      publishedAt: now,
       ...(expires ? { expiresAt: new Date(now.getTime() + expires * 1000) } : {}),
     };
     await this.pubs.replaceOne({ _id: id }, pub, { upsert: true });
@@ -163,7 +191,9 @@ export class Publications extends TypedEmitter<Events> {
 
   private arm(p: Publication): void {
     if (p.expiresAt && !this.stopped) {
-      this.expiries.set(p._id, p.expiresAt, () => contain(this.failures, 'publication-expiry', () => this.expire(p), { entity: p.entity }));
+      this.expiries.set(p._id, p.expiresAt, () =>
+        contain(this.failures, 'publication-expiry', () => this.expire(p), { entity: p.entity }),
+      );
     }
   }
 

@@ -16,7 +16,12 @@ interface WinfoData {
 }
 
 const REASON_EVENT: Record<string, WatcherEvent> = {
-  timeout: 'timeout', rejected: 'rejected', giveup: 'giveup', noresource: 'noresource', deactivated: 'deactivated', unsubscribed: 'timeout',
+  timeout: 'timeout',
+  rejected: 'rejected',
+  giveup: 'giveup',
+  noresource: 'noresource',
+  deactivated: 'deactivated',
+  unsubscribed: 'timeout',
 };
 
 /**
@@ -28,18 +33,31 @@ export class WatcherInfoPackage implements EventPackage {
   readonly name = 'presence.winfo';
   readonly service = 'presence' as const;
   // read at each use: a reload may change the bounds (deps.expiry is the running configuration)
-  get defaultExpires(): number { return this.deps.expiry.defaultExpires; }
-  get minExpires(): number { return this.deps.expiry.minExpires; }
-  get maxExpires(): number { return this.deps.expiry.maxExpires; }
+  get defaultExpires(): number {
+    return this.deps.expiry.defaultExpires;
+  }
+  get minExpires(): number {
+    return this.deps.expiry.minExpires;
+  }
+  get maxExpires(): number {
+    return this.deps.expiry.maxExpires;
+  }
   readonly contentTypes = [WATCHERINFO_CONTENT_TYPE];
   readonly persistData = true;
 
-  constructor(private readonly deps: { domain: LocalDomain; notifier: () => Notifier; watchedPackage: string; expiry: ExpiryBounds }) {
-  }
+  constructor(
+    private readonly deps: {
+      domain: LocalDomain;
+      notifier: () => Notifier;
+      watchedPackage: string;
+      expiry: ExpiryBounds;
+    },
+  ) {}
 
   async admit(call: IscCall, watcher: string): Promise<Admission> {
     const resource = this.deps.domain.canonical(call.req.ruri);
-    if (!resource || resource !== watcher) return { reject: reply(403, 'Forbidden', { warning: 'only the presentity may see its watchers' }) };
+    if (!resource || resource !== watcher)
+      return { reject: reply(403, 'Forbidden', { warning: 'only the presentity may see its watchers' }) };
     const data: WinfoData = { version: 0, told: [] };
     return { state: 'active', resource, data };
   }
@@ -55,21 +73,41 @@ export class WatcherInfoPackage implements EventPackage {
       if (s.state === 'terminated') {
         // a watcher that ended is reported once, then forgotten
         if (!told.has(id) || told.get(id)!.startsWith('terminated')) continue;
-        current.push({ id, uri: shownAs(s), status: 'terminated', event: REASON_EVENT[s.endReason ?? 'timeout'] ?? 'timeout' });
+        current.push({
+          id,
+          uri: shownAs(s),
+          status: 'terminated',
+          event: REASON_EVENT[s.endReason ?? 'timeout'] ?? 'timeout',
+        });
         continue;
       }
       const approved = s.state === 'active' && told.get(id)?.startsWith('pending');
       current.push({
-        id, uri: shownAs(s), status: s.state, event: approved ? 'approved' : 'subscribe',
+        id,
+        uri: shownAs(s),
+        status: s.state,
+        event: approved ? 'approved' : 'subscribe',
         durationSubscribed: Math.max(0, Math.round((now - s.createdAt.getTime()) / 1000)),
         expiration: Math.max(0, Math.round((s.expiresAt.getTime() - now) / 1000)),
       });
     }
     const full = data.version === 0;
-    const changed = full ? current : current.filter((w) => told.get(w.id) !== `${w.status} ${w.event}` && !(told.get(w.id)?.startsWith(w.status) && w.event === 'subscribe'));
+    const changed = full
+      ? current
+      : current.filter(
+          (w) =>
+            told.get(w.id) !== `${w.status} ${w.event}` &&
+            !(told.get(w.id)?.startsWith(w.status) && w.event === 'subscribe'),
+        );
     // what the watcher now knows: only watchers still in the store (ended ones leave it)
     const nowTold = new Map(current.map((w) => [w.id, `${w.status} ${w.event}`] as const));
-    const body = watcherinfoDocument({ resource: sub.resource, package: this.deps.watchedPackage, version: data.version, state: full ? 'full' : 'partial', watchers: changed });
+    const body = watcherinfoDocument({
+      resource: sub.resource,
+      package: this.deps.watchedPackage,
+      version: data.version,
+      state: full ? 'full' : 'partial',
+      watchers: changed,
+    });
     return {
       contentType: WATCHERINFO_CONTENT_TYPE,
       body,

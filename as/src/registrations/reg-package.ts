@@ -66,8 +66,11 @@ export class RegPackage implements EventPackage {
       contacts.push({ uri: u, state: 'terminated', event: this.endings.get(key) ?? 'unregistered' });
       this.endings.delete(key);
     }
-    const unchanged = state.version >= 0 && gone.length === 0 && current.length === known.size
-      && current.every((c) => known.get(c.uri) === c.expires);
+    const unchanged =
+      state.version >= 0 &&
+      gone.length === 0 &&
+      current.length === known.size &&
+      current.every((c) => known.get(c.uri) === c.expires);
     // RFC 3680 section 5.4: one more for each NOTIFY of the dialog, which is what the
     // notifier counts (it only grows, across restarts too); not kept in package data, whose
     // copy may be older than the dialog's last NOTIFY

@@ -4,12 +4,29 @@
  * Pure: no I/O. Schema of what we write: schemas/reginfo.xsd.
  */
 import { createHash } from 'node:crypto';
-import { NamespaceScope, attr, childElements, escapeAttribute, escapeText, parseXml, textContent } from '../xml/xml-tree.js';
+import {
+  NamespaceScope,
+  attr,
+  childElements,
+  escapeAttribute,
+  escapeText,
+  parseXml,
+  textContent,
+} from '../xml/xml-tree.js';
 
 export const REGINFO_NS = 'urn:ietf:params:xml:ns:reginfo';
 export const REGINFO_CONTENT_TYPE = 'application/reginfo+xml';
 
-export type ContactEvent = 'registered' | 'created' | 'refreshed' | 'shortened' | 'expired' | 'deactivated' | 'probation' | 'unregistered' | 'rejected';
+export type ContactEvent =
+  | 'registered'
+  | 'created'
+  | 'refreshed'
+  | 'shortened'
+  | 'expired'
+  | 'deactivated'
+  | 'probation'
+  | 'unregistered'
+  | 'rejected';
 
 export interface ReginfoContact {
   uri: string;
@@ -34,13 +51,19 @@ export function reginfoId(value: string): string {
 }
 
 export function buildReginfo(info: Reginfo): string {
-  const contacts = info.contacts.map((c) =>
-    `<contact id="${reginfoId(c.uri)}" state="${c.state}" event="${c.event}"${c.expires !== undefined ? ` expires="${Math.max(0, Math.round(c.expires))}"` : ''}>` +
-    `<uri>${escapeText(c.uri)}</uri></contact>`).join('');
-  return '<?xml version="1.0" encoding="UTF-8"?>' +
+  const contacts = info.contacts
+    .map(
+      (c) =>
+        `<contact id="${reginfoId(c.uri)}" state="${c.state}" event="${c.event}"${c.expires !== undefined ? ` expires="${Math.max(0, Math.round(c.expires))}"` : ''}>` +
+        `<uri>${escapeText(c.uri)}</uri></contact>`,
+    )
+    .join('');
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>' +
     `<reginfo xmlns="${REGINFO_NS}" version="${info.version}" state="${info.state}">` +
     `<registration aor="${escapeAttribute(info.aor)}" id="${reginfoId(info.aor)}" state="${info.registrationState}">${contacts}</registration>` +
-    '</reginfo>';
+    '</reginfo>'
+  );
 }
 
 export class ReginfoParseError extends Error {}

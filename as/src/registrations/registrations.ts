@@ -50,7 +50,10 @@ type Events = { change: [RegistrationChange] };
 export class Registrations extends TypedEmitter<Events> {
   private readonly regs: Collection<RegistrationDoc>;
 
-  constructor(store: Store, private readonly log: Logger) {
+  constructor(
+    store: Store,
+    private readonly log: Logger,
+  ) {
     super();
     this.regs = store.collection<RegistrationDoc>('registrations');
   }
@@ -58,14 +61,25 @@ export class Registrations extends TypedEmitter<Events> {
   async apply(ev: RegistrationEvent | ContactExpiredEvent): Promise<RegistrationChange[]> {
     const ts = Number(ev.ts) || Date.now() / 1000;
     if (ev.type === 'registration') {
-      const contacts = ev.contacts.map((c) => ({ uri: c.uri, expires: Number(c.expires), ...(c.received ? { received: c.received } : {}) }));
+      const contacts = ev.contacts.map((c) => ({
+        uri: c.uri,
+        expires: Number(c.expires),
+        ...(c.received ? { received: c.received } : {}),
+      }));
       const before = await this.replace(ev.aor, ts, () => contacts);
       if (before === undefined) return [];
       const old = new Set(before.map((c) => c.uri));
       const now = new Set(contacts.map((c) => c.uri));
       const changes: RegistrationChange[] = [
-        ...contacts.map((c): RegistrationChange => ({ kind: old.has(c.uri) ? 'refreshed' : 'registered', aor: ev.aor, contact: c.uri, remaining: now.size })),
-        ...before.filter((c) => !now.has(c.uri)).map((c): RegistrationChange => ({ kind: 'deregistered', aor: ev.aor, contact: c.uri, remaining: now.size })),
+        ...contacts.map((c): RegistrationChange => ({
+          kind: old.has(c.uri) ? 'refreshed' : 'registered',
+          aor: ev.aor,
+          contact: c.uri,
+          remaining: now.size,
+        })),
+        ...before
+          .filter((c) => !now.has(c.uri))
+          .map((c): RegistrationChange => ({ kind: 'deregistered', aor: ev.aor, contact: c.uri, remaining: now.size })),
       ];
       return this.publish(changes);
     }
@@ -103,7 +117,11 @@ export class Registrations extends TypedEmitter<Events> {
    * Compare-and-set on the AoR's document: applies `next` to the stored contacts unless a
    * newer event got there first. Returns the contacts before, or undefined when stale.
    */
-  private async replace(aor: string, ts: number, next: (cur: RegisteredContact[]) => RegisteredContact[]): Promise<RegisteredContact[] | undefined> {
+  private async replace(
+    aor: string,
+    ts: number,
+    next: (cur: RegisteredContact[]) => RegisteredContact[],
+  ): Promise<RegisteredContact[] | undefined> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.regs.findOne({ _id: aor });
       if (cur && cur.ts >= ts) {
@@ -113,7 +131,10 @@ export class Registrations extends TypedEmitter<Events> {
       const contacts = next(cur?.contacts ?? []);
       try {
         if (cur) {
-          const r = await this.regs.updateOne({ _id: aor, ts: cur.ts }, { $set: { contacts, ts, updatedAt: new Date(), liveUntil: liveUntil(contacts) } });
+          const r = await this.regs.updateOne(
+            { _id: aor, ts: cur.ts },
+            { $set: { contacts, ts, updatedAt: new Date(), liveUntil: liveUntil(contacts) } },
+          );
           if (r.matched === 0) continue; // someone else wrote in between: read again
         } else {
           await this.regs.insertOne({ _id: aor, contacts, ts, updatedAt: new Date(), liveUntil: liveUntil(contacts) });

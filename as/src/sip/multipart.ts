@@ -316,7 +316,9 @@ export function buildMultipart(init: BuildMultipartInit): { contentType: string;
     contentType += `;type=${quote(init.type)}`;
     if (init.start !== undefined) {
       const want = bareId(init.start);
-      const named = parts.some((p) => p.headers.some(([n, v]) => n.toLowerCase() === 'content-id' && bareId(v) === want));
+      const named = parts.some((p) =>
+        p.headers.some(([n, v]) => n.toLowerCase() === 'content-id' && bareId(v) === want),
+      );
       if (!named) throw new TypeError(`start ${JSON.stringify(init.start)} is not the Content-ID of a part`);
       contentType += `;start=${quote(init.start)}`;
     }

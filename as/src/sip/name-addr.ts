@@ -12,7 +12,8 @@ export interface NameAddrInit {
   params?: ParamsInit | undefined;
 }
 
-export type ParamsInit = ReadonlyMap<string, string> | Iterable<readonly [string, string]> | Readonly<Record<string, string>>;
+export type ParamsInit =
+  ReadonlyMap<string, string> | Iterable<readonly [string, string]> | Readonly<Record<string, string>>;
 
 /**
  * A parsed name-addr. `uri` is the URI exactly as written (no angle brackets); `params` are the
@@ -284,7 +285,8 @@ export function formatParams(params: ParamsInit | undefined): string {
  */
 export function formatNameAddr(value: NameAddrInit): string {
   const { uri } = value;
-  if (/[\x00-\x20<>"]/.test(uri) && uri !== '*') throw new TypeError(`invalid URI for name-addr: ${JSON.stringify(uri)}`);
+  if (/[\x00-\x20<>"]/.test(uri) && uri !== '*')
+    throw new TypeError(`invalid URI for name-addr: ${JSON.stringify(uri)}`);
   let out = uri === '*' ? '*' : '<' + uri + '>';
   if (value.displayName !== undefined && value.displayName !== '') out = quote(value.displayName) + ' ' + out;
   return out + formatParams(value.params);

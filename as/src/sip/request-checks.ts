@@ -8,7 +8,10 @@ import { parseUri } from './uri.js';
 
 /** RFC 3323: Privacy id, user or header hides who sent it (none and session do not). */
 export function wantsPrivacy(sip: SipRequest): boolean {
-  return sip.headers.getAll('Privacy').flatMap((v) => v.split(';')).some((p) => /^(id|user|header|critical)$/i.test(p.trim()));
+  return sip.headers
+    .getAll('Privacy')
+    .flatMap((v) => v.split(';'))
+    .some((p) => /^(id|user|header|critical)$/i.test(p.trim()));
 }
 
 /**

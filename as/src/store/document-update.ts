@@ -12,10 +12,13 @@ type Node = Record<string, unknown>;
 /** Rejects what the port does not allow: no operators, unknown operators, replacement documents. */
 export function checkUpdate(update: Update): void {
   const entries = Object.entries(update);
-  if (entries.length === 0) throw new Error('update needs at least one operator ($set, $unset, $inc, $push, $setOnInsert)');
+  if (entries.length === 0)
+    throw new Error('update needs at least one operator ($set, $unset, $inc, $push, $setOnInsert)');
   for (const [op, fields] of entries) {
     if (!UPDATE_OPERATORS.has(op)) {
-      throw new Error(`unsupported update operator ${op}: updates take operators only (use replaceOne to replace a document)`);
+      throw new Error(
+        `unsupported update operator ${op}: updates take operators only (use replaceOne to replace a document)`,
+      );
     }
     if (!isPlainObject(fields)) throw new Error(`${op} needs an object of fields`);
   }
@@ -38,7 +41,8 @@ export function applyUpdate<T extends Doc>(doc: T, update: Update, inserting: bo
   for (const [path, by] of Object.entries(update.$inc ?? {})) {
     if (typeof by !== 'number') throw new Error(`$inc on ${path} needs a number`);
     const current = getPath(doc, path);
-    if (current !== undefined && typeof current !== 'number') throw new Error(`$inc on ${path}: the field is not a number`);
+    if (current !== undefined && typeof current !== 'number')
+      throw new Error(`$inc on ${path}: the field is not a number`);
     setPath(doc, path, (current ?? 0) + by);
   }
   for (const [path, value] of Object.entries(update.$push ?? {})) {
@@ -47,7 +51,8 @@ export function applyUpdate<T extends Doc>(doc: T, update: Update, inserting: bo
     else if (Array.isArray(current)) current.push(value);
     else throw new Error(`$push on ${path}: the field is not an array`);
   }
-  if (doc._id !== id && !(inserting && id === undefined)) throw new Error('update would change the immutable field _id');
+  if (doc._id !== id && !(inserting && id === undefined))
+    throw new Error('update would change the immutable field _id');
   return doc;
 }
 
@@ -56,7 +61,8 @@ export function upsertSeed(filter: Filter, update: Update): Node {
   const seed = equalityFieldsOf(filter);
   const chosen = update.$setOnInsert?._id;
   if (chosen !== undefined) {
-    if (seed._id !== undefined && seed._id !== chosen) throw new Error('upsert: $setOnInsert._id differs from the filter _id');
+    if (seed._id !== undefined && seed._id !== chosen)
+      throw new Error('upsert: $setOnInsert._id differs from the filter _id');
     seed._id = chosen;
   }
   return seed;
@@ -90,12 +96,19 @@ export function isOperatorObject(value: unknown): value is Record<string, unknow
   if (!isPlainObject(value)) return false;
   const keys = Object.keys(value);
   const operators = keys.filter((k) => k.startsWith('$')).length;
-  if (operators > 0 && operators < keys.length) throw new Error(`filter mixes operators and fields: ${JSON.stringify(value)}`);
+  if (operators > 0 && operators < keys.length)
+    throw new Error(`filter mixes operators and fields: ${JSON.stringify(value)}`);
   return operators > 0;
 }
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date) && !(value instanceof RegExp);
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    !(value instanceof Date) &&
+    !(value instanceof RegExp)
+  );
 }
 
 function getPath(doc: Node, dotted: string): unknown {

@@ -122,7 +122,11 @@ class MongoStoreCollection<T extends Doc> implements Collection<T> {
   updateOne(filter: Filter, update: Update, options: { upsert?: boolean } = {}): Promise<UpdateResult> {
     return this.run(async () => {
       const upsert = options.upsert ?? false;
-      const result = await this.coll.updateOne(asFilter(filter), asUpdate(upsert ? withInsertId(filter, update) : update), { upsert });
+      const result = await this.coll.updateOne(
+        asFilter(filter),
+        asUpdate(upsert ? withInsertId(filter, update) : update),
+        { upsert },
+      );
       return toUpdateResult(result.matchedCount, result.modifiedCount, result.upsertedId);
     });
   }
@@ -160,10 +164,14 @@ class MongoStoreCollection<T extends Doc> implements Collection<T> {
   findOneAndUpdate(filter: Filter, update: Update, options: FindOneAndUpdateOptions): Promise<T | null> {
     return this.run(async () => {
       const upsert = options.upsert ?? false;
-      const doc = await this.coll.findOneAndUpdate(asFilter(filter), asUpdate(upsert ? withInsertId(filter, update) : update), {
-        upsert,
-        returnDocument: options.returnDocument,
-      });
+      const doc = await this.coll.findOneAndUpdate(
+        asFilter(filter),
+        asUpdate(upsert ? withInsertId(filter, update) : update),
+        {
+          upsert,
+          returnDocument: options.returnDocument,
+        },
+      );
       return doc as T | null;
     });
   }
@@ -197,7 +205,8 @@ class MongoStoreCollection<T extends Doc> implements Collection<T> {
     try {
       return await task();
     } catch (err) {
-      if (isDuplicateKey(err)) throw new DuplicateKeyError(`duplicate key in ${this.name}: ${messageOf(err)}`, this.name);
+      if (isDuplicateKey(err))
+        throw new DuplicateKeyError(`duplicate key in ${this.name}: ${messageOf(err)}`, this.name);
       throw err;
     }
   }

@@ -69,7 +69,11 @@ export async function readNedbDatafile(file: string): Promise<NedbDatafile> {
 function indexSpecOf(declared: unknown): IndexSpec | undefined {
   if (typeof declared !== 'object' || declared === null) return undefined;
   const { fieldName, unique, sparse, expireAfterSeconds } = declared as Record<string, unknown>;
-  const names = Array.isArray(fieldName) ? fieldName.map(String) : typeof fieldName === 'string' ? fieldName.split(',') : [];
+  const names = Array.isArray(fieldName)
+    ? fieldName.map(String)
+    : typeof fieldName === 'string'
+      ? fieldName.split(',')
+      : [];
   if (names.length === 0 || names.includes('_id')) return undefined;
   const spec: IndexSpec = { fields: Object.fromEntries(names.map((n) => [n, 1 as const])) };
   if (unique === true) spec.unique = true;
@@ -109,7 +113,14 @@ export async function importNedbDirectory(store: Store, dir: string, log?: Logge
     await rename(file, `${file}${IMPORTED_SUFFIX}`);
     total += all.length;
     log?.info(
-      { collection: collectionName, documents: all.length, skippedLines, nedbIndexes: indexes.map((i) => i.fields), ms: Date.now() - started, keptAs: `${name}${IMPORTED_SUFFIX}` },
+      {
+        collection: collectionName,
+        documents: all.length,
+        skippedLines,
+        nedbIndexes: indexes.map((i) => i.fields),
+        ms: Date.now() - started,
+        keptAs: `${name}${IMPORTED_SUFFIX}`,
+      },
       'NeDB datafile imported',
     );
   }

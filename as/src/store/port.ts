@@ -91,7 +91,10 @@ export interface Store {
 
 /** A write broke a unique constraint (duplicate `_id` or unique index). */
 export class DuplicateKeyError extends Error {
-  constructor(message: string, readonly collection: string) {
+  constructor(
+    message: string,
+    readonly collection: string,
+  ) {
     super(message);
     this.name = 'DuplicateKeyError';
   }

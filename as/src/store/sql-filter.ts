@@ -84,7 +84,12 @@ interface Slot {
 
 /** `indexed: false` puts a unary + before the key, which keeps SQLite from choosing an index for that term. */
 function documentSlot(field: string, indexed = true): Slot {
-  return { key: `${indexed ? '' : '+'}${keyExpr(field)}`, type: typeExpr(field), isDate: isDateExpr(field), raw: `json_extract(doc,${jsonPath(field)})` };
+  return {
+    key: `${indexed ? '' : '+'}${keyExpr(field)}`,
+    type: typeExpr(field),
+    isDate: isDateExpr(field),
+    raw: `json_extract(doc,${jsonPath(field)})`,
+  };
 }
 
 export const ELEMENT: Slot = {
@@ -132,7 +137,12 @@ class Compiler {
 
   top(filter: Filter): string {
     this.plainIndexesOff = Object.entries(filter).some(
-      ([key, condition]) => this.layout.multikeyFields.has(key) && !this.layout.scalarFields.has(key) && condition !== null && !isOperatorObject(condition) && kindOf(condition) !== 'document',
+      ([key, condition]) =>
+        this.layout.multikeyFields.has(key) &&
+        !this.layout.scalarFields.has(key) &&
+        condition !== null &&
+        !isOperatorObject(condition) &&
+        kindOf(condition) !== 'document',
     );
     return this.filter(filter);
   }
@@ -141,7 +151,8 @@ class Compiler {
     const terms: string[] = [];
     for (const [key, condition] of Object.entries(filter)) {
       if (key === '$or' || key === '$and') {
-        if (!Array.isArray(condition) || condition.length === 0) throw new Error(`${key} needs a non-empty array of filters`);
+        if (!Array.isArray(condition) || condition.length === 0)
+          throw new Error(`${key} needs a non-empty array of filters`);
         const parts = condition.map((f) => `(${this.filter(f as Filter)})`);
         terms.push(`(${parts.join(key === '$or' ? ' OR ' : ' AND ')})`);
       } else if (key.startsWith('$')) {
@@ -185,7 +196,9 @@ class Compiler {
     if (field === '_id') return typeof value === 'string' ? `_id=${this.bind(value)}` : '0';
     if (kind === 'null') {
       const missingOrNull = `(${typeExpr(field)} IS NULL OR ${typeExpr(field)}='null')`;
-      return this.layout.scalarFields.has(field) ? missingOrNull : `(${missingOrNull} OR ${this.inArray(field, "e.type='null'")})`;
+      return this.layout.scalarFields.has(field)
+        ? missingOrNull
+        : `(${missingOrNull} OR ${this.inArray(field, "e.type='null'")})`;
     }
     return this.matching(field, kind, (slot) => this.equalsIn(slot, kind, value));
   }
@@ -218,12 +231,18 @@ class Compiler {
 
   private range(field: string, op: string, operand: unknown): string {
     const kind = kindOf(operand);
-    if (kind !== 'string' && kind !== 'number' && kind !== 'date') throw new Error(`${op} on ${field} needs a string, number or Date`);
+    if (kind !== 'string' && kind !== 'number' && kind !== 'date')
+      throw new Error(`${op} on ${field} needs a string, number or Date`);
     const bound = operand instanceof Date ? operand.getTime() : (operand as string | number);
     const sqlOp = RANGE_SQL[op];
     if (field === '_id') return kind === 'string' ? `_id${sqlOp}${this.bind(bound)}` : '0';
     return this.matching(field, kind, (slot) => {
-      const guard = kind === 'date' ? slot.isDate : kind === 'string' ? `${slot.type}='text'` : `${slot.type} IN ('integer','real')`;
+      const guard =
+        kind === 'date'
+          ? slot.isDate
+          : kind === 'string'
+            ? `${slot.type}='text'`
+            : `${slot.type} IN ('integer','real')`;
       return `(${slot.key}${sqlOp}${this.bind(bound)} AND ${guard})`;
     });
   }
@@ -277,5 +296,7 @@ export function expiredRows(docsTable: string, field: string): string {
 /** ORDER BY over the fields' keys (missing and null first when ascending, as in MongoDB). */
 export function compileSort(sort: SortSpec | undefined): string {
   if (!sort || Object.keys(sort).length === 0) return '';
-  return ` ORDER BY ${Object.entries(sort).map(([field, dir]) => `${keyExpr(field)}${dir === -1 ? ' DESC' : ''}`).join(',')}`;
+  return ` ORDER BY ${Object.entries(sort)
+    .map(([field, dir]) => `${keyExpr(field)}${dir === -1 ? ' DESC' : ''}`)
+    .join(',')}`;
 }

@@ -29,7 +29,9 @@ export function createDocsTable(coll: string): string {
 
 /** MongoDB's default index name: `field_1_other_-1`. */
 export function indexName(spec: IndexSpec): string {
-  return Object.entries(spec.fields).map(([f, d]) => `${f}_${d}`).join('_');
+  return Object.entries(spec.fields)
+    .map(([f, d]) => `${f}_${d}`)
+    .join('_');
 }
 
 /** What queries need to know of a collection's indexes. */
@@ -41,7 +43,8 @@ export function layoutOf(coll: string, specs: readonly IndexSpec[]): FieldLayout
     const fields = Object.keys(spec.fields).filter((f) => f !== '_id');
     for (const f of fields) (spec.multikey ? multikeyFields : scalarFields).add(f);
     const [first] = fields;
-    if (spec.expireAfterSeconds !== undefined && first !== undefined) ttl.push({ field: first, seconds: spec.expireAfterSeconds });
+    if (spec.expireAfterSeconds !== undefined && first !== undefined)
+      ttl.push({ field: first, seconds: spec.expireAfterSeconds });
   }
   return { docsTable: docsTable(coll), scalarFields, multikeyFields, keysTable: keysTable(coll), ttl };
 }
@@ -59,7 +62,8 @@ export function scalarGuards(coll: string, field: string): string[] {
   const when = `json_type(NEW.doc,${jsonPath(field)})='array'`;
   const raise = `SELECT RAISE(ABORT,'field ${field} of ${coll} has a plain index and cannot hold an array')`;
   return ['INSERT', 'UPDATE OF doc'].map(
-    (event, i) => `CREATE TRIGGER IF NOT EXISTS "s:${coll}:${field}:${i}" BEFORE ${event} ON ${docsTable(coll)} WHEN ${when} BEGIN ${raise}; END`,
+    (event, i) =>
+      `CREATE TRIGGER IF NOT EXISTS "s:${coll}:${field}:${i}" BEFORE ${event} ON ${docsTable(coll)} WHEN ${when} BEGIN ${raise}; END`,
   );
 }
 

@@ -260,10 +260,11 @@ export class SqliteStore implements Store {
   private table(coll: string): TableState {
     let state = this.tables.get(coll);
     if (!state) {
-      const exists = this.statement("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?").get(`c:${coll}`) !== undefined;
-      const specs = (this.statement(`SELECT spec FROM ${META_TABLE} WHERE coll=? ORDER BY name`).pluck().all(coll) as string[]).map(
-        (s) => JSON.parse(s) as IndexSpec,
-      );
+      const exists =
+        this.statement("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?").get(`c:${coll}`) !== undefined;
+      const specs = (
+        this.statement(`SELECT spec FROM ${META_TABLE} WHERE coll=? ORDER BY name`).pluck().all(coll) as string[]
+      ).map((s) => JSON.parse(s) as IndexSpec);
       state = { exists, specs, layout: layoutOf(coll, specs) };
       this.tables.set(coll, state);
     }
@@ -421,7 +422,10 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
       if (!state.exists) return 0;
       if (Object.keys(filter).length === 0) return this.countAll(state.layout);
       const where = this.where(filter);
-      return this.engine.statement(`SELECT count(*) FROM ${this.docs} WHERE ${where.sql}`).pluck().get(...where.params) as number;
+      return this.engine
+        .statement(`SELECT count(*) FROM ${this.docs} WHERE ${where.sql}`)
+        .pluck()
+        .get(...where.params) as number;
     });
   }
 
@@ -436,7 +440,10 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     const expired = layout.ttl.map(({ field }) => expiredRows(this.docs, field)).join(' UNION ');
     const now = Date.now();
     const bounds = layout.ttl.map(({ seconds }) => now - seconds * 1000);
-    return this.engine.statement(`SELECT (${all}) - (SELECT count(*) FROM (${expired}))`).pluck().get(...bounds) as number;
+    return this.engine
+      .statement(`SELECT (${all}) - (SELECT count(*) FROM (${expired}))`)
+      .pluck()
+      .get(...bounds) as number;
   }
 
   updateOne(filter: Filter, update: Update, options: { upsert?: boolean } = {}): Promise<UpdateResult> {
@@ -524,9 +531,10 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
       }
       this.engine.createTable(this.name);
       const name = indexName(spec);
-      const existing = this.engine.statement(`SELECT spec FROM ${META_TABLE} WHERE coll=? AND name=?`).pluck().get(this.name, name) as
-        | string
-        | undefined;
+      const existing = this.engine
+        .statement(`SELECT spec FROM ${META_TABLE} WHERE coll=? AND name=?`)
+        .pluck()
+        .get(this.name, name) as string | undefined;
       if (existing !== undefined) {
         // Kept as it is, as MongoDB keeps an index asked again with other options; only its TTL follows the caller.
         const kept = JSON.parse(existing) as IndexSpec;
@@ -534,7 +542,10 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
           throw new Error(`ensureIndex on ${this.name}: index ${name} exists ${kept.multikey ? '' : 'not '}multikey`);
         }
         if (kept.expireAfterSeconds === spec.expireAfterSeconds) return;
-        this.saveSpec(name, { ...kept, ...(spec.expireAfterSeconds !== undefined ? { expireAfterSeconds: spec.expireAfterSeconds } : {}) });
+        this.saveSpec(name, {
+          ...kept,
+          ...(spec.expireAfterSeconds !== undefined ? { expireAfterSeconds: spec.expireAfterSeconds } : {}),
+        });
         return;
       }
       if (spec.multikey) {
@@ -545,7 +556,9 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
         for (const field of fields.filter((f) => f !== '_id')) {
           const holder = this.engine.statement(arraysIn(this.name, field)).pluck().get() as string | undefined;
           if (holder !== undefined) {
-            throw new Error(`ensureIndex on ${this.name}: document ${holder} holds an array in ${field}; declare the index multikey`);
+            throw new Error(
+              `ensureIndex on ${this.name}: document ${holder} holds an array in ${field}; declare the index multikey`,
+            );
           }
           for (const sql of scalarGuards(this.name, field)) this.engine.exec(sql);
         }
@@ -557,7 +570,9 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
   }
 
   private saveSpec(name: string, spec: IndexSpec): void {
-    this.engine.statement(`INSERT OR REPLACE INTO ${META_TABLE} (coll, name, spec) VALUES (?,?,?)`).run(this.name, name, JSON.stringify(spec));
+    this.engine
+      .statement(`INSERT OR REPLACE INTO ${META_TABLE} (coll, name, spec) VALUES (?,?,?)`)
+      .run(this.name, name, JSON.stringify(spec));
     this.engine.forget(this.name);
   }
 
@@ -592,14 +607,21 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
     return this.read(() => {
       if (!this.engine.table(this.name).exists) return [];
       const { sql, params } = this.selectSql(filter, options);
-      return (this.engine.statement(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map((r) => r.detail);
+      return (this.engine.statement(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as Array<{ detail: string }>).map(
+        (r) => r.detail,
+      );
     });
   }
 
   private select(filter: Filter, options: FindOptions): T[] {
     if (!this.engine.table(this.name).exists) return [];
     const { sql, params } = this.selectSql(filter, options);
-    return (this.engine.statement(sql).pluck().all(...params) as string[]).map((text) => decodeDocument<T>(text));
+    return (
+      this.engine
+        .statement(sql)
+        .pluck()
+        .all(...params) as string[]
+    ).map((text) => decodeDocument<T>(text));
   }
 
   private selectSql(filter: Filter, options: FindOptions): { sql: string; params: SqlValue[] } {
@@ -621,7 +643,8 @@ class SqliteCollection<T extends Doc> implements Collection<T> {
   }
 
   private insertRow(doc: T): void {
-    if (doc._id !== undefined && typeof doc._id !== 'string') throw new TypeError(`_id must be a string, got ${typeof doc._id}`);
+    if (doc._id !== undefined && typeof doc._id !== 'string')
+      throw new TypeError(`_id must be a string, got ${typeof doc._id}`);
     this.engine.createTable(this.name);
     const id = doc._id ?? newId();
     const text = encodeDocument(doc._id === undefined ? { ...doc, _id: id } : doc);

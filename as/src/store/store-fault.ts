@@ -10,21 +10,45 @@
 export const STORE_RETRY_AFTER_SECONDS = 5;
 
 /** System call errors of a data directory that cannot be written or read now. */
-const FILE_SYSTEM_OUTAGES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EIO', 'EMFILE', 'ENFILE', 'EBUSY', 'EAGAIN']);
+const FILE_SYSTEM_OUTAGES = new Set([
+  'ENOSPC',
+  'EDQUOT',
+  'EROFS',
+  'EACCES',
+  'EPERM',
+  'EIO',
+  'EMFILE',
+  'ENFILE',
+  'EBUSY',
+  'EAGAIN',
+]);
 
 /** SQLite result codes (better-sqlite3 puts them in `code`, extended ones as SQLITE_IOERR_WRITE...). */
 const SQLITE_OUTAGE = /^SQLITE_(FULL|READONLY|IOERR|BUSY|LOCKED|CANTOPEN|NOLFS)/;
 
 /** MongoDB driver errors of a connection, not of the request. */
 const MONGO_OUTAGES = new Set([
-  'MongoNetworkError', 'MongoNetworkTimeoutError', 'MongoServerSelectionError', 'MongoNotConnectedError',
-  'MongoTopologyClosedError', 'MongoPoolClearedError', 'MongoWriteConcernError',
+  'MongoNetworkError',
+  'MongoNetworkTimeoutError',
+  'MongoServerSelectionError',
+  'MongoNotConnectedError',
+  'MongoTopologyClosedError',
+  'MongoPoolClearedError',
+  'MongoWriteConcernError',
 ]);
 /** Server answers of a replica set member that cannot take writes now (or a full disk). */
 const MONGO_SERVER_OUTAGES = new Set([
-  'NotWritablePrimary', 'NotPrimaryNoSecondaryOk', 'NotPrimaryOrSecondary', 'PrimarySteppedDown',
-  'ShutdownInProgress', 'InterruptedAtShutdown', 'InterruptedDueToReplStateChange', 'HostUnreachable',
-  'HostNotFound', 'NetworkTimeout', 'OutOfDiskSpace',
+  'NotWritablePrimary',
+  'NotPrimaryNoSecondaryOk',
+  'NotPrimaryOrSecondary',
+  'PrimarySteppedDown',
+  'ShutdownInProgress',
+  'InterruptedAtShutdown',
+  'InterruptedDueToReplStateChange',
+  'HostUnreachable',
+  'HostNotFound',
+  'NetworkTimeout',
+  'OutOfDiskSpace',
 ]);
 
 interface ErrorShape {
@@ -42,7 +66,11 @@ export function isStoreOutage(err: unknown): boolean {
     if (typeof code === 'string' && (FILE_SYSTEM_OUTAGES.has(code) || SQLITE_OUTAGE.test(code))) return true;
     if (typeof name === 'string' && MONGO_OUTAGES.has(name)) return true;
     if (typeof codeName === 'string' && MONGO_SERVER_OUTAGES.has(codeName)) return true;
-    if (Array.isArray(errorLabels) && (errorLabels.includes('RetryableWriteError') || errorLabels.includes('TransientTransactionError'))) return true;
+    if (
+      Array.isArray(errorLabels) &&
+      (errorLabels.includes('RetryableWriteError') || errorLabels.includes('TransientTransactionError'))
+    )
+      return true;
   }
   return false;
 }

@@ -13,7 +13,9 @@ interface ProbeDoc extends Doc {
  */
 export async function probeStore(store: Store, nodeId: string, outages: StoreOutages): Promise<string> {
   await store.ping();
-  await store.collection<ProbeDoc>('health_probe').replaceOne({ _id: nodeId }, { _id: nodeId, at: new Date() }, { upsert: true });
+  await store
+    .collection<ProbeDoc>('health_probe')
+    .replaceOne({ _id: nodeId }, { _id: nodeId, at: new Date() }, { upsert: true });
   const recent = outages.recent();
   if (recent) throw new Error(`${recent.message} (a request met it ${recent.secondsAgo} s ago)`);
   return store.engine;

@@ -16,7 +16,11 @@ export class LocalDomain {
   /** Numbers and aliases of users; set once the index is loaded (app.ts). */
   identities: IdentityLookup | undefined;
 
-  constructor(readonly domain: string, aliases: readonly string[] = [], identities?: IdentityLookup) {
+  constructor(
+    readonly domain: string,
+    aliases: readonly string[] = [],
+    identities?: IdentityLookup,
+  ) {
     this.identities = identities;
     this.domain = domain.toLowerCase();
     this.hosts = new Set([this.domain, ...aliases.map((a) => a.toLowerCase())]);

@@ -48,7 +48,10 @@ export interface UserIdentities {
 }
 
 export class UserError extends Error {
-  constructor(message: string, readonly code: 'invalid' | 'exists' | 'missing') {
+  constructor(
+    message: string,
+    readonly code: 'invalid' | 'exists' | 'missing',
+  ) {
     super(message);
     this.name = 'UserError';
   }
@@ -70,7 +73,11 @@ export class UserDirectory {
   /** Asked for every request (its sender, its recipient); records are shared read-only. */
   private readonly cache = new LoadingCache<UserRecord | null>({ maxEntries: 100_000, maxAgeMs: USER_KEPT_MS });
 
-  constructor(store: Store, readonly domain: string, private readonly onChange?: UserChangeHook) {
+  constructor(
+    store: Store,
+    readonly domain: string,
+    private readonly onChange?: UserChangeHook,
+  ) {
     this.users = store.collection<UserRecord>('users');
     this.identities = store.collection<IdentityRecord>('identities');
   }
@@ -79,7 +86,10 @@ export class UserDirectory {
   userPart(identity: string): string {
     const m = /^(?:sips?:)?([^@;]+)(?:@([^;>]+))?$/i.exec(identity.trim());
     if (!m || !USER_RE.test(m[1]!)) {
-      throw new UserError(`'${identity}' is not a valid user (letters, digits and . _ ~ + - only, up to 64)`, 'invalid');
+      throw new UserError(
+        `'${identity}' is not a valid user (letters, digits and . _ ~ + - only, up to 64)`,
+        'invalid',
+      );
     }
     if (m[2] && m[2].toLowerCase() !== this.domain) {
       throw new UserError(`'${identity}' is not in our domain ${this.domain}`, 'invalid');
@@ -92,17 +102,30 @@ export class UserDirectory {
     checkPassword(password);
     const number = tel === undefined ? undefined : checkNumber(tel);
     const alias = await this.identities.findOne({ _id: `sip:${user}` });
-    if (alias) throw new UserError(`sip:${user}@${this.domain} is already an alias of sip:${alias.user}@${this.domain}`, 'exists');
+    if (alias)
+      throw new UserError(
+        `sip:${user}@${this.domain} is already an alias of sip:${alias.user}@${this.domain}`,
+        'exists',
+      );
     if (number) {
       const holder = await this.identities.findOne({ _id: `tel:${number}` });
-      if (holder) throw new UserError(`number ${number} already belongs to sip:${holder.user}@${this.domain}`, 'exists');
+      if (holder)
+        throw new UserError(`number ${number} already belongs to sip:${holder.user}@${this.domain}`, 'exists');
     }
     const now = new Date();
-    const rec: UserRecord = { _id: user, user, domain: this.domain, ha1: digestHa1(user, this.domain, password), createdAt: now, updatedAt: now };
+    const rec: UserRecord = {
+      _id: user,
+      user,
+      domain: this.domain,
+      ha1: digestHa1(user, this.domain, password),
+      createdAt: now,
+      updatedAt: now,
+    };
     try {
       await this.users.insertOne(rec);
     } catch (err) {
-      if (err instanceof DuplicateKeyError) throw new UserError(`user sip:${user}@${this.domain} already exists`, 'exists');
+      if (err instanceof DuplicateKeyError)
+        throw new UserError(`user sip:${user}@${this.domain} already exists`, 'exists');
       throw err;
     } finally {
       this.forget(user);
@@ -116,17 +139,20 @@ export class UserDirectory {
   async setTel(identity: string, tel: string | undefined): Promise<void> {
     const user = this.userPart(identity);
     const number = tel === undefined ? undefined : checkNumber(tel);
-    if (!(await this.users.findOne({ _id: user }))) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    if (!(await this.users.findOne({ _id: user })))
+      throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
     if (number) {
       const key: IdentityKey = `tel:${number}`;
       const holder = await this.identities.findOne({ _id: key });
-      if (holder && holder.user !== user) throw new UserError(`number ${number} already belongs to sip:${holder.user}@${this.domain}`, 'exists');
+      if (holder && holder.user !== user)
+        throw new UserError(`number ${number} already belongs to sip:${holder.user}@${this.domain}`, 'exists');
       if (!holder) {
         try {
           await this.identities.insertOne({ _id: key, user, kind: 'tel', createdAt: new Date() });
         } catch (err) {
           // another provisioning took it between the read and the write
-          if (err instanceof DuplicateKeyError) throw new UserError(`number ${number} already belongs to another user`, 'exists');
+          if (err instanceof DuplicateKeyError)
+            throw new UserError(`number ${number} already belongs to another user`, 'exists');
           throw err;
         }
       }
@@ -142,14 +168,19 @@ export class UserDirectory {
   async addAlias(identity: string, aliasIdentity: string): Promise<string> {
     const user = this.userPart(identity);
     const alias = this.userPart(aliasIdentity);
-    if (!(await this.users.findOne({ _id: user }))) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
-    if (alias === user || (await this.users.findOne({ _id: alias }))) throw new UserError(`sip:${alias}@${this.domain} is a user of its own`, 'exists');
+    if (!(await this.users.findOne({ _id: user })))
+      throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
+    if (alias === user || (await this.users.findOne({ _id: alias })))
+      throw new UserError(`sip:${alias}@${this.domain} is a user of its own`, 'exists');
     try {
       await this.identities.insertOne({ _id: `sip:${alias}`, user, kind: 'alias', createdAt: new Date() });
     } catch (err) {
       if (!(err instanceof DuplicateKeyError)) throw err;
       const holder = await this.identities.findOne({ _id: `sip:${alias}` });
-      throw new UserError(`sip:${alias}@${this.domain} is already an alias of sip:${holder?.user ?? '?'}@${this.domain}`, 'exists');
+      throw new UserError(
+        `sip:${alias}@${this.domain} is already an alias of sip:${holder?.user ?? '?'}@${this.domain}`,
+        'exists',
+      );
     }
     await this.onChange?.(user);
     return `sip:${alias}@${this.domain}`;
@@ -159,7 +190,8 @@ export class UserDirectory {
     const user = this.userPart(identity);
     const alias = this.userPart(aliasIdentity);
     const removed = await this.identities.deleteOne({ _id: `sip:${alias}`, user, kind: 'alias' });
-    if (removed === 0) throw new UserError(`sip:${alias}@${this.domain} is not an alias of sip:${user}@${this.domain}`, 'missing');
+    if (removed === 0)
+      throw new UserError(`sip:${alias}@${this.domain} is not an alias of sip:${user}@${this.domain}`, 'missing');
     await this.onChange?.(user);
   }
 
@@ -172,7 +204,10 @@ export class UserDirectory {
     const user = this.userPart(identity);
     const recs = await this.identities.find({ user }, { sort: { _id: 1 } });
     const tel = recs.find((r) => r.kind === 'tel');
-    return { ...(tel ? { tel: tel._id.slice(4) } : {}), aliases: recs.filter((r) => r.kind === 'alias').map((r) => `sip:${r._id.slice(4)}@${this.domain}`) };
+    return {
+      ...(tel ? { tel: tel._id.slice(4) } : {}),
+      aliases: recs.filter((r) => r.kind === 'alias').map((r) => `sip:${r._id.slice(4)}@${this.domain}`),
+    };
   }
 
   /** Every number and alias, for the in-memory index (identity-index.ts). */
@@ -183,7 +218,10 @@ export class UserDirectory {
   async setPassword(identity: string, password: string): Promise<void> {
     const user = this.userPart(identity);
     checkPassword(password);
-    const r = await this.users.updateOne({ _id: user }, { $set: { ha1: digestHa1(user, this.domain, password), updatedAt: new Date() } });
+    const r = await this.users.updateOne(
+      { _id: user },
+      { $set: { ha1: digestHa1(user, this.domain, password), updatedAt: new Date() } },
+    );
     this.forget(user);
     if (r.matched === 0) throw new UserError(`no user sip:${user}@${this.domain}`, 'missing');
     await this.onChange?.(user);

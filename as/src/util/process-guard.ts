@@ -36,7 +36,10 @@ export function guardProcess(opts: ProcessGuardOptions): () => void {
   const exit = opts.exit ?? ((code: number) => process.exit(code));
   metrics
     .describe(UNHANDLED_REJECTIONS, 'promises rejected with no handler (a bug: logged with the cause, the AS goes on)')
-    .describe(UNCAUGHT_EXCEPTIONS, 'exceptions no code caught (the AS stops in order and exits for its supervisor to restart it)');
+    .describe(
+      UNCAUGHT_EXCEPTIONS,
+      'exceptions no code caught (the AS stops in order and exits for its supervisor to restart it)',
+    );
   const onRejection = (reason: unknown) => {
     metrics.count(UNHANDLED_REJECTIONS);
     log.error({ err: reason }, 'unhandled rejection; the AS goes on');
@@ -48,13 +51,16 @@ export function guardProcess(opts: ProcessGuardOptions): () => void {
     if (failing) return;
     failing = true;
     const timer = setTimeout(() => exit(UNCAUGHT_EXIT_CODE), opts.stopWithinMs ?? 5000);
-    opts.stop().then(
-      () => exit(UNCAUGHT_EXIT_CODE),
-      (stopErr: unknown) => {
-        log.error({ err: stopErr }, 'stop after an uncaught exception failed');
-        exit(UNCAUGHT_EXIT_CODE);
-      },
-    ).finally(() => clearTimeout(timer));
+    opts
+      .stop()
+      .then(
+        () => exit(UNCAUGHT_EXIT_CODE),
+        (stopErr: unknown) => {
+          log.error({ err: stopErr }, 'stop after an uncaught exception failed');
+          exit(UNCAUGHT_EXIT_CODE);
+        },
+      )
+      .finally(() => clearTimeout(timer));
   };
   const source = opts.source ?? process;
   source.on('unhandledRejection', onRejection);

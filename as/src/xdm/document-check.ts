@@ -57,21 +57,37 @@ export type NodeOutcome =
   | { selectorError: string };
 
 /** Applies `op` at `sel` to a stored document (its text, or its tree when the caller has it parsed). */
-export function applyNodeOp(auid: string, stored: string | XmlDocument, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): NodeOutcome {
+export function applyNodeOp(
+  auid: string,
+  stored: string | XmlDocument,
+  sel: NodeSelector,
+  op: NodeOp,
+  ctx: ValidationContext,
+): NodeOutcome {
   const usage = usageByAuid(auid);
   if (!usage) throw new Error(`no application usage ${auid}`);
   const ns = usage.defaultNamespace;
   try {
     const doc = typeof stored === 'string' ? parseXml(stored, STORED) : stored;
     if (op.kind === 'get') return { node: getNode(doc, sel, ns) };
-    const next = op.kind === 'delete' ? { created: false, ...deleteNode(doc, sel, ns) }
-      : op.kind === 'put-attribute' ? putAttribute(doc, sel, Buffer.from(op.body), ns)
-        : putElement(doc, sel, Buffer.from(op.body), ns, op.maxDepth);
+    const next =
+      op.kind === 'delete'
+        ? { created: false, ...deleteNode(doc, sel, ns) }
+        : op.kind === 'put-attribute'
+          ? putAttribute(doc, sel, Buffer.from(op.body), ns)
+          : putElement(doc, sel, Buffer.from(op.body), ns, op.maxDepth);
     const text = serializeXml(next.doc, { declaration: true });
     return { changed: { text, created: next.created, facts: documentFacts(usage, next.doc, ctx) } };
   } catch (err) {
     if (err instanceof XcapOpError) {
-      return { opError: { tag: err.tag, message: err.message, ...(err.ancestor !== undefined ? { ancestor: err.ancestor } : {}), ...(err.phrase !== undefined ? { phrase: err.phrase } : {}) } };
+      return {
+        opError: {
+          tag: err.tag,
+          message: err.message,
+          ...(err.ancestor !== undefined ? { ancestor: err.ancestor } : {}),
+          ...(err.phrase !== undefined ? { phrase: err.phrase } : {}),
+        },
+      };
     }
     if (err instanceof NodeSelectorError) return { selectorError: err.message };
     throw err;
@@ -91,7 +107,12 @@ export function mergedRlsServices(bodies: readonly string[]): string {
 }
 
 /** Parses the bytes of a whole document PUT and checks them against the usage named `auid`. */
-export function parseAndCheck(auid: string, body: Uint8Array, limits: ParseLimits, ctx: ValidationContext): CheckOutcome {
+export function parseAndCheck(
+  auid: string,
+  body: Uint8Array,
+  limits: ParseLimits,
+  ctx: ValidationContext,
+): CheckOutcome {
   const usage = usageByAuid(auid);
   if (!usage) throw new Error(`no application usage ${auid}`);
   let doc: XmlDocument;

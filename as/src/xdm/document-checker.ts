@@ -1,7 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { mergedRlsServices, parseAndCheck, type CheckOutcome, type NodeOp, type NodeOutcome, type ParseLimits } from './document-check.js';
+import {
+  mergedRlsServices,
+  parseAndCheck,
+  type CheckOutcome,
+  type NodeOp,
+  type NodeOutcome,
+  type ParseLimits,
+} from './document-check.js';
 import type { CheckJob } from './document-check-worker.js';
 import type { NodeSelector } from './xcap-uri.js';
 import type { ValidationContext } from './usages/usage.js';
@@ -22,7 +29,9 @@ export class DocumentChecker {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (o: never) => void; reject: (e: Error) => void }>();
 
-  constructor(private readonly deps: { limits: ParseLimits; inlineBelowBytes: number; log: Logger; metrics: Metrics }) {}
+  constructor(
+    private readonly deps: { limits: ParseLimits; inlineBelowBytes: number; log: Logger; metrics: Metrics },
+  ) {}
 
   /** Whether work on a document of `bytes` goes to the worker thread. */
   offloads(bytes: number): boolean {

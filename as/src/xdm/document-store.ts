@@ -59,7 +59,10 @@ export class PreconditionFailed extends Error {
 
 /** A value that must be unique across all documents of a usage is taken. */
 export class UniquenessFailure extends Error {
-  constructor(readonly field: string, readonly value: string) {
+  constructor(
+    readonly field: string,
+    readonly value: string,
+  ) {
     super(`${field} '${value}' is already used`);
     this.name = 'UniquenessFailure';
   }
@@ -121,7 +124,12 @@ export class XdmDocuments extends TypedEmitter<Events> {
    * Creates or replaces a document under `cond`. `unique` lists the values the usage wants
    * unique across all documents of this auid. Returns the new ETag and whether it created.
    */
-  async put(ref: DocumentRef, body: string, cond: WriteCondition, unique: Array<{ field: string; value: string }> = []): Promise<{ etag: string; created: boolean }> {
+  async put(
+    ref: DocumentRef,
+    body: string,
+    cond: WriteCondition,
+    unique: Array<{ field: string; value: string }> = [],
+  ): Promise<{ etag: string; created: boolean }> {
     // Unconditional writes that lose a race are redone on the newer version (the last
     // writer wins): a 412 is only for preconditions the client asked for (RFC 7232).
     for (let attempt = 1; ; attempt++) {
@@ -133,7 +141,12 @@ export class XdmDocuments extends TypedEmitter<Events> {
     }
   }
 
-  private async putOnce(ref: DocumentRef, body: string, cond: WriteCondition, unique: Array<{ field: string; value: string }>): Promise<{ etag: string; created: boolean }> {
+  private async putOnce(
+    ref: DocumentRef,
+    body: string,
+    cond: WriteCondition,
+    unique: Array<{ field: string; value: string }>,
+  ): Promise<{ etag: string; created: boolean }> {
     const key = documentKey(ref);
     const current = await this.docs.findOne({ _id: key });
     checkCondition(cond, current?.etag);
@@ -142,7 +155,13 @@ export class XdmDocuments extends TypedEmitter<Events> {
     const claimed = await this.claim(key, keys, unique);
     const etag = newEtag();
     const rec: DocumentRecord = {
-      _id: key, ...ref, body, etag, size: Buffer.byteLength(body, 'utf8'), lastModified: new Date(), uniqueKeys: keys,
+      _id: key,
+      ...ref,
+      body,
+      etag,
+      size: Buffer.byteLength(body, 'utf8'),
+      lastModified: new Date(),
+      uniqueKeys: keys,
     };
     try {
       if (current) {
@@ -157,7 +176,10 @@ export class XdmDocuments extends TypedEmitter<Events> {
       throw err;
     }
     // keys the previous version held and this one does not
-    await this.release(key, (current?.uniqueKeys ?? []).filter((k) => !keys.includes(k)));
+    await this.release(
+      key,
+      (current?.uniqueKeys ?? []).filter((k) => !keys.includes(k)),
+    );
     this.emit('change', { ref, previousEtag: current?.etag, etag, body });
     return { etag, created: !current };
   }
@@ -220,5 +242,14 @@ function checkCondition(cond: WriteCondition, currentEtag: string | undefined): 
 }
 
 function toStored(r: DocumentRecord): StoredDocument {
-  return { auid: r.auid, tree: r.tree as 'users' | 'global', xui: r.xui, path: r.path, body: r.body, etag: r.etag, size: r.size, lastModified: r.lastModified };
+  return {
+    auid: r.auid,
+    tree: r.tree as 'users' | 'global',
+    xui: r.xui,
+    path: r.path,
+    body: r.body,
+    etag: r.etag,
+    size: r.size,
+    lastModified: r.lastModified,
+  };
 }

@@ -57,7 +57,10 @@ export class XcapDiffPackage implements EventPackage {
     const body = call.sip.body.trim();
     if (!body) return { selectors: [`*/users/${watcher}/`] };
     const type = headerValueOnly(call.sip.headers.get('Content-Type'));
-    if (type !== 'application/resource-lists+xml') return { reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', 'application/resource-lists+xml']] }) };
+    if (type !== 'application/resource-lists+xml')
+      return {
+        reject: reply(415, 'Unsupported Media Type', { headers: [['Accept', 'application/resource-lists+xml']] }),
+      };
     let uris: string[];
     try {
       const doc = parseXml(body, { maxBytes: 64 * 1024, maxDepth: 16 });
@@ -74,7 +77,8 @@ export class XcapDiffPackage implements EventPackage {
       if (!m) return { reject: reply(400, 'Bad XCAP URI In Resource List') };
       if (m[2] === 'users') {
         const [xui, ...rest] = m[3]!.split('/');
-        if (this.deps.domain.canonical(xui ?? '') !== watcher) return { reject: reply(403, 'Forbidden', { warning: 'only your own documents' }) };
+        if (this.deps.domain.canonical(xui ?? '') !== watcher)
+          return { reject: reply(403, 'Forbidden', { warning: 'only your own documents' }) };
         selectors.push(`${m[1]}/users/${watcher}/${rest.join('/')}`);
       } else {
         selectors.push(rel);
@@ -86,7 +90,9 @@ export class XcapDiffPackage implements EventPackage {
   async content(sub: Subscription): Promise<{ contentType: string; body: string; data: DiffState }> {
     const state = sub.data as DiffState;
     const reported = new Map(state.etags);
-    const docs = (await this.deps.docs.list({ xui: sub.resource })).filter((d) => matches(state.watch, documentSelector(d)));
+    const docs = (await this.deps.docs.list({ xui: sub.resource })).filter((d) =>
+      matches(state.watch, documentSelector(d)),
+    );
     const now = new Map<string, string>();
     const lines: string[] = [];
     for (const d of docs) {
@@ -94,10 +100,13 @@ export class XcapDiffPackage implements EventPackage {
       now.set(sel, d.etag);
       const before = reported.get(sel);
       if (state.sent && before === d.etag) continue;
-      lines.push(`  <document sel="${escapeAttribute(sel)}"${before ? ` previous-etag="${escapeAttribute(before)}"` : ''} new-etag="${escapeAttribute(d.etag)}"/>`);
+      lines.push(
+        `  <document sel="${escapeAttribute(sel)}"${before ? ` previous-etag="${escapeAttribute(before)}"` : ''} new-etag="${escapeAttribute(d.etag)}"/>`,
+      );
     }
     for (const [sel, etag] of reported) {
-      if (!now.has(sel)) lines.push(`  <document sel="${escapeAttribute(sel)}" previous-etag="${escapeAttribute(etag)}"/>`);
+      if (!now.has(sel))
+        lines.push(`  <document sel="${escapeAttribute(sel)}" previous-etag="${escapeAttribute(etag)}"/>`);
     }
     const body = `<?xml version="1.0" encoding="UTF-8"?>\n<xcap-diff xmlns="${xmlNamespaces.xcapDiff}" xcap-root="${escapeAttribute(this.deps.rootUri)}">\n${lines.join('\n')}${lines.length ? '\n' : ''}</xcap-diff>\n`;
     return { contentType: XCAP_DIFF_CONTENT_TYPE, body, data: { ...state, etags: [...now], sent: true } };

@@ -129,14 +129,23 @@ function nameNs(name: XcapName, defaultNs: string | undefined): string | undefin
   return name.ns;
 }
 
-function nameMatches(el: XmlElement, elScope: NamespaceScope, name: XcapName | '*', defaultNs: string | undefined): boolean {
+function nameMatches(
+  el: XmlElement,
+  elScope: NamespaceScope,
+  name: XcapName | '*',
+  defaultNs: string | undefined,
+): boolean {
   if (name === '*') return true;
   const e = elScope.expand(el.name);
   return e.local === name.local && e.ns === nameNs(name, defaultNs);
 }
 
 /** The attribute of `el` with the given expanded name: its qualified name and value. */
-function findAttribute(el: XmlElement, elScope: NamespaceScope, name: XcapName): { qname: string; value: string } | undefined {
+function findAttribute(
+  el: XmlElement,
+  elScope: NamespaceScope,
+  name: XcapName,
+): { qname: string; value: string } | undefined {
   const attrs = el.attributes;
   if (!attrs) return undefined;
   for (const k of Object.keys(attrs)) {
@@ -179,8 +188,7 @@ function childCandidates(parent: XmlElement, parentScope: NamespaceScope): Candi
 }
 
 type Walk =
-  | { ok: true; located: Located }
-  | { ok: false; kind: 'none' | 'many'; matchedSteps: number; last?: XmlElement };
+  { ok: true; located: Located } | { ok: false; kind: 'none' | 'many'; matchedSteps: number; last?: XmlElement };
 
 /** Follows `steps` from the document node. */
 function walk(doc: XmlDocument, steps: Step[], defaultNs: string | undefined): Walk {
@@ -219,11 +227,14 @@ function scopeOfParent(loc: Located): NamespaceScope {
 export function select(doc: XmlDocument, sel: NodeSelector, defaultNs?: string): Selection {
   const w = walk(doc, sel.steps, defaultNs);
   if (!w.ok) {
-    return w.last ? { kind: w.kind, matchedSteps: w.matchedSteps, last: w.last } : { kind: w.kind, matchedSteps: w.matchedSteps };
+    return w.last
+      ? { kind: w.kind, matchedSteps: w.matchedSteps, last: w.last }
+      : { kind: w.kind, matchedSteps: w.matchedSteps };
   }
   const loc = w.located;
   const elScope = loc.scope.child(loc.element);
-  if (!sel.terminal) return { kind: 'element', element: loc.element, parent: loc.parent, index: loc.index, scope: loc.scope };
+  if (!sel.terminal)
+    return { kind: 'element', element: loc.element, parent: loc.parent, index: loc.index, scope: loc.scope };
   if (sel.terminal.kind === 'namespace') {
     return { kind: 'namespaces', element: loc.element, bindings: elScope.bindings(), scope: loc.scope };
   }
@@ -326,9 +337,14 @@ export function getNamespaces(doc: XmlDocument, sel: NodeSelector, defaultNs?: s
 }
 
 /** Dispatches on the selector's terminal: the body and content type of a GET. */
-export function getNode(doc: XmlDocument, sel: NodeSelector, defaultNs?: string): { contentType: string; body: string } {
+export function getNode(
+  doc: XmlDocument,
+  sel: NodeSelector,
+  defaultNs?: string,
+): { contentType: string; body: string } {
   if (!sel.terminal) return { contentType: XCAP_EL_CONTENT_TYPE, body: getElement(doc, sel, defaultNs) };
-  if (sel.terminal.kind === 'attribute') return { contentType: XCAP_ATT_CONTENT_TYPE, body: getAttribute(doc, sel, defaultNs) };
+  if (sel.terminal.kind === 'attribute')
+    return { contentType: XCAP_ATT_CONTENT_TYPE, body: getAttribute(doc, sel, defaultNs) };
   return { contentType: XCAP_NS_CONTENT_TYPE, body: getNamespaces(doc, sel, defaultNs) };
 }
 
@@ -380,7 +396,8 @@ function parseFragment(body: string | Buffer, context: NamespaceScope, maxDepth:
   const decl = /^[ \t\r\n]*<\?xml[ \t\r\n][^?]*\?>/.exec(text);
   if (decl) {
     const enc = /encoding[ \t\r\n]*=[ \t\r\n]*["']([^"']*)["']/.exec(decl[0]);
-    if (enc && !/^utf-?8$/i.test(enc[1] ?? '')) throw new XcapOpError('not-utf-8', 'request body declares an encoding other than UTF-8');
+    if (enc && !/^utf-?8$/i.test(enc[1] ?? ''))
+      throw new XcapOpError('not-utf-8', 'request body declares an encoding other than UTF-8');
     text = text.slice(decl[0].length);
   }
   const bindings = context.bindings();
@@ -398,7 +415,10 @@ function parseFragment(body: string | Buffer, context: NamespaceScope, maxDepth:
   } catch (e) {
     if (e instanceof XmlError) {
       if (e.kind === 'not-utf-8') throw new XcapOpError('not-utf-8', e.message);
-      if (e.kind === 'too-deep') throw new XcapOpError('cannot-insert', 'the resulting document would be too deep', { phrase: 'document too deep' });
+      if (e.kind === 'too-deep')
+        throw new XcapOpError('cannot-insert', 'the resulting document would be too deep', {
+          phrase: 'document too deep',
+        });
       throw new XcapOpError('not-xml-frag', `request body is not an XML fragment: ${e.message}`);
     }
     throw e;
@@ -426,7 +446,12 @@ function parseFragment(body: string | Buffer, context: NamespaceScope, maxDepth:
 }
 
 /** Index in parent.elements at which to insert a new element for `step` (RFC 4825 section 8.2.3). */
-function insertionIndex(parent: XmlElement, parentInner: NamespaceScope, step: Step, defaultNs: string | undefined): number {
+function insertionIndex(
+  parent: XmlElement,
+  parentInner: NamespaceScope,
+  step: Step,
+  defaultNs: string | undefined,
+): number {
   const kids = parent.elements ?? [];
   const cands = childCandidates(parent, parentInner);
   const lastElementEnd = cands.length > 0 ? (cands[cands.length - 1] as Candidate).index + 1 : kids.length;
@@ -448,7 +473,9 @@ function insertionIndex(parent: XmlElement, parentInner: NamespaceScope, step: S
 }
 
 function noParent(sel: NodeSelector, matchedSteps: number): never {
-  throw new XcapOpError('no-parent', 'the parent of the node does not exist', { ancestor: selectorPrefixText(sel, matchedSteps) });
+  throw new XcapOpError('no-parent', 'the parent of the node does not exist', {
+    ancestor: selectorPrefixText(sel, matchedSteps),
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -518,7 +545,9 @@ export function putElement(
   if (check.kind !== 'element' || check.element !== inserted) {
     throw new XcapOpError(
       'cannot-insert',
-      created ? 'the new element would not be selected by the request URI' : 'the replacement would not be selected by the request URI',
+      created
+        ? 'the new element would not be selected by the request URI'
+        : 'the replacement would not be selected by the request URI',
     );
   }
   return { created, doc: out };
@@ -543,7 +572,11 @@ export function parseAttributeValue(body: string | Buffer): string {
   }
 }
 
-function attributeQName(el: XmlElement, elScope: NamespaceScope, name: XcapName): { qname: string; declare?: [string, string] } {
+function attributeQName(
+  el: XmlElement,
+  elScope: NamespaceScope,
+  name: XcapName,
+): { qname: string; declare?: [string, string] } {
   if (name.ns === undefined) return { qname: name.local };
   for (const [p, uri] of elScope.bindings()) {
     if (p !== '' && uri === name.ns) return { qname: `${p}:${name.local}` };
@@ -698,7 +731,9 @@ export function xcapErrorBody(err: XcapOpError | XcapErrorCondition, opts: { doc
       const ex = cond.exists
         .map((e) => {
           const alts = (e.altValues ?? []).map((v) => `<alt-value>${escapeText(v)}</alt-value>`).join('');
-          return alts ? `<exists field="${escapeAttribute(e.field)}">${alts}</exists>` : `<exists field="${escapeAttribute(e.field)}"/>`;
+          return alts
+            ? `<exists field="${escapeAttribute(e.field)}">${alts}</exists>`
+            : `<exists field="${escapeAttribute(e.field)}"/>`;
         })
         .join('');
       inner = `<uniqueness-failure${phrase}>${ex}</uniqueness-failure>`;

@@ -8,16 +8,32 @@ import type { Metrics } from '../ops/metrics.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import { parseXml, type XmlDocument, type XmlErrorKind } from '../xml/xml-tree.js';
 import {
-  PreconditionFailed, UniquenessFailure, documentKey,
-  type DocumentRef, type StoredDocument, type WriteCondition, type XdmDocuments,
+  PreconditionFailed,
+  UniquenessFailure,
+  documentKey,
+  type DocumentRef,
+  type StoredDocument,
+  type WriteCondition,
+  type XdmDocuments,
 } from './document-store.js';
 import {
-  XCAP_ATT_CONTENT_TYPE, XCAP_EL_CONTENT_TYPE, XCAP_ERROR_CONTENT_TYPE, XcapOpError,
-  xcapErrorBody, type XcapErrorCondition,
+  XCAP_ATT_CONTENT_TYPE,
+  XCAP_EL_CONTENT_TYPE,
+  XCAP_ERROR_CONTENT_TYPE,
+  XcapOpError,
+  xcapErrorBody,
+  type XcapErrorCondition,
 } from './xcap-ops.js';
 import { NodeSelectorError, XcapUriError, parseXcapUri, type NodeSelector, type XcapUri } from './xcap-uri.js';
 import { mayAccess } from './xcap-access.js';
-import { applyNodeOp, nodeOpError, type CheckOutcome, type DocumentFacts, type NodeOp, type NodeOutcome } from './document-check.js';
+import {
+  applyNodeOp,
+  nodeOpError,
+  type CheckOutcome,
+  type DocumentFacts,
+  type NodeOp,
+  type NodeOutcome,
+} from './document-check.js';
 import type { ValidationContext } from './usages/usage.js';
 import { allUsages, usageByAuid, type ApplicationUsage } from './usages/index.js';
 import { proposeAltValues } from './usages/schema-checker.js';
@@ -41,7 +57,11 @@ export interface XcapServerOptions {
 
 /** An XCAP answer that is not a success: status, and an xcap-error condition for 409. */
 class XcapFailure extends Error {
-  constructor(readonly status: number, readonly condition?: XcapErrorCondition, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    readonly condition?: XcapErrorCondition,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(`XCAP ${status}${condition ? ` ${condition.tag}` : ''}`);
   }
 }
@@ -80,22 +100,24 @@ export class XcapServer {
   private readonly parsed = new Map<string, { etag: string; doc: XmlDocument; size: number }>();
   private parsedBytes = 0;
 
-  constructor(private readonly deps: {
-    docs: XdmDocuments;
-    /** The provisioned users: their addresses of record are never claimed by a document. */
-    users: { exists(aor: string): Promise<boolean> };
-    /** Parses and checks whole documents PUT (off the event loop when they are large). */
-    checker: {
-      check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome>;
-      offloads(bytes: number): boolean;
-      node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome>;
-      mergeRlsServices(bodies: string[]): Promise<string>;
-    };
-    options: XcapServerOptions;
-    log: Logger;
-    metrics: Metrics;
-    outages: StoreOutages;
-  }) {}
+  constructor(
+    private readonly deps: {
+      docs: XdmDocuments;
+      /** The provisioned users: their addresses of record are never claimed by a document. */
+      users: { exists(aor: string): Promise<boolean> };
+      /** Parses and checks whole documents PUT (off the event loop when they are large). */
+      checker: {
+        check(auid: string, body: Buffer, ctx: ValidationContext): Promise<CheckOutcome>;
+        offloads(bytes: number): boolean;
+        node(auid: string, stored: string, sel: NodeSelector, op: NodeOp, ctx: ValidationContext): Promise<NodeOutcome>;
+        mergeRlsServices(bodies: string[]): Promise<string>;
+      };
+      options: XcapServerOptions;
+      log: Logger;
+      metrics: Metrics;
+      outages: StoreOutages;
+    },
+  ) {}
 
   /** The koa middleware serving the XCAP root (after authentication). */
   middleware(): Koa.Middleware {
@@ -107,7 +129,9 @@ export class XcapServer {
         this.fail(ctx, err);
       }
       this.deps.metrics.count('ims_as_xcap_requests_total', { method: ctx.method, status: String(ctx.status) });
-      this.deps.metrics.observe('ims_as_xcap_request_seconds', Number(process.hrtime.bigint() - started) / 1e9, { method: ctx.method });
+      this.deps.metrics.observe('ims_as_xcap_request_seconds', Number(process.hrtime.bigint() - started) / 1e9, {
+        method: ctx.method,
+      });
     };
   }
 
@@ -128,9 +152,11 @@ export class XcapServer {
       if (err.status === 409) return this.fail(ctx, new XcapFailure(409, err as unknown as XcapErrorCondition));
       return this.fail(ctx, new XcapFailure(err.status, undefined, err.status === 405 ? { Allow: 'GET' } : {}));
     }
-    if (err instanceof XcapUriError || err instanceof NodeSelectorError) return this.fail(ctx, new XcapFailure(err.status));
+    if (err instanceof XcapUriError || err instanceof NodeSelectorError)
+      return this.fail(ctx, new XcapFailure(err.status));
     // the rest of the body is unread (or never comes): the connection cannot carry another request
-    if (err instanceof BodyTooLargeError) return this.fail(ctx, new XcapFailure(413, undefined, { Connection: 'close' }));
+    if (err instanceof BodyTooLargeError)
+      return this.fail(ctx, new XcapFailure(413, undefined, { Connection: 'close' }));
     if (err instanceof BodyTimeoutError) {
       this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request body incomplete');
       return this.fail(ctx, new XcapFailure(408, undefined, { Connection: 'close' }));
@@ -138,7 +164,10 @@ export class XcapServer {
     if (err instanceof PreconditionFailed) return this.fail(ctx, new XcapFailure(412));
     if (isClientFault(err)) {
       // the client went away mid-request: nobody reads the answer; 400 is for the metrics
-      this.deps.log.info({ ...errorSummary(err), path: ctx.path, method: ctx.method }, 'XCAP request abandoned by the client');
+      this.deps.log.info(
+        { ...errorSummary(err), path: ctx.path, method: ctx.method },
+        'XCAP request abandoned by the client',
+      );
       emptyBody(ctx, 400);
       return;
     }
@@ -152,13 +181,18 @@ export class XcapServer {
       defaultNamespace: (auid) => usageByAuid(auid)?.defaultNamespace,
     });
     // the document URI for error reports (no-parent ancestors are relative to the document)
-    ctx.state.xcapDocumentUri = this.deps.options.rootUri + uri.documentSelectorRaw.slice(this.deps.options.rootPath.replace(/\/+$/, '').length);
+    ctx.state.xcapDocumentUri =
+      this.deps.options.rootUri + uri.documentSelectorRaw.slice(this.deps.options.rootPath.replace(/\/+$/, '').length);
     const usage = usageByAuid(uri.auid);
     if (!usage) throw new XcapFailure(404);
     const identity = ctx.state.identity as string;
     const ref = this.authorize(ctx, uri, usage, identity);
 
-    if (uri.auid === XCAP_CAPS_AUID || uri.auid === XCAP_DIRECTORY_AUID || (uri.auid === RLS_SERVICES_AUID && uri.tree === 'global')) {
+    if (
+      uri.auid === XCAP_CAPS_AUID ||
+      uri.auid === XCAP_DIRECTORY_AUID ||
+      (uri.auid === RLS_SERVICES_AUID && uri.tree === 'global')
+    ) {
       return this.generated(ctx, uri, usage, ref);
     }
     if (usage.readOnly && ctx.method !== 'GET') throw new XcapFailure(405, undefined, { Allow: 'GET' });
@@ -170,14 +204,20 @@ export class XcapServer {
   /** A user reaches only their own tree; global documents are read-only. */
   private authorize(ctx: Context, uri: XcapUri, usage: ApplicationUsage, identity: string): DocumentRef {
     if (uri.tree === 'global') {
-      if (!mayAccess(identity, { tree: 'global', xui: '' }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
+      if (!mayAccess(identity, { tree: 'global', xui: '' }, ctx.method === 'GET' ? 'read' : 'write'))
+        throw new XcapFailure(403);
       if (usage.globalDocuments && !usage.globalDocuments.includes(uri.documentPath)) throw new XcapFailure(404);
       return { auid: uri.auid, tree: 'global', xui: '', path: uri.documentPath };
     }
     const owner = this.deps.options.domain.canonical(uri.xui ?? '');
-    if (!owner || !mayAccess(identity, { tree: 'users', xui: owner }, ctx.method === 'GET' ? 'read' : 'write')) throw new XcapFailure(403);
+    if (!owner || !mayAccess(identity, { tree: 'users', xui: owner }, ctx.method === 'GET' ? 'read' : 'write'))
+      throw new XcapFailure(403);
     if (usage.documentNames && !usage.documentNames.test(uri.documentPath)) {
-      if (ctx.method === 'PUT') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `document name '${uri.documentPath}' is not allowed for ${usage.auid}` });
+      if (ctx.method === 'PUT')
+        throw new XcapFailure(409, {
+          tag: 'constraint-failure',
+          phrase: `document name '${uri.documentPath}' is not allowed for ${usage.auid}`,
+        });
       throw new XcapFailure(404);
     }
     return { auid: uri.auid, tree: 'users', xui: owner, path: uri.documentPath };
@@ -206,7 +246,8 @@ export class XcapServer {
       const text = body.toString('utf8');
       // the current ETag matters only to If-Match / If-None-Match; without them the write is
       // unconditional (the store reads the version it replaces itself)
-      const conditional = etagList(ctx.get('if-match')) !== undefined || etagList(ctx.get('if-none-match')) !== undefined;
+      const conditional =
+        etagList(ctx.get('if-match')) !== undefined || etagList(ctx.get('if-none-match')) !== undefined;
       const current = conditional ? await this.currentEtag(ref) : undefined;
       const result = await this.write(ref, checked.facts, text, this.writeCondition(ctx, current));
       return this.written(ctx, result);
@@ -216,8 +257,14 @@ export class XcapServer {
     if (contentType !== (isAttribute ? XCAP_ATT_CONTENT_TYPE : XCAP_EL_CONTENT_TYPE)) throw new XcapFailure(415);
     // the configured depth limit holds for what an element PUT builds too, not only for whole
     // documents (putElement's own default is the parser's 64 levels)
-    const result = await this.modify(ctx, ref, uri.nodeSelector,
-      isAttribute ? { kind: 'put-attribute', body } : { kind: 'put-element', body, maxDepth: this.deps.options.maxDepth });
+    const result = await this.modify(
+      ctx,
+      ref,
+      uri.nodeSelector,
+      isAttribute
+        ? { kind: 'put-attribute', body }
+        : { kind: 'put-element', body, maxDepth: this.deps.options.maxDepth },
+    );
     return this.written(ctx, result);
   }
 
@@ -240,16 +287,32 @@ export class XcapServer {
    * concurrent change is retried on the new version (the node operation is applied to what
    * is there); with one, it fails with 412 as the client asked.
    */
-  private async modify(ctx: Context, ref: DocumentRef, sel: NodeSelector, op: NodeOp): Promise<{ etag: string; created: boolean }> {
+  private async modify(
+    ctx: Context,
+    ref: DocumentRef,
+    sel: NodeSelector,
+    op: NodeOp,
+  ): Promise<{ etag: string; created: boolean }> {
     const clientCondition = Boolean(ctx.get('if-match') || ctx.get('if-none-match'));
     for (let attempt = 0; ; attempt++) {
       const stored = await this.deps.docs.get(ref);
-      if (!stored) throw new XcapFailure(409, { tag: 'no-parent', ancestor: this.deps.options.rootUri + `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}` });
+      if (!stored)
+        throw new XcapFailure(409, {
+          tag: 'no-parent',
+          ancestor:
+            this.deps.options.rootUri +
+            `/${ref.auid}/${ref.tree}/${ref.tree === 'users' ? `${encodeURIComponent(ref.xui)}/` : ''}`,
+        });
       const cond = this.writeCondition(ctx, stored.etag);
       // not kept: this version is about to be replaced
       const next = (await this.nodeOp(stored, sel, op, ref, false)).changed!;
       try {
-        const r = await this.write(ref, next.facts, next.text, cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond);
+        const r = await this.write(
+          ref,
+          next.facts,
+          next.text,
+          cond.kind === 'any' ? { kind: 'etag', etag: stored.etag } : cond,
+        );
         return { etag: r.etag, created: next.created };
       } catch (err) {
         if (err instanceof PreconditionFailed && !clientCondition && attempt < 20) continue;
@@ -262,14 +325,24 @@ export class XcapServer {
    * A node operation on a stored document: inline when it is small or already parsed (its tree
    * kept for the next one when `keep`), in the checker's worker thread when it is large.
    */
-  private async nodeOp(stored: StoredDocument | string, sel: NodeSelector, op: NodeOp, ref: DocumentRef, keep: boolean): Promise<{ node?: { contentType: string; body: string }; changed?: { text: string; created: boolean; facts: DocumentFacts } }> {
+  private async nodeOp(
+    stored: StoredDocument | string,
+    sel: NodeSelector,
+    op: NodeOp,
+    ref: DocumentRef,
+    keep: boolean,
+  ): Promise<{
+    node?: { contentType: string; body: string };
+    changed?: { text: string; created: boolean; facts: DocumentFacts };
+  }> {
     const ctx = this.validationContext(ref);
     // a string is a generated document: never cached
     const text = typeof stored === 'string' ? stored : stored.body;
     const parsed = typeof stored !== 'string' && this.parsed.get(documentKey(stored))?.etag === stored.etag;
-    const outcome = parsed || !this.deps.checker.offloads(Buffer.byteLength(text, 'utf8'))
-      ? applyNodeOp(ref.auid, typeof stored === 'string' ? stored : this.parseStored(stored, keep), sel, op, ctx)
-      : await this.deps.checker.node(ref.auid, text, sel, op, ctx);
+    const outcome =
+      parsed || !this.deps.checker.offloads(Buffer.byteLength(text, 'utf8'))
+        ? applyNodeOp(ref.auid, typeof stored === 'string' ? stored : this.parseStored(stored, keep), sel, op, ctx)
+        : await this.deps.checker.node(ref.auid, text, sel, op, ctx);
     if ('opError' in outcome || 'selectorError' in outcome) throw nodeOpError(outcome);
     return outcome;
   }
@@ -279,21 +352,32 @@ export class XcapServer {
   }
 
   /** Stores a whole new version, after what its check found. */
-  private async write(ref: DocumentRef, facts: DocumentFacts, text: string, cond: WriteCondition): Promise<{ etag: string; created: boolean }> {
+  private async write(
+    ref: DocumentRef,
+    facts: DocumentFacts,
+    text: string,
+    cond: WriteCondition,
+  ): Promise<{ etag: string; created: boolean }> {
     const usage = usageByAuid(ref.auid)!;
     const first = facts.problems[0];
     if (first) {
-      if (first.kind === 'schema') throw new XcapFailure(409, { tag: 'schema-validation-error', phrase: first.message });
+      if (first.kind === 'schema')
+        throw new XcapFailure(409, { tag: 'schema-validation-error', phrase: first.message });
       if (first.kind === 'constraint') throw new XcapFailure(409, { tag: 'constraint-failure', phrase: first.phrase });
-      throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field: first.field, altValues: first.altValues ?? [] }] });
+      throw new XcapFailure(409, {
+        tag: 'uniqueness-failure',
+        exists: [{ field: first.field, altValues: first.altValues ?? [] }],
+      });
     }
     for (const f of facts.forbiddenClaims) {
       const holder = await this.deps.docs.holderOf(ref.auid, f.field, f.value);
-      if (holder && documentKey(holder) !== documentKey(ref)) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
+      if (holder && documentKey(holder) !== documentKey(ref))
+        throw new XcapFailure(409, { tag: 'constraint-failure', phrase: f.phrase });
     }
     for (const uri of facts.addressClaims) {
       const aor = this.deps.options.domain.canonical(uri);
-      if (aor && (await this.deps.users.exists(aor))) throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `${uri} is the address of a user` });
+      if (aor && (await this.deps.users.exists(aor)))
+        throw new XcapFailure(409, { tag: 'constraint-failure', phrase: `${uri} is the address of a user` });
     }
     try {
       return await this.deps.docs.put(ref, text, cond, facts.uniqueKeys);
@@ -301,7 +385,8 @@ export class XcapServer {
       if (!(err instanceof UniquenessFailure)) throw err;
       const candidates = proposeAltValues(err.value, () => false, 6);
       const free: string[] = [];
-      for (const c of candidates) if (free.length < 3 && (await this.deps.docs.isFree(ref.auid, err.field, c))) free.push(c);
+      for (const c of candidates)
+        if (free.length < 3 && (await this.deps.docs.isFree(ref.auid, err.field, c))) free.push(c);
       const field = usage.uniqueKeySelectors?.[err.field] ?? err.field;
       throw new XcapFailure(409, { tag: 'uniqueness-failure', exists: [{ field, altValues: free }] });
     }
@@ -326,11 +411,23 @@ export class XcapServer {
     } else {
       if (ref.tree !== 'users' || ref.path !== XCAP_DIRECTORY_DOCUMENT) throw new XcapFailure(404);
       const docs = await this.deps.docs.list({ xui: ref.xui });
-      body = xcapDirectoryDocument(ref.xui, docs.map((d) => ({ auid: d.auid, documentPath: d.path, etag: d.etag, lastModified: d.lastModified, size: d.size })), this.deps.options.rootUri);
+      body = xcapDirectoryDocument(
+        ref.xui,
+        docs.map((d) => ({
+          auid: d.auid,
+          documentPath: d.path,
+          etag: d.etag,
+          lastModified: d.lastModified,
+          size: d.size,
+        })),
+        this.deps.options.rootUri,
+      );
     }
     const etag = createHash('sha1').update(body).digest('base64url').slice(0, 20);
     // as in get(): a missing node is 404 before any precondition, and without ETag
-    const node = uri.nodeSelector ? (await this.nodeOp(body, uri.nodeSelector, { kind: 'get' }, ref, false)).node! : { contentType: usage.mimeType, body };
+    const node = uri.nodeSelector
+      ? (await this.nodeOp(body, uri.nodeSelector, { kind: 'get' }, ref, false)).node!
+      : { contentType: usage.mimeType, body };
     this.checkReadPreconditions(ctx, etag);
     ctx.set('ETag', quote(etag));
     reply(ctx, node.contentType, node.body);
@@ -344,7 +441,8 @@ export class XcapServer {
     const ifMatch = etagList(ctx.get('if-match'));
     if (ifMatch && ifMatch !== '*' && !ifMatch.includes(etag)) throw new XcapFailure(412);
     const ifNone = etagList(ctx.get('if-none-match'));
-    if (ifNone && (ifNone === '*' || ifNone.includes(etag))) throw new XcapFailure(304, undefined, { ETag: quote(etag) });
+    if (ifNone && (ifNone === '*' || ifNone.includes(etag)))
+      throw new XcapFailure(304, undefined, { ETag: quote(etag) });
   }
 
   /** The store condition for a write, from If-Match / If-None-Match and the current ETag. */
@@ -369,9 +467,15 @@ export class XcapServer {
       case 'too-large':
         return new XcapFailure(413);
       case 'doctype-forbidden':
-        return new XcapFailure(409, { tag: 'constraint-failure', phrase: 'DOCTYPE and entity declarations are not accepted' });
+        return new XcapFailure(409, {
+          tag: 'constraint-failure',
+          phrase: 'DOCTYPE and entity declarations are not accepted',
+        });
       case 'too-deep':
-        return new XcapFailure(409, { tag: 'constraint-failure', phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels` });
+        return new XcapFailure(409, {
+          tag: 'constraint-failure',
+          phrase: `elements nested deeper than ${this.deps.options.maxDepth} levels`,
+        });
       default:
         return new XcapFailure(409, { tag: 'not-well-formed' });
     }
@@ -423,7 +527,8 @@ function deepFreeze<T>(value: T): T {
   while (stack.length) {
     const o = stack.pop()!;
     Object.freeze(o);
-    for (const v of Object.values(o)) if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) stack.push(v as object);
+    for (const v of Object.values(o))
+      if (typeof v === 'object' && v !== null && !Object.isFrozen(v)) stack.push(v as object);
   }
   return value;
 }

@@ -173,7 +173,8 @@ export function parseXcapUri(
 
   const root = xcapRootPath.replace(/\/+$/, '');
   if (root !== '') {
-    if (!(p === root || p.startsWith(root + '/'))) throw new XcapUriError('not-xcap-root', 'path is not under the XCAP root');
+    if (!(p === root || p.startsWith(root + '/')))
+      throw new XcapUriError('not-xcap-root', 'path is not under the XCAP root');
   }
   const rest = p.slice(root.length);
   if (!rest.startsWith('/')) throw new XcapUriError('bad-path', 'no application usage in the path');
@@ -249,7 +250,8 @@ export function parseXmlnsQuery(query: string): Map<string, string> {
   };
   skipWs();
   while (i < q.length) {
-    if (!q.startsWith('xmlns(', i)) throw new XcapUriError('bad-query', 'query must consist of xmlns(prefix=uri) parts');
+    if (!q.startsWith('xmlns(', i))
+      throw new XcapUriError('bad-query', 'query must consist of xmlns(prefix=uri) parts');
     i += 6;
     let body = '';
     let closed = false;
@@ -276,7 +278,8 @@ export function parseXmlnsQuery(query: string): Map<string, string> {
     if (!m) throw new XcapUriError('bad-query', 'xmlns() must be prefix=uri');
     const prefix = m[1] ?? '';
     const uri = m[2] ?? '';
-    if (!isQName(prefix) || prefix.includes(':')) throw new XcapUriError('bad-query', `bad prefix ${JSON.stringify(prefix)} in xmlns()`);
+    if (!isQName(prefix) || prefix.includes(':'))
+      throw new XcapUriError('bad-query', `bad prefix ${JSON.stringify(prefix)} in xmlns()`);
     if (uri === '') throw new XcapUriError('bad-query', 'empty namespace URI in xmlns()');
     if (prefix === 'xmlns' || (prefix === 'xml') !== (uri === xmlNamespaces.xml)) {
       throw new XcapUriError('bad-query', `illegal binding of prefix ${prefix}`);
@@ -329,7 +332,12 @@ function splitSteps(text: string): string[] {
   return out;
 }
 
-function resolveName(qname: string, bindings: ReadonlyMap<string, string>, isAttribute: boolean, defaultNs: string | undefined): XcapName {
+function resolveName(
+  qname: string,
+  bindings: ReadonlyMap<string, string>,
+  isAttribute: boolean,
+  defaultNs: string | undefined,
+): XcapName {
   if (!isQName(qname)) nsErr(`${JSON.stringify(qname)} is not a QName`);
   const colon = qname.indexOf(':');
   if (colon === -1) {
@@ -416,7 +424,11 @@ function parseStep(text: string, bindings: ReadonlyMap<string, string>, defaultN
  * applied to unprefixed element names (unprefixed attribute names are in no
  * namespace).
  */
-export function parseNodeSelector(text: string, bindings: ReadonlyMap<string, string> = new Map(), defaultNs?: string): NodeSelector {
+export function parseNodeSelector(
+  text: string,
+  bindings: ReadonlyMap<string, string> = new Map(),
+  defaultNs?: string,
+): NodeSelector {
   if (text === '') nsErr('empty node selector');
   const parts = splitSteps(text);
   const last = parts[parts.length - 1] ?? '';

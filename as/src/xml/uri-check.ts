@@ -1,7 +1,6 @@
 /** URI syntax checks and the normal form used to compare URIs found in XML documents. Pure. */
 import { parseUri } from '../sip/index.js';
 
-
 const SCHEME_URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s"<>\\^`{|}]+$/;
 
 /**

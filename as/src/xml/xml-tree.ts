@@ -288,7 +288,8 @@ function scanDocument(s: string, maxDepth: number): XmlDocument {
       throw new XmlError('not-utf-8', `document declares encoding ${JSON.stringify(enc[1])}; only UTF-8 is accepted`);
     }
     const attributes: Record<string, string> = {};
-    for (const m of body.matchAll(/(version|encoding|standalone)[ \t\n]*=[ \t\n]*(?:"([^"]*)"|'([^']*)')/g)) attributes[m[1]!] = m[2] ?? m[3] ?? '';
+    for (const m of body.matchAll(/(version|encoding|standalone)[ \t\n]*=[ \t\n]*(?:"([^"]*)"|'([^']*)')/g))
+      attributes[m[1]!] = m[2] ?? m[3] ?? '';
     declaration = { attributes };
     i = end + 2;
   }
@@ -337,7 +338,12 @@ function scanDocument(s: string, maxDepth: number): XmlDocument {
       if (end === -1) nwf('unterminated processing instruction');
       const after = s[lt + 2 + target.length];
       if (end !== lt + 2 + target.length && !isWs(after)) nwf('malformed processing instruction');
-      if (top) top.kids.push({ type: 'instruction', name: target, instruction: s.slice(lt + 2 + target.length, end).replace(/^[ \t\n]+/, '') });
+      if (top)
+        top.kids.push({
+          type: 'instruction',
+          name: target,
+          instruction: s.slice(lt + 2 + target.length, end).replace(/^[ \t\n]+/, ''),
+        });
       i = end + 2;
     } else if (s[lt + 1] === '/') {
       const name = readName(s, lt + 2);
@@ -346,7 +352,12 @@ function scanDocument(s: string, maxDepth: number): XmlDocument {
       while (isWs(s[k])) k++;
       if (s[k] !== '>') nwf(`malformed end tag </${name}>`);
       const open = stack.pop();
-      if (open?.el.name !== name) nwf(open === undefined ? `end tag </${name}> without a start tag` : `end tag </${name}> does not match <${open.el.name}>`);
+      if (open?.el.name !== name)
+        nwf(
+          open === undefined
+            ? `end tag </${name}> without a start tag`
+            : `end tag </${name}> does not match <${open.el.name}>`,
+        );
       close(open);
       if (stack.length === 0) rootClosed = true;
       i = k + 1;
@@ -422,7 +433,8 @@ function checkNamespaces(el: XmlElement, parent: NamespaceScope): void {
   const scope = parent.child(el);
   const prefix = prefixOf(el);
   if (prefix === 'xmlns') nwf(`element ${el.name} uses the reserved prefix xmlns`);
-  if (prefix !== undefined && scope.resolve(prefix) === undefined) nwf(`undefined namespace prefix ${prefix} on element ${el.name}`);
+  if (prefix !== undefined && scope.resolve(prefix) === undefined)
+    nwf(`undefined namespace prefix ${prefix} on element ${el.name}`);
   if (el.attributes) {
     const expanded = new Set<string>();
     for (const an of Object.keys(el.attributes)) {
@@ -484,7 +496,10 @@ export function parseXml(input: string | Buffer, limits: XmlLimits = {}): XmlDoc
   text = text.replace(/\r\n?/g, '\n');
   const bad = ILLEGAL_CHAR_RE.exec(text);
   if (bad) {
-    throw new XmlError('not-well-formed', `illegal XML character U+${(bad[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`);
+    throw new XmlError(
+      'not-well-formed',
+      `illegal XML character U+${(bad[0].codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`,
+    );
   }
 
   const doc = scanDocument(text, maxDepth);
@@ -734,7 +749,12 @@ export function expandedName(el: XmlElement, scope: NamespaceScope): { ns: strin
  * Attribute value by expanded name (ns undefined = unprefixed attribute).
  * `scope` is the scope of el's parent or of el itself.
  */
-export function attrNS(el: XmlElement, scope: NamespaceScope, ns: string | undefined, local: string): string | undefined {
+export function attrNS(
+  el: XmlElement,
+  scope: NamespaceScope,
+  ns: string | undefined,
+  local: string,
+): string | undefined {
   const a = el.attributes;
   if (!a) return undefined;
   const s = scope.child(el);
@@ -752,7 +772,12 @@ export function attrNS(el: XmlElement, scope: NamespaceScope, ns: string | undef
  * el (`parentScope.child(el)`): el's own declarations are applied either way,
  * and each child's own declarations are honoured.
  */
-export function findChildren(el: XmlElement, scope: NamespaceScope, ns: string | undefined, local: string): XmlElement[] {
+export function findChildren(
+  el: XmlElement,
+  scope: NamespaceScope,
+  ns: string | undefined,
+  local: string,
+): XmlElement[] {
   const inner = scope.child(el);
   const out: XmlElement[] = [];
   for (const c of childElements(el)) {
@@ -763,6 +788,11 @@ export function findChildren(el: XmlElement, scope: NamespaceScope, ns: string |
 }
 
 /** First child element with the given expanded name, or undefined. */
-export function findChild(el: XmlElement, scope: NamespaceScope, ns: string | undefined, local: string): XmlElement | undefined {
+export function findChild(
+  el: XmlElement,
+  scope: NamespaceScope,
+  ns: string | undefined,
+  local: string,
+): XmlElement | undefined {
   return findChildren(el, scope, ns, local)[0];
 }

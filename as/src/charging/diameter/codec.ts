@@ -80,8 +80,13 @@ export function decodeAvps(buf: Buffer): Avp[] {
     const length = word & 0xffffff;
     const vendor = (flags & AVP_FLAG_VENDOR) !== 0;
     const headerLength = vendor ? 12 : 8;
-    if (length < headerLength || off + length > buf.length) throw new DiameterDecodeError(`AVP ${code} length ${length} out of bounds at ${off}`);
-    const avp: Avp = { code, mandatory: (flags & AVP_FLAG_MANDATORY) !== 0, data: Buffer.from(buf.subarray(off + headerLength, off + length)) };
+    if (length < headerLength || off + length > buf.length)
+      throw new DiameterDecodeError(`AVP ${code} length ${length} out of bounds at ${off}`);
+    const avp: Avp = {
+      code,
+      mandatory: (flags & AVP_FLAG_MANDATORY) !== 0,
+      data: Buffer.from(buf.subarray(off + headerLength, off + length)),
+    };
     if (vendor) avp.vendorId = buf.readUInt32BE(off + 8);
     avps.push(avp);
     // The last AVP of a message may omit its padding only if the sender miscounted; accept either.
@@ -95,7 +100,10 @@ export function encodeMessage(msg: DiameterMessage): Buffer {
   const out = Buffer.alloc(HEADER_LENGTH + body.length);
   out.writeUInt32BE(((DIAMETER_VERSION << 24) | out.length) >>> 0, 0);
   const flags =
-    (msg.request ? FLAG_REQUEST : 0) | (msg.proxiable ? FLAG_PROXIABLE : 0) | (msg.error ? FLAG_ERROR : 0) | (msg.retransmit ? FLAG_RETRANSMIT : 0);
+    (msg.request ? FLAG_REQUEST : 0) |
+    (msg.proxiable ? FLAG_PROXIABLE : 0) |
+    (msg.error ? FLAG_ERROR : 0) |
+    (msg.retransmit ? FLAG_RETRANSMIT : 0);
   out.writeUInt32BE(((flags << 24) | msg.commandCode) >>> 0, 4);
   out.writeUInt32BE(msg.applicationId >>> 0, 8);
   out.writeUInt32BE(msg.hopByHop >>> 0, 12);

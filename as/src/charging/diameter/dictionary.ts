@@ -90,7 +90,7 @@ export const AVPS = {
   // TS 32.299
   'Event-Type': tgpp(823, 'Grouped'),
   'SIP-Method': tgpp(824, 'UTF8String'),
-  'Event': tgpp(825, 'UTF8String'),
+  Event: tgpp(825, 'UTF8String'),
   'Content-Type': tgpp(826, 'UTF8String'),
   'Content-Length': tgpp(827, 'Unsigned32'),
   'Role-Of-Node': tgpp(829, 'Enumerated'),
@@ -108,7 +108,7 @@ export const AVPS = {
   'Node-Functionality': tgpp(862, 'Enumerated'),
   'Service-Information': tgpp(873, 'Grouped'),
   'IMS-Information': tgpp(876, 'Grouped'),
-  'Expires': tgpp(888, 'Unsigned32'),
+  Expires: tgpp(888, 'Unsigned32'),
   'Message-Body': tgpp(889, 'Grouped'),
   'Requested-Party-Address': tgpp(1251, 'UTF8String'),
 } as const satisfies Record<string, AvpDefinition>;
@@ -136,7 +136,11 @@ function payload(name: string, type: AvpType, value: AvpValue): Buffer {
       return typeof value === 'string' ? fromUtf8(value) : wrong();
     case 'Unsigned32':
     case 'Enumerated':
-      return typeof value === 'number' ? (type === 'Enumerated' ? fromInteger32(value) : fromUnsigned32(value)) : wrong();
+      return typeof value === 'number'
+        ? type === 'Enumerated'
+          ? fromInteger32(value)
+          : fromUnsigned32(value)
+        : wrong();
     case 'Integer32':
       return typeof value === 'number' ? fromInteger32(value) : wrong();
     case 'Unsigned64':

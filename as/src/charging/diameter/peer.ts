@@ -138,7 +138,17 @@ export class DiameterPeer extends EventEmitter {
   }
 
   private message(commandCode: number, applicationId: number, avps: Avp[]): DiameterMessage {
-    return { commandCode, applicationId, hopByHop: 0, endToEnd: 0, request: true, proxiable: false, error: false, retransmit: false, avps };
+    return {
+      commandCode,
+      applicationId,
+      hopByHop: 0,
+      endToEnd: 0,
+      request: true,
+      proxiable: false,
+      error: false,
+      retransmit: false,
+      avps,
+    };
   }
 
   private onData(chunk: Buffer): void {
@@ -167,13 +177,24 @@ export class DiameterPeer extends EventEmitter {
       return;
     }
     if (msg.commandCode === CMD.DEVICE_WATCHDOG || msg.commandCode === CMD.DISCONNECT_PEER) {
-      const answer: DiameterMessage = { ...msg, request: false, retransmit: false, avps: [avp('Result-Code', RESULT_SUCCESS), ...this.origin()] };
+      const answer: DiameterMessage = {
+        ...msg,
+        request: false,
+        retransmit: false,
+        avps: [avp('Result-Code', RESULT_SUCCESS), ...this.origin()],
+      };
       this.socket?.write(encodeMessage(answer));
       if (msg.commandCode === CMD.DISCONNECT_PEER) setImmediate(() => this.fail(new Error('peer sent DPR')));
       return;
     }
     // 3001 DIAMETER_COMMAND_UNSUPPORTED: a client has no other requests to serve
-    const refusal: DiameterMessage = { ...msg, request: false, error: true, retransmit: false, avps: [avp('Result-Code', 3001), ...this.origin()] };
+    const refusal: DiameterMessage = {
+      ...msg,
+      request: false,
+      error: true,
+      retransmit: false,
+      avps: [avp('Result-Code', 3001), ...this.origin()],
+    };
     this.socket?.write(encodeMessage(refusal));
   }
 

@@ -11,7 +11,13 @@
 import { createHash } from 'node:crypto';
 import type { Avp, DiameterMessage } from './codec.js';
 import {
-  ACCOUNTING_RECORD_TYPE, APP_BASE_ACCOUNTING, CMD, IMS_SERVICE_CONTEXT, NODE_FUNCTIONALITY_AS, ROLE_OF_NODE, avp,
+  ACCOUNTING_RECORD_TYPE,
+  APP_BASE_ACCOUNTING,
+  CMD,
+  IMS_SERVICE_CONTEXT,
+  NODE_FUNCTIONALITY_AS,
+  ROLE_OF_NODE,
+  avp,
 } from './dictionary.js';
 import type { Cdr } from '../record.js';
 
@@ -31,7 +37,9 @@ export interface Acr {
   avps: Avp[];
 }
 
-export function accountingRecordType(cdr: Pick<Cdr, 'recordSequenceNumber' | 'causeForRecordClosing'>): AccountingRecordType {
+export function accountingRecordType(
+  cdr: Pick<Cdr, 'recordSequenceNumber' | 'causeForRecordClosing'>,
+): AccountingRecordType {
   const n = cdr.recordSequenceNumber;
   if (n === undefined) return 'EVENT_RECORD';
   const last = cdr.causeForRecordClosing !== 'serviceChange';
@@ -47,7 +55,14 @@ export function accountingRecordType(cdr: Pick<Cdr, 'recordSequenceNumber' | 'ca
  */
 export function diameterSessionId(cdr: Cdr, id: Pick<RfIdentity, 'originHost' | 'originRealm'>): string {
   if (cdr.recordSequenceNumber === undefined) return `${id.originHost};${cdr.recordId}`;
-  const chain = [cdr.sessionId, cdr.imsChargingIdentifier, cdr.roleOfNode, cdr.event ?? '', cdr.callingPartyAddress, cdr.calledPartyAddress].join('\n');
+  const chain = [
+    cdr.sessionId,
+    cdr.imsChargingIdentifier,
+    cdr.roleOfNode,
+    cdr.event ?? '',
+    cdr.callingPartyAddress,
+    cdr.calledPartyAddress,
+  ].join('\n');
   return `${id.originRealm};sub;${createHash('sha256').update(chain).digest('hex').slice(0, 32)}`;
 }
 
@@ -61,11 +76,15 @@ export function buildAcr(cdr: Cdr, id: RfIdentity, sessionId = diameterSessionId
   if (cdr.expires !== undefined) eventType.push(avp('Expires', cdr.expires));
 
   const stamps: Avp[] = [avp('SIP-Request-Timestamp', new Date(cdr.sipRequestTimestamp))];
-  if (cdr.sipResponseTimestamp !== undefined) stamps.push(avp('SIP-Response-Timestamp', new Date(cdr.sipResponseTimestamp)));
+  if (cdr.sipResponseTimestamp !== undefined)
+    stamps.push(avp('SIP-Response-Timestamp', new Date(cdr.sipResponseTimestamp)));
 
   const ims: Avp[] = [
     avp('Event-Type', eventType),
-    avp('Role-Of-Node', cdr.roleOfNode === 'originating' ? ROLE_OF_NODE.ORIGINATING_ROLE : ROLE_OF_NODE.TERMINATING_ROLE),
+    avp(
+      'Role-Of-Node',
+      cdr.roleOfNode === 'originating' ? ROLE_OF_NODE.ORIGINATING_ROLE : ROLE_OF_NODE.TERMINATING_ROLE,
+    ),
     avp('Node-Functionality', NODE_FUNCTIONALITY_AS),
     avp('User-Session-Id', cdr.sessionId),
     avp('Calling-Party-Address', cdr.callingPartyAddress),
@@ -81,7 +100,12 @@ export function buildAcr(cdr: Cdr, id: RfIdentity, sessionId = diameterSessionId
   }
   ims.push(avp('IMS-Charging-Identifier', cdr.imsChargingIdentifier));
   if (cdr.messageBody) {
-    ims.push(avp('Message-Body', [avp('Content-Type', cdr.messageBody.contentType), avp('Content-Length', cdr.messageBody.contentLength)]));
+    ims.push(
+      avp('Message-Body', [
+        avp('Content-Type', cdr.messageBody.contentType),
+        avp('Content-Length', cdr.messageBody.contentLength),
+      ]),
+    );
   }
   ims.push(avp('Cause-Code', causeCode(cdr)));
 
@@ -105,8 +129,15 @@ export function buildAcr(cdr: Cdr, id: RfIdentity, sessionId = diameterSessionId
 /** The ACR as a message; hop-by-hop and end-to-end identifiers are the transport's to set. */
 export function acrMessage(acr: Acr, retransmit: boolean): DiameterMessage {
   return {
-    commandCode: CMD.ACCOUNTING, applicationId: APP_BASE_ACCOUNTING, hopByHop: 0, endToEnd: 0,
-    request: true, proxiable: true, error: false, retransmit, avps: acr.avps,
+    commandCode: CMD.ACCOUNTING,
+    applicationId: APP_BASE_ACCOUNTING,
+    hopByHop: 0,
+    endToEnd: 0,
+    request: true,
+    proxiable: true,
+    error: false,
+    retransmit,
+    avps: acr.avps,
   };
 }
 
@@ -116,5 +147,7 @@ export function acrMessage(acr: Acr, retransmit: boolean): DiameterMessage {
  */
 export function causeCode(cdr: Pick<Cdr, 'statusCode' | 'causeForRecordClosing'>): number {
   if (cdr.statusCode !== undefined) return cdr.statusCode;
-  return cdr.causeForRecordClosing === 'serviceDeliveryEndSuccessfully' || cdr.causeForRecordClosing === 'serviceChange' ? 0 : -1;
+  return cdr.causeForRecordClosing === 'serviceDeliveryEndSuccessfully' || cdr.causeForRecordClosing === 'serviceChange'
+    ? 0
+    : -1;
 }

@@ -45,7 +45,10 @@ export const MAX_SECTION_BYTES = 16 * 1024;
 const WELL_KNOWN_PREFIXES: ReadonlyMap<string, string> = new Map([['imdn', IMDN_NS]]);
 
 /** The sender identity used when the sender asked for privacy. */
-export const ANONYMOUS_FROM: CpimAddress = Object.freeze({ display: 'Anonymous', uri: 'sip:anonymous@anonymous.invalid' });
+export const ANONYMOUS_FROM: CpimAddress = Object.freeze({
+  display: 'Anonymous',
+  uri: 'sip:anonymous@anonymous.invalid',
+});
 
 // ---------------------------------------------------------------------------
 // Types
@@ -107,9 +110,9 @@ const CPIM_NAME_RE = new RegExp(`^${NAME_SRC}$`);
 /** RFC 5322 field-name (printable ASCII except ':'). */
 const MIME_HEADER_NAME_RE = /^[\x21-\x39\x3b-\x7e]+$/;
 /** Control characters that may not appear in a header line (HTAB is allowed). */
- 
+
 const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
- 
+
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:[^\x00-\x20\x7f<>"]+$/;
 /** `[prefix SP] <urn>` (RFC 3862 NS header). */
 const NS_VALUE_RE = new RegExp(`^(?:(${NAME_SRC}) +)?<([^\\s<>"]+)>[ \\t]*$`);
@@ -158,7 +161,6 @@ export function unescapeCpim(s: string): string {
 
 /** Escapes text for a CPIM header value or quoted string: '\', '"' and control characters. */
 export function escapeCpim(s: string): string {
-   
   return s.replace(/[\\"\x00-\x1f\x7f]/g, (c) => {
     switch (c) {
       case '\\':
@@ -266,7 +268,17 @@ export function isRfc3339DateTime(s: string): boolean {
   const m = /^\d{4}-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/.exec(s);
   if (!m) return false;
   const n = (i: number): number => Number(m[i] ?? '0');
-  return n(1) >= 1 && n(1) <= 12 && n(2) >= 1 && n(2) <= 31 && n(3) <= 23 && n(4) <= 59 && n(5) <= 60 && n(6) <= 23 && n(7) <= 59;
+  return (
+    n(1) >= 1 &&
+    n(1) <= 12 &&
+    n(2) >= 1 &&
+    n(2) <= 31 &&
+    n(3) <= 23 &&
+    n(4) <= 59 &&
+    n(5) <= 60 &&
+    n(6) <= 23 &&
+    n(7) <= 59
+  );
 }
 
 function headerLine(h: CpimHeader): string {
@@ -319,7 +331,9 @@ export class CpimMessage {
   /** Validates like {@link parseCpim} (same limits and refusals); throws CpimParseError. */
   constructor(init: CpimMessageInit) {
     const headers = Object.freeze(init.headers.map((h) => Object.freeze({ name: h.name, value: h.value })));
-    const contentHeaders = Object.freeze(init.contentHeaders.map((h) => Object.freeze({ name: h.name, value: h.value })));
+    const contentHeaders = Object.freeze(
+      init.contentHeaders.map((h) => Object.freeze({ name: h.name, value: h.value })),
+    );
     checkSection(headers, 'message', CPIM_HEADER_NAME_RE);
     checkSection(contentHeaders, 'content', MIME_HEADER_NAME_RE);
     this.headers = headers;
@@ -466,7 +480,12 @@ function checkSection(headers: readonly CpimHeader[], which: 'message' | 'conten
  * Reads header lines from `start` up to the empty line. Stops early on the limits so a huge body
  * without a separator costs one scan at most.
  */
-function readSection(body: string, start: number, which: 'message' | 'content', nameRe: RegExp): { headers: CpimHeader[]; end: number } {
+function readSection(
+  body: string,
+  start: number,
+  which: 'message' | 'content',
+  nameRe: RegExp,
+): { headers: CpimHeader[]; end: number } {
   const headers: CpimHeader[] = [];
   let pos = start;
   let bytes = 0;
@@ -545,12 +564,14 @@ export function buildCpim(init: CpimBuildInit): CpimMessage {
   for (const t of tos) headers.push({ name: 'To', value: formatCpimAddress(t) });
   for (const c of init.cc ?? []) headers.push({ name: 'cc', value: formatCpimAddress(c) });
   if (init.dateTime !== undefined) {
-    if (!isRfc3339DateTime(init.dateTime)) throw new TypeError(`DateTime is not RFC 3339: ${JSON.stringify(init.dateTime)}`);
+    if (!isRfc3339DateTime(init.dateTime))
+      throw new TypeError(`DateTime is not RFC 3339: ${JSON.stringify(init.dateTime)}`);
     headers.push({ name: 'DateTime', value: init.dateTime });
   }
   if (init.subject !== undefined) {
     const s = typeof init.subject === 'string' ? { text: init.subject } : init.subject;
-    if (s.lang !== undefined && !/^[A-Za-z0-9-]+$/.test(s.lang)) throw new TypeError(`invalid Subject lang: ${JSON.stringify(s.lang)}`);
+    if (s.lang !== undefined && !/^[A-Za-z0-9-]+$/.test(s.lang))
+      throw new TypeError(`invalid Subject lang: ${JSON.stringify(s.lang)}`);
     const text = escapeCpim(s.text);
     headers.push({ name: 'Subject', value: s.lang === undefined ? text : `;lang=${s.lang} ${text}` });
   }
@@ -565,7 +586,8 @@ export function buildCpim(init: CpimBuildInit): CpimMessage {
   for (const h of init.headers ?? []) {
     if (!CPIM_HEADER_NAME_RE.test(h.name)) throw new TypeError(`invalid CPIM header name: ${JSON.stringify(h.name)}`);
     const { prefix } = splitName(h.name);
-    if (prefix !== undefined && !declared.has(prefix)) throw new TypeError(`CPIM header prefix not declared in ns: ${h.name}`);
+    if (prefix !== undefined && !declared.has(prefix))
+      throw new TypeError(`CPIM header prefix not declared in ns: ${h.name}`);
     checkValue(h.value, h.name);
     headers.push({ name: h.name, value: h.value });
   }
@@ -573,8 +595,10 @@ export function buildCpim(init: CpimBuildInit): CpimMessage {
   checkValue(init.contentType, 'Content-Type');
   const contentHeaders: CpimHeader[] = [{ name: 'Content-Type', value: init.contentType }];
   for (const h of init.contentHeaders ?? []) {
-    if (!MIME_HEADER_NAME_RE.test(h.name)) throw new TypeError(`invalid content header name: ${JSON.stringify(h.name)}`);
-    if (h.name.toLowerCase() === 'content-type') throw new TypeError('Content-Type goes in contentType, not contentHeaders');
+    if (!MIME_HEADER_NAME_RE.test(h.name))
+      throw new TypeError(`invalid content header name: ${JSON.stringify(h.name)}`);
+    if (h.name.toLowerCase() === 'content-type')
+      throw new TypeError('Content-Type goes in contentType, not contentHeaders');
     checkValue(h.value, h.name);
     contentHeaders.push({ name: h.name, value: h.value });
   }
@@ -590,7 +614,12 @@ export function buildCpim(init: CpimBuildInit): CpimMessage {
 // IMDN fields and privacy
 // ---------------------------------------------------------------------------
 
-const DISPOSITIONS: ReadonlySet<string> = new Set<ImdnDisposition>(['positive-delivery', 'negative-delivery', 'processing', 'display']);
+const DISPOSITIONS: ReadonlySet<string> = new Set<ImdnDisposition>([
+  'positive-delivery',
+  'negative-delivery',
+  'processing',
+  'display',
+]);
 
 /**
  * What the sender asked for under RFC 5438, from the imdn-namespace headers. An IMDN itself

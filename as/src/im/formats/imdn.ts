@@ -21,7 +21,14 @@ import {
   textContent,
   type XmlElement,
 } from '../../xml/xml-tree.js';
-import { IMDN_CONTENT_TYPE, IMDN_NS, buildCpim, isRfc3339DateTime, type CpimAddress, type CpimMessage } from './cpim.js';
+import {
+  IMDN_CONTENT_TYPE,
+  IMDN_NS,
+  buildCpim,
+  isRfc3339DateTime,
+  type CpimAddress,
+  type CpimMessage,
+} from './cpim.js';
 
 export { IMDN_CONTENT_TYPE, IMDN_NS, isImdnNotification } from './cpim.js';
 
@@ -96,9 +103,11 @@ function leaf(name: string, text: string): XmlElement {
 /** The message/imdn+xml document. Throws TypeError on values the RFC does not allow. */
 export function buildImdn(imdn: Imdn): string {
   if (!(imdn.kind in NOTIFICATION_ELEMENT)) throw new TypeError(`unknown IMDN kind: ${String(imdn.kind)}`);
-  if (!isStatusFor(imdn.kind, imdn.status)) throw new TypeError(`status ${String(imdn.status)} is not a ${imdn.kind} status`);
+  if (!isStatusFor(imdn.kind, imdn.status))
+    throw new TypeError(`status ${String(imdn.status)} is not a ${imdn.kind} status`);
   if (imdn.messageId.trim() === '') throw new TypeError('IMDN message-id is empty');
-  if (!isRfc3339DateTime(imdn.dateTime)) throw new TypeError(`IMDN datetime is not RFC 3339: ${JSON.stringify(imdn.dateTime)}`);
+  if (!isRfc3339DateTime(imdn.dateTime))
+    throw new TypeError(`IMDN datetime is not RFC 3339: ${JSON.stringify(imdn.dateTime)}`);
   const kids: XmlElement[] = [leaf('message-id', imdn.messageId), leaf('datetime', imdn.dateTime)];
   if (imdn.recipientUri !== undefined) kids.push(leaf('recipient-uri', imdn.recipientUri));
   if (imdn.originalRecipientUri !== undefined) kids.push(leaf('original-recipient-uri', imdn.originalRecipientUri));
@@ -113,7 +122,10 @@ export function buildImdn(imdn: Imdn): string {
 // ---------------------------------------------------------------------------
 
 /** The imdn-namespace children of `el`, with the scope inside each. */
-function imdnChildren(el: XmlElement, scope: NamespaceScope): { el: XmlElement; local: string; scope: NamespaceScope }[] {
+function imdnChildren(
+  el: XmlElement,
+  scope: NamespaceScope,
+): { el: XmlElement; local: string; scope: NamespaceScope }[] {
   const inner = scope.child(el);
   const out: { el: XmlElement; local: string; scope: NamespaceScope }[] = [];
   for (const c of childElements(el)) {
@@ -134,7 +146,8 @@ export function parseImdn(xml: string | Buffer): Imdn {
   }
   const top = NamespaceScope.root();
   const rootName = expandedName(root, top);
-  if (rootName.ns !== IMDN_XML_NS || rootName.local !== 'imdn') fail('Invalid IMDN: root is not {urn:ietf:params:xml:ns:imdn}imdn');
+  if (rootName.ns !== IMDN_XML_NS || rootName.local !== 'imdn')
+    fail('Invalid IMDN: root is not {urn:ietf:params:xml:ns:imdn}imdn');
 
   const kids = imdnChildren(root, top);
   const single = (local: string, required: boolean): string | undefined => {
@@ -154,7 +167,12 @@ export function parseImdn(xml: string | Buffer): Imdn {
   const originalRecipientUri = single('original-recipient-uri', false)?.trim();
   const subject = single('subject', false);
 
-  const notes = kids.filter((k) => k.local === 'delivery-notification' || k.local === 'display-notification' || k.local === 'processing-notification');
+  const notes = kids.filter(
+    (k) =>
+      k.local === 'delivery-notification' ||
+      k.local === 'display-notification' ||
+      k.local === 'processing-notification',
+  );
   if (notes.length !== 1 || notes[0] === undefined) fail('Invalid IMDN: needs exactly one notification element');
   const note = notes[0];
   const kind = note.local.slice(0, note.local.indexOf('-')) as ImdnKind;
@@ -196,10 +214,12 @@ export interface ImdnMessageInit {
  * notification. It carries no Disposition-Notification: an IMDN never asks for another.
  */
 export function buildImdnMessage(init: ImdnMessageInit): CpimMessage {
-  if (!/^[\x21-\x7e]+$/.test(init.messageId)) throw new TypeError(`invalid imdn.Message-ID: ${JSON.stringify(init.messageId)}`);
+  if (!/^[\x21-\x7e]+$/.test(init.messageId))
+    throw new TypeError(`invalid imdn.Message-ID: ${JSON.stringify(init.messageId)}`);
   const headers = [{ name: 'imdn.Message-ID', value: init.messageId }];
   for (const uri of init.routes ?? []) {
-    if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]+$/.test(uri)) throw new TypeError(`invalid IMDN-Route URI: ${JSON.stringify(uri)}`);
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>"]+$/.test(uri))
+      throw new TypeError(`invalid IMDN-Route URI: ${JSON.stringify(uri)}`);
     headers.push({ name: 'imdn.IMDN-Route', value: `<${uri}>` });
   }
   return buildCpim({

@@ -7,7 +7,15 @@
  * Pure: no I/O.
  */
 import { aor, parseUri, type SipUri } from '../../sip/uri.js';
-import { MultipartParseError, buildMultipart, parseMediaType, parseMultipart, pickBoundary, type MimePart, type PartInit } from '../../sip/multipart.js';
+import {
+  MultipartParseError,
+  buildMultipart,
+  parseMediaType,
+  parseMultipart,
+  pickBoundary,
+  type MimePart,
+  type PartInit,
+} from '../../sip/multipart.js';
 import {
   NamespaceScope,
   XmlError,
@@ -168,7 +176,9 @@ class Collector {
     // Namespaced attributes per RFC 5364; the unprefixed spelling is honoured too, because
     // ignoring a mis-namespaced copyControl="bcc" would disclose a blind recipient.
     const copy = parseCopy(attrNS(entryEl, scope, COPY_CONTROL_NS, 'copyControl') ?? attr(entryEl, 'copyControl'));
-    const anonymize = parseAnonymize(attrNS(entryEl, scope, COPY_CONTROL_NS, 'anonymize') ?? attr(entryEl, 'anonymize'));
+    const anonymize = parseAnonymize(
+      attrNS(entryEl, scope, COPY_CONTROL_NS, 'anonymize') ?? attr(entryEl, 'anonymize'),
+    );
     const r: Recipient = { uri, copy, anonymize };
     const dn = findChild(entryEl, scope, RL, 'display-name');
     if (dn) {
@@ -240,7 +250,8 @@ export function parseRecipientListMessage(
   const top = NamespaceScope.root();
   const rootScope = top.child(root);
   const rootName = rootScope.expand(root.name);
-  if (rootName.ns !== RL || rootName.local !== 'resource-lists') refuse(400, 'recipient list is not a resource-lists document');
+  if (rootName.ns !== RL || rootName.local !== 'resource-lists')
+    refuse(400, 'recipient list is not a resource-lists document');
 
   const collector = new Collector(limit, limitCode);
   for (const c of childElements(root)) {
@@ -260,7 +271,10 @@ function xmlEl(name: string, attributes: Record<string, string>, children: XmlEl
 }
 
 function entryEl(uri: string, attrs: Record<string, string>, display: string | undefined): XmlElement {
-  const kids = display === undefined || display === '' ? [] : [{ type: 'element' as const, name: 'display-name', elements: [{ type: 'text' as const, text: display }] }];
+  const kids =
+    display === undefined || display === ''
+      ? []
+      : [{ type: 'element' as const, name: 'display-name', elements: [{ type: 'text' as const, text: display }] }];
   return xmlEl('entry', { uri, ...attrs }, kids);
 }
 
@@ -284,13 +298,16 @@ export function recipientListHistory(recipients: readonly RecipientInit[]): stri
       if (r.anonymize) hidden++;
       else entries.push(entryEl(r.uri, { 'cp:copyControl': copy }, r.display));
     }
-    if (hidden > 0) entries.push(entryEl(ANONYMOUS_URI, { 'cp:copyControl': copy, 'cp:count': String(hidden) }, undefined));
+    if (hidden > 0)
+      entries.push(entryEl(ANONYMOUS_URI, { 'cp:copyControl': copy, 'cp:count': String(hidden) }, undefined));
   }
   return resourceLists(entries);
 }
 
 /** The history as a body part for {@link buildMultipart} (headers Content-Type and Content-Disposition). */
-export function recipientListHistoryPart(recipients: readonly RecipientInit[]): PartInit & { headers: Array<[string, string]> } {
+export function recipientListHistoryPart(
+  recipients: readonly RecipientInit[],
+): PartInit & { headers: Array<[string, string]> } {
   return {
     headers: [
       ['Content-Type', RESOURCE_LISTS_CONTENT_TYPE],

@@ -31,7 +31,18 @@
  *  - A filter found unacceptable after the subscription was accepted: terminate it with the
  *    event reason {@link BADFILTER_REASON} [5.4].
  */
-import { NamespaceScope, XmlError, attr, childElements, isNCName, parseXml, serializeXml, textContent, xmlNamespaces, type XmlElement } from '../../xml/xml-tree.js';
+import {
+  NamespaceScope,
+  XmlError,
+  attr,
+  childElements,
+  isNCName,
+  parseXml,
+  serializeXml,
+  textContent,
+  xmlNamespaces,
+  type XmlElement,
+} from '../../xml/xml-tree.js';
 import { DM_NS, PIDF_NS, PidfError, parsePidf, serializePidf } from '../pidf/index.js';
 import { aor, parseUri } from '../../sip/uri.js';
 import {
@@ -69,7 +80,8 @@ export const FILTER_LIMITS = {
 // ---------------------------------------------------------------------------
 
 /** One <include> or <exclude>: an XPath selection, or every element of a namespace (RFC 4661 3.5.3). */
-export type Selection = { type: 'xpath'; expression: string; xpath: CompiledXPath } | { type: 'namespace'; namespace: string };
+export type Selection =
+  { type: 'xpath'; expression: string; xpath: CompiledXPath } | { type: 'namespace'; namespace: string };
 
 /** An expression of <changed>, <added> or <removed>, compiled with the bindings of its document. */
 export interface Reference {
@@ -132,14 +144,20 @@ export class FilterError extends Error {
    */
   readonly unsupported: boolean;
 
-  constructor(status: 400 | 488 | 415, warning?: string, options: { accept?: string; cause?: unknown; unsupported?: boolean } = {}) {
-    super(warning === undefined ? REASONS[status] : `${REASONS[status]}: ${warning}`, options.cause === undefined ? undefined : { cause: options.cause });
+  constructor(
+    status: 400 | 488 | 415,
+    warning?: string,
+    options: { accept?: string; cause?: unknown; unsupported?: boolean } = {},
+  ) {
+    super(
+      warning === undefined ? REASONS[status] : `${REASONS[status]}: ${warning}`,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'FilterError';
     this.status = status;
     this.reason = REASONS[status];
     this.unsupported = options.unsupported ?? false;
     if (warning !== undefined) {
-       
       const w = warning.replace(/[^\x20-\x7e]/g, '?');
       this.warning = w.length > 200 ? `${w.slice(0, 197)}...` : w;
     }
@@ -197,7 +215,11 @@ function checkContentType(contentType: string): void {
   for (const p of params) {
     const eq = p.indexOf('=');
     if (eq === -1 || p.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
-    const cs = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase();
+    const cs = p
+      .slice(eq + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase();
     // RFC 4661 section 3: filter documents are UTF-8
     if (cs !== 'utf-8' && cs !== 'utf8') refuse();
   }
@@ -214,7 +236,11 @@ class FilterReader {
   private kind(el: XmlElement, scope: NamespaceScope): { kind: Kind; local: string; scope: NamespaceScope } {
     const s = scope.child(el);
     const n = s.expand(el.name);
-    return { kind: n.ns === SIMPLE_FILTER_NS ? 'ours' : n.ns === undefined ? 'unqualified' : 'other', local: n.local, scope: s };
+    return {
+      kind: n.ns === SIMPLE_FILTER_NS ? 'ours' : n.ns === undefined ? 'unqualified' : 'other',
+      local: n.local,
+      scope: s,
+    };
   }
 
   /** Unqualified attributes must be in `allowed`; qualified ones need an anyAttribute ##other. */
@@ -259,7 +285,10 @@ class FilterReader {
       return compileXPath(e, this.bindings);
     } catch (err) {
       if (err instanceof UnsupportedXPath) {
-        throw new FilterError(488, `unsupported expression in <${where}>: ${err.message}`, { cause: err, unsupported: true });
+        throw new FilterError(488, `unsupported expression in <${where}>: ${err.message}`, {
+          cause: err,
+          unsupported: true,
+        });
       }
       throw err;
     }
@@ -340,7 +369,12 @@ class FilterReader {
     this.noText(el);
     const id = attr(el, 'id');
     if (id === undefined) notAcceptable('<filter> without id');
-    const f: Filter = { id, remove: parseBoolean(attr(el, 'remove'), 'remove', false), enabled: parseBoolean(attr(el, 'enabled'), 'enabled', true), triggers: [] };
+    const f: Filter = {
+      id,
+      remove: parseBoolean(attr(el, 'remove'), 'remove', false),
+      enabled: parseBoolean(attr(el, 'enabled'), 'enabled', true),
+      triggers: [],
+    };
     const uri = attr(el, 'uri');
     const domain = attr(el, 'domain');
     // RFC 4661 section 3.4
@@ -352,7 +386,8 @@ class FilterReader {
     }
     if (domain !== undefined) {
       const d = collapse(domain).toLowerCase();
-      if (!/^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$|^\[[0-9a-f:.]+\]$/.test(d)) notAcceptable(`filter "${id}": domain is not a host name`);
+      if (!/^[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?$|^\[[0-9a-f:.]+\]$/.test(d))
+        notAcceptable(`filter "${id}": domain is not a host name`);
       f.domain = d;
     }
     // sequence: what?, trigger*, any ##other*
@@ -409,7 +444,8 @@ class FilterReader {
         stage = 2;
         continue;
       }
-      if (n.kind === 'ours' && n.local === 'include' && stage === 0) include.push(this.selection(c, n.scope, 'include'));
+      if (n.kind === 'ours' && n.local === 'include' && stage === 0)
+        include.push(this.selection(c, n.scope, 'include'));
       else if (n.kind === 'ours' && n.local === 'exclude' && stage <= 1) {
         stage = 1;
         exclude.push(this.selection(c, n.scope, 'exclude'));
@@ -665,11 +701,15 @@ function indexPidf(root: XmlElement): PidfIndex {
   return { tree, role, all };
 }
 
-const isStructural = (r: Role | undefined): boolean => r === 'root' || r === 'tuple' || r === 'status' || r === 'person' || r === 'device';
+const isStructural = (r: Role | undefined): boolean =>
+  r === 'root' || r === 'tuple' || r === 'status' || r === 'person' || r === 'device';
 
 function isMandatoryAttribute(a: XPathAttribute, role: Role | undefined): boolean {
   if (a.ns !== undefined) return false;
-  return (role === 'root' && a.local === 'entity') || ((role === 'tuple' || role === 'person' || role === 'device') && a.local === 'id');
+  return (
+    (role === 'root' && a.local === 'entity') ||
+    ((role === 'tuple' || role === 'person' || role === 'device') && a.local === 'id')
+  );
 }
 
 function isMandatoryElement(e: XPathElement, role: Role | undefined, parentRole: Role | undefined): boolean {
@@ -796,7 +836,12 @@ function complete(ix: PidfIndex, elems: Set<XPathElement>): void {
   }
 }
 
-function emit(ix: PidfIndex, node: XPathElement, elems: ReadonlySet<XPathElement>, attrs: ReadonlyMap<XPathElement, ReadonlySet<XPathAttribute>>): XmlElement {
+function emit(
+  ix: PidfIndex,
+  node: XPathElement,
+  elems: ReadonlySet<XPathElement>,
+  attrs: ReadonlyMap<XPathElement, ReadonlySet<XPathAttribute>>,
+): XmlElement {
   const el = node.element;
   const role = ix.role.get(node);
   const keptAttrs = attrs.get(node);
@@ -848,7 +893,8 @@ export function applyContentFiltersDetailed(pidf: string, filters: readonly Filt
     throw e;
   }
   const ix = indexPidf(root);
-  if (ix.tree.root.ns !== PIDF_NS || ix.tree.root.local !== 'presence') throw new PidfError('Invalid PIDF: root element is not presence of urn:ietf:params:xml:ns:pidf');
+  if (ix.tree.root.ns !== PIDF_NS || ix.tree.root.local !== 'presence')
+    throw new PidfError('Invalid PIDF: root element is not presence of urn:ietf:params:xml:ns:pidf');
 
   const elems = new Set<XPathElement>();
   const attrs = new Map<XPathElement, Set<XPathAttribute>>();
@@ -965,7 +1011,8 @@ function changedHolds(c: ChangedCondition, before: Version, after: Version): boo
   const old = before.keys.index(c.xpath.select(before.tree));
   const now = after.keys.index(c.xpath.select(after.tree));
   const numeric = c.by !== undefined;
-  const sameValue = (v: string | undefined, want: string): boolean => (v === undefined ? false : numeric ? xpathNumber(v) === Number(want) : v === want);
+  const sameValue = (v: string | undefined, want: string): boolean =>
+    v === undefined ? false : numeric ? xpathNumber(v) === Number(want) : v === want;
   for (const key of new Set([...old.keys(), ...now.keys()])) {
     const o = old.get(key);
     const n = now.get(key);

@@ -45,7 +45,9 @@ export class UnsupportedXPath extends Error {
   /** Offset in the expression where the problem was found. */
   readonly position: number;
   constructor(expression: string, position: number, message: string) {
-    super(`${message} (at offset ${position} of ${JSON.stringify(expression.length > 80 ? `${expression.slice(0, 80)}...` : expression)})`);
+    super(
+      `${message} (at offset ${position} of ${JSON.stringify(expression.length > 80 ? `${expression.slice(0, 80)}...` : expression)})`,
+    );
     this.name = 'UnsupportedXPath';
     this.expression = expression;
     this.position = position;
@@ -96,13 +98,30 @@ export function xpathTree(root: XmlElement, scope: NamespaceScope = NamespaceSco
   const build = (el: XmlElement, parent: XPathElement | undefined, parentScope: NamespaceScope): XPathElement => {
     const s = parentScope.child(el);
     const n = s.expand(el.name);
-    const node: XPathElement = { kind: 'element', element: el, ns: n.ns, local: n.local, parent, children: [], attributes: [], order: counter++ };
+    const node: XPathElement = {
+      kind: 'element',
+      element: el,
+      ns: n.ns,
+      local: n.local,
+      parent,
+      children: [],
+      attributes: [],
+      order: counter++,
+    };
     for (const k of Object.keys(el.attributes ?? {})) {
       if (k === 'xmlns' || k.startsWith('xmlns:')) continue;
       const v = el.attributes?.[k];
       if (v === undefined) continue;
       const a = s.expandAttribute(k);
-      node.attributes.push({ kind: 'attribute', name: k, ns: a.ns, local: a.local, value: v, owner: node, order: counter++ });
+      node.attributes.push({
+        kind: 'attribute',
+        name: k,
+        ns: a.ns,
+        local: a.local,
+        value: v,
+        owner: node,
+        order: counter++,
+      });
     }
     for (const c of el.elements ?? []) {
       if (c.type === 'element') node.children.push(build(c, node, s));
@@ -292,7 +311,8 @@ class Parser {
       absolute = true;
       sep = (this.next() as { v: '/' | '//' }).v;
       const after = this.peek();
-      if (after.t === 'eof' || this.isOp('|') || this.isOp(']')) this.fail(after.at, 'the root node alone cannot be selected');
+      if (after.t === 'eof' || this.isOp('|') || this.isOp(']'))
+        this.fail(after.at, 'the root node alone cannot be selected');
     } else if (!relativeAllowed) {
       this.fail(t.at, 'only absolute location paths (starting with / or //) are supported');
     }
@@ -313,7 +333,8 @@ class Parser {
       return { ns: forAttribute ? undefined : this.bindings.get(''), local: tok.local };
     }
     const ns = tok.prefix === 'xml' ? (this.bindings.get('xml') ?? xmlNamespaces.xml) : this.bindings.get(tok.prefix);
-    if (ns === undefined) this.fail(tok.at, `namespace prefix ${JSON.stringify(tok.prefix)} is not bound by an <ns-binding>`);
+    if (ns === undefined)
+      this.fail(tok.at, `namespace prefix ${JSON.stringify(tok.prefix)} is not bound by an <ns-binding>`);
     return { ns, local: tok.local };
   }
 
@@ -322,7 +343,8 @@ class Parser {
     if (t.t === 'op') {
       if (t.v === '.') return { kind: 'self' };
       if (t.v === '..') return { kind: 'parent' };
-      if (t.v === '*') return { kind: 'element', test: { ns: '*', local: '*' }, predicates: this.parsePredicates(predicatesAllowed) };
+      if (t.v === '*')
+        return { kind: 'element', test: { ns: '*', local: '*' }, predicates: this.parsePredicates(predicatesAllowed) };
       if (t.v === '@') {
         const n = this.next();
         if (n.t === 'op' && n.v === '*') return { kind: 'attribute', test: { ns: '*', local: '*' } };
@@ -333,7 +355,8 @@ class Parser {
       this.fail(t.at, `unexpected ${JSON.stringify(t.v)}`);
     }
     if (t.t === 'name') {
-      if (this.isOp('(')) this.fail(t.at, `function or node test ${t.prefix ? `${t.prefix}:` : ''}${t.local}() is not supported`);
+      if (this.isOp('('))
+        this.fail(t.at, `function or node test ${t.prefix ? `${t.prefix}:` : ''}${t.local}() is not supported`);
       return { kind: 'element', test: this.nameTest(t, false), predicates: this.parsePredicates(predicatesAllowed) };
     }
     return this.fail(t.at, 'expected a location step');
@@ -420,7 +443,8 @@ class Parser {
     const op = (opTok as { v: CmpOp }).v;
     const right = this.parseOperand();
     if ('path' in left && 'value' in right) return { kind: 'compare', path: left.path, op, value: right.value };
-    if ('value' in left && 'path' in right) return { kind: 'compare', path: right.path, op: SWAPPED[op], value: left.value };
+    if ('value' in left && 'path' in right)
+      return { kind: 'compare', path: right.path, op: SWAPPED[op], value: left.value };
     return this.fail(opTok.at, 'only comparisons between a path and a literal are supported');
   }
 }
@@ -586,7 +610,8 @@ export const MAX_XPATH_LENGTH = 1024;
  * subset, or one that uses an unbound prefix.
  */
 export function compileXPath(expression: string, bindings: ReadonlyMap<string, string> = new Map()): CompiledXPath {
-  if (expression.length > MAX_XPATH_LENGTH) throw new UnsupportedXPath(expression, MAX_XPATH_LENGTH, 'expression too long');
+  if (expression.length > MAX_XPATH_LENGTH)
+    throw new UnsupportedXPath(expression, MAX_XPATH_LENGTH, 'expression too long');
   const paths = new Parser(expression, tokenize(expression), bindings).parseUnion();
   return {
     source: expression,
@@ -600,7 +625,11 @@ export function compileXPath(expression: string, bindings: ReadonlyMap<string, s
 }
 
 /** One-off evaluation: compiles `expression` and selects from `root` (an element or an indexed tree). */
-export function selectNodes(root: XmlElement | XPathTree, expression: string, bindings?: ReadonlyMap<string, string>): XPathNode[] {
+export function selectNodes(
+  root: XmlElement | XPathTree,
+  expression: string,
+  bindings?: ReadonlyMap<string, string>,
+): XPathNode[] {
   const tree = (root as XmlElement).type === 'element' ? xpathTree(root as XmlElement) : (root as XPathTree);
   return compileXPath(expression, bindings).select(tree);
 }

@@ -50,7 +50,17 @@ import {
   stableHash,
 } from './pidf.js';
 
-type BooleanAttribute = 'activities' | 'class' | 'mood' | 'placeIs' | 'placeType' | 'privacy' | 'relationship' | 'sphere' | 'statusIcon' | 'timeOffset';
+type BooleanAttribute =
+  | 'activities'
+  | 'class'
+  | 'mood'
+  | 'placeIs'
+  | 'placeType'
+  | 'privacy'
+  | 'relationship'
+  | 'sphere'
+  | 'statusIcon'
+  | 'timeOffset';
 
 /** RPID elements (local names) and the permission that governs them. */
 const RPID_PERMISSIONS: ReadonlyMap<string, BooleanAttribute | 'userInput'> = new Map([
@@ -215,11 +225,19 @@ export function applyTransformations(doc: PresenceDoc, provide: ProvideSet): Pre
     );
   const persons = doc.persons
     .filter((p) => personShown(p, provide.persons))
-    .map((p) => makePerson({ id: p.id, elements: f.elements(p.elements), notes: f.notes ? p.notes : [], timestamp: p.timestamp }));
+    .map((p) =>
+      makePerson({ id: p.id, elements: f.elements(p.elements), notes: f.notes ? p.notes : [], timestamp: p.timestamp }),
+    );
   const devices = doc.devices
     .filter((d) => deviceShown(d, provide.devices))
     .map((d) =>
-      makeDevice({ id: d.id, deviceId: d.deviceId, elements: f.elements(d.elements), notes: f.notes ? d.notes : [], timestamp: d.timestamp }),
+      makeDevice({
+        id: d.id,
+        deviceId: d.deviceId,
+        elements: f.elements(d.elements),
+        notes: f.notes ? d.notes : [],
+        timestamp: d.timestamp,
+      }),
     );
   return {
     entity: doc.entity,

@@ -34,12 +34,14 @@ export function boundPresence(doc: PresenceDoc, maxBytes: number): BoundedPresen
 
   const bare: PresenceDoc = {
     entity: doc.entity,
-    tuples: doc.tuples.map((t) => makeTuple({
-      id: t.id,
-      ...(t.basic ? { basic: t.basic } : {}),
-      ...(t.contact ? { contact: t.contact } : {}),
-      ...(t.timestamp ? { timestamp: t.timestamp } : {}),
-    })),
+    tuples: doc.tuples.map((t) =>
+      makeTuple({
+        id: t.id,
+        ...(t.basic ? { basic: t.basic } : {}),
+        ...(t.contact ? { contact: t.contact } : {}),
+        ...(t.timestamp ? { timestamp: t.timestamp } : {}),
+      }),
+    ),
     persons: doc.persons.map((p) => makePerson({ id: p.id, ...(p.timestamp ? { timestamp: p.timestamp } : {}) })),
     devices: [],
     notes: [],
@@ -66,6 +68,10 @@ export function boundPresence(doc: PresenceDoc, maxBytes: number): BoundedPresen
   if (kept.tuples.length > 0) return { body, reduction: 'tuples' };
 
   const open = doc.tuples.some((t) => t.basic === 'open');
-  const basic: PresenceDoc = { ...bare, persons: [], tuples: [makeTuple({ id: `t${stableHash(doc.entity)}`, basic: open ? 'open' : 'closed' })] };
+  const basic: PresenceDoc = {
+    ...bare,
+    persons: [],
+    tuples: [makeTuple({ id: `t${stableHash(doc.entity)}`, basic: open ? 'open' : 'closed' })],
+  };
   return { body: serializePidf(basic), reduction: 'basic' };
 }

@@ -167,7 +167,10 @@ class NoteMerge<C extends Candidate> {
 
   result(): { notes: Note[]; winners: C[] } {
     const langs = [...this.langs.keys()].sort();
-    return { notes: langs.flatMap((l) => this.langs.get(l)?.notes ?? []), winners: langs.map((l) => this.langs.get(l)!.best) };
+    return {
+      notes: langs.flatMap((l) => this.langs.get(l)?.notes ?? []),
+      winners: langs.map((l) => this.langs.get(l)!.best),
+    };
   }
 }
 
@@ -181,16 +184,36 @@ interface PersonCandidate extends Candidate {
  * Composes the presentity's document from its sources and its hard state (see the module
  * comment). Deterministic: the same inputs (in any order) give the same document.
  */
-export function composePresence(entity: string, sources: ReadonlyArray<PresenceSource>, hard?: PresenceDoc): PresenceDoc {
-  const soft = [...sources].sort((a, b) =>
-    Number(a.agent ?? false) - Number(b.agent ?? false) ||
-    (a.sourceId < b.sourceId ? -1 : a.sourceId > b.sourceId ? 1 : a.publishedAt.getTime() - b.publishedAt.getTime()),
+export function composePresence(
+  entity: string,
+  sources: ReadonlyArray<PresenceSource>,
+  hard?: PresenceDoc,
+): PresenceDoc {
+  const soft = [...sources].sort(
+    (a, b) =>
+      Number(a.agent ?? false) - Number(b.agent ?? false) ||
+      (a.sourceId < b.sourceId ? -1 : a.sourceId > b.sourceId ? 1 : a.publishedAt.getTime() - b.publishedAt.getTime()),
   );
-  const contributors: Contributor[] = soft.map((s, i) => ({ sourceId: s.sourceId, doc: s.doc, publishedAt: s.publishedAt.getTime(), layer: 0, order: i }));
-  if (hard) contributors.push({ sourceId: HARD_STATE_SOURCE_ID, doc: hard, publishedAt: 0, layer: 1, order: contributors.length });
+  const contributors: Contributor[] = soft.map((s, i) => ({
+    sourceId: s.sourceId,
+    doc: s.doc,
+    publishedAt: s.publishedAt.getTime(),
+    layer: 0,
+    order: i,
+  }));
+  if (hard)
+    contributors.push({
+      sourceId: HARD_STATE_SOURCE_ID,
+      doc: hard,
+      publishedAt: 0,
+      layer: 1,
+      order: contributors.length,
+    });
 
   const anything = contributors.some(
-    (c) => c.doc.tuples.length + c.doc.persons.length + c.doc.devices.length + c.doc.notes.length + c.doc.extensions.length > 0,
+    (c) =>
+      c.doc.tuples.length + c.doc.persons.length + c.doc.devices.length + c.doc.notes.length + c.doc.extensions.length >
+      0,
   );
   if (!anything) return politeBlockDocument(entity);
 
@@ -212,7 +235,10 @@ export function composePresence(entity: string, sources: ReadonlyArray<PresenceS
       if (!newestPerson || better(cand, newestPerson)) newestPerson = cand;
     });
     const top: Candidate = { layer: c.layer, time: c.publishedAt, order: c.order, sub: 0 };
-    topExtensions.add(top, c.doc.extensions.filter((e) => elementName(e).ns !== DM_NS));
+    topExtensions.add(
+      top,
+      c.doc.extensions.filter((e) => elementName(e).ns !== DM_NS),
+    );
     topNotes.add(top, c.doc.notes);
   }
 
@@ -225,7 +251,12 @@ export function composePresence(entity: string, sources: ReadonlyArray<PresenceS
     for (const w of [...els.winners, ...notes.winners]) {
       if (w.stamp !== undefined && (!stamp || w.stamp > (stamp.stamp ?? -Infinity))) stamp = w;
     }
-    const person = makePerson({ id: owner.person.id, elements: els.elements, notes: notes.notes, timestamp: stamp?.person.timestamp });
+    const person = makePerson({
+      id: owner.person.id,
+      elements: els.elements,
+      notes: notes.notes,
+      timestamp: stamp?.person.timestamp,
+    });
     merged = { person, owner };
   }
 
@@ -275,5 +306,12 @@ export function composePresence(entity: string, sources: ReadonlyArray<PresenceS
     }
   }
 
-  return { entity, tuples, persons, devices, notes: topNotes.result().notes, extensions: topExtensions.result().elements };
+  return {
+    entity,
+    tuples,
+    persons,
+    devices,
+    notes: topNotes.result().notes,
+    extensions: topExtensions.result().elements,
+  };
 }

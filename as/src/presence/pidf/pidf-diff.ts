@@ -116,7 +116,6 @@ export class PidfDiffError extends Error {
   readonly reason: string;
   readonly condition: PidfDiffCondition;
   constructor(condition: PidfDiffCondition, reason: string, options: { cause?: unknown } = {}) {
-     
     let r = reason.replace(/[^\x20-\x7e]/g, '?');
     if (r.length > 160) r = `${r.slice(0, 157)}...`;
     super(r, options.cause === undefined ? undefined : { cause: options.cause });
@@ -141,7 +140,12 @@ export function parseDocument(text: string, what: string): XmlElement {
     return parseXml(text).root;
   } catch (e) {
     if (e instanceof XmlError) {
-      const why = e.kind === 'doctype-forbidden' ? 'DOCTYPE not allowed' : e.kind === 'not-well-formed' ? 'malformed XML' : e.kind;
+      const why =
+        e.kind === 'doctype-forbidden'
+          ? 'DOCTYPE not allowed'
+          : e.kind === 'not-well-formed'
+            ? 'malformed XML'
+            : e.kind;
       throw new PidfDiffError('invalid-diff-format', `${what}: ${why} (${e.message})`, { cause: e });
     }
     throw e;
@@ -153,8 +157,10 @@ export function parsePresence(text: string, what: string): { root: XmlElement; s
   const root = parseDocument(text, what);
   const scope = NamespaceScope.root().child(root);
   const n = scope.expand(root.name);
-  if (n.ns !== PIDF_NS || n.local !== 'presence') throw new PidfDiffError('invalid-pidf', `${what}: root element is not PIDF presence`);
-  if ((attr(root, 'entity') ?? '').trim() === '') throw new PidfDiffError('invalid-pidf', `${what}: presence without entity`);
+  if (n.ns !== PIDF_NS || n.local !== 'presence')
+    throw new PidfDiffError('invalid-pidf', `${what}: root element is not PIDF presence`);
+  if ((attr(root, 'entity') ?? '').trim() === '')
+    throw new PidfDiffError('invalid-pidf', `${what}: presence without entity`);
   return { root, scope };
 }
 
@@ -213,13 +219,20 @@ function takenPrefixes(el: XmlElement): Set<string> {
 
 function fullDocument(presence: XmlElement, version: number): string {
   const p = freePrefix('p', takenPrefixes(presence));
-  const el: XmlElement = { type: 'element', name: `${p}:pidf-full`, attributes: wrapperAttributes(presence, p, version) };
+  const el: XmlElement = {
+    type: 'element',
+    name: `${p}:pidf-full`,
+    attributes: wrapperAttributes(presence, p, version),
+  };
   if (presence.elements && presence.elements.length > 0) el.elements = presence.elements;
   return serializeXml({ root: el });
 }
 
 /** The full-state document for a pidf-diff watcher: a <pidf-full> wrapping the PIDF, with version. */
-export function pidfFull(pidf: string /* a canonical PIDF document as our serializer writes it */, version: number): string {
+export function pidfFull(
+  pidf: string /* a canonical PIDF document as our serializer writes it */,
+  version: number,
+): string {
   checkVersion(version);
   return fullDocument(parsePresence(pidf, 'pidf').root, version);
 }
@@ -384,7 +397,12 @@ class DiffWriter {
     if (p !== undefined) this.declareAvailable(p);
     else {
       const preferred = ns === PIDF_NS ? 'pidf' : ns === DM_NS ? 'dm' : this.prevScope.prefixFor(ns);
-      p = freePrefix(preferred !== undefined && preferred !== '' && isNCName(preferred) && !/^xml/i.test(preferred) ? preferred : 'ns', this.taken);
+      p = freePrefix(
+        preferred !== undefined && preferred !== '' && isNCName(preferred) && !/^xml/i.test(preferred)
+          ? preferred
+          : 'ns',
+        this.taken,
+      );
       this.taken.add(p);
       this.declarations.push([p, ns]);
     }
@@ -447,7 +465,8 @@ class DiffWriter {
   costSince(m: Mark): number {
     let n = 0;
     for (const op of this.ops.slice(m.ops)) n += Buffer.byteLength(serializeXml(op), 'utf8');
-    for (const [k, v] of this.declarations.slice(m.declarations)) n += Buffer.byteLength(` xmlns${k === '' ? '' : ':'}${k}="${escapeAttribute(v)}"`, 'utf8');
+    for (const [k, v] of this.declarations.slice(m.declarations))
+      n += Buffer.byteLength(` xmlns${k === '' ? '' : ':'}${k}="${escapeAttribute(v)}"`, 'utf8');
     return n;
   }
 
@@ -508,7 +527,13 @@ type OnChanged = (old: Item, now: Item, sel: string) => void;
  * changed children (via `changed`), then additions in runs of consecutive new children, each at
  * its place in the current order (the PIDF schemas fix the order of children at every level).
  */
-function diffChildren(w: DiffWriter, parent: string, before: readonly Item[], after: readonly Item[], changed: OnChanged): void {
+function diffChildren(
+  w: DiffWriter,
+  parent: string,
+  before: readonly Item[],
+  after: readonly Item[],
+  changed: OnChanged,
+): void {
   const afterByKey = new Map(after.map((i) => [i.key, i]));
   const beforeKeys = new Set(before.map((i) => i.key));
   const stable = stableKeys(
@@ -531,7 +556,7 @@ function diffChildren(w: DiffWriter, parent: string, before: readonly Item[], af
     changed(old, now, w.selector(old, work, parent));
     work[i] = now;
   }
-  for (let a = 0; a < after.length; ) {
+  for (let a = 0; a < after.length;) {
     const first = after[a];
     if (!first || stable.has(first.key)) {
       a++;
@@ -542,14 +567,26 @@ function diffChildren(w: DiffWriter, parent: string, before: readonly Item[], af
     const run = after.slice(a, b);
     let at: number;
     if (b === after.length) {
-      w.op('add', { sel: parent }, run.map((i) => i.el));
+      w.op(
+        'add',
+        { sel: parent },
+        run.map((i) => i.el),
+      );
       at = work.length;
     } else if (a === 0) {
-      w.op('add', { sel: parent, pos: 'prepend' }, run.map((i) => i.el));
+      w.op(
+        'add',
+        { sel: parent, pos: 'prepend' },
+        run.map((i) => i.el),
+      );
       at = 0;
     } else {
       const anchor = after[a - 1] as Item;
-      w.op('add', { sel: w.selector(anchor, work, parent), pos: 'after' }, run.map((i) => i.el));
+      w.op(
+        'add',
+        { sel: w.selector(anchor, work, parent), pos: 'after' },
+        run.map((i) => i.el),
+      );
       at = work.findIndex((x) => x.key === anchor.key) + 1;
     }
     work.splice(at, 0, ...run);
@@ -559,7 +596,10 @@ function diffChildren(w: DiffWriter, parent: string, before: readonly Item[], af
 
 /** Same qualified name and the same attributes (declarations included) in the same order. */
 function sameShell(a: XmlElement, b: XmlElement): boolean {
-  return a.name === b.name && JSON.stringify(Object.entries(a.attributes ?? {})) === JSON.stringify(Object.entries(b.attributes ?? {}));
+  return (
+    a.name === b.name &&
+    JSON.stringify(Object.entries(a.attributes ?? {})) === JSON.stringify(Object.entries(b.attributes ?? {}))
+  );
 }
 
 function elementOnly(el: XmlElement): boolean {
@@ -579,7 +619,8 @@ function textNodesOnly(el: XmlElement, cdata: boolean): boolean {
  * from the diff, and the replace would remove the node).
  */
 function replacementText(old: XmlElement, now: XmlElement): string | undefined {
-  if (!sameShell(old, now) || !textNodesOnly(old, true) || !textNodesOnly(now, false) || textContent(old) === '') return undefined;
+  if (!sameShell(old, now) || !textNodesOnly(old, true) || !textNodesOnly(now, false) || textContent(old) === '')
+    return undefined;
   const t = textContent(now);
   return /[^ \t\n\r]/.test(t) ? t : undefined;
 }
@@ -612,7 +653,11 @@ function encodeChange(w: DiffWriter, old: Item, now: Item, sel: string, depth: n
     }
   }
 
-  const descend = (depth === 0 ? old.id !== undefined : depth <= MAX_DESCENT) && sameShell(old.el, now.el) && elementOnly(old.el) && elementOnly(now.el);
+  const descend =
+    (depth === 0 ? old.id !== undefined : depth <= MAX_DESCENT) &&
+    sameShell(old.el, now.el) &&
+    elementOnly(old.el) &&
+    elementOnly(now.el);
   if (descend) {
     w.rollback(m);
     diffChildren(w, sel, childItems(old), childItems(now), (o, n, s) => encodeChange(w, o, n, s, depth + 1));

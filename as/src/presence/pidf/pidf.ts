@@ -198,11 +198,17 @@ export type TupleInit = Omit<Tuple, 'classValue' | 'serviceDescription' | 'notes
   notes?: Note[];
   elements?: XmlElement[];
 };
-export type PersonInit = Omit<Person, 'activities' | 'mood' | 'placeType' | 'privacy' | 'classValue' | 'userInput' | 'notes' | 'elements'> & {
+export type PersonInit = Omit<
+  Person,
+  'activities' | 'mood' | 'placeType' | 'privacy' | 'classValue' | 'userInput' | 'notes' | 'elements'
+> & {
   notes?: Note[];
   elements?: XmlElement[];
 };
-export type DeviceInit = Omit<Device, 'classValue' | 'userInput' | 'notes' | 'elements'> & { notes?: Note[]; elements?: XmlElement[] };
+export type DeviceInit = Omit<Device, 'classValue' | 'userInput' | 'notes' | 'elements'> & {
+  notes?: Note[];
+  elements?: XmlElement[];
+};
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -215,7 +221,10 @@ export class PidfError extends Error {
   readonly detail?: string;
   constructor(reason: string, options: { detail?: string; cause?: unknown } = {}) {
     const r = reasonPhrase(reason);
-    super(options.detail ? `${r} (${options.detail})` : r, options.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      options.detail ? `${r} (${options.detail})` : r,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = 'PidfError';
     this.reason = r;
     if (options.detail !== undefined) this.detail = options.detail;
@@ -223,7 +232,6 @@ export class PidfError extends Error {
 }
 
 function reasonPhrase(s: string): string {
-   
   const r = s.replace(/[^\x20-\x7e]/g, '?');
   return r.length > 100 ? `${r.slice(0, 97)}...` : r;
 }
@@ -367,7 +375,11 @@ export function presenceElement(
   attributes?: Record<string, string>,
 ): XmlElement {
   const p = CANONICAL_PREFIXES.get(ns) ?? 'ext';
-  const el: XmlElement = { type: 'element', name: `${p}:${local}`, attributes: { [`xmlns:${p}`]: ns, ...(attributes ?? {}) } };
+  const el: XmlElement = {
+    type: 'element',
+    name: `${p}:${local}`,
+    attributes: { [`xmlns:${p}`]: ns, ...(attributes ?? {}) },
+  };
   if (typeof content === 'string') {
     if (content !== '') el.elements = [{ type: 'text', text: content }];
   } else if (content && content.length > 0) {
@@ -377,7 +389,11 @@ export function presenceElement(
 }
 
 /** An RPID element: `rpidElement('activities', ['on-the-phone'])`, `rpidElement('class', 'work')`. */
-export function rpidElement(local: string, content?: string | ReadonlyArray<string | XmlElement>, attributes?: Record<string, string>): XmlElement {
+export function rpidElement(
+  local: string,
+  content?: string | ReadonlyArray<string | XmlElement>,
+  attributes?: Record<string, string>,
+): XmlElement {
   return presenceElement(RPID_NS, local, content, attributes);
 }
 
@@ -486,7 +502,10 @@ export function deviceInit(d: Device): DeviceInit {
 const URI_RE = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
 const QVALUE_RE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
 
-function named(el: XmlElement, parentScope: NamespaceScope): { scope: NamespaceScope; ns: string | undefined; local: string } {
+function named(
+  el: XmlElement,
+  parentScope: NamespaceScope,
+): { scope: NamespaceScope; ns: string | undefined; local: string } {
   const scope = parentScope.child(el);
   const n = scope.expand(el.name);
   return { scope, ns: n.ns, local: n.local };
@@ -565,16 +584,32 @@ function parseTuple(el: XmlElement, rootScope: NamespaceScope, id: string): Tupl
       if (n.local !== 'basic' || sawBasic) continue;
       sawBasic = true;
       const v = collapse(textContent(c)).toLowerCase();
-      if (v !== 'open' && v !== 'closed') throw new PidfError(`Invalid PIDF: tuple ${q(id)} has an invalid basic status`);
+      if (v !== 'open' && v !== 'closed')
+        throw new PidfError(`Invalid PIDF: tuple ${q(id)} has an invalid basic status`);
       basic = v;
     } else {
       statusElements.push(detachElement(c, status.scope));
     }
   }
-  return makeTuple({ id, basic, statusElements, deviceId, contact, notes, timestamp, elements, raw: detachElement(el, rootScope) });
+  return makeTuple({
+    id,
+    basic,
+    statusElements,
+    deviceId,
+    contact,
+    notes,
+    timestamp,
+    elements,
+    raw: detachElement(el, rootScope),
+  });
 }
 
-function parseComponent(el: XmlElement, rootScope: NamespaceScope, id: string, kind: 'person' | 'device'): Person | Device {
+function parseComponent(
+  el: XmlElement,
+  rootScope: NamespaceScope,
+  id: string,
+  kind: 'person' | 'device',
+): Person | Device {
   const scope = rootScope.child(el);
   let deviceId: string | undefined;
   let timestamp: string | undefined;
@@ -595,7 +630,9 @@ function parseComponent(el: XmlElement, rootScope: NamespaceScope, id: string, k
     }
   }
   const raw = detachElement(el, rootScope);
-  return kind === 'person' ? makePerson({ id, elements, notes, timestamp, raw }) : makeDevice({ id, deviceId, elements, notes, timestamp, raw });
+  return kind === 'person'
+    ? makePerson({ id, elements, notes, timestamp, raw })
+    : makeDevice({ id, deviceId, elements, notes, timestamp, raw });
 }
 
 /**
@@ -635,7 +672,8 @@ export function parsePidf(body: string | Buffer, limits?: XmlLimits): PresenceDo
       // other PIDF elements are not defined at the presence level: dropped
     } else if (n.ns === DM_NS) {
       if (n.local === 'person') doc.persons.push(parseComponent(c, rootScope, claim(c, 'person'), 'person') as Person);
-      else if (n.local === 'device') doc.devices.push(parseComponent(c, rootScope, claim(c, 'device'), 'device') as Device);
+      else if (n.local === 'device')
+        doc.devices.push(parseComponent(c, rootScope, claim(c, 'device'), 'device') as Device);
       // other data-model elements are not allowed at the presence level: dropped
     } else {
       doc.extensions.push(detachElement(c, rootScope));
@@ -649,8 +687,9 @@ export function parsePidf(body: string | Buffer, limits?: XmlLimits): PresenceDo
 // ---------------------------------------------------------------------------
 
 const XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>';
- 
-const ILLEGAL_RE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+const ILLEGAL_RE =
+  /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** In a tuple (and its status): PIDF elements (only the defined ones, written from the model) and dm:deviceID (the model field). */
 const skipInTuple = (n: ExpandedName): boolean => n.ns === PIDF_NS || (n.ns === DM_NS && n.local === 'deviceID');
@@ -699,7 +738,8 @@ class PidfWriter {
     const colon = el.name.indexOf(':');
     const pfx = colon === -1 ? undefined : el.name.slice(0, colon);
     const local = colon === -1 ? el.name : el.name.slice(colon + 1);
-    if (!isNCName(local) || (pfx !== undefined && !isNCName(pfx))) throw new TypeError(`cannot serialize element name ${JSON.stringify(el.name)}`);
+    if (!isNCName(local) || (pfx !== undefined && !isNCName(pfx)))
+      throw new TypeError(`cannot serialize element name ${JSON.stringify(el.name)}`);
     const ns = scope.resolve(pfx);
     if (pfx !== undefined && ns === undefined) throw new TypeError(`element ${el.name} uses an undeclared prefix`);
     let name: string;
@@ -752,7 +792,11 @@ class PidfWriter {
         this.out.push(escapeText(String(n.text)));
         break;
       case 'cdata':
-        this.out.push('<![CDATA[', String(n.cdata).replace(ILLEGAL_RE, '\uFFFD').replace(/\]\]>/g, ']]]]><![CDATA[>'), ']]>');
+        this.out.push(
+          '<![CDATA[',
+          String(n.cdata).replace(ILLEGAL_RE, '\uFFFD').replace(/\]\]>/g, ']]]]><![CDATA[>'),
+          ']]>',
+        );
         break;
       case 'comment': {
         let c = String(n.comment).replace(ILLEGAL_RE, '\uFFFD').replace(/--/g, '- -');

@@ -48,18 +48,20 @@ const REFRESH_MARGIN_MS = 120_000;
 export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
   private readonly records: Collection<BackendRecord>;
 
-  constructor(private readonly deps: {
-    store: Store;
-    uac: UacClient;
-    /** Our identity toward other domains, e.g. sip:rls@example.com. */
-    identity: string;
-    /** Where their NOTIFYs come: a URI of the core whose user part is "rls". */
-    contact: string;
-    /** Whether any live list still holds a member (otherwise its subscription lapses). */
-    stillWanted: (member: string) => Promise<boolean>;
-    log: Logger;
-    metrics: Metrics;
-  }) {
+  constructor(
+    private readonly deps: {
+      store: Store;
+      uac: UacClient;
+      /** Our identity toward other domains, e.g. sip:rls@example.com. */
+      identity: string;
+      /** Where their NOTIFYs come: a URI of the core whose user part is "rls". */
+      contact: string;
+      /** Whether any live list still holds a member (otherwise its subscription lapses). */
+      stillWanted: (member: string) => Promise<boolean>;
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {
     super();
     this.records = deps.store.collection<BackendRecord>('rls_backend');
   }
@@ -102,7 +104,10 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
       set.state = state === 'active' ? 'active' : 'pending';
       if (pidf !== undefined) set.pidf = pidf;
     }
-    await this.records.updateOne({ _id: r._id, callId: sip.callId }, state === 'terminated' ? { $set: set, $unset: { pidf: true } } : { $set: set });
+    await this.records.updateOne(
+      { _id: r._id, callId: sip.callId },
+      state === 'terminated' ? { $set: set, $unset: { pidf: true } } : { $set: set },
+    );
     this.emit('changed', r._id);
     return reply(200, 'OK');
   }
@@ -110,11 +115,21 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
   private async subscribe(member: string, previous?: BackendRecord): Promise<void> {
     const callId = `${randomBytes(12).toString('hex')}@rls`;
     const now = new Date();
-    const record: BackendRecord = { _id: member, callId, state: 'pending', expiresAt: new Date(now.getTime() + EXPIRES * 1000), updatedAt: now };
+    const record: BackendRecord = {
+      _id: member,
+      callId,
+      state: 'pending',
+      expiresAt: new Date(now.getTime() + EXPIRES * 1000),
+      updatedAt: now,
+    };
     try {
       if (previous) {
         // another instance may renew it at the same moment: the one that swaps the Call-ID sends
-        const swapped = await this.records.findOneAndUpdate({ _id: member, callId: previous.callId }, { $set: { callId, expiresAt: record.expiresAt, updatedAt: now } }, { returnDocument: 'after' });
+        const swapped = await this.records.findOneAndUpdate(
+          { _id: member, callId: previous.callId },
+          { $set: { callId, expiresAt: record.expiresAt, updatedAt: now } },
+          { returnDocument: 'after' },
+        );
         if (!swapped) return;
       } else {
         await this.records.insertOne(record);
@@ -124,28 +139,46 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
       throw err;
     }
     const fromTag = randomBytes(6).toString('hex');
-    contain(this.deps, 'rls-backend-subscribe', this.deps.uac.send({
-      method: 'SUBSCRIBE',
-      ruri: member,
-      headers: [
-        ['From', `<${this.deps.identity}>;tag=${fromTag}`],
-        ['To', `<${member}>`],
-        ['Call-ID', callId],
-        ['CSeq', '1 SUBSCRIBE'],
-        ['Contact', `<${this.deps.contact}>`],
-        ['Event', 'presence'],
-        ['Accept', 'application/pidf+xml'],
-        ['Expires', String(EXPIRES)],
-        ['Max-Forwards', '70'],
-      ],
-    }).then(async (outcome) => {
-      if (outcome.code >= 200 && outcome.code < 300) return;
-      // refused or unreachable: the lists show it terminated (RFC 4662 instance reasons)
-      const reason = outcome.code === 404 || outcome.code === 480 ? 'noresource' : outcome.code === 403 || outcome.code === 603 ? 'rejected' : 'deactivated';
-      await this.records.updateOne({ _id: member, callId }, { $set: { state: 'terminated', reason, updatedAt: new Date() }, $unset: { pidf: true } });
-      this.deps.log.info({ member, code: outcome.code, timedOut: outcome.timedOut }, 'back-end subscription refused');
-      this.emit('changed', member);
-    }), { member });
+    contain(
+      this.deps,
+      'rls-backend-subscribe',
+      this.deps.uac
+        .send({
+          method: 'SUBSCRIBE',
+          ruri: member,
+          headers: [
+            ['From', `<${this.deps.identity}>;tag=${fromTag}`],
+            ['To', `<${member}>`],
+            ['Call-ID', callId],
+            ['CSeq', '1 SUBSCRIBE'],
+            ['Contact', `<${this.deps.contact}>`],
+            ['Event', 'presence'],
+            ['Accept', 'application/pidf+xml'],
+            ['Expires', String(EXPIRES)],
+            ['Max-Forwards', '70'],
+          ],
+        })
+        .then(async (outcome) => {
+          if (outcome.code >= 200 && outcome.code < 300) return;
+          // refused or unreachable: the lists show it terminated (RFC 4662 instance reasons)
+          const reason =
+            outcome.code === 404 || outcome.code === 480
+              ? 'noresource'
+              : outcome.code === 403 || outcome.code === 603
+                ? 'rejected'
+                : 'deactivated';
+          await this.records.updateOne(
+            { _id: member, callId },
+            { $set: { state: 'terminated', reason, updatedAt: new Date() }, $unset: { pidf: true } },
+          );
+          this.deps.log.info(
+            { member, code: outcome.code, timedOut: outcome.timedOut },
+            'back-end subscription refused',
+          );
+          this.emit('changed', member);
+        }),
+      { member },
+    );
   }
 
   /** Renews what lists still hold before it lapses; forgets what none holds any more. */

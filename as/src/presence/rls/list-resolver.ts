@@ -14,7 +14,18 @@
  * the list's owner may read over XCAP ({@link ResolveOptions.mayRead}): a list never discloses
  * what its owner could not GET.
  */
-import { NamespaceScope, XmlError, type XmlDocument, type XmlElement, attr, childElements, findChild, findChildren, parseXml, textContent } from '../../xml/xml-tree.js';
+import {
+  NamespaceScope,
+  XmlError,
+  type XmlDocument,
+  type XmlElement,
+  attr,
+  childElements,
+  findChild,
+  findChildren,
+  parseXml,
+  textContent,
+} from '../../xml/xml-tree.js';
 import { type DocumentRef, documentKey } from '../../xdm/document-store.js';
 import { NodeSelectorError, XcapUriError, parseXcapUri, type XcapUri } from '../../xdm/xcap-uri.js';
 import { select } from '../../xdm/xcap-ops.js';
@@ -129,7 +140,8 @@ function xcapUri(path: string, root: string, query: string, asWritten: string): 
   try {
     return parseXcapUri(path, root, query === '' ? { defaultNamespace: RL } : { defaultNamespace: RL, query });
   } catch (e) {
-    if (e instanceof XcapUriError || e instanceof NodeSelectorError) fail('bad-reference', `"${asWritten}": ${e.message}`);
+    if (e instanceof XcapUriError || e instanceof NodeSelectorError)
+      fail('bad-reference', `"${asWritten}": ${e.message}`);
     throw e;
   }
 }
@@ -170,7 +182,8 @@ class Resolution {
       }
       const rootScope = NamespaceScope.root().child(doc.root);
       const name = rootScope.expand(doc.root.name);
-      if (name.ns !== RL || name.local !== 'resource-lists') fail('unreadable', `document ${key} is not a resource-lists document`);
+      if (name.ns !== RL || name.local !== 'resource-lists')
+        fail('unreadable', `document ${key} is not a resource-lists document`);
     }
     this.docs.set(key, doc);
     return doc;
@@ -182,15 +195,18 @@ class Resolution {
       fail('bad-reference', `"${asWritten}" is not in the users tree of resource-lists`);
     }
     const article = local === 'entry' ? 'an' : 'a';
-    if (!x.nodeSelector || x.nodeSelector.terminal) fail('bad-reference', `"${asWritten}" does not select ${article} ${local} element`);
+    if (!x.nodeSelector || x.nodeSelector.terminal)
+      fail('bad-reference', `"${asWritten}" does not select ${article} ${local} element`);
     const ref: DocumentAddress = { auid: x.auid, tree: 'users', xui: x.xui, path: x.documentPath };
     const doc = await this.document(ref);
     if (!doc) fail('bad-reference', `"${asWritten}": no document ${documentKey(ref)}`);
     const s = select(doc, x.nodeSelector, RL);
-    if (s.kind !== 'element') fail('bad-reference', `"${asWritten}" selects ${s.kind === 'many' ? 'more than one element' : 'nothing'}`);
+    if (s.kind !== 'element')
+      fail('bad-reference', `"${asWritten}" selects ${s.kind === 'many' ? 'more than one element' : 'nothing'}`);
     const scope = s.scope.child(s.element);
     const name = scope.expand(s.element.name);
-    if (name.ns !== RL || name.local !== local) fail('bad-reference', `"${asWritten}" selects <${name.local}>, not ${article} ${local}`);
+    if (name.ns !== RL || name.local !== local)
+      fail('bad-reference', `"${asWritten}" selects <${name.local}>, not ${article} ${local}`);
     return { el: s.element, scope };
   }
 
@@ -202,7 +218,8 @@ class Resolution {
   private add(uri: string, displayName: string | undefined): void {
     const c = this.canonical(uri);
     if (c === undefined || this.seen.has(c)) return;
-    if (this.members.length >= this.opts.maxMembers) fail('too-many', `the list has more than ${this.opts.maxMembers} members`);
+    if (this.members.length >= this.opts.maxMembers)
+      fail('too-many', `the list has more than ${this.opts.maxMembers} members`);
     this.seen.add(c);
     this.members.push(displayName === undefined ? { uri: c } : { uri: c, displayName });
   }
@@ -211,7 +228,8 @@ class Resolution {
   async flatten(list: Located, where: string): Promise<void> {
     if (this.open.has(list.el)) fail('loop', `${where} is reached again while it is being resolved`);
     if (this.finished.has(list.el)) return;
-    if (this.open.size >= this.opts.maxDepth) fail('loop', `lists nested deeper than ${this.opts.maxDepth} at ${where}`);
+    if (this.open.size >= this.opts.maxDepth)
+      fail('loop', `lists nested deeper than ${this.opts.maxDepth} at ${where}`);
     this.open.add(list.el);
     for (const child of childElements(list.el)) {
       const node: Located = { el: child, scope: list.scope.child(child) };
@@ -270,7 +288,10 @@ async function run(
   }
 }
 
-function withDisplayName(base: { uri: string; packages: string[] }, list: Located): Omit<ResolvedList, 'members' | 'sources'> {
+function withDisplayName(
+  base: { uri: string; packages: string[] },
+  list: Located,
+): Omit<ResolvedList, 'members' | 'sources'> {
   const dn = displayNameOf(list);
   return dn === undefined ? base : { ...base, displayName: dn };
 }
@@ -296,10 +317,13 @@ export async function resolveService(
   }
   const rootScope = NamespaceScope.root().child(doc.root);
   const rootName = rootScope.expand(doc.root.name);
-  if (rootName.ns !== RLS || rootName.local !== 'rls-services') return { kind: 'unreadable', detail: 'not an rls-services document' };
+  if (rootName.ns !== RLS || rootName.local !== 'rls-services')
+    return { kind: 'unreadable', detail: 'not an rls-services document' };
 
   const wanted = normalizeUri(serviceUri);
-  const service = findChildren(doc.root, rootScope, RLS, 'service').find((s) => normalizeUri(attr(s, 'uri') ?? '') === wanted);
+  const service = findChildren(doc.root, rootScope, RLS, 'service').find(
+    (s) => normalizeUri(attr(s, 'uri') ?? '') === wanted,
+  );
   if (!service) return undefined;
   const scope = rootScope.child(service);
 
@@ -315,12 +339,22 @@ export async function resolveService(
   const base = { uri: serviceUri, packages };
   const inline = findChild(service, scope, RLS, 'list');
   if (inline) {
-    return run(r, async () => ({ el: inline, scope: scope.child(inline) }), `the list of service ${serviceUri}`, (l) => withDisplayName(base, l));
+    return run(
+      r,
+      async () => ({ el: inline, scope: scope.child(inline) }),
+      `the list of service ${serviceUri}`,
+      (l) => withDisplayName(base, l),
+    );
   }
   const ref = findChild(service, scope, RLS, 'resource-list');
   if (!ref) return { kind: 'unreadable', detail: `service ${serviceUri} has neither a resource-list nor a list` };
   const anchor = collapse(textContent(ref));
-  return run(r, () => r.listAt(anchor), `"${anchor}"`, (l) => withDisplayName(base, l));
+  return run(
+    r,
+    () => r.listAt(anchor),
+    `"${anchor}"`,
+    (l) => withDisplayName(base, l),
+  );
 }
 
 /**

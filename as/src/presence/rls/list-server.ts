@@ -1,5 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { Admission, NotifyContent, NotifyRendering, RenderContext, Subscription } from '../../events/event-package.js';
+import type {
+  Admission,
+  NotifyContent,
+  NotifyRendering,
+  RenderContext,
+  Subscription,
+} from '../../events/event-package.js';
 import type { Notifier } from '../../events/notifier.js';
 import type { IscCall } from '../../isc/dispatcher.js';
 import { reply } from '../../isc/types.js';
@@ -17,7 +23,15 @@ import { PIDF_CONTENT_TYPE } from '../pidf-body.js';
 import type { PresenceState } from '../presence-state.js';
 import type { Presentities } from '../presentities.js';
 import type { BackendSubscriptions } from './backend.js';
-import { parsePresListUri, resolveNamedList, resolveService, type ListMember, type ResolveFailure, type ResolveOptions, type ResolvedList } from './list-resolver.js';
+import {
+  parsePresListUri,
+  resolveNamedList,
+  resolveService,
+  type ListMember,
+  type ResolveFailure,
+  type ResolveOptions,
+  type ResolvedList,
+} from './list-resolver.js';
 import { RLMI_CONTENT_TYPE, rlmiInstanceId, serializeRlmi, type RlmiInstance, type RlmiResource } from './rlmi.js';
 import type { Metrics } from '../../ops/metrics.js';
 
@@ -83,7 +97,11 @@ const INSTANCE_BYTES = 110;
 
 /** Space of an RLMI <resource> element without instances. */
 function resourceBytes(v: MemberView): number {
-  return 40 + Buffer.byteLength(v.member.uri, 'utf8') + (v.member.displayName ? 30 + Buffer.byteLength(v.member.displayName, 'utf8') : 0);
+  return (
+    40 +
+    Buffer.byteLength(v.member.uri, 'utf8') +
+    (v.member.displayName ? 30 + Buffer.byteLength(v.member.displayName, 'utf8') : 0)
+  );
 }
 /** Grants kept per member and watcher; cleared whole above this (a crude but safe bound). */
 const MAX_CACHED_GRANTS = 100_000;
@@ -100,20 +118,21 @@ const MAX_CACHED_GRANTS = 100_000;
 export class ResourceListServer {
   private readonly grants = new Map<string, PresenceGrant>();
 
-  constructor(private readonly deps: {
-    docs: XdmDocuments;
-    domain: LocalDomain;
-    presentities: Presentities;
-    authorizer: PresenceAuthorizer;
-    state: PresenceState;
-    notifier: () => Notifier;
-    /** Back-end subscriptions to members in other domains; without it they show as pending. */
-    backend?: BackendSubscriptions;
-    limits: ListLimits;
-    log: Logger;
-    metrics: Metrics;
-  }) {
-  }
+  constructor(
+    private readonly deps: {
+      docs: XdmDocuments;
+      domain: LocalDomain;
+      presentities: Presentities;
+      authorizer: PresenceAuthorizer;
+      state: PresenceState;
+      notifier: () => Notifier;
+      /** Back-end subscriptions to members in other domains; without it they show as pending. */
+      backend?: BackendSubscriptions;
+      limits: ListLimits;
+      log: Logger;
+      metrics: Metrics;
+    },
+  ) {}
 
   /** Changes may have been missed (another instance's): decide every grant again. */
   forgetGrants(): void {
@@ -141,15 +160,18 @@ export class ResourceListServer {
       // service URIs are unique across users: the claim names the one document defining it
       const doc = await this.deps.docs.holderOf('rls-services', 'uri', value);
       if (!doc || serviceUriClaimProblem(value, doc.xui, this.deps.domain.domain)) continue;
-      return { owner: doc.xui, resolve: async () => {
-        // read again: the document may have changed since
-        const current = await this.deps.docs.get(doc);
-        if (!current) return undefined;
-        const resolved = await resolveService(current.body, ruri, load, this.resolveOptions(doc.xui));
-        // the rls-services document itself is a source too: its edits change the list
-        if (resolved && !('kind' in resolved)) resolved.sources = [documentKey(doc), ...resolved.sources];
-        return resolved;
-      } };
+      return {
+        owner: doc.xui,
+        resolve: async () => {
+          // read again: the document may have changed since
+          const current = await this.deps.docs.get(doc);
+          if (!current) return undefined;
+          const resolved = await resolveService(current.body, ruri, load, this.resolveOptions(doc.xui));
+          // the rls-services document itself is a source too: its edits change the list
+          if (resolved && !('kind' in resolved)) resolved.sources = [documentKey(doc), ...resolved.sources];
+          return resolved;
+        },
+      };
     }
     return undefined;
   }
@@ -167,7 +189,11 @@ export class ResourceListServer {
     }
     const uri = call.req.ruri.replace(/^<|>$/g, '');
     const data: ListSubData = {
-      kind: 'list', owner: target.owner, uri, members: resolved.members, sources: resolved.sources,
+      kind: 'list',
+      owner: target.owner,
+      uri,
+      members: resolved.members,
+      sources: resolved.sources,
       ...(resolved.displayName ? { displayName: resolved.displayName } : {}),
     };
     return {
@@ -212,7 +238,13 @@ export class ResourceListServer {
   }
 
   /** Renders member views into one or more multipart/related bodies within the size limit. */
-  private render(data: ListSubData, views: MemberView[], ctx: RenderContext, docs: Record<string, HeldDocument>, diffs: boolean): NotifyContent[] {
+  private render(
+    data: ListSubData,
+    views: MemberView[],
+    ctx: RenderContext,
+    docs: Record<string, HeldDocument>,
+    diffs: boolean,
+  ): NotifyContent[] {
     const limit = this.deps.limits.maxNotifyBytes;
     const withDoc = views.filter((v) => v.pidf !== undefined);
     const bare = views.filter((v) => v.pidf === undefined);
@@ -222,18 +254,30 @@ export class ResourceListServer {
       const fullState = ctx.fullState && chunk === 0;
       // first chunk: the members without a document; a full state also names every member
       const head = chunk === 0 ? bare : [];
-      let size = 400 + head.reduce((n, v) => n + resourceBytes(v) + INSTANCE_BYTES, 0)
-        + (fullState ? withDoc.reduce((n, v) => n + resourceBytes(v), 0) : 0);
+      let size =
+        400 +
+        head.reduce((n, v) => n + resourceBytes(v) + INSTANCE_BYTES, 0) +
+        (fullState ? withDoc.reduce((n, v) => n + resourceBytes(v), 0) : 0);
       const take: MemberView[] = [];
       while (next < withDoc.length) {
         const v = withDoc[next]!;
-        const cost = PART_OVERHEAD + INSTANCE_BYTES + Buffer.byteLength(v.pidf!, 'utf8') + (fullState ? 0 : resourceBytes(v));
+        const cost =
+          PART_OVERHEAD + INSTANCE_BYTES + Buffer.byteLength(v.pidf!, 'utf8') + (fullState ? 0 : resourceBytes(v));
         if (take.length > 0 && size + cost > limit) break;
         size += cost;
         take.push(v);
         next++;
       }
-      const build = () => this.chunk(data, fullState ? views : [...head, ...take], new Set(take.map((v) => v.member.uri)), ctx.version + chunk, fullState, docs, diffs);
+      const build = () =>
+        this.chunk(
+          data,
+          fullState ? views : [...head, ...take],
+          new Set(take.map((v) => v.member.uri)),
+          ctx.version + chunk,
+          fullState,
+          docs,
+          diffs,
+        );
       let built = build();
       // the estimate was short: hand members back to the next chunk until it fits
       while (Buffer.byteLength(built.content.body, 'utf8') > limit && take.length > 1) {
@@ -242,7 +286,10 @@ export class ResourceListServer {
         built = build();
       }
       if (Buffer.byteLength(built.content.body, 'utf8') > limit) {
-        this.deps.log.warn({ list: data.uri, bytes: Buffer.byteLength(built.content.body, 'utf8'), limit }, 'list NOTIFY above the size limit (one member document, or the list itself, is larger)');
+        this.deps.log.warn(
+          { list: data.uri, bytes: Buffer.byteLength(built.content.body, 'utf8'), limit },
+          'list NOTIFY above the size limit (one member document, or the list itself, is larger)',
+        );
       }
       for (const [uri, doc] of built.held) {
         if (doc) docs[uri] = doc;
@@ -254,14 +301,26 @@ export class ResourceListServer {
   }
 
   /** One multipart/related body: the RLMI document naming `entries`, and the documents of `included`. */
-  private chunk(data: ListSubData, entries: MemberView[], included: Set<string>, version: number, fullState: boolean, docs: Readonly<Record<string, HeldDocument>>, diffs: boolean): Chunk {
+  private chunk(
+    data: ListSubData,
+    entries: MemberView[],
+    included: Set<string>,
+    version: number,
+    fullState: boolean,
+    docs: Readonly<Record<string, HeldDocument>>,
+    diffs: boolean,
+  ): Chunk {
     const held: Array<[string, HeldDocument | undefined]> = [];
     const host = this.deps.domain.domain;
     const resources: RlmiResource[] = [];
     const parts: Array<{ headers: Array<[string, string]>; body: string }> = [];
     for (const v of entries) {
       const id = rlmiInstanceId(v.member.uri);
-      const resource: RlmiResource = { uri: v.member.uri, instances: [], ...(v.member.displayName ? { names: [{ text: v.member.displayName }] } : {}) };
+      const resource: RlmiResource = {
+        uri: v.member.uri,
+        instances: [],
+        ...(v.member.displayName ? { names: [{ text: v.member.displayName }] } : {}),
+      };
       if (v.pidf === undefined) {
         held.push([v.member.uri, undefined]);
         resource.instances.push({ id, state: v.state, ...(v.reason ? { reason: v.reason } : {}) });
@@ -274,18 +333,41 @@ export class ResourceListServer {
         const diff = diffs && previous !== undefined ? pidfDiff(previous.pidf, v.pidf, memberVersion) : undefined;
         const body = diff ?? (diffs ? pidfFull(v.pidf, memberVersion) : v.pidf);
         held.push([v.member.uri, { pidf: v.pidf, version: memberVersion }]);
-        parts.push({ headers: [['Content-Transfer-Encoding', 'binary'], ['Content-ID', `<${cid}>`], ['Content-Type', diffs ? PIDF_DIFF_CONTENT_TYPE : PIDF_CONTENT_TYPE]], body });
+        parts.push({
+          headers: [
+            ['Content-Transfer-Encoding', 'binary'],
+            ['Content-ID', `<${cid}>`],
+            ['Content-Type', diffs ? PIDF_DIFF_CONTENT_TYPE : PIDF_CONTENT_TYPE],
+          ],
+          body,
+        });
       }
       // a member whose document is in a later NOTIFY is named here without an instance
       resources.push(resource);
     }
     const rlmiCid = `list.${version}@${host}`;
-    const rlmi = serializeRlmi({ uri: data.uri, version, fullState, resources, ...(data.displayName ? { names: [{ text: data.displayName }] } : {}) });
+    const rlmi = serializeRlmi({
+      uri: data.uri,
+      version,
+      fullState,
+      resources,
+      ...(data.displayName ? { names: [{ text: data.displayName }] } : {}),
+    });
     const content = buildMultipart({
       subtype: 'related',
       type: RLMI_CONTENT_TYPE,
       start: `<${rlmiCid}>`,
-      parts: [{ headers: [['Content-Transfer-Encoding', 'binary'], ['Content-ID', `<${rlmiCid}>`], ['Content-Type', RLMI_CONTENT_TYPE]], body: rlmi }, ...parts],
+      parts: [
+        {
+          headers: [
+            ['Content-Transfer-Encoding', 'binary'],
+            ['Content-ID', `<${rlmiCid}>`],
+            ['Content-Type', RLMI_CONTENT_TYPE],
+          ],
+          body: rlmi,
+        },
+        ...parts,
+      ],
     });
     return { content, held };
   }
@@ -332,7 +414,8 @@ export class ResourceListServer {
   private resolveOptions(owner: string): ResolveOptions {
     const { maxMembers, maxDepth } = this.deps.limits;
     return {
-      maxMembers, maxDepth,
+      maxMembers,
+      maxDepth,
       mayRead: (ref) => mayAccess(owner, ref, 'read'),
       // our users under any alias are one member; other URIs as written (their port matters)
       canonical: (uri: string) => this.deps.domain.canonical(uri) ?? uri.trim(),
@@ -354,7 +437,11 @@ export class ResourceListServer {
     if (ref.auid !== 'rls-services' && ref.auid !== 'resource-lists') return;
     const notifier = this.deps.notifier();
     // the dialogs this instance holds: every instance re-reads its own
-    const subs = await notifier.owned({ event: 'presence', 'data.sources': documentKey(ref), state: { $ne: 'terminated' } });
+    const subs = await notifier.owned({
+      event: 'presence',
+      'data.sources': documentKey(ref),
+      state: { $ne: 'terminated' },
+    });
     for (const s of subs) await this.reresolve(s);
   }
 
@@ -369,20 +456,38 @@ export class ResourceListServer {
     }
     if ('kind' in resolved) {
       // a broken edit (a loop, a dangling reference): keep serving the last good membership
-      this.deps.log.warn({ list: data.uri, problem: resolved.kind, detail: resolved.detail }, 'list membership not updated');
+      this.deps.log.warn(
+        { list: data.uri, problem: resolved.kind, detail: resolved.detail },
+        'list membership not updated',
+      );
       return;
     }
-    const same = JSON.stringify(resolved.members) === JSON.stringify(data.members) && JSON.stringify(resolved.sources) === JSON.stringify(data.sources);
+    const same =
+      JSON.stringify(resolved.members) === JSON.stringify(data.members) &&
+      JSON.stringify(resolved.sources) === JSON.stringify(data.sources);
     if (same) return;
-    const next: ListSubData = { kind: 'list', owner: data.owner, uri: data.uri, members: resolved.members, sources: resolved.sources, ...(resolved.displayName ? { displayName: resolved.displayName } : {}) };
+    const next: ListSubData = {
+      kind: 'list',
+      owner: data.owner,
+      uri: data.uri,
+      members: resolved.members,
+      sources: resolved.sources,
+      ...(resolved.displayName ? { displayName: resolved.displayName } : {}),
+    };
     await notifier.update(s._id, next, this.watched(resolved.members));
   }
 }
 
 function failureReply(f: ResolveFailure) {
-  const why = f.kind === 'loop' ? 'the resource list refers to itself'
-    : f.kind === 'too-many' ? 'the resource list has too many members'
-      : f.kind === 'forbidden' ? 'the resource list refers to a document its owner may not read'
-        : `the resource list cannot be read (${f.detail})`;
-  return reply(f.kind === 'not-found' ? 404 : 403, f.kind === 'not-found' ? 'Not Found' : 'Forbidden', { warning: why });
+  const why =
+    f.kind === 'loop'
+      ? 'the resource list refers to itself'
+      : f.kind === 'too-many'
+        ? 'the resource list has too many members'
+        : f.kind === 'forbidden'
+          ? 'the resource list refers to a document its owner may not read'
+          : `the resource list cannot be read (${f.detail})`;
+  return reply(f.kind === 'not-found' ? 404 : 403, f.kind === 'not-found' ? 'Not Found' : 'Forbidden', {
+    warning: why,
+  });
 }

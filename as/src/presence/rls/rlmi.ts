@@ -83,7 +83,10 @@ export function rlmiInstanceId(resourceUri: string): string {
 function names(list: readonly RlmiName[] | undefined): string {
   if (!list) return '';
   return list
-    .map((n) => `<name${n.lang !== undefined ? ` xml:lang="${escapeAttribute(n.lang)}"` : ''}>${escapeText(n.text)}</name>`)
+    .map(
+      (n) =>
+        `<name${n.lang !== undefined ? ` xml:lang="${escapeAttribute(n.lang)}"` : ''}>${escapeText(n.text)}</name>`,
+    )
     .join('');
 }
 
@@ -92,7 +95,8 @@ function optAttr(name: string, value: string | undefined): string {
 }
 
 function instance(i: RlmiInstance, resourceUri: string): string {
-  if (!STATES.has(i.state)) throw new RlmiError('invalid-input', `instance state ${JSON.stringify(i.state)} of ${resourceUri}`);
+  if (!STATES.has(i.state))
+    throw new RlmiError('invalid-input', `instance state ${JSON.stringify(i.state)} of ${resourceUri}`);
   // RFC 4662 5.2: a reason only explains a terminated instance
   if (i.reason !== undefined && i.state !== 'terminated') {
     throw new RlmiError('invalid-input', `reason on a ${i.state} instance of ${resourceUri}`);
@@ -141,7 +145,8 @@ function rlmiChildren(parent: Node, allowed: readonly string[]): Node[] {
     const scope = parent.scope.child(c);
     const e = scope.expand(c.name);
     if (e.ns !== RLMI_NS) continue;
-    if (!allowed.includes(e.local)) throw new RlmiError('unexpected-element', `<${e.local}> inside <${parent.el.name}>`);
+    if (!allowed.includes(e.local))
+      throw new RlmiError('unexpected-element', `<${e.local}> inside <${parent.el.name}>`);
     out.push({ el: c, scope });
   }
   return out;
@@ -209,7 +214,8 @@ export function parseRlmi(body: string): RlmiList {
   try {
     root = parseXml(body, { maxDepth: 16 }).root;
   } catch (e) {
-    if (e instanceof XmlError) throw new RlmiError(e.kind === 'doctype-forbidden' ? 'doctype-forbidden' : 'not-xml', e.message);
+    if (e instanceof XmlError)
+      throw new RlmiError(e.kind === 'doctype-forbidden' ? 'doctype-forbidden' : 'not-xml', e.message);
     throw e;
   }
   const scope = NamespaceScope.root().child(root);
@@ -220,7 +226,8 @@ export function parseRlmi(body: string): RlmiList {
   const uri = requiredToken(root, 'uri', 'list');
   const versionText = required(root, 'version', 'list').trim();
   const version = /^\+?[0-9]+$/.test(versionText) ? Number(versionText) : NaN;
-  if (!(version <= MAX_UNSIGNED_INT)) throw new RlmiError('bad-attribute', `list version ${JSON.stringify(versionText)} is not an unsigned int`);
+  if (!(version <= MAX_UNSIGNED_INT))
+    throw new RlmiError('bad-attribute', `list version ${JSON.stringify(versionText)} is not an unsigned int`);
   const fullStateText = required(root, 'fullState', 'list').trim();
   let fullState: boolean;
   if (fullStateText === 'true' || fullStateText === '1') fullState = true;

@@ -10,19 +10,16 @@
  */
 import { type XmlDocument, NamespaceScope, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  checkUnique,
-  choice,
-  el,
-  plainAttr,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, checkUnique, choice, el, plainAttr, seq } from './schema-checker.js';
 import { collapse, parseXsInteger } from '../../xml/xsd-datatypes.js';
 import { normalizeUri, uriProblem } from '../../xml/uri-check.js';
-import { RESOURCE_LISTS_NS, checkDisplayName, checkMember, checkMemberValue, memberAttribute } from './resource-lists.js';
+import {
+  RESOURCE_LISTS_NS,
+  checkDisplayName,
+  checkMember,
+  checkMemberValue,
+  memberAttribute,
+} from './resource-lists.js';
 import { COMMON_POLICY_NS, checkRuleset } from './pres-rules.js';
 
 export const GROUPS_NS = xmlNamespaces.omaGroups;
@@ -74,7 +71,8 @@ function checkGroupMember(c: Checker, node: XNode): void {
   const attrName = memberAttribute(node.local);
   const attrs = c.attrs(node, { required: [attrName], foreign: true });
   const kids = c.children(node);
-  if (c.model(node, kids, GROUP_MEMBER_MODEL)) for (const k of kids) if (k.ns === LS || k.ns === RL) checkDisplayName(c, k);
+  if (c.model(node, kids, GROUP_MEMBER_MODEL))
+    for (const k of kids) if (k.ns === LS || k.ns === RL) checkDisplayName(c, k);
   const v = attrs.get(attrName);
   if (v !== undefined) checkMemberValue(c, node.local, v);
 }
@@ -222,8 +220,11 @@ export const groupsUsage: ApplicationUsage = {
   validate,
   uniqueKeys: (doc) => groupUris(doc).map((value) => ({ field: 'uri', value })),
   uniqueKeySelectors: { uri: GROUP_URI_FIELD },
-  forbiddenClaims: (doc) => groupMemberUris(doc).map((value) => ({
-    field: 'uri', value, phrase: `member ${value} is a group: groups may not contain groups`,
-  })),
+  forbiddenClaims: (doc) =>
+    groupMemberUris(doc).map((value) => ({
+      field: 'uri',
+      value,
+      phrase: `member ${value} is a group: groups may not contain groups`,
+    })),
   defaultDocument: () => undefined,
 };

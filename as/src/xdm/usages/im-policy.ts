@@ -9,16 +9,7 @@
 import { NamespaceScope, type XmlDocument, childElements, escapeAttribute, textContent } from '../../xml/xml-tree.js';
 import { aor, parseUri } from '../../sip/index.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  checkUnique,
-  choice,
-  el,
-  plainAttr,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, checkUnique, choice, el, plainAttr, seq } from './schema-checker.js';
 import { collapse, parseXsBoolean, parseXsInteger } from '../../xml/xsd-datatypes.js';
 
 export const IM_POLICY_NS = 'urn:ims-as:xml:im-policy';
@@ -94,7 +85,12 @@ class UriEntries {
   private readonly uris: string[] = [];
   private step: string | undefined;
 
-  constructor(private readonly c: Checker, private readonly node: XNode, private readonly element: string, private readonly what: string) {}
+  constructor(
+    private readonly c: Checker,
+    private readonly node: XNode,
+    private readonly element: string,
+    private readonly what: string,
+  ) {}
 
   /** One `<element uri="..."/>`: a SIP, SIPS or tel URI, nothing inside. */
   add(k: XNode): void {
@@ -236,11 +232,13 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
         }
       }
     } else if (local === 'deferred-delivery') {
-      policy.deferredDelivery.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.deferredDelivery.enabled;
-      policy.deferredDelivery.networkStorage = parseXsBoolean(plainAttr(k, 'network-storage') ?? '') ?? policy.deferredDelivery.networkStorage;
+      policy.deferredDelivery.enabled =
+        parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.deferredDelivery.enabled;
+      policy.deferredDelivery.networkStorage =
+        parseXsBoolean(plainAttr(k, 'network-storage') ?? '') ?? policy.deferredDelivery.networkStorage;
     } else if (local === 'presence-aware-delivery') {
       const hold = plainAttr(k, 'hold-when');
-      policy.presenceAwareDelivery.holdWhen = hold === undefined ? [...HOLD_CONDITIONS] : readHoldWhen(hold) ?? [];
+      policy.presenceAwareDelivery.holdWhen = hold === undefined ? [...HOLD_CONDITIONS] : (readHoldWhen(hold) ?? []);
     } else if (local === 'publish-im-activity') {
       policy.publishImActivity = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.publishImActivity;
     } else if (local === 'history') {
@@ -316,13 +314,18 @@ function matches(set: SenderSet, sender: string, canonical?: Canonical): boolean
  * 'discard') when the sender is blocked, or not allowed in allow-only mode.
  */
 export function imPolicyVerdict(policy: ImPolicy, sender: string, canonical?: Canonical): 'accept' | BlockedAction {
-  const refused = matches(policy.blocked, sender, canonical) || (policy.mode === 'allow-only' && !matches(policy.allowed, sender, canonical));
+  const refused =
+    matches(policy.blocked, sender, canonical) ||
+    (policy.mode === 'allow-only' && !matches(policy.allowed, sender, canonical));
   return refused ? policy.blockedAction : 'accept';
 }
 
 /** Whether the user's history keeps the conversation with `peer`: all history on, or that peer listed. */
 export function keepsHistoryWith(policy: ImPolicy, peer: string, canonical?: Canonical): boolean {
-  return policy.history.enabled || (policy.history.conversations.length > 0 && listed(policy.history.conversations, peer, canonical));
+  return (
+    policy.history.enabled ||
+    (policy.history.conversations.length > 0 && listed(policy.history.conversations, peer, canonical))
+  );
 }
 
 /** The default document, as XML text. */

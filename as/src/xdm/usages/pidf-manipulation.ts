@@ -6,15 +6,7 @@
  */
 import { type XmlDocument, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  checkUnique,
-  el,
-  plainAttr,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, checkUnique, el, plainAttr, seq } from './schema-checker.js';
 import { collapse } from '../../xml/xsd-datatypes.js';
 import { uriProblem } from '../../xml/uri-check.js';
 
@@ -37,7 +29,14 @@ const TUPLE_MODEL = seq(
 );
 const STATUS_MODEL = seq(1, 1, el(P, 'basic', 0, 1), anyOther([P]));
 const PERSON_MODEL = seq(1, 1, anyOther([DM]), el(DM, 'note', 0, Infinity), el(DM, 'timestamp', 0, 1));
-const DEVICE_MODEL = seq(1, 1, anyOther([DM]), el(DM, 'deviceID'), el(DM, 'note', 0, Infinity), el(DM, 'timestamp', 0, 1));
+const DEVICE_MODEL = seq(
+  1,
+  1,
+  anyOther([DM]),
+  el(DM, 'deviceID'),
+  el(DM, 'note', 0, Infinity),
+  el(DM, 'timestamp', 0, 1),
+);
 const QVALUE_RE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
 
 function checkNote(c: Checker, node: XNode): void {
@@ -77,7 +76,8 @@ function checkTuple(c: Checker, node: XNode, ids: string[]): void {
       case 'contact': {
         const ca = c.attrs(k, { optional: ['priority'] });
         const pr = ca.get('priority');
-        if (pr !== undefined && !QVALUE_RE.test(collapse(pr))) c.schema(k, `attribute "priority" value "${pr}" is not a q-value (0 to 1, 3 decimals)`);
+        if (pr !== undefined && !QVALUE_RE.test(collapse(pr)))
+          c.schema(k, `attribute "priority" value "${pr}" is not a q-value (0 to 1, 3 decimals)`);
         const v = collapse(c.text(k));
         const p = uriProblem(v);
         if (p) c.constraint(`tuple contact "${v}" ${p}`);

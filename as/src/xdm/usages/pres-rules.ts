@@ -10,14 +10,7 @@
  */
 import { type XmlDocument, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  choice,
-  el,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, choice, el, seq } from './schema-checker.js';
 import { collapse } from '../../xml/xsd-datatypes.js';
 import { uriProblem } from '../../xml/uri-check.js';
 import { checkUniqueAttr, xcapListUriProblem } from './resource-lists.js';
@@ -35,7 +28,12 @@ const OCP = OMA_COMMON_POLICY_NS;
 
 export type SubHandling = 'block' | 'confirm' | 'polite-block' | 'allow';
 /** RFC 5025 values: the highest value among the applying rules wins. */
-export const SUB_HANDLING_VALUE: Readonly<Record<SubHandling, number>> = { block: 0, confirm: 10, 'polite-block': 20, allow: 30 };
+export const SUB_HANDLING_VALUE: Readonly<Record<SubHandling, number>> = {
+  block: 0,
+  confirm: 10,
+  'polite-block': 20,
+  allow: 30,
+};
 export const SUB_HANDLINGS = ['block', 'confirm', 'polite-block', 'allow'] as const;
 
 export type UserInputLevel = 'false' | 'bare' | 'thresholds' | 'full';
@@ -109,7 +107,14 @@ export function emptyProvideSet(): ProvideSet {
 // ---------------------------------------------------------------------------
 
 const RULE_MODEL = seq(1, 1, el(CP, 'conditions', 0, 1), el(CP, 'actions', 0, 1), el(CP, 'transformations', 0, 1));
-const CONDITIONS_MODEL = choice(0, Infinity, el(CP, 'identity'), el(CP, 'sphere'), el(CP, 'validity'), anyOther([CP], 1, 1));
+const CONDITIONS_MODEL = choice(
+  0,
+  Infinity,
+  el(CP, 'identity'),
+  el(CP, 'sphere'),
+  el(CP, 'validity'),
+  anyOther([CP], 1, 1),
+);
 const IDENTITY_MODEL = choice(1, Infinity, el(CP, 'one'), el(CP, 'many'), anyOther([CP], 1, 1));
 const VALIDITY_MODEL = seq(1, Infinity, el(CP, 'from'), el(CP, 'until'));
 const OPEN_MODEL = anyOther([CP]);
@@ -244,7 +249,12 @@ const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 function checkSelection(c: Checker, node: XNode, allName: string, selectors: readonly string[]): void {
   c.attrs(node, {});
   const kids = c.children(node);
-  const model = choice(1, 1, el(PR, allName), choice(0, Infinity, ...selectors.map((s) => el(PR, s)), anyOther([PR], 1, 1)));
+  const model = choice(
+    1,
+    1,
+    el(PR, allName),
+    choice(0, Infinity, ...selectors.map((s) => el(PR, s)), anyOther([PR], 1, 1)),
+  );
   if (!c.model(node, kids, model)) return;
   for (const k of kids) {
     if (k.ns !== PR) continue;

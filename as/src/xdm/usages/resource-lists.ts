@@ -7,16 +7,7 @@
  */
 import { type XmlDocument, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  checkUnique,
-  choice,
-  el,
-  plainAttr,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, checkUnique, choice, el, plainAttr, seq } from './schema-checker.js';
 import { uriProblem } from '../../xml/uri-check.js';
 
 export const RESOURCE_LISTS_NS = xmlNamespaces.resourceLists;
@@ -80,7 +71,8 @@ export function parseXcapPath(path: string): XcapPath | undefined {
   const document = decode(rest.join('/'));
   const xui = xuiRaw === undefined ? undefined : decode(xuiRaw);
   const nodeSelector = selPart === undefined ? undefined : decode(selPart);
-  if (document === undefined || (xuiRaw !== undefined && xui === undefined) || (selPart !== undefined && !nodeSelector)) return undefined;
+  if (document === undefined || (xuiRaw !== undefined && xui === undefined) || (selPart !== undefined && !nodeSelector))
+    return undefined;
   const out: XcapPath = { auid, tree, document };
   if (xui !== undefined) out.xui = xui;
   if (nodeSelector !== undefined) out.nodeSelector = nodeSelector;
@@ -129,7 +121,8 @@ export function xcapListUriProblem(uri: string): string | undefined {
   } catch {
     return 'is not an absolute URI';
   }
-  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') return 'is not an absolute http or https URI';
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '')
+    return 'is not an absolute http or https URI';
   // pathname keeps percent escapes; find "<auid>/users|global/" after the root prefix
   const raw = u.pathname.replace(/^\//, '');
   const segs = raw.split('/');
@@ -228,7 +221,13 @@ export function checkList(c: Checker, node: XNode): void {
 }
 
 /** Uniqueness of attribute `attr` among `siblings` (children of `parent`), field `<parent>/<step>/@attr`. */
-export function checkUniqueAttr(c: Checker, parent: XNode, siblings: readonly XNode[], attr: string, alternatives: boolean): void {
+export function checkUniqueAttr(
+  c: Checker,
+  parent: XNode,
+  siblings: readonly XNode[],
+  attr: string,
+  alternatives: boolean,
+): void {
   const first = siblings[0];
   if (!first) return;
   const values: string[] = [];

@@ -10,17 +10,7 @@
  */
 import { NamespaceScope, type XmlDocument, type XmlElement, findChildren, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  type XNode,
-  anyOther,
-  checkUnique,
-  choice,
-  el,
-  element,
-  plainAttr,
-  seq,
-} from './schema-checker.js';
+import { Checker, type XNode, anyOther, checkUnique, choice, el, element, plainAttr, seq } from './schema-checker.js';
 import { collapse } from '../../xml/xsd-datatypes.js';
 import { normalizeUri, uriProblem } from '../../xml/uri-check.js';
 import { parseUri } from '../../sip/index.js';
@@ -59,7 +49,13 @@ export function serviceUriClaimProblem(uri: string, owner: string, domain: strin
   }
   const prefix = `${ownerUri.userDecoded ?? ownerUri.user ?? ''}-`;
   const user = service.userDecoded ?? service.user ?? '';
-  if (service.scheme !== 'sip' || service.host.toLowerCase() !== domain.toLowerCase() || prefix === '-' || !user.startsWith(prefix) || user.length === prefix.length) {
+  if (
+    service.scheme !== 'sip' ||
+    service.host.toLowerCase() !== domain.toLowerCase() ||
+    prefix === '-' ||
+    !user.startsWith(prefix) ||
+    user.length === prefix.length
+  ) {
     return `is not in the owner's namespace: a service URI must be sip:${prefix}<name>@${domain}`;
   }
   return undefined;

@@ -179,14 +179,21 @@ export class Checker {
   }
 
   uniqueness(field: string, value: string, altValues?: string[]): void {
-    this.problems.push(altValues && altValues.length > 0 ? { kind: 'uniqueness', field, value, altValues } : { kind: 'uniqueness', field, value });
+    this.problems.push(
+      altValues && altValues.length > 0
+        ? { kind: 'uniqueness', field, value, altValues }
+        : { kind: 'uniqueness', field, value },
+    );
   }
 
   /** The root as an XNode when it is {ns}local; a schema problem and undefined otherwise. */
   root(doc: XmlDocument, ns: string, local: string): XNode | undefined {
     const node = this.nodeOf(doc.root, NamespaceScope.root(), '');
     if (node.ns !== ns || node.local !== local) {
-      this.schema(undefined, `root element <${doc.root.name}> (namespace ${node.ns ?? 'none'}) is not <${local}> of namespace ${ns}`);
+      this.schema(
+        undefined,
+        `root element <${doc.root.name}> (namespace ${node.ns ?? 'none'}) is not <${local}> of namespace ${ns}`,
+      );
       return undefined;
     }
     return node;
@@ -201,7 +208,14 @@ export class Checker {
     const scope = parentScope.child(el);
     const { ns, local } = scope.expand(el.name);
     const step = this.stepName(el, ns);
-    return { el, scope, ns, local, sel: parentSel === '' ? step + predicate : `${parentSel}/${step}${predicate}`, step };
+    return {
+      el,
+      scope,
+      ns,
+      local,
+      sel: parentSel === '' ? step + predicate : `${parentSel}/${step}${predicate}`,
+      step,
+    };
   }
 
   /**
@@ -323,7 +337,8 @@ export class Checker {
   /** Simple content of type xs:boolean. */
   boolean(node: XNode): boolean | undefined {
     const v = parseXsBoolean(this.text(node));
-    if (v === undefined) this.schema(node, `value "${collapse(textContent(node.el))}" is not a boolean (true, false, 1, 0)`);
+    if (v === undefined)
+      this.schema(node, `value "${collapse(textContent(node.el))}" is not a boolean (true, false, 1, 0)`);
     return v;
   }
 
@@ -345,7 +360,8 @@ export class Checker {
 
   /** Checks an xs:ID / NCName attribute value. */
   ncName(node: XNode, name: string, value: string | undefined): void {
-    if (value !== undefined && !isNCName(value)) this.schema(node, `attribute "${name}" value "${value}" is not a valid XML ID (NCName)`);
+    if (value !== undefined && !isNCName(value))
+      this.schema(node, `attribute "${name}" value "${value}" is not a valid XML ID (NCName)`);
   }
 }
 
@@ -413,7 +429,11 @@ export function checkUnique(
 }
 
 /** Builds an element (helper for the generated documents). */
-export function element(name: string, attributes?: Record<string, string>, children?: Array<XmlElement | string>): XmlElement {
+export function element(
+  name: string,
+  attributes?: Record<string, string>,
+  children?: Array<XmlElement | string>,
+): XmlElement {
   const el: XmlElement = { type: 'element', name };
   if (attributes && Object.keys(attributes).length > 0) el.attributes = attributes;
   if (children && children.length > 0) {

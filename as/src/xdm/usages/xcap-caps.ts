@@ -7,13 +7,7 @@
  */
 import { type XmlDocument, serializeXml, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  anyOther,
-  el,
-  element,
-  seq,
-} from './schema-checker.js';
+import { Checker, anyOther, el, element, seq } from './schema-checker.js';
 
 export const XCAP_CAPS_NS = xmlNamespaces.xcapCaps;
 const CAPS = XCAP_CAPS_NS;
@@ -61,9 +55,27 @@ export function xcapCapsDocument(usages: readonly ApplicationUsage[], extensions
     add(namespaces, u.defaultNamespace);
     for (const ns of u.namespaces ?? []) add(namespaces, ns);
   }
-  const children = [element('auids', undefined, auids.map((a) => element('auid', undefined, [a])))];
-  children.push(element('extensions', undefined, extensions.map((e) => element('extension', undefined, [e]))));
-  children.push(element('namespaces', undefined, namespaces.map((n) => element('namespace', undefined, [n]))));
+  const children = [
+    element(
+      'auids',
+      undefined,
+      auids.map((a) => element('auid', undefined, [a])),
+    ),
+  ];
+  children.push(
+    element(
+      'extensions',
+      undefined,
+      extensions.map((e) => element('extension', undefined, [e])),
+    ),
+  );
+  children.push(
+    element(
+      'namespaces',
+      undefined,
+      namespaces.map((n) => element('namespace', undefined, [n])),
+    ),
+  );
   return serializeXml({ root: element('xcap-caps', { xmlns: CAPS }, children) });
 }
 

@@ -7,14 +7,7 @@
  */
 import { type XmlDocument, type XmlElement, serializeXml, xmlNamespaces } from '../../xml/xml-tree.js';
 import { type ApplicationUsage, type ValidationContext, type ValidationProblem } from './usage.js';
-import {
-  Checker,
-  anyOther,
-  choice,
-  el,
-  element,
-  seq,
-} from './schema-checker.js';
+import { Checker, anyOther, choice, el, element, seq } from './schema-checker.js';
 import { parseXsDateTime, parseXsInteger } from '../../xml/xsd-datatypes.js';
 
 export const XCAP_DIRECTORY_NS = xmlNamespaces.omaXcapDirectory;
@@ -41,7 +34,11 @@ export function encodePathSegment(s: string): string {
 /** The absolute XCAP URI of a user's document. */
 export function documentUri(xcapRoot: string, auid: string, xui: string, documentPath: string): string {
   const root = xcapRoot.replace(/\/+$/, '');
-  const doc = documentPath.split('/').filter((s) => s !== '').map(encodePathSegment).join('/');
+  const doc = documentPath
+    .split('/')
+    .filter((s) => s !== '')
+    .map(encodePathSegment)
+    .join('/');
   return `${root}/${encodePathSegment(auid)}/users/${encodePathSegment(xui)}/${doc}`;
 }
 
@@ -99,9 +96,11 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
       const a = c.attrs(k, { required: ['uri', 'etag'], optional: ['last-modified', 'size'], foreign: true });
       c.empty(k);
       const lm = a.get('last-modified');
-      if (lm !== undefined && parseXsDateTime(lm) === undefined) c.schema(k, `attribute "last-modified" value "${lm}" is not an xs:dateTime`);
+      if (lm !== undefined && parseXsDateTime(lm) === undefined)
+        c.schema(k, `attribute "last-modified" value "${lm}" is not an xs:dateTime`);
       const size = a.get('size');
-      if (size !== undefined && parseXsInteger(size) === undefined) c.schema(k, `attribute "size" value "${size}" is not a non-negative integer`);
+      if (size !== undefined && parseXsInteger(size) === undefined)
+        c.schema(k, `attribute "size" value "${size}" is not a non-negative integer`);
     }
   }
   return c.result();

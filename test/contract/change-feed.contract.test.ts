@@ -198,15 +198,13 @@ function runFeedContract(impl: Implementation, skip: string | false = false): vo
         await a.feed.publish(pub('sip:after-gap@example.com'));
         await sleep(POLL_MS * 3);
         assert.equal(remote(b).length, 0, 'a change after a missing number must wait for it');
-        await raw
-          .collection('change_feed')
-          .insertOne({
-            _id: `c${slow}`,
-            seq: slow,
-            origin: 'slow-writer',
-            at: new Date(),
-            change: pub('sip:before-gap@example.com'),
-          });
+        await raw.collection('change_feed').insertOne({
+          _id: `c${slow}`,
+          seq: slow,
+          origin: 'slow-writer',
+          at: new Date(),
+          change: pub('sip:before-gap@example.com'),
+        });
         await until('both changes', () => remote(b).length === 2);
         assert.deepEqual(
           remote(b).map((h) => h.change),

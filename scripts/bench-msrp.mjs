@@ -38,6 +38,7 @@ const { values: opt } = parseArgs({
     'as-msrp': { type: 'string', default: '127.0.0.1:5288' },
     relay: { type: 'string', default: '127.0.0.1:5287' },
     'answerer-port': { type: 'string', default: '5286' },
+    inspect: { type: 'string', default: '127.0.0.1:5289' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -53,8 +54,10 @@ const WINDOW = Number(env('WINDOW', 8));
 const IDLE_SESSIONS = Number(env('IDLE_SESSIONS', 10000));
 const OPEN_RATE = Number(env('OPEN_RATE', 200));
 if (opt.help) {
-  console.log(`usage: node scripts/bench-msrp.mjs [--out DIR] [--core host:port] [--metrics URL] [--as-msrp host:port] [--relay host:port] [--answerer-port N]
-  (normally run by scripts/bench-msrp.sh, which starts the stack and the relay first)
+  console.log(`usage: node --experimental-websocket scripts/bench-msrp.mjs [--out DIR] [--core host:port] [--metrics URL] [--as-msrp host:port]
+         [--relay host:port] [--answerer-port N] [--inspect host:port]
+  (normally run by scripts/bench-msrp.sh, which starts the stack and the relay first; --inspect is the AS's
+  inspector, used only to collect garbage before each memory reading of (c))
 env knobs:
   ONLY           phases to run, in this order: setup,memory,send (all)
   SETUP_RATES    session set-ups per second offered in (a), e.g. "50 100 200"
@@ -161,6 +164,42 @@ async function asMetrics() {
     imSessions: value('im_sessions_open'),
     msrpConnections: value('msrp_connections_open'),
   };
+}
+
+/**
+ * A full garbage collection in the AS through its inspector (the AS runs with --inspect on
+ * loopback in the benchmark), so that the heap read after it is what the sessions retain.
+ * False when there is no inspector or no WebSocket (Node 20 needs --experimental-websocket).
+ */
+async function collectGarbageInAs() {
+  if (typeof WebSocket === 'undefined') return false;
+  let target;
+  try {
+    target = (await (await fetch(`http://${opt.inspect}/json/list`)).json())[0]?.webSocketDebuggerUrl;
+  } catch {
+    return false;
+  }
+  if (!target) return false;
+  const ws = new WebSocket(target);
+  try {
+    await new Promise((resolveOpen, reject) => {
+      ws.onopen = resolveOpen;
+      ws.onerror = () => reject(new Error('inspector connection failed'));
+    });
+    await new Promise((resolveGc, reject) => {
+      const timer = setTimeout(() => reject(new Error('no answer to HeapProfiler.collectGarbage')), 30_000);
+      ws.onmessage = (ev) => {
+        if (JSON.parse(String(ev.data)).id === 1) {
+          clearTimeout(timer);
+          resolveGc();
+        }
+      };
+      ws.send(JSON.stringify({ id: 1, method: 'HeapProfiler.collectGarbage' }));
+    });
+    return true;
+  } finally {
+    ws.close();
+  }
 }
 
 // ------------------------------------------------------------------ the MSRP answerer
@@ -383,6 +422,8 @@ async function sendPhase() {
 // ------------------------------------------------------------------ (c) memory per idle session
 async function memoryPhase() {
   await sleep(3000);
+  const collected = await collectGarbageInAs();
+  if (!collected) progress('(c) no garbage collection in the AS (no inspector at --inspect, or no WebSocket): the heap figures are noisy');
   const before = await asMetrics();
   progress(`(c) AS before: RSS ${(before.rss / 2 ** 20).toFixed(1)} MiB, heap used ${(before.heapUsed / 2 ** 20).toFixed(1)} MiB, ${before.msrpSessions} MSRP sessions open`);
   progress(`(c) opening ${IDLE_SESSIONS} sessions at ${OPEN_RATE}/s`);
@@ -397,11 +438,12 @@ async function memoryPhase() {
     return c;
   });
   await sleep(5000);
+  if (collected) await collectGarbageInAs();
   const after = await asMetrics();
   progress(`(c) AS after: RSS ${(after.rss / 2 ** 20).toFixed(1)} MiB, heap used ${(after.heapUsed / 2 ** 20).toFixed(1)} MiB, ${after.msrpSessions} MSRP sessions, ${after.msrpConnections} connections`);
   progress('(c) ending them');
   await endHeldSessions(held, clients);
-  return { sessions: IDLE_SESSIONS, before, after, rssPerSession: (after.rss - before.rss) / IDLE_SESSIONS, heapPerSession: (after.heapUsed - before.heapUsed) / IDLE_SESSIONS };
+  return { sessions: IDLE_SESSIONS, garbageCollected: collected, before, after, rssPerSession: (after.rss - before.rss) / IDLE_SESSIONS, heapPerSession: (after.heapUsed - before.heapUsed) / IDLE_SESSIONS };
 }
 
 // ------------------------------------------------------------------ run
@@ -448,7 +490,7 @@ if (results.send) {
 if (results.memory) {
   const m = results.memory;
   const mib = (b) => fmt(b / 2 ** 20, 1);
-  console.log(`\n(c) memory of the AS per idle open session (SIP dialog up, both MSRP legs bound), ${m.sessions} sessions`);
+  console.log(`\n(c) memory of the AS per idle open session (SIP dialog up, both MSRP legs bound), ${m.sessions} sessions, ${m.garbageCollected ? 'read after a full garbage collection in the AS' : 'NO forced garbage collection (noisy)'}`);
   console.log(table(['', 'before', 'after', 'per session'], [
     ['RSS MiB', mib(m.before.rss), mib(m.after.rss), `${fmt(m.rssPerSession / 1024, 1)} KB`],
     ['heap used MiB', mib(m.before.heapUsed), mib(m.after.heapUsed), `${fmt(m.heapPerSession / 1024, 1)} KB`],

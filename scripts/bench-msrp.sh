@@ -12,7 +12,8 @@
 #   SETUP_RATES=20 DURATION=2 SESSIONS=10 IDLE_SESSIONS=50 USERS=50 scripts/bench-msrp.sh /tmp/x   (smoke size)
 #
 # Ports (127.0.0.1): core 5290 (udp), RPC 5291, AS 5292, event stream 5293, XCAP 5294, AS MSRP
-# 5288, msrp relay 5287, the benchmark's MSRP answerer 5286; sipp caller 5161, callee 5162,
+# 5288, the AS's inspector 5289 (garbage collection before memory readings), msrp relay 5287, the
+# benchmark's MSRP answerer 5286; sipp caller 5161, callee 5162,
 # registrations 5163 (trusted by the core with WITH_TRUSTED_PEER), control ports 5171-5173.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,7 @@ ROOT=$(pwd)
 OUT=${1:-/tmp/bench-msrp}
 USERS=${USERS:-1000}
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
   exec node scripts/bench-msrp.mjs --help
 fi
 rm -rf "$OUT"; mkdir -p "$OUT/data" "$OUT/runs"
@@ -33,13 +34,15 @@ trap stop_bench_stack EXIT
 trap 'exit 130' INT TERM
 # shellcheck source=bench/stack.sh
 source "$ROOT/scripts/bench/stack.sh"
-for p in 5286 5287 5288 5161 5162 5163; do
+for p in 5286 5287 5288 5289 5161 5162 5163; do
   if ss -H -lntu "( sport = :$p )" | grep -q .; then echo "port $p is busy" >&2; exit 1; fi
 done
 [ -n "${SKIP_INSTALL:-}" ] || bash scripts/install.sh >/dev/null
 log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(kamailio -v | head -1), node $(node -v), $(sipp -v 2>&1 | grep -o 'SIPp v[0-9.]*' | head -1), open files $(ulimit -n)"
 log "starting AS and Kamailio in benchmark mode (scripts/bench/stack.sh), the AS's MSRP switch on 5288"
 export MSRP_HOST=127.0.0.1 MSRP_PORT=5288
+# the inspector on loopback lets the benchmark collect garbage in the AS before reading its heap
+export AS_NODE_ARGS="${AS_NODE_ARGS:-} --inspect=127.0.0.1:5289"
 start_bench_stack "$OUT"
 log "starting Kamailio's msrp relay on 5287 (scripts/bench/msrp-relay.cfg)"
 kamailio -f scripts/bench/msrp-relay.cfg -DD -E -m 512 -M 32 -Y "$OUT/data" -P "$OUT/data/relay.pid" \
@@ -62,6 +65,6 @@ BENCH_PIDS+=($!)
     -p 5163 -cp 5173 -mp 5188 -r 500 -m "$USERS" "${COMMON[@]}" -trace_stat -stf stat.csv > sipp.out 2>&1 ) || { log "registration failed"; exit 1; }
 log "registered: $(node scripts/bench/sipp-stats.mjs "$OUT/runs/register")"
 
-USERS=$USERS node scripts/bench-msrp.mjs --out "$OUT" --core 127.0.0.1:5290 --metrics http://127.0.0.1:5292/metrics \
-  --as-msrp 127.0.0.1:5288 --relay 127.0.0.1:5287 --answerer-port 5286 | tee "$OUT/summary.txt"
+USERS=$USERS node --experimental-websocket --no-warnings scripts/bench-msrp.mjs --out "$OUT" --core 127.0.0.1:5290 --metrics http://127.0.0.1:5292/metrics \
+  --as-msrp 127.0.0.1:5288 --relay 127.0.0.1:5287 --answerer-port 5286 --inspect 127.0.0.1:5289 | tee "$OUT/summary.txt"
 log "AS resident memory after the runs: $(ps -o rss= -p "$BENCH_AS_PID" | awk '{printf "%.0f MiB", $1/1024}')"

@@ -45,6 +45,7 @@ const { values: opt } = parseArgs({
 const env = (name, dflt) => process.env[name] ?? dflt;
 const ONLY = env('ONLY', 'setup,memory,send').split(',').map((s) => s.trim()).filter(Boolean);
 const SETUP_RATES = env('SETUP_RATES', '50 100 200').split(/\s+/).filter(Boolean).map(Number);
+const SETUP_HOLD_MS = Number(env('SETUP_HOLD_MS', 1000));
 const DURATION = Number(env('DURATION', 10));
 const WARMUP = Number(env('WARMUP', 2));
 const USERS = Number(env('USERS', 1000));
@@ -61,6 +62,7 @@ if (opt.help) {
 env knobs:
   ONLY           phases to run, in this order: setup,memory,send (all)
   SETUP_RATES    session set-ups per second offered in (a), e.g. "50 100 200"
+  SETUP_HOLD_MS  time between ACK and BYE in (a) (1000; with 0 the BYE overtakes the AS's connection to the callee)
   DURATION       seconds per measured run (10); WARMUP seconds before (b) measures (2)
   USERS          registered callees b1..bN (1000; the wrapper provisions them)
   SESSIONS       sessions (and MSRP clients) carrying traffic in (b) (100)
@@ -205,8 +207,10 @@ async function collectGarbageInAs() {
 // ------------------------------------------------------------------ the MSRP answerer
 // Where every callee's a=path points, and where the relay forwards: answers each SEND with 200,
 // counts bodiless SENDs (the AS binding its leg) and the benchmark's messages per client.
-const answerer = { bindings: 0, messages: 0, bytes: 0, deliveredByClient: new Map(), onDelivered: undefined, errors: 0 };
+const answerer = { bindings: 0, messages: 0, bytes: 0, deliveredByClient: new Map(), onDelivered: undefined, errors: 0, sockets: new Set() };
 const answererServer = createServer((socket) => {
+  answerer.sockets.add(socket);
+  socket.on('close', () => answerer.sockets.delete(socket));
   const framer = new MsrpFramer();
   let current;
   socket.on('data', (data) => {
@@ -336,14 +340,22 @@ async function setupPhase() {
   const rows = [];
   for (const rate of SETUP_RATES) {
     progress(`(a) session set-ups at ${rate}/s for ${DURATION} s`);
+    const bindingsBefore = answerer.bindings;
     const run = sipp(`setup-${rate}`, ['-sf', join(SC, 'msrp-caller.xml'), '-inf', callerCsv(rate * DURATION), '-set', 'msrp_port', String(CALLER_MSRP_PORT),
-      '-p', '5161', '-cp', '5171', '-mp', '5180', '-r', String(rate), '-m', String(rate * DURATION), '-l', String(rate * 6),
+      '-p', '5161', '-cp', '5171', '-mp', '5180', '-r', String(rate), '-m', String(rate * DURATION), '-l', String(rate * (6 + Math.ceil(SETUP_HOLD_MS / 1000))), '-d', String(SETUP_HOLD_MS),
       '-recv_timeout', '5000', '-trace_rtt', '-rtt_freq', '1']);
     await run.done;
     const s = await sippStats(run.dir);
-    rows.push({ rate, ...s });
-    progress(`    ${JSON.stringify(s)}`);
+    // every session the AS anchored binds the callee's leg with a bodiless SEND at the answerer
+    // the last calls' hold is not set-up time: set-ups per second over the run less one hold
+    const setupsPerSec = s ? s.ok / Math.max(s.elapsedS - SETUP_HOLD_MS / 1000, 1e-3) : NaN;
+    rows.push({ rate, ...s, setupsPerSec, anchored: answerer.bindings - bindingsBefore });
+    progress(`    ${JSON.stringify(rows.at(-1))}`);
     await sleep(6000); // tm's wait timer and the dialogs' ends drain before the next rate
+    // what the AS still holds once every session has ended (both should be 0)
+    const m = await asMetrics();
+    Object.assign(rows.at(-1), { msrpSessionsLeft: m.msrpSessions, msrpConnectionsLeft: m.msrpConnections });
+    progress(`    after the drain: ${m.msrpSessions} MSRP sessions and ${m.msrpConnections} MSRP connections open in the AS`);
   }
   return rows;
 }
@@ -468,17 +480,19 @@ try {
   }
 } finally {
   answererServer.close();
+  // the AS may keep its connection to the answerer; it must not keep this process alive
+  for (const socket of answerer.sockets) socket.destroy();
   stopChildren();
 }
 const loadAfter = loadavg();
-writeFileSync(join(OUT, 'results.json'), JSON.stringify({ knobs: { SETUP_RATES, DURATION, WARMUP, USERS, SESSIONS, MSG_BYTES, WINDOW, IDLE_SESSIONS, OPEN_RATE }, loadBefore, loadAfter, results }, null, 2));
+writeFileSync(join(OUT, 'results.json'), JSON.stringify({ knobs: { SETUP_RATES, SETUP_HOLD_MS, DURATION, WARMUP, USERS, SESSIONS, MSG_BYTES, WINDOW, IDLE_SESSIONS, OPEN_RATE }, loadBefore, loadAfter, results }, null, 2));
 
 console.log('');
 console.log(`machine: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}; load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
 if (results.setup) {
-  console.log(`\n(a) session set-ups through Kamailio and the AS (INVITE -> 200 -> ACK -> BYE), ${DURATION} s per rate; setup ms = INVITE to 200 (4 ms sipp tick)`);
-  console.log(table(['offered/s', 'achieved/s', 'ok', 'failed', 'retrans', 'setup p50 / p99 / max ms'],
-    results.setup.map((r) => [r.rate, fmt(r.achievedCps), r.ok, r.failed, r.retrans, `${r.p50ms} / ${r.p99ms} / ${r.maxMs}`])));
+  console.log(`\n(a) session set-ups through Kamailio and the AS (INVITE -> 200 -> ACK -> ${SETUP_HOLD_MS} ms -> BYE), ${DURATION} s per rate; achieved = successful set-ups / (run time - one hold); setup ms = INVITE to 200 (4 ms sipp tick); left open = MSRP sessions / connections the AS still had 6 s after the run`);
+  console.log(table(['offered/s', 'achieved/s', 'ok', 'failed', 'retrans', 'setup p50 / p99 / max ms', 'callee legs bound by the AS', 'left open'],
+    results.setup.map((r) => [r.rate, fmt(r.setupsPerSec), r.ok, r.failed, r.retrans, `${r.p50ms} / ${r.p99ms} / ${r.maxMs}`, r.anchored, `${r.msrpSessionsLeft} / ${r.msrpConnectionsLeft}`])));
 }
 if (results.send) {
   const [sw, relay] = results.send;
@@ -497,3 +511,4 @@ if (results.memory) {
   ]));
 }
 console.log(`\nraw: ${OUT}/results.json, sipp runs in ${OUT}/runs/`);
+process.exit(0);

@@ -282,7 +282,7 @@ export class ApplicationServer {
       await msrpSwitch.start();
       const sessions = new SessionService({
         users, domain, policies: imPolicies, charging, history, anchor: msrpSwitch,
-        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
+        terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag), maxMessageBytes: config.msrp.maxMessageBytes,
         nodeAddress: config.node.address, metrics, log: imLog,
       });
       metrics.gauge('im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);

@@ -6,7 +6,7 @@
  */
 
 /** An SDP offer or answer with one MSRP media line whose path is msrp://127.0.0.1:[$msrp_port]/<session>;tcp. */
-function msrpSdp(user: string, session: string): string {
+function msrpSdp(user: string, session: string, extra: string[] = []): string {
   return [
     'v=0',
     `o=${user} 2890844526 2890844527 IN IP4 127.0.0.1`,
@@ -16,6 +16,7 @@ function msrpSdp(user: string, session: string): string {
     'm=message [$msrp_port] TCP/MSRP *',
     'a=accept-types:text/plain message/cpim',
     `a=path:msrp://127.0.0.1:[$msrp_port]/${session};tcp`,
+    ...extra,
   ].join('\n');
 }
 
@@ -25,7 +26,7 @@ const CALLER_TAG = '[pid]c[call_number]';
  * The caller: INVITE to sip:[$to]@[$domain], challenged once, then `final` (200: ACK, hold
  * `holdMs`, BYE unless `hangUp` is false, in which case it waits for a BYE from the core).
  */
-export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: boolean; headers?: string[] }): { name: string; xml: string } {
+export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: boolean; headers?: string[]; sdpLines?: string[] }): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
     return `
@@ -43,7 +44,7 @@ export function callerScenario(opts: { final: number; holdMs?: number; hangUp?: 
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('[$user]', 'caller-session')}
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
     ]]>
   </send>`;
   };
@@ -129,15 +130,56 @@ ${msrpSdp('[$user]', 'caller-session')}
 
 /**
  * The callee: answers the INVITE with 180 and then 200 with its MSRP path, takes the ACK and
- * then a BYE (from the caller or from the core) and answers it.
+ * then a BYE (from the caller or from the core) and answers it, or with `hangUpAfterMs` sends
+ * its own BYE that long after the ACK.
  */
-export function calleeScenario(): { name: string; xml: string } {
+export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: string; xml: string } {
+  // the callee's own BYE, in the dialog the INVITE set up (route set from its Record-Route);
+  // sipp refuses variables captured and never used, so the capture comes only with it
+  const hangUp = `
+  <pause milliseconds="${opts.hangUpAfterMs ?? 0}" />
+  <send retrans="500">
+    <![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$invite_to];tag=[pid]b[call_number]
+      To: [$invite_from]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" />`;
+  const awaitBye = `
+  <recv request="BYE" timeout="20000" />
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>`;
   return {
     name: 'msrp-callee',
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="msrp-callee">
   <Global variables="domain,msrp_port" />
-  <recv request="INVITE" rrs="true" />
+  <recv request="INVITE" rrs="true">${opts.hangUpAfterMs !== undefined ? `
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="invite_from" />
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="invite_to" />
+    </action>` : ''}
+  </recv>
   <send>
     <![CDATA[
 
@@ -171,21 +213,7 @@ export function calleeScenario(): { name: string; xml: string } {
 ${msrpSdp('callee', 'callee-session')}
     ]]>
   </send>
-  <recv request="ACK" />
-  <recv request="BYE" timeout="20000" />
-  <send>
-    <![CDATA[
-
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
+  <recv request="ACK" />${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}
 </scenario>`,
   };
 }

@@ -13,12 +13,15 @@ import { join } from 'node:path';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
-import { msrpMediaOf } from '../../as/src/im/session-sdp.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
 
-const USERS = ['alice', 'bob', 'carol', 'dave'];
+/** The first MSRP media of an SDP (the one a session uses). */
+const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
+
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -88,7 +91,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   before(async () => {
     const ports = portsFrom(7460);
     asMsrpPort = ports.sip + 40;
-    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1' });
+    stack = await TestStack.start(ports, { MSRP_PORT: String(asMsrpPort), MSRP_HOST: '127.0.0.1', MSRP_MAX_MESSAGE_BYTES: '100000' });
     await stack.provisionUsers(USERS, pw);
   });
 
@@ -103,9 +106,9 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   });
 
   /** Starts a callee UA on a fresh port and registers `user` there. */
-  async function callee(user: string, msrpPort: number) {
+  async function callee(user: string, msrpPort: number, opts: Parameters<typeof calleeScenario>[0] = {}) {
     const port = stack.sippPort();
-    const uas = stack.sipp(calleeScenario(), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
+    const uas = stack.sipp(calleeScenario(opts), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
     await sleep(300);
     const reg = await stack.sipp('register', { final: 200, set: { user, ct_port: String(port), expires: '600' }, args: ['-au', user, '-ap', pw(user)] });
     assert.equal(reg.exitCode, 0, reg.stdout);
@@ -118,6 +121,11 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   }
 
   it('sets up a session with the AS in both media paths, relays messages both ways (chunked, with REPORTs); the BYE ends both legs, closes the connections, one CDR per role with the counts', async () => {
+    // bob keeps a history: the session's text messages go into it
+    const bobXcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'bob', pw('bob'));
+    const put = await bobXcap.put(IM_POLICY('sip:bob@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>', IM_POLICY_TYPE);
+    assert.equal(put.status, 201, put.body);
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
     const { uas } = await callee('bob', bPort);
@@ -133,7 +141,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const offererSide = answer.path[0]!;
     assert.match(offererSide, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`), 'the caller sees the AS, not the callee');
     assert.equal(answer.port, asMsrpPort);
-    assert.equal(answer.host, '127.0.0.1');
+    assert.equal(answer.address, '127.0.0.1');
 
     // caller -> callee, whole, asking for a success report
     const a = peer(await MsrpPeer.connect(asMsrpPort));
@@ -196,6 +204,10 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
         [1, Buffer.byteLength('Hello Bob, through the AS'), 1, Buffer.byteLength(text)]);
     }
     assert.match(await stack.metrics(), /im_sessions_open 0\b/);
+    const history = JSON.parse((await bobXcap.get('/im/users/sip:bob@example.com/history')).body) as { entries: Array<{ id: string; direction: string; peer: string }> };
+    assert.deepEqual(history.entries.map((e) => [e.direction, e.peer]).sort(), [['received', 'sip:alice@example.com'], ['sent', 'sip:alice@example.com']]);
+    const kept = await Promise.all(history.entries.map(async (e) => (JSON.parse((await bobXcap.get(`/im/users/sip:bob@example.com/history/${e.id}`)).body) as { body: string })));
+    assert.deepEqual(kept.map((e) => e.body).sort(), ['Hello Bob, through the AS', text]);
     await a.close();
     await b.close();
   });
@@ -232,6 +244,50 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     await b.close();
   });
 
+  it('ends the session on the callee\'s BYE: it reaches the caller through the core, the MSRP connections close, two CDRs', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('erin', bPort, { hangUpAfterMs: 1500 });
+    const uac = call('alice', 'erin', { final: 200, holdMs: 0, hangUp: false }, 9105);
+    await b.waitFor('the switch\'s binding SEND', (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'), 10000);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-e1', offererSide, callerPath(9105), 'm-e1', 'before the callee leaves'));
+    await b.waitFor('the message at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === 'before the callee leaves'));
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(calleeDone.exitCode, 0, `callee (its BYE answered): ${calleeDone.stdout}\n${calleeDone.messages}`);
+    assert.equal(caller.exitCode, 0, `caller (BYE expected): ${caller.stdout}\n${caller.messages}`);
+    assert.match(caller.messages, /BYE sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0[^]*CSeq: 1 BYE/, 'the callee\'s BYE itself, through the core');
+    await until('both MSRP connections closed by the AS', () => a.closed && b.closed, 5000);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(() => {
+      const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+      return l.length === 2 ? l : undefined;
+    }, 5000, 'two session CDRs');
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
+    }
+  });
+
+  it('hides a caller who asks for privacy from the callee in every request of the dialog, the BYE included', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('gina', bPort);
+    const uac = call('alice', 'gina', { final: 200, holdMs: 300, headers: ['Privacy: id'] }, 9107);
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    // (the caller's own Contact and SDP origin are its to hide: RFC 3323 user-provided privacy)
+    const froms = [...calleeDone.messages.matchAll(/\n(INVITE|ACK|BYE) [^]*?\nFrom: ([^\r\n]*)/g)].map((m) => [m[1], m[2]]);
+    assert.deepEqual(froms.map(([method]) => method), ['INVITE', 'ACK', 'BYE']);
+    for (const [method, from] of froms) assert.match(from!, /^(?:"?Anonymous"? )?<sip:anonymous@anonymous\.invalid>;tag=/, `${method} From: ${from}`);
+    assert.doesNotMatch(calleeDone.messages, /P-Asserted-Identity/i);
+    // and the caller sees its own identity in everything that comes back
+    assert.match(caller.messages, /SIP\/2\.0 200 OK[^]*?\nFrom: <sip:alice@example\.com>;tag=/);
+  });
+
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {
     const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
     const put = await carol.put(IM_POLICY('sip:carol@example.com'),
@@ -249,6 +305,13 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       assert.equal(c.outcome, 'rejected');
       assert.equal((c.extra as Record<string, unknown>).reason, 'blocked by recipient');
     }
+  });
+
+  it('refuses a file transfer (RFC 5547) larger than the operator\'s limit with 488 and Max-Message-Size', async () => {
+    const r = call('alice', 'bob', { final: 488, sdpLines: ['a=file-selector:name:"big.bin" type:application/octet-stream size:100001', 'a=sendonly'] }, 9106);
+    const done = await r;
+    assert.equal(done.exitCode, 0, `${done.stdout}\n${done.messages}`);
+    assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);
   });
 
   it('answers 480 for a callee with no registered device (deferred sessions are not offered)', async () => {

@@ -5,7 +5,7 @@
  */
 import { once } from 'node:events';
 import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import { MsrpFramer } from '../../as/src/msrp/framer.js';
 import { type ContinuationFlag, type MsrpHead, type MsrpMessage, headerValue, serializeMessage } from '../../as/src/msrp/message.js';
 import { until } from '../helpers/until.js';
@@ -39,8 +39,8 @@ export class MsrpPeer {
   }
 
   /** The answerer's side: listens; the switch connects. Returns its port. */
-  async listen(): Promise<number> {
-    this.server = createServer((s) => this.attach(s));
+  async listen(tls?: { cert: Buffer; key: Buffer }): Promise<number> {
+    this.server = tls ? createTlsServer(tls, (s) => this.attach(s)) : createServer((s) => this.attach(s));
     this.server.listen(0, '127.0.0.1');
     await once(this.server, 'listening');
     return (this.server.address() as AddressInfo).port;

@@ -422,6 +422,21 @@ describe('MSRP switch: idle timeout', () => {
       assert.match(ended[0]!, /^idle-1: msrp idle timeout/);
       await a.close();
       await b.close();
+
+      // a chunk flowing slowly for longer than the timeout is traffic: the session stays
+      const slow = await session(sw, 'idle-2');
+      const tid = 'slowchunk01';
+      slow.a.write(`MSRP ${tid} SEND\r\nTo-Path: ${slow.uris.offererSide}\r\nFrom-Path: ${A_PATH}\r\nMessage-ID: slow1\r\nByte-Range: 1-160/160\r\nContent-Type: text/plain\r\n\r\n`);
+      for (const piece of ['a', 'b', 'c', 'd'].map((c) => c.repeat(40))) {
+        await sleep(120);
+        slow.a.write(piece);
+      }
+      slow.a.write(`\r\n-------${tid}$\r\n`);
+      await slow.a.waitFor('200', () => slow.a.responseTo(tid) !== undefined);
+      assert.equal(code(slow.a.responseTo(tid)), 200);
+      assert.equal(ended.length, 1, 'idle-2 did not end while its chunk flowed');
+      await slow.a.close();
+      await slow.b.close();
     } finally {
       await sw.stop();
     }
@@ -447,6 +462,19 @@ describe('MSRP switch: TLS (msrps)', () => {
       assert.equal(bodies(b, 't1')[0]!.body!.toString(), 'secret');
       await a.close();
       await b.close();
+
+      // an answerer whose path is msrps: the switch connects to it over TLS
+      const tlsB = new MsrpPeer();
+      const tlsPath = `msrps://127.0.0.1:${await tlsB.listen({ cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) })}/tlsB;tcp`;
+      const u2 = sw.open('tls-2', { path: [A_PATH] });
+      sw.answered('tls-2', { path: [tlsPath] });
+      await tlsB.waitFor('binding SEND over TLS', (r) => r.length === 1);
+      const a2 = await MsrpPeer.connect(sw.port, true);
+      assert.equal(code(await sent(a2, chunk({ to: u2.offererSide, from: A_PATH, messageId: 't2', body: 'both legs encrypted' }))), 200);
+      await tlsB.waitFor('relayed over TLS', () => bodies(tlsB, 't2').length === 1);
+      assert.equal(headerValue(bodies(tlsB, 't2')[0]!.head, 'To-Path'), tlsPath);
+      await a2.close();
+      await tlsB.close();
     } finally {
       await sw.stop();
     }

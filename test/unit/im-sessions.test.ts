@@ -12,8 +12,8 @@ import type { Charging } from '../../as/src/charging/charging.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
 import type { ImPolicies } from '../../as/src/im/im-policies.js';
-import type { AnchorMessage, AnchorStats, MediaAnchor } from '../../as/src/im/session-anchor.js';
-import { msrpMediaOf } from '../../as/src/im/session-sdp.js';
+import type { AnchorMessage, MediaAnchor } from '../../as/src/im/session-anchor.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { SessionService, type DialogTerminator } from '../../as/src/im/sessions.js';
 import type { IscCall } from '../../as/src/isc/dispatcher.js';
 import type { ContinueDecision, IscRequest, ReplyDecision } from '../../as/src/isc/types.js';
@@ -24,28 +24,27 @@ import { LocalDomain } from '../../as/src/users/local-domain.js';
 import type { UserDirectory } from '../../as/src/users/user-directory.js';
 import { defaultImPolicy, type ImPolicy } from '../../as/src/xdm/usages/im-policy.js';
 
+/** The first MSRP media of an SDP (the one a session uses). */
+const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
+
 const ALICE = 'sip:alice@example.com';
 const BOB = 'sip:bob@example.com';
 const A_PATH = 'msrp://192.0.2.1:7394/2s93i93idj;tcp';
 const B_PATH = 'msrp://192.0.2.2:8493/9di4eae923wzd;tcp';
 
 class FakeAnchor extends EventEmitter implements MediaAnchor {
-  opened = new Map<string, { path: string[]; acceptTypes?: string[] }>();
-  answers: Array<{ key: string; path: string[] }> = [];
+  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string }>();
+  answers: Array<{ key: string; path: string[]; setup?: string }> = [];
   closed: Array<{ key: string; reason: string }> = [];
-  stats = new Map<string, AnchorStats>();
-  open(key: string, offerer: { path: string[]; acceptTypes?: string[] }) {
+  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
     this.opened.set(key, offerer);
     return { offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`, answererSide: `msrp://198.51.100.5:2855/${key}-b;tcp` };
   }
-  answered(key: string, answerer: { path: string[] }) {
-    this.answers.push({ key, path: answerer.path });
+  answered(key: string, answerer: { path: string[]; setup?: string }) {
+    this.answers.push({ key, ...answerer });
   }
   close(key: string, reason: string) {
     this.closed.push({ key, reason });
-  }
-  sessionStats(key: string) {
-    return this.stats.get(key);
   }
 }
 
@@ -101,6 +100,7 @@ describe('IM sessions: the participating function on INVITE', () => {
       history: { archive: async (e: HistoryInput) => void archived.push(e) } as unknown as ConversationHistory,
       anchor,
       terminate: async (d) => void terminated.push(d),
+      maxMessageBytes: 1000,
       nodeAddress: '127.0.0.1',
       metrics: new Metrics(),
       log: silentLogger(),
@@ -123,7 +123,7 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.deepEqual(offerer, { path: [A_PATH], acceptTypes: ['text/plain'] });
     const offer = msrpMediaOf(decision.body!)!;
     assert.deepEqual(offer.path, [`msrp://198.51.100.5:2855/${key}-b;tcp`]);
-    assert.equal(offer.host, '198.51.100.5');
+    assert.equal(offer.address, '198.51.100.5');
     assert.equal(offer.port, 2855);
     assert.equal(decision.ctype, 'application/sdp');
     assert.equal(decision.sessPath, `msrp://198.51.100.5:2855/${key}-a;tcp`);
@@ -133,6 +133,27 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.match(decision.ctx!, /^im:session:/);
     assert.equal(decision.anonymize, undefined);
     assert.equal(service.size, 1);
+  });
+
+  it('hands each side\'s a=setup (RFC 6135) to the anchor, so it connects or waits as they asked', async () => {
+    const passive = sdp(A_PATH).replace('a=accept-types', 'a=setup:passive\r\na=accept-types');
+    const decision = await service.handle(callOf(invite({ body: passive }))) as ContinueDecision;
+    assert.equal([...anchor.opened.values()][0]!.setup, 'passive');
+    assert.equal(msrpMediaOf(decision.body!)!.setup, 'passive', 'the callee learns that its peer (the AS) waits');
+    const active = sdp(B_PATH).replace('a=accept-types', 'a=setup:active\r\na=accept-types');
+    await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 't', code: 200, sdp: active, ts: '1' });
+    assert.deepEqual(anchor.answers.map((a) => a.setup), ['active']);
+  });
+
+  it('refuses a file transfer (RFC 5547) larger than the switch relays with 488, and lets a smaller one through', async () => {
+    const file = (size: number) => sdp(A_PATH).replace('a=accept-types', `a=file-selector:name:"report.pdf" type:application/pdf size:${size}\r\na=accept-types`);
+    const big = await service.handle(callOf(invite({ body: file(1001) }))) as ReplyDecision;
+    assert.deepEqual([big.action, big.code], ['reply', 488]);
+    assert.match(big.hdrs!, /Max-Message-Size: 1000\r\n/);
+    assert.match(big.hdrs!, /Warning: 399 example\.com "the file is 1001 bytes; the most accepted is 1000"/);
+    assert.deepEqual(records.map((r) => r.extra?.reason), ['file too large', 'file too large']);
+    assert.equal(anchor.opened.size, 0);
+    assert.equal((await service.handle(callOf(invite({ body: file(1000) })))).action, 'continue');
   });
 
   it('anonymizes the caller who asks for privacy', async () => {
@@ -168,7 +189,11 @@ describe('IM sessions: the participating function on INVITE', () => {
     const { key } = await established();
     await service.onAnswer({ type: 'session-answer', callId: 'call-1', toTag: 'ttag1', code: 200, sdp: sdp(B_PATH), ts: '1700000001.1' });
     assert.deepEqual(anchor.answers, [{ key, path: [B_PATH] }]);
-    anchor.stats.set(key, { fromOfferer: { messages: 2, bytes: 30 }, fromAnswerer: { messages: 1, bytes: 5 } });
+    for (const [from, bytes] of [['offerer', 10], ['offerer', 20], ['answerer', 5]] as const) {
+      anchor.emit('message', { sessionKey: key, from, messageId: `m${bytes}`, contentType: 'text/plain', bytes } satisfies AnchorMessage);
+    }
+    anchor.emit('message', { sessionKey: key, from: 'answerer', messageId: 'c1', contentType: 'application/im-iscomposing+xml', bytes: 300, isComposing: true } satisfies AnchorMessage);
+    await new Promise((r) => setTimeout(r, 20));
     await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1700000060.0' }, new Date(1_700_000_060_000));
     assert.deepEqual(anchor.closed, [{ key, reason: 'bye' }]);
     assert.equal(service.size, 0);
@@ -206,7 +231,6 @@ describe('IM sessions: the participating function on INVITE', () => {
     anchor.emit('message', message('offerer', 11));
     anchor.emit('message', message('answerer', 4));
     anchor.emit('message', message('offerer', 200, { contentType: 'application/im-iscomposing+xml', isComposing: true }));
-    // the switch forgets the session before it says it ended: no stats from it any more
     anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the offerer lost' });
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(terminated, [{ callId: 'call-1', fromTag: 'ftag1', toTag: 'ttag1' }]);

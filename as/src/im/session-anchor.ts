@@ -24,14 +24,13 @@ export interface AnchorMessage {
 /**
  * What the IM session service needs from the MSRP switch that anchors a session's media
  * (as/src/msrp/switch.ts): the AS's URI for each side, the callee's path once it answers, the
- * end of a session, its counts, and its 'message' and 'ended' events. The service depends on
+ * end of a session, and its 'message' and 'ended' events. The service depends on
  * no more than this, so its unit tests run with a fake.
  */
 export interface MediaAnchor {
-  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[] }): { offererSide: string; answererSide: string };
-  answered(sessionKey: string, answerer: { path: string[] }): void;
+  open(sessionKey: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }): { offererSide: string; answererSide: string };
+  answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void;
   close(sessionKey: string, reason: string): void | Promise<void>;
-  sessionStats(sessionKey: string): AnchorStats | undefined;
   on(event: 'message', listener: (m: AnchorMessage) => void): unknown;
   on(event: 'ended', listener: (e: { sessionKey: string; reason: string }) => void): unknown;
 }

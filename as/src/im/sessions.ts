@@ -13,7 +13,8 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
-import { msrpMediaOf, msrpUriAuthority, withMsrpEndpoint } from './session-sdp.js';
+import { parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { tryParseMsrpUri } from '../msrp/uri.js';
 
 /** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
 export const SESSION_CONTEXT_PREFIX = 'session:';
@@ -36,8 +37,9 @@ interface LiveSession {
   /** The callee's a=path the anchor was given (space-separated). */
   calleePath?: string;
   /**
-   * Counts from the anchor's 'message' events: the switch drops a session before it says it
-   * ended, so after a connection loss these are the only counts left for the records.
+   * Whole messages and their bytes each way, from the anchor's 'message' events, without
+   * is-composing indications (never charged as messages). Not the switch's sessionStats: it
+   * counts is-composing too, and it is gone once the switch has said a session ended.
    */
   tally: AnchorStats;
 }
@@ -66,11 +68,14 @@ export class SessionService {
     history: ConversationHistory;
     anchor: MediaAnchor;
     terminate: DialogTerminator;
+    /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
+    maxMessageBytes: number;
     nodeAddress: string;
     metrics: Metrics;
     log: Logger;
   }) {
     this.participation = new Participation(deps);
+    deps.metrics.describe('im_sessions_total', 'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended');
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
   }
@@ -107,9 +112,17 @@ export class SessionService {
     };
 
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
-    const media = contentType === 'application/sdp' ? msrpMediaOf(sip.body) : undefined;
-    if (!media) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0) return refuse(488, 'Not Acceptable Here', 'no MSRP media with a path', { warning: { agent: this.deps.domain.domain, text: 'the offer needs an m=message TCP/MSRP media line with a=path' } });
 
+    // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
+    const fileSize = media.fileSelector?.size;
+    if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
+      return refuse(488, 'Not Acceptable Here', 'file too large', {
+        headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
+        warning: { agent: this.deps.domain.domain, text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}` },
+      });
+    }
     if (req.orig && await this.participation.senderBarred(sender)) return refuse(403, 'Sender Barred From Messaging', 'sender barred');
     if (req.term) {
       if (!(await this.deps.users.exists(target))) return refuse(404, 'Not Found', 'unknown recipient');
@@ -120,9 +133,10 @@ export class SessionService {
       if (!req.registered) return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
     }
 
-    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes });
-    const towardsCallee = msrpUriAuthority(sides.answererSide);
-    const towardsCaller = msrpUriAuthority(sides.offererSide);
+    // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
+    const sides = this.deps.anchor.open(session.key, { path: media.path, acceptTypes: media.acceptTypes, ...(media.setup ? { setup: media.setup } : {}) });
+    const towardsCallee = authorityOf(sides.answererSide);
+    const towardsCaller = authorityOf(sides.offererSide);
     if (!towardsCallee || !towardsCaller) {
       this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(session.key, 'bad anchor URI')));
       throw new Error(`the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`);
@@ -135,7 +149,7 @@ export class SessionService {
       action: 'continue',
       hdrs: pcv !== undefined ? '' : headerText([['P-Charging-Vector', session.chargingVector]]),
       ctx: encodeContext('im', SESSION_CONTEXT_PREFIX + JSON.stringify({ callId })),
-      body: withMsrpEndpoint(sip.body, { path: sides.answererSide, ...towardsCallee }),
+      body: rewriteMsrpMedia(sip.body, { path: [sides.answererSide], ...towardsCallee }),
       ctype: 'application/sdp',
       sessPath: sides.offererSide,
       sessHost: towardsCaller.host,
@@ -173,8 +187,8 @@ export class SessionService {
       this.deps.log.warn({ callId: ev.callId }, 'answer of a session this instance does not hold');
       return;
     }
-    const media = msrpMediaOf(ev.sdp);
-    if (!media) {
+    const media = parseMsrpMedia(ev.sdp)[0];
+    if (!media || media.path.length === 0) {
       this.deps.log.warn({ callId: ev.callId, code: ev.code }, 'callee answered without MSRP media');
       return;
     }
@@ -183,7 +197,7 @@ export class SessionService {
     const path = media.path.join(' ');
     if (s.calleePath === path) return;
     s.calleePath = path;
-    this.deps.anchor.answered(s.key, { path: media.path });
+    this.deps.anchor.answered(s.key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
   }
 
   /** The dialog ended in Kamailio (BYE from either side, or its lifetime). */
@@ -230,7 +244,7 @@ export class SessionService {
 
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
-    const stats = this.deps.anchor.sessionStats(s.key) ?? s.tally;
+    const stats = s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
@@ -241,7 +255,7 @@ export class SessionService {
   /** One record per role this AS played in the session. */
   private async charge(s: LiveSession, r: {
     code: number; outcome: string; at: Date; reason: string; cause?: CauseForRecordClosing;
-    stats?: ReturnType<MediaAnchor['sessionStats']>;
+    stats?: AnchorStats;
   }): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {
@@ -277,6 +291,12 @@ export class SessionService {
       this.deps.log.error({ err }, `${reaction} failed`);
     });
   }
+}
+
+/** Host (without IPv6 brackets) and port of an MSRP URI the anchor handed out. */
+function authorityOf(uri: string): { host: string; port: number } | undefined {
+  const u = tryParseMsrpUri(uri);
+  return u ? { host: u.host.replace(/^\[(.*)\]$/, '$1'), port: u.port ?? 2855 } : undefined;
 }
 
 function uriOf(nameAddr: string): string {

@@ -516,6 +516,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       else msg.textParts.push(data);
     }
     const leg = inc.session![inc.side!];
+    // a long transfer in one chunk is traffic too: the session is not idle while it flows
+    inc.session!.lastActivity = Date.now();
     leg.bytes += data.length;
     msg.bytes += data.length;
     this.opts.metrics?.count('msrp_bytes_relayed_total', { from: inc.side! }, data.length);

@@ -10,6 +10,7 @@
 #   scripts/bench-msrp.sh [OUT]
 #   SETUP_RATES="50 100 200" DURATION=10 SESSIONS=100 MSG_BYTES=1024 IDLE_SESSIONS=10000 scripts/bench-msrp.sh
 #   SETUP_RATES=20 DURATION=2 SESSIONS=10 IDLE_SESSIONS=50 USERS=50 scripts/bench-msrp.sh /tmp/x   (smoke size)
+#   SKIP_INSTALL=1 skips scripts/install.sh (everything already installed and built)
 #
 # Ports (127.0.0.1): core 5290 (udp), RPC 5291, AS 5292, event stream 5293, XCAP 5294, AS MSRP
 # 5288, the AS's inspector 5289 (garbage collection before memory readings), msrp relay 5287, the
@@ -21,7 +22,7 @@ ROOT=$(pwd)
 OUT=${1:-/tmp/bench-msrp}
 USERS=${USERS:-1000}
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
   exec node scripts/bench-msrp.mjs --help
 fi
 rm -rf "$OUT"; mkdir -p "$OUT/data" "$OUT/runs"

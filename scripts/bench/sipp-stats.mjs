@@ -32,6 +32,7 @@ console.log(JSON.stringify({
   retrans: Number(col('Retransmissions(C)')),
   timeouts: Number(col('FailedMaxUDPRetrans(C)')) + Number(col('FailedTimeoutOnRecv(C)')),
   achievedCps: elapsed > 0 ? Math.round(ok / elapsed) : 0,
+  elapsedS: elapsed,
   p50ms: pct(50),
   p95ms: pct(95),
   p99ms: pct(99),

@@ -7,10 +7,11 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createLogger } from '../../as/src/log/logger.js';
 import { type MsrpHeader, type MsrpMessage, headerValue } from '../../as/src/msrp/message.js';
@@ -25,73 +26,8 @@ const RELAY_PORT = ports.sip;
 const SWITCH_PORT = ports.sip + 2;
 const CLIENT_URI = 'msrp://127.0.0.1:9876/clientA1;tcp';
 
-/** A relay-only Kamailio: every MSRP frame through msrp_relay, AUTH answered with a Use-Path. */
-function relayConfig(): string {
-  return `#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-auto_aliases=no
-tcp_accept_no_cl=yes
-disable_sctp=yes
-listen=tcp:127.0.0.1:${RELAY_PORT}
-
-loadmodule "kex.so"
-loadmodule "sl.so"
-loadmodule "pv.so"
-loadmodule "xlog.so"
-loadmodule "msrp.so"
-
-modparam("msrp", "cmap_size", 8)
-modparam("msrp", "use_path_addr", "127.0.0.1:${RELAY_PORT}")
-
-request_route {
-  sl_send_reply("403", "No SIP Here");
-  exit;
-}
-
-event_route[msrp:frame-in] {
-  msrp_reply_flags("1");
-  # responses are per hop (RFC 4976): the relay answered the sender itself
-  if (msrp_is_reply()) {
-    exit;
-  }
-  if ($msrp(method) == "AUTH") {
-    if ($msrp(nexthops) > 0) {
-      msrp_relay();
-      exit;
-    }
-    # no digest in this test: the client is accepted and given its Use-Path
-    msrp_cmap_save();
-    exit;
-  }
-  if ($msrp(method) == "SEND" || $msrp(method) == "REPORT") {
-    # towards the AS: a new connection to the next hop
-    if ($msrp(nexthop) =~ "^msrp://127\\.0\\.0\\.1:${SWITCH_PORT}/") {
-      if ($msrp(method) == "SEND") {
-        msrp_reply("200", "OK");
-      }
-      msrp_relay();
-      exit;
-    }
-    # towards the client that AUTHed: its own connection
-    if (msrp_cmap_lookup()) {
-      if ($msrp(method) == "SEND") {
-        msrp_reply("200", "OK");
-      }
-      msrp_relay_flags("1");
-      msrp_relay();
-      exit;
-    }
-    if ($msrp(method) == "SEND") {
-      msrp_reply("481", "Session-does-not-exist");
-    }
-    exit;
-  }
-  msrp_reply("501", "Request-method-not-understood");
-}
-`;
-}
+/** The relay-only Kamailio config the benchmark uses too (scripts/bench/msrp-relay.cfg), run from the repository. */
+const RELAY_CFG = fileURLToPath(new URL('../../../scripts/bench/msrp-relay.cfg', import.meta.url));
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -147,10 +83,28 @@ describe("MSRP through Kamailio's msrp relay (RFC 4976) to the AS's switch", () 
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'msrp-relay-'));
-    writeFileSync(join(dir, 'relay.cfg'), relayConfig());
     kamailio = spawn(
       'kamailio',
-      ['-f', join(dir, 'relay.cfg'), '-DD', '-E', '-m', '64', '-M', '8', '-Y', dir, '-P', join(dir, 'kamailio.pid')],
+      [
+        '-f',
+        RELAY_CFG,
+        '-A',
+        `RELAY_PORT=${RELAY_PORT}`,
+        '-A',
+        `RELAY_ADDR="127.0.0.1:${RELAY_PORT}"`,
+        '-A',
+        `NEXT_HOP_ADDR="127.0.0.1:${SWITCH_PORT}"`,
+        '-DD',
+        '-E',
+        '-m',
+        '64',
+        '-M',
+        '8',
+        '-Y',
+        dir,
+        '-P',
+        join(dir, 'kamailio.pid'),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     kamailio.stdout!.on('data', (d: Buffer) => kamailioLog.push(d.toString()));

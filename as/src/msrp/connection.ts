@@ -86,6 +86,7 @@ export class MsrpConnection {
   async write(data: Buffer): Promise<void> {
     if (this.closed) throw new Error(`connection closed: ${this.closedReason}`);
     this.lastActivity = Date.now();
+    this.corkUntilNextTurn();
     if (this.socket.write(data)) return;
     await new Promise<void>((resolve) => {
       const done = () => {
@@ -97,6 +98,24 @@ export class MsrpConnection {
       this.socket.once('close', done);
     });
     if (this.closed) throw new Error(`connection closed: ${this.closedReason}`);
+  }
+
+  /**
+   * A chunk is written as its head, body pieces and end-line, and responses follow each other:
+   * corked until the event loop's next turn they leave in one segment instead of one each.
+   * The uncork is a setImmediate, not a nextTick: a write's awaiting caller resumes in a
+   * microtask, which would come after a nextTick and so after the uncork. Backpressure still
+   * works: a full buffer makes write() wait for 'drain', which follows the uncork.
+   */
+  private corked = false;
+  private corkUntilNextTurn(): void {
+    if (this.corked) return;
+    this.corked = true;
+    this.socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      this.socket.uncork();
+    });
   }
 
   /** Sends one whole message (a response, a REPORT, a small SEND) under the lock. */

@@ -15,6 +15,8 @@ export interface ListenerOptions {
 
 export class MsrpListener {
   private server?: Server;
+  /** The port bound, read once: every request compares its To-Path against it. */
+  private boundPort?: number;
 
   constructor(private readonly opts: ListenerOptions) {}
 
@@ -28,6 +30,8 @@ export class MsrpListener {
       server.once('error', reject);
       server.listen(this.opts.port, this.opts.host, () => {
         server.off('error', reject);
+        const addr = server.address();
+        this.boundPort = addr && typeof addr === 'object' ? addr.port : this.opts.port;
         resolve();
       });
     });
@@ -40,8 +44,7 @@ export class MsrpListener {
 
   /** The bound port (the configured one, or the one picked for port 0). */
   get port(): number {
-    const addr = this.server?.address();
-    return addr && typeof addr === 'object' ? addr.port : this.opts.port;
+    return this.boundPort ?? this.opts.port;
   }
 
   async stop(): Promise<void> {

@@ -121,8 +121,8 @@ describe('foundation: register, MESSAGE through Kamailio and the AS, charging', 
   it('accepts 127.0.0.1 as an alias of the domain and charges the canonical identities', async () => {
     const uas = stack.sipp('uas-message', { port: bobUasPort, timeoutMs: 15000 });
     await new Promise((r) => setTimeout(r, 300));
-    // a client configured with the core's address uses its port too (the alias is the
-    // address with Kamailio's ports only; a port-less URI means 5060, which this stack does not use)
+    // a client configured with the core's address (the alias is the address with Kamailio's
+    // ports, and the address without a port, as clients configured with an IP drop it)
     const sent = await stack.sipp('message', {
       final: 200,
       set: { domain: `127.0.0.1:${stack.ports.sip}`, user: 'alice', to: 'bob', text: 'via the alias' },

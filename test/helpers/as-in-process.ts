@@ -45,7 +45,7 @@ export interface Running {
 
 export async function startAs(extraEnv: Record<string, string> = {}, log: Logger = silentLogger()): Promise<Running> {
   const dir = mkdtempSync(join(tmpdir(), 'xcap-protocol-'));
-  const [isc, xdm, closed] = [await freePort(), await freePort(), await freePort()];
+  const [isc, xdm, msrp, closed] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const config = loadConfig({
     env: {
       ISC_SECRET: 'integration-test-secret-0123456789',
@@ -53,6 +53,7 @@ export async function startAs(extraEnv: Record<string, string> = {}, log: Logger
       CDR_DIR: join(dir, 'cdr'),
       ISC_PORT: String(isc),
       XDM_PORT: String(xdm),
+      MSRP_PORT: String(msrp),
       KAMAILIO_HTTP_URL: `http://127.0.0.1:${closed}`,
       KAMAILIO_EVAPI_ADDR: '',
       LOG_LEVEL: 'silent',

@@ -68,7 +68,7 @@ for (const secret of ['Abc123-xyz.9~_', 'with/slash&amp']) {
           '-m',
           '64',
           '-M',
-          '8',
+          '16',
           '-Y',
           dir,
           '-A',

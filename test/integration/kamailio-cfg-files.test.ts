@@ -30,7 +30,11 @@ function scratch(): string {
 
 /** `kamailio -c` on `file` from `cwd`: its output (listeners and aliases) when the config is accepted. */
 async function check(file: string, cwd: string, defines: string[] = []): Promise<string> {
-  const { stdout, stderr } = await run('kamailio', ['-c', '-M', '16', '-f', file, ...defines.flatMap((d) => ['-A', d])], { cwd });
+  const { stdout, stderr } = await run(
+    'kamailio',
+    ['-c', '-M', '16', '-f', file, ...defines.flatMap((d) => ['-A', d])],
+    { cwd },
+  );
   const out = stdout + stderr;
   assert.match(out, /config file ok/, out);
   return out;

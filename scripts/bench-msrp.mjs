@@ -162,9 +162,9 @@ async function asMetrics() {
   return {
     rss: value('process_resident_memory_bytes'),
     heapUsed: value('nodejs_heap_size_used_bytes'),
-    msrpSessions: value('msrp_sessions_open'),
-    imSessions: value('im_sessions_open'),
-    msrpConnections: value('msrp_connections_open'),
+    msrpSessions: value('ims_as_msrp_sessions_open'),
+    imSessions: value('ims_as_im_sessions_open'),
+    msrpConnections: value('ims_as_msrp_connections_open'),
   };
 }
 

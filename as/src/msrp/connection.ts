@@ -53,7 +53,7 @@ export class MsrpConnection {
     socket.on('data', (data: Buffer) => {
       this.lastActivity = Date.now();
       this.queue.push(data);
-      if (!this.pumping) void this.pump();
+      if (!this.pumping) this.pump().catch((err: unknown) => this.close(`handling failed: ${(err as Error).message}`));
     });
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('connection closed by the far side'));

@@ -330,13 +330,16 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     const key = conn.authority;
     const out = this.outbound.get(key);
     if (out)
-      void out.then(
-        (c) => c === conn && this.outbound.delete(key),
+      // a connection that never opened is the far side's failure, already reported
+      out.then(
+        (c) => {
+          if (c === conn) this.outbound.delete(key);
+        },
         () => undefined,
       );
     const inc = this.incoming.get(conn);
     this.incoming.delete(conn);
-    if (inc?.relay) void this.abortRelay(inc);
+    if (inc?.relay) this.abortRelay(inc).catch((err: unknown) => this.safeEmit('error', err as Error));
     for (const sid of [...conn.sessionIds]) {
       const found = this.sessions.bySession(sid);
       if (found) this.endSession(found.session, `msrp connection of the ${found.side} lost: ${reason}`, true);

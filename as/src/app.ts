@@ -53,6 +53,7 @@ import { SingletonJobs } from './cluster/singleton-jobs.js';
 import { StoreChangeFeed } from './cluster/store-change-feed.js';
 import { Reactions } from './reactions.js';
 import { Notifier } from './events/notifier.js';
+import { SubscriptionCharging } from './events/subscription-charging.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
 import { emptyBody } from './http/empty-body.js';
@@ -238,7 +239,6 @@ export class ApplicationServer {
       const notifier = new Notifier({
         store,
         uac,
-        charging,
         metrics,
         contact: `sip:notifier@${core.host}`,
         coreHostPort: `${core.hostname.toLowerCase()}:${core.port || '5060'}`,
@@ -253,6 +253,7 @@ export class ApplicationServer {
       const xcapRoot =
         config.xdm.publicRoot ||
         `${xcapTls ? 'https' : 'http'}://${config.xdm.host}:${config.xdm.port}${config.xdm.rootPath}`;
+      new SubscriptionCharging(charging, { log: log.child({ svc: 'notifier' }), metrics }).attach(notifier);
       notifier.register(new XcapDiffPackage({ docs, domain, rootUri: xcapRoot }));
 
       // Presence Server: publications, composition, authorization, watcher info

@@ -97,7 +97,6 @@ describe('embedded store: the services query through indexes', () => {
     const notifier = new Notifier({
       store,
       uac: {} as UacClient,
-      charging,
       contact: 'sip:as@127.0.0.1',
       log,
       metrics: new Metrics(),

@@ -15,6 +15,7 @@ import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
 import { Notifier } from '../../as/src/events/notifier.js';
+import { SubscriptionCharging } from '../../as/src/events/subscription-charging.js';
 import type { IscCall } from '../../as/src/isc/dispatcher.js';
 import type { UacClient, UacRequest } from '../../as/src/isc/uac.js';
 import { parseSipMessage, type SipRequest } from '../../as/src/sip/message.js';
@@ -240,15 +241,17 @@ describe('subscription dialogs held by one instance', () => {
     const uac = {
       send: async (r: UacRequest) => (sent.push(r), { code: 200, reason: 'OK', timedOut: false, at: new Date() }),
     };
-    return new Notifier({
+    const n = new Notifier({
       store,
       uac: uac as unknown as UacClient,
-      charging: { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging,
       contact: 'sip:notifier@127.0.0.1',
       instance,
       log: silentLogger(),
       metrics: new Metrics(),
     }).register(pkg);
+    const charging = { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging;
+    new SubscriptionCharging(charging, { log: silentLogger() }).attach(n);
+    return n;
   }
 
   /** A live dialog of bob watching alice, held by `owner` (its CSeq ceiling stored at 64). */

@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import type { Charging } from '../../as/src/charging/charging.js';
 import type { Subscription } from '../../as/src/events/event-package.js';
 import { ENDED_KEPT_S, Notifier } from '../../as/src/events/notifier.js';
 import type { UacClient } from '../../as/src/isc/uac.js';
@@ -42,7 +41,6 @@ describe('notifier: ended subscriptions leave the store', () => {
       const notifier = new Notifier({
         store,
         uac: {} as UacClient,
-        charging: {} as Charging,
         contact: 'sip:notifier@127.0.0.1',
         log: silentLogger(),
         metrics: new Metrics(),

@@ -100,12 +100,25 @@ export interface RenderContext {
   version: number;
 }
 
+/** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
+export type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
+
 /** A step in a subscription's life, for packages that watch subscriptions (watcher info). */
 export interface SubscriptionEvent {
   sub: Subscription;
   what: 'created' | 'refreshed' | 'activated' | 'deactivated' | 'terminated';
   /** For terminated: why (timeout, rejected, giveup, unsubscribed, noresource ...). */
   reason?: string;
+  /** When the request that made the step arrived (created, refreshed). */
+  at?: Date;
+}
+
+/** A subscription whose last NOTIFY has been sent (or whose watcher is gone): what its records need. */
+export interface ClosedSubscription {
+  /** As it ended, with the NOTIFYs counted until then. */
+  sub: Subscription;
+  reason: EndReason | undefined;
+  at: Date;
 }
 
 /** The decision a package takes on a new subscription. */

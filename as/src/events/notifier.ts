@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Charging } from '../charging/charging.js';
 import type { IscCall } from '../isc/dispatcher.js';
 import { chargingVectorOf, privateIdentityOf, reply, type IscDecision, type WarningText } from '../isc/types.js';
 import type { UacClient } from '../isc/uac.js';
@@ -8,12 +7,19 @@ import type { Metrics } from '../ops/metrics.js';
 import { parseNameAddr, parseValueParams, headerValueOnly } from '../sip/index.js';
 import { remoteTarget, wantsPrivacy } from '../sip/request-checks.js';
 import type { Collection, Doc, Store } from '../store/port.js';
-import { Deadlines } from '../util/deadlines.js';
 import { LiveDialogs } from './live-dialogs.js';
+import { mergeWishes, NotifyDialog, type CseqWindow, type Wish } from './notify-dialog.js';
 import { notifyTargetProblem } from './notify-target.js';
 import { contain } from '../util/contain.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
-import type { EventPackage, NotifyContent, Subscription, SubscriptionEvent } from './event-package.js';
+import type {
+  ClosedSubscription,
+  EndReason,
+  EventPackage,
+  NotifyContent,
+  Subscription,
+  SubscriptionEvent,
+} from './event-package.js';
 import {
   RateControlError,
   negotiateRate,
@@ -24,32 +30,6 @@ import {
   type RateRequest,
   type WindowState,
 } from './rate-control.js';
-
-/** Why a subscription ended, as the Subscription-State reason and the CDR cause. */
-type EndReason = 'unsubscribed' | 'timeout' | 'rejected' | 'noresource' | 'deactivated' | 'giveup';
-
-interface Flight {
-  /** Another NOTIFY is wanted once the one in flight completes. */
-  again: boolean;
-  /** The one wanted is the final one. */
-  final?: EndReason;
-  /** The one wanted must carry the full state (first NOTIFY, refresh, authorization change). */
-  full: boolean;
-  /** The one wanted leaves even if nothing changed (a max-interval keep-alive). */
-  force: boolean;
-  /**
-   * The subscription as the store returned it by the write that asked for this NOTIFY:
-   * the first NOTIFY uses it instead of reading it again (later ones read the store).
-   */
-  fresh?: Subscription;
-}
-
-/** What a NOTIFY is wanted for. */
-interface Wish {
-  final?: EndReason;
-  full?: boolean;
-  force?: boolean;
-}
 
 /**
  * NOTIFY CSeqs are counted in memory and the store keeps a ceiling this far ahead, written
@@ -67,17 +47,6 @@ type NotifierRun = Doc & { running?: boolean; startedAt?: Date; stoppedAt?: Date
  */
 export const ENDED_KEPT_S = 60;
 
-/** Per-dialog state that changes with every NOTIFY, kept in memory (see CSEQ_RESERVE). */
-interface Hot {
-  cseq: number;
-  reserved: number;
-  notifies: number;
-  data?: Record<string, unknown>;
-  /** When the last NOTIFY left (ms), and the recent ones (adaptive rate), for rate control. */
-  lastSentAt?: number;
-  recent?: number[];
-}
-
 /**
  * The notifier side of SIP-specific event notification (RFC 6665) for every event package
  * of the AS: SUBSCRIBE handling (initial, refresh, unsubscribe, fetch), subscriptions kept
@@ -86,17 +55,11 @@ interface Hot {
  * the latest state), expiry with reason=timeout, and the end of a subscription whose
  * NOTIFY gets 481 or no answer.
  */
-export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }> {
+export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent]; closed: [ClosedSubscription] }> {
   private readonly packages = new Map<string, EventPackage>();
   private readonly subs: Collection<Subscription>;
-  private readonly flights = new Map<string, Flight>();
-  private readonly expiries = new Deadlines();
-  /** NOTIFYs held back by a minimum interval (RFC 6446), and max-interval keep-alives. */
-  private readonly held = new Deadlines();
-  private readonly keepAlives = new Deadlines();
-  /** Wishes that arrived while a NOTIFY was held back: sent together when the interval ends. */
-  private readonly heldWishes = new Map<string, Wish>();
-  private readonly hot = new Map<string, Hot>();
+  /** The dialogs held here at run time (counts, timers, the NOTIFY in flight), one object each. */
+  private readonly dialogs = new Map<string, NotifyDialog>();
   /** The resources of the dialogs held here: a change nobody here watches costs no store query. */
   private readonly live = new LiveDialogs();
   private stopped = false;
@@ -105,7 +68,6 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     private readonly deps: {
       store: Store;
       uac: UacClient;
-      charging: Charging;
       /** Our Contact for subscription dialogs: routes in-dialog requests back through the core. */
       contact: string;
       /**
@@ -136,6 +98,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   register(pkg: EventPackage): this {
     this.packages.set(pkg.name, pkg);
     return this;
+  }
+
+  /** The package serving an Event token. */
+  packageOf(event: string): EventPackage | undefined {
+    return this.packages.get(event);
   }
 
   get allowEvents(): string {
@@ -183,9 +150,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
 
   stop(): void {
     this.stopped = true;
-    this.expiries.clearAll();
-    this.held.clearAll();
-    this.keepAlives.clearAll();
+    for (const d of this.dialogs.values()) d.disarm();
   }
 
   /**
@@ -193,10 +158,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * marked ended, so the next start resumes every subscription with nothing lost.
    */
   async saveState(): Promise<void> {
-    for (const [id, h] of this.hot) {
+    for (const [id, { window: w }] of this.dialogs) {
+      if (!w) continue;
       await this.subs.updateOne(
         { _id: id, ...this.mine() },
-        { $set: { notifyCount: h.notifies, localCseq: Math.max(h.reserved, h.cseq) } },
+        { $set: { notifyCount: w.notifies, localCseq: Math.max(w.reserved, w.cseq) } },
       );
     }
     await this.deps.store
@@ -306,18 +272,17 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       this.live.remove(sub._id);
       throw err;
     }
-    this.hot.set(sub._id, { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 });
+    this.dialog(sub._id).window = { cseq: 0, reserved: CSEQ_RESERVE, notifies: 0 };
     this.deps.metrics.count('ims_as_subscriptions_total', {
       event: pkg.name,
       kind: expires === 0 ? 'fetch' : 'initial',
     });
-    this.emit('subscription', { sub, what: 'created' });
+    this.emit('subscription', { sub, what: 'created', at: call.receivedAt });
     if (expires === 0) {
       this.queueNotify(sub._id, { final: 'unsubscribed', full: true }, sub); // fetch: one NOTIFY with the state, then done
     } else {
       this.armExpiry(sub);
       this.queueNotify(sub._id, { full: true }, sub);
-      contain(this.deps, 'subscription-charging', this.charge(pkg, sub, 'opened', call.receivedAt), { id: sub._id });
     }
     return reply(200, 'OK', {
       headers: [['Expires', String(expires)], ['Contact', `<${this.deps.contact}>`], ...(admission.replyHeaders ?? [])],
@@ -366,8 +331,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       { returnDocument: 'after' },
     );
     if (!s) return;
-    const h = this.hot.get(id);
-    if (h) h.data = data;
+    this.cacheData(id, data);
     this.queueNotify(id, { full: true });
   }
 
@@ -396,8 +360,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       { returnDocument: 'before' },
     );
     if (!before) return;
-    const h = this.hot.get(id);
-    if (h) h.data = data;
+    this.cacheData(id, data);
     // a change of authorization is told at once, whatever the rate (RFC 6446 section 5.2)
     this.queueNotify(id, { full: before.state !== state, force: before.state !== state });
     if (before.state !== state) {
@@ -446,7 +409,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         if (!knownBefore) this.live.remove(s._id);
         continue;
       }
-      this.hot.delete(s._id); // whatever this instance knew of it once is older than the store
+      this.dialogs.get(s._id)?.forget(); // whatever this instance knew of it once is older than the store
       this.armExpiry(mine);
       this.queueNotify(s._id, { full: true, force: true }, mine);
       adopted++;
@@ -465,10 +428,34 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     return !this.deps.instance || s.owner === undefined || s.owner === this.deps.instance;
   }
 
-  /** A dialog held elsewhere now: nothing of it stays armed or cached here. */
+  /** The run-time object of a dialog held here, made on first use. */
+  private dialog(id: string): NotifyDialog {
+    let d = this.dialogs.get(id);
+    if (!d) {
+      d = new NotifyDialog();
+      this.dialogs.set(id, d);
+    }
+    return d;
+  }
+
+  /** Drops a dialog's object once it holds nothing (no counts, timer or NOTIFY in flight). */
+  private dropIfIdle(id: string, d: NotifyDialog): void {
+    if (d.idle && this.dialogs.get(id) === d) this.dialogs.delete(id);
+  }
+
+  /** The package data of the next NOTIFY, when this instance counts the dialog (else the store has it). */
+  private cacheData(id: string, data: Record<string, unknown>): void {
+    const d = this.dialogs.get(id);
+    if (d?.window) d.data = data;
+  }
+
+  /** A dialog ended here or held elsewhere now: nothing of it stays armed or cached here. */
   private letGo(id: string): void {
-    this.disarm(id);
-    this.hot.delete(id);
+    this.live.remove(id);
+    const d = this.dialogs.get(id);
+    if (!d) return;
+    d.close();
+    this.dropIfIdle(id, d);
   }
 
   private async inDialog(
@@ -500,7 +487,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
           ? reply(500, 'CSeq Out Of Order')
           : reply(481, 'Subscription Does Not Exist');
       // the instance an unsubscribe reaches sends the final NOTIFY, from the stored CSeq ceiling if it was held elsewhere
-      if (!this.holds(before)) this.hot.delete(id);
+      if (!this.holds(before)) this.dialogs.get(id)?.forget();
       const s: Subscription = { ...before, ...ended };
       this.disarm(id);
       this.queueNotify(id, { final: 'unsubscribed' }, s);
@@ -525,19 +512,19 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       chargedParts: (current.chargedParts ?? 1) + 1,
       ...this.mine(),
     };
-    if (!this.holds(current)) this.hot.delete(id);
+    if (!this.holds(current)) this.dialogs.get(id)?.forget();
     // held here from this write on: known here before it
     this.live.add(id, current.event, current.resource, current.watches);
     // a refresh may change the rate the watcher wants (RFC 6446) and, through the package, its filters
     if (rate) set.rate = rate;
     let warning: WarningText | undefined;
     if (pkg.refresh) {
-      const h = this.hot.get(id);
-      const decision = await pkg.refresh(h?.data ? { ...current, data: h.data } : current, call);
+      const cached = this.dialogs.get(id)?.data;
+      const decision = await pkg.refresh(cached ? { ...current, data: cached } : current, call);
       if (decision && 'reject' in decision) return decision.reject;
       if (decision) {
         set.data = decision.data;
-        if (h) h.data = decision.data;
+        this.cacheData(id, decision.data);
         if (decision.warning !== undefined) warning = decision.warning;
       }
     }
@@ -551,8 +538,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     // a refresh gets the full state at once (RFC 6665 4.2.1.2), rate control or not
     this.queueNotify(id, { full: true, force: true });
     this.deps.metrics.count('ims_as_subscriptions_total', { event: pkg.name, kind: 'refresh' });
-    this.emit('subscription', { sub: s, what: 'refreshed' });
-    contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'refreshed', call.receivedAt), { id: s._id });
+    this.emit('subscription', { sub: s, what: 'refreshed', at: call.receivedAt });
     return reply(200, 'OK', {
       headers: [
         ['Expires', String(expires)],
@@ -573,17 +559,15 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
   }
 
   private armExpiry(s: Subscription): void {
-    this.expiries.set(s._id, s.expiresAt, () =>
+    this.dialog(s._id).armExpiry(s.expiresAt, () =>
       contain(this.deps, 'subscription-expiry', this.expire(s._id), { id: s._id }),
     );
   }
 
+  /** The dialog is ending: no change reaches it any more and none of its timers fires. */
   private disarm(id: string): void {
     this.live.remove(id);
-    this.expiries.clear(id);
-    this.held.clear(id);
-    this.heldWishes.delete(id);
-    this.keepAlives.clear(id);
+    this.dialogs.get(id)?.disarm();
   }
 
   /** Claims the expiry (one instance wins when several share the store) and says so. */
@@ -613,7 +597,8 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    */
   private queueNotify(id: string, wish: Wish = {}, fresh?: Subscription): void {
     if (this.stopped) return;
-    const f = this.flights.get(id);
+    const d = this.dialog(id);
+    const f = d.flight;
     if (f) {
       f.again = true;
       if (wish.final) f.final = wish.final;
@@ -621,42 +606,27 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
       if (wish.force) f.force = true;
       return;
     }
-    if (!wish.final && !wish.force && this.held.has(id)) {
+    if (!wish.final && !wish.force && d.held) {
       // held back by a minimum interval: the timer sends the latest state when it ends
-      this.heldWishes.set(id, merge(this.heldWishes.get(id), wish));
+      d.heldWish = mergeWishes(d.heldWish, wish);
       return;
     }
-    const heldBefore = this.heldWishes.get(id);
-    if (heldBefore) {
-      this.held.clear(id);
-      this.heldWishes.delete(id);
-      wish = merge(heldBefore, wish);
-    }
-    this.flights.set(id, {
+    const heldBefore = d.releaseHeld();
+    if (heldBefore) wish = mergeWishes(heldBefore, wish);
+    d.flight = {
       again: false,
       final: wish.final,
       full: wish.full ?? false,
       force: wish.force ?? false,
       ...(fresh ? { fresh } : {}),
-    });
-    contain(this.deps, 'notify', this.pump(id), { id });
+    };
+    contain(this.deps, 'notify', this.pump(id, d), { id });
   }
 
-  /** Holds a wish until `at` when the dialog's rate forbids sending it now. */
-  private holdUntil(id: string, at: number, wish: Wish): void {
-    this.heldWishes.set(id, merge(this.heldWishes.get(id), wish));
-    if (this.held.has(id)) return;
-    this.held.set(id, new Date(at), () => {
-      const w = this.heldWishes.get(id) ?? {};
-      this.heldWishes.delete(id);
-      this.queueNotify(id, w);
-    });
-  }
-
-  private async pump(id: string): Promise<void> {
+  private async pump(id: string, d: NotifyDialog): Promise<void> {
     try {
       for (;;) {
-        const f = this.flights.get(id)!;
+        const f = d.flight!;
         const wish: Wish = { final: f.final, full: f.full, force: f.force };
         f.again = false;
         f.final = undefined;
@@ -664,11 +634,12 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
         f.force = false;
         const { fresh } = f;
         f.fresh = undefined;
-        const done = await this.sendNotify(id, wish, fresh);
+        const done = await this.sendNotify(id, d, wish, fresh);
         if (done || !f.again) break;
       }
     } finally {
-      this.flights.delete(id);
+      d.flight = undefined;
+      this.dropIfIdle(id, d);
     }
   }
 
@@ -676,7 +647,7 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
    * Sends one NOTIFY with the current state (or several, when the package splits a large
    * state); true when the subscription is over.
    */
-  private async sendNotify(id: string, wish: Wish, fresh?: Subscription): Promise<boolean> {
+  private async sendNotify(id: string, d: NotifyDialog, wish: Wish, fresh?: Subscription): Promise<boolean> {
     const { final } = wish;
     const stored = fresh ?? (await this.subs.findOne({ _id: id }));
     if (!stored) return true;
@@ -687,33 +658,32 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     }
     const pkg = this.packages.get(stored.event);
     if (!pkg) return true;
-    let h = this.hot.get(id);
+    let w = d.window;
     let resumed = false;
-    if (!h) {
+    if (!w) {
       // first NOTIFY since a restart (or of a dialog another instance created): resume above the ceiling
-      h = { cseq: stored.localCseq, reserved: stored.localCseq, notifies: stored.notifyCount };
-      this.hot.set(id, h);
+      w = d.window = { cseq: stored.localCseq, reserved: stored.localCseq, notifies: stored.notifyCount };
       resumed = true;
     }
-    const current: Subscription = h.data
-      ? { ...stored, data: h.data, notifyCount: h.notifies }
-      : { ...stored, notifyCount: h.notifies };
+    const current: Subscription = d.data
+      ? { ...stored, data: d.data, notifyCount: w.notifies }
+      : { ...stored, notifyCount: w.notifies };
     const terminated = final !== undefined || current.state === 'terminated';
     if (terminated && final === undefined) return true; // ended elsewhere, its final NOTIFY went there
     if (!terminated && !wish.force && current.rate) {
-      const { notBefore } = nextWindow(current.rate, this.window(current, h, Date.now()));
+      const { notBefore } = nextWindow(current.rate, rateWindow(current, d, w, Date.now()));
       if (notBefore - Date.now() > 5) {
-        this.holdUntil(id, notBefore, wish);
+        d.holdUntil(notBefore, wish, (held) => this.queueNotify(id, held));
         return false;
       }
     }
     // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
     const withheld = (current.state === 'pending' && !terminated) || final === 'rejected' || final === 'noresource';
     const fullState = wish.full === true || resumed || current.notifyCount === 0;
-    const content = withheld ? undefined : await pkg.content(current, { fullState, version: h.cseq });
+    const content = withheld ? undefined : await pkg.content(current, { fullState, version: w.cseq });
     if (content?.unchanged && !terminated && !wish.force && current.notifyCount > 0) return false;
     if (content?.data) {
-      h.data = content.data;
+      d.data = content.data;
       if (pkg.persistData) await this.subs.updateOne({ _id: id }, { $set: { data: content.data } });
     }
     // (an unchanged rendering may come without a body: a final NOTIFY then carries none)
@@ -722,66 +692,45 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     for (const [i, body] of bodies.entries()) {
       // a final NOTIFY split in parts: only the last one says terminated
       const last = i === bodies.length - 1;
-      const outcome = await this.transmit(id, h, current, body, terminated && last ? final : undefined);
+      const outcome = await this.transmit(id, w, current, body, terminated && last ? final : undefined);
       if (terminated && last) {
-        this.disarm(id);
-        this.hot.delete(id);
-        this.keepAlives.clear(id);
+        this.letGo(id);
         // (no store write: the ended subscription leaves the store soon; the record has the count)
-        contain(
-          this.deps,
-          'subscription-charging',
-          this.charge(pkg, { ...current, notifyCount: h.notifies }, 'closed', new Date(), final),
-          { id },
-        );
+        this.emit('closed', { sub: { ...current, notifyCount: w.notifies }, reason: final, at: new Date() });
         return true;
       }
       if (outcome.code === 481 || outcome.code === 408 || outcome.timedOut) {
         // the watcher is gone: end it without another NOTIFY (RFC 6665 4.2.2)
         await this.subs.updateOne(
           { _id: id },
-          { $set: { state: 'terminated', endReason: 'giveup', endedAt: new Date(), notifyCount: h.notifies } },
+          { $set: { state: 'terminated', endReason: 'giveup', endedAt: new Date(), notifyCount: w.notifies } },
         );
-        this.disarm(id);
-        this.hot.delete(id);
-        this.keepAlives.clear(id);
+        this.letGo(id);
         this.deps.log.info({ id, code: outcome.code }, 'subscription ended: NOTIFY not accepted');
-        const s = { ...current, notifyCount: h.notifies };
+        const s = { ...current, notifyCount: w.notifies };
         this.emit('subscription', {
           sub: { ...s, state: 'terminated', endReason: 'giveup' },
           what: 'terminated',
           reason: 'giveup',
         });
-        contain(this.deps, 'subscription-charging', this.charge(pkg, s, 'closed', new Date(), 'giveup'), { id });
+        this.emit('closed', { sub: s, reason: 'giveup', at: new Date() });
         return true;
       }
     }
-    h.lastSentAt = Date.now();
+    d.lastSentAt = Date.now();
     if (current.rate) {
-      h.recent = recordSend(h.recent ?? [], h.lastSentAt, current.rate);
+      d.recent = recordSend(d.recent ?? [], d.lastSentAt, current.rate);
       // min-rate / adaptive-min-rate: a NOTIFY with the state even when nothing changes
-      const { keepAliveAt } = nextWindow(current.rate, this.window(current, h, h.lastSentAt));
-      if (keepAliveAt !== undefined)
-        this.keepAlives.set(id, new Date(keepAliveAt), () => this.queueNotify(id, { force: true }));
+      const { keepAliveAt } = nextWindow(current.rate, rateWindow(current, d, w, d.lastSentAt));
+      if (keepAliveAt !== undefined) d.keepAlive(keepAliveAt, () => this.queueNotify(id, { force: true }));
     }
     return false;
-  }
-
-  private window(s: Subscription, h: Hot, now: number): WindowState {
-    return {
-      now,
-      expiresAt: s.expiresAt.getTime(),
-      notifyCount: h.notifies,
-      createdAt: s.createdAt.getTime(),
-      ...(h.lastSentAt !== undefined ? { lastSentAt: h.lastSentAt } : {}),
-      ...(h.recent ? { recentSends: h.recent } : {}),
-    };
   }
 
   /** One NOTIFY of the dialog through the core: takes the next CSeq and says the subscription's state. */
   private async transmit(
     id: string,
-    h: Hot,
+    h: CseqWindow,
     s: Subscription,
     content: NotifyContent | undefined,
     final: EndReason | undefined,
@@ -834,60 +783,18 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent] }
     while (i < routeSet.length && hostPort(parseNameAddr(routeSet[i]!).uri) === core) i++;
     return i ? routeSet.slice(i) : routeSet;
   }
-
-  private async charge(
-    pkg: EventPackage,
-    s: Subscription,
-    phase: 'opened' | 'refreshed' | 'closed',
-    at: Date,
-    reason?: EndReason,
-  ): Promise<void> {
-    await this.deps.charging.record({
-      service: pkg.service,
-      role: 'terminating',
-      sipMethod: 'SUBSCRIBE',
-      sessionId: s.callId,
-      callingParty: s.watcher,
-      calledParty: s.resource,
-      event: s.event,
-      expires: Math.max(0, Math.round((s.expiresAt.getTime() - at.getTime()) / 1000)),
-      requestTime: at,
-      responseTime: at,
-      statusCode: 200,
-      outcome: `subscription-${phase}`,
-      ...(s.chargingVector ? { chargingVector: s.chargingVector } : {}),
-      ...(s.privateUserId ? { privateUserId: s.privateUserId } : {}),
-      ...(s.stateLost ? { incomplete: { acrInterimLost: 'unknown' as const } } : {}),
-      // partial records chained by recordSequenceNumber: opening and each refresh close one with serviceChange, the end carries the final cause
-      ...(partNumber(phase, s.chargedParts) !== undefined
-        ? { recordSequenceNumber: partNumber(phase, s.chargedParts) }
-        : {}),
-      cause:
-        phase !== 'closed'
-          ? 'serviceChange'
-          : reason === 'timeout'
-            ? 'timeLimit'
-            : reason === 'giveup'
-              ? 'unSuccessfulServiceDelivery'
-              : 'serviceDeliveryEndSuccessfully',
-      extra: { notifyCount: s.notifyCount, ...(reason ? { reason } : {}), ...(pkg.chargingExtra?.(s) ?? {}) },
-    });
-  }
 }
 
-/**
- * recordSequenceNumber of a subscription's record: 1 when opened, the count kept on the
- * subscription after a refresh, one more at the end; a fetch (never opened) gets a complete record.
- */
-function partNumber(phase: 'opened' | 'refreshed' | 'closed', chargedParts: number | undefined): number | undefined {
-  if (phase === 'opened') return 1;
-  if (phase === 'refreshed') return chargedParts ?? 2;
-  return chargedParts === undefined ? undefined : chargedParts + 1;
-}
-
-function merge(a: Wish | undefined, b: Wish): Wish {
-  if (!a) return { ...b };
-  return { final: b.final ?? a.final, full: a.full || b.full, force: a.force || b.force };
+/** What rate control (RFC 6446) needs to know of a dialog's recent NOTIFYs. */
+function rateWindow(s: Subscription, d: NotifyDialog, w: CseqWindow, now: number): WindowState {
+  return {
+    now,
+    expiresAt: s.expiresAt.getTime(),
+    notifyCount: w.notifies,
+    createdAt: s.createdAt.getTime(),
+    ...(d.lastSentAt !== undefined ? { lastSentAt: d.lastSentAt } : {}),
+    ...(d.recent ? { recentSends: d.recent } : {}),
+  };
 }
 
 /** "host:port" of a SIP URI (5060 when absent), lower-case, for comparing addresses. */

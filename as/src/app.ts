@@ -53,6 +53,7 @@ import { SingletonJobs } from './cluster/singleton-jobs.js';
 import { StoreChangeFeed } from './cluster/store-change-feed.js';
 import { Reactions } from './reactions.js';
 import { Notifier } from './events/notifier.js';
+import { PidfTrees } from './presence/pidf-trees.js';
 import { SubscriptionCharging } from './events/subscription-charging.js';
 import { SubscriptionService } from './events/subscription-service.js';
 import { DigestAuthenticator } from './http/digest.js';
@@ -263,7 +264,10 @@ export class ApplicationServer {
         domain.canonical(uri),
       );
       const presentities = new Presentities(users, config.presence.openDomain);
+      // presence documents parsed once: the PUBLISH path's tree is the one composition uses
+      const pidfTrees = new PidfTrees();
       const presenceState = new PresenceState({
+        pidfTrees,
         publications,
         docs,
         log: log.child({ svc: 'presence' }),
@@ -326,6 +330,7 @@ export class ApplicationServer {
           }),
         );
       const presence = new PresenceService({
+        pidfTrees,
         presentities,
         domain,
         publications,
@@ -538,6 +543,16 @@ export class ApplicationServer {
           events?.isUp ? 1 : 0,
         )
         .gauge('ims_as_uac_in_flight', 'AS-originated requests waiting for their final outcome', () => uac.inFlight)
+        .counterFrom(
+          'ims_as_pidf_parses_total',
+          'presence documents parsed (each text once while kept)',
+          () => pidfTrees.parses,
+        )
+        .counterFrom(
+          'ims_as_pidf_tree_reuses_total',
+          'presence documents whose kept tree served instead of a parse',
+          () => pidfTrees.hits,
+        )
         .counterFrom(
           'ims_as_charging_records_written_total',
           'charging records written since start',

@@ -12,6 +12,7 @@ import type { PresenceAuthorizer } from './authorization.js';
 import { serializePidf } from './pidf/index.js';
 import { PIDF_CONTENT_TYPE, type ExpiryBounds, type PresenceSubData } from './presence-package.js';
 import { pidfBodyProblem } from './pidf-body.js';
+import type { PidfTrees } from './pidf-trees.js';
 import type { Publications } from './publications.js';
 import type { BackendSubscriptions } from './rls/backend.js';
 import type { Metrics } from '../ops/metrics.js';
@@ -42,6 +43,8 @@ export class PresenceService implements IscService {
       registrations: Registrations;
       charging: Charging;
       limits: PresenceLimits;
+      /** Where the PUBLISH body's tree is kept for the composition that follows (parsed once). */
+      pidfTrees?: PidfTrees;
       /** The list server's back-end subscriptions: their NOTIFYs come here. */
       backend?: BackendSubscriptions;
       log: Logger;
@@ -82,7 +85,7 @@ export class PresenceService implements IscService {
     let body: string | undefined;
     if (hasBody) {
       if (Buffer.byteLength(sip.body, 'utf8') > limits.maxBodyBytes) return reply(413, 'Request Entity Too Large');
-      const problem = pidfBodyProblem(sip);
+      const problem = pidfBodyProblem(sip, this.deps.pidfTrees);
       if (problem) return problem;
       body = sip.body;
     }

@@ -5,12 +5,12 @@ import type { ProvideSet } from '../xdm/usages/pres-rules.js';
 import {
   applyTransformations,
   composePresence,
-  parsePidf,
   politeBlockDocument,
   type PresenceDoc,
   type PresenceSource,
 } from './pidf/index.js';
 import { boundPresence } from './pidf/bound.js';
+import { PidfTrees } from './pidf-trees.js';
 import { Publications } from './publications.js';
 import { SERVER_SOURCES } from './server-sources.js';
 import { LoadingCache } from '../util/loading-cache.js';
@@ -47,8 +47,15 @@ export class PresenceState {
       /** Largest view sent to a watcher (presence.maxComposedBytes); larger ones are reduced (pidf/bound.ts). */
       maxComposedBytes?: number;
       metrics?: Metrics;
+      /** Parsed documents shared with the PUBLISH path (one made here when absent). */
+      pidfTrees?: PidfTrees;
     },
-  ) {}
+  ) {
+    this.trees = deps.pidfTrees ?? new PidfTrees();
+  }
+
+  /** Publications and hard state parsed once: only a changed source is parsed again. */
+  private readonly trees: PidfTrees;
 
   /** A source or the hard state of the presentity changed (as/src/reactions.ts says when). */
   forget(entity: string): void {
@@ -117,7 +124,7 @@ export class PresenceState {
       try {
         sources.push({
           sourceId: p.sourceId,
-          doc: parsePidf(p.body),
+          doc: this.trees.of(p.body),
           publishedAt: p.publishedAt,
           agent: Publications.isAgentSource(p),
         });
@@ -132,7 +139,7 @@ export class PresenceState {
     const manip = await this.deps.docs.get({ auid: 'pidf-manipulation', tree: 'users', xui: entity, path: 'index' });
     if (manip) {
       try {
-        hard = parsePidf(manip.body);
+        hard = this.trees.of(manip.body);
       } catch (err) {
         this.deps.log.warn({ entity, err: (err as Error).message }, 'pidf-manipulation document unreadable; left out');
       }

@@ -16,6 +16,7 @@ import { StoreChangeFeed } from '../../as/src/cluster/store-change-feed.js';
 import type { EventPackage, Subscription, SubscriptionEvent } from '../../as/src/events/event-package.js';
 import { Notifier } from '../../as/src/events/notifier.js';
 import { SubscriptionCharging } from '../../as/src/events/subscription-charging.js';
+import { storedSubscription } from '../helpers/subscription-fixture.js';
 import type { IscCall } from '../../as/src/isc/dispatcher.js';
 import type { UacClient, UacRequest } from '../../as/src/isc/uac.js';
 import { parseSipMessage, type SipRequest } from '../../as/src/sip/message.js';
@@ -255,28 +256,7 @@ describe('subscription dialogs held by one instance', () => {
   }
 
   /** A live dialog of bob watching alice, held by `owner` (its CSeq ceiling stored at 64). */
-  const dialog = (owner: string): Subscription => ({
-    _id: 'call|ft|tt',
-    event: 'test',
-    resource: ALICE,
-    watcher: 'sip:bob@example.com',
-    callId: 'call',
-    fromTag: 'ft',
-    toTag: 'tt',
-    remoteParty: '<sip:bob@example.com>;tag=ft',
-    localParty: `<${ALICE}>`,
-    remoteTarget: 'sip:bob@192.0.2.2',
-    routeSet: [],
-    localCseq: 64,
-    remoteCseq: 1,
-    state: 'active',
-    expiresAt: new Date(Date.now() + 600_000),
-    accept: ['text/plain'],
-    createdAt: new Date(),
-    notifyCount: 0,
-    data: {},
-    owner,
-  });
+  const dialog = (owner: string): Subscription => storedSubscription('call|ft|tt', 'test', ALICE, { owner });
 
   /** Two started notifiers on the store, and the dialog, held by the first. */
   async function twoNotifiers() {

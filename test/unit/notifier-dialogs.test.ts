@@ -12,6 +12,7 @@ import type { UacClient, UacOutcome, UacRequest } from '../../as/src/isc/uac.js'
 import { silentLogger } from '../../as/src/log/logger.js';
 import { Metrics } from '../../as/src/ops/metrics.js';
 import { SqliteStore } from '../../as/src/store/sqlite-store.js';
+import { storedSubscription } from '../helpers/subscription-fixture.js';
 
 // The notifier's per-dialog machinery (coalescing, rate control, expiry, the end of a dialog)
 // with a fake UAC and a package whose state is a counter: no Kamailio, no SIP parsing.
@@ -96,31 +97,11 @@ describe('notifier: one run-time object per dialog', () => {
     }).register(pkg);
     const charging = { record: async (e: ChargeableEvent) => void charged.push(e) } as unknown as Charging;
     new SubscriptionCharging(charging, { log: silentLogger() }).attach(notifier);
-    await store.collection<Subscription>('subscriptions').insertOne({
-      _id: id,
-      event: 'test',
-      resource: `${ALICE.replace('alice', `alice${n}`)}`,
-      watcher: 'sip:bob@example.com',
-      callId: id.split('|')[0]!,
-      fromTag: 'ft',
-      toTag: 'tt',
-      remoteParty: '<sip:bob@example.com>;tag=ft',
-      localParty: `<${ALICE}>`,
-      remoteTarget: 'sip:bob@192.0.2.2',
-      routeSet: [],
-      localCseq: 64,
-      remoteCseq: 1,
-      state: 'active',
-      expiresAt: new Date(Date.now() + 600_000),
-      accept: ['text/plain'],
-      createdAt: new Date(),
-      notifyCount: 0,
-      chargedParts: 1,
-      data: {},
-      ...over,
-    });
-    await notifier.start();
     const resource = ALICE.replace('alice', `alice${n}`);
+    await store
+      .collection<Subscription>('subscriptions')
+      .insertOne(storedSubscription(id, 'test', resource, { chargedParts: 1, ...over }));
+    await notifier.start();
     const change = () => notifier.resourceChanged('test', resource);
     const heldObjects = () => (notifier as unknown as { dialogs: Map<string, unknown> }).dialogs.size;
     return { id, uac, notifier, change, charged, heldObjects };

@@ -431,6 +431,7 @@ export class ApplicationServer {
         charging,
         history,
         anchor: msrpSwitch,
+        registrations,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
         maxMessageBytes: config.msrp.maxMessageBytes,
         nodeAddress: config.node.address,

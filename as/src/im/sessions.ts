@@ -17,6 +17,8 @@ import { headerValueOnly, parseNameAddr } from '../sip/index.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
+import type { Registrations } from '../registrations/registrations.js';
+import { deliveryTargets } from '../registrations/delivery-targets.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
@@ -85,6 +87,8 @@ export class SessionService {
       nodeAddress: string;
       metrics: Metrics;
       log: Logger;
+      /** The registration mirror: which contacts take the session (absent: every contact). */
+      registrations?: Registrations;
       /** Says when one of our users is in a chat and when no longer (their IM presence source). */
       activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
     },
@@ -161,6 +165,18 @@ export class SessionService {
       if (!req.registered)
         return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
     }
+    // the contacts that registered the OMA IM feature tag get the session, when any did
+    const targets =
+      req.term && this.deps.registrations
+        ? await deliveryTargets(this.deps.registrations, target, sip, { preferIm: true })
+        : undefined;
+    if (targets?.kind === 'none')
+      return refuse(480, 'Temporarily Unavailable', 'no contact of the recipient takes the session', {
+        warning: {
+          agent: this.deps.domain.domain,
+          text: 'no registered contact of the recipient can take this request',
+        },
+      });
 
     // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
     const sides = this.deps.anchor.open(session.key, {
@@ -191,6 +207,7 @@ export class SessionService {
       sessPort: String(towardsCaller.port),
     };
     if (session.privacy) decision.anonymize = true;
+    if (targets?.kind === 'some') decision.targets = targets.targets;
     call.log.debug({ from: sender, to: target, session: session.key }, 'IM session offered through the AS');
     return decision;
   }

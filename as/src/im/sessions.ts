@@ -5,6 +5,7 @@ import { encodeContext, type IscCall } from '../isc/dispatcher.js';
 import {
   chargingVectorOf,
   headerText,
+  privateIdentityOf,
   reply,
   type ContinueDecision,
   type IscDecision,
@@ -13,7 +14,7 @@ import {
 } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { headerValueOnly, parseNameAddr } from '../sip/index.js';
+import { headerValueOnly, parseNameAddr, utf8ByteLength } from '../sip/index.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
@@ -53,6 +54,10 @@ interface LiveSession {
    * counts is-composing too, and it is gone once the switch has said a session ended.
    */
   tally: AnchorStats;
+  /** The IMPI Kamailio authenticated the caller with (TS 32.298 privateUserID), when it did. */
+  impi?: string;
+  /** The offer's body as the INVITE carried it (TS 32.298 list-Of-Message-Bodies). */
+  offer?: { contentType: string; contentLength: number };
 }
 
 /** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
@@ -128,6 +133,14 @@ export class SessionService {
       privacy: wantsPrivacy(sip),
       tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
     };
+    const impi = privateIdentityOf(req);
+    if (impi !== undefined) session.impi = impi;
+    if (sip.body.length > 0) {
+      session.offer = {
+        contentType: headerValueOnly(sip.headers.get('Content-Type') ?? '') || 'application/sdp',
+        contentLength: utf8ByteLength(sip.body),
+      };
+    }
     const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
       await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
       return reply(code, reason, extra);
@@ -389,6 +402,10 @@ export class SessionService {
           calledParty: s.callee,
           requestTime: s.invitedAt,
           responseTime: s.answeredAt ?? r.at,
+          // a session is delivered from its answer to its end (TS 32.298 service delivery times)
+          ...(s.answeredAt ? { deliveryStartTime: s.answeredAt, deliveryEndTime: r.at } : {}),
+          ...(s.impi !== undefined ? { privateUserId: s.impi } : {}),
+          ...(s.offer ? { messageBody: s.offer } : {}),
           statusCode: r.code,
           outcome: r.outcome,
           chargingVector: s.chargingVector,

@@ -7,11 +7,13 @@
  * OMA IM feature tag; a MESSAGE's Accept-Contact (RFC 3841) picks the contacts it reaches.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { callerScenario, calleeScenario } from './msrp-session-scenarios.js';
-import { TestStack, portsFrom } from './stack.js';
+import { ROOT, TestStack, portsFrom } from './stack.js';
 
 const pw = (user: string) => `${user}-pw-caps`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -132,6 +134,27 @@ describe('Capabilities a client registers', () => {
       params.some((p) => p['+g.3gpp.icsi-ref'] === ICSI_MMTEL),
       JSON.stringify(params),
     );
+    // and the operator's CLI prints them with each contact
+    const ctl = await new Promise<{ code: number; out: string }>((res) =>
+      execFile(
+        process.execPath,
+        [join(ROOT, 'build/as/src/cli/ims-ctl.js'), 'user', 'dave'],
+        {
+          env: {
+            ...process.env,
+            AS_CONFIG: '',
+            ISC_PORT: String(stack.ports.isc),
+            ISC_SECRET: stack.secret,
+            AS_ADMIN_TOKEN: stack.adminToken,
+          },
+        },
+        (err, stdout, stderr) => res({ code: err ? 1 : 0, out: stdout + stderr }),
+      ),
+    );
+    assert.equal(ctl.code, 0, ctl.out);
+    assert.match(ctl.out, /CAPABILITIES/);
+    assert.match(ctl.out, /\+g\.oma\.sip-im methods=INVITE,ACK,BYE,CANCEL,MESSAGE/);
+    assert.match(ctl.out, /\+g\.3gpp\.icsi-ref=urn%3Aurn-7%3A3gpp-service\.ims\.icsi\.mmtel/);
 
     const sent = await stack.sipp(messageScenario({ final: 200, body: 'for the chat device only' }), {
       set: { user: 'alice', to: 'dave' },

@@ -33,16 +33,16 @@ const RULES = `<?xml version="1.0" encoding="UTF-8"?>
   </cp:rule>
 </cp:ruleset>`;
 
-/** REGISTER with To (and From) `sip:[$reg_as]@[$domain]`, digest as -au, Contact at [$ct_port]; final `final`. */
-function registerAs(final: number): { name: string; xml: string } {
+/** REGISTER with To (and From) `sip:[$reg_as]@[$domain]` and `uriParams`, digest as -au, Contact at [$ct_port]; final `final`. */
+function registerAs(final: number, uriParams = ''): { name: string; xml: string } {
   const request = (cseq: number, auth: boolean) => `
   <send retrans="500">
     <![CDATA[
 
       REGISTER sip:[$domain] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: <sip:[$reg_as]@[$domain]>;tag=[pid]r[call_number]
-      To: <sip:[$reg_as]@[$domain]>
+      From: <sip:[$reg_as]@[$domain]${uriParams}>;tag=[pid]r[call_number]
+      To: <sip:[$reg_as]@[$domain]${uriParams}>
       Call-ID: [call_id]
       CSeq: ${cseq} REGISTER
       Contact: <sip:dev@[local_ip]:[$ct_port]>${auth ? '\n      [authentication]' : ''}
@@ -383,6 +383,24 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
       receivedMessages(got.messages).map((m) => m.body),
       ['to erin 0', 'to erin 1', 'to erin 2'],
     );
+
+    // her number as sip:...;user=phone registers the same way: a second contact of the one AoR
+    const byNumber = stack.sippPort();
+    const viaTel = await stack.sipp(registerAs(200, ';user=phone'), {
+      set: { reg_as: '+15559876', ct_port: String(byNumber) },
+      args: auth('erin'),
+    });
+    assert.equal(viaTel.exitCode, 0, `${viaTel.stdout}\n${viaTel.messages}`);
+    const both = await eventually(
+      async () => {
+        const r = await stack.admin('GET', '/users/erin/state');
+        const contacts = (r.json.registrations as Array<{ contact: string }>).map((c) => c.contact).sort();
+        return contacts.length === 2 ? contacts : undefined;
+      },
+      5000,
+      "erin's second contact in the mirror",
+    );
+    assert.deepEqual(both, [`sip:dev@127.0.0.1:${byNumber}`, `sip:dev@127.0.0.1:${port}`].sort());
 
     // bob authenticating for erin's alias: not one of his identities
     const theft = await stack.sipp(registerAs(403), {

@@ -341,6 +341,12 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
     // the 200 lists the binding under the alias it was asked for
     assert.match(reg.messages, new RegExp(`SIP/2\\.0 200[^]*Contact: <sip:dev@127\\.0\\.0\\.1:${port}>`));
 
+    // and every public identity of the set (RFC 7315 P-Associated-URI), the name first
+    assert.match(
+      reg.messages,
+      /SIP\/2\.0 200[^]*P-Associated-URI: <sip:erin@example\.com>, <sip:erin\.e@example\.com>, <tel:\+15559876>/,
+    );
+
     // the mirror has it under the user's own address of record
     const state = await eventually(
       async () => {

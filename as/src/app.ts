@@ -345,7 +345,15 @@ export class ApplicationServer {
         metrics,
       });
       // Registration event package (RFC 3680): a user's devices watch their own registrations
-      const regPackage = new RegPackage({ registrations, domain });
+      const regPackage = new RegPackage({
+        registrations,
+        domain,
+        // an alias or number registers with the name (kamailio.cfg REGISTRAR): the whole set is shown
+        implicitSet: async (aor) => {
+          const ids = await users.identitiesOf(aor);
+          return [...ids.aliases, ...(ids.tel ? [`tel:${ids.tel}`] : [])];
+        },
+      });
       notifier.register(regPackage);
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
@@ -437,6 +445,7 @@ export class ApplicationServer {
         charging,
         history,
         anchor: msrpSwitch,
+        registrations,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
         maxMessageBytes: config.msrp.maxMessageBytes,
         nodeAddress: config.node.address,

@@ -10,6 +10,7 @@ import { buildRecipientListMessage } from '../../as/src/im/formats/recipient-lis
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
+import { parseReginfo } from '../../as/src/registrations/reginfo.js';
 import { TestStack, type SippResult, eventually, portsFrom } from './stack.js';
 
 const pw = (user: string) => `${user}-pw-1`;
@@ -31,6 +32,36 @@ const RULES = `<?xml version="1.0" encoding="UTF-8"?>
     </cp:transformations>
   </cp:rule>
 </cp:ruleset>`;
+
+/** REGISTER with To (and From) `sip:[$reg_as]@[$domain]` and `uriParams`, digest as -au, Contact at [$ct_port]; final `final`. */
+function registerAs(final: number, uriParams = ''): { name: string; xml: string } {
+  const request = (cseq: number, auth: boolean) => `
+  <send retrans="500">
+    <![CDATA[
+
+      REGISTER sip:[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$reg_as]@[$domain]${uriParams}>;tag=[pid]r[call_number]
+      To: <sip:[$reg_as]@[$domain]${uriParams}>
+      Call-ID: [call_id]
+      CSeq: ${cseq} REGISTER
+      Contact: <sip:dev@[local_ip]:[$ct_port]>${auth ? '\n      [authentication]' : ''}
+      Expires: 600
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>`;
+  return {
+    name: 'register-as',
+    xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="register-as">
+  <Global variables="reg_as,domain,ct_port" />${request(1, false)}
+  <recv response="401" auth="true" />${request(2, true)}
+  <recv response="${final}" />
+</scenario>`,
+  };
+}
 
 function notifies(run: SippResult): string[] {
   return [...run.messages.matchAll(/NOTIFY sip:[^\n]*\n([\s\S]*?)(?=\n-{5,}|$)/g)].map((m) => m[1]!);
@@ -294,5 +325,94 @@ describe('identities: numbers, aliases, pres:/im: URIs, preferred identity', () 
       );
       assert.equal(r.exitCode, 0, `${scheme}: ${r.stdout}`);
     }
+  });
+
+  it('registers a user under an alias: one registration for every public identity (mirror, reg event), MESSAGEs to each reach it; another user may not register it', async () => {
+    assert.equal((await stack.provision('add', 'erin', '--password', pw('erin'), '--tel', '+15559876')).code, 0);
+    assert.equal((await stack.provision('add-alias', 'erin', 'erin.e')).code, 0);
+    const port = stack.sippPort();
+    const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 30000, args: ['-m', '3'] });
+    await sleep(300);
+    const reg = await stack.sipp(registerAs(200), {
+      set: { reg_as: 'erin.e', ct_port: String(port) },
+      args: auth('erin'),
+    });
+    assert.equal(reg.exitCode, 0, `${reg.stdout}\n${reg.messages}`);
+    // the 200 lists the binding under the alias it was asked for
+    assert.match(reg.messages, new RegExp(`SIP/2\\.0 200[^]*Contact: <sip:dev@127\\.0\\.0\\.1:${port}>`));
+
+    // and every public identity of the set (RFC 7315 P-Associated-URI), the name first
+    assert.match(
+      reg.messages,
+      /SIP\/2\.0 200[^]*P-Associated-URI: <sip:erin@example\.com>, <sip:erin\.e@example\.com>, <tel:\+15559876>/,
+    );
+
+    // the mirror has it under the user's own address of record
+    const state = await eventually(
+      async () => {
+        const r = await stack.admin('GET', '/users/erin/state');
+        return (r.json.registrations as unknown[]).length > 0 ? r : undefined;
+      },
+      5000,
+      "erin's registration in the mirror",
+    );
+    assert.deepEqual(
+      (state.json.registrations as Array<{ contact: string }>).map((r) => r.contact),
+      [`sip:dev@127.0.0.1:${port}`],
+    );
+
+    // the reg event, subscribed through the alias, shows the whole implicit set with the contact
+    const sub = await stack.sipp(
+      { name: 'sub-reg', xml: subscriberScenario({ event: 'reg', accept: 'application/reginfo+xml' }) },
+      { set: { user: 'erin', target: 'erin.e' }, args: auth('erin'), timeoutMs: 20000 },
+    );
+    assert.equal(sub.exitCode, 0, `${sub.stdout}\n${sub.messages}`);
+    const body = /(<\?xml[\s\S]*?<\/reginfo>)/.exec(sub.messages)?.[1];
+    assert.ok(body, sub.messages);
+    const info = parseReginfo(body);
+    assert.equal(info.aor, 'sip:erin@example.com');
+    assert.equal(info.registrationState, 'active');
+    assert.deepEqual(
+      info.contacts.map((c) => c.uri),
+      [`sip:dev@127.0.0.1:${port}`],
+    );
+    assert.deepEqual(info.implicit, ['sip:erin.e@example.com', 'tel:+15559876']);
+
+    // every identity reaches the one contact
+    for (const [i, ruri] of ['sip:erin@example.com', 'sip:erin.e@example.com', 'tel:+15559876'].entries()) {
+      const r = await send('bob', ruri, `to erin ${i}`, 200);
+      assert.equal(r.exitCode, 0, `${ruri}: ${r.stdout}`);
+    }
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['to erin 0', 'to erin 1', 'to erin 2'],
+    );
+
+    // her number as sip:...;user=phone registers the same way: a second contact of the one AoR
+    const byNumber = stack.sippPort();
+    const viaTel = await stack.sipp(registerAs(200, ';user=phone'), {
+      set: { reg_as: '+15559876', ct_port: String(byNumber) },
+      args: auth('erin'),
+    });
+    assert.equal(viaTel.exitCode, 0, `${viaTel.stdout}\n${viaTel.messages}`);
+    const both = await eventually(
+      async () => {
+        const r = await stack.admin('GET', '/users/erin/state');
+        const contacts = (r.json.registrations as Array<{ contact: string }>).map((c) => c.contact).sort();
+        return contacts.length === 2 ? contacts : undefined;
+      },
+      5000,
+      "erin's second contact in the mirror",
+    );
+    assert.deepEqual(both, [`sip:dev@127.0.0.1:${byNumber}`, `sip:dev@127.0.0.1:${port}`].sort());
+
+    // bob authenticating for erin's alias: not one of his identities
+    const theft = await stack.sipp(registerAs(403), {
+      set: { reg_as: 'erin.e', ct_port: String(stack.sippPort()) },
+      args: auth('bob'),
+    });
+    assert.equal(theft.exitCode, 0, `${theft.stdout}\n${theft.messages}`);
   });
 });

@@ -37,6 +37,28 @@ function cdrOf(over: Partial<ChargeableEvent> = {}, seq = 7): Cdr {
 }
 
 describe('aSRecord encoding', () => {
+  test("a session's record is delivered from its answer to its end, not from the INVITE to the 200", () => {
+    const answered = new Date('2024-05-01T10:00:00.789Z');
+    const ended = new Date('2024-05-01T10:05:30.250Z');
+    const cdr = cdrOf({
+      sipMethod: 'INVITE',
+      outcome: 'ended',
+      responseTime: answered,
+      deliveryStartTime: answered,
+      deliveryEndTime: ended,
+      messageBody: { contentType: 'application/sdp', contentLength: 180 },
+    });
+    assert.equal(cdr.serviceDeliveryStartTimestamp, '2024-05-01T10:00:00.789Z');
+    assert.equal(cdr.serviceDeliveryEndTimestamp, '2024-05-01T10:05:30.250Z');
+    const d = decodeAsRecord(encodeAsRecord(cdr));
+    assert.equal(d.serviceRequestTimeStamp, '2024-05-01T10:00:00.000Z');
+    assert.equal(d.serviceRequestTimeStampFraction, 123);
+    assert.equal(d.serviceDeliveryStartTimeStamp, '2024-05-01T10:00:00.000Z');
+    assert.equal(d.serviceDeliveryStartTimeStampFraction, 789);
+    assert.equal(d.serviceDeliveryEndTimeStamp, '2024-05-01T10:05:30.000Z');
+    assert.equal(d.serviceDeliveryEndTimeStampFraction, 250);
+  });
+
   test('a MESSAGE record, byte for byte', () => {
     const ext = Buffer.from(
       JSON.stringify({ recordId: 'as1:7', nodeId: 'as1', service: 'im', outcome: 'delivered', statusCode: 200 }),

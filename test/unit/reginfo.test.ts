@@ -57,4 +57,26 @@ describe('reginfo (RFC 3680)', () => {
       parseReginfo('<!DOCTYPE x [<!ENTITY a "b">]><reginfo xmlns="urn:ietf:params:xml:ns:reginfo"/>'),
     );
   });
+
+  it('shows every identity of the implicit registration set as a registration with the same contacts, ids unique', () => {
+    const xml = buildReginfo({
+      version: 0,
+      state: 'full',
+      aor: 'sip:alice@example.com',
+      registrationState: 'active',
+      contacts: [{ uri: 'sip:alice@192.0.2.1:5060', state: 'active', event: 'registered', expires: 600 }],
+      implicit: ['sip:alice.smith@example.com', 'tel:+15551234'],
+    });
+    const regs = [...xml.matchAll(/<registration aor="([^"]+)"[^>]*>(.*?)<\/registration>/g)];
+    assert.deepEqual(
+      regs.map((r) => r[1]),
+      ['sip:alice@example.com', 'sip:alice.smith@example.com', 'tel:+15551234'],
+    );
+    for (const r of regs) assert.match(r[2]!, /<uri>sip:alice@192\.0\.2\.1:5060<\/uri>/);
+    const ids = [...xml.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]);
+    assert.equal(new Set(ids).size, ids.length, 'every id once');
+    const back = parseReginfo(xml);
+    assert.equal(back.aor, 'sip:alice@example.com');
+    assert.deepEqual(back.implicit, ['sip:alice.smith@example.com', 'tel:+15551234']);
+  });
 });

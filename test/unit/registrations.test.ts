@@ -132,4 +132,33 @@ describe('registrations mirror', () => {
     });
     assert.equal(await regs.isRegistered(AOR), false);
   });
+
+  it('keeps the parameters each contact registered with, and those of contacts another REGISTER did not name', async () => {
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '500.1',
+      contacts: [{ uri: 'sip:bob@chat', expires: future() }],
+      contactHeader: '<sip:bob@chat>;+g.oma.sip-im;methods="INVITE,MESSAGE";expires=600',
+    });
+    await regs.apply({
+      type: 'registration',
+      aor: AOR,
+      ts: '500.2',
+      contacts: [
+        { uri: 'sip:bob@chat', expires: future() },
+        { uri: 'sip:bob@phone', expires: future() },
+      ],
+      contactHeader: '<sip:bob@phone>',
+      allow: 'INVITE, ACK, BYE',
+    });
+    const contacts = await regs.contacts(AOR);
+    assert.deepEqual(
+      contacts.map((c) => [c.uri, c.params]),
+      [
+        ['sip:bob@chat', { '+g.oma.sip-im': '', methods: 'INVITE,MESSAGE' }],
+        ['sip:bob@phone', { methods: 'INVITE,ACK,BYE' }],
+      ],
+    );
+  });
 });

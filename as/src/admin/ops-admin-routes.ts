@@ -76,6 +76,8 @@ export async function userView(deps: OpsAdminDeps, aor: string): Promise<Record<
       contact: c.uri,
       expires: new Date(c.expires * 1000).toISOString(),
       received: c.received,
+      // what the device registered it can do (RFC 3840 feature tags, methods, instance)
+      params: c.params ?? {},
     })),
     subscriptions: subscriptions.map(subscriptionView),
     watchers: watchers.map(subscriptionView),

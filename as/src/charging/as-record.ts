@@ -136,7 +136,8 @@ function extensionText(cdr: Cdr): string {
 /** The BER encoding of one CDR as `IMSRecord` → `aSRecord` [69]. */
 export function encodeAsRecord(cdr: Cdr): Buffer {
   const requestAt = new Date(cdr.sipRequestTimestamp);
-  const endAt = new Date(cdr.sipResponseTimestamp ?? cdr.recordClosureTime);
+  const startAt = new Date(cdr.serviceDeliveryStartTimestamp ?? cdr.sipRequestTimestamp);
+  const endAt = new Date(cdr.serviceDeliveryEndTimestamp ?? cdr.sipResponseTimestamp ?? cdr.recordClosureTime);
   const t = AS_TAGS;
   const fields: Buffer[] = [
     ctx.integer(t.recordType, AS_RECORD_TYPE),
@@ -148,7 +149,7 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
     ctx.cons(t.calledPartyAddress, [involvedParty(cdr.calledPartyAddress)]),
     ...(cdr.privateUserId !== undefined ? [ctx.text(t.privateUserId, clampText(cdr.privateUserId))] : []),
     ctx.timeStamp(t.serviceRequestTimeStamp, requestAt),
-    ctx.timeStamp(t.serviceDeliveryStartTimeStamp, requestAt),
+    ctx.timeStamp(t.serviceDeliveryStartTimeStamp, startAt),
     ctx.timeStamp(t.serviceDeliveryEndTimeStamp, endAt),
     ctx.timeStamp(t.recordOpeningTime, new Date(cdr.recordOpeningTime)),
     ctx.timeStamp(t.recordClosureTime, new Date(cdr.recordClosureTime)),
@@ -198,7 +199,7 @@ export function encodeAsRecord(cdr: Cdr): Buffer {
   if (cdr.event !== undefined) fields.push(ctx.text(t.event, clampText(cdr.event)));
   fields.push(ctx.text(t.serviceContextId, IMS_SERVICE_CONTEXT_ID));
   fields.push(ctx.integer(t.serviceRequestTimeStampFraction, requestAt.getUTCMilliseconds()));
-  fields.push(ctx.integer(t.serviceDeliveryStartTimeStampFraction, requestAt.getUTCMilliseconds()));
+  fields.push(ctx.integer(t.serviceDeliveryStartTimeStampFraction, startAt.getUTCMilliseconds()));
   fields.push(ctx.integer(t.serviceDeliveryEndTimeStampFraction, endAt.getUTCMilliseconds()));
   // the address the sender asked for, when the AS delivered to another (a group's member)
   const via = cdr.extra?.via;

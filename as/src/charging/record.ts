@@ -74,6 +74,12 @@ export interface ChargeableEvent {
   requestTime: Date;
   /** Time of the final response or of the delivery. */
   responseTime?: Date;
+  /**
+   * When the service was delivered, when that is not the request and response times: a
+   * session's answer (its 200) and its end (the BYE). TS 32.298 serviceDeliveryStart/EndTimeStamp.
+   */
+  deliveryStartTime?: Date;
+  deliveryEndTime?: Date;
   statusCode?: number;
   /** Service-specific outcome: 'delivered' | 'deferred' | 'rejected' | 'failed' | 'expired' | 'published' ... */
   outcome: string;
@@ -142,6 +148,10 @@ export interface Cdr {
   expires?: number;
   sipRequestTimestamp: string;
   sipResponseTimestamp?: string;
+  /** TS 32.298 serviceDeliveryStartTimeStamp, when it is not the request time (a session: its 200). */
+  serviceDeliveryStartTimestamp?: string;
+  /** TS 32.298 serviceDeliveryEndTimeStamp, when it is not the response time (a session: its end). */
+  serviceDeliveryEndTimestamp?: string;
   statusCode?: number;
   outcome: string;
   causeForRecordClosing: CauseForRecordClosing;
@@ -188,6 +198,8 @@ export const CDR_FIELDS = [
   'expires',
   'sipRequestTimestamp',
   'sipResponseTimestamp',
+  'serviceDeliveryStartTimestamp',
+  'serviceDeliveryEndTimestamp',
   'statusCode',
   'outcome',
   'causeForRecordClosing',
@@ -346,6 +358,10 @@ export function validateEvent(event: unknown): asserts event is ChargeableEvent 
   optionalString(e, 'privateUserId');
   if (!isValidDate(e.requestTime)) fail('requestTime', 'is required (valid Date)');
   if (e.responseTime !== undefined && !isValidDate(e.responseTime)) fail('responseTime', 'must be a valid Date');
+  if (e.deliveryStartTime !== undefined && !isValidDate(e.deliveryStartTime))
+    fail('deliveryStartTime', 'must be a valid Date');
+  if (e.deliveryEndTime !== undefined && !isValidDate(e.deliveryEndTime))
+    fail('deliveryEndTime', 'must be a valid Date');
   if (e.expires !== undefined && !(Number.isInteger(e.expires) && (e.expires as number) >= 0)) {
     fail('expires', 'must be a non-negative integer (seconds)');
   }
@@ -512,6 +528,8 @@ export function buildCdr(event: ChargeableEvent, ctx: BuildContext): Cdr {
   if (event.event !== undefined) cdr.event = event.event;
   if (event.expires !== undefined) cdr.expires = event.expires;
   if (event.responseTime !== undefined) cdr.sipResponseTimestamp = event.responseTime.toISOString();
+  if (event.deliveryStartTime !== undefined) cdr.serviceDeliveryStartTimestamp = event.deliveryStartTime.toISOString();
+  if (event.deliveryEndTime !== undefined) cdr.serviceDeliveryEndTimestamp = event.deliveryEndTime.toISOString();
   if (event.statusCode !== undefined) cdr.statusCode = event.statusCode;
   if (event.recordSequenceNumber !== undefined) cdr.recordSequenceNumber = event.recordSequenceNumber;
   if (event.messageBody !== undefined) {

@@ -214,8 +214,8 @@ async function run(a: Args): Promise<number> {
           '',
           'Registrations',
           table(
-            ['contact', 'expires', 'received'],
-            (u.registrations as Row[]).map((r) => [r.contact, r.expires, r.received]),
+            ['contact', 'expires', 'received', 'capabilities'],
+            (u.registrations as Row[]).map((r) => [r.contact, r.expires, r.received, capabilitiesText(r.params)]),
           ),
           '',
           'Subscriptions (as watcher)',
@@ -317,3 +317,11 @@ run(parseArgs(process.argv.slice(2))).then(
     fail((err as Error).stack ?? String(err), 1);
   },
 );
+
+/** A contact's registered parameters as `name=value` pairs (`+g.oma.sip-im methods=INVITE,MESSAGE`). */
+function capabilitiesText(params: unknown): string {
+  if (!params || typeof params !== 'object') return '';
+  return Object.entries(params as Record<string, string>)
+    .map(([name, value]) => (value === '' ? name : `${name}=${value}`))
+    .join(' ');
+}

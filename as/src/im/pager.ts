@@ -15,6 +15,7 @@ import {
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
 import type { Registrations } from '../registrations/registrations.js';
+import { deliveryTargets, type DeliveryTargets } from '../registrations/delivery-targets.js';
 import { parseNameAddr, splitHeaderList, utf8ByteLength, type SipRequest, headerValueOnly } from '../sip/index.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
@@ -284,9 +285,17 @@ export class PagerService implements IscService {
     // presence-aware delivery: a registered user whose presence says closed or busy gets it later
     const heldBy = call.req.registered ? await this.deps.forward.heldBy(to, policy) : undefined;
     const reachable = call.req.registered && heldBy === undefined;
+    // which of the recipient's contacts can take it (RFC 3840 methods, RFC 3841 caller preferences)
+    const targets = reachable ? await deliveryTargets(this.deps.registrations, to, call.sip) : { kind: 'all' as const };
+    if (targets.kind === 'none') {
+      await this.charge(m.ctx, 480, 'failed', call.receivedAt, { reason: 'no contact takes it' });
+      return reply(480, 'Temporarily Unavailable', {
+        warning: warning(this.deps.domain.domain, 'no registered contact of the recipient can take this request'),
+      });
+    }
     if (m.composing) {
       // delivered now or not at all: an offline (or held) recipient has nobody typing to see
-      if (reachable) return this.continueDecision(m);
+      if (reachable) return this.continueDecision(m, targets);
       const why = heldBy ? `recipient's presence is ${heldBy}` : 'recipient is offline';
       return reply(480, 'Temporarily Unavailable', {
         warning: warning(this.deps.domain.domain, `${why}; is-composing indications are not stored`),
@@ -294,7 +303,7 @@ export class PagerService implements IscService {
     }
     if (reachable) {
       if (policy.deferredDelivery.networkStorage) await this.deps.forward.keepCopy(to, message);
-      return this.continueDecision(m);
+      return this.continueDecision(m, targets);
     }
     if (!policy.deferredDelivery.enabled) {
       await this.charge(m.ctx, 480, 'failed', call.receivedAt, {
@@ -334,12 +343,13 @@ export class PagerService implements IscService {
   }
 
   /** Lets Kamailio deliver to the registered contacts, anonymised when the sender asked. */
-  private continueDecision(m: Incoming): ContinueDecision {
+  private continueDecision(m: Incoming, targets?: DeliveryTargets): ContinueDecision {
     const decision: ContinueDecision = {
       action: 'continue',
       hdrs: m.pcvPresent ? '' : headerText([['P-Charging-Vector', m.ctx.chargingVector]]),
       ctx: encodeContext(this.name, JSON.stringify(m.ctx)),
     };
+    if (targets?.kind === 'some') decision.targets = targets.targets;
     if (m.privacy) {
       decision.anonymize = true;
       const anonymous = anonymousCpimBody(m);

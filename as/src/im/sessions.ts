@@ -5,6 +5,7 @@ import { encodeContext, type IscCall } from '../isc/dispatcher.js';
 import {
   chargingVectorOf,
   headerText,
+  privateIdentityOf,
   reply,
   type ContinueDecision,
   type IscDecision,
@@ -13,10 +14,12 @@ import {
 } from '../isc/types.js';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { headerValueOnly, parseNameAddr } from '../sip/index.js';
+import { headerValueOnly, parseNameAddr, utf8ByteLength } from '../sip/index.js';
 import { wantsPrivacy } from '../sip/request-checks.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
+import type { Registrations } from '../registrations/registrations.js';
+import { deliveryTargets } from '../registrations/delivery-targets.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
@@ -51,6 +54,10 @@ interface LiveSession {
    * counts is-composing too, and it is gone once the switch has said a session ended.
    */
   tally: AnchorStats;
+  /** The IMPI Kamailio authenticated the caller with (TS 32.298 privateUserID), when it did. */
+  impi?: string;
+  /** The offer's body as the INVITE carried it (TS 32.298 list-Of-Message-Bodies). */
+  offer?: { contentType: string; contentLength: number };
 }
 
 /** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
@@ -85,6 +92,8 @@ export class SessionService {
       nodeAddress: string;
       metrics: Metrics;
       log: Logger;
+      /** The registration mirror: which contacts take the session (absent: every contact). */
+      registrations?: Registrations;
       /** Says when one of our users is in a chat and when no longer (their IM presence source). */
       activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
     },
@@ -124,6 +133,14 @@ export class SessionService {
       privacy: wantsPrivacy(sip),
       tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
     };
+    const impi = privateIdentityOf(req);
+    if (impi !== undefined) session.impi = impi;
+    if (sip.body.length > 0) {
+      session.offer = {
+        contentType: headerValueOnly(sip.headers.get('Content-Type') ?? '') || 'application/sdp',
+        contentLength: utf8ByteLength(sip.body),
+      };
+    }
     const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
       await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
       return reply(code, reason, extra);
@@ -161,6 +178,18 @@ export class SessionService {
       if (!req.registered)
         return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
     }
+    // the contacts that registered the OMA IM feature tag get the session, when any did
+    const targets =
+      req.term && this.deps.registrations
+        ? await deliveryTargets(this.deps.registrations, target, sip, { preferIm: true })
+        : undefined;
+    if (targets?.kind === 'none')
+      return refuse(480, 'Temporarily Unavailable', 'no contact of the recipient takes the session', {
+        warning: {
+          agent: this.deps.domain.domain,
+          text: 'no registered contact of the recipient can take this request',
+        },
+      });
 
     // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
     const sides = this.deps.anchor.open(session.key, {
@@ -191,6 +220,7 @@ export class SessionService {
       sessPort: String(towardsCaller.port),
     };
     if (session.privacy) decision.anonymize = true;
+    if (targets?.kind === 'some') decision.targets = targets.targets;
     call.log.debug({ from: sender, to: target, session: session.key }, 'IM session offered through the AS');
     return decision;
   }
@@ -372,6 +402,10 @@ export class SessionService {
           calledParty: s.callee,
           requestTime: s.invitedAt,
           responseTime: s.answeredAt ?? r.at,
+          // a session is delivered from its answer to its end (TS 32.298 service delivery times)
+          ...(s.answeredAt ? { deliveryStartTime: s.answeredAt, deliveryEndTime: r.at } : {}),
+          ...(s.impi !== undefined ? { privateUserId: s.impi } : {}),
+          ...(s.offer ? { messageBody: s.offer } : {}),
           statusCode: r.code,
           outcome: r.outcome,
           chargingVector: s.chargingVector,

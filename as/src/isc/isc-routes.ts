@@ -3,6 +3,7 @@ import { jsonBody } from '../http/json-body.js';
 import type { LocalDomain } from '../users/local-domain.js';
 import { identityKey } from '../users/public-identity.js';
 import type { UserDirectory } from '../users/user-directory.js';
+import { associatedUriHeader } from '../registrations/associated-uris.js';
 import type { IscDispatcher } from './dispatcher.js';
 import { iscGuard } from './guard.js';
 
@@ -69,6 +70,20 @@ export function iscRoutes(deps: {
       return;
     }
     ctx.body = { user };
+  });
+
+  // The user's public identities for the P-Associated-URI of a 200 to REGISTER (RFC 7315 4.2,
+  // the IMS implicit registration set): their name first, then aliases and number. Kamailio
+  // caches it in htable ident (emptied on every identity change), as the lookups above.
+  router.get('/associated', async (ctx) => {
+    const user = typeof ctx.query.user === 'string' ? ctx.query.user : '';
+    if (!user || !(await deps.users.get(user))) {
+      ctx.status = 404;
+      ctx.body = { error: 'no such user' };
+      return;
+    }
+    const aor = `sip:${user}@${deps.domain.domain}`;
+    ctx.body = { uris: associatedUriHeader(aor, await deps.users.identitiesOf(aor)) };
   });
 
   return router;

@@ -70,6 +70,12 @@ export interface ContinueDecision {
   sessPath?: string;
   sessHost?: string;
   sessPort?: string;
+  /**
+   * The registered contacts (URIs as registered) the request may go to, when the AS narrows the
+   * registrar's set (capabilities, RFC 3841 caller preferences), separated by single spaces
+   * (Kamailio tests membership with in_list); absent: every contact.
+   */
+  targets?: string;
 }
 
 export type IscDecision = ReplyDecision | ContinueDecision;
@@ -80,6 +86,10 @@ export interface RegistrationEvent {
   aor: string;
   ts: string;
   contacts: Array<{ uri: string; expires: number; received?: string }>;
+  /** The REGISTER's Contact header field values (comma-joined): the parameters each contact registered. */
+  contactHeader?: string;
+  /** The REGISTER's Allow header: the methods of the contacts that name none in `methods` (RFC 3840 section 6). */
+  allow?: string;
 }
 
 export interface ContactExpiredEvent {

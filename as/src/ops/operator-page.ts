@@ -117,7 +117,7 @@ async function showUser(user) {
     out.innerHTML = '<h3 data-user="' + esc(u.aor) + '">' + esc(u.aor) + '</h3>' +
       '<div class="cards">' + card('user.registrations', 'registrations', u.registrations.length) + card('user.subscriptions', 'subscriptions', u.subscriptions.length) +
       card('user.watchers', 'watchers', u.watchers.length) + card('user.storedMessages', 'stored messages', m.count) + card('user.historySize', 'history entries', u.historySize) + '</div>' +
-      '<h4>Registrations</h4>' + (u.registrations.length ? '<table><tr><th>contact</th><th>expires</th></tr>' + u.registrations.map((r) => '<tr><td>' + esc(r.contact) + '</td><td>' + esc(r.expires) + '</td></tr>').join('') + '</table>' : '<div class="muted">none</div>') +
+      '<h4>Registrations</h4>' + (u.registrations.length ? '<table><tr><th>contact</th><th>expires</th><th>capabilities</th></tr>' + u.registrations.map((r) => '<tr><td>' + esc(r.contact) + '</td><td>' + esc(r.expires) + '</td><td>' + esc(Object.entries(r.params || {}).map(([k, v]) => v === '' ? k : k + '=' + v).join(' ')) + '</td></tr>').join('') + '</table>' : '<div class="muted">none</div>') +
       '<h4>Subscriptions</h4>' + subsTable(u.subscriptions) + '<h4>Watchers</h4>' + subsTable(u.watchers) +
       '<h4>Stored messages</h4>' + (m.messages.length ? '<table><tr><th>from</th><th>kind</th><th>size</th><th>sent</th></tr>' + m.messages.map((x) => '<tr><td>' + esc(x.from) + '</td><td>' + esc(x.kind) + '</td><td>' + esc(x.size) + '</td><td>' + esc(x.sentAt) + '</td></tr>').join('') + '</table>' : '<div class="muted">none</div>');
   } catch (err) {

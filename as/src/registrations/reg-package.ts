@@ -30,7 +30,14 @@ export class RegPackage implements EventPackage {
   /** How each contact last went away, by "aor|contact" (a short memory: one NOTIFY needs it). */
   private readonly endings = new Map<string, ContactEvent>();
 
-  constructor(private readonly deps: { registrations: Registrations; domain: LocalDomain }) {}
+  constructor(
+    private readonly deps: {
+      registrations: Registrations;
+      domain: LocalDomain;
+      /** The user's other public identities (aliases, tel: number), registered with the AoR. */
+      implicitSet?: (aor: string) => Promise<string[]>;
+    },
+  ) {}
 
   /** Remembers why a contact went, for the next document (expired vs unregistered). */
   noteChange(ch: RegistrationChange): void {
@@ -75,12 +82,14 @@ export class RegPackage implements EventPackage {
     // notifier counts (it only grows, across restarts too); not kept in package data, whose
     // copy may be older than the dialog's last NOTIFY
     const version = ctx.version;
+    const implicit = (await this.deps.implicitSet?.(sub.resource)) ?? [];
     const body = buildReginfo({
       version,
       state: 'full',
       aor: sub.resource,
       registrationState: current.length > 0 ? 'active' : state.version < 0 ? 'init' : 'terminated',
       contacts,
+      ...(implicit.length ? { implicit } : {}),
     });
     return {
       contentType: REGINFO_CONTENT_TYPE,

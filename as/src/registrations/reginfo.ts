@@ -43,6 +43,12 @@ export interface Reginfo {
   /** init: nothing registered yet; active: at least one contact; terminated: all gone. */
   registrationState: 'init' | 'active' | 'terminated';
   contacts: ReginfoContact[];
+  /**
+   * The user's other public identities (aliases, tel: number): registered together with the
+   * AoR (the IMS implicit registration set), each shown as a registration of its own with the
+   * same contacts, as TS 24.229 has the registrar do.
+   */
+  implicit?: string[];
 }
 
 /** A stable, opaque id for an AoR or a contact (RFC 3680 wants one per element, kept across NOTIFYs). */
@@ -51,30 +57,36 @@ export function reginfoId(value: string): string {
 }
 
 export function buildReginfo(info: Reginfo): string {
-  const contacts = info.contacts
-    .map(
-      (c) =>
-        `<contact id="${reginfoId(c.uri)}" state="${c.state}" event="${c.event}"${c.expires !== undefined ? ` expires="${Math.max(0, Math.round(c.expires))}"` : ''}>` +
-        `<uri>${escapeText(c.uri)}</uri></contact>`,
-    )
-    .join('');
+  // ids are unique in the document: the AoR's contacts keep the contact's own id, those
+  // repeated under another identity take one made of both
+  const contacts = (aor: string | undefined) =>
+    info.contacts
+      .map(
+        (c) =>
+          `<contact id="${reginfoId(aor === undefined ? c.uri : `${aor}|${c.uri}`)}" state="${c.state}" event="${c.event}"${c.expires !== undefined ? ` expires="${Math.max(0, Math.round(c.expires))}"` : ''}>` +
+          `<uri>${escapeText(c.uri)}</uri></contact>`,
+      )
+      .join('');
+  const registration = (aor: string, own: boolean) =>
+    `<registration aor="${escapeAttribute(aor)}" id="${reginfoId(aor)}" state="${info.registrationState}">${contacts(own ? undefined : aor)}</registration>`;
   return (
     '<?xml version="1.0" encoding="UTF-8"?>' +
     `<reginfo xmlns="${REGINFO_NS}" version="${info.version}" state="${info.state}">` +
-    `<registration aor="${escapeAttribute(info.aor)}" id="${reginfoId(info.aor)}" state="${info.registrationState}">${contacts}</registration>` +
+    registration(info.aor, true) +
+    (info.implicit ?? []).map((aor) => registration(aor, false)).join('') +
     '</reginfo>'
   );
 }
 
 export class ReginfoParseError extends Error {}
 
-/** Reads a reginfo document with one registration (what we send; tests and tools). */
+/** Reads a reginfo document (what we send; tests and tools): the first registration, and the AoRs of the others. */
 export function parseReginfo(xml: string): Reginfo {
   const doc = parseXml(xml, { maxBytes: 256 * 1024, maxDepth: 8 });
   const scope = NamespaceScope.root().child(doc.root);
   const root = scope.expand(doc.root.name);
   if (root.ns !== REGINFO_NS || root.local !== 'reginfo') throw new ReginfoParseError('not a reginfo document');
-  const reg = childElements(doc.root)[0];
+  const [reg, ...others] = childElements(doc.root);
   if (!reg) throw new ReginfoParseError('no registration element');
   const contacts: ReginfoContact[] = childElements(reg).map((c) => {
     const uriEl = childElements(c)[0];
@@ -92,5 +104,6 @@ export function parseReginfo(xml: string): Reginfo {
     aor: attr(reg, 'aor') ?? '',
     registrationState: (attr(reg, 'state') ?? 'init') as Reginfo['registrationState'],
     contacts,
+    ...(others.length ? { implicit: others.map((r) => attr(r, 'aor') ?? '') } : {}),
   };
 }

@@ -3,12 +3,15 @@ import type { RegistrationEvent, ContactExpiredEvent } from '../isc/types.js';
 import type { Collection, Store } from '../store/port.js';
 import { DuplicateKeyError } from '../store/port.js';
 import { TypedEmitter } from '../util/typed-emitter.js';
+import { contactParamsOf, type ContactParams } from './capabilities.js';
 
 export interface RegisteredContact {
   uri: string;
   /** Absolute expiry, seconds since the epoch (as usrloc keeps it). */
   expires: number;
   received?: string;
+  /** The Contact parameters the device registered with (RFC 3840 feature tags, methods, reg-id ...). */
+  params?: ContactParams;
 }
 
 interface RegistrationDoc {
@@ -61,12 +64,23 @@ export class Registrations extends TypedEmitter<Events> {
   async apply(ev: RegistrationEvent | ContactExpiredEvent): Promise<RegistrationChange[]> {
     const ts = Number(ev.ts) || Date.now() / 1000;
     if (ev.type === 'registration') {
-      const contacts = ev.contacts.map((c) => ({
-        uri: c.uri,
-        expires: Number(c.expires),
-        ...(c.received ? { received: c.received } : {}),
-      }));
-      const before = await this.replace(ev.aor, ts, () => contacts);
+      // the REGISTER's Contact says the parameters of the contacts it (re)registers; the other
+      // contacts of the AoR keep those of their own last REGISTER
+      const declared = contactParamsOf(ev.contactHeader ?? '', ev.allow);
+      let contacts: RegisteredContact[] = [];
+      const before = await this.replace(ev.aor, ts, (cur) => {
+        const kept = new Map(cur.map((c) => [c.uri, c.params]));
+        contacts = ev.contacts.map((c) => {
+          const params = declared.get(c.uri) ?? kept.get(c.uri);
+          return {
+            uri: c.uri,
+            expires: Number(c.expires),
+            ...(c.received ? { received: c.received } : {}),
+            ...(params ? { params } : {}),
+          };
+        });
+        return contacts;
+      });
       if (before === undefined) return [];
       const old = new Set(before.map((c) => c.uri));
       const now = new Set(contacts.map((c) => c.uri));

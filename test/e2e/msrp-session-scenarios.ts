@@ -5,15 +5,30 @@
  * MSRP: the paths point at whatever MSRP endpoint the test runs.
  */
 
-/** An SDP offer or answer with one MSRP media line whose path is msrp://127.0.0.1:[$msrp_port]/<session>;tcp. */
-function msrpSdp(user: string, session: string, extra: string[] = []): string {
+/** Where an SDP puts its media: other media before the MSRP one, and the c= addresses. */
+export interface SdpShape {
+  /** The session-level c= address (127.0.0.1 when not given). */
+  address?: string;
+  /** Media sections (each its lines) before the MSRP one, sharing the session-level c=. */
+  mediaBefore?: string[][];
+  /** A c= line of the MSRP media's own with this address. */
+  messageAddress?: string;
+}
+
+/**
+ * An SDP offer or answer with one MSRP media line whose path is
+ * msrp://127.0.0.1:[$msrp_port]/<session>;tcp (and, with `shape`, other media before it).
+ */
+function msrpSdp(user: string, session: string, extra: string[] = [], shape: SdpShape = {}): string {
   return [
     'v=0',
     `o=${user} 2890844526 2890844527 IN IP4 127.0.0.1`,
     's=-',
-    'c=IN IP4 127.0.0.1',
+    `c=IN IP4 ${shape.address ?? '127.0.0.1'}`,
     't=0 0',
+    ...(shape.mediaBefore ?? []).flat(),
     'm=message [$msrp_port] TCP/MSRP *',
+    ...(shape.messageAddress ? [`c=IN IP4 ${shape.messageAddress}`] : []),
     'a=accept-types:text/plain message/cpim',
     `a=path:msrp://127.0.0.1:[$msrp_port]/${session};tcp`,
     ...extra,
@@ -32,6 +47,7 @@ export function callerScenario(opts: {
   hangUp?: boolean;
   headers?: string[];
   sdpLines?: string[];
+  sdp?: SdpShape;
 }): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
@@ -50,7 +66,7 @@ export function callerScenario(opts: {
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines, opts.sdp)}
     ]]>
   </send>`;
   };
@@ -139,7 +155,7 @@ ${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
  * then a BYE (from the caller or from the core) and answers it, or with `hangUpAfterMs` sends
  * its own BYE that long after the ACK.
  */
-export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: string; xml: string } {
+export function calleeScenario(opts: { hangUpAfterMs?: number; sdp?: SdpShape } = {}): { name: string; xml: string } {
   // the callee's own BYE, in the dialog the INVITE set up (route set from its Record-Route);
   // sipp refuses variables captured and never used, so the capture comes only with it
   const hangUp = `
@@ -220,7 +236,7 @@ export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: s
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('callee', 'callee-session')}
+${msrpSdp('callee', 'callee-session', [], opts.sdp)}
     ]]>
   </send>
   <recv request="ACK" />${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}

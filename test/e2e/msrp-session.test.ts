@@ -17,11 +17,12 @@ import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
+import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -79,20 +80,34 @@ function report(tid: string, to: string, from: string, messageId: string, total:
   };
 }
 
-/** The SDP answer a running sipp caller received in its 200 (read from its message trace as it is written). */
-async function answerSeenBy(dir: string) {
+/** The SDP a running sipp caller received in its 200 (read from its message trace as it is written). */
+async function answerSdpSeenBy(dir: string): Promise<string> {
   return eventually(
     () => {
       for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
         const sdp = sdpAfter(readFileSync(join(dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
-        const media = sdp ? msrpMediaOf(sdp) : undefined;
-        if (media) return media;
+        if (sdp && msrpMediaOf(sdp)) return sdp;
       }
       return undefined;
     },
     10000,
     'the 200 with SDP at the caller',
   );
+}
+
+/** The MSRP media of the answer a running sipp caller received in its 200. */
+async function answerSeenBy(dir: string) {
+  return msrpMediaOf(await answerSdpSeenBy(dir))!;
+}
+
+/** Each media section of an SDP (the session part first) as its lines, CR dropped. */
+function sdpSections(sdp: string): string[][] {
+  const out: string[][] = [[]];
+  for (const line of sdp.split(/\r?\n/).filter(Boolean)) {
+    if (line.startsWith('m=')) out.push([line]);
+    else out[out.length - 1]!.push(line);
+  }
+  return out;
 }
 
 describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and the AS', () => {
@@ -366,6 +381,66 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     }
   });
 
+  it("takes a BYE that crosses the MSRP side's end as the same end: one record per role, no error in the AS's log", async () => {
+    // what Kamailio 5.6 answers when asked to end a dialog it no longer holds
+    const rpc = new KamailioRpc({ httpUrl: `http://127.0.0.1:${stack.ports.rpc}`, secret: stack.secret });
+    assert.equal(await rpc.terminateDialog('no-such-call', 'f', 't'), 'gone');
+
+    const logFrom = stack.asLog().length;
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('ivan', bPort, { hangUpAfterMs: 800 });
+    const uac = call('alice', 'ivan', { final: 200, holdMs: 0, hangUp: false }, 9110);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-i1', offererSide, callerPath(9110), 'm-i1', 'racing'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-i1') !== undefined);
+    // the callee hangs up 800 ms after its ACK; the caller's MSRP connection drops at that moment
+    await eventually(
+      () =>
+        readdirSync(uas.dir)
+          .filter((n) => n.endsWith('_messages.log'))
+          .some((f) => /\nACK sip:/.test(readFileSync(join(uas.dir, f), 'utf8')))
+          ? true
+          : undefined,
+      10000,
+      'the ACK at the callee',
+    );
+    await sleep(790);
+    await a.close();
+    // (either party's sipp may see a BYE it did not script, depending on who won: not asserted)
+    const [caller] = await Promise.all([uac, uas]);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    assert.deepEqual(cdrs.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
+    await sleep(500);
+    assert.equal(
+      stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE').length,
+      2,
+      'no second record',
+    );
+    const errors = stack
+      .asLog()
+      .slice(logFrom)
+      .split('\n')
+      .filter((l) => /"level":"(error|fatal)"/.test(l));
+    assert.deepEqual(errors, [], 'no error logged by the AS');
+    assert.doesNotMatch(await stack.metrics(), /ims_as_reaction_failures_total\{reaction="im:anchor-ended"\}/);
+    await b.close();
+  });
+
   it('hides a caller who asks for privacy from the callee in every request of the dialog, the BYE included', async () => {
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
@@ -389,6 +464,68 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     // and the caller sees its own identity in everything that comes back
     assert.match(caller.messages, /SIP\/2\.0 200 OK[^]*?\nFrom: <sip:alice@example\.com>;tag=/);
   });
+
+  for (const variant of [
+    {
+      name: 'shares the session-level c= with audio: the MSRP media gets a c= of its own',
+      callee: 'frank',
+      answer: { address: '127.0.0.2', mediaBefore: [['m=audio 6000 RTP/AVP 0']] },
+      msrpPort: 9108,
+    },
+    {
+      name: 'has a c= of its own next to audio: only that c= changes',
+      callee: 'hank',
+      answer: { address: '127.0.0.2', mediaBefore: [['m=audio 6000 RTP/AVP 0']], messageAddress: '127.0.0.4' },
+      msrpPort: 9109,
+    },
+  ]) {
+    it(`moves only the MSRP media to the AS when offer and answer carry audio too (the MSRP media ${variant.name})`, async () => {
+      const b = peer(new MsrpPeer());
+      const bPort = await b.listen();
+      const { uas } = await callee(variant.callee, bPort, { sdp: variant.answer });
+      const uac = call(
+        'alice',
+        variant.callee,
+        {
+          final: 200,
+          holdMs: 300,
+          sdp: { address: '127.0.0.3', mediaBefore: [['m=audio 5000 RTP/AVP 0', 'a=sendrecv']] },
+        },
+        variant.msrpPort,
+      );
+      const [caller, calleeDone] = await Promise.all([uac, uas]);
+      assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+      assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+
+      // the caller's answer: the callee's audio address stays, the MSRP media names the AS
+      const answerSdp = sdpAfter(caller.messages, /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/)!;
+      const [session, audio, message] = sdpSections(answerSdp);
+      assert.ok(session!.includes('c=IN IP4 127.0.0.2'), answerSdp);
+      assert.deepEqual(audio, ['m=audio 6000 RTP/AVP 0'], answerSdp);
+      assert.equal(message![0], `m=message ${asMsrpPort} TCP/MSRP *`, answerSdp);
+      assert.deepEqual(
+        message!.filter((l) => l.startsWith('c=')),
+        ['c=IN IP4 127.0.0.1'],
+        `one c= in the MSRP media, the AS's: ${answerSdp}`,
+      );
+      const answered = msrpMediaOf(answerSdp)!;
+      assert.match(answered.path[0]!, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/`));
+      assert.equal(answered.address, '127.0.0.1');
+
+      // the callee's offer (rewritten by the AS): the caller's audio keeps its address too
+      const offerSdp = sdpAfter(calleeDone.messages, /INVITE sip:/)!;
+      const [offerSession, offerAudio, offerMessage] = sdpSections(offerSdp);
+      assert.ok(offerSession!.includes('c=IN IP4 127.0.0.3'), offerSdp);
+      assert.deepEqual(offerAudio, ['m=audio 5000 RTP/AVP 0', 'a=sendrecv'], offerSdp);
+      assert.deepEqual(
+        offerMessage!.filter((l) => l.startsWith('c=')),
+        ['c=IN IP4 127.0.0.1'],
+        offerSdp,
+      );
+      assert.equal(msrpMediaOf(offerSdp)!.port, asMsrpPort);
+      await b.close();
+    });
+  }
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {
     const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { beforeEach, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import type { Charging } from '../../as/src/charging/charging.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
@@ -113,6 +115,11 @@ describe('IM sessions: the participating function on INVITE', () => {
   let records: ChargeableEvent[];
   let archived: HistoryInput[];
   let terminated: Array<Parameters<DialogTerminator>[0]>;
+  /** What the fake Kamailio answers to dlg.terminate_dlg. */
+  let terminateAnswer: () => Promise<'terminated' | 'gone'>;
+  let metrics: Metrics;
+  /** Log lines of warn and above, as written. */
+  let loud: Array<{ level: number; msg: string }>;
   let policies: Map<string, ImPolicy>;
   let barred: Set<string>;
   let service: SessionService;
@@ -124,6 +131,16 @@ describe('IM sessions: the participating function on INVITE', () => {
     records = [];
     archived = [];
     terminated = [];
+    terminateAnswer = async () => 'terminated';
+    metrics = new Metrics();
+    loud = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean))
+          loud.push(JSON.parse(line) as { level: number; msg: string });
+        done();
+      },
+    });
     policies = new Map();
     barred = new Set();
     service = new SessionService({
@@ -136,11 +153,14 @@ describe('IM sessions: the participating function on INVITE', () => {
       charging: { record: async (e: ChargeableEvent) => void records.push(e) } as unknown as Charging,
       history: { archive: async (e: HistoryInput) => void archived.push(e) } as unknown as ConversationHistory,
       anchor,
-      terminate: async (d) => void terminated.push(d),
+      terminate: async (d) => {
+        terminated.push(d);
+        return terminateAnswer();
+      },
       maxMessageBytes: 1000,
       nodeAddress: '127.0.0.1',
-      metrics: new Metrics(),
-      log: silentLogger(),
+      metrics,
+      log: pino({ level: 'warn' }, sink),
       activity: async (user, state) => void activity.push([user, state]),
     });
   });
@@ -390,6 +410,50 @@ describe('IM sessions: the participating function on INVITE', () => {
         [1, 11, 1, 4],
       );
     }
+  });
+
+  for (const [name, answer, result] of [
+    ['Kamailio no longer holds the dialog (a BYE crossed the request)', async () => 'gone' as const, 'gone'],
+    [
+      'Kamailio cannot be reached',
+      async (): Promise<'gone'> => {
+        throw new Error('Kamailio RPC dlg.terminate_dlg unreachable');
+      },
+      'failed',
+    ],
+  ] as const) {
+    it(`still writes one record per role, once, when the MSRP side ends and ${name}; counted, no error`, async () => {
+      const { key } = await established();
+      terminateAnswer = answer;
+      anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the answerer lost' });
+      // the BYE that crossed it: its session-end event comes right behind
+      await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1' }, new Date());
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(terminated.length, 1);
+      assert.deepEqual(
+        records.map((r) => [r.role, r.extra?.reason]),
+        [
+          ['originating', 'media: msrp connection of the answerer lost'],
+          ['terminating', 'media: msrp connection of the answerer lost'],
+        ],
+      );
+      assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result }), 1);
+      assert.equal(metrics.value('ims_as_reaction_failures_total', { reaction: 'im:anchor-ended' }), 0);
+      assert.deepEqual(
+        loud.filter((l) => l.level >= 50),
+        [],
+        'no error logged',
+      );
+      assert.equal(service.size, 0);
+    });
+  }
+
+  it('counts a dialog Kamailio ended for the MSRP side as terminated', async () => {
+    const { key } = await established();
+    anchor.emit('ended', { sessionKey: key, reason: 'idle' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result: 'terminated' }), 1);
+    assert.equal(records.length, 2);
   });
 
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {

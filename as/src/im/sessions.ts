@@ -53,8 +53,15 @@ interface LiveSession {
   tally: AnchorStats;
 }
 
-/** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
-export type DialogTerminator = (dialog: { callId: string; fromTag: string; toTag: string }) => Promise<void>;
+/**
+ * Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg): 'gone' when Kamailio no
+ * longer holds it (a party's BYE got there first).
+ */
+export type DialogTerminator = (dialog: {
+  callId: string;
+  fromTag: string;
+  toTag: string;
+}) => Promise<'terminated' | 'gone'>;
 
 /**
  * IM Server, session mode (OMA SIMPLE IM): the participating function for an INVITE with an
@@ -93,6 +100,10 @@ export class SessionService {
     deps.metrics.describe(
       'ims_as_im_sessions_total',
       'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended',
+    );
+    deps.metrics.describe(
+      'ims_as_im_session_dialog_ends_total',
+      'Dialogs of IM sessions the AS asked Kamailio to end after the MSRP side ended, by result: terminated, gone (a BYE crossed the request), failed',
     );
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
@@ -257,18 +268,35 @@ export class SessionService {
     const s = this.byKey.get(key);
     if (!s) return;
     const stats = this.forget(s, reason);
+    const at = new Date();
     this.deps.log.info({ callId: s.callId, reason, toTag: s.toTag }, 'IM session media ended: ending its dialog');
-    if (s.toTag) {
-      await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag: s.toTag });
-    }
+    if (s.toTag) await this.endDialog(s, s.toTag);
+    // charged whatever became of the dialog: the session was forgotten above, so the BYE's own
+    // session-end event finds nothing and this is the one record per role
     await this.charge(s, {
       code: 200,
       outcome: 'ended',
-      at: new Date(),
+      at,
       reason: `media: ${reason}`,
       cause: 'unSuccessfulServiceDelivery',
       stats,
     });
+  }
+
+  /**
+   * Has Kamailio end the dialog. A party's BYE may cross the request (the dialog is ending
+   * already, Kamailio no longer holds it): that is the same end, counted, not an error.
+   */
+  private async endDialog(s: LiveSession, toTag: string): Promise<void> {
+    let result: 'terminated' | 'gone' | 'failed';
+    try {
+      result = await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag });
+    } catch (err) {
+      result = 'failed';
+      this.deps.log.warn({ err, callId: s.callId }, 'Kamailio did not end the dialog of an IM session');
+    }
+    if (result === 'gone') this.deps.log.debug({ callId: s.callId }, 'IM session dialog already ending (BYE crossed)');
+    this.deps.metrics.count('ims_as_im_session_dialog_ends_total', { result });
   }
 
   /** Text messages of a session go into the history of each party who keeps one. */

@@ -224,6 +224,29 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     this.connectLegSafely(session, session.answerer);
   }
 
+  /**
+   * A re-offer (re-INVITE or UPDATE) moved one participant to another a=path: the leg leaves
+   * its connection (closed when no session is left on it) and is bound again, by the AS
+   * connecting to the new path or, when that side is the active one (RFC 6135), by the
+   * participant's first SEND from it. The same path changes nothing.
+   */
+  repath(sessionKey: string, side: Side, peer: { path: string[]; setup?: string }): void {
+    const session = this.sessions.get(sessionKey);
+    if (!session) return;
+    const leg = session[side];
+    if (leg.peerPath?.join(' ') === peer.path.join(' ')) return;
+    leg.peerPath = peer.path.slice();
+    const old = leg.connection;
+    if (old) {
+      old.sessionIds.delete(leg.sessionId);
+      leg.connection = undefined;
+      if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old))
+        old.close('session moved to another path');
+    }
+    const asConnects = side === 'answerer' ? peer.setup !== 'active' : peer.setup === 'passive';
+    if (asConnects) this.connectLegSafely(session, leg);
+  }
+
   private connectLegSafely(session: SwitchedSession, leg: MsrpLeg): void {
     this.connectLeg(session, leg).catch((err: unknown) => {
       this.opts.log.warn({ sessionKey: session.key, side: leg.side, err }, 'msrp: cannot reach a participant');

@@ -22,7 +22,7 @@ import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -136,9 +136,18 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   });
 
   /** Starts a callee UA on a fresh port and registers `user` there. */
-  async function callee(user: string, msrpPort: number, opts: Parameters<typeof calleeScenario>[0] = {}) {
+  async function callee(
+    user: string,
+    msrpPort: number,
+    opts: Parameters<typeof calleeScenario>[0] = {},
+    set: Record<string, string> = {},
+  ) {
     const port = stack.sippPort();
-    const uas = stack.sipp(calleeScenario(opts), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
+    const uas = stack.sipp(calleeScenario(opts), {
+      port,
+      timeoutMs: 30000,
+      set: { msrp_port: String(msrpPort), ...set },
+    });
     await sleep(300);
     const reg = await stack.sipp('register', {
       final: 200,
@@ -439,6 +448,75 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     assert.deepEqual(errors, [], 'no error logged by the AS');
     assert.doesNotMatch(await stack.metrics(), /ims_as_reaction_failures_total\{reaction="im:anchor-ended"\}/);
     await b.close();
+  });
+
+  it('anchors a re-INVITE inside a session like the first offer: the caller keeps its leg, the callee that moved to a new path is bound there', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const moved = peer(new MsrpPeer());
+    const movedPort = await moved.listen();
+    const { uas } = await callee('judy', bPort, { reinviteMovesTo: 'msrp_port2' }, { msrp_port2: String(movedPort) });
+    const uac = call('alice', 'judy', { final: 200, reinviteAfterMs: 1000, holdMs: 3000 }, 9111);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const answererSide = headerValue(b.requests('SEND')[0]!.head, 'From-Path')!;
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-j1', offererSide, callerPath(9111), 'm-j1', 'before the re-INVITE'));
+    await b.waitFor('the first message at the old path', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'before the re-INVITE'),
+    );
+
+    // the re-INVITE's answer moved the callee: the switch binds its new path, leaves the old one
+    await moved.waitFor(
+      "the switch's binding SEND at the new path",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const rebound = moved.requests('SEND')[0]!;
+    assert.equal(headerValue(rebound.head, 'To-Path'), `msrp://127.0.0.1:${movedPort}/callee-moved;tcp`);
+    assert.equal(headerValue(rebound.head, 'From-Path'), answererSide, "the AS's leg towards the callee is the same");
+    await until('the old path left', () => b.closed, 5000);
+
+    // the caller's leg was kept: same connection, same URI
+    a.send(send('tx-j2', offererSide, callerPath(9111), 'm-j2', 'after the re-INVITE'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-j2') !== undefined);
+    assert.equal((a.responseTo('tx-j2')!.head as { code: number }).code, 200);
+    await moved.waitFor('the message at the new path', () =>
+      moved.requests('SEND').some((m) => m.body?.toString() === 'after the re-INVITE'),
+    );
+    assert.equal(a.closed, false);
+
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    // both SDPs of the re-INVITE's exchange name the AS, never the other party
+    const reoffer = sdpAfter(calleeDone.messages, /INVITE sip:callee@[^]*?CSeq: 3 INVITE/);
+    assert.ok(reoffer, calleeDone.messages);
+    assert.deepEqual(msrpMediaOf(reoffer)!.path, [answererSide]);
+    const reanswer = sdpAfter(caller.messages, /SIP\/2\.0 200 OK[^]*?CSeq: 3 INVITE/);
+    assert.ok(reanswer, caller.messages);
+    assert.deepEqual(msrpMediaOf(reanswer)!.path, [offererSide]);
+    assert.doesNotMatch(calleeDone.messages, /caller-session/);
+    assert.doesNotMatch(caller.messages, /callee-moved|callee-session/);
+
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 2);
+    }
   });
 
   it('hides a caller who asks for privacy from the callee in every request of the dialog, the BYE included', async () => {

@@ -48,6 +48,10 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
   answered(key: string, answerer: { path: string[]; setup?: string }) {
     this.answers.push({ key, ...answerer });
   }
+  repaths: Array<{ key: string; side: string; path: string[]; setup?: string }> = [];
+  repath(key: string, side: 'offerer' | 'answerer', peer: { path: string[]; setup?: string }) {
+    this.repaths.push({ key, side, ...peer });
+  }
   close(key: string, reason: string) {
     this.closed.push({ key, reason });
   }
@@ -454,6 +458,71 @@ describe('IM sessions: the participating function on INVITE', () => {
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result: 'terminated' }), 1);
     assert.equal(records.length, 2);
+  });
+
+  /** A re-INVITE inside call-1 from the caller (From tag ftag1) or the callee (its tag ttag1), offering `path`. */
+  function reinvite(by: 'caller' | 'callee', path: string): SipRequest {
+    const body = sdp(path);
+    const [from, to] =
+      by === 'caller'
+        ? ['<sip:alice@example.com>;tag=ftag1', '<sip:bob@example.com>;tag=ttag1']
+        : ['<sip:bob@example.com>;tag=ttag1', '<sip:alice@example.com>;tag=ftag1'];
+    return parseSipMessage(
+      [
+        'INVITE sip:peer@192.0.2.9 SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bK2',
+        `From: ${from}`,
+        `To: ${to}`,
+        'Call-ID: call-1',
+        'CSeq: 5 INVITE',
+        'Content-Type: application/sdp',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+    ) as SipRequest;
+  }
+
+  it("anchors a re-offer from the callee: the caller is offered the AS's leg towards it, the answer shows the callee the other leg; a new path re-binds once answered", async () => {
+    const { key } = await established();
+    const moved = 'msrp://192.0.2.2:9000/moved;tcp';
+    const d = (await service.handle(callOf(reinvite('callee', moved)))) as ContinueDecision;
+    assert.equal(d.action, 'continue');
+    assert.deepEqual(msrpMediaOf(d.body!)!.path, [`msrp://198.51.100.5:2855/${key}-a;tcp`]);
+    assert.equal(d.sessPath, `msrp://198.51.100.5:2855/${key}-b;tcp`);
+    assert.equal(anchor.repaths.length, 0, 'nothing moves before the answer');
+    // the caller answers with its path unchanged
+    await service.onAnswer({
+      type: 'session-answer',
+      callId: 'call-1',
+      toTag: 'ttag1',
+      code: 200,
+      sdp: sdp(A_PATH),
+      ts: '2',
+    });
+    assert.deepEqual(
+      anchor.repaths.map((r) => [r.side, r.path]),
+      [
+        ['answerer', [moved]],
+        ['offerer', [A_PATH]],
+      ],
+    );
+    await service.onOutcome(d.ctx!.slice('im:session:'.length), 200, new Date());
+    assert.equal(service.size, 1);
+    assert.equal(records.length, 0, 'a re-offer is not charged');
+  });
+
+  it('keeps the session when a re-offer fails, and answers 481 to one outside any session', async () => {
+    await established();
+    const d = (await service.handle(callOf(reinvite('caller', A_PATH)))) as ContinueDecision;
+    assert.deepEqual(msrpMediaOf(d.body!)!.path, [`msrp://198.51.100.5:2855/${[...anchor.opened.keys()][0]}-b;tcp`]);
+    await service.onOutcome(d.ctx!.slice('im:session:'.length), 488, new Date());
+    assert.equal(service.size, 1);
+    assert.equal(records.length, 0);
+    assert.equal(anchor.closed.length, 0);
+    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '3' }, new Date());
+    const stray = (await service.handle(callOf(reinvite('caller', A_PATH)))) as ReplyDecision;
+    assert.equal(stray.code, 481);
   });
 
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {

@@ -45,6 +45,12 @@ interface LiveSession {
   privacy: boolean;
   /** The callee's a=path the anchor was given (space-separated). */
   calleePath?: string;
+  /** The caller's a=path the anchor was given (space-separated). */
+  callerPath: string;
+  /** The AS's URI towards each party (from the anchor). */
+  sides?: { offererSide: string; answererSide: string };
+  /** A re-offer (re-INVITE, UPDATE) on its way: who made it and the path it offers. */
+  reoffer?: { by: 'offerer' | 'answerer'; path: string[]; setup?: string };
   /**
    * Whole messages and their bytes each way, from the anchor's 'message' events, without
    * is-composing indications (never charged as messages). Not the switch's sessionStats: it
@@ -116,6 +122,7 @@ export class SessionService {
 
   async handle(call: IscCall): Promise<IscDecision> {
     const { req, sip } = call;
+    if (/;\s*tag=/i.test(sip.headers.get('To') ?? '')) return this.reoffer(call);
     const sender = req.asserted ?? uriOf(sip.headers.get('From') ?? '');
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const callId = sip.headers.get('Call-ID') ?? '';
@@ -134,6 +141,7 @@ export class SessionService {
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
       privacy: wantsPrivacy(sip),
       tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
+      callerPath: '',
     };
     const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
       await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
@@ -187,6 +195,8 @@ export class SessionService {
         `the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`,
       );
     }
+    session.callerPath = media.path.join(' ');
+    session.sides = sides;
     this.byCallId.set(callId, session);
     this.byKey.set(session.key, session);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'offered' });
@@ -206,17 +216,60 @@ export class SessionService {
     return decision;
   }
 
+  /**
+   * A re-INVITE or UPDATE with an MSRP offer inside a session (Kamailio hands those of a
+   * tracked dialog to the AS like the initial offer): the offer goes on naming the AS's leg
+   * towards the other party, and the answer, rewritten by Kamailio, names the AS's leg towards
+   * the offerer, so the media stays anchored. A new path is taken once the answer comes.
+   */
+  private reoffer(call: IscCall): IscDecision {
+    const { sip } = call;
+    const callId = sip.headers.get('Call-ID') ?? '';
+    const s = this.byCallId.get(callId);
+    const sides = s?.sides;
+    if (!s || !sides) return reply(481, 'Call/Transaction Does Not Exist');
+    const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0)
+      return reply(488, 'Not Acceptable Here', {
+        warning: { agent: this.deps.domain.domain, text: 'the re-offer needs the MSRP media with a=path' },
+      });
+    const fromTag = /;\s*tag=([^;\s]+)/i.exec(sip.headers.get('From') ?? '')?.[1] ?? '';
+    const by = fromTag === s.fromTag ? 'offerer' : 'answerer';
+    s.reoffer = { by, path: media.path, ...(media.setup ? { setup: media.setup } : {}) };
+    const towardsOther = by === 'offerer' ? sides.answererSide : sides.offererSide;
+    const towardsOfferer = by === 'offerer' ? sides.offererSide : sides.answererSide;
+    const other = authorityOf(towardsOther)!;
+    const self = authorityOf(towardsOfferer)!;
+    call.log.debug({ callId, by, session: s.key }, 'IM session re-offer anchored');
+    return {
+      action: 'continue',
+      ctx: encodeContext('im', SESSION_CONTEXT_PREFIX + JSON.stringify({ callId, reoffer: true })),
+      body: rewriteMsrpMedia(sip.body, { path: [towardsOther], ...other }),
+      ctype: 'application/sdp',
+      sessPath: towardsOfferer,
+      sessHost: self.host,
+      sessPort: String(self.port),
+    };
+  }
+
   /** Final answer to the INVITE (Kamailio's outcome event). */
   async onOutcome(payload: string, code: number, at: Date): Promise<void> {
     let callId: string;
+    let reoffer = false;
     try {
-      callId = (JSON.parse(payload) as { callId: string }).callId;
+      ({ callId, reoffer = false } = JSON.parse(payload) as { callId: string; reoffer?: boolean });
     } catch {
       this.deps.log.error({ payload }, 'unreadable session outcome context');
       return;
     }
     const s = this.byCallId.get(callId);
     if (!s) return;
+    // a re-offer's answer changes nothing of the session when it fails (RFC 3261 14.1)
+    if (reoffer) {
+      s.reoffer = undefined;
+      return;
+    }
     if (code >= 200 && code < 300) {
       if (s.answeredAt) return; // a 2xx retransmitted or from another fork
       s.answeredAt = at;
@@ -240,12 +293,35 @@ export class SessionService {
       this.deps.log.warn({ callId: ev.callId, code: ev.code }, 'callee answered without MSRP media');
       return;
     }
+    if (s.reoffer) {
+      this.reofferAnswered(s, s.reoffer, media.path, media.setup);
+      return;
+    }
     if (ev.toTag) s.toTag = ev.toTag;
     // an 18x and its 200 (or a retransmitted 200) carry the same answer: connect once
     const path = media.path.join(' ');
     if (s.calleePath === path) return;
     s.calleePath = path;
     this.deps.anchor.answered(s.key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
+  }
+
+  /** Both sides of a re-offer's exchange are known: a side whose path changed is bound again. */
+  private reofferAnswered(
+    s: LiveSession,
+    offer: NonNullable<LiveSession['reoffer']>,
+    answerPath: string[],
+    answerSetup: string | undefined,
+  ): void {
+    const answerer = offer.by === 'offerer' ? 'answerer' : 'offerer';
+    for (const [side, path, setup] of [
+      [offer.by, offer.path, offer.setup],
+      [answerer, answerPath, answerSetup],
+    ] as const) {
+      const joined = path.join(' ');
+      if (side === 'offerer') s.callerPath = joined;
+      else s.calleePath = joined;
+      this.deps.anchor.repath(s.key, side, { path, ...(setup ? { setup } : {}) });
+    }
   }
 
   /** The dialog ended in Kamailio (BYE from either side, or its lifetime). */

@@ -22,10 +22,11 @@ import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy', 'kate'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
+const INTERIM_SECONDS = 6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The a=path each sipp party puts in its SDP (msrp-session-scenarios.ts), with its MSRP port. */
 const callerPath = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
@@ -121,6 +122,8 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       MSRP_PORT: String(asMsrpPort),
       MSRP_HOST: '127.0.0.1',
       MSRP_MAX_MESSAGE_BYTES: '100000',
+      // longer than every other test's session (the longest holds about 4 s)
+      MSRP_INTERIM_RECORD_SECONDS: String(INTERIM_SECONDS),
     });
     await stack.provisionUsers(USERS, pw);
   });
@@ -516,6 +519,75 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       assert.equal(c.outcome, 'ended');
       assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
       assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 2);
+    }
+  });
+
+  it('writes interim records per role while a session lasts, chained with the final record under one ICID, each counting its own span', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('kate', bPort);
+    const uac = call('alice', 'kate', { final: 200, holdMs: 2 * INTERIM_SECONDS * 1000 + 1500 }, 9112);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const callId = await eventually(
+      () => {
+        for (const f of readdirSync(uac.dir).filter((n) => n.endsWith('_messages.log'))) {
+          const id = /Call-ID: (.*)/.exec(readFileSync(join(uac.dir, f), 'utf8'))?.[1]?.trim();
+          if (id) return id;
+        }
+        return undefined;
+      },
+      5000,
+      "the caller's Call-ID",
+    );
+    const recordsOf = () => stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-k1', offererSide, callerPath(9112), 'm-k1', 'in the first span'));
+    await b.waitFor('the first message', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'in the first span'),
+    );
+    await eventually(
+      () => (recordsOf().length >= 2 ? true : undefined),
+      INTERIM_SECONDS * 1000 + 5000,
+      'the first interim records',
+    );
+    a.send(send('tx-k2', offererSide, callerPath(9112), 'm-k2', 'second span'));
+    await b.waitFor('the second message', () => b.requests('SEND').some((m) => m.body?.toString() === 'second span'));
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    const all = await eventually(
+      () => (recordsOf().length === 6 ? recordsOf() : undefined),
+      5000,
+      'two interim records and the final one, per role',
+    );
+    for (const role of ['originating', 'terminating']) {
+      const chain = all
+        .filter((c) => c.roleOfNode === role)
+        .sort((x, y) => Number(x.recordSequenceNumber) - Number(y.recordSequenceNumber));
+      assert.deepEqual(
+        chain.map((c) => {
+          const extra = c.extra as Record<string, unknown>;
+          return [
+            c.recordSequenceNumber,
+            c.outcome,
+            c.causeForRecordClosing,
+            extra.messagesFromCaller,
+            extra.bytesFromCaller,
+          ];
+        }),
+        [
+          [1, 'interim', 'timeLimit', 1, Buffer.byteLength('in the first span')],
+          [2, 'interim', 'timeLimit', 1, Buffer.byteLength('second span')],
+          [3, 'ended', 'serviceDeliveryEndSuccessfully', 0, 0],
+        ],
+        role,
+      );
+      assert.equal(new Set(chain.map((c) => c.imsChargingIdentifier)).size, 1, 'one ICID');
     }
   });
 

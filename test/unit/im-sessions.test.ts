@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it, mock } from 'node:test';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { Charging } from '../../as/src/charging/charging.js';
@@ -147,7 +147,11 @@ describe('IM sessions: the participating function on INVITE', () => {
     });
     policies = new Map();
     barred = new Set();
-    service = new SessionService({
+    service = makeService(sink);
+  });
+
+  function makeService(sink: Writable, more: { interimRecordMs?: number } = {}): SessionService {
+    return new SessionService({
       users: {
         exists: async (u: string) => [ALICE, BOB].includes(u),
         get: async (u: string) => ({ imBarred: barred.has(u) }),
@@ -166,8 +170,9 @@ describe('IM sessions: the participating function on INVITE', () => {
       metrics,
       log: pino({ level: 'warn' }, sink),
       activity: async (user, state) => void activity.push([user, state]),
+      ...more,
     });
-  });
+  }
 
   async function established(): Promise<{ key: string; decision: ContinueDecision }> {
     const decision = (await service.handle(callOf(invite()))) as ContinueDecision;
@@ -523,6 +528,56 @@ describe('IM sessions: the participating function on INVITE', () => {
     await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '3' }, new Date());
     const stray = (await service.handle(callOf(reinvite('caller', A_PATH)))) as ReplyDecision;
     assert.equal(stray.code, 481);
+  });
+
+  it('writes interim records per role every interval of an established session, chained with the final one, each counting its own span', async (t) => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    t.after(() => mock.timers.reset());
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), { interimRecordMs: 60_000 });
+    const { key } = await established();
+    const message = (from: 'offerer' | 'answerer', bytes: number): AnchorMessage => ({
+      sessionKey: key,
+      from,
+      messageId: `m${bytes}`,
+      contentType: 'text/plain',
+      bytes,
+    });
+    anchor.emit('message', message('offerer', 10));
+    await new Promise((r) => setImmediate(r));
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('message', message('answerer', 7));
+    anchor.emit('message', message('offerer', 3));
+    await new Promise((r) => setImmediate(r));
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('message', message('answerer', 5));
+    await new Promise((r) => setImmediate(r));
+    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '9' }, new Date());
+    const orig = records.filter((r) => r.role === 'originating');
+    assert.deepEqual(
+      orig.map((r) => [
+        r.recordSequenceNumber,
+        r.outcome,
+        r.cause,
+        r.extra?.messagesFromCaller,
+        r.extra?.bytesFromCaller,
+        r.extra?.messagesToCaller,
+        r.extra?.bytesToCaller,
+      ]),
+      [
+        [1, 'interim', 'timeLimit', 1, 10, 0, 0],
+        [2, 'interim', 'timeLimit', 1, 3, 1, 7],
+        [3, 'ended', 'serviceDeliveryEndSuccessfully', 0, 0, 1, 5],
+      ],
+    );
+    assert.equal(records.filter((r) => r.role === 'terminating').length, 3);
+    assert.equal(new Set(records.map((r) => r.chargingVector)).size, 1, 'one ICID for the chain');
+    assert.equal(orig[1]!.extra?.spanStart, orig[0]!.extra?.spanEnd, 'the spans follow each other');
+    // no interim record after the end
+    mock.timers.tick(120_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(records.length, 6);
   });
 
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {

@@ -6,13 +6,14 @@ import { ConfigError, loadConfig, settingsHelp } from '../../as/src/config/confi
 const SECRET = 'a-secret-of-sixteen-chars';
 
 describe('msrp settings', () => {
-  it('defaults: port 2855, 100 MiB, 30 min idle, no TLS, the host of the ISC endpoint', () => {
+  it('defaults: port 2855, 100 MiB, 30 min idle, interim records every 30 min, no TLS, the host of the ISC endpoint', () => {
     const cfg = loadConfig({ env: { ISC_SECRET: SECRET, ISC_HOST: '10.1.2.3' } });
     assert.deepEqual(cfg.msrp, {
       host: '10.1.2.3',
       port: 2855,
       maxMessageBytes: 100 * 1024 * 1024,
       idleTimeoutSeconds: 1800,
+      interimRecordSeconds: 1800,
       tlsCert: '',
       tlsKey: '',
     });
@@ -26,6 +27,7 @@ describe('msrp settings', () => {
         MSRP_PORT: '12855',
         MSRP_MAX_MESSAGE_BYTES: '1000',
         MSRP_IDLE_TIMEOUT_SECONDS: '0',
+        MSRP_INTERIM_RECORD_SECONDS: '60',
         MSRP_TLS_CERT: '/c.pem',
         MSRP_TLS_KEY: '/k.pem',
       },
@@ -35,6 +37,7 @@ describe('msrp settings', () => {
       port: 12855,
       maxMessageBytes: 1000,
       idleTimeoutSeconds: 0,
+      interimRecordSeconds: 60,
       tlsCert: '/c.pem',
       tlsKey: '/k.pem',
     });
@@ -63,6 +66,7 @@ describe('msrp settings', () => {
       'MSRP_PORT',
       'MSRP_MAX_MESSAGE_BYTES',
       'MSRP_IDLE_TIMEOUT_SECONDS',
+      'MSRP_INTERIM_RECORD_SECONDS',
       'MSRP_TLS_CERT',
       'MSRP_TLS_KEY',
     ])

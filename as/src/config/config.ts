@@ -170,6 +170,8 @@ export interface AsConfig {
     maxMessageBytes: number;
     /** An MSRP session with no traffic this long ends (its SIP dialog gets a BYE); 0: never. */
     idleTimeoutSeconds: number;
+    /** An established IM session writes an interim (partial) charging record this often; 0: never. */
+    interimRecordSeconds: number;
     /** PEM certificate (with chain) and key: both set, the MSRP listener speaks TLS (msrps: URIs). */
     tlsCert: string;
     tlsKey: string;
@@ -777,6 +779,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'int',
     def: 1800,
     help: 'an MSRP session with no traffic this long ends with a BYE (0: never)',
+  },
+  {
+    path: 'msrp.interimRecordSeconds',
+    env: 'MSRP_INTERIM_RECORD_SECONDS',
+    kind: 'int',
+    def: 1800,
+    help: 'an established IM session writes an interim (partial) charging record per role this often, chained by recordSequenceNumber (0: only the final record)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
   },
   {
     path: 'msrp.tlsCert',

@@ -57,6 +57,13 @@ interface LiveSession {
    * counts is-composing too, and it is gone once the switch has said a session ended.
    */
   tally: AnchorStats;
+  /** The tally as it was at the last interim record: each record counts its own span. */
+  chargedTally?: AnchorStats;
+  /** Interim records written so far (the final record is one more in the chain). */
+  interimRecords: number;
+  /** When the span of the next record began (the 200, then each interim record). */
+  spanStart?: Date;
+  interimTimer?: NodeJS.Timeout;
 }
 
 /**
@@ -95,6 +102,8 @@ export class SessionService {
       terminate: DialogTerminator;
       /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
       maxMessageBytes: number;
+      /** An established session writes an interim record per role this often; 0 or absent: never. */
+      interimRecordMs?: number;
       nodeAddress: string;
       metrics: Metrics;
       log: Logger;
@@ -110,6 +119,10 @@ export class SessionService {
     deps.metrics.describe(
       'ims_as_im_session_dialog_ends_total',
       'Dialogs of IM sessions the AS asked Kamailio to end after the MSRP side ended, by result: terminated, gone (a BYE crossed the request), failed',
+    );
+    deps.metrics.describe(
+      'ims_as_im_session_interim_records_total',
+      'Interim (partial) charging rounds of long IM sessions (one record per role each)',
     );
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
@@ -142,6 +155,7 @@ export class SessionService {
       privacy: wantsPrivacy(sip),
       tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
       callerPath: '',
+      interimRecords: 0,
     };
     const refuse = async (code: number, reason: string, why: string, extra: Parameters<typeof reply>[2] = {}) => {
       await this.charge(session, { code, outcome: 'rejected', at: call.receivedAt, reason: why });
@@ -273,8 +287,14 @@ export class SessionService {
     if (code >= 200 && code < 300) {
       if (s.answeredAt) return; // a 2xx retransmitted or from another fork
       s.answeredAt = at;
+      s.spanStart = at;
       this.deps.metrics.count('ims_as_im_sessions_total', { step: 'established' });
       this.chatting(s, +1);
+      const every = this.deps.interimRecordMs ?? 0;
+      if (every > 0) {
+        s.interimTimer = setInterval(() => this.settle('interim-record', this.interim(s)), every);
+        s.interimTimer.unref();
+      }
       return;
     }
     this.forget(s, `INVITE answered ${code}`);
@@ -408,8 +428,28 @@ export class SessionService {
     }
   }
 
+  /**
+   * A partial record per role for a long session (TS 32.298: closed for timeLimit), chained by
+   * recordSequenceNumber with the same ICID; it counts the messages and bytes of its own span.
+   */
+  private async interim(s: LiveSession): Promise<void> {
+    if (!this.byKey.has(s.key)) return;
+    s.interimRecords++;
+    this.deps.metrics.count('ims_as_im_session_interim_records_total');
+    await this.charge(s, {
+      code: 200,
+      outcome: 'interim',
+      at: new Date(),
+      reason: 'interim',
+      cause: 'timeLimit',
+      stats: s.tally,
+      part: s.interimRecords,
+    });
+  }
+
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
+    if (s.interimTimer) clearInterval(s.interimTimer);
     const stats = s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
@@ -452,19 +492,33 @@ export class SessionService {
       reason: string;
       cause?: CauseForRecordClosing;
       stats?: AnchorStats;
+      /** The place of an interim record in the chain (the final one follows the last). */
+      part?: number;
     },
   ): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {
       extra.sessionStart = s.answeredAt.toISOString();
-      extra.sessionEnd = r.at.toISOString();
+      if (r.part === undefined) extra.sessionEnd = r.at.toISOString();
+      // a chained record covers its own span (since the 200 or the previous interim record)
+      if (s.interimRecords > 0) {
+        extra.spanStart = (s.spanStart ?? s.answeredAt).toISOString();
+        extra.spanEnd = r.at.toISOString();
+      }
     }
     if (r.stats) {
-      extra.messagesFromCaller = r.stats.fromOfferer.messages;
-      extra.bytesFromCaller = r.stats.fromOfferer.bytes;
-      extra.messagesToCaller = r.stats.fromAnswerer.messages;
-      extra.bytesToCaller = r.stats.fromAnswerer.bytes;
+      const before = s.chargedTally;
+      extra.messagesFromCaller = r.stats.fromOfferer.messages - (before?.fromOfferer.messages ?? 0);
+      extra.bytesFromCaller = r.stats.fromOfferer.bytes - (before?.fromOfferer.bytes ?? 0);
+      extra.messagesToCaller = r.stats.fromAnswerer.messages - (before?.fromAnswerer.messages ?? 0);
+      extra.bytesToCaller = r.stats.fromAnswerer.bytes - (before?.fromAnswerer.bytes ?? 0);
+      s.chargedTally = {
+        fromOfferer: { ...r.stats.fromOfferer },
+        fromAnswerer: { ...r.stats.fromAnswerer },
+      };
     }
+    s.spanStart = r.at;
+    const part = r.part ?? (s.interimRecords > 0 ? s.interimRecords + 1 : undefined);
     await Promise.all(
       s.roles.map((role) =>
         this.deps.charging.record({
@@ -480,6 +534,7 @@ export class SessionService {
           outcome: r.outcome,
           chargingVector: s.chargingVector,
           ...(r.cause ? { cause: r.cause } : {}),
+          ...(part !== undefined ? { recordSequenceNumber: part } : {}),
           extra,
         }),
       ),

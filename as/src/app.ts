@@ -433,6 +433,7 @@ export class ApplicationServer {
         anchor: msrpSwitch,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
         maxMessageBytes: config.msrp.maxMessageBytes,
+        maxFileBytes: config.msrp.maxFileBytes,
         interimRecordMs: config.msrp.interimRecordSeconds * 1000,
         nodeAddress: config.node.address,
         metrics,

@@ -22,7 +22,7 @@ import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy', 'kate'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy', 'kate', 'leo'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -716,6 +716,64 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const done = await r;
     assert.equal(done.exitCode, 0, `${done.stdout}\n${done.messages}`);
     assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);
+  });
+
+  it("refuses a file offer the callee's IM policy does not take (488, Warning), and holds a taken file to the size its offer declared (413 above)", async () => {
+    const leo = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'leo', pw('leo'));
+    const put = await leo.put(
+      IM_POLICY('sip:leo@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><file-transfer accept-types="image/*" max-size="50000"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('leo', bPort);
+
+    const pdf = await call(
+      'alice',
+      'leo',
+      { final: 488, sdpLines: ['a=file-selector:name:"r.pdf" type:application/pdf size:2000', 'a=sendonly'] },
+      9113,
+    );
+    assert.equal(pdf.exitCode, 0, `${pdf.stdout}\n${pdf.messages}`);
+    assert.match(
+      pdf.messages,
+      /SIP\/2\.0 488 Not Acceptable Here[^]*Warning: 399 example\.com "the recipient takes no files of type application\/pdf"/,
+    );
+
+    const photo = 'twenty bytes of png!';
+    const uac = call(
+      'alice',
+      'leo',
+      {
+        final: 200,
+        holdMs: 2500,
+        sdpLines: [`a=file-selector:name:"p.png" type:image/png size:${photo.length}`, 'a=sendonly'],
+      },
+      9113,
+    );
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-l1', offererSide, callerPath(9113), 'm-l1', photo));
+    await a.waitFor('200 to the file', () => a.responseTo('tx-l1') !== undefined);
+    assert.equal((a.responseTo('tx-l1')!.head as { code: number }).code, 200);
+    await b.waitFor('the file at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === photo));
+    a.send(send('tx-l2', offererSide, callerPath(9113), 'm-l2', `${photo}+`));
+    await a.waitFor('the answer to a larger one', () => a.responseTo('tx-l2') !== undefined);
+    assert.equal((a.responseTo('tx-l2')!.head as { code: number }).code, 413);
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    assert.ok(
+      !b.requests('SEND').some((m) => headerValue(m.head, 'Message-ID') === 'm-l2'),
+      'the larger one never reached the callee',
+    );
   });
 
   it('answers 480 for a callee with no registered device (deferred sessions are not offered)', async () => {

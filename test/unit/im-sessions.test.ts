@@ -35,10 +35,10 @@ const A_PATH = 'msrp://192.0.2.1:7394/2s93i93idj;tcp';
 const B_PATH = 'msrp://192.0.2.2:8493/9di4eae923wzd;tcp';
 
 class FakeAnchor extends EventEmitter implements MediaAnchor {
-  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string }>();
+  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number }>();
   answers: Array<{ key: string; path: string[]; setup?: string }> = [];
   closed: Array<{ key: string; reason: string }> = [];
-  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
+  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number }) {
     this.opened.set(key, offerer);
     return {
       offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`,
@@ -150,7 +150,7 @@ describe('IM sessions: the participating function on INVITE', () => {
     service = makeService(sink);
   });
 
-  function makeService(sink: Writable, more: { interimRecordMs?: number } = {}): SessionService {
+  function makeService(sink: Writable, more: { interimRecordMs?: number; maxFileBytes?: number } = {}): SessionService {
     return new SessionService({
       users: {
         exists: async (u: string) => [ALICE, BOB].includes(u),
@@ -238,6 +238,49 @@ describe('IM sessions: the participating function on INVITE', () => {
     );
     assert.equal(anchor.opened.size, 0);
     assert.equal((await service.handle(callOf(invite({ body: file(1000) })))).action, 'continue');
+  });
+
+  it("refuses a file offer the recipient's policy does not take (off, type, size) with 488 and a Warning; holds a taken one to its declared size", async () => {
+    const file = (selector: string) =>
+      sdp(A_PATH).replace('a=accept-types', `a=file-selector:${selector}\r\na=accept-types`);
+    const policyWith = (fileTransfer: ImPolicy['fileTransfer']) =>
+      policies.set(BOB, { ...defaultImPolicy(), fileTransfer });
+    const refused = async (selector: string) => {
+      const d = (await service.handle(callOf(invite({ body: file(selector) })))) as ReplyDecision;
+      assert.deepEqual([d.action, d.code], ['reply', 488], selector);
+      return /Warning: 399 example\.com "([^"]*)"/.exec(d.hdrs!)![1];
+    };
+    policyWith({ enabled: false, acceptTypes: [] });
+    assert.equal(await refused('name:"a.png" type:image/png size:10'), 'the recipient takes no files');
+    policyWith({ enabled: true, acceptTypes: ['image/*'], maxSize: 500 });
+    assert.equal(
+      await refused('name:"a.pdf" type:application/pdf size:10'),
+      'the recipient takes no files of type application/pdf',
+    );
+    assert.equal(await refused('name:"a.png" type:image/png size:501'), 'the recipient takes files up to 500 bytes');
+    assert.match((await refused('name:"a.png" type:image/png'))!, /names no size/);
+    assert.equal(anchor.opened.size, 0);
+    assert.equal(
+      records.at(-1)!.extra?.reason,
+      'file refused by recipient: the recipient takes files up to 500 bytes, and this offer names no size',
+    );
+    const taken = (await service.handle(
+      callOf(invite({ body: file('name:"a.png" type:image/png size:480') })),
+    )) as ContinueDecision;
+    assert.equal(taken.action, 'continue');
+    assert.equal(
+      [...anchor.opened.values()][0]!.maxMessageBytes,
+      480,
+      'the switch holds the file to its declared size',
+    );
+  });
+
+  it('takes the operator maximum for files (maxFileBytes) when it is below the message maximum', async () => {
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), { maxFileBytes: 300 });
+    const body = sdp(A_PATH).replace('a=accept-types', 'a=file-selector:type:image/png size:301\r\na=accept-types');
+    const d = (await service.handle(callOf(invite({ body })))) as ReplyDecision;
+    assert.deepEqual([d.action, d.code], ['reply', 488]);
+    assert.match(d.hdrs!, /Max-Message-Size: 300\r\n/);
   });
 
   it('anonymizes the caller who asks for privacy', async () => {

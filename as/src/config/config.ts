@@ -168,6 +168,8 @@ export interface AsConfig {
     port: number;
     /** Largest MSRP message relayed (413 above; a message already flowing is cut with `#`). */
     maxMessageBytes: number;
+    /** Largest file an RFC 5547 offer may name (488 above); 0: msrp.maxMessageBytes. */
+    maxFileBytes: number;
     /** An MSRP session with no traffic this long ends (its SIP dialog gets a BYE); 0: never. */
     idleTimeoutSeconds: number;
     /** An established IM session writes an interim (partial) charging record this often; 0: never. */
@@ -772,6 +774,14 @@ export const SETTINGS: readonly Setting[] = [
     def: 100 * 1024 * 1024,
     help: 'largest MSRP message relayed in a session (413 above; a message passing it while it flows is cut off with #)',
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1'),
+  },
+  {
+    path: 'msrp.maxFileBytes',
+    env: 'MSRP_MAX_FILE_BYTES',
+    kind: 'int',
+    def: 0,
+    help: 'largest file a file-transfer offer (RFC 5547) may name: above it the INVITE gets 488 with a Warning (0: msrp.maxMessageBytes, which also caps it)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
   },
   {
     path: 'msrp.idleTimeoutSeconds',

@@ -30,7 +30,7 @@ export interface AnchorMessage {
 export interface MediaAnchor {
   open(
     sessionKey: string,
-    offerer: { path: string[]; acceptTypes?: string[]; setup?: string },
+    offerer: { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number },
   ): { offererSide: string; answererSide: string };
   answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void;
   /** A re-offer's exchange moved one side to another path (the same path changes nothing). */

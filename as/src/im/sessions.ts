@@ -21,9 +21,9 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
-import { parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { type FileSelector, parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
-import { keepsHistoryWith } from '../xdm/usages/im-policy.js';
+import { acceptsFileType, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
 
 /** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
 export const SESSION_CONTEXT_PREFIX = 'session:';
@@ -102,6 +102,8 @@ export class SessionService {
       terminate: DialogTerminator;
       /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
       maxMessageBytes: number;
+      /** The operator's largest file (RFC 5547 offer); 0 or absent: maxMessageBytes, which caps it. */
+      maxFileBytes?: number;
       /** An established session writes an interim record per role this often; 0 or absent: never. */
       interimRecordMs?: number;
       nodeAddress: string;
@@ -172,14 +174,16 @@ export class SessionService {
         },
       });
 
-    // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
+    // RFC 5547: the offer says how large the file is; one above the operator's maximum (or
+    // one the switch would cut off) is refused now
     const fileSize = media.fileSelector?.size;
-    if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
+    const fileLimit = Math.min(this.deps.maxFileBytes || this.deps.maxMessageBytes, this.deps.maxMessageBytes);
+    if (fileSize !== undefined && fileSize > fileLimit) {
       return refuse(488, 'Not Acceptable Here', 'file too large', {
-        headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
+        headers: [['Max-Message-Size', String(fileLimit)]],
         warning: {
           agent: this.deps.domain.domain,
-          text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}`,
+          text: `the file is ${fileSize} bytes; the most accepted is ${fileLimit}`,
         },
       });
     }
@@ -193,6 +197,13 @@ export class SessionService {
       if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
       if (!req.registered)
         return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
+      if (media.fileSelector) {
+        const refusal = fileRefusal((await this.deps.policies.of(target)).fileTransfer, media.fileSelector);
+        if (refusal)
+          return refuse(488, 'Not Acceptable Here', `file refused by recipient: ${refusal}`, {
+            warning: { agent: this.deps.domain.domain, text: refusal },
+          });
+      }
     }
 
     // a=setup (RFC 6135) travels on unchanged in both SDPs, so the anchor takes each side's role
@@ -200,6 +211,8 @@ export class SessionService {
       path: media.path,
       acceptTypes: media.acceptTypes,
       ...(media.setup ? { setup: media.setup } : {}),
+      // the file may not grow on the way past the size its offer declared
+      ...(fileSize !== undefined ? { maxMessageBytes: fileSize } : {}),
     });
     const towardsCallee = authorityOf(sides.answererSide);
     const towardsCaller = authorityOf(sides.offererSide);
@@ -547,6 +560,16 @@ export class SessionService {
       this.deps.log.error({ err }, `${reaction} failed`);
     });
   }
+}
+
+/** Why a recipient's file-transfer policy refuses a file offer (the Warning text), or undefined. */
+function fileRefusal(policy: ImPolicy['fileTransfer'], file: FileSelector): string | undefined {
+  if (!policy.enabled) return 'the recipient takes no files';
+  if (!acceptsFileType(policy.acceptTypes, file.type))
+    return `the recipient takes no files of type ${file.type ?? '(none given)'}`;
+  if (policy.maxSize !== undefined && (file.size === undefined || file.size > policy.maxSize))
+    return `the recipient takes files up to ${policy.maxSize} bytes${file.size === undefined ? ', and this offer names no size' : ''}`;
+  return undefined;
 }
 
 /** Host (without IPv6 brackets) and port of an MSRP URI the anchor handed out. */

@@ -448,6 +448,8 @@ export class ApplicationServer {
         registrations,
         terminate: (d) => kamailio.terminateDialog(d.callId, d.fromTag, d.toTag),
         maxMessageBytes: config.msrp.maxMessageBytes,
+        maxFileBytes: config.msrp.maxFileBytes,
+        interimRecordMs: config.msrp.interimRecordSeconds * 1000,
         nodeAddress: config.node.address,
         metrics,
         log: imLog,

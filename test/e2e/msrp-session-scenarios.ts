@@ -5,17 +5,38 @@
  * MSRP: the paths point at whatever MSRP endpoint the test runs.
  */
 
-/** An SDP offer or answer with one MSRP media line whose path is msrp://127.0.0.1:[$msrp_port]/<session>;tcp. */
-function msrpSdp(user: string, session: string, extra: string[] = []): string {
+/** Where an SDP puts its media: other media before the MSRP one, and the c= addresses. */
+export interface SdpShape {
+  /** The session-level c= address (127.0.0.1 when not given). */
+  address?: string;
+  /** Media sections (each its lines) before the MSRP one, sharing the session-level c=. */
+  mediaBefore?: string[][];
+  /** A c= line of the MSRP media's own with this address. */
+  messageAddress?: string;
+}
+
+/**
+ * An SDP offer or answer with one MSRP media line whose path is
+ * msrp://127.0.0.1:[$msrp_port]/<session>;tcp (and, with `shape`, other media before it).
+ */
+function msrpSdp(
+  user: string,
+  session: string,
+  extra: string[] = [],
+  shape: SdpShape = {},
+  portVar = 'msrp_port',
+): string {
   return [
     'v=0',
     `o=${user} 2890844526 2890844527 IN IP4 127.0.0.1`,
     's=-',
-    'c=IN IP4 127.0.0.1',
+    `c=IN IP4 ${shape.address ?? '127.0.0.1'}`,
     't=0 0',
-    'm=message [$msrp_port] TCP/MSRP *',
+    ...(shape.mediaBefore ?? []).flat(),
+    `m=message [$${portVar}] TCP/MSRP *`,
+    ...(shape.messageAddress ? [`c=IN IP4 ${shape.messageAddress}`] : []),
     'a=accept-types:text/plain message/cpim',
-    `a=path:msrp://127.0.0.1:[$msrp_port]/${session};tcp`,
+    `a=path:msrp://127.0.0.1:[$${portVar}]/${session};tcp`,
     ...extra,
   ].join('\n');
 }
@@ -32,6 +53,9 @@ export function callerScenario(opts: {
   hangUp?: boolean;
   headers?: string[];
   sdpLines?: string[];
+  sdp?: SdpShape;
+  /** A re-INVITE with the same MSRP offer this long after the ACK (then the hold, then BYE). */
+  reinviteAfterMs?: number;
 }): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
@@ -50,7 +74,7 @@ export function callerScenario(opts: {
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines, opts.sdp)}
     ]]>
   </send>`;
   };
@@ -70,8 +94,50 @@ ${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
     ]]>
   </send>`;
   let established = '';
+  let byeCseq = 3;
   if (opts.final === 200) {
-    established = `${ack(2, '[next_url]', true)}
+    established = ack(2, '[next_url]', true);
+    if (opts.reinviteAfterMs !== undefined) {
+      byeCseq = 4;
+      established += `
+  <pause milliseconds="${opts.reinviteAfterMs}" />
+  <send retrans="500">
+    <![CDATA[
+
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${CALLER_TAG}
+      To: <sip:[$to]@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 INVITE
+      [routes]
+      Contact: <sip:[$user]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines, opts.sdp)}
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="200" />
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${CALLER_TAG}
+      To: <sip:[$to]@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 ACK
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>`;
+    }
+    established += `
   <pause milliseconds="${opts.holdMs ?? 500}" />`;
     if (opts.hangUp !== false) {
       established += `
@@ -83,7 +149,7 @@ ${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
       From: <sip:[$user]@[$domain]>;tag=${CALLER_TAG}
       To: <sip:[$to]@[$domain]>[peer_tag_param]
       Call-ID: [call_id]
-      CSeq: 3 BYE
+      CSeq: ${byeCseq} BYE
       [routes]
       Max-Forwards: 70
       Content-Length: 0
@@ -139,7 +205,14 @@ ${msrpSdp('[$user]', 'caller-session', opts.sdpLines)}
  * then a BYE (from the caller or from the core) and answers it, or with `hangUpAfterMs` sends
  * its own BYE that long after the ACK.
  */
-export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: string; xml: string } {
+export function calleeScenario(
+  opts: {
+    hangUpAfterMs?: number;
+    sdp?: SdpShape;
+    /** Answers a re-INVITE after the ACK with a new path, on MSRP port [$msrp_port2]. */
+    reinviteMovesTo?: 'msrp_port2';
+  } = {},
+): { name: string; xml: string } {
   // the callee's own BYE, in the dialog the INVITE set up (route set from its Record-Route);
   // sipp refuses variables captured and never used, so the capture comes only with it
   const hangUp = `
@@ -160,6 +233,25 @@ export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: s
     ]]>
   </send>
   <recv response="200" />`;
+  const reinvite = `
+  <recv request="INVITE" />
+  <send retrans="500">
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:callee@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${msrpSdp('callee', 'callee-moved', [], opts.sdp, opts.reinviteMovesTo)}
+    ]]>
+  </send>
+  <recv request="ACK" />`;
   const awaitBye = `
   <recv request="BYE" timeout="20000" />
   <send>
@@ -179,7 +271,7 @@ export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: s
     name: 'msrp-callee',
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="msrp-callee">
-  <Global variables="domain,msrp_port" />
+  <Global variables="domain,msrp_port${opts.reinviteMovesTo ? `,${opts.reinviteMovesTo}` : ''}" />
   <recv request="INVITE" rrs="true">${
     opts.hangUpAfterMs !== undefined
       ? `
@@ -220,10 +312,10 @@ export function calleeScenario(opts: { hangUpAfterMs?: number } = {}): { name: s
       Content-Type: application/sdp
       Content-Length: [len]
 
-${msrpSdp('callee', 'callee-session')}
+${msrpSdp('callee', 'callee-session', [], opts.sdp)}
     ]]>
   </send>
-  <recv request="ACK" />${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}
+  <recv request="ACK" />${opts.reinviteMovesTo ? reinvite : ''}${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}
 </scenario>`,
   };
 }

@@ -17,14 +17,16 @@ import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
+import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy', 'kate', 'leo'];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
+const INTERIM_SECONDS = 6;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** The a=path each sipp party puts in its SDP (msrp-session-scenarios.ts), with its MSRP port. */
 const callerPath = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
@@ -79,20 +81,34 @@ function report(tid: string, to: string, from: string, messageId: string, total:
   };
 }
 
-/** The SDP answer a running sipp caller received in its 200 (read from its message trace as it is written). */
-async function answerSeenBy(dir: string) {
+/** The SDP a running sipp caller received in its 200 (read from its message trace as it is written). */
+async function answerSdpSeenBy(dir: string): Promise<string> {
   return eventually(
     () => {
       for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
         const sdp = sdpAfter(readFileSync(join(dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
-        const media = sdp ? msrpMediaOf(sdp) : undefined;
-        if (media) return media;
+        if (sdp && msrpMediaOf(sdp)) return sdp;
       }
       return undefined;
     },
     10000,
     'the 200 with SDP at the caller',
   );
+}
+
+/** The MSRP media of the answer a running sipp caller received in its 200. */
+async function answerSeenBy(dir: string) {
+  return msrpMediaOf(await answerSdpSeenBy(dir))!;
+}
+
+/** Each media section of an SDP (the session part first) as its lines, CR dropped. */
+function sdpSections(sdp: string): string[][] {
+  const out: string[][] = [[]];
+  for (const line of sdp.split(/\r?\n/).filter(Boolean)) {
+    if (line.startsWith('m=')) out.push([line]);
+    else out[out.length - 1]!.push(line);
+  }
+  return out;
 }
 
 describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and the AS', () => {
@@ -106,6 +122,8 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       MSRP_PORT: String(asMsrpPort),
       MSRP_HOST: '127.0.0.1',
       MSRP_MAX_MESSAGE_BYTES: '100000',
+      // longer than every other test's session (the longest holds about 4 s)
+      MSRP_INTERIM_RECORD_SECONDS: String(INTERIM_SECONDS),
     });
     await stack.provisionUsers(USERS, pw);
   });
@@ -121,9 +139,18 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
   });
 
   /** Starts a callee UA on a fresh port and registers `user` there. */
-  async function callee(user: string, msrpPort: number, opts: Parameters<typeof calleeScenario>[0] = {}) {
+  async function callee(
+    user: string,
+    msrpPort: number,
+    opts: Parameters<typeof calleeScenario>[0] = {},
+    set: Record<string, string> = {},
+  ) {
     const port = stack.sippPort();
-    const uas = stack.sipp(calleeScenario(opts), { port, timeoutMs: 30000, set: { msrp_port: String(msrpPort) } });
+    const uas = stack.sipp(calleeScenario(opts), {
+      port,
+      timeoutMs: 30000,
+      set: { msrp_port: String(msrpPort), ...set },
+    });
     await sleep(300);
     const reg = await stack.sipp('register', {
       final: 200,
@@ -366,6 +393,204 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     }
   });
 
+  it("takes a BYE that crosses the MSRP side's end as the same end: one record per role, no error in the AS's log", async () => {
+    // what Kamailio 5.6 answers when asked to end a dialog it no longer holds
+    const rpc = new KamailioRpc({ httpUrl: `http://127.0.0.1:${stack.ports.rpc}`, secret: stack.secret });
+    assert.equal(await rpc.terminateDialog('no-such-call', 'f', 't'), 'gone');
+
+    const logFrom = stack.asLog().length;
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('ivan', bPort, { hangUpAfterMs: 800 });
+    const uac = call('alice', 'ivan', { final: 200, holdMs: 0, hangUp: false }, 9110);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-i1', offererSide, callerPath(9110), 'm-i1', 'racing'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-i1') !== undefined);
+    // the callee hangs up 800 ms after its ACK; the caller's MSRP connection drops at that moment
+    await eventually(
+      () =>
+        readdirSync(uas.dir)
+          .filter((n) => n.endsWith('_messages.log'))
+          .some((f) => /\nACK sip:/.test(readFileSync(join(uas.dir, f), 'utf8')))
+          ? true
+          : undefined,
+      10000,
+      'the ACK at the callee',
+    );
+    await sleep(790);
+    await a.close();
+    // (either party's sipp may see a BYE it did not script, depending on who won: not asserted)
+    const [caller] = await Promise.all([uac, uas]);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    assert.deepEqual(cdrs.map((c) => c.roleOfNode).sort(), ['originating', 'terminating']);
+    await sleep(500);
+    assert.equal(
+      stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE').length,
+      2,
+      'no second record',
+    );
+    const errors = stack
+      .asLog()
+      .slice(logFrom)
+      .split('\n')
+      .filter((l) => /"level":"(error|fatal)"/.test(l));
+    assert.deepEqual(errors, [], 'no error logged by the AS');
+    assert.doesNotMatch(await stack.metrics(), /ims_as_reaction_failures_total\{reaction="im:anchor-ended"\}/);
+    await b.close();
+  });
+
+  it('anchors a re-INVITE inside a session like the first offer: the caller keeps its leg, the callee that moved to a new path is bound there', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const moved = peer(new MsrpPeer());
+    const movedPort = await moved.listen();
+    const { uas } = await callee('judy', bPort, { reinviteMovesTo: 'msrp_port2' }, { msrp_port2: String(movedPort) });
+    const uac = call('alice', 'judy', { final: 200, reinviteAfterMs: 1000, holdMs: 3000 }, 9111);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const answererSide = headerValue(b.requests('SEND')[0]!.head, 'From-Path')!;
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-j1', offererSide, callerPath(9111), 'm-j1', 'before the re-INVITE'));
+    await b.waitFor('the first message at the old path', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'before the re-INVITE'),
+    );
+
+    // the re-INVITE's answer moved the callee: the switch binds its new path, leaves the old one
+    await moved.waitFor(
+      "the switch's binding SEND at the new path",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const rebound = moved.requests('SEND')[0]!;
+    assert.equal(headerValue(rebound.head, 'To-Path'), `msrp://127.0.0.1:${movedPort}/callee-moved;tcp`);
+    assert.equal(headerValue(rebound.head, 'From-Path'), answererSide, "the AS's leg towards the callee is the same");
+    await until('the old path left', () => b.closed, 5000);
+
+    // the caller's leg was kept: same connection, same URI
+    a.send(send('tx-j2', offererSide, callerPath(9111), 'm-j2', 'after the re-INVITE'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-j2') !== undefined);
+    assert.equal((a.responseTo('tx-j2')!.head as { code: number }).code, 200);
+    await moved.waitFor('the message at the new path', () =>
+      moved.requests('SEND').some((m) => m.body?.toString() === 'after the re-INVITE'),
+    );
+    assert.equal(a.closed, false);
+
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    // both SDPs of the re-INVITE's exchange name the AS, never the other party
+    const reoffer = sdpAfter(calleeDone.messages, /INVITE sip:callee@[^]*?CSeq: 3 INVITE/);
+    assert.ok(reoffer, calleeDone.messages);
+    assert.deepEqual(msrpMediaOf(reoffer)!.path, [answererSide]);
+    const reanswer = sdpAfter(caller.messages, /SIP\/2\.0 200 OK[^]*?CSeq: 3 INVITE/);
+    assert.ok(reanswer, caller.messages);
+    assert.deepEqual(msrpMediaOf(reanswer)!.path, [offererSide]);
+    assert.doesNotMatch(calleeDone.messages, /caller-session/);
+    assert.doesNotMatch(caller.messages, /callee-moved|callee-session/);
+
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 2);
+    }
+  });
+
+  it('writes interim records per role while a session lasts, chained with the final record under one ICID, each counting its own span', async () => {
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('kate', bPort);
+    const uac = call('alice', 'kate', { final: 200, holdMs: 2 * INTERIM_SECONDS * 1000 + 1500 }, 9112);
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const callId = await eventually(
+      () => {
+        for (const f of readdirSync(uac.dir).filter((n) => n.endsWith('_messages.log'))) {
+          const id = /Call-ID: (.*)/.exec(readFileSync(join(uac.dir, f), 'utf8'))?.[1]?.trim();
+          if (id) return id;
+        }
+        return undefined;
+      },
+      5000,
+      "the caller's Call-ID",
+    );
+    const recordsOf = () => stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-k1', offererSide, callerPath(9112), 'm-k1', 'in the first span'));
+    await b.waitFor('the first message', () =>
+      b.requests('SEND').some((m) => m.body?.toString() === 'in the first span'),
+    );
+    await eventually(
+      () => (recordsOf().length >= 2 ? true : undefined),
+      INTERIM_SECONDS * 1000 + 5000,
+      'the first interim records',
+    );
+    a.send(send('tx-k2', offererSide, callerPath(9112), 'm-k2', 'second span'));
+    await b.waitFor('the second message', () => b.requests('SEND').some((m) => m.body?.toString() === 'second span'));
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    const all = await eventually(
+      () => (recordsOf().length === 6 ? recordsOf() : undefined),
+      5000,
+      'two interim records and the final one, per role',
+    );
+    for (const role of ['originating', 'terminating']) {
+      const chain = all
+        .filter((c) => c.roleOfNode === role)
+        .sort((x, y) => Number(x.recordSequenceNumber) - Number(y.recordSequenceNumber));
+      assert.deepEqual(
+        chain.map((c) => {
+          const extra = c.extra as Record<string, unknown>;
+          return [
+            c.recordSequenceNumber,
+            c.outcome,
+            c.causeForRecordClosing,
+            extra.messagesFromCaller,
+            extra.bytesFromCaller,
+          ];
+        }),
+        [
+          [1, 'interim', 'timeLimit', 1, Buffer.byteLength('in the first span')],
+          [2, 'interim', 'timeLimit', 1, Buffer.byteLength('second span')],
+          [3, 'ended', 'serviceDeliveryEndSuccessfully', 0, 0],
+        ],
+        role,
+      );
+      assert.equal(new Set(chain.map((c) => c.imsChargingIdentifier)).size, 1, 'one ICID');
+    }
+  });
+
   it('hides a caller who asks for privacy from the callee in every request of the dialog, the BYE included', async () => {
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
@@ -389,6 +614,68 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     // and the caller sees its own identity in everything that comes back
     assert.match(caller.messages, /SIP\/2\.0 200 OK[^]*?\nFrom: <sip:alice@example\.com>;tag=/);
   });
+
+  for (const variant of [
+    {
+      name: 'shares the session-level c= with audio: the MSRP media gets a c= of its own',
+      callee: 'frank',
+      answer: { address: '127.0.0.2', mediaBefore: [['m=audio 6000 RTP/AVP 0']] },
+      msrpPort: 9108,
+    },
+    {
+      name: 'has a c= of its own next to audio: only that c= changes',
+      callee: 'hank',
+      answer: { address: '127.0.0.2', mediaBefore: [['m=audio 6000 RTP/AVP 0']], messageAddress: '127.0.0.4' },
+      msrpPort: 9109,
+    },
+  ]) {
+    it(`moves only the MSRP media to the AS when offer and answer carry audio too (the MSRP media ${variant.name})`, async () => {
+      const b = peer(new MsrpPeer());
+      const bPort = await b.listen();
+      const { uas } = await callee(variant.callee, bPort, { sdp: variant.answer });
+      const uac = call(
+        'alice',
+        variant.callee,
+        {
+          final: 200,
+          holdMs: 300,
+          sdp: { address: '127.0.0.3', mediaBefore: [['m=audio 5000 RTP/AVP 0', 'a=sendrecv']] },
+        },
+        variant.msrpPort,
+      );
+      const [caller, calleeDone] = await Promise.all([uac, uas]);
+      assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+      assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+
+      // the caller's answer: the callee's audio address stays, the MSRP media names the AS
+      const answerSdp = sdpAfter(caller.messages, /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/)!;
+      const [session, audio, message] = sdpSections(answerSdp);
+      assert.ok(session!.includes('c=IN IP4 127.0.0.2'), answerSdp);
+      assert.deepEqual(audio, ['m=audio 6000 RTP/AVP 0'], answerSdp);
+      assert.equal(message![0], `m=message ${asMsrpPort} TCP/MSRP *`, answerSdp);
+      assert.deepEqual(
+        message!.filter((l) => l.startsWith('c=')),
+        ['c=IN IP4 127.0.0.1'],
+        `one c= in the MSRP media, the AS's: ${answerSdp}`,
+      );
+      const answered = msrpMediaOf(answerSdp)!;
+      assert.match(answered.path[0]!, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/`));
+      assert.equal(answered.address, '127.0.0.1');
+
+      // the callee's offer (rewritten by the AS): the caller's audio keeps its address too
+      const offerSdp = sdpAfter(calleeDone.messages, /INVITE sip:/)!;
+      const [offerSession, offerAudio, offerMessage] = sdpSections(offerSdp);
+      assert.ok(offerSession!.includes('c=IN IP4 127.0.0.3'), offerSdp);
+      assert.deepEqual(offerAudio, ['m=audio 5000 RTP/AVP 0', 'a=sendrecv'], offerSdp);
+      assert.deepEqual(
+        offerMessage!.filter((l) => l.startsWith('c=')),
+        ['c=IN IP4 127.0.0.1'],
+        offerSdp,
+      );
+      assert.equal(msrpMediaOf(offerSdp)!.port, asMsrpPort);
+      await b.close();
+    });
+  }
 
   it('refuses a caller the callee blocks with 403, like a blocked MESSAGE, and charges it', async () => {
     const carol = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
@@ -429,6 +716,64 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     const done = await r;
     assert.equal(done.exitCode, 0, `${done.stdout}\n${done.messages}`);
     assert.match(done.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);
+  });
+
+  it("refuses a file offer the callee's IM policy does not take (488, Warning), and holds a taken file to the size its offer declared (413 above)", async () => {
+    const leo = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'leo', pw('leo'));
+    const put = await leo.put(
+      IM_POLICY('sip:leo@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><file-transfer accept-types="image/*" max-size="50000"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    const b = peer(new MsrpPeer());
+    const bPort = await b.listen();
+    const { uas } = await callee('leo', bPort);
+
+    const pdf = await call(
+      'alice',
+      'leo',
+      { final: 488, sdpLines: ['a=file-selector:name:"r.pdf" type:application/pdf size:2000', 'a=sendonly'] },
+      9113,
+    );
+    assert.equal(pdf.exitCode, 0, `${pdf.stdout}\n${pdf.messages}`);
+    assert.match(
+      pdf.messages,
+      /SIP\/2\.0 488 Not Acceptable Here[^]*Warning: 399 example\.com "the recipient takes no files of type application\/pdf"/,
+    );
+
+    const photo = 'twenty bytes of png!';
+    const uac = call(
+      'alice',
+      'leo',
+      {
+        final: 200,
+        holdMs: 2500,
+        sdpLines: [`a=file-selector:name:"p.png" type:image/png size:${photo.length}`, 'a=sendonly'],
+      },
+      9113,
+    );
+    await b.waitFor(
+      "the switch's binding SEND",
+      (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+      10000,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-l1', offererSide, callerPath(9113), 'm-l1', photo));
+    await a.waitFor('200 to the file', () => a.responseTo('tx-l1') !== undefined);
+    assert.equal((a.responseTo('tx-l1')!.head as { code: number }).code, 200);
+    await b.waitFor('the file at the callee', () => b.requests('SEND').some((m) => m.body?.toString() === photo));
+    a.send(send('tx-l2', offererSide, callerPath(9113), 'm-l2', `${photo}+`));
+    await a.waitFor('the answer to a larger one', () => a.responseTo('tx-l2') !== undefined);
+    assert.equal((a.responseTo('tx-l2')!.head as { code: number }).code, 413);
+    const [caller, calleeDone] = await Promise.all([uac, uas]);
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+    assert.ok(
+      !b.requests('SEND').some((m) => headerValue(m.head, 'Message-ID') === 'm-l2'),
+      'the larger one never reached the callee',
+    );
   });
 
   it('answers 480 for a callee with no registered device (deferred sessions are not offered)', async () => {

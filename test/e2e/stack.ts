@@ -471,6 +471,11 @@ export class TestStack {
     return (await fetch(`http://127.0.0.1:${this.ports.isc}/metrics`)).text();
   }
 
+  /** Everything the primary AS logged so far (JSON lines). */
+  asLog(): string {
+    return this.logs.as.join('');
+  }
+
   dumpLogs(): string {
     return `--- AS log ---\n${this.logs.as.join('').slice(-6000)}\n--- Kamailio log ---\n${this.logs.kamailio.join('').slice(-6000)}`;
   }

@@ -33,8 +33,12 @@ interface Session {
 }
 
 /** A session: the answerer listening (the switch connects to it), the offerer connected to the switch. */
-async function session(sw: MsrpSwitch, key: string, tls = false): Promise<Session> {
-  const uris = sw.open(key, { path: [A_PATH], acceptTypes: ['text/plain'] });
+async function session(sw: MsrpSwitch, key: string, tls = false, maxMessageBytes?: number): Promise<Session> {
+  const uris = sw.open(key, {
+    path: [A_PATH],
+    acceptTypes: ['text/plain'],
+    ...(maxMessageBytes !== undefined ? { maxMessageBytes } : {}),
+  });
   const b = new MsrpPeer();
   const bPort = await b.listen();
   const bPath = `msrp://127.0.0.1:${bPort}/9di4eae923wzd;tcp`;
@@ -113,8 +117,8 @@ describe('MSRP switch: relaying between two participants', () => {
     await sw.stop();
     for (const p of peers) await p.close();
   });
-  async function open(key: string): Promise<Session> {
-    const s = await session(sw, key);
+  async function open(key: string, maxMessageBytes?: number): Promise<Session> {
+    const s = await session(sw, key, false, maxMessageBytes);
     peers.push(s.a, s.b);
     return s;
   }
@@ -457,6 +461,35 @@ describe('MSRP switch: relaying between two participants', () => {
     await b.waitFor('the cut chunk', () => bodies(b, 'huge2').length === 1);
     assert.equal(bodies(b, 'huge2')[0]!.flag, '#');
     assert.ok(bodies(b, 'huge2')[0]!.body!.length <= 1024 * 1024);
+  });
+
+  it("holds a file transfer's session to the size its offer declared (RFC 5547): 413 above it, declared or grown", async () => {
+    const { a, b, uris } = await open('call-file', 100);
+    const fits = chunk({ to: uris.offererSide, from: A_PATH, messageId: 'f1', body: Buffer.alloc(100, 0x62) });
+    assert.equal(code(await sent(a, fits)), 200);
+    const declared = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'f2',
+      body: 'x',
+      range: '1-1/101',
+      flag: '+',
+    });
+    assert.equal(code(await sent(a, declared)), 413);
+    const growing = chunk({
+      to: uris.offererSide,
+      from: A_PATH,
+      messageId: 'f3',
+      body: Buffer.alloc(150, 0x63),
+      range: '1-*/*',
+    });
+    assert.equal(code(await sent(a, growing)), 413);
+    await b.waitFor(
+      'the whole file and the cut chunk',
+      () => bodies(b, 'f1').length === 1 && bodies(b, 'f3').length === 1,
+    );
+    assert.equal(bodies(b, 'f2').length, 0);
+    assert.equal(bodies(b, 'f3')[0]!.flag, '#');
   });
 
   it('Failure-Report: no gets no response, partial only errors', async () => {

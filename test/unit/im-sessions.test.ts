@@ -7,7 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it, mock } from 'node:test';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import type { Charging } from '../../as/src/charging/charging.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
@@ -33,10 +35,10 @@ const A_PATH = 'msrp://192.0.2.1:7394/2s93i93idj;tcp';
 const B_PATH = 'msrp://192.0.2.2:8493/9di4eae923wzd;tcp';
 
 class FakeAnchor extends EventEmitter implements MediaAnchor {
-  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string }>();
+  opened = new Map<string, { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number }>();
   answers: Array<{ key: string; path: string[]; setup?: string }> = [];
   closed: Array<{ key: string; reason: string }> = [];
-  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string }) {
+  open(key: string, offerer: { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number }) {
     this.opened.set(key, offerer);
     return {
       offererSide: `msrp://198.51.100.5:2855/${key}-a;tcp`,
@@ -45,6 +47,10 @@ class FakeAnchor extends EventEmitter implements MediaAnchor {
   }
   answered(key: string, answerer: { path: string[]; setup?: string }) {
     this.answers.push({ key, ...answerer });
+  }
+  repaths: Array<{ key: string; side: string; path: string[]; setup?: string }> = [];
+  repath(key: string, side: 'offerer' | 'answerer', peer: { path: string[]; setup?: string }) {
+    this.repaths.push({ key, side, ...peer });
   }
   close(key: string, reason: string) {
     this.closed.push({ key, reason });
@@ -113,6 +119,11 @@ describe('IM sessions: the participating function on INVITE', () => {
   let records: ChargeableEvent[];
   let archived: HistoryInput[];
   let terminated: Array<Parameters<DialogTerminator>[0]>;
+  /** What the fake Kamailio answers to dlg.terminate_dlg. */
+  let terminateAnswer: () => Promise<'terminated' | 'gone'>;
+  let metrics: Metrics;
+  /** Log lines of warn and above, as written. */
+  let loud: Array<{ level: number; msg: string }>;
   let policies: Map<string, ImPolicy>;
   let barred: Set<string>;
   let service: SessionService;
@@ -124,9 +135,23 @@ describe('IM sessions: the participating function on INVITE', () => {
     records = [];
     archived = [];
     terminated = [];
+    terminateAnswer = async () => 'terminated';
+    metrics = new Metrics();
+    loud = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean))
+          loud.push(JSON.parse(line) as { level: number; msg: string });
+        done();
+      },
+    });
     policies = new Map();
     barred = new Set();
-    service = new SessionService({
+    service = makeService(sink);
+  });
+
+  function makeService(sink: Writable, more: { interimRecordMs?: number; maxFileBytes?: number } = {}): SessionService {
+    return new SessionService({
       users: {
         exists: async (u: string) => [ALICE, BOB].includes(u),
         get: async (u: string) => ({ imBarred: barred.has(u) }),
@@ -136,14 +161,18 @@ describe('IM sessions: the participating function on INVITE', () => {
       charging: { record: async (e: ChargeableEvent) => void records.push(e) } as unknown as Charging,
       history: { archive: async (e: HistoryInput) => void archived.push(e) } as unknown as ConversationHistory,
       anchor,
-      terminate: async (d) => void terminated.push(d),
+      terminate: async (d) => {
+        terminated.push(d);
+        return terminateAnswer();
+      },
       maxMessageBytes: 1000,
       nodeAddress: '127.0.0.1',
-      metrics: new Metrics(),
-      log: silentLogger(),
+      metrics,
+      log: pino({ level: 'warn' }, sink),
       activity: async (user, state) => void activity.push([user, state]),
+      ...more,
     });
-  });
+  }
 
   async function established(): Promise<{ key: string; decision: ContinueDecision }> {
     const decision = (await service.handle(callOf(invite()))) as ContinueDecision;
@@ -209,6 +238,49 @@ describe('IM sessions: the participating function on INVITE', () => {
     );
     assert.equal(anchor.opened.size, 0);
     assert.equal((await service.handle(callOf(invite({ body: file(1000) })))).action, 'continue');
+  });
+
+  it("refuses a file offer the recipient's policy does not take (off, type, size) with 488 and a Warning; holds a taken one to its declared size", async () => {
+    const file = (selector: string) =>
+      sdp(A_PATH).replace('a=accept-types', `a=file-selector:${selector}\r\na=accept-types`);
+    const policyWith = (fileTransfer: ImPolicy['fileTransfer']) =>
+      policies.set(BOB, { ...defaultImPolicy(), fileTransfer });
+    const refused = async (selector: string) => {
+      const d = (await service.handle(callOf(invite({ body: file(selector) })))) as ReplyDecision;
+      assert.deepEqual([d.action, d.code], ['reply', 488], selector);
+      return /Warning: 399 example\.com "([^"]*)"/.exec(d.hdrs!)![1];
+    };
+    policyWith({ enabled: false, acceptTypes: [] });
+    assert.equal(await refused('name:"a.png" type:image/png size:10'), 'the recipient takes no files');
+    policyWith({ enabled: true, acceptTypes: ['image/*'], maxSize: 500 });
+    assert.equal(
+      await refused('name:"a.pdf" type:application/pdf size:10'),
+      'the recipient takes no files of type application/pdf',
+    );
+    assert.equal(await refused('name:"a.png" type:image/png size:501'), 'the recipient takes files up to 500 bytes');
+    assert.match((await refused('name:"a.png" type:image/png'))!, /names no size/);
+    assert.equal(anchor.opened.size, 0);
+    assert.equal(
+      records.at(-1)!.extra?.reason,
+      'file refused by recipient: the recipient takes files up to 500 bytes, and this offer names no size',
+    );
+    const taken = (await service.handle(
+      callOf(invite({ body: file('name:"a.png" type:image/png size:480') })),
+    )) as ContinueDecision;
+    assert.equal(taken.action, 'continue');
+    assert.equal(
+      [...anchor.opened.values()][0]!.maxMessageBytes,
+      480,
+      'the switch holds the file to its declared size',
+    );
+  });
+
+  it('takes the operator maximum for files (maxFileBytes) when it is below the message maximum', async () => {
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), { maxFileBytes: 300 });
+    const body = sdp(A_PATH).replace('a=accept-types', 'a=file-selector:type:image/png size:301\r\na=accept-types');
+    const d = (await service.handle(callOf(invite({ body })))) as ReplyDecision;
+    assert.deepEqual([d.action, d.code], ['reply', 488]);
+    assert.match(d.hdrs!, /Max-Message-Size: 300\r\n/);
   });
 
   it('anonymizes the caller who asks for privacy', async () => {
@@ -390,6 +462,165 @@ describe('IM sessions: the participating function on INVITE', () => {
         [1, 11, 1, 4],
       );
     }
+  });
+
+  for (const [name, answer, result] of [
+    ['Kamailio no longer holds the dialog (a BYE crossed the request)', async () => 'gone' as const, 'gone'],
+    [
+      'Kamailio cannot be reached',
+      async (): Promise<'gone'> => {
+        throw new Error('Kamailio RPC dlg.terminate_dlg unreachable');
+      },
+      'failed',
+    ],
+  ] as const) {
+    it(`still writes one record per role, once, when the MSRP side ends and ${name}; counted, no error`, async () => {
+      const { key } = await established();
+      terminateAnswer = answer;
+      anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the answerer lost' });
+      // the BYE that crossed it: its session-end event comes right behind
+      await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '1' }, new Date());
+      await new Promise((r) => setTimeout(r, 20));
+      assert.equal(terminated.length, 1);
+      assert.deepEqual(
+        records.map((r) => [r.role, r.extra?.reason]),
+        [
+          ['originating', 'media: msrp connection of the answerer lost'],
+          ['terminating', 'media: msrp connection of the answerer lost'],
+        ],
+      );
+      assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result }), 1);
+      assert.equal(metrics.value('ims_as_reaction_failures_total', { reaction: 'im:anchor-ended' }), 0);
+      assert.deepEqual(
+        loud.filter((l) => l.level >= 50),
+        [],
+        'no error logged',
+      );
+      assert.equal(service.size, 0);
+    });
+  }
+
+  it('counts a dialog Kamailio ended for the MSRP side as terminated', async () => {
+    const { key } = await established();
+    anchor.emit('ended', { sessionKey: key, reason: 'idle' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result: 'terminated' }), 1);
+    assert.equal(records.length, 2);
+  });
+
+  /** A re-INVITE inside call-1 from the caller (From tag ftag1) or the callee (its tag ttag1), offering `path`. */
+  function reinvite(by: 'caller' | 'callee', path: string): SipRequest {
+    const body = sdp(path);
+    const [from, to] =
+      by === 'caller'
+        ? ['<sip:alice@example.com>;tag=ftag1', '<sip:bob@example.com>;tag=ttag1']
+        : ['<sip:bob@example.com>;tag=ttag1', '<sip:alice@example.com>;tag=ftag1'];
+    return parseSipMessage(
+      [
+        'INVITE sip:peer@192.0.2.9 SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.2:5060;branch=z9hG4bK2',
+        `From: ${from}`,
+        `To: ${to}`,
+        'Call-ID: call-1',
+        'CSeq: 5 INVITE',
+        'Content-Type: application/sdp',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+    ) as SipRequest;
+  }
+
+  it("anchors a re-offer from the callee: the caller is offered the AS's leg towards it, the answer shows the callee the other leg; a new path re-binds once answered", async () => {
+    const { key } = await established();
+    const moved = 'msrp://192.0.2.2:9000/moved;tcp';
+    const d = (await service.handle(callOf(reinvite('callee', moved)))) as ContinueDecision;
+    assert.equal(d.action, 'continue');
+    assert.deepEqual(msrpMediaOf(d.body!)!.path, [`msrp://198.51.100.5:2855/${key}-a;tcp`]);
+    assert.equal(d.sessPath, `msrp://198.51.100.5:2855/${key}-b;tcp`);
+    assert.equal(anchor.repaths.length, 0, 'nothing moves before the answer');
+    // the caller answers with its path unchanged
+    await service.onAnswer({
+      type: 'session-answer',
+      callId: 'call-1',
+      toTag: 'ttag1',
+      code: 200,
+      sdp: sdp(A_PATH),
+      ts: '2',
+    });
+    assert.deepEqual(
+      anchor.repaths.map((r) => [r.side, r.path]),
+      [
+        ['answerer', [moved]],
+        ['offerer', [A_PATH]],
+      ],
+    );
+    await service.onOutcome(d.ctx!.slice('im:session:'.length), 200, new Date());
+    assert.equal(service.size, 1);
+    assert.equal(records.length, 0, 'a re-offer is not charged');
+  });
+
+  it('keeps the session when a re-offer fails, and answers 481 to one outside any session', async () => {
+    await established();
+    const d = (await service.handle(callOf(reinvite('caller', A_PATH)))) as ContinueDecision;
+    assert.deepEqual(msrpMediaOf(d.body!)!.path, [`msrp://198.51.100.5:2855/${[...anchor.opened.keys()][0]}-b;tcp`]);
+    await service.onOutcome(d.ctx!.slice('im:session:'.length), 488, new Date());
+    assert.equal(service.size, 1);
+    assert.equal(records.length, 0);
+    assert.equal(anchor.closed.length, 0);
+    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '3' }, new Date());
+    const stray = (await service.handle(callOf(reinvite('caller', A_PATH)))) as ReplyDecision;
+    assert.equal(stray.code, 481);
+  });
+
+  it('writes interim records per role every interval of an established session, chained with the final one, each counting its own span', async (t) => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    t.after(() => mock.timers.reset());
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), { interimRecordMs: 60_000 });
+    const { key } = await established();
+    const message = (from: 'offerer' | 'answerer', bytes: number): AnchorMessage => ({
+      sessionKey: key,
+      from,
+      messageId: `m${bytes}`,
+      contentType: 'text/plain',
+      bytes,
+    });
+    anchor.emit('message', message('offerer', 10));
+    await new Promise((r) => setImmediate(r));
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('message', message('answerer', 7));
+    anchor.emit('message', message('offerer', 3));
+    await new Promise((r) => setImmediate(r));
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('message', message('answerer', 5));
+    await new Promise((r) => setImmediate(r));
+    await service.onEnd({ type: 'session-end', callId: 'call-1', by: 'bye', ts: '9' }, new Date());
+    const orig = records.filter((r) => r.role === 'originating');
+    assert.deepEqual(
+      orig.map((r) => [
+        r.recordSequenceNumber,
+        r.outcome,
+        r.cause,
+        r.extra?.messagesFromCaller,
+        r.extra?.bytesFromCaller,
+        r.extra?.messagesToCaller,
+        r.extra?.bytesToCaller,
+      ]),
+      [
+        [1, 'interim', 'timeLimit', 1, 10, 0, 0],
+        [2, 'interim', 'timeLimit', 1, 3, 1, 7],
+        [3, 'ended', 'serviceDeliveryEndSuccessfully', 0, 0, 1, 5],
+      ],
+    );
+    assert.equal(records.filter((r) => r.role === 'terminating').length, 3);
+    assert.equal(new Set(records.map((r) => r.chargingVector)).size, 1, 'one ICID for the chain');
+    assert.equal(orig[1]!.extra?.spanStart, orig[0]!.extra?.spanEnd, 'the spans follow each other');
+    // no interim record after the end
+    mock.timers.tick(120_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(records.length, 6);
   });
 
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {

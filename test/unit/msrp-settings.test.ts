@@ -6,13 +6,15 @@ import { ConfigError, loadConfig, settingsHelp } from '../../as/src/config/confi
 const SECRET = 'a-secret-of-sixteen-chars';
 
 describe('msrp settings', () => {
-  it('defaults: port 2855, 100 MiB, 30 min idle, no TLS, the host of the ISC endpoint', () => {
+  it('defaults: port 2855, 100 MiB, 30 min idle, interim records every 30 min, no TLS, the host of the ISC endpoint', () => {
     const cfg = loadConfig({ env: { ISC_SECRET: SECRET, ISC_HOST: '10.1.2.3' } });
     assert.deepEqual(cfg.msrp, {
       host: '10.1.2.3',
       port: 2855,
       maxMessageBytes: 100 * 1024 * 1024,
+      maxFileBytes: 0,
       idleTimeoutSeconds: 1800,
+      interimRecordSeconds: 1800,
       tlsCert: '',
       tlsKey: '',
     });
@@ -25,7 +27,9 @@ describe('msrp settings', () => {
         MSRP_HOST: 'msrp.example.com',
         MSRP_PORT: '12855',
         MSRP_MAX_MESSAGE_BYTES: '1000',
+        MSRP_MAX_FILE_BYTES: '500',
         MSRP_IDLE_TIMEOUT_SECONDS: '0',
+        MSRP_INTERIM_RECORD_SECONDS: '60',
         MSRP_TLS_CERT: '/c.pem',
         MSRP_TLS_KEY: '/k.pem',
       },
@@ -34,7 +38,9 @@ describe('msrp settings', () => {
       host: 'msrp.example.com',
       port: 12855,
       maxMessageBytes: 1000,
+      maxFileBytes: 500,
       idleTimeoutSeconds: 0,
+      interimRecordSeconds: 60,
       tlsCert: '/c.pem',
       tlsKey: '/k.pem',
     });
@@ -62,7 +68,9 @@ describe('msrp settings', () => {
       'MSRP_HOST',
       'MSRP_PORT',
       'MSRP_MAX_MESSAGE_BYTES',
+      'MSRP_MAX_FILE_BYTES',
       'MSRP_IDLE_TIMEOUT_SECONDS',
+      'MSRP_INTERIM_RECORD_SECONDS',
       'MSRP_TLS_CERT',
       'MSRP_TLS_KEY',
     ])

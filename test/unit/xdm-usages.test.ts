@@ -27,6 +27,7 @@ import { groupsUsage, groupMemberUris, groupUris } from '../../as/src/xdm/usages
 import {
   imPolicyUsage,
   readImPolicy,
+  acceptsFileType,
   imPolicyVerdict,
   defaultImPolicyDocument,
   keepsHistoryWith,
@@ -1217,6 +1218,36 @@ describe('im-policy', () => {
       `${IMP_HEAD}><presence-aware-delivery/><history/></im-policy>`,
       '<history> is not allowed',
     );
+  });
+
+  it('file transfer: any file by default; enabled, accept-types and max-size read and validated', () => {
+    assert.deepEqual(readImPolicy(undefined).fileTransfer, { enabled: true, acceptTypes: [] });
+    const doc = `${IMP_HEAD}><publish-im-activity/><file-transfer accept-types=" image/*  application/pdf " max-size="5000000"/></im-policy>`;
+    assertValid(imPolicyUsage, doc);
+    assert.deepEqual(readImPolicy(parseXml(doc)).fileTransfer, {
+      enabled: true,
+      acceptTypes: ['image/*', 'application/pdf'],
+      maxSize: 5000000,
+    });
+    assert.equal(
+      readImPolicy(parseXml(`${IMP_HEAD}><file-transfer enabled="false"/></im-policy>`)).fileTransfer.enabled,
+      false,
+    );
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><file-transfer accept-types="image"/></im-policy>`, '"accept-types"');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><file-transfer max-size="0"/></im-policy>`, '"max-size"');
+    assertSchema(imPolicyUsage, `${IMP_HEAD}><file-transfer enabled="no"/></im-policy>`, '"enabled"');
+    assertSchema(
+      imPolicyUsage,
+      `${IMP_HEAD}><file-transfer/><publish-im-activity/></im-policy>`,
+      '<publish-im-activity> is not allowed',
+    );
+
+    assert.equal(acceptsFileType([], undefined), true, 'no list: anything');
+    assert.equal(acceptsFileType(['image/*'], 'IMAGE/JPEG'), true);
+    assert.equal(acceptsFileType(['image/*'], 'application/pdf'), false);
+    assert.equal(acceptsFileType(['application/pdf'], 'application/pdf;x=1'), true);
+    assert.equal(acceptsFileType(['image/*'], undefined), false, 'an offer naming no type matches no type');
+    assert.equal(acceptsFileType(['*'], undefined), true);
   });
 });
 

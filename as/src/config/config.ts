@@ -168,8 +168,12 @@ export interface AsConfig {
     port: number;
     /** Largest MSRP message relayed (413 above; a message already flowing is cut with `#`). */
     maxMessageBytes: number;
+    /** Largest file an RFC 5547 offer may name (488 above); 0: msrp.maxMessageBytes. */
+    maxFileBytes: number;
     /** An MSRP session with no traffic this long ends (its SIP dialog gets a BYE); 0: never. */
     idleTimeoutSeconds: number;
+    /** An established IM session writes an interim (partial) charging record this often; 0: never. */
+    interimRecordSeconds: number;
     /** PEM certificate (with chain) and key: both set, the MSRP listener speaks TLS (msrps: URIs). */
     tlsCert: string;
     tlsKey: string;
@@ -772,11 +776,27 @@ export const SETTINGS: readonly Setting[] = [
     check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1'),
   },
   {
+    path: 'msrp.maxFileBytes',
+    env: 'MSRP_MAX_FILE_BYTES',
+    kind: 'int',
+    def: 0,
+    help: 'largest file a file-transfer offer (RFC 5547) may name: above it the INVITE gets 488 with a Warning (0: msrp.maxMessageBytes, which also caps it)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
+  },
+  {
     path: 'msrp.idleTimeoutSeconds',
     env: 'MSRP_IDLE_TIMEOUT_SECONDS',
     kind: 'int',
     def: 1800,
     help: 'an MSRP session with no traffic this long ends with a BYE (0: never)',
+  },
+  {
+    path: 'msrp.interimRecordSeconds',
+    env: 'MSRP_INTERIM_RECORD_SECONDS',
+    kind: 'int',
+    def: 1800,
+    help: 'an established IM session writes an interim (partial) charging record per role this often, chained by recordSequenceNumber (0: only the final record)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
   },
   {
     path: 'msrp.tlsCert',

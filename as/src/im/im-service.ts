@@ -20,6 +20,7 @@ export class ImService implements IscService {
       case 'MESSAGE':
         return this.pager.handle(call);
       case 'INVITE':
+      case 'UPDATE': // only a re-offer inside a session is handed over
         return this.sessions.handle(call);
       default:
         return reply(501, 'Not Implemented');

@@ -30,9 +30,11 @@ export interface AnchorMessage {
 export interface MediaAnchor {
   open(
     sessionKey: string,
-    offerer: { path: string[]; acceptTypes?: string[]; setup?: string },
+    offerer: { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number },
   ): { offererSide: string; answererSide: string };
   answered(sessionKey: string, answerer: { path: string[]; setup?: string }): void;
+  /** A re-offer's exchange moved one side to another path (the same path changes nothing). */
+  repath(sessionKey: string, side: 'offerer' | 'answerer', peer: { path: string[]; setup?: string }): void;
   close(sessionKey: string, reason: string): void | Promise<void>;
   on(event: 'message', listener: (m: AnchorMessage) => void): unknown;
   on(event: 'ended', listener: (e: { sessionKey: string; reason: string }) => void): unknown;

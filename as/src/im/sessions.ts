@@ -24,9 +24,9 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
-import { parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { type FileSelector, parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
-import { keepsHistoryWith } from '../xdm/usages/im-policy.js';
+import { acceptsFileType, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
 
 /** Prefix of the outcome context of a session's INVITE (a MESSAGE's context is plain JSON). */
 export const SESSION_CONTEXT_PREFIX = 'session:';
@@ -48,6 +48,12 @@ interface LiveSession {
   privacy: boolean;
   /** The callee's a=path the anchor was given (space-separated). */
   calleePath?: string;
+  /** The caller's a=path the anchor was given (space-separated). */
+  callerPath: string;
+  /** The AS's URI towards each party (from the anchor). */
+  sides?: { offererSide: string; answererSide: string };
+  /** A re-offer (re-INVITE, UPDATE) on its way: who made it and the path it offers. */
+  reoffer?: { by: 'offerer' | 'answerer'; path: string[]; setup?: string };
   /**
    * Whole messages and their bytes each way, from the anchor's 'message' events, without
    * is-composing indications (never charged as messages). Not the switch's sessionStats: it
@@ -58,10 +64,24 @@ interface LiveSession {
   impi?: string;
   /** The offer's body as the INVITE carried it (TS 32.298 list-Of-Message-Bodies). */
   offer?: { contentType: string; contentLength: number };
+  /** The tally as it was at the last interim record: each record counts its own span. */
+  chargedTally?: AnchorStats;
+  /** Interim records written so far (the final record is one more in the chain). */
+  interimRecords: number;
+  /** When the span of the next record began (the 200, then each interim record). */
+  spanStart?: Date;
+  interimTimer?: NodeJS.Timeout;
 }
 
-/** Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg). */
-export type DialogTerminator = (dialog: { callId: string; fromTag: string; toTag: string }) => Promise<void>;
+/**
+ * Ends a SIP dialog both ways through Kamailio (dlg.terminate_dlg): 'gone' when Kamailio no
+ * longer holds it (a party's BYE got there first).
+ */
+export type DialogTerminator = (dialog: {
+  callId: string;
+  fromTag: string;
+  toTag: string;
+}) => Promise<'terminated' | 'gone'>;
 
 /**
  * IM Server, session mode (OMA SIMPLE IM): the participating function for an INVITE with an
@@ -89,6 +109,10 @@ export class SessionService {
       terminate: DialogTerminator;
       /** Largest message the switch relays: a file transfer (RFC 5547) offering more is refused. */
       maxMessageBytes: number;
+      /** The operator's largest file (RFC 5547 offer); 0 or absent: maxMessageBytes, which caps it. */
+      maxFileBytes?: number;
+      /** An established session writes an interim record per role this often; 0 or absent: never. */
+      interimRecordMs?: number;
       nodeAddress: string;
       metrics: Metrics;
       log: Logger;
@@ -103,6 +127,14 @@ export class SessionService {
       'ims_as_im_sessions_total',
       'IM sessions (INVITE with an MSRP offer) by step: offered, established, ended',
     );
+    deps.metrics.describe(
+      'ims_as_im_session_dialog_ends_total',
+      'Dialogs of IM sessions the AS asked Kamailio to end after the MSRP side ended, by result: terminated, gone (a BYE crossed the request), failed',
+    );
+    deps.metrics.describe(
+      'ims_as_im_session_interim_records_total',
+      'Interim (partial) charging rounds of long IM sessions (one record per role each)',
+    );
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
   }
@@ -114,6 +146,7 @@ export class SessionService {
 
   async handle(call: IscCall): Promise<IscDecision> {
     const { req, sip } = call;
+    if (/;\s*tag=/i.test(sip.headers.get('To') ?? '')) return this.reoffer(call);
     const sender = req.asserted ?? uriOf(sip.headers.get('From') ?? '');
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const callId = sip.headers.get('Call-ID') ?? '';
@@ -132,6 +165,8 @@ export class SessionService {
       chargingVector: pcv ?? `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
       privacy: wantsPrivacy(sip),
       tally: { fromOfferer: { messages: 0, bytes: 0 }, fromAnswerer: { messages: 0, bytes: 0 } },
+      callerPath: '',
+      interimRecords: 0,
     };
     const impi = privateIdentityOf(req);
     if (impi !== undefined) session.impi = impi;
@@ -156,14 +191,16 @@ export class SessionService {
         },
       });
 
-    // RFC 5547: the offer says how large the file is; one the switch would cut off is refused now
+    // RFC 5547: the offer says how large the file is; one above the operator's maximum (or
+    // one the switch would cut off) is refused now
     const fileSize = media.fileSelector?.size;
-    if (fileSize !== undefined && fileSize > this.deps.maxMessageBytes) {
+    const fileLimit = Math.min(this.deps.maxFileBytes || this.deps.maxMessageBytes, this.deps.maxMessageBytes);
+    if (fileSize !== undefined && fileSize > fileLimit) {
       return refuse(488, 'Not Acceptable Here', 'file too large', {
-        headers: [['Max-Message-Size', String(this.deps.maxMessageBytes)]],
+        headers: [['Max-Message-Size', String(fileLimit)]],
         warning: {
           agent: this.deps.domain.domain,
-          text: `the file is ${fileSize} bytes; the most accepted is ${this.deps.maxMessageBytes}`,
+          text: `the file is ${fileSize} bytes; the most accepted is ${fileLimit}`,
         },
       });
     }
@@ -177,6 +214,13 @@ export class SessionService {
       if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
       if (!req.registered)
         return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
+      if (media.fileSelector) {
+        const refusal = fileRefusal((await this.deps.policies.of(target)).fileTransfer, media.fileSelector);
+        if (refusal)
+          return refuse(488, 'Not Acceptable Here', `file refused by recipient: ${refusal}`, {
+            warning: { agent: this.deps.domain.domain, text: refusal },
+          });
+      }
     }
     // the contacts that registered the OMA IM feature tag get the session, when any did
     const targets =
@@ -196,6 +240,8 @@ export class SessionService {
       path: media.path,
       acceptTypes: media.acceptTypes,
       ...(media.setup ? { setup: media.setup } : {}),
+      // the file may not grow on the way past the size its offer declared
+      ...(fileSize !== undefined ? { maxMessageBytes: fileSize } : {}),
     });
     const towardsCallee = authorityOf(sides.answererSide);
     const towardsCaller = authorityOf(sides.offererSide);
@@ -205,6 +251,8 @@ export class SessionService {
         `the MSRP anchor handed out URIs without an authority: ${sides.offererSide} ${sides.answererSide}`,
       );
     }
+    session.callerPath = media.path.join(' ');
+    session.sides = sides;
     this.byCallId.set(callId, session);
     this.byKey.set(session.key, session);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'offered' });
@@ -225,22 +273,71 @@ export class SessionService {
     return decision;
   }
 
+  /**
+   * A re-INVITE or UPDATE with an MSRP offer inside a session (Kamailio hands those of a
+   * tracked dialog to the AS like the initial offer): the offer goes on naming the AS's leg
+   * towards the other party, and the answer, rewritten by Kamailio, names the AS's leg towards
+   * the offerer, so the media stays anchored. A new path is taken once the answer comes.
+   */
+  private reoffer(call: IscCall): IscDecision {
+    const { sip } = call;
+    const callId = sip.headers.get('Call-ID') ?? '';
+    const s = this.byCallId.get(callId);
+    const sides = s?.sides;
+    if (!s || !sides) return reply(481, 'Call/Transaction Does Not Exist');
+    const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0)
+      return reply(488, 'Not Acceptable Here', {
+        warning: { agent: this.deps.domain.domain, text: 'the re-offer needs the MSRP media with a=path' },
+      });
+    const fromTag = /;\s*tag=([^;\s]+)/i.exec(sip.headers.get('From') ?? '')?.[1] ?? '';
+    const by = fromTag === s.fromTag ? 'offerer' : 'answerer';
+    s.reoffer = { by, path: media.path, ...(media.setup ? { setup: media.setup } : {}) };
+    const towardsOther = by === 'offerer' ? sides.answererSide : sides.offererSide;
+    const towardsOfferer = by === 'offerer' ? sides.offererSide : sides.answererSide;
+    const other = authorityOf(towardsOther)!;
+    const self = authorityOf(towardsOfferer)!;
+    call.log.debug({ callId, by, session: s.key }, 'IM session re-offer anchored');
+    return {
+      action: 'continue',
+      ctx: encodeContext('im', SESSION_CONTEXT_PREFIX + JSON.stringify({ callId, reoffer: true })),
+      body: rewriteMsrpMedia(sip.body, { path: [towardsOther], ...other }),
+      ctype: 'application/sdp',
+      sessPath: towardsOfferer,
+      sessHost: self.host,
+      sessPort: String(self.port),
+    };
+  }
+
   /** Final answer to the INVITE (Kamailio's outcome event). */
   async onOutcome(payload: string, code: number, at: Date): Promise<void> {
     let callId: string;
+    let reoffer = false;
     try {
-      callId = (JSON.parse(payload) as { callId: string }).callId;
+      ({ callId, reoffer = false } = JSON.parse(payload) as { callId: string; reoffer?: boolean });
     } catch {
       this.deps.log.error({ payload }, 'unreadable session outcome context');
       return;
     }
     const s = this.byCallId.get(callId);
     if (!s) return;
+    // a re-offer's answer changes nothing of the session when it fails (RFC 3261 14.1)
+    if (reoffer) {
+      s.reoffer = undefined;
+      return;
+    }
     if (code >= 200 && code < 300) {
       if (s.answeredAt) return; // a 2xx retransmitted or from another fork
       s.answeredAt = at;
+      s.spanStart = at;
       this.deps.metrics.count('ims_as_im_sessions_total', { step: 'established' });
       this.chatting(s, +1);
+      const every = this.deps.interimRecordMs ?? 0;
+      if (every > 0) {
+        s.interimTimer = setInterval(() => this.settle('interim-record', this.interim(s)), every);
+        s.interimTimer.unref();
+      }
       return;
     }
     this.forget(s, `INVITE answered ${code}`);
@@ -259,12 +356,35 @@ export class SessionService {
       this.deps.log.warn({ callId: ev.callId, code: ev.code }, 'callee answered without MSRP media');
       return;
     }
+    if (s.reoffer) {
+      this.reofferAnswered(s, s.reoffer, media.path, media.setup);
+      return;
+    }
     if (ev.toTag) s.toTag = ev.toTag;
     // an 18x and its 200 (or a retransmitted 200) carry the same answer: connect once
     const path = media.path.join(' ');
     if (s.calleePath === path) return;
     s.calleePath = path;
     this.deps.anchor.answered(s.key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
+  }
+
+  /** Both sides of a re-offer's exchange are known: a side whose path changed is bound again. */
+  private reofferAnswered(
+    s: LiveSession,
+    offer: NonNullable<LiveSession['reoffer']>,
+    answerPath: string[],
+    answerSetup: string | undefined,
+  ): void {
+    const answerer = offer.by === 'offerer' ? 'answerer' : 'offerer';
+    for (const [side, path, setup] of [
+      [offer.by, offer.path, offer.setup],
+      [answerer, answerPath, answerSetup],
+    ] as const) {
+      const joined = path.join(' ');
+      if (side === 'offerer') s.callerPath = joined;
+      else s.calleePath = joined;
+      this.deps.anchor.repath(s.key, side, { path, ...(setup ? { setup } : {}) });
+    }
   }
 
   /** The dialog ended in Kamailio (BYE from either side, or its lifetime). */
@@ -287,18 +407,35 @@ export class SessionService {
     const s = this.byKey.get(key);
     if (!s) return;
     const stats = this.forget(s, reason);
+    const at = new Date();
     this.deps.log.info({ callId: s.callId, reason, toTag: s.toTag }, 'IM session media ended: ending its dialog');
-    if (s.toTag) {
-      await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag: s.toTag });
-    }
+    if (s.toTag) await this.endDialog(s, s.toTag);
+    // charged whatever became of the dialog: the session was forgotten above, so the BYE's own
+    // session-end event finds nothing and this is the one record per role
     await this.charge(s, {
       code: 200,
       outcome: 'ended',
-      at: new Date(),
+      at,
       reason: `media: ${reason}`,
       cause: 'unSuccessfulServiceDelivery',
       stats,
     });
+  }
+
+  /**
+   * Has Kamailio end the dialog. A party's BYE may cross the request (the dialog is ending
+   * already, Kamailio no longer holds it): that is the same end, counted, not an error.
+   */
+  private async endDialog(s: LiveSession, toTag: string): Promise<void> {
+    let result: 'terminated' | 'gone' | 'failed';
+    try {
+      result = await this.deps.terminate({ callId: s.callId, fromTag: s.fromTag, toTag });
+    } catch (err) {
+      result = 'failed';
+      this.deps.log.warn({ err, callId: s.callId }, 'Kamailio did not end the dialog of an IM session');
+    }
+    if (result === 'gone') this.deps.log.debug({ callId: s.callId }, 'IM session dialog already ending (BYE crossed)');
+    this.deps.metrics.count('ims_as_im_session_dialog_ends_total', { result });
   }
 
   /** Text messages of a session go into the history of each party who keeps one. */
@@ -334,8 +471,28 @@ export class SessionService {
     }
   }
 
+  /**
+   * A partial record per role for a long session (TS 32.298: closed for timeLimit), chained by
+   * recordSequenceNumber with the same ICID; it counts the messages and bytes of its own span.
+   */
+  private async interim(s: LiveSession): Promise<void> {
+    if (!this.byKey.has(s.key)) return;
+    s.interimRecords++;
+    this.deps.metrics.count('ims_as_im_session_interim_records_total');
+    await this.charge(s, {
+      code: 200,
+      outcome: 'interim',
+      at: new Date(),
+      reason: 'interim',
+      cause: 'timeLimit',
+      stats: s.tally,
+      part: s.interimRecords,
+    });
+  }
+
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
+    if (s.interimTimer) clearInterval(s.interimTimer);
     const stats = s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);
@@ -378,19 +535,35 @@ export class SessionService {
       reason: string;
       cause?: CauseForRecordClosing;
       stats?: AnchorStats;
+      /** The place of an interim record in the chain (the final one follows the last). */
+      part?: number;
     },
   ): Promise<void> {
     const extra: Record<string, string | number> = { reason: r.reason };
     if (s.answeredAt) {
       extra.sessionStart = s.answeredAt.toISOString();
-      extra.sessionEnd = r.at.toISOString();
+      if (r.part === undefined) extra.sessionEnd = r.at.toISOString();
+      // a chained record covers its own span (since the 200 or the previous interim record)
+      if (s.interimRecords > 0) {
+        extra.spanStart = (s.spanStart ?? s.answeredAt).toISOString();
+        extra.spanEnd = r.at.toISOString();
+      }
     }
     if (r.stats) {
-      extra.messagesFromCaller = r.stats.fromOfferer.messages;
-      extra.bytesFromCaller = r.stats.fromOfferer.bytes;
-      extra.messagesToCaller = r.stats.fromAnswerer.messages;
-      extra.bytesToCaller = r.stats.fromAnswerer.bytes;
+      const before = s.chargedTally;
+      extra.messagesFromCaller = r.stats.fromOfferer.messages - (before?.fromOfferer.messages ?? 0);
+      extra.bytesFromCaller = r.stats.fromOfferer.bytes - (before?.fromOfferer.bytes ?? 0);
+      extra.messagesToCaller = r.stats.fromAnswerer.messages - (before?.fromAnswerer.messages ?? 0);
+      extra.bytesToCaller = r.stats.fromAnswerer.bytes - (before?.fromAnswerer.bytes ?? 0);
+      s.chargedTally = {
+        fromOfferer: { ...r.stats.fromOfferer },
+        fromAnswerer: { ...r.stats.fromAnswerer },
+      };
     }
+    // each record of a chain is delivered over its own span (TS 32.298 service delivery times)
+    const deliveredFrom = s.interimRecords > 0 ? (s.spanStart ?? s.answeredAt) : s.answeredAt;
+    s.spanStart = r.at;
+    const part = r.part ?? (s.interimRecords > 0 ? s.interimRecords + 1 : undefined);
     await Promise.all(
       s.roles.map((role) =>
         this.deps.charging.record({
@@ -402,14 +575,15 @@ export class SessionService {
           calledParty: s.callee,
           requestTime: s.invitedAt,
           responseTime: s.answeredAt ?? r.at,
-          // a session is delivered from its answer to its end (TS 32.298 service delivery times)
-          ...(s.answeredAt ? { deliveryStartTime: s.answeredAt, deliveryEndTime: r.at } : {}),
+          // a session is delivered from its answer to its end
+          ...(deliveredFrom ? { deliveryStartTime: deliveredFrom, deliveryEndTime: r.at } : {}),
           ...(s.impi !== undefined ? { privateUserId: s.impi } : {}),
           ...(s.offer ? { messageBody: s.offer } : {}),
           statusCode: r.code,
           outcome: r.outcome,
           chargingVector: s.chargingVector,
           ...(r.cause ? { cause: r.cause } : {}),
+          ...(part !== undefined ? { recordSequenceNumber: part } : {}),
           extra,
         }),
       ),
@@ -422,6 +596,16 @@ export class SessionService {
       this.deps.log.error({ err }, `${reaction} failed`);
     });
   }
+}
+
+/** Why a recipient's file-transfer policy refuses a file offer (the Warning text), or undefined. */
+function fileRefusal(policy: ImPolicy['fileTransfer'], file: FileSelector): string | undefined {
+  if (!policy.enabled) return 'the recipient takes no files';
+  if (!acceptsFileType(policy.acceptTypes, file.type))
+    return `the recipient takes no files of type ${file.type ?? '(none given)'}`;
+  if (policy.maxSize !== undefined && (file.size === undefined || file.size > policy.maxSize))
+    return `the recipient takes files up to ${policy.maxSize} bytes${file.size === undefined ? ', and this offer names no size' : ''}`;
+  return undefined;
 }
 
 /** Host (without IPv6 brackets) and port of an MSRP URI the anchor handed out. */

@@ -58,9 +58,20 @@ export class KamailioRpc {
     return typeof r === 'string' ? r : Array.isArray(r) ? r.join(' ') : String(r.version ?? JSON.stringify(r));
   }
 
-  /** Ends a confirmed dialog with a BYE to each side (dialog module; the dialog is matched on Call-ID and both tags). */
-  async terminateDialog(callId: string, fromTag: string, toTag: string): Promise<void> {
-    await this.call('dlg.terminate_dlg', [callId, fromTag, toTag]);
+  /**
+   * Ends a confirmed dialog with a BYE to each side (dialog module; the dialog is matched on
+   * Call-ID and both tags). 'gone' when Kamailio holds no such dialog any more: a BYE from a
+   * party crossed the request, and the dialog is ending already.
+   */
+  async terminateDialog(callId: string, fromTag: string, toTag: string): Promise<'terminated' | 'gone'> {
+    try {
+      await this.call('dlg.terminate_dlg', [callId, fromTag, toTag]);
+      return 'terminated';
+    } catch (err) {
+      // Kamailio 5.6 answers 500 "Couldnt find callid in dialog"; other versions 404 "Dialog not found"
+      if (err instanceof KamailioRpcError && /couldn'?t find|not found/i.test(err.message)) return 'gone';
+      throw err;
+    }
   }
 
   /** Drops a cached entry (e.g. a user's HA1 after a password change). */

@@ -9,6 +9,8 @@ export interface SwitchedSession {
   offerer: MsrpLeg;
   answerer: MsrpLeg;
   acceptTypes?: string[];
+  /** Largest message of this session when below the switch's own maximum (a file transfer's size). */
+  maxMessageBytes?: number;
   openedAt: number;
   lastActivity: number;
 }

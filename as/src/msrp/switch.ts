@@ -185,7 +185,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
    */
   open(
     sessionKey: string,
-    offerer: { path: string[]; acceptTypes?: string[]; setup?: string },
+    offerer: { path: string[]; acceptTypes?: string[]; setup?: string; maxMessageBytes?: number },
   ): { offererSide: string; answererSide: string } {
     const existing = this.sessions.get(sessionKey);
     if (existing) {
@@ -202,6 +202,9 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       lastActivity: Date.now(),
     };
     if (offerer.acceptTypes) session.acceptTypes = offerer.acceptTypes.slice();
+    // a file transfer's declared size (RFC 5547): no message of the session may be larger
+    if (offerer.maxMessageBytes !== undefined)
+      session.maxMessageBytes = Math.min(offerer.maxMessageBytes, this.opts.maxMessageBytes);
     session.offerer.peerPath = offerer.path.slice();
     this.sessions.add(session);
     if (offerer.setup === 'passive') this.connectLegSafely(session, session.offerer);
@@ -222,6 +225,29 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       return;
     }
     this.connectLegSafely(session, session.answerer);
+  }
+
+  /**
+   * A re-offer (re-INVITE or UPDATE) moved one participant to another a=path: the leg leaves
+   * its connection (closed when no session is left on it) and is bound again, by the AS
+   * connecting to the new path or, when that side is the active one (RFC 6135), by the
+   * participant's first SEND from it. The same path changes nothing.
+   */
+  repath(sessionKey: string, side: Side, peer: { path: string[]; setup?: string }): void {
+    const session = this.sessions.get(sessionKey);
+    if (!session) return;
+    const leg = session[side];
+    if (leg.peerPath?.join(' ') === peer.path.join(' ')) return;
+    leg.peerPath = peer.path.slice();
+    const old = leg.connection;
+    if (old) {
+      old.sessionIds.delete(leg.sessionId);
+      leg.connection = undefined;
+      if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old))
+        old.close('session moved to another path');
+    }
+    const asConnects = side === 'answerer' ? peer.setup !== 'active' : peer.setup === 'passive';
+    if (asConnects) this.connectLegSafely(session, leg);
   }
 
   private connectLegSafely(session: SwitchedSession, leg: MsrpLeg): void {
@@ -486,7 +512,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     }
     inc.message = msg;
     if (msg.refused) return refuse(msg.refused, 'message already refused');
-    const verdict = checkChunk(range, 0, msg.total, this.opts.maxMessageBytes);
+    const verdict = checkChunk(range, 0, msg.total, session.maxMessageBytes ?? this.opts.maxMessageBytes);
     if (!verdict.ok) {
       msg.refused = verdict.code;
       return refuse(verdict.code, verdict.reason);
@@ -541,7 +567,12 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (inc.reject || !msg || !inc.range) return;
     inc.received += data.length;
     const last = inc.range.start + inc.received - 1;
-    const verdict = checkChunk(inc.range, inc.received, msg.total, this.opts.maxMessageBytes);
+    const verdict = checkChunk(
+      inc.range,
+      inc.received,
+      msg.total,
+      inc.session?.maxMessageBytes ?? this.opts.maxMessageBytes,
+    );
     if (!verdict.ok) {
       msg.refused = verdict.code;
       inc.reject = { code: verdict.code, comment: verdict.reason };

@@ -43,6 +43,27 @@ export interface ImPolicy {
   presenceAwareDelivery: { holdWhen: HoldCondition[] };
   /** Whether the IM server may publish an "in a chat" tuple in the user's presence. */
   publishImActivity: boolean;
+  /**
+   * Files (RFC 5547 offers) the user takes in sessions: not at all, only of these types
+   * (`image/*`, `*` allowed; empty: any), only up to this size (an offer naming no size is
+   * then refused too).
+   */
+  fileTransfer: { enabled: boolean; acceptTypes: string[]; maxSize?: number };
+}
+
+/** A media type, `type/*` or `*` of <file-transfer accept-types>. */
+const FILE_TYPE_RE = /^(?:\*|[A-Za-z0-9!#$&^_.+-]+\/(?:\*|[A-Za-z0-9!#$&^_.+-]+))$/;
+
+/** Whether a policy's accept-types take a file of `type` (case-insensitive; absent type: only `*`). */
+export function acceptsFileType(acceptTypes: readonly string[], type: string | undefined): boolean {
+  if (acceptTypes.length === 0) return true;
+  const t = (type ?? '').split(';')[0]!.trim().toLowerCase();
+  return acceptTypes.some((a) => {
+    const x = a.toLowerCase();
+    if (x === '*') return true;
+    if (!t) return false;
+    return x.endsWith('/*') ? t.startsWith(x.slice(0, -1)) : t === x;
+  });
 }
 
 /** The policy of a user without document. */
@@ -56,6 +77,7 @@ export function defaultImPolicy(): ImPolicy {
     history: { enabled: false, maxMessages: 1000, conversations: [] },
     presenceAwareDelivery: { holdWhen: [] },
     publishImActivity: true,
+    fileTransfer: { enabled: true, acceptTypes: [] },
   };
 }
 
@@ -72,6 +94,7 @@ const ROOT_MODEL = seq(
   el(IMP, 'history', 0, 1),
   el(IMP, 'presence-aware-delivery', 0, 1),
   el(IMP, 'publish-im-activity', 0, 1),
+  el(IMP, 'file-transfer', 0, 1),
   anyOther([IMP]),
 );
 const SET_MODEL = choice(0, Infinity, el(IMP, 'entry'), el(IMP, 'domain'));
@@ -179,6 +202,28 @@ function validate(doc: XmlDocument, _ctx: ValidationContext): ValidationProblem[
         c.booleanAttr(k, 'enabled', ia.get('enabled'));
         break;
       }
+      case 'file-transfer': {
+        const fa = c.attrs(k, { optional: ['enabled', 'accept-types', 'max-size'], foreign: true });
+        c.empty(k);
+        c.booleanAttr(k, 'enabled', fa.get('enabled'));
+        const types = fa.get('accept-types');
+        if (
+          types !== undefined &&
+          !collapse(types)
+            .split(' ')
+            .every((t) => FILE_TYPE_RE.test(t))
+        )
+          c.schema(
+            k,
+            `attribute "accept-types" value "${types}" is not a list of media types (type/subtype, type/*, *)`,
+          );
+        const size = fa.get('max-size');
+        if (size !== undefined) {
+          const n = parseXsInteger(size);
+          if (n === undefined || n < 1) c.schema(k, `attribute "max-size" value "${size}" is not a positive integer`);
+        }
+        break;
+      }
       case 'history': {
         const ha = c.attrs(k, { optional: ['enabled', 'max-messages'], foreign: true });
         checkConversations(c, k);
@@ -241,6 +286,13 @@ export function readImPolicy(doc: XmlDocument | undefined): ImPolicy {
       policy.presenceAwareDelivery.holdWhen = hold === undefined ? [...HOLD_CONDITIONS] : (readHoldWhen(hold) ?? []);
     } else if (local === 'publish-im-activity') {
       policy.publishImActivity = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.publishImActivity;
+    } else if (local === 'file-transfer') {
+      const ft = policy.fileTransfer;
+      ft.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? ft.enabled;
+      const types = collapse(plainAttr(k, 'accept-types') ?? '');
+      if (types) ft.acceptTypes = types.split(' ').filter((t) => FILE_TYPE_RE.test(t));
+      const n = parseXsInteger(plainAttr(k, 'max-size') ?? '');
+      if (n !== undefined && n >= 1) ft.maxSize = n;
     } else if (local === 'history') {
       policy.history.enabled = parseXsBoolean(plainAttr(k, 'enabled') ?? '') ?? policy.history.enabled;
       const n = parseXsInteger(plainAttr(k, 'max-messages') ?? '');

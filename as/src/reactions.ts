@@ -181,6 +181,10 @@ function declare(p: ReactingParts): Declarations {
         run: (c) => notifier.resourceChanged('presence.winfo', c.resource),
       },
     ],
+    conference: [
+      // the dialogs each instance holds: partial conference-info, or the final NOTIFY once it ended
+      { name: 'conference-notify', where: 'everywhere', run: (c) => notifier.resourceChanged('conference', c.uri) },
+    ],
   };
 }
 

@@ -9,6 +9,7 @@ import { Charging } from './charging/charging.js';
 import { parseRfPeers } from './charging/rf-client.js';
 import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
+import { GroupPolicy } from './conference/group-policy.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -400,6 +401,13 @@ export class ApplicationServer {
         charging,
         policies: imPolicies,
         groups: new GroupDirectory(docs),
+        groupPolicy: new GroupPolicy({
+          docs,
+          canonical: (u) => domain.canonical(u),
+          // getters: a reload changes config.im in place
+          operatorMax: () => config.im.groupMaxParticipants,
+          maxMembers: () => config.im.maxRecipients,
+        }),
         forward,
         history,
         limits: config.im,

@@ -10,6 +10,8 @@ import { parseRfPeers } from './charging/rf-client.js';
 import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupPolicy } from './conference/group-policy.js';
+import { ConferencePackage } from './conference/conference-package.js';
+import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -342,6 +344,10 @@ export class ApplicationServer {
       // Registration event package (RFC 3680): a user's devices watch their own registrations
       const regPackage = new RegPackage({ registrations, domain });
       notifier.register(regPackage);
+      // Group chat: the conference roster (store state shared by every instance) and its event package (RFC 4575)
+      const conferences = new ConferenceRoster(store, feed);
+      const conferencePackage = new ConferencePackage({ roster: conferences, domain, notifier: () => notifier });
+      notifier.register(conferencePackage);
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
 
@@ -465,6 +471,7 @@ export class ApplicationServer {
           forward,
           imPolicies,
           imActivity,
+          conferences: conferencePackage,
           users,
           ...(welcome ? { welcome } : {}),
           dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -497,7 +504,7 @@ export class ApplicationServer {
         deadlineMs: DECISION_DEADLINE_MS,
         outages,
       })
-        .register(new RateLimitedService(new ImService(pager, sessions), rateLimits, domain))
+        .register(new RateLimitedService(new ImService(pager, sessions, notifier), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))

@@ -143,6 +143,18 @@ describe('group policy', () => {
     );
   });
 
+  it('forSending: the decision, the expanded members and the ceiling from one read', async () => {
+    assert.deepEqual(await policy.forSending('sip:team@example.com', 'sip:fay@example.com', { anonymous: false }), {
+      members: ['sip:bob@example.com', 'sip:wanda@example.com', 'sip:fred@example.com', 'sip:fay@example.com'],
+      maxParticipants: 3,
+    });
+    assert.deepEqual(await policy.forSending('sip:team@example.com', 'sip:eve@example.com', { anonymous: false }), {
+      refuse: { code: 403, reason: 'sip:eve@example.com is not a member of the group' },
+    });
+    assert.equal(await policy.forSending('sip:nothing@example.com', ALICE, { anonymous: false }), undefined);
+    await assert.rejects(policy.forSending('sip:peek@example.com', ALICE, { anonymous: false }), GroupListError);
+  });
+
   it('an unknown group: 404', async () => {
     const r = await policy.mayJoin('sip:nothing@example.com', ALICE, { anonymous: false });
     assert.ok('refuse' in r && r.refuse.code === 404);

@@ -35,6 +35,8 @@ interface LoadedGroup {
   owner: string;
   listService: XmlElement;
   scope: NamespaceScope;
+  /** Its members, expanded once per load (deciding and sending both need them). */
+  expanded?: Promise<string[] | { kind: string; detail: string }>;
 }
 
 export interface GroupPolicyDeps {
@@ -73,6 +75,26 @@ export class GroupPolicy {
     const group = await this.load(groupUri);
     if (!group) return refuse(404, `no group ${groupUri}`);
     return this.decide(group, user, req.anonymous);
+  }
+
+  /**
+   * maySend, members and maxParticipants at once, from one read of the group's document (a
+   * pager MESSAGE to a group needs all three). Undefined when there is no such group.
+   */
+  async forSending(
+    groupUri: string,
+    user: string,
+    req: { anonymous: boolean },
+  ): Promise<
+    { refuse: { code: number; reason: string } } | { members: string[]; maxParticipants: number } | undefined
+  > {
+    const group = await this.load(groupUri);
+    if (!group) return undefined;
+    const decided = await this.decide(group, user, req.anonymous);
+    if ('refuse' in decided) return decided;
+    const members = await this.expand(group);
+    if ('kind' in members) throw new GroupListError(group.uri, members.detail);
+    return { members, maxParticipants: this.maxOf(group) };
   }
 
   /**
@@ -141,7 +163,12 @@ export class GroupPolicy {
     return { allow: true };
   }
 
-  private async expand(group: LoadedGroup): Promise<string[] | { kind: string; detail: string }> {
+  private expand(group: LoadedGroup): Promise<string[] | { kind: string; detail: string }> {
+    group.expanded ??= this.expandList(group);
+    return group.expanded;
+  }
+
+  private async expandList(group: LoadedGroup): Promise<string[] | { kind: string; detail: string }> {
     const list = findChild(group.listService, group.scope, GROUPS_NS, 'list');
     if (!list) return [];
     const r = await resolveMemberList(

@@ -403,28 +403,26 @@ export class PagerService implements IscService {
    * and the members (references expanded) get the copies, no more than the group may hold.
    */
   private async groupMessage(m: Incoming): Promise<IscDecision> {
-    const policy = this.deps.groupPolicy;
-    const may = await policy.maySend(m.target, m.sender, { anonymous: m.privacy });
-    if ('refuse' in may) {
-      const { code, reason } = may.refuse;
-      await this.charge(m.ctx, code, 'rejected', m.call.receivedAt, { reason, via: m.target });
-      return reply(code, code === 403 ? 'Forbidden By Group Policy' : 'Not Found', {
-        warning: warning(this.deps.domain.domain, reason),
-      });
-    }
-    let members: string[] | undefined;
+    let plan;
     try {
-      members = await policy.members(m.target);
+      plan = await this.deps.groupPolicy.forSending(m.target, m.sender, { anonymous: m.privacy });
     } catch (err) {
       if (!(err instanceof GroupListError)) throw err;
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: err.detail, via: m.target });
       return reply(403, 'Group List Unresolvable', { warning: warning(this.deps.domain.domain, err.detail) });
     }
-    if (!members) {
+    if (!plan) {
       await this.charge(m.ctx, 404, 'rejected', m.call.receivedAt, { reason: 'unknown recipient' });
       return reply(404, 'Not Found');
     }
-    return this.explode(m, m.target, members, await policy.maxParticipants(m.target));
+    if ('refuse' in plan) {
+      const { code, reason } = plan.refuse;
+      await this.charge(m.ctx, code, 'rejected', m.call.receivedAt, { reason, via: m.target });
+      return reply(code, code === 403 ? 'Forbidden By Group Policy' : 'Not Found', {
+        warning: warning(this.deps.domain.domain, reason),
+      });
+    }
+    return this.explode(m, m.target, plan.members, plan.maxParticipants);
   }
 
   /**

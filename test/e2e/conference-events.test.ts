@@ -77,6 +77,16 @@ describe('conference event package (real Kamailio, sipp; roster driven through i
     assert.equal(unknown.exitCode, 0, unknown.stdout);
   });
 
+  it('the owner may watch without taking part: full state, then un-SUBSCRIBE', async () => {
+    const r = await subscribe('alice', 'planning', { event: 'conference', accept: 'application/conference-info+xml' });
+    assert.equal(r.exitCode, 0, r.stdout);
+    const doc = /<\?xml[\s\S]*?<\/conference-info>/.exec(r.messages)?.[0];
+    assert.ok(doc, r.messages);
+    assertValidConferenceInfo(doc);
+    assert.match(doc, /state="full"/);
+    assert.match(doc, /<user entity="sip:bob@example\.com"/);
+  });
+
   it('a participant gets the full state, partial states as the roster changes (versions growing), and a final NOTIFY when it ends', async () => {
     const sub = subscribe('bob', 'planning', {
       event: 'conference',

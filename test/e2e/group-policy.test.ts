@@ -78,6 +78,10 @@ describe('group policy in pager mode (real Kamailio, sipp)', () => {
         // three members, room for two
         '<list-service uri="sip:duo@example.com"><list><entry uri="sip:bob@example.com"/><entry uri="sip:carol@example.com"/>' +
         '<entry uri="sip:dan@example.com"/></list><max-participant-count>2</max-participant-count></list-service>' +
+        // one rule for everyone (no conditions): anyone may send, anonymously too
+        '<list-service uri="sip:open@example.com"><list><entry uri="sip:carol@example.com"/></list>' +
+        '<cp:ruleset><cp:rule id="anyone"><cp:actions><join-handling>allow</join-handling>' +
+        '<allow-anonymity>true</allow-anonymity></cp:actions></cp:rule></cp:ruleset></list-service>' +
         '</group>',
       GROUPS_TYPE,
     );
@@ -127,6 +131,18 @@ describe('group policy in pager mode (real Kamailio, sipp)', () => {
     const r = await send('bob', 'crew', 'who am I', 403, ['Privacy: id']);
     assert.equal(r.exitCode, 0, r.stdout);
     assert.match(r.messages, /^Warning: 399 example\.com "the group does not allow anonymous participants"/m);
+  });
+
+  it('anonymity a group allows: the copy reaches the member without naming the sender', async () => {
+    const { uas: carol } = await online('carol', 1);
+    const r = await send('dan', 'open', 'guess who', 202, ['Privacy: id']);
+    assert.equal(r.exitCode, 0, r.stdout);
+    const got = await carol;
+    assert.equal(got.exitCode, 0, got.stdout);
+    const [msg] = receivedMessages(got.messages);
+    assert.equal(msg?.body, 'guess who');
+    assert.match(msg!.header('From') ?? '', /sip:anonymous@anonymous\.invalid/);
+    assert.doesNotMatch(msg!.head, /dan@/i, 'nothing in the copy names dan');
   });
 
   it("more members than the group's max-participant-count: 403 Too Many Participants", async () => {

@@ -9,6 +9,9 @@ import { Charging } from './charging/charging.js';
 import { parseRfPeers } from './charging/rf-client.js';
 import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
+import { GroupPolicy } from './conference/group-policy.js';
+import { ConferencePackage } from './conference/conference-package.js';
+import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -355,6 +358,10 @@ export class ApplicationServer {
         },
       });
       notifier.register(regPackage);
+      // Group chat: the conference roster (store state shared by every instance) and its event package (RFC 4575)
+      const conferences = new ConferenceRoster(store, feed);
+      const conferencePackage = new ConferencePackage({ roster: conferences, domain, notifier: () => notifier });
+      notifier.register(conferencePackage);
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
 
@@ -414,6 +421,13 @@ export class ApplicationServer {
         charging,
         policies: imPolicies,
         groups: new GroupDirectory(docs),
+        groupPolicy: new GroupPolicy({
+          docs,
+          canonical: (u) => domain.canonical(u),
+          // getters: a reload changes config.im in place
+          operatorMax: () => config.im.groupMaxParticipants,
+          maxMembers: () => config.im.maxRecipients,
+        }),
         forward,
         history,
         limits: config.im,
@@ -474,6 +488,7 @@ export class ApplicationServer {
           forward,
           imPolicies,
           imActivity,
+          conferences: conferencePackage,
           users,
           ...(welcome ? { welcome } : {}),
           dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -506,7 +521,7 @@ export class ApplicationServer {
         deadlineMs: DECISION_DEADLINE_MS,
         outages,
       })
-        .register(new RateLimitedService(new ImService(pager, sessions), rateLimits, domain))
+        .register(new RateLimitedService(new ImService(pager, sessions, notifier), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))

@@ -5,7 +5,8 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 
 /**
  * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
- * MSRP offer to session mode; each outcome goes back to the mode that let its request continue.
+ * MSRP offer to session mode, a SUBSCRIBE (Event: conference, RFC 4575) to the notifier; each
+ * outcome goes back to the mode that let its request continue.
  */
 export class ImService implements IscService {
   readonly name = 'im' as const;
@@ -13,6 +14,7 @@ export class ImService implements IscService {
   constructor(
     private readonly pager: PagerService,
     private readonly sessions: SessionService,
+    private readonly subscriptions?: { handleSubscribe(call: IscCall): Promise<IscDecision> },
   ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
@@ -22,6 +24,9 @@ export class ImService implements IscService {
       case 'INVITE':
       case 'UPDATE': // only a re-offer inside a session is handed over
         return this.sessions.handle(call);
+      case 'SUBSCRIBE':
+        if (this.subscriptions) return this.subscriptions.handleSubscribe(call);
+        return reply(501, 'Not Implemented');
       default:
         return reply(501, 'Not Implemented');
     }

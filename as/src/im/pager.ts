@@ -34,6 +34,7 @@ import {
 } from './formats/cpim.js';
 import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
 import type { GroupDirectory } from './group-messaging.js';
+import { GroupListError, type GroupPolicy } from '../conference/group-policy.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
@@ -113,6 +114,8 @@ export class PagerService implements IscService {
       charging: Charging;
       policies: ImPolicies;
       groups: GroupDirectory;
+      /** Who may send to a group, its members expanded, how many may take part. */
+      groupPolicy: GroupPolicy;
       forward: StoreAndForward;
       history: ConversationHistory;
       limits: PagerLimits;
@@ -155,8 +158,7 @@ export class PagerService implements IscService {
     if (req.term) {
       // users first: the common case costs no group lookup
       if (await this.deps.users.exists(m.target)) return this.terminating(m);
-      const group = await this.deps.groups.resolve(m.target);
-      if (group) return this.explode(m, group.uri, group.members);
+      if (await this.deps.groups.isGroup(m.target)) return this.groupMessage(m);
       await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
       return reply(404, 'Not Found');
     }
@@ -406,11 +408,44 @@ export class PagerService implements IscService {
   }
 
   /**
+   * A MESSAGE to a group: the group's policy says whether the sender may send (403 with the
+   * reason in a Warning otherwise: a non-member, an anonymous sender the group does not allow),
+   * and the members (references expanded) get the copies, no more than the group may hold.
+   */
+  private async groupMessage(m: Incoming): Promise<IscDecision> {
+    let plan;
+    try {
+      plan = await this.deps.groupPolicy.forSending(m.target, m.sender, { anonymous: m.privacy });
+    } catch (err) {
+      if (!(err instanceof GroupListError)) throw err;
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: err.detail, via: m.target });
+      return reply(403, 'Group List Unresolvable', { warning: warning(this.deps.domain.domain, err.detail) });
+    }
+    if (!plan) {
+      await this.charge(m.ctx, 404, 'rejected', m.call.receivedAt, { reason: 'unknown recipient' });
+      return reply(404, 'Not Found');
+    }
+    if ('refuse' in plan) {
+      const { code, reason } = plan.refuse;
+      await this.charge(m.ctx, code, 'rejected', m.call.receivedAt, { reason, via: m.target });
+      return reply(code, code === 403 ? 'Forbidden By Group Policy' : 'Not Found', {
+        warning: warning(this.deps.domain.domain, reason),
+      });
+    }
+    return this.explode(m, m.target, plan.members, plan.maxParticipants);
+  }
+
+  /**
    * One 202 to the sender; each member's copy then goes through that member's terminating
    * policy and is delivered or deferred. A member that is itself a group (or a list
    * service) would make a loop: the whole request is refused before anything is sent.
    */
-  private async explode(m: Incoming, service: string, members: string[]): Promise<IscDecision> {
+  private async explode(
+    m: Incoming,
+    service: string,
+    members: string[],
+    maxParticipants?: number,
+  ): Promise<IscDecision> {
     const exploder = `sip:${this.deps.limits.exploderUser}@${this.deps.domain.domain}`;
     const targets = members.map((u) => this.deps.domain.canonical(u) ?? u);
     for (const t of targets) {
@@ -422,6 +457,13 @@ export class PagerService implements IscService {
       }
     }
     const copies = [...new Set(targets)].filter((t) => t !== m.sender);
+    // a group's participants: the sender and every copy
+    if (maxParticipants !== undefined && copies.length + 1 > maxParticipants) {
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'group over its size', via: service });
+      return reply(403, 'Too Many Participants', {
+        warning: warning(this.deps.domain.domain, `the group is limited to ${maxParticipants} participants`),
+      });
+    }
     if (copies.length > this.deps.limits.maxRecipients) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
       return reply(403, 'Too Many Recipients', {

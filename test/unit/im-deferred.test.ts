@@ -1193,6 +1193,7 @@ describe('IM deferred messaging', () => {
         history: { enabled: true, maxMessages: 250, conversations: [] },
         presenceAwareDelivery: { holdWhen: [] },
         publishImActivity: true,
+        fileTransfer: { enabled: true, acceptTypes: [] },
       });
       assert.equal(await policies.of(BOB), first, 'unchanged document: the parsed policy is reused');
       assert.deepEqual(await policies.of(CAROL), defaultImPolicy(), 'other users keep the default');

@@ -821,7 +821,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       '',
       'Hello Mia, for later',
     ].join('\r\n');
-    a.send(send('tx-m1', offererSide, callerPath(9114), 'm-m1', cpim, { contentType: 'message/cpim' }));
+    a.send(send('tx-m1', offererSide, callerPath(9114), 'm-m1', cpim, { contentType: 'message/cpim', report: true }));
     const plain = 'second one, in two chunks';
     a.send(send('tx-m2', offererSide, callerPath(9114), 'm-m2', plain, { range: [1, 7] }));
     a.send(send('tx-m3', offererSide, callerPath(9114), 'm-m2', plain, { range: [8, plain.length] }));
@@ -831,6 +831,13 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       10000,
     );
     for (const t of ['tx-m1', 'tx-m2', 'tx-m3']) assert.equal((a.responseTo(t)!.head as { code: number }).code, 200, t);
+    // the IM server took the message for mia: the success report the caller asked for
+    await a.waitFor('the REPORT of the first message', () => a.requests('REPORT').length === 1);
+    const rep = a.requests('REPORT')[0]!;
+    assert.equal(headerValue(rep.head, 'Message-ID'), 'm-m1');
+    assert.match(headerValue(rep.head, 'Status')!, /^000 200/);
+    assert.equal(headerValue(rep.head, 'To-Path'), callerPath(9114));
+    assert.equal(headerValue(rep.head, 'Byte-Range'), `1-${Buffer.byteLength(cpim)}/${Buffer.byteLength(cpim)}`);
     const caller = await uac;
     assert.equal(caller.exitCode, 0, `caller (its BYE answered by the AS): ${caller.stdout}\n${caller.messages}`);
     const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();

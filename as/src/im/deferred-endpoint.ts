@@ -4,7 +4,9 @@
  * switch connects to it on loopback like to any answerer, so the caller's leg runs through
  * the switch as in every session (policies, limits, counts); this end takes each SEND (200),
  * reassembles each message in memory (bounded by the message maximum) and hands it to the
- * session service, which stores it as a deferred message. It sends no REPORTs.
+ * session service, which stores it as a deferred message. A sender that asked for a
+ * Success-Report gets one once the whole message is here: the IM server took it for the
+ * recipient (RFC 4975 section 7.1.2, the recipient's duty, here the server's).
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log/logger.js';
@@ -18,8 +20,10 @@ import {
   failureReportOf,
   headerValue,
   serializeMessage,
+  successReportOf,
 } from '../msrp/message.js';
-import { responseTo, shouldRespond } from '../msrp/report.js';
+import { buildReport, responseTo, shouldRespond } from '../msrp/report.js';
+import { newTransactionId } from '../msrp/ids.js';
 import { MSRP_STATUS } from '../msrp/status.js';
 import { parseMsrpPath } from '../msrp/uri.js';
 
@@ -118,7 +122,18 @@ export class DeferredEndpoint {
     const body = Buffer.concat(r.parts);
     // the switch's binding SEND has no body: nothing to keep
     if (body.length === 0 && headerValue(head, 'Byte-Range') === undefined) return answer(MSRP_STATUS.OK);
-    this.chunk(head, sessionId!, body, flag, deliver, answer);
+    this.chunk(head, sessionId!, body, flag, deliver, answer, (size) => {
+      if (!successReportOf(head)) return;
+      const report = buildReport({
+        tid: newTransactionId(),
+        toPath: headerValue(head, 'From-Path') ?? '',
+        fromPath: headerValue(head, 'To-Path') ?? '',
+        messageId: headerValue(head, 'Message-ID') ?? '',
+        range: { start: 1, end: size, total: size },
+        code: MSRP_STATUS.OK,
+      });
+      socket.write(serializeMessage({ head: report, flag: '$' }));
+    });
   }
 
   private chunk(
@@ -128,6 +143,7 @@ export class DeferredEndpoint {
     flag: ContinuationFlag,
     deliver: (m: DeferredSessionMessage) => void,
     answer: (code: number) => void,
+    reportSuccess: (size: number) => void,
   ): void {
     const key = `${sessionId} ${headerValue(head, 'Message-ID') ?? ''}`;
     let message = this.messages.get(key);
@@ -152,6 +168,8 @@ export class DeferredEndpoint {
     // an interrupted message (#) is not kept: its sender was told it did not get through
     if (message.state !== 'complete') return;
     const contentType = headerValue(head, 'Content-Type') ?? 'text/plain';
-    deliver({ contentType, body: message.body() });
+    const whole = message.body();
+    deliver({ contentType, body: whole });
+    reportSuccess(whole.length);
   }
 }

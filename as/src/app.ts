@@ -17,11 +17,12 @@ import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
 import { imRoutes } from './im/im-routes.js';
 import { deliveryNotifications } from './im/delivery-notifications.js';
-import { MessageStore } from './im/message-store.js';
+import { MessageStore, type ImMessage } from './im/message-store.js';
 import { PagerService } from './im/pager.js';
 import { ImService } from './im/im-service.js';
 import { MsrpSwitch } from './msrp/switch.js';
 import { SessionService } from './im/sessions.js';
+import { DeferredEndpoint } from './im/deferred-endpoint.js';
 import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
@@ -452,6 +453,12 @@ export class ApplicationServer {
           : {}),
       });
       await msrpSwitch.start();
+      // deferred sessions: the IM server's own MSRP end point behind the switch (loopback)
+      let deferredEndpoint: DeferredEndpoint | undefined;
+      if (config.im.deferredSessions) {
+        deferredEndpoint = new DeferredEndpoint({ maxMessageBytes: config.im.maxMessageBytes, log: imLog });
+        await deferredEndpoint.start();
+      }
       const sessions = new SessionService({
         users,
         domain,
@@ -464,6 +471,15 @@ export class ApplicationServer {
         maxMessageBytes: config.msrp.maxMessageBytes,
         maxFileBytes: config.msrp.maxFileBytes,
         interimRecordMs: config.msrp.interimRecordSeconds * 1000,
+        ...(deferredEndpoint
+          ? {
+              deferred: {
+                endpoint: deferredEndpoint,
+                store: (recipient: string, msg: ImMessage) => forward.defer(recipient, msg),
+                contact: `sip:im-deferred@${core.host}`,
+              },
+            }
+          : {}),
         nodeAddress: config.node.address,
         metrics,
         log: imLog,

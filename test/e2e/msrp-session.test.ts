@@ -15,6 +15,7 @@ import { MsrpPeer } from '../integration/msrp-peer.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
+import { receivedMessages, receiverScenario } from './im-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 import { until } from '../helpers/until.js';
 import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
@@ -22,7 +23,22 @@ import { KamailioRpc } from '../../as/src/isc/kamailio-rpc.js';
 /** The first MSRP media of an SDP (the one a session uses). */
 const msrpMediaOf = (sdp: string) => parseMsrpMedia(sdp)[0];
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'gina', 'frank', 'hank', 'ivan', 'judy', 'kate', 'leo'];
+const USERS = [
+  'alice',
+  'bob',
+  'carol',
+  'dave',
+  'erin',
+  'gina',
+  'frank',
+  'hank',
+  'ivan',
+  'judy',
+  'kate',
+  'leo',
+  'mia',
+  'nina',
+];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
@@ -39,7 +55,7 @@ function send(
   from: string,
   messageId: string,
   body: string,
-  opts: { range?: [number, number]; report?: boolean } = {},
+  opts: { range?: [number, number]; report?: boolean; contentType?: string } = {},
 ): MsrpMessage {
   const whole = Buffer.from(body);
   const [first, last] = opts.range ?? [1, whole.length];
@@ -54,7 +70,7 @@ function send(
         { name: 'Message-ID', value: messageId },
         ...(opts.report ? [{ name: 'Success-Report', value: 'yes' }] : []),
         { name: 'Byte-Range', value: `${first}-${last}/${whole.length}` },
-        { name: 'Content-Type', value: 'text/plain' },
+        { name: 'Content-Type', value: opts.contentType ?? 'text/plain' },
       ],
     },
     body: whole.subarray(first - 1, last),
@@ -776,9 +792,89 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     );
   });
 
-  it('answers 480 for a callee with no registered device (deferred sessions are not offered)', async () => {
-    // carol never registered a device
-    const r = await call('bob', 'carol', { final: 480 }, 9103);
+  it('answers 480 for a callee with no registered device whose IM policy turns deferred delivery off', async () => {
+    const nina = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'nina', pw('nina'));
+    const put = await nina.put(
+      IM_POLICY('sip:nina@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><deferred-delivery enabled="false"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    // nina never registered a device
+    const r = await call('bob', 'nina', { final: 480 }, 9103);
     assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
+  });
+
+  it('takes a session to a user with no registered device (deferred session): its messages, CPIM headers kept, reach the user as MESSAGEs when they register', async () => {
+    // mia never registered a device: the IM server answers for her
+    const uac = call('alice', 'mia', { final: 200, holdMs: 2500 }, 9114);
+    const answer = await answerSeenBy(uac.dir);
+    const offererSide = answer.path[0]!;
+    assert.match(offererSide, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/`));
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    const cpim = [
+      'From: <sip:alice@example.com>',
+      'To: <sip:mia@example.com>',
+      'DateTime: 2026-12-07T10:00:00Z',
+      '',
+      'Content-Type: text/plain',
+      '',
+      'Hello Mia, for later',
+    ].join('\r\n');
+    a.send(send('tx-m1', offererSide, callerPath(9114), 'm-m1', cpim, { contentType: 'message/cpim', report: true }));
+    const plain = 'second one, in two chunks';
+    a.send(send('tx-m2', offererSide, callerPath(9114), 'm-m2', plain, { range: [1, 7] }));
+    a.send(send('tx-m3', offererSide, callerPath(9114), 'm-m2', plain, { range: [8, plain.length] }));
+    await a.waitFor(
+      '200 to each SEND',
+      () => ['tx-m1', 'tx-m2', 'tx-m3'].every((t) => a.responseTo(t) !== undefined),
+      10000,
+    );
+    for (const t of ['tx-m1', 'tx-m2', 'tx-m3']) assert.equal((a.responseTo(t)!.head as { code: number }).code, 200, t);
+    // the IM server took the message for mia: the success report the caller asked for
+    await a.waitFor('the REPORT of the first message', () => a.requests('REPORT').length === 1);
+    const rep = a.requests('REPORT')[0]!;
+    assert.equal(headerValue(rep.head, 'Message-ID'), 'm-m1');
+    assert.match(headerValue(rep.head, 'Status')!, /^000 200/);
+    assert.equal(headerValue(rep.head, 'To-Path'), callerPath(9114));
+    assert.equal(headerValue(rep.head, 'Byte-Range'), `1-${Buffer.byteLength(cpim)}/${Buffer.byteLength(cpim)}`);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller (its BYE answered by the AS): ${caller.stdout}\n${caller.messages}`);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal((c.extra as Record<string, unknown>).reason, 'BYE (deferred session)');
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 2);
+    }
+
+    // mia registers: both messages come as MESSAGEs from alice, in order, as they were sent
+    const port = stack.sippPort();
+    const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 15000, args: ['-m', '2'] });
+    await sleep(300);
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'mia', ct_port: String(port), expires: '600' },
+      args: ['-au', 'mia', '-ap', pw('mia')],
+    });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, `${got.stdout}\n${got.messages}`);
+    const msgs = receivedMessages(got.messages);
+    assert.deepEqual(
+      msgs.map((m) => [m.header('Content-Type'), m.body]),
+      [
+        ['message/cpim', cpim],
+        ['text/plain', plain],
+      ],
+    );
+    for (const m of msgs) assert.match(m.header('From') ?? '', /sip:alice@example\.com/);
   });
 });

@@ -13,6 +13,8 @@ import { pino } from 'pino';
 import type { Charging } from '../../as/src/charging/charging.js';
 import type { ChargeableEvent } from '../../as/src/charging/record.js';
 import type { ConversationHistory, HistoryInput } from '../../as/src/im/history.js';
+import type { DeferredEndpoint } from '../../as/src/im/deferred-endpoint.js';
+import type { ImMessage } from '../../as/src/im/message-store.js';
 import type { ImPolicies } from '../../as/src/im/im-policies.js';
 import type { AnchorMessage, MediaAnchor } from '../../as/src/im/session-anchor.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
@@ -150,7 +152,10 @@ describe('IM sessions: the participating function on INVITE', () => {
     service = makeService(sink);
   });
 
-  function makeService(sink: Writable, more: { interimRecordMs?: number; maxFileBytes?: number } = {}): SessionService {
+  function makeService(
+    sink: Writable,
+    more: Partial<ConstructorParameters<typeof SessionService>[0]> = {},
+  ): SessionService {
     return new SessionService({
       users: {
         exists: async (u: string) => [ALICE, BOB].includes(u),
@@ -281,6 +286,62 @@ describe('IM sessions: the participating function on INVITE', () => {
     const d = (await service.handle(callOf(invite({ body })))) as ReplyDecision;
     assert.deepEqual([d.action, d.code], ['reply', 488]);
     assert.match(d.hdrs!, /Max-Message-Size: 300\r\n/);
+  });
+
+  it('takes a session for an offline callee when deferred sessions are on: 200 with the AS as the MSRP end, each message stored, the BYE answered and charged', async () => {
+    const stored: Array<[string, ImMessage]> = [];
+    let onMessage: ((m: { contentType: string; body: Buffer }) => void) | undefined;
+    const endpoint = {
+      open: (key: string, cb: typeof onMessage) => ((onMessage = cb), `msrp://127.0.0.1:40000/${key};tcp`),
+      close: () => undefined,
+    } as unknown as DeferredEndpoint;
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), {
+      deferred: {
+        endpoint,
+        store: async (r, m) => (stored.push([r, m]), { result: 'deferred' as const }),
+        contact: 'sip:im-deferred@192.0.2.100:5060',
+      },
+    });
+    const d = (await service.handle(callOf(invite(), { registered: undefined }))) as ReplyDecision;
+    assert.deepEqual([d.action, d.code], ['reply', 200]);
+    assert.match(d.hdrs!, /^Contact: <sip:im-deferred@192\.0\.2\.100:5060>\r\n/);
+    const key = [...anchor.opened.keys()][0]!;
+    assert.deepEqual(msrpMediaOf(d.body!)!.path, [`msrp://198.51.100.5:2855/${key}-a;tcp`]);
+    assert.deepEqual(anchor.answers, [{ key, path: [`msrp://127.0.0.1:40000/${key};tcp`] }]);
+    const cpim = 'From: <sip:alice@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nlater';
+    onMessage!({ contentType: 'message/cpim', body: Buffer.from(cpim) });
+    onMessage!({ contentType: 'application/im-iscomposing+xml', body: Buffer.from('<isComposing/>') });
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(
+      stored.map(([r, m]) => [r, m.sender, m.contentType, m.body]),
+      [[BOB, ALICE, 'message/cpim', cpim]],
+    );
+    const bye = parseSipMessage(
+      [
+        'BYE sip:im-deferred@192.0.2.100:5060 SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK3',
+        'From: <sip:alice@example.com>;tag=ftag1',
+        'To: <sip:bob@example.com>;tag=kam1',
+        'Call-ID: call-1',
+        'CSeq: 3 BYE',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    ) as SipRequest;
+    const ok = (await service.handle(callOf(bye, { method: 'BYE' }))) as ReplyDecision;
+    assert.equal(ok.code, 200);
+    assert.deepEqual(
+      records.map((r) => [r.role, r.outcome, r.extra?.reason]),
+      [
+        ['originating', 'ended', 'BYE (deferred session)'],
+        ['terminating', 'ended', 'BYE (deferred session)'],
+      ],
+    );
+    assert.equal(service.size, 0);
+    policies.set(BOB, { ...defaultImPolicy(), deferredDelivery: { enabled: false, networkStorage: false } });
+    const off = (await service.handle(callOf(invite(), { registered: undefined }))) as ReplyDecision;
+    assert.equal(off.code, 480, "deferral off in the callee's policy");
   });
 
   it('anonymizes the caller who asks for privacy', async () => {

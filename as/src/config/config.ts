@@ -159,6 +159,8 @@ export interface AsConfig {
     historyWarnPercent: number;
     /** A user's first registration brings one service MESSAGE about their IM profile. */
     welcome: boolean;
+    /** An IM session to a user with no registered contact is taken and its messages deferred (else 480). */
+    deferredSessions: boolean;
     /** MESSAGEs one user may send per minute, over every instance (403 with Retry-After beyond); 0: no limit. */
     messagesPerMinute: number;
     /** Group and URI-list messages (explosions) one user may send per minute; 0: no limit. */
@@ -745,6 +747,13 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'bool',
     def: true,
     help: "a user's first registration creates their IM profile (im-policy document) and brings one MESSAGE from sip:service@<domain> saying where to edit it",
+  },
+  {
+    path: 'im.deferredSessions',
+    env: 'IM_DEFERRED_SESSIONS',
+    kind: 'bool',
+    def: true,
+    help: "an IM session (INVITE with an MSRP offer) to a user with no registered device is taken by the IM server, and each message is stored as a deferred message (delivered as a MESSAGE on registration) when the user's IM policy allows deferred delivery; false: 480",
   },
   {
     path: 'im.messagesPerMinute',

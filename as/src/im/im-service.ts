@@ -23,6 +23,7 @@ export class ImService implements IscService {
         return this.pager.handle(call);
       case 'INVITE':
       case 'UPDATE': // only a re-offer inside a session is handed over
+      case 'BYE': // only the BYE of a deferred session (Kamailio hands over those to im-deferred)
         return this.sessions.handle(call);
       case 'SUBSCRIBE':
         if (this.subscriptions) return this.subscriptions.handleSubscribe(call);

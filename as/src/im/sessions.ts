@@ -24,7 +24,9 @@ import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
-import { type FileSelector, parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import { type FileSelector, type MsrpMedia, msrpAnswerSdp, parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
+import type { DeferredEndpoint } from './deferred-endpoint.js';
+import type { ImMessage } from './message-store.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
 import { acceptsFileType, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
 
@@ -50,6 +52,8 @@ interface LiveSession {
   calleePath?: string;
   /** The caller's a=path the anchor was given (space-separated). */
   callerPath: string;
+  /** Taken by the IM server for an offline callee: its messages are stored as deferred ones. */
+  deferred?: boolean;
   /** The AS's URI towards each party (from the anchor). */
   sides?: { offererSide: string; answererSide: string };
   /** A re-offer (re-INVITE, UPDATE) on its way: who made it and the path it offers. */
@@ -118,6 +122,17 @@ export class SessionService {
       log: Logger;
       /** The registration mirror: which contacts take the session (absent: every contact). */
       registrations?: Registrations;
+      /**
+       * Deferred sessions: an INVITE to a user with no registered contact is taken by the IM
+       * server (its MSRP end point) and every message is stored for delivery on registration.
+       * Absent: such an INVITE gets 480.
+       */
+      deferred?: {
+        endpoint: DeferredEndpoint;
+        store: (recipient: string, msg: ImMessage) => Promise<{ result: 'deferred' | 'full' }>;
+        /** The Contact of the 200 (a URI Kamailio sends the dialog's requests back to the AS for). */
+        contact: string;
+      };
       /** Says when one of our users is in a chat and when no longer (their IM presence source). */
       activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
     },
@@ -135,6 +150,10 @@ export class SessionService {
       'ims_as_im_session_interim_records_total',
       'Interim (partial) charging rounds of long IM sessions (one record per role each)',
     );
+    deps.metrics.describe(
+      'ims_as_im_session_deferred_messages_total',
+      'Messages of deferred IM sessions (taken for an offline callee) by result: deferred, full',
+    );
     deps.anchor.on('ended', (e) => this.settle('anchor-ended', this.onAnchorEnded(e.sessionKey, e.reason)));
     deps.anchor.on('message', (m) => this.settle('session-history', this.onMessage(m)));
   }
@@ -146,7 +165,8 @@ export class SessionService {
 
   async handle(call: IscCall): Promise<IscDecision> {
     const { req, sip } = call;
-    if (/;\s*tag=/i.test(sip.headers.get('To') ?? '')) return this.reoffer(call);
+    if (/;\s*tag=/i.test(sip.headers.get('To') ?? ''))
+      return req.method === 'BYE' ? this.deferredBye(call) : this.reoffer(call);
     const sender = req.asserted ?? uriOf(sip.headers.get('From') ?? '');
     const target = this.deps.domain.canonical(req.ruri) ?? req.ruri;
     const callId = sip.headers.get('Call-ID') ?? '';
@@ -212,8 +232,13 @@ export class SessionService {
       if (verdict === 'reject') return refuse(403, 'Forbidden', 'blocked by recipient');
       // a session cannot be taken and dropped unseen: the caller learns only that nobody answers
       if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
-      if (!req.registered)
-        return refuse(480, 'Temporarily Unavailable', 'recipient offline (deferred sessions are not offered)');
+      if (!req.registered) {
+        const deferred = this.deps.deferred;
+        // files are not kept for later: a file offer to an offline user is not taken
+        if (!deferred || media.fileSelector || !(await this.deps.policies.of(target)).deferredDelivery.enabled)
+          return refuse(480, 'Temporarily Unavailable', 'recipient offline');
+        return this.acceptDeferred(call, session, media, deferred);
+      }
       if (media.fileSelector) {
         const refusal = fileRefusal((await this.deps.policies.of(target)).fileTransfer, media.fileSelector);
         if (refusal)
@@ -274,6 +299,93 @@ export class SessionService {
   }
 
   /**
+   * OMA SIMPLE IM deferred messaging for sessions: the IM server answers the INVITE for the
+   * offline callee with its own MSRP end point behind the switch, and stores every message
+   * the caller sends as a deferred message (delivered as a pager MESSAGE when the callee
+   * registers, with the original sender, content type and body: a message/cpim body keeps its
+   * CPIM headers). The dialog's requests come back to the AS (Contact `im-deferred`).
+   */
+  private acceptDeferred(
+    call: IscCall,
+    s: LiveSession,
+    media: MsrpMedia,
+    deferred: NonNullable<SessionService['deps']['deferred']>,
+  ): IscDecision {
+    const sides = this.deps.anchor.open(s.key, {
+      path: media.path,
+      acceptTypes: media.acceptTypes,
+      ...(media.setup ? { setup: media.setup } : {}),
+    });
+    const towardsCaller = authorityOf(sides.offererSide);
+    if (!towardsCaller) {
+      this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, 'bad anchor URI')));
+      throw new Error(`the MSRP anchor handed out a URI without an authority: ${sides.offererSide}`);
+    }
+    const endpointPath = deferred.endpoint.open(s.key, (m) =>
+      this.settle('deferred-session-message', this.storeDeferred(s, m.contentType, m.body)),
+    );
+    this.deps.anchor.answered(s.key, { path: [endpointPath] });
+    s.deferred = true;
+    s.callerPath = media.path.join(' ');
+    s.sides = sides;
+    s.answeredAt = call.receivedAt;
+    s.spanStart = call.receivedAt;
+    this.byCallId.set(s.callId, s);
+    this.byKey.set(s.key, s);
+    this.deps.metrics.count('ims_as_im_sessions_total', { step: 'offered' });
+    this.deps.metrics.count('ims_as_im_sessions_total', { step: 'deferred' });
+    call.log.debug({ from: s.caller, to: s.callee, session: s.key }, 'IM session taken for an offline callee');
+    return reply(200, 'OK', {
+      headers: [
+        ['Contact', `<${deferred.contact}>`],
+        ['P-Charging-Vector', s.chargingVector],
+      ],
+      body: msrpAnswerSdp({
+        host: towardsCaller.host,
+        port: towardsCaller.port,
+        path: sides.offererSide,
+        proto: media.proto,
+        acceptTypes: media.acceptTypes,
+        originId: Math.floor(call.receivedAt.getTime() / 1000),
+      }),
+      ctype: 'application/sdp',
+    });
+  }
+
+  /** One whole message of a deferred session, stored for the callee (is-composing never). */
+  private async storeDeferred(s: LiveSession, contentType: string, body: Buffer): Promise<void> {
+    if (headerValueOnly(contentType).toLowerCase() === 'application/im-iscomposing+xml') return;
+    const stored = await this.deps.deferred!.store(s.callee, {
+      sender: s.caller,
+      fromHeader: s.privacy ? `"Anonymous" <${ANONYMOUS_URI}>` : `<${s.caller}>`,
+      contentType,
+      body: body.toString('utf8'),
+      sentAt: new Date(),
+      callId: s.callId,
+      chargingVector: s.chargingVector,
+      privacy: s.privacy,
+      kind: 'message',
+    });
+    this.deps.metrics.count('ims_as_im_session_deferred_messages_total', { result: stored.result });
+  }
+
+  /** A BYE in the dialog of a deferred session (the caller ends it): the session ends here. */
+  private async deferredBye(call: IscCall): Promise<IscDecision> {
+    const s = this.byCallId.get(call.sip.headers.get('Call-ID') ?? '');
+    if (!s?.deferred) return reply(481, 'Call/Transaction Does Not Exist');
+    const stats = this.forget(s, 'BYE');
+    await this.charge(s, {
+      code: 200,
+      outcome: 'ended',
+      at: call.receivedAt,
+      reason: 'BYE (deferred session)',
+      cause: 'serviceDeliveryEndSuccessfully',
+      stats,
+    });
+    return reply(200, 'OK');
+  }
+
+  /**
    * A re-INVITE or UPDATE with an MSRP offer inside a session (Kamailio hands those of a
    * tracked dialog to the AS like the initial offer): the offer goes on naming the AS's leg
    * towards the other party, and the answer, rewritten by Kamailio, names the AS's leg towards
@@ -285,6 +397,10 @@ export class SessionService {
     const s = this.byCallId.get(callId);
     const sides = s?.sides;
     if (!s || !sides) return reply(481, 'Call/Transaction Does Not Exist');
+    if (s.deferred)
+      return reply(488, 'Not Acceptable Here', {
+        warning: { agent: this.deps.domain.domain, text: 'a deferred session takes no new offer' },
+      });
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
     const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
     if (!media || media.path.length === 0)
@@ -493,6 +609,7 @@ export class SessionService {
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
     if (s.interimTimer) clearInterval(s.interimTimer);
+    if (s.deferred) this.deps.deferred?.endpoint.close(s.key);
     const stats = s.tally;
     this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, reason)));
     this.byCallId.delete(s.callId);

@@ -219,3 +219,31 @@ export function rewriteMsrpMedia(sdp: string, rw: MsrpMediaRewrite): string {
   for (const s of all.slice(1)) out.push(...(s === target ? media : s.lines));
   return out.join(eol) + eol;
 }
+
+/**
+ * The SDP answer of an end point that takes an MSRP session itself (the IM Server's deferred
+ * sessions): one MSRP stream at `host`/`port` with `path` (RFC 4975 section 8), receiving only.
+ */
+export function msrpAnswerSdp(a: {
+  host: string;
+  port: number;
+  path: string;
+  proto: string;
+  acceptTypes: string[];
+  /** The o= line's session id (a number the caller picks, e.g. the time). */
+  originId: number;
+}): string {
+  const type = addrType(a.host);
+  return [
+    'v=0',
+    `o=- ${a.originId} 1 IN ${type} ${a.host}`,
+    's=-',
+    `c=IN ${type} ${a.host}`,
+    't=0 0',
+    `m=message ${a.port} ${a.proto} *`,
+    `a=accept-types:${a.acceptTypes.length ? a.acceptTypes.join(' ') : 'message/cpim text/plain'}`,
+    `a=path:${a.path}`,
+    'a=recvonly',
+    '',
+  ].join('\r\n');
+}

@@ -20,6 +20,7 @@ import { type ConnectionHandler, MsrpConnection } from './connection.js';
 import type { FrameEvent } from './framer.js';
 import { newMessageId, newSessionId, newTransactionId } from './ids.js';
 import { type InboundMessage, MsrpLeg, type Side } from './leg.js';
+import { type ParsedPath, PathCache } from './path-cache.js';
 import { MsrpListener } from './listener.js';
 import {
   type ByteRange,
@@ -37,15 +38,7 @@ import {
 import { buildReport, responseTo, shouldRespond, wantsFailureReport } from './report.js';
 import { type SwitchedSession, SessionTable, otherLeg } from './session-table.js';
 import { MSRP_STATUS } from './status.js';
-import {
-  type MsrpUri,
-  formatMsrpUri,
-  msrpAuthorityKey,
-  msrpUriEquals,
-  parseMsrpPath,
-  parseMsrpUri,
-  tryParseMsrpUri,
-} from './uri.js';
+import { type MsrpUri, formatMsrpUri, msrpAuthorityKey, msrpUriEquals, parseMsrpPath, parseMsrpUri } from './uri.js';
 
 export const IS_COMPOSING_TYPE = 'application/im-iscomposing+xml';
 /** Bodies up to this size, of a text type, are handed to the 'message' event whole. */
@@ -113,6 +106,7 @@ interface Incoming {
 
 export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   private readonly sessions = new SessionTable();
+  private readonly paths = new PathCache();
   private readonly incoming = new Map<MsrpConnection, Incoming>();
   private readonly connections = new Set<MsrpConnection>();
   /** Connections the AS opened, by the far authority: reused by every session towards it. */
@@ -453,17 +447,17 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       inc.reject = { code, comment };
       return inc;
     };
-    const toText = headerValue(head, 'To-Path');
-    const fromText = headerValue(head, 'From-Path');
-    let to: MsrpUri[];
+    let to: readonly MsrpUri[];
+    let from: ParsedPath;
     try {
-      to = parseMsrpPath(toText ?? '');
-      parseMsrpPath(fromText ?? '');
-      inc.fromPath = fromText!.trim().split(/\s+/).join(' ');
+      const toPath = this.paths.get(headerValue(head, 'To-Path') ?? '');
+      from = this.paths.get(headerValue(head, 'From-Path') ?? '');
+      to = toPath.uris;
+      inc.fromPath = from.text;
+      inc.selfUri = toPath.first;
     } catch {
       return refuse(MSRP_STATUS.BAD_REQUEST, 'To-Path and From-Path must be MSRP URIs');
     }
-    inc.selfUri = formatMsrpUri(to[0]!);
     try {
       inc.failureReport = failureReportOf(head);
     } catch {
@@ -481,7 +475,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     }
     // the sender must be the participant the SDP named (RFC 4975 section 5.4: the last URI of
     // the From-Path is the peer's own): anyone else who learnt the AS's URI could take the leg
-    if (leg.peerPath && !sameParticipant(fromText!, leg.peerPath))
+    if (leg.peerPath && !this.sameParticipant(from, leg.peerPath))
       return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
     if (!leg.connection || leg.connection.closed) leg.bind(conn);
     session.lastActivity = Date.now();
@@ -543,6 +537,18 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       this.relayFailed(inc);
     }
     return inc;
+  }
+
+  /** Whether the From-Path ends at the participant the SDP named (its a=path's last URI). */
+  private sameParticipant(from: ParsedPath, peerPath: string[]): boolean {
+    const last = peerPath[peerPath.length - 1];
+    let expected: MsrpUri | undefined;
+    try {
+      expected = last !== undefined ? this.paths.get(last).uris[0] : undefined;
+    } catch {
+      expected = undefined;
+    }
+    return expected !== undefined && msrpUriEquals(from.uris[from.uris.length - 1]!, expected);
   }
 
   private isOurs(uri: MsrpUri): boolean {
@@ -767,12 +773,6 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
 const HOP_HEADERS = new Set(['to-path', 'from-path', 'message-id', 'byte-range', 'success-report', 'failure-report']);
 
 /** Whether a From-Path ends with the URI a participant's SDP path ends with. */
-function sameParticipant(fromPath: string, peerPath: string[]): boolean {
-  const from = parseMsrpPath(fromPath);
-  const last = peerPath[peerPath.length - 1];
-  const expected = last !== undefined ? tryParseMsrpUri(last) : undefined;
-  return expected !== undefined && msrpUriEquals(from[from.length - 1]!, expected);
-}
 
 /** A CPIM message whose content is an is-composing indication (clients wrap it too). */
 function wrapsIsComposing(body: string): boolean {

@@ -1,0 +1,228 @@
+/**
+ * Two operators end to end (issue 17): example.com (Kamailio on 127.0.0.1) and example.net
+ * (Kamailio on 127.0.0.2), each with its own AS and store, finding each other through a real
+ * DNS server (dnsmasq: NAPTR, SRV, A) and talking mutual TLS between the cores. Users on
+ * sipp: alice and carol of example.com, bob and dave of example.net, each registered at their
+ * own core. Pager MESSAGEs both ways (and a deferred one), what the sender gets when the other
+ * domain cannot be reached (and what history and CDRs keep), and no open relay.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { XcapClient } from '../helpers/xcap-client.js';
+import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
+import { Interdomain } from './interdomain-stack.js';
+import { eventually, type TestStack } from './stack.js';
+
+const pw = (user: string) => `${user}-pw-17`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
+const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
+
+/** One MESSAGE from `user` of `stack` to `ruri`, expecting `final`. */
+function send(stack: TestStack, user: string, ruri: string, body: string, final: number) {
+  return stack.sipp(messageScenario({ final, body, ruri: 'sip:[$to]' }), {
+    set: { user, to: ruri.replace(/^sip:/, '') },
+    args: ['-au', user, '-ap', pw(user)],
+  });
+}
+
+/** Starts a UA answering `count` MESSAGEs, then registers `user` there at its own core. */
+async function online(stack: TestStack, user: string, count: number) {
+  const port = stack.sippPort();
+  const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 20000, args: ['-m', String(count)] });
+  await sleep(300);
+  const reg = await stack.sipp('register', {
+    final: 200,
+    set: { user, ct_port: String(port), expires: '600' },
+    args: ['-au', user, '-ap', pw(user)],
+  });
+  assert.equal(reg.exitCode, 0, reg.stdout);
+  return { port, uas };
+}
+
+const callIdOf = (trace: string) => /Call-ID: (.*)/.exec(trace)![1]!.trim();
+
+describe('other domains: IM between example.com and example.net', () => {
+  let two: Interdomain;
+
+  before(async () => {
+    two = await Interdomain.start(8060, {
+      // example.org's core is known by its address only
+      peers: { com: 'example.net=tls;example.org=127.0.0.3' },
+      records: [
+        // a domain whose server does not listen
+        '--naptr-record=down.example,20,10,S,SIP+D2T,,_sip._tcp.down.example',
+        '--srv-host=_sip._tcp.down.example,sip.down.example,5999,10,10',
+        '--host-record=sip.down.example,127.0.0.9',
+      ],
+    });
+    await two.com.provisionUsers(['alice', 'carol'], pw);
+    await two.net.provisionUsers(['bob', 'dave'], pw);
+  });
+
+  after(async () => {
+    if (process.exitCode) console.log(two?.dumpLogs());
+    await two?.stop();
+  });
+
+  it('delivers a MESSAGE from alice@example.com to bob@example.net, found by NAPTR/SRV, over TLS, as alice', async () => {
+    const { uas } = await online(two.net, 'bob', 1);
+    const sent = await send(two.com, 'alice', 'sip:bob@example.net', 'hello from example.com', 200);
+    assert.equal(sent.exitCode, 0, sent.stdout);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    const [msg] = receivedMessages(got.messages);
+    assert.ok(msg, got.messages);
+    assert.equal(msg.body, 'hello from example.com');
+    assert.equal(msg.header('P-Asserted-Identity'), '<sip:alice@example.com>');
+    // the hop between the cores: example.com's core sent it over TLS
+    assert.match(msg.head, /\nVia: SIP\/2\.0\/TLS 127\.0\.0\.1:/, 'example.com relayed over TLS');
+    // example.com's core looked example.net up in the test's DNS server
+    assert.match(two.dns.queries, /query\[NAPTR\] example\.net from 127\.0\.0\.1/);
+    const callId = callIdOf(sent.messages);
+    const com = await eventually(
+      () => two.com.cdrLines().find((c) => c.sessionId === callId && c.outcome === 'delivered'),
+      5000,
+      'the originating CDR at example.com',
+    );
+    assert.equal(com.roleOfNode, 'originating');
+    const net = await eventually(
+      () => two.net.cdrLines().find((c) => c.sessionId === callId && c.outcome === 'delivered'),
+      5000,
+      'the terminating CDR at example.net',
+    );
+    assert.equal(net.roleOfNode, 'terminating');
+    assert.equal(net.callingPartyAddress, 'sip:alice@example.com');
+  });
+
+  it('delivers a MESSAGE the other way, bob@example.net to alice@example.com, asserted as bob', async () => {
+    const { uas } = await online(two.com, 'alice', 1);
+    const sent = await send(two.net, 'bob', 'sip:alice@example.com', 'hello from example.net', 200);
+    assert.equal(sent.exitCode, 0, sent.stdout);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    const [msg] = receivedMessages(got.messages);
+    assert.ok(msg, got.messages);
+    assert.equal(msg.body, 'hello from example.net');
+    assert.equal(msg.header('P-Asserted-Identity'), '<sip:bob@example.net>');
+    assert.match(msg.head, /\nVia: SIP\/2\.0\/TLS 127\.0\.0\.2:/, 'example.net relayed over TLS');
+  });
+
+  it('defers a MESSAGE to dave@example.net while he is offline and delivers it when he registers at his core', async () => {
+    const sent = await send(two.com, 'alice', 'sip:dave@example.net', 'while you were out', 202);
+    assert.equal(sent.exitCode, 0, sent.stdout);
+    const { uas } = await online(two.net, 'dave', 1);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, got.stdout);
+    const [msg] = receivedMessages(got.messages);
+    assert.ok(msg, got.messages);
+    assert.equal(msg.body, 'while you were out');
+    assert.match(msg.header('From') ?? '', /sip:alice@example\.com/);
+  });
+
+  it('answers 404 for a domain with no SIP server in DNS, 503 for one that cannot be reached; history and CDRs say so', async () => {
+    const carolXcap = new XcapClient(
+      `https://127.0.0.1:${two.com.ports.xdm}`,
+      'carol',
+      pw('carol'),
+      'example.com',
+      readFileSync(two.com.tls!.ca, 'utf8'),
+    );
+    const policy = await carolXcap.put(
+      IM_POLICY('sip:carol@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(policy.status, 201, policy.body);
+    const nowhere = await send(two.com, 'carol', 'sip:someone@nowhere.invalid', 'anyone there?', 404);
+    assert.equal(nowhere.exitCode, 0, nowhere.stdout);
+    const down = await send(two.com, 'carol', 'sip:someone@down.example', 'are you up?', 503);
+    assert.equal(down.exitCode, 0, down.stdout);
+    const { uas } = await online(two.net, 'bob', 1);
+    const ok = await send(two.com, 'carol', 'sip:bob@example.net', 'this one arrives', 200);
+    assert.equal(ok.exitCode, 0, ok.stdout);
+    assert.equal((await uas).exitCode, 0);
+
+    for (const [trace, code] of [
+      [nowhere.messages, 404],
+      [down.messages, 503],
+    ] as const) {
+      const cdr = await eventually(
+        () => two.com.cdrLines().find((c) => c.sessionId === callIdOf(trace) && c.outcome === 'failed'),
+        5000,
+        `the failed CDR (${code})`,
+      );
+      assert.equal(cdr.roleOfNode, 'originating');
+    }
+    // (archived when the outcome comes back, just after the sender's answer)
+    const entries = await eventually(
+      async () => {
+        const history = await carolXcap.get('/im/users/sip:carol@example.com/history');
+        const list = (JSON.parse(history.body) as { entries: Array<{ peer: string; status?: number }> }).entries;
+        return list.length >= 3 ? list : undefined;
+      },
+      5000,
+      "carol's three messages in her history",
+    );
+    assert.deepEqual(
+      entries.map((e) => [e.peer, e.status]).sort(),
+      [
+        ['sip:bob@example.net', 200],
+        ['sip:someone@down.example', 503],
+        ['sip:someone@nowhere.invalid', 404],
+      ],
+      'each message is in the history with what became of it',
+    );
+  });
+
+  it('takes a request of a peer known by its address, as its own user', async () => {
+    const { uas } = await online(two.com, 'alice', 1);
+    const eve = two.com.sipp(
+      messageScenario({ final: 200, body: 'from example.org', ruri: 'sip:[$to]', challenged: false }),
+      { localIp: '127.0.0.3', set: { user: 'eve', domain: 'example.org', to: 'alice@example.com' } },
+    );
+    assert.equal((await eve).exitCode, 0, (await eve).stdout);
+    const [msg] = receivedMessages((await uas).messages);
+    assert.equal(msg?.header('P-Asserted-Identity'), '<sip:eve@example.org>');
+  });
+
+  it('refuses (403) a source that is not the configured peer of the domain it names, and relays nothing', async () => {
+    const { uas } = await online(two.com, 'alice', 1);
+    const cases = [
+      // not a peer at all
+      { ip: '127.0.0.4', domain: 'example.org', ruri: 'sip:alice@example.com' },
+      // a peer speaking for a domain that is not its own (example.net is known by certificate)
+      { ip: '127.0.0.3', domain: 'example.net', ruri: 'sip:alice@example.com' },
+      // a peer asking us to relay to a third domain
+      { ip: '127.0.0.3', domain: 'example.org', ruri: 'sip:bob@example.net' },
+    ];
+    for (const c of cases) {
+      const r = await two.com.sipp(
+        messageScenario({ final: 403, body: 'let me through', ruri: 'sip:[$to]', challenged: false }),
+        { localIp: c.ip, set: { user: 'mallory', domain: c.domain, to: c.ruri.replace(/^sip:/, '') } },
+      );
+      assert.equal(r.exitCode, 0, `${JSON.stringify(c)}: ${r.stdout}`);
+    }
+    // one of ours without credentials: challenged, never relayed
+    const bare = await two.com.sipp(
+      messageScenario({ final: 407, body: 'relay me', ruri: 'sip:[$to]', challenged: false }),
+      { localIp: '127.0.0.4', set: { user: 'alice', to: 'bob@example.net' } },
+    );
+    assert.equal(bare.exitCode, 0, bare.stdout);
+    // and the same at example.net: a stranger in example.com's name gets 403 there too
+    const atNet = await two.net.sipp(
+      messageScenario({ final: 403, body: 'let me through', ruri: 'sip:[$to]', challenged: false }),
+      { localIp: '127.0.0.4', set: { user: 'mallory', domain: 'example.com', to: 'alice@example.com' } },
+    );
+    assert.equal(atNet.exitCode, 0, atNet.stdout);
+    // alice got none of them: the one real MESSAGE below is the first she sees
+    const real = await send(two.net, 'bob', 'sip:alice@example.com', 'only this one', 200);
+    assert.equal(real.exitCode, 0, real.stdout);
+    const got = await uas;
+    assert.deepEqual(
+      receivedMessages(got.messages).map((m) => m.body),
+      ['only this one'],
+    );
+  });
+});

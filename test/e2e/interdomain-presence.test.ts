@@ -7,12 +7,22 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseRlmi } from '../../as/src/presence/rls/rlmi.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { Interdomain } from './interdomain-stack.js';
 import { publisherScenario, subscriberScenario } from './scenario-builder.js';
-import type { SippResult, TestStack } from './stack.js';
+import { openStore } from '../../as/src/store/open-store.js';
+import { eventually, type SippResult, type TestStack } from './stack.js';
+
+/** What the list server keeps of a back-end subscription (as/src/presence/rls/backend.ts). */
+interface BackendRow {
+  _id: string;
+  [key: string]: unknown;
+  callId: string;
+  dialog?: { remoteTarget: string; remoteTag: string; cseq: number };
+}
 
 const PW = (u: string) => `${u}-pw-17p`;
 const auth = (u: string) => ['-au', u, '-ap', PW(u)];
@@ -189,5 +199,81 @@ describe('other domains: presence between example.com and example.net', () => {
     assert.equal(states.get('sip:bob@example.net'), 'active');
     assert.ok(sawBobDocument, "bob's document from example.net is in the list's NOTIFYs");
     assert.match(run.messages, /carol is in/);
+  });
+
+  it("refreshes the list server's back-end subscription inside its dialog while a list holds bob, ends it in the dialog after", async () => {
+    // both stores opened beside the running AS processes (the embedded store takes several)
+    const comStore = await openStore({ dataDir: join(two.com.dir, 'data') });
+    const netStore = await openStore({ dataDir: join(two.net.dir, 'data') });
+    const backend = comStore.collection<BackendRow>('rls_backend');
+    const atNet = () =>
+      netStore
+        .collection<{ _id: string; [key: string]: unknown; callId: string; state: string; expiresAt: Date }>(
+          'subscriptions',
+        )
+        .find({ watcher: 'sip:rls@example.com' });
+    const bobRow = () => backend.findOne({ _id: 'sip:bob@example.net' });
+    let last: BackendRow | null = null;
+    const until = (what: string, ok: (r: BackendRow | null) => boolean) =>
+      eventually(
+        async () => {
+          last = await bobRow();
+          return ok(last) ? (last ?? false) : undefined;
+        },
+        45000,
+        what,
+      ).catch((e: Error) => {
+        throw new Error(`${e.message}; the record now: ${JSON.stringify(last)}`);
+      });
+    try {
+      // alice holds her list open (until the one more NOTIFY bob's next change brings)
+      const sub = two.com.sipp(
+        {
+          name: 'list-held',
+          xml: subscriberScenario({
+            event: 'presence',
+            accept: LIST_ACCEPT,
+            headers: ['Supported: eventlist'],
+            more: 1,
+            notifyTimeoutMs: 90000,
+          }),
+        },
+        { localIp: ALICE_UA, set: { user: 'alice', target: 'alice-buddies' }, args: auth('alice'), timeoutMs: 120000 },
+      );
+      await two.com.sippLogged(sub.dir, /SUBSCRIBED/, 15000);
+      const before = (await until("the back-end subscription's dialog", (r) => !!r?.dialog)) as BackendRow;
+      assert.match(before.dialog!.remoteTarget, /@127\.0\.0\.2(:|;|$)/, "example.net's notifier is the target");
+      const cseq = before.dialog!.cseq;
+
+      // due now: the next sweep (every 30 s) renews it, in its dialog
+      await backend.updateOne({ _id: 'sip:bob@example.net' }, { $set: { expiresAt: new Date() } });
+      const after = (await until('the refresh', (r) => (r?.dialog?.cseq ?? 0) > cseq)) as BackendRow;
+      assert.equal(after.callId, before.callId, 'the same dialog, not a new one');
+      // example.net took it as a refresh of the subscription it holds: one dialog, renewed
+      const held = await atNet();
+      assert.deepEqual(
+        held.map((x) => [x.callId, x.state]),
+        [[before.callId, 'active']],
+      );
+      assert.ok(held[0]!.expiresAt.getTime() > Date.now() + 500_000, 'renewed for 600 s');
+
+      // the refreshed subscription still brings bob's changes to alice's list
+      await publish(two.net, 'bob', 'open', 'back from the beach');
+      const run = await sub;
+      assert.equal(run.exitCode, 0, run.stdout);
+      assert.match(run.messages, /back from the beach/);
+
+      // no list holds bob now: the next sweep ends the subscription inside its dialog
+      await backend.updateOne({ _id: 'sip:bob@example.net' }, { $set: { expiresAt: new Date() } });
+      await until('the back-end subscription to end', (r) => r === null);
+      await eventually(
+        async () => ((await atNet()).every((x) => x.state === 'terminated') ? true : undefined),
+        10000,
+        'example.net to end its side',
+      );
+    } finally {
+      await comStore.close();
+      await netStore.close();
+    }
   });
 });

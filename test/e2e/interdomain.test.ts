@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
@@ -43,8 +44,13 @@ async function online(stack: TestStack, user: string, count: number) {
 
 const callIdOf = (trace: string) => /Call-ID: (.*)/.exec(trace)![1]!.trim();
 
+// (a port clear of both operators' ranges: 8060+offset .. 8160+offset+99)
+const SILENT_PORT = 8060 + 250 + Number(process.env.E2E_PORT_OFFSET ?? 0);
+
 describe('other domains: IM between example.com and example.net', () => {
   let two: Interdomain;
+  let silent: Server | undefined;
+  const silentSockets = new Set<Socket>();
 
   before(async () => {
     two = await Interdomain.start(8060, {
@@ -55,8 +61,17 @@ describe('other domains: IM between example.com and example.net', () => {
         '--naptr-record=down.example,20,10,S,SIP+D2T,,_sip._tcp.down.example',
         '--srv-host=_sip._tcp.down.example,sip.down.example,5999,10,10',
         '--host-record=sip.down.example,127.0.0.9',
+        // a domain whose server takes the connection and never answers
+        '--naptr-record=silent.example,20,10,S,SIP+D2T,,_sip._tcp.silent.example',
+        `--srv-host=_sip._tcp.silent.example,sip.silent.example,${SILENT_PORT},10,10`,
+        '--host-record=sip.silent.example,127.0.0.9',
       ],
     });
+    const server = createServer((socket) => {
+      silentSockets.add(socket.on('error', () => undefined));
+    });
+    silent = server;
+    await new Promise<void>((res) => server.listen(SILENT_PORT, '127.0.0.9', res));
     await two.com.provisionUsers(['alice', 'carol'], pw);
     await two.net.provisionUsers(['bob', 'dave'], pw);
   });
@@ -64,6 +79,8 @@ describe('other domains: IM between example.com and example.net', () => {
   after(async () => {
     if (process.exitCode) console.log(two?.dumpLogs());
     await two?.stop();
+    for (const socket of silentSockets) socket.destroy();
+    await new Promise((res) => (silent ? silent.close(res) : res(undefined)));
   });
 
   it('delivers a MESSAGE from alice@example.com to bob@example.net, found by NAPTR/SRV, over TLS, as alice', async () => {
@@ -174,6 +191,58 @@ describe('other domains: IM between example.com and example.net', () => {
       ],
       'each message is in the history with what became of it',
     );
+  });
+
+  it('answers 408 when the other domain never answers, and says so in the history', async () => {
+    const r = await send(two.com, 'carol', 'sip:someone@silent.example', 'hello?', 408);
+    assert.equal(r.exitCode, 0, r.stdout);
+    const carolXcap = new XcapClient(
+      `https://127.0.0.1:${two.com.ports.xdm}`,
+      'carol',
+      pw('carol'),
+      'example.com',
+      readFileSync(two.com.tls!.ca, 'utf8'),
+    );
+    await eventually(
+      async () => {
+        const history = await carolXcap.get('/im/users/sip:carol@example.com/history');
+        const list = (JSON.parse(history.body) as { entries: Array<{ peer: string; status?: number }> }).entries;
+        return list.some((e) => e.peer === 'sip:someone@silent.example' && e.status === 408) ? true : undefined;
+      },
+      5000,
+      'the 408 in the history',
+    );
+  });
+
+  it("applies alice's IM policy to a sender of another domain: a rule naming sip:bob@example.net blocks him", async () => {
+    const alice = new XcapClient(
+      `https://127.0.0.1:${two.com.ports.xdm}`,
+      'alice',
+      pw('alice'),
+      'example.com',
+      readFileSync(two.com.tls!.ca, 'utf8'),
+    );
+    const put = await alice.put(
+      IM_POLICY('sip:alice@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><blocked><entry uri="sip:bob@example.net"/></blocked></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    try {
+      const r = await send(two.net, 'bob', 'sip:alice@example.com', 'let me in', 403);
+      assert.equal(r.exitCode, 0, r.stdout);
+      // dave of the same domain is not named: his gets through
+      const { uas } = await online(two.com, 'alice', 1);
+      const d = await send(two.net, 'dave', 'sip:alice@example.com', 'hi from dave', 200);
+      assert.equal(d.exitCode, 0, d.stdout);
+      assert.deepEqual(
+        receivedMessages((await uas).messages).map((m) => m.body),
+        ['hi from dave'],
+      );
+    } finally {
+      const del = await alice.delete(IM_POLICY('sip:alice@example.com'));
+      assert.equal(del.status, 200, del.body);
+    }
   });
 
   it('takes a request of a peer known by its address, as its own user', async () => {

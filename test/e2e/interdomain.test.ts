@@ -7,11 +7,16 @@
  * domain cannot be reached (and what history and CDRs keep), and no open relay.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
+import { headerValue } from '../../as/src/msrp/message.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
+import { MsrpPeer } from '../integration/msrp-peer.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
+import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { Interdomain } from './interdomain-stack.js';
 import { eventually, type TestStack } from './stack.js';
 
@@ -242,6 +247,77 @@ describe('other domains: IM between example.com and example.net', () => {
     } finally {
       const del = await alice.delete(IM_POLICY('sip:alice@example.com'));
       assert.equal(del.status, 200, del.body);
+    }
+  });
+
+  it('sets up an IM session (INVITE with an MSRP offer) from alice@example.com to bob@example.net; a message crosses both switches', async () => {
+    const bob = new MsrpPeer();
+    let alice: MsrpPeer | undefined;
+    try {
+      const bobPort = await bob.listen();
+      const port = two.net.sippPort();
+      const uas = two.net.sipp(calleeScenario(), { port, timeoutMs: 30000, set: { msrp_port: String(bobPort) } });
+      await sleep(300);
+      const reg = await two.net.sipp('register', {
+        final: 200,
+        set: { user: 'bob', ct_port: String(port), expires: '600' },
+        args: ['-au', 'bob', '-ap', pw('bob')],
+      });
+      assert.equal(reg.exitCode, 0, reg.stdout);
+      const caller = callerScenario({ final: 200, holdMs: 4000 });
+      const uac = two.com.sipp(
+        { name: caller.name, xml: caller.xml.replace(/sip:\[\$to\]@\[\$domain\]/g, 'sip:[$to]@example.net') },
+        {
+          timeoutMs: 30000,
+          set: { user: 'alice', to: 'bob', msrp_port: '9100' },
+          args: ['-au', 'alice', '-ap', pw('alice')],
+        },
+      );
+      // example.net's switch binds to bob's path once the answer passes its core
+      await bob.waitFor('the binding SEND at bob', (r) => r.some((m) => m.head.kind === 'request'), 10000);
+      const answer = await eventually(
+        () => {
+          for (const f of readdirSync(uac.dir).filter((n) => n.endsWith('_messages.log'))) {
+            const sdp = sdpAfter(readFileSync(join(uac.dir, f), 'utf8'), /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
+            const media = sdp ? parseMsrpMedia(sdp)[0] : undefined;
+            if (media) return media;
+          }
+          return undefined;
+        },
+        10000,
+        'the 200 with SDP at alice',
+      );
+      // alice sees her own operator's switch, not the other domain's nor bob
+      assert.equal(answer.port, two.com.ports.sip + 95);
+      alice = await MsrpPeer.connect(answer.port);
+      const text = 'Hello bob, from the other domain';
+      alice.send({
+        head: {
+          kind: 'request',
+          tid: 'tx-x1',
+          method: 'SEND',
+          headers: [
+            { name: 'To-Path', value: answer.path[0]! },
+            { name: 'From-Path', value: 'msrp://127.0.0.1:9100/caller-session;tcp' },
+            { name: 'Message-ID', value: 'm-x1' },
+            { name: 'Byte-Range', value: `1-${Buffer.byteLength(text)}/${Buffer.byteLength(text)}` },
+            { name: 'Content-Type', value: 'text/plain' },
+          ],
+        },
+        body: Buffer.from(text),
+        flag: '$',
+      });
+      await bob.waitFor('the message at bob', (r) => r.some((m) => m.body?.toString() === text), 10000);
+      const atBob = bob.requests('SEND').find((m) => m.body?.toString() === text)!;
+      assert.equal(headerValue(atBob.head, 'To-Path'), `msrp://127.0.0.1:${bobPort}/callee-session;tcp`);
+      // bob's side shows example.net's switch, not example.com's
+      assert.match(headerValue(atBob.head, 'From-Path') ?? '', new RegExp(`:${two.net.ports.sip + 95}/`));
+      const [caller200, callee] = [await uac, await uas];
+      assert.equal(caller200.exitCode, 0, caller200.stdout);
+      assert.equal(callee.exitCode, 0, callee.stdout);
+    } finally {
+      await alice?.close();
+      await bob.close();
     }
   });
 

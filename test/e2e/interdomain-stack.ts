@@ -201,6 +201,20 @@ export class Interdomain {
     private readonly dir: string,
   ) {}
 
+  /** Makes one more certificate, for `domain`, signed by the CA both operators trust. */
+  async certificateFor(domain: string): Promise<StackTls> {
+    const d = join(this.dir, 'tls', domain);
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    copyFileSync(join(this.dir, 'tls', this.ops.com.domain, 'ca.pem'), join(d, 'ca.pem'));
+    copyFileSync(join(this.dir, 'tls', this.ops.com.domain, 'ca.key'), join(d, 'ca.key'));
+    await new Promise<void>((res, rej) =>
+      execFile('bash', [join(ROOT, 'scripts/tls-setup.sh'), d, domain], (err, _o, stderr) =>
+        err ? rej(new Error(`tls-setup.sh ${domain}: ${stderr}`)) : res(),
+      ),
+    );
+    return { ca: join(d, 'ca.pem'), cert: join(d, 'server.pem'), key: join(d, 'server.key') };
+  }
+
   static async start(fileBase: number, opts: InterdomainOptions = {}): Promise<Interdomain> {
     const ops = operators(fileBase);
     const dir = mkdtempSync(join(tmpdir(), 'ims-e2e-interdomain-'));

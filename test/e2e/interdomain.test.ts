@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { headerValue } from '../../as/src/msrp/message.js';
@@ -18,7 +19,7 @@ import { MsrpPeer } from '../integration/msrp-peer.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { Interdomain } from './interdomain-stack.js';
-import { eventually, type TestStack } from './stack.js';
+import { eventually, type StackTls, type TestStack } from './stack.js';
 
 const pw = (user: string) => `${user}-pw-17`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,6 +50,58 @@ async function online(stack: TestStack, user: string, count: number) {
 
 const callIdOf = (trace: string) => /Call-ID: (.*)/.exec(trace)![1]!.trim();
 
+/**
+ * One MESSAGE over TLS to a core's peer port, From `sip:mallory@<fromDomain>` to `ruri`,
+ * presenting `cert` (none: no client certificate); the status line of the answer, or '' when
+ * the connection ends without one.
+ */
+async function tlsMessage(port: number, cert: StackTls | undefined, fromDomain: string, ruri: string): Promise<string> {
+  const socket = tlsConnect({
+    host: '127.0.0.1',
+    port,
+    ca: readFileSync(sharedCa!, 'utf8'),
+    servername: 'example.com',
+    ...(cert ? { cert: readFileSync(cert.cert), key: readFileSync(cert.key) } : {}),
+  });
+  let got = '';
+  socket.on('data', (d: Buffer) => (got += d.toString()));
+  const ended = new Promise<void>((res) => {
+    socket.on('error', () => res());
+    socket.on('close', () => res());
+  });
+  const body = 'over TLS';
+  const callId = `tls-${Math.random().toString(36).slice(2)}`;
+  const request = [
+    `MESSAGE ${ruri} SIP/2.0`,
+    `Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK${callId}`,
+    `From: <sip:mallory@${fromDomain}>;tag=${callId}`,
+    `To: <${ruri}>`,
+    `Call-ID: ${callId}`,
+    'CSeq: 1 MESSAGE',
+    'Max-Forwards: 70',
+    'Content-Type: text/plain',
+    `Content-Length: ${body.length}`,
+    '',
+    body,
+  ].join('\r\n');
+  socket.once('secureConnect', () => socket.write(request));
+  await Promise.race([
+    ended,
+    eventually(() => (/\r\n\r\n/.test(got) ? true : undefined), 5000, 'an answer over TLS').catch(() => undefined),
+  ]);
+  socket.destroy();
+  // (a 100 Trying may come first)
+  return (
+    got
+      .split(/\r\n\r\n/)
+      .map((m) => m.split('\r\n')[0]!)
+      .find((l) => !/^SIP\/2\.0 1\d\d /.test(l)) ?? ''
+  );
+}
+
+/** The CA both operators' certificates chain to (set once the stacks run). */
+let sharedCa: string | undefined;
+
 // (a port clear of both operators' ranges: 8060+offset .. 8160+offset+99)
 const SILENT_PORT = 8060 + 250 + Number(process.env.E2E_PORT_OFFSET ?? 0);
 
@@ -77,6 +130,7 @@ describe('other domains: IM between example.com and example.net', () => {
     });
     silent = server;
     await new Promise<void>((res) => server.listen(SILENT_PORT, '127.0.0.9', res));
+    sharedCa = two.com.tls!.ca;
     await two.com.provisionUsers(['alice', 'carol'], pw);
     await two.net.provisionUsers(['bob', 'dave'], pw);
   });
@@ -319,6 +373,22 @@ describe('other domains: IM between example.com and example.net', () => {
       await alice?.close();
       await bob.close();
     }
+  });
+
+  it("binds a TLS peer to its certificate's domain: no certificate, another domain's, or a domain the certificate does not name is refused", async () => {
+    const port = two.ops.com.peerTlsPort;
+    const net = two.net.tls!;
+    const org = await two.certificateFor('example.org');
+    // no client certificate: the handshake itself fails on the peer port
+    const bare = await tlsMessage(port, undefined, 'example.net', 'sip:carol@example.com');
+    assert.equal(bare, '', 'nothing answered without a client certificate');
+    // example.net's certificate, speaking for example.net: taken (carol is not online: deferred)
+    assert.match(await tlsMessage(port, net, 'example.net', 'sip:carol@example.com'), /^SIP\/2\.0 (200|202) /);
+    // example.net's certificate claiming example.org (configured by address): 403
+    assert.match(await tlsMessage(port, net, 'example.org', 'sip:carol@example.com'), /^SIP\/2\.0 403 Forbidden Peer$/);
+    // a certificate the CA signed for example.org, a domain not configured as a TLS peer: 403
+    assert.match(await tlsMessage(port, org, 'example.org', 'sip:carol@example.com'), /^SIP\/2\.0 403 Forbidden Peer$/);
+    assert.match(await tlsMessage(port, org, 'example.net', 'sip:carol@example.com'), /^SIP\/2\.0 403 Forbidden Peer$/);
   });
 
   it('takes a request of a peer known by its address, as its own user', async () => {

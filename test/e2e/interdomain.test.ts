@@ -102,8 +102,9 @@ async function tlsMessage(port: number, cert: StackTls | undefined, fromDomain: 
 /** The CA both operators' certificates chain to (set once the stacks run). */
 let sharedCa: string | undefined;
 
-// (a port clear of both operators' ranges: 8060+offset .. 8160+offset+99)
+// (ports clear of both operators' ranges: 8060+offset .. 8160+offset+99)
 const SILENT_PORT = 8060 + 250 + Number(process.env.E2E_PORT_OFFSET ?? 0);
+const TRUSTED_PORT = 8060 + 251 + Number(process.env.E2E_PORT_OFFSET ?? 0);
 
 describe('other domains: IM between example.com and example.net', () => {
   let two: Interdomain;
@@ -112,6 +113,8 @@ describe('other domains: IM between example.com and example.net', () => {
 
   before(async () => {
     two = await Interdomain.start(8060, {
+      // one trusted source of example.com's core (WITH_TRUSTED_PEER: benchmarks, an I-CSCF)
+      kamailioDefines: ['WITH_TRUSTED_PEER', `TRUSTED_PEER_PORTS="^${TRUSTED_PORT}$"`],
       // example.org's core is known by its address only
       peers: { com: 'example.net=tls;example.org=127.0.0.3' },
       records: [
@@ -389,6 +392,17 @@ describe('other domains: IM between example.com and example.net', () => {
     // a certificate the CA signed for example.org, a domain not configured as a TLS peer: 403
     assert.match(await tlsMessage(port, org, 'example.org', 'sip:carol@example.com'), /^SIP\/2\.0 403 Forbidden Peer$/);
     assert.match(await tlsMessage(port, org, 'example.net', 'sip:carol@example.com'), /^SIP\/2\.0 403 Forbidden Peer$/);
+  });
+
+  it("asserts a trusted source's sender in the sender's own domain, never as one of our users", async () => {
+    const { uas } = await online(two.com, 'alice', 1);
+    const trusted = await two.com.sipp(
+      messageScenario({ final: 200, body: 'via the trusted source', ruri: 'sip:[$to]', challenged: false }),
+      { port: TRUSTED_PORT, set: { user: 'eve', domain: 'example.org', to: 'alice@example.com' } },
+    );
+    assert.equal(trusted.exitCode, 0, trusted.stdout);
+    const [msg] = receivedMessages((await uas).messages);
+    assert.equal(msg?.header('P-Asserted-Identity'), '<sip:eve@example.org>');
   });
 
   it('takes a request of a peer known by its address, as its own user', async () => {

@@ -12,7 +12,8 @@ DEB_PACKAGES=(kamailio kamailio-json-modules kamailio-extra-modules kamailio-uti
               python3 make g++    # node-gyp builds better-sqlite3 where no prebuilt binary downloads
               chromium systemd    # the operator page test (headless) and systemd-analyze verify of the units
               prometheus          # promtool: checks the Grafana queries and alert rules in deploy/
-              erlang-base erlang-diameter tshark)  # Rf tests: Erlang's diameter is the test CDF, tshark decodes our ACRs
+              erlang-base erlang-diameter tshark   # Rf tests: Erlang's diameter is the test CDF, tshark decodes our ACRs
+              dnsmasq-base)       # interdomain tests: the DNS server both test operators resolve through
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 service_active() { command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; }

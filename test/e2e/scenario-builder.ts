@@ -76,9 +76,11 @@ function subscribe(
     body?: { type: string; text: string };
     headers?: string[];
     contact?: string;
+    targetDomain?: string;
   },
 ): string {
-  const uri = opts.inDialog ? '[next_url]' : 'sip:[$target]@[$domain]';
+  const targetDomain = opts.targetDomain ?? '[$domain]';
+  const uri = opts.inDialog ? '[next_url]' : `sip:[$target]@${targetDomain}`;
   return `
   <send retrans="500">
     <![CDATA[
@@ -86,7 +88,7 @@ function subscribe(
       SUBSCRIBE ${uri} SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
       From: <sip:[$user]@[$domain]>;tag=[pid]s[call_number]
-      To: <sip:[$target]@[$domain]>${opts.inDialog ? '[peer_tag_param]' : ''}
+      To: <sip:[$target]@${targetDomain}>${opts.inDialog ? '[peer_tag_param]' : ''}
       Call-ID: [call_id]
       CSeq: ${cseq} SUBSCRIBE${opts.inDialog ? '\n      [routes]' : ''}
       Contact: ${opts.contact ?? '<sip:[$user]@[local_ip]:[local_port]>'}${opts.auth ? '\n      [authentication]' : ''}
@@ -120,10 +122,19 @@ export function subscriberScenario(o: {
   body?: { type: string; text: string };
   /** Extra header lines of every SUBSCRIBE (Supported: eventlist ...). */
   headers?: string[];
+  /** The domain of the resource (default: the watcher's own, [$domain]). */
+  targetDomain?: string;
 }): string {
   const expires = o.expires ?? 600;
   const headers = o.headers ?? [];
-  const first = { inDialog: false, accept: o.accept, body: o.body, headers, contact: o.contact };
+  const first = {
+    inDialog: false,
+    accept: o.accept,
+    body: o.body,
+    headers,
+    contact: o.contact,
+    targetDomain: o.targetDomain,
+  };
   const parts: string[] = [
     subscribe(1, o.event, expires, { ...first, auth: false }),
     `
@@ -149,7 +160,7 @@ export function subscriberScenario(o: {
       parts.push(
         `
   <pause milliseconds="200" />`,
-        subscribe(3 + i, o.event, expires, { auth: false, inDialog: true, headers }),
+        subscribe(3 + i, o.event, expires, { auth: false, inDialog: true, headers, targetDomain: o.targetDomain }),
         responseAndNotify(200, false),
         `
   <nop><action><log message="REFRESHED ${i + 1}" /></action></nop>`,
@@ -159,7 +170,7 @@ export function subscriberScenario(o: {
       parts.push(
         `
   <pause milliseconds="200" />`,
-        subscribe(3 + refreshes, o.event, 0, { auth: false, inDialog: true, headers }),
+        subscribe(3 + refreshes, o.event, 0, { auth: false, inDialog: true, headers, targetDomain: o.targetDomain }),
         responseAndNotify(200, false),
       );
     }

@@ -69,12 +69,22 @@ export interface StackOptions {
   kamailioTlsConfig?: (tls: StackTls) => string;
   /** More -A defines for Kamailio (e.g. 'ANTIFLOOD_MESSAGE=10'). */
   kamailioDefines?: string[];
+  /** The SIP domain this stack serves (default DOMAIN). */
+  domain?: string;
+  /** The loopback address Kamailio listens on (default 127.0.0.1; the AS stays on 127.0.0.1). */
+  ip?: string;
+  /** With tls: certificates already made (e.g. two stacks signed by one CA), instead of makeTls. */
+  tlsFiles?: StackTls;
+  /** A resolv.conf Kamailio resolves through instead of the machine's: Kamailio then runs in a
+   * mount namespace of its own (unshare --mount, needs root) with this file bind-mounted over
+   * /etc/resolv.conf, so other processes on the machine are not affected. */
+  resolvConf?: string;
 }
 
 /** Makes the local CA and the server certificate for DOMAIN in `dir` with scripts/tls-setup.sh. */
-export function makeTls(dir: string): Promise<StackTls> {
+export function makeTls(dir: string, domain = DOMAIN): Promise<StackTls> {
   return new Promise((res, rej) => {
-    execFile('bash', [join(ROOT, 'scripts/tls-setup.sh'), dir, DOMAIN], (err, _out, stderr) => {
+    execFile('bash', [join(ROOT, 'scripts/tls-setup.sh'), dir, domain], (err, _out, stderr) => {
       if (err) return rej(new Error(`tls-setup.sh failed: ${stderr}`));
       res({ ca: join(dir, 'ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key') });
     });
@@ -104,6 +114,10 @@ export class TestStack {
   tls?: StackTls;
   private kamailioTlsConfig?: string;
   private kamailioDefines: string[] = [];
+  /** The SIP domain served and Kamailio's address (StackOptions domain, ip). */
+  domain = DOMAIN;
+  ip = '127.0.0.1';
+  private resolvConf?: string;
 
   constructor(
     readonly ports: Ports,
@@ -120,11 +134,12 @@ export class TestStack {
   get asEnv(): NodeJS.ProcessEnv {
     return {
       ...process.env,
-      SIP_DOMAIN: DOMAIN,
+      SIP_DOMAIN: this.domain,
+      SIP_DOMAIN_ALIASES: this.ip,
       ISC_PORT: String(this.ports.isc),
       ISC_SECRET: this.secret,
-      KAMAILIO_HTTP_URL: `http://127.0.0.1:${this.ports.rpc}`,
-      KAMAILIO_SIP_URI: `sip:127.0.0.1:${this.ports.sip}`,
+      KAMAILIO_HTTP_URL: `http://${this.ip}:${this.ports.rpc}`,
+      KAMAILIO_SIP_URI: `sip:${this.ip}:${this.ports.sip}`,
       KAMAILIO_EVAPI_ADDR: `127.0.0.1:${this.ports.evapi}`,
       XDM_PORT: String(this.ports.xdm),
       // each AS instance has an MSRP switch of its own: primary base+95, instance i base+95+i
@@ -148,10 +163,13 @@ export class TestStack {
   static async start(ports: Ports, env: Record<string, string> = {}, opts: StackOptions = {}): Promise<TestStack> {
     const s = new TestStack(ports, env);
     s.kamailioDefines = opts.kamailioDefines ?? [];
+    s.domain = opts.domain ?? DOMAIN;
+    s.ip = opts.ip ?? '127.0.0.1';
+    s.resolvConf = opts.resolvConf;
     if (opts.tls) {
-      s.tls = await makeTls(join(s.dir, 'tls'));
+      s.tls = opts.tlsFiles ?? (await makeTls(join(s.dir, 'tls'), s.domain));
       if (opts.kamailioTlsConfig) {
-        s.kamailioTlsConfig = join(s.dir, 'tls', 'tls.cfg');
+        s.kamailioTlsConfig = join(s.dir, 'kamailio-tls.cfg');
         writeFileSync(s.kamailioTlsConfig, opts.kamailioTlsConfig(s.tls));
       }
     }
@@ -274,6 +292,10 @@ export class TestStack {
       '-P',
       join(this.dir, 'kamailio.pid'),
       '-A',
+      `SIP_DOMAIN="${this.domain}"`,
+      '-A',
+      `LISTEN_IP=${this.ip}`,
+      '-A',
       `SIP_PORT=${sip}`,
       '-A',
       `RPC_PORT=${rpc}`,
@@ -294,12 +316,19 @@ export class TestStack {
         : []),
       ...this.kamailioDefines.flatMap((d) => ['-A', d]),
     ];
-    this.kamailio = spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // unshare without --fork execs its command: the child is Kamailio itself (signals reach it)
+    this.kamailio = this.resolvConf
+      ? spawn(
+          'unshare',
+          ['--mount', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec kamailio "$@"', this.resolvConf, ...args],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        )
+      : spawn('kamailio', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.kamailio.stdout!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
     this.kamailio.stderr!.on('data', (d: Buffer) => this.logs.kamailio.push(d.toString()));
     await waitFor(
       async () => {
-        const r = await fetch(`http://127.0.0.1:${rpc}/RPC`, {
+        const r = await fetch(`http://${this.ip}:${rpc}/RPC`, {
           method: 'POST',
           headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
           body: '{"jsonrpc":"2.0","method":"core.version","id":1}',
@@ -314,7 +343,7 @@ export class TestStack {
 
   /** Calls one of Kamailio's RPC commands (jsonrpcs over its HTTP listener, with the secret); its result. */
   async kamailioRpc(method: string, params: unknown[] = []): Promise<unknown> {
-    const r = await fetch(`http://127.0.0.1:${this.ports.rpc}/RPC`, {
+    const r = await fetch(`http://${this.ip}:${this.ports.rpc}/RPC`, {
       method: 'POST',
       headers: { 'x-isc-secret': this.secret, 'content-type': 'application/json' },
       body: JSON.stringify({ jsonrpc: '2.0', method, params, id: 1 }),
@@ -380,13 +409,13 @@ export class TestStack {
     // send bytes that are not UTF-8 (the scenario declares ISO-8859-1)
     writeFileSync(file, xml, typeof scenario === 'object' && scenario.latin1 ? 'latin1' : 'utf8');
     const port = opts.port ?? this.sippPort();
-    const set = Object.entries({ domain: DOMAIN, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
+    const set = Object.entries({ domain: this.domain, ...opts.set }).flatMap(([k, v]) => ['-set', k, v]);
     const args = [
-      `127.0.0.1:${this.ports.sip}`,
+      `${this.ip}:${this.ports.sip}`,
       '-sf',
       file,
       '-i',
-      opts.localIp ?? '127.0.0.1',
+      opts.localIp ?? this.ip,
       '-p',
       String(port),
       // control port and the two media ports sipp always binds, clear of every SIP port

@@ -37,6 +37,15 @@ describe('notifyTargetProblem: where NOTIFYs may go', () => {
     assert.match(notifyTargetProblem('sip:bob@example.com', facts({ viaLocation: true })) ?? '', /another user/);
   });
 
+  it("leaves the target of a remote watcher to the watcher's own core when that core record-routed the SUBSCRIBE", () => {
+    const remote = { watcher: 'sip:alice@example.org', srcIp: '203.0.113.9' };
+    assert.equal(
+      notifyTargetProblem('sip:alice@10.1.1.1:5060', facts({ ...remote, routedByWatcherCore: true })),
+      undefined,
+    );
+    assert.match(notifyTargetProblem('sip:alice@10.1.1.1:5060', facts(remote)) ?? '', /neither/);
+  });
+
   it('calls an unparsable target malformed', () => {
     assert.equal(notifyTargetProblem('sip:', facts()), 'malformed Contact');
   });

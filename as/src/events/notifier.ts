@@ -212,11 +212,16 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent]; 
     const target = remoteTarget(sip);
     if ('problem' in target) return reply(400, 'Bad Contact', { warning: target.problem });
     // ... and bounded: never a third party's address (src/events/notify-target.ts)
+    // (a SIP watcher of ours is one the location service knows: any other came from a peer;
+    // a tel: identity is only ever one of ours)
+    const remoteWatcher =
+      this.deps.viaLocation !== undefined && /^sips?:/i.test(watcher) && !this.deps.viaLocation(watcher);
     const facts = {
       watcher,
       srcIp: call.req.srcIp,
       viaLocation: this.deps.viaLocation?.(target.uri) === true,
       registered: [] as string[],
+      routedByWatcherCore: remoteWatcher && sip.headers.getAll('Record-Route').length > 0,
     };
     let targetProblem = notifyTargetProblem(target.uri, facts);
     if (targetProblem && !facts.viaLocation && this.deps.registeredContacts) {

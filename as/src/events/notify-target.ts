@@ -8,7 +8,10 @@
  *   behind NAT registers the Contact it then subscribes with);
  * - a target the core's location service resolves (an address of our domain, a GRUU) must
  *   be the watcher's own address of record, or a GRUU (the registrar handed it out, and it
- *   leads only to the contact that registered it).
+ *   leads only to the contact that registered it);
+ * - a watcher of another domain, whose SUBSCRIBE its own core record-routed (a peer the core
+ *   took it from): the NOTIFYs go back through that core, which answers for where its own
+ *   users' contacts are, so the target is its to bound.
  *
  * Pure: the caller supplies the facts.
  */
@@ -23,6 +26,8 @@ export interface TargetFacts {
   viaLocation: boolean;
   /** The watcher's registered contact URIs. */
   registered: string[];
+  /** The watcher is of another domain and the SUBSCRIBE carries a Record-Route (its core's). */
+  routedByWatcherCore?: boolean;
 }
 
 /** undefined when NOTIFYs may go to `target`, else why not (for a Warning header). */
@@ -37,6 +42,7 @@ export function notifyTargetProblem(target: string, facts: TargetFacts): string 
     if (uri.params.has('gr')) return undefined;
     return sameAor(target, facts.watcher) ? undefined : 'Contact names another user';
   }
+  if (facts.routedByWatcherCore) return undefined;
   if (bareHost(uri.host) === bareHost(facts.srcIp)) return undefined;
   if (facts.registered.some((c) => sameHostPort(c, uri))) return undefined;
   return 'Contact is neither the source address nor a registered contact';

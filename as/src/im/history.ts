@@ -11,6 +11,8 @@ export interface HistoryInput {
   contentType: string;
   body: string;
   callId: string;
+  /** A message sent to another domain: the final status that domain (or the way there) gave. */
+  status?: number;
 }
 
 export interface HistoryEntry extends HistoryInput {

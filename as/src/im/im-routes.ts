@@ -130,5 +130,7 @@ function historySummary(e: HistoryEntry) {
     at: e.at.toISOString(),
     contentType: e.contentType,
     size: e.size,
+    // a message to another domain: the final status it got there
+    ...(typeof e.status === 'number' ? { status: e.status } : {}),
   };
 }

@@ -72,6 +72,9 @@ interface PagerContext {
   impi?: string;
   /** An is-composing indication (RFC 3994): no charging record, whatever its outcome. */
   composing?: true;
+  /** A message to another domain the sender keeps history of: archived with its outcome,
+   * since only the outcome says whether it was sent at all. */
+  sent?: { contentType: string; body: string };
 }
 
 /** A MESSAGE as the IM service reads it once. */
@@ -162,8 +165,9 @@ export class PagerService implements IscService {
       await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
       return reply(404, 'Not Found');
     }
-    // originating only: the recipient is elsewhere, Kamailio routes it on
-    await this.archive(m.sender, 'sent', m.target, m);
+    // originating only: the recipient is in another domain, Kamailio routes it on; it is
+    // archived when the outcome says what became of it (onOutcome)
+    if (await this.keepsSent(m)) m.ctx.sent = { contentType: m.contentType, body: m.body };
     return this.continueDecision(m);
   }
 
@@ -176,6 +180,29 @@ export class PagerService implements IscService {
       return;
     }
     await this.charge(ctx, code, code >= 200 && code < 300 ? 'delivered' : 'failed', at);
+    if (ctx.sent) {
+      const policy = await this.deps.policies.of(ctx.from);
+      await this.deps.history.archive(
+        {
+          owner: ctx.from,
+          direction: 'sent',
+          peer: ctx.to,
+          at: new Date(ctx.at),
+          contentType: ctx.sent.contentType,
+          body: ctx.sent.body,
+          callId: ctx.callId,
+          status: code,
+        },
+        policy.history.maxMessages,
+      );
+    }
+  }
+
+  /** Whether the sender keeps history of what they send to this recipient. */
+  private async keepsSent(m: Incoming): Promise<boolean> {
+    if (m.composing || !this.deps.domain.canonical(m.sender)) return false;
+    const policy = await this.deps.policies.of(m.sender);
+    return keepsHistoryWith(policy, m.target, this.participation.canonicalOf);
   }
 
   // -------------------------------------------------------------------------------------

@@ -115,6 +115,10 @@ export interface UacReplyEvent {
   code: number;
   reason: string;
   ts: string;
+  /** A 2xx to a SUBSCRIBE: its To tag, Contact URI and Record-Route values (comma-separated). */
+  toTag?: string;
+  contact?: string;
+  recordRoute?: string;
 }
 
 /** Kamailio consumed the stream batch whose last request carried `"ack":id` (see StreamWindow). */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.js';
 import type { Metrics } from '../ops/metrics.js';
-import { generateTag } from '../sip/index.js';
+import { generateTag, splitHeaderList } from '../sip/index.js';
 import { STREAM_FRAME_LIMIT } from './stream-window.js';
 import { headerText, type UacReplyEvent } from './types.js';
 import { contain } from '../util/contain.js';
@@ -29,6 +29,18 @@ export interface UacOutcome {
   /** No final reply was reported within the transaction timeout. */
   timedOut: boolean;
   at: Date;
+  /** A 2xx that set up a dialog (SUBSCRIBE): what later requests in it need. */
+  dialog?: UacDialog;
+}
+
+/** The dialog a request the AS sent set up, as its caller (UAC) sees it. */
+export interface UacDialog {
+  /** The remote party's tag (the reply's To tag). */
+  remoteTag: string;
+  /** Where requests in the dialog go (the reply's Contact). */
+  remoteTarget: string;
+  /** The route set: the reply's Record-Route values in reverse (RFC 3261 12.1.2). */
+  routeSet: string[];
 }
 
 /** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
@@ -176,7 +188,11 @@ export class UacClient {
     this.pending.delete(key);
     const method = ev.cseq.trim().split(/\s+/)[1] ?? '?';
     this.opts.metrics.count('ims_as_uac_outcomes_total', { method, code: String(ev.code) });
-    p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date() });
+    const dialog =
+      ev.code < 300 && ev.toTag && ev.contact
+        ? { remoteTag: ev.toTag, remoteTarget: ev.contact, routeSet: splitHeaderList(ev.recordRoute ?? '').reverse() }
+        : undefined;
+    p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date(), ...(dialog ? { dialog } : {}) });
   }
 
   /** Resolves everything still waiting (shutdown): the caller sees a 503, not a hang. */

@@ -3,7 +3,7 @@ import type { IscCall } from '../../isc/dispatcher.js';
 import { reply, type IscDecision } from '../../isc/types.js';
 import type { UacClient } from '../../isc/uac.js';
 import type { Logger } from '../../log/logger.js';
-import { parseValueParams } from '../../sip/index.js';
+import { parseNameAddr, parseValueParams } from '../../sip/index.js';
 import type { Collection, Store } from '../../store/port.js';
 import { DuplicateKeyError } from '../../store/port.js';
 import { TypedEmitter } from '../../util/typed-emitter.js';
@@ -24,6 +24,18 @@ interface BackendRecord {
   pidf?: string;
   expiresAt: Date;
   updatedAt: Date;
+  /** The dialog once a 2xx set it up: refreshes and the final un-SUBSCRIBE go inside it. */
+  dialog?: BackendDialog;
+}
+
+/** Our side of a back-end subscription's dialog (RFC 6665 4.1.2.1, RFC 3261 12). */
+interface BackendDialog {
+  fromTag: string;
+  remoteTag: string;
+  remoteTarget: string;
+  routeSet: string[];
+  /** The CSeq number of our last request in it. */
+  cseq: number;
 }
 
 /** What a list shows for a member in another domain. */
@@ -34,7 +46,7 @@ export interface RemoteView {
 }
 
 const EXPIRES = 600;
-/** Refreshed this long before it runs out (a new dialog; the old one is left to expire). */
+/** Refreshed this long before it runs out, inside its dialog (a new one only when that fails). */
 const REFRESH_MARGIN_MS = 120_000;
 
 /**
@@ -64,6 +76,10 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
   ) {
     super();
     this.records = deps.store.collection<BackendRecord>('rls_backend');
+    deps.metrics.describe(
+      'ims_as_rls_backend_refresh_total',
+      "back-end subscriptions' SUBSCRIBEs inside their dialog (refresh or end), by final code",
+    );
   }
 
   /** Refreshes run as a singleton job: one instance of those sharing the store renews for all. */
@@ -151,15 +167,17 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
             ['To', `<${member}>`],
             ['Call-ID', callId],
             ['CSeq', '1 SUBSCRIBE'],
-            ['Contact', `<${this.deps.contact}>`],
-            ['Event', 'presence'],
-            ['Accept', 'application/pidf+xml'],
-            ['Expires', String(EXPIRES)],
-            ['Max-Forwards', '70'],
+            ...this.commonHeaders(EXPIRES),
           ],
         })
         .then(async (outcome) => {
-          if (outcome.code >= 200 && outcome.code < 300) return;
+          if (outcome.code >= 200 && outcome.code < 300) {
+            if (outcome.dialog) {
+              const dialog: BackendDialog = { fromTag, cseq: 1, ...outcome.dialog };
+              await this.records.updateOne({ _id: member, callId }, { $set: { dialog } });
+            }
+            return;
+          }
           // refused or unreachable: the lists show it terminated (RFC 4662 instance reasons)
           const reason =
             outcome.code === 404 || outcome.code === 480
@@ -181,12 +199,78 @@ export class BackendSubscriptions extends TypedEmitter<{ changed: [string] }> {
     );
   }
 
-  /** Renews what lists still hold before it lapses; forgets what none holds any more. */
+  private commonHeaders(expires: number): Array<[string, string]> {
+    return [
+      ['Contact', `<${this.deps.contact}>`],
+      ['Event', 'presence'],
+      ['Accept', 'application/pidf+xml'],
+      ['Expires', String(expires)],
+      ['Max-Forwards', '70'],
+    ];
+  }
+
+  /**
+   * Renews what lists still hold before it lapses, inside its dialog (a new dialog only when
+   * there is none or the notifier no longer knows it); ends what none holds any more with an
+   * un-SUBSCRIBE in its dialog, and forgets it.
+   */
   private async sweep(): Promise<void> {
     const soon = new Date(Date.now() + REFRESH_MARGIN_MS);
     for (const r of await this.records.find({ expiresAt: { $lte: soon } })) {
-      if (await this.deps.stillWanted(r._id)) await this.subscribe(r._id, r);
-      else await this.records.deleteOne({ _id: r._id, callId: r.callId });
+      const wanted = await this.deps.stillWanted(r._id);
+      if (!wanted) {
+        if (await this.records.deleteOne({ _id: r._id, callId: r.callId })) await this.inDialog(r, 0);
+        continue;
+      }
+      if (!r.dialog || r.state === 'terminated') {
+        await this.subscribe(r._id, r);
+        continue;
+      }
+      const code = await this.inDialog(r, EXPIRES);
+      if (code === undefined) continue; // another instance refreshed it
+      if (code < 200 || code >= 300) await this.subscribe(r._id, r);
     }
   }
+
+  /**
+   * A SUBSCRIBE inside the record's dialog (`expires` 0: the un-SUBSCRIBE); its final code,
+   * or undefined when another instance took this refresh first (the CSeq moved meanwhile).
+   */
+  private async inDialog(r: BackendRecord, expires: number): Promise<number | undefined> {
+    const d = r.dialog;
+    if (!d) return undefined;
+    const cseq = d.cseq + 1;
+    if (expires > 0) {
+      const taken = await this.records.findOneAndUpdate(
+        { _id: r._id, callId: r.callId, 'dialog.cseq': d.cseq },
+        { $set: { 'dialog.cseq': cseq, expiresAt: new Date(Date.now() + expires * 1000), updatedAt: new Date() } },
+        { returnDocument: 'after' },
+      );
+      if (!taken) return undefined;
+    }
+    const nexthop = d.routeSet[0] ? nameAddrUri(d.routeSet[0]) : undefined;
+    const outcome = await this.deps.uac.send({
+      method: 'SUBSCRIBE',
+      ruri: d.remoteTarget,
+      headers: [
+        ['From', `<${this.deps.identity}>;tag=${d.fromTag}`],
+        ['To', `<${r._id}>;tag=${d.remoteTag}`],
+        ['Call-ID', r.callId],
+        ['CSeq', `${cseq} SUBSCRIBE`],
+        ...d.routeSet.map((route): [string, string] => ['Route', route]),
+        ...this.commonHeaders(expires),
+      ],
+      ...(nexthop ? { nexthop } : {}),
+    });
+    this.deps.metrics.count('ims_as_rls_backend_refresh_total', {
+      kind: expires > 0 ? 'refresh' : 'end',
+      code: String(outcome.code),
+    });
+    return outcome.code;
+  }
+}
+
+/** The URI of a Route value (`<sip:...;lr>`). */
+function nameAddrUri(value: string): string {
+  return parseNameAddr(value).uri;
 }

@@ -1,3 +1,4 @@
+import type { ConferenceFocus } from '../conference/focus.js';
 import type { IscCall, IscService } from '../isc/dispatcher.js';
 import { reply, type IscDecision } from '../isc/types.js';
 import type { PagerService } from './pager.js';
@@ -5,7 +6,8 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 
 /**
  * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
- * MSRP offer to session mode; each outcome goes back to the mode that let its request continue.
+ * MSRP offer to session mode, or to the conference focus when it names a chat room (which also
+ * takes the BYE of its dialogs); each outcome goes back to the mode that let its request continue.
  */
 export class ImService implements IscService {
   readonly name = 'im' as const;
@@ -13,14 +15,20 @@ export class ImService implements IscService {
   constructor(
     private readonly pager: PagerService,
     private readonly sessions: SessionService,
+    private readonly focus?: ConferenceFocus,
   ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
     switch (call.req.method) {
       case 'MESSAGE':
         return this.pager.handle(call);
-      case 'INVITE':
+      case 'INVITE': {
+        const room = this.focus ? await this.focus.roomOf(call.req.ruri) : undefined;
+        if (room && this.focus) return this.focus.join(call, room);
         return this.sessions.handle(call);
+      }
+      case 'BYE':
+        return this.focus ? this.focus.bye(call) : reply(481, 'Call/Transaction Does Not Exist');
       default:
         return reply(501, 'Not Implemented');
     }

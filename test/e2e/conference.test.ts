@@ -1,0 +1,268 @@
+/**
+ * Chat rooms through the core, end to end: real Kamailio and AS, sipp as each participant's SIP
+ * UA, the test's MSRP peers as their MSRP clients. The AS is the conference focus: it answers
+ * the INVITE to the room URI itself (its own SDP, Contact ;isfocus), takes the BYE; every
+ * message one participant sends reaches the others CPIM-wrapped, a CPIM To naming one
+ * participant reaches only that one; a room and its last messages survive an AS restart and
+ * are replayed to a joiner; one record per participant and one for the conference.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MsrpPeer } from '../integration/msrp-peer.js';
+import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
+import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
+import { parseCpim } from '../../as/src/im/formats/cpim.js';
+import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
+import { TestStack, eventually, portsFrom } from './stack.js';
+
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
+const pw = (user: string) => `${user}-pw-1`;
+/** The a=path each sipp participant puts in its SDP (msrp-session-scenarios.ts), with a port of its own. */
+const pathOf = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
+
+let tids = 0;
+/** A whole SEND (or a bodiless one that only binds the connection). */
+function send(to: string, from: string, body?: { type: string; text: string }): MsrpMessage {
+  const id = `tx${String(++tids).padStart(8, '0')}`;
+  const bytes = body ? Buffer.from(body.text) : undefined;
+  return {
+    head: {
+      kind: 'request',
+      tid: id,
+      method: 'SEND',
+      headers: [
+        { name: 'To-Path', value: to },
+        { name: 'From-Path', value: from },
+        { name: 'Message-ID', value: `m-${id}` },
+        ...(bytes
+          ? [
+              { name: 'Byte-Range', value: `1-${bytes.length}/${bytes.length}` },
+              { name: 'Content-Type', value: body!.type },
+            ]
+          : []),
+      ],
+    },
+    ...(bytes ? { body: bytes } : {}),
+    flag: '$',
+  };
+}
+
+/** The CPIM messages a peer received, parsed. */
+function cpimAt(peer: MsrpPeer) {
+  return peer
+    .requests('SEND')
+    .filter((m) => m.body && m.body.length > 0)
+    .map((m) => {
+      assert.equal(headerValue(m.head, 'Content-Type'), 'message/cpim');
+      return parseCpim(m.body!.toString());
+    });
+}
+
+describe('Conference focus: chat rooms through Kamailio and the AS', () => {
+  let stack: TestStack;
+  let asMsrpPort = 0;
+  const peers: MsrpPeer[] = [];
+
+  before(async () => {
+    const ports = portsFrom(8260);
+    asMsrpPort = ports.sip + 40;
+    stack = await TestStack.start(ports, {
+      MSRP_PORT: String(asMsrpPort),
+      MSRP_HOST: '127.0.0.1',
+      CONFERENCE_REPLAY_MESSAGES: '2',
+    });
+    await stack.provisionUsers(USERS, pw);
+  });
+
+  after(async () => {
+    await Promise.all(peers.map((p) => p.close()));
+    if (process.exitCode) console.log(stack?.dumpLogs());
+    await stack?.stop();
+  });
+
+  /** `user` joins room `room` (sipp INVITE with its MSRP offer), stays `holdMs`, then BYEs. */
+  function dialIn(
+    user: string,
+    room: string,
+    msrpPort: number,
+    opts: { holdMs?: number; final?: number; sdpLines?: string[] } = {},
+  ) {
+    return stack.sipp(
+      callerScenario({
+        final: opts.final ?? 200,
+        holdMs: opts.holdMs ?? 8000,
+        ...(opts.sdpLines ? { sdpLines: opts.sdpLines } : {}),
+      }),
+      { timeoutMs: 40000, set: { user, to: room, msrp_port: String(msrpPort) }, args: ['-au', user, '-ap', pw(user)] },
+    );
+  }
+
+  /** The focus's 200 as a running sipp participant received it: its SDP and Contact. */
+  async function focusAnswer(dir: string) {
+    return eventually(
+      () => {
+        for (const f of readdirSync(dir).filter((n) => n.endsWith('_messages.log'))) {
+          const trace = readFileSync(join(dir, f), 'utf8');
+          const sdp = sdpAfter(trace, /SIP\/2\.0 200 OK[^]*?CSeq: 2 INVITE/);
+          const media = sdp ? parseMsrpMedia(sdp)[0] : undefined;
+          if (media) return { media, sdp: sdp!, trace };
+        }
+        return undefined;
+      },
+      10000,
+      "the focus's 200 at the participant",
+    );
+  }
+
+  /** Joins, connects the participant's MSRP client to the focus and binds it. */
+  async function participant(
+    user: string,
+    room: string,
+    msrpPort: number,
+    opts: { sdpLines?: string[]; holdMs?: number } = {},
+  ) {
+    const sipp = dialIn(user, room, msrpPort, opts);
+    const answer = await focusAnswer(sipp.dir);
+    const focusPath = answer.media.path[0]!;
+    const peer = await MsrpPeer.connect(asMsrpPort);
+    peers.push(peer);
+    const bind = send(focusPath, pathOf(msrpPort));
+    peer.send(bind);
+    await peer.waitFor('200 to the binding SEND', () => peer.responseTo(bind.head.tid) !== undefined);
+    return {
+      sipp,
+      peer,
+      focusPath,
+      answer,
+      say: (type: string, text: string) => peer.send(send(focusPath, pathOf(msrpPort), { type, text })),
+    };
+  }
+
+  it("three participants: each sees the others' messages with the sender named, a private message reaches only its target; BYE leaves; one record per participant and one for the conference", async () => {
+    const made = await stack.provision('room', 'add', 'lobby', '--owner', 'alice', '--subject', 'The lobby');
+    assert.equal(made.code, 0, made.out);
+    assert.match(made.out, /sip:lobby@example\.com/);
+
+    const a = await participant('alice', 'lobby', 9301);
+    const b = await participant('bob', 'lobby', 9302, { sdpLines: ['a=nickname:Bobby'] });
+    const c = await participant('carol', 'lobby', 9303);
+
+    // the focus answered itself: its own SDP (the AS's MSRP switch), Contact with ;isfocus
+    assert.match(a.answer.trace, /Contact: <sip:lobby@127\.0\.0\.1:\d+>;isfocus/);
+    assert.equal(a.answer.media.port, asMsrpPort);
+    assert.match(a.focusPath, new RegExp(`^msrp://127\\.0\\.0\\.1:${asMsrpPort}/[^/;]+;tcp$`));
+    assert.match(a.answer.sdp, /^s=The lobby$/m);
+    assert.notEqual(a.focusPath, b.focusPath, 'each participant has its own MSRP session with the focus');
+
+    a.say('text/plain', 'Hello from Alice');
+    await b.peer.waitFor('alice at bob', () => cpimAt(b.peer).some((m) => m.content === 'Hello from Alice'));
+    await c.peer.waitFor('alice at carol', () => cpimAt(c.peer).some((m) => m.content === 'Hello from Alice'));
+    const atB = cpimAt(b.peer).find((m) => m.content === 'Hello from Alice')!;
+    assert.equal(atB.from.uri, 'sip:alice@example.com');
+    assert.equal(atB.to[0]!.uri, 'sip:lobby@example.com');
+    assert.equal(atB.contentType, 'text/plain');
+
+    // bob chose a nickname: the others see it
+    b.say('text/plain', 'Bob here');
+    await a.peer.waitFor('bob at alice', () => cpimAt(a.peer).some((m) => m.content === 'Bob here'));
+    await c.peer.waitFor('bob at carol', () => cpimAt(c.peer).some((m) => m.content === 'Bob here'));
+    const bobAtA = cpimAt(a.peer).find((m) => m.content === 'Bob here')!;
+    assert.equal(bobAtA.from.display, 'Bobby');
+    assert.equal(bobAtA.from.uri, 'sip:bob@example.com');
+
+    // carol to bob only (CPIM To naming him), then to everyone
+    c.say(
+      'message/cpim',
+      'From: <sip:carol@example.com>\r\nTo: <sip:bob@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nJust for you, Bob',
+    );
+    c.say('text/plain', 'For everyone');
+    await b.peer.waitFor('the private message at bob', () =>
+      cpimAt(b.peer).some((m) => m.content === 'Just for you, Bob'),
+    );
+    await a.peer.waitFor('the public one at alice', () => cpimAt(a.peer).some((m) => m.content === 'For everyone'));
+    await b.peer.waitFor('the public one at bob', () => cpimAt(b.peer).some((m) => m.content === 'For everyone'));
+    assert.ok(!cpimAt(a.peer).some((m) => m.content === 'Just for you, Bob'), 'alice never gets the private message');
+    assert.ok(!cpimAt(c.peer).some((m) => m.content.includes('Just for you')), 'nor does its sender');
+    // nobody receives their own messages back
+    assert.ok(!cpimAt(a.peer).some((m) => m.content === 'Hello from Alice'));
+
+    // each participant's BYE (sipp, after its hold) is answered by the focus
+    const done = await Promise.all([a.sipp, b.sipp, c.sipp]);
+    for (const d of done) assert.equal(d.exitCode, 0, `${d.stdout}\n${d.messages}`);
+
+    const cdrs = await eventually(
+      () => {
+        const l = stack
+          .cdrLines()
+          .filter((r) => (r.extra as Record<string, unknown> | undefined)?.conference === 'sip:lobby@example.com');
+        return l.length === 4 ? l : undefined;
+      },
+      8000,
+      'three participant records and one conference record',
+    );
+    const byWho = new Map(
+      cdrs
+        .filter((r) => (r.extra as Record<string, unknown>).conferenceRole === 'participant')
+        .map((r) => [r.callingPartyAddress as string, r]),
+    );
+    assert.deepEqual([...byWho.keys()].sort(), [
+      'sip:alice@example.com',
+      'sip:bob@example.com',
+      'sip:carol@example.com',
+    ]);
+    const alice = byWho.get('sip:alice@example.com')!;
+    assert.equal(alice.calledPartyAddress, 'sip:lobby@example.com');
+    assert.equal(alice.causeForRecordClosing, 'serviceDeliveryEndSuccessfully');
+    const ax = alice.extra as Record<string, unknown>;
+    assert.equal(ax.messagesSent, 1);
+    assert.equal(ax.bytesSent, Buffer.byteLength('Hello from Alice'));
+    assert.equal(ax.messagesReceived, 2, "bob's and carol's public messages");
+    assert.equal((byWho.get('sip:carol@example.com')!.extra as Record<string, unknown>).messagesSent, 2);
+    const conf = cdrs.find((r) => (r.extra as Record<string, unknown>).conferenceRole === 'controlling')!;
+    const cx = conf.extra as Record<string, unknown>;
+    assert.equal(cx.participants, 3);
+    assert.equal(cx.messages, 4);
+  });
+
+  it('a room survives an AS restart and replays its last messages (2 here) to a joiner; a taken nickname is refused', async () => {
+    const made = await stack.provision('room', 'add', 'attic', '--owner', 'dave');
+    assert.equal(made.code, 0, made.out);
+    const d = await participant('dave', 'attic', 9311, { holdMs: 3000 });
+    const e = await participant('erin', 'attic', 9312, { holdMs: 3000, sdpLines: ['a=nickname:Erin'] });
+    // a third with erin's nickname (case aside) is refused while she is there
+    const twin = await dialIn('alice', 'attic', 9313, { final: 403, sdpLines: ['a=nickname:erin'] });
+    assert.equal(twin.exitCode, 0, twin.stdout);
+    assert.match(twin.messages, /SIP\/2\.0 403 Nickname Taken/);
+    for (const text of ['one', 'two', 'three']) d.say('text/plain', text);
+    await e.peer.waitFor('three messages at erin', () => cpimAt(e.peer).length === 3);
+    for (const s of await Promise.all([d.sipp, e.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
+
+    await stack.stopAs();
+    await stack.startAs();
+    const list = await stack.provision('room', 'list');
+    assert.match(list.out, /sip:attic@example\.com owner sip:dave@example\.com/);
+
+    const late = await eventually(
+      async () => {
+        try {
+          return await participant('bob', 'attic', 9314, { holdMs: 1500 });
+        } catch {
+          return undefined;
+        }
+      },
+      15000,
+      'a join after the restart',
+    );
+    await late.peer.waitFor('the replayed messages', () => cpimAt(late.peer).length === 2);
+    assert.deepEqual(
+      cpimAt(late.peer).map((m) => [m.content, m.from.uri]),
+      [
+        ['two', 'sip:dave@example.com'],
+        ['three', 'sip:dave@example.com'],
+      ],
+    );
+    assert.equal((await late.sipp).exitCode, 0);
+  });
+});

@@ -12,7 +12,7 @@ import { loadConfig, type AsConfig } from './config/config.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ChatRooms } from './conference/chat-rooms.js';
 import { ConferenceFocus } from './conference/focus.js';
-import { roomJoinPolicy } from './conference/roster-port.js';
+import { basicJoinPolicy } from './conference/roster-port.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
 import { imRoutes } from './im/im-routes.js';
@@ -450,10 +450,11 @@ export class ApplicationServer {
       await rooms.start();
       const focus = new ConferenceFocus({
         rooms,
+        groups: new GroupDirectory(docs),
         domain,
         media: msrpSwitch,
         charging,
-        policy: roomJoinPolicy,
+        policy: basicJoinPolicy,
         contactHost: core.host,
         msrpHost: config.msrp.host,
         msrpPort: () => msrpSwitch.port,

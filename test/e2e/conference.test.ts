@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MsrpPeer } from '../integration/msrp-peer.js';
+import { XcapClient } from '../helpers/xcap-client.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { parseCpim } from '../../as/src/im/formats/cpim.js';
@@ -264,5 +265,52 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
       ],
     );
     assert.equal((await late.sipp).exitCode, 0);
+  });
+
+  it('a pre-defined group (XDMS groups usage): its members join its conference by INVITE to the group URI, a non-member gets 403', async () => {
+    const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
+    const put = await xcap.put(
+      '/xcap-root/org.openmobilealliance.groups/users/sip:carol@example.com/index',
+      '<group xmlns="urn:oma:xml:poc:list-service"><list-service uri="sip:crew@example.com"><list>' +
+        '<entry uri="sip:carol@example.com"/><entry uri="sip:erin@example.com"/></list></list-service></group>',
+      'application/vnd.oma.poc.groups+xml',
+    );
+    assert.equal(put.status, 201, put.body);
+    const outsider = await dialIn('dave', 'crew', 9321, { final: 403 });
+    assert.equal(outsider.exitCode, 0, outsider.stdout);
+    assert.match(outsider.messages, /SIP\/2\.0 403 Not A Group Member/);
+
+    const c = await participant('carol', 'crew', 9322, { holdMs: 3000 });
+    const e = await participant('erin', 'crew', 9323, { holdMs: 3000 });
+    assert.match(c.answer.trace, /Contact: <sip:crew@127\.0\.0\.1:\d+>;isfocus/);
+    e.say('text/plain', 'crew, assemble');
+    await c.peer.waitFor('erin at carol', () => cpimAt(c.peer).some((m) => m.content === 'crew, assemble'));
+    const got = cpimAt(c.peer).find((m) => m.content === 'crew, assemble')!;
+    assert.equal(got.from.uri, 'sip:erin@example.com');
+    assert.equal(got.to[0]!.uri, 'sip:crew@example.com');
+    for (const s of await Promise.all([c.sipp, e.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
+    await eventually(
+      () =>
+        stack
+          .cdrLines()
+          .some(
+            (r) =>
+              (r.extra as Record<string, unknown> | undefined)?.conference === 'sip:crew@example.com' &&
+              (r.extra as Record<string, unknown>).kind === 'group',
+          ) || undefined,
+      8000,
+      "the group conference's record",
+    );
+  });
+
+  it('a full room refuses one more participant with 486', async () => {
+    const made = await stack.provision('room', 'add', 'booth', '--owner', 'alice', '--max', '2');
+    assert.equal(made.code, 0, made.out);
+    const a = await participant('alice', 'booth', 9331, { holdMs: 2500 });
+    const b = await participant('bob', 'booth', 9332, { holdMs: 2500 });
+    const third = await dialIn('carol', 'booth', 9333, { final: 486 });
+    assert.equal(third.exitCode, 0, third.stdout);
+    assert.match(third.messages, /SIP\/2\.0 486 Conference Full/);
+    for (const s of await Promise.all([a.sipp, b.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
   });
 });

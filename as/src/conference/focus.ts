@@ -23,10 +23,25 @@ import { parseMsrpMedia } from '../msrp/sdp.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
 import type { EndpointMessageEvent } from '../msrp/switch.js';
 import { CPIM_CONTENT_TYPE } from '../im/formats/cpim.js';
-import type { ChatRooms, ChatRoom } from './chat-rooms.js';
+import type { ResolvedGroup } from '../im/group-messaging.js';
+import type { ChatRooms } from './chat-rooms.js';
 import { fanOut, type Seat } from './fan-out.js';
 import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from './focus-sdp.js';
 import type { JoinPolicy, RosterPort } from './roster-port.js';
+
+/** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
+export interface ConferenceTarget {
+  uri: string;
+  /** The URI's user part (the focus's Contact user). */
+  name: string;
+  kind: 'room' | 'group';
+  owner: string;
+  subject?: string;
+  maxParticipants?: number;
+  private: boolean;
+  /** A group's members (who may join). */
+  members?: string[];
+}
 
 /** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
 export interface FocusMedia {
@@ -58,7 +73,7 @@ interface Participant extends Seat {
 /** A conference with participants on this instance. */
 interface LiveConference {
   uri: string;
-  kind: 'room';
+  kind: 'room' | 'group';
   startedAt: Date;
   chargingVector: string;
   participants: Map<string, Participant>;
@@ -76,6 +91,7 @@ export class ConferenceFocus {
   constructor(
     private readonly deps: {
       rooms: ChatRooms;
+      groups: { resolve(uri: string): Promise<ResolvedGroup | undefined> };
       domain: LocalDomain;
       media: FocusMedia;
       charging: Charging;
@@ -103,15 +119,30 @@ export class ConferenceFocus {
     return this.byKey.size;
   }
 
-  /** The room a Request-URI names, if any (canonical sip:name@domain). */
-  async roomOf(ruri: string): Promise<ChatRoom | undefined> {
+  /** The conference a Request-URI names, if any: a chat room, else a pre-defined group. */
+  async conferenceOf(ruri: string): Promise<ConferenceTarget | undefined> {
     const m = /^sips?:([^@;?]+)@([^;?>]+)/i.exec(ruri);
     if (!m || !this.deps.domain.isLocalHost(m[2]!.replace(/:\d+$/, ''))) return undefined;
-    return this.deps.rooms.get(this.deps.rooms.uriOf(decodeURIComponent(m[1]!).toLowerCase()));
+    const name = decodeURIComponent(m[1]!).toLowerCase();
+    const room = await this.deps.rooms.get(this.deps.rooms.uriOf(name));
+    if (room)
+      return {
+        uri: room._id,
+        name: room.name,
+        kind: 'room',
+        owner: room.owner,
+        private: room.private,
+        ...(room.subject !== undefined ? { subject: room.subject } : {}),
+        ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
+      };
+    const group = await this.deps.groups.resolve(`sip:${name}@${this.deps.domain.domain}`);
+    if (group)
+      return { uri: group.uri, name, kind: 'group', owner: group.owner, private: true, members: group.members };
+    return undefined;
   }
 
   /** An INVITE to a room: the focus answers it itself. */
-  async join(call: IscCall, room: ChatRoom): Promise<IscDecision> {
+  async join(call: IscCall, room: ConferenceTarget): Promise<IscDecision> {
     const { req, sip } = call;
     const from = sip.headers.get('From') ?? '';
     const user = req.asserted ?? uriOf(from);
@@ -128,14 +159,15 @@ export class ConferenceFocus {
           text: 'the offer needs an m=message TCP/MSRP media line with a=path',
         },
       });
-    const live = this.conferences.get(room._id);
+    const live = this.conferences.get(room.uri);
     const present = live?.participants.size ?? 0;
     const verdict = await this.deps.policy.mayJoin(
       {
-        uri: room._id,
-        kind: 'room',
+        uri: room.uri,
+        kind: room.kind,
         owner: room.owner,
         private: room.private,
+        ...(room.members ? { members: room.members } : {}),
         ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
         present,
       },
@@ -168,7 +200,7 @@ export class ConferenceFocus {
       key,
       uri: user,
       anonymous,
-      conference: room._id,
+      conference: room.uri,
       callId,
       remoteTag,
       localTag: req.toTag,
@@ -190,7 +222,8 @@ export class ConferenceFocus {
     await this.tellRoster(p, 'connected');
 
     // the room's last messages wait in the leg until the joiner's MSRP connection is there
-    for (const old of await this.deps.rooms.lastMessages(room._id, this.deps.replayMessages()))
+    const replay = room.kind === 'room' ? await this.deps.rooms.lastMessages(room.uri, this.deps.replayMessages()) : [];
+    for (const old of replay)
       await this.deps.media.deliver(key, { contentType: old.contentType, body: Buffer.from(old.body) });
 
     const uri = tryParseMsrpUri(localUri);
@@ -203,7 +236,7 @@ export class ConferenceFocus {
       version: Math.floor(Date.now() / 1000),
       ...(room.subject !== undefined ? { subject: room.subject } : {}),
     });
-    call.log.info({ room: room._id, user, key, nickname }, 'conference: participant joined');
+    call.log.info({ room: room.uri, user, key, nickname }, 'conference: participant joined');
     return reply(200, 'OK', {
       headers: [
         ['Contact', `<sip:${room.name}@${this.deps.contactHost}>;isfocus`],
@@ -233,10 +266,10 @@ export class ConferenceFocus {
     return this.byCallId.has(callId);
   }
 
-  private startConference(room: ChatRoom, call: IscCall): LiveConference {
+  private startConference(room: ConferenceTarget, call: IscCall): LiveConference {
     const c: LiveConference = {
-      uri: room._id,
-      kind: 'room',
+      uri: room.uri,
+      kind: room.kind,
       startedAt: call.receivedAt,
       chargingVector: `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
       participants: new Map(),
@@ -244,14 +277,14 @@ export class ConferenceFocus {
       messages: 0,
       bytes: 0,
     };
-    this.conferences.set(room._id, c);
+    this.conferences.set(room.uri, c);
     if (this.deps.roster)
       this.settle(
         'roster-open',
         this.deps.roster
           .open({
-            _id: room._id,
-            kind: 'room',
+            _id: room.uri,
+            kind: room.kind,
             owner: room.owner,
             focusInstance: this.deps.instance,
             ...(room.subject !== undefined ? { subject: room.subject } : {}),
@@ -295,7 +328,7 @@ export class ConferenceFocus {
       }),
     );
     // said to the room (not private, not a typing indication): kept for the next joiners
-    if (!out.private && !out.isComposing)
+    if (conference.kind === 'room' && !out.private && !out.isComposing)
       await this.deps.rooms.remember(
         conference.uri,
         { contentType: CPIM_CONTENT_TYPE, body: out.body, at: now },

@@ -43,6 +43,8 @@ export interface JoinPolicy {
       owner?: string;
       private?: boolean;
       maxParticipants?: number;
+      /** A group's members (canonical URIs). */
+      members?: string[];
       present: number;
     },
     user: string,
@@ -51,13 +53,16 @@ export interface JoinPolicy {
 }
 
 /**
- * The join check until the group policy is merged: a room's maximum (486: full), a private
- * room only for its owner (403).
+ * The join check until the group policy is merged: a group's members and its owner only
+ * (403), a private room only its owner (403), a maximum (486: full).
  */
-export const roomJoinPolicy: JoinPolicy = {
+export const basicJoinPolicy: JoinPolicy = {
   async mayJoin(conf, user) {
-    if (conf.private && conf.owner !== undefined && user.toLowerCase() !== conf.owner.toLowerCase())
-      return { refuse: { code: 403, reason: 'Private Room' } };
+    const who = user.toLowerCase();
+    const isOwner = conf.owner !== undefined && who === conf.owner.toLowerCase();
+    if (conf.members && !isOwner && !conf.members.some((m) => m.toLowerCase() === who))
+      return { refuse: { code: 403, reason: 'Not A Group Member' } };
+    if (!conf.members && conf.private && !isOwner) return { refuse: { code: 403, reason: 'Private Room' } };
     if (conf.maxParticipants !== undefined && conf.present >= conf.maxParticipants)
       return { refuse: { code: 486, reason: 'Conference Full' } };
     return { allow: true };

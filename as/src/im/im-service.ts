@@ -6,7 +6,7 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 
 /**
  * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
- * MSRP offer to session mode, or to the conference focus when it names a chat room (which also
+ * MSRP offer to session mode, or to the conference focus when it names a chat room or a group (which also
  * takes the BYE of its dialogs); each outcome goes back to the mode that let its request continue.
  */
 export class ImService implements IscService {
@@ -23,8 +23,8 @@ export class ImService implements IscService {
       case 'MESSAGE':
         return this.pager.handle(call);
       case 'INVITE': {
-        const room = this.focus ? await this.focus.roomOf(call.req.ruri) : undefined;
-        if (room && this.focus) return this.focus.join(call, room);
+        const conference = this.focus ? await this.focus.conferenceOf(call.req.ruri) : undefined;
+        if (conference && this.focus) return this.focus.join(call, conference);
         return this.sessions.handle(call);
       }
       case 'BYE':

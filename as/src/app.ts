@@ -455,6 +455,7 @@ export class ApplicationServer {
         media: msrpSwitch,
         charging,
         policy: basicJoinPolicy,
+        uac,
         contactHost: core.host,
         msrpHost: config.msrp.host,
         msrpPort: () => msrpSwitch.port,

@@ -61,6 +61,100 @@ function cpimAt(peer: MsrpPeer) {
     });
 }
 
+/**
+ * The conference's owner in sipp: joins like callerScenario, then sends a REFER with
+ * `Refer-To: <[$refer_to];method=BYE>` in its dialog with the focus, takes the 202 and the
+ * NOTIFY (answered 200), then hangs up itself, or (`ended`) waits for the focus's BYE.
+ */
+function ownerScenario(opts: { final: 202 | 403; ended?: boolean }): { name: string; xml: string } {
+  const TAG = '[pid]o[call_number]';
+  const sdp = [
+    'v=0',
+    'o=[$user] 1 1 IN IP4 127.0.0.1',
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    'm=message [$msrp_port] TCP/MSRP *',
+    'a=accept-types:message/cpim text/plain',
+    'a=path:msrp://127.0.0.1:[$msrp_port]/caller-session;tcp',
+  ].join('\n');
+  const invite = (cseq: number, auth: boolean) => `
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:[$to]@[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:[$to]@[$domain]>
+      Call-ID: [call_id]
+      CSeq: ${cseq} INVITE${auth ? '\n      [authentication]' : ''}
+      Contact: <sip:[$user]@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${sdp}
+    ]]></send>`;
+  const inDialog = (method: string, cseq: number, extra: string[] = []) => `
+  <send retrans="500"><![CDATA[
+
+      ${method} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:[$to]@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: ${cseq} ${method}
+      Contact: <sip:[$user]@[local_ip]:[local_port]>
+      Max-Forwards: 70${extra.map((h) => `\n      ${h}`).join('')}
+      Content-Length: 0
+
+    ]]></send>`;
+  const answer = `
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]></send>`;
+  const ack = (cseq: number, uri: string) => `
+  <send><![CDATA[
+
+      ACK ${uri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:[$to]@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: ${cseq} ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]></send>`;
+  return {
+    name: 'conf-owner',
+    xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="conf-owner">
+  <Global variables="user,domain,to,msrp_port,refer_to" />
+  ${invite(1, false)}
+  <recv response="100" optional="true" />
+  <recv response="407" auth="true" />
+  ${ack(1, 'sip:[$to]@[$domain]')}
+  ${invite(2, true)}
+  <recv response="100" optional="true" />
+  <recv response="200" rrs="true" />
+  ${ack(2, '[next_url]')}
+  <pause milliseconds="1500" />
+  ${inDialog('REFER', 3, ['Refer-To: <[$refer_to];method=BYE>', 'Referred-By: <sip:[$user]@[$domain]>'])}
+  <recv response="${opts.final}" />
+  ${opts.final === 202 ? `<recv request="NOTIFY" timeout="10000" />${answer}` : ''}
+  ${opts.ended ? `<recv request="BYE" timeout="10000" />${answer}` : `${inDialog('BYE', 4)}\n  <recv response="200" />`}
+</scenario>`,
+  };
+}
+
 describe('Conference focus: chat rooms through Kamailio and the AS', () => {
   let stack: TestStack;
   let asMsrpPort = 0;
@@ -88,12 +182,13 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     user: string,
     room: string,
     msrpPort: number,
-    opts: { holdMs?: number; final?: number; sdpLines?: string[] } = {},
+    opts: { holdMs?: number; final?: number; sdpLines?: string[]; hangUp?: boolean } = {},
   ) {
     return stack.sipp(
       callerScenario({
         final: opts.final ?? 200,
         holdMs: opts.holdMs ?? 8000,
+        ...(opts.hangUp === false ? { hangUp: false } : {}),
         ...(opts.sdpLines ? { sdpLines: opts.sdpLines } : {}),
       }),
       { timeoutMs: 40000, set: { user, to: room, msrp_port: String(msrpPort) }, args: ['-au', user, '-ap', pw(user)] },
@@ -122,7 +217,7 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     user: string,
     room: string,
     msrpPort: number,
-    opts: { sdpLines?: string[]; holdMs?: number } = {},
+    opts: { sdpLines?: string[]; holdMs?: number; hangUp?: boolean } = {},
   ) {
     const sipp = dialIn(user, room, msrpPort, opts);
     const answer = await focusAnswer(sipp.dir);
@@ -312,5 +407,44 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     assert.equal(third.exitCode, 0, third.stdout);
     assert.match(third.messages, /SIP\/2\.0 486 Conference Full/);
     for (const s of await Promise.all([a.sipp, b.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
+  });
+
+  it("REFER with method=BYE from the owner removes a participant (the focus's BYE through Kamailio; 202, then a NOTIFY with the sipfrag), from anyone else 403; naming the conference ends it for everyone", async () => {
+    const made = await stack.provision('room', 'add', 'hall', '--owner', 'alice');
+    assert.equal(made.code, 0, made.out);
+    const refer = (user: string, msrpPort: string, target: string, opts: { final: 202 | 403; ended?: boolean }) =>
+      stack.sipp(ownerScenario(opts), {
+        timeoutMs: 30000,
+        set: { user, to: 'hall', msrp_port: msrpPort, refer_to: target },
+        args: ['-au', user, '-ap', pw(user)],
+      });
+    const b = await participant('bob', 'hall', 9341, { hangUp: false, holdMs: 1 });
+    const c = await participant('carol', 'hall', 9342, { holdMs: 6000 });
+    const notOwner = await refer('dave', '9344', 'sip:bob@example.com', { final: 403 });
+    assert.equal(notOwner.exitCode, 0, `${notOwner.stdout}\n${notOwner.messages}`);
+    const owner = await refer('alice', '9343', 'sip:bob@example.com', { final: 202 });
+    assert.equal(owner.exitCode, 0, `${owner.stdout}\n${owner.messages}`);
+    assert.match(owner.messages, /NOTIFY sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0/);
+    assert.match(owner.messages, /Event: refer;id=3/);
+    assert.match(owner.messages, /Content-Type: message\/sipfrag[^]*?\r?\n\r?\nSIP\/2\.0 200 OK/);
+    const bob = await b.sipp;
+    assert.equal(bob.exitCode, 0, `bob gets the focus's BYE: ${bob.stdout}\n${bob.messages}`);
+    assert.match(bob.messages, /BYE sip:bob@127\.0\.0\.1:\d+ SIP\/2\.0[^]*From: <sip:hall@example\.com>;tag=/);
+    await b.peer.waitFor("bob's MSRP connection closed", () => b.peer.closed, 5000);
+    assert.equal((await c.sipp).exitCode, 0);
+    const booted = stack
+      .cdrLines()
+      .find(
+        (r) =>
+          r.callingPartyAddress === 'sip:bob@example.com' &&
+          (r.extra as Record<string, unknown> | undefined)?.conference === 'sip:hall@example.com',
+      );
+    assert.equal((booted?.extra as Record<string, unknown> | undefined)?.reason, 'removed by the owner');
+
+    // the owner names the conference itself: everyone, the owner last, gets the focus's BYE
+    const e = await participant('erin', 'hall', 9345, { hangUp: false, holdMs: 1 });
+    const ender = await refer('alice', '9346', 'sip:hall@example.com', { final: 202, ended: true });
+    assert.equal(ender.exitCode, 0, `${ender.stdout}\n${ender.messages}`);
+    assert.equal((await e.sipp).exitCode, 0, 'erin gets the BYE too');
   });
 });

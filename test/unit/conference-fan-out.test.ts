@@ -114,3 +114,18 @@ describe('focus SDP and nicknames', () => {
     assert.match(sdp, /^s=The lobby\r$/m);
   });
 });
+
+describe('Refer-To at the focus', () => {
+  it('reads the user and the method, without parameters or headers', async () => {
+    const { referTarget, sipfrag } = await import('../../as/src/conference/refer-to.js');
+    assert.deepEqual(referTarget('<sip:bob@example.com;method=BYE>'), { uri: 'sip:bob@example.com', method: 'BYE' });
+    assert.deepEqual(referTarget('"Bob" <sip:bob@example.com;method=bye?Reason=x>'), {
+      uri: 'sip:bob@example.com',
+      method: 'BYE',
+    });
+    assert.deepEqual(referTarget('<sip:carol@example.com>'), { uri: 'sip:carol@example.com', method: 'INVITE' });
+    assert.equal(referTarget('<mailto:x@example.com>'), undefined);
+    assert.equal(referTarget('<<broken'), undefined);
+    assert.equal(sipfrag(200, 'OK'), 'SIP/2.0 200 OK\r\n');
+  });
+});

@@ -28,6 +28,8 @@ import type { ChatRooms } from './chat-rooms.js';
 import { fanOut, type Seat } from './fan-out.js';
 import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from './focus-sdp.js';
 import type { JoinPolicy, RosterPort } from './roster-port.js';
+import { referTarget, sipfrag } from './refer-to.js';
+import type { UacOutcome, UacRequest } from '../isc/uac.js';
 
 /** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
 export interface ConferenceTarget {
@@ -64,6 +66,10 @@ interface Participant extends Seat {
   remoteTag: string;
   localTag: string;
   contact?: string;
+  /** The participant's From (name-addr without tag): the To of the focus's requests. */
+  remoteParty: string;
+  /** CSeq of the focus's own requests in this dialog. */
+  localCseq: number;
   joinedAt: Date;
   chargingVector: string;
   sent: Tally;
@@ -74,6 +80,9 @@ interface Participant extends Seat {
 interface LiveConference {
   uri: string;
   kind: 'room' | 'group';
+  owner: string;
+  /** The conference URI's user part (the focus's Contact user). */
+  name: string;
   startedAt: Date;
   chargingVector: string;
   participants: Map<string, Participant>;
@@ -97,6 +106,8 @@ export class ConferenceFocus {
       charging: Charging;
       policy: JoinPolicy;
       roster?: RosterPort;
+      /** Sends the focus's own in-dialog requests (BYE, NOTIFY) through Kamailio's tm (UacClient). */
+      uac: { send(req: UacRequest): Promise<UacOutcome> };
       /** The focus's Contact host (the core's address: in-dialog requests come back through it). */
       contactHost: string;
       msrpHost: string;
@@ -204,6 +215,8 @@ export class ConferenceFocus {
       callId,
       remoteTag,
       localTag: req.toTag,
+      remoteParty: from.replace(/;\s*tag=[^;\s]+/i, '').trim(),
+      localCseq: 0,
       joinedAt: call.receivedAt,
       chargingVector:
         chargingVectorOf(sip.headers.get('P-Charging-Vector'), req) ??
@@ -213,6 +226,8 @@ export class ConferenceFocus {
       ...(nickname !== undefined ? { nickname } : {}),
     };
     const contact = sip.headers.get('Contact');
+    conference.owner = room.owner;
+    conference.name = room.name;
     if (contact) p.contact = uriOf(contact);
     conference.participants.set(key, p);
     conference.joined++;
@@ -261,6 +276,102 @@ export class ConferenceFocus {
     return reply(200, 'OK');
   }
 
+  /**
+   * A REFER in a participant's dialog (RFC 4579): `method=BYE` from the conference's owner
+   * removes the participant it names, or ends the conference when it names the conference
+   * itself; the focus BYEs them through Kamailio and reports the outcome to the referrer in a
+   * NOTIFY (message/sipfrag, RFC 3515). Adding a user (dial-out) is not built: 501.
+   */
+  async refer(call: IscCall): Promise<IscDecision> {
+    const callId = call.sip.headers.get('Call-ID') ?? '';
+    const referrer = this.byCallId.get(callId);
+    if (!referrer) return reply(481, 'Call/Transaction Does Not Exist');
+    const referTo = call.sip.headers.getAll('Refer-To');
+    if (referTo.length !== 1) return reply(400, 'Bad Request', { warning: 'a REFER needs exactly one Refer-To' });
+    const target = referTarget(referTo[0]!);
+    if (!target) return reply(400, 'Bad Request', { warning: 'Refer-To is not a SIP URI' });
+    const conference = this.conferences.get(referrer.conference);
+    if (!conference) return reply(481, 'Call/Transaction Does Not Exist');
+    if (target.method !== 'BYE')
+      return reply(501, 'Not Implemented', { warning: 'the focus does not invite users (dial-out is not built)' });
+    if (referrer.uri.toLowerCase() !== conference.owner.toLowerCase())
+      return reply(403, 'Forbidden', { warning: "only the conference's owner removes participants" });
+    const ending = target.uri.toLowerCase() === conference.uri.toLowerCase();
+    const removed = ending
+      ? [...conference.participants.values()].filter((p) => p !== referrer)
+      : [...conference.participants.values()].filter((p) => p.uri.toLowerCase() === target.uri.toLowerCase());
+    if (!ending && removed.length === 0)
+      return reply(404, 'Not Found', { warning: `${target.uri} is not in the conference` });
+    // answered now; the BYEs and the NOTIFY follow
+    this.settle('refer-bye', this.carryOutRemoval(referrer, removed, ending, call.sip.headers.get('CSeq') ?? ''));
+    return reply(202, 'Accepted', {
+      headers: [['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`]],
+    });
+  }
+
+  private async carryOutRemoval(
+    referrer: Participant,
+    removed: Participant[],
+    ending: boolean,
+    referCseq: string,
+  ): Promise<void> {
+    // let the 202 leave first: the NOTIFY must not overtake it
+    await new Promise((r) => setTimeout(r, 100));
+    const outcomes = await Promise.all(removed.map((p) => this.boot(p)));
+    const failed = outcomes.find((o) => o.code >= 300);
+    const final = failed ?? { code: 200, reason: 'OK' };
+    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
+    await this.sendInDialog(
+      referrer,
+      'NOTIFY',
+      [
+        ['Event', referId ? `refer;id=${referId}` : 'refer'],
+        ['Subscription-State', 'terminated;reason=noresource'],
+        ['Content-Type', 'message/sipfrag'],
+      ],
+      sipfrag(final.code, final.reason),
+    );
+    if (ending) await this.boot(referrer);
+  }
+
+  /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
+  private async boot(p: Participant): Promise<UacOutcome> {
+    await this.leave(p, {
+      how: 'booted',
+      reason: 'removed by the owner',
+      cause: 'serviceDeliveryEndSuccessfully',
+      at: new Date(),
+    });
+    return this.sendInDialog(p, 'BYE', []);
+  }
+
+  /** A request of the focus in a participant's dialog, straight to its Contact (no route set: the focus answered itself). */
+  private async sendInDialog(
+    p: Participant,
+    method: string,
+    extra: Array<[string, string]>,
+    body?: string,
+  ): Promise<UacOutcome> {
+    p.localCseq++;
+    const target = p.contact ?? p.uri;
+    const name = this.conferences.get(p.conference)?.name ?? /^sips?:([^@]+)@/i.exec(p.conference)?.[1] ?? 'focus';
+    return this.deps.uac.send({
+      method,
+      ruri: target,
+      nexthop: target,
+      headers: [
+        ['From', `<${p.conference}>;tag=${p.localTag}`],
+        ['To', `${p.remoteParty};tag=${p.remoteTag}`],
+        ['Call-ID', p.callId],
+        ['CSeq', `${p.localCseq} ${method}`],
+        ['Contact', `<sip:${name}@${this.deps.contactHost}>;isfocus`],
+        ['Max-Forwards', '70'],
+        ...extra,
+      ],
+      ...(body !== undefined ? { body } : {}),
+    });
+  }
+
   /** Whether an in-dialog request belongs to a participant's dialog with the focus here. */
   holdsDialog(callId: string): boolean {
     return this.byCallId.has(callId);
@@ -270,6 +381,8 @@ export class ConferenceFocus {
     const c: LiveConference = {
       uri: room.uri,
       kind: room.kind,
+      owner: room.owner,
+      name: room.name,
       startedAt: call.receivedAt,
       chargingVector: `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
       participants: new Map(),

@@ -29,6 +29,8 @@ export class ImService implements IscService {
       }
       case 'BYE':
         return this.focus ? this.focus.bye(call) : reply(481, 'Call/Transaction Does Not Exist');
+      case 'REFER':
+        return this.focus ? this.focus.refer(call) : reply(481, 'Call/Transaction Does Not Exist');
       default:
         return reply(501, 'Not Implemented');
     }

@@ -9,10 +9,13 @@ import { Charging } from './charging/charging.js';
 import { parseRfPeers } from './charging/rf-client.js';
 import { isIP } from 'node:net';
 import { loadConfig, type AsConfig } from './config/config.js';
+import { GroupPolicy } from './conference/group-policy.js';
+import { ConferencePackage } from './conference/conference-package.js';
+import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ChatRooms } from './conference/chat-rooms.js';
 import { ConferenceFocus } from './conference/focus.js';
-import { basicJoinPolicy } from './conference/roster-port.js';
+import { focusJoinPolicy } from './conference/roster-port.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
 import { imRoutes } from './im/im-routes.js';
@@ -344,6 +347,10 @@ export class ApplicationServer {
       // Registration event package (RFC 3680): a user's devices watch their own registrations
       const regPackage = new RegPackage({ registrations, domain });
       notifier.register(regPackage);
+      // Group chat: the conference roster (store state shared by every instance) and its event package (RFC 4575)
+      const conferences = new ConferenceRoster(store, feed);
+      const conferencePackage = new ConferencePackage({ roster: conferences, domain, notifier: () => notifier });
+      notifier.register(conferencePackage);
       await notifier.start();
       log.info({ publications: armed }, 'presence ready');
 
@@ -396,6 +403,13 @@ export class ApplicationServer {
               : config.presence.subscribesPerMinute,
       });
       await rateLimits.start();
+      const groupPolicy = new GroupPolicy({
+        docs,
+        canonical: (u) => domain.canonical(u),
+        // getters: a reload changes config.im in place
+        operatorMax: () => config.im.groupMaxParticipants,
+        maxMembers: () => config.im.maxRecipients,
+      });
       const pager = new PagerService({
         users,
         domain,
@@ -403,6 +417,7 @@ export class ApplicationServer {
         charging,
         policies: imPolicies,
         groups: new GroupDirectory(docs),
+        groupPolicy,
         forward,
         history,
         limits: config.im,
@@ -454,7 +469,8 @@ export class ApplicationServer {
         domain,
         media: msrpSwitch,
         charging,
-        policy: basicJoinPolicy,
+        policy: focusJoinPolicy(groupPolicy),
+        roster: conferences,
         uac,
         contactHost: core.host,
         msrpHost: config.msrp.host,
@@ -482,6 +498,7 @@ export class ApplicationServer {
           forward,
           imPolicies,
           imActivity,
+          conferences: conferencePackage,
           users,
           ...(welcome ? { welcome } : {}),
           dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -514,7 +531,7 @@ export class ApplicationServer {
         deadlineMs: DECISION_DEADLINE_MS,
         outages,
       })
-        .register(new RateLimitedService(new ImService(pager, sessions, focus), rateLimits, domain))
+        .register(new RateLimitedService(new ImService(pager, sessions, notifier, focus), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))

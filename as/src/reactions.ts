@@ -44,6 +44,8 @@ export interface ReactingParts {
   imPolicies: ImPolicies;
   /** The IM server's presence source for users in a chat. */
   imActivity: ImActivity;
+  /** The conference event package: NOTIFYs (or final ones) for a conference whose roster changed. */
+  conferences: { conferenceChanged(uri: string): Promise<void> };
   /** The first-registration message (absent when turned off). */
   welcome?: Welcome;
   /** The user directory's cache of user records. */
@@ -180,6 +182,10 @@ function declare(p: ReactingParts): Declarations {
         when: (c) => c.event === 'presence',
         run: (c) => notifier.resourceChanged('presence.winfo', c.resource),
       },
+    ],
+    conference: [
+      // the dialogs each instance holds: partial conference-info, or the final NOTIFY once it ended
+      { name: 'conference-notify', where: 'everywhere', run: (c) => p.conferences.conferenceChanged(c.uri) },
     ],
   };
 }

@@ -362,7 +362,7 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     assert.equal((await late.sipp).exitCode, 0);
   });
 
-  it('a pre-defined group (XDMS groups usage): its members join its conference by INVITE to the group URI, a non-member gets 403', async () => {
+  it("a pre-defined group (XDMS groups usage): its members join its conference by INVITE to the group URI, a non-member gets 403 with the group policy's reason", async () => {
     const xcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'carol', pw('carol'));
     const put = await xcap.put(
       '/xcap-root/org.openmobilealliance.groups/users/sip:carol@example.com/index',
@@ -373,7 +373,10 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     assert.equal(put.status, 201, put.body);
     const outsider = await dialIn('dave', 'crew', 9321, { final: 403 });
     assert.equal(outsider.exitCode, 0, outsider.stdout);
-    assert.match(outsider.messages, /SIP\/2\.0 403 Not A Group Member/);
+    assert.match(
+      outsider.messages,
+      /SIP\/2\.0 403 Forbidden[^]*Warning: 399 example\.com "sip:dave@example\.com is not a member of the group"/,
+    );
 
     const c = await participant('carol', 'crew', 9322, { holdMs: 3000 });
     const e = await participant('erin', 'crew', 9323, { holdMs: 3000 });
@@ -398,14 +401,17 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     );
   });
 
-  it('a full room refuses one more participant with 486', async () => {
+  it('a full room refuses one more participant with 486 and a Warning', async () => {
     const made = await stack.provision('room', 'add', 'booth', '--owner', 'alice', '--max', '2');
     assert.equal(made.code, 0, made.out);
     const a = await participant('alice', 'booth', 9331, { holdMs: 2500 });
     const b = await participant('bob', 'booth', 9332, { holdMs: 2500 });
     const third = await dialIn('carol', 'booth', 9333, { final: 486 });
     assert.equal(third.exitCode, 0, third.stdout);
-    assert.match(third.messages, /SIP\/2\.0 486 Conference Full/);
+    assert.match(
+      third.messages,
+      /SIP\/2\.0 486 Busy Here[^]*Warning: 399 example\.com "the room is full \(at most 2 participants\)"/,
+    );
     for (const s of await Promise.all([a.sipp, b.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
   });
 

@@ -167,13 +167,15 @@ describe('requests the core answers itself', () => {
     assert.equal(bogus.exitCode, 0, `${bogus.stdout}\n${bogus.messages}`);
     assert.match(
       bogus.messages,
-      /SIP\/2\.0 489 Bad Event[\s\S]*Allow-Events: presence, presence\.winfo, reg, xcap-diff/,
+      /SIP\/2\.0 489 Bad Event[\s\S]*Allow-Events: presence, presence\.winfo, reg, xcap-diff, conference/,
     );
+    // conference is served now (RFC 4575, the IM server's focus): a URI with no conference gets the AS's 404
     const conference = await stack.sipp(
-      { name: 'sub-conference', xml: subscriberScenario({ event: 'conference', expectFinal: 489 }) },
+      { name: 'sub-conference', xml: subscriberScenario({ event: 'conference', expectFinal: 404 }) },
       { set: { user: 'bob', target: 'carol' }, args: ['-au', 'bob', '-ap', pw('bob')] },
     );
     assert.equal(conference.exitCode, 0, conference.stdout);
+    assert.match(conference.messages, /^Warning: 399 [^\r\n]*no conference sip:carol@example\.com/m);
     const none = await stack.sipp(
       {
         name: 'sub-no-event',

@@ -17,7 +17,9 @@ export type Change =
   /** What lists show of a member in another domain changed (its back-end subscription). */
   | { kind: 'remote-member'; member: string }
   /** A subscription to a resource began, changed state or ended: news for its watcher info. */
-  | { kind: 'watchers'; event: string; resource: string };
+  | { kind: 'watchers'; event: string; resource: string }
+  /** A conference's roster changed (a participant came, changed state or went; it ended). */
+  | { kind: 'conference'; uri: string };
 
 /** The key changes are ordered by: reactions to one resource never overtake each other. */
 export function resourceOf(c: Change): string {
@@ -34,5 +36,7 @@ export function resourceOf(c: Change): string {
       return `remote-member:${c.member}`;
     case 'watchers':
       return `watchers:${c.event}:${c.resource}`;
+    case 'conference':
+      return `conference:${c.uri}`;
   }
 }

@@ -185,7 +185,10 @@ export class ConferenceFocus {
       user,
       { anonymous },
     );
-    if ('refuse' in verdict) return reply(verdict.refuse.code, verdict.refuse.reason);
+    if ('refuse' in verdict)
+      return reply(verdict.refuse.code, REASON_PHRASES[verdict.refuse.code] ?? 'Forbidden', {
+        warning: { agent: this.deps.domain.domain, text: verdict.refuse.reason },
+      });
 
     const nickname = offeredNickname(sip.body);
     if (nickname !== undefined) {
@@ -207,6 +210,16 @@ export class ConferenceFocus {
       ...(media.setup ? { setup: media.setup } : {}),
     });
     const conference = live ?? this.startConference(room, call);
+    // the roster knows the conference before its first participant (conference NOTIFYs follow it)
+    if (!live)
+      await this.deps.roster?.open({
+        _id: room.uri,
+        kind: room.kind,
+        owner: room.owner,
+        focusInstance: this.deps.instance,
+        ...(room.subject !== undefined ? { subject: room.subject } : {}),
+        ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
+      });
     const p: Participant = {
       key,
       uri: user,
@@ -391,20 +404,6 @@ export class ConferenceFocus {
       bytes: 0,
     };
     this.conferences.set(room.uri, c);
-    if (this.deps.roster)
-      this.settle(
-        'roster-open',
-        this.deps.roster
-          .open({
-            _id: room.uri,
-            kind: room.kind,
-            owner: room.owner,
-            focusInstance: this.deps.instance,
-            ...(room.subject !== undefined ? { subject: room.subject } : {}),
-            ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
-          })
-          .then(() => undefined),
-      );
     return c;
   }
 
@@ -570,6 +569,9 @@ export class ConferenceFocus {
     });
   }
 }
+
+/** Reason phrases of the refusals a join check gives (RFC 3261 21). */
+const REASON_PHRASES: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 486: 'Busy Here' };
 
 function uriOf(nameAddr: string): string {
   try {

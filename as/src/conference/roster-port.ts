@@ -52,19 +52,26 @@ export interface JoinPolicy {
   ): Promise<JoinVerdict>;
 }
 
+/** The group policy's join check (as/src/conference/group-policy.ts, GroupPolicy.mayJoin). */
+export interface GroupJoinCheck {
+  mayJoin(groupUri: string, user: string, req: { anonymous: boolean; participants?: number }): Promise<JoinVerdict>;
+}
+
 /**
- * The join check until the group policy is merged: a group's members and its owner only
- * (403), a private room only its owner (403), a maximum (486: full).
+ * The join check of the focus: a group's by its policy (its rules or member list, anonymity,
+ * its and the operator's maximum); a room's here: a private room admits its owner only (403),
+ * a full one nobody more (486). The reason is the Warning text of the refusal.
  */
-export const basicJoinPolicy: JoinPolicy = {
-  async mayJoin(conf, user) {
-    const who = user.toLowerCase();
-    const isOwner = conf.owner !== undefined && who === conf.owner.toLowerCase();
-    if (conf.members && !isOwner && !conf.members.some((m) => m.toLowerCase() === who))
-      return { refuse: { code: 403, reason: 'Not A Group Member' } };
-    if (!conf.members && conf.private && !isOwner) return { refuse: { code: 403, reason: 'Private Room' } };
-    if (conf.maxParticipants !== undefined && conf.present >= conf.maxParticipants)
-      return { refuse: { code: 486, reason: 'Conference Full' } };
-    return { allow: true };
-  },
-};
+export function focusJoinPolicy(groups: GroupJoinCheck): JoinPolicy {
+  return {
+    async mayJoin(conf, user, opts) {
+      if (conf.kind === 'group')
+        return groups.mayJoin(conf.uri, user, { anonymous: opts.anonymous, participants: conf.present });
+      const isOwner = conf.owner !== undefined && user.toLowerCase() === conf.owner.toLowerCase();
+      if (conf.private && !isOwner) return { refuse: { code: 403, reason: 'this room is private to its owner' } };
+      if (conf.maxParticipants !== undefined && conf.present >= conf.maxParticipants)
+        return { refuse: { code: 486, reason: `the room is full (at most ${conf.maxParticipants} participants)` } };
+      return { allow: true };
+    },
+  };
+}

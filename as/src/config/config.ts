@@ -151,6 +151,8 @@ export interface AsConfig {
     exploderUser: string;
     /** Most recipients of one group or URI-list message. */
     maxRecipients: number;
+    /** Operator ceiling on a group's participants (pager copies, session participants); a group's own max-participant-count may only lower it. */
+    groupMaxParticipants: number;
     /** Operator ceiling of a user's history (the user's own setting cannot exceed it). */
     historyMaxMessages: number;
     /** Percentage of the history limit at which the user is told it is nearly full. */
@@ -713,6 +715,15 @@ export const SETTINGS: readonly Setting[] = [
     def: 100,
     help: 'most recipients of one group or recipient-list message',
     check: (v) => (Number(v) >= 1 && Number(v) <= 1000 ? undefined : 'must be 1 to 1000'),
+  },
+  {
+    path: 'im.groupMaxParticipants',
+    reloadable: true,
+    env: 'IM_GROUP_MAX_PARTICIPANTS',
+    kind: 'int',
+    def: 100,
+    help: "most participants of a group (pager: the sender and the copies; sessions: joined); a group's max-participant-count may only lower it",
+    check: (v) => (Number(v) >= 2 && Number(v) <= 10000 ? undefined : 'must be 2 to 10000'),
   },
   {
     path: 'im.historyMaxMessages',

@@ -6,8 +6,9 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 
 /**
  * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
- * MSRP offer to session mode, or to the conference focus when it names a chat room or a group (which also
- * takes the BYE of its dialogs); each outcome goes back to the mode that let its request continue.
+ * MSRP offer to session mode, or to the conference focus when it names a chat room or a group
+ * (which also takes the BYE and REFER of its dialogs), a SUBSCRIBE (Event: conference, RFC 4575)
+ * to the notifier; each outcome goes back to the mode that let its request continue.
  */
 export class ImService implements IscService {
   readonly name = 'im' as const;
@@ -15,6 +16,7 @@ export class ImService implements IscService {
   constructor(
     private readonly pager: PagerService,
     private readonly sessions: SessionService,
+    private readonly subscriptions?: { handleSubscribe(call: IscCall): Promise<IscDecision> },
     private readonly focus?: ConferenceFocus,
   ) {}
 
@@ -31,6 +33,9 @@ export class ImService implements IscService {
         return this.focus ? this.focus.bye(call) : reply(481, 'Call/Transaction Does Not Exist');
       case 'REFER':
         return this.focus ? this.focus.refer(call) : reply(481, 'Call/Transaction Does Not Exist');
+      case 'SUBSCRIBE':
+        if (this.subscriptions) return this.subscriptions.handleSubscribe(call);
+        return reply(501, 'Not Implemented');
       default:
         return reply(501, 'Not Implemented');
     }

@@ -33,6 +33,7 @@ import {
 } from './formats/cpim.js';
 import { RecipientListError, parseRecipientListMessage } from './formats/recipient-list.js';
 import type { GroupDirectory } from './group-messaging.js';
+import { GroupListError, type GroupPolicy } from '../conference/group-policy.js';
 import type { ConversationHistory } from './history.js';
 import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
@@ -112,6 +113,8 @@ export class PagerService implements IscService {
       charging: Charging;
       policies: ImPolicies;
       groups: GroupDirectory;
+      /** Who may send to a group, its members expanded, how many may take part. */
+      groupPolicy: GroupPolicy;
       forward: StoreAndForward;
       history: ConversationHistory;
       limits: PagerLimits;
@@ -154,8 +157,7 @@ export class PagerService implements IscService {
     if (req.term) {
       // users first: the common case costs no group lookup
       if (await this.deps.users.exists(m.target)) return this.terminating(m);
-      const group = await this.deps.groups.resolve(m.target);
-      if (group) return this.explode(m, group.uri, group.members);
+      if (await this.deps.groups.isGroup(m.target)) return this.groupMessage(m);
       await this.charge(m.ctx, 404, 'rejected', call.receivedAt, { reason: 'unknown recipient' });
       return reply(404, 'Not Found');
     }
@@ -396,11 +398,46 @@ export class PagerService implements IscService {
   }
 
   /**
+   * A MESSAGE to a group: the group's policy says whether the sender may send (403 with the
+   * reason in a Warning otherwise: a non-member, an anonymous sender the group does not allow),
+   * and the members (references expanded) get the copies, no more than the group may hold.
+   */
+  private async groupMessage(m: Incoming): Promise<IscDecision> {
+    const policy = this.deps.groupPolicy;
+    const may = await policy.maySend(m.target, m.sender, { anonymous: m.privacy });
+    if ('refuse' in may) {
+      const { code, reason } = may.refuse;
+      await this.charge(m.ctx, code, 'rejected', m.call.receivedAt, { reason, via: m.target });
+      return reply(code, code === 403 ? 'Forbidden By Group Policy' : 'Not Found', {
+        warning: warning(this.deps.domain.domain, reason),
+      });
+    }
+    let members: string[] | undefined;
+    try {
+      members = await policy.members(m.target);
+    } catch (err) {
+      if (!(err instanceof GroupListError)) throw err;
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: err.detail, via: m.target });
+      return reply(403, 'Group List Unresolvable', { warning: warning(this.deps.domain.domain, err.detail) });
+    }
+    if (!members) {
+      await this.charge(m.ctx, 404, 'rejected', m.call.receivedAt, { reason: 'unknown recipient' });
+      return reply(404, 'Not Found');
+    }
+    return this.explode(m, m.target, members, await policy.maxParticipants(m.target));
+  }
+
+  /**
    * One 202 to the sender; each member's copy then goes through that member's terminating
    * policy and is delivered or deferred. A member that is itself a group (or a list
    * service) would make a loop: the whole request is refused before anything is sent.
    */
-  private async explode(m: Incoming, service: string, members: string[]): Promise<IscDecision> {
+  private async explode(
+    m: Incoming,
+    service: string,
+    members: string[],
+    maxParticipants?: number,
+  ): Promise<IscDecision> {
     const exploder = `sip:${this.deps.limits.exploderUser}@${this.deps.domain.domain}`;
     const targets = members.map((u) => this.deps.domain.canonical(u) ?? u);
     for (const t of targets) {
@@ -412,6 +449,13 @@ export class PagerService implements IscService {
       }
     }
     const copies = [...new Set(targets)].filter((t) => t !== m.sender);
+    // a group's participants: the sender and every copy
+    if (maxParticipants !== undefined && copies.length + 1 > maxParticipants) {
+      await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'group over its size', via: service });
+      return reply(403, 'Too Many Participants', {
+        warning: warning(this.deps.domain.domain, `the group is limited to ${maxParticipants} participants`),
+      });
+    }
     if (copies.length > this.deps.limits.maxRecipients) {
       await this.charge(m.ctx, 403, 'rejected', m.call.receivedAt, { reason: 'too many recipients', via: service });
       return reply(403, 'Too Many Recipients', {

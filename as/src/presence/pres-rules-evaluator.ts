@@ -282,6 +282,33 @@ function mergeTransformations(set: ProvideSet, tr: XmlElement, scope: NamespaceS
   }
 }
 
+/** One rule of a ruleset that applies to a request: its element, scope inside it, and id. */
+export interface ApplyingRule {
+  el: XmlElement;
+  scope: NamespaceScope;
+  id: string;
+}
+
+/**
+ * The rules of a common policy ruleset (RFC 4745, OMA conditions) whose conditions all hold
+ * for the request, in document order: what every user of common policy combines with its own
+ * actions (pres-rules here, a group's join and anonymity permissions in the IM server).
+ * `scope` is the scope inside the cp:ruleset element.
+ */
+export function applyingRules(ruleset: XmlElement, scope: NamespaceScope, request: PresRulesRequest): ApplyingRule[] {
+  const rules: RuleView[] = findChildren(ruleset, scope, CP, 'rule').map((r) => {
+    const inner = scope.child(r);
+    const conditions = findChildren(r, inner, CP, 'conditions').flatMap((cs) => expandedChildren(cs, inner.child(cs)));
+    return { el: r, scope: inner, id: plainAttr(r, 'id') ?? '', conditions };
+  });
+  const ev = new RuleEvaluator(request);
+  const hits = rules.map((r) => ev.identityHit(r));
+  const hitCount = hits.filter(Boolean).length;
+  return rules
+    .filter((r, i) => ev.applies(r, hitCount - (hits[i] ? 1 : 0) > 0))
+    .map(({ el, scope: s, id }) => ({ el, scope: s, id }));
+}
+
 /**
  * Evaluates a pres-rules document for one subscription (RFC 4745 / RFC 5025, OMA conditions).
  *
@@ -296,17 +323,7 @@ export function evaluatePresRules(doc: XmlDocument | string, request: PresRulesR
   const rootScope = NamespaceScope.root().child(d.root);
   const rootName = rootScope.expand(d.root.name);
   if (rootName.ns !== CP || rootName.local !== 'ruleset') return undefined;
-
-  const rules: RuleView[] = findChildren(d.root, rootScope, CP, 'rule').map((r) => {
-    const scope = rootScope.child(r);
-    const conditions = findChildren(r, scope, CP, 'conditions').flatMap((cs) => expandedChildren(cs, scope.child(cs)));
-    return { el: r, scope, id: plainAttr(r, 'id') ?? '', conditions };
-  });
-
-  const ev = new RuleEvaluator(request);
-  const hits = rules.map((r) => ev.identityHit(r));
-  const hitCount = hits.filter(Boolean).length;
-  const applying = rules.filter((r, i) => ev.applies(r, hitCount - (hits[i] ? 1 : 0) > 0));
+  const applying = applyingRules(d.root, rootScope, request);
   if (applying.length === 0) return undefined;
 
   let best: SubHandling | undefined;

@@ -161,6 +161,8 @@ class Resolution {
   constructor(
     private readonly load: DocumentLoader,
     private readonly opts: ResolveOptions,
+    /** Another namespace whose entry, entry-ref and external count as resource-lists' (OMA groups). */
+    private readonly alsoNs?: string,
   ) {
     this.canonical = opts.canonical ?? ((u) => u);
   }
@@ -235,7 +237,7 @@ class Resolution {
       const node: Located = { el: child, scope: list.scope.child(child) };
       const name = node.scope.expand(child.name);
       // other namespaces are extensions, which RFC 4826 lets us ignore
-      if (name.ns !== RL) continue;
+      if (name.ns !== RL && (this.alsoNs === undefined || name.ns !== this.alsoNs)) continue;
       switch (name.local) {
         case 'entry': {
           const uri = collapse(attr(child, 'uri') ?? '');
@@ -380,6 +382,28 @@ export async function resolveNamedList(
     return { el: list, scope: rootScope.child(list) };
   };
   return run(r, top, `list "${listName}" of ${owner}`, (l) => withDisplayName({ uri: serviceUri, packages: [] }, l));
+}
+
+/**
+ * The members of a list element found elsewhere (an OMA group's list, whose members are written
+ * in the groups namespace `memberNs` or in resource-lists'): its entries, and the entries its
+ * entry-refs and externals point at, in the owner's resource-lists documents.
+ */
+export async function resolveMemberList(
+  list: XmlElement,
+  scope: NamespaceScope,
+  where: string,
+  load: DocumentLoader,
+  opts: ResolveOptions,
+  memberNs: string,
+): Promise<Pick<ResolvedList, 'members' | 'sources'> | ResolveFailure> {
+  const r = new Resolution(load, opts, memberNs);
+  return run(
+    r,
+    async () => ({ el: list, scope }),
+    where,
+    () => ({ uri: where, packages: [] }),
+  );
 }
 
 /**

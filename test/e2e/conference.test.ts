@@ -12,6 +12,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { XcapClient } from '../helpers/xcap-client.js';
+import { assertValidConferenceInfo } from '../helpers/conference-info-schema.js';
+import { subscriberScenario } from './scenario-builder.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { parseCpim } from '../../as/src/im/formats/cpim.js';
@@ -182,10 +184,11 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     user: string,
     room: string,
     msrpPort: number,
-    opts: { holdMs?: number; final?: number; sdpLines?: string[]; hangUp?: boolean } = {},
+    opts: { holdMs?: number; final?: number; sdpLines?: string[]; hangUp?: boolean; headers?: string[] } = {},
   ) {
     return stack.sipp(
       callerScenario({
+        ...(opts.headers ? { headers: opts.headers } : {}),
         final: opts.final ?? 200,
         holdMs: opts.holdMs ?? 8000,
         ...(opts.hangUp === false ? { hangUp: false } : {}),
@@ -217,7 +220,7 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     user: string,
     room: string,
     msrpPort: number,
-    opts: { sdpLines?: string[]; holdMs?: number; hangUp?: boolean } = {},
+    opts: { sdpLines?: string[]; holdMs?: number; hangUp?: boolean; headers?: string[] } = {},
   ) {
     const sipp = dialIn(user, room, msrpPort, opts);
     const answer = await focusAnswer(sipp.dir);
@@ -452,5 +455,47 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     const ender = await refer('alice', '9346', 'sip:hall@example.com', { final: 202, ended: true });
     assert.equal(ender.exitCode, 0, `${ender.stdout}\n${ender.messages}`);
     assert.equal((await e.sipp).exitCode, 0, 'erin gets the BYE too');
+  });
+
+  it('the roster follows the focus: the owner watching the room (Event: conference) gets the participants, an anonymous one as anonymous, who is anonymous in the messages too', async () => {
+    const made = await stack.provision('room', 'add', 'forum', '--owner', 'alice', '--subject', 'Open forum');
+    assert.equal(made.code, 0, made.out);
+    const b = await participant('bob', 'forum', 9351, { holdMs: 6000 });
+    const watch = stack.sipp(
+      {
+        name: 'conference-alice',
+        xml: subscriberScenario({ event: 'conference', accept: 'application/conference-info+xml', more: 1 }),
+      },
+      { set: { user: 'alice', target: 'forum' }, args: ['-au', 'alice', '-ap', pw('alice')], timeoutMs: 30000 },
+    );
+    await stack.sippLogged(watch.dir, /SUBSCRIBED/);
+    const c = await participant('carol', 'forum', 9352, { holdMs: 4000, headers: ['Privacy: id'] });
+    c.say('text/plain', 'guess who');
+    await b.peer.waitFor('the anonymous message at bob', () => cpimAt(b.peer).some((m) => m.content === 'guess who'));
+    const anon = cpimAt(b.peer).find((m) => m.content === 'guess who')!;
+    assert.equal(anon.from.uri, 'sip:anonymous@anonymous.invalid');
+    assert.doesNotMatch(
+      b.peer
+        .requests('SEND')
+        .map((m) => m.body?.toString() ?? '')
+        .join(''),
+      /carol/,
+    );
+
+    const run = await watch;
+    assert.equal(run.exitCode, 0, `${run.stdout}\n${run.messages}`);
+    const docs = [...run.messages.matchAll(/<\?xml[\s\S]*?<\/conference-info>/g)].map((m) => m[0]);
+    assert.ok(docs.length >= 2, run.messages);
+    for (const d of docs) assertValidConferenceInfo(d);
+    assert.match(docs[0]!, /state="full"/);
+    assert.match(docs[0]!, /<subject>Open forum<\/subject>/);
+    assert.match(
+      docs[0]!,
+      /<user entity="sip:bob@example\.com"[^>]*>[\s\S]*?<status>connected<\/status>[\s\S]*?<joining-method>dialed-in<\/joining-method>/,
+    );
+    assert.match(docs[1]!, /state="partial"/);
+    assert.match(docs[1]!, /anonymous\.invalid/);
+    assert.doesNotMatch(docs.join(''), /carol/, 'the anonymous participant is never named');
+    for (const s of await Promise.all([b.sipp, c.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
   });
 });

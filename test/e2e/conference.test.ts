@@ -17,7 +17,7 @@ import { subscriberScenario } from './scenario-builder.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { parseCpim } from '../../as/src/im/formats/cpim.js';
-import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
+import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
@@ -68,7 +68,10 @@ function cpimAt(peer: MsrpPeer) {
  * `Refer-To: <[$refer_to];method=BYE>` in its dialog with the focus, takes the 202 and the
  * NOTIFY (answered 200), then hangs up itself, or (`ended`) waits for the focus's BYE.
  */
-function ownerScenario(opts: { final: 202 | 403; ended?: boolean }): { name: string; xml: string } {
+function ownerScenario(opts: { final: 202 | 403; ended?: boolean; add?: boolean }): {
+  name: string;
+  xml: string;
+} {
   const TAG = '[pid]o[call_number]';
   const sdp = [
     'v=0',
@@ -149,7 +152,7 @@ ${sdp}
   <recv response="200" rrs="true" />
   ${ack(2, '[next_url]')}
   <pause milliseconds="1500" />
-  ${inDialog('REFER', 3, ['Refer-To: <[$refer_to];method=BYE>', 'Referred-By: <sip:[$user]@[$domain]>'])}
+  ${inDialog('REFER', 3, [opts.add ? 'Refer-To: <[$refer_to]>' : 'Refer-To: <[$refer_to];method=BYE>', 'Referred-By: <sip:[$user]@[$domain]>'])}
   <recv response="${opts.final}" />
   ${opts.final === 202 ? `<recv request="NOTIFY" timeout="10000" />${answer}` : ''}
   ${opts.ended ? `<recv request="BYE" timeout="10000" />${answer}` : `${inDialog('BYE', 4)}\n  <recv response="200" />`}
@@ -497,5 +500,54 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     assert.match(docs[1]!, /anonymous\.invalid/);
     assert.doesNotMatch(docs.join(''), /carol/, 'the anonymous participant is never named');
     for (const s of await Promise.all([b.sipp, c.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
+  });
+
+  it("REFER from a participant adds a user: the focus dials out through Kamailio (its INVITE, tm's ACK), connects to the invitee's MSRP path, and the invitee takes part; NOTIFY sipfrag 200 to the referrer", async () => {
+    const made = await stack.provision('room', 'add', 'porch', '--owner', 'erin');
+    assert.equal(made.code, 0, made.out);
+    const d = new MsrpPeer();
+    peers.push(d);
+    const dPort = await d.listen();
+    const port = stack.sippPort();
+    const uas = stack.sipp(calleeScenario({ hangUpAfterMs: 3000 }), {
+      port,
+      timeoutMs: 30000,
+      set: { msrp_port: String(dPort) },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'dave', ct_port: String(port), expires: '600' },
+      args: ['-au', 'dave', '-ap', pw('dave')],
+    });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const e = await participant('erin', 'porch', 9361, { holdMs: 8000 });
+    const referrer = stack.sipp(ownerScenario({ final: 202, add: true }), {
+      timeoutMs: 30000,
+      set: { user: 'carol', to: 'porch', msrp_port: '9362', refer_to: 'sip:dave@example.com' },
+      args: ['-au', 'carol', '-ap', pw('carol')],
+    });
+    // the focus connects to dave's MSRP path and binds it
+    await d.waitFor("the focus's binding SEND", () => d.requests('SEND').length > 0, 10000);
+    const focusSide = headerValue(d.requests('SEND')[0]!.head, 'From-Path')!;
+    e.say('text/plain', 'welcome, Dave');
+    await d.waitFor('erin at dave', () => cpimAt(d).some((m) => m.content === 'welcome, Dave'));
+    d.send(send(focusSide, `msrp://127.0.0.1:${dPort}/callee-session;tcp`, { type: 'text/plain', text: 'thanks!' }));
+    await e.peer.waitFor('dave at erin', () => cpimAt(e.peer).some((m) => m.content === 'thanks!'));
+    assert.equal(cpimAt(e.peer).find((m) => m.content === 'thanks!')!.from.uri, 'sip:dave@example.com');
+    const r = await referrer;
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
+    assert.match(r.messages, /Content-Type: message\/sipfrag[^]*?\r?\n\r?\nSIP\/2\.0 200 OK/);
+    const callee = await uas;
+    assert.equal(
+      callee.exitCode,
+      0,
+      `dave got the INVITE and tm's ACK, and his BYE was answered: ${callee.stdout}\n${callee.messages}`,
+    );
+    assert.match(
+      callee.messages,
+      /INVITE sip:dave@127\.0\.0\.1:\d+ SIP\/2\.0[^]*From: <sip:porch@example\.com>;tag=[^]*Referred-By: <sip:carol@example\.com>/,
+    );
+    assert.equal((await e.sipp).exitCode, 0);
   });
 });

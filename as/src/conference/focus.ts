@@ -48,6 +48,7 @@ export interface ConferenceTarget {
 /** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
 export interface FocusMedia {
   openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
+  endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void;
   deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
   closeEndpoint(key: string): void;
   on(event: 'endpoint-message', listener: (m: EndpointMessageEvent) => void): unknown;
@@ -66,6 +67,8 @@ interface Participant extends Seat {
   remoteTag: string;
   localTag: string;
   contact?: string;
+  invitedBy?: string;
+  joiningMethod?: 'dialed-in' | 'dialed-out';
   /** The participant's From (name-addr without tag): the To of the focus's requests. */
   remoteParty: string;
   /** CSeq of the focus's own requests in this dialog. */
@@ -305,8 +308,18 @@ export class ConferenceFocus {
     if (!target) return reply(400, 'Bad Request', { warning: 'Refer-To is not a SIP URI' });
     const conference = this.conferences.get(referrer.conference);
     if (!conference) return reply(481, 'Call/Transaction Does Not Exist');
+    if (target.method === 'INVITE') {
+      // any participant may bring someone in (RFC 4579 5.5): the focus dials out
+      this.settle(
+        'refer-invite',
+        this.carryOutInvite(referrer, conference, target.uri, call.sip.headers.get('CSeq') ?? ''),
+      );
+      return reply(202, 'Accepted', {
+        headers: [['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`]],
+      });
+    }
     if (target.method !== 'BYE')
-      return reply(501, 'Not Implemented', { warning: 'the focus does not invite users (dial-out is not built)' });
+      return reply(501, 'Not Implemented', { warning: `the focus does not refer with ${target.method}` });
     if (referrer.uri.toLowerCase() !== conference.owner.toLowerCase())
       return reply(403, 'Forbidden', { warning: "only the conference's owner removes participants" });
     const ending = target.uri.toLowerCase() === conference.uri.toLowerCase();
@@ -345,6 +358,101 @@ export class ConferenceFocus {
       sipfrag(final.code, final.reason),
     );
     if (ending) await this.boot(referrer);
+  }
+
+  private async carryOutInvite(
+    referrer: Participant,
+    conference: LiveConference,
+    user: string,
+    referCseq: string,
+  ): Promise<void> {
+    const outcome = await this.dialOut(conference, user, referrer.uri);
+    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
+    if (this.byKey.get(referrer.key) !== referrer) return;
+    await this.sendInDialog(
+      referrer,
+      'NOTIFY',
+      [
+        ['Event', referId ? `refer;id=${referId}` : 'refer'],
+        ['Subscription-State', 'terminated;reason=noresource'],
+        ['Content-Type', 'message/sipfrag'],
+      ],
+      sipfrag(outcome.code, outcome.reason),
+    );
+  }
+
+  /**
+   * The focus invites `user` into the conference: an INVITE of its own through Kamailio (routed
+   * to the user's contacts like any request of ours); Kamailio's tm acknowledges the 2xx of a
+   * locally sent INVITE, and reports the 2xx's To-tag, Contact and SDP (uac-reply).
+   */
+  private async dialOut(conference: LiveConference, user: string, invitedBy: string): Promise<UacOutcome> {
+    const key = randomBytes(10).toString('hex');
+    const localUri = this.deps.media.openEndpoint(key, { path: [] });
+    const uri = tryParseMsrpUri(localUri);
+    const callId = `focus-${randomUUID()}@${this.deps.domain.domain}`;
+    const localTag = randomBytes(8).toString('hex');
+    const sdp = focusAnswerSdp({
+      host: (uri?.host ?? this.deps.msrpHost).replace(/^\[(.*)\]$/, '$1'),
+      port: uri?.port ?? this.deps.msrpPort(),
+      path: localUri,
+      proto: 'TCP/MSRP',
+      setup: 'actpass',
+      version: Math.floor(Date.now() / 1000),
+    });
+    const outcome = await this.deps.uac.send({
+      method: 'INVITE',
+      ruri: user,
+      viaCore: true,
+      headers: [
+        ['From', `<${conference.uri}>;tag=${localTag}`],
+        ['To', `<${user}>`],
+        ['Call-ID', callId],
+        ['CSeq', '1 INVITE'],
+        ['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`],
+        ['Referred-By', `<${invitedBy}>`],
+        ['Max-Forwards', '70'],
+        ['Content-Type', 'application/sdp'],
+      ],
+      body: sdp,
+    });
+    const media = outcome.sdp ? parseMsrpMedia(outcome.sdp)[0] : undefined;
+    const live = this.conferences.get(conference.uri) === conference;
+    if (outcome.code >= 300 || !media || media.path.length === 0 || !outcome.toTag || !live) {
+      this.deps.media.closeEndpoint(key);
+      if (outcome.code < 300) {
+        this.deps.log.warn({ user, callId }, 'conference: dial-out answered without usable MSRP media');
+        return { ...outcome, code: 488, reason: 'Not Acceptable Here' };
+      }
+      return outcome;
+    }
+    const p: Participant = {
+      key,
+      uri: user,
+      anonymous: false,
+      conference: conference.uri,
+      callId,
+      remoteTag: outcome.toTag,
+      localTag,
+      remoteParty: `<${user}>`,
+      localCseq: 1,
+      joinedAt: outcome.at,
+      chargingVector: `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+      sent: { messages: 0, bytes: 0 },
+      received: { messages: 0, bytes: 0 },
+      invitedBy,
+      joiningMethod: 'dialed-out',
+    };
+    if (outcome.contact) p.contact = uriOf(outcome.contact);
+    conference.participants.set(key, p);
+    conference.joined++;
+    this.byKey.set(key, p);
+    this.byCallId.set(callId, p);
+    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
+    this.deps.media.endpointAnswered(key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
+    await this.tellRoster(p, 'connected');
+    this.deps.log.info({ conference: conference.uri, user, key }, 'conference: participant dialled out');
+    return outcome;
   }
 
   /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
@@ -492,7 +600,8 @@ export class ConferenceFocus {
       uri: p.uri,
       anonymous: p.anonymous,
       status,
-      joiningMethod: 'dialed-in',
+      joiningMethod: p.joiningMethod ?? 'dialed-in',
+      ...(p.invitedBy !== undefined ? { invitedBy: p.invitedBy } : {}),
       dialog: { callId: p.callId, remoteTag: p.remoteTag, localTag: p.localTag },
       joinedAt: p.joinedAt,
       ...(p.nickname !== undefined ? { nickname: p.nickname } : {}),

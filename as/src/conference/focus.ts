@@ -23,6 +23,7 @@ import { parseMsrpMedia } from '../msrp/sdp.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
 import type { EndpointMessageEvent } from '../msrp/switch.js';
 import { CPIM_CONTENT_TYPE } from '../im/formats/cpim.js';
+import { parseRecipientListMessage, RecipientListError } from '../im/formats/recipient-list.js';
 import type { ResolvedGroup } from '../im/group-messaging.js';
 import type { ChatRooms } from './chat-rooms.js';
 import { fanOut, type Seat } from './fan-out.js';
@@ -36,7 +37,7 @@ export interface ConferenceTarget {
   uri: string;
   /** The URI's user part (the focus's Contact user). */
   name: string;
-  kind: 'room' | 'group';
+  kind: 'room' | 'group' | 'adhoc';
   owner: string;
   subject?: string;
   maxParticipants?: number;
@@ -82,7 +83,7 @@ interface Participant extends Seat {
 /** A conference with participants on this instance. */
 interface LiveConference {
   uri: string;
-  kind: 'room' | 'group';
+  kind: 'room' | 'group' | 'adhoc';
   owner: string;
   /** The conference URI's user part (the focus's Contact user). */
   name: string;
@@ -115,6 +116,10 @@ export class ConferenceFocus {
       contactHost: string;
       msrpHost: string;
       msrpPort: () => number;
+      /** The conference factory's user part (sip:<it>@<domain>). */
+      factoryUser: () => string;
+      /** Most users one ad-hoc INVITE's recipient list may name. */
+      maxInvitees: () => number;
       /** Messages of a room replayed to a joiner (read at each join: reloadable). */
       replayMessages: () => number;
       instance: string;
@@ -156,7 +161,71 @@ export class ConferenceFocus {
   }
 
   /** An INVITE to a room: the focus answers it itself. */
-  async join(call: IscCall, room: ConferenceTarget): Promise<IscDecision> {
+  /** Whether a Request-URI is the conference factory (ad-hoc conferences, RFC 5366). */
+  isFactory(ruri: string): boolean {
+    const m = /^sips?:([^@;?]+)@([^;?>]+)/i.exec(ruri);
+    return (
+      !!m &&
+      this.deps.domain.isLocalHost(m[2]!.replace(/:\d+$/, '')) &&
+      decodeURIComponent(m[1]!).toLowerCase() === this.deps.factoryUser().toLowerCase()
+    );
+  }
+
+  /**
+   * An INVITE to the conference factory: a new ad-hoc conference, its creator the first
+   * participant and its owner; with a recipient list (RFC 5366: multipart/mixed with an
+   * application/resource-lists+xml part, `Require: recipient-list-invite`), the focus then
+   * invites every listed user.
+   */
+  async createAdhoc(call: IscCall): Promise<IscDecision> {
+    const { sip } = call;
+    const contentType = sip.headers.get('Content-Type') ?? '';
+    let offer = sip.body;
+    let invitees: string[] = [];
+    if (headerValueOnly(contentType).toLowerCase() === 'multipart/mixed') {
+      let parsed;
+      try {
+        parsed = parseRecipientListMessage(sip.body, contentType, { maxRecipients: this.deps.maxInvitees() });
+      } catch (err) {
+        if (err instanceof RecipientListError)
+          return reply(err.code, REASON_PHRASES[err.code] ?? 'Bad Request', { warning: err.message });
+        throw err;
+      }
+      if (headerValueOnly(parsed.message.contentType).toLowerCase() !== 'application/sdp')
+        return reply(415, 'Unsupported Media Type', { headers: [['Accept', 'application/sdp, multipart/mixed']] });
+      offer = parsed.message.body;
+      invitees = parsed.recipients.map((r) => this.deps.domain.canonical(r.uri) ?? r.uri);
+      const required = sip.headers.getAll('Require').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()));
+      if (!required.includes('recipient-list-invite'))
+        return reply(400, 'Bad Request', {
+          warning: 'a recipient list needs Require: recipient-list-invite (RFC 5366)',
+        });
+    }
+    const creator = call.req.asserted ?? uriOf(sip.headers.get('From') ?? '');
+    const name = `adhoc-${randomBytes(6).toString('hex')}`;
+    const target: ConferenceTarget = {
+      uri: `sip:${name}@${this.deps.domain.domain}`,
+      name,
+      kind: 'adhoc',
+      owner: creator,
+      private: false,
+    };
+    const decision = await this.join(call, target, offer);
+    if (decision.action === 'reply' && decision.code === 200 && invitees.length > 0) {
+      const conference = this.conferences.get(target.uri)!;
+      const others = [...new Set(invitees)].filter((u) => u.toLowerCase() !== creator.toLowerCase());
+      // the creator's 200 leaves first; then the focus dials out to each listed user
+      this.settle(
+        'adhoc-invite',
+        new Promise((r) => setTimeout(r, 100)).then(async () => {
+          await Promise.all(others.map((u) => this.dialOut(conference, u, creator)));
+        }),
+      );
+    }
+    return decision;
+  }
+
+  async join(call: IscCall, room: ConferenceTarget, offerBody?: string): Promise<IscDecision> {
     const { req, sip } = call;
     const from = sip.headers.get('From') ?? '';
     const user = req.asserted ?? uriOf(from);
@@ -165,7 +234,12 @@ export class ConferenceFocus {
     const remoteTag = /;\s*tag=([^;\s]+)/i.exec(from)?.[1] ?? '';
     if (this.byCallId.has(callId)) return reply(491, 'Request Pending');
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
-    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    const media =
+      offerBody !== undefined
+        ? parseMsrpMedia(offerBody)[0]
+        : contentType === 'application/sdp'
+          ? parseMsrpMedia(sip.body)[0]
+          : undefined;
     if (!media || media.path.length === 0)
       return reply(488, 'Not Acceptable Here', {
         warning: {
@@ -193,7 +267,7 @@ export class ConferenceFocus {
         warning: { agent: this.deps.domain.domain, text: verdict.refuse.reason },
       });
 
-    const nickname = offeredNickname(sip.body);
+    const nickname = offeredNickname(offerBody ?? sip.body);
     if (nickname !== undefined) {
       const problem = nicknameProblem(nickname);
       if (problem)
@@ -680,7 +754,13 @@ export class ConferenceFocus {
 }
 
 /** Reason phrases of the refusals a join check gives (RFC 3261 21). */
-const REASON_PHRASES: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 486: 'Busy Here' };
+const REASON_PHRASES: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  415: 'Unsupported Media Type',
+  486: 'Busy Here',
+};
 
 function uriOf(nameAddr: string): string {
   try {

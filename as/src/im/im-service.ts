@@ -25,6 +25,7 @@ export class ImService implements IscService {
       case 'MESSAGE':
         return this.pager.handle(call);
       case 'INVITE': {
+        if (this.focus?.isFactory(call.req.ruri)) return this.focus.createAdhoc(call);
         const conference = this.focus ? await this.focus.conferenceOf(call.req.ruri) : undefined;
         if (conference && this.focus) return this.focus.join(call, conference);
         return this.sessions.handle(call);

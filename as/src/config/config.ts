@@ -182,6 +182,14 @@ export interface AsConfig {
     tlsCert: string;
     tlsKey: string;
   };
+  conference: {
+    /** User part of the conference factory URI (ad-hoc conferences: INVITE to sip:<it>@<domain>). */
+    factoryUser: string;
+    /** Messages of a chat room kept and replayed to each joiner (0: none). */
+    replayMessages: number;
+    /** Largest message a conference participant may send (the focus holds it whole to fan it out; 413 above). */
+    maxMessageBytes: number;
+  };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
@@ -831,6 +839,30 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     def: '',
     help: 'PEM file of the private key of msrp.tlsCert',
+  },
+  {
+    path: 'conference.factoryUser',
+    env: 'CONFERENCE_FACTORY_USER',
+    kind: 'string',
+    def: 'conference-factory',
+    help: 'user part of the conference factory URI: an INVITE to sip:<it>@<sip.domain> creates an ad-hoc conference (RFC 5366 recipient list: the focus invites the listed users)',
+  },
+  {
+    path: 'conference.replayMessages',
+    reloadable: true,
+    env: 'CONFERENCE_REPLAY_MESSAGES',
+    kind: 'int',
+    def: 20,
+    help: 'messages of a chat room kept in the store and replayed to each joiner (0: none)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
+  },
+  {
+    path: 'conference.maxMessageBytes',
+    env: 'CONFERENCE_MAX_MESSAGE_BYTES',
+    kind: 'int',
+    def: 1024 * 1024,
+    help: 'largest message a conference participant may send over MSRP (the focus holds it whole to send it to every other participant; 413 above)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1'),
   },
   {
     path: 'admin.token',

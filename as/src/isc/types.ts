@@ -115,10 +115,14 @@ export interface UacReplyEvent {
   code: number;
   reason: string;
   ts: string;
-  /** A 2xx to a SUBSCRIBE: its To tag, Contact URI and Record-Route values (comma-separated). */
+  /**
+   * A 2xx to a SUBSCRIBE or an INVITE the AS sent: its To tag, Contact URI and Record-Route
+   * values (comma-separated), what later requests in the dialog need; an INVITE's also its SDP.
+   */
   toTag?: string;
   contact?: string;
   recordRoute?: string;
+  sdp?: string;
 }
 
 /** Kamailio consumed the stream batch whose last request carried `"ack":id` (see StreamWindow). */

@@ -29,8 +29,10 @@ export interface UacOutcome {
   /** No final reply was reported within the transaction timeout. */
   timedOut: boolean;
   at: Date;
-  /** A 2xx that set up a dialog (SUBSCRIBE): what later requests in it need. */
+  /** A 2xx that set up a dialog (SUBSCRIBE, INVITE): what later requests in it need. */
   dialog?: UacDialog;
+  /** A 2xx to an INVITE: its SDP answer. */
+  sdp?: string;
 }
 
 /** The dialog a request the AS sent set up, as its caller (UAC) sees it. */
@@ -192,7 +194,14 @@ export class UacClient {
       ev.code < 300 && ev.toTag && ev.contact
         ? { remoteTag: ev.toTag, remoteTarget: ev.contact, routeSet: splitHeaderList(ev.recordRoute ?? '').reverse() }
         : undefined;
-    p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date(), ...(dialog ? { dialog } : {}) });
+    p.resolve({
+      code: ev.code,
+      reason: ev.reason,
+      timedOut: false,
+      at: new Date(),
+      ...(dialog ? { dialog } : {}),
+      ...(ev.sdp !== undefined ? { sdp: ev.sdp } : {}),
+    });
   }
 
   /** Resolves everything still waiting (shutdown): the caller sees a 503, not a hang. */

@@ -30,6 +30,7 @@ import { ServiceMessenger } from './im/service-messages.js';
 import { Welcome } from './im/welcome.js';
 import { StoreAndForward } from './im/store-and-forward.js';
 import { ImActivity } from './im/im-activity.js';
+import { InChat } from './im/in-chat.js';
 import { IscDispatcher } from './isc/dispatcher.js';
 import { RateLimitedService } from './limits/rate-limited-service.js';
 import { RATE_LIMITED, UserRateLimits } from './limits/user-rate-limits.js';
@@ -464,6 +465,8 @@ export class ApplicationServer {
         deferredEndpoint = new DeferredEndpoint({ maxMessageBytes: config.im.maxMessageBytes, log: imLog });
         await deferredEndpoint.start();
       }
+      // in a chat: one-to-one sessions and conferences count together for the IM activity source
+      const inChat = new InChat((user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }));
       const sessions = new SessionService({
         users,
         domain,
@@ -490,7 +493,7 @@ export class ApplicationServer {
         log: imLog,
         // the IM server's presence source for the user ("in a chat"), unless their IM policy opts out
         // (bounded by the dialog module's default_timeout, 12 h: a crash never leaves it for good)
-        activity: (user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }),
+        activity: (user, state) => (state === 'chat' ? inChat.enter(user) : inChat.leave(user)),
       });
       metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
       // Conference focus (group chat): chat rooms, each participant's MSRP session ends at the switch
@@ -515,6 +518,7 @@ export class ApplicationServer {
         nodeAddress: config.node.address,
         metrics,
         log: log.child({ svc: 'conference' }),
+        inChat,
       });
       metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(

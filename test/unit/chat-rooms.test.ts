@@ -70,4 +70,21 @@ describe('chat rooms (store)', () => {
     assert.equal(await rooms.get(room), undefined);
     assert.deepEqual(await rooms.lastMessages(room, 10), []);
   });
+
+  it('keeps the order of arrival of messages of one millisecond, whatever order they are stored in', async () => {
+    const room = 'sip:quick@example.com';
+    const at = new Date(Date.parse('2026-12-07T10:00:00Z'));
+    // taken as they arrive ...
+    const first = rooms.sequenceOf(at);
+    const second = rooms.sequenceOf(at);
+    const third = rooms.sequenceOf(at);
+    // ... stored as their deliveries finish
+    await rooms.remember(room, { contentType: 'message/cpim', body: 'three', at }, 10, third);
+    await rooms.remember(room, { contentType: 'message/cpim', body: 'one', at }, 10, first);
+    await rooms.remember(room, { contentType: 'message/cpim', body: 'two', at }, 10, second);
+    assert.deepEqual(
+      (await rooms.lastMessages(room, 10)).map((m) => m.body),
+      ['one', 'two', 'three'],
+    );
+  });
 });

@@ -23,7 +23,7 @@ export type ChatRoom = {
 export type RoomMessage = {
   _id: string;
   room: string;
-  /** Order within the room (time of arrival, then a random tie-break). */
+  /** Order within the room (time of arrival in microseconds, strictly increasing per instance: sequenceOf). */
   seq: string;
   at: Date;
   contentType: string;
@@ -96,10 +96,28 @@ export class ChatRooms {
     await this.messages.deleteMany({ room: uri });
   }
 
+  /**
+   * The place of a message that arrives now in its room's order: its time in microseconds,
+   * made strictly increasing here, so two messages of one millisecond keep their order of
+   * arrival (taken when the message arrives, not when it is stored: storing waits for the
+   * deliveries, which may finish in another order). The suffix tells instances apart.
+   */
+  sequenceOf(at: Date): string {
+    this.lastSequence = Math.max(at.getTime() * 1000, this.lastSequence + 1);
+    return `${this.lastSequence.toString().padStart(19, '0')}-${this.instanceTag}`;
+  }
+
+  private lastSequence = 0;
+  private readonly instanceTag = randomBytes(4).toString('hex');
+
   /** Keeps a message of the room, and only the newest `keep` of them. */
-  async remember(room: string, msg: { contentType: string; body: string; at: Date }, keep: number): Promise<void> {
+  async remember(
+    room: string,
+    msg: { contentType: string; body: string; at: Date },
+    keep: number,
+    seq = this.sequenceOf(msg.at),
+  ): Promise<void> {
     if (keep <= 0) return;
-    const seq = `${msg.at.getTime().toString().padStart(15, '0')}-${randomBytes(4).toString('hex')}`;
     await this.messages.insertOne({ _id: `${room}|${seq}`, room, seq, ...msg });
     const all = await this.messages.find({ room }, { sort: { seq: -1 } });
     for (const old of all.slice(keep)) await this.messages.deleteOne({ _id: old._id });

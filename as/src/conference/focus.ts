@@ -127,6 +127,8 @@ export class ConferenceFocus {
       nodeAddress: string;
       metrics: Metrics;
       log: Logger;
+      /** Our users in a conference are in a chat (their IM activity, shared with one-to-one sessions). */
+      inChat?: { enter(user: string): Promise<void>; leave(user: string): Promise<void> };
     },
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
@@ -337,6 +339,7 @@ export class ConferenceFocus {
     if (contact) p.contact = uriOf(contact);
     conference.participants.set(key, p);
     conference.joined++;
+    this.chatting(p, 'enter');
     this.byKey.set(key, p);
     this.byCallId.set(callId, p);
     this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
@@ -536,6 +539,7 @@ export class ConferenceFocus {
     p.contact = outcome.dialog.remoteTarget;
     conference.participants.set(key, p);
     conference.joined++;
+    this.chatting(p, 'enter');
     this.byKey.set(key, p);
     this.byCallId.set(callId, p);
     this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
@@ -611,6 +615,8 @@ export class ConferenceFocus {
     const conference = this.conferences.get(sender.conference);
     if (!conference) return;
     const now = new Date();
+    // its place in the room's kept messages, taken on arrival (see ChatRooms.sequenceOf)
+    const seq = this.deps.rooms.sequenceOf(now);
     const out = fanOut(conference.uri, sender, [...conference.participants.values()], m.contentType, m.body, now);
     if ('refuse' in out) {
       this.deps.log.info(
@@ -643,6 +649,7 @@ export class ConferenceFocus {
         conference.uri,
         { contentType: CPIM_CONTENT_TYPE, body: out.body, at: now },
         this.deps.replayMessages(),
+        seq,
       );
   }
 
@@ -668,6 +675,7 @@ export class ConferenceFocus {
     this.deps.media.closeEndpoint(p.key);
     const conference = this.conferences.get(p.conference);
     conference?.participants.delete(p.key);
+    this.chatting(p, 'leave');
     this.deps.metrics.count('ims_as_conference_participants_total', { step: 'left' });
     await this.tellRoster(p, 'disconnected', end.how, end.at);
     await this.chargeParticipant(p, end);
@@ -677,6 +685,13 @@ export class ConferenceFocus {
       await this.deps.roster?.end(conference.uri);
       await this.chargeConference(conference, end.at);
     }
+  }
+
+  /** A participant of ours entering or leaving counts for their IM activity (a presence source). */
+  private chatting(p: Participant, step: 'enter' | 'leave'): void {
+    const inChat = this.deps.inChat;
+    if (!inChat || !this.deps.domain.canonical(p.uri)) return;
+    this.settle('im-activity', step === 'enter' ? inChat.enter(p.uri) : inChat.leave(p.uri));
   }
 
   private async tellRoster(

@@ -337,12 +337,7 @@ export class ConferenceFocus {
     conference.owner = room.owner;
     conference.name = room.name;
     if (contact) p.contact = uriOf(contact);
-    conference.participants.set(key, p);
-    conference.joined++;
-    this.chatting(p, 'enter');
-    this.byKey.set(key, p);
-    this.byCallId.set(callId, p);
-    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
+    this.seat(conference, p);
     await this.tellRoster(p, 'connected');
 
     // the room's last messages wait in the leg until the joiner's MSRP connection is there
@@ -439,17 +434,7 @@ export class ConferenceFocus {
     const outcomes = await Promise.all(removed.map((p) => this.boot(p)));
     const failed = outcomes.find((o) => o.code >= 300);
     const final = failed ?? { code: 200, reason: 'OK' };
-    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
-    await this.sendInDialog(
-      referrer,
-      'NOTIFY',
-      [
-        ['Event', referId ? `refer;id=${referId}` : 'refer'],
-        ['Subscription-State', 'terminated;reason=noresource'],
-        ['Content-Type', 'message/sipfrag'],
-      ],
-      sipfrag(final.code, final.reason),
-    );
+    await this.referOutcome(referrer, referCseq, final);
     if (ending) await this.boot(referrer);
   }
 
@@ -460,8 +445,17 @@ export class ConferenceFocus {
     referCseq: string,
   ): Promise<void> {
     const outcome = await this.dialOut(conference, user, referrer.uri);
-    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
     if (this.byKey.get(referrer.key) !== referrer) return;
+    await this.referOutcome(referrer, referCseq, outcome);
+  }
+
+  /** The one NOTIFY of a REFER's implicit subscription (RFC 3515): how the request it asked for ended, as sipfrag. */
+  private async referOutcome(
+    referrer: Participant,
+    referCseq: string,
+    outcome: { code: number; reason: string },
+  ): Promise<void> {
+    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
     await this.sendInDialog(
       referrer,
       'NOTIFY',
@@ -537,12 +531,7 @@ export class ConferenceFocus {
       joiningMethod: 'dialed-out',
     };
     p.contact = outcome.dialog.remoteTarget;
-    conference.participants.set(key, p);
-    conference.joined++;
-    this.chatting(p, 'enter');
-    this.byKey.set(key, p);
-    this.byCallId.set(callId, p);
-    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
+    this.seat(conference, p);
     this.deps.media.endpointAnswered(key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
     await this.tellRoster(p, 'connected');
     this.deps.log.info({ conference: conference.uri, user, key }, 'conference: participant dialled out');
@@ -685,6 +674,16 @@ export class ConferenceFocus {
       await this.deps.roster?.end(conference.uri);
       await this.chargeConference(conference, end.at);
     }
+  }
+
+  /** A participant joined (dialled in or out): known by its key and its dialog from now on. */
+  private seat(conference: LiveConference, p: Participant): void {
+    conference.participants.set(p.key, p);
+    conference.joined++;
+    this.chatting(p, 'enter');
+    this.byKey.set(p.key, p);
+    this.byCallId.set(p.callId, p);
+    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
   }
 
   /** A participant of ours entering or leaving counts for their IM activity (a presence source). */

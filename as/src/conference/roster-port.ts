@@ -1,36 +1,7 @@
-/**
- * What the focus tells the conference roster (as/src/conference/roster.ts, the conf-events
- * work: store state, conference-info, NOTIFYs). Declared here with the roster's own shapes so
- * that the focus builds before the roster is merged; ConferenceRoster fits it as it is.
- */
-export interface RosterParticipant {
-  uri: string;
-  displayName?: string;
-  nickname?: string;
-  anonymous: boolean;
-  status: 'pending' | 'dialing-out' | 'alerting' | 'connected' | 'on-hold' | 'disconnecting' | 'disconnected';
-  joiningMethod?: 'dialed-in' | 'dialed-out' | 'focus-owner';
-  disconnectionMethod?: 'departed' | 'booted' | 'failed' | 'busy';
-  endpoint?: string;
-  dialog?: { callId: string; remoteTag: string; localTag: string };
-  joinedAt?: Date;
-  leftAt?: Date;
-  invitedBy?: string;
-}
+import type { ConferenceRoster } from './roster.js';
 
-export interface RosterPort {
-  open(c: {
-    _id: string;
-    kind: 'adhoc' | 'group' | 'room';
-    owner?: string;
-    subject?: string;
-    maxParticipants?: number;
-    focusInstance: string;
-    endedAt?: Date;
-  }): Promise<unknown>;
-  upsertParticipant(uri: string, p: RosterParticipant): Promise<unknown>;
-  end(uri: string): Promise<void>;
-}
+/** What the focus tells the conference roster (as/src/conference/roster.ts): its writes, no reads. */
+export type RosterPort = Pick<ConferenceRoster, 'open' | 'upsertParticipant' | 'end'>;
 
 /** The group policy's answer on a join (filled by the group-policy work; see docs/conference.md). */
 export type JoinVerdict = { allow: true } | { refuse: { code: number; reason: string } };

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { messageScenario, receivedMessages, receiverScenario } from './im-scenarios.js';
 import { callerScenario, calleeScenario } from './msrp-session-scenarios.js';
-import { ROOT, TestStack, portsFrom } from './stack.js';
+import { ROOT, TestStack, eventually, portsFrom } from './stack.js';
 
 const pw = (user: string) => `${user}-pw-caps`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -121,10 +121,19 @@ describe('Capabilities a client registers', () => {
   it("keeps each contact's feature tags in the mirror (admin API) and delivers a MESSAGE only to the contact that takes it", async () => {
     const im = await device('dave', IM_DEVICE);
     const voice = await device('dave', VOICE_DEVICE);
-    const state = await stack.admin('GET', '/users/dave/state');
-    assert.equal(state.status, 200);
-    const regs = state.json.registrations as Array<{ contact: string; params: Record<string, string> }>;
-    assert.equal(regs.length, 2, JSON.stringify(regs));
+    // the registration event reaches the AS just after the 200 to the REGISTER: wait for both
+    type Reg = { contact: string; params: Record<string, string> };
+    let last: Reg[] = [];
+    const regs = await eventually(
+      async () => {
+        const state = await stack.admin('GET', '/users/dave/state');
+        assert.equal(state.status, 200);
+        last = state.json.registrations as Reg[];
+        return last.length === 2 ? last : undefined;
+      },
+      5000,
+      "both of dave's contacts in the mirror",
+    ).catch((err: Error) => assert.fail(`${err.message}: ${JSON.stringify(last)}`));
     const params = regs.map((r) => r.params);
     assert.ok(
       params.some((p) => p['+g.oma.sip-im'] === '' && p.methods === 'INVITE,ACK,BYE,CANCEL,MESSAGE'),

@@ -573,6 +573,19 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     const ender = await refer('alice', '9346', 'sip:hall@example.com', { final: 202, ended: true });
     assert.equal(ender.exitCode, 0, `${ender.stdout}\n${ender.messages}`);
     assert.equal((await e.sipp).exitCode, 0, 'erin gets the BYE too');
+    // the participants it booted together end it once: one record per conference session of
+    // the room (two here: all left after the removal, then erin's join began another), not one per leaver
+    await new Promise((r) => setTimeout(r, 500));
+    const hallSessions = stack
+      .cdrLines()
+      .filter(
+        (r) =>
+          (r.extra as Record<string, unknown> | undefined)?.conferenceRole === 'controlling' &&
+          r.calledPartyAddress === 'sip:hall@example.com',
+      )
+      .map((r) => r.sessionId);
+    assert.equal(hallSessions.length, 2, JSON.stringify(hallSessions));
+    assert.equal(new Set(hallSessions).size, 2, `one record per conference session: ${JSON.stringify(hallSessions)}`);
   });
 
   it('the roster follows the focus: the owner watching the room (Event: conference) gets the participants, an anonymous one as anonymous, who is anonymous in the messages too', async () => {

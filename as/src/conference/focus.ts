@@ -664,13 +664,15 @@ export class ConferenceFocus {
     this.deps.media.closeEndpoint(p.key);
     const conference = this.conferences.get(p.conference);
     conference?.participants.delete(p.key);
+    // policy: a conference ends with its last participant (a room stays provisioned). Decided
+    // before any await: participants leaving together must not each see it empty and end it
+    const ended = conference !== undefined && conference.participants.size === 0;
+    if (ended) this.conferences.delete(conference.uri);
     this.chatting(p, 'leave');
     this.deps.metrics.count('ims_as_conference_participants_total', { step: 'left' });
     await this.tellRoster(p, 'disconnected', end.how, end.at);
     await this.chargeParticipant(p, end);
-    if (conference && conference.participants.size === 0) {
-      // policy: a conference ends with its last participant (a room stays provisioned)
-      this.conferences.delete(conference.uri);
+    if (ended) {
       await this.deps.roster?.end(conference.uri);
       await this.chargeConference(conference, end.at);
     }

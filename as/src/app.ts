@@ -13,6 +13,9 @@ import { GroupPolicy } from './conference/group-policy.js';
 import { ConferencePackage } from './conference/conference-package.js';
 import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
+import { ChatRooms } from './conference/chat-rooms.js';
+import { ConferenceFocus } from './conference/focus.js';
+import { focusJoinPolicy } from './conference/roster-port.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
 import { imRoutes } from './im/im-routes.js';
@@ -414,6 +417,13 @@ export class ApplicationServer {
               : config.presence.subscribesPerMinute,
       });
       await rateLimits.start();
+      const groupPolicy = new GroupPolicy({
+        docs,
+        canonical: (u) => domain.canonical(u),
+        // getters: a reload changes config.im in place
+        operatorMax: () => config.im.groupMaxParticipants,
+        maxMembers: () => config.im.maxRecipients,
+      });
       const pager = new PagerService({
         users,
         domain,
@@ -421,13 +431,7 @@ export class ApplicationServer {
         charging,
         policies: imPolicies,
         groups: new GroupDirectory(docs),
-        groupPolicy: new GroupPolicy({
-          docs,
-          canonical: (u) => domain.canonical(u),
-          // getters: a reload changes config.im in place
-          operatorMax: () => config.im.groupMaxParticipants,
-          maxMembers: () => config.im.maxRecipients,
-        }),
+        groupPolicy,
         forward,
         history,
         limits: config.im,
@@ -444,6 +448,7 @@ export class ApplicationServer {
         host: config.msrp.host,
         port: config.msrp.port,
         maxMessageBytes: config.msrp.maxMessageBytes,
+        endpointMaxMessageBytes: config.conference.maxMessageBytes,
         idleTimeoutMs: config.msrp.idleTimeoutSeconds * 1000,
         log: log.child({ svc: 'msrp' }),
         metrics,
@@ -472,6 +477,28 @@ export class ApplicationServer {
         activity: (user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }),
       });
       metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
+      // Conference focus (group chat): chat rooms, each participant's MSRP session ends at the switch
+      const rooms = new ChatRooms(store, config.sip.domain, (name) => users.exists(name));
+      await rooms.start();
+      const focus = new ConferenceFocus({
+        rooms,
+        groups: new GroupDirectory(docs),
+        domain,
+        media: msrpSwitch,
+        charging,
+        policy: focusJoinPolicy(groupPolicy),
+        roster: conferences,
+        uac,
+        contactHost: core.host,
+        msrpHost: config.msrp.host,
+        msrpPort: () => msrpSwitch.port,
+        replayMessages: () => config.conference.replayMessages,
+        instance: config.node.id,
+        nodeAddress: config.node.address,
+        metrics,
+        log: log.child({ svc: 'conference' }),
+      });
+      metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(
         feed,
         {
@@ -521,7 +548,7 @@ export class ApplicationServer {
         deadlineMs: DECISION_DEADLINE_MS,
         outages,
       })
-        .register(new RateLimitedService(new ImService(pager, sessions, notifier), rateLimits, domain))
+        .register(new RateLimitedService(new ImService(pager, sessions, notifier, focus), rateLimits, domain))
         .register(new RateLimitedService(new SubscriptionService('xdm', notifier), rateLimits, domain))
         .register(new RateLimitedService(presence, rateLimits, domain))
         .on('registration', async (ev) => void (await registrations.apply(ev as Parameters<Registrations['apply']>[0])))
@@ -731,7 +758,7 @@ export class ApplicationServer {
           state: presenceState,
           maxBodyBytes: 64 * 1024,
         }),
-        adminRoutes({ users, messenger, token: config.admin.token, reload: () => reloader.reload('admin') }),
+        adminRoutes({ users, messenger, rooms, token: config.admin.token, reload: () => reloader.reload('admin') }),
         opsAdminRoutes(opsView),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());

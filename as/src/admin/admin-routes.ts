@@ -1,6 +1,7 @@
 import Router from 'koa-router';
 import { jsonBody } from '../http/json-body.js';
 import { bearerGuard } from '../http/secrets.js';
+import type { ChatRooms } from '../conference/chat-rooms.js';
 import type { ServiceMessenger } from '../im/service-messages.js';
 import { UserError, type UserDirectory } from '../users/user-directory.js';
 import type { ReloadOutcome } from '../ops/reloader.js';
@@ -14,6 +15,7 @@ export function adminRoutes(deps: {
   messenger: ServiceMessenger;
   token: string;
   reload?: () => ReloadOutcome;
+  rooms?: ChatRooms;
 }): Router {
   const router = new Router({ prefix: '/admin' });
   router.use(bearerGuard(deps.token, 'admin'));
@@ -115,9 +117,51 @@ export function adminRoutes(deps: {
     ctx.status = outcome.ok ? 200 : 422;
     ctx.body = outcome;
   });
+  // chat rooms (docs/conference.md): sip:<name>@<domain>, answered by the conference focus
+  router.get('/rooms', async (ctx) => {
+    ctx.body = deps.rooms ? (await deps.rooms.list()).map(roomView) : [];
+  });
+  router.post('/rooms', async (ctx) => {
+    if (!deps.rooms) throw new UserError('chat rooms are not served', 'invalid');
+    const b =
+      (await jsonBody<{ name?: unknown; owner?: unknown; subject?: unknown; max?: unknown; private?: unknown }>(
+        ctx,
+        4096,
+      )) ?? {};
+    if (typeof b.name !== 'string' || typeof b.owner !== 'string')
+      throw new UserError('name and owner are required strings', 'invalid');
+    if (b.subject !== undefined && typeof b.subject !== 'string')
+      throw new UserError('subject must be a string', 'invalid');
+    if (b.max !== undefined && typeof b.max !== 'number') throw new UserError('max must be a number', 'invalid');
+    const room = await deps.rooms.add({
+      name: b.name,
+      owner: b.owner,
+      private: b.private === true,
+      ...(b.subject !== undefined ? { subject: b.subject as string } : {}),
+      ...(b.max !== undefined ? { maxParticipants: b.max as number } : {}),
+    });
+    ctx.status = 201;
+    ctx.body = roomView(room);
+  });
+  router.delete('/rooms/:name', async (ctx) => {
+    if (!deps.rooms) throw new UserError('chat rooms are not served', 'invalid');
+    await deps.rooms.remove(ctx.params.name ?? '');
+    ctx.status = 204;
+  });
   router.delete('/users/:user', async (ctx) => {
     await deps.users.remove(ctx.params.user ?? '');
     ctx.status = 204;
   });
   return router;
+}
+
+function roomView(r: Awaited<ReturnType<ChatRooms['list']>>[number]) {
+  return {
+    uri: r._id,
+    name: r.name,
+    owner: r.owner,
+    private: r.private,
+    ...(r.subject !== undefined ? { subject: r.subject } : {}),
+    ...(r.maxParticipants !== undefined ? { max: r.maxParticipants } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import { KamailioRpc } from '../isc/kamailio-rpc.js';
 import { silentLogger } from '../log/logger.js';
 import { openStore } from '../store/open-store.js';
 import { UserDirectory, UserError, type UserIdentities } from '../users/user-directory.js';
+import { ChatRooms } from '../conference/chat-rooms.js';
 import { Progress } from './progress.js';
 
 const DEFAULT_CONFIG = 'run/as.json';
@@ -27,6 +28,11 @@ Usage:
                                    it reaches USER's registered contacts and counts as USER
   ims-provision remove-alias USER ALIAS
   ims-provision identities USER    the user's number and aliases
+  ims-provision room add NAME --owner USER [--subject TEXT] [--max N] [--private]
+                                   a chat room sip:NAME@DOMAIN (conference focus of the AS);
+                                   --private: only its owner may join; --max: most participants
+  ims-provision room list
+  ims-provision room remove NAME
 
   USER is alice, alice@DOMAIN or sip:alice@DOMAIN (DOMAIN is sip.domain, default example.com).
   Only the digest HA1 of the password is stored.
@@ -48,6 +54,10 @@ interface Args {
   /** The second operand: NUMBER of set-tel, ALIAS of add-alias/remove-alias. */
   arg?: string;
   config?: string;
+  owner?: string;
+  subject?: string;
+  max?: number;
+  private?: boolean;
 }
 
 function fail(message: string, code = 2): never {
@@ -69,6 +79,16 @@ function parseArgs(argv: string[]): Args {
       args.password = readFileSync(0, 'utf8').replace(/\r?\n$/, '');
     } else if (a === '--tel') {
       args.tel = argv[++i] ?? fail('--tel needs a number such as +15551234');
+    } else if (a === '--owner') {
+      args.owner = argv[++i] ?? fail('--owner needs a user');
+    } else if (a === '--subject') {
+      args.subject = argv[++i] ?? fail('--subject needs a text');
+    } else if (a === '--max') {
+      const v = Number(argv[++i]);
+      if (!Number.isInteger(v) || v < 2) fail('--max needs a whole number of at least 2');
+      args.max = v;
+    } else if (a === '--private') {
+      args.private = true;
     } else if (a === '--config') {
       args.config = argv[++i] ?? fail('--config needs a file');
     } else if (a.startsWith('--')) {
@@ -99,6 +119,11 @@ function parseArgs(argv: string[]): Args {
   if (['add-alias', 'remove-alias'].includes(cmd) && !arg) fail(`${cmd} needs an ALIAS`);
   if (args.tel !== undefined && cmd !== 'add') fail('--tel goes with add (set-tel changes a number)');
   if (cmd === 'import' && !user) fail('import needs a FILE');
+  if (cmd === 'room') {
+    if (!user || !['add', 'list', 'remove'].includes(user)) fail('room needs add, list or remove');
+    if (user !== 'list' && !arg) fail(`room ${user} needs a NAME`);
+    if (user === 'add' && !args.owner) fail('room add needs --owner USER');
+  }
   if (['add', 'passwd'].includes(cmd) && args.password === undefined)
     fail(`${cmd} needs --password or --password-stdin`);
   if (
@@ -115,6 +140,7 @@ function parseArgs(argv: string[]): Args {
       'add-alias',
       'remove-alias',
       'identities',
+      'room',
     ].includes(cmd)
   )
     fail(`unknown command '${cmd}' (see --help)`);
@@ -132,6 +158,9 @@ interface UserBackend {
   remove(user: string): Promise<void>;
   setImBarred(user: string, barred: boolean): Promise<void>;
   list(): Promise<string[]>;
+  addRoom(r: { name: string; owner: string; subject?: string; max?: number; private?: boolean }): Promise<string>;
+  listRooms(): Promise<string[]>;
+  removeRoom(name: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -181,6 +210,12 @@ async function apiBackend(cfg: AsConfig): Promise<UserBackend | undefined> {
     remove: async (user) => void (await call('DELETE', `/users/${enc(user)}`)),
     setImBarred: async (user, barred) => void (await call('PUT', `/users/${enc(user)}/im-barred`, { barred })),
     list: async () => (JSON.parse(await call('GET', '/users')) as Array<{ uri: string }>).map((u) => u.uri),
+    addRoom: async (r) => (JSON.parse(await call('POST', '/rooms', r)) as { uri: string }).uri,
+    listRooms: async () =>
+      (JSON.parse(await call('GET', '/rooms')) as Array<{ uri: string; owner: string }>).map(
+        (r) => `${r.uri} owner ${r.owner}`,
+      ),
+    removeRoom: async (name) => void (await call('DELETE', `/rooms/${enc(name)}`)),
     close: async () => undefined,
   };
 }
@@ -197,7 +232,20 @@ async function storeBackend(cfg: AsConfig): Promise<UserBackend> {
     await kamailio.htableDelete('cred', u).catch(() => undefined);
     await kamailio.htableFlush('ident').catch(() => undefined);
   });
+  const rooms = new ChatRooms(store, cfg.sip.domain, (name) => users.exists(name));
   return {
+    addRoom: async (r) =>
+      (
+        await rooms.add({
+          name: r.name,
+          owner: r.owner,
+          private: r.private === true,
+          ...(r.subject !== undefined ? { subject: r.subject } : {}),
+          ...(r.max !== undefined ? { maxParticipants: r.max } : {}),
+        })
+      )._id,
+    listRooms: async () => (await rooms.list()).map((r) => `${r._id} owner ${r.owner}`),
+    removeRoom: (name) => rooms.remove(name),
     add: async (user, password, tel) => {
       const rec = await users.add(user, password, tel);
       return `sip:${rec.user}@${rec.domain}`;
@@ -271,6 +319,20 @@ async function run(backend: UserBackend, a: Args): Promise<string> {
       return `removed ${a.user}`;
     case 'import':
       return importUsers(backend, a.user!);
+    case 'room':
+      if (a.user === 'add')
+        return `added room ${await backend.addRoom({
+          name: a.arg!,
+          owner: a.owner!,
+          ...(a.subject !== undefined ? { subject: a.subject } : {}),
+          ...(a.max !== undefined ? { max: a.max } : {}),
+          ...(a.private ? { private: true } : {}),
+        })}`;
+      if (a.user === 'remove') {
+        await backend.removeRoom(a.arg!);
+        return `removed room ${a.arg}`;
+      }
+      return (await backend.listRooms()).join('\n');
     case 'bar-im':
     case 'unbar-im':
       await backend.setImBarred(a.user!, a.cmd === 'bar-im');

@@ -180,6 +180,12 @@ export interface AsConfig {
     tlsCert: string;
     tlsKey: string;
   };
+  conference: {
+    /** Messages of a chat room kept and replayed to each joiner (0: none). */
+    replayMessages: number;
+    /** Largest message a conference participant may send (the focus holds it whole to fan it out; 413 above). */
+    maxMessageBytes: number;
+  };
   admin: {
     /** Token for the admin API (provisioning CLI); empty disables the API. */
     token: string;
@@ -822,6 +828,22 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     def: '',
     help: 'PEM file of the private key of msrp.tlsCert',
+  },
+  {
+    path: 'conference.replayMessages',
+    env: 'CONFERENCE_REPLAY_MESSAGES',
+    kind: 'int',
+    def: 20,
+    help: 'messages of a chat room kept in the store and replayed to each joiner (0: none)',
+    check: (v) => (Number(v) >= 0 ? undefined : 'must be 0 or more'),
+  },
+  {
+    path: 'conference.maxMessageBytes',
+    env: 'CONFERENCE_MAX_MESSAGE_BYTES',
+    kind: 'int',
+    def: 1024 * 1024,
+    help: 'largest message a conference participant may send over MSRP (the focus holds it whole to send it to every other participant; 413 above)',
+    check: (v) => (Number(v) >= 1 ? undefined : 'must be at least 1'),
   },
   {
     path: 'admin.token',

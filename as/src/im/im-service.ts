@@ -1,3 +1,4 @@
+import type { ConferenceFocus } from '../conference/focus.js';
 import type { IscCall, IscService } from '../isc/dispatcher.js';
 import { reply, type IscDecision } from '../isc/types.js';
 import type { PagerService } from './pager.js';
@@ -5,8 +6,9 @@ import { SESSION_CONTEXT_PREFIX, type SessionService } from './sessions.js';
 
 /**
  * The IM Server behind the ISC service name `im`: MESSAGE goes to pager mode, an INVITE with an
- * MSRP offer to session mode, a SUBSCRIBE (Event: conference, RFC 4575) to the notifier; each
- * outcome goes back to the mode that let its request continue.
+ * MSRP offer to session mode, or to the conference focus when it names a chat room or a group
+ * (which also takes the BYE and REFER of its dialogs), a SUBSCRIBE (Event: conference, RFC 4575)
+ * to the notifier; each outcome goes back to the mode that let its request continue.
  */
 export class ImService implements IscService {
   readonly name = 'im' as const;
@@ -15,15 +17,24 @@ export class ImService implements IscService {
     private readonly pager: PagerService,
     private readonly sessions: SessionService,
     private readonly subscriptions?: { handleSubscribe(call: IscCall): Promise<IscDecision> },
+    private readonly focus?: ConferenceFocus,
   ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
     switch (call.req.method) {
       case 'MESSAGE':
         return this.pager.handle(call);
-      case 'INVITE':
       case 'UPDATE': // only a re-offer inside a session is handed over
         return this.sessions.handle(call);
+      case 'INVITE': {
+        const conference = this.focus ? await this.focus.conferenceOf(call.req.ruri) : undefined;
+        if (conference && this.focus) return this.focus.join(call, conference);
+        return this.sessions.handle(call);
+      }
+      case 'BYE':
+        return this.focus ? this.focus.bye(call) : reply(481, 'Call/Transaction Does Not Exist');
+      case 'REFER':
+        return this.focus ? this.focus.refer(call) : reply(481, 'Call/Transaction Does Not Exist');
       case 'SUBSCRIBE':
         if (this.subscriptions) return this.subscriptions.handleSubscribe(call);
         return reply(501, 'Not Implemented');

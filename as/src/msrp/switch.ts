@@ -20,6 +20,7 @@ import { type ConnectionHandler, MsrpConnection } from './connection.js';
 import type { FrameEvent } from './framer.js';
 import { newMessageId, newSessionId, newTransactionId } from './ids.js';
 import { type InboundMessage, MsrpLeg, type Side } from './leg.js';
+import { EndpointLeg, assembled } from './endpoint-leg.js';
 import { MsrpListener } from './listener.js';
 import {
   type ByteRange,
@@ -61,6 +62,8 @@ export interface MsrpSwitchOptions {
   port: number;
   tls?: { cert: string | Buffer; key: string | Buffer };
   maxMessageBytes: number;
+  /** Largest message an endpoint of the AS takes (held whole; 413 above); maxMessageBytes when unset. */
+  endpointMaxMessageBytes?: number;
   /** A session with no MSRP traffic this long ends (0: never). */
   idleTimeoutMs: number;
   log: Logger;
@@ -86,8 +89,17 @@ export interface MsrpSessionStats {
   fromAnswerer: { messages: number; bytes: number };
 }
 
+/** A whole message a participant sent to an endpoint of the AS (the conference focus). */
+export interface EndpointMessageEvent {
+  key: string;
+  contentType: string;
+  body: Buffer;
+}
+
 type SwitchEvents = {
   message: [MsrpMessageEvent];
+  'endpoint-message': [EndpointMessageEvent];
+  'endpoint-lost': [{ key: string; reason: string }];
   ended: [{ sessionKey: string; reason: string }];
   error: [Error];
 };
@@ -104,6 +116,8 @@ interface Incoming {
   selfUri?: string;
   session?: SwitchedSession;
   side?: Side;
+  /** The request is for an endpoint of the AS (nothing to relay: collected whole). */
+  endpoint?: EndpointLeg;
   messageId?: string;
   range?: ByteRange;
   message?: InboundMessage;
@@ -113,6 +127,9 @@ interface Incoming {
 
 export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   private readonly sessions = new SessionTable();
+  /** Sessions the AS ends itself, by their AS session id and by their key. */
+  private readonly endpoints = new Map<string, EndpointLeg>();
+  private readonly endpointsByKey = new Map<string, EndpointLeg>();
   private readonly incoming = new Map<MsrpConnection, Incoming>();
   private readonly connections = new Set<MsrpConnection>();
   /** Connections the AS opened, by the far authority: reused by every session towards it. */
@@ -173,6 +190,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   async stop(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const s of this.sessions.all()) this.endSession(s, 'switch stopping', false);
+    for (const key of [...this.endpointsByKey.keys()]) this.closeEndpoint(key);
     for (const c of [...this.connections]) c.close('switch stopping');
     await this.listener?.stop();
     this.listener = undefined;
@@ -261,6 +279,81 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   async close(sessionKey: string, reason: string): Promise<void> {
     const session = this.sessions.get(sessionKey);
     if (session) this.endSession(session, reason, false);
+  }
+
+  /**
+   * A session the AS ends itself (the focus's leg to one participant): the AS URI the
+   * participant is given. The participant connects (the AS is passive), unless its offer
+   * says `a=setup:passive`, then the AS connects to its path.
+   */
+  openEndpoint(key: string, peer: { path: string[]; setup?: string }): string {
+    const known = this.endpointsByKey.get(key);
+    if (known) return known.localUri;
+    const sid = newSessionId();
+    const leg = new EndpointLeg(key, sid, this.uriFor(sid), peer.path.slice());
+    this.endpoints.set(sid, leg);
+    this.endpointsByKey.set(key, leg);
+    if (peer.setup === 'passive') {
+      const first = parseMsrpUri(leg.peerPath[0]!);
+      this.connectTo(first)
+        .then(async (conn) => {
+          if (this.endpointsByKey.get(key) !== leg) return;
+          leg.bind(conn);
+          await this.flushEndpoint(leg);
+        })
+        .catch((err: unknown) => {
+          if (this.endpointsByKey.get(key) !== leg) return;
+          this.closeEndpoint(key);
+          this.safeEmit('endpoint-lost', { key, reason: `cannot connect: ${(err as Error).message}` });
+        });
+    }
+    return leg.localUri;
+  }
+
+  /** Sends a whole message to an endpoint's participant (queued until its connection is bound). */
+  async deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void> {
+    const leg = this.endpointsByKey.get(key);
+    if (!leg) return;
+    leg.queued.push(msg);
+    if (leg.ready) await this.flushEndpoint(leg);
+  }
+
+  closeEndpoint(key: string): void {
+    const leg = this.endpointsByKey.get(key);
+    if (!leg) return;
+    this.endpointsByKey.delete(key);
+    this.endpoints.delete(leg.sessionId);
+    const conn = leg.connection;
+    leg.release();
+    if (conn && !conn.closed && conn.sessionIds.size === 0 && !this.isStreaming(conn))
+      conn.close('no session left on it');
+  }
+
+  private async flushEndpoint(leg: EndpointLeg): Promise<void> {
+    while (leg.queued.length > 0 && leg.ready && this.endpointsByKey.get(leg.key) === leg) {
+      const msg = leg.queued.shift()!;
+      const conn = leg.connection!;
+      const tid = newTransactionId();
+      const total = msg.body.length;
+      // Failure-Report no: the participant sends no response, and nothing waits for one
+      await conn.send({
+        head: {
+          kind: 'request',
+          tid,
+          method: 'SEND',
+          headers: [
+            { name: 'To-Path', value: leg.peerPath.join(' ') },
+            { name: 'From-Path', value: leg.localUri },
+            { name: 'Message-ID', value: newMessageId() },
+            { name: 'Byte-Range', value: `1-${total}/${total}` },
+            { name: 'Failure-Report', value: 'no' },
+            { name: 'Content-Type', value: msg.contentType },
+          ],
+        },
+        body: msg.body,
+        flag: '$',
+      });
+    }
   }
 
   sessionStats(sessionKey: string): MsrpSessionStats | undefined {
@@ -367,6 +460,12 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     this.incoming.delete(conn);
     if (inc?.relay) this.abortRelay(inc).catch((err: unknown) => this.safeEmit('error', err as Error));
     for (const sid of [...conn.sessionIds]) {
+      const ep = this.endpoints.get(sid);
+      if (ep) {
+        this.closeEndpoint(ep.key);
+        this.safeEmit('endpoint-lost', { key: ep.key, reason: `msrp connection lost: ${reason}` });
+        continue;
+      }
       const found = this.sessions.bySession(sid);
       if (found) this.endSession(found.session, `msrp connection of the ${found.side} lost: ${reason}`, true);
     }
@@ -435,13 +534,15 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
         return;
       case 'body': {
         const inc = this.incoming.get(conn);
-        if (inc && inc.head.kind === 'request') await this.onBody(inc, ev.data);
+        if (inc?.endpoint) this.onEndpointBody(inc, ev.data);
+        else if (inc && inc.head.kind === 'request') await this.onBody(inc, ev.data);
         return;
       }
       case 'end': {
         const inc = this.incoming.get(conn);
         this.incoming.delete(conn);
-        if (inc && inc.head.kind === 'request') await this.onEnd(conn, inc, ev.flag);
+        if (inc?.endpoint) await this.onEndpointEnd(conn, inc, ev.flag);
+        else if (inc && inc.head.kind === 'request') await this.onEnd(conn, inc, ev.flag);
         return;
       }
     }
@@ -472,6 +573,8 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (head.method === 'REPORT') return inc;
     if (head.method !== 'SEND') return refuse(MSRP_STATUS.UNKNOWN_METHOD, `${head.method} not handled by the switch`);
 
+    const endpoint = to.length === 1 && this.isOurs(to[0]!) ? this.endpoints.get(to[0]!.sessionId!) : undefined;
+    if (endpoint) return this.onEndpointHead(conn, inc, endpoint, head, hasBody, fromText!);
     const found = to.length === 1 && this.isOurs(to[0]!) ? this.sessions.bySession(to[0]!.sessionId!) : undefined;
     if (!found) return refuse(MSRP_STATUS.NO_SESSION, 'no such session here');
     const { session, side } = found;
@@ -543,6 +646,98 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
       this.relayFailed(inc);
     }
     return inc;
+  }
+
+  /** A SEND to an endpoint of the AS: checked like a relayed one, then collected. */
+  private onEndpointHead(
+    conn: MsrpConnection,
+    inc: Incoming,
+    leg: EndpointLeg,
+    head: MsrpRequestHead,
+    hasBody: boolean,
+    fromText: string,
+  ): Incoming {
+    const refuse = (code: number, comment: string): Incoming => {
+      inc.reject = { code, comment };
+      return inc;
+    };
+    if (leg.connection && !leg.connection.closed && leg.connection !== conn)
+      return refuse(MSRP_STATUS.WRONG_CONNECTION, 'session bound to another connection');
+    if (!sameParticipant(fromText, leg.peerPath))
+      return refuse(MSRP_STATUS.FORBIDDEN, 'From-Path is not the participant of this session');
+    const fresh = !leg.connection || leg.connection.closed;
+    if (fresh) leg.bind(conn);
+    leg.lastActivity = Date.now();
+    inc.endpoint = leg;
+    const messageId = headerValue(head, 'Message-ID');
+    if (!messageId) return refuse(MSRP_STATUS.BAD_REQUEST, 'SEND without Message-ID');
+    inc.messageId = messageId;
+    try {
+      inc.range = byteRangeOf(head);
+    } catch (err) {
+      return refuse(MSRP_STATUS.BAD_REQUEST, (err as Error).message);
+    }
+    // what waited for the participant's connection goes out now (after this request's response)
+    if (fresh)
+      setImmediate(() => this.flushEndpoint(leg).catch((err: unknown) => this.safeEmit('error', err as Error)));
+    if (!hasBody) return inc;
+    let msg = leg.inbound.get(messageId);
+    if (!msg) {
+      const contentType = (headerValue(head, 'Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+      msg = { contentType, coverage: new ByteCoverage(), chunks: [], bytes: 0 };
+      leg.inbound.set(messageId, msg);
+    }
+    if (msg.refused) return refuse(msg.refused, 'message already refused');
+    const verdict = checkChunk(inc.range, 0, undefined, this.endpointMax);
+    if (!verdict.ok) {
+      msg.refused = verdict.code;
+      return refuse(verdict.code, verdict.reason);
+    }
+    return inc;
+  }
+
+  private onEndpointBody(inc: Incoming, data: Buffer): void {
+    const leg = inc.endpoint!;
+    const msg = inc.messageId !== undefined ? leg.inbound.get(inc.messageId) : undefined;
+    if (inc.reject || !msg || !inc.range) return;
+    const at = inc.range.start + inc.received;
+    inc.received += data.length;
+    if (msg.bytes + data.length > this.endpointMax) {
+      msg.refused = MSRP_STATUS.STOP_SENDING;
+      inc.reject = { code: MSRP_STATUS.STOP_SENDING, comment: 'message too large' };
+      return;
+    }
+    msg.chunks.push({ start: at, data: Buffer.from(data) });
+    msg.bytes += data.length;
+  }
+
+  private async onEndpointEnd(conn: MsrpConnection, inc: Incoming, flag: '$' | '+' | '#'): Promise<void> {
+    const head = inc.head as MsrpRequestHead;
+    const leg = inc.endpoint!;
+    const code = inc.reject?.code ?? MSRP_STATUS.OK;
+    if (code !== MSRP_STATUS.OK) this.opts.metrics?.count('ims_as_msrp_refusals_total', { code: String(code) });
+    if (shouldRespond(inc.failureReport, code) && inc.fromPath && inc.selfUri) {
+      const response = responseTo(head, code, inc.selfUri, inc.fromPath.split(' ')[0]!, inc.reject?.comment);
+      await conn.send({ head: response, flag: '$' }).catch(() => undefined);
+    }
+    const msg = inc.messageId !== undefined ? leg.inbound.get(inc.messageId) : undefined;
+    if (!msg || !inc.range) return;
+    if (flag === '#' || msg.refused) {
+      if (flag !== '+') leg.inbound.delete(inc.messageId!);
+      return;
+    }
+    if (inc.received > 0) msg.coverage.add(inc.range.start, inc.range.start + inc.received - 1);
+    if (flag === '$') msg.endsAt = inc.range.start + inc.received - 1;
+    const body = assembled(msg);
+    if (!body) return;
+    leg.inbound.delete(inc.messageId!);
+    leg.messages++;
+    leg.bytes += body.length;
+    this.safeEmit('endpoint-message', { key: leg.key, contentType: msg.contentType, body });
+  }
+
+  private get endpointMax(): number {
+    return this.opts.endpointMaxMessageBytes ?? this.opts.maxMessageBytes;
   }
 
   private isOurs(uri: MsrpUri): boolean {

@@ -1,0 +1,582 @@
+/**
+ * The conference focus of the IM controlling function (RFC 4353/4579, OMA SIMPLE IM;
+ * docs/conference.md). Unlike one-to-one sessions, where Kamailio proxies the dialog and the
+ * AS only rewrites SDP, the focus is the SIP UA of every participant's dialog: it answers the
+ * INVITE to the conference URI itself (200 with its own SDP, Contact `;isfocus`), and takes
+ * the BYE. Each participant's MSRP session ends at the AS's switch (an endpoint leg); what one
+ * participant sends is fanned out to the others (fan-out.ts).
+ *
+ * Live state (dialogs, MSRP legs) is this instance's; the roster is told every change so that
+ * conference NOTIFYs follow; a chat room and its last messages are store state.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { Charging } from '../charging/charging.js';
+import type { CauseForRecordClosing } from '../charging/record.js';
+import type { IscCall } from '../isc/dispatcher.js';
+import { chargingVectorOf, reply, type IscDecision } from '../isc/types.js';
+import type { Logger } from '../log/logger.js';
+import type { Metrics } from '../ops/metrics.js';
+import { headerValueOnly, parseNameAddr } from '../sip/index.js';
+import { wantsPrivacy } from '../sip/request-checks.js';
+import type { LocalDomain } from '../users/local-domain.js';
+import { parseMsrpMedia } from '../msrp/sdp.js';
+import { tryParseMsrpUri } from '../msrp/uri.js';
+import type { EndpointMessageEvent } from '../msrp/switch.js';
+import { CPIM_CONTENT_TYPE } from '../im/formats/cpim.js';
+import type { ResolvedGroup } from '../im/group-messaging.js';
+import type { ChatRooms } from './chat-rooms.js';
+import { fanOut, type Seat } from './fan-out.js';
+import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from './focus-sdp.js';
+import type { JoinPolicy, RosterPort } from './roster-port.js';
+import { referTarget, sipfrag } from './refer-to.js';
+import type { UacOutcome, UacRequest } from '../isc/uac.js';
+
+/** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
+export interface ConferenceTarget {
+  uri: string;
+  /** The URI's user part (the focus's Contact user). */
+  name: string;
+  kind: 'room' | 'group';
+  owner: string;
+  subject?: string;
+  maxParticipants?: number;
+  private: boolean;
+  /** A group's members (who may join). */
+  members?: string[];
+}
+
+/** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
+export interface FocusMedia {
+  openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
+  deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
+  closeEndpoint(key: string): void;
+  on(event: 'endpoint-message', listener: (m: EndpointMessageEvent) => void): unknown;
+  on(event: 'endpoint-lost', listener: (e: { key: string; reason: string }) => void): unknown;
+}
+
+interface Tally {
+  messages: number;
+  bytes: number;
+}
+
+/** One participant's dialog with the focus, on this instance. */
+interface Participant extends Seat {
+  conference: string;
+  callId: string;
+  remoteTag: string;
+  localTag: string;
+  contact?: string;
+  /** The participant's From (name-addr without tag): the To of the focus's requests. */
+  remoteParty: string;
+  /** CSeq of the focus's own requests in this dialog. */
+  localCseq: number;
+  joinedAt: Date;
+  chargingVector: string;
+  sent: Tally;
+  received: Tally;
+}
+
+/** A conference with participants on this instance. */
+interface LiveConference {
+  uri: string;
+  kind: 'room' | 'group';
+  owner: string;
+  /** The conference URI's user part (the focus's Contact user). */
+  name: string;
+  startedAt: Date;
+  chargingVector: string;
+  participants: Map<string, Participant>;
+  /** Everyone who took part, for the conference's record. */
+  joined: number;
+  messages: number;
+  bytes: number;
+}
+
+export class ConferenceFocus {
+  private readonly conferences = new Map<string, LiveConference>();
+  private readonly byKey = new Map<string, Participant>();
+  private readonly byCallId = new Map<string, Participant>();
+
+  constructor(
+    private readonly deps: {
+      rooms: ChatRooms;
+      groups: { resolve(uri: string): Promise<ResolvedGroup | undefined> };
+      domain: LocalDomain;
+      media: FocusMedia;
+      charging: Charging;
+      policy: JoinPolicy;
+      roster?: RosterPort;
+      /** Sends the focus's own in-dialog requests (BYE, NOTIFY) through Kamailio's tm (UacClient). */
+      uac: { send(req: UacRequest): Promise<UacOutcome> };
+      /** The focus's Contact host (the core's address: in-dialog requests come back through it). */
+      contactHost: string;
+      msrpHost: string;
+      msrpPort: () => number;
+      /** Messages of a room replayed to a joiner (read at each join: reloadable). */
+      replayMessages: () => number;
+      instance: string;
+      nodeAddress: string;
+      metrics: Metrics;
+      log: Logger;
+    },
+  ) {
+    deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
+    deps.media.on('endpoint-message', (m) => this.settle('conference-message', this.onMessage(m)));
+    deps.media.on('endpoint-lost', (e) => this.settle('conference-media-lost', this.onMediaLost(e.key, e.reason)));
+  }
+
+  /** Participants connected to this instance's focus. */
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** The conference a Request-URI names, if any: a chat room, else a pre-defined group. */
+  async conferenceOf(ruri: string): Promise<ConferenceTarget | undefined> {
+    const m = /^sips?:([^@;?]+)@([^;?>]+)/i.exec(ruri);
+    if (!m || !this.deps.domain.isLocalHost(m[2]!.replace(/:\d+$/, ''))) return undefined;
+    const name = decodeURIComponent(m[1]!).toLowerCase();
+    const room = await this.deps.rooms.get(this.deps.rooms.uriOf(name));
+    if (room)
+      return {
+        uri: room._id,
+        name: room.name,
+        kind: 'room',
+        owner: room.owner,
+        private: room.private,
+        ...(room.subject !== undefined ? { subject: room.subject } : {}),
+        ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
+      };
+    const group = await this.deps.groups.resolve(`sip:${name}@${this.deps.domain.domain}`);
+    if (group)
+      return { uri: group.uri, name, kind: 'group', owner: group.owner, private: true, members: group.members };
+    return undefined;
+  }
+
+  /** An INVITE to a room: the focus answers it itself. */
+  async join(call: IscCall, room: ConferenceTarget): Promise<IscDecision> {
+    const { req, sip } = call;
+    const from = sip.headers.get('From') ?? '';
+    const user = req.asserted ?? uriOf(from);
+    const anonymous = wantsPrivacy(sip);
+    const callId = sip.headers.get('Call-ID') ?? '';
+    const remoteTag = /;\s*tag=([^;\s]+)/i.exec(from)?.[1] ?? '';
+    if (this.byCallId.has(callId)) return reply(491, 'Request Pending');
+    const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
+    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    if (!media || media.path.length === 0)
+      return reply(488, 'Not Acceptable Here', {
+        warning: {
+          agent: this.deps.domain.domain,
+          text: 'the offer needs an m=message TCP/MSRP media line with a=path',
+        },
+      });
+    const live = this.conferences.get(room.uri);
+    const present = live?.participants.size ?? 0;
+    const verdict = await this.deps.policy.mayJoin(
+      {
+        uri: room.uri,
+        kind: room.kind,
+        owner: room.owner,
+        private: room.private,
+        ...(room.members ? { members: room.members } : {}),
+        ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
+        present,
+      },
+      user,
+      { anonymous },
+    );
+    if ('refuse' in verdict)
+      return reply(verdict.refuse.code, REASON_PHRASES[verdict.refuse.code] ?? 'Forbidden', {
+        warning: { agent: this.deps.domain.domain, text: verdict.refuse.reason },
+      });
+
+    const nickname = offeredNickname(sip.body);
+    if (nickname !== undefined) {
+      const problem = nicknameProblem(nickname);
+      if (problem)
+        return reply(488, 'Not Acceptable Here', { warning: { agent: this.deps.domain.domain, text: problem } });
+      const taken = [...(live?.participants.values() ?? [])].some(
+        (p) => p.nickname !== undefined && nicknameKey(p.nickname) === nicknameKey(nickname),
+      );
+      if (taken)
+        return reply(403, 'Nickname Taken', {
+          warning: { agent: this.deps.domain.domain, text: `the nickname "${nickname}" is taken in this conference` },
+        });
+    }
+
+    const key = randomBytes(10).toString('hex');
+    const localUri = this.deps.media.openEndpoint(key, {
+      path: media.path,
+      ...(media.setup ? { setup: media.setup } : {}),
+    });
+    const conference = live ?? this.startConference(room, call);
+    // the roster knows the conference before its first participant (conference NOTIFYs follow it)
+    if (!live)
+      await this.deps.roster?.open({
+        _id: room.uri,
+        kind: room.kind,
+        owner: room.owner,
+        focusInstance: this.deps.instance,
+        ...(room.subject !== undefined ? { subject: room.subject } : {}),
+        ...(room.maxParticipants !== undefined ? { maxParticipants: room.maxParticipants } : {}),
+      });
+    const p: Participant = {
+      key,
+      uri: user,
+      anonymous,
+      conference: room.uri,
+      callId,
+      remoteTag,
+      localTag: req.toTag,
+      remoteParty: from.replace(/;\s*tag=[^;\s]+/i, '').trim(),
+      localCseq: 0,
+      joinedAt: call.receivedAt,
+      chargingVector:
+        chargingVectorOf(sip.headers.get('P-Charging-Vector'), req) ??
+        `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+      sent: { messages: 0, bytes: 0 },
+      received: { messages: 0, bytes: 0 },
+      ...(nickname !== undefined ? { nickname } : {}),
+    };
+    const contact = sip.headers.get('Contact');
+    conference.owner = room.owner;
+    conference.name = room.name;
+    if (contact) p.contact = uriOf(contact);
+    conference.participants.set(key, p);
+    conference.joined++;
+    this.byKey.set(key, p);
+    this.byCallId.set(callId, p);
+    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
+    await this.tellRoster(p, 'connected');
+
+    // the room's last messages wait in the leg until the joiner's MSRP connection is there
+    const replay = room.kind === 'room' ? await this.deps.rooms.lastMessages(room.uri, this.deps.replayMessages()) : [];
+    for (const old of replay)
+      await this.deps.media.deliver(key, { contentType: old.contentType, body: Buffer.from(old.body) });
+
+    const uri = tryParseMsrpUri(localUri);
+    const sdp = focusAnswerSdp({
+      host: (uri?.host ?? this.deps.msrpHost).replace(/^\[(.*)\]$/, '$1'),
+      port: uri?.port ?? this.deps.msrpPort(),
+      path: localUri,
+      proto: media.proto,
+      setup: media.setup === 'passive' ? 'active' : 'passive',
+      version: Math.floor(Date.now() / 1000),
+      ...(room.subject !== undefined ? { subject: room.subject } : {}),
+    });
+    call.log.info({ room: room.uri, user, key, nickname }, 'conference: participant joined');
+    return reply(200, 'OK', {
+      headers: [
+        ['Contact', `<sip:${room.name}@${this.deps.contactHost}>;isfocus`],
+        ['Allow', 'INVITE, ACK, BYE, CANCEL, OPTIONS'],
+      ],
+      body: sdp,
+      ctype: 'application/sdp',
+    });
+  }
+
+  /** A BYE in a participant's dialog with the focus: it leaves. */
+  async bye(call: IscCall): Promise<IscDecision> {
+    const callId = call.sip.headers.get('Call-ID') ?? '';
+    const p = this.byCallId.get(callId);
+    if (!p) return reply(481, 'Call/Transaction Does Not Exist');
+    await this.leave(p, {
+      how: 'departed',
+      reason: 'BYE',
+      cause: 'serviceDeliveryEndSuccessfully',
+      at: call.receivedAt,
+    });
+    return reply(200, 'OK');
+  }
+
+  /**
+   * A REFER in a participant's dialog (RFC 4579): `method=BYE` from the conference's owner
+   * removes the participant it names, or ends the conference when it names the conference
+   * itself; the focus BYEs them through Kamailio and reports the outcome to the referrer in a
+   * NOTIFY (message/sipfrag, RFC 3515). Adding a user (dial-out) is not built: 501.
+   */
+  async refer(call: IscCall): Promise<IscDecision> {
+    const callId = call.sip.headers.get('Call-ID') ?? '';
+    const referrer = this.byCallId.get(callId);
+    if (!referrer) return reply(481, 'Call/Transaction Does Not Exist');
+    const referTo = call.sip.headers.getAll('Refer-To');
+    if (referTo.length !== 1) return reply(400, 'Bad Request', { warning: 'a REFER needs exactly one Refer-To' });
+    const target = referTarget(referTo[0]!);
+    if (!target) return reply(400, 'Bad Request', { warning: 'Refer-To is not a SIP URI' });
+    const conference = this.conferences.get(referrer.conference);
+    if (!conference) return reply(481, 'Call/Transaction Does Not Exist');
+    if (target.method !== 'BYE')
+      return reply(501, 'Not Implemented', { warning: 'the focus does not invite users (dial-out is not built)' });
+    if (referrer.uri.toLowerCase() !== conference.owner.toLowerCase())
+      return reply(403, 'Forbidden', { warning: "only the conference's owner removes participants" });
+    const ending = target.uri.toLowerCase() === conference.uri.toLowerCase();
+    const removed = ending
+      ? [...conference.participants.values()].filter((p) => p !== referrer)
+      : [...conference.participants.values()].filter((p) => p.uri.toLowerCase() === target.uri.toLowerCase());
+    if (!ending && removed.length === 0)
+      return reply(404, 'Not Found', { warning: `${target.uri} is not in the conference` });
+    // answered now; the BYEs and the NOTIFY follow
+    this.settle('refer-bye', this.carryOutRemoval(referrer, removed, ending, call.sip.headers.get('CSeq') ?? ''));
+    return reply(202, 'Accepted', {
+      headers: [['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`]],
+    });
+  }
+
+  private async carryOutRemoval(
+    referrer: Participant,
+    removed: Participant[],
+    ending: boolean,
+    referCseq: string,
+  ): Promise<void> {
+    // let the 202 leave first: the NOTIFY must not overtake it
+    await new Promise((r) => setTimeout(r, 100));
+    const outcomes = await Promise.all(removed.map((p) => this.boot(p)));
+    const failed = outcomes.find((o) => o.code >= 300);
+    const final = failed ?? { code: 200, reason: 'OK' };
+    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
+    await this.sendInDialog(
+      referrer,
+      'NOTIFY',
+      [
+        ['Event', referId ? `refer;id=${referId}` : 'refer'],
+        ['Subscription-State', 'terminated;reason=noresource'],
+        ['Content-Type', 'message/sipfrag'],
+      ],
+      sipfrag(final.code, final.reason),
+    );
+    if (ending) await this.boot(referrer);
+  }
+
+  /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
+  private async boot(p: Participant): Promise<UacOutcome> {
+    await this.leave(p, {
+      how: 'booted',
+      reason: 'removed by the owner',
+      cause: 'serviceDeliveryEndSuccessfully',
+      at: new Date(),
+    });
+    return this.sendInDialog(p, 'BYE', []);
+  }
+
+  /** A request of the focus in a participant's dialog, straight to its Contact (no route set: the focus answered itself). */
+  private async sendInDialog(
+    p: Participant,
+    method: string,
+    extra: Array<[string, string]>,
+    body?: string,
+  ): Promise<UacOutcome> {
+    p.localCseq++;
+    const target = p.contact ?? p.uri;
+    const name = this.conferences.get(p.conference)?.name ?? /^sips?:([^@]+)@/i.exec(p.conference)?.[1] ?? 'focus';
+    return this.deps.uac.send({
+      method,
+      ruri: target,
+      nexthop: target,
+      headers: [
+        ['From', `<${p.conference}>;tag=${p.localTag}`],
+        ['To', `${p.remoteParty};tag=${p.remoteTag}`],
+        ['Call-ID', p.callId],
+        ['CSeq', `${p.localCseq} ${method}`],
+        ['Contact', `<sip:${name}@${this.deps.contactHost}>;isfocus`],
+        ['Max-Forwards', '70'],
+        ...extra,
+      ],
+      ...(body !== undefined ? { body } : {}),
+    });
+  }
+
+  /** Whether an in-dialog request belongs to a participant's dialog with the focus here. */
+  holdsDialog(callId: string): boolean {
+    return this.byCallId.has(callId);
+  }
+
+  private startConference(room: ConferenceTarget, call: IscCall): LiveConference {
+    const c: LiveConference = {
+      uri: room.uri,
+      kind: room.kind,
+      owner: room.owner,
+      name: room.name,
+      startedAt: call.receivedAt,
+      chargingVector: `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+      participants: new Map(),
+      joined: 0,
+      messages: 0,
+      bytes: 0,
+    };
+    this.conferences.set(room.uri, c);
+    return c;
+  }
+
+  private async onMessage(m: EndpointMessageEvent): Promise<void> {
+    const sender = this.byKey.get(m.key);
+    if (!sender) return;
+    const conference = this.conferences.get(sender.conference);
+    if (!conference) return;
+    const now = new Date();
+    const out = fanOut(conference.uri, sender, [...conference.participants.values()], m.contentType, m.body, now);
+    if ('refuse' in out) {
+      this.deps.log.info(
+        { conference: conference.uri, key: m.key, why: out.refuse },
+        'conference: message not relayed',
+      );
+      return;
+    }
+    const body = Buffer.from(out.body);
+    if (!out.isComposing) {
+      sender.sent.messages++;
+      sender.sent.bytes += m.body.length;
+      conference.messages++;
+      conference.bytes += m.body.length;
+    }
+    await Promise.all(
+      out.to.map(async (key) => {
+        const r = this.byKey.get(key);
+        if (!r) return;
+        if (!out.isComposing) {
+          r.received.messages++;
+          r.received.bytes += body.length;
+        }
+        await this.deps.media.deliver(key, { contentType: CPIM_CONTENT_TYPE, body });
+      }),
+    );
+    // said to the room (not private, not a typing indication): kept for the next joiners
+    if (conference.kind === 'room' && !out.private && !out.isComposing)
+      await this.deps.rooms.remember(
+        conference.uri,
+        { contentType: CPIM_CONTENT_TYPE, body: out.body, at: now },
+        this.deps.replayMessages(),
+      );
+  }
+
+  private async onMediaLost(key: string, reason: string): Promise<void> {
+    const p = this.byKey.get(key);
+    if (!p) return;
+    // the dialog stays until the participant's BYE; its media is gone, so it has left
+    await this.leave(p, {
+      how: 'failed',
+      reason: `media: ${reason}`,
+      cause: 'unSuccessfulServiceDelivery',
+      at: new Date(),
+    });
+  }
+
+  private async leave(
+    p: Participant,
+    end: { how: 'departed' | 'booted' | 'failed'; reason: string; cause: CauseForRecordClosing; at: Date },
+  ): Promise<void> {
+    if (this.byKey.get(p.key) !== p) return;
+    this.byKey.delete(p.key);
+    this.byCallId.delete(p.callId);
+    this.deps.media.closeEndpoint(p.key);
+    const conference = this.conferences.get(p.conference);
+    conference?.participants.delete(p.key);
+    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'left' });
+    await this.tellRoster(p, 'disconnected', end.how, end.at);
+    await this.chargeParticipant(p, end);
+    if (conference && conference.participants.size === 0) {
+      // policy: a conference ends with its last participant (a room stays provisioned)
+      this.conferences.delete(conference.uri);
+      await this.deps.roster?.end(conference.uri);
+      await this.chargeConference(conference, end.at);
+    }
+  }
+
+  private async tellRoster(
+    p: Participant,
+    status: 'connected' | 'disconnected',
+    how?: 'departed' | 'booted' | 'failed',
+    at?: Date,
+  ): Promise<void> {
+    if (!this.deps.roster) return;
+    await this.deps.roster.upsertParticipant(p.conference, {
+      uri: p.uri,
+      anonymous: p.anonymous,
+      status,
+      joiningMethod: 'dialed-in',
+      dialog: { callId: p.callId, remoteTag: p.remoteTag, localTag: p.localTag },
+      joinedAt: p.joinedAt,
+      ...(p.nickname !== undefined ? { nickname: p.nickname } : {}),
+      ...(p.contact !== undefined ? { endpoint: p.contact } : {}),
+      ...(how ? { disconnectionMethod: how } : {}),
+      ...(at ? { leftAt: at } : {}),
+    });
+  }
+
+  /** One record per participant per conference session: the focus is the terminating side of its dialog. */
+  private async chargeParticipant(
+    p: Participant,
+    end: { reason: string; cause: CauseForRecordClosing; at: Date },
+  ): Promise<void> {
+    await this.deps.charging.record({
+      service: 'im',
+      role: 'terminating',
+      sipMethod: 'INVITE',
+      sessionId: p.callId,
+      callingParty: p.uri,
+      calledParty: p.conference,
+      requestTime: p.joinedAt,
+      responseTime: p.joinedAt,
+      statusCode: 200,
+      outcome: 'ended',
+      chargingVector: p.chargingVector,
+      cause: end.cause,
+      extra: {
+        conference: p.conference,
+        conferenceRole: 'participant',
+        reason: end.reason,
+        sessionStart: p.joinedAt.toISOString(),
+        sessionEnd: end.at.toISOString(),
+        messagesSent: p.sent.messages,
+        bytesSent: p.sent.bytes,
+        messagesReceived: p.received.messages,
+        bytesReceived: p.received.bytes,
+      },
+    });
+  }
+
+  /** The controlling function's record of the whole conference, when it ends. */
+  private async chargeConference(c: LiveConference, at: Date): Promise<void> {
+    await this.deps.charging.record({
+      service: 'im',
+      role: 'terminating',
+      sipMethod: 'INVITE',
+      sessionId: `conference:${c.uri}:${c.startedAt.getTime()}`,
+      callingParty: c.uri,
+      calledParty: c.uri,
+      requestTime: c.startedAt,
+      responseTime: c.startedAt,
+      statusCode: 200,
+      outcome: 'ended',
+      chargingVector: c.chargingVector,
+      cause: 'serviceDeliveryEndSuccessfully',
+      extra: {
+        conference: c.uri,
+        conferenceRole: 'controlling',
+        kind: c.kind,
+        sessionStart: c.startedAt.toISOString(),
+        sessionEnd: at.toISOString(),
+        participants: c.joined,
+        messages: c.messages,
+        bytes: c.bytes,
+      },
+    });
+  }
+
+  private settle(reaction: string, work: Promise<void>): void {
+    work.catch((err: unknown) => {
+      this.deps.metrics.count('ims_as_reaction_failures_total', { reaction: `conference:${reaction}` });
+      this.deps.log.error({ err }, `${reaction} failed`);
+    });
+  }
+}
+
+/** Reason phrases of the refusals a join check gives (RFC 3261 21). */
+const REASON_PHRASES: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 486: 'Busy Here' };
+
+function uriOf(nameAddr: string): string {
+  try {
+    return parseNameAddr(nameAddr).uri;
+  } catch {
+    return nameAddr.trim();
+  }
+}

@@ -493,6 +493,8 @@ export class ApplicationServer {
         msrpHost: config.msrp.host,
         msrpPort: () => msrpSwitch.port,
         replayMessages: () => config.conference.replayMessages,
+        factoryUser: () => config.conference.factoryUser,
+        maxInvitees: () => config.im.maxRecipients,
         instance: config.node.id,
         nodeAddress: config.node.address,
         metrics,

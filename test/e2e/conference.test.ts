@@ -17,7 +17,7 @@ import { subscriberScenario } from './scenario-builder.js';
 import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { parseCpim } from '../../as/src/im/formats/cpim.js';
-import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
+import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
@@ -68,7 +68,10 @@ function cpimAt(peer: MsrpPeer) {
  * `Refer-To: <[$refer_to];method=BYE>` in its dialog with the focus, takes the 202 and the
  * NOTIFY (answered 200), then hangs up itself, or (`ended`) waits for the focus's BYE.
  */
-function ownerScenario(opts: { final: 202 | 403; ended?: boolean }): { name: string; xml: string } {
+function ownerScenario(opts: { final: 202 | 403; ended?: boolean; add?: boolean }): {
+  name: string;
+  xml: string;
+} {
   const TAG = '[pid]o[call_number]';
   const sdp = [
     'v=0',
@@ -149,10 +152,100 @@ ${sdp}
   <recv response="200" rrs="true" />
   ${ack(2, '[next_url]')}
   <pause milliseconds="1500" />
-  ${inDialog('REFER', 3, ['Refer-To: <[$refer_to];method=BYE>', 'Referred-By: <sip:[$user]@[$domain]>'])}
+  ${inDialog('REFER', 3, [opts.add ? 'Refer-To: <[$refer_to]>' : 'Refer-To: <[$refer_to];method=BYE>', 'Referred-By: <sip:[$user]@[$domain]>'])}
   <recv response="${opts.final}" />
   ${opts.final === 202 ? `<recv request="NOTIFY" timeout="10000" />${answer}` : ''}
   ${opts.ended ? `<recv request="BYE" timeout="10000" />${answer}` : `${inDialog('BYE', 4)}\n  <recv response="200" />`}
+</scenario>`,
+  };
+}
+
+/**
+ * The creator of an ad-hoc conference in sipp: INVITE to the conference factory with a
+ * multipart/mixed body (its SDP offer and an RFC 5366 recipient list naming [$invitees]'s
+ * users), `Require: recipient-list-invite`; then it stays `holdMs` and hangs up.
+ */
+function adhocScenario(invitees: string[], holdMs: number): { name: string; xml: string } {
+  const TAG = '[pid]a[call_number]';
+  const body = [
+    '--b0undary',
+    'Content-Type: application/sdp',
+    '',
+    'v=0',
+    'o=[$user] 1 1 IN IP4 127.0.0.1',
+    's=-',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    'm=message [$msrp_port] TCP/MSRP *',
+    'a=accept-types:message/cpim text/plain',
+    'a=path:msrp://127.0.0.1:[$msrp_port]/caller-session;tcp',
+    '--b0undary',
+    'Content-Type: application/resource-lists+xml',
+    'Content-Disposition: recipient-list',
+    '',
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>',
+    ...invitees.map((u) => `<entry uri="sip:${u}@[$domain]"/>`),
+    '</list></resource-lists>',
+    '--b0undary--',
+  ].join('\n');
+  const invite = (cseq: number, auth: boolean) => `
+  <send retrans="500"><![CDATA[
+
+      INVITE sip:conference-factory@[$domain] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:conference-factory@[$domain]>
+      Call-ID: [call_id]
+      CSeq: ${cseq} INVITE${auth ? '\n      [authentication]' : ''}
+      Contact: <sip:[$user]@[local_ip]:[local_port]>
+      Require: recipient-list-invite
+      Max-Forwards: 70
+      Content-Type: multipart/mixed;boundary=b0undary
+      Content-Length: [len]
+
+${body}
+    ]]></send>`;
+  const ack = (cseq: number, uri: string) => `
+  <send><![CDATA[
+
+      ACK ${uri} SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:conference-factory@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: ${cseq} ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]></send>`;
+  return {
+    name: 'conf-adhoc',
+    xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="conf-adhoc">
+  <Global variables="user,domain,msrp_port" />
+  ${invite(1, false)}
+  <recv response="100" optional="true" />
+  <recv response="407" auth="true" />
+  ${ack(1, 'sip:conference-factory@[$domain]')}
+  ${invite(2, true)}
+  <recv response="100" optional="true" />
+  <recv response="200" rrs="true" />
+  ${ack(2, '[next_url]')}
+  <pause milliseconds="${holdMs}" />
+  <send retrans="500"><![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[$user]@[$domain]>;tag=${TAG}
+      To: <sip:conference-factory@[$domain]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 3 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]></send>
+  <recv response="200" />
 </scenario>`,
   };
 }
@@ -497,5 +590,127 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     assert.match(docs[1]!, /anonymous\.invalid/);
     assert.doesNotMatch(docs.join(''), /carol/, 'the anonymous participant is never named');
     for (const s of await Promise.all([b.sipp, c.sipp])) assert.equal(s.exitCode, 0, `${s.stdout}\n${s.messages}`);
+  });
+
+  it("REFER from a participant adds a user: the focus dials out through Kamailio (its INVITE, tm's ACK), connects to the invitee's MSRP path, and the invitee takes part; NOTIFY sipfrag 200 to the referrer", async () => {
+    const made = await stack.provision('room', 'add', 'porch', '--owner', 'erin');
+    assert.equal(made.code, 0, made.out);
+    const d = new MsrpPeer();
+    peers.push(d);
+    const dPort = await d.listen();
+    const port = stack.sippPort();
+    const uas = stack.sipp(calleeScenario({ hangUpAfterMs: 3000 }), {
+      port,
+      timeoutMs: 30000,
+      set: { msrp_port: String(dPort) },
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'dave', ct_port: String(port), expires: '600' },
+      args: ['-au', 'dave', '-ap', pw('dave')],
+    });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const e = await participant('erin', 'porch', 9361, { holdMs: 8000 });
+    const referrer = stack.sipp(ownerScenario({ final: 202, add: true }), {
+      timeoutMs: 30000,
+      set: { user: 'carol', to: 'porch', msrp_port: '9362', refer_to: 'sip:dave@example.com' },
+      args: ['-au', 'carol', '-ap', pw('carol')],
+    });
+    // the focus connects to dave's MSRP path and binds it
+    await d.waitFor("the focus's binding SEND", () => d.requests('SEND').length > 0, 10000);
+    const focusSide = headerValue(d.requests('SEND')[0]!.head, 'From-Path')!;
+    e.say('text/plain', 'welcome, Dave');
+    await d.waitFor('erin at dave', () => cpimAt(d).some((m) => m.content === 'welcome, Dave'));
+    d.send(send(focusSide, `msrp://127.0.0.1:${dPort}/callee-session;tcp`, { type: 'text/plain', text: 'thanks!' }));
+    await e.peer.waitFor('dave at erin', () => cpimAt(e.peer).some((m) => m.content === 'thanks!'));
+    assert.equal(cpimAt(e.peer).find((m) => m.content === 'thanks!')!.from.uri, 'sip:dave@example.com');
+    const r = await referrer;
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
+    assert.match(r.messages, /Content-Type: message\/sipfrag[^]*?\r?\n\r?\nSIP\/2\.0 200 OK/);
+    const callee = await uas;
+    assert.equal(
+      callee.exitCode,
+      0,
+      `dave got the INVITE and tm's ACK, and his BYE was answered: ${callee.stdout}\n${callee.messages}`,
+    );
+    assert.match(
+      callee.messages,
+      /INVITE sip:dave@127\.0\.0\.1:\d+ SIP\/2\.0[^]*From: <sip:porch@example\.com>;tag=[^]*Referred-By: <sip:carol@example\.com>/,
+    );
+    assert.equal((await e.sipp).exitCode, 0);
+  });
+
+  it('an ad-hoc conference: an INVITE to the conference factory with a recipient list (RFC 5366) makes the focus invite every listed user; all three talk; one conference record of kind adhoc', async () => {
+    /** A registered callee (sipp) with its MSRP client listening, hanging up after `ms`. */
+    const invitee = async (user: string, ms: number) => {
+      const peer = new MsrpPeer();
+      peers.push(peer);
+      const mPort = await peer.listen();
+      const port = stack.sippPort();
+      const uas = stack.sipp(calleeScenario({ hangUpAfterMs: ms }), {
+        port,
+        timeoutMs: 30000,
+        set: { msrp_port: String(mPort) },
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      const reg = await stack.sipp('register', {
+        final: 200,
+        set: { user, ct_port: String(port), expires: '600' },
+        args: ['-au', user, '-ap', pw(user)],
+      });
+      assert.equal(reg.exitCode, 0, reg.stdout);
+      return { peer, uas, mPort };
+    };
+    const bob = await invitee('bob', 5000);
+    const carol = await invitee('carol', 5000);
+    const creator = stack.sipp(adhocScenario(['bob', 'carol'], 6000), {
+      timeoutMs: 30000,
+      set: { user: 'alice', msrp_port: '9371' },
+      args: ['-au', 'alice', '-ap', pw('alice')],
+    });
+    const answer = await focusAnswer(creator.dir);
+    assert.match(answer.trace, /Contact: <sip:adhoc-[0-9a-f]+@127\.0\.0\.1:\d+>;isfocus/);
+    const confUri = /Contact: <sip:(adhoc-[0-9a-f]+)@/.exec(answer.trace)![1]!;
+    const a = await MsrpPeer.connect(asMsrpPort);
+    peers.push(a);
+    const focusPath = answer.media.path[0]!;
+    const bind = send(focusPath, pathOf(9371));
+    a.send(bind);
+    await a.waitFor('200 to the binding SEND', () => a.responseTo(bind.head.tid) !== undefined);
+    for (const x of [bob, carol])
+      await x.peer.waitFor("the focus's binding SEND", () => x.peer.requests('SEND').length > 0, 10000);
+    a.send(send(focusPath, pathOf(9371), { type: 'text/plain', text: 'ad-hoc hello' }));
+    for (const x of [bob, carol])
+      await x.peer.waitFor('alice at the invitee', () => cpimAt(x.peer).some((m) => m.content === 'ad-hoc hello'));
+    const got = cpimAt(bob.peer).find((m) => m.content === 'ad-hoc hello')!;
+    assert.equal(got.from.uri, 'sip:alice@example.com');
+    assert.equal(got.to[0]!.uri, `sip:${confUri}@example.com`);
+    const bobSide = headerValue(bob.peer.requests('SEND')[0]!.head, 'From-Path')!;
+    bob.peer.send(
+      send(bobSide, `msrp://127.0.0.1:${bob.mPort}/callee-session;tcp`, { type: 'text/plain', text: 'bob too' }),
+    );
+    await a.waitFor('bob at alice', () => cpimAt(a).some((m) => m.content === 'bob too'));
+    await carol.peer.waitFor('bob at carol', () => cpimAt(carol.peer).some((m) => m.content === 'bob too'));
+    for (const r of await Promise.all([creator, bob.uas, carol.uas]))
+      assert.equal(r.exitCode, 0, `${r.stdout}\n${r.messages}`);
+    assert.match(
+      (await bob.uas).messages,
+      /INVITE sip:bob@[^]*From: <sip:adhoc-[0-9a-f]+@example\.com>;tag=[^]*Referred-By: <sip:alice@example\.com>/,
+    );
+    const conf = await eventually(
+      () =>
+        stack
+          .cdrLines()
+          .find(
+            (r) =>
+              (r.extra as Record<string, unknown> | undefined)?.conference === `sip:${confUri}@example.com` &&
+              (r.extra as Record<string, unknown>).conferenceRole === 'controlling',
+          ),
+      8000,
+      "the ad-hoc conference's record",
+    );
+    assert.equal((conf.extra as Record<string, unknown>).kind, 'adhoc');
+    assert.equal((conf.extra as Record<string, unknown>).participants, 3);
   });
 });

@@ -30,8 +30,8 @@ export interface FocusAnswer {
   path: string;
   /** TCP/MSRP or TCP/TLS/MSRP, as offered. */
   proto: string;
-  /** RFC 6135: the focus listens unless the participant asked to be passive. */
-  setup: 'active' | 'passive';
+  /** RFC 6135: the focus listens unless the participant asked to be passive; actpass in its own offers. */
+  setup: 'active' | 'passive' | 'actpass';
   /** Sent as the session name (s=); the room's subject. */
   subject?: string;
   /** Session version for o=. */

@@ -23,6 +23,7 @@ import { parseMsrpMedia } from '../msrp/sdp.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
 import type { EndpointMessageEvent } from '../msrp/switch.js';
 import { CPIM_CONTENT_TYPE } from '../im/formats/cpim.js';
+import { parseRecipientListMessage, RecipientListError } from '../im/formats/recipient-list.js';
 import type { ResolvedGroup } from '../im/group-messaging.js';
 import type { ChatRooms } from './chat-rooms.js';
 import { fanOut, type Seat } from './fan-out.js';
@@ -36,7 +37,7 @@ export interface ConferenceTarget {
   uri: string;
   /** The URI's user part (the focus's Contact user). */
   name: string;
-  kind: 'room' | 'group';
+  kind: 'room' | 'group' | 'adhoc';
   owner: string;
   subject?: string;
   maxParticipants?: number;
@@ -48,6 +49,7 @@ export interface ConferenceTarget {
 /** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
 export interface FocusMedia {
   openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
+  endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void;
   deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
   closeEndpoint(key: string): void;
   on(event: 'endpoint-message', listener: (m: EndpointMessageEvent) => void): unknown;
@@ -66,6 +68,8 @@ interface Participant extends Seat {
   remoteTag: string;
   localTag: string;
   contact?: string;
+  invitedBy?: string;
+  joiningMethod?: 'dialed-in' | 'dialed-out';
   /** The participant's From (name-addr without tag): the To of the focus's requests. */
   remoteParty: string;
   /** CSeq of the focus's own requests in this dialog. */
@@ -79,7 +83,7 @@ interface Participant extends Seat {
 /** A conference with participants on this instance. */
 interface LiveConference {
   uri: string;
-  kind: 'room' | 'group';
+  kind: 'room' | 'group' | 'adhoc';
   owner: string;
   /** The conference URI's user part (the focus's Contact user). */
   name: string;
@@ -112,6 +116,10 @@ export class ConferenceFocus {
       contactHost: string;
       msrpHost: string;
       msrpPort: () => number;
+      /** The conference factory's user part (sip:<it>@<domain>). */
+      factoryUser: () => string;
+      /** Most users one ad-hoc INVITE's recipient list may name. */
+      maxInvitees: () => number;
       /** Messages of a room replayed to a joiner (read at each join: reloadable). */
       replayMessages: () => number;
       instance: string;
@@ -153,7 +161,71 @@ export class ConferenceFocus {
   }
 
   /** An INVITE to a room: the focus answers it itself. */
-  async join(call: IscCall, room: ConferenceTarget): Promise<IscDecision> {
+  /** Whether a Request-URI is the conference factory (ad-hoc conferences, RFC 5366). */
+  isFactory(ruri: string): boolean {
+    const m = /^sips?:([^@;?]+)@([^;?>]+)/i.exec(ruri);
+    return (
+      !!m &&
+      this.deps.domain.isLocalHost(m[2]!.replace(/:\d+$/, '')) &&
+      decodeURIComponent(m[1]!).toLowerCase() === this.deps.factoryUser().toLowerCase()
+    );
+  }
+
+  /**
+   * An INVITE to the conference factory: a new ad-hoc conference, its creator the first
+   * participant and its owner; with a recipient list (RFC 5366: multipart/mixed with an
+   * application/resource-lists+xml part, `Require: recipient-list-invite`), the focus then
+   * invites every listed user.
+   */
+  async createAdhoc(call: IscCall): Promise<IscDecision> {
+    const { sip } = call;
+    const contentType = sip.headers.get('Content-Type') ?? '';
+    let offer = sip.body;
+    let invitees: string[] = [];
+    if (headerValueOnly(contentType).toLowerCase() === 'multipart/mixed') {
+      let parsed;
+      try {
+        parsed = parseRecipientListMessage(sip.body, contentType, { maxRecipients: this.deps.maxInvitees() });
+      } catch (err) {
+        if (err instanceof RecipientListError)
+          return reply(err.code, REASON_PHRASES[err.code] ?? 'Bad Request', { warning: err.message });
+        throw err;
+      }
+      if (headerValueOnly(parsed.message.contentType).toLowerCase() !== 'application/sdp')
+        return reply(415, 'Unsupported Media Type', { headers: [['Accept', 'application/sdp, multipart/mixed']] });
+      offer = parsed.message.body;
+      invitees = parsed.recipients.map((r) => this.deps.domain.canonical(r.uri) ?? r.uri);
+      const required = sip.headers.getAll('Require').flatMap((v) => v.split(',').map((t) => t.trim().toLowerCase()));
+      if (!required.includes('recipient-list-invite'))
+        return reply(400, 'Bad Request', {
+          warning: 'a recipient list needs Require: recipient-list-invite (RFC 5366)',
+        });
+    }
+    const creator = call.req.asserted ?? uriOf(sip.headers.get('From') ?? '');
+    const name = `adhoc-${randomBytes(6).toString('hex')}`;
+    const target: ConferenceTarget = {
+      uri: `sip:${name}@${this.deps.domain.domain}`,
+      name,
+      kind: 'adhoc',
+      owner: creator,
+      private: false,
+    };
+    const decision = await this.join(call, target, offer);
+    if (decision.action === 'reply' && decision.code === 200 && invitees.length > 0) {
+      const conference = this.conferences.get(target.uri)!;
+      const others = [...new Set(invitees)].filter((u) => u.toLowerCase() !== creator.toLowerCase());
+      // the creator's 200 leaves first; then the focus dials out to each listed user
+      this.settle(
+        'adhoc-invite',
+        new Promise((r) => setTimeout(r, 100)).then(async () => {
+          await Promise.all(others.map((u) => this.dialOut(conference, u, creator)));
+        }),
+      );
+    }
+    return decision;
+  }
+
+  async join(call: IscCall, room: ConferenceTarget, offerBody?: string): Promise<IscDecision> {
     const { req, sip } = call;
     const from = sip.headers.get('From') ?? '';
     const user = req.asserted ?? uriOf(from);
@@ -162,7 +234,12 @@ export class ConferenceFocus {
     const remoteTag = /;\s*tag=([^;\s]+)/i.exec(from)?.[1] ?? '';
     if (this.byCallId.has(callId)) return reply(491, 'Request Pending');
     const contentType = headerValueOnly(sip.headers.get('Content-Type') ?? '').toLowerCase();
-    const media = contentType === 'application/sdp' ? parseMsrpMedia(sip.body)[0] : undefined;
+    const media =
+      offerBody !== undefined
+        ? parseMsrpMedia(offerBody)[0]
+        : contentType === 'application/sdp'
+          ? parseMsrpMedia(sip.body)[0]
+          : undefined;
     if (!media || media.path.length === 0)
       return reply(488, 'Not Acceptable Here', {
         warning: {
@@ -190,7 +267,7 @@ export class ConferenceFocus {
         warning: { agent: this.deps.domain.domain, text: verdict.refuse.reason },
       });
 
-    const nickname = offeredNickname(sip.body);
+    const nickname = offeredNickname(offerBody ?? sip.body);
     if (nickname !== undefined) {
       const problem = nicknameProblem(nickname);
       if (problem)
@@ -305,8 +382,18 @@ export class ConferenceFocus {
     if (!target) return reply(400, 'Bad Request', { warning: 'Refer-To is not a SIP URI' });
     const conference = this.conferences.get(referrer.conference);
     if (!conference) return reply(481, 'Call/Transaction Does Not Exist');
+    if (target.method === 'INVITE') {
+      // any participant may bring someone in (RFC 4579 5.5): the focus dials out
+      this.settle(
+        'refer-invite',
+        this.carryOutInvite(referrer, conference, target.uri, call.sip.headers.get('CSeq') ?? ''),
+      );
+      return reply(202, 'Accepted', {
+        headers: [['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`]],
+      });
+    }
     if (target.method !== 'BYE')
-      return reply(501, 'Not Implemented', { warning: 'the focus does not invite users (dial-out is not built)' });
+      return reply(501, 'Not Implemented', { warning: `the focus does not refer with ${target.method}` });
     if (referrer.uri.toLowerCase() !== conference.owner.toLowerCase())
       return reply(403, 'Forbidden', { warning: "only the conference's owner removes participants" });
     const ending = target.uri.toLowerCase() === conference.uri.toLowerCase();
@@ -345,6 +432,101 @@ export class ConferenceFocus {
       sipfrag(final.code, final.reason),
     );
     if (ending) await this.boot(referrer);
+  }
+
+  private async carryOutInvite(
+    referrer: Participant,
+    conference: LiveConference,
+    user: string,
+    referCseq: string,
+  ): Promise<void> {
+    const outcome = await this.dialOut(conference, user, referrer.uri);
+    const referId = /^\s*(\d+)/.exec(referCseq)?.[1];
+    if (this.byKey.get(referrer.key) !== referrer) return;
+    await this.sendInDialog(
+      referrer,
+      'NOTIFY',
+      [
+        ['Event', referId ? `refer;id=${referId}` : 'refer'],
+        ['Subscription-State', 'terminated;reason=noresource'],
+        ['Content-Type', 'message/sipfrag'],
+      ],
+      sipfrag(outcome.code, outcome.reason),
+    );
+  }
+
+  /**
+   * The focus invites `user` into the conference: an INVITE of its own through Kamailio (routed
+   * to the user's contacts like any request of ours); Kamailio's tm acknowledges the 2xx of a
+   * locally sent INVITE, and reports the 2xx's To-tag, Contact and SDP (uac-reply).
+   */
+  private async dialOut(conference: LiveConference, user: string, invitedBy: string): Promise<UacOutcome> {
+    const key = randomBytes(10).toString('hex');
+    const localUri = this.deps.media.openEndpoint(key, { path: [] });
+    const uri = tryParseMsrpUri(localUri);
+    const callId = `focus-${randomUUID()}@${this.deps.domain.domain}`;
+    const localTag = randomBytes(8).toString('hex');
+    const sdp = focusAnswerSdp({
+      host: (uri?.host ?? this.deps.msrpHost).replace(/^\[(.*)\]$/, '$1'),
+      port: uri?.port ?? this.deps.msrpPort(),
+      path: localUri,
+      proto: 'TCP/MSRP',
+      setup: 'actpass',
+      version: Math.floor(Date.now() / 1000),
+    });
+    const outcome = await this.deps.uac.send({
+      method: 'INVITE',
+      ruri: user,
+      viaCore: true,
+      headers: [
+        ['From', `<${conference.uri}>;tag=${localTag}`],
+        ['To', `<${user}>`],
+        ['Call-ID', callId],
+        ['CSeq', '1 INVITE'],
+        ['Contact', `<sip:${conference.name}@${this.deps.contactHost}>;isfocus`],
+        ['Referred-By', `<${invitedBy}>`],
+        ['Max-Forwards', '70'],
+        ['Content-Type', 'application/sdp'],
+      ],
+      body: sdp,
+    });
+    const media = outcome.sdp ? parseMsrpMedia(outcome.sdp)[0] : undefined;
+    const live = this.conferences.get(conference.uri) === conference;
+    if (outcome.code >= 300 || !media || media.path.length === 0 || !outcome.toTag || !live) {
+      this.deps.media.closeEndpoint(key);
+      if (outcome.code < 300) {
+        this.deps.log.warn({ user, callId }, 'conference: dial-out answered without usable MSRP media');
+        return { ...outcome, code: 488, reason: 'Not Acceptable Here' };
+      }
+      return outcome;
+    }
+    const p: Participant = {
+      key,
+      uri: user,
+      anonymous: false,
+      conference: conference.uri,
+      callId,
+      remoteTag: outcome.toTag,
+      localTag,
+      remoteParty: `<${user}>`,
+      localCseq: 1,
+      joinedAt: outcome.at,
+      chargingVector: `icid-value=${randomUUID()};icid-generated-at=${this.deps.nodeAddress}`,
+      sent: { messages: 0, bytes: 0 },
+      received: { messages: 0, bytes: 0 },
+      invitedBy,
+      joiningMethod: 'dialed-out',
+    };
+    if (outcome.contact) p.contact = uriOf(outcome.contact);
+    conference.participants.set(key, p);
+    conference.joined++;
+    this.byKey.set(key, p);
+    this.byCallId.set(callId, p);
+    this.deps.metrics.count('ims_as_conference_participants_total', { step: 'joined' });
+    this.deps.media.endpointAnswered(key, { path: media.path, ...(media.setup ? { setup: media.setup } : {}) });
+    await this.tellRoster(p, 'connected');
+    this.deps.log.info({ conference: conference.uri, user, key }, 'conference: participant dialled out');
+    return outcome;
   }
 
   /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
@@ -492,7 +674,8 @@ export class ConferenceFocus {
       uri: p.uri,
       anonymous: p.anonymous,
       status,
-      joiningMethod: 'dialed-in',
+      joiningMethod: p.joiningMethod ?? 'dialed-in',
+      ...(p.invitedBy !== undefined ? { invitedBy: p.invitedBy } : {}),
       dialog: { callId: p.callId, remoteTag: p.remoteTag, localTag: p.localTag },
       joinedAt: p.joinedAt,
       ...(p.nickname !== undefined ? { nickname: p.nickname } : {}),
@@ -571,7 +754,13 @@ export class ConferenceFocus {
 }
 
 /** Reason phrases of the refusals a join check gives (RFC 3261 21). */
-const REASON_PHRASES: Record<number, string> = { 403: 'Forbidden', 404: 'Not Found', 486: 'Busy Here' };
+const REASON_PHRASES: Record<number, string> = {
+  400: 'Bad Request',
+  403: 'Forbidden',
+  404: 'Not Found',
+  415: 'Unsupported Media Type',
+  486: 'Busy Here',
+};
 
 function uriOf(nameAddr: string): string {
   try {

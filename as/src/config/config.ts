@@ -181,6 +181,8 @@ export interface AsConfig {
     tlsKey: string;
   };
   conference: {
+    /** User part of the conference factory URI (ad-hoc conferences: INVITE to sip:<it>@<domain>). */
+    factoryUser: string;
     /** Messages of a chat room kept and replayed to each joiner (0: none). */
     replayMessages: number;
     /** Largest message a conference participant may send (the focus holds it whole to fan it out; 413 above). */
@@ -828,6 +830,13 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'string',
     def: '',
     help: 'PEM file of the private key of msrp.tlsCert',
+  },
+  {
+    path: 'conference.factoryUser',
+    env: 'CONFERENCE_FACTORY_USER',
+    kind: 'string',
+    def: 'conference-factory',
+    help: 'user part of the conference factory URI: an INVITE to sip:<it>@<sip.domain> creates an ad-hoc conference (RFC 5366 recipient list: the focus invites the listed users)',
   },
   {
     path: 'conference.replayMessages',

@@ -27,6 +27,7 @@ export class ImService implements IscService {
       case 'UPDATE': // only a re-offer inside a session is handed over
         return this.sessions.handle(call);
       case 'INVITE': {
+        if (this.focus?.isFactory(call.req.ruri)) return this.focus.createAdhoc(call);
         const conference = this.focus ? await this.focus.conferenceOf(call.req.ruri) : undefined;
         if (conference && this.focus) return this.focus.join(call, conference);
         return this.sessions.handle(call);

@@ -115,6 +115,10 @@ export interface UacReplyEvent {
   code: number;
   reason: string;
   ts: string;
+  /** A 2xx to an INVITE: the callee's To-tag, Contact and SDP (the focus's dial-out dialog). */
+  toTag?: string;
+  contact?: string;
+  sdp?: string;
 }
 
 /** Kamailio consumed the stream batch whose last request carried `"ack":id` (see StreamWindow). */

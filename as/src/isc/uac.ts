@@ -29,6 +29,10 @@ export interface UacOutcome {
   /** No final reply was reported within the transaction timeout. */
   timedOut: boolean;
   at: Date;
+  /** A 2xx to an INVITE: what the dialog needs (To-tag, the callee's Contact, its SDP). */
+  toTag?: string;
+  contact?: string;
+  sdp?: string;
 }
 
 /** A faster way to hand requests to Kamailio than one HTTP exchange each (the event stream). */
@@ -176,7 +180,15 @@ export class UacClient {
     this.pending.delete(key);
     const method = ev.cseq.trim().split(/\s+/)[1] ?? '?';
     this.opts.metrics.count('ims_as_uac_outcomes_total', { method, code: String(ev.code) });
-    p.resolve({ code: ev.code, reason: ev.reason, timedOut: false, at: new Date() });
+    p.resolve({
+      code: ev.code,
+      reason: ev.reason,
+      timedOut: false,
+      at: new Date(),
+      ...(ev.toTag !== undefined ? { toTag: ev.toTag } : {}),
+      ...(ev.contact !== undefined ? { contact: ev.contact } : {}),
+      ...(ev.sdp !== undefined ? { sdp: ev.sdp } : {}),
+    });
   }
 
   /** Resolves everything still waiting (shutdown): the caller sees a 503, not a hang. */

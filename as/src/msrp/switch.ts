@@ -293,21 +293,48 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     const leg = new EndpointLeg(key, sid, this.uriFor(sid), peer.path.slice());
     this.endpoints.set(sid, leg);
     this.endpointsByKey.set(key, leg);
-    if (peer.setup === 'passive') {
-      const first = parseMsrpUri(leg.peerPath[0]!);
-      this.connectTo(first)
-        .then(async (conn) => {
-          if (this.endpointsByKey.get(key) !== leg) return;
-          leg.bind(conn);
-          await this.flushEndpoint(leg);
-        })
-        .catch((err: unknown) => {
-          if (this.endpointsByKey.get(key) !== leg) return;
-          this.closeEndpoint(key);
-          this.safeEmit('endpoint-lost', { key, reason: `cannot connect: ${(err as Error).message}` });
-        });
-    }
+    if (peer.setup === 'passive') this.connectEndpoint(leg);
     return leg.localUri;
+  }
+
+  /**
+   * The participant's answer to the AS's own offer (the focus dialled out): its path, and the
+   * AS connects to it unless the answer says `a=setup:active`.
+   */
+  endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void {
+    const leg = this.endpointsByKey.get(key);
+    if (!leg) return;
+    leg.peerPath = peer.path.slice();
+    if (peer.setup !== 'active') this.connectEndpoint(leg);
+  }
+
+  /** The AS opens the endpoint's connection, binds it with a bodiless SEND, and sends what waited. */
+  private connectEndpoint(leg: EndpointLeg): void {
+    const key = leg.key;
+    this.connectTo(parseMsrpUri(leg.peerPath[0]!))
+      .then(async (conn) => {
+        if (this.endpointsByKey.get(key) !== leg) return;
+        leg.bind(conn);
+        await conn.send({
+          head: {
+            kind: 'request',
+            tid: newTransactionId(),
+            method: 'SEND',
+            headers: [
+              { name: 'To-Path', value: leg.peerPath.join(' ') },
+              { name: 'From-Path', value: leg.localUri },
+              { name: 'Message-ID', value: newMessageId() },
+            ],
+          },
+          flag: '$',
+        });
+        await this.flushEndpoint(leg);
+      })
+      .catch((err: unknown) => {
+        if (this.endpointsByKey.get(key) !== leg) return;
+        this.closeEndpoint(key);
+        this.safeEmit('endpoint-lost', { key, reason: `cannot connect: ${(err as Error).message}` });
+      });
   }
 
   /** Sends a whole message to an endpoint's participant (queued until its connection is bound). */

@@ -12,7 +12,9 @@
 //      its inspector) before and after the N joins, divided by N;
 //  (c) set-ups: 3-party conferences per second: a room created through the admin API, 3 joins
 //      (INVITE -> 200 -> ACK, MSRP connection bound), then 3 BYEs; CONCURRENCY at a time for
-//      DURATION seconds. Ad-hoc conferences (a factory URI) are not built in the focus yet.
+//      DURATION seconds; and ad-hoc ones: an INVITE to the conference factory with a recipient
+//      list (RFC 5366) naming two registered users, whom the focus invites (dial-out); set up
+//      when the creator and both invitees have their MSRP connection bound; then 3 BYEs.
 //
 // Participants are SIP UAs of this script on one UDP socket with a port the benchmark-mode
 // core trusts (51xx: no digest round trips, the From user is the asserted identity).
@@ -20,7 +22,7 @@
 //   node scripts/bench-conference.mjs --out DIR [--core 127.0.0.1:5290] [--metrics URL] ...   (--help)
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +41,7 @@ const { values: opt } = parseArgs({
   },
 });
 const env = (name, dflt) => process.env[name] ?? dflt;
-const ONLY = env('ONLY', 'room,setup').split(',').map((s) => s.trim()).filter(Boolean);
+const ONLY = env('ONLY', 'room,setup,adhoc').split(',').map((s) => s.trim()).filter(Boolean);
 const PARTICIPANTS = Number(env('PARTICIPANTS', 100));
 const DURATION = Number(env('DURATION', 10));
 const LATENCY_MESSAGES = Number(env('LATENCY_MESSAGES', 200));
@@ -48,6 +50,7 @@ const WINDOW = Number(env('WINDOW', 8));
 const JOIN_RATE = Number(env('JOIN_RATE', 50));
 const CONCURRENCY = Number(env('CONCURRENCY', 4));
 const DOMAIN = env('SIP_DOMAIN', 'example.com');
+const FACTORY_USER = env('CONFERENCE_FACTORY_USER', 'conference-factory');
 if (opt.help) {
   console.log(`usage: node --experimental-websocket scripts/bench-conference.mjs [--out DIR] [--core host:port] [--metrics URL]
          [--admin URL] [--sip-port N] [--inspect host:port]
@@ -56,14 +59,15 @@ if (opt.help) {
   inspector, used only to collect garbage before each memory reading of (b); the admin API needs
   AS_ADMIN_TOKEN in the environment)
 env knobs:
-  ONLY              phases, in this order: room,setup (both); room is (a) and (b)
+  ONLY              phases, in this order: room,setup,adhoc (all); room is (a) and (b), setup and adhoc are (c)
   PARTICIPANTS      participants of the room in (a) and (b) (100)
   LATENCY_MESSAGES  messages sent one at a time for the latency of (a) (200)
   DURATION          seconds of the throughput run of (a) and of the set-up run of (c) (10)
   MSG_BYTES         text of each message in (a) (100 bytes)
   WINDOW            messages in flight in the throughput run, counted until all N-1 others have them (8)
   JOIN_RATE         joins per second into the room of (a) (50)
-  CONCURRENCY       3-party conferences being set up at once in (c) (4)
+  CONCURRENCY       3-party conferences being set up at once in (c), rooms and ad-hoc alike (4)
+  CONFERENCE_FACTORY_USER  user part of the AS's conference factory URI (conference-factory)
   SIP_DOMAIN        the core's domain (example.com)`);
   process.exit(0);
 }
@@ -98,9 +102,11 @@ const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 // One UDP socket for every participant; transactions told apart by Via branch, dialogs by Call-ID.
 const sip = createSocket('udp4');
 const pendingByBranch = new Map();
+/** Registered users of (c)'s ad-hoc conferences: user -> handler of the focus's INVITE. */
+const invitees = new Map();
 let seq = 0;
 const token = (prefix) => `${prefix}${process.pid.toString(36)}${(++seq).toString(36)}`;
-sip.on('message', (data) => {
+sip.on('message', (data, rinfo) => {
   let msg;
   try {
     msg = parseSipMessage(data.toString('utf8'));
@@ -108,8 +114,10 @@ sip.on('message', (data) => {
     return;
   }
   if (msg.kind === 'request') {
-    // the focus's own requests (a BYE when it ends a participant): answered, nothing more
-    if (msg.method !== 'ACK') sip.send(buildResponse({ status: 200, headers: replyHeaders(msg) }), Number(corePort), coreHost);
+    const user = /^sips?:([^@;]+)@/.exec(msg.uri)?.[1];
+    if (msg.method === 'INVITE' && user && invitees.has(user)) return invitees.get(user)(msg, rinfo);
+    // the focus's own other requests (ACK of its INVITE, a BYE when it ends a participant): 200, nothing more
+    if (msg.method !== 'ACK') sip.send(buildResponse({ status: 200, headers: replyHeaders(msg) }), rinfo.port, rinfo.address);
     return;
   }
   const branch = /branch=([^;,\s]+)/.exec(msg.headers.get('Via') ?? '')?.[1];
@@ -202,6 +210,16 @@ function sendRequest(toPath, fromPath, body) {
 function msrpConnection(host, port, onText) {
   return new Promise((resolveConn, reject) => {
     const socket = connect({ host, port });
+    const conn = wireMsrp(socket, onText);
+    socket.once('connect', () => {
+      socket.on('error', () => undefined);
+      resolveConn(conn);
+    });
+    socket.once('error', reject);
+  });
+}
+/** Reads MSRP on `socket`: responses settle `request`s, SENDs are answered and their bodies handed to `onText(body, head)`. */
+function wireMsrp(socket, onText) {
     const waiting = new Map();
     const conn = { socket, codes: new Map(), request: undefined };
     conn.request = (msg, timeoutMs = 10_000) => new Promise((resolveResponse, rejectResponse) => {
@@ -238,18 +256,13 @@ function msrpConnection(host, port, onText) {
                 { name: 'To-Path', value: headerValue(head, 'From-Path').split(' ')[0] },
                 { name: 'From-Path', value: headerValue(head, 'To-Path').split(' ').at(-1) }] }, flag: '$' }));
             }
-            if (current.chunks.length) onText(Buffer.concat(current.chunks).toString('utf8'));
+            onText(current.chunks.length ? Buffer.concat(current.chunks).toString('utf8') : '', head);
           }
           current = undefined;
         } else if (ev.type === 'error') socket.destroy();
       }
     });
-    socket.once('connect', () => {
-      socket.on('error', () => undefined);
-      resolveConn(conn);
-    });
-    socket.once('error', reject);
-  });
+    return conn;
 }
 
 // ------------------------------------------------------------------ the AS
@@ -443,6 +456,142 @@ async function setupPhase() {
   return { concurrency: CONCURRENCY, seconds, conferences: countAtEnd, failed, perSec: countAtEnd / seconds, setupMs: summary(setupMs) };
 }
 
+// ------------------------------------------------------------------ (c) ad-hoc 3-party set-ups
+// The invitees' MSRP side: the focus's switch connects here (it is active toward an invitee) and
+// binds with a bodiless SEND whose To-Path names the invitee's session.
+const invitedSessions = new Map();
+const inviteeMsrp = createServer((socket) => {
+  socket.on('error', () => undefined);
+  wireMsrp(socket, (_text, head) => {
+    const id = /\/([^/;]+);tcp$/.exec(headerValue(head, 'To-Path').split(' ').at(-1))?.[1];
+    const waiter = id && invitedSessions.get(id);
+    if (waiter) {
+      invitedSessions.delete(id);
+      waiter();
+    }
+  });
+});
+let inviteeMsrpPort;
+
+/** Registers `user` at the core with this script's socket as its contact; its INVITEs from the focus are answered 200. */
+async function registerInvitee(user, onBound) {
+  const res = await transaction('REGISTER', `sip:${DOMAIN}`, [['Max-Forwards', '70'], ['From', `<sip:${user}@${DOMAIN}>;tag=${token('r')}`],
+    ['To', `<sip:${user}@${DOMAIN}>`], ['Call-ID', token('reg')], ['CSeq', '1 REGISTER'], ['Contact', `<sip:${user}@127.0.0.1:${SIP_PORT}>`], ['Expires', '600']]);
+  if (res.status !== 200) throw new Error(`REGISTER ${user}: ${res.status} ${res.reason}`);
+  const answered = new Map();
+  invitees.set(user, (req, rinfo) => {
+    // a retransmitted INVITE gets the same 200 again
+    const again = answered.get(req.callId);
+    if (again) return sip.send(again, rinfo.port, rinfo.address);
+    const id = token('inv');
+    const localTag = token('t');
+    const sdp = ['v=0', `o=${user} 1 1 IN IP4 127.0.0.1`, 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=message ${inviteeMsrpPort} TCP/MSRP *`,
+      'a=accept-types:message/cpim text/plain', 'a=accept-wrapped-types:*', `a=path:msrp://127.0.0.1:${inviteeMsrpPort}/${id};tcp`, 'a=setup:passive', ''].join('\r\n');
+    const focusContact = /<([^>]+)>/.exec(req.headers.get('Contact') ?? '')?.[1];
+    const routes = req.headers.getAll('Record-Route');
+    const to = `${req.headers.get('To')};tag=${localTag}`;
+    invitedSessions.set(id, () => onBound({
+      user,
+      // the invitee's BYE: in the dialog the focus's INVITE set up (route set from its Record-Route)
+      leave: async () => (await transaction('BYE', focusContact, [...routes.map((r) => ['Route', r]), ['Max-Forwards', '70'],
+        ['From', to], ['To', req.headers.get('From')], ['Call-ID', req.callId], ['CSeq', '1 BYE']])).status,
+    }));
+    const ok = buildResponse({ status: 200, headers: [...replyHeaders(req, { toTag: localTag, recordRoute: true }),
+      ['Contact', `<sip:${user}@127.0.0.1:${SIP_PORT}>`], ['Content-Type', 'application/sdp']], body: sdp });
+    answered.set(req.callId, ok);
+    setTimeout(() => answered.delete(req.callId), 32_000).unref();
+    sip.send(ok, rinfo.port, rinfo.address);
+  });
+}
+
+/** The creator: INVITE to the factory with its SDP offer and a recipient list naming the two invitees (RFC 5366). */
+async function createAdhoc(user, inviteeUsers) {
+  const callId = token('ca');
+  const fromTag = token('t');
+  const localPath = `msrp://127.0.0.1:40000/${callId};tcp`;
+  const body = ['--b0undary', 'Content-Type: application/sdp', '', 'v=0', `o=${user} 1 1 IN IP4 127.0.0.1`, 's=-', 'c=IN IP4 127.0.0.1', 't=0 0',
+    'm=message 40000 TCP/MSRP *', 'a=accept-types:message/cpim text/plain', `a=path:${localPath}`, 'a=setup:active', '',
+    '--b0undary', 'Content-Type: application/resource-lists+xml', 'Content-Disposition: recipient-list', '',
+    '<?xml version="1.0" encoding="UTF-8"?>', '<resource-lists xmlns="urn:ietf:params:xml:ns:resource-lists"><list>',
+    ...inviteeUsers.map((u) => `<entry uri="sip:${u}@${DOMAIN}"/>`), '</list></resource-lists>', '--b0undary--', ''].join('\r\n');
+  const factory = `sip:${FACTORY_USER}@${DOMAIN}`;
+  const from = `<sip:${user}@${DOMAIN}>;tag=${fromTag}`;
+  const res = await transaction('INVITE', factory, [['Max-Forwards', '70'], ['From', from], ['To', `<${factory}>`], ['Call-ID', callId],
+    ['CSeq', '1 INVITE'], ['Contact', `<sip:${user}@127.0.0.1:${SIP_PORT}>`], ['Require', 'recipient-list-invite'],
+    ['Content-Type', 'multipart/mixed;boundary=b0undary']], body);
+  if (res.status !== 200) throw new Error(`${user} creating an ad-hoc conference: ${res.status} ${res.reason} ${res.headers.get('Warning') ?? ''}`);
+  const contact = /<([^>]+)>/.exec(res.headers.get('Contact') ?? '')?.[1];
+  const to = res.headers.get('To');
+  const asPath = parseMsrpMedia(res.body)[0]?.path;
+  if (!contact || !to || !asPath?.length) throw new Error(`${user}: the factory's 200 without Contact, To or MSRP path`);
+  sip.send(buildRequest({ method: 'ACK', uri: contact, headers: [['Via', `SIP/2.0/UDP 127.0.0.1:${SIP_PORT};branch=${token('z9hG4bK')};rport`],
+    ['Max-Forwards', '70'], ['From', from], ['To', to], ['Call-ID', callId], ['CSeq', '1 ACK']] }), Number(corePort), coreHost);
+  const asUrl = /^msrps?:\/\/([^:/;]+):(\d+)/.exec(asPath[0]);
+  const msrp = await msrpConnection(asUrl[1], Number(asUrl[2]), () => undefined);
+  const bound = await msrp.request(sendRequest(asPath.join(' '), localPath));
+  if (bound.code !== 200) throw new Error(`${user}: binding SEND answered ${bound.code}`);
+  return {
+    async leave() {
+      const bye = await transaction('BYE', contact, [['Max-Forwards', '70'], ['From', from], ['To', to], ['Call-ID', callId], ['CSeq', '2 BYE']]);
+      msrp.socket.destroy();
+      return bye.status;
+    },
+  };
+}
+
+async function adhocPhase() {
+  await new Promise((r) => inviteeMsrp.listen(0, '127.0.0.1', r));
+  inviteeMsrpPort = inviteeMsrp.address().port;
+  // each slot's invitees, registered once; a slot runs one conference at a time, so one waiter per user
+  const boundWaiters = new Map();
+  for (let s = 0; s < CONCURRENCY; s++)
+    for (const u of [`p${3 * s + 2}`, `p${3 * s + 3}`]) await registerInvitee(u, (leg) => boundWaiters.get(u)?.(leg));
+  progress(`(c) ad-hoc 3-party conferences: INVITE to the factory naming 2 registered users, the focus invites both; ${CONCURRENCY} at a time for ${DURATION} s`);
+  let done = 0;
+  let failed = 0;
+  const setupMs = [];
+  let running = true;
+  const slot = async (s) => {
+    const two = [`p${3 * s + 2}`, `p${3 * s + 3}`];
+    while (running) {
+      const started = nowMs();
+      const legs = two.map((u) => new Promise((resolveLeg, reject) => {
+        const timer = setTimeout(() => {
+          boundWaiters.delete(u);
+          reject(new Error(`the focus's INVITE to ${u} was not answered and bound in 10 s`));
+        }, 10_000);
+        boundWaiters.set(u, (leg) => {
+          clearTimeout(timer);
+          boundWaiters.delete(u);
+          resolveLeg(leg);
+        });
+      }));
+      const creating = createAdhoc(`p${3 * s + 1}`, two);
+      const [creator, ...invited] = await Promise.allSettled([creating, ...legs]);
+      const parts = [creator, ...invited].filter((r) => r.status === 'fulfilled').map((r) => r.value);
+      if (parts.length === 3) {
+        setupMs.push(nowMs() - started);
+        done++;
+      } else {
+        failed++;
+        const why = [creator, ...invited].find((r) => r.status === 'rejected').reason;
+        if (failed <= 5) progress(`  ad-hoc set-up failed: ${why.message}`);
+      }
+      await Promise.all(parts.map((p) => p.leave().catch(() => 0)));
+    }
+  };
+  const start = nowMs();
+  const slots = Array.from({ length: CONCURRENCY }, (_, s) => slot(s));
+  await sleep(DURATION * 1000);
+  const countAtEnd = done;
+  const seconds = (nowMs() - start) / 1000;
+  running = false;
+  await Promise.all(slots);
+  inviteeMsrp.close();
+  progress(`    ${countAtEnd} set up in ${seconds.toFixed(1)} s, ${failed} failed`);
+  return { concurrency: CONCURRENCY, seconds, conferences: countAtEnd, failed, perSec: countAtEnd / seconds, setupMs: summary(setupMs) };
+}
+
 // ------------------------------------------------------------------ run
 function table(headers, rows) {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
@@ -459,7 +608,8 @@ try {
   for (const phase of ONLY) {
     if (phase === 'room') Object.assign(results, await roomPhase());
     else if (phase === 'setup') results.setup = await setupPhase();
-    else throw new Error(`unknown phase ${phase} (room, setup)`);
+    else if (phase === 'adhoc') results.adhoc = await adhocPhase();
+    else throw new Error(`unknown phase ${phase} (room, setup, adhoc)`);
   }
 } finally {
   sip.close();
@@ -493,7 +643,13 @@ if (results.memory) {
 }
 if (results.setup) {
   const s = results.setup;
-  console.log(`\n(c) 3-party conference set-ups (admin API room + 3 joins; then 3 BYEs), ${s.concurrency} at a time; ad-hoc (factory URI) not built in the focus`);
+  console.log(`\n(c) 3-party conference set-ups (admin API room + 3 joins; then 3 BYEs), ${s.concurrency} at a time`);
+  console.log(table(['conferences/s', 'set up', 'failed', 'set-up p50 ms', 'p99 ms', 'max ms'],
+    [[fmt(s.perSec, 1), s.conferences, s.failed, ms(s.setupMs.p50), ms(s.setupMs.p99), ms(s.setupMs.max)]]));
+}
+if (results.adhoc) {
+  const s = results.adhoc;
+  console.log(`\n(c) ad-hoc 3-party conference set-ups (INVITE to the factory with a recipient list of 2 registered users, the focus dials out to both; then 3 BYEs), ${s.concurrency} at a time`);
   console.log(table(['conferences/s', 'set up', 'failed', 'set-up p50 ms', 'p99 ms', 'max ms'],
     [[fmt(s.perSec, 1), s.conferences, s.failed, ms(s.setupMs.p50), ms(s.setupMs.p99), ms(s.setupMs.max)]]));
 }

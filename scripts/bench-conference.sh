@@ -2,7 +2,7 @@
 # Group chat benchmark (issue 15): one chat room of PARTICIPANTS joined through Kamailio (latency of
 # one message to all the others, messages per second with everyone sending in turn), the AS's
 # memory per participant, and 3-party conference set-ups per second (rooms through the admin
-# API). Starts the stack in benchmark mode (scripts/bench/stack.sh, the AS's MSRP on
+# API, and ad-hoc ones through the conference factory with a recipient list). Starts the stack in benchmark mode (scripts/bench/stack.sh, the AS's MSRP on
 # 127.0.0.1:5288), provisions users p1..pN, then runs scripts/bench-conference.mjs (its --help
 # lists the knobs). Not a timed test: run it by hand on a quiet machine; results go to OUT
 # (default /tmp/bench-conference) and are quoted in BENCHMARKS.md.

@@ -394,6 +394,7 @@ async function roomPhase() {
     }
   };
   const start = nowMs();
+  const cpuAtStart = process.cpuUsage();
   let laneError;
   const lanes = Array.from({ length: WINDOW }, () => lane().catch((err) => {
     running = false;
@@ -402,11 +403,14 @@ async function roomPhase() {
   await sleep(DURATION * 1000);
   const countAtEnd = completed;
   const seconds = (nowMs() - start) / 1000;
+  const cpu = process.cpuUsage(cpuAtStart);
   running = false;
   await Promise.all(lanes);
   if (laneError) throw laneError;
   const throughput = { seconds, messages: countAtEnd, msgPerSec: countAtEnd / seconds, deliveriesPerSec: (countAtEnd * (PARTICIPANTS - 1)) / seconds,
-    latencyUnderLoad: summary(throughputLatencies) };
+    latencyUnderLoad: summary(throughputLatencies),
+    // near 1: this one process (every participant) was the limit, not the AS
+    generatorCpu: (cpu.user + cpu.system) / 1e6 / seconds };
   progress(`    ${throughput.msgPerSec.toFixed(1)} messages/s into the room, ${throughput.deliveriesPerSec.toFixed(0)} deliveries/s`);
   const errors = {};
   for (const m of members) for (const [code, n] of m.msrp.codes) if (code !== 200) errors[code] = (errors[code] ?? 0) + n;
@@ -629,8 +633,9 @@ if (results.room) {
     ['one SEND to all N-1 others, alone', ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max), r.latency.count],
     [`same, window ${WINDOW} in turn`, ms(r.throughput.latencyUnderLoad.p50), ms(r.throughput.latencyUnderLoad.p99), ms(r.throughput.latencyUnderLoad.max), r.throughput.latencyUnderLoad.count],
   ]));
-  console.log(table(['messages/s into the room', 'deliveries/s', 'seconds', 'non-200 MSRP responses', 'BYEs answered 200'],
-    [[fmt(r.throughput.msgPerSec, 1), fmt(r.throughput.deliveriesPerSec), fmt(r.throughput.seconds, 1), JSON.stringify(r.msrpErrors), `${r.byesOk} / ${r.participants}`]]));
+  console.log(table(['messages/s into the room', 'deliveries/s', 'seconds', 'generator CPU', 'non-200 MSRP responses', 'BYEs answered 200'],
+    [[fmt(r.throughput.msgPerSec, 1), fmt(r.throughput.deliveriesPerSec), fmt(r.throughput.seconds, 1), `${fmt(r.throughput.generatorCpu * 100)} %`,
+      JSON.stringify(r.msrpErrors), `${r.byesOk} / ${r.participants}`]]));
 }
 if (results.memory) {
   const m = results.memory;

@@ -377,6 +377,20 @@ describe('Conference focus: chat rooms through Kamailio and the AS', () => {
     await b.peer.waitFor('the public one at bob', () => cpimAt(b.peer).some((m) => m.content === 'For everyone'));
     assert.ok(!cpimAt(a.peer).some((m) => m.content === 'Just for you, Bob'), 'alice never gets the private message');
     assert.ok(!cpimAt(c.peer).some((m) => m.content.includes('Just for you')), 'nor does its sender');
+    // a message the focus cannot fan out is refused on MSRP, not answered 200
+    const nobody = send(c.focusPath, pathOf(9303), {
+      type: 'message/cpim',
+      text: 'From: <sip:carol@example.com>\r\nTo: <sip:zed@example.com>\r\n\r\nContent-Type: text/plain\r\n\r\nanyone?',
+    });
+    c.peer.send(nobody);
+    const unreadable = send(c.focusPath, pathOf(9303), { type: 'message/cpim', text: 'not CPIM at all' });
+    c.peer.send(unreadable);
+    await c.peer.waitFor(
+      'the refusals',
+      () => !!c.peer.responseTo(nobody.head.tid) && !!c.peer.responseTo(unreadable.head.tid),
+    );
+    assert.equal((c.peer.responseTo(nobody.head.tid)!.head as { code: number }).code, 403);
+    assert.equal((c.peer.responseTo(unreadable.head.tid)!.head as { code: number }).code, 400);
     // nobody receives their own messages back
     assert.ok(!cpimAt(a.peer).some((m) => m.content === 'Hello from Alice'));
 

@@ -45,7 +45,7 @@ export function fanOut(
   contentType: string,
   body: Buffer,
   now: Date,
-): FanOut | { refuse: string } {
+): FanOut | { refuse: string; code: 400 | 403 } {
   let innerType = contentType || 'text/plain';
   let content = body.toString('utf8');
   let named: CpimAddress[] = [];
@@ -54,7 +54,7 @@ export function fanOut(
     try {
       msg = parseCpim(content);
     } catch (err) {
-      return { refuse: `unreadable CPIM: ${(err as Error).message}` };
+      return { refuse: `unreadable CPIM: ${(err as Error).message}`, code: 400 };
     }
     innerType = msg.contentTypeRaw;
     content = msg.content;
@@ -70,7 +70,7 @@ export function fanOut(
           (s.nickname !== undefined && n.display !== undefined && nicknameKey(n.display) === nicknameKey(s.nickname)),
       ),
     );
-    if (to.length === 0) return { refuse: 'the CPIM To names no participant of this conference' };
+    if (to.length === 0) return { refuse: 'the CPIM To names no participant of this conference', code: 403 };
   }
   const isComposing = innerType.split(';')[0]!.trim().toLowerCase() === IS_COMPOSING;
   const privateTo = named.length > 0;

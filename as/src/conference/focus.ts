@@ -52,6 +52,7 @@ export interface FocusMedia {
   endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void;
   deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
   closeEndpoint(key: string): void;
+  setEndpointVetter(vet: (m: EndpointMessageEvent) => { code: number; comment: string } | undefined): void;
   on(event: 'endpoint-message', listener: (m: EndpointMessageEvent) => void): unknown;
   on(event: 'endpoint-lost', listener: (e: { key: string; reason: string }) => void): unknown;
 }
@@ -130,6 +131,21 @@ export class ConferenceFocus {
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
     deps.media.on('endpoint-message', (m) => this.settle('conference-message', this.onMessage(m)));
+    // a message that cannot be fanned out is refused on MSRP (400 unreadable, 403 To naming nobody)
+    deps.media.setEndpointVetter((m) => {
+      const sender = this.byKey.get(m.key);
+      const conference = sender ? this.conferences.get(sender.conference) : undefined;
+      if (!sender || !conference) return undefined;
+      const out = fanOut(
+        conference.uri,
+        sender,
+        [...conference.participants.values()],
+        m.contentType,
+        m.body,
+        new Date(),
+      );
+      return 'refuse' in out ? { code: out.code, comment: out.refuse } : undefined;
+    });
     deps.media.on('endpoint-lost', (e) => this.settle('conference-media-lost', this.onMediaLost(e.key, e.reason)));
   }
 

@@ -741,26 +741,42 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
   private async onEndpointEnd(conn: MsrpConnection, inc: Incoming, flag: '$' | '+' | '#'): Promise<void> {
     const head = inc.head as MsrpRequestHead;
     const leg = inc.endpoint!;
+    // the whole message, when this chunk completes it: vetted before the chunk is answered, so
+    // that a message the endpoint's owner cannot take gets its error code, not a 200
+    const msg = inc.messageId !== undefined ? leg.inbound.get(inc.messageId) : undefined;
+    let complete: EndpointMessageEvent | undefined;
+    if (!inc.reject && msg && inc.range && flag !== '#' && !msg.refused) {
+      if (inc.received > 0) msg.coverage.add(inc.range.start, inc.range.start + inc.received - 1);
+      if (flag === '$') msg.endsAt = inc.range.start + inc.received - 1;
+      const body = assembled(msg);
+      if (body) {
+        complete = { key: leg.key, contentType: msg.contentType, body };
+        leg.inbound.delete(inc.messageId!);
+        const refusal = this.endpointVetter?.(complete);
+        if (refusal) {
+          inc.reject = refusal;
+          complete = undefined;
+        }
+      }
+    }
     const code = inc.reject?.code ?? MSRP_STATUS.OK;
     if (code !== MSRP_STATUS.OK) this.opts.metrics?.count('ims_as_msrp_refusals_total', { code: String(code) });
     if (shouldRespond(inc.failureReport, code) && inc.fromPath && inc.selfUri) {
       const response = responseTo(head, code, inc.selfUri, inc.fromPath.split(' ')[0]!, inc.reject?.comment);
       await conn.send({ head: response, flag: '$' }).catch(() => undefined);
     }
-    const msg = inc.messageId !== undefined ? leg.inbound.get(inc.messageId) : undefined;
-    if (!msg || !inc.range) return;
-    if (flag === '#' || msg.refused) {
-      if (flag !== '+') leg.inbound.delete(inc.messageId!);
-      return;
-    }
-    if (inc.received > 0) msg.coverage.add(inc.range.start, inc.range.start + inc.received - 1);
-    if (flag === '$') msg.endsAt = inc.range.start + inc.received - 1;
-    const body = assembled(msg);
-    if (!body) return;
-    leg.inbound.delete(inc.messageId!);
+    if (msg && (flag === '#' || msg.refused) && flag !== '+') leg.inbound.delete(inc.messageId!);
+    if (!complete) return;
     leg.messages++;
-    leg.bytes += body.length;
-    this.safeEmit('endpoint-message', { key: leg.key, contentType: msg.contentType, body });
+    leg.bytes += complete.body.length;
+    this.safeEmit('endpoint-message', complete);
+  }
+
+  private endpointVetter?: (m: EndpointMessageEvent) => { code: number; comment: string } | undefined;
+
+  /** Who decides, before the last chunk is answered, whether an endpoint takes a whole message (the focus). */
+  setEndpointVetter(vet: (m: EndpointMessageEvent) => { code: number; comment: string } | undefined): void {
+    this.endpointVetter = vet;
   }
 
   private get endpointMax(): number {

@@ -220,49 +220,49 @@ function msrpConnection(host, port, onText) {
 }
 /** Reads MSRP on `socket`: responses settle `request`s, SENDs are answered and their bodies handed to `onText(body, head)`. */
 function wireMsrp(socket, onText) {
-    const waiting = new Map();
-    const conn = { socket, codes: new Map(), request: undefined };
-    conn.request = (msg, timeoutMs = 10_000) => new Promise((resolveResponse, rejectResponse) => {
-      const timer = setTimeout(() => {
-        waiting.delete(msg.head.tid);
-        rejectResponse(new Error(`no response to SEND ${msg.head.tid}`));
-      }, timeoutMs);
-      waiting.set(msg.head.tid, (head) => {
-        clearTimeout(timer);
-        resolveResponse(head);
-      });
-      socket.write(serializeMessage(msg));
+  const waiting = new Map();
+  const conn = { socket, codes: new Map(), request: undefined };
+  conn.request = (msg, timeoutMs = 10_000) => new Promise((resolveResponse, rejectResponse) => {
+    const timer = setTimeout(() => {
+      waiting.delete(msg.head.tid);
+      rejectResponse(new Error(`no response to SEND ${msg.head.tid}`));
+    }, timeoutMs);
+    waiting.set(msg.head.tid, (head) => {
+      clearTimeout(timer);
+      resolveResponse(head);
     });
-    const framer = new MsrpFramer();
-    let current;
-    socket.on('data', (data) => {
-      for (const ev of framer.push(data)) {
-        if (ev.type === 'head') {
-          current = { head: ev.head, chunks: [] };
-          if (ev.head.kind === 'response') {
-            conn.codes.set(ev.head.code, (conn.codes.get(ev.head.code) ?? 0) + 1);
-            const w = waiting.get(ev.head.tid);
-            if (w) {
-              waiting.delete(ev.head.tid);
-              w(ev.head);
-            }
+    socket.write(serializeMessage(msg));
+  });
+  const framer = new MsrpFramer();
+  let current;
+  socket.on('data', (data) => {
+    for (const ev of framer.push(data)) {
+      if (ev.type === 'head') {
+        current = { head: ev.head, chunks: [] };
+        if (ev.head.kind === 'response') {
+          conn.codes.set(ev.head.code, (conn.codes.get(ev.head.code) ?? 0) + 1);
+          const w = waiting.get(ev.head.tid);
+          if (w) {
+            waiting.delete(ev.head.tid);
+            w(ev.head);
           }
-        } else if (ev.type === 'body' && current) current.chunks.push(ev.data);
-        else if (ev.type === 'end' && current) {
-          const { head } = current;
-          if (head.kind === 'request' && head.method === 'SEND') {
-            if ((headerValue(head, 'Failure-Report') ?? 'yes') !== 'no') {
-              socket.write(serializeMessage({ head: { kind: 'response', tid: head.tid, code: 200, comment: 'OK', headers: [
-                { name: 'To-Path', value: headerValue(head, 'From-Path').split(' ')[0] },
-                { name: 'From-Path', value: headerValue(head, 'To-Path').split(' ').at(-1) }] }, flag: '$' }));
-            }
-            onText(current.chunks.length ? Buffer.concat(current.chunks).toString('utf8') : '', head);
+        }
+      } else if (ev.type === 'body' && current) current.chunks.push(ev.data);
+      else if (ev.type === 'end' && current) {
+        const { head } = current;
+        if (head.kind === 'request' && head.method === 'SEND') {
+          if ((headerValue(head, 'Failure-Report') ?? 'yes') !== 'no') {
+            socket.write(serializeMessage({ head: { kind: 'response', tid: head.tid, code: 200, comment: 'OK', headers: [
+              { name: 'To-Path', value: headerValue(head, 'From-Path').split(' ')[0] },
+              { name: 'From-Path', value: headerValue(head, 'To-Path').split(' ').at(-1) }] }, flag: '$' }));
           }
-          current = undefined;
-        } else if (ev.type === 'error') socket.destroy();
-      }
-    });
-    return conn;
+          onText(current.chunks.length ? Buffer.concat(current.chunks).toString('utf8') : '', head);
+        }
+        current = undefined;
+      } else if (ev.type === 'error') socket.destroy();
+    }
+  });
+  return conn;
 }
 
 // ------------------------------------------------------------------ the AS

@@ -840,6 +840,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     path: 'conference.replayMessages',
+    reloadable: true,
     env: 'CONFERENCE_REPLAY_MESSAGES',
     kind: 'int',
     def: 20,

@@ -119,6 +119,17 @@ describe('conference roster on a shared embedded store', () => {
     assert.equal(c?.version, 3 + 20);
   });
 
+  it('a hundred participants of one instance leaving at once are all written (its writes queue, not race)', async () => {
+    const a = instances[0]!;
+    const big = 'sip:big-room@example.com';
+    await a.roster.open({ _id: big, kind: 'room', focusInstance: 'as-a' });
+    const uris = Array.from({ length: 100 }, (_, i) => `sip:p${i}@example.com`);
+    for (const u of uris) await a.roster.upsertParticipant(big, participant(u));
+    await Promise.all(uris.map((u) => a.roster.upsertParticipant(big, participant(u, { status: 'disconnected' }))));
+    const c = await a.roster.get(big);
+    assert.equal(c?.participants.filter((p) => p.status === 'disconnected').length, 100);
+  });
+
   it('end disconnects everyone, bumps the version once, and a new open starts afresh above it', async () => {
     const [a, b] = instances as [Instance, Instance];
     await b.roster.end(ROOM);

@@ -65,6 +65,20 @@ function fail(message: string, code = 2): never {
   process.exit(code);
 }
 
+/** The commands that name a user (the first word after the command). */
+const USER_COMMANDS = [
+  'add',
+  'passwd',
+  'remove',
+  'bar-im',
+  'unbar-im',
+  'set-tel',
+  'remove-tel',
+  'add-alias',
+  'remove-alias',
+  'identities',
+];
+
 function parseArgs(argv: string[]): Args {
   const rest: string[] = [];
   const args: Partial<Args> = {};
@@ -99,22 +113,7 @@ function parseArgs(argv: string[]): Args {
   }
   const [cmd, user, arg] = rest;
   if (!cmd) fail('missing command (see --help)');
-  if (
-    [
-      'add',
-      'passwd',
-      'remove',
-      'bar-im',
-      'unbar-im',
-      'set-tel',
-      'remove-tel',
-      'add-alias',
-      'remove-alias',
-      'identities',
-    ].includes(cmd) &&
-    !user
-  )
-    fail(`${cmd} needs a USER`);
+  if (USER_COMMANDS.includes(cmd) && !user) fail(`${cmd} needs a USER`);
   if (cmd === 'set-tel' && !arg) fail('set-tel needs a NUMBER (+15551234)');
   if (['add-alias', 'remove-alias'].includes(cmd) && !arg) fail(`${cmd} needs an ALIAS`);
   if (args.tel !== undefined && cmd !== 'add') fail('--tel goes with add (set-tel changes a number)');
@@ -126,24 +125,7 @@ function parseArgs(argv: string[]): Args {
   }
   if (['add', 'passwd'].includes(cmd) && args.password === undefined)
     fail(`${cmd} needs --password or --password-stdin`);
-  if (
-    ![
-      'add',
-      'passwd',
-      'remove',
-      'list',
-      'import',
-      'bar-im',
-      'unbar-im',
-      'set-tel',
-      'remove-tel',
-      'add-alias',
-      'remove-alias',
-      'identities',
-      'room',
-    ].includes(cmd)
-  )
-    fail(`unknown command '${cmd}' (see --help)`);
+  if (![...USER_COMMANDS, 'list', 'import', 'room'].includes(cmd)) fail(`unknown command '${cmd}' (see --help)`);
   return { ...args, cmd, user, arg } as Args;
 }
 

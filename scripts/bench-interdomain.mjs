@@ -11,7 +11,7 @@
 //
 // Results: OUT/results.json and one line per run on stdout.
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,6 +67,41 @@ function stats(dir) {
   return { ok, failed: Number(col('FailedCall(C)')), elapsedS: elapsed, achieved: elapsed > 0 ? Math.round(ok / elapsed) : 0 };
 }
 
+/**
+ * CPU seconds used so far by one operator's processes, found in /proc by the stack's directory:
+ * Kamailio names it on its command line, the AS in its environment (AS_DATA_DIR). The cost of
+ * TLS between the cores shows here before it shows in the achieved rate.
+ */
+function cpuSeconds(stackDir) {
+  const ticks = { kamailio: 0, as: 0 };
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      const kind = cmdline.startsWith('kamailio') || cmdline.includes('/kamailio\0')
+        ? (cmdline.includes(stackDir) ? 'kamailio' : undefined)
+        : cmdline.includes('build/as/src/main.js') && readFileSync(`/proc/${pid}/environ`, 'utf8').includes(stackDir) ? 'as' : undefined;
+      if (!kind) continue;
+      // utime and stime: fields 14 and 15, counted after the command name's closing parenthesis
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks[kind] += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // the process ended while we read it
+    }
+  }
+  return { kamailio: ticks.kamailio / 100, as: ticks.as / 100 };
+}
+const cpuOfBoth = (two) => ({ com: cpuSeconds(two.com.dir), net: cpuSeconds(two.net.dir) });
+/** CPU milliseconds per MESSAGE between two readings of cpuOfBoth. */
+function cpuPerMessage(before, after, messages) {
+  const per = (a, b) => (messages > 0 ? Math.round(((a - b) * 1e6) / messages) / 1000 : NaN);
+  return {
+    kamailioComMs: per(after.com.kamailio, before.com.kamailio),
+    asComMs: per(after.com.as, before.com.as),
+    kamailioNetMs: per(after.net.kamailio, before.net.kamailio),
+    asNetMs: per(after.net.as, before.net.as),
+  };
+}
+
 const results = [];
 for (const mode of ['tls', 'tcp']) {
   const offset = Number(process.env.E2E_PORT_OFFSET ?? 0);
@@ -76,7 +111,8 @@ for (const mode of ['tls', 'tcp']) {
     // TCP: the cores know each other by address; TLS: by certificate (the default)
     ...(mode === 'tcp' ? { peers: { com: 'example.net=127.0.0.2', net: 'example.com=127.0.0.1' } } : {}),
     kamailioDefines: ['WITH_TRUSTED_PEER', `TRUSTED_PEER_PORTS="^${senderPort}$"`, 'WITHOUT_ANTIFLOOD'],
-    env: { LOG_LEVEL: 'warn', CDR_JSONL: 'false' },
+    // one sender and one recipient: the per-user limits (issue 20) would cap the run, as in scripts/bench/stack.sh
+    env: { LOG_LEVEL: 'warn', CDR_JSONL: 'false', IM_MESSAGES_PER_MINUTE: '0', IM_GROUP_MESSAGES_PER_MINUTE: '0', PRESENCE_SUBSCRIBES_PER_MINUTE: '0' },
   });
   try {
     await two.com.provisionUsers(['alice'], (u) => `${u}-bench`);
@@ -100,6 +136,7 @@ for (const mode of ['tls', 'tcp']) {
     for (const rate of RATES) {
       const rdir = join(dir, `r${rate}`);
       mkdirSync(rdir, { recursive: true });
+      const cpuBefore = cpuOfBoth(two);
       const r = await sipp(
         ['127.0.0.1:' + two.com.ports.sip, '-sf', join(dir, 'sender.xml'), '-i', '127.0.0.1', '-p', String(senderPort),
           '-cp', String(senderPort + 20000), '-mp', String(30000 + (senderPort % 5000) * 4), '-nostdin',
@@ -107,7 +144,8 @@ for (const mode of ['tls', 'tcp']) {
           '-recv_timeout', '5000', '-timeout', `${DURATION + 30}s`],
         rdir,
       ).done;
-      const line = { mode, offered: rate, ...stats(rdir), sippExit: r.code };
+      const measured = stats(rdir);
+      const line = { mode, offered: rate, ...measured, sippExit: r.code, cpuPerMessage: cpuPerMessage(cpuBefore, cpuOfBoth(two), measured.ok) };
       results.push(line);
       console.log(JSON.stringify(line));
     }

@@ -63,3 +63,64 @@ describe('KamailioRpc: calls in flight are bounded', () => {
     assert.equal(rpc.queued, 0);
   });
 });
+
+describe('KamailioRpc.terminateDialog', () => {
+  /** Answers the first `silentFor` calls never (the client times out), then as Kamailio 5.6 does. */
+  function flakyKamailio(silentFor: number, answer: (id: number) => object): { server: Server; calls: () => number } {
+    let calls = 0;
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        calls++;
+        if (calls <= silentFor) return; // left hanging: the client's timeout ends it
+        const { id } = JSON.parse(body) as { id: number };
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(answer(id)));
+      });
+    });
+    return { server, calls: () => calls };
+  }
+  async function withServer<T>(server: Server, run: (url: string) => Promise<T>): Promise<T> {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      return await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  it('asks again when Kamailio did not answer in time', async () => {
+    const k = flakyKamailio(1, (id) => ({ jsonrpc: '2.0', id, result: null }));
+    const outcome = await withServer(k.server, (url) =>
+      new KamailioRpc({ httpUrl: url, secret: 's', timeoutMs: 100 }).terminateDialog('c', 'f', 't'),
+    );
+    assert.equal(outcome, 'terminated');
+    assert.equal(k.calls(), 2);
+  });
+
+  it("reads a dialog Kamailio no longer holds as 'gone' (5.6 wording), without asking again", async () => {
+    const k = flakyKamailio(0, (id) => ({
+      jsonrpc: '2.0',
+      id,
+      error: { code: 500, message: 'Couldnt find callid in dialog' },
+    }));
+    const outcome = await withServer(k.server, (url) =>
+      new KamailioRpc({ httpUrl: url, secret: 's', timeoutMs: 100 }).terminateDialog('c', 'f', 't'),
+    );
+    assert.equal(outcome, 'gone');
+    assert.equal(k.calls(), 1);
+  });
+
+  it('gives up after three unanswered tries', async () => {
+    const k = flakyKamailio(10, (id) => ({ jsonrpc: '2.0', id, result: null }));
+    await withServer(k.server, (url) =>
+      assert.rejects(
+        new KamailioRpc({ httpUrl: url, secret: 's', timeoutMs: 100 }).terminateDialog('c', 'f', 't'),
+        /unreachable/,
+      ),
+    );
+    assert.equal(k.calls(), 3);
+  });
+});

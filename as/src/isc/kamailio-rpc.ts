@@ -25,6 +25,9 @@ interface RpcResponse<T> {
  */
 const DEFAULT_MAX_IN_FLIGHT = 8;
 
+/** Tries of dlg.terminate_dlg when Kamailio did not answer in time. */
+const TERMINATE_ATTEMPTS = 3;
+
 export interface KamailioRpcOptions {
   httpUrl: string;
   secret: string;
@@ -102,13 +105,17 @@ export class KamailioRpc {
    * party crossed the request, and the dialog is ending already.
    */
   async terminateDialog(callId: string, fromTag: string, toTag: string): Promise<'terminated' | 'gone'> {
-    try {
-      await this.call('dlg.terminate_dlg', [callId, fromTag, toTag]);
-      return 'terminated';
-    } catch (err) {
-      // Kamailio 5.6 answers 500 "Couldnt find callid in dialog"; other versions 404 "Dialog not found"
-      if (err instanceof KamailioRpcError && /couldn'?t find|not found/i.test(err.message)) return 'gone';
-      throw err;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.call('dlg.terminate_dlg', [callId, fromTag, toTag]);
+        return 'terminated';
+      } catch (err) {
+        // Kamailio 5.6 answers 500 "Couldnt find callid in dialog"; other versions 404 "Dialog not found"
+        if (err instanceof KamailioRpcError && /couldn'?t find|not found/i.test(err.message)) return 'gone';
+        // no answer in time (a busy Kamailio): asking again is safe, a dialog ended meanwhile reads 'gone'
+        if (attempt < TERMINATE_ATTEMPTS && err instanceof KamailioRpcError && err.code === undefined) continue;
+        throw err;
+      }
     }
   }
 

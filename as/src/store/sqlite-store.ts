@@ -137,7 +137,10 @@ export class SqliteStore implements Store {
     private readonly log?: Logger,
     private readonly metrics?: Metrics,
   ) {
-    this.sweepTimer = setInterval(() => void this.sweep(), TTL_SWEEP_INTERVAL_MS);
+    // sweep() logs its own failures per collection; the catch is for anything outside those
+    this.sweepTimer = setInterval(() => {
+      this.sweep().catch((err: unknown) => this.log?.error({ err }, 'embedded store TTL sweep failed'));
+    }, TTL_SWEEP_INTERVAL_MS);
     this.sweepTimer.unref();
   }
 

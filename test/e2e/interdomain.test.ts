@@ -105,10 +105,12 @@ let sharedCa: string | undefined;
 // (ports clear of both operators' ranges: 8060+offset .. 8160+offset+99)
 const SILENT_PORT = 8060 + 250 + Number(process.env.E2E_PORT_OFFSET ?? 0);
 const TRUSTED_PORT = 8060 + 251 + Number(process.env.E2E_PORT_OFFSET ?? 0);
+const NOT_TLS_PORT = 8060 + 252 + Number(process.env.E2E_PORT_OFFSET ?? 0);
 
 describe('other domains: IM between example.com and example.net', () => {
   let two: Interdomain;
   let silent: Server | undefined;
+  let notTls: Server | undefined;
   const silentSockets = new Set<Socket>();
 
   before(async () => {
@@ -126,6 +128,10 @@ describe('other domains: IM between example.com and example.net', () => {
         '--naptr-record=silent.example,20,10,S,SIP+D2T,,_sip._tcp.silent.example',
         `--srv-host=_sip._tcp.silent.example,sip.silent.example,${SILENT_PORT},10,10`,
         '--host-record=sip.silent.example,127.0.0.9',
+        // a domain that offers only TLS, whose server takes the connection and fails the handshake
+        '--naptr-record=nottls.example,10,10,S,SIPS+D2T,,_sips._tcp.nottls.example',
+        `--srv-host=_sips._tcp.nottls.example,sip.nottls.example,${NOT_TLS_PORT},10,10`,
+        '--host-record=sip.nottls.example,127.0.0.9',
       ],
     });
     const server = createServer((socket) => {
@@ -133,6 +139,14 @@ describe('other domains: IM between example.com and example.net', () => {
     });
     silent = server;
     await new Promise<void>((res) => server.listen(SILENT_PORT, '127.0.0.9', res));
+    // answers the ClientHello with bytes that are not TLS, then closes: the handshake fails
+    // after Kamailio has queued the request on its asynchronous connect
+    const server2 = createServer((socket) => {
+      silentSockets.add(socket.on('error', () => undefined));
+      socket.once('data', () => socket.end('SIP/2.0 400 Not TLS\r\n\r\n'));
+    });
+    notTls = server2;
+    await new Promise<void>((res) => server2.listen(NOT_TLS_PORT, '127.0.0.9', res));
     sharedCa = two.com.tls!.ca;
     await two.com.provisionUsers(['alice', 'carol'], pw);
     await two.net.provisionUsers(['bob', 'dave'], pw);
@@ -143,6 +157,7 @@ describe('other domains: IM between example.com and example.net', () => {
     await two?.stop();
     for (const socket of silentSockets) socket.destroy();
     await new Promise((res) => (silent ? silent.close(res) : res(undefined)));
+    await new Promise((res) => (notTls ? notTls.close(res) : res(undefined)));
   });
 
   it('delivers a MESSAGE from alice@example.com to bob@example.net, found by NAPTR/SRV, over TLS, as alice', async () => {
@@ -253,6 +268,18 @@ describe('other domains: IM between example.com and example.net', () => {
       ],
       'each message is in the history with what became of it',
     );
+  });
+
+  it('answers 503, not 408, when the TLS handshake with the other domain fails after the request was queued on it', async () => {
+    // (tm learns nothing of it: the failure route tells it from a silent server by the closed TLS connection)
+    const r = await send(two.com, 'carol', 'sip:someone@nottls.example', 'over TLS?', 503);
+    assert.equal(r.exitCode, 0, r.stdout);
+    const cdr = await eventually(
+      () => two.com.cdrLines().find((c) => c.sessionId === callIdOf(r.messages) && c.outcome === 'failed'),
+      5000,
+      'the failed CDR',
+    );
+    assert.equal(cdr.roleOfNode, 'originating');
   });
 
   it('answers 408 when the other domain never answers, and says so in the history', async () => {

@@ -274,6 +274,9 @@ describe('other domains: IM between example.com and example.net', () => {
     // (tm learns nothing of it: the failure route tells it from a silent server by the closed TLS connection)
     const r = await send(two.com, 'carol', 'sip:someone@nottls.example', 'over TLS?', 503);
     assert.equal(r.exitCode, 0, r.stdout);
+    // (at fr_timer, 5 s: answering at the close itself, from event_route[tcp:closed] with
+    // t_reply_callid, was tried; the transaction then ended without its failure route, and the
+    // AS never learnt the outcome: no CDR, no history)
     const cdr = await eventually(
       () => two.com.cdrLines().find((c) => c.sessionId === callIdOf(r.messages) && c.outcome === 'failed'),
       5000,

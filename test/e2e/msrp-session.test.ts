@@ -42,6 +42,7 @@ const USERS = [
   'pete',
   'quinn',
   'ruth',
+  'sam',
 ];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
@@ -1050,5 +1051,53 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       [['text/plain', notes]],
     );
     assert.match(msgs[0]!.header('From') ?? '', /sip:alice@example\.com/);
+  });
+  it('does not keep a binary file sent in a deferred session (a pager MESSAGE carries text): the refusal is in the history of the offline user, with 415', async () => {
+    const samXcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'sam', pw('sam'));
+    const put = await samXcap.put(
+      IM_POLICY('sip:sam@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    const zip = 'PK\u0003\u0004\u0000\u0000';
+    const uac = call(
+      'alice',
+      'sam',
+      {
+        final: 200,
+        holdMs: 2500,
+        sdpLines: [`a=file-selector:name:"a.zip" type:application/zip size:${zip.length}`, 'a=sendonly'],
+      },
+      9120,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-s1', offererSide, callerPath(9120), 'm-s1', zip, { contentType: 'application/zip' }));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-s1') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-s1')!.head as { code: number }).code, 200);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    const entries = await eventually(
+      async () => {
+        const h = JSON.parse((await samXcap.get('/im/users/sip:sam@example.com/history')).body) as {
+          entries: Array<{ id: string; direction: string; peer: string }>;
+        };
+        return h.entries.length > 0 ? h.entries : undefined;
+      },
+      5000,
+      "the refusal in sam's history",
+    );
+    assert.deepEqual(
+      entries.map((e) => [e.direction, e.peer]),
+      [['received', 'sip:alice@example.com']],
+    );
+    const entry = JSON.parse((await samXcap.get(`/im/users/sip:sam@example.com/history/${entries[0]!.id}`)).body) as {
+      body: string;
+      status?: number;
+    };
+    assert.equal(entry.status, 415);
+    assert.match(entry.body, /^"a\.zip" \(application\/zip\) for later delivery was not kept: not text/);
+    assert.match(await stack.metrics(), /ims_as_im_session_deferred_messages_total\{result="file-refused"\} 1\b/);
   });
 });

@@ -43,6 +43,7 @@ const USERS = [
   'quinn',
   'ruth',
   'sam',
+  'tina',
 ];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
@@ -1099,5 +1100,38 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     assert.equal(entry.status, 415);
     assert.match(entry.body, /^"a\.zip" \(application\/zip\) for later delivery was not kept: not text/);
     assert.match(await stack.metrics(), /ims_as_im_session_deferred_messages_total\{result="file-refused"\} 1\b/);
+  });
+  it('writes interim records for a deferred session as for a live one: chained with the final record, each counting its span', async () => {
+    // tina never registered a device: the IM server answers for her
+    const uac = call('alice', 'tina', { final: 200, holdMs: INTERIM_SECONDS * 1000 + 1500 }, 9121);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-h1', offererSide, callerPath(9121), 'm-h1', 'kept for tina'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-h1') !== undefined, 10000);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const recordsOf = () => stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+    const all = await eventually(
+      () => (recordsOf().length === 4 ? recordsOf() : undefined),
+      5000,
+      'an interim record and the final one, per role',
+    );
+    for (const role of ['originating', 'terminating']) {
+      const chain = all
+        .filter((c) => c.roleOfNode === role)
+        .sort((x, y) => Number(x.recordSequenceNumber) - Number(y.recordSequenceNumber));
+      assert.deepEqual(
+        chain.map((c) => {
+          const extra = c.extra as Record<string, unknown>;
+          return [c.recordSequenceNumber, c.outcome, c.causeForRecordClosing, extra.messagesFromCaller];
+        }),
+        [
+          [1, 'interim', 'timeLimit', 1],
+          [2, 'ended', 'serviceDeliveryEndSuccessfully', 0],
+        ],
+        role,
+      );
+    }
   });
 });

@@ -1004,7 +1004,7 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     );
   });
 
-  it('takes a text file for a user with no registered device (deferred session) and delivers it as a MESSAGE on registration; a file above the limit gets 488', async () => {
+  it('takes a text file for a user with no registered device (deferred session) held to its declared size (413 above) and delivers it as a MESSAGE on registration; a file above the limit gets 488', async () => {
     const tooBig = await call(
       'alice',
       'olga',
@@ -1027,6 +1027,10 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     );
     const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
     const a = peer(await MsrpPeer.connect(asMsrpPort));
+    // held to the size its offer declared, as in a live session: two bytes more get 413
+    a.send(send('tx-o0', offererSide, callerPath(9115), 'm-o0', `${notes}!!`));
+    await a.waitFor('the answer to the oversized SEND', () => a.responseTo('tx-o0') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-o0')!.head as { code: number }).code, 413);
     a.send(send('tx-o1', offererSide, callerPath(9115), 'm-o1', notes, { report: true }));
     await a.waitFor('200 to the SEND', () => a.responseTo('tx-o1') !== undefined, 10000);
     assert.equal((a.responseTo('tx-o1')!.head as { code: number }).code, 200);

@@ -900,4 +900,21 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.match(archived[0]!.body, /^"notes\.txt" \(text\/plain\) for later delivery was not kept: not text/);
     assert.match(archived[1]!.body, /51 bytes, the most a stored message holds is 50/);
   });
+  it('does not take a user out of a chat when a deferred session of theirs ends while a live one goes on', async () => {
+    deferredService();
+    const { key: live } = await established();
+    assert.deepEqual(activity, [
+      [ALICE, 'chat'],
+      [BOB, 'chat'],
+    ]);
+    const second = invite({ headers: withContact });
+    second.headers.set('Call-ID', 'call-2');
+    const d = (await service.handle(callOf(second, offline))) as ReplyDecision;
+    assert.equal(d.code, 200);
+    const deferredKey = [...anchor.opened.keys()].find((k) => k !== live)!;
+    anchor.emit('ended', { sessionKey: deferredKey, reason: 'msrp connection of the offerer lost' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(service.size, 1, 'the live session goes on');
+    assert.deepEqual(activity.length, 2, `still in a chat: ${JSON.stringify(activity)}`);
+  });
 });

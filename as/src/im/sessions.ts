@@ -738,7 +738,8 @@ export class SessionService {
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'ended' });
-    if (s.answeredAt) this.chatting(s, -1);
+    // a deferred session never counted its parties in (nobody chats with the server's end point)
+    if (s.answeredAt && !s.deferred) this.chatting(s, -1);
     return stats;
   }
 

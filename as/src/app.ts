@@ -485,6 +485,8 @@ export class ApplicationServer {
                 endpoint: deferredEndpoint,
                 store: (recipient: string, msg: ImMessage) => forward.defer(recipient, msg),
                 contact: `sip:im-deferred@${core.host}`,
+                send: (req) => uac.send(req),
+                maxPagerBytes: config.im.maxMessageBytes,
               },
             }
           : {}),

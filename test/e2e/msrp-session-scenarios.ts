@@ -56,6 +56,8 @@ export function callerScenario(opts: {
   sdp?: SdpShape;
   /** A re-INVITE with the same MSRP offer this long after the ACK (then the hold, then BYE). */
   reinviteAfterMs?: number;
+  /** After the ACK, takes the callee's re-offer (re-INVITE or UPDATE) and answers it with its same path. */
+  answersReoffer?: 'INVITE' | 'UPDATE';
 }): { name: string; xml: string } {
   const invite = (cseq: number, auth: boolean) => {
     const extra = [...(auth ? ['[authentication]'] : []), ...(opts.headers ?? [])].map((h) => `\n      ${h}`).join('');
@@ -137,6 +139,26 @@ ${msrpSdp('[$user]', 'caller-session', opts.sdpLines, opts.sdp)}
     ]]>
   </send>`;
     }
+    if (opts.answersReoffer) {
+      established += `
+  <recv request="${opts.answersReoffer}" timeout="10000" />
+  <send>
+    <![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[$user]@[local_ip]:[local_port]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${msrpSdp('[$user]', 'caller-session', opts.sdpLines, opts.sdp)}
+    ]]>
+  </send>${opts.answersReoffer === 'INVITE' ? '\n  <recv request="ACK" />' : ''}`;
+    }
     established += `
   <pause milliseconds="${opts.holdMs ?? 500}" />`;
     if (opts.hangUp !== false) {
@@ -211,10 +233,58 @@ export function calleeScenario(
     sdp?: SdpShape;
     /** Answers a re-INVITE after the ACK with a new path, on MSRP port [$msrp_port2]. */
     reinviteMovesTo?: 'msrp_port2';
+    /**
+     * Re-offers itself this long after the ACK (a re-INVITE, ACKed, or an UPDATE) with a new
+     * path on MSRP port [$msrp_port2], then waits for the caller's BYE.
+     */
+    reoffer?: { afterMs: number; method: 'INVITE' | 'UPDATE' };
   } = {},
 ): { name: string; xml: string } {
   // the callee's own BYE, in the dialog the INVITE set up (route set from its Record-Route);
   // sipp refuses variables captured and never used, so the capture comes only with it
+  const reoffer = opts.reoffer
+    ? `
+  <pause milliseconds="${opts.reoffer.afterMs}" />
+  <send retrans="500">
+    <![CDATA[
+
+      ${opts.reoffer.method} [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$invite_to];tag=[pid]b[call_number]
+      To: [$invite_from]
+      Call-ID: [call_id]
+      CSeq: 1 ${opts.reoffer.method}
+      [routes]
+      Contact: <sip:callee@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+${msrpSdp('callee', 'callee-moved', [], opts.sdp, 'msrp_port2')}
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="200" />${
+    opts.reoffer.method === 'INVITE'
+      ? `
+  <send>
+    <![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$invite_to];tag=[pid]b[call_number]
+      To: [$invite_from]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      [routes]
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>`
+      : ''
+  }`
+    : '';
   const hangUp = `
   <pause milliseconds="${opts.hangUpAfterMs ?? 0}" />
   <send retrans="500">
@@ -271,9 +341,9 @@ ${msrpSdp('callee', 'callee-moved', [], opts.sdp, opts.reinviteMovesTo)}
     name: 'msrp-callee',
     xml: `<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="msrp-callee">
-  <Global variables="domain,msrp_port${opts.reinviteMovesTo ? `,${opts.reinviteMovesTo}` : ''}" />
+  <Global variables="domain,msrp_port${opts.reinviteMovesTo || opts.reoffer ? ',msrp_port2' : ''}" />
   <recv request="INVITE" rrs="true">${
-    opts.hangUpAfterMs !== undefined
+    opts.hangUpAfterMs !== undefined || opts.reoffer
       ? `
     <action>
       <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="invite_from" />
@@ -315,7 +385,7 @@ ${msrpSdp('callee', 'callee-moved', [], opts.sdp, opts.reinviteMovesTo)}
 ${msrpSdp('callee', 'callee-session', [], opts.sdp)}
     ]]>
   </send>
-  <recv request="ACK" />${opts.reinviteMovesTo ? reinvite : ''}${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}
+  <recv request="ACK" />${opts.reinviteMovesTo ? reinvite : ''}${reoffer}${opts.hangUpAfterMs !== undefined ? hangUp : awaitBye}
 </scenario>`,
   };
 }

@@ -38,6 +38,12 @@ const USERS = [
   'leo',
   'mia',
   'nina',
+  'olga',
+  'pete',
+  'quinn',
+  'ruth',
+  'sam',
+  'tina',
 ];
 const pw = (user: string) => `${user}-pw-1`;
 const IM_POLICY = (xui: string) => `/xcap-root/org.ims-as.im-policy/users/${xui}/index`;
@@ -538,6 +544,88 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
     }
   });
 
+  /** The SDP of the message that starts with `startLine` in a sipp trace, never reaching into a later message. */
+  const sdpOfOne = (trace: string, startLine: string, cseq: string) =>
+    sdpAfter(trace, new RegExp(`${startLine}(?:(?!\\r?\\n\\r?\\n)[^])*?CSeq: ${cseq}`));
+
+  for (const [method, user, port] of [
+    ['INVITE', 'quinn', 9118],
+    ['UPDATE', 'ruth', 9119],
+  ] as const) {
+    it(`anchors a re-offer from the callee (${method}) like the first offer: the caller sees the AS's leg, the callee's new path is bound, the caller's leg stays`, async () => {
+      const b = peer(new MsrpPeer());
+      const bPort = await b.listen();
+      const moved = peer(new MsrpPeer());
+      const movedPort = await moved.listen();
+      const { uas } = await callee(
+        user,
+        bPort,
+        { reoffer: { afterMs: 1500, method } },
+        { msrp_port2: String(movedPort) },
+      );
+      const uac = call('alice', user, { final: 200, answersReoffer: method, holdMs: 2500 }, port);
+      await b.waitFor(
+        "the switch's binding SEND",
+        (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+        10000,
+      );
+      const answererSide = headerValue(b.requests('SEND')[0]!.head, 'From-Path')!;
+      const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+      const a = peer(await MsrpPeer.connect(asMsrpPort));
+      a.send(send('tx-r1', offererSide, callerPath(port), 'm-r1', `before the ${method}`));
+      await b.waitFor('the first message at the old path', () =>
+        b.requests('SEND').some((m) => m.body?.toString() === `before the ${method}`),
+      );
+
+      // the callee moved: once the caller's answer is in, the switch binds the new path
+      await moved.waitFor(
+        "the switch's binding SEND at the callee's new path",
+        (r) => r.some((m) => m.head.kind === 'request' && m.head.method === 'SEND'),
+        10000,
+      );
+      const rebound = moved.requests('SEND')[0]!;
+      assert.equal(headerValue(rebound.head, 'To-Path'), `msrp://127.0.0.1:${movedPort}/callee-moved;tcp`);
+      assert.equal(headerValue(rebound.head, 'From-Path'), answererSide, "the AS's leg towards the callee is the same");
+      await until('the old path left', () => b.closed, 5000);
+      a.send(send('tx-r2', offererSide, callerPath(port), 'm-r2', `after the ${method}`));
+      await a.waitFor('200 to the SEND', () => a.responseTo('tx-r2') !== undefined);
+      assert.equal((a.responseTo('tx-r2')!.head as { code: number }).code, 200);
+      await moved.waitFor('the message at the new path', () =>
+        moved.requests('SEND').some((m) => m.body?.toString() === `after the ${method}`),
+      );
+      assert.equal(a.closed, false, "the caller's connection stays");
+
+      const [caller, calleeDone] = await Promise.all([uac, uas]);
+      assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+      assert.equal(calleeDone.exitCode, 0, `callee: ${calleeDone.stdout}\n${calleeDone.messages}`);
+      // the re-offer reached the caller naming the AS's leg towards the caller, and the
+      // answer reached the callee naming the AS's leg towards the callee
+      const reoffer = sdpOfOne(caller.messages, `${method} sip:alice@`, `1 ${method}`);
+      assert.ok(reoffer, caller.messages);
+      assert.deepEqual(msrpMediaOf(reoffer)!.path, [offererSide]);
+      const reanswer = sdpOfOne(calleeDone.messages, 'SIP/2\\.0 200 OK', `1 ${method}`);
+      assert.ok(reanswer, calleeDone.messages);
+      assert.deepEqual(msrpMediaOf(reanswer)!.path, [answererSide]);
+      assert.doesNotMatch(caller.messages, /callee-moved|callee-session/);
+      assert.doesNotMatch(calleeDone.messages, /caller-session/);
+
+      const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+      const cdrs = await eventually(
+        () => {
+          const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+          return l.length === 2 ? l : undefined;
+        },
+        5000,
+        'two session CDRs',
+      );
+      for (const c of cdrs) {
+        assert.equal(c.outcome, 'ended');
+        assert.equal((c.extra as Record<string, unknown>).reason, 'BYE');
+        assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 2);
+      }
+    });
+  }
+
   it('writes interim records per role while a session lasts, chained with the final record under one ICID, each counting its own span', async () => {
     const b = peer(new MsrpPeer());
     const bPort = await b.listen();
@@ -876,5 +964,178 @@ describe('IM sessions (SIP side): INVITE with an MSRP offer through Kamailio and
       ],
     );
     for (const m of msgs) assert.match(m.header('From') ?? '', /sip:alice@example\.com/);
+  });
+  it("ends a deferred session with the AS's own BYE through the core when the caller's MSRP connection drops: one record per role", async () => {
+    // pete never registered a device: the IM server answers for him
+    const uac = call('alice', 'pete', { final: 200, holdMs: 0, hangUp: false }, 9117);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-p1', offererSide, callerPath(9117), 'm-p1', 'stored, then gone'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-p1') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-p1')!.head as { code: number }).code, 200);
+    await a.close();
+
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller (a BYE from the AS expected): ${caller.stdout}\n${caller.messages}`);
+    const bye = /BYE sip:alice@127\.0\.0\.1:\d+ SIP\/2\.0[^]*?\n\s*\n/.exec(caller.messages)?.[0];
+    assert.ok(bye, caller.messages);
+    assert.match(bye, /From: <sip:pete@example\.com>;tag=\S+/);
+    assert.match(bye, /To: <sip:alice@example\.com>;tag=\S+c/);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const cdrs = await eventually(
+      () => {
+        const l = stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+        return l.length === 2 ? l : undefined;
+      },
+      5000,
+      'two session CDRs',
+    );
+    for (const c of cdrs) {
+      assert.equal(c.outcome, 'ended');
+      assert.equal(c.causeForRecordClosing, 'unSuccessfulServiceDelivery');
+      assert.match(String((c.extra as Record<string, unknown>).reason), /^media: msrp connection of the offerer lost/);
+      assert.equal((c.extra as Record<string, unknown>).messagesFromCaller, 1);
+    }
+    await sleep(1000);
+    assert.equal(
+      stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE').length,
+      2,
+      'charged once',
+    );
+  });
+
+  it('takes a text file for a user with no registered device (deferred session) held to its declared size (413 above) and delivers it as a MESSAGE on registration; a file above the limit gets 488', async () => {
+    const tooBig = await call(
+      'alice',
+      'olga',
+      { final: 488, sdpLines: ['a=file-selector:name:"big.txt" type:text/plain size:100001', 'a=sendonly'] },
+      9116,
+    );
+    assert.equal(tooBig.exitCode, 0, `${tooBig.stdout}\n${tooBig.messages}`);
+    assert.match(tooBig.messages, /SIP\/2\.0 488 Not Acceptable Here[^]*Max-Message-Size: 100000/);
+
+    const notes = 'the notes, kept for later delivery';
+    const uac = call(
+      'alice',
+      'olga',
+      {
+        final: 200,
+        holdMs: 2500,
+        sdpLines: [`a=file-selector:name:"notes.txt" type:text/plain size:${notes.length}`, 'a=sendonly'],
+      },
+      9115,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    // held to the size its offer declared, as in a live session: two bytes more get 413
+    a.send(send('tx-o0', offererSide, callerPath(9115), 'm-o0', `${notes}!!`));
+    await a.waitFor('the answer to the oversized SEND', () => a.responseTo('tx-o0') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-o0')!.head as { code: number }).code, 413);
+    a.send(send('tx-o1', offererSide, callerPath(9115), 'm-o1', notes, { report: true }));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-o1') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-o1')!.head as { code: number }).code, 200);
+    await a.waitFor('the REPORT of the file', () => a.requests('REPORT').length === 1);
+    assert.match(headerValue(a.requests('REPORT')[0]!.head, 'Status')!, /^000 200/);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+
+    const port = stack.sippPort();
+    const uas = stack.sipp(receiverScenario(), { port, timeoutMs: 15000, args: ['-m', '1'] });
+    await sleep(300);
+    const reg = await stack.sipp('register', {
+      final: 200,
+      set: { user: 'olga', ct_port: String(port), expires: '600' },
+      args: ['-au', 'olga', '-ap', pw('olga')],
+    });
+    assert.equal(reg.exitCode, 0, reg.stdout);
+    const got = await uas;
+    assert.equal(got.exitCode, 0, `${got.stdout}\n${got.messages}`);
+    const msgs = receivedMessages(got.messages);
+    assert.deepEqual(
+      msgs.map((m) => [m.header('Content-Type'), m.body]),
+      [['text/plain', notes]],
+    );
+    assert.match(msgs[0]!.header('From') ?? '', /sip:alice@example\.com/);
+  });
+  it('does not keep a binary file sent in a deferred session (a pager MESSAGE carries text): the refusal is in the history of the offline user, with 415', async () => {
+    const samXcap = new XcapClient(`http://127.0.0.1:${stack.ports.xdm}`, 'sam', pw('sam'));
+    const put = await samXcap.put(
+      IM_POLICY('sip:sam@example.com'),
+      '<im-policy xmlns="urn:ims-as:xml:im-policy"><history enabled="true" max-messages="10"/></im-policy>',
+      IM_POLICY_TYPE,
+    );
+    assert.equal(put.status, 201, put.body);
+    const zip = 'PK\u0003\u0004\u0000\u0000';
+    const uac = call(
+      'alice',
+      'sam',
+      {
+        final: 200,
+        holdMs: 2500,
+        sdpLines: [`a=file-selector:name:"a.zip" type:application/zip size:${zip.length}`, 'a=sendonly'],
+      },
+      9120,
+    );
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-s1', offererSide, callerPath(9120), 'm-s1', zip, { contentType: 'application/zip' }));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-s1') !== undefined, 10000);
+    assert.equal((a.responseTo('tx-s1')!.head as { code: number }).code, 200);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    const entries = await eventually(
+      async () => {
+        const h = JSON.parse((await samXcap.get('/im/users/sip:sam@example.com/history')).body) as {
+          entries: Array<{ id: string; direction: string; peer: string }>;
+        };
+        return h.entries.length > 0 ? h.entries : undefined;
+      },
+      5000,
+      "the refusal in sam's history",
+    );
+    assert.deepEqual(
+      entries.map((e) => [e.direction, e.peer]),
+      [['received', 'sip:alice@example.com']],
+    );
+    const entry = JSON.parse((await samXcap.get(`/im/users/sip:sam@example.com/history/${entries[0]!.id}`)).body) as {
+      body: string;
+      status?: number;
+    };
+    assert.equal(entry.status, 415);
+    assert.match(entry.body, /^"a\.zip" \(application\/zip\) for later delivery was not kept: not text/);
+    assert.match(await stack.metrics(), /ims_as_im_session_deferred_messages_total\{result="file-refused"\} 1\b/);
+  });
+  it('writes interim records for a deferred session as for a live one: chained with the final record, each counting its span', async () => {
+    // tina never registered a device: the IM server answers for her
+    const uac = call('alice', 'tina', { final: 200, holdMs: INTERIM_SECONDS * 1000 + 1500 }, 9121);
+    const offererSide = (await answerSeenBy(uac.dir)).path[0]!;
+    const a = peer(await MsrpPeer.connect(asMsrpPort));
+    a.send(send('tx-h1', offererSide, callerPath(9121), 'm-h1', 'kept for tina'));
+    await a.waitFor('200 to the SEND', () => a.responseTo('tx-h1') !== undefined, 10000);
+    const caller = await uac;
+    assert.equal(caller.exitCode, 0, `caller: ${caller.stdout}\n${caller.messages}`);
+    const callId = /Call-ID: (.*)/.exec(caller.messages)![1]!.trim();
+    const recordsOf = () => stack.cdrLines().filter((c) => c.sessionId === callId && c.sipMethod === 'INVITE');
+    const all = await eventually(
+      () => (recordsOf().length === 4 ? recordsOf() : undefined),
+      5000,
+      'an interim record and the final one, per role',
+    );
+    for (const role of ['originating', 'terminating']) {
+      const chain = all
+        .filter((c) => c.roleOfNode === role)
+        .sort((x, y) => Number(x.recordSequenceNumber) - Number(y.recordSequenceNumber));
+      assert.deepEqual(
+        chain.map((c) => {
+          const extra = c.extra as Record<string, unknown>;
+          return [c.recordSequenceNumber, c.outcome, c.causeForRecordClosing, extra.messagesFromCaller];
+        }),
+        [
+          [1, 'interim', 'timeLimit', 1],
+          [2, 'ended', 'serviceDeliveryEndSuccessfully', 0],
+        ],
+        role,
+      );
+    }
   });
 });

@@ -300,6 +300,8 @@ describe('IM sessions: the participating function on INVITE', () => {
         endpoint,
         store: async (r, m) => (stored.push([r, m]), { result: 'deferred' as const }),
         contact: 'sip:im-deferred@192.0.2.100:5060',
+        send: async () => ({ code: 200 }),
+        maxPagerBytes: 1000,
       },
     });
     const d = (await service.handle(callOf(invite(), { registered: undefined }))) as ReplyDecision;
@@ -724,5 +726,195 @@ describe('IM sessions: the participating function on INVITE', () => {
       [BOB, 'sent', 'sip:anonymous@anonymous.invalid', 'yes'],
     ]);
     assert.ok(archived.every((e) => e.callId === 'call-1'));
+  });
+  /** A service with deferred sessions on, the end point and Kamailio's request path faked. */
+  function deferredService(more: Partial<ConstructorParameters<typeof SessionService>[0]> = {}) {
+    const stored: Array<[string, ImMessage]> = [];
+    const sent: Array<Parameters<NonNullable<ConstructorParameters<typeof SessionService>[0]['deferred']>['send']>[0]> =
+      [];
+    const handlers: {
+      onMessage?: (m: { contentType: string; body: Buffer }) => void;
+      onRefused?: (r: { contentType: string; code: number; reason: string }) => void;
+    } = {};
+    const closed: string[] = [];
+    const endpoint = {
+      open: (key: string, onMessage: typeof handlers.onMessage, onRefused: typeof handlers.onRefused) => (
+        Object.assign(handlers, { onMessage, onRefused }),
+        `msrp://127.0.0.1:40000/${key};tcp`
+      ),
+      close: (key: string) => void closed.push(key),
+    } as unknown as DeferredEndpoint;
+    let byeAnswer = 200;
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), {
+      deferred: {
+        endpoint,
+        store: async (r, m) => (stored.push([r, m]), { result: 'deferred' as const }),
+        contact: 'sip:im-deferred@192.0.2.100:5060',
+        send: async (req) => (sent.push(req), { code: byeAnswer }),
+        maxPagerBytes: 50,
+      },
+      ...more,
+    });
+    return { stored, sent, handlers, closed, answerByeWith: (code: number) => (byeAnswer = code) };
+  }
+
+  const offline = { registered: undefined, toTag: 'as-tag-9' };
+  const withContact = ['Contact: <sip:alice@192.0.2.1:5062;transport=tcp>', 'Record-Route: <sip:192.0.2.50;lr>'];
+
+  it("ends a deferred session's dialog with its own BYE through Kamailio when the caller's MSRP side ends, charged once per role", async () => {
+    const { sent, handlers, stored } = deferredService();
+    const d = (await service.handle(callOf(invite({ headers: withContact }), offline))) as ReplyDecision;
+    assert.equal(d.code, 200);
+    const key = [...anchor.opened.keys()][0]!;
+    handlers.onMessage!({ contentType: 'text/plain', body: Buffer.from('kept') });
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('message', { sessionKey: key, from: 'offerer', messageId: 'm1', contentType: 'text/plain', bytes: 4 });
+    anchor.emit('ended', { sessionKey: key, reason: 'msrp connection of the offerer lost' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(stored.length, 1);
+    assert.equal(sent.length, 1, 'one BYE');
+    const bye = sent[0]!;
+    const h = (n: string) => bye.headers.filter(([k]) => k === n).map(([, v]) => v);
+    assert.deepEqual(
+      [bye.method, bye.ruri, bye.nexthop],
+      ['BYE', 'sip:alice@192.0.2.1:5062;transport=tcp', 'sip:192.0.2.50;lr'],
+    );
+    assert.deepEqual(h('From'), ['<sip:bob@example.com>;tag=as-tag-9'], "the AS's side: the tag of its 200");
+    assert.deepEqual(h('To'), ['<sip:alice@example.com>;tag=ftag1']);
+    assert.deepEqual(h('Call-ID'), ['call-1']);
+    assert.deepEqual(h('CSeq'), ['1 BYE']);
+    assert.deepEqual(h('Route'), ['<sip:192.0.2.50;lr>'], 'the route set of the INVITE');
+    assert.equal(terminated.length, 0, 'no dlg.terminate_dlg: Kamailio does not track this dialog');
+    assert.deepEqual(
+      records.map((r) => [r.role, r.outcome, r.cause, r.extra?.reason, r.extra?.messagesFromCaller]),
+      [
+        ['originating', 'ended', 'unSuccessfulServiceDelivery', 'media: msrp connection of the offerer lost', 1],
+        ['terminating', 'ended', 'unSuccessfulServiceDelivery', 'media: msrp connection of the offerer lost', 1],
+      ],
+    );
+    assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result: 'terminated' }), 1);
+    // the caller's BYE crossing ours finds no session: 481, no second record
+    const byeIn = parseSipMessage(
+      [
+        'BYE sip:im-deferred@192.0.2.100:5060 SIP/2.0',
+        'Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK3',
+        'From: <sip:alice@example.com>;tag=ftag1',
+        'To: <sip:bob@example.com>;tag=as-tag-9',
+        'Call-ID: call-1',
+        'CSeq: 3 BYE',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+    ) as SipRequest;
+    assert.equal(((await service.handle(callOf(byeIn, { method: 'BYE' }))) as ReplyDecision).code, 481);
+    assert.equal(records.length, 2);
+  });
+
+  it('counts a deferred BYE the caller answers 481 as gone (its own BYE crossed), still one record per role', async () => {
+    const { sent, answerByeWith } = deferredService();
+    answerByeWith(481);
+    await service.handle(callOf(invite({ headers: withContact }), offline));
+    const key = [...anchor.opened.keys()][0]!;
+    anchor.emit('ended', { sessionKey: key, reason: 'idle' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(sent.length, 1);
+    assert.equal(records.length, 2);
+    assert.equal(metrics.value('ims_as_im_session_dialog_ends_total', { result: 'gone' }), 1);
+  });
+
+  it('writes interim records for a deferred session like for a live one', async (t) => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    t.after(() => mock.timers.reset());
+    deferredService({ interimRecordMs: 60_000 });
+    await service.handle(callOf(invite({ headers: withContact }), offline));
+    const key = [...anchor.opened.keys()][0]!;
+    anchor.emit('message', { sessionKey: key, from: 'offerer', messageId: 'm1', contentType: 'text/plain', bytes: 6 });
+    await new Promise((r) => setImmediate(r));
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    anchor.emit('ended', { sessionKey: key, reason: 'idle' });
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    const orig = records.filter((r) => r.role === 'originating');
+    assert.deepEqual(
+      orig.map((r) => [r.recordSequenceNumber, r.outcome, r.cause, r.extra?.messagesFromCaller]),
+      [
+        [1, 'interim', 'timeLimit', 1],
+        [2, 'ended', 'unSuccessfulServiceDelivery', 0],
+      ],
+    );
+    mock.timers.tick(120_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(records.length, 4, 'no interim record after the end');
+  });
+
+  it('takes a file offer for an offline callee under the live policy: 488 above the limits, held to its size; a text file that fits is stored, others leave a refusal in history', async () => {
+    const { stored, handlers } = deferredService();
+    const fileSdp = (selector: string) =>
+      sdp(A_PATH).replace('a=accept-types', `a=file-selector:${selector}\r\na=accept-types`);
+    // the operator's limit (maxMessageBytes 1000 here)
+    const big = (await service.handle(
+      callOf(invite({ body: fileSdp('name:"big.txt" type:text/plain size:1001') }), offline),
+    )) as ReplyDecision;
+    assert.deepEqual([big.code, /Max-Message-Size: 1000/.test(big.hdrs!)], [488, true]);
+    // the callee's file policy
+    policies.set(BOB, {
+      ...defaultImPolicy(),
+      fileTransfer: { enabled: true, acceptTypes: ['text/*'] },
+      history: { enabled: true, maxMessages: 10, conversations: [] },
+    });
+    const pdf = (await service.handle(
+      callOf(invite({ body: fileSdp('name:"a.pdf" type:application/pdf size:10') }), offline),
+    )) as ReplyDecision;
+    assert.equal(pdf.code, 488);
+    assert.match(pdf.hdrs!, /Warning: 399 example\.com "the recipient takes no files of type application\/pdf"/);
+    assert.equal(anchor.opened.size, 0);
+
+    const ok = (await service.handle(
+      callOf(invite({ body: fileSdp('name:"notes.txt" type:text/plain size:40') }), offline),
+    )) as ReplyDecision;
+    assert.equal(ok.code, 200);
+    const key = [...anchor.opened.keys()][0]!;
+    assert.equal(anchor.opened.get(key)!.maxMessageBytes, 40, 'held to the declared size');
+    handlers.onMessage!({ contentType: 'text/plain', body: Buffer.from('the notes') });
+    // binary bytes cannot travel as a pager body; a file above the pager limit (50 here) neither
+    handlers.onMessage!({ contentType: 'text/plain', body: Buffer.from([0xff, 0x00, 0x41]) });
+    handlers.onMessage!({ contentType: 'text/plain', body: Buffer.alloc(51, 0x61) });
+    // the end point itself refused one on the way (above its bound)
+    handlers.onRefused!({ contentType: 'text/plain', code: 413, reason: 'message too large' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(
+      stored.map(([r, m]) => [r, m.sender, m.contentType, m.body]),
+      [[BOB, ALICE, 'text/plain', 'the notes']],
+    );
+    assert.deepEqual(
+      archived.map((e) => [e.owner, e.direction, e.peer, e.status]),
+      [
+        [BOB, 'received', ALICE, 415],
+        [BOB, 'received', ALICE, 413],
+        [BOB, 'received', ALICE, 413],
+      ],
+      'only the callee keeps a history here',
+    );
+    assert.match(archived[0]!.body, /^"notes\.txt" \(text\/plain\) for later delivery was not kept: not text/);
+    assert.match(archived[1]!.body, /51 bytes, the most a stored message holds is 50/);
+  });
+  it('does not take a user out of a chat when a deferred session of theirs ends while a live one goes on', async () => {
+    deferredService();
+    const { key: live } = await established();
+    assert.deepEqual(activity, [
+      [ALICE, 'chat'],
+      [BOB, 'chat'],
+    ]);
+    const second = invite({ headers: withContact });
+    second.headers.set('Call-ID', 'call-2');
+    const d = (await service.handle(callOf(second, offline))) as ReplyDecision;
+    assert.equal(d.code, 200);
+    const deferredKey = [...anchor.opened.keys()].find((k) => k !== live)!;
+    anchor.emit('ended', { sessionKey: deferredKey, reason: 'msrp connection of the offerer lost' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(service.size, 1, 'the live session goes on');
+    assert.deepEqual(activity.length, 2, `still in a chat: ${JSON.stringify(activity)}`);
   });
 });

@@ -33,6 +33,18 @@ export interface DeferredSessionMessage {
   body: Buffer;
 }
 
+/** A message this end point refused on the way (above its size bound): the caller got the code. */
+export interface DeferredSessionRefusal {
+  contentType: string;
+  code: number;
+  reason: string;
+}
+
+interface SessionHandlers {
+  onMessage: (m: DeferredSessionMessage) => void;
+  onRefused?: (r: DeferredSessionRefusal) => void;
+}
+
 interface Receiving {
   head: MsrpHead;
   parts: Buffer[];
@@ -42,7 +54,7 @@ export class DeferredEndpoint {
   private server?: Server;
   private port = 0;
   private readonly sockets = new Set<Socket>();
-  private readonly sessions = new Map<string, (m: DeferredSessionMessage) => void>();
+  private readonly sessions = new Map<string, SessionHandlers>();
   private readonly messages = new Map<string, Reassembly>();
 
   constructor(private readonly opts: { maxMessageBytes: number; log: Logger }) {}
@@ -70,9 +82,16 @@ export class DeferredEndpoint {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
-  /** The path the switch is given for this session's answerer; `onMessage` gets each whole message. */
-  open(sessionId: string, onMessage: (m: DeferredSessionMessage) => void): string {
-    this.sessions.set(sessionId, onMessage);
+  /**
+   * The path the switch is given for this session's answerer; `onMessage` gets each whole
+   * message, `onRefused` each one refused for its size (a file larger than the pager takes).
+   */
+  open(
+    sessionId: string,
+    onMessage: (m: DeferredSessionMessage) => void,
+    onRefused?: (r: DeferredSessionRefusal) => void,
+  ): string {
+    this.sessions.set(sessionId, { onMessage, ...(onRefused ? { onRefused } : {}) });
     return `msrp://127.0.0.1:${this.port}/${sessionId};tcp`;
   }
 
@@ -117,12 +136,12 @@ export class DeferredEndpoint {
     } catch {
       return answer(MSRP_STATUS.BAD_REQUEST);
     }
-    const deliver = sessionId !== undefined ? this.sessions.get(sessionId) : undefined;
-    if (!deliver) return answer(MSRP_STATUS.NO_SESSION);
+    const handlers = sessionId !== undefined ? this.sessions.get(sessionId) : undefined;
+    if (!handlers) return answer(MSRP_STATUS.NO_SESSION);
     const body = Buffer.concat(r.parts);
     // the switch's binding SEND has no body: nothing to keep
     if (body.length === 0 && headerValue(head, 'Byte-Range') === undefined) return answer(MSRP_STATUS.OK);
-    this.chunk(head, sessionId!, body, flag, deliver, answer, (size) => {
+    this.chunk(head, sessionId!, body, flag, handlers, answer, (size) => {
       if (!successReportOf(head)) return;
       const report = buildReport({
         tid: newTransactionId(),
@@ -141,7 +160,7 @@ export class DeferredEndpoint {
     sessionId: string,
     body: Buffer,
     flag: ContinuationFlag,
-    deliver: (m: DeferredSessionMessage) => void,
+    handlers: SessionHandlers,
     answer: (code: number) => void,
     reportSuccess: (size: number) => void,
   ): void {
@@ -160,6 +179,11 @@ export class DeferredEndpoint {
     }
     if (!verdict.ok) {
       this.messages.delete(key);
+      handlers.onRefused?.({
+        contentType: headerValue(head, 'Content-Type') ?? 'application/octet-stream',
+        code: verdict.code,
+        reason: verdict.reason,
+      });
       return answer(verdict.code);
     }
     answer(MSRP_STATUS.OK);
@@ -169,7 +193,7 @@ export class DeferredEndpoint {
     if (message.state !== 'complete') return;
     const contentType = headerValue(head, 'Content-Type') ?? 'text/plain';
     const whole = message.body();
-    deliver({ contentType, body: whole });
+    handlers.onMessage({ contentType, body: whole });
     reportSuccess(whole.length);
   }
 }

@@ -25,7 +25,9 @@ import type { ImPolicies } from './im-policies.js';
 import { Participation } from './participation.js';
 import type { AnchorMessage, AnchorStats, MediaAnchor } from './session-anchor.js';
 import { type FileSelector, type MsrpMedia, msrpAnswerSdp, parseMsrpMedia, rewriteMsrpMedia } from '../msrp/sdp.js';
-import type { DeferredEndpoint } from './deferred-endpoint.js';
+import type { DeferredEndpoint, DeferredSessionRefusal } from './deferred-endpoint.js';
+import type { UacRequest } from '../isc/uac.js';
+import { isUtf8 } from 'node:buffer';
 import type { ImMessage } from './message-store.js';
 import { tryParseMsrpUri } from '../msrp/uri.js';
 import { acceptsFileType, keepsHistoryWith, type ImPolicy } from '../xdm/usages/im-policy.js';
@@ -54,6 +56,25 @@ interface LiveSession {
   callerPath: string;
   /** Taken by the IM server for an offline callee: its messages are stored as deferred ones. */
   deferred?: boolean;
+  /**
+   * The dialog of a deferred session as its UAS (the AS, through Kamailio's reply) holds it:
+   * what a BYE from the AS needs when the caller's MSRP side ends (RFC 3261 12.1.1).
+   */
+  deferredDialog?: {
+    /** The To tag of the 200 (Kamailio's local tag for the INVITE's transaction). */
+    localTag: string;
+    /** The INVITE's To, without tag: our side's From in the BYE. */
+    localParty: string;
+    /** The INVITE's From, without tag. */
+    remoteParty: string;
+    /** The caller's Contact. */
+    remoteTarget: string;
+    /** The INVITE's Record-Route values, in order (the UAS route set). */
+    routeSet: string[];
+    cseq: number;
+  };
+  /** A file transfer (RFC 5547) offer's a=file-selector, when the session is one. */
+  file?: FileSelector;
   /** The AS's URI towards each party (from the anchor). */
   sides?: { offererSide: string; answererSide: string };
   /** A re-offer (re-INVITE, UPDATE) on its way: who made it and the path it offers. */
@@ -132,6 +153,10 @@ export class SessionService {
         store: (recipient: string, msg: ImMessage) => Promise<{ result: 'deferred' | 'full' }>;
         /** The Contact of the 200 (a URI Kamailio sends the dialog's requests back to the AS for). */
         contact: string;
+        /** Sends a request of the AS through Kamailio (the BYE when the caller's MSRP side ends). */
+        send: (req: UacRequest) => Promise<{ code: number }>;
+        /** The pager's largest message: a stored file above it is not delivered (history says so). */
+        maxPagerBytes: number;
       };
       /** Says when one of our users is in a chat and when no longer (their IM presence source). */
       activity?: (user: string, state: 'chat' | 'none') => Promise<unknown>;
@@ -232,19 +257,19 @@ export class SessionService {
       if (verdict === 'reject') return refuse(403, 'Forbidden', 'blocked by recipient');
       // a session cannot be taken and dropped unseen: the caller learns only that nobody answers
       if (verdict === 'discard') return refuse(480, 'Temporarily Unavailable', 'blocked by recipient (discard)');
-      if (!req.registered) {
-        const deferred = this.deps.deferred;
-        // files are not kept for later: a file offer to an offline user is not taken
-        if (!deferred || media.fileSelector || !(await this.deps.policies.of(target)).deferredDelivery.enabled)
-          return refuse(480, 'Temporarily Unavailable', 'recipient offline');
-        return this.acceptDeferred(call, session, media, deferred);
-      }
+      // a file offer passes the recipient's file policy whether they are online or not
       if (media.fileSelector) {
         const refusal = fileRefusal((await this.deps.policies.of(target)).fileTransfer, media.fileSelector);
         if (refusal)
           return refuse(488, 'Not Acceptable Here', `file refused by recipient: ${refusal}`, {
             warning: { agent: this.deps.domain.domain, text: refusal },
           });
+      }
+      if (!req.registered) {
+        const deferred = this.deps.deferred;
+        if (!deferred || !(await this.deps.policies.of(target)).deferredDelivery.enabled)
+          return refuse(480, 'Temporarily Unavailable', 'recipient offline');
+        return this.acceptDeferred(call, session, media, deferred);
       }
     }
     // the contacts that registered the OMA IM feature tag get the session, when any did
@@ -311,27 +336,44 @@ export class SessionService {
     media: MsrpMedia,
     deferred: NonNullable<SessionService['deps']['deferred']>,
   ): IscDecision {
+    const fileSize = media.fileSelector?.size;
     const sides = this.deps.anchor.open(s.key, {
       path: media.path,
       acceptTypes: media.acceptTypes,
       ...(media.setup ? { setup: media.setup } : {}),
+      // as in a live session, the file may not grow past the size its offer declared
+      ...(fileSize !== undefined ? { maxMessageBytes: fileSize } : {}),
     });
     const towardsCaller = authorityOf(sides.offererSide);
     if (!towardsCaller) {
       this.settle('anchor-close', Promise.resolve(this.deps.anchor.close(s.key, 'bad anchor URI')));
       throw new Error(`the MSRP anchor handed out a URI without an authority: ${sides.offererSide}`);
     }
-    const endpointPath = deferred.endpoint.open(s.key, (m) =>
-      this.settle('deferred-session-message', this.storeDeferred(s, m.contentType, m.body)),
+    const endpointPath = deferred.endpoint.open(
+      s.key,
+      (m) => this.settle('deferred-session-message', this.storeDeferred(s, m.contentType, m.body)),
+      (r) => this.settle('deferred-session-refusal', this.fileNotKept(s, r)),
     );
     this.deps.anchor.answered(s.key, { path: [endpointPath] });
     s.deferred = true;
+    if (media.fileSelector) s.file = media.fileSelector;
+    const sip = call.sip;
+    s.deferredDialog = {
+      localTag: call.req.toTag,
+      localParty: withoutTag(sip.headers.get('To') ?? `<${s.callee}>`),
+      remoteParty: withoutTag(sip.headers.get('From') ?? `<${s.caller}>`),
+      remoteTarget: uriOf(sip.headers.get('Contact') ?? `<${s.caller}>`),
+      routeSet: sip.headers.getAll('Record-Route'),
+      cseq: 0,
+    };
     s.callerPath = media.path.join(' ');
     s.sides = sides;
     s.answeredAt = call.receivedAt;
     s.spanStart = call.receivedAt;
     this.byCallId.set(s.callId, s);
     this.byKey.set(s.key, s);
+    // charged like a live session: interim records while it lasts
+    this.startInterimRecords(s);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'offered' });
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'deferred' });
     call.log.debug({ from: s.caller, to: s.callee, session: s.key }, 'IM session taken for an offline callee');
@@ -352,9 +394,30 @@ export class SessionService {
     });
   }
 
+  private startInterimRecords(s: LiveSession): void {
+    const every = this.deps.interimRecordMs ?? 0;
+    if (every <= 0) return;
+    s.interimTimer = setInterval(() => this.settle('interim-record', this.interim(s)), every);
+    s.interimTimer.unref();
+  }
+
   /** One whole message of a deferred session, stored for the callee (is-composing never). */
   private async storeDeferred(s: LiveSession, contentType: string, body: Buffer): Promise<void> {
     if (headerValueOnly(contentType).toLowerCase() === 'application/im-iscomposing+xml') return;
+    // a stored file is delivered as a pager MESSAGE with the file as its body: only when it
+    // fits the pager's limit and is text (a SIP body crosses Kamailio's JSON interface as a
+    // string, so bytes that are not UTF-8 would not arrive as sent)
+    if (s.file) {
+      const limit = this.deps.deferred!.maxPagerBytes;
+      if (body.length > limit)
+        return this.fileNotKept(s, {
+          contentType,
+          code: 413,
+          reason: `${body.length} bytes, the most a stored message holds is ${limit}`,
+        });
+      if (!isUtf8(body) || body.includes(0))
+        return this.fileNotKept(s, { contentType, code: 415, reason: 'not text: a stored message carries text only' });
+    }
     const stored = await this.deps.deferred!.store(s.callee, {
       sender: s.caller,
       fromHeader: s.privacy ? `"Anonymous" <${ANONYMOUS_URI}>` : `<${s.caller}>`,
@@ -367,6 +430,68 @@ export class SessionService {
       kind: 'message',
     });
     this.deps.metrics.count('ims_as_im_session_deferred_messages_total', { result: stored.result });
+  }
+
+  /**
+   * A file sent in a deferred session that cannot be kept for delivery: the refusal goes into
+   * the history of each party who keeps one (the caller's `sent`, the callee's `received`),
+   * with the status that says why (413: too large for a stored message; 415: not text).
+   */
+  private async fileNotKept(s: LiveSession, r: DeferredSessionRefusal): Promise<void> {
+    const name = s.file?.name !== undefined ? `"${s.file.name}"` : 'a file';
+    const type = headerValueOnly(r.contentType) || s.file?.type || 'application/octet-stream';
+    this.deps.metrics.count('ims_as_im_session_deferred_messages_total', { result: 'file-refused' });
+    this.deps.log.info({ callId: s.callId, code: r.code, reason: r.reason }, 'file of a deferred session not kept');
+    const at = new Date();
+    const callerAsSeen = s.privacy ? ANONYMOUS_URI : s.caller;
+    const text = `${name} (${type}) for later delivery was not kept: ${r.reason}`;
+    for (const [owner, direction, peer] of [
+      [s.caller, 'sent', s.callee],
+      [s.callee, 'received', callerAsSeen],
+    ] as const) {
+      if (!this.deps.domain.canonical(owner)) continue;
+      const policy = await this.deps.policies.of(owner);
+      if (!keepsHistoryWith(policy, owner === s.caller ? s.callee : s.caller, this.participation.canonicalOf)) continue;
+      await this.deps.history.archive(
+        { owner, direction, peer, at, contentType: 'text/plain', body: text, callId: s.callId, status: r.code },
+        policy.history.maxMessages,
+      );
+    }
+  }
+
+  /**
+   * The AS ends a deferred session's dialog itself (its caller's MSRP side ended): a BYE from
+   * the UAS side of the dialog, sent by Kamailio to the caller's Contact along the route set.
+   * A 481 means the caller's own BYE crossed it: the same end.
+   */
+  private async byeDeferred(s: LiveSession): Promise<void> {
+    const d = s.deferredDialog;
+    const send = this.deps.deferred?.send;
+    if (!d || !send) return;
+    d.cseq++;
+    let result: 'terminated' | 'gone' | 'failed';
+    try {
+      const outcome = await send({
+        method: 'BYE',
+        ruri: d.remoteTarget,
+        nexthop: d.routeSet.length > 0 ? uriOf(d.routeSet[0]!) : d.remoteTarget,
+        headers: [
+          ['From', `${d.localParty};tag=${d.localTag}`],
+          ['To', `${d.remoteParty};tag=${s.fromTag}`],
+          ['Call-ID', s.callId],
+          ['CSeq', `${d.cseq} BYE`],
+          ...d.routeSet.map((r): [string, string] => ['Route', r]),
+          ['Max-Forwards', '70'],
+        ],
+      });
+      result = outcome.code < 300 ? 'terminated' : outcome.code === 481 ? 'gone' : 'failed';
+      if (result === 'failed')
+        this.deps.log.warn({ callId: s.callId, code: outcome.code }, 'the BYE of a deferred session was refused');
+    } catch (err) {
+      result = 'failed';
+      this.deps.log.warn({ err, callId: s.callId }, 'the BYE of a deferred session was not sent');
+    }
+    this.deps.metrics.count('ims_as_im_session_dialog_ends_total', { result });
   }
 
   /** A BYE in the dialog of a deferred session (the caller ends it): the session ends here. */
@@ -449,11 +574,7 @@ export class SessionService {
       s.spanStart = at;
       this.deps.metrics.count('ims_as_im_sessions_total', { step: 'established' });
       this.chatting(s, +1);
-      const every = this.deps.interimRecordMs ?? 0;
-      if (every > 0) {
-        s.interimTimer = setInterval(() => this.settle('interim-record', this.interim(s)), every);
-        s.interimTimer.unref();
-      }
+      this.startInterimRecords(s);
       return;
     }
     this.forget(s, `INVITE answered ${code}`);
@@ -525,7 +646,9 @@ export class SessionService {
     const stats = this.forget(s, reason);
     const at = new Date();
     this.deps.log.info({ callId: s.callId, reason, toTag: s.toTag }, 'IM session media ended: ending its dialog');
-    if (s.toTag) await this.endDialog(s, s.toTag);
+    // a deferred session's dialog is the AS's own (Kamailio's dialog module does not track it)
+    if (s.deferred) await this.byeDeferred(s);
+    else if (s.toTag) await this.endDialog(s, s.toTag);
     // charged whatever became of the dialog: the session was forgotten above, so the BYE's own
     // session-end event finds nothing and this is the one record per role
     await this.charge(s, {
@@ -615,7 +738,8 @@ export class SessionService {
     this.byCallId.delete(s.callId);
     this.byKey.delete(s.key);
     this.deps.metrics.count('ims_as_im_sessions_total', { step: 'ended' });
-    if (s.answeredAt) this.chatting(s, -1);
+    // a deferred session never counted its parties in (nobody chats with the server's end point)
+    if (s.answeredAt && !s.deferred) this.chatting(s, -1);
     return stats;
   }
 
@@ -729,6 +853,11 @@ function fileRefusal(policy: ImPolicy['fileTransfer'], file: FileSelector): stri
 function authorityOf(uri: string): { host: string; port: number } | undefined {
   const u = tryParseMsrpUri(uri);
   return u ? { host: u.host.replace(/^\[(.*)\]$/, '$1'), port: u.port ?? 2855 } : undefined;
+}
+
+/** A From or To header value without its tag parameter. */
+function withoutTag(value: string): string {
+  return value.replace(/;\s*tag=[^;\s]+/i, '').trim();
 }
 
 function uriOf(nameAddr: string): string {

@@ -519,6 +519,7 @@ export class ApplicationServer {
         metrics,
         log: log.child({ svc: 'conference' }),
         inChat,
+        groupInvitees: (uri) => groupPolicy.membersToInvite(uri),
       });
       metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(

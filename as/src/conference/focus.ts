@@ -30,6 +30,7 @@ import { fanOut, type Seat } from './fan-out.js';
 import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from './focus-sdp.js';
 import type { JoinPolicy, RosterPort } from './roster-port.js';
 import { referTarget, sipfrag } from './refer-to.js';
+import { markDeclined, membersToDial } from './group-dial-out.js';
 import type { UacOutcome, UacRequest } from '../isc/uac.js';
 
 /** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
@@ -129,6 +130,8 @@ export class ConferenceFocus {
       log: Logger;
       /** Our users in a conference are in a chat (their IM activity, shared with one-to-one sessions). */
       inChat?: { enter(user: string): Promise<void>; leave(user: string): Promise<void> };
+      /** Members a group's conference invites when it starts (its <invite-members>; group-dial-out.ts). */
+      groupInvitees?: (groupUri: string) => Promise<string[]>;
     },
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
@@ -232,13 +235,7 @@ export class ConferenceFocus {
     if (decision.action === 'reply' && decision.code === 200 && invitees.length > 0) {
       const conference = this.conferences.get(target.uri)!;
       const others = [...new Set(invitees)].filter((u) => u.toLowerCase() !== creator.toLowerCase());
-      // the creator's 200 leaves first; then the focus dials out to each listed user
-      this.settle(
-        'adhoc-invite',
-        new Promise((r) => setTimeout(r, 100)).then(async () => {
-          await Promise.all(others.map((u) => this.dialOut(conference, u, creator)));
-        }),
-      );
+      this.settle('adhoc-invite', this.dialOutAll(conference, others, creator));
     }
     return decision;
   }
@@ -356,6 +353,24 @@ export class ConferenceFocus {
       ...(room.subject !== undefined ? { subject: room.subject } : {}),
     });
     call.log.info({ room: room.uri, user, key, nickname }, 'conference: participant joined');
+    // the first INVITE to a group starts its conference: the group may ask to invite its members
+    if (!live && room.kind === 'group' && this.deps.groupInvitees) {
+      const invitees = this.deps.groupInvitees;
+      this.settle(
+        'group-invite',
+        invitees(room.uri).then((members) =>
+          this.dialOutAll(
+            conference,
+            membersToDial(
+              members,
+              user,
+              [...conference.participants.values()].map((x) => x.uri),
+            ),
+            user,
+          ),
+        ),
+      );
+    }
     return reply(200, 'OK', {
       headers: [
         ['Contact', `<sip:${room.name}@${this.deps.contactHost}>;isfocus`],
@@ -468,6 +483,13 @@ export class ConferenceFocus {
     );
   }
 
+  /** The focus dials out to each of `users` once the 200 that started it has left (ad-hoc, groups). */
+  private async dialOutAll(conference: LiveConference, users: string[], invitedBy: string): Promise<void> {
+    if (users.length === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(users.map((u) => this.dialOut(conference, u, invitedBy)));
+  }
+
   /**
    * The focus invites `user` into the conference: an INVITE of its own through Kamailio (routed
    * to the user's contacts like any request of ours); Kamailio's tm acknowledges the 2xx of a
@@ -507,6 +529,9 @@ export class ConferenceFocus {
     const live = this.conferences.get(conference.uri) === conference;
     if (outcome.code >= 300 || !media || media.path.length === 0 || !outcome.dialog || !live) {
       this.deps.media.closeEndpoint(key);
+      // who was asked and did not come stays in the roster, disconnected (the conference goes on)
+      if (live && outcome.code >= 300)
+        await markDeclined(this.deps.roster, conference.uri, { user, invitedBy, code: outcome.code, at: new Date() });
       if (outcome.code < 300) {
         this.deps.log.warn({ user, callId }, 'conference: dial-out answered without usable MSRP media');
         return { ...outcome, code: 488, reason: 'Not Acceptable Here' };

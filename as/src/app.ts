@@ -15,6 +15,7 @@ import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ChatRooms } from './conference/chat-rooms.js';
 import { ConferenceFocus } from './conference/focus.js';
+import { conferenceAdminRoutes } from './conference/conference-admin.js';
 import { focusJoinPolicy } from './conference/roster-port.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -783,6 +784,7 @@ export class ApplicationServer {
         }),
         adminRoutes({ users, messenger, rooms, token: config.admin.token, reload: () => reloader.reload('admin') }),
         opsAdminRoutes(opsView),
+        conferenceAdminRoutes({ focus, domain: config.sip.domain, token: config.admin.token }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }

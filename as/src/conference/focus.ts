@@ -47,6 +47,15 @@ export interface ConferenceTarget {
   members?: string[];
 }
 
+/** A live conference as the operator sees it. */
+export interface LiveConferenceView {
+  uri: string;
+  kind: 'room' | 'group' | 'adhoc';
+  owner: string;
+  startedAt: Date;
+  participants: string[];
+}
+
 /** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
 export interface FocusMedia {
   openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
@@ -564,10 +573,10 @@ export class ConferenceFocus {
   }
 
   /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
-  private async boot(p: Participant): Promise<UacOutcome> {
+  private async boot(p: Participant, reason = 'removed by the owner'): Promise<UacOutcome> {
     await this.leave(p, {
       how: 'booted',
-      reason: 'removed by the owner',
+      reason,
       cause: 'serviceDeliveryEndSuccessfully',
       at: new Date(),
     });
@@ -599,6 +608,30 @@ export class ConferenceFocus {
       ],
       ...(body !== undefined ? { body } : {}),
     });
+  }
+
+  /** The conferences with participants on this instance (conference-admin.ts lists them). */
+  liveConferences(): LiveConferenceView[] {
+    return [...this.conferences.values()].map((c) => ({
+      uri: c.uri,
+      kind: c.kind,
+      owner: c.owner,
+      startedAt: c.startedAt,
+      participants: [...c.participants.values()].map((p) => p.uri),
+    }));
+  }
+
+  /**
+   * Ends a conference for everyone (the operator's command, conference-admin.ts): each
+   * participant leaves as booted and gets the focus's BYE; the last departure ends the
+   * roster (final NOTIFY) and writes the conference's record, once, as any ending does.
+   * Undefined when no conference of that URI is live here.
+   */
+  async endConference(uri: string, reason: string): Promise<{ byes: UacOutcome[] } | undefined> {
+    const c = this.conferences.get(uri);
+    if (!c) return undefined;
+    const byes = await Promise.all([...c.participants.values()].map((p) => this.boot(p, reason)));
+    return { byes };
   }
 
   /** Whether an in-dialog request belongs to a participant's dialog with the focus here. */

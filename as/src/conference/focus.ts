@@ -31,6 +31,7 @@ import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from '.
 import type { JoinPolicy, RosterPort } from './roster-port.js';
 import { referTarget, sipfrag } from './refer-to.js';
 import { markDeclined, membersToDial } from './group-dial-out.js';
+import { FOCUS_DIALOG_ALLOW, focusDialogDecision } from './focus-dialog-requests.js';
 import type { UacOutcome, UacRequest } from '../isc/uac.js';
 
 /** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
@@ -60,6 +61,7 @@ export interface LiveConferenceView {
 export interface FocusMedia {
   openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
   endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void;
+  repathEndpoint(key: string, peer: { path: string[]; setup?: string }): boolean;
   deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
   closeEndpoint(key: string): void;
   setEndpointVetter(vet: (m: EndpointMessageEvent) => { code: number; comment: string } | undefined): void;
@@ -383,7 +385,7 @@ export class ConferenceFocus {
     return reply(200, 'OK', {
       headers: [
         ['Contact', `<sip:${room.name}@${this.deps.contactHost}>;isfocus`],
-        ['Allow', 'INVITE, ACK, BYE, CANCEL, OPTIONS'],
+        ['Allow', FOCUS_DIALOG_ALLOW],
       ],
       body: sdp,
       ctype: 'application/sdp',
@@ -632,6 +634,57 @@ export class ConferenceFocus {
     if (!c) return undefined;
     const byes = await Promise.all([...c.participants.values()].map((p) => this.boot(p, reason)));
     return { byes };
+  }
+
+  /**
+   * A request in a participant's dialog other than BYE and REFER (re-INVITE, UPDATE, INFO,
+   * OPTIONS, any other): answered as focus-dialog-requests.ts decides; a re-offer with a new
+   * a=path re-binds the participant's MSRP leg.
+   */
+  async inDialog(call: IscCall): Promise<IscDecision> {
+    const p = this.byCallId.get(call.sip.headers.get('Call-ID') ?? '');
+    if (!p) return reply(481, 'Call/Transaction Does Not Exist');
+    const d = focusDialogDecision({
+      method: call.req.method,
+      contentType: headerValueOnly(call.sip.headers.get('Content-Type') ?? '').toLowerCase(),
+      body: call.sip.body,
+      ...(call.sip.headers.get('Info-Package') !== undefined
+        ? { infoPackage: call.sip.headers.get('Info-Package')! }
+        : {}),
+    });
+    if (d.kind === 'reply')
+      return reply(d.code, d.reason, {
+        ...(d.headers ? { headers: d.headers } : {}),
+        ...(d.warning ? { warning: { agent: this.deps.domain.domain, text: d.warning } } : {}),
+      });
+    if (d.kind === 'ok') return reply(200, 'OK');
+    if (
+      d.media &&
+      this.deps.media.repathEndpoint(p.key, { path: d.media.path, ...(d.media.setup ? { setup: d.media.setup } : {}) })
+    )
+      call.log.info(
+        { conference: p.conference, key: p.key, path: d.media.path },
+        'conference: participant moved its MSRP path',
+      );
+    const name = this.conferences.get(p.conference)?.name ?? 'focus';
+    const localUri = this.deps.media.openEndpoint(p.key, { path: d.media?.path ?? [] });
+    const uri = tryParseMsrpUri(localUri);
+    const sdp = focusAnswerSdp({
+      host: (uri?.host ?? this.deps.msrpHost).replace(/^\[(.*)\]$/, '$1'),
+      port: uri?.port ?? this.deps.msrpPort(),
+      path: localUri,
+      proto: d.media?.proto ?? 'TCP/MSRP',
+      setup: !d.media ? 'actpass' : d.media.setup === 'passive' ? 'active' : 'passive',
+      version: Math.floor(Date.now() / 1000),
+    });
+    return reply(200, 'OK', {
+      headers: [
+        ['Contact', `<sip:${name}@${this.deps.contactHost}>;isfocus`],
+        ['Allow', FOCUS_DIALOG_ALLOW],
+      ],
+      body: sdp,
+      ctype: 'application/sdp',
+    });
   }
 
   /** Whether an in-dialog request belongs to a participant's dialog with the focus here. */

@@ -15,6 +15,7 @@ import { ConferenceRoster } from './conference/roster.js';
 import { GroupDirectory } from './im/group-messaging.js';
 import { ChatRooms } from './conference/chat-rooms.js';
 import { ConferenceFocus } from './conference/focus.js';
+import { conferenceAdminRoutes } from './conference/conference-admin.js';
 import { focusJoinPolicy } from './conference/roster-port.js';
 import { ConversationHistory } from './im/history.js';
 import { ImPolicies } from './im/im-policies.js';
@@ -521,6 +522,7 @@ export class ApplicationServer {
         metrics,
         log: log.child({ svc: 'conference' }),
         inChat,
+        groupInvitees: (uri) => groupPolicy.membersToInvite(uri),
       });
       metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(
@@ -784,6 +786,7 @@ export class ApplicationServer {
         }),
         adminRoutes({ users, messenger, rooms, token: config.admin.token, reload: () => reloader.reload('admin') }),
         opsAdminRoutes(opsView),
+        conferenceAdminRoutes({ focus, domain: config.sip.domain, token: config.admin.token }),
       ]) {
         app.use(r.routes()).use(r.allowedMethods());
       }

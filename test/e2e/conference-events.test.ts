@@ -156,6 +156,16 @@ describe('conference event package (real Kamailio, sipp; roster driven through i
     assert.doesNotMatch(docs[2]!, /dave|Dave Secret|5998/, 'nothing of the anonymous participant shows');
 
     assert.match(notifies[3]!, /Subscription-State: terminated;reason=noresource/);
+    // the final NOTIFY carries the conference's final state in full: nobody connected, not active
+    const last = /<\?xml[\s\S]*?<\/conference-info>/.exec(notifies[3]!)?.[0];
+    assert.ok(last, `the final NOTIFY has a body:\n${notifies[3]}`);
+    assert.match(notifies[3]!, /Content-Type: application\/conference-info\+xml/);
+    assertValidConferenceInfo(last);
+    assert.match(last, /state="full"/);
+    assert.ok(Number(/version="(\d+)"/.exec(last)?.[1]) > versions[2]!, 'its version follows the others');
+    assert.match(last, /<user-count>0<\/user-count><active>false<\/active>/);
+    assert.doesNotMatch(last, /<status>connected<\/status>/);
+    assert.match(last, /<user entity="sip:bob@example\.com" state="full">[^]*?<status>disconnected<\/status>/);
   });
 
   it('SUBSCRIBE to a conference that ended: 404', async () => {

@@ -124,6 +124,11 @@ export function subscriberScenario(o: {
   headers?: string[];
   /** The domain of the resource (default: the watcher's own, [$domain]). */
   targetDomain?: string;
+  /**
+   * After the first NOTIFY (and any `more`), take NOTIFYs, each logged NOTIFIED, until one
+   * says Subscription-State: terminated (the resource ended it; no un-SUBSCRIBE then).
+   */
+  untilTerminated?: boolean;
 }): string {
   const expires = o.expires ?? 600;
   const headers = o.headers ?? [];
@@ -155,6 +160,21 @@ export function subscriberScenario(o: {
   <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}" />${ok200}
   <nop><action><log message="NOTIFIED ${i + 1}" /></action></nop>`);
     }
+    if (o.untilTerminated) {
+      // unrolled (sipp jumps forward only here): up to 8 NOTIFYs, the one saying terminated ends it
+      const done = `l${++labels}`;
+      for (let i = 0; i < 8; i++)
+        parts.push(`
+  <recv request="NOTIFY" timeout="${o.notifyTimeoutMs ?? 15000}">
+    <action>
+      <ereg regexp="terminated" search_in="hdr" header="Subscription-State:" check_it="false" assign_to="ended" />
+    </action>
+  </recv>${ok200}
+  <nop next="${done}" test="ended" />`);
+      parts.push(`
+  <nop><action><log message="NOT TERMINATED" /></action></nop>
+  <label id="${done}" />`);
+    }
     const refreshes = o.refreshes ?? 0;
     for (let i = 0; i < refreshes; i++) {
       parts.push(
@@ -166,7 +186,7 @@ export function subscriberScenario(o: {
   <nop><action><log message="REFRESHED ${i + 1}" /></action></nop>`,
       );
     }
-    if (o.unsubscribe !== false) {
+    if (o.unsubscribe !== false && !o.untilTerminated) {
       parts.push(
         `
   <pause milliseconds="200" />`,

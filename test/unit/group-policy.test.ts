@@ -155,6 +155,23 @@ describe('group policy', () => {
     await assert.rejects(policy.forSending('sip:peek@example.com', ALICE, { anonymous: false }), GroupListError);
   });
 
+  it('membersToInvite: every member (expanded) when the group says invite-members true, none when false or absent', async () => {
+    await putGroups(
+      'sip:bob@example.com',
+      `<list-service uri="sip:squad@example.com"><list><entry uri="sip:bob@example.com"/><entry uri="sip:Carol@example.com"/></list>` +
+        `<invite-members>true</invite-members></list-service>` +
+        `<list-service uri="sip:quiet@example.com"><list><entry uri="sip:bob@example.com"/></list>` +
+        `<invite-members>false</invite-members></list-service>`,
+    );
+    assert.deepEqual(await policy.membersToInvite('sip:squad@example.com'), [
+      'sip:bob@example.com',
+      'sip:carol@example.com',
+    ]);
+    assert.deepEqual(await policy.membersToInvite('sip:quiet@example.com'), []);
+    assert.deepEqual(await policy.membersToInvite('sip:team@example.com'), [], 'no invite-members: nobody dialled');
+    assert.deepEqual(await policy.membersToInvite('sip:nothing@example.com'), []);
+  });
+
   it('an unknown group: 404', async () => {
     const r = await policy.mayJoin('sip:nothing@example.com', ALICE, { anonymous: false });
     assert.ok('refuse' in r && r.refuse.code === 404);

@@ -17,6 +17,10 @@ Commands:
   expire-mailbox USER           expire every message waiting for USER (CDRs and failure notices as at expiry)
   cdrs [--limit N] [--follow]   this instance's latest CDRs; --follow prints new ones as they come
   reload                        re-read the settings (as SIGHUP): what was applied, what needs a restart
+  conference list               group chat conferences live on this instance and their participants
+  conference end URI            end a conference: the focus sends BYE to every participant, the
+                                conference's records are written and its watchers get the final
+                                NOTIFY (URI: sip:lobby@DOMAIN, or a room's or group's name)
 
   USER is alice, alice@DOMAIN or sip:alice@DOMAIN.
 
@@ -56,6 +60,7 @@ const COMMANDS: Record<string, 'none' | 'required'> = {
   'expire-mailbox': 'required',
   cdrs: 'none',
   reload: 'none',
+  conference: 'required',
 };
 
 function parseArgs(argv: string[]): Args {
@@ -79,11 +84,17 @@ function parseArgs(argv: string[]): Args {
     } else if (x.startsWith('-')) fail(`unknown option ${x} (see --help)`);
     else rest.push(x);
   }
-  const [cmd, arg, extra] = rest;
+  const [cmd, arg, extra, more] = rest;
   if (!cmd) fail('missing command (see --help)');
   const want = COMMANDS[cmd];
   if (!want) fail(`unknown command '${cmd}' (see --help)`);
   if (want === 'required' && !arg) fail(`${cmd} needs an argument (see --help)`);
+  if (cmd === 'conference') {
+    // two words: conference list | conference end URI
+    if (arg === 'list' && !extra) return { ...a, cmd: 'conference-list' };
+    if (arg === 'end' && extra && !more) return { ...a, cmd: 'conference-end', arg: extra };
+    fail('conference needs list, or end URI (see --help)');
+  }
   if ((want === 'none' && arg) || extra) fail(`too many arguments for ${cmd}`);
   return { ...a, cmd, arg };
 }
@@ -261,6 +272,28 @@ async function run(a: Args): Promise<number> {
     case 'expire-mailbox': {
       const r = await must(t, 'POST', `/admin/users/${enc(a.arg!)}/mailbox/expire`);
       out(r, () => `${r.expired as number} stored message(s) for ${r.aor as string} expired`);
+      return 0;
+    }
+    case 'conference-list': {
+      const r = (await call(t, 'GET', '/admin/conferences')) as { status: number; body: unknown };
+      if (r.status === 401) throw new ApiError('the AS refused the admin token (HTTP 401)');
+      if (r.status >= 400) throw new ApiError(`HTTP ${r.status}`);
+      const list = r.body as Row[];
+      out(list, () =>
+        table(
+          ['conference', 'kind', 'owner', 'since', 'participants'],
+          list.map((c) => [c.uri, c.kind, c.owner, c.startedAt, (c.participants as unknown as string[]).join(' ')]),
+        ),
+      );
+      return 0;
+    }
+    case 'conference-end': {
+      const r = await must(t, 'DELETE', `/admin/conferences/${enc(a.arg!)}`);
+      out(
+        r,
+        () =>
+          `conference ${r.uri as string} ended: BYE sent to ${r.participants as number} participant(s), ${r.byesAnswered as number} answered`,
+      );
       return 0;
     }
     case 'reload': {

@@ -3,7 +3,7 @@
  * The owner and the participants may watch it (others 403, an unknown or ended conference
  * 404); the first NOTIFY has the full conference-info, the next ones only what changed, with
  * growing versions. When the conference ends, every subscription to it ends with a final
- * NOTIFY (reason noresource). The roster is read from the store at each NOTIFY: whichever
+ * NOTIFY (reason noresource) carrying the full final state. The roster is read from the store at each NOTIFY: whichever
  * instance wrote it, each instance renders from the same state.
  */
 import type { Admission, EventPackage, NotifyRendering, RenderContext, Subscription } from '../events/event-package.js';
@@ -32,6 +32,8 @@ export class ConferencePackage implements EventPackage {
   readonly minExpires = 60;
   readonly maxExpires = 86400;
   readonly contentTypes = [CONFERENCE_INFO_CONTENT_TYPE];
+  /** The final NOTIFY of an ended conference has its full last state: active false, nobody connected. */
+  readonly finalStateOnNoresource = true;
 
   constructor(
     private readonly deps: {

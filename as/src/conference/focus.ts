@@ -30,6 +30,8 @@ import { fanOut, type Seat } from './fan-out.js';
 import { focusAnswerSdp, nicknameKey, nicknameProblem, offeredNickname } from './focus-sdp.js';
 import type { JoinPolicy, RosterPort } from './roster-port.js';
 import { referTarget, sipfrag } from './refer-to.js';
+import { markDeclined, membersToDial } from './group-dial-out.js';
+import { FOCUS_DIALOG_ALLOW, focusDialogDecision } from './focus-dialog-requests.js';
 import type { UacOutcome, UacRequest } from '../isc/uac.js';
 
 /** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
@@ -46,10 +48,20 @@ export interface ConferenceTarget {
   members?: string[];
 }
 
+/** A live conference as the operator sees it. */
+export interface LiveConferenceView {
+  uri: string;
+  kind: 'room' | 'group' | 'adhoc';
+  owner: string;
+  startedAt: Date;
+  participants: string[];
+}
+
 /** What the focus needs of the MSRP switch (as/src/msrp/switch.ts). */
 export interface FocusMedia {
   openEndpoint(key: string, peer: { path: string[]; setup?: string }): string;
   endpointAnswered(key: string, peer: { path: string[]; setup?: string }): void;
+  repathEndpoint(key: string, peer: { path: string[]; setup?: string }): boolean;
   deliver(key: string, msg: { contentType: string; body: Buffer }): Promise<void>;
   closeEndpoint(key: string): void;
   setEndpointVetter(vet: (m: EndpointMessageEvent) => { code: number; comment: string } | undefined): void;
@@ -129,6 +141,8 @@ export class ConferenceFocus {
       log: Logger;
       /** Our users in a conference are in a chat (their IM activity, shared with one-to-one sessions). */
       inChat?: { enter(user: string): Promise<void>; leave(user: string): Promise<void> };
+      /** Members a group's conference invites when it starts (its <invite-members>; group-dial-out.ts). */
+      groupInvitees?: (groupUri: string) => Promise<string[]>;
     },
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
@@ -232,13 +246,7 @@ export class ConferenceFocus {
     if (decision.action === 'reply' && decision.code === 200 && invitees.length > 0) {
       const conference = this.conferences.get(target.uri)!;
       const others = [...new Set(invitees)].filter((u) => u.toLowerCase() !== creator.toLowerCase());
-      // the creator's 200 leaves first; then the focus dials out to each listed user
-      this.settle(
-        'adhoc-invite',
-        new Promise((r) => setTimeout(r, 100)).then(async () => {
-          await Promise.all(others.map((u) => this.dialOut(conference, u, creator)));
-        }),
-      );
+      this.settle('adhoc-invite', this.dialOutAll(conference, others, creator));
     }
     return decision;
   }
@@ -356,10 +364,28 @@ export class ConferenceFocus {
       ...(room.subject !== undefined ? { subject: room.subject } : {}),
     });
     call.log.info({ room: room.uri, user, key, nickname }, 'conference: participant joined');
+    // the first INVITE to a group starts its conference: the group may ask to invite its members
+    if (!live && room.kind === 'group' && this.deps.groupInvitees) {
+      const invitees = this.deps.groupInvitees;
+      this.settle(
+        'group-invite',
+        invitees(room.uri).then((members) =>
+          this.dialOutAll(
+            conference,
+            membersToDial(
+              members,
+              user,
+              [...conference.participants.values()].map((x) => x.uri),
+            ),
+            user,
+          ),
+        ),
+      );
+    }
     return reply(200, 'OK', {
       headers: [
         ['Contact', `<sip:${room.name}@${this.deps.contactHost}>;isfocus`],
-        ['Allow', 'INVITE, ACK, BYE, CANCEL, OPTIONS'],
+        ['Allow', FOCUS_DIALOG_ALLOW],
       ],
       body: sdp,
       ctype: 'application/sdp',
@@ -468,6 +494,13 @@ export class ConferenceFocus {
     );
   }
 
+  /** The focus dials out to each of `users` once the 200 that started it has left (ad-hoc, groups). */
+  private async dialOutAll(conference: LiveConference, users: string[], invitedBy: string): Promise<void> {
+    if (users.length === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(users.map((u) => this.dialOut(conference, u, invitedBy)));
+  }
+
   /**
    * The focus invites `user` into the conference: an INVITE of its own through Kamailio (routed
    * to the user's contacts like any request of ours); Kamailio's tm acknowledges the 2xx of a
@@ -507,6 +540,9 @@ export class ConferenceFocus {
     const live = this.conferences.get(conference.uri) === conference;
     if (outcome.code >= 300 || !media || media.path.length === 0 || !outcome.dialog || !live) {
       this.deps.media.closeEndpoint(key);
+      // who was asked and did not come stays in the roster, disconnected (the conference goes on)
+      if (live && outcome.code >= 300)
+        await markDeclined(this.deps.roster, conference.uri, { user, invitedBy, code: outcome.code, at: new Date() });
       if (outcome.code < 300) {
         this.deps.log.warn({ user, callId }, 'conference: dial-out answered without usable MSRP media');
         return { ...outcome, code: 488, reason: 'Not Acceptable Here' };
@@ -539,10 +575,10 @@ export class ConferenceFocus {
   }
 
   /** The focus ends a participant's dialog (BYE through Kamailio) and records its departure as booted. */
-  private async boot(p: Participant): Promise<UacOutcome> {
+  private async boot(p: Participant, reason = 'removed by the owner'): Promise<UacOutcome> {
     await this.leave(p, {
       how: 'booted',
-      reason: 'removed by the owner',
+      reason,
       cause: 'serviceDeliveryEndSuccessfully',
       at: new Date(),
     });
@@ -573,6 +609,81 @@ export class ConferenceFocus {
         ...extra,
       ],
       ...(body !== undefined ? { body } : {}),
+    });
+  }
+
+  /** The conferences with participants on this instance (conference-admin.ts lists them). */
+  liveConferences(): LiveConferenceView[] {
+    return [...this.conferences.values()].map((c) => ({
+      uri: c.uri,
+      kind: c.kind,
+      owner: c.owner,
+      startedAt: c.startedAt,
+      participants: [...c.participants.values()].map((p) => p.uri),
+    }));
+  }
+
+  /**
+   * Ends a conference for everyone (the operator's command, conference-admin.ts): each
+   * participant leaves as booted and gets the focus's BYE; the last departure ends the
+   * roster (final NOTIFY) and writes the conference's record, once, as any ending does.
+   * Undefined when no conference of that URI is live here.
+   */
+  async endConference(uri: string, reason: string): Promise<{ byes: UacOutcome[] } | undefined> {
+    const c = this.conferences.get(uri);
+    if (!c) return undefined;
+    const byes = await Promise.all([...c.participants.values()].map((p) => this.boot(p, reason)));
+    return { byes };
+  }
+
+  /**
+   * A request in a participant's dialog other than BYE and REFER (re-INVITE, UPDATE, INFO,
+   * OPTIONS, any other): answered as focus-dialog-requests.ts decides; a re-offer with a new
+   * a=path re-binds the participant's MSRP leg.
+   */
+  async inDialog(call: IscCall): Promise<IscDecision> {
+    const p = this.byCallId.get(call.sip.headers.get('Call-ID') ?? '');
+    if (!p) return reply(481, 'Call/Transaction Does Not Exist');
+    const d = focusDialogDecision({
+      method: call.req.method,
+      contentType: headerValueOnly(call.sip.headers.get('Content-Type') ?? '').toLowerCase(),
+      body: call.sip.body,
+      ...(call.sip.headers.get('Info-Package') !== undefined
+        ? { infoPackage: call.sip.headers.get('Info-Package')! }
+        : {}),
+    });
+    if (d.kind === 'reply')
+      return reply(d.code, d.reason, {
+        ...(d.headers ? { headers: d.headers } : {}),
+        ...(d.warning ? { warning: { agent: this.deps.domain.domain, text: d.warning } } : {}),
+      });
+    if (d.kind === 'ok') return reply(200, 'OK');
+    if (
+      d.media &&
+      this.deps.media.repathEndpoint(p.key, { path: d.media.path, ...(d.media.setup ? { setup: d.media.setup } : {}) })
+    )
+      call.log.info(
+        { conference: p.conference, key: p.key, path: d.media.path },
+        'conference: participant moved its MSRP path',
+      );
+    const name = this.conferences.get(p.conference)?.name ?? 'focus';
+    const localUri = this.deps.media.openEndpoint(p.key, { path: d.media?.path ?? [] });
+    const uri = tryParseMsrpUri(localUri);
+    const sdp = focusAnswerSdp({
+      host: (uri?.host ?? this.deps.msrpHost).replace(/^\[(.*)\]$/, '$1'),
+      port: uri?.port ?? this.deps.msrpPort(),
+      path: localUri,
+      proto: d.media?.proto ?? 'TCP/MSRP',
+      setup: !d.media ? 'actpass' : d.media.setup === 'passive' ? 'active' : 'passive',
+      version: Math.floor(Date.now() / 1000),
+    });
+    return reply(200, 'OK', {
+      headers: [
+        ['Contact', `<sip:${name}@${this.deps.contactHost}>;isfocus`],
+        ['Allow', FOCUS_DIALOG_ALLOW],
+      ],
+      body: sdp,
+      ctype: 'application/sdp',
     });
   }
 

@@ -110,6 +110,20 @@ export class GroupPolicy {
     return r;
   }
 
+  /**
+   * The members the focus invites when the group's conference starts: all of them (expanded)
+   * when the group says <invite-members>true</invite-members>, else none. A list that does
+   * not resolve invites nobody (joining by INVITE still works for whoever the rules admit).
+   */
+  async membersToInvite(groupUri: string): Promise<string[]> {
+    const group = await this.load(groupUri);
+    if (!group) return [];
+    const flag = findChild(group.listService, group.scope, GROUPS_NS, 'invite-members');
+    if (!flag || parseXsBoolean(collapse(textContent(flag))) !== true) return [];
+    const members = await this.expand(group);
+    return 'kind' in members ? [] : members;
+  }
+
   /** The most participants the group may have: its max-participant-count under the operator's. */
   async maxParticipants(groupUri: string): Promise<number | undefined> {
     const group = await this.load(groupUri);

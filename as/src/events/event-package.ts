@@ -165,6 +165,13 @@ export interface EventPackage {
    * members, kept in `watches`); a change then also looks them up by member.
    */
   readonly listsMembers?: boolean;
+  /**
+   * Whether the final NOTIFY of a subscription whose resource went away (reason noresource)
+   * carries the resource's last full state (RFC 6665 leaves it to the package): the
+   * conference package says yes (RFC 4575 clients expect the final conference-info); by
+   * default such a NOTIFY has no body.
+   */
+  readonly finalStateOnNoresource?: boolean;
   admit(call: IscCall, watcher: string): Promise<Admission>;
   /**
    * The body of a NOTIFY for this subscription now (undefined: a NOTIFY without body), and

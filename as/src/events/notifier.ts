@@ -683,8 +683,11 @@ export class Notifier extends TypedEmitter<{ subscription: [SubscriptionEvent]; 
       }
     }
     // a pending subscription learns nothing of the resource's state (RFC 6665 4.2.2)
-    const withheld = (current.state === 'pending' && !terminated) || final === 'rejected' || final === 'noresource';
-    const fullState = wish.full === true || resumed || current.notifyCount === 0;
+    // the final NOTIFY of a resource that went away: a body only where the package asks for one, with the full last state
+    const lastState = final === 'noresource' && pkg.finalStateOnNoresource === true;
+    const withheld =
+      (current.state === 'pending' && !terminated) || final === 'rejected' || (final === 'noresource' && !lastState);
+    const fullState = wish.full === true || resumed || current.notifyCount === 0 || lastState;
     const content = withheld ? undefined : await pkg.content(current, { fullState, version: w.cseq });
     if (content?.unchanged && !terminated && !wish.force && current.notifyCount > 0) return false;
     if (content?.data) {

@@ -21,6 +21,15 @@ export class ImService implements IscService {
   ) {}
 
   async handle(call: IscCall): Promise<IscDecision> {
+    // a request in a participant's dialog with the focus (To tag, the focus's Call-ID) other
+    // than BYE and REFER: the focus answers it (re-INVITE, UPDATE, INFO, OPTIONS; 405 else)
+    if (
+      this.focus &&
+      !['BYE', 'REFER', 'SUBSCRIBE'].includes(call.req.method) &&
+      /;\s*tag=/i.test(call.sip.headers.get('To') ?? '') &&
+      this.focus.holdsDialog(call.sip.headers.get('Call-ID') ?? '')
+    )
+      return this.focus.inDialog(call);
     switch (call.req.method) {
       case 'MESSAGE':
         return this.pager.handle(call);
@@ -46,6 +55,8 @@ export class ImService implements IscService {
         if (this.subscriptions) return this.subscriptions.handleSubscribe(call);
         return reply(501, 'Not Implemented');
       default:
+        // in a dialog that is not the focus's (the focus took its own above): none here
+        if (/;\s*tag=/i.test(call.sip.headers.get('To') ?? '')) return reply(481, 'Call/Transaction Does Not Exist');
         return reply(501, 'Not Implemented');
     }
   }

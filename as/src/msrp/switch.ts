@@ -302,6 +302,27 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     if (peer.setup !== 'active') this.connectEndpoint(leg);
   }
 
+  /**
+   * A re-offer in a focus dialog moved the participant to another a=path: its endpoint leg
+   * leaves the old connection (closed when nothing else uses it) and is bound again by the
+   * participant's first SEND from the new path, or by the AS connecting to it when the offer
+   * says a=setup:passive. The same path changes nothing; false then, or for an unknown key.
+   */
+  repathEndpoint(key: string, peer: { path: string[]; setup?: string }): boolean {
+    const leg = this.endpointsByKey.get(key);
+    if (!leg || leg.peerPath.join(' ') === peer.path.join(' ')) return false;
+    leg.peerPath = peer.path.slice();
+    const old = leg.connection;
+    if (old) {
+      old.sessionIds.delete(leg.sessionId);
+      leg.connection = undefined;
+      if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old))
+        old.close('session moved to another path');
+    }
+    if (peer.setup === 'passive') this.connectEndpoint(leg);
+    return true;
+  }
+
   /** The AS opens the endpoint's connection, binds it with a bodiless SEND, and sends what waited. */
   private connectEndpoint(leg: EndpointLeg): void {
     const key = leg.key;

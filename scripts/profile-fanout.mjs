@@ -49,9 +49,11 @@ function pidf(round) {
   const tuples = [];
   for (let i = 0; i < 4; i++) {
     const open = (round + i) % 2 === 0 ? 'open' : 'closed';
-    tuples.push(`<tuple id="t${i}"><status><basic>${open}</basic></status>` +
-      `<dm:deviceID>urn:uuid:d${i}</dm:deviceID><contact priority="0.${i + 1}">sip:alice@192.0.2.${i + 1}</contact>` +
-      `<note>device ${i}, round ${round}</note><timestamp>2026-12-07T10:00:${String(i).padStart(2, '0')}Z</timestamp></tuple>`);
+    tuples.push(
+      `<tuple id="t${i}"><status><basic>${open}</basic></status>` +
+        `<dm:deviceID>urn:uuid:d${i}</dm:deviceID><contact priority="0.${i + 1}">sip:alice@192.0.2.${i + 1}</contact>` +
+        `<note>device ${i}, round ${round}</note><timestamp>2026-12-07T10:00:${String(i).padStart(2, '0')}Z</timestamp></tuple>`,
+    );
   }
   const activity = ['busy', 'meeting', 'on-the-phone'][round % 3];
   return `<?xml version="1.0" encoding="UTF-8"?>
@@ -167,12 +169,25 @@ for (let i = 0; i < WATCHERS; i++) {
 }
 await notifier.start();
 
-const first = await publications.publish({ entity: ALICE, event: 'presence', body: pidf(0), contentType: 'application/pidf+xml', expires: 3600 });
+const first = await publications.publish({
+  entity: ALICE,
+  event: 'presence',
+  body: pidf(0),
+  contentType: 'application/pidf+xml',
+  expires: 3600,
+});
 let etag = first.etag;
 
 /** One PUBLISH (a modification of alice's publication) and its fan-out; resolves when every NOTIFY is out. */
 async function fanOut(round) {
-  const out = await publications.publish({ entity: ALICE, event: 'presence', ifMatch: etag, body: pidf(round), contentType: 'application/pidf+xml', expires: 3600 });
+  const out = await publications.publish({
+    entity: ALICE,
+    event: 'presence',
+    ifMatch: etag,
+    body: pidf(round),
+    contentType: 'application/pidf+xml',
+    expires: 3600,
+  });
   etag = out.etag;
   const target = uac.sent + WATCHERS;
   const cpu0 = process.cpuUsage();

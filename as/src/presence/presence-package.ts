@@ -163,7 +163,7 @@ export class PresencePackage implements EventPackage {
     const set = data.filters ? this.filterSet(data.filters) : undefined;
     const filters = set ? filtersFor(set, sub.resource) : [];
     // watchers under the same filters for this resource share the filtered document and the trigger decision
-    const filterKey = data.filters ? `${sub.resource}\u0000${data.filters.join('\u0000')}` : '';
+    const filterKey = data.filters ? this.filterKey(sub.resource, data.filters) : '';
     const shown = hasContentFilter(filters) ? authorized.filteredBy(filterKey, filters) : authorized;
     const sent = shown.hash;
     // a change that fires none of the watcher's triggers is not notified (RFC 4661 section 3.3)
@@ -187,6 +187,18 @@ export class PresencePackage implements EventPackage {
     }
     return { contentType: PIDF_CONTENT_TYPE, body, data: next };
   }
+
+  /** Names a watcher's filters for a resource; its dialog keeps the same list from one change to the next. */
+  private filterKey(resource: string, filters: string[]): string {
+    let byResource = this.filterKeys.get(filters);
+    if (byResource?.resource !== resource) {
+      byResource = { resource, key: `${resource}\u0000${filters.join('\u0000')}` };
+      this.filterKeys.set(filters, byResource);
+    }
+    return byResource.key;
+  }
+
+  private readonly filterKeys = new WeakMap<string[], { resource: string; key: string }>();
 
   /** The filter set that a sequence of filter documents leaves in force (throws FilterError). */
   private filterSet(bodies: string[]): FilterSet | undefined {

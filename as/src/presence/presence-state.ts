@@ -99,7 +99,7 @@ export class PresenceState {
    */
   async viewDocument(entity: string, provide?: ProvideSet): Promise<ViewDocument> {
     const entry = await this.cache.get(entity, () => this.compose(entity));
-    const key = provide ? JSON.stringify(provide) : '';
+    const key = provide ? this.keyOf(provide) : '';
     let view = entry.views.get(key);
     if (view === undefined) {
       const visible = provide ? applyTransformations(entry.doc, provide) : entry.doc;
@@ -121,6 +121,22 @@ export class PresenceState {
     }
     return view;
   }
+
+  /**
+   * The views' key of a permission set. A watcher's permission set is the same object from
+   * one change to the next (its dialog keeps it), so it is written out once, not once per
+   * NOTIFY; permission sets are replaced, never changed in place.
+   */
+  private keyOf(provide: ProvideSet): string {
+    let key = this.provideKeys.get(provide);
+    if (key === undefined) {
+      key = JSON.stringify(provide);
+      this.provideKeys.set(provide, key);
+    }
+    return key;
+  }
+
+  private readonly provideKeys = new WeakMap<ProvideSet, string>();
 
   private async compose(entity: string): Promise<Entry> {
     const { sources, hard } = await this.sources(entity);

@@ -38,12 +38,11 @@ import {
   childElements,
   isNCName,
   parseXml,
-  serializeXml,
   textContent,
   xmlNamespaces,
   type XmlElement,
 } from '../../xml/xml-tree.js';
-import { DM_NS, PIDF_NS, PidfError, parsePidf, serializePidf } from '../pidf/index.js';
+import { DM_NS, PIDF_NS, PidfError, pidfOfTree, serializePidf } from '../pidf/index.js';
 import { aor, parseUri } from '../../sip/uri.js';
 import {
   UnsupportedXPath,
@@ -931,11 +930,12 @@ export function applyContentFiltersTo(ix: PidfIndex, pidf: string, filters: read
     }
   }
   complete(ix, elems);
-  const filteredXml = serializeXml({ root: emit(ix, ix.tree.root, elems, attrs) });
+  const filtered = emit(ix, ix.tree.root, elems, attrs);
   let body: string;
   try {
-    // re-reading checks validity and gives the canonical bytes (the notifier compares bodies)
-    body = serializePidf(parsePidf(filteredXml));
+    // reading the filtered tree as PIDF checks validity and gives the canonical bytes (the
+    // notifier compares bodies), without writing it out and parsing it back
+    body = serializePidf(pidfOfTree(filtered));
   } catch (e) {
     if (!(e instanceof PidfError)) throw e;
     // cannot happen for a valid input; the unfiltered document is what authorization allows

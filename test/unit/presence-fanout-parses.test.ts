@@ -14,6 +14,8 @@ import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from '../../as/src/presenc
 import { PidfTrees } from '../../as/src/presence/pidf-trees.js';
 import { PresencePackage, type PresenceSubData } from '../../as/src/presence/presence-package.js';
 import { PresenceState } from '../../as/src/presence/presence-state.js';
+import { ResourceListServer, type ListSubData } from '../../as/src/presence/rls/list-server.js';
+import { Metrics } from '../../as/src/ops/metrics.js';
 import type { Publication, Publications } from '../../as/src/presence/publications.js';
 import type { XdmDocuments } from '../../as/src/xdm/document-store.js';
 import { emptyProvideSet, type ProvideSet } from '../../as/src/xdm/usages/pres-rules.js';
@@ -182,5 +184,60 @@ describe('presence fan-out: documents parsed once per change, not once per watch
         'some watchers get a partial notification',
       );
     }
+  });
+});
+
+describe('resource list fan-out: member documents parsed once per change, not once per list watcher', () => {
+  const LIST = 'sip:friends@example.com';
+
+  /** A list server whose members are all allowed, over the presence state of setUp. */
+  function listServer(state: PresenceState) {
+    return new ResourceListServer({
+      docs: {} as never,
+      domain: { domain: 'example.com', canonical: (uri: string) => uri } as never,
+      presentities: { exists: async () => true } as never,
+      authorizer: { decide: async () => ({ handling: 'allow' }) } as never,
+      state,
+      notifier: () => ({}) as never,
+      limits: { maxNotifyBytes: 1_000_000, maxMembers: 100, maxDepth: 4 },
+      log: silentLogger(),
+      metrics: new Metrics(),
+    });
+  }
+
+  async function secondListChange(n: number) {
+    const { state, trees, publish } = setUp();
+    const rls = listServer(state);
+    const subs = Array.from({ length: n }, (_, i) => {
+      const data: ListSubData = { kind: 'list', owner: ALICE, uri: LIST, members: [{ uri: ALICE }], sources: [] };
+      return storedSubscription(`l${i}|ft|tt`, 'presence', LIST, {
+        accept: ['multipart/related', 'application/rlmi+xml', PIDF_DIFF_CONTENT_TYPE],
+        data,
+      });
+    });
+    const notify = async (fullState: boolean) => {
+      const bodies: string[] = [];
+      for (const sub of subs) {
+        const r = await rls.content(sub, { fullState, version: sub.notifyCount });
+        sub.data = r.data!;
+        sub.notifyCount++;
+        bodies.push(r.body);
+      }
+      return bodies;
+    };
+    await notify(true);
+    publish(1);
+    const before = { parses: trees.parses, hits: trees.hits };
+    const bodies = await notify(false);
+    return { parses: trees.parses - before.parses, hits: trees.hits - before.hits, bodies };
+  }
+
+  it('the parses of a change do not grow with the number of list watchers; they get a partial document', async () => {
+    const few = await secondListChange(5);
+    const many = await secondListChange(60);
+    assert.equal(many.parses, few.parses, `${few.parses} parses with 5 list watchers, ${many.parses} with 60`);
+    assert.ok(many.parses <= 3, `${many.parses} parses for one change`);
+    assert.ok(many.hits >= 59, `${many.hits} reuses with 60 list watchers`);
+    for (const body of many.bodies) assert.match(body, /pidf-diff/, 'each list watcher is sent what changed');
   });
 });

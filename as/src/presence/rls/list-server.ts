@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type {
   Admission,
   NotifyContent,
@@ -222,7 +221,8 @@ export class ResourceListServer {
     const changed: MemberView[] = [];
     for (const v of views) {
       // a digest, not the document: the document itself is kept once, in the presence state's cache
-      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf === undefined ? '' : createHash('sha1').update(v.pidf).digest('base64url')}`;
+      // (hashed once per document, not per watcher)
+      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf === undefined ? '' : this.deps.state.documents.of(v.pidf).hash}`;
       if (!ctx.fullState && told[v.member.uri] === mark) continue;
       told[v.member.uri] = mark;
       changed.push(v);

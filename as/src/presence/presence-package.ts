@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type {
   Admission,
   EventPackage,
@@ -10,11 +9,11 @@ import type {
 import {
   FilterError,
   SIMPLE_FILTER_CONTENT_TYPE,
-  applyContentFilters,
   filtersFor,
+  hasContentFilter,
   mergeFilterSets,
   parseFilterSet,
-  triggersFire,
+  triggersDecide,
   type FilterSet,
 } from './filters/simple-filter.js';
 import type { IscCall } from '../isc/dispatcher.js';
@@ -26,7 +25,7 @@ import type { ProvideSet, SubHandling } from '../xdm/usages/pres-rules.js';
 import type { PresenceAuthorizer } from './authorization.js';
 import { politeBlockDocument, serializePidf } from './pidf/index.js';
 import type { PresenceState } from './presence-state.js';
-import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from './pidf/pidf-diff.js';
+import { PIDF_DIFF_CONTENT_TYPE } from './pidf/pidf-diff.js';
 import { MULTIPART_RELATED, type ResourceListServer } from './rls/list-server.js';
 import { RLMI_CONTENT_TYPE } from './rls/rlmi.js';
 
@@ -156,27 +155,50 @@ export class PresencePackage implements EventPackage {
     // (the final NOTIFY of a pending watcher's un-SUBSCRIBE too): RFC 6665 4.2.2
     if (data.handling === 'confirm' || sub.state === 'pending') return undefined;
     // polite-block: indistinguishable from a presentity that is simply offline
+    const { documents } = this.deps.state;
     const authorized =
       data.handling === 'polite-block'
-        ? serializePidf(politeBlockDocument(sub.resource))
-        : await this.deps.state.view(sub.resource, data.provide);
+        ? documents.of(serializePidf(politeBlockDocument(sub.resource)))
+        : await this.deps.state.viewDocument(sub.resource, data.provide);
     const set = data.filters ? this.filterSet(data.filters) : undefined;
     const filters = set ? filtersFor(set, sub.resource) : [];
-    const body = filters.length ? applyContentFilters(authorized, filters) : authorized;
-    const sent = createHash('sha1').update(body).digest('base64url');
+    // watchers under the same filters for this resource share the filtered document and the trigger decision
+    const filterKey = data.filters ? this.filterKey(sub.resource, data.filters) : '';
+    const shown = hasContentFilter(filters) ? authorized.filteredBy(filterKey, filters) : authorized;
+    const sent = shown.hash;
     // a change that fires none of the watcher's triggers is not notified (RFC 4661 section 3.3)
     const quiet =
-      sent === data.sent || (filters.length > 0 && !ctx.fullState && !triggersFire(data.base, authorized, filters));
+      sent === data.sent ||
+      (filters.length > 0 &&
+        !ctx.fullState &&
+        data.base !== undefined &&
+        triggersDecide(filters) &&
+        !authorized.firesFrom(documents.of(data.base), filterKey, filters));
+    const body = shown.body;
     if (quiet && !ctx.fullState) return { contentType: PIDF_CONTENT_TYPE, body, data, unchanged: true };
-    const next: PresenceSubData = { ...data, sent, base: authorized, held: body };
+    const next: PresenceSubData = { ...data, sent, base: authorized.body, held: body };
     if (sub.accept.includes(PIDF_DIFF_CONTENT_TYPE)) {
       // partial PIDF (RFC 5263): changes against what the watcher holds, full state when asked or cheaper
       // (versions start at 1, RFC 5263 section 4.4)
-      const diff = !ctx.fullState && data.held !== undefined ? pidfDiff(data.held, body, ctx.version + 1) : undefined;
-      return { contentType: PIDF_DIFF_CONTENT_TYPE, body: diff ?? pidfFull(body, ctx.version + 1), data: next };
+      const version = ctx.version + 1;
+      const diff =
+        !ctx.fullState && data.held !== undefined ? shown.diffFrom(documents.of(data.held), version) : undefined;
+      return { contentType: PIDF_DIFF_CONTENT_TYPE, body: diff ?? shown.full(version), data: next };
     }
     return { contentType: PIDF_CONTENT_TYPE, body, data: next };
   }
+
+  /** Names a watcher's filters for a resource; its dialog keeps the same list from one change to the next. */
+  private filterKey(resource: string, filters: string[]): string {
+    let byResource = this.filterKeys.get(filters);
+    if (byResource?.resource !== resource) {
+      byResource = { resource, key: `${resource}\u0000${filters.join('\u0000')}` };
+      this.filterKeys.set(filters, byResource);
+    }
+    return byResource.key;
+  }
+
+  private readonly filterKeys = new WeakMap<string[], { resource: string; key: string }>();
 
   /** The filter set that a sequence of filter documents leaves in force (throws FilterError). */
   private filterSet(bodies: string[]): FilterSet | undefined {

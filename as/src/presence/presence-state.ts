@@ -14,14 +14,15 @@ import { PidfTrees } from './pidf-trees.js';
 import { Publications } from './publications.js';
 import { SERVER_SOURCES } from './server-sources.js';
 import { LoadingCache } from '../util/loading-cache.js';
+import { ViewDocuments, type ViewDocument } from './view-documents.js';
 
 /** Presentities whose composed state is kept; beyond, the least recently composed goes. */
 const COMPOSED_KEPT = 50_000;
 
 interface Entry {
   doc: PresenceDoc;
-  /** Serialized views by permission set (JSON of the ProvideSet; '' for the full view). */
-  views: Map<string, string>;
+  /** Views by permission set (JSON of the ProvideSet; '' for the full view), serialised once. */
+  views: Map<string, ViewDocument>;
 }
 
 /**
@@ -52,7 +53,15 @@ export class PresenceState {
     },
   ) {
     this.trees = deps.pidfTrees ?? new PidfTrees();
+    // the NOTIFY path's parses count with the PUBLISH path's (one metric: documents parsed)
+    this.documents = new ViewDocuments(this.trees);
   }
+
+  /**
+   * The documents sent to watchers, by text, each parsed at most once (filters, triggers and
+   * partial notification share its tree), with what watchers' decisions derived from them.
+   */
+  readonly documents: ViewDocuments;
 
   /** Publications and hard state parsed once: only a changed source is parsed again. */
   private readonly trees: PidfTrees;
@@ -81,10 +90,18 @@ export class PresenceState {
 
   /** The PIDF a watcher with `provide` permissions sees (undefined: everything). */
   async view(entity: string, provide?: ProvideSet): Promise<string> {
+    return (await this.viewDocument(entity, provide)).body;
+  }
+
+  /**
+   * view() as the shared document of the change: every watcher with the same permissions
+   * gets the same object (one serialisation, at most one parse, whatever it is filtered by).
+   */
+  async viewDocument(entity: string, provide?: ProvideSet): Promise<ViewDocument> {
     const entry = await this.cache.get(entity, () => this.compose(entity));
-    const key = provide ? JSON.stringify(provide) : '';
-    let body = entry.views.get(key);
-    if (body === undefined) {
+    const key = provide ? this.keyOf(provide) : '';
+    let view = entry.views.get(key);
+    if (view === undefined) {
       const visible = provide ? applyTransformations(entry.doc, provide) : entry.doc;
       // nothing left to show looks exactly like an offline presentity (and like polite-block)
       const bounded = boundPresence(
@@ -99,11 +116,27 @@ export class PresenceState {
           'composed presence document over the limit: reduced',
         );
       }
-      body = bounded.body;
-      entry.views.set(key, body);
+      view = this.documents.of(bounded.body);
+      entry.views.set(key, view);
     }
-    return body;
+    return view;
   }
+
+  /**
+   * The views' key of a permission set. A watcher's permission set is the same object from
+   * one change to the next (its dialog keeps it), so it is written out once, not once per
+   * NOTIFY; permission sets are replaced, never changed in place.
+   */
+  private keyOf(provide: ProvideSet): string {
+    let key = this.provideKeys.get(provide);
+    if (key === undefined) {
+      key = JSON.stringify(provide);
+      this.provideKeys.set(provide, key);
+    }
+    return key;
+  }
+
+  private readonly provideKeys = new WeakMap<ProvideSet, string>();
 
   private async compose(entity: string): Promise<Entry> {
     const { sources, hard } = await this.sources(entity);

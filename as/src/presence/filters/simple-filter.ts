@@ -38,12 +38,11 @@ import {
   childElements,
   isNCName,
   parseXml,
-  serializeXml,
   textContent,
   xmlNamespaces,
   type XmlElement,
 } from '../../xml/xml-tree.js';
-import { DM_NS, PIDF_NS, PidfError, parsePidf, serializePidf } from '../pidf/index.js';
+import { DM_NS, PIDF_NS, PidfError, pidfOfTree, serializePidf } from '../pidf/index.js';
 import { aor, parseUri } from '../../sip/uri.js';
 import {
   UnsupportedXPath,
@@ -673,7 +672,8 @@ export function filtersFor(set: FilterSet, resourceUri: string): Filter[] {
 
 type Role = 'root' | 'tuple' | 'status' | 'person' | 'device' | 'unit' | 'inner';
 
-interface PidfIndex {
+/** A PIDF document's XPath tree with the role of each element: what content filters select from. */
+export interface PidfIndex {
   tree: XPathTree;
   role: Map<XPathElement, Role>;
   all: XPathElement[];
@@ -883,8 +883,7 @@ export interface ContentFilterResult {
  * this section says how the result stays valid PIDF. Throws PidfError when `pidf` is not a PIDF document.
  */
 export function applyContentFiltersDetailed(pidf: string, filters: readonly Filter[]): ContentFilterResult {
-  const withWhat = filters.filter((f) => f.enabled && !f.remove && f.what !== undefined);
-  if (withWhat.length === 0) return { body: pidf, filtered: false, empty: false };
+  if (!hasContentFilter(filters)) return { body: pidf, filtered: false, empty: false };
   let root: XmlElement;
   try {
     root = parseXml(pidf).root;
@@ -892,9 +891,30 @@ export function applyContentFiltersDetailed(pidf: string, filters: readonly Filt
     if (e instanceof XmlError) throw new PidfError('Invalid PIDF: malformed XML', { detail: e.message, cause: e });
     throw e;
   }
+  return applyContentFiltersTo(filterIndex(root), pidf, filters);
+}
+
+/** Whether some filter has a <what> part: otherwise content filtering leaves the document as it is. */
+export function hasContentFilter(filters: readonly Filter[]): boolean {
+  return filters.some((f) => f.enabled && !f.remove && f.what !== undefined);
+}
+
+/**
+ * The index content filters and triggers select from, of a parsed PIDF document (a parse
+ * shared by every watcher of a change: the tree is only read). Throws PidfError when the
+ * root is not PIDF presence.
+ */
+export function filterIndex(root: XmlElement): PidfIndex {
   const ix = indexPidf(root);
   if (ix.tree.root.ns !== PIDF_NS || ix.tree.root.local !== 'presence')
     throw new PidfError('Invalid PIDF: root element is not presence of urn:ietf:params:xml:ns:pidf');
+  return ix;
+}
+
+/** applyContentFiltersDetailed on the index of `pidf` (the same document's text, returned when nothing is filtered). */
+export function applyContentFiltersTo(ix: PidfIndex, pidf: string, filters: readonly Filter[]): ContentFilterResult {
+  const withWhat = filters.filter((f) => f.enabled && !f.remove && f.what !== undefined);
+  if (withWhat.length === 0) return { body: pidf, filtered: false, empty: false };
 
   const elems = new Set<XPathElement>();
   const attrs = new Map<XPathElement, Set<XPathAttribute>>();
@@ -910,11 +930,12 @@ export function applyContentFiltersDetailed(pidf: string, filters: readonly Filt
     }
   }
   complete(ix, elems);
-  const filteredXml = serializeXml({ root: emit(ix, ix.tree.root, elems, attrs) });
+  const filtered = emit(ix, ix.tree.root, elems, attrs);
   let body: string;
   try {
-    // re-reading checks validity and gives the canonical bytes (the notifier compares bodies)
-    body = serializePidf(parsePidf(filteredXml));
+    // reading the filtered tree as PIDF checks validity and gives the canonical bytes (the
+    // notifier compares bodies), without writing it out and parsing it back
+    body = serializePidf(pidfOfTree(filtered));
   } catch (e) {
     if (!(e instanceof PidfError)) throw e;
     // cannot happen for a valid input; the unfiltered document is what authorization allows
@@ -942,7 +963,7 @@ export function applyContentFilters(pidf: string, filters: Filter[]): string {
  * qualified by the element's unqualified `id` attribute when it has one (tuples, persons,
  * devices) or else its rank among same-named siblings.
  */
-class Keys {
+export class Keys {
   private readonly memo = new Map<XPathNode, string>();
 
   key(n: XPathNode): string {
@@ -998,13 +1019,20 @@ function fingerprint(n: XPathNode): string {
   return `[${attrs}](${parts.join(',')})`;
 }
 
-interface Version {
+/** One version of a document as triggers compare it; shareable (its keys are memoised per node). */
+export interface TriggerVersion {
   tree: XPathTree;
   keys: Keys;
 }
+type Version = TriggerVersion;
 
 function version(doc: string): Version {
   return { tree: xpathTree(parseXml(doc).root), keys: new Keys() };
+}
+
+/** The trigger version of a document whose filter index is already built (no second tree). */
+export function triggerVersion(ix: PidfIndex): TriggerVersion {
+  return { tree: ix.tree, keys: new Keys() };
 }
 
 function changedHolds(c: ChangedCondition, before: Version, after: Version): boolean {
@@ -1063,10 +1091,18 @@ function triggerHolds(t: Trigger, before: Version, after: Version): boolean {
  * change (its absent side matches no 'from' / 'to'). Throws XmlError for unparseable input.
  */
 export function triggersFire(previous: string | undefined, current: string, filters: Filter[]): boolean {
+  if (!triggersDecide(filters) || previous === undefined) return true;
+  return triggersHold(version(previous), version(current), filters);
+}
+
+/** Whether `filters` have triggers that may hold a NOTIFY back (else every change is notified). */
+export function triggersDecide(filters: readonly Filter[]): boolean {
   const live = filters.filter((f) => f.enabled && !f.remove);
-  if (live.length === 0 || live.some((f) => f.triggers.length === 0)) return true;
-  if (previous === undefined) return true;
-  const before = version(previous);
-  const after = version(current);
+  return !(live.length === 0 || live.some((f) => f.triggers.length === 0));
+}
+
+/** triggersFire on two parsed versions, for filters where triggersDecide holds. */
+export function triggersHold(before: TriggerVersion, after: TriggerVersion, filters: readonly Filter[]): boolean {
+  const live = filters.filter((f) => f.enabled && !f.remove);
   return live.some((f) => f.triggers.some((t) => triggerHolds(t, before, after)));
 }

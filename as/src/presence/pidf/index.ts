@@ -24,6 +24,7 @@ export {
   makeTuple,
   namedChildren,
   parsePidf,
+  pidfOfTree,
   personInit,
   presenceElement,
   rpidElement,

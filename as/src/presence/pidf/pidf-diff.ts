@@ -152,9 +152,22 @@ export function parseDocument(text: string, what: string): XmlElement {
   }
 }
 
+/** A PIDF document's XML tree with the namespaces in scope inside its root: what diffs are made of. */
+export interface PresenceTree {
+  root: XmlElement;
+  scope: NamespaceScope;
+}
+
 /** Parses a PIDF document and checks its root is {pidf}presence with an entity. */
-export function parsePresence(text: string, what: string): { root: XmlElement; scope: NamespaceScope } {
-  const root = parseDocument(text, what);
+export function parsePresence(text: string, what: string): PresenceTree {
+  return presenceTree(parseDocument(text, what), what);
+}
+
+/**
+ * The presence tree of an already parsed document (a parse shared by every watcher of a
+ * change), with the checks of parsePresence. The tree is only read, never changed.
+ */
+export function presenceTree(root: XmlElement, what: string): PresenceTree {
   const scope = NamespaceScope.root().child(root);
   const n = scope.expand(root.name);
   if (n.ns !== PIDF_NS || n.local !== 'presence')
@@ -237,6 +250,12 @@ export function pidfFull(
   return fullDocument(parsePresence(pidf, 'pidf').root, version);
 }
 
+/** pidfFull of an already parsed document. */
+export function pidfFullOf(pidf: PresenceTree, version: number): string {
+  checkVersion(version);
+  return fullDocument(pidf.root, version);
+}
+
 // ---------------------------------------------------------------------------
 // pidf-diff (writing)
 // ---------------------------------------------------------------------------
@@ -257,8 +276,22 @@ interface Item {
 
 const KEYED = new Set([`{${PIDF_NS}}tuple`, `{${DM_NS}}person`, `{${DM_NS}}device`]);
 
+/**
+ * Top-level items by root: a document shared by the watchers of a change is cut into items
+ * (each serialised for comparison) once, not once per watcher. Items are only read.
+ */
+const itemsByRoot = new WeakMap<XmlElement, Item[] | null>();
+
 /** Top-level children; undefined when an id occurs twice for one element name (not valid PIDF: full state). */
 function itemsOf(root: XmlElement, scope: NamespaceScope): Item[] | undefined {
+  const kept = itemsByRoot.get(root);
+  if (kept !== undefined) return kept ?? undefined;
+  const items = cutItems(root, scope);
+  itemsByRoot.set(root, items ?? null);
+  return items;
+}
+
+function cutItems(root: XmlElement, scope: NamespaceScope): Item[] | undefined {
   const out: Item[] = [];
   const seen = new Map<string, number>();
   const keys = new Set<string>();
@@ -681,9 +714,19 @@ function encodeChange(w: DiffWriter, old: Item, now: Item, sel: string, depth: n
 export function pidfDiff(previous: string, current: string, version: number): string | undefined {
   checkVersion(version);
   if (previous === current) return undefined;
-  const prev = parsePresence(previous, 'previous');
-  const cur = parsePresence(current, 'current');
+  return pidfDiffPlan(parsePresence(previous, 'previous'), parsePresence(current, 'current'))?.(version);
+}
 
+/** A diff whose version is given when it is written: one plan serves every watcher of a change. */
+export type PidfDiffPlan = (version: number) => string;
+
+/**
+ * pidfDiff of two parsed documents, without its version: undefined where pidfDiff gives
+ * undefined (the caller compares the texts for "equal"), else the diff writer for any
+ * version. Whether the diff is smaller than the full document does not depend on the
+ * version: both carry the same version attribute.
+ */
+export function pidfDiffPlan(prev: PresenceTree, cur: PresenceTree): PidfDiffPlan | undefined {
   // What a diff of top-level children cannot express, or could express only ambiguously.
   if (nonDeclarationAttributes(prev.root) !== nonDeclarationAttributes(cur.root)) return undefined;
   const pb = prev.scope.bindings();
@@ -699,9 +742,13 @@ export function pidfDiff(previous: string, current: string, version: number): st
   diffChildren(w, w.root(), before, after, (old, now, sel) => encodeChange(w, old, now, sel, 0));
 
   if (w.ops.length === 0) return undefined;
-  const diff = w.document(version);
-  const full = fullDocument(cur.root, version);
-  return Buffer.byteLength(diff, 'utf8') < Buffer.byteLength(full, 'utf8') ? diff : undefined;
+  const diff = w.document(0);
+  const full = fullDocument(cur.root, 0);
+  if (Buffer.byteLength(diff, 'utf8') >= Buffer.byteLength(full, 'utf8')) return undefined;
+  return (version) => {
+    checkVersion(version);
+    return w.document(version);
+  };
 }
 
 /** Prefixes a subtree uses without declaring them ('' = the default namespace). */

@@ -647,6 +647,14 @@ export function parsePidf(body: string | Buffer, limits?: XmlLimits): PresenceDo
     if (e instanceof XmlError) throw new PidfError(xmlReason(e), { detail: e.message, cause: e });
     throw e;
   }
+  return pidfOfTree(root);
+}
+
+/**
+ * The presence document of an XML tree already parsed (or built from a parsed one, as content
+ * filters do), with parsePidf's checks. Throws {@link PidfError}. The tree is not changed.
+ */
+export function pidfOfTree(root: XmlElement): PresenceDoc {
   const rootScope = ROOT_SCOPE.child(root);
   const rn = rootScope.expand(root.name);
   if (rn.ns !== PIDF_NS || rn.local !== 'presence') {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type {
   Admission,
   NotifyContent,
@@ -18,7 +17,7 @@ import { serviceUriClaimProblem } from '../../xdm/usages/rls-services.js';
 import { mayAccess } from '../../xdm/xcap-access.js';
 import type { PresenceAuthorizer, PresenceGrant } from '../authorization.js';
 import { politeBlockDocument, serializePidf } from '../pidf/index.js';
-import { PIDF_DIFF_CONTENT_TYPE, pidfDiff, pidfFull } from '../pidf/pidf-diff.js';
+import { PIDF_DIFF_CONTENT_TYPE } from '../pidf/pidf-diff.js';
 import { PIDF_CONTENT_TYPE } from '../pidf-body.js';
 import type { PresenceState } from '../presence-state.js';
 import type { Presentities } from '../presentities.js';
@@ -222,7 +221,8 @@ export class ResourceListServer {
     const changed: MemberView[] = [];
     for (const v of views) {
       // a digest, not the document: the document itself is kept once, in the presence state's cache
-      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf === undefined ? '' : createHash('sha1').update(v.pidf).digest('base64url')}`;
+      // (hashed once per document, not per watcher)
+      const mark = `${v.state} ${v.reason ?? ''} ${v.pidf === undefined ? '' : this.deps.state.documents.of(v.pidf).hash}`;
       if (!ctx.fullState && told[v.member.uri] === mark) continue;
       told[v.member.uri] = mark;
       changed.push(v);
@@ -330,8 +330,12 @@ export class ResourceListServer {
         // partial PIDF against what this watcher holds of the member, when it takes it (RFC 5263)
         const previous = docs[v.member.uri];
         const memberVersion = (previous?.version ?? 0) + 1;
-        const diff = diffs && previous !== undefined ? pidfDiff(previous.pidf, v.pidf, memberVersion) : undefined;
-        const body = diff ?? (diffs ? pidfFull(v.pidf, memberVersion) : v.pidf);
+        // the member's document and the one held are each parsed once for all the list's watchers
+        const { documents } = this.deps.state;
+        const member = diffs ? documents.of(v.pidf) : undefined;
+        const diff =
+          member && previous !== undefined ? member.diffFrom(documents.of(previous.pidf), memberVersion) : undefined;
+        const body = diff ?? (member ? member.full(memberVersion) : v.pidf);
         held.push([v.member.uri, { pidf: v.pidf, version: memberVersion }]);
         parts.push({
           headers: [

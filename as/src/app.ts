@@ -519,6 +519,10 @@ export class ApplicationServer {
         metrics,
         log: log.child({ svc: 'conference' }),
         inChat,
+        // several instances: messages reach the legs the others hold over the change feed
+        ...(config.cluster.sharedStore
+          ? { relay: { publish: (c) => feed.publish(c), maxMessageBytes: () => config.conference.maxMessageBytes } }
+          : {}),
       });
       metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(
@@ -538,6 +542,7 @@ export class ApplicationServer {
           imPolicies,
           imActivity,
           conferences: conferencePackage,
+          focus,
           users,
           ...(welcome ? { welcome } : {}),
           dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -552,6 +557,8 @@ export class ApplicationServer {
         run: async () => {
           for (const dead of (await jobs.heartbeats?.dead()) ?? []) {
             await notifier.adopt(dead);
+            // its conference participants' MSRP legs died with it: they have left
+            await conferences.instanceGone(dead);
             await jobs.heartbeats?.forget(dead);
           }
         },

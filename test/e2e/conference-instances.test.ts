@@ -21,7 +21,7 @@ import { parseCpim } from '../../as/src/im/formats/cpim.js';
 import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
 
-const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
+const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'mallory', 'oscar'];
 const pw = (user: string) => `${user}-pw-confmulti`;
 const SHARED = {
   AS_SHARED_STORE: 'true',

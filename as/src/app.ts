@@ -499,6 +499,8 @@ export class ApplicationServer {
       // Conference focus (group chat): chat rooms, each participant's MSRP session ends at the switch
       const rooms = new ChatRooms(store, config.sip.domain, (name) => users.exists(name));
       await rooms.start();
+      // legs the roster says this instance holds died with its previous process (same node id)
+      await conferences.instanceGone(config.node.id);
       const focus = new ConferenceFocus({
         rooms,
         groups: new GroupDirectory(docs),

@@ -260,4 +260,20 @@ describe('group chat over two AS instances on one store', () => {
       );
     }
   });
+
+  it('the last instance killed and started again: its old participants are gone, so the conference has ended', async () => {
+    // nobody is left to adopt instance 0's work: only its own start can tell its legs are gone
+    await stack.stopInstance(0, 'SIGKILL');
+    await stack.startAs();
+    await eventually(
+      async () => (/^ims_as_isc_event_stream_up 1/m.test(await stack.instanceMetrics(0)) ? true : undefined),
+      10000,
+      'instance 0 stream up again',
+    );
+    const watch = await stack.sipp(
+      { name: 'conference-after-restart', xml: subscriberScenario({ event: 'conference', expectFinal: 404 }) },
+      { set: { user: 'alice', target: 'hall' }, args: ['-au', 'alice', '-ap', pw('alice')], timeoutMs: 20000 },
+    );
+    assert.equal(watch.exitCode, 0, `a watch of the hall is 404 (its conference ended):\n${watch.messages}`);
+  });
 });

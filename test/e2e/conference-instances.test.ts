@@ -185,6 +185,24 @@ describe('group chat over two AS instances on one store', () => {
       }
     }
 
+    // a late joiner (on whichever instance) gets the room's history once, whoever said it where
+    const said = senders.flatMap((s) => [1, 2, 3].map((k) => `${s.user} says ${k}`));
+    const late = await enter(USERS[joined.length]!, joined.length);
+    await late.peer.waitFor(`the replay at ${late.user} (instance ${late.instance})`, () =>
+      said.every((t) => cpimAt(late.peer).some((m) => m.content === t)),
+    );
+    await new Promise((res) => setTimeout(res, 1000));
+    for (const s of senders)
+      assert.deepEqual(
+        cpimAt(late.peer)
+          .map((m) => m.content)
+          .filter((t) => t.startsWith(`${s.user} says`)),
+        [1, 2, 3].map((k) => `${s.user} says ${k}`),
+        `${late.user} gets ${s.user}'s messages once each, in order, by replay`,
+      );
+    joined.push(late);
+    console.log(`late joiner: ${late.user}@instance${late.instance}`);
+
     // a private message across instances: from the first on instance 0 to the first on instance 1
     const [from, target] = [on(0)[0]!, on(1)[0]!];
     from.say(

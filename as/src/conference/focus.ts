@@ -139,6 +139,10 @@ export class ConferenceFocus {
     },
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
+    deps.metrics.describe(
+      'ims_as_conference_relay_refused_total',
+      'conference messages too large for the change feed: not relayed to other instances',
+    );
     deps.media.on('endpoint-message', (m) => this.settle('conference-message', this.onMessage(m)));
     // a message that cannot be fanned out is refused on MSRP (400 unreadable, 403 To naming nobody)
     deps.media.setEndpointVetter((m) => {
@@ -700,7 +704,11 @@ export class ConferenceFocus {
       this.deps.log.warn({ conference: conference.uri, bytes: msg.tooLarge }, 'conference: message too large to relay');
       return Promise.resolve();
     }
-    return relay.publish(msg);
+    // (never rejects: a feed that cannot take it must not keep the message from the legs here or the replay)
+    return relay.publish(msg).catch((err: unknown) => {
+      this.deps.metrics.count('ims_as_reaction_failures_total', { reaction: 'conference:relay' });
+      this.deps.log.error({ err, conference: conference.uri }, 'conference: message not relayed to other instances');
+    });
   }
 
   /** A message said on another instance: delivered to the legs this one holds in that conference. */

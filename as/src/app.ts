@@ -502,6 +502,8 @@ export class ApplicationServer {
       // Conference focus (group chat): chat rooms, each participant's MSRP session ends at the switch
       const rooms = new ChatRooms(store, config.sip.domain, (name) => users.exists(name));
       await rooms.start();
+      // legs the roster says this instance holds died with its previous process (same node id)
+      await conferences.instanceGone(config.node.id);
       const focus = new ConferenceFocus({
         rooms,
         groups: new GroupDirectory(docs),
@@ -523,6 +525,10 @@ export class ApplicationServer {
         log: log.child({ svc: 'conference' }),
         inChat,
         groupInvitees: (uri) => groupPolicy.membersToInvite(uri),
+        // several instances: messages reach the legs the others hold over the change feed
+        ...(config.cluster.sharedStore
+          ? { relay: { publish: (c) => feed.publish(c), maxMessageBytes: () => config.conference.maxMessageBytes } }
+          : {}),
       });
       metrics.gauge('ims_as_conference_participants', 'conference participants on this instance', () => focus.size);
       reactions = new Reactions(
@@ -542,6 +548,7 @@ export class ApplicationServer {
           imPolicies,
           imActivity,
           conferences: conferencePackage,
+          focus,
           users,
           ...(welcome ? { welcome } : {}),
           dropCredentials: async (user) => void (await kamailio.htableDelete('cred', user).catch(() => undefined)),
@@ -556,6 +563,8 @@ export class ApplicationServer {
         run: async () => {
           for (const dead of (await jobs.heartbeats?.dead()) ?? []) {
             await notifier.adopt(dead);
+            // its conference participants' MSRP legs died with it: they have left
+            await conferences.instanceGone(dead);
             await jobs.heartbeats?.forget(dead);
           }
         },

@@ -46,6 +46,14 @@ export interface ReactingParts {
   imActivity: ImActivity;
   /** The conference event package: NOTIFYs (or final ones) for a conference whose roster changed. */
   conferences: { conferenceChanged(uri: string): Promise<void> };
+  /**
+   * The conference focus: which participants other instances hold (for private messages and
+   * the join checks), and the messages said on other instances for the legs this one holds.
+   */
+  focus?: {
+    rosterChanged(uri: string): Promise<void>;
+    messageRelayed(msg: Extract<Change, { kind: 'conference-message' }>): Promise<void>;
+  };
   /** The first-registration message (absent when turned off). */
   welcome?: Welcome;
   /** The user directory's cache of user records. */
@@ -186,6 +194,11 @@ function declare(p: ReactingParts): Declarations {
     conference: [
       // the dialogs each instance holds: partial conference-info, or the final NOTIFY once it ended
       { name: 'conference-notify', where: 'everywhere', run: (c) => p.conferences.conferenceChanged(c.uri) },
+      { name: 'conference-seats', where: 'everywhere', run: (c) => p.focus?.rosterChanged(c.uri) },
+    ],
+    'conference-message': [
+      // the instance that took the SEND delivered to its own legs already; each other to its own
+      { name: 'conference-relay', where: 'everywhere', run: (c) => p.focus?.messageRelayed(c) },
     ],
   };
 }

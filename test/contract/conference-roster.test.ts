@@ -153,4 +153,64 @@ describe('conference roster on a shared embedded store', () => {
       /no conference/,
     );
   });
+  it('endIfEmpty: not while anyone is connected on another instance; then once, by the instance whose write ends it', async () => {
+    const [a, b] = instances as [Instance, Instance];
+    const uri = 'sip:split-room@example.com';
+    await a.roster.open({ _id: uri, kind: 'room', focusInstance: 'as-1' });
+    await a.roster.upsertParticipant(uri, participant('sip:ann@example.com', { instance: 'as-1', leg: 'k1' }));
+    await b.roster.upsertParticipant(uri, participant('sip:ben@example.com', { instance: 'as-2', leg: 'k2' }));
+    assert.deepEqual(
+      (await b.roster.get(uri))?.participants.map((p) => [p.uri, p.instance, p.leg]),
+      [
+        ['sip:ann@example.com', 'as-1', 'k1'],
+        ['sip:ben@example.com', 'as-2', 'k2'],
+      ],
+      'which instance holds each leg is in the roster',
+    );
+    // as-1's last participant leaves: as-2 still holds ben, the conference goes on
+    await a.roster.upsertParticipant(
+      uri,
+      participant('sip:ann@example.com', { status: 'disconnected', instance: 'as-1' }),
+    );
+    assert.equal(await a.roster.endIfEmpty(uri), false);
+    assert.equal((await b.roster.get(uri))?.endedAt, undefined);
+    // ben leaves; both instances ask at once: it ends once
+    await b.roster.upsertParticipant(
+      uri,
+      participant('sip:ben@example.com', { status: 'disconnected', instance: 'as-2' }),
+    );
+    const asked = await Promise.all([a.roster.endIfEmpty(uri), b.roster.endIfEmpty(uri)]);
+    assert.deepEqual(asked.filter(Boolean).length, 1, `one instance ended it: ${asked}`);
+    assert.ok((await a.roster.get(uri))?.endedAt instanceof Date);
+  });
+
+  it("instanceGone: a dead instance's participants leave as failed, the others stay; a conference left empty ends", async () => {
+    const [a, b] = instances as [Instance, Instance];
+    const mixed = 'sip:mixed@example.com';
+    const onlyDead = 'sip:only-dead@example.com';
+    await a.roster.open({ _id: mixed, kind: 'room', focusInstance: 'as-1' });
+    await a.roster.open({ _id: onlyDead, kind: 'adhoc', focusInstance: 'as-2' });
+    await a.roster.upsertParticipant(mixed, participant('sip:ann@example.com', { instance: 'as-1', leg: 'k1' }));
+    await b.roster.upsertParticipant(mixed, participant('sip:ben@example.com', { instance: 'as-2', leg: 'k2' }));
+    await b.roster.upsertParticipant(onlyDead, participant('sip:cat@example.com', { instance: 'as-2', leg: 'k3' }));
+    const before = (await a.roster.get(mixed))!.version;
+    const ended = await a.roster.instanceGone('as-2');
+    assert.deepEqual(ended, [onlyDead]);
+    const m = (await a.roster.get(mixed))!;
+    assert.equal(m.endedAt, undefined);
+    assert.equal(m.version, before + 1);
+    assert.deepEqual(
+      m.participants.map((p) => [p.uri, p.status, p.disconnectionMethod]),
+      [
+        ['sip:ann@example.com', 'connected', undefined],
+        ['sip:ben@example.com', 'disconnected', 'failed'],
+      ],
+    );
+    assert.ok(m.participants[1]!.leftAt instanceof Date);
+    const o = (await a.roster.get(onlyDead))!;
+    assert.ok(o.endedAt instanceof Date);
+    assert.equal(o.participants[0]!.status, 'disconnected');
+    assert.deepEqual(await a.roster.instanceGone('as-2'), [], 'adopting twice changes nothing');
+    assert.equal((await a.roster.get(mixed))!.version, before + 1);
+  });
 });

@@ -19,7 +19,26 @@ export type Change =
   /** A subscription to a resource began, changed state or ended: news for its watcher info. */
   | { kind: 'watchers'; event: string; resource: string }
   /** A conference's roster changed (a participant came, changed state or went; it ended). */
-  | { kind: 'conference'; uri: string };
+  | { kind: 'conference'; uri: string }
+  /**
+   * A message said in a conference, for the participants whose MSRP legs other instances hold
+   * (as/src/conference/relay.ts): the CPIM every recipient gets, bounded by the conference's
+   * largest message.
+   */
+  | {
+      kind: 'conference-message';
+      uri: string;
+      /** The instance that took the SEND (it delivered to its own legs at once). */
+      origin: string;
+      /** The sender's leg key (never a recipient). */
+      sender: string;
+      /** When the focus took it: a leg opened after it does not get it (replay has it). */
+      at: string;
+      /** Private: the legs it goes to; absent: every leg of the conference. */
+      to?: string[];
+      body: string;
+      isComposing: boolean;
+    };
 
 /** The key changes are ordered by: reactions to one resource never overtake each other. */
 export function resourceOf(c: Change): string {
@@ -38,5 +57,8 @@ export function resourceOf(c: Change): string {
       return `watchers:${c.event}:${c.resource}`;
     case 'conference':
       return `conference:${c.uri}`;
+    // a chain of its own: messages keep their order without waiting behind roster NOTIFYs
+    case 'conference-message':
+      return `conference-message:${c.uri}`;
   }
 }

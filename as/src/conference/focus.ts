@@ -33,6 +33,8 @@ import { referTarget, sipfrag } from './refer-to.js';
 import { markDeclined, membersToDial } from './group-dial-out.js';
 import { FOCUS_DIALOG_ALLOW, focusDialogDecision } from './focus-dialog-requests.js';
 import type { UacOutcome, UacRequest } from '../isc/uac.js';
+import type { Change } from '../cluster/changes.js';
+import { relayOf, relayTargets, type RelayedMessage } from './relay.js';
 
 /** A conference URI the focus serves: a provisioned chat room, or a pre-defined group of the XDMS. */
 export interface ConferenceTarget {
@@ -143,23 +145,25 @@ export class ConferenceFocus {
       inChat?: { enter(user: string): Promise<void>; leave(user: string): Promise<void> };
       /** Members a group's conference invites when it starts (its <invite-members>; group-dial-out.ts). */
       groupInvitees?: (groupUri: string) => Promise<string[]>;
+      /**
+       * Several instances: the change feed that carries messages to the legs other instances
+       * hold (relay.ts), and the largest message it may carry (conference.maxMessageBytes).
+       */
+      relay?: { publish(change: Change): Promise<void>; maxMessageBytes: () => number };
     },
   ) {
     deps.metrics.describe('ims_as_conference_participants_total', 'conference participants by step: joined, left');
+    deps.metrics.describe(
+      'ims_as_conference_relay_refused_total',
+      'conference messages too large for the change feed: not relayed to other instances',
+    );
     deps.media.on('endpoint-message', (m) => this.settle('conference-message', this.onMessage(m)));
     // a message that cannot be fanned out is refused on MSRP (400 unreadable, 403 To naming nobody)
     deps.media.setEndpointVetter((m) => {
       const sender = this.byKey.get(m.key);
       const conference = sender ? this.conferences.get(sender.conference) : undefined;
       if (!sender || !conference) return undefined;
-      const out = fanOut(
-        conference.uri,
-        sender,
-        [...conference.participants.values()],
-        m.contentType,
-        m.body,
-        new Date(),
-      );
+      const out = fanOut(conference.uri, sender, this.seatsOf(conference), m.contentType, m.body, new Date());
       return 'refuse' in out ? { code: out.code, comment: out.refuse } : undefined;
     });
     deps.media.on('endpoint-lost', (e) => this.settle('conference-media-lost', this.onMediaLost(e.key, e.reason)));
@@ -274,7 +278,8 @@ export class ConferenceFocus {
         },
       });
     const live = this.conferences.get(room.uri);
-    const present = live?.participants.size ?? 0;
+    if (!live) await this.rosterChanged(room.uri, true);
+    const present = (live?.participants.size ?? 0) + (this.remoteSeats.get(room.uri)?.length ?? 0);
     const verdict = await this.deps.policy.mayJoin(
       {
         uri: room.uri,
@@ -298,7 +303,7 @@ export class ConferenceFocus {
       const problem = nicknameProblem(nickname);
       if (problem)
         return reply(488, 'Not Acceptable Here', { warning: { agent: this.deps.domain.domain, text: problem } });
-      const taken = [...(live?.participants.values() ?? [])].some(
+      const taken = [...(live?.participants.values() ?? []), ...(this.remoteSeats.get(room.uri) ?? [])].some(
         (p) => p.nickname !== undefined && nicknameKey(p.nickname) === nicknameKey(nickname),
       );
       if (taken)
@@ -717,7 +722,7 @@ export class ConferenceFocus {
     const now = new Date();
     // its place in the room's kept messages, taken on arrival (see ChatRooms.sequenceOf)
     const seq = this.deps.rooms.sequenceOf(now);
-    const out = fanOut(conference.uri, sender, [...conference.participants.values()], m.contentType, m.body, now);
+    const out = fanOut(conference.uri, sender, this.seatsOf(conference), m.contentType, m.body, now);
     if ('refuse' in out) {
       this.deps.log.info(
         { conference: conference.uri, key: m.key, why: out.refuse },
@@ -725,6 +730,8 @@ export class ConferenceFocus {
       );
       return;
     }
+    // the other instances' legs: published before any await, so the feed keeps the sender's order
+    const relayed = this.relayToOthers(conference, sender, out, now);
     const body = Buffer.from(out.body);
     if (!out.isComposing) {
       sender.sent.messages++;
@@ -732,17 +739,8 @@ export class ConferenceFocus {
       conference.messages++;
       conference.bytes += m.body.length;
     }
-    await Promise.all(
-      out.to.map(async (key) => {
-        const r = this.byKey.get(key);
-        if (!r) return;
-        if (!out.isComposing) {
-          r.received.messages++;
-          r.received.bytes += body.length;
-        }
-        await this.deps.media.deliver(key, { contentType: CPIM_CONTENT_TYPE, body });
-      }),
-    );
+    await this.deliverHere(out.to, body, out.isComposing);
+    await relayed;
     // said to the room (not private, not a typing indication): kept for the next joiners
     if (conference.kind === 'room' && !out.private && !out.isComposing)
       await this.deps.rooms.remember(
@@ -751,6 +749,89 @@ export class ConferenceFocus {
         this.deps.replayMessages(),
         seq,
       );
+  }
+
+  /** Delivers one CPIM to the legs this instance holds among `keys`, tallying what each received. */
+  private async deliverHere(keys: readonly string[], body: Buffer, isComposing: boolean): Promise<void> {
+    await Promise.all(
+      keys.map(async (key) => {
+        const r = this.byKey.get(key);
+        if (!r) return;
+        if (!isComposing) {
+          r.received.messages++;
+          r.received.bytes += body.length;
+        }
+        await this.deps.media.deliver(key, { contentType: CPIM_CONTENT_TYPE, body });
+      }),
+    );
+  }
+
+  /** Everyone in the conference as the fan-out sees them: the legs here and those other instances hold. */
+  private seatsOf(conference: LiveConference): Seat[] {
+    return [...conference.participants.values(), ...(this.remoteSeats.get(conference.uri) ?? [])];
+  }
+
+  /** Participants whose legs other instances hold, by conference (from the roster; refreshed on its changes). */
+  private readonly remoteSeats = new Map<string, Seat[]>();
+
+  /**
+   * The roster of a conference changed (a 'conference' change, from any instance): refreshes
+   * who other instances hold, for the conferences this one has legs in (or is about to).
+   */
+  async rosterChanged(uri: string, joining = false): Promise<void> {
+    const get = this.deps.roster?.get;
+    if (!get || !this.deps.relay || (!joining && !this.conferences.has(uri))) return;
+    const c = await get.call(this.deps.roster, uri);
+    const seats = (c && !c.endedAt ? c.participants : [])
+      .filter((p) => p.status === 'connected' && p.instance !== undefined && p.instance !== this.deps.instance)
+      .map((p) => ({
+        key: p.leg ?? `${p.instance}:${p.uri}`,
+        uri: p.uri,
+        anonymous: p.anonymous,
+        ...(p.nickname !== undefined ? { nickname: p.nickname } : {}),
+      }));
+    if (seats.length > 0 && (joining || this.conferences.has(uri))) this.remoteSeats.set(uri, seats);
+    else this.remoteSeats.delete(uri);
+  }
+
+  /** Hands a message to the other instances (the change feed); alone, the feed is in memory and this costs nothing. */
+  private relayToOthers(
+    conference: LiveConference,
+    sender: Participant,
+    out: Exclude<ReturnType<typeof fanOut>, { refuse: string }>,
+    at: Date,
+  ): Promise<void> {
+    const relay = this.deps.relay;
+    if (!relay) return Promise.resolve();
+    const remoteKeys = new Set((this.remoteSeats.get(conference.uri) ?? []).map((s) => s.key));
+    const msg = relayOf(
+      out,
+      { conference: conference.uri, origin: this.deps.instance, sender: sender.key, at, remoteKeys },
+      relay.maxMessageBytes(),
+    );
+    if (!msg) return Promise.resolve();
+    if ('tooLarge' in msg) {
+      this.deps.metrics.count('ims_as_conference_relay_refused_total');
+      this.deps.log.warn({ conference: conference.uri, bytes: msg.tooLarge }, 'conference: message too large to relay');
+      return Promise.resolve();
+    }
+    // (never rejects: a feed that cannot take it must not keep the message from the legs here or the replay)
+    return relay.publish(msg).catch((err: unknown) => {
+      this.deps.metrics.count('ims_as_reaction_failures_total', { reaction: 'conference:relay' });
+      this.deps.log.error({ err, conference: conference.uri }, 'conference: message not relayed to other instances');
+    });
+  }
+
+  /** A message said on another instance: delivered to the legs this one holds in that conference. */
+  async messageRelayed(msg: RelayedMessage): Promise<void> {
+    if (msg.origin === this.deps.instance) return; // delivered when it was taken
+    const conference = this.conferences.get(msg.uri);
+    if (!conference) return;
+    const keys = relayTargets(
+      msg,
+      [...conference.participants.values()].map((p) => ({ key: p.key, joinedAt: p.joinedAt })),
+    );
+    await this.deliverHere(keys, Buffer.from(msg.body), msg.isComposing);
   }
 
   private async onMediaLost(key: string, reason: string): Promise<void> {
@@ -784,8 +865,13 @@ export class ConferenceFocus {
     await this.tellRoster(p, 'disconnected', end.how, end.at);
     await this.chargeParticipant(p, end);
     if (ended) {
-      await this.deps.roster?.end(conference.uri);
-      await this.chargeConference(conference, end.at);
+      this.remoteSeats.delete(conference.uri);
+      // with several instances the conference ends when nobody is left on any of them (once)
+      const roster = this.deps.roster;
+      const endedHere = roster?.endIfEmpty
+        ? await roster.endIfEmpty(conference.uri)
+        : (await roster?.end(conference.uri), true);
+      if (endedHere) await this.chargeConference(conference, end.at);
     }
   }
 
@@ -823,6 +909,8 @@ export class ConferenceFocus {
       joinedAt: p.joinedAt,
       ...(p.nickname !== undefined ? { nickname: p.nickname } : {}),
       ...(p.contact !== undefined ? { endpoint: p.contact } : {}),
+      instance: this.deps.instance,
+      leg: p.key,
       ...(how ? { disconnectionMethod: how } : {}),
       ...(at ? { leftAt: at } : {}),
     });

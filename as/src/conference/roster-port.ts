@@ -1,7 +1,11 @@
 import type { ConferenceRoster } from './roster.js';
 
-/** What the focus tells the conference roster (as/src/conference/roster.ts): its writes, no reads. */
-export type RosterPort = Pick<ConferenceRoster, 'open' | 'upsertParticipant' | 'end'>;
+/**
+ * What the focus tells the conference roster (as/src/conference/roster.ts): its writes, and
+ * (several instances) the conditional end and a read of who other instances hold.
+ */
+export type RosterPort = Pick<ConferenceRoster, 'open' | 'upsertParticipant' | 'end'> &
+  Partial<Pick<ConferenceRoster, 'endIfEmpty' | 'get'>>;
 
 /** The group policy's answer on a join (filled by the group-policy work; see docs/conference.md). */
 export type JoinVerdict = { allow: true } | { refuse: { code: number; reason: string } };

@@ -30,6 +30,10 @@ export interface ConferenceParticipant {
   leftAt?: Date;
   /** Who brought it in (REFER's Referred-By), for joining-info. */
   invitedBy?: string;
+  /** The AS instance (node id) that holds its MSRP leg: its messages come in and go out there. */
+  instance?: string;
+  /** Its leg's key at that instance (private messages name it). */
+  leg?: string;
 }
 
 export interface Conference {
@@ -47,6 +51,9 @@ export interface Conference {
   endedAt?: Date;
   participants: ConferenceParticipant[];
 }
+
+/** Statuses of a participant with a session (an MSRP leg) at some instance: the conference goes on for them. */
+const IN_SESSION = new Set<ConferenceParticipant['status']>(['connected', 'on-hold']);
 
 type StoredConference = Conference & Record<string, unknown>;
 
@@ -132,6 +139,61 @@ export class ConferenceRoster {
             ),
           },
     );
+  }
+
+  /**
+   * Ends the conference if nobody in it is connected any more, whichever instance held them:
+   * the instance whose last participant leaves asks, and only the one whose write ends it
+   * gets true (two instances emptying it at once end it once). A participant joining on
+   * another instance meanwhile keeps it going.
+   */
+  async endIfEmpty(uri: string): Promise<boolean> {
+    const now = new Date();
+    let endedHere = false;
+    await this.rewrite(uri, (c) => {
+      endedHere = false;
+      if (c.endedAt || c.participants.some((p) => IN_SESSION.has(p.status))) return undefined;
+      endedHere = true;
+      return {
+        endedAt: now,
+        participants: c.participants.map((p) =>
+          p.status === 'disconnected' ? p : { ...p, status: 'disconnected' as const, leftAt: p.leftAt ?? now },
+        ),
+      };
+    });
+    return endedHere;
+  }
+
+  /**
+   * A dead instance's participants: their MSRP legs died with it, so they have left
+   * (`failed`), and a conference nobody is left in ends. Run by the instance that adopts the
+   * dead one's work; returns the conferences it ended.
+   */
+  async instanceGone(instance: string): Promise<string[]> {
+    const live = await this.conferences.find({ endedAt: { $exists: false } });
+    const ended: string[] = [];
+    for (const c of live) {
+      if (!c.participants.some((p) => p.instance === instance && p.status !== 'disconnected')) continue;
+      const now = new Date();
+      const after = await this.rewrite(c._id, (current) => {
+        if (current.endedAt) return undefined;
+        const participants = current.participants.map((p) =>
+          p.instance === instance && p.status !== 'disconnected'
+            ? { ...p, status: 'disconnected' as const, disconnectionMethod: 'failed' as const, leftAt: now }
+            : p,
+        );
+        if (participants.every((p, i) => p === current.participants[i])) return undefined;
+        if (participants.some((p) => IN_SESSION.has(p.status))) return { participants };
+        return {
+          endedAt: now,
+          participants: participants.map((p) =>
+            p.status === 'disconnected' ? p : { ...p, status: 'disconnected' as const, leftAt: now },
+          ),
+        };
+      });
+      if (after?.endedAt && after.endedAt.getTime() === now.getTime()) ended.push(c._id);
+    }
+    return ended;
   }
 
   /**

@@ -43,6 +43,19 @@ describe('ownership tree', () => {
       /EADDRINUSE/,
     );
     assert.deepEqual(closed, ['charging', 'store']);
+    // the build's own error is what the caller gets, also when a close fails on the way
+    const second = new Owner(log, 'im');
+    second.own('switch', {
+      close: () => {
+        throw new Error('switch not stopped');
+      },
+    });
+    await assert.rejects(
+      second.building(async () => {
+        throw new Error('history index not created');
+      }),
+      /history index not created/,
+    );
     const failed = lines.find((l) => l.msg === 'start failed: closing what was built');
     assert.deepEqual(failed?.built, ['store', 'charging']);
     assert.throws(() => owner.own('late', { close: () => undefined }), /after its owner started closing/);
@@ -64,10 +77,10 @@ describe('ownership tree', () => {
       },
     });
     owner.own('intake', { close: () => void closed.push('intake') });
-    await owner.close();
+    await assert.rejects(owner.close(), /application: not closed cleanly: sampler, presence/);
     assert.deepEqual(closed, ['intake', 'store']);
     const failures = lines.filter((l) => l.msg === 'not closed cleanly; closing the others').map((l) => l.part);
-    assert.deepEqual(failures, ['sampler', 'presence']);
+    assert.deepEqual(failures, ['application/sampler', 'application/presence']);
   });
 
   it('a successful build keeps everything open', async () => {

@@ -34,7 +34,7 @@ import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import { contain } from '../util/contain.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
-import type { Subsystem } from './ownership.js';
+import { Owner, type Subsystem } from './ownership.js';
 
 export interface ImDeps {
   config: Pick<AsConfig, 'im' | 'msrp' | 'conference' | 'presence' | 'sip' | 'node'>;
@@ -78,10 +78,15 @@ export interface ImParts {
 
 /**
  * The IM server: pager mode, store-and-forward, session mode (the MSRP switch and the deferred
- * end point behind it) and the conference focus. Its close stops deliveries, lets group fan-outs
- * finish, closes the MSRP sessions and then the deferred end point (the switch connects to it).
+ * end point behind it) and the conference focus. Its close, last started first: the MSRP
+ * sessions (their deferred messages still stored), then the deferred end point the switch
+ * connected to, then the group fan-outs in flight, then store-and-forward's deliveries.
  */
-export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
+export function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
+  return new Owner(deps.log, 'im').building((own) => buildIm(deps, own));
+}
+
+async function buildIm(deps: ImDeps, own: Owner): Promise<Subsystem<ImParts>> {
   const { config, log, metrics, store, jobs, charging, uac, kamailio, core, users, domain, registrations, docs } = deps;
   const { publications, presenceState, conferences } = deps;
   // IM Server: participating, controlling and deferred-messaging functions
@@ -120,6 +125,7 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
   });
   await history.start();
   await forward.start();
+  own.own('store-and-forward', { close: () => forward.stop() });
   // per-user flood limits, one counter per user and minute shared by every instance
   const rateLimits = new UserRateLimits({
     store,
@@ -156,6 +162,7 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
     log: imLog,
     rateLimits,
   });
+  own.own('pager', { close: () => pager.drain() });
   const welcome = config.im.welcome
     ? new Welcome({ store, docs, messenger, xcapRoot: deps.xcapRoot, nodeId: config.node.id, log: imLog })
     : undefined;
@@ -164,6 +171,8 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
   if (config.im.deferredSessions) {
     deferredEndpoint = new DeferredEndpoint({ maxMessageBytes: config.im.maxMessageBytes, log: imLog });
     await deferredEndpoint.start();
+    // (closed after the switch: the switch's stop closes the connections it holds to it)
+    own.own('deferred-endpoint', { close: () => deferredEndpoint?.stop() });
   }
   // Session mode: INVITE with an MSRP offer, the media anchored at this instance
   const msrpSwitch = new MsrpSwitch({
@@ -178,12 +187,8 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
       ? { tls: { cert: readFileSync(config.msrp.tlsCert), key: readFileSync(config.msrp.tlsKey) } }
       : {}),
   });
-  try {
-    await msrpSwitch.start();
-  } catch (err) {
-    await deferredEndpoint?.stop();
-    throw err;
-  }
+  await msrpSwitch.start();
+  own.own('msrp-switch', { close: () => msrpSwitch.stop() });
   // in a chat: one-to-one sessions and conferences count together for the IM activity source
   const inChat = new InChat((user, state) => imActivity.imActivity(user, state, { expiresSeconds: 43_200 }));
   const sessions = new SessionService({
@@ -214,22 +219,12 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
     // (bounded by the dialog module's default_timeout, 12 h: a crash never leaves it for good)
     activity: (user, state) => (state === 'chat' ? inChat.enter(user) : inChat.leave(user)),
   });
+  // (closed before the switch: no interim record is written once the AS stops)
+  own.own('sessions', { close: () => sessions.stop() });
   metrics.gauge('ims_as_im_sessions_open', 'IM sessions anchored by this instance', () => sessions.size);
   // Conference focus (group chat): chat rooms, each participant's MSRP session ends at the switch
   const rooms = new ChatRooms(store, config.sip.domain, (name) => users.exists(name));
-  const close = async () => {
-    await forward.stop();
-    await pager.drain();
-    await msrpSwitch.stop();
-    // (after the switch: its stop closes the connections it holds to this end point)
-    await deferredEndpoint?.stop();
-  };
-  try {
-    await rooms.start();
-  } catch (err) {
-    await close();
-    throw err;
-  }
+  await rooms.start();
   const focus = new ConferenceFocus({
     rooms,
     groups: new GroupDirectory(docs),
@@ -267,6 +262,6 @@ export async function startIm(deps: ImDeps): Promise<Subsystem<ImParts>> {
     sessions,
     rooms,
     focus,
-    close,
+    close: () => own.close(),
   };
 }

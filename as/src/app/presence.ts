@@ -26,7 +26,7 @@ import type { LocalDomain } from '../users/local-domain.js';
 import type { UserDirectory } from '../users/user-directory.js';
 import type { XdmDocuments } from '../xdm/document-store.js';
 import { XcapDiffPackage } from '../xdm/xcap-diff-package.js';
-import type { Subsystem } from './ownership.js';
+import { Owner, type Subsystem } from './ownership.js';
 
 export interface PresenceDeps {
   config: Pick<AsConfig, 'presence' | 'node'>;
@@ -69,7 +69,11 @@ export interface PresenceParts {
  * stops the publications' timers; it runs after the cluster's jobs stopped (they run the
  * sweeps, the dialog adoption and the back-end refreshes, `BackendSubscriptions`' only timer).
  */
-export async function startPresence(deps: PresenceDeps): Promise<Subsystem<PresenceParts>> {
+export function startPresence(deps: PresenceDeps): Promise<Subsystem<PresenceParts>> {
+  return new Owner(deps.log, 'presence').building((own) => buildPresence(deps, own));
+}
+
+async function buildPresence(deps: PresenceDeps, own: Owner): Promise<Subsystem<PresenceParts>> {
   const { config, log, metrics, store, feed, jobs, charging, uac, core, users, domain, registrations, docs } = deps;
   const notifier = new Notifier({
     store,
@@ -89,6 +93,7 @@ export async function startPresence(deps: PresenceDeps): Promise<Subsystem<Prese
   // Presence Server: publications, composition, authorization, watcher info
   const publications = new Publications(store, { log: log.child({ svc: 'presence' }), metrics });
   const armed = await publications.start();
+  own.own('publications', { close: () => publications.stop() });
   const authorizer = new PresenceAuthorizer(docs, config.presence.defaultSubHandling, (uri) => domain.canonical(uri));
   const presentities = new Presentities(users, config.presence.openDomain);
   // presence documents parsed once: the PUBLISH path's tree is the one composition uses
@@ -187,6 +192,17 @@ export async function startPresence(deps: PresenceDeps): Promise<Subsystem<Prese
   const conferencePackage = new ConferencePackage({ roster: conferences, domain, notifier: () => notifier });
   notifier.register(conferencePackage);
   await notifier.start();
+  own.own('notifier', {
+    close: async () => {
+      notifier.stop();
+      // the counts a restart would otherwise lose (and mark the subscriptions' records incomplete for)
+      await notifier
+        .saveState()
+        .catch((err: unknown) =>
+          log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'),
+        );
+    },
+  });
   jobs.add({ name: 'publication-expiry', everyMs: 10_000, run: () => publications.sweepExpired() }).add({
     name: 'dialog-adoption',
     everyMs: 5_000,
@@ -210,15 +226,6 @@ export async function startPresence(deps: PresenceDeps): Promise<Subsystem<Prese
     regPackage,
     conferences,
     conferencePackage,
-    close: async () => {
-      notifier.stop();
-      // the counts a restart would otherwise lose (and mark the subscriptions' records incomplete for)
-      await notifier
-        .saveState()
-        .catch((err: unknown) =>
-          log.error({ err }, 'subscription state not saved at stop: the next start marks their records incomplete'),
-        );
-      publications.stop();
-    },
+    close: () => own.close(),
   };
 }

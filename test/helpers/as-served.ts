@@ -1,5 +1,6 @@
 /**
- * What the AS serves, read from the text of as/src/app.ts: the ISC services it registers with
+ * What the AS serves, read from the text of its wiring (as/src/app.ts and as/src/app/*.ts, passed
+ * as one text): the ISC services it registers with
  * its dispatcher (IscService) and the event packages it registers with its notifier
  * (EventPackage). Every `.register(...)` argument is followed to the class it constructs and
  * the name that class gives itself. No I/O: the caller passes app.ts and a lookup of a class's
@@ -70,7 +71,7 @@ export function servedByApp(app: string, classSource: (cls: string) => string): 
     const declaration = new RegExp(`class ${cls}\\b[^{]*\\bimplements\\s+([\\w, ]+)\\{`).exec(source)?.[1] ?? '';
     if (/\bIscService\b/.test(declaration)) served.services.push(nameOf(cls, source, args));
     else if (/\bEventPackage\b/.test(declaration)) served.eventPackages.push(nameOf(cls, source, args));
-    else throw new Error(`${cls} (registered in app.ts) is neither an IscService nor an EventPackage`);
+    else throw new Error(`${cls} (registered in the wiring) is neither an IscService nor an EventPackage`);
   }
   return served;
 }

@@ -686,6 +686,21 @@ describe('IM sessions: the participating function on INVITE', () => {
     assert.equal(records.length, 6);
   });
 
+  it('writes no interim record once stopped (the AS stops charging after its sessions)', async (t) => {
+    mock.timers.enable({ apis: ['setInterval'] });
+    t.after(() => mock.timers.reset());
+    service = makeService(new Writable({ write: (_c, _e, done) => done() }), { interimRecordMs: 60_000 });
+    await established();
+    mock.timers.tick(60_000);
+    await new Promise((r) => setImmediate(r));
+    const before = records.filter((r) => r.outcome === 'interim').length;
+    assert.equal(before, 2, 'one interim record per role before the stop');
+    service.stop();
+    mock.timers.tick(180_000);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(records.filter((r) => r.outcome === 'interim').length, before);
+  });
+
   it('keeps text messages in the history of each party who keeps one (never is-composing), the caller anonymous when it asked', async () => {
     policies.set(BOB, { ...defaultImPolicy(), history: { enabled: true, maxMessages: 10, conversations: [] } });
     policies.set(ALICE, { ...defaultImPolicy(), history: { enabled: true, maxMessages: 10, conversations: [] } });

@@ -1,6 +1,7 @@
 /**
  * The trigger table of kamailio-cfg/kamailio.cfg (route ISC_TRIGGERS) against the AS it feeds:
- * every service a trigger sends requests to is one as/src/app.ts registers with its ISC
+ * every service a trigger sends requests to is one the AS's wiring (as/src/app.ts and the
+ * subsystem factories under as/src/app/) registers with its ISC
  * dispatcher, and every SUBSCRIBE event package a trigger sends to the AS, or route BAD_EVENT
  * advertises, is one a notifier package of the AS serves. A request Kamailio hands to a
  * service or package the AS lacks would only fail at run time, for that request.
@@ -15,7 +16,16 @@ import { advertisedEventPackages, packagesOfEventRegex, triggersOf } from '../he
 
 const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..');
 const cfg = readFileSync(join(ROOT, 'kamailio-cfg/kamailio.cfg'), 'utf8');
-const app = readFileSync(join(ROOT, 'as/src/app.ts'), 'utf8');
+// the wiring: app.ts and its subsystem factories, read as one text
+const app = [
+  join(ROOT, 'as/src/app.ts'),
+  ...readdirSync(join(ROOT, 'as/src/app'))
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map((f) => join(ROOT, 'as/src/app', f)),
+]
+  .map((f) => readFileSync(f, 'utf8'))
+  .join('\n');
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

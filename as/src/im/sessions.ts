@@ -729,6 +729,14 @@ export class SessionService {
     });
   }
 
+  /**
+   * A stop of the AS: the sessions' interim-record timers end (charging stops after this; the
+   * sessions themselves end with the MSRP switch's stop).
+   */
+  stop(): void {
+    for (const s of this.byKey.values()) if (s.interimTimer) clearInterval(s.interimTimer);
+  }
+
   /** Drops the session here and in the anchor; its counts as they were at the end. */
   private forget(s: LiveSession, reason: string) {
     if (s.interimTimer) clearInterval(s.interimTimer);

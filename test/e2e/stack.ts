@@ -100,6 +100,11 @@ export interface SippResult {
   elapsedMs: number;
 }
 
+/** sipp's first media port for a UA on `port`: 61000-65396, four ports per UA. */
+export function sippMediaPort(port: number): number {
+  return 61000 + (port % 1100) * 4;
+}
+
 export class TestStack {
   readonly dir: string;
   readonly secret = randomBytes(16).toString('hex');
@@ -418,11 +423,13 @@ export class TestStack {
       opts.localIp ?? this.ip,
       '-p',
       String(port),
-      // control port and the two media ports sipp always binds, clear of every SIP port
+      // control port and the media ports sipp always binds, clear of every SIP port; the media
+      // ports above the kernel's ephemeral range (32768-60999), where no outgoing connection
+      // can take them first (a CI run lost a test to "Unable to bind audio RTP socket")
       '-cp',
       String(port + 20000),
       '-mp',
-      String(30000 + (port % 5000) * 4),
+      String(sippMediaPort(port)),
       '-m',
       '1',
       '-nostdin',

@@ -79,48 +79,29 @@ export class ApplicationServer {
       );
       const { kamailio, uac, core } = own.own('sip', createSip({ config, log, metrics }));
       const { docs, xcapTls, xcapRoot } = own.own('xdm-documents', await openXdmDocuments({ config, store }));
-      const presence = own.own(
-        'presence',
-        await startPresence({
-          config,
-          log,
-          metrics,
-          store,
-          feed,
-          jobs,
-          charging,
-          uac,
-          core,
-          users,
-          domain,
-          registrations,
-          docs,
-          xcapRoot,
-        }),
-      );
+      // what the services build on, handed to each (each factory takes the part it declares)
+      const served = {
+        config,
+        log,
+        metrics,
+        store,
+        feed,
+        jobs,
+        charging,
+        uac,
+        kamailio,
+        core,
+        users,
+        domain,
+        registrations,
+        docs,
+        xcapRoot,
+      };
+      const presence = own.own('presence', await startPresence(served));
       const { notifier, publications, presenceState } = presence;
       const im = own.own(
         'im',
-        await startIm({
-          config,
-          log,
-          metrics,
-          store,
-          jobs,
-          feed,
-          charging,
-          uac,
-          kamailio,
-          core,
-          users,
-          domain,
-          registrations,
-          docs,
-          xcapRoot,
-          publications,
-          presenceState,
-          conferences: presence.conferences,
-        }),
+        await startIm({ ...served, publications, presenceState, conferences: presence.conferences }),
       );
       reactions = new Reactions(
         feed,

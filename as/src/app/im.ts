@@ -1,7 +1,4 @@
 import { readFileSync } from 'node:fs';
-import type { Charging } from '../charging/charging.js';
-import type { ChangeFeed } from '../cluster/change-feed.js';
-import type { SingletonJobs } from '../cluster/singleton-jobs.js';
 import type { AsConfig } from '../config/config.js';
 import { ChatRooms } from '../conference/chat-rooms.js';
 import { ConferenceFocus } from '../conference/focus.js';
@@ -22,39 +19,17 @@ import { SessionService } from '../im/sessions.js';
 import { StoreAndForward } from '../im/store-and-forward.js';
 import { Welcome } from '../im/welcome.js';
 import type { KamailioRpc } from '../isc/kamailio-rpc.js';
-import type { UacClient } from '../isc/uac.js';
 import { UserRateLimits } from '../limits/user-rate-limits.js';
-import type { Logger } from '../log/logger.js';
 import { MsrpSwitch } from '../msrp/switch.js';
-import type { Metrics } from '../ops/metrics.js';
 import type { PresenceState } from '../presence/presence-state.js';
 import type { Publications } from '../presence/publications.js';
-import type { Registrations } from '../registrations/registrations.js';
-import type { Store } from '../store/port.js';
-import type { LocalDomain } from '../users/local-domain.js';
-import type { UserDirectory } from '../users/user-directory.js';
 import { contain } from '../util/contain.js';
-import type { XdmDocuments } from '../xdm/document-store.js';
+import type { ServiceDeps } from './service-deps.js';
 import { Owner, type Subsystem } from './ownership.js';
 
-export interface ImDeps {
+export interface ImDeps extends ServiceDeps {
   config: Pick<AsConfig, 'im' | 'msrp' | 'conference' | 'presence' | 'sip' | 'node' | 'cluster'>;
-  log: Logger;
-  metrics: Metrics;
-  store: Store;
-  jobs: SingletonJobs;
-  /** The change feed: with several instances, conference messages travel on it to the others' legs. */
-  feed: ChangeFeed;
-  charging: Charging;
-  uac: UacClient;
   kamailio: KamailioRpc;
-  /** Kamailio's SIP address (contacts of the deferred-session and focus dialogs). */
-  core: URL;
-  users: UserDirectory;
-  domain: LocalDomain;
-  registrations: Registrations;
-  docs: XdmDocuments;
-  xcapRoot: string;
   /** Presence the IM server reads (store-and-forward's presence hint) and feeds (the IM activity source). */
   publications: Publications;
   presenceState: PresenceState;

@@ -1,14 +1,8 @@
-import type { Charging } from '../charging/charging.js';
-import type { ChangeFeed } from '../cluster/change-feed.js';
-import type { SingletonJobs } from '../cluster/singleton-jobs.js';
 import type { AsConfig } from '../config/config.js';
 import { ConferencePackage } from '../conference/conference-package.js';
 import { ConferenceRoster } from '../conference/roster.js';
 import { Notifier } from '../events/notifier.js';
 import { SubscriptionCharging } from '../events/subscription-charging.js';
-import type { UacClient } from '../isc/uac.js';
-import type { Logger } from '../log/logger.js';
-import type { Metrics } from '../ops/metrics.js';
 import { PresenceAuthorizer } from '../presence/authorization.js';
 import { PidfTrees } from '../presence/pidf-trees.js';
 import { PresencePackage } from '../presence/presence-package.js';
@@ -20,30 +14,12 @@ import { BackendSubscriptions } from '../presence/rls/backend.js';
 import { ResourceListServer } from '../presence/rls/list-server.js';
 import { WatcherInfoPackage } from '../presence/winfo-package.js';
 import { RegPackage } from '../registrations/reg-package.js';
-import type { Registrations } from '../registrations/registrations.js';
-import type { Store } from '../store/port.js';
-import type { LocalDomain } from '../users/local-domain.js';
-import type { UserDirectory } from '../users/user-directory.js';
-import type { XdmDocuments } from '../xdm/document-store.js';
 import { XcapDiffPackage } from '../xdm/xcap-diff-package.js';
+import type { ServiceDeps } from './service-deps.js';
 import { Owner, type Subsystem } from './ownership.js';
 
-export interface PresenceDeps {
+export interface PresenceDeps extends ServiceDeps {
   config: Pick<AsConfig, 'presence' | 'node'>;
-  log: Logger;
-  metrics: Metrics;
-  store: Store;
-  feed: ChangeFeed;
-  jobs: SingletonJobs;
-  charging: Charging;
-  uac: UacClient;
-  /** Kamailio's SIP address (the notifier's and the RLS's contacts). */
-  core: URL;
-  users: UserDirectory;
-  domain: LocalDomain;
-  registrations: Registrations;
-  docs: XdmDocuments;
-  xcapRoot: string;
 }
 
 export interface PresenceParts {

@@ -251,13 +251,7 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     const leg = session[side];
     if (leg.peerPath?.join(' ') === peer.path.join(' ')) return;
     leg.peerPath = peer.path.slice();
-    const old = leg.connection;
-    if (old) {
-      old.sessionIds.delete(leg.sessionId);
-      leg.connection = undefined;
-      if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old))
-        old.close('session moved to another path');
-    }
+    this.leaveConnection(leg);
     const asConnects = side === 'answerer' ? peer.setup !== 'active' : peer.setup === 'passive';
     if (asConnects) this.connectLegSafely(session, leg);
   }
@@ -312,15 +306,18 @@ export class MsrpSwitch extends TypedEmitter<SwitchEvents> {
     const leg = this.endpointsByKey.get(key);
     if (!leg || leg.peerPath.join(' ') === peer.path.join(' ')) return false;
     leg.peerPath = peer.path.slice();
-    const old = leg.connection;
-    if (old) {
-      old.sessionIds.delete(leg.sessionId);
-      leg.connection = undefined;
-      if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old))
-        old.close('session moved to another path');
-    }
+    this.leaveConnection(leg);
     if (peer.setup === 'passive') this.connectEndpoint(leg);
     return true;
+  }
+
+  /** A leg moved to another path leaves its connection, closed when no session is left on it. */
+  private leaveConnection(leg: { connection?: MsrpConnection; sessionId: string }): void {
+    const old = leg.connection;
+    if (!old) return;
+    old.sessionIds.delete(leg.sessionId);
+    leg.connection = undefined;
+    if (!old.closed && old.sessionIds.size === 0 && !this.isStreaming(old)) old.close('session moved to another path');
   }
 
   /** The AS opens the endpoint's connection, binds it with a bodiless SEND, and sends what waited. */

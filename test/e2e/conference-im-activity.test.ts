@@ -14,46 +14,19 @@ import { join } from 'node:path';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { subscriberScenario } from './scenario-builder.js';
-import type { MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
 import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
+import { callerPath as pathOf, msrpSend as send } from './conference-parties.js';
 
 const USERS = ['alice', 'bob', 'carol'];
 const pw = (user: string) => `${user}-pw-act`;
-const pathOf = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
 const IM_POLICY = (user: string) => `/xcap-root/org.ims-as.im-policy/users/sip:${user}@example.com/index`;
 const IM_POLICY_TYPE = 'application/vnd.ims-as.im-policy+xml';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The IM server's tuple as im-activity-pidf.ts writes it. */
 const IM_TUPLE = /<tuple id="im-activity">[\s\S]*?<\/tuple>/;
-
-let tids = 0;
-function send(to: string, from: string, body?: { type: string; text: string }): MsrpMessage {
-  const id = `ia${String(++tids).padStart(8, '0')}`;
-  const bytes = body ? Buffer.from(body.text) : undefined;
-  return {
-    head: {
-      kind: 'request',
-      tid: id,
-      method: 'SEND',
-      headers: [
-        { name: 'To-Path', value: to },
-        { name: 'From-Path', value: from },
-        { name: 'Message-ID', value: `m-${id}` },
-        ...(bytes
-          ? [
-              { name: 'Byte-Range', value: `1-${bytes.length}/${bytes.length}` },
-              { name: 'Content-Type', value: body!.type },
-            ]
-          : []),
-      ],
-    },
-    ...(bytes ? { body: bytes } : {}),
-    flag: '$',
-  };
-}
 
 /** NOTIFYs a sipp run received, in order: headers and body text each. */
 function notifies(messages: string): string[] {

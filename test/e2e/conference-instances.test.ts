@@ -15,11 +15,10 @@ import { join } from 'node:path';
 import { MsrpPeer } from '../integration/msrp-peer.js';
 import { assertValidConferenceInfo } from '../helpers/conference-info-schema.js';
 import { subscriberScenario } from './scenario-builder.js';
-import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
-import { parseCpim } from '../../as/src/im/formats/cpim.js';
 import { callerScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
+import { cpimAt, msrpSend as send } from './conference-parties.js';
 
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi', 'ivan', 'judy', 'mallory', 'oscar'];
 const pw = (user: string) => `${user}-pw-confmulti`;
@@ -29,42 +28,6 @@ const SHARED = {
   AS_LEASE_SECONDS: '3',
   MSRP_HOST: '127.0.0.1',
 };
-
-let tids = 0;
-function send(to: string, from: string, body?: { type: string; text: string }): MsrpMessage {
-  const id = `cm${String(++tids).padStart(8, '0')}`;
-  const bytes = body ? Buffer.from(body.text) : undefined;
-  return {
-    head: {
-      kind: 'request',
-      tid: id,
-      method: 'SEND',
-      headers: [
-        { name: 'To-Path', value: to },
-        { name: 'From-Path', value: from },
-        { name: 'Message-ID', value: `m-${id}` },
-        ...(bytes
-          ? [
-              { name: 'Byte-Range', value: `1-${bytes.length}/${bytes.length}` },
-              { name: 'Content-Type', value: body!.type },
-            ]
-          : []),
-      ],
-    },
-    ...(bytes ? { body: bytes } : {}),
-    flag: '$',
-  };
-}
-
-function cpimAt(peer: MsrpPeer) {
-  return peer
-    .requests('SEND')
-    .filter((m) => m.body && m.body.length > 0)
-    .map((m) => {
-      assert.equal(headerValue(m.head, 'Content-Type'), 'message/cpim');
-      return parseCpim(m.body!.toString());
-    });
-}
 
 interface Joined {
   user: string;

@@ -14,54 +14,14 @@ import { MsrpPeer } from '../integration/msrp-peer.js';
 import { XcapClient } from '../helpers/xcap-client.js';
 import { assertValidConferenceInfo } from '../helpers/conference-info-schema.js';
 import { subscriberScenario } from './scenario-builder.js';
-import { headerValue, type MsrpMessage } from '../../as/src/msrp/message.js';
+import { headerValue } from '../../as/src/msrp/message.js';
 import { parseMsrpMedia } from '../../as/src/msrp/sdp.js';
-import { parseCpim } from '../../as/src/im/formats/cpim.js';
 import { callerScenario, calleeScenario, sdpAfter } from './msrp-session-scenarios.js';
 import { TestStack, eventually, portsFrom } from './stack.js';
+import { callerPath as pathOf, cpimAt, msrpSend as send } from './conference-parties.js';
 
 const USERS = ['alice', 'bob', 'carol', 'dave', 'erin'];
 const pw = (user: string) => `${user}-pw-1`;
-/** The a=path each sipp participant puts in its SDP (msrp-session-scenarios.ts), with a port of its own. */
-const pathOf = (port: number) => `msrp://127.0.0.1:${port}/caller-session;tcp`;
-
-let tids = 0;
-/** A whole SEND (or a bodiless one that only binds the connection). */
-function send(to: string, from: string, body?: { type: string; text: string }): MsrpMessage {
-  const id = `tx${String(++tids).padStart(8, '0')}`;
-  const bytes = body ? Buffer.from(body.text) : undefined;
-  return {
-    head: {
-      kind: 'request',
-      tid: id,
-      method: 'SEND',
-      headers: [
-        { name: 'To-Path', value: to },
-        { name: 'From-Path', value: from },
-        { name: 'Message-ID', value: `m-${id}` },
-        ...(bytes
-          ? [
-              { name: 'Byte-Range', value: `1-${bytes.length}/${bytes.length}` },
-              { name: 'Content-Type', value: body!.type },
-            ]
-          : []),
-      ],
-    },
-    ...(bytes ? { body: bytes } : {}),
-    flag: '$',
-  };
-}
-
-/** The CPIM messages a peer received, parsed. */
-function cpimAt(peer: MsrpPeer) {
-  return peer
-    .requests('SEND')
-    .filter((m) => m.body && m.body.length > 0)
-    .map((m) => {
-      assert.equal(headerValue(m.head, 'Content-Type'), 'message/cpim');
-      return parseCpim(m.body!.toString());
-    });
-}
 
 /**
  * The conference's owner in sipp: joins like callerScenario, then sends a REFER with
